@@ -1,0 +1,183 @@
+import Attend
+import Foundation
+
+/// Wall-clock seconds of `body`, repeated: `warmup` uncounted runs, then at least `minReps`
+/// runs and at least `minSeconds` in total (capped at `maxReps`). Returns every counted time.
+func measure(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000, _ body: () -> Void) -> [Double] {
+    for _ in 0..<warmup { body() }
+    var times: [Double] = []
+    var total = 0.0
+    while times.count < minReps || (total < minSeconds && times.count < maxReps) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        times.append(dt)
+        total += dt
+    }
+    return times
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// A seeded generator so every run benchmarks the same data.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
+    var rng = SplitMix64(state: seed)
+    return Tensor(shape: shape, generating: { _ in Float.random(in: -1...1, using: &rng) })
+}
+
+struct Bench {
+    let options: BenchOptions
+    let variant = Compute.default.backend
+    var peak1 = 0.0  // single-thread FMA peak, GFLOP/s
+    var peakN = 0.0  // all-threads FMA peak
+
+    init(options: BenchOptions) { self.options = options }
+
+    var variantName: String {
+        if case .native(let v) = variant { return v.rawValue }
+        return variant.description
+    }
+
+    func progress(_ s: String) { stderr(s) }
+
+    /// One result: a JSON line with `--json`, otherwise a table row.
+    func emit(_ fields: [(String, Any)], row: String) {
+        if options.json {
+            let body = fields.map { key, value -> String in
+                let v: String
+                switch value {
+                case let d as Double: v = d.isFinite ? String(format: "%.6g", d) : "null"
+                case let i as Int: v = String(i)
+                case let b as Bool: v = b ? "true" : "false"
+                default:
+                    let s = "\(value)".replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                    v = "\"\(s)\""
+                }
+                return "\"\(key)\": \(v)"
+            }
+            out("{" + body.joined(separator: ", ") + "}")
+        } else if !row.isEmpty {
+            out(row)
+        }
+    }
+
+    mutating func run() {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if !options.json {
+            out("Attend bench — variant \(variantName), \(cores) active cores, multi-thread rows use \(options.threads) threads")
+            if case .native(let v) = variant { out("GEMM micro-kernel: \(v.gemmMicroKernelName)") }
+        }
+        if case .native(let v) = variant {
+            progress("measuring the FMA peak...")
+            peak1 = v.measureFMAPeak(threads: 1)
+            peakN = v.measureFMAPeak(threads: options.threads)
+            emit(
+                [("name", "fma peak"), ("variant", v.rawValue), ("threads", 1), ("gflops", peak1), ("peak_gflops", peak1), ("ms", 0.0)],
+                row: String(format: "FMA peak (%@): %.1f GFLOP/s on 1 thread, %.1f on %d threads", v.rawValue, peak1, peakN, options.threads))
+        }
+        if options.wants("parallel") { parallelRegion() }
+        if options.wants("gemm") { gemm() }
+        if options.wants("softmax") { softmaxBandwidth() }
+        if options.wants("attention") { attention() }
+    }
+
+    /// Cost of one parallel region over all threads: an empty one (the caller may run every
+    /// item itself), and a "rendezvous" region whose items each wait until all `threads`
+    /// items have started, so every worker must wake up and take part: the real fork-join
+    /// latency. Both warm (back to back) and after 50 ms idle (workers asleep).
+    func parallelRegion() {
+        let threads = options.threads
+        guard threads > 1 else { return }
+        let warmEmpty = measure(warmup: 100, minReps: 2000, minSeconds: 0.1) { parallelFor(threads, threads: threads) { _ in } }
+        let counter = Rendezvous()
+        let rendezvous = { counter.run(threads: threads) }
+        let warmJoin = measure(warmup: 100, minReps: 2000, minSeconds: 0.1, rendezvous)
+        var cold: [Double] = []
+        for _ in 0..<5 {
+            usleep(50_000)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            rendezvous()
+            cold.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+        }
+        let e = median(warmEmpty) * 1e6, w = median(warmJoin) * 1e6, c = median(cold) * 1e6
+        emit([("name", "parallel region empty"), ("threads", threads), ("us", e), ("ms", e / 1000)],
+             row: String(format: "parallel region, %d threads: empty %.2f µs; every thread joining %.2f µs warm, %.0f µs after 50 ms idle (medians)", threads, e, w, c))
+        emit([("name", "parallel region rendezvous warm"), ("threads", threads), ("us", w), ("ms", w / 1000)], row: "")
+        emit([("name", "parallel region rendezvous after idle"), ("threads", threads), ("us", c), ("ms", c / 1000)], row: "")
+        if counter.timedOut { stderr("bench: warning: a rendezvous region timed out (a worker never joined)") }
+    }
+
+    func gemm() {
+        var shapes: [(String, Int, Int, Int)] = [512, 1024, 2048, 4096].map { ("gemm \($0)^3", $0, $0, $0) }
+        shapes += [
+            ("gemm 4096x512x512 (QKV/out proj)", 4096, 512, 512),
+            ("gemm 4096x2048x512 (FFN up)", 4096, 2048, 512),
+            ("gemm 4096x512x2048 (FFN down)", 4096, 512, 2048),
+        ]
+        if options.quick { shapes = shapes.filter { $0.1 <= 1024 } }
+        if !options.json {
+            out("\nSGEMM C = A·Bᵀ (B stored [N, K] like a PyTorch weight), float32, \(variantName)")
+            out("name                                 threads        ms    GFLOP/s  % of peak")
+        }
+        let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
+        for (name, m, n, k) in shapes {
+            progress("\(name)...")
+            let a = randomTensor([m, k], seed: 1), b = randomTensor([n, k], seed: 2)
+            var c = Tensor.zeros([m, n])
+            for t in threadCounts {
+                let compute = Compute.default.with(threads: t)
+                let flops = 2.0 * Double(m) * Double(n) * Double(k)
+                let times = measure(warmup: 1, minReps: options.quick ? 2 : 5, minSeconds: options.quick ? 0.2 : 1.0) {
+                    c.gemm(a, b, transposeB: true, compute: compute)
+                }
+                let s = median(times)
+                let gf = flops / s * 1e-9
+                let peak = t == 1 ? peak1 : peakN
+                emit(
+                    [("name", name), ("variant", variantName), ("threads", t), ("m", m), ("n", n), ("k", k), ("ms", s * 1e3),
+                     ("gflops", gf), ("peak_gflops", peak), ("reps", times.count)],
+                    row: pad(name, 36) + String(format: " %7d %9.2f %10.1f %9.1f%%", t, s * 1e3, gf, peak > 0 ? gf / peak * 100 : 0))
+            }
+        }
+    }
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+}
+
+/// Items that wait for each other: every item of a region increments `arrived` and spins until
+/// all have arrived (or 1 s passes), so a region completes only when every thread took part.
+final class Rendezvous: @unchecked Sendable {
+    private let lock = NSLock()
+    private var arrived = 0
+    private(set) var timedOut = false
+
+    func run(threads: Int) {
+        lock.withLock { arrived = 0 }
+        parallelFor(threads, threads: threads) { _ in
+            self.lock.withLock { self.arrived += 1 }
+            let start = DispatchTime.now().uptimeNanoseconds
+            while self.lock.withLock({ self.arrived }) < threads {
+                if DispatchTime.now().uptimeNanoseconds - start > 1_000_000_000 {
+                    self.lock.withLock { self.timedOut = true }
+                    return
+                }
+            }
+        }
+    }
+}

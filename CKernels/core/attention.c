@@ -1,0 +1,162 @@
+/*
+ * Fused attention driver (portable): tiling, packing and the output transpose live here; the
+ * arithmetic runs on each variant's GEMM micro-kernel and online-softmax step.
+ *
+ * For one head and a block of Br = panels * nr queries, the kernel walks key blocks of Bc keys
+ * and never forms more than a Bc x Br tile of scores:
+ *
+ *   S^T (Bc x Br)  = K_blk (Bc x D) * (scale Q_blk)^T      micro-kernel, kc = D
+ *   online softmax over S^T's rows, vectors across queries  (m, l per query; corr rescales O)
+ *   O^T (D x Br)  += V_blk^T (D x Bc) * P^T (Bc x Br)       micro-kernel, kc = Bc
+ *
+ * Transposing the problem makes every operand land in the micro-kernel's packed layouts
+ * without a copy: the packed keys are "A" panels (mr keys x D), the scaled queries are "B"
+ * panels (D x nr), the score tile written with ldc = nr *is* the packed "B" panel of P^T for
+ * the second product, and V^T packs into "A" panels of mr dimensions by copying mr
+ * contiguous floats per key. Softmax vectors run across queries, so a row max is a plain
+ * vector max and each key's padding or causal mask is a per-row broadcast or compare.
+ *
+ *   workspace (per call):  Qp [panels][D][nr] | S [panels][Bc][nr] | Ot [panels][Dp][nr] | m,l,corr [Br]
+ *   packed K/V (per head): K [Skp/mr][D][mr]   | V^T [Dp/mr][Skp][mr]      (Skp, Dp: multiples of mr)
+ */
+#include "ck_internal.h"
+
+#include <string.h>
+
+static inline size_t ck_rup(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+size_t ck_f32_attention_query_block(const ck_kernels *k) {
+    return (size_t)k->attn_query_panels * (size_t)k->gemm.nr;
+}
+
+/* Offset (floats) of V^T inside a packed head: after K, rounded up to 64 bytes. */
+static size_t ck_vt_offset(const ck_kernels *k, size_t seq_k, size_t head_dim) {
+    return ck_rup(ck_rup(seq_k, (size_t)k->gemm.mr) * head_dim, CK_ALIGN / sizeof(float));
+}
+
+size_t ck_f32_attention_packed_kv_size(const ck_kernels *k, size_t seq_k, size_t head_dim) {
+    const size_t mr = (size_t)k->gemm.mr;
+    return ck_vt_offset(k, seq_k, head_dim) + ck_rup(head_dim, mr) * ck_rup(seq_k, mr);
+}
+
+size_t ck_f32_attention_rel_bias_length(const ck_kernels *k, size_t seq_q, size_t seq_k) {
+    return ck_rup(seq_q ? seq_q : 1, ck_f32_attention_query_block(k)) + (seq_k ? seq_k : 1) - 1;
+}
+
+size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim) {
+    const size_t nr = (size_t)k->gemm.nr, panels = (size_t)k->attn_query_panels;
+    const size_t dp = ck_rup(head_dim, (size_t)k->gemm.mr);
+    return panels * nr * (head_dim + (size_t)k->attn_key_block + dp + 3);
+}
+
+void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim,
+                              const float *keys, size_t ldk, const float *values, size_t ldv,
+                              float *packed) {
+    const size_t mr = (size_t)k->gemm.mr, D = head_dim;
+    const size_t skp = ck_rup(seq_k, mr), dp = ck_rup(D, mr);
+    /* Keys: panel p holds keys p*mr ..< p*mr+mr, column d = those keys' d-th component. */
+    float *kp = packed;
+    for (size_t p = 0; p < skp / mr; p++) {
+        float *dst = kp + p * D * mr;
+        for (size_t i = 0; i < mr; i++) {
+            const size_t j = p * mr + i;
+            if (j < seq_k) {
+                const float *src = keys + j * ldk;
+                for (size_t d = 0; d < D; d++) dst[d * mr + i] = src[d];
+            } else {
+                for (size_t d = 0; d < D; d++) dst[d * mr + i] = 0.0f;
+            }
+        }
+    }
+    /* Values transposed: panel q holds dimensions q*mr ..< q*mr+mr; column j = key j. */
+    float *vt = packed + ck_vt_offset(k, seq_k, D);
+    for (size_t q = 0; q < dp / mr; q++) {
+        float *dst = vt + q * skp * mr;
+        const size_t d0 = q * mr, width = D - d0 < mr ? D - d0 : mr;
+        for (size_t j = 0; j < skp; j++) {
+            float *col = dst + j * mr;
+            if (j < seq_k) {
+                memcpy(col, values + j * ldv + d0, width * sizeof(float));
+                for (size_t i = width; i < mr; i++) col[i] = 0.0f;
+            } else {
+                for (size_t i = 0; i < mr; i++) col[i] = 0.0f;
+            }
+        }
+    }
+}
+
+void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, size_t query0,
+                            size_t count, float *workspace) {
+    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t panels = (size_t)k->attn_query_panels, bc = (size_t)k->attn_key_block;
+    const size_t D = h->head_dim, dp = ck_rup(D, mr), skp = ck_rup(h->seq_k, mr);
+    const size_t np = (count + nr - 1) / nr; /* query panels in use */
+    float *qp = workspace;
+    float *sp = qp + panels * D * nr;
+    float *ot = sp + panels * bc * nr;
+    float *m = ot + panels * dp * nr;
+    float *l = m + panels * nr;
+    float *corr = l + panels * nr;
+    const float *pk = h->packed_kv;
+    const float *pvt = h->packed_kv + ck_vt_offset(k, h->seq_k, D);
+    const ck_f32_gemm_ukr_fn ukr = k->gemm_ukr;
+
+    /* Scaled queries as B panels: qp[jp][d][j] = scale * q[query0 + jp*nr + j][d]. */
+    for (size_t jp = 0; jp < np; jp++) {
+        float *dst = qp + jp * D * nr;
+        for (size_t j = 0; j < nr; j++) {
+            const size_t qi = jp * nr + j;
+            if (qi < count) {
+                const float *src = h->q + (query0 + qi) * h->ldq;
+                for (size_t d = 0; d < D; d++) dst[d * nr + j] = h->scale * src[d];
+            } else {
+                for (size_t d = 0; d < D; d++) dst[d * nr + j] = 0.0f;
+            }
+        }
+    }
+    for (size_t i = 0; i < np * nr; i++) {
+        m[i] = -__builtin_inff();
+        l[i] = 0.0f;
+    }
+    memset(ot, 0, np * dp * nr * sizeof(float));
+
+    /* Keys any query of this block can see: causal blocks past the last query are skipped. */
+    size_t kend = h->seq_k;
+    if (h->causal) {
+        const ptrdiff_t last = (ptrdiff_t)(query0 + count - 1) + h->causal_offset + 1;
+        kend = last <= 0 ? 0 : ((size_t)last < kend ? (size_t)last : kend);
+    }
+    for (size_t kb = 0; kb < kend; kb += bc) {
+        const size_t valid = kend - kb < bc ? kend - kb : bc;
+        const size_t rows = ck_rup(valid, mr);
+        /* S^T tile: key panels x query panels, each an mr x nr micro-tile. */
+        for (size_t ip = 0; ip < rows / mr; ip++) {
+            const float *a = pk + (kb / mr + ip) * D * mr;
+            for (size_t jp = 0; jp < np; jp++)
+                ukr(D, a, qp + jp * D * nr, sp + jp * bc * nr + ip * mr * nr, nr, 1.0f, 0.0f);
+        }
+        for (size_t jp = 0; jp < np; jp++) {
+            float *s = sp + jp * bc * nr, *c = corr + jp * nr, *o = ot + jp * dp * nr;
+            k->attn_softmax_step(rows, valid, s, m + jp * nr, l + jp * nr, c, kb, query0 + jp * nr, h);
+            /* Rescale the output where a query's running max moved (corr != 1). */
+            int moved = 0;
+            for (size_t j = 0; j < nr; j++) moved |= c[j] != 1.0f;
+            if (moved) {
+                for (size_t d = 0; d < dp; d++)
+                    for (size_t j = 0; j < nr; j++) o[d * nr + j] *= c[j];
+            }
+            /* O^T += V_blk^T * P^T. kb is a multiple of mr, so V^T columns start at kb. */
+            for (size_t dq = 0; dq < dp / mr; dq++)
+                ukr(rows, pvt + (dq * skp + kb) * mr, s, o + dq * mr * nr, nr, 1.0f, 1.0f);
+        }
+    }
+    /* o_i = O^T[:, i] / l_i (0 for a query that saw no key). */
+    for (size_t qi = 0; qi < count; qi++) {
+        const size_t jp = qi / nr, j = qi % nr;
+        const float li = l[jp * nr + j];
+        const float inv = li > 0.0f ? 1.0f / li : 0.0f;
+        const float *src = ot + jp * dp * nr + j;
+        float *dst = h->o + (query0 + qi) * h->ldo;
+        for (size_t d = 0; d < D; d++) dst[d] = src[d * nr] * inv;
+    }
+}

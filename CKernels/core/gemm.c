@@ -1,0 +1,166 @@
+/*
+ * SGEMM driver: the portable half of the BLIS structure. Loops, packing and edge tiles are
+ * here, written once; each ISA supplies only an MR x NR micro-kernel (ck_kernels.gemm_ukr).
+ *
+ *   for jc in 0..<n step nc                         B block: kc x nc     (L3)
+ *     for pc in 0..<k step kc        pack B block   -> panels of nr columns
+ *       for ic in 0..<m step mc      pack A block   -> panels of mr rows   (L2)
+ *         for jr in 0..<nc step nr                  B micro-panel kc x nr (L1)
+ *           for ir in 0..<mc step mr                A micro-panel mr x kc
+ *             micro-kernel: C[ir:ir+mr, jr:jr+nr] (+)= A panel * B panel
+ *
+ * Packed layouts (each panel zero-padded to a full mr or nr, so the micro-kernel only ever
+ * sees full tiles):
+ *
+ *   packed A, one panel per mr rows         packed B, one panel per nr columns
+ *   p=0: a00 a10 .. a(mr-1)0               p=0: b00 b01 .. b0(nr-1)
+ *   p=1: a01 a11 .. a(mr-1)1               p=1: b10 b11 .. b1(nr-1)
+ *   ...  (kc columns of mr floats)         ...  (kc rows of nr floats)
+ *
+ * Edge tiles (m or n not a multiple of mr / nr): the micro-kernel writes a full tile into an
+ * aligned stack buffer, and only the valid part is merged into C with alpha and beta. This is
+ * the one place edges are handled, for every ISA.
+ */
+#include "ck_internal.h"
+
+#include <string.h>
+
+#define CK_MAX_TILE 1024 /* floats; the largest mr*nr of any variant (14 x 32 = 448) fits */
+
+static inline size_t ck_min(size_t a, size_t b) { return a < b ? a : b; }
+static inline size_t ck_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+static inline float *ck_align(float *p) {
+    uintptr_t u = ((uintptr_t)p + (CK_ALIGN - 1)) & ~(uintptr_t)(CK_ALIGN - 1);
+    return (float *)u;
+}
+
+/* Block sizes trimmed to the problem, so small products need small workspaces. */
+static void ck_blocks(const ck_kernels *kern, size_t m, size_t n, size_t kdim, size_t *mc,
+                      size_t *nc, size_t *kc) {
+    const ck_gemm_blocking *g = &kern->gemm;
+    *mc = ck_min((size_t)g->mc, ck_round_up(m ? m : 1, (size_t)g->mr));
+    *nc = ck_min((size_t)g->nc, ck_round_up(n ? n : 1, (size_t)g->nr));
+    *kc = ck_min((size_t)g->kc, kdim ? kdim : 1);
+}
+
+size_t ck_f32_gemm_workspace(const ck_kernels *kern, size_t m, size_t n, size_t kdim) {
+    size_t mc, nc, kc;
+    ck_blocks(kern, m, n, kdim, &mc, &nc, &kc);
+    return mc * kc + nc * kc + 2 * (CK_ALIGN / sizeof(float));
+}
+
+/* Packs op(A)[i0 ..< i0+mcb, p0 ..< p0+kcb] into mr-row panels. */
+static void ck_pack_a(size_t mr, size_t mcb, size_t kcb, const float *a, size_t lda, int trans,
+                      size_t i0, size_t p0, float *dst) {
+    for (size_t ir = 0; ir < mcb; ir += mr) {
+        size_t rows = ck_min(mr, mcb - ir);
+        if (!trans) {
+            /* op(A)[i][p] = a[i*lda + p]: read each row contiguously, scatter by mr. */
+            for (size_t i = 0; i < rows; i++) {
+                const float *src = a + (i0 + ir + i) * lda + p0;
+                for (size_t p = 0; p < kcb; p++) dst[p * mr + i] = src[p];
+            }
+            for (size_t i = rows; i < mr; i++)
+                for (size_t p = 0; p < kcb; p++) dst[p * mr + i] = 0.0f;
+        } else {
+            /* op(A)[i][p] = a[p*lda + i]: each packed column is a contiguous run of A. */
+            for (size_t p = 0; p < kcb; p++) {
+                const float *src = a + (p0 + p) * lda + i0 + ir;
+                float *d = dst + p * mr;
+                memcpy(d, src, rows * sizeof(float));
+                for (size_t i = rows; i < mr; i++) d[i] = 0.0f;
+            }
+        }
+        dst += mr * kcb;
+    }
+}
+
+/* Packs op(B)[p0 ..< p0+kcb, j0 ..< j0+ncb] into nr-column panels. */
+static void ck_pack_b(size_t nr, size_t ncb, size_t kcb, const float *b, size_t ldb, int trans,
+                      size_t p0, size_t j0, float *dst) {
+    for (size_t jr = 0; jr < ncb; jr += nr) {
+        size_t cols = ck_min(nr, ncb - jr);
+        if (!trans) {
+            /* op(B)[p][j] = b[p*ldb + j]: each packed row is a contiguous run of B. */
+            for (size_t p = 0; p < kcb; p++) {
+                const float *src = b + (p0 + p) * ldb + j0 + jr;
+                float *d = dst + p * nr;
+                memcpy(d, src, cols * sizeof(float));
+                for (size_t j = cols; j < nr; j++) d[j] = 0.0f;
+            }
+        } else {
+            /* op(B)[p][j] = b[j*ldb + p] (weights stored [out, in]): read rows, scatter by nr. */
+            for (size_t j = 0; j < cols; j++) {
+                const float *src = b + (j0 + jr + j) * ldb + p0;
+                for (size_t p = 0; p < kcb; p++) dst[p * nr + j] = src[p];
+            }
+            for (size_t j = cols; j < nr; j++)
+                for (size_t p = 0; p < kcb; p++) dst[p * nr + j] = 0.0f;
+        }
+        dst += nr * kcb;
+    }
+}
+
+/* C = beta * C for the m x n block; beta == 0 writes zeros without reading C. */
+static void ck_scale_c(size_t m, size_t n, float beta, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0.0f) {
+            memset(row, 0, n * sizeof(float));
+        } else if (beta != 1.0f) {
+            for (size_t j = 0; j < n; j++) row[j] *= beta;
+        }
+    }
+}
+
+void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, size_t n,
+                 size_t kdim, float alpha, const float *a, size_t lda, const float *b,
+                 size_t ldb, float beta, float *c, size_t ldc, float *workspace) {
+    if (m == 0 || n == 0) return;
+    if (kdim == 0 || alpha == 0.0f) {
+        ck_scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    const size_t mr = (size_t)kern->gemm.mr, nr = (size_t)kern->gemm.nr;
+    size_t mc, nc, kc;
+    ck_blocks(kern, m, n, kdim, &mc, &nc, &kc);
+    float *pa = ck_align(workspace);
+    float *pb = ck_align(pa + mc * kc);
+    const ck_f32_gemm_ukr_fn ukr = kern->gemm_ukr;
+    _Alignas(CK_ALIGN) float tile[CK_MAX_TILE];
+
+    for (size_t jc = 0; jc < n; jc += nc) {
+        const size_t ncb = ck_min(nc, n - jc);
+        for (size_t pc = 0; pc < kdim; pc += kc) {
+            const size_t kcb = ck_min(kc, kdim - pc);
+            const float beta_p = pc == 0 ? beta : 1.0f; /* later k blocks accumulate */
+            ck_pack_b(nr, ncb, kcb, b, ldb, trans_b, pc, jc, pb);
+            for (size_t ic = 0; ic < m; ic += mc) {
+                const size_t mcb = ck_min(mc, m - ic);
+                ck_pack_a(mr, mcb, kcb, a, lda, trans_a, ic, pc, pa);
+                for (size_t jr = 0; jr < ncb; jr += nr) {
+                    const size_t nrb = ck_min(nr, ncb - jr);
+                    const float *bp = pb + jr * kcb;
+                    for (size_t ir = 0; ir < mcb; ir += mr) {
+                        const size_t mrb = ck_min(mr, mcb - ir);
+                        const float *ap = pa + ir * kcb;
+                        float *cij = c + (ic + ir) * ldc + jc + jr;
+                        if (mrb == mr && nrb == nr) {
+                            ukr(kcb, ap, bp, cij, ldc, alpha, beta_p);
+                            continue;
+                        }
+                        /* Edge tile: full tile into the buffer, merge the valid part. */
+                        ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
+                        for (size_t i = 0; i < mrb; i++) {
+                            float *crow = cij + i * ldc;
+                            const float *trow = tile + i * nr;
+                            for (size_t j = 0; j < nrb; j++)
+                                crow[j] = beta_p == 0.0f ? alpha * trow[j]
+                                                         : alpha * trow[j] + beta_p * crow[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+/*
+ * The SGEMM micro-kernel, written once with clang/GCC vector extensions and instantiated per
+ * ISA (x86/avx2, x86/avx512, arm/neon) inside that ISA's target-attribute region. The vector
+ * width and the tile are the instantiation's parameters; everything else is shared, so the
+ * AVX-512 instantiation can be checked by compiling the very same source for AVX2
+ * (ck_kernels_avx512_layout_on_avx2) on machines without AVX-512.
+ *
+ * Before including, define:
+ *   CK_UKR_NAME  function name, e.g. ck_f32_gemm_ukr_6x16__avx2
+ *   CK_VEC       vector type, float __attribute__((vector_size(4*CK_VL)))
+ *   CK_VL        lanes per vector
+ *   CK_MR        rows of the tile (broadcast from packed A)
+ *   CK_NV        vectors per tile row; NR = CK_NV * CK_VL (loaded from packed B)
+ *
+ * Register use: CK_MR*CK_NV accumulators + CK_NV B vectors + 1 broadcast must fit the file
+ * (16 ymm on AVX2, 32 zmm on AVX-512, 32 q on NEON).
+ *
+ *          packed B micro-panel (kc rows of NR)       C tile (MR x NR, registers)
+ *          p=0 [b b b b ... b]                        acc[0][0..NV)
+ *          p=1 [b b b b ... b]      a[p*MR+i] x  ->    ...
+ *          ...                                        acc[MR-1][0..NV)
+ *   packed A micro-panel: for each p, MR consecutive floats (column p of the A sliver).
+ */
+
+#define CK_NR (CK_NV * CK_VL)
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_elementwise_fma)
+#define CK_VFMA(x, y, z) __builtin_elementwise_fma((x), (y), (z))
+#endif
+#endif
+#ifndef CK_VFMA
+#define CK_VFMA(x, y, z) ((x) * (y) + (z))
+#endif
+/* Broadcast a scalar: x + (-0.0) is an exact identity, so it folds away and only the splat
+ * (vbroadcastss, or an embedded {1toN} operand on AVX-512) remains. (0.0 + x would not fold:
+ * it turns -0.0 into +0.0.) */
+#define CK_SPLAT(x) (-(CK_VEC){0} + (x))
+
+void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
+                 float beta) {
+    CK_VEC acc[CK_MR][CK_NV];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < CK_MR; i++) {
+#pragma clang loop unroll(full)
+        for (int j = 0; j < CK_NV; j++) acc[i][j] = (CK_VEC){0};
+    }
+    const CK_VEC *bv = (const CK_VEC *)__builtin_assume_aligned(b, sizeof(CK_VEC));
+    for (size_t p = 0; p < kc; p++) {
+        CK_VEC bp[CK_NV];
+#pragma clang loop unroll(full)
+        for (int j = 0; j < CK_NV; j++) bp[j] = bv[j];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < CK_MR; i++) {
+            CK_VEC ai = CK_SPLAT(a[i]);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < CK_NV; j++) acc[i][j] = CK_VFMA(ai, bp[j], acc[i][j]);
+        }
+        a += CK_MR;
+        bv += CK_NV;
+    }
+    /* Write back: C = alpha*acc + beta*C (beta == 0: C not read). Unaligned row access. */
+    if (beta == 0.0f) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < CK_MR; i++) {
+#pragma clang loop unroll(full)
+            for (int j = 0; j < CK_NV; j++) {
+                CK_VEC v = acc[i][j] * alpha;
+                __builtin_memcpy(c + (size_t)i * ldc + (size_t)j * CK_VL, &v, sizeof v);
+            }
+        }
+    } else {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < CK_MR; i++) {
+#pragma clang loop unroll(full)
+            for (int j = 0; j < CK_NV; j++) {
+                CK_VEC old;
+                float *cp = c + (size_t)i * ldc + (size_t)j * CK_VL;
+                __builtin_memcpy(&old, cp, sizeof old);
+                CK_VEC v = CK_VFMA(acc[i][j], CK_SPLAT(alpha), old * beta);
+                __builtin_memcpy(cp, &v, sizeof v);
+            }
+        }
+    }
+}
+
+#undef CK_NR

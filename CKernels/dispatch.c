@@ -1,0 +1,164 @@
+/*
+ * CPU detection and the kernel tables. Detection runs once (cpuid/XCR0 are pure, so a racing
+ * second detection computes the same answer); the tables themselves are const.
+ *
+ * x86-64: a variant is trusted only when cpuid reports the instructions AND the OS saves the
+ * registers they use (XCR0): AVX2 needs XMM|YMM state (bits 1,2), AVX-512 additionally
+ * opmask|ZMM_Hi256|Hi16_ZMM (bits 5,6,7). macOS enables AVX-512 state lazily, so there the
+ * kernel's own sysctl answer is used instead of XCR0. AArch64: NEON is architectural.
+ */
+#include "core/ck_internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__APPLE__) && (defined(__x86_64__) || defined(_M_X64))
+#include <sys/sysctl.h>
+#endif
+
+static const char *const ck_names[CK_VARIANT_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+
+const char *ck_variant_name(int variant) {
+    return variant >= 0 && variant < CK_VARIANT_COUNT ? ck_names[variant] : NULL;
+}
+
+int ck_variant_from_name(const char *name) {
+    if (!name) return -1;
+    for (int v = 0; v < CK_VARIANT_COUNT; v++)
+        if (strcmp(name, ck_names[v]) == 0) return v;
+    return -1;
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+
+static uint64_t ck_xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+#if defined(__APPLE__)
+static int ck_sysctl_flag(const char *name) {
+    int value = 0;
+    size_t size = sizeof value;
+    return sysctlbyname(name, &value, &size, NULL, 0) == 0 && value != 0;
+}
+#endif
+
+/* Bit mask of supported variants. */
+static int ck_detect(void) {
+    int mask = 1 << CK_VARIANT_SCALAR;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return mask;
+    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    if (!osxsave || !avx) return mask;
+    const uint64_t xcr0 = ck_xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return mask; /* OS does not save YMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return mask;
+    __cpuid_count(7, 0, a, b, c, d);
+    const int avx2 = (b >> 5) & 1;
+    const int avx512 = ((b >> 16) & 1) /* F */ && ((b >> 17) & 1) /* DQ */ &&
+                       ((b >> 30) & 1) /* BW */ && ((b >> 31) & 1) /* VL */;
+    if (avx2 && fma) mask |= 1 << CK_VARIANT_AVX2;
+#if defined(__APPLE__)
+    const int zmm_state = ck_sysctl_flag("hw.optional.avx512f");
+#else
+    const int zmm_state = (xcr0 & 0xE0) == 0xE0;
+#endif
+    if (avx2 && fma && avx512 && zmm_state) mask |= 1 << CK_VARIANT_AVX512;
+    return mask;
+}
+#elif defined(__aarch64__)
+static int ck_detect(void) { return (1 << CK_VARIANT_SCALAR) | (1 << CK_VARIANT_NEON); }
+#else
+static int ck_detect(void) { return 1 << CK_VARIANT_SCALAR; }
+#endif
+
+static atomic_int ck_supported_mask = 0; /* 0 = not yet detected (scalar is always set) */
+
+static int ck_mask(void) {
+    int m = atomic_load_explicit(&ck_supported_mask, memory_order_relaxed);
+    if (m == 0) {
+        m = ck_detect();
+        atomic_store_explicit(&ck_supported_mask, m, memory_order_relaxed);
+    }
+    return m;
+}
+
+int ck_variant_supported(int variant) {
+    return variant >= 0 && variant < CK_VARIANT_COUNT && ((ck_mask() >> variant) & 1);
+}
+
+int ck_variant_best(void) {
+    static const int order[] = {CK_VARIANT_AVX512, CK_VARIANT_AVX2, CK_VARIANT_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (ck_variant_supported(order[i])) return order[i];
+    return CK_VARIANT_SCALAR;
+}
+
+int ck_variant_initial(int *env_status) {
+    const char *env = getenv("ATTEND_VARIANT");
+    int status = 0, chosen = ck_variant_best();
+    if (env && *env) {
+        int v = ck_variant_from_name(env);
+        if (v < 0) status = -1;
+        else if (!ck_variant_supported(v)) status = -2;
+        else { status = 1; chosen = v; }
+    }
+    if (env_status) *env_status = status;
+    return chosen;
+}
+
+const ck_kernels *ck_kernels_get(int variant) {
+    if (!ck_variant_supported(variant)) return NULL;
+    switch (variant) {
+    case CK_VARIANT_SCALAR: return &ck_kernels_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+    case CK_VARIANT_AVX2: return &ck_kernels_avx2;
+    case CK_VARIANT_AVX512: return &ck_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+    case CK_VARIANT_NEON: return &ck_kernels_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+const ck_kernels *ck_kernels_avx512_layout_on_avx2(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return ck_variant_supported(CK_VARIANT_AVX2) ? &ck_kernels_avx512_layout_avx2 : NULL;
+#else
+    return NULL;
+#endif
+}
+
+int ck_build_optimized(void) {
+#if defined(__OPTIMIZE__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* ---------------------------------------------------------------- helpers for Swift */
+
+void ck_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+int64_t ck_atomic_load(const int64_t *cell) {
+    return atomic_load((const _Atomic int64_t *)cell);
+}
+void ck_atomic_store(int64_t *cell, int64_t value) { atomic_store((_Atomic int64_t *)cell, value); }
+int64_t ck_atomic_fetch_add(int64_t *cell, int64_t delta) {
+    return atomic_fetch_add((_Atomic int64_t *)cell, delta);
+}
+int ck_atomic_compare_exchange(int64_t *cell, int64_t expected, int64_t desired) {
+    return atomic_compare_exchange_strong((_Atomic int64_t *)cell, &expected, desired);
+}

@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+// Attend: transformers on the CPU. No package dependencies and no unsafeFlags: ISA-specific C
+// uses per-function target attributes and runtime dispatch, so any package can depend on
+// Attend by version.
+import PackageDescription
+
+let package = Package(
+    name: "Attend",
+    products: [
+        .library(name: "Attend", targets: ["Attend"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    targets: [
+        // The C kernels: dispatch.c, ref/, core/, x86/, arm/ under CKernels; public header in include/.
+        .target(
+            name: "CKernels",
+            path: ".",
+            sources: ["CKernels"],
+            publicHeadersPath: "include"
+        ),
+        .target(
+            name: "Attend",
+            dependencies: ["CKernels"],
+            path: "Sources/Attend"
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: ["Attend"],
+            path: "Benchmarks/bench"
+        ),
+        .target(
+            name: "AttendTestSupport",
+            dependencies: ["Attend"],
+            path: "Tests/AttendTestSupport"
+        ),
+        .testTarget(
+            name: "KernelTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/KernelTests"
+        ),
+        .testTarget(
+            name: "TensorTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/TensorTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,68 @@
+/// Attention the memory-hungry way, for comparison with the fused kernel: for each batch
+/// row and head, the full `seqQ x seqK` score matrix `Q Kᵀ` (one SGEMM), a row softmax over
+/// it, and `P V` (a second SGEMM). Supports the causal mask (with `queryStart`) but no
+/// padding or bias. Same shapes and result as ``scaledDotProductAttention(query:key:value:mask:bias:scale:layout:compute:)``.
+///
+/// Cost: `4 * batch * heads * seqQ * seqK * headDim` flops whether causal or not, and
+/// `seqQ * seqK` floats of scores (one head at a time).
+public func materializedAttention(
+    query: Tensor, key: Tensor, value: Tensor, causal: Bool = false, queryStart: Int = 0,
+    scale: Float? = nil, layout: AttentionLayout = .bshd, compute: Compute = .default
+) -> Tensor {
+    let p = AttentionProblem(query: query, key: key, value: value, mask: AttentionMask(causal: causal, queryStart: queryStart),
+                             bias: .none, scale: scale, layout: layout)
+    var out = Tensor.zeros(query.shape)
+    var scores = Tensor.zeros([p.seqQ, p.seqK])
+    let ld = p.rowStrideQ
+    for b in 0..<p.batch {
+        for h in 0..<p.heads {
+            let qOp = MatrixOperand(rows: p.seqQ, cols: p.headDim, ld: ld, transposed: false)
+            let kOp = MatrixOperand(rows: p.headDim, cols: p.seqK, ld: ld, transposed: true)
+            query.withUnsafeBufferPointer { q in
+                key.withUnsafeBufferPointer { k in
+                    scores.withUnsafeMutableBufferPointer { s in
+                        let qh = UnsafeBufferPointer(rebasing: q[p.offsetQ(b, h)...])
+                        let kh = UnsafeBufferPointer(rebasing: k[p.offsetK(b, h)...])
+                        gemm(alpha: p.scale, a: qh, qOp, b: kh, kOp, beta: 0, c: s, ldc: p.seqK, compute: compute)
+                    }
+                }
+            }
+            // Row softmax; a causal row i covers only its visible prefix, the rest is 0.
+            scores.withUnsafeMutableBufferPointer { s in
+                let base = s.baseAddress!
+                if !causal {
+                    switch compute.backend {
+                    case .native(let v):
+                        nativeSoftmaxRows(variant: v, rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0, threads: compute.threads)
+                    case .swiftSIMD:
+                        SwiftSIMDKernels.softmaxRows(rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0)
+                    }
+                    return
+                }
+                parallelFor(p.seqQ, threads: compute.threads) { i in
+                    let row = base + i * p.seqK
+                    let n = max(0, min(p.seqK, i + queryStart + 1))
+                    switch compute.backend {
+                    case .native(let v):
+                        nativeSoftmaxRows(variant: v, rows: 1, n: n, x: row, y: row, scale: 1, mask: nil, maskRowStride: 0, threads: 1)
+                    case .swiftSIMD:
+                        SwiftSIMDKernels.softmaxRows(rows: 1, n: n, x: row, y: row, scale: 1, mask: nil, maskRowStride: 0)
+                    }
+                    for j in n..<p.seqK { row[j] = 0 }
+                }
+            }
+            let pOp = MatrixOperand(rows: p.seqQ, cols: p.seqK, ld: p.seqK, transposed: false)
+            let vOp = MatrixOperand(rows: p.seqK, cols: p.headDim, ld: ld, transposed: false)
+            scores.withUnsafeBufferPointer { s in
+                value.withUnsafeBufferPointer { v in
+                    out.withUnsafeMutableBufferPointer { o in
+                        let vh = UnsafeBufferPointer(rebasing: v[p.offsetK(b, h)...])
+                        let oh = UnsafeMutableBufferPointer(rebasing: o[p.offsetQ(b, h)...])
+                        gemm(alpha: 1, a: s, pOp, b: vh, vOp, beta: 0, c: oh, ldc: ld, compute: compute)
+                    }
+                }
+            }
+        }
+    }
+    return out
+}

@@ -1,0 +1,166 @@
+internal import CKernels
+
+/// Packed K/V kept alive at once: heads are processed in waves whose packed copies fit in
+/// this budget, so extra memory stays O(seqK) per head and never grows with the head count.
+let attentionPackBudgetBytes = 64 << 20
+
+/// Runs the fused C attention kernel. Heads go in waves (see `attentionPackBudgetBytes`);
+/// within a wave each head's K and V are packed once (parallel over heads), then query
+/// blocks run in parallel over heads x blocks. Shapes and strides were validated by
+/// `AttentionProblem`; buffer extents follow from them.
+func fusedAttention(
+    _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
+    variant: KernelVariant, threads: Int
+) {
+    let kern = variant.kernels
+    let heads = p.batch * p.heads
+    if heads == 0 || p.seqQ == 0 { return }
+    let packedSize = ck_f32_attention_packed_kv_size(kern, p.seqK, p.headDim)
+    let headStride = (packedSize + 15) / 16 * 16  // keeps every head 64-byte aligned
+    let wave = max(1, min(heads, attentionPackBudgetBytes / max(1, headStride * 4)))
+    let packedKV = TensorStorage(uninitializedCount: wave * headStride)
+
+    // Key padding as an additive bias per batch row: 0 (attend) or -inf (padding).
+    var keyBias: TensorStorage? = nil
+    if let pad = p.mask.keyPadding {
+        let kb = TensorStorage(uninitializedCount: max(p.batch * p.seqK, 1))
+        for b in 0..<p.batch {
+            for j in 0..<p.seqK { kb.base[b * p.seqK + j] = pad[b][j] ? 0 : -.infinity }
+        }
+        keyBias = kb
+    }
+    // Relative-position bias per head as a table over (query - key), O(seqQ + seqK) floats.
+    let relLength = ck_f32_attention_rel_bias_length(kern, p.seqQ, p.seqK)
+    let relZero = max(p.seqK, 1) - 1
+    var relBias: TensorStorage? = nil
+    if !p.bias.isNone {
+        let rb = TensorStorage(uninitializedCount: p.heads * relLength)
+        for h in 0..<p.heads {
+            for t in 0..<relLength {
+                rb.base[h * relLength + t] = p.bias.value(head: h, relative: relZero - t - p.mask.queryStart)
+            }
+        }
+        relBias = rb
+    }
+
+    let block = ck_f32_attention_query_block(kern)
+    let blocks = (p.seqQ + block - 1) / block
+    let wsCount = ck_f32_attention_workspace(kern, p.headDim)
+    let ldq = p.rowStrideQ, ldk = p.rowStrideK
+    query.withUnsafeBufferPointer { q in
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                output.withUnsafeMutableBufferPointer { o in
+                    withExtendedLifetime((packedKV, keyBias, relBias)) {
+                        let qb = q.baseAddress!, ob = o.baseAddress!
+                        // An empty key sequence has no K/V scalars to pack (and nothing to see).
+                        let kbase = k.baseAddress ?? UnsafePointer(qb), vbase = v.baseAddress ?? UnsafePointer(qb)
+                        for first in stride(from: 0, to: heads, by: wave) {
+                            let count = min(wave, heads - first)
+                            if p.seqK > 0 {
+                                parallelFor(count, threads: threads) { w in
+                                    let bh = first + w, b = bh / p.heads, h = bh % p.heads
+                                    ck_f32_attention_pack_kv(
+                                        kern, p.seqK, p.headDim, kbase + p.offsetK(b, h), ldk,
+                                        vbase + p.offsetK(b, h), ldk, packedKV.base + w * headStride)
+                                }
+                            }
+                            parallelFor(count * blocks, threads: threads) { item in
+                                let w = item / blocks, blk = item % blocks
+                                let bh = first + w, b = bh / p.heads, h = bh % p.heads
+                                let ws = UnsafeMutableRawPointer.allocate(byteCount: wsCount * 4, alignment: 64)
+                                    .bindMemory(to: Float.self, capacity: wsCount)
+                                defer { ws.deallocate() }
+                                var head = ck_attention_head(
+                                    seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
+                                    q: qb + p.offsetQ(b, h), ldq: ldq,
+                                    packed_kv: packedKV.base + w * headStride,
+                                    o: ob + p.offsetQ(b, h), ldo: ldq, scale: p.scale,
+                                    causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
+                                    key_bias: keyBias.map { UnsafePointer($0.base + b * p.seqK) },
+                                    rel_bias: relBias.map { UnsafePointer($0.base + h * relLength) },
+                                    rel_bias_zero: relZero)
+                                let q0 = blk * block
+                                ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Row softmax through the C kernel of `variant`: `y[r] = softmax(x[r] * scale + mask[r])`
+/// over rows of `n` (see `ck_f32_softmax_rows_fn`). Parallel over blocks of rows.
+func nativeSoftmaxRows(
+    variant: KernelVariant, rows: Int, n: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    scale: Float, mask: UnsafePointer<Float>?, maskRowStride: Int, threads: Int
+) {
+    let fn = variant.kernels.pointee.softmax_rows!
+    let rowsPerItem = max(1, min(rows, (1 << 16) / max(n, 1)))
+    let items = (rows + rowsPerItem - 1) / rowsPerItem
+    parallelFor(items, threads: threads) { item in
+        let r0 = item * rowsPerItem, r1 = min(rows, r0 + rowsPerItem)
+        fn(r1 - r0, n, x + r0 * n, n, y + r0 * n, n, scale, mask.map { $0 + r0 * maskRowStride }, maskRowStride)
+    }
+}
+
+/// `exp` of every scalar through the C kernel of `variant` (vectorized, <= 2 ulp).
+func nativeExp(variant: KernelVariant, _ x: [Float]) -> [Float] {
+    var y = [Float](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { xp in
+        y.withUnsafeMutableBufferPointer { yp in
+            if let xb = xp.baseAddress { variant.kernels.pointee.exp(x.count, xb, yp.baseAddress!) }
+        }
+    }
+    return y
+}
+
+extension Tensor {
+    /// Softmax over the last axis: `softmax(self * scale + mask)` per row, max-subtracted.
+    ///
+    /// `mask`, if given, has the shape of `self` or of its last axis alone (`[n]`, shared by
+    /// every row) and is added after scaling (use `-inf` to exclude a position). A row whose
+    /// every term is `-inf` gives zeros, never NaN; a NaN term makes its row NaN.
+    /// Cost: O(count), three passes per row, parallel over rows.
+    public func softmax(scale: Float = 1, mask: Tensor? = nil, compute: Compute = .default) -> Tensor {
+        var out = Tensor.zeros(shape)
+        softmax(scale: scale, mask: mask, into: &out, compute: compute)
+        return out
+    }
+
+    /// ``softmax(scale:mask:compute:)`` written into `output`, a tensor of the same shape
+    /// (no allocation when `output`'s storage is not shared). Cost: O(count).
+    public func softmax(scale: Float = 1, mask: Tensor? = nil, into out: inout Tensor, compute: Compute = .default) {
+        precondition(out.shape == shape, "softmax(into:): output shape \(out.shape) differs from input shape \(shape)")
+        precondition(rank >= 1, "softmax: a scalar tensor (shape \(shape)) has no last axis")
+        let n = shape[rank - 1]
+        let rows = n == 0 ? 0 : count / n
+        var maskRowStride = 0
+        if let mask {
+            if mask.shape == shape {
+                maskRowStride = n
+            } else {
+                precondition(mask.shape == [n], "softmax: mask shape \(mask.shape) must be \(shape) or [\(n)]")
+            }
+        }
+        if rows == 0 { return }
+        let empty = Tensor.zeros([1])
+        withUnsafeBufferPointer { x in
+            (mask ?? empty).withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { y in
+                    let mp = mask == nil ? nil : m.baseAddress
+                    switch compute.backend {
+                    case .native(let v):
+                        nativeSoftmaxRows(variant: v, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                                          scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
+                    case .swiftSIMD:
+                        SwiftSIMDKernels.softmaxRows(rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                                                     scale: scale, mask: mp, maskRowStride: maskRowStride)
+                    }
+                }
+            }
+        }
+    }
+}

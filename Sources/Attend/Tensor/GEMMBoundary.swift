@@ -1,0 +1,103 @@
+internal import CKernels
+
+/// One operand of a matrix product as it lies in memory: a row-major buffer, the logical
+/// (post-transpose) size, the row stride and whether it is read transposed.
+///
+/// `op(X)` is `rows x cols`. Stored untransposed it occupies `rows` rows of `ld` scalars
+/// (`ld >= cols`); stored transposed (`transposed == true`) it occupies `cols` rows of `ld`
+/// scalars (`ld >= rows`), and `op(X)[i][j] = X[j*ld + i]`.
+struct MatrixOperand {
+    var rows: Int
+    var cols: Int
+    var ld: Int
+    var transposed: Bool
+
+    /// Scalars the operand reaches into: the last row's start plus its used width.
+    var requiredCount: Int {
+        let (storedRows, storedCols) = transposed ? (cols, rows) : (rows, cols)
+        if storedRows == 0 || storedCols == 0 { return 0 }
+        return (storedRows - 1) * ld + storedCols
+    }
+
+    func validate(_ what: String, count: Int) {
+        let storedCols = transposed ? rows : cols
+        precondition(rows >= 0 && cols >= 0, "gemm: \(what) has negative size \(rows) x \(cols)")
+        precondition(ld >= max(storedCols, 1), "gemm: \(what) (\(rows) x \(cols)\(transposed ? ", transposed" : "")) has row stride \(ld) < \(max(storedCols, 1))")
+        precondition(requiredCount <= count, "gemm: \(what) (\(rows) x \(cols), ld \(ld)\(transposed ? ", transposed" : "")) needs \(requiredCount) scalars, buffer has \(count)")
+    }
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C` on buffers, validated, dispatched to the backend
+/// and split over `compute.threads`. `beta == 0` means C is written without being read.
+///
+/// This is the audited boundary between Swift and the C GEMM: every size, stride and buffer
+/// length is checked here (a violation is a precondition failure naming the shapes), so the C
+/// side can trust its arguments. Cost: 2*m*n*k flops.
+func gemm(
+    alpha: Float, a: UnsafeBufferPointer<Float>, _ opA: MatrixOperand,
+    b: UnsafeBufferPointer<Float>, _ opB: MatrixOperand,
+    beta: Float, c: UnsafeMutableBufferPointer<Float>, ldc: Int,
+    compute: Compute
+) {
+    let m = opA.rows, k = opA.cols, n = opB.cols
+    precondition(
+        opB.rows == k,
+        "gemm: inner dimensions differ: op(A) is \(opA.rows) x \(opA.cols), op(B) is \(opB.rows) x \(opB.cols)")
+    opA.validate("A", count: a.count)
+    opB.validate("B", count: b.count)
+    MatrixOperand(rows: m, cols: n, ld: ldc, transposed: false).validate("C", count: c.count)
+    if m == 0 || n == 0 { return }
+    // An empty operand (k == 0) has no base address; the kernels never read it then.
+    let pa = a.baseAddress ?? emptyOperand, pb = b.baseAddress ?? emptyOperand
+    let pc = c.baseAddress!
+    switch compute.backend {
+    case .swiftSIMD:
+        SwiftSIMDKernels.gemm(
+            m: m, n: n, k: k, alpha: alpha, a: pa, lda: opA.ld, transA: opA.transposed,
+            b: pb, ldb: opB.ld, transB: opB.transposed, beta: beta, c: pc, ldc: ldc, threads: compute.threads)
+    case .native(let variant):
+        nativeGEMM(
+            kernels: variant.kernels, m: m, n: n, k: k, alpha: alpha, a: pa, lda: opA.ld,
+            transA: opA.transposed, b: pb, ldb: opB.ld, transB: opB.transposed, beta: beta,
+            c: pc, ldc: ldc, threads: compute.threads)
+    }
+}
+
+/// Stands in for the address of an empty operand, which no kernel reads.
+nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 1))
+
+/// Work below this many flops per thread is not worth waking another thread for.
+let minimumFlopsPerThread = 1 << 22
+
+/// Splits C into `parts` blocks along its longer side (rows in multiples of MR, columns in
+/// multiples of NR) and runs the C driver on each block in parallel. Each block is computed
+/// by one thread in the same order as a 1-thread run, so results do not depend on the
+/// thread count (only the split of C changes, never the order of a sum).
+func nativeGEMM(
+    kernels: UnsafePointer<ck_kernels>, m: Int, n: Int, k: Int, alpha: Float,
+    a: UnsafePointer<Float>, lda: Int, transA: Bool,
+    b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
+) {
+    let flops = 2 * m * n * max(k, 1)
+    let byRows = m >= n
+    let unit = Int(byRows ? kernels.pointee.gemm.mr : kernels.pointee.gemm.nr)
+    let extent = byRows ? m : n
+    let units = (extent + unit - 1) / unit
+    let parts = max(1, min(threads, units, flops / minimumFlopsPerThread))
+    let unitsPerPart = (units + parts - 1) / parts
+    parallelFor(parts, threads: parts) { part in
+        let lo = part * unitsPerPart * unit
+        let hi = min(extent, lo + unitsPerPart * unit)
+        if lo >= hi { return }
+        let (mm, nn) = byRows ? (hi - lo, n) : (m, hi - lo)
+        let pa = byRows ? (transA ? a + lo : a + lo * lda) : a
+        let pb = byRows ? b : (transB ? b + lo * ldb : b + lo)
+        let pc = byRows ? c + lo * ldc : c + lo
+        let wsCount = ck_f32_gemm_workspace(kernels, mm, nn, k)
+        let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
+        defer { ws.deallocate() }
+        ck_f32_gemm(
+            kernels, transA ? 1 : 0, transB ? 1 : 0, mm, nn, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, ws)
+    }
+}

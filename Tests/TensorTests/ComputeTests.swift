@@ -1,0 +1,137 @@
+// Compute, Backend and KernelVariant: the supported list, the start-up variant and its
+// environment override, the process-wide default and its round trip.
+import Foundation
+import Testing
+
+@testable import Attend
+
+/// Serialized: one test changes the environment variable ATTEND_VARIANT and the other sets
+/// Compute.default, and each must not observe the other's temporary state.
+@Suite("Compute and kernel variants", .serialized)
+struct ComputeTests {
+    @Test func supportedVariants() {
+        let supported = KernelVariant.supported
+        #expect(supported.contains(.scalar))
+        #expect(supported.contains(KernelVariant.best))
+        #expect(KernelVariant.best.isSupported)
+        #expect(supported == KernelVariant.allCases.filter(\.isSupported), "supported keeps allCases order (slowest first)")
+        #expect(supported.first == .scalar)
+        #if arch(x86_64)
+            #expect(!KernelVariant.neon.isSupported)
+            #expect(supported.contains(.avx512) ? KernelVariant.best == .avx512 : true)
+            #expect(supported.contains(.avx2) && !supported.contains(.avx512) ? KernelVariant.best == .avx2 : true)
+        #elseif arch(arm64)
+            #expect(KernelVariant.neon.isSupported && KernelVariant.best == .neon)
+            #expect(!KernelVariant.avx2.isSupported && !KernelVariant.avx512.isSupported)
+        #endif
+        for v in supported {
+            #expect(!v.gemmMicroKernelName.isEmpty, "\(v)")
+            #expect(v.description == v.rawValue)
+            #expect(KernelVariant(rawValue: v.description) == v)
+        }
+    }
+
+    /// ck_variant_initial reads ATTEND_VARIANT on every call, so the rules can be checked by
+    /// setting it. Compute.default is touched first so its one-time initialization does not
+    /// see the temporary values. The variable is added at most once and then only overwritten
+    /// (never removed: an empty value means "not set" to the library), so threads reading the
+    /// environment at the same time (exit tests spawning children) always see a valid one.
+    @Test func initialVariantFollowsEnvironment() {
+        _ = Compute.default
+        let saved = getenv("ATTEND_VARIANT").map { String(cString: $0) }
+        defer { setenv("ATTEND_VARIANT", saved ?? "", 1) }
+        // As the process started.
+        let start = KernelVariant.initial
+        if let saved, !saved.isEmpty {
+            if let v = KernelVariant(rawValue: saved), v.isSupported {
+                #expect(start.variant == v && start.environmentNote == nil)
+            } else {
+                #expect(start.variant == KernelVariant.best && start.environmentNote != nil)
+            }
+        } else {
+            #expect(start.variant == KernelVariant.best && start.environmentNote == nil)
+        }
+        for v in KernelVariant.allCases {
+            setenv("ATTEND_VARIANT", v.rawValue, 1)
+            let got = KernelVariant.initial
+            if v.isSupported {
+                #expect(got.variant == v && got.environmentNote == nil, "ATTEND_VARIANT=\(v): got \(got)")
+            } else {
+                #expect(got.variant == KernelVariant.best, "ATTEND_VARIANT=\(v) (unsupported): got \(got)")
+                #expect(got.environmentNote?.contains("cannot run") == true, "ATTEND_VARIANT=\(v): note \(got.environmentNote ?? "nil")")
+            }
+        }
+        setenv("ATTEND_VARIANT", "bogus", 1)
+        let bogus = KernelVariant.initial
+        #expect(bogus.variant == KernelVariant.best)
+        #expect(bogus.environmentNote?.contains("no known variant") == true, "note \(bogus.environmentNote ?? "nil")")
+        setenv("ATTEND_VARIANT", "", 1)
+        let empty = KernelVariant.initial
+        #expect(empty.variant == KernelVariant.best && empty.environmentNote == nil, "empty ATTEND_VARIANT: \(empty)")
+    }
+
+    @Test func defaultComputeRoundTrips() {
+        let original = Compute.default
+        // As initialized: the start-up variant on all cores, or ATTEND_THREADS.
+        #expect(original.backend == .native(KernelVariant.initial.variant))
+        var threads = ProcessInfo.processInfo.activeProcessorCount
+        if let s = ProcessInfo.processInfo.environment["ATTEND_THREADS"], let t = Int(s), t >= 1 { threads = t }
+        #expect(original.threads == max(1, threads))
+        #expect(Compute.activeCores == ProcessInfo.processInfo.activeProcessorCount)
+
+        // Only the thread count is changed, never the backend: tests running at the same time
+        // may use the default, and the thread count does not change any result (the native
+        // and Swift SIMD backends are bitwise independent of it), the backend would.
+        defer { Compute.default = original }
+        for value in [original.with(threads: 1), original.with(threads: 3), original.with(threads: 2)] {
+            Compute.default = value
+            #expect(Compute.default == value)
+        }
+        Compute.default = original
+        #expect(Compute.default == original)
+        // Concurrent writers and readers: every read sees one of the written values whole.
+        let values = [original.with(threads: 1), original.with(threads: 2)]
+        let torn = Counter()
+        DispatchQueue.concurrentPerform(iterations: 4) { w in
+            for i in 0..<2000 {
+                if (w + i) % 2 == 0 {
+                    Compute.default = values[(w + i / 2) % 2]
+                } else if !values.contains(Compute.default) {
+                    torn.increment()
+                }
+            }
+        }
+        #expect(torn.value == 0, "\(torn.value) reads saw a value nobody wrote")
+        Compute.default = original
+        #expect(Compute.default == original)
+    }
+
+    @Test func computeValues() {
+        let c = Compute(backend: .native(.scalar), threads: 2)
+        #expect(c.backend == .native(.scalar) && c.threads == 2)
+        #expect(c.with(threads: 5) == Compute(backend: .native(.scalar), threads: 5))
+        #expect(c.with(backend: .swiftSIMD) == Compute(backend: .swiftSIMD, threads: 2))
+        #expect(c != c.with(threads: 1))
+        #expect(Set([c, c.with(threads: 2), c.with(backend: .swiftSIMD)]).count == 2)
+        #expect(Backend.native(.avx2).description == "native(avx2)")
+        #expect(Backend.swiftSIMD.description == "swiftSIMD")
+        #expect(Backend.native(.scalar) != Backend.native(.avx2))
+    }
+
+    /// `swift test` builds debug (C at -O0); `swift test -c release` optimizes the C.
+    @Test func kernelsOptimizedMatchesBuildConfiguration() {
+        #if DEBUG
+            #expect(!kernelsAreOptimized)
+        #else
+            #expect(kernelsAreOptimized)
+        #endif
+    }
+}
+
+/// A lock-protected counter for tests.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
+}

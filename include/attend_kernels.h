@@ -1,0 +1,261 @@
+/*
+ * attend_kernels.h — the one contract between Attend's C kernels and its Swift layer.
+ *
+ * Rules every kernel here keeps (see shared DESIGN, "The C side"):
+ *   - a kernel is a total function on pointers, sizes and row strides: it never allocates
+ *     (workspace is passed in), never fails, never prints and is single-threaded;
+ *   - all matrices are row-major float32 with an explicit row stride ("ld", in elements);
+ *   - the caller (Swift) validates shapes, owns threads and splits the work.
+ *
+ * Variants: every kernel family has one implementation per variant. The dispatch table of a
+ * variant starts as the portable scalar row (ref/) and each ISA overrides what it has, so no
+ * slot is ever NULL.
+ */
+#ifndef ATTEND_KERNELS_H
+#define ATTEND_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- variants & dispatch */
+
+/** Instruction-set variants. The numeric values are stable (Swift mirrors them). */
+typedef enum ck_variant {
+    CK_VARIANT_SCALAR = 0, /* portable C, every CPU */
+    CK_VARIANT_AVX2 = 1,   /* x86-64 AVX2 + FMA (OS must save YMM state) */
+    CK_VARIANT_AVX512 = 2, /* x86-64 AVX-512 F/BW/DQ/VL (OS must save ZMM and opmask state) */
+    CK_VARIANT_NEON = 3,   /* AArch64 Advanced SIMD */
+    CK_VARIANT_COUNT = 4
+} ck_variant;
+
+/** "scalar", "avx2", "avx512", "neon"; NULL for an unknown value. */
+const char *ck_variant_name(int variant);
+
+/** Parses a variant name (as ck_variant_name prints it); -1 if unknown. */
+int ck_variant_from_name(const char *name);
+
+/** 1 if this CPU and OS can run the variant (cpuid + XCR0 checked on x86), else 0. */
+int ck_variant_supported(int variant);
+
+/** The fastest variant this CPU can run. Detected once, then cached. */
+int ck_variant_best(void);
+
+/**
+ * The variant the process starts with: the one named by the environment variable
+ * ATTEND_VARIANT when it is set, known and supported, otherwise ck_variant_best().
+ * *env_status receives 0 (not set), 1 (honoured), -1 (unknown name), -2 (not supported here).
+ */
+int ck_variant_initial(int *env_status);
+
+/** 1 if the C kernels were compiled with optimization (__OPTIMIZE__), else 0 (-O0 debug). */
+int ck_build_optimized(void);
+
+/* ---------------------------------------------------------------- SGEMM */
+
+/**
+ * Micro-kernel: C[0:MR, 0:NR] = alpha * (Apanel * Bpanel) + beta * C, a full MR x NR tile.
+ *
+ *   a:  packed A micro-panel, kc columns of MR floats:  a[p*MR + i] = op(A)[i][p]
+ *   b:  packed B micro-panel, kc rows of NR floats:     b[p*NR + j] = op(B)[p][j]
+ *       b is aligned to the variant's vector size (the driver's workspace guarantees it)
+ *   c:  row-major tile, row stride ldc (any alignment)
+ *   beta == 0 means C is written without being read (NaN/Inf in C do not propagate).
+ *   kc may be 0 (then C = beta*C, or 0 when beta == 0).
+ */
+typedef void (*ck_f32_gemm_ukr_fn)(size_t kc, const float *a, const float *b, float *c,
+                                   size_t ldc, float alpha, float beta);
+
+/**
+ * Block sizes of one variant, with the register/cache arithmetic beside each definition.
+ * mc is a multiple of mr, nc a multiple of nr.
+ */
+typedef struct ck_gemm_blocking {
+    int mr, nr;     /* micro-tile: rows x columns of C held in registers */
+    int mc, kc, nc; /* cache blocks: A block mc x kc (L2), B block kc x nc (L3) */
+} ck_gemm_blocking;
+
+/**
+ * Peak-FMA probe: runs `iters` iterations of a register-only loop of independent vector FMAs
+ * and returns the number of floating-point operations performed (2 per lane per FMA).
+ * Timed by the caller to measure this machine's single-core FMA peak for the variant.
+ */
+typedef double (*ck_fma_peak_fn)(size_t iters);
+
+/* ---------------------------------------------------------------- vector math, softmax */
+
+/**
+ * y[i] = exp(x[i]) for i < n (x == y allowed). Vectorized: range reduction x = k*ln2 + r,
+ * |r| <= ln2/2, a degree-6 minimax polynomial for exp(r) and an exact two-step scaling by 2^k,
+ * so subnormal results are rounded once. Accuracy: at most 2 ulp from the correctly rounded
+ * result over the whole float range (tests check it against double-precision exp);
+ * exp(-inf) = 0, exp(+inf) = +inf, x > 88.7228 gives +inf, x < -103.98 gives 0, NaN gives NaN.
+ */
+typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
+
+/**
+ * Row softmax: for each of `rows` rows, y = softmax(x * scale + mask), max-subtracted.
+ *   x[r*ldx + j], y[r*ldy + j] for j < n (x == y allowed with ldx == ldy);
+ *   mask: NULL, or an additive row mask[r*ldmask + j] (ldmask 0: one mask for every row).
+ * Rules: a row whose every term is -inf gives zeros (never NaN); a NaN term makes its row
+ * NaN; huge inputs (1e30) do not overflow (the max is subtracted first).
+ * Cost: 3 passes over the row (max, exp + sum, scale), the last two in L1 for rows <= 8K.
+ */
+typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, size_t ldx,
+                                       float *y, size_t ldy, float scale, const float *mask,
+                                       size_t ldmask);
+
+/* ---------------------------------------------------------------- fused attention */
+
+/**
+ * One attention head, as the fused kernel sees it. For queries i < seq_q and keys j < seq_k:
+ *
+ *   s(i, j) = scale * dot(q_i, k_j) + key_bias[j] + rel_bias[(i - j) + rel_bias_zero]
+ *             (-inf when causal and j > i + causal_offset)
+ *   o_i     = sum_j softmax_j(s(i, .)) v_j          (o_i = 0 when every s(i, j) is -inf)
+ *
+ *   q:   query i at q + i*ldq, head_dim floats.   o: output i at o + i*ldo, head_dim floats.
+ *   packed_kv: this head's keys and values, packed once by ck_f32_attention_pack_kv.
+ *   key_bias: NULL or seq_k additive values (key padding: -inf for padded keys).
+ *   rel_bias: NULL or a table indexed by (query - key) + rel_bias_zero, a function of the
+ *     relative position only (T5 buckets looked up per head, ALiBi slope * distance, ...);
+ *     it must hold ck_f32_attention_rel_bias_length(k, seq_q, seq_k) floats with
+ *     rel_bias_zero = seq_k - 1 (entries past seq_q - 1 only feed padded query lanes).
+ *   causal: key j is visible to query i iff j <= i + causal_offset (a query block that starts
+ *     at cache position p against a cache of p + seq_q keys has causal_offset = p).
+ */
+typedef struct ck_attention_head {
+    size_t seq_q, seq_k, head_dim;
+    const float *q;
+    size_t ldq;
+    const float *packed_kv;
+    float *o;
+    size_t ldo;
+    float scale;
+    int causal;
+    ptrdiff_t causal_offset;
+    const float *key_bias;
+    const float *rel_bias;
+    ptrdiff_t rel_bias_zero;
+} ck_attention_head;
+
+/**
+ * Online-softmax step of the fused attention over one key block, for one panel of nr queries
+ * (vectors run across queries). s holds the block's scores transposed, `rows` keys x nr
+ * queries (row stride nr); rows >= valid_rows are padding. On return s holds
+ * p = exp(s - m_new) (0 where masked), and m, l (running max and sum per query) and corr
+ * (the factor exp(m_old - m_new) by which the caller rescales the output) are updated.
+ * `key0`, `query0`: the indices of the block's first key and the panel's first query.
+ */
+typedef void (*ck_f32_attn_softmax_step_fn)(size_t rows, size_t valid_rows, float *s, float *m,
+                                            float *l, float *corr, size_t key0, size_t query0,
+                                            const ck_attention_head *head);
+
+/** One variant's kernel table. Every slot is non-NULL. */
+typedef struct ck_kernels {
+    int variant;
+    const char *name;
+    ck_gemm_blocking gemm;
+    ck_f32_gemm_ukr_fn gemm_ukr;
+    const char *gemm_ukr_name;
+    ck_fma_peak_fn fma_peak;
+    ck_f32_exp_fn exp;
+    ck_f32_softmax_rows_fn softmax_rows;
+    ck_f32_attn_softmax_step_fn attn_softmax_step;
+    int attn_query_panels; /* query block = attn_query_panels * gemm.nr queries */
+    int attn_key_block;    /* keys per block, a multiple of gemm.mr */
+} ck_kernels;
+
+/** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
+const ck_kernels *ck_kernels_get(int variant);
+
+/**
+ * A test-only table: the AVX-512 micro-kernel source and blocking (MR x NR, 64-byte vectors)
+ * compiled for AVX2, so that its logic is exercised on CPUs without AVX-512. NULL when AVX2 is
+ * not supported. Not a production variant: it is slower than the AVX2 one.
+ */
+const ck_kernels *ck_kernels_avx512_layout_on_avx2(void);
+
+/**
+ * Workspace (in floats) that ck_f32_gemm needs for an m x n x k product with these kernels.
+ * It holds one packed A block (mc x kc) and one packed B block (kc x nc), each trimmed to the
+ * problem, plus 64-byte alignment slack. Never more than (mc + nc) * kc + 64 floats.
+ */
+size_t ck_f32_gemm_workspace(const ck_kernels *k, size_t m, size_t n, size_t kdim);
+
+/**
+ * SGEMM, BLIS-style:  C = alpha * op(A) * op(B) + beta * C
+ *
+ *   op(A) is m x k:  trans_a == 0: A[i*lda + p]   trans_a != 0: A[p*lda + i]
+ *   op(B) is k x n:  trans_b == 0: B[p*ldb + j]   trans_b != 0: B[j*ldb + p]
+ *   C is m x n, C[i*ldc + j]; C must not alias A or B.
+ *   beta == 0: C is not read. k == 0 or alpha == 0: C = beta * C (C is not read for beta 0).
+ *   workspace: at least ck_f32_gemm_workspace(k, m, n, kdim) floats, any alignment.
+ *
+ * Loops (jc over nc, pc over kc packing B, ic over mc packing A, jr over nr, ir over mr),
+ * packing and the edge tiles live in core/gemm.c; only the micro-kernel is per-ISA.
+ * Cost: 2*m*n*k flops; packing reads A once per column block of width nc and B once.
+ */
+void ck_f32_gemm(const ck_kernels *k, int trans_a, int trans_b, size_t m, size_t n, size_t kdim,
+                 float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                 float *c, size_t ldc, float *workspace);
+
+/* ---------------------------------------------------------------- fused attention driver */
+
+/** Queries per block of ck_f32_attention_block (the unit Swift parallelizes over). */
+size_t ck_f32_attention_query_block(const ck_kernels *k);
+
+/** Floats of one head's packed keys and values (see ck_f32_attention_pack_kv). */
+size_t ck_f32_attention_packed_kv_size(const ck_kernels *k, size_t seq_k, size_t head_dim);
+
+/** Floats the rel_bias table must hold (see ck_attention_head). */
+size_t ck_f32_attention_rel_bias_length(const ck_kernels *k, size_t seq_q, size_t seq_k);
+
+/** Floats of workspace one ck_f32_attention_block call needs (any alignment). */
+size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim);
+
+/**
+ * Packs one head's keys (key j at k + j*ldk) and values (v + j*ldv), head_dim floats each,
+ * into `packed` (ck_f32_attention_packed_kv_size floats, 64-byte aligned). Layout, with
+ * mr = k->gemm.mr, keys zero-padded to a multiple of mr and dimensions to a multiple of mr:
+ *   keys:   panels of mr keys, each head_dim columns of mr floats (the GEMM "A" layout), so
+ *           the score tile K_blk * Q_blk^T runs on the GEMM micro-kernel with kc = head_dim;
+ *   values: V^T in panels of mr dimensions, each seq_k columns of mr floats, so the update
+ *           O^T += V_blk^T * P^T runs on the same micro-kernel with kc = keys in the block.
+ * Cost: one read of K and V, one write of each.
+ */
+void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim,
+                              const float *keys, size_t ldk, const float *values, size_t ldv,
+                              float *packed);
+
+/**
+ * Fused attention for queries [query0, query0 + count) of one head (count <=
+ * ck_f32_attention_query_block). Never forms the seq_q x seq_k score matrix: per key block it
+ * computes a (block x query-block) score tile with the GEMM micro-kernel, runs the online
+ * softmax step, and accumulates O^T += V^T P^T, again on the micro-kernel. Key blocks that a
+ * causal mask hides from every query of the block are skipped.
+ * Cost: 4 * count * visible_keys * head_dim flops. `workspace`: 64-byte aligned,
+ * ck_f32_attention_workspace floats.
+ */
+void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *head, size_t query0,
+                            size_t count, float *workspace);
+
+/* ---------------------------------------------------------------- small helpers for Swift */
+
+/** Spin-wait hint (x86 PAUSE, AArch64 YIELD). */
+void ck_cpu_relax(void);
+
+/** Sequentially consistent atomics on a 64-bit cell, for the Swift worker pool. */
+int64_t ck_atomic_load(const int64_t *cell);
+void ck_atomic_store(int64_t *cell, int64_t value);
+int64_t ck_atomic_fetch_add(int64_t *cell, int64_t delta);
+/** Compare-and-swap: if *cell == expected, store desired and return 1; else return 0. */
+int ck_atomic_compare_exchange(int64_t *cell, int64_t expected, int64_t desired);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
