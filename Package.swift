@@ -43,6 +43,13 @@ let package = Package(
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TensorTests"
         ),
+        .testTarget(
+            name: "CheckpointTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/CheckpointTests",
+            exclude: ["make_fixtures.py"],
+            resources: [.copy("Fixtures")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -108,6 +108,42 @@ typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, si
                                        float *y, size_t ldy, float scale, const float *mask,
                                        size_t ldmask);
 
+/**
+ * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
+ *   y[j] = alpha * sum_p x[p] * w[j*ldw + p] + beta * y[j],  j < n   (beta == 0: y not read)
+ * The decode path (one token at a time), where packing the weight for a GEMM would cost more
+ * than the product: memory-bound, one pass over w, four rows at a time.
+ */
+typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, const float *w,
+                               size_t ldw, float beta, float *y);
+
+/**
+ * Element-wise activation y[i] = f(x[i]), i < n (x == y allowed). `kind` selects f:
+ *   CK_ACT_RELU       max(x, 0)
+ *   CK_ACT_GELU       x/2 * (1 + erf(x/sqrt 2)), the exact GELU (PyTorch's default), computed
+ *                     through erfc on the side where it does not cancel: relative error
+ *                     about 1e-6 everywhere (the rational erfc of Numerical Recipes, 1.2e-7,
+ *                     times this library's exp)
+ *   CK_ACT_GELU_TANH  x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ *   CK_ACT_SILU       x * sigmoid(x) (swish)
+ * Cost: one pass, one exp per element for the last three.
+ */
+enum { CK_ACT_RELU = 0, CK_ACT_GELU = 1, CK_ACT_GELU_TANH = 2, CK_ACT_SILU = 3 };
+typedef void (*ck_f32_activation_fn)(int kind, size_t n, const float *x, float *y);
+
+/**
+ * Normalization of rows, fused with the residual add before it:
+ *   t = x[r] + residual[r] (residual may be NULL)
+ *   layer norm (rms == 0): y = (t - mean(t)) / sqrt(var(t) + eps) * gamma + beta
+ *   RMS norm   (rms != 0): y = t / sqrt(mean(t^2) + eps) * gamma        (T5; beta ignored)
+ * gamma, beta: n floats (beta may be NULL). Mean and variance in two passes over the row
+ * (the second over t - mean, as PyTorch computes them), in float with vector lanes.
+ * Strides in floats; y may alias x or residual (same stride). Cost: 3 passes over the row.
+ */
+typedef void (*ck_f32_norm_rows_fn)(int rms, size_t rows, size_t n, const float *x, size_t ldx,
+                                    const float *residual, size_t ldr, const float *gamma,
+                                    const float *beta, float eps, float *y, size_t ldy);
+
 /* ---------------------------------------------------------------- fused attention */
 
 /**
@@ -165,6 +201,9 @@ typedef struct ck_kernels {
     ck_f32_exp_fn exp;
     ck_f32_softmax_rows_fn softmax_rows;
     ck_f32_attn_softmax_step_fn attn_softmax_step;
+    ck_f32_gemv_fn gemv;
+    ck_f32_activation_fn activation;
+    ck_f32_norm_rows_fn norm_rows;
     int attn_query_panels; /* query block = attn_query_panels * gemm.nr queries */
     int attn_key_block;    /* keys per block, a multiple of gemm.mr */
 } ck_kernels;

@@ -171,6 +171,142 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
     }
 }
 
+/* y = alpha * W x + beta * y for W [n, k] row-major (contract in attend_kernels.h). Four
+ * rows at a time share each load of x; each row's dot product runs in one vector accumulator
+ * and is reduced at the end, then the k % VL tail is added in order. */
+void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const float *w,
+                        size_t ldw, float beta, float *y) {
+    const size_t kv = k / CK_VL * CK_VL;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *w0 = w + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        CK_VEC a0 = (CK_VEC){0}, a1 = (CK_VEC){0}, a2 = (CK_VEC){0}, a3 = (CK_VEC){0};
+        for (size_t p = 0; p < kv; p += CK_VL) {
+            const CK_VEC xv = CK_FN(ck_vload)(x + p);
+            a0 = CK_VFMA2(xv, CK_FN(ck_vload)(w0 + p), a0);
+            a1 = CK_VFMA2(xv, CK_FN(ck_vload)(w1 + p), a1);
+            a2 = CK_VFMA2(xv, CK_FN(ck_vload)(w2 + p), a2);
+            a3 = CK_VFMA2(xv, CK_FN(ck_vload)(w3 + p), a3);
+        }
+        float d[4] = {CK_FN(ck_hsum)(a0), CK_FN(ck_hsum)(a1), CK_FN(ck_hsum)(a2), CK_FN(ck_hsum)(a3)};
+        for (size_t p = kv; p < k; p++) {
+            d[0] += x[p] * w0[p];
+            d[1] += x[p] * w1[p];
+            d[2] += x[p] * w2[p];
+            d[3] += x[p] * w3[p];
+        }
+        for (int r = 0; r < 4; r++) y[j + r] = beta == 0.0f ? alpha * d[r] : alpha * d[r] + beta * y[j + r];
+    }
+    for (; j < n; j++) {
+        const float *wr = w + j * ldw;
+        CK_VEC a = (CK_VEC){0};
+        for (size_t p = 0; p < kv; p += CK_VL) a = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a);
+        float d = CK_FN(ck_hsum)(a);
+        for (size_t p = kv; p < k; p++) d += x[p] * wr[p];
+        y[j] = beta == 0.0f ? alpha * d : alpha * d + beta * y[j];
+    }
+}
+
+/* erfc(x) for x >= 0 (Numerical Recipes' erfcc: fractional error < 1.2e-7). */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_verfc_nonneg)(CK_VEC z) {
+    const CK_VEC one = CK_VSPLAT(1.0f);
+    CK_VEC t = one / CK_VFMA2(z, CK_VSPLAT(0.5f), one);
+    CK_VEC p = CK_VSPLAT(0.17087277f);
+    p = CK_VFMA2(p, t, CK_VSPLAT(-0.82215223f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(1.48851587f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(-1.13520398f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(0.27886807f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(-0.18628806f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(0.09678418f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(0.37409196f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(1.00002368f));
+    p = CK_VFMA2(p, t, CK_VSPLAT(-1.26551223f));
+    return t * CK_FN(ck_vexp)(p - z * z);
+}
+
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vactivation)(int kind, CK_VEC x) {
+    const CK_VEC zero = (CK_VEC){0}, one = CK_VSPLAT(1.0f), half = CK_VSPLAT(0.5f);
+    switch (kind) {
+    case CK_ACT_RELU:
+        return CK_VSELECT(x < zero, zero, x); /* NaN < 0 is false: NaN stays NaN */
+    case CK_ACT_GELU: {
+        /* x >= 0: x * (1 - erfc(x/sqrt2)/2); x < 0: x * erfc(-x/sqrt2)/2. */
+        CK_IVEC neg = x < zero;
+        CK_VEC z = CK_VSELECT(neg, -x, x) * CK_VSPLAT(0.70710678118654752f);
+        CK_VEC e = CK_FN(ck_verfc_nonneg)(z) * half;
+        return x * CK_VSELECT(neg, e, one - e);
+    }
+    case CK_ACT_GELU_TANH: {
+        /* 1 + tanh(u) = 2 / (1 + exp(-2u)), so y = x / (1 + exp(-2u)). */
+        CK_VEC u = CK_VSPLAT(0.79788456080286536f) * CK_VFMA2(CK_VSPLAT(0.044715f) * x, x * x, x);
+        return x / (one + CK_FN(ck_vexp)(CK_VSPLAT(-2.0f) * u));
+    }
+    default: /* CK_ACT_SILU */
+        return x / (one + CK_FN(ck_vexp)(-x));
+    }
+}
+
+void CK_FN(ck_f32_activation)(int kind, size_t n, const float *x, float *y) {
+    size_t i = 0;
+    for (; i + CK_VL <= n; i += CK_VL)
+        CK_FN(ck_vstore)(y + i, CK_FN(ck_vactivation)(kind, CK_FN(ck_vload)(x + i)));
+    if (i < n) {
+        float buf[CK_VL] = {0};
+        memcpy(buf, x + i, (n - i) * sizeof(float));
+        CK_FN(ck_vstore)(buf, CK_FN(ck_vactivation)(kind, CK_FN(ck_vload)(buf)));
+        memcpy(y + i, buf, (n - i) * sizeof(float));
+    }
+}
+
+void CK_FN(ck_f32_norm_rows)(int rms, size_t rows, size_t n, const float *x, size_t ldx,
+                             const float *residual, size_t ldr, const float *gamma,
+                             const float *beta, float eps, float *y, size_t ldy) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        const float *rr = residual ? residual + r * ldr : NULL;
+        float *yr = y + r * ldy;
+        /* t = x + residual, written to y first (y may alias either input). */
+        CK_VEC vs = (CK_VEC){0};
+        size_t i = 0;
+        for (; i + CK_VL <= n; i += CK_VL) {
+            CK_VEC t = CK_FN(ck_vload)(xr + i);
+            if (rr) t += CK_FN(ck_vload)(rr + i);
+            CK_FN(ck_vstore)(yr + i, t);
+            vs += rms ? t * t : t;
+        }
+        float tail = 0;
+        for (; i < n; i++) {
+            float t = xr[i] + (rr ? rr[i] : 0.0f);
+            yr[i] = t;
+            tail += rms ? t * t : t;
+        }
+        const float s1 = (CK_FN(ck_hsum)(vs) + tail) / (float)n;
+        float mean = 0.0f, var;
+        if (rms) {
+            var = s1;
+        } else {
+            mean = s1;
+            const CK_VEC vm = CK_VSPLAT(mean);
+            CK_VEC vv = (CK_VEC){0};
+            float tv = 0;
+            for (i = 0; i + CK_VL <= n; i += CK_VL) {
+                CK_VEC d = CK_FN(ck_vload)(yr + i) - vm;
+                vv = CK_VFMA2(d, d, vv);
+            }
+            for (; i < n; i++) tv += (yr[i] - mean) * (yr[i] - mean);
+            var = (CK_FN(ck_hsum)(vv) + tv) / (float)n;
+        }
+        const float rstd = 1.0f / __builtin_sqrtf(var + eps);
+        const CK_VEC vm = CK_VSPLAT(mean), vr = CK_VSPLAT(rstd);
+        for (i = 0; i + CK_VL <= n; i += CK_VL) {
+            CK_VEC t = (CK_FN(ck_vload)(yr + i) - vm) * vr * CK_FN(ck_vload)(gamma + i);
+            if (beta && !rms) t += CK_FN(ck_vload)(beta + i);
+            CK_FN(ck_vstore)(yr + i, t);
+        }
+        for (; i < n; i++) yr[i] = (yr[i] - mean) * rstd * gamma[i] + (beta && !rms ? beta[i] : 0.0f);
+    }
+}
+
 /* The online-softmax step of the fused attention (contract in attend_kernels.h). The tile
  * has CK_NQ = CK_ANV vectors of queries per key row. */
 #define CK_NQ (CK_ANV * CK_VL)

@@ -57,6 +57,9 @@ const ck_kernels ck_kernels_neon = {
     .exp = ck_f32_exp__neon,
     .softmax_rows = ck_f32_softmax_rows__neon,
     .attn_softmax_step = ck_f32_attn_softmax_step__neon,
+    .gemv = ck_f32_gemv__neon,
+    .activation = ck_f32_activation__neon,
+    .norm_rows = ck_f32_norm_rows__neon,
     .attn_query_panels = 2, /* 24 queries */
     .attn_key_block = 384,  /* score tile 384 x 24 floats = 36 KiB */
 };

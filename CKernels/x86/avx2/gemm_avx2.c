@@ -108,6 +108,9 @@ const ck_kernels ck_kernels_avx2 = {
     .exp = ck_f32_exp__avx2,
     .softmax_rows = ck_f32_softmax_rows__avx2,
     .attn_softmax_step = ck_f32_attn_softmax_step__avx2,
+    .gemv = ck_f32_gemv__avx2,
+    .activation = ck_f32_activation__avx2,
+    .norm_rows = ck_f32_norm_rows__avx2,
     .attn_query_panels = 2, /* 32 queries: Q panels 2 x 64 x 16 floats = 8 KiB */
     .attn_key_block = 384,  /* score tile 384 x 32 floats = 48 KiB (L1/L2); measured best of 48..1152 */
 };
@@ -122,6 +125,9 @@ const ck_kernels ck_kernels_avx512_layout_avx2 = {
     .exp = ck_f32_exp__avx512_layout_on_avx2,
     .softmax_rows = ck_f32_softmax_rows__avx512_layout_on_avx2,
     .attn_softmax_step = ck_f32_attn_softmax_step__avx512_layout_on_avx2,
+    .gemv = ck_f32_gemv__avx512_layout_on_avx2,
+    .activation = ck_f32_activation__avx512_layout_on_avx2,
+    .norm_rows = ck_f32_norm_rows__avx512_layout_on_avx2,
     .attn_query_panels = 1,
     .attn_key_block = 392,
 };

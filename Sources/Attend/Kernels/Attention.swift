@@ -139,13 +139,49 @@ public func scaledDotProductAttention(
 ) -> Tensor {
     let p = AttentionProblem(query: query, key: key, value: value, mask: mask, bias: bias, scale: scale, layout: layout)
     var out = Tensor.zeros(query.shape)
+    attention(p, query: query, key: key, value: value, into: &out, compute: compute)
+    return out
+}
+
+/// Attention over operands whose layouts `p` describes (they may be one fused projection
+/// output, or a KV cache), written into `out` at `p.o`. Dispatches to the backend.
+func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, into out: inout Tensor, compute: Compute) {
     switch compute.backend {
     case .native(let variant):
         fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
     case .swiftSIMD:
         SwiftSIMDKernels.attention(p, query: query, key: key, value: value, output: &out, threads: compute.threads)
     }
-    return out
+}
+
+/// Where one attention operand's rows lie: head `h` of batch row `b`, position `i`, starts at
+/// `base + b*batchStride + h*headStride + i*rowStride`, and holds `headDim` contiguous floats.
+/// Lets the kernels read Q, K, V straight out of a fused projection or a KV cache.
+struct HeadLayout {
+    var base = 0
+    var batchStride: Int
+    var headStride: Int
+    var rowStride: Int
+
+    func offset(_ b: Int, _ h: Int) -> Int { base + b * batchStride + h * headStride }
+
+    /// A contiguous tensor `[batch, seq, heads, headDim]` (.bshd) or `[batch, heads, seq, headDim]`.
+    init(_ layout: AttentionLayout, seq: Int, heads: Int, headDim: Int) {
+        switch layout {
+        case .bshd: (batchStride, headStride, rowStride) = (seq * heads * headDim, headDim, heads * headDim)
+        case .bhsd: (batchStride, headStride, rowStride) = (heads * seq * headDim, seq * headDim, headDim)
+        }
+    }
+
+    init(base: Int, batchStride: Int, headStride: Int, rowStride: Int) {
+        (self.base, self.batchStride, self.headStride, self.rowStride) = (base, batchStride, headStride, rowStride)
+    }
+
+    /// One past the last scalar this layout reaches, for `batch x heads x seq` rows of `headDim`.
+    func extent(batch: Int, heads: Int, seq: Int, headDim: Int) -> Int {
+        if batch == 0 || heads == 0 || seq == 0 { return 0 }
+        return base + (batch - 1) * batchStride + (heads - 1) * headStride + (seq - 1) * rowStride + headDim
+    }
 }
 
 /// The validated sizes and strides of one attention call.
@@ -154,43 +190,51 @@ struct AttentionProblem {
     let scale: Float
     let mask: AttentionMask
     let bias: AttentionBias
-    let layout: AttentionLayout
+    let q, k, v, o: HeadLayout
 
     init(query: Tensor, key: Tensor, value: Tensor, mask: AttentionMask, bias: AttentionBias, scale: Float?, layout: AttentionLayout) {
         precondition(query.rank == 4 && key.rank == 4 && value.rank == 4,
                      "scaledDotProductAttention: query \(query.shape), key \(key.shape), value \(value.shape) must all have 4 axes")
         let (s, h) = layout == .bshd ? (1, 2) : (2, 1)
-        batch = query.shape[0]
-        seqQ = query.shape[s]
-        seqK = key.shape[s]
-        heads = query.shape[h]
-        headDim = query.shape[3]
         precondition(key.shape == value.shape,
                      "scaledDotProductAttention: key \(key.shape) and value \(value.shape) differ")
-        precondition(key.shape[0] == batch && key.shape[h] == heads && key.shape[3] == headDim,
+        precondition(key.shape[0] == query.shape[0] && key.shape[h] == query.shape[h] && key.shape[3] == query.shape[3],
                      "scaledDotProductAttention: query \(query.shape) and key \(key.shape) disagree on batch, heads or head size (\(layout))")
-        precondition(headDim >= 1, "scaledDotProductAttention: head size is 0 in \(query.shape)")
+        let (nb, nq, nk, nh, d) = (query.shape[0], query.shape[s], key.shape[s], query.shape[h], query.shape[3])
+        let ql = HeadLayout(layout, seq: nq, heads: nh, headDim: d)
+        let kl = HeadLayout(layout, seq: nk, heads: nh, headDim: d)
+        self.init(batch: nb, seqQ: nq, seqK: nk, heads: nh, headDim: d, q: ql, k: kl, v: kl, o: ql,
+                  counts: (query.count, key.count, value.count, query.count), mask: mask, bias: bias, scale: scale)
+    }
+
+    /// Sizes and explicit layouts; every layout is checked to stay inside its buffer's count.
+    init(batch: Int, seqQ: Int, seqK: Int, heads: Int, headDim: Int, q: HeadLayout, k: HeadLayout, v: HeadLayout, o: HeadLayout,
+         counts: (q: Int, k: Int, v: Int, o: Int), mask: AttentionMask, bias: AttentionBias, scale: Float?) {
+        precondition(headDim >= 1, "scaledDotProductAttention: head size must be at least 1, got \(headDim)")
+        precondition(batch >= 0 && seqQ >= 0 && seqK >= 0 && heads >= 0,
+                     "scaledDotProductAttention: negative size (batch \(batch), seqQ \(seqQ), seqK \(seqK), heads \(heads))")
+        precondition(q.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.q
+                     && o.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.o
+                     && k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.k
+                     && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.v,
+                     "scaledDotProductAttention: a layout reaches past its buffer (batch \(batch), heads \(heads), seqQ \(seqQ), seqK \(seqK), headDim \(headDim); buffers \(counts))")
         if let pad = mask.keyPadding {
-            let (nb, nk) = (query.shape[0], key.shape[s])
-            precondition(pad.count == nb && pad.allSatisfy { $0.count == nk },
-                         "scaledDotProductAttention: keyPadding must be [batch = \(nb)][seqK = \(nk)], got \(pad.count) rows of \(pad.map(\.count))")
+            precondition(pad.count == batch && pad.allSatisfy { $0.count == seqK },
+                         "scaledDotProductAttention: keyPadding must be [batch = \(batch)][seqK = \(seqK)], got \(pad.count) rows of \(pad.map(\.count))")
         }
         bias.validate(heads: heads)
+        (self.batch, self.seqQ, self.seqK, self.heads, self.headDim) = (batch, seqQ, seqK, heads, headDim)
+        (self.q, self.k, self.v, self.o) = (q, k, v, o)
         self.scale = scale ?? 1 / Float(headDim).squareRoot()
         self.mask = mask
         self.bias = bias
-        self.layout = layout
     }
 
-    /// Row stride between consecutive positions of one head, and the offset of (b, h).
-    var rowStrideQ: Int { layout == .bshd ? heads * headDim : headDim }
-    func offsetQ(_ b: Int, _ h: Int) -> Int {
-        layout == .bshd ? b * seqQ * heads * headDim + h * headDim : (b * heads + h) * seqQ * headDim
-    }
-    var rowStrideK: Int { rowStrideQ }
-    func offsetK(_ b: Int, _ h: Int) -> Int {
-        layout == .bshd ? b * seqK * heads * headDim + h * headDim : (b * heads + h) * seqK * headDim
-    }
+    // Shorthands (query and output share a layout in the public entry point).
+    var rowStrideQ: Int { q.rowStride }
+    func offsetQ(_ b: Int, _ h: Int) -> Int { q.offset(b, h) }
+    var rowStrideK: Int { k.rowStride }
+    func offsetK(_ b: Int, _ h: Int) -> Int { k.offset(b, h) }
 
     /// Whether query `i` may see key `j` under the causal mask.
     func visible(_ i: Int, _ j: Int) -> Bool { !mask.causal || j <= i + mask.queryStart }

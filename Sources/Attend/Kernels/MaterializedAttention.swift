@@ -13,16 +13,15 @@ public func materializedAttention(
                              bias: .none, scale: scale, layout: layout)
     var out = Tensor.zeros(query.shape)
     var scores = Tensor.zeros([p.seqQ, p.seqK])
-    let ld = p.rowStrideQ
     for b in 0..<p.batch {
         for h in 0..<p.heads {
-            let qOp = MatrixOperand(rows: p.seqQ, cols: p.headDim, ld: ld, transposed: false)
-            let kOp = MatrixOperand(rows: p.headDim, cols: p.seqK, ld: ld, transposed: true)
+            let qOp = MatrixOperand(rows: p.seqQ, cols: p.headDim, ld: p.q.rowStride, transposed: false)
+            let kOp = MatrixOperand(rows: p.headDim, cols: p.seqK, ld: p.k.rowStride, transposed: true)
             query.withUnsafeBufferPointer { q in
                 key.withUnsafeBufferPointer { k in
                     scores.withUnsafeMutableBufferPointer { s in
-                        let qh = UnsafeBufferPointer(rebasing: q[p.offsetQ(b, h)...])
-                        let kh = UnsafeBufferPointer(rebasing: k[p.offsetK(b, h)...])
+                        let qh = UnsafeBufferPointer(rebasing: q[p.q.offset(b, h)...])
+                        let kh = UnsafeBufferPointer(rebasing: k[p.k.offset(b, h)...])
                         gemm(alpha: p.scale, a: qh, qOp, b: kh, kOp, beta: 0, c: s, ldc: p.seqK, compute: compute)
                     }
                 }
@@ -52,13 +51,13 @@ public func materializedAttention(
                 }
             }
             let pOp = MatrixOperand(rows: p.seqQ, cols: p.seqK, ld: p.seqK, transposed: false)
-            let vOp = MatrixOperand(rows: p.seqK, cols: p.headDim, ld: ld, transposed: false)
+            let vOp = MatrixOperand(rows: p.seqK, cols: p.headDim, ld: p.v.rowStride, transposed: false)
             scores.withUnsafeBufferPointer { s in
                 value.withUnsafeBufferPointer { v in
                     out.withUnsafeMutableBufferPointer { o in
-                        let vh = UnsafeBufferPointer(rebasing: v[p.offsetK(b, h)...])
-                        let oh = UnsafeMutableBufferPointer(rebasing: o[p.offsetQ(b, h)...])
-                        gemm(alpha: 1, a: s, pOp, b: vh, vOp, beta: 0, c: oh, ldc: ld, compute: compute)
+                        let vh = UnsafeBufferPointer(rebasing: v[p.v.offset(b, h)...])
+                        let oh = UnsafeMutableBufferPointer(rebasing: o[p.o.offset(b, h)...])
+                        gemm(alpha: 1, a: s, pOp, b: vh, vOp, beta: 0, c: oh, ldc: p.o.rowStride, compute: compute)
                     }
                 }
             }

@@ -46,7 +46,6 @@ func fusedAttention(
     let block = ck_f32_attention_query_block(kern)
     let blocks = (p.seqQ + block - 1) / block
     let wsCount = ck_f32_attention_workspace(kern, p.headDim)
-    let ldq = p.rowStrideQ, ldk = p.rowStrideK
     query.withUnsafeBufferPointer { q in
         key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
@@ -61,8 +60,8 @@ func fusedAttention(
                                 parallelFor(count, threads: threads) { w in
                                     let bh = first + w, b = bh / p.heads, h = bh % p.heads
                                     ck_f32_attention_pack_kv(
-                                        kern, p.seqK, p.headDim, kbase + p.offsetK(b, h), ldk,
-                                        vbase + p.offsetK(b, h), ldk, packedKV.base + w * headStride)
+                                        kern, p.seqK, p.headDim, kbase + p.k.offset(b, h), p.k.rowStride,
+                                        vbase + p.v.offset(b, h), p.v.rowStride, packedKV.base + w * headStride)
                                 }
                             }
                             parallelFor(count * blocks, threads: threads) { item in
@@ -73,9 +72,9 @@ func fusedAttention(
                                 defer { ws.deallocate() }
                                 var head = ck_attention_head(
                                     seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
-                                    q: qb + p.offsetQ(b, h), ldq: ldq,
+                                    q: qb + p.q.offset(b, h), ldq: p.q.rowStride,
                                     packed_kv: packedKV.base + w * headStride,
-                                    o: ob + p.offsetQ(b, h), ldo: ldq, scale: p.scale,
+                                    o: ob + p.o.offset(b, h), ldo: p.o.rowStride, scale: p.scale,
                                     causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
                                     key_bias: keyBias.map { UnsafePointer($0.base + b * p.seqK) },
                                     rel_bias: relBias.map { UnsafePointer($0.base + h * relLength) },

@@ -66,6 +66,10 @@ func gemm(
 /// Stands in for the address of an empty operand, which no kernel reads.
 nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 1))
 
+/// Products with at most this many rows of A against a transposed B run as matrix-vector
+/// products (see `ck_f32_gemv_fn`).
+let gemvMaxRows = 2
+
 /// Work below this many flops per thread is not worth waking another thread for.
 let minimumFlopsPerThread = 1 << 22
 
@@ -80,6 +84,22 @@ func nativeGEMM(
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
 ) {
     let flops = 2 * m * n * max(k, 1)
+    if m <= gemvMaxRows && !transA && transB && k > 0 && alpha != 0 {
+        // A few rows against a [n, k] weight (decoding one token at a time): a direct pass
+        // over the weight beats packing it. Split over output features; each y[j] is one
+        // dot product computed by one thread, so the split does not change any sum.
+        let gemv = kernels.pointee.gemv!
+        let parts = max(1, min(threads, n / 64, flops / minimumFlopsPerThread))
+        let chunk = (n + parts - 1) / parts
+        parallelFor(parts, threads: parts) { part in
+            let j0 = part * chunk, j1 = min(n, j0 + chunk)
+            guard j0 < j1 else { return }
+            for i in 0..<m {
+                gemv(j1 - j0, k, alpha, a + i * lda, b + j0 * ldb, ldb, beta, c + i * ldc + j0)
+            }
+        }
+        return
+    }
     let byRows = m >= n
     let unit = Int(byRows ? kernels.pointee.gemm.mr : kernels.pointee.gemm.nr)
     let extent = byRows ? m : n

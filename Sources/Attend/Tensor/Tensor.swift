@@ -79,11 +79,12 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with mutable access to the scalars, first copying them if the storage is
-    /// shared with another tensor (copy-on-write). Cost: O(1), or O(count) for that copy.
+    /// shared with another tensor or borrowed from a mapped file (copy-on-write).
+    /// Cost: O(1), or O(count) for that copy.
     public mutating func withUnsafeMutableBufferPointer<R>(
         _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
     ) rethrows -> R {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        if !isKnownUniquelyReferenced(&storage) || storage.owner != nil { storage = storage.copy() }
         let s = storage
         return try withExtendedLifetime(s) {
             try body(UnsafeMutableBufferPointer(start: s.base, count: s.count))

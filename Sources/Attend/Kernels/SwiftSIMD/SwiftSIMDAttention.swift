@@ -8,7 +8,7 @@ extension SwiftSIMDKernels {
     static func attention(
         _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor, threads: Int
     ) {
-        let d = p.headDim, ld = p.rowStrideQ
+        let d = p.headDim
         query.withUnsafeBufferPointer { q in
             key.withUnsafeBufferPointer { k in
                 value.withUnsafeBufferPointer { v in
@@ -20,7 +20,7 @@ extension SwiftSIMDKernels {
                             var scores = [Double](repeating: 0, count: p.seqK)
                             var acc = [Double](repeating: 0, count: d)
                             for i in 0..<p.seqQ {
-                                let qi = qb + p.offsetQ(b, h) + i * ld
+                                let qi = qb + p.q.offset(b, h) + i * p.q.rowStride
                                 var maxScore = -Double.infinity
                                 for j in 0..<p.seqK {
                                     let masked = !p.visible(i, j) || (p.mask.keyPadding.map { !$0[b][j] } ?? false)
@@ -28,7 +28,7 @@ extension SwiftSIMDKernels {
                                         scores[j] = -.infinity
                                         continue
                                     }
-                                    let kj = kb + p.offsetK(b, h) + j * ld
+                                    let kj = kb + p.k.offset(b, h) + j * p.k.rowStride
                                     var s = Double(p.scale) * dot(qi, kj, d)
                                     s += Double(p.bias.value(head: h, relative: j - i - p.mask.queryStart))
                                     scores[j] = s
@@ -40,11 +40,11 @@ extension SwiftSIMDKernels {
                                     for j in 0..<p.seqK where scores[j] > -.infinity {
                                         let w = Foundation.exp(scores[j] - maxScore)
                                         sum += w
-                                        let vj = vb + p.offsetK(b, h) + j * ld
+                                        let vj = vb + p.v.offset(b, h) + j * p.v.rowStride
                                         axpy(w, vj, &acc, d)
                                     }
                                 }
-                                let oi = ob + p.offsetQ(b, h) + i * ld
+                                let oi = ob + p.o.offset(b, h) + i * p.o.rowStride
                                 for c in 0..<d { oi[c] = sum > 0 ? Float(acc[c] / sum) : 0 }
                             }
                         }

@@ -1,0 +1,38 @@
+/// The position-wise feed-forward block: `W2 f(W1 x + b1) + b2` (the paper's FFN), or the
+/// gated form `W2 (f(W1 x) * (V x))` of T5's gated-GELU and GLU variants.
+///
+/// Shapes: input `[..., d]`, hidden `[..., dFF]`, output `[..., d]`.
+/// Cost: `4 * rows * d * dFF` flops (6 for the gated form) plus one activation pass.
+public struct FeedForward: Sendable {
+    /// `d -> dFF`.
+    public let up: Linear
+    /// `d -> dFF`, multiplied element-wise into the activated `up` output (nil: not gated).
+    public let gate: Linear?
+    /// `dFF -> d`.
+    public let down: Linear
+    /// Applied to `up`'s output.
+    public let activation: Activation
+
+    /// A block from its layers; `up`/`gate` must map d to dFF and `down` dFF back to d.
+    public init(up: Linear, down: Linear, activation: Activation, gate: Linear? = nil) {
+        precondition(down.inFeatures == up.outFeatures && down.outFeatures == up.inFeatures,
+                     "FeedForward: up \(up.weight.shape) and down \(down.weight.shape) do not chain d -> dFF -> d")
+        if let gate {
+            precondition(gate.weight.shape == up.weight.shape, "FeedForward: gate \(gate.weight.shape) differs from up \(up.weight.shape)")
+        }
+        self.up = up
+        self.gate = gate
+        self.down = down
+        self.activation = activation
+    }
+
+    /// The block applied to every position of `x` (`[..., d]`).
+    public func callAsFunction(_ x: Tensor, compute: Compute = .default) -> Tensor {
+        var h = up(x, compute: compute)  // [..., dFF]
+        h.apply(activation, compute: compute)
+        if let gate {
+            h = h * gate(x, compute: compute)
+        }
+        return down(h, compute: compute)  // [..., d]
+    }
+}
