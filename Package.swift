@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "Attend", targets: ["Attend"]),
         .executable(name: "bench", targets: ["bench"]),
+        .executable(name: "attend", targets: ["attend"]),
     ],
     targets: [
         // The C kernels: dispatch.c, ref/, core/, x86/, arm/ under CKernels; public header in include/.
@@ -22,6 +23,11 @@ let package = Package(
             name: "Attend",
             dependencies: ["CKernels"],
             path: "Sources/Attend"
+        ),
+        .executableTarget(
+            name: "attend",
+            dependencies: ["Attend"],
+            path: "Sources/attend"
         ),
         .executableTarget(
             name: "bench",

@@ -162,6 +162,11 @@ typedef void (*ck_f32_norm_rows_fn)(int rms, size_t rows, size_t n, const float 
  *     rel_bias_zero = seq_k - 1 (entries past seq_q - 1 only feed padded query lanes).
  *   causal: key j is visible to query i iff j <= i + causal_offset (a query block that starts
  *     at cache position p against a cache of p + seq_q keys has causal_offset = p).
+ *   Shaw et al. relative positions (shaw_clip > 0): with c(i, j) = clamp(j - (i +
+ *     causal_offset), -shaw_clip, shaw_clip) + shaw_clip and W = 2*shaw_clip + 1,
+ *       s(i, j) += shaw_qk[i*W + c(i, j)]       (the caller's q_i . a^K_c, already scaled)
+ *       o_i     += sum_j softmax_j(s(i, .)) * shaw_v[c(i, j) * head_dim ...]   (a^V, W x head_dim)
+ *     so the S x S relative embeddings are never formed: O(seq_q * W) extra memory.
  */
 typedef struct ck_attention_head {
     size_t seq_q, seq_k, head_dim;
@@ -176,6 +181,9 @@ typedef struct ck_attention_head {
     const float *key_bias;
     const float *rel_bias;
     ptrdiff_t rel_bias_zero;
+    size_t shaw_clip;
+    const float *shaw_qk;
+    const float *shaw_v;
 } ck_attention_head;
 
 /**
@@ -253,8 +261,9 @@ size_t ck_f32_attention_packed_kv_size(const ck_kernels *k, size_t seq_k, size_t
 /** Floats the rel_bias table must hold (see ck_attention_head). */
 size_t ck_f32_attention_rel_bias_length(const ck_kernels *k, size_t seq_q, size_t seq_k);
 
-/** Floats of workspace one ck_f32_attention_block call needs (any alignment). */
-size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim);
+/** Floats of workspace one ck_f32_attention_block call needs (64-byte aligned), with Shaw
+ * relative positions clipped at shaw_clip (0: none). */
+size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim, size_t shaw_clip);
 
 /**
  * Packs one head's keys (key j at k + j*ldk) and values (v + j*ldv), head_dim floats each,

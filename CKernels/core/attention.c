@@ -43,10 +43,19 @@ size_t ck_f32_attention_rel_bias_length(const ck_kernels *k, size_t seq_q, size_
     return ck_rup(seq_q ? seq_q : 1, ck_f32_attention_query_block(k)) + (seq_k ? seq_k : 1) - 1;
 }
 
-size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim) {
+size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim, size_t shaw_clip) {
     const size_t nr = (size_t)k->gemm.nr, panels = (size_t)k->attn_query_panels;
     const size_t dp = ck_rup(head_dim, (size_t)k->gemm.mr);
-    return panels * nr * (head_dim + (size_t)k->attn_key_block + dp + 3);
+    const size_t shaw = shaw_clip ? 2 * shaw_clip + 1 : 0;
+    return panels * nr * (head_dim + (size_t)k->attn_key_block + dp + 3 + shaw);
+}
+
+/* Shaw bucket of key j for query i (absolute query position i + causal_offset). */
+static inline size_t ck_shaw_bucket(const ck_attention_head *h, size_t i, size_t j) {
+    const ptrdiff_t c = (ptrdiff_t)h->shaw_clip;
+    ptrdiff_t d = (ptrdiff_t)j - ((ptrdiff_t)i + h->causal_offset);
+    d = d < -c ? -c : (d > c ? c : d);
+    return (size_t)(d + c);
 }
 
 void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim,
@@ -97,6 +106,9 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
     float *m = ot + panels * dp * nr;
     float *l = m + panels * nr;
     float *corr = l + panels * nr;
+    /* Shaw: per query, the softmax weight gathered per relative bucket (rescaled like O). */
+    const size_t sw = h->shaw_clip ? 2 * h->shaw_clip + 1 : 0;
+    float *bw = corr + panels * nr; /* [Br][sw] */
     const float *pk = h->packed_kv;
     const float *pvt = h->packed_kv + ck_vt_offset(k, h->seq_k, D);
     const ck_f32_gemm_ukr_fn ukr = k->gemm_ukr;
@@ -119,6 +131,7 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
         l[i] = 0.0f;
     }
     memset(ot, 0, np * dp * nr * sizeof(float));
+    if (sw) memset(bw, 0, np * nr * sw * sizeof(float));
 
     /* Keys any query of this block can see: causal blocks past the last query are skipped. */
     size_t kend = h->seq_k;
@@ -137,7 +150,26 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
         }
         for (size_t jp = 0; jp < np; jp++) {
             float *s = sp + jp * bc * nr, *c = corr + jp * nr, *o = ot + jp * dp * nr;
+            if (sw) {
+                /* Shaw key term: s(i, j) += qk[i][bucket(i, j)] (masks are applied after). */
+                for (size_t r = 0; r < valid; r++)
+                    for (size_t j = 0; j < nr; j++) {
+                        const size_t qi = query0 + jp * nr + j;
+                        if (qi < query0 + count)
+                            s[r * nr + j] += h->shaw_qk[qi * sw + ck_shaw_bucket(h, qi, kb + r)];
+                    }
+            }
             k->attn_softmax_step(rows, valid, s, m + jp * nr, l + jp * nr, c, kb, query0 + jp * nr, h);
+            if (sw) {
+                /* Shaw value term: bucket weights, rescaled with the running max. */
+                for (size_t j = 0; j < nr; j++) {
+                    const size_t qi = query0 + jp * nr + j;
+                    if (qi >= query0 + count) continue;
+                    float *b = bw + (jp * nr + j) * sw;
+                    for (size_t t = 0; t < sw; t++) b[t] *= c[j];
+                    for (size_t r = 0; r < valid; r++) b[ck_shaw_bucket(h, qi, kb + r)] += s[r * nr + j];
+                }
+            }
             /* Rescale the output where a query's running max moved (corr != 1). */
             int moved = 0;
             for (size_t j = 0; j < nr; j++) moved |= c[j] != 1.0f;
@@ -158,5 +190,14 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
         const float *src = ot + jp * dp * nr + j;
         float *dst = h->o + (query0 + qi) * h->ldo;
         for (size_t d = 0; d < D; d++) dst[d] = src[d * nr] * inv;
+        if (sw) {
+            const float *b = bw + qi * sw;
+            for (size_t t = 0; t < sw; t++) {
+                const float wt = b[t] * inv;
+                if (wt == 0.0f) continue;
+                const float *av = h->shaw_v + t * D;
+                for (size_t d = 0; d < D; d++) dst[d] += wt * av[d];
+            }
+        }
     }
 }

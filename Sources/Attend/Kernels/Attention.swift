@@ -48,6 +48,12 @@ public enum AttentionBias: Sendable {
     /// `[numBuckets, heads]` (the checkpoint's `relative_attention_bias.weight`). See
     /// ``t5RelativePositionBucket(_:bidirectional:numBuckets:maxDistance:)``.
     case t5(table: Tensor, bidirectional: Bool, maxDistance: Int)
+    /// Shaw et al. (2018) learned relative positions: with `c = clamp(key - query, -clip,
+    /// clip) + clip`, the score gains `scale * q · keys[c]` and the output gains
+    /// `Σ softmax weight * values[c]`. `keys` and `values` are `[2*clip + 1, headDim]`,
+    /// shared by all heads (as in the paper). The fused kernel looks the buckets up per
+    /// element; extra memory is `seqQ x (2*clip + 1)` per head, never `seqQ x seqK`.
+    case shaw(keys: Tensor, values: Tensor, clip: Int)
 
     /// The bias for head `h` at relative position `rel = key - query`.
     func value(head h: Int, relative rel: Int) -> Float {
@@ -58,7 +64,23 @@ public enum AttentionBias: Sendable {
         case .t5(let table, let bidirectional, let maxDistance):
             let b = t5RelativePositionBucket(rel, bidirectional: bidirectional, numBuckets: table.shape[0], maxDistance: maxDistance)
             return table[b, h]
+        case .shaw:
+            return 0  // query-dependent: handled by the kernels' Shaw path, not a table
         }
+    }
+
+    /// Whether the bias is a function of the relative position alone (a per-head table).
+    var isDistanceTable: Bool {
+        switch self {
+        case .alibi, .t5: return true
+        case .none, .shaw: return false
+        }
+    }
+
+    /// Shaw tables and clip distance, if this is `.shaw`.
+    var shaw: (keys: Tensor, values: Tensor, clip: Int)? {
+        if case .shaw(let k, let v, let c) = self { return (k, v, c) }
+        return nil
     }
 
     var isNone: Bool {
@@ -66,9 +88,12 @@ public enum AttentionBias: Sendable {
         return false
     }
 
-    func validate(heads: Int) {
+    func validate(heads: Int, headDim: Int) {
         switch self {
         case .none: break
+        case .shaw(let keys, let values, let clip):
+            precondition(clip >= 1 && keys.shape == [2 * clip + 1, headDim] && values.shape == keys.shape,
+                         "AttentionBias.shaw: keys \(keys.shape) and values \(values.shape) must be [2 * clip + 1 = \(2 * clip + 1), headDim = \(headDim)] with clip >= 1")
         case .alibi(let slopes, _):
             precondition(slopes.count == heads, "AttentionBias.alibi: \(slopes.count) slopes for \(heads) heads")
         case .t5(let table, _, let maxDistance):
@@ -222,7 +247,7 @@ struct AttentionProblem {
             precondition(pad.count == batch && pad.allSatisfy { $0.count == seqK },
                          "scaledDotProductAttention: keyPadding must be [batch = \(batch)][seqK = \(seqK)], got \(pad.count) rows of \(pad.map(\.count))")
         }
-        bias.validate(heads: heads)
+        bias.validate(heads: heads, headDim: headDim)
         (self.batch, self.seqQ, self.seqK, self.heads, self.headDim) = (batch, seqQ, seqK, heads, headDim)
         (self.q, self.k, self.v, self.o) = (q, k, v, o)
         self.scale = scale ?? 1 / Float(headDim).squareRoot()

@@ -17,8 +17,14 @@ func fusedAttention(
     if heads == 0 || p.seqQ == 0 { return }
     let packedSize = ck_f32_attention_packed_kv_size(kern, p.seqK, p.headDim)
     let headStride = (packedSize + 15) / 16 * 16  // keeps every head 64-byte aligned
-    let wave = max(1, min(heads, attentionPackBudgetBytes / max(1, headStride * 4)))
+    let shaw = p.bias.shaw
+    let shawWidth = shaw.map { 2 * $0.clip + 1 } ?? 0
+    let shawStride = p.seqQ * shawWidth  // per head: q . a^K for every query and bucket
+    let perHead = (headStride + shawStride) * 4
+    let wave = max(1, min(heads, attentionPackBudgetBytes / max(1, perHead)))
     let packedKV = TensorStorage(uninitializedCount: wave * headStride)
+    let shawQK = TensorStorage(uninitializedCount: max(1, wave * shawStride))
+    let shawKeys = shaw?.keys ?? Tensor.zeros([1]), shawValues = shaw?.values ?? Tensor.zeros([1])
 
     // Key padding as an additive bias per batch row: 0 (attend) or -inf (padding).
     var keyBias: TensorStorage? = nil
@@ -33,7 +39,7 @@ func fusedAttention(
     let relLength = ck_f32_attention_rel_bias_length(kern, p.seqQ, p.seqK)
     let relZero = max(p.seqK, 1) - 1
     var relBias: TensorStorage? = nil
-    if !p.bias.isNone {
+    if p.bias.isDistanceTable {
         let rb = TensorStorage(uninitializedCount: p.heads * relLength)
         for h in 0..<p.heads {
             for t in 0..<relLength {
@@ -45,12 +51,12 @@ func fusedAttention(
 
     let block = ck_f32_attention_query_block(kern)
     let blocks = (p.seqQ + block - 1) / block
-    let wsCount = ck_f32_attention_workspace(kern, p.headDim)
+    let wsCount = ck_f32_attention_workspace(kern, p.headDim, shaw?.clip ?? 0)
     query.withUnsafeBufferPointer { q in
         key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
                 output.withUnsafeMutableBufferPointer { o in
-                    withExtendedLifetime((packedKV, keyBias, relBias)) {
+                    withExtendedLifetime((packedKV, keyBias, relBias, shawQK, shawKeys, shawValues)) {
                         let qb = q.baseAddress!, ob = o.baseAddress!
                         // An empty key sequence has no K/V scalars to pack (and nothing to see).
                         let kbase = k.baseAddress ?? UnsafePointer(qb), vbase = v.baseAddress ?? UnsafePointer(qb)
@@ -62,6 +68,18 @@ func fusedAttention(
                                     ck_f32_attention_pack_kv(
                                         kern, p.seqK, p.headDim, kbase + p.k.offset(b, h), p.k.rowStride,
                                         vbase + p.v.offset(b, h), p.v.rowStride, packedKV.base + w * headStride)
+                                }
+                            }
+                            if shaw != nil {
+                                // Shaw key term per head: qk[i][c] = scale * q_i . a^K_c (a small GEMM).
+                                shawKeys.withUnsafeBufferPointer { ak in
+                                    parallelFor(count, threads: threads) { w in
+                                        let bh = first + w, b = bh / p.heads, h = bh % p.heads
+                                        nativeGEMM(kernels: kern, m: p.seqQ, n: shawWidth, k: p.headDim, alpha: p.scale,
+                                                   a: qb + p.q.offset(b, h), lda: p.q.rowStride, transA: false,
+                                                   b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
+                                                   c: shawQK.base + w * shawStride, ldc: shawWidth, threads: 1)
+                                    }
                                 }
                             }
                             parallelFor(count * blocks, threads: threads) { item in
@@ -78,7 +96,10 @@ func fusedAttention(
                                     causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
                                     key_bias: keyBias.map { UnsafePointer($0.base + b * p.seqK) },
                                     rel_bias: relBias.map { UnsafePointer($0.base + h * relLength) },
-                                    rel_bias_zero: relZero)
+                                    rel_bias_zero: relZero,
+                                    shaw_clip: shaw?.clip ?? 0,
+                                    shaw_qk: shaw == nil ? nil : UnsafePointer(shawQK.base + w * shawStride),
+                                    shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base))
                                 let q0 = blk * block
                                 ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
                             }

@@ -9,6 +9,10 @@ extension SwiftSIMDKernels {
         _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor, threads: Int
     ) {
         let d = p.headDim
+        let shaw = p.bias.shaw
+        func shawBucket(_ i: Int, _ j: Int, _ clip: Int) -> Int {
+            min(max(j - (i + p.mask.queryStart), -clip), clip) + clip
+        }
         query.withUnsafeBufferPointer { q in
             key.withUnsafeBufferPointer { k in
                 value.withUnsafeBufferPointer { v in
@@ -31,6 +35,10 @@ extension SwiftSIMDKernels {
                                     let kj = kb + p.k.offset(b, h) + j * p.k.rowStride
                                     var s = Double(p.scale) * dot(qi, kj, d)
                                     s += Double(p.bias.value(head: h, relative: j - i - p.mask.queryStart))
+                                    if let shaw {
+                                        let c = shawBucket(i, j, shaw.clip)
+                                        shaw.keys.withUnsafeBufferPointer { ak in s += Double(p.scale) * dot(qi, ak.baseAddress! + c * d, d) }
+                                    }
                                     scores[j] = s
                                     maxScore = max(maxScore, s)
                                 }
@@ -42,6 +50,10 @@ extension SwiftSIMDKernels {
                                         sum += w
                                         let vj = vb + p.v.offset(b, h) + j * p.v.rowStride
                                         axpy(w, vj, &acc, d)
+                                        if let shaw {
+                                            let c = shawBucket(i, j, shaw.clip)
+                                            shaw.values.withUnsafeBufferPointer { av in axpy(w, av.baseAddress! + c * d, &acc, d) }
+                                        }
                                     }
                                 }
                                 let oi = ob + p.o.offset(b, h) + i * p.o.rowStride

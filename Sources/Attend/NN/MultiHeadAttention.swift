@@ -1,0 +1,202 @@
+/// Keys and values of one attention layer for a batch, kept for incremental decoding: the
+/// decoder's self-attention appends one step at a time; cross-attention computes them once
+/// per source.
+///
+/// Storage: `[batch, capacity, 2 * modelDim]` with the keys in the first `modelDim` columns
+/// of each row and the values in the rest (the layout the fused K/V projection writes), so
+/// appending a step is one row copy per batch row and the attention kernel reads keys and
+/// values in place. Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
+/// an occasional O(filled) copy when growing.
+public struct AttentionKV: Sendable {
+    /// Batch rows.
+    public let batch: Int
+    /// Model width (heads x head size).
+    public let modelDim: Int
+    /// Positions filled so far.
+    public private(set) var count: Int
+    var storage: Tensor  // [batch, capacity, 2 * modelDim]
+
+    /// An empty cache with room for `capacity` positions.
+    public init(batch: Int, modelDim: Int, capacity: Int = 64) {
+        precondition(batch >= 1 && modelDim >= 1 && capacity >= 1, "AttentionKV: batch \(batch), modelDim \(modelDim), capacity \(capacity) must be positive")
+        self.batch = batch
+        self.modelDim = modelDim
+        self.count = 0
+        self.storage = Tensor.zeros([batch, capacity, 2 * modelDim])
+    }
+
+    /// Positions the storage can hold before it grows.
+    public var capacity: Int { storage.shape[1] }
+
+    /// Appends `steps` positions from a K/V projection `[batch * steps, 2 * modelDim]` (rows
+    /// ordered batch-major).
+    mutating func append(_ kv: Tensor, steps: Int) {
+        let w = 2 * modelDim
+        precondition(kv.shape == [batch * steps, w], "AttentionKV.append: got \(kv.shape), expected [\(batch * steps), \(w)]")
+        if count + steps > capacity {
+            var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
+            let newCap = grown.shape[1], oldCap = capacity, filled = count
+            storage.withUnsafeBufferPointer { old in
+                grown.withUnsafeMutableBufferPointer { new in
+                    for b in 0..<batch {
+                        for i in 0..<(filled * w) { new[b * newCap * w + i] = old[b * oldCap * w + i] }
+                    }
+                }
+            }
+            storage = grown
+        }
+        let cap = capacity, start = count
+        kv.withUnsafeBufferPointer { src in
+            storage.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<batch {
+                    let d = dst.baseAddress! + (b * cap + start) * w
+                    d.update(from: src.baseAddress! + b * steps * w, count: steps * w)
+                }
+            }
+        }
+        count += steps
+    }
+
+    /// Layouts of the keys and values for the attention kernel.
+    func layouts(headDim: Int) -> (k: HeadLayout, v: HeadLayout) {
+        let w = 2 * modelDim
+        return (HeadLayout(base: 0, batchStride: capacity * w, headStride: headDim, rowStride: w),
+                HeadLayout(base: modelDim, batchStride: capacity * w, headStride: headDim, rowStride: w))
+    }
+}
+
+/// Multi-head attention (Vaswani et al. §3.2.2): project queries, keys and values, attend per
+/// head with the fused kernel, concatenate the heads and project back.
+///
+/// The projections are stored fused as one `[3d, d]` weight (PyTorch's `in_proj_weight`), so
+/// self-attention runs one GEMM for Q, K and V, and the attention kernel reads the three
+/// straight out of its output (no transposes, no copies). Shapes: inputs `[batch, seq, d]`,
+/// outputs the same. Cost: `8 * tokens * d²` flops of projections plus the attention,
+/// `4 * batch * seqQ * seqK * d` flops (about half with a causal mask).
+public struct MultiHeadAttention: Sendable {
+    /// Number of heads.
+    public let heads: Int
+    /// The fused projection `[3d, d]`: queries, keys, values.
+    public let inProjection: Linear
+    /// The output projection `[d, d]`.
+    public let outProjection: Linear
+    /// Score scale; nil means `1/sqrt(headDim)` (T5 uses 1).
+    public let scale: Float?
+
+    /// Model width d.
+    public var modelDim: Int { outProjection.outFeatures }
+    /// Head size d / heads.
+    public var headDim: Int { modelDim / heads }
+
+    /// From a fused input projection `[3d, d]` and an output projection `[d, d]`.
+    public init(heads: Int, inProjection: Linear, outProjection: Linear, scale: Float? = nil) {
+        let d = outProjection.outFeatures
+        precondition(heads >= 1 && d % heads == 0, "MultiHeadAttention: \(heads) heads do not divide model width \(d)")
+        precondition(inProjection.weight.shape == [3 * d, d] && outProjection.weight.shape == [d, d],
+                     "MultiHeadAttention: in projection \(inProjection.weight.shape) must be [\(3 * d), \(d)], out projection \(outProjection.weight.shape) [\(d), \(d)]")
+        self.heads = heads
+        self.inProjection = inProjection
+        self.outProjection = outProjection
+        self.scale = scale
+    }
+
+    /// From separate query, key and value projections (BERT, T5, Marian checkpoints), fused
+    /// into one weight once at load time.
+    public init(heads: Int, query: Linear, key: Linear, value: Linear, out: Linear, scale: Float? = nil) {
+        let parts = [query, key, value]
+        let weight = Tensor.concatenateRows(parts.map(\.weight))
+        let hasBias = parts.contains { $0.bias != nil }
+        let bias = hasBias ? Tensor.concatenateRows(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }) : nil
+        self.init(heads: heads, inProjection: Linear(weight: weight, bias: bias), outProjection: out, scale: scale)
+    }
+
+    private func checkInput(_ x: Tensor, _ what: String) -> (batch: Int, seq: Int) {
+        precondition(x.rank == 3 && x.shape[2] == modelDim, "MultiHeadAttention: \(what) \(x.shape) must be [batch, seq, \(modelDim)]")
+        return (x.shape[0], x.shape[1])
+    }
+
+    /// Self-attention over `x` `[batch, seq, d]` with the given mask and bias.
+    public func callAsFunction(_ x: Tensor, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
+        let (b, s) = checkInput(x, "input")
+        let d = modelDim, dh = headDim
+        let qkv = inProjection(x, compute: compute)  // [b, s, 3d]
+        let l = { (base: Int) in HeadLayout(base: base, batchStride: s * 3 * d, headStride: dh, rowStride: 3 * d) }
+        var out = Tensor.zeros([b, s, d])
+        let p = AttentionProblem(batch: b, seqQ: s, seqK: s, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
+                                 o: HeadLayout(.bshd, seq: s, heads: heads, headDim: dh),
+                                 counts: (qkv.count, qkv.count, qkv.count, out.count), mask: mask, bias: bias, scale: scale)
+        attention(p, query: qkv, key: qkv, value: qkv, into: &out, compute: compute)
+        return outProjection(out, compute: compute)
+    }
+
+    /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once.
+    public func keysValues(of memory: Tensor, compute: Compute = .default) -> AttentionKV {
+        let (b, s) = checkInput(memory, "memory")
+        var kv = AttentionKV(batch: b, modelDim: modelDim, capacity: max(s, 1))
+        let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: modelDim..<(3 * modelDim), compute: compute)
+        kv.append(projected, steps: s)
+        return kv
+    }
+
+    /// Attention of `x` `[batch, seqQ, d]` over stored keys and values (cross-attention over
+    /// an encoder memory, or a cache). `mask` applies to the stored positions.
+    public func callAsFunction(_ x: Tensor, keysValues kv: AttentionKV, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
+        let (b, s) = checkInput(x, "input")
+        precondition(kv.batch == b && kv.modelDim == modelDim, "MultiHeadAttention: keys/values for batch \(kv.batch) x \(kv.modelDim), input \(x.shape)")
+        let d = modelDim, dh = headDim
+        let q = inProjection(x, outputs: 0..<d, compute: compute)  // [b, s, d]
+        var out = Tensor.zeros([b, s, d])
+        let (kl, vl) = kv.layouts(headDim: dh)
+        let ql = HeadLayout(.bshd, seq: s, heads: heads, headDim: dh)
+        let p = AttentionProblem(batch: b, seqQ: s, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl, o: ql,
+                                 counts: (q.count, kv.storage.count, kv.storage.count, out.count), mask: mask, bias: bias, scale: scale)
+        attention(p, query: q, key: kv.storage, value: kv.storage, into: &out, compute: compute)
+        return outProjection(out, compute: compute)
+    }
+
+    /// Causal self-attention for decoding: appends the keys and values of `x`'s `steps`
+    /// new positions (`[batch, steps, d]`) to `cache`, then lets each new position attend to
+    /// every cached position up to itself. Equal to running the full causal self-attention
+    /// over the whole prefix and keeping the last `steps` rows.
+    public func callAsFunction(_ x: Tensor, appendingTo cache: inout AttentionKV, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
+        let (b, s) = checkInput(x, "input")
+        let d = modelDim, dh = headDim
+        let qkv = inProjection(x, compute: compute).reshaped([b * s, 3 * d])
+        // Split the new K/V columns out of the fused projection and append them.
+        var kvNew = Tensor.zeros([b * s, 2 * d])
+        qkv.withUnsafeBufferPointer { src in
+            kvNew.withUnsafeMutableBufferPointer { dst in
+                for r in 0..<(b * s) {
+                    (dst.baseAddress! + r * 2 * d).update(from: src.baseAddress! + r * 3 * d + d, count: 2 * d)
+                }
+            }
+        }
+        let start = cache.count
+        cache.append(kvNew, steps: s)
+        var out = Tensor.zeros([b, s, d])
+        let (kl, vl) = cache.layouts(headDim: dh)
+        let ql = HeadLayout(base: 0, batchStride: s * 3 * d, headStride: dh, rowStride: 3 * d)
+        let p = AttentionProblem(batch: b, seqQ: s, seqK: cache.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
+                                 o: HeadLayout(.bshd, seq: s, heads: heads, headDim: dh),
+                                 counts: (qkv.count, cache.storage.count, cache.storage.count, out.count),
+                                 mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: bias, scale: scale)
+        attention(p, query: qkv, key: cache.storage, value: cache.storage, into: &out, compute: compute)
+        return outProjection(out, compute: compute)
+    }
+}
+
+extension Tensor {
+    /// Matrices (or vectors) stacked along the first axis: `[n_i, ...]` to `[sum n_i, ...]`.
+    /// Cost: one copy.
+    public static func concatenateRows(_ parts: [Tensor]) -> Tensor {
+        precondition(!parts.isEmpty, "concatenateRows: no tensors")
+        let tail = Array(parts[0].shape.dropFirst())
+        for p in parts {
+            precondition(p.rank >= 1 && Array(p.shape.dropFirst()) == tail, "concatenateRows: shapes \(parts.map(\.shape)) differ past the first axis")
+        }
+        var scalars: [Float] = []
+        scalars.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for p in parts { p.withUnsafeBufferPointer { scalars.append(contentsOf: $0) } }
+        return Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + tail, scalars: scalars)
+    }
+}
