@@ -50,10 +50,28 @@ let package = Package(
             path: "Tests/TensorTests"
         ),
         .testTarget(
+            name: "AttentionTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/AttentionTests",
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "CheckpointTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/CheckpointTests",
             exclude: ["make_fixtures.py"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "TransformerTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/TransformerTests",
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "BERTTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/BERTTests",
             resources: [.copy("Fixtures")]
         ),
     ],

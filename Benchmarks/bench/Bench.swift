@@ -93,6 +93,9 @@ struct Bench {
         if options.wants("gemm") { gemm() }
         if options.wants("softmax") { softmaxBandwidth() }
         if options.wants("attention") { attention() }
+        if options.wants("encoder") { encoder() }
+        if options.wants("decoder") { decoder() }
+        if options.wants("bert") { bert() }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every

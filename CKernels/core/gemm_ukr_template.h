@@ -46,6 +46,15 @@ void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc
         for (int j = 0; j < CK_NV; j++) acc[i][j] = (CK_VEC){0};
     }
     const CK_VEC *bv = (const CK_VEC *)__builtin_assume_aligned(b, sizeof(CK_VEC));
+    /* The C tile is read back only after the k loop: start fetching its lines now so the
+     * write-back does not stall on a cache miss (C is re-read once per kc block). */
+    if (beta != 0.0f) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < CK_MR; i++) {
+            __builtin_prefetch(c + (size_t)i * ldc, 1);
+            __builtin_prefetch(c + (size_t)i * ldc + CK_NR - 1, 1);
+        }
+    }
     for (size_t p = 0; p < kc; p++) {
         CK_VEC bp[CK_NV];
 #pragma clang loop unroll(full)

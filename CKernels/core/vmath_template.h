@@ -134,8 +134,11 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
         CK_VEC vmax = CK_VSPLAT(ninf);
         CK_IVEC nan = CK_ISPLAT(0);
         for (size_t i = 0; i < n; i += CK_VL) {
-            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, ninf) * vscale;
+            /* Scale and mask first, then pad: padding -inf before a scale <= 0 would turn
+             * into +inf or NaN. */
+            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
             if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
+            for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = ninf;
             nan |= t != t;
             vmax = CK_FN(ck_vmax)(vmax, t);
         }
@@ -152,8 +155,11 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
         const CK_VEC vm = CK_VSPLAT(m);
         CK_VEC vsum = (CK_VEC){0};
         for (size_t i = 0; i < n; i += CK_VL) {
-            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, ninf) * vscale;
+            /* Scale and mask first, then pad: padding -inf before a scale <= 0 would turn
+             * into +inf or NaN. */
+            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
             if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
+            for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = ninf;
             CK_VEC e = CK_FN(ck_vexp_nonpos)(t - vm);
             if (i + CK_VL <= n) {
                 CK_FN(ck_vstore)(yr + i, e);

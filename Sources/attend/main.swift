@@ -1,2 +1,99 @@
-// The `attend` command line: see issue text; filled in by the BERT work.
-print("attend: not implemented yet")
+// `attend`: tokenize, embed and compare texts with a BERT sentence-embedding model folder
+// (such as sentence-transformers/all-MiniLM-L6-v2; scripts/fetch-minilm.sh fetches it).
+//
+//   attend tokenize   --model DIR [--json] "text"...
+//   attend embed      --model DIR [--json] "text"...
+//   attend similarity --model DIR [--json] "a" "b"...
+//
+// Texts come from the arguments or, when there are none, from standard input (one per
+// line). Problems with the folder or its files print one line on stderr and exit 1; a bad
+// command line prints the usage and exits 2.
+import Attend
+import Foundation
+
+func fail(_ message: String, status: Int32) -> Never {
+    // One line: whatever the error says, newlines become spaces.
+    let line = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+    FileHandle.standardError.write(Data("attend: \(line)\n".utf8))
+    exit(status)
+}
+
+let argv = Array(CommandLine.arguments.dropFirst())
+if argv.isEmpty || argv.contains("--help") || argv.contains("-h") || argv == ["help"] {
+    print(Arguments.usage)
+    exit(argv.isEmpty ? 2 : 0)
+}
+
+let args: Arguments
+do {
+    args = try Arguments.parse(argv)
+} catch {
+    FileHandle.standardError.write(Data("attend: \(error)\n\n\(Arguments.usage)\n".utf8))
+    exit(2)
+}
+
+if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
+let folder = URL(fileURLWithPath: args.model)
+let texts = args.texts.isEmpty ? readStandardInputLines() : args.texts
+
+do {
+    switch args.command {
+    case .tokenize:
+        let tokenizer = try WordPieceTokenizer(directory: folder)
+        let configured = try SentenceEmbedder.readSentenceBertConfig(directory: folder).maxSeqLength
+        let maxLength = args.maxLength ?? configured
+        if let m = maxLength, m < tokenizer.specialTokenCount() {
+            throw UsageError(description: "--max-length \(m) leaves no room for the \(tokenizer.specialTokenCount()) special tokens")
+        }
+        for text in texts {
+            let e = tokenizer.encode(text, maxLength: maxLength)
+            let tokens = e.ids.map { tokenizer.token(for: $0) ?? "?" }
+            if args.json {
+                print(jsonObject([("text", .string(text)), ("ids", .ints(e.ids)), ("tokens", .strings(tokens))]))
+            } else {
+                print(quotedLine(text))
+                print("  tokens: " + tokens.joined(separator: " "))
+                print("  ids:    " + e.ids.map(String.init).joined(separator: " "))
+            }
+        }
+
+    case .embed:
+        let embedder = try SentenceEmbedder(directory: folder)
+        let encodings = texts.map { embedder.encode($0) }
+        let vectors = embedder.embed(encodings: encodings, batchSize: args.batchSize)
+        let dim = embedder.dimension
+        let all = vectors.scalars
+        for (i, text) in texts.enumerated() {
+            let v = Array(all[(i * dim)..<((i + 1) * dim)])
+            if args.json {
+                print(jsonObject([("text", .string(text)), ("ids", .ints(encodings[i].ids)), ("embedding", .floats(v))]))
+            } else {
+                print(quotedLine(text))
+                print("  " + v.map { formatFloat($0) }.joined(separator: " "))
+            }
+        }
+
+    case .similarity:
+        let embedder = try SentenceEmbedder(directory: folder)
+        let encodings = texts.map { embedder.encode($0) }
+        let sims = cosineSimilarityMatrix(embedder.embed(encodings: encodings, batchSize: args.batchSize))
+        let n = texts.count
+        let all = sims.scalars
+        if args.json {
+            for (i, text) in texts.enumerated() {
+                let row = Array(all[(i * n)..<((i + 1) * n)])
+                print(jsonObject([("text", .string(text)), ("ids", .ints(encodings[i].ids)), ("similarity", .floats(row))]))
+            }
+        } else {
+            printSimilarityTable(texts: texts, values: all)
+        }
+    }
+} catch let e as UsageError {
+    fail(e.description, status: 2)
+} catch let e as CheckpointError {
+    fail("\(folder.path): \(e.description)", status: 1)
+} catch let e as CustomStringConvertible {
+    fail(e.description, status: 1)
+} catch {
+    fail("\(error)", status: 1)
+}

@@ -5,10 +5,13 @@
  * 1 broadcast of A = 15. Per k step: 2 loads of B + 6 broadcasts for 12 FMAs (6 cycles on two
  * FMA ports), so loads never limit; 12 independent chains cover FMA latency 4 x 2 ports = 8.
  *
- * Cache blocks (float32):
- *   kc = 256: B micro-panel kc x 16 = 16 KiB and A micro-panel 6 x kc = 6 KiB stay in L1 (32+ KiB)
- *   mc = 144: packed A block 144 x 256 = 144 KiB stays in L2 (1 MiB), re-read once per B panel
- *   nc = 4096: packed B block 256 x 4096 = 4 MiB stays in L3, streamed once per A block
+ * Cache blocks (float32), measured on Zen 5 (sweep of mc 48..288 x kc 256..1024, see
+ * BENCHMARKS.md): a long kc wins, because every kc block re-reads and re-writes the whole C
+ * block, and the B micro-panel streams well from L2:
+ *   kc = 1024: A micro-panel 6 x kc = 24 KiB stays in L1 (48 KiB); B micro-panel kc x 16 =
+ *              64 KiB streams from L2
+ *   mc = 48:   packed A block 48 x 1024 = 192 KiB stays in L2 (1 MiB) next to B micro-panels
+ *   nc = 4096: packed B block 1024 x 4096 = 16 MiB in L3 (32 MiB), streamed once per A block
  */
 #include "../../core/ck_internal.h"
 
@@ -89,10 +92,10 @@ typedef int ck_v16i_on_avx2 __attribute__((vector_size(64)));
 /* Overridable only to let a tuning build sweep them (-DCK_AVX2_MC=...); the defaults are the
  * measured best on Zen 5 (see BENCHMARKS.md). */
 #ifndef CK_AVX2_MC
-#define CK_AVX2_MC 144
+#define CK_AVX2_MC 48
 #endif
 #ifndef CK_AVX2_KC
-#define CK_AVX2_KC 256
+#define CK_AVX2_KC 1024
 #endif
 #ifndef CK_AVX2_NC
 #define CK_AVX2_NC 4096

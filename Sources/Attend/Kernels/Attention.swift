@@ -96,10 +96,12 @@ public enum AttentionBias: Sendable {
                          "AttentionBias.shaw: keys \(keys.shape) and values \(values.shape) must be [2 * clip + 1 = \(2 * clip + 1), headDim = \(headDim)] with clip >= 1")
         case .alibi(let slopes, _):
             precondition(slopes.count == heads, "AttentionBias.alibi: \(slopes.count) slopes for \(heads) heads")
-        case .t5(let table, _, let maxDistance):
+        case .t5(let table, let bidirectional, let maxDistance):
             precondition(table.rank == 2 && table.shape[1] == heads && table.shape[0] >= 2,
                          "AttentionBias.t5: table shape \(table.shape) must be [numBuckets >= 2, heads = \(heads)]")
-            precondition(maxDistance > 0, "AttentionBias.t5: maxDistance \(maxDistance) must be positive")
+            let exact = bidirectional ? table.shape[0] / 4 : table.shape[0] / 2
+            precondition(maxDistance > exact,
+                         "AttentionBias.t5: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(table.shape[0]) buckets (bidirectional: \(bidirectional))")
         }
     }
 }
@@ -126,7 +128,9 @@ public func alibiSlopes(heads: Int) -> [Float] {
 /// where only `key <= query` counts) hold exact small distances, the rest grow
 /// logarithmically up to `maxDistance`; farther distances share the last bucket. Cost: O(1).
 public func t5RelativePositionBucket(_ relativePosition: Int, bidirectional: Bool, numBuckets: Int, maxDistance: Int) -> Int {
-    precondition(numBuckets >= 2 && maxDistance >= 1, "t5RelativePositionBucket: numBuckets \(numBuckets), maxDistance \(maxDistance)")
+    let exact = bidirectional ? numBuckets / 4 : numBuckets / 2
+    precondition(numBuckets >= 2 && maxDistance > exact,
+                 "t5RelativePositionBucket: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(numBuckets) (bidirectional: \(bidirectional))")
     var buckets = numBuckets
     var bucket = 0
     var n: Int

@@ -39,9 +39,13 @@ public struct Linear: Sendable {
         let n = outputs.count
         var out: Tensor
         if let bias {
-            out = bias.withUnsafeBufferPointer { b in
-                Tensor(shape: x.shape.dropLast() + [n], generating: { b[outputs.lowerBound + $0 % max(n, 1)] })
+            // Every output row starts as the bias (one row copy each; the GEMM adds onto it).
+            let outRows = x.shape.dropLast().reduce(1, *)  // differs from `rows` only when in == 0
+            let start = TensorStorage(uninitializedCount: outRows * n)
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<outRows where n > 0 { (start.base + r * n).initialize(from: b.baseAddress! + outputs.lowerBound, count: n) }
             }
+            out = Tensor(shape: x.shape.dropLast() + [n], storage: start)
         } else {
             out = Tensor.zeros(x.shape.dropLast() + [n])
         }

@@ -1,0 +1,397 @@
+import Foundation
+
+// BERT (Devlin et al., 2019): token + position + segment embeddings, a stack of post-LN
+// Transformer encoder layers, and the pre-training heads. Parameters keep Hugging Face's
+// names (`embeddings.word_embeddings`, `encoder.layer.N.attention.self.query`, ...), so a
+// `BertModel` / `BertForPreTraining` / `BertForMaskedLM` checkpoint loads as it is (see
+// BERTLoading.swift).
+//
+//   ids, segments -> word + segment (+ position) embeddings -> LayerNorm        x: [T, d]
+//   per layer:  a = SelfAttention(x)          (fused QKV projection, fused kernel)
+//               h = LayerNorm(x + a)
+//               y = LayerNorm(h + W2 act(W1 h))
+//   pooler:     tanh(W h_[CLS])              MLM: decoder(LayerNorm(act(W h)))   NSP: W pooled
+//
+// T = batch x seq tokens are processed as one matrix, so every projection is one GEMM.
+
+/// BERT's embedding block: the sum of word, segment (token type) and, for absolute
+/// positions, position embeddings, then a layer norm.
+public struct BERTEmbeddings: Sendable {
+    /// `[vocabSize, d]`.
+    public let word: Embedding
+    /// `[maxPositionEmbeddings, d]` (kept, but not added, for relative position types).
+    public let position: Embedding
+    /// `[typeVocabSize, d]`.
+    public let tokenType: Embedding
+    /// The layer norm after the sum.
+    public let norm: LayerNorm
+    /// Whether position embeddings are added (absolute position type).
+    public let addsPositions: Bool
+}
+
+/// One post-LN encoder layer of BERT.
+public struct BERTLayer: Sendable {
+    /// Self-attention with the query, key and value projections fused into one `[3d, d]`
+    /// weight, and the output projection (`attention.output.dense`).
+    public let attention: MultiHeadAttention
+    /// `attention.output.LayerNorm`: `LayerNorm(x + attention(x))`.
+    public let attentionNorm: LayerNorm
+    /// `intermediate.dense`: d -> intermediate size, followed by the activation.
+    public let intermediate: Linear
+    /// `output.dense`: intermediate size -> d.
+    public let output: Linear
+    /// `output.LayerNorm`: `LayerNorm(h + output(act(intermediate(h))))`.
+    public let outputNorm: LayerNorm
+    /// The feed-forward activation (`hidden_act`).
+    public let activation: Activation
+    /// `attention.self.distance_embedding.weight` `[2 * maxPositions - 1, headDim]` for the
+    /// relative position types; nil for absolute positions.
+    public let distanceEmbedding: Tensor?
+    /// The four projection weights packed for the kernel variant chosen at load time.
+    let packed: PackedBERTLayer?
+}
+
+/// A layer's projection weights packed once for one kernel variant (see PackedGEMM.swift).
+struct PackedBERTLayer: Sendable {
+    let qkv: PackedWeight
+    let out: PackedWeight
+    let intermediate: PackedWeight
+    let output: PackedWeight
+
+    init(_ l: BERTLayer, variant: KernelVariant, threads: Int) {
+        qkv = PackedWeight(l.attention.inProjection.weight, variant: variant, threads: threads)
+        out = PackedWeight(l.attention.outProjection.weight, variant: variant, threads: threads)
+        intermediate = PackedWeight(l.intermediate.weight, variant: variant, threads: threads)
+        output = PackedWeight(l.output.weight, variant: variant, threads: threads)
+    }
+}
+
+/// The masked-language-model head (`cls.predictions`): a transform (dense, activation, layer
+/// norm) and a decoder to the vocabulary whose weight is usually the word embedding table.
+public struct BERTMaskedLMHead: Sendable {
+    /// `transform.dense`: d -> d.
+    public let transform: Linear
+    /// `hidden_act`.
+    public let activation: Activation
+    /// `transform.LayerNorm`.
+    public let norm: LayerNorm
+    /// `decoder`: weight `[vocab, d]` (tied to the word embeddings when the checkpoint stores
+    /// it once), bias `cls.predictions.bias` `[vocab]`.
+    public let decoder: Linear
+}
+
+/// What one forward pass returns.
+public struct BERTOutput: Sendable {
+    /// The last layer's output, `[batch, seq, d]` (padding positions included, computed as
+    /// Hugging Face computes them).
+    public let lastHiddenState: Tensor
+    /// When asked for: the embedding block's output followed by every layer's output, each
+    /// `[batch, seq, d]` (Hugging Face's `hidden_states`); otherwise empty.
+    public let hiddenStates: [Tensor]
+}
+
+/// A BERT encoder with its optional pooler and pre-training heads, loaded from a Hugging Face
+/// checkpoint (``init(directory:)``, ``init(config:weights:ignoringUnusedTensors:)``).
+///
+/// Immutable and `Sendable`: run it from any number of threads. Every heavy step is a GEMM,
+/// the fused attention kernel (absolute positions) or a fused row kernel; `compute` chooses
+/// the kernels and threads.
+public struct BERTModel: Sendable {
+    /// The configuration the model was built from.
+    public let config: BERTConfig
+    /// The embedding block.
+    public let embeddings: BERTEmbeddings
+    /// The encoder layers, first to last.
+    public let layers: [BERTLayer]
+    /// `pooler.dense` (d -> d, then tanh on the first token), when the checkpoint has it.
+    public let pooler: Linear?
+    /// `cls.predictions`, when the checkpoint has it.
+    public let maskedLMHead: BERTMaskedLMHead?
+    /// `cls.seq_relationship` (d -> 2, on the pooled output), when the checkpoint has it.
+    public let nextSentenceHead: Linear?
+
+    /// Assembles a model from its parts (loading does this; see BERTLoading.swift).
+    init(config: BERTConfig, embeddings: BERTEmbeddings, layers: [BERTLayer], pooler: Linear?,
+         maskedLMHead: BERTMaskedLMHead?, nextSentenceHead: Linear?) {
+        self.config = config
+        self.embeddings = embeddings
+        self.layers = layers
+        self.pooler = pooler
+        self.maskedLMHead = maskedLMHead
+        self.nextSentenceHead = nextSentenceHead
+    }
+
+    /// Model width d.
+    public var hiddenSize: Int { config.hiddenSize }
+
+    // MARK: Forward
+
+    /// The encoder on a batch of equal-length rows.
+    ///
+    /// - `inputIDs`: `[batch][seq]` token ids in `0 ..< vocabSize`, `seq <= maxPositionEmbeddings`.
+    /// - `tokenTypeIDs`: the same shape, in `0 ..< typeVocabSize`; nil means all 0.
+    /// - `attentionMask`: the same shape, 1 = real token, 0 = padding (keys hidden from every
+    ///   query); nil means all 1. A row whose mask is all 0 attends to nothing and gets zero
+    ///   attention output (Hugging Face's additive mask averages all values there instead).
+    /// - `outputHiddenStates`: also return the embedding output and every layer's output.
+    ///
+    /// Misuse (ragged rows, an id out of range, too long a sequence) stops with a precondition
+    /// failure naming the shapes. Cost per layer: `(8 d² + 4 d dFF) T` flops for the projections
+    /// (T = batch x seq) plus `4 batch seq² d` for attention.
+    public func forward(inputIDs: [[Int]], tokenTypeIDs: [[Int]]? = nil, attentionMask: [[Int]]? = nil,
+                        outputHiddenStates: Bool = false, compute: Compute = .default) -> BERTOutput {
+        let batch = inputIDs.count
+        let seq = inputIDs.first?.count ?? 0
+        let d = config.hiddenSize
+        precondition(inputIDs.allSatisfy { $0.count == seq },
+                     "BERTModel: inputIDs rows have different lengths \(Set(inputIDs.map(\.count)).sorted()) (pad them)")
+        precondition(seq <= config.maxPositionEmbeddings,
+                     "BERTModel: sequence length \(seq) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
+        if let t = tokenTypeIDs {
+            precondition(t.count == batch && t.allSatisfy { $0.count == seq },
+                         "BERTModel: tokenTypeIDs \(t.count) x \(Set(t.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
+        }
+        if let m = attentionMask {
+            precondition(m.count == batch && m.allSatisfy { $0.count == seq },
+                         "BERTModel: attentionMask \(m.count) x \(Set(m.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
+            precondition(m.allSatisfy { $0.allSatisfy { $0 == 0 || $0 == 1 } }, "BERTModel: attentionMask values must be 0 or 1")
+        }
+        let keyPadding: [[Bool]]? = attentionMask.flatMap { m in
+            m.contains(where: { $0.contains(0) }) ? m.map { $0.map { $0 != 0 } } : nil
+        }
+        let rows = TokenRows(batch: batch, seq: seq, keyPadding: keyPadding)
+        var x = embed(inputIDs, tokenTypeIDs, rows, compute: compute)  // [T, d]
+        var states: [Tensor] = []
+        if outputHiddenStates { states.append(x.reshaped([batch, seq, d])) }
+        for layer in layers {
+            x = encode(layer, x, rows, compute: compute)  // [T, d]
+            if outputHiddenStates { states.append(x.reshaped([batch, seq, d])) }
+        }
+        return BERTOutput(lastHiddenState: x.reshaped([batch, seq, d]), hiddenStates: states)
+    }
+
+    /// The last hidden state `[batch, seq, d]` of a batch of encodings of equal length (pad
+    /// them with ``WordPieceTokenizer/pad(_:_:)`` or encode with `padding: .longest`).
+    public func callAsFunction(_ encodings: [Encoding], compute: Compute = .default) -> Tensor {
+        forward(inputIDs: encodings.map(\.ids), tokenTypeIDs: encodings.map(\.tokenTypeIDs),
+                attentionMask: encodings.map(\.attentionMask), compute: compute).lastHiddenState
+    }
+
+    /// The encoder on sequences of any lengths, without padding: their tokens are stacked
+    /// into one `[Σ lengths, d]` matrix (sequence i from row `rows.starts[i]`), so no work is
+    /// spent on padding. Each sequence's rows equal what ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:compute:)``
+    /// gives for its real tokens in a padded batch (to float rounding).
+    func forwardUnpadded(_ ids: [[Int]], tokenTypeIDs: [[Int]], compute: Compute) -> (hidden: Tensor, rows: TokenRows) {
+        precondition(tokenTypeIDs.count == ids.count && zip(ids, tokenTypeIDs).allSatisfy { $0.count == $1.count },
+                     "BERTModel: tokenTypeIDs must have the shape of the ids")
+        for s in ids {
+            precondition(s.count <= config.maxPositionEmbeddings,
+                         "BERTModel: sequence length \(s.count) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
+        }
+        let rows = TokenRows(lengths: ids.map(\.count))
+        var x = embed(ids, tokenTypeIDs, rows, compute: compute)
+        for layer in layers { x = encode(layer, x, rows, compute: compute) }
+        return (x, rows)
+    }
+
+    /// word + segment (+ position) embeddings, then LayerNorm: `[T, d]`, sequence i at rows
+    /// `rows.starts[i] ..< + rows.lengths[i]` with positions 0, 1, ...
+    func embed(_ ids: [[Int]], _ types: [[Int]]?, _ rows: TokenRows, compute: Compute) -> Tensor {
+        let d = config.hiddenSize, total = rows.total
+        let vocab = embeddings.word.count, typeVocab = embeddings.tokenType.count
+        var sum = Tensor.uninitialized([total, d])  // word + segment
+        var positions = embeddings.addsPositions ? Tensor.uninitialized([total, d]) : nil
+        embeddings.word.weight.withUnsafeBufferPointer { w in
+            embeddings.tokenType.weight.withUnsafeBufferPointer { t in
+                sum.withUnsafeMutableBufferPointer { o in
+                    for (b, start) in rows.starts.enumerated() {
+                        for i in 0..<rows.lengths[b] {
+                            let id = ids[b][i], tt = types?[b][i] ?? 0
+                            precondition(id >= 0 && id < vocab, "BERTModel: token id \(id) at [\(b)][\(i)] out of range 0..<\(vocab)")
+                            precondition(tt >= 0 && tt < typeVocab, "BERTModel: token type \(tt) at [\(b)][\(i)] out of range 0..<\(typeVocab)")
+                            let row = (start + i) * d
+                            for c in 0..<d { o[row + c] = w[id * d + c] + t[tt * d + c] }
+                        }
+                    }
+                }
+            }
+        }
+        if positions != nil {
+            embeddings.position.weight.withUnsafeBufferPointer { p in
+                positions!.withUnsafeMutableBufferPointer { o in
+                    for (b, start) in rows.starts.enumerated() {
+                        (o.baseAddress! + start * d).update(from: p.baseAddress!, count: rows.lengths[b] * d)
+                    }
+                }
+            }
+        }
+        var x = Tensor.uninitialized([total, d])
+        // LayerNorm((word + segment) + position): the position add is fused into the norm.
+        normRows(rms: false, sum, residual: positions, gamma: embeddings.norm.weight, beta: embeddings.norm.bias,
+                 eps: embeddings.norm.eps, into: &x, compute: compute)
+        return x
+    }
+
+    /// One encoder layer on `x` `[T, d]`.
+    func encode(_ layer: BERTLayer, _ x: Tensor, _ rows: TokenRows, compute: Compute) -> Tensor {
+        let d = config.hiddenSize, total = rows.total
+        let qkv = projectRows(x, layer.attention.inProjection, packed: layer.packed?.qkv, compute: compute)  // [T, 3d]
+        let context = selfAttention(layer, qkv, rows, compute: compute)  // [T, d]
+        let a = projectRows(context, layer.attention.outProjection, packed: layer.packed?.out, compute: compute)  // [T, d]
+        var h = Tensor.uninitialized([total, d])
+        normRows(rms: false, a, residual: x, gamma: layer.attentionNorm.weight, beta: layer.attentionNorm.bias,
+                 eps: layer.attentionNorm.eps, into: &h, compute: compute)  // LayerNorm(x + a)
+        let f = projectRows(h, layer.intermediate, packed: layer.packed?.intermediate, activation: layer.activation,
+                            compute: compute)  // [T, dFF] = act(W1 h + b1)
+        let y = projectRows(f, layer.output, packed: layer.packed?.output, compute: compute)  // [T, d]
+        var out = Tensor.uninitialized([total, d])
+        normRows(rms: false, y, residual: h, gamma: layer.outputNorm.weight, beta: layer.outputNorm.bias,
+                 eps: layer.outputNorm.eps, into: &out, compute: compute)  // LayerNorm(h + y)
+        return out
+    }
+
+    /// Multi-head self-attention of each sequence from the fused projection `qkv` `[T, 3d]`:
+    /// `[T, d]`. Short sequences run on the GEMM micro-kernel (ShortAttention.swift), longer
+    /// ones on the fused kernel, relative positions on the materialized path.
+    func selfAttention(_ layer: BERTLayer, _ qkv: Tensor, _ rows: TokenRows, compute: Compute) -> Tensor {
+        let d = config.hiddenSize, heads = config.numAttentionHeads, dh = config.headDim
+        let scale = 1 / Float(dh).squareRoot()
+        let longest = rows.lengths.max() ?? 0
+        if let distance = layer.distanceEmbedding {
+            let relative = { (qkv: Tensor, batch: Int, seq: Int, pad: [[Bool]]?) in
+                relativeSelfAttention(qkv: qkv, batch: batch, seq: seq, heads: heads, headDim: dh, distance: distance,
+                                      maxPositions: self.config.maxPositionEmbeddings,
+                                      keyQuery: self.config.positionEmbeddingType == .relativeKeyQuery,
+                                      keyPadding: pad, scale: scale, compute: compute)
+            }
+            if let seq = rows.uniformLength { return relative(qkv, rows.lengths.count, seq, rows.keyPadding) }
+            var context = Tensor.uninitialized([rows.total, d])
+            for (b, start) in rows.starts.enumerated() where rows.lengths[b] > 0 {
+                let part = relative(qkv.rows(start..<(start + rows.lengths[b])), 1, rows.lengths[b], nil)
+                context.setRows(from: start, part)
+            }
+            return context
+        }
+        if case .native(let variant) = compute.backend, longest <= shortAttentionMaxSeq {
+            return shortSelfAttention(qkv: qkv, starts: rows.starts, lengths: rows.lengths, heads: heads, headDim: dh,
+                                      keyPadding: rows.keyPadding, scale: scale, variant: variant, threads: compute.threads)
+        }
+        var context = Tensor.uninitialized([rows.total, d])
+        // The fused kernel: one call for a uniform batch, else one per sequence (in place).
+        let uniform = rows.uniformLength
+        let groups: [(start: Int, batch: Int, seq: Int)] = uniform.map { [(0, rows.lengths.count, $0)] }
+            ?? zip(rows.starts, rows.lengths).map { ($0, 1, $1) }
+        for (start, batch, seq) in groups where batch > 0 && seq > 0 {
+            let l = { (col: Int) in HeadLayout(base: start * 3 * d + col, batchStride: seq * 3 * d, headStride: dh, rowStride: 3 * d) }
+            let p = AttentionProblem(batch: batch, seqQ: seq, seqK: seq, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
+                                     o: HeadLayout(base: start * d, batchStride: seq * d, headStride: dh, rowStride: d),
+                                     counts: (qkv.count, qkv.count, qkv.count, context.count),
+                                     mask: AttentionMask(keyPadding: uniform != nil ? rows.keyPadding : nil), bias: .none, scale: nil)
+            attention(p, query: qkv, key: qkv, value: qkv, into: &context, compute: compute)
+        }
+        return context
+    }
+
+    // MARK: Heads
+
+    /// The pooled output `tanh(W h_0 + b)` of each row's first token (`[CLS]`):
+    /// `[batch, seq, d]` -> `[batch, d]`. Requires a pooler (precondition).
+    public func pooled(_ lastHiddenState: Tensor, compute: Compute = .default) -> Tensor {
+        guard let pooler else { preconditionFailure("BERTModel.pooled: this checkpoint has no pooler (pooler.dense)") }
+        let h = lastHiddenState
+        precondition(h.rank == 3 && h.shape[2] == hiddenSize && h.shape[1] >= 1,
+                     "BERTModel.pooled: hidden state \(h.shape) must be [batch, seq >= 1, \(hiddenSize)]")
+        let (b, s, d) = (h.shape[0], h.shape[1], h.shape[2])
+        let first = h.withUnsafeBufferPointer { p in
+            Tensor(shape: [b, d], generating: { p[($0 / d) * s * d + $0 % d] })
+        }
+        var y = projectRows(first, pooler, compute: compute)  // [b, d]
+        y.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] = Float(tanh(Double(p[i]))) }
+        }
+        return y
+    }
+
+    /// Masked-language-model logits `[batch, seq, vocab]` from the last hidden state
+    /// `[batch, seq, d]`. Requires the MLM head (precondition). Cost: `2 T d (d + vocab)` flops.
+    public func maskedLMLogits(_ lastHiddenState: Tensor, compute: Compute = .default) -> Tensor {
+        guard let head = maskedLMHead else { preconditionFailure("BERTModel.maskedLMLogits: this checkpoint has no MLM head (cls.predictions)") }
+        let h = lastHiddenState
+        precondition(h.rank == 3 && h.shape[2] == hiddenSize, "BERTModel.maskedLMLogits: hidden state \(h.shape) must be [batch, seq, \(hiddenSize)]")
+        var t = projectRows(h, head.transform, compute: compute)  // [T, d]
+        t.apply(head.activation, compute: compute)
+        let n = head.norm(t, compute: compute)
+        let logits = projectRows(n, head.decoder, compute: compute)  // [T, vocab]
+        return logits.reshaped([h.shape[0], h.shape[1], head.decoder.outFeatures])
+    }
+
+    /// Next-sentence-prediction logits `[batch, 2]` (index 0: B follows A) from the pooled
+    /// output `[batch, d]`. Requires the NSP head (precondition).
+    public func nextSentenceLogits(_ pooled: Tensor, compute: Compute = .default) -> Tensor {
+        guard let head = nextSentenceHead else { preconditionFailure("BERTModel.nextSentenceLogits: this checkpoint has no NSP head (cls.seq_relationship)") }
+        precondition(pooled.rank == 2 && pooled.shape[1] == hiddenSize, "BERTModel.nextSentenceLogits: pooled \(pooled.shape) must be [batch, \(hiddenSize)]")
+        return projectRows(pooled, head, compute: compute)
+    }
+}
+
+extension BERTLayer {
+    /// The same layer with packed projection weights.
+    func withPacked(_ p: PackedBERTLayer) -> BERTLayer {
+        BERTLayer(attention: attention, attentionNorm: attentionNorm, intermediate: intermediate, output: output,
+                  outputNorm: outputNorm, activation: activation, distanceEmbedding: distanceEmbedding, packed: p)
+    }
+}
+
+/// How the rows of a token matrix `[T, d]` form sequences: sequence i is rows
+/// `starts[i] ..< starts[i] + lengths[i]`. A padded batch is `batch` sequences of `seq` rows
+/// (with its key padding); an unpadded one stacks sequences of any lengths.
+struct TokenRows {
+    let starts: [Int]
+    let lengths: [Int]
+    /// Per sequence, per key: attend (true) or padding (false); nil when nothing is padding.
+    let keyPadding: [[Bool]]?
+    /// Total rows.
+    let total: Int
+
+    /// `batch` sequences of `seq` rows each.
+    init(batch: Int, seq: Int, keyPadding: [[Bool]]?) {
+        starts = (0..<batch).map { $0 * seq }
+        lengths = Array(repeating: seq, count: batch)
+        self.keyPadding = keyPadding
+        total = batch * seq
+    }
+
+    /// Sequences of these lengths, stacked without padding.
+    init(lengths: [Int]) {
+        var s: [Int] = [], t = 0
+        for n in lengths {
+            s.append(t)
+            t += n
+        }
+        starts = s
+        self.lengths = lengths
+        keyPadding = nil
+        total = t
+    }
+
+    /// The common length when every sequence has the same one (and they are stacked in order).
+    var uniformLength: Int? {
+        guard let first = lengths.first, lengths.allSatisfy({ $0 == first }) else { return lengths.isEmpty ? 0 : nil }
+        return first
+    }
+}
+
+extension Tensor {
+    /// In place: rows `start ..< start + part.shape[0]` replaced by `part` (same row width).
+    mutating func setRows(from start: Int, _ part: Tensor) {
+        precondition(rank == 2 && part.rank == 2 && part.shape[1] == shape[1] && start >= 0 && start + part.shape[0] <= shape[0],
+                     "setRows: rows \(start) ..< \(start + part.shape[0]) of \(part.shape) do not fit \(shape)")
+        let w = shape[1]
+        part.withUnsafeBufferPointer { src in
+            withUnsafeMutableBufferPointer { dst in
+                guard let d = dst.baseAddress, let s = src.baseAddress else { return }
+                (d + start * w).update(from: s, count: src.count)
+            }
+        }
+    }
+}

@@ -1,0 +1,398 @@
+// Generation: greedy search, beam search and a token stream, written against a small
+// protocol (a step function giving the logits of the last position, and a cache whose rows
+// can be selected) so that every decoder in the package - the paper's TransformerModel, T5,
+// Marian - generates with the same code. The semantics follow Hugging Face transformers'
+// `generate` (greedy `_sample` and the vectorized `_beam_search`), so that ids match it.
+
+import Foundation
+
+/// Per-call decoding state that generation can duplicate and reorder by rows (the beams).
+public protocol DecodingCache: Sendable {
+    /// Rows the cache holds (batch, or batch x beams).
+    var rows: Int { get }
+    /// Keeps, as new row `i`, old row `indices[i]`. Generation calls it to expand a batch into
+    /// beams (`[0, 0, 0, 1, 1, 1]` for 2 inputs x 3 beams) and to reorder beams after each
+    /// step; every index it passes keeps a row within its input's group of beams.
+    mutating func selectRows(_ indices: [Int])
+}
+
+extension KVCache: DecodingCache {}
+
+/// A model that decodes one step at a time against a cache it extends: all the generation
+/// code needs from a decoder (the paper's seq2seq model, T5, Marian, a decoder-only LM).
+public protocol AutoregressiveDecoder: Sendable {
+    /// The per-call state (keys and values of the positions decoded so far).
+    associatedtype Cache: DecodingCache
+    /// The number of logits per position (V).
+    var vocabularySize: Int { get }
+    /// Appends `tokens` (`cache.rows` rows of n >= 1 ids each, the same n for every row) to
+    /// the cache at positions `cache.length ..< cache.length + n` and returns the logits of
+    /// the last new position of each row: `[cache.rows, V]`.
+    func nextTokenLogits(appending tokens: [[Int]], to cache: inout Cache, compute: Compute) -> Tensor
+}
+
+/// When beam search stops (Hugging Face's `early_stopping`).
+public enum EarlyStopping: Sendable, Hashable {
+    /// `True`: stop an input as soon as it has `numBeams` finished hypotheses.
+    case whenBeamsFinished
+    /// `False` (the default): stop when the best running beam, at its current length, can no
+    /// longer beat the worst finished hypothesis.
+    case heuristic
+    /// `"never"`: as `heuristic`, but with a positive length penalty assume the running beam
+    /// could grow to the maximum length (the canonical beam search with `lengthPenalty` 0).
+    case never
+}
+
+/// A hook that edits the scores of the next token before selection: `scores` is `[rows,
+/// V]` (raw logits in greedy search, log-probabilities in beam search, as in Hugging Face),
+/// `sequences` the tokens of each row so far (prompt included). Set a score to `-infinity`
+/// to forbid a token.
+public typealias LogitsProcessor = @Sendable (_ scores: inout Tensor, _ sequences: [[Int]]) -> Void
+
+/// How to generate: lengths, special tokens, beam search settings, with Hugging Face's
+/// meaning and defaults (`max_new_tokens`, `min_new_tokens`, `eos_token_id`, `pad_token_id`,
+/// `num_beams`, `length_penalty`, `early_stopping`, `num_return_sequences`,
+/// `forced_bos_token_id`, `forced_eos_token_id`, `suppress_tokens`).
+public struct GenerationConfig: Sendable {
+    /// Tokens to generate at most, after the prompt.
+    public var maxNewTokens: Int
+    /// While fewer tokens than this have been generated, end-of-sequence is forbidden.
+    public var minNewTokens: Int = 0
+    /// Tokens that end a sequence (empty: only the length limit stops).
+    public var eosTokenIDs: [Int] = []
+    /// Filler after a sequence ends (greedy) or past a shorter hypothesis (beam search).
+    /// nil: the first end-of-sequence token, as Hugging Face does.
+    public var padTokenID: Int? = nil
+    /// Beams per input; 1 means greedy search.
+    public var numBeams: Int = 1
+    /// Beam scores are `sum of log-probabilities / generatedLength ^ lengthPenalty`.
+    public var lengthPenalty: Float = 1
+    /// When beam search stops.
+    public var earlyStopping: EarlyStopping = .heuristic
+    /// Hypotheses returned per input by beam search (at most `numBeams`).
+    public var numReturnSequences: Int = 1
+    /// Forced as the first generated token (mBART's language code).
+    public var forcedBOSTokenID: Int? = nil
+    /// Forced as the last token when the maximum length is reached (Marian, BART).
+    public var forcedEOSTokenID: Int? = nil
+    /// Tokens never generated (Hugging Face `suppress_tokens`, or single-token `bad_words_ids`).
+    public var suppressedTokenIDs: [Int] = []
+    /// A model-specific score edit, applied after the built-in ones.
+    public var logitsProcessor: LogitsProcessor? = nil
+
+    /// A configuration that generates up to `maxNewTokens` tokens, stopping at `eosTokenID`.
+    public init(maxNewTokens: Int, eosTokenID: Int? = nil, numBeams: Int = 1) {
+        self.maxNewTokens = maxNewTokens
+        self.eosTokenIDs = eosTokenID.map { [$0] } ?? []
+        self.numBeams = numBeams
+    }
+
+    /// The filler token: `padTokenID`, else the first end-of-sequence token.
+    var pad: Int? { padTokenID ?? eosTokenIDs.first }
+
+    func validate(vocabularySize v: Int) {
+        precondition(maxNewTokens >= 1 && minNewTokens >= 0, "GenerationConfig: maxNewTokens \(maxNewTokens) must be >= 1, minNewTokens \(minNewTokens) >= 0")
+        precondition(numBeams >= 1 && numReturnSequences >= 1 && numReturnSequences <= numBeams,
+                     "GenerationConfig: numBeams \(numBeams) >= 1 and 1 <= numReturnSequences \(numReturnSequences) <= numBeams")
+        precondition(numBeams == 1 || v >= 2, "GenerationConfig: beam search needs a vocabulary of at least 2 tokens, got \(v)")
+        precondition(lengthPenalty.isFinite, "GenerationConfig: lengthPenalty \(lengthPenalty) must be finite")
+        let ids = eosTokenIDs + suppressedTokenIDs + [padTokenID, forcedBOSTokenID, forcedEOSTokenID].compactMap { $0 }
+        for id in ids {
+            precondition(id >= 0 && id < v, "GenerationConfig: token id \(id) out of range for a vocabulary of \(v)")
+        }
+    }
+}
+
+/// What generation returns: one row per input (greedy) or `numReturnSequences` rows per
+/// input (beam search, best first), each starting with its prompt. Rows are padded to one
+/// length with the pad token, as Hugging Face returns them.
+public struct GenerationOutput: Sendable, Equatable {
+    /// Prompt plus generated tokens, `[rows][length]`.
+    public var sequences: [[Int]]
+    /// Beam search: each returned hypothesis's length-penalized score; nil for greedy search.
+    public var scores: [Float]?
+}
+
+extension AutoregressiveDecoder {
+    /// Greedy search or beam search (`config.numBeams > 1`) from `prompt` (one row per input,
+    /// all of one length; for an encoder-decoder model the decoder start token) using `cache`,
+    /// which must hold `prompt.count` rows (beam search expands it). Throws
+    /// `CancellationError` when the surrounding task is cancelled (checked every step).
+    /// Cost: `maxNewTokens` decoder steps of `rows` (x beams) tokens each.
+    public func generate(prompt: [[Int]], cache: Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
+        var cache = cache
+        if config.numBeams > 1 { return try beamSearch(prompt: prompt, cache: &cache, config: config, compute: compute) }
+        return GenerationOutput(sequences: try greedySearch(prompt: prompt, cache: &cache, config: config, compute: compute), scores: nil)
+    }
+
+    /// Greedy search (Hugging Face `_sample` without sampling): each step feeds one token per
+    /// row, applies the logits processors to the logits, takes the argmax (the first on
+    /// ties); a row that produced end-of-sequence continues with the pad token; stops when
+    /// every row has ended or `maxNewTokens` tokens are generated. `onStep` receives each
+    /// step's tokens (one per row). Returns the rows, prompt included.
+    /// Throws `CancellationError` when the task is cancelled, or what `onStep` throws.
+    public func greedySearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default,
+                             onStep: ([Int]) throws -> Void = { _ in }) throws -> [[Int]] {
+        let v = vocabularySize
+        config.validate(vocabularySize: v)
+        let promptLength = checkPrompt(prompt, cache: cache)
+        let maxLength = promptLength + config.maxNewTokens
+        let eos = Set(config.eosTokenIDs)
+        var sequences = prompt
+        var unfinished = [Bool](repeating: true, count: prompt.count)
+        var feed = prompt
+        while true {
+            try Task.checkCancellation()
+            var scores = nextTokenLogits(appending: feed, to: &cache, compute: compute)  // [rows, V]
+            precondition(scores.shape == [prompt.count, v], "greedySearch: the model returned logits \(scores.shape), expected [\(prompt.count), \(v)]")
+            applyProcessors(&scores, sequences: sequences, promptLength: promptLength, maxLength: maxLength, config: config)
+            var next = argmaxRows(scores)  // [rows]
+            for r in next.indices where !unfinished[r] { next[r] = config.pad! }
+            for r in next.indices { sequences[r].append(next[r]) }
+            try onStep(next)
+            let atMax = sequences[0].count >= maxLength
+            for r in next.indices where atMax || eos.contains(next[r]) { unfinished[r] = false }
+            if !unfinished.contains(true) { break }
+            feed = next.map { [$0] }
+        }
+        return sequences
+    }
+
+    /// Beam search as Hugging Face's vectorized `_beam_search` does it, so that its ids are
+    /// reproduced: per input, running beams start as `numBeams` copies of the prompt (only the
+    /// first with score 0, the others -1e9); each step adds the log-softmax of the logits
+    /// (after the logits processors) to the running scores, keeps the top `2 * numBeams`
+    /// (more with several end tokens) continuations over all beams, moves those among the top
+    /// `numBeams` that end (end token or maximum length) into the finished set with score
+    /// `sum / generatedLength ^ lengthPenalty` when they beat its worst, and continues the
+    /// best `numBeams` that did not end. Stops as ``EarlyStopping`` says, at the maximum
+    /// length, or when no continuation is possible. Scores are float32 with the reference's
+    /// -1e9 sentinels; ties keep the lower index. Returns the best `numReturnSequences`
+    /// finished hypotheses per input, best first, padded to one length.
+    /// Throws `CancellationError` when the task is cancelled.
+    /// Cost: `maxNewTokens` steps of `inputs * numBeams` tokens, plus per step a copy of the
+    /// self-attention cache to reorder the beams and O(numBeams * V) selection per input.
+    public func beamSearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
+        let v = vocabularySize
+        config.validate(vocabularySize: v)
+        let promptLength = checkPrompt(prompt, cache: cache)
+        let batch = prompt.count, beams = config.numBeams
+        let maxLength = promptLength + config.maxNewTokens
+        let eos = Set(config.eosTokenIDs)
+        let keep = max(2, 1 + config.eosTokenIDs.count) * beams  // candidates kept per step
+        let lp = config.lengthPenalty
+        let sentinel: Float = -1.0e9
+        let byLength = { (length: Int) -> Float in Float(pow(Double(length), Double(lp))) }
+
+        cache.selectRows((0..<(batch * beams)).map { $0 / beams })
+        var running = prompt.map { p in [[Int]](repeating: p, count: beams) }  // [batch][beams][len]
+        var runningScores = [[Float]](repeating: [0] + [Float](repeating: sentinel, count: beams - 1), count: batch)
+        var finished = running  // [batch][beams][len]: hypotheses that ended
+        var finishedScores = [[Float]](repeating: [Float](repeating: sentinel, count: beams), count: batch)
+        var isFinished = [[Bool]](repeating: [Bool](repeating: false, count: beams), count: batch)
+        var improvable = [Bool](repeating: true, count: batch)  // HF: is_early_stop_heuristic_unsatisfied
+        var length = promptLength
+        var feed = running.flatMap { $0 }  // the whole prompt on the first step
+
+        while true {
+            try Task.checkCancellation()
+            let logits = nextTokenLogits(appending: feed, to: &cache, compute: compute)  // [batch*beams, V]
+            precondition(logits.shape == [batch * beams, v], "beamSearch: the model returned logits \(logits.shape), expected [\(batch * beams), \(v)]")
+            var logProbs = logSoftmaxRows(logits)  // [batch*beams, V]
+            applyProcessors(&logProbs, sequences: running.flatMap { $0 }, promptLength: promptLength, maxLength: maxLength, config: config)
+            var allHit = true
+            var reorder: [Int] = []
+            reorder.reserveCapacity(batch * beams)
+            logProbs.withUnsafeBufferPointer { lpb in
+                for b in 0..<batch {
+                    // c. The top `keep` continuations over every beam of this input.
+                    let top = topCandidates(lpb, rowOffset: b * beams, beams: beams, vocabulary: v,
+                                            runningScores: runningScores[b], keep: keep)
+                    let candidates = top.map { (score: $0.score, beam: $0.index / v, token: $0.index % v) }
+                    let hits = candidates.map { eos.contains($0.token) || length + 1 >= maxLength }
+                    if hits.contains(false) { allHit = false }
+                    // e. The best `beams` continuations that did not end keep running.
+                    let runningCandidateScores = zip(candidates, hits).map { $0.score + ($1 ? sentinel : 0) }
+                    let next = topIndices(runningCandidateScores, count: beams)
+                    var newRunning: [[Int]] = []
+                    for c in next {
+                        newRunning.append(running[b][candidates[c].beam] + [candidates[c].token])
+                        reorder.append(b * beams + candidates[c].beam)
+                    }
+                    // f. Hypotheses among the top `beams` that just ended join the finished set.
+                    let full = config.earlyStopping == .whenBeamsFinished && !isFinished[b].contains(false)
+                    var mergedScores = finishedScores[b]
+                    var mergedFinished = isFinished[b]
+                    for (c, cand) in candidates.enumerated() {
+                        let justFinished = hits[c] && c < beams
+                        var s = cand.score / byLength(length + 1 - promptLength)
+                        if full { s += sentinel }
+                        if !improvable[b] { s += sentinel }
+                        if !justFinished { s += sentinel }
+                        mergedScores.append(s)
+                        mergedFinished.append(justFinished)
+                    }
+                    let best = topIndices(mergedScores, count: beams)
+                    let oldFinished = finished[b]
+                    finished[b] = best.map { i in
+                        i < beams ? oldFinished[i] : running[b][candidates[i - beams].beam] + [candidates[i - beams].token]
+                    }
+                    finishedScores[b] = best.map { mergedScores[$0] }
+                    isFinished[b] = best.map { mergedFinished[$0] }
+                    running[b] = newRunning
+                    runningScores[b] = next.map { runningCandidateScores[$0] }
+                }
+            }
+            // g. Reorder the cache to the surviving beams; decide whether to go on.
+            cache.selectRows(reorder)
+            length += 1
+            for b in 0..<batch {
+                let bestLength = config.earlyStopping == .never && lp > 0 ? maxLength - promptLength : length - promptLength
+                let bestPossible = runningScores[b][0] / byLength(bestLength)
+                let worst = finishedScores[b].min()!
+                improvable[b] = improvable[b] && isFinished[b].contains { bestPossible > ($0 ? worst : sentinel) }
+            }
+            let allFinished = !isFinished.joined().contains(false)
+            let goOn = improvable.contains(true) && !(allFinished && config.earlyStopping == .whenBeamsFinished) && !allHit
+            if !goOn { break }
+            feed = running.flatMap { $0.map { [$0.last!] } }
+        }
+
+        // The best hypotheses, padded to the longest returned one.
+        let fill = config.eosTokenIDs.isEmpty ? -1 : (config.padTokenID.flatMap { $0 != 0 ? $0 : nil } ?? config.eosTokenIDs[0])
+        let chosen = finished.flatMap { $0.prefix(config.numReturnSequences) }
+        let width = chosen.map(\.count).max()!
+        return GenerationOutput(sequences: chosen.map { $0 + [Int](repeating: fill, count: width - $0.count) },
+                                scores: finishedScores.flatMap { $0.prefix(config.numReturnSequences) })
+    }
+
+    /// Greedy search as an asynchronous stream: each element is one step's tokens, one per
+    /// row (pad for rows that have ended), as soon as it is computed. The work runs in a
+    /// detached task that checks for cancellation before every step: cancelling the consuming
+    /// task, breaking out of the loop or dropping the stream stops the work at the next step
+    /// (tokens computed before that are still delivered, then the iteration ends). The stream
+    /// finishes after the last step.
+    public func greedyStream(prompt: [[Int]], cache: Cache, config: GenerationConfig,
+                             compute: Compute = .default) -> AsyncThrowingStream<[Int], Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task.detached {
+                do {
+                    var cache = cache
+                    _ = try self.greedySearch(prompt: prompt, cache: &cache, config: config, compute: compute) { tokens in
+                        continuation.yield(tokens)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// The common prompt length; checks rows and lengths.
+    private func checkPrompt(_ prompt: [[Int]], cache: Cache) -> Int {
+        precondition(!prompt.isEmpty && prompt.count == cache.rows,
+                     "generation: \(prompt.count) prompt rows for a cache of \(cache.rows) rows")
+        let n = prompt[0].count
+        precondition(n >= 1 && prompt.allSatisfy { $0.count == n },
+                     "generation: prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
+        return n
+    }
+}
+
+// MARK: - Score helpers
+
+/// The built-in logits processors in Hugging Face's order (min new tokens, forced BOS,
+/// forced EOS, suppressed tokens), then the custom one. `scores` is `[rows, V]`.
+func applyProcessors(_ scores: inout Tensor, sequences: [[Int]], promptLength: Int, maxLength: Int, config: GenerationConfig) {
+    let v = scores.shape[1], rows = scores.shape[0]
+    let length = sequences[0].count
+    scores.withUnsafeMutableBufferPointer { s in
+        func forceOnly(_ token: Int) {
+            for r in 0..<rows {
+                for j in 0..<v { s[r * v + j] = j == token ? 0 : -.infinity }
+            }
+        }
+        if length - promptLength < config.minNewTokens {
+            for r in 0..<rows { for e in config.eosTokenIDs { s[r * v + e] = -.infinity } }
+        }
+        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(bos) }
+        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(eos) }
+        for r in 0..<rows { for t in config.suppressedTokenIDs { s[r * v + t] = -.infinity } }
+    }
+    config.logitsProcessor?(&scores, sequences)
+}
+
+/// Index of the largest value of each row of `[rows, V]` (the first on ties; NaN counts as
+/// largest, as `torch.argmax`).
+func argmaxRows(_ x: Tensor) -> [Int] {
+    let (rows, v) = (x.shape[0], x.shape[1])
+    return x.withUnsafeBufferPointer { p in
+        (0..<rows).map { r in
+            var best = 0
+            for j in 1..<max(v, 1) {
+                let a = p[r * v + j], b = p[r * v + best]
+                if a > b || (a.isNaN && !b.isNaN) { best = j }
+            }
+            return best
+        }
+    }
+}
+
+/// `x - max - log(sum(exp(x - max)))` per row of `[rows, V]` (PyTorch's log_softmax), with
+/// the sum accumulated in Double.
+func logSoftmaxRows(_ x: Tensor) -> Tensor {
+    let (rows, v) = (x.shape[0], x.shape[1])
+    var out = x
+    out.withUnsafeMutableBufferPointer { p in
+        for r in 0..<rows {
+            let row = UnsafeMutableBufferPointer(rebasing: p[(r * v)..<((r + 1) * v)])
+            let m = row.max() ?? 0
+            if !m.isFinite { continue }  // all -inf (or inf/NaN present): leave as is
+            var sum = 0.0
+            for value in row { sum += exp(Double(value - m)) }
+            let logSum = Float(log(sum))
+            for j in row.indices { row[j] = row[j] - m - logSum }
+        }
+    }
+    return out
+}
+
+/// Orders values for selection: NaN above everything (as `torch.topk`).
+@inline(__always) private func selectionKey(_ x: Float) -> Float { x.isNaN ? .infinity : x }
+
+/// The `count` largest of `values`, as indices, largest first; ties keep the lower index.
+func topIndices(_ values: [Float], count: Int) -> [Int] {
+    Array(values.indices.sorted { a, b in
+        let (x, y) = (selectionKey(values[a]), selectionKey(values[b]))
+        return x > y || (x == y && a < b)
+    }.prefix(count))
+}
+
+/// The `keep` best continuations of one input's beams: for beam j and token t, score
+/// `logProbs[rowOffset + j][t] + runningScores[j]` at flat index `j * V + t`. Largest
+/// first; ties keep the lower flat index. Cost: O(beams * V) plus O(keep) per insertion.
+func topCandidates(_ logProbs: UnsafeBufferPointer<Float>, rowOffset: Int, beams: Int, vocabulary v: Int,
+                   runningScores: [Float], keep: Int) -> [(score: Float, index: Int)] {
+    var top: [(score: Float, index: Int)] = []
+    top.reserveCapacity(keep + 1)
+    for j in 0..<beams {
+        let base = (rowOffset + j) * v
+        let running = runningScores[j]
+        for t in 0..<v {
+            let s = logProbs[base + t] + running
+            let key = selectionKey(s)
+            if top.count == keep, key <= selectionKey(top[keep - 1].score) { continue }
+            // Insert after every entry with a key >= this one (they have lower indices).
+            var lo = 0, hi = top.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if selectionKey(top[mid].score) >= key { lo = mid + 1 } else { hi = mid }
+            }
+            top.insert((s, j * v + t), at: lo)
+            if top.count > keep { top.removeLast() }
+        }
+    }
+    return top
+}

@@ -1,0 +1,80 @@
+// The per-call state of incremental decoding: what a decoder stack remembers between steps.
+
+/// The keys and values a ``TransformerDecoder`` keeps while generating: per layer, the
+/// self-attention keys/values of every position generated so far (appended one step at a
+/// time), and the cross-attention keys/values of the encoder memory (computed once per
+/// source by ``TransformerDecoder/makeCache(memory:memoryPadding:rows:capacity:compute:)``).
+///
+/// A value the caller owns: copy it to branch a generation, discard it when done. Rows are
+/// grouped by source: rows `s * rowsPerSource ..< (s + 1) * rowsPerSource` continue source `s`
+/// (the beams of one input), and all of them read that source's single copy of the memory
+/// keys/values. Memory: `layers * rows * capacity * 2d` floats for self-attention plus
+/// `layers * sources * seqMemory * 2d` for the memory.
+public struct KVCache: Sendable {
+    /// Per layer: self-attention keys/values, batch = ``rows``.
+    public internal(set) var selfAttention: [AttentionKV]
+    /// Per layer: the memory's keys/values, batch = ``sources``; nil for a decoder-only stack.
+    public let crossAttention: [AttentionKV]?
+    /// Memory padding per source, `[sources][seqMemory]`, true = real token (nil: none).
+    public let memoryPadding: [[Bool]]?
+    /// Inputs (encoder memories) the rows continue.
+    public let sources: Int
+    /// Rows per source (1, or the beam width once beam search has expanded the cache).
+    public internal(set) var rowsPerSource: Int
+    /// Positions cached so far (the position of the next token).
+    public internal(set) var length: Int = 0
+    /// Model width d.
+    public let modelDim: Int
+
+    init(layers: Int, sources: Int, modelDim: Int, cross: [AttentionKV]?, memoryPadding: [[Bool]]?, capacity: Int) {
+        precondition(layers >= 1 && sources >= 1, "KVCache: \(layers) layers, \(sources) sources must be positive")
+        self.selfAttention = (0..<layers).map { _ in AttentionKV(batch: sources, modelDim: modelDim, capacity: max(capacity, 1)) }
+        self.crossAttention = cross
+        self.memoryPadding = memoryPadding
+        self.sources = sources
+        self.rowsPerSource = 1
+        self.modelDim = modelDim
+    }
+
+    /// Rows the cache holds: `sources * rowsPerSource`.
+    public var rows: Int { sources * rowsPerSource }
+
+    /// Keeps, as new row `i`, old row `indices[i]`: expands rows for beam search
+    /// (`[0, 0, 0, 1, 1, 1]`) or reorders beams after a step. Each new row must continue a row
+    /// of the same source (`indices[i] / rowsPerSource == i / newRowsPerSource`), so the
+    /// memory keys/values are shared, never copied. Cost: one copy of the self-attention
+    /// cache (`layers * rows * length * 2d` floats); nothing when `indices` is the identity.
+    public mutating func selectRows(_ indices: [Int]) {
+        precondition(!indices.isEmpty && indices.count % sources == 0,
+                     "KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
+        let newPer = indices.count / sources
+        for (i, r) in indices.enumerated() {
+            precondition(r >= 0 && r < rows && r / rowsPerSource == i / newPer,
+                         "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after)")
+        }
+        if newPer == rowsPerSource && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
+        for l in selfAttention.indices { selfAttention[l] = selfAttention[l].selectingRows(indices) }
+        rowsPerSource = newPer
+    }
+}
+
+extension AttentionKV {
+    /// A cache whose row `i` is this cache's row `indices[i]`, with the same capacity.
+    /// Cost: O(indices.count * count * 2 * modelDim).
+    func selectingRows(_ indices: [Int]) -> AttentionKV {
+        var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
+        if count == 0 { return out }
+        let w = 2 * modelDim, n = count, cap = capacity
+        var rows = Tensor.zeros([indices.count * n, w])  // [new rows * filled, 2d]
+        storage.withUnsafeBufferPointer { src in
+            rows.withUnsafeMutableBufferPointer { dst in
+                for (i, r) in indices.enumerated() {
+                    precondition(r >= 0 && r < batch, "AttentionKV.selectingRows: row \(r) out of range for batch \(batch)")
+                    (dst.baseAddress! + i * n * w).update(from: src.baseAddress! + r * cap * w, count: n * w)
+                }
+            }
+        }
+        out.append(rows, steps: n)
+        return out
+    }
+}

@@ -1,0 +1,261 @@
+// The sequence-to-sequence model of "Attention Is All You Need" (Vaswani et al., 2017):
+//
+//   source ids -> Embedding * sqrt(d) + positions -> encoder (N layers)       -> memory
+//   target ids -> Embedding * sqrt(d) + positions -> decoder (N layers, memory) -> generator -> logits
+//
+// Its state dict follows the usual PyTorch layout: an nn.Transformer under `transformer`, the
+// two embeddings and a generator Linear(d, vocab) beside it.
+
+import Foundation
+
+/// The sizes and conventions of a ``TransformerModel``. ``base(sourceVocabularySize:targetVocabularySize:)``
+/// is the paper's base model.
+public struct TransformerConfig: Sendable, Hashable {
+    /// Source vocabulary size.
+    public var sourceVocabularySize: Int
+    /// Target vocabulary size (the generator's output width).
+    public var targetVocabularySize: Int
+    /// Width, heads, feed-forward size, activation, norm placement and eps of every layer.
+    public var layer: PyTorchLayerConfig
+    /// Encoder blocks (the paper: 6).
+    public var encoderLayers: Int
+    /// Decoder blocks (the paper: 6).
+    public var decoderLayers: Int
+    /// Whether each stack ends with a LayerNorm (`nn.Transformer` always has them).
+    public var finalNorms: Bool = true
+    /// Sines at even and cosines at odd dimensions (true, the paper) or in two halves.
+    public var interleavedPositions: Bool = true
+    /// Sinusoid rows computed at load time (longer inputs compute theirs on demand).
+    public var precomputedPositions: Int = 512
+    /// Embeddings are multiplied by this; nil means `sqrt(d)` (the paper, §3.4).
+    public var embeddingScale: Float? = nil
+    /// The id that fills the tail of shorter sources in a batch (it is masked out; any valid id works).
+    public var sourcePadTokenID: Int = 0
+
+    /// A configuration; the remaining settings take the defaults above.
+    public init(sourceVocabularySize: Int, targetVocabularySize: Int, layer: PyTorchLayerConfig,
+                encoderLayers: Int = 6, decoderLayers: Int = 6) {
+        self.sourceVocabularySize = sourceVocabularySize
+        self.targetVocabularySize = targetVocabularySize
+        self.layer = layer
+        self.encoderLayers = encoderLayers
+        self.decoderLayers = decoderLayers
+    }
+
+    /// The paper's base model: 6 + 6 layers, d = 512, 8 heads, d_ff = 2048, ReLU, post-LN.
+    public static func base(sourceVocabularySize: Int, targetVocabularySize: Int) -> TransformerConfig {
+        TransformerConfig(sourceVocabularySize: sourceVocabularySize, targetVocabularySize: targetVocabularySize,
+                          layer: PyTorchLayerConfig(modelDim: 512, heads: 8, feedForwardDim: 2048))
+    }
+
+    /// Throws `CheckpointError.invalidConfig` naming the first impossible setting.
+    public func validate() throws {
+        try layer.validate()
+        guard sourceVocabularySize >= 1, targetVocabularySize >= 1 else {
+            throw CheckpointError.invalidConfig("vocabulary sizes \(sourceVocabularySize) and \(targetVocabularySize) must be positive")
+        }
+        guard encoderLayers >= 1, decoderLayers >= 1 else {
+            throw CheckpointError.invalidConfig("layer counts \(encoderLayers) + \(decoderLayers) must be positive")
+        }
+        guard precomputedPositions >= 0 else { throw CheckpointError.invalidConfig("precomputedPositions \(precomputedPositions) is negative") }
+        guard sourcePadTokenID >= 0 && sourcePadTokenID < sourceVocabularySize else {
+            throw CheckpointError.invalidConfig("sourcePadTokenID \(sourcePadTokenID) is not in the source vocabulary of \(sourceVocabularySize)")
+        }
+        if let s = embeddingScale, !s.isFinite { throw CheckpointError.invalidConfig("embeddingScale \(s) is not finite") }
+    }
+}
+
+/// The encoder-decoder Transformer: embeddings scaled by `sqrt(d)` plus sinusoidal
+/// positions, an encoder stack, a decoder stack and a generator (a linear layer to target
+/// vocabulary logits). Immutable and `Sendable`; per-call state (the ``KVCache``) belongs to
+/// the caller.
+///
+/// Cost of a forward pass with source length S and target length T, per batch row:
+/// encoder `N * (8 S d² + 4 S d dFF + 4 S² d)` flops, decoder `N * (12 T d² + 4 T d dFF +
+/// 2 T² d + 4 T S d)` plus `4 S d²` per layer for the memory keys/values, generator `2 T d V`.
+public struct TransformerModel: AutoregressiveDecoder {
+    /// Sizes and conventions.
+    public let config: TransformerConfig
+    /// Source token embeddings `[sourceVocabularySize, d]`.
+    public let sourceEmbedding: Embedding
+    /// Target token embeddings `[targetVocabularySize, d]`.
+    public let targetEmbedding: Embedding
+    /// Absolute positions added to both embeddings.
+    public let positions: AbsolutePositions
+    /// The encoder stack.
+    public let encoder: TransformerEncoder
+    /// The decoder stack.
+    public let decoder: TransformerDecoder
+    /// `d -> targetVocabularySize` logits.
+    public let generator: Linear
+
+    /// Model width d.
+    public var modelDim: Int { encoder.modelDim }
+    /// The factor applied to embeddings (`sqrt(d)` unless the config says otherwise).
+    public var embeddingScale: Float { config.embeddingScale ?? Float(Double(modelDim).squareRoot()) }
+    /// Generator output width (``AutoregressiveDecoder`` conformance).
+    public var vocabularySize: Int { generator.outFeatures }
+
+    /// A model from its parts; sizes must agree with `config` (a precondition).
+    public init(config: TransformerConfig, sourceEmbedding: Embedding, targetEmbedding: Embedding,
+                encoder: TransformerEncoder, decoder: TransformerDecoder, generator: Linear) {
+        let d = config.layer.modelDim
+        precondition(sourceEmbedding.weight.shape == [config.sourceVocabularySize, d]
+                     && targetEmbedding.weight.shape == [config.targetVocabularySize, d]
+                     && encoder.modelDim == d && decoder.modelDim == d && decoder.hasCrossAttention
+                     && generator.weight.shape == [config.targetVocabularySize, d],
+                     "TransformerModel: embeddings \(sourceEmbedding.weight.shape) / \(targetEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), generator \(generator.weight.shape) do not fit d = \(d), vocabularies \(config.sourceVocabularySize) / \(config.targetVocabularySize)")
+        self.config = config
+        self.sourceEmbedding = sourceEmbedding
+        self.targetEmbedding = targetEmbedding
+        self.positions = .sinusoidal(dim: d, precomputed: config.precomputedPositions, interleaved: config.interleavedPositions)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.generator = generator
+    }
+
+    /// Where the parts of the model live in a state dict.
+    public struct ParameterNames: Sendable, Hashable {
+        /// The source `nn.Embedding` (its `weight`).
+        public var sourceEmbedding = "src_embed"
+        /// The target `nn.Embedding`.
+        public var targetEmbedding = "tgt_embed"
+        /// The `nn.Transformer` (its `encoder.*` and `decoder.*`).
+        public var transformer = "transformer"
+        /// The generator `nn.Linear`.
+        public var generator = "generator"
+        /// The default names: `src_embed`, `tgt_embed`, `transformer`, `generator`.
+        public init() {}
+    }
+
+    /// Loads the model from a state dict (a safetensors file or checkpoint): `src_embed.weight`,
+    /// `tgt_embed.weight`, `transformer.encoder.layers.{i}.*`, `transformer.encoder.norm.*`,
+    /// `transformer.decoder.layers.{i}.*`, `transformer.decoder.norm.*`, `generator.weight`,
+    /// `generator.bias` (names adjustable through `names`). Throws `CheckpointError` naming
+    /// the first missing or misshapen tensor, every tensor left unused, or an impossible
+    /// configuration. Cost: one read of every tensor.
+    public init(loading source: TensorSource, config: TransformerConfig, names: ParameterNames = ParameterNames()) throws {
+        try config.validate()
+        let p = ParameterLoader(source)
+        let d = config.layer.modelDim
+        let j = { ParameterLoader.join(names.transformer, $0) }
+        let src = Embedding(weight: try p.load(ParameterLoader.join(names.sourceEmbedding, "weight"), shape: [config.sourceVocabularySize, d]))
+        let tgt = Embedding(weight: try p.load(ParameterLoader.join(names.targetEmbedding, "weight"), shape: [config.targetVocabularySize, d]))
+        let encoder = try TransformerEncoder(loadingPyTorch: p, j("encoder"), layers: config.encoderLayers, config.layer, finalNorm: config.finalNorms)
+        let decoder = try TransformerDecoder(loadingPyTorch: p, j("decoder"), layers: config.decoderLayers, config.layer, finalNorm: config.finalNorms)
+        let generator = try Linear(loading: p, names.generator, in: d, out: config.targetVocabularySize,
+                                   bias: p.has(ParameterLoader.join(names.generator, "bias")))
+        try p.finish()
+        self.init(config: config, sourceEmbedding: src, targetEmbedding: tgt, encoder: encoder, decoder: decoder, generator: generator)
+    }
+
+    /// The encoder's output for a batch of sources, with what the decoder needs to read it.
+    public struct EncodedSource: Sendable {
+        /// `[batch, maxLength, d]`; rows past a source's length are padding.
+        public let memory: Tensor
+        /// `[batch][maxLength]`, true = real token; nil when every source has the same length.
+        public let padding: [[Bool]]?
+        /// Each source's length.
+        public let lengths: [Int]
+    }
+
+    /// Encodes sources of any lengths (at least 1 token each): right-padded into one batch,
+    /// with padding masked out of every attention, so each row equals encoding that source
+    /// alone. Cost: see the type's summary.
+    public func encode(_ sources: [[Int]], compute: Compute = .default) -> EncodedSource {
+        precondition(!sources.isEmpty && sources.allSatisfy { !$0.isEmpty },
+                     "TransformerModel.encode: give at least one source, each of at least one token (lengths \(sources.map(\.count)))")
+        let lengths = sources.map(\.count)
+        let s = lengths.max()!
+        let padded = sources.map { $0 + [Int](repeating: config.sourcePadTokenID, count: s - $0.count) }
+        let padding = lengths.allSatisfy({ $0 == s }) ? nil : lengths.map { n in (0..<s).map { $0 < n } }
+        let x = embed(padded, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, s, d]
+        let memory = encoder(x, keyPadding: padding, compute: compute)  // [b, s, d]
+        return EncodedSource(memory: memory, padding: padding, lengths: lengths)
+    }
+
+    /// Teacher forcing: the logits after every target position, `[batch, T, V]`, for targets
+    /// `[batch][T]` (equal lengths; position t sees targets 0...t and the whole source).
+    public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) -> Tensor {
+        precondition(targets.count == encoded.lengths.count, "TransformerModel.decode: \(targets.count) targets for \(encoded.lengths.count) sources")
+        let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
+        let h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, compute: compute)  // [b, T, d]
+        return generator(h, compute: compute)  // [b, T, V]
+    }
+
+    /// Teacher-forced logits `[batch, T, V]` of `targets` given `sources`.
+    public func callAsFunction(sources: [[Int]], targets: [[Int]], compute: Compute = .default) -> Tensor {
+        decode(targets, encoded: encode(sources, compute: compute), compute: compute)
+    }
+
+    /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
+    /// here, once per layer. `capacity`: positions to reserve. Cost: `4 * batch * S * d²` flops per layer.
+    public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) -> KVCache {
+        decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
+    }
+
+    /// One decoding step (``AutoregressiveDecoder``): embeds `tokens` at positions
+    /// `cache.length ..<`, runs the decoder against the cache, and returns the generator's
+    /// logits for each row's last new position, `[cache.rows, V]`.
+    public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
+        precondition(tokens.count == cache.rows && !tokens[0].isEmpty,
+                     "TransformerModel.nextTokenLogits: \(tokens.count) rows of \(tokens.first?.count ?? 0) tokens for a cache of \(cache.rows) rows")
+        let n = tokens[0].count, r = tokens.count, d = modelDim
+        let y = embed(tokens, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: cache.length)  // [r, n, d]
+        let h = decoder(y, cache: &cache, compute: compute)  // [r, n, d]
+        let last = n == 1 ? h.reshaped([r, d]) : lastPositions(h)  // [r, d]
+        return generator(last, compute: compute)  // [r, V]
+    }
+
+    /// Generates from each source, starting the decoder at `startTokenID`: greedy search, or
+    /// beam search when `config.numBeams > 1` (see ``AutoregressiveDecoder/generate(prompt:cache:config:compute:)``).
+    /// Sources may differ in length; each result equals generating from that source alone.
+    /// Throws `CancellationError` when the task is cancelled.
+    public func generate(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
+                         compute: Compute = .default) throws -> GenerationOutput {
+        let encoded = encode(sources, compute: compute)
+        let cache = makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
+        return try generate(prompt: sources.map { _ in [startTokenID] }, cache: cache, config: generation, compute: compute)
+    }
+
+    /// Greedy generation from one source as a stream of token ids, each delivered as soon as
+    /// it is computed (the end-of-sequence token, if produced, is the last element). Encoding
+    /// and decoding run in a detached task; cancelling the consuming task, breaking out of the
+    /// loop or dropping the stream stops them at the next step (tokens computed before that
+    /// are still delivered, then the iteration ends).
+    public func stream(source: [Int], startTokenID: Int, config generation: GenerationConfig,
+                       compute: Compute = .default) -> AsyncThrowingStream<Int, Error> {
+        let eos = Set(generation.eosTokenIDs)
+        return AsyncThrowingStream { continuation in
+            let task = Task.detached {
+                do {
+                    let encoded = self.encode([source], compute: compute)
+                    var cache = self.makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
+                    try Task.checkCancellation()
+                    _ = try self.greedySearch(prompt: [[startTokenID]], cache: &cache, config: generation, compute: compute) { tokens in
+                        continuation.yield(tokens[0])
+                        if eos.contains(tokens[0]) { continuation.finish() }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// The last position of every row: `[rows, n, d]` to `[rows, d]`. Cost: O(rows * d).
+func lastPositions(_ h: Tensor) -> Tensor {
+    let (r, n, d) = (h.shape[0], h.shape[1], h.shape[2])
+    var out = Tensor.zeros([r, d])
+    h.withUnsafeBufferPointer { src in
+        out.withUnsafeMutableBufferPointer { dst in
+            for i in 0..<r {
+                (dst.baseAddress! + i * d).update(from: src.baseAddress! + (i * n + n - 1) * d, count: d)
+            }
+        }
+    }
+    return out
+}

@@ -1,0 +1,83 @@
+// The packed-weight product behind BERT's projections (Tensor/PackedGEMM.swift) against a
+// Double reference, on every supported kernel variant: edge rows and columns (m, n not
+// multiples of the micro-tile), k over the variant's kc (several k blocks), row blocks over
+// mc, the few-rows split over weight panels, and the bias + activation epilogue.
+import Foundation
+import Testing
+
+@testable import Attend
+import AttendTestSupport
+
+struct PackedCase: CustomTestStringConvertible, Sendable {
+    let variant: KernelVariant
+    let m, n, k: Int
+    let epilogue: Bool
+    let threads: Int
+    var testDescription: String { "\(variant) m \(m) n \(n) k \(k)\(epilogue ? " bias+gelu" : "") threads \(threads)" }
+
+    static let all: [PackedCase] = {
+        let shapes = [(1, 1, 1), (5, 17, 300), (6, 16, 256), (13, 40, 1100), (100, 33, 70), (50, 100, 2100), (12, 384, 384)]
+        var out: [PackedCase] = []
+        for v in KernelVariant.supported {
+            for (m, n, k) in shapes {
+                for epilogue in [false, true] {
+                    for threads in [1, 2] { out.append(PackedCase(variant: v, m: m, n: n, k: k, epilogue: epilogue, threads: threads)) }
+                }
+            }
+        }
+        return out
+    }()
+}
+
+@Suite("Packed-weight GEMM")
+struct PackedGEMMTests {
+    @Test("C = act(A Wᵀ + b) against a Double reference", arguments: PackedCase.all)
+    func matchesReference(_ c: PackedCase) throws {
+        var rng = SeededRNG(seed: caseSeed(c.m, c.n, c.k, c.epilogue ? 1 : 0))
+        let a = rng.floats(c.m * c.k), w = rng.floats(c.n * c.k), bias = rng.floats(c.n)
+        let packed = PackedWeight(Tensor(shape: [c.n, c.k], scalars: w), variant: c.variant, threads: c.threads)
+        var out = [Float](repeating: .nan, count: c.m * c.n)  // NaN: every element must be written
+        a.withUnsafeBufferPointer { ap in
+            bias.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    packedGEMM(a: ap.baseAddress!, lda: c.k, m: c.m, weight: packed, c: op.baseAddress!, ldc: c.n,
+                               accumulate: false, bias: c.epilogue ? bp.baseAddress! : nil,
+                               activation: c.epilogue ? .gelu : nil, threads: c.threads)
+                }
+            }
+        }
+        for i in 0..<c.m {
+            for j in 0..<c.n {
+                var s = 0.0, mag = 0.0
+                for p in 0..<c.k {
+                    s += Double(a[i * c.k + p]) * Double(w[j * c.k + p])
+                    mag += abs(Double(a[i * c.k + p]) * Double(w[j * c.k + p]))
+                }
+                if c.epilogue {
+                    s += Double(bias[j])
+                    mag += abs(Double(bias[j]))
+                    s = s / 2 * (1 + erf(s / 2.0.squareRoot()))
+                }
+                // Float accumulation over k terms: error grows like k * eps * sum|terms|; GELU
+                // adds its own ~1e-6 relative.
+                let tol = 2 * Double(c.k + 2) * float32UnitRoundoff * mag + 1e-6 * abs(s) + 1e-30
+                let got = Double(out[i * c.n + j])
+                #expect(abs(got - s) <= tol, "\(c.testDescription): C[\(i)][\(j)] = \(got), expected \(s)")
+                if abs(got - s) > tol { return }
+            }
+        }
+    }
+
+    @Test("the packed projection agrees with the general GEMM's")
+    func projectionAgrees() {
+        var rng = SeededRNG(seed: 99)
+        let layer = Linear(weight: Tensor(shape: [70, 40], scalars: rng.floats(2800)), bias: Tensor(shape: [70], scalars: rng.floats(70)))
+        let x = Tensor(shape: [9, 40], scalars: rng.floats(360))
+        let v = KernelVariant.best
+        let packed = PackedWeight(layer.weight, variant: v, threads: 2)
+        let compute = Compute(backend: .native(v), threads: 2)
+        let p = projectRows(x, layer, packed: packed, compute: compute)
+        let g = projectRows(x, layer, compute: compute)
+        #expect(p.shape == [9, 70] && maxAbsDiff(p, g) <= 1e-5)
+    }
+}
