@@ -7,6 +7,7 @@ import Foundation
 import Testing
 
 @testable import Attend
+import AttendTestSupport
 
 /// One expectation from tokenizer_cases.json.
 struct TokenizerCase: CustomTestStringConvertible, Sendable {
@@ -221,6 +222,50 @@ struct TokenizerTests {
         #expect((thrownError { _ = try WordPieceTokenizer(vocabularyFile: vocab) } as? ModelFileError)?.description.contains("UTF-8") == true)
         try Data("[UNK]\na\nb\na\n".utf8).write(to: vocab)
         #expect((thrownError { _ = try WordPieceTokenizer(vocabularyFile: vocab) } as? ModelFileError)?.description.contains("line 4") == true)
+    }
+
+    @Test("random text never crashes: encode, pairs, truncation and decode round")
+    func fuzzText() {
+        var rng = SeededRNG(seed: caseSeed(42))
+        let t = FixtureTokenizers.minilm
+        for _ in 0..<300 {
+            let bytes = (0..<Int(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let e = t.encode(text, maxLength: 8)
+            #expect(e.count <= 8 && e.ids.first == 101 && e.ids.last == 102)
+            _ = t.decode(t.encode(text, pair: text, maxLength: 5).ids, skipSpecialTokens: false)
+        }
+    }
+
+    @Test("corrupted tokenizer.json bytes load or throw ModelFileError, never crash")
+    func fuzzFile() throws {
+        let original = try Data(contentsOf: Fixtures.url("cased_tokenizer/tokenizer.json"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-fuzztok-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("tokenizer.json")
+        var rng = SeededRNG(seed: caseSeed(43))
+        var loaded = 0
+        for i in 0..<300 {
+            var bytes = [UInt8](original)
+            if i % 3 == 0 {
+                bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))  // truncated
+            } else {
+                for _ in 0..<(1 + Int(rng.next() % 4)) {  // a few bytes changed
+                    bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            try Data(bytes).write(to: url)
+            do {
+                let t = try WordPieceTokenizer(tokenizerJSON: url)
+                _ = t.decode(t.encode("Café über [MASK] 東京").ids)
+                loaded += 1
+            } catch is ModelFileError {
+            } catch {
+                Issue.record("unexpected error \(error)")
+            }
+        }
+        #expect(loaded < 300)
     }
 
     @Test("a vocabulary built in code")

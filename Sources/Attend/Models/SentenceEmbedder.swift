@@ -40,17 +40,23 @@ public struct SentenceEmbedder: Sendable {
     /// Width of a sentence vector: d times the number of pooling modes.
     public var dimension: Int { model.hiddenSize * pooling.count }
 
-    /// Assembles an embedder; `maxLength` must be in `3 ... maxPositionEmbeddings` and every
-    /// id the tokenizer can produce must have an embedding row (both checked: thrown
-    /// `CheckpointError.invalidConfig`).
+    /// Assembles an embedder; `maxLength` (at most the model's positions) must leave room for
+    /// text besides the template's special tokens, and every
+    /// id and token type the tokenizer can produce must have an embedding row (all checked:
+    /// thrown `CheckpointError.invalidConfig`). `maxLength` nil means the model's positions.
     public init(model: BERTModel, tokenizer: WordPieceTokenizer, pooling: [SentencePooling] = [.mean],
                 normalize: Bool = true, maxLength: Int? = nil, lowercasesInput: Bool = false) throws {
         let limit = model.config.maxPositionEmbeddings
         let length = min(maxLength ?? limit, limit)
-        guard length >= 3 else { throw CheckpointError.invalidConfig("max length \(length) leaves no room for text") }
+        guard length > tokenizer.specialTokenCount() else {
+            throw CheckpointError.invalidConfig("max length \(length) leaves no room for text besides \(tokenizer.specialTokenCount()) special tokens")
+        }
         guard !pooling.isEmpty else { throw CheckpointError.invalidConfig("no pooling mode") }
         guard tokenizer.idLimit <= model.config.vocabSize else {
             throw CheckpointError.invalidConfig("the tokenizer has ids up to \(tokenizer.idLimit - 1) but the model's vocabulary has \(model.config.vocabSize) rows")
+        }
+        guard tokenizer.typeIDLimit() <= model.config.typeVocabSize else {
+            throw CheckpointError.invalidConfig("the tokenizer's template uses token type \(tokenizer.typeIDLimit() - 1) but the model has \(model.config.typeVocabSize) token types")
         }
         self.model = model
         self.tokenizer = tokenizer

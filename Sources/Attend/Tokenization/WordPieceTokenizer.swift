@@ -115,9 +115,14 @@ public struct WordPieceTokenizer: Sendable {
 
     /// The number of vocabulary tokens (added tokens that are not in the vocabulary excluded).
     public var vocabularySize: Int { vocabulary.count }
-    /// One more than the largest id the tokenizer can produce (the embedding table needs at
-    /// least this many rows).
-    public var idLimit: Int { max(vocabulary.idLimit, (addedTokens.map(\.id).max() ?? -1) + 1) }
+    /// One more than the largest id the tokenizer can produce, padding and template tokens
+    /// included (the embedding table needs at least this many rows).
+    public var idLimit: Int {
+        max(vocabulary.idLimit, (addedTokens.map(\.id).max() ?? -1) + 1, padID + 1, template.maxID + 1)
+    }
+
+    /// One more than the largest token type id the template gives (`pair`: for two texts).
+    public func typeIDLimit(pair: Bool = false) -> Int { template.maxTypeID(pair: pair) + 1 }
 
     // MARK: Loading
 
@@ -600,6 +605,23 @@ struct PostProcessorTemplate: Sendable {
             self.init(single: try pieces("single"), pair: try pieces("pair"))
         default:
             throw ModelFileError.unsupported(path: p.path, what: "post-processor \"\(type)\" (TemplateProcessing and BertProcessing are implemented)")
+        }
+    }
+
+    /// The largest id among the template's special tokens (-1 when none).
+    var maxID: Int {
+        (single + pair).reduce(-1) { m, p in
+            if case .special(let ids, _) = p { return max(m, ids.max() ?? -1) }
+            return m
+        }
+    }
+
+    /// The largest token type id the template gives.
+    func maxTypeID(pair isPair: Bool) -> Int {
+        (isPair ? pair : single).reduce(0) { m, p in
+            switch p {
+            case .first(let t), .second(let t), .special(_, let t): return max(m, t)
+            }
         }
     }
 
