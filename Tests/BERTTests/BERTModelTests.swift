@@ -60,6 +60,7 @@ struct BERTModelTests {
         let em = maxAbsDiff(mlm, try g.io.tensor("out.mlm_logits"))
         let en = maxAbsDiff(nsp, try g.io.tensor("out.nsp_logits"))
         #expect(eh <= 1e-4 && em <= 1e-4 && en <= 1e-4, "max abs error: hidden \(eh), MLM \(em), NSP \(en) (\(compute.backend))")
+        print("bert_pretraining (\(compute.backend)): max abs error hidden \(eh), MLM \(em), NSP \(en)")
     }
 
     @Test("a model folder loads (config.json + model.safetensors), and the bare naming too")

@@ -34,7 +34,9 @@ public struct SentenceEmbedder: Sendable {
     /// Texts are cut to this many tokens, `[CLS]` and `[SEP]` included
     /// (sentence_bert_config.json's `max_seq_length`, at most the model's positions).
     public let maxLength: Int
-    /// Lowercase texts before tokenizing (sentence_bert_config.json's `do_lower_case`).
+    /// Lowercase texts before tokenizing (sentence_bert_config.json's `do_lower_case`), with
+    /// Swift's `lowercased()` (Python's `str.lower`, which sentence-transformers uses, can
+    /// differ for context-dependent rules such as a word-final Σ).
     public let lowercasesInput: Bool
 
     /// Width of a sentence vector: d times the number of pooling modes.
