@@ -1,5 +1,5 @@
 // swift-tools-version: 6.0
-// Attend: transformers on the CPU. No package dependencies and no unsafeFlags: ISA-specific C
+// Attend: transformers on the CPU. No package dependencies and no unsafe compiler flags: ISA-specific C
 // uses per-function target attributes and runtime dispatch, so any package can depend on
 // Attend by version.
 import PackageDescription

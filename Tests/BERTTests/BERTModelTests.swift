@@ -1,4 +1,4 @@
-// BERT against the golden `BertForPreTraining` of ../shared/golden (transformers 5.23:
+// BERT against the golden `BertForPreTraining` of the shared golden data, copied into Fixtures/ (transformers 5.23:
 // last hidden state, MLM and NSP logits), against an independent Double-precision reference
 // written here from Hugging Face's modeling_bert (absolute, relative_key and
 // relative_key_query positions, with padding), and its loading rules and errors.
