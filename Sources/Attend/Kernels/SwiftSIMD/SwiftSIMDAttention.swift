@@ -66,14 +66,77 @@ extension SwiftSIMDKernels {
         }
     }
 
+    /// One attention head on raw strided buffers, the way the fused C kernel's contract states
+    /// it (`ck_attention_head` in attend_kernels.h), computed like ``attention(_:query:key:value:output:threads:)``:
+    /// per query, every score in Double (`scale * q·k + keyBias[j] + relBias[i - j + relBiasZero]
+    /// + shawQK[i * W + c(i, j)]`, `-inf` where causal hides key j, i.e. `j > i + causalOffset`),
+    /// a max-subtracted softmax in Double and the weighted sum of `v_j + shawV[c(i, j)]`; a
+    /// query whose scores are all `-inf` gets zeros. Shaw buckets:
+    /// `c(i, j) = clamp(j - (i + causalOffset), -shawClip, shawClip) + shawClip`, `W = 2 shawClip + 1`.
+    /// Cost: 4 * seqQ * seqK * headDim flops in Double; memory O(seqK + headDim).
+    static func attentionHead(
+        seqQ: Int, seqK: Int, headDim d: Int, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int,
+        v: UnsafePointer<Float>, ldv: Int, o: UnsafeMutablePointer<Float>, ldo: Int, scale: Float,
+        causal: Bool, causalOffset: Int, keyBias: UnsafePointer<Float>?, relBias: UnsafePointer<Float>?,
+        relBiasZero: Int, shawClip: Int, shawQK: UnsafePointer<Float>?, shawV: UnsafePointer<Float>?
+    ) {
+        let w = 2 * shawClip + 1
+        var scores = [Double](repeating: 0, count: seqK)
+        let acc = UnsafeMutablePointer<Double>.allocate(capacity: d + 1)
+        defer { acc.deallocate() }
+        for i in 0..<seqQ {
+            let qi = q + i * ldq
+            var maxScore = -Double.infinity
+            for j in 0..<seqK {
+                if causal && j > i + causalOffset {
+                    scores[j] = -.infinity
+                    continue
+                }
+                var s = Double(scale) * dot(qi, k + j * ldk, d)
+                if let keyBias { s += Double(keyBias[j]) }
+                if let relBias { s += Double(relBias[i - j + relBiasZero]) }
+                if shawClip > 0, let shawQK {
+                    let c = min(max(j - (i + causalOffset), -shawClip), shawClip) + shawClip
+                    s += Double(shawQK[i * w + c])
+                }
+                scores[j] = s
+                maxScore = max(maxScore, s)
+            }
+            acc.initialize(repeating: 0, count: d + 1)
+            var sum = 0.0
+            if maxScore > -.infinity {
+                for j in 0..<seqK where scores[j] > -.infinity {
+                    let p = Foundation.exp(scores[j] - maxScore)
+                    sum += p
+                    axpy(p, v + j * ldv, acc, d)
+                    if shawClip > 0, let shawV {
+                        let c = min(max(j - (i + causalOffset), -shawClip), shawClip) + shawClip
+                        axpy(p, shawV + c * d, acc, d)
+                    }
+                }
+            }
+            let oi = o + i * ldo
+            for c in 0..<d { oi[c] = sum > 0 ? Float(acc[c] / sum) : 0 }
+        }
+    }
+
     static func axpy(_ alpha: Double, _ y: UnsafePointer<Float>, _ acc: inout [Double], _ n: Int) {
         acc.withUnsafeMutableBufferPointer { a in axpy(alpha, y, a.baseAddress!, n) }
     }
 
     /// Row softmax in Double: `softmax(x * scale + mask)`, the same rules as the C kernel
-    /// (all -inf gives zeros, any NaN gives NaN).
+    /// (all -inf gives zeros, any NaN gives NaN), on packed rows (row stride `n`).
     static func softmaxRows(
         rows: Int, n: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        scale: Float, mask: UnsafePointer<Float>?, maskRowStride: Int
+    ) {
+        softmaxRows(rows: rows, n: n, x: x, ldx: n, y: y, ldy: n, scale: scale, mask: mask, maskRowStride: maskRowStride)
+    }
+
+    /// Row softmax in Double with row strides `ldx` and `ldy` (in floats); `y` may alias `x`
+    /// with the same stride (each row is read completely before it is written).
+    static func softmaxRows(
+        rows: Int, n: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
         scale: Float, mask: UnsafePointer<Float>?, maskRowStride: Int
     ) {
         for r in 0..<rows {
@@ -81,14 +144,14 @@ extension SwiftSIMDKernels {
             var m = -Double.infinity
             var nan = false
             for j in 0..<n {
-                var v = Double(x[r * n + j] * scale)
+                var v = Double(x[r * ldx + j] * scale)
                 if let mask { v += Double(mask[r * maskRowStride + j]) }
                 t[j] = v
                 nan = nan || v.isNaN
                 m = max(m, v)
             }
             if nan || m == -.infinity {
-                for j in 0..<n { y[r * n + j] = nan ? .nan : 0 }
+                for j in 0..<n { y[r * ldy + j] = nan ? .nan : 0 }
                 continue
             }
             var sum = 0.0
@@ -96,7 +159,7 @@ extension SwiftSIMDKernels {
                 t[j] = Foundation.exp(t[j] - m)
                 sum += t[j]
             }
-            for j in 0..<n { y[r * n + j] = Float(t[j] / sum) }
+            for j in 0..<n { y[r * ldy + j] = Float(t[j] / sum) }
         }
     }
 }

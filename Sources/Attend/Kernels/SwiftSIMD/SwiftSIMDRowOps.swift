@@ -12,20 +12,33 @@ extension SwiftSIMDKernels {
         }
     }
 
-    /// Layer norm / RMS norm of `x + residual` per row, in Double (two passes).
+    /// Layer norm / RMS norm of `x + residual` per row, in Double (two passes), on packed rows
+    /// (every row stride is `n`).
     static func normRows(
         rms: Bool, rows: Int, n: Int, x: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?, eps: Float, y: UnsafeMutablePointer<Float>
     ) {
+        normRows(
+            rms: rms, rows: rows, n: n, x: x, ldx: n, residual: residual, ldr: n, gamma: gamma, beta: beta,
+            eps: eps, y: y, ldy: n)
+    }
+
+    /// Layer norm / RMS norm of `x + residual` per row, in Double (two passes), with row
+    /// strides `ldx`, `ldr`, `ldy` (in floats). `y` may alias `x` or `residual` with the same
+    /// stride: each row is read completely before it is written.
+    static func normRows(
+        rms: Bool, rows: Int, n: Int, x: UnsafePointer<Float>, ldx: Int, residual: UnsafePointer<Float>?, ldr: Int,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?, eps: Float, y: UnsafeMutablePointer<Float>, ldy: Int
+    ) {
         var t = [Double](repeating: 0, count: n)
         for r in 0..<rows {
-            for i in 0..<n { t[i] = Double(x[r * n + i]) + (residual.map { Double($0[r * n + i]) } ?? 0) }
+            for i in 0..<n { t[i] = Double(x[r * ldx + i]) + (residual.map { Double($0[r * ldr + i]) } ?? 0) }
             let mean = rms ? 0 : t.reduce(0, +) / Double(n)
             let variance = t.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
             let rstd = 1 / (variance + Double(eps)).squareRoot()
             for i in 0..<n {
                 let b = rms ? 0 : (beta.map { Double($0[i]) } ?? 0)
-                y[r * n + i] = Float((t[i] - mean) * rstd * Double(gamma[i]) + b)
+                y[r * ldy + i] = Float((t[i] - mean) * rstd * Double(gamma[i]) + b)
             }
         }
     }
