@@ -65,6 +65,41 @@ let malformedExpectations: [String: ExpectedRejection] = [
     "control_char": .invalidJSON("unescaped control character"),
     "leading_zero": .invalidJSON("leading zero"),
     "unterminated": .invalidJSON("unexpected end of input inside an object"),
+    // Truncation at every stage: inside the header, right after the length, inside the data.
+    "truncated_in_header": .exact { .headerPastEndOfFile(file: $0, headerLength: 112, fileSize: 20) },
+    "truncated_after_length": .exact { .headerPastEndOfFile(file: $0, headerLength: 112, fileSize: 8) },
+    "truncated_in_first_tensor": .exact { .offsetsOutOfRange(file: $0, tensor: "a", range: 0..<8, dataSize: 4) },
+    // Overlaps: identical ranges, one range inside another, an empty tensor inside another.
+    "overlap_identical": .exact { .overlappingTensors(file: $0, tensor: "b", other: "a") },
+    "overlap_contained": .exact { .overlappingTensors(file: $0, tensor: "b", other: "a") },
+    "overlap_zero_size_inside": .exact { .overlappingTensors(file: $0, tensor: "z", other: "a") },
+    // A consistent shape and range of 2^62 bytes in an 8-byte data section: rejected, nothing allocated.
+    "offsets_out_of_range_huge": .exact {
+        .offsetsOutOfRange(file: $0, tensor: "a", range: 0..<(1 << 62), dataSize: 8)
+    },
+    "offsets_not_array": .exact { .invalidOffsets(file: $0, tensor: "a", reason: "it is a string, not an array") },
+    "shape_mismatch_scalar": .exact {
+        .sizeMismatch(file: $0, tensor: "a", dtype: .F32, shape: [], expectedBytes: 4, rangeBytes: 8)
+    },
+    "shape_mismatch_zero": .exact {
+        .sizeMismatch(file: $0, tensor: "a", dtype: .F32, shape: [0], expectedBytes: 0, rangeBytes: 8)
+    },
+    "shape_mismatch_bf16": .exact {
+        .sizeMismatch(file: $0, tensor: "a", dtype: .BF16, shape: [2], expectedBytes: 4, rangeBytes: 8)
+    },
+    "dtype_not_string": .exact {
+        .invalidTensorEntry(file: $0, tensor: "a", reason: "\"dtype\" is a number, not a string")
+    },
+    "dtype_empty": .exact { .unknownDType(file: $0, tensor: "a", dtype: "") },
+    "not_utf8_truncated_sequence": .exact { .headerNotUTF8(file: $0, offset: 30) },
+    "not_utf8_above_max": .exact { .headerNotUTF8(file: $0, offset: 30) },
+    "not_utf8_in_padding": .exact { .headerNotUTF8(file: $0, offset: 10) },
+    // Duplicates: in the metadata, spelled with an escape, canonically equivalent (one Swift
+    // String, two byte strings: stricter than the reference), nested inside an entry.
+    "duplicate_metadata_key": .invalidJSON("duplicate key \"format\""),
+    "duplicate_names_escaped": .exact { .duplicateTensor(file: $0, tensor: "a") },
+    "duplicate_names_canonical": .exact { .duplicateTensor(file: $0, tensor: "e\u{301}") },
+    "duplicate_nested_key": .invalidJSON("duplicate key \"k\""),
 ]
 
 @Suite("SafeTensorsFile: malformed files")

@@ -263,6 +263,32 @@ def main():
         "control_char": header_file('{"__metadata__":{"a":"x\ty"}}'),
         "leading_zero": header_file('{"a":%s}' % f("F32", "[02]", [0, 8]), two),
         "unterminated": header_file('{"a":%s' % f("F32", [2], [0, 8]), two),
+        # More of each class the issue lists (truncation, overlap, range, size, dtype,
+        # UTF-8, duplicates), each with its own expected error in MalformedFileTests.
+        "truncated_in_header": ok[:20],
+        "truncated_after_length": ok[:8],
+        "truncated_in_first_tensor": ok[:len(ok) - 12],
+        "overlap_identical": header_file('{"a":%s,"b":%s}' % (f("F32", [2], [0, 8]), f("F32", [2], [0, 8])), two),
+        "overlap_contained": header_file('{"a":%s,"b":%s}' % (f("F32", [4], [0, 16]), f("F32", [1], [4, 8])), two * 2),
+        "overlap_zero_size_inside": header_file(
+            '{"a":%s,"z":%s}' % (f("F32", [2], [0, 8]), f("F32", [0], [4, 4])), two),
+        "offsets_out_of_range_huge": header_file('{"a":%s}' % f("F32", [2**60], [0, 2**62]), two),
+        "offsets_not_array": header_file('{"a":%s}' % f("F32", [2], '"0-8"'), two),
+        "shape_mismatch_scalar": header_file('{"a":%s}' % f("F32", [], [0, 8]), two),
+        "shape_mismatch_zero": header_file('{"a":%s}' % f("F32", [0], [0, 8]), two),
+        "shape_mismatch_bf16": header_file('{"a":%s}' % f("BF16", [2], [0, 8]), two),
+        "dtype_not_string": header_file('{"a":%s}' % f(0, [2], [0, 8]).replace('"0"', "32"), two),
+        "dtype_empty": header_file('{"a":%s}' % f("", [2], [0, 8]), two),
+        "not_utf8_truncated_sequence": header_file(b'{"__metadata__":{"a":"\xe2\x82"}}'),
+        "not_utf8_above_max": header_file(b'{"__metadata__":{"a":"\xf4\x90\x80\x80"}}'),
+        "not_utf8_in_padding": header_file(b'{}' + b'\xff' + b' ' * 5),
+        "duplicate_metadata_key": header_file('{"__metadata__":{"format":"pt","format":"np"}}'),
+        "duplicate_names_escaped": header_file(
+            '{"a":%s,"\\u0061":%s}' % (f("F32", [2], [0, 8]), f("F32", [2], [0, 8])), two),
+        "duplicate_names_canonical": header_file(
+            '{"\u00e9":%s,"e\u0301":%s}' % (f("F32", [2], [0, 8]), f("F32", [2], [8, 16])), two * 2),
+        "duplicate_nested_key": header_file(
+            '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":{"k":1,"k":2}}}', two),
     }
     for name, content in m.items():
         malformed.append(write("malformed/%s.safetensors" % name, content))
@@ -277,7 +303,11 @@ def main():
 
 # This reader is stricter than the reference here: the reference's serde_json keeps the last of
 # two duplicate tensor names (a silent drop), and it reads sub-byte dtypes (F4, F6_*).
-REFERENCE_ACCEPTS = {"duplicate_names", "sub_byte_dtype"}
+# Duplicate keys of any kind are rejected here (the reference keeps the last); names that are
+# different bytes but canonically equivalent strings (U+00E9 and e + U+0301) are one Swift
+# String, so this reader rejects them as a duplicate where the reference reads two tensors.
+REFERENCE_ACCEPTS = {"duplicate_names", "sub_byte_dtype", "duplicate_metadata_key", "duplicate_names_escaped",
+                     "duplicate_names_canonical", "duplicate_nested_key"}
 
 
 def check_with_reference(valid, malformed):
