@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Attend", targets: ["Attend"]),
         .executable(name: "bench", targets: ["bench"]),
         .executable(name: "attend", targets: ["attend"]),
+        .executable(name: "kernel-fuzz", targets: ["kernel-fuzz"]),
     ],
     targets: [
         // The C kernels: dispatch.c, ref/, core/, x86/, arm/ under CKernels; public header in include/.
@@ -33,6 +34,19 @@ let package = Package(
             name: "bench",
             dependencies: ["Attend"],
             path: "Benchmarks/bench"
+        ),
+        // Differential fuzzing of every C kernel on every variant against the Swift SIMD oracle:
+        // the case generators and checks (a library, so `swift test` replays regression cases)
+        // and the `kernel-fuzz` command line around them.
+        .target(
+            name: "KernelFuzz",
+            dependencies: ["Attend", "CKernels"],
+            path: "Sources/KernelFuzz"
+        ),
+        .executableTarget(
+            name: "kernel-fuzz",
+            dependencies: ["KernelFuzz"],
+            path: "Sources/kernel-fuzz"
         ),
         .target(
             name: "AttendTestSupport",
@@ -66,7 +80,13 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
+            exclude: ["make_hf_fixtures.py"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "KernelFuzzTests",
+            dependencies: ["KernelFuzz"],
+            path: "Tests/KernelFuzzTests"
         ),
         .testTarget(
             name: "BERTTests",

@@ -8,8 +8,8 @@
 /// A value the caller owns: copy it to branch a generation, discard it when done. Rows are
 /// grouped by source: rows `s * rowsPerSource ..< (s + 1) * rowsPerSource` continue source `s`
 /// (the beams of one input), and all of them read that source's single copy of the memory
-/// keys/values. Memory: `layers * rows * capacity * 2d` floats for self-attention plus
-/// `layers * sources * seqMemory * 2d` for the memory.
+/// keys/values. Memory: `layers * rows * capacity * 2 * inner` floats for self-attention plus
+/// `layers * sources * seqMemory * 2 * inner` for the memory (inner = heads x head size).
 public struct KVCache: Sendable {
     /// Per layer: self-attention keys/values, batch = ``rows``.
     public internal(set) var selfAttention: [AttentionKV]
@@ -23,7 +23,8 @@ public struct KVCache: Sendable {
     public internal(set) var rowsPerSource: Int
     /// Positions cached so far (the position of the next token).
     public internal(set) var length: Int = 0
-    /// Model width d.
+    /// Width of each cached key (and value): the attention's inner width, heads x head size
+    /// (the model width d in most models).
     public let modelDim: Int
 
     init(layers: Int, sources: Int, modelDim: Int, cross: [AttentionKV]?, memoryPadding: [[Bool]]?, capacity: Int) {

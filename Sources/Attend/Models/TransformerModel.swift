@@ -73,7 +73,7 @@ public struct TransformerConfig: Sendable, Hashable {
 /// Cost of a forward pass with source length S and target length T, per batch row:
 /// encoder `N * (8 S d² + 4 S d dFF + 4 S² d)` flops, decoder `N * (12 T d² + 4 T d dFF +
 /// 2 T² d + 4 T S d)` plus `4 S d²` per layer for the memory keys/values, generator `2 T d V`.
-public struct TransformerModel: AutoregressiveDecoder {
+public struct TransformerModel: EncoderDecoderModel {
     /// Sizes and conventions.
     public let config: TransformerConfig
     /// Source token embeddings `[sourceVocabularySize, d]`.
@@ -149,29 +149,17 @@ public struct TransformerModel: AutoregressiveDecoder {
         self.init(config: config, sourceEmbedding: src, targetEmbedding: tgt, encoder: encoder, decoder: decoder, generator: generator)
     }
 
-    /// The encoder's output for a batch of sources, with what the decoder needs to read it.
-    public struct EncodedSource: Sendable {
-        /// `[batch, maxLength, d]`; rows past a source's length are padding.
-        public let memory: Tensor
-        /// `[batch][maxLength]`, true = real token; nil when every source has the same length.
-        public let padding: [[Bool]]?
-        /// Each source's length.
-        public let lengths: [Int]
-    }
+    /// The encoder's output for a batch of sources (see ``Attend/EncodedSource``).
+    public typealias EncodedSource = Attend.EncodedSource
 
     /// Encodes sources of any lengths (at least 1 token each): right-padded into one batch,
     /// with padding masked out of every attention, so each row equals encoding that source
     /// alone. Cost: see the type's summary.
     public func encode(_ sources: [[Int]], compute: Compute = .default) -> EncodedSource {
-        precondition(!sources.isEmpty && sources.allSatisfy { !$0.isEmpty },
-                     "TransformerModel.encode: give at least one source, each of at least one token (lengths \(sources.map(\.count)))")
-        let lengths = sources.map(\.count)
-        let s = lengths.max()!
-        let padded = sources.map { $0 + [Int](repeating: config.sourcePadTokenID, count: s - $0.count) }
-        let padding = lengths.allSatisfy({ $0 == s }) ? nil : lengths.map { n in (0..<s).map { $0 < n } }
-        let x = embed(padded, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, s, d]
-        let memory = encoder(x, keyPadding: padding, compute: compute)  // [b, s, d]
-        return EncodedSource(memory: memory, padding: padding, lengths: lengths)
+        let batch = PaddedSources(sources, pad: config.sourcePadTokenID, caller: "TransformerModel.encode")
+        let x = embed(batch.ids, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, s, d]
+        let memory = encoder(x, keyPadding: batch.padding, compute: compute)  // [b, s, d]
+        return EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
     }
 
     /// Teacher forcing: the logits after every target position, `[batch, T, V]`, for targets
@@ -205,44 +193,6 @@ public struct TransformerModel: AutoregressiveDecoder {
         let h = decoder(y, cache: &cache, compute: compute)  // [r, n, d]
         let last = n == 1 ? h.reshaped([r, d]) : lastPositions(h)  // [r, d]
         return generator(last, compute: compute)  // [r, V]
-    }
-
-    /// Generates from each source, starting the decoder at `startTokenID`: greedy search, or
-    /// beam search when `config.numBeams > 1` (see ``AutoregressiveDecoder/generate(prompt:cache:config:compute:)``).
-    /// Sources may differ in length; each result equals generating from that source alone.
-    /// Throws `CancellationError` when the task is cancelled.
-    public func generate(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
-                         compute: Compute = .default) throws -> GenerationOutput {
-        let encoded = encode(sources, compute: compute)
-        let cache = makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
-        return try generate(prompt: sources.map { _ in [startTokenID] }, cache: cache, config: generation, compute: compute)
-    }
-
-    /// Greedy generation from one source as a stream of token ids, each delivered as soon as
-    /// it is computed (the end-of-sequence token, if produced, is the last element). Encoding
-    /// and decoding run in a detached task; cancelling the consuming task, breaking out of the
-    /// loop or dropping the stream stops them at the next step (tokens computed before that
-    /// are still delivered, then the iteration ends).
-    public func stream(source: [Int], startTokenID: Int, config generation: GenerationConfig,
-                       compute: Compute = .default) -> AsyncThrowingStream<Int, Error> {
-        let eos = Set(generation.eosTokenIDs)
-        return AsyncThrowingStream { continuation in
-            let task = Task.detached {
-                do {
-                    let encoded = self.encode([source], compute: compute)
-                    var cache = self.makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
-                    try Task.checkCancellation()
-                    _ = try self.greedySearch(prompt: [[startTokenID]], cache: &cache, config: generation, compute: compute) { tokens in
-                        continuation.yield(tokens[0])
-                        if eos.contains(tokens[0]) { continuation.finish() }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 /// decoder's self-attention appends one step at a time; cross-attention computes them once
 /// per source.
 ///
-/// Storage: `[batch, capacity, 2 * modelDim]` with the keys in the first `modelDim` columns
+/// Storage: `[batch, capacity, 2 * modelDim]` (`modelDim` here is the attention's inner
+/// width, heads x head size) with the keys in the first `modelDim` columns
 /// of each row and the values in the rest (the layout the fused K/V projection writes), so
 /// appending a step is one row copy per batch row and the attention kernel reads keys and
 /// values in place. Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
@@ -71,36 +72,41 @@ public struct AttentionKV: Sendable {
 /// The projections are stored fused as one `[3d, d]` weight (PyTorch's `in_proj_weight`), so
 /// self-attention runs one GEMM for Q, K and V, and the attention kernel reads the three
 /// straight out of its output (no transposes, no copies). Shapes: inputs `[batch, seq, d]`,
-/// outputs the same. Cost: `8 * tokens * d²` flops of projections plus the attention,
-/// `4 * batch * seqQ * seqK * d` flops (about half with a causal mask).
+/// outputs the same. The inner width (heads x head size, T5's `num_heads * d_kv`) is usually
+/// d but may differ (flan-t5-small: 6 x 64 = 384 inside a 512-wide model).
+/// Cost: `8 * tokens * d * inner` flops of projections plus the attention,
+/// `4 * batch * seqQ * seqK * inner` flops (about half with a causal mask).
 public struct MultiHeadAttention: Sendable {
     /// Number of heads.
     public let heads: Int
-    /// The fused projection `[3d, d]`: queries, keys, values.
+    /// The fused projection `[3 * inner, d]`: queries, keys, values.
     public let inProjection: Linear
-    /// The output projection `[d, d]`.
+    /// The output projection `[d, inner]`.
     public let outProjection: Linear
     /// Score scale; nil means `1/sqrt(headDim)` (T5 uses 1).
     public let scale: Float?
 
-    /// Model width d.
+    /// Model width d (inputs and outputs).
     public var modelDim: Int { outProjection.outFeatures }
-    /// Head size d / heads.
-    public var headDim: Int { modelDim / heads }
+    /// Inner width: heads x head size (the width of the queries, keys and values).
+    public var innerDim: Int { outProjection.inFeatures }
+    /// Head size: inner / heads.
+    public var headDim: Int { innerDim / heads }
 
-    /// From a fused input projection `[3d, d]` and an output projection `[d, d]`.
+    /// From a fused input projection `[3 * inner, d]` and an output projection `[d, inner]`
+    /// (inner = d unless the model says otherwise).
     public init(heads: Int, inProjection: Linear, outProjection: Linear, scale: Float? = nil) {
-        let d = outProjection.outFeatures
-        precondition(heads >= 1 && d % heads == 0, "MultiHeadAttention: \(heads) heads do not divide model width \(d)")
-        precondition(inProjection.weight.shape == [3 * d, d] && outProjection.weight.shape == [d, d],
-                     "MultiHeadAttention: in projection \(inProjection.weight.shape) must be [\(3 * d), \(d)], out projection \(outProjection.weight.shape) [\(d), \(d)]")
+        let d = outProjection.outFeatures, inner = outProjection.inFeatures
+        precondition(heads >= 1 && inner % heads == 0, "MultiHeadAttention: \(heads) heads do not divide the inner width \(inner)")
+        precondition(inProjection.weight.shape == [3 * inner, d],
+                     "MultiHeadAttention: in projection \(inProjection.weight.shape) must be [\(3 * inner), \(d)] for an out projection \(outProjection.weight.shape)")
         self.heads = heads
         self.inProjection = inProjection
         self.outProjection = outProjection
         self.scale = scale
     }
 
-    /// From separate query, key and value projections (BERT, T5, Marian checkpoints), fused
+    /// From separate query, key and value projections `[inner, d]` each (BERT, T5, Marian checkpoints), fused
     /// into one weight once at load time.
     public init(heads: Int, query: Linear, key: Linear, value: Linear, out: Linear, scale: Float? = nil) {
         let parts = [query, key, value]
@@ -118,7 +124,7 @@ public struct MultiHeadAttention: Sendable {
     /// Self-attention over `x` `[batch, seq, d]` with the given mask and bias.
     public func callAsFunction(_ x: Tensor, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
         let (b, s) = checkInput(x, "input")
-        let d = modelDim, dh = headDim
+        let d = innerDim, dh = headDim
         let qkv = inProjection(x, compute: compute)  // [b, s, 3d]
         let l = { (base: Int) in HeadLayout(base: base, batchStride: s * 3 * d, headStride: dh, rowStride: 3 * d) }
         var out = Tensor.zeros([b, s, d])
@@ -132,8 +138,9 @@ public struct MultiHeadAttention: Sendable {
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once.
     public func keysValues(of memory: Tensor, compute: Compute = .default) -> AttentionKV {
         let (b, s) = checkInput(memory, "memory")
-        var kv = AttentionKV(batch: b, modelDim: modelDim, capacity: max(s, 1))
-        let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: modelDim..<(3 * modelDim), compute: compute)
+        let inner = innerDim
+        var kv = AttentionKV(batch: b, modelDim: inner, capacity: max(s, 1))
+        let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: inner..<(3 * inner), compute: compute)
         kv.append(projected, steps: s)
         return kv
     }
@@ -142,8 +149,8 @@ public struct MultiHeadAttention: Sendable {
     /// an encoder memory, or a cache). `mask` applies to the stored positions.
     public func callAsFunction(_ x: Tensor, keysValues kv: AttentionKV, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
         let (b, s) = checkInput(x, "input")
-        precondition(kv.batch == b && kv.modelDim == modelDim, "MultiHeadAttention: keys/values for batch \(kv.batch) x \(kv.modelDim), input \(x.shape)")
-        let d = modelDim, dh = headDim
+        precondition(kv.batch == b && kv.modelDim == innerDim, "MultiHeadAttention: keys/values for batch \(kv.batch) x \(kv.modelDim), input \(x.shape) (inner width \(innerDim))")
+        let d = innerDim, dh = headDim
         let q = inProjection(x, outputs: 0..<d, compute: compute)  // [b, s, d]
         var out = Tensor.zeros([b, s, d])
         let (kl, vl) = kv.layouts(headDim: dh)
@@ -160,7 +167,7 @@ public struct MultiHeadAttention: Sendable {
     /// over the whole prefix and keeping the last `steps` rows.
     public func callAsFunction(_ x: Tensor, appendingTo cache: inout AttentionKV, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
         let (b, s) = checkInput(x, "input")
-        let d = modelDim, dh = headDim
+        let d = innerDim, dh = headDim
         let qkv = inProjection(x, compute: compute).reshaped([b * s, 3 * d])
         // Split the new K/V columns out of the fused projection and append them.
         var kvNew = Tensor.zeros([b * s, 2 * d])

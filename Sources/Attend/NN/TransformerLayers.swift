@@ -168,7 +168,7 @@ public struct DecoderLayer: Sendable {
                                memoryPadding: [[Bool]]? = nil, rowsPerSource: Int = 1,
                                selfAttentionBias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "DecoderLayer: input \(x.shape) must be [rows, steps, \(modelDim)]")
-        precondition(selfCache.batch == x.shape[0] && selfCache.modelDim == modelDim,
+        precondition(selfCache.batch == x.shape[0] && selfCache.modelDim == selfAttention.innerDim,
                      "DecoderLayer: self-attention cache for \(selfCache.batch) rows of width \(selfCache.modelDim), input \(x.shape)")
         return forward(x, memory: memory, memoryPadding: memoryPadding, rowsPerSource: rowsPerSource, compute: compute) { h in
             selfAttention(h, appendingTo: &selfCache, bias: selfAttentionBias, compute: compute)
@@ -333,12 +333,12 @@ public struct TransformerDecoder: Sendable {
                              "TransformerDecoder.makeCache: memoryPadding must be [\(sources)][\(memory.shape[1])], got \(memoryPadding.count) rows of \(memoryPadding.map(\.count))")
             }
             let cross = layers.map { $0.crossAttention!.keysValues(of: memory, compute: compute) }
-            return KVCache(layers: layers.count, sources: sources, modelDim: modelDim, cross: cross,
+            return KVCache(layers: layers.count, sources: sources, modelDim: layers[0].selfAttention.innerDim, cross: cross,
                            memoryPadding: memoryPadding, capacity: capacity)
         }
         precondition(memory == nil, "TransformerDecoder.makeCache: the stack has no cross-attention; give no memory")
         guard let rows, rows >= 1 else { preconditionFailure("TransformerDecoder.makeCache: give the number of rows (at least 1)") }
-        return KVCache(layers: layers.count, sources: rows, modelDim: modelDim, cross: nil, memoryPadding: nil, capacity: capacity)
+        return KVCache(layers: layers.count, sources: rows, modelDim: layers[0].selfAttention.innerDim, cross: nil, memoryPadding: nil, capacity: capacity)
     }
 
     /// Generation: the `steps` new positions `x` `[cache.rows, steps, d]` (embedded tokens
@@ -347,8 +347,8 @@ public struct TransformerDecoder: Sendable {
     /// Cost per token: the layers' projections and feed-forward (constant) plus attention
     /// over `cache.length` cached and `seqMemory` memory positions.
     public func callAsFunction(_ x: Tensor, cache: inout KVCache, compute: Compute = .default) -> Tensor {
-        precondition(cache.selfAttention.count == layers.count && cache.modelDim == modelDim,
-                     "TransformerDecoder: cache for \(cache.selfAttention.count) layers of width \(cache.modelDim), stack has \(layers.count) of \(modelDim)")
+        precondition(cache.selfAttention.count == layers.count && cache.modelDim == layers[0].selfAttention.innerDim,
+                     "TransformerDecoder: cache for \(cache.selfAttention.count) layers of width \(cache.modelDim), stack has \(layers.count) of attention width \(layers[0].selfAttention.innerDim)")
         precondition(x.rank == 3 && x.shape[0] == cache.rows && x.shape[2] == modelDim,
                      "TransformerDecoder: input \(x.shape) must be [cache rows = \(cache.rows), steps, \(modelDim)]")
         var h = x  // [r, t, d]

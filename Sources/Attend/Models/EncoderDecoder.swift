@@ -1,0 +1,116 @@
+// What every encoder-decoder model of the package shares (the paper's TransformerModel, T5,
+// Marian): a batch of sources of any lengths is right-padded and encoded once; the decoder
+// then generates against a cache that holds the memory's keys and values.
+
+import Foundation
+
+/// The encoder's output for a batch of sources, with what the decoder needs to read it.
+public struct EncodedSource: Sendable {
+    /// `[batch, maxLength, d]`; rows past a source's length are padding.
+    public let memory: Tensor
+    /// `[batch][maxLength]`, true = real token; nil when every source has the same length.
+    public let padding: [[Bool]]?
+    /// Each source's length.
+    public let lengths: [Int]
+
+    /// An encoded batch from its parts (`padding`, when given, is `[batch][maxLength]`).
+    public init(memory: Tensor, padding: [[Bool]]?, lengths: [Int]) {
+        precondition(memory.rank == 3 && lengths.count == memory.shape[0] && lengths.allSatisfy { $0 >= 1 && $0 <= memory.shape[1] },
+                     "EncodedSource: memory \(memory.shape) does not fit source lengths \(lengths)")
+        if let padding {
+            precondition(padding.count == lengths.count && padding.allSatisfy { $0.count == memory.shape[1] },
+                         "EncodedSource: padding of \(padding.count) rows of \(padding.map(\.count)) does not fit memory \(memory.shape)")
+        }
+        self.memory = memory
+        self.padding = padding
+        self.lengths = lengths
+    }
+}
+
+/// Sources of different lengths right-padded into one batch.
+struct PaddedSources {
+    /// `[batch][maxLength]`.
+    let ids: [[Int]]
+    /// nil when every source has the same length, else `[batch][maxLength]` (true = real).
+    let padding: [[Bool]]?
+    let lengths: [Int]
+
+    init(_ sources: [[Int]], pad: Int, caller: String) {
+        precondition(!sources.isEmpty && sources.allSatisfy { !$0.isEmpty },
+                     "\(caller): give at least one source, each of at least one token (lengths \(sources.map(\.count)))")
+        lengths = sources.map(\.count)
+        let s = lengths.max()!
+        ids = sources.map { $0 + [Int](repeating: pad, count: s - $0.count) }
+        padding = lengths.allSatisfy { $0 == s } ? nil : lengths.map { n in (0..<s).map { $0 < n } }
+    }
+}
+
+/// An encoder-decoder model: it encodes a batch of sources once, then decodes one step at a
+/// time against a ``KVCache`` holding the memory's keys and values. Generation
+/// (``generate(sources:startTokenID:config:compute:)``, ``stream(source:startTokenID:config:compute:)``)
+/// comes with the conformance.
+public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCache {
+    /// Encodes sources of any lengths (at least 1 token each), right-padded into one batch
+    /// with the padding masked out of every attention.
+    func encode(_ sources: [[Int]], compute: Compute) -> EncodedSource
+    /// A fresh decoding cache for `encoded` (the memory's keys and values computed once per
+    /// layer), with room for `capacity` positions.
+    func makeCache(for encoded: EncodedSource, capacity: Int, compute: Compute) -> KVCache
+}
+
+extension EncoderDecoderModel {
+    /// Generates from each source, starting the decoder at `startTokenID`: greedy search, or
+    /// beam search when `config.numBeams > 1` (see ``AutoregressiveDecoder/generate(prompt:cache:config:compute:)``).
+    /// Sources may differ in length; each result equals generating from that source alone.
+    /// Returns one row per source (`numReturnSequences` per source with beams), start token
+    /// included. Throws `CancellationError` when the task is cancelled.
+    /// Cost: one encoder pass over the batch, the memory keys/values once per layer, then
+    /// `config.maxNewTokens` decoder steps at most.
+    public func generate(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
+                         compute: Compute = .default) throws -> GenerationOutput {
+        precondition(startTokenID >= 0 && startTokenID < vocabularySize,
+                     "generate: start token \(startTokenID) is outside the vocabulary of \(vocabularySize)")
+        let encoded = encode(sources, compute: compute)
+        let cache = makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
+        return try generate(prompt: sources.map { _ in [startTokenID] }, cache: cache, config: generation, compute: compute)
+    }
+
+    /// Greedy generation for a batch, calling `onStep` with each step's tokens (one per
+    /// source) as soon as they are chosen; a source that has ended receives the pad token.
+    /// Returns the rows as ``generate(sources:startTokenID:config:compute:)`` does.
+    /// Throws `CancellationError`, or what `onStep` throws.
+    public func greedy(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
+                       compute: Compute = .default, onStep: ([Int]) throws -> Void) throws -> [[Int]] {
+        precondition(startTokenID >= 0 && startTokenID < vocabularySize,
+                     "greedy: start token \(startTokenID) is outside the vocabulary of \(vocabularySize)")
+        let encoded = encode(sources, compute: compute)
+        var cache = makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
+        return try greedySearch(prompt: sources.map { _ in [startTokenID] }, cache: &cache, config: generation,
+                                compute: compute, onStep: onStep)
+    }
+
+    /// Greedy generation from one source as a stream of token ids, each delivered as soon as
+    /// it is computed (the end-of-sequence token, if produced, is the last element). Encoding
+    /// and decoding run in a detached task; cancelling the consuming task, breaking out of the
+    /// loop or dropping the stream stops them at the next step (tokens computed before that
+    /// are still delivered, then the iteration ends).
+    public func stream(source: [Int], startTokenID: Int, config generation: GenerationConfig,
+                       compute: Compute = .default) -> AsyncThrowingStream<Int, Error> {
+        let eos = Set(generation.eosTokenIDs)
+        return AsyncThrowingStream { continuation in
+            let task = Task.detached {
+                do {
+                    _ = try self.greedy(sources: [source], startTokenID: startTokenID, config: generation, compute: compute) { tokens in
+                        try Task.checkCancellation()
+                        continuation.yield(tokens[0])
+                        if eos.contains(tokens[0]) { continuation.finish() }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+// A checkpoint's generation settings: `generation_config.json` (written by save_pretrained
+// since transformers 4.26) or, for older folders, the same keys in `config.json`, with
+// transformers' defaults for what neither says (max_length 20, greedy, length_penalty 1,
+// early_stopping false).
+
+import Foundation
+
+/// The generation settings of a Hugging Face model folder, turned into a ``GenerationConfig``
+/// with `transformers`' meaning for an encoder-decoder model (whose decoder prompt is the
+/// single start token, so `max_length` counts it: `maxNewTokens = max_length - 1`).
+struct HFGenerationSettings {
+    /// The settings `generate` uses by default.
+    var config: GenerationConfig
+    /// `decoder_start_token_id` (nil when neither file gives it).
+    var decoderStartTokenID: Int?
+    /// `pad_token_id`.
+    var padTokenID: Int?
+    /// Keys with values this library does not implement, as `key = value` (they are ignored).
+    var ignored: [String] = []
+
+    /// transformers' defaults for a model whose configuration names no generation settings.
+    static func defaults(maxNewTokens: Int) -> HFGenerationSettings {
+        HFGenerationSettings(config: GenerationConfig(maxNewTokens: maxNewTokens), decoderStartTokenID: nil, padTokenID: nil)
+    }
+
+    private init(config: GenerationConfig, decoderStartTokenID: Int?, padTokenID: Int?) {
+        self.config = config
+        self.decoderStartTokenID = decoderStartTokenID
+        self.padTokenID = padTokenID
+    }
+
+    /// Reads the keys from `generation` when that file exists, else from `config` (as
+    /// `transformers` does; only `decoder_start_token_id` falls back to `config`); ids must
+    /// lie in `0..<vocabularySize`. Throws `ModelFileError.invalidValue` naming the file and key.
+    init(config: JSONFields, generation: JSONFields?, vocabularySize v: Int) throws {
+        let g = generation ?? config
+        let id = 0...(v - 1)
+        var eos: [Int] = []
+        if case .array(let list)? = g.raw("eos_token_id") {
+            for (i, item) in list.enumerated() {
+                guard let e = item.intValue, id.contains(e) else {
+                    throw g.fail("eos_token_id", "entry \(i) is not a token id in 0..<\(v)")
+                }
+                eos.append(e)
+            }
+        } else if let e = try g.int("eos_token_id", in: id) {
+            eos = [e]
+        }
+        let maxLength = try g.int("max_length", in: 2...(1 << 20)) ?? 20
+        var c = GenerationConfig(maxNewTokens: try g.int("max_new_tokens", in: 1...(1 << 20)) ?? (maxLength - 1))
+        c.eosTokenIDs = eos
+        if let m = try g.int("min_new_tokens", in: 0...(1 << 20)) {
+            c.minNewTokens = m
+        } else if let m = try g.int("min_length", in: 0...(1 << 20)) {
+            c.minNewTokens = max(0, m - 1)
+        }
+        padTokenID = try g.int("pad_token_id", in: id)
+        c.padTokenID = padTokenID
+        decoderStartTokenID = try g.int("decoder_start_token_id", in: id) ?? config.int("decoder_start_token_id", in: id)
+        c.numBeams = try g.int("num_beams", in: 1...1024) ?? 1
+        c.numReturnSequences = try g.int("num_return_sequences", in: 1...c.numBeams) ?? 1
+        if let lp = try g.double("length_penalty") { c.lengthPenalty = Float(lp) }
+        if let raw = g.raw("early_stopping") {
+            if let b = raw.boolValue {
+                c.earlyStopping = b ? .whenBeamsFinished : .heuristic
+            } else if raw.stringValue == "never" {
+                c.earlyStopping = .never
+            } else {
+                throw g.fail("early_stopping", "expected true, false or \"never\"")
+            }
+        }
+        c.forcedBOSTokenID = try g.int("forced_bos_token_id", in: id)
+        c.forcedEOSTokenID = try g.int("forced_eos_token_id", in: id)
+        // bad_words_ids [[pad]] (Marian) and suppress_tokens forbid single tokens.
+        var suppressed: [Int] = []
+        if let bad = try g.array("bad_words_ids") {
+            for (i, entry) in bad.enumerated() {
+                guard case .array(let words) = entry, !words.isEmpty else { throw g.fail("bad_words_ids", "entry \(i) is not a list of token ids") }
+                let ids = words.compactMap(\.intValue)
+                guard ids.count == words.count, ids.allSatisfy(id.contains) else {
+                    throw g.fail("bad_words_ids", "entry \(i) holds something other than token ids in 0..<\(v)")
+                }
+                if ids.count == 1 { suppressed.append(ids[0]) } else { ignored.append("bad_words_ids entry \(i) (a sequence of \(ids.count) tokens)") }
+            }
+        }
+        if let list = try g.array("suppress_tokens") {
+            for (i, item) in list.enumerated() {
+                guard let t = item.intValue, id.contains(t) else { throw g.fail("suppress_tokens", "entry \(i) is not a token id in 0..<\(v)") }
+                suppressed.append(t)
+            }
+        }
+        c.suppressedTokenIDs = suppressed
+        // What generate would do differently here: say so rather than pretend.
+        if try g.bool("do_sample") == true { ignored.append("do_sample = true (this library decodes greedily or with beams)") }
+        if let r = try g.double("repetition_penalty"), r != 1 { ignored.append("repetition_penalty = \(r)") }
+        if let n = try g.int("no_repeat_ngram_size", in: 0...(1 << 20)), n > 0 { ignored.append("no_repeat_ngram_size = \(n)") }
+        if let n = try g.int("encoder_no_repeat_ngram_size", in: 0...(1 << 20)), n > 0 { ignored.append("encoder_no_repeat_ngram_size = \(n)") }
+        if let n = try g.int("num_beam_groups", in: 1...(1 << 20)), n > 1 { ignored.append("num_beam_groups = \(n)") }
+        if let list = try g.array("begin_suppress_tokens"), !list.isEmpty { ignored.append("begin_suppress_tokens") }
+        if let list = try g.array("forced_decoder_ids"), !list.isEmpty { ignored.append("forced_decoder_ids") }
+        self.config = c
+    }
+}

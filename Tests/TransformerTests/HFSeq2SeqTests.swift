@@ -1,0 +1,175 @@
+// Hugging Face encoder-decoder checkpoints loaded from their folders (config.json,
+// generation_config.json, model.safetensors or a sharded index) against what transformers
+// computes from the same folders: encoder output and teacher-forced logits within 1e-4,
+// greedy and 3-beam `generate` ids exactly, for a batch of two sources whose second is padded.
+//
+//   t5, marian          shared/golden (transformers 5.23): tied heads, relu T5, swish Marian
+//   t5_gated            make_hf_fixtures.py (transformers 5.24): gated-gelu, separate lm_head,
+//                       no output scale, 6 heads x 8 = 48 != d_model 32, 3 + 2 layers, sharded
+//   marian_split        make_hf_fixtures.py: separate source/target embeddings, target
+//                       vocabulary 48 != 64, unscaled embeddings, relu, 3 and 2 heads
+import Foundation
+import Testing
+
+@testable import Attend
+import AttendTestSupport
+
+/// The folder `Fixtures/NAME` of this test bundle.
+func fixtureFolder(_ name: String) throws -> URL {
+    try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures"),
+                 "fixture folder Fixtures/\(name) is missing from the test bundle")
+}
+
+@Suite("Hugging Face T5 and Marian checkpoints")
+struct HFSeq2SeqTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let name: String
+        let architecture: Seq2SeqArchitecture
+        let start: Int, eos: Int, pad: Int, forcedEOS: Int?
+        /// The settings the reference `generate` calls used.
+        let maxNew: Int, greedyMinNew: Int, lengthPenalty: Float, earlyStopping: EarlyStopping
+        var testDescription: String { name }
+    }
+    static let cases = [
+        Case(name: "t5", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
+             maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
+        Case(name: "marian", architecture: .marian, start: 63, eos: 2, pad: 63, forcedEOS: 2,
+             maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
+        Case(name: "t5_gated", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
+             maxNew: 12, greedyMinNew: 12, lengthPenalty: 0.8, earlyStopping: .heuristic),
+        Case(name: "marian_split", architecture: .marian, start: 47, eos: 2, pad: 47, forcedEOS: 2,
+             maxNew: 12, greedyMinNew: 12, lengthPenalty: 0.8, earlyStopping: .heuristic),
+    ]
+
+    /// The sources of a fixture: its input rows cut at the attention mask (right padding).
+    static func sources(_ io: SafeTensorsFile) throws -> [[Int]] {
+        let ids = idRows(try io.integers("in.input_ids"), rows: 2)
+        let mask = idRows(try io.integers("in.attention_mask"), rows: 2)
+        return zip(ids, mask).map { row, m in Array(row.prefix(m.reduce(0, +))) }
+    }
+
+    @Test("loads the folder and matches transformers: encoder output, teacher-forced logits, greedy and 3-beam ids", arguments: cases)
+    func parity(_ c: Case) throws {
+        let model = try Seq2SeqModel(directory: try fixtureFolder(c.name))
+        #expect(model.architecture == c.architecture)
+        #expect(model.decoderStartTokenID == c.start && model.padTokenID == c.pad)
+        #expect(model.generationDefaults.eosTokenIDs == [c.eos] && model.generationDefaults.forcedEOSTokenID == c.forcedEOS)
+        #expect(model.generationDefaults.maxNewTokens == 19 && model.generationDefaults.numBeams == 1)
+        #expect(model.ignoredGenerationSettings.isEmpty)
+
+        let io = try fixture("\(c.name).io")
+        let sources = try Self.sources(io)
+        let encoded = model.encode(sources)
+        // Compare the real positions only: the reference's padded positions hold other ids.
+        let expected = try io.tensor("out.encoder_last_hidden_state")  // [2, S, d]
+        let (s, d) = (expected.shape[1], expected.shape[2])
+        var worst = 0.0
+        for (b, n) in sources.map(\.count).enumerated() {
+            for i in 0..<(n * d) {
+                worst = max(worst, abs(Double(encoded.memory.scalars[b * s * d + i]) - Double(expected.scalars[b * s * d + i])))
+            }
+        }
+        let logits = model.decode(idRows(try io.integers("in.decoder_input_ids"), rows: 2), encoded: encoded)
+        let logitDev = deviation(logits, try io.tensor("out.logits"))
+        print("\(c.name): encoder max abs \(worst); logits \(logitDev)")
+        #expect(worst <= 1e-4 && logitDev.maxAbs <= 1e-4, "\(c.name): encoder \(worst), logits \(logitDev)")
+
+        var greedy = model.generationDefaults
+        greedy.maxNewTokens = c.maxNew
+        greedy.minNewTokens = c.greedyMinNew
+        var beam = model.generationDefaults
+        beam.maxNewTokens = c.maxNew
+        beam.numBeams = 3
+        beam.lengthPenalty = c.lengthPenalty
+        beam.earlyStopping = c.earlyStopping
+        let greedyIDs = try model.generate(sources: sources, config: greedy).sequences
+        let beamIDs = try model.generate(sources: sources, config: beam).sequences
+        print("\(c.name) greedy \(greedyIDs), beam \(beamIDs)")
+        #expect(greedyIDs == idRows(try io.integers("out.greedy_ids"), rows: 2), "\(c.name) greedy")
+        #expect(beamIDs == idRows(try io.integers("out.beam3_ids"), rows: 2), "\(c.name) beam search")
+
+        // Each row of the padded batch equals generating from that source alone.
+        for (r, source) in sources.enumerated() {
+            let alone = try model.generate(sources: [source], config: beam).sequences[0]
+            let batched = beamIDs[r]
+            #expect(Array(batched.prefix(alone.count)) == alone && batched.dropFirst(alone.count).allSatisfy { $0 == c.pad },
+                    "\(c.name): row \(r) alone \(alone), in the batch \(batched)")
+        }
+
+        // Streaming delivers the greedy tokens step by step, the same ones.
+        var steps: [[Int]] = []
+        let streamed = try model.greedy(sources: sources, startTokenID: model.decoderStartTokenID, config: greedy) { steps.append($0) }
+        #expect(streamed == greedyIDs && steps.count == greedyIDs[0].count - 1)
+        #expect((0..<2).allSatisfy { r in steps.map { $0[r] } == Array(greedyIDs[r].dropFirst()) })
+    }
+
+    @Test("the decoder's cached steps equal teacher forcing (T5's causal bias at the cache offset)")
+    func cachedSteps() throws {
+        let model = try Seq2SeqModel(directory: try fixtureFolder("t5_gated"))
+        let io = try fixture("t5_gated.io")
+        let sources = try Self.sources(io)
+        let targets = idRows(try io.integers("in.decoder_input_ids"), rows: 2)
+        let encoded = model.encode(sources)
+        let full = model.decode(targets, encoded: encoded)  // [2, T, V]
+        var cache = model.makeCache(for: encoded)
+        let v = model.vocabularySize, t = targets[0].count
+        for step in 0..<t {
+            let logits = model.nextTokenLogits(appending: targets.map { [$0[step]] }, to: &cache)  // [2, V]
+            for r in 0..<2 {
+                let expected = Array(full.scalars[((r * t + step) * v)..<((r * t + step + 1) * v)])
+                let got = Array(logits.scalars[(r * v)..<((r + 1) * v)])
+                let worst = zip(got, expected).map { abs($0 - $1) }.max()!
+                #expect(worst <= 1e-5, "step \(step), row \(r): \(worst)")
+            }
+        }
+    }
+
+    @Test("generation_config.json settings become the defaults; unsupported ones are reported")
+    func generationSettings() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-t5-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = try fixtureFolder("t5")
+        for f in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(f), to: folder.appendingPathComponent(f))
+        }
+        let settings = #"{"decoder_start_token_id": 0, "eos_token_id": [1, 5], "pad_token_id": 0, "max_length": 40, "min_length": 3, "num_beams": 4, "length_penalty": 0.6, "early_stopping": "never", "bad_words_ids": [[7], [8, 9]], "no_repeat_ngram_size": 3}"#
+        try Data(settings.utf8).write(to: folder.appendingPathComponent("generation_config.json"))
+        let model = try Seq2SeqModel(directory: folder)
+        let g = model.generationDefaults
+        #expect(g.maxNewTokens == 39 && g.minNewTokens == 2 && g.numBeams == 4 && g.lengthPenalty == 0.6)
+        #expect(g.earlyStopping == .never && g.eosTokenIDs == [1, 5] && g.suppressedTokenIDs == [7])
+        #expect(model.ignoredGenerationSettings.count == 2, "\(model.ignoredGenerationSettings)")
+        let out = try model.generate(sources: [[3, 4, 5]])
+        #expect(out.sequences.count == 1 && !out.sequences[0].contains(7))
+    }
+
+    @Test("bad folders throw errors that name the file and what is wrong")
+    func badFolders() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(throws: ModelFileError.self) { try Seq2SeqModel(directory: folder.appendingPathComponent("absent")) }
+        #expect(throws: ModelFileError.missingFile(path: folder.appendingPathComponent("config.json").path)) {
+            try Seq2SeqModel(directory: folder)
+        }
+        let config = folder.appendingPathComponent("config.json")
+        try Data(#"{"model_type": "bart"}"#.utf8).write(to: config)
+        #expect(throws: ModelFileError.self) { try Seq2SeqModel(directory: folder) }
+        try Data(#"{"model_type": "t5", "d_model": -3}"#.utf8).write(to: config)
+        #expect(throws: ModelFileError.invalidValue(path: config.path, key: "d_model", reason: "-3 is out of range 1...16777216")) {
+            try Seq2SeqModel(directory: folder)
+        }
+        try Data(#"{"model_type": "t5", "feed_forward_proj": "gated-foo"}"#.utf8).write(to: config)
+        #expect(throws: ModelFileError.self) { try Seq2SeqModel(directory: folder) }
+        // A T5 config whose sizes disagree with the weights: the first misshapen tensor is named.
+        let t5 = try fixtureFolder("t5")
+        try FileManager.default.copyItem(at: t5.appendingPathComponent("model.safetensors"), to: folder.appendingPathComponent("model.safetensors"))
+        try Data(#"{"model_type": "t5", "vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "num_decoder_layers": 3}"#.utf8).write(to: config)
+        #expect(throws: CheckpointError.missingTensor(name: "decoder.block.2.layer.0.SelfAttention.q.weight")) {
+            try Seq2SeqModel(directory: folder)
+        }
+        try Data(#"{"model_type": "t5", "vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_heads": 4}"#.utf8).write(to: config)
+        #expect(throws: CheckpointError.self) { try Seq2SeqModel(directory: folder) }  // block 1 left unused
+    }
+}
