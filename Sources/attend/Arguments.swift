@@ -8,25 +8,43 @@ struct UsageError: Error, CustomStringConvertible {
 /// The parsed command line of `attend`.
 struct Arguments {
     enum Command: String, CaseIterable {
-        case tokenize, embed, similarity
+        case tokenize, embed, similarity, generate
     }
 
     static let usage = """
         usage: attend tokenize   --model DIR [--json] [--max-length N] [TEXT...]
                attend embed      --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
+               attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N]
+                                 [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it
           embed       the sentence embedding of each text
           similarity  the cosine similarity of every pair of texts, as a table
+          generate    the tokens a T5 or Marian model generates from source token ids, greedy
+                      or with beam search, exactly as transformers' model.generate does
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
-                           model.safetensors, tokenizer.json or vocab.txt, modules.json, ...)
+                           model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
+                           for generate, a T5 or Marian folder (config.json, model.safetensors
+                           or a sharded index, generation_config.json)
           --json           one JSON object per text and line: {"text": ..., "ids": [...], ...}
           --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize; default:
                            the folder's sentence_bert_config.json, else no limit)
           --batch-size N   texts per forward pass (default 32)
           --threads N      threads for the model (default: all active cores)
+          --ids A,B,C      (generate) a source as comma-separated token ids; several --ids make
+                           a padded batch with one output line each
+          --beams N        (generate) beam search with N beams (default: the folder's
+                           generation_config.json, else 1 = greedy)
+          --max-new-tokens N, --min-new-tokens N
+                           (generate) length limits (defaults: generation_config.json, else
+                           max_length 20 counting the start token, as transformers)
+
+        generate prints, per source, the generated ids (up to the end token) on one line; with
+        one source and greedy search they appear as they are chosen. With --json it prints one
+        line {"ids": [...]} per source: the whole sequence as generate returns it (the start
+        token included, padded to the batch's length).
 
         Texts come from the arguments, or, when there are none, from standard input, one per line.
         """
@@ -38,6 +56,10 @@ struct Arguments {
     var batchSize = 32
     var threads: Int? = nil
     var texts: [String] = []
+    var ids: [[Int]] = []
+    var beams: Int? = nil
+    var maxNewTokens: Int? = nil
+    var minNewTokens: Int? = nil
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
@@ -70,6 +92,13 @@ struct Arguments {
                 case "--max-length": a.maxLength = try positive(arg)
                 case "--batch-size": a.batchSize = try positive(arg)
                 case "--threads": a.threads = try positive(arg)
+                case "--ids": a.ids.append(try tokenIDs(try value(arg), flag: "--ids #\(a.ids.count + 1)"))
+                case "--beams": a.beams = try positive(arg)
+                case "--max-new-tokens": a.maxNewTokens = try positive(arg)
+                case "--min-new-tokens":
+                    let s = try value(arg)
+                    guard let n = Int(s), n >= 0 else { throw UsageError(description: "\(arg) needs a non-negative integer, got '\(s)'") }
+                    a.minNewTokens = n
                 default: throw UsageError(description: "unknown option '\(arg)'")
                 }
             }
@@ -77,8 +106,29 @@ struct Arguments {
         }
         guard let model, !model.isEmpty else { throw UsageError(description: "--model DIR is required") }
         a.model = model
+        let generating = a.command == .generate
+        if generating {
+            guard !a.ids.isEmpty else { throw UsageError(description: "generate needs at least one --ids A,B,C") }
+            guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids), not texts: '\(a.texts[0])'") }
+        } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil {
+            throw UsageError(description: "--ids, --beams, --max-new-tokens and --min-new-tokens belong to generate")
+        }
         return a
     }
+}
+
+/// A source given as comma-separated token ids ("5,17,42"; spaces allowed around commas).
+func tokenIDs(_ text: String, flag: String) throws -> [Int] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+    var ids: [Int] = []
+    for (i, part) in parts.enumerated() {
+        let t = part.trimmingCharacters(in: .whitespaces)
+        guard let id = Int(t), id >= 0 else {
+            throw UsageError(description: "\(flag): item \(i + 1) ('\(t)') is not a token id (a non-negative integer)")
+        }
+        ids.append(id)
+    }
+    return ids
 }
 
 /// Lines of standard input (the line break removed; a final empty line is not a text).

@@ -4,6 +4,8 @@
 //   attend tokenize   --model DIR [--json] "text"...
 //   attend embed      --model DIR [--json] "text"...
 //   attend similarity --model DIR [--json] "a" "b"...
+//   attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N] [--max-new-tokens N]
+//                     [--min-new-tokens N] [--json]      (a T5 or Marian folder)
 //
 // Texts come from the arguments or, when there are none, from standard input (one per
 // line). Problems with the folder or its files print one line on stderr and exit 1; a bad
@@ -34,7 +36,7 @@ do {
 
 if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = URL(fileURLWithPath: args.model)
-let texts = args.texts.isEmpty ? readStandardInputLines() : args.texts
+let texts = args.command == .generate ? [] : (args.texts.isEmpty ? readStandardInputLines() : args.texts)
 
 do {
     switch args.command {
@@ -87,6 +89,9 @@ do {
         } else {
             printSimilarityTable(texts: texts, values: all)
         }
+
+    case .generate:
+        try generate(folder: folder, args)
     }
 } catch let e as UsageError {
     fail(e.description, status: 2)
