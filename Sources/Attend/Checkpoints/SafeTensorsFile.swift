@@ -79,6 +79,15 @@ public final class SafeTensorsFile: @unchecked Sendable {
         try self.init(url: url, path: path, bytes: MappedFileBytes(mapping: path))
     }
 
+    /// Parses a whole safetensors file held in memory: the same validation and errors as
+    /// ``init(contentsOf:)``, with `name` standing for the path in error messages and as
+    /// ``url``. `bytes` is copied once (tensors read from the result borrow the copy, not the
+    /// caller's array). For files received over a network, embedded resources and fuzzing.
+    /// Cost: O(bytes) for the copy plus O(header bytes).
+    public convenience init(bytes: [UInt8], name: String = "(memory)") throws {
+        try self.init(url: URL(fileURLWithPath: name), path: name, bytes: MappedFileBytes(copying: bytes))
+    }
+
     /// Parses `bytes` as a safetensors file named `url` (tests use heap bytes through this).
     init(url: URL, path: String, bytes: MappedFileBytes) throws {
         self.url = url

@@ -366,7 +366,9 @@ enum StrictJSON {
                     // Not a surrogate and at most 0x10FFFF by construction.
                     utf8.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
                 default:
-                    throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))'", at: escapeOffset)
+                    // A control or non-ASCII byte is named by value: the message must stay one line.
+                    let shown = e >= 0x21 && e < 0x7F ? "'\\\(Character(Unicode.Scalar(e)))'" : "'\\' + byte 0x\(String(e, radix: 16))"
+                    throw error("invalid escape \(shown)", at: escapeOffset)
                 }
             }
             throw error("unterminated string", at: open)

@@ -62,11 +62,15 @@ func readModelFile(_ url: URL) throws -> [UInt8] {
 
 /// Parses a model folder's JSON file with the byte-preserving reader.
 func readModelJSON(_ url: URL) throws -> ByteJSON {
-    let bytes = try readModelFile(url)
+    try parseModelJSON(try readModelFile(url), path: url.path)
+}
+
+/// Parses the bytes of a model folder's JSON file (`path` names it in errors).
+func parseModelJSON(_ bytes: [UInt8], path: String) throws -> ByteJSON {
     do {
         return try bytes.withUnsafeBytes { try ByteJSONParser.parse($0) }
     } catch let e as ByteJSONError {
-        throw ModelFileError.invalidJSON(path: url.path, offset: e.offset, reason: e.message)
+        throw ModelFileError.invalidJSON(path: path, offset: e.offset, reason: e.message)
     }
 }
 

@@ -267,7 +267,9 @@ enum ByteJSONParser {
                     }
                     appendUTF8(scalar, to: &out)
                 default:
-                    throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))'", at: escape)
+                    // A control or non-ASCII byte is named by value: the message must stay one line.
+                    let shown = e >= 0x21 && e < 0x7F ? "'\\\(Character(Unicode.Scalar(e)))'" : "'\\' + byte 0x\(String(e, radix: 16))"
+                    throw error("invalid escape \(shown)", at: escape)
                 }
                 runStart = pos
             }

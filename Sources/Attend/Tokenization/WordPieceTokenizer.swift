@@ -167,8 +167,14 @@ public struct WordPieceTokenizer: Sendable {
     /// gives ``padID``. Throws `ModelFileError` naming the file and key at fault; an
     /// unsupported component (a BPE model, another normalizer) is `.unsupported`.
     public init(tokenizerJSON url: URL) throws {
-        let path = url.path
-        let root = try JSONFields(try readModelJSON(url), path: path)
+        try self.init(tokenizerJSONBytes: try readModelFile(url), path: url.path)
+    }
+
+    /// Loads a `tokenizer.json` held in memory: the same checks, errors and result as
+    /// ``init(tokenizerJSON:)``, with `path` standing for the file's path in error messages.
+    /// For embedded resources, downloads kept in memory and fuzzing. Cost: O(bytes).
+    public init(tokenizerJSONBytes bytes: [UInt8], path: String = "tokenizer.json") throws {
+        let root = try JSONFields(try parseModelJSON(bytes, path: path), path: path)
         // Model.
         guard let model = try root.object("model") else { throw root.fail("model", "missing") }
         if let type = try model.string("type"), type != "WordPiece" {
@@ -253,13 +259,21 @@ public struct WordPieceTokenizer: Sendable {
     /// transformers' `BertTokenizerFast` builds from the same file. Throws `ModelFileError`
     /// (a duplicate token names its lines).
     public init(vocabularyFile url: URL, normalization: BertNormalization = BertNormalization(), unknownToken: String = "[UNK]") throws {
-        let bytes = try readModelFile(url)
+        try self.init(vocabularyFileBytes: try readModelFile(url), normalization: normalization,
+                      unknownToken: unknownToken, path: url.path)
+    }
+
+    /// Loads a `vocab.txt` held in memory: the same checks, errors and result as
+    /// ``init(vocabularyFile:normalization:unknownToken:)``, with `path` standing for the
+    /// file's path in error messages. Cost: O(bytes).
+    public init(vocabularyFileBytes bytes: [UInt8], normalization: BertNormalization = BertNormalization(),
+                unknownToken: String = "[UNK]", path: String = "vocab.txt") throws {
         if let bad = bytes.withUnsafeBytes({ StrictJSON.firstInvalidUTF8($0) }) {
-            throw ModelFileError.invalidValue(path: url.path, key: "byte \(bad)", reason: "not valid UTF-8")
+            throw ModelFileError.invalidValue(path: path, key: "byte \(bad)", reason: "not valid UTF-8")
         }
         var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { Array($0) }
         if lines.last?.isEmpty == true { lines.removeLast() }  // the newline ending the last line
-        try self.init(vocabularyBytes: lines, normalization: normalization, unknownToken: unknownToken, path: url.path)
+        try self.init(vocabularyBytes: lines, normalization: normalization, unknownToken: unknownToken, path: path)
     }
 
     /// A tokenizer over `vocabulary` (token i has id i), with BERT's specials, template and
