@@ -180,8 +180,10 @@ struct SoftmaxFuzz: FuzzKernel {
         // errs by u*|t_j| and t_j - m by u*|t_j - m| in the argument of exp (a relative error
         // of the same size in y_j); exp is within 2 ulp (4u), the normalization 2u, the
         // oracle's rounding 1u: 12u with margin; the sum of n positive terms in any order
-        // errs by at most (n - 1)*u relative (worst case, no statistical argument). Terms
-        // with t_j - m < -87 may be flushed to 0 (header): absolute 2^-125.
+        // errs by at most (n - 1)*u relative (worst case, no statistical argument); and the
+        // argument errors of the other terms move the denominator by sum_k y_k * err_k
+        // relative (y_k from the oracle). Terms with t_j - m < -87 may be flushed to 0
+        // (header): absolute 2^-125.
         let xb = c.x.base
         var t = [Double](repeating: 0, count: c.n), rounded = [Double](repeating: 0, count: c.n)
         for row in 0..<c.rows {
@@ -205,6 +207,12 @@ struct SoftmaxFuzz: FuzzKernel {
                 }
             }
             if plusInf && !nan { continue }
+            var denominator = 0.0
+            if !nan && m > -.infinity {
+                for j in 0..<c.n where t[j] > -.infinity {
+                    denominator += Double(oracle[row, j]) * (rounded[j] + (t[j] - m).magnitude)
+                }
+            }
             for j in 0..<c.n {
                 let g = r.out[row, j], e = oracle[row, j]
                 if nan {
@@ -215,7 +223,7 @@ struct SoftmaxFuzz: FuzzKernel {
                     if g != 0 { return "row \(row) col \(j) (n \(c.n)): the term is -inf\(m == -.infinity ? " (every term of the row is)" : ""), so the result must be exactly 0; got \(g)" }
                     continue
                 }
-                let rel = u * (12 + Double(c.n - 1) + rounded[j] + mRounded + (t[j] - m).magnitude)
+                let rel = u * (12 + Double(c.n - 1) + rounded[j] + mRounded + (t[j] - m).magnitude + denominator)
                 let tol = Double(e.magnitude) * rel + 0x1p-125
                 if !matches(g, Double(e), tolerance: tol) {
                     return "row \(row) col \(j) (n \(c.n)): \(mismatchText(g, Double(e), tol)) (term t = \(t[j]), row max \(m))"
@@ -390,7 +398,8 @@ struct NormFuzz: FuzzKernel {
     /// squares errs by (n + 3)u * var plus 2 delta sqrt(var) + delta^2 from the d_i; rstd =
     /// 1/sqrt(var + eps) is then off relatively by half the variance's relative error plus 3u.
     /// The output: |gamma_i| (|d_i| rstd * rel(rstd) + rstd (delta + u|d_i|)) + 3u|y_i| + u|beta_i|.
-    /// RMS norm is the same with mean = 0.
+    /// RMS norm is the same with mean = 0. Roundings in the subnormal range add 2^-150
+    /// absolute each.
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if let bad = r.out.damagedPadding(["y", "x = y", "residual = y"][c.alias]) { return bad }
         if c.alias != 1 && !r.x.unchanged(since: r.snaps[0]) { return "the kernel wrote into x" }
@@ -409,8 +418,10 @@ struct NormFuzz: FuzzKernel {
             let maxT = t.reduce(0) { max($0, abs($1)) }, meanAbs = t.reduce(0) { $0 + abs($1) } / n
             let mean = c.rms ? 0 : t.reduce(0, +) / n
             let variance = t.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
-            let delta = u * maxT + (c.rms ? 0 : (n + 2) * u * meanAbs)
-            let varErr = (n + 3) * u * variance + 2 * delta * variance.squareRoot() + delta * delta
+            // In the subnormal range a rounding errs by up to 2^-150 absolute instead of
+            // relatively: n + 4 of them in the mean (and the residual add), n + 3 in the variance.
+            let delta = u * maxT + (c.rms ? 0 : (n + 2) * u * meanAbs) + (n + 4) * 0x1p-150
+            let varErr = (n + 3) * u * variance + 2 * delta * variance.squareRoot() + delta * delta + (n + 3) * 0x1p-150
             let denom = variance + Double(c.eps)
             let rstd = 1 / denom.squareRoot()
             let rstdRel = 0.5 * varErr / denom + 3 * u

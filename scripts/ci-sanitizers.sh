@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Sanitizer pass of the C kernels and their Swift callers (issue 7, part 2).
+#
+# For each of AddressSanitizer and UndefinedBehaviorSanitizer, in its own scratch path
+# (.build-asan, .build-ubsan), this builds the package instrumented, runs the kernel tests
+#   swift test --filter 'KernelTests|AttentionTests|KernelFuzzTests'
+# and then a short differential-fuzz budget (`kernel-fuzz --seconds $FUZZ_SECONDS`, every kernel
+# on every variant this CPU runs). It fails on a test failure, a fuzz mismatch or any sanitizer
+# report: ASan aborts on its first error by default; UBSan is made to halt too, and both logs
+# are also searched for report markers ("runtime error:", "AddressSanitizer",
+# "LeakSanitizer", "UndefinedBehaviorSanitizer") in case a report did not stop the process.
+#
+# Usage: scripts/ci-sanitizers.sh [address|undefined]...   (default: both)
+# Environment: FUZZ_SECONDS (default 60), FUZZ_SEED (default: a fixed seed per run date).
+# Timings of each step are printed; on 2 cores each whole pass takes a few minutes.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+FUZZ_SEED="${FUZZ_SEED:-$(date -u +%Y%m%d)}"
+FILTER='KernelTests|AttentionTests|KernelFuzzTests'
+SANITIZERS=("$@")
+if [ "${#SANITIZERS[@]}" -eq 0 ]; then SANITIZERS=(address undefined); fi
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=0:strict_string_checks=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+
+now() { date +%s; }
+status=0
+
+for san in "${SANITIZERS[@]}"; do
+    case "$san" in
+        address) scratch=.build-asan ;;
+        undefined) scratch=.build-ubsan ;;
+        *) echo "ci-sanitizers: unknown sanitizer '$san' (address or undefined)" >&2; exit 2 ;;
+    esac
+    mkdir -p "$scratch"
+    log="$scratch/ci-sanitizers.log"
+    : > "$log"
+    pass_start=$(now)
+    echo "=== $san: building tests ($scratch)"
+    t=$(now)
+    if ! swift build --build-tests --scratch-path "$scratch" --sanitize="$san" 2>&1 | tee -a "$log"; then
+        echo "ci-sanitizers: $san build failed" >&2
+        status=1
+        continue
+    fi
+    echo "=== $san: build took $(( $(now) - t )) s"
+
+    echo "=== $san: swift test --filter '$FILTER'"
+    t=$(now)
+    if ! swift test --skip-build --scratch-path "$scratch" --sanitize="$san" --filter "$FILTER" 2>&1 | tee -a "$log"; then
+        echo "ci-sanitizers: $san tests failed" >&2
+        status=1
+    fi
+    echo "=== $san: tests took $(( $(now) - t )) s"
+
+    echo "=== $san: kernel-fuzz --seconds $FUZZ_SECONDS --seed $FUZZ_SEED"
+    t=$(now)
+    swift build --scratch-path "$scratch" --sanitize="$san" --product kernel-fuzz 2>&1 | tee -a "$log"
+    bin="$(swift build --scratch-path "$scratch" --sanitize="$san" --show-bin-path)"
+    if ! "$bin/kernel-fuzz" --seconds "$FUZZ_SECONDS" --seed "$FUZZ_SEED" 2>&1 | tee -a "$log"; then
+        echo "ci-sanitizers: $san kernel-fuzz failed (mismatch or sanitizer abort)" >&2
+        status=1
+    fi
+    echo "=== $san: fuzz took $(( $(now) - t )) s"
+
+    if grep -E -q "runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer" "$log"; then
+        echo "ci-sanitizers: $san reported a problem:" >&2
+        grep -E -m 20 "runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer" "$log" >&2
+        status=1
+    fi
+    echo "=== $san: whole pass took $(( $(now) - pass_start )) s (log: $log)"
+done
+
+if [ "$status" -ne 0 ]; then
+    echo "ci-sanitizers: FAILED" >&2
+else
+    echo "ci-sanitizers: clean (${SANITIZERS[*]})"
+fi
+exit "$status"
