@@ -103,6 +103,7 @@ struct Bench {
         if options.wants("encoder") { encoder() }
         if options.wants("decoder") { decoder() }
         if options.wants("bert") { bert() }
+        if options.wants("seq2seq") { seq2seq() }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every

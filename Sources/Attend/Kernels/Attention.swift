@@ -174,10 +174,13 @@ public func scaledDotProductAttention(
 
 /// Attention over operands whose layouts `p` describes (they may be one fused projection
 /// output, or a KV cache), written into `out` at `p.o`. Dispatches to the backend.
-func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, into out: inout Tensor, compute: Compute) {
+func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, into out: inout Tensor, compute: Compute,
+               prepacked: PackedKeysValues? = nil) {
     switch compute.backend {
     case .native(let variant):
-        fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
+        let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
+        fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads,
+                       prepacked: usable)
     case .swiftSIMD:
         SwiftSIMDKernels.attention(p, query: query, key: key, value: value, output: &out, threads: compute.threads)
     }

@@ -16,6 +16,9 @@ public struct AttentionKV: Sendable {
     /// Positions filled so far.
     public private(set) var count: Int
     var storage: Tensor  // [batch, capacity, 2 * modelDim]
+    /// The keys and values packed for the fused kernel (a fixed memory's, made once by
+    /// ``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
+    var packed: PackedKeysValues? = nil
 
     /// An empty cache with room for `capacity` positions.
     public init(batch: Int, modelDim: Int, capacity: Int = 64) {
@@ -34,6 +37,7 @@ public struct AttentionKV: Sendable {
     mutating func append(_ kv: Tensor, steps: Int) {
         let w = 2 * modelDim
         precondition(kv.shape == [batch * steps, w], "AttentionKV.append: got \(kv.shape), expected [\(batch * steps), \(w)]")
+        packed = nil
         if count + steps > capacity {
             var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
             let newCap = grown.shape[1], oldCap = capacity, filled = count
@@ -135,13 +139,21 @@ public struct MultiHeadAttention: Sendable {
         return outProjection(out, compute: compute)
     }
 
-    /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once.
+    /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
+    /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
+    /// repack them). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K and V.
     public func keysValues(of memory: Tensor, compute: Compute = .default) -> AttentionKV {
         let (b, s) = checkInput(memory, "memory")
         let inner = innerDim
         var kv = AttentionKV(batch: b, modelDim: inner, capacity: max(s, 1))
         let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: inner..<(3 * inner), compute: compute)
         kv.append(projected, steps: s)
+        if case .native(let variant) = compute.backend, s > 0 {
+            // Pack once for the fused kernel: every decoding step attends to these same keys.
+            let (kl, vl) = kv.layouts(headDim: headDim)
+            kv.packed = PackedKeysValues(key: kv.storage, value: kv.storage, k: kl, v: vl, batch: b, heads: heads, seqK: s,
+                                         headDim: headDim, variant: variant, threads: compute.threads)
+        }
         return kv
     }
 
@@ -157,7 +169,7 @@ public struct MultiHeadAttention: Sendable {
         let ql = HeadLayout(.bshd, seq: s, heads: heads, headDim: dh)
         let p = AttentionProblem(batch: b, seqQ: s, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl, o: ql,
                                  counts: (q.count, kv.storage.count, kv.storage.count, out.count), mask: mask, bias: bias, scale: scale)
-        attention(p, query: q, key: kv.storage, value: kv.storage, into: &out, compute: compute)
+        attention(p, query: q, key: kv.storage, value: kv.storage, into: &out, compute: compute, prepacked: kv.packed)
         return outProjection(out, compute: compute)
     }
 

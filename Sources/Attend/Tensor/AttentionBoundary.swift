@@ -4,25 +4,69 @@ internal import CKernels
 /// this budget, so extra memory stays O(seqK) per head and never grows with the head count.
 let attentionPackBudgetBytes = 64 << 20
 
+/// Every head's keys and values of one attention layer, packed once for the fused kernel of
+/// `variant` (`ck_f32_attention_pack_kv` per head, 64-byte aligned): attention over a fixed
+/// set of keys (cross-attention over an encoder memory while decoding) reads these instead
+/// of repacking every call. Memory: `batch * heads * headStride` floats, about the size of K
+/// and V. Immutable once made.
+struct PackedKeysValues: Sendable {
+    let storage: TensorStorage
+    let headStride: Int
+    let variant: KernelVariant
+    let batch: Int, heads: Int, seqK: Int, headDim: Int
+
+    /// Packs `key` / `value` (laid out as `k` / `v` say) for `batch x heads` heads of `seqK`
+    /// keys. Cost: one read and one write of K and V, parallel over heads.
+    init(key: Tensor, value: Tensor, k: HeadLayout, v: HeadLayout, batch: Int, heads: Int, seqK: Int, headDim: Int,
+         variant: KernelVariant, threads: Int) {
+        precondition(k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= key.count
+                     && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= value.count,
+                     "PackedKeysValues: layouts reach past keys \(key.shape) / values \(value.shape)")
+        let kern = variant.kernels
+        let stride = (ck_f32_attention_packed_kv_size(kern, seqK, headDim) + 15) / 16 * 16
+        let packed = TensorStorage(uninitializedCount: max(1, batch * heads * stride))
+        if seqK > 0 {
+            key.withUnsafeBufferPointer { kp in
+                value.withUnsafeBufferPointer { vp in
+                    parallelFor(batch * heads, threads: threads) { bh in
+                        let b = bh / heads, h = bh % heads
+                        ck_f32_attention_pack_kv(kern, seqK, headDim, kp.baseAddress! + k.offset(b, h), k.rowStride,
+                                                 vp.baseAddress! + v.offset(b, h), v.rowStride, packed.base + bh * stride)
+                    }
+                }
+            }
+        }
+        (storage, headStride, self.variant) = (packed, stride, variant)
+        (self.batch, self.heads, self.seqK, self.headDim) = (batch, heads, seqK, headDim)
+    }
+
+    /// Whether these are the packed keys and values `p` reads with `variant`.
+    func fits(_ p: AttentionProblem, variant: KernelVariant) -> Bool {
+        self.variant == variant && batch == p.batch && heads == p.heads && seqK == p.seqK && headDim == p.headDim
+    }
+}
+
 /// Runs the fused C attention kernel. Heads go in waves (see `attentionPackBudgetBytes`);
 /// within a wave each head's K and V are packed once (parallel over heads), then query
-/// blocks run in parallel over heads x blocks. Shapes and strides were validated by
-/// `AttentionProblem`; buffer extents follow from them.
+/// blocks run in parallel over heads x blocks. With `prepacked` keys and values (which must
+/// fit `p`) nothing is packed and all heads form one wave. Shapes and strides were validated
+/// by `AttentionProblem`; buffer extents follow from them.
 func fusedAttention(
     _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
-    variant: KernelVariant, threads: Int
+    variant: KernelVariant, threads: Int, prepacked: PackedKeysValues? = nil
 ) {
     let kern = variant.kernels
     let heads = p.batch * p.heads
     if heads == 0 || p.seqQ == 0 { return }
+    if let prepacked { precondition(prepacked.fits(p, variant: variant), "fusedAttention: prepacked keys/values do not fit the problem") }
     let packedSize = ck_f32_attention_packed_kv_size(kern, p.seqK, p.headDim)
-    let headStride = (packedSize + 15) / 16 * 16  // keeps every head 64-byte aligned
+    let headStride = prepacked?.headStride ?? (packedSize + 15) / 16 * 16  // keeps every head 64-byte aligned
     let shaw = p.bias.shaw
     let shawWidth = shaw.map { 2 * $0.clip + 1 } ?? 0
     let shawStride = p.seqQ * shawWidth  // per head: q . a^K for every query and bucket
     let perHead = (headStride + shawStride) * 4
-    let wave = max(1, min(heads, attentionPackBudgetBytes / max(1, perHead)))
-    let packedKV = TensorStorage(uninitializedCount: wave * headStride)
+    let wave = prepacked != nil ? heads : max(1, min(heads, attentionPackBudgetBytes / max(1, perHead)))
+    let packedKV = prepacked?.storage ?? TensorStorage(uninitializedCount: wave * headStride)
     let shawQK = TensorStorage(uninitializedCount: max(1, wave * shawStride))
     let shawKeys = shaw?.keys ?? Tensor.zeros([1]), shawValues = shaw?.values ?? Tensor.zeros([1])
 
@@ -62,7 +106,7 @@ func fusedAttention(
                         let kbase = k.baseAddress ?? UnsafePointer(qb), vbase = v.baseAddress ?? UnsafePointer(qb)
                         for first in stride(from: 0, to: heads, by: wave) {
                             let count = min(wave, heads - first)
-                            if p.seqK > 0 {
+                            if p.seqK > 0 && prepacked == nil {
                                 parallelFor(count, threads: threads) { w in
                                     let bh = first + w, b = bh / p.heads, h = bh % p.heads
                                     ck_f32_attention_pack_kv(

@@ -1,0 +1,108 @@
+import Attend
+import Foundation
+
+/// t5-small's shape (T5Config defaults): d_model 512, 8 heads of 64, d_ff 2048, 6 + 6 layers,
+/// relu, 32 relative buckets, vocabulary 32128, tied head with the d^-0.5 output scale.
+private let t5Dim = 512, t5Heads = 8, t5FF = 2048, t5Layers = 6, t5Vocabulary = 32128, t5Buckets = 32
+
+/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)).
+private func t5Linear(_ input: Int, _ output: Int, seed: UInt64) -> Linear {
+    Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil)
+}
+
+private func t5Norm() -> Norm { .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [t5Dim]), eps: 1e-6)) }
+
+private func t5Attention(seed: UInt64) -> MultiHeadAttention {
+    MultiHeadAttention(heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1),
+                       value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3), scale: 1)
+}
+
+private func t5FeedForward(seed: UInt64) -> FeedForward {
+    FeedForward(up: t5Linear(t5Dim, t5FF, seed: seed), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1), activation: .relu)
+}
+
+/// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint.
+func randomT5Small(seed: UInt64) -> Seq2SeqModel {
+    let encoderLayers = (0..<t5Layers).map { i -> EncoderLayer in
+        let s = seed &+ UInt64(i) * 100
+        return EncoderLayer(selfAttention: t5Attention(seed: s), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10),
+                            feedForwardNorm: t5Norm(), placement: .pre)
+    }
+    let decoderLayers = (0..<t5Layers).map { i -> DecoderLayer in
+        let s = seed &+ 5000 &+ UInt64(i) * 100
+        return DecoderLayer(selfAttention: t5Attention(seed: s), selfAttentionNorm: t5Norm(),
+                            crossAttention: t5Attention(seed: s &+ 20), crossAttentionNorm: t5Norm(),
+                            feedForward: t5FeedForward(seed: s &+ 10), feedForwardNorm: t5Norm(), placement: .pre)
+    }
+    let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1))
+    let bias = { (s: UInt64, bidirectional: Bool) in
+        AttentionBias.t5(table: randomTensor([t5Buckets, t5Heads], seed: s), bidirectional: bidirectional, maxDistance: 128)
+    }
+    var generation = GenerationConfig(maxNewTokens: 64, eosTokenID: 1)
+    generation.padTokenID = 0
+    return Seq2SeqModel(
+        architecture: .t5, encoderEmbedding: shared, decoderEmbedding: shared, embeddingScale: 1,
+        encoderPositions: .none, decoderPositions: .none,
+        encoder: TransformerEncoder(layers: encoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 2, true)),
+        decoder: TransformerDecoder(layers: decoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 3, false)),
+        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: Linear(weight: shared.weight, bias: nil),
+        decoderStartTokenID: 0, padTokenID: 0, maxPositions: nil, generationDefaults: generation)
+}
+
+extension Bench {
+    /// Greedy generation of 64 tokens from one 512-token source with a t5-small-shaped model
+    /// (random weights, KV cache, cross-attention keys/values computed once), on 1 thread and
+    /// on `--threads`: the whole `generate` call (encoder included) as tokens/s, and its parts
+    /// (encoder, memory keys/values, mean time per decoded token). End-of-sequence is
+    /// suppressed (`min_new_tokens` 64) so every run decodes exactly 64 tokens.
+    /// `Benchmarks/scripts/hf_t5_generate.py` runs the same job with transformers.
+    func seq2seq() {
+        let sourceLength = 512, newTokens = 64
+        progress("seq2seq: building a t5-small-shaped model with random weights...")
+        let model = randomT5Small(seed: 91)
+        var rng = SplitMix64(state: 92)
+        let source = (0..<sourceLength).map { _ in Int.random(in: 2..<t5Vocabulary, using: &rng) }
+        var config = GenerationConfig(maxNewTokens: newTokens, eosTokenID: 1)
+        config.minNewTokens = newTokens
+        config.padTokenID = 0
+        if !options.json {
+            out("\nt5-small-shaped T5 (d 512, 8 heads, d_ff 2048, 6 + 6 layers, vocabulary 32128, random weights): greedy, \(newTokens) new tokens from a \(sourceLength)-token source, \(variantName)")
+            out("name                                 threads  generate ms   tokens/s  encoder ms  memory k/v ms  ms/token")
+        }
+        let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
+        let reps = options.quick ? 2 : 5
+        for t in threadCounts {
+            let compute = Compute.default.with(threads: t)
+            var total: [Double] = [], encode: [Double] = [], memoryKV: [Double] = [], perToken: [Double] = []
+            for rep in 0...reps {  // rep 0 warms up
+                progress("seq2seq: \(t) thread(s), run \(rep)/\(reps)...")
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let encoded = model.encode([source], compute: compute)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                var cache = model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+                let t2 = DispatchTime.now().uptimeNanoseconds
+                let out = try? model.greedySearch(prompt: [[model.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
+                let t3 = DispatchTime.now().uptimeNanoseconds
+                precondition(out?.first?.count == newTokens + 1, "seq2seq bench: generated \(out?.first?.count ?? 0) tokens, expected \(newTokens + 1)")
+                if rep == 0 { continue }
+                total.append(Double(t3 - t0) * 1e-9)
+                encode.append(Double(t1 - t0) * 1e-9)
+                memoryKV.append(Double(t2 - t1) * 1e-9)
+                perToken.append(Double(t3 - t2) * 1e-9 / Double(newTokens))
+            }
+            let name = "seq2seq t5-small greedy 64 from 512"
+            let sec = median(total)
+            emit([("name", name), ("variant", variantName), ("threads", t), ("source", sourceLength), ("tokens", newTokens),
+                  ("ms", sec * 1e3), ("tokens_per_s", Double(newTokens) / sec), ("encoder_ms", median(encode) * 1e3),
+                  ("memory_kv_ms", median(memoryKV) * 1e3), ("ms_per_token", median(perToken) * 1e3), ("reps", total.count)],
+                 row: pad(name, 36) + String(format: " %7d %12.1f %10.1f %11.1f %14.1f %9.2f", t, sec * 1e3, Double(newTokens) / sec,
+                                             median(encode) * 1e3, median(memoryKV) * 1e3, median(perToken) * 1e3))
+        }
+        let perLayer = 4 * t5Dim * t5Dim + 2 * t5Dim * t5FF
+        let weightFloats = t5Vocabulary * t5Dim + t5Layers * perLayer + t5Layers * (perLayer + 4 * t5Dim * t5Dim)
+        let weightMiB = Double(weightFloats) * 4 / 1048576
+        emit([("name", "seq2seq peak rss"), ("threads", options.threads), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
+             row: String(format: "peak resident memory so far: %.0f MiB (weights %.0f MiB); transformers: python3 Benchmarks/scripts/hf_t5_generate.py",
+                         peakResidentMiB(), weightMiB))
+    }
+}
