@@ -1,0 +1,1225 @@
+/*
+ * neon_diff.c — C-level differential test of the NEON kernel table against the scalar table
+ * and against naive double-precision references. Plain C, not a SwiftPM target: built by
+ * scripts/ci-neon-qemu.sh for aarch64 and run under qemu-aarch64 (or natively on AArch64).
+ *
+ * Every slot of the table is exercised: the SGEMM driver and micro-kernel, the FMA probe,
+ * exp, softmax_rows, the online-softmax step, gemv, activation, norm_rows and the fused
+ * attention (pack_kv + attention_block). Both variants (NEON and scalar) are checked against
+ * the same double reference with error bounds derived from the operation (k*u*sum|a||b| for
+ * dot products, ulps for exp), and every output buffer sits between guard bands (and has its
+ * row padding filled with a guard pattern) that must come back untouched.
+ *
+ * Deterministic: a fixed seed (override with argv[1]). Exit status 0 iff every check passed.
+ */
+#include "attend_kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define U ((double)FLT_EPSILON / 2) /* unit roundoff of float, 2^-24 */
+#define PI_D 3.14159265358979323846
+#define GUARD 37                    /* floats of guard band on each side of an output */
+static const uint32_t GUARD_BITS = 0x7fc0dead; /* a quiet NaN with a recognisable payload */
+
+/* ---------------------------------------------------------------- bookkeeping */
+
+typedef struct {
+    const char *name;
+    long cases, checks, fails;
+    double max_ratio; /* max over checks of error / allowed error */
+    double max_err;   /* kernel-specific figure (ulps, relative error, ...) */
+    const char *err_unit;
+} stat_t;
+
+enum { S_DISPATCH, S_UKR, S_GEMM, S_PEAK, S_EXP, S_SOFTMAX, S_STEP, S_GEMV, S_ACT_RELU,
+       S_ACT_GELU, S_ACT_GELU_TANH, S_ACT_SILU, S_NORM, S_ATTN, S_COUNT };
+static const char *const stat_names[S_COUNT] = {
+    "dispatch", "gemm_ukr", "gemm", "fma_peak", "exp", "softmax_rows", "attn_softmax_step",
+    "gemv", "act relu", "act gelu", "act gelu_tanh", "act silu", "norm_rows", "attention"};
+static const char *const stat_units[S_COUNT] = {
+    "-", "err/(u*sum|ab|)", "err/(u*sum|ab|)", "-", "ulp", "rel err", "rel err",
+    "err/(u*sum|ab|)", "abs err", "rel err", "rel err", "rel err", "err/(u*scale)", "err/(u*sum p|v|)"};
+static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
+static long total_fails;
+static const int MAX_PRINTED_FAILS = 4000;
+
+static int cur_var;           /* 0 neon, 1 scalar: which stats row */
+static char case_desc[512];   /* current case, printed with a failure */
+
+static void set_case(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(case_desc, sizeof case_desc, fmt, ap);
+    va_end(ap);
+}
+
+static void new_case(int s) { stats[cur_var][s].cases++; }
+
+/* Records one check: `err` measured, `allowed` its bound (ok iff err <= allowed, NaN fails),
+ * `figure` the kernel-specific error figure for the summary. */
+static int check(int s, int ok, double ratio, double figure, const char *fmt, ...) {
+    stat_t *st = &stats[cur_var][s];
+    st->checks++;
+    if (ratio == ratio && ratio > st->max_ratio) st->max_ratio = ratio;
+    if (figure == figure && figure > st->max_err) st->max_err = figure;
+    if (ok) return 1;
+    st->fails++;
+    if (total_fails++ < MAX_PRINTED_FAILS) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "FAIL [%s/%s] %s: ", cur_var ? "scalar" : "neon", st->name, case_desc);
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, "\n");
+        va_end(ap);
+    }
+    return 0;
+}
+
+static int close_enough(double err, double allowed) { return err <= allowed; } /* NaN: false */
+
+/* ---------------------------------------------------------------- random numbers */
+
+static uint64_t rng_state;
+static uint64_t rnd_u64(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rnd_unit(void) { return (double)(rnd_u64() >> 11) * 0x1.0p-53; } /* [0,1) */
+static float rnd_f(float lo, float hi) { return (float)(lo + (hi - lo) * rnd_unit()); }
+static size_t rnd_n(size_t n) { return (size_t)(rnd_u64() % n); }
+static void fill(float *p, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) p[i] = rnd_f(lo, hi);
+}
+static void fill_int(float *p, size_t n, int span) { /* small integers: exact products */
+    for (size_t i = 0; i < n; i++) p[i] = (float)((int)rnd_n((size_t)(2 * span + 1)) - span);
+}
+
+static uint32_t fbits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static float bitsf(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ---------------------------------------------------------------- guarded buffers */
+
+/* A matrix `rows` x `ld` (of which `cols` are data) between guard bands, starting `off`
+ * floats past the band (misalignment). Everything that is not data holds GUARD_BITS. */
+typedef struct {
+    float *base, *p;
+    size_t total, off, rows, cols, ld;
+} gbuf;
+
+static gbuf gb_new(size_t rows, size_t cols, size_t ld, size_t off) {
+    gbuf g;
+    g.rows = rows;
+    g.cols = cols;
+    g.ld = ld;
+    g.off = off;
+    g.total = GUARD + off + rows * ld + GUARD;
+    g.base = malloc(g.total * sizeof(float));
+    if (!g.base) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (size_t i = 0; i < g.total; i++) g.base[i] = bitsf(GUARD_BITS);
+    g.p = g.base + GUARD + off;
+    return g;
+}
+static void gb_free(gbuf *g) { free(g->base); g->base = g->p = NULL; }
+static float *gb_at(gbuf *g, size_t i, size_t j) { return g->p + i * g->ld + j; }
+/* Number of non-data floats whose guard pattern changed. */
+static size_t gb_damage(const gbuf *g, size_t *first) {
+    size_t bad = 0;
+    for (size_t idx = 0; idx < g->total; idx++) {
+        const ptrdiff_t rel = (ptrdiff_t)idx - (ptrdiff_t)(GUARD + g->off);
+        if (rel >= 0 && (size_t)rel < g->rows * g->ld && (size_t)rel % g->ld < g->cols) continue;
+        if (fbits(g->base[idx]) != GUARD_BITS) {
+            if (!bad && first) *first = idx;
+            bad++;
+        }
+    }
+    return bad;
+}
+static void check_guard(int s, const gbuf *g, const char *what) {
+    size_t first = 0, bad = gb_damage(g, &first);
+    check(s, bad == 0, 0, 0, "%zu guard floats of %s overwritten (first at %td relative to data)",
+          bad, what, (ptrdiff_t)first - (ptrdiff_t)(GUARD + g->off));
+}
+
+static void *xaligned(size_t floats) { /* 64-byte aligned, for kernels that require it */
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (floats ? floats : 1) * sizeof(float))) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static const ck_kernels *KN, *KS; /* neon, scalar */
+static const ck_kernels *var_table(int v) { return v ? KS : KN; }
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void test_dispatch(void) {
+    cur_var = 0;
+    set_case("dispatch");
+    new_case(S_DISPATCH);
+    const int s = S_DISPATCH;
+    check(s, ck_variant_supported(CK_VARIANT_NEON) == 1, 0, 0, "ck_variant_supported(NEON) != 1");
+    check(s, ck_variant_supported(CK_VARIANT_SCALAR) == 1, 0, 0, "scalar unsupported");
+    check(s, ck_variant_supported(CK_VARIANT_AVX2) == 0, 0, 0, "AVX2 claimed on AArch64");
+    check(s, ck_variant_supported(CK_VARIANT_AVX512) == 0, 0, 0, "AVX-512 claimed on AArch64");
+    check(s, ck_variant_supported(-1) == 0 && ck_variant_supported(CK_VARIANT_COUNT) == 0, 0, 0,
+          "out-of-range variant supported");
+    check(s, ck_variant_best() == CK_VARIANT_NEON, 0, 0, "ck_variant_best() = %d, not NEON",
+          ck_variant_best());
+    check(s, ck_kernels_get(CK_VARIANT_AVX2) == NULL && ck_kernels_get(CK_VARIANT_AVX512) == NULL,
+          0, 0, "x86 tables returned on AArch64");
+    check(s, ck_kernels_avx512_layout_on_avx2() == NULL, 0, 0, "avx512-on-avx2 table on AArch64");
+    check(s, ck_variant_from_name("neon") == CK_VARIANT_NEON && ck_variant_from_name("x") == -1 &&
+                 ck_variant_from_name(NULL) == -1,
+          0, 0, "ck_variant_from_name");
+    check(s, ck_variant_name(CK_VARIANT_NEON) && strcmp(ck_variant_name(CK_VARIANT_NEON), "neon") == 0 &&
+                 ck_variant_name(CK_VARIANT_COUNT) == NULL,
+          0, 0, "ck_variant_name");
+    const struct { const char *env; int want, status; } envs[] = {
+        {NULL, CK_VARIANT_NEON, 0},   {"", CK_VARIANT_NEON, 0},     {"scalar", CK_VARIANT_SCALAR, 1},
+        {"neon", CK_VARIANT_NEON, 1}, {"avx2", CK_VARIANT_NEON, -2}, {"bogus", CK_VARIANT_NEON, -1}};
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        if (envs[i].env) setenv("ATTEND_VARIANT", envs[i].env, 1);
+        else unsetenv("ATTEND_VARIANT");
+        int st = 99, v = ck_variant_initial(&st);
+        check(s, v == envs[i].want && st == envs[i].status, 0, 0,
+              "ATTEND_VARIANT=%s: variant %d status %d, want %d %d", envs[i].env ? envs[i].env : "(unset)",
+              v, st, envs[i].want, envs[i].status);
+    }
+    unsetenv("ATTEND_VARIANT");
+#if defined(__OPTIMIZE__)
+    check(s, ck_build_optimized() == 1, 0, 0, "ck_build_optimized() in an optimized build");
+#else
+    check(s, ck_build_optimized() == 0, 0, 0, "ck_build_optimized() in an -O0 build");
+#endif
+    for (int v = 0; v < 2; v++) {
+        const ck_kernels *k = var_table(v);
+        const int want = v ? CK_VARIANT_SCALAR : CK_VARIANT_NEON;
+        check(s, k != NULL, 0, 0, "ck_kernels_get(%d) NULL", want);
+        if (!k) continue;
+        check(s, k->variant == want && strcmp(k->name, ck_variant_name(want)) == 0, 0, 0,
+              "table %d: variant %d name %s", want, k->variant, k->name);
+        check(s, k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
+                     k->attn_softmax_step && k->gemv && k->activation && k->norm_rows,
+              0, 0, "table %s has a NULL slot", k->name);
+        const ck_gemm_blocking *g = &k->gemm;
+        check(s, g->mr > 0 && g->nr > 0 && g->mr * g->nr <= 1024 && g->mc % g->mr == 0 &&
+                     g->nc % g->nr == 0 && g->kc > 0 && k->attn_key_block % g->mr == 0 &&
+                     k->attn_query_panels > 0,
+              0, 0, "table %s: inconsistent blocking", k->name);
+    }
+    if (KN) {
+        check(s, KN->gemm.nr % 4 == 0, 0, 0, "neon nr not a multiple of the vector width");
+        check(s, strcmp(KN->gemm_ukr_name, "ck_f32_gemm_ukr_8x12__neon") == 0, 0, 0, "ukr name %s",
+              KN->gemm_ukr_name);
+    }
+    /* helpers */
+    ck_cpu_relax();
+    int64_t cell = 5;
+    check(s, ck_atomic_load(&cell) == 5, 0, 0, "atomic load");
+    ck_atomic_store(&cell, 7);
+    check(s, ck_atomic_fetch_add(&cell, 3) == 7 && cell == 10, 0, 0, "atomic fetch_add");
+    check(s, ck_atomic_compare_exchange(&cell, 10, 1) == 1 && cell == 1 &&
+                 ck_atomic_compare_exchange(&cell, 10, 2) == 0 && cell == 1,
+          0, 0, "atomic compare_exchange");
+}
+
+/* ---------------------------------------------------------------- GEMM micro-kernel */
+
+static void test_ukr_one(const ck_kernels *k, size_t kc, size_t ldc_pad, size_t coff, float alpha,
+                         float beta, int ints) {
+    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr, ldc = nr + ldc_pad;
+    set_case("%s ukr kc=%zu ldc=%zu c_off=%zu alpha=%g beta=%g ints=%d", k->name, kc, ldc, coff,
+             alpha, beta, ints);
+    new_case(S_UKR);
+    float *a = xaligned(kc * mr + 1), *b = xaligned(kc * nr + 1);
+    if (ints) { fill_int(a, kc * mr, 3); fill_int(b, kc * nr, 3); }
+    else { fill(a, kc * mr, -1, 1); fill(b, kc * nr, -1, 1); }
+    gbuf c = gb_new(mr, nr, ldc, coff);
+    double *c0 = malloc(mr * nr * sizeof(double));
+    for (size_t i = 0; i < mr; i++)
+        for (size_t j = 0; j < nr; j++) {
+            float v = beta == 0.0f ? NAN : (ints ? (float)((int)rnd_n(7) - 3) : rnd_f(-1, 1));
+            *gb_at(&c, i, j) = v;
+            c0[i * nr + j] = v;
+        }
+    k->gemm_ukr(kc, a, b, c.p, ldc, alpha, beta);
+    for (size_t i = 0; i < mr; i++)
+        for (size_t j = 0; j < nr; j++) {
+            double dot = 0, mag = 0;
+            for (size_t p = 0; p < kc; p++) {
+                dot += (double)a[p * mr + i] * b[p * nr + j];
+                mag += fabs((double)a[p * mr + i] * b[p * nr + j]);
+            }
+            double ref = alpha * dot, bnd = fabs(alpha) * mag;
+            if (beta != 0.0f) { ref += beta * c0[i * nr + j]; bnd += fabs(beta * c0[i * nr + j]); }
+            const double got = *gb_at(&c, i, j), err = fabs(got - ref);
+            const double allowed = (double)(kc + 4) * U * bnd;
+            check(S_UKR, close_enough(err, allowed) && (!ints || err == 0), allowed ? err / allowed : err,
+                  bnd ? err / (U * bnd) : 0, "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j,
+                  got, ref, allowed);
+        }
+    check_guard(S_UKR, &c, "C tile");
+    gb_free(&c);
+    free(a); free(b); free(c0);
+}
+
+static void test_ukr(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t kcs[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 64, 255, 256, 257, 600};
+    for (size_t t = 0; t < sizeof kcs / sizeof kcs[0]; t++) {
+        test_ukr_one(k, kcs[t], 0, 0, 1.0f, 0.0f, 0);
+        test_ukr_one(k, kcs[t], 3, 1, -0.75f, 1.0f, 0);
+        test_ukr_one(k, kcs[t], 5, 3, 2.0f, -0.5f, 0);
+        test_ukr_one(k, kcs[t], 1, 2, 1.0f, 0.0f, 1);
+        test_ukr_one(k, kcs[t], 7, 0, -1.0f, 2.0f, 1);
+    }
+}
+
+/* ---------------------------------------------------------------- GEMM driver */
+
+typedef struct { size_t m, n, k; } shape_t;
+
+static void test_gemm_one(const ck_kernels *k, size_t m, size_t n, size_t kd, int ta, int tb,
+                          float alpha, float beta, int ints, size_t pad, size_t off, int nan_a) {
+    /* op(A) m x k; A stored (ta ? k x m : m x k) with row padding `pad` filled with NaN. */
+    const size_t arows = ta ? kd : m, acols = ta ? m : kd, lda = acols + pad;
+    const size_t brows = tb ? n : kd, bcols = tb ? kd : n, ldb = bcols + (pad ? pad + 1 : 0);
+    const size_t ldc = n + (pad ? pad + 2 : 0);
+    set_case("%s gemm m=%zu n=%zu k=%zu ta=%d tb=%d alpha=%g beta=%g ints=%d lda=%zu ldb=%zu "
+             "ldc=%zu off=%zu nanA=%d",
+             k->name, m, n, kd, ta, tb, alpha, beta, ints, lda, ldb, ldc, off, nan_a);
+    new_case(S_GEMM);
+    float *a = malloc((arows * lda + off + 1) * sizeof(float)) ;
+    float *b = malloc((brows * ldb + off + 1) * sizeof(float));
+    float *ap = a + off, *bp = b + (off ? off - 1 : 0) + 1; /* misaligned differently */
+    for (size_t i = 0; i < arows * lda; i++) ap[i] = NAN; /* padding stays NaN */
+    for (size_t i = 0; i < brows * ldb; i++) bp[i] = NAN;
+    for (size_t i = 0; i < arows; i++) {
+        if (ints) fill_int(ap + i * lda, acols, 4);
+        else fill(ap + i * lda, acols, -1, 1);
+    }
+    for (size_t i = 0; i < brows; i++) {
+        if (ints) fill_int(bp + i * ldb, bcols, 4);
+        else fill(bp + i * ldb, bcols, -1, 1);
+    }
+    if (nan_a && arows && acols) ap[0] = NAN; /* alpha == 0: A must not leak into C */
+    gbuf c = gb_new(m, n, ldc, off);
+    double *c0 = malloc((m * n + 1) * sizeof(double));
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float v = beta == 0.0f ? NAN : (ints ? (float)((int)rnd_n(9) - 4) : rnd_f(-1, 1));
+            *gb_at(&c, i, j) = v;
+            c0[i * n + j] = v;
+        }
+    const size_t wsz = ck_f32_gemm_workspace(k, m, n, kd);
+    {
+        /* the documented ceiling */
+        const ck_gemm_blocking *g = &k->gemm;
+        check(S_GEMM, wsz <= (size_t)(g->mc + g->nc) * (size_t)g->kc + 64, 0, 0,
+              "workspace %zu above the documented ceiling", wsz);
+    }
+    float *ws = malloc((wsz + 1) * sizeof(float));
+    ck_f32_gemm(k, ta, tb, m, n, kd, alpha, ap, lda, bp, ldb, beta, c.p, ldc, ws + 1 /* any alignment */);
+    const size_t nblk = kd ? (kd + (size_t)k->gemm.kc - 1) / (size_t)k->gemm.kc : 0;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double dot = 0, mag = 0;
+            if (alpha != 0.0f)
+                for (size_t p = 0; p < kd; p++) {
+                    const double x = ta ? ap[p * lda + i] : ap[i * lda + p];
+                    const double y = tb ? bp[j * ldb + p] : bp[p * ldb + j];
+                    dot += x * y;
+                    mag += fabs(x * y);
+                }
+            double ref = alpha * dot, bnd = fabs(alpha) * mag;
+            if (beta != 0.0f) { ref += beta * c0[i * n + j]; bnd += fabs(beta * c0[i * n + j]); }
+            const double got = *gb_at(&c, i, j), err = fabs(got - ref);
+            const double allowed = (double)(kd + 2 * nblk + 4) * U * bnd;
+            if (!check(S_GEMM, close_enough(err, allowed) && (!ints || err == 0),
+                       allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
+                       "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref, allowed))
+                i = m, j = n; /* one report per case */
+        }
+    check_guard(S_GEMM, &c, "C");
+    gb_free(&c);
+    free(a); free(b); free(c0); free(ws);
+}
+
+static void test_gemm(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t mc = (size_t)k->gemm.mc, kc = (size_t)k->gemm.kc, nc = (size_t)k->gemm.nc;
+    /* Edge-heavy shapes: 0, 1, micro-tile +-1, cache blocks +-1. */
+    const size_t ms[] = {1, mr - 1, mr, mr + 1, 2 * mr + 3};
+    const size_t ns[] = {1, nr - 1, nr, nr + 1, 2 * nr + 5};
+    const size_t ks[] = {1, 2, 7, 33};
+    const float alphas[] = {1.0f, -0.5f, 1.75f};
+    const float betas[] = {0.0f, 1.0f, -1.5f, 0.25f};
+    int sel = 0;
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++, sel++) {
+                if (!ms[a] || !ns[b]) continue;
+                test_gemm_one(k, ms[a], ns[b], ks[c], sel & 1, (sel >> 1) & 1, alphas[sel % 3],
+                              betas[sel % 4], sel % 5 == 0, sel % 3 ? (size_t)(sel % 4) : 0,
+                              (size_t)(sel % 3), 0);
+            }
+    /* all four transposes, both padding layouts, for a few mid shapes */
+    const shape_t mids[] = {{mr * 3 + 1, nr * 2 + 1, 40}, {17, 29, 13}, {mr, nr, kc}, {5, 3, kc + 1}};
+    for (size_t s = 0; s < sizeof mids / sizeof mids[0]; s++)
+        for (int t = 0; t < 4; t++)
+            for (int bi = 0; bi < 4; bi++)
+                test_gemm_one(k, mids[s].m, mids[s].n, mids[s].k, t & 1, t >> 1, alphas[(t + bi) % 3],
+                              betas[bi], (t + bi) % 4 == 3, (size_t)bi, (size_t)t, 0);
+    /* cache-block edges */
+    const shape_t blocks[] = {
+        {mc - 1, nr + 1, 9},      {mc, 2 * nr, 9},         {mc + 1, nr - 1, 9},
+        {2 * mc + mr + 1, 5, 3},  {mr + 1, nr + 1, kc - 1}, {mr + 1, nr + 1, kc},
+        {mr + 1, nr + 1, kc + 1}, {3, 7, 2 * kc + 5},       {mc + 1, nr + 3, kc + 1},
+        {3, nc - 1, 4},           {2, nc, 3},              {mr + 1, nc + 1, 5},
+        {1, 2 * nc + nr + 1, 2},  {mc + 3, nc + 1, 2},
+    };
+    for (size_t s = 0; s < sizeof blocks / sizeof blocks[0]; s++)
+        test_gemm_one(k, blocks[s].m, blocks[s].n, blocks[s].k, (int)(s & 1), (int)((s >> 1) & 1),
+                      alphas[s % 3], betas[s % 4], s % 4 == 1, s % 3, s % 4, 0);
+    /* larger products, blocked in all three dimensions on the NEON table */
+    const shape_t large[] = {{mc + mr + 3, nr * 9 + 7, kc + 37}, {200, 150, 300}, {64, 64, 64}};
+    for (size_t s = 0; s < sizeof large / sizeof large[0]; s++)
+        test_gemm_one(k, large[s].m, large[s].n, large[s].k, (int)(s == 1), (int)(s == 2), 1.0f,
+                      s == 1 ? 0.5f : 0.0f, 0, s, s + 1, 0);
+    /* degenerate: m or n 0 (C untouched), k 0 and alpha 0 (C = beta*C, A/B unused) */
+    const float degen_betas[] = {0.0f, 1.0f, 2.5f};
+    for (int bi = 0; bi < 3; bi++) {
+        test_gemm_one(k, 0, 5, 3, 0, 0, 1.0f, degen_betas[bi], 0, 1, 0, 0);
+        test_gemm_one(k, 4, 0, 3, 1, 0, 1.0f, degen_betas[bi], 0, 1, 0, 0);
+        test_gemm_one(k, 7, 9, 0, 0, 1, 1.0f, degen_betas[bi], 0, 2, 1, 0);
+        test_gemm_one(k, 7, 13, 5, 1, 1, 0.0f, degen_betas[bi], 0, 2, 1, 1);
+    }
+    /* random shapes */
+    for (int r = 0; r < 40; r++) {
+        const size_t m = 1 + rnd_n(3 * mr), n = 1 + rnd_n(3 * nr), kd = 1 + rnd_n(70);
+        test_gemm_one(k, m, n, kd, (int)rnd_n(2), (int)rnd_n(2), alphas[rnd_n(3)], betas[rnd_n(4)],
+                      (int)rnd_n(4) == 0, rnd_n(4), rnd_n(4), 0);
+    }
+}
+
+/* ---------------------------------------------------------------- FMA probe */
+
+static void test_peak(int v) {
+    const ck_kernels *k = var_table(v);
+    set_case("%s fma_peak", k->name);
+    new_case(S_PEAK);
+    const double f0 = k->fma_peak(0), f1 = k->fma_peak(1000), f2 = k->fma_peak(2000);
+    const double want = v ? 8 * 2.0 : 24 * 4 * 2.0; /* chains x lanes x 2 per iteration */
+    check(S_PEAK, f0 == 0 && f1 == 1000 * want && f2 == 2 * f1, 0, 0, "flops %g %g %g, want %g per iter", f0,
+          f1, f2, want);
+}
+
+/* ---------------------------------------------------------------- exp */
+
+static uint32_t order_bits(float f) { /* monotone map of floats onto uint32 (for ulp distance) */
+    uint32_t u = fbits(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+static long exp_checks_printed;
+static void exp_check_batch(const ck_kernels *k, const float *x, size_t n) {
+    float *y = malloc((n + 1) * sizeof(float));
+    k->exp(n, x, y);
+    for (size_t i = 0; i < n; i++) {
+        const float xi = x[i], yi = y[i];
+        int ok;
+        double ulps = 0;
+        if (xi != xi) {
+            ok = yi != yi;
+        } else {
+            const float ref = (float)exp((double)xi); /* correctly rounded but for double rounding */
+            if (isinf(ref)) ok = isinf(yi) && yi > 0;
+            else {
+                ok = !(yi != yi) && !signbit(yi);
+                const uint32_t a = order_bits(yi), b = order_bits(ref);
+                ulps = (double)(a > b ? a - b : b - a);
+                /* the contract: x > 88.7228 may round up to +inf (FLT_MAX is 1 ulp below) */
+                ok = ok && ulps <= 2;
+            }
+            if ((xi == 0.0f && yi != 1.0f) || (isinf(xi) && xi < 0 && (yi != 0.0f || signbit(yi))) ||
+                (xi > 88.72284f && !isinf(yi)) || (xi < -103.98f && yi != 0.0f))
+                ok = 0;
+        }
+        if (!check(S_EXP, ok, ulps / 2, ulps, "exp(%.9g [0x%08x]) = %.9g [0x%08x], double exp %.9g", xi,
+                   fbits(xi), yi, fbits(yi), exp((double)xi)))
+            if (++exp_checks_printed > 10) break;
+    }
+    free(y);
+}
+
+static void test_exp(int v) {
+    const ck_kernels *k = var_table(v);
+    set_case("%s exp specials", k->name);
+    new_case(S_EXP);
+    const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0x1p-149f, -0x1p-149f, 0x1p-127f, -0x1p-127f,
+                              FLT_MIN, -FLT_MIN, 1e-30f, -1e-30f, INFINITY, -INFINITY, NAN, -NAN,
+                              88.0f, 88.7228f, 88.72279f, 88.72281f, 88.72283f, 88.722839f, 88.7229f,
+                              88.72291f, 89.0f, 100.0f, 1e30f, FLT_MAX, -87.0f, -87.3365f, -87.34f,
+                              -100.0f, -103.0f, -103.27f, -103.28f, -103.97f, -103.972f, -103.98f,
+                              -103.99f, -104.0f, -104.01f, -150.0f, -1e30f, -FLT_MAX, 0.3465736f,
+                              -0.3465736f, 0.6931472f, -0.6931472f, 10.0f, -10.0f, 50.5f, -50.5f};
+    const size_t ns = sizeof specials / sizeof specials[0];
+    exp_check_batch(k, specials, ns);
+    /* every tail length, in place (x == y), with guard bands */
+    for (size_t n = 0; n <= 19; n++) {
+        set_case("%s exp in-place n=%zu", k->name, n);
+        new_case(S_EXP);
+        gbuf g = gb_new(1, n, n ? n : 1, n % 3);
+        for (size_t i = 0; i < n; i++) g.p[i] = specials[(i * 7 + n) % ns];
+        float *x = malloc((n + 1) * sizeof(float));
+        memcpy(x, g.p, n * sizeof(float));
+        k->exp(n, g.p, g.p);
+        float *want = malloc((n + 1) * sizeof(float));
+        k->exp(n, x, want);
+        for (size_t i = 0; i < n; i++)
+            check(S_EXP, fbits(g.p[i]) == fbits(want[i]) || (g.p[i] != g.p[i] && want[i] != want[i]), 0, 0,
+                  "in-place result differs at %zu", i);
+        if (n == 0 || g.ld == n) check_guard(S_EXP, &g, "y");
+        gb_free(&g);
+        free(x);
+        free(want);
+    }
+    /* sweep: every (2^31/N)-th bit pattern of both signs, plus dense runs at the edges */
+    enum { B = 4096 };
+    float *x = malloc(B * sizeof(float));
+    size_t fill_n = 0;
+    set_case("%s exp bit-pattern sweep", k->name);
+    new_case(S_EXP);
+    const uint32_t stride = v ? 4093u : 1021u; /* the NEON kernel gets the denser sweep */
+    for (uint64_t u = 0; u < 0x100000000ull; u += stride) {
+        x[fill_n++] = bitsf((uint32_t)u);
+        if (fill_n == B) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+    }
+    if (fill_n) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+    const float edges[][2] = {{88.70f, 88.7300f}, {-88.0f, -86.5f}, {-104.2f, -103.0f}, {-0.36f, 0.36f},
+                              {-1e-6f, 1e-6f}};
+    for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+        set_case("%s exp dense [%g, %g]", k->name, edges[e][0], edges[e][1]);
+        new_case(S_EXP);
+        float lo = edges[e][0] < edges[e][1] ? edges[e][0] : edges[e][1];
+        float hi = edges[e][0] < edges[e][1] ? edges[e][1] : edges[e][0];
+        size_t count = 0;
+        for (float f = lo; f <= hi && count < 200000; f = nextafterf(f, INFINITY), count++) {
+            x[fill_n++] = f;
+            if (fill_n == B) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+            /* keep long ranges sparse: skip ahead once the run is long */
+            if (count > 20000) f = nextafterf(f + (hi - lo) * 1e-5f, INFINITY);
+        }
+        if (fill_n) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+    }
+    if (fill_n) exp_check_batch(k, x, fill_n);
+    free(x);
+}
+
+/* ---------------------------------------------------------------- softmax_rows */
+
+static void test_softmax_one(const ck_kernels *k, size_t rows, size_t n, float scale, int mask_kind,
+                             int special, int inplace, float range) {
+    /* mask_kind: 0 none, 1 per row, 2 one row (ldmask 0); special: 0 none, 1 a row all -inf
+     * (through the mask, or x), 2 a NaN row, 3 huge values, 4 -inf entries */
+    const size_t ldx = n + (rows % 3), ldy = inplace ? ldx : n + 2 + (n % 2);
+    const size_t ldm = mask_kind == 2 ? 0 : n + 1;
+    set_case("%s softmax rows=%zu n=%zu scale=%g mask=%d special=%d inplace=%d range=%g", k->name, rows,
+             n, scale, mask_kind, special, inplace, range);
+    new_case(S_SOFTMAX);
+    float *x = malloc((rows * ldx + 1) * sizeof(float));
+    fill(x, rows * ldx, -range, range);
+    float *mask = NULL;
+    const size_t mrows = mask_kind == 2 ? 1 : rows;
+    if (mask_kind) {
+        mask = malloc((mrows * (n + 1) + 1) * sizeof(float));
+        fill(mask, mrows * (n + 1), -2, 2);
+        for (size_t i = 0; i < mrows * (n + 1); i++)
+            if (rnd_n(5) == 0) mask[i] = -INFINITY;
+    }
+    const size_t bad_row = rows / 2;
+    if (special == 1 && n) {
+        for (size_t j = 0; j < n; j++) {
+            if (mask_kind == 1) mask[bad_row * ldm + j] = -INFINITY;
+            else x[bad_row * ldx + j] = scale >= 0 ? -INFINITY : INFINITY;
+        }
+    } else if (special == 2 && n) {
+        x[bad_row * ldx + rnd_n(n)] = NAN;
+    } else if (special == 3) {
+        for (size_t i = 0; i < rows * ldx; i++) x[i] = (rnd_n(2) ? 1e30f : -1e30f) * (float)(1 + rnd_n(3));
+    } else if (special == 4) {
+        for (size_t i = 0; i < rows * ldx; i++)
+            if (rnd_n(3) == 0) x[i] = scale >= 0 ? -INFINITY : INFINITY;
+    }
+    gbuf y = gb_new(rows, n, ldy ? ldy : 1, inplace ? 0 : 1);
+    if (inplace) memcpy(y.p, x, rows * ldx * sizeof(float));
+    /* in place: the kernel reads x from y's buffer (row padding there is guard data, unread) */
+    const float *xin = inplace ? y.p : x;
+    if (inplace)
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = n; j < ldx; j++) y.p[r * ldx + j] = bitsf(GUARD_BITS);
+    k->softmax_rows(rows, n, xin, ldx, y.p, ldy, scale, mask, ldm);
+    double *t = malloc((n + 1) * sizeof(double)), *dt = malloc((n + 1) * sizeof(double));
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx, *mrow = mask ? mask + r * ldm : NULL;
+        double mx = -INFINITY, D = 0;
+        int any_nan = 0;
+        for (size_t j = 0; j < n; j++) {
+            /* float evaluation may round x*scale and the mask add: bound that error (dt). */
+            const double xs = (double)xr[j] * scale;
+            t[j] = xs + (mrow ? mrow[j] : 0.0);
+            dt[j] = 2 * U * (fabs(xs) + fabs(t[j]));
+            if (t[j] != t[j]) any_nan = 1;
+            if (t[j] > mx) mx = t[j];
+        }
+        for (size_t j = 0; j < n; j++) if (t[j] > -INFINITY && dt[j] > D) D = dt[j];
+        double sum = 0;
+        if (!any_nan && mx > -INFINITY)
+            for (size_t j = 0; j < n; j++) sum += exp(t[j] - mx);
+        for (size_t j = 0; j < n; j++) {
+            const float got = y.p[r * ldy + j];
+            if (any_nan) {
+                if (!check(S_SOFTMAX, got != got, 0, 0, "row %zu has a NaN term but y[%zu] = %g", r, j, got)) break;
+                continue;
+            }
+            if (mx == -INFINITY) {
+                if (!check(S_SOFTMAX, got == 0.0f, 0, 0, "row %zu all -inf but y[%zu] = %g", r, j, got)) break;
+                continue;
+            }
+            if (t[j] == -INFINITY) { /* a masked term is exactly 0 */
+                if (!check(S_SOFTMAX, got == 0.0f, 0, 0, "row %zu: masked y[%zu] = %g", r, j, got)) break;
+                continue;
+            }
+            const double ref = exp(t[j] - mx) / sum, err = fabs(got - ref);
+            /* exp error (2 ulp) + normalisation (n u) + argument rounding (dt_j + D), and
+             * terms below 2^-126 may be flushed to zero */
+            const double rel = 2 * (dt[j] + D) + (double)(n + 12) * U;
+            const double allowed = ref * rel + (double)FLT_MIN;
+            if (!check(S_SOFTMAX, close_enough(err, allowed), err / allowed, ref > 1e-30 ? err / ref : 0,
+                       "row %zu: y[%zu] = %.9g, reference %.9g (allowed %.3g)", r, j, got, ref, allowed))
+                break;
+        }
+    }
+    check_guard(S_SOFTMAX, &y, "y");
+    gb_free(&y);
+    free(x); free(mask); free(t); free(dt);
+}
+
+static void test_softmax(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 64, 100, 257, 1000, 4099};
+    const float scales[] = {1.0f, 0.125f, -0.5f, 2.0f};
+    int sel = 0;
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (int mk = 0; mk < 3; mk++)
+            for (int sp = 0; sp < 5; sp++, sel++) {
+                const size_t rows = ns[i] > 1000 ? 1 + (size_t)(sel % 2) : 1 + (size_t)(sel % 5);
+                test_softmax_one(k, rows, ns[i], scales[sel % 4], mk, sp, sel % 3 == 0,
+                                 sel % 2 ? 4.0f : 30.0f);
+            }
+    /* exact expectations for huge inputs */
+    set_case("%s softmax huge exact", k->name);
+    new_case(S_SOFTMAX);
+    float x[6] = {1e30f, 1e30f, -1e30f, 3e30f, 3e30f, 3e30f}, y[6];
+    k->softmax_rows(2, 3, x, 3, y, 3, 1.0f, NULL, 0);
+    check(S_SOFTMAX, y[0] == 0.5f && y[1] == 0.5f && y[2] == 0.0f, 0, 0, "[1e30,1e30,-1e30] -> %g %g %g",
+          y[0], y[1], y[2]);
+    const float third = 1.0f / 3.0f;
+    check(S_SOFTMAX, fabsf(y[3] - third) <= 2 * FLT_EPSILON && y[3] == y[4] && y[4] == y[5], 0, 0,
+          "[3e30 x3] -> %.9g %.9g %.9g", y[3], y[4], y[5]);
+}
+
+/* ---------------------------------------------------------------- attention softmax step */
+
+static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int causal, ptrdiff_t coff,
+                          int use_kb, int use_rel, int fresh) {
+    const size_t nq = (size_t)k->gemm.nr; /* one query panel */
+    const size_t key0 = 8 * (size_t)k->gemm.mr, query0 = 3 * nq + 1, seq_k = key0 + rows + 5;
+    set_case("%s step rows=%zu valid=%zu causal=%d off=%td kb=%d rel=%d fresh=%d", k->name, rows, valid,
+             causal, coff, use_kb, use_rel, fresh);
+    new_case(S_STEP);
+    float *s = xaligned(rows * nq + 1), *s0 = malloc((rows * nq + 1) * sizeof(float));
+    fill(s, rows * nq, -6, 6);
+    memcpy(s0, s, rows * nq * sizeof(float));
+    float *kb = NULL, *rel = NULL;
+    if (use_kb) {
+        kb = malloc(seq_k * sizeof(float));
+        fill(kb, seq_k, -1, 1);
+        for (size_t j = 0; j < seq_k; j++) if (rnd_n(4) == 0) kb[j] = -INFINITY;
+    }
+    const size_t relen = query0 + nq + seq_k;
+    if (use_rel) { rel = malloc(relen * sizeof(float)); fill(rel, relen, -2, 2); }
+    ck_attention_head h = {0};
+    h.seq_q = query0 + nq;
+    h.seq_k = seq_k;
+    h.causal = causal;
+    h.causal_offset = coff;
+    h.key_bias = kb;
+    h.rel_bias = rel;
+    h.rel_bias_zero = (ptrdiff_t)seq_k - 1;
+    float m[64], l[64], corr[64], m0[64], l0[64];
+    for (size_t j = 0; j < nq; j++) {
+        m0[j] = fresh || j % 5 == 0 ? -INFINITY : rnd_f(-3, 8);
+        l0[j] = m0[j] == -INFINITY ? 0.0f : rnd_f(0.5f, 20);
+        m[j] = m0[j];
+        l[j] = l0[j];
+        corr[j] = NAN;
+    }
+    k->attn_softmax_step(rows, valid, s, m, l, corr, key0, query0, &h);
+    for (size_t j = 0; j < nq; j++) {
+        const size_t qi = query0 + j;
+        double bmax = -INFINITY, emax = 0;
+        double *val = malloc((rows + 1) * sizeof(double)), *ev = malloc((rows + 1) * sizeof(double));
+        for (size_t r = 0; r < rows; r++) {
+            double v = -INFINITY, mag = 0;
+            const size_t key = key0 + r;
+            if (r < valid) {
+                const double kbv = kb ? kb[key] : 0.0;
+                const double rv = rel ? rel[(ptrdiff_t)qi - (ptrdiff_t)key + h.rel_bias_zero] : 0.0;
+                v = (double)s0[r * nq + j] + kbv + rv;
+                mag = fabs(s0[r * nq + j]) + fabs(kbv) + fabs(rv);
+                if (causal && (ptrdiff_t)key > (ptrdiff_t)qi + coff) v = -INFINITY;
+            }
+            val[r] = v;
+            /* the score plus two biases, added in float: at most 2 roundings of |terms| */
+            ev[r] = v == -INFINITY ? 0 : 2 * U * mag;
+            if (ev[r] > emax) emax = ev[r];
+            if (v > bmax) bmax = v;
+        }
+        const double mnew = m0[j] > bmax ? m0[j] : bmax;
+        const double muse = mnew == -INFINITY ? 0 : mnew;
+        const double c = exp(m0[j] - muse);
+        double lsum = 0;
+        const int mok = mnew == -INFINITY ? m[j] == -INFINITY : fabs(m[j] - mnew) <= emax;
+        check(S_STEP, mok, 0, 0, "query %zu: m = %.9g, want %.9g (allowed %.3g)", j, m[j], mnew, emax);
+        /* corr = exp(m_old - m_new): the new max carries emax, then exp's 2 ulp */
+        const double cerr = fabs(corr[j] - c);
+        const double callow = m0[j] == -INFINITY ? 0.0 : c * (1.1 * emax + 6 * U) + FLT_MIN;
+        check(S_STEP, close_enough(cerr, callow), callow ? cerr / callow : cerr, c > 0 ? cerr / c : 0,
+              "query %zu: corr = %.9g, want %.9g", j, corr[j], c);
+        for (size_t r = 0; r < rows; r++) {
+            /* p = exp(v - m): both rounded as above, then exp (2 ulp; < 2^-126 may flush) */
+            const double p = exp(val[r] - muse), got = s[r * nq + j], err = fabs(got - p);
+            const double allowed = p * (1.1 * (ev[r] + emax) + 6 * U) + FLT_MIN;
+            lsum += p;
+            if (!check(S_STEP, close_enough(err, allowed), err / allowed, p > 1e-30 ? err / p : 0,
+                       "query %zu key %zu: p = %.9g, want %.9g", j, r, got, p))
+                break;
+        }
+        const double lref = l0[j] * c + lsum, lerr = fabs(l[j] - lref);
+        const double lallow = lref * ((double)(rows + 8) * U + 2.2 * emax) + FLT_MIN;
+        check(S_STEP, close_enough(lerr, lallow), lerr / lallow, lref > 0 ? lerr / lref : 0,
+              "query %zu: l = %.9g, want %.9g", j, l[j], lref);
+        free(ev);
+        free(val);
+    }
+    free(s); free(s0); free(kb); free(rel);
+}
+
+static void test_step(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t mr = (size_t)k->gemm.mr;
+    const size_t rows_list[] = {mr, 2 * mr, 5 * mr};
+    int sel = 0;
+    for (size_t i = 0; i < 3; i++) {
+        const size_t rows = rows_list[i];
+        const size_t valids[] = {rows, rows - 1, 1, rows / 2 + 1};
+        for (size_t vi = 0; vi < 4; vi++)
+            for (int opt = 0; opt < 8; opt++, sel++) {
+                const ptrdiff_t offs[] = {0, -3, 5, -(ptrdiff_t)(10 * mr)};
+                test_step_one(k, rows, valids[vi], opt & 1, offs[sel % 4], (opt >> 1) & 1, (opt >> 2) & 1,
+                              sel % 3 == 0);
+            }
+    }
+}
+
+/* ---------------------------------------------------------------- gemv */
+
+static void test_gemv_one(const ck_kernels *k, size_t n, size_t kd, float alpha, float beta, size_t pad) {
+    const size_t ldw = kd + pad;
+    set_case("%s gemv n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, n, kd, ldw, alpha, beta);
+    new_case(S_GEMV);
+    float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((n * ldw + 2) * sizeof(float));
+    fill(x, kd, -1, 1);
+    float *wp = w + 1; /* misaligned */
+    for (size_t i = 0; i < n * ldw; i++) wp[i] = NAN; /* padding must not be read */
+    for (size_t j = 0; j < n; j++) fill(wp + j * ldw, kd, -1, 1);
+    gbuf y = gb_new(1, n, n ? n : 1, n % 2);
+    double *y0 = malloc((n + 1) * sizeof(double));
+    for (size_t j = 0; j < n; j++) y0[j] = y.p[j] = beta == 0.0f ? NAN : rnd_f(-2, 2);
+    k->gemv(n, kd, alpha, x, wp, ldw, beta, y.p);
+    for (size_t j = 0; j < n; j++) {
+        double dot = 0, mag = 0;
+        for (size_t p = 0; p < kd; p++) {
+            dot += (double)x[p] * wp[j * ldw + p];
+            mag += fabs((double)x[p] * wp[j * ldw + p]);
+        }
+        double ref = alpha * dot, bnd = fabs(alpha) * mag;
+        if (beta != 0.0f) { ref += beta * y0[j]; bnd += fabs(beta * y0[j]); }
+        const double err = fabs(y.p[j] - ref), allowed = (double)(kd + 4) * U * bnd;
+        if (!check(S_GEMV, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
+                   "y[%zu] = %.9g, reference %.9g (allowed %.3g)", j, y.p[j], ref, allowed))
+            break;
+    }
+    if (n == y.ld || n == 0) check_guard(S_GEMV, &y, "y");
+    gb_free(&y);
+    free(x); free(w); free(y0);
+}
+
+static void test_gemv(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t ns[] = {0, 1, 3, 4, 5, 7, 8, 13};
+    const size_t ks[] = {0, 1, 3, 4, 5, 7, 8, 33, 257, 1000};
+    int sel = 0;
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++, sel++) {
+            test_gemv_one(k, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
+            test_gemv_one(k, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
+        }
+    test_gemv_one(k, 384, 384, 1.0f, 1.0f, 0);
+    test_gemv_one(k, 67, 1531, 0.5f, 0.0f, 5);
+}
+
+/* ---------------------------------------------------------------- activation */
+
+static double gelu_ref(double x) {
+    return x >= 0 ? 0.5 * x * (1 + erf(x / sqrt(2.0))) : 0.5 * x * erfc(-x / sqrt(2.0));
+}
+static double gelu_tanh_ref(double x, double *arg) {
+    const double u = sqrt(2.0 / PI_D) * (x + 0.044715 * x * x * x);
+    *arg = fabs(2 * u);
+    /* 0.5 x (1 + tanh u) = x / (1 + exp(-2u)), stable for every sign */
+    return x / (1 + exp(-2 * u));
+}
+
+static void test_act_batch(const ck_kernels *k, int kind, const float *x, size_t n) {
+    const int s = S_ACT_RELU + kind;
+    float *y = malloc((n + 1) * sizeof(float));
+    k->activation(kind, n, x, y);
+    for (size_t i = 0; i < n; i++) {
+        const double xi = x[i], got = y[i];
+        if (xi != xi) {
+            if (!check(s, got != got, 0, 0, "f(NaN) = %g", got)) break;
+            continue;
+        }
+        double ref, arg = 0;
+        switch (kind) {
+        case CK_ACT_RELU: ref = xi < 0 ? 0.0 : xi; break;
+        case CK_ACT_GELU: ref = gelu_ref(xi); arg = xi * xi / 2; break;
+        case CK_ACT_GELU_TANH: ref = gelu_tanh_ref(xi, &arg); break;
+        default: ref = xi / (1 + exp(-xi)); arg = fabs(xi); break;
+        }
+        if (isinf(ref) || isinf(xi)) {
+            /* +inf stays +inf; -inf gives 0 (gelu, silu) or NaN from inf/inf: accept 0 or NaN */
+            int ok = xi > 0 ? got == INFINITY : (kind == CK_ACT_RELU ? got == 0 : (got == 0 || got != got));
+            if (!check(s, ok, 0, 0, "f(%g) = %g", xi, got)) break;
+            continue;
+        }
+        const double err = fabs(got - ref);
+        double allowed;
+        if (kind == CK_ACT_RELU) allowed = 0;
+        else {
+            /* documented 1e-6-level relative error, plus the conditioning of exp(-arg) to
+             * float rounding of its argument (a few u per unit of |arg|), plus an absolute
+             * floor at the bottom of the float range where results underflow */
+            const double base = kind == CK_ACT_GELU ? 1.5e-6 : 16 * U;
+            allowed = fabs(ref) * (base + 4 * U * arg) + 0x1p-120;
+        }
+        if (!check(s, close_enough(err, allowed) && (kind != CK_ACT_RELU || got == ref),
+                   allowed ? err / allowed : err, kind == CK_ACT_RELU ? err : (fabs(ref) > 1e-30 ? err / fabs(ref) : 0),
+                   "f(%.9g) = %.9g, reference %.9g (allowed %.3g)", xi, got, ref, allowed))
+            break;
+    }
+    free(y);
+}
+
+static void test_activation(int v) {
+    const ck_kernels *k = var_table(v);
+    const float specials[] = {0.0f, -0.0f, 0x1p-149f, -0x1p-149f, FLT_MIN, -FLT_MIN, 1e-20f, -1e-20f,
+                              1e-3f, -1e-3f, 0.5f, -0.5f, 1, -1, 3, -3, 5.5f, -5.5f, 10, -10, 13, -13,
+                              20, -20, 50, -50, 87, -87, 88.8f, -88.8f, 100, -100, 1e10f, -1e10f,
+                              1e30f, -1e30f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, NAN};
+    const size_t ns = sizeof specials / sizeof specials[0];
+    enum { N = 20011 };
+    float *x = malloc(N * sizeof(float));
+    for (int kind = 0; kind < 4; kind++) {
+        set_case("%s activation kind=%d specials", k->name, kind);
+        new_case(S_ACT_RELU + kind);
+        test_act_batch(k, kind, specials, ns);
+        set_case("%s activation kind=%d sweep [-12, 12]", k->name, kind);
+        new_case(S_ACT_RELU + kind);
+        for (size_t i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+        test_act_batch(k, kind, x, N);
+        set_case("%s activation kind=%d random wide", k->name, kind);
+        new_case(S_ACT_RELU + kind);
+        for (size_t i = 0; i < N; i++) x[i] = (rnd_n(2) ? 1 : -1) * (float)exp(rnd_f(-30, 5));
+        test_act_batch(k, kind, x, N);
+        /* tails and in place, guard bands */
+        for (size_t n = 0; n <= 11; n++) {
+            set_case("%s activation kind=%d in-place n=%zu", k->name, kind, n);
+            new_case(S_ACT_RELU + kind);
+            gbuf g = gb_new(1, n, n ? n : 1, n % 3);
+            float want[16];
+            for (size_t i = 0; i < n; i++) g.p[i] = specials[(i * 5 + n) % ns];
+            k->activation(kind, n, g.p, want);
+            k->activation(kind, n, g.p, g.p);
+            for (size_t i = 0; i < n; i++)
+                check(S_ACT_RELU + kind, fbits(g.p[i]) == fbits(want[i]) || (g.p[i] != g.p[i] && want[i] != want[i]),
+                      0, 0, "in-place result differs at %zu", i);
+            check_guard(S_ACT_RELU + kind, &g, "y");
+            gb_free(&g);
+        }
+    }
+    free(x);
+}
+
+/* ---------------------------------------------------------------- norm_rows */
+
+static void test_norm_one(const ck_kernels *k, int rms, size_t rows, size_t n, int use_res, int use_beta,
+                          int alias, float eps, float offset) {
+    /* alias: 0 none, 1 y == x, 2 y == residual (same stride, as the contract requires) */
+    if (alias == 2 && !use_res) alias = 0;
+    const size_t ldx = n + (n % 3), ldr = n + 1;
+    const size_t ldy = alias == 1 ? ldx : (alias == 2 ? ldr : n + 2);
+    set_case("%s norm rms=%d rows=%zu n=%zu res=%d beta=%d alias=%d eps=%g offset=%g", k->name, rms, rows,
+             n, use_res, use_beta, alias, eps, offset);
+    new_case(S_NORM);
+    float *xs = malloc((rows * ldx + 1) * sizeof(float)), *rs = malloc((rows * ldr + 1) * sizeof(float));
+    for (size_t i = 0; i < rows * ldx; i++) xs[i] = offset + rnd_f(-2, 2);
+    fill(rs, rows * ldr, -1, 1);
+    if (n > 3 && rows > 1) /* a constant row: variance 0 */
+        for (size_t j = 0; j < n; j++) { xs[ldx + j] = offset + 0.5f; rs[ldr + j] = 0.25f; }
+    float *gamma = malloc((n + 1) * sizeof(float)), *beta = malloc((n + 1) * sizeof(float));
+    fill(gamma, n, 0.5f, 1.5f);
+    fill(beta, n, -1, 1);
+    gbuf y = gb_new(rows, n, ldy, 1);
+    const float *xin = xs, *rin = use_res ? rs : NULL;
+    if (alias == 1) {
+        for (size_t r = 0; r < rows; r++) memcpy(y.p + r * ldy, xs + r * ldx, n * sizeof(float));
+        xin = y.p;
+    } else if (alias == 2) {
+        for (size_t r = 0; r < rows; r++) memcpy(y.p + r * ldy, rs + r * ldr, n * sizeof(float));
+        rin = y.p;
+    }
+    k->norm_rows(rms, rows, n, xin, ldx, rin, ldr, gamma, use_beta ? beta : NULL, eps, y.p, ldy);
+    double *t = malloc((n + 1) * sizeof(double));
+    for (size_t r = 0; r < rows; r++) {
+        double mean = 0, var = 0, mabs = 0;
+        for (size_t j = 0; j < n; j++) {
+            /* t = x + residual is one float addition in the kernel: reproduce it exactly */
+            t[j] = (double)(float)(xs[r * ldx + j] + (use_res ? rs[r * ldr + j] : 0.0f));
+            mean += t[j];
+            mabs += fabs(t[j]);
+        }
+        mean /= (double)n;
+        mabs /= (double)n;
+        if (rms) { for (size_t j = 0; j < n; j++) var += t[j] * t[j]; var /= (double)n; mean = 0; }
+        else { for (size_t j = 0; j < n; j++) var += (t[j] - mean) * (t[j] - mean); var /= (double)n; }
+        const double rstd = 1 / sqrt(var + eps);
+        for (size_t j = 0; j < n; j++) {
+            const double ref = (t[j] - mean) * rstd * gamma[j] + (use_beta && !rms ? beta[j] : 0.0);
+            /* float sums of n terms: the mean is off by ~n u mean|t|, the variance (and so
+             * rstd) by ~n u relative; both scaled by gamma * rstd */
+            const double scale = fabs(gamma[j]) * rstd * ((rms ? 0 : mabs) + fabs(t[j] - mean)) +
+                                 (use_beta && !rms ? fabs(beta[j]) : 0.0);
+            const double allowed = (double)(n + 8) * U * scale + FLT_MIN;
+            const double got = y.p[r * y.ld + j], err = fabs(got - ref);
+            if (!check(S_NORM, close_enough(err, allowed), err / allowed, err / (U * scale),
+                       "row %zu y[%zu] = %.9g, reference %.9g (allowed %.3g)", r, j, got, ref, allowed))
+                break;
+        }
+    }
+    check_guard(S_NORM, &y, "y");
+    gb_free(&y);
+    free(xs); free(rs); free(gamma); free(beta); free(t);
+}
+
+static void test_norm(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 64, 100, 384, 768, 1003};
+    const float epss[] = {1e-5f, 1e-6f, 1e-12f};
+    const float offsets[] = {0.0f, 3.0f, 1000.0f};
+    int sel = 0;
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (int rms = 0; rms < 2; rms++)
+            for (int opt = 0; opt < 6; opt++, sel++)
+                test_norm_one(k, rms, 1 + (size_t)(sel % 3), ns[i], opt & 1, (opt >> 1) & 1, opt % 3,
+                              epss[sel % 3], offsets[(sel / 2) % 3]);
+}
+
+/* ---------------------------------------------------------------- fused attention */
+
+typedef struct {
+    size_t seq_q, seq_k, d;
+    int causal;
+    ptrdiff_t coff;
+    int key_bias; /* 0 none, 1 random with -inf padding, 2 increasing ramp, 3 first block masked */
+    int rel;
+    size_t shaw;
+    float scale, qrange;
+} attn_case;
+
+static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
+    const size_t Sq = ac->seq_q, Sk = ac->seq_k, D = ac->d;
+    const size_t ldq = D + 3, ldk = D + 1, ldv = D + 2, ldo = D + 5;
+    const size_t W = ac->shaw ? 2 * ac->shaw + 1 : 0;
+    set_case("%s attention seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d shaw=%zu "
+             "scale=%g",
+             k->name, Sq, Sk, D, ac->causal, ac->coff, ac->key_bias, ac->rel, ac->shaw, ac->scale);
+    new_case(S_ATTN);
+    float *q = malloc((Sq * ldq + 1) * sizeof(float)), *kk = malloc((Sk * ldk + 1) * sizeof(float));
+    float *vv = malloc((Sk * ldv + 1) * sizeof(float));
+    fill(q, Sq * ldq, -ac->qrange, ac->qrange);
+    fill(kk, Sk * ldk, -1, 1);
+    fill(vv, Sk * ldv, -1, 1);
+    float *kb = NULL, *rel = NULL, *sqk = NULL, *sv = NULL;
+    if (ac->key_bias) {
+        kb = malloc((Sk + 1) * sizeof(float));
+        for (size_t j = 0; j < Sk; j++) {
+            if (ac->key_bias == 1) kb[j] = rnd_n(6) == 0 ? -INFINITY : rnd_f(-1, 1);
+            else if (ac->key_bias == 2) kb[j] = 0.05f * (float)j;
+            else kb[j] = j < (size_t)k->attn_key_block + 3 ? -INFINITY : rnd_f(-1, 1);
+        }
+        if (ac->key_bias == 1 && Sk > 4) kb[Sk - 1] = kb[Sk - 2] = -INFINITY; /* padded tail */
+    }
+    const ptrdiff_t rzero = (ptrdiff_t)Sk - 1;
+    const size_t rlen = ck_f32_attention_rel_bias_length(k, Sq, Sk);
+    if (ac->rel) {
+        rel = malloc((rlen + 1) * sizeof(float));
+        for (size_t i = 0; i < rlen; i++) rel[i] = -0.1f * fabsf((float)((ptrdiff_t)i - rzero)) + rnd_f(-0.5f, 0.5f);
+    }
+    if (W) {
+        sqk = malloc((Sq * W + 1) * sizeof(float));
+        sv = malloc((W * D + 1) * sizeof(float));
+        fill(sqk, Sq * W, -1, 1);
+        fill(sv, W * D, -1, 1);
+    }
+    const size_t psz = ck_f32_attention_packed_kv_size(k, Sk, D);
+    float *packed = xaligned(psz + 16);
+    for (size_t i = 0; i < psz + 16; i++) packed[i] = bitsf(GUARD_BITS);
+    ck_f32_attention_pack_kv(k, Sk, D, kk, ldk, vv, ldv, packed);
+    size_t pk_damage = 0;
+    for (size_t i = psz; i < psz + 16; i++) pk_damage += fbits(packed[i]) != GUARD_BITS;
+    check(S_ATTN, pk_damage == 0, 0, 0, "pack_kv wrote past its documented size %zu", psz);
+    gbuf o = gb_new(Sq, D, ldo, 2);
+    ck_attention_head h = {0};
+    h.seq_q = Sq;
+    h.seq_k = Sk;
+    h.head_dim = D;
+    h.q = q;
+    h.ldq = ldq;
+    h.packed_kv = packed;
+    h.o = o.p;
+    h.ldo = ldo;
+    h.scale = ac->scale;
+    h.causal = ac->causal;
+    h.causal_offset = ac->coff;
+    h.key_bias = kb;
+    h.rel_bias = rel;
+    h.rel_bias_zero = rzero;
+    h.shaw_clip = ac->shaw;
+    h.shaw_qk = sqk;
+    h.shaw_v = sv;
+    const size_t qb = ck_f32_attention_query_block(k), wsz = ck_f32_attention_workspace(k, D, ac->shaw);
+    float *ws = xaligned(wsz + 16);
+    for (size_t i = 0; i < wsz + 16; i++) ws[i] = bitsf(GUARD_BITS);
+    for (size_t q0 = 0; q0 < Sq; q0 += qb) {
+        const size_t count = Sq - q0 < qb ? Sq - q0 : qb;
+        ck_f32_attention_block(k, &h, q0, count, ws);
+    }
+    size_t ws_damage = 0;
+    for (size_t i = wsz; i < wsz + 16; i++) ws_damage += fbits(ws[i]) != GUARD_BITS;
+    check(S_ATTN, ws_damage == 0, 0, 0, "attention_block wrote past its documented workspace %zu", wsz);
+    /* naive double reference */
+    double *s = malloc((Sk + 1) * sizeof(double)), *es = malloc((Sk + 1) * sizeof(double));
+    const size_t nblocks = (Sk + (size_t)k->attn_key_block - 1) / (size_t)k->attn_key_block + 1;
+    int reported = 0;
+    for (size_t i = 0; i < Sq && !reported; i++) {
+        double mx = -INFINITY, Es = 0;
+        for (size_t j = 0; j < Sk; j++) {
+            double dot = 0, mag = 0;
+            for (size_t d = 0; d < D; d++) {
+                dot += (double)q[i * ldq + d] * kk[j * ldk + d];
+                mag += fabs((double)q[i * ldq + d] * kk[j * ldk + d]);
+            }
+            double v = (double)ac->scale * dot, bias = 0;
+            if (kb) bias += kb[j];
+            if (rel) bias += rel[(ptrdiff_t)i - (ptrdiff_t)j + rzero];
+            size_t c = 0;
+            if (W) {
+                ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + ac->coff);
+                const ptrdiff_t cl = (ptrdiff_t)ac->shaw;
+                dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
+                c = (size_t)(dd + cl);
+                bias += sqk[i * W + c];
+            }
+            v += bias;
+            if (ac->causal && (ptrdiff_t)j > (ptrdiff_t)i + ac->coff) v = -INFINITY;
+            s[j] = v;
+            if (v > -INFINITY) {
+                /* float score: scaled q (1 rounding), dot of D terms, then up to 3 bias adds */
+                const double e = (double)(D + 3) * U * fabs(ac->scale) * mag + 4 * U * (fabs(bias) + fabs(v));
+                if (e > Es) Es = e;
+            }
+            if (v > mx) mx = v;
+        }
+        double l = 0;
+        for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx); l += es[j]; }
+        for (size_t d = 0; d < D; d++) {
+            double ref = 0, mag = 0;
+            for (size_t j = 0; j < Sk; j++) {
+                if (es[j] == 0) continue;
+                double vd = vv[j * ldv + d];
+                if (W) {
+                    ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + ac->coff);
+                    const ptrdiff_t cl = (ptrdiff_t)ac->shaw;
+                    dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
+                    const double a = sv[(size_t)(dd + cl) * D + d];
+                    vd += a;
+                    mag += es[j] * (fabs(vv[j * ldv + d]) + fabs(a));
+                } else {
+                    mag += es[j] * fabs(vd);
+                }
+                ref += es[j] * vd;
+            }
+            if (l > 0) { ref /= l; mag /= l; }
+            const double got = *gb_at(&o, i, d), err = fabs(got - ref);
+            /* score errors (Es) perturb each weight by ~2 Es; the sums over Sk keys, the
+             * per-block rescaling and the final division add ~(Sk + 3 blocks + 8) u */
+            const double allowed = mag * (2.5 * Es + (double)(Sk + 3 * nblocks + 8 + 2 * W) * U) + FLT_MIN;
+            if (!check(S_ATTN, close_enough(err, allowed) && (l > 0 || got == 0.0f), err / allowed,
+                       mag > 0 ? err / (U * mag) : 0, "o[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, d,
+                       got, ref, allowed))
+                reported = 1;
+            if (reported) break;
+        }
+    }
+    check_guard(S_ATTN, &o, "o");
+    gb_free(&o);
+    free(q); free(kk); free(vv); free(kb); free(rel); free(sqk); free(sv); free(packed); free(ws);
+    free(s); free(es);
+}
+
+static void test_attention(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t qb = ck_f32_attention_query_block(k), bc = (size_t)k->attn_key_block;
+    const size_t mr = (size_t)k->gemm.mr;
+    /* query counts around the query block, key counts around the key block */
+    const size_t sqs[] = {1, 2, qb - 1, qb, qb + 1, 2 * qb + 1};
+    const size_t sks[] = {1, 3, mr - 1, mr + 1, 17, bc - 1, bc, bc + 1, 2 * bc + 5};
+    const size_t ds[] = {1, 7, 8, 9, 16, 33, 64};
+    int sel = 0;
+    for (size_t a = 0; a < sizeof sqs / sizeof sqs[0]; a++)
+        for (size_t b = 0; b < sizeof sks / sizeof sks[0]; b++, sel++) {
+            attn_case ac = {0};
+            ac.seq_q = sqs[a];
+            ac.seq_k = sks[b];
+            ac.d = ds[sel % 7];
+            ac.causal = sel % 3 != 0;
+            /* decode-style (keys behind the queries), plain, and a negative offset */
+            const ptrdiff_t offs[] = {(ptrdiff_t)ac.seq_k - (ptrdiff_t)ac.seq_q, 0, -2, 3};
+            ac.coff = offs[sel % 4];
+            ac.key_bias = sel % 4;
+            ac.rel = sel % 2;
+            ac.shaw = sel % 5 == 1 ? 1 + (size_t)(sel % 4) : 0;
+            ac.scale = 1.0f / sqrtf((float)ac.d);
+            ac.qrange = sel % 7 == 3 ? 8.0f : 1.0f;
+            test_attn_one(k, &ac);
+        }
+    /* every option alone and together, mid sizes */
+    for (int opt = 0; opt < 32; opt++) {
+        attn_case ac = {0};
+        ac.seq_q = qb + 5 + (size_t)(opt % 3);
+        ac.seq_k = bc + 7 + (size_t)opt;
+        ac.d = 1 + (size_t)(opt * 7 % 40);
+        ac.causal = opt & 1;
+        ac.coff = (opt & 1) ? (ptrdiff_t)ac.seq_k - (ptrdiff_t)ac.seq_q : (ptrdiff_t)(opt % 5) - 2;
+        ac.key_bias = (opt >> 1) & 1 ? 1 + (opt % 3) : 0;
+        ac.rel = (opt >> 2) & 1;
+        ac.shaw = (opt >> 3) & 1 ? 1 + (size_t)(opt % 3) * 3 : 0;
+        ac.scale = (opt >> 4) & 1 ? 0.125f : 1.0f / sqrtf((float)ac.d);
+        ac.qrange = (opt >> 4) & 1 ? 4.0f : 1.0f;
+        test_attn_one(k, &ac);
+    }
+    /* no keys visible at all: causal with a large negative offset -> zeros */
+    attn_case z = {qb + 1, bc + 1, 9, 1, -(ptrdiff_t)(2 * qb) - 5, 0, 0, 0, 0.3f, 1.0f};
+    test_attn_one(k, &z);
+    z.shaw = 2;
+    test_attn_one(k, &z);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed0a77e4dull;
+    for (int s = 0; s < S_COUNT; s++)
+        for (int v = 0; v < 2; v++) { stats[v][s].name = stat_names[s]; stats[v][s].err_unit = stat_units[s]; }
+    KN = ck_kernels_get(CK_VARIANT_NEON);
+    KS = ck_kernels_get(CK_VARIANT_SCALAR);
+    printf("neon_diff: seed 0x%llx, %s build, tables %s / %s\n", (unsigned long long)seed,
+           ck_build_optimized() ? "optimized" : "-O0", KN ? KN->name : "(none)", KS ? KS->name : "(none)");
+    test_dispatch();
+    if (!KN || !KS) {
+        fprintf(stderr, "neon_diff: NEON or scalar table missing, cannot continue\n");
+        return 1;
+    }
+    printf("neon blocking: mr %d nr %d mc %d kc %d nc %d, attention: %d query panels, key block %d\n",
+           KN->gemm.mr, KN->gemm.nr, KN->gemm.mc, KN->gemm.kc, KN->gemm.nc, KN->attn_query_panels,
+           KN->attn_key_block);
+    struct { const char *name; void (*fn)(int); } tests[] = {
+        {"gemm_ukr", test_ukr},     {"gemm", test_gemm},         {"fma_peak", test_peak},
+        {"exp", test_exp},          {"softmax_rows", test_softmax}, {"attn_softmax_step", test_step},
+        {"gemv", test_gemv},        {"activation", test_activation}, {"norm_rows", test_norm},
+        {"attention", test_attention}};
+    for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
+        for (int v = 0; v < 2; v++) {
+            rng_state = seed ^ (0x1000193ull * (t + 1)) ^ ((uint64_t)v << 40);
+            cur_var = v;
+            const double t0 = now();
+            tests[t].fn(v);
+            fprintf(stderr, "  %-18s %-6s %6.2f s\n", tests[t].name, v ? "scalar" : "neon", now() - t0);
+        }
+    }
+    printf("\n%-18s | %-34s | %-34s\n", "kernel", "neon: cases checks fails  max", "scalar: cases checks fails  max");
+    printf("%-18s | %-34s | %-34s | %s\n", "", "(err/bound, error figure)", "(err/bound, error figure)", "figure unit");
+    for (int s = 0; s < S_COUNT; s++) {
+        const stat_t *a = &stats[0][s], *b = &stats[1][s];
+        printf("%-18s | %5ld %8ld %4ld  %5.3f %9.3g | %5ld %8ld %4ld  %5.3f %9.3g | %s\n", a->name, a->cases,
+               a->checks, a->fails, a->max_ratio, a->max_err, b->cases, b->checks, b->fails, b->max_ratio,
+               b->max_err, a->err_unit);
+    }
+    if (total_fails) {
+        printf("\nneon_diff: FAILED, %ld failing checks (first %d printed above)\n", total_fails, MAX_PRINTED_FAILS);
+        return 1;
+    }
+    printf("\nneon_diff: all checks passed\n");
+    return 0;
+}
