@@ -27,6 +27,24 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_lea
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
 now() { date +%s; }
+
+# SwiftPM 6.3 here sometimes fails a second invocation on the same scratch path with
+# "unknown build description"; dropping its cached build plan (the objects stay) fixes it.
+spm() {
+    local scratch=$1
+    shift
+    local out
+    out="$(mktemp)"
+    if swift "$@" 2>&1 | tee "$out"; then rm -f "$out"; return 0; fi
+    if grep -q "unknown build description" "$out"; then
+        rm -f "$out" "$scratch"/*.yaml "$scratch"/build.db "$scratch"/build.db-*
+        echo "ci-sanitizers: retrying after SwiftPM's 'unknown build description'"
+        swift "$@" 2>&1
+        return $?
+    fi
+    rm -f "$out"
+    return 1
+}
 status=0
 
 for san in "${SANITIZERS[@]}"; do
@@ -39,28 +57,21 @@ for san in "${SANITIZERS[@]}"; do
     log="$scratch/ci-sanitizers.log"
     : > "$log"
     pass_start=$(now)
-    echo "=== $san: building tests ($scratch)"
+    echo "=== $san: swift test --filter '$FILTER' (builds every target, kernel-fuzz included)"
     t=$(now)
-    if ! swift build --build-tests --scratch-path "$scratch" --sanitize="$san" 2>&1 | tee -a "$log"; then
-        echo "ci-sanitizers: $san build failed" >&2
-        status=1
-        continue
-    fi
-    echo "=== $san: build took $(( $(now) - t )) s"
-
-    echo "=== $san: swift test --filter '$FILTER'"
-    t=$(now)
-    if ! swift test --skip-build --scratch-path "$scratch" --sanitize="$san" --filter "$FILTER" 2>&1 | tee -a "$log"; then
-        echo "ci-sanitizers: $san tests failed" >&2
+    if ! spm "$scratch" test --scratch-path "$scratch" --sanitize="$san" --filter "$FILTER" 2>&1 | tee -a "$log"; then
+        echo "ci-sanitizers: $san build or tests failed" >&2
         status=1
     fi
-    echo "=== $san: tests took $(( $(now) - t )) s"
+    echo "=== $san: build + tests took $(( $(now) - t )) s"
 
     echo "=== $san: kernel-fuzz --seconds $FUZZ_SECONDS --seed $FUZZ_SEED"
     t=$(now)
-    swift build --scratch-path "$scratch" --sanitize="$san" --product kernel-fuzz 2>&1 | tee -a "$log"
-    bin="$(swift build --scratch-path "$scratch" --sanitize="$san" --show-bin-path)"
-    if ! "$bin/kernel-fuzz" --seconds "$FUZZ_SECONDS" --seed "$FUZZ_SEED" 2>&1 | tee -a "$log"; then
+    bin="$scratch/debug/kernel-fuzz"
+    if [ ! -x "$bin" ]; then
+        spm "$scratch" build --scratch-path "$scratch" --sanitize="$san" --product kernel-fuzz 2>&1 | tee -a "$log" || status=1
+    fi
+    if ! "$bin" --seconds "$FUZZ_SECONDS" --seed "$FUZZ_SEED" 2>&1 | tee -a "$log"; then
         echo "ci-sanitizers: $san kernel-fuzz failed (mismatch or sanitizer abort)" >&2
         status=1
     fi

@@ -114,6 +114,7 @@ public struct FuzzTable: @unchecked Sendable, CustomStringConvertible {
     /// Keys per block of the fused attention.
     public var keyBlock: Int { Int(kernels.pointee.attn_key_block) }
 
+    /// The table's name.
     public var description: String { name }
 }
 

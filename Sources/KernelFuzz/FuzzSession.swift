@@ -23,6 +23,7 @@ public struct FuzzFailure: Sendable, CustomStringConvertible {
         "swift run kernel-fuzz --seed \(seed) --case \(caseIndex) --kernel \(kernel) --variant \(variant)"
     }
 
+    /// The failure, the case and the reproducer, on three lines.
     public var description: String {
         "MISMATCH \(kernel) on \(variant), case \(caseIndex): \(message)\n  case: \(caseDescription)\n  reproduce: \(reproducer)"
     }
