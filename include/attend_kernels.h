@@ -92,7 +92,9 @@ typedef double (*ck_fma_peak_fn)(size_t iters);
  * |r| <= ln2/2, a degree-6 minimax polynomial for exp(r) and an exact two-step scaling by 2^k,
  * so subnormal results are rounded once. Accuracy: at most 2 ulp from the correctly rounded
  * result over the whole float range (tests check it against double-precision exp);
- * exp(-inf) = 0, exp(+inf) = +inf, x > 88.7228 gives +inf, x < -103.98 gives 0, NaN gives NaN.
+ * exp(-inf) = 0, exp(+inf) = +inf, x >= 88.72284 (above ln FLT_MAX) gives +inf (the floats just
+ * below it have finite results, within 1 ulp), x < -103.98 gives 0, NaN gives NaN. Subnormal
+ * results assume the CPU does not flush denormals to zero (the default on Linux and macOS).
  */
 typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
 
@@ -122,8 +124,9 @@ typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, 
  *   CK_ACT_RELU       max(x, 0)
  *   CK_ACT_GELU       x/2 * (1 + erf(x/sqrt 2)), the exact GELU (PyTorch's default), computed
  *                     through erfc on the side where it does not cancel: relative error
- *                     about 1e-6 everywhere (the rational erfc of Numerical Recipes, 1.2e-7,
- *                     times this library's exp)
+ *                     about 1e-6 for |x| <= 3 (the rational erfc of Numerical Recipes,
+ *                     1.2e-7, times this library's exp), growing like x^2 * 6e-8 in the
+ *                     negative tail (5.6e-6 at x = -8, 1.5e-5 at -12.8, where y ~ 1e-33)
  *   CK_ACT_GELU_TANH  x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  *   CK_ACT_SILU       x * sigmoid(x) (swish)
  * Cost: one pass, one exp per element for the last three.

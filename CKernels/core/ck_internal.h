@@ -2,6 +2,16 @@
 #ifndef CK_INTERNAL_H
 #define CK_INTERNAL_H
 
+/* Full unrolling of the register-tile loops, for clang (the compiler SwiftPM uses) and GCC (the
+ * cross build of the NEON test): without it GCC keeps the micro-kernel's accumulators in memory. */
+#if defined(__clang__)
+#define CK_UNROLL_FULL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define CK_UNROLL_FULL _Pragma("GCC unroll 64")
+#else
+#define CK_UNROLL_FULL
+#endif
+
 #include "attend_kernels.h"
 
 #define CK_ALIGN 64

@@ -40,16 +40,16 @@
 void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
                  float beta) {
     CK_VEC acc[CK_MR][CK_NV];
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
     for (int i = 0; i < CK_MR; i++) {
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
         for (int j = 0; j < CK_NV; j++) acc[i][j] = (CK_VEC){0};
     }
     const CK_VEC *bv = (const CK_VEC *)__builtin_assume_aligned(b, sizeof(CK_VEC));
     /* The C tile is read back only after the k loop: start fetching its lines now so the
      * write-back does not stall on a cache miss (C is re-read once per kc block). */
     if (beta != 0.0f) {
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
             __builtin_prefetch(c + (size_t)i * ldc, 1);
             __builtin_prefetch(c + (size_t)i * ldc + CK_NR - 1, 1);
@@ -57,12 +57,12 @@ void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc
     }
     for (size_t p = 0; p < kc; p++) {
         CK_VEC bp[CK_NV];
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
         for (int j = 0; j < CK_NV; j++) bp[j] = bv[j];
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
             CK_VEC ai = CK_SPLAT(a[i]);
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) acc[i][j] = CK_VFMA(ai, bp[j], acc[i][j]);
         }
         a += CK_MR;
@@ -70,18 +70,18 @@ void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc
     }
     /* Write back: C = alpha*acc + beta*C (beta == 0: C not read). Unaligned row access. */
     if (beta == 0.0f) {
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) {
                 CK_VEC v = acc[i][j] * alpha;
                 __builtin_memcpy(c + (size_t)i * ldc + (size_t)j * CK_VL, &v, sizeof v);
             }
         }
     } else {
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
-#pragma clang loop unroll(full)
+CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) {
                 CK_VEC old;
                 float *cp = c + (size_t)i * ldc + (size_t)j * CK_VL;
