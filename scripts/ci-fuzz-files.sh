@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the file readers (libFuzzer): builds the nested package
-# Tests/Fuzz with `-sanitize=fuzzer,address` and runs each target on a temporary copy of its
-# seed corpus (Tests/Fuzz/Corpus/<target>, so the repository is not modified) for a short
-# budget. Fails on any crash, sanitizer report, leak, timeout or out-of-memory; the failing
-# input is printed (hex) and kept in $FUZZ_ARTIFACTS for upload.
+# Tests/Fuzz with `-sanitize=fuzzer,address` and runs each target for a short budget on a
+# temporary copy of its seed corpus (Tests/Fuzz/Corpus/<target>, so the repository is not
+# modified), with its dictionary (Tests/Fuzz/<target>.dict). Fails on any crash, sanitizer
+# report, leak, timeout or out-of-memory; the failing input is printed (hex) and kept in
+# $FUZZ_ARTIFACTS for upload.
 #
 #   scripts/ci-fuzz-files.sh                 # 120 s per target
 #   FUZZ_SECONDS=600 scripts/ci-fuzz-files.sh
@@ -46,10 +47,12 @@ for t in $TARGETS; do
     mkdir "$work/artifacts-$t"
     seeds=$(ls "$work/corpus-$t" | wc -l)
     echo "== $t: $seeds seeds, ${BUDGET} s"
+    dict=()
+    [[ -f "$FUZZ/$t.dict" ]] && dict=(-dict="$FUZZ/$t.dict")
     t0=$(date +%s)
     set +e
     "$bin/$t" "$work/corpus-$t" -max_total_time="$BUDGET" -timeout=20 -rss_limit_mb=2048 -max_len=8192 \
-        -print_final_stats=1 -artifact_prefix="$work/artifacts-$t/" </dev/null >"$work/$t.log" 2>&1
+        "${dict[@]}" -print_final_stats=1 -artifact_prefix="$work/artifacts-$t/" </dev/null >"$work/$t.log" 2>&1
     rc=$?
     set -e
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log" | tail -1)

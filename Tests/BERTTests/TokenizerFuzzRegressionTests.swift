@@ -54,6 +54,42 @@ struct TokenizerFuzzRegressionTests {
             == .invalidJSON(path: "fuzz/tokenizer.json", offset: 2, reason: "invalid escape '\\x'"))
     }
 
+    /// Found by review while fuzzing (the fuzzer did not reach it in 10 minutes): names read
+    /// from the file (component types, a Sequence id, special_tokens keys) went into messages
+    /// raw, so a newline in one split the one-line message. They are quoted and escaped now.
+    @Test func namesFromTheFileAreQuotedInMessages() {
+        let model = loadError(tokenizerJSON { $0.replacingOccurrences(of: #""type":"WordPiece","unk"#, with: #""type":"Word\nPiece","unk"#) })
+        #expect(model == .unsupported(path: "fuzz/tokenizer.json", what: #"tokenizer model "Word\nPiece" (only WordPiece is implemented)"#))
+        let normalizer = loadError(tokenizerJSON { $0.replacingOccurrences(of: "BertNormalizer", with: #"NFKC\r"#) })
+        #expect(normalizer == .unsupported(path: "fuzz/tokenizer.json", what: #"normalizer "NFKC\r" (only BertNormalizer is implemented)"#))
+        _ = loadError(tokenizerJSON { $0.replacingOccurrences(of: "BertPreTokenizer", with: #"W\n"#) })
+        _ = loadError(tokenizerJSON { $0.replacingOccurrences(of: #""decoder":{"type":"WordPiece"}"#, with: #""decoder":{"type":"\n"}"#) })
+        _ = loadError(tokenizerJSON { $0.replacingOccurrences(of: "TemplateProcessing", with: #"T\n"#) })
+        let sequence = loadError(tokenizerJSON { $0.replacingOccurrences(of: #"{"Sequence":{"id":"B""#, with: #"{"Sequence":{"id":"\n""#) })
+        #expect(sequence == .invalidValue(path: "fuzz/tokenizer.json", key: "post_processor.pair[1].Sequence.id",
+                                          reason: #"expected "A" or "B", found "\n""#))
+        let specialKey = loadError(tokenizerJSON {
+            $0.replacingOccurrences(of: #""[SEP]":{"id":"[SEP]","ids":[2]"#, with: #""[SEP]\n":{"id":"[SEP]","ids":"x""#)
+        })
+        #expect(specialKey?.description.contains(#"special_tokens."[SEP]\n".ids"#) == true, "\(String(describing: specialKey))")
+    }
+
+    /// Found by review while fuzzing: template token ids had no upper bound, and `idLimit`
+    /// (one more than the largest id) overflowed for an id of Int.max. Template ids are now
+    /// bounded like every other id (below 2^31 - 1).
+    @Test func templateIDsAreBounded() {
+        for big in ["9223372036854775807", "2147483647"] {
+            let template = loadError(tokenizerJSON { $0.replacingOccurrences(of: #""ids":[2]"#, with: #""ids":[\#(big)]"#) })
+            #expect(template == .invalidValue(path: "fuzz/tokenizer.json", key: "post_processor.special_tokens.[SEP].ids",
+                                              reason: "expected integers in 0...2147483646"), "\(big)")
+            let bert = loadError(tokenizerJSON {
+                $0.replacingOccurrences(of: #""post_processor":{"type":"TemplateProcessing","#,
+                                        with: #""post_processor":{"type":"BertProcessing","cls":["[CLS]",1],"sep":["[SEP]",\#(big)],"#)
+            })
+            #expect(bert == .invalidValue(path: "fuzz/tokenizer.json", key: "post_processor.sep", reason: "expected [token, id]"), "\(big)")
+        }
+    }
+
     /// Every crash input in the fuzz corpus (Tests/Fuzz/Corpus/FuzzTokenizer/crash-*) loads
     /// (and encodes) or throws a one-line ModelFileError, whatever its mode.
     @Test func crashInputsOfTheCorpus() throws {

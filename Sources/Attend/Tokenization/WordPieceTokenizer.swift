@@ -178,7 +178,7 @@ public struct WordPieceTokenizer: Sendable {
         // Model.
         guard let model = try root.object("model") else { throw root.fail("model", "missing") }
         if let type = try model.string("type"), type != "WordPiece" {
-            throw ModelFileError.unsupported(path: path, what: "tokenizer model \"\(type)\" (only WordPiece is implemented)")
+            throw ModelFileError.unsupported(path: path, what: "tokenizer model \(SafeTensorsError.quoted(type)) (only WordPiece is implemented)")
         }
         guard case .object(let vocabMembers)? = model.raw("vocab") else {
             throw model.fail("vocab", "missing or not an object of token: id")
@@ -200,7 +200,7 @@ public struct WordPieceTokenizer: Sendable {
         if let n = try root.object("normalizer") {
             let type = try n.string("type") ?? "(none)"
             guard type == "BertNormalizer" else {
-                throw ModelFileError.unsupported(path: path, what: "normalizer \"\(type)\" (only BertNormalizer is implemented)")
+                throw ModelFileError.unsupported(path: path, what: "normalizer \(SafeTensorsError.quoted(type)) (only BertNormalizer is implemented)")
             }
             normalization = BertNormalization(
                 cleanText: try n.bool("clean_text") ?? true, handleChineseChars: try n.bool("handle_chinese_chars") ?? true,
@@ -210,7 +210,7 @@ public struct WordPieceTokenizer: Sendable {
         if let p = try root.object("pre_tokenizer") {
             let type = try p.string("type") ?? "(none)"
             guard type == "BertPreTokenizer" else {
-                throw ModelFileError.unsupported(path: path, what: "pre-tokenizer \"\(type)\" (only BertPreTokenizer is implemented)")
+                throw ModelFileError.unsupported(path: path, what: "pre-tokenizer \(SafeTensorsError.quoted(type)) (only BertPreTokenizer is implemented)")
             }
         } else {
             throw ModelFileError.unsupported(path: path, what: "no pre_tokenizer (only BertPreTokenizer is implemented)")
@@ -241,7 +241,7 @@ public struct WordPieceTokenizer: Sendable {
         if let d = try root.object("decoder") {
             let type = try d.string("type") ?? "(none)"
             guard type == "WordPiece" else {
-                throw ModelFileError.unsupported(path: path, what: "decoder \"\(type)\" (only WordPiece is implemented)")
+                throw ModelFileError.unsupported(path: path, what: "decoder \(SafeTensorsError.quoted(type)) (only WordPiece is implemented)")
             }
             decoder = WordPieceDecoder(prefix: try d.string("prefix") ?? "##", cleanup: try d.bool("cleanup") ?? true)
         }
@@ -575,7 +575,8 @@ struct PostProcessorTemplate: Sendable {
         switch type {
         case "BertProcessing":
             func pairValue(_ key: String) throws -> Int {
-                guard let items = try p.array(key), items.count == 2, let id = items[1].intValue, id >= 0 else {
+                guard let items = try p.array(key), items.count == 2, let id = items[1].intValue, id >= 0,
+                      id < Int(Int32.max) else {
                     throw p.fail(key, "expected [token, id]")
                 }
                 return id
@@ -585,10 +586,12 @@ struct PostProcessorTemplate: Sendable {
             var specials: [[UInt8]: [Int]] = [:]
             if let s = try p.object("special_tokens"), case .object(let members) = s.value {
                 for (name, v) in members {
-                    let f = try JSONFields(v, path: p.path, prefix: s.key(String(decoding: name, as: UTF8.self)))
+                    let f = try JSONFields(v, path: p.path, prefix: s.key(keyName(name)))
                     guard let ids = try f.array("ids") else { throw f.fail("ids", "missing") }
                     specials[name] = try ids.map { v in
                         guard let i = v.intValue, i >= 0 else { throw f.fail("ids", "expected non-negative integers") }
+                        // Bounded like every id (idLimit, one more than the largest, must not overflow).
+                        guard i < Int(Int32.max) else { throw f.fail("ids", "expected integers in 0...\(Int(Int32.max) - 1)") }
                         return i
                     }
                 }
@@ -610,7 +613,7 @@ struct PostProcessorTemplate: Sendable {
                         switch id {
                         case "A": return .first(typeID: typeID)
                         case "B": return .second(typeID: typeID)
-                        default: throw s.fail("id", "expected \"A\" or \"B\", found \"\(id)\"")
+                        default: throw s.fail("id", "expected \"A\" or \"B\", found \(SafeTensorsError.quoted(id))")
                         }
                     }
                     throw f.fail("", "expected SpecialToken or Sequence")
@@ -618,7 +621,7 @@ struct PostProcessorTemplate: Sendable {
             }
             self.init(single: try pieces("single"), pair: try pieces("pair"))
         default:
-            throw ModelFileError.unsupported(path: p.path, what: "post-processor \"\(type)\" (TemplateProcessing and BertProcessing are implemented)")
+            throw ModelFileError.unsupported(path: p.path, what: "post-processor \(SafeTensorsError.quoted(type)) (TemplateProcessing and BertProcessing are implemented)")
         }
     }
 
@@ -837,4 +840,11 @@ private func startsWithWordCharacter(_ text: UnsafeBufferPointer<UInt8>, _ range
 private func isAlphanumeric(_ v: UInt32) -> Bool {
     let p = Unicode.Scalar(v)!.properties
     return p.isAlphabetic || p.numericType != nil
+}
+
+/// A JSON object key as part of a key path in a message: as it is when it is plain text,
+/// quoted with control characters escaped otherwise (the message must stay one line).
+private func keyName(_ bytes: [UInt8]) -> String {
+    let plain = bytes.allSatisfy { $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+    return plain ? String(decoding: bytes, as: UTF8.self) : quotedBytes(bytes)
 }
