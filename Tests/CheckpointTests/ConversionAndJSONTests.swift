@@ -116,6 +116,25 @@ struct StrictJSONTests {
         #expect(e == StrictJSONError(kind: .duplicateKey("k"), offset: 15, depth: 2))
     }
 
+    /// One parser serves both readers: the checkpoint view compares keys as Swift Strings,
+    /// the tokenizer view as bytes; grammar errors are the same, at the same offsets.
+    @Test func oneParserTwoKeyComparisons() throws {
+        let canonical = "{\"\u{e9}\": 1, \"e\u{301}\": 2}"
+        #expect(failure(canonical) == StrictJSONError(kind: .duplicateKey("e\u{301}"), offset: 10, depth: 1))
+        let bytes = try Array(canonical.utf8).withUnsafeBytes { try ByteJSONParser.parse($0) }
+        guard case .object(let members) = bytes else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(members.map(\.key) == [[0xC3, 0xA9], [0x65, 0xCC, 0x81]])
+        for text in ["[1,]", "{\"a\":\"\\x\"}", "[01]", "{\"a\":1,\"a\":2}", "[\"\\ud800\"]", "{\"a\" 1}", "tru", "[1 2]"] {
+            let strict = try #require(failure(text), "\(text)")
+            var tokenizer: ByteJSONError?
+            do { _ = try Array(text.utf8).withUnsafeBytes { try ByteJSONParser.parse($0) } } catch let e as ByteJSONError { tokenizer = e }
+            #expect(tokenizer?.offset == strict.offset && tokenizer?.message == strict.message, "\(text)")
+        }
+    }
+
     @Test func depthIsBounded() {
         let ok = String(repeating: "[", count: 128) + String(repeating: "]", count: 128)
         #expect(failure(ok) == nil)

@@ -1,11 +1,19 @@
-// A small, strict JSON parser (RFC 8259) for safetensors headers and checkpoint index files.
+// A small, strict JSON parser (RFC 8259): the one reader of every JSON file the library
+// opens — safetensors headers and checkpoint index files (Checkpoints/), tokenizer.json,
+// tokenizer_config.json and model configurations (Tokenization/TokenizerJSON.swift).
 //
 // Why not Foundation's JSONSerialization: it keeps one of two duplicate keys silently (a header
-// naming a tensor twice must be rejected), it cannot say where the input went wrong, and it
-// does not bound nesting. This parser:
+// naming a tensor twice must be rejected), it cannot say where the input went wrong, it does
+// not bound nesting, and it turns strings into Swift Strings, which compare up to Unicode
+// canonical equivalence (a vocabulary may hold "é" as U+00E9 and as "e" + U+0301, two tokens
+// with two ids). This parser:
 // - reads bytes that are already known to be valid UTF-8 (`firstInvalidUTF8` checks first);
-// - rejects duplicate keys in any object (compared as Swift Strings, that is up to Unicode
-//   canonical equivalence: two keys Swift would treat as one dictionary key are rejected);
+// - keeps every string as its exact UTF-8 bytes (escapes decoded) and objects' members in
+//   document order (`ByteJSON`); `parse` then gives the String-keyed `StrictJSONValue` view
+//   the checkpoint readers use;
+// - rejects duplicate keys in any object, compared as chosen (`DuplicateKeys`): as Swift
+//   Strings for safetensors headers and index files (two keys Swift would treat as one
+//   dictionary key are rejected), as bytes for tokenizer files;
 // - bounds nesting depth (`maxDepth`, 128 like serde_json), so recursion stays shallow;
 // - accepts exactly the RFC grammar: no comments, no trailing commas, no NaN, no leading zeros,
 //   no unescaped control characters, no lone UTF-16 surrogates in \u escapes; whitespace is
@@ -13,6 +21,30 @@
 //   the header with spaces);
 // - keeps numbers as their literal text (exact integers of any length are judged by the caller).
 // Cost: O(bytes) time, O(values) memory.
+
+/// A JSON value whose strings are raw UTF-8 bytes (escapes decoded): what the parser builds.
+indirect enum ByteJSON {
+    case null
+    case bool(Bool)
+    /// The literal text of a number (checked against the RFC grammar).
+    case number([UInt8])
+    case string([UInt8])
+    case array([ByteJSON])
+    /// Members in document order; keys are unique (as `DuplicateKeys` says).
+    case object([(key: [UInt8], value: ByteJSON)])
+
+    /// A short name of the value's JSON type, for error messages.
+    var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}
 
 /// A parsed JSON value. Objects keep their members in document order.
 indirect enum StrictJSONValue {
@@ -38,6 +70,21 @@ indirect enum StrictJSONValue {
 
 /// A JSON number as written, with its integer value when it is an integer literal.
 struct StrictJSONNumber {
+    /// The number of a literal that the parser has checked against the grammar.
+    init(literal: [UInt8]) {
+        text = String(decoding: literal, as: UTF8.self)
+        isNegative = literal.first == UInt8(ascii: "-")
+        isIntegerLiteral = !literal.contains { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") }
+        intValue = isIntegerLiteral ? StrictJSON.integerValue(literal) : nil
+    }
+
+    init(text: String, isIntegerLiteral: Bool, isNegative: Bool, intValue: Int?) {
+        self.text = text
+        self.isIntegerLiteral = isIntegerLiteral
+        self.isNegative = isNegative
+        self.intValue = intValue
+    }
+
     /// The literal text, e.g. `-12`, `3.5e2`.
     let text: String
     /// True when the literal has no fraction and no exponent (`12`, `-0`; not `12.0`, `1e2`).
@@ -95,19 +142,74 @@ struct StrictJSONError: Error, Equatable {
 }
 
 enum StrictJSON {
-    /// Nesting limit for headers and index files (they need 3); serde_json, which the reference
-    /// uses, stops at 128 too.
+    /// Nesting limit for headers, index and tokenizer files (they need 3 to 6); serde_json,
+    /// which the reference implementations use, stops at 128 too.
     static let defaultMaxDepth = 128
 
-    /// Parses one JSON document occupying all of `bytes` (surrounding whitespace allowed).
-    /// `bytes` must be valid UTF-8 (check with `firstInvalidUTF8` first).
+    /// How an object's keys are compared to find duplicates.
+    enum DuplicateKeys {
+        /// As Swift Strings: canonically equivalent keys are duplicates (safetensors headers
+        /// and index files, whose keys become `String` names).
+        case equalStrings
+        /// Byte for byte (tokenizer files: canonically equivalent tokens are different tokens).
+        case identicalBytes
+    }
+
+    /// Parses one JSON document occupying all of `bytes` (surrounding whitespace allowed), keys
+    /// compared as Strings, into the String-keyed view. `bytes` must be valid UTF-8 (check
+    /// with `firstInvalidUTF8` first).
     static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws -> StrictJSONValue {
-        var p = Parser(bytes: bytes, maxDepth: maxDepth)
+        stringView(try parseBytes(bytes, maxDepth: maxDepth, duplicateKeys: .equalStrings))
+    }
+
+    /// Parses one JSON document occupying all of `bytes` (surrounding whitespace allowed),
+    /// keeping strings as bytes. `bytes` must be valid UTF-8 (check with `firstInvalidUTF8`).
+    /// Throws `StrictJSONError`.
+    static func parseBytes(
+        _ bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth, duplicateKeys: DuplicateKeys
+    ) throws -> ByteJSON {
+        var p = Parser(bytes: bytes, maxDepth: maxDepth, duplicateKeys: duplicateKeys)
         p.skipWhitespace()
-        let value = try p.parseValue(depth: 0)
+        let value = try p.value(depth: 0)
         p.skipWhitespace()
         if p.pos != bytes.count { throw p.error("unexpected characters after the JSON value") }
         return value
+    }
+
+    /// The String-keyed view of a parsed value (strings decoded as they are: no normalization).
+    static func stringView(_ value: ByteJSON) -> StrictJSONValue {
+        switch value {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .number(let literal): return .number(StrictJSONNumber(literal: literal))
+        case .string(let b): return .string(String(decoding: b, as: UTF8.self))
+        case .array(let items): return .array(items.map(stringView))
+        case .object(let members):
+            var object = StrictJSONObject()
+            for m in members { object.append(String(decoding: m.key, as: UTF8.self), stringView(m.value)) }
+            return .object(object)
+        }
+    }
+
+    /// The value of an integer literal (`-`? digits, as the grammar allows) when it fits in
+    /// `Int`; nil for anything else (a fraction, an exponent, too many digits).
+    static func integerValue(_ literal: [UInt8]) -> Int? {
+        var i = 0
+        let negative = literal.first == UInt8(ascii: "-")
+        if negative { i = 1 }
+        guard i < literal.count else { return nil }
+        var v = 0
+        while i < literal.count {
+            let c = literal[i]
+            guard c >= 0x30 && c <= 0x39 else { return nil }
+            let d = Int(c - 0x30)
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (s, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
+            if o1 || o2 { return nil }
+            v = s
+            i += 1
+        }
+        return v
     }
 
     /// The offset of the first byte that is not part of a well-formed UTF-8 sequence (no
@@ -160,11 +262,13 @@ enum StrictJSON {
     private struct Parser {
         let bytes: UnsafeRawBufferPointer
         let maxDepth: Int
+        let duplicateKeys: DuplicateKeys
         var pos = 0
 
-        init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+        init(bytes: UnsafeRawBufferPointer, maxDepth: Int, duplicateKeys: DuplicateKeys) {
             self.bytes = bytes
             self.maxDepth = maxDepth
+            self.duplicateKeys = duplicateKeys
         }
 
         func error(_ message: String, at offset: Int? = nil) -> StrictJSONError {
@@ -191,99 +295,86 @@ enum StrictJSON {
         }
 
         /// `depth`: number of arrays/objects enclosing this value.
-        mutating func parseValue(depth: Int) throws -> StrictJSONValue {
+        mutating func value(depth: Int) throws -> ByteJSON {
             guard !atEnd else { throw error("unexpected end of input, expected a value") }
             switch bytes[pos] {
-            case UInt8(ascii: "{"): return .object(try parseObject(depth: depth + 1))
-            case UInt8(ascii: "["): return .array(try parseArray(depth: depth + 1))
-            case UInt8(ascii: "\""): return .string(try parseString())
-            case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-            case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-            case UInt8(ascii: "n"): try expectLiteral("null"); return .null
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+            case UInt8(ascii: "{"): return try object(depth: depth + 1)
+            case UInt8(ascii: "["): return try array(depth: depth + 1)
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
             default: throw error("expected a value, found \(found())")
             }
         }
 
-        mutating func expectLiteral(_ word: StaticString) throws {
-            let start = pos
+        mutating func literal(_ word: StaticString) throws {
             let n = word.utf8CodeUnitCount
-            guard n <= bytes.count - pos else { throw error("invalid literal", at: start) }
-            for k in 0..<n where bytes[pos + k] != word.utf8Start[k] {
-                throw error("invalid literal", at: start)
-            }
+            guard n <= bytes.count - pos else { throw error("invalid literal") }
+            for k in 0..<n where bytes[pos + k] != word.utf8Start[k] { throw error("invalid literal") }
             pos += n
         }
 
-        mutating func parseObject(depth: Int) throws -> StrictJSONObject {
+        mutating func object(depth: Int) throws -> ByteJSON {
             if depth > maxDepth { throw StrictJSONError(kind: .tooDeep(maxDepth), offset: pos, depth: depth) }
             pos += 1  // {
-            var object = StrictJSONObject()
-            var seen = Set<String>()
+            var members: [(key: [UInt8], value: ByteJSON)] = []
+            var seenBytes = Set<[UInt8]>()
+            var seenStrings = Set<String>()
             skipWhitespace()
             if !atEnd && bytes[pos] == UInt8(ascii: "}") {
                 pos += 1
-                return object
+                return .object(members)
             }
             while true {
                 skipWhitespace()
-                guard !atEnd && bytes[pos] == UInt8(ascii: "\"") else {
-                    throw error("expected a string key, found \(found())")
-                }
+                guard !atEnd && bytes[pos] == UInt8(ascii: "\"") else { throw error("expected a string key, found \(found())") }
                 let keyOffset = pos
-                let key = try parseString()
-                if !seen.insert(key).inserted {
-                    throw StrictJSONError(kind: .duplicateKey(key), offset: keyOffset, depth: depth)
+                let key = try string()
+                let isNew: Bool
+                switch duplicateKeys {
+                case .identicalBytes: isNew = seenBytes.insert(key).inserted
+                case .equalStrings: isNew = seenStrings.insert(String(decoding: key, as: UTF8.self)).inserted
+                }
+                if !isNew {
+                    throw StrictJSONError(
+                        kind: .duplicateKey(String(decoding: key, as: UTF8.self)), offset: keyOffset, depth: depth)
                 }
                 skipWhitespace()
-                guard !atEnd && bytes[pos] == UInt8(ascii: ":") else {
-                    throw error("expected ':' after a key, found \(found())")
-                }
+                guard !atEnd && bytes[pos] == UInt8(ascii: ":") else { throw error("expected ':' after a key, found \(found())") }
                 pos += 1
                 skipWhitespace()
-                let value = try parseValue(depth: depth)
-                object.append(key, value)
+                members.append((key, try value(depth: depth)))
                 skipWhitespace()
                 guard !atEnd else { throw error("unexpected end of input inside an object") }
-                if bytes[pos] == UInt8(ascii: ",") {
-                    pos += 1
-                    continue
-                }
-                if bytes[pos] == UInt8(ascii: "}") {
-                    pos += 1
-                    return object
-                }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(members) }
                 throw error("expected ',' or '}' in an object, found \(found())")
             }
         }
 
-        mutating func parseArray(depth: Int) throws -> [StrictJSONValue] {
+        mutating func array(depth: Int) throws -> ByteJSON {
             if depth > maxDepth { throw StrictJSONError(kind: .tooDeep(maxDepth), offset: pos, depth: depth) }
             pos += 1  // [
-            var array: [StrictJSONValue] = []
+            var items: [ByteJSON] = []
             skipWhitespace()
             if !atEnd && bytes[pos] == UInt8(ascii: "]") {
                 pos += 1
-                return array
+                return .array(items)
             }
             while true {
                 skipWhitespace()
-                array.append(try parseValue(depth: depth))
+                items.append(try value(depth: depth))
                 skipWhitespace()
                 guard !atEnd else { throw error("unexpected end of input inside an array") }
-                if bytes[pos] == UInt8(ascii: ",") {
-                    pos += 1
-                    continue
-                }
-                if bytes[pos] == UInt8(ascii: "]") {
-                    pos += 1
-                    return array
-                }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                if bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(items) }
                 throw error("expected ',' or ']' in an array, found \(found())")
             }
         }
 
-        mutating func parseHex4() throws -> UInt32 {
+        mutating func hex4() throws -> UInt32 {
             guard bytes.count - pos >= 4 else { throw error("truncated \\u escape") }
             var v: UInt32 = 0
             for _ in 0..<4 {
@@ -301,130 +392,108 @@ enum StrictJSON {
             return v
         }
 
-        /// A string starting at the opening quote; leaves `pos` after the closing quote.
-        mutating func parseString() throws -> String {
+        /// A string from its opening quote; leaves `pos` after the closing quote.
+        mutating func string() throws -> [UInt8] {
             let open = pos
             pos += 1
-            let start = pos
-            // Fast path: no escapes.
+            var out: [UInt8] = []
+            var runStart = pos
             while pos < bytes.count {
                 let c = bytes[pos]
                 if c == UInt8(ascii: "\"") {
-                    let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<pos]))
                     pos += 1
-                    return s
-                }
-                if c == UInt8(ascii: "\\") { break }
-                if c < 0x20 { throw error("unescaped control character in a string") }
-                pos += 1
-            }
-            guard pos < bytes.count else { throw error("unterminated string", at: open) }
-            // Slow path: copy what was scanned, then decode escapes.
-            var utf8 = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<pos]))
-            while pos < bytes.count {
-                let c = bytes[pos]
-                if c == UInt8(ascii: "\"") {
-                    pos += 1
-                    return String(decoding: utf8, as: UTF8.self)
+                    return out
                 }
                 if c < 0x20 { throw error("unescaped control character in a string") }
                 if c != UInt8(ascii: "\\") {
-                    utf8.append(c)
                     pos += 1
                     continue
                 }
-                let escapeOffset = pos
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<pos]))
+                let escape = pos
                 pos += 1
                 guard pos < bytes.count else { break }
                 let e = bytes[pos]
                 pos += 1
                 switch e {
-                case UInt8(ascii: "\""): utf8.append(0x22)
-                case UInt8(ascii: "\\"): utf8.append(0x5C)
-                case UInt8(ascii: "/"): utf8.append(0x2F)
-                case UInt8(ascii: "b"): utf8.append(0x08)
-                case UInt8(ascii: "f"): utf8.append(0x0C)
-                case UInt8(ascii: "n"): utf8.append(0x0A)
-                case UInt8(ascii: "r"): utf8.append(0x0D)
-                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "\""): out.append(0x22)
+                case UInt8(ascii: "\\"): out.append(0x5C)
+                case UInt8(ascii: "/"): out.append(0x2F)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "u"):
-                    var scalar = try parseHex4()
-                    if (0xDC00...0xDFFF).contains(scalar) {
-                        throw error("lone low surrogate in \\u escape", at: escapeOffset)
-                    }
+                    var scalar = try hex4()
+                    if (0xDC00...0xDFFF).contains(scalar) { throw error("lone low surrogate in \\u escape", at: escape) }
                     if (0xD800...0xDBFF).contains(scalar) {
-                        guard bytes.count - pos >= 2, bytes[pos] == UInt8(ascii: "\\"),
-                            bytes[pos + 1] == UInt8(ascii: "u")
-                        else { throw error("lone high surrogate in \\u escape", at: escapeOffset) }
+                        guard bytes.count - pos >= 2, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
+                            throw error("lone high surrogate in \\u escape", at: escape)
+                        }
                         pos += 2
-                        let low = try parseHex4()
+                        let low = try hex4()
                         guard (0xDC00...0xDFFF).contains(low) else {
-                            throw error("high surrogate not followed by a low surrogate", at: escapeOffset)
+                            throw error("high surrogate not followed by a low surrogate", at: escape)
                         }
                         scalar = 0x1_0000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     }
-                    // Not a surrogate and at most 0x10FFFF by construction.
-                    utf8.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+                    appendUTF8(scalar, to: &out)
                 default:
                     // A control or non-ASCII byte is named by value: the message must stay one line.
                     let shown = e >= 0x21 && e < 0x7F ? "'\\\(Character(Unicode.Scalar(e)))'" : "'\\' + byte 0x\(String(e, radix: 16))"
-                    throw error("invalid escape \(shown)", at: escapeOffset)
+                    throw error("invalid escape \(shown)", at: escape)
                 }
+                runStart = pos
             }
             throw error("unterminated string", at: open)
         }
 
-        func isDigit(_ i: Int) -> Bool {
-            i < bytes.count && bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9")
-        }
+        func isDigit(_ i: Int) -> Bool { i < bytes.count && bytes[i] >= 0x30 && bytes[i] <= 0x39 }
 
-        mutating func parseNumber() throws -> StrictJSONNumber {
+        mutating func number() throws -> [UInt8] {
             let start = pos
-            let negative = bytes[pos] == UInt8(ascii: "-")
-            if negative { pos += 1 }
-            guard isDigit(pos) else { throw error("expected a digit", at: pos) }
-            let intStart = pos
+            if bytes[pos] == UInt8(ascii: "-") { pos += 1 }
+            guard isDigit(pos) else { throw error("expected a digit") }
             if bytes[pos] == UInt8(ascii: "0") {
                 pos += 1
                 if isDigit(pos) { throw error("leading zero in a number", at: start) }
             } else {
                 while isDigit(pos) { pos += 1 }
             }
-            let intEnd = pos
-            var integer = true
             if pos < bytes.count && bytes[pos] == UInt8(ascii: ".") {
-                integer = false
                 pos += 1
                 guard isDigit(pos) else { throw error("expected a digit after '.'") }
                 while isDigit(pos) { pos += 1 }
             }
-            if pos < bytes.count && (bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E")) {
-                integer = false
+            if pos < bytes.count && (bytes[pos] | 0x20) == UInt8(ascii: "e") {
                 pos += 1
-                if pos < bytes.count && (bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-")) {
-                    pos += 1
-                }
+                if pos < bytes.count && (bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-")) { pos += 1 }
                 guard isDigit(pos) else { throw error("expected a digit in the exponent") }
                 while isDigit(pos) { pos += 1 }
             }
-            var value: Int? = nil
-            if integer {
-                var v = 0
-                var fits = true
-                for i in intStart..<intEnd {
-                    let d = Int(bytes[i] - UInt8(ascii: "0"))
-                    let (m, o1) = v.multipliedReportingOverflow(by: 10)
-                    let (s, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
-                    if o1 || o2 {
-                        fits = false
-                        break
-                    }
-                    v = s
-                }
-                if fits { value = v }
-            }
-            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
-            return StrictJSONNumber(text: text, isIntegerLiteral: integer, isNegative: negative, intValue: value)
+            return Array(UnsafeRawBufferPointer(rebasing: bytes[start..<pos]))
         }
+    }
+}
+
+/// Appends the UTF-8 encoding of a scalar value (at most 0x10FFFF, not a surrogate).
+func appendUTF8(_ v: UInt32, to out: inout [UInt8]) {
+    switch v {
+    case 0..<0x80:
+        out.append(UInt8(v))
+    case 0x80..<0x800:
+        out.append(UInt8(0xC0 | v >> 6))
+        out.append(UInt8(0x80 | v & 0x3F))
+    case 0x800..<0x1_0000:
+        out.append(UInt8(0xE0 | v >> 12))
+        out.append(UInt8(0x80 | v >> 6 & 0x3F))
+        out.append(UInt8(0x80 | v & 0x3F))
+    default:
+        out.append(UInt8(0xF0 | v >> 18))
+        out.append(UInt8(0x80 | v >> 12 & 0x3F))
+        out.append(UInt8(0x80 | v >> 6 & 0x3F))
+        out.append(UInt8(0x80 | v & 0x3F))
     }
 }
