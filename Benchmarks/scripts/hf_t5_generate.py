@@ -20,7 +20,7 @@ parser.add_argument("--reps", type=int, default=5)
 args = parser.parse_args()
 
 torch.manual_seed(0)
-model = T5ForConditionalGeneration(T5Config()).eval()
+model = T5ForConditionalGeneration(T5Config(decoder_start_token_id=0, eos_token_id=1, pad_token_id=0)).eval()
 source = torch.randint(2, 32128, (1, 512))
 mask = torch.ones_like(source)
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, "

@@ -73,6 +73,10 @@ let gemvMaxRows = 2
 /// Work below this many flops per thread is not worth waking another thread for.
 let minimumFlopsPerThread = 1 << 22
 
+/// The same for a matrix-vector product, which streams its weight from memory at a few GB/s:
+/// 2^17 flops read 256 KB, tens of microseconds against a few for a warm wake-up.
+let minimumGEMVFlopsPerThread = 1 << 17
+
 /// Splits C into `parts` blocks along its longer side (rows in multiples of MR, columns in
 /// multiples of NR) and runs the C driver on each block in parallel. Each block is computed
 /// by one thread in the same order as a 1-thread run, so results do not depend on the
@@ -88,8 +92,10 @@ func nativeGEMM(
         // A few rows against a [n, k] weight (decoding one token at a time): a direct pass
         // over the weight beats packing it. Split over output features; each y[j] is one
         // dot product computed by one thread, so the split does not change any sum.
+        // Memory-bound: each thread streams its own rows of the weight, so splitting pays as
+        // soon as a share is worth more than a wake-up (~64K multiply-adds, 256 KB of weight).
         let gemv = kernels.pointee.gemv!
-        let parts = max(1, min(threads, n / 64, flops / minimumFlopsPerThread))
+        let parts = max(1, min(threads, n / 64, flops / minimumGEMVFlopsPerThread))
         let chunk = (n + parts - 1) / parts
         parallelFor(parts, threads: parts) { part in
             let j0 = part * chunk, j1 = min(n, j0 + chunk)
