@@ -184,6 +184,28 @@ void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const f
                         size_t ldw, float beta, float *y) {
     const size_t kv = k / CK_VL * CK_VL;
     size_t j = 0;
+    if (k <= 512) {
+        /* Short rows (2 KB or less, d_model-sized): one row at a time reads the weight as one
+         * sequential stream, which the hardware prefetcher follows better than four streams
+         * that each end after 2 KB (measured on Zen 5: 9.5 vs 7.6 GB/s for a 32128 x 512
+         * weight; from 768 columns on, four rows at a time is as fast or faster). */
+        for (; j < n; j++) {
+            const float *wr = w + j * ldw;
+            CK_VEC a0 = (CK_VEC){0}, a1 = (CK_VEC){0}, a2 = (CK_VEC){0}, a3 = (CK_VEC){0};
+            size_t p = 0;
+            for (; p + 4 * CK_VL <= kv; p += 4 * CK_VL) {
+                a0 = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a0);
+                a1 = CK_VFMA2(CK_FN(ck_vload)(x + p + CK_VL), CK_FN(ck_vload)(wr + p + CK_VL), a1);
+                a2 = CK_VFMA2(CK_FN(ck_vload)(x + p + 2 * CK_VL), CK_FN(ck_vload)(wr + p + 2 * CK_VL), a2);
+                a3 = CK_VFMA2(CK_FN(ck_vload)(x + p + 3 * CK_VL), CK_FN(ck_vload)(wr + p + 3 * CK_VL), a3);
+            }
+            for (; p < kv; p += CK_VL) a0 = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a0);
+            float d = CK_FN(ck_hsum)((a0 + a1) + (a2 + a3));
+            for (p = kv; p < k; p++) d += x[p] * wr[p];
+            y[j] = beta == 0.0f ? alpha * d : alpha * d + beta * y[j];
+        }
+        return;
+    }
     for (; j + 4 <= n; j += 4) {
         const float *w0 = w + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
         CK_VEC a0 = (CK_VEC){0}, a1 = (CK_VEC){0}, a2 = (CK_VEC){0}, a3 = (CK_VEC){0};
