@@ -178,6 +178,11 @@ func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
                prepacked: PackedKeysValues? = nil) {
     switch compute.backend {
     case .native(let variant):
+        if fewQueryAttentionApplies(p) {
+            // Decoding: one or two queries per head; matrix-vector products beat 16-wide panels.
+            fewQueryAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
+            return
+        }
         let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
         fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads,
                        prepacked: usable)

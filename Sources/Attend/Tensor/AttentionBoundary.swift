@@ -228,3 +228,79 @@ extension Tensor {
         }
     }
 }
+
+/// Queries per head up to which native attention runs as matrix-vector products
+/// (``fewQueryAttention(_:query:key:value:output:variant:threads:)``) instead of the fused
+/// kernel, whose query panels are 16 wide (one decoding query would waste 15/16 of its work)
+/// and which packs K and V first.
+let fewQueryAttentionLimit = 2
+
+/// Whether `p` can take the few-query path: at most ``fewQueryAttentionLimit`` queries, keys
+/// to attend to, and no Shaw relative positions (their value term needs the fused kernel).
+func fewQueryAttentionApplies(_ p: AttentionProblem) -> Bool {
+    p.seqQ <= fewQueryAttentionLimit && p.seqK > 0 && p.bias.shaw == nil
+}
+
+/// Attention for a few queries per head, the decoding case (one new token attending to a
+/// cache or to an encoder memory): for each query, the scores `scale * K q` come from the
+/// GEMV kernel reading K in place through its layout, then the position bias, the causal
+/// limit and the key padding, then the row softmax kernel (`-inf` rows give zeros), then
+/// `o = sum_j p_j v_j` reading V in place. Same semantics as the fused kernel; sums in another
+/// order (float32 either way). Cost: `4 * seqK * headDim` flops per query and head and one
+/// pass over K and V, parallel over heads x queries when there is enough of it.
+func fewQueryAttention(
+    _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
+    variant: KernelVariant, threads: Int
+) {
+    let kern = variant.kernels
+    let items = p.batch * p.heads * p.seqQ
+    if items == 0 { return }
+    let gemv = kern.pointee.gemv!, softmax = kern.pointee.softmax_rows!
+    let work = 4 * p.seqK * p.headDim * items
+    let parts = max(1, min(threads, items, work / minimumGEMVFlopsPerThread))
+    let perPart = (items + parts - 1) / parts
+    query.withUnsafeBufferPointer { q in
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                output.withUnsafeMutableBufferPointer { o in
+                    let qb = q.baseAddress!, kb = k.baseAddress!, vb = v.baseAddress!, ob = o.baseAddress!
+                    parallelFor(parts, threads: parts) { part in
+                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: p.seqK)
+                        let acc = UnsafeMutablePointer<Float>.allocate(capacity: p.headDim)
+                        defer {
+                            scores.deallocate()
+                            acc.deallocate()
+                        }
+                        for item in (part * perPart)..<min(items, (part + 1) * perPart) {
+                            let i = item % p.seqQ, bh = item / p.seqQ, b = bh / p.heads, h = bh % p.heads
+                            // Keys this query may see: all, or up to its own position when causal.
+                            let visible = p.mask.causal ? max(0, min(p.seqK, i + p.mask.queryStart + 1)) : p.seqK
+                            let out = ob + p.o.offset(b, h) + i * p.o.rowStride
+                            if visible == 0 {
+                                out.update(repeating: 0, count: p.headDim)
+                                continue
+                            }
+                            gemv(visible, p.headDim, p.scale, qb + p.q.offset(b, h) + i * p.q.rowStride,
+                                 kb + p.k.offset(b, h), p.k.rowStride, 0, scores)
+                            if p.bias.isDistanceTable {
+                                let position = i + p.mask.queryStart
+                                for j in 0..<visible { scores[j] += p.bias.value(head: h, relative: j - position) }
+                            }
+                            if let pad = p.mask.keyPadding?[b] {
+                                for j in 0..<visible where !pad[j] { scores[j] = -.infinity }
+                            }
+                            softmax(1, visible, scores, visible, scores, visible, 1, nil, 0)
+                            acc.update(repeating: 0, count: p.headDim)
+                            let vh = vb + p.v.offset(b, h)
+                            for j in 0..<visible where scores[j] != 0 {
+                                let w = scores[j], row = vh + j * p.v.rowStride
+                                for d in 0..<p.headDim { acc[d] += w * row[d] }
+                            }
+                            out.update(from: acc, count: p.headDim)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
