@@ -178,12 +178,15 @@ func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
                prepacked: PackedKeysValues? = nil) {
     switch compute.backend {
     case .native(let variant):
-        if fewQueryAttentionApplies(p) {
-            // Decoding: one or two queries per head; matrix-vector products beat 16-wide panels.
+        let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
+        if usable == nil && fewQueryAttentionApplies(p) {
+            // Decoding against a cache: one or two queries per head; matrix-vector products over
+            // K and V in place beat packing them for 16-wide query panels. (Keys packed once, as
+            // an encoder memory's are, stay with the fused kernel: it reads them contiguously,
+            // where the in-place rows of a long memory are scattered.)
             fewQueryAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
             return
         }
-        let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
         fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads,
                        prepacked: usable)
     case .swiftSIMD:

@@ -292,9 +292,20 @@ func fewQueryAttention(
                             softmax(1, visible, scores, visible, scores, visible, 1, nil, 0)
                             acc.update(repeating: 0, count: p.headDim)
                             let vh = vb + p.v.offset(b, h)
+                            let vectorEnd = p.headDim / 8 * 8
                             for j in 0..<visible where scores[j] != 0 {
                                 let w = scores[j], row = vh + j * p.v.rowStride
-                                for d in 0..<p.headDim { acc[d] += w * row[d] }
+                                var d = 0
+                                while d < vectorEnd {  // acc[d..<d+8] += w * row[d..<d+8]
+                                    let a = UnsafeRawPointer(acc + d).loadUnaligned(as: SIMD8<Float>.self)
+                                    let r = UnsafeRawPointer(row + d).loadUnaligned(as: SIMD8<Float>.self)
+                                    UnsafeMutableRawPointer(acc + d).storeBytes(of: a + w * r, as: SIMD8<Float>.self)
+                                    d += 8
+                                }
+                                while d < p.headDim {
+                                    acc[d] += w * row[d]
+                                    d += 1
+                                }
                             }
                             out.update(from: acc, count: p.headDim)
                         }
