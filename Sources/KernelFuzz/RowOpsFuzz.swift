@@ -6,6 +6,27 @@ import Foundation
 /// Lengths around every vector width in use (1, 4, 8, 16 lanes; 2 vectors per step).
 let vectorEdges = [1, 2, 4, 8, 16, 24, 32, 48, 64]
 
+/// The output of an element-wise kernel (`y = f(x)`, `n` values in one row): `x` itself when
+/// the case runs in place, else a fresh guarded row at a random misalignment.
+func elementwiseOutput(for x: GuardedMatrix, n: Int, inPlace: Bool, _ rng: inout FuzzRNG) -> GuardedMatrix {
+    inPlace ? x : GuardedMatrix(rows: x.rows, cols: n, ld: max(n, 1), misalign: rng.below(16), sentinel: outputSentinel)
+}
+
+/// What an element-wise kernel leaves for its check: its output (a copy of the case's, so the
+/// case can run again), the input values and a bit snapshot of the input buffer.
+struct ElementwiseRun { let out: GuardedMatrix, input: [Float], xSnap: [UInt32] }
+
+/// Runs an element-wise kernel `kernel(x, y)` on the case's `n` values of `x`, into a copy of
+/// `y` (or of `x` itself, in place).
+func runElementwise(x: GuardedMatrix, y: GuardedMatrix, n: Int, inPlace: Bool,
+                    _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> ElementwiseRun {
+    let input = (0..<n).map { x.base[$0] }
+    let xSnap = x.snapshot()
+    let out = inPlace ? x.copy() : y.copy()
+    kernel(inPlace ? out.base : x.base, out.base)
+    return ElementwiseRun(out: out, input: input, xSnap: xSnap)
+}
+
 // MARK: - exp
 
 /// The table's vector exp: inputs over the whole float range (random bit patterns), dense
@@ -44,18 +65,14 @@ struct ExpFuzz: FuzzKernel {
             default: return rng.float(-1, 1) * Float(rng.pick([1e-8, 1e-3, 1, 10, 100] as [Float]))
             }
         }
-        c.y = c.inPlace ? c.x : GuardedMatrix(rows: c.x.rows, cols: c.n, ld: max(c.n, 1), misalign: rng.below(16), sentinel: outputSentinel)
+        c.y = elementwiseOutput(for: c.x, n: c.n, inPlace: c.inPlace, &rng)
         return c
     }
 
-    struct Run { let out: GuardedMatrix, input: [Float], xSnap: [UInt32] }
+    typealias Run = ElementwiseRun
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
-        let input = (0..<c.n).map { c.x.base[$0] }
-        let xSnap = c.x.snapshot()
-        let out = c.inPlace ? c.x.copy() : c.y.copy()
-        table.kernels.pointee.exp(c.n, c.inPlace ? out.base : c.x.base, out.base)
-        return Run(out: out, input: input, xSnap: xSnap)
+        runElementwise(x: c.x, y: c.y, n: c.n, inPlace: c.inPlace) { table.kernels.pointee.exp(c.n, $0, $1) }
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
@@ -264,18 +281,15 @@ struct ActivationFuzz: FuzzKernel {
                 ? rng.pick([0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude, .nan, .infinity, -.infinity, 1e30, -1e30])
                 : rng.float(-range, range)
         }
-        c.y = c.inPlace ? c.x : GuardedMatrix(rows: c.x.rows, cols: c.n, ld: max(c.n, 1), misalign: rng.below(16), sentinel: outputSentinel)
+        c.y = elementwiseOutput(for: c.x, n: c.n, inPlace: c.inPlace, &rng)
         return c
     }
 
-    struct Run { let out: GuardedMatrix, input: [Float], xSnap: [UInt32] }
+    typealias Run = ElementwiseRun
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
-        let input = (0..<c.n).map { c.x.base[$0] }
-        let xSnap = c.x.snapshot()
-        let out = c.inPlace ? c.x.copy() : c.y.copy()
-        table.kernels.pointee.activation(ActivationFuzz.kinds[c.kind].1, c.n, c.inPlace ? out.base : c.x.base, out.base)
-        return Run(out: out, input: input, xSnap: xSnap)
+        let kind = ActivationFuzz.kinds[c.kind].1
+        return runElementwise(x: c.x, y: c.y, n: c.n, inPlace: c.inPlace) { table.kernels.pointee.activation(kind, c.n, $0, $1) }
     }
 
     /// Relative error bounds of the float32 kernels (y = f(x), |y_ref| the oracle):

@@ -13,20 +13,17 @@ struct HFGenerationSettings {
     var config: GenerationConfig
     /// `decoder_start_token_id` (nil when neither file gives it).
     var decoderStartTokenID: Int?
-    /// `pad_token_id`.
-    var padTokenID: Int?
     /// Keys with values this library does not implement, as `key = value` (they are ignored).
     var ignored: [String] = []
 
     /// transformers' defaults for a model whose configuration names no generation settings.
     static func defaults(maxNewTokens: Int) -> HFGenerationSettings {
-        HFGenerationSettings(config: GenerationConfig(maxNewTokens: maxNewTokens), decoderStartTokenID: nil, padTokenID: nil)
+        HFGenerationSettings(config: GenerationConfig(maxNewTokens: maxNewTokens), decoderStartTokenID: nil)
     }
 
-    private init(config: GenerationConfig, decoderStartTokenID: Int?, padTokenID: Int?) {
+    private init(config: GenerationConfig, decoderStartTokenID: Int?) {
         self.config = config
         self.decoderStartTokenID = decoderStartTokenID
-        self.padTokenID = padTokenID
     }
 
     /// Reads the keys from `generation` when that file exists, else from `config` (as
@@ -54,8 +51,7 @@ struct HFGenerationSettings {
         } else if let m = try g.int("min_length", in: 0...(1 << 20)) {
             c.minNewTokens = max(0, m - 1)
         }
-        padTokenID = try g.int("pad_token_id", in: id)
-        c.padTokenID = padTokenID
+        c.padTokenID = try g.int("pad_token_id", in: id)
         decoderStartTokenID = try g.int("decoder_start_token_id", in: id) ?? config.int("decoder_start_token_id", in: id)
         c.numBeams = try g.int("num_beams", in: 1...1024) ?? 1
         c.numReturnSequences = try g.int("num_return_sequences", in: 1...c.numBeams) ?? 1
