@@ -235,6 +235,49 @@ void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const f
     }
 }
 
+/* y = alpha * W^T x + beta * y for W [k, n] row-major: a weighted sum of k rows (contract in
+ * attend_kernels.h). Columns go four vectors at a time, held in registers across all k rows,
+ * so every output column is the same in-order sum of fused multiply-adds whatever the block
+ * (the n % VL tail too, in scalars). */
+void CK_FN(ck_f32_gemv_t)(size_t n, size_t k, float alpha, const float *x, const float *w,
+                          size_t ldw, float beta, float *y) {
+    size_t d = 0;
+    for (; d + 4 * CK_VL <= n; d += 4 * CK_VL) {
+        CK_VEC a0 = (CK_VEC){0}, a1 = (CK_VEC){0}, a2 = (CK_VEC){0}, a3 = (CK_VEC){0};
+        for (size_t j = 0; j < k; j++) {
+            const float *row = w + j * ldw + d;
+            const CK_VEC xj = CK_VSPLAT(x[j]);
+            a0 = CK_VFMA2(xj, CK_FN(ck_vload)(row), a0);
+            a1 = CK_VFMA2(xj, CK_FN(ck_vload)(row + CK_VL), a1);
+            a2 = CK_VFMA2(xj, CK_FN(ck_vload)(row + 2 * CK_VL), a2);
+            a3 = CK_VFMA2(xj, CK_FN(ck_vload)(row + 3 * CK_VL), a3);
+        }
+        const CK_VEC acc[4] = {a0, a1, a2, a3};
+        for (int v = 0; v < 4; v++)
+            for (int t = 0; t < CK_VL; t++) {
+                float *out = y + d + (size_t)v * CK_VL + (size_t)t;
+                *out = beta == 0.0f ? alpha * acc[v][t] : alpha * acc[v][t] + beta * *out;
+            }
+    }
+    for (; d + CK_VL <= n; d += CK_VL) {
+        CK_VEC a = (CK_VEC){0};
+        for (size_t j = 0; j < k; j++) a = CK_VFMA2(CK_VSPLAT(x[j]), CK_FN(ck_vload)(w + j * ldw + d), a);
+        for (int t = 0; t < CK_VL; t++) {
+            float *out = y + d + (size_t)t;
+            *out = beta == 0.0f ? alpha * a[t] : alpha * a[t] + beta * *out;
+        }
+    }
+    for (; d < n; d++) {
+        float a = 0.0f;
+#if defined(CK_NO_FMA)
+        for (size_t j = 0; j < k; j++) a = x[j] * w[j * ldw + d] + a;
+#else
+        for (size_t j = 0; j < k; j++) a = __builtin_fmaf(x[j], w[j * ldw + d], a);
+#endif
+        y[d] = beta == 0.0f ? alpha * a : alpha * a + beta * y[d];
+    }
+}
+
 /* erfc(x) for x >= 0 (Numerical Recipes' erfcc: fractional error < 1.2e-7). */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_verfc_nonneg)(CK_VEC z) {
     const CK_VEC one = CK_VSPLAT(1.0f);

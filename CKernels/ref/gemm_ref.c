@@ -67,6 +67,7 @@ const ck_kernels ck_kernels_scalar = {
     .softmax_rows = ck_f32_softmax_rows__scalar,
     .attn_softmax_step = ck_f32_attn_softmax_step__scalar,
     .gemv = ck_f32_gemv__scalar,
+    .gemv_t = ck_f32_gemv_t__scalar,
     .activation = ck_f32_activation__scalar,
     .norm_rows = ck_f32_norm_rows__scalar,
     .attn_query_panels = 2, /* 8 queries */

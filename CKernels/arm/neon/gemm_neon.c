@@ -58,6 +58,7 @@ const ck_kernels ck_kernels_neon = {
     .softmax_rows = ck_f32_softmax_rows__neon,
     .attn_softmax_step = ck_f32_attn_softmax_step__neon,
     .gemv = ck_f32_gemv__neon,
+    .gemv_t = ck_f32_gemv_t__neon,
     .activation = ck_f32_activation__neon,
     .norm_rows = ck_f32_norm_rows__neon,
     .attn_query_panels = 2, /* 24 queries */

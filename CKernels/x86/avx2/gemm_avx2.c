@@ -112,6 +112,7 @@ const ck_kernels ck_kernels_avx2 = {
     .softmax_rows = ck_f32_softmax_rows__avx2,
     .attn_softmax_step = ck_f32_attn_softmax_step__avx2,
     .gemv = ck_f32_gemv__avx2,
+    .gemv_t = ck_f32_gemv_t__avx2,
     .activation = ck_f32_activation__avx2,
     .norm_rows = ck_f32_norm_rows__avx2,
     .attn_query_panels = 2, /* 32 queries: Q panels 2 x 64 x 16 floats = 8 KiB */
@@ -129,6 +130,7 @@ const ck_kernels ck_kernels_avx512_layout_avx2 = {
     .softmax_rows = ck_f32_softmax_rows__avx512_layout_on_avx2,
     .attn_softmax_step = ck_f32_attn_softmax_step__avx512_layout_on_avx2,
     .gemv = ck_f32_gemv__avx512_layout_on_avx2,
+    .gemv_t = ck_f32_gemv_t__avx512_layout_on_avx2,
     .activation = ck_f32_activation__avx512_layout_on_avx2,
     .norm_rows = ck_f32_norm_rows__avx512_layout_on_avx2,
     .attn_query_panels = 1,

@@ -67,6 +67,7 @@ const ck_kernels ck_kernels_avx512 = {
     .softmax_rows = ck_f32_softmax_rows__avx512,
     .attn_softmax_step = ck_f32_attn_softmax_step__avx512,
     .gemv = ck_f32_gemv__avx512,
+    .gemv_t = ck_f32_gemv_t__avx512,
     .activation = ck_f32_activation__avx512,
     .norm_rows = ck_f32_norm_rows__avx512,
     .attn_query_panels = 1, /* 32 queries: Q panel 64 x 32 floats = 8 KiB */
