@@ -17,6 +17,7 @@ let package = Package(
         .target(
             name: "CKernels",
             path: ".",
+            exclude: ["CKernels/README.md"],
             sources: ["CKernels"],
             publicHeadersPath: "include"
         ),

@@ -114,7 +114,9 @@ typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, si
  * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
  *   y[j] = alpha * sum_p x[p] * w[j*ldw + p] + beta * y[j],  j < n   (beta == 0: y not read)
  * The decode path (one token at a time), where packing the weight for a GEMM would cost more
- * than the product: memory-bound, one pass over w, four rows at a time.
+ * than the product: memory-bound, one pass over w. Rows of at most 512 floats are read one
+ * at a time (one sequential stream the prefetcher follows), longer rows four at a time
+ * (each load of x shared by four rows); each y[j] is one in-order dot product either way.
  */
 typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, const float *w,
                                size_t ldw, float beta, float *y);
@@ -233,13 +235,6 @@ typedef struct ck_kernels {
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
 const ck_kernels *ck_kernels_get(int variant);
-
-/**
- * A test-only table: the AVX-512 micro-kernel source and blocking (MR x NR, 64-byte vectors)
- * compiled for AVX2, so that its logic is exercised on CPUs without AVX-512. NULL when AVX2 is
- * not supported. Not a production variant: it is slower than the AVX2 one.
- */
-const ck_kernels *ck_kernels_avx512_layout_on_avx2(void);
 
 /**
  * Workspace (in floats) that ck_f32_gemm needs for an m x n x k product with these kernels.

@@ -92,7 +92,7 @@ func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeigh
                 threads: Int) {
     let kern = w.variant.kernels
     let g = kern.pointee.gemm
-    let mr = Int(g.mr), nr = Int(g.nr), mc = Int(g.mc)
+    let nr = Int(g.nr), mc = Int(g.mc)
     let n = columns.count, k = w.k
     precondition(columns.lowerBound >= 0 && columns.upperBound <= w.n && columns.lowerBound % nr == 0,
                  "packedGEMM: columns \(columns) of a [\(w.n), \(k)] weight must start at a multiple of \(nr)")
