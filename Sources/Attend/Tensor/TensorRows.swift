@@ -107,3 +107,51 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// Softmax over the last axis: `softmax(self * scale + mask)` per row, max-subtracted.
+    ///
+    /// `mask`, if given, has the shape of `self` or of its last axis alone (`[n]`, shared by
+    /// every row) and is added after scaling (use `-inf` to exclude a position). A row whose
+    /// every term is `-inf` gives zeros, never NaN; a NaN term makes its row NaN.
+    /// Cost: O(count), three passes per row, parallel over rows.
+    public func softmax(scale: Float = 1, mask: Tensor? = nil, compute: Compute = .default) -> Tensor {
+        var out = Tensor.zeros(shape)
+        softmax(scale: scale, mask: mask, into: &out, compute: compute)
+        return out
+    }
+
+    /// ``softmax(scale:mask:compute:)`` written into `output`, a tensor of the same shape
+    /// (no allocation when `output`'s storage is not shared). Cost: O(count).
+    public func softmax(scale: Float = 1, mask: Tensor? = nil, into out: inout Tensor, compute: Compute = .default) {
+        precondition(out.shape == shape, "softmax(into:): output shape \(out.shape) differs from input shape \(shape)")
+        precondition(rank >= 1, "softmax: a scalar tensor (shape \(shape)) has no last axis")
+        let n = shape[rank - 1]
+        let rows = n == 0 ? 0 : count / n
+        var maskRowStride = 0
+        if let mask {
+            if mask.shape == shape {
+                maskRowStride = n
+            } else {
+                precondition(mask.shape == [n], "softmax: mask shape \(mask.shape) must be \(shape) or [\(n)]")
+            }
+        }
+        if rows == 0 { return }
+        let empty = Tensor.zeros([1])
+        withUnsafeBufferPointer { x in
+            (mask ?? empty).withUnsafeBufferPointer { m in
+                out.withUnsafeMutableBufferPointer { y in
+                    let mp = mask == nil ? nil : m.baseAddress
+                    switch compute.backend {
+                    case .native(let v):
+                        nativeSoftmaxRows(variant: v, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                                          scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
+                    case .swiftSIMD:
+                        SwiftSIMDKernels.softmaxRows(rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                                                     scale: scale, mask: mp, maskRowStride: maskRowStride)
+                    }
+                }
+            }
+        }
+    }
+}
