@@ -23,8 +23,10 @@ func generate(folder: URL, _ args: Arguments) throws {
     if let b = args.beams { config.numBeams = b; config.numReturnSequences = 1 }
     if let m = args.maxNewTokens { config.maxNewTokens = m }
     if let m = args.minNewTokens { config.minNewTokens = m }
-    if let m = model.maxPositions, config.maxNewTokens + 1 > m {
-        config.maxNewTokens = m - 1  // transformers stops at the position table's end too
+    if let m = model.maxPositions, config.maxNewTokens > m - 1 {
+        // The position table ends generation; say so up front rather than fail there.
+        FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(m) positions (max_position_embeddings in config.json), so at most \(m - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))
+        config.maxNewTokens = m - 1
     }
     if config.numBeams > 1 && model.vocabularySize < 2 {
         throw UsageError(description: "--beams \(config.numBeams): beam search needs a vocabulary of at least 2 tokens")

@@ -90,15 +90,55 @@ public struct GenerationConfig: Sendable {
     /// The filler token: `padTokenID`, else the first end-of-sequence token.
     var pad: Int? { padTokenID ?? eosTokenIDs.first }
 
-    func validate(vocabularySize v: Int) {
-        precondition(maxNewTokens >= 1 && minNewTokens >= 0, "GenerationConfig: maxNewTokens \(maxNewTokens) must be >= 1, minNewTokens \(minNewTokens) >= 0")
-        precondition(numBeams >= 1 && numReturnSequences >= 1 && numReturnSequences <= numBeams,
-                     "GenerationConfig: numBeams \(numBeams) >= 1 and 1 <= numReturnSequences \(numReturnSequences) <= numBeams")
-        precondition(numBeams == 1 || v >= 2, "GenerationConfig: beam search needs a vocabulary of at least 2 tokens, got \(v)")
-        precondition(lengthPenalty.isFinite, "GenerationConfig: lengthPenalty \(lengthPenalty) must be finite")
-        let ids = eosTokenIDs + suppressedTokenIDs + [padTokenID, forcedBOSTokenID, forcedEOSTokenID].compactMap { $0 }
-        for id in ids {
-            precondition(id >= 0 && id < v, "GenerationConfig: token id \(id) out of range for a vocabulary of \(v)")
+    /// Throws ``GenerationError/invalidConfig(_:)`` naming the first setting out of range for a
+    /// vocabulary of `v` tokens.
+    public func validate(vocabularySize v: Int) throws {
+        func fail(_ message: String) -> GenerationError { .invalidConfig(message) }
+        guard maxNewTokens >= 1 else { throw fail("maxNewTokens \(maxNewTokens) must be at least 1") }
+        guard minNewTokens >= 0 else { throw fail("minNewTokens \(minNewTokens) must not be negative") }
+        guard numBeams >= 1 else { throw fail("numBeams \(numBeams) must be at least 1") }
+        guard numReturnSequences >= 1 && numReturnSequences <= numBeams else {
+            throw fail("numReturnSequences \(numReturnSequences) must lie in 1...numBeams (\(numBeams))")
+        }
+        guard numBeams == 1 || v >= 2 else { throw fail("beam search needs a vocabulary of at least 2 tokens, got \(v)") }
+        guard lengthPenalty.isFinite else { throw fail("lengthPenalty \(lengthPenalty) must be finite") }
+        let named: [(String, [Int])] = [("eosTokenIDs", eosTokenIDs), ("suppressedTokenIDs", suppressedTokenIDs),
+                                        ("padTokenID", padTokenID.map { [$0] } ?? []),
+                                        ("forcedBOSTokenID", forcedBOSTokenID.map { [$0] } ?? []),
+                                        ("forcedEOSTokenID", forcedEOSTokenID.map { [$0] } ?? [])]
+        for (name, ids) in named {
+            if let bad = ids.first(where: { $0 < 0 || $0 >= v }) {
+                throw fail("\(name): token id \(bad) is outside the vocabulary of \(v)")
+            }
+        }
+    }
+
+    /// The length generation stops at: `promptLength + maxNewTokens`, saturating at `Int.max`
+    /// (a limit meant as "until the end token" must not overflow).
+    func maxLength(promptLength: Int) -> Int {
+        let (sum, overflow) = promptLength.addingReportingOverflow(maxNewTokens)
+        return overflow ? Int.max : sum
+    }
+}
+
+/// A generation request that cannot be carried out, found before any work is done.
+public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    /// A ``GenerationConfig`` setting out of range (the message names it).
+    case invalidConfig(String)
+    /// A prompt, source or start token the model cannot take (the message says which).
+    case invalidInput(String)
+    /// The requested length passes a hard limit of the model: `limit` positions (the stored
+    /// position table, named by `setting`, e.g. `max_position_embeddings`), `requested`
+    /// positions asked for (prompt plus `maxNewTokens`).
+    case exceedsPositionLimit(setting: String, limit: Int, requested: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): return "generation settings: \(m)"
+        case .invalidInput(let m): return "generation input: \(m)"
+        case .exceedsPositionLimit(let setting, let limit, let requested):
+            let asked = requested == Int.max ? "more positions than an Int holds" : "\(requested) positions"
+            return "the model's position table holds \(limit) positions (\(setting) = \(limit)), and prompt plus maxNewTokens ask for \(asked); lower maxNewTokens"
         }
     }
 }
@@ -118,7 +158,9 @@ extension AutoregressiveDecoder {
     /// all of one length; for an encoder-decoder model the decoder start token) using `cache`,
     /// which must hold `prompt.count` rows (beam search expands it). Throws
     /// `CancellationError` when the surrounding task is cancelled (checked every step).
-    /// Cost: `maxNewTokens` decoder steps of `rows` (x beams) tokens each.
+    /// Throws ``GenerationError`` for settings or a prompt out of range.
+    /// Cost: `maxNewTokens` decoder steps of `rows` (x beams) tokens each at most; memory
+    /// grows with the tokens actually generated, never with `maxNewTokens`.
     public func generate(prompt: [[Int]], cache: Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
         var cache = cache
         if config.numBeams > 1 { return try beamSearch(prompt: prompt, cache: &cache, config: config, compute: compute) }
@@ -134,9 +176,9 @@ extension AutoregressiveDecoder {
     public func greedySearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default,
                              onStep: ([Int]) throws -> Void = { _ in }) throws -> [[Int]] {
         let v = vocabularySize
-        config.validate(vocabularySize: v)
-        let promptLength = checkPrompt(prompt, cache: cache)
-        let maxLength = promptLength + config.maxNewTokens
+        try config.validate(vocabularySize: v)
+        let promptLength = try checkPrompt(prompt, cache: cache)
+        let maxLength = config.maxLength(promptLength: promptLength)
         let eos = Set(config.eosTokenIDs)
         var sequences = prompt
         var unfinished = [Bool](repeating: true, count: prompt.count)
@@ -174,10 +216,10 @@ extension AutoregressiveDecoder {
     /// self-attention cache to reorder the beams and O(numBeams * V) selection per input.
     public func beamSearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
         let v = vocabularySize
-        config.validate(vocabularySize: v)
-        let promptLength = checkPrompt(prompt, cache: cache)
+        try config.validate(vocabularySize: v)
+        let promptLength = try checkPrompt(prompt, cache: cache)
         let batch = prompt.count, beams = config.numBeams
-        let maxLength = promptLength + config.maxNewTokens
+        let maxLength = config.maxLength(promptLength: promptLength)
         let eos = Set(config.eosTokenIDs)
         let keep = max(2, 1 + config.eosTokenIDs.count) * beams  // candidates kept per step
         let lp = config.lengthPenalty
@@ -290,13 +332,22 @@ extension AutoregressiveDecoder {
         }
     }
 
-    /// The common prompt length; checks rows and lengths.
-    private func checkPrompt(_ prompt: [[Int]], cache: Cache) -> Int {
-        precondition(!prompt.isEmpty && prompt.count == cache.rows,
-                     "generation: \(prompt.count) prompt rows for a cache of \(cache.rows) rows")
+    /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
+    /// prompt has one row per cache row, all of one length >= 1, with ids in the vocabulary.
+    private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
+        guard !prompt.isEmpty && prompt.count == cache.rows else {
+            throw GenerationError.invalidInput("\(prompt.count) prompt rows for a cache of \(cache.rows) rows")
+        }
         let n = prompt[0].count
-        precondition(n >= 1 && prompt.allSatisfy { $0.count == n },
-                     "generation: prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
+        guard n >= 1 && prompt.allSatisfy({ $0.count == n }) else {
+            throw GenerationError.invalidInput("prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
+        }
+        let v = vocabularySize
+        for (r, row) in prompt.enumerated() {
+            if let bad = row.firstIndex(where: { $0 < 0 || $0 >= v }) {
+                throw GenerationError.invalidInput("prompt row \(r), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
+            }
+        }
         return n
     }
 }
