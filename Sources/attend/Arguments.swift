@@ -1,6 +1,6 @@
 import Foundation
 
-/// A mistake in the command line: printed with the usage, exit status 2.
+/// A mistake in the command line: printed on one line with a pointer to `--help`, exit status 2.
 struct UsageError: Error, CustomStringConvertible {
     let description: String
 }

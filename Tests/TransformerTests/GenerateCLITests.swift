@@ -67,6 +67,32 @@ struct GenerateCLITests {
         ] {
             let (s, _, err) = try Self.run(args)
             #expect(s == status && err.contains(words), "\(args): status \(s), \(err)")
+            // The message on one line; a command-line mistake adds one line pointing to --help.
+            let lines = err.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines.first?.hasPrefix("attend: ") == true && lines.last == "", "\(args): \(err)")
+            if status == 2 {
+                #expect(lines.count == 3 && lines[1] == "Run 'attend generate --help' for usage.", "\(args): \(err)")
+            } else {
+                #expect(lines.count == 2, "\(args): \(err)")
+            }
         }
+    }
+
+    @Test("command-line mistakes print one line and a pointer to the command's --help, never the usage text")
+    func usageErrors() throws {
+        for (args, pointer) in [
+            (["frobnicate"], "Run 'attend --help' for usage."),
+            (["embed", "--batch-size", "-3", "--model", "x"], "Run 'attend embed --help' for usage."),
+            (["similarity", "--nope"], "Run 'attend similarity --help' for usage."),
+            (["generate", "--model", "x", "--ids"], "Run 'attend generate --help' for usage."),
+            (["tokenize"], "Run 'attend tokenize --help' for usage."),
+        ] {
+            let (s, out, err) = try Self.run(args)
+            #expect(s == 2 && out.isEmpty, "\(args): status \(s)")
+            #expect(err.split(separator: "\n").map(String.init).last == pointer && err.split(separator: "\n").count == 2,
+                    "\(args): \(err)")
+        }
+        let (s, out, _) = try Self.run(["generate", "--help"])
+        #expect(s == 0 && out.contains("attend generate") && out.contains("--max-new-tokens"))
     }
 }
