@@ -49,10 +49,12 @@ public enum EarlyStopping: Sendable, Hashable {
 /// to forbid a token.
 public typealias LogitsProcessor = @Sendable (_ scores: inout Tensor, _ sequences: [[Int]]) -> Void
 
-/// How to generate: lengths, special tokens, beam search settings, with Hugging Face's
-/// meaning and defaults (`max_new_tokens`, `min_new_tokens`, `eos_token_id`, `pad_token_id`,
-/// `num_beams`, `length_penalty`, `early_stopping`, `num_return_sequences`,
-/// `forced_bos_token_id`, `forced_eos_token_id`, `suppress_tokens`).
+/// How to generate: lengths, special tokens, beam search, repetition controls and sampling,
+/// with Hugging Face's meaning and defaults (`max_new_tokens`, `min_new_tokens`,
+/// `eos_token_id`, `pad_token_id`, `num_beams`, `length_penalty`, `early_stopping`,
+/// `num_return_sequences`, `forced_bos_token_id`, `forced_eos_token_id`, `suppress_tokens`,
+/// `repetition_penalty`, `no_repeat_ngram_size`, `do_sample`, `temperature`, `top_k`,
+/// `top_p`, `min_p`).
 public struct GenerationConfig: Sendable {
     /// Tokens to generate at most, after the prompt.
     public var maxNewTokens: Int
@@ -77,8 +79,34 @@ public struct GenerationConfig: Sendable {
     public var forcedEOSTokenID: Int? = nil
     /// Tokens never generated (Hugging Face `suppress_tokens`, or single-token `bad_words_ids`).
     public var suppressedTokenIDs: [Int] = []
-    /// A model-specific score edit, applied after the built-in ones.
+    /// A model-specific score edit, applied after the built-in ones (before the sampling
+    /// warpers).
     public var logitsProcessor: LogitsProcessor? = nil
+    /// Hugging Face `repetition_penalty`: each token already in a row (prompt included) has
+    /// its score divided by this when positive, multiplied when negative (1: off; > 1
+    /// discourages repeats, < 1 encourages them).
+    public var repetitionPenalty: Float = 1
+    /// Hugging Face `no_repeat_ngram_size`: no n-gram of this many tokens occurs twice in a
+    /// row's sequence (prompt included); 0: off.
+    public var noRepeatNGramSize: Int = 0
+    /// Hugging Face `do_sample`: draw each token from the processed distribution instead of
+    /// taking the argmax (greedy search only: `numBeams` must be 1).
+    public var doSample: Bool = false
+    /// Sampling: logits are divided by this first (`temperature`, > 0).
+    public var temperature: Float = 1
+    /// Sampling: only the `topK` most probable tokens (and ties with the last) are kept;
+    /// 0: off. Hugging Face's default is 50.
+    public var topK: Int = 50
+    /// Sampling: only the most probable tokens whose probabilities sum to `topP` are kept
+    /// (nucleus sampling, in [0, 1]; 1: off). A Double, as transformers' `top_p`: the cut
+    /// compares float32 running sums with `Float(1 - topP)`, which a Float `topP` would shift.
+    public var topP: Double = 1
+    /// Sampling: tokens less probable than `minP` x the most probable one are dropped (in
+    /// [0, 1]; nil: off).
+    public var minP: Float? = nil
+    /// Sampling: the seed of the random draws. Row r draws from its own stream of this seed,
+    /// so the same seed gives the same ids for any thread count.
+    public var seed: UInt64 = 0
 
     /// A configuration that generates up to `maxNewTokens` tokens, stopping at `eosTokenID`.
     public init(maxNewTokens: Int, eosTokenID: Int? = nil, numBeams: Int = 1) {
@@ -102,6 +130,17 @@ public struct GenerationConfig: Sendable {
         }
         guard numBeams == 1 || v >= 2 else { throw fail("beam search needs a vocabulary of at least 2 tokens, got \(v)") }
         guard lengthPenalty.isFinite else { throw fail("lengthPenalty \(lengthPenalty) must be finite") }
+        guard repetitionPenalty.isFinite && repetitionPenalty > 0 else {
+            throw fail("repetitionPenalty \(repetitionPenalty) must be a positive number")
+        }
+        guard noRepeatNGramSize >= 0 else { throw fail("noRepeatNGramSize \(noRepeatNGramSize) must not be negative") }
+        if doSample {
+            guard numBeams == 1 else { throw fail("sampling with beams (numBeams \(numBeams)) is not supported: set numBeams to 1 or doSample to false") }
+            guard temperature.isFinite && temperature > 0 else { throw fail("temperature \(temperature) must be a positive number") }
+            guard topK >= 0 else { throw fail("topK \(topK) must not be negative (0 turns it off)") }
+            guard topP >= 0 && topP <= 1 else { throw fail("topP \(topP) must lie in [0, 1]") }
+            if let minP { guard minP >= 0 && minP <= 1 else { throw fail("minP \(minP) must lie in [0, 1]") } }
+        }
         let named: [(String, [Int])] = [("eosTokenIDs", eosTokenIDs), ("suppressedTokenIDs", suppressedTokenIDs),
                                         ("padTokenID", padTokenID.map { [$0] } ?? []),
                                         ("forcedBOSTokenID", forcedBOSTokenID.map { [$0] } ?? []),
@@ -167,12 +206,15 @@ extension AutoregressiveDecoder {
         return GenerationOutput(sequences: try greedySearch(prompt: prompt, cache: &cache, config: config, compute: compute), scores: nil)
     }
 
-    /// Greedy search (Hugging Face `_sample` without sampling): each step feeds one token per
+    /// Greedy search or sampling (Hugging Face `_sample`): each step feeds one token per
     /// row, applies the logits processors to the logits, takes the argmax (the first on
-    /// ties); a row that produced end-of-sequence continues with the pad token; stops when
-    /// every row has ended or `maxNewTokens` tokens are generated. `onStep` receives each
-    /// step's tokens (one per row). Returns the rows, prompt included.
-    /// Throws `CancellationError` when the task is cancelled, or what `onStep` throws.
+    /// ties) or, with `config.doSample`, draws from the processed distribution (row r with
+    /// its own generator seeded by `config.seed` and r); a row that produced end-of-sequence
+    /// continues with the pad token; stops when every row has ended or `maxNewTokens` tokens
+    /// are generated. `onStep` receives each step's tokens (one per row). Returns the rows,
+    /// prompt included. Throws ``GenerationError`` for settings or a prompt out of range (or
+    /// a sampling step with every token forbidden), `CancellationError` when the task is
+    /// cancelled, or what `onStep` throws.
     public func greedySearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default,
                              onStep: ([Int]) throws -> Void = { _ in }) throws -> [[Int]] {
         let v = vocabularySize
@@ -183,12 +225,13 @@ extension AutoregressiveDecoder {
         var sequences = prompt
         var unfinished = [Bool](repeating: true, count: prompt.count)
         var feed = prompt
+        var rngs = (0..<prompt.count).map { SamplingRNG(seed: config.seed, row: $0) }
         while true {
             try Task.checkCancellation()
             var scores = nextTokenLogits(appending: feed, to: &cache, compute: compute)  // [rows, V]
             precondition(scores.shape == [prompt.count, v], "greedySearch: the model returned logits \(scores.shape), expected [\(prompt.count), \(v)]")
             applyProcessors(&scores, sequences: sequences, promptLength: promptLength, maxLength: maxLength, config: config)
-            var next = argmaxRows(scores)  // [rows]
+            var next = try config.doSample ? sampleRows(scores, rngs: &rngs, step: sequences[0].count - promptLength) : argmaxRows(scores)  // [rows]
             for r in next.indices where !unfinished[r] { next[r] = config.pad! }
             for r in next.indices { sequences[r].append(next[r]) }
             try onStep(next)
@@ -354,25 +397,19 @@ extension AutoregressiveDecoder {
 
 // MARK: - Score helpers
 
-/// The built-in logits processors in Hugging Face's order (min new tokens, forced BOS,
-/// forced EOS, suppressed tokens), then the custom one. `scores` is `[rows, V]`.
-func applyProcessors(_ scores: inout Tensor, sequences: [[Int]], promptLength: Int, maxLength: Int, config: GenerationConfig) {
-    let v = scores.shape[1], rows = scores.shape[0]
-    let length = sequences[0].count
-    scores.withUnsafeMutableBufferPointer { s in
-        func forceOnly(_ token: Int) {
-            for r in 0..<rows {
-                for j in 0..<v { s[r * v + j] = j == token ? 0 : -.infinity }
+/// One token per row of `[rows, V]` processed scores, drawn from `softmax` of the row with
+/// that row's generator. Throws ``GenerationError/invalidConfig(_:)`` when a row forbids
+/// every token (nothing to draw), naming the step.
+func sampleRows(_ scores: Tensor, rngs: inout [SamplingRNG], step: Int) throws -> [Int] {
+    let (rows, v) = (scores.shape[0], scores.shape[1])
+    return try scores.withUnsafeBufferPointer { p in
+        try (0..<rows).map { r in
+            guard let t = sampleToken(UnsafeBufferPointer(rebasing: p[(r * v)..<((r + 1) * v)]), rng: &rngs[r]) else {
+                throw GenerationError.invalidConfig("sampling step \(step), row \(r): the settings forbid every token (no-repeat n-grams, suppressed tokens, top-k/top-p/min-p), nothing to draw from")
             }
+            return t
         }
-        if length - promptLength < config.minNewTokens {
-            for r in 0..<rows { for e in config.eosTokenIDs { s[r * v + e] = -.infinity } }
-        }
-        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(bos) }
-        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(eos) }
-        for r in 0..<rows { for t in config.suppressedTokenIDs { s[r * v + t] = -.infinity } }
     }
-    config.logitsProcessor?(&scores, sequences)
 }
 
 /// Index of the largest value of each row of `[rows, V]` (the first on ties; NaN counts as

@@ -72,8 +72,9 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// `config.json`), as `generate` uses them when no other settings are given.
     public let generationDefaults: GenerationConfig
     /// Settings of the checkpoint's generation configuration that this library does not
-    /// implement (sampling, repetition penalties, ...): `generationDefaults` ignores them, so
-    /// `transformers` may generate differently. Empty for the usual T5 and Marian checkpoints.
+    /// implement (multi-token `bad_words_ids`, beam-search sampling, `num_beam_groups`,
+    /// `encoder_no_repeat_ngram_size`, `typical_p`, ...): `generationDefaults` ignores them,
+    /// so `transformers` may generate differently. Empty for the usual T5 and Marian checkpoints.
     public let ignoredGenerationSettings: [String]
 
     /// Model width d.
