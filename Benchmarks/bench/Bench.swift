@@ -22,20 +22,8 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// A seeded generator so every run benchmarks the same data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
-    var rng = SplitMix64(state: seed)
+    var rng = SplitMix64(state: seed)  // Attend's, so every run benchmarks the same data
     return Tensor(shape: shape, generating: { _ in Float.random(in: -1...1, using: &rng) })
 }
 

@@ -95,6 +95,10 @@ public struct TransformerModel: EncoderDecoderModel {
     public var embeddingScale: Float { config.embeddingScale ?? Float(Double(modelDim).squareRoot()) }
     /// Generator output width (``AutoregressiveDecoder`` conformance).
     public var vocabularySize: Int { generator.outFeatures }
+    /// Source vocabulary size (``EncoderDecoderModel`` conformance).
+    public var sourceVocabularySize: Int { sourceEmbedding.count }
+    /// nil: no limit (sinusoids past the precomputed table are computed on demand).
+    public var maxPositions: Int? { nil }
 
     /// A model from its parts; sizes must agree with `config` (a precondition).
     public init(config: TransformerConfig, sourceEmbedding: Embedding, targetEmbedding: Embedding,
