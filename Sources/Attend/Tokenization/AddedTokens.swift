@@ -46,14 +46,23 @@ struct AddedTokenMatcher: Sendable {
     let byFirstByte: [[Int]]
 
     init(_ tokens: [AddedToken], normalizing normalization: BertNormalization? = nil) {
+        if let normalization {
+            self.init(tokens) { b in
+                var n: [UInt8] = []
+                b.withUnsafeBufferPointer { normalization.normalize($0, into: &n) }
+                return n
+            }
+        } else {
+            self.init(tokens) { $0 }
+        }
+    }
+
+    /// A matcher whose patterns are the tokens' contents passed through `normalize` (the
+    /// normalizer of the text they are matched in).
+    init(_ tokens: [AddedToken], normalize: ([UInt8]) -> [UInt8]) {
         var kept: [AddedToken] = [], patterns: [[UInt8]] = []
         for t in tokens {
-            var p = t.bytes
-            if let normalization {
-                var n: [UInt8] = []
-                p.withUnsafeBufferPointer { normalization.normalize($0, into: &n) }
-                p = n
-            }
+            let p = normalize(t.bytes)
             if p.isEmpty { continue }
             kept.append(t)
             patterns.append(p)

@@ -9,19 +9,23 @@ struct WordPieceDecoder: Sendable {
 
     func decode(_ tokens: [String]) -> String {
         var out = ""
-        for (i, token) in tokens.enumerated() {
-            var t = token
-            if i != 0 {
-                if !prefix.isEmpty && t.utf8.starts(with: prefix.utf8) {
-                    t = String(decoding: Array(t.utf8.dropFirst(prefix.utf8.count)), as: UTF8.self)
-                } else {
-                    t = " " + t
-                }
-            }
-            if cleanup { t = WordPieceDecoder.cleanup(t) }
-            out += t
-        }
+        for (i, token) in tokens.enumerated() { out += decodeOne(token, first: i == 0) }
         return out
+    }
+
+    /// One token's text in the output: the prefix removed (or a space added) unless it is the
+    /// first, then the clean-up.
+    func decodeOne(_ token: String, first: Bool) -> String {
+        var t = token
+        if !first {
+            if !prefix.isEmpty && t.utf8.starts(with: prefix.utf8) {
+                t = String(decoding: Array(t.utf8.dropFirst(prefix.utf8.count)), as: UTF8.self)
+            } else {
+                t = " " + t
+            }
+        }
+        if cleanup { t = WordPieceDecoder.cleanup(t) }
+        return t
     }
 
     static func cleanup(_ s: String) -> String {

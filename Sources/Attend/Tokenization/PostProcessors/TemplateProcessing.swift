@@ -27,15 +27,36 @@ struct PostProcessorTemplate: Sendable {
     /// From tokenizer.json's `post_processor`: TemplateProcessing or BertProcessing.
     init(_ p: JSONFields, vocabulary: ByteVocabulary, added: [AddedToken]) throws {
         let type = try p.string("type") ?? "(none)"
-        switch type {
-        case "BertProcessing":
-            func pairValue(_ key: String) throws -> Int {
-                guard let items = try p.array(key), items.count == 2, let id = items[1].intValue, id >= 0,
-                      id < Int(Int32.max) else {
-                    throw p.fail(key, "expected [token, id]")
-                }
-                return id
+        // BertProcessing's and RobertaProcessing's `cls` / `sep`: [token, id].
+        func pairValue(_ key: String) throws -> Int {
+            guard let items = try p.array(key), items.count == 2, let id = items[1].intValue, id >= 0,
+                  id < Int(Int32.max) else {
+                throw p.fail(key, "expected [token, id]")
             }
+            return id
+        }
+        switch type {
+        case "ByteLevel":
+            self = .none  // changes offsets only
+        case "RobertaProcessing":
+            let cls = try pairValue("cls"), sep = try pairValue("sep")
+            self.init(single: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep], typeID: 0)],
+                      pair: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep, sep], typeID: 0),
+                             .second(typeID: 0), .special(ids: [sep], typeID: 0)])
+        case "Sequence":
+            // Offsets-only steps (ByteLevel) and at most one step that adds tokens.
+            guard let items = try p.array("processors") else { throw p.fail("processors", "missing") }
+            var chosen: PostProcessorTemplate? = nil
+            for (i, item) in items.enumerated() {
+                let f = try JSONFields(item, path: p.path, prefix: p.key("processors") + "[\(i)]")
+                if try f.string("type") == "ByteLevel" { continue }
+                guard chosen == nil else {
+                    throw ModelFileError.unsupported(path: p.path, what: "\(f.prefix): a second post-processor that adds tokens in one Sequence")
+                }
+                chosen = try PostProcessorTemplate(f, vocabulary: vocabulary, added: added)
+            }
+            self = chosen ?? .none
+        case "BertProcessing":
             self = .bert(cls: try pairValue("cls"), sep: try pairValue("sep"))
         case "TemplateProcessing":
             var specials: [[UInt8]: [Int]] = [:]
@@ -76,7 +97,7 @@ struct PostProcessorTemplate: Sendable {
             }
             self.init(single: try pieces("single"), pair: try pieces("pair"))
         default:
-            throw ModelFileError.unsupported(path: p.path, what: "post-processor \(SafeTensorsError.quoted(type)) (TemplateProcessing and BertProcessing are implemented)")
+            throw ModelFileError.unsupported(path: p.path, what: "\(p.prefix): post-processor type \(SafeTensorsError.quoted(type)) (implemented: TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence)")
         }
     }
 

@@ -96,18 +96,7 @@ extension WordPieceTokenizer {
             throw ModelFileError.unsupported(path: path, what: "no pre_tokenizer (only BertPreTokenizer is implemented)")
         }
         // Added tokens.
-        var added: [AddedToken] = []
-        if let items = try root.array("added_tokens") {
-            for (i, item) in items.enumerated() {
-                let t = try JSONFields(item, path: path, prefix: "added_tokens[\(i)]")
-                guard let id = try t.int("id", in: 0...Int(Int32.max) - 1) else { throw t.fail("id", "missing") }
-                guard let content = try t.bytes("content") else { throw t.fail("content", "missing") }
-                added.append(AddedToken(
-                    content: String(decoding: content, as: UTF8.self), id: id, special: try t.bool("special") ?? false,
-                    normalized: try t.bool("normalized") ?? true, leftStrip: try t.bool("lstrip") ?? false,
-                    rightStrip: try t.bool("rstrip") ?? false, singleWord: try t.bool("single_word") ?? false))
-            }
-        }
+        let added = try readAddedTokens(root)
         // Post-processor.
         let vocabulary = try WordPieceTokenizer.buildVocabulary(entries, path: path)
         let template: PostProcessorTemplate

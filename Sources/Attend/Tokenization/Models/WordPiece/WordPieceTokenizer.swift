@@ -240,3 +240,21 @@ public struct WordPieceTokenizer: Sendable {
         }
     }
 }
+
+extension WordPieceTokenizer: Tokenizer {
+    /// `text` as `[CLS] pieces [SEP]` (or just the pieces without `addSpecialTokens`).
+    public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
+        addSpecialTokens ? encode(text, maxLength: nil) : PostProcessorTemplate.none.apply(pieceIDs(text), nil)
+    }
+
+    /// A pair as `[CLS] A [SEP] B [SEP]` (or both texts' pieces without `addSpecialTokens`).
+    public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
+        addSpecialTokens ? encode(text, pair: pair, maxLength: nil) : PostProcessorTemplate.none.apply(pieceIDs(text), pieceIDs(pair))
+    }
+
+    /// Whether `id` is a special added token (`[CLS]`, `[SEP]`, ...).
+    public func isSpecial(_ id: Int) -> Bool {
+        guard let t = addedTextByID[id] else { return false }
+        return specialContents.contains(t)
+    }
+}
