@@ -4,6 +4,8 @@
 import Foundation
 import Testing
 
+@testable import Attend
+
 enum Fixtures {
     /// The bundled Fixtures folder.
     static let root: URL = {
@@ -30,12 +32,7 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
     let decoded: String
     let decodedWithSpecials: String?
 
-    var testDescription: String {
-        let shown = text.unicodeScalars.prefix(40).map { s in
-            s.value < 0x20 || s.value == 0x7F ? "\\u{\(String(s.value, radix: 16))}" : String(s)
-        }.joined()
-        return "\(folder): \"\(shown)\""
-    }
+    var testDescription: String { "\(folder): \"\(shownText(text))\"" }
 
     /// The cases of a golden file: `{"cases": {folder: [{text, ids, tokens, decoded}]}}`.
     static func load(_ file: String) -> [GoldenCase] {
@@ -51,4 +48,41 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
         }
         return out
     }
+}
+
+/// The first 40 scalars of a text for a test's name, control characters escaped.
+func shownText(_ text: String) -> String {
+    text.unicodeScalars.prefix(40).map { s in
+        s.value < 0x20 || s.value == 0x7F ? "\\u{\(String(s.value, radix: 16))}" : String(s)
+    }.joined()
+}
+
+/// Tokenizers of the fixture folders, each loaded once (a folder that fails to load is
+/// loaded again by `get`, so its error is reported by the test that needs it).
+enum FolderTokenizers {
+    static let cache: [String: any Tokenizer] = {
+        var out: [String: any Tokenizer] = [:]
+        let folders = Set(GoldenCase.load("tokenizer_golden.json").map(\.folder) + GoldenCase.load("tokenizer_hard.json").map(\.folder))
+        for folder in folders {
+            if let t = try? loadTokenizer(directory: Fixtures.url(folder)) { out[folder] = t }
+        }
+        return out
+    }()
+
+    static func get(_ folder: String) throws -> any Tokenizer {
+        if let t = cache[folder] { return t }
+        return try loadTokenizer(directory: Fixtures.url(folder))
+    }
+}
+
+/// Checks one case: ids, tokens, the decode without special tokens, and the decode with
+/// them when the case has it.
+func expectReferenceOutput(_ c: GoldenCase) throws {
+    let t = try FolderTokenizers.get(c.folder)
+    let e = t.encode(c.text)
+    #expect(e.ids == c.ids)
+    #expect(e.ids.map { t.token(for: $0) ?? "?" } == c.tokens)
+    #expect(t.decode(c.ids, skipSpecialTokens: true) == c.decoded)
+    if let d = c.decodedWithSpecials { #expect(t.decode(c.ids, skipSpecialTokens: false) == d) }
+    #expect(e.attentionMask == Array(repeating: 1, count: e.ids.count))
 }

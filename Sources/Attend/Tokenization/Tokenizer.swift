@@ -64,7 +64,8 @@ extension Tokenizer {
 /// 2. else `tokenizer.json`: a BERT WordPiece file gives ``WordPieceTokenizer``, any other
 ///    ``PipelineTokenizer``;
 /// 3. else the slow tokenizer's files: `vocab.txt` (WordPiece), `spiece.model` /
-///    `tokenizer.model` / `sentencepiece.bpe.model` (``SentencePieceTokenizer``), `vocab.json` +
+///    `tokenizer.model` / `sentencepiece.bpe.model` (T5 and Llama: the pipeline transformers
+///    converts them to; others ``SentencePieceTokenizer``), `vocab.json` +
 ///    `merges.txt` (byte-level BPE, GPT-2's pipeline).
 ///
 /// Throws `ModelFileError` naming the file (and key and type, for an unsupported component).
@@ -89,7 +90,13 @@ public func loadTokenizer(directory: URL) throws -> any Tokenizer {
     }
     if file("vocab.txt") != nil { return try WordPieceTokenizer(directory: directory) }
     for name in ["spiece.model", "tokenizer.model", "sentencepiece.bpe.model"] {
-        if let u = file(name) { return try SentencePieceTokenizer(modelFile: u, config: config) }
+        if let u = file(name) {
+            let model = try SentencePieceModel(contentsOf: u)
+            if let converted = try PipelineTokenizer(convertingSentencePiece: model, config: config, path: u.path) {
+                return converted
+            }
+            return try SentencePieceTokenizer(model: model, path: u.path, config: config)
+        }
     }
     if let vocab = file("vocab.json"), let merges = file("merges.txt") {
         return try PipelineTokenizer(byteLevelVocabulary: vocab, merges: merges, config: config)

@@ -305,13 +305,15 @@ enum KnownPattern: Sendable {
     return Unicode.Scalar(v)!.properties.generalCategory == .decimalNumber
 }
 
-/// `\w` of the reference's regex engine: letters, marks, decimal numbers and connector punctuation.
+/// `\w` of the reference's regex engine (Oniguruma, Unicode): alphabetic characters, marks,
+/// decimal numbers, connector punctuation and the joiners U+200C / U+200D.
 func isRegexWordCharacter(_ v: UInt32) -> Bool {
     if v < 0x80 { return isLetter(v) || isDecimalDigit(v) || v == 0x5F }
-    switch Unicode.Scalar(v)!.properties.generalCategory {
-    case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
-         .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation:
-        return true
+    if v == 0x200C || v == 0x200D { return true }
+    let p = Unicode.Scalar(v)!.properties
+    if p.isAlphabetic { return true }
+    switch p.generalCategory {
+    case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
     default: return false
     }
 }

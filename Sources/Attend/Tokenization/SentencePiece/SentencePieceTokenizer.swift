@@ -23,8 +23,11 @@ public struct SentencePieceTokenizer: Tokenizer {
     }
 
     init(modelFile url: URL, config: TokenizerConfig) throws {
-        let model = try SentencePieceModel(contentsOf: url)
-        processor = try SentencePieceProcessor(model: model, path: url.path)
+        try self.init(model: try SentencePieceModel(contentsOf: url), path: url.path, config: config)
+    }
+
+    init(model: SentencePieceModel, path: String, config: TokenizerConfig) throws {
+        processor = try SentencePieceProcessor(model: model, path: path)
         var tokens: [AddedToken] = []
         var special = Set<Int>()
         for (i, t) in model.types.enumerated() where t == .control || t == .unknown || t == .userDefined {
