@@ -90,6 +90,12 @@ let package = Package(
             path: "Tests/KernelFuzzTests"
         ),
         .testTarget(
+            name: "TokenizerTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/TokenizerTests",
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "BERTTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/BERTTests",

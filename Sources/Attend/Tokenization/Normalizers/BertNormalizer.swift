@@ -174,38 +174,3 @@ func decodeUTF8(_ s: UnsafeBufferPointer<UInt8>, at i: Int) -> (UInt32, Int) {
     if b0 < 0xF0 { return ((b0 & 0x0F) << 12 | UInt32(s[i + 1] & 0x3F) << 6 | UInt32(s[i + 2] & 0x3F), 3) }
     return ((b0 & 0x07) << 18 | UInt32(s[i + 1] & 0x3F) << 12 | UInt32(s[i + 2] & 0x3F) << 6 | UInt32(s[i + 3] & 0x3F), 4)
 }
-
-/// A word found by the pre-tokenizer: a byte range of the normalized text and its length in
-/// Unicode scalars.
-struct PreToken {
-    var start: Int
-    var end: Int
-    var scalars: Int
-}
-
-/// BERT's pre-tokenizer on normalized UTF-8: splits on whitespace (the White_Space property)
-/// and makes every punctuation character its own word. Appends the words of
-/// `text[range]` to `words`. Cost: O(range).
-func bertPreTokenize(_ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into words: inout [PreToken]) {
-    var start = range.lowerBound, scalars = 0
-    var i = range.lowerBound
-    @inline(__always) func close(_ at: Int) {
-        if at > start { words.append(PreToken(start: start, end: at, scalars: scalars)) }
-        scalars = 0
-    }
-    while i < range.upperBound {
-        let (v, len) = decodeUTF8(text, at: i)
-        if isUnicodeWhitespace(v) {
-            close(i)
-            start = i + len
-        } else if isBertPunctuation(v) {
-            close(i)
-            words.append(PreToken(start: i, end: i + len, scalars: 1))
-            start = i + len
-        } else {
-            scalars += 1
-        }
-        i += len
-    }
-    close(range.upperBound)
-}
