@@ -41,23 +41,15 @@ public struct AttentionKV: Sendable {
         if count + steps > capacity {
             var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
             let newCap = grown.shape[1], oldCap = capacity, filled = count
-            storage.withUnsafeBufferPointer { old in
-                grown.withUnsafeMutableBufferPointer { new in
-                    for b in 0..<batch {
-                        for i in 0..<(filled * w) { new[b * newCap * w + i] = old[b * oldCap * w + i] }
-                    }
-                }
+            let oldRows = storage.reshaped([batch * oldCap, w])  // a view: no copy
+            for b in 0..<batch where filled > 0 {
+                grown.setRows(from: b * newCap, oldRows.rows((b * oldCap)..<(b * oldCap + filled)))
             }
             storage = grown
         }
         let cap = capacity, start = count
-        kv.withUnsafeBufferPointer { src in
-            storage.withUnsafeMutableBufferPointer { dst in
-                for b in 0..<batch {
-                    let d = dst.baseAddress! + (b * cap + start) * w
-                    d.update(from: src.baseAddress! + b * steps * w, count: steps * w)
-                }
-            }
+        for b in 0..<batch where steps > 0 {
+            storage.setRows(from: b * cap + start, kv.rows((b * steps)..<((b + 1) * steps)))  // [steps, w]
         }
         count += steps
     }
