@@ -23,6 +23,10 @@ public struct ChildResult: Sendable, CustomStringConvertible {
     /// Peak resident set size of the child, in KiB (`ru_maxrss` on Linux).
     public var peakRSSKiB: Int
 
+    public init(status: Int32?, signal: Int32?, timedOut: Bool, stdout: String, stderr: String, peakRSSKiB: Int) {
+        (self.status, self.signal, self.timedOut, self.stdout, self.stderr, self.peakRSSKiB) = (status, signal, timedOut, stdout, stderr, peakRSSKiB)
+    }
+
     public var description: String {
         let end = status.map { "exit \($0)" } ?? "signal \(signal ?? -1)"
         return "\(end)\(timedOut ? " (timed out)" : ""), peak RSS \(peakRSSKiB / 1024) MiB, stderr: \(stderr.prefix(400))"

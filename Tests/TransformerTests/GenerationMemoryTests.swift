@@ -108,6 +108,8 @@ struct GenerationMemoryTests {
         c = ok; c.maxNewTokens = -5; cases.append(("negative maxNewTokens", [[1]], model.decoderStartTokenID, c))
         c = ok; c.minNewTokens = -1; cases.append(("negative minNewTokens", [[1]], model.decoderStartTokenID, c))
         c = ok; c.numBeams = 0; cases.append(("0 beams", [[1]], model.decoderStartTokenID, c))
+        c = ok; c.numBeams = Int.max; cases.append(("Int.max beams (overflowed the candidate count)", [[1]], model.decoderStartTokenID, c))
+        c = ok; c.numBeams = GenerationConfig.maxBeams + 1; cases.append(("beams past maxBeams", [[1]], model.decoderStartTokenID, c))
         c = ok; c.numBeams = 2; c.numReturnSequences = 3; cases.append(("more returns than beams", [[1]], model.decoderStartTokenID, c))
         c = ok; c.eosTokenIDs = [64]; cases.append(("an end token past the vocabulary", [[1]], model.decoderStartTokenID, c))
         c = ok; c.suppressedTokenIDs = [-3]; cases.append(("a negative suppressed token", [[1]], model.decoderStartTokenID, c))

@@ -65,8 +65,11 @@ public struct GenerationConfig: Sendable {
     /// Filler after a sequence ends (greedy) or past a shorter hypothesis (beam search).
     /// nil: the first end-of-sequence token, as Hugging Face does.
     public var padTokenID: Int? = nil
-    /// Beams per input; 1 means greedy search.
+    /// Beams per input; 1 means greedy search; at most ``maxBeams``.
     public var numBeams: Int = 1
+    /// The most beams a search may keep per input (4096): far past any useful width, and low
+    /// enough that `inputs * 2 * numBeams` candidates and their caches cannot overflow.
+    public static let maxBeams = 4096
     /// Beam scores are `sum of log-probabilities / generatedLength ^ lengthPenalty`.
     public var lengthPenalty: Float = 1
     /// When beam search stops.
@@ -124,7 +127,7 @@ public struct GenerationConfig: Sendable {
         func fail(_ message: String) -> GenerationError { .invalidConfig(message) }
         guard maxNewTokens >= 1 else { throw fail("maxNewTokens \(maxNewTokens) must be at least 1") }
         guard minNewTokens >= 0 else { throw fail("minNewTokens \(minNewTokens) must not be negative") }
-        guard numBeams >= 1 else { throw fail("numBeams \(numBeams) must be at least 1") }
+        guard numBeams >= 1 && numBeams <= Self.maxBeams else { throw fail("numBeams \(numBeams) must lie in 1...\(Self.maxBeams)") }
         guard numReturnSequences >= 1 && numReturnSequences <= numBeams else {
             throw fail("numReturnSequences \(numReturnSequences) must lie in 1...numBeams (\(numBeams))")
         }
