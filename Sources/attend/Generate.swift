@@ -24,6 +24,9 @@ func generate(folder: URL, _ args: Arguments) throws {
     if let m = args.maxNewTokens { config.maxNewTokens = m }
     if let m = args.minNewTokens { config.minNewTokens = m }
     try args.generation.apply(to: &config)
+    if let m = model.maxPositions, m < 2 {
+        throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: m, requested: 2)
+    }
     if let m = model.maxPositions, config.maxNewTokens > m - 1 {
         // The position table ends generation; say so up front rather than fail there.
         FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(m) positions (max_position_embeddings in config.json), so at most \(m - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))

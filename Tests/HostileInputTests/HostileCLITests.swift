@@ -292,6 +292,14 @@ struct HostileCLITests {
             ["similarity", "--model", bert, "--threads", "1000000", "w1", "w2"],
             ["tokenize", "--model", bert, "--max-length", "9223372036854775807", "w1"],
         ]
+        // A Marian folder whose position table has one row: an error, not a 0-token request.
+        let tiny = scratch.appendingPathComponent("marian-one-position")
+        try fm.copyItem(at: folders["marian"]!, to: tiny)
+        let configURL = tiny.appendingPathComponent("config.json")
+        let config = try String(contentsOf: configURL, encoding: .utf8).replacingOccurrences(of: "\"max_position_embeddings\": 64", with: "\"max_position_embeddings\": 1")
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        let one = try runChild(tool, ["generate", "--model", tiny.path, "--ids", "5"], timeout: 60)
+        #expect(one.status == 1 && one.stderr.contains("max_position_embeddings = 1"), "\(one)")
         for (i, args) in regressions.enumerated() {
             let r = try runChild(tool, args, timeout: 60)
             let wrong = Self.problems(r, ceilingKiB: 1 << 20) + (r.timedOut ? ["did not finish in 60 s"] : [])

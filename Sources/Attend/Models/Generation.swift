@@ -179,6 +179,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case .invalidConfig(let m): return "generation settings: \(m)"
         case .invalidInput(let m): return "generation input: \(m)"
         case .exceedsPositionLimit(let setting, let limit, let requested):
+            if limit < 2 { return "the model's position table holds \(limit) position (\(setting) = \(limit)): no room to generate after the start token" }
             let asked = requested == Int.max ? "more positions than an Int holds" : "\(requested) positions"
             return "the model's position table holds \(limit) positions (\(setting) = \(limit)), and prompt plus maxNewTokens ask for \(asked); lower maxNewTokens"
         }
