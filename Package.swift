@@ -17,6 +17,7 @@ let package = Package(
         .target(
             name: "CKernels",
             path: ".",
+            exclude: ["CKernels/README.md"],
             sources: ["CKernels"],
             publicHeadersPath: "include"
         ),
@@ -94,6 +95,12 @@ let package = Package(
             name: "HostileInputTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/HostileInputTests",
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "TokenizerTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/TokenizerTests",
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -1,0 +1,153 @@
+// SentencePiece's precompiled normalization rules ("charsmap"): a Darts double-array trie over
+// UTF-8 byte strings whose values are offsets into a blob of NUL-terminated replacement
+// strings. The same bytes appear in tokenizer.json (`Precompiled.precompiled_charsmap`,
+// base64) and in a `.model` / `.spm` file (`normalizer_spec.precompiled_charsmap`).
+//
+// Layout: a little-endian UInt32 n (the trie's size in bytes, a multiple of 4), n bytes of
+// trie units (little-endian UInt32 each), then the replacement blob. A unit u holds:
+//   has_leaf = (u >> 8) & 1, value = u & 0x7FFF_FFFF, label = u & 0x8000_00FF,
+//   offset = (u >> 10) << ((u & (1 << 9)) >> 6)
+// Walking a key: pos = offset(unit[0]); for each byte b: pos ^= b; unit = units[pos];
+// stop unless label(unit) == b; pos ^= offset(unit); if has_leaf(unit) the prefix read so far
+// is a key whose value is value(units[pos]).
+//
+// Every index is checked: a corrupt trie ends a walk (no match) instead of reading out of bounds.
+
+/// The SentencePiece normalization rules of a model, parsed and checked.
+public struct PrecompiledCharsmap: Sendable {
+    let units: [UInt32]
+    let blob: [UInt8]
+
+    /// Parses the charsmap bytes; throws a reason when the layout is inconsistent.
+    init(_ bytes: [UInt8]) throws {
+        guard bytes.count >= 4 else { throw CharsmapError(reason: "shorter than its 4-byte header") }
+        let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+        guard n % 4 == 0, n <= bytes.count - 4 else {
+            throw CharsmapError(reason: "trie size \(n) is not a multiple of 4 within the \(bytes.count - 4) bytes that follow")
+        }
+        var units = [UInt32](repeating: 0, count: n / 4)
+        for i in 0..<(n / 4) {
+            let o = 4 + 4 * i
+            units[i] = UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3]) << 24
+        }
+        self.units = units
+        self.blob = Array(bytes[(4 + n)...])
+    }
+
+    struct CharsmapError: Error { let reason: String }
+
+    @inline(__always) private static func offset(_ u: UInt32) -> Int { Int((u >> 10) << ((u & (1 << 9)) >> 6)) }
+
+    /// Calls `body(length, value)` for every key that is a prefix of `key`, shortest first;
+    /// `body` returns false to stop.
+    @inline(__always)
+    func prefixMatches(_ key: UnsafeBufferPointer<UInt8>, _ body: (Int, Int) -> Bool) {
+        guard !units.isEmpty else { return }
+        var pos = PrecompiledCharsmap.offset(units[0])
+        for i in 0..<key.count {
+            if key[i] == 0 { return }  // keys never hold NUL (the trie's terminal label)
+            pos ^= Int(key[i])
+            guard pos >= 0 && pos < units.count else { return }
+            let u = units[pos]
+            guard u & 0x8000_00FF == UInt32(key[i]) else { return }
+            pos ^= PrecompiledCharsmap.offset(u)
+            guard pos >= 0 && pos < units.count else { return }
+            if (u >> 8) & 1 == 1 {
+                if !body(i + 1, Int(units[pos] & 0x7FFF_FFFF)) { return }
+            }
+        }
+    }
+
+    /// The NUL-terminated replacement at `value` (nil when it lies outside the blob).
+    func replacement(_ value: Int) -> ArraySlice<UInt8>? {
+        guard value >= 0 && value < blob.count else { return nil }
+        var end = value
+        while end < blob.count && blob[end] != 0 { end += 1 }
+        return blob[value..<end]
+    }
+
+    /// tokenizers' `Precompiled.transform`: the replacement of the *shortest* key that is a
+    /// prefix of `chunk` (not necessarily all of it), or nil.
+    func transform(_ chunk: UnsafeBufferPointer<UInt8>) -> ArraySlice<UInt8>? {
+        var found: Int? = nil
+        prefixMatches(chunk) { _, v in
+            found = v
+            return false
+        }
+        return found.flatMap { replacement($0) }
+    }
+
+    /// tokenizers' `Precompiled` normalizer: for each extended grapheme cluster shorter than 6
+    /// bytes, the replacement of its shortest matching prefix replaces the whole cluster;
+    /// otherwise (no match, or a longer cluster) each scalar is replaced by its own match or
+    /// kept. This is the reference's rule exactly, odd as it is.
+    /// Cost: O(text x longest key).
+    func normalizeLikeTokenizers(_ text: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        let s = String(decoding: text, as: UTF8.self)
+        var buffer: [UInt8] = []
+        for ch in s {
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: ch.utf8)
+            let handled: Bool = buffer.withUnsafeBufferPointer { g in
+                if g.count < 6, let r = transform(g) {
+                    out += r
+                    return true
+                }
+                return false
+            }
+            if handled { continue }
+            for scalar in ch.unicodeScalars {
+                var enc: [UInt8] = []
+                enc.append(contentsOf: String(scalar).utf8)
+                let r = enc.withUnsafeBufferPointer { transform($0) }
+                if let r { out += r } else { out += enc }
+            }
+        }
+        return out
+    }
+
+    /// SentencePiece's `Normalizer::NormalizePrefix`: the replacement of the *longest* key that
+    /// is a prefix of `input` and the bytes it consumes; without a match, the first scalar
+    /// unchanged, or U+FFFD consuming one byte when `input` starts with invalid UTF-8.
+    func normalizePrefix(_ input: UnsafeBufferPointer<UInt8>) -> (replacement: ArraySlice<UInt8>, consumed: Int) {
+        var best: (Int, Int)? = nil
+        prefixMatches(input) { len, v in
+            best = (len, v)
+            return true
+        }
+        if let (len, v) = best, let r = replacement(v) { return (r, len) }
+        let n = validUTF8Length(input, at: 0)
+        if n == 0 { return (ArraySlice(replacementCharacterUTF8), 1) }
+        return (ArraySlice(input[0..<n]), n)
+    }
+}
+
+/// U+FFFD in UTF-8.
+let replacementCharacterUTF8: [UInt8] = [0xEF, 0xBF, 0xBD]
+
+/// The length of the valid UTF-8 scalar at `s[i]`, or 0 when the bytes there are not one.
+func validUTF8Length(_ s: UnsafeBufferPointer<UInt8>, at i: Int) -> Int {
+    let n = s.count - i
+    guard n > 0 else { return 0 }
+    let b0 = s[i]
+    if b0 < 0x80 { return 1 }
+    func cont(_ k: Int) -> Bool { k < n && s[i + k] & 0xC0 == 0x80 }
+    if b0 >= 0xC2 && b0 <= 0xDF { return cont(1) ? 2 : 0 }
+    if b0 >= 0xE0 && b0 <= 0xEF {
+        guard cont(1) && cont(2) else { return 0 }
+        let b1 = s[i + 1]
+        if b0 == 0xE0 && b1 < 0xA0 { return 0 }
+        if b0 == 0xED && b1 >= 0xA0 { return 0 }
+        return 3
+    }
+    if b0 >= 0xF0 && b0 <= 0xF4 {
+        guard cont(1) && cont(2) && cont(3) else { return 0 }
+        let b1 = s[i + 1]
+        if b0 == 0xF0 && b1 < 0x90 { return 0 }
+        if b0 == 0xF4 && b1 >= 0x90 { return 0 }
+        return 4
+    }
+    return 0
+}
