@@ -71,7 +71,13 @@ func runHostileLibraryCases() async throws -> (calls: Int, thrown: Int) {
         do { try await work.value } catch { thrown += 1 }
         deadline.cancel()
         do { try model.checkSources(sources) } catch { thrown += 1 }
-        calls += 1
+        // Teacher forcing on the same sources, with targets around the vocabulary.
+        do {
+            let encoded = try model.encode(sources)
+            let targets = sources.map { _ in (0..<pick([0, 1, 5, 70])).map { _ in chance(0.9) ? Int.random(in: 0..<64, using: &rng) : pick(ints) } }
+            _ = try model.decode(chance(0.1) ? Array(targets.dropLast()) : targets, encoded: encoded)
+        } catch { thrown += 1 }
+        calls += 2
     }
     // The embedder on hostile texts (anything a String holds is valid input).
     let texts = ["", "\u{0}", String(repeating: "w1 ", count: 100_000), String(repeating: "x", count: 100_000),

@@ -382,21 +382,28 @@ extension AutoregressiveDecoder {
     /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
     /// prompt has one row per cache row, all of one length >= 1, with ids in the vocabulary.
     private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
-        guard !prompt.isEmpty && prompt.count == cache.rows else {
-            throw GenerationError.invalidInput("\(prompt.count) prompt rows for a cache of \(cache.rows) rows")
-        }
-        let n = prompt[0].count
-        guard n >= 1 && prompt.allSatisfy({ $0.count == n }) else {
-            throw GenerationError.invalidInput("prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
-        }
-        let v = vocabularySize
-        for (r, row) in prompt.enumerated() {
-            if let bad = row.firstIndex(where: { $0 < 0 || $0 >= v }) {
-                throw GenerationError.invalidInput("prompt row \(r), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
-            }
-        }
-        return n
+        try checkTokenRows(prompt, count: cache.rows, what: "prompt", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
     }
+}
+
+/// The common length of `rows` (token ids of a prompt or targets); throws
+/// ``GenerationError/invalidInput(_:)`` unless there are `count` >= 1 rows, all of one
+/// length >= 1, with ids in `0..<v`. `what` and `against` name them in the message.
+/// Cost: O(total tokens).
+func checkTokenRows(_ rows: [[Int]], count: Int, what: String, against: String, vocabulary v: Int) throws -> Int {
+    guard !rows.isEmpty && rows.count == count else {
+        throw GenerationError.invalidInput("\(rows.count) \(what) rows for \(against)")
+    }
+    let n = rows[0].count
+    guard n >= 1 && rows.allSatisfy({ $0.count == n }) else {
+        throw GenerationError.invalidInput("\(what) rows must be non-empty and of one length, got lengths \(rows.map(\.count))")
+    }
+    for (r, row) in rows.enumerated() {
+        if let bad = row.firstIndex(where: { $0 < 0 || $0 >= v }) {
+            throw GenerationError.invalidInput("\(what) row \(r), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
+        }
+    }
+    return n
 }
 
 // MARK: - Score helpers
