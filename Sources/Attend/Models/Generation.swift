@@ -174,6 +174,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     /// positions asked for (prompt plus `maxNewTokens`).
     case exceedsPositionLimit(setting: String, limit: Int, requested: Int)
 
+    /// One line saying what is wrong, for logs and command-line errors.
     public var description: String {
         switch self {
         case .invalidConfig(let m): return "generation settings: \(m)"

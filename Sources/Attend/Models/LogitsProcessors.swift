@@ -146,6 +146,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// A generator whose first number comes from `state` (the seed).
     public init(state: UInt64) { self.state = state }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
