@@ -4,17 +4,34 @@ import Foundation
 /// Wall-clock seconds of `body`, repeated: `warmup` uncounted runs, then at least `minReps`
 /// runs and at least `minSeconds` in total (capped at `maxReps`). Returns every counted time.
 func measure(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000, _ body: () -> Void) -> [Double] {
+    measureWithCPU(warmup: warmup, minReps: minReps, minSeconds: minSeconds, maxReps: maxReps, body).wall
+}
+
+/// Seconds of CPU time this process has used (all threads, user + system).
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// `measure`, also returning each repetition's process CPU time. On a shared machine a
+/// 1-thread run's CPU time is what the work costs when it runs, whatever else competes for
+/// the cores (time-slicing and steal inflate wall time only), so peers can be compared on it.
+func measureWithCPU(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000,
+                    _ body: () -> Void) -> (wall: [Double], cpu: [Double]) {
     for _ in 0..<warmup { body() }
-    var times: [Double] = []
+    var times: [Double] = [], cpu: [Double] = []
     var total = 0.0
     while times.count < minReps || (total < minSeconds && times.count < maxReps) {
+        let c0 = processCPUSeconds()
         let t0 = DispatchTime.now().uptimeNanoseconds
         body()
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        cpu.append(processCPUSeconds() - c0)
         times.append(dt)
         total += dt
     }
-    return times
+    return (times, cpu)
 }
 
 func median(_ xs: [Double]) -> Double {
