@@ -27,7 +27,9 @@ public protocol AutoregressiveDecoder: Sendable {
     var vocabularySize: Int { get }
     /// Appends `tokens` (`cache.rows` rows of n >= 1 ids each, the same n for every row) to
     /// the cache at positions `cache.length ..< cache.length + n` and returns the logits of
-    /// the last new position of each row: `[cache.rows, V]`.
+    /// the last new position of each row: `[cache.rows, V]`. The ids must lie in the
+    /// vocabulary and the positions within the model's limit (generation checks both before
+    /// it calls this; a direct caller must too: anything else is a precondition failure).
     func nextTokenLogits(appending tokens: [[Int]], to cache: inout Cache, compute: Compute) -> Tensor
 }
 
