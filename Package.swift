@@ -89,6 +89,14 @@ let package = Package(
             dependencies: ["KernelFuzz"],
             path: "Tests/KernelFuzzTests"
         ),
+        // The hostile-input harness: generated command lines and mutated folders for every
+        // `attend` command, and hostile calls of the library's entry points.
+        .testTarget(
+            name: "HostileInputTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/HostileInputTests",
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(
             name: "TokenizerTests",
             dependencies: ["Attend", "AttendTestSupport"],

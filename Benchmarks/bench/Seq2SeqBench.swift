@@ -77,7 +77,7 @@ extension Bench {
             for rep in 0...reps {  // rep 0 warms up
                 progress("seq2seq: \(t) thread(s), run \(rep)/\(reps)...")
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let encoded = model.encode([source], compute: compute)
+                guard let encoded = try? model.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: the source does not fit the model") }
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 var cache = model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
                 let t2 = DispatchTime.now().uptimeNanoseconds

@@ -24,13 +24,18 @@ func generate(folder: URL, _ args: Arguments) throws {
     if let m = args.maxNewTokens { config.maxNewTokens = m }
     if let m = args.minNewTokens { config.minNewTokens = m }
     try args.generation.apply(to: &config)
+    if let m = model.maxPositions, m < 2 {
+        throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: m, requested: 2)
+    }
     if let m = model.maxPositions, config.maxNewTokens > m - 1 {
         // The position table ends generation; say so up front rather than fail there.
         FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(m) positions (max_position_embeddings in config.json), so at most \(m - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))
         config.maxNewTokens = m - 1
     }
-    if config.numBeams > 1 && model.vocabularySize < 2 {
-        throw UsageError(description: "--beams \(config.numBeams): beam search needs a vocabulary of at least 2 tokens")
+    do {
+        try config.validate(vocabularySize: model.vocabularySize)
+    } catch let e as GenerationError {
+        throw UsageError(description: "\(e)")  // the folder's settings were checked when it loaded: a flag is out of range
     }
     let eos = Set(config.eosTokenIDs)
     /// The generated part of a returned row, up to and including its end token.

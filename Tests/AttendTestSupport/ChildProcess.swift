@@ -17,12 +17,19 @@ public struct ChildResult: Sendable, CustomStringConvertible {
     public var signal: Int32?
     /// Whether it was killed for passing the time limit.
     public var timedOut: Bool
-    /// Standard output and standard error, decoded as UTF-8 (invalid bytes replaced).
+    /// Standard output, decoded as UTF-8 (invalid bytes replaced).
     public var stdout: String
+    /// Standard error, decoded the same way.
     public var stderr: String
     /// Peak resident set size of the child, in KiB (`ru_maxrss` on Linux).
     public var peakRSSKiB: Int
 
+    /// A result from its parts (the harness's own checks are tested on made-up results).
+    public init(status: Int32?, signal: Int32?, timedOut: Bool, stdout: String, stderr: String, peakRSSKiB: Int) {
+        (self.status, self.signal, self.timedOut, self.stdout, self.stderr, self.peakRSSKiB) = (status, signal, timedOut, stdout, stderr, peakRSSKiB)
+    }
+
+    /// How it ended, its peak memory and the start of its stderr, on one line.
     public var description: String {
         let end = status.map { "exit \($0)" } ?? "signal \(signal ?? -1)"
         return "\(end)\(timedOut ? " (timed out)" : ""), peak RSS \(peakRSSKiB / 1024) MiB, stderr: \(stderr.prefix(400))"

@@ -108,6 +108,8 @@ struct GenerationMemoryTests {
         c = ok; c.maxNewTokens = -5; cases.append(("negative maxNewTokens", [[1]], model.decoderStartTokenID, c))
         c = ok; c.minNewTokens = -1; cases.append(("negative minNewTokens", [[1]], model.decoderStartTokenID, c))
         c = ok; c.numBeams = 0; cases.append(("0 beams", [[1]], model.decoderStartTokenID, c))
+        c = ok; c.numBeams = Int.max; cases.append(("Int.max beams (overflowed the candidate count)", [[1]], model.decoderStartTokenID, c))
+        c = ok; c.numBeams = GenerationConfig.maxBeams + 1; cases.append(("beams past maxBeams", [[1]], model.decoderStartTokenID, c))
         c = ok; c.numBeams = 2; c.numReturnSequences = 3; cases.append(("more returns than beams", [[1]], model.decoderStartTokenID, c))
         c = ok; c.eosTokenIDs = [64]; cases.append(("an end token past the vocabulary", [[1]], model.decoderStartTokenID, c))
         c = ok; c.suppressedTokenIDs = [-3]; cases.append(("a negative suppressed token", [[1]], model.decoderStartTokenID, c))
@@ -120,8 +122,21 @@ struct GenerationMemoryTests {
                 try model.greedy(sources: sources, startTokenID: start, config: config) { _ in }
             }
         }
+        // Encoding and teacher forcing check their ids too.
+        for bad in [[[Int]](), [[]], [[1, 64]], [[-1]], [Array(repeating: 5, count: 65)]] {
+            #expect(throws: GenerationError.self, "\(bad.map(\.count))") { try model.encode(bad) }
+        }
+        for bad in [[[Int]](), [[1], []], [[1, 40]], [[Int.min]]] {  // the paper's model: vocabulary 40, no position limit
+            #expect(throws: GenerationError.self, "\(bad)") { try Seq2Seq.model.encode(bad) }
+        }
+        let encoded = try model.encode([[1, 2], [3]])
+        for bad in [[[0]], [[0, 1], [0]], [[0], [64]], [[], []], [[0], [-5]], [[Int]](repeating: Array(repeating: 1, count: 65), count: 2)] {
+            #expect(throws: GenerationError.self, "\(bad.map(\.count))") { try model.decode(bad, encoded: encoded) }
+        }
+        #expect(throws: GenerationError.self) { try Seq2Seq.model(sources: [[1, 40]], targets: [[1]]) }
+        #expect(throws: GenerationError.self) { try Seq2Seq.model(sources: [[1]], targets: [[1, 40]]) }
         // A prompt that does not fit its cache, or holds ids past the vocabulary.
-        var cache = model.makeCache(for: model.encode([[1, 2], [3]]))
+        var cache = model.makeCache(for: try model.encode([[1, 2], [3]]))
         #expect(throws: GenerationError.self) { try model.greedySearch(prompt: [[1]], cache: &cache, config: ok) }
         #expect(throws: GenerationError.self) { try model.beamSearch(prompt: [[1], [99]], cache: &cache, config: ok) }
     }

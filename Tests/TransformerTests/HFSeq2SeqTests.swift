@@ -59,7 +59,7 @@ struct HFSeq2SeqTests {
 
         let io = try fixture("\(c.name).io")
         let sources = try Self.sources(io)
-        let encoded = model.encode(sources)
+        let encoded = try model.encode(sources)
         // Compare the real positions only: the reference's padded positions hold other ids.
         let expected = try io.tensor("out.encoder_last_hidden_state")  // [2, S, d]
         let (s, d) = (expected.shape[1], expected.shape[2])
@@ -69,7 +69,7 @@ struct HFSeq2SeqTests {
                 worst = max(worst, abs(Double(encoded.memory.scalars[b * s * d + i]) - Double(expected.scalars[b * s * d + i])))
             }
         }
-        let logits = model.decode(idRows(try io.integers("in.decoder_input_ids"), rows: 2), encoded: encoded)
+        let logits = try model.decode(idRows(try io.integers("in.decoder_input_ids"), rows: 2), encoded: encoded)
         let logitDev = deviation(logits, try io.tensor("out.logits"))
         print("\(c.name): encoder max abs \(worst); logits \(logitDev)")
         #expect(worst <= 1e-4 && logitDev.maxAbs <= 1e-4, "\(c.name): encoder \(worst), logits \(logitDev)")
@@ -109,8 +109,8 @@ struct HFSeq2SeqTests {
         let io = try fixture("t5_gated.io")
         let sources = try Self.sources(io)
         let targets = idRows(try io.integers("in.decoder_input_ids"), rows: 2)
-        let encoded = model.encode(sources)
-        let full = model.decode(targets, encoded: encoded)  // [2, T, V]
+        let encoded = try model.encode(sources)
+        let full = try model.decode(targets, encoded: encoded)  // [2, T, V]
         var cache = model.makeCache(for: encoded)
         let v = model.vocabularySize, t = targets[0].count
         for step in 0..<t {

@@ -97,20 +97,20 @@ struct LoadingTests {
     func misuse() async {
         let r1 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let m = Seq2Seq.model
-            var cache = m.makeCache(for: m.encode([[1, 2]]))
+            var cache = m.makeCache(for: try m.encode([[1, 2]]))
             _ = m.decoder(Tensor.zeros([1, 1, 32]), cache: &cache)
         }
         #expect(r1.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("[1, 1, 32]") } == true)
         let r2 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let m = Seq2Seq.model
-            var cache = m.makeCache(for: m.encode([[1, 2], [3]]))
+            var cache = m.makeCache(for: try m.encode([[1, 2], [3]]))
             cache.selectRows([1, 0])
         }
         #expect(r2.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("not a row of source 0") } == true)
         // A prompt for another batch is the caller's input: it throws.
         let m = Seq2Seq.model
         #expect(throws: GenerationError.invalidInput("1 prompt rows for a cache of 2 rows")) {
-            try m.generate(prompt: [[1]], cache: m.makeCache(for: m.encode([[1, 2], [3]])), config: GenerationConfig(maxNewTokens: 2))
+            try m.generate(prompt: [[1]], cache: m.makeCache(for: try m.encode([[1, 2], [3]])), config: GenerationConfig(maxNewTokens: 2))
         }
     }
 }

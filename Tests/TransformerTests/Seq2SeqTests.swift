@@ -37,13 +37,13 @@ let twelveSteps = GenerationConfig(maxNewTokens: 12)
 
 /// Greedy decoding that recomputes the whole prefix every step (no cache): the reference the
 /// cached path must equal. Returns the ids and every step's logits `[rows][steps][V]`.
-func greedyByRecomputation(_ model: TransformerModel, sources: [[Int]], start: Int, steps: Int) -> ([[Int]], [[[Float]]]) {
-    let encoded = model.encode(sources)
+func greedyByRecomputation(_ model: TransformerModel, sources: [[Int]], start: Int, steps: Int) throws -> ([[Int]], [[[Float]]]) {
+    let encoded = try model.encode(sources)
     var ids = sources.map { _ in [start] }
     var logits = sources.map { _ in [[Float]]() }
     let v = model.vocabularySize
     for _ in 0..<steps {
-        let all = model.decode(ids, encoded: encoded).scalars  // [b, t, V]
+        let all = try model.decode(ids, encoded: encoded).scalars  // [b, t, V]
         let t = ids[0].count
         for r in ids.indices {
             let row = Array(all[((r * t + t - 1) * v)..<((r * t + t) * v)])
@@ -57,12 +57,12 @@ func greedyByRecomputation(_ model: TransformerModel, sources: [[Int]], start: I
 @Suite("Seq2seq model")
 struct Seq2SeqTests {
     @Test("golden: encoder memory and teacher-forced logits within 1e-4")
-    func goldenForward() {
+    func goldenForward() throws {
         let m = Seq2Seq.model, io = Seq2Seq.io
-        let encoded = m.encode(io.src)
+        let encoded = try m.encode(io.src)
         #expect(encoded.padding == nil)
         let memDev = deviation(encoded.memory, io.memory)
-        let logitDev = deviation(m.decode(io.tgt, encoded: encoded), io.logits)
+        let logitDev = deviation(try m.decode(io.tgt, encoded: encoded), io.logits)
         print("golden seq2seq: memory \(memDev); logits \(logitDev)")
         #expect(memDev.maxAbs <= 1e-4, "memory: \(memDev)")
         #expect(logitDev.maxAbs <= 1e-4, "teacher-forced logits: \(logitDev)")
@@ -75,7 +75,7 @@ struct Seq2SeqTests {
         #expect(out.sequences == io.greedy)
         #expect(out.scores == nil)
         // Step logits, through the cache, one step at a time.
-        var cache = m.makeCache(for: m.encode(io.src))
+        var cache = m.makeCache(for: try m.encode(io.src))
         var tokens = io.src.map { _ in [1] }
         var steps: [[Float]] = [[], []]
         for i in 0..<12 {
@@ -93,13 +93,13 @@ struct Seq2SeqTests {
     func cacheEqualsRecomputation() throws {
         let m = Seq2Seq.model, io = Seq2Seq.io
         let steps = 14
-        let (expectedIDs, expectedLogits) = greedyByRecomputation(m, sources: io.src, start: 1, steps: steps)
-        var cache = m.makeCache(for: m.encode(io.src), capacity: 1)  // grows as it goes
+        let (expectedIDs, expectedLogits) = try greedyByRecomputation(m, sources: io.src, start: 1, steps: steps)
+        var cache = m.makeCache(for: try m.encode(io.src), capacity: 1)  // grows as it goes
         var worst = 0.0
         let ids = try m.greedySearch(prompt: [[1], [1]], cache: &cache, config: GenerationConfig(maxNewTokens: steps)) { _ in }
         #expect(ids == expectedIDs)
         // Logits along the recomputed ids, through a fresh cache.
-        var c2 = m.makeCache(for: m.encode(io.src))
+        var c2 = m.makeCache(for: try m.encode(io.src))
         for i in 0..<steps {
             let got = m.nextTokenLogits(appending: expectedIDs.map { [$0[i]] }, to: &c2).scalars
             for r in 0..<2 {
@@ -109,9 +109,9 @@ struct Seq2SeqTests {
         print("cached vs recomputed logits over \(steps) steps: max abs \(worst)")
         #expect(worst <= 1e-5)
         // A multi-token prompt (prefill) gives the same last logits as feeding it token by token.
-        var prefill = m.makeCache(for: m.encode(io.src))
+        var prefill = m.makeCache(for: try m.encode(io.src))
         let a = m.nextTokenLogits(appending: io.tgt, to: &prefill)
-        var byStep = m.makeCache(for: m.encode(io.src))
+        var byStep = m.makeCache(for: try m.encode(io.src))
         var b = Tensor.zeros([2, 40])
         for i in 0..<io.tgt[0].count { b = m.nextTokenLogits(appending: io.tgt.map { [$0[i]] }, to: &byStep) }
         #expect(deviation(a, b).maxAbs <= 1e-5)
@@ -122,7 +122,7 @@ struct Seq2SeqTests {
     func batchedEqualsOneByOne() throws {
         let m = Seq2Seq.model, io = Seq2Seq.io
         let sources = [Array(io.src[0].prefix(19)), Array(io.src[1].prefix(7)), Array(io.src[0].suffix(12)), [5, 9, 3]]
-        let encoded = m.encode(sources)
+        let encoded = try m.encode(sources)
         #expect(encoded.padding != nil && encoded.lengths == [19, 7, 12, 3])
         let config = GenerationConfig(maxNewTokens: 10, eosTokenID: 6)  // 6 is frequent: rows end early
         var beamConfig = GenerationConfig(maxNewTokens: 8, eosTokenID: 6, numBeams: 3)
@@ -132,15 +132,15 @@ struct Seq2SeqTests {
         let d = m.modelDim
         let memory = encoded.memory.scalars
         for (i, s) in sources.enumerated() {
-            let alone = m.encode([s])
+            let alone = try m.encode([s])
             // Memory rows of the real tokens.
             let start = i * 19 * d
             let rowsOfBatch = Tensor(shape: [s.count, d], scalars: memory[start..<(start + s.count * d)])
             #expect(deviation(rowsOfBatch, alone.memory.reshaped([s.count, d])).maxAbs <= 1e-5, "memory of source \(i)")
             // Teacher-forced logits.
             let target = [[1, 4, 16, 24, 21]]
-            let logitsAlone = m.decode(target, encoded: alone)
-            let logitsBatch = m.decode(Array(repeating: target[0], count: sources.count), encoded: encoded).scalars
+            let logitsAlone = try m.decode(target, encoded: alone)
+            let logitsBatch = try m.decode(Array(repeating: target[0], count: sources.count), encoded: encoded).scalars
             let slice = Tensor(shape: [1, 5, 40], scalars: logitsBatch[(i * 200)..<((i + 1) * 200)])
             #expect(deviation(slice, logitsAlone).maxAbs <= 1e-5, "teacher-forced logits of source \(i)")
             // Greedy ids: the batched row, cut after its end token, equals the lone run.

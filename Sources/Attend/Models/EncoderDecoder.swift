@@ -51,8 +51,9 @@ struct PaddedSources {
 /// comes with the conformance.
 public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCache {
     /// Encodes sources of any lengths (at least 1 token each), right-padded into one batch
-    /// with the padding masked out of every attention.
-    func encode(_ sources: [[Int]], compute: Compute) -> EncodedSource
+    /// with the padding masked out of every attention. Throws
+    /// ``GenerationError/invalidInput(_:)`` for sources ``checkSources(_:)`` rejects.
+    func encode(_ sources: [[Int]], compute: Compute) throws -> EncodedSource
     /// A fresh decoding cache for `encoded` (the memory's keys and values computed once per
     /// layer), with room for `capacity` positions before it grows (it doubles as needed).
     func makeCache(for encoded: EncodedSource, capacity: Int, compute: Compute) -> KVCache
@@ -66,7 +67,7 @@ public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCach
 extension EncoderDecoderModel {
     /// Throws ``GenerationError/invalidInput(_:)`` unless there is at least one source, each
     /// of at least one token, with ids in `0..<sourceVocabularySize`, none longer than
-    /// ``maxPositions``: what ``encode(_:compute:)`` requires (it traps otherwise).
+    /// ``maxPositions``: what ``encode(_:compute:)`` requires.
     /// Cost: O(total tokens).
     public func checkSources(_ sources: [[Int]]) throws {
         guard !sources.isEmpty else { throw GenerationError.invalidInput("no sources given") }
@@ -79,6 +80,17 @@ extension EncoderDecoderModel {
             if let m = maxPositions, source.count > m {
                 throw GenerationError.invalidInput("source \(i) has \(source.count) tokens; the model's position table holds \(m) (max_position_embeddings)")
             }
+        }
+    }
+
+    /// Throws ``GenerationError/invalidInput(_:)`` unless `targets` (teacher forcing) has
+    /// one row per encoded source, all of one length >= 1, ids in `0..<vocabularySize`, and
+    /// fits ``maxPositions``. Cost: O(total tokens).
+    public func checkTargets(_ targets: [[Int]], encoded: EncodedSource) throws {
+        let n = try checkTokenRows(targets, count: encoded.lengths.count, what: "target", against: "\(encoded.lengths.count) sources",
+                                   vocabulary: vocabularySize)
+        if let m = maxPositions, n > m {
+            throw GenerationError.invalidInput("targets of \(n) tokens; the model's position table holds \(m) (max_position_embeddings)")
         }
     }
 }
@@ -103,7 +115,7 @@ extension EncoderDecoderModel {
             let needed = config.maxLength(promptLength: 1)
             if needed > limit { throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: limit, requested: needed) }
         }
-        let encoded = encode(sources, compute: compute)
+        let encoded = try encode(sources, compute: compute)
         let capacity = min(initialGenerationCacheCapacity, config.maxLength(promptLength: 1))
         return (sources.map { _ in [startTokenID] }, makeCache(for: encoded, capacity: capacity, compute: compute))
     }

@@ -27,7 +27,9 @@ public protocol AutoregressiveDecoder: Sendable {
     var vocabularySize: Int { get }
     /// Appends `tokens` (`cache.rows` rows of n >= 1 ids each, the same n for every row) to
     /// the cache at positions `cache.length ..< cache.length + n` and returns the logits of
-    /// the last new position of each row: `[cache.rows, V]`.
+    /// the last new position of each row: `[cache.rows, V]`. The ids must lie in the
+    /// vocabulary and the positions within the model's limit (generation checks both before
+    /// it calls this; a direct caller must too: anything else is a precondition failure).
     func nextTokenLogits(appending tokens: [[Int]], to cache: inout Cache, compute: Compute) -> Tensor
 }
 
@@ -65,8 +67,11 @@ public struct GenerationConfig: Sendable {
     /// Filler after a sequence ends (greedy) or past a shorter hypothesis (beam search).
     /// nil: the first end-of-sequence token, as Hugging Face does.
     public var padTokenID: Int? = nil
-    /// Beams per input; 1 means greedy search.
+    /// Beams per input; 1 means greedy search; at most ``maxBeams``.
     public var numBeams: Int = 1
+    /// The most beams a search may keep per input (4096): far past any useful width, and low
+    /// enough that `inputs * 2 * numBeams` candidates and their caches cannot overflow.
+    public static let maxBeams = 4096
     /// Beam scores are `sum of log-probabilities / generatedLength ^ lengthPenalty`.
     public var lengthPenalty: Float = 1
     /// When beam search stops.
@@ -124,7 +129,7 @@ public struct GenerationConfig: Sendable {
         func fail(_ message: String) -> GenerationError { .invalidConfig(message) }
         guard maxNewTokens >= 1 else { throw fail("maxNewTokens \(maxNewTokens) must be at least 1") }
         guard minNewTokens >= 0 else { throw fail("minNewTokens \(minNewTokens) must not be negative") }
-        guard numBeams >= 1 else { throw fail("numBeams \(numBeams) must be at least 1") }
+        guard numBeams >= 1 && numBeams <= Self.maxBeams else { throw fail("numBeams \(numBeams) must lie in 1...\(Self.maxBeams)") }
         guard numReturnSequences >= 1 && numReturnSequences <= numBeams else {
             throw fail("numReturnSequences \(numReturnSequences) must lie in 1...numBeams (\(numBeams))")
         }
@@ -171,11 +176,13 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     /// positions asked for (prompt plus `maxNewTokens`).
     case exceedsPositionLimit(setting: String, limit: Int, requested: Int)
 
+    /// One line saying what is wrong, for logs and command-line errors.
     public var description: String {
         switch self {
         case .invalidConfig(let m): return "generation settings: \(m)"
         case .invalidInput(let m): return "generation input: \(m)"
         case .exceedsPositionLimit(let setting, let limit, let requested):
+            if limit < 2 { return "the model's position table holds \(limit) position (\(setting) = \(limit)): no room to generate after the start token" }
             let asked = requested == Int.max ? "more positions than an Int holds" : "\(requested) positions"
             return "the model's position table holds \(limit) positions (\(setting) = \(limit)), and prompt plus maxNewTokens ask for \(asked); lower maxNewTokens"
         }
@@ -378,21 +385,28 @@ extension AutoregressiveDecoder {
     /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
     /// prompt has one row per cache row, all of one length >= 1, with ids in the vocabulary.
     private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
-        guard !prompt.isEmpty && prompt.count == cache.rows else {
-            throw GenerationError.invalidInput("\(prompt.count) prompt rows for a cache of \(cache.rows) rows")
-        }
-        let n = prompt[0].count
-        guard n >= 1 && prompt.allSatisfy({ $0.count == n }) else {
-            throw GenerationError.invalidInput("prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
-        }
-        let v = vocabularySize
-        for (r, row) in prompt.enumerated() {
-            if let bad = row.firstIndex(where: { $0 < 0 || $0 >= v }) {
-                throw GenerationError.invalidInput("prompt row \(r), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
-            }
-        }
-        return n
+        try checkTokenRows(prompt, count: cache.rows, what: "prompt", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
     }
+}
+
+/// The common length of `rows` (token ids of a prompt or targets); throws
+/// ``GenerationError/invalidInput(_:)`` unless there are `count` >= 1 rows, all of one
+/// length >= 1, with ids in `0..<v`. `what` and `against` name them in the message.
+/// Cost: O(total tokens).
+func checkTokenRows(_ rows: [[Int]], count: Int, what: String, against: String, vocabulary v: Int) throws -> Int {
+    guard !rows.isEmpty && rows.count == count else {
+        throw GenerationError.invalidInput("\(rows.count) \(what) rows for \(against)")
+    }
+    let n = rows[0].count
+    guard n >= 1 && rows.allSatisfy({ $0.count == n }) else {
+        throw GenerationError.invalidInput("\(what) rows must be non-empty and of one length, got lengths \(rows.map(\.count))")
+    }
+    for (r, row) in rows.enumerated() {
+        if let bad = row.firstIndex(where: { $0 < 0 || $0 >= v }) {
+            throw GenerationError.invalidInput("\(what) row \(r), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
+        }
+    }
+    return n
 }
 
 // MARK: - Score helpers

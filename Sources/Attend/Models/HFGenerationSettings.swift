@@ -97,6 +97,8 @@ struct HFGenerationSettings {
         if let n = try g.int("num_beam_groups", in: 1...(1 << 20)), n > 1 { ignored.append("num_beam_groups = \(n)") }
         if let list = try g.array("begin_suppress_tokens"), !list.isEmpty { ignored.append("begin_suppress_tokens") }
         if let list = try g.array("forced_decoder_ids"), !list.isEmpty { ignored.append("forced_decoder_ids") }
+        // Whatever combination the keys made, the result must be a configuration generate takes.
+        do { try c.validate(vocabularySize: v) } catch { throw g.fail("(generation settings)", "\(error)") }
         self.config = c
     }
 

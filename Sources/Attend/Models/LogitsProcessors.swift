@@ -120,9 +120,23 @@ func applySamplingWarpers(_ row: UnsafeMutableBufferPointer<Float>, config: Gene
     }
 }
 
-/// The k-th largest value of `row` (1-based k <= count). Cost: O(V log V).
+/// The k-th largest value of `row` (1-based k <= count; NaN never counts), kept in a sorted
+/// window of the k largest so far. Cost: O(V log k) plus O(k) per value that enters the
+/// window (few for k much smaller than V).
 private func kthLargest(_ row: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
-    row.sorted(by: >)[k - 1]
+    var top: [Float] = []  // descending, at most k
+    top.reserveCapacity(k + 1)
+    for x in row where !x.isNaN {
+        if top.count == k, x <= top[k - 1] { continue }
+        var lo = 0, hi = top.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if top[mid] >= x { lo = mid + 1 } else { hi = mid }
+        }
+        top.insert(x, at: lo)
+        if top.count > k { top.removeLast() }
+    }
+    return top.count == k ? top[k - 1] : -.infinity
 }
 
 /// `softmax(x)` in float32 as PyTorch computes it: `exp(x - max)`, divided by their sum (the
@@ -146,6 +160,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// A generator whose first number comes from `state` (the seed).
     public init(state: UInt64) { self.state = state }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -152,16 +152,12 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// Encodes sources of any lengths (at least 1 token each, at most ``maxPositions``):
     /// right-padded with ``padTokenID`` into one batch, with the padding masked out of every
     /// attention, so each row equals encoding that source alone. Returns `[batch, S, d]`
-    /// memory and the padding. Cost: see the type's summary.
-    public func encode(_ sources: [[Int]], compute: Compute = .default) -> EncodedSource {
+    /// memory and the padding. Throws ``GenerationError/invalidInput(_:)`` for sources
+    /// ``EncoderDecoderModel/checkSources(_:)`` rejects (empty, ids outside the source
+    /// vocabulary, longer than ``maxPositions``). Cost: see the type's summary.
+    public func encode(_ sources: [[Int]], compute: Compute = .default) throws -> EncodedSource {
+        try checkSources(sources)
         let batch = PaddedSources(sources, pad: padTokenID, caller: "Seq2SeqModel.encode")
-        let v = sourceVocabularySize
-        precondition(sources.allSatisfy { $0.allSatisfy { (0..<v).contains($0) } },
-                     "Seq2SeqModel.encode: token ids must lie in 0..<\(v) (the source vocabulary)")
-        if let maxPositions {
-            precondition(batch.ids[0].count <= maxPositions,
-                         "Seq2SeqModel.encode: a source of \(batch.ids[0].count) tokens is longer than the \(maxPositions) positions of the model")
-        }
         let x = embed(batch.ids, table: encoderEmbedding, scale: embeddingScale, positions: encoderPositions, offset: 0)  // [b, S, d]
         let memory = encoder(x, keyPadding: batch.padding, compute: compute)  // [b, S, d]
         return EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
@@ -170,11 +166,10 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// Teacher forcing: the logits after every target position, `[batch, T, V]`, for
     /// `targets` `[batch][T]` (equal lengths, starting with the decoder start token; position
     /// t sees targets 0...t and the whole source), as `transformers`' forward pass with
-    /// `decoder_input_ids` returns them.
-    public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) -> Tensor {
-        precondition(targets.count == encoded.lengths.count && !targets.isEmpty && !targets[0].isEmpty,
-                     "Seq2SeqModel.decode: \(targets.count) targets of \(targets.first?.count ?? 0) tokens for \(encoded.lengths.count) sources")
-        checkTargets(targets, start: 0)
+    /// `decoder_input_ids` returns them. Throws ``GenerationError/invalidInput(_:)`` for
+    /// targets ``EncoderDecoderModel/checkTargets(_:encoded:)`` rejects.
+    public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) throws -> Tensor {
+        try checkTargets(targets, encoded: encoded)
         let y = embed(targets, table: decoderEmbedding, scale: embeddingScale, positions: decoderPositions, offset: 0)  // [b, T, d]
         var h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, compute: compute)  // [b, T, d]
         if outputScale != 1 { h = h * outputScale }
@@ -194,7 +189,7 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
         precondition(tokens.count == cache.rows && !tokens[0].isEmpty,
                      "Seq2SeqModel.nextTokenLogits: \(tokens.count) rows of \(tokens.first?.count ?? 0) tokens for a cache of \(cache.rows) rows")
-        checkTargets(tokens, start: cache.length)
+        checkStep(tokens, start: cache.length)
         let n = tokens[0].count, r = tokens.count, d = modelDim
         let y = embed(tokens, table: decoderEmbedding, scale: embeddingScale, positions: decoderPositions, offset: cache.length)  // [r, n, d]
         let h = decoder(y, cache: &cache, compute: compute)  // [r, n, d]
@@ -203,7 +198,8 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         return lmHead(last, compute: compute)  // [r, V]
     }
 
-    private func checkTargets(_ tokens: [[Int]], start: Int) {
+    /// Attend's invariant for a decoding step (``generate`` checked the ids and the length).
+    private func checkStep(_ tokens: [[Int]], start: Int) {
         let v = vocabularySize
         precondition(tokens.allSatisfy { $0.allSatisfy { (0..<v).contains($0) } },
                      "Seq2SeqModel: target token ids must lie in 0..<\(v)")

@@ -158,8 +158,10 @@ public struct TransformerModel: EncoderDecoderModel {
 
     /// Encodes sources of any lengths (at least 1 token each): right-padded into one batch,
     /// with padding masked out of every attention, so each row equals encoding that source
-    /// alone. Cost: see the type's summary.
-    public func encode(_ sources: [[Int]], compute: Compute = .default) -> EncodedSource {
+    /// alone. Throws ``GenerationError/invalidInput(_:)`` for sources
+    /// ``EncoderDecoderModel/checkSources(_:)`` rejects. Cost: see the type's summary.
+    public func encode(_ sources: [[Int]], compute: Compute = .default) throws -> EncodedSource {
+        try checkSources(sources)
         let batch = PaddedSources(sources, pad: config.sourcePadTokenID, caller: "TransformerModel.encode")
         let x = embed(batch.ids, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, s, d]
         let memory = encoder(x, keyPadding: batch.padding, compute: compute)  // [b, s, d]
@@ -168,16 +170,19 @@ public struct TransformerModel: EncoderDecoderModel {
 
     /// Teacher forcing: the logits after every target position, `[batch, T, V]`, for targets
     /// `[batch][T]` (equal lengths; position t sees targets 0...t and the whole source).
-    public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) -> Tensor {
-        precondition(targets.count == encoded.lengths.count, "TransformerModel.decode: \(targets.count) targets for \(encoded.lengths.count) sources")
+    /// Throws ``GenerationError/invalidInput(_:)`` for targets
+    /// ``EncoderDecoderModel/checkTargets(_:encoded:)`` rejects.
+    public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) throws -> Tensor {
+        try checkTargets(targets, encoded: encoded)
         let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
         let h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, compute: compute)  // [b, T, d]
         return generator(h, compute: compute)  // [b, T, V]
     }
 
-    /// Teacher-forced logits `[batch, T, V]` of `targets` given `sources`.
-    public func callAsFunction(sources: [[Int]], targets: [[Int]], compute: Compute = .default) -> Tensor {
-        decode(targets, encoded: encode(sources, compute: compute), compute: compute)
+    /// Teacher-forced logits `[batch, T, V]` of `targets` given `sources`. Throws as
+    /// ``encode(_:compute:)`` and ``decode(_:encoded:compute:)`` do.
+    public func callAsFunction(sources: [[Int]], targets: [[Int]], compute: Compute = .default) throws -> Tensor {
+        try decode(targets, encoded: encode(sources, compute: compute), compute: compute)
     }
 
     /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
