@@ -70,6 +70,14 @@ typedef void (*ck_f32_gemm_ukr_fn)(size_t kc, const float *a, const float *b, fl
                                    size_t ldc, float alpha, float beta);
 
 /**
+ * The same micro-kernel with A read in place from mr rows of a row-major matrix (row i at
+ * a + i*lda, kc floats each) instead of a packed micro-panel: the packed-weight GEMM uses it
+ * for full row tiles, so activations are not packed. b, c, alpha, beta as ck_f32_gemm_ukr_fn.
+ */
+typedef void (*ck_f32_gemm_ukr_rows_fn)(size_t kc, const float *a, size_t lda, const float *b,
+                                        float *c, size_t ldc, float alpha, float beta);
+
+/**
  * Block sizes of one variant, with the register/cache arithmetic beside each definition.
  * mc is a multiple of mr, nc a multiple of nr.
  */
@@ -220,6 +228,7 @@ typedef struct ck_kernels {
     const char *name;
     ck_gemm_blocking gemm;
     ck_f32_gemm_ukr_fn gemm_ukr;
+    ck_f32_gemm_ukr_rows_fn gemm_ukr_rows;
     const char *gemm_ukr_name;
     ck_fma_peak_fn fma_peak;
     ck_f32_exp_fn exp;
@@ -323,18 +332,25 @@ typedef struct ck_gemm_packed {
     ck_gemm_epilogue epilogue;
 } ck_gemm_packed;
 
-/** Workspace (floats, any alignment) of one ck_f32_gemm_packed call: one mc x kc A block. */
+/** Workspace (floats, any alignment) of one ck_f32_gemm_packed call: one packed mc x kc block
+ * of A (A rows are read in place where their stride allows; see ck_f32_gemm_packed). */
 size_t ck_f32_gemm_packed_workspace(const ck_kernels *k, size_t m, size_t kdim);
 
 /**
  * The rows [row0, row1) x column panels [panel0, panel1) (columns panel0*nr ..< min(n,
  * panel1*nr)) of the packed product g. With packed_a, row0 must be a multiple of mr. Loops:
- * per mc block of rows, per kc block (packing A unless packed_a), ck_f32_gemm's macro-kernel
- * over the panels; every sum runs in the same order whatever the split, so results do not
+ * per mc block of rows, per kc block, ck_f32_gemm's macro-kernel over the panels. A: packed_a
+ * when given; else full row tiles are read in place by gemm_ukr_rows (no packing) unless the
+ * row stride is a multiple of 4 KiB (those rows would share one L1 set), in which case the
+ * block is packed. Every sum runs in the same order whatever the split, so results do not
  * depend on how the caller divides the work. Cost: 2 * rows * cols * k flops.
  */
 void ck_f32_gemm_packed(const ck_kernels *k, const ck_gemm_packed *g, size_t row0, size_t row1,
                         size_t panel0, size_t panel1, float *workspace);
+
+/** 1 if ck_f32_gemm_packed reads A rows of this stride in place (no packing), else 0: callers
+ * splitting one product over threads pack A once up front (ck_f32_pack_a) only when it is 0. */
+int ck_f32_gemm_packed_reads_a_in_place(size_t lda);
 
 /* ---------------------------------------------------------------- fused attention driver */
 

@@ -135,30 +135,39 @@ static void ck_epilogue_apply(const ck_kernels *kern, const ck_gemm_epilogue *ep
 
 /*
  * The macro-kernel shared by both drivers: every micro-tile of an mcb x cols block of C
- * against a packed A block (mr-row panels of kcb columns) and consecutive packed B micro-panels
- * (kcb rows of nr each). B micro-panel outer (it stays in L1), A panels inner. This is the one
- * place edge tiles are handled: a partial tile goes through an aligned buffer and only its
- * valid part is merged into C with alpha and beta. `ep` (NULL: none) is applied to each tile
- * right after it is written, while it is in L1; (row0, col0) locate the block in the product.
+ * against consecutive packed B micro-panels (kcb rows of nr each) and the block's A, either
+ * packed (pa: mr-row panels of kcb columns) or, when pa is NULL, read in place (ar: row i at
+ * ar + i*lda) by the rows micro-kernel, with the last partial row tile taken from pa_tail (its
+ * rows packed and zero-padded to mr). B micro-panel outer (it stays in L1), A inner. This is
+ * the one place edge tiles are handled: a partial tile goes through an aligned buffer and
+ * only its valid part is merged into C with alpha and beta. `ep` (NULL: none) is applied to
+ * each tile right after it is written, while it is in L1; (row0, col0) locate the block in
+ * the product.
  */
 static void ck_macro_kernel(const ck_kernels *kern, size_t mcb, size_t cols, size_t kcb,
-                            const float *pa, const float *pb, float *c, size_t ldc, float alpha,
-                            float beta, const ck_gemm_epilogue *ep, size_t row0, size_t col0) {
+                            const float *pa, const float *ar, size_t lda, const float *pa_tail,
+                            const float *pb, float *c, size_t ldc, float alpha, float beta,
+                            const ck_gemm_epilogue *ep, size_t row0, size_t col0) {
     const size_t mr = (size_t)kern->gemm.mr, nr = (size_t)kern->gemm.nr;
     const ck_f32_gemm_ukr_fn ukr = kern->gemm_ukr;
+    const ck_f32_gemm_ukr_rows_fn ukr_rows = kern->gemm_ukr_rows;
     _Alignas(CK_ALIGN) float tile[CK_MAX_TILE];
     for (size_t jr = 0; jr < cols; jr += nr) {
         const size_t nrb = ck_min(nr, cols - jr);
         const float *bp = pb + jr * kcb;
         for (size_t ir = 0; ir < mcb; ir += mr) {
             const size_t mrb = ck_min(mr, mcb - ir);
-            const float *ap = pa + ir * kcb;
+            /* Rows in place for full row tiles of an unpacked A; packed panels otherwise. */
+            const int in_place = pa == NULL && mrb == mr;
+            const float *ap = pa ? pa + ir * kcb : pa_tail;
             float *cij = c + ir * ldc + jr;
             if (mrb == mr && nrb == nr) {
-                ukr(kcb, ap, bp, cij, ldc, alpha, beta);
+                if (in_place) ukr_rows(kcb, ar + ir * lda, lda, bp, cij, ldc, alpha, beta);
+                else ukr(kcb, ap, bp, cij, ldc, alpha, beta);
             } else {
                 /* Edge tile: full tile into the buffer, merge the valid part. */
-                ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
+                if (in_place) ukr_rows(kcb, ar + ir * lda, lda, bp, tile, nr, 1.0f, 0.0f);
+                else ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
                 for (size_t i = 0; i < mrb; i++) {
                     float *crow = cij + i * ldc;
                     const float *trow = tile + i * nr;
@@ -194,8 +203,8 @@ void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, siz
             for (size_t ic = 0; ic < m; ic += mc) {
                 const size_t mcb = ck_min(mc, m - ic);
                 ck_pack_a(mr, mcb, kcb, a, lda, trans_a, ic, pc, pa);
-                ck_macro_kernel(kern, mcb, ncb, kcb, pa, pb, c + ic * ldc + jc, ldc, alpha, beta_p,
-                                NULL, ic, jc);
+                ck_macro_kernel(kern, mcb, ncb, kcb, pa, NULL, 0, NULL, pb, c + ic * ldc + jc, ldc,
+                                alpha, beta_p, NULL, ic, jc);
             }
         }
     }
@@ -247,6 +256,13 @@ size_t ck_f32_gemm_packed_workspace(const ck_kernels *kern, size_t m, size_t kdi
     return mc * ck_min((size_t)kern->gemm.kc, kdim ? kdim : 1) + CK_ALIGN / sizeof(float);
 }
 
+/* Whether rows of stride lda can be read in place by the rows micro-kernel: mr rows whose
+ * stride is a multiple of 4 KiB fall into the same L1 set (the set index is address bits
+ * 6-11 on 64-set L1s) and evict one another, so those A blocks are packed instead. */
+static int ck_rows_in_place(size_t lda) { return (lda * sizeof(float)) % 4096 != 0; }
+
+int ck_f32_gemm_packed_reads_a_in_place(size_t lda) { return ck_rows_in_place(lda); }
+
 void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t row0, size_t row1,
                         size_t panel0, size_t panel1, float *workspace) {
     const size_t mr = (size_t)kern->gemm.mr, nr = (size_t)kern->gemm.nr;
@@ -263,22 +279,29 @@ void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t 
         return;
     }
     const size_t mpad = ck_round_up(g->m, mr);
-    float *pa_ws = ck_align(workspace);
+    const int in_place = !g->packed_a && ck_rows_in_place(g->lda);
+    float *ws = ck_align(workspace);
     for (size_t ic = row0; ic < row1; ic += mc) {
         const size_t mcb = ck_min(mc, row1 - ic);
+        const size_t full = mcb / mr * mr; /* rows of whole mr tiles; the rest is the tail */
         for (size_t pc = 0; pc < g->k; pc += kc) {
             const size_t kcb = ck_min(kc, g->k - pc);
-            const float *pa;
+            const float *pa = NULL, *ar = NULL;
             if (g->packed_a) {
                 pa = g->packed_a + pc * mpad + ic * kcb;
+            } else if (in_place) {
+                /* A in place; only a partial last row tile is packed (zero-padded to mr). */
+                ar = g->a + ic * g->lda + pc;
+                if (full < mcb) ck_pack_a(mr, mcb - full, kcb, g->a, g->lda, 0, ic + full, pc, ws);
             } else {
-                ck_pack_a(mr, mcb, kcb, g->a, g->lda, 0, ic, pc, pa_ws);
-                pa = pa_ws;
+                ck_pack_a(mr, mcb, kcb, g->a, g->lda, 0, ic, pc, ws);
+                pa = ws;
             }
             const float *pb = g->packed_w + pc * wpanels * nr + (wp0 + panel0) * kcb * nr;
             const int last = pc + kcb == g->k;
-            ck_macro_kernel(kern, mcb, cols, kcb, pa, pb, g->c + ic * g->ldc + col0, g->ldc, 1.0f,
-                            pc == 0 ? g->beta : 1.0f, last && has_ep ? &g->epilogue : NULL, ic, col0);
+            ck_macro_kernel(kern, mcb, cols, kcb, pa, ar, g->lda, ws, pb,
+                            g->c + ic * g->ldc + col0, g->ldc, 1.0f, pc == 0 ? g->beta : 1.0f,
+                            last && has_ep ? &g->epilogue : NULL, ic, col0);
         }
     }
 }

@@ -8,14 +8,16 @@
 enum { REF_MR = 4, REF_NR = 4 };
 
 
-void ck_f32_gemm_ukr_4x4__scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                                 float alpha, float beta) {
+/* The 4 x 4 tile with A element (i, p) at a[i*si + p*sp]: packed panels (1, MR) and rows read
+ * in place (lda, 1) share it. */
+static inline void ck_ukr_4x4_scalar(size_t kc, const float *a, size_t si, size_t sp, const float *b,
+                                     float *c, size_t ldc, float alpha, float beta) {
     float acc[REF_MR][REF_NR] = {{0}};
     for (size_t p = 0; p < kc; p++) {
         for (int i = 0; i < REF_MR; i++) {
-            for (int j = 0; j < REF_NR; j++) acc[i][j] += a[i] * b[j];
+            for (int j = 0; j < REF_NR; j++) acc[i][j] += a[(size_t)i * si] * b[j];
         }
-        a += REF_MR;
+        a += sp;
         b += REF_NR;
     }
     for (int i = 0; i < REF_MR; i++) {
@@ -23,6 +25,16 @@ void ck_f32_gemm_ukr_4x4__scalar(size_t kc, const float *a, const float *b, floa
         for (int j = 0; j < REF_NR; j++)
             row[j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * row[j];
     }
+}
+
+void ck_f32_gemm_ukr_4x4__scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                 float alpha, float beta) {
+    ck_ukr_4x4_scalar(kc, a, 1, REF_MR, b, c, ldc, alpha, beta);
+}
+
+void ck_f32_gemm_ukr_rows_4x4__scalar(size_t kc, const float *a, size_t lda, const float *b,
+                                      float *c, size_t ldc, float alpha, float beta) {
+    ck_ukr_4x4_scalar(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
 
 double ck_f32_fma_peak__scalar(size_t iters) {
@@ -51,6 +63,7 @@ typedef int ck_v1i __attribute__((vector_size(4)));
 #define CK_VL 1
 #define CK_FN(name) name##__scalar
 #define CK_UKR_NAME ck_f32_gemm_ukr_4x4__scalar
+#define CK_UKR_ROWS_NAME ck_f32_gemm_ukr_rows_4x4__scalar
 #define CK_PEAK_NAME ck_f32_fma_peak__scalar
 #define CK_MR REF_MR
 #define CK_NV REF_NR

@@ -1,7 +1,14 @@
 // Running a built executable as a child process and measuring how it ended: exit status or
-// signal, its output, and its peak resident memory (the kernel's ru_maxrss from wait4), with
-// a wall-clock limit. Foundation's Process reaps children itself and cannot report the peak
-// memory, so this spawns with posix_spawn and waits with wait4.
+// signal, its output, and its peak resident memory, with a wall-clock limit. Foundation's
+// Process reaps children itself and cannot report the peak memory, so this spawns with
+// posix_spawn and waits with wait4.
+//
+// Peak memory: the kernel's ru_maxrss is no good here. Linux records the high-water mark of
+// the memory a process leaves at exec into that process's ru_maxrss, and posix_spawn's child
+// leaves the parent's (vfork shares it), so every child would report at least the test
+// process's own peak (hundreds of MiB once a real model is loaded). The child's own peak is
+// its current address space's high-water mark, VmHWM in /proc/PID/status, polled while it
+// runs (monotonic, so the last reading is its peak to within the polling interval).
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +28,8 @@ public struct ChildResult: Sendable, CustomStringConvertible {
     public var stdout: String
     /// Standard error, decoded the same way.
     public var stderr: String
-    /// Peak resident set size of the child, in KiB (`ru_maxrss` on Linux).
+    /// Peak resident set size of the child's own address space, in KiB (VmHWM polled from
+    /// /proc every 2 ms while it ran; 0 for a child that exited before the first reading).
     public var peakRSSKiB: Int
 
     /// A result from its parts (the harness's own checks are tested on made-up results).
@@ -74,8 +82,11 @@ public func runChild(_ executable: String, _ arguments: [String], stdin: Data? =
     var status: Int32 = 0
     var usage = rusage()
     var timedOut = false
+    var peakKiB = 0
     let deadline = Date().addingTimeInterval(timeout)
     while true {
+        // Before reaping: /proc/PID exists until wait4 collects the child.
+        if let hwm = highWaterMarkKiB(pid) { peakKiB = max(peakKiB, hwm) }
         let r = wait4(pid, &status, WNOHANG, &usage)
         if r == pid { break }
         if r < 0 && errno != EINTR {
@@ -91,7 +102,17 @@ public func runChild(_ executable: String, _ arguments: [String], stdin: Data? =
     // WIFEXITED / WEXITSTATUS / WTERMSIG are macros; spelled out here.
     let signal = status & 0x7F
     return ChildResult(status: signal == 0 ? (status >> 8) & 0xFF : nil, signal: signal == 0 ? nil : signal,
-                       timedOut: timedOut, stdout: read(outPath), stderr: read(errPath), peakRSSKiB: Int(usage.ru_maxrss))
+                       timedOut: timedOut, stdout: read(outPath), stderr: read(errPath), peakRSSKiB: peakKiB)
+}
+
+/// VmHWM of process `pid` in KiB from /proc/PID/status, or nil when it cannot be read (the
+/// process is gone, or it is a zombie whose address space is released).
+private func highWaterMarkKiB(_ pid: pid_t) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+    }
+    return nil
 }
 
 /// The path of an executable product (`attend`, `bench`) that `swift build` puts beside the

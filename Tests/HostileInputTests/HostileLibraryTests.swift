@@ -82,9 +82,24 @@ func runHostileLibraryCases() async throws -> (calls: Int, thrown: Int) {
     // The embedder on hostile texts (anything a String holds is valid input).
     let texts = ["", "\u{0}", String(repeating: "w1 ", count: 100_000), String(repeating: "x", count: 100_000),
                  "\u{FFFD}\u{FFFF}\u{10FFFF}", "[CLS] [SEP] [PAD] [MASK]", String(repeating: "🙂", count: 10_000)]
-    _ = embedder.embed(texts, batchSize: 3)
+    do { _ = try embedder.embed(texts, batchSize: 3) } catch { thrown += 1 }
     for t in texts { _ = embedder.encode(t) }
     calls += texts.count + 1
+    // The BERT model behind it on hostile ids, token types, masks and batch sizes: thrown
+    // ModelInputErrors, never a trap.
+    let vocab = embedder.model.config.vocabSize
+    var rng = SeededRNG(seed: caseSeed(0xBE27))
+    func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &rng)] }
+    func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
+    for _ in 0..<200 {
+        let rows = pick([0, 1, 2, 3]), len = pick([0, 1, 5, 600])
+        let ids = (0..<rows).map { _ in (0..<(chance(0.2) ? len + 1 : len)).map { _ in chance(0.95) ? Int.random(in: 0..<vocab, using: &rng) : pick(ints) } }
+        let types: [[Int]]? = chance(0.5) ? nil : ids.map { $0.map { _ in chance(0.95) ? 0 : pick(ints) } }
+        let mask: [[Int]]? = chance(0.5) ? nil : ids.map { $0.map { _ in chance(0.95) ? 1 : pick(ints) } }
+        do { _ = try embedder.model.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask) } catch { thrown += 1 }
+        do { _ = try embedder.embed(encodings: [], batchSize: pick(ints)) } catch { thrown += 1 }
+        calls += 2
+    }
     return (calls, thrown)
 }
 

@@ -22,6 +22,7 @@ typedef int ck_v4i __attribute__((vector_size(16)));
 #define CK_VL 4
 #define CK_FN(name) name##__neon
 #define CK_UKR_NAME ck_f32_gemm_ukr_8x12__neon
+#define CK_UKR_ROWS_NAME ck_f32_gemm_ukr_rows_8x12__neon
 #define CK_MR 8
 #define CK_NV 3
 #define CK_MC 128

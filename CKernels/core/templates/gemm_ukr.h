@@ -7,6 +7,7 @@
  *
  * Before including, define:
  *   CK_UKR_NAME  function name, e.g. ck_f32_gemm_ukr_6x16__avx2
+ *   CK_UKR_ROWS_NAME  the same kernel reading A rows in place, e.g. ck_f32_gemm_ukr_rows_6x16__avx2
  *   CK_VEC       vector type, float __attribute__((vector_size(4*CK_VL)))
  *   CK_VL        lanes per vector
  *   CK_MR        rows of the tile (broadcast from packed A)
@@ -23,6 +24,8 @@
  */
 
 #define CK_NR (CK_NV * CK_VL)
+#define CK_CAT2(x, y) x##y
+#define CK_CAT(x, y) CK_CAT2(x, y)
 
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_elementwise_fma)
@@ -37,8 +40,12 @@
  * it turns -0.0 into +0.0.) */
 #define CK_SPLAT(x) (-(CK_VEC){0} + (x))
 
-void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
-                 float beta) {
+/* The one body of both entry points: element (i, p) of the A sliver is a[i*si + p*sp], so the
+ * packed panel is (si, sp) = (1, MR) and rows read in place are (lda, 1). Always inlined with
+ * the constants, so the packed kernel compiles exactly as if written for its layout. */
+static inline __attribute__((always_inline)) void CK_CAT(CK_UKR_NAME, _body)(
+    size_t kc, const float *a, size_t si, size_t sp, const float *b, float *c, size_t ldc,
+    float alpha, float beta) {
     CK_VEC acc[CK_MR][CK_NV];
 CK_UNROLL_FULL
     for (int i = 0; i < CK_MR; i++) {
@@ -61,11 +68,11 @@ CK_UNROLL_FULL
         for (int j = 0; j < CK_NV; j++) bp[j] = bv[j];
 CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
-            CK_VEC ai = CK_SPLAT(a[i]);
+            CK_VEC ai = CK_SPLAT(a[(size_t)i * si]);
 CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) acc[i][j] = CK_VFMA(ai, bp[j], acc[i][j]);
         }
-        a += CK_MR;
+        a += sp;
         bv += CK_NV;
     }
     /* Write back: C = alpha*acc + beta*C (beta == 0: C not read). Unaligned row access. */
@@ -91,6 +98,19 @@ CK_UNROLL_FULL
             }
         }
     }
+}
+
+
+/* A from a packed micro-panel: a[p*MR + i]. */
+void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
+                 float beta) {
+    CK_CAT(CK_UKR_NAME, _body)(kc, a, 1, CK_MR, b, c, ldc, alpha, beta);
+}
+
+/* A read in place from MR rows of a row-major matrix: a[i*lda + p] (ck_f32_gemm_ukr_rows_fn). */
+void CK_UKR_ROWS_NAME(size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                      float alpha, float beta) {
+    CK_CAT(CK_UKR_NAME, _body)(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
 
 #undef CK_NR

@@ -6,6 +6,7 @@
  *   CK_VEC, CK_IVEC, CK_VL      float / int32 vector types and lanes
  *   CK_FN(name)                 the variant suffix: CK_FN(ck_f32_exp) -> ck_f32_exp__avx2
  *   CK_UKR_NAME                 the micro-kernel's name, ck_f32_gemm_ukr_<MR>x<NR>__<variant>
+ *   CK_UKR_ROWS_NAME            its A-in-place twin, ck_f32_gemm_ukr_rows_<MR>x<NR>__<variant>
  *   CK_MR, CK_NV                micro-tile: CK_MR rows x CK_NV vectors (nr = CK_NV * CK_VL)
  *   CK_MC, CK_KC, CK_NC         cache blocks (mc a multiple of mr, nc of nr)
  *   CK_PEAK_CHAINS              independent FMA chains of the peak probe
@@ -13,7 +14,8 @@
  *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % mr == 0)
  *   CK_TABLE, CK_VARIANT_ID, CK_VARIANT_NAME  the table's symbol, enum value and name
  * Optional: CK_NO_FMA (no fused multiply-add: the portable scalar row), CK_CUSTOM_UKR and
- * CK_CUSTOM_PEAK (the includer wrote the function CK_UKR_NAME / CK_PEAK_NAME itself).
+ * CK_CUSTOM_PEAK (the includer wrote the functions CK_UKR_NAME and CK_UKR_ROWS_NAME / CK_PEAK_NAME
+ * itself).
  */
 #define CK_STR2(x) #x
 #define CK_STR(x) CK_STR2(x)
@@ -42,6 +44,7 @@ const ck_kernels CK_TABLE = {
     .name = CK_VARIANT_NAME,
     .gemm = {.mr = CK_MR, .nr = CK_NV * CK_VL, .mc = CK_MC, .kc = CK_KC, .nc = CK_NC},
     .gemm_ukr = CK_UKR_NAME,
+    .gemm_ukr_rows = CK_UKR_ROWS_NAME,
     .gemm_ukr_name = CK_STR(CK_UKR_NAME),
     .fma_peak = CK_PEAK_NAME,
     .exp = CK_FN(ck_f32_exp),

@@ -40,6 +40,7 @@ typedef int ck_v8i __attribute__((vector_size(32)));
 #define CK_VL 8
 #define CK_FN(name) name##__avx2
 #define CK_UKR_NAME ck_f32_gemm_ukr_6x16__avx2
+#define CK_UKR_ROWS_NAME ck_f32_gemm_ukr_rows_6x16__avx2
 #define CK_MR 6
 #define CK_NV 2
 #define CK_MC CK_AVX2_MC

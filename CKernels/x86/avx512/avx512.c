@@ -29,6 +29,7 @@ typedef int ck_v16i __attribute__((vector_size(64)));
 #define CK_VL 16
 #define CK_FN(name) name##__avx512
 #define CK_UKR_NAME ck_f32_gemm_ukr_14x32__avx512
+#define CK_UKR_ROWS_NAME ck_f32_gemm_ukr_rows_14x32__avx512
 #define CK_MR 14
 #define CK_NV 2
 #define CK_MC 168

@@ -170,11 +170,9 @@ public struct BERTModel: Sendable {
     }
 
     /// word + segment (+ position) embeddings, then LayerNorm: `[T, d]`, sequence i at rows
-    /// `rows.starts[i] ..< + rows.lengths[i]` with positions 0, 1, ...
+    /// `rows.starts[i] ..< + rows.lengths[i]` with positions 0, 1, ... (ids already checked).
     func embed(_ ids: [[Int]], _ types: [[Int]]?, _ rows: TokenRows, compute: Compute) -> Tensor {
-        let d = config.hiddenSize, total = rows.total
-        _ = d
-        let vocab = embeddings.word.count, typeVocab = embeddings.tokenType.count
+        let total = rows.total
         var flatIDs: [Int] = [], flatTypes: [Int] = [], positionIDs: [Int] = []
         flatIDs.reserveCapacity(total)
         for (b, _) in rows.starts.enumerated() {
@@ -187,7 +185,7 @@ public struct BERTModel: Sendable {
         }
         let sum = embeddings.word.weight.gatherRows(flatIDs) + embeddings.tokenType.weight.gatherRows(flatTypes)  // [T, d]
         let positions = embeddings.addsPositions ? embeddings.position.weight.gatherRows(positionIDs) : nil  // [T, d]
-        var x = Tensor.uninitialized([total, d])
+        var x = Tensor.uninitialized([total, config.hiddenSize])
         // LayerNorm((word + segment) + position): the position add is fused into the norm.
         normRows(rms: false, sum, residual: positions, gamma: embeddings.norm.weight, beta: embeddings.norm.bias,
                  eps: embeddings.norm.eps, into: &x, compute: compute)

@@ -84,9 +84,11 @@ struct GEMMEpilogue {
 /// variant's nr), C `[m, columns.count]` (row stride `ldc`).
 ///
 /// The split: work is cut into row blocks (mc) x groups of weight micro-panels, so a short A
-/// still uses every thread; when several items share a row block, all of A is packed once up
-/// front (`ck_f32_pack_a`), otherwise each item packs its own rows. Each C element is summed by
-/// one thread in the same order whatever the split. Cost: `2 m n k` flops plus one packing of A.
+/// still uses every thread. The C driver reads full row tiles of A in place; where it cannot
+/// (a row stride of a multiple of 4 KiB) and several items share a row block, all of A is
+/// packed once up front (`ck_f32_pack_a`) instead of by every item. Each C element is summed
+/// by one thread in the same order whatever the split. Cost: `2 m n k` flops (plus one
+/// packing of A for such strides).
 func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeight, columns: Range<Int>,
                 c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float, epilogue: GEMMEpilogue = GEMMEpilogue(),
                 threads: Int) {
@@ -108,7 +110,7 @@ func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeigh
     let nChunks = useThreads == 1 ? 1 : max(1, min(panels, (4 * useThreads + mBlocks - 1) / mBlocks))
     let panelsPerChunk = (panels + nChunks - 1) / nChunks
     var sharedA: UnsafeMutablePointer<Float>? = nil
-    if nChunks > 1 && k > 0 {
+    if nChunks > 1 && k > 0 && ck_f32_gemm_packed_reads_a_in_place(lda) == 0 {
         let count = ck_f32_packed_a_size(kern, m, k)
         sharedA = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
         ck_f32_pack_a(kern, m, k, a, lda, sharedA!)
