@@ -762,33 +762,52 @@ static void test_step(int v) {
 
 /* ---------------------------------------------------------------- gemv */
 
-static void test_gemv_one(const ck_kernels *k, size_t n, size_t kd, float alpha, float beta, size_t pad) {
-    const size_t ldw = kd + pad;
-    set_case("%s gemv n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, n, kd, ldw, alpha, beta);
-    new_case(S_GEMV);
-    float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((n * ldw + 2) * sizeof(float));
+/* gemv (trans == 0: y[j] = alpha * sum_p x[p] W[j][p] + beta * y[j], W n x k) or gemv_t
+ * (trans != 0: y[d] = alpha * sum_j x[j] W[j][d] + beta * y[d], W k x n), W's row padding NaN. */
+static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, float alpha, float beta, size_t pad) {
+    const int s = trans ? S_GEMV_T : S_GEMV;
+    const size_t wrows = trans ? kd : n, wcols = trans ? n : kd, ldw = wcols + pad;
+    set_case("%s %s n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, trans ? "gemv_t" : "gemv", n, kd, ldw, alpha, beta);
+    new_case(s);
+    float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((wrows * ldw + 2) * sizeof(float));
     fill(x, kd, -1, 1);
     float *wp = w + 1; /* misaligned */
-    for (size_t i = 0; i < n * ldw; i++) wp[i] = NAN; /* padding must not be read */
-    for (size_t j = 0; j < n; j++) fill(wp + j * ldw, kd, -1, 1);
-    gbuf y = gb_new(1, n, n ? n : 1, n % 2);
+    for (size_t i = 0; i < wrows * ldw; i++) wp[i] = NAN; /* padding must not be read */
+    for (size_t r = 0; r < wrows; r++) fill(wp + r * ldw, wcols, -1, 1);
+    gbuf y = gb_new(1, n, n ? n : 1, n % (trans ? 3 : 2));
     double *y0 = malloc((n + 1) * sizeof(double));
     for (size_t j = 0; j < n; j++) y0[j] = y.p[j] = beta == 0.0f ? NAN : rnd_f(-2, 2);
-    k->gemv(n, kd, alpha, x, wp, ldw, beta, y.p);
+    (trans ? k->gemv_t : k->gemv)(n, kd, alpha, x, wp, ldw, beta, y.p);
     for (size_t j = 0; j < n; j++) {
         double dot = 0, mag = 0;
         for (size_t p = 0; p < kd; p++) {
-            dot += (double)x[p] * wp[j * ldw + p];
-            mag += fabs((double)x[p] * wp[j * ldw + p]);
+            const double t = (double)x[p] * (trans ? wp[p * ldw + j] : wp[j * ldw + p]);
+            dot += t;
+            mag += fabs(t);
         }
         double ref = alpha * dot, bnd = fabs(alpha) * mag;
         if (beta != 0.0f) { ref += beta * y0[j]; bnd += fabs(beta * y0[j]); }
         const double err = fabs(y.p[j] - ref), allowed = (double)(kd + 4) * U * bnd;
-        if (!check(S_GEMV, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
+        if (!check(s, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
                    "y[%zu] = %.9g, reference %.9g (allowed %.3g)", j, y.p[j], ref, allowed))
             break;
     }
-    if (n == y.ld || n == 0) check_guard(S_GEMV, &y, "y");
+    /* gemv_t's contract: each column is the same in-order sum whatever the block. Checked
+     * bitwise for beta == 0 (the few-query attention's use) only: with beta != 0, GCC's
+     * default -ffp-contract=fast (GNU C) fuses the scalar table's alpha * acc + beta * y into
+     * an FMA in some of its loops and not in others, so columns then differ by an ulp with
+     * the block (clang, which SwiftPM uses, contracts them all alike; the Swift tests and
+     * kernel-fuzz check every beta there). */
+    for (size_t d0 = 1; trans && beta == 0.0f && d0 < n; d0 += d0 < 8 ? 3 : n / 2 + 1) {
+        float *part = malloc((n - d0 + 1) * sizeof(float));
+        k->gemv_t(n - d0, kd, alpha, x, wp + d0, ldw, beta, part);
+        for (size_t d = d0; d < n; d++)
+            if (!check(s, fbits(part[d - d0]) == fbits(y.p[d]), 0, 0, "column %zu alone from %zu: %.9g, in the full call %.9g",
+                       d, d0, part[d - d0], y.p[d]))
+                break;
+        free(part);
+    }
+    if (n == y.ld || n == 0) check_guard(s, &y, "y");
     gb_free(&y);
     free(x); free(w); free(y0);
 }
@@ -800,11 +819,11 @@ static void test_gemv(int v) {
     int sel = 0;
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
         for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++, sel++) {
-            test_gemv_one(k, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
-            test_gemv_one(k, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
+            test_gemv_one(k, 0, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
+            test_gemv_one(k, 0, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
         }
-    test_gemv_one(k, 384, 384, 1.0f, 1.0f, 0);
-    test_gemv_one(k, 67, 1531, 0.5f, 0.0f, 5);
+    test_gemv_one(k, 0, 384, 384, 1.0f, 1.0f, 0);
+    test_gemv_one(k, 0, 67, 1531, 0.5f, 0.0f, 5);
 }
 
 /* ---------------------------------------------------------------- activation */
@@ -972,6 +991,49 @@ static void test_norm(int v) {
             for (int opt = 0; opt < 6; opt++, sel++)
                 test_norm_one(k, rms, 1 + (size_t)(sel % 3), ns[i], opt & 1, (opt >> 1) & 1, opt % 3,
                               epss[sel % 3], offsets[(sel / 2) % 3]);
+}
+
+/* ---------------------------------------------------------------- attention references */
+
+/* Shaw bucket of key j for query i: clamp(j - (i + coff), -clip, clip) + clip. */
+static size_t shaw_bucket(size_t i, size_t j, ptrdiff_t coff, size_t clip) {
+    ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + coff);
+    const ptrdiff_t cl = (ptrdiff_t)clip;
+    dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
+    return (size_t)(dd + cl);
+}
+
+/* The double reference of query i's attention weights (qi: its D floats): s[j] = scale *
+ * qi.k_j + kb[j] + rel[(i - j) + rzero] + extra[j] (each term when non-NULL), -inf where
+ * causal hides key j; es[j] = exp(s[j] - max) (all 0 when every score is -inf) and their sum
+ * in *l. Returns the largest error of a float score: scaled q (1 rounding), a dot of D terms,
+ * then up to 3 bias adds. */
+static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const float *kk, size_t ldk, float scale,
+                          const float *kb, const float *rel, ptrdiff_t rzero, const double *extra, int causal,
+                          ptrdiff_t coff, double *s, double *es, double *l) {
+    double mx = -INFINITY, Es = 0;
+    for (size_t j = 0; j < Sk; j++) {
+        double dot = 0, mag = 0;
+        for (size_t d = 0; d < D; d++) {
+            dot += (double)qi[d] * kk[j * ldk + d];
+            mag += fabs((double)qi[d] * kk[j * ldk + d]);
+        }
+        double v = (double)scale * dot, bias = 0;
+        if (kb) bias += kb[j];
+        if (rel) bias += rel[(ptrdiff_t)i - (ptrdiff_t)j + rzero];
+        if (extra) bias += extra[j];
+        v += bias;
+        if (causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) v = -INFINITY;
+        s[j] = v;
+        if (v > -INFINITY) {
+            const double e = (double)(D + 3) * U * fabs(scale) * mag + 4 * U * (fabs(bias) + fabs(v));
+            if (e > Es) Es = e;
+        }
+        if (v > mx) mx = v;
+    }
+    *l = 0;
+    for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx); *l += es[j]; }
+    return Es;
 }
 
 /* ---------------------------------------------------------------- GEMM on a packed weight */
@@ -1154,53 +1216,6 @@ static void test_packed(int v) {
 
 /* ---------------------------------------------------------------- transposed gemv */
 
-static void test_gemv_t_one(const ck_kernels *k, size_t n, size_t kd, float alpha, float beta, size_t pad) {
-    const size_t ldw = n + pad;
-    set_case("%s gemv_t n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, n, kd, ldw, alpha, beta);
-    new_case(S_GEMV_T);
-    float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((kd * ldw + 2) * sizeof(float));
-    fill(x, kd, -1, 1);
-    float *wp = w + 1; /* misaligned */
-    for (size_t i = 0; i < kd * ldw; i++) wp[i] = NAN; /* padding must not be read */
-    for (size_t j = 0; j < kd; j++) fill(wp + j * ldw, n, -1, 1);
-    gbuf y = gb_new(1, n, n ? n : 1, n % 3);
-    double *y0 = malloc((n + 1) * sizeof(double));
-    for (size_t d = 0; d < n; d++) y0[d] = y.p[d] = beta == 0.0f ? NAN : rnd_f(-2, 2);
-    k->gemv_t(n, kd, alpha, x, wp, ldw, beta, y.p);
-    for (size_t d = 0; d < n; d++) {
-        double dot = 0, mag = 0;
-        for (size_t j = 0; j < kd; j++) {
-            dot += (double)x[j] * wp[j * ldw + d];
-            mag += fabs((double)x[j] * wp[j * ldw + d]);
-        }
-        double ref = alpha * dot, bnd = fabs(alpha) * mag;
-        if (beta != 0.0f) { ref += beta * y0[d]; bnd += fabs(beta * y0[d]); }
-        const double err = fabs(y.p[d] - ref), allowed = (double)(kd + 4) * U * bnd;
-        if (!check(S_GEMV_T, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
-                   "y[%zu] = %.9g, reference %.9g (allowed %.3g)", d, y.p[d], ref, allowed))
-            break;
-    }
-    /* the contract: each column is the same in-order sum whatever the block. Checked bitwise
-     * for beta == 0 (the few-query attention's use) only: with beta != 0, GCC's default
-     * -ffp-contract=fast (GNU C) fuses the scalar table's alpha * acc + beta * y into an FMA
-     * in some of its loops and not in others, so columns then differ by an ulp with the
-     * block (clang, which SwiftPM uses, contracts them all alike; the Swift tests and
-     * kernel-fuzz check every beta there). */
-    for (size_t d0 = 1; beta == 0.0f && d0 < n; d0 += d0 < 8 ? 3 : n / 2 + 1) {
-        float *part = malloc((n - d0 + 1) * sizeof(float));
-        for (size_t d = d0; d < n; d++) part[d - d0] = (float)y0[d];
-        k->gemv_t(n - d0, kd, alpha, x, wp + d0, ldw, beta, part);
-        for (size_t d = d0; d < n; d++)
-            if (!check(S_GEMV_T, fbits(part[d - d0]) == fbits(y.p[d]), 0, 0,
-                       "column %zu alone from %zu: %.9g, in the full call %.9g", d, d0, part[d - d0], y.p[d]))
-                break;
-        free(part);
-    }
-    if (n == y.ld || n == 0) check_guard(S_GEMV_T, &y, "y");
-    gb_free(&y);
-    free(x); free(w); free(y0);
-}
-
 static void test_gemv_t(int v) {
     const ck_kernels *k = var_table(v);
     const size_t ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 13, 15, 16, 17, 31, 33, 64, 65};
@@ -1208,24 +1223,26 @@ static void test_gemv_t(int v) {
     int sel = 0;
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
         for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++, sel++) {
-            test_gemv_t_one(k, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
-            test_gemv_t_one(k, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
+            test_gemv_one(k, 1, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
+            test_gemv_one(k, 1, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
         }
-    test_gemv_t_one(k, 384, 1000, 1.0f, 1.0f, 0);
-    test_gemv_t_one(k, 67, 1531, 0.5f, 0.0f, 5);
+    test_gemv_one(k, 1, 384, 1000, 1.0f, 1.0f, 0);
+    test_gemv_one(k, 1, 67, 1531, 0.5f, 0.0f, 5);
 }
 
 /* ---------------------------------------------------------------- attention on in-place K/V */
 
 /* One head through ck_f32_attention_short (few == 0) or ck_f32_attention_few (queries in
- * calls of `per_call`, 0: one call), against the naive double reference. key_bias: 0 none,
- * 1 random with -inf padding, 2 every key padded. */
+ * calls of `per_call`, 0: one call; `only_last`: only the last call, the other queries' rows
+ * must stay untouched), against the naive double reference. key_bias: 0 none, 1 random with
+ * -inf padding, 2 every key padded. */
 static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, size_t D, int causal, ptrdiff_t coff,
-                          int key_bias, int rel, float scale, size_t per_call) {
+                          int key_bias, int rel, float scale, size_t per_call, int only_last) {
     const size_t ldq = D + 3, ldk = D + 1, ldv = D + 2, ldo = D + 5;
     const int s = few ? S_ATTN_FEW : S_ATTN_SHORT;
-    set_case("%s attention_%s seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d scale=%g per_call=%zu",
-             k->name, few ? "few" : "short", Sq, Sk, D, causal, coff, key_bias, rel, scale, per_call);
+    set_case("%s attention_%s seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d scale=%g per_call=%zu%s",
+             k->name, few ? "few" : "short", Sq, Sk, D, causal, coff, key_bias, rel, scale, per_call,
+             only_last ? " (last call only)" : "");
     new_case(s);
     float *q = malloc((Sq * ldq + 1) * sizeof(float)), *kk = malloc((Sk * ldk + 1) * sizeof(float));
     float *vv = malloc((Sk * ldv + 1) * sizeof(float));
@@ -1258,36 +1275,28 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
     } else if (per_call == 0) {
         ck_f32_attention_few(k, &h, 0, Sq, ws + 1);
     } else {
-        for (size_t q0 = 0; q0 < Sq; q0 += per_call) ck_f32_attention_few(k, &h, q0, Sq - q0 < per_call ? Sq - q0 : per_call, ws + 1);
+        for (size_t q0 = 0; q0 < Sq; q0 += per_call) {
+            q_lo = q0;
+            q_hi = Sq - q0 < per_call ? Sq : q0 + per_call;
+            if (!only_last || q_hi == Sq) ck_f32_attention_few(k, &h, q_lo, q_hi - q_lo, ws + 1);
+        }
+        if (!only_last) q_lo = 0;
     }
-    (void)q_lo; (void)q_hi;
     size_t damage = 0;
     for (size_t i = wsz + 1; i < wsz + 17; i++) damage += fbits(ws[i]) != GUARD_BITS;
     check(s, damage == 0, 0, 0, "wrote past its documented workspace %zu", wsz);
     double *sc = malloc((Sk + 1) * sizeof(double)), *es = malloc((Sk + 1) * sizeof(double));
     int reported = 0;
     for (size_t i = 0; i < Sq && !reported; i++) {
-        double mx = -INFINITY, Es = 0;
-        for (size_t j = 0; j < Sk; j++) {
-            double dot = 0, mag = 0;
-            for (size_t d = 0; d < D; d++) {
-                dot += (double)q[i * ldq + d] * kk[j * ldk + d];
-                mag += fabs((double)q[i * ldq + d] * kk[j * ldk + d]);
-            }
-            double v = (double)scale * dot, bias = 0;
-            if (kb) bias += kb[j];
-            if (relb) bias += relb[(ptrdiff_t)i - (ptrdiff_t)j + (ptrdiff_t)Sk - 1];
-            v += bias;
-            if (causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) v = -INFINITY;
-            sc[j] = v;
-            if (v > -INFINITY) {
-                const double e = (double)(D + 3) * U * fabs(scale) * mag + 4 * U * (fabs(bias) + fabs(v));
-                if (e > Es) Es = e;
-            }
-            if (v > mx) mx = v;
+        if (i < q_lo || i >= q_hi) { /* a query no call computed: untouched */
+            for (size_t d = 0; d < D && !reported; d++)
+                reported = !check(s, *gb_at(&o, i, d) == -7.0f, 0, 0, "o[%zu][%zu] = %.9g written, but query %zu was not computed",
+                                  i, d, *gb_at(&o, i, d), i);
+            continue;
         }
-        double l = 0;
-        for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(sc[j] - mx); l += es[j]; }
+        double l;
+        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, scale, kb, relb, (ptrdiff_t)Sk - 1, NULL, causal,
+                                      coff, sc, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
@@ -1322,10 +1331,10 @@ static void test_attention_short(int v) {
             const ptrdiff_t offs[] = {0, (ptrdiff_t)sk - (ptrdiff_t)sq, -2, 3};
             const float scales[] = {1.0f / sqrtf((float)ds[sel % 6]), 0.0f, -0.5f};
             test_rows_one(k, 0, sq, sk, ds[sel % 6], sel % 4 >= 2, offs[sel % 4], sel % 5 == 4 ? 2 : sel % 3 == 1,
-                          sel % 3 == 2, scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0);
+                          sel % 3 == 2, scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0);
         }
-    test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0);  /* no keys: zeros */
-    test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0);
+    test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0, 0); /* no keys: zeros */
+    test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0, 0);
 }
 
 static void test_attention_few(int v) {
@@ -1339,7 +1348,8 @@ static void test_attention_few(int v) {
             const size_t sk = sks[a], d = sk >= 1000 && ds[sel % 10] > 16 ? 16 : ds[sel % 10];
             const ptrdiff_t offs[] = {(ptrdiff_t)sk - (ptrdiff_t)sq, (ptrdiff_t)sk - (ptrdiff_t)sq, 0, -1};
             test_rows_one(k, 1, sq, sk, d, sel % 3 != 0, offs[sel % 4], sel % 7 == 6 ? 2 : sel % 2, sel % 4 == 1,
-                          sel % 11 == 10 ? -0.5f : 1.0f / sqrtf((float)d), sq > 1 && sel % 2 == 0 ? 1 : 0);
+                          sel % 11 == 10 ? -0.5f : 1.0f / sqrtf((float)d), sq > 1 && sel % 2 == 0 ? 1 : 0,
+                          sq > 1 && sel % 4 == 0);
         }
 }
 
@@ -1430,47 +1440,19 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     double *s = malloc((Sk + 1) * sizeof(double)), *es = malloc((Sk + 1) * sizeof(double));
     const size_t nblocks = (Sk + (size_t)k->attn_key_block - 1) / (size_t)k->attn_key_block + 1;
     int reported = 0;
+    double *ex = malloc((Sk + 1) * sizeof(double));
     for (size_t i = 0; i < Sq && !reported; i++) {
-        double mx = -INFINITY, Es = 0;
-        for (size_t j = 0; j < Sk; j++) {
-            double dot = 0, mag = 0;
-            for (size_t d = 0; d < D; d++) {
-                dot += (double)q[i * ldq + d] * kk[j * ldk + d];
-                mag += fabs((double)q[i * ldq + d] * kk[j * ldk + d]);
-            }
-            double v = (double)ac->scale * dot, bias = 0;
-            if (kb) bias += kb[j];
-            if (rel) bias += rel[(ptrdiff_t)i - (ptrdiff_t)j + rzero];
-            size_t c = 0;
-            if (W) {
-                ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + ac->coff);
-                const ptrdiff_t cl = (ptrdiff_t)ac->shaw;
-                dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
-                c = (size_t)(dd + cl);
-                bias += sqk[i * W + c];
-            }
-            v += bias;
-            if (ac->causal && (ptrdiff_t)j > (ptrdiff_t)i + ac->coff) v = -INFINITY;
-            s[j] = v;
-            if (v > -INFINITY) {
-                /* float score: scaled q (1 rounding), dot of D terms, then up to 3 bias adds */
-                const double e = (double)(D + 3) * U * fabs(ac->scale) * mag + 4 * U * (fabs(bias) + fabs(v));
-                if (e > Es) Es = e;
-            }
-            if (v > mx) mx = v;
-        }
-        double l = 0;
-        for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx); l += es[j]; }
+        for (size_t j = 0; W && j < Sk; j++) ex[j] = sqk[i * W + shaw_bucket(i, j, ac->coff, ac->shaw)];
+        double l;
+        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, ac->scale, kb, rel, rzero, W ? ex : NULL,
+                                      ac->causal, ac->coff, s, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
                 if (es[j] == 0) continue;
                 double vd = vv[j * ldv + d];
                 if (W) {
-                    ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + ac->coff);
-                    const ptrdiff_t cl = (ptrdiff_t)ac->shaw;
-                    dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
-                    const double a = sv[(size_t)(dd + cl) * D + d];
+                    const double a = sv[shaw_bucket(i, j, ac->coff, ac->shaw) * D + d];
                     vd += a;
                     mag += es[j] * (fabs(vv[j * ldv + d]) + fabs(a));
                 } else {
@@ -1493,7 +1475,7 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     check_guard(S_ATTN, &o, "o");
     gb_free(&o);
     free(q); free(kk); free(vv); free(kb); free(rel); free(sqk); free(sv); free(packed); free(ws);
-    free(s); free(es);
+    free(s); free(es); free(ex);
 }
 
 static void test_attention(int v) {
