@@ -155,34 +155,7 @@ struct AttentionFuzz: FuzzKernel {
             c.d = min(c.d, rng.int(1...16))
         }
         if c.seqQ * c.seqK * c.d > 40_000 { c.d = max(1, 40_000 / (c.seqQ * max(c.seqK, 1))) }
-        c.integers = rng.chance(0.2)
-        c.magnitude = rng.pick([1, 1, 3, 10])
-        c.scale = c.integers ? rng.pick([1, 0.5, -1]) : (rng.chance(0.8) ? 1 / Float(c.d).squareRoot() : rng.pick([0, -0.5, 2]))
-        let mag = c.magnitude, ints = c.integers
-        func qk(_ rng: inout FuzzRNG) -> Float { ints ? Float(rng.int(-8...8)) : rng.float(-mag, mag) }
-        c.q = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
-        c.q.fill { _, _ in qk(&rng) }
-        c.k = GuardedMatrix(rows: c.seqK, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
-        c.k.fill { _, _ in qk(&rng) }
-        c.v = GuardedMatrix(rows: c.seqK, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
-        c.v.fill { _, _ in rng.chance(0.03) ? rng.pick([0, -0.0, .leastNonzeroMagnitude, 1e20]) : rng.float(-1, 1) }
-        c.o = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
-        c.causal = rng.chance(0.4)
-        c.causalOffset = rng.chance(0.5) ? c.seqK - c.seqQ : rng.int(-(c.seqQ + 1)...(c.seqK + 1))
-        if rng.chance(0.3) {
-            let allMasked = rng.chance(0.1)
-            c.keyBias = guardedVector((0..<c.seqK).map { _ in allMasked || rng.chance(0.25) ? -.infinity : (ints ? Float(rng.int(-4...4)) : rng.float(-2, 2)) }, misalign: rng.below(16), sentinel: inputSentinel)
-        }
-        if rng.chance(0.3) {
-            let len = ck_f32_attention_rel_bias_length(table.kernels, c.seqQ, c.seqK)
-            c.relBias = guardedVector((0..<len).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-3, 3) }, misalign: rng.below(16), sentinel: inputSentinel)
-        }
-        if rng.chance(0.2) {
-            c.shawClip = rng.int(1...4)
-            let w = 2 * c.shawClip + 1
-            c.shawQK = guardedVector((0..<c.seqQ * w).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-2, 2) }, misalign: rng.below(16), sentinel: inputSentinel)
-            c.shawV = guardedVector((0..<w * c.d).map { _ in rng.float(-1, 1) }, misalign: rng.below(16), sentinel: inputSentinel)
-        }
+        fillAttentionCase(c, &rng, relBiasLength: ck_f32_attention_rel_bias_length(table.kernels, c.seqQ, c.seqK), shaw: true)
         return c
     }
 
@@ -227,45 +200,88 @@ struct AttentionFuzz: FuzzKernel {
         if !c.q.unchanged(since: r.snaps[0]) || !c.k.unchanged(since: r.snaps[1]) || !c.v.unchanged(since: r.snaps[2]) {
             return "the kernel wrote into Q, K or V"
         }
-        let oracle = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d, sentinel: outputSentinel)
-        KernelOracle.attentionHead(
-            seqQ: c.seqQ, seqK: c.seqK, headDim: c.d, q: c.q.base, ldq: c.q.ld, k: c.k.base, ldk: c.k.ld, v: c.v.base,
-            ldv: c.v.ld, o: oracle.base, ldo: oracle.ld, scale: c.scale, causal: c.causal, causalOffset: c.causalOffset,
-            keyBias: c.keyBias?.base, relBias: c.relBias?.base, relBiasZero: c.seqK - 1, shawClip: c.shawClip,
-            shawQK: c.shawQK?.base, shawV: c.shawV?.base)
-        func norm2(_ m: GuardedMatrix, _ i: Int) -> Double { (0..<m.cols).reduce(0.0) { $0 + Double(m[i, $1]) * Double(m[i, $1]) }.squareRoot() }
-        func maxAbs(_ m: GuardedMatrix?) -> Double {
-            guard let m else { return 0 }
-            var x = 0.0
-            for i in 0..<m.rows { for j in 0..<m.cols where m[i, j].isFinite { x = max(x, Double(m[i, j].magnitude)) } }
-            return x
-        }
-        let maxQ = (0..<c.seqQ).reduce(0.0) { max($0, norm2(c.q, $1)) }
-        let maxK = (0..<c.seqK).reduce(0.0) { max($0, norm2(c.k, $1)) }
-        let maxV = maxAbs(c.v) + maxAbs(c.shawV)
-        let s = Double(c.scale.magnitude) * maxQ * maxK
-        let b = maxAbs(c.keyBias) + maxAbs(c.relBias) + maxAbs(c.shawQK)
-        let scoreErr = c.integers ? 0 : u * (Double(c.d + 6) * s + 5 * b)
-        let blocks = Double(max(1, (c.seqK + table.keyBlock - 1) / table.keyBlock))
-        let sumErr = u * (12 + 2 * Double(c.seqK) + 6 * blocks)
-        let tol = maxV * (sumErr + 2 * scoreErr) + 0x1p-140
-        for i in 0..<c.seqQ {
-            var sees = false
-            for j in 0..<c.seqK where !(c.causal && j > i + c.causalOffset) && (c.keyBias?.base[j] ?? 0) != -.infinity {
-                sees = true
-                break
-            }
-            for dd in 0..<c.d {
-                let g = r.o[i, dd], e = oracle[i, dd]
-                if !sees {
-                    if g != 0 { return "query \(i) dim \(dd): the query sees no key, so the output must be exactly 0; got \(g)" }
-                    continue
-                }
-                if !matches(g, Double(e), tolerance: tol) {
-                    return "query \(i) dim \(dd): \(mismatchText(g, Double(e), tol))"
-                }
-            }
-        }
-        return nil
+        let blocks = max(1, (c.seqK + table.keyBlock - 1) / table.keyBlock)
+        return checkAttentionHead(c, got: r.o, queries: 0..<c.seqQ, keyBlocks: blocks)
     }
+}
+
+/// Fills a head's data once its sizes are set: integer data (exact scores) or uniform of a
+/// random magnitude, the scale, Q, K, V (with a few zeros, subnormals and 1e20), the output
+/// (all sentinel), causal with an offset (decode-style or random), key padding biases (-inf,
+/// sometimes on every key), a relative-position table of `relBiasLength` floats (zero at
+/// seq_k - 1) and, when `shaw`, sometimes Shaw relative positions.
+func fillAttentionCase(_ c: AttentionFuzz.Case, _ rng: inout FuzzRNG, relBiasLength: Int, shaw: Bool) {
+    c.integers = rng.chance(0.2)
+    c.magnitude = rng.pick([1, 1, 3, 10])
+    c.scale = c.integers ? rng.pick([1, 0.5, -1]) : (rng.chance(0.8) ? 1 / Float(c.d).squareRoot() : rng.pick([0, -0.5, 2]))
+    let mag = c.magnitude, ints = c.integers
+    func qk(_ rng: inout FuzzRNG) -> Float { ints ? Float(rng.int(-8...8)) : rng.float(-mag, mag) }
+    c.q = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
+    c.q.fill { _, _ in qk(&rng) }
+    c.k = GuardedMatrix(rows: c.seqK, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
+    c.k.fill { _, _ in qk(&rng) }
+    c.v = GuardedMatrix(rows: c.seqK, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
+    c.v.fill { _, _ in rng.chance(0.03) ? rng.pick([0, -0.0, .leastNonzeroMagnitude, 1e20]) : rng.float(-1, 1) }
+    c.o = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
+    c.causal = rng.chance(0.4)
+    c.causalOffset = rng.chance(0.5) ? c.seqK - c.seqQ : rng.int(-(c.seqQ + 1)...(c.seqK + 1))
+    if rng.chance(0.3) {
+        let allMasked = rng.chance(0.1)
+        c.keyBias = guardedVector((0..<c.seqK).map { _ in allMasked || rng.chance(0.25) ? -.infinity : (ints ? Float(rng.int(-4...4)) : rng.float(-2, 2)) }, misalign: rng.below(16), sentinel: inputSentinel)
+    }
+    if rng.chance(0.3) {
+        c.relBias = guardedVector((0..<relBiasLength).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-3, 3) }, misalign: rng.below(16), sentinel: inputSentinel)
+    }
+    if shaw && rng.chance(0.2) {
+        c.shawClip = rng.int(1...4)
+        let w = 2 * c.shawClip + 1
+        c.shawQK = guardedVector((0..<c.seqQ * w).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-2, 2) }, misalign: rng.below(16), sentinel: inputSentinel)
+        c.shawV = guardedVector((0..<w * c.d).map { _ in rng.float(-1, 1) }, misalign: rng.below(16), sentinel: inputSentinel)
+    }
+}
+
+/// Checks queries `queries` of `got` against KernelOracle.attentionHead for the head `c`
+/// describes, with the error bound derived at ``AttentionFuzz/check(_:_:table:)`` (`keyBlocks`:
+/// how many running-max corrections a query's weights go through). A query that sees no key
+/// must give exact zeros. Returns the first bad output described, nil when all pass.
+func checkAttentionHead(_ c: AttentionFuzz.Case, got: GuardedMatrix, queries: Range<Int>, keyBlocks: Int) -> String? {
+    let oracle = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d, sentinel: outputSentinel)
+    KernelOracle.attentionHead(
+        seqQ: c.seqQ, seqK: c.seqK, headDim: c.d, q: c.q.base, ldq: c.q.ld, k: c.k.base, ldk: c.k.ld, v: c.v.base,
+        ldv: c.v.ld, o: oracle.base, ldo: oracle.ld, scale: c.scale, causal: c.causal, causalOffset: c.causalOffset,
+        keyBias: c.keyBias?.base, relBias: c.relBias?.base, relBiasZero: c.seqK - 1, shawClip: c.shawClip,
+        shawQK: c.shawQK?.base, shawV: c.shawV?.base)
+    func norm2(_ m: GuardedMatrix, _ i: Int) -> Double { (0..<m.cols).reduce(0.0) { $0 + Double(m[i, $1]) * Double(m[i, $1]) }.squareRoot() }
+    func maxAbs(_ m: GuardedMatrix?) -> Double {
+        guard let m else { return 0 }
+        var x = 0.0
+        for i in 0..<m.rows { for j in 0..<m.cols where m[i, j].isFinite { x = max(x, Double(m[i, j].magnitude)) } }
+        return x
+    }
+    let maxQ = (0..<c.seqQ).reduce(0.0) { max($0, norm2(c.q, $1)) }
+    let maxK = (0..<c.seqK).reduce(0.0) { max($0, norm2(c.k, $1)) }
+    let maxV = maxAbs(c.v) + maxAbs(c.shawV)
+    let s = Double(c.scale.magnitude) * maxQ * maxK
+    let b = maxAbs(c.keyBias) + maxAbs(c.relBias) + maxAbs(c.shawQK)
+    let scoreErr = c.integers ? 0 : u * (Double(c.d + 6) * s + 5 * b)
+    let sumErr = u * (12 + 2 * Double(c.seqK) + 6 * Double(keyBlocks))
+    let tol = maxV * (sumErr + 2 * scoreErr) + 0x1p-140
+    for i in queries {
+        var sees = false
+        for j in 0..<c.seqK where !(c.causal && j > i + c.causalOffset) && (c.keyBias?.base[j] ?? 0) != -.infinity {
+            sees = true
+            break
+        }
+        for dd in 0..<c.d {
+            let g = got[i, dd], e = oracle[i, dd]
+            if !sees {
+                if g != 0 { return "query \(i) dim \(dd): the query sees no key, so the output must be exactly 0; got \(g)" }
+                continue
+            }
+            if !matches(g, Double(e), tolerance: tol) {
+                return "query \(i) dim \(dd): \(mismatchText(g, Double(e), tol))"
+            }
+        }
+    }
+    return nil
 }

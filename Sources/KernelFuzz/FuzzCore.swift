@@ -181,12 +181,16 @@ public enum FuzzRegistry {
         AnyFuzzKernel(GEMMFuzz()),
         AnyFuzzKernel(MicroKernelFuzz()),
         AnyFuzzKernel(GEMVFuzz()),
+        AnyFuzzKernel(GEMMPackedFuzz()),
+        AnyFuzzKernel(GEMVTFuzz()),
         AnyFuzzKernel(ExpFuzz()),
         AnyFuzzKernel(SoftmaxFuzz()),
         AnyFuzzKernel(ActivationFuzz()),
         AnyFuzzKernel(NormFuzz()),
         AnyFuzzKernel(AttentionStepFuzz()),
         AnyFuzzKernel(AttentionFuzz()),
+        AnyFuzzKernel(AttentionShortFuzz()),
+        AnyFuzzKernel(AttentionFewFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -36,16 +36,30 @@ func checkProduct(
     return nil
 }
 
-/// sum_p |op(A)_ip| |op(B)_pj| for every element, through the oracle on absolute values.
-func productBound(m: Int, n: Int, k: Int, a: GuardedMatrix, transA: Bool, b: GuardedMatrix, transB: Bool) -> GuardedMatrix {
+/// sum_p |op(A)_ip| |op(B)_pj| for every element, through the oracle on absolute values
+/// (op(B) starting `bOffset` floats into B: a range of a weight's rows).
+func productBound(m: Int, n: Int, k: Int, a: GuardedMatrix, transA: Bool, b: GuardedMatrix, transB: Bool, bOffset: Int = 0) -> GuardedMatrix {
     let aa = a.copy(), bb = b.copy()
     for i in 0..<aa.count { aa.storage[i] = abs(aa.storage[i]) }
     for i in 0..<bb.count { bb.storage[i] = abs(bb.storage[i]) }
     let out = GuardedMatrix(rows: m, cols: n, ld: max(n, 1), sentinel: 0)
     KernelOracle.gemm(
-        m: m, n: n, k: k, alpha: 1, a: aa.base, lda: aa.ld, transA: transA, b: bb.base, ldb: bb.ld, transB: transB,
+        m: m, n: n, k: k, alpha: 1, a: aa.base, lda: aa.ld, transA: transA, b: bb.base + bOffset, ldb: bb.ld, transB: transB,
         beta: 0, c: out.base, ldc: out.ld)
     return out
+}
+
+/// The value mixes of a product's two operands: mostly uniform, else specials, non-finite,
+/// exact integers, subnormal x huge (normal products) or tiny x tiny (subnormal products).
+func productMixes(_ rng: inout FuzzRNG) -> (ValueMix, ValueMix) {
+    switch rng.unit() {
+    case ..<0.45: return (.uniform, .uniform)
+    case ..<0.62: return (.finiteSpecials, .finiteSpecials)
+    case ..<0.74: return (.nonFinite, .nonFinite)
+    case ..<0.84: return (.integers, .integers)
+    case ..<0.92: return rng.chance(0.5) ? (.subnormal, .huge) : (.huge, .subnormal)
+    default: return (.tiny, .tiny)
+    }
 }
 
 func makeOperand(_ rng: inout FuzzRNG, rows: Int, cols: Int, mix: ValueMix) -> GuardedMatrix {
@@ -105,15 +119,7 @@ struct GEMMFuzz: FuzzKernel {
         c.transB = rng.chance(0.5)
         c.alpha = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(alphaChoices)
         c.beta = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices)
-        let mixRoll = rng.unit()
-        switch mixRoll {
-        case ..<0.45: (c.mixA, c.mixB) = (.uniform, .uniform)
-        case ..<0.62: (c.mixA, c.mixB) = (.finiteSpecials, .finiteSpecials)
-        case ..<0.74: (c.mixA, c.mixB) = (.nonFinite, .nonFinite)
-        case ..<0.84: (c.mixA, c.mixB) = (.integers, .integers)
-        case ..<0.92: (c.mixA, c.mixB) = rng.chance(0.5) ? (.subnormal, .huge) : (.huge, .subnormal)
-        default: (c.mixA, c.mixB) = (.tiny, .tiny)
-        }
+        (c.mixA, c.mixB) = productMixes(&rng)
         let (ar, ac) = c.transA ? (c.k, c.m) : (c.m, c.k)
         let (br, bc) = c.transB ? (c.n, c.k) : (c.k, c.n)
         c.a = makeOperand(&rng, rows: ar, cols: ac, mix: c.mixA)
@@ -247,20 +253,7 @@ struct GEMVFuzz: FuzzKernel {
         let c = Case()
         c.n = boundarySize(&rng, edges: [1, 4, 8, 12, table.nr], small: 16, maxLarge: 100)
         c.k = boundarySize(&rng, edges: [1, 4, 8, 16, 32, 64, table.nr], small: 40, maxLarge: 1100)
-        c.alpha = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(alphaChoices)
-        c.beta = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices)
-        c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .nonFinite, .tiny])
-        if c.alpha == 0 && c.mix == .nonFinite { c.mix = .finiteSpecials }  // alpha * inf: the formula says NaN
-        c.x = makeOperand(&rng, rows: c.k == 0 ? 0 : 1, cols: c.k, mix: c.mix)
-        c.w = makeOperand(&rng, rows: c.n, cols: c.k, mix: c.mix)
-        c.y = GuardedMatrix(rows: c.n == 0 ? 0 : 1, cols: c.n, ld: max(c.n, 1), misalign: rng.below(16), sentinel: outputSentinel)
-        if c.beta == 0 && rng.chance(0.4) {
-            c.yMode = "NaN (beta 0: not read)"
-            c.y.fill { _, _ in .nan }
-        } else {
-            c.yMode = "uniform"
-            c.y.fill { _, _ in rng.float(-1, 1) }
-        }
+        fillGEMVCase(c, &rng, transposed: false)
         return c
     }
 
@@ -283,5 +276,25 @@ struct GEMVFuzz: FuzzKernel {
             transB: true, beta: c.beta, c: oracle.base, ldc: oracle.ld)
         let bound = productBound(m: 1, n: c.n, k: c.k, a: c.x, transA: false, b: c.w, transB: true)
         return checkProduct(m: 1, n: c.n, k: c.k, alpha: c.alpha, beta: c.beta, got: r.out, oracle: oracle, bound: bound, oldC: c.y)
+    }
+}
+
+/// The scalars (alpha, beta), value mix and data of a GEMV case whose n and k are set: x (k),
+/// W (n x k, or k x n when `transposed`: the weighted sum of rows), y (n; NaN sometimes when
+/// beta == 0, as it must not be read).
+func fillGEMVCase(_ c: GEMVFuzz.Case, _ rng: inout FuzzRNG, transposed: Bool) {
+    c.alpha = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(alphaChoices)
+    c.beta = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices)
+    c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .nonFinite, .tiny])
+    if c.alpha == 0 && c.mix == .nonFinite { c.mix = .finiteSpecials }  // alpha * inf: the formula says NaN
+    c.x = makeOperand(&rng, rows: c.k == 0 ? 0 : 1, cols: c.k, mix: c.mix)
+    c.w = transposed ? makeOperand(&rng, rows: c.k, cols: c.n, mix: c.mix) : makeOperand(&rng, rows: c.n, cols: c.k, mix: c.mix)
+    c.y = GuardedMatrix(rows: c.n == 0 ? 0 : 1, cols: c.n, ld: max(c.n, 1), misalign: rng.below(16), sentinel: outputSentinel)
+    if c.beta == 0 && rng.chance(0.4) {
+        c.yMode = "NaN (beta 0: not read)"
+        c.y.fill { _, _ in .nan }
+    } else {
+        c.yMode = "uniform"
+        c.y.fill { _, _ in rng.float(-1, 1) }
     }
 }

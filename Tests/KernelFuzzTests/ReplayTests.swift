@@ -91,6 +91,11 @@ func perturb(_ m: GuardedMatrix, _ i: Int, _ j: Int, rel: Float) -> Bool {
     return true
 }
 
+/// Whether every value of the head is in [-1, 1] (no 1e20: the bound scales with max|V|).
+func plainValues(_ c: AttentionFuzz.Case) -> Bool {
+    (0..<c.seqK).allSatisfy { j in (0..<c.d).allSatisfy { abs(c.v[j, $0]) <= 1 } }
+}
+
 @Suite("Kernel fuzzer checks catch wrong results")
 struct MutationTests {
     @Test func gemmElement() {
@@ -122,6 +127,69 @@ struct MutationTests {
 
     @Test func gemv() {
         #expect(checkAfterMutation(GEMVFuzz()) { c, r in c.k > 8 && c.mix == .uniform && c.alpha != 0 && perturb(r.out, 0, c.n - 1, rel: 1e-4) } != nil)
+    }
+
+    @Test func gemmPackedElement() {
+        #expect(checkAfterMutation(GEMMPackedFuzz()) { c, r in
+            c.k >= 2 && c.mixA == .uniform && !c.partial && c.activation == nil && perturb(r.out, c.m - 1, c.n - 1, rel: 1e-3)
+        } != nil)
+    }
+
+    @Test func gemmPackedEpilogueSkipped() {
+        // The residual left out of one element (an epilogue applied to the wrong tile, say).
+        #expect(checkAfterMutation(GEMMPackedFuzz()) { c, r in
+            guard let res = c.residual, !c.partial, c.m > 0, c.n > 0, abs(res[0, 0]) > 0.1, r.out[0, 0].isFinite else { return false }
+            r.out[0, 0] -= res[0, 0]
+            return true
+        } != nil)
+    }
+
+    @Test func gemmPackedWriteOutsideBlock() {
+        let why = checkAfterMutation(GEMMPackedFuzz()) { c, r in
+            guard c.partial, c.m > 0, c.n > 0 else { return false }
+            let nr = FuzzTable.available.last!.nr
+            let rows = c.rowRanges[0], cols = (c.panelRanges[0].lowerBound * nr)..<min(c.n, c.panelRanges[0].upperBound * nr)
+            for i in 0..<c.m { for j in 0..<c.n where !(rows.contains(i) && cols.contains(j)) { r.out[i, j] = 12345; return true } }
+            return false
+        }
+        #expect(why?.contains("outside the block") == true)
+    }
+
+    @Test func gemvT() {
+        #expect(checkAfterMutation(GEMVTFuzz()) { c, r in c.v.k > 8 && c.v.mix == .uniform && c.v.alpha != 0 && perturb(r.out, 0, c.v.n - 1, rel: 1e-4) } != nil)
+    }
+
+    @Test func gemvTBlockIndependence() {
+        let why = checkAfterMutation(GEMVTFuzz()) { c, r in
+            guard c.v.n > 0, r.part.base[0].isNormal else { return false }
+            r.part.base[0] = r.part.base[0].nextUp  // 1 ulp: within tolerance, but not bitwise the same sum
+            return true
+        }
+        #expect(why?.contains("alone") == true)
+    }
+
+    @Test func attentionShort() {
+        #expect(checkAfterMutation(AttentionShortFuzz()) { c, r in
+            c.head.seqK > 2 && c.head.magnitude == 1 && !c.head.integers && !c.head.causal && c.head.keyBias == nil
+                && plainValues(c.head) && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
+        } != nil)
+    }
+
+    @Test func attentionFew() {
+        #expect(checkAfterMutation(AttentionFewFuzz()) { c, r in
+            c.head.seqK > 2 && c.head.magnitude == 1 && !c.head.integers && !c.head.causal && c.head.keyBias == nil
+                && plainValues(c.head) && c.calls[0].lowerBound == 0 && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
+        } != nil)
+    }
+
+    @Test func attentionFewWriteOutsideQueries() {
+        let why = checkAfterMutation(AttentionFewFuzz()) { c, r in
+            guard c.partial, c.head.seqQ > c.calls[0].count else { return false }
+            let i = c.calls[0].lowerBound == 0 ? c.head.seqQ - 1 : 0
+            r.o[i, 0] = 0
+            return true
+        }
+        #expect(why?.contains("outside the queries") == true)
     }
 
     @Test func exp() {

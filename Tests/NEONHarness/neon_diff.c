@@ -4,8 +4,10 @@
  * scripts/ci-neon-qemu.sh for aarch64 and run under qemu-aarch64 (or natively on AArch64).
  *
  * Every slot of the table is exercised: the SGEMM driver and micro-kernel, the FMA probe,
- * exp, softmax_rows, the online-softmax step, gemv, activation, norm_rows and the fused
- * attention (pack_kv + attention_block). Both variants (NEON and scalar) are checked against
+ * exp, softmax_rows, the online-softmax step, gemv, gemv_t, activation, norm_rows, the fused
+ * attention (pack_kv + attention_block), the GEMM on a packed weight (pack_weight, pack_a,
+ * gemm_packed with its epilogue, split into row x panel ranges) and the attention on in-place
+ * K/V (attention_short, attention_few). Both variants (NEON and scalar) are checked against
  * the same double reference with error bounds derived from the operation (k*u*sum|a||b| for
  * dot products, ulps for exp), and every output buffer sits between guard bands (and has its
  * row padding filled with a guard pattern) that must come back untouched.
@@ -40,13 +42,16 @@ typedef struct {
 } stat_t;
 
 enum { S_DISPATCH, S_UKR, S_GEMM, S_PEAK, S_EXP, S_SOFTMAX, S_STEP, S_GEMV, S_ACT_RELU,
-       S_ACT_GELU, S_ACT_GELU_TANH, S_ACT_SILU, S_NORM, S_ATTN, S_COUNT };
+       S_ACT_GELU, S_ACT_GELU_TANH, S_ACT_SILU, S_NORM, S_ATTN, S_PACKED, S_GEMV_T, S_ATTN_SHORT,
+       S_ATTN_FEW, S_COUNT };
 static const char *const stat_names[S_COUNT] = {
     "dispatch", "gemm_ukr", "gemm", "fma_peak", "exp", "softmax_rows", "attn_softmax_step",
-    "gemv", "act relu", "act gelu", "act gelu_tanh", "act silu", "norm_rows", "attention"};
+    "gemv", "act relu", "act gelu", "act gelu_tanh", "act silu", "norm_rows", "attention",
+    "gemm_packed", "gemv_t", "attention_short", "attention_few"};
 static const char *const stat_units[S_COUNT] = {
     "-", "err/(u*sum|ab|)", "err/(u*sum|ab|)", "-", "ulp", "rel err", "rel err",
-    "err/(u*sum|ab|)", "abs err", "rel err", "rel err", "rel err", "err/(u*scale)", "err/(u*sum p|v|)"};
+    "err/(u*sum|ab|)", "abs err", "rel err", "rel err", "rel err", "err/(u*scale)", "err/(u*sum p|v|)",
+    "err/(u*(sum|ab|+|c|))", "err/(u*sum|ab|)", "err/(u*sum p|v|)", "err/(u*sum p|v|)"};
 static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
 static long total_fails;
 static const int MAX_PRINTED_FAILS = 4000;
@@ -221,7 +226,7 @@ static void test_dispatch(void) {
         check(s, k->variant == want && strcmp(k->name, ck_variant_name(want)) == 0, 0, 0,
               "table %d: variant %d name %s", want, k->variant, k->name);
         check(s, k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
-                     k->attn_softmax_step && k->gemv && k->activation && k->norm_rows,
+                     k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
         check(s, g->mr > 0 && g->nr > 0 && g->mr * g->nr <= 1024 && g->mc % g->mr == 0 &&
@@ -758,33 +763,52 @@ static void test_step(int v) {
 
 /* ---------------------------------------------------------------- gemv */
 
-static void test_gemv_one(const ck_kernels *k, size_t n, size_t kd, float alpha, float beta, size_t pad) {
-    const size_t ldw = kd + pad;
-    set_case("%s gemv n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, n, kd, ldw, alpha, beta);
-    new_case(S_GEMV);
-    float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((n * ldw + 2) * sizeof(float));
+/* gemv (trans == 0: y[j] = alpha * sum_p x[p] W[j][p] + beta * y[j], W n x k) or gemv_t
+ * (trans != 0: y[d] = alpha * sum_j x[j] W[j][d] + beta * y[d], W k x n), W's row padding NaN. */
+static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, float alpha, float beta, size_t pad) {
+    const int s = trans ? S_GEMV_T : S_GEMV;
+    const size_t wrows = trans ? kd : n, wcols = trans ? n : kd, ldw = wcols + pad;
+    set_case("%s %s n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, trans ? "gemv_t" : "gemv", n, kd, ldw, alpha, beta);
+    new_case(s);
+    float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((wrows * ldw + 2) * sizeof(float));
     fill(x, kd, -1, 1);
     float *wp = w + 1; /* misaligned */
-    for (size_t i = 0; i < n * ldw; i++) wp[i] = NAN; /* padding must not be read */
-    for (size_t j = 0; j < n; j++) fill(wp + j * ldw, kd, -1, 1);
-    gbuf y = gb_new(1, n, n ? n : 1, n % 2);
+    for (size_t i = 0; i < wrows * ldw; i++) wp[i] = NAN; /* padding must not be read */
+    for (size_t r = 0; r < wrows; r++) fill(wp + r * ldw, wcols, -1, 1);
+    gbuf y = gb_new(1, n, n ? n : 1, n % (trans ? 3 : 2));
     double *y0 = malloc((n + 1) * sizeof(double));
     for (size_t j = 0; j < n; j++) y0[j] = y.p[j] = beta == 0.0f ? NAN : rnd_f(-2, 2);
-    k->gemv(n, kd, alpha, x, wp, ldw, beta, y.p);
+    (trans ? k->gemv_t : k->gemv)(n, kd, alpha, x, wp, ldw, beta, y.p);
     for (size_t j = 0; j < n; j++) {
         double dot = 0, mag = 0;
         for (size_t p = 0; p < kd; p++) {
-            dot += (double)x[p] * wp[j * ldw + p];
-            mag += fabs((double)x[p] * wp[j * ldw + p]);
+            const double t = (double)x[p] * (trans ? wp[p * ldw + j] : wp[j * ldw + p]);
+            dot += t;
+            mag += fabs(t);
         }
         double ref = alpha * dot, bnd = fabs(alpha) * mag;
         if (beta != 0.0f) { ref += beta * y0[j]; bnd += fabs(beta * y0[j]); }
         const double err = fabs(y.p[j] - ref), allowed = (double)(kd + 4) * U * bnd;
-        if (!check(S_GEMV, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
+        if (!check(s, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
                    "y[%zu] = %.9g, reference %.9g (allowed %.3g)", j, y.p[j], ref, allowed))
             break;
     }
-    if (n == y.ld || n == 0) check_guard(S_GEMV, &y, "y");
+    /* gemv_t's contract: each column is the same in-order sum whatever the block. Checked
+     * bitwise for beta == 0 (the few-query attention's use) only: with beta != 0, GCC's
+     * default -ffp-contract=fast (GNU C) fuses the scalar table's alpha * acc + beta * y into
+     * an FMA in some of its loops and not in others, so columns then differ by an ulp with
+     * the block (clang, which SwiftPM uses, contracts them all alike; the Swift tests and
+     * kernel-fuzz check every beta there). */
+    for (size_t d0 = 1; trans && beta == 0.0f && d0 < n; d0 += d0 < 8 ? 3 : n / 2 + 1) {
+        float *part = malloc((n - d0 + 1) * sizeof(float));
+        k->gemv_t(n - d0, kd, alpha, x, wp + d0, ldw, beta, part);
+        for (size_t d = d0; d < n; d++)
+            if (!check(s, fbits(part[d - d0]) == fbits(y.p[d]), 0, 0, "column %zu alone from %zu: %.9g, in the full call %.9g",
+                       d, d0, part[d - d0], y.p[d]))
+                break;
+        free(part);
+    }
+    if (n == y.ld || n == 0) check_guard(s, &y, "y");
     gb_free(&y);
     free(x); free(w); free(y0);
 }
@@ -796,11 +820,11 @@ static void test_gemv(int v) {
     int sel = 0;
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
         for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++, sel++) {
-            test_gemv_one(k, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
-            test_gemv_one(k, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
+            test_gemv_one(k, 0, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
+            test_gemv_one(k, 0, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
         }
-    test_gemv_one(k, 384, 384, 1.0f, 1.0f, 0);
-    test_gemv_one(k, 67, 1531, 0.5f, 0.0f, 5);
+    test_gemv_one(k, 0, 384, 384, 1.0f, 1.0f, 0);
+    test_gemv_one(k, 0, 67, 1531, 0.5f, 0.0f, 5);
 }
 
 /* ---------------------------------------------------------------- activation */
@@ -970,6 +994,368 @@ static void test_norm(int v) {
                               epss[sel % 3], offsets[(sel / 2) % 3]);
 }
 
+/* ---------------------------------------------------------------- attention references */
+
+/* Shaw bucket of key j for query i: clamp(j - (i + coff), -clip, clip) + clip. */
+static size_t shaw_bucket(size_t i, size_t j, ptrdiff_t coff, size_t clip) {
+    ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + coff);
+    const ptrdiff_t cl = (ptrdiff_t)clip;
+    dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
+    return (size_t)(dd + cl);
+}
+
+/* The double reference of query i's attention weights (qi: its D floats): s[j] = scale *
+ * qi.k_j + kb[j] + rel[(i - j) + rzero] + extra[j] (each term when non-NULL), -inf where
+ * causal hides key j; es[j] = exp(s[j] - max) (all 0 when every score is -inf) and their sum
+ * in *l. Returns the largest error of a float score: scaled q (1 rounding), a dot of D terms,
+ * then up to 3 bias adds. */
+static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const float *kk, size_t ldk, float scale,
+                          const float *kb, const float *rel, ptrdiff_t rzero, const double *extra, int causal,
+                          ptrdiff_t coff, double *s, double *es, double *l) {
+    double mx = -INFINITY, Es = 0;
+    for (size_t j = 0; j < Sk; j++) {
+        double dot = 0, mag = 0;
+        for (size_t d = 0; d < D; d++) {
+            dot += (double)qi[d] * kk[j * ldk + d];
+            mag += fabs((double)qi[d] * kk[j * ldk + d]);
+        }
+        double v = (double)scale * dot, bias = 0;
+        if (kb) bias += kb[j];
+        if (rel) bias += rel[(ptrdiff_t)i - (ptrdiff_t)j + rzero];
+        if (extra) bias += extra[j];
+        v += bias;
+        if (causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) v = -INFINITY;
+        s[j] = v;
+        if (v > -INFINITY) {
+            const double e = (double)(D + 3) * U * fabs(scale) * mag + 4 * U * (fabs(bias) + fabs(v));
+            if (e > Es) Es = e;
+        }
+        if (v > mx) mx = v;
+    }
+    *l = 0;
+    for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx); *l += es[j]; }
+    return Es;
+}
+
+/* ---------------------------------------------------------------- GEMM on a packed weight */
+
+static double act_ref(int kind, double x) {
+    switch (kind) {
+    case CK_ACT_RELU: return x > 0 ? x : (x == x ? 0.0 : x);
+    case CK_ACT_GELU: return gelu_ref(x);
+    case CK_ACT_GELU_TANH: return 0.5 * x * (1 + tanh(sqrt(2 / PI_D) * (x + 0.044715 * x * x * x)));
+    case CK_ACT_SILU: return x / (1 + exp(-x));
+    default: return x;
+    }
+}
+
+/* One product on a packed weight: rows [0, m) x the weight rows col0 ..< col0 + n (col0 =
+ * col_panels * nr of a weight with `extra` more rows), A in place or packed, the work split
+ * into row_parts x panel_parts calls (or, `partial`, only the block of the last row range and
+ * the first panel range: the rest of C must stay bitwise), with bias / activation / residual. */
+typedef struct {
+    size_t m, n, k, col_panels, extra;
+    float beta;
+    int bias, act, residual, packed_a, row_parts, panel_parts, partial;
+} packed_case;
+
+static size_t split_bound(size_t units, size_t parts, size_t t, size_t step, size_t count) {
+    if (parts > units) parts = units ? units : 1;
+    const size_t b = units * t / parts * step;
+    return t >= parts || b > count ? count : b;
+}
+
+static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
+    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t m = pc->m, n = pc->n, kd = pc->k, col0 = pc->col_panels * nr;
+    const size_t wn = col0 + n + pc->extra, lda = kd + 1, ldw = kd + 2, ldc = n + 3, ldr = n + 1;
+    set_case("%s gemm_packed m=%zu n=%zu k=%zu col0=%zu weight_n=%zu beta=%g bias=%d act=%d residual=%d "
+             "packed_a=%d calls %dx%d partial=%d",
+             k->name, m, n, kd, col0, wn, pc->beta, pc->bias, pc->act, pc->residual, pc->packed_a, pc->row_parts,
+             pc->panel_parts, pc->partial);
+    new_case(S_PACKED);
+    float *a = malloc((m * lda + 2) * sizeof(float)), *w = malloc((wn * ldw + 2) * sizeof(float));
+    float *ap = a + 1, *wp = w + 1; /* misaligned */
+    for (size_t i = 0; i < m * lda; i++) ap[i] = NAN; /* padding must not be read */
+    for (size_t i = 0; i < wn * ldw; i++) wp[i] = NAN;
+    for (size_t i = 0; i < m; i++) fill(ap + i * lda, kd, -1, 1);
+    for (size_t j = 0; j < wn; j++) fill(wp + j * ldw, kd, -1, 1);
+    float *bias = malloc((n + 1) * sizeof(float)), *res = malloc((m * ldr + 1) * sizeof(float));
+    fill(bias, n, -1, 1);
+    for (size_t i = 0; i < m * ldr; i++) res[i] = NAN;
+    for (size_t i = 0; i < m; i++) fill(res + i * ldr, n, -1, 1);
+    gbuf c = gb_new(m, n, ldc, 1);
+    double *c0 = malloc((m * n + 1) * sizeof(double));
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) c0[i * n + j] = *gb_at(&c, i, j) = pc->beta == 0.0f ? NAN : rnd_f(-1, 1);
+    /* packed weight in two panel ranges (the second past the end), with a guard after */
+    const size_t wsz = ck_f32_packed_weight_size(k, wn, kd), panels_w = (wn + nr - 1) / nr;
+    float *packed = xaligned(wsz + 16);
+    for (size_t i = 0; i < wsz + 16; i++) packed[i] = bitsf(GUARD_BITS);
+    ck_f32_pack_weight(k, wn, kd, wp, ldw, 0, panels_w / 2, packed);
+    ck_f32_pack_weight(k, wn, kd, wp, ldw, panels_w / 2, panels_w + 3, packed);
+    size_t damage = 0;
+    for (size_t i = wsz; i < wsz + 16; i++) damage += fbits(packed[i]) != GUARD_BITS;
+    check(S_PACKED, damage == 0, 0, 0, "pack_weight wrote past its documented size %zu", wsz);
+    float *pa = NULL;
+    size_t asz = 0;
+    if (pc->packed_a) {
+        asz = ck_f32_packed_a_size(k, m, kd);
+        pa = xaligned(asz + 16);
+        for (size_t i = 0; i < asz + 16; i++) pa[i] = bitsf(GUARD_BITS);
+        ck_f32_pack_a(k, m, kd, ap, lda, pa);
+        damage = 0;
+        for (size_t i = asz; i < asz + 16; i++) damage += fbits(pa[i]) != GUARD_BITS;
+        check(S_PACKED, damage == 0, 0, 0, "pack_a wrote past its documented size %zu", asz);
+    }
+    const size_t wsn = ck_f32_gemm_packed_workspace(k, m, kd);
+    float *ws = malloc((wsn + 17) * sizeof(float));
+    for (size_t i = 0; i < wsn + 17; i++) ws[i] = bitsf(GUARD_BITS);
+    ck_gemm_packed g = {m, n, kd, ap, lda, pa, packed, wn, col0, c.p, ldc, pc->beta,
+                        {pc->bias ? bias : NULL, pc->act, pc->residual ? res : NULL, ldr}};
+    const size_t step = pc->packed_a ? mr : 1, runits = (m + step - 1) / step, punits = (n + nr - 1) / nr;
+    size_t r_lo = 0, r_hi = m, p_lo = 0, p_hi = punits;
+    for (int rt = 0; rt < pc->row_parts; rt++) {
+        const size_t i0 = split_bound(runits, (size_t)pc->row_parts, (size_t)rt, step, m);
+        const size_t i1 = split_bound(runits, (size_t)pc->row_parts, (size_t)rt + 1, step, m);
+        if (i0 >= i1) continue;
+        for (int pt = 0; pt < pc->panel_parts; pt++) {
+            const size_t j0 = split_bound(punits, (size_t)pc->panel_parts, (size_t)pt, 1, punits);
+            const size_t j1 = split_bound(punits, (size_t)pc->panel_parts, (size_t)pt + 1, 1, punits);
+            if (j0 >= j1) continue;
+            if (pc->partial) { /* only the last row range, first panel range */
+                if (i1 != m || pt != 0) continue;
+                r_lo = i0; r_hi = i1; p_lo = j0; p_hi = j1;
+            }
+            ck_f32_gemm_packed(k, &g, i0, i1, j0, j1, ws + 1);
+        }
+    }
+    damage = 0;
+    for (size_t i = wsn + 1; i < wsn + 17; i++) damage += fbits(ws[i]) != GUARD_BITS;
+    check(S_PACKED, damage == 0, 0, 0, "gemm_packed wrote past its documented workspace %zu", wsn);
+    const size_t c_lo = p_lo * nr, c_hi = p_hi * nr < n ? p_hi * nr : n;
+    const size_t nblk = kd ? (kd + (size_t)k->gemm.kc - 1) / (size_t)k->gemm.kc : 0;
+    int reported = 0;
+    for (size_t i = 0; i < m && !reported; i++)
+        for (size_t j = 0; j < n && !reported; j++) {
+            const double got = *gb_at(&c, i, j);
+            if (i < r_lo || i >= r_hi || j < c_lo || j >= c_hi) {
+                reported = !check(S_PACKED, fbits((float)got) == fbits((float)c0[i * n + j]) || (got != got && c0[i * n + j] != c0[i * n + j]),
+                                  0, 0, "C[%zu][%zu] is outside the block computed but changed to %.9g", i, j, got);
+                continue;
+            }
+            double z = 0, mag = 0;
+            for (size_t p = 0; p < kd; p++) {
+                const double x = (double)ap[i * lda + p] * wp[(col0 + j) * ldw + p];
+                z += x;
+                mag += fabs(x);
+            }
+            if (pc->beta != 0.0f) { z += pc->beta * c0[i * n + j]; mag += fabs(pc->beta * c0[i * n + j]); }
+            double allowed = (double)(kd + 2 * nblk + 4) * U * mag;
+            if (pc->bias) { z += bias[j]; allowed += U * (fabs(z) + fabs(bias[j])); }
+            double ref = z;
+            if (pc->act != CK_ACT_NONE) {
+                ref = act_ref(pc->act, z);
+                /* Lipschitz <= 1.13, plus the activation's own error (about 1e-6 relative) */
+                allowed = 1.13 * allowed + 2e-6 * fabs(ref) + 1e-7 * z * z * fabs(ref);
+            }
+            if (pc->residual) { ref += res[i * ldr + j]; allowed += U * (fabs(ref) + fabs(res[i * ldr + j])); }
+            allowed += FLT_MIN;
+            const double err = fabs(got - ref);
+            /* figure: the error in units of u times the scale of the result (sum|ab| plus |result|:
+             * the epilogue's roundings scale with the latter) */
+            reported = !check(S_PACKED, close_enough(err, allowed), err / allowed, err / (U * (mag + fabs(ref)) + FLT_MIN),
+                              "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref, allowed);
+        }
+    check_guard(S_PACKED, &c, "C");
+    gb_free(&c);
+    free(a); free(w); free(bias); free(res); free(c0); free(packed); free(pa); free(ws);
+}
+
+static void test_packed(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t mc = (size_t)k->gemm.mc, kc = (size_t)k->gemm.kc;
+    const size_t ms[] = {1, mr - 1, mr, mr + 1, 2 * mr + 3};
+    const size_t ns[] = {1, nr - 1, nr, nr + 1, 2 * nr + 5};
+    const size_t ks[] = {1, 2, 7, 33};
+    const float betas[] = {0.0f, 0.0f, 1.0f, -1.5f};
+    const int acts[] = {CK_ACT_NONE, CK_ACT_RELU, CK_ACT_GELU, CK_ACT_GELU_TANH, CK_ACT_SILU};
+    int sel = 0;
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++, sel++) {
+                packed_case pc = {ms[a], ns[b], ks[c], (size_t)(sel % 3 == 2), (size_t)(sel % 4), betas[sel % 4],
+                                  sel % 2, acts[sel % 5], sel % 3 == 0, sel % 4 == 1, 1 + sel % 3, 1 + (sel / 3) % 2,
+                                  sel % 7 == 3};
+                test_packed_one(k, &pc);
+            }
+    /* k over kc (epilogue after the last k block), m over mc (row blocks), column offsets */
+    const size_t kk[] = {kc - 1, kc, kc + 1, 2 * kc + 3};
+    for (int t = 0; t < 8; t++) {
+        packed_case pc = {mr + 1, nr + 1, kk[t % 4], 0, 1, t % 2 ? 0.5f : 0.0f, 1, acts[1 + t % 4], 1, t >= 4, 2, 2, 0};
+        test_packed_one(k, &pc);
+    }
+    const size_t mm[] = {mc - 1, mc, mc + 1, 2 * mc + 3};
+    for (int t = 0; t < 8; t++) {
+        packed_case pc = {mm[t % 4], 2 * nr + 1, 5, (size_t)(t % 2), 3, 0.0f, 1, CK_ACT_GELU, t % 2 == 0, t >= 4,
+                          1 + t % 3, 2, t == 7};
+        test_packed_one(k, &pc);
+    }
+    for (int t = 0; t < 4; t++) {
+        packed_case pc = {2 * mr + 3, 3 * nr - 1, 40, 1 + (size_t)(t % 2), nr + 1, 0.0f, 1, CK_ACT_RELU, 1, t >= 2,
+                          3, 3, t % 2};
+        test_packed_one(k, &pc);
+    }
+    /* k == 0: C = beta * C, then the epilogue */
+    for (int t = 0; t < 2; t++) {
+        packed_case pc = {mr + 2, nr + 2, 0, 0, 0, t ? 2.0f : 0.0f, 1, CK_ACT_SILU, 1, 0, 1, 1, 0};
+        test_packed_one(k, &pc);
+    }
+    /* a larger product, blocked in m and k */
+    packed_case big = {mc + mr + 3, 4 * nr + 7, kc + 37, 1, 5, 1.0f, 1, CK_ACT_GELU, 1, 0, 2, 3, 0};
+    test_packed_one(k, &big);
+}
+
+/* ---------------------------------------------------------------- transposed gemv */
+
+static void test_gemv_t(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t ns[] = {0, 1, 3, 4, 5, 7, 8, 9, 13, 15, 16, 17, 31, 33, 64, 65};
+    const size_t ks[] = {0, 1, 3, 8, 33, 257};
+    int sel = 0;
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++, sel++) {
+            test_gemv_one(k, 1, ns[i], ks[j], 1.0f, 0.0f, (size_t)(sel % 3));
+            test_gemv_one(k, 1, ns[i], ks[j], -0.75f, 1.5f, (size_t)(sel % 4));
+        }
+    test_gemv_one(k, 1, 384, 1000, 1.0f, 1.0f, 0);
+    test_gemv_one(k, 1, 67, 1531, 0.5f, 0.0f, 5);
+}
+
+/* ---------------------------------------------------------------- attention on in-place K/V */
+
+/* One head through ck_f32_attention_short (few == 0) or ck_f32_attention_few (queries in
+ * calls of `per_call`, 0: one call; `only_last`: only the last call, the other queries' rows
+ * must stay untouched), against the naive double reference. key_bias: 0 none, 1 random with
+ * -inf padding, 2 every key padded. */
+static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, size_t D, int causal, ptrdiff_t coff,
+                          int key_bias, int rel, float scale, size_t per_call, int only_last) {
+    const size_t ldq = D + 3, ldk = D + 1, ldv = D + 2, ldo = D + 5;
+    const int s = few ? S_ATTN_FEW : S_ATTN_SHORT;
+    set_case("%s attention_%s seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d scale=%g per_call=%zu%s",
+             k->name, few ? "few" : "short", Sq, Sk, D, causal, coff, key_bias, rel, scale, per_call,
+             only_last ? " (last call only)" : "");
+    new_case(s);
+    float *q = malloc((Sq * ldq + 1) * sizeof(float)), *kk = malloc((Sk * ldk + 1) * sizeof(float));
+    float *vv = malloc((Sk * ldv + 1) * sizeof(float));
+    for (size_t i = 0; i < Sq * ldq; i++) q[i] = NAN; /* padding must not be read */
+    for (size_t i = 0; i < Sk * ldk; i++) kk[i] = NAN;
+    for (size_t i = 0; i < Sk * ldv; i++) vv[i] = NAN;
+    for (size_t i = 0; i < Sq; i++) fill(q + i * ldq, D, -1, 1);
+    for (size_t j = 0; j < Sk; j++) { fill(kk + j * ldk, D, -1, 1); fill(vv + j * ldv, D, -1, 1); }
+    float *kb = NULL, *relb = NULL;
+    if (key_bias) {
+        kb = malloc((Sk + 1) * sizeof(float));
+        for (size_t j = 0; j < Sk; j++) kb[j] = key_bias == 2 || rnd_n(5) == 0 ? -INFINITY : rnd_f(-1, 1);
+    }
+    const size_t rlen = Sq + Sk; /* entries (i - j) + Sk - 1 for i < Sq, j < Sk, then a NaN */
+    if (rel) {
+        relb = malloc((rlen + 1) * sizeof(float));
+        fill(relb, rlen, -2, 2);
+        relb[rlen - 1] = NAN;
+    }
+    gbuf o = gb_new(Sq, D, ldo, 2);
+    for (size_t i = 0; i < Sq; i++)
+        for (size_t d = 0; d < D; d++) *gb_at(&o, i, d) = -7.0f;
+    ck_attention_rows h = {Sq, Sk, D, q, ldq, kk, ldk, vv, ldv, o.p, ldo, scale, causal, coff, kb, relb, (ptrdiff_t)Sk - 1};
+    const size_t wsz = few ? ck_f32_attention_few_workspace(Sk, D) : ck_f32_attention_short_workspace(k, Sq, Sk, D);
+    float *ws = malloc((wsz + 17) * sizeof(float));
+    for (size_t i = 0; i < wsz + 17; i++) ws[i] = bitsf(GUARD_BITS);
+    size_t q_lo = 0, q_hi = Sq;
+    if (!few) {
+        ck_f32_attention_short(k, &h, ws + 1); /* any alignment */
+    } else if (per_call == 0) {
+        ck_f32_attention_few(k, &h, 0, Sq, ws + 1);
+    } else {
+        for (size_t q0 = 0; q0 < Sq; q0 += per_call) {
+            q_lo = q0;
+            q_hi = Sq - q0 < per_call ? Sq : q0 + per_call;
+            if (!only_last || q_hi == Sq) ck_f32_attention_few(k, &h, q_lo, q_hi - q_lo, ws + 1);
+        }
+        if (!only_last) q_lo = 0;
+    }
+    size_t damage = 0;
+    for (size_t i = wsz + 1; i < wsz + 17; i++) damage += fbits(ws[i]) != GUARD_BITS;
+    check(s, damage == 0, 0, 0, "wrote past its documented workspace %zu", wsz);
+    double *sc = malloc((Sk + 1) * sizeof(double)), *es = malloc((Sk + 1) * sizeof(double));
+    int reported = 0;
+    for (size_t i = 0; i < Sq && !reported; i++) {
+        if (i < q_lo || i >= q_hi) { /* a query no call computed: untouched */
+            for (size_t d = 0; d < D && !reported; d++)
+                reported = !check(s, *gb_at(&o, i, d) == -7.0f, 0, 0, "o[%zu][%zu] = %.9g written, but query %zu was not computed",
+                                  i, d, *gb_at(&o, i, d), i);
+            continue;
+        }
+        double l;
+        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, scale, kb, relb, (ptrdiff_t)Sk - 1, NULL, causal,
+                                      coff, sc, es, &l);
+        for (size_t d = 0; d < D; d++) {
+            double ref = 0, mag = 0;
+            for (size_t j = 0; j < Sk; j++) {
+                if (es[j] == 0) continue;
+                ref += es[j] * vv[j * ldv + d];
+                mag += es[j] * fabs(vv[j * ldv + d]);
+            }
+            if (l > 0) { ref /= l; mag /= l; }
+            const double got = *gb_at(&o, i, d), err = fabs(got - ref);
+            const double allowed = mag * (2.5 * Es + (double)(2 * Sk + 12) * U) + FLT_MIN;
+            if (!check(s, close_enough(err, allowed) && (l > 0 || got == 0.0f), err / allowed, mag > 0 ? err / (U * mag) : 0,
+                       "o[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, d, got, ref, allowed)) {
+                reported = 1;
+                break;
+            }
+        }
+    }
+    check_guard(s, &o, "o");
+    gb_free(&o);
+    free(q); free(kk); free(vv); free(kb); free(relb); free(ws); free(sc); free(es);
+}
+
+static void test_attention_short(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t seqs[] = {1, 2, 5, mr - 1, mr, mr + 1, nr - 1, nr, nr + 1, 2 * nr + 1, 41};
+    const size_t ds[] = {1, 7, nr - 1, nr, nr + 1, 64};
+    int sel = 0;
+    for (size_t a = 0; a < sizeof seqs / sizeof seqs[0]; a++)
+        for (int t = 0; t < 4; t++, sel++) {
+            const size_t sq = seqs[a], sk = t < 2 ? sq : seqs[(a + 3 + (size_t)t) % (sizeof seqs / sizeof seqs[0])];
+            const ptrdiff_t offs[] = {0, (ptrdiff_t)sk - (ptrdiff_t)sq, -2, 3};
+            const float scales[] = {1.0f / sqrtf((float)ds[sel % 6]), 0.0f, -0.5f};
+            test_rows_one(k, 0, sq, sk, ds[sel % 6], sel % 4 >= 2, offs[sel % 4], sel % 5 == 4 ? 2 : sel % 3 == 1,
+                          sel % 3 == 2, scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0);
+        }
+    test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0, 0); /* no keys: zeros */
+    test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0, 0);
+}
+
+static void test_attention_few(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t nr = (size_t)k->gemm.nr;
+    const size_t sks[] = {0, 1, 3, 4, 5, 8, 9, 16, 17, 63, 64, 65, nr + 1, 130, 1000};
+    const size_t ds[] = {1, 3, 4, 8, 13, 16, 17, 64, 65, 128};
+    int sel = 0;
+    for (size_t a = 0; a < sizeof sks / sizeof sks[0]; a++)
+        for (size_t sq = 1; sq <= 3; sq++, sel++) {
+            const size_t sk = sks[a], d = sk >= 1000 && ds[sel % 10] > 16 ? 16 : ds[sel % 10];
+            const ptrdiff_t offs[] = {(ptrdiff_t)sk - (ptrdiff_t)sq, (ptrdiff_t)sk - (ptrdiff_t)sq, 0, -1};
+            test_rows_one(k, 1, sq, sk, d, sel % 3 != 0, offs[sel % 4], sel % 7 == 6 ? 2 : sel % 2, sel % 4 == 1,
+                          sel % 11 == 10 ? -0.5f : 1.0f / sqrtf((float)d), sq > 1 && sel % 2 == 0 ? 1 : 0,
+                          sq > 1 && sel % 4 == 0);
+        }
+}
+
 /* ---------------------------------------------------------------- fused attention */
 
 typedef struct {
@@ -1057,47 +1443,19 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     double *s = malloc((Sk + 1) * sizeof(double)), *es = malloc((Sk + 1) * sizeof(double));
     const size_t nblocks = (Sk + (size_t)k->attn_key_block - 1) / (size_t)k->attn_key_block + 1;
     int reported = 0;
+    double *ex = malloc((Sk + 1) * sizeof(double));
     for (size_t i = 0; i < Sq && !reported; i++) {
-        double mx = -INFINITY, Es = 0;
-        for (size_t j = 0; j < Sk; j++) {
-            double dot = 0, mag = 0;
-            for (size_t d = 0; d < D; d++) {
-                dot += (double)q[i * ldq + d] * kk[j * ldk + d];
-                mag += fabs((double)q[i * ldq + d] * kk[j * ldk + d]);
-            }
-            double v = (double)ac->scale * dot, bias = 0;
-            if (kb) bias += kb[j];
-            if (rel) bias += rel[(ptrdiff_t)i - (ptrdiff_t)j + rzero];
-            size_t c = 0;
-            if (W) {
-                ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + ac->coff);
-                const ptrdiff_t cl = (ptrdiff_t)ac->shaw;
-                dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
-                c = (size_t)(dd + cl);
-                bias += sqk[i * W + c];
-            }
-            v += bias;
-            if (ac->causal && (ptrdiff_t)j > (ptrdiff_t)i + ac->coff) v = -INFINITY;
-            s[j] = v;
-            if (v > -INFINITY) {
-                /* float score: scaled q (1 rounding), dot of D terms, then up to 3 bias adds */
-                const double e = (double)(D + 3) * U * fabs(ac->scale) * mag + 4 * U * (fabs(bias) + fabs(v));
-                if (e > Es) Es = e;
-            }
-            if (v > mx) mx = v;
-        }
-        double l = 0;
-        for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx); l += es[j]; }
+        for (size_t j = 0; W && j < Sk; j++) ex[j] = sqk[i * W + shaw_bucket(i, j, ac->coff, ac->shaw)];
+        double l;
+        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, ac->scale, kb, rel, rzero, W ? ex : NULL,
+                                      ac->causal, ac->coff, s, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
                 if (es[j] == 0) continue;
                 double vd = vv[j * ldv + d];
                 if (W) {
-                    ptrdiff_t dd = (ptrdiff_t)j - ((ptrdiff_t)i + ac->coff);
-                    const ptrdiff_t cl = (ptrdiff_t)ac->shaw;
-                    dd = dd < -cl ? -cl : (dd > cl ? cl : dd);
-                    const double a = sv[(size_t)(dd + cl) * D + d];
+                    const double a = sv[shaw_bucket(i, j, ac->coff, ac->shaw) * D + d];
                     vd += a;
                     mag += es[j] * (fabs(vv[j * ldv + d]) + fabs(a));
                 } else {
@@ -1120,7 +1478,7 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     check_guard(S_ATTN, &o, "o");
     gb_free(&o);
     free(q); free(kk); free(vv); free(kb); free(rel); free(sqk); free(sv); free(packed); free(ws);
-    free(s); free(es);
+    free(s); free(es); free(ex);
 }
 
 static void test_attention(int v) {
@@ -1199,7 +1557,8 @@ int main(int argc, char **argv) {
         {"gemm_ukr", test_ukr},     {"gemm", test_gemm},         {"fma_peak", test_peak},
         {"exp", test_exp},          {"softmax_rows", test_softmax}, {"attn_softmax_step", test_step},
         {"gemv", test_gemv},        {"activation", test_activation}, {"norm_rows", test_norm},
-        {"attention", test_attention}};
+        {"attention", test_attention}, {"gemm_packed", test_packed}, {"gemv_t", test_gemv_t},
+        {"attention_short", test_attention_short}, {"attention_few", test_attention_few}};
     for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
         for (int v = 0; v < 2; v++) {
             rng_state = seed ^ (0x1000193ull * (t + 1)) ^ ((uint64_t)v << 40);

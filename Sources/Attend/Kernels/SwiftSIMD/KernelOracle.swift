@@ -1,20 +1,21 @@
 import Foundation
 
-/// The Swift SIMD kernels as a low-level, public oracle: the reference implementations the C
-/// kernels are checked against (by the tests and by the `kernel-fuzz` differential fuzzer),
+/// The Swift SIMD kernels as a low-level oracle, visible inside this package only (`package`:
+/// not part of Attend's public API): the reference implementations the C kernels are checked
+/// against (by the tests and by the `kernel-fuzz` differential fuzzer),
 /// on raw row-major buffers with explicit row strides, exactly as `attend_kernels.h` states
 /// each kernel's contract. They accumulate in `Double` in a fixed order, run on the calling
 /// thread and never validate their arguments (the caller guarantees every index is in bounds,
 /// like the C kernels' callers do). They are slow by design: use them to check results, not
 /// to compute them.
-public enum KernelOracle {
+package enum KernelOracle {
     /// `C = alpha * op(A) * op(B) + beta * C`, the contract of `ck_f32_gemm`:
     /// op(A) is m x k (`transA`: `A[p*lda + i]`, else `A[i*lda + p]`), op(B) is k x n
     /// (`transB`: `B[j*ldb + p]`, else `B[p*ldb + j]`), C is m x n at `C[i*ldc + j]`.
     /// `beta == 0` does not read C; `alpha == 0` or `k == 0` does not evaluate the product.
     /// Each element is accumulated in Double and rounded to Float once.
     /// Cost: 2*m*n*k Double flops, one thread.
-    public static func gemm(
+    package static func gemm(
         m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, transA: Bool,
         b: UnsafePointer<Float>, ldb: Int, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
@@ -27,14 +28,14 @@ public enum KernelOracle {
     /// `exp(x)` in Double (Foundation's): rounded to Float it is the correctly rounded
     /// single-precision result except in rare double-rounding cases (within 2^-29 ulp of a
     /// Float midpoint). Cost: one Double exp.
-    public static func exp(_ x: Float) -> Double { Foundation.exp(Double(x)) }
+    package static func exp(_ x: Float) -> Double { Foundation.exp(Double(x)) }
 
     /// Row softmax `y = softmax(x * scale + mask)` of `rows` rows of n, the contract of
     /// `ck_f32_softmax_rows`: `x[r*ldx + j]`, `y[r*ldy + j]`, `mask[r*ldmask + j]` (nil: none;
     /// `ldmask == 0`: one mask row for all rows). `x * scale` is the Float product, the rest is
     /// Double; a row with a NaN term is NaN, a row whose every term is `-inf` is zeros.
     /// `y` may alias `x` with the same stride. Cost: O(rows * n), O(n) memory.
-    public static func softmaxRows(
+    package static func softmaxRows(
         rows: Int, n: Int, x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
         scale: Float, mask: UnsafePointer<Float>?, ldmask: Int
     ) {
@@ -46,7 +47,7 @@ public enum KernelOracle {
     /// once to Float (the contract of `ck_f32_activation`). Note that `1 + erf` and
     /// `1 + tanh` cancel for very negative x: the result is then accurate to about
     /// `|x| * 2^-53` absolute only. Cost: O(1).
-    public static func activation(_ kind: Activation, _ x: Float) -> Float {
+    package static func activation(_ kind: Activation, _ x: Float) -> Float {
         SwiftSIMDKernels.activation(kind, x)
     }
 
@@ -55,7 +56,7 @@ public enum KernelOracle {
     /// `residual[r*ldr]` (nil: none), `y[r*ldy]`; gamma and beta (nil: none; ignored for RMS)
     /// hold n floats. `y` may alias `x` or `residual` with the same stride.
     /// Cost: O(rows * n), O(n) memory.
-    public static func normRows(
+    package static func normRows(
         rms: Bool, rows: Int, n: Int, x: UnsafePointer<Float>, ldx: Int, residual: UnsafePointer<Float>?, ldr: Int,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?, eps: Float, y: UnsafeMutablePointer<Float>, ldy: Int
     ) {
@@ -74,7 +75,7 @@ public enum KernelOracle {
     /// seqQ x W, `shawV` is W x headDim. Query i is at `q + i*ldq`, key j at `k + j*ldk`,
     /// value j at `v + j*ldv`, output i at `o + i*ldo`. Scores, softmax and sums in Double.
     /// Cost: 4 * seqQ * seqK * headDim Double flops, O(seqK + headDim) memory.
-    public static func attentionHead(
+    package static func attentionHead(
         seqQ: Int, seqK: Int, headDim: Int, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int,
         v: UnsafePointer<Float>, ldv: Int, o: UnsafeMutablePointer<Float>, ldo: Int, scale: Float,
         causal: Bool, causalOffset: Int, keyBias: UnsafePointer<Float>?, relBias: UnsafePointer<Float>?,
