@@ -794,11 +794,9 @@ static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, f
             break;
     }
     /* gemv_t's contract: each column is the same in-order sum whatever the block. Checked
-     * bitwise for beta == 0 (the few-query attention's use) only: with beta != 0, GCC's
-     * default -ffp-contract=fast (GNU C) fuses the scalar table's alpha * acc + beta * y into
-     * an FMA in some of its loops and not in others, so columns then differ by an ulp with
-     * the block (clang, which SwiftPM uses, contracts them all alike; the Swift tests and
-     * kernel-fuzz check every beta there). */
+     * bitwise for beta == 0 (the partial call here starts from an unset y). With beta != 0
+     * the merge alpha * acc + beta * y is one explicit fused multiply-add in every loop, so
+     * GCC's -ffp-contract=fast cannot make columns differ with the block either. */
     for (size_t d0 = 1; trans && beta == 0.0f && d0 < n; d0 += d0 < 8 ? 3 : n / 2 + 1) {
         float *part = malloc((n - d0 + 1) * sizeof(float));
         k->gemv_t(n - d0, kd, alpha, x, wp + d0, ldw, beta, part);

@@ -61,6 +61,14 @@ void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const f
     }
 }
 
+/* One output of gemv_t: alpha * acc + beta * y, with the fused multiply-add spelled out so no
+ * compiler contracts it differently in different loops (GCC's default -ffp-contract=fast
+ * would, and a column's bits would then depend on which block computed it). */
+static inline __attribute__((always_inline)) float CK_FN(ck_gemv_t_merge)(float alpha, float acc, float beta,
+                                                                         float y) {
+    return beta == 0.0f ? alpha * acc : __builtin_fmaf(beta, y, alpha * acc);
+}
+
 /* y = alpha * W^T x + beta * y for W [k, n] row-major: a weighted sum of k rows (contract in
  * attend_kernels.h). Columns go four vectors at a time, held in registers across all k rows,
  * so every output column is the same in-order sum of fused multiply-adds whatever the block
@@ -82,7 +90,7 @@ void CK_FN(ck_f32_gemv_t)(size_t n, size_t k, float alpha, const float *x, const
         for (int v = 0; v < 4; v++)
             for (int t = 0; t < CK_VL; t++) {
                 float *out = y + d + (size_t)v * CK_VL + (size_t)t;
-                *out = beta == 0.0f ? alpha * acc[v][t] : alpha * acc[v][t] + beta * *out;
+                *out = CK_FN(ck_gemv_t_merge)(alpha, acc[v][t], beta, *out);
             }
     }
     for (; d + CK_VL <= n; d += CK_VL) {
@@ -90,7 +98,7 @@ void CK_FN(ck_f32_gemv_t)(size_t n, size_t k, float alpha, const float *x, const
         for (size_t j = 0; j < k; j++) a = CK_VFMA2(CK_VSPLAT(x[j]), CK_FN(ck_vload)(w + j * ldw + d), a);
         for (int t = 0; t < CK_VL; t++) {
             float *out = y + d + (size_t)t;
-            *out = beta == 0.0f ? alpha * a[t] : alpha * a[t] + beta * *out;
+            *out = CK_FN(ck_gemv_t_merge)(alpha, a[t], beta, *out);
         }
     }
     for (; d < n; d++) {
@@ -100,6 +108,6 @@ void CK_FN(ck_f32_gemv_t)(size_t n, size_t k, float alpha, const float *x, const
 #else
         for (size_t j = 0; j < k; j++) a = __builtin_fmaf(x[j], w[j * ldw + d], a);
 #endif
-        y[d] = beta == 0.0f ? alpha * a : alpha * a + beta * y[d];
+        y[d] = CK_FN(ck_gemv_t_merge)(alpha, a, beta, y[d]);
     }
 }
