@@ -4,6 +4,7 @@ import Foundation
 import Testing
 
 @testable import Attend
+import AttendTestSupport
 
 @Suite("Streaming decode and robustness")
 struct StreamingAndRobustnessTests {
@@ -103,7 +104,7 @@ struct StreamingAndRobustnessTests {
     func badModelFile() throws {
         let good = try Array(Data(contentsOf: Fixtures.url("marian_spm/source.spm")))
         _ = try SentencePieceModel(bytes: good)
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRNG(seed: 7)
         for i in 0..<300 {
             var b = good
             switch i % 3 {
@@ -121,18 +122,5 @@ struct StreamingAndRobustnessTests {
                 #expect(e.path == "bad.spm")
             }
         }
-    }
-}
-
-/// A seeded generator (SplitMix64) for reproducible corruption.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
