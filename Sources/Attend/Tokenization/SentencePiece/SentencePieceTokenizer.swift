@@ -22,6 +22,12 @@ public struct SentencePieceTokenizer: Tokenizer {
         try self.init(modelFile: url, config: config)
     }
 
+    /// Reads model bytes held in memory (`path` names them in errors), with no tokenizer class:
+    /// no special tokens added around the text. Throws `ModelFileError`. Cost: O(bytes).
+    public init(modelBytes bytes: [UInt8], path: String = "sentencepiece.model") throws {
+        try self.init(model: try SentencePieceModel(bytes: bytes, path: path), path: path, config: TokenizerConfig())
+    }
+
     init(modelFile url: URL, config: TokenizerConfig) throws {
         try self.init(model: try SentencePieceModel(contentsOf: url), path: url.path, config: config)
     }
