@@ -23,6 +23,7 @@ struct Arguments {
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N]
                                  [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
+               attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [options as above]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
                       tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
@@ -44,6 +45,10 @@ struct Arguments {
           --threads N      threads for the model (default: all active cores)
           --ids A,B,C      (generate) a source as comma-separated token ids; several --ids make
                            a padded batch with one output line each
+          --text T         (generate) a source text, tokenized with the folder's tokenizer; the
+                           output is printed as text (streamed for one greedy source); with
+                           --json: {"text", "ids", "output", "output_ids"} per source.
+                           --input FILE|- reads the source texts as tokenize does
           --beams N        (generate) beam search with N beams (default: the folder's
                            generation_config.json, else 1 = greedy)
           --max-new-tokens N, --min-new-tokens N
@@ -83,6 +88,7 @@ struct Arguments {
     var input: String? = nil
     var inputFormat = InputFormat.lines
     var keepSpecialTokens = false
+    var generateTexts: [String] = []
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
@@ -128,6 +134,7 @@ struct Arguments {
                     guard let f = InputFormat(rawValue: s) else { throw UsageError(description: "\(arg) needs lines or jsonl, got '\(s)'") }
                     a.inputFormat = f
                 case "--keep-special-tokens": a.keepSpecialTokens = true
+                case "--text": a.generateTexts.append(try value(arg))
                 default: throw UsageError(description: "unknown option '\(arg)'")
                 }
             }
@@ -142,10 +149,17 @@ struct Arguments {
             guard a.beams == nil && a.maxNewTokens == nil && a.minNewTokens == nil else {
                 throw UsageError(description: "--beams, --max-new-tokens and --min-new-tokens belong to generate")
             }
+        } else if !a.generateTexts.isEmpty && !generating {
+            throw UsageError(description: "--text belongs to generate (other commands take texts as arguments)")
         } else if a.keepSpecialTokens {
             throw UsageError(description: "--keep-special-tokens belongs to decode")
         } else if generating {
-            guard !a.ids.isEmpty else { throw UsageError(description: "generate needs at least one --ids A,B,C") }
+            guard !a.ids.isEmpty || !a.generateTexts.isEmpty || a.input != nil else {
+                throw UsageError(description: "generate needs at least one --ids A,B,C (or --text, or --input)")
+            }
+            guard a.ids.isEmpty || (a.generateTexts.isEmpty && a.input == nil) else {
+                throw UsageError(description: "generate takes --ids or texts (--text, --input), not both")
+            }
             guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids), not texts: '\(a.texts[0])'") }
         } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil {
             throw UsageError(description: "--ids, --beams, --max-new-tokens and --min-new-tokens belong to generate")

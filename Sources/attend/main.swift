@@ -84,7 +84,11 @@ do {
         }
 
     case .generate:
-        try generate(folder: folder, args)
+        if args.ids.isEmpty {
+            try generateText(folder: folder, args)
+        } else {
+            try generate(folder: folder, args)
+        }
     }
 } catch let e as UsageError {
     fail(e.description, status: 2)

@@ -78,3 +78,29 @@ struct TextToTextTests {
         }
     }
 }
+
+@Suite("attend generate --text")
+struct GenerateTextCLITests {
+    @Test("one greedy source streams its text; several print one line each; --json gives text, ids, output, output_ids")
+    func cli() throws {
+        for folder in ["t5_text", "marian_text"] {
+            let cases = TextGenerationCase.all.filter { $0.folder == folder }
+            let path = Fixtures.url(folder).path
+            let (s1, o1, e1) = try TokenizeCLITests.run(["generate", "--model", path, "--max-new-tokens", "10", "--text", cases[0].text])
+            #expect(s1 == 0 && o1 == cases[0].output + "\n", "\(e1)")
+            let (s2, o2, _) = try TokenizeCLITests.run(["generate", "--model", path, "--max-new-tokens", "10"]
+                                                       + cases.flatMap { ["--text", $0.text] })
+            #expect(s2 == 0 && o2 == cases.map { $0.output + "\n" }.joined())
+            let input = cases.map { "{\"text\": \(String(decoding: try! JSONSerialization.data(withJSONObject: [$0.text]), as: UTF8.self).dropFirst().dropLast())}" }
+            let (s3, o3, e3) = try TokenizeCLITests.run(["generate", "--model", path, "--max-new-tokens", "10", "--json", "--input", "-",
+                                                         "--input-format", "jsonl"], stdin: input.joined(separator: "\n"))
+            #expect(s3 == 0, "\(e3)")
+            let lines = TokenizeCLITests.jsonLines(o3)
+            #expect(lines.map { $0["output"] as? String } == cases.map(\.output))
+            #expect(lines.map { $0["output_ids"] as? [Int] } == cases.map(\.outputIDs))
+            #expect(lines.map { $0["ids"] as? [Int] } == cases.map(\.ids))
+        }
+        let (s4, _, e4) = try TokenizeCLITests.run(["generate", "--model", Fixtures.url("t5_text").path, "--text", "x", "--ids", "1"])
+        #expect(s4 == 2 && e4.contains("not both"))
+    }
+}
