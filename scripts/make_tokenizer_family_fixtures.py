@@ -57,6 +57,24 @@ def random_text(n):
     return "".join(rng.choice(ALPHABET) for _ in range(n))
 
 
+POOLS = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789",
+         " \t\n\r\u00a0\u3000\u2009\u200b\u2028\x85\x0b\x0c", ".,;:!?'\"()[]{}<>-_/\\@#$%^&*+=~`|",
+         "éèêëàâäôöûüçñßÆØÅ", "\u0301\u0308\u0327\u200d\u200c\ufe0f", "東京日本語中文한국어ひらがなカタカナ",
+         "😀👍🏽🇩🇪👨‍👩‍👧❤️", "ΩμέγαΑλφαРусскийעבריתالعربيةहिन्दीไทย", "ｆｕｌｌＡＢＣ１２３ﬁﬂ㍻①½™",
+         "\x00\x01\x07\x1b\x7f"]
+WHOLE = ["▁", "</s>", "<s>", "<unk>", "<pad>", "<extra_id_0>", "<|endoftext|>", "<0x41>", "'s", "'ll", " the", "  ",
+         "...", "\r\n"]
+
+
+def mixed_text():
+    """Up to 60 pieces: a character of a random class, or a whole token-like string."""
+    out = []
+    for _ in range(rng.randint(0, 60)):
+        k = rng.randrange(len(POOLS) + len(WHOLE))
+        out.append(rng.choice(POOLS[k]) if k < len(POOLS) else WHOLE[k - len(POOLS)])
+    return "".join(out)
+
+
 HARD = [
     "",
     " ",
@@ -86,7 +104,9 @@ HARD = [
     "a" * 300,
     "ab" * 200 + " " + "東" * 50,
     "<mask> token and <mask>",
-] + [random_text(40) for _ in range(12)]
+    "spacing marks: theि कि ণ্ and numbers ① ② ⑳ ½ Ⅻ ٣ ߁",
+    "\r\n's\u001bि<0x41>Ｂe❤語\n",
+] + [random_text(40) for _ in range(12)] + [mixed_text() for _ in range(16)]
 
 
 def save(tok, name, **config):

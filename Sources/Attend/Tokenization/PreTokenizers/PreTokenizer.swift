@@ -116,14 +116,15 @@ indirect enum PreTokenizer: Sendable {
                 return isBertPunctuation(v) ? i + n : nil
             }
         case .digits(let individual):
+            // Rust's `char::is_numeric`: every number category (Nd, Nl, No).
             splitMatches(piece, behavior: .isolated, into: &out) { t, i in
                 let (v, n) = decodeUTF8(t, at: i)
-                guard isDecimalDigit(v) else { return nil }
+                guard isNumber(v) else { return nil }
                 if individual { return i + n }
                 var j = i + n
                 while j < t.count {
                     let (w, m) = decodeUTF8(t, at: j)
-                    guard isDecimalDigit(w) else { break }
+                    guard isNumber(w) else { break }
                     j += m
                 }
                 return j
