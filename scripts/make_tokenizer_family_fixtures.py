@@ -13,7 +13,8 @@ Writes Tests/TokenizerTests/Fixtures/extra/<name>/   small tokenizers trained he
        unigram_bytefallback (NFKC + Replace + Strip + Lowercase, Metaspace never,
        byte_fallback), bpe_suffix (continuing_subword_prefix, end_of_word_suffix, unk with
        fuse_unk, Whitespace + Digits + Punctuation, BPEDecoder), t5_slow (spiece.model only),
-       llama_slow (tokenizer.model only)
+       llama_slow (tokenizer.model only), gpt2_slow (vocab.json + merges.txt only; the golden
+       folder's vocab.json numbers tokens differently from its tokenizer.json)
        Tests/TokenizerTests/Fixtures/tokenizer_hard.json    transformers' ids, tokens and
        decodes (skip_special_tokens True and False) for every folder on hard texts
        Tests/TokenizerTests/Fixtures/sentencepiece_cases.json  sentencepiece's own ids and
@@ -162,7 +163,8 @@ def make_bpe_suffix():
 
 def make_slow_copies():
     for name, src, files in [("t5_slow", "t5_unigram", ["spiece.model", "tokenizer_config.json"]),
-                             ("llama_slow", "llama_bpe", ["tokenizer.model", "tokenizer_config.json"])]:
+                             ("llama_slow", "llama_bpe", ["tokenizer.model", "tokenizer_config.json"]),
+                             ("gpt2_slow", "gpt2_bytelevel", ["vocab.json", "merges.txt", "tokenizer_config.json"])]:
         d = os.path.join(EXTRA, name)
         os.makedirs(d, exist_ok=True)
         for f in files:
@@ -187,7 +189,7 @@ def main():
     make_bpe_suffix()
     make_slow_copies()
     folders = {n: os.path.join(FIX, n) for n in ["t5_unigram", "marian_spm", "llama_bpe", "gpt2_bytelevel"]}
-    for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow"]:
+    for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow", "gpt2_slow"]:
         folders["extra/" + n] = os.path.join(EXTRA, n)
     result = {"made_with": {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
                             "sentencepiece": spm.__version__},
