@@ -17,6 +17,7 @@ let package = Package(
         .target(
             name: "CKernels",
             path: ".",
+            exclude: ["CKernels/README.md"],
             sources: ["CKernels"],
             publicHeadersPath: "include"
         ),
@@ -80,7 +81,7 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
-            exclude: ["make_hf_fixtures.py"],
+            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

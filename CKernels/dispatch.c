@@ -8,6 +8,7 @@
  * kernel's own sysctl answer is used instead of XCR0. AArch64: NEON is architectural.
  */
 #include "core/ck_internal.h"
+#include "attend_kernels_testing.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

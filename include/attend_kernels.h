@@ -114,10 +114,22 @@ typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, si
  * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
  *   y[j] = alpha * sum_p x[p] * w[j*ldw + p] + beta * y[j],  j < n   (beta == 0: y not read)
  * The decode path (one token at a time), where packing the weight for a GEMM would cost more
- * than the product: memory-bound, one pass over w, four rows at a time.
+ * than the product: memory-bound, one pass over w. Rows of at most 512 floats are read one
+ * at a time (one sequential stream the prefetcher follows), longer rows four at a time
+ * (each load of x shared by four rows); each y[j] is one in-order dot product either way.
  */
 typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, const float *w,
                                size_t ldw, float beta, float *y);
+
+/**
+ * Transposed matrix-vector product, a weighted sum of rows:
+ *   y[d] = alpha * sum_{j < k} x[j] * w[j*ldw + d] + beta * y[d],  d < n   (beta == 0: y not read)
+ * The value step of few-query attention (o = sum_j p_j v_j over a cache read in place).
+ * Rows are summed in order j = 0, 1, ... per output column; vectors run across columns.
+ * Cost: 2 * n * k flops, one pass over the k rows of n floats.
+ */
+typedef void (*ck_f32_gemv_t_fn)(size_t n, size_t k, float alpha, const float *x, const float *w,
+                                 size_t ldw, float beta, float *y);
 
 /**
  * Element-wise activation y[i] = f(x[i]), i < n (x == y allowed). `kind` selects f:
@@ -129,9 +141,10 @@ typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, 
  *                     negative tail (5.6e-6 at x = -8, 1.5e-5 at -12.8, where y ~ 1e-33)
  *   CK_ACT_GELU_TANH  x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  *   CK_ACT_SILU       x * sigmoid(x) (swish)
- * Cost: one pass, one exp per element for the last three.
+ * Cost: one pass, one exp per element for the last three. (CK_ACT_NONE is only an epilogue
+ * value, "no activation"; this kernel is never called with it.)
  */
-enum { CK_ACT_RELU = 0, CK_ACT_GELU = 1, CK_ACT_GELU_TANH = 2, CK_ACT_SILU = 3 };
+enum { CK_ACT_NONE = -1, CK_ACT_RELU = 0, CK_ACT_GELU = 1, CK_ACT_GELU_TANH = 2, CK_ACT_SILU = 3 };
 typedef void (*ck_f32_activation_fn)(int kind, size_t n, const float *x, float *y);
 
 /**
@@ -213,6 +226,7 @@ typedef struct ck_kernels {
     ck_f32_softmax_rows_fn softmax_rows;
     ck_f32_attn_softmax_step_fn attn_softmax_step;
     ck_f32_gemv_fn gemv;
+    ck_f32_gemv_t_fn gemv_t;
     ck_f32_activation_fn activation;
     ck_f32_norm_rows_fn norm_rows;
     int attn_query_panels; /* query block = attn_query_panels * gemm.nr queries */
@@ -221,13 +235,6 @@ typedef struct ck_kernels {
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
 const ck_kernels *ck_kernels_get(int variant);
-
-/**
- * A test-only table: the AVX-512 micro-kernel source and blocking (MR x NR, 64-byte vectors)
- * compiled for AVX2, so that its logic is exercised on CPUs without AVX-512. NULL when AVX2 is
- * not supported. Not a production variant: it is slower than the AVX2 one.
- */
-const ck_kernels *ck_kernels_avx512_layout_on_avx2(void);
 
 /**
  * Workspace (in floats) that ck_f32_gemm needs for an m x n x k product with these kernels.
@@ -252,6 +259,82 @@ size_t ck_f32_gemm_workspace(const ck_kernels *k, size_t m, size_t n, size_t kdi
 void ck_f32_gemm(const ck_kernels *k, int trans_a, int trans_b, size_t m, size_t n, size_t kdim,
                  float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
                  float *c, size_t ldc, float *workspace);
+
+/* ---------------------------------------------------------------- GEMM on a packed weight */
+
+/**
+ * A weight packed once (at load) into the micro-kernel's B layout, for C = A * W^T with W a
+ * row-major [n, k] matrix (a PyTorch Linear weight). With (mr, nr, kc) the variant's blocking:
+ *
+ *   k is cut into blocks of kc rows; block pc (kcb = min(kc, k - pc) rows) starts at
+ *   packed + pc * panels * nr, panels = ceil(n / nr), and holds the panels one after another:
+ *
+ *     panel j (kcb x nr):  panel[p*nr + jj] = W[j*nr + jj][pc + p]   (0 past row n of W)
+ *
+ * so every micro-panel the driver streams is contiguous, exactly what ck_f32_gemm's own B
+ * packing produces. ck_f32_pack_weight packs panels [panel0, panel1) (callers split the
+ * panels over threads); size: ck_f32_packed_weight_size floats, 64-byte aligned.
+ */
+size_t ck_f32_packed_weight_size(const ck_kernels *k, size_t n, size_t kdim);
+void ck_f32_pack_weight(const ck_kernels *k, size_t n, size_t kdim, const float *w, size_t ldw,
+                        size_t panel0, size_t panel1, float *packed);
+
+/**
+ * All of A (m x k, row stride lda) packed up front, for products whose work is split by
+ * weight panels (few rows, many columns) so each thread does not repack the same rows:
+ * block pc of kc columns at packed + pc * round_up(m, mr), mr-row panels inside it
+ * (ck_f32_gemm's A layout). Size: ck_f32_packed_a_size floats, 64-byte aligned.
+ */
+size_t ck_f32_packed_a_size(const ck_kernels *k, size_t m, size_t kdim);
+void ck_f32_pack_a(const ck_kernels *k, size_t m, size_t kdim, const float *a, size_t lda,
+                   float *packed);
+
+/**
+ * A GEMM epilogue, applied to each tile of C right after its last k block (while in L1):
+ *   C = act(C + bias) + residual
+ *   bias: NULL or one float per column of C;  activation: CK_ACT_NONE or a CK_ACT_* kind;
+ *   residual: NULL or a matrix shaped like C (row stride ldr) that must not alias C.
+ */
+typedef struct ck_gemm_epilogue {
+    const float *bias;
+    int activation;
+    const float *residual;
+    size_t ldr;
+} ck_gemm_epilogue;
+
+/**
+ * C = act(beta * C + A * W[cols]^T + bias) + residual on a packed weight, where W[cols] are
+ * the weight rows weight_col0 ..< weight_col0 + n (a fused QKV weight's key/value rows, say;
+ * weight_col0 is a multiple of nr) of a packed [weight_n, k] weight.
+ *
+ *   C: m x n at c[i*ldc + j];  A: m x k at a[i*lda + p] (read when packed_a is NULL), or
+ *   packed_a: all of A from ck_f32_pack_a;  beta == 0: C not read.
+ */
+typedef struct ck_gemm_packed {
+    size_t m, n, k;
+    const float *a;
+    size_t lda;
+    const float *packed_a;
+    const float *packed_w;
+    size_t weight_n, weight_col0;
+    float *c;
+    size_t ldc;
+    float beta;
+    ck_gemm_epilogue epilogue;
+} ck_gemm_packed;
+
+/** Workspace (floats, any alignment) of one ck_f32_gemm_packed call: one mc x kc A block. */
+size_t ck_f32_gemm_packed_workspace(const ck_kernels *k, size_t m, size_t kdim);
+
+/**
+ * The rows [row0, row1) x column panels [panel0, panel1) (columns panel0*nr ..< min(n,
+ * panel1*nr)) of the packed product g. With packed_a, row0 must be a multiple of mr. Loops:
+ * per mc block of rows, per kc block (packing A unless packed_a), ck_f32_gemm's macro-kernel
+ * over the panels; every sum runs in the same order whatever the split, so results do not
+ * depend on how the caller divides the work. Cost: 2 * rows * cols * k flops.
+ */
+void ck_f32_gemm_packed(const ck_kernels *k, const ck_gemm_packed *g, size_t row0, size_t row1,
+                        size_t panel0, size_t panel1, float *workspace);
 
 /* ---------------------------------------------------------------- fused attention driver */
 
@@ -293,6 +376,65 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
  */
 void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *head, size_t query0,
                             size_t count, float *workspace);
+
+/* ---------------------------------------------------------------- attention on unpacked K/V */
+
+/**
+ * One attention head with keys and values read in place (strided rows, no packed copy), for
+ * the two cases where the fused kernel's fixed costs dominate. Same scores as ck_attention_head:
+ *
+ *   s(i, j) = scale * dot(q_i, k_j) + key_bias[j] + rel_bias[(i - j) + rel_bias_zero]
+ *             (-inf when causal and j > i + causal_offset)
+ *   o_i     = sum_j softmax_j(s(i, .)) v_j          (o_i = 0 when every s(i, j) is -inf)
+ *
+ *   q_i at q + i*ldq, k_j at k + j*ldk, v_j at v + j*ldv, o_i at o + i*ldo (head_dim floats);
+ *   key_bias: NULL or seq_k floats; rel_bias: NULL or a table indexed by (i - j) +
+ *   rel_bias_zero, valid for every i < seq_q, j < seq_k (the fused kernel's table fits).
+ */
+typedef struct ck_attention_rows {
+    size_t seq_q, seq_k, head_dim;
+    const float *q;
+    size_t ldq;
+    const float *k;
+    size_t ldk;
+    const float *v;
+    size_t ldv;
+    float *o;
+    size_t ldo;
+    float scale;
+    int causal;
+    ptrdiff_t causal_offset;
+    const float *key_bias;
+    const float *rel_bias;
+    ptrdiff_t rel_bias_zero;
+} ck_attention_rows;
+
+/** Floats of workspace (any alignment) one ck_f32_attention_short call needs. */
+size_t ck_f32_attention_short_workspace(const ck_kernels *k, size_t seq_q, size_t seq_k,
+                                        size_t head_dim);
+
+/**
+ * Short sequences (a sentence): the whole score matrix of one head on the GEMM micro-kernel.
+ * Q packs into A panels and K into B panels (zero-padded, so every call is a full tile),
+ * S = Q K^T, biases and masks, the row softmax kernel, P into A panels, V into B panels,
+ * O = P V, and the real part of O is copied out. Memory: O(seq_q * seq_k + seq * head_dim)
+ * workspace, so callers keep it for seq <= a few hundred. Cost: 4 * seq_q * seq_k * head_dim
+ * flops on padded tiles plus the packing.
+ */
+void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, float *workspace);
+
+/** Floats of workspace (any alignment) one ck_f32_attention_few call needs. */
+size_t ck_f32_attention_few_workspace(size_t seq_k, size_t head_dim);
+
+/**
+ * Few queries (decoding: one new token against a cache), queries [query0, query0 + count):
+ * per query, the scores of the visible keys by the GEMV kernel reading K in place, the biases
+ * and masks, the row softmax kernel, then o = P V by the transposed GEMV reading V in place.
+ * No packing and no 16-wide query panels. Cost: 4 * visible * head_dim flops per query, one
+ * pass over the visible keys and values.
+ */
+void ck_f32_attention_few(const ck_kernels *k, const ck_attention_rows *h, size_t query0,
+                          size_t count, float *workspace);
 
 /* ---------------------------------------------------------------- small helpers for Swift */
 

@@ -4,17 +4,34 @@ import Foundation
 /// Wall-clock seconds of `body`, repeated: `warmup` uncounted runs, then at least `minReps`
 /// runs and at least `minSeconds` in total (capped at `maxReps`). Returns every counted time.
 func measure(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000, _ body: () -> Void) -> [Double] {
+    measureWithCPU(warmup: warmup, minReps: minReps, minSeconds: minSeconds, maxReps: maxReps, body).wall
+}
+
+/// Seconds of CPU time this process has used (all threads, user + system).
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// `measure`, also returning each repetition's process CPU time. On a shared machine a
+/// 1-thread run's CPU time is what the work costs when it runs, whatever else competes for
+/// the cores (time-slicing and steal inflate wall time only), so peers can be compared on it.
+func measureWithCPU(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000,
+                    _ body: () -> Void) -> (wall: [Double], cpu: [Double]) {
     for _ in 0..<warmup { body() }
-    var times: [Double] = []
+    var times: [Double] = [], cpu: [Double] = []
     var total = 0.0
     while times.count < minReps || (total < minSeconds && times.count < maxReps) {
+        let c0 = processCPUSeconds()
         let t0 = DispatchTime.now().uptimeNanoseconds
         body()
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        cpu.append(processCPUSeconds() - c0)
         times.append(dt)
         total += dt
     }
-    return times
+    return (times, cpu)
 }
 
 func median(_ xs: [Double]) -> Double {
@@ -22,20 +39,8 @@ func median(_ xs: [Double]) -> Double {
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// A seeded generator so every run benchmarks the same data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
-    var rng = SplitMix64(state: seed)
+    var rng = SplitMix64(state: seed)  // Attend's, so every run benchmarks the same data
     return Tensor(shape: shape, generating: { _ in Float.random(in: -1...1, using: &rng) })
 }
 

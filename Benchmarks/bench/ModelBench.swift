@@ -76,14 +76,15 @@ extension Bench {
             let name = "encoder base seq \(n)"
             progress("\(name), \(t) thread(s)...")
             let compute = Compute.default.with(threads: t)
-            let times = measure(warmup: 1, minReps: big ? (t == 1 ? 1 : 3) : 3, minSeconds: big ? 0 : 1.0) {
+            let (times, cpu) = measureWithCPU(warmup: 1, minReps: big ? (t == 1 ? 1 : 3) : 3, minSeconds: big ? 0 : 1.0) {
                 _ = encoder(x, compute: compute)
             }
             let sec = median(times)
+            let cpuMS = median(cpu) * 1e3  // process CPU time: robust to other load on 1 thread
             let gf = flops / sec * 1e-9
             let peak = t == 1 ? peak1 : peakN
             emit([("name", name), ("variant", variantName), ("threads", t), ("seq", n), ("layers", baseLayers), ("d_model", d),
-                  ("ms", sec * 1e3), ("tokens_per_s", Double(n) / sec), ("gflops", gf), ("peak_gflops", peak),
+                  ("ms", sec * 1e3), ("cpu_ms", cpuMS), ("tokens_per_s", Double(n) / sec), ("gflops", gf), ("peak_gflops", peak),
                   ("reps", times.count)],
                  row: pad(name, 36) + String(format: " %7d %9.1f %10.0f %10.1f %9.1f%%", t, sec * 1e3, Double(n) / sec, gf,
                                              peak > 0 ? gf / peak * 100 : 0))

@@ -19,7 +19,9 @@
  *
  * Edge tiles (m or n not a multiple of mr / nr): the micro-kernel writes a full tile into an
  * aligned stack buffer, and only the valid part is merged into C with alpha and beta. This is
- * the one place edges are handled, for every ISA.
+ * the one place edges are handled, for every ISA and for both drivers: ck_f32_gemm (packs A
+ * and B per call) and ck_f32_gemm_packed (a weight packed once by ck_f32_pack_weight, with a
+ * fused bias / activation / residual epilogue) share ck_macro_kernel.
  */
 #include "ck_internal.h"
 
@@ -113,6 +115,62 @@ static void ck_scale_c(size_t m, size_t n, float beta, float *c, size_t ldc) {
     }
 }
 
+/* The epilogue on rows x cols of C (column 0 of the block = column col0 of the product):
+ * C = act(C + bias) + residual. */
+static void ck_epilogue_apply(const ck_kernels *kern, const ck_gemm_epilogue *ep, size_t row0,
+                              size_t col0, size_t rows, size_t cols, float *c, size_t ldc) {
+    for (size_t i = 0; i < rows; i++) {
+        float *crow = c + i * ldc;
+        if (ep->bias) {
+            const float *b = ep->bias + col0;
+            for (size_t j = 0; j < cols; j++) crow[j] += b[j];
+        }
+        if (ep->activation != CK_ACT_NONE) kern->activation(ep->activation, cols, crow, crow);
+        if (ep->residual) {
+            const float *r = ep->residual + (row0 + i) * ep->ldr + col0;
+            for (size_t j = 0; j < cols; j++) crow[j] += r[j];
+        }
+    }
+}
+
+/*
+ * The macro-kernel shared by both drivers: every micro-tile of an mcb x cols block of C
+ * against a packed A block (mr-row panels of kcb columns) and consecutive packed B micro-panels
+ * (kcb rows of nr each). B micro-panel outer (it stays in L1), A panels inner. This is the one
+ * place edge tiles are handled: a partial tile goes through an aligned buffer and only its
+ * valid part is merged into C with alpha and beta. `ep` (NULL: none) is applied to each tile
+ * right after it is written, while it is in L1; (row0, col0) locate the block in the product.
+ */
+static void ck_macro_kernel(const ck_kernels *kern, size_t mcb, size_t cols, size_t kcb,
+                            const float *pa, const float *pb, float *c, size_t ldc, float alpha,
+                            float beta, const ck_gemm_epilogue *ep, size_t row0, size_t col0) {
+    const size_t mr = (size_t)kern->gemm.mr, nr = (size_t)kern->gemm.nr;
+    const ck_f32_gemm_ukr_fn ukr = kern->gemm_ukr;
+    _Alignas(CK_ALIGN) float tile[CK_MAX_TILE];
+    for (size_t jr = 0; jr < cols; jr += nr) {
+        const size_t nrb = ck_min(nr, cols - jr);
+        const float *bp = pb + jr * kcb;
+        for (size_t ir = 0; ir < mcb; ir += mr) {
+            const size_t mrb = ck_min(mr, mcb - ir);
+            const float *ap = pa + ir * kcb;
+            float *cij = c + ir * ldc + jr;
+            if (mrb == mr && nrb == nr) {
+                ukr(kcb, ap, bp, cij, ldc, alpha, beta);
+            } else {
+                /* Edge tile: full tile into the buffer, merge the valid part. */
+                ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
+                for (size_t i = 0; i < mrb; i++) {
+                    float *crow = cij + i * ldc;
+                    const float *trow = tile + i * nr;
+                    for (size_t j = 0; j < nrb; j++)
+                        crow[j] = beta == 0.0f ? alpha * trow[j] : alpha * trow[j] + beta * crow[j];
+                }
+            }
+            if (ep) ck_epilogue_apply(kern, ep, row0 + ir, col0 + jr, mrb, nrb, cij, ldc);
+        }
+    }
+}
+
 void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, size_t n,
                  size_t kdim, float alpha, const float *a, size_t lda, const float *b,
                  size_t ldb, float beta, float *c, size_t ldc, float *workspace) {
@@ -126,8 +184,6 @@ void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, siz
     ck_blocks(kern, m, n, kdim, &mc, &nc, &kc);
     float *pa = ck_align(workspace);
     float *pb = ck_align(pa + mc * kc);
-    const ck_f32_gemm_ukr_fn ukr = kern->gemm_ukr;
-    _Alignas(CK_ALIGN) float tile[CK_MAX_TILE];
 
     for (size_t jc = 0; jc < n; jc += nc) {
         const size_t ncb = ck_min(nc, n - jc);
@@ -138,29 +194,91 @@ void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, siz
             for (size_t ic = 0; ic < m; ic += mc) {
                 const size_t mcb = ck_min(mc, m - ic);
                 ck_pack_a(mr, mcb, kcb, a, lda, trans_a, ic, pc, pa);
-                for (size_t jr = 0; jr < ncb; jr += nr) {
-                    const size_t nrb = ck_min(nr, ncb - jr);
-                    const float *bp = pb + jr * kcb;
-                    for (size_t ir = 0; ir < mcb; ir += mr) {
-                        const size_t mrb = ck_min(mr, mcb - ir);
-                        const float *ap = pa + ir * kcb;
-                        float *cij = c + (ic + ir) * ldc + jc + jr;
-                        if (mrb == mr && nrb == nr) {
-                            ukr(kcb, ap, bp, cij, ldc, alpha, beta_p);
-                            continue;
-                        }
-                        /* Edge tile: full tile into the buffer, merge the valid part. */
-                        ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
-                        for (size_t i = 0; i < mrb; i++) {
-                            float *crow = cij + i * ldc;
-                            const float *trow = tile + i * nr;
-                            for (size_t j = 0; j < nrb; j++)
-                                crow[j] = beta_p == 0.0f ? alpha * trow[j]
-                                                         : alpha * trow[j] + beta_p * crow[j];
-                        }
-                    }
-                }
+                ck_macro_kernel(kern, mcb, ncb, kcb, pa, pb, c + ic * ldc + jc, ldc, alpha, beta_p,
+                                NULL, ic, jc);
             }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- GEMM on a packed weight */
+
+static size_t ck_panels(const ck_kernels *kern, size_t n) {
+    const size_t nr = (size_t)kern->gemm.nr;
+    return (n + nr - 1) / nr;
+}
+
+size_t ck_f32_packed_weight_size(const ck_kernels *kern, size_t n, size_t kdim) {
+    return ck_panels(kern, n) * (size_t)kern->gemm.nr * kdim;
+}
+
+void ck_f32_pack_weight(const ck_kernels *kern, size_t n, size_t kdim, const float *w,
+                        size_t ldw, size_t panel0, size_t panel1, float *packed) {
+    const size_t nr = (size_t)kern->gemm.nr, kc = (size_t)kern->gemm.kc;
+    const size_t panels = ck_panels(kern, n);
+    if (panel1 > panels) panel1 = panels;
+    for (size_t pc = 0; pc < kdim; pc += kc) {
+        const size_t kcb = ck_min(kc, kdim - pc);
+        for (size_t j = panel0; j < panel1; j++) {
+            /* The weight's rows j*nr ..< j*nr+nr are op(B)'s columns: ck_pack_b's transposed case. */
+            const size_t cols = ck_min(nr, n - j * nr);
+            ck_pack_b(nr, cols, kcb, w, ldw, 1, pc, j * nr, packed + pc * panels * nr + j * kcb * nr);
+        }
+    }
+}
+
+size_t ck_f32_packed_a_size(const ck_kernels *kern, size_t m, size_t kdim) {
+    return ck_round_up(m, (size_t)kern->gemm.mr) * kdim;
+}
+
+void ck_f32_pack_a(const ck_kernels *kern, size_t m, size_t kdim, const float *a, size_t lda,
+                   float *packed) {
+    const size_t mr = (size_t)kern->gemm.mr, kc = (size_t)kern->gemm.kc;
+    const size_t mpad = ck_round_up(m, mr);
+    for (size_t pc = 0; pc < kdim; pc += kc) {
+        const size_t kcb = ck_min(kc, kdim - pc);
+        ck_pack_a(mr, m, kcb, a, lda, 0, 0, pc, packed + pc * mpad);
+    }
+}
+
+size_t ck_f32_gemm_packed_workspace(const ck_kernels *kern, size_t m, size_t kdim) {
+    const size_t mr = (size_t)kern->gemm.mr;
+    const size_t mc = ck_min((size_t)kern->gemm.mc, ck_round_up(m ? m : 1, mr));
+    return mc * ck_min((size_t)kern->gemm.kc, kdim ? kdim : 1) + CK_ALIGN / sizeof(float);
+}
+
+void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t row0, size_t row1,
+                        size_t panel0, size_t panel1, float *workspace) {
+    const size_t mr = (size_t)kern->gemm.mr, nr = (size_t)kern->gemm.nr;
+    const size_t kc = (size_t)kern->gemm.kc, mc = (size_t)kern->gemm.mc;
+    const size_t wpanels = ck_panels(kern, g->weight_n), wp0 = g->weight_col0 / nr;
+    const size_t col0 = panel0 * nr, col1 = ck_min(g->n, panel1 * nr);
+    if (row0 >= row1 || col0 >= col1) return;
+    const size_t cols = col1 - col0;
+    const int has_ep = g->epilogue.bias || g->epilogue.residual || g->epilogue.activation != CK_ACT_NONE;
+    if (g->k == 0) {
+        float *c = g->c + row0 * g->ldc + col0;
+        ck_scale_c(row1 - row0, cols, g->beta, c, g->ldc);
+        if (has_ep) ck_epilogue_apply(kern, &g->epilogue, row0, col0, row1 - row0, cols, c, g->ldc);
+        return;
+    }
+    const size_t mpad = ck_round_up(g->m, mr);
+    float *pa_ws = ck_align(workspace);
+    for (size_t ic = row0; ic < row1; ic += mc) {
+        const size_t mcb = ck_min(mc, row1 - ic);
+        for (size_t pc = 0; pc < g->k; pc += kc) {
+            const size_t kcb = ck_min(kc, g->k - pc);
+            const float *pa;
+            if (g->packed_a) {
+                pa = g->packed_a + pc * mpad + ic * kcb;
+            } else {
+                ck_pack_a(mr, mcb, kcb, g->a, g->lda, 0, ic, pc, pa_ws);
+                pa = pa_ws;
+            }
+            const float *pb = g->packed_w + pc * wpanels * nr + (wp0 + panel0) * kcb * nr;
+            const int last = pc + kcb == g->k;
+            ck_macro_kernel(kern, mcb, cols, kcb, pa, pb, g->c + ic * g->ldc + col0, g->ldc, 1.0f,
+                            pc == 0 ? g->beta : 1.0f, last && has_ep ? &g->epilogue : NULL, ic, col0);
         }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A mistake in the command line: printed with the usage, exit status 2.
+/// A mistake in the command line: printed on one line with a pointer to `--help`, exit status 2.
 struct UsageError: Error, CustomStringConvertible {
     let description: String
 }
@@ -23,6 +23,9 @@ struct Arguments {
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N]
                                  [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
+                                 [--repetition-penalty X] [--no-repeat-ngram-size N]
+                                 [--do-sample [--temperature X] [--top-k N] [--top-p X]
+                                 [--min-p X] [--seed N]]
                attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [options as above]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
@@ -54,6 +57,14 @@ struct Arguments {
           --max-new-tokens N, --min-new-tokens N
                            (generate) length limits (defaults: generation_config.json, else
                            max_length 20 counting the start token, as transformers)
+          --repetition-penalty X, --no-repeat-ngram-size N
+                           (generate) divide the scores of tokens already present by X (> 1
+                           discourages repeats); never repeat an N-token sequence
+          --do-sample      (generate) draw each token instead of taking the most likely, after
+                           --temperature X (default 1), --top-k N (default 50, 0 = off),
+                           --top-p X and --min-p X (off by default), all as transformers;
+                           --seed N repeats a draw on any thread count (default: a random seed,
+                           printed on stderr). Defaults come from generation_config.json.
 
         generate prints, per source, the generated ids (up to the end token) on one line; with
         one source and greedy search they appear as they are chosen. With --json it prints one
@@ -89,6 +100,8 @@ struct Arguments {
     var inputFormat = InputFormat.lines
     var keepSpecialTokens = false
     var generateTexts: [String] = []
+    /// Repetition and sampling options of generate.
+    var generation = GenerateOptions()
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
@@ -135,7 +148,8 @@ struct Arguments {
                     a.inputFormat = f
                 case "--keep-special-tokens": a.keepSpecialTokens = true
                 case "--text": a.generateTexts.append(try value(arg))
-                default: throw UsageError(description: "unknown option '\(arg)'")
+                default:
+                    guard try a.generation.parse(arg, value: { try value(arg) }) else { throw UsageError(description: "unknown option '\(arg)'") }
                 }
             }
             i += 1
@@ -146,8 +160,8 @@ struct Arguments {
         if a.command == .decode {
             guard a.texts.isEmpty else { throw UsageError(description: "decode takes token ids (--ids or --input), not texts: '\(a.texts[0])'") }
             guard a.ids.isEmpty || a.input == nil else { throw UsageError(description: "decode takes --ids or --input, not both") }
-            guard a.beams == nil && a.maxNewTokens == nil && a.minNewTokens == nil else {
-                throw UsageError(description: "--beams, --max-new-tokens and --min-new-tokens belong to generate")
+            guard a.beams == nil && a.maxNewTokens == nil && a.minNewTokens == nil && !a.generation.isSet else {
+                throw UsageError(description: "--beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
             }
         } else if !a.generateTexts.isEmpty && !generating {
             throw UsageError(description: "--text belongs to generate (other commands take texts as arguments)")
@@ -161,8 +175,8 @@ struct Arguments {
                 throw UsageError(description: "generate takes --ids or texts (--text, --input), not both")
             }
             guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids), not texts: '\(a.texts[0])'") }
-        } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil {
-            throw UsageError(description: "--ids, --beams, --max-new-tokens and --min-new-tokens belong to generate")
+        } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil || a.generation.isSet {
+            throw UsageError(description: "--ids, --beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
         }
         return a
     }

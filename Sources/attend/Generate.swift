@@ -23,8 +23,11 @@ func generate(folder: URL, _ args: Arguments) throws {
     if let b = args.beams { config.numBeams = b; config.numReturnSequences = 1 }
     if let m = args.maxNewTokens { config.maxNewTokens = m }
     if let m = args.minNewTokens { config.minNewTokens = m }
-    if let m = model.maxPositions, config.maxNewTokens + 1 > m {
-        config.maxNewTokens = m - 1  // transformers stops at the position table's end too
+    try args.generation.apply(to: &config)
+    if let m = model.maxPositions, config.maxNewTokens > m - 1 {
+        // The position table ends generation; say so up front rather than fail there.
+        FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(m) positions (max_position_embeddings in config.json), so at most \(m - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))
+        config.maxNewTokens = m - 1
     }
     if config.numBeams > 1 && model.vocabularySize < 2 {
         throw UsageError(description: "--beams \(config.numBeams): beam search needs a vocabulary of at least 2 tokens")
@@ -53,5 +56,81 @@ func generate(folder: URL, _ args: Arguments) throws {
     let sequences = try model.generate(sources: args.ids, config: config).sequences
     for row in sequences {
         print(args.json ? jsonObject([("ids", .ints(row))]) : generated(row).map(String.init).joined(separator: " "))
+    }
+}
+
+/// The `generate` options that shape the distribution: repetition controls and sampling
+/// (`--do-sample`, `--temperature`, `--top-k`, `--top-p`, `--min-p`, `--repetition-penalty`,
+/// `--no-repeat-ngram-size`, `--seed`), each overriding the folder's generation_config.json.
+struct GenerateOptions {
+    var doSample = false
+    var temperature: Float? = nil
+    var topK: Int? = nil
+    var topP: Double? = nil
+    var minP: Float? = nil
+    var repetitionPenalty: Float? = nil
+    var noRepeatNGramSize: Int? = nil
+    var seed: UInt64? = nil
+
+    /// Whether any of these options was given.
+    var isSet: Bool {
+        doSample || temperature != nil || topK != nil || topP != nil || minP != nil || repetitionPenalty != nil
+            || noRepeatNGramSize != nil || seed != nil
+    }
+
+    /// Parses `flag` when it is one of these options (reading its value with `value`);
+    /// returns false for any other flag. Throws `UsageError` for a value out of range.
+    mutating func parse(_ flag: String, value: () throws -> String) throws -> Bool {
+        func number(_ check: (Double) -> Bool, _ what: String) throws -> Double {
+            let s = try value()
+            guard let x = Double(s), x.isFinite, check(x) else { throw UsageError(description: "\(flag) needs \(what), got '\(s)'") }
+            return x
+        }
+        func integer(_ what: String) throws -> Int {
+            let s = try value()
+            guard let n = Int(s), n >= 0 else { throw UsageError(description: "\(flag) needs \(what), got '\(s)'") }
+            return n
+        }
+        switch flag {
+        case "--do-sample": doSample = true
+        case "--temperature": temperature = Float(try number({ $0 > 0 }, "a positive number"))
+        case "--top-k": topK = try integer("a non-negative integer (0 turns it off)")
+        case "--top-p": topP = try number({ (0...1).contains($0) }, "a number in [0, 1]")
+        case "--min-p": minP = Float(try number({ (0...1).contains($0) }, "a number in [0, 1]"))
+        case "--repetition-penalty": repetitionPenalty = Float(try number({ $0 > 0 }, "a positive number"))
+        case "--no-repeat-ngram-size": noRepeatNGramSize = try integer("a non-negative integer (0 turns it off)")
+        case "--seed":
+            let s = try value()
+            guard let n = UInt64(s) else { throw UsageError(description: "--seed needs a non-negative integer below 2^64, got '\(s)'") }
+            seed = n
+        default: return false
+        }
+        return true
+    }
+
+    /// Applies the options to `config`. Throws `UsageError` for sampling options without
+    /// sampling (`--do-sample` or the folder's do_sample) and for sampling with beams.
+    func apply(to config: inout GenerationConfig) throws {
+        if doSample { config.doSample = true }
+        if let r = repetitionPenalty { config.repetitionPenalty = r }
+        if let n = noRepeatNGramSize { config.noRepeatNGramSize = n }
+        let samplingFlags = [("--temperature", temperature != nil), ("--top-k", topK != nil), ("--top-p", topP != nil),
+                             ("--min-p", minP != nil), ("--seed", seed != nil)]
+        if !config.doSample, let flag = samplingFlags.first(where: \.1) {
+            throw UsageError(description: "\(flag.0) applies only when sampling: add --do-sample")
+        }
+        if config.doSample && config.numBeams > 1 {
+            throw UsageError(description: "--do-sample cannot be combined with beam search (\(config.numBeams) beams): use --beams 1")
+        }
+        if let t = temperature { config.temperature = t }
+        if let k = topK { config.topK = k }
+        if let p = topP { config.topP = p }
+        if let p = minP { config.minP = p }
+        if config.doSample {
+            config.seed = seed ?? UInt64.random(in: 0...UInt64.max)
+            if seed == nil {
+                FileHandle.standardError.write(Data("attend: sampling with seed \(config.seed) (--seed \(config.seed) repeats this output)\n".utf8))
+            }
+        }
     }
 }

@@ -17,7 +17,11 @@ func generateText(folder: URL, _ args: Arguments) throws {
     if let b = args.beams { config.numBeams = b; config.numReturnSequences = 1 }
     if let n = args.maxNewTokens { config.maxNewTokens = n }
     if let n = args.minNewTokens { config.minNewTokens = n }
-    if let p = m.model.maxPositions, config.maxNewTokens + 1 > p { config.maxNewTokens = p - 1 }
+    try args.generation.apply(to: &config)
+    if let p = m.model.maxPositions, config.maxNewTokens > p - 1 {
+        FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(p) positions (max_position_embeddings in config.json), so at most \(p - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))
+        config.maxNewTokens = p - 1
+    }
     if config.numBeams > 1 && m.model.vocabularySize < 2 {
         throw UsageError(description: "--beams \(config.numBeams): beam search needs a vocabulary of at least 2 tokens")
     }

@@ -10,18 +10,25 @@
 //
 // Texts come from the arguments or, when there are none, from standard input (one per
 // line). Problems with the folder or its files print one line on stderr and exit 1; a bad
-// command line prints the usage and exits 2.
+// command line prints one line and a pointer to `--help`, and exits 2.
 import Attend
 import Foundation
 
+let argv = Array(CommandLine.arguments.dropFirst())
+
+/// Prints `message` on one line of stderr (newlines become spaces) and exits with `status`;
+/// a command-line mistake (status 2) adds one line pointing to the command's `--help`.
 func fail(_ message: String, status: Int32) -> Never {
-    // One line: whatever the error says, newlines become spaces.
     let line = message.split(whereSeparator: \.isNewline).joined(separator: " ")
-    FileHandle.standardError.write(Data("attend: \(line)\n".utf8))
+    var text = "attend: \(line)\n"
+    if status == 2 {
+        let command = argv.first.flatMap { Arguments.Command(rawValue: $0) }.map { "attend \($0.rawValue)" } ?? "attend"
+        text += "Run '\(command) --help' for usage.\n"
+    }
+    FileHandle.standardError.write(Data(text.utf8))
     exit(status)
 }
 
-let argv = Array(CommandLine.arguments.dropFirst())
 if argv.isEmpty || argv.contains("--help") || argv.contains("-h") || argv == ["help"] {
     print(Arguments.usage)
     exit(argv.isEmpty ? 2 : 0)
@@ -31,8 +38,7 @@ let args: Arguments
 do {
     args = try Arguments.parse(argv)
 } catch {
-    FileHandle.standardError.write(Data("attend: \(error)\n\n\(Arguments.usage)\n".utf8))
-    exit(2)
+    fail("\(error)", status: 2)
 }
 
 if let t = args.threads { Compute.default = Compute.default.with(threads: t) }

@@ -1,6 +1,7 @@
 // Shared helpers of Attend's test targets: a seeded random number generator, random and
 // special Float data, strided matrix buffers with sentinel padding, and a naive Double GEMM
 // that is independent of the library (no packing, no blocking, no SIMD, no threads).
+import Attend
 import Foundation
 
 // MARK: - Seeded randomness
@@ -11,20 +12,14 @@ import Foundation
 public struct SeededRNG: RandomNumberGenerator, Sendable, CustomStringConvertible {
     /// The seed this generator started from.
     public let seed: UInt64
-    private var state: UInt64
+    private var generator: SplitMix64
 
     public init(seed: UInt64) {
         self.seed = seed
-        self.state = seed
+        self.generator = SplitMix64(state: seed)
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// "seed 0x0123456789abcdef".
     public var description: String { "seed 0x" + String(seed, radix: 16) }

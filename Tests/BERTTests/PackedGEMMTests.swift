@@ -1,7 +1,9 @@
-// The packed-weight product behind BERT's projections (Tensor/PackedGEMM.swift) against a
-// Double reference, on every supported kernel variant: edge rows and columns (m, n not
-// multiples of the micro-tile), k over the variant's kc (several k blocks), row blocks over
-// mc, the few-rows split over weight panels, and the bias + activation epilogue.
+// The packed-weight product behind every Linear (ck_f32_gemm_packed through
+// Native/PackedGEMM.swift) against a Double reference, on every supported kernel variant:
+// edge rows and columns (m, n not multiples of the micro-tile), k over the variant's kc
+// (several k blocks), row blocks over mc, the few-rows split over weight panels (A packed
+// once), a column range starting inside the weight, and the bias + activation + residual
+// epilogue.
 import Foundation
 import Testing
 
@@ -35,14 +37,20 @@ struct PackedGEMMTests {
     func matchesReference(_ c: PackedCase) throws {
         var rng = SeededRNG(seed: caseSeed(c.m, c.n, c.k, c.epilogue ? 1 : 0))
         let a = rng.floats(c.m * c.k), w = rng.floats(c.n * c.k), bias = rng.floats(c.n)
-        let packed = PackedWeight(Tensor(shape: [c.n, c.k], scalars: w), variant: c.variant, threads: c.threads)
+        // The product uses weight rows [skip, skip + n) of a taller weight (a fused QKV's keys).
+        let nr = Int(c.variant.tileColumns), skip = c.epilogue ? nr : 0
+        let extra = rng.floats(skip * c.k), residual = rng.floats(c.m * c.n)
+        let packed = PackedWeight(Tensor(shape: [c.n + skip, c.k], scalars: extra + w), variant: c.variant, threads: c.threads)
         var out = [Float](repeating: .nan, count: c.m * c.n)  // NaN: every element must be written
         a.withUnsafeBufferPointer { ap in
             bias.withUnsafeBufferPointer { bp in
-                out.withUnsafeMutableBufferPointer { op in
-                    packedGEMM(a: ap.baseAddress!, lda: c.k, m: c.m, weight: packed, c: op.baseAddress!, ldc: c.n,
-                               accumulate: false, bias: c.epilogue ? bp.baseAddress! : nil,
-                               activation: c.epilogue ? .gelu : nil, threads: c.threads)
+                residual.withUnsafeBufferPointer { rp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        let ep = c.epilogue ? GEMMEpilogue(bias: bp.baseAddress!, activation: .gelu, residual: rp.baseAddress!, ldr: c.n)
+                            : GEMMEpilogue()
+                        packedGEMM(a: ap.baseAddress!, lda: c.k, m: c.m, weight: packed, columns: skip..<(skip + c.n),
+                                   c: op.baseAddress!, ldc: c.n, beta: 0, epilogue: ep, threads: c.threads)
+                    }
                 }
             }
         }
@@ -57,6 +65,8 @@ struct PackedGEMMTests {
                     s += Double(bias[j])
                     mag += abs(Double(bias[j]))
                     s = s / 2 * (1 + erf(s / 2.0.squareRoot()))
+                    s += Double(residual[i * c.n + j])
+                    mag += abs(Double(residual[i * c.n + j]))
                 }
                 // Float accumulation over k terms: error grows like k * eps * sum|terms|; GELU
                 // adds its own ~1e-6 relative.
@@ -68,16 +78,20 @@ struct PackedGEMMTests {
         }
     }
 
-    @Test("the packed projection agrees with the general GEMM's")
+    @Test("Linear packs its weight once per variant and agrees with the general GEMM")
     func projectionAgrees() {
         var rng = SeededRNG(seed: 99)
         let layer = Linear(weight: Tensor(shape: [70, 40], scalars: rng.floats(2800)), bias: Tensor(shape: [70], scalars: rng.floats(70)))
         let x = Tensor(shape: [9, 40], scalars: rng.floats(360))
-        let v = KernelVariant.best
-        let packed = PackedWeight(layer.weight, variant: v, threads: 2)
-        let compute = Compute(backend: .native(v), threads: 2)
-        let p = projectRows(x, layer, packed: packed, compute: compute)
-        let g = projectRows(x, layer, compute: compute)
-        #expect(p.shape == [9, 70] && maxAbsDiff(p, g) <= 1e-5)
+        let residual = Tensor(shape: [9, 70], scalars: rng.floats(630))
+        for v in KernelVariant.supported {
+            let compute = Compute(backend: .native(v), threads: 2)
+            let p = layer.forward(x, activation: .relu, residual: residual, compute: compute)
+            var g = x.matmul(layer.weight, transposeOther: true, compute: compute.with(threads: 1))
+            g = (g + Tensor(shape: [9, 70], generating: { layer.bias![$0 % 70] })).applying(.relu, compute: .init(backend: .swiftSIMD, threads: 1))
+            g += residual
+            #expect(layer.packed.variants.contains(v), "\(v): the layer packed its weight")
+            #expect(p.shape == [9, 70] && maxAbsDiff(p, g) <= 1e-5, "\(v): packed projection differs from the general GEMM")
+        }
     }
 }

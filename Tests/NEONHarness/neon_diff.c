@@ -13,6 +13,7 @@
  * Deterministic: a fixed seed (override with argv[1]). Exit status 0 iff every check passed.
  */
 #include "attend_kernels.h"
+#include "attend_kernels_testing.h"
 
 #include <float.h>
 #include <math.h>

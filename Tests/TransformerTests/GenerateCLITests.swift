@@ -67,6 +67,84 @@ struct GenerateCLITests {
         ] {
             let (s, _, err) = try Self.run(args)
             #expect(s == status && err.contains(words), "\(args): status \(s), \(err)")
+            // The message on one line; a command-line mistake adds one line pointing to --help.
+            let lines = err.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines.first?.hasPrefix("attend: ") == true && lines.last == "", "\(args): \(err)")
+            if status == 2 {
+                #expect(lines.count == 3 && lines[1] == "Run 'attend generate --help' for usage.", "\(args): \(err)")
+            } else {
+                #expect(lines.count == 2, "\(args): \(err)")
+            }
         }
+    }
+
+    @Test("--repetition-penalty, --no-repeat-ngram-size and --beams print transformers' ids")
+    func processorFlags() throws {
+        let root = try #require(try jsonFixture("processors") as? [String: Any])
+        let cases = try #require(root["cases"] as? [[String: Any]])
+        let folder = try fixtureFolder("t5_gated").path
+        let idArgs = try HFSeq2SeqTests.sources(try fixture("t5_gated.io")).flatMap { ["--ids", $0.map(String.init).joined(separator: ",")] }
+        let flags: [String: String] = ["repetition_penalty": "--repetition-penalty", "no_repeat_ngram_size": "--no-repeat-ngram-size",
+                                       "num_beams": "--beams", "max_new_tokens": "--max-new-tokens", "min_new_tokens": "--min-new-tokens"]
+        var checked = 0
+        for c in cases where c["folder"] as? String == "t5_gated" {
+            let settings = try #require(c["settings"] as? [String: Any])
+            guard settings.keys.allSatisfy({ flags[$0] != nil }) else { continue }  // a setting without a flag
+            let extra = settings.sorted { $0.key < $1.key }.flatMap { [flags[$0.key]!, "\($0.value)"] }
+            let (status, out, err) = try Self.run(["generate", "--model", folder, "--json"] + extra + idArgs)
+            let want = try #require(c["ids"] as? [[Int]]).map { "{\"ids\": [\($0.map(String.init).joined(separator: ", "))]}" }
+            #expect(status == 0 && out.split(separator: "\n").map(String.init) == want, "\(extra): \(out) \(err)")
+            checked += 1
+        }
+        #expect(checked == 6)
+    }
+
+    @Test("--do-sample with --seed prints the same ids on 1 and 2 threads; without --seed the seed is printed")
+    func sampling() throws {
+        let folder = try fixtureFolder("t5_gated").path
+        let base = ["generate", "--model", folder, "--ids", "3,4,5,6,7,8", "--max-new-tokens", "20", "--do-sample", "--temperature", "1.5",
+                    "--top-k", "0", "--top-p", "0.95", "--min-p", "0.01"]
+        let (s1, one, e1) = try Self.run(base + ["--seed", "11", "--threads", "1"])
+        let (s2, two, _) = try Self.run(base + ["--seed", "11", "--threads", "2"])
+        #expect(s1 == 0 && s2 == 0 && one == two && e1.isEmpty, "\(one) / \(two) / \(e1)")
+        #expect(one.split(separator: " ").count == 20)
+        let (s3, other, e3) = try Self.run(base)
+        #expect(s3 == 0 && e3.contains("sampling with seed") && e3.contains("--seed"), "\(e3)")
+        let seed = try #require(e3.split(separator: " ").first { UInt64($0) != nil })
+        let (_, again, _) = try Self.run(base + ["--seed", String(seed)])
+        #expect(again == other)
+        for (args, words) in [
+            (["--temperature", "0.5"], "--temperature applies only when sampling"),
+            (["--seed", "3"], "--seed applies only when sampling"),
+            (["--do-sample", "--beams", "2"], "cannot be combined with beam search"),
+            (["--do-sample", "--top-p", "1.5"], "--top-p needs a number in [0, 1]"),
+            (["--do-sample", "--temperature", "0"], "--temperature needs a positive number"),
+            (["--do-sample", "--seed", "-1"], "--seed needs a non-negative integer"),
+            (["--repetition-penalty", "nan"], "--repetition-penalty needs a positive number"),
+            (["--no-repeat-ngram-size", "-2"], "--no-repeat-ngram-size needs a non-negative integer"),
+        ] {
+            let (s, _, err) = try Self.run(["generate", "--model", folder, "--ids", "3,4"] + args)
+            #expect(s == 2 && err.contains(words), "\(args): \(err)")
+        }
+        let (s, _, err) = try Self.run(["embed", "--model", folder, "--top-k", "3", "text"])
+        #expect(s == 2 && err.contains("belong to generate"), "\(err)")
+    }
+
+    @Test("command-line mistakes print one line and a pointer to the command's --help, never the usage text")
+    func usageErrors() throws {
+        for (args, pointer) in [
+            (["frobnicate"], "Run 'attend --help' for usage."),
+            (["embed", "--batch-size", "-3", "--model", "x"], "Run 'attend embed --help' for usage."),
+            (["similarity", "--nope"], "Run 'attend similarity --help' for usage."),
+            (["generate", "--model", "x", "--ids"], "Run 'attend generate --help' for usage."),
+            (["tokenize"], "Run 'attend tokenize --help' for usage."),
+        ] {
+            let (s, out, err) = try Self.run(args)
+            #expect(s == 2 && out.isEmpty, "\(args): status \(s)")
+            #expect(err.split(separator: "\n").map(String.init).last == pointer && err.split(separator: "\n").count == 2,
+                    "\(args): \(err)")
+        }
+        let (s, out, _) = try Self.run(["generate", "--help"])
+        #expect(s == 0 && out.contains("attend generate") && out.contains("--max-new-tokens"))
     }
 }

@@ -139,9 +139,28 @@ struct HFSeq2SeqTests {
         let g = model.generationDefaults
         #expect(g.maxNewTokens == 39 && g.minNewTokens == 2 && g.numBeams == 4 && g.lengthPenalty == 0.6)
         #expect(g.earlyStopping == .never && g.eosTokenIDs == [1, 5] && g.suppressedTokenIDs == [7])
-        #expect(model.ignoredGenerationSettings.count == 2, "\(model.ignoredGenerationSettings)")
+        #expect(g.noRepeatNGramSize == 3)
+        // Left: the multi-token bad word, and sampling with beams.
+        #expect(model.ignoredGenerationSettings.count == 1, "\(model.ignoredGenerationSettings)")
         let out = try model.generate(sources: [[3, 4, 5]])
         #expect(out.sequences.count == 1 && !out.sequences[0].contains(7))
+
+        // Sampling and repetition settings are read, checked, and used.
+        let sampling = #"{"decoder_start_token_id": 0, "eos_token_id": 1, "do_sample": true, "temperature": 0.7, "top_k": 0, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.2, "no_repeat_ngram_size": 2}"#
+        try Data(sampling.utf8).write(to: folder.appendingPathComponent("generation_config.json"))
+        let sampler = try Seq2SeqModel(directory: folder)
+        let s = sampler.generationDefaults
+        #expect(s.doSample && s.temperature == 0.7 && s.topK == 0 && s.topP == 0.9 && s.minP == 0.05)
+        #expect(s.repetitionPenalty == 1.2 && s.noRepeatNGramSize == 2 && sampler.ignoredGenerationSettings.isEmpty)
+        #expect(try sampler.generate(sources: [[3, 4, 5]]).sequences.count == 1)
+        for bad in [#""do_sample": true, "temperature": 0"#, #""top_p": 1.5"#, #""min_p": -0.1"#, #""repetition_penalty": 0"#,
+                    #""do_sample": true, "top_k": -2"#, #""no_repeat_ngram_size": -1"#] {
+            try Data("{\(bad)}".utf8).write(to: folder.appendingPathComponent("generation_config.json"))
+            #expect(throws: ModelFileError.self, "\(bad)") { try Seq2SeqModel(directory: folder) }
+        }
+        try Data(#"{"do_sample": true, "num_beams": 3}"#.utf8).write(to: folder.appendingPathComponent("generation_config.json"))
+        let beams = try Seq2SeqModel(directory: folder)
+        #expect(!beams.generationDefaults.doSample && beams.ignoredGenerationSettings.count == 1, "\(beams.ignoredGenerationSettings)")
     }
 
     @Test("bad folders throw errors that name the file and what is wrong")

@@ -93,7 +93,7 @@ struct LoadingTests {
         if case .invalidConfig = loadError(try DictionarySource(try fixture("seq2seq")), c) {} else { Issue.record("zero decoder layers accepted") }
     }
 
-    @Test("misuse: a decoder input of the wrong width, rows of another source, a prompt for another batch")
+    @Test("misuse: a decoder input of the wrong width and rows of another source trap; a prompt for another batch throws")
     func misuse() async {
         let r1 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let m = Seq2Seq.model
@@ -107,10 +107,10 @@ struct LoadingTests {
             cache.selectRows([1, 0])
         }
         #expect(r2.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("not a row of source 0") } == true)
-        let r3 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            let m = Seq2Seq.model
-            _ = try? m.generate(prompt: [[1]], cache: m.makeCache(for: m.encode([[1, 2], [3]])), config: GenerationConfig(maxNewTokens: 2))
+        // A prompt for another batch is the caller's input: it throws.
+        let m = Seq2Seq.model
+        #expect(throws: GenerationError.invalidInput("1 prompt rows for a cache of 2 rows")) {
+            try m.generate(prompt: [[1]], cache: m.makeCache(for: m.encode([[1, 2], [3]])), config: GenerationConfig(maxNewTokens: 2))
         }
-        #expect(r3.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("1 prompt rows for a cache of 2 rows") } == true)
     }
 }

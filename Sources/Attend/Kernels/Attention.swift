@@ -187,6 +187,11 @@ func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
             fewQueryAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
             return
         }
+        if usable == nil && shortAttentionApplies(p) {
+            // A sentence: the whole (short) score matrix per head on the GEMM micro-kernel.
+            shortAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
+            return
+        }
         fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads,
                        prepacked: usable)
     case .swiftSIMD:

@@ -71,23 +71,25 @@ extension BERTModel {
                 key: try Linear(loading: p, l + "attention.self.key", in: d, out: d),
                 value: try Linear(loading: p, l + "attention.self.value", in: d, out: d),
                 out: try Linear(loading: p, l + "attention.output.dense", in: d, out: d))
-            var distance: Tensor? = nil
+            var relative: RelativeKeyPositions? = nil
             if config.positionEmbeddingType != .absolute {
-                distance = try p.load(l + "attention.self.distance_embedding.weight",
-                                      shape: [2 * config.maxPositionEmbeddings - 1, config.headDim])
+                relative = RelativeKeyPositions(
+                    distance: try p.load(l + "attention.self.distance_embedding.weight",
+                                         shape: [2 * config.maxPositionEmbeddings - 1, config.headDim]),
+                    maxPositions: config.maxPositionEmbeddings, keyQuery: config.positionEmbeddingType == .relativeKeyQuery)
             }
-            var layer = BERTLayer(
-                attention: attention,
-                attentionNorm: try LayerNorm(loading: p, l + "attention.output.LayerNorm", size: d, eps: eps),
-                intermediate: try Linear(loading: p, l + "intermediate.dense", in: d, out: dFF),
-                output: try Linear(loading: p, l + "output.dense", in: dFF, out: d),
-                outputNorm: try LayerNorm(loading: p, l + "output.LayerNorm", size: d, eps: eps),
-                activation: config.hiddenAct, distanceEmbedding: distance, packed: nil)
-            // Pack the projections once for the default kernel variant (the one calls use
-            // unless they pass another Compute, which then takes the general GEMM).
-            if case .native(let variant) = packing.backend {
-                layer = layer.withPacked(PackedBERTLayer(layer, variant: variant, threads: packing.threads))
-            }
+            let feedForward = FeedForward(up: try Linear(loading: p, l + "intermediate.dense", in: d, out: dFF),
+                                          down: try Linear(loading: p, l + "output.dense", in: dFF, out: d),
+                                          activation: config.hiddenAct)
+            let layer = EncoderLayer(
+                selfAttention: attention,
+                attentionNorm: .layer(try LayerNorm(loading: p, l + "attention.output.LayerNorm", size: d, eps: eps)),
+                feedForward: feedForward,
+                feedForwardNorm: .layer(try LayerNorm(loading: p, l + "output.LayerNorm", size: d, eps: eps)),
+                placement: .post, relativePositions: relative)
+            // Pack the projections once for the default kernel variant now, so the first call
+            // does not pay for it (other variants pack on their first use).
+            layer.prepack(for: packing)
             layers.append(layer)
         }
 

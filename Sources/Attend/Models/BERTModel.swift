@@ -29,42 +29,14 @@ public struct BERTEmbeddings: Sendable {
     public let addsPositions: Bool
 }
 
-/// One post-LN encoder layer of BERT.
-public struct BERTLayer: Sendable {
-    /// Self-attention with the query, key and value projections fused into one `[3d, d]`
-    /// weight, and the output projection (`attention.output.dense`).
-    public let attention: MultiHeadAttention
-    /// `attention.output.LayerNorm`: `LayerNorm(x + attention(x))`.
-    public let attentionNorm: LayerNorm
-    /// `intermediate.dense`: d -> intermediate size, followed by the activation.
-    public let intermediate: Linear
-    /// `output.dense`: intermediate size -> d.
-    public let output: Linear
-    /// `output.LayerNorm`: `LayerNorm(h + output(act(intermediate(h))))`.
-    public let outputNorm: LayerNorm
-    /// The feed-forward activation (`hidden_act`).
-    public let activation: Activation
-    /// `attention.self.distance_embedding.weight` `[2 * maxPositions - 1, headDim]` for the
-    /// relative position types; nil for absolute positions.
-    public let distanceEmbedding: Tensor?
-    /// The four projection weights packed for the kernel variant chosen at load time.
-    let packed: PackedBERTLayer?
-}
-
-/// A layer's projection weights packed once for one kernel variant (see PackedGEMM.swift).
-struct PackedBERTLayer: Sendable {
-    let qkv: PackedWeight
-    let out: PackedWeight
-    let intermediate: PackedWeight
-    let output: PackedWeight
-
-    init(_ l: BERTLayer, variant: KernelVariant, threads: Int) {
-        qkv = PackedWeight(l.attention.inProjection.weight, variant: variant, threads: threads)
-        out = PackedWeight(l.attention.outProjection.weight, variant: variant, threads: threads)
-        intermediate = PackedWeight(l.intermediate.weight, variant: variant, threads: threads)
-        output = PackedWeight(l.output.weight, variant: variant, threads: threads)
-    }
-}
+/// One BERT layer: an ``EncoderLayer`` configured as BERT's (post-LN, LayerNorm, the
+/// query/key/value projections fused into one `[3d, d]` weight, `hidden_act` in the
+/// feed-forward block, ``RelativeKeyPositions`` for the relative position types). The
+/// checkpoint names map as `attention.self.{query,key,value}` -> `selfAttention.inProjection`,
+/// `attention.output.dense` -> `selfAttention.outProjection`, `attention.output.LayerNorm` ->
+/// `attentionNorm`, `intermediate.dense` / `output.dense` -> `feedForward.up` / `.down`,
+/// `output.LayerNorm` -> `feedForwardNorm`.
+public typealias BERTLayer = EncoderLayer
 
 /// The masked-language-model head (`cls.predictions`): a transform (dense, activation, layer
 /// norm) and a decoder to the vocabulary whose weight is usually the word embedding table.
@@ -198,33 +170,22 @@ public struct BERTModel: Sendable {
     /// `rows.starts[i] ..< + rows.lengths[i]` with positions 0, 1, ...
     func embed(_ ids: [[Int]], _ types: [[Int]]?, _ rows: TokenRows, compute: Compute) -> Tensor {
         let d = config.hiddenSize, total = rows.total
+        _ = d
         let vocab = embeddings.word.count, typeVocab = embeddings.tokenType.count
-        var sum = Tensor.uninitialized([total, d])  // word + segment
-        var positions = embeddings.addsPositions ? Tensor.uninitialized([total, d]) : nil
-        embeddings.word.weight.withUnsafeBufferPointer { w in
-            embeddings.tokenType.weight.withUnsafeBufferPointer { t in
-                sum.withUnsafeMutableBufferPointer { o in
-                    for (b, start) in rows.starts.enumerated() {
-                        for i in 0..<rows.lengths[b] {
-                            let id = ids[b][i], tt = types?[b][i] ?? 0
-                            precondition(id >= 0 && id < vocab, "BERTModel: token id \(id) at [\(b)][\(i)] out of range 0..<\(vocab)")
-                            precondition(tt >= 0 && tt < typeVocab, "BERTModel: token type \(tt) at [\(b)][\(i)] out of range 0..<\(typeVocab)")
-                            let row = (start + i) * d
-                            for c in 0..<d { o[row + c] = w[id * d + c] + t[tt * d + c] }
-                        }
-                    }
-                }
+        var flatIDs: [Int] = [], flatTypes: [Int] = [], positionIDs: [Int] = []
+        flatIDs.reserveCapacity(total)
+        for (b, _) in rows.starts.enumerated() {
+            for i in 0..<rows.lengths[b] {
+                let id = ids[b][i], tt = types?[b][i] ?? 0
+                precondition(id >= 0 && id < vocab, "BERTModel: token id \(id) at [\(b)][\(i)] out of range 0..<\(vocab)")
+                precondition(tt >= 0 && tt < typeVocab, "BERTModel: token type \(tt) at [\(b)][\(i)] out of range 0..<\(typeVocab)")
+                flatIDs.append(id)
+                flatTypes.append(tt)
+                positionIDs.append(i)
             }
         }
-        if positions != nil {
-            embeddings.position.weight.withUnsafeBufferPointer { p in
-                positions!.withUnsafeMutableBufferPointer { o in
-                    for (b, start) in rows.starts.enumerated() {
-                        (o.baseAddress! + start * d).update(from: p.baseAddress!, count: rows.lengths[b] * d)
-                    }
-                }
-            }
-        }
+        let sum = embeddings.word.weight.gatherRows(flatIDs) + embeddings.tokenType.weight.gatherRows(flatTypes)  // [T, d]
+        let positions = embeddings.addsPositions ? embeddings.position.weight.gatherRows(positionIDs) : nil  // [T, d]
         var x = Tensor.uninitialized([total, d])
         // LayerNorm((word + segment) + position): the position add is fused into the norm.
         normRows(rms: false, sum, residual: positions, gamma: embeddings.norm.weight, beta: embeddings.norm.bias,
@@ -233,63 +194,8 @@ public struct BERTModel: Sendable {
     }
 
     /// One encoder layer on `x` `[T, d]`.
-    func encode(_ layer: BERTLayer, _ x: Tensor, _ rows: TokenRows, compute: Compute) -> Tensor {
-        let d = config.hiddenSize, total = rows.total
-        let qkv = projectRows(x, layer.attention.inProjection, packed: layer.packed?.qkv, compute: compute)  // [T, 3d]
-        let context = selfAttention(layer, qkv, rows, compute: compute)  // [T, d]
-        let a = projectRows(context, layer.attention.outProjection, packed: layer.packed?.out, compute: compute)  // [T, d]
-        var h = Tensor.uninitialized([total, d])
-        normRows(rms: false, a, residual: x, gamma: layer.attentionNorm.weight, beta: layer.attentionNorm.bias,
-                 eps: layer.attentionNorm.eps, into: &h, compute: compute)  // LayerNorm(x + a)
-        let f = projectRows(h, layer.intermediate, packed: layer.packed?.intermediate, activation: layer.activation,
-                            compute: compute)  // [T, dFF] = act(W1 h + b1)
-        let y = projectRows(f, layer.output, packed: layer.packed?.output, compute: compute)  // [T, d]
-        var out = Tensor.uninitialized([total, d])
-        normRows(rms: false, y, residual: h, gamma: layer.outputNorm.weight, beta: layer.outputNorm.bias,
-                 eps: layer.outputNorm.eps, into: &out, compute: compute)  // LayerNorm(h + y)
-        return out
-    }
-
-    /// Multi-head self-attention of each sequence from the fused projection `qkv` `[T, 3d]`:
-    /// `[T, d]`. Short sequences run on the GEMM micro-kernel (ShortAttention.swift), longer
-    /// ones on the fused kernel, relative positions on the materialized path.
-    func selfAttention(_ layer: BERTLayer, _ qkv: Tensor, _ rows: TokenRows, compute: Compute) -> Tensor {
-        let d = config.hiddenSize, heads = config.numAttentionHeads, dh = config.headDim
-        let scale = 1 / Float(dh).squareRoot()
-        let longest = rows.lengths.max() ?? 0
-        if let distance = layer.distanceEmbedding {
-            let relative = { (qkv: Tensor, batch: Int, seq: Int, pad: [[Bool]]?) in
-                relativeSelfAttention(qkv: qkv, batch: batch, seq: seq, heads: heads, headDim: dh, distance: distance,
-                                      maxPositions: self.config.maxPositionEmbeddings,
-                                      keyQuery: self.config.positionEmbeddingType == .relativeKeyQuery,
-                                      keyPadding: pad, scale: scale, compute: compute)
-            }
-            if let seq = rows.uniformLength { return relative(qkv, rows.lengths.count, seq, rows.keyPadding) }
-            var context = Tensor.uninitialized([rows.total, d])
-            for (b, start) in rows.starts.enumerated() where rows.lengths[b] > 0 {
-                let part = relative(qkv.rows(start..<(start + rows.lengths[b])), 1, rows.lengths[b], nil)
-                context.setRows(from: start, part)
-            }
-            return context
-        }
-        if case .native(let variant) = compute.backend, longest <= shortAttentionMaxSeq {
-            return shortSelfAttention(qkv: qkv, starts: rows.starts, lengths: rows.lengths, heads: heads, headDim: dh,
-                                      keyPadding: rows.keyPadding, scale: scale, variant: variant, threads: compute.threads)
-        }
-        var context = Tensor.uninitialized([rows.total, d])
-        // The fused kernel: one call for a uniform batch, else one per sequence (in place).
-        let uniform = rows.uniformLength
-        let groups: [(start: Int, batch: Int, seq: Int)] = uniform.map { [(0, rows.lengths.count, $0)] }
-            ?? zip(rows.starts, rows.lengths).map { ($0, 1, $1) }
-        for (start, batch, seq) in groups where batch > 0 && seq > 0 {
-            let l = { (col: Int) in HeadLayout(base: start * 3 * d + col, batchStride: seq * 3 * d, headStride: dh, rowStride: 3 * d) }
-            let p = AttentionProblem(batch: batch, seqQ: seq, seqK: seq, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
-                                     o: HeadLayout(base: start * d, batchStride: seq * d, headStride: dh, rowStride: d),
-                                     counts: (qkv.count, qkv.count, qkv.count, context.count),
-                                     mask: AttentionMask(keyPadding: uniform != nil ? rows.keyPadding : nil), bias: .none, scale: nil)
-            attention(p, query: qkv, key: qkv, value: qkv, into: &context, compute: compute)
-        }
-        return context
+    func encode(_ layer: EncoderLayer, _ x: Tensor, _ rows: TokenRows, compute: Compute) -> Tensor {
+        layer.forward(rows: x, rows, bias: .none, compute: compute)  // [T, d]
     }
 
     // MARK: Heads
@@ -302,14 +208,8 @@ public struct BERTModel: Sendable {
         precondition(h.rank == 3 && h.shape[2] == hiddenSize && h.shape[1] >= 1,
                      "BERTModel.pooled: hidden state \(h.shape) must be [batch, seq >= 1, \(hiddenSize)]")
         let (b, s, d) = (h.shape[0], h.shape[1], h.shape[2])
-        let first = h.withUnsafeBufferPointer { p in
-            Tensor(shape: [b, d], generating: { p[($0 / d) * s * d + $0 % d] })
-        }
-        var y = projectRows(first, pooler, compute: compute)  // [b, d]
-        y.withUnsafeMutableBufferPointer { p in
-            for i in p.indices { p[i] = Float(tanh(Double(p[i]))) }
-        }
-        return y
+        let first = h.reshaped([b * s, d]).gatherRows((0..<b).map { $0 * s })  // [b, d]
+        return pooler.forward(first, compute: compute).map { Float(tanh(Double($0))) }  // [b, d]
     }
 
     /// Masked-language-model logits `[batch, seq, vocab]` from the last hidden state
@@ -318,10 +218,9 @@ public struct BERTModel: Sendable {
         guard let head = maskedLMHead else { preconditionFailure("BERTModel.maskedLMLogits: this checkpoint has no MLM head (cls.predictions)") }
         let h = lastHiddenState
         precondition(h.rank == 3 && h.shape[2] == hiddenSize, "BERTModel.maskedLMLogits: hidden state \(h.shape) must be [batch, seq, \(hiddenSize)]")
-        var t = projectRows(h, head.transform, compute: compute)  // [T, d]
-        t.apply(head.activation, compute: compute)
+        let t = head.transform.forward(h.reshaped([-1, hiddenSize]), activation: head.activation, compute: compute)  // [T, d]
         let n = head.norm(t, compute: compute)
-        let logits = projectRows(n, head.decoder, compute: compute)  // [T, vocab]
+        let logits = head.decoder.forward(n, compute: compute)  // [T, vocab]
         return logits.reshaped([h.shape[0], h.shape[1], head.decoder.outFeatures])
     }
 
@@ -330,68 +229,6 @@ public struct BERTModel: Sendable {
     public func nextSentenceLogits(_ pooled: Tensor, compute: Compute = .default) -> Tensor {
         guard let head = nextSentenceHead else { preconditionFailure("BERTModel.nextSentenceLogits: this checkpoint has no NSP head (cls.seq_relationship)") }
         precondition(pooled.rank == 2 && pooled.shape[1] == hiddenSize, "BERTModel.nextSentenceLogits: pooled \(pooled.shape) must be [batch, \(hiddenSize)]")
-        return projectRows(pooled, head, compute: compute)
-    }
-}
-
-extension BERTLayer {
-    /// The same layer with packed projection weights.
-    func withPacked(_ p: PackedBERTLayer) -> BERTLayer {
-        BERTLayer(attention: attention, attentionNorm: attentionNorm, intermediate: intermediate, output: output,
-                  outputNorm: outputNorm, activation: activation, distanceEmbedding: distanceEmbedding, packed: p)
-    }
-}
-
-/// How the rows of a token matrix `[T, d]` form sequences: sequence i is rows
-/// `starts[i] ..< starts[i] + lengths[i]`. A padded batch is `batch` sequences of `seq` rows
-/// (with its key padding); an unpadded one stacks sequences of any lengths.
-struct TokenRows {
-    let starts: [Int]
-    let lengths: [Int]
-    /// Per sequence, per key: attend (true) or padding (false); nil when nothing is padding.
-    let keyPadding: [[Bool]]?
-    /// Total rows.
-    let total: Int
-
-    /// `batch` sequences of `seq` rows each.
-    init(batch: Int, seq: Int, keyPadding: [[Bool]]?) {
-        starts = (0..<batch).map { $0 * seq }
-        lengths = Array(repeating: seq, count: batch)
-        self.keyPadding = keyPadding
-        total = batch * seq
-    }
-
-    /// Sequences of these lengths, stacked without padding.
-    init(lengths: [Int]) {
-        var s: [Int] = [], t = 0
-        for n in lengths {
-            s.append(t)
-            t += n
-        }
-        starts = s
-        self.lengths = lengths
-        keyPadding = nil
-        total = t
-    }
-
-    /// The common length when every sequence has the same one (and they are stacked in order).
-    var uniformLength: Int? {
-        guard let first = lengths.first, lengths.allSatisfy({ $0 == first }) else { return lengths.isEmpty ? 0 : nil }
-        return first
-    }
-}
-
-extension Tensor {
-    /// In place: rows `start ..< start + part.shape[0]` replaced by `part` (same row width).
-    mutating func setRows(from start: Int, _ part: Tensor) {
-        precondition(rank == 2 && part.rank == 2 && part.shape[1] == shape[1] && start >= 0 && start + part.shape[0] <= shape[0],
-                     "setRows: rows \(start) ..< \(start + part.shape[0]) of \(part.shape) do not fit \(shape)")
-        let w = shape[1]
-        part.withUnsafeBufferPointer { src in
-            withUnsafeMutableBufferPointer { dst in
-                guard let d = dst.baseAddress, let s = src.baseAddress else { return }
-                (d + start * w).update(from: s, count: src.count)
-            }
-        }
+        return head.forward(pooled, compute: compute)
     }
 }

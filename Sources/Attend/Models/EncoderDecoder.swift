@@ -54,39 +54,83 @@ public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCach
     /// with the padding masked out of every attention.
     func encode(_ sources: [[Int]], compute: Compute) -> EncodedSource
     /// A fresh decoding cache for `encoded` (the memory's keys and values computed once per
-    /// layer), with room for `capacity` positions.
+    /// layer), with room for `capacity` positions before it grows (it doubles as needed).
     func makeCache(for encoded: EncodedSource, capacity: Int, compute: Compute) -> KVCache
+    /// Source vocabulary size (ids a source may hold: `0..<sourceVocabularySize`).
+    var sourceVocabularySize: Int { get }
+    /// The longest source, and the most decoder positions, the model can take (a stored
+    /// position table such as Marian's `max_position_embeddings`); nil when unlimited.
+    var maxPositions: Int? { get }
 }
 
 extension EncoderDecoderModel {
+    /// Throws ``GenerationError/invalidInput(_:)`` unless there is at least one source, each
+    /// of at least one token, with ids in `0..<sourceVocabularySize`, none longer than
+    /// ``maxPositions``: what ``encode(_:compute:)`` requires (it traps otherwise).
+    /// Cost: O(total tokens).
+    public func checkSources(_ sources: [[Int]]) throws {
+        guard !sources.isEmpty else { throw GenerationError.invalidInput("no sources given") }
+        let v = sourceVocabularySize
+        for (i, source) in sources.enumerated() {
+            guard !source.isEmpty else { throw GenerationError.invalidInput("source \(i) is empty") }
+            if let bad = source.firstIndex(where: { $0 < 0 || $0 >= v }) {
+                throw GenerationError.invalidInput("source \(i), item \(bad): token id \(source[bad]) is outside the source vocabulary of \(v)")
+            }
+            if let m = maxPositions, source.count > m {
+                throw GenerationError.invalidInput("source \(i) has \(source.count) tokens; the model's position table holds \(m) (max_position_embeddings)")
+            }
+        }
+    }
+}
+
+/// Positions a generation cache reserves up front: enough for short outputs without
+/// growing, never more (a cache doubles as it fills, so a large `maxNewTokens` meant as
+/// "until the end token" costs only what is generated).
+let initialGenerationCacheCapacity = 32
+
+extension EncoderDecoderModel {
+    /// Validates a request and prepares it: the sources encoded, a cache sized for what is
+    /// generated (not for `maxNewTokens`), the one-token prompts. Throws ``GenerationError``
+    /// for a bad start token, sources, settings, or a length past ``maxPositions``.
+    func startGeneration(sources: [[Int]], startTokenID: Int, config: GenerationConfig,
+                         compute: Compute) throws -> (prompt: [[Int]], cache: KVCache) {
+        guard startTokenID >= 0 && startTokenID < vocabularySize else {
+            throw GenerationError.invalidInput("start token \(startTokenID) is outside the vocabulary of \(vocabularySize)")
+        }
+        try config.validate(vocabularySize: vocabularySize)
+        try checkSources(sources)
+        if let limit = maxPositions {
+            let needed = config.maxLength(promptLength: 1)
+            if needed > limit { throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: limit, requested: needed) }
+        }
+        let encoded = encode(sources, compute: compute)
+        let capacity = min(initialGenerationCacheCapacity, config.maxLength(promptLength: 1))
+        return (sources.map { _ in [startTokenID] }, makeCache(for: encoded, capacity: capacity, compute: compute))
+    }
+
     /// Generates from each source, starting the decoder at `startTokenID`: greedy search, or
     /// beam search when `config.numBeams > 1` (see ``AutoregressiveDecoder/generate(prompt:cache:config:compute:)``).
     /// Sources may differ in length; each result equals generating from that source alone.
     /// Returns one row per source (`numReturnSequences` per source with beams), start token
-    /// included. Throws `CancellationError` when the task is cancelled.
+    /// included. Throws ``GenerationError`` for a request the model cannot carry out (checked
+    /// before any work), `CancellationError` when the task is cancelled.
     /// Cost: one encoder pass over the batch, the memory keys/values once per layer, then
-    /// `config.maxNewTokens` decoder steps at most.
+    /// `config.maxNewTokens` decoder steps at most. Memory grows with the tokens generated
+    /// (the self-attention cache doubles as it fills), not with `config.maxNewTokens`.
     public func generate(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
                          compute: Compute = .default) throws -> GenerationOutput {
-        precondition(startTokenID >= 0 && startTokenID < vocabularySize,
-                     "generate: start token \(startTokenID) is outside the vocabulary of \(vocabularySize)")
-        let encoded = encode(sources, compute: compute)
-        let cache = makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
-        return try generate(prompt: sources.map { _ in [startTokenID] }, cache: cache, config: generation, compute: compute)
+        let (prompt, cache) = try startGeneration(sources: sources, startTokenID: startTokenID, config: generation, compute: compute)
+        return try generate(prompt: prompt, cache: cache, config: generation, compute: compute)
     }
 
     /// Greedy generation for a batch, calling `onStep` with each step's tokens (one per
     /// source) as soon as they are chosen; a source that has ended receives the pad token.
     /// Returns the rows as ``generate(sources:startTokenID:config:compute:)`` does.
-    /// Throws `CancellationError`, or what `onStep` throws.
+    /// Throws ``GenerationError``, `CancellationError`, or what `onStep` throws.
     public func greedy(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
                        compute: Compute = .default, onStep: ([Int]) throws -> Void) throws -> [[Int]] {
-        precondition(startTokenID >= 0 && startTokenID < vocabularySize,
-                     "greedy: start token \(startTokenID) is outside the vocabulary of \(vocabularySize)")
-        let encoded = encode(sources, compute: compute)
-        var cache = makeCache(for: encoded, capacity: generation.maxNewTokens + 1, compute: compute)
-        return try greedySearch(prompt: sources.map { _ in [startTokenID] }, cache: &cache, config: generation,
-                                compute: compute, onStep: onStep)
+        var (prompt, cache) = try startGeneration(sources: sources, startTokenID: startTokenID, config: generation, compute: compute)
+        return try greedySearch(prompt: prompt, cache: &cache, config: generation, compute: compute, onStep: onStep)
     }
 
     /// Greedy generation from one source as a stream of token ids, each delivered as soon as

@@ -49,10 +49,12 @@ public enum EarlyStopping: Sendable, Hashable {
 /// to forbid a token.
 public typealias LogitsProcessor = @Sendable (_ scores: inout Tensor, _ sequences: [[Int]]) -> Void
 
-/// How to generate: lengths, special tokens, beam search settings, with Hugging Face's
-/// meaning and defaults (`max_new_tokens`, `min_new_tokens`, `eos_token_id`, `pad_token_id`,
-/// `num_beams`, `length_penalty`, `early_stopping`, `num_return_sequences`,
-/// `forced_bos_token_id`, `forced_eos_token_id`, `suppress_tokens`).
+/// How to generate: lengths, special tokens, beam search, repetition controls and sampling,
+/// with Hugging Face's meaning and defaults (`max_new_tokens`, `min_new_tokens`,
+/// `eos_token_id`, `pad_token_id`, `num_beams`, `length_penalty`, `early_stopping`,
+/// `num_return_sequences`, `forced_bos_token_id`, `forced_eos_token_id`, `suppress_tokens`,
+/// `repetition_penalty`, `no_repeat_ngram_size`, `do_sample`, `temperature`, `top_k`,
+/// `top_p`, `min_p`).
 public struct GenerationConfig: Sendable {
     /// Tokens to generate at most, after the prompt.
     public var maxNewTokens: Int
@@ -77,8 +79,34 @@ public struct GenerationConfig: Sendable {
     public var forcedEOSTokenID: Int? = nil
     /// Tokens never generated (Hugging Face `suppress_tokens`, or single-token `bad_words_ids`).
     public var suppressedTokenIDs: [Int] = []
-    /// A model-specific score edit, applied after the built-in ones.
+    /// A model-specific score edit, applied after the built-in ones (before the sampling
+    /// warpers).
     public var logitsProcessor: LogitsProcessor? = nil
+    /// Hugging Face `repetition_penalty`: each token already in a row (prompt included) has
+    /// its score divided by this when positive, multiplied when negative (1: off; > 1
+    /// discourages repeats, < 1 encourages them).
+    public var repetitionPenalty: Float = 1
+    /// Hugging Face `no_repeat_ngram_size`: no n-gram of this many tokens occurs twice in a
+    /// row's sequence (prompt included); 0: off.
+    public var noRepeatNGramSize: Int = 0
+    /// Hugging Face `do_sample`: draw each token from the processed distribution instead of
+    /// taking the argmax (greedy search only: `numBeams` must be 1).
+    public var doSample: Bool = false
+    /// Sampling: logits are divided by this first (`temperature`, > 0).
+    public var temperature: Float = 1
+    /// Sampling: only the `topK` most probable tokens (and ties with the last) are kept;
+    /// 0: off. Hugging Face's default is 50.
+    public var topK: Int = 50
+    /// Sampling: only the most probable tokens whose probabilities sum to `topP` are kept
+    /// (nucleus sampling, in [0, 1]; 1: off). A Double, as transformers' `top_p`: the cut
+    /// compares float32 running sums with `Float(1 - topP)`, which a Float `topP` would shift.
+    public var topP: Double = 1
+    /// Sampling: tokens less probable than `minP` x the most probable one are dropped (in
+    /// [0, 1]; nil: off).
+    public var minP: Float? = nil
+    /// Sampling: the seed of the random draws. Row r draws from its own stream of this seed,
+    /// so the same seed gives the same ids for any thread count.
+    public var seed: UInt64 = 0
 
     /// A configuration that generates up to `maxNewTokens` tokens, stopping at `eosTokenID`.
     public init(maxNewTokens: Int, eosTokenID: Int? = nil, numBeams: Int = 1) {
@@ -90,15 +118,66 @@ public struct GenerationConfig: Sendable {
     /// The filler token: `padTokenID`, else the first end-of-sequence token.
     var pad: Int? { padTokenID ?? eosTokenIDs.first }
 
-    func validate(vocabularySize v: Int) {
-        precondition(maxNewTokens >= 1 && minNewTokens >= 0, "GenerationConfig: maxNewTokens \(maxNewTokens) must be >= 1, minNewTokens \(minNewTokens) >= 0")
-        precondition(numBeams >= 1 && numReturnSequences >= 1 && numReturnSequences <= numBeams,
-                     "GenerationConfig: numBeams \(numBeams) >= 1 and 1 <= numReturnSequences \(numReturnSequences) <= numBeams")
-        precondition(numBeams == 1 || v >= 2, "GenerationConfig: beam search needs a vocabulary of at least 2 tokens, got \(v)")
-        precondition(lengthPenalty.isFinite, "GenerationConfig: lengthPenalty \(lengthPenalty) must be finite")
-        let ids = eosTokenIDs + suppressedTokenIDs + [padTokenID, forcedBOSTokenID, forcedEOSTokenID].compactMap { $0 }
-        for id in ids {
-            precondition(id >= 0 && id < v, "GenerationConfig: token id \(id) out of range for a vocabulary of \(v)")
+    /// Throws ``GenerationError/invalidConfig(_:)`` naming the first setting out of range for a
+    /// vocabulary of `v` tokens.
+    public func validate(vocabularySize v: Int) throws {
+        func fail(_ message: String) -> GenerationError { .invalidConfig(message) }
+        guard maxNewTokens >= 1 else { throw fail("maxNewTokens \(maxNewTokens) must be at least 1") }
+        guard minNewTokens >= 0 else { throw fail("minNewTokens \(minNewTokens) must not be negative") }
+        guard numBeams >= 1 else { throw fail("numBeams \(numBeams) must be at least 1") }
+        guard numReturnSequences >= 1 && numReturnSequences <= numBeams else {
+            throw fail("numReturnSequences \(numReturnSequences) must lie in 1...numBeams (\(numBeams))")
+        }
+        guard numBeams == 1 || v >= 2 else { throw fail("beam search needs a vocabulary of at least 2 tokens, got \(v)") }
+        guard lengthPenalty.isFinite else { throw fail("lengthPenalty \(lengthPenalty) must be finite") }
+        guard repetitionPenalty.isFinite && repetitionPenalty > 0 else {
+            throw fail("repetitionPenalty \(repetitionPenalty) must be a positive number")
+        }
+        guard noRepeatNGramSize >= 0 else { throw fail("noRepeatNGramSize \(noRepeatNGramSize) must not be negative") }
+        if doSample {
+            guard numBeams == 1 else { throw fail("sampling with beams (numBeams \(numBeams)) is not supported: set numBeams to 1 or doSample to false") }
+            guard temperature.isFinite && temperature > 0 else { throw fail("temperature \(temperature) must be a positive number") }
+            guard topK >= 0 else { throw fail("topK \(topK) must not be negative (0 turns it off)") }
+            guard topP >= 0 && topP <= 1 else { throw fail("topP \(topP) must lie in [0, 1]") }
+            if let minP { guard minP >= 0 && minP <= 1 else { throw fail("minP \(minP) must lie in [0, 1]") } }
+        }
+        let named: [(String, [Int])] = [("eosTokenIDs", eosTokenIDs), ("suppressedTokenIDs", suppressedTokenIDs),
+                                        ("padTokenID", padTokenID.map { [$0] } ?? []),
+                                        ("forcedBOSTokenID", forcedBOSTokenID.map { [$0] } ?? []),
+                                        ("forcedEOSTokenID", forcedEOSTokenID.map { [$0] } ?? [])]
+        for (name, ids) in named {
+            if let bad = ids.first(where: { $0 < 0 || $0 >= v }) {
+                throw fail("\(name): token id \(bad) is outside the vocabulary of \(v)")
+            }
+        }
+    }
+
+    /// The length generation stops at: `promptLength + maxNewTokens`, saturating at `Int.max`
+    /// (a limit meant as "until the end token" must not overflow).
+    func maxLength(promptLength: Int) -> Int {
+        let (sum, overflow) = promptLength.addingReportingOverflow(maxNewTokens)
+        return overflow ? Int.max : sum
+    }
+}
+
+/// A generation request that cannot be carried out, found before any work is done.
+public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    /// A ``GenerationConfig`` setting out of range (the message names it).
+    case invalidConfig(String)
+    /// A prompt, source or start token the model cannot take (the message says which).
+    case invalidInput(String)
+    /// The requested length passes a hard limit of the model: `limit` positions (the stored
+    /// position table, named by `setting`, e.g. `max_position_embeddings`), `requested`
+    /// positions asked for (prompt plus `maxNewTokens`).
+    case exceedsPositionLimit(setting: String, limit: Int, requested: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): return "generation settings: \(m)"
+        case .invalidInput(let m): return "generation input: \(m)"
+        case .exceedsPositionLimit(let setting, let limit, let requested):
+            let asked = requested == Int.max ? "more positions than an Int holds" : "\(requested) positions"
+            return "the model's position table holds \(limit) positions (\(setting) = \(limit)), and prompt plus maxNewTokens ask for \(asked); lower maxNewTokens"
         }
     }
 }
@@ -118,35 +197,41 @@ extension AutoregressiveDecoder {
     /// all of one length; for an encoder-decoder model the decoder start token) using `cache`,
     /// which must hold `prompt.count` rows (beam search expands it). Throws
     /// `CancellationError` when the surrounding task is cancelled (checked every step).
-    /// Cost: `maxNewTokens` decoder steps of `rows` (x beams) tokens each.
+    /// Throws ``GenerationError`` for settings or a prompt out of range.
+    /// Cost: `maxNewTokens` decoder steps of `rows` (x beams) tokens each at most; memory
+    /// grows with the tokens actually generated, never with `maxNewTokens`.
     public func generate(prompt: [[Int]], cache: Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
         var cache = cache
         if config.numBeams > 1 { return try beamSearch(prompt: prompt, cache: &cache, config: config, compute: compute) }
         return GenerationOutput(sequences: try greedySearch(prompt: prompt, cache: &cache, config: config, compute: compute), scores: nil)
     }
 
-    /// Greedy search (Hugging Face `_sample` without sampling): each step feeds one token per
+    /// Greedy search or sampling (Hugging Face `_sample`): each step feeds one token per
     /// row, applies the logits processors to the logits, takes the argmax (the first on
-    /// ties); a row that produced end-of-sequence continues with the pad token; stops when
-    /// every row has ended or `maxNewTokens` tokens are generated. `onStep` receives each
-    /// step's tokens (one per row). Returns the rows, prompt included.
-    /// Throws `CancellationError` when the task is cancelled, or what `onStep` throws.
+    /// ties) or, with `config.doSample`, draws from the processed distribution (row r with
+    /// its own generator seeded by `config.seed` and r); a row that produced end-of-sequence
+    /// continues with the pad token; stops when every row has ended or `maxNewTokens` tokens
+    /// are generated. `onStep` receives each step's tokens (one per row). Returns the rows,
+    /// prompt included. Throws ``GenerationError`` for settings or a prompt out of range (or
+    /// a sampling step with every token forbidden), `CancellationError` when the task is
+    /// cancelled, or what `onStep` throws.
     public func greedySearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default,
                              onStep: ([Int]) throws -> Void = { _ in }) throws -> [[Int]] {
         let v = vocabularySize
-        config.validate(vocabularySize: v)
-        let promptLength = checkPrompt(prompt, cache: cache)
-        let maxLength = promptLength + config.maxNewTokens
+        try config.validate(vocabularySize: v)
+        let promptLength = try checkPrompt(prompt, cache: cache)
+        let maxLength = config.maxLength(promptLength: promptLength)
         let eos = Set(config.eosTokenIDs)
         var sequences = prompt
         var unfinished = [Bool](repeating: true, count: prompt.count)
         var feed = prompt
+        var rngs = (0..<prompt.count).map { SamplingRNG(seed: config.seed, row: $0) }
         while true {
             try Task.checkCancellation()
             var scores = nextTokenLogits(appending: feed, to: &cache, compute: compute)  // [rows, V]
             precondition(scores.shape == [prompt.count, v], "greedySearch: the model returned logits \(scores.shape), expected [\(prompt.count), \(v)]")
             applyProcessors(&scores, sequences: sequences, promptLength: promptLength, maxLength: maxLength, config: config)
-            var next = argmaxRows(scores)  // [rows]
+            var next = try config.doSample ? sampleRows(scores, rngs: &rngs, step: sequences[0].count - promptLength) : argmaxRows(scores)  // [rows]
             for r in next.indices where !unfinished[r] { next[r] = config.pad! }
             for r in next.indices { sequences[r].append(next[r]) }
             try onStep(next)
@@ -174,10 +259,10 @@ extension AutoregressiveDecoder {
     /// self-attention cache to reorder the beams and O(numBeams * V) selection per input.
     public func beamSearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
         let v = vocabularySize
-        config.validate(vocabularySize: v)
-        let promptLength = checkPrompt(prompt, cache: cache)
+        try config.validate(vocabularySize: v)
+        let promptLength = try checkPrompt(prompt, cache: cache)
         let batch = prompt.count, beams = config.numBeams
-        let maxLength = promptLength + config.maxNewTokens
+        let maxLength = config.maxLength(promptLength: promptLength)
         let eos = Set(config.eosTokenIDs)
         let keep = max(2, 1 + config.eosTokenIDs.count) * beams  // candidates kept per step
         let lp = config.lengthPenalty
@@ -290,38 +375,41 @@ extension AutoregressiveDecoder {
         }
     }
 
-    /// The common prompt length; checks rows and lengths.
-    private func checkPrompt(_ prompt: [[Int]], cache: Cache) -> Int {
-        precondition(!prompt.isEmpty && prompt.count == cache.rows,
-                     "generation: \(prompt.count) prompt rows for a cache of \(cache.rows) rows")
+    /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
+    /// prompt has one row per cache row, all of one length >= 1, with ids in the vocabulary.
+    private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
+        guard !prompt.isEmpty && prompt.count == cache.rows else {
+            throw GenerationError.invalidInput("\(prompt.count) prompt rows for a cache of \(cache.rows) rows")
+        }
         let n = prompt[0].count
-        precondition(n >= 1 && prompt.allSatisfy { $0.count == n },
-                     "generation: prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
+        guard n >= 1 && prompt.allSatisfy({ $0.count == n }) else {
+            throw GenerationError.invalidInput("prompt rows must be non-empty and of one length, got lengths \(prompt.map(\.count))")
+        }
+        let v = vocabularySize
+        for (r, row) in prompt.enumerated() {
+            if let bad = row.firstIndex(where: { $0 < 0 || $0 >= v }) {
+                throw GenerationError.invalidInput("prompt row \(r), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
+            }
+        }
         return n
     }
 }
 
 // MARK: - Score helpers
 
-/// The built-in logits processors in Hugging Face's order (min new tokens, forced BOS,
-/// forced EOS, suppressed tokens), then the custom one. `scores` is `[rows, V]`.
-func applyProcessors(_ scores: inout Tensor, sequences: [[Int]], promptLength: Int, maxLength: Int, config: GenerationConfig) {
-    let v = scores.shape[1], rows = scores.shape[0]
-    let length = sequences[0].count
-    scores.withUnsafeMutableBufferPointer { s in
-        func forceOnly(_ token: Int) {
-            for r in 0..<rows {
-                for j in 0..<v { s[r * v + j] = j == token ? 0 : -.infinity }
+/// One token per row of `[rows, V]` processed scores, drawn from `softmax` of the row with
+/// that row's generator. Throws ``GenerationError/invalidConfig(_:)`` when a row forbids
+/// every token (nothing to draw), naming the step.
+func sampleRows(_ scores: Tensor, rngs: inout [SamplingRNG], step: Int) throws -> [Int] {
+    let (rows, v) = (scores.shape[0], scores.shape[1])
+    return try scores.withUnsafeBufferPointer { p in
+        try (0..<rows).map { r in
+            guard let t = sampleToken(UnsafeBufferPointer(rebasing: p[(r * v)..<((r + 1) * v)]), rng: &rngs[r]) else {
+                throw GenerationError.invalidConfig("sampling step \(step), row \(r): the settings forbid every token (no-repeat n-grams, suppressed tokens, top-k/top-p/min-p), nothing to draw from")
             }
+            return t
         }
-        if length - promptLength < config.minNewTokens {
-            for r in 0..<rows { for e in config.eosTokenIDs { s[r * v + e] = -.infinity } }
-        }
-        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(bos) }
-        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(eos) }
-        for r in 0..<rows { for t in config.suppressedTokenIDs { s[r * v + t] = -.infinity } }
     }
-    config.logitsProcessor?(&scores, sequences)
 }
 
 /// Index of the largest value of each row of `[rows, V]` (the first on ties; NaN counts as

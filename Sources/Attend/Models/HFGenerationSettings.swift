@@ -86,14 +86,50 @@ struct HFGenerationSettings {
             }
         }
         c.suppressedTokenIDs = suppressed
+        if let r = try g.double("repetition_penalty") {
+            guard r > 0 else { throw g.fail("repetition_penalty", "\(r) must be positive") }
+            c.repetitionPenalty = Float(r)
+        }
+        c.noRepeatNGramSize = try g.int("no_repeat_ngram_size", in: 0...(1 << 20)) ?? 0
+        try Self.readSampling(g, into: &c, ignored: &ignored)
         // What generate would do differently here: say so rather than pretend.
-        if try g.bool("do_sample") == true { ignored.append("do_sample = true (this library decodes greedily or with beams)") }
-        if let r = try g.double("repetition_penalty"), r != 1 { ignored.append("repetition_penalty = \(r)") }
-        if let n = try g.int("no_repeat_ngram_size", in: 0...(1 << 20)), n > 0 { ignored.append("no_repeat_ngram_size = \(n)") }
         if let n = try g.int("encoder_no_repeat_ngram_size", in: 0...(1 << 20)), n > 0 { ignored.append("encoder_no_repeat_ngram_size = \(n)") }
         if let n = try g.int("num_beam_groups", in: 1...(1 << 20)), n > 1 { ignored.append("num_beam_groups = \(n)") }
         if let list = try g.array("begin_suppress_tokens"), !list.isEmpty { ignored.append("begin_suppress_tokens") }
         if let list = try g.array("forced_decoder_ids"), !list.isEmpty { ignored.append("forced_decoder_ids") }
         self.config = c
+    }
+
+    /// `do_sample` and its warpers (`temperature`, `top_k`, `top_p`, `min_p`), checked as
+    /// transformers checks them when it samples. Sampling with beams (beam-search
+    /// multinomial sampling) is not implemented: it is reported and the beams run without it.
+    private static func readSampling(_ g: JSONFields, into c: inout GenerationConfig, ignored: inout [String]) throws {
+        let sample = try g.bool("do_sample") ?? false
+        if let t = try g.double("temperature") {
+            if sample && !(t > 0) { throw g.fail("temperature", "\(t) must be positive when do_sample is true") }
+            if t > 0 { c.temperature = Float(t) }
+        }
+        if let k = try g.int("top_k", in: Int.min...Int.max) {
+            if sample && k < 0 { throw g.fail("top_k", "\(k) must not be negative (0 turns it off)") }
+            c.topK = max(k, 0)
+        }
+        if let p = try g.double("top_p") {
+            guard p >= 0 && p <= 1 else { throw g.fail("top_p", "\(p) must lie in [0, 1]") }
+            c.topP = p
+        }
+        if let p = try g.double("min_p") {
+            guard p >= 0 && p <= 1 else { throw g.fail("min_p", "\(p) must lie in [0, 1]") }
+            c.minP = Float(p)
+        }
+        if sample && c.numBeams > 1 {
+            ignored.append("do_sample = true with num_beams = \(c.numBeams) (beam-search sampling; the beams run without sampling)")
+        } else {
+            c.doSample = sample
+        }
+        if sample {
+            if let p = try g.double("typical_p"), p < 1 { ignored.append("typical_p = \(p)") }
+            if let e = try g.double("epsilon_cutoff"), e > 0 { ignored.append("epsilon_cutoff = \(e)") }
+            if let e = try g.double("eta_cutoff"), e > 0 { ignored.append("eta_cutoff = \(e)") }
+        }
     }
 }

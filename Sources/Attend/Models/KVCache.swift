@@ -66,15 +66,11 @@ extension AttentionKV {
         var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
         if count == 0 { return out }
         let w = 2 * modelDim, n = count, cap = capacity
-        var rows = Tensor.zeros([indices.count * n, w])  // [new rows * filled, 2d]
-        storage.withUnsafeBufferPointer { src in
-            rows.withUnsafeMutableBufferPointer { dst in
-                for (i, r) in indices.enumerated() {
-                    precondition(r >= 0 && r < batch, "AttentionKV.selectingRows: row \(r) out of range for batch \(batch)")
-                    (dst.baseAddress! + i * n * w).update(from: src.baseAddress! + r * cap * w, count: n * w)
-                }
-            }
+        for r in indices {
+            precondition(r >= 0 && r < batch, "AttentionKV.selectingRows: row \(r) out of range for batch \(batch)")
         }
+        // [new rows * filled, 2d]: row i's positions 0 ..< n, taken from row indices[i].
+        let rows = storage.reshaped([batch * cap, w]).gatherRows(indices.flatMap { r in (0..<n).map { r * cap + $0 } })
         out.append(rows, steps: n)
         return out
     }

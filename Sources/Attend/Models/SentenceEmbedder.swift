@@ -177,7 +177,7 @@ public struct SentenceEmbedder: Sendable {
     public func embed(encodings: [Encoding], batchSize: Int = 32, compute: Compute = .default) -> Tensor {
         precondition(batchSize >= 1, "SentenceEmbedder.embed: batchSize \(batchSize) must be at least 1")
         let dim = dimension, d = model.hiddenSize
-        var out = Tensor.zeros([encodings.count, dim])
+        var out = [Float](repeating: 0, count: encodings.count * dim)  // [count, dim]
         // Longest first, ties in input order (sentence-transformers sorts by length too).
         let order = encodings.indices.sorted { (encodings[$0].length, $1) > (encodings[$1].length, $0) }
         var start = 0
@@ -195,53 +195,50 @@ public struct SentenceEmbedder: Sendable {
                 types.append(Array(e.tokenTypeIDs.prefix(n)))
             }
             let (hidden, rows) = model.forwardUnpadded(ids, tokenTypeIDs: types, compute: compute)  // [Σ n, d]
-            hidden.withUnsafeBufferPointer { h in
-                out.withUnsafeMutableBufferPointer { o in
-                    for (k, i) in idx.enumerated() {
-                        let first = rows.starts[k], n = rows.lengths[k]
-                        let tokens = UnsafeBufferPointer(rebasing: h[(first * d)..<((first + n) * d)])
-                        let dst = UnsafeMutableBufferPointer(rebasing: o[(i * dim)..<((i + 1) * dim)])
-                        SentenceEmbedder.pool(tokens, count: n, width: d, modes: pooling, into: dst)
-                    }
-                }
+            let h = hidden.scalars  // [Σ n * d]
+            for (k, i) in idx.enumerated() {
+                let first = rows.starts[k], n = rows.lengths[k]
+                SentenceEmbedder.pool(h[(first * d)..<((first + n) * d)], count: n, width: d, modes: pooling,
+                                      into: &out[(i * dim)..<((i + 1) * dim)])
             }
         }
         if normalize {
-            out.withUnsafeMutableBufferPointer { o in
-                for i in 0..<encodings.count {
-                    var ss = 0.0
-                    for j in 0..<dim { ss += Double(o[i * dim + j]) * Double(o[i * dim + j]) }
-                    let inv = 1 / max(ss.squareRoot(), 1e-12)  // torch.nn.functional.normalize's eps
-                    for j in 0..<dim { o[i * dim + j] = Float(Double(o[i * dim + j]) * inv) }
-                }
+            for i in 0..<encodings.count {
+                var ss = 0.0
+                for j in 0..<dim { ss += Double(out[i * dim + j]) * Double(out[i * dim + j]) }
+                let inv = 1 / max(ss.squareRoot(), 1e-12)  // torch.nn.functional.normalize's eps
+                for j in 0..<dim { out[i * dim + j] = Float(Double(out[i * dim + j]) * inv) }
             }
         }
-        return out
+        return Tensor(shape: [encodings.count, dim], scalars: out)
     }
 
     /// Pools `count` token vectors of `width` (row-major in `tokens`) into `out`, one block of
     /// `width` per mode. Sums run in Double.
-    static func pool(_ tokens: UnsafeBufferPointer<Float>, count n: Int, width d: Int, modes: [SentencePooling],
-                     into out: UnsafeMutableBufferPointer<Float>) {
+    static func pool(_ tokenSlice: ArraySlice<Float>, count n: Int, width d: Int, modes: [SentencePooling],
+                     into outSlice: inout ArraySlice<Float>) {
+        let tokens = Array(tokenSlice)
+        let base = outSlice.startIndex
+        func put(_ index: Int, _ value: Float) { outSlice[base + index] = value }
         for (k, mode) in modes.enumerated() {
             let o = k * d
             switch mode {
             case .cls:
-                for j in 0..<d { out[o + j] = n > 0 ? tokens[j] : 0 }
+                for j in 0..<d { put(o + j, n > 0 ? tokens[j] : 0) }
             case .lastToken:
-                for j in 0..<d { out[o + j] = n > 0 ? tokens[(n - 1) * d + j] : 0 }
+                for j in 0..<d { put(o + j, n > 0 ? tokens[(n - 1) * d + j] : 0) }
             case .max:
                 for j in 0..<d {
                     var m = -Float.greatestFiniteMagnitude  // sentence-transformers fills padding with -1e9
                     for t in 0..<n { m = Swift.max(m, tokens[t * d + j]) }
-                    out[o + j] = n > 0 ? m : 0
+                    put(o + j, n > 0 ? m : 0)
                 }
             case .mean, .meanSqrtLength:
                 let divisor = mode == .mean ? Swift.max(Double(n), 1e-9) : Swift.max(Double(n), 1e-9).squareRoot()
                 for j in 0..<d {
                     var s = 0.0
                     for t in 0..<n { s += Double(tokens[t * d + j]) }
-                    out[o + j] = Float(s / divisor)
+                    put(o + j, Float(s / divisor))
                 }
             }
         }
@@ -253,19 +250,18 @@ public struct SentenceEmbedder: Sendable {
 public func cosineSimilarityMatrix(_ vectors: Tensor) -> Tensor {
     precondition(vectors.rank == 2, "cosineSimilarityMatrix: vectors \(vectors.shape) must be [n, dim]")
     let n = vectors.shape[0], d = vectors.shape[1]
-    return vectors.withUnsafeBufferPointer { v in
-        var norms = [Double](repeating: 0, count: n)
-        for i in 0..<n {
-            var s = 0.0
-            for j in 0..<d { s += Double(v[i * d + j]) * Double(v[i * d + j]) }
-            norms[i] = s.squareRoot()
-        }
-        return Tensor(shape: [n, n]) { flat in
-            let a = flat / n, b = flat % n
-            guard norms[a] > 0 && norms[b] > 0 else { return 0 }
-            var dot = 0.0
-            for j in 0..<d { dot += Double(v[a * d + j]) * Double(v[b * d + j]) }
-            return Float(dot / (norms[a] * norms[b]))
-        }
+    let v = vectors.scalars
+    var norms = [Double](repeating: 0, count: n)
+    for i in 0..<n {
+        var s = 0.0
+        for j in 0..<d { s += Double(v[i * d + j]) * Double(v[i * d + j]) }
+        norms[i] = s.squareRoot()
+    }
+    return Tensor(shape: [n, n]) { flat in
+        let a = flat / n, b = flat % n
+        guard norms[a] > 0 && norms[b] > 0 else { return 0 }
+        var dot = 0.0
+        for j in 0..<d { dot += Double(v[a * d + j]) * Double(v[b * d + j]) }
+        return Float(dot / (norms[a] * norms[b]))
     }
 }

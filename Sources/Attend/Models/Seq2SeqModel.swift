@@ -72,8 +72,9 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// `config.json`), as `generate` uses them when no other settings are given.
     public let generationDefaults: GenerationConfig
     /// Settings of the checkpoint's generation configuration that this library does not
-    /// implement (sampling, repetition penalties, ...): `generationDefaults` ignores them, so
-    /// `transformers` may generate differently. Empty for the usual T5 and Marian checkpoints.
+    /// implement (multi-token `bad_words_ids`, beam-search sampling, `num_beam_groups`,
+    /// `encoder_no_repeat_ngram_size`, `typical_p`, ...): `generationDefaults` ignores them,
+    /// so `transformers` may generate differently. Empty for the usual T5 and Marian checkpoints.
     public let ignoredGenerationSettings: [String]
 
     /// Model width d.
@@ -95,7 +96,9 @@ public struct Seq2SeqModel: EncoderDecoderModel {
                      "Seq2SeqModel: embeddings \(encoderEmbedding.weight.shape) / \(decoderEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), head \(lmHead.weight.shape) do not fit d = \(d)")
         precondition((0..<decoderEmbedding.count).contains(decoderStartTokenID) && (0..<encoderEmbedding.count).contains(padTokenID),
                      "Seq2SeqModel: start token \(decoderStartTokenID) or pad token \(padTokenID) outside the vocabularies \(decoderEmbedding.count) / \(encoderEmbedding.count)")
-        generationDefaults.validate(vocabularySize: lmHead.outFeatures)
+        do { try generationDefaults.validate(vocabularySize: lmHead.outFeatures) } catch {
+            preconditionFailure("Seq2SeqModel: generationDefaults: \(error)")
+        }
         self.architecture = architecture
         self.encoderEmbedding = encoderEmbedding
         self.decoderEmbedding = decoderEmbedding
@@ -216,7 +219,9 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// ``generationDefaults``. Sources may differ in length (a padded batch; each result
     /// equals generating from that source alone). Returns the sequences as `generate` returns
     /// them: start token included, padded with the pad token to one length.
-    /// Throws `CancellationError` when the task is cancelled.
+    /// Throws ``GenerationError`` for a request the model cannot carry out (ids outside the
+    /// vocabulary, a length past ``maxPositions``, settings out of range), checked before any
+    /// work; `CancellationError` when the task is cancelled.
     public func generate(sources: [[Int]], config: GenerationConfig? = nil, compute: Compute = .default) throws -> GenerationOutput {
         try generate(sources: sources, startTokenID: decoderStartTokenID, config: config ?? generationDefaults, compute: compute)
     }

@@ -95,6 +95,10 @@ public struct TransformerModel: EncoderDecoderModel {
     public var embeddingScale: Float { config.embeddingScale ?? Float(Double(modelDim).squareRoot()) }
     /// Generator output width (``AutoregressiveDecoder`` conformance).
     public var vocabularySize: Int { generator.outFeatures }
+    /// Source vocabulary size (``EncoderDecoderModel`` conformance).
+    public var sourceVocabularySize: Int { sourceEmbedding.count }
+    /// nil: no limit (sinusoids past the precomputed table are computed on demand).
+    public var maxPositions: Int? { nil }
 
     /// A model from its parts; sizes must agree with `config` (a precondition).
     public init(config: TransformerConfig, sourceEmbedding: Embedding, targetEmbedding: Embedding,
@@ -199,13 +203,5 @@ public struct TransformerModel: EncoderDecoderModel {
 /// The last position of every row: `[rows, n, d]` to `[rows, d]`. Cost: O(rows * d).
 func lastPositions(_ h: Tensor) -> Tensor {
     let (r, n, d) = (h.shape[0], h.shape[1], h.shape[2])
-    var out = Tensor.zeros([r, d])
-    h.withUnsafeBufferPointer { src in
-        out.withUnsafeMutableBufferPointer { dst in
-            for i in 0..<r {
-                (dst.baseAddress! + i * d).update(from: src.baseAddress! + (i * n + n - 1) * d, count: d)
-            }
-        }
-    }
-    return out
+    return h.reshaped([r * n, d]).gatherRows((0..<r).map { $0 * n + n - 1 })  // [r, d]
 }

@@ -49,13 +49,7 @@ func embed(_ ids: [[Int]], table: Embedding, scale: Float, positions: AbsolutePo
     var x = table(ids.flatMap { $0 }, scale: scale).reshaped([b, n, d])  // [b, n, d]
     if let pe = positions.rows(offset..<(offset + n)) {  // [n, d]
         precondition(pe.shape == [n, d], "embed: position vectors \(pe.shape) do not fit embeddings of width \(d)")
-        pe.withUnsafeBufferPointer { p in
-            x.withUnsafeMutableBufferPointer { o in
-                for r in 0..<b {
-                    for i in 0..<(n * d) { o[r * n * d + i] += p[i] }
-                }
-            }
-        }
+        x.addBroadcasting(pe)  // every row of the batch gets positions offset ..< offset + n
     }
     return x
 }

@@ -28,11 +28,21 @@ public struct FeedForward: Sendable {
 
     /// The block applied to every position of `x` (`[..., d]`).
     public func callAsFunction(_ x: Tensor, compute: Compute = .default) -> Tensor {
-        var h = up(x, compute: compute)  // [..., dFF]
-        h.apply(activation, compute: compute)
+        forward(x, compute: compute)
+    }
+
+    /// The block plus `residual` (a tensor like the output, added in the down projection's
+    /// epilogue: the pre-LN residual connection). Without a gate the activation runs in the
+    /// up projection's epilogue.
+    func forward(_ x: Tensor, residual: Tensor? = nil, compute: Compute) -> Tensor {
+        var h: Tensor  // [..., dFF]
         if let gate {
+            h = up(x, compute: compute)
+            h.apply(activation, compute: compute)
             h = h * gate(x, compute: compute)
+        } else {
+            h = up.forward(x, activation: activation, compute: compute)
         }
-        return down(h, compute: compute)  // [..., d]
+        return down.forward(h, residual: residual, compute: compute)  // [..., d]
     }
 }

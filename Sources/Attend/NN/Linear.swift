@@ -1,12 +1,18 @@
 /// A fully connected layer, `y = x Wᵀ + b`, with the weight stored as PyTorch stores it.
 ///
 /// Shapes: `weight` `[out, in]`, `bias` `[out]`; input `[..., in]`, output `[..., out]`.
-/// Cost: `2 * rows * in * out` flops (one SGEMM; the bias is added by the GEMM's beta term).
+/// Cost: `2 * rows * in * out` flops. On a native kernel variant the layer packs its weight
+/// once, the first time a product of more than two rows runs on that variant (one copy of
+/// the weight per variant used, kept for the layer's lifetime and shared by its copies), and
+/// every later product streams the packed weight with the bias added in the same pass; a
+/// row or two (decoding) reads the weight as stored through matrix-vector products.
 public struct Linear: Sendable {
     /// `[outFeatures, inFeatures]`.
     public let weight: Tensor
     /// `[outFeatures]`, or nil for a layer without bias.
     public let bias: Tensor?
+    /// The weight packed per kernel variant, made on first use.
+    let packed = PackedWeightCache()
 
     /// A layer from its parameters; `bias` must have `weight.shape[0]` scalars.
     public init(weight: Tensor, bias: Tensor?) {
@@ -31,37 +37,29 @@ public struct Linear: Sendable {
     /// Only the outputs in `outputs` (a row range of the weight): `[..., in]` to
     /// `[..., outputs.count]`. A fused QKV weight uses this to project keys and values alone.
     public func callAsFunction(_ x: Tensor, outputs: Range<Int>, compute: Compute = .default) -> Tensor {
+        forward(x, outputs: outputs, compute: compute)
+    }
+
+    /// Packs the weight for `compute`'s kernel variant now (a no-op off the native backend or
+    /// when already packed), so the first product does not pay for it. Cost: one read and
+    /// write of the weight; memory: one packed copy.
+    func prepack(for compute: Compute) {
+        if case .native(let variant) = compute.backend { _ = packed.packed(weight, variant: variant, threads: compute.threads) }
+    }
+
+    /// `activation(x Wᵀ + b) + residual` in one pass over the output (the activation and the
+    /// residual add are fused into the product's epilogue on the packed path): `[..., in]` to
+    /// `[..., outputs.count]`; `residual` holds the output's scalars (any shape of that count
+    /// ending in `outputs.count`).
+    func forward(_ x: Tensor, outputs: Range<Int>? = nil, activation: Activation? = nil, residual: Tensor? = nil,
+                 compute: Compute) -> Tensor {
+        let outputs = outputs ?? 0..<outFeatures
         precondition(x.rank >= 1 && x.shape.last == inFeatures,
                      "Linear: input \(x.shape) does not end in inFeatures \(inFeatures) (weight \(weight.shape))")
         precondition(outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures,
                      "Linear: outputs \(outputs) out of range for weight \(weight.shape)")
-        let rows = inFeatures == 0 ? x.count : x.count / inFeatures
-        let n = outputs.count
-        var out: Tensor
-        if let bias {
-            // Every output row starts as the bias (one row copy each; the GEMM adds onto it).
-            let outRows = x.shape.dropLast().reduce(1, *)  // differs from `rows` only when in == 0
-            let start = TensorStorage(uninitializedCount: outRows * n)
-            bias.withUnsafeBufferPointer { b in
-                for r in 0..<outRows where n > 0 { (start.base + r * n).initialize(from: b.baseAddress! + outputs.lowerBound, count: n) }
-            }
-            out = Tensor(shape: x.shape.dropLast() + [n], storage: start)
-        } else {
-            out = Tensor.zeros(x.shape.dropLast() + [n])
-        }
-        if rows == 0 || n == 0 { return out }
-        let k = inFeatures
-        x.withUnsafeBufferPointer { xp in
-            weight.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
-                    let w = UnsafeBufferPointer(rebasing: wp[(outputs.lowerBound * k)...])
-                    gemm(alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
-                         b: w, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
-                         beta: bias == nil ? 0 : 1, c: op, ldc: n, compute: compute)
-                }
-            }
-        }
-        return out
+        return linearForward(x, weight: weight, bias: bias, outputs: outputs, cache: packed, activation: activation,
+                             residual: residual, compute: compute)
     }
 }
 
@@ -86,18 +84,9 @@ public struct Embedding: Sendable {
     /// The rows for `ids`, `[ids.count, dim]`, each multiplied by `scale`. Every id must be in
     /// `0..<count` (ids from outside are validated by the tokenizer or the caller).
     public func callAsFunction(_ ids: [Int], scale: Float = 1) -> Tensor {
-        let d = dim
         for id in ids {
             precondition(id >= 0 && id < count, "Embedding: id \(id) out of range for table \(weight.shape)")
         }
-        return weight.withUnsafeBufferPointer { w in
-            var out = Tensor.zeros([ids.count, d])
-            out.withUnsafeMutableBufferPointer { o in
-                for (r, id) in ids.enumerated() {
-                    for c in 0..<d { o[r * d + c] = w[id * d + c] * scale }
-                }
-            }
-            return out
-        }
+        return weight.gatherRows(ids, scale: scale)
     }
 }

@@ -41,23 +41,15 @@ public struct AttentionKV: Sendable {
         if count + steps > capacity {
             var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
             let newCap = grown.shape[1], oldCap = capacity, filled = count
-            storage.withUnsafeBufferPointer { old in
-                grown.withUnsafeMutableBufferPointer { new in
-                    for b in 0..<batch {
-                        for i in 0..<(filled * w) { new[b * newCap * w + i] = old[b * oldCap * w + i] }
-                    }
-                }
+            let oldRows = storage.reshaped([batch * oldCap, w])  // a view: no copy
+            for b in 0..<batch where filled > 0 {
+                grown.setRows(from: b * newCap, oldRows.rows((b * oldCap)..<(b * oldCap + filled)))
             }
             storage = grown
         }
         let cap = capacity, start = count
-        kv.withUnsafeBufferPointer { src in
-            storage.withUnsafeMutableBufferPointer { dst in
-                for b in 0..<batch {
-                    let d = dst.baseAddress! + (b * cap + start) * w
-                    d.update(from: src.baseAddress! + b * steps * w, count: steps * w)
-                }
-            }
+        for b in 0..<batch where steps > 0 {
+            storage.setRows(from: b * cap + start, kv.rows((b * steps)..<((b + 1) * steps)))  // [steps, w]
         }
         count += steps
     }
@@ -139,6 +131,53 @@ public struct MultiHeadAttention: Sendable {
         return outProjection(out, compute: compute)
     }
 
+    /// Self-attention over token rows `x` `[T, d]` forming the sequences `rows` says, with
+    /// `bias` on the scores (or BERT's `relative` positions), plus `residual` (`[T, d]`, added
+    /// in the output projection's epilogue): `[T, d]`. A padded batch runs as one attention
+    /// problem (short sequences on the micro-kernel path, long ones on the fused kernel);
+    /// sequences stacked without padding run together on the short path when all are short,
+    /// else one problem each.
+    func attend(rows x: Tensor, _ rows: TokenRows, bias: AttentionBias, relative: RelativeKeyPositions?,
+                residual: Tensor? = nil, compute: Compute) -> Tensor {
+        let d = innerDim, dh = headDim
+        precondition(x.rank == 2 && x.shape == [rows.total, modelDim], "MultiHeadAttention: rows \(x.shape) must be [\(rows.total), \(modelDim)]")
+        let qkv = inProjection.forward(x, compute: compute)  // [T, 3d]
+        let scale = self.scale ?? 1 / Float(dh).squareRoot()
+        var context = Tensor.uninitialized([rows.total, d])  // [T, d]
+        if let relative {
+            precondition(bias.isNone, "MultiHeadAttention: relative_key positions and another position bias at once")
+            let run = { (qkv: Tensor, batch: Int, seq: Int, pad: [[Bool]]?) in
+                relativeSelfAttention(qkv: qkv, batch: batch, seq: seq, heads: self.heads, headDim: dh, distance: relative.distance,
+                                      maxPositions: relative.maxPositions, keyQuery: relative.keyQuery,
+                                      keyPadding: pad, scale: scale, compute: compute)
+            }
+            if let seq = rows.uniformLength { return outProjection.forward(run(qkv, rows.lengths.count, seq, rows.keyPadding), residual: residual, compute: compute) }
+            for (b, start) in rows.starts.enumerated() where rows.lengths[b] > 0 {
+                context.setRows(from: start, run(qkv.rows(start..<(start + rows.lengths[b])), 1, rows.lengths[b], nil))
+            }
+            return outProjection.forward(context, residual: residual, compute: compute)
+        }
+        let uniform = rows.uniformLength
+        if uniform == nil, bias.isNone, case .native(let variant) = compute.backend, (rows.lengths.max() ?? 0) <= shortAttentionMaxSeq {
+            context = shortSelfAttention(qkv: qkv, starts: rows.starts, lengths: rows.lengths, heads: heads, headDim: dh,
+                                         keyPadding: rows.keyPadding, scale: scale, variant: variant, threads: compute.threads)
+            return outProjection.forward(context, residual: residual, compute: compute)
+        }
+        // One problem for a uniform batch, else one per sequence (written in place).
+        let groups: [(start: Int, batch: Int, seq: Int)] = uniform.map { [(0, rows.lengths.count, $0)] }
+            ?? zip(rows.starts, rows.lengths).map { ($0, 1, $1) }
+        if groups.contains(where: { $0.batch == 0 || $0.seq == 0 }) { context = Tensor.zeros([rows.total, d]) }
+        for (start, batch, seq) in groups where batch > 0 && seq > 0 {
+            let l = { (col: Int) in HeadLayout(base: start * 3 * d + col, batchStride: seq * 3 * d, headStride: dh, rowStride: 3 * d) }
+            let p = AttentionProblem(batch: batch, seqQ: seq, seqK: seq, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
+                                     o: HeadLayout(base: start * d, batchStride: seq * d, headStride: dh, rowStride: d),
+                                     counts: (qkv.count, qkv.count, qkv.count, context.count),
+                                     mask: AttentionMask(keyPadding: uniform != nil ? rows.keyPadding : nil), bias: bias, scale: scale)
+            attention(p, query: qkv, key: qkv, value: qkv, into: &context, compute: compute)
+        }
+        return outProjection.forward(context, residual: residual, compute: compute)
+    }
+
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
     /// repack them). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K and V.
@@ -182,16 +221,8 @@ public struct MultiHeadAttention: Sendable {
         let d = innerDim, dh = headDim
         let qkv = inProjection(x, compute: compute).reshaped([b * s, 3 * d])
         // Split the new K/V columns out of the fused projection and append them.
-        var kvNew = Tensor.zeros([b * s, 2 * d])
-        qkv.withUnsafeBufferPointer { src in
-            kvNew.withUnsafeMutableBufferPointer { dst in
-                for r in 0..<(b * s) {
-                    (dst.baseAddress! + r * 2 * d).update(from: src.baseAddress! + r * 3 * d + d, count: 2 * d)
-                }
-            }
-        }
         let start = cache.count
-        cache.append(kvNew, steps: s)
+        cache.append(qkv.columns(d..<(3 * d)), steps: s)
         var out = Tensor.zeros([b, s, d])
         let (kl, vl) = cache.layouts(headDim: dh)
         let ql = HeadLayout(base: 0, batchStride: s * 3 * d, headStride: dh, rowStride: 3 * d)
@@ -201,21 +232,5 @@ public struct MultiHeadAttention: Sendable {
                                  mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: bias, scale: scale)
         attention(p, query: qkv, key: cache.storage, value: cache.storage, into: &out, compute: compute)
         return outProjection(out, compute: compute)
-    }
-}
-
-extension Tensor {
-    /// Matrices (or vectors) stacked along the first axis: `[n_i, ...]` to `[sum n_i, ...]`.
-    /// Cost: one copy.
-    public static func concatenateRows(_ parts: [Tensor]) -> Tensor {
-        precondition(!parts.isEmpty, "concatenateRows: no tensors")
-        let tail = Array(parts[0].shape.dropFirst())
-        for p in parts {
-            precondition(p.rank >= 1 && Array(p.shape.dropFirst()) == tail, "concatenateRows: shapes \(parts.map(\.shape)) differ past the first axis")
-        }
-        var scalars: [Float] = []
-        scalars.reserveCapacity(parts.reduce(0) { $0 + $1.count })
-        for p in parts { p.withUnsafeBufferPointer { scalars.append(contentsOf: $0) } }
-        return Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + tail, scalars: scalars)
     }
 }

@@ -60,22 +60,21 @@ public struct RotaryEmbedding: Sendable {
                 sinT[p * half + i] = Float(sin(theta))
             }
         }
-        var out = x
-        out.withUnsafeMutableBufferPointer { o in
-            for bi in 0..<b {
-                for hi in 0..<h {
-                    for p in 0..<s {
-                        let row = l.offset(bi, hi) + p * l.rowStride
-                        for i in 0..<half {
-                            let x1 = o[row + i], x2 = o[row + i + half]
-                            let c = cosT[p * half + i], sn = sinT[p * half + i]
-                            o[row + i] = x1 * c - x2 * sn
-                            o[row + i + half] = x2 * c + x1 * sn
-                        }
+        var o = x.scalars
+        for bi in 0..<b {
+            for hi in 0..<h {
+                for p in 0..<s {
+                    let row = l.offset(bi, hi) + p * l.rowStride
+                    for i in 0..<half {
+                        let x1 = o[row + i], x2 = o[row + i + half]
+                        let c = cosT[p * half + i], sn = sinT[p * half + i]
+                        o[row + i] = x1 * c - x2 * sn
+                        o[row + i + half] = x2 * c + x1 * sn
                     }
                 }
             }
         }
+        let out = Tensor(shape: x.shape, scalars: o)
         return out
     }
 }

@@ -29,11 +29,15 @@ extension Norm {
 }
 
 /// One encoder block: self-attention and a position-wise feed-forward network, each wrapped
-/// in a residual connection and a normalization (placed as `placement` says).
+/// in a residual connection and a normalization (placed as `placement` says). The paper's
+/// encoder, BERT's layers (post-LN, GELU, optionally `relative_key` positions), T5's and
+/// Marian's encoder layers are all this block.
 ///
 /// Shapes: input and output `[batch, seq, d]`. Cost per call: the attention's
 /// `8 * tokens * d²` flops of projections plus `4 * batch * seq² * d` of attention, the
-/// feed-forward's `4 * tokens * d * dFF` (6 when gated), and two row-norm passes.
+/// feed-forward's `4 * tokens * d * dFF` (6 when gated), and two row-norm passes. Every
+/// projection runs on its weight packed once (see ``Linear``), with the bias, the activation
+/// and the pre-LN residual add fused into the product's epilogue.
 /// Parameters keep PyTorch's `nn.TransformerEncoderLayer` names: `self_attn`, `norm1`,
 /// `linear1`, `linear2`, `norm2` (see ``init(loadingPyTorch:_:_:)``).
 public struct EncoderLayer: Sendable {
@@ -47,21 +51,28 @@ public struct EncoderLayer: Sendable {
     public let feedForwardNorm: Norm
     /// Post-LN or pre-LN.
     public let placement: NormPlacement
+    /// BERT's learned `relative_key` / `relative_key_query` positions of this layer, or nil.
+    public let relativePositions: RelativeKeyPositions?
 
     /// Model width d.
     public var modelDim: Int { selfAttention.modelDim }
 
     /// A block from its parts; every part must work on the same width d.
     public init(selfAttention: MultiHeadAttention, attentionNorm: Norm, feedForward: FeedForward,
-                feedForwardNorm: Norm, placement: NormPlacement) {
+                feedForwardNorm: Norm, placement: NormPlacement, relativePositions: RelativeKeyPositions? = nil) {
         let d = selfAttention.modelDim
         precondition(attentionNorm.size == d && feedForwardNorm.size == d && feedForward.up.inFeatures == d,
                      "EncoderLayer: attention width \(d), norms \(attentionNorm.size) and \(feedForwardNorm.size), feed-forward input \(feedForward.up.inFeatures) must agree")
+        if let r = relativePositions {
+            precondition(r.distance.shape == [2 * r.maxPositions - 1, selfAttention.headDim],
+                         "EncoderLayer: relative position table \(r.distance.shape) must be [\(2 * r.maxPositions - 1), \(selfAttention.headDim)]")
+        }
         self.selfAttention = selfAttention
         self.attentionNorm = attentionNorm
         self.feedForward = feedForward
         self.feedForwardNorm = feedForwardNorm
         self.placement = placement
+        self.relativePositions = relativePositions
     }
 
     /// The block applied to `x` `[batch, seq, d]`. `keyPadding` (`[batch][seq]`, true = real
@@ -70,19 +81,91 @@ public struct EncoderLayer: Sendable {
     public func callAsFunction(_ x: Tensor, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none,
                                compute: Compute = .default) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "EncoderLayer: input \(x.shape) must be [batch, seq, \(modelDim)]")
-        let mask = AttentionMask(keyPadding: keyPadding)
+        let (b, s, d) = (x.shape[0], x.shape[1], x.shape[2])
+        let rows = TokenRows(batch: b, seq: s, keyPadding: keyPadding)
+        return forward(rows: x.reshaped([b * s, d]), rows, bias: bias, compute: compute).reshaped([b, s, d])
+    }
+
+    /// Packs every projection weight for `compute`'s kernel variant now (see ``Linear``).
+    func prepack(for compute: Compute) {
+        for l in [selfAttention.inProjection, selfAttention.outProjection, feedForward.up, feedForward.down] { l.prepack(for: compute) }
+        feedForward.gate?.prepack(for: compute)
+    }
+
+    /// The block on token rows `x` `[T, d]` forming the sequences `rows` says (a padded batch,
+    /// or sequences of any lengths stacked without padding): `[T, d]`.
+    func forward(rows x: Tensor, _ rows: TokenRows, bias: AttentionBias, compute: Compute) -> Tensor {
         switch placement {
         case .post:
-            let a = selfAttention(x, mask: mask, bias: bias, compute: compute)  // [b, s, d]
-            let h = attentionNorm(a, residual: x, compute: compute)  // [b, s, d] = Norm(x + a)
-            let f = feedForward(h, compute: compute)  // [b, s, d]
-            return feedForwardNorm(f, residual: h, compute: compute)  // [b, s, d] = Norm(h + f)
+            let a = selfAttention.attend(rows: x, rows, bias: bias, relative: relativePositions, compute: compute)  // [T, d]
+            let h = attentionNorm(a, residual: x, compute: compute)  // [T, d] = Norm(x + a)
+            let f = feedForward.forward(h, compute: compute)  // [T, d]
+            return feedForwardNorm(f, residual: h, compute: compute)  // [T, d] = Norm(h + f)
         case .pre:
-            var h = x  // [b, s, d]
-            h += selfAttention(attentionNorm(x, compute: compute), mask: mask, bias: bias, compute: compute)
-            h += feedForward(feedForwardNorm(h, compute: compute), compute: compute)
-            return h
+            let n = attentionNorm(x, compute: compute)  // [T, d]
+            let h = selfAttention.attend(rows: n, rows, bias: bias, relative: relativePositions, residual: x,
+                                         compute: compute)  // [T, d] = x + Attention(Norm(x))
+            return feedForward.forward(feedForwardNorm(h, compute: compute), residual: h, compute: compute)  // h + FFN(Norm(h))
         }
+    }
+}
+
+/// BERT's learned relative positions of one layer (`position_embedding_type` `relative_key` or
+/// `relative_key_query`): `score(l, r) += q_l·E[l-r+M-1]` (and `+ k_r·E[l-r+M-1]` for
+/// key-query), with `E` the layer's `distance_embedding` `[2M - 1, headDim]`, M the maximum
+/// number of positions. The attention runs on the materialized path (seq <= M).
+public struct RelativeKeyPositions: Sendable {
+    /// `distance_embedding.weight` `[2 * maxPositions - 1, headDim]`.
+    public let distance: Tensor
+    /// M, the longest sequence the table covers.
+    public let maxPositions: Int
+    /// `relative_key_query` (true) or `relative_key` (false).
+    public let keyQuery: Bool
+
+    /// Positions from a layer's table; `distance` must be `[2 * maxPositions - 1, headDim]`.
+    public init(distance: Tensor, maxPositions: Int, keyQuery: Bool) {
+        precondition(maxPositions >= 1 && distance.rank == 2 && distance.shape[0] == 2 * maxPositions - 1,
+                     "RelativeKeyPositions: table \(distance.shape) must be [2 * \(maxPositions) - 1, headDim]")
+        (self.distance, self.maxPositions, self.keyQuery) = (distance, maxPositions, keyQuery)
+    }
+}
+
+/// How the rows of a token matrix `[T, d]` form sequences: sequence i is rows
+/// `starts[i] ..< starts[i] + lengths[i]`. A padded batch is `batch` sequences of `seq` rows
+/// (with its key padding); an unpadded one stacks sequences of any lengths.
+struct TokenRows {
+    let starts: [Int]
+    let lengths: [Int]
+    /// Per sequence, per key: attend (true) or padding (false); nil when nothing is padding.
+    let keyPadding: [[Bool]]?
+    /// Total rows.
+    let total: Int
+
+    /// `batch` sequences of `seq` rows each.
+    init(batch: Int, seq: Int, keyPadding: [[Bool]]?) {
+        starts = (0..<batch).map { $0 * seq }
+        lengths = Array(repeating: seq, count: batch)
+        self.keyPadding = keyPadding
+        total = batch * seq
+    }
+
+    /// Sequences of these lengths, stacked without padding.
+    init(lengths: [Int]) {
+        var s: [Int] = [], t = 0
+        for n in lengths {
+            s.append(t)
+            t += n
+        }
+        starts = s
+        self.lengths = lengths
+        keyPadding = nil
+        total = t
+    }
+
+    /// The common length when every sequence has the same one (and they are stacked in order).
+    var uniformLength: Int? {
+        guard let first = lengths.first, lengths.allSatisfy({ $0 == first }) else { return lengths.isEmpty ? 0 : nil }
+        return first
     }
 }
 

@@ -65,6 +65,9 @@ public enum KernelVariant: String, CaseIterable, Sendable, CustomStringConvertib
         return k
     }
 
+    /// Columns of the GEMM micro-tile (nr): packed weights are cut into panels this wide.
+    var tileColumns: Int { Int(kernels.pointee.gemm.nr) }
+
     /// The name of the GEMM micro-kernel this variant runs, e.g. `ck_f32_gemm_ukr_6x16__avx2`.
     public var gemmMicroKernelName: String { String(cString: kernels.pointee.gemm_ukr_name) }
 }

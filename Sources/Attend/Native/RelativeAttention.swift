@@ -1,60 +1,8 @@
 import Foundation
 
-// Buffer-level helpers of the encoder models (BERT): projections written straight into a
-// fresh buffer, and attention with BERT's relative positions. Like the rest of Tensor/, this
-// is where pointers are touched; the model code above works with Tensor values.
-
-extension Tensor {
-    /// A tensor whose scalars are not initialized: every one must be written before it is read.
-    static func uninitialized(_ shape: [Int]) -> Tensor {
-        Tensor(shape: shape, storage: TensorStorage(uninitializedCount: Tensor.elementCount(shape)))
-    }
-}
-
-/// `act(x Wᵀ + b)` for `x` of `rows` rows (any shape whose last axis is `in`), as `[rows, out]`.
-///
-/// With `packed` (the same weight packed for the compute's kernel variant) the product runs
-/// on the packed weight, packs only `x`, and adds the bias and applies the activation per
-/// block while it is in cache. Otherwise one SGEMM whose C is prefilled with the bias rows
-/// (beta = 1), then the activation. Cost: `2 * rows * in * out` flops.
-func projectRows(_ x: Tensor, _ layer: Linear, packed: PackedWeight? = nil, activation: Activation? = nil,
-                 compute: Compute) -> Tensor {
-    let k = layer.inFeatures, n = layer.outFeatures
-    precondition(x.rank >= 1 && x.shape.last == k, "projectRows: input \(x.shape) does not end in \(k) (weight \(layer.weight.shape))")
-    let rows = k == 0 ? 0 : x.count / k
-    var out = Tensor.uninitialized([rows, n])
-    if rows == 0 || n == 0 { return out }
-    if let packed, case .native(let v) = compute.backend, v == packed.variant {
-        precondition(packed.n == n && packed.k == k, "projectRows: packed weight [\(packed.n), \(packed.k)] differs from \(layer.weight.shape)")
-        out.withUnsafeMutableBufferPointer { o in
-            x.withUnsafeBufferPointer { xp in
-                let run = { (bias: UnsafePointer<Float>?) in
-                    packedGEMM(a: xp.baseAddress!, lda: k, m: rows, weight: packed, c: o.baseAddress!, ldc: n,
-                               accumulate: false, bias: bias, activation: activation, threads: compute.threads)
-                }
-                if let bias = layer.bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
-            }
-        }
-        return out
-    }
-    out.withUnsafeMutableBufferPointer { o in
-        let ob = o.baseAddress!
-        if let bias = layer.bias {
-            bias.withUnsafeBufferPointer { b in
-                for r in 0..<rows { (ob + r * n).update(from: b.baseAddress!, count: n) }
-            }
-        }
-        x.withUnsafeBufferPointer { xp in
-            layer.weight.withUnsafeBufferPointer { wp in
-                gemm(alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
-                     b: wp, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
-                     beta: layer.bias == nil ? 0 : 1, c: o, ldc: n, compute: compute)
-            }
-        }
-    }
-    if let activation { out.apply(activation, compute: compute) }
-    return out
-}
+// Attention with BERT's relative positions (materialized: these models are rare and short).
+// Like the rest of Native/, this is where pointers are touched; the model code above works
+// with Tensor values.
 
 /// Multi-head self-attention with Hugging Face BERT's relative positions
 /// (`position_embedding_type` `relative_key` or `relative_key_query`):

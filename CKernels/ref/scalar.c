@@ -7,6 +7,7 @@
 
 enum { REF_MR = 4, REF_NR = 4 };
 
+
 void ck_f32_gemm_ukr_4x4__scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                  float alpha, float beta) {
     float acc[REF_MR][REF_NR] = {{0}};
@@ -37,38 +38,29 @@ double ck_f32_fma_peak__scalar(size_t iters) {
     return (double)iters * CHAINS * 2.0;
 }
 
-/* Softmax, exp and the attention step: the shared vector-math source with one-lane
- * vectors, i.e. plain scalar arithmetic in a fixed order. */
+/* Every other kernel: the shared templates with one-lane vectors, i.e. plain scalar
+ * arithmetic in a fixed order, without fused multiply-adds. */
 typedef float ck_v1f __attribute__((vector_size(4)));
 typedef int ck_v1i __attribute__((vector_size(4)));
 
 #define CK_NO_FMA
-#define CK_FN(name) name##__scalar
+#define CK_CUSTOM_UKR
+#define CK_CUSTOM_PEAK
 #define CK_VEC ck_v1f
 #define CK_IVEC ck_v1i
 #define CK_VL 1
+#define CK_FN(name) name##__scalar
+#define CK_UKR_NAME ck_f32_gemm_ukr_4x4__scalar
+#define CK_PEAK_NAME ck_f32_fma_peak__scalar
+#define CK_MR REF_MR
+#define CK_NV REF_NR
+#define CK_MC 64
+#define CK_KC 256
+#define CK_NC 1024
 #define CK_ANV 4
-#include "../core/vmath_template.h"
-#undef CK_FN
-#undef CK_VEC
-#undef CK_IVEC
-#undef CK_VL
-#undef CK_ANV
-#undef CK_NO_FMA
-
-const ck_kernels ck_kernels_scalar = {
-    .variant = CK_VARIANT_SCALAR,
-    .name = "scalar",
-    .gemm = {.mr = REF_MR, .nr = REF_NR, .mc = 64, .kc = 256, .nc = 1024},
-    .gemm_ukr = ck_f32_gemm_ukr_4x4__scalar,
-    .gemm_ukr_name = "ck_f32_gemm_ukr_4x4__scalar",
-    .fma_peak = ck_f32_fma_peak__scalar,
-    .exp = ck_f32_exp__scalar,
-    .softmax_rows = ck_f32_softmax_rows__scalar,
-    .attn_softmax_step = ck_f32_attn_softmax_step__scalar,
-    .gemv = ck_f32_gemv__scalar,
-    .activation = ck_f32_activation__scalar,
-    .norm_rows = ck_f32_norm_rows__scalar,
-    .attn_query_panels = 2, /* 8 queries */
-    .attn_key_block = 64,
-};
+#define CK_ATTN_QUERY_PANELS 2 /* 8 queries */
+#define CK_ATTN_KEY_BLOCK 64
+#define CK_TABLE ck_kernels_scalar
+#define CK_VARIANT_ID CK_VARIANT_SCALAR
+#define CK_VARIANT_NAME "scalar"
+#include "../core/templates/variant.h"

@@ -70,28 +70,8 @@ func fusedAttention(
     let shawQK = TensorStorage(uninitializedCount: max(1, wave * shawStride))
     let shawKeys = shaw?.keys ?? Tensor.zeros([1]), shawValues = shaw?.values ?? Tensor.zeros([1])
 
-    // Key padding as an additive bias per batch row: 0 (attend) or -inf (padding).
-    var keyBias: TensorStorage? = nil
-    if let pad = p.mask.keyPadding {
-        let kb = TensorStorage(uninitializedCount: max(p.batch * p.seqK, 1))
-        for b in 0..<p.batch {
-            for j in 0..<p.seqK { kb.base[b * p.seqK + j] = pad[b][j] ? 0 : -.infinity }
-        }
-        keyBias = kb
-    }
-    // Relative-position bias per head as a table over (query - key), O(seqQ + seqK) floats.
-    let relLength = ck_f32_attention_rel_bias_length(kern, p.seqQ, p.seqK)
-    let relZero = max(p.seqK, 1) - 1
-    var relBias: TensorStorage? = nil
-    if p.bias.isDistanceTable {
-        let rb = TensorStorage(uninitializedCount: p.heads * relLength)
-        for h in 0..<p.heads {
-            for t in 0..<relLength {
-                rb.base[h * relLength + t] = p.bias.value(head: h, relative: relZero - t - p.mask.queryStart)
-            }
-        }
-        relBias = rb
-    }
+    let tables = AttentionTables(p, variant: variant)
+    let (keyBias, relBias, relLength, relZero) = (tables.keyBias, tables.relBias, tables.relLength, tables.relZero)
 
     let block = ck_f32_attention_query_block(kern)
     let blocks = (p.seqQ + block - 1) / block
@@ -181,54 +161,6 @@ func nativeExp(variant: KernelVariant, _ x: [Float]) -> [Float] {
     return y
 }
 
-extension Tensor {
-    /// Softmax over the last axis: `softmax(self * scale + mask)` per row, max-subtracted.
-    ///
-    /// `mask`, if given, has the shape of `self` or of its last axis alone (`[n]`, shared by
-    /// every row) and is added after scaling (use `-inf` to exclude a position). A row whose
-    /// every term is `-inf` gives zeros, never NaN; a NaN term makes its row NaN.
-    /// Cost: O(count), three passes per row, parallel over rows.
-    public func softmax(scale: Float = 1, mask: Tensor? = nil, compute: Compute = .default) -> Tensor {
-        var out = Tensor.zeros(shape)
-        softmax(scale: scale, mask: mask, into: &out, compute: compute)
-        return out
-    }
-
-    /// ``softmax(scale:mask:compute:)`` written into `output`, a tensor of the same shape
-    /// (no allocation when `output`'s storage is not shared). Cost: O(count).
-    public func softmax(scale: Float = 1, mask: Tensor? = nil, into out: inout Tensor, compute: Compute = .default) {
-        precondition(out.shape == shape, "softmax(into:): output shape \(out.shape) differs from input shape \(shape)")
-        precondition(rank >= 1, "softmax: a scalar tensor (shape \(shape)) has no last axis")
-        let n = shape[rank - 1]
-        let rows = n == 0 ? 0 : count / n
-        var maskRowStride = 0
-        if let mask {
-            if mask.shape == shape {
-                maskRowStride = n
-            } else {
-                precondition(mask.shape == [n], "softmax: mask shape \(mask.shape) must be \(shape) or [\(n)]")
-            }
-        }
-        if rows == 0 { return }
-        let empty = Tensor.zeros([1])
-        withUnsafeBufferPointer { x in
-            (mask ?? empty).withUnsafeBufferPointer { m in
-                out.withUnsafeMutableBufferPointer { y in
-                    let mp = mask == nil ? nil : m.baseAddress
-                    switch compute.backend {
-                    case .native(let v):
-                        nativeSoftmaxRows(variant: v, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
-                                          scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
-                    case .swiftSIMD:
-                        SwiftSIMDKernels.softmaxRows(rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
-                                                     scale: scale, mask: mp, maskRowStride: maskRowStride)
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Queries per head up to which native attention runs as matrix-vector products
 /// (``fewQueryAttention(_:query:key:value:output:variant:threads:)``) instead of the fused
 /// kernel, whose query panels are 16 wide (one decoding query would waste 15/16 of its work)
@@ -242,72 +174,127 @@ func fewQueryAttentionApplies(_ p: AttentionProblem) -> Bool {
 }
 
 /// Attention for a few queries per head, the decoding case (one new token attending to a
-/// cache or to an encoder memory): for each query, the scores `scale * K q` come from the
-/// GEMV kernel reading K in place through its layout, then the position bias, the causal
-/// limit and the key padding, then the row softmax kernel (`-inf` rows give zeros), then
-/// `o = sum_j p_j v_j` reading V in place. Same semantics as the fused kernel; sums in another
-/// order (float32 either way). Cost: `4 * seqK * headDim` flops per query and head and one
-/// pass over K and V, parallel over heads x queries when there is enough of it.
+/// cache or to an encoder memory), through `ck_f32_attention_few`: GEMV scores over K in place,
+/// biases and masks, the row softmax, a transposed GEMV over V in place. Same semantics as
+/// the fused kernel; sums in another order (float32 either way). Cost: `4 * seqK * headDim`
+/// flops per query and head and one pass over K and V, parallel over heads x queries when
+/// there is enough of it.
 func fewQueryAttention(
     _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
     variant: KernelVariant, threads: Int
 ) {
-    let kern = variant.kernels
     let items = p.batch * p.heads * p.seqQ
     if items == 0 { return }
-    let gemv = kern.pointee.gemv!, softmax = kern.pointee.softmax_rows!
     let work = 4 * p.seqK * p.headDim * items
     let parts = max(1, min(threads, items, work / minimumGEMVFlopsPerThread))
     let perPart = (items + parts - 1) / parts
+    let wsCount = ck_f32_attention_few_workspace(p.seqK, p.headDim)
+    runRowsAttention(p, query: query, key: key, value: value, output: &output, variant: variant) { kern, head in
+        parallelFor(parts, threads: parts) { part in
+            let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
+            defer { ws.deallocate() }
+            for item in (part * perPart)..<min(items, (part + 1) * perPart) {
+                let i = item % p.seqQ, bh = item / p.seqQ
+                var h = head(bh / p.heads, bh % p.heads)
+                ck_f32_attention_few(kern, &h, i, 1, ws)
+            }
+        }
+    }
+}
+
+/// The longest query and key sequences for which ``shortAttention(_:query:key:value:output:variant:threads:)``
+/// is used: at 128 tokens it is still faster than the fused kernel on AVX2, and its per-head
+/// scratch (S is seqQ x seqK) stays in L2.
+let shortAttentionMaxSeq = 128
+
+/// Whether `p` can take the short path: both sequences short, no Shaw positions.
+func shortAttentionApplies(_ p: AttentionProblem) -> Bool {
+    p.seqQ <= shortAttentionMaxSeq && p.seqK <= shortAttentionMaxSeq && p.bias.shaw == nil
+}
+
+/// Attention of short sequences (a sentence) through `ck_f32_attention_short`: per (batch
+/// row, head) the whole score matrix on the GEMM micro-kernel, where the fused kernel's fixed
+/// costs per head (query blocks, K/V packing, rescaling) would dominate. Cost:
+/// `4 * batch * heads * seqQ * seqK * headDim` flops on padded tiles, parallel over heads.
+func shortAttention(
+    _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
+    variant: KernelVariant, threads: Int
+) {
+    let items = p.batch * p.heads
+    if items == 0 || p.seqQ == 0 { return }
+    let wsCount = ck_f32_attention_short_workspace(variant.kernels, p.seqQ, p.seqK, p.headDim)
+    runRowsAttention(p, query: query, key: key, value: value, output: &output, variant: variant) { kern, head in
+        parallelFor(items, threads: threads) { bh in
+            let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
+            defer { ws.deallocate() }
+            var h = head(bh / p.heads, bh % p.heads)
+            ck_f32_attention_short(kern, &h, ws)
+        }
+    }
+}
+
+/// The per-problem tables every native attention path reads: key padding as an additive
+/// bias per batch row (0 or -inf), and a distance bias (ALiBi, T5 buckets) per head as a
+/// table over (query - key), O(seqQ + seqK) floats per head (`ck_attention_head`'s rel_bias).
+struct AttentionTables {
+    let keyBias: TensorStorage?
+    let relBias: TensorStorage?
+    let relLength: Int
+    let relZero: Int
+
+    init(_ p: AttentionProblem, variant: KernelVariant) {
+        if let pad = p.mask.keyPadding {
+            let kb = TensorStorage(uninitializedCount: max(p.batch * p.seqK, 1))
+            for b in 0..<p.batch {
+                for j in 0..<p.seqK { kb.base[b * p.seqK + j] = pad[b][j] ? 0 : -.infinity }
+            }
+            keyBias = kb
+        } else {
+            keyBias = nil
+        }
+        relLength = ck_f32_attention_rel_bias_length(variant.kernels, p.seqQ, p.seqK)
+        relZero = max(p.seqK, 1) - 1
+        if p.bias.isDistanceTable {
+            let rb = TensorStorage(uninitializedCount: p.heads * relLength)
+            for h in 0..<p.heads {
+                for t in 0..<relLength {
+                    rb.base[h * relLength + t] = p.bias.value(head: h, relative: relZero - t - p.mask.queryStart)
+                }
+            }
+            relBias = rb
+        } else {
+            relBias = nil
+        }
+    }
+}
+
+/// Runs `body` with the kernel table and a maker of each (batch row, head)'s
+/// `ck_attention_rows` (pointers valid inside `body` only): the shared set-up of the paths
+/// that read K and V in place.
+private func runRowsAttention(
+    _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor, variant: KernelVariant,
+    _ body: (UnsafePointer<ck_kernels>, (Int, Int) -> ck_attention_rows) -> Void
+) {
+    let kern = variant.kernels
+    let tables = AttentionTables(p, variant: variant)
     query.withUnsafeBufferPointer { q in
         key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
                 output.withUnsafeMutableBufferPointer { o in
-                    let qb = q.baseAddress!, kb = k.baseAddress!, vb = v.baseAddress!, ob = o.baseAddress!
-                    parallelFor(parts, threads: parts) { part in
-                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: p.seqK)
-                        let acc = UnsafeMutablePointer<Float>.allocate(capacity: p.headDim)
-                        defer {
-                            scores.deallocate()
-                            acc.deallocate()
-                        }
-                        for item in (part * perPart)..<min(items, (part + 1) * perPart) {
-                            let i = item % p.seqQ, bh = item / p.seqQ, b = bh / p.heads, h = bh % p.heads
-                            // Keys this query may see: all, or up to its own position when causal.
-                            let visible = p.mask.causal ? max(0, min(p.seqK, i + p.mask.queryStart + 1)) : p.seqK
-                            let out = ob + p.o.offset(b, h) + i * p.o.rowStride
-                            if visible == 0 {
-                                out.update(repeating: 0, count: p.headDim)
-                                continue
-                            }
-                            gemv(visible, p.headDim, p.scale, qb + p.q.offset(b, h) + i * p.q.rowStride,
-                                 kb + p.k.offset(b, h), p.k.rowStride, 0, scores)
-                            if p.bias.isDistanceTable {
-                                let position = i + p.mask.queryStart
-                                for j in 0..<visible { scores[j] += p.bias.value(head: h, relative: j - position) }
-                            }
-                            if let pad = p.mask.keyPadding?[b] {
-                                for j in 0..<visible where !pad[j] { scores[j] = -.infinity }
-                            }
-                            softmax(1, visible, scores, visible, scores, visible, 1, nil, 0)
-                            acc.update(repeating: 0, count: p.headDim)
-                            let vh = vb + p.v.offset(b, h)
-                            let vectorEnd = p.headDim / 8 * 8
-                            for j in 0..<visible where scores[j] != 0 {
-                                let w = scores[j], row = vh + j * p.v.rowStride
-                                var d = 0
-                                while d < vectorEnd {  // acc[d..<d+8] += w * row[d..<d+8]
-                                    let a = UnsafeRawPointer(acc + d).loadUnaligned(as: SIMD8<Float>.self)
-                                    let r = UnsafeRawPointer(row + d).loadUnaligned(as: SIMD8<Float>.self)
-                                    UnsafeMutableRawPointer(acc + d).storeBytes(of: a + w * r, as: SIMD8<Float>.self)
-                                    d += 8
-                                }
-                                while d < p.headDim {
-                                    acc[d] += w * row[d]
-                                    d += 1
-                                }
-                            }
-                            out.update(from: acc, count: p.headDim)
+                    withExtendedLifetime(tables) {
+                        let qb = q.baseAddress!, ob = o.baseAddress!
+                        let kb = k.baseAddress ?? qb, vb = v.baseAddress ?? qb
+                        body(kern) { b, h in
+                            ck_attention_rows(
+                                seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
+                                q: qb + p.q.offset(b, h), ldq: p.q.rowStride,
+                                k: kb + p.k.offset(b, h), ldk: p.k.rowStride,
+                                v: vb + p.v.offset(b, h), ldv: p.v.rowStride,
+                                o: ob + p.o.offset(b, h), ldo: p.o.rowStride, scale: p.scale,
+                                causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
+                                key_bias: tables.keyBias.map { UnsafePointer($0.base + b * p.seqK) },
+                                rel_bias: tables.relBias.map { UnsafePointer($0.base + h * tables.relLength) },
+                                rel_bias_zero: tables.relZero)
                         }
                     }
                 }

@@ -1,0 +1,145 @@
+/*
+ * exp, row softmax and the fused attention's online-softmax step (contracts in
+ * attend_kernels.h), on the primitives of vector_ops.h. Instantiated per ISA by variant.h:
+ * CK_FN(ck_f32_exp), CK_FN(ck_f32_softmax_rows), CK_FN(ck_f32_attn_softmax_step) (which also
+ * needs CK_ANV, the query vectors per panel row: nr = CK_ANV * CK_VL).
+ */
+void CK_FN(ck_f32_exp)(size_t n, const float *x, float *y) {
+    size_t i = 0;
+    for (; i + CK_VL <= n; i += CK_VL) CK_FN(ck_vstore)(y + i, CK_FN(ck_vexp)(CK_FN(ck_vload)(x + i)));
+    if (i < n) {
+        float buf[CK_VL] = {0};
+        memcpy(buf, x + i, (n - i) * sizeof(float));
+        CK_VEC v = CK_FN(ck_vexp)(CK_FN(ck_vload)(buf));
+        CK_FN(ck_vstore)(buf, v);
+        memcpy(y + i, buf, (n - i) * sizeof(float));
+    }
+}
+
+/* Loads lanes [i, i+CK_VL) of a row of n, padding past n with `pad`. */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload_pad)(const float *p, size_t i, size_t n, float pad) {
+    if (i + CK_VL <= n) return CK_FN(ck_vload)(p + i);
+    CK_VEC v = CK_VSPLAT(pad);
+    for (size_t j = i; j < n; j++) v[j - i] = p[j];
+    return v;
+}
+
+void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ldx, float *y,
+                                size_t ldy, float scale, const float *mask, size_t ldmask) {
+    const float ninf = -__builtin_inff();
+    const CK_VEC vscale = CK_VSPLAT(scale);
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        const float *mr = mask ? mask + r * ldmask : NULL;
+        /* Pass 1: max of the terms, and whether any is NaN. */
+        CK_VEC vmax = CK_VSPLAT(ninf);
+        CK_IVEC nan = CK_ISPLAT(0);
+        for (size_t i = 0; i < n; i += CK_VL) {
+            /* Scale and mask first, then pad: padding -inf before a scale <= 0 would turn
+             * into +inf or NaN. */
+            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
+            if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
+            for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = ninf;
+            nan |= t != t;
+            vmax = CK_FN(ck_vmax)(vmax, t);
+        }
+        int any_nan = 0;
+        for (int i = 0; i < CK_VL; i++) any_nan |= nan[i] != 0;
+        const float m = CK_FN(ck_hmax)(vmax);
+        if (any_nan || m == ninf) {
+            /* NaN in, NaN out; a row with nothing to attend to is all zeros, never NaN. */
+            const float fill = any_nan ? __builtin_nanf("") : 0.0f;
+            for (size_t i = 0; i < n; i++) yr[i] = fill;
+            continue;
+        }
+        /* Pass 2: e = exp(t - max), stored, and summed. */
+        const CK_VEC vm = CK_VSPLAT(m);
+        CK_VEC vsum = (CK_VEC){0};
+        for (size_t i = 0; i < n; i += CK_VL) {
+            /* Scale and mask first, then pad: padding -inf before a scale <= 0 would turn
+             * into +inf or NaN. */
+            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
+            if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
+            for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = ninf;
+            CK_VEC e = CK_FN(ck_vexp_nonpos)(t - vm);
+            if (i + CK_VL <= n) {
+                CK_FN(ck_vstore)(yr + i, e);
+            } else {
+                for (size_t j = i; j < n; j++) yr[j] = e[j - i];
+                for (size_t j = n - i; j < CK_VL; j++) e[j] = 0.0f;
+            }
+            vsum += e;
+        }
+        /* Pass 3: normalize (the row is in L1 now). sum >= 1: the max term contributes 1. */
+        const CK_VEC vinv = CK_VSPLAT(1.0f / CK_FN(ck_hsum)(vsum));
+        size_t i = 0;
+        for (; i + CK_VL <= n; i += CK_VL) CK_FN(ck_vstore)(yr + i, CK_FN(ck_vload)(yr + i) * vinv);
+        for (; i < n; i++) yr[i] *= vinv[0];
+    }
+}
+
+/* The online-softmax step of the fused attention (contract in attend_kernels.h). The tile
+ * has CK_NQ = CK_ANV vectors of queries per key row. */
+#define CK_NQ (CK_ANV * CK_VL)
+void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, float *m,
+                                     float *l, float *corr, size_t key0, size_t query0,
+                                     const ck_attention_head *h) {
+    const float ninf = -__builtin_inff();
+    const CK_VEC vninf = CK_VSPLAT(ninf);
+    CK_VEC bmax[CK_ANV];
+    CK_IVEC qidx[CK_ANV];
+    for (int j = 0; j < CK_ANV; j++) {
+        bmax[j] = vninf;
+        for (int lane = 0; lane < CK_VL; lane++) qidx[j][lane] = (int)(query0 + (size_t)(j * CK_VL + lane));
+    }
+    const int masked = h->key_bias || h->rel_bias || h->causal;
+    /* Pass 1: biases and masks (in place), block max per query. */
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s + r * CK_NQ;
+        if (r >= valid_rows) {
+            for (int j = 0; j < CK_ANV; j++) CK_FN(ck_vstore)(row + j * CK_VL, vninf);
+            continue;
+        }
+        const size_t key = key0 + r;
+        if (!masked) {
+            for (int j = 0; j < CK_ANV; j++) bmax[j] = CK_FN(ck_vmax)(bmax[j], CK_FN(ck_vload)(row + j * CK_VL));
+            continue;
+        }
+        const float kb = h->key_bias ? h->key_bias[key] : 0.0f;
+        /* rel_bias[(i - key) + zero] for the lanes' queries i: contiguous in i. */
+        const float *rel = h->rel_bias ? h->rel_bias + ((ptrdiff_t)query0 - (ptrdiff_t)key + h->rel_bias_zero) : NULL;
+        const CK_IVEC lim = CK_ISPLAT((int)((ptrdiff_t)key - h->causal_offset));
+        for (int j = 0; j < CK_ANV; j++) {
+            CK_VEC v = CK_FN(ck_vload)(row + j * CK_VL) + kb;
+            if (rel) v += CK_FN(ck_vload)(rel + j * CK_VL);
+            if (h->causal) v = CK_VSELECT(qidx[j] >= lim, v, vninf);
+            CK_FN(ck_vstore)(row + j * CK_VL, v);
+            bmax[j] = CK_FN(ck_vmax)(bmax[j], v);
+        }
+    }
+    /* New running max; a query that has seen only -inf so far uses 0 so that exp gives 0. */
+    CK_VEC muse[CK_ANV], lsum[CK_ANV];
+    for (int j = 0; j < CK_ANV; j++) {
+        CK_VEC mold = CK_FN(ck_vload)(m + j * CK_VL);
+        CK_VEC mnew = CK_FN(ck_vmax)(mold, bmax[j]);
+        muse[j] = CK_VSELECT(mnew == vninf, (CK_VEC){0}, mnew);
+        CK_FN(ck_vstore)(corr + j * CK_VL, CK_FN(ck_vexp_nonpos)(mold - muse[j]));
+        CK_FN(ck_vstore)(m + j * CK_VL, mnew);
+        lsum[j] = (CK_VEC){0};
+    }
+    /* Pass 2: p = exp(s - m), in place (this tile is the next GEMM's packed B panel). */
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s + r * CK_NQ;
+        for (int j = 0; j < CK_ANV; j++) {
+            CK_VEC p = CK_FN(ck_vexp_nonpos)(CK_FN(ck_vload)(row + j * CK_VL) - muse[j]);
+            CK_FN(ck_vstore)(row + j * CK_VL, p);
+            lsum[j] += p;
+        }
+    }
+    for (int j = 0; j < CK_ANV; j++) {
+        CK_VEC c = CK_FN(ck_vload)(corr + j * CK_VL);
+        CK_FN(ck_vstore)(l + j * CK_VL, CK_FN(ck_vload)(l + j * CK_VL) * c + lsum[j]);
+    }
+}
+#undef CK_NQ

@@ -1,0 +1,61 @@
+/*
+ * One kernel variant: every per-ISA kernel instantiated from the templates beside this file,
+ * and the variant's const table. An ISA file (x86/avx2/avx2.c, ...) is its blocking comment,
+ * its target-attribute region, a few defines and one include of this file:
+ *
+ *   CK_VEC, CK_IVEC, CK_VL      float / int32 vector types and lanes
+ *   CK_FN(name)                 the variant suffix: CK_FN(ck_f32_exp) -> ck_f32_exp__avx2
+ *   CK_UKR_NAME                 the micro-kernel's name, ck_f32_gemm_ukr_<MR>x<NR>__<variant>
+ *   CK_MR, CK_NV                micro-tile: CK_MR rows x CK_NV vectors (nr = CK_NV * CK_VL)
+ *   CK_MC, CK_KC, CK_NC         cache blocks (mc a multiple of mr, nc of nr)
+ *   CK_PEAK_CHAINS              independent FMA chains of the peak probe
+ *   CK_ANV                      query vectors per attention panel (query panel = CK_ANV*CK_VL)
+ *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % mr == 0)
+ *   CK_TABLE, CK_VARIANT_ID, CK_VARIANT_NAME  the table's symbol, enum value and name
+ * Optional: CK_NO_FMA (no fused multiply-add: the portable scalar row), CK_CUSTOM_UKR and
+ * CK_CUSTOM_PEAK (the includer wrote the function CK_UKR_NAME / CK_PEAK_NAME itself).
+ */
+#define CK_STR2(x) #x
+#define CK_STR(x) CK_STR2(x)
+
+#ifndef CK_CUSTOM_UKR
+#include "gemm_ukr.h"
+#endif
+#ifndef CK_CUSTOM_PEAK
+#define CK_PEAK_NAME CK_FN(ck_f32_fma_peak)
+#include "fma_peak.h"
+#endif
+
+#include "vector_ops.h"
+#include "exp_softmax.h"
+#include "gemv.h"
+#include "activation.h"
+#include "norm.h"
+
+_Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
+_Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
+_Static_assert(CK_ATTN_KEY_BLOCK % CK_MR == 0, "the attention key block must be a multiple of mr");
+_Static_assert(CK_MR * CK_NV * CK_VL <= 1024, "the edge-tile buffer of core/gemm.c holds 1024 floats");
+
+const ck_kernels CK_TABLE = {
+    .variant = CK_VARIANT_ID,
+    .name = CK_VARIANT_NAME,
+    .gemm = {.mr = CK_MR, .nr = CK_NV * CK_VL, .mc = CK_MC, .kc = CK_KC, .nc = CK_NC},
+    .gemm_ukr = CK_UKR_NAME,
+    .gemm_ukr_name = CK_STR(CK_UKR_NAME),
+    .fma_peak = CK_PEAK_NAME,
+    .exp = CK_FN(ck_f32_exp),
+    .softmax_rows = CK_FN(ck_f32_softmax_rows),
+    .attn_softmax_step = CK_FN(ck_f32_attn_softmax_step),
+    .gemv = CK_FN(ck_f32_gemv),
+    .gemv_t = CK_FN(ck_f32_gemv_t),
+    .activation = CK_FN(ck_f32_activation),
+    .norm_rows = CK_FN(ck_f32_norm_rows),
+    .attn_query_panels = CK_ATTN_QUERY_PANELS,
+    .attn_key_block = CK_ATTN_KEY_BLOCK,
+};
+
+#undef CK_VFMA
+#undef CK_VFMA2
+#undef CK_SPLAT
+#undef CK_PEAK_NAME

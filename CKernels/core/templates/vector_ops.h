@@ -1,0 +1,105 @@
+/*
+ * Vector primitives shared by the row kernels (exp, softmax, GEMV, activations, norms, the
+ * attention softmax step), written once with vector extensions and instantiated per ISA by
+ * variant.h. Defined by the includer:
+ *   CK_VEC, CK_VL   float vector type and its lanes
+ *   CK_IVEC         int32 vector type with the same lanes
+ *   CK_FN(name)     appends the variant suffix: CK_FN(ck_f32_exp) -> ck_f32_exp__avx2
+ *   CK_NO_FMA       (optional) the portable scalar instantiation: no fused multiply-add
+ * Defines static inline helpers only: ck_vload/ck_vstore, ck_vmax, ck_hmax/ck_hsum, the
+ * vector exp (ck_vexp, ck_vexp_nonpos) and the CK_VSPLAT / CK_VSELECT / CK_VFMA2 macros.
+ */
+#include <string.h>
+
+#define CK_VSPLAT(x) (-(CK_VEC){0} + (x))
+#define CK_ISPLAT(x) ((CK_IVEC){0} + (x))
+/* Lane-wise select: mask lanes are all-ones (true) or all-zeros (false). */
+#define CK_VSELECT(mask, a, b) ((CK_VEC)((((CK_IVEC)(a)) & (mask)) | (((CK_IVEC)(b)) & ~(mask))))
+
+/* CK_NO_FMA: the portable scalar instantiation, where a fused multiply-add may not exist
+ * in hardware and would become a slow library call. */
+#if defined(__has_builtin) && !defined(CK_NO_FMA)
+#if __has_builtin(__builtin_elementwise_fma)
+#define CK_VFMA2(x, y, z) __builtin_elementwise_fma((x), (y), (z))
+#endif
+#endif
+#ifndef CK_VFMA2
+#define CK_VFMA2(x, y, z) ((x) * (y) + (z))
+#endif
+
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload)(const float *p) {
+    CK_VEC v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void CK_FN(ck_vstore)(float *p, CK_VEC v) { memcpy(p, &v, sizeof v); }
+
+/* max; which operand wins when one is NaN is unspecified (callers track NaN separately). */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vmax)(CK_VEC a, CK_VEC b) {
+#if defined(__has_builtin) && __has_builtin(__builtin_elementwise_max)
+    return __builtin_elementwise_max(a, b);
+#else
+    return CK_VSELECT(a > b, a, b);
+#endif
+}
+
+static inline __attribute__((always_inline)) float CK_FN(ck_hmax)(CK_VEC v) {
+    float m = v[0];
+    for (int i = 1; i < CK_VL; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+static inline __attribute__((always_inline)) float CK_FN(ck_hsum)(CK_VEC v) {
+    float s = 0;
+    for (int i = 0; i < CK_VL; i++) s += v[i];
+    return s;
+}
+
+/*
+ * exp(x), lane-wise. x = k*ln2 + r with k = round(x / ln2) by the 1.5*2^23 trick (no float to
+ * int conversion, so NaN cannot trigger undefined behaviour), r computed with ln2 split in
+ * two (Cody-Waite), exp(r) by the Cephes degree-6 minimax polynomial, then multiplied by 2^k
+ * as 2^(k/2) * 2^(k - k/2): both factors are normal for every k in [-150, 128], so a subnormal
+ * result is rounded exactly once. x is first clamped to [-104, 88.7229]: exp(-104) is below
+ * half the smallest subnormal and rounds to +0, and at 88.7229 the product overflows to +inf,
+ * so no case needs a fix-up afterwards. NaN fails both clamp compares and stays NaN.
+ * Accuracy: <= 2 ulp (tests measure it over the whole float range).
+ */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_poly)(CK_VEC xc, CK_IVEC *k) {
+    const CK_VEC magic = CK_VSPLAT(12582912.0f); /* 1.5 * 2^23 */
+    CK_VEC t = CK_VFMA2(xc, CK_VSPLAT(1.44269504088896341f), magic);
+    *k = ((CK_IVEC)t) - (CK_IVEC)magic; /* integer k in the low mantissa bits */
+    CK_VEC kf = t - magic;
+    CK_VEC r = CK_VFMA2(kf, CK_VSPLAT(-0.693359375f), xc);
+    r = CK_VFMA2(kf, CK_VSPLAT(2.12194440e-4f), r);
+    CK_VEC p = CK_VSPLAT(1.9875691500e-4f);
+    p = CK_VFMA2(p, r, CK_VSPLAT(1.3981999507e-3f));
+    p = CK_VFMA2(p, r, CK_VSPLAT(8.3334519073e-3f));
+    p = CK_VFMA2(p, r, CK_VSPLAT(4.1665795894e-2f));
+    p = CK_VFMA2(p, r, CK_VSPLAT(1.6666665459e-1f));
+    p = CK_VFMA2(p, r, CK_VSPLAT(5.0000001201e-1f));
+    return CK_VFMA2(p, r * r, r + 1.0f);
+}
+
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
+    const CK_VEC hi = CK_VSPLAT(88.7229f), lo = CK_VSPLAT(-104.0f);
+    CK_VEC xc = CK_VSELECT(x > hi, hi, x);
+    xc = CK_VSELECT(xc < lo, lo, xc);
+    CK_IVEC k;
+    CK_VEC p = CK_FN(ck_vexp_poly)(xc, &k);
+    CK_IVEC k1 = k >> 1, k2 = k - k1;
+    return p * (CK_VEC)((k1 + 127) << 23) * (CK_VEC)((k2 + 127) << 23);
+}
+
+/*
+ * exp(x) for x <= 0 where results below 2^-126 may be flushed to 0: the softmax and attention
+ * inner loops, whose terms are x - max <= 0 and are summed against a largest term of 1, so a
+ * flushed term changes nothing representable. One scaling step; -inf gives exactly 0.
+ */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_nonpos)(CK_VEC x) {
+    const CK_VEC lo = CK_VSPLAT(-87.0f);
+    CK_IVEC tiny = x < lo;
+    CK_IVEC k;
+    CK_VEC p = CK_FN(ck_vexp_poly)(CK_VSELECT(tiny, lo, x), &k);
+    CK_VEC y = p * (CK_VEC)((k + 127) << 23);
+    return (CK_VEC)((CK_IVEC)y & ~tiny);
+}

@@ -1,0 +1,59 @@
+/*
+ * AVX2 + FMA variant (x86-64): every kernel of core/templates/variant.h with a 6 x 16
+ * micro-tile (ck_f32_gemm_ukr_6x16__avx2).
+ *
+ * Registers (16 ymm, 8 floats each): 6 rows x 2 vectors = 12 accumulators, 2 B vectors,
+ * 1 broadcast of A = 15. Per k step: 2 loads of B + 6 broadcasts for 12 FMAs (6 cycles on two
+ * FMA ports), so loads never limit; 12 independent chains cover FMA latency 4 x 2 ports = 8.
+ *
+ * Cache blocks (float32), measured on Zen 5 (sweep of mc 48..288 x kc 256..1024, see
+ * BENCHMARKS.md): a long kc wins, because every kc block re-reads and re-writes the whole C
+ * block, and the B micro-panel streams well from L2:
+ *   kc = 1024: A micro-panel 6 x kc = 24 KiB stays in L1 (48 KiB); B micro-panel kc x 16 =
+ *              64 KiB streams from L2
+ *   mc = 48:   packed A block 48 x 1024 = 192 KiB stays in L2 (1 MiB) next to B micro-panels
+ *   nc = 4096: packed B block 1024 x 4096 = 16 MiB in L3 (32 MiB), streamed once per A block
+ */
+#include "../../core/ck_internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+/* Overridable only to let a tuning build sweep them (-DCK_AVX2_MC=...); the defaults are the
+ * measured best on Zen 5 (see BENCHMARKS.md). */
+#ifndef CK_AVX2_MC
+#define CK_AVX2_MC 48
+#endif
+#ifndef CK_AVX2_KC
+#define CK_AVX2_KC 1024
+#endif
+#ifndef CK_AVX2_NC
+#define CK_AVX2_NC 4096
+#endif
+
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+
+typedef float ck_v8f __attribute__((vector_size(32)));
+typedef int ck_v8i __attribute__((vector_size(32)));
+
+#define CK_VEC ck_v8f
+#define CK_IVEC ck_v8i
+#define CK_VL 8
+#define CK_FN(name) name##__avx2
+#define CK_UKR_NAME ck_f32_gemm_ukr_6x16__avx2
+#define CK_MR 6
+#define CK_NV 2
+#define CK_MC CK_AVX2_MC
+#define CK_KC CK_AVX2_KC
+#define CK_NC CK_AVX2_NC
+#define CK_PEAK_CHAINS 12
+#define CK_ANV 2
+#define CK_ATTN_QUERY_PANELS 2 /* 32 queries: Q panels 2 x 64 x 16 floats = 8 KiB */
+#define CK_ATTN_KEY_BLOCK 384  /* score tile 384 x 32 floats = 48 KiB (L1/L2); measured best of 48..1152 */
+#define CK_TABLE ck_kernels_avx2
+#define CK_VARIANT_ID CK_VARIANT_AVX2
+#define CK_VARIANT_NAME "avx2"
+#include "../../core/templates/variant.h"
+
+#pragma clang attribute pop
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * AVX-512 variant (x86-64, F/BW/DQ/VL): every kernel of core/templates/variant.h with a
+ * 14 x 32 micro-tile (ck_f32_gemm_ukr_14x32__avx512).
+ *
+ * Registers (32 zmm, 16 floats each): 14 rows x 2 vectors = 28 accumulators, 2 B vectors,
+ * 1 broadcast of A (folded into the FMA as an embedded {1to16} broadcast) = 31.
+ * Per k step: 2 loads of B + 14 broadcasts for 28 FMAs (14 cycles on two 512-bit FMA ports);
+ * 28 independent chains cover FMA latency 4 x 2 ports = 8 with room to spare.
+ *
+ * Cache blocks (float32):
+ *   kc = 256: B micro-panel kc x 32 = 32 KiB (L1 is 48 KiB on Zen 5), A micro-panel 14 KiB
+ *   mc = 168: packed A block 168 x 256 = 168 KiB in L2 (1 MiB)
+ *   nc = 3072: packed B block 256 x 3072 = 3 MiB in L3
+ *
+ * min_vector_width(512) keeps the backend from splitting the 64-byte vectors into 256-bit
+ * halves on CPUs tuned to prefer 256-bit vectors.
+ */
+#include "../../core/ck_internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"), min_vector_width(512))), apply_to = function)
+
+typedef float ck_v16f __attribute__((vector_size(64)));
+typedef int ck_v16i __attribute__((vector_size(64)));
+
+#define CK_VEC ck_v16f
+#define CK_IVEC ck_v16i
+#define CK_VL 16
+#define CK_FN(name) name##__avx512
+#define CK_UKR_NAME ck_f32_gemm_ukr_14x32__avx512
+#define CK_MR 14
+#define CK_NV 2
+#define CK_MC 168
+#define CK_KC 256
+#define CK_NC 3072
+#define CK_PEAK_CHAINS 24
+#define CK_ANV 2
+#define CK_ATTN_QUERY_PANELS 1 /* 32 queries: Q panel 64 x 32 floats = 8 KiB */
+#define CK_ATTN_KEY_BLOCK 392  /* score tile 392 x 32 floats = 49 KiB, as measured best on AVX2 */
+#define CK_TABLE ck_kernels_avx512
+#define CK_VARIANT_ID CK_VARIANT_AVX512
+#define CK_VARIANT_NAME "avx512"
+#include "../../core/templates/variant.h"
+
+#pragma clang attribute pop
+
+#endif

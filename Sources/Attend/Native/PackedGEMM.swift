@@ -1,0 +1,195 @@
+import Foundation
+internal import CKernels
+
+// Products with a weight packed once into the GEMM micro-kernel's B layout
+// (`ck_f32_pack_weight`, `ck_f32_gemm_packed` in core/gemm.c, which share the general
+// driver's macro-kernel and edge handling). Swift keeps what the C contract leaves to it:
+// validation, the choice of path and the split over threads.
+
+/// A `[n, k]` weight (PyTorch `Linear` layout) packed for one native kernel variant.
+/// Memory: `ceil(n / nr) * nr * k` floats, about the size of the weight.
+struct PackedWeight: @unchecked Sendable {
+    let variant: KernelVariant
+    let n: Int
+    let k: Int
+    /// 64-byte aligned, `ck_f32_packed_weight_size` floats (at least 1).
+    let storage: TensorStorage
+
+    /// Micro-panels of `nr` weight rows.
+    var panels: Int { (n + nr - 1) / nr }
+    var nr: Int { Int(variant.kernels.pointee.gemm.nr) }
+
+    /// Packs `weight` `[n, k]` for `variant`, parallel over micro-panels. Cost: one read and
+    /// one write of the weight.
+    init(_ weight: Tensor, variant: KernelVariant, threads: Int) {
+        precondition(weight.rank == 2, "PackedWeight: weight \(weight.shape) must be [out, in]")
+        let kern = variant.kernels
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        let size = ck_f32_packed_weight_size(kern, n, k)
+        let storage = TensorStorage(uninitializedCount: max(1, size))
+        let nr = Int(kern.pointee.gemm.nr), panels = (n + nr - 1) / nr
+        if size > 0 {
+            weight.withUnsafeBufferPointer { w in
+                let parts = max(1, min(threads, panels, size >> 16))
+                let per = (panels + parts - 1) / parts
+                parallelFor(parts, threads: parts) { part in
+                    ck_f32_pack_weight(kern, n, k, w.baseAddress!, k, part * per, min(panels, (part + 1) * per), storage.base)
+                }
+            }
+        }
+        (self.variant, self.n, self.k, self.storage) = (variant, n, k, storage)
+    }
+}
+
+/// A weight's packed copies, one per kernel variant, made the first time a product on that
+/// variant needs one and kept for the weight's lifetime (a `Linear` owns one: its weight is
+/// immutable). Thread-safe: concurrent first calls pack once.
+final class PackedWeightCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var packed: [KernelVariant: PackedWeight] = [:]
+
+    init() {}
+
+    /// The packing of `weight` for `variant` (packing it now, on `threads`, if it is new).
+    func packed(_ weight: Tensor, variant: KernelVariant, threads: Int) -> PackedWeight {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = packed[variant] { return p }
+        let p = PackedWeight(weight, variant: variant, threads: threads)
+        packed[variant] = p
+        return p
+    }
+
+    /// Variants packed so far (for tests).
+    var variants: [KernelVariant] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Array(packed.keys)
+    }
+}
+
+/// What a packed product adds after the matrix product, per tile while it is in cache
+/// (`ck_gemm_epilogue`): `C = act(C + bias) + residual`.
+struct GEMMEpilogue {
+    /// One float per column of C (already offset to C's first column), or nil.
+    var bias: UnsafePointer<Float>? = nil
+    var activation: Activation? = nil
+    /// A matrix shaped like C (row stride `ldr`) that does not alias it, or nil.
+    var residual: UnsafePointer<Float>? = nil
+    var ldr: Int = 0
+}
+
+/// `C = act(beta * C + A · W[columns]ᵀ + bias) + residual`, A `[m, k]` (row stride `lda`),
+/// W the packed weight, `columns` the weight rows used (its lower bound a multiple of the
+/// variant's nr), C `[m, columns.count]` (row stride `ldc`).
+///
+/// The split: work is cut into row blocks (mc) x groups of weight micro-panels, so a short A
+/// still uses every thread; when several items share a row block, all of A is packed once up
+/// front (`ck_f32_pack_a`), otherwise each item packs its own rows. Each C element is summed by
+/// one thread in the same order whatever the split. Cost: `2 m n k` flops plus one packing of A.
+func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeight, columns: Range<Int>,
+                c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float, epilogue: GEMMEpilogue = GEMMEpilogue(),
+                threads: Int) {
+    let kern = w.variant.kernels
+    let g = kern.pointee.gemm
+    let nr = Int(g.nr), mc = Int(g.mc)
+    let n = columns.count, k = w.k
+    precondition(columns.lowerBound >= 0 && columns.upperBound <= w.n && columns.lowerBound % nr == 0,
+                 "packedGEMM: columns \(columns) of a [\(w.n), \(k)] weight must start at a multiple of \(nr)")
+    precondition(lda >= k && ldc >= n && (epilogue.residual == nil || epilogue.ldr >= n),
+                 "packedGEMM: lda \(lda) < k \(k), ldc \(ldc) or ldr \(epilogue.ldr) < n \(n)")
+    if m == 0 || n == 0 { return }
+    let panels = (n + nr - 1) / nr
+    let mBlocks = (m + mc - 1) / mc
+    let flops = 2 * m * n * max(k, 1)
+    // No B packing to amortize, so smaller products are worth splitting than in nativeGEMM.
+    let useThreads = max(1, min(threads, flops / (1 << 20)))
+    // Enough items for every thread (a few per thread for balance), never splitting a panel.
+    let nChunks = useThreads == 1 ? 1 : max(1, min(panels, (4 * useThreads + mBlocks - 1) / mBlocks))
+    let panelsPerChunk = (panels + nChunks - 1) / nChunks
+    var sharedA: UnsafeMutablePointer<Float>? = nil
+    if nChunks > 1 && k > 0 {
+        let count = ck_f32_packed_a_size(kern, m, k)
+        sharedA = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+        ck_f32_pack_a(kern, m, k, a, lda, sharedA!)
+    }
+    defer { sharedA.map { UnsafeMutableRawPointer($0).deallocate() } }
+    var args = ck_gemm_packed(
+        m: m, n: n, k: k, a: a, lda: lda, packed_a: sharedA.map { UnsafePointer($0) },
+        packed_w: UnsafePointer(w.storage.base), weight_n: w.n, weight_col0: columns.lowerBound, c: c, ldc: ldc, beta: beta,
+        epilogue: ck_gemm_epilogue(bias: epilogue.bias, activation: epilogue.activation?.cKind ?? Int32(CK_ACT_NONE),
+                                   residual: epilogue.residual, ldr: epilogue.ldr))
+    let wsCount = sharedA == nil ? ck_f32_gemm_packed_workspace(kern, min(m, mc), k) : 1
+    withExtendedLifetime(w.storage) {
+        withUnsafePointer(to: &args) { ap in
+            parallelFor(mBlocks * nChunks, threads: useThreads) { item in
+                let mb = item / nChunks, chunk = item % nChunks
+                let i0 = mb * mc, i1 = min(m, i0 + mc)
+                let j0 = chunk * panelsPerChunk, j1 = min(panels, j0 + panelsPerChunk)
+                if j0 >= j1 { return }
+                let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
+                defer { ws.deallocate() }
+                ck_f32_gemm_packed(kern, ap, i0, i1, j0, j1, ws)
+            }
+        }
+    }
+}
+
+/// `act(x W[outputs]ᵀ + b[outputs]) + residual` for `x` `[..., in]`: the forward pass of a
+/// ``Linear``, as `[..., outputs.count]`.
+///
+/// Path: on a native backend with more than ``gemvMaxRows`` rows and `outputs` starting at a
+/// multiple of the variant's nr, the product runs on the weight packed once per variant
+/// (`cache`) with the bias, activation and residual fused into its epilogue; otherwise one
+/// SGEMM (GEMV for a row or two) whose output starts as the bias rows (beta = 1), then the
+/// activation and the residual as separate passes. Cost: `2 * rows * in * outputs.count` flops.
+func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
+                   activation: Activation?, residual: Tensor?, compute: Compute) -> Tensor {
+    let k = weight.shape[1]
+    let rows = k == 0 ? x.shape.dropLast().reduce(1, *) : x.count / k
+    let n = outputs.count
+    let outShape = Array(x.shape.dropLast()) + [n]
+    if let residual {
+        precondition(residual.count == rows * n && residual.shape.last == n,
+                     "Linear: residual \(residual.shape) must hold \(rows) rows of \(n) (output \(outShape))")
+    }
+    var out = Tensor.uninitialized(outShape)
+    if rows == 0 || n == 0 { return out }
+    if case .native(let variant) = compute.backend, rows > gemvMaxRows,
+       outputs.lowerBound % Int(variant.kernels.pointee.gemm.nr) == 0 {
+        let packed = cache.packed(weight, variant: variant, threads: compute.threads)
+        let none = Tensor.zeros([1])
+        x.withUnsafeBufferPointer { xp in
+            (bias ?? none).withUnsafeBufferPointer { bp in
+                (residual ?? none).withUnsafeBufferPointer { rp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        let ep = GEMMEpilogue(bias: bias == nil ? nil : bp.baseAddress! + outputs.lowerBound, activation: activation,
+                                              residual: residual == nil ? nil : rp.baseAddress!, ldr: n)
+                        packedGEMM(a: xp.baseAddress ?? UnsafePointer(op.baseAddress!), lda: k, m: rows, weight: packed,
+                                   columns: outputs, c: op.baseAddress!, ldc: n, beta: 0, epilogue: ep, threads: compute.threads)
+                    }
+                }
+            }
+        }
+        return out
+    }
+    out.withUnsafeMutableBufferPointer { o in
+        let ob = o.baseAddress!
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows { (ob + r * n).update(from: b.baseAddress! + outputs.lowerBound, count: n) }
+            }
+        }
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                let w = UnsafeBufferPointer(rebasing: wp[(outputs.lowerBound * k)...])
+                gemm(alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
+                     b: w, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
+                     beta: bias == nil ? 0 : 1, c: o, ldc: n, compute: compute)
+            }
+        }
+    }
+    if let activation { out.apply(activation, compute: compute) }
+    if let residual { out += residual.reshaped(outShape) }
+    return out
+}

@@ -1,0 +1,94 @@
+// Running a built executable as a child process and measuring how it ended: exit status or
+// signal, its output, and its peak resident memory (the kernel's ru_maxrss from wait4), with
+// a wall-clock limit. Foundation's Process reaps children itself and cannot report the peak
+// memory, so this spawns with posix_spawn and waits with wait4.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a child process ended and what it printed.
+public struct ChildResult: Sendable, CustomStringConvertible {
+    /// The exit status, when it exited (nil when a signal ended it).
+    public var status: Int32?
+    /// The signal that ended it (nil when it exited).
+    public var signal: Int32?
+    /// Whether it was killed for passing the time limit.
+    public var timedOut: Bool
+    /// Standard output and standard error, decoded as UTF-8 (invalid bytes replaced).
+    public var stdout: String
+    public var stderr: String
+    /// Peak resident set size of the child, in KiB (`ru_maxrss` on Linux).
+    public var peakRSSKiB: Int
+
+    public var description: String {
+        let end = status.map { "exit \($0)" } ?? "signal \(signal ?? -1)"
+        return "\(end)\(timedOut ? " (timed out)" : ""), peak RSS \(peakRSSKiB / 1024) MiB, stderr: \(stderr.prefix(400))"
+    }
+}
+
+/// Runs `executable` with `arguments`, standard input from `stdin` (nil: /dev/null), and
+/// waits for it at most `timeout` seconds (then kills it with SIGKILL and reports
+/// `timedOut`). `environment` entries are added to the current environment.
+/// Throws when the process cannot be started.
+public func runChild(_ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 120,
+                     environment: [String: String] = [:]) throws -> ChildResult {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-child-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let inPath = dir.appendingPathComponent("stdin").path
+    let outPath = dir.appendingPathComponent("stdout").path
+    let errPath = dir.appendingPathComponent("stderr").path
+    _ = FileManager.default.createFile(atPath: inPath, contents: stdin ?? Data())
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : inPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    guard rc == 0 else {
+        throw NSError(domain: "runChild", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable): \(String(cString: strerror(rc)))"])
+    }
+
+    var status: Int32 = 0
+    var usage = rusage()
+    var timedOut = false
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        let r = wait4(pid, &status, WNOHANG, &usage)
+        if r == pid { break }
+        if r < 0 && errno != EINTR {
+            throw NSError(domain: "runChild", code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "wait4 failed"])
+        }
+        if !timedOut && Date() > deadline {
+            kill(pid, SIGKILL)
+            timedOut = true
+        }
+        usleep(2_000)
+    }
+    let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+    // WIFEXITED / WEXITSTATUS / WTERMSIG are macros; spelled out here.
+    let signal = status & 0x7F
+    return ChildResult(status: signal == 0 ? (status >> 8) & 0xFF : nil, signal: signal == 0 ? nil : signal,
+                       timedOut: timedOut, stdout: read(outPath), stderr: read(errPath), peakRSSKiB: Int(usage.ru_maxrss))
+}
+
+/// The path of an executable product (`attend`, `bench`) that `swift build` puts beside the
+/// test bundle `bundle`.
+public func builtProduct(_ name: String, besides bundle: Bundle) -> String {
+    bundle.bundleURL.deletingLastPathComponent().appendingPathComponent(name).path
+}
