@@ -14,7 +14,9 @@ Writes Tests/TokenizerTests/Fixtures/extra/<name>/   small tokenizers trained he
        byte_fallback), bpe_suffix (continuing_subword_prefix, end_of_word_suffix, unk with
        fuse_unk, Whitespace + Digits + Punctuation, BPEDecoder), t5_slow (spiece.model only),
        llama_slow (tokenizer.model only), gpt2_slow (vocab.json + merges.txt only; the golden
-       folder's vocab.json numbers tokens differently from its tokenizer.json)
+       folder's vocab.json numbers tokens differently from its tokenizer.json), qwen_style and
+       llama3_style (NFC, Split with Qwen2's / Llama 3's regular expression, byte-level BPE;
+       Llama 3's with ignore_merges)
        Tests/TokenizerTests/Fixtures/tokenizer_hard.json    transformers' ids, tokens and
        decodes (skip_special_tokens True and False) for every folder on hard texts
        Tests/TokenizerTests/Fixtures/sentencepiece_cases.json  sentencepiece's own ids and
@@ -161,6 +163,25 @@ def make_bpe_suffix():
          sep_token="[SEP]", clean_up_tokenization_spaces=True)
 
 
+QWEN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+LLAMA3 = QWEN.replace(r"\p{N}|", r"\p{N}{1,3}|", 1)
+
+
+def make_split_regex(name, pattern, ignore_merges):
+    t = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    t.normalizer = normalizers.NFC()
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(pattern), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    t.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    t.train_from_iterator(CORPUS, trainer)
+    t.post_processor = processors.ByteLevel(trim_offsets=False)
+    save(t, name, tokenizer_class="Qwen2Tokenizer" if "qwen" in name else "PreTrainedTokenizerFast",
+         eos_token="<|endoftext|>", unk_token=None, pad_token="<|endoftext|>")
+
+
 def make_slow_copies():
     for name, src, files in [("t5_slow", "t5_unigram", ["spiece.model", "tokenizer_config.json"]),
                              ("llama_slow", "llama_bpe", ["tokenizer.model", "tokenizer_config.json"]),
@@ -187,9 +208,12 @@ def main():
     make_roberta()
     make_unigram()
     make_bpe_suffix()
+    make_split_regex("qwen_style", QWEN, ignore_merges=False)
+    make_split_regex("llama3_style", LLAMA3, ignore_merges=True)
     make_slow_copies()
     folders = {n: os.path.join(FIX, n) for n in ["t5_unigram", "marian_spm", "llama_bpe", "gpt2_bytelevel"]}
-    for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow", "gpt2_slow"]:
+    for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow", "gpt2_slow",
+              "qwen_style", "llama3_style"]:
         folders["extra/" + n] = os.path.join(EXTRA, n)
     result = {"made_with": {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
                             "sentencepiece": spm.__version__},

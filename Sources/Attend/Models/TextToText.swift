@@ -21,6 +21,7 @@ public enum TextToTextError: Error, CustomStringConvertible, Equatable {
     /// The text gives no tokens at all.
     case empty(textIndex: Int)
 
+    /// One line: which text and what is wrong.
     public var description: String {
         switch self {
         case .idOutsideVocabulary(let i, let id, let v):

@@ -78,11 +78,14 @@ public struct SentencePieceTokenizer: Tokenizer {
         return ids
     }
 
+    /// `text`'s pieces (control and user-defined pieces typed in it kept whole), with the
+    /// class's bos/eos when `addSpecialTokens`. Cost: SentencePiece's, linear in the text.
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
         let a = pieceIDs(text)
         return template(addSpecialTokens).apply(a, nil)
     }
 
+    /// Two texts, each with the class's bos/eos; the second has token type 1.
     public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
         template(addSpecialTokens).apply(pieceIDs(text), pieceIDs(pair))
     }
@@ -100,6 +103,8 @@ public struct SentencePieceTokenizer: Tokenizer {
         return PostProcessorTemplate(single: single, pair: pair)
     }
 
+    /// SentencePiece's decode of the pieces between special tokens, special tokens written as
+    /// they are unless skipped; unknown ids are left out. Cost: linear in the ids.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var out = ""
         var run: [[UInt8]] = []
@@ -120,17 +125,21 @@ public struct SentencePieceTokenizer: Tokenizer {
         return out + processor.decode(pieces: run)
     }
 
+    /// The piece with `id` (or the `<extra_id_N>` sentinel), or nil.
     public func token(for id: Int) -> String? {
         if let e = extra[id] { return String(decoding: e, as: UTF8.self) }
         return processor.model.pieces[safe: id].map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The id of the piece spelled `token`, or nil.
     public func id(for token: String) -> Int? {
         let b = Array(token.utf8)
         return extraByText[b] ?? processor.vocabulary.id(b)
     }
 
+    /// Whether `id` is a control, unknown or sentinel piece.
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
+    /// The number of pieces plus the sentinels.
     public var idLimit: Int { processor.model.pieces.count + extra.count }
 }
