@@ -16,7 +16,7 @@ Writes Tests/TokenizerTests/Fixtures/extra/<name>/   small tokenizers trained he
        llama_slow (tokenizer.model only), gpt2_slow (vocab.json + merges.txt only; the golden
        folder's vocab.json numbers tokens differently from its tokenizer.json), qwen_style and
        llama3_style (NFC, Split with Qwen2's / Llama 3's regular expression, byte-level BPE;
-       Llama 3's with ignore_merges)
+       Llama 3's with ignore_merges), t5_cleanup (the golden T5 with clean_up_tokenization_spaces)
        Tests/TokenizerTests/Fixtures/tokenizer_hard.json    transformers' ids, tokens and
        decodes (skip_special_tokens True and False) for every folder on hard texts
        Tests/TokenizerTests/Fixtures/sentencepiece_cases.json  sentencepiece's own ids and
@@ -109,6 +109,7 @@ HARD = [
     "<mask> token and <mask>",
     "spacing marks: theि कि ণ্ and numbers ① ② ⑳ ½ Ⅻ ٣ ߁",
     "\r\n's\u001bि<0x41>Ｂe❤語\n",
+    "Hello , world ! Is it ? I 'm sure , they 're n't . ' quoted '",
 ] + [random_text(40) for _ in range(12)] + [mixed_text() for _ in range(16)]
 
 
@@ -182,6 +183,17 @@ def make_split_regex(name, pattern, ignore_merges):
          eos_token="<|endoftext|>", unk_token=None, pad_token="<|endoftext|>")
 
 
+def make_cleanup_copy():
+    """The golden T5 tokenizer.json with clean_up_tokenization_spaces set (transformers then
+    removes the space before punctuation when decoding a non-BPE model)."""
+    d = os.path.join(EXTRA, "t5_cleanup")
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(os.path.join(FIX, "t5_unigram", "tokenizer.json"), os.path.join(d, "tokenizer.json"))
+    config = json.load(open(os.path.join(FIX, "t5_unigram", "tokenizer_config.json")))
+    config["clean_up_tokenization_spaces"] = True
+    json.dump(config, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=1)
+
+
 def make_slow_copies():
     for name, src, files in [("t5_slow", "t5_unigram", ["spiece.model", "tokenizer_config.json"]),
                              ("llama_slow", "llama_bpe", ["tokenizer.model", "tokenizer_config.json"]),
@@ -211,9 +223,10 @@ def main():
     make_split_regex("qwen_style", QWEN, ignore_merges=False)
     make_split_regex("llama3_style", LLAMA3, ignore_merges=True)
     make_slow_copies()
+    make_cleanup_copy()
     folders = {n: os.path.join(FIX, n) for n in ["t5_unigram", "marian_spm", "llama_bpe", "gpt2_bytelevel"]}
     for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow", "gpt2_slow",
-              "qwen_style", "llama3_style"]:
+              "qwen_style", "llama3_style", "t5_cleanup"]:
         folders["extra/" + n] = os.path.join(EXTRA, n)
     result = {"made_with": {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
                             "sentencepiece": spm.__version__},
