@@ -61,7 +61,7 @@ do {
     case .embed:
         let embedder = try SentenceEmbedder(directory: folder)
         let encodings = texts.map { embedder.encode($0) }
-        let vectors = embedder.embed(encodings: encodings, batchSize: args.batchSize)
+        let vectors = try embedder.embed(encodings: encodings, batchSize: args.batchSize)
         let dim = embedder.dimension
         let all = vectors.scalars
         for (i, text) in texts.enumerated() {
@@ -77,7 +77,7 @@ do {
     case .similarity:
         let embedder = try SentenceEmbedder(directory: folder)
         let encodings = texts.map { embedder.encode($0) }
-        let sims = cosineSimilarityMatrix(embedder.embed(encodings: encodings, batchSize: args.batchSize))
+        let sims = cosineSimilarityMatrix(try embedder.embed(encodings: encodings, batchSize: args.batchSize))
         let n = texts.count
         let all = sims.scalars
         if args.json {

@@ -51,11 +51,11 @@ struct BERTModelTests {
         #expect(model.pooler != nil && model.maskedLMHead != nil && model.nextSentenceHead != nil)
         // The decoder is tied: the word embedding table itself, stored once.
         #expect(model.maskedLMHead!.decoder.weight == model.embeddings.word.weight)
-        let out = model.forward(inputIDs: try g.rows("in.input_ids"), tokenTypeIDs: try g.rows("in.token_type_ids"),
+        let out = try model.forward(inputIDs: try g.rows("in.input_ids"), tokenTypeIDs: try g.rows("in.token_type_ids"),
                                 attentionMask: try g.rows("in.attention_mask"), compute: compute)
         let hidden = out.lastHiddenState
-        let mlm = model.maskedLMLogits(hidden, compute: compute)
-        let nsp = model.nextSentenceLogits(model.pooled(hidden, compute: compute), compute: compute)
+        let mlm = try model.maskedLMLogits(hidden, compute: compute)
+        let nsp = try model.nextSentenceLogits(try model.pooled(hidden, compute: compute), compute: compute)
         let eh = maxAbsDiff(hidden, try g.io.tensor("out.last_hidden_state"))
         let em = maxAbsDiff(mlm, try g.io.tensor("out.mlm_logits"))
         let en = maxAbsDiff(nsp, try g.io.tensor("out.nsp_logits"))
@@ -74,7 +74,7 @@ struct BERTModelTests {
         let folder = try BERTModel(directory: dir)
         let ids = try g.rows("in.input_ids"), types = try g.rows("in.token_type_ids"), mask = try g.rows("in.attention_mask")
         let expected = try g.io.tensor("out.last_hidden_state")
-        #expect(maxAbsDiff(folder.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask).lastHiddenState, expected) <= 1e-4)
+        #expect(try maxAbsDiff(folder.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask).lastHiddenState, expected) <= 1e-4)
 
         // BertModel's naming (no "bert." prefix, no heads), plus the position_ids buffer.
         var bare: [String: Tensor] = [:]
@@ -84,7 +84,7 @@ struct BERTModelTests {
         bare["embeddings.position_ids"] = Tensor(shape: [1, 64], generating: { Float($0) })
         let model = try BERTModel(config: g.config, weights: MemorySource(tensors: bare))
         #expect(model.maskedLMHead == nil && model.nextSentenceHead == nil && model.pooler != nil)
-        #expect(maxAbsDiff(model.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask).lastHiddenState, expected) <= 1e-4)
+        #expect(try maxAbsDiff(model.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask).lastHiddenState, expected) <= 1e-4)
     }
 
     @Test("checkpoint problems throw errors naming the tensor")
@@ -168,7 +168,7 @@ struct BERTModelTests {
         let types = lengths.map { n in (0..<seq).map { $0 < n && $0 > n / 2 ? 1 : 0 } }
         let mask = lengths.map { n in (0..<seq).map { $0 < n ? 1 : 0 } }
         for compute in allBackends {
-            let got = model.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, compute: compute).lastHiddenState
+            let got = try model.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, compute: compute).lastHiddenState
             for b in 0..<ids.count {
                 let n = lengths[b]
                 let want = naiveBERT(config, weights, ids: Array(ids[b].prefix(n)), types: Array(types[b].prefix(n)))
@@ -187,10 +187,36 @@ struct BERTModelTests {
     func hiddenStates() throws {
         let config = BERTConfig(vocabSize: 30, hiddenSize: 16, numHiddenLayers: 3, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 8)
         let model = try BERTModel(config: config, weights: randomBERTWeights(config, seed: 3))
-        let out = model.forward(inputIDs: [[1, 2, 3]], outputHiddenStates: true)
+        let out = try model.forward(inputIDs: [[1, 2, 3]], outputHiddenStates: true)
         #expect(out.hiddenStates.count == 4 && out.hiddenStates.last == out.lastHiddenState)
-        #expect(model.forward(inputIDs: [[1, 2, 3]]).hiddenStates.isEmpty)
-        #expect(model.forward(inputIDs: []).lastHiddenState.shape == [0, 0, 16])
+        #expect(try model.forward(inputIDs: [[1, 2, 3]]).hiddenStates.isEmpty)
+        #expect(try model.forward(inputIDs: []).lastHiddenState.shape == [0, 0, 16])
+    }
+
+    @Test("input the model cannot take throws a one-line ModelInputError naming what and where")
+    func badInputThrows() throws {
+        let config = BERTConfig(vocabSize: 30, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 8)
+        let model = try BERTModel(config: config, weights: randomBERTWeights(config, seed: 4))
+        func message(_ body: () throws -> Void) -> String? {
+            do { try body() } catch let e as ModelInputError { return e.message } catch { return "another error: \(error)" }
+            return nil
+        }
+        let cases: [(String, () throws -> Void)] = [
+            ("token id 30 at [1][2] out of range 0..<30", { _ = try model.forward(inputIDs: [[1, 2, 3], [4, 5, 30]]) }),
+            ("token id -1 at [0][0]", { _ = try model.forward(inputIDs: [[-1]]) }),
+            ("rows have different lengths", { _ = try model.forward(inputIDs: [[1, 2], [3]]) }),
+            ("sequence length 9 exceeds maxPositionEmbeddings 8", { _ = try model.forward(inputIDs: [Array(repeating: 1, count: 9)]) }),
+            ("token type 2 at [0][1] out of range 0..<2", { _ = try model.forward(inputIDs: [[1, 2]], tokenTypeIDs: [[0, 2]]) }),
+            ("attentionMask values must be 0 or 1", { _ = try model.forward(inputIDs: [[1, 2]], attentionMask: [[1, 5]]) }),
+            ("attentionMask 1 x [1] must be [1][2]", { _ = try model.forward(inputIDs: [[1, 2]], attentionMask: [[1]]) }),
+            ("no MLM head", { _ = try model.maskedLMLogits(Tensor.zeros([1, 2, 16])) }),
+            ("no NSP head", { _ = try model.nextSentenceLogits(Tensor.zeros([1, 16])) }),
+            ("hidden state [1, 2, 15] must be [batch, seq >= 1, 16]", { _ = try model.pooled(Tensor.zeros([1, 2, 15])) }),
+        ]
+        for (expected, body) in cases {
+            let m = message(body)
+            #expect(m?.contains(expected) == true && m?.contains("\n") == false, "expected '\(expected)', got \(m ?? "no error")")
+        }
     }
 }
 
@@ -339,8 +365,8 @@ struct UnpaddedTests {
             let pad = { (rows: [[Int]], v: Int) in rows.map { $0 + Array(repeating: v, count: longest - $0.count) } }
             let mask = lengths.map { n in (0..<longest).map { $0 < n ? 1 : 0 } }
             for compute in allBackends {
-                let padded = model.forward(inputIDs: pad(ids, 0), tokenTypeIDs: pad(types, 0), attentionMask: mask, compute: compute).lastHiddenState
-                let (stacked, rows) = model.forwardUnpadded(ids, tokenTypeIDs: types, compute: compute)
+                let padded = try model.forward(inputIDs: pad(ids, 0), tokenTypeIDs: pad(types, 0), attentionMask: mask, compute: compute).lastHiddenState
+                let (stacked, rows) = try model.forwardUnpadded(ids, tokenTypeIDs: types, compute: compute)
                 #expect(stacked.shape == [lengths.reduce(0, +), 16] && rows.starts == [0] + lengths.dropLast().reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) })
                 var worst: Float = 0
                 for (b, n) in lengths.enumerated() {

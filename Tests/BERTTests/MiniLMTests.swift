@@ -47,7 +47,7 @@ struct MiniLMTests {
     @Test("sentence embeddings: cosine >= 0.99999 and max abs error <= 1e-5 for every golden text")
     func embeddings() throws {
         let e = try #require(MiniLMGolden.embedder)
-        let got = e.embed(MiniLMGolden.cases.map(\.text))
+        let got = try e.embed(MiniLMGolden.cases.map(\.text))
         var worstCos = 1.0, worstAbs = 0.0
         for (i, c) in MiniLMGolden.cases.enumerated() {
             let row = Array(got.scalars[(i * 384)..<((i + 1) * 384)])
@@ -63,7 +63,7 @@ struct MiniLMTests {
     func layers() throws {
         let e = try #require(MiniLMGolden.embedder)
         let c = MiniLMGolden.cases[0]
-        let out = e.model.forward(inputIDs: [c.ids], outputHiddenStates: true)
+        let out = try e.model.forward(inputIDs: [c.ids], outputHiddenStates: true)
         let n = c.ids.count
         let checks: [(String, Tensor, Double)] = [
             ("embeddings", out.hiddenStates[0], 1e-5),
@@ -85,10 +85,10 @@ struct MiniLMTests {
     func batchEqualsSingle() throws {
         let e = try #require(MiniLMGolden.embedder)
         let texts = Array(MiniLMGolden.cases.map(\.text).prefix(6))
-        let batch = e.embed(texts, batchSize: 6)
+        let batch = try e.embed(texts, batchSize: 6)
         var worst: Float = 0
         for (i, t) in texts.enumerated() {
-            let single = e.embed(t)
+            let single = try e.embed(t)
             for j in 0..<384 { worst = max(worst, abs(single[j] - batch[i, j])) }
         }
         #expect(worst <= 1e-6, "batched vs single: max abs difference \(worst)")

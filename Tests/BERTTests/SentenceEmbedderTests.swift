@@ -42,10 +42,10 @@ struct SentenceEmbedderTests {
         let e = try SentenceEmbedder(directory: folder.url)
         #expect(e.pooling == [.mean] && e.normalize && e.maxLength == 16 && e.dimension == 64)
         #expect(e.encode(Self.texts[5]).count == 16)  // 2 + 16 words cut to 16 tokens
-        let batch = e.embed(Self.texts, batchSize: 4)
+        let batch = try e.embed(Self.texts, batchSize: 4)
         #expect(batch.shape == [6, 64])
         for (i, t) in Self.texts.enumerated() {
-            let single = e.embed(t)
+            let single = try e.embed(t)
             var norm = 0.0
             for j in 0..<64 {
                 #expect(abs(single[j] - batch[i, j]) <= 1e-6, "text \(i) dim \(j)")
@@ -54,7 +54,7 @@ struct SentenceEmbedderTests {
             #expect(abs(norm - 1) < 1e-5)
             // Against the model itself: the mean of the real tokens' last hidden state, normalized.
             let enc = e.encode(t)
-            let h = e.model.forward(inputIDs: [enc.ids]).lastHiddenState
+            let h = try e.model.forward(inputIDs: [enc.ids]).lastHiddenState
             var mean = [Double](repeating: 0, count: 64)
             for k in 0..<enc.count { for j in 0..<64 { mean[j] += Double(h[0, k, j]) / Double(enc.count) } }
             let n = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -71,9 +71,9 @@ struct SentenceEmbedderTests {
         let e = try SentenceEmbedder(directory: folder.url)
         #expect(e.pooling == [.cls, .max, .mean, .meanSqrtLength, .lastToken] && !e.normalize && e.dimension == 320)
         let text = "w1 w2 w3 w4"
-        let v = e.embed(text)
+        let v = try e.embed(text)
         let enc = e.encode(text)
-        let h = e.model.forward(inputIDs: [enc.ids]).lastHiddenState
+        let h = try e.model.forward(inputIDs: [enc.ids]).lastHiddenState
         let n = enc.count
         for j in 0..<64 {
             let column = (0..<n).map { Double(h[0, $0, j]) }
@@ -84,7 +84,7 @@ struct SentenceEmbedderTests {
             #expect(abs(Double(v[192 + j]) - sum / Double(n).squareRoot()) <= 1e-5)
             #expect(v[256 + j] == h[0, n - 1, j])
         }
-        let sims = cosineSimilarityMatrix(e.embed(["w1 w2", "w1 w2", "w9"]))
+        let sims = cosineSimilarityMatrix(try e.embed(["w1 w2", "w1 w2", "w9"]))
         #expect(abs(sims[0, 1] - 1) < 1e-6 && abs(sims[0, 0] - 1) < 1e-6 && sims[0, 2] < 1)
     }
 

@@ -107,27 +107,29 @@ public struct BERTModel: Sendable {
     ///   attention output (Hugging Face's additive mask averages all values there instead).
     /// - `outputHiddenStates`: also return the embedding output and every layer's output.
     ///
-    /// Misuse (ragged rows, an id out of range, too long a sequence) stops with a precondition
-    /// failure naming the shapes. Cost per layer: `(8 d² + 4 d dFF) T` flops for the projections
+    /// Input the model cannot take (ragged rows, an id or token type out of range, too long a
+    /// sequence, a mask of other values than 0/1) throws ``ModelInputError`` naming what and
+    /// where. Cost per layer: `(8 d² + 4 d dFF) T` flops for the projections
     /// (T = batch x seq) plus `4 batch seq² d` for attention.
     public func forward(inputIDs: [[Int]], tokenTypeIDs: [[Int]]? = nil, attentionMask: [[Int]]? = nil,
-                        outputHiddenStates: Bool = false, compute: Compute = .default) -> BERTOutput {
+                        outputHiddenStates: Bool = false, compute: Compute = .default) throws(ModelInputError) -> BERTOutput {
         let batch = inputIDs.count
         let seq = inputIDs.first?.count ?? 0
         let d = config.hiddenSize
-        precondition(inputIDs.allSatisfy { $0.count == seq },
-                     "BERTModel: inputIDs rows have different lengths \(Set(inputIDs.map(\.count)).sorted()) (pad them)")
-        precondition(seq <= config.maxPositionEmbeddings,
-                     "BERTModel: sequence length \(seq) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
+        try check(inputIDs.allSatisfy { $0.count == seq },
+                  "inputIDs rows have different lengths \(Set(inputIDs.map(\.count)).sorted()) (pad them)")
+        try check(seq <= config.maxPositionEmbeddings,
+                  "sequence length \(seq) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
         if let t = tokenTypeIDs {
-            precondition(t.count == batch && t.allSatisfy { $0.count == seq },
-                         "BERTModel: tokenTypeIDs \(t.count) x \(Set(t.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
+            try check(t.count == batch && t.allSatisfy { $0.count == seq },
+                      "tokenTypeIDs \(t.count) x \(Set(t.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
         }
         if let m = attentionMask {
-            precondition(m.count == batch && m.allSatisfy { $0.count == seq },
-                         "BERTModel: attentionMask \(m.count) x \(Set(m.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
-            precondition(m.allSatisfy { $0.allSatisfy { $0 == 0 || $0 == 1 } }, "BERTModel: attentionMask values must be 0 or 1")
+            try check(m.count == batch && m.allSatisfy { $0.count == seq },
+                      "attentionMask \(m.count) x \(Set(m.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
+            try check(m.allSatisfy { $0.allSatisfy { $0 == 0 || $0 == 1 } }, "attentionMask values must be 0 or 1")
         }
+        try checkIDs(inputIDs, tokenTypeIDs)
         let keyPadding: [[Bool]]? = attentionMask.flatMap { m in
             m.contains(where: { $0.contains(0) }) ? m.map { $0.map { $0 != 0 } } : nil
         }
@@ -144,8 +146,8 @@ public struct BERTModel: Sendable {
 
     /// The last hidden state `[batch, seq, d]` of a batch of encodings of equal length (pad
     /// them with ``WordPieceTokenizer/pad(_:_:)`` or encode with `padding: .longest`).
-    public func callAsFunction(_ encodings: [Encoding], compute: Compute = .default) -> Tensor {
-        forward(inputIDs: encodings.map(\.ids), tokenTypeIDs: encodings.map(\.tokenTypeIDs),
+    public func callAsFunction(_ encodings: [Encoding], compute: Compute = .default) throws(ModelInputError) -> Tensor {
+        try forward(inputIDs: encodings.map(\.ids), tokenTypeIDs: encodings.map(\.tokenTypeIDs),
                 attentionMask: encodings.map(\.attentionMask), compute: compute).lastHiddenState
     }
 
@@ -153,13 +155,14 @@ public struct BERTModel: Sendable {
     /// into one `[Σ lengths, d]` matrix (sequence i from row `rows.starts[i]`), so no work is
     /// spent on padding. Each sequence's rows equal what ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:compute:)``
     /// gives for its real tokens in a padded batch (to float rounding).
-    func forwardUnpadded(_ ids: [[Int]], tokenTypeIDs: [[Int]], compute: Compute) -> (hidden: Tensor, rows: TokenRows) {
-        precondition(tokenTypeIDs.count == ids.count && zip(ids, tokenTypeIDs).allSatisfy { $0.count == $1.count },
-                     "BERTModel: tokenTypeIDs must have the shape of the ids")
-        for s in ids {
-            precondition(s.count <= config.maxPositionEmbeddings,
-                         "BERTModel: sequence length \(s.count) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
+    func forwardUnpadded(_ ids: [[Int]], tokenTypeIDs: [[Int]], compute: Compute) throws(ModelInputError) -> (hidden: Tensor, rows: TokenRows) {
+        try check(tokenTypeIDs.count == ids.count && zip(ids, tokenTypeIDs).allSatisfy { $0.count == $1.count },
+                  "tokenTypeIDs must have the shape of the ids")
+        for (i, s) in ids.enumerated() {
+            try check(s.count <= config.maxPositionEmbeddings,
+                      "sequence \(i) has \(s.count) tokens, more than maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
         }
+        try checkIDs(ids, tokenTypeIDs)
         let rows = TokenRows(lengths: ids.map(\.count))
         var x = embed(ids, tokenTypeIDs, rows, compute: compute)
         for layer in layers { x = encode(layer, x, rows, compute: compute) }
@@ -177,8 +180,6 @@ public struct BERTModel: Sendable {
         for (b, _) in rows.starts.enumerated() {
             for i in 0..<rows.lengths[b] {
                 let id = ids[b][i], tt = types?[b][i] ?? 0
-                precondition(id >= 0 && id < vocab, "BERTModel: token id \(id) at [\(b)][\(i)] out of range 0..<\(vocab)")
-                precondition(tt >= 0 && tt < typeVocab, "BERTModel: token type \(tt) at [\(b)][\(i)] out of range 0..<\(typeVocab)")
                 flatIDs.append(id)
                 flatTypes.append(tt)
                 positionIDs.append(i)
@@ -198,26 +199,49 @@ public struct BERTModel: Sendable {
         layer.forward(rows: x, rows, bias: .none, compute: compute)  // [T, d]
     }
 
+    /// Throws ``ModelInputError`` with `message` (prefixed by the model's name) unless `ok`.
+    private func check(_ ok: Bool, _ message: @autoclosure () -> String) throws(ModelInputError) {
+        if !ok { throw ModelInputError("BERTModel: " + message()) }
+    }
+
+    /// Every id in the vocabulary and every token type in the type vocabulary, or a throw
+    /// naming the first that is not and where it is.
+    private func checkIDs(_ ids: [[Int]], _ types: [[Int]]?) throws(ModelInputError) {
+        let vocab = embeddings.word.count, typeVocab = embeddings.tokenType.count
+        for (b, row) in ids.enumerated() {
+            for (i, id) in row.enumerated() where id < 0 || id >= vocab {
+                throw ModelInputError("BERTModel: token id \(id) at [\(b)][\(i)] out of range 0..<\(vocab)")
+            }
+        }
+        for (b, row) in (types ?? []).enumerated() {
+            for (i, t) in row.enumerated() where t < 0 || t >= typeVocab {
+                throw ModelInputError("BERTModel: token type \(t) at [\(b)][\(i)] out of range 0..<\(typeVocab)")
+            }
+        }
+    }
+
     // MARK: Heads
 
     /// The pooled output `tanh(W h_0 + b)` of each row's first token (`[CLS]`):
-    /// `[batch, seq, d]` -> `[batch, d]`. Requires a pooler (precondition).
-    public func pooled(_ lastHiddenState: Tensor, compute: Compute = .default) -> Tensor {
-        guard let pooler else { preconditionFailure("BERTModel.pooled: this checkpoint has no pooler (pooler.dense)") }
+    /// `[batch, seq, d]` -> `[batch, d]`. Throws when the checkpoint has no pooler or the
+    /// hidden state has another shape.
+    public func pooled(_ lastHiddenState: Tensor, compute: Compute = .default) throws(ModelInputError) -> Tensor {
+        guard let pooler else { throw ModelInputError("BERTModel.pooled: this checkpoint has no pooler (pooler.dense)") }
         let h = lastHiddenState
-        precondition(h.rank == 3 && h.shape[2] == hiddenSize && h.shape[1] >= 1,
-                     "BERTModel.pooled: hidden state \(h.shape) must be [batch, seq >= 1, \(hiddenSize)]")
+        try check(h.rank == 3 && h.shape[2] == hiddenSize && h.shape[1] >= 1,
+                  "pooled: hidden state \(h.shape) must be [batch, seq >= 1, \(hiddenSize)]")
         let (b, s, d) = (h.shape[0], h.shape[1], h.shape[2])
         let first = h.reshaped([b * s, d]).gatherRows((0..<b).map { $0 * s })  // [b, d]
         return pooler.forward(first, compute: compute).map { Float(tanh(Double($0))) }  // [b, d]
     }
 
     /// Masked-language-model logits `[batch, seq, vocab]` from the last hidden state
-    /// `[batch, seq, d]`. Requires the MLM head (precondition). Cost: `2 T d (d + vocab)` flops.
-    public func maskedLMLogits(_ lastHiddenState: Tensor, compute: Compute = .default) -> Tensor {
-        guard let head = maskedLMHead else { preconditionFailure("BERTModel.maskedLMLogits: this checkpoint has no MLM head (cls.predictions)") }
+    /// `[batch, seq, d]`. Throws when the checkpoint has no MLM head or the hidden state has
+    /// another shape. Cost: `2 T d (d + vocab)` flops.
+    public func maskedLMLogits(_ lastHiddenState: Tensor, compute: Compute = .default) throws(ModelInputError) -> Tensor {
+        guard let head = maskedLMHead else { throw ModelInputError("BERTModel.maskedLMLogits: this checkpoint has no MLM head (cls.predictions)") }
         let h = lastHiddenState
-        precondition(h.rank == 3 && h.shape[2] == hiddenSize, "BERTModel.maskedLMLogits: hidden state \(h.shape) must be [batch, seq, \(hiddenSize)]")
+        try check(h.rank == 3 && h.shape[2] == hiddenSize, "maskedLMLogits: hidden state \(h.shape) must be [batch, seq, \(hiddenSize)]")
         let t = head.transform.forward(h.reshaped([-1, hiddenSize]), activation: head.activation, compute: compute)  // [T, d]
         let n = head.norm(t, compute: compute)
         let logits = head.decoder.forward(n, compute: compute)  // [T, vocab]
@@ -225,10 +249,11 @@ public struct BERTModel: Sendable {
     }
 
     /// Next-sentence-prediction logits `[batch, 2]` (index 0: B follows A) from the pooled
-    /// output `[batch, d]`. Requires the NSP head (precondition).
-    public func nextSentenceLogits(_ pooled: Tensor, compute: Compute = .default) -> Tensor {
-        guard let head = nextSentenceHead else { preconditionFailure("BERTModel.nextSentenceLogits: this checkpoint has no NSP head (cls.seq_relationship)") }
-        precondition(pooled.rank == 2 && pooled.shape[1] == hiddenSize, "BERTModel.nextSentenceLogits: pooled \(pooled.shape) must be [batch, \(hiddenSize)]")
+    /// output `[batch, d]`. Throws when the checkpoint has no NSP head or `pooled` has another
+    /// shape.
+    public func nextSentenceLogits(_ pooled: Tensor, compute: Compute = .default) throws(ModelInputError) -> Tensor {
+        guard let head = nextSentenceHead else { throw ModelInputError("BERTModel.nextSentenceLogits: this checkpoint has no NSP head (cls.seq_relationship)") }
+        try check(pooled.rank == 2 && pooled.shape[1] == hiddenSize, "nextSentenceLogits: pooled \(pooled.shape) must be [batch, \(hiddenSize)]")
         return head.forward(pooled, compute: compute)
     }
 }

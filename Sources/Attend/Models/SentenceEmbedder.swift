@@ -158,8 +158,8 @@ public struct SentenceEmbedder: Sendable {
     }
 
     /// The sentence vector of `text` (``dimension`` floats, unit length when normalizing).
-    public func embed(_ text: String, compute: Compute = .default) -> [Float] {
-        embed([text], compute: compute).scalars
+    public func embed(_ text: String, compute: Compute = .default) throws(ModelInputError) -> [Float] {
+        try embed([text], compute: compute).scalars
     }
 
     /// The sentence vectors of `texts`, `[texts.count, dimension]`, in order. Texts are
@@ -167,15 +167,17 @@ public struct SentenceEmbedder: Sendable {
     /// without padding (attention stays within each text), so the result equals embedding
     /// each text alone, to float rounding. Cost: about `2 * parameters` flops per token, plus
     /// attention.
-    public func embed(_ texts: [String], batchSize: Int = 32, compute: Compute = .default) -> Tensor {
-        precondition(batchSize >= 1, "SentenceEmbedder.embed: batchSize \(batchSize) must be at least 1")
+    public func embed(_ texts: [String], batchSize: Int = 32, compute: Compute = .default) throws(ModelInputError) -> Tensor {
         let encodings = texts.map { encode($0) }
-        return embed(encodings: encodings, batchSize: batchSize, compute: compute)
+        return try embed(encodings: encodings, batchSize: batchSize, compute: compute)
     }
 
     /// Sentence vectors of already tokenized texts (from ``encode(_:)``, unpadded or padded).
-    public func embed(encodings: [Encoding], batchSize: Int = 32, compute: Compute = .default) -> Tensor {
-        precondition(batchSize >= 1, "SentenceEmbedder.embed: batchSize \(batchSize) must be at least 1")
+    /// Throws ``ModelInputError`` for a batch size below 1, an encoding padded on the left or
+    /// with holes in its mask, ids outside the model's vocabulary or a text longer than its
+    /// position table.
+    public func embed(encodings: [Encoding], batchSize: Int = 32, compute: Compute = .default) throws(ModelInputError) -> Tensor {
+        if batchSize < 1 { throw ModelInputError("SentenceEmbedder.embed: batchSize \(batchSize) must be at least 1") }
         let dim = dimension, d = model.hiddenSize
         var out = [Float](repeating: 0, count: encodings.count * dim)  // [count, dim]
         // Longest first, ties in input order (sentence-transformers sorts by length too).
@@ -189,12 +191,13 @@ public struct SentenceEmbedder: Sendable {
             var ids: [[Int]] = [], types: [[Int]] = []
             for i in idx {
                 let e = encodings[i], n = e.length
-                precondition(e.attentionMask.prefix(n).allSatisfy { $0 == 1 },
-                             "SentenceEmbedder.embed: encoding \(i) is padded on the left or has holes in its attention mask")
+                if !e.attentionMask.prefix(n).allSatisfy({ $0 == 1 }) {
+                    throw ModelInputError("SentenceEmbedder.embed: encoding \(i) is padded on the left or has holes in its attention mask")
+                }
                 ids.append(Array(e.ids.prefix(n)))
                 types.append(Array(e.tokenTypeIDs.prefix(n)))
             }
-            let (hidden, rows) = model.forwardUnpadded(ids, tokenTypeIDs: types, compute: compute)  // [Σ n, d]
+            let (hidden, rows) = try model.forwardUnpadded(ids, tokenTypeIDs: types, compute: compute)  // [Σ n, d]
             let h = hidden.scalars  // [Σ n * d]
             for (k, i) in idx.enumerated() {
                 let first = rows.starts[k], n = rows.lengths[k]
