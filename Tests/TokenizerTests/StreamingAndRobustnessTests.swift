@@ -100,6 +100,23 @@ struct StreamingAndRobustnessTests {
         }
     }
 
+    @Test("a Precompiled charsmap whose replacements are not UTF-8 is refused (they would corrupt the text)")
+    func badCharsmapBlob() throws {
+        let json = try String(contentsOf: Fixtures.url("t5_unigram/tokenizer.json"), encoding: .utf8)
+        let start = try #require(json.range(of: "\"precompiled_charsmap\": \""))
+        let end = try #require(json[start.upperBound...].firstIndex(of: "\""))
+        var charsmap = try #require(Data(base64Encoded: String(json[start.upperBound..<end])))
+        let trie = Int(charsmap[0]) | Int(charsmap[1]) << 8 | Int(charsmap[2]) << 16 | Int(charsmap[3]) << 24
+        charsmap[4 + trie + 1] = 0xFF
+        let bad = json.replacingCharacters(in: start.upperBound..<end, with: charsmap.base64EncodedString())
+        do {
+            _ = try PipelineTokenizer(tokenizerJSONBytes: Array(bad.utf8), path: "t/tokenizer.json")
+            Issue.record("a charsmap with invalid UTF-8 loaded")
+        } catch let e as ModelFileError {
+            #expect(e.description.hasPrefix("t/tokenizer.json: normalizer.precompiled_charsmap: the replacement strings are not valid UTF-8"), "\(e.description)")
+        }
+    }
+
     @Test("a malformed SentencePiece file throws ModelFileError naming the field")
     func badModelFile() throws {
         let good = try Array(Data(contentsOf: Fixtures.url("marian_spm/source.spm")))

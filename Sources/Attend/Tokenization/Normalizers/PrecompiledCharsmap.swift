@@ -34,6 +34,18 @@ public struct PrecompiledCharsmap: Sendable {
         }
         self.units = units
         self.blob = Array(bytes[(4 + n)...])
+        // Replacements are spliced into the text, which must stay valid UTF-8.
+        if let bad = blob.withUnsafeBufferPointer({ b -> Int? in
+            var i = 0
+            while i < b.count {
+                let len = validUTF8Length(b, at: i)
+                if len == 0 { return i }
+                i += len
+            }
+            return nil
+        }) {
+            throw CharsmapError(reason: "the replacement strings are not valid UTF-8 (byte \(4 + n + bad))")
+        }
         var table: [[UInt8]?] = []
         for c in 0..<128 {
             let key = [UInt8(c)]
@@ -66,9 +78,11 @@ public struct PrecompiledCharsmap: Sendable {
         }
     }
 
-    /// The NUL-terminated replacement at `value` (nil when it lies outside the blob).
+    /// The NUL-terminated replacement at `value` (nil when it lies outside the blob or inside a
+    /// character).
     func replacement(_ value: Int) -> ArraySlice<UInt8>? {
-        guard value >= 0 && value < blob.count else { return nil }
+        // Inside the blob and at the start of a character (the blob is valid UTF-8).
+        guard value >= 0 && value < blob.count && blob[value] & 0xC0 != 0x80 else { return nil }
         var end = value
         while end < blob.count && blob[end] != 0 { end += 1 }
         return blob[value..<end]
