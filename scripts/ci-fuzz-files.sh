@@ -9,7 +9,7 @@
 #   scripts/ci-fuzz-files.sh                 # 120 s per target
 #   FUZZ_SECONDS=600 scripts/ci-fuzz-files.sh
 #
-# Environment: FUZZ_SECONDS (budget per target, default 120), FUZZ_TARGETS (default both),
+# Environment: FUZZ_SECONDS (budget per target, default 120), FUZZ_TARGETS (default all three),
 # FUZZ_SCRATCH (build directory, default Tests/Fuzz/.build), FUZZ_ARTIFACTS (where failing
 # inputs are copied, default .build-fuzz-artifacts under the repository root; gitignored).
 # Reproduce a failure: Tests/Fuzz/.build/release/<target> <input file>. Needs no stdin.
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ="$ROOT/Tests/Fuzz"
 BUDGET="${FUZZ_SECONDS:-120}"
-TARGETS="${FUZZ_TARGETS:-FuzzSafeTensors FuzzTokenizer}"
+TARGETS="${FUZZ_TARGETS:-FuzzSafeTensors FuzzTokenizer FuzzTokenizerFamilies}"
 SCRATCH="${FUZZ_SCRATCH:-$FUZZ/.build}"
 ARTIFACTS="${FUZZ_ARTIFACTS:-$ROOT/.build-fuzz-artifacts}"
 # Swift's crash backtracer reads the crashed thread's stack, which AddressSanitizer reports as

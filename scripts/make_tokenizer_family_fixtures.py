@@ -13,7 +13,10 @@ Writes Tests/TokenizerTests/Fixtures/extra/<name>/   small tokenizers trained he
        unigram_bytefallback (NFKC + Replace + Strip + Lowercase, Metaspace never,
        byte_fallback), bpe_suffix (continuing_subword_prefix, end_of_word_suffix, unk with
        fuse_unk, Whitespace + Digits + Punctuation, BPEDecoder), t5_slow (spiece.model only),
-       llama_slow (tokenizer.model only)
+       llama_slow (tokenizer.model only), gpt2_slow (vocab.json + merges.txt only; the golden
+       folder's vocab.json numbers tokens differently from its tokenizer.json), qwen_style and
+       llama3_style (NFC, Split with Qwen2's / Llama 3's regular expression, byte-level BPE;
+       Llama 3's with ignore_merges), t5_cleanup (the golden T5 with clean_up_tokenization_spaces)
        Tests/TokenizerTests/Fixtures/tokenizer_hard.json    transformers' ids, tokens and
        decodes (skip_special_tokens True and False) for every folder on hard texts
        Tests/TokenizerTests/Fixtures/sentencepiece_cases.json  sentencepiece's own ids and
@@ -57,6 +60,24 @@ def random_text(n):
     return "".join(rng.choice(ALPHABET) for _ in range(n))
 
 
+POOLS = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789",
+         " \t\n\r\u00a0\u3000\u2009\u200b\u2028\x85\x0b\x0c", ".,;:!?'\"()[]{}<>-_/\\@#$%^&*+=~`|",
+         "éèêëàâäôöûüçñßÆØÅ", "\u0301\u0308\u0327\u200d\u200c\ufe0f", "東京日本語中文한국어ひらがなカタカナ",
+         "😀👍🏽🇩🇪👨‍👩‍👧❤️", "ΩμέγαΑλφαРусскийעבריתالعربيةहिन्दीไทย", "ｆｕｌｌＡＢＣ１２３ﬁﬂ㍻①½™",
+         "\x00\x01\x07\x1b\x7f"]
+WHOLE = ["▁", "</s>", "<s>", "<unk>", "<pad>", "<extra_id_0>", "<|endoftext|>", "<0x41>", "'s", "'ll", " the", "  ",
+         "...", "\r\n"]
+
+
+def mixed_text():
+    """Up to 60 pieces: a character of a random class, or a whole token-like string."""
+    out = []
+    for _ in range(rng.randint(0, 60)):
+        k = rng.randrange(len(POOLS) + len(WHOLE))
+        out.append(rng.choice(POOLS[k]) if k < len(POOLS) else WHOLE[k - len(POOLS)])
+    return "".join(out)
+
+
 HARD = [
     "",
     " ",
@@ -86,7 +107,10 @@ HARD = [
     "a" * 300,
     "ab" * 200 + " " + "東" * 50,
     "<mask> token and <mask>",
-] + [random_text(40) for _ in range(12)]
+    "spacing marks: theि कि ণ্ and numbers ① ② ⑳ ½ Ⅻ ٣ ߁",
+    "\r\n's\u001bि<0x41>Ｂe❤語\n",
+    "Hello , world ! Is it ? I 'm sure , they 're n't . ' quoted '",
+] + [random_text(40) for _ in range(12)] + [mixed_text() for _ in range(16)]
 
 
 def save(tok, name, **config):
@@ -140,9 +164,40 @@ def make_bpe_suffix():
          sep_token="[SEP]", clean_up_tokenization_spaces=True)
 
 
+QWEN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+LLAMA3 = QWEN.replace(r"\p{N}|", r"\p{N}{1,3}|", 1)
+
+
+def make_split_regex(name, pattern, ignore_merges):
+    t = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    t.normalizer = normalizers.NFC()
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(tokenizers.Regex(pattern), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    t.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    t.train_from_iterator(CORPUS, trainer)
+    t.post_processor = processors.ByteLevel(trim_offsets=False)
+    save(t, name, tokenizer_class="Qwen2Tokenizer" if "qwen" in name else "PreTrainedTokenizerFast",
+         eos_token="<|endoftext|>", unk_token=None, pad_token="<|endoftext|>")
+
+
+def make_cleanup_copy():
+    """The golden T5 tokenizer.json with clean_up_tokenization_spaces set (transformers then
+    removes the space before punctuation when decoding a non-BPE model)."""
+    d = os.path.join(EXTRA, "t5_cleanup")
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(os.path.join(FIX, "t5_unigram", "tokenizer.json"), os.path.join(d, "tokenizer.json"))
+    config = json.load(open(os.path.join(FIX, "t5_unigram", "tokenizer_config.json")))
+    config["clean_up_tokenization_spaces"] = True
+    json.dump(config, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=1)
+
+
 def make_slow_copies():
     for name, src, files in [("t5_slow", "t5_unigram", ["spiece.model", "tokenizer_config.json"]),
-                             ("llama_slow", "llama_bpe", ["tokenizer.model", "tokenizer_config.json"])]:
+                             ("llama_slow", "llama_bpe", ["tokenizer.model", "tokenizer_config.json"]),
+                             ("gpt2_slow", "gpt2_bytelevel", ["vocab.json", "merges.txt", "tokenizer_config.json"])]:
         d = os.path.join(EXTRA, name)
         os.makedirs(d, exist_ok=True)
         for f in files:
@@ -165,9 +220,13 @@ def main():
     make_roberta()
     make_unigram()
     make_bpe_suffix()
+    make_split_regex("qwen_style", QWEN, ignore_merges=False)
+    make_split_regex("llama3_style", LLAMA3, ignore_merges=True)
     make_slow_copies()
+    make_cleanup_copy()
     folders = {n: os.path.join(FIX, n) for n in ["t5_unigram", "marian_spm", "llama_bpe", "gpt2_bytelevel"]}
-    for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow"]:
+    for n in ["roberta_bytelevel", "unigram_bytefallback", "bpe_suffix", "t5_slow", "llama_slow", "gpt2_slow",
+              "qwen_style", "llama3_style", "t5_cleanup"]:
         folders["extra/" + n] = os.path.join(EXTRA, n)
     result = {"made_with": {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
                             "sentencepiece": spm.__version__},

@@ -109,6 +109,7 @@ struct Bench {
         if options.wants("decoder") { decoder() }
         if options.wants("bert") { bert() }
         if options.wants("seq2seq") { seq2seq() }
+        if options.wants("tokenizers") { tokenizers() }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every

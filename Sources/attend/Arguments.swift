@@ -8,11 +8,17 @@ struct UsageError: Error, CustomStringConvertible {
 /// The parsed command line of `attend`.
 struct Arguments {
     enum Command: String, CaseIterable {
-        case tokenize, embed, similarity, generate
+        case tokenize, decode, embed, similarity, generate
+    }
+
+    /// How `--input` is read.
+    enum InputFormat: String {
+        case lines, jsonl
     }
 
     static let usage = """
         usage: attend tokenize   --model DIR [--json] [--max-length N] [TEXT...]
+               attend decode     --model DIR --ids 1,2,3 [--ids ...] [--keep-special-tokens] [--json]
                attend embed      --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N]
@@ -20,8 +26,12 @@ struct Arguments {
                                  [--repetition-penalty X] [--no-repeat-ngram-size N]
                                  [--do-sample [--temperature X] [--top-k N] [--top-p X]
                                  [--min-p X] [--seed N]]
+               attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [options as above]
 
-          tokenize    the token ids (and tokens) of each text, as the model sees it
+          tokenize    the token ids (and tokens) of each text, as the model sees it (any
+                      tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
+                      Marian)
+          decode      the text of token ids, as transformers' decode
           embed       the sentence embedding of each text
           similarity  the cosine similarity of every pair of texts, as a table
           generate    the tokens a T5 or Marian model generates from source token ids, greedy
@@ -38,6 +48,10 @@ struct Arguments {
           --threads N      threads for the model (default: all active cores)
           --ids A,B,C      (generate) a source as comma-separated token ids; several --ids make
                            a padded batch with one output line each
+          --text T         (generate) a source text, tokenized with the folder's tokenizer; the
+                           output is printed as text (streamed for one greedy source); with
+                           --json: {"text", "ids", "output", "output_ids"} per source.
+                           --input FILE|- reads the source texts as tokenize does
           --beams N        (generate) beam search with N beams (default: the folder's
                            generation_config.json, else 1 = greedy)
           --max-new-tokens N, --min-new-tokens N
@@ -57,7 +71,18 @@ struct Arguments {
         line {"ids": [...]} per source: the whole sequence as generate returns it (the start
         token included, padded to the batch's length).
 
-        Texts come from the arguments, or, when there are none, from standard input, one per line.
+        decode prints the text of each --ids (special tokens left out unless
+        --keep-special-tokens); with --json one line {"ids": [...], "text": ...} each.
+
+          --input FILE     read the texts (or, for decode, the id lists) from FILE, "-" for
+                           standard input
+          --input-format lines|jsonl
+                           lines (default): one text per line (decode: "1,2,3" per line);
+                           jsonl: one JSON object per line, {"text": ...} (decode: {"ids": [...]}),
+                           so any text (newlines, NUL) can be given
+
+        Texts come from the arguments, or, when there are none, from --input, else from standard
+        input, one per line.
         """
 
     var command: Command
@@ -71,6 +96,10 @@ struct Arguments {
     var beams: Int? = nil
     var maxNewTokens: Int? = nil
     var minNewTokens: Int? = nil
+    var input: String? = nil
+    var inputFormat = InputFormat.lines
+    var keepSpecialTokens = false
+    var generateTexts: [String] = []
     /// Repetition and sampling options of generate.
     var generation = GenerateOptions()
 
@@ -112,6 +141,13 @@ struct Arguments {
                     let s = try value(arg)
                     guard let n = Int(s), n >= 0 else { throw UsageError(description: "\(arg) needs a non-negative integer, got '\(s)'") }
                     a.minNewTokens = n
+                case "--input": a.input = try value(arg)
+                case "--input-format":
+                    let s = try value(arg)
+                    guard let f = InputFormat(rawValue: s) else { throw UsageError(description: "\(arg) needs lines or jsonl, got '\(s)'") }
+                    a.inputFormat = f
+                case "--keep-special-tokens": a.keepSpecialTokens = true
+                case "--text": a.generateTexts.append(try value(arg))
                 default:
                     guard try a.generation.parse(arg, value: { try value(arg) }) else { throw UsageError(description: "unknown option '\(arg)'") }
                 }
@@ -121,8 +157,23 @@ struct Arguments {
         guard let model, !model.isEmpty else { throw UsageError(description: "--model DIR is required") }
         a.model = model
         let generating = a.command == .generate
-        if generating {
-            guard !a.ids.isEmpty else { throw UsageError(description: "generate needs at least one --ids A,B,C") }
+        if a.command == .decode {
+            guard a.texts.isEmpty else { throw UsageError(description: "decode takes token ids (--ids or --input), not texts: '\(a.texts[0])'") }
+            guard a.ids.isEmpty || a.input == nil else { throw UsageError(description: "decode takes --ids or --input, not both") }
+            guard a.beams == nil && a.maxNewTokens == nil && a.minNewTokens == nil && !a.generation.isSet else {
+                throw UsageError(description: "--beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
+            }
+        } else if !a.generateTexts.isEmpty && !generating {
+            throw UsageError(description: "--text belongs to generate (other commands take texts as arguments)")
+        } else if a.keepSpecialTokens {
+            throw UsageError(description: "--keep-special-tokens belongs to decode")
+        } else if generating {
+            guard !a.ids.isEmpty || !a.generateTexts.isEmpty || a.input != nil else {
+                throw UsageError(description: "generate needs at least one --ids A,B,C (or --text, or --input)")
+            }
+            guard a.ids.isEmpty || (a.generateTexts.isEmpty && a.input == nil) else {
+                throw UsageError(description: "generate takes --ids or texts (--text, --input), not both")
+            }
             guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids), not texts: '\(a.texts[0])'") }
         } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil || a.generation.isSet {
             throw UsageError(description: "--ids, --beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")

@@ -2,6 +2,7 @@
 // (such as sentence-transformers/all-MiniLM-L6-v2; scripts/fetch-minilm.sh fetches it).
 //
 //   attend tokenize   --model DIR [--json] "text"...
+//   attend decode     --model DIR --ids 1,2,3 [--keep-special-tokens] [--json]
 //   attend embed      --model DIR [--json] "text"...
 //   attend similarity --model DIR [--json] "a" "b"...
 //   attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N] [--max-new-tokens N]
@@ -42,28 +43,20 @@ do {
 
 if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = URL(fileURLWithPath: args.model)
-let texts = args.command == .generate ? [] : (args.texts.isEmpty ? readStandardInputLines() : args.texts)
+let texts: [String]
+do {
+    texts = [.generate, .decode].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
+} catch {
+    fail("\(error)", status: 2)
+}
 
 do {
     switch args.command {
     case .tokenize:
-        let tokenizer = try WordPieceTokenizer(directory: folder)
-        let configured = try SentenceEmbedder.readSentenceBertConfig(directory: folder).maxSeqLength
-        let maxLength = args.maxLength ?? configured
-        if let m = maxLength, m < tokenizer.specialTokenCount() {
-            throw UsageError(description: "--max-length \(m) leaves no room for the \(tokenizer.specialTokenCount()) special tokens")
-        }
-        for text in texts {
-            let e = tokenizer.encode(text, maxLength: maxLength)
-            let tokens = e.ids.map { tokenizer.token(for: $0) ?? "?" }
-            if args.json {
-                print(jsonObject([("text", .string(text)), ("ids", .ints(e.ids)), ("tokens", .strings(tokens))]))
-            } else {
-                print(quotedLine(text))
-                print("  tokens: " + tokens.joined(separator: " "))
-                print("  ids:    " + e.ids.map(String.init).joined(separator: " "))
-            }
-        }
+        try tokenize(folder: folder, texts: texts, args)
+
+    case .decode:
+        try decode(folder: folder, args)
 
     case .embed:
         let embedder = try SentenceEmbedder(directory: folder)
@@ -97,7 +90,11 @@ do {
         }
 
     case .generate:
-        try generate(folder: folder, args)
+        if args.ids.isEmpty {
+            try generateText(folder: folder, args)
+        } else {
+            try generate(folder: folder, args)
+        }
     }
 } catch let e as UsageError {
     fail(e.description, status: 2)

@@ -10,7 +10,7 @@
 //   SWIFT_BACKTRACE=enable=no .build/release/FuzzSafeTensors Corpus/FuzzSafeTensors -runs=0  # replay
 //
 // (`-c debug` works too, at about a quarter of the speed.) scripts/ci-fuzz-files.sh does all
-// of this for both targets.
+// of this for every target.
 //
 // Each target is one file defining `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`.
 //
@@ -34,5 +34,8 @@ let package = Package(
         .executableTarget(name: "FuzzSafeTensors", dependencies: [attend]),
         // tokenizer.json / vocab.txt bytes, and arbitrary text through two small tokenizers.
         .executableTarget(name: "FuzzTokenizer", dependencies: [attend]),
+        // tokenizer.json of every family, SentencePiece model files (protobuf), and text through
+        // the golden T5, Marian, Llama and GPT-2 tokenizers.
+        .executableTarget(name: "FuzzTokenizerFamilies", dependencies: [attend]),
     ]
 )

@@ -14,8 +14,8 @@ struct HardTokenizerTests {
     @Test("the hard-case file covers every folder")
     func coverage() {
         let folders = Set(Self.cases.map(\.folder))
-        #expect(folders.count == 9)
-        #expect(Self.cases.count >= 9 * 40)
+        #expect(folders.count == 13)
+        #expect(Self.cases.count >= 13 * 40)
     }
 
     @Test("ids, tokens and both decodes equal transformers'", arguments: cases)

@@ -4,6 +4,7 @@ import Foundation
 import Testing
 
 @testable import Attend
+import AttendTestSupport
 
 @Suite("Streaming decode and robustness")
 struct StreamingAndRobustnessTests {
@@ -99,11 +100,28 @@ struct StreamingAndRobustnessTests {
         }
     }
 
+    @Test("a Precompiled charsmap whose replacements are not UTF-8 is refused (they would corrupt the text)")
+    func badCharsmapBlob() throws {
+        let json = try String(contentsOf: Fixtures.url("t5_unigram/tokenizer.json"), encoding: .utf8)
+        let start = try #require(json.range(of: "\"precompiled_charsmap\": \""))
+        let end = try #require(json[start.upperBound...].firstIndex(of: "\""))
+        var charsmap = try #require(Data(base64Encoded: String(json[start.upperBound..<end])))
+        let trie = Int(charsmap[0]) | Int(charsmap[1]) << 8 | Int(charsmap[2]) << 16 | Int(charsmap[3]) << 24
+        charsmap[4 + trie + 1] = 0xFF
+        let bad = json.replacingCharacters(in: start.upperBound..<end, with: charsmap.base64EncodedString())
+        do {
+            _ = try PipelineTokenizer(tokenizerJSONBytes: Array(bad.utf8), path: "t/tokenizer.json")
+            Issue.record("a charsmap with invalid UTF-8 loaded")
+        } catch let e as ModelFileError {
+            #expect(e.description.hasPrefix("t/tokenizer.json: normalizer.precompiled_charsmap: the replacement strings are not valid UTF-8"), "\(e.description)")
+        }
+    }
+
     @Test("a malformed SentencePiece file throws ModelFileError naming the field")
     func badModelFile() throws {
         let good = try Array(Data(contentsOf: Fixtures.url("marian_spm/source.spm")))
         _ = try SentencePieceModel(bytes: good)
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRNG(seed: 7)
         for i in 0..<300 {
             var b = good
             switch i % 3 {
@@ -121,18 +139,5 @@ struct StreamingAndRobustnessTests {
                 #expect(e.path == "bad.spm")
             }
         }
-    }
-}
-
-/// A seeded generator (SplitMix64) for reproducible corruption.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

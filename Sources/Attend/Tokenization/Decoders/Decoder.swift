@@ -62,19 +62,20 @@ indirect enum TokenDecoder: Sendable {
         case .replace(let pattern, let content):
             return tokens.map { replaceAll($0, pattern, content) }
         case .strip(let content, let start, let stop):
+            let c = Array(String(Unicode.Scalar(content).map(Character.init) ?? " ").utf8)
             return tokens.map { t in
-                let scalars = Array(String(decoding: t, as: UTF8.self).unicodeScalars)
-                var lo = 0
-                while lo < min(start, scalars.count) && scalars[lo].value == content { lo += 1 }
-                var hi = scalars.count
+                var lo = 0, hi = t.count
                 var removed = 0
-                while removed < stop && hi > lo && scalars[hi - 1].value == content {
-                    hi -= 1
+                while removed < start && hi - lo >= c.count && t[lo..<(lo + c.count)].elementsEqual(c) {
+                    lo += c.count
                     removed += 1
                 }
-                var s = String.UnicodeScalarView()
-                s.append(contentsOf: scalars[lo..<hi])
-                return Array(String(s).utf8)
+                removed = 0
+                while removed < stop && hi - lo >= c.count && t[(hi - c.count)..<hi].elementsEqual(c) {
+                    hi -= c.count
+                    removed += 1
+                }
+                return lo == 0 && hi == t.count ? t : Array(t[lo..<hi])
             }
         case .bpe(let suffix):
             return tokens.enumerated().map { i, t in

@@ -17,7 +17,9 @@ public struct MarianTokenizer: Tokenizer {
     let matcher: AddedTokenMatcher
     /// The ids of `</s>`, `<unk>` and `<pad>`.
     public let eosID: Int
+    /// The id of `<unk>` (pieces the vocabulary lacks).
     public let unknownID: Int
+    /// The id of `<pad>`, when the vocabulary has it.
     public let padID: Int?
     let specialIDs: Set<Int>
 
@@ -89,11 +91,14 @@ public struct MarianTokenizer: Tokenizer {
         return ids
     }
 
+    /// `text`'s pieces as vocabulary ids, `</s>` appended when `addSpecialTokens`.
+    /// Cost: SentencePiece's, linear in the text.
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
         let a = pieceIDs(text)
         return (addSpecialTokens ? template : .none).apply(a, nil)
     }
 
+    /// Both texts' pieces and one `</s>`, as `build_inputs_with_special_tokens` (all type 0).
     public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
         (addSpecialTokens ? template : .none).apply(pieceIDs(text), pieceIDs(pair))
     }
@@ -132,12 +137,16 @@ public struct MarianTokenizer: Tokenizer {
         return spm.model.pieces[safe: id]
     }
 
+    /// The vocabulary's token with `id` (else the decoding model's piece), or nil.
     public func token(for id: Int) -> String? { tokenBytes(id).map { String(decoding: $0, as: UTF8.self) } }
 
+    /// The vocabulary id of `token`, or nil.
     public func id(for token: String) -> Int? { vocabulary.id(Array(token.utf8)) }
 
+    /// Whether `id` is `</s>`, `<unk>` or `<pad>`.
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
+    /// One more than the largest vocabulary id.
     public var idLimit: Int { max(vocabulary.idLimit, decodeVocabulary.idLimit) }
 }
 

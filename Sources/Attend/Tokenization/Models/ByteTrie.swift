@@ -1,5 +1,6 @@
 /// A trie over byte strings for common-prefix search (every vocabulary token that begins a
-/// text), stored flat: per node a sorted edge list; the root's 256 children in a direct table.
+/// text), stored flat: per node a sorted edge list (nodes numbered breadth first); the root's
+/// 256 children in a direct table.
 /// Cost of a search: O(matched length x log fan-out).
 struct ByteTrie: Sendable {
     /// Node n's edges are `edgeLabel[edgeStart[n] ..< edgeStart[n + 1]]`, sorted by label.
@@ -10,43 +11,43 @@ struct ByteTrie: Sendable {
     private let value: [Int32]
     private let root: [Int32]
 
-    /// A trie holding `keys[i]` with value `values[i]` (later duplicates win). Empty keys are skipped.
+    /// A trie holding `keys[i]` with value `values[i]` (later duplicates win). Empty keys are
+    /// skipped. Built breadth first from the keys sorted bytewise (each node's keys are a
+    /// contiguous range, its children the runs of equal next bytes), so no per-node tables
+    /// are allocated. Cost: O(total key bytes x log keys).
     init(_ keys: [[UInt8]], values: [Int]) {
-        // Build with per-node dictionaries, then flatten breadth first.
-        var children: [[UInt8: Int]] = [[:]]
-        var vals: [Int] = [-1]
-        for (k, v) in zip(keys, values) where !k.isEmpty {
-            var node = 0
-            for b in k {
-                if let c = children[node][b] {
-                    node = c
-                } else {
-                    children.append([:])
-                    vals.append(-1)
-                    children[node][b] = children.count - 1
-                    node = children.count - 1
-                }
-            }
-            vals[node] = v
-        }
-        var order = [0], index = [Int](repeating: -1, count: children.count)
-        index[0] = 0
-        var q = 0
-        while q < order.count {
-            for (_, c) in children[order[q]].sorted(by: { $0.key < $1.key }) {
-                index[c] = order.count
-                order.append(c)
-            }
-            q += 1
+        // Sorted by bytes; equal keys keep their input order, so the last of them wins below.
+        let order = keys.indices.filter { !keys[$0].isEmpty }.sorted { a, b in
+            let x = keys[a], y = keys[b]
+            if x.lexicographicallyPrecedes(y) { return true }
+            if y.lexicographicallyPrecedes(x) { return false }
+            return a < b
         }
         var starts: [Int32] = [0], labels: [UInt8] = [], targets: [Int32] = [], value: [Int32] = []
-        for old in order {
-            for (b, c) in children[old].sorted(by: { $0.key < $1.key }) {
+        // Queue of nodes: the range of `order` below them and their depth.
+        var queue: [(lo: Int, hi: Int, depth: Int)] = [(0, order.count, 0)]
+        var q = 0
+        while q < queue.count {
+            let (lo, hi, depth) = queue[q]
+            q += 1
+            var v: Int32 = -1
+            var k = lo
+            // Keys ending here sort first in the range.
+            while k < hi && keys[order[k]].count == depth {
+                v = Int32(values[order[k]])
+                k += 1
+            }
+            value.append(v)
+            while k < hi {
+                let b = keys[order[k]][depth]
+                var e = k + 1
+                while e < hi && keys[order[e]][depth] == b { e += 1 }
                 labels.append(b)
-                targets.append(Int32(index[c]))
+                targets.append(Int32(queue.count))
+                queue.append((k, e, depth + 1))
+                k = e
             }
             starts.append(Int32(labels.count))
-            value.append(Int32(vals[old]))
         }
         var root = [Int32](repeating: -1, count: 256)
         for e in Int(starts[0])..<Int(starts[1]) { root[Int(labels[e])] = targets[e] }

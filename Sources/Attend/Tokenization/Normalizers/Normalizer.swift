@@ -33,8 +33,12 @@ indirect enum Normalizer: Sendable {
             return Array(out.utf8)
         case .stripAccents:
             var out = String.UnicodeScalarView()
-            for s in String(decoding: text, as: UTF8.self).unicodeScalars where s.properties.generalCategory != .nonspacingMark {
-                out.append(s)
+            // Every mark (Mn, Mc, Me), as the reference's `is_combining_mark`.
+            for s in String(decoding: text, as: UTF8.self).unicodeScalars {
+                switch s.properties.generalCategory {
+                case .nonspacingMark, .spacingMark, .enclosingMark: continue
+                default: out.append(s)
+                }
             }
             return Array(String(out).utf8)
         case .replace(let pattern, let content): return replaceAll(text, pattern, content)

@@ -17,6 +17,8 @@
 public struct PrecompiledCharsmap: Sendable {
     let units: [UInt32]
     let blob: [UInt8]
+    /// `transform` of each ASCII character alone.
+    private var asciiTable: [[UInt8]?] = []
 
     /// Parses the charsmap bytes; throws a reason when the layout is inconsistent.
     init(_ bytes: [UInt8]) throws {
@@ -32,6 +34,24 @@ public struct PrecompiledCharsmap: Sendable {
         }
         self.units = units
         self.blob = Array(bytes[(4 + n)...])
+        // Replacements are spliced into the text, which must stay valid UTF-8.
+        if let bad = blob.withUnsafeBufferPointer({ b -> Int? in
+            var i = 0
+            while i < b.count {
+                let len = validUTF8Length(b, at: i)
+                if len == 0 { return i }
+                i += len
+            }
+            return nil
+        }) {
+            throw CharsmapError(reason: "the replacement strings are not valid UTF-8 (byte \(4 + n + bad))")
+        }
+        var table: [[UInt8]?] = []
+        for c in 0..<128 {
+            let key = [UInt8(c)]
+            table.append(key.withUnsafeBufferPointer { transform($0) }.map(Array.init))
+        }
+        self.asciiTable = table
     }
 
     struct CharsmapError: Error { let reason: String }
@@ -58,9 +78,11 @@ public struct PrecompiledCharsmap: Sendable {
         }
     }
 
-    /// The NUL-terminated replacement at `value` (nil when it lies outside the blob).
+    /// The NUL-terminated replacement at `value` (nil when it lies outside the blob or inside a
+    /// character).
     func replacement(_ value: Int) -> ArraySlice<UInt8>? {
-        guard value >= 0 && value < blob.count else { return nil }
+        // Inside the blob and at the start of a character (the blob is valid UTF-8).
+        guard value >= 0 && value < blob.count && blob[value] & 0xC0 != 0x80 else { return nil }
         var end = value
         while end < blob.count && blob[end] != 0 { end += 1 }
         return blob[value..<end]
@@ -80,32 +102,78 @@ public struct PrecompiledCharsmap: Sendable {
     /// tokenizers' `Precompiled` normalizer: for each extended grapheme cluster shorter than 6
     /// bytes, the replacement of its shortest matching prefix replaces the whole cluster;
     /// otherwise (no match, or a longer cluster) each scalar is replaced by its own match or
-    /// kept. This is the reference's rule exactly, odd as it is.
+    /// kept. This is the reference's rule exactly, odd as it is. An ASCII character followed
+    /// by another (or the end) is a cluster of its own: those take a precomputed table; the
+    /// rest is segmented into clusters by Swift's `Character` (Unicode's rules).
     /// Cost: O(text x longest key).
     func normalizeLikeTokenizers(_ text: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(text.count)
+        out.reserveCapacity(text.count + text.count / 4)
+        text.withUnsafeBufferPointer { t in
+            let n = t.count
+            var i = 0
+            while i < n {
+                let b = t[i]
+                if b < 0x80 && (i + 1 == n || (t[i + 1] < 0x80 && !(b == 0x0D && t[i + 1] == 0x0A))) {
+                    if let r = asciiTable[Int(b)] { out += r } else { out.append(b) }
+                    i += 1
+                    continue
+                }
+                // A run that may hold multi-scalar clusters: up to an ASCII character that stands
+                // alone (ASCII after it, or the end) and that no Prepend character glues to.
+                var j = i + 1
+                while j < n {
+                    if t[j] < 0x80 && (j + 1 == n || t[j + 1] < 0x80) && t[j] != 0x0A && !endsWithPrepend(t, i..<j) { break }
+                    j += 1
+                }
+                normalizeClusters(UnsafeBufferPointer(rebasing: t[i..<j]), into: &out)
+                i = j
+            }
+        }
+        return out
+    }
+
+    /// The general path of ``normalizeLikeTokenizers(_:)`` over valid UTF-8.
+    private func normalizeClusters(_ text: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         let s = String(decoding: text, as: UTF8.self)
         var buffer: [UInt8] = []
         for ch in s {
             buffer.removeAll(keepingCapacity: true)
             buffer.append(contentsOf: ch.utf8)
-            let handled: Bool = buffer.withUnsafeBufferPointer { g in
-                if g.count < 6, let r = transform(g) {
-                    out += r
-                    return true
-                }
-                return false
+            let whole: ArraySlice<UInt8>? = buffer.count < 6 ? buffer.withUnsafeBufferPointer { transform($0) } : nil
+            if let whole {
+                out += whole
+                continue
             }
-            if handled { continue }
-            for scalar in ch.unicodeScalars {
-                var enc: [UInt8] = []
-                enc.append(contentsOf: String(scalar).utf8)
-                let r = enc.withUnsafeBufferPointer { transform($0) }
-                if let r { out += r } else { out += enc }
+            buffer.withUnsafeBufferPointer { g in
+                var k = 0
+                while k < g.count {
+                    let len = max(1, validUTF8Length(g, at: k))
+                    if let r = transform(UnsafeBufferPointer(rebasing: g[k..<min(g.count, k + len)])) {
+                        out += r
+                    } else {
+                        out += g[k..<min(g.count, k + len)]
+                    }
+                    k += len
+                }
             }
         }
-        return out
+    }
+
+    /// Whether the last scalar of `t[range]` is a grapheme Prepend character (it joins the
+    /// character after it into one cluster).
+    private func endsWithPrepend(_ t: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        var p = range.upperBound - 1
+        while p > range.lowerBound && t[p] & 0xC0 == 0x80 { p -= 1 }
+        guard t[p] >= 0xD8 else { return false }  // every Prepend character is U+0600 or above
+        let v = decodeUTF8(t, at: p).0
+        switch v {
+        case 0x0600...0x0605, 0x06DD, 0x070F, 0x0890...0x0891, 0x08E2, 0x0D4E, 0x110BD, 0x110CD, 0x111C2...0x111C3,
+             0x1193F, 0x11941, 0x11A3A, 0x11A84...0x11A89, 0x11D46, 0x11F02:
+            return true
+        default:
+            return false
+        }
     }
 
     /// SentencePiece's `Normalizer::NormalizePrefix`: the replacement of the *longest* key that

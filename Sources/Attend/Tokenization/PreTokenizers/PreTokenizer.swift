@@ -39,7 +39,7 @@ indirect enum PreTokenizer: Sendable {
     case digits(individual: Bool)
     /// A literal delimiter.
     case splitLiteral(pattern: [UInt8], behavior: SplitBehavior, invert: Bool)
-    /// One of the known regular expressions (GPT-2's), implemented by hand.
+    /// One of the known regular expressions (GPT-2's, Qwen2's, Llama 3's), implemented by hand.
     case splitRegex(KnownPattern, behavior: SplitBehavior, invert: Bool)
     case sequence([PreTokenizer])
 
@@ -116,14 +116,15 @@ indirect enum PreTokenizer: Sendable {
                 return isBertPunctuation(v) ? i + n : nil
             }
         case .digits(let individual):
+            // Rust's `char::is_numeric`: every number category (Nd, Nl, No).
             splitMatches(piece, behavior: .isolated, into: &out) { t, i in
                 let (v, n) = decodeUTF8(t, at: i)
-                guard isDecimalDigit(v) else { return nil }
+                guard isNumber(v) else { return nil }
                 if individual { return i + n }
                 var j = i + n
                 while j < t.count {
                     let (w, m) = decodeUTF8(t, at: j)
-                    guard isDecimalDigit(w) else { break }
+                    guard isNumber(w) else { break }
                     j += m
                 }
                 return j
@@ -246,7 +247,7 @@ indirect enum PreTokenizer: Sendable {
             } else if let r = try p.string("Regex") {
                 guard let known = KnownPattern(r) else {
                     throw ModelFileError.unsupported(
-                        path: f.path, what: "\(p.key("Regex")): pre-tokenizer type \"Split\" with the regular expression \(SafeTensorsError.quoted(r)) (only GPT-2's pattern is implemented)")
+                        path: f.path, what: "\(p.key("Regex")): pre-tokenizer type \"Split\" with the regular expression \(SafeTensorsError.quoted(r)) (implemented: the patterns of GPT-2, Qwen2 and Llama 3)")
                 }
                 self = .splitRegex(known, behavior: behavior, invert: invert)
             } else {
@@ -259,7 +260,7 @@ indirect enum PreTokenizer: Sendable {
             })
         default:
             throw unsupportedComponent(f, kind: "pre-tokenizer", type: type,
-                                       supported: "BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, ByteLevel, Punctuation, Digits, Split (literal or GPT-2's pattern), Sequence")
+                                       supported: "BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, ByteLevel, Punctuation, Digits, Split (literal, or the GPT-2 / Qwen2 / Llama 3 pattern), Sequence")
         }
     }
 }
@@ -267,12 +268,21 @@ indirect enum PreTokenizer: Sendable {
 /// Regular expressions that tokenizer.json files use, matched by hand code (no regex engine:
 /// the same results on every platform).
 enum KnownPattern: Sendable {
-    /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+    /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` (GPT-2, RoBERTa).
     case gpt2
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,n}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// with n = 1 (Qwen2) or 3 (Llama 3, cl100k).
+    case cl100k(maxDigits: Int)
+
+    static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+    static let qwenSource = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     init?(_ source: String) {
         switch source {
-        case #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#: self = .gpt2
+        case KnownPattern.gpt2Source: self = .gpt2
+        case KnownPattern.qwenSource: self = .cl100k(maxDigits: 1)
+        case KnownPattern.llama3Source: self = .cl100k(maxDigits: 3)
         default: return nil
         }
     }
@@ -280,6 +290,7 @@ enum KnownPattern: Sendable {
     func match(_ t: UnsafeBufferPointer<UInt8>, _ i: Int) -> Int? {
         switch self {
         case .gpt2: return gpt2Match(t, i)
+        case .cl100k(let maxDigits): return cl100kMatch(t, i, maxDigits: maxDigits)
         }
     }
 }
@@ -415,4 +426,69 @@ struct ByteLevelTable: Sendable {
         }
         return ok ? out : nil
     }
+}
+
+/// The end of the cl100k-style pattern's match (Qwen2, Llama 3) at byte `i` of valid UTF-8
+/// `t`, alternatives tried in order as a backtracking engine would.
+func cl100kMatch(_ t: UnsafeBufferPointer<UInt8>, _ i: Int, maxDigits: Int) -> Int? {
+    let n = t.count
+    @inline(__always) func scalar(_ k: Int) -> (UInt32, Int) { decodeUTF8(t, at: k) }
+    @inline(__always) func isNewline(_ v: UInt32) -> Bool { v == 0x0A || v == 0x0D }
+    func run(from start: Int, _ inClass: (UInt32) -> Bool) -> Int {
+        var k = start
+        while k < n {
+            let (w, m) = scalar(k)
+            guard inClass(w) else { break }
+            k += m
+        }
+        return k
+    }
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+    if t[i] == 0x27 && i + 1 < n {
+        let c = t[i + 1] | 0x20
+        if c == 0x73 || c == 0x74 || c == 0x6D || c == 0x64 { return i + 2 }
+        if i + 2 < n {
+            let d = t[i + 2] | 0x20
+            if (c == 0x72 && d == 0x65) || (c == 0x76 && d == 0x65) || (c == 0x6C && d == 0x6C) { return i + 3 }
+        }
+    }
+    let (v, len) = scalar(i)
+    // [^\r\n\p{L}\p{N}]?\p{L}+
+    if !isNewline(v) && !isLetter(v) && !isNumber(v) && i + len < n && isLetter(scalar(i + len).0) {
+        return run(from: i + len, isLetter)
+    }
+    if isLetter(v) { return run(from: i + len, isLetter) }
+    // \p{N}{1,maxDigits}
+    if isNumber(v) {
+        var k = i + len, count = 1
+        while k < n && count < maxDigits {
+            let (w, m) = scalar(k)
+            guard isNumber(w) else { break }
+            k += m
+            count += 1
+        }
+        return k
+    }
+    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+    let other: (UInt32) -> Bool = { !isUnicodeWhitespace($0) && !isLetter($0) && !isNumber($0) }
+    var j = i
+    if v == 0x20 && i + 1 < n && other(scalar(i + 1).0) { j = i + 1 }
+    if other(scalar(j).0) {
+        let k = run(from: j, other)
+        return run(from: k, isNewline)
+    }
+    // \s*[\r\n]+ : up to the last CR/LF of the whitespace run.
+    var k = i, lastNewlineEnd: Int? = nil, lastStart = i, count = 0
+    while k < n {
+        let (w, m) = scalar(k)
+        guard isUnicodeWhitespace(w) else { break }
+        lastStart = k
+        k += m
+        count += 1
+        if isNewline(w) { lastNewlineEnd = k }
+    }
+    if let e = lastNewlineEnd { return e }
+    // \s+(?!\S), else \s+
+    if k < n && count > 1 { return lastStart }
+    return k
 }

@@ -24,21 +24,30 @@ public struct SentencePieceModel: Sendable {
     public internal(set) var scores: [Float] = []
     /// Their types.
     public internal(set) var types: [PieceType] = []
+    /// Unigram or BPE (word and character models are read but not encoded).
     public internal(set) var modelType: ModelType = .unigram
     /// Unknown characters become their UTF-8 bytes' `<0xXX>` pieces.
     public internal(set) var byteFallback = false
+    /// The unknown piece's id (`trainer_spec.unk_id`).
     public internal(set) var unknownID = 0
+    /// The begin-of-sequence piece's id (-1: none).
     public internal(set) var bosID = 1
+    /// The end-of-sequence piece's id (-1: none).
     public internal(set) var eosID = 2
+    /// The padding piece's id (-1: none).
     public internal(set) var padID = -1
     /// What the unknown piece decodes to (" ⁇ " by default).
     public internal(set) var unknownSurface: [UInt8] = Array(" \u{2047} ".utf8)
+    /// "▁" ends words instead of starting them.
     public internal(set) var treatWhitespaceAsSuffix = false
     /// The normalizer's name (`nmt_nfkc`, `identity`, ...) and its compiled rules.
     public internal(set) var normalizerName = ""
     var charsmap: PrecompiledCharsmap? = nil
+    /// A "▁" is put in front of the text.
     public internal(set) var addDummyPrefix = true
+    /// Leading, trailing and repeated spaces are dropped.
     public internal(set) var removeExtraWhitespaces = true
+    /// Spaces become "▁".
     public internal(set) var escapeWhitespaces = true
 
     /// Reads a model file. Throws `ModelFileError`. Cost: O(file size).

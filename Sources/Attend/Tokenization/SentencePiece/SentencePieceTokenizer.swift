@@ -22,6 +22,12 @@ public struct SentencePieceTokenizer: Tokenizer {
         try self.init(modelFile: url, config: config)
     }
 
+    /// Reads model bytes held in memory (`path` names them in errors), with no tokenizer class:
+    /// no special tokens added around the text. Throws `ModelFileError`. Cost: O(bytes).
+    public init(modelBytes bytes: [UInt8], path: String = "sentencepiece.model") throws {
+        try self.init(model: try SentencePieceModel(bytes: bytes, path: path), path: path, config: TokenizerConfig())
+    }
+
     init(modelFile url: URL, config: TokenizerConfig) throws {
         try self.init(model: try SentencePieceModel(contentsOf: url), path: url.path, config: config)
     }
@@ -72,11 +78,14 @@ public struct SentencePieceTokenizer: Tokenizer {
         return ids
     }
 
+    /// `text`'s pieces (control and user-defined pieces typed in it kept whole), with the
+    /// class's bos/eos when `addSpecialTokens`. Cost: SentencePiece's, linear in the text.
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
         let a = pieceIDs(text)
         return template(addSpecialTokens).apply(a, nil)
     }
 
+    /// Two texts, each with the class's bos/eos; the second has token type 1.
     public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
         template(addSpecialTokens).apply(pieceIDs(text), pieceIDs(pair))
     }
@@ -94,6 +103,8 @@ public struct SentencePieceTokenizer: Tokenizer {
         return PostProcessorTemplate(single: single, pair: pair)
     }
 
+    /// SentencePiece's decode of the pieces between special tokens, special tokens written as
+    /// they are unless skipped; unknown ids are left out. Cost: linear in the ids.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var out = ""
         var run: [[UInt8]] = []
@@ -114,17 +125,21 @@ public struct SentencePieceTokenizer: Tokenizer {
         return out + processor.decode(pieces: run)
     }
 
+    /// The piece with `id` (or the `<extra_id_N>` sentinel), or nil.
     public func token(for id: Int) -> String? {
         if let e = extra[id] { return String(decoding: e, as: UTF8.self) }
         return processor.model.pieces[safe: id].map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The id of the piece spelled `token`, or nil.
     public func id(for token: String) -> Int? {
         let b = Array(token.utf8)
         return extraByText[b] ?? processor.vocabulary.id(b)
     }
 
+    /// Whether `id` is a control, unknown or sentinel piece.
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
+    /// The number of pieces plus the sentinels.
     public var idLimit: Int { processor.model.pieces.count + extra.count }
 }

@@ -1,0 +1,114 @@
+import Foundation
+
+/// What a text-to-text model made of one source text.
+public struct TextGeneration: Sendable, Equatable {
+    /// The source text.
+    public var text: String
+    /// Its token ids as the model read them (the tokenizer's, special tokens included).
+    public var ids: [Int]
+    /// The generated text: `decode(outputIDs, skip_special_tokens=True)`.
+    public var output: String
+    /// The generated ids as `generate` returns them (decoder start token first).
+    public var outputIDs: [Int]
+}
+
+/// Why a text could not be given to a text-to-text model.
+public enum TextToTextError: Error, CustomStringConvertible, Equatable {
+    /// The tokenizer gives an id the model has no embedding for (a mismatched folder).
+    case idOutsideVocabulary(textIndex: Int, id: Int, vocabularySize: Int)
+    /// The text has more tokens than the model has positions.
+    case tooLong(textIndex: Int, tokens: Int, maxPositions: Int)
+    /// The text gives no tokens at all.
+    case empty(textIndex: Int)
+
+    /// One line: which text and what is wrong.
+    public var description: String {
+        switch self {
+        case .idOutsideVocabulary(let i, let id, let v):
+            return "text #\(i + 1): the tokenizer gives id \(id), outside the model's source vocabulary of \(v) tokens"
+        case .tooLong(let i, let n, let m): return "text #\(i + 1) has \(n) tokens; the model takes at most \(m)"
+        case .empty(let i): return "text #\(i + 1) gives no tokens"
+        }
+    }
+}
+
+/// A sequence-to-sequence model (T5, Marian) with its folder's tokenizer: text in, text out,
+/// as transformers' `tokenizer(text)` -> `model.generate` -> `tokenizer.decode(...,
+/// skip_special_tokens=True)`. Immutable and `Sendable`.
+public struct TextToTextModel: Sendable {
+    /// The model.
+    public let model: Seq2SeqModel
+    /// The tokenizer that reads the source and writes the output (Marian: `MarianTokenizer`).
+    public let tokenizer: any Tokenizer
+
+    /// Loads a model folder and its tokenizer (``loadTokenizer(directory:)``). Throws the
+    /// loaders' errors. Cost: the model's load plus the tokenizer's.
+    public init(directory: URL) throws {
+        self.init(model: try Seq2SeqModel(directory: directory), tokenizer: try loadTokenizer(directory: directory))
+    }
+
+    /// A model and a tokenizer that belong together.
+    public init(model: Seq2SeqModel, tokenizer: any Tokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// The source ids of `texts`, checked against the model (vocabulary, positions).
+    public func sourceIDs(_ texts: [String]) throws -> [[Int]] {
+        try texts.enumerated().map { i, text in
+            let ids = tokenizer.encode(text).ids
+            if ids.isEmpty { throw TextToTextError.empty(textIndex: i) }
+            if let bad = ids.first(where: { $0 >= model.sourceVocabularySize }) {
+                throw TextToTextError.idOutsideVocabulary(textIndex: i, id: bad, vocabularySize: model.sourceVocabularySize)
+            }
+            if let m = model.maxPositions, ids.count > m { throw TextToTextError.tooLong(textIndex: i, tokens: ids.count, maxPositions: m) }
+            return ids
+        }
+    }
+
+    /// Generates for every text (one padded batch) with `config` (default: the folder's
+    /// generation settings). Cost: the model's `generate`.
+    public func generate(_ texts: [String], config: GenerationConfig? = nil, compute: Compute = .default) throws -> [TextGeneration] {
+        let sources = try sourceIDs(texts)
+        let config = config ?? model.generationDefaults
+        let rows = try model.generate(sources: sources, config: config, compute: compute).sequences
+        let perText = max(1, rows.count / max(1, texts.count))
+        return rows.enumerated().map { r, row in
+            let i = r / perText
+            return TextGeneration(text: texts[i], ids: sources[i], output: tokenizer.decode(trimmed(row, config), skipSpecialTokens: true),
+                                  outputIDs: row)
+        }
+    }
+
+    /// Greedy generation for one text, calling `onText` with each piece of output text as
+    /// soon as it is final (``IncrementalDecoder``: never half a character). Returns the whole
+    /// result. Cost: the model's greedy search plus a few-token decode per step.
+    public func generateStreaming(_ text: String, config: GenerationConfig? = nil, compute: Compute = .default,
+                                  onText: (String) throws -> Void) throws -> TextGeneration {
+        let source = try sourceIDs([text])[0]
+        var config = config ?? model.generationDefaults
+        config.numBeams = 1
+        config.numReturnSequences = 1
+        let eos = Set(config.eosTokenIDs)
+        var stream = IncrementalDecoder(tokenizer: tokenizer)
+        var ended = false
+        let rows = try model.greedy(sources: [source], startTokenID: model.decoderStartTokenID, config: config, compute: compute) { step in
+            if ended { return }
+            let piece = stream.append(step[0])
+            if !piece.isEmpty { try onText(piece) }
+            ended = eos.contains(step[0])
+        }
+        let rest = stream.finish()
+        if !rest.isEmpty { try onText(rest) }
+        let row = rows[0]
+        return TextGeneration(text: text, ids: source, output: tokenizer.decode(trimmed(row, config), skipSpecialTokens: true),
+                              outputIDs: row)
+    }
+
+    /// A returned row up to its first end token (what follows is padding).
+    private func trimmed(_ row: [Int], _ config: GenerationConfig) -> [Int] {
+        let eos = Set(config.eosTokenIDs)
+        guard let end = row.dropFirst().firstIndex(where: eos.contains) else { return row }
+        return Array(row[...end])
+    }
+}
