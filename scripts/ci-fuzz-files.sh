@@ -31,8 +31,15 @@ start=$(date +%s)
 # overflow and precondition checks stay on in release), symbolized stack traces.
 flags=(-c release -Xswiftc -g -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 echo "== building $FUZZ (${flags[*]})"
-swift build --package-path "$FUZZ" --scratch-path "$SCRATCH" "${flags[@]}" </dev/null 2>&1 \
-    | grep -v "Cannot export local symbol" || true
+# The build's own status decides (a failed build must not leave an older binary to run); the
+# linker's "Cannot export local symbol" notes are filtered from its output.
+mkdir -p "$SCRATCH"
+set +e
+swift build --package-path "$FUZZ" --scratch-path "$SCRATCH" "${flags[@]}" </dev/null >"$SCRATCH/build-output.log" 2>&1
+build_status=$?
+set -e
+grep -v "Cannot export local symbol" "$SCRATCH/build-output.log" || true
+if [[ $build_status -ne 0 ]]; then echo "error: building $FUZZ failed (status $build_status)" >&2; exit 1; fi
 bin="$(swift build --package-path "$FUZZ" --scratch-path "$SCRATCH" "${flags[@]}" --show-bin-path </dev/null)"
 for t in $TARGETS; do
     [[ -x "$bin/$t" ]] || { echo "error: $bin/$t was not built" >&2; exit 1; }
