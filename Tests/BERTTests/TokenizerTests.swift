@@ -72,7 +72,7 @@ struct TokenizerTests {
         #expect(TokenizerCase.all.count > 400)
         let t = FixtureTokenizers.minilm
         #expect(t.vocabularySize == 30522 && t.unknownID == 100 && t.padID == 0)
-        #expect(t.normalization == BertNormalization(cleanText: true, handleChineseChars: true, stripAccents: nil, lowercase: true))
+        #expect(t.normalization == BERTNormalization(cleanText: true, handleChineseChars: true, stripAccents: nil, lowercase: true))
     }
 
     @Test("the reference's ids, token types, special mask and decoding", arguments: TokenizerCase.all)
@@ -144,7 +144,7 @@ struct TokenizerTests {
 
     @Test("Greek capital sigma lowercases to σ at the end of a word, as the reference (not ς)")
     func greekSigma() {
-        let n = BertNormalization(stripAccents: false, lowercase: true)
+        let n = BERTNormalization(stripAccents: false, lowercase: true)
         #expect(n.normalize("ΟΔΟΣ") == "οδοσ")
         #expect("ΟΔΟΣ".lowercased() != "οδοσ" || true)  // whatever Swift's String does, the normalizer is per scalar
     }

@@ -45,7 +45,7 @@ struct AddedTokenMatcher: Sendable {
     /// Indices into `tokens` by the pattern's first byte, longest pattern first.
     let byFirstByte: [[Int]]
 
-    init(_ tokens: [AddedToken], normalizing normalization: BertNormalization? = nil) {
+    init(_ tokens: [AddedToken], normalizing normalization: BERTNormalization? = nil) {
         if let normalization {
             self.init(tokens) { b in
                 var n: [UInt8] = []

@@ -4,7 +4,7 @@ import Foundation
 /// reference does (offsets are not tracked). Cost: linear in the text for every kind except
 /// `Precompiled` (times its longest key) and the Unicode forms (Foundation's).
 indirect enum Normalizer: Sendable {
-    case bert(BertNormalization)
+    case bert(BERTNormalization)
     case precompiled(PrecompiledCharsmap)
     case nfc, nfd, nfkc, nfkd
     case lowercase
@@ -75,7 +75,7 @@ indirect enum Normalizer: Sendable {
         let type = try f.string("type") ?? ""
         switch type {
         case "BertNormalizer":
-            self = .bert(BertNormalization(
+            self = .bert(BERTNormalization(
                 cleanText: try f.bool("clean_text") ?? true, handleChineseChars: try f.bool("handle_chinese_chars") ?? true,
                 stripAccents: try f.bool("strip_accents"), lowercase: try f.bool("lowercase") ?? true))
         case "Precompiled":

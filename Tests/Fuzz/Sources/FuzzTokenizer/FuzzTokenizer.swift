@@ -98,7 +98,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             } else {
                 let b = data[0] >> 2
                 let strip: Bool? = b & 0b1100 == 0 ? nil : b & 0b100 != 0
-                let n = BertNormalization(
+                let n = BERTNormalization(
                     cleanText: b & 1 != 0, handleChineseChars: b & 2 != 0, stripAccents: strip, lowercase: b & 16 != 0)
                 t = try WordPieceTokenizer(vocabularyFileBytes: rest, normalization: n, path: path)
             }

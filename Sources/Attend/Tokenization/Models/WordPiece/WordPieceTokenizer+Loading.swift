@@ -18,7 +18,7 @@ extension WordPieceTokenizer {
             let config = directory.appendingPathComponent("tokenizer_config.json")
             if FileManager.default.fileExists(atPath: config.path) {
                 let c = try JSONFields(try readModelJSON(config), path: config.path)
-                let n = BertNormalization(
+                let n = BERTNormalization(
                     cleanText: true, handleChineseChars: try c.bool("tokenize_chinese_chars") ?? true,
                     stripAccents: try c.bool("strip_accents"), lowercase: try c.bool("do_lower_case") ?? true)
                 let unk = try WordPieceTokenizer.tokenName(c, "unk_token") ?? "[UNK]"
@@ -76,13 +76,13 @@ extension WordPieceTokenizer {
         let maxChars = try model.int("max_input_chars_per_word", in: 0...Int(Int32.max)) ?? 100
 
         // Normalizer.
-        var normalization = BertNormalization(cleanText: false, handleChineseChars: false, stripAccents: false, lowercase: false)
+        var normalization = BERTNormalization(cleanText: false, handleChineseChars: false, stripAccents: false, lowercase: false)
         if let n = try root.object("normalizer") {
             let type = try n.string("type") ?? "(none)"
             guard type == "BertNormalizer" else {
                 throw ModelFileError.unsupported(path: path, what: "normalizer \(SafeTensorsError.quoted(type)) (only BertNormalizer is implemented)")
             }
-            normalization = BertNormalization(
+            normalization = BERTNormalization(
                 cleanText: try n.bool("clean_text") ?? true, handleChineseChars: try n.bool("handle_chinese_chars") ?? true,
                 stripAccents: try n.bool("strip_accents"), lowercase: try n.bool("lowercase") ?? true)
         }
@@ -122,12 +122,12 @@ extension WordPieceTokenizer {
     }
 
     /// Loads a BERT `vocab.txt` (one token per line; line n has id n) and sets up the BERT
-    /// pipeline around it: ``BertNormalization`` `normalization`, the special tokens `[PAD]`,
+    /// pipeline around it: ``BERTNormalization`` `normalization`, the special tokens `[PAD]`,
     /// `[UNK]`, `[CLS]`, `[SEP]` and `[MASK]` (those the vocabulary has) matched whole in the
     /// text, the `[CLS] A [SEP] B [SEP]` template and the WordPiece decoder — what
     /// transformers' `BertTokenizerFast` builds from the same file. Throws `ModelFileError`
     /// (a duplicate token names its lines).
-    public init(vocabularyFile url: URL, normalization: BertNormalization = BertNormalization(), unknownToken: String = "[UNK]") throws {
+    public init(vocabularyFile url: URL, normalization: BERTNormalization = BERTNormalization(), unknownToken: String = "[UNK]") throws {
         try self.init(vocabularyFileBytes: try readModelFile(url), normalization: normalization,
                       unknownToken: unknownToken, path: url.path)
     }
@@ -135,7 +135,7 @@ extension WordPieceTokenizer {
     /// Loads a `vocab.txt` held in memory: the same checks, errors and result as
     /// ``init(vocabularyFile:normalization:unknownToken:)``, with `path` standing for the
     /// file's path in error messages. Cost: O(bytes).
-    public init(vocabularyFileBytes bytes: [UInt8], normalization: BertNormalization = BertNormalization(),
+    public init(vocabularyFileBytes bytes: [UInt8], normalization: BERTNormalization = BERTNormalization(),
                 unknownToken: String = "[UNK]", path: String = "vocab.txt") throws {
         if let bad = bytes.withUnsafeBytes({ StrictJSON.firstInvalidUTF8($0) }) {
             throw ModelFileError.invalidValue(path: path, key: "byte \(bad)", reason: "not valid UTF-8")
@@ -148,12 +148,12 @@ extension WordPieceTokenizer {
     /// A tokenizer over `vocabulary` (token i has id i), with BERT's specials, template and
     /// decoder as for ``init(vocabularyFile:normalization:unknownToken:)``. Throws
     /// `ModelFileError` for a duplicate token or a missing unknown token.
-    public init(vocabulary: [String], normalization: BertNormalization = BertNormalization(), unknownToken: String = "[UNK]") throws {
+    public init(vocabulary: [String], normalization: BERTNormalization = BERTNormalization(), unknownToken: String = "[UNK]") throws {
         try self.init(vocabularyBytes: vocabulary.map { Array($0.utf8) }, normalization: normalization,
                       unknownToken: unknownToken, path: "(vocabulary)")
     }
 
-    private init(vocabularyBytes lines: [[UInt8]], normalization: BertNormalization, unknownToken: String, path: String) throws {
+    private init(vocabularyBytes lines: [[UInt8]], normalization: BERTNormalization, unknownToken: String, path: String) throws {
         var seen: [[UInt8]: Int] = [:]
         for (i, l) in lines.enumerated() {
             if let j = seen[l] {
@@ -188,7 +188,7 @@ extension WordPieceTokenizer {
         }
     }
 
-    private init(vocabulary: ByteVocabulary, normalization: BertNormalization, unknownToken: String, prefix: String,
+    private init(vocabulary: ByteVocabulary, normalization: BERTNormalization, unknownToken: String, prefix: String,
                  maxInputCharsPerWord: Int, addedTokens: [AddedToken], template: PostProcessorTemplate,
                  decoder: WordPieceDecoder?, padID: Int?, path: String) throws {
         guard let unkID = vocabulary.id(Array(unknownToken.utf8)) else {

@@ -4,7 +4,7 @@ import Foundation
 /// (`tokenizers`) for the same files.
 ///
 /// The pipeline: added tokens (`[CLS]`, `[MASK]`, ...) typed in the text are kept whole;
-/// the rest is normalized (``BertNormalization``: clean-up, CJK spacing, accent stripping,
+/// the rest is normalized (``BERTNormalization``: clean-up, CJK spacing, accent stripping,
 /// lowercasing), split on whitespace and punctuation, and each word is cut greedily into the
 /// longest vocabulary pieces from the left, later pieces carrying the `##` prefix. A word of
 /// more than `maxInputCharsPerWord` (100) scalars, or one that cannot be cut, becomes one
@@ -16,7 +16,7 @@ import Foundation
 /// Immutable and `Sendable`; encode from any number of threads.
 public struct WordPieceTokenizer: Sendable {
     /// The normalizer's settings.
-    public let normalization: BertNormalization
+    public let normalization: BERTNormalization
     /// The token for words that cannot be cut into pieces (`[UNK]`).
     public let unknownToken: String
     /// Its id.

@@ -17,7 +17,7 @@ import Foundation
 
 /// The settings of BERT's normalizer (`BertNormalizer` in tokenizer.json, or the
 /// `do_lower_case`, `strip_accents` and `tokenize_chinese_chars` of tokenizer_config.json).
-public struct BertNormalization: Sendable, Equatable {
+public struct BERTNormalization: Sendable, Equatable {
     /// Remove control and format characters, map whitespace to a space.
     public var cleanText: Bool
     /// Put spaces around CJK ideographs, so each becomes a word.
