@@ -80,8 +80,10 @@ struct ProcessorParityTests {
                 // The whole chain as generation runs it.
                 applyProcessors(&scores, sequences: ids, promptLength: ids[0].count, maxLength: .max, config: config)
             } else {
-                scores.withUnsafeMutableBufferPointer { s in
-                    for r in 0..<rows { applySamplingWarpers(UnsafeMutableBufferPointer(rebasing: s[(r * v)..<((r + 1) * v)]), config: config, minTokensToKeep: keep) }
+                for r in 0..<rows {
+                    var row = scores.row(r)
+                    applySamplingWarpers(&row, config: config, minTokensToKeep: keep)
+                    scores.setRow(r, row)
                 }
             }
             let wantScores = try file.tensor("out.\(name).scores").scalars
@@ -149,7 +151,7 @@ struct ProcessorParityTests {
         var counts = [Int](repeating: 0, count: logits.count)
         let n = 20_000
         for _ in 0..<n {
-            let t = logits.withUnsafeBufferPointer { sampleToken($0, rng: &rng) }
+            let t = sampleToken(logits, rng: &rng)
             counts[t!] += 1
         }
         #expect(counts[3] == 0, "a forbidden token was drawn")
@@ -157,7 +159,7 @@ struct ProcessorParityTests {
             #expect(abs(Double(counts[j]) / Double(n) - Double(p[j])) < 0.015, "token \(j): \(counts[j]) of \(n), p = \(p[j])")
         }
         let none: [Float] = [-.infinity, -.infinity]
-        #expect(none.withUnsafeBufferPointer { sampleToken($0, rng: &rng) } == nil)
+        #expect(sampleToken(none, rng: &rng) == nil)
     }
 
     @Test("no-repeat n-grams and repetition penalty on hand-made sequences")
@@ -167,7 +169,7 @@ struct ProcessorParityTests {
         #expect(bannedNGramTokens([5, 5, 5], size: 1) == [5, 5, 5])
         #expect(bannedNGramTokens([1, 2], size: 3).isEmpty)
         var row: [Float] = [2, -2, 0.5, 3]
-        row.withUnsafeMutableBufferPointer { applyRepetitionPenalty($0, sequence: [0, 1, 1, 9, -4], penalty: 2) }
+        applyRepetitionPenalty(&row, sequence: [0, 1, 1, 9, -4], penalty: 2)
         #expect(row == [1, -4, 0.5, 3])
     }
 

@@ -295,7 +295,8 @@ extension AutoregressiveDecoder {
             var allHit = true
             var reorder: [Int] = []
             reorder.reserveCapacity(batch * beams)
-            logProbs.withUnsafeBufferPointer { lpb in
+            let lpb = logProbs.scalars  // [batch*beams * V]
+            do {
                 for b in 0..<batch {
                     // c. The top `keep` continuations over every beam of this input.
                     let top = topCandidates(lpb, rowOffset: b * beams, beams: beams, vocabulary: v,
@@ -415,14 +416,12 @@ func checkTokenRows(_ rows: [[Int]], count: Int, what: String, against: String, 
 /// that row's generator. Throws ``GenerationError/invalidConfig(_:)`` when a row forbids
 /// every token (nothing to draw), naming the step.
 func sampleRows(_ scores: Tensor, rngs: inout [SamplingRNG], step: Int) throws -> [Int] {
-    let (rows, v) = (scores.shape[0], scores.shape[1])
-    return try scores.withUnsafeBufferPointer { p in
-        try (0..<rows).map { r in
-            guard let t = sampleToken(UnsafeBufferPointer(rebasing: p[(r * v)..<((r + 1) * v)]), rng: &rngs[r]) else {
-                throw GenerationError.invalidConfig("sampling step \(step), row \(r): the settings forbid every token (no-repeat n-grams, suppressed tokens, top-k/top-p/min-p), nothing to draw from")
-            }
-            return t
+    let rows = scores.shape[0]
+    return try (0..<rows).map { r in
+        guard let t = sampleToken(scores.row(r), rng: &rngs[r]) else {
+            throw GenerationError.invalidConfig("sampling step \(step), row \(r): the settings forbid every token (no-repeat n-grams, suppressed tokens, top-k/top-p/min-p), nothing to draw from")
         }
+        return t
     }
 }
 
@@ -430,33 +429,31 @@ func sampleRows(_ scores: Tensor, rngs: inout [SamplingRNG], step: Int) throws -
 /// largest, as `torch.argmax`).
 func argmaxRows(_ x: Tensor) -> [Int] {
     let (rows, v) = (x.shape[0], x.shape[1])
-    return x.withUnsafeBufferPointer { p in
-        (0..<rows).map { r in
-            var best = 0
-            for j in 1..<max(v, 1) {
-                let a = p[r * v + j], b = p[r * v + best]
-                if a > b || (a.isNaN && !b.isNaN) { best = j }
-            }
-            return best
+    let p = x.scalars
+    return (0..<rows).map { r in
+        var best = 0
+        for j in 1..<max(v, 1) {
+            let a = p[r * v + j], b = p[r * v + best]
+            if a > b || (a.isNaN && !b.isNaN) { best = j }
         }
+        return best
     }
 }
 
 /// `x - max - log(sum(exp(x - max)))` per row of `[rows, V]` (PyTorch's log_softmax), with
 /// the sum accumulated in Double.
 func logSoftmaxRows(_ x: Tensor) -> Tensor {
-    let (rows, v) = (x.shape[0], x.shape[1])
+    let rows = x.shape[0]
     var out = x
-    out.withUnsafeMutableBufferPointer { p in
-        for r in 0..<rows {
-            let row = UnsafeMutableBufferPointer(rebasing: p[(r * v)..<((r + 1) * v)])
-            let m = row.max() ?? 0
-            if !m.isFinite { continue }  // all -inf (or inf/NaN present): leave as is
-            var sum = 0.0
-            for value in row { sum += exp(Double(value - m)) }
-            let logSum = Float(log(sum))
-            for j in row.indices { row[j] = row[j] - m - logSum }
-        }
+    for r in 0..<rows {
+        var row = out.row(r)  // [V]
+        let m = row.max() ?? 0
+        if !m.isFinite { continue }  // all -inf (or inf/NaN present): leave as is
+        var sum = 0.0
+        for value in row { sum += exp(Double(value - m)) }
+        let logSum = Float(log(sum))
+        for j in row.indices { row[j] = row[j] - m - logSum }
+        out.setRow(r, row)
     }
     return out
 }
@@ -475,7 +472,7 @@ func topIndices(_ values: [Float], count: Int) -> [Int] {
 /// The `keep` best continuations of one input's beams: for beam j and token t, score
 /// `logProbs[rowOffset + j][t] + runningScores[j]` at flat index `j * V + t`. Largest
 /// first; ties keep the lower flat index. Cost: O(beams * V) plus O(keep) per insertion.
-func topCandidates(_ logProbs: UnsafeBufferPointer<Float>, rowOffset: Int, beams: Int, vocabulary v: Int,
+func topCandidates(_ logProbs: [Float], rowOffset: Int, beams: Int, vocabulary v: Int,
                    runningScores: [Float], keep: Int) -> [(score: Float, index: Int)] {
     var top: [(score: Float, index: Int)] = []
     top.reserveCapacity(keep + 1)

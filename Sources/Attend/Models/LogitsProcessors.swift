@@ -18,32 +18,30 @@ import Foundation
 func applyProcessors(_ scores: inout Tensor, sequences: [[Int]], promptLength: Int, maxLength: Int, config: GenerationConfig) {
     let v = scores.shape[1], rows = scores.shape[0]
     let length = sequences[0].count
-    scores.withUnsafeMutableBufferPointer { s in
-        func forceOnly(_ token: Int) {
-            for r in 0..<rows {
-                for j in 0..<v { s[r * v + j] = j == token ? 0 : -.infinity }
-            }
-        }
-        for r in 0..<rows {
-            let row = UnsafeMutableBufferPointer(rebasing: s[(r * v)..<((r + 1) * v)])
-            if config.repetitionPenalty != 1 { applyRepetitionPenalty(row, sequence: sequences[r], penalty: config.repetitionPenalty) }
-            if config.noRepeatNGramSize > 0 {
-                for t in bannedNGramTokens(sequences[r], size: config.noRepeatNGramSize) where t < v { row[t] = -.infinity }
-            }
+    func forceOnly(_ row: inout [Float], _ token: Int) {
+        for j in 0..<v { row[j] = j == token ? 0 : -.infinity }
+    }
+    // Rows are independent: each runs through the processors in Hugging Face's order.
+    for r in 0..<rows {
+        var row = scores.row(r)  // [V]
+        if config.repetitionPenalty != 1 { applyRepetitionPenalty(&row, sequence: sequences[r], penalty: config.repetitionPenalty) }
+        if config.noRepeatNGramSize > 0 {
+            for t in bannedNGramTokens(sequences[r], size: config.noRepeatNGramSize) where t < v { row[t] = -.infinity }
         }
         if length - promptLength < config.minNewTokens {
-            for r in 0..<rows { for e in config.eosTokenIDs { s[r * v + e] = -.infinity } }
+            for e in config.eosTokenIDs where e >= 0 && e < v { row[e] = -.infinity }
         }
-        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(bos) }
-        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(eos) }
-        for r in 0..<rows { for t in config.suppressedTokenIDs { s[r * v + t] = -.infinity } }
+        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(&row, bos) }
+        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(&row, eos) }
+        for t in config.suppressedTokenIDs where t >= 0 && t < v { row[t] = -.infinity }
+        scores.setRow(r, row)
     }
     config.logitsProcessor?(&scores, sequences)
     if config.doSample {
-        scores.withUnsafeMutableBufferPointer { s in
-            for r in 0..<rows {
-                applySamplingWarpers(UnsafeMutableBufferPointer(rebasing: s[(r * v)..<((r + 1) * v)]), config: config, minTokensToKeep: 1)
-            }
+        for r in 0..<rows {
+            var row = scores.row(r)
+            applySamplingWarpers(&row, config: config, minTokensToKeep: 1)
+            scores.setRow(r, row)
         }
     }
 }
@@ -51,7 +49,7 @@ func applyProcessors(_ scores: inout Tensor, sequences: [[Int]], promptLength: I
 /// Hugging Face's `RepetitionPenaltyLogitsProcessor` on one row: every token of `sequence`
 /// (once, however often it occurs; ids past the row ignored) gets `score * penalty` when
 /// its score is negative, else `score / penalty`, in float32. Cost: O(sequence + V).
-func applyRepetitionPenalty(_ row: UnsafeMutableBufferPointer<Float>, sequence: [Int], penalty: Float) {
+func applyRepetitionPenalty(_ row: inout [Float], sequence: [Int], penalty: Float) {
     var seen = [Bool](repeating: false, count: row.count)
     for t in sequence where t >= 0 && t < row.count && !seen[t] {
         seen[t] = true
@@ -87,7 +85,7 @@ func bannedNGramTokens(_ sequence: [Int], size n: Int) -> [Int] {
 /// counts as less probable, where PyTorch's unstable sort leaves the order unspecified), min-p (drops tokens whose
 /// probability is below `minP` x the largest probability). Dropped scores become -inf.
 /// Cost: O(V) plus O(V log V) for top-p.
-func applySamplingWarpers(_ row: UnsafeMutableBufferPointer<Float>, config: GenerationConfig, minTokensToKeep: Int) {
+func applySamplingWarpers(_ row: inout [Float], config: GenerationConfig, minTokensToKeep: Int) {
     let v = row.count
     guard v > 0 else { return }
     if config.temperature != 1 {
@@ -112,7 +110,7 @@ func applySamplingWarpers(_ row: UnsafeMutableBufferPointer<Float>, config: Gene
         }
     }
     if let minP = config.minP {
-        let probs = softmax(Array(row))
+        let probs = softmax(row)
         let top = probs.max() ?? 0
         let cut = Float(minP) * top
         let keep = Set(topIndices(probs, count: min(minTokensToKeep, v)))
@@ -123,7 +121,7 @@ func applySamplingWarpers(_ row: UnsafeMutableBufferPointer<Float>, config: Gene
 /// The k-th largest value of `row` (1-based k <= count; NaN never counts), kept in a sorted
 /// window of the k largest so far. Cost: O(V log k) plus O(k) per value that enters the
 /// window (few for k much smaller than V).
-private func kthLargest(_ row: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
+private func kthLargest(_ row: [Float], _ k: Int) -> Float {
     var top: [Float] = []  // descending, at most k
     top.reserveCapacity(k + 1)
     for x in row where !x.isNaN {
@@ -190,8 +188,8 @@ struct SamplingRNG {
 /// -inf = never): the first token whose running probability passes a uniform draw. Returns
 /// nil when no token has a positive finite probability (every token forbidden).
 /// Cost: O(V).
-func sampleToken(_ scores: UnsafeBufferPointer<Float>, rng: inout SamplingRNG) -> Int? {
-    let probs = softmax(Array(scores))
+func sampleToken(_ scores: [Float], rng: inout SamplingRNG) -> Int? {
+    let probs = softmax(scores)
     var total = 0.0
     for p in probs where p.isFinite && p > 0 { total += Double(p) }
     guard total > 0 && total.isFinite else { return nil }

@@ -98,6 +98,23 @@ extension Tensor {
         }
     }
 
+    /// Row `r` (the last axis) of a rank-2 tensor, as an array. Cost: one copy of the row.
+    public func row(_ r: Int) -> [Float] {
+        precondition(rank == 2 && r >= 0 && r < shape[0], "Tensor.row: row \(r) out of range for \(shape)")
+        let w = shape[1]
+        return withUnsafeBufferPointer { Array($0[(r * w)..<((r + 1) * w)]) }
+    }
+
+    /// In place: row `r` of a rank-2 tensor replaced by `values` (its width). Cost: one copy.
+    public mutating func setRow(_ r: Int, _ values: [Float]) {
+        precondition(rank == 2 && r >= 0 && r < shape[0] && values.count == shape[1],
+                     "Tensor.setRow: row \(r) of \(values.count) scalars does not fit \(shape)")
+        let w = shape[1]
+        withUnsafeMutableBufferPointer { p in
+            for (j, x) in values.enumerated() { p[r * w + j] = x }
+        }
+    }
+
     /// Every scalar replaced by `f` of it. Cost: O(count) calls.
     public func map(_ f: (Float) -> Float) -> Tensor {
         var out = self
