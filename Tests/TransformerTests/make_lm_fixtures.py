@@ -15,15 +15,20 @@ Models (tiny, weights from a scaled normal so that greedy does not repeat one to
   mistral_window        MistralForCausalLM, sliding_window 64 (never reached here), GQA 4/2
   qwen2_untied          Qwen2 untied, QKV bias
   gpt2_padded           GPT-2, 3 layers, n_inner 40, eos 5 (so beams end early)
+And `llama_text`: a Llama whose vocabulary is ../TokenizerTests/Fixtures/llama_bpe's (1200 pieces),
+with that folder's tokenizer files copied in; lm_text.json holds, per text, the prompt ids
+(`tokenizer(text)`), the greedy ids (max_new_tokens=12) and the continuation text
+(`decode(new ids, skip_special_tokens=True)`), for `attend generate --prompt`.
 Half-precision files are made by saving the float32 model in that dtype: the reference
 runs on the weights rounded to that dtype, computed in float32.
 """
 import json
 import os
+import shutil
 import sys
 
 import torch
-from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
                           MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
 
@@ -102,5 +107,29 @@ def main(out):
                    "note": note, "cases": cases}, f)
 
 
+def text_case(out):
+    here = os.path.dirname(os.path.abspath(__file__))
+    source = os.path.join(here, "..", "TokenizerTests", "Fixtures", "llama_bpe")
+    folder = os.path.join(out, "llama_text")
+    model = llama_like(LlamaForCausalLM, LlamaConfig, vocab_size=1200, tie_word_embeddings=True)
+    scaled_init(model, 77)
+    model.save_pretrained(folder)
+    for name in ["tokenizer.json", "tokenizer.model", "tokenizer_config.json"]:
+        shutil.copy(os.path.join(source, name), folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    cases = []
+    for text in ["Hello world, this is", "The quick brown fox"]:
+        ids = tok(text)["input_ids"]
+        with torch.no_grad():
+            seq = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False)[0].tolist()
+        new = seq[len(ids):]
+        cases.append({"text": text, "prompt": ids, "greedy": seq, "continuation": tok.decode(new, skip_special_tokens=True)})
+        print(cases[-1])
+    with open(os.path.join(out, "lm_text.json"), "w") as f:
+        json.dump({"note": "llama_text: see make_lm_fixtures.py", "cases": cases}, f, ensure_ascii=False)
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
+    text_case(sys.argv[1])
