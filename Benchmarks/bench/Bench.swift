@@ -92,6 +92,7 @@ struct Bench {
         if options.wants("decoder") { decoder() }
         if options.wants("bert") { bert() }
         if options.wants("seq2seq") { seq2seq() }
+        if options.wants("lm") { lm() }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every
