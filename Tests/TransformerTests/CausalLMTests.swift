@@ -21,6 +21,8 @@ struct LMCase: Sendable, CustomTestStringConvertible {
     let greedy: [[Int]]
     let beam3: [[Int]]
     let logits: [[Float]]
+    /// lm_extra: last logits of greedy row 0 (prompt + new tokens) in one pass.
+    let longLogits: [Float]?
     /// One left-padded batch (lm_extra) rather than one prompt at a time (lm_golden).
     let batched: Bool
     let maxNew: Int
@@ -37,11 +39,13 @@ struct LMCase: Sendable, CustomTestStringConvertible {
             if batched {
                 let c = cases[name] as! [String: Any]
                 return LMCase(folder: name, prompts: ints(c["prompts"]), greedy: ints(c["greedy"]), beam3: ints(c["beam3"]),
-                              logits: floats(c["logits_last"]), batched: true, maxNew: 8)
+                              logits: floats(c["logits_last"]), longLogits: floats([c["logits_long"] as Any]).first,
+                              batched: true, maxNew: 8)
             }
             let list = cases[name] as! [[String: Any]]
             return LMCase(folder: name, prompts: ints(list.map { $0["prompt"]! }), greedy: ints(list.map { $0["greedy"]! }),
-                          beam3: ints(list.map { $0["beam3"]! }), logits: floats(list.map { $0["logits_last"]! }), batched: false, maxNew: 10)
+                          beam3: ints(list.map { $0["beam3"]! }), logits: floats(list.map { $0["logits_last"]! }), longLogits: nil,
+                          batched: false, maxNew: 10)
         }
     }
     static let all = load("lm_golden", batched: false) + load("lm_extra", batched: true)
@@ -75,6 +79,20 @@ struct CausalLMTests {
             var oracleCache = model.makeCache(rows: 1, capacity: 4)
             let oracle = model.nextTokenLogits(appending: [prompt], to: &oracleCache, compute: Compute(backend: .swiftSIMD, threads: 2)).scalars
             #expect(maxAbs(oracle, expected) <= 1e-4, "\(c.folder) Swift SIMD backend \(prompt): \(maxAbs(oracle, expected))")
+        }
+    }
+
+    @Test("logits of a longer sequence in one pass (llama_dynamic: past max_position_embeddings, scaled frequencies)",
+          arguments: LMCase.all.filter { $0.longLogits != nil })
+    func longLogits(_ c: LMCase) throws {
+        let model = try DecoderOnlyModel(directory: try lmFolder(c.folder))
+        let expected = try #require(c.longLogits)
+        var cache = model.makeCache(rows: 1, capacity: 4)
+        let got = model.nextTokenLogits(appending: [c.greedy[0]], to: &cache, compute: .default).scalars
+        #expect(maxAbs(got, expected) <= 1e-4, "\(c.folder) \(c.greedy[0].count) tokens: \(maxAbs(got, expected))")
+        if c.folder == "llama_dynamic", let rotary = model.rotary {
+            // The scaling matters here: without it the logits differ.
+            #expect(rotary.frequencies(maxPosition: c.greedy[0].count - 1) != rotary.inverseFrequencies)
         }
     }
 

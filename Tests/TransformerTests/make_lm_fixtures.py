@@ -6,12 +6,13 @@ Per model a folder as save_pretrained writes it and OUTDIR/lm_extra.json:
   cases[name] = {"prompts": [[...], [...]],          two prompts of different lengths
                  "greedy": [[...], [...]],           generate on the LEFT-PADDED batch (attention mask),
                  "beam3": [[...], [...]],            max_new_tokens=8, greedy with min_new_tokens=8
-                 "logits_last": [[...], [...]]}      last position's logits of each prompt alone
+                 "logits_last": [[...], [...]],      last position's logits of each prompt alone
+                 "logits_long": [...]}               last logits of greedy row 0 (prompt + 8 tokens) in one pass
 Models (tiny, weights from a scaled normal so that greedy does not repeat one token):
   llama_linear_untied   rope linear factor 2, untied lm_head, sharded (max_shard_size), float16 file
   llama3_rope           rope llama3 (factor 8, low 1, high 4, original 16), attention_bias, mlp_bias, bfloat16 file
   llama_yarn            rope yarn factor 4 (original 16), GQA 4/1
-  llama_dynamic         rope dynamic factor 2, max_position_embeddings 16 (prompt + new tokens pass it)
+  llama_dynamic         rope dynamic factor 2, max_position_embeddings 12 (the last 4 steps feed positions past it)
   mistral_window        MistralForCausalLM, sliding_window 64 (never reached here), GQA 4/2
   qwen2_untied          Qwen2 untied, QKV bias
   gpt2_padded           GPT-2, 3 layers, n_inner 40, eos 5 (so beams end early)
@@ -66,7 +67,7 @@ def main(out):
                                   rope_parameters={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16,
                                                    "rope_theta": 10000.0}),
                        {}, None),
-        "llama_dynamic": (llama_like(LlamaForCausalLM, LlamaConfig, tie_word_embeddings=True, max_position_embeddings=16,
+        "llama_dynamic": (llama_like(LlamaForCausalLM, LlamaConfig, tie_word_embeddings=True, max_position_embeddings=12,
                                      rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}),
                           {}, None),
         "mistral_window": (llama_like(MistralForCausalLM, MistralConfig, tie_word_embeddings=False, sliding_window=64), {}, None),
@@ -98,8 +99,12 @@ def main(out):
             beam3 = model.generate(ids, attention_mask=mask, max_new_tokens=8, num_beams=3, early_stopping=True,
                                    do_sample=False, pad_token_id=pad).tolist()
             logits = [model(torch.tensor([p])).logits[0, -1].tolist() for p in prompts]
+            # Row 0 (the longest prompt, unpadded) with its generated tokens, in one pass: for
+            # llama_dynamic this passes max_position_embeddings, so the scaled frequencies apply.
+            long_logits = model(torch.tensor([greedy[0]])).logits[0, -1].tolist()
         cases[name] = {"prompts": prompts, "greedy": greedy, "beam3": beam3,
-                       "logits_last": [[round(x, 6) for x in row] for row in logits]}
+                       "logits_last": [[round(x, 6) for x in row] for row in logits],
+                       "logits_long": [round(x, 6) for x in long_logits]}
         print(name, greedy, beam3)
     note = __doc__
     with open(os.path.join(out, "lm_extra.json"), "w") as f:
