@@ -81,7 +81,7 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
-            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py"],
+            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -110,6 +110,7 @@ struct Bench {
         if options.wants("bert") { bert() }
         if options.wants("seq2seq") { seq2seq() }
         if options.wants("tokenizers") { tokenizers() }
+        if options.wants("lm") { lm() }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every

@@ -21,7 +21,7 @@ struct Arguments {
                attend decode     --model DIR --ids 1,2,3 [--ids ...] [--keep-special-tokens] [--json]
                attend embed      --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
-               attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N]
+               attend generate   --model DIR (--ids 5,17,42 | --prompt TEXT) [--ids/--prompt ...] [--beams N]
                                  [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
                                  [--repetition-penalty X] [--no-repeat-ngram-size N]
                                  [--do-sample [--temperature X] [--top-k N] [--top-p X]
@@ -34,24 +34,31 @@ struct Arguments {
           decode      the text of token ids, as transformers' decode
           embed       the sentence embedding of each text
           similarity  the cosine similarity of every pair of texts, as a table
-          generate    the tokens a T5 or Marian model generates from source token ids, greedy
-                      or with beam search, exactly as transformers' model.generate does
+          generate    the tokens a model generates, greedy, sampled or with beam search, exactly
+                      as transformers' model.generate does: a T5 or Marian model from source
+                      token ids, a decoder-only model (GPT-2, Llama, Mistral, Qwen2; told by
+                      config.json's model_type) from prompt ids or text, continuing the prompt
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
-                           for generate, a T5 or Marian folder (config.json, model.safetensors
-                           or a sharded index, generation_config.json)
+                           for generate, a T5, Marian, GPT-2, Llama, Mistral or Qwen2 folder
+                           (config.json, model.safetensors or a sharded index,
+                           generation_config.json; tokenizer files for --prompt)
           --json           one JSON object per text and line: {"text": ..., "ids": [...], ...}
           --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize; default:
                            the folder's sentence_bert_config.json, else no limit)
           --batch-size N   texts per forward pass (default 32)
           --threads N      threads for the model (default: all active cores)
-          --ids A,B,C      (generate) a source as comma-separated token ids; several --ids make
-                           a padded batch with one output line each
-          --text T         (generate) a source text, tokenized with the folder's tokenizer; the
-                           output is printed as text (streamed for one greedy source); with
-                           --json: {"text", "ids", "output", "output_ids"} per source.
-                           --input FILE|- reads the source texts as tokenize does
+          --ids A,B,C      (generate) a source (or, decoder-only, a prompt) as comma-separated
+                           token ids; several --ids make a padded batch with one output line each
+                           (decoder-only prompts are left-padded, as transformers pads them)
+          --text T         (generate, T5/Marian) a source text, tokenized with the folder's
+                           tokenizer; the output is printed as text (streamed for one greedy
+                           source); with --json: {"text", "ids", "output", "output_ids"} per
+                           source. --input FILE|- reads the source texts as tokenize does
+          --prompt TEXT    (generate, decoder-only) a prompt as text, encoded by the folder's
+                           tokenizer; the continuation is printed as text, streamed for one
+                           prompt. Several --prompt make one batch
           --beams N        (generate) beam search with N beams (default: the folder's
                            generation_config.json, else 1 = greedy)
           --max-new-tokens N, --min-new-tokens N
@@ -69,7 +76,10 @@ struct Arguments {
         generate prints, per source, the generated ids (up to the end token) on one line; with
         one source and greedy search they appear as they are chosen. With --json it prints one
         line {"ids": [...]} per source: the whole sequence as generate returns it (the start
-        token included, padded to the batch's length).
+        token included, padded to the batch's length). For a decoder-only model, {"ids": [...]}
+        is the prompt followed by the new tokens up to the end token (without the batch's left
+        padding; with --prompt also "text", the continuation), and a timing line goes to stderr:
+        prompt tokens/s, generated tokens/s, time to first token, peak memory.
 
         decode prints the text of each --ids (special tokens left out unless
         --keep-special-tokens); with --json one line {"ids": [...], "text": ...} each.
@@ -93,6 +103,8 @@ struct Arguments {
     var threads: Int? = nil
     var texts: [String] = []
     var ids: [[Int]] = []
+    /// `--prompt` texts (decoder-only generate).
+    var prompts: [String] = []
     var beams: Int? = nil
     var maxNewTokens: Int? = nil
     var minNewTokens: Int? = nil
@@ -135,6 +147,7 @@ struct Arguments {
                 case "--batch-size": a.batchSize = try positive(arg)
                 case "--threads": a.threads = try positive(arg)
                 case "--ids": a.ids.append(try tokenIDs(try value(arg), flag: "--ids #\(a.ids.count + 1)"))
+                case "--prompt": a.prompts.append(try value(arg))
                 case "--beams": a.beams = try positive(arg)
                 case "--max-new-tokens": a.maxNewTokens = try positive(arg)
                 case "--min-new-tokens":
@@ -160,21 +173,22 @@ struct Arguments {
         if a.command == .decode {
             guard a.texts.isEmpty else { throw UsageError(description: "decode takes token ids (--ids or --input), not texts: '\(a.texts[0])'") }
             guard a.ids.isEmpty || a.input == nil else { throw UsageError(description: "decode takes --ids or --input, not both") }
-            guard a.beams == nil && a.maxNewTokens == nil && a.minNewTokens == nil && !a.generation.isSet else {
-                throw UsageError(description: "--beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
+            guard a.beams == nil && a.maxNewTokens == nil && a.minNewTokens == nil && !a.generation.isSet && a.prompts.isEmpty else {
+                throw UsageError(description: "--beams, --max-new-tokens, --min-new-tokens, --prompt and the sampling options belong to generate")
             }
-        } else if !a.generateTexts.isEmpty && !generating {
-            throw UsageError(description: "--text belongs to generate (other commands take texts as arguments)")
+        } else if (!a.generateTexts.isEmpty || !a.prompts.isEmpty) && !generating {
+            throw UsageError(description: "--text and --prompt belong to generate (other commands take texts as arguments)")
         } else if a.keepSpecialTokens {
             throw UsageError(description: "--keep-special-tokens belongs to decode")
         } else if generating {
-            guard !a.ids.isEmpty || !a.generateTexts.isEmpty || a.input != nil else {
-                throw UsageError(description: "generate needs at least one --ids A,B,C (or --text, or --input)")
+            let sources = [!a.ids.isEmpty, !a.generateTexts.isEmpty || a.input != nil, !a.prompts.isEmpty].filter { $0 }.count
+            guard sources > 0 else {
+                throw UsageError(description: "generate needs at least one --ids A,B,C (or --text, --input, or --prompt)")
             }
-            guard a.ids.isEmpty || (a.generateTexts.isEmpty && a.input == nil) else {
-                throw UsageError(description: "generate takes --ids or texts (--text, --input), not both")
+            guard sources == 1 else {
+                throw UsageError(description: "generate takes one kind of source: --ids, texts (--text, --input) or --prompt")
             }
-            guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids), not texts: '\(a.texts[0])'") }
+            guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids) or texts (--text, --prompt), not arguments: '\(a.texts[0])'") }
         } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil || a.generation.isSet {
             throw UsageError(description: "--ids, --beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
         }

@@ -1,4 +1,5 @@
-// `attend generate`: token ids in, generated token ids out, for a T5 or Marian folder.
+// `attend generate`: token ids in, generated token ids out, for a T5 or Marian folder (a
+// decoder-only folder goes to GenerateCausal.swift).
 import Attend
 import Foundation
 
@@ -6,10 +7,12 @@ import Foundation
 /// (see the usage text). Throws `UsageError` for ids the model cannot take, and the loader's
 /// errors for a bad folder.
 func generate(folder: URL, _ args: Arguments) throws {
-    let model = try Seq2SeqModel(directory: folder)
-    for note in model.ignoredGenerationSettings {
-        FileHandle.standardError.write(Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))
+    if DecoderOnlyModel.handles(directory: folder) { return try generateCausal(folder: folder, args) }
+    if !args.prompts.isEmpty {
+        throw UsageError(description: "--prompt is for decoder-only models (GPT-2, Llama, Mistral, Qwen2); give a T5 or Marian model --ids")
     }
+    let model = try Seq2SeqModel(directory: folder)
+    noteIgnored(model.ignoredGenerationSettings)
     for (n, source) in args.ids.enumerated() {
         if source.isEmpty { throw UsageError(description: "--ids #\(n + 1) is empty") }
         if let bad = source.firstIndex(where: { $0 >= model.sourceVocabularySize }) {
@@ -20,10 +23,7 @@ func generate(folder: URL, _ args: Arguments) throws {
         }
     }
     var config = model.generationDefaults
-    if let b = args.beams { config.numBeams = b; config.numReturnSequences = 1 }
-    if let m = args.maxNewTokens { config.maxNewTokens = m }
-    if let m = args.minNewTokens { config.minNewTokens = m }
-    try args.generation.apply(to: &config)
+    try args.apply(to: &config)
     if let m = model.maxPositions, m < 2 {
         throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: m, requested: 2)
     }
@@ -61,6 +61,24 @@ func generate(folder: URL, _ args: Arguments) throws {
     let sequences = try model.generate(sources: args.ids, config: config).sequences
     for row in sequences {
         print(args.json ? jsonObject([("ids", .ints(row))]) : generated(row).map(String.init).joined(separator: " "))
+    }
+}
+
+/// Notes on stderr the generation settings of the folder that are not implemented.
+func noteIgnored(_ settings: [String]) {
+    for note in settings {
+        FileHandle.standardError.write(Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))
+    }
+}
+
+extension Arguments {
+    /// Applies `--beams`, `--max-new-tokens`, `--min-new-tokens` and the sampling options
+    /// over the folder's settings. Throws `UsageError` as ``GenerateOptions/apply(to:)``.
+    func apply(to config: inout GenerationConfig) throws {
+        if let b = beams { config.numBeams = b; config.numReturnSequences = 1 }
+        if let m = maxNewTokens { config.maxNewTokens = m }
+        if let m = minNewTokens { config.minNewTokens = m }
+        try generation.apply(to: &config)
     }
 }
 

@@ -90,8 +90,8 @@ do {
         }
 
     case .generate:
-        if args.ids.isEmpty {
-            try generateText(folder: folder, args)
+        if args.ids.isEmpty && args.prompts.isEmpty {
+            try generateText(folder: folder, args)  // --text / --input: T5 and Marian
         } else {
             try generate(folder: folder, args)
         }

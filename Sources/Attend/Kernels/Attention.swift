@@ -199,16 +199,22 @@ func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
     }
 }
 
-/// Where one attention operand's rows lie: head `h` of batch row `b`, position `i`, starts at
-/// `base + b*batchStride + h*headStride + i*rowStride`, and holds `headDim` contiguous floats.
-/// Lets the kernels read Q, K, V straight out of a fused projection or a KV cache.
+/// Where one attention operand's rows lie: (query) head `h` of batch row `b`, position `i`,
+/// starts at `base + b*batchStride + (h / headGroup)*headStride + i*rowStride`, and holds
+/// `headDim` contiguous floats. Lets the kernels read Q, K, V straight out of a fused
+/// projection or a KV cache. `headGroup` > 1 is grouped-query attention on the keys and
+/// values: `headGroup` consecutive query heads read one stored K/V head (never a copy per
+/// query head); queries and outputs always have `headGroup` 1.
 struct HeadLayout {
     var base = 0
     var batchStride: Int
     var headStride: Int
     var rowStride: Int
+    /// Query heads that share each stored head (1: one stored head per query head).
+    var headGroup = 1
 
-    func offset(_ b: Int, _ h: Int) -> Int { base + b * batchStride + h * headStride }
+    /// Start of the rows query head `h` of batch row `b` reads (its group's stored head).
+    func offset(_ b: Int, _ h: Int) -> Int { base + b * batchStride + (h / headGroup) * headStride }
 
     /// A contiguous tensor `[batch, seq, heads, headDim]` (.bshd) or `[batch, heads, seq, headDim]`.
     init(_ layout: AttentionLayout, seq: Int, heads: Int, headDim: Int) {
@@ -218,14 +224,16 @@ struct HeadLayout {
         }
     }
 
-    init(base: Int, batchStride: Int, headStride: Int, rowStride: Int) {
+    init(base: Int, batchStride: Int, headStride: Int, rowStride: Int, headGroup: Int = 1) {
         (self.base, self.batchStride, self.headStride, self.rowStride) = (base, batchStride, headStride, rowStride)
+        self.headGroup = headGroup
     }
 
-    /// One past the last scalar this layout reaches, for `batch x heads x seq` rows of `headDim`.
+    /// One past the last scalar this layout reaches, for `batch x heads x seq` rows of
+    /// `headDim` (`heads` query heads, so `heads / headGroup` stored heads).
     func extent(batch: Int, heads: Int, seq: Int, headDim: Int) -> Int {
         if batch == 0 || heads == 0 || seq == 0 { return 0 }
-        return base + (batch - 1) * batchStride + (heads - 1) * headStride + (seq - 1) * rowStride + headDim
+        return base + (batch - 1) * batchStride + ((heads - 1) / headGroup) * headStride + (seq - 1) * rowStride + headDim
     }
 }
 
@@ -256,6 +264,9 @@ struct AttentionProblem {
     init(batch: Int, seqQ: Int, seqK: Int, heads: Int, headDim: Int, q: HeadLayout, k: HeadLayout, v: HeadLayout, o: HeadLayout,
          counts: (q: Int, k: Int, v: Int, o: Int), mask: AttentionMask, bias: AttentionBias, scale: Float?) {
         precondition(headDim >= 1, "scaledDotProductAttention: head size must be at least 1, got \(headDim)")
+        precondition(q.headGroup == 1 && o.headGroup == 1 && k.headGroup >= 1 && k.headGroup == v.headGroup
+                     && heads % k.headGroup == 0 && (k.headGroup == 1 || bias.shaw == nil),
+                     "scaledDotProductAttention: grouped K/V (group \(k.headGroup) keys, \(v.headGroup) values) must divide \(heads) heads, with ungrouped queries/outputs and no Shaw positions")
         precondition(batch >= 0 && seqQ >= 0 && seqK >= 0 && heads >= 0,
                      "scaledDotProductAttention: negative size (batch \(batch), seqQ \(seqQ), seqK \(seqK), heads \(heads))")
         precondition(q.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.q
@@ -280,6 +291,11 @@ struct AttentionProblem {
     func offsetQ(_ b: Int, _ h: Int) -> Int { q.offset(b, h) }
     var rowStrideK: Int { k.rowStride }
     func offsetK(_ b: Int, _ h: Int) -> Int { k.offset(b, h) }
+
+    /// Query heads per stored K/V head (grouped-query attention; 1 otherwise).
+    var headGroup: Int { k.headGroup }
+    /// Stored K/V heads per batch row: `heads / headGroup`.
+    var kvHeads: Int { heads / k.headGroup }
 
     /// Whether query `i` may see key `j` under the causal mask.
     func visible(_ i: Int, _ j: Int) -> Bool { !mask.causal || j <= i + mask.queryStart }

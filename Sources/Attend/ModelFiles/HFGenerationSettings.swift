@@ -5,6 +5,22 @@
 
 import Foundation
 
+/// A Hugging Face model folder's `config.json` (required) and `generation_config.json` (when
+/// present). Throws `ModelFileError` when the folder or `config.json` is missing or a file is
+/// not valid JSON (naming the file).
+func readHFModelConfigs(_ directory: URL) throws -> (config: JSONFields, configURL: URL, generation: JSONFields?) {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ModelFileError.missingFile(path: directory.path)
+    }
+    let configURL = directory.appendingPathComponent("config.json")
+    let config = try JSONFields(try readModelJSON(configURL), path: configURL.path)
+    let generationURL = directory.appendingPathComponent("generation_config.json")
+    let generation = FileManager.default.fileExists(atPath: generationURL.path)
+        ? try JSONFields(try readModelJSON(generationURL), path: generationURL.path) : nil
+    return (config, configURL, generation)
+}
+
 /// The generation settings of a Hugging Face model folder, turned into a ``GenerationConfig``
 /// with `transformers`' meaning for an encoder-decoder model (whose decoder prompt is the
 /// single start token, so `max_length` counts it: `maxNewTokens = max_length - 1`).
@@ -15,6 +31,9 @@ struct HFGenerationSettings {
     var decoderStartTokenID: Int?
     /// Keys with values this library does not implement, as `key = value` (they are ignored).
     var ignored: [String] = []
+    /// Decoder-only models: `max_length` (prompt included) when `max_new_tokens` is not given;
+    /// `config.maxNewTokens` then depends on the prompt's length.
+    var maxLength: Int? = nil
 
     /// transformers' defaults for a model whose configuration names no generation settings.
     static func defaults(maxNewTokens: Int) -> HFGenerationSettings {
@@ -28,8 +47,10 @@ struct HFGenerationSettings {
 
     /// Reads the keys from `generation` when that file exists, else from `config` (as
     /// `transformers` does; only `decoder_start_token_id` falls back to `config`); ids must
-    /// lie in `0..<vocabularySize`. Throws `ModelFileError.invalidValue` naming the file and key.
-    init(config: JSONFields, generation: JSONFields?, vocabularySize v: Int) throws {
+    /// lie in `0..<vocabularySize`. With `decoderOnly`, `max_length` and `min_length` count the
+    /// prompt (the first is kept in ``maxLength``; the second is reported as ignored).
+    /// Throws `ModelFileError.invalidValue` naming the file and key.
+    init(config: JSONFields, generation: JSONFields?, vocabularySize v: Int, decoderOnly: Bool = false) throws {
         let g = generation ?? config
         let id = 0...(v - 1)
         var eos: [Int] = []
@@ -44,12 +65,18 @@ struct HFGenerationSettings {
             eos = [e]
         }
         let maxLength = try g.int("max_length", in: 2...(1 << 20)) ?? 20
-        var c = GenerationConfig(maxNewTokens: try g.int("max_new_tokens", in: 1...(1 << 20)) ?? (maxLength - 1))
+        let maxNew = try g.int("max_new_tokens", in: 1...(1 << 20))
+        var c = GenerationConfig(maxNewTokens: maxNew ?? (maxLength - 1))
+        if decoderOnly && maxNew == nil { self.maxLength = maxLength }
         c.eosTokenIDs = eos
         if let m = try g.int("min_new_tokens", in: 0...(1 << 20)) {
             c.minNewTokens = m
         } else if let m = try g.int("min_length", in: 0...(1 << 20)) {
-            c.minNewTokens = max(0, m - 1)
+            if decoderOnly {
+                if m > 0 { ignored.append("min_length = \(m) (counts the prompt; use min_new_tokens)") }
+            } else {
+                c.minNewTokens = max(0, m - 1)
+            }
         }
         c.padTokenID = try g.int("pad_token_id", in: id)
         decoderStartTokenID = try g.int("decoder_start_token_id", in: id) ?? config.int("decoder_start_token_id", in: id)

@@ -152,21 +152,8 @@ extension EncoderDecoderModel {
     /// are still delivered, then the iteration ends).
     public func stream(source: [Int], startTokenID: Int, config generation: GenerationConfig,
                        compute: Compute = .default) -> AsyncThrowingStream<Int, Error> {
-        let eos = Set(generation.eosTokenIDs)
-        return AsyncThrowingStream { continuation in
-            let task = Task.detached {
-                do {
-                    _ = try self.greedy(sources: [source], startTokenID: startTokenID, config: generation, compute: compute) { tokens in
-                        try Task.checkCancellation()
-                        continuation.yield(tokens[0])
-                        if eos.contains(tokens[0]) { continuation.finish() }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
+        tokenStream(eosTokenIDs: generation.eosTokenIDs) { onStep in
+            _ = try self.greedy(sources: [source], startTokenID: startTokenID, config: generation, compute: compute, onStep: onStep)
         }
     }
 }

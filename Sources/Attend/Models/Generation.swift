@@ -10,6 +10,9 @@ import Foundation
 public protocol DecodingCache: Sendable {
     /// Rows the cache holds (batch, or batch x beams).
     var rows: Int { get }
+    /// Positions already cached (the same for every row): generation feeds a prompt from
+    /// this position on, so a kept cache continues without recomputing its history.
+    var length: Int { get }
     /// Keeps, as new row `i`, old row `indices[i]`. Generation calls it to expand a batch into
     /// beams (`[0, 0, 0, 1, 1, 1]` for 2 inputs x 3 beams) and to reorder beams after each
     /// step; every index it passes keeps a row within its input's group of beams.
@@ -231,7 +234,7 @@ extension AutoregressiveDecoder {
         let eos = Set(config.eosTokenIDs)
         var sequences = prompt
         var unfinished = [Bool](repeating: true, count: prompt.count)
-        var feed = prompt
+        var feed = prompt.map { Array($0[cache.length...]) }  // what the cache does not hold yet
         var rngs = (0..<prompt.count).map { SamplingRNG(seed: config.seed, row: $0) }
         while true {
             try Task.checkCancellation()
@@ -284,7 +287,7 @@ extension AutoregressiveDecoder {
         var isFinished = [[Bool]](repeating: [Bool](repeating: false, count: beams), count: batch)
         var improvable = [Bool](repeating: true, count: batch)  // HF: is_early_stop_heuristic_unsatisfied
         var length = promptLength
-        var feed = running.flatMap { $0 }  // the whole prompt on the first step
+        var feed = running.flatMap { $0.map { Array($0[cache.length...]) } }  // the prompt (what is not cached) on the first step
 
         while true {
             try Task.checkCancellation()
@@ -359,6 +362,32 @@ extension AutoregressiveDecoder {
                                 scores: finishedScores.flatMap { $0.prefix(config.numReturnSequences) })
     }
 
+    /// A stream of single tokens from `run`, which generates for one row and calls the hook
+    /// it is given with each step's tokens: each token is yielded as soon as it is chosen and
+    /// the stream finishes after an end token (`eosTokenIDs`) or when `run` returns. `run`
+    /// runs in a detached task; cancelling the consumer, breaking out of the loop or dropping
+    /// the stream cancels it at the next step (tokens computed before that are still
+    /// delivered). Shared by the encoder-decoder and decoder-only streams.
+    func tokenStream(eosTokenIDs: [Int],
+                     _ run: @escaping @Sendable (_ onStep: ([Int]) throws -> Void) throws -> Void) -> AsyncThrowingStream<Int, Error> {
+        let eos = Set(eosTokenIDs)
+        return AsyncThrowingStream { continuation in
+            let task = Task.detached {
+                do {
+                    try run { tokens in
+                        try Task.checkCancellation()
+                        continuation.yield(tokens[0])
+                        if eos.contains(tokens[0]) { continuation.finish() }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
     /// Greedy search as an asynchronous stream: each element is one step's tokens, one per
     /// row (pad for rows that have ended), as soon as it is computed. The work runs in a
     /// detached task that checks for cancellation before every step: cancelling the consuming
@@ -384,9 +413,14 @@ extension AutoregressiveDecoder {
     }
 
     /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
-    /// prompt has one row per cache row, all of one length >= 1, with ids in the vocabulary.
+    /// prompt has one row per cache row, all of one length >= 1 and longer than what the
+    /// cache holds, with ids in the vocabulary.
     private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
-        try checkTokenRows(prompt, count: cache.rows, what: "prompt", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
+        let n = try checkTokenRows(prompt, count: cache.rows, what: "prompt", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
+        guard n > cache.length else {
+            throw GenerationError.invalidInput("prompt rows of \(n) tokens add nothing to a cache of \(cache.length) positions")
+        }
+        return n
     }
 }
 

@@ -124,16 +124,8 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// (a weights file) or `CheckpointError` (a weight missing, misshapen or left unused).
     /// Cost: one read of every tensor, plus the fused Q/K/V copies (`3 d i` floats per attention).
     public init(directory: URL) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ModelFileError.missingFile(path: directory.path)
-        }
-        let configURL = directory.appendingPathComponent("config.json")
-        let config = try JSONFields(try readModelJSON(configURL), path: configURL.path)
+        let (config, configURL, generation) = try readHFModelConfigs(directory)
         let type = try config.string("model_type")
-        let generationURL = directory.appendingPathComponent("generation_config.json")
-        let generation = FileManager.default.fileExists(atPath: generationURL.path)
-            ? try JSONFields(try readModelJSON(generationURL), path: generationURL.path) : nil
         switch type {
         case "t5", "mt5":
             let c = try T5Config(fields: config)

@@ -4,51 +4,56 @@ internal import CKernels
 /// this budget, so extra memory stays O(seqK) per head and never grows with the head count.
 let attentionPackBudgetBytes = 64 << 20
 
-/// Every head's keys and values of one attention layer, packed once for the fused kernel of
-/// `variant` (`ck_f32_attention_pack_kv` per head, 64-byte aligned): attention over a fixed
-/// set of keys (cross-attention over an encoder memory while decoding) reads these instead
-/// of repacking every call. Memory: `batch * heads * headStride` floats, about the size of K
-/// and V. Immutable once made.
+/// Every stored head's keys and values of one attention layer, packed once for the fused
+/// kernel of `variant` (`ck_f32_attention_pack_kv` per K/V head, 64-byte aligned): attention
+/// over a fixed set of keys (cross-attention over an encoder memory while decoding) reads
+/// these instead of repacking every call. With grouped K/V (`k.headGroup` > 1) each stored
+/// head is packed once and read by its whole group of query heads. Memory:
+/// `batch * heads / group * headStride` floats, about the size of K and V. Immutable once made.
 struct PackedKeysValues: Sendable {
     let storage: TensorStorage
     let headStride: Int
     let variant: KernelVariant
-    let batch: Int, heads: Int, seqK: Int, headDim: Int
+    let batch: Int, heads: Int, group: Int, seqK: Int, headDim: Int
 
-    /// Packs `key` / `value` (laid out as `k` / `v` say) for `batch x heads` heads of `seqK`
-    /// keys. Cost: one read and one write of K and V, parallel over heads.
+    /// Packs `key` / `value` (laid out as `k` / `v` say) for `batch x heads` query heads of
+    /// `seqK` keys (`batch x heads / k.headGroup` stored heads). Cost: one read and one write
+    /// of K and V, parallel over stored heads.
     init(key: Tensor, value: Tensor, k: HeadLayout, v: HeadLayout, batch: Int, heads: Int, seqK: Int, headDim: Int,
          variant: KernelVariant, threads: Int) {
         precondition(k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= key.count
-                     && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= value.count,
-                     "PackedKeysValues: layouts reach past keys \(key.shape) / values \(value.shape)")
+                     && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= value.count
+                     && k.headGroup == v.headGroup && k.headGroup >= 1 && heads % k.headGroup == 0,
+                     "PackedKeysValues: layouts reach past keys \(key.shape) / values \(value.shape), or groups \(k.headGroup) / \(v.headGroup) do not divide \(heads) heads")
         let kern = variant.kernels
+        let g = k.headGroup, kvHeads = heads / g
         let stride = (ck_f32_attention_packed_kv_size(kern, seqK, headDim) + 15) / 16 * 16
-        let packed = TensorStorage(uninitializedCount: max(1, batch * heads * stride))
+        let packed = TensorStorage(uninitializedCount: max(1, batch * kvHeads * stride))
         if seqK > 0 {
             key.withUnsafeBufferPointer { kp in
                 value.withUnsafeBufferPointer { vp in
-                    parallelFor(batch * heads, threads: threads) { bh in
-                        let b = bh / heads, h = bh % heads
+                    parallelFor(batch * kvHeads, threads: threads) { unit in
+                        let b = unit / kvHeads, h = (unit % kvHeads) * g
                         ck_f32_attention_pack_kv(kern, seqK, headDim, kp.baseAddress! + k.offset(b, h), k.rowStride,
-                                                 vp.baseAddress! + v.offset(b, h), v.rowStride, packed.base + bh * stride)
+                                                 vp.baseAddress! + v.offset(b, h), v.rowStride, packed.base + unit * stride)
                     }
                 }
             }
         }
         (storage, headStride, self.variant) = (packed, stride, variant)
-        (self.batch, self.heads, self.seqK, self.headDim) = (batch, heads, seqK, headDim)
+        (self.batch, self.heads, self.group, self.seqK, self.headDim) = (batch, heads, g, seqK, headDim)
     }
 
     /// Whether these are the packed keys and values `p` reads with `variant`.
     func fits(_ p: AttentionProblem, variant: KernelVariant) -> Bool {
-        self.variant == variant && batch == p.batch && heads == p.heads && seqK == p.seqK && headDim == p.headDim
+        self.variant == variant && batch == p.batch && heads == p.heads && group == p.headGroup && seqK == p.seqK && headDim == p.headDim
     }
 }
 
-/// Runs the fused C attention kernel. Heads go in waves (see `attentionPackBudgetBytes`);
-/// within a wave each head's K and V are packed once (parallel over heads), then query
-/// blocks run in parallel over heads x blocks. With `prepacked` keys and values (which must
+/// Runs the fused C attention kernel. Stored K/V heads go in waves (see
+/// `attentionPackBudgetBytes`); within a wave each K/V head is packed once (parallel over
+/// heads), then query blocks run in parallel over query heads x blocks, every query head of
+/// a group (grouped-query attention) reading its group's one packed copy. With `prepacked` keys and values (which must
 /// fit `p`) nothing is packed and all heads form one wave. Shapes and strides were validated
 /// by `AttentionProblem`; buffer extents follow from them.
 func fusedAttention(
@@ -56,7 +61,8 @@ func fusedAttention(
     variant: KernelVariant, threads: Int, prepacked: PackedKeysValues? = nil
 ) {
     let kern = variant.kernels
-    let heads = p.batch * p.heads
+    let group = p.headGroup, kvHeads = p.kvHeads
+    let heads = p.batch * kvHeads  // stored K/V heads: the unit of packing and of waves
     if heads == 0 || p.seqQ == 0 { return }
     if let prepacked { precondition(prepacked.fits(p, variant: variant), "fusedAttention: prepacked keys/values do not fit the problem") }
     let packedSize = ck_f32_attention_packed_kv_size(kern, p.seqK, p.headDim)
@@ -88,13 +94,14 @@ func fusedAttention(
                             let count = min(wave, heads - first)
                             if p.seqK > 0 && prepacked == nil {
                                 parallelFor(count, threads: threads) { w in
-                                    let bh = first + w, b = bh / p.heads, h = bh % p.heads
+                                    let unit = first + w, b = unit / kvHeads, h = (unit % kvHeads) * group
                                     ck_f32_attention_pack_kv(
                                         kern, p.seqK, p.headDim, kbase + p.k.offset(b, h), p.k.rowStride,
                                         vbase + p.v.offset(b, h), p.v.rowStride, packedKV.base + w * headStride)
                                 }
                             }
                             if shaw != nil {
+                                // (Shaw positions come with group 1: a wave item is a query head.)
                                 // Shaw key term per head: qk[i][c] = scale * q_i . a^K_c (a small GEMM).
                                 shawKeys.withUnsafeBufferPointer { ak in
                                     parallelFor(count, threads: threads) { w in
@@ -106,9 +113,9 @@ func fusedAttention(
                                     }
                                 }
                             }
-                            parallelFor(count * blocks, threads: threads) { item in
-                                let w = item / blocks, blk = item % blocks
-                                let bh = first + w, b = bh / p.heads, h = bh % p.heads
+                            parallelFor(count * group * blocks, threads: threads) { item in
+                                let w = item / (group * blocks), blk = item % blocks
+                                let unit = first + w, b = unit / kvHeads, h = (unit % kvHeads) * group + (item / blocks) % group
                                 let ws = UnsafeMutableRawPointer.allocate(byteCount: wsCount * 4, alignment: 64)
                                     .bindMemory(to: Float.self, capacity: wsCount)
                                 defer { ws.deallocate() }

@@ -1,0 +1,297 @@
+// Loading decoder-only checkpoints from Hugging Face folders: config.json (model_type picks
+// the family), generation_config.json, and the weights (model.safetensors or a sharded
+// checkpoint; F32, F16 and BF16 tensors are widened to float32 at load).
+
+import Foundation
+
+/// The sizes and options of a decoder-only checkpoint, read from `config.json` with
+/// transformers' defaults for absent keys (`GPT2Config`, `LlamaConfig`, `MistralConfig`,
+/// `Qwen2Config`).
+public struct CausalLMConfig: Sendable, Equatable {
+    /// The family.
+    public var architecture: CausalLMArchitecture
+    /// `vocab_size`.
+    public var vocabSize: Int
+    /// Model width d (`n_embd`, `hidden_size`).
+    public var hiddenSize: Int
+    /// Feed-forward width (`n_inner` (4d when null), `intermediate_size`).
+    public var intermediateSize: Int
+    /// Blocks (`n_layer`, `num_hidden_layers`).
+    public var layers: Int
+    /// Query heads (`n_head`, `num_attention_heads`).
+    public var heads: Int
+    /// Key/value heads (`num_key_value_heads`, defaults to heads).
+    public var kvHeads: Int
+    /// Head size (`head_dim`, defaults to d / heads).
+    public var headDim: Int
+    /// Feed-forward activation (`activation_function`, `hidden_act`).
+    public var activation: Activation
+    /// Norm epsilon (`layer_norm_epsilon`, `rms_norm_eps`).
+    public var normEpsilon: Float
+    /// GPT-2's position table size (`n_positions`); nil for RoPE models.
+    public var learnedPositions: Int?
+    /// RoPE (nil for GPT-2).
+    public var rotary: RotaryFrequencies?
+    /// Biases on q, k, v (Qwen2 always; Llama/Mistral `attention_bias`; GPT-2 always).
+    public var qkvBias: Bool
+    /// Bias on the output projection (GPT-2; Llama `attention_bias`).
+    public var outBias: Bool
+    /// Biases in the feed-forward (GPT-2; Llama `mlp_bias`).
+    public var mlpBias: Bool
+    /// `tie_word_embeddings`.
+    public var tieWordEmbeddings: Bool
+    /// GPT-2: `scale_attn_weights` (true) and `scale_attn_by_inverse_layer_idx` (false).
+    public var scaleAttentionWeights: Bool, scaleByInverseLayerIndex: Bool
+    /// Mistral's (or Qwen2's, with `use_sliding_window`) attention window; nil when none.
+    public var slidingWindow: Int?
+
+    /// Reads a Hugging Face `config.json`. Throws `ModelFileError` naming the file and key
+    /// (a missing or unknown `model_type`, values out of range, unsupported options).
+    public init(contentsOf url: URL) throws {
+        try self.init(fields: try JSONFields(try readModelJSON(url), path: url.path))
+    }
+
+    init(fields c: JSONFields) throws {
+        let big = 1 << 24
+        let type = try c.string("model_type")
+        func need(_ key: String) throws -> Int {
+            guard let v = try c.int(key, in: 1...big) else { throw c.fail(key, "missing (a positive integer is required)") }
+            return v
+        }
+        func epsilon(_ key: String, _ fallback: Float) throws -> Float {
+            guard let e = try c.double(key) else { return fallback }
+            guard e > 0, Float(e).isNormal else { throw c.fail(key, "\(e) must be a positive float32") }
+            return Float(e)
+        }
+        func activationNamed(_ key: String, _ fallback: String) throws -> Activation {
+            let name = try c.string(key) ?? fallback
+            guard let a = Activation(configName: name) else { throw ModelFileError.unsupported(path: c.path, what: "\(key) \"\(name)\"") }
+            return a
+        }
+        switch type {
+        case "gpt2":
+            architecture = .gpt2
+            vocabSize = try c.int("vocab_size", in: 1...big) ?? 50257
+            hiddenSize = try c.int("n_embd", in: 1...big) ?? 768
+            layers = try c.int("n_layer", in: 1...4096) ?? 12
+            heads = try c.int("n_head", in: 1...4096) ?? 12
+            kvHeads = heads
+            guard hiddenSize % heads == 0 else { throw c.fail("n_head", "\(heads) does not divide n_embd \(hiddenSize)") }
+            headDim = hiddenSize / heads
+            intermediateSize = try c.int("n_inner", in: 1...big) ?? 4 * hiddenSize
+            self.activation = try activationNamed("activation_function", "gelu_new")
+            normEpsilon = try epsilon("layer_norm_epsilon", 1e-5)
+            learnedPositions = try c.int("n_positions", in: 1...big) ?? 1024
+            rotary = nil
+            (qkvBias, outBias, mlpBias) = (true, true, true)
+            tieWordEmbeddings = try c.bool("tie_word_embeddings") ?? true
+            scaleAttentionWeights = try c.bool("scale_attn_weights") ?? true
+            scaleByInverseLayerIndex = try c.bool("scale_attn_by_inverse_layer_idx") ?? false
+            slidingWindow = nil
+            if try c.bool("add_cross_attention") == true {
+                throw ModelFileError.unsupported(path: c.path, what: "add_cross_attention true (a GPT-2 with cross-attention is an encoder-decoder's decoder)")
+            }
+        case "llama", "mistral", "qwen2":
+            architecture = type == "llama" ? .llama : type == "mistral" ? .mistral : .qwen2
+            vocabSize = try need("vocab_size")
+            hiddenSize = try need("hidden_size")
+            intermediateSize = try need("intermediate_size")
+            layers = try c.int("num_hidden_layers", in: 1...4096) ?? 32
+            heads = try c.int("num_attention_heads", in: 1...4096) ?? 32
+            kvHeads = try c.int("num_key_value_heads", in: 1...4096) ?? heads
+            guard heads % kvHeads == 0 else { throw c.fail("num_key_value_heads", "\(kvHeads) does not divide num_attention_heads \(heads)") }
+            if let hd = try c.int("head_dim", in: 1...big) {
+                headDim = hd
+            } else {
+                guard hiddenSize % heads == 0 else { throw c.fail("num_attention_heads", "\(heads) does not divide hidden_size \(hiddenSize) (and no head_dim is given)") }
+                headDim = hiddenSize / heads
+            }
+            guard headDim % 2 == 0 else { throw c.fail("head_dim", "\(headDim) must be even for rotary positions") }
+            self.activation = try activationNamed("hidden_act", "silu")
+            normEpsilon = try epsilon("rms_norm_eps", 1e-6)
+            learnedPositions = nil
+            let maxPositions = try c.int("max_position_embeddings", in: 1...(1 << 30)) ?? 2048
+            rotary = try Self.rotary(c, headDim: headDim, maxPositions: maxPositions)
+            let attentionBias = try c.bool("attention_bias") ?? false
+            qkvBias = architecture == .qwen2 || attentionBias
+            outBias = architecture != .qwen2 && attentionBias
+            mlpBias = try c.bool("mlp_bias") ?? false
+            tieWordEmbeddings = try c.bool("tie_word_embeddings") ?? false
+            (scaleAttentionWeights, scaleByInverseLayerIndex) = (true, false)
+            switch architecture {
+            case .mistral: slidingWindow = try c.int("sliding_window", in: 1...(1 << 30))
+            case .qwen2: slidingWindow = try c.bool("use_sliding_window") == true ? try c.int("sliding_window", in: 1...(1 << 30)) : nil
+            default: slidingWindow = nil
+            }
+        default:
+            throw ModelFileError.unsupported(path: c.path, what: "model_type \(type.map { "\"\($0)\"" } ?? "(absent)") (decoder-only models: \"gpt2\", \"llama\", \"mistral\", \"qwen2\")")
+        }
+    }
+
+    /// `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling` (older files).
+    static func rotary(_ c: JSONFields, headDim: Int, maxPositions: Int) throws -> RotaryFrequencies {
+        let params = try c.object("rope_parameters") ?? c.object("rope_scaling")
+        let theta = try params?.double("rope_theta") ?? c.double("rope_theta") ?? 10000
+        guard theta > 1 else { throw (params ?? c).fail("rope_theta", "\(theta) must be above 1") }
+        let partial = try params?.double("partial_rotary_factor") ?? c.double("partial_rotary_factor") ?? 1
+        guard partial == 1 else { throw ModelFileError.unsupported(path: c.path, what: "partial_rotary_factor \(partial) (only full rotary heads)") }
+        guard let p = params else { return RotaryFrequencies(dim: headDim, base: theta) }
+        let kind = try p.string("rope_type") ?? p.string("type") ?? "default"
+        func factor() throws -> Double {
+            guard let f = try p.double("factor") else { throw p.fail("factor", "missing (rope_type \(kind) needs it)") }
+            guard f >= 1 else { throw p.fail("factor", "\(f) must be at least 1") }
+            return f
+        }
+        let original = try p.int("original_max_position_embeddings", in: 1...(1 << 30))
+            ?? c.int("original_max_position_embeddings", in: 1...(1 << 30)) ?? maxPositions
+        let scaling: RotaryScaling
+        switch kind {
+        case "default": scaling = .none
+        case "linear": scaling = .linear(factor: try factor())
+        case "dynamic": scaling = .dynamic(factor: try factor(), maxPositions: maxPositions)
+        case "llama3":
+            guard let low = try p.double("low_freq_factor"), let high = try p.double("high_freq_factor"), high > low, low > 0 else {
+                throw p.fail("low_freq_factor", "llama3 scaling needs low_freq_factor > 0 and high_freq_factor above it")
+            }
+            scaling = .llama3(factor: try factor(), lowFrequencyFactor: low, highFrequencyFactor: high, originalMaxPositions: original)
+        case "yarn":
+            let f = try p.double("factor") ?? Double(maxPositions) / Double(original)
+            func mscale(_ scale: Double, _ m: Double) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
+            var attention = try p.double("attention_factor")
+            if attention == nil {
+                if let m = try p.double("mscale"), let all = try p.double("mscale_all_dim"), m != 0, all != 0 {
+                    attention = mscale(f, m) / mscale(f, all)
+                } else {
+                    attention = mscale(f, 1)
+                }
+            }
+            let fast = try p.double("beta_fast") ?? 32, slow = try p.double("beta_slow") ?? 1
+            scaling = .yarn(factor: f, attentionFactor: attention!, betaFast: fast == 0 ? 32 : fast, betaSlow: slow == 0 ? 1 : slow,
+                            originalMaxPositions: original, truncate: try p.bool("truncate") ?? true)
+        default:
+            throw ModelFileError.unsupported(path: c.path, what: "rope_type \"\(kind)\" (known: default, linear, dynamic, llama3, yarn)")
+        }
+        return RotaryFrequencies(dim: headDim, base: theta, scaling: scaling)
+    }
+}
+
+extension DecoderOnlyModel {
+    /// Loads a Hugging Face model folder: `config.json` (`model_type` "gpt2", "llama",
+    /// "mistral" or "qwen2"), `generation_config.json` when present, and the weights
+    /// (`model.safetensors` or a sharded checkpoint with `model.safetensors.index.json`;
+    /// F32, F16 or BF16, widened to float32). Throws `ModelFileError` (a configuration file:
+    /// missing, invalid JSON, a value out of range or unsupported, naming the file and key),
+    /// `SafeTensorsError` (a weights file) or `CheckpointError` (a tensor missing, misshapen
+    /// or unused). Cost: one read of every tensor, plus the fused QKV copies and GPT-2's
+    /// transposes (each weight once).
+    public init(directory: URL) throws {
+        let (fields, _, generation) = try readHFModelConfigs(directory)
+        let config = try CausalLMConfig(fields: fields)
+        let settings = try HFGenerationSettings(config: fields, generation: generation, vocabularySize: config.vocabSize, decoderOnly: true)
+        try self.init(config: config, weights: try SafeTensorsCheckpoint(directory: directory), generation: settings)
+    }
+
+    /// Whether `config.json` in `directory` names a decoder-only model this type loads (its
+    /// `model_type`); false when the file is missing or names another kind.
+    public static func handles(directory: URL) -> Bool {
+        let url = directory.appendingPathComponent("config.json")
+        guard let json = try? readModelJSON(url), let fields = try? JSONFields(json, path: url.path),
+              let type = try? fields.string("model_type") else { return false }
+        return ["gpt2", "llama", "mistral", "qwen2"].contains(type)
+    }
+
+    /// Builds a model from `config` and weights named as transformers names them
+    /// (`transformer.h.{i}.*` for GPT-2, with or without the `transformer.` prefix;
+    /// `model.layers.{i}.*` for the Llama family). Throws `CheckpointError` naming a missing,
+    /// misshapen or unused tensor.
+    public init(config: CausalLMConfig, weights: TensorSource, generation: GenerationConfig? = nil) throws {
+        var settings = HFGenerationSettings.defaults(maxNewTokens: 20)
+        if let generation { settings.config = generation }
+        try self.init(config: config, weights: weights, generation: settings)
+    }
+
+    init(config c: CausalLMConfig, weights: TensorSource, generation: HFGenerationSettings) throws {
+        let d = c.hiddenSize, dh = c.headDim, q = c.heads * dh, kv = c.kvHeads * dh, f = c.intermediateSize
+        let layers: [CausalDecoderLayer]
+        let embedding: Embedding, positions: Embedding?, finalNorm: Norm
+        var headWeight: Tensor? = nil
+        var p: ParameterLoader
+        if c.architecture == .gpt2 {
+            // Buffers older GPT-2 files carry (the causal mask), never parameters.
+            p = ParameterLoader(weights) { $0.hasSuffix(".attn.bias") && !$0.contains("c_attn") || $0.hasSuffix(".attn.masked_bias") }
+            let root = p.has("transformer.wte.weight") ? "transformer." : ""
+            // Conv1D stores [in, out]: transposed once here to Linear's [out, in].
+            func conv(_ name: String, in i: Int, out o: Int) throws -> Linear {
+                Linear(weight: try p.load(name + ".weight", shape: [i, o]).transposed2D(), bias: try p.load(name + ".bias", shape: [o]))
+            }
+            func ln(_ name: String) throws -> Norm { .layer(try LayerNorm(loading: p, name, size: d, eps: c.normEpsilon)) }
+            embedding = Embedding(weight: try p.load(root + "wte.weight", shape: [c.vocabSize, d]))
+            positions = Embedding(weight: try p.load(root + "wpe.weight", shape: [c.learnedPositions!, d]))
+            layers = try (0..<c.layers).map { i in
+                let b = "\(root)h.\(i)"
+                var scale: Float = c.scaleAttentionWeights ? 1 / Float(dh).squareRoot() : 1
+                if c.scaleByInverseLayerIndex { scale /= Float(i + 1) }
+                return CausalDecoderLayer(attentionNorm: try ln(b + ".ln_1"), qkv: try conv(b + ".attn.c_attn", in: d, out: 3 * d),
+                                          out: try conv(b + ".attn.c_proj", in: d, out: d), feedForwardNorm: try ln(b + ".ln_2"),
+                                          feedForward: FeedForward(up: try conv(b + ".mlp.c_fc", in: d, out: f),
+                                                                   down: try conv(b + ".mlp.c_proj", in: f, out: d), activation: c.activation),
+                                          scale: scale)
+            }
+            finalNorm = try ln(root + "ln_f")
+        } else {
+            p = ParameterLoader(weights) { $0.hasSuffix("rotary_emb.inv_freq") }
+            func rms(_ name: String) throws -> Norm { .rms(RMSNorm(weight: try p.load(name + ".weight", shape: [d]), eps: c.normEpsilon)) }
+            embedding = Embedding(weight: try p.load("model.embed_tokens.weight", shape: [c.vocabSize, d]))
+            positions = nil
+            layers = try (0..<c.layers).map { i in
+                let b = "model.layers.\(i)"
+                let parts = try [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map {
+                    try Linear(loading: p, "\(b).self_attn.\($0.0)", in: d, out: $0.1, bias: c.qkvBias)
+                }
+                let qkv = Linear(weight: Tensor.concatenateRows(parts.map(\.weight)),
+                                 bias: c.qkvBias ? Tensor.concatenateRows(parts.map { $0.bias! }) : nil)
+                let mlp = "\(b).mlp"
+                return CausalDecoderLayer(
+                    attentionNorm: try rms(b + ".input_layernorm"), qkv: qkv,
+                    out: try Linear(loading: p, b + ".self_attn.o_proj", in: q, out: d, bias: c.outBias),
+                    feedForwardNorm: try rms(b + ".post_attention_layernorm"),
+                    feedForward: FeedForward(up: try Linear(loading: p, mlp + ".gate_proj", in: d, out: f, bias: c.mlpBias),
+                                             down: try Linear(loading: p, mlp + ".down_proj", in: f, out: d, bias: c.mlpBias),
+                                             activation: c.activation,
+                                             gate: try Linear(loading: p, mlp + ".up_proj", in: d, out: f, bias: c.mlpBias)),
+                    scale: 1 / Float(dh).squareRoot())
+            }
+            finalNorm = try rms("model.norm")
+        }
+        // The head: tied to the embedding (a stored copy is skipped), else lm_head.weight.
+        if c.tieWordEmbeddings {
+            p.skip("lm_head.weight")
+        } else {
+            headWeight = try p.load("lm_head.weight", shape: [c.vocabSize, d])
+        }
+        try p.finish()
+        var limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
+        if let w = c.slidingWindow { limit = (w, "sliding_window") }
+        self.init(architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
+                  layers: layers, finalNorm: finalNorm, lmHead: Linear(weight: headWeight ?? embedding.weight, bias: nil),
+                  heads: c.heads, kvHeads: c.kvHeads, headDim: dh, positionLimit: limit, generationDefaults: generation.config,
+                  defaultMaxLength: generation.maxLength, ignoredGenerationSettings: generation.ignored)
+    }
+}
+
+extension Tensor {
+    /// The transpose of a matrix: `[m, n]` to `[n, m]`. Cost: one copy.
+    func transposed2D() -> Tensor {
+        precondition(rank == 2, "transposed2D: \(shape) is not a matrix")
+        let (m, n) = (shape[0], shape[1])
+        var out = Tensor.uninitialized([n, m])
+        withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<m {
+                    for j in 0..<n { dst[j * m + i] = src[i * n + j] }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,193 @@
+// GPT-2 and the Llama family (Llama, Mistral, Qwen2) as one pre-LN decoder stack:
+//
+//                  GPT-2                                Llama / Mistral / Qwen2
+//   positions      learned table added to embeddings    RoPE on queries and keys (rope_theta, scaling)
+//   norms          LayerNorm with bias                  RMSNorm
+//   attention      fused c_attn (Conv1D [in, out],      q/k/v (fused at load), grouped K/V heads,
+//                  transposed once at load), biases     biases: Qwen2 q/k/v, Llama attention_bias
+//   feed-forward   gelu_new(c_fc x) -> c_proj           down(silu(gate x) * up x)
+//   head           tied to wte                          lm_head, or tied to embed_tokens
+//
+//   x = embed(ids) (+ wpe[pos]);  per layer: x += attn(norm1(x));  x += ffn(norm2(x));
+//   logits = head(norm_f(x at the last position))
+
+import Foundation
+
+/// The published architecture a ``DecoderOnlyModel`` was loaded as (`model_type`).
+public enum CausalLMArchitecture: String, Sendable, Hashable {
+    /// `GPT2LMHeadModel`.
+    case gpt2
+    /// `LlamaForCausalLM`.
+    case llama
+    /// `MistralForCausalLM`.
+    case mistral
+    /// `Qwen2ForCausalLM`.
+    case qwen2
+}
+
+/// One pre-LN decoder block without cross-attention: `x += attention(norm1(x))`,
+/// `x += feedForward(norm2(x))`, with a fused QKV projection whose rows are the query heads,
+/// then the key heads, then the value heads (`kvHeads` <= heads: grouped-query attention).
+/// Shapes: token rows `[T, d]`. Cost per token: `2 d (heads + 2 kvHeads) dh + 2 heads dh d`
+/// flops of projections, `4 heads dh t` of attention over t cached positions, and the
+/// feed-forward's.
+public struct CausalDecoderLayer: Sendable {
+    /// Before attention.
+    public let attentionNorm: Norm
+    /// `[(heads + 2 kvHeads) * headDim, d]`: queries, keys, values.
+    public let qkv: Linear
+    /// `[d, heads * headDim]`.
+    public let out: Linear
+    /// Before the feed-forward.
+    public let feedForwardNorm: Norm
+    /// The feed-forward (gated for the Llama family).
+    public let feedForward: FeedForward
+    /// Score scale (`1/sqrt(headDim)`, GPT-2 may divide by the layer index too).
+    public let scale: Float
+
+    /// A block from its parts (shapes are checked by ``DecoderOnlyModel``).
+    public init(attentionNorm: Norm, qkv: Linear, out: Linear, feedForwardNorm: Norm, feedForward: FeedForward, scale: Float) {
+        self.attentionNorm = attentionNorm
+        self.qkv = qkv
+        self.out = out
+        self.feedForwardNorm = feedForwardNorm
+        self.feedForward = feedForward
+        self.scale = scale
+    }
+}
+
+/// A Hugging Face decoder-only language model (GPT-2, Llama, Mistral, Qwen2) ready to generate
+/// what `transformers`' `model.generate` does. Load with ``init(directory:)``; generate with
+/// ``CausalLanguageModel/generate(prompts:config:compute:)`` (greedy, sampling, beam search;
+/// left-padded batches), stream with ``CausalLanguageModel/stream(prompt:config:compute:)``,
+/// continue a conversation with ``CausalLanguageModel/generate(continuing:appending:cache:config:compute:onStep:)``.
+/// Immutable and `Sendable`; the ``CausalLMCache`` belongs to the caller.
+///
+/// Shapes: ids `[rows][n]`; logits `[rows, V]` (the last position of each row).
+/// Cost per token: about `2 * parameters` flops (the weights are read once per step while
+/// decoding, once per prefill pass for a whole prompt) plus attention over the cache.
+public struct DecoderOnlyModel: CausalLanguageModel {
+    /// What the checkpoint is.
+    public let architecture: CausalLMArchitecture
+    /// Token embeddings `[V, d]`.
+    public let embedding: Embedding
+    /// GPT-2's learned positions `[maxPositions, d]` (nil with RoPE).
+    public let learnedPositions: Embedding?
+    /// RoPE frequencies (nil for GPT-2).
+    public let rotary: RotaryFrequencies?
+    /// The blocks.
+    public let layers: [CausalDecoderLayer]
+    /// After the last block.
+    public let finalNorm: Norm
+    /// `d -> V` (the embedding itself when tied).
+    public let lmHead: Linear
+    /// Query heads.
+    public let heads: Int
+    /// Stored key/value heads (`num_key_value_heads`; heads for GPT-2).
+    public let kvHeads: Int
+    /// Head size.
+    public let headDim: Int
+    /// Hard position limit and the setting naming it (GPT-2 `n_positions`, Mistral
+    /// `sliding_window`: past it the window would hide keys, which is not implemented).
+    public let positionLimit: (limit: Int, setting: String)?
+    /// The checkpoint's generation settings (`generation_config.json`, else `config.json`),
+    /// with `maxNewTokens` from `max_new_tokens`, else `max_length` (20) minus 1 (see
+    /// ``defaultMaxLength``).
+    public let generationDefaults: GenerationConfig
+    /// `max_length` (which counts the prompt) when the checkpoint gives no `max_new_tokens`.
+    public let defaultMaxLength: Int?
+    /// Generation settings of the checkpoint this library does not implement (ignored).
+    public let ignoredGenerationSettings: [String]
+
+    /// Model width d.
+    public var modelDim: Int { embedding.dim }
+    /// Vocabulary size V.
+    public var vocabularySize: Int { lmHead.outFeatures }
+
+    /// A model from its parts; widths must agree (a precondition naming them).
+    public init(architecture: CausalLMArchitecture, embedding: Embedding, learnedPositions: Embedding?, rotary: RotaryFrequencies?,
+                layers: [CausalDecoderLayer], finalNorm: Norm, lmHead: Linear, heads: Int, kvHeads: Int, headDim: Int,
+                positionLimit: (limit: Int, setting: String)?, generationDefaults: GenerationConfig, defaultMaxLength: Int? = nil,
+                ignoredGenerationSettings: [String] = []) {
+        let d = embedding.dim, w = (heads + 2 * kvHeads) * headDim
+        precondition(!layers.isEmpty && heads >= 1 && kvHeads >= 1 && heads % kvHeads == 0 && lmHead.inFeatures == d
+                     && layers.allSatisfy { $0.qkv.weight.shape == [w, d] && $0.out.weight.shape == [d, heads * headDim] },
+                     "DecoderOnlyModel: \(layers.count) layers of \(heads) heads / \(kvHeads) KV heads of \(headDim) do not fit d = \(d), head \(lmHead.weight.shape)")
+        precondition(rotary.map { $0.dim == headDim } ?? true, "DecoderOnlyModel: rotary dim \(rotary!.dim) differs from head size \(headDim)")
+        precondition(learnedPositions.map { $0.dim == d } ?? true, "DecoderOnlyModel: position table of width \(learnedPositions!.dim) for d = \(d)")
+        self.architecture = architecture
+        self.embedding = embedding
+        self.learnedPositions = learnedPositions
+        self.rotary = rotary
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.lmHead = lmHead
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.positionLimit = positionLimit
+        self.generationDefaults = generationDefaults
+        self.defaultMaxLength = defaultMaxLength
+        self.ignoredGenerationSettings = ignoredGenerationSettings
+    }
+
+    /// A fresh cache for `rows` sequences (kv heads only).
+    public func makeCache(rows: Int, capacity: Int = 32) -> CausalLMCache {
+        CausalLMCache(layers: layers.count, rows: rows, kvWidth: kvHeads * headDim, capacity: capacity)
+    }
+
+    /// The generation defaults for prompts of `promptLength` tokens: when the checkpoint sets
+    /// `max_length` rather than `max_new_tokens`, it counts the prompt (as in transformers).
+    public func generationDefaults(promptLength: Int) -> GenerationConfig {
+        var c = generationDefaults
+        if let m = defaultMaxLength { c.maxNewTokens = max(1, m - promptLength) }
+        return c
+    }
+
+    /// One step (``AutoregressiveDecoder``): appends `tokens` (`cache.rows` rows of n >= 1
+    /// ids) at the cache's positions (n > 1 is a batched prefill pass), and returns the logits
+    /// of each row's last new position, `[rows, V]`. Positions follow the cache's padding
+    /// marks (a left-padded row's first real token is at position 0).
+    public func nextTokenLogits(appending tokens: [[Int]], to cache: inout CausalLMCache, compute: Compute = .default) -> Tensor {
+        let r = tokens.count, n = tokens.first?.count ?? 0, v = vocabularySize
+        precondition(r == cache.rows && n >= 1 && tokens.allSatisfy { $0.count == n },
+                     "DecoderOnlyModel: \(r) rows of lengths \(tokens.map(\.count).prefix(4)) for a cache of \(cache.rows) rows")
+        precondition(tokens.allSatisfy { $0.allSatisfy { (0..<v).contains($0) } }, "DecoderOnlyModel: token ids must lie in 0..<\(v)")
+        let start = cache.length
+        let positions = cache.advance(steps: n).flatMap { $0 }  // [r * n], row-major
+        var x = embedding(tokens.flatMap { $0 })  // [r*n, d]
+        if let table = learnedPositions {
+            precondition(positions.allSatisfy { $0 < table.count }, "DecoderOnlyModel: positions up to \(positions.max()!) pass the \(table.count) learned positions")
+            x += table(positions)
+        }
+        let keyPadding = cache.keyPadding
+        for (l, layer) in layers.enumerated() {
+            x = attention(layer, x, rows: r, steps: n, start: start, positions: positions, kv: &cache.layers[l],
+                          keyPadding: keyPadding, compute: compute)
+            x = layer.feedForward.forward(layer.feedForwardNorm(x, compute: compute), residual: x, compute: compute)
+        }
+        let last = n == 1 ? x : x.gatherRows((0..<r).map { $0 * n + n - 1 })  // [r, d]
+        return lmHead(finalNorm(last, compute: compute), compute: compute)  // [r, V]
+    }
+
+    /// `x + out(attention(norm(x)))` for `rows x steps` token rows `x` `[rows*steps, d]`,
+    /// appending the new keys and values to `kv` first.
+    private func attention(_ layer: CausalDecoderLayer, _ x: Tensor, rows r: Int, steps n: Int, start: Int, positions: [Int],
+                           kv: inout AttentionKV, keyPadding: [[Bool]]?, compute: Compute) -> Tensor {
+        let dh = headDim, q = heads * dh, kvw = kvHeads * dh, w = q + 2 * kvw
+        var qkv = layer.qkv.forward(layer.attentionNorm(x, compute: compute), compute: compute)  // [r*n, w]
+        if let rotary { rotary.rotate(&qkv, columns: 0, heads: heads + kvHeads, positions: positions) }
+        kv.append(qkv.columns(q..<w), steps: n)
+        var context = Tensor.uninitialized([r * n, q])
+        var (kl, vl) = kv.layouts(headDim: dh)
+        kl.headGroup = heads / kvHeads
+        vl.headGroup = heads / kvHeads
+        let ql = HeadLayout(base: 0, batchStride: n * w, headStride: dh, rowStride: w)
+        let p = AttentionProblem(batch: r, seqQ: n, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
+                                 o: HeadLayout(base: 0, batchStride: n * q, headStride: dh, rowStride: q),
+                                 counts: (qkv.count, kv.storage.count, kv.storage.count, context.count),
+                                 mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: .none, scale: layer.scale)
+        Attend.attention(p, query: qkv, key: kv.storage, value: kv.storage, into: &context, compute: compute)
+        return layer.out.forward(context, residual: x, compute: compute)
+    }
+}
