@@ -186,7 +186,7 @@ struct Arguments {
                 throw UsageError(description: "generate needs at least one --ids A,B,C (or --text, --input, or --prompt)")
             }
             guard sources == 1 else {
-                throw UsageError(description: "generate takes one kind of source: --ids, texts (--text, --input) or --prompt")
+                throw UsageError(description: "generate takes one kind of source, not both: --ids, texts (--text, --input) or --prompt")
             }
             guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids) or texts (--text, --prompt), not arguments: '\(a.texts[0])'") }
         } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil || a.generation.isSet {
