@@ -104,9 +104,14 @@ int ck_variant_initial(int *env_status) {
     int status = 0, chosen = ck_variant_best();
     if (env && *env) {
         int v = ck_variant_from_name(env);
-        if (v < 0) status = -1;
-        else if (!ck_variant_supported(v)) status = -2;
-        else { status = 1; chosen = v; }
+        if (v < 0)
+            status = -1;
+        else if (!ck_variant_supported(v))
+            status = -2;
+        else {
+            status = 1;
+            chosen = v;
+        }
     }
     if (env_status) *env_status = status;
     return chosen;
@@ -115,15 +120,20 @@ int ck_variant_initial(int *env_status) {
 const ck_kernels *ck_kernels_get(int variant) {
     if (!ck_variant_supported(variant)) return NULL;
     switch (variant) {
-    case CK_VARIANT_SCALAR: return &ck_kernels_scalar;
+    case CK_VARIANT_SCALAR:
+        return &ck_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
-    case CK_VARIANT_AVX2: return &ck_kernels_avx2;
-    case CK_VARIANT_AVX512: return &ck_kernels_avx512;
+    case CK_VARIANT_AVX2:
+        return &ck_kernels_avx2;
+    case CK_VARIANT_AVX512:
+        return &ck_kernels_avx512;
 #endif
 #if defined(__aarch64__)
-    case CK_VARIANT_NEON: return &ck_kernels_neon;
+    case CK_VARIANT_NEON:
+        return &ck_kernels_neon;
 #endif
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -153,9 +163,7 @@ void ck_cpu_relax(void) {
 #endif
 }
 
-int64_t ck_atomic_load(const int64_t *cell) {
-    return atomic_load((const _Atomic int64_t *)cell);
-}
+int64_t ck_atomic_load(const int64_t *cell) { return atomic_load((const _Atomic int64_t *)cell); }
 void ck_atomic_store(int64_t *cell, int64_t value) { atomic_store((_Atomic int64_t *)cell, value); }
 int64_t ck_atomic_fetch_add(int64_t *cell, int64_t delta) {
     return atomic_fetch_add((_Atomic int64_t *)cell, delta);

@@ -66,8 +66,8 @@ int ck_build_optimized(void);
  *   beta == 0 means C is written without being read (NaN/Inf in C do not propagate).
  *   kc may be 0 (then C = beta*C, or 0 when beta == 0).
  */
-typedef void (*ck_f32_gemm_ukr_fn)(size_t kc, const float *a, const float *b, float *c,
-                                   size_t ldc, float alpha, float beta);
+typedef void (*ck_f32_gemm_ukr_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                   float alpha, float beta);
 
 /**
  * The same micro-kernel with A read in place from mr rows of a row-major matrix (row i at
@@ -114,9 +114,8 @@ typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
  * NaN; huge inputs (1e30) do not overflow (the max is subtracted first).
  * Cost: 3 passes over the row (max, exp + sum, scale), the last two in L1 for rows <= 8K.
  */
-typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, size_t ldx,
-                                       float *y, size_t ldy, float scale, const float *mask,
-                                       size_t ldmask);
+typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, size_t ldx, float *y,
+                                       size_t ldy, float scale, const float *mask, size_t ldmask);
 
 /**
  * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
@@ -377,9 +376,8 @@ size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim, size_t s
  *           O^T += V_blk^T * P^T runs on the same micro-kernel with kc = keys in the block.
  * Cost: one read of K and V, one write of each.
  */
-void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim,
-                              const float *keys, size_t ldk, const float *values, size_t ldv,
-                              float *packed);
+void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim, const float *keys,
+                              size_t ldk, const float *values, size_t ldv, float *packed);
 
 /**
  * Fused attention for queries [query0, query0 + count) of one head (count <=

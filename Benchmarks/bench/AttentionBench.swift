@@ -2,20 +2,20 @@ import Attend
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Peak resident memory of this process so far, in MiB (getrusage's ru_maxrss).
 func peakResidentMiB() -> Double {
     var usage = rusage()
     #if os(Linux)
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024  // KiB on Linux
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024  // KiB on Linux
     #else
-    getrusage(RUSAGE_SELF, &usage)
-    return Double(usage.ru_maxrss) / (1024 * 1024)  // bytes on Darwin
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss) / (1024 * 1024)  // bytes on Darwin
     #endif
 }
 
@@ -48,26 +48,35 @@ extension Bench {
                 let flops = 4.0 * Double(s) * Double(s) * Double(d) * Double(heads) * (causal ? 0.5 : 1)
                 let gf = flops / sec * 1e-9
                 let peak = t == 1 ? peak1 : peakN
-                emit([("name", name), ("variant", variantName), ("threads", t), ("seq", s), ("heads", heads), ("head_dim", d),
-                      ("causal", causal), ("ms", sec * 1e3), ("gflops", gf), ("peak_gflops", peak), ("reps", times.count)],
-                     row: pad(name, 36) + String(format: " %7d %9.1f %10.1f %9.1f%%", t, sec * 1e3, gf, peak > 0 ? gf / peak * 100 : 0))
+                emit(
+                    [
+                        ("name", name), ("variant", variantName), ("threads", t), ("seq", s), ("heads", heads), ("head_dim", d),
+                        ("causal", causal), ("ms", sec * 1e3), ("gflops", gf), ("peak_gflops", peak), ("reps", times.count),
+                    ],
+                    row: pad(name, 36) + String(format: " %7d %9.1f %10.1f %9.1f%%", t, sec * 1e3, gf, peak > 0 ? gf / peak * 100 : 0))
             }
         }
         for t in threadCounts {
             if let a = msByCausal[false]?[t], let b = msByCausal[true]?[t] {
-                emit([("name", "attention causal speed-up seq \(s)"), ("threads", t), ("ratio", a / b), ("ms", b)],
-                     row: String(format: "causal is %.2fx faster than non-causal on %d thread(s)", a / b, t))
+                emit(
+                    [("name", "attention causal speed-up seq \(s)"), ("threads", t), ("ratio", a / b), ("ms", b)],
+                    row: String(format: "causal is %.2fx faster than non-causal on %d thread(s)", a / b, t))
             }
         }
         let rss = peakResidentMiB()
         let inputs = 4.0 * Double(4 * s * heads * d) / 1048576
-        emit([("name", "attention fused peak rss seq \(s)"), ("rss_mib", rss), ("inputs_outputs_mib", inputs), ("ms", 0.0)],
-             row: String(format: "peak resident memory after the fused runs: %.0f MiB (Q, K, V and output themselves: %.0f MiB)", rss, inputs))
+        emit(
+            [("name", "attention fused peak rss seq \(s)"), ("rss_mib", rss), ("inputs_outputs_mib", inputs), ("ms", 0.0)],
+            row: String(format: "peak resident memory after the fused runs: %.0f MiB (Q, K, V and output themselves: %.0f MiB)", rss, inputs))
         // The materialized path: one head's seq x seq scores at a time.
         let scoreBytes = Double(s) * Double(s) * 4
         guard scoreBytes <= 1024 * 1048576 else {
-            emit([("name", "attention materialized seq \(s)"), ("skipped", "score matrix \(Int(scoreBytes / 1048576)) MiB per head > 1 GiB"), ("ms", 0.0)],
-                 row: "materialized path skipped: its score matrix would take \(Int(scoreBytes / 1048576)) MiB per head")
+            emit(
+                [
+                    ("name", "attention materialized seq \(s)"), ("skipped", "score matrix \(Int(scoreBytes / 1048576)) MiB per head > 1 GiB"),
+                    ("ms", 0.0),
+                ],
+                row: "materialized path skipped: its score matrix would take \(Int(scoreBytes / 1048576)) MiB per head")
             return
         }
         for causal in [false, true] {
@@ -80,9 +89,12 @@ extension Bench {
             }
             let sec = median(times)
             let flops = 4.0 * Double(s) * Double(s) * Double(d) * Double(heads) * (causal ? 0.5 : 1)
-            emit([("name", name), ("variant", variantName), ("threads", t), ("seq", s), ("causal", causal), ("ms", sec * 1e3),
-                  ("gflops", flops / sec * 1e-9), ("peak_gflops", peakN)],
-                 row: pad(name, 36) + String(format: " %7d %9.1f %10.1f %9.1f%%", t, sec * 1e3, flops / sec * 1e-9, flops / sec * 1e-9 / peakN * 100))
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("seq", s), ("causal", causal), ("ms", sec * 1e3),
+                    ("gflops", flops / sec * 1e-9), ("peak_gflops", peakN),
+                ],
+                row: pad(name, 36) + String(format: " %7d %9.1f %10.1f %9.1f%%", t, sec * 1e3, flops / sec * 1e-9, flops / sec * 1e-9 / peakN * 100))
         }
     }
 
@@ -103,15 +115,19 @@ extension Bench {
             }
         }
         let copyGBs = bytes / median(copyTimes) * 1e-9
-        emit([("name", "memcpy 64 MiB"), ("threads", 1), ("gbs", copyGBs), ("ms", median(copyTimes) * 1e3)],
-             row: String(format: "memcpy (1 thread): %.1f GB/s", copyGBs))
+        emit(
+            [("name", "memcpy 64 MiB"), ("threads", 1), ("gbs", copyGBs), ("ms", median(copyTimes) * 1e3)],
+            row: String(format: "memcpy (1 thread): %.1f GB/s", copyGBs))
         for t in options.threads > 1 ? [1, options.threads] : [1] {
             let compute = Compute.default.with(threads: t)
             let times = measure(warmup: 2, minReps: 10, minSeconds: 0.5) { x.softmax(into: &y, compute: compute) }
             let gbs = bytes / median(times) * 1e-9
-            emit([("name", "softmax rows 4096x4096"), ("variant", variantName), ("threads", t), ("gbs", gbs),
-                  ("copy_gbs", copyGBs), ("ms", median(times) * 1e3)],
-                 row: String(format: "softmax, %d thread(s): %.2f ms, %.1f GB/s = %.0f%% of memcpy", t, median(times) * 1e3, gbs, gbs / copyGBs * 100))
+            emit(
+                [
+                    ("name", "softmax rows 4096x4096"), ("variant", variantName), ("threads", t), ("gbs", gbs),
+                    ("copy_gbs", copyGBs), ("ms", median(times) * 1e3),
+                ],
+                row: String(format: "softmax, %d thread(s): %.2f ms, %.1f GB/s = %.0f%% of memcpy", t, median(times) * 1e3, gbs, gbs / copyGBs * 100))
         }
     }
 }

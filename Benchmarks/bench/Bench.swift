@@ -17,8 +17,10 @@ func processCPUSeconds() -> Double {
 /// `measure`, also returning each repetition's process CPU time. On a shared machine a
 /// 1-thread run's CPU time is what the work costs when it runs, whatever else competes for
 /// the cores (time-slicing and steal inflate wall time only), so peers can be compared on it.
-func measureWithCPU(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000,
-                    _ body: () -> Void) -> (wall: [Double], cpu: [Double]) {
+func measureWithCPU(
+    warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000,
+    _ body: () -> Void
+) -> (wall: [Double], cpu: [Double]) {
     for _ in 0..<warmup { body() }
     var times: [Double] = [], cpu: [Double] = []
     var total = 0.0
@@ -95,7 +97,11 @@ struct Bench {
             // of the two, so a disturbed measurement cannot inflate "% of peak".
             peakN = max(measuredN, peak1 * Double(options.threads))
             if measuredN < 0.9 * peak1 * Double(options.threads) {
-                stderr(String(format: "bench: warning: %d-thread FMA peak measured %.1f GFLOP/s, below %d x the 1-thread peak: the machine is busy; multi-thread rows compare against %.1f", options.threads, measuredN, options.threads, peakN))
+                stderr(
+                    String(
+                        format:
+                            "bench: warning: %d-thread FMA peak measured %.1f GFLOP/s, below %d x the 1-thread peak: the machine is busy; multi-thread rows compare against %.1f",
+                        options.threads, measuredN, options.threads, peakN))
             }
             emit(
                 [("name", "fma peak"), ("variant", v.rawValue), ("threads", 1), ("gflops", peak1), ("peak_gflops", peak1), ("ms", 0.0)],
@@ -132,8 +138,11 @@ struct Bench {
             cold.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
         }
         let e = median(warmEmpty) * 1e6, w = median(warmJoin) * 1e6, c = median(cold) * 1e6
-        emit([("name", "parallel region empty"), ("threads", threads), ("us", e), ("ms", e / 1000)],
-             row: String(format: "parallel region, %d threads: empty %.2f µs; every thread joining %.2f µs warm, %.0f µs after 50 ms idle (medians)", threads, e, w, c))
+        emit(
+            [("name", "parallel region empty"), ("threads", threads), ("us", e), ("ms", e / 1000)],
+            row: String(
+                format: "parallel region, %d threads: empty %.2f µs; every thread joining %.2f µs warm, %.0f µs after 50 ms idle (medians)", threads,
+                e, w, c))
         emit([("name", "parallel region rendezvous warm"), ("threads", threads), ("us", w), ("ms", w / 1000)], row: "")
         emit([("name", "parallel region rendezvous after idle"), ("threads", threads), ("us", c), ("ms", c / 1000)], row: "")
         if counter.timedOut { stderr("bench: warning: a rendezvous region timed out (a worker never joined)") }
@@ -166,8 +175,10 @@ struct Bench {
                 let gf = flops / s * 1e-9
                 let peak = t == 1 ? peak1 : peakN
                 emit(
-                    [("name", name), ("variant", variantName), ("threads", t), ("m", m), ("n", n), ("k", k), ("ms", s * 1e3),
-                     ("gflops", gf), ("peak_gflops", peak), ("reps", times.count)],
+                    [
+                        ("name", name), ("variant", variantName), ("threads", t), ("m", m), ("n", n), ("k", k), ("ms", s * 1e3),
+                        ("gflops", gf), ("peak_gflops", peak), ("reps", times.count),
+                    ],
                     row: pad(name, 36) + String(format: " %7d %9.2f %10.1f %9.1f%%", t, s * 1e3, gf, peak > 0 ? gf / peak * 100 : 0))
             }
         }

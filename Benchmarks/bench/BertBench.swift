@@ -100,7 +100,9 @@ extension Bench {
     func bert() {
         let dir = miniLMDirectory()
         let real = FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path)
-        let source = real ? "all-MiniLM-L6-v2 (\(dir.path))" : "random model with all-MiniLM-L6-v2's shape (no folder at \(dir.path): run scripts/fetch-minilm.sh)"
+        let source =
+            real
+            ? "all-MiniLM-L6-v2 (\(dir.path))" : "random model with all-MiniLM-L6-v2's shape (no folder at \(dir.path): run scripts/fetch-minilm.sh)"
         if !options.json { out("\nBERT sentence embeddings: \(source), \(variantName)") }
         let embedder: SentenceEmbedder
         do {
@@ -110,10 +112,13 @@ extension Bench {
                 let tokTimes = try (0..<loads).map { _ in try time { _ = try WordPieceTokenizer(directory: dir) } }
                 let modelTimes = try (0..<loads).map { _ in try time { _ = try BERTModel(directory: dir) } }
                 let tok = median(tokTimes) * 1e3, mod = median(modelTimes) * 1e3
-                emit([("name", "bert tokenizer load"), ("ms", tok), ("reps", loads)],
-                     row: String(format: "tokenizer load (tokenizer.json, 30522 tokens): %.1f ms (median of %d)", tok, loads))
-                emit([("name", "bert model load"), ("ms", mod), ("reps", loads)],
-                     row: String(format: "model load (config.json, mmap of model.safetensors, weights fused and packed): %.1f ms (median of %d)", mod, loads))
+                emit(
+                    [("name", "bert tokenizer load"), ("ms", tok), ("reps", loads)],
+                    row: String(format: "tokenizer load (tokenizer.json, 30522 tokens): %.1f ms (median of %d)", tok, loads))
+                emit(
+                    [("name", "bert model load"), ("ms", mod), ("reps", loads)],
+                    row: String(
+                        format: "model load (config.json, mmap of model.safetensors, weights fused and packed): %.1f ms (median of %d)", mod, loads))
                 embedder = try SentenceEmbedder(directory: dir)
             } else {
                 embedder = try randomMiniLM()
@@ -140,8 +145,9 @@ extension Bench {
                 _ = try! embedder.embed(short, compute: compute)  // the bench's own sentences: valid input
             }
             let ms = median(times) * 1e3
-            emit([("name", "bert one short sentence"), ("threads", t), ("tokens", shortTokens), ("ms", ms), ("reps", times.count)],
-                 row: String(format: "one short sentence (%d tokens), %d thread(s): %.2f ms (median of %d)", shortTokens, t, ms, times.count))
+            emit(
+                [("name", "bert one short sentence"), ("threads", t), ("tokens", shortTokens), ("ms", ms), ("reps", times.count)],
+                row: String(format: "one short sentence (%d tokens), %d thread(s): %.2f ms (median of %d)", shortTokens, t, ms, times.count))
         }
 
         // 256 sentences of 20-40 words at batch 32.
@@ -151,14 +157,17 @@ extension Bench {
             _ = sentences.map { embedder.encode($0) }
         }
         let tokMs = median(tokenizeTimes) * 1e3
-        emit([("name", "bert tokenize 256 sentences"), ("ms", tokMs), ("sentences_per_s", 256 / tokMs * 1e3), ("reps", tokenizeTimes.count)],
-             row: String(format: "tokenizer alone: 256 sentences in %.2f ms (%.0f sentences/s, 1 thread)", tokMs, 256 / tokMs * 1e3))
+        emit(
+            [("name", "bert tokenize 256 sentences"), ("ms", tokMs), ("sentences_per_s", 256 / tokMs * 1e3), ("reps", tokenizeTimes.count)],
+            row: String(format: "tokenizer alone: 256 sentences in %.2f ms (%.0f sentences/s, 1 thread)", tokMs, 256 / tokMs * 1e3))
         let lengths = encodings.map(\.count)
         let work = lengths.reduce(0.0) { $0 + flops(tokens: $1) }
         let meanTokens = Double(lengths.reduce(0, +)) / Double(lengths.count)
         if !options.json {
-            out(String(format: "256 sentences of 20-40 words: %.1f tokens each on average (%d-%d); %.1f GFLOP per pass (batches run without padding)",
-                       meanTokens, lengths.min() ?? 0, lengths.max() ?? 0, work * 1e-9))
+            out(
+                String(
+                    format: "256 sentences of 20-40 words: %.1f tokens each on average (%d-%d); %.1f GFLOP per pass (batches run without padding)",
+                    meanTokens, lengths.min() ?? 0, lengths.max() ?? 0, work * 1e-9))
         }
         for t in threadCounts {
             let compute = Compute.default.with(threads: t)
@@ -171,11 +180,16 @@ extension Bench {
             let peak = t == 1 ? peak1 : peakN
             // What this work would allow at exactly the measured FMA peak: no implementation can exceed it.
             let ceiling = peak > 0 ? peak * 1e9 / (work / 256) : 0
-            emit([("name", "bert batch 32 sentences per second"), ("threads", t), ("sentences_per_s", rate), ("ms", s * 1e3),
-                  ("mean_tokens", meanTokens), ("gflops", gf), ("peak_gflops", peak), ("peak_ceiling_sentences_per_s", ceiling),
-                  ("reps", times.count)],
-                 row: String(format: "batch 32, 256 sentences, %d thread(s): %.0f sentences/s (%.0f ms), %.1f GFLOP/s = %.0f%% of peak (at 100%% of peak: %.0f sentences/s)",
-                             t, rate, s * 1e3, gf, peak > 0 ? gf / peak * 100 : 0, ceiling))
+            emit(
+                [
+                    ("name", "bert batch 32 sentences per second"), ("threads", t), ("sentences_per_s", rate), ("ms", s * 1e3),
+                    ("mean_tokens", meanTokens), ("gflops", gf), ("peak_gflops", peak), ("peak_ceiling_sentences_per_s", ceiling),
+                    ("reps", times.count),
+                ],
+                row: String(
+                    format:
+                        "batch 32, 256 sentences, %d thread(s): %.0f sentences/s (%.0f ms), %.1f GFLOP/s = %.0f%% of peak (at 100%% of peak: %.0f sentences/s)",
+                    t, rate, s * 1e3, gf, peak > 0 ? gf / peak * 100 : 0, ceiling))
         }
     }
 }

@@ -21,34 +21,40 @@ private let gpt2Small = LMShape(name: "gpt2-small", gpt2: true, d: 768, heads: 1
 
 /// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)).
 private func lmLinear(_ input: Int, _ output: Int, seed: UInt64, bias: Bool) -> Linear {
-    Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()),
-           bias: bias ? randomTensor([output], seed: seed &+ 7) * 0.1 : nil)
+    Linear(
+        weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()),
+        bias: bias ? randomTensor([output], seed: seed &+ 7) * 0.1 : nil)
 }
 
 /// A model of `s`'s shape with random weights, built as the loader builds a checkpoint.
 private func randomLM(_ s: LMShape, seed: UInt64) -> DecoderOnlyModel {
     let d = s.d, dh = s.headDim
     func norm() -> Norm {
-        s.gpt2 ? .layer(LayerNorm(weight: Tensor(repeating: 1, shape: [d]), bias: Tensor.zeros([d]), eps: 1e-5))
+        s.gpt2
+            ? .layer(LayerNorm(weight: Tensor(repeating: 1, shape: [d]), bias: Tensor.zeros([d]), eps: 1e-5))
             : .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [d]), eps: 1e-5))
     }
     let layers = (0..<s.layers).map { i -> CausalDecoderLayer in
         let k = seed &+ UInt64(i) * 100
-        let ff = s.gpt2
+        let ff =
+            s.gpt2
             ? FeedForward(up: lmLinear(d, s.ff, seed: k &+ 3, bias: true), down: lmLinear(s.ff, d, seed: k &+ 4, bias: true), activation: .geluTanh)
-            : FeedForward(up: lmLinear(d, s.ff, seed: k &+ 3, bias: false), down: lmLinear(s.ff, d, seed: k &+ 4, bias: false),
-                          activation: .silu, gate: lmLinear(d, s.ff, seed: k &+ 5, bias: false))
-        return CausalDecoderLayer(attentionNorm: norm(), qkv: lmLinear(d, (s.heads + 2 * s.kvHeads) * dh, seed: k &+ 1, bias: s.gpt2),
-                                  out: lmLinear(s.heads * dh, d, seed: k &+ 2, bias: s.gpt2), feedForwardNorm: norm(),
-                                  feedForward: ff, scale: 1 / Float(dh).squareRoot())
+            : FeedForward(
+                up: lmLinear(d, s.ff, seed: k &+ 3, bias: false), down: lmLinear(s.ff, d, seed: k &+ 4, bias: false),
+                activation: .silu, gate: lmLinear(d, s.ff, seed: k &+ 5, bias: false))
+        return CausalDecoderLayer(
+            attentionNorm: norm(), qkv: lmLinear(d, (s.heads + 2 * s.kvHeads) * dh, seed: k &+ 1, bias: s.gpt2),
+            out: lmLinear(s.heads * dh, d, seed: k &+ 2, bias: s.gpt2), feedForwardNorm: norm(),
+            feedForward: ff, scale: 1 / Float(dh).squareRoot())
     }
     let embedding = Embedding(weight: randomTensor([s.vocabulary, d], seed: seed &+ 1))
     let head = s.gpt2 ? Linear(weight: embedding.weight, bias: nil) : lmLinear(d, s.vocabulary, seed: seed &+ 2, bias: false)
-    return DecoderOnlyModel(architecture: s.gpt2 ? .gpt2 : .llama, embedding: embedding,
-                            learnedPositions: s.gpt2 ? Embedding(weight: randomTensor([1024, d], seed: seed &+ 3) * 0.1) : nil,
-                            rotary: s.gpt2 ? nil : RotaryFrequencies(dim: dh, base: 10000), layers: layers, finalNorm: norm(),
-                            lmHead: head, heads: s.heads, kvHeads: s.kvHeads, headDim: dh, positionLimit: nil,
-                            generationDefaults: GenerationConfig(maxNewTokens: 32))
+    return DecoderOnlyModel(
+        architecture: s.gpt2 ? .gpt2 : .llama, embedding: embedding,
+        learnedPositions: s.gpt2 ? Embedding(weight: randomTensor([1024, d], seed: seed &+ 3) * 0.1) : nil,
+        rotary: s.gpt2 ? nil : RotaryFrequencies(dim: dh, base: 10000), layers: layers, finalNorm: norm(),
+        lmHead: head, heads: s.heads, kvHeads: s.kvHeads, headDim: dh, positionLimit: nil,
+        generationDefaults: GenerationConfig(maxNewTokens: 32))
 }
 
 /// Read bandwidth of this machine's memory: the sum of a 1 GiB buffer (far beyond any cache),
@@ -91,8 +97,9 @@ extension Bench {
         progress("lm: measuring the memory read bandwidth...")
         let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
         for t in threadCounts {
-            emit([("name", "memory read bandwidth"), ("threads", t), ("gbs", bandwidth[t]!), ("ms", 0.0)],
-                 row: String(format: "memory read bandwidth (1 GiB, %d thread(s)): %.1f GB/s", t, bandwidth[t]!))
+            emit(
+                [("name", "memory read bandwidth"), ("threads", t), ("gbs", bandwidth[t]!), ("ms", 0.0)],
+                row: String(format: "memory read bandwidth (1 GiB, %d thread(s)): %.1f GB/s", t, bandwidth[t]!))
         }
         // TinyLlama's shape needs 4.4 GB of weights (8.8 with the packed copies prefill makes):
         // only when asked for by name, not in a whole-bench run.
@@ -102,8 +109,12 @@ extension Bench {
             var rng = SplitMix64(state: 132)
             let prompt = (0..<promptLength).map { _ in Int.random(in: 3..<shape.vocabulary, using: &rng) }
             if !options.json {
-                out("\n\(shape.name)-shaped decoder (d \(shape.d), \(shape.heads) heads / \(shape.kvHeads) KV, d_ff \(shape.ff), \(shape.layers) layers, vocabulary \(shape.vocabulary), random weights, float32): \(promptLength)-token prefill, then \(newTokens) greedy tokens, \(variantName)")
-                out("name                       threads  prefill ms  prefill tok/s  % FMA peak  decode ms/tok  decode tok/s  weights GB/s  % bandwidth")
+                out(
+                    "\n\(shape.name)-shaped decoder (d \(shape.d), \(shape.heads) heads / \(shape.kvHeads) KV, d_ff \(shape.ff), \(shape.layers) layers, vocabulary \(shape.vocabulary), random weights, float32): \(promptLength)-token prefill, then \(newTokens) greedy tokens, \(variantName)"
+                )
+                out(
+                    "name                       threads  prefill ms  prefill tok/s  % FMA peak  decode ms/tok  decode tok/s  weights GB/s  % bandwidth"
+                )
             }
             let weightBytes = Double(shape.decodeWeightFloats) * 4
             // Prefill flops: every projection for every token, causal attention (half the
@@ -136,17 +147,25 @@ extension Bench {
                 let gflops = prefillFlops / p * 1e-9
                 let gbs = weightBytes / dtok * 1e-9
                 let name = "lm \(shape.name)"
-                emit([("name", name), ("variant", variantName), ("threads", t), ("prompt", promptLength), ("tokens", newTokens),
-                      ("prefill_ms", p * 1e3), ("prefill_tokens_per_s", Double(promptLength) / p), ("prefill_gflops", gflops),
-                      ("peak_gflops", peak), ("decode_ms_per_token", dtok * 1e3), ("decode_tokens_per_s", 1 / dtok),
-                      ("decode_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!), ("ms", p * 1e3), ("reps", prefill.count)],
-                     row: pad(name, 26) + String(format: " %7d %11.1f %14.1f %10.1f%% %14.2f %13.2f %13.1f %11.0f%%", t, p * 1e3,
-                                                Double(promptLength) / p, peak > 0 ? gflops / peak * 100 : 0, dtok * 1e3, 1 / dtok,
-                                                gbs, gbs / bandwidth[t]! * 100))
+                emit(
+                    [
+                        ("name", name), ("variant", variantName), ("threads", t), ("prompt", promptLength), ("tokens", newTokens),
+                        ("prefill_ms", p * 1e3), ("prefill_tokens_per_s", Double(promptLength) / p), ("prefill_gflops", gflops),
+                        ("peak_gflops", peak), ("decode_ms_per_token", dtok * 1e3), ("decode_tokens_per_s", 1 / dtok),
+                        ("decode_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!), ("ms", p * 1e3), ("reps", prefill.count),
+                    ],
+                    row: pad(name, 26)
+                        + String(
+                            format: " %7d %11.1f %14.1f %10.1f%% %14.2f %13.2f %13.1f %11.0f%%", t, p * 1e3,
+                            Double(promptLength) / p, peak > 0 ? gflops / peak * 100 : 0, dtok * 1e3, 1 / dtok,
+                            gbs, gbs / bandwidth[t]! * 100))
             }
-            emit([("name", "lm \(shape.name) peak rss"), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
-                 row: String(format: "peak resident memory so far: %.0f MiB (weights %.0f MiB read per decoding step); transformers: python3 Benchmarks/scripts/hf_lm_generate.py --model %@",
-                             peakResidentMiB(), weightBytes / 1048576, shape.name))
+            emit(
+                [("name", "lm \(shape.name) peak rss"), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
+                row: String(
+                    format:
+                        "peak resident memory so far: %.0f MiB (weights %.0f MiB read per decoding step); transformers: python3 Benchmarks/scripts/hf_lm_generate.py --model %@",
+                    peakResidentMiB(), weightBytes / 1048576, shape.name))
         }
     }
 }

@@ -17,8 +17,9 @@ private func randomNorm(_ d: Int) -> Norm {
 }
 
 private func randomAttention(seed: UInt64) -> MultiHeadAttention {
-    MultiHeadAttention(heads: baseHeads, inProjection: randomLinear(baseDim, 3 * baseDim, seed: seed),
-                       outProjection: randomLinear(baseDim, baseDim, seed: seed &+ 2))
+    MultiHeadAttention(
+        heads: baseHeads, inProjection: randomLinear(baseDim, 3 * baseDim, seed: seed),
+        outProjection: randomLinear(baseDim, baseDim, seed: seed &+ 2))
 }
 
 private func randomFeedForward(seed: UInt64) -> FeedForward {
@@ -29,8 +30,9 @@ private func randomFeedForward(seed: UInt64) -> FeedForward {
 private func baseEncoder(seed: UInt64, layers count: Int = baseLayers) -> TransformerEncoder {
     let layers = (0..<count).map { i -> EncoderLayer in
         let s = seed &+ UInt64(i) * 100
-        return EncoderLayer(selfAttention: randomAttention(seed: s), attentionNorm: randomNorm(baseDim),
-                            feedForward: randomFeedForward(seed: s &+ 10), feedForwardNorm: randomNorm(baseDim), placement: .post)
+        return EncoderLayer(
+            selfAttention: randomAttention(seed: s), attentionNorm: randomNorm(baseDim),
+            feedForward: randomFeedForward(seed: s &+ 10), feedForwardNorm: randomNorm(baseDim), placement: .post)
     }
     return TransformerEncoder(layers: layers, finalNorm: nil)
 }
@@ -40,18 +42,20 @@ private func baseEncoder(seed: UInt64, layers count: Int = baseLayers) -> Transf
 private func baseModel(seed: UInt64) -> TransformerModel {
     let decoderLayers = (0..<baseLayers).map { i -> DecoderLayer in
         let s = seed &+ 5000 &+ UInt64(i) * 100
-        return DecoderLayer(selfAttention: randomAttention(seed: s), selfAttentionNorm: randomNorm(baseDim),
-                            crossAttention: randomAttention(seed: s &+ 20), crossAttentionNorm: randomNorm(baseDim),
-                            feedForward: randomFeedForward(seed: s &+ 10), feedForwardNorm: randomNorm(baseDim), placement: .post)
+        return DecoderLayer(
+            selfAttention: randomAttention(seed: s), selfAttentionNorm: randomNorm(baseDim),
+            crossAttention: randomAttention(seed: s &+ 20), crossAttentionNorm: randomNorm(baseDim),
+            feedForward: randomFeedForward(seed: s &+ 10), feedForwardNorm: randomNorm(baseDim), placement: .post)
     }
     var config = TransformerConfig.base(sourceVocabularySize: 1000, targetVocabularySize: decoderVocabulary)
     config.finalNorms = false
     config.encoderLayers = 1  // only the decoder side is measured
-    return TransformerModel(config: config, sourceEmbedding: Embedding(weight: randomTensor([1000, baseDim], seed: seed &+ 1)),
-                            targetEmbedding: Embedding(weight: randomTensor([decoderVocabulary, baseDim], seed: seed &+ 2)),
-                            encoder: baseEncoder(seed: seed &+ 4, layers: 1),
-                            decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
-                            generator: randomLinear(baseDim, decoderVocabulary, seed: seed &+ 3))
+    return TransformerModel(
+        config: config, sourceEmbedding: Embedding(weight: randomTensor([1000, baseDim], seed: seed &+ 1)),
+        targetEmbedding: Embedding(weight: randomTensor([decoderVocabulary, baseDim], seed: seed &+ 2)),
+        encoder: baseEncoder(seed: seed &+ 4, layers: 1),
+        decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
+        generator: randomLinear(baseDim, decoderVocabulary, seed: seed &+ 3))
 }
 
 extension Bench {
@@ -67,7 +71,9 @@ extension Bench {
         let perLayer = 8.0 * Double(n) * Double(d * d) + 4.0 * Double(n) * Double(d * baseFF) + 4.0 * Double(n) * Double(n) * Double(d)
         let flops = perLayer * Double(baseLayers)
         if !options.json {
-            out("\nBase encoder (6 layers, d 512, 8 heads, d_ff 2048, post-LN) on one sequence of \(n) tokens, \(variantName), \(String(format: "%.1f", flops * 1e-9)) GFLOP")
+            out(
+                "\nBase encoder (6 layers, d 512, 8 heads, d_ff 2048, post-LN) on one sequence of \(n) tokens, \(variantName), \(String(format: "%.1f", flops * 1e-9)) GFLOP"
+            )
             out("name                                 threads        ms   tokens/s    GFLOP/s  % of peak")
         }
         let big = flops > 100e9
@@ -83,17 +89,24 @@ extension Bench {
             let cpuMS = median(cpu) * 1e3  // process CPU time: robust to other load on 1 thread
             let gf = flops / sec * 1e-9
             let peak = t == 1 ? peak1 : peakN
-            emit([("name", name), ("variant", variantName), ("threads", t), ("seq", n), ("layers", baseLayers), ("d_model", d),
-                  ("ms", sec * 1e3), ("cpu_ms", cpuMS), ("tokens_per_s", Double(n) / sec), ("gflops", gf), ("peak_gflops", peak),
-                  ("reps", times.count)],
-                 row: pad(name, 36) + String(format: " %7d %9.1f %10.0f %10.1f %9.1f%%", t, sec * 1e3, Double(n) / sec, gf,
-                                             peak > 0 ? gf / peak * 100 : 0))
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("seq", n), ("layers", baseLayers), ("d_model", d),
+                    ("ms", sec * 1e3), ("cpu_ms", cpuMS), ("tokens_per_s", Double(n) / sec), ("gflops", gf), ("peak_gflops", peak),
+                    ("reps", times.count),
+                ],
+                row: pad(name, 36)
+                    + String(
+                        format: " %7d %9.1f %10.0f %10.1f %9.1f%%", t, sec * 1e3, Double(n) / sec, gf,
+                        peak > 0 ? gf / peak * 100 : 0))
         }
         let rss = peakResidentMiB()
         let weights = Double(baseLayers * (4 * d * d + 2 * d * baseFF)) * 4 / 1048576
-        emit([("name", "encoder base peak rss seq \(n)"), ("threads", options.threads), ("rss_mib", rss), ("weights_mib", weights), ("ms", 0.0)],
-             row: String(format: "peak resident memory: %.0f MiB (weights %.0f MiB, one activation [%d, 512] %.1f MiB)",
-                         rss, weights, n, Double(n * d) * 4 / 1048576))
+        emit(
+            [("name", "encoder base peak rss seq \(n)"), ("threads", options.threads), ("rss_mib", rss), ("weights_mib", weights), ("ms", 0.0)],
+            row: String(
+                format: "peak resident memory: %.0f MiB (weights %.0f MiB, one activation [%d, 512] %.1f MiB)",
+                rss, weights, n, Double(n * d) * 4 / 1048576))
     }
 
     /// The base decoder (6 layers with cross-attention, target vocabulary 32000, random
@@ -128,31 +141,46 @@ extension Bench {
         let stepMedians = perStep.map(median)
         let total = stepMedians.reduce(0, +)
         if !options.json {
-            out("\nBase decoder (6 layers, d 512, 8 heads, d_ff 2048, vocabulary \(decoderVocabulary)) generating \(steps) tokens with the KV cache, memory of \(n) tokens, \(options.threads) thread(s)")
+            out(
+                "\nBase decoder (6 layers, d 512, 8 heads, d_ff 2048, vocabulary \(decoderVocabulary)) generating \(steps) tokens with the KV cache, memory of \(n) tokens, \(options.threads) thread(s)"
+            )
         }
         let memoryFlops = Double(baseLayers) * 4 * Double(n) * Double(d * d)
-        emit([("name", "decoder base memory keys/values seq \(n)"), ("threads", options.threads), ("seq", n), ("ms", median(setup) * 1e3),
-              ("gflops", memoryFlops / median(setup) * 1e-9)],
-             row: String(format: "memory keys/values, computed once: %.1f ms", median(setup) * 1e3))
-        emit([("name", "decoder base generate 128 seq \(n)"), ("variant", variantName), ("threads", options.threads), ("seq", n),
-              ("tokens", steps), ("ms", total * 1e3), ("tokens_per_s", Double(steps) / total), ("ms_per_token", total / Double(steps) * 1e3)],
-             row: String(format: "generation: %.1f ms for %d tokens = %.1f tokens/s (%.2f ms/token)", total * 1e3, steps,
-                         Double(steps) / total, total / Double(steps) * 1e3))
+        emit(
+            [
+                ("name", "decoder base memory keys/values seq \(n)"), ("threads", options.threads), ("seq", n), ("ms", median(setup) * 1e3),
+                ("gflops", memoryFlops / median(setup) * 1e-9),
+            ],
+            row: String(format: "memory keys/values, computed once: %.1f ms", median(setup) * 1e3))
+        emit(
+            [
+                ("name", "decoder base generate 128 seq \(n)"), ("variant", variantName), ("threads", options.threads), ("seq", n),
+                ("tokens", steps), ("ms", total * 1e3), ("tokens_per_s", Double(steps) / total), ("ms_per_token", total / Double(steps) * 1e3),
+            ],
+            row: String(
+                format: "generation: %.1f ms for %d tokens = %.1f tokens/s (%.2f ms/token)", total * 1e3, steps,
+                Double(steps) / total, total / Double(steps) * 1e3))
         // The curve: mean per-token time over blocks of 16 positions.
         var blocks: [Double] = []
         for b in stride(from: 0, to: steps, by: 16) {
             let block = stepMedians[b..<min(steps, b + 16)]
             let ms = block.reduce(0, +) / Double(block.count) * 1e3
             blocks.append(ms)
-            emit([("name", "decoder base per-token seq \(n) tokens \(b + 1)-\(b + block.count)"), ("threads", options.threads),
-                  ("seq", n), ("first", b + 1), ("last", b + block.count), ("ms", ms)],
-                 row: String(format: "  tokens %3d-%3d: %6.2f ms/token  %@", b + 1, b + block.count, ms,
-                             String(repeating: "#", count: max(1, Int((ms / max(blocks[0], 1e-9) * 20).rounded())))))
+            emit(
+                [
+                    ("name", "decoder base per-token seq \(n) tokens \(b + 1)-\(b + block.count)"), ("threads", options.threads),
+                    ("seq", n), ("first", b + 1), ("last", b + block.count), ("ms", ms),
+                ],
+                row: String(
+                    format: "  tokens %3d-%3d: %6.2f ms/token  %@", b + 1, b + block.count, ms,
+                    String(repeating: "#", count: max(1, Int((ms / max(blocks[0], 1e-9) * 20).rounded())))))
         }
         let growth = blocks.last! / blocks.first!
-        emit([("name", "decoder base per-token growth seq \(n)"), ("threads", options.threads), ("ratio", growth), ("ms", blocks.last!)],
-             row: String(format: "last block / first block: %.2fx (self-attention over the cache is the only term that grows)", growth))
-        emit([("name", "decoder base peak rss seq \(n)"), ("threads", options.threads), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
-             row: String(format: "peak resident memory so far: %.0f MiB", peakResidentMiB()))
+        emit(
+            [("name", "decoder base per-token growth seq \(n)"), ("threads", options.threads), ("ratio", growth), ("ms", blocks.last!)],
+            row: String(format: "last block / first block: %.2fx (self-attention over the cache is the only term that grows)", growth))
+        emit(
+            [("name", "decoder base peak rss seq \(n)"), ("threads", options.threads), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
+            row: String(format: "peak resident memory so far: %.0f MiB", peakResidentMiB()))
     }
 }

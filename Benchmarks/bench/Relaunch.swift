@@ -2,9 +2,9 @@ import Attend
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `swift run bench` builds in debug, where the C kernels are compiled at -O0 and Swift
@@ -15,7 +15,7 @@ enum ReleaseRelauncher {
     static func relaunchIfNotOptimized() {
         var swiftOptimized = true
         #if DEBUG
-        swiftOptimized = false
+            swiftOptimized = false
         #endif
         if swiftOptimized && kernelsAreOptimized { return }
         let env = ProcessInfo.processInfo.environment

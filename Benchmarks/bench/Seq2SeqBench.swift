@@ -13,8 +13,9 @@ private func t5Linear(_ input: Int, _ output: Int, seed: UInt64) -> Linear {
 private func t5Norm() -> Norm { .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [t5Dim]), eps: 1e-6)) }
 
 private func t5Attention(seed: UInt64) -> MultiHeadAttention {
-    MultiHeadAttention(heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1),
-                       value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3), scale: 1)
+    MultiHeadAttention(
+        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1),
+        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3), scale: 1)
 }
 
 private func t5FeedForward(seed: UInt64) -> FeedForward {
@@ -25,14 +26,16 @@ private func t5FeedForward(seed: UInt64) -> FeedForward {
 func randomT5Small(seed: UInt64) -> Seq2SeqModel {
     let encoderLayers = (0..<t5Layers).map { i -> EncoderLayer in
         let s = seed &+ UInt64(i) * 100
-        return EncoderLayer(selfAttention: t5Attention(seed: s), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10),
-                            feedForwardNorm: t5Norm(), placement: .pre)
+        return EncoderLayer(
+            selfAttention: t5Attention(seed: s), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10),
+            feedForwardNorm: t5Norm(), placement: .pre)
     }
     let decoderLayers = (0..<t5Layers).map { i -> DecoderLayer in
         let s = seed &+ 5000 &+ UInt64(i) * 100
-        return DecoderLayer(selfAttention: t5Attention(seed: s), selfAttentionNorm: t5Norm(),
-                            crossAttention: t5Attention(seed: s &+ 20), crossAttentionNorm: t5Norm(),
-                            feedForward: t5FeedForward(seed: s &+ 10), feedForwardNorm: t5Norm(), placement: .pre)
+        return DecoderLayer(
+            selfAttention: t5Attention(seed: s), selfAttentionNorm: t5Norm(),
+            crossAttention: t5Attention(seed: s &+ 20), crossAttentionNorm: t5Norm(),
+            feedForward: t5FeedForward(seed: s &+ 10), feedForwardNorm: t5Norm(), placement: .pre)
     }
     let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1))
     let bias = { (s: UInt64, bidirectional: Bool) in
@@ -66,7 +69,9 @@ extension Bench {
         config.minNewTokens = newTokens
         config.padTokenID = 0
         if !options.json {
-            out("\nt5-small-shaped T5 (d 512, 8 heads, d_ff 2048, 6 + 6 layers, vocabulary 32128, random weights): greedy, \(newTokens) new tokens from a \(sourceLength)-token source, \(variantName)")
+            out(
+                "\nt5-small-shaped T5 (d 512, 8 heads, d_ff 2048, 6 + 6 layers, vocabulary 32128, random weights): greedy, \(newTokens) new tokens from a \(sourceLength)-token source, \(variantName)"
+            )
             out("name                                 threads  generate ms   tokens/s  encoder ms  memory k/v ms  ms/token")
         }
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
@@ -77,13 +82,16 @@ extension Bench {
             for rep in 0...reps {  // rep 0 warms up
                 progress("seq2seq: \(t) thread(s), run \(rep)/\(reps)...")
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                guard let encoded = try? model.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: the source does not fit the model") }
+                guard let encoded = try? model.encode([source], compute: compute) else {
+                    preconditionFailure("seq2seq bench: the source does not fit the model")
+                }
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 var cache = model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
                 let t2 = DispatchTime.now().uptimeNanoseconds
                 let out = try? model.greedySearch(prompt: [[model.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
                 let t3 = DispatchTime.now().uptimeNanoseconds
-                precondition(out?.first?.count == newTokens + 1, "seq2seq bench: generated \(out?.first?.count ?? 0) tokens, expected \(newTokens + 1)")
+                precondition(
+                    out?.first?.count == newTokens + 1, "seq2seq bench: generated \(out?.first?.count ?? 0) tokens, expected \(newTokens + 1)")
                 if rep == 0 { continue }
                 total.append(Double(t3 - t0) * 1e-9)
                 encode.append(Double(t1 - t0) * 1e-9)
@@ -92,17 +100,24 @@ extension Bench {
             }
             let name = "seq2seq t5-small greedy 64 from 512"
             let sec = median(total)
-            emit([("name", name), ("variant", variantName), ("threads", t), ("source", sourceLength), ("tokens", newTokens),
-                  ("ms", sec * 1e3), ("tokens_per_s", Double(newTokens) / sec), ("encoder_ms", median(encode) * 1e3),
-                  ("memory_kv_ms", median(memoryKV) * 1e3), ("ms_per_token", median(perToken) * 1e3), ("reps", total.count)],
-                 row: pad(name, 36) + String(format: " %7d %12.1f %10.1f %11.1f %14.1f %9.2f", t, sec * 1e3, Double(newTokens) / sec,
-                                             median(encode) * 1e3, median(memoryKV) * 1e3, median(perToken) * 1e3))
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("source", sourceLength), ("tokens", newTokens),
+                    ("ms", sec * 1e3), ("tokens_per_s", Double(newTokens) / sec), ("encoder_ms", median(encode) * 1e3),
+                    ("memory_kv_ms", median(memoryKV) * 1e3), ("ms_per_token", median(perToken) * 1e3), ("reps", total.count),
+                ],
+                row: pad(name, 36)
+                    + String(
+                        format: " %7d %12.1f %10.1f %11.1f %14.1f %9.2f", t, sec * 1e3, Double(newTokens) / sec,
+                        median(encode) * 1e3, median(memoryKV) * 1e3, median(perToken) * 1e3))
         }
         let perLayer = 4 * t5Dim * t5Dim + 2 * t5Dim * t5FF
         let weightFloats = t5Vocabulary * t5Dim + t5Layers * perLayer + t5Layers * (perLayer + 4 * t5Dim * t5Dim)
         let weightMiB = Double(weightFloats) * 4 / 1048576
-        emit([("name", "seq2seq peak rss"), ("threads", options.threads), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
-             row: String(format: "peak resident memory so far: %.0f MiB (weights %.0f MiB); transformers: python3 Benchmarks/scripts/hf_t5_generate.py",
-                         peakResidentMiB(), weightMiB))
+        emit(
+            [("name", "seq2seq peak rss"), ("threads", options.threads), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
+            row: String(
+                format: "peak resident memory so far: %.0f MiB (weights %.0f MiB); transformers: python3 Benchmarks/scripts/hf_t5_generate.py",
+                peakResidentMiB(), weightMiB))
     }
 }

@@ -43,11 +43,14 @@ extension Bench {
             let n = Double(sentences.count)
             let encodeRate = n / median(encode), decodeRate = n / median(decode)
             let perSentence = Double(ids.reduce(0) { $0 + $1.count }) / n
-            emit([("name", "tokenizer \(family)"), ("family", family), ("threads", 1), ("sentences", sentences.count),
-                  ("encode_sentences_per_s", encodeRate), ("decode_sentences_per_s", decodeRate),
-                  ("encode_ms", median(encode) * 1e3), ("decode_ms", median(decode) * 1e3),
-                  ("tokens_per_sentence", perSentence), ("decoded_bytes", chars), ("ms", median(encode) * 1e3)],
-                 row: pad(family, 20) + String(format: " %14.0f %14.0f %17.1f", encodeRate, decodeRate, perSentence))
+            emit(
+                [
+                    ("name", "tokenizer \(family)"), ("family", family), ("threads", 1), ("sentences", sentences.count),
+                    ("encode_sentences_per_s", encodeRate), ("decode_sentences_per_s", decodeRate),
+                    ("encode_ms", median(encode) * 1e3), ("decode_ms", median(decode) * 1e3),
+                    ("tokens_per_sentence", perSentence), ("decoded_bytes", chars), ("ms", median(encode) * 1e3),
+                ],
+                row: pad(family, 20) + String(format: " %14.0f %14.0f %17.1f", encodeRate, decodeRate, perSentence))
         }
     }
 }

@@ -58,9 +58,8 @@ static inline size_t ck_shaw_bucket(const ck_attention_head *h, size_t i, size_t
     return (size_t)(d + c);
 }
 
-void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim,
-                              const float *keys, size_t ldk, const float *values, size_t ldv,
-                              float *packed) {
+void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim, const float *keys,
+                              size_t ldk, const float *values, size_t ldv, float *packed) {
     const size_t mr = (size_t)k->gemm.mr, D = head_dim;
     const size_t skp = ck_rup(seq_k, mr), dp = ck_rup(D, mr);
     /* Keys: panel p holds keys p*mr ..< p*mr+mr, column d = those keys' d-th component. */
@@ -159,7 +158,8 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
                             s[r * nr + j] += h->shaw_qk[qi * sw + ck_shaw_bucket(h, qi, kb + r)];
                     }
             }
-            k->attn_softmax_step(rows, valid, s, m + jp * nr, l + jp * nr, c, kb, query0 + jp * nr, h);
+            k->attn_softmax_step(rows, valid, s, m + jp * nr, l + jp * nr, c, kb, query0 + jp * nr,
+                                 h);
             if (sw) {
                 /* Shaw value term: bucket weights, rescaled with the running max. */
                 for (size_t j = 0; j < nr; j++) {
@@ -167,7 +167,8 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
                     if (qi >= query0 + count) continue;
                     float *b = bw + (jp * nr + j) * sw;
                     for (size_t t = 0; t < sw; t++) b[t] *= c[j];
-                    for (size_t r = 0; r < valid; r++) b[ck_shaw_bucket(h, qi, kb + r)] += s[r * nr + j];
+                    for (size_t r = 0; r < valid; r++)
+                        b[ck_shaw_bucket(h, qi, kb + r)] += s[r * nr + j];
                 }
             }
             /* Rescale the output where a query's running max moved (corr != 1). */
@@ -260,7 +261,8 @@ void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, flo
     }
     /* S = Q K^T, [sm, sn], full tiles only. */
     for (size_t ir = 0; ir < sm; ir += mr)
-        for (size_t jp = 0; jp < sn; jp += nr) ukr(D, qa + ir * D, kb + jp * D, s + ir * sn + jp, sn, 1.0f, 0.0f);
+        for (size_t jp = 0; jp < sn; jp += nr)
+            ukr(D, qa + ir * D, kb + jp * D, s + ir * sn + jp, sn, 1.0f, 0.0f);
     /* P = softmax(S * scale + bias) over the sk real keys of each real query. Without
      * per-query terms the key bias is one shared mask row; otherwise the biases are added
      * to S (scaled once here, so the softmax runs with scale 1). */
@@ -294,7 +296,8 @@ void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, flo
     }
     /* O = P V, [sm, dn]; the real part goes to the output rows. */
     for (size_t ir = 0; ir < sm; ir += mr)
-        for (size_t cp = 0; cp < dn; cp += nr) ukr(sk, pa + ir * sk, vb + cp * sk, ob + ir * dn + cp, dn, 1.0f, 0.0f);
+        for (size_t cp = 0; cp < dn; cp += nr)
+            ukr(sk, pa + ir * sk, vb + cp * sk, ob + ir * dn + cp, dn, 1.0f, 0.0f);
     for (size_t i = 0; i < sq; i++) memcpy(h->o + i * h->ldo, ob + i * dn, D * sizeof(float));
 }
 

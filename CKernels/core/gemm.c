@@ -162,12 +162,16 @@ static void ck_macro_kernel(const ck_kernels *kern, size_t mcb, size_t cols, siz
             const float *ap = pa ? pa + ir * kcb : pa_tail;
             float *cij = c + ir * ldc + jr;
             if (mrb == mr && nrb == nr) {
-                if (in_place) ukr_rows(kcb, ar + ir * lda, lda, bp, cij, ldc, alpha, beta);
-                else ukr(kcb, ap, bp, cij, ldc, alpha, beta);
+                if (in_place)
+                    ukr_rows(kcb, ar + ir * lda, lda, bp, cij, ldc, alpha, beta);
+                else
+                    ukr(kcb, ap, bp, cij, ldc, alpha, beta);
             } else {
                 /* Edge tile: full tile into the buffer, merge the valid part. */
-                if (in_place) ukr_rows(kcb, ar + ir * lda, lda, bp, tile, nr, 1.0f, 0.0f);
-                else ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
+                if (in_place)
+                    ukr_rows(kcb, ar + ir * lda, lda, bp, tile, nr, 1.0f, 0.0f);
+                else
+                    ukr(kcb, ap, bp, tile, nr, 1.0f, 0.0f);
                 for (size_t i = 0; i < mrb; i++) {
                     float *crow = cij + i * ldc;
                     const float *trow = tile + i * nr;
@@ -180,9 +184,9 @@ static void ck_macro_kernel(const ck_kernels *kern, size_t mcb, size_t cols, siz
     }
 }
 
-void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, size_t n,
-                 size_t kdim, float alpha, const float *a, size_t lda, const float *b,
-                 size_t ldb, float beta, float *c, size_t ldc, float *workspace) {
+void ck_f32_gemm(const ck_kernels *kern, int trans_a, int trans_b, size_t m, size_t n, size_t kdim,
+                 float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                 float *c, size_t ldc, float *workspace) {
     if (m == 0 || n == 0) return;
     if (kdim == 0 || alpha == 0.0f) {
         ck_scale_c(m, n, beta, c, ldc);
@@ -221,8 +225,8 @@ size_t ck_f32_packed_weight_size(const ck_kernels *kern, size_t n, size_t kdim) 
     return ck_panels(kern, n) * (size_t)kern->gemm.nr * kdim;
 }
 
-void ck_f32_pack_weight(const ck_kernels *kern, size_t n, size_t kdim, const float *w,
-                        size_t ldw, size_t panel0, size_t panel1, float *packed) {
+void ck_f32_pack_weight(const ck_kernels *kern, size_t n, size_t kdim, const float *w, size_t ldw,
+                        size_t panel0, size_t panel1, float *packed) {
     const size_t nr = (size_t)kern->gemm.nr, kc = (size_t)kern->gemm.kc;
     const size_t panels = ck_panels(kern, n);
     if (panel1 > panels) panel1 = panels;
@@ -231,7 +235,8 @@ void ck_f32_pack_weight(const ck_kernels *kern, size_t n, size_t kdim, const flo
         for (size_t j = panel0; j < panel1; j++) {
             /* The weight's rows j*nr ..< j*nr+nr are op(B)'s columns: ck_pack_b's transposed case. */
             const size_t cols = ck_min(nr, n - j * nr);
-            ck_pack_b(nr, cols, kcb, w, ldw, 1, pc, j * nr, packed + pc * panels * nr + j * kcb * nr);
+            ck_pack_b(nr, cols, kcb, w, ldw, 1, pc, j * nr,
+                      packed + pc * panels * nr + j * kcb * nr);
         }
     }
 }
@@ -271,7 +276,8 @@ void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t 
     const size_t col0 = panel0 * nr, col1 = ck_min(g->n, panel1 * nr);
     if (row0 >= row1 || col0 >= col1) return;
     const size_t cols = col1 - col0;
-    const int has_ep = g->epilogue.bias || g->epilogue.residual || g->epilogue.activation != CK_ACT_NONE;
+    const int has_ep =
+        g->epilogue.bias || g->epilogue.residual || g->epilogue.activation != CK_ACT_NONE;
     if (g->k == 0) {
         float *c = g->c + row0 * g->ldc + col0;
         ck_scale_c(row1 - row0, cols, g->beta, c, g->ldc);
@@ -299,8 +305,8 @@ void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t 
             }
             const float *pb = g->packed_w + pc * wpanels * nr + (wp0 + panel0) * kcb * nr;
             const int last = pc + kcb == g->k;
-            ck_macro_kernel(kern, mcb, cols, kcb, pa, ar, g->lda, ws, pb,
-                            g->c + ic * g->ldc + col0, g->ldc, 1.0f, pc == 0 ? g->beta : 1.0f,
+            ck_macro_kernel(kern, mcb, cols, kcb, pa, ar, g->lda, ws, pb, g->c + ic * g->ldc + col0,
+                            g->ldc, 1.0f, pc == 0 ? g->beta : 1.0f,
                             last && has_ep ? &g->epilogue : NULL, ic, col0);
         }
     }

@@ -7,11 +7,11 @@
 
 enum { REF_MR = 4, REF_NR = 4 };
 
-
 /* The 4 x 4 tile with A element (i, p) at a[i*si + p*sp]: packed panels (1, MR) and rows read
  * in place (lda, 1) share it. */
-static inline void ck_ukr_4x4_scalar(size_t kc, const float *a, size_t si, size_t sp, const float *b,
-                                     float *c, size_t ldc, float alpha, float beta) {
+static inline void ck_ukr_4x4_scalar(size_t kc, const float *a, size_t si, size_t sp,
+                                     const float *b, float *c, size_t ldc, float alpha,
+                                     float beta) {
     float acc[REF_MR][REF_NR] = {{0}};
     for (size_t p = 0; p < kc; p++) {
         for (int i = 0; i < REF_MR; i++) {

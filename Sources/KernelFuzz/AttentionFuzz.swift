@@ -44,7 +44,9 @@ struct AttentionStepFuzz: FuzzKernel {
         c.corr = guardedVector((0..<nr).map { _ in rng.float(-1, 1) }, misalign: 0, sentinel: outputSentinel)
         if rng.chance(0.4) {
             let allMasked = rng.chance(0.1)
-            c.keyBias = guardedVector((0..<c.seqK).map { _ in allMasked || rng.chance(0.25) ? -.infinity : rng.float(-2, 2) }, misalign: rng.below(16), sentinel: inputSentinel)
+            c.keyBias = guardedVector(
+                (0..<c.seqK).map { _ in allMasked || rng.chance(0.25) ? -.infinity : rng.float(-2, 2) }, misalign: rng.below(16),
+                sentinel: inputSentinel)
         }
         if rng.chance(0.4) {
             let len = ck_f32_attention_rel_bias_length(table.kernels, c.seqQ, c.seqK)
@@ -227,15 +229,19 @@ func fillAttentionCase(_ c: AttentionFuzz.Case, _ rng: inout FuzzRNG, relBiasLen
     c.causalOffset = rng.chance(0.5) ? c.seqK - c.seqQ : rng.int(-(c.seqQ + 1)...(c.seqK + 1))
     if rng.chance(0.3) {
         let allMasked = rng.chance(0.1)
-        c.keyBias = guardedVector((0..<c.seqK).map { _ in allMasked || rng.chance(0.25) ? -.infinity : (ints ? Float(rng.int(-4...4)) : rng.float(-2, 2)) }, misalign: rng.below(16), sentinel: inputSentinel)
+        c.keyBias = guardedVector(
+            (0..<c.seqK).map { _ in allMasked || rng.chance(0.25) ? -.infinity : (ints ? Float(rng.int(-4...4)) : rng.float(-2, 2)) },
+            misalign: rng.below(16), sentinel: inputSentinel)
     }
     if rng.chance(0.3) {
-        c.relBias = guardedVector((0..<relBiasLength).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-3, 3) }, misalign: rng.below(16), sentinel: inputSentinel)
+        c.relBias = guardedVector(
+            (0..<relBiasLength).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-3, 3) }, misalign: rng.below(16), sentinel: inputSentinel)
     }
     if shaw && rng.chance(0.2) {
         c.shawClip = rng.int(1...4)
         let w = 2 * c.shawClip + 1
-        c.shawQK = guardedVector((0..<c.seqQ * w).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-2, 2) }, misalign: rng.below(16), sentinel: inputSentinel)
+        c.shawQK = guardedVector(
+            (0..<c.seqQ * w).map { _ in ints ? Float(rng.int(-4...4)) : rng.float(-2, 2) }, misalign: rng.below(16), sentinel: inputSentinel)
         c.shawV = guardedVector((0..<w * c.d).map { _ in rng.float(-1, 1) }, misalign: rng.below(16), sentinel: inputSentinel)
     }
 }

@@ -256,9 +256,12 @@ final class GuardedMatrix {
         for idx in 0..<count where storage[idx].bitPattern != s {
             let rel = idx - offset
             if rel >= 0 && rows > 0 && rel < (rows - 1) * ld + cols && rel % ld < cols { continue }
-            let place = rel < 0 ? "\(-rel) floats before its start"
-                : rel >= (rows - 1) * ld + cols || rows == 0 ? "\(rel - max(0, (rows - 1) * ld + cols)) floats past its end"
-                : "row \(rel / ld), column \(rel % ld) (a gap between rows: ld \(ld), width \(cols))"
+            let place =
+                rel < 0
+                ? "\(-rel) floats before its start"
+                : rel >= (rows - 1) * ld + cols || rows == 0
+                    ? "\(rel - max(0, (rows - 1) * ld + cols)) floats past its end"
+                    : "row \(rel / ld), column \(rel % ld) (a gap between rows: ld \(ld), width \(cols))"
             return "write outside \(what) (\(rows) x \(cols), ld \(ld)): \(place) now holds \(storage[idx])"
         }
         return nil

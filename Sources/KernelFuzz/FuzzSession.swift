@@ -157,12 +157,17 @@ public final class FuzzSession: @unchecked Sendable {
             let p = String(repeating: " ", count: max(0, w - s.count))
             return right ? p + s : s + p
         }
-        var lines = ["\(pad("kernel", kw))  \(pad("variant", vw))  \(pad("cases", 10, right: true))  \(pad("mismatches", 10, right: true))  \(pad("seconds", 8, right: true))"]
+        var lines = [
+            "\(pad("kernel", kw))  \(pad("variant", vw))  \(pad("cases", 10, right: true))  \(pad("mismatches", 10, right: true))  \(pad("seconds", 8, right: true))"
+        ]
         for s in stats {
-            lines.append("\(pad(s.kernel, kw))  \(pad(s.variant, vw))  \(pad(String(s.cases), 10, right: true))  \(pad(String(s.mismatches), 10, right: true))  \(pad(String(format: "%.1f", s.seconds), 8, right: true))")
+            lines.append(
+                "\(pad(s.kernel, kw))  \(pad(s.variant, vw))  \(pad(String(s.cases), 10, right: true))  \(pad(String(s.mismatches), 10, right: true))  \(pad(String(format: "%.1f", s.seconds), 8, right: true))"
+            )
         }
         let total = stats.reduce(0) { $0 + $1.cases }, bad = stats.reduce(0) { $0 + $1.mismatches }
-        lines.append("total: \(total) cases, \(bad) mismatches, \(stats.count) kernel x variant pairs, min \(stats.map(\.cases).min() ?? 0) cases per pair")
+        lines.append(
+            "total: \(total) cases, \(bad) mismatches, \(stats.count) kernel x variant pairs, min \(stats.map(\.cases).min() ?? 0) cases per pair")
         return lines.joined(separator: "\n")
     }
 }

@@ -29,7 +29,8 @@ func checkProduct(
             let tol = gemmTolerance(k: k, alpha: alpha, bound: Double(bound[i, j]), scaledC: scaledC)
             let e = Double(oracle[i, j]), g = got[i, j]
             if !matches(g, e, tolerance: tol.isNaN ? 0 : tol) {
-                return "first bad element (i, j) = (\(i), \(j)) of \(m) x \(n): \(mismatchText(g, e, tol)); C_old \(oldC[i, j]), sum|a||b| \(bound[i, j])"
+                return
+                    "first bad element (i, j) = (\(i), \(j)) of \(m) x \(n): \(mismatchText(g, e, tol)); C_old \(oldC[i, j]), sum|a||b| \(bound[i, j])"
             }
         }
     }

@@ -187,7 +187,8 @@ struct GEMMPackedFuzz: FuzzKernel {
         for i in 0..<c.m {
             for j in 0..<c.n where !(rows.contains(i) && cols.contains(j)) {
                 if r.out[i, j].bitPattern != c.c[i, j].bitPattern {
-                    return "element (\(i), \(j)) lies outside the block computed (rows \(rows), columns \(cols)) but changed from \(c.c[i, j]) to \(r.out[i, j])"
+                    return
+                        "element (\(i), \(j)) lies outside the block computed (rows \(rows), columns \(cols)) but changed from \(c.c[i, j]) to \(r.out[i, j])"
                 }
             }
         }
@@ -271,7 +272,8 @@ struct GEMVTFuzz: FuzzKernel {
         let out = v.y.copy()
         table.kernels.pointee.gemv_t(v.n, v.k, v.alpha, v.x.base, v.w.base, v.w.ld, v.beta, out.base)
         // Columns d0 ..< n alone, into a fresh row holding the same y_old.
-        let part = GuardedMatrix(rows: v.n == 0 ? 0 : 1, cols: v.n - c.d0, ld: max(v.n - c.d0, 1), misalign: (v.y.offset - 16 + c.d0) % 16, sentinel: outputSentinel)
+        let part = GuardedMatrix(
+            rows: v.n == 0 ? 0 : 1, cols: v.n - c.d0, ld: max(v.n - c.d0, 1), misalign: (v.y.offset - 16 + c.d0) % 16, sentinel: outputSentinel)
         for j in 0..<(v.n - c.d0) { part.base[j] = v.y.base[c.d0 + j] }
         table.kernels.pointee.gemv_t(v.n - c.d0, v.k, v.alpha, v.x.base, v.w.base + c.d0, v.w.ld, v.beta, part.base)
         return Run(out: out, part: part, xSnap: xSnap, wSnap: wSnap)
@@ -294,7 +296,8 @@ struct GEMVTFuzz: FuzzKernel {
         for j in 0..<(v.n - c.d0) {
             let x = r.part.base[j], y = r.out.base[c.d0 + j]
             if x.bitPattern == y.bitPattern || (x.isNaN && y.isNaN) { continue }  // NaN sign and payload are not specified
-            return "column \(c.d0 + j): computed with columns \(c.d0)..<\(v.n) alone it is \(x), in the full run \(y) (the contract: the same in-order sum whatever the block)"
+            return
+                "column \(c.d0 + j): computed with columns \(c.d0)..<\(v.n) alone it is \(x), in the full run \(y) (the contract: the same in-order sum whatever the block)"
         }
         return nil
     }

@@ -18,8 +18,10 @@ struct ElementwiseRun { let out: GuardedMatrix, input: [Float], xSnap: [UInt32] 
 
 /// Runs an element-wise kernel `kernel(x, y)` on the case's `n` values of `x`, into a copy of
 /// `y` (or of `x` itself, in place).
-func runElementwise(x: GuardedMatrix, y: GuardedMatrix, n: Int, inPlace: Bool,
-                    _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> ElementwiseRun {
+func runElementwise(
+    x: GuardedMatrix, y: GuardedMatrix, n: Int, inPlace: Bool,
+    _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+) -> ElementwiseRun {
     let input = (0..<n).map { x.base[$0] }
     let xSnap = x.snapshot()
     let out = inPlace ? x.copy() : y.copy()
@@ -53,7 +55,9 @@ struct ExpFuzz: FuzzKernel {
         c.x = GuardedMatrix(rows: c.n == 0 ? 0 : 1, cols: c.n, ld: max(c.n, 1), misalign: rng.below(16), sentinel: inputSentinel)
         c.x.fill { _, _ in
             let r = rng.unit()
-            if r < 0.04 { return rng.pick([.infinity, -.infinity, .nan, 0, -0.0, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, .greatestFiniteMagnitude]) }
+            if r < 0.04 {
+                return rng.pick([.infinity, -.infinity, .nan, 0, -0.0, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, .greatestFiniteMagnitude])
+            }
             switch p {
             case 0: return Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))  // whole range
             case 1: return rng.float(-110, 95)
@@ -80,7 +84,9 @@ struct ExpFuzz: FuzzKernel {
         if !c.inPlace && !c.x.unchanged(since: r.xSnap) { return "the kernel wrote into x" }
         for i in 0..<c.n {
             let x = r.input[i], got = r.out.base[i]
-            if let why = ExpFuzz.expError(x: x, got: got) { return "element \(i) of \(c.n): exp(\(x)) (bits 0x\(String(x.bitPattern, radix: 16))): \(why)" }
+            if let why = ExpFuzz.expError(x: x, got: got) {
+                return "element \(i) of \(c.n): exp(\(x)) (bits 0x\(String(x.bitPattern, radix: 16))): \(why)"
+            }
         }
         return nil
     }
@@ -94,7 +100,9 @@ struct ExpFuzz: FuzzKernel {
         let ref = Float(d)
         if ref.isNaN { return got.isNaN ? nil : "got \(got), expected NaN" }
         if got.isNaN || got.sign == .minus { return "got \(got), expected \(ref)" }
-        func dist(_ a: Float, _ b: Float) -> Int64 { (Int64(a.bitPattern) - Int64(b.bitPattern)).magnitude > 0 ? Int64((Int64(a.bitPattern) - Int64(b.bitPattern)).magnitude) : 0 }
+        func dist(_ a: Float, _ b: Float) -> Int64 {
+            (Int64(a.bitPattern) - Int64(b.bitPattern)).magnitude > 0 ? Int64((Int64(a.bitPattern) - Int64(b.bitPattern)).magnitude) : 0
+        }
         if x == -.infinity { return got == 0 ? nil : "got \(got), expected 0" }
         if x == .infinity { return got == .infinity ? nil : "got \(got), expected +inf" }
         if dist(got, ref) <= 2 { return nil }
@@ -237,7 +245,10 @@ struct SoftmaxFuzz: FuzzKernel {
                     continue
                 }
                 if t[j] == -.infinity {
-                    if g != 0 { return "row \(row) col \(j) (n \(c.n)): the term is -inf\(m == -.infinity ? " (every term of the row is)" : ""), so the result must be exactly 0; got \(g)" }
+                    if g != 0 {
+                        return
+                            "row \(row) col \(j) (n \(c.n)): the term is -inf\(m == -.infinity ? " (every term of the row is)" : ""), so the result must be exactly 0; got \(g)"
+                    }
                     continue
                 }
                 let rel = u * (12 + Double(c.n - 1) + rounded[j] + mRounded + (t[j] - m).magnitude + denominator)
@@ -258,7 +269,9 @@ struct SoftmaxFuzz: FuzzKernel {
 /// cancels), ±0, subnormals, huge, NaN, ±inf.
 struct ActivationFuzz: FuzzKernel {
     let name = "activation"
-    static let kinds: [(Activation, Int32)] = [(.relu, Int32(CK_ACT_RELU)), (.gelu, Int32(CK_ACT_GELU)), (.geluTanh, Int32(CK_ACT_GELU_TANH)), (.silu, Int32(CK_ACT_SILU))]
+    static let kinds: [(Activation, Int32)] = [
+        (.relu, Int32(CK_ACT_RELU)), (.gelu, Int32(CK_ACT_GELU)), (.geluTanh, Int32(CK_ACT_GELU_TANH)), (.silu, Int32(CK_ACT_SILU)),
+    ]
 
     final class Case: CustomStringConvertible {
         var kind = 0, n = 0, inPlace = false, range: Float = 1
@@ -278,7 +291,9 @@ struct ActivationFuzz: FuzzKernel {
         c.x = GuardedMatrix(rows: c.n == 0 ? 0 : 1, cols: c.n, ld: max(c.n, 1), misalign: rng.below(16), sentinel: inputSentinel)
         c.x.fill { _, _ in
             rng.chance(0.05)
-                ? rng.pick([0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude, .nan, .infinity, -.infinity, 1e30, -1e30])
+                ? rng.pick([
+                    0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude, .nan, .infinity, -.infinity, 1e30, -1e30,
+                ])
                 : rng.float(-range, range)
         }
         c.y = elementwiseOutput(for: c.x, n: c.n, inPlace: c.inPlace, &rng)
@@ -379,7 +394,8 @@ struct NormFuzz: FuzzKernel {
         c.x = GuardedMatrix(rows: c.rows, cols: c.n, ld: ld, misalign: rng.below(16), sentinel: inputSentinel)
         c.x.fill { _, _ in value(&rng) }
         if rng.chance(0.5) {
-            let r = GuardedMatrix(rows: c.rows, cols: c.n, ld: rng.chance(0.5) ? ld : c.n + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
+            let r = GuardedMatrix(
+                rows: c.rows, cols: c.n, ld: rng.chance(0.5) ? ld : c.n + rowPadding(&rng), misalign: rng.below(16), sentinel: inputSentinel)
             r.fill { _, _ in rng.chance(0.5) ? 0 : value(&rng) * 0.5 }
             c.res = r
         }

@@ -26,8 +26,10 @@ struct AttentionRowsRun { let o: GuardedMatrix, workspace: GuardedMatrix, snaps:
 
 /// Runs `kernel(head, workspace)` on a copy of the head's output with a guarded workspace of
 /// `wsCount` floats at `misalign`.
-func runAttentionRows(_ h: AttentionFuzz.Case, workspace wsCount: Int, misalign: Int,
-                      _ kernel: (inout ck_attention_rows, UnsafeMutablePointer<Float>) -> Void) -> AttentionRowsRun {
+func runAttentionRows(
+    _ h: AttentionFuzz.Case, workspace wsCount: Int, misalign: Int,
+    _ kernel: (inout ck_attention_rows, UnsafeMutablePointer<Float>) -> Void
+) -> AttentionRowsRun {
     let snaps = attentionInputs(h).map { $0.snapshot() }
     let o = h.o.copy()
     let ws = GuardedMatrix(rows: 1, cols: wsCount, ld: max(wsCount, 1), misalign: misalign, sentinel: outputSentinel)
@@ -80,7 +82,8 @@ struct AttentionShortFuzz: FuzzKernel {
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
         let h = c.head
-        return runAttentionRows(h, workspace: ck_f32_attention_short_workspace(table.kernels, h.seqQ, h.seqK, h.d), misalign: c.wsMisalign) { rows, ws in
+        return runAttentionRows(h, workspace: ck_f32_attention_short_workspace(table.kernels, h.seqQ, h.seqK, h.d), misalign: c.wsMisalign) {
+            rows, ws in
             ck_f32_attention_short(table.kernels, &rows, ws)
         }
     }

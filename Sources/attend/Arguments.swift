@@ -188,7 +188,9 @@ struct Arguments {
             guard sources == 1 else {
                 throw UsageError(description: "generate takes one kind of source, not both: --ids, texts (--text, --input) or --prompt")
             }
-            guard a.texts.isEmpty else { throw UsageError(description: "generate takes token ids (--ids) or texts (--text, --prompt), not arguments: '\(a.texts[0])'") }
+            guard a.texts.isEmpty else {
+                throw UsageError(description: "generate takes token ids (--ids) or texts (--text, --prompt), not arguments: '\(a.texts[0])'")
+            }
         } else if !a.ids.isEmpty || a.beams != nil || a.maxNewTokens != nil || a.minNewTokens != nil || a.generation.isSet {
             throw UsageError(description: "--ids, --beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
         }

@@ -16,7 +16,10 @@ func generate(folder: URL, _ args: Arguments) throws {
     for (n, source) in args.ids.enumerated() {
         if source.isEmpty { throw UsageError(description: "--ids #\(n + 1) is empty") }
         if let bad = source.firstIndex(where: { $0 >= model.sourceVocabularySize }) {
-            throw UsageError(description: "--ids #\(n + 1): item \(bad + 1) (\(source[bad])) is outside the model's source vocabulary of \(model.sourceVocabularySize) tokens")
+            throw UsageError(
+                description:
+                    "--ids #\(n + 1): item \(bad + 1) (\(source[bad])) is outside the model's source vocabulary of \(model.sourceVocabularySize) tokens"
+            )
         }
         if let m = model.maxPositions, source.count > m {
             throw UsageError(description: "--ids #\(n + 1) has \(source.count) tokens; the model takes at most \(m)")
@@ -29,7 +32,10 @@ func generate(folder: URL, _ args: Arguments) throws {
     }
     if let m = model.maxPositions, config.maxNewTokens > m - 1 {
         // The position table ends generation; say so up front rather than fail there.
-        FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(m) positions (max_position_embeddings in config.json), so at most \(m - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "attend: warning: the model's position table holds \(m) positions (max_position_embeddings in config.json), so at most \(m - 1) tokens are generated, not \(config.maxNewTokens)\n"
+                    .utf8))
         config.maxNewTokens = m - 1
     }
     do {
@@ -67,7 +73,8 @@ func generate(folder: URL, _ args: Arguments) throws {
 /// Notes on stderr the generation settings of the folder that are not implemented.
 func noteIgnored(_ settings: [String]) {
     for note in settings {
-        FileHandle.standardError.write(Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))
+        FileHandle.standardError.write(
+            Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))
     }
 }
 
@@ -137,8 +144,10 @@ struct GenerateOptions {
         if doSample { config.doSample = true }
         if let r = repetitionPenalty { config.repetitionPenalty = r }
         if let n = noRepeatNGramSize { config.noRepeatNGramSize = n }
-        let samplingFlags = [("--temperature", temperature != nil), ("--top-k", topK != nil), ("--top-p", topP != nil),
-                             ("--min-p", minP != nil), ("--seed", seed != nil)]
+        let samplingFlags = [
+            ("--temperature", temperature != nil), ("--top-k", topK != nil), ("--top-p", topP != nil),
+            ("--min-p", minP != nil), ("--seed", seed != nil),
+        ]
         if !config.doSample, let flag = samplingFlags.first(where: \.1) {
             throw UsageError(description: "\(flag.0) applies only when sampling: add --do-sample")
         }

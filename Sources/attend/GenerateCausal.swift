@@ -3,9 +3,9 @@
 import Attend
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Generates from the `--ids` or `--prompt` prompts with the decoder-only model in `folder`
@@ -20,7 +20,9 @@ func generateCausal(folder: URL, _ args: Arguments) throws {
     for (n, prompt) in prompts.enumerated() {
         if prompt.isEmpty { throw UsageError(description: "\(flag) #\(n + 1) is empty\(tokenizer == nil ? "" : " (the tokenizer gives no tokens)")") }
         if let bad = prompt.firstIndex(where: { $0 >= model.vocabularySize }) {
-            throw UsageError(description: "\(flag) #\(n + 1): item \(bad + 1) (\(prompt[bad])) is outside the model's vocabulary of \(model.vocabularySize) tokens")
+            throw UsageError(
+                description: "\(flag) #\(n + 1): item \(bad + 1) (\(prompt[bad])) is outside the model's vocabulary of \(model.vocabularySize) tokens"
+            )
         }
     }
     let width = prompts.map(\.count).max()!
@@ -28,9 +30,13 @@ func generateCausal(folder: URL, _ args: Arguments) throws {
     try args.apply(to: &config)
     if let (limit, setting) = model.positionLimit, width + config.maxNewTokens > limit {
         guard width < limit else {
-            throw UsageError(description: "\(flag): a prompt of \(width) tokens leaves no room in the model's \(limit) positions (\(setting) in config.json)")
+            throw UsageError(
+                description: "\(flag): a prompt of \(width) tokens leaves no room in the model's \(limit) positions (\(setting) in config.json)")
         }
-        FileHandle.standardError.write(Data("attend: warning: the model takes \(limit) positions (\(setting) in config.json), so at most \(limit - width) tokens are generated, not \(config.maxNewTokens)\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "attend: warning: the model takes \(limit) positions (\(setting) in config.json), so at most \(limit - width) tokens are generated, not \(config.maxNewTokens)\n"
+                    .utf8))
         config.maxNewTokens = limit - width
     }
     let eos = Set(config.eosTokenIDs)
@@ -76,8 +82,9 @@ func generateCausal(folder: URL, _ args: Arguments) throws {
             }
         }
     }
-    printTiming(promptTokens: prompts.reduce(0) { $0 + $1.count }, rows: prompts.count * config.numBeams, steps: steps,
-                firstToken: firstToken, total: total)
+    printTiming(
+        promptTokens: prompts.reduce(0) { $0 + $1.count }, rows: prompts.count * config.numBeams, steps: steps,
+        firstToken: firstToken, total: total)
 }
 
 /// The timing line on stderr: prompt tokens per second (through the first token), generated
@@ -88,18 +95,22 @@ private func printTiming(promptTokens: Int, rows: Int, steps: Int, firstToken: D
     var parts: [String] = []
     if let f = firstToken.map(seconds) {
         parts.append(String(format: "prompt %d tokens %.1f tok/s", promptTokens, Double(promptTokens) / max(f, 1e-9)))
-        if steps > 1 { parts.append(String(format: "generated %d steps x %d rows %.1f tok/s", steps - 1, rows, Double((steps - 1) * rows) / max(t - f, 1e-9))) }
+        if steps > 1 {
+            parts.append(String(format: "generated %d steps x %d rows %.1f tok/s", steps - 1, rows, Double((steps - 1) * rows) / max(t - f, 1e-9)))
+        }
         parts.append(String(format: "first token %.1f ms", f * 1000))
     } else {
-        parts.append(String(format: "prompt %d tokens, %d steps x %d beams: %.1f tok/s overall", promptTokens, steps, rows, Double(steps * rows) / max(t, 1e-9)))
+        parts.append(
+            String(
+                format: "prompt %d tokens, %d steps x %d beams: %.1f tok/s overall", promptTokens, steps, rows, Double(steps * rows) / max(t, 1e-9)))
     }
     var usage = rusage()
     #if os(Linux)
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    let peakMiB = Double(usage.ru_maxrss) / 1024
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peakMiB = Double(usage.ru_maxrss) / 1024
     #else
-    getrusage(RUSAGE_SELF, &usage)
-    let peakMiB = Double(usage.ru_maxrss) / (1024 * 1024)
+        getrusage(RUSAGE_SELF, &usage)
+        let peakMiB = Double(usage.ru_maxrss) / (1024 * 1024)
     #endif
     parts.append(String(format: "total %.3f s, peak memory %.0f MiB", t, peakMiB))
     FileHandle.standardError.write(Data(("attend: " + parts.joined(separator: ", ") + "\n").utf8))

@@ -11,7 +11,8 @@ func generateText(folder: URL, _ args: Arguments) throws {
     guard !texts.isEmpty else { throw UsageError(description: "generate: no source texts in the input") }
     let m = try TextToTextModel(directory: folder)
     for note in m.model.ignoredGenerationSettings {
-        FileHandle.standardError.write(Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))
+        FileHandle.standardError.write(
+            Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))
     }
     var config = m.model.generationDefaults
     if let b = args.beams { config.numBeams = b; config.numReturnSequences = 1 }
@@ -19,7 +20,10 @@ func generateText(folder: URL, _ args: Arguments) throws {
     if let n = args.minNewTokens { config.minNewTokens = n }
     try args.generation.apply(to: &config)
     if let p = m.model.maxPositions, config.maxNewTokens > p - 1 {
-        FileHandle.standardError.write(Data("attend: warning: the model's position table holds \(p) positions (max_position_embeddings in config.json), so at most \(p - 1) tokens are generated, not \(config.maxNewTokens)\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "attend: warning: the model's position table holds \(p) positions (max_position_embeddings in config.json), so at most \(p - 1) tokens are generated, not \(config.maxNewTokens)\n"
+                    .utf8))
         config.maxNewTokens = p - 1
     }
     if config.numBeams > 1 && m.model.vocabularySize < 2 {
@@ -34,8 +38,11 @@ func generateText(folder: URL, _ args: Arguments) throws {
         }
         for g in try m.generate(texts, config: config) {
             if args.json {
-                print(jsonObject([("text", .string(g.text)), ("ids", .ints(g.ids)), ("output", .string(g.output)),
-                                  ("output_ids", .ints(g.outputIDs))]))
+                print(
+                    jsonObject([
+                        ("text", .string(g.text)), ("ids", .ints(g.ids)), ("output", .string(g.output)),
+                        ("output_ids", .ints(g.outputIDs)),
+                    ]))
             } else {
                 print(g.output)
             }

@@ -39,7 +39,8 @@ func decode(folder: URL, _ args: Arguments) throws {
     let lists = args.ids.isEmpty ? try readIDInputs(args) : args.ids
     for (n, ids) in lists.enumerated() {
         if let bad = ids.firstIndex(where: { $0 >= tokenizer.idLimit }) {
-            throw UsageError(description: "ids #\(n + 1): item \(bad + 1) (\(ids[bad])) is not a token id of this tokenizer (0..<\(tokenizer.idLimit))")
+            throw UsageError(
+                description: "ids #\(n + 1): item \(bad + 1) (\(ids[bad])) is not a token id of this tokenizer (0..<\(tokenizer.idLimit))")
         }
         let text = tokenizer.decode(ids, skipSpecialTokens: !args.keepSpecialTokens)
         print(args.json ? jsonObject([("ids", .ints(ids)), ("text", .string(text))]) : text)
@@ -101,7 +102,8 @@ func readIDInputs(_ args: Arguments) throws -> [[Int]] {
             return try items.enumerated().map { i, v in
                 // JSON true/false arrive as NSNumber too (type "c"): not ids.
                 guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue == Double(n.int64Value),
-                      n.int64Value >= 0, n.int64Value <= Int64(Int32.max) else {
+                    n.int64Value >= 0, n.int64Value <= Int64(Int32.max)
+                else {
                     throw UsageError(description: "\(args.input ?? "-"): line \(number): ids item \(i + 1) is not a token id")
                 }
                 return Int(n.int64Value)

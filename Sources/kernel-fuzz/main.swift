@@ -96,7 +96,8 @@ if list {
 
 let sessionSeed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
 if ck_build_optimized() == 0 {
-    FileHandle.standardError.write(Data("kernel-fuzz: note: the C kernels are a debug (-O0) build; use `swift build -c release` for throughput\n".utf8))
+    FileHandle.standardError.write(
+        Data("kernel-fuzz: note: the C kernels are a debug (-O0) build; use `swift build -c release` for throughput\n".utf8))
 }
 
 // --case N: one case per selected pair, described.
@@ -118,7 +119,8 @@ if let caseIndex {
 
 if seconds == nil && maxCases == nil { seconds = 10 }
 let tty = isatty(2) != 0
-let banner = "kernel-fuzz: seed \(sessionSeed), \(kernels.count) kernels x \(tables.count) variants (\(tables.map(\.name).joined(separator: ", "))), "
+let banner =
+    "kernel-fuzz: seed \(sessionSeed), \(kernels.count) kernels x \(tables.count) variants (\(tables.map(\.name).joined(separator: ", "))), "
     + "\(seconds.map { "\($0) s" } ?? "no time limit")\(maxCases.map { ", at most \($0) cases per pair" } ?? ""), \(threads) thread(s)\n"
 FileHandle.standardError.write(Data(banner.utf8))
 let session = FuzzSession(kernels: kernels, tables: tables, seed: sessionSeed)

@@ -11,9 +11,9 @@
 // runs (monotonic, so the last reading is its peak to within the polling interval).
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How a child process ended and what it printed.
@@ -48,8 +48,10 @@ public struct ChildResult: Sendable, CustomStringConvertible {
 /// waits for it at most `timeout` seconds (then kills it with SIGKILL and reports
 /// `timedOut`). `environment` entries are added to the current environment.
 /// Throws when the process cannot be started.
-public func runChild(_ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 120,
-                     environment: [String: String] = [:]) throws -> ChildResult {
+public func runChild(
+    _ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 120,
+    environment: [String: String] = [:]
+) throws -> ChildResult {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-child-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -76,7 +78,8 @@ public func runChild(_ executable: String, _ arguments: [String], stdin: Data? =
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
     guard rc == 0 else {
-        throw NSError(domain: "runChild", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable): \(String(cString: strerror(rc)))"])
+        throw NSError(
+            domain: "runChild", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable): \(String(cString: strerror(rc)))"])
     }
 
     var status: Int32 = 0
@@ -101,8 +104,9 @@ public func runChild(_ executable: String, _ arguments: [String], stdin: Data? =
     let read = { (path: String) in String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
     // WIFEXITED / WEXITSTATUS / WTERMSIG are macros; spelled out here.
     let signal = status & 0x7F
-    return ChildResult(status: signal == 0 ? (status >> 8) & 0xFF : nil, signal: signal == 0 ? nil : signal,
-                       timedOut: timedOut, stdout: read(outPath), stderr: read(errPath), peakRSSKiB: peakKiB)
+    return ChildResult(
+        status: signal == 0 ? (status >> 8) & 0xFF : nil, signal: signal == 0 ? nil : signal,
+        timedOut: timedOut, stdout: read(outPath), stderr: read(errPath), peakRSSKiB: peakKiB)
 }
 
 /// VmHWM of process `pid` in KiB from /proc/PID/status, or nil when it cannot be read (the

@@ -121,10 +121,11 @@ func fusedAttentionOnTable(_ kern: UnsafePointer<ck_kernels>, _ inp: AttentionIn
                 shawQK.withUnsafeMutableBufferPointer { qk in
                     for bh in 0..<nHeads {
                         let b = bh / p.heads, h = bh % p.heads
-                        nativeGEMM(kernels: kern, m: p.seqQ, n: width, k: p.headDim, alpha: p.scale,
-                                   a: q.baseAddress! + p.offsetQ(b, h), lda: ld, transA: false,
-                                   b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
-                                   c: qk.baseAddress! + bh * p.seqQ * width, ldc: width, threads: 1)
+                        nativeGEMM(
+                            kernels: kern, m: p.seqQ, n: width, k: p.headDim, alpha: p.scale,
+                            a: q.baseAddress! + p.offsetQ(b, h), lda: ld, transA: false,
+                            b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
+                            c: qk.baseAddress! + bh * p.seqQ * width, ldc: width, threads: 1)
                     }
                 }
             }
@@ -137,36 +138,36 @@ func fusedAttentionOnTable(_ kern: UnsafePointer<ck_kernels>, _ inp: AttentionIn
                 out.withUnsafeMutableBufferPointer { o in
                     keyBias.withUnsafeBufferPointer { kb in
                         relBias.withUnsafeBufferPointer { rb in
-                          shawQK.withUnsafeBufferPointer { sqk in
-                            shawValues.withUnsafeBufferPointer { sv in
-                            let qb = q.baseAddress!, kbase = k.baseAddress!, vbase = v.baseAddress!, ob = o.baseAddress!
-                            parallelFor(nHeads, threads: threads) { bh in
-                                let b = bh / p.heads, h = bh % p.heads
-                                ck_f32_attention_pack_kv(
-                                    kern, p.seqK, p.headDim, kbase + p.offsetK(b, h), ld, vbase + p.offsetK(b, h), ld,
-                                    packed + bh * headStride)
+                            shawQK.withUnsafeBufferPointer { sqk in
+                                shawValues.withUnsafeBufferPointer { sv in
+                                    let qb = q.baseAddress!, kbase = k.baseAddress!, vbase = v.baseAddress!, ob = o.baseAddress!
+                                    parallelFor(nHeads, threads: threads) { bh in
+                                        let b = bh / p.heads, h = bh % p.heads
+                                        ck_f32_attention_pack_kv(
+                                            kern, p.seqK, p.headDim, kbase + p.offsetK(b, h), ld, vbase + p.offsetK(b, h), ld,
+                                            packed + bh * headStride)
+                                    }
+                                    parallelFor(nHeads * blocks, threads: threads) { item in
+                                        let bh = item / blocks, blk = item % blocks
+                                        let b = bh / p.heads, h = bh % p.heads
+                                        let ws = UnsafeMutableRawPointer.allocate(byteCount: wsCount * 4, alignment: 64)
+                                            .bindMemory(to: Float.self, capacity: wsCount)
+                                        defer { ws.deallocate() }
+                                        var head = ck_attention_head(
+                                            seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
+                                            q: qb + p.offsetQ(b, h), ldq: ld, packed_kv: packed + bh * headStride,
+                                            o: ob + p.offsetQ(b, h), ldo: ld, scale: p.scale,
+                                            causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
+                                            key_bias: kb.isEmpty ? nil : kb.baseAddress! + b * p.seqK,
+                                            rel_bias: rb.isEmpty ? nil : rb.baseAddress! + h * relLength,
+                                            rel_bias_zero: relZero, shaw_clip: clip,
+                                            shaw_qk: shaw == nil ? nil : sqk.baseAddress! + bh * p.seqQ * width,
+                                            shaw_v: shaw == nil ? nil : sv.baseAddress!)
+                                        let q0 = blk * block
+                                        ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
+                                    }
+                                }
                             }
-                            parallelFor(nHeads * blocks, threads: threads) { item in
-                                let bh = item / blocks, blk = item % blocks
-                                let b = bh / p.heads, h = bh % p.heads
-                                let ws = UnsafeMutableRawPointer.allocate(byteCount: wsCount * 4, alignment: 64)
-                                    .bindMemory(to: Float.self, capacity: wsCount)
-                                defer { ws.deallocate() }
-                                var head = ck_attention_head(
-                                    seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
-                                    q: qb + p.offsetQ(b, h), ldq: ld, packed_kv: packed + bh * headStride,
-                                    o: ob + p.offsetQ(b, h), ldo: ld, scale: p.scale,
-                                    causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
-                                    key_bias: kb.isEmpty ? nil : kb.baseAddress! + b * p.seqK,
-                                    rel_bias: rb.isEmpty ? nil : rb.baseAddress! + h * relLength,
-                                    rel_bias_zero: relZero, shaw_clip: clip,
-                                    shaw_qk: shaw == nil ? nil : sqk.baseAddress! + bh * p.seqQ * width,
-                                    shaw_v: shaw == nil ? nil : sv.baseAddress!)
-                                let q0 = blk * block
-                                ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
-                            }
-                            }
-                          }
                         }
                     }
                 }
@@ -255,9 +256,11 @@ struct AttentionCase: Sendable, CustomStringConvertible {
     /// softmax that overflows shows as inf/NaN while the tolerance stays tight.
     var largeIntegerScores = false
 
-    init(batch: Int = 1, heads: Int = 1, seqQ: Int, seqK: Int, headDim: Int, layout: AttentionLayout = .bshd,
-         causal: Bool = false, queryStart: Int = 0, padding: PaddingKind = .none, bias: BiasKind = .none,
-         scale: Float? = nil, largeIntegerScores: Bool = false) {
+    init(
+        batch: Int = 1, heads: Int = 1, seqQ: Int, seqK: Int, headDim: Int, layout: AttentionLayout = .bshd,
+        causal: Bool = false, queryStart: Int = 0, padding: PaddingKind = .none, bias: BiasKind = .none,
+        scale: Float? = nil, largeIntegerScores: Bool = false
+    ) {
         self.batch = batch
         self.heads = heads
         self.seqQ = seqQ
@@ -273,14 +276,17 @@ struct AttentionCase: Sendable, CustomStringConvertible {
     }
 
     /// Self-attention of one sequence.
-    static func square(_ s: Int, headDim: Int, batch: Int = 1, heads: Int = 1, layout: AttentionLayout = .bshd,
-                       causal: Bool = false) -> AttentionCase {
+    static func square(
+        _ s: Int, headDim: Int, batch: Int = 1, heads: Int = 1, layout: AttentionLayout = .bshd,
+        causal: Bool = false
+    ) -> AttentionCase {
         AttentionCase(batch: batch, heads: heads, seqQ: s, seqK: s, headDim: headDim, layout: layout, causal: causal)
     }
 
     var seed: UInt64 {
-        caseSeed(batch, heads, seqQ, seqK, headDim, layout == .bshd ? 0 : 1, causal ? 1 : 0, queryStart,
-                 padding.code, bias.code, Int(scale?.bitPattern ?? 0), largeIntegerScores ? 1 : 0)
+        caseSeed(
+            batch, heads, seqQ, seqK, headDim, layout == .bshd ? 0 : 1, causal ? 1 : 0, queryStart,
+            padding.code, bias.code, Int(scale?.bitPattern ?? 0), largeIntegerScores ? 1 : 0)
     }
 
     /// No padding and no bias: what `materializedAttention` supports.
@@ -476,7 +482,8 @@ func firstAttentionMismatch(
                     let idx = c.index(b, i, h, d, seq: c.seqQ)
                     let ok = blind ? (g[idx] == 0 && e[idx] == 0) : matches(g[idx], Double(e[idx]), tolerance: t)
                     if !ok {
-                        return "first bad index [b \(b), i \(i), h \(h), d \(d)] (flat \(idx))\(blind ? " (query sees no key: must be exactly 0)" : ""): got \(g[idx]), expected \(e[idx]), |diff| \(abs(Double(g[idx]) - Double(e[idx]))) > tol \(t)"
+                        return
+                            "first bad index [b \(b), i \(i), h \(h), d \(d)] (flat \(idx))\(blind ? " (query sees no key: must be exactly 0)" : ""): got \(g[idx]), expected \(e[idx]), |diff| \(abs(Double(g[idx]) - Double(e[idx]))) > tol \(t)"
                     }
                 }
             }
@@ -511,14 +518,19 @@ func worstRatio(_ got: Tensor, _ expected: Tensor, _ c: AttentionCase, _ tol: At
 @discardableResult
 func checkAttentionCase(_ table: KernelTable, _ c: AttentionCase, oracleCache: Tensor? = nil) -> Double {
     let inp = c.makeInputs()
-    let oracle = oracleCache ?? scaledDotProductAttention(
-        query: inp.q, key: inp.k, value: inp.v, mask: inp.mask, bias: inp.bias, scale: inp.scale,
-        layout: inp.layout, compute: Compute(backend: .swiftSIMD, threads: 2))
+    let oracle =
+        oracleCache
+        ?? scaledDotProductAttention(
+            query: inp.q, key: inp.k, value: inp.v, mask: inp.mask, bias: inp.bias, scale: inp.scale,
+            layout: inp.layout, compute: Compute(backend: .swiftSIMD, threads: 2))
     let tol = AttentionTolerance(c, inp)
     let one = table.attention(inp, threads: 1)
     let two = table.attention(inp, threads: 2)
     let diff = firstBitwiseDifference(one.scalars, two.scalars)
-    #expect(diff == nil, "\(table) \(c): 1 and 2 threads differ bitwise at flat index \(diff ?? -1): \(diff.map { one.scalars[$0] } ?? 0) vs \(diff.map { two.scalars[$0] } ?? 0)")
+    #expect(
+        diff == nil,
+        "\(table) \(c): 1 and 2 threads differ bitwise at flat index \(diff ?? -1): \(diff.map { one.scalars[$0] } ?? 0) vs \(diff.map { two.scalars[$0] } ?? 0)"
+    )
     if let m = firstAttentionMismatch(one, oracle, c, inp, tol) {
         Issue.record("\(table) fused vs oracle, \(c): \(m)")
     }

@@ -80,7 +80,8 @@ struct ExpTests {
         let x = xs[worstIndex]
         #expect(
             worst <= 2,
-            "\(table): exp(\(x)) (bits 0x\(String(x.bitPattern, radix: 16))) = \(got[worstIndex]), correctly rounded \(ref[worstIndex]): \(worst == .max ? "NaN/negative" : "\(worst) ulp") > 2 ulp (index \(worstIndex) of \(xs.count))")
+            "\(table): exp(\(x)) (bits 0x\(String(x.bitPattern, radix: 16))) = \(got[worstIndex]), correctly rounded \(ref[worstIndex]): \(worst == .max ? "NaN/negative" : "\(worst) ulp") > 2 ulp (index \(worstIndex) of \(xs.count))"
+        )
         print("exp \(table): max \(worst) ulp over \(xs.count) inputs, \(inexact) not correctly rounded")
     }
 

@@ -32,23 +32,30 @@ struct FewQueryAttentionTests {
                         var padding = [[Bool]](repeating: [Bool](repeating: true, count: seqK), count: batch)
                         for j in 0..<seqK where j % 3 == 2 { padding[0][j] = false }
                         padding[1] = [Bool](repeating: false, count: seqK)  // every key padded: zeros
-                        let masks = [AttentionMask.none, AttentionMask(keyPadding: padding),
-                                     AttentionMask(causal: true, queryStart: max(0, seqK - seqQ)),
-                                     AttentionMask(causal: true, queryStart: seqK / 2)]
+                        let masks = [
+                            AttentionMask.none, AttentionMask(keyPadding: padding),
+                            AttentionMask(causal: true, queryStart: max(0, seqK - seqQ)),
+                            AttentionMask(causal: true, queryStart: seqK / 2),
+                        ]
                         let table = Self.random([8, heads], seed: seed + 3)
-                        let biases: [AttentionBias] = [.none, .t5(table: table, bidirectional: false, maxDistance: 16),
-                                                       .alibi(slopes: alibiSlopes(heads: heads), symmetric: true)]
+                        let biases: [AttentionBias] = [
+                            .none, .t5(table: table, bidirectional: false, maxDistance: 16),
+                            .alibi(slopes: alibiSlopes(heads: heads), symmetric: true),
+                        ]
                         for mask in masks {
                             for bias in biases {
-                                let expected = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, bias: bias, layout: layout,
-                                                                         compute: Compute(backend: .swiftSIMD, threads: 1))
+                                let expected = scaledDotProductAttention(
+                                    query: q, key: k, value: v, mask: mask, bias: bias, layout: layout,
+                                    compute: Compute(backend: .swiftSIMD, threads: 1))
                                 for threads in [1, 2] {
-                                    let got = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, bias: bias, layout: layout,
-                                                                        compute: Compute(backend: .native(variant), threads: threads))
+                                    let got = scaledDotProductAttention(
+                                        query: q, key: k, value: v, mask: mask, bias: bias, layout: layout,
+                                        compute: Compute(backend: .native(variant), threads: threads))
                                     let e = zip(got.scalars, expected.scalars).map { abs($0 - $1) }.max() ?? 0
                                     worst = max(worst, e)
                                     cases += 1
-                                    #expect(e <= 2e-5, "\(variant) seqQ \(seqQ) seqK \(seqK) d \(d) \(layout) \(mask) \(bias) threads \(threads): \(e)")
+                                    #expect(
+                                        e <= 2e-5, "\(variant) seqQ \(seqQ) seqK \(seqK) d \(d) \(layout) \(mask) \(bias) threads \(threads): \(e)")
                                 }
                             }
                         }

@@ -78,11 +78,13 @@ struct FusedAttentionTests {
             AttentionCase(batch: 3, heads: 2, seqQ: 9, seqK: 23, headDim: 16, padding: .mixed),
             AttentionCase(batch: 3, seqQ: 4, seqK: kb + 3, headDim: 8, layout: .bhsd, padding: .mixed),
             AttentionCase(batch: 2, heads: 2, seqQ: 17, seqK: 17, headDim: 16, padding: .lastRowAllPadded),
-            AttentionCase(batch: 3, heads: 1, seqQ: qb + 2, seqK: qb + 2, headDim: 8, layout: .bhsd, causal: true,
-                          padding: .lastRowAllPadded),
+            AttentionCase(
+                batch: 3, heads: 1, seqQ: qb + 2, seqK: qb + 2, headDim: 8, layout: .bhsd, causal: true,
+                padding: .lastRowAllPadded),
             AttentionCase(batch: 2, seqQ: 12, seqK: 12, headDim: 8, causal: true, padding: .leading(3)),
-            AttentionCase(batch: 2, heads: 2, seqQ: qb + 1, seqK: qb + 3, headDim: 8, layout: .bhsd, causal: true,
-                          queryStart: 2, padding: .leading(5)),
+            AttentionCase(
+                batch: 2, heads: 2, seqQ: qb + 1, seqK: qb + 3, headDim: 8, layout: .bhsd, causal: true,
+                queryStart: 2, padding: .leading(5)),
         ]
         runAttentionCases(table, "masks", cases)
     }
@@ -114,16 +116,18 @@ struct FusedAttentionTests {
         let t5causal = BiasKind.t5(bidirectional: false, buckets: 32, maxDistance: 20)
         let cases: [AttentionCase] = [
             AttentionCase(heads: 4, seqQ: 23, seqK: 23, headDim: 16, bias: .alibi(symmetric: true)),
-            AttentionCase(heads: 6, seqQ: qb + 1, seqK: qb + 1, headDim: 8, layout: .bhsd, causal: true,
-                          bias: .alibi(symmetric: false)),
+            AttentionCase(
+                heads: 6, seqQ: qb + 1, seqK: qb + 1, headDim: 8, layout: .bhsd, causal: true,
+                bias: .alibi(symmetric: false)),
             AttentionCase(heads: 3, seqQ: 3, seqK: 40, headDim: 8, causal: true, queryStart: 37, bias: .alibi(symmetric: false)),
             AttentionCase(heads: 2, seqQ: 9, seqK: 140, headDim: 8, bias: t5bi),
             AttentionCase(heads: 2, seqQ: 5, seqK: kb + 2, headDim: 4, layout: .bhsd, bias: t5bi),
             AttentionCase(heads: 2, seqQ: 40, seqK: 40, headDim: 8, causal: true, bias: t5causal),
             AttentionCase(heads: 2, seqQ: 3, seqK: 45, headDim: 8, layout: .bhsd, causal: true, queryStart: 42, bias: t5causal),
             AttentionCase(batch: 3, heads: 2, seqQ: 7, seqK: 19, headDim: 8, padding: .lastRowAllPadded, bias: t5bi),
-            AttentionCase(batch: 3, heads: 2, seqQ: 11, seqK: 11, headDim: 8, causal: true, padding: .mixed,
-                          bias: .alibi(symmetric: false)),
+            AttentionCase(
+                batch: 3, heads: 2, seqQ: 11, seqK: 11, headDim: 8, causal: true, padding: .mixed,
+                bias: .alibi(symmetric: false)),
         ]
         runAttentionCases(table, "biases", cases)
     }
@@ -155,10 +159,11 @@ struct FusedAttentionTests {
                 .shaw(clip: pick([1, 3, 8])),
             ])
             let scale: Float? = pick([nil, 0.05, 1.5, -0.7])
-            cases.append(AttentionCase(
-                batch: 1 + Int(rng.next() % 3), heads: 1 + Int(rng.next() % 3), seqQ: seqQ, seqK: seqK,
-                headDim: pick([1, 2, 3, 5, 8, 16, 24, 33]), layout: pick([.bshd, .bhsd]), causal: causal,
-                queryStart: queryStart, padding: padding, bias: bias, scale: scale))
+            cases.append(
+                AttentionCase(
+                    batch: 1 + Int(rng.next() % 3), heads: 1 + Int(rng.next() % 3), seqQ: seqQ, seqK: seqK,
+                    headDim: pick([1, 2, 3, 5, 8, 16, 24, 33]), layout: pick([.bshd, .bhsd]), causal: causal,
+                    queryStart: queryStart, padding: padding, bias: bias, scale: scale))
         }
         runAttentionCases(table, "random combinations", cases)
     }
@@ -180,8 +185,9 @@ struct FusedAttentionTests {
             AttentionCase(seqQ: 4, seqK: 3 * kb + 5, headDim: 4, bias: .shaw(clip: 3), scale: 4),
             AttentionCase(heads: 2, seqQ: 4, seqK: 3 * kb + 5, headDim: 4, bias: .shaw(clip: 2), largeIntegerScores: true),
             AttentionCase(seqQ: 5, seqK: 5, headDim: 7, layout: .bhsd, bias: .shaw(clip: 8)),
-            AttentionCase(batch: 3, heads: 2, seqQ: 7, seqK: 19, headDim: 8, causal: true, padding: .lastRowAllPadded,
-                          bias: .shaw(clip: 1)),
+            AttentionCase(
+                batch: 3, heads: 2, seqQ: 7, seqK: 19, headDim: 8, causal: true, padding: .lastRowAllPadded,
+                bias: .shaw(clip: 1)),
         ]
         runAttentionCases(table, "shaw", cases)
     }

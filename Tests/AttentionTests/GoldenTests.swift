@@ -75,11 +75,13 @@ struct GoldenTests {
             let inp = AttentionInputs(q: q, k: k, v: v, mask: mask, bias: .none, scale: sc, layout: .bhsd)
             var outputs = [("fused", backend.attention(inp))]
             if case .table(.native(let variant)) = backend, mask.keyPadding == nil {
-                outputs.append((
-                    "materialized",
-                    materializedAttention(
-                        query: q, key: k, value: v, causal: mask.causal, scale: sc, layout: .bhsd,
-                        compute: Compute(backend: .native(variant), threads: 2))))
+                outputs.append(
+                    (
+                        "materialized",
+                        materializedAttention(
+                            query: q, key: k, value: v, causal: mask.causal, scale: sc, layout: .bhsd,
+                            compute: Compute(backend: .native(variant), threads: 2))
+                    ))
             }
             let e = expected.scalars
             for (path, got) in outputs {

@@ -29,19 +29,23 @@ struct GroupedQueryAttentionTests {
 
     /// Attention of `q` `[b, sq, heads, dh]` over stored `k`, `v` `[b, sk, kvHeads, dh]` read
     /// through a grouped layout (no copies), on `compute`; `prepack` packs K/V once first.
-    static func grouped(_ q: Tensor, _ k: Tensor, _ v: Tensor, group: Int, mask: AttentionMask, compute: Compute,
-                        prepack: Bool = false) -> Tensor {
+    static func grouped(
+        _ q: Tensor, _ k: Tensor, _ v: Tensor, group: Int, mask: AttentionMask, compute: Compute,
+        prepack: Bool = false
+    ) -> Tensor {
         let (b, sq, heads, dh) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (sk, kvh) = (k.shape[1], k.shape[2])
         let kl = HeadLayout(base: 0, batchStride: sk * kvh * dh, headStride: dh, rowStride: kvh * dh, headGroup: group)
         let ql = HeadLayout(.bshd, seq: sq, heads: heads, headDim: dh)
-        let p = AttentionProblem(batch: b, seqQ: sq, seqK: sk, heads: heads, headDim: dh, q: ql, k: kl, v: kl, o: ql,
-                                 counts: (q.count, k.count, v.count, q.count), mask: mask, bias: .none, scale: nil)
+        let p = AttentionProblem(
+            batch: b, seqQ: sq, seqK: sk, heads: heads, headDim: dh, q: ql, k: kl, v: kl, o: ql,
+            counts: (q.count, k.count, v.count, q.count), mask: mask, bias: .none, scale: nil)
         var out = Tensor.zeros(q.shape)
         var packed: PackedKeysValues? = nil
         if prepack, case .native(let variant) = compute.backend {
-            packed = PackedKeysValues(key: k, value: v, k: kl, v: kl, batch: b, heads: heads, seqK: sk, headDim: dh,
-                                      variant: variant, threads: compute.threads)
+            packed = PackedKeysValues(
+                key: k, value: v, k: kl, v: kl, batch: b, heads: heads, seqK: sk, headDim: dh,
+                variant: variant, threads: compute.threads)
             #expect(packed!.fits(p, variant: variant))
         }
         attention(p, query: q, key: k, value: v, into: &out, compute: compute, prepacked: packed)
@@ -61,10 +65,13 @@ struct GroupedQueryAttentionTests {
                 let k = Self.random([batch, seqK, kvh, dh], seed: seed + 1), v = Self.random([batch, seqK, kvh, dh], seed: seed + 2)
                 var padding = [[Bool]](repeating: [Bool](repeating: true, count: seqK), count: batch)
                 for j in 0..<min(3, seqK - 1) { padding[1][j] = false }  // a left-padded row
-                for mask in [AttentionMask.none, AttentionMask(causal: true, queryStart: seqK - seqQ),
-                             AttentionMask(causal: true, queryStart: seqK - seqQ, keyPadding: padding)] {
-                    let reference = scaledDotProductAttention(query: q, key: Self.expand(k, group: group), value: Self.expand(v, group: group),
-                                                              mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+                for mask in [
+                    AttentionMask.none, AttentionMask(causal: true, queryStart: seqK - seqQ),
+                    AttentionMask(causal: true, queryStart: seqK - seqQ, keyPadding: padding),
+                ] {
+                    let reference = scaledDotProductAttention(
+                        query: q, key: Self.expand(k, group: group), value: Self.expand(v, group: group),
+                        mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
                     var results = [("oracle", Self.grouped(q, k, v, group: group, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 2)))]
                     for threads in [1, 2] {
                         let c = Compute(backend: .native(variant), threads: threads)
@@ -86,12 +93,14 @@ struct GroupedQueryAttentionTests {
     @Test("a wrong mapping is caught: group 2 read as group 1 differs")
     func mutationCaught() {
         let q = Self.random([1, 3, 4, 8], seed: 1), k = Self.random([1, 6, 2, 8], seed: 2), v = Self.random([1, 6, 2, 8], seed: 3)
-        let reference = scaledDotProductAttention(query: q, key: Self.expand(k, group: 2), value: Self.expand(v, group: 2),
-                                                  compute: Compute(backend: .swiftSIMD, threads: 1))
+        let reference = scaledDotProductAttention(
+            query: q, key: Self.expand(k, group: 2), value: Self.expand(v, group: 2),
+            compute: Compute(backend: .swiftSIMD, threads: 1))
         // Heads 0,1 -> kv 0 and 2,3 -> kv 1; the interleaved mapping (h % kvHeads) differs.
-        let wrong = scaledDotProductAttention(query: q, key: Self.expand(k, group: 2, interleaved: true),
-                                              value: Self.expand(v, group: 2, interleaved: true),
-                                              compute: Compute(backend: .swiftSIMD, threads: 1))
+        let wrong = scaledDotProductAttention(
+            query: q, key: Self.expand(k, group: 2, interleaved: true),
+            value: Self.expand(v, group: 2, interleaved: true),
+            compute: Compute(backend: .swiftSIMD, threads: 1))
         let got = Self.grouped(q, k, v, group: 2, mask: .none, compute: .default)
         #expect(zip(got.scalars, reference.scalars).allSatisfy { abs($0 - $1) <= 2e-5 })
         #expect(zip(wrong.scalars, reference.scalars).contains { abs($0 - $1) > 1e-3 })

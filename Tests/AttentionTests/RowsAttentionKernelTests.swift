@@ -53,10 +53,14 @@ struct RowsAttentionData {
     init(_ tc: RowsAttentionCase) {
         var rng = SeededRNG(seed: tc.seed)
         let mag = tc.magnitude
-        q = StridedMatrix(rows: tc.seqQ, cols: tc.d, ld: tc.d + tc.pad, values: rng.floats(tc.seqQ * tc.d, in: -mag...mag), sentinel: .nan, leading: 1)
-        k = StridedMatrix(rows: tc.seqK, cols: tc.d, ld: tc.d + 2 * tc.pad, values: rng.floats(tc.seqK * tc.d, in: -mag...mag), sentinel: .nan, leading: 2)
+        q = StridedMatrix(
+            rows: tc.seqQ, cols: tc.d, ld: tc.d + tc.pad, values: rng.floats(tc.seqQ * tc.d, in: -mag...mag), sentinel: .nan, leading: 1)
+        k = StridedMatrix(
+            rows: tc.seqK, cols: tc.d, ld: tc.d + 2 * tc.pad, values: rng.floats(tc.seqK * tc.d, in: -mag...mag), sentinel: .nan, leading: 2)
         v = StridedMatrix(rows: tc.seqK, cols: tc.d, ld: tc.d + tc.pad + 1, values: rng.floats(tc.seqK * tc.d), sentinel: .nan, leading: 3)
-        o = StridedMatrix(rows: tc.seqQ, cols: tc.d, ld: tc.d + tc.pad, values: [Float](repeating: -7, count: tc.seqQ * tc.d), sentinel: Float(bitPattern: 0xFFC3_C3C3), leading: 1)
+        o = StridedMatrix(
+            rows: tc.seqQ, cols: tc.d, ld: tc.d + tc.pad, values: [Float](repeating: -7, count: tc.seqQ * tc.d),
+            sentinel: Float(bitPattern: 0xFFC3_C3C3), leading: 1)
         switch tc.seqK == 0 ? 0 : tc.keyBias {
         case 1: keyBias = (0..<tc.seqK).map { j in j % 3 == 2 || rng.nextUnit() < 0.2 ? -.infinity : rng.nextFloat(in: -1...1) }
         case 2: keyBias = [Float](repeating: -.infinity, count: tc.seqK)
@@ -67,8 +71,10 @@ struct RowsAttentionData {
     }
 
     /// The head for the kernels, `o` at `op` (the output's first element).
-    func rows(_ tc: RowsAttentionCase, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-              o op: UnsafeMutablePointer<Float>, keyBias kb: UnsafePointer<Float>?, relBias rb: UnsafePointer<Float>?) -> ck_attention_rows {
+    func rows(
+        _ tc: RowsAttentionCase, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        o op: UnsafeMutablePointer<Float>, keyBias kb: UnsafePointer<Float>?, relBias rb: UnsafePointer<Float>?
+    ) -> ck_attention_rows {
         ck_attention_rows(
             seq_q: tc.seqQ, seq_k: tc.seqK, head_dim: tc.d, q: q, ldq: self.q.ld, k: k, ldk: self.k.ld, v: v, ldv: self.v.ld, o: op,
             ldo: o.ld, scale: tc.scale, causal: tc.causal ? 1 : 0, causal_offset: tc.causalOffset, key_bias: kb,
@@ -76,8 +82,10 @@ struct RowsAttentionData {
     }
 
     /// Runs `kernel(head, workspace)` on this data; returns the output.
-    func run(_ tc: RowsAttentionCase, workspace wsCount: Int, guardWritten: inout Bool,
-             _ kernel: (inout ck_attention_rows, UnsafeMutablePointer<Float>) -> Void) -> StridedMatrix {
+    func run(
+        _ tc: RowsAttentionCase, workspace wsCount: Int, guardWritten: inout Bool,
+        _ kernel: (inout ck_attention_rows, UnsafeMutablePointer<Float>) -> Void
+    ) -> StridedMatrix {
         var out = o
         let qb = q.body, kb = k.body, vb = v.body
         // Any alignment: one float in, then a guard of 16 after the promised size.
@@ -90,8 +98,9 @@ struct RowsAttentionData {
                         (relBias ?? [0]).withUnsafeBufferPointer { rbp in
                             out.storage.withUnsafeMutableBufferPointer { op in
                                 ws.withUnsafeMutableBufferPointer { wsp in
-                                    var head = rows(tc, q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, o: op.baseAddress! + out.leading,
-                                                    keyBias: keyBias == nil ? nil : kbp.baseAddress!, relBias: relBias == nil ? nil : rbp.baseAddress!)
+                                    var head = rows(
+                                        tc, q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, o: op.baseAddress! + out.leading,
+                                        keyBias: keyBias == nil ? nil : kbp.baseAddress!, relBias: relBias == nil ? nil : rbp.baseAddress!)
                                     kernel(&head, wsp.baseAddress! + 1)
                                 }
                             }
@@ -122,7 +131,8 @@ struct RowsAttentionData {
                                     seqQ: tc.seqQ, seqK: tc.seqK, headDim: tc.d, q: qp.baseAddress!, ldq: q.ld, k: kp.baseAddress!, ldk: k.ld,
                                     v: vp.baseAddress!, ldv: v.ld, o: ep.baseAddress!, ldo: tc.d, scale: tc.scale, causal: tc.causal,
                                     causalOffset: tc.causalOffset, keyBias: keyBias == nil ? nil : kbp.baseAddress!,
-                                    relBias: relBias == nil ? nil : rbp.baseAddress! + 1, relBiasZero: tc.seqK - 1, shawClip: 0, shawQK: nil, shawV: nil)
+                                    relBias: relBias == nil ? nil : rbp.baseAddress! + 1, relBiasZero: tc.seqK - 1, shawClip: 0, shawQK: nil,
+                                    shawV: nil)
                             }
                         }
                     }
@@ -142,7 +152,9 @@ struct RowsAttentionData {
             for dd in 0..<tc.d {
                 let g = got.at(i, dd)
                 if !queries.contains(i) {
-                    if g.bitPattern != o.at(i, dd).bitPattern { return "query \(i) is outside the queries computed (\(queries)) but O[\(i)][\(dd)] changed to \(g)" }
+                    if g.bitPattern != o.at(i, dd).bitPattern {
+                        return "query \(i) is outside the queries computed (\(queries)) but O[\(i)][\(dd)] changed to \(g)"
+                    }
                     continue
                 }
                 if !sees {
@@ -259,11 +271,15 @@ struct RowsAttentionKernelTests {
     func few(_ table: KernelTable) {
         let kern = table.kernels
         Self.runAll(table, "attention_few", Self.fewCases(table)) { tc in
-            let calls: [Range<Int>] = tc.perCall == 0 ? [0..<tc.seqQ] : stride(from: 0, to: tc.seqQ, by: tc.perCall).map { $0..<min(tc.seqQ, $0 + tc.perCall) }
+            let calls: [Range<Int>] =
+                tc.perCall == 0 ? [0..<tc.seqQ] : stride(from: 0, to: tc.seqQ, by: tc.perCall).map { $0..<min(tc.seqQ, $0 + tc.perCall) }
             let run = tc.only ? [calls.last!] : calls
-            return (ck_f32_attention_few_workspace(tc.seqK, tc.d), run, { head, ws in
-                for r in run { ck_f32_attention_few(kern, &head, r.lowerBound, r.count, ws) }
-            })
+            return (
+                ck_f32_attention_few_workspace(tc.seqK, tc.d), run,
+                { head, ws in
+                    for r in run { ck_f32_attention_few(kern, &head, r.lowerBound, r.count, ws) }
+                }
+            )
         }
     }
 }

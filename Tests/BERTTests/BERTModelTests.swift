@@ -19,7 +19,8 @@ struct MemorySource: TensorSource {
 }
 
 /// Every backend the tests run the model on: each supported native variant and Swift SIMD.
-let allBackends: [Compute] = KernelVariant.supported.map { Compute(backend: .native($0), threads: 2) }
+let allBackends: [Compute] =
+    KernelVariant.supported.map { Compute(backend: .native($0), threads: 2) }
     + [Compute(backend: .swiftSIMD, threads: 2)]
 
 enum PretrainingGolden {
@@ -45,14 +46,18 @@ struct BERTModelTests {
     @Test("bert_pretraining: last hidden state, MLM and NSP logits within 1e-4 of transformers", arguments: allBackends)
     func pretrainingGolden(_ compute: Compute) throws {
         let g = PretrainingGolden.self
-        #expect(g.config == BERTConfig(vocabSize: 120, hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
-                                       intermediateSize: 128, maxPositionEmbeddings: 64))
+        #expect(
+            g.config
+                == BERTConfig(
+                    vocabSize: 120, hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
+                    intermediateSize: 128, maxPositionEmbeddings: 64))
         let model = try BERTModel(config: g.config, weights: g.weights)
         #expect(model.pooler != nil && model.maskedLMHead != nil && model.nextSentenceHead != nil)
         // The decoder is tied: the word embedding table itself, stored once.
         #expect(model.maskedLMHead!.decoder.weight == model.embeddings.word.weight)
-        let out = try model.forward(inputIDs: try g.rows("in.input_ids"), tokenTypeIDs: try g.rows("in.token_type_ids"),
-                                attentionMask: try g.rows("in.attention_mask"), compute: compute)
+        let out = try model.forward(
+            inputIDs: try g.rows("in.input_ids"), tokenTypeIDs: try g.rows("in.token_type_ids"),
+            attentionMask: try g.rows("in.attention_mask"), compute: compute)
         let hidden = out.lastHiddenState
         let mlm = try model.maskedLMLogits(hidden, compute: compute)
         let nsp = try model.nextSentenceLogits(try model.pooled(hidden, compute: compute), compute: compute)
@@ -100,7 +105,9 @@ struct BERTModelTests {
         #expect(load(missing) as? CheckpointError == .missingTensor(name: "bert.encoder.layer.1.output.dense.bias"))
         var wrong = all
         wrong["bert.encoder.layer.0.attention.self.key.weight"] = Tensor.zeros([64, 63])
-        #expect(load(wrong) as? CheckpointError == .wrongShape(name: "bert.encoder.layer.0.attention.self.key.weight", expected: [64, 64], found: [64, 63]))
+        #expect(
+            load(wrong) as? CheckpointError
+                == .wrongShape(name: "bert.encoder.layer.0.attention.self.key.weight", expected: [64, 64], found: [64, 63]))
         var extra = all
         extra["classifier.weight"] = Tensor.zeros([3, 64])
         #expect(load(extra) as? CheckpointError == .unexpectedTensors(["classifier.weight"]))
@@ -143,7 +150,8 @@ struct BERTModelTests {
         try Data("{\"some_new_key\": [1, {\"x\": null}], \"hidden_size\": 64, \"num_attention_heads\": 4}".utf8).write(to: cfg)
         #expect(try BERTConfig(contentsOf: cfg) == BERTConfig(hiddenSize: 64, numAttentionHeads: 4))
         // A truncated weights file.
-        try FileManager.default.copyItem(at: Fixtures.url("bert_pretraining.config.json"), to: cfg.deletingLastPathComponent().appendingPathComponent("c2.json"))
+        try FileManager.default.copyItem(
+            at: Fixtures.url("bert_pretraining.config.json"), to: cfg.deletingLastPathComponent().appendingPathComponent("c2.json"))
         try FileManager.default.removeItem(at: cfg)
         try FileManager.default.moveItem(at: dir.appendingPathComponent("c2.json"), to: cfg)
         let full = try Data(contentsOf: Fixtures.url("bert_pretraining.safetensors"))
@@ -154,11 +162,13 @@ struct BERTModelTests {
         #expect((thrownError { _ = try BERTModel(directory: dir.appendingPathComponent("missing")) } as? ModelFileError) != nil)
     }
 
-    @Test("against an independent Double reference: absolute and relative positions, with padding",
-          arguments: BERTConfig.PositionEmbeddingType.allCases)
+    @Test(
+        "against an independent Double reference: absolute and relative positions, with padding",
+        arguments: BERTConfig.PositionEmbeddingType.allCases)
     func naiveReference(_ type: BERTConfig.PositionEmbeddingType) throws {
-        let config = BERTConfig(vocabSize: 50, hiddenSize: 24, numHiddenLayers: 2, numAttentionHeads: 3, intermediateSize: 40,
-                                maxPositionEmbeddings: 16, typeVocabSize: 2, positionEmbeddingType: type)
+        let config = BERTConfig(
+            vocabSize: 50, hiddenSize: 24, numHiddenLayers: 2, numAttentionHeads: 3, intermediateSize: 40,
+            maxPositionEmbeddings: 16, typeVocabSize: 2, positionEmbeddingType: type)
         let weights = randomBERTWeights(config, seed: caseSeed(7, type.hashValue & 0xFF))
         let model = try BERTModel(config: config, weights: weights)
         var rng = SeededRNG(seed: caseSeed(8))
@@ -185,7 +195,8 @@ struct BERTModelTests {
 
     @Test("hidden states: the embedding output, then one per layer")
     func hiddenStates() throws {
-        let config = BERTConfig(vocabSize: 30, hiddenSize: 16, numHiddenLayers: 3, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 8)
+        let config = BERTConfig(
+            vocabSize: 30, hiddenSize: 16, numHiddenLayers: 3, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 8)
         let model = try BERTModel(config: config, weights: randomBERTWeights(config, seed: 3))
         let out = try model.forward(inputIDs: [[1, 2, 3]], outputHiddenStates: true)
         #expect(out.hiddenStates.count == 4 && out.hiddenStates.last == out.lastHiddenState)
@@ -195,7 +206,8 @@ struct BERTModelTests {
 
     @Test("input the model cannot take throws a one-line ModelInputError naming what and where")
     func badInputThrows() throws {
-        let config = BERTConfig(vocabSize: 30, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 8)
+        let config = BERTConfig(
+            vocabSize: 30, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 8)
         let model = try BERTModel(config: config, weights: randomBERTWeights(config, seed: 4))
         func message(_ body: () throws -> Void) -> String? {
             do { try body() } catch let e as ModelInputError { return e.message } catch { return "another error: \(error)" }
@@ -349,13 +361,15 @@ func naiveBERT(_ c: BERTConfig, _ w: MemorySource, ids: [Int], types: [Int]) -> 
 
 @Suite("BERT unpadded batches")
 struct UnpaddedTests {
-    @Test("stacked sequences of different lengths give the padded batch's real rows",
-          arguments: BERTConfig.PositionEmbeddingType.allCases)
+    @Test(
+        "stacked sequences of different lengths give the padded batch's real rows",
+        arguments: BERTConfig.PositionEmbeddingType.allCases)
     func unpaddedEqualsPadded(_ type: BERTConfig.PositionEmbeddingType) throws {
         // Lengths over 128 take the fused kernel (one call per sequence), shorter ones the
         // micro-kernel path; relative positions the materialized one.
-        let config = BERTConfig(vocabSize: 40, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 24,
-                                maxPositionEmbeddings: 160, positionEmbeddingType: type)
+        let config = BERTConfig(
+            vocabSize: 40, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 24,
+            maxPositionEmbeddings: 160, positionEmbeddingType: type)
         let model = try BERTModel(config: config, weights: randomBERTWeights(config, seed: 11))
         var rng = SeededRNG(seed: 12)
         for lengths in [[5, 1, 17, 9], [150, 3, 131]] {
@@ -365,9 +379,12 @@ struct UnpaddedTests {
             let pad = { (rows: [[Int]], v: Int) in rows.map { $0 + Array(repeating: v, count: longest - $0.count) } }
             let mask = lengths.map { n in (0..<longest).map { $0 < n ? 1 : 0 } }
             for compute in allBackends {
-                let padded = try model.forward(inputIDs: pad(ids, 0), tokenTypeIDs: pad(types, 0), attentionMask: mask, compute: compute).lastHiddenState
+                let padded = try model.forward(inputIDs: pad(ids, 0), tokenTypeIDs: pad(types, 0), attentionMask: mask, compute: compute)
+                    .lastHiddenState
                 let (stacked, rows) = try model.forwardUnpadded(ids, tokenTypeIDs: types, compute: compute)
-                #expect(stacked.shape == [lengths.reduce(0, +), 16] && rows.starts == [0] + lengths.dropLast().reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) })
+                #expect(
+                    stacked.shape == [lengths.reduce(0, +), 16]
+                        && rows.starts == [0] + lengths.dropLast().reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) })
                 var worst: Float = 0
                 for (b, n) in lengths.enumerated() {
                     for i in 0..<n {

@@ -46,10 +46,13 @@ struct PackedGEMMTests {
             bias.withUnsafeBufferPointer { bp in
                 residual.withUnsafeBufferPointer { rp in
                     out.withUnsafeMutableBufferPointer { op in
-                        let ep = c.epilogue ? GEMMEpilogue(bias: bp.baseAddress!, activation: .gelu, residual: rp.baseAddress!, ldr: c.n)
+                        let ep =
+                            c.epilogue
+                            ? GEMMEpilogue(bias: bp.baseAddress!, activation: .gelu, residual: rp.baseAddress!, ldr: c.n)
                             : GEMMEpilogue()
-                        packedGEMM(a: ap.baseAddress!, lda: c.k, m: c.m, weight: packed, columns: skip..<(skip + c.n),
-                                   c: op.baseAddress!, ldc: c.n, beta: 0, epilogue: ep, threads: c.threads)
+                        packedGEMM(
+                            a: ap.baseAddress!, lda: c.k, m: c.m, weight: packed, columns: skip..<(skip + c.n),
+                            c: op.baseAddress!, ldc: c.n, beta: 0, epilogue: ep, threads: c.threads)
                     }
                 }
             }

@@ -12,10 +12,14 @@ struct TinyFolder {
 
     static let words = (0..<115).map { "w\($0)" }
 
-    init(modules: String? = #"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}, {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
-         pooling: String = #"{"word_embedding_dimension": 64, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}"#,
-         sentenceBert: String? = #"{"max_seq_length": 16, "do_lower_case": false}"#,
-         extraWords: Int = 0) throws {
+    init(
+        modules: String? =
+            #"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}, {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]"#,
+        pooling: String =
+            #"{"word_embedding_dimension": 64, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}"#,
+        sentenceBert: String? = #"{"max_seq_length": 16, "do_lower_case": false}"#,
+        extraWords: Int = 0
+    ) throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("attend-st-\(UUID().uuidString)")
         let fm = FileManager.default
         try fm.createDirectory(at: url.appendingPathComponent("1_Pooling"), withIntermediateDirectories: true)
@@ -33,7 +37,9 @@ struct TinyFolder {
 
 @Suite("Sentence embedder")
 struct SentenceEmbedderTests {
-    static let texts = ["w1 w2 w3", "w4", "", "w5 w6 w7 w8 w9 w10 w11", "w12 unknownword w13", "w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24 w25 w26 w27 w28 w29"]
+    static let texts = [
+        "w1 w2 w3", "w4", "", "w5 w6 w7 w8 w9 w10 w11", "w12 unknownword w13", "w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24 w25 w26 w27 w28 w29",
+    ]
 
     @Test("mean pooling then unit length, batched equals one text at a time, order kept, truncation")
     func pipeline() throws {
@@ -65,8 +71,11 @@ struct SentenceEmbedderTests {
     @Test("pooling modes: CLS, max, mean, mean/sqrt(n), last token, concatenated in sentence-transformers' order")
     func poolingModes() throws {
         let folder = try TinyFolder(
-            modules: #"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]"#,
-            pooling: #"{"word_embedding_dimension": 64, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": true, "pooling_mode_mean_sqrt_len_tokens": true, "pooling_mode_lasttoken": true}"#)
+            modules:
+                #"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]"#,
+            pooling:
+                #"{"word_embedding_dimension": 64, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": true, "pooling_mode_mean_sqrt_len_tokens": true, "pooling_mode_lasttoken": true}"#
+        )
         defer { folder.remove() }
         let e = try SentenceEmbedder(directory: folder.url)
         #expect(e.pooling == [.cls, .max, .mean, .meanSqrtLength, .lastToken] && !e.normalize && e.dimension == 320)
@@ -99,7 +108,12 @@ struct SentenceEmbedderTests {
     @Test("bad module files throw errors naming the file")
     func badFiles() throws {
         let cases: [(TinyFolder, String)] = [
-            (try TinyFolder(modules: #"[{"type": "sentence_transformers.models.Transformer"}, {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"}, {"type": "sentence_transformers.models.Dense", "path": "2_Dense"}]"#), "Dense"),
+            (
+                try TinyFolder(
+                    modules:
+                        #"[{"type": "sentence_transformers.models.Transformer"}, {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"}, {"type": "sentence_transformers.models.Dense", "path": "2_Dense"}]"#
+                ), "Dense"
+            ),
             (try TinyFolder(pooling: #"{"pooling_mode_weightedmean_tokens": true}"#), "weightedmean"),
             (try TinyFolder(pooling: #"{"pooling_mode_mean_tokens": false}"#), "no pooling mode"),
             (try TinyFolder(pooling: #"{"pooling_mode_mean_tokens": "yes"}"#), "pooling_mode_mean_tokens"),

@@ -50,8 +50,9 @@ struct TokenizerFuzzRegressionTests {
     @Test func invalidEscapeOfAControlByteIsNamedByValue() {
         let error = loadError(Array("{\"\\\r\":1}".utf8))
         #expect(error == .invalidJSON(path: "fuzz/tokenizer.json", offset: 2, reason: "invalid escape '\\' + byte 0xd"))
-        #expect(loadError(Array("{\"\\x\":1}".utf8))
-            == .invalidJSON(path: "fuzz/tokenizer.json", offset: 2, reason: "invalid escape '\\x'"))
+        #expect(
+            loadError(Array("{\"\\x\":1}".utf8))
+                == .invalidJSON(path: "fuzz/tokenizer.json", offset: 2, reason: "invalid escape '\\x'"))
     }
 
     /// Found by review while fuzzing (the fuzzer did not reach it in 10 minutes): names read
@@ -66,11 +67,15 @@ struct TokenizerFuzzRegressionTests {
         _ = loadError(tokenizerJSON { $0.replacingOccurrences(of: #""decoder":{"type":"WordPiece"}"#, with: #""decoder":{"type":"\n"}"#) })
         _ = loadError(tokenizerJSON { $0.replacingOccurrences(of: "TemplateProcessing", with: #"T\n"#) })
         let sequence = loadError(tokenizerJSON { $0.replacingOccurrences(of: #"{"Sequence":{"id":"B""#, with: #"{"Sequence":{"id":"\n""#) })
-        #expect(sequence == .invalidValue(path: "fuzz/tokenizer.json", key: "post_processor.pair[1].Sequence.id",
-                                          reason: #"expected "A" or "B", found "\n""#))
-        let specialKey = loadError(tokenizerJSON {
-            $0.replacingOccurrences(of: #""[SEP]":{"id":"[SEP]","ids":[2]"#, with: #""[SEP]\n":{"id":"[SEP]","ids":"x""#)
-        })
+        #expect(
+            sequence
+                == .invalidValue(
+                    path: "fuzz/tokenizer.json", key: "post_processor.pair[1].Sequence.id",
+                    reason: #"expected "A" or "B", found "\n""#))
+        let specialKey = loadError(
+            tokenizerJSON {
+                $0.replacingOccurrences(of: #""[SEP]":{"id":"[SEP]","ids":[2]"#, with: #""[SEP]\n":{"id":"[SEP]","ids":"x""#)
+            })
         #expect(specialKey?.description.contains(#"special_tokens."[SEP]\n".ids"#) == true, "\(String(describing: specialKey))")
     }
 
@@ -80,12 +85,17 @@ struct TokenizerFuzzRegressionTests {
     @Test func templateIDsAreBounded() {
         for big in ["9223372036854775807", "2147483647"] {
             let template = loadError(tokenizerJSON { $0.replacingOccurrences(of: #""ids":[2]"#, with: #""ids":[\#(big)]"#) })
-            #expect(template == .invalidValue(path: "fuzz/tokenizer.json", key: "post_processor.special_tokens.[SEP].ids",
-                                              reason: "expected integers in 0...2147483646"), "\(big)")
-            let bert = loadError(tokenizerJSON {
-                $0.replacingOccurrences(of: #""post_processor":{"type":"TemplateProcessing","#,
-                                        with: #""post_processor":{"type":"BertProcessing","cls":["[CLS]",1],"sep":["[SEP]",\#(big)],"#)
-            })
+            #expect(
+                template
+                    == .invalidValue(
+                        path: "fuzz/tokenizer.json", key: "post_processor.special_tokens.[SEP].ids",
+                        reason: "expected integers in 0...2147483646"), "\(big)")
+            let bert = loadError(
+                tokenizerJSON {
+                    $0.replacingOccurrences(
+                        of: #""post_processor":{"type":"TemplateProcessing","#,
+                        with: #""post_processor":{"type":"BertProcessing","cls":["[CLS]",1],"sep":["[SEP]",\#(big)],"#)
+                })
             #expect(bert == .invalidValue(path: "fuzz/tokenizer.json", key: "post_processor.sep", reason: "expected [token, id]"), "\(big)")
         }
     }
@@ -112,8 +122,9 @@ struct TokenizerFuzzRegressionTests {
                     #expect(t.encode("a [CLS] b").ids.allSatisfy { $0 >= 0 && $0 < t.idLimit }, "\(name)")
                 }
             default:
-                let t = try WordPieceTokenizer(tokenizerJSON: Fixtures.url(
-                    mode % 4 == 2 ? "addedtokens_tokenizer/tokenizer.json" : "cased_tokenizer/tokenizer.json"))
+                let t = try WordPieceTokenizer(
+                    tokenizerJSON: Fixtures.url(
+                        mode % 4 == 2 ? "addedtokens_tokenizer/tokenizer.json" : "cased_tokenizer/tokenizer.json"))
                 let text = String(decoding: rest.dropFirst(), as: UTF8.self)
                 let e = t.encode(text)
                 #expect(e.ids.allSatisfy { $0 >= 0 && $0 < t.idLimit }, "\(name)")

@@ -31,17 +31,18 @@ struct TokenizerCase: CustomTestStringConvertible, Sendable {
 
     static let all: [TokenizerCase] = {
         guard let root = try? Fixtures.json("tokenizer_cases.json") as? [String: Any],
-              let toks = root["tokenizers"] as? [String: [String: [[String: Any]]]]
+            let toks = root["tokenizers"] as? [String: [String: [[String: Any]]]]
         else { return [] }
         var out: [TokenizerCase] = []
         for name in toks.keys.sorted() {
             for kind in ["single", "pairs"] {
                 for c in toks[name]![kind] ?? [] {
-                    out.append(TokenizerCase(
-                        tokenizer: name, text: c["text"] as! String, pair: c["pair"] as? String,
-                        maxLength: c["max_length"] as? Int, ids: c["ids"] as! [Int], tokens: c["tokens"] as! [String],
-                        typeIDs: c["type_ids"] as! [Int], specialMask: c["special_tokens_mask"] as! [Int],
-                        decoded: c["decoded"] as? String, decodedWithSpecials: c["decoded_with_specials"] as? String))
+                    out.append(
+                        TokenizerCase(
+                            tokenizer: name, text: c["text"] as! String, pair: c["pair"] as? String,
+                            maxLength: c["max_length"] as? Int, ids: c["ids"] as! [Int], tokens: c["tokens"] as! [String],
+                            typeIDs: c["type_ids"] as! [Int], specialMask: c["special_tokens_mask"] as! [Int],
+                            decoded: c["decoded"] as? String, decodedWithSpecials: c["decoded_with_specials"] as? String))
                 }
             }
         }
@@ -202,10 +203,16 @@ struct TokenizerTests {
             ("", "invalid JSON"),
             ("{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}", "unsupported"),
             ("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", "unknown token"),
-            ("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"b\": 0, \"[UNK]\": 1}}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", "share id"),
+            (
+                "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"b\": 0, \"[UNK]\": 1}}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+                "share id"
+            ),
             ("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0, \"a\": 1}}}", "duplicate key"),
             ("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": -1}}}", "model.vocab"),
-            ("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", "normalizer"),
+            (
+                "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+                "normalizer"
+            ),
             ("{\"model\": {\"vocab\": [1]}}", "model.vocab"),
             ("[]", "expected an object"),
         ]

@@ -20,8 +20,9 @@ struct SafeTensorsCheckpointTests {
     @Test func shardedDirectoryPrefersTheIndex() async throws {
         let ckpt = try SafeTensorsCheckpoint(directory: Fixtures.url("sharded"))
         #expect(ckpt.tensorNames == ["a", "b", "c", "d"])  // not the decoy model.safetensors
-        #expect(ckpt.files.map { $0.url.lastPathComponent }
-            == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"])
+        #expect(
+            ckpt.files.map { $0.url.lastPathComponent }
+                == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"])
         #expect(try ckpt.tensor("b").scalars == [5, 6])
         #expect(try ckpt.tensor("c").scalars == [7])
         #expect(try ckpt.integers("d") == [3, 1, 4])
@@ -45,8 +46,9 @@ struct SafeTensorsCheckpointTests {
         #expect(try ckpt.tensor("a").scalars == [1, 2, 3, 4])
 
         let single = Fixtures.url("single/model.safetensors")
-        #expect(safeTensorsError { _ = try SafeTensorsCheckpoint(files: [single, s1]) }
-            == .duplicateTensorAcrossFiles(file: s1.path, tensor: "a", otherFile: single.path))
+        #expect(
+            safeTensorsError { _ = try SafeTensorsCheckpoint(files: [single, s1]) }
+                == .duplicateTensorAcrossFiles(file: s1.path, tensor: "a", otherFile: single.path))
         let empty = try SafeTensorsCheckpoint(files: [])
         #expect(empty.tensorNames.isEmpty)
         #expect(safeTensorsError { _ = try empty.tensor("a") } == .missingTensor(file: "(empty checkpoint)", tensor: "a"))
@@ -57,8 +59,9 @@ struct SafeTensorsCheckpointTests {
 
     @Test func brokenIndexes() throws {
         let mismatch = Fixtures.url("index_mismatch/model.safetensors.index.json").path
-        #expect(safeTensorsError { _ = try SafeTensorsCheckpoint(directory: Fixtures.url("index_mismatch")) }
-            == .indexMismatch(file: mismatch, tensor: "c", shard: "model-00001-of-00001.safetensors"))
+        #expect(
+            safeTensorsError { _ = try SafeTensorsCheckpoint(directory: Fixtures.url("index_mismatch")) }
+                == .indexMismatch(file: mismatch, tensor: "c", shard: "model-00001-of-00001.safetensors"))
 
         let escape = Fixtures.url("index_escape/model.safetensors.index.json").path
         let e1 = safeTensorsError { _ = try SafeTensorsCheckpoint(directory: Fixtures.url("index_escape")) }
@@ -69,8 +72,9 @@ struct SafeTensorsCheckpointTests {
         #expect(reason.contains("../single/model.safetensors"))
 
         let noMap = Fixtures.url("index_no_weight_map/model.safetensors.index.json").path
-        #expect(safeTensorsError { _ = try SafeTensorsCheckpoint(directory: Fixtures.url("index_no_weight_map")) }
-            == .invalidIndex(file: noMap, reason: "no \"weight_map\""))
+        #expect(
+            safeTensorsError { _ = try SafeTensorsCheckpoint(directory: Fixtures.url("index_no_weight_map")) }
+                == .invalidIndex(file: noMap, reason: "no \"weight_map\""))
 
         let dup = Fixtures.url("index_duplicate_key/model.safetensors.index.json").path
         let e2 = safeTensorsError { _ = try SafeTensorsCheckpoint(directory: Fixtures.url("index_duplicate_key")) }
@@ -88,8 +92,9 @@ struct SafeTensorsCheckpointTests {
         #expect(file == Fixtures.url("index_missing_shard/model-00001-of-00009.safetensors").path)
 
         let edge = Fixtures.url("edge")
-        #expect(safeTensorsError { _ = try SafeTensorsCheckpoint(directory: edge) }
-            == .invalidIndex(
-                file: edge.path, reason: "neither model.safetensors.index.json nor model.safetensors is there"))
+        #expect(
+            safeTensorsError { _ = try SafeTensorsCheckpoint(directory: edge) }
+                == .invalidIndex(
+                    file: edge.path, reason: "neither model.safetensors.index.json nor model.safetensors is there"))
     }
 }

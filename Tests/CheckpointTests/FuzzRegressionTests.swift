@@ -40,12 +40,16 @@ struct SafeTensorsFuzzRegressionTests {
         let input: [UInt8] = [0x7B, 0x22, 0x60, 0x5C, 0x5C, 0x5C, 0x5C, 0x5C, 0x0D]  // {"`\\\\\<CR>
         let files = harnessFiles(input)
         #expect(rejection(files[0]) != nil)
-        #expect(rejection(files[1]) == .invalidJSON(
-            file: "fuzz.safetensors", offset: 15, reason: "invalid escape '\\' + byte 0xd"))
+        #expect(
+            rejection(files[1])
+                == .invalidJSON(
+                    file: "fuzz.safetensors", offset: 15, reason: "invalid escape '\\' + byte 0xd"))
 
         let second: [UInt8] = [0x7B, 0x22, 0x5C, 0x5C, 0x5C, 0x0D, 0, 0, 0, 0, 0, 0, 0, 0]  // {"\\\<CR> NUL...
-        #expect(rejection(harnessFiles(second)[1]) == .invalidJSON(
-            file: "fuzz.safetensors", offset: 12, reason: "invalid escape '\\' + byte 0xd"))
+        #expect(
+            rejection(harnessFiles(second)[1])
+                == .invalidJSON(
+                    file: "fuzz.safetensors", offset: 12, reason: "invalid escape '\\' + byte 0xd"))
         // A newline, a non-ASCII byte and a printable character after the backslash.
         for (byte, shown) in [(UInt8(0x0A), "'\\' + byte 0xa"), (0xC3, "'\\' + byte 0xc3"), (0x78, "'\\x'")] {
             var header: [UInt8] = Array(#"{"a\"#.utf8) + [byte]

@@ -111,14 +111,17 @@ struct SafeTensorsFileTests {
         #expect(try file.integers("bool") == [0, 1, 1, 0])
         #expect(try file.integers("bool_raw") == [0, 1, 1])
         let path = Fixtures.url("dtypes.safetensors").path
-        #expect(safeTensorsError { _ = try file.integers("u64_big") }
-            == .integerOutOfRange(file: path, tensor: "u64_big", index: 0))
+        #expect(
+            safeTensorsError { _ = try file.integers("u64_big") }
+                == .integerOutOfRange(file: path, tensor: "u64_big", index: 0))
         for (name, dtype) in [("f32", SafeTensorsDType.F32), ("f16", .F16), ("bf16", .BF16), ("f8_e4m3", .F8_E4M3)] {
-            #expect(safeTensorsError { _ = try file.integers(name) }
-                == .dtypeNotConvertible(file: path, tensor: name, dtype: dtype, target: "Int"))
+            #expect(
+                safeTensorsError { _ = try file.integers(name) }
+                    == .dtypeNotConvertible(file: path, tensor: name, dtype: dtype, target: "Int"))
         }
-        #expect(safeTensorsError { _ = try file.tensor("c64") }
-            == .dtypeNotConvertible(file: path, tensor: "c64", dtype: .C64, target: "Float32"))
+        #expect(
+            safeTensorsError { _ = try file.tensor("c64") }
+                == .dtypeNotConvertible(file: path, tensor: "c64", dtype: .C64, target: "Float32"))
         #expect(file.info("c64")?.shape == [2])
         #expect(safeTensorsError { _ = try file.tensor("missing") } == .missingTensor(file: path, tensor: "missing"))
         #expect(safeTensorsError { _ = try file.integers("missing") } == .missingTensor(file: path, tensor: "missing"))
@@ -183,7 +186,8 @@ struct SafeTensorsFileTests {
         }
         #expect(file == missing.path)
         let dir = Fixtures.url("edge")
-        #expect(safeTensorsError { _ = try SafeTensorsFile(contentsOf: dir) }
-            == .unreadable(file: dir.path, reason: "not a regular file"))
+        #expect(
+            safeTensorsError { _ = try SafeTensorsFile(contentsOf: dir) }
+                == .unreadable(file: dir.path, reason: "not a regular file"))
     }
 }

@@ -24,7 +24,8 @@ struct HostileCase: CustomStringConvertible {
     var description: String {
         let quoted = arguments.map { a in
             let shown = a.count > 80 ? String(a.prefix(60)) + "...(\(a.count) chars)" : a
-            return shown.contains(where: { " '\"\\".contains($0) }) || shown.isEmpty ? "'" + shown.replacingOccurrences(of: "'", with: "'\\''") + "'" : shown
+            return shown.contains(where: { " '\"\\".contains($0) }) || shown.isEmpty
+                ? "'" + shown.replacingOccurrences(of: "'", with: "'\\''") + "'" : shown
         }.joined(separator: " ")
         let input = stdin.map { " <stdin: \($0.count) bytes>" } ?? ""
         let mutated = mutation.map { " [folder: \($0)]" } ?? ""
@@ -45,14 +46,18 @@ struct HostileGenerator {
     mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
 
     /// Numbers a careless or hostile user types.
-    static let numbers = ["0", "-1", "1", "2", "3", "7", "64", "65", "1000", "100000", "100000000", "2147483648",
-                          "9223372036854775807", "-9223372036854775808", "99999999999999999999", "1e309", "nan", "inf",
-                          "-0", "0.5", "1.5", "-2.5", "", "abc", "0x10", " 3", "1,2", "--json"]
+    static let numbers = [
+        "0", "-1", "1", "2", "3", "7", "64", "65", "1000", "100000", "100000000", "2147483648",
+        "9223372036854775807", "-9223372036854775808", "99999999999999999999", "1e309", "nan", "inf",
+        "-0", "0.5", "1.5", "-2.5", "", "abc", "0x10", " 3", "1,2", "--json",
+    ]
     /// Values that pass the parser, so runs reach the models.
     static let plausible = ["1", "2", "3", "4", "8", "10", "42", "0.9", "0.5", "1.2", "0.05"]
     /// Token ids around the vocabularies (64 for T5/Marian, 120 for BERT).
-    static let ids = ["0", "1", "2", "5", "13", "62", "63", "64", "65", "119", "120", "1000000", "-1",
-                      "9223372036854775807", "99999999999999999999", "x", "", " 7 "]
+    static let ids = [
+        "0", "1", "2", "5", "13", "62", "63", "64", "65", "119", "120", "1000000", "-1",
+        "9223372036854775807", "99999999999999999999", "x", "", " 7 ",
+    ]
 
     mutating func idList() -> String {
         let n = pick([0, 1, 3, 12, 200, 30_000])
@@ -88,19 +93,25 @@ struct HostileGenerator {
         let copy = scratch.appendingPathComponent("case\(index)-\(folder.lastPathComponent)")
         try? fm.removeItem(at: copy)
         try fm.copyItem(at: folder, to: copy)
-        let files = try fm.subpathsOfDirectory(atPath: copy.path).filter { !$0.hasSuffix("/") && !isDirectory(copy.appendingPathComponent($0)) }.sorted()
+        let files = try fm.subpathsOfDirectory(atPath: copy.path).filter { !$0.hasSuffix("/") && !isDirectory(copy.appendingPathComponent($0)) }
+            .sorted()
         let file = pick(files)
         let url = copy.appendingPathComponent(file)
         var data = try Data(contentsOf: url)
         var what: String
         if file.hasSuffix(".json"), var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], chance(0.7) {
-            let keys = object.keys.sorted() + ["max_length", "num_beams", "max_new_tokens", "min_length", "eos_token_id", "top_k",
-                                                "temperature", "do_sample", "no_repeat_ngram_size", "repetition_penalty", "vocab_size",
-                                                "max_position_embeddings", "num_heads", "d_model", "hidden_size", "num_hidden_layers",
-                                                "max_seq_length", "word_embedding_dimension", "bad_words_ids", "suppress_tokens"]
+            let keys =
+                object.keys.sorted() + [
+                    "max_length", "num_beams", "max_new_tokens", "min_length", "eos_token_id", "top_k",
+                    "temperature", "do_sample", "no_repeat_ngram_size", "repetition_penalty", "vocab_size",
+                    "max_position_embeddings", "num_heads", "d_model", "hidden_size", "num_hidden_layers",
+                    "max_seq_length", "word_embedding_dimension", "bad_words_ids", "suppress_tokens",
+                ]
             let key = pick(keys)
-            let values: [Any] = [-1, 0, 1, 3, 64, 65, 1 << 31, Int.max, Int.min, 1e300, -0.5, 0.5, "text", NSNull(), [Any](), [String: Any](),
-                                 true, [[64, 1]], [-1], [Int.max]]
+            let values: [Any] = [
+                -1, 0, 1, 3, 64, 65, 1 << 31, Int.max, Int.min, 1e300, -0.5, 0.5, "text", NSNull(), [Any](), [String: Any](),
+                true, [[64, 1]], [-1], [Int.max],
+            ]
             if chance(0.15) {
                 object.removeValue(forKey: key)
                 what = "\(file): removed \(key)"
@@ -147,8 +158,11 @@ struct HostileGenerator {
         let command = chance(0.03) ? pick(["", "help", "generat", "--model"]) : pick(commands)
         var args = command.isEmpty ? [] : [command]
         let generating = command == "generate" || command == "translate"
-        var folder = generating ? folders[pick(["t5", "marian"])]! : (command == "embed" || command == "similarity" || command == "tokenize"
-                                                                     ? folders["bert"]! : folders[pick(["t5", "marian", "bert"])]!)
+        var folder =
+            generating
+            ? folders[pick(["t5", "marian"])]!
+            : (command == "embed" || command == "similarity" || command == "tokenize"
+                ? folders["bert"]! : folders[pick(["t5", "marian", "bert"])]!)
         var mutation: String? = nil
         if chance(0.3) {
             let (copy, what) = try mutated(folder, index: index)
@@ -246,7 +260,9 @@ struct HostileCLITests {
         #expect(Self.problems(result(0, ""), ceilingKiB: ceiling).isEmpty)
         #expect(Self.problems(result(0, "attend: warning: the table ends here\n"), ceilingKiB: ceiling).isEmpty)
         #expect(Self.problems(result(1, "attend: t5/config.json: d_model: -3 is out of range\n"), ceilingKiB: ceiling).isEmpty)
-        #expect(Self.problems(result(2, "attend: --beams needs a positive integer\nRun 'attend generate --help' for usage.\n"), ceilingKiB: ceiling).isEmpty)
+        #expect(
+            Self.problems(result(2, "attend: --beams needs a positive integer\nRun 'attend generate --help' for usage.\n"), ceilingKiB: ceiling)
+                .isEmpty)
         #expect(!Self.problems(result(nil, signal: 4, "*** Swift runtime failure: arithmetic overflow ***\n"), ceilingKiB: ceiling).isEmpty)
         #expect(!Self.problems(result(134, "attend: x\n"), ceilingKiB: ceiling).isEmpty)
         #expect(!Self.problems(result(1, ""), ceilingKiB: ceiling).isEmpty)
@@ -296,7 +312,8 @@ struct HostileCLITests {
         let tiny = scratch.appendingPathComponent("marian-one-position")
         try fm.copyItem(at: folders["marian"]!, to: tiny)
         let configURL = tiny.appendingPathComponent("config.json")
-        let config = try String(contentsOf: configURL, encoding: .utf8).replacingOccurrences(of: "\"max_position_embeddings\": 64", with: "\"max_position_embeddings\": 1")
+        let config = try String(contentsOf: configURL, encoding: .utf8).replacingOccurrences(
+            of: "\"max_position_embeddings\": 64", with: "\"max_position_embeddings\": 1")
         try config.write(to: configURL, atomically: true, encoding: .utf8)
         let one = try runChild(tool, ["generate", "--model", tiny.path, "--ids", "5"], timeout: 60)
         #expect(one.status == 1 && one.stderr.contains("max_position_embeddings = 1"), "\(one)")
@@ -313,8 +330,9 @@ struct HostileCLITests {
         let seedText = "ATTEND_TEST_SEED=0x" + String(baseTestSeed, radix: 16)
         var timedOut = 0, statuses = [Int32: Int](), worstRSS = 0
         for index in (only.map { [$0] } ?? Array(0..<count)) {
-            var generator = HostileGenerator(rng: SeededRNG(seed: caseSeed(0x4057_11E, index)), commands: commands, flags: flags,
-                                             commandFlags: commandFlags, folders: folders, scratch: scratch)
+            var generator = HostileGenerator(
+                rng: SeededRNG(seed: caseSeed(0x4057_11E, index)), commands: commands, flags: flags,
+                commandFlags: commandFlags, folders: folders, scratch: scratch)
             let c = try generator.next(index: index)
             let r = try runChild(tool, c.arguments, stdin: c.stdin, timeout: timeout)
             if r.timedOut { timedOut += 1 }
@@ -322,12 +340,16 @@ struct HostileCLITests {
             worstRSS = max(worstRSS, r.peakRSSKiB)
             let wrong = Self.problems(r, ceilingKiB: ceilingKiB)
             if !wrong.isEmpty {
-                Issue.record("\(wrong.joined(separator: "; ")). \(r)\nreproduce: \(seedText) ATTEND_HOSTILE_ONLY=\(index) swift test --filter HostileCLITests\n\(c)")
+                Issue.record(
+                    "\(wrong.joined(separator: "; ")). \(r)\nreproduce: \(seedText) ATTEND_HOSTILE_ONLY=\(index) swift test --filter HostileCLITests\n\(c)"
+                )
             }
             for entry in (try? fm.contentsOfDirectory(atPath: scratch.path)) ?? [] where entry.hasPrefix("case\(index)-") {
                 try? fm.removeItem(at: scratch.appendingPathComponent(entry))
             }
         }
-        print("hostile input: \(only == nil ? count : 1) runs, exit statuses \(statuses.sorted { $0.key < $1.key }), \(timedOut) stopped at the \(timeout) s limit, worst peak RSS \(worstRSS / 1024) MiB (\(seedText))")
+        print(
+            "hostile input: \(only == nil ? count : 1) runs, exit statuses \(statuses.sorted { $0.key < $1.key }), \(timedOut) stopped at the \(timeout) s limit, worst peak RSS \(worstRSS / 1024) MiB (\(seedText))"
+        )
     }
 }

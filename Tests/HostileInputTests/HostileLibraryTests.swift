@@ -80,8 +80,10 @@ func runHostileLibraryCases() async throws -> (calls: Int, thrown: Int) {
         calls += 2
     }
     // The embedder on hostile texts (anything a String holds is valid input).
-    let texts = ["", "\u{0}", String(repeating: "w1 ", count: 100_000), String(repeating: "x", count: 100_000),
-                 "\u{FFFD}\u{FFFF}\u{10FFFF}", "[CLS] [SEP] [PAD] [MASK]", String(repeating: "🙂", count: 10_000)]
+    let texts = [
+        "", "\u{0}", String(repeating: "w1 ", count: 100_000), String(repeating: "x", count: 100_000),
+        "\u{FFFD}\u{FFFF}\u{10FFFF}", "[CLS] [SEP] [PAD] [MASK]", String(repeating: "🙂", count: 10_000),
+    ]
     do { _ = try embedder.embed(texts, batchSize: 3) } catch { thrown += 1 }
     for t in texts { _ = embedder.encode(t) }
     calls += texts.count + 1
@@ -93,7 +95,9 @@ func runHostileLibraryCases() async throws -> (calls: Int, thrown: Int) {
     func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
     for _ in 0..<200 {
         let rows = pick([0, 1, 2, 3]), len = pick([0, 1, 5, 600])
-        let ids = (0..<rows).map { _ in (0..<(chance(0.2) ? len + 1 : len)).map { _ in chance(0.95) ? Int.random(in: 0..<vocab, using: &rng) : pick(ints) } }
+        let ids = (0..<rows).map { _ in
+            (0..<(chance(0.2) ? len + 1 : len)).map { _ in chance(0.95) ? Int.random(in: 0..<vocab, using: &rng) : pick(ints) }
+        }
         let types: [[Int]]? = chance(0.5) ? nil : ids.map { $0.map { _ in chance(0.95) ? 0 : pick(ints) } }
         let mask: [[Int]]? = chance(0.5) ? nil : ids.map { $0.map { _ in chance(0.95) ? 1 : pick(ints) } }
         do { _ = try embedder.model.forward(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask) } catch { thrown += 1 }
@@ -114,7 +118,9 @@ struct HostileLibraryTests {
         if let r = result { print(String(decoding: r.standardOutputContent, as: UTF8.self), terminator: "") }
         if let r = result, r.exitStatus != .exitCode(0) {
             let err = String(decoding: r.standardErrorContent, as: UTF8.self)
-            Issue.record("a library call trapped (reproduce: ATTEND_TEST_SEED=0x\(String(baseTestSeed, radix: 16)) swift test --filter HostileLibraryTests): \(err.suffix(3000))")
+            Issue.record(
+                "a library call trapped (reproduce: ATTEND_TEST_SEED=0x\(String(baseTestSeed, radix: 16)) swift test --filter HostileLibraryTests): \(err.suffix(3000))"
+            )
         }
     }
 }

@@ -35,7 +35,9 @@ struct KernelFuzzTests {
             for index in 0..<smokeBudget {
                 let outcome = kernel.runCase(seed: smokeSeed, caseIndex: index, table: table)
                 if let f = outcome.failure {
-                    Issue.record("\(name) on \(table): \(f)\n  case: \(outcome.caseDescription ?? "")\n  reproduce: swift run kernel-fuzz --seed \(smokeSeed) --case \(index) --kernel \(name) --variant \(table)")
+                    Issue.record(
+                        "\(name) on \(table): \(f)\n  case: \(outcome.caseDescription ?? "")\n  reproduce: swift run kernel-fuzz --seed \(smokeSeed) --case \(index) --kernel \(name) --variant \(table)"
+                    )
                     break
                 }
             }
@@ -99,7 +101,9 @@ func plainValues(_ c: AttentionFuzz.Case) -> Bool {
 @Suite("Kernel fuzzer checks catch wrong results")
 struct MutationTests {
     @Test func gemmElement() {
-        let why = checkAfterMutation(GEMMFuzz()) { c, r in c.k >= 2 && c.mixA == .uniform && c.alpha != 0 && perturb(r.out, c.m - 1, c.n - 1, rel: 1e-3) }
+        let why = checkAfterMutation(GEMMFuzz()) { c, r in
+            c.k >= 2 && c.mixA == .uniform && c.alpha != 0 && perturb(r.out, c.m - 1, c.n - 1, rel: 1e-3)
+        }
         #expect(why != nil)
     }
 
@@ -122,26 +126,30 @@ struct MutationTests {
     }
 
     @Test func microKernel() {
-        #expect(checkAfterMutation(MicroKernelFuzz()) { c, r in c.kc > 4 && c.mix == .uniform && c.alpha != 0 && perturb(r.out, 0, 0, rel: 1e-4) } != nil)
+        #expect(
+            checkAfterMutation(MicroKernelFuzz()) { c, r in c.kc > 4 && c.mix == .uniform && c.alpha != 0 && perturb(r.out, 0, 0, rel: 1e-4) } != nil)
     }
 
     @Test func gemv() {
-        #expect(checkAfterMutation(GEMVFuzz()) { c, r in c.k > 8 && c.mix == .uniform && c.alpha != 0 && perturb(r.out, 0, c.n - 1, rel: 1e-4) } != nil)
+        #expect(
+            checkAfterMutation(GEMVFuzz()) { c, r in c.k > 8 && c.mix == .uniform && c.alpha != 0 && perturb(r.out, 0, c.n - 1, rel: 1e-4) } != nil)
     }
 
     @Test func gemmPackedElement() {
-        #expect(checkAfterMutation(GEMMPackedFuzz()) { c, r in
-            c.k >= 2 && c.mixA == .uniform && !c.partial && c.activation == nil && perturb(r.out, c.m - 1, c.n - 1, rel: 1e-3)
-        } != nil)
+        #expect(
+            checkAfterMutation(GEMMPackedFuzz()) { c, r in
+                c.k >= 2 && c.mixA == .uniform && !c.partial && c.activation == nil && perturb(r.out, c.m - 1, c.n - 1, rel: 1e-3)
+            } != nil)
     }
 
     @Test func gemmPackedEpilogueSkipped() {
         // The residual left out of one element (an epilogue applied to the wrong tile, say).
-        #expect(checkAfterMutation(GEMMPackedFuzz()) { c, r in
-            guard let res = c.residual, !c.partial, c.m > 0, c.n > 0, abs(res[0, 0]) > 0.1, r.out[0, 0].isFinite else { return false }
-            r.out[0, 0] -= res[0, 0]
-            return true
-        } != nil)
+        #expect(
+            checkAfterMutation(GEMMPackedFuzz()) { c, r in
+                guard let res = c.residual, !c.partial, c.m > 0, c.n > 0, abs(res[0, 0]) > 0.1, r.out[0, 0].isFinite else { return false }
+                r.out[0, 0] -= res[0, 0]
+                return true
+            } != nil)
     }
 
     @Test func gemmPackedWriteOutsideBlock() {
@@ -156,7 +164,9 @@ struct MutationTests {
     }
 
     @Test func gemvT() {
-        #expect(checkAfterMutation(GEMVTFuzz()) { c, r in c.v.k > 8 && c.v.mix == .uniform && c.v.alpha != 0 && perturb(r.out, 0, c.v.n - 1, rel: 1e-4) } != nil)
+        #expect(
+            checkAfterMutation(GEMVTFuzz()) { c, r in c.v.k > 8 && c.v.mix == .uniform && c.v.alpha != 0 && perturb(r.out, 0, c.v.n - 1, rel: 1e-4) }
+                != nil)
     }
 
     @Test func gemvTBlockIndependence() {
@@ -169,17 +179,19 @@ struct MutationTests {
     }
 
     @Test func attentionShort() {
-        #expect(checkAfterMutation(AttentionShortFuzz()) { c, r in
-            c.head.seqK > 2 && c.head.magnitude == 1 && !c.head.integers && !c.head.causal && c.head.keyBias == nil
-                && plainValues(c.head) && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
-        } != nil)
+        #expect(
+            checkAfterMutation(AttentionShortFuzz()) { c, r in
+                c.head.seqK > 2 && c.head.magnitude == 1 && !c.head.integers && !c.head.causal && c.head.keyBias == nil
+                    && plainValues(c.head) && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
+            } != nil)
     }
 
     @Test func attentionFew() {
-        #expect(checkAfterMutation(AttentionFewFuzz()) { c, r in
-            c.head.seqK > 2 && c.head.magnitude == 1 && !c.head.integers && !c.head.causal && c.head.keyBias == nil
-                && plainValues(c.head) && c.calls[0].lowerBound == 0 && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
-        } != nil)
+        #expect(
+            checkAfterMutation(AttentionFewFuzz()) { c, r in
+                c.head.seqK > 2 && c.head.magnitude == 1 && !c.head.integers && !c.head.causal && c.head.keyBias == nil
+                    && plainValues(c.head) && c.calls[0].lowerBound == 0 && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
+            } != nil)
     }
 
     @Test func attentionFewWriteOutsideQueries() {
@@ -193,11 +205,12 @@ struct MutationTests {
     }
 
     @Test func exp() {
-        #expect(checkAfterMutation(ExpFuzz()) { c, r in
-            guard c.n > 0, r.out.base[0].isNormal else { return false }
-            r.out.base[0] = r.out.base[0].nextUp.nextUp.nextUp  // 3 ulp
-            return true
-        } != nil)
+        #expect(
+            checkAfterMutation(ExpFuzz()) { c, r in
+                guard c.n > 0, r.out.base[0].isNormal else { return false }
+                r.out.base[0] = r.out.base[0].nextUp.nextUp.nextUp  // 3 ulp
+                return true
+            } != nil)
     }
 
     @Test func softmax() {
@@ -205,14 +218,15 @@ struct MutationTests {
     }
 
     @Test func softmaxMaskedTermNotZero() {
-        #expect(checkAfterMutation(SoftmaxFuzz()) { c, r in
-            guard c.rows > 0, c.profile == 5 else { return false }
-            for j in 0..<c.n where c.x[0, j] == -.infinity && c.scale > 0 {
-                r.out[0, j] = 0x1p-149
-                return true
-            }
-            return false
-        } != nil)
+        #expect(
+            checkAfterMutation(SoftmaxFuzz()) { c, r in
+                guard c.rows > 0, c.profile == 5 else { return false }
+                for j in 0..<c.n where c.x[0, j] == -.infinity && c.scale > 0 {
+                    r.out[0, j] = 0x1p-149
+                    return true
+                }
+                return false
+            } != nil)
     }
 
     @Test func activation() {
@@ -220,18 +234,25 @@ struct MutationTests {
     }
 
     @Test func norm() {
-        #expect(checkAfterMutation(NormFuzz()) { c, r in c.rows > 0 && c.n > 8 && c.scale == 1 && c.shift == 0 && perturb(r.out, 0, 0, rel: 1e-4) } != nil)
+        #expect(
+            checkAfterMutation(NormFuzz()) { c, r in c.rows > 0 && c.n > 8 && c.scale == 1 && c.shift == 0 && perturb(r.out, 0, 0, rel: 1e-4) } != nil
+        )
     }
 
     @Test func attentionStep() {
-        #expect(checkAfterMutation(AttentionStepFuzz()) { c, r in
-            guard r.l.base[0] > 0 else { return false }
-            r.l.base[0] *= 1 + 1e-4
-            return true
-        } != nil)
+        #expect(
+            checkAfterMutation(AttentionStepFuzz()) { c, r in
+                guard r.l.base[0] > 0 else { return false }
+                r.l.base[0] *= 1 + 1e-4
+                return true
+            } != nil)
     }
 
     @Test func attention() {
-        #expect(checkAfterMutation(AttentionFuzz()) { c, r in c.seqK > 2 && c.seqK < 100 && c.magnitude == 1 && !c.integers && c.causal == false && c.keyBias == nil && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05 } != nil)
+        #expect(
+            checkAfterMutation(AttentionFuzz()) { c, r in
+                c.seqK > 2 && c.seqK < 100 && c.magnitude == 1 && !c.integers && c.causal == false && c.keyBias == nil
+                    && perturb(r.o, 0, 0, rel: 1e-3) && abs(r.o[0, 0]) > 0.05
+            } != nil)
     }
 }

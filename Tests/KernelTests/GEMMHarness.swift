@@ -154,7 +154,8 @@ struct GEMMCase: Sendable, CustomStringConvertible {
     var description: String {
         "m=\(m) n=\(n) k=\(k) transA=\(transA) transB=\(transB) alpha=\(alpha) beta=\(beta) "
             + "lda=\(lda) ldb=\(ldb) ldc=\(ldc)"
-            + (offA + offB + offC > 0 ? " offsets(A,B,C)=(\(offA),\(offB),\(offC))" : "") + " fill=\(fill)\(nanInC ? " C_old=NaN" : "") \(SeededRNG(seed: seed))"
+            + (offA + offB + offC > 0 ? " offsets(A,B,C)=(\(offA),\(offB),\(offC))" : "")
+            + " fill=\(fill)\(nanInC ? " C_old=NaN" : "") \(SeededRNG(seed: seed))"
     }
 }
 

@@ -62,7 +62,8 @@ func freivaldsMismatch(
                             let doubleTol = Double(n + k + 4) * 0x1p-52 * (abs(al) * zAbs + scaledCAbs + gAbs)
                             let tol = floatTol + doubleTol
                             if !(abs(g - expected) <= tol) {
-                                return "row \(i): (C*t)[\(i)] = \(g), expected (alpha*A*(B*t) + beta*C_old*t)[\(i)] = \(expected), |diff| \(abs(g - expected)) > tol \(tol)"
+                                return
+                                    "row \(i): (C*t)[\(i)] = \(g), expected (alpha*A*(B*t) + beta*C_old*t)[\(i)] = \(expected), |diff| \(abs(g - expected)) > tol \(tol)"
                             }
                         }
                     }

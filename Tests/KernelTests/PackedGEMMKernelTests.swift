@@ -65,8 +65,9 @@ struct PackedKernelCase: Sendable, CustomStringConvertible {
     var tag = 0
 
     var seed: UInt64 {
-        caseSeed(m, n, k, colPanels, extraRows, Int(beta.bitPattern), nanC ? 1 : 0, bias ? 1 : 0, activation ?? -1, residual ? 1 : 0,
-                 packedA ? 1 : 0, rowParts, panelParts, partial ? 1 : 0, pad, off, nonFinite ? 1 : 0, tag)
+        caseSeed(
+            m, n, k, colPanels, extraRows, Int(beta.bitPattern), nanC ? 1 : 0, bias ? 1 : 0, activation ?? -1, residual ? 1 : 0,
+            packedA ? 1 : 0, rowParts, panelParts, partial ? 1 : 0, pad, off, nonFinite ? 1 : 0, tag)
     }
 
     var description: String {
@@ -196,7 +197,9 @@ struct PackedGEMMKernelTests {
             for i in av.indices where rng.nextUnit() < 0.05 { av[i] = SpecialFloats.nonFinite[Int(rng.next() % 3)] }
         }
         let a = StridedMatrix(rows: tc.m, cols: tc.k, ld: max(tc.k, 1) + tc.pad, values: av, sentinel: operandSentinel, leading: tc.off)
-        let w = StridedMatrix(rows: weightN, cols: tc.k, ld: max(tc.k, 1) + tc.pad + 1, values: rng.floats(weightN * tc.k), sentinel: operandSentinel, leading: 2 * tc.off)
+        let w = StridedMatrix(
+            rows: weightN, cols: tc.k, ld: max(tc.k, 1) + tc.pad + 1, values: rng.floats(weightN * tc.k), sentinel: operandSentinel,
+            leading: 2 * tc.off)
         let cv: [Float] = tc.nanC ? [Float](repeating: .nan, count: tc.m * tc.n) : rng.floats(tc.m * tc.n)
         var c = StridedMatrix(rows: tc.m, cols: tc.n, ld: tc.n + tc.pad, values: cv, sentinel: outputSentinel, leading: tc.off + 1)
         let bias = rng.floats(tc.n, in: -2...2)
@@ -236,11 +239,13 @@ struct PackedGEMMKernelTests {
                                 packed_w: packedW.base, weight_n: weightN, weight_col0: col0, c: cp.baseAddress! + c.leading, ldc: c.ld,
                                 beta: tc.beta,
                                 epilogue: ck_gemm_epilogue(
-                                    bias: tc.bias ? bp.baseAddress! : nil, activation: tc.activation.map { activations[$0].kind } ?? Int32(CK_ACT_NONE),
+                                    bias: tc.bias ? bp.baseAddress! : nil,
+                                    activation: tc.activation.map { activations[$0].kind } ?? Int32(CK_ACT_NONE),
                                     residual: tc.residual ? rp.baseAddress! : nil, ldr: residual.ld))
                             for rows in rowRanges {
                                 for panels in panelRanges {
-                                    ck_f32_gemm_packed(kern, &g, rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound, wsp.baseAddress! + 1)
+                                    ck_f32_gemm_packed(
+                                        kern, &g, rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound, wsp.baseAddress! + 1)
                                 }
                             }
                         }
@@ -352,7 +357,9 @@ struct PackedGEMMKernelTests {
             }
         }
         if let idx = firstBitwiseDifference(results[1], results[0]) {
-            Issue.record("\(table) m=\(m) n=\(n) k=\(k): the 3 x 3 split differs from one call at C[\(idx / n)][\(idx % n)]: \(results[1][idx]) vs \(results[0][idx])")
+            Issue.record(
+                "\(table) m=\(m) n=\(n) k=\(k): the 3 x 3 split differs from one call at C[\(idx / n)][\(idx % n)]: \(results[1][idx]) vs \(results[0][idx])"
+            )
         }
     }
 
@@ -379,7 +386,8 @@ struct PackedGEMMKernelTests {
                 let w = StridedMatrix(rows: k, cols: n, ld: n + pad, values: wv, sentinel: operandSentinel, leading: 1)
                 let yv: [Float] = nanY ? [Float](repeating: .nan, count: n) : rng.floats(n)
                 var y = StridedMatrix(rows: 1, cols: n, ld: n, values: yv, sentinel: outputSentinel, leading: 1 + sel % 5)
-                let what = "\(table) gemv_t n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) ldw=\(w.ld)\(nanY ? " y_old=NaN" : "")\(nonFinite ? " non-finite W" : "") \(SeededRNG(seed: seed))"
+                let what =
+                    "\(table) gemv_t n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) ldw=\(w.ld)\(nanY ? " y_old=NaN" : "")\(nonFinite ? " non-finite W" : "") \(SeededRNG(seed: seed))"
                 let yOld = y.body, xb = x.body, wb = w.body
                 func run(_ d0: Int, into out: UnsafeMutablePointer<Float>) {
                     xb.withUnsafeBufferPointer { xp in
@@ -390,8 +398,9 @@ struct PackedGEMMKernelTests {
                 }
                 y.storage.withUnsafeMutableBufferPointer { run(0, into: $0.baseAddress! + y.leading) }
                 if let bad = y.firstDamagedPadding() { budget.record("\(what): y padding at \(bad.index) overwritten with \(bad.value)") }
-                let ref = referenceGEMM(m: 1, n: n, k: k, alpha: alpha, a: xb, lda: max(k, 1), transA: false, b: wb, ldb: w.ld, transB: false,
-                                        beta: beta, c: yOld, ldc: n)
+                let ref = referenceGEMM(
+                    m: 1, n: n, k: k, alpha: alpha, a: xb, lda: max(k, 1), transA: false, b: wb, ldb: w.ld, transB: false,
+                    beta: beta, c: yOld, ldc: n)
                 if let bad = firstMismatch(ref, k: k, alpha: alpha, got: { y.at($0, $1) }) {
                     budget.record("\(what): \(bad)")
                     continue
@@ -403,7 +412,9 @@ struct PackedGEMMKernelTests {
                     let full = Array(y.values[d0...])
                     // Bitwise, but any NaN equals any NaN (their sign and payload are not specified).
                     if let idx = part.indices.first(where: { part[$0].bitPattern != full[$0].bitPattern && !(part[$0].isNaN && full[$0].isNaN) }) {
-                        budget.record("\(what): column \(d0 + idx) computed with columns \(d0)..<\(n) alone is \(part[idx]), in the full call \(y.at(0, d0 + idx))")
+                        budget.record(
+                            "\(what): column \(d0 + idx) computed with columns \(d0)..<\(n) alone is \(part[idx]), in the full call \(y.at(0, d0 + idx))"
+                        )
                         break
                     }
                 }

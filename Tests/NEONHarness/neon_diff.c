@@ -28,7 +28,7 @@
 
 #define U ((double)FLT_EPSILON / 2) /* unit roundoff of float, 2^-24 */
 #define PI_D 3.14159265358979323846
-#define GUARD 37                    /* floats of guard band on each side of an output */
+#define GUARD 37                               /* floats of guard band on each side of an output */
 static const uint32_t GUARD_BITS = 0x7fc0dead; /* a quiet NaN with a recognisable payload */
 
 /* ---------------------------------------------------------------- bookkeeping */
@@ -41,23 +41,56 @@ typedef struct {
     const char *err_unit;
 } stat_t;
 
-enum { S_DISPATCH, S_UKR, S_GEMM, S_PEAK, S_EXP, S_SOFTMAX, S_STEP, S_GEMV, S_ACT_RELU,
-       S_ACT_GELU, S_ACT_GELU_TANH, S_ACT_SILU, S_NORM, S_ATTN, S_PACKED, S_GEMV_T, S_ATTN_SHORT,
-       S_ATTN_FEW, S_COUNT };
+enum {
+    S_DISPATCH,
+    S_UKR,
+    S_GEMM,
+    S_PEAK,
+    S_EXP,
+    S_SOFTMAX,
+    S_STEP,
+    S_GEMV,
+    S_ACT_RELU,
+    S_ACT_GELU,
+    S_ACT_GELU_TANH,
+    S_ACT_SILU,
+    S_NORM,
+    S_ATTN,
+    S_PACKED,
+    S_GEMV_T,
+    S_ATTN_SHORT,
+    S_ATTN_FEW,
+    S_COUNT
+};
 static const char *const stat_names[S_COUNT] = {
-    "dispatch", "gemm_ukr", "gemm", "fma_peak", "exp", "softmax_rows", "attn_softmax_step",
-    "gemv", "act relu", "act gelu", "act gelu_tanh", "act silu", "norm_rows", "attention",
-    "gemm_packed", "gemv_t", "attention_short", "attention_few"};
-static const char *const stat_units[S_COUNT] = {
-    "-", "err/(u*sum|ab|)", "err/(u*sum|ab|)", "-", "ulp", "rel err", "rel err",
-    "err/(u*sum|ab|)", "abs err", "rel err", "rel err", "rel err", "err/(u*scale)", "err/(u*sum p|v|)",
-    "err/(u*(sum|ab|+|c|))", "err/(u*sum|ab|)", "err/(u*sum p|v|)", "err/(u*sum p|v|)"};
+    "dispatch",      "gemm_ukr",          "gemm",         "fma_peak",  "exp",
+    "softmax_rows",  "attn_softmax_step", "gemv",         "act relu",  "act gelu",
+    "act gelu_tanh", "act silu",          "norm_rows",    "attention", "gemm_packed",
+    "gemv_t",        "attention_short",   "attention_few"};
+static const char *const stat_units[S_COUNT] = {"-",
+                                                "err/(u*sum|ab|)",
+                                                "err/(u*sum|ab|)",
+                                                "-",
+                                                "ulp",
+                                                "rel err",
+                                                "rel err",
+                                                "err/(u*sum|ab|)",
+                                                "abs err",
+                                                "rel err",
+                                                "rel err",
+                                                "rel err",
+                                                "err/(u*scale)",
+                                                "err/(u*sum p|v|)",
+                                                "err/(u*(sum|ab|+|c|))",
+                                                "err/(u*sum|ab|)",
+                                                "err/(u*sum p|v|)",
+                                                "err/(u*sum p|v|)"};
 static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
 static long total_fails;
 static const int MAX_PRINTED_FAILS = 4000;
 
-static int cur_var;           /* 0 neon, 1 scalar: which stats row */
-static char case_desc[512];   /* current case, printed with a failure */
+static int cur_var;         /* 0 neon, 1 scalar: which stats row */
+static char case_desc[512]; /* current case, printed with a failure */
 
 static void set_case(const char *fmt, ...) {
     va_list ap;
@@ -137,12 +170,18 @@ static gbuf gb_new(size_t rows, size_t cols, size_t ld, size_t off) {
     g.off = off;
     g.total = GUARD + off + rows * ld + GUARD;
     g.base = malloc(g.total * sizeof(float));
-    if (!g.base) { fprintf(stderr, "out of memory\n"); exit(2); }
+    if (!g.base) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
     for (size_t i = 0; i < g.total; i++) g.base[i] = bitsf(GUARD_BITS);
     g.p = g.base + GUARD + off;
     return g;
 }
-static void gb_free(gbuf *g) { free(g->base); g->base = g->p = NULL; }
+static void gb_free(gbuf *g) {
+    free(g->base);
+    g->base = g->p = NULL;
+}
 static float *gb_at(gbuf *g, size_t i, size_t j) { return g->p + i * g->ld + j; }
 /* Number of non-data floats whose guard pattern changed. */
 static size_t gb_damage(const gbuf *g, size_t *first) {
@@ -195,22 +234,30 @@ static void test_dispatch(void) {
     check(s, ck_kernels_get(CK_VARIANT_AVX2) == NULL && ck_kernels_get(CK_VARIANT_AVX512) == NULL,
           0, 0, "x86 tables returned on AArch64");
     check(s, ck_kernels_avx512_layout_on_avx2() == NULL, 0, 0, "avx512-on-avx2 table on AArch64");
-    check(s, ck_variant_from_name("neon") == CK_VARIANT_NEON && ck_variant_from_name("x") == -1 &&
-                 ck_variant_from_name(NULL) == -1,
+    check(s,
+          ck_variant_from_name("neon") == CK_VARIANT_NEON && ck_variant_from_name("x") == -1 &&
+              ck_variant_from_name(NULL) == -1,
           0, 0, "ck_variant_from_name");
-    check(s, ck_variant_name(CK_VARIANT_NEON) && strcmp(ck_variant_name(CK_VARIANT_NEON), "neon") == 0 &&
-                 ck_variant_name(CK_VARIANT_COUNT) == NULL,
+    check(s,
+          ck_variant_name(CK_VARIANT_NEON) &&
+              strcmp(ck_variant_name(CK_VARIANT_NEON), "neon") == 0 &&
+              ck_variant_name(CK_VARIANT_COUNT) == NULL,
           0, 0, "ck_variant_name");
-    const struct { const char *env; int want, status; } envs[] = {
-        {NULL, CK_VARIANT_NEON, 0},   {"", CK_VARIANT_NEON, 0},     {"scalar", CK_VARIANT_SCALAR, 1},
-        {"neon", CK_VARIANT_NEON, 1}, {"avx2", CK_VARIANT_NEON, -2}, {"bogus", CK_VARIANT_NEON, -1}};
+    const struct {
+        const char *env;
+        int want, status;
+    } envs[] = {{NULL, CK_VARIANT_NEON, 0},       {"", CK_VARIANT_NEON, 0},
+                {"scalar", CK_VARIANT_SCALAR, 1}, {"neon", CK_VARIANT_NEON, 1},
+                {"avx2", CK_VARIANT_NEON, -2},    {"bogus", CK_VARIANT_NEON, -1}};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
-        if (envs[i].env) setenv("ATTEND_VARIANT", envs[i].env, 1);
-        else unsetenv("ATTEND_VARIANT");
+        if (envs[i].env)
+            setenv("ATTEND_VARIANT", envs[i].env, 1);
+        else
+            unsetenv("ATTEND_VARIANT");
         int st = 99, v = ck_variant_initial(&st);
         check(s, v == envs[i].want && st == envs[i].status, 0, 0,
-              "ATTEND_VARIANT=%s: variant %d status %d, want %d %d", envs[i].env ? envs[i].env : "(unset)",
-              v, st, envs[i].want, envs[i].status);
+              "ATTEND_VARIANT=%s: variant %d status %d, want %d %d",
+              envs[i].env ? envs[i].env : "(unset)", v, st, envs[i].want, envs[i].status);
     }
     unsetenv("ATTEND_VARIANT");
 #if defined(__OPTIMIZE__)
@@ -225,13 +272,15 @@ static void test_dispatch(void) {
         if (!k) continue;
         check(s, k->variant == want && strcmp(k->name, ck_variant_name(want)) == 0, 0, 0,
               "table %d: variant %d name %s", want, k->variant, k->name);
-        check(s, k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
-                     k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows,
+        check(s,
+              k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
+                  k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
-        check(s, g->mr > 0 && g->nr > 0 && g->mr * g->nr <= 1024 && g->mc % g->mr == 0 &&
-                     g->nc % g->nr == 0 && g->kc > 0 && k->attn_key_block % g->mr == 0 &&
-                     k->attn_query_panels > 0,
+        check(s,
+              g->mr > 0 && g->nr > 0 && g->mr * g->nr <= 1024 && g->mc % g->mr == 0 &&
+                  g->nc % g->nr == 0 && g->kc > 0 && k->attn_key_block % g->mr == 0 &&
+                  k->attn_query_panels > 0,
               0, 0, "table %s: inconsistent blocking", k->name);
     }
     if (KN) {
@@ -245,8 +294,9 @@ static void test_dispatch(void) {
     check(s, ck_atomic_load(&cell) == 5, 0, 0, "atomic load");
     ck_atomic_store(&cell, 7);
     check(s, ck_atomic_fetch_add(&cell, 3) == 7 && cell == 10, 0, 0, "atomic fetch_add");
-    check(s, ck_atomic_compare_exchange(&cell, 10, 1) == 1 && cell == 1 &&
-                 ck_atomic_compare_exchange(&cell, 10, 2) == 0 && cell == 1,
+    check(s,
+          ck_atomic_compare_exchange(&cell, 10, 1) == 1 && cell == 1 &&
+              ck_atomic_compare_exchange(&cell, 10, 2) == 0 && cell == 1,
           0, 0, "atomic compare_exchange");
 }
 
@@ -259,8 +309,13 @@ static void test_ukr_one(const ck_kernels *k, size_t kc, size_t ldc_pad, size_t 
              alpha, beta, ints);
     new_case(S_UKR);
     float *a = xaligned(kc * mr + 1), *b = xaligned(kc * nr + 1);
-    if (ints) { fill_int(a, kc * mr, 3); fill_int(b, kc * nr, 3); }
-    else { fill(a, kc * mr, -1, 1); fill(b, kc * nr, -1, 1); }
+    if (ints) {
+        fill_int(a, kc * mr, 3);
+        fill_int(b, kc * nr, 3);
+    } else {
+        fill(a, kc * mr, -1, 1);
+        fill(b, kc * nr, -1, 1);
+    }
     gbuf c = gb_new(mr, nr, ldc, coff);
     double *c0 = malloc(mr * nr * sizeof(double));
     for (size_t i = 0; i < mr; i++)
@@ -278,16 +333,21 @@ static void test_ukr_one(const ck_kernels *k, size_t kc, size_t ldc_pad, size_t 
                 mag += fabs((double)a[p * mr + i] * b[p * nr + j]);
             }
             double ref = alpha * dot, bnd = fabs(alpha) * mag;
-            if (beta != 0.0f) { ref += beta * c0[i * nr + j]; bnd += fabs(beta * c0[i * nr + j]); }
+            if (beta != 0.0f) {
+                ref += beta * c0[i * nr + j];
+                bnd += fabs(beta * c0[i * nr + j]);
+            }
             const double got = *gb_at(&c, i, j), err = fabs(got - ref);
             const double allowed = (double)(kc + 4) * U * bnd;
-            check(S_UKR, close_enough(err, allowed) && (!ints || err == 0), allowed ? err / allowed : err,
-                  bnd ? err / (U * bnd) : 0, "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j,
-                  got, ref, allowed);
+            check(S_UKR, close_enough(err, allowed) && (!ints || err == 0),
+                  allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
+                  "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref, allowed);
         }
     check_guard(S_UKR, &c, "C tile");
     gb_free(&c);
-    free(a); free(b); free(c0);
+    free(a);
+    free(b);
+    free(c0);
 }
 
 static void test_ukr(int v) {
@@ -304,7 +364,9 @@ static void test_ukr(int v) {
 
 /* ---------------------------------------------------------------- GEMM driver */
 
-typedef struct { size_t m, n, k; } shape_t;
+typedef struct {
+    size_t m, n, k;
+} shape_t;
 
 static void test_gemm_one(const ck_kernels *k, size_t m, size_t n, size_t kd, int ta, int tb,
                           float alpha, float beta, int ints, size_t pad, size_t off, int nan_a) {
@@ -316,18 +378,22 @@ static void test_gemm_one(const ck_kernels *k, size_t m, size_t n, size_t kd, in
              "ldc=%zu off=%zu nanA=%d",
              k->name, m, n, kd, ta, tb, alpha, beta, ints, lda, ldb, ldc, off, nan_a);
     new_case(S_GEMM);
-    float *a = malloc((arows * lda + off + 1) * sizeof(float)) ;
+    float *a = malloc((arows * lda + off + 1) * sizeof(float));
     float *b = malloc((brows * ldb + off + 1) * sizeof(float));
     float *ap = a + off, *bp = b + (off ? off - 1 : 0) + 1; /* misaligned differently */
-    for (size_t i = 0; i < arows * lda; i++) ap[i] = NAN; /* padding stays NaN */
+    for (size_t i = 0; i < arows * lda; i++) ap[i] = NAN;   /* padding stays NaN */
     for (size_t i = 0; i < brows * ldb; i++) bp[i] = NAN;
     for (size_t i = 0; i < arows; i++) {
-        if (ints) fill_int(ap + i * lda, acols, 4);
-        else fill(ap + i * lda, acols, -1, 1);
+        if (ints)
+            fill_int(ap + i * lda, acols, 4);
+        else
+            fill(ap + i * lda, acols, -1, 1);
     }
     for (size_t i = 0; i < brows; i++) {
-        if (ints) fill_int(bp + i * ldb, bcols, 4);
-        else fill(bp + i * ldb, bcols, -1, 1);
+        if (ints)
+            fill_int(bp + i * ldb, bcols, 4);
+        else
+            fill(bp + i * ldb, bcols, -1, 1);
     }
     if (nan_a && arows && acols) ap[0] = NAN; /* alpha == 0: A must not leak into C */
     gbuf c = gb_new(m, n, ldc, off);
@@ -346,7 +412,8 @@ static void test_gemm_one(const ck_kernels *k, size_t m, size_t n, size_t kd, in
               "workspace %zu above the documented ceiling", wsz);
     }
     float *ws = malloc((wsz + 1) * sizeof(float));
-    ck_f32_gemm(k, ta, tb, m, n, kd, alpha, ap, lda, bp, ldb, beta, c.p, ldc, ws + 1 /* any alignment */);
+    ck_f32_gemm(k, ta, tb, m, n, kd, alpha, ap, lda, bp, ldb, beta, c.p, ldc,
+                ws + 1 /* any alignment */);
     const size_t nblk = kd ? (kd + (size_t)k->gemm.kc - 1) / (size_t)k->gemm.kc : 0;
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
@@ -359,17 +426,24 @@ static void test_gemm_one(const ck_kernels *k, size_t m, size_t n, size_t kd, in
                     mag += fabs(x * y);
                 }
             double ref = alpha * dot, bnd = fabs(alpha) * mag;
-            if (beta != 0.0f) { ref += beta * c0[i * n + j]; bnd += fabs(beta * c0[i * n + j]); }
+            if (beta != 0.0f) {
+                ref += beta * c0[i * n + j];
+                bnd += fabs(beta * c0[i * n + j]);
+            }
             const double got = *gb_at(&c, i, j), err = fabs(got - ref);
             const double allowed = (double)(kd + 2 * nblk + 4) * U * bnd;
             if (!check(S_GEMM, close_enough(err, allowed) && (!ints || err == 0),
                        allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
-                       "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref, allowed))
+                       "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref,
+                       allowed))
                 i = m, j = n; /* one report per case */
         }
     check_guard(S_GEMM, &c, "C");
     gb_free(&c);
-    free(a); free(b); free(c0); free(ws);
+    free(a);
+    free(b);
+    free(c0);
+    free(ws);
 }
 
 static void test_gemm(int v) {
@@ -392,19 +466,30 @@ static void test_gemm(int v) {
                               (size_t)(sel % 3), 0);
             }
     /* all four transposes, both padding layouts, for a few mid shapes */
-    const shape_t mids[] = {{mr * 3 + 1, nr * 2 + 1, 40}, {17, 29, 13}, {mr, nr, kc}, {5, 3, kc + 1}};
+    const shape_t mids[] = {
+        {mr * 3 + 1, nr * 2 + 1, 40}, {17, 29, 13}, {mr, nr, kc}, {5, 3, kc + 1}};
     for (size_t s = 0; s < sizeof mids / sizeof mids[0]; s++)
         for (int t = 0; t < 4; t++)
             for (int bi = 0; bi < 4; bi++)
-                test_gemm_one(k, mids[s].m, mids[s].n, mids[s].k, t & 1, t >> 1, alphas[(t + bi) % 3],
-                              betas[bi], (t + bi) % 4 == 3, (size_t)bi, (size_t)t, 0);
+                test_gemm_one(k, mids[s].m, mids[s].n, mids[s].k, t & 1, t >> 1,
+                              alphas[(t + bi) % 3], betas[bi], (t + bi) % 4 == 3, (size_t)bi,
+                              (size_t)t, 0);
     /* cache-block edges */
     const shape_t blocks[] = {
-        {mc - 1, nr + 1, 9},      {mc, 2 * nr, 9},         {mc + 1, nr - 1, 9},
-        {2 * mc + mr + 1, 5, 3},  {mr + 1, nr + 1, kc - 1}, {mr + 1, nr + 1, kc},
-        {mr + 1, nr + 1, kc + 1}, {3, 7, 2 * kc + 5},       {mc + 1, nr + 3, kc + 1},
-        {3, nc - 1, 4},           {2, nc, 3},              {mr + 1, nc + 1, 5},
-        {1, 2 * nc + nr + 1, 2},  {mc + 3, nc + 1, 2},
+        {mc - 1, nr + 1, 9},
+        {mc, 2 * nr, 9},
+        {mc + 1, nr - 1, 9},
+        {2 * mc + mr + 1, 5, 3},
+        {mr + 1, nr + 1, kc - 1},
+        {mr + 1, nr + 1, kc},
+        {mr + 1, nr + 1, kc + 1},
+        {3, 7, 2 * kc + 5},
+        {mc + 1, nr + 3, kc + 1},
+        {3, nc - 1, 4},
+        {2, nc, 3},
+        {mr + 1, nc + 1, 5},
+        {1, 2 * nc + nr + 1, 2},
+        {mc + 3, nc + 1, 2},
     };
     for (size_t s = 0; s < sizeof blocks / sizeof blocks[0]; s++)
         test_gemm_one(k, blocks[s].m, blocks[s].n, blocks[s].k, (int)(s & 1), (int)((s >> 1) & 1),
@@ -438,8 +523,8 @@ static void test_peak(int v) {
     new_case(S_PEAK);
     const double f0 = k->fma_peak(0), f1 = k->fma_peak(1000), f2 = k->fma_peak(2000);
     const double want = v ? 8 * 2.0 : 24 * 4 * 2.0; /* chains x lanes x 2 per iteration */
-    check(S_PEAK, f0 == 0 && f1 == 1000 * want && f2 == 2 * f1, 0, 0, "flops %g %g %g, want %g per iter", f0,
-          f1, f2, want);
+    check(S_PEAK, f0 == 0 && f1 == 1000 * want && f2 == 2 * f1, 0, 0,
+          "flops %g %g %g, want %g per iter", f0, f1, f2, want);
 }
 
 /* ---------------------------------------------------------------- exp */
@@ -460,8 +545,10 @@ static void exp_check_batch(const ck_kernels *k, const float *x, size_t n) {
         if (xi != xi) {
             ok = yi != yi;
         } else {
-            const float ref = (float)exp((double)xi); /* correctly rounded but for double rounding */
-            if (isinf(ref)) ok = isinf(yi) && yi > 0;
+            const float ref =
+                (float)exp((double)xi); /* correctly rounded but for double rounding */
+            if (isinf(ref))
+                ok = isinf(yi) && yi > 0;
             else {
                 ok = !(yi != yi) && !signbit(yi);
                 const uint32_t a = order_bits(yi), b = order_bits(ref);
@@ -469,12 +556,13 @@ static void exp_check_batch(const ck_kernels *k, const float *x, size_t n) {
                 /* the contract: x > 88.7228 may round up to +inf (FLT_MAX is 1 ulp below) */
                 ok = ok && ulps <= 2;
             }
-            if ((xi == 0.0f && yi != 1.0f) || (isinf(xi) && xi < 0 && (yi != 0.0f || signbit(yi))) ||
+            if ((xi == 0.0f && yi != 1.0f) ||
+                (isinf(xi) && xi < 0 && (yi != 0.0f || signbit(yi))) ||
                 (xi > 88.72284f && !isinf(yi)) || (xi < -103.98f && yi != 0.0f))
                 ok = 0;
         }
-        if (!check(S_EXP, ok, ulps / 2, ulps, "exp(%.9g [0x%08x]) = %.9g [0x%08x], double exp %.9g", xi,
-                   fbits(xi), yi, fbits(yi), exp((double)xi)))
+        if (!check(S_EXP, ok, ulps / 2, ulps, "exp(%.9g [0x%08x]) = %.9g [0x%08x], double exp %.9g",
+                   xi, fbits(xi), yi, fbits(yi), exp((double)xi)))
             if (++exp_checks_printed > 10) break;
     }
     free(y);
@@ -484,13 +572,14 @@ static void test_exp(int v) {
     const ck_kernels *k = var_table(v);
     set_case("%s exp specials", k->name);
     new_case(S_EXP);
-    const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0x1p-149f, -0x1p-149f, 0x1p-127f, -0x1p-127f,
-                              FLT_MIN, -FLT_MIN, 1e-30f, -1e-30f, INFINITY, -INFINITY, NAN, -NAN,
-                              88.0f, 88.7228f, 88.72279f, 88.72281f, 88.72283f, 88.722839f, 88.7229f,
-                              88.72291f, 89.0f, 100.0f, 1e30f, FLT_MAX, -87.0f, -87.3365f, -87.34f,
-                              -100.0f, -103.0f, -103.27f, -103.28f, -103.97f, -103.972f, -103.98f,
-                              -103.99f, -104.0f, -104.01f, -150.0f, -1e30f, -FLT_MAX, 0.3465736f,
-                              -0.3465736f, 0.6931472f, -0.6931472f, 10.0f, -10.0f, 50.5f, -50.5f};
+    const float specials[] = {
+        0.0f,     -0.0f,    1.0f,      -1.0f,     0x1p-149f,  -0x1p-149f,  0x1p-127f,  -0x1p-127f,
+        FLT_MIN,  -FLT_MIN, 1e-30f,    -1e-30f,   INFINITY,   -INFINITY,   NAN,        -NAN,
+        88.0f,    88.7228f, 88.72279f, 88.72281f, 88.72283f,  88.722839f,  88.7229f,   88.72291f,
+        89.0f,    100.0f,   1e30f,     FLT_MAX,   -87.0f,     -87.3365f,   -87.34f,    -100.0f,
+        -103.0f,  -103.27f, -103.28f,  -103.97f,  -103.972f,  -103.98f,    -103.99f,   -104.0f,
+        -104.01f, -150.0f,  -1e30f,    -FLT_MAX,  0.3465736f, -0.3465736f, 0.6931472f, -0.6931472f,
+        10.0f,    -10.0f,   50.5f,     -50.5f};
     const size_t ns = sizeof specials / sizeof specials[0];
     exp_check_batch(k, specials, ns);
     /* every tail length, in place (x == y), with guard bands */
@@ -505,7 +594,8 @@ static void test_exp(int v) {
         float *want = malloc((n + 1) * sizeof(float));
         k->exp(n, x, want);
         for (size_t i = 0; i < n; i++)
-            check(S_EXP, fbits(g.p[i]) == fbits(want[i]) || (g.p[i] != g.p[i] && want[i] != want[i]), 0, 0,
+            check(S_EXP,
+                  fbits(g.p[i]) == fbits(want[i]) || (g.p[i] != g.p[i] && want[i] != want[i]), 0, 0,
                   "in-place result differs at %zu", i);
         if (n == 0 || g.ld == n) check_guard(S_EXP, &g, "y");
         gb_free(&g);
@@ -521,11 +611,17 @@ static void test_exp(int v) {
     const uint32_t stride = v ? 4093u : 1021u; /* the NEON kernel gets the denser sweep */
     for (uint64_t u = 0; u < 0x100000000ull; u += stride) {
         x[fill_n++] = bitsf((uint32_t)u);
-        if (fill_n == B) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+        if (fill_n == B) {
+            exp_check_batch(k, x, fill_n);
+            fill_n = 0;
+        }
     }
-    if (fill_n) { exp_check_batch(k, x, fill_n); fill_n = 0; }
-    const float edges[][2] = {{88.70f, 88.7300f}, {-88.0f, -86.5f}, {-104.2f, -103.0f}, {-0.36f, 0.36f},
-                              {-1e-6f, 1e-6f}};
+    if (fill_n) {
+        exp_check_batch(k, x, fill_n);
+        fill_n = 0;
+    }
+    const float edges[][2] = {
+        {88.70f, 88.7300f}, {-88.0f, -86.5f}, {-104.2f, -103.0f}, {-0.36f, 0.36f}, {-1e-6f, 1e-6f}};
     for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
         set_case("%s exp dense [%g, %g]", k->name, edges[e][0], edges[e][1]);
         new_case(S_EXP);
@@ -534,11 +630,17 @@ static void test_exp(int v) {
         size_t count = 0;
         for (float f = lo; f <= hi && count < 200000; f = nextafterf(f, INFINITY), count++) {
             x[fill_n++] = f;
-            if (fill_n == B) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+            if (fill_n == B) {
+                exp_check_batch(k, x, fill_n);
+                fill_n = 0;
+            }
             /* keep long ranges sparse: skip ahead once the run is long */
             if (count > 20000) f = nextafterf(f + (hi - lo) * 1e-5f, INFINITY);
         }
-        if (fill_n) { exp_check_batch(k, x, fill_n); fill_n = 0; }
+        if (fill_n) {
+            exp_check_batch(k, x, fill_n);
+            fill_n = 0;
+        }
     }
     if (fill_n) exp_check_batch(k, x, fill_n);
     free(x);
@@ -552,8 +654,8 @@ static void test_softmax_one(const ck_kernels *k, size_t rows, size_t n, float s
      * (through the mask, or x), 2 a NaN row, 3 huge values, 4 -inf entries */
     const size_t ldx = n + (rows % 3), ldy = inplace ? ldx : n + 2 + (n % 2);
     const size_t ldm = mask_kind == 2 ? 0 : n + 1;
-    set_case("%s softmax rows=%zu n=%zu scale=%g mask=%d special=%d inplace=%d range=%g", k->name, rows,
-             n, scale, mask_kind, special, inplace, range);
+    set_case("%s softmax rows=%zu n=%zu scale=%g mask=%d special=%d inplace=%d range=%g", k->name,
+             rows, n, scale, mask_kind, special, inplace, range);
     new_case(S_SOFTMAX);
     float *x = malloc((rows * ldx + 1) * sizeof(float));
     fill(x, rows * ldx, -range, range);
@@ -568,13 +670,16 @@ static void test_softmax_one(const ck_kernels *k, size_t rows, size_t n, float s
     const size_t bad_row = rows / 2;
     if (special == 1 && n) {
         for (size_t j = 0; j < n; j++) {
-            if (mask_kind == 1) mask[bad_row * ldm + j] = -INFINITY;
-            else x[bad_row * ldx + j] = scale >= 0 ? -INFINITY : INFINITY;
+            if (mask_kind == 1)
+                mask[bad_row * ldm + j] = -INFINITY;
+            else
+                x[bad_row * ldx + j] = scale >= 0 ? -INFINITY : INFINITY;
         }
     } else if (special == 2 && n) {
         x[bad_row * ldx + rnd_n(n)] = NAN;
     } else if (special == 3) {
-        for (size_t i = 0; i < rows * ldx; i++) x[i] = (rnd_n(2) ? 1e30f : -1e30f) * (float)(1 + rnd_n(3));
+        for (size_t i = 0; i < rows * ldx; i++)
+            x[i] = (rnd_n(2) ? 1e30f : -1e30f) * (float)(1 + rnd_n(3));
     } else if (special == 4) {
         for (size_t i = 0; i < rows * ldx; i++)
             if (rnd_n(3) == 0) x[i] = scale >= 0 ? -INFINITY : INFINITY;
@@ -600,22 +705,28 @@ static void test_softmax_one(const ck_kernels *k, size_t rows, size_t n, float s
             if (t[j] != t[j]) any_nan = 1;
             if (t[j] > mx) mx = t[j];
         }
-        for (size_t j = 0; j < n; j++) if (t[j] > -INFINITY && dt[j] > D) D = dt[j];
+        for (size_t j = 0; j < n; j++)
+            if (t[j] > -INFINITY && dt[j] > D) D = dt[j];
         double sum = 0;
         if (!any_nan && mx > -INFINITY)
             for (size_t j = 0; j < n; j++) sum += exp(t[j] - mx);
         for (size_t j = 0; j < n; j++) {
             const float got = y.p[r * ldy + j];
             if (any_nan) {
-                if (!check(S_SOFTMAX, got != got, 0, 0, "row %zu has a NaN term but y[%zu] = %g", r, j, got)) break;
+                if (!check(S_SOFTMAX, got != got, 0, 0, "row %zu has a NaN term but y[%zu] = %g", r,
+                           j, got))
+                    break;
                 continue;
             }
             if (mx == -INFINITY) {
-                if (!check(S_SOFTMAX, got == 0.0f, 0, 0, "row %zu all -inf but y[%zu] = %g", r, j, got)) break;
+                if (!check(S_SOFTMAX, got == 0.0f, 0, 0, "row %zu all -inf but y[%zu] = %g", r, j,
+                           got))
+                    break;
                 continue;
             }
             if (t[j] == -INFINITY) { /* a masked term is exactly 0 */
-                if (!check(S_SOFTMAX, got == 0.0f, 0, 0, "row %zu: masked y[%zu] = %g", r, j, got)) break;
+                if (!check(S_SOFTMAX, got == 0.0f, 0, 0, "row %zu: masked y[%zu] = %g", r, j, got))
+                    break;
                 continue;
             }
             const double ref = exp(t[j] - mx) / sum, err = fabs(got - ref);
@@ -623,19 +734,25 @@ static void test_softmax_one(const ck_kernels *k, size_t rows, size_t n, float s
              * terms below 2^-126 may be flushed to zero */
             const double rel = 2 * (dt[j] + D) + (double)(n + 12) * U;
             const double allowed = ref * rel + (double)FLT_MIN;
-            if (!check(S_SOFTMAX, close_enough(err, allowed), err / allowed, ref > 1e-30 ? err / ref : 0,
-                       "row %zu: y[%zu] = %.9g, reference %.9g (allowed %.3g)", r, j, got, ref, allowed))
+            if (!check(S_SOFTMAX, close_enough(err, allowed), err / allowed,
+                       ref > 1e-30 ? err / ref : 0,
+                       "row %zu: y[%zu] = %.9g, reference %.9g (allowed %.3g)", r, j, got, ref,
+                       allowed))
                 break;
         }
     }
     check_guard(S_SOFTMAX, &y, "y");
     gb_free(&y);
-    free(x); free(mask); free(t); free(dt);
+    free(x);
+    free(mask);
+    free(t);
+    free(dt);
 }
 
 static void test_softmax(int v) {
     const ck_kernels *k = var_table(v);
-    const size_t ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 64, 100, 257, 1000, 4099};
+    const size_t ns[] = {0,  1,  2,  3,  4,  5,  7,   8,   9,    12,
+                         15, 16, 17, 31, 33, 64, 100, 257, 1000, 4099};
     const float scales[] = {1.0f, 0.125f, -0.5f, 2.0f};
     int sel = 0;
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
@@ -650,8 +767,8 @@ static void test_softmax(int v) {
     new_case(S_SOFTMAX);
     float x[6] = {1e30f, 1e30f, -1e30f, 3e30f, 3e30f, 3e30f}, y[6];
     k->softmax_rows(2, 3, x, 3, y, 3, 1.0f, NULL, 0);
-    check(S_SOFTMAX, y[0] == 0.5f && y[1] == 0.5f && y[2] == 0.0f, 0, 0, "[1e30,1e30,-1e30] -> %g %g %g",
-          y[0], y[1], y[2]);
+    check(S_SOFTMAX, y[0] == 0.5f && y[1] == 0.5f && y[2] == 0.0f, 0, 0,
+          "[1e30,1e30,-1e30] -> %g %g %g", y[0], y[1], y[2]);
     const float third = 1.0f / 3.0f;
     check(S_SOFTMAX, fabsf(y[3] - third) <= 2 * FLT_EPSILON && y[3] == y[4] && y[4] == y[5], 0, 0,
           "[3e30 x3] -> %.9g %.9g %.9g", y[3], y[4], y[5]);
@@ -659,12 +776,12 @@ static void test_softmax(int v) {
 
 /* ---------------------------------------------------------------- attention softmax step */
 
-static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int causal, ptrdiff_t coff,
-                          int use_kb, int use_rel, int fresh) {
+static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int causal,
+                          ptrdiff_t coff, int use_kb, int use_rel, int fresh) {
     const size_t nq = (size_t)k->gemm.nr; /* one query panel */
     const size_t key0 = 8 * (size_t)k->gemm.mr, query0 = 3 * nq + 1, seq_k = key0 + rows + 5;
-    set_case("%s step rows=%zu valid=%zu causal=%d off=%td kb=%d rel=%d fresh=%d", k->name, rows, valid,
-             causal, coff, use_kb, use_rel, fresh);
+    set_case("%s step rows=%zu valid=%zu causal=%d off=%td kb=%d rel=%d fresh=%d", k->name, rows,
+             valid, causal, coff, use_kb, use_rel, fresh);
     new_case(S_STEP);
     float *s = xaligned(rows * nq + 1), *s0 = malloc((rows * nq + 1) * sizeof(float));
     fill(s, rows * nq, -6, 6);
@@ -673,10 +790,14 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
     if (use_kb) {
         kb = malloc(seq_k * sizeof(float));
         fill(kb, seq_k, -1, 1);
-        for (size_t j = 0; j < seq_k; j++) if (rnd_n(4) == 0) kb[j] = -INFINITY;
+        for (size_t j = 0; j < seq_k; j++)
+            if (rnd_n(4) == 0) kb[j] = -INFINITY;
     }
     const size_t relen = query0 + nq + seq_k;
-    if (use_rel) { rel = malloc(relen * sizeof(float)); fill(rel, relen, -2, 2); }
+    if (use_rel) {
+        rel = malloc(relen * sizeof(float));
+        fill(rel, relen, -2, 2);
+    }
     ck_attention_head h = {0};
     h.seq_q = query0 + nq;
     h.seq_k = seq_k;
@@ -697,7 +818,8 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
     for (size_t j = 0; j < nq; j++) {
         const size_t qi = query0 + j;
         double bmax = -INFINITY, emax = 0;
-        double *val = malloc((rows + 1) * sizeof(double)), *ev = malloc((rows + 1) * sizeof(double));
+        double *val = malloc((rows + 1) * sizeof(double)),
+               *ev = malloc((rows + 1) * sizeof(double));
         for (size_t r = 0; r < rows; r++) {
             double v = -INFINITY, mag = 0;
             const size_t key = key0 + r;
@@ -719,12 +841,13 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
         const double c = exp(m0[j] - muse);
         double lsum = 0;
         const int mok = mnew == -INFINITY ? m[j] == -INFINITY : fabs(m[j] - mnew) <= emax;
-        check(S_STEP, mok, 0, 0, "query %zu: m = %.9g, want %.9g (allowed %.3g)", j, m[j], mnew, emax);
+        check(S_STEP, mok, 0, 0, "query %zu: m = %.9g, want %.9g (allowed %.3g)", j, m[j], mnew,
+              emax);
         /* corr = exp(m_old - m_new): the new max carries emax, then exp's 2 ulp */
         const double cerr = fabs(corr[j] - c);
         const double callow = m0[j] == -INFINITY ? 0.0 : c * (1.1 * emax + 6 * U) + FLT_MIN;
-        check(S_STEP, close_enough(cerr, callow), callow ? cerr / callow : cerr, c > 0 ? cerr / c : 0,
-              "query %zu: corr = %.9g, want %.9g", j, corr[j], c);
+        check(S_STEP, close_enough(cerr, callow), callow ? cerr / callow : cerr,
+              c > 0 ? cerr / c : 0, "query %zu: corr = %.9g, want %.9g", j, corr[j], c);
         for (size_t r = 0; r < rows; r++) {
             /* p = exp(v - m): both rounded as above, then exp (2 ulp; < 2^-126 may flush) */
             const double p = exp(val[r] - muse), got = s[r * nq + j], err = fabs(got - p);
@@ -741,7 +864,10 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
         free(ev);
         free(val);
     }
-    free(s); free(s0); free(kb); free(rel);
+    free(s);
+    free(s0);
+    free(kb);
+    free(rel);
 }
 
 static void test_step(int v) {
@@ -755,8 +881,8 @@ static void test_step(int v) {
         for (size_t vi = 0; vi < 4; vi++)
             for (int opt = 0; opt < 8; opt++, sel++) {
                 const ptrdiff_t offs[] = {0, -3, 5, -(ptrdiff_t)(10 * mr)};
-                test_step_one(k, rows, valids[vi], opt & 1, offs[sel % 4], (opt >> 1) & 1, (opt >> 2) & 1,
-                              sel % 3 == 0);
+                test_step_one(k, rows, valids[vi], opt & 1, offs[sel % 4], (opt >> 1) & 1,
+                              (opt >> 2) & 1, sel % 3 == 0);
             }
     }
 }
@@ -765,14 +891,16 @@ static void test_step(int v) {
 
 /* gemv (trans == 0: y[j] = alpha * sum_p x[p] W[j][p] + beta * y[j], W n x k) or gemv_t
  * (trans != 0: y[d] = alpha * sum_j x[j] W[j][d] + beta * y[d], W k x n), W's row padding NaN. */
-static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, float alpha, float beta, size_t pad) {
+static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, float alpha,
+                          float beta, size_t pad) {
     const int s = trans ? S_GEMV_T : S_GEMV;
     const size_t wrows = trans ? kd : n, wcols = trans ? n : kd, ldw = wcols + pad;
-    set_case("%s %s n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, trans ? "gemv_t" : "gemv", n, kd, ldw, alpha, beta);
+    set_case("%s %s n=%zu k=%zu ldw=%zu alpha=%g beta=%g", k->name, trans ? "gemv_t" : "gemv", n,
+             kd, ldw, alpha, beta);
     new_case(s);
     float *x = malloc((kd + 1) * sizeof(float)), *w = malloc((wrows * ldw + 2) * sizeof(float));
     fill(x, kd, -1, 1);
-    float *wp = w + 1; /* misaligned */
+    float *wp = w + 1;                                    /* misaligned */
     for (size_t i = 0; i < wrows * ldw; i++) wp[i] = NAN; /* padding must not be read */
     for (size_t r = 0; r < wrows; r++) fill(wp + r * ldw, wcols, -1, 1);
     gbuf y = gb_new(1, n, n ? n : 1, n % (trans ? 3 : 2));
@@ -787,10 +915,14 @@ static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, f
             mag += fabs(t);
         }
         double ref = alpha * dot, bnd = fabs(alpha) * mag;
-        if (beta != 0.0f) { ref += beta * y0[j]; bnd += fabs(beta * y0[j]); }
+        if (beta != 0.0f) {
+            ref += beta * y0[j];
+            bnd += fabs(beta * y0[j]);
+        }
         const double err = fabs(y.p[j] - ref), allowed = (double)(kd + 4) * U * bnd;
-        if (!check(s, close_enough(err, allowed), allowed ? err / allowed : err, bnd ? err / (U * bnd) : 0,
-                   "y[%zu] = %.9g, reference %.9g (allowed %.3g)", j, y.p[j], ref, allowed))
+        if (!check(s, close_enough(err, allowed), allowed ? err / allowed : err,
+                   bnd ? err / (U * bnd) : 0, "y[%zu] = %.9g, reference %.9g (allowed %.3g)", j,
+                   y.p[j], ref, allowed))
             break;
     }
     /* gemv_t's contract: each column is the same in-order sum whatever the block. Checked
@@ -801,14 +933,17 @@ static void test_gemv_one(const ck_kernels *k, int trans, size_t n, size_t kd, f
         float *part = malloc((n - d0 + 1) * sizeof(float));
         k->gemv_t(n - d0, kd, alpha, x, wp + d0, ldw, beta, part);
         for (size_t d = d0; d < n; d++)
-            if (!check(s, fbits(part[d - d0]) == fbits(y.p[d]), 0, 0, "column %zu alone from %zu: %.9g, in the full call %.9g",
-                       d, d0, part[d - d0], y.p[d]))
+            if (!check(s, fbits(part[d - d0]) == fbits(y.p[d]), 0, 0,
+                       "column %zu alone from %zu: %.9g, in the full call %.9g", d, d0,
+                       part[d - d0], y.p[d]))
                 break;
         free(part);
     }
     if (n == y.ld || n == 0) check_guard(s, &y, "y");
     gb_free(&y);
-    free(x); free(w); free(y0);
+    free(x);
+    free(w);
+    free(y0);
 }
 
 static void test_gemv(int v) {
@@ -849,20 +984,32 @@ static void test_act_batch(const ck_kernels *k, int kind, const float *x, size_t
         }
         double ref, arg = 0;
         switch (kind) {
-        case CK_ACT_RELU: ref = xi < 0 ? 0.0 : xi; break;
-        case CK_ACT_GELU: ref = gelu_ref(xi); arg = xi * xi / 2; break;
-        case CK_ACT_GELU_TANH: ref = gelu_tanh_ref(xi, &arg); break;
-        default: ref = xi / (1 + exp(-xi)); arg = fabs(xi); break;
+        case CK_ACT_RELU:
+            ref = xi < 0 ? 0.0 : xi;
+            break;
+        case CK_ACT_GELU:
+            ref = gelu_ref(xi);
+            arg = xi * xi / 2;
+            break;
+        case CK_ACT_GELU_TANH:
+            ref = gelu_tanh_ref(xi, &arg);
+            break;
+        default:
+            ref = xi / (1 + exp(-xi));
+            arg = fabs(xi);
+            break;
         }
         if (isinf(ref) || isinf(xi)) {
             /* +inf stays +inf; -inf gives 0 (gelu, silu) or NaN from inf/inf: accept 0 or NaN */
-            int ok = xi > 0 ? got == INFINITY : (kind == CK_ACT_RELU ? got == 0 : (got == 0 || got != got));
+            int ok = xi > 0 ? got == INFINITY
+                            : (kind == CK_ACT_RELU ? got == 0 : (got == 0 || got != got));
             if (!check(s, ok, 0, 0, "f(%g) = %g", xi, got)) break;
             continue;
         }
         const double err = fabs(got - ref);
         double allowed;
-        if (kind == CK_ACT_RELU) allowed = 0;
+        if (kind == CK_ACT_RELU)
+            allowed = 0;
         else {
             /* documented 1e-6-level relative error, plus the conditioning of exp(-arg) to
              * float rounding of its argument (a few u per unit of |arg|), plus an absolute
@@ -871,7 +1018,8 @@ static void test_act_batch(const ck_kernels *k, int kind, const float *x, size_t
             allowed = fabs(ref) * (base + 4 * U * arg) + 0x1p-120;
         }
         if (!check(s, close_enough(err, allowed) && (kind != CK_ACT_RELU || got == ref),
-                   allowed ? err / allowed : err, kind == CK_ACT_RELU ? err : (fabs(ref) > 1e-30 ? err / fabs(ref) : 0),
+                   allowed ? err / allowed : err,
+                   kind == CK_ACT_RELU ? err : (fabs(ref) > 1e-30 ? err / fabs(ref) : 0),
                    "f(%.9g) = %.9g, reference %.9g (allowed %.3g)", xi, got, ref, allowed))
             break;
     }
@@ -880,10 +1028,12 @@ static void test_act_batch(const ck_kernels *k, int kind, const float *x, size_t
 
 static void test_activation(int v) {
     const ck_kernels *k = var_table(v);
-    const float specials[] = {0.0f, -0.0f, 0x1p-149f, -0x1p-149f, FLT_MIN, -FLT_MIN, 1e-20f, -1e-20f,
-                              1e-3f, -1e-3f, 0.5f, -0.5f, 1, -1, 3, -3, 5.5f, -5.5f, 10, -10, 13, -13,
-                              20, -20, 50, -50, 87, -87, 88.8f, -88.8f, 100, -100, 1e10f, -1e10f,
-                              1e30f, -1e30f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, NAN};
+    const float specials[] = {0.0f,    -0.0f,   0x1p-149f, -0x1p-149f, FLT_MIN,   -FLT_MIN, 1e-20f,
+                              -1e-20f, 1e-3f,   -1e-3f,    0.5f,       -0.5f,     1,        -1,
+                              3,       -3,      5.5f,      -5.5f,      10,        -10,      13,
+                              -13,     20,      -20,       50,         -50,       87,       -87,
+                              88.8f,   -88.8f,  100,       -100,       1e10f,     -1e10f,   1e30f,
+                              -1e30f,  FLT_MAX, -FLT_MAX,  INFINITY,   -INFINITY, NAN};
     const size_t ns = sizeof specials / sizeof specials[0];
     enum { N = 20011 };
     float *x = malloc(N * sizeof(float));
@@ -909,7 +1059,8 @@ static void test_activation(int v) {
             k->activation(kind, n, g.p, want);
             k->activation(kind, n, g.p, g.p);
             for (size_t i = 0; i < n; i++)
-                check(S_ACT_RELU + kind, fbits(g.p[i]) == fbits(want[i]) || (g.p[i] != g.p[i] && want[i] != want[i]),
+                check(S_ACT_RELU + kind,
+                      fbits(g.p[i]) == fbits(want[i]) || (g.p[i] != g.p[i] && want[i] != want[i]),
                       0, 0, "in-place result differs at %zu", i);
             check_guard(S_ACT_RELU + kind, &g, "y");
             gb_free(&g);
@@ -920,20 +1071,24 @@ static void test_activation(int v) {
 
 /* ---------------------------------------------------------------- norm_rows */
 
-static void test_norm_one(const ck_kernels *k, int rms, size_t rows, size_t n, int use_res, int use_beta,
-                          int alias, float eps, float offset) {
+static void test_norm_one(const ck_kernels *k, int rms, size_t rows, size_t n, int use_res,
+                          int use_beta, int alias, float eps, float offset) {
     /* alias: 0 none, 1 y == x, 2 y == residual (same stride, as the contract requires) */
     if (alias == 2 && !use_res) alias = 0;
     const size_t ldx = n + (n % 3), ldr = n + 1;
     const size_t ldy = alias == 1 ? ldx : (alias == 2 ? ldr : n + 2);
-    set_case("%s norm rms=%d rows=%zu n=%zu res=%d beta=%d alias=%d eps=%g offset=%g", k->name, rms, rows,
-             n, use_res, use_beta, alias, eps, offset);
+    set_case("%s norm rms=%d rows=%zu n=%zu res=%d beta=%d alias=%d eps=%g offset=%g", k->name, rms,
+             rows, n, use_res, use_beta, alias, eps, offset);
     new_case(S_NORM);
-    float *xs = malloc((rows * ldx + 1) * sizeof(float)), *rs = malloc((rows * ldr + 1) * sizeof(float));
+    float *xs = malloc((rows * ldx + 1) * sizeof(float)),
+          *rs = malloc((rows * ldr + 1) * sizeof(float));
     for (size_t i = 0; i < rows * ldx; i++) xs[i] = offset + rnd_f(-2, 2);
     fill(rs, rows * ldr, -1, 1);
     if (n > 3 && rows > 1) /* a constant row: variance 0 */
-        for (size_t j = 0; j < n; j++) { xs[ldx + j] = offset + 0.5f; rs[ldr + j] = 0.25f; }
+        for (size_t j = 0; j < n; j++) {
+            xs[ldx + j] = offset + 0.5f;
+            rs[ldr + j] = 0.25f;
+        }
     float *gamma = malloc((n + 1) * sizeof(float)), *beta = malloc((n + 1) * sizeof(float));
     fill(gamma, n, 0.5f, 1.5f);
     fill(beta, n, -1, 1);
@@ -958,8 +1113,14 @@ static void test_norm_one(const ck_kernels *k, int rms, size_t rows, size_t n, i
         }
         mean /= (double)n;
         mabs /= (double)n;
-        if (rms) { for (size_t j = 0; j < n; j++) var += t[j] * t[j]; var /= (double)n; mean = 0; }
-        else { for (size_t j = 0; j < n; j++) var += (t[j] - mean) * (t[j] - mean); var /= (double)n; }
+        if (rms) {
+            for (size_t j = 0; j < n; j++) var += t[j] * t[j];
+            var /= (double)n;
+            mean = 0;
+        } else {
+            for (size_t j = 0; j < n; j++) var += (t[j] - mean) * (t[j] - mean);
+            var /= (double)n;
+        }
         const double rstd = 1 / sqrt(var + eps);
         for (size_t j = 0; j < n; j++) {
             const double ref = (t[j] - mean) * rstd * gamma[j] + (use_beta && !rms ? beta[j] : 0.0);
@@ -970,13 +1131,18 @@ static void test_norm_one(const ck_kernels *k, int rms, size_t rows, size_t n, i
             const double allowed = (double)(n + 8) * U * scale + FLT_MIN;
             const double got = y.p[r * y.ld + j], err = fabs(got - ref);
             if (!check(S_NORM, close_enough(err, allowed), err / allowed, err / (U * scale),
-                       "row %zu y[%zu] = %.9g, reference %.9g (allowed %.3g)", r, j, got, ref, allowed))
+                       "row %zu y[%zu] = %.9g, reference %.9g (allowed %.3g)", r, j, got, ref,
+                       allowed))
                 break;
         }
     }
     check_guard(S_NORM, &y, "y");
     gb_free(&y);
-    free(xs); free(rs); free(gamma); free(beta); free(t);
+    free(xs);
+    free(rs);
+    free(gamma);
+    free(beta);
+    free(t);
 }
 
 static void test_norm(int v) {
@@ -988,8 +1154,8 @@ static void test_norm(int v) {
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
         for (int rms = 0; rms < 2; rms++)
             for (int opt = 0; opt < 6; opt++, sel++)
-                test_norm_one(k, rms, 1 + (size_t)(sel % 3), ns[i], opt & 1, (opt >> 1) & 1, opt % 3,
-                              epss[sel % 3], offsets[(sel / 2) % 3]);
+                test_norm_one(k, rms, 1 + (size_t)(sel % 3), ns[i], opt & 1, (opt >> 1) & 1,
+                              opt % 3, epss[sel % 3], offsets[(sel / 2) % 3]);
 }
 
 /* ---------------------------------------------------------------- attention references */
@@ -1007,9 +1173,10 @@ static size_t shaw_bucket(size_t i, size_t j, ptrdiff_t coff, size_t clip) {
  * causal hides key j; es[j] = exp(s[j] - max) (all 0 when every score is -inf) and their sum
  * in *l. Returns the largest error of a float score: scaled q (1 rounding), a dot of D terms,
  * then up to 3 bias adds. */
-static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const float *kk, size_t ldk, float scale,
-                          const float *kb, const float *rel, ptrdiff_t rzero, const double *extra, int causal,
-                          ptrdiff_t coff, double *s, double *es, double *l) {
+static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const float *kk,
+                          size_t ldk, float scale, const float *kb, const float *rel,
+                          ptrdiff_t rzero, const double *extra, int causal, ptrdiff_t coff,
+                          double *s, double *es, double *l) {
     double mx = -INFINITY, Es = 0;
     for (size_t j = 0; j < Sk; j++) {
         double dot = 0, mag = 0;
@@ -1025,13 +1192,17 @@ static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const 
         if (causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) v = -INFINITY;
         s[j] = v;
         if (v > -INFINITY) {
-            const double e = (double)(D + 3) * U * fabs(scale) * mag + 4 * U * (fabs(bias) + fabs(v));
+            const double e =
+                (double)(D + 3) * U * fabs(scale) * mag + 4 * U * (fabs(bias) + fabs(v));
             if (e > Es) Es = e;
         }
         if (v > mx) mx = v;
     }
     *l = 0;
-    for (size_t j = 0; j < Sk; j++) { es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx); *l += es[j]; }
+    for (size_t j = 0; j < Sk; j++) {
+        es[j] = mx == -INFINITY ? 0 : exp(s[j] - mx);
+        *l += es[j];
+    }
     return Es;
 }
 
@@ -1039,11 +1210,16 @@ static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const 
 
 static double act_ref(int kind, double x) {
     switch (kind) {
-    case CK_ACT_RELU: return x > 0 ? x : (x == x ? 0.0 : x);
-    case CK_ACT_GELU: return gelu_ref(x);
-    case CK_ACT_GELU_TANH: return 0.5 * x * (1 + tanh(sqrt(2 / PI_D) * (x + 0.044715 * x * x * x)));
-    case CK_ACT_SILU: return x / (1 + exp(-x));
-    default: return x;
+    case CK_ACT_RELU:
+        return x > 0 ? x : (x == x ? 0.0 : x);
+    case CK_ACT_GELU:
+        return gelu_ref(x);
+    case CK_ACT_GELU_TANH:
+        return 0.5 * x * (1 + tanh(sqrt(2 / PI_D) * (x + 0.044715 * x * x * x)));
+    case CK_ACT_SILU:
+        return x / (1 + exp(-x));
+    default:
+        return x;
     }
 }
 
@@ -1067,13 +1243,14 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
     const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
     const size_t m = pc->m, n = pc->n, kd = pc->k, col0 = pc->col_panels * nr;
     const size_t wn = col0 + n + pc->extra, lda = kd + 1, ldw = kd + 2, ldc = n + 3, ldr = n + 1;
-    set_case("%s gemm_packed m=%zu n=%zu k=%zu col0=%zu weight_n=%zu beta=%g bias=%d act=%d residual=%d "
-             "packed_a=%d calls %dx%d partial=%d",
-             k->name, m, n, kd, col0, wn, pc->beta, pc->bias, pc->act, pc->residual, pc->packed_a, pc->row_parts,
-             pc->panel_parts, pc->partial);
+    set_case(
+        "%s gemm_packed m=%zu n=%zu k=%zu col0=%zu weight_n=%zu beta=%g bias=%d act=%d residual=%d "
+        "packed_a=%d calls %dx%d partial=%d",
+        k->name, m, n, kd, col0, wn, pc->beta, pc->bias, pc->act, pc->residual, pc->packed_a,
+        pc->row_parts, pc->panel_parts, pc->partial);
     new_case(S_PACKED);
     float *a = malloc((m * lda + 2) * sizeof(float)), *w = malloc((wn * ldw + 2) * sizeof(float));
-    float *ap = a + 1, *wp = w + 1; /* misaligned */
+    float *ap = a + 1, *wp = w + 1;                   /* misaligned */
     for (size_t i = 0; i < m * lda; i++) ap[i] = NAN; /* padding must not be read */
     for (size_t i = 0; i < wn * ldw; i++) wp[i] = NAN;
     for (size_t i = 0; i < m; i++) fill(ap + i * lda, kd, -1, 1);
@@ -1085,7 +1262,8 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
     gbuf c = gb_new(m, n, ldc, 1);
     double *c0 = malloc((m * n + 1) * sizeof(double));
     for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++) c0[i * n + j] = *gb_at(&c, i, j) = pc->beta == 0.0f ? NAN : rnd_f(-1, 1);
+        for (size_t j = 0; j < n; j++)
+            c0[i * n + j] = *gb_at(&c, i, j) = pc->beta == 0.0f ? NAN : rnd_f(-1, 1);
     /* packed weight in two panel ranges (the second past the end), with a guard after */
     const size_t wsz = ck_f32_packed_weight_size(k, wn, kd), panels_w = (wn + nr - 1) / nr;
     float *packed = xaligned(wsz + 16);
@@ -1109,9 +1287,21 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
     const size_t wsn = ck_f32_gemm_packed_workspace(k, m, kd);
     float *ws = malloc((wsn + 17) * sizeof(float));
     for (size_t i = 0; i < wsn + 17; i++) ws[i] = bitsf(GUARD_BITS);
-    ck_gemm_packed g = {m, n, kd, ap, lda, pa, packed, wn, col0, c.p, ldc, pc->beta,
+    ck_gemm_packed g = {m,
+                        n,
+                        kd,
+                        ap,
+                        lda,
+                        pa,
+                        packed,
+                        wn,
+                        col0,
+                        c.p,
+                        ldc,
+                        pc->beta,
                         {pc->bias ? bias : NULL, pc->act, pc->residual ? res : NULL, ldr}};
-    const size_t step = pc->packed_a ? mr : 1, runits = (m + step - 1) / step, punits = (n + nr - 1) / nr;
+    const size_t step = pc->packed_a ? mr : 1, runits = (m + step - 1) / step,
+                 punits = (n + nr - 1) / nr;
     size_t r_lo = 0, r_hi = m, p_lo = 0, p_hi = punits;
     for (int rt = 0; rt < pc->row_parts; rt++) {
         const size_t i0 = split_bound(runits, (size_t)pc->row_parts, (size_t)rt, step, m);
@@ -1119,11 +1309,15 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
         if (i0 >= i1) continue;
         for (int pt = 0; pt < pc->panel_parts; pt++) {
             const size_t j0 = split_bound(punits, (size_t)pc->panel_parts, (size_t)pt, 1, punits);
-            const size_t j1 = split_bound(punits, (size_t)pc->panel_parts, (size_t)pt + 1, 1, punits);
+            const size_t j1 =
+                split_bound(punits, (size_t)pc->panel_parts, (size_t)pt + 1, 1, punits);
             if (j0 >= j1) continue;
             if (pc->partial) { /* only the last row range, first panel range */
                 if (i1 != m || pt != 0) continue;
-                r_lo = i0; r_hi = i1; p_lo = j0; p_hi = j1;
+                r_lo = i0;
+                r_hi = i1;
+                p_lo = j0;
+                p_hi = j1;
             }
             ck_f32_gemm_packed(k, &g, i0, i1, j0, j1, ws + 1);
         }
@@ -1138,8 +1332,12 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
         for (size_t j = 0; j < n && !reported; j++) {
             const double got = *gb_at(&c, i, j);
             if (i < r_lo || i >= r_hi || j < c_lo || j >= c_hi) {
-                reported = !check(S_PACKED, fbits((float)got) == fbits((float)c0[i * n + j]) || (got != got && c0[i * n + j] != c0[i * n + j]),
-                                  0, 0, "C[%zu][%zu] is outside the block computed but changed to %.9g", i, j, got);
+                reported =
+                    !check(S_PACKED,
+                           fbits((float)got) == fbits((float)c0[i * n + j]) ||
+                               (got != got && c0[i * n + j] != c0[i * n + j]),
+                           0, 0, "C[%zu][%zu] is outside the block computed but changed to %.9g", i,
+                           j, got);
                 continue;
             }
             double z = 0, mag = 0;
@@ -1148,26 +1346,44 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
                 z += x;
                 mag += fabs(x);
             }
-            if (pc->beta != 0.0f) { z += pc->beta * c0[i * n + j]; mag += fabs(pc->beta * c0[i * n + j]); }
+            if (pc->beta != 0.0f) {
+                z += pc->beta * c0[i * n + j];
+                mag += fabs(pc->beta * c0[i * n + j]);
+            }
             double allowed = (double)(kd + 2 * nblk + 4) * U * mag;
-            if (pc->bias) { z += bias[j]; allowed += U * (fabs(z) + fabs(bias[j])); }
+            if (pc->bias) {
+                z += bias[j];
+                allowed += U * (fabs(z) + fabs(bias[j]));
+            }
             double ref = z;
             if (pc->act != CK_ACT_NONE) {
                 ref = act_ref(pc->act, z);
                 /* Lipschitz <= 1.13, plus the activation's own error (about 1e-6 relative) */
                 allowed = 1.13 * allowed + 2e-6 * fabs(ref) + 1e-7 * z * z * fabs(ref);
             }
-            if (pc->residual) { ref += res[i * ldr + j]; allowed += U * (fabs(ref) + fabs(res[i * ldr + j])); }
+            if (pc->residual) {
+                ref += res[i * ldr + j];
+                allowed += U * (fabs(ref) + fabs(res[i * ldr + j]));
+            }
             allowed += FLT_MIN;
             const double err = fabs(got - ref);
             /* figure: the error in units of u times the scale of the result (sum|ab| plus |result|:
              * the epilogue's roundings scale with the latter) */
-            reported = !check(S_PACKED, close_enough(err, allowed), err / allowed, err / (U * (mag + fabs(ref)) + FLT_MIN),
-                              "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref, allowed);
+            reported = !check(S_PACKED, close_enough(err, allowed), err / allowed,
+                              err / (U * (mag + fabs(ref)) + FLT_MIN),
+                              "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref,
+                              allowed);
         }
     check_guard(S_PACKED, &c, "C");
     gb_free(&c);
-    free(a); free(w); free(bias); free(res); free(c0); free(packed); free(pa); free(ws);
+    free(a);
+    free(w);
+    free(bias);
+    free(res);
+    free(c0);
+    free(packed);
+    free(pa);
+    free(ws);
 }
 
 static void test_packed(int v) {
@@ -1183,26 +1399,39 @@ static void test_packed(int v) {
     for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
             for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++, sel++) {
-                packed_case pc = {ms[a], ns[b], ks[c], (size_t)(sel % 3 == 2), (size_t)(sel % 4), betas[sel % 4],
-                                  sel % 2, acts[sel % 5], sel % 3 == 0, sel % 4 == 1, 1 + sel % 3, 1 + (sel / 3) % 2,
+                packed_case pc = {ms[a],
+                                  ns[b],
+                                  ks[c],
+                                  (size_t)(sel % 3 == 2),
+                                  (size_t)(sel % 4),
+                                  betas[sel % 4],
+                                  sel % 2,
+                                  acts[sel % 5],
+                                  sel % 3 == 0,
+                                  sel % 4 == 1,
+                                  1 + sel % 3,
+                                  1 + (sel / 3) % 2,
                                   sel % 7 == 3};
                 test_packed_one(k, &pc);
             }
     /* k over kc (epilogue after the last k block), m over mc (row blocks), column offsets */
     const size_t kk[] = {kc - 1, kc, kc + 1, 2 * kc + 3};
     for (int t = 0; t < 8; t++) {
-        packed_case pc = {mr + 1, nr + 1, kk[t % 4], 0, 1, t % 2 ? 0.5f : 0.0f, 1, acts[1 + t % 4], 1, t >= 4, 2, 2, 0};
+        packed_case pc = {mr + 1, nr + 1, kk[t % 4], 0, 1, t % 2 ? 0.5f : 0.0f, 1, acts[1 + t % 4],
+                          1,      t >= 4, 2,         2, 0};
         test_packed_one(k, &pc);
     }
     const size_t mm[] = {mc - 1, mc, mc + 1, 2 * mc + 3};
     for (int t = 0; t < 8; t++) {
-        packed_case pc = {mm[t % 4], 2 * nr + 1, 5, (size_t)(t % 2), 3, 0.0f, 1, CK_ACT_GELU, t % 2 == 0, t >= 4,
-                          1 + t % 3, 2, t == 7};
+        packed_case pc = {mm[t % 4],   2 * nr + 1, 5,      (size_t)(t % 2), 3, 0.0f,  1,
+                          CK_ACT_GELU, t % 2 == 0, t >= 4, 1 + t % 3,       2, t == 7};
         test_packed_one(k, &pc);
     }
     for (int t = 0; t < 4; t++) {
-        packed_case pc = {2 * mr + 3, 3 * nr - 1, 40, 1 + (size_t)(t % 2), nr + 1, 0.0f, 1, CK_ACT_RELU, 1, t >= 2,
-                          3, 3, t % 2};
+        packed_case pc = {2 * mr + 3, 3 * nr - 1, 40, 1 + (size_t)(t % 2),
+                          nr + 1,     0.0f,       1,  CK_ACT_RELU,
+                          1,          t >= 2,     3,  3,
+                          t % 2};
         test_packed_one(k, &pc);
     }
     /* k == 0: C = beta * C, then the epilogue */
@@ -1237,13 +1466,15 @@ static void test_gemv_t(int v) {
  * calls of `per_call`, 0: one call; `only_last`: only the last call, the other queries' rows
  * must stay untouched), against the naive double reference. key_bias: 0 none, 1 random with
  * -inf padding, 2 every key padded. */
-static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, size_t D, int causal, ptrdiff_t coff,
-                          int key_bias, int rel, float scale, size_t per_call, int only_last) {
+static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, size_t D, int causal,
+                          ptrdiff_t coff, int key_bias, int rel, float scale, size_t per_call,
+                          int only_last) {
     const size_t ldq = D + 3, ldk = D + 1, ldv = D + 2, ldo = D + 5;
     const int s = few ? S_ATTN_FEW : S_ATTN_SHORT;
-    set_case("%s attention_%s seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d scale=%g per_call=%zu%s",
-             k->name, few ? "few" : "short", Sq, Sk, D, causal, coff, key_bias, rel, scale, per_call,
-             only_last ? " (last call only)" : "");
+    set_case("%s attention_%s seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d "
+             "scale=%g per_call=%zu%s",
+             k->name, few ? "few" : "short", Sq, Sk, D, causal, coff, key_bias, rel, scale,
+             per_call, only_last ? " (last call only)" : "");
     new_case(s);
     float *q = malloc((Sq * ldq + 1) * sizeof(float)), *kk = malloc((Sk * ldk + 1) * sizeof(float));
     float *vv = malloc((Sk * ldv + 1) * sizeof(float));
@@ -1251,11 +1482,15 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
     for (size_t i = 0; i < Sk * ldk; i++) kk[i] = NAN;
     for (size_t i = 0; i < Sk * ldv; i++) vv[i] = NAN;
     for (size_t i = 0; i < Sq; i++) fill(q + i * ldq, D, -1, 1);
-    for (size_t j = 0; j < Sk; j++) { fill(kk + j * ldk, D, -1, 1); fill(vv + j * ldv, D, -1, 1); }
+    for (size_t j = 0; j < Sk; j++) {
+        fill(kk + j * ldk, D, -1, 1);
+        fill(vv + j * ldv, D, -1, 1);
+    }
     float *kb = NULL, *relb = NULL;
     if (key_bias) {
         kb = malloc((Sk + 1) * sizeof(float));
-        for (size_t j = 0; j < Sk; j++) kb[j] = key_bias == 2 || rnd_n(5) == 0 ? -INFINITY : rnd_f(-1, 1);
+        for (size_t j = 0; j < Sk; j++)
+            kb[j] = key_bias == 2 || rnd_n(5) == 0 ? -INFINITY : rnd_f(-1, 1);
     }
     const size_t rlen = Sq + Sk; /* entries (i - j) + Sk - 1 for i < Sq, j < Sk, then a NaN */
     if (rel) {
@@ -1266,8 +1501,25 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
     gbuf o = gb_new(Sq, D, ldo, 2);
     for (size_t i = 0; i < Sq; i++)
         for (size_t d = 0; d < D; d++) *gb_at(&o, i, d) = -7.0f;
-    ck_attention_rows h = {Sq, Sk, D, q, ldq, kk, ldk, vv, ldv, o.p, ldo, scale, causal, coff, kb, relb, (ptrdiff_t)Sk - 1};
-    const size_t wsz = few ? ck_f32_attention_few_workspace(Sk, D) : ck_f32_attention_short_workspace(k, Sq, Sk, D);
+    ck_attention_rows h = {Sq,
+                           Sk,
+                           D,
+                           q,
+                           ldq,
+                           kk,
+                           ldk,
+                           vv,
+                           ldv,
+                           o.p,
+                           ldo,
+                           scale,
+                           causal,
+                           coff,
+                           kb,
+                           relb,
+                           (ptrdiff_t)Sk - 1};
+    const size_t wsz = few ? ck_f32_attention_few_workspace(Sk, D)
+                           : ck_f32_attention_short_workspace(k, Sq, Sk, D);
     float *ws = malloc((wsz + 17) * sizeof(float));
     for (size_t i = 0; i < wsz + 17; i++) ws[i] = bitsf(GUARD_BITS);
     size_t q_lo = 0, q_hi = Sq;
@@ -1291,13 +1543,14 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
     for (size_t i = 0; i < Sq && !reported; i++) {
         if (i < q_lo || i >= q_hi) { /* a query no call computed: untouched */
             for (size_t d = 0; d < D && !reported; d++)
-                reported = !check(s, *gb_at(&o, i, d) == -7.0f, 0, 0, "o[%zu][%zu] = %.9g written, but query %zu was not computed",
-                                  i, d, *gb_at(&o, i, d), i);
+                reported = !check(s, *gb_at(&o, i, d) == -7.0f, 0, 0,
+                                  "o[%zu][%zu] = %.9g written, but query %zu was not computed", i,
+                                  d, *gb_at(&o, i, d), i);
             continue;
         }
         double l;
-        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, scale, kb, relb, (ptrdiff_t)Sk - 1, NULL, causal,
-                                      coff, sc, es, &l);
+        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, scale, kb, relb,
+                                      (ptrdiff_t)Sk - 1, NULL, causal, coff, sc, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
@@ -1305,11 +1558,16 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
                 ref += es[j] * vv[j * ldv + d];
                 mag += es[j] * fabs(vv[j * ldv + d]);
             }
-            if (l > 0) { ref /= l; mag /= l; }
+            if (l > 0) {
+                ref /= l;
+                mag /= l;
+            }
             const double got = *gb_at(&o, i, d), err = fabs(got - ref);
             const double allowed = mag * (2.5 * Es + (double)(2 * Sk + 12) * U) + FLT_MIN;
-            if (!check(s, close_enough(err, allowed) && (l > 0 || got == 0.0f), err / allowed, mag > 0 ? err / (U * mag) : 0,
-                       "o[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, d, got, ref, allowed)) {
+            if (!check(s, close_enough(err, allowed) && (l > 0 || got == 0.0f), err / allowed,
+                       mag > 0 ? err / (U * mag) : 0,
+                       "o[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, d, got, ref,
+                       allowed)) {
                 reported = 1;
                 break;
             }
@@ -1317,7 +1575,14 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
     }
     check_guard(s, &o, "o");
     gb_free(&o);
-    free(q); free(kk); free(vv); free(kb); free(relb); free(ws); free(sc); free(es);
+    free(q);
+    free(kk);
+    free(vv);
+    free(kb);
+    free(relb);
+    free(ws);
+    free(sc);
+    free(es);
 }
 
 static void test_attention_short(int v) {
@@ -1328,11 +1593,14 @@ static void test_attention_short(int v) {
     int sel = 0;
     for (size_t a = 0; a < sizeof seqs / sizeof seqs[0]; a++)
         for (int t = 0; t < 4; t++, sel++) {
-            const size_t sq = seqs[a], sk = t < 2 ? sq : seqs[(a + 3 + (size_t)t) % (sizeof seqs / sizeof seqs[0])];
+            const size_t sq = seqs[a],
+                         sk = t < 2 ? sq
+                                    : seqs[(a + 3 + (size_t)t) % (sizeof seqs / sizeof seqs[0])];
             const ptrdiff_t offs[] = {0, (ptrdiff_t)sk - (ptrdiff_t)sq, -2, 3};
             const float scales[] = {1.0f / sqrtf((float)ds[sel % 6]), 0.0f, -0.5f};
-            test_rows_one(k, 0, sq, sk, ds[sel % 6], sel % 4 >= 2, offs[sel % 4], sel % 5 == 4 ? 2 : sel % 3 == 1,
-                          sel % 3 == 2, scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0);
+            test_rows_one(k, 0, sq, sk, ds[sel % 6], sel % 4 >= 2, offs[sel % 4],
+                          sel % 5 == 4 ? 2 : sel % 3 == 1, sel % 3 == 2,
+                          scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0);
         }
     test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0, 0); /* no keys: zeros */
     test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0, 0);
@@ -1347,10 +1615,11 @@ static void test_attention_few(int v) {
     for (size_t a = 0; a < sizeof sks / sizeof sks[0]; a++)
         for (size_t sq = 1; sq <= 3; sq++, sel++) {
             const size_t sk = sks[a], d = sk >= 1000 && ds[sel % 10] > 16 ? 16 : ds[sel % 10];
-            const ptrdiff_t offs[] = {(ptrdiff_t)sk - (ptrdiff_t)sq, (ptrdiff_t)sk - (ptrdiff_t)sq, 0, -1};
-            test_rows_one(k, 1, sq, sk, d, sel % 3 != 0, offs[sel % 4], sel % 7 == 6 ? 2 : sel % 2, sel % 4 == 1,
-                          sel % 11 == 10 ? -0.5f : 1.0f / sqrtf((float)d), sq > 1 && sel % 2 == 0 ? 1 : 0,
-                          sq > 1 && sel % 4 == 0);
+            const ptrdiff_t offs[] = {(ptrdiff_t)sk - (ptrdiff_t)sq, (ptrdiff_t)sk - (ptrdiff_t)sq,
+                                      0, -1};
+            test_rows_one(k, 1, sq, sk, d, sel % 3 != 0, offs[sel % 4], sel % 7 == 6 ? 2 : sel % 2,
+                          sel % 4 == 1, sel % 11 == 10 ? -0.5f : 1.0f / sqrtf((float)d),
+                          sq > 1 && sel % 2 == 0 ? 1 : 0, sq > 1 && sel % 4 == 0);
         }
 }
 
@@ -1383,9 +1652,12 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     if (ac->key_bias) {
         kb = malloc((Sk + 1) * sizeof(float));
         for (size_t j = 0; j < Sk; j++) {
-            if (ac->key_bias == 1) kb[j] = rnd_n(6) == 0 ? -INFINITY : rnd_f(-1, 1);
-            else if (ac->key_bias == 2) kb[j] = 0.05f * (float)j;
-            else kb[j] = j < (size_t)k->attn_key_block + 3 ? -INFINITY : rnd_f(-1, 1);
+            if (ac->key_bias == 1)
+                kb[j] = rnd_n(6) == 0 ? -INFINITY : rnd_f(-1, 1);
+            else if (ac->key_bias == 2)
+                kb[j] = 0.05f * (float)j;
+            else
+                kb[j] = j < (size_t)k->attn_key_block + 3 ? -INFINITY : rnd_f(-1, 1);
         }
         if (ac->key_bias == 1 && Sk > 4) kb[Sk - 1] = kb[Sk - 2] = -INFINITY; /* padded tail */
     }
@@ -1393,7 +1665,8 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     const size_t rlen = ck_f32_attention_rel_bias_length(k, Sq, Sk);
     if (ac->rel) {
         rel = malloc((rlen + 1) * sizeof(float));
-        for (size_t i = 0; i < rlen; i++) rel[i] = -0.1f * fabsf((float)((ptrdiff_t)i - rzero)) + rnd_f(-0.5f, 0.5f);
+        for (size_t i = 0; i < rlen; i++)
+            rel[i] = -0.1f * fabsf((float)((ptrdiff_t)i - rzero)) + rnd_f(-0.5f, 0.5f);
     }
     if (W) {
         sqk = malloc((Sq * W + 1) * sizeof(float));
@@ -1427,7 +1700,8 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     h.shaw_clip = ac->shaw;
     h.shaw_qk = sqk;
     h.shaw_v = sv;
-    const size_t qb = ck_f32_attention_query_block(k), wsz = ck_f32_attention_workspace(k, D, ac->shaw);
+    const size_t qb = ck_f32_attention_query_block(k),
+                 wsz = ck_f32_attention_workspace(k, D, ac->shaw);
     float *ws = xaligned(wsz + 16);
     for (size_t i = 0; i < wsz + 16; i++) ws[i] = bitsf(GUARD_BITS);
     for (size_t q0 = 0; q0 < Sq; q0 += qb) {
@@ -1436,17 +1710,19 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     }
     size_t ws_damage = 0;
     for (size_t i = wsz; i < wsz + 16; i++) ws_damage += fbits(ws[i]) != GUARD_BITS;
-    check(S_ATTN, ws_damage == 0, 0, 0, "attention_block wrote past its documented workspace %zu", wsz);
+    check(S_ATTN, ws_damage == 0, 0, 0, "attention_block wrote past its documented workspace %zu",
+          wsz);
     /* naive double reference */
     double *s = malloc((Sk + 1) * sizeof(double)), *es = malloc((Sk + 1) * sizeof(double));
     const size_t nblocks = (Sk + (size_t)k->attn_key_block - 1) / (size_t)k->attn_key_block + 1;
     int reported = 0;
     double *ex = malloc((Sk + 1) * sizeof(double));
     for (size_t i = 0; i < Sq && !reported; i++) {
-        for (size_t j = 0; W && j < Sk; j++) ex[j] = sqk[i * W + shaw_bucket(i, j, ac->coff, ac->shaw)];
+        for (size_t j = 0; W && j < Sk; j++)
+            ex[j] = sqk[i * W + shaw_bucket(i, j, ac->coff, ac->shaw)];
         double l;
-        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, ac->scale, kb, rel, rzero, W ? ex : NULL,
-                                      ac->causal, ac->coff, s, es, &l);
+        const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, ac->scale, kb, rel, rzero,
+                                      W ? ex : NULL, ac->causal, ac->coff, s, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
@@ -1461,22 +1737,37 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
                 }
                 ref += es[j] * vd;
             }
-            if (l > 0) { ref /= l; mag /= l; }
+            if (l > 0) {
+                ref /= l;
+                mag /= l;
+            }
             const double got = *gb_at(&o, i, d), err = fabs(got - ref);
             /* score errors (Es) perturb each weight by ~2 Es; the sums over Sk keys, the
              * per-block rescaling and the final division add ~(Sk + 3 blocks + 8) u */
-            const double allowed = mag * (2.5 * Es + (double)(Sk + 3 * nblocks + 8 + 2 * W) * U) + FLT_MIN;
+            const double allowed =
+                mag * (2.5 * Es + (double)(Sk + 3 * nblocks + 8 + 2 * W) * U) + FLT_MIN;
             if (!check(S_ATTN, close_enough(err, allowed) && (l > 0 || got == 0.0f), err / allowed,
-                       mag > 0 ? err / (U * mag) : 0, "o[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, d,
-                       got, ref, allowed))
+                       mag > 0 ? err / (U * mag) : 0,
+                       "o[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, d, got, ref,
+                       allowed))
                 reported = 1;
             if (reported) break;
         }
     }
     check_guard(S_ATTN, &o, "o");
     gb_free(&o);
-    free(q); free(kk); free(vv); free(kb); free(rel); free(sqk); free(sv); free(packed); free(ws);
-    free(s); free(es); free(ex);
+    free(q);
+    free(kk);
+    free(vv);
+    free(kb);
+    free(rel);
+    free(sqk);
+    free(sv);
+    free(packed);
+    free(ws);
+    free(s);
+    free(es);
+    free(ex);
 }
 
 static void test_attention(int v) {
@@ -1538,44 +1829,64 @@ static double now(void) {
 int main(int argc, char **argv) {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed0a77e4dull;
     for (int s = 0; s < S_COUNT; s++)
-        for (int v = 0; v < 2; v++) { stats[v][s].name = stat_names[s]; stats[v][s].err_unit = stat_units[s]; }
+        for (int v = 0; v < 2; v++) {
+            stats[v][s].name = stat_names[s];
+            stats[v][s].err_unit = stat_units[s];
+        }
     KN = ck_kernels_get(CK_VARIANT_NEON);
     KS = ck_kernels_get(CK_VARIANT_SCALAR);
     printf("neon_diff: seed 0x%llx, %s build, tables %s / %s\n", (unsigned long long)seed,
-           ck_build_optimized() ? "optimized" : "-O0", KN ? KN->name : "(none)", KS ? KS->name : "(none)");
+           ck_build_optimized() ? "optimized" : "-O0", KN ? KN->name : "(none)",
+           KS ? KS->name : "(none)");
     test_dispatch();
     if (!KN || !KS) {
         fprintf(stderr, "neon_diff: NEON or scalar table missing, cannot continue\n");
         return 1;
     }
-    printf("neon blocking: mr %d nr %d mc %d kc %d nc %d, attention: %d query panels, key block %d\n",
-           KN->gemm.mr, KN->gemm.nr, KN->gemm.mc, KN->gemm.kc, KN->gemm.nc, KN->attn_query_panels,
-           KN->attn_key_block);
-    struct { const char *name; void (*fn)(int); } tests[] = {
-        {"gemm_ukr", test_ukr},     {"gemm", test_gemm},         {"fma_peak", test_peak},
-        {"exp", test_exp},          {"softmax_rows", test_softmax}, {"attn_softmax_step", test_step},
-        {"gemv", test_gemv},        {"activation", test_activation}, {"norm_rows", test_norm},
-        {"attention", test_attention}, {"gemm_packed", test_packed}, {"gemv_t", test_gemv_t},
-        {"attention_short", test_attention_short}, {"attention_few", test_attention_few}};
+    printf(
+        "neon blocking: mr %d nr %d mc %d kc %d nc %d, attention: %d query panels, key block %d\n",
+        KN->gemm.mr, KN->gemm.nr, KN->gemm.mc, KN->gemm.kc, KN->gemm.nc, KN->attn_query_panels,
+        KN->attn_key_block);
+    struct {
+        const char *name;
+        void (*fn)(int);
+    } tests[] = {{"gemm_ukr", test_ukr},
+                 {"gemm", test_gemm},
+                 {"fma_peak", test_peak},
+                 {"exp", test_exp},
+                 {"softmax_rows", test_softmax},
+                 {"attn_softmax_step", test_step},
+                 {"gemv", test_gemv},
+                 {"activation", test_activation},
+                 {"norm_rows", test_norm},
+                 {"attention", test_attention},
+                 {"gemm_packed", test_packed},
+                 {"gemv_t", test_gemv_t},
+                 {"attention_short", test_attention_short},
+                 {"attention_few", test_attention_few}};
     for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
         for (int v = 0; v < 2; v++) {
             rng_state = seed ^ (0x1000193ull * (t + 1)) ^ ((uint64_t)v << 40);
             cur_var = v;
             const double t0 = now();
             tests[t].fn(v);
-            fprintf(stderr, "  %-18s %-6s %6.2f s\n", tests[t].name, v ? "scalar" : "neon", now() - t0);
+            fprintf(stderr, "  %-18s %-6s %6.2f s\n", tests[t].name, v ? "scalar" : "neon",
+                    now() - t0);
         }
     }
-    printf("\n%-18s | %-34s | %-34s\n", "kernel", "neon: cases checks fails  max", "scalar: cases checks fails  max");
-    printf("%-18s | %-34s | %-34s | %s\n", "", "(err/bound, error figure)", "(err/bound, error figure)", "figure unit");
+    printf("\n%-18s | %-34s | %-34s\n", "kernel", "neon: cases checks fails  max",
+           "scalar: cases checks fails  max");
+    printf("%-18s | %-34s | %-34s | %s\n", "", "(err/bound, error figure)",
+           "(err/bound, error figure)", "figure unit");
     for (int s = 0; s < S_COUNT; s++) {
         const stat_t *a = &stats[0][s], *b = &stats[1][s];
-        printf("%-18s | %5ld %8ld %4ld  %5.3f %9.3g | %5ld %8ld %4ld  %5.3f %9.3g | %s\n", a->name, a->cases,
-               a->checks, a->fails, a->max_ratio, a->max_err, b->cases, b->checks, b->fails, b->max_ratio,
-               b->max_err, a->err_unit);
+        printf("%-18s | %5ld %8ld %4ld  %5.3f %9.3g | %5ld %8ld %4ld  %5.3f %9.3g | %s\n", a->name,
+               a->cases, a->checks, a->fails, a->max_ratio, a->max_err, b->cases, b->checks,
+               b->fails, b->max_ratio, b->max_err, a->err_unit);
     }
     if (total_fails) {
-        printf("\nneon_diff: FAILED, %ld failing checks (first %d printed above)\n", total_fails, MAX_PRINTED_FAILS);
+        printf("\nneon_diff: FAILED, %ld failing checks (first %d printed above)\n", total_fails,
+               MAX_PRINTED_FAILS);
         return 1;
     }
     printf("\nneon_diff: all checks passed\n");

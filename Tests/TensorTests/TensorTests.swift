@@ -53,10 +53,12 @@ struct TensorConstructionTests {
     @Test func generatingRethrows() {
         struct Stop: Error {}
         #expect(throws: Stop.self) {
-            _ = try Tensor(shape: [5], generating: { i in
-                if i == 3 { throw Stop() }
-                return Float(i)
-            })
+            _ = try Tensor(
+                shape: [5],
+                generating: { i in
+                    if i == 3 { throw Stop() }
+                    return Float(i)
+                })
         }
     }
 
@@ -280,7 +282,8 @@ struct TensorMatmulTests {
                 let got = c.scalars
                 if let bad = firstMismatch(ref, k: k, alpha: 1, got: { got[$0 * n + $1] }) {
                     Issue.record(
-                        "\(compute.backend) threads=\(compute.threads) matmul m=\(m) n=\(n) k=\(k) transposeSelf=\(ta) transposeOther=\(tb) \(rng): \(bad)")
+                        "\(compute.backend) threads=\(compute.threads) matmul m=\(m) n=\(n) k=\(k) transposeSelf=\(ta) transposeOther=\(tb) \(rng): \(bad)"
+                    )
                 }
             }
         }
@@ -304,7 +307,8 @@ struct TensorMatmulTests {
                 let got = c.scalars
                 if let bad = firstMismatch(ref, k: k, alpha: alpha, got: { got[$0 * n + $1] }) {
                     Issue.record(
-                        "\(compute.backend) threads=\(compute.threads) gemm m=\(m) n=\(n) k=\(k) transB=true alpha=\(alpha) beta=\(beta) \(rng): \(bad)")
+                        "\(compute.backend) threads=\(compute.threads) gemm m=\(m) n=\(n) k=\(k) transB=true alpha=\(alpha) beta=\(beta) \(rng): \(bad)"
+                    )
                 }
             }
         }

@@ -37,13 +37,16 @@ struct GoldenCase: CustomTestStringConvertible, Sendable {
     /// The cases of a golden file: `{"cases": {folder: [{text, ids, tokens, decoded}]}}`.
     static func load(_ file: String) -> [GoldenCase] {
         guard let root = try? Fixtures.json(file) as? [String: Any],
-              let cases = root["cases"] as? [String: [[String: Any]]] else { return [] }
+            let cases = root["cases"] as? [String: [[String: Any]]]
+        else { return [] }
         var out: [GoldenCase] = []
         for folder in cases.keys.sorted() {
             for c in cases[folder]! {
-                out.append(GoldenCase(folder: folder, text: c["text"] as! String, ids: c["ids"] as! [Int],
-                                      tokens: c["tokens"] as! [String], decoded: c["decoded"] as! String,
-                                      decodedWithSpecials: c["decoded_with_specials"] as? String))
+                out.append(
+                    GoldenCase(
+                        folder: folder, text: c["text"] as! String, ids: c["ids"] as! [Int],
+                        tokens: c["tokens"] as! [String], decoded: c["decoded"] as! String,
+                        decodedWithSpecials: c["decoded_with_specials"] as? String))
             }
         }
         return out

@@ -28,8 +28,10 @@ struct FuzzSeedTests {
         let rest = Array(input.dropFirst())
         let t: any Tokenizer
         do {
-            t = first % 3 == 0 ? try PipelineTokenizer(tokenizerJSONBytes: rest, path: path)
-                               : try SentencePieceTokenizer(modelBytes: rest, path: path)
+            t =
+                first % 3 == 0
+                ? try PipelineTokenizer(tokenizerJSONBytes: rest, path: path)
+                : try SentencePieceTokenizer(modelBytes: rest, path: path)
         } catch let e as ModelFileError {
             #expect(e.path == path && e.description.hasPrefix(path + ": ") && !e.description.contains("\n"), "\(e.description)")
             return false
@@ -55,8 +57,10 @@ struct FuzzSeedTests {
         #expect(seeds.count >= 30)
         for (name, bytes) in seeds where !name.hasPrefix("text-") {
             let loaded = Self.replay(bytes)
-            let valid = ["json-unigram-precompiled", "json-bytelevel-bpe", "json-llama-bpe", "json-bpe-suffix",
-                         "json-wordlevel", "json-unigram-no-unk", "spm-unigram", "spm-bpe-bytefallback"].contains(name)
+            let valid = [
+                "json-unigram-precompiled", "json-bytelevel-bpe", "json-llama-bpe", "json-bpe-suffix",
+                "json-wordlevel", "json-unigram-no-unk", "spm-unigram", "spm-bpe-bytefallback",
+            ].contains(name)
             #expect(loaded == valid, "\(name): loaded \(loaded)")
         }
     }

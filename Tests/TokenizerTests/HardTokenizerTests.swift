@@ -36,11 +36,13 @@ struct SentencePieceCase: CustomTestStringConvertible, Sendable {
 
     static let all: [SentencePieceCase] = {
         guard let root = try? Fixtures.json("sentencepiece_cases.json") as? [String: Any],
-              let cases = root["cases"] as? [String: [[String: Any]]] else { return [] }
+            let cases = root["cases"] as? [String: [[String: Any]]]
+        else { return [] }
         return cases.keys.sorted().flatMap { m in
             cases[m]!.map { c in
-                SentencePieceCase(model: m, text: c["text"] as! String, ids: c["ids"] as! [Int],
-                                  pieces: c["pieces"] as! [String], decoded: c["decoded"] as! String)
+                SentencePieceCase(
+                    model: m, text: c["text"] as! String, ids: c["ids"] as! [Int],
+                    pieces: c["pieces"] as! [String], decoded: c["decoded"] as! String)
             }
         }
     }()

@@ -22,7 +22,8 @@ struct LoaderTests {
         let t = try loadTokenizer(directory: Fixtures.url("extra/gpt2_slow"))
         #expect(t is PipelineTokenizer)
         // transformers 5.24 from these three files alone.
-        #expect(t.encode("The quick brown fox jumps over the lazy dog.").ids
+        #expect(
+            t.encode("The quick brown fox jumps over the lazy dog.").ids
                 == [370, 221, 497, 394, 75, 272, 306, 87, 78, 279, 79, 88, 1042, 313, 882, 274, 461, 264, 308, 65, 90, 89, 800, 71, 14])
     }
 
@@ -76,12 +77,16 @@ struct LoaderTests {
     @Test("a Regex Replace or an unknown Split pattern is named, not approximated")
     func unsupportedPatterns() throws {
         var json = try String(contentsOf: Fixtures.url("gpt2_bytelevel/tokenizer.json"), encoding: .utf8)
-        json = json.replacingOccurrences(of: "\"normalizer\": null", with: "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\s+\"}, \"content\": \" \"}")
+        json = json.replacingOccurrences(
+            of: "\"normalizer\": null", with: "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \"\\\\s+\"}, \"content\": \" \"}")
         do {
             _ = try PipelineTokenizer(tokenizerJSONBytes: Array(json.utf8), path: "t/tokenizer.json")
             Issue.record("a Regex Replace loaded")
         } catch let e as ModelFileError {
-            #expect(e.description == "t/tokenizer.json: unsupported: normalizer.pattern.Regex: a Replace with a regular expression (only literal String patterns are implemented)")
+            #expect(
+                e.description
+                    == "t/tokenizer.json: unsupported: normalizer.pattern.Regex: a Replace with a regular expression (only literal String patterns are implemented)"
+            )
         }
     }
 }

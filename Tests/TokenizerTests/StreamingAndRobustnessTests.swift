@@ -8,10 +8,13 @@ import AttendTestSupport
 
 @Suite("Streaming decode and robustness")
 struct StreamingAndRobustnessTests {
-    static let folders = ["t5_unigram", "marian_spm", "llama_bpe", "gpt2_bytelevel", "extra/roberta_bytelevel",
-                          "extra/unigram_bytefallback", "extra/bpe_suffix"]
+    static let folders = [
+        "t5_unigram", "marian_spm", "llama_bpe", "gpt2_bytelevel", "extra/roberta_bytelevel",
+        "extra/unigram_bytefallback", "extra/bpe_suffix",
+    ]
 
-    static let texts = GoldenCase.load("tokenizer_hard.json").filter { $0.folder == "t5_unigram" }.map(\.text)
+    static let texts =
+        GoldenCase.load("tokenizer_hard.json").filter { $0.folder == "t5_unigram" }.map(\.text)
         + ["東京は日本の首都です。😀👍🏽", "Café déjà vu — naïve résumé!"]
 
     @Test("streamed pieces concatenate to decode(ids), one id at a time", arguments: folders)
@@ -67,8 +70,10 @@ struct StreamingAndRobustnessTests {
 
     @Test("byte-level and byte-fallback tokenizers round-trip long and odd text exactly")
     func roundTrip() throws {
-        let texts = [String(repeating: "a", count: 100_000), String(repeating: "ab東😀 ", count: 5_000),
-                     "x\u{0}y\u{1F}z \t\n e\u{301} \u{10FFFF}"]
+        let texts = [
+            String(repeating: "a", count: 100_000), String(repeating: "ab東😀 ", count: 5_000),
+            "x\u{0}y\u{1F}z \t\n e\u{301} \u{10FFFF}",
+        ]
         for folder in ["gpt2_bytelevel", "extra/roberta_bytelevel", "llama_bpe"] {
             let t = try FolderTokenizers.get(folder)
             for text in texts {
@@ -84,7 +89,10 @@ struct StreamingAndRobustnessTests {
         let base = try String(contentsOf: Fixtures.url("t5_unigram/tokenizer.json"), encoding: .utf8)
         let cases: [(String, String, String)] = [
             ("\"type\": \"Precompiled\"", "\"type\": \"Nmt\"", "normalizer: normalizer type \"Nmt\""),
-            ("\"type\": \"WhitespaceSplit\"", "\"type\": \"UnicodeScripts\"", "pre_tokenizer.pretokenizers[0]: pre-tokenizer type \"UnicodeScripts\""),
+            (
+                "\"type\": \"WhitespaceSplit\"", "\"type\": \"UnicodeScripts\"",
+                "pre_tokenizer.pretokenizers[0]: pre-tokenizer type \"UnicodeScripts\""
+            ),
             ("\"type\": \"Unigram\"", "\"type\": \"WordPieceX\"", "model: model type \"WordPieceX\""),
             ("\"type\": \"TemplateProcessing\"", "\"type\": \"Fancy\"", "post_processor: post-processor type \"Fancy\""),
         ]
@@ -113,7 +121,9 @@ struct StreamingAndRobustnessTests {
             _ = try PipelineTokenizer(tokenizerJSONBytes: Array(bad.utf8), path: "t/tokenizer.json")
             Issue.record("a charsmap with invalid UTF-8 loaded")
         } catch let e as ModelFileError {
-            #expect(e.description.hasPrefix("t/tokenizer.json: normalizer.precompiled_charsmap: the replacement strings are not valid UTF-8"), "\(e.description)")
+            #expect(
+                e.description.hasPrefix("t/tokenizer.json: normalizer.precompiled_charsmap: the replacement strings are not valid UTF-8"),
+                "\(e.description)")
         }
     }
 

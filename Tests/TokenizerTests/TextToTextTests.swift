@@ -16,11 +16,13 @@ struct TextGenerationCase: CustomTestStringConvertible, Sendable {
 
     static let all: [TextGenerationCase] = {
         guard let root = try? Fixtures.json("text_generation.json") as? [String: Any],
-              let cases = root["cases"] as? [String: [[String: Any]]] else { return [] }
+            let cases = root["cases"] as? [String: [[String: Any]]]
+        else { return [] }
         return cases.keys.sorted().flatMap { f in
             cases[f]!.map { c in
-                TextGenerationCase(folder: f, text: c["text"] as! String, ids: c["ids"] as! [Int],
-                                   outputIDs: c["output_ids"] as! [Int], output: c["output"] as! String)
+                TextGenerationCase(
+                    folder: f, text: c["text"] as! String, ids: c["ids"] as! [Int],
+                    outputIDs: c["output_ids"] as! [Int], output: c["output"] as! String)
             }
         }
     }()
@@ -88,12 +90,18 @@ struct GenerateTextCLITests {
             let path = Fixtures.url(folder).path
             let (s1, o1, e1) = try TokenizeCLITests.run(["generate", "--model", path, "--max-new-tokens", "10", "--text", cases[0].text])
             #expect(s1 == 0 && o1 == cases[0].output + "\n", "\(e1)")
-            let (s2, o2, _) = try TokenizeCLITests.run(["generate", "--model", path, "--max-new-tokens", "10"]
-                                                       + cases.flatMap { ["--text", $0.text] })
+            let (s2, o2, _) = try TokenizeCLITests.run(
+                ["generate", "--model", path, "--max-new-tokens", "10"]
+                    + cases.flatMap { ["--text", $0.text] })
             #expect(s2 == 0 && o2 == cases.map { $0.output + "\n" }.joined())
-            let input = cases.map { "{\"text\": \(String(decoding: try! JSONSerialization.data(withJSONObject: [$0.text]), as: UTF8.self).dropFirst().dropLast())}" }
-            let (s3, o3, e3) = try TokenizeCLITests.run(["generate", "--model", path, "--max-new-tokens", "10", "--json", "--input", "-",
-                                                         "--input-format", "jsonl"], stdin: input.joined(separator: "\n"))
+            let input = cases.map {
+                "{\"text\": \(String(decoding: try! JSONSerialization.data(withJSONObject: [$0.text]), as: UTF8.self).dropFirst().dropLast())}"
+            }
+            let (s3, o3, e3) = try TokenizeCLITests.run(
+                [
+                    "generate", "--model", path, "--max-new-tokens", "10", "--json", "--input", "-",
+                    "--input-format", "jsonl",
+                ], stdin: input.joined(separator: "\n"))
             #expect(s3 == 0, "\(e3)")
             let lines = TokenizeCLITests.jsonLines(o3)
             #expect(lines.map { $0["output"] as? String } == cases.map(\.output))

@@ -51,16 +51,22 @@ struct TokenizeCLITests {
         let cases = GoldenCase.load("tokenizer_golden.json").filter { $0.folder == folder }
         let texts = cases.map(\.text) + ["a\u{0}b\tc\nd"]
         let input = texts.map { "{\"text\": \(jsonQuoted($0))}" }.joined(separator: "\n") + "\n"
-        let (status, out, err) = try Self.run(["tokenize", "--model", Fixtures.url(folder).path, "--json", "--input", "-",
-                                               "--input-format", "jsonl"], stdin: input)
+        let (status, out, err) = try Self.run(
+            [
+                "tokenize", "--model", Fixtures.url(folder).path, "--json", "--input", "-",
+                "--input-format", "jsonl",
+            ], stdin: input)
         #expect(status == 0, "\(err)")
         let lines = Self.jsonLines(out)
         #expect(lines.map { $0["text"] as? String } == texts)
         for (line, c) in zip(lines, cases) { #expect(line["ids"] as? [Int] == c.ids) }
         // decode: the same ids back, as {"ids", "text"} lines, skip_special_tokens=True.
         let idLines = lines.map { "{\"ids\": [" + ($0["ids"] as! [Int]).map(String.init).joined(separator: ",") + "]}" }.joined(separator: "\n")
-        let (s2, out2, err2) = try Self.run(["decode", "--model", Fixtures.url(folder).path, "--json", "--input", "-",
-                                             "--input-format", "jsonl"], stdin: idLines)
+        let (s2, out2, err2) = try Self.run(
+            [
+                "decode", "--model", Fixtures.url(folder).path, "--json", "--input", "-",
+                "--input-format", "jsonl",
+            ], stdin: idLines)
         #expect(s2 == 0, "\(err2)")
         let decoded = Self.jsonLines(out2)
         #expect(decoded.count == lines.count)
@@ -86,7 +92,10 @@ struct TokenizeCLITests {
         let folder = Fixtures.url("t5_unigram").path
         for (args, stdin, status, words) in [
             (["decode", "--model", folder, "--ids", "1,99999"], "", Int32(2), "item 2 (99999) is not a token id of this tokenizer"),
-            (["decode", "--model", folder, "--input", "-", "--input-format", "jsonl"], "{\"ids\": [true]}\n", 2, "-: line 1: ids item 1 is not a token id"),
+            (
+                ["decode", "--model", folder, "--input", "-", "--input-format", "jsonl"], "{\"ids\": [true]}\n", 2,
+                "-: line 1: ids item 1 is not a token id"
+            ),
             (["decode", "--model", folder, "--input", "-", "--input-format", "jsonl"], "[1]\n", 2, "line 1 is not a JSON object"),
             (["tokenize", "--model", folder, "--input", "-", "--input-format", "jsonl"], "{\"ids\": [1]}\n", 2, "line 1 has no string \"text\""),
             (["tokenize", "--model", folder, "--input-format", "xml"], "", 2, "--input-format needs lines or jsonl"),

@@ -41,8 +41,9 @@ struct CausalLMBehaviorTests {
                 #expect(batch[i].prefix(lead).allSatisfy { $0 == pad }, "\(folder) row \(i) is not left-padded: \(batch[i])")
                 // Beams of different rows may end at different lengths: compare up to the end fill.
                 let row = Array(batch[i][lead...])
-                #expect(Array(row.prefix(alone.count)) == alone && row.dropFirst(alone.count).allSatisfy { $0 == pad },
-                        "\(folder) beams \(config.numBeams) row \(i): batch \(row) alone \(alone)")
+                #expect(
+                    Array(row.prefix(alone.count)) == alone && row.dropFirst(alone.count).allSatisfy { $0 == pad },
+                    "\(folder) beams \(config.numBeams) row \(i): batch \(row) alone \(alone)")
             }
         }
     }
@@ -141,17 +142,32 @@ struct CausalLMBehaviorTests {
     @Test("bad folders and configs throw errors naming the file and key")
     func badFiles() throws {
         let cases: [(String, String, (String) -> String, [String])] = [
-            ("llama", "unknown model_type", { $0.replacingOccurrences(of: "\"llama\"", with: "\"falcon\"") }, ["config.json", "model_type", "falcon"]),
-            ("llama", "kv heads not dividing", { $0.replacingOccurrences(of: "\"num_key_value_heads\": 3", with: "\"num_key_value_heads\": 4") },
-             ["config.json", "num_key_value_heads"]),
+            (
+                "llama", "unknown model_type", { $0.replacingOccurrences(of: "\"llama\"", with: "\"falcon\"") },
+                ["config.json", "model_type", "falcon"]
+            ),
+            (
+                "llama", "kv heads not dividing", { $0.replacingOccurrences(of: "\"num_key_value_heads\": 3", with: "\"num_key_value_heads\": 4") },
+                ["config.json", "num_key_value_heads"]
+            ),
             ("llama", "missing hidden_size", { $0.replacingOccurrences(of: "\"hidden_size\": 48,", with: "") }, ["config.json", "hidden_size"]),
-            ("llama", "unknown rope type", { $0.replacingOccurrences(of: "\"rope_type\": \"default\"", with: "\"rope_type\": \"longrope\"") },
-             ["config.json", "longrope"]),
-            ("llama", "linear without factor", { $0.replacingOccurrences(of: "\"rope_type\": \"default\"", with: "\"rope_type\": \"linear\"") },
-             ["config.json", "factor"]),
-            ("qwen2", "wrong width", { $0.replacingOccurrences(of: "\"hidden_size\": 32", with: "\"hidden_size\": 40") }, ["model.embed_tokens.weight"]),
-            ("gpt2", "untied without lm_head", { $0.replacingOccurrences(of: "\"tie_word_embeddings\": true", with: "\"tie_word_embeddings\": false") },
-             ["lm_head.weight"]),
+            (
+                "llama", "unknown rope type", { $0.replacingOccurrences(of: "\"rope_type\": \"default\"", with: "\"rope_type\": \"longrope\"") },
+                ["config.json", "longrope"]
+            ),
+            (
+                "llama", "linear without factor", { $0.replacingOccurrences(of: "\"rope_type\": \"default\"", with: "\"rope_type\": \"linear\"") },
+                ["config.json", "factor"]
+            ),
+            (
+                "qwen2", "wrong width", { $0.replacingOccurrences(of: "\"hidden_size\": 32", with: "\"hidden_size\": 40") },
+                ["model.embed_tokens.weight"]
+            ),
+            (
+                "gpt2", "untied without lm_head",
+                { $0.replacingOccurrences(of: "\"tie_word_embeddings\": true", with: "\"tie_word_embeddings\": false") },
+                ["lm_head.weight"]
+            ),
             ("gpt2", "invalid JSON", { String($0.dropLast(3)) }, ["config.json"]),
         ]
         for (folder, what, edit, words) in cases {

@@ -30,22 +30,25 @@ struct LMCase: Sendable, CustomTestStringConvertible {
 
     static func load(_ file: String, batched: Bool) -> [LMCase] {
         guard let url = Bundle.module.url(forResource: file, withExtension: "json", subdirectory: "Fixtures/lm"),
-              let data = try? Data(contentsOf: url),
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let cases = json["cases"] as? [String: Any] else { return [] }
+            let data = try? Data(contentsOf: url),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let cases = json["cases"] as? [String: Any]
+        else { return [] }
         func ints(_ x: Any?) -> [[Int]] { (x as? [[Any]] ?? []).map { $0.map { ($0 as! NSNumber).intValue } } }
         func floats(_ x: Any?) -> [[Float]] { (x as? [[Any]] ?? []).map { $0.map { ($0 as! NSNumber).floatValue } } }
         return cases.keys.sorted().map { name in
             if batched {
                 let c = cases[name] as! [String: Any]
-                return LMCase(folder: name, prompts: ints(c["prompts"]), greedy: ints(c["greedy"]), beam3: ints(c["beam3"]),
-                              logits: floats(c["logits_last"]), longLogits: floats([c["logits_long"] as Any]).first,
-                              batched: true, maxNew: 8)
+                return LMCase(
+                    folder: name, prompts: ints(c["prompts"]), greedy: ints(c["greedy"]), beam3: ints(c["beam3"]),
+                    logits: floats(c["logits_last"]), longLogits: floats([c["logits_long"] as Any]).first,
+                    batched: true, maxNew: 8)
             }
             let list = cases[name] as! [[String: Any]]
-            return LMCase(folder: name, prompts: ints(list.map { $0["prompt"]! }), greedy: ints(list.map { $0["greedy"]! }),
-                          beam3: ints(list.map { $0["beam3"]! }), logits: floats(list.map { $0["logits_last"]! }), longLogits: nil,
-                          batched: false, maxNew: 10)
+            return LMCase(
+                folder: name, prompts: ints(list.map { $0["prompt"]! }), greedy: ints(list.map { $0["greedy"]! }),
+                beam3: ints(list.map { $0["beam3"]! }), logits: floats(list.map { $0["logits_last"]! }), longLogits: nil,
+                batched: false, maxNew: 10)
         }
     }
     static let all = load("lm_golden", batched: false) + load("lm_extra", batched: true)
@@ -82,8 +85,9 @@ struct CausalLMTests {
         }
     }
 
-    @Test("logits of a longer sequence in one pass (llama_dynamic: past max_position_embeddings, scaled frequencies)",
-          arguments: LMCase.all.filter { $0.longLogits != nil })
+    @Test(
+        "logits of a longer sequence in one pass (llama_dynamic: past max_position_embeddings, scaled frequencies)",
+        arguments: LMCase.all.filter { $0.longLogits != nil })
     func longLogits(_ c: LMCase) throws {
         let model = try DecoderOnlyModel(directory: try lmFolder(c.folder))
         let expected = try #require(c.longLogits)
@@ -114,7 +118,8 @@ struct CausalLMTests {
                 #expect(try model.generate(prompts: c.prompts, config: beam, compute: compute).sequences == c.beam3, "\(c.folder) beam batch")
             } else {
                 for (i, prompt) in c.prompts.enumerated() {
-                    #expect(try model.generate(prompts: [prompt], config: greedy, compute: compute).sequences == [c.greedy[i]], "\(c.folder) greedy \(i)")
+                    #expect(
+                        try model.generate(prompts: [prompt], config: greedy, compute: compute).sequences == [c.greedy[i]], "\(c.folder) greedy \(i)")
                     #expect(try model.generate(prompts: [prompt], config: beam, compute: compute).sequences == [c.beam3[i]], "\(c.folder) beam \(i)")
                 }
             }

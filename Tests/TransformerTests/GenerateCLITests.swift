@@ -84,8 +84,10 @@ struct GenerateCLITests {
         let cases = try #require(root["cases"] as? [[String: Any]])
         let folder = try fixtureFolder("t5_gated").path
         let idArgs = try HFSeq2SeqTests.sources(try fixture("t5_gated.io")).flatMap { ["--ids", $0.map(String.init).joined(separator: ",")] }
-        let flags: [String: String] = ["repetition_penalty": "--repetition-penalty", "no_repeat_ngram_size": "--no-repeat-ngram-size",
-                                       "num_beams": "--beams", "max_new_tokens": "--max-new-tokens", "min_new_tokens": "--min-new-tokens"]
+        let flags: [String: String] = [
+            "repetition_penalty": "--repetition-penalty", "no_repeat_ngram_size": "--no-repeat-ngram-size",
+            "num_beams": "--beams", "max_new_tokens": "--max-new-tokens", "min_new_tokens": "--min-new-tokens",
+        ]
         var checked = 0
         for c in cases where c["folder"] as? String == "t5_gated" {
             let settings = try #require(c["settings"] as? [String: Any])
@@ -102,8 +104,10 @@ struct GenerateCLITests {
     @Test("--do-sample with --seed prints the same ids on 1 and 2 threads; without --seed the seed is printed")
     func sampling() throws {
         let folder = try fixtureFolder("t5_gated").path
-        let base = ["generate", "--model", folder, "--ids", "3,4,5,6,7,8", "--max-new-tokens", "20", "--do-sample", "--temperature", "1.5",
-                    "--top-k", "0", "--top-p", "0.95", "--min-p", "0.01"]
+        let base = [
+            "generate", "--model", folder, "--ids", "3,4,5,6,7,8", "--max-new-tokens", "20", "--do-sample", "--temperature", "1.5",
+            "--top-k", "0", "--top-p", "0.95", "--min-p", "0.01",
+        ]
         let (s1, one, e1) = try Self.run(base + ["--seed", "11", "--threads", "1"])
         let (s2, two, _) = try Self.run(base + ["--seed", "11", "--threads", "2"])
         #expect(s1 == 0 && s2 == 0 && one == two && e1.isEmpty, "\(one) / \(two) / \(e1)")
@@ -141,8 +145,9 @@ struct GenerateCLITests {
         ] {
             let (s, out, err) = try Self.run(args)
             #expect(s == 2 && out.isEmpty, "\(args): status \(s)")
-            #expect(err.split(separator: "\n").map(String.init).last == pointer && err.split(separator: "\n").count == 2,
-                    "\(args): \(err)")
+            #expect(
+                err.split(separator: "\n").map(String.init).last == pointer && err.split(separator: "\n").count == 2,
+                "\(args): \(err)")
         }
         let (s, out, _) = try Self.run(["generate", "--help"])
         #expect(s == 0 && out.contains("attend generate") && out.contains("--max-new-tokens"))

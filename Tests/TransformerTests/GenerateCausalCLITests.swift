@@ -20,8 +20,9 @@ struct GenerateCausalCLITests {
         let eos = 5
         for (extra, rows) in [(["--min-new-tokens", "8"], c.greedy), (["--beams", "3"], c.beam3)] {
             let beams = extra.contains("--beams")
-            let (status, out, err) = try GenerateCLITests.run(["generate", "--model", folder, "--max-new-tokens", "8", "--json"]
-                                                              + extra + idArgs)
+            let (status, out, err) = try GenerateCLITests.run(
+                ["generate", "--model", folder, "--max-new-tokens", "8", "--json"]
+                    + extra + idArgs)
             #expect(status == 0, "\(err)")
             #expect(err.contains("tok/s") && err.contains("peak memory"), "timing line: \(err)")
             // Expected: each row without its left padding, up to its end token.
@@ -69,16 +70,20 @@ struct GenerateCausalCLITests {
     func streamAndErrors() throws {
         let c = try #require(LMCase.all.first { $0.folder == "llama" })
         let folder = try lmFolder("llama").path
-        let (status, out, _) = try GenerateCLITests.run(["generate", "--model", folder, "--ids", Self.ids(c.prompts[0]),
-                                                         "--max-new-tokens", "10", "--min-new-tokens", "10"])
+        let (status, out, _) = try GenerateCLITests.run([
+            "generate", "--model", folder, "--ids", Self.ids(c.prompts[0]),
+            "--max-new-tokens", "10", "--min-new-tokens", "10",
+        ])
         #expect(status == 0)
         #expect(out == c.greedy[0].dropFirst(c.prompts[0].count).map(String.init).joined(separator: " ") + "\n", "\(out)")
         let sample = ["generate", "--model", folder, "--ids", "5,6,7", "--do-sample", "--seed", "11", "--top-p", "0.9", "--max-new-tokens", "8"]
         let (a, b) = (try GenerateCLITests.run(sample + ["--threads", "1"]), try GenerateCLITests.run(sample + ["--threads", "2"]))
         #expect(a.0 == 0 && a.1 == b.1 && !a.1.isEmpty)
-        for (args, words) in [(["--ids", "5,999"], ["--ids #1", "999", "vocabulary"]),
-                              (["--prompt", "hi"], ["tokenizer"]),
-                              (["--ids", "1", "--prompt", "hi"], ["not both"])] {
+        for (args, words) in [
+            (["--ids", "5,999"], ["--ids #1", "999", "vocabulary"]),
+            (["--prompt", "hi"], ["tokenizer"]),
+            (["--ids", "1", "--prompt", "hi"], ["not both"]),
+        ] {
             let (s, o, e) = try GenerateCLITests.run(["generate", "--model", folder] + args)
             #expect(s != 0 && o.isEmpty && words.allSatisfy { e.contains($0) }, "\(args): \(e)")
         }

@@ -26,8 +26,9 @@ struct GenerationMemoryTests {
         #expect(cache.length == produced, "\(label): cache length \(cache.length), produced \(produced)")
         for (l, kv) in cache.selfAttention.enumerated() {
             #expect(kv.count == cache.length)
-            #expect(kv.capacity <= max(initialGenerationCacheCapacity, 2 * produced),
-                    "\(label): layer \(l) reserves \(kv.capacity) positions for \(produced) produced")
+            #expect(
+                kv.capacity <= max(initialGenerationCacheCapacity, 2 * produced),
+                "\(label): layer \(l) reserves \(kv.capacity) positions for \(produced) produced")
         }
     }
 
@@ -39,8 +40,9 @@ struct GenerationMemoryTests {
         config.numBeams = beams
         config.logitsProcessor = Self.endAfter(70, eos: 1)
         let sources = [[5, 6, 1], [7, 8, 9, 10, 1]]
-        var (prompt, cache) = try model.startGeneration(sources: sources, startTokenID: model.decoderStartTokenID,
-                                                        config: config, compute: .default)
+        var (prompt, cache) = try model.startGeneration(
+            sources: sources, startTokenID: model.decoderStartTokenID,
+            config: config, compute: .default)
         #expect(cache.selfAttention.allSatisfy { $0.capacity == initialGenerationCacheCapacity })
         if beams == 1 {
             let rows = try model.greedySearch(prompt: prompt, cache: &cache, config: config)

@@ -106,7 +106,9 @@ struct GenerationTests {
             #expect(Array(s.prefix(expected.count)) == expected, "row \(r)")
             #expect(s.dropFirst(expected.count).allSatisfy { $0 == 0 }, "row \(r): \(s) pads with 0 after the end")
         }
-        #expect(streamed.count == seqs[0].count - 1 && streamed.indices.allSatisfy { i in seqs.indices.allSatisfy { seqs[$0][i + 1] == streamed[i][$0] } })
+        #expect(
+            streamed.count == seqs[0].count - 1 && streamed.indices.allSatisfy { i in seqs.indices.allSatisfy { seqs[$0][i + 1] == streamed[i][$0] } }
+        )
     }
 
     @Test("min new tokens, forced BOS and EOS, suppressed tokens and a custom processor")
@@ -155,8 +157,9 @@ struct GenerationTests {
                 for k in 0..<2 {
                     let a = batched.sequences[i * 2 + k], b = one.sequences[k]
                     let n = min(a.count, b.count)
-                    #expect(a.prefix(n) == b.prefix(n) && a.dropFirst(n).allSatisfy { $0 == 6 } && b.dropFirst(n).allSatisfy { $0 == 6 },
-                            "\(stopping), start \(s), rank \(k): \(a) vs \(b)")
+                    #expect(
+                        a.prefix(n) == b.prefix(n) && a.dropFirst(n).allSatisfy { $0 == 6 } && b.dropFirst(n).allSatisfy { $0 == 6 },
+                        "\(stopping), start \(s), rank \(k): \(a) vs \(b)")
                     #expect(batched.scores![i * 2 + k] == one.scores![k])
                 }
             }
@@ -254,6 +257,8 @@ struct StreamingTests {
         // (tokens already buffered in the stream are still delivered).
         #expect(counter2.value == steps && steps < 100_000, "producer steps after cancellation: \(steps) -> \(counter2.value)")
         #expect(n <= steps, "cancelled consumer: \(n) tokens from \(steps) steps, CancellationError: \(threw)")
-        print("stream: dropped after 3 of \(after) produced steps; cancelled consumer saw \(n) tokens (CancellationError: \(threw)), producer ran \(steps) steps")
+        print(
+            "stream: dropped after 3 of \(after) produced steps; cancelled consumer saw \(n) tokens (CancellationError: \(threw)), producer ran \(steps) steps"
+        )
     }
 }

@@ -34,10 +34,12 @@ struct GoldenLayerTests {
         #expect(crossDev.relative <= 1e-5, "mha cross: \(crossDev)")
     }
 
-    @Test("encoder layers: post-LN ReLU and pre-LN GELU", arguments: [
-        ("encoder_layer_post_relu", Activation.relu, false),
-        ("encoder_layer_pre_gelu", Activation.gelu, true),
-    ])
+    @Test(
+        "encoder layers: post-LN ReLU and pre-LN GELU",
+        arguments: [
+            ("encoder_layer_post_relu", Activation.relu, false),
+            ("encoder_layer_pre_gelu", Activation.gelu, true),
+        ])
     func encoderLayer(_ name: String, _ activation: Activation, _ normFirst: Bool) throws {
         var c = Self.config
         c.activation = activation

@@ -16,8 +16,9 @@ import AttendTestSupport
 
 /// The folder `Fixtures/NAME` of this test bundle.
 func fixtureFolder(_ name: String) throws -> URL {
-    try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures"),
-                 "fixture folder Fixtures/\(name) is missing from the test bundle")
+    try #require(
+        Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures"),
+        "fixture folder Fixtures/\(name) is missing from the test bundle")
 }
 
 @Suite("Hugging Face T5 and Marian checkpoints")
@@ -31,14 +32,18 @@ struct HFSeq2SeqTests {
         var testDescription: String { name }
     }
     static let cases = [
-        Case(name: "t5", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
-             maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
-        Case(name: "marian", architecture: .marian, start: 63, eos: 2, pad: 63, forcedEOS: 2,
-             maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
-        Case(name: "t5_gated", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
-             maxNew: 12, greedyMinNew: 12, lengthPenalty: 0.8, earlyStopping: .heuristic),
-        Case(name: "marian_split", architecture: .marian, start: 47, eos: 2, pad: 47, forcedEOS: 2,
-             maxNew: 12, greedyMinNew: 12, lengthPenalty: 0.8, earlyStopping: .heuristic),
+        Case(
+            name: "t5", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
+            maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
+        Case(
+            name: "marian", architecture: .marian, start: 63, eos: 2, pad: 63, forcedEOS: 2,
+            maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
+        Case(
+            name: "t5_gated", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
+            maxNew: 12, greedyMinNew: 12, lengthPenalty: 0.8, earlyStopping: .heuristic),
+        Case(
+            name: "marian_split", architecture: .marian, start: 47, eos: 2, pad: 47, forcedEOS: 2,
+            maxNew: 12, greedyMinNew: 12, lengthPenalty: 0.8, earlyStopping: .heuristic),
     ]
 
     /// The sources of a fixture: its input rows cut at the attention mask (right padding).
@@ -92,8 +97,9 @@ struct HFSeq2SeqTests {
         for (r, source) in sources.enumerated() {
             let alone = try model.generate(sources: [source], config: beam).sequences[0]
             let batched = beamIDs[r]
-            #expect(Array(batched.prefix(alone.count)) == alone && batched.dropFirst(alone.count).allSatisfy { $0 == c.pad },
-                    "\(c.name): row \(r) alone \(alone), in the batch \(batched)")
+            #expect(
+                Array(batched.prefix(alone.count)) == alone && batched.dropFirst(alone.count).allSatisfy { $0 == c.pad },
+                "\(c.name): row \(r) alone \(alone), in the batch \(batched)")
         }
 
         // Streaming delivers the greedy tokens step by step, the same ones.
@@ -133,7 +139,8 @@ struct HFSeq2SeqTests {
         for f in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(at: source.appendingPathComponent(f), to: folder.appendingPathComponent(f))
         }
-        let settings = #"{"decoder_start_token_id": 0, "eos_token_id": [1, 5], "pad_token_id": 0, "max_length": 40, "min_length": 3, "num_beams": 4, "length_penalty": 0.6, "early_stopping": "never", "bad_words_ids": [[7], [8, 9]], "no_repeat_ngram_size": 3}"#
+        let settings =
+            #"{"decoder_start_token_id": 0, "eos_token_id": [1, 5], "pad_token_id": 0, "max_length": 40, "min_length": 3, "num_beams": 4, "length_penalty": 0.6, "early_stopping": "never", "bad_words_ids": [[7], [8, 9]], "no_repeat_ngram_size": 3}"#
         try Data(settings.utf8).write(to: folder.appendingPathComponent("generation_config.json"))
         let model = try Seq2SeqModel(directory: folder)
         let g = model.generationDefaults
@@ -146,15 +153,18 @@ struct HFSeq2SeqTests {
         #expect(out.sequences.count == 1 && !out.sequences[0].contains(7))
 
         // Sampling and repetition settings are read, checked, and used.
-        let sampling = #"{"decoder_start_token_id": 0, "eos_token_id": 1, "do_sample": true, "temperature": 0.7, "top_k": 0, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.2, "no_repeat_ngram_size": 2}"#
+        let sampling =
+            #"{"decoder_start_token_id": 0, "eos_token_id": 1, "do_sample": true, "temperature": 0.7, "top_k": 0, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.2, "no_repeat_ngram_size": 2}"#
         try Data(sampling.utf8).write(to: folder.appendingPathComponent("generation_config.json"))
         let sampler = try Seq2SeqModel(directory: folder)
         let s = sampler.generationDefaults
         #expect(s.doSample && s.temperature == 0.7 && s.topK == 0 && s.topP == 0.9 && s.minP == 0.05)
         #expect(s.repetitionPenalty == 1.2 && s.noRepeatNGramSize == 2 && sampler.ignoredGenerationSettings.isEmpty)
         #expect(try sampler.generate(sources: [[3, 4, 5]]).sequences.count == 1)
-        for bad in [#""do_sample": true, "temperature": 0"#, #""top_p": 1.5"#, #""min_p": -0.1"#, #""repetition_penalty": 0"#,
-                    #""do_sample": true, "top_k": -2"#, #""no_repeat_ngram_size": -1"#] {
+        for bad in [
+            #""do_sample": true, "temperature": 0"#, #""top_p": 1.5"#, #""min_p": -0.1"#, #""repetition_penalty": 0"#,
+            #""do_sample": true, "top_k": -2"#, #""no_repeat_ngram_size": -1"#,
+        ] {
             try Data("{\(bad)}".utf8).write(to: folder.appendingPathComponent("generation_config.json"))
             #expect(throws: ModelFileError.self, "\(bad)") { try Seq2SeqModel(directory: folder) }
         }
@@ -184,11 +194,15 @@ struct HFSeq2SeqTests {
         // A T5 config whose sizes disagree with the weights: the first misshapen tensor is named.
         let t5 = try fixtureFolder("t5")
         try FileManager.default.copyItem(at: t5.appendingPathComponent("model.safetensors"), to: folder.appendingPathComponent("model.safetensors"))
-        try Data(#"{"model_type": "t5", "vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "num_decoder_layers": 3}"#.utf8).write(to: config)
+        try Data(
+            #"{"model_type": "t5", "vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "num_decoder_layers": 3}"#
+                .utf8
+        ).write(to: config)
         #expect(throws: CheckpointError.missingTensor(name: "decoder.block.2.layer.0.SelfAttention.q.weight")) {
             try Seq2SeqModel(directory: folder)
         }
-        try Data(#"{"model_type": "t5", "vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_heads": 4}"#.utf8).write(to: config)
+        try Data(#"{"model_type": "t5", "vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_heads": 4}"#.utf8).write(
+            to: config)
         #expect(throws: CheckpointError.self) { try Seq2SeqModel(directory: folder) }  // block 1 left unused
     }
 }

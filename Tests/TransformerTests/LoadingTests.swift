@@ -63,7 +63,8 @@ struct LoadingTests {
         // A checkpoint with more heads' worth of width than the config says.
         var wide = Seq2Seq.config
         wide.layer.feedForwardDim = 256
-        #expect(loadError(try DictionarySource(try fixture("seq2seq")), wide)
+        #expect(
+            loadError(try DictionarySource(try fixture("seq2seq")), wide)
                 == .wrongShape(name: "transformer.encoder.layers.0.linear1.weight", expected: [256, 64], found: [128, 64]))
     }
 

@@ -11,8 +11,9 @@ import AttendTestSupport
 
 /// The JSON fixture `Fixtures/NAME.json` of this test bundle.
 func jsonFixture(_ name: String) throws -> Any {
-    let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"),
-                           "fixture Fixtures/\(name).json is missing from the test bundle")
+    let url = try #require(
+        Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"),
+        "fixture Fixtures/\(name).json is missing from the test bundle")
     return try JSONSerialization.jsonObject(with: Data(contentsOf: url))
 }
 
@@ -96,7 +97,9 @@ struct ProcessorParityTests {
                     // The flat row: top-p cuts inside a group of equal scores, where PyTorch's
                     // unstable sort picks which go; the count and the kept probabilities agree.
                     let want = Array(wantProbs[(r * v)..<((r + 1) * v)])
-                    #expect(row.filter { $0 == -.infinity }.count == wantScores[(r * v)..<((r + 1) * v)].filter { $0 == -.infinity }.count, "\(name) flat row")
+                    #expect(
+                        row.filter { $0 == -.infinity }.count == wantScores[(r * v)..<((r + 1) * v)].filter { $0 == -.infinity }.count,
+                        "\(name) flat row")
                     #expect(zip(probs.sorted(), want.sorted()).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name) flat row: \(probs) vs \(want)")
                     continue
                 }

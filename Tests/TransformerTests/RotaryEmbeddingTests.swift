@@ -24,13 +24,18 @@ struct RotaryEmbeddingTests {
                     for i in 0..<(d / 2) {
                         let idx = { (c: Int) in layout == .bshd ? [bi, p, hi, c] : [bi, hi, p, c] }
                         let theta = Double(offset + p) * pow(10000, -Double(2 * i) / Double(d))
-                        let (re, im) = (Double(x[idx(i)[0], idx(i)[1], idx(i)[2], idx(i)[3]]),
-                                        Double(x[idx(i + d / 2)[0], idx(i + d / 2)[1], idx(i + d / 2)[2], idx(i + d / 2)[3]]))
+                        let (re, im) = (
+                            Double(x[idx(i)[0], idx(i)[1], idx(i)[2], idx(i)[3]]),
+                            Double(x[idx(i + d / 2)[0], idx(i + d / 2)[1], idx(i + d / 2)[2], idx(i + d / 2)[3]])
+                        )
                         let want = (re * cos(theta) - im * sin(theta), re * sin(theta) + im * cos(theta))
-                        let got = (Double(y[idx(i)[0], idx(i)[1], idx(i)[2], idx(i)[3]]),
-                                   Double(y[idx(i + d / 2)[0], idx(i + d / 2)[1], idx(i + d / 2)[2], idx(i + d / 2)[3]]))
-                        #expect(abs(got.0 - want.0) <= 1e-5 && abs(got.1 - want.1) <= 1e-5,
-                                "\(layout) b \(bi) h \(hi) p \(p) i \(i): \(got) vs \(want)")
+                        let got = (
+                            Double(y[idx(i)[0], idx(i)[1], idx(i)[2], idx(i)[3]]),
+                            Double(y[idx(i + d / 2)[0], idx(i + d / 2)[1], idx(i + d / 2)[2], idx(i + d / 2)[3]])
+                        )
+                        #expect(
+                            abs(got.0 - want.0) <= 1e-5 && abs(got.1 - want.1) <= 1e-5,
+                            "\(layout) b \(bi) h \(hi) p \(p) i \(i): \(got) vs \(want)")
                     }
                 }
             }

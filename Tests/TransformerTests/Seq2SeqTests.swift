@@ -12,9 +12,10 @@ import AttendTestSupport
 
 enum Seq2Seq {
     static let config: TransformerConfig = {
-        var c = TransformerConfig(sourceVocabularySize: 40, targetVocabularySize: 40,
-                                  layer: PyTorchLayerConfig(modelDim: 64, heads: 4, feedForwardDim: 128),
-                                  encoderLayers: 2, decoderLayers: 2)
+        var c = TransformerConfig(
+            sourceVocabularySize: 40, targetVocabularySize: 40,
+            layer: PyTorchLayerConfig(modelDim: 64, heads: 4, feedForwardDim: 128),
+            encoderLayers: 2, decoderLayers: 2)
         c.precomputedPositions = 16  // shorter than the inputs: exercises on-demand positions too
         return c
     }()
@@ -26,9 +27,10 @@ enum Seq2Seq {
     }
     static let io: IO = {
         let f = try! fixture("seq2seq.io")
-        return IO(src: idRows(try! f.integers("in.src"), rows: 2), tgt: idRows(try! f.integers("in.tgt"), rows: 2),
-                  greedy: idRows(try! f.integers("out.greedy_ids"), rows: 2), memory: try! f.tensor("out.memory"),
-                  logits: try! f.tensor("out.logits"), stepLogits: try! f.tensor("out.greedy_step_logits"))
+        return IO(
+            src: idRows(try! f.integers("in.src"), rows: 2), tgt: idRows(try! f.integers("in.tgt"), rows: 2),
+            greedy: idRows(try! f.integers("out.greedy_ids"), rows: 2), memory: try! f.tensor("out.memory"),
+            logits: try! f.tensor("out.logits"), stepLogits: try! f.tensor("out.greedy_step_logits"))
     }()
 }
 
@@ -153,8 +155,9 @@ struct Seq2SeqTests {
             for k in 0..<2 {
                 let a = batchedBeams.sequences[i * 2 + k], b = beams.sequences[k]
                 let n = min(a.count, b.count)
-                #expect(a.prefix(n) == b.prefix(n) && a.dropFirst(n).allSatisfy { $0 == 6 } && b.dropFirst(n).allSatisfy { $0 == 6 },
-                        "beam \(k), source \(i): batched \(a), alone \(b)")
+                #expect(
+                    a.prefix(n) == b.prefix(n) && a.dropFirst(n).allSatisfy { $0 == 6 } && b.dropFirst(n).allSatisfy { $0 == 6 },
+                    "beam \(k), source \(i): batched \(a), alone \(b)")
                 #expect(abs(batchedBeams.scores![i * 2 + k] - beams.scores![k]) <= 1e-5, "beam score \(k), source \(i)")
             }
         }

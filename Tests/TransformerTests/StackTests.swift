@@ -15,19 +15,21 @@ struct StackTests {
         func attention() -> MultiHeadAttention {
             MultiHeadAttention(heads: heads, inProjection: linear(d, 3 * d), outProjection: linear(d, d))
         }
-        return DecoderLayer(selfAttention: attention(), selfAttentionNorm: norm(),
-                            crossAttention: cross ? attention() : nil, crossAttentionNorm: cross ? norm() : nil,
-                            feedForward: FeedForward(up: linear(d, ff), down: linear(ff, d), activation: .geluTanh, gate: linear(d, ff)),
-                            feedForwardNorm: norm(), placement: .pre)
+        return DecoderLayer(
+            selfAttention: attention(), selfAttentionNorm: norm(),
+            crossAttention: cross ? attention() : nil, crossAttentionNorm: cross ? norm() : nil,
+            feedForward: FeedForward(up: linear(d, ff), down: linear(ff, d), activation: .geluTanh, gate: linear(d, ff)),
+            feedForwardNorm: norm(), placement: .pre)
     }
 
     @Test("decoder-only stack with ALiBi: incremental steps (1, then 3, then 1 at a time) equal teacher forcing")
     func decoderOnlyIncremental() {
         var rng = SeededRNG(seed: caseSeed(31))
         let (d, heads, rows, t) = (48, 6, 3, 13)
-        let stack = TransformerDecoder(layers: (0..<3).map { _ in Self.randomLayer(d, heads: heads, ff: 80, cross: false, &rng) },
-                                       finalNorm: .layer(LayerNorm(weight: Tensor(repeating: 1, shape: [d]), bias: nil)),
-                                       selfAttentionBias: .alibi(slopes: alibiSlopes(heads: heads), symmetric: false))
+        let stack = TransformerDecoder(
+            layers: (0..<3).map { _ in Self.randomLayer(d, heads: heads, ff: 80, cross: false, &rng) },
+            finalNorm: .layer(LayerNorm(weight: Tensor(repeating: 1, shape: [d]), bias: nil)),
+            selfAttentionBias: .alibi(slopes: alibiSlopes(heads: heads), symmetric: false))
         let x = randomTensor([rows, t, d], &rng)
         let full = stack(x, memory: nil).scalars  // [rows, t, d]
         #expect(full.allSatisfy(\.isFinite) && full.contains { $0 != 0 })

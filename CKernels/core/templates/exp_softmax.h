@@ -6,7 +6,8 @@
  */
 void CK_FN(ck_f32_exp)(size_t n, const float *x, float *y) {
     size_t i = 0;
-    for (; i + CK_VL <= n; i += CK_VL) CK_FN(ck_vstore)(y + i, CK_FN(ck_vexp)(CK_FN(ck_vload)(x + i)));
+    for (; i + CK_VL <= n; i += CK_VL)
+        CK_FN(ck_vstore)(y + i, CK_FN(ck_vexp)(CK_FN(ck_vload)(x + i)));
     if (i < n) {
         float buf[CK_VL] = {0};
         memcpy(buf, x + i, (n - i) * sizeof(float));
@@ -17,7 +18,8 @@ void CK_FN(ck_f32_exp)(size_t n, const float *x, float *y) {
 }
 
 /* Loads lanes [i, i+CK_VL) of a row of n, padding past n with `pad`. */
-static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload_pad)(const float *p, size_t i, size_t n, float pad) {
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload_pad)(const float *p, size_t i,
+                                                                        size_t n, float pad) {
     if (i + CK_VL <= n) return CK_FN(ck_vload)(p + i);
     CK_VEC v = CK_VSPLAT(pad);
     for (size_t j = i; j < n; j++) v[j - i] = p[j];
@@ -82,8 +84,8 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
 /* The online-softmax step of the fused attention (contract in attend_kernels.h). The tile
  * has CK_NQ = CK_ANV vectors of queries per key row. */
 #define CK_NQ (CK_ANV * CK_VL)
-void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, float *m,
-                                     float *l, float *corr, size_t key0, size_t query0,
+void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, float *m, float *l,
+                                     float *corr, size_t key0, size_t query0,
                                      const ck_attention_head *h) {
     const float ninf = -__builtin_inff();
     const CK_VEC vninf = CK_VSPLAT(ninf);
@@ -91,7 +93,8 @@ void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, f
     CK_IVEC qidx[CK_ANV];
     for (int j = 0; j < CK_ANV; j++) {
         bmax[j] = vninf;
-        for (int lane = 0; lane < CK_VL; lane++) qidx[j][lane] = (int)(query0 + (size_t)(j * CK_VL + lane));
+        for (int lane = 0; lane < CK_VL; lane++)
+            qidx[j][lane] = (int)(query0 + (size_t)(j * CK_VL + lane));
     }
     const int masked = h->key_bias || h->rel_bias || h->causal;
     /* Pass 1: biases and masks (in place), block max per query. */
@@ -103,12 +106,15 @@ void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, f
         }
         const size_t key = key0 + r;
         if (!masked) {
-            for (int j = 0; j < CK_ANV; j++) bmax[j] = CK_FN(ck_vmax)(bmax[j], CK_FN(ck_vload)(row + j * CK_VL));
+            for (int j = 0; j < CK_ANV; j++)
+                bmax[j] = CK_FN(ck_vmax)(bmax[j], CK_FN(ck_vload)(row + j * CK_VL));
             continue;
         }
         const float kb = h->key_bias ? h->key_bias[key] : 0.0f;
         /* rel_bias[(i - key) + zero] for the lanes' queries i: contiguous in i. */
-        const float *rel = h->rel_bias ? h->rel_bias + ((ptrdiff_t)query0 - (ptrdiff_t)key + h->rel_bias_zero) : NULL;
+        const float *rel =
+            h->rel_bias ? h->rel_bias + ((ptrdiff_t)query0 - (ptrdiff_t)key + h->rel_bias_zero)
+                        : NULL;
         const CK_IVEC lim = CK_ISPLAT((int)((ptrdiff_t)key - h->causal_offset));
         for (int j = 0; j < CK_ANV; j++) {
             CK_VEC v = CK_FN(ck_vload)(row + j * CK_VL) + kb;

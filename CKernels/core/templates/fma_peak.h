@@ -6,14 +6,14 @@
 double CK_PEAK_NAME(size_t iters) {
     CK_VEC acc[CK_PEAK_CHAINS];
     CK_VEC x = (CK_VEC){0} + 0.999999f, y = (CK_VEC){0} + 1e-7f;
-CK_UNROLL_FULL
+    CK_UNROLL_FULL
     for (int i = 0; i < CK_PEAK_CHAINS; i++) acc[i] = (CK_VEC){0} + (float)i;
     for (size_t it = 0; it < iters; it++) {
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int i = 0; i < CK_PEAK_CHAINS; i++) acc[i] = CK_VFMA(acc[i], x, y);
     }
     float sink = 0;
-CK_UNROLL_FULL
+    CK_UNROLL_FULL
     for (int i = 0; i < CK_PEAK_CHAINS; i++) sink += acc[i][0];
     volatile float keep = sink; /* the chains' results are used: nothing is dead code */
     (void)keep;

@@ -43,20 +43,20 @@
 /* The one body of both entry points: element (i, p) of the A sliver is a[i*si + p*sp], so the
  * packed panel is (si, sp) = (1, MR) and rows read in place are (lda, 1). Always inlined with
  * the constants, so the packed kernel compiles exactly as if written for its layout. */
-static inline __attribute__((always_inline)) void CK_CAT(CK_UKR_NAME, _body)(
-    size_t kc, const float *a, size_t si, size_t sp, const float *b, float *c, size_t ldc,
-    float alpha, float beta) {
+static inline __attribute__((always_inline)) void
+CK_CAT(CK_UKR_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const float *b,
+                           float *c, size_t ldc, float alpha, float beta) {
     CK_VEC acc[CK_MR][CK_NV];
-CK_UNROLL_FULL
+    CK_UNROLL_FULL
     for (int i = 0; i < CK_MR; i++) {
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int j = 0; j < CK_NV; j++) acc[i][j] = (CK_VEC){0};
     }
     const CK_VEC *bv = (const CK_VEC *)__builtin_assume_aligned(b, sizeof(CK_VEC));
     /* The C tile is read back only after the k loop: start fetching its lines now so the
      * write-back does not stall on a cache miss (C is re-read once per kc block). */
     if (beta != 0.0f) {
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
             __builtin_prefetch(c + (size_t)i * ldc, 1);
             __builtin_prefetch(c + (size_t)i * ldc + CK_NR - 1, 1);
@@ -64,12 +64,12 @@ CK_UNROLL_FULL
     }
     for (size_t p = 0; p < kc; p++) {
         CK_VEC bp[CK_NV];
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int j = 0; j < CK_NV; j++) bp[j] = bv[j];
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
             CK_VEC ai = CK_SPLAT(a[(size_t)i * si]);
-CK_UNROLL_FULL
+            CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) acc[i][j] = CK_VFMA(ai, bp[j], acc[i][j]);
         }
         a += sp;
@@ -77,18 +77,18 @@ CK_UNROLL_FULL
     }
     /* Write back: C = alpha*acc + beta*C (beta == 0: C not read). Unaligned row access. */
     if (beta == 0.0f) {
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
-CK_UNROLL_FULL
+            CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) {
                 CK_VEC v = acc[i][j] * alpha;
                 __builtin_memcpy(c + (size_t)i * ldc + (size_t)j * CK_VL, &v, sizeof v);
             }
         }
     } else {
-CK_UNROLL_FULL
+        CK_UNROLL_FULL
         for (int i = 0; i < CK_MR; i++) {
-CK_UNROLL_FULL
+            CK_UNROLL_FULL
             for (int j = 0; j < CK_NV; j++) {
                 CK_VEC old;
                 float *cp = c + (size_t)i * ldc + (size_t)j * CK_VL;
@@ -99,7 +99,6 @@ CK_UNROLL_FULL
         }
     }
 }
-
 
 /* A from a packed micro-panel: a[p*MR + i]. */
 void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,

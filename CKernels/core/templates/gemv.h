@@ -6,8 +6,8 @@
 /* y = alpha * W x + beta * y for W [n, k] row-major (contract in attend_kernels.h). Four
  * rows at a time share each load of x; each row's dot product runs in one vector accumulator
  * and is reduced at the end, then the k % VL tail is added in order. */
-void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const float *w,
-                        size_t ldw, float beta, float *y) {
+void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const float *w, size_t ldw,
+                        float beta, float *y) {
     const size_t kv = k / CK_VL * CK_VL;
     size_t j = 0;
     if (k <= 512) {
@@ -22,10 +22,13 @@ void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const f
             for (; p + 4 * CK_VL <= kv; p += 4 * CK_VL) {
                 a0 = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a0);
                 a1 = CK_VFMA2(CK_FN(ck_vload)(x + p + CK_VL), CK_FN(ck_vload)(wr + p + CK_VL), a1);
-                a2 = CK_VFMA2(CK_FN(ck_vload)(x + p + 2 * CK_VL), CK_FN(ck_vload)(wr + p + 2 * CK_VL), a2);
-                a3 = CK_VFMA2(CK_FN(ck_vload)(x + p + 3 * CK_VL), CK_FN(ck_vload)(wr + p + 3 * CK_VL), a3);
+                a2 = CK_VFMA2(CK_FN(ck_vload)(x + p + 2 * CK_VL),
+                              CK_FN(ck_vload)(wr + p + 2 * CK_VL), a2);
+                a3 = CK_VFMA2(CK_FN(ck_vload)(x + p + 3 * CK_VL),
+                              CK_FN(ck_vload)(wr + p + 3 * CK_VL), a3);
             }
-            for (; p < kv; p += CK_VL) a0 = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a0);
+            for (; p < kv; p += CK_VL)
+                a0 = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a0);
             float d = CK_FN(ck_hsum)((a0 + a1) + (a2 + a3));
             for (p = kv; p < k; p++) d += x[p] * wr[p];
             y[j] = beta == 0.0f ? alpha * d : alpha * d + beta * y[j];
@@ -42,19 +45,22 @@ void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const f
             a2 = CK_VFMA2(xv, CK_FN(ck_vload)(w2 + p), a2);
             a3 = CK_VFMA2(xv, CK_FN(ck_vload)(w3 + p), a3);
         }
-        float d[4] = {CK_FN(ck_hsum)(a0), CK_FN(ck_hsum)(a1), CK_FN(ck_hsum)(a2), CK_FN(ck_hsum)(a3)};
+        float d[4] = {CK_FN(ck_hsum)(a0), CK_FN(ck_hsum)(a1), CK_FN(ck_hsum)(a2),
+                      CK_FN(ck_hsum)(a3)};
         for (size_t p = kv; p < k; p++) {
             d[0] += x[p] * w0[p];
             d[1] += x[p] * w1[p];
             d[2] += x[p] * w2[p];
             d[3] += x[p] * w3[p];
         }
-        for (int r = 0; r < 4; r++) y[j + r] = beta == 0.0f ? alpha * d[r] : alpha * d[r] + beta * y[j + r];
+        for (int r = 0; r < 4; r++)
+            y[j + r] = beta == 0.0f ? alpha * d[r] : alpha * d[r] + beta * y[j + r];
     }
     for (; j < n; j++) {
         const float *wr = w + j * ldw;
         CK_VEC a = (CK_VEC){0};
-        for (size_t p = 0; p < kv; p += CK_VL) a = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a);
+        for (size_t p = 0; p < kv; p += CK_VL)
+            a = CK_VFMA2(CK_FN(ck_vload)(x + p), CK_FN(ck_vload)(wr + p), a);
         float d = CK_FN(ck_hsum)(a);
         for (size_t p = kv; p < k; p++) d += x[p] * wr[p];
         y[j] = beta == 0.0f ? alpha * d : alpha * d + beta * y[j];
@@ -64,8 +70,8 @@ void CK_FN(ck_f32_gemv)(size_t n, size_t k, float alpha, const float *x, const f
 /* One output of gemv_t: alpha * acc + beta * y, with the fused multiply-add spelled out so no
  * compiler contracts it differently in different loops (GCC's default -ffp-contract=fast
  * would, and a column's bits would then depend on which block computed it). */
-static inline __attribute__((always_inline)) float CK_FN(ck_gemv_t_merge)(float alpha, float acc, float beta,
-                                                                         float y) {
+static inline __attribute__((always_inline)) float CK_FN(ck_gemv_t_merge)(float alpha, float acc,
+                                                                          float beta, float y) {
     return beta == 0.0f ? alpha * acc : __builtin_fmaf(beta, y, alpha * acc);
 }
 
@@ -95,7 +101,8 @@ void CK_FN(ck_f32_gemv_t)(size_t n, size_t k, float alpha, const float *x, const
     }
     for (; d + CK_VL <= n; d += CK_VL) {
         CK_VEC a = (CK_VEC){0};
-        for (size_t j = 0; j < k; j++) a = CK_VFMA2(CK_VSPLAT(x[j]), CK_FN(ck_vload)(w + j * ldw + d), a);
+        for (size_t j = 0; j < k; j++)
+            a = CK_VFMA2(CK_VSPLAT(x[j]), CK_FN(ck_vload)(w + j * ldw + d), a);
         for (int t = 0; t < CK_VL; t++) {
             float *out = y + d + (size_t)t;
             *out = CK_FN(ck_gemv_t_merge)(alpha, a[t], beta, *out);

@@ -47,6 +47,7 @@ void CK_FN(ck_f32_norm_rows)(int rms, size_t rows, size_t n, const float *x, siz
             if (beta && !rms) t += CK_FN(ck_vload)(beta + i);
             CK_FN(ck_vstore)(yr + i, t);
         }
-        for (; i < n; i++) yr[i] = (yr[i] - mean) * rstd * gamma[i] + (beta && !rms ? beta[i] : 0.0f);
+        for (; i < n; i++)
+            yr[i] = (yr[i] - mean) * rstd * gamma[i] + (beta && !rms ? beta[i] : 0.0f);
     }
 }

@@ -37,7 +37,8 @@
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
 _Static_assert(CK_ATTN_KEY_BLOCK % CK_MR == 0, "the attention key block must be a multiple of mr");
-_Static_assert(CK_MR * CK_NV * CK_VL <= 1024, "the edge-tile buffer of core/gemm.c holds 1024 floats");
+_Static_assert(CK_MR *CK_NV *CK_VL <= 1024,
+               "the edge-tile buffer of core/gemm.c holds 1024 floats");
 
 const ck_kernels CK_TABLE = {
     .variant = CK_VARIANT_ID,

@@ -32,7 +32,9 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload)(const float 
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline __attribute__((always_inline)) void CK_FN(ck_vstore)(float *p, CK_VEC v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) void CK_FN(ck_vstore)(float *p, CK_VEC v) {
+    memcpy(p, &v, sizeof v);
+}
 
 /* max; which operand wins when one is NaN is unspecified (callers track NaN separately). */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vmax)(CK_VEC a, CK_VEC b) {

@@ -49,7 +49,8 @@ typedef int ck_v8i __attribute__((vector_size(32)));
 #define CK_PEAK_CHAINS 12
 #define CK_ANV 2
 #define CK_ATTN_QUERY_PANELS 2 /* 32 queries: Q panels 2 x 64 x 16 floats = 8 KiB */
-#define CK_ATTN_KEY_BLOCK 384  /* score tile 384 x 32 floats = 48 KiB (L1/L2); measured best of 48..1152 */
+#define CK_ATTN_KEY_BLOCK                                                                          \
+    384 /* score tile 384 x 32 floats = 48 KiB (L1/L2); measured best of 48..1152 */
 #define CK_TABLE ck_kernels_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
 #define CK_VARIANT_NAME "avx2"

@@ -19,7 +19,9 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"), min_vector_width(512))), apply_to = function)
+#pragma clang attribute push(                                                                      \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"), min_vector_width(512))), \
+    apply_to = function)
 
 typedef float ck_v16f __attribute__((vector_size(64)));
 typedef int ck_v16i __attribute__((vector_size(64)));

@@ -4,11 +4,11 @@
 // 4-byte aligned in the map could point straight into `buffer` as long as it keeps this object
 // alive (see the note in SafeTensorsFile.swift on what TensorStorage needs for that).
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The whole contents of a file (or, for tests, of a byte array) as one read-only buffer.

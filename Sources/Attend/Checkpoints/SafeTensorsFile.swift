@@ -119,7 +119,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let count = info.elementCount
         let bytes = raw(info)
         if info.dtype == .F32, count > 0, UInt32(littleEndian: 1) == 1,
-           let start = bytes.baseAddress, Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {
+            let start = bytes.baseAddress, Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0
+        {
             let borrowed = TensorStorage(
                 borrowing: start.bindMemory(to: Float.self, capacity: count), count: count, owner: self.bytes)
             return Tensor(shape: info.shape, storage: borrowed)
@@ -188,9 +189,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         switch dtype {
         case .F32:
             #if _endian(little)
-            UnsafeMutableRawPointer(dst).copyMemory(from: src.baseAddress!, byteCount: n * 4)
+                UnsafeMutableRawPointer(dst).copyMemory(from: src.baseAddress!, byteCount: n * 4)
             #else
-            for i in 0..<n { dst[i] = Float(bitPattern: element(src, i, as: UInt32.self)) }
+                for i in 0..<n { dst[i] = Float(bitPattern: element(src, i, as: UInt32.self)) }
             #endif
         case .F16:
             for i in 0..<n { dst[i] = SafeTensorsConvert.float(fromHalfBits: element(src, i, as: UInt16.self)) }

@@ -92,16 +92,21 @@ public enum AttentionBias: Sendable {
         switch self {
         case .none: break
         case .shaw(let keys, let values, let clip):
-            precondition(clip >= 1 && keys.shape == [2 * clip + 1, headDim] && values.shape == keys.shape,
-                         "AttentionBias.shaw: keys \(keys.shape) and values \(values.shape) must be [2 * clip + 1 = \(2 * clip + 1), headDim = \(headDim)] with clip >= 1")
+            precondition(
+                clip >= 1 && keys.shape == [2 * clip + 1, headDim] && values.shape == keys.shape,
+                "AttentionBias.shaw: keys \(keys.shape) and values \(values.shape) must be [2 * clip + 1 = \(2 * clip + 1), headDim = \(headDim)] with clip >= 1"
+            )
         case .alibi(let slopes, _):
             precondition(slopes.count == heads, "AttentionBias.alibi: \(slopes.count) slopes for \(heads) heads")
         case .t5(let table, let bidirectional, let maxDistance):
-            precondition(table.rank == 2 && table.shape[1] == heads && table.shape[0] >= 2,
-                         "AttentionBias.t5: table shape \(table.shape) must be [numBuckets >= 2, heads = \(heads)]")
+            precondition(
+                table.rank == 2 && table.shape[1] == heads && table.shape[0] >= 2,
+                "AttentionBias.t5: table shape \(table.shape) must be [numBuckets >= 2, heads = \(heads)]")
             let exact = bidirectional ? table.shape[0] / 4 : table.shape[0] / 2
-            precondition(maxDistance > exact,
-                         "AttentionBias.t5: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(table.shape[0]) buckets (bidirectional: \(bidirectional))")
+            precondition(
+                maxDistance > exact,
+                "AttentionBias.t5: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(table.shape[0]) buckets (bidirectional: \(bidirectional))"
+            )
         }
     }
 }
@@ -129,8 +134,10 @@ public func alibiSlopes(heads: Int) -> [Float] {
 /// logarithmically up to `maxDistance`; farther distances share the last bucket. Cost: O(1).
 public func t5RelativePositionBucket(_ relativePosition: Int, bidirectional: Bool, numBuckets: Int, maxDistance: Int) -> Int {
     let exact = bidirectional ? numBuckets / 4 : numBuckets / 2
-    precondition(numBuckets >= 2 && maxDistance > exact,
-                 "t5RelativePositionBucket: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(numBuckets) (bidirectional: \(bidirectional))")
+    precondition(
+        numBuckets >= 2 && maxDistance > exact,
+        "t5RelativePositionBucket: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(numBuckets) (bidirectional: \(bidirectional))"
+    )
     var buckets = numBuckets
     var bucket = 0
     var n: Int
@@ -174,8 +181,10 @@ public func scaledDotProductAttention(
 
 /// Attention over operands whose layouts `p` describes (they may be one fused projection
 /// output, or a KV cache), written into `out` at `p.o`. Dispatches to the backend.
-func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, into out: inout Tensor, compute: Compute,
-               prepacked: PackedKeysValues? = nil) {
+func attention(
+    _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, into out: inout Tensor, compute: Compute,
+    prepacked: PackedKeysValues? = nil
+) {
     switch compute.backend {
     case .native(let variant):
         let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
@@ -192,8 +201,9 @@ func attention(_ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor,
             shortAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
             return
         }
-        fusedAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads,
-                       prepacked: usable)
+        fusedAttention(
+            p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads,
+            prepacked: usable)
     case .swiftSIMD:
         SwiftSIMDKernels.attention(p, query: query, key: key, value: value, output: &out, threads: compute.threads)
     }
@@ -246,37 +256,49 @@ struct AttentionProblem {
     let q, k, v, o: HeadLayout
 
     init(query: Tensor, key: Tensor, value: Tensor, mask: AttentionMask, bias: AttentionBias, scale: Float?, layout: AttentionLayout) {
-        precondition(query.rank == 4 && key.rank == 4 && value.rank == 4,
-                     "scaledDotProductAttention: query \(query.shape), key \(key.shape), value \(value.shape) must all have 4 axes")
+        precondition(
+            query.rank == 4 && key.rank == 4 && value.rank == 4,
+            "scaledDotProductAttention: query \(query.shape), key \(key.shape), value \(value.shape) must all have 4 axes")
         let (s, h) = layout == .bshd ? (1, 2) : (2, 1)
-        precondition(key.shape == value.shape,
-                     "scaledDotProductAttention: key \(key.shape) and value \(value.shape) differ")
-        precondition(key.shape[0] == query.shape[0] && key.shape[h] == query.shape[h] && key.shape[3] == query.shape[3],
-                     "scaledDotProductAttention: query \(query.shape) and key \(key.shape) disagree on batch, heads or head size (\(layout))")
+        precondition(
+            key.shape == value.shape,
+            "scaledDotProductAttention: key \(key.shape) and value \(value.shape) differ")
+        precondition(
+            key.shape[0] == query.shape[0] && key.shape[h] == query.shape[h] && key.shape[3] == query.shape[3],
+            "scaledDotProductAttention: query \(query.shape) and key \(key.shape) disagree on batch, heads or head size (\(layout))")
         let (nb, nq, nk, nh, d) = (query.shape[0], query.shape[s], key.shape[s], query.shape[h], query.shape[3])
         let ql = HeadLayout(layout, seq: nq, heads: nh, headDim: d)
         let kl = HeadLayout(layout, seq: nk, heads: nh, headDim: d)
-        self.init(batch: nb, seqQ: nq, seqK: nk, heads: nh, headDim: d, q: ql, k: kl, v: kl, o: ql,
-                  counts: (query.count, key.count, value.count, query.count), mask: mask, bias: bias, scale: scale)
+        self.init(
+            batch: nb, seqQ: nq, seqK: nk, heads: nh, headDim: d, q: ql, k: kl, v: kl, o: ql,
+            counts: (query.count, key.count, value.count, query.count), mask: mask, bias: bias, scale: scale)
     }
 
     /// Sizes and explicit layouts; every layout is checked to stay inside its buffer's count.
-    init(batch: Int, seqQ: Int, seqK: Int, heads: Int, headDim: Int, q: HeadLayout, k: HeadLayout, v: HeadLayout, o: HeadLayout,
-         counts: (q: Int, k: Int, v: Int, o: Int), mask: AttentionMask, bias: AttentionBias, scale: Float?) {
+    init(
+        batch: Int, seqQ: Int, seqK: Int, heads: Int, headDim: Int, q: HeadLayout, k: HeadLayout, v: HeadLayout, o: HeadLayout,
+        counts: (q: Int, k: Int, v: Int, o: Int), mask: AttentionMask, bias: AttentionBias, scale: Float?
+    ) {
         precondition(headDim >= 1, "scaledDotProductAttention: head size must be at least 1, got \(headDim)")
-        precondition(q.headGroup == 1 && o.headGroup == 1 && k.headGroup >= 1 && k.headGroup == v.headGroup
-                     && heads % k.headGroup == 0 && (k.headGroup == 1 || bias.shaw == nil),
-                     "scaledDotProductAttention: grouped K/V (group \(k.headGroup) keys, \(v.headGroup) values) must divide \(heads) heads, with ungrouped queries/outputs and no Shaw positions")
-        precondition(batch >= 0 && seqQ >= 0 && seqK >= 0 && heads >= 0,
-                     "scaledDotProductAttention: negative size (batch \(batch), seqQ \(seqQ), seqK \(seqK), heads \(heads))")
-        precondition(q.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.q
-                     && o.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.o
-                     && k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.k
-                     && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.v,
-                     "scaledDotProductAttention: a layout reaches past its buffer (batch \(batch), heads \(heads), seqQ \(seqQ), seqK \(seqK), headDim \(headDim); buffers \(counts))")
+        precondition(
+            q.headGroup == 1 && o.headGroup == 1 && k.headGroup >= 1 && k.headGroup == v.headGroup
+                && heads % k.headGroup == 0 && (k.headGroup == 1 || bias.shaw == nil),
+            "scaledDotProductAttention: grouped K/V (group \(k.headGroup) keys, \(v.headGroup) values) must divide \(heads) heads, with ungrouped queries/outputs and no Shaw positions"
+        )
+        precondition(
+            batch >= 0 && seqQ >= 0 && seqK >= 0 && heads >= 0,
+            "scaledDotProductAttention: negative size (batch \(batch), seqQ \(seqQ), seqK \(seqK), heads \(heads))")
+        precondition(
+            q.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.q
+                && o.extent(batch: batch, heads: heads, seq: seqQ, headDim: headDim) <= counts.o
+                && k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.k
+                && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.v,
+            "scaledDotProductAttention: a layout reaches past its buffer (batch \(batch), heads \(heads), seqQ \(seqQ), seqK \(seqK), headDim \(headDim); buffers \(counts))"
+        )
         if let pad = mask.keyPadding {
-            precondition(pad.count == batch && pad.allSatisfy { $0.count == seqK },
-                         "scaledDotProductAttention: keyPadding must be [batch = \(batch)][seqK = \(seqK)], got \(pad.count) rows of \(pad.map(\.count))")
+            precondition(
+                pad.count == batch && pad.allSatisfy { $0.count == seqK },
+                "scaledDotProductAttention: keyPadding must be [batch = \(batch)][seqK = \(seqK)], got \(pad.count) rows of \(pad.map(\.count))")
         }
         bias.validate(heads: heads, headDim: headDim)
         (self.batch, self.seqQ, self.seqK, self.heads, self.headDim) = (batch, seqQ, seqK, heads, headDim)

@@ -9,8 +9,9 @@ public func materializedAttention(
     query: Tensor, key: Tensor, value: Tensor, causal: Bool = false, queryStart: Int = 0,
     scale: Float? = nil, layout: AttentionLayout = .bshd, compute: Compute = .default
 ) -> Tensor {
-    let p = AttentionProblem(query: query, key: key, value: value, mask: AttentionMask(causal: causal, queryStart: queryStart),
-                             bias: .none, scale: scale, layout: layout)
+    let p = AttentionProblem(
+        query: query, key: key, value: value, mask: AttentionMask(causal: causal, queryStart: queryStart),
+        bias: .none, scale: scale, layout: layout)
     var out = Tensor.zeros(query.shape)
     var scores = Tensor.zeros([p.seqQ, p.seqK])
     for b in 0..<p.batch {
@@ -32,7 +33,8 @@ public func materializedAttention(
                 if !causal {
                     switch compute.backend {
                     case .native(let v):
-                        nativeSoftmaxRows(variant: v, rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0, threads: compute.threads)
+                        nativeSoftmaxRows(
+                            variant: v, rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0, threads: compute.threads)
                     case .swiftSIMD:
                         SwiftSIMDKernels.softmaxRows(rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0)
                     }

@@ -40,10 +40,12 @@ public struct BERTConfig: Sendable, Equatable {
     public var positionEmbeddingType: PositionEmbeddingType
 
     /// A configuration; the defaults are BERT-base's (as `BertConfig()`).
-    public init(vocabSize: Int = 30522, hiddenSize: Int = 768, numHiddenLayers: Int = 12, numAttentionHeads: Int = 12,
-                intermediateSize: Int = 3072, hiddenAct: Activation = .gelu, maxPositionEmbeddings: Int = 512,
-                typeVocabSize: Int = 2, layerNormEps: Float = 1e-12, padTokenID: Int = 0,
-                positionEmbeddingType: PositionEmbeddingType = .absolute) {
+    public init(
+        vocabSize: Int = 30522, hiddenSize: Int = 768, numHiddenLayers: Int = 12, numAttentionHeads: Int = 12,
+        intermediateSize: Int = 3072, hiddenAct: Activation = .gelu, maxPositionEmbeddings: Int = 512,
+        typeVocabSize: Int = 2, layerNormEps: Float = 1e-12, padTokenID: Int = 0,
+        positionEmbeddingType: PositionEmbeddingType = .absolute
+    ) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.numHiddenLayers = numHiddenLayers
@@ -86,13 +88,15 @@ public struct BERTConfig: Sendable, Equatable {
         }
         if let act = try c.string("hidden_act") {
             guard let a = Activation(configName: act) else {
-                throw ModelFileError.unsupported(path: path, what: "hidden_act \"\(act)\" (known: gelu, relu, silu, swish, gelu_new, gelu_pytorch_tanh)")
+                throw ModelFileError.unsupported(
+                    path: path, what: "hidden_act \"\(act)\" (known: gelu, relu, silu, swish, gelu_new, gelu_pytorch_tanh)")
             }
             cfg.hiddenAct = a
         }
         if let p = try c.string("position_embedding_type") {
             guard let t = PositionEmbeddingType(rawValue: p) else {
-                throw ModelFileError.unsupported(path: path, what: "position_embedding_type \"\(p)\" (known: absolute, relative_key, relative_key_query)")
+                throw ModelFileError.unsupported(
+                    path: path, what: "position_embedding_type \"\(p)\" (known: absolute, relative_key, relative_key_query)")
             }
             cfg.positionEmbeddingType = t
         }
@@ -110,8 +114,9 @@ public struct BERTConfig: Sendable, Equatable {
         try check((1...big).contains(vocabSize), "vocabSize \(vocabSize) out of range 1...\(big)")
         try check((1...big).contains(hiddenSize), "hiddenSize \(hiddenSize) out of range 1...\(big)")
         try check((0...4096).contains(numHiddenLayers), "numHiddenLayers \(numHiddenLayers) out of range 0...4096")
-        try check((1...big).contains(numAttentionHeads) && hiddenSize % numAttentionHeads == 0,
-                  "numAttentionHeads \(numAttentionHeads) must divide hiddenSize \(hiddenSize)")
+        try check(
+            (1...big).contains(numAttentionHeads) && hiddenSize % numAttentionHeads == 0,
+            "numAttentionHeads \(numAttentionHeads) must divide hiddenSize \(hiddenSize)")
         try check((1...big).contains(intermediateSize), "intermediateSize \(intermediateSize) out of range 1...\(big)")
         try check((1...big).contains(maxPositionEmbeddings), "maxPositionEmbeddings \(maxPositionEmbeddings) out of range 1...\(big)")
         try check((1...big).contains(typeVocabSize), "typeVocabSize \(typeVocabSize) out of range 1...\(big)")

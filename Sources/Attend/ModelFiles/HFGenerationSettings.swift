@@ -16,7 +16,8 @@ func readHFModelConfigs(_ directory: URL) throws -> (config: JSONFields, configU
     let configURL = directory.appendingPathComponent("config.json")
     let config = try JSONFields(try readModelJSON(configURL), path: configURL.path)
     let generationURL = directory.appendingPathComponent("generation_config.json")
-    let generation = FileManager.default.fileExists(atPath: generationURL.path)
+    let generation =
+        FileManager.default.fileExists(atPath: generationURL.path)
         ? try JSONFields(try readModelJSON(generationURL), path: generationURL.path) : nil
     return (config, configURL, generation)
 }
@@ -103,7 +104,11 @@ struct HFGenerationSettings {
                 guard ids.count == words.count, ids.allSatisfy(id.contains) else {
                     throw g.fail("bad_words_ids", "entry \(i) holds something other than token ids in 0..<\(v)")
                 }
-                if ids.count == 1 { suppressed.append(ids[0]) } else { ignored.append("bad_words_ids entry \(i) (a sequence of \(ids.count) tokens)") }
+                if ids.count == 1 {
+                    suppressed.append(ids[0])
+                } else {
+                    ignored.append("bad_words_ids entry \(i) (a sequence of \(ids.count) tokens)")
+                }
             }
         }
         if let list = try g.array("suppress_tokens") {

@@ -82,8 +82,9 @@ struct JSONFields {
 
     init(_ value: ByteJSON, path: String, prefix: String = "") throws {
         guard case .object = value else {
-            throw ModelFileError.invalidValue(path: path, key: prefix.isEmpty ? "(top level)" : prefix,
-                                              reason: "expected an object, found \(value.typeName)")
+            throw ModelFileError.invalidValue(
+                path: path, key: prefix.isEmpty ? "(top level)" : prefix,
+                reason: "expected an object, found \(value.typeName)")
         }
         self.value = value
         self.path = path

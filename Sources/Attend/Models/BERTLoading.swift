@@ -40,9 +40,11 @@ extension BERTModel {
     public init(config: BERTConfig, weights: TensorSource, ignoringUnusedTensors: Bool = false) throws {
         try config.validate()
         let packing = Compute.default
-        let p = ParameterLoader(weights, ignoring: { name in
-            ignoringUnusedTensors || name.hasSuffix("embeddings.position_ids") || name.hasSuffix("embeddings.token_type_ids")
-        })
+        let p = ParameterLoader(
+            weights,
+            ignoring: { name in
+                ignoringUnusedTensors || name.hasSuffix("embeddings.position_ids") || name.hasSuffix("embeddings.token_type_ids")
+            })
         let prefix: String
         if p.has("bert.embeddings.word_embeddings.weight") {
             prefix = "bert."
@@ -74,13 +76,15 @@ extension BERTModel {
             var relative: RelativeKeyPositions? = nil
             if config.positionEmbeddingType != .absolute {
                 relative = RelativeKeyPositions(
-                    distance: try p.load(l + "attention.self.distance_embedding.weight",
-                                         shape: [2 * config.maxPositionEmbeddings - 1, config.headDim]),
+                    distance: try p.load(
+                        l + "attention.self.distance_embedding.weight",
+                        shape: [2 * config.maxPositionEmbeddings - 1, config.headDim]),
                     maxPositions: config.maxPositionEmbeddings, keyQuery: config.positionEmbeddingType == .relativeKeyQuery)
             }
-            let feedForward = FeedForward(up: try Linear(loading: p, l + "intermediate.dense", in: d, out: dFF),
-                                          down: try Linear(loading: p, l + "output.dense", in: dFF, out: d),
-                                          activation: config.hiddenAct)
+            let feedForward = FeedForward(
+                up: try Linear(loading: p, l + "intermediate.dense", in: d, out: dFF),
+                down: try Linear(loading: p, l + "output.dense", in: dFF, out: d),
+                activation: config.hiddenAct)
             let layer = EncoderLayer(
                 selfAttention: attention,
                 attentionNorm: .layer(try LayerNorm(loading: p, l + "attention.output.LayerNorm", size: d, eps: eps)),

@@ -83,8 +83,10 @@ public struct BERTModel: Sendable {
     public let nextSentenceHead: Linear?
 
     /// Assembles a model from its parts (loading does this; see BERTLoading.swift).
-    init(config: BERTConfig, embeddings: BERTEmbeddings, layers: [BERTLayer], pooler: Linear?,
-         maskedLMHead: BERTMaskedLMHead?, nextSentenceHead: Linear?) {
+    init(
+        config: BERTConfig, embeddings: BERTEmbeddings, layers: [BERTLayer], pooler: Linear?,
+        maskedLMHead: BERTMaskedLMHead?, nextSentenceHead: Linear?
+    ) {
         self.config = config
         self.embeddings = embeddings
         self.layers = layers
@@ -111,22 +113,28 @@ public struct BERTModel: Sendable {
     /// sequence, a mask of other values than 0/1) throws ``ModelInputError`` naming what and
     /// where. Cost per layer: `(8 d² + 4 d dFF) T` flops for the projections
     /// (T = batch x seq) plus `4 batch seq² d` for attention.
-    public func forward(inputIDs: [[Int]], tokenTypeIDs: [[Int]]? = nil, attentionMask: [[Int]]? = nil,
-                        outputHiddenStates: Bool = false, compute: Compute = .default) throws(ModelInputError) -> BERTOutput {
+    public func forward(
+        inputIDs: [[Int]], tokenTypeIDs: [[Int]]? = nil, attentionMask: [[Int]]? = nil,
+        outputHiddenStates: Bool = false, compute: Compute = .default
+    ) throws(ModelInputError) -> BERTOutput {
         let batch = inputIDs.count
         let seq = inputIDs.first?.count ?? 0
         let d = config.hiddenSize
-        try check(inputIDs.allSatisfy { $0.count == seq },
-                  "inputIDs rows have different lengths \(Set(inputIDs.map(\.count)).sorted()) (pad them)")
-        try check(seq <= config.maxPositionEmbeddings,
-                  "sequence length \(seq) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
+        try check(
+            inputIDs.allSatisfy { $0.count == seq },
+            "inputIDs rows have different lengths \(Set(inputIDs.map(\.count)).sorted()) (pad them)")
+        try check(
+            seq <= config.maxPositionEmbeddings,
+            "sequence length \(seq) exceeds maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
         if let t = tokenTypeIDs {
-            try check(t.count == batch && t.allSatisfy { $0.count == seq },
-                      "tokenTypeIDs \(t.count) x \(Set(t.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
+            try check(
+                t.count == batch && t.allSatisfy { $0.count == seq },
+                "tokenTypeIDs \(t.count) x \(Set(t.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
         }
         if let m = attentionMask {
-            try check(m.count == batch && m.allSatisfy { $0.count == seq },
-                      "attentionMask \(m.count) x \(Set(m.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
+            try check(
+                m.count == batch && m.allSatisfy { $0.count == seq },
+                "attentionMask \(m.count) x \(Set(m.map(\.count)).sorted()) must be [\(batch)][\(seq)] like inputIDs")
             try check(m.allSatisfy { $0.allSatisfy { $0 == 0 || $0 == 1 } }, "attentionMask values must be 0 or 1")
         }
         try checkIDs(inputIDs, tokenTypeIDs)
@@ -147,8 +155,10 @@ public struct BERTModel: Sendable {
     /// The last hidden state `[batch, seq, d]` of a batch of encodings of equal length (pad
     /// them with ``WordPieceTokenizer/pad(_:_:)`` or encode with `padding: .longest`).
     public func callAsFunction(_ encodings: [Encoding], compute: Compute = .default) throws(ModelInputError) -> Tensor {
-        try forward(inputIDs: encodings.map(\.ids), tokenTypeIDs: encodings.map(\.tokenTypeIDs),
-                attentionMask: encodings.map(\.attentionMask), compute: compute).lastHiddenState
+        try forward(
+            inputIDs: encodings.map(\.ids), tokenTypeIDs: encodings.map(\.tokenTypeIDs),
+            attentionMask: encodings.map(\.attentionMask), compute: compute
+        ).lastHiddenState
     }
 
     /// The encoder on sequences of any lengths, without padding: their tokens are stacked
@@ -156,11 +166,13 @@ public struct BERTModel: Sendable {
     /// spent on padding. Each sequence's rows equal what ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:compute:)``
     /// gives for its real tokens in a padded batch (to float rounding).
     func forwardUnpadded(_ ids: [[Int]], tokenTypeIDs: [[Int]], compute: Compute) throws(ModelInputError) -> (hidden: Tensor, rows: TokenRows) {
-        try check(tokenTypeIDs.count == ids.count && zip(ids, tokenTypeIDs).allSatisfy { $0.count == $1.count },
-                  "tokenTypeIDs must have the shape of the ids")
+        try check(
+            tokenTypeIDs.count == ids.count && zip(ids, tokenTypeIDs).allSatisfy { $0.count == $1.count },
+            "tokenTypeIDs must have the shape of the ids")
         for (i, s) in ids.enumerated() {
-            try check(s.count <= config.maxPositionEmbeddings,
-                      "sequence \(i) has \(s.count) tokens, more than maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
+            try check(
+                s.count <= config.maxPositionEmbeddings,
+                "sequence \(i) has \(s.count) tokens, more than maxPositionEmbeddings \(config.maxPositionEmbeddings) (truncate)")
         }
         try checkIDs(ids, tokenTypeIDs)
         let rows = TokenRows(lengths: ids.map(\.count))
@@ -187,8 +199,9 @@ public struct BERTModel: Sendable {
         let positions = embeddings.addsPositions ? embeddings.position.weight.gatherRows(positionIDs) : nil  // [T, d]
         var x = Tensor.uninitialized([total, config.hiddenSize])
         // LayerNorm((word + segment) + position): the position add is fused into the norm.
-        normRows(rms: false, sum, residual: positions, gamma: embeddings.norm.weight, beta: embeddings.norm.bias,
-                 eps: embeddings.norm.eps, into: &x, compute: compute)
+        normRows(
+            rms: false, sum, residual: positions, gamma: embeddings.norm.weight, beta: embeddings.norm.bias,
+            eps: embeddings.norm.eps, into: &x, compute: compute)
         return x
     }
 
@@ -226,8 +239,9 @@ public struct BERTModel: Sendable {
     public func pooled(_ lastHiddenState: Tensor, compute: Compute = .default) throws(ModelInputError) -> Tensor {
         guard let pooler else { throw ModelInputError("BERTModel.pooled: this checkpoint has no pooler (pooler.dense)") }
         let h = lastHiddenState
-        try check(h.rank == 3 && h.shape[2] == hiddenSize && h.shape[1] >= 1,
-                  "pooled: hidden state \(h.shape) must be [batch, seq >= 1, \(hiddenSize)]")
+        try check(
+            h.rank == 3 && h.shape[2] == hiddenSize && h.shape[1] >= 1,
+            "pooled: hidden state \(h.shape) must be [batch, seq >= 1, \(hiddenSize)]")
         let (b, s, d) = (h.shape[0], h.shape[1], h.shape[2])
         let first = h.reshaped([b * s, d]).gatherRows((0..<b).map { $0 * s })  // [b, d]
         return pooler.forward(first, compute: compute).map { Float(tanh(Double($0))) }  // [b, d]
@@ -250,7 +264,9 @@ public struct BERTModel: Sendable {
     /// output `[batch, d]`. Throws when the checkpoint has no NSP head or `pooled` has another
     /// shape.
     public func nextSentenceLogits(_ pooled: Tensor, compute: Compute = .default) throws(ModelInputError) -> Tensor {
-        guard let head = nextSentenceHead else { throw ModelInputError("BERTModel.nextSentenceLogits: this checkpoint has no NSP head (cls.seq_relationship)") }
+        guard let head = nextSentenceHead else {
+            throw ModelInputError("BERTModel.nextSentenceLogits: this checkpoint has no NSP head (cls.seq_relationship)")
+        }
         try check(pooled.rank == 2 && pooled.shape[1] == hiddenSize, "nextSentenceLogits: pooled \(pooled.shape) must be [batch, \(hiddenSize)]")
         return head.forward(pooled, compute: compute)
     }

@@ -43,8 +43,9 @@ public struct CausalLMCache: DecodingCache {
     /// Cost: one copy of the cache (`layers * rows * length * 2 * kvWidth` floats) unless
     /// `indices` is the identity.
     public mutating func selectRows(_ indices: [Int]) {
-        precondition(!indices.isEmpty && indices.allSatisfy { $0 >= 0 && $0 < rows },
-                     "CausalLMCache.selectRows: indices \(indices.prefix(8)) out of range for \(rows) rows")
+        precondition(
+            !indices.isEmpty && indices.allSatisfy { $0 >= 0 && $0 < rows },
+            "CausalLMCache.selectRows: indices \(indices.prefix(8)) out of range for \(rows) rows")
         if indices.count == rows && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
         for l in layers.indices { layers[l] = layers[l].selectingRows(indices) }
         realPositions = indices.map { realPositions[$0] }
@@ -114,7 +115,8 @@ extension CausalLanguageModel {
         try checkLimit(width, config: config)
         let pad = config.pad ?? 0
         let padded = prompts.map { [Int](repeating: pad, count: width - $0.count) + $0 }
-        var cache = makeCache(rows: prompts.count, capacity: min(max(initialGenerationCacheCapacity, width + 1), config.maxLength(promptLength: width)))
+        var cache = makeCache(
+            rows: prompts.count, capacity: min(max(initialGenerationCacheCapacity, width + 1), config.maxLength(promptLength: width)))
         if prompts.contains(where: { $0.count != width }) {
             cache.markNext(real: prompts.map { [Bool](repeating: false, count: width - $0.count) + [Bool](repeating: true, count: $0.count) })
         }
@@ -158,8 +160,10 @@ extension CausalLanguageModel {
     /// pass both to ``generate(continuing:appending:config:compute:onStep:)`` to go on (a
     /// multi-turn conversation) without recomputing the history.
     /// Throws ``GenerationError``, `CancellationError`, or what `onStep` throws.
-    public func greedy(prompts: [[Int]], config: GenerationConfig? = nil, compute: Compute = .default,
-                       onStep: ([Int]) throws -> Void = { _ in }) throws -> (sequences: [[Int]], cache: CausalLMCache) {
+    public func greedy(
+        prompts: [[Int]], config: GenerationConfig? = nil, compute: Compute = .default,
+        onStep: ([Int]) throws -> Void = { _ in }
+    ) throws -> (sequences: [[Int]], cache: CausalLMCache) {
         let config = config ?? generationDefaults
         var (prompt, cache) = try prepare(prompts: prompts, config: config)
         let sequences = try greedySearch(prompt: prompt, cache: &cache, config: config, compute: compute, onStep: onStep)
@@ -172,14 +176,19 @@ extension CausalLanguageModel {
     /// `cache` for the history (only the tokens not yet cached are computed). Returns the rows
     /// (history + turn + new tokens) and updates `cache`.
     /// Throws ``GenerationError`` when the cache does not fit the history, or as ``greedy(prompts:config:compute:onStep:)``.
-    public func generate(continuing history: [[Int]], appending turn: [[Int]], cache: inout CausalLMCache,
-                         config: GenerationConfig? = nil, compute: Compute = .default,
-                         onStep: ([Int]) throws -> Void = { _ in }) throws -> [[Int]] {
+    public func generate(
+        continuing history: [[Int]], appending turn: [[Int]], cache: inout CausalLMCache,
+        config: GenerationConfig? = nil, compute: Compute = .default,
+        onStep: ([Int]) throws -> Void = { _ in }
+    ) throws -> [[Int]] {
         let config = config ?? generationDefaults
         try config.validate(vocabularySize: vocabularySize)
         guard history.count == cache.rows, let h = history.first?.count, history.allSatisfy({ $0.count == h }),
-              h >= cache.length, h - cache.length <= 1 else {
-            throw GenerationError.invalidInput("history of \(history.count) rows (lengths \(history.map(\.count).prefix(4))) does not continue a cache of \(cache.rows) rows and \(cache.length) positions")
+            h >= cache.length, h - cache.length <= 1
+        else {
+            throw GenerationError.invalidInput(
+                "history of \(history.count) rows (lengths \(history.map(\.count).prefix(4))) does not continue a cache of \(cache.rows) rows and \(cache.length) positions"
+            )
         }
         guard turn.count == history.count else { throw GenerationError.invalidInput("\(turn.count) turns for \(history.count) rows") }
         try checkTokens(turn, what: "turn")
@@ -189,8 +198,11 @@ extension CausalLanguageModel {
         let rows = zip(history, turn).map { $0 + [Int](repeating: pad, count: width - $1.count) + $1 }
         let uncached = h - cache.length  // the last token of a greedy call was never fed
         if turn.contains(where: { $0.count != width }) || uncached > 0 {
-            cache.markNext(real: turn.map { [Bool](repeating: true, count: uncached) + [Bool](repeating: false, count: width - $0.count)
-                                              + [Bool](repeating: true, count: $0.count) })
+            cache.markNext(
+                real: turn.map {
+                    [Bool](repeating: true, count: uncached) + [Bool](repeating: false, count: width - $0.count)
+                        + [Bool](repeating: true, count: $0.count)
+                })
         }
         return try greedySearch(prompt: rows, cache: &cache, config: config, compute: compute, onStep: onStep)
     }

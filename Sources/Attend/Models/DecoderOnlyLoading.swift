@@ -89,7 +89,8 @@ public struct CausalLMConfig: Sendable, Equatable {
             scaleByInverseLayerIndex = try c.bool("scale_attn_by_inverse_layer_idx") ?? false
             slidingWindow = nil
             if try c.bool("add_cross_attention") == true {
-                throw ModelFileError.unsupported(path: c.path, what: "add_cross_attention true (a GPT-2 with cross-attention is an encoder-decoder's decoder)")
+                throw ModelFileError.unsupported(
+                    path: c.path, what: "add_cross_attention true (a GPT-2 with cross-attention is an encoder-decoder's decoder)")
             }
         case "llama", "mistral", "qwen2":
             architecture = type == "llama" ? .llama : type == "mistral" ? .mistral : .qwen2
@@ -103,7 +104,9 @@ public struct CausalLMConfig: Sendable, Equatable {
             if let hd = try c.int("head_dim", in: 1...big) {
                 headDim = hd
             } else {
-                guard hiddenSize % heads == 0 else { throw c.fail("num_attention_heads", "\(heads) does not divide hidden_size \(hiddenSize) (and no head_dim is given)") }
+                guard hiddenSize % heads == 0 else {
+                    throw c.fail("num_attention_heads", "\(heads) does not divide hidden_size \(hiddenSize) (and no head_dim is given)")
+                }
                 headDim = hiddenSize / heads
             }
             guard headDim % 2 == 0 else { throw c.fail("head_dim", "\(headDim) must be even for rotary positions") }
@@ -124,7 +127,9 @@ public struct CausalLMConfig: Sendable, Equatable {
             default: slidingWindow = nil
             }
         default:
-            throw ModelFileError.unsupported(path: c.path, what: "model_type \(type.map { "\"\($0)\"" } ?? "(absent)") (decoder-only models: \"gpt2\", \"llama\", \"mistral\", \"qwen2\")")
+            throw ModelFileError.unsupported(
+                path: c.path,
+                what: "model_type \(type.map { "\"\($0)\"" } ?? "(absent)") (decoder-only models: \"gpt2\", \"llama\", \"mistral\", \"qwen2\")")
         }
     }
 
@@ -142,7 +147,8 @@ public struct CausalLMConfig: Sendable, Equatable {
             guard f >= 1 else { throw p.fail("factor", "\(f) must be at least 1") }
             return f
         }
-        let original = try p.int("original_max_position_embeddings", in: 1...(1 << 30))
+        let original =
+            try p.int("original_max_position_embeddings", in: 1...(1 << 30))
             ?? c.int("original_max_position_embeddings", in: 1...(1 << 30)) ?? maxPositions
         let scaling: RotaryScaling
         switch kind {
@@ -166,8 +172,9 @@ public struct CausalLMConfig: Sendable, Equatable {
                 }
             }
             let fast = try p.double("beta_fast") ?? 32, slow = try p.double("beta_slow") ?? 1
-            scaling = .yarn(factor: f, attentionFactor: attention!, betaFast: fast == 0 ? 32 : fast, betaSlow: slow == 0 ? 1 : slow,
-                            originalMaxPositions: original, truncate: try p.bool("truncate") ?? true)
+            scaling = .yarn(
+                factor: f, attentionFactor: attention!, betaFast: fast == 0 ? 32 : fast, betaSlow: slow == 0 ? 1 : slow,
+                originalMaxPositions: original, truncate: try p.bool("truncate") ?? true)
         default:
             throw ModelFileError.unsupported(path: c.path, what: "rope_type \"\(kind)\" (known: default, linear, dynamic, llama3, yarn)")
         }
@@ -196,7 +203,8 @@ extension DecoderOnlyModel {
     public static func handles(directory: URL) -> Bool {
         let url = directory.appendingPathComponent("config.json")
         guard let json = try? readModelJSON(url), let fields = try? JSONFields(json, path: url.path),
-              let type = try? fields.string("model_type") else { return false }
+            let type = try? fields.string("model_type")
+        else { return false }
         return ["gpt2", "llama", "mistral", "qwen2"].contains(type)
     }
 
@@ -231,11 +239,13 @@ extension DecoderOnlyModel {
                 let b = "\(root)h.\(i)"
                 var scale: Float = c.scaleAttentionWeights ? 1 / Float(dh).squareRoot() : 1
                 if c.scaleByInverseLayerIndex { scale /= Float(i + 1) }
-                return CausalDecoderLayer(attentionNorm: try ln(b + ".ln_1"), qkv: try conv(b + ".attn.c_attn", in: d, out: 3 * d),
-                                          out: try conv(b + ".attn.c_proj", in: d, out: d), feedForwardNorm: try ln(b + ".ln_2"),
-                                          feedForward: FeedForward(up: try conv(b + ".mlp.c_fc", in: d, out: f),
-                                                                   down: try conv(b + ".mlp.c_proj", in: f, out: d), activation: c.activation),
-                                          scale: scale)
+                return CausalDecoderLayer(
+                    attentionNorm: try ln(b + ".ln_1"), qkv: try conv(b + ".attn.c_attn", in: d, out: 3 * d),
+                    out: try conv(b + ".attn.c_proj", in: d, out: d), feedForwardNorm: try ln(b + ".ln_2"),
+                    feedForward: FeedForward(
+                        up: try conv(b + ".mlp.c_fc", in: d, out: f),
+                        down: try conv(b + ".mlp.c_proj", in: f, out: d), activation: c.activation),
+                    scale: scale)
             }
             finalNorm = try ln(root + "ln_f")
         } else {
@@ -248,17 +258,19 @@ extension DecoderOnlyModel {
                 let parts = try [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map {
                     try Linear(loading: p, "\(b).self_attn.\($0.0)", in: d, out: $0.1, bias: c.qkvBias)
                 }
-                let qkv = Linear(weight: Tensor.concatenateRows(parts.map(\.weight)),
-                                 bias: c.qkvBias ? Tensor.concatenateRows(parts.map { $0.bias! }) : nil)
+                let qkv = Linear(
+                    weight: Tensor.concatenateRows(parts.map(\.weight)),
+                    bias: c.qkvBias ? Tensor.concatenateRows(parts.map { $0.bias! }) : nil)
                 let mlp = "\(b).mlp"
                 return CausalDecoderLayer(
                     attentionNorm: try rms(b + ".input_layernorm"), qkv: qkv,
                     out: try Linear(loading: p, b + ".self_attn.o_proj", in: q, out: d, bias: c.outBias),
                     feedForwardNorm: try rms(b + ".post_attention_layernorm"),
-                    feedForward: FeedForward(up: try Linear(loading: p, mlp + ".gate_proj", in: d, out: f, bias: c.mlpBias),
-                                             down: try Linear(loading: p, mlp + ".down_proj", in: f, out: d, bias: c.mlpBias),
-                                             activation: c.activation,
-                                             gate: try Linear(loading: p, mlp + ".up_proj", in: d, out: f, bias: c.mlpBias)),
+                    feedForward: FeedForward(
+                        up: try Linear(loading: p, mlp + ".gate_proj", in: d, out: f, bias: c.mlpBias),
+                        down: try Linear(loading: p, mlp + ".down_proj", in: f, out: d, bias: c.mlpBias),
+                        activation: c.activation,
+                        gate: try Linear(loading: p, mlp + ".up_proj", in: d, out: f, bias: c.mlpBias)),
                     scale: 1 / Float(dh).squareRoot())
             }
             finalNorm = try rms("model.norm")
@@ -272,10 +284,11 @@ extension DecoderOnlyModel {
         try p.finish()
         var limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
         if let w = c.slidingWindow { limit = (w, "sliding_window") }
-        self.init(architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
-                  layers: layers, finalNorm: finalNorm, lmHead: Linear(weight: headWeight ?? embedding.weight, bias: nil),
-                  heads: c.heads, kvHeads: c.kvHeads, headDim: dh, positionLimit: limit, generationDefaults: generation.config,
-                  defaultMaxLength: generation.maxLength, ignoredGenerationSettings: generation.ignored)
+        self.init(
+            architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
+            layers: layers, finalNorm: finalNorm, lmHead: Linear(weight: headWeight ?? embedding.weight, bias: nil),
+            heads: c.heads, kvHeads: c.kvHeads, headDim: dh, positionLimit: limit, generationDefaults: generation.config,
+            defaultMaxLength: generation.maxLength, ignoredGenerationSettings: generation.ignored)
     }
 }
 

@@ -105,14 +105,18 @@ public struct DecoderOnlyModel: CausalLanguageModel {
     public var vocabularySize: Int { lmHead.outFeatures }
 
     /// A model from its parts; widths must agree (a precondition naming them).
-    public init(architecture: CausalLMArchitecture, embedding: Embedding, learnedPositions: Embedding?, rotary: RotaryFrequencies?,
-                layers: [CausalDecoderLayer], finalNorm: Norm, lmHead: Linear, heads: Int, kvHeads: Int, headDim: Int,
-                positionLimit: (limit: Int, setting: String)?, generationDefaults: GenerationConfig, defaultMaxLength: Int? = nil,
-                ignoredGenerationSettings: [String] = []) {
+    public init(
+        architecture: CausalLMArchitecture, embedding: Embedding, learnedPositions: Embedding?, rotary: RotaryFrequencies?,
+        layers: [CausalDecoderLayer], finalNorm: Norm, lmHead: Linear, heads: Int, kvHeads: Int, headDim: Int,
+        positionLimit: (limit: Int, setting: String)?, generationDefaults: GenerationConfig, defaultMaxLength: Int? = nil,
+        ignoredGenerationSettings: [String] = []
+    ) {
         let d = embedding.dim, w = (heads + 2 * kvHeads) * headDim
-        precondition(!layers.isEmpty && heads >= 1 && kvHeads >= 1 && heads % kvHeads == 0 && lmHead.inFeatures == d
-                     && layers.allSatisfy { $0.qkv.weight.shape == [w, d] && $0.out.weight.shape == [d, heads * headDim] },
-                     "DecoderOnlyModel: \(layers.count) layers of \(heads) heads / \(kvHeads) KV heads of \(headDim) do not fit d = \(d), head \(lmHead.weight.shape)")
+        precondition(
+            !layers.isEmpty && heads >= 1 && kvHeads >= 1 && heads % kvHeads == 0 && lmHead.inFeatures == d
+                && layers.allSatisfy { $0.qkv.weight.shape == [w, d] && $0.out.weight.shape == [d, heads * headDim] },
+            "DecoderOnlyModel: \(layers.count) layers of \(heads) heads / \(kvHeads) KV heads of \(headDim) do not fit d = \(d), head \(lmHead.weight.shape)"
+        )
         precondition(rotary.map { $0.dim == headDim } ?? true, "DecoderOnlyModel: rotary dim \(rotary!.dim) differs from head size \(headDim)")
         precondition(learnedPositions.map { $0.dim == d } ?? true, "DecoderOnlyModel: position table of width \(learnedPositions!.dim) for d = \(d)")
         self.architecture = architecture
@@ -150,20 +154,24 @@ public struct DecoderOnlyModel: CausalLanguageModel {
     /// marks (a left-padded row's first real token is at position 0).
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout CausalLMCache, compute: Compute = .default) -> Tensor {
         let r = tokens.count, n = tokens.first?.count ?? 0, v = vocabularySize
-        precondition(r == cache.rows && n >= 1 && tokens.allSatisfy { $0.count == n },
-                     "DecoderOnlyModel: \(r) rows of lengths \(tokens.map(\.count).prefix(4)) for a cache of \(cache.rows) rows")
+        precondition(
+            r == cache.rows && n >= 1 && tokens.allSatisfy { $0.count == n },
+            "DecoderOnlyModel: \(r) rows of lengths \(tokens.map(\.count).prefix(4)) for a cache of \(cache.rows) rows")
         precondition(tokens.allSatisfy { $0.allSatisfy { (0..<v).contains($0) } }, "DecoderOnlyModel: token ids must lie in 0..<\(v)")
         let start = cache.length
         let positions = cache.advance(steps: n).flatMap { $0 }  // [r * n], row-major
         var x = embedding(tokens.flatMap { $0 })  // [r*n, d]
         if let table = learnedPositions {
-            precondition(positions.allSatisfy { $0 < table.count }, "DecoderOnlyModel: positions up to \(positions.max()!) pass the \(table.count) learned positions")
+            precondition(
+                positions.allSatisfy { $0 < table.count },
+                "DecoderOnlyModel: positions up to \(positions.max()!) pass the \(table.count) learned positions")
             x += table(positions)
         }
         let keyPadding = cache.keyPadding
         for (l, layer) in layers.enumerated() {
-            x = attention(layer, x, rows: r, steps: n, start: start, positions: positions, kv: &cache.layers[l],
-                          keyPadding: keyPadding, compute: compute)
+            x = attention(
+                layer, x, rows: r, steps: n, start: start, positions: positions, kv: &cache.layers[l],
+                keyPadding: keyPadding, compute: compute)
             x = layer.feedForward.forward(layer.feedForwardNorm(x, compute: compute), residual: x, compute: compute)
         }
         let last = n == 1 ? x : x.gatherRows((0..<r).map { $0 * n + n - 1 })  // [r, d]
@@ -172,8 +180,10 @@ public struct DecoderOnlyModel: CausalLanguageModel {
 
     /// `x + out(attention(norm(x)))` for `rows x steps` token rows `x` `[rows*steps, d]`,
     /// appending the new keys and values to `kv` first.
-    private func attention(_ layer: CausalDecoderLayer, _ x: Tensor, rows r: Int, steps n: Int, start: Int, positions: [Int],
-                           kv: inout AttentionKV, keyPadding: [[Bool]]?, compute: Compute) -> Tensor {
+    private func attention(
+        _ layer: CausalDecoderLayer, _ x: Tensor, rows r: Int, steps n: Int, start: Int, positions: [Int],
+        kv: inout AttentionKV, keyPadding: [[Bool]]?, compute: Compute
+    ) -> Tensor {
         let dh = headDim, q = heads * dh, kvw = kvHeads * dh, w = q + 2 * kvw
         var qkv = layer.qkv.forward(layer.attentionNorm(x, compute: compute), compute: compute)  // [r*n, w]
         if let rotary { rotary.rotate(&qkv, columns: 0, heads: heads + kvHeads, positions: positions) }
@@ -183,10 +193,11 @@ public struct DecoderOnlyModel: CausalLanguageModel {
         kl.headGroup = heads / kvHeads
         vl.headGroup = heads / kvHeads
         let ql = HeadLayout(base: 0, batchStride: n * w, headStride: dh, rowStride: w)
-        let p = AttentionProblem(batch: r, seqQ: n, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
-                                 o: HeadLayout(base: 0, batchStride: n * q, headStride: dh, rowStride: q),
-                                 counts: (qkv.count, kv.storage.count, kv.storage.count, context.count),
-                                 mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: .none, scale: layer.scale)
+        let p = AttentionProblem(
+            batch: r, seqQ: n, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
+            o: HeadLayout(base: 0, batchStride: n * q, headStride: dh, rowStride: q),
+            counts: (qkv.count, kv.storage.count, kv.storage.count, context.count),
+            mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: .none, scale: layer.scale)
         Attend.attention(p, query: qkv, key: kv.storage, value: kv.storage, into: &context, compute: compute)
         return layer.out.forward(context, residual: x, compute: compute)
     }

@@ -15,11 +15,13 @@ public struct EncodedSource: Sendable {
 
     /// An encoded batch from its parts (`padding`, when given, is `[batch][maxLength]`).
     public init(memory: Tensor, padding: [[Bool]]?, lengths: [Int]) {
-        precondition(memory.rank == 3 && lengths.count == memory.shape[0] && lengths.allSatisfy { $0 >= 1 && $0 <= memory.shape[1] },
-                     "EncodedSource: memory \(memory.shape) does not fit source lengths \(lengths)")
+        precondition(
+            memory.rank == 3 && lengths.count == memory.shape[0] && lengths.allSatisfy { $0 >= 1 && $0 <= memory.shape[1] },
+            "EncodedSource: memory \(memory.shape) does not fit source lengths \(lengths)")
         if let padding {
-            precondition(padding.count == lengths.count && padding.allSatisfy { $0.count == memory.shape[1] },
-                         "EncodedSource: padding of \(padding.count) rows of \(padding.map(\.count)) does not fit memory \(memory.shape)")
+            precondition(
+                padding.count == lengths.count && padding.allSatisfy { $0.count == memory.shape[1] },
+                "EncodedSource: padding of \(padding.count) rows of \(padding.map(\.count)) does not fit memory \(memory.shape)")
         }
         self.memory = memory
         self.padding = padding
@@ -36,8 +38,9 @@ struct PaddedSources {
     let lengths: [Int]
 
     init(_ sources: [[Int]], pad: Int, caller: String) {
-        precondition(!sources.isEmpty && sources.allSatisfy { !$0.isEmpty },
-                     "\(caller): give at least one source, each of at least one token (lengths \(sources.map(\.count)))")
+        precondition(
+            !sources.isEmpty && sources.allSatisfy { !$0.isEmpty },
+            "\(caller): give at least one source, each of at least one token (lengths \(sources.map(\.count)))")
         lengths = sources.map(\.count)
         let s = lengths.max()!
         ids = sources.map { $0 + [Int](repeating: pad, count: s - $0.count) }
@@ -78,7 +81,8 @@ extension EncoderDecoderModel {
                 throw GenerationError.invalidInput("source \(i), item \(bad): token id \(source[bad]) is outside the source vocabulary of \(v)")
             }
             if let m = maxPositions, source.count > m {
-                throw GenerationError.invalidInput("source \(i) has \(source.count) tokens; the model's position table holds \(m) (max_position_embeddings)")
+                throw GenerationError.invalidInput(
+                    "source \(i) has \(source.count) tokens; the model's position table holds \(m) (max_position_embeddings)")
             }
         }
     }
@@ -87,8 +91,9 @@ extension EncoderDecoderModel {
     /// one row per encoded source, all of one length >= 1, ids in `0..<vocabularySize`, and
     /// fits ``maxPositions``. Cost: O(total tokens).
     public func checkTargets(_ targets: [[Int]], encoded: EncodedSource) throws {
-        let n = try checkTokenRows(targets, count: encoded.lengths.count, what: "target", against: "\(encoded.lengths.count) sources",
-                                   vocabulary: vocabularySize)
+        let n = try checkTokenRows(
+            targets, count: encoded.lengths.count, what: "target", against: "\(encoded.lengths.count) sources",
+            vocabulary: vocabularySize)
         if let m = maxPositions, n > m {
             throw GenerationError.invalidInput("targets of \(n) tokens; the model's position table holds \(m) (max_position_embeddings)")
         }
@@ -104,8 +109,10 @@ extension EncoderDecoderModel {
     /// Validates a request and prepares it: the sources encoded, a cache sized for what is
     /// generated (not for `maxNewTokens`), the one-token prompts. Throws ``GenerationError``
     /// for a bad start token, sources, settings, or a length past ``maxPositions``.
-    func startGeneration(sources: [[Int]], startTokenID: Int, config: GenerationConfig,
-                         compute: Compute) throws -> (prompt: [[Int]], cache: KVCache) {
+    func startGeneration(
+        sources: [[Int]], startTokenID: Int, config: GenerationConfig,
+        compute: Compute
+    ) throws -> (prompt: [[Int]], cache: KVCache) {
         guard startTokenID >= 0 && startTokenID < vocabularySize else {
             throw GenerationError.invalidInput("start token \(startTokenID) is outside the vocabulary of \(vocabularySize)")
         }
@@ -129,8 +136,10 @@ extension EncoderDecoderModel {
     /// Cost: one encoder pass over the batch, the memory keys/values once per layer, then
     /// `config.maxNewTokens` decoder steps at most. Memory grows with the tokens generated
     /// (the self-attention cache doubles as it fills), not with `config.maxNewTokens`.
-    public func generate(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
-                         compute: Compute = .default) throws -> GenerationOutput {
+    public func generate(
+        sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
+        compute: Compute = .default
+    ) throws -> GenerationOutput {
         let (prompt, cache) = try startGeneration(sources: sources, startTokenID: startTokenID, config: generation, compute: compute)
         return try generate(prompt: prompt, cache: cache, config: generation, compute: compute)
     }
@@ -139,8 +148,10 @@ extension EncoderDecoderModel {
     /// source) as soon as they are chosen; a source that has ended receives the pad token.
     /// Returns the rows as ``generate(sources:startTokenID:config:compute:)`` does.
     /// Throws ``GenerationError``, `CancellationError`, or what `onStep` throws.
-    public func greedy(sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
-                       compute: Compute = .default, onStep: ([Int]) throws -> Void) throws -> [[Int]] {
+    public func greedy(
+        sources: [[Int]], startTokenID: Int, config generation: GenerationConfig,
+        compute: Compute = .default, onStep: ([Int]) throws -> Void
+    ) throws -> [[Int]] {
         var (prompt, cache) = try startGeneration(sources: sources, startTokenID: startTokenID, config: generation, compute: compute)
         return try greedySearch(prompt: prompt, cache: &cache, config: generation, compute: compute, onStep: onStep)
     }
@@ -150,8 +161,10 @@ extension EncoderDecoderModel {
     /// and decoding run in a detached task; cancelling the consuming task, breaking out of the
     /// loop or dropping the stream stops them at the next step (tokens computed before that
     /// are still delivered, then the iteration ends).
-    public func stream(source: [Int], startTokenID: Int, config generation: GenerationConfig,
-                       compute: Compute = .default) -> AsyncThrowingStream<Int, Error> {
+    public func stream(
+        source: [Int], startTokenID: Int, config generation: GenerationConfig,
+        compute: Compute = .default
+    ) -> AsyncThrowingStream<Int, Error> {
         tokenStream(eosTokenIDs: generation.eosTokenIDs) { onStep in
             _ = try self.greedy(sources: [source], startTokenID: startTokenID, config: generation, compute: compute, onStep: onStep)
         }

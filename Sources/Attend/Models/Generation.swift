@@ -143,16 +143,20 @@ public struct GenerationConfig: Sendable {
         }
         guard noRepeatNGramSize >= 0 else { throw fail("noRepeatNGramSize \(noRepeatNGramSize) must not be negative") }
         if doSample {
-            guard numBeams == 1 else { throw fail("sampling with beams (numBeams \(numBeams)) is not supported: set numBeams to 1 or doSample to false") }
+            guard numBeams == 1 else {
+                throw fail("sampling with beams (numBeams \(numBeams)) is not supported: set numBeams to 1 or doSample to false")
+            }
             guard temperature.isFinite && temperature > 0 else { throw fail("temperature \(temperature) must be a positive number") }
             guard topK >= 0 else { throw fail("topK \(topK) must not be negative (0 turns it off)") }
             guard topP >= 0 && topP <= 1 else { throw fail("topP \(topP) must lie in [0, 1]") }
             if let minP { guard minP >= 0 && minP <= 1 else { throw fail("minP \(minP) must lie in [0, 1]") } }
         }
-        let named: [(String, [Int])] = [("eosTokenIDs", eosTokenIDs), ("suppressedTokenIDs", suppressedTokenIDs),
-                                        ("padTokenID", padTokenID.map { [$0] } ?? []),
-                                        ("forcedBOSTokenID", forcedBOSTokenID.map { [$0] } ?? []),
-                                        ("forcedEOSTokenID", forcedEOSTokenID.map { [$0] } ?? [])]
+        let named: [(String, [Int])] = [
+            ("eosTokenIDs", eosTokenIDs), ("suppressedTokenIDs", suppressedTokenIDs),
+            ("padTokenID", padTokenID.map { [$0] } ?? []),
+            ("forcedBOSTokenID", forcedBOSTokenID.map { [$0] } ?? []),
+            ("forcedEOSTokenID", forcedEOSTokenID.map { [$0] } ?? []),
+        ]
         for (name, ids) in named {
             if let bad = ids.first(where: { $0 < 0 || $0 >= v }) {
                 throw fail("\(name): token id \(bad) is outside the vocabulary of \(v)")
@@ -185,9 +189,12 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case .invalidConfig(let m): return "generation settings: \(m)"
         case .invalidInput(let m): return "generation input: \(m)"
         case .exceedsPositionLimit(let setting, let limit, let requested):
-            if limit < 2 { return "the model's position table holds \(limit) position (\(setting) = \(limit)): no room to generate after the start token" }
+            if limit < 2 {
+                return "the model's position table holds \(limit) position (\(setting) = \(limit)): no room to generate after the start token"
+            }
             let asked = requested == Int.max ? "more positions than an Int holds" : "\(requested) positions"
-            return "the model's position table holds \(limit) positions (\(setting) = \(limit)), and prompt plus maxNewTokens ask for \(asked); lower maxNewTokens"
+            return
+                "the model's position table holds \(limit) positions (\(setting) = \(limit)), and prompt plus maxNewTokens ask for \(asked); lower maxNewTokens"
         }
     }
 }
@@ -225,8 +232,10 @@ extension AutoregressiveDecoder {
     /// prompt included. Throws ``GenerationError`` for settings or a prompt out of range (or
     /// a sampling step with every token forbidden), `CancellationError` when the task is
     /// cancelled, or what `onStep` throws.
-    public func greedySearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default,
-                             onStep: ([Int]) throws -> Void = { _ in }) throws -> [[Int]] {
+    public func greedySearch(
+        prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default,
+        onStep: ([Int]) throws -> Void = { _ in }
+    ) throws -> [[Int]] {
         let v = vocabularySize
         try config.validate(vocabularySize: v)
         let promptLength = try checkPrompt(prompt, cache: cache)
@@ -239,7 +248,8 @@ extension AutoregressiveDecoder {
         while true {
             try Task.checkCancellation()
             var scores = nextTokenLogits(appending: feed, to: &cache, compute: compute)  // [rows, V]
-            precondition(scores.shape == [prompt.count, v], "greedySearch: the model returned logits \(scores.shape), expected [\(prompt.count), \(v)]")
+            precondition(
+                scores.shape == [prompt.count, v], "greedySearch: the model returned logits \(scores.shape), expected [\(prompt.count), \(v)]")
             applyProcessors(&scores, sequences: sequences, promptLength: promptLength, maxLength: maxLength, config: config)
             var next = try config.doSample ? sampleRows(scores, rngs: &rngs, step: sequences[0].count - promptLength) : argmaxRows(scores)  // [rows]
             for r in next.indices where !unfinished[r] { next[r] = config.pad! }
@@ -292,7 +302,8 @@ extension AutoregressiveDecoder {
         while true {
             try Task.checkCancellation()
             let logits = nextTokenLogits(appending: feed, to: &cache, compute: compute)  // [batch*beams, V]
-            precondition(logits.shape == [batch * beams, v], "beamSearch: the model returned logits \(logits.shape), expected [\(batch * beams), \(v)]")
+            precondition(
+                logits.shape == [batch * beams, v], "beamSearch: the model returned logits \(logits.shape), expected [\(batch * beams), \(v)]")
             var logProbs = logSoftmaxRows(logits)  // [batch*beams, V]
             applyProcessors(&logProbs, sequences: running.flatMap { $0 }, promptLength: promptLength, maxLength: maxLength, config: config)
             var allHit = true
@@ -302,8 +313,9 @@ extension AutoregressiveDecoder {
             do {
                 for b in 0..<batch {
                     // c. The top `keep` continuations over every beam of this input.
-                    let top = topCandidates(lpb, rowOffset: b * beams, beams: beams, vocabulary: v,
-                                            runningScores: runningScores[b], keep: keep)
+                    let top = topCandidates(
+                        lpb, rowOffset: b * beams, beams: beams, vocabulary: v,
+                        runningScores: runningScores[b], keep: keep)
                     let candidates = top.map { (score: $0.score, beam: $0.index / v, token: $0.index % v) }
                     let hits = candidates.map { eos.contains($0.token) || length + 1 >= maxLength }
                     if hits.contains(false) { allHit = false }
@@ -358,8 +370,9 @@ extension AutoregressiveDecoder {
         let fill = config.eosTokenIDs.isEmpty ? -1 : (config.padTokenID.flatMap { $0 != 0 ? $0 : nil } ?? config.eosTokenIDs[0])
         let chosen = finished.flatMap { $0.prefix(config.numReturnSequences) }
         let width = chosen.map(\.count).max()!
-        return GenerationOutput(sequences: chosen.map { $0 + [Int](repeating: fill, count: width - $0.count) },
-                                scores: finishedScores.flatMap { $0.prefix(config.numReturnSequences) })
+        return GenerationOutput(
+            sequences: chosen.map { $0 + [Int](repeating: fill, count: width - $0.count) },
+            scores: finishedScores.flatMap { $0.prefix(config.numReturnSequences) })
     }
 
     /// A stream of single tokens from `run`, which generates for one row and calls the hook
@@ -368,8 +381,10 @@ extension AutoregressiveDecoder {
     /// runs in a detached task; cancelling the consumer, breaking out of the loop or dropping
     /// the stream cancels it at the next step (tokens computed before that are still
     /// delivered). Shared by the encoder-decoder and decoder-only streams.
-    func tokenStream(eosTokenIDs: [Int],
-                     _ run: @escaping @Sendable (_ onStep: ([Int]) throws -> Void) throws -> Void) -> AsyncThrowingStream<Int, Error> {
+    func tokenStream(
+        eosTokenIDs: [Int],
+        _ run: @escaping @Sendable (_ onStep: ([Int]) throws -> Void) throws -> Void
+    ) -> AsyncThrowingStream<Int, Error> {
         let eos = Set(eosTokenIDs)
         return AsyncThrowingStream { continuation in
             let task = Task.detached {
@@ -394,8 +409,10 @@ extension AutoregressiveDecoder {
     /// task, breaking out of the loop or dropping the stream stops the work at the next step
     /// (tokens computed before that are still delivered, then the iteration ends). The stream
     /// finishes after the last step.
-    public func greedyStream(prompt: [[Int]], cache: Cache, config: GenerationConfig,
-                             compute: Compute = .default) -> AsyncThrowingStream<[Int], Error> {
+    public func greedyStream(
+        prompt: [[Int]], cache: Cache, config: GenerationConfig,
+        compute: Compute = .default
+    ) -> AsyncThrowingStream<[Int], Error> {
         AsyncThrowingStream { continuation in
             let task = Task.detached {
                 do {
@@ -453,7 +470,9 @@ func sampleRows(_ scores: Tensor, rngs: inout [SamplingRNG], step: Int) throws -
     let rows = scores.shape[0]
     return try (0..<rows).map { r in
         guard let t = sampleToken(scores.row(r), rng: &rngs[r]) else {
-            throw GenerationError.invalidConfig("sampling step \(step), row \(r): the settings forbid every token (no-repeat n-grams, suppressed tokens, top-k/top-p/min-p), nothing to draw from")
+            throw GenerationError.invalidConfig(
+                "sampling step \(step), row \(r): the settings forbid every token (no-repeat n-grams, suppressed tokens, top-k/top-p/min-p), nothing to draw from"
+            )
         }
         return t
     }
@@ -497,17 +516,20 @@ func logSoftmaxRows(_ x: Tensor) -> Tensor {
 
 /// The `count` largest of `values`, as indices, largest first; ties keep the lower index.
 func topIndices(_ values: [Float], count: Int) -> [Int] {
-    Array(values.indices.sorted { a, b in
-        let (x, y) = (selectionKey(values[a]), selectionKey(values[b]))
-        return x > y || (x == y && a < b)
-    }.prefix(count))
+    Array(
+        values.indices.sorted { a, b in
+            let (x, y) = (selectionKey(values[a]), selectionKey(values[b]))
+            return x > y || (x == y && a < b)
+        }.prefix(count))
 }
 
 /// The `keep` best continuations of one input's beams: for beam j and token t, score
 /// `logProbs[rowOffset + j][t] + runningScores[j]` at flat index `j * V + t`. Largest
 /// first; ties keep the lower flat index. Cost: O(beams * V) plus O(keep) per insertion.
-func topCandidates(_ logProbs: [Float], rowOffset: Int, beams: Int, vocabulary v: Int,
-                   runningScores: [Float], keep: Int) -> [(score: Float, index: Int)] {
+func topCandidates(
+    _ logProbs: [Float], rowOffset: Int, beams: Int, vocabulary v: Int,
+    runningScores: [Float], keep: Int
+) -> [(score: Float, index: Int)] {
     var top: [(score: Float, index: Int)] = []
     top.reserveCapacity(keep + 1)
     for j in 0..<beams {

@@ -46,12 +46,15 @@ public struct KVCache: Sendable {
     /// memory keys/values are shared, never copied. Cost: one copy of the self-attention
     /// cache (`layers * rows * length * 2d` floats); nothing when `indices` is the identity.
     public mutating func selectRows(_ indices: [Int]) {
-        precondition(!indices.isEmpty && indices.count % sources == 0,
-                     "KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
+        precondition(
+            !indices.isEmpty && indices.count % sources == 0,
+            "KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
         let newPer = indices.count / sources
         for (i, r) in indices.enumerated() {
-            precondition(r >= 0 && r < rows && r / rowsPerSource == i / newPer,
-                         "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after)")
+            precondition(
+                r >= 0 && r < rows && r / rowsPerSource == i / newPer,
+                "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after)"
+            )
         }
         if newPer == rowsPerSource && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
         for l in selfAttention.indices { selfAttention[l] = selfAttention[l].selectingRows(indices) }

@@ -128,12 +128,14 @@ extension Seq2SeqModel {
     /// Throws `CheckpointError` naming a missing, misshapen or unused tensor.
     public init(marian config: MarianConfig, weights: TensorSource, generation: GenerationConfig? = nil) throws {
         var settings = HFGenerationSettings.defaults(maxNewTokens: 19)
-        settings.config = generation ?? {
-            var g = GenerationConfig(maxNewTokens: 19, eosTokenID: config.eosTokenID)
-            g.padTokenID = config.padTokenID
-            g.forcedEOSTokenID = config.forcedEOSTokenID
-            return g
-        }()
+        settings.config =
+            generation
+            ?? {
+                var g = GenerationConfig(maxNewTokens: 19, eosTokenID: config.eosTokenID)
+                g.padTokenID = config.padTokenID
+                g.forcedEOSTokenID = config.forcedEOSTokenID
+                return g
+            }()
         settings.decoderStartTokenID = config.decoderStartTokenID
         try self.init(marian: config, weights: weights, generation: settings)
     }
@@ -160,8 +162,9 @@ extension Seq2SeqModel {
         }
         func linear(_ name: String, _ i: Int, _ o: Int) throws -> Linear { try Linear(loading: p, name, in: i, out: o) }
         func attention(_ prefix: String, heads: Int) throws -> MultiHeadAttention {
-            MultiHeadAttention(heads: heads, query: try linear(prefix + ".q_proj", d, d), key: try linear(prefix + ".k_proj", d, d),
-                               value: try linear(prefix + ".v_proj", d, d), out: try linear(prefix + ".out_proj", d, d))
+            MultiHeadAttention(
+                heads: heads, query: try linear(prefix + ".q_proj", d, d), key: try linear(prefix + ".k_proj", d, d),
+                value: try linear(prefix + ".v_proj", d, d), out: try linear(prefix + ".out_proj", d, d))
         }
         func norm(_ prefix: String) throws -> Norm { .layer(try LayerNorm(loading: p, prefix, size: d, eps: 1e-5)) }
         func feedForward(_ prefix: String, width: Int) throws -> FeedForward {
@@ -169,19 +172,21 @@ extension Seq2SeqModel {
         }
         let encoderLayers = try (0..<c.encoderLayers).map { i -> EncoderLayer in
             let b = "model.encoder.layers.\(i)"
-            return EncoderLayer(selfAttention: try attention("\(b).self_attn", heads: c.encoderAttentionHeads),
-                                attentionNorm: try norm("\(b).self_attn_layer_norm"),
-                                feedForward: try feedForward(b, width: c.encoderFFNDim), feedForwardNorm: try norm("\(b).final_layer_norm"),
-                                placement: .post)
+            return EncoderLayer(
+                selfAttention: try attention("\(b).self_attn", heads: c.encoderAttentionHeads),
+                attentionNorm: try norm("\(b).self_attn_layer_norm"),
+                feedForward: try feedForward(b, width: c.encoderFFNDim), feedForwardNorm: try norm("\(b).final_layer_norm"),
+                placement: .post)
         }
         let decoderLayers = try (0..<c.decoderLayers).map { i -> DecoderLayer in
             let b = "model.decoder.layers.\(i)"
-            return DecoderLayer(selfAttention: try attention("\(b).self_attn", heads: c.decoderAttentionHeads),
-                                selfAttentionNorm: try norm("\(b).self_attn_layer_norm"),
-                                crossAttention: try attention("\(b).encoder_attn", heads: c.decoderAttentionHeads),
-                                crossAttentionNorm: try norm("\(b).encoder_attn_layer_norm"),
-                                feedForward: try feedForward(b, width: c.decoderFFNDim), feedForwardNorm: try norm("\(b).final_layer_norm"),
-                                placement: .post)
+            return DecoderLayer(
+                selfAttention: try attention("\(b).self_attn", heads: c.decoderAttentionHeads),
+                selfAttentionNorm: try norm("\(b).self_attn_layer_norm"),
+                crossAttention: try attention("\(b).encoder_attn", heads: c.decoderAttentionHeads),
+                crossAttentionNorm: try norm("\(b).encoder_attn_layer_norm"),
+                feedForward: try feedForward(b, width: c.decoderFFNDim), feedForwardNorm: try norm("\(b).final_layer_norm"),
+                placement: .post)
         }
         let bias = try p.load("final_logits_bias", shape: [1, c.decoderVocabSize]).reshaped([c.decoderVocabSize])
         let headWeight = try p.optional("lm_head.weight", shape: [c.decoderVocabSize, d]) ?? targetTable.weight
@@ -189,13 +194,14 @@ extension Seq2SeqModel {
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }
-        self.init(architecture: .marian, encoderEmbedding: sourceTable, decoderEmbedding: targetTable,
-                  embeddingScale: c.scaleEmbedding ? Float(Double(d).squareRoot()) : 1,
-                  encoderPositions: encoderPositions, decoderPositions: decoderPositions,
-                  encoder: TransformerEncoder(layers: encoderLayers, finalNorm: nil),
-                  decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
-                  outputScale: 1, lmHead: Linear(weight: headWeight, bias: bias),
-                  decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
-                  maxPositions: c.maxPositionEmbeddings, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
+        self.init(
+            architecture: .marian, encoderEmbedding: sourceTable, decoderEmbedding: targetTable,
+            embeddingScale: c.scaleEmbedding ? Float(Double(d).squareRoot()) : 1,
+            encoderPositions: encoderPositions, decoderPositions: decoderPositions,
+            encoder: TransformerEncoder(layers: encoderLayers, finalNorm: nil),
+            decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
+            outputScale: 1, lmHead: Linear(weight: headWeight, bias: bias),
+            decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
+            maxPositions: c.maxPositionEmbeddings, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
     }
 }

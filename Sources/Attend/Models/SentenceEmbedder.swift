@@ -46,19 +46,24 @@ public struct SentenceEmbedder: Sendable {
     /// text besides the template's special tokens, and every
     /// id and token type the tokenizer can produce must have an embedding row (all checked:
     /// thrown `CheckpointError.invalidConfig`). `maxLength` nil means the model's positions.
-    public init(model: BERTModel, tokenizer: WordPieceTokenizer, pooling: [SentencePooling] = [.mean],
-                normalize: Bool = true, maxLength: Int? = nil, lowercasesInput: Bool = false) throws {
+    public init(
+        model: BERTModel, tokenizer: WordPieceTokenizer, pooling: [SentencePooling] = [.mean],
+        normalize: Bool = true, maxLength: Int? = nil, lowercasesInput: Bool = false
+    ) throws {
         let limit = model.config.maxPositionEmbeddings
         let length = min(maxLength ?? limit, limit)
         guard length > tokenizer.specialTokenCount() else {
-            throw CheckpointError.invalidConfig("max length \(length) leaves no room for text besides \(tokenizer.specialTokenCount()) special tokens")
+            throw CheckpointError.invalidConfig(
+                "max length \(length) leaves no room for text besides \(tokenizer.specialTokenCount()) special tokens")
         }
         guard !pooling.isEmpty else { throw CheckpointError.invalidConfig("no pooling mode") }
         guard tokenizer.idLimit <= model.config.vocabSize else {
-            throw CheckpointError.invalidConfig("the tokenizer has ids up to \(tokenizer.idLimit - 1) but the model's vocabulary has \(model.config.vocabSize) rows")
+            throw CheckpointError.invalidConfig(
+                "the tokenizer has ids up to \(tokenizer.idLimit - 1) but the model's vocabulary has \(model.config.vocabSize) rows")
         }
         guard tokenizer.typeIDLimit() <= model.config.typeVocabSize else {
-            throw CheckpointError.invalidConfig("the tokenizer's template uses token type \(tokenizer.typeIDLimit() - 1) but the model has \(model.config.typeVocabSize) token types")
+            throw CheckpointError.invalidConfig(
+                "the tokenizer's template uses token type \(tokenizer.typeIDLimit() - 1) but the model has \(model.config.typeVocabSize) token types")
         }
         self.model = model
         self.tokenizer = tokenizer
@@ -89,8 +94,9 @@ public struct SentenceEmbedder: Sendable {
         let (maxLength, lowercase) = try SentenceEmbedder.readSentenceBertConfig(directory: directory)
         let model = try BERTModel(directory: directory)
         let tokenizer = try WordPieceTokenizer(directory: directory)
-        try self.init(model: model, tokenizer: tokenizer, pooling: pooling, normalize: normalize,
-                      maxLength: maxLength, lowercasesInput: lowercase)
+        try self.init(
+            model: model, tokenizer: tokenizer, pooling: pooling, normalize: normalize,
+            maxLength: maxLength, lowercasesInput: lowercase)
     }
 
     /// `max_seq_length` and `do_lower_case` of a folder's `sentence_bert_config.json`
@@ -136,7 +142,9 @@ public struct SentenceEmbedder: Sendable {
             throw ModelFileError.unsupported(path: url.path, what: unsupported)
         }
         if let mode = try c.string("pooling_mode") {  // older configs name one mode
-            let map: [String: SentencePooling] = ["cls": .cls, "max": .max, "mean": .mean, "mean_sqrt_len_tokens": .meanSqrtLength, "lasttoken": .lastToken]
+            let map: [String: SentencePooling] = [
+                "cls": .cls, "max": .max, "mean": .mean, "mean_sqrt_len_tokens": .meanSqrtLength, "lasttoken": .lastToken,
+            ]
             guard let m = map[mode] else { throw ModelFileError.unsupported(path: url.path, what: "pooling_mode \"\(mode)\"") }
             return [m]
         }
@@ -201,8 +209,9 @@ public struct SentenceEmbedder: Sendable {
             let h = hidden.scalars  // [Σ n * d]
             for (k, i) in idx.enumerated() {
                 let first = rows.starts[k], n = rows.lengths[k]
-                SentenceEmbedder.pool(h[(first * d)..<((first + n) * d)], count: n, width: d, modes: pooling,
-                                      into: &out[(i * dim)..<((i + 1) * dim)])
+                SentenceEmbedder.pool(
+                    h[(first * d)..<((first + n) * d)], count: n, width: d, modes: pooling,
+                    into: &out[(i * dim)..<((i + 1) * dim)])
             }
         }
         if normalize {
@@ -218,8 +227,10 @@ public struct SentenceEmbedder: Sendable {
 
     /// Pools `count` token vectors of `width` (row-major in `tokens`) into `out`, one block of
     /// `width` per mode. Sums run in Double.
-    static func pool(_ tokenSlice: ArraySlice<Float>, count n: Int, width d: Int, modes: [SentencePooling],
-                     into outSlice: inout ArraySlice<Float>) {
+    static func pool(
+        _ tokenSlice: ArraySlice<Float>, count n: Int, width d: Int, modes: [SentencePooling],
+        into outSlice: inout ArraySlice<Float>
+    ) {
         let tokens = Array(tokenSlice)
         let base = outSlice.startIndex
         func put(_ index: Int, _ value: Float) { outSlice[base + index] = value }

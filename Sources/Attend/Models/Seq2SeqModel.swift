@@ -85,17 +85,23 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     public var sourceVocabularySize: Int { encoderEmbedding.count }
 
     /// A model from its parts; widths and vocabularies must agree (a precondition naming them).
-    public init(architecture: Seq2SeqArchitecture, encoderEmbedding: Embedding, decoderEmbedding: Embedding,
-                embeddingScale: Float, encoderPositions: AbsolutePositions, decoderPositions: AbsolutePositions,
-                encoder: TransformerEncoder, decoder: TransformerDecoder, outputScale: Float, lmHead: Linear,
-                decoderStartTokenID: Int, padTokenID: Int, maxPositions: Int?,
-                generationDefaults: GenerationConfig, ignoredGenerationSettings: [String] = []) {
+    public init(
+        architecture: Seq2SeqArchitecture, encoderEmbedding: Embedding, decoderEmbedding: Embedding,
+        embeddingScale: Float, encoderPositions: AbsolutePositions, decoderPositions: AbsolutePositions,
+        encoder: TransformerEncoder, decoder: TransformerDecoder, outputScale: Float, lmHead: Linear,
+        decoderStartTokenID: Int, padTokenID: Int, maxPositions: Int?,
+        generationDefaults: GenerationConfig, ignoredGenerationSettings: [String] = []
+    ) {
         let d = encoder.modelDim
-        precondition(encoderEmbedding.dim == d && decoderEmbedding.dim == d && decoder.modelDim == d && decoder.hasCrossAttention
-                     && lmHead.inFeatures == d && lmHead.outFeatures == decoderEmbedding.count,
-                     "Seq2SeqModel: embeddings \(encoderEmbedding.weight.shape) / \(decoderEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), head \(lmHead.weight.shape) do not fit d = \(d)")
-        precondition((0..<decoderEmbedding.count).contains(decoderStartTokenID) && (0..<encoderEmbedding.count).contains(padTokenID),
-                     "Seq2SeqModel: start token \(decoderStartTokenID) or pad token \(padTokenID) outside the vocabularies \(decoderEmbedding.count) / \(encoderEmbedding.count)")
+        precondition(
+            encoderEmbedding.dim == d && decoderEmbedding.dim == d && decoder.modelDim == d && decoder.hasCrossAttention
+                && lmHead.inFeatures == d && lmHead.outFeatures == decoderEmbedding.count,
+            "Seq2SeqModel: embeddings \(encoderEmbedding.weight.shape) / \(decoderEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), head \(lmHead.weight.shape) do not fit d = \(d)"
+        )
+        precondition(
+            (0..<decoderEmbedding.count).contains(decoderStartTokenID) && (0..<encoderEmbedding.count).contains(padTokenID),
+            "Seq2SeqModel: start token \(decoderStartTokenID) or pad token \(padTokenID) outside the vocabularies \(decoderEmbedding.count) / \(encoderEmbedding.count)"
+        )
         do { try generationDefaults.validate(vocabularySize: lmHead.outFeatures) } catch {
             preconditionFailure("Seq2SeqModel: generationDefaults: \(error)")
         }
@@ -129,15 +135,18 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         switch type {
         case "t5", "mt5":
             let c = try T5Config(fields: config)
-            self = try Seq2SeqModel(t5: c, weights: try SafeTensorsCheckpoint(directory: directory),
-                                    generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.vocabSize))
+            self = try Seq2SeqModel(
+                t5: c, weights: try SafeTensorsCheckpoint(directory: directory),
+                generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.vocabSize))
         case "marian":
             let c = try MarianConfig(fields: config)
-            self = try Seq2SeqModel(marian: c, weights: try SafeTensorsCheckpoint(directory: directory),
-                                    generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.decoderVocabSize))
+            self = try Seq2SeqModel(
+                marian: c, weights: try SafeTensorsCheckpoint(directory: directory),
+                generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.decoderVocabSize))
         default:
-            throw ModelFileError.unsupported(path: configURL.path,
-                                             what: "model_type \(type.map { "\"\($0)\"" } ?? "(absent)") (this loader reads \"t5\", \"mt5\" and \"marian\")")
+            throw ModelFileError.unsupported(
+                path: configURL.path,
+                what: "model_type \(type.map { "\"\($0)\"" } ?? "(absent)") (this loader reads \"t5\", \"mt5\" and \"marian\")")
         }
     }
 
@@ -179,8 +188,9 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// the cache position), and returns the logits of each row's last new position,
     /// `[cache.rows, V]`.
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
-        precondition(tokens.count == cache.rows && !tokens[0].isEmpty,
-                     "Seq2SeqModel.nextTokenLogits: \(tokens.count) rows of \(tokens.first?.count ?? 0) tokens for a cache of \(cache.rows) rows")
+        precondition(
+            tokens.count == cache.rows && !tokens[0].isEmpty,
+            "Seq2SeqModel.nextTokenLogits: \(tokens.count) rows of \(tokens.first?.count ?? 0) tokens for a cache of \(cache.rows) rows")
         checkStep(tokens, start: cache.length)
         let n = tokens[0].count, r = tokens.count, d = modelDim
         let y = embed(tokens, table: decoderEmbedding, scale: embeddingScale, positions: decoderPositions, offset: cache.length)  // [r, n, d]
@@ -193,11 +203,13 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// Attend's invariant for a decoding step (``generate`` checked the ids and the length).
     private func checkStep(_ tokens: [[Int]], start: Int) {
         let v = vocabularySize
-        precondition(tokens.allSatisfy { $0.allSatisfy { (0..<v).contains($0) } },
-                     "Seq2SeqModel: target token ids must lie in 0..<\(v)")
+        precondition(
+            tokens.allSatisfy { $0.allSatisfy { (0..<v).contains($0) } },
+            "Seq2SeqModel: target token ids must lie in 0..<\(v)")
         if let maxPositions {
-            precondition(start + tokens[0].count <= maxPositions,
-                         "Seq2SeqModel: target positions \(start)..<\(start + tokens[0].count) pass the \(maxPositions) positions of the model")
+            precondition(
+                start + tokens[0].count <= maxPositions,
+                "Seq2SeqModel: target positions \(start)..<\(start + tokens[0].count) pass the \(maxPositions) positions of the model")
         }
     }
 

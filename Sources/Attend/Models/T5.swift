@@ -103,8 +103,10 @@ public struct T5Config: Sendable, Equatable {
         if let proj = try c.string("feed_forward_proj") {
             let parts = proj.split(separator: "-", omittingEmptySubsequences: false)
             guard (parts.count == 1 || (parts.count == 2 && parts[0] == "gated")), let name = parts.last,
-                  let act = Activation(configName: String(name)) else {
-                throw ModelFileError.unsupported(path: c.path, what: "feed_forward_proj \"\(proj)\" (known: relu, gelu, gated-gelu, gated-relu, gated-silu, ...)")
+                let act = Activation(configName: String(name))
+            else {
+                throw ModelFileError.unsupported(
+                    path: c.path, what: "feed_forward_proj \"\(proj)\" (known: relu, gelu, gated-gelu, gated-relu, gated-silu, ...)")
             }
             t.gatedFeedForward = parts.count == 2
             // transformers maps "gated-gelu" to the tanh approximation ("gelu_new").
@@ -144,53 +146,62 @@ extension Seq2SeqModel {
         let decoderTable = try p.optional("decoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init) ?? shared
         func norm(_ name: String) throws -> Norm { .rms(RMSNorm(weight: try p.load(name + ".weight", shape: [d]), eps: eps)) }
         func attention(_ prefix: String) throws -> MultiHeadAttention {
-            MultiHeadAttention(heads: c.numHeads,
-                               query: try Linear(loading: p, prefix + ".q", in: d, out: inner, bias: false),
-                               key: try Linear(loading: p, prefix + ".k", in: d, out: inner, bias: false),
-                               value: try Linear(loading: p, prefix + ".v", in: d, out: inner, bias: false),
-                               out: try Linear(loading: p, prefix + ".o", in: inner, out: d, bias: false), scale: 1)
+            MultiHeadAttention(
+                heads: c.numHeads,
+                query: try Linear(loading: p, prefix + ".q", in: d, out: inner, bias: false),
+                key: try Linear(loading: p, prefix + ".k", in: d, out: inner, bias: false),
+                value: try Linear(loading: p, prefix + ".v", in: d, out: inner, bias: false),
+                out: try Linear(loading: p, prefix + ".o", in: inner, out: d, bias: false), scale: 1)
         }
         func feedForward(_ prefix: String) throws -> FeedForward {
             let ff = prefix + ".DenseReluDense"
             if c.gatedFeedForward {
-                return FeedForward(up: try Linear(loading: p, ff + ".wi_0", in: d, out: c.dFF, bias: false),
-                                   down: try Linear(loading: p, ff + ".wo", in: c.dFF, out: d, bias: false),
-                                   activation: c.feedForwardActivation,
-                                   gate: try Linear(loading: p, ff + ".wi_1", in: d, out: c.dFF, bias: false))
+                return FeedForward(
+                    up: try Linear(loading: p, ff + ".wi_0", in: d, out: c.dFF, bias: false),
+                    down: try Linear(loading: p, ff + ".wo", in: c.dFF, out: d, bias: false),
+                    activation: c.feedForwardActivation,
+                    gate: try Linear(loading: p, ff + ".wi_1", in: d, out: c.dFF, bias: false))
             }
-            return FeedForward(up: try Linear(loading: p, ff + ".wi", in: d, out: c.dFF, bias: false),
-                               down: try Linear(loading: p, ff + ".wo", in: c.dFF, out: d, bias: false),
-                               activation: c.feedForwardActivation)
+            return FeedForward(
+                up: try Linear(loading: p, ff + ".wi", in: d, out: c.dFF, bias: false),
+                down: try Linear(loading: p, ff + ".wo", in: c.dFF, out: d, bias: false),
+                activation: c.feedForwardActivation)
         }
         func relativeBias(_ stack: String, bidirectional: Bool) throws -> AttentionBias {
-            let table = try p.load("\(stack).block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                                   shape: [c.relativeAttentionNumBuckets, c.numHeads])
+            let table = try p.load(
+                "\(stack).block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                shape: [c.relativeAttentionNumBuckets, c.numHeads])
             return .t5(table: table, bidirectional: bidirectional, maxDistance: c.relativeAttentionMaxDistance)
         }
 
         let encoderLayers = try (0..<c.numLayers).map { i -> EncoderLayer in
             let b = "encoder.block.\(i).layer"
-            return EncoderLayer(selfAttention: try attention("\(b).0.SelfAttention"), attentionNorm: try norm("\(b).0.layer_norm"),
-                                feedForward: try feedForward("\(b).1"), feedForwardNorm: try norm("\(b).1.layer_norm"), placement: .pre)
+            return EncoderLayer(
+                selfAttention: try attention("\(b).0.SelfAttention"), attentionNorm: try norm("\(b).0.layer_norm"),
+                feedForward: try feedForward("\(b).1"), feedForwardNorm: try norm("\(b).1.layer_norm"), placement: .pre)
         }
         let decoderLayers = try (0..<c.numDecoderLayers).map { i -> DecoderLayer in
             let b = "decoder.block.\(i).layer"
-            return DecoderLayer(selfAttention: try attention("\(b).0.SelfAttention"), selfAttentionNorm: try norm("\(b).0.layer_norm"),
-                                crossAttention: try attention("\(b).1.EncDecAttention"), crossAttentionNorm: try norm("\(b).1.layer_norm"),
-                                feedForward: try feedForward("\(b).2"), feedForwardNorm: try norm("\(b).2.layer_norm"), placement: .pre)
+            return DecoderLayer(
+                selfAttention: try attention("\(b).0.SelfAttention"), selfAttentionNorm: try norm("\(b).0.layer_norm"),
+                crossAttention: try attention("\(b).1.EncDecAttention"), crossAttentionNorm: try norm("\(b).1.layer_norm"),
+                feedForward: try feedForward("\(b).2"), feedForwardNorm: try norm("\(b).2.layer_norm"), placement: .pre)
         }
-        let encoder = TransformerEncoder(layers: encoderLayers, finalNorm: try norm("encoder.final_layer_norm"),
-                                         selfAttentionBias: try relativeBias("encoder", bidirectional: true))
-        let decoder = TransformerDecoder(layers: decoderLayers, finalNorm: try norm("decoder.final_layer_norm"),
-                                         selfAttentionBias: try relativeBias("decoder", bidirectional: false))
+        let encoder = TransformerEncoder(
+            layers: encoderLayers, finalNorm: try norm("encoder.final_layer_norm"),
+            selfAttentionBias: try relativeBias("encoder", bidirectional: true))
+        let decoder = TransformerDecoder(
+            layers: decoderLayers, finalNorm: try norm("decoder.final_layer_norm"),
+            selfAttentionBias: try relativeBias("decoder", bidirectional: false))
         let head = Linear(weight: try p.optional("lm_head.weight", shape: [c.vocabSize, d]) ?? shared.weight, bias: nil)
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }
-        self.init(architecture: .t5, encoderEmbedding: encoderTable, decoderEmbedding: decoderTable, embeddingScale: 1,
-                  encoderPositions: .none, decoderPositions: .none, encoder: encoder, decoder: decoder,
-                  outputScale: c.scaleDecoderOutputs ? Float(pow(Double(d), -0.5)) : 1, lmHead: head,
-                  decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
-                  maxPositions: nil, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
+        self.init(
+            architecture: .t5, encoderEmbedding: encoderTable, decoderEmbedding: decoderTable, embeddingScale: 1,
+            encoderPositions: .none, decoderPositions: .none, encoder: encoder, decoder: decoder,
+            outputScale: c.scaleDecoderOutputs ? Float(pow(Double(d), -0.5)) : 1, lmHead: head,
+            decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
+            maxPositions: nil, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
     }
 }

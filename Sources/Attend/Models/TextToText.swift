@@ -75,16 +75,19 @@ public struct TextToTextModel: Sendable {
         let perText = max(1, rows.count / max(1, texts.count))
         return rows.enumerated().map { r, row in
             let i = r / perText
-            return TextGeneration(text: texts[i], ids: sources[i], output: tokenizer.decode(trimmed(row, config), skipSpecialTokens: true),
-                                  outputIDs: row)
+            return TextGeneration(
+                text: texts[i], ids: sources[i], output: tokenizer.decode(trimmed(row, config), skipSpecialTokens: true),
+                outputIDs: row)
         }
     }
 
     /// Greedy generation for one text, calling `onText` with each piece of output text as
     /// soon as it is final (``IncrementalDecoder``: never half a character). Returns the whole
     /// result. Cost: the model's greedy search plus a few-token decode per step.
-    public func generateStreaming(_ text: String, config: GenerationConfig? = nil, compute: Compute = .default,
-                                  onText: (String) throws -> Void) throws -> TextGeneration {
+    public func generateStreaming(
+        _ text: String, config: GenerationConfig? = nil, compute: Compute = .default,
+        onText: (String) throws -> Void
+    ) throws -> TextGeneration {
         let source = try sourceIDs([text])[0]
         var config = config ?? model.generationDefaults
         config.numBeams = 1
@@ -101,8 +104,9 @@ public struct TextToTextModel: Sendable {
         let rest = stream.finish()
         if !rest.isEmpty { try onText(rest) }
         let row = rows[0]
-        return TextGeneration(text: text, ids: source, output: tokenizer.decode(trimmed(row, config), skipSpecialTokens: true),
-                              outputIDs: row)
+        return TextGeneration(
+            text: text, ids: source, output: tokenizer.decode(trimmed(row, config), skipSpecialTokens: true),
+            outputIDs: row)
     }
 
     /// A returned row up to its first end token (what follows is padding).

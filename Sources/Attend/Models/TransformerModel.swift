@@ -33,8 +33,10 @@ public struct TransformerConfig: Sendable, Hashable {
     public var sourcePadTokenID: Int = 0
 
     /// A configuration; the remaining settings take the defaults above.
-    public init(sourceVocabularySize: Int, targetVocabularySize: Int, layer: PyTorchLayerConfig,
-                encoderLayers: Int = 6, decoderLayers: Int = 6) {
+    public init(
+        sourceVocabularySize: Int, targetVocabularySize: Int, layer: PyTorchLayerConfig,
+        encoderLayers: Int = 6, decoderLayers: Int = 6
+    ) {
         self.sourceVocabularySize = sourceVocabularySize
         self.targetVocabularySize = targetVocabularySize
         self.layer = layer
@@ -44,8 +46,9 @@ public struct TransformerConfig: Sendable, Hashable {
 
     /// The paper's base model: 6 + 6 layers, d = 512, 8 heads, d_ff = 2048, ReLU, post-LN.
     public static func base(sourceVocabularySize: Int, targetVocabularySize: Int) -> TransformerConfig {
-        TransformerConfig(sourceVocabularySize: sourceVocabularySize, targetVocabularySize: targetVocabularySize,
-                          layer: PyTorchLayerConfig(modelDim: 512, heads: 8, feedForwardDim: 2048))
+        TransformerConfig(
+            sourceVocabularySize: sourceVocabularySize, targetVocabularySize: targetVocabularySize,
+            layer: PyTorchLayerConfig(modelDim: 512, heads: 8, feedForwardDim: 2048))
     }
 
     /// Throws `CheckpointError.invalidConfig` naming the first impossible setting.
@@ -101,14 +104,18 @@ public struct TransformerModel: EncoderDecoderModel {
     public var maxPositions: Int? { nil }
 
     /// A model from its parts; sizes must agree with `config` (a precondition).
-    public init(config: TransformerConfig, sourceEmbedding: Embedding, targetEmbedding: Embedding,
-                encoder: TransformerEncoder, decoder: TransformerDecoder, generator: Linear) {
+    public init(
+        config: TransformerConfig, sourceEmbedding: Embedding, targetEmbedding: Embedding,
+        encoder: TransformerEncoder, decoder: TransformerDecoder, generator: Linear
+    ) {
         let d = config.layer.modelDim
-        precondition(sourceEmbedding.weight.shape == [config.sourceVocabularySize, d]
-                     && targetEmbedding.weight.shape == [config.targetVocabularySize, d]
-                     && encoder.modelDim == d && decoder.modelDim == d && decoder.hasCrossAttention
-                     && generator.weight.shape == [config.targetVocabularySize, d],
-                     "TransformerModel: embeddings \(sourceEmbedding.weight.shape) / \(targetEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), generator \(generator.weight.shape) do not fit d = \(d), vocabularies \(config.sourceVocabularySize) / \(config.targetVocabularySize)")
+        precondition(
+            sourceEmbedding.weight.shape == [config.sourceVocabularySize, d]
+                && targetEmbedding.weight.shape == [config.targetVocabularySize, d]
+                && encoder.modelDim == d && decoder.modelDim == d && decoder.hasCrossAttention
+                && generator.weight.shape == [config.targetVocabularySize, d],
+            "TransformerModel: embeddings \(sourceEmbedding.weight.shape) / \(targetEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), generator \(generator.weight.shape) do not fit d = \(d), vocabularies \(config.sourceVocabularySize) / \(config.targetVocabularySize)"
+        )
         self.config = config
         self.sourceEmbedding = sourceEmbedding
         self.targetEmbedding = targetEmbedding
@@ -145,10 +152,13 @@ public struct TransformerModel: EncoderDecoderModel {
         let j = { ParameterLoader.join(names.transformer, $0) }
         let src = Embedding(weight: try p.load(ParameterLoader.join(names.sourceEmbedding, "weight"), shape: [config.sourceVocabularySize, d]))
         let tgt = Embedding(weight: try p.load(ParameterLoader.join(names.targetEmbedding, "weight"), shape: [config.targetVocabularySize, d]))
-        let encoder = try TransformerEncoder(loadingPyTorch: p, j("encoder"), layers: config.encoderLayers, config.layer, finalNorm: config.finalNorms)
-        let decoder = try TransformerDecoder(loadingPyTorch: p, j("decoder"), layers: config.decoderLayers, config.layer, finalNorm: config.finalNorms)
-        let generator = try Linear(loading: p, names.generator, in: d, out: config.targetVocabularySize,
-                                   bias: p.has(ParameterLoader.join(names.generator, "bias")))
+        let encoder = try TransformerEncoder(
+            loadingPyTorch: p, j("encoder"), layers: config.encoderLayers, config.layer, finalNorm: config.finalNorms)
+        let decoder = try TransformerDecoder(
+            loadingPyTorch: p, j("decoder"), layers: config.decoderLayers, config.layer, finalNorm: config.finalNorms)
+        let generator = try Linear(
+            loading: p, names.generator, in: d, out: config.targetVocabularySize,
+            bias: p.has(ParameterLoader.join(names.generator, "bias")))
         try p.finish()
         self.init(config: config, sourceEmbedding: src, targetEmbedding: tgt, encoder: encoder, decoder: decoder, generator: generator)
     }
@@ -195,8 +205,9 @@ public struct TransformerModel: EncoderDecoderModel {
     /// `cache.length ..<`, runs the decoder against the cache, and returns the generator's
     /// logits for each row's last new position, `[cache.rows, V]`.
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
-        precondition(tokens.count == cache.rows && !tokens[0].isEmpty,
-                     "TransformerModel.nextTokenLogits: \(tokens.count) rows of \(tokens.first?.count ?? 0) tokens for a cache of \(cache.rows) rows")
+        precondition(
+            tokens.count == cache.rows && !tokens[0].isEmpty,
+            "TransformerModel.nextTokenLogits: \(tokens.count) rows of \(tokens.first?.count ?? 0) tokens for a cache of \(cache.rows) rows")
         let n = tokens[0].count, r = tokens.count, d = modelDim
         let y = embed(tokens, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: cache.length)  // [r, n, d]
         let h = decoder(y, cache: &cache, compute: compute)  // [r, n, d]

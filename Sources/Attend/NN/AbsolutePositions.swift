@@ -18,8 +18,9 @@ public enum AbsolutePositions: Sendable {
     /// PyTorch tutorials); false puts sines in the first half (Marian, fairseq).
     /// Cost: O(precomputed * dim) once.
     public static func sinusoidal(dim: Int, precomputed: Int = 512, base: Double = 10000, interleaved: Bool = true) -> AbsolutePositions {
-        .sinusoidal(table: sinusoidalPositions(count: precomputed, dim: dim, base: base, interleaved: interleaved),
-                    base: base, interleaved: interleaved)
+        .sinusoidal(
+            table: sinusoidalPositions(count: precomputed, dim: dim, base: base, interleaved: interleaved),
+            base: base, interleaved: interleaved)
     }
 
     /// The vectors of positions `range` (`[range.count, d]`), or nil for `.none`. A learned
@@ -34,9 +35,10 @@ public enum AbsolutePositions: Sendable {
             if range.upperBound <= table.shape[0] { return table.rows(range) }
             return sinusoidalPositions(count: range.count, dim: table.shape[1], offset: range.lowerBound, base: base, interleaved: interleaved)
         case .learned(let embedding, let offset):
-            precondition(range.upperBound + offset <= embedding.count,
-                         "AbsolutePositions: positions \(range) exceed the learned table of \(embedding.count - offset) positions (offset \(offset))")
-            return embedding(Array(range.lowerBound + offset ..< range.upperBound + offset))
+            precondition(
+                range.upperBound + offset <= embedding.count,
+                "AbsolutePositions: positions \(range) exceed the learned table of \(embedding.count - offset) positions (offset \(offset))")
+            return embedding(Array(range.lowerBound + offset..<range.upperBound + offset))
         }
     }
 }

@@ -15,8 +15,9 @@ public struct FeedForward: Sendable {
 
     /// A block from its layers; `up`/`gate` must map d to dFF and `down` dFF back to d.
     public init(up: Linear, down: Linear, activation: Activation, gate: Linear? = nil) {
-        precondition(down.inFeatures == up.outFeatures && down.outFeatures == up.inFeatures,
-                     "FeedForward: up \(up.weight.shape) and down \(down.weight.shape) do not chain d -> dFF -> d")
+        precondition(
+            down.inFeatures == up.outFeatures && down.outFeatures == up.inFeatures,
+            "FeedForward: up \(up.weight.shape) and down \(down.weight.shape) do not chain d -> dFF -> d")
         if let gate {
             precondition(gate.weight.shape == up.weight.shape, "FeedForward: gate \(gate.weight.shape) differs from up \(up.weight.shape)")
         }

@@ -51,15 +51,20 @@ public struct Linear: Sendable {
     /// residual add are fused into the product's epilogue on the packed path): `[..., in]` to
     /// `[..., outputs.count]`; `residual` holds the output's scalars (any shape of that count
     /// ending in `outputs.count`).
-    func forward(_ x: Tensor, outputs: Range<Int>? = nil, activation: Activation? = nil, residual: Tensor? = nil,
-                 compute: Compute) -> Tensor {
+    func forward(
+        _ x: Tensor, outputs: Range<Int>? = nil, activation: Activation? = nil, residual: Tensor? = nil,
+        compute: Compute
+    ) -> Tensor {
         let outputs = outputs ?? 0..<outFeatures
-        precondition(x.rank >= 1 && x.shape.last == inFeatures,
-                     "Linear: input \(x.shape) does not end in inFeatures \(inFeatures) (weight \(weight.shape))")
-        precondition(outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures,
-                     "Linear: outputs \(outputs) out of range for weight \(weight.shape)")
-        return linearForward(x, weight: weight, bias: bias, outputs: outputs, cache: packed, activation: activation,
-                             residual: residual, compute: compute)
+        precondition(
+            x.rank >= 1 && x.shape.last == inFeatures,
+            "Linear: input \(x.shape) does not end in inFeatures \(inFeatures) (weight \(weight.shape))")
+        precondition(
+            outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures,
+            "Linear: outputs \(outputs) out of range for weight \(weight.shape)")
+        return linearForward(
+            x, weight: weight, bias: bias, outputs: outputs, cache: packed, activation: activation,
+            residual: residual, compute: compute)
     }
 }
 

@@ -22,7 +22,8 @@ public struct AttentionKV: Sendable {
 
     /// An empty cache with room for `capacity` positions.
     public init(batch: Int, modelDim: Int, capacity: Int = 64) {
-        precondition(batch >= 1 && modelDim >= 1 && capacity >= 1, "AttentionKV: batch \(batch), modelDim \(modelDim), capacity \(capacity) must be positive")
+        precondition(
+            batch >= 1 && modelDim >= 1 && capacity >= 1, "AttentionKV: batch \(batch), modelDim \(modelDim), capacity \(capacity) must be positive")
         self.batch = batch
         self.modelDim = modelDim
         self.count = 0
@@ -57,8 +58,10 @@ public struct AttentionKV: Sendable {
     /// Layouts of the keys and values for the attention kernel.
     func layouts(headDim: Int) -> (k: HeadLayout, v: HeadLayout) {
         let w = 2 * modelDim
-        return (HeadLayout(base: 0, batchStride: capacity * w, headStride: headDim, rowStride: w),
-                HeadLayout(base: modelDim, batchStride: capacity * w, headStride: headDim, rowStride: w))
+        return (
+            HeadLayout(base: 0, batchStride: capacity * w, headStride: headDim, rowStride: w),
+            HeadLayout(base: modelDim, batchStride: capacity * w, headStride: headDim, rowStride: w)
+        )
     }
 }
 
@@ -94,8 +97,10 @@ public struct MultiHeadAttention: Sendable {
     public init(heads: Int, inProjection: Linear, outProjection: Linear, scale: Float? = nil) {
         let d = outProjection.outFeatures, inner = outProjection.inFeatures
         precondition(heads >= 1 && inner % heads == 0, "MultiHeadAttention: \(heads) heads do not divide the inner width \(inner)")
-        precondition(inProjection.weight.shape == [3 * inner, d],
-                     "MultiHeadAttention: in projection \(inProjection.weight.shape) must be [\(3 * inner), \(d)] for an out projection \(outProjection.weight.shape)")
+        precondition(
+            inProjection.weight.shape == [3 * inner, d],
+            "MultiHeadAttention: in projection \(inProjection.weight.shape) must be [\(3 * inner), \(d)] for an out projection \(outProjection.weight.shape)"
+        )
         self.heads = heads
         self.inProjection = inProjection
         self.outProjection = outProjection
@@ -124,9 +129,10 @@ public struct MultiHeadAttention: Sendable {
         let qkv = inProjection(x, compute: compute)  // [b, s, 3d]
         let l = { (base: Int) in HeadLayout(base: base, batchStride: s * 3 * d, headStride: dh, rowStride: 3 * d) }
         var out = Tensor.zeros([b, s, d])
-        let p = AttentionProblem(batch: b, seqQ: s, seqK: s, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
-                                 o: HeadLayout(.bshd, seq: s, heads: heads, headDim: dh),
-                                 counts: (qkv.count, qkv.count, qkv.count, out.count), mask: mask, bias: bias, scale: scale)
+        let p = AttentionProblem(
+            batch: b, seqQ: s, seqK: s, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
+            o: HeadLayout(.bshd, seq: s, heads: heads, headDim: dh),
+            counts: (qkv.count, qkv.count, qkv.count, out.count), mask: mask, bias: bias, scale: scale)
         attention(p, query: qkv, key: qkv, value: qkv, into: &out, compute: compute)
         return outProjection(out, compute: compute)
     }
@@ -137,8 +143,10 @@ public struct MultiHeadAttention: Sendable {
     /// problem (short sequences on the micro-kernel path, long ones on the fused kernel);
     /// sequences stacked without padding run together on the short path when all are short,
     /// else one problem each.
-    func attend(rows x: Tensor, _ rows: TokenRows, bias: AttentionBias, relative: RelativeKeyPositions?,
-                residual: Tensor? = nil, compute: Compute) -> Tensor {
+    func attend(
+        rows x: Tensor, _ rows: TokenRows, bias: AttentionBias, relative: RelativeKeyPositions?,
+        residual: Tensor? = nil, compute: Compute
+    ) -> Tensor {
         let d = innerDim, dh = headDim
         precondition(x.rank == 2 && x.shape == [rows.total, modelDim], "MultiHeadAttention: rows \(x.shape) must be [\(rows.total), \(modelDim)]")
         let qkv = inProjection.forward(x, compute: compute)  // [T, 3d]
@@ -147,11 +155,14 @@ public struct MultiHeadAttention: Sendable {
         if let relative {
             precondition(bias.isNone, "MultiHeadAttention: relative_key positions and another position bias at once")
             let run = { (qkv: Tensor, batch: Int, seq: Int, pad: [[Bool]]?) in
-                relativeSelfAttention(qkv: qkv, batch: batch, seq: seq, heads: self.heads, headDim: dh, distance: relative.distance,
-                                      maxPositions: relative.maxPositions, keyQuery: relative.keyQuery,
-                                      keyPadding: pad, scale: scale, compute: compute)
+                relativeSelfAttention(
+                    qkv: qkv, batch: batch, seq: seq, heads: self.heads, headDim: dh, distance: relative.distance,
+                    maxPositions: relative.maxPositions, keyQuery: relative.keyQuery,
+                    keyPadding: pad, scale: scale, compute: compute)
             }
-            if let seq = rows.uniformLength { return outProjection.forward(run(qkv, rows.lengths.count, seq, rows.keyPadding), residual: residual, compute: compute) }
+            if let seq = rows.uniformLength {
+                return outProjection.forward(run(qkv, rows.lengths.count, seq, rows.keyPadding), residual: residual, compute: compute)
+            }
             for (b, start) in rows.starts.enumerated() where rows.lengths[b] > 0 {
                 context.setRows(from: start, run(qkv.rows(start..<(start + rows.lengths[b])), 1, rows.lengths[b], nil))
             }
@@ -159,20 +170,23 @@ public struct MultiHeadAttention: Sendable {
         }
         let uniform = rows.uniformLength
         if uniform == nil, bias.isNone, case .native(let variant) = compute.backend, (rows.lengths.max() ?? 0) <= shortAttentionMaxSeq {
-            context = shortSelfAttention(qkv: qkv, starts: rows.starts, lengths: rows.lengths, heads: heads, headDim: dh,
-                                         keyPadding: rows.keyPadding, scale: scale, variant: variant, threads: compute.threads)
+            context = shortSelfAttention(
+                qkv: qkv, starts: rows.starts, lengths: rows.lengths, heads: heads, headDim: dh,
+                keyPadding: rows.keyPadding, scale: scale, variant: variant, threads: compute.threads)
             return outProjection.forward(context, residual: residual, compute: compute)
         }
         // One problem for a uniform batch, else one per sequence (written in place).
-        let groups: [(start: Int, batch: Int, seq: Int)] = uniform.map { [(0, rows.lengths.count, $0)] }
+        let groups: [(start: Int, batch: Int, seq: Int)] =
+            uniform.map { [(0, rows.lengths.count, $0)] }
             ?? zip(rows.starts, rows.lengths).map { ($0, 1, $1) }
         if groups.contains(where: { $0.batch == 0 || $0.seq == 0 }) { context = Tensor.zeros([rows.total, d]) }
         for (start, batch, seq) in groups where batch > 0 && seq > 0 {
             let l = { (col: Int) in HeadLayout(base: start * 3 * d + col, batchStride: seq * 3 * d, headStride: dh, rowStride: 3 * d) }
-            let p = AttentionProblem(batch: batch, seqQ: seq, seqK: seq, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
-                                     o: HeadLayout(base: start * d, batchStride: seq * d, headStride: dh, rowStride: d),
-                                     counts: (qkv.count, qkv.count, qkv.count, context.count),
-                                     mask: AttentionMask(keyPadding: uniform != nil ? rows.keyPadding : nil), bias: bias, scale: scale)
+            let p = AttentionProblem(
+                batch: batch, seqQ: seq, seqK: seq, heads: heads, headDim: dh, q: l(0), k: l(d), v: l(2 * d),
+                o: HeadLayout(base: start * d, batchStride: seq * d, headStride: dh, rowStride: d),
+                counts: (qkv.count, qkv.count, qkv.count, context.count),
+                mask: AttentionMask(keyPadding: uniform != nil ? rows.keyPadding : nil), bias: bias, scale: scale)
             attention(p, query: qkv, key: qkv, value: qkv, into: &context, compute: compute)
         }
         return outProjection.forward(context, residual: residual, compute: compute)
@@ -190,24 +204,30 @@ public struct MultiHeadAttention: Sendable {
         if case .native(let variant) = compute.backend, s > 0 {
             // Pack once for the fused kernel: every decoding step attends to these same keys.
             let (kl, vl) = kv.layouts(headDim: headDim)
-            kv.packed = PackedKeysValues(key: kv.storage, value: kv.storage, k: kl, v: vl, batch: b, heads: heads, seqK: s,
-                                         headDim: headDim, variant: variant, threads: compute.threads)
+            kv.packed = PackedKeysValues(
+                key: kv.storage, value: kv.storage, k: kl, v: vl, batch: b, heads: heads, seqK: s,
+                headDim: headDim, variant: variant, threads: compute.threads)
         }
         return kv
     }
 
     /// Attention of `x` `[batch, seqQ, d]` over stored keys and values (cross-attention over
     /// an encoder memory, or a cache). `mask` applies to the stored positions.
-    public func callAsFunction(_ x: Tensor, keysValues kv: AttentionKV, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, keysValues kv: AttentionKV, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default
+    ) -> Tensor {
         let (b, s) = checkInput(x, "input")
-        precondition(kv.batch == b && kv.modelDim == innerDim, "MultiHeadAttention: keys/values for batch \(kv.batch) x \(kv.modelDim), input \(x.shape) (inner width \(innerDim))")
+        precondition(
+            kv.batch == b && kv.modelDim == innerDim,
+            "MultiHeadAttention: keys/values for batch \(kv.batch) x \(kv.modelDim), input \(x.shape) (inner width \(innerDim))")
         let d = innerDim, dh = headDim
         let q = inProjection(x, outputs: 0..<d, compute: compute)  // [b, s, d]
         var out = Tensor.zeros([b, s, d])
         let (kl, vl) = kv.layouts(headDim: dh)
         let ql = HeadLayout(.bshd, seq: s, heads: heads, headDim: dh)
-        let p = AttentionProblem(batch: b, seqQ: s, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl, o: ql,
-                                 counts: (q.count, kv.storage.count, kv.storage.count, out.count), mask: mask, bias: bias, scale: scale)
+        let p = AttentionProblem(
+            batch: b, seqQ: s, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl, o: ql,
+            counts: (q.count, kv.storage.count, kv.storage.count, out.count), mask: mask, bias: bias, scale: scale)
         attention(p, query: q, key: kv.storage, value: kv.storage, into: &out, compute: compute, prepacked: kv.packed)
         return outProjection(out, compute: compute)
     }
@@ -216,7 +236,9 @@ public struct MultiHeadAttention: Sendable {
     /// new positions (`[batch, steps, d]`) to `cache`, then lets each new position attend to
     /// every cached position up to itself. Equal to running the full causal self-attention
     /// over the whole prefix and keeping the last `steps` rows.
-    public func callAsFunction(_ x: Tensor, appendingTo cache: inout AttentionKV, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, appendingTo cache: inout AttentionKV, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none, compute: Compute = .default
+    ) -> Tensor {
         let (b, s) = checkInput(x, "input")
         let d = innerDim, dh = headDim
         let qkv = inProjection(x, compute: compute).reshaped([b * s, 3 * d])
@@ -226,10 +248,11 @@ public struct MultiHeadAttention: Sendable {
         var out = Tensor.zeros([b, s, d])
         let (kl, vl) = cache.layouts(headDim: dh)
         let ql = HeadLayout(base: 0, batchStride: s * 3 * d, headStride: dh, rowStride: 3 * d)
-        let p = AttentionProblem(batch: b, seqQ: s, seqK: cache.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
-                                 o: HeadLayout(.bshd, seq: s, heads: heads, headDim: dh),
-                                 counts: (qkv.count, cache.storage.count, cache.storage.count, out.count),
-                                 mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: bias, scale: scale)
+        let p = AttentionProblem(
+            batch: b, seqQ: s, seqK: cache.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
+            o: HeadLayout(.bshd, seq: s, heads: heads, headDim: dh),
+            counts: (qkv.count, cache.storage.count, cache.storage.count, out.count),
+            mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: bias, scale: scale)
         attention(p, query: qkv, key: cache.storage, value: cache.storage, into: &out, compute: compute)
         return outProjection(out, compute: compute)
     }

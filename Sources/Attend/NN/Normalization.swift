@@ -12,8 +12,9 @@ public struct LayerNorm: Sendable {
 
     /// A layer norm from its parameters.
     public init(weight: Tensor, bias: Tensor?, eps: Float = 1e-5) {
-        precondition(weight.rank == 1 && (bias == nil || bias!.shape == weight.shape),
-                     "LayerNorm: weight \(weight.shape) and bias \(bias?.shape ?? []) must be equal vectors")
+        precondition(
+            weight.rank == 1 && (bias == nil || bias!.shape == weight.shape),
+            "LayerNorm: weight \(weight.shape) and bias \(bias?.shape ?? []) must be equal vectors")
         self.weight = weight
         self.bias = bias
         self.eps = eps

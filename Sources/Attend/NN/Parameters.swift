@@ -109,7 +109,8 @@ extension MultiHeadAttention {
         let j = { ParameterLoader.join(prefix, $0) }
         let w = try p.load(j("in_proj_weight"), shape: [3 * d, d])
         let b = try p.optional(j("in_proj_bias"), shape: [3 * d])
-        self.init(heads: heads, inProjection: Linear(weight: w, bias: b),
-                  outProjection: try Linear(loading: p, j("out_proj"), in: d, out: d, bias: p.has(j("out_proj.bias"))))
+        self.init(
+            heads: heads, inProjection: Linear(weight: w, bias: b),
+            outProjection: try Linear(loading: p, j("out_proj"), in: d, out: d, bias: p.has(j("out_proj.bias"))))
     }
 }

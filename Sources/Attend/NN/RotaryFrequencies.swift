@@ -107,8 +107,9 @@ public struct RotaryFrequencies: Sendable, Equatable {
     /// attentionFactor` computed as transformers does (float32 angle `p * θ_i`).
     func rotate(_ x: inout Tensor, columns: Int, heads: Int, positions: [Int]) {
         let rows = x.shape[0], width = x.shape[1], half = dim / 2
-        precondition(x.rank == 2 && positions.count == rows && columns + heads * dim <= width,
-                     "RotaryFrequencies.rotate: \(heads) heads of \(dim) at column \(columns) do not fit \(x.shape) with \(positions.count) positions")
+        precondition(
+            x.rank == 2 && positions.count == rows && columns + heads * dim <= width,
+            "RotaryFrequencies.rotate: \(heads) heads of \(dim) at column \(columns) do not fit \(x.shape) with \(positions.count) positions")
         if rows == 0 { return }
         let inv = frequencies(maxPosition: positions.max()!)
         var table: [Int: (cos: [Float], sin: [Float])] = [:]

@@ -58,14 +58,19 @@ public struct EncoderLayer: Sendable {
     public var modelDim: Int { selfAttention.modelDim }
 
     /// A block from its parts; every part must work on the same width d.
-    public init(selfAttention: MultiHeadAttention, attentionNorm: Norm, feedForward: FeedForward,
-                feedForwardNorm: Norm, placement: NormPlacement, relativePositions: RelativeKeyPositions? = nil) {
+    public init(
+        selfAttention: MultiHeadAttention, attentionNorm: Norm, feedForward: FeedForward,
+        feedForwardNorm: Norm, placement: NormPlacement, relativePositions: RelativeKeyPositions? = nil
+    ) {
         let d = selfAttention.modelDim
-        precondition(attentionNorm.size == d && feedForwardNorm.size == d && feedForward.up.inFeatures == d,
-                     "EncoderLayer: attention width \(d), norms \(attentionNorm.size) and \(feedForwardNorm.size), feed-forward input \(feedForward.up.inFeatures) must agree")
+        precondition(
+            attentionNorm.size == d && feedForwardNorm.size == d && feedForward.up.inFeatures == d,
+            "EncoderLayer: attention width \(d), norms \(attentionNorm.size) and \(feedForwardNorm.size), feed-forward input \(feedForward.up.inFeatures) must agree"
+        )
         if let r = relativePositions {
-            precondition(r.distance.shape == [2 * r.maxPositions - 1, selfAttention.headDim],
-                         "EncoderLayer: relative position table \(r.distance.shape) must be [\(2 * r.maxPositions - 1), \(selfAttention.headDim)]")
+            precondition(
+                r.distance.shape == [2 * r.maxPositions - 1, selfAttention.headDim],
+                "EncoderLayer: relative position table \(r.distance.shape) must be [\(2 * r.maxPositions - 1), \(selfAttention.headDim)]")
         }
         self.selfAttention = selfAttention
         self.attentionNorm = attentionNorm
@@ -78,8 +83,10 @@ public struct EncoderLayer: Sendable {
     /// The block applied to `x` `[batch, seq, d]`. `keyPadding` (`[batch][seq]`, true = real
     /// token) hides padded keys; `bias` is added to the attention scores (relative positions).
     /// Returns `[batch, seq, d]`.
-    public func callAsFunction(_ x: Tensor, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none,
-                               compute: Compute = .default) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, keyPadding: [[Bool]]? = nil, bias: AttentionBias = .none,
+        compute: Compute = .default
+    ) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "EncoderLayer: input \(x.shape) must be [batch, seq, \(modelDim)]")
         let (b, s, d) = (x.shape[0], x.shape[1], x.shape[2])
         let rows = TokenRows(batch: b, seq: s, keyPadding: keyPadding)
@@ -103,8 +110,9 @@ public struct EncoderLayer: Sendable {
             return feedForwardNorm(f, residual: h, compute: compute)  // [T, d] = Norm(h + f)
         case .pre:
             let n = attentionNorm(x, compute: compute)  // [T, d]
-            let h = selfAttention.attend(rows: n, rows, bias: bias, relative: relativePositions, residual: x,
-                                         compute: compute)  // [T, d] = x + Attention(Norm(x))
+            let h = selfAttention.attend(
+                rows: n, rows, bias: bias, relative: relativePositions, residual: x,
+                compute: compute)  // [T, d] = x + Attention(Norm(x))
             return feedForward.forward(feedForwardNorm(h, compute: compute), residual: h, compute: compute)  // h + FFN(Norm(h))
         }
     }
@@ -124,8 +132,9 @@ public struct RelativeKeyPositions: Sendable {
 
     /// Positions from a layer's table; `distance` must be `[2 * maxPositions - 1, headDim]`.
     public init(distance: Tensor, maxPositions: Int, keyQuery: Bool) {
-        precondition(maxPositions >= 1 && distance.rank == 2 && distance.shape[0] == 2 * maxPositions - 1,
-                     "RelativeKeyPositions: table \(distance.shape) must be [2 * \(maxPositions) - 1, headDim]")
+        precondition(
+            maxPositions >= 1 && distance.rank == 2 && distance.shape[0] == 2 * maxPositions - 1,
+            "RelativeKeyPositions: table \(distance.shape) must be [2 * \(maxPositions) - 1, headDim]")
         (self.distance, self.maxPositions, self.keyQuery) = (distance, maxPositions, keyQuery)
     }
 }
@@ -203,15 +212,20 @@ public struct DecoderLayer: Sendable {
 
     /// A block from its parts; `crossAttention` and `crossAttentionNorm` are both given or
     /// both nil, and every part works on the same width d.
-    public init(selfAttention: MultiHeadAttention, selfAttentionNorm: Norm,
-                crossAttention: MultiHeadAttention?, crossAttentionNorm: Norm?,
-                feedForward: FeedForward, feedForwardNorm: Norm, placement: NormPlacement) {
+    public init(
+        selfAttention: MultiHeadAttention, selfAttentionNorm: Norm,
+        crossAttention: MultiHeadAttention?, crossAttentionNorm: Norm?,
+        feedForward: FeedForward, feedForwardNorm: Norm, placement: NormPlacement
+    ) {
         let d = selfAttention.modelDim
-        precondition((crossAttention == nil) == (crossAttentionNorm == nil),
-                     "DecoderLayer: cross-attention and its norm must be given together")
-        precondition(selfAttentionNorm.size == d && feedForwardNorm.size == d && feedForward.up.inFeatures == d
-                     && (crossAttention?.modelDim ?? d) == d && (crossAttentionNorm?.size ?? d) == d,
-                     "DecoderLayer: self-attention width \(d), cross-attention \(crossAttention?.modelDim ?? d), norms \(selfAttentionNorm.size)/\(crossAttentionNorm?.size ?? d)/\(feedForwardNorm.size), feed-forward input \(feedForward.up.inFeatures) must agree")
+        precondition(
+            (crossAttention == nil) == (crossAttentionNorm == nil),
+            "DecoderLayer: cross-attention and its norm must be given together")
+        precondition(
+            selfAttentionNorm.size == d && feedForwardNorm.size == d && feedForward.up.inFeatures == d
+                && (crossAttention?.modelDim ?? d) == d && (crossAttentionNorm?.size ?? d) == d,
+            "DecoderLayer: self-attention width \(d), cross-attention \(crossAttention?.modelDim ?? d), norms \(selfAttentionNorm.size)/\(crossAttentionNorm?.size ?? d)/\(feedForwardNorm.size), feed-forward input \(feedForward.up.inFeatures) must agree"
+        )
         self.selfAttention = selfAttention
         self.selfAttentionNorm = selfAttentionNorm
         self.crossAttention = crossAttention
@@ -225,15 +239,18 @@ public struct DecoderLayer: Sendable {
     /// and its predecessors, then (with cross-attention) to the encoder memory `[batch,
     /// seqMemory, d]`. `memoryPadding` (`[batch][seqMemory]`, true = real token) hides padded
     /// memory; `targetPadding` (`[batch][seq]`) hides padded target keys. Returns `[batch, seq, d]`.
-    public func callAsFunction(_ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
-                               targetPadding: [[Bool]]? = nil, selfAttentionBias: AttentionBias = .none,
-                               compute: Compute = .default) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
+        targetPadding: [[Bool]]? = nil, selfAttentionBias: AttentionBias = .none,
+        compute: Compute = .default
+    ) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "DecoderLayer: input \(x.shape) must be [batch, seq, \(modelDim)]")
         var memoryKV: AttentionKV? = nil
         if let crossAttention {
             guard let memory else { preconditionFailure("DecoderLayer: this layer has cross-attention but no memory was given") }
-            precondition(memory.rank == 3 && memory.shape[0] == x.shape[0],
-                         "DecoderLayer: memory \(memory.shape) must be [batch = \(x.shape[0]), seqMemory, \(modelDim)]")
+            precondition(
+                memory.rank == 3 && memory.shape[0] == x.shape[0],
+                "DecoderLayer: memory \(memory.shape) must be [batch = \(x.shape[0]), seqMemory, \(modelDim)]")
             memoryKV = crossAttention.keysValues(of: memory, compute: compute)
         }
         let mask = AttentionMask(causal: true, keyPadding: targetPadding)
@@ -247,20 +264,25 @@ public struct DecoderLayer: Sendable {
     /// keys/values `memory` (batch = `rows / rowsPerSource` sources: rows `s*rowsPerSource
     /// ..< (s+1)*rowsPerSource` all read source `s`, as beams of one input do). Returns
     /// `[rows, steps, d]`, equal to the last `steps` positions of the teacher-forced call.
-    public func callAsFunction(_ x: Tensor, selfCache: inout AttentionKV, memory: AttentionKV?,
-                               memoryPadding: [[Bool]]? = nil, rowsPerSource: Int = 1,
-                               selfAttentionBias: AttentionBias = .none, compute: Compute = .default) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, selfCache: inout AttentionKV, memory: AttentionKV?,
+        memoryPadding: [[Bool]]? = nil, rowsPerSource: Int = 1,
+        selfAttentionBias: AttentionBias = .none, compute: Compute = .default
+    ) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "DecoderLayer: input \(x.shape) must be [rows, steps, \(modelDim)]")
-        precondition(selfCache.batch == x.shape[0] && selfCache.modelDim == selfAttention.innerDim,
-                     "DecoderLayer: self-attention cache for \(selfCache.batch) rows of width \(selfCache.modelDim), input \(x.shape)")
+        precondition(
+            selfCache.batch == x.shape[0] && selfCache.modelDim == selfAttention.innerDim,
+            "DecoderLayer: self-attention cache for \(selfCache.batch) rows of width \(selfCache.modelDim), input \(x.shape)")
         return forward(x, memory: memory, memoryPadding: memoryPadding, rowsPerSource: rowsPerSource, compute: compute) { h in
             selfAttention(h, appendingTo: &selfCache, bias: selfAttentionBias, compute: compute)
         }
     }
 
     /// The block around a self-attention call (full or cached).
-    private func forward(_ x: Tensor, memory: AttentionKV?, memoryPadding: [[Bool]]?, rowsPerSource: Int,
-                         compute: Compute, selfAttend: (Tensor) -> Tensor) -> Tensor {
+    private func forward(
+        _ x: Tensor, memory: AttentionKV?, memoryPadding: [[Bool]]?, rowsPerSource: Int,
+        compute: Compute, selfAttend: (Tensor) -> Tensor
+    ) -> Tensor {
         switch placement {
         case .post:
             let a = selfAttend(x)  // [r, t, d]
@@ -275,8 +297,9 @@ public struct DecoderLayer: Sendable {
             var h = x  // [r, t, d]
             h += selfAttend(selfAttentionNorm(x, compute: compute))
             if let crossAttentionNorm {
-                h += attendToMemory(crossAttentionNorm(h, compute: compute), memory: memory, memoryPadding: memoryPadding,
-                                    rowsPerSource: rowsPerSource, compute: compute)
+                h += attendToMemory(
+                    crossAttentionNorm(h, compute: compute), memory: memory, memoryPadding: memoryPadding,
+                    rowsPerSource: rowsPerSource, compute: compute)
             }
             h += feedForward(feedForwardNorm(h, compute: compute), compute: compute)
             return h
@@ -287,14 +310,17 @@ public struct DecoderLayer: Sendable {
     /// sources. Rows of one source are consecutive, so `x` viewed as `[sources, rowsPerSource
     /// * t, d]` puts every query of a source in one batch row: the source's keys and values
     /// are stored (and packed by the kernel) once, however many beams read them.
-    private func attendToMemory(_ x: Tensor, memory: AttentionKV?, memoryPadding: [[Bool]]?, rowsPerSource: Int,
-                                compute: Compute) -> Tensor {
+    private func attendToMemory(
+        _ x: Tensor, memory: AttentionKV?, memoryPadding: [[Bool]]?, rowsPerSource: Int,
+        compute: Compute
+    ) -> Tensor {
         guard let crossAttention, let memory else {
             preconditionFailure("DecoderLayer: this layer has cross-attention but no memory keys/values were given")
         }
         let (rows, t, d) = (x.shape[0], x.shape[1], x.shape[2])
-        precondition(rowsPerSource >= 1 && rows == memory.batch * rowsPerSource,
-                     "DecoderLayer: \(rows) rows do not match \(memory.batch) memory sources x \(rowsPerSource) rows per source")
+        precondition(
+            rowsPerSource >= 1 && rows == memory.batch * rowsPerSource,
+            "DecoderLayer: \(rows) rows do not match \(memory.batch) memory sources x \(rowsPerSource) rows per source")
         let grouped = x.reshaped([memory.batch, rowsPerSource * t, d])  // [sources, k*t, d]
         let out = crossAttention(grouped, keysValues: memory, mask: AttentionMask(keyPadding: memoryPadding), compute: compute)
         return out.reshaped([rows, t, d])  // [r, t, d]
@@ -322,10 +348,12 @@ public struct TransformerEncoder: Sendable {
     public init(layers: [EncoderLayer], finalNorm: Norm?, selfAttentionBiases: [AttentionBias]) {
         precondition(!layers.isEmpty, "TransformerEncoder: no layers")
         let d = layers[0].modelDim
-        precondition(layers.allSatisfy { $0.modelDim == d } && (finalNorm?.size ?? d) == d,
-                     "TransformerEncoder: layer widths \(layers.map(\.modelDim)) and final norm \(finalNorm?.size ?? d) differ")
-        precondition(selfAttentionBiases.count == layers.count,
-                     "TransformerEncoder: \(selfAttentionBiases.count) biases for \(layers.count) layers")
+        precondition(
+            layers.allSatisfy { $0.modelDim == d } && (finalNorm?.size ?? d) == d,
+            "TransformerEncoder: layer widths \(layers.map(\.modelDim)) and final norm \(finalNorm?.size ?? d) differ")
+        precondition(
+            selfAttentionBiases.count == layers.count,
+            "TransformerEncoder: \(selfAttentionBiases.count) biases for \(layers.count) layers")
         self.layers = layers
         self.finalNorm = finalNorm
         self.selfAttentionBiases = selfAttentionBiases
@@ -368,13 +396,16 @@ public struct TransformerDecoder: Sendable {
     public init(layers: [DecoderLayer], finalNorm: Norm?, selfAttentionBiases: [AttentionBias]) {
         precondition(!layers.isEmpty, "TransformerDecoder: no layers")
         let d = layers[0].modelDim
-        precondition(layers.allSatisfy { $0.modelDim == d } && (finalNorm?.size ?? d) == d,
-                     "TransformerDecoder: layer widths \(layers.map(\.modelDim)) and final norm \(finalNorm?.size ?? d) differ")
+        precondition(
+            layers.allSatisfy { $0.modelDim == d } && (finalNorm?.size ?? d) == d,
+            "TransformerDecoder: layer widths \(layers.map(\.modelDim)) and final norm \(finalNorm?.size ?? d) differ")
         let cross = layers[0].crossAttention != nil
-        precondition(layers.allSatisfy { ($0.crossAttention != nil) == cross },
-                     "TransformerDecoder: either every layer has cross-attention or none has")
-        precondition(selfAttentionBiases.count == layers.count,
-                     "TransformerDecoder: \(selfAttentionBiases.count) biases for \(layers.count) layers")
+        precondition(
+            layers.allSatisfy { ($0.crossAttention != nil) == cross },
+            "TransformerDecoder: either every layer has cross-attention or none has")
+        precondition(
+            selfAttentionBiases.count == layers.count,
+            "TransformerDecoder: \(selfAttentionBiases.count) biases for \(layers.count) layers")
         self.layers = layers
         self.finalNorm = finalNorm
         self.selfAttentionBiases = selfAttentionBiases
@@ -388,12 +419,15 @@ public struct TransformerDecoder: Sendable {
     /// Teacher forcing: `x` `[batch, seq, d]` (embedded target tokens plus positions), each
     /// position seeing itself and earlier ones, over `memory` `[batch, seqMemory, d]` (nil for
     /// a decoder-only stack). Padding masks as in ``DecoderLayer``. Returns `[batch, seq, d]`.
-    public func callAsFunction(_ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
-                               targetPadding: [[Bool]]? = nil, compute: Compute = .default) -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
+        targetPadding: [[Bool]]? = nil, compute: Compute = .default
+    ) -> Tensor {
         var h = x  // [b, t, d]
         for (layer, bias) in zip(layers, selfAttentionBiases) {
-            h = layer(h, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding,
-                      selfAttentionBias: bias, compute: compute)  // [b, t, d]
+            h = layer(
+                h, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding,
+                selfAttentionBias: bias, compute: compute)  // [b, t, d]
         }
         if let finalNorm { h = finalNorm(h, compute: compute) }
         return h
@@ -404,24 +438,31 @@ public struct TransformerDecoder: Sendable {
     /// of the memory are computed here, once per layer, and never again. `capacity` is the
     /// number of positions to reserve (the cache grows past it as needed).
     /// Cost: `4 * sources * seqMemory * d²` flops per layer.
-    public func makeCache(memory: Tensor?, memoryPadding: [[Bool]]? = nil, rows: Int? = nil, capacity: Int = 64,
-                          compute: Compute = .default) -> KVCache {
+    public func makeCache(
+        memory: Tensor?, memoryPadding: [[Bool]]? = nil, rows: Int? = nil, capacity: Int = 64,
+        compute: Compute = .default
+    ) -> KVCache {
         if hasCrossAttention {
             guard let memory else { preconditionFailure("TransformerDecoder.makeCache: the stack has cross-attention; give the encoder memory") }
-            precondition(memory.rank == 3 && memory.shape[2] == modelDim,
-                         "TransformerDecoder.makeCache: memory \(memory.shape) must be [sources, seqMemory, \(modelDim)]")
+            precondition(
+                memory.rank == 3 && memory.shape[2] == modelDim,
+                "TransformerDecoder.makeCache: memory \(memory.shape) must be [sources, seqMemory, \(modelDim)]")
             let sources = memory.shape[0]
             if let memoryPadding {
-                precondition(memoryPadding.count == sources && memoryPadding.allSatisfy { $0.count == memory.shape[1] },
-                             "TransformerDecoder.makeCache: memoryPadding must be [\(sources)][\(memory.shape[1])], got \(memoryPadding.count) rows of \(memoryPadding.map(\.count))")
+                precondition(
+                    memoryPadding.count == sources && memoryPadding.allSatisfy { $0.count == memory.shape[1] },
+                    "TransformerDecoder.makeCache: memoryPadding must be [\(sources)][\(memory.shape[1])], got \(memoryPadding.count) rows of \(memoryPadding.map(\.count))"
+                )
             }
             let cross = layers.map { $0.crossAttention!.keysValues(of: memory, compute: compute) }
-            return KVCache(layers: layers.count, sources: sources, modelDim: layers[0].selfAttention.innerDim, cross: cross,
-                           memoryPadding: memoryPadding, capacity: capacity)
+            return KVCache(
+                layers: layers.count, sources: sources, modelDim: layers[0].selfAttention.innerDim, cross: cross,
+                memoryPadding: memoryPadding, capacity: capacity)
         }
         precondition(memory == nil, "TransformerDecoder.makeCache: the stack has no cross-attention; give no memory")
         guard let rows, rows >= 1 else { preconditionFailure("TransformerDecoder.makeCache: give the number of rows (at least 1)") }
-        return KVCache(layers: layers.count, sources: rows, modelDim: layers[0].selfAttention.innerDim, cross: nil, memoryPadding: nil, capacity: capacity)
+        return KVCache(
+            layers: layers.count, sources: rows, modelDim: layers[0].selfAttention.innerDim, cross: nil, memoryPadding: nil, capacity: capacity)
     }
 
     /// Generation: the `steps` new positions `x` `[cache.rows, steps, d]` (embedded tokens
@@ -430,15 +471,19 @@ public struct TransformerDecoder: Sendable {
     /// Cost per token: the layers' projections and feed-forward (constant) plus attention
     /// over `cache.length` cached and `seqMemory` memory positions.
     public func callAsFunction(_ x: Tensor, cache: inout KVCache, compute: Compute = .default) -> Tensor {
-        precondition(cache.selfAttention.count == layers.count && cache.modelDim == layers[0].selfAttention.innerDim,
-                     "TransformerDecoder: cache for \(cache.selfAttention.count) layers of width \(cache.modelDim), stack has \(layers.count) of attention width \(layers[0].selfAttention.innerDim)")
-        precondition(x.rank == 3 && x.shape[0] == cache.rows && x.shape[2] == modelDim,
-                     "TransformerDecoder: input \(x.shape) must be [cache rows = \(cache.rows), steps, \(modelDim)]")
+        precondition(
+            cache.selfAttention.count == layers.count && cache.modelDim == layers[0].selfAttention.innerDim,
+            "TransformerDecoder: cache for \(cache.selfAttention.count) layers of width \(cache.modelDim), stack has \(layers.count) of attention width \(layers[0].selfAttention.innerDim)"
+        )
+        precondition(
+            x.rank == 3 && x.shape[0] == cache.rows && x.shape[2] == modelDim,
+            "TransformerDecoder: input \(x.shape) must be [cache rows = \(cache.rows), steps, \(modelDim)]")
         var h = x  // [r, t, d]
         for i in layers.indices {
-            h = layers[i](h, selfCache: &cache.selfAttention[i], memory: cache.crossAttention?[i],
-                          memoryPadding: cache.memoryPadding, rowsPerSource: cache.rowsPerSource,
-                          selfAttentionBias: selfAttentionBiases[i], compute: compute)  // [r, t, d]
+            h = layers[i](
+                h, selfCache: &cache.selfAttention[i], memory: cache.crossAttention?[i],
+                memoryPadding: cache.memoryPadding, rowsPerSource: cache.rowsPerSource,
+                selfAttentionBias: selfAttentionBiases[i], compute: compute)  // [r, t, d]
         }
         cache.length += x.shape[1]
         if let finalNorm { h = finalNorm(h, compute: compute) }

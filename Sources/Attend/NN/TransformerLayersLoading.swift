@@ -22,8 +22,10 @@ public struct PyTorchLayerConfig: Sendable, Hashable {
     public var bias: Bool
 
     /// PyTorch's defaults except for the sizes: ReLU, post-LN, eps 1e-5, with biases.
-    public init(modelDim: Int, heads: Int, feedForwardDim: Int = 2048, activation: Activation = .relu,
-                normFirst: Bool = false, eps: Float = 1e-5, bias: Bool = true) {
+    public init(
+        modelDim: Int, heads: Int, feedForwardDim: Int = 2048, activation: Activation = .relu,
+        normFirst: Bool = false, eps: Float = 1e-5, bias: Bool = true
+    ) {
         self.modelDim = modelDim
         self.heads = heads
         self.feedForwardDim = feedForwardDim
@@ -61,9 +63,10 @@ extension FeedForward {
     /// PyTorch's `linear1` (d -> dFF) and `linear2` (dFF -> d) under `prefix`.
     static func loadingPyTorch(_ p: ParameterLoader, _ prefix: String, _ c: PyTorchLayerConfig) throws -> FeedForward {
         let j = { ParameterLoader.join(prefix, $0) }
-        return FeedForward(up: try Linear(loading: p, j("linear1"), in: c.modelDim, out: c.feedForwardDim, bias: c.bias),
-                           down: try Linear(loading: p, j("linear2"), in: c.feedForwardDim, out: c.modelDim, bias: c.bias),
-                           activation: c.activation)
+        return FeedForward(
+            up: try Linear(loading: p, j("linear1"), in: c.modelDim, out: c.feedForwardDim, bias: c.bias),
+            down: try Linear(loading: p, j("linear2"), in: c.feedForwardDim, out: c.modelDim, bias: c.bias),
+            activation: c.activation)
     }
 }
 
@@ -75,11 +78,12 @@ extension EncoderLayer {
     public init(loadingPyTorch p: ParameterLoader, _ prefix: String, _ c: PyTorchLayerConfig) throws {
         try c.validate()
         let j = { ParameterLoader.join(prefix, $0) }
-        self.init(selfAttention: try MultiHeadAttention(loadingPyTorch: p, j("self_attn"), modelDim: c.modelDim, heads: c.heads),
-                  attentionNorm: try .loadingLayerNorm(p, j("norm1"), size: c.modelDim, eps: c.eps, bias: c.bias),
-                  feedForward: try .loadingPyTorch(p, prefix, c),
-                  feedForwardNorm: try .loadingLayerNorm(p, j("norm2"), size: c.modelDim, eps: c.eps, bias: c.bias),
-                  placement: c.placement)
+        self.init(
+            selfAttention: try MultiHeadAttention(loadingPyTorch: p, j("self_attn"), modelDim: c.modelDim, heads: c.heads),
+            attentionNorm: try .loadingLayerNorm(p, j("norm1"), size: c.modelDim, eps: c.eps, bias: c.bias),
+            feedForward: try .loadingPyTorch(p, prefix, c),
+            feedForwardNorm: try .loadingLayerNorm(p, j("norm2"), size: c.modelDim, eps: c.eps, bias: c.bias),
+            placement: c.placement)
     }
 }
 
@@ -90,13 +94,14 @@ extension DecoderLayer {
     public init(loadingPyTorch p: ParameterLoader, _ prefix: String, _ c: PyTorchLayerConfig) throws {
         try c.validate()
         let j = { ParameterLoader.join(prefix, $0) }
-        self.init(selfAttention: try MultiHeadAttention(loadingPyTorch: p, j("self_attn"), modelDim: c.modelDim, heads: c.heads),
-                  selfAttentionNorm: try .loadingLayerNorm(p, j("norm1"), size: c.modelDim, eps: c.eps, bias: c.bias),
-                  crossAttention: try MultiHeadAttention(loadingPyTorch: p, j("multihead_attn"), modelDim: c.modelDim, heads: c.heads),
-                  crossAttentionNorm: try .loadingLayerNorm(p, j("norm2"), size: c.modelDim, eps: c.eps, bias: c.bias),
-                  feedForward: try .loadingPyTorch(p, prefix, c),
-                  feedForwardNorm: try .loadingLayerNorm(p, j("norm3"), size: c.modelDim, eps: c.eps, bias: c.bias),
-                  placement: c.placement)
+        self.init(
+            selfAttention: try MultiHeadAttention(loadingPyTorch: p, j("self_attn"), modelDim: c.modelDim, heads: c.heads),
+            selfAttentionNorm: try .loadingLayerNorm(p, j("norm1"), size: c.modelDim, eps: c.eps, bias: c.bias),
+            crossAttention: try MultiHeadAttention(loadingPyTorch: p, j("multihead_attn"), modelDim: c.modelDim, heads: c.heads),
+            crossAttentionNorm: try .loadingLayerNorm(p, j("norm2"), size: c.modelDim, eps: c.eps, bias: c.bias),
+            feedForward: try .loadingPyTorch(p, prefix, c),
+            feedForwardNorm: try .loadingLayerNorm(p, j("norm3"), size: c.modelDim, eps: c.eps, bias: c.bias),
+            placement: c.placement)
     }
 }
 
@@ -105,8 +110,10 @@ extension TransformerEncoder {
     /// `layers.{count-1}` and, when `finalNorm`, `norm` (the `norm` argument of
     /// `nn.TransformerEncoder`; `nn.Transformer` always has one). Throws `CheckpointError`
     /// naming a missing or misshapen tensor.
-    public init(loadingPyTorch p: ParameterLoader, _ prefix: String, layers count: Int, _ c: PyTorchLayerConfig,
-                finalNorm: Bool) throws {
+    public init(
+        loadingPyTorch p: ParameterLoader, _ prefix: String, layers count: Int, _ c: PyTorchLayerConfig,
+        finalNorm: Bool
+    ) throws {
         guard count >= 1 else { throw CheckpointError.invalidConfig("num_encoder_layers \(count) must be at least 1") }
         let j = { ParameterLoader.join(prefix, $0) }
         let layers = try (0..<count).map { try EncoderLayer(loadingPyTorch: p, j("layers.\($0)"), c) }
@@ -119,8 +126,10 @@ extension TransformerDecoder {
     /// Loads an `nn.TransformerDecoder` state dict under `prefix`: `layers.0` ...
     /// `layers.{count-1}` and, when `finalNorm`, `norm`. Throws `CheckpointError` naming a
     /// missing or misshapen tensor.
-    public init(loadingPyTorch p: ParameterLoader, _ prefix: String, layers count: Int, _ c: PyTorchLayerConfig,
-                finalNorm: Bool) throws {
+    public init(
+        loadingPyTorch p: ParameterLoader, _ prefix: String, layers count: Int, _ c: PyTorchLayerConfig,
+        finalNorm: Bool
+    ) throws {
         guard count >= 1 else { throw CheckpointError.invalidConfig("num_decoder_layers \(count) must be at least 1") }
         let j = { ParameterLoader.join(prefix, $0) }
         let layers = try (0..<count).map { try DecoderLayer(loadingPyTorch: p, j("layers.\($0)"), c) }

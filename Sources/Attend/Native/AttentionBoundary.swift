@@ -19,12 +19,16 @@ struct PackedKeysValues: Sendable {
     /// Packs `key` / `value` (laid out as `k` / `v` say) for `batch x heads` query heads of
     /// `seqK` keys (`batch x heads / k.headGroup` stored heads). Cost: one read and one write
     /// of K and V, parallel over stored heads.
-    init(key: Tensor, value: Tensor, k: HeadLayout, v: HeadLayout, batch: Int, heads: Int, seqK: Int, headDim: Int,
-         variant: KernelVariant, threads: Int) {
-        precondition(k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= key.count
-                     && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= value.count
-                     && k.headGroup == v.headGroup && k.headGroup >= 1 && heads % k.headGroup == 0,
-                     "PackedKeysValues: layouts reach past keys \(key.shape) / values \(value.shape), or groups \(k.headGroup) / \(v.headGroup) do not divide \(heads) heads")
+    init(
+        key: Tensor, value: Tensor, k: HeadLayout, v: HeadLayout, batch: Int, heads: Int, seqK: Int, headDim: Int,
+        variant: KernelVariant, threads: Int
+    ) {
+        precondition(
+            k.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= key.count
+                && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= value.count
+                && k.headGroup == v.headGroup && k.headGroup >= 1 && heads % k.headGroup == 0,
+            "PackedKeysValues: layouts reach past keys \(key.shape) / values \(value.shape), or groups \(k.headGroup) / \(v.headGroup) do not divide \(heads) heads"
+        )
         let kern = variant.kernels
         let g = k.headGroup, kvHeads = heads / g
         let stride = (ck_f32_attention_packed_kv_size(kern, seqK, headDim) + 15) / 16 * 16
@@ -34,8 +38,9 @@ struct PackedKeysValues: Sendable {
                 value.withUnsafeBufferPointer { vp in
                     parallelFor(batch * kvHeads, threads: threads) { unit in
                         let b = unit / kvHeads, h = (unit % kvHeads) * g
-                        ck_f32_attention_pack_kv(kern, seqK, headDim, kp.baseAddress! + k.offset(b, h), k.rowStride,
-                                                 vp.baseAddress! + v.offset(b, h), v.rowStride, packed.base + unit * stride)
+                        ck_f32_attention_pack_kv(
+                            kern, seqK, headDim, kp.baseAddress! + k.offset(b, h), k.rowStride,
+                            vp.baseAddress! + v.offset(b, h), v.rowStride, packed.base + unit * stride)
                     }
                 }
             }
@@ -106,10 +111,11 @@ func fusedAttention(
                                 shawKeys.withUnsafeBufferPointer { ak in
                                     parallelFor(count, threads: threads) { w in
                                         let bh = first + w, b = bh / p.heads, h = bh % p.heads
-                                        nativeGEMM(kernels: kern, m: p.seqQ, n: shawWidth, k: p.headDim, alpha: p.scale,
-                                                   a: qb + p.q.offset(b, h), lda: p.q.rowStride, transA: false,
-                                                   b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
-                                                   c: shawQK.base + w * shawStride, ldc: shawWidth, threads: 1)
+                                        nativeGEMM(
+                                            kernels: kern, m: p.seqQ, n: shawWidth, k: p.headDim, alpha: p.scale,
+                                            a: qb + p.q.offset(b, h), lda: p.q.rowStride, transA: false,
+                                            b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
+                                            c: shawQK.base + w * shawStride, ldc: shawWidth, threads: 1)
                                     }
                                 }
                             }

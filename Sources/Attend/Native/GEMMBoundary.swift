@@ -22,8 +22,12 @@ struct MatrixOperand {
     func validate(_ what: String, count: Int) {
         let storedCols = transposed ? rows : cols
         precondition(rows >= 0 && cols >= 0, "gemm: \(what) has negative size \(rows) x \(cols)")
-        precondition(ld >= max(storedCols, 1), "gemm: \(what) (\(rows) x \(cols)\(transposed ? ", transposed" : "")) has row stride \(ld) < \(max(storedCols, 1))")
-        precondition(requiredCount <= count, "gemm: \(what) (\(rows) x \(cols), ld \(ld)\(transposed ? ", transposed" : "")) needs \(requiredCount) scalars, buffer has \(count)")
+        precondition(
+            ld >= max(storedCols, 1),
+            "gemm: \(what) (\(rows) x \(cols)\(transposed ? ", transposed" : "")) has row stride \(ld) < \(max(storedCols, 1))")
+        precondition(
+            requiredCount <= count,
+            "gemm: \(what) (\(rows) x \(cols), ld \(ld)\(transposed ? ", transposed" : "")) needs \(requiredCount) scalars, buffer has \(count)")
     }
 }
 

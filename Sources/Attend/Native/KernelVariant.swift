@@ -82,7 +82,8 @@ extension KernelVariant {
     /// `trials` runs is returned. This is the ceiling GEMM and attention are compared against.
     /// Cost: about `seconds * trials` of wall time.
     public func measureFMAPeak(threads: Int = 1, seconds: Double = 0.05, trials: Int = 5) -> Double {
-        precondition(threads >= 1 && seconds > 0 && trials >= 1, "measureFMAPeak: threads \(threads), seconds \(seconds), trials \(trials) must be positive")
+        precondition(
+            threads >= 1 && seconds > 0 && trials >= 1, "measureFMAPeak: threads \(threads), seconds \(seconds), trials \(trials) must be positive")
         let probe = kernels.pointee.fma_peak!
         // Calibrate the iteration count on one thread.
         var iters = 1 << 16

@@ -89,17 +89,21 @@ struct GEMMEpilogue {
 /// packed once up front (`ck_f32_pack_a`) instead of by every item. Each C element is summed
 /// by one thread in the same order whatever the split. Cost: `2 m n k` flops (plus one
 /// packing of A for such strides).
-func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeight, columns: Range<Int>,
-                c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float, epilogue: GEMMEpilogue = GEMMEpilogue(),
-                threads: Int) {
+func packedGEMM(
+    a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeight, columns: Range<Int>,
+    c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float, epilogue: GEMMEpilogue = GEMMEpilogue(),
+    threads: Int
+) {
     let kern = w.variant.kernels
     let g = kern.pointee.gemm
     let nr = Int(g.nr), mc = Int(g.mc)
     let n = columns.count, k = w.k
-    precondition(columns.lowerBound >= 0 && columns.upperBound <= w.n && columns.lowerBound % nr == 0,
-                 "packedGEMM: columns \(columns) of a [\(w.n), \(k)] weight must start at a multiple of \(nr)")
-    precondition(lda >= k && ldc >= n && (epilogue.residual == nil || epilogue.ldr >= n),
-                 "packedGEMM: lda \(lda) < k \(k), ldc \(ldc) or ldr \(epilogue.ldr) < n \(n)")
+    precondition(
+        columns.lowerBound >= 0 && columns.upperBound <= w.n && columns.lowerBound % nr == 0,
+        "packedGEMM: columns \(columns) of a [\(w.n), \(k)] weight must start at a multiple of \(nr)")
+    precondition(
+        lda >= k && ldc >= n && (epilogue.residual == nil || epilogue.ldr >= n),
+        "packedGEMM: lda \(lda) < k \(k), ldc \(ldc) or ldr \(epilogue.ldr) < n \(n)")
     if m == 0 || n == 0 { return }
     let panels = (n + nr - 1) / nr
     let mBlocks = (m + mc - 1) / mc
@@ -119,8 +123,9 @@ func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeigh
     var args = ck_gemm_packed(
         m: m, n: n, k: k, a: a, lda: lda, packed_a: sharedA.map { UnsafePointer($0) },
         packed_w: UnsafePointer(w.storage.base), weight_n: w.n, weight_col0: columns.lowerBound, c: c, ldc: ldc, beta: beta,
-        epilogue: ck_gemm_epilogue(bias: epilogue.bias, activation: epilogue.activation?.cKind ?? Int32(CK_ACT_NONE),
-                                   residual: epilogue.residual, ldr: epilogue.ldr))
+        epilogue: ck_gemm_epilogue(
+            bias: epilogue.bias, activation: epilogue.activation?.cKind ?? Int32(CK_ACT_NONE),
+            residual: epilogue.residual, ldr: epilogue.ldr))
     let wsCount = sharedA == nil ? ck_f32_gemm_packed_workspace(kern, min(m, mc), k) : 1
     withExtendedLifetime(w.storage) {
         withUnsafePointer(to: &args) { ap in
@@ -145,30 +150,36 @@ func packedGEMM(a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeigh
 /// (`cache`) with the bias, activation and residual fused into its epilogue; otherwise one
 /// SGEMM (GEMV for a row or two) whose output starts as the bias rows (beta = 1), then the
 /// activation and the residual as separate passes. Cost: `2 * rows * in * outputs.count` flops.
-func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
-                   activation: Activation?, residual: Tensor?, compute: Compute) -> Tensor {
+func linearForward(
+    _ x: Tensor, weight: Tensor, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
+    activation: Activation?, residual: Tensor?, compute: Compute
+) -> Tensor {
     let k = weight.shape[1]
     let rows = k == 0 ? x.shape.dropLast().reduce(1, *) : x.count / k
     let n = outputs.count
     let outShape = Array(x.shape.dropLast()) + [n]
     if let residual {
-        precondition(residual.count == rows * n && residual.shape.last == n,
-                     "Linear: residual \(residual.shape) must hold \(rows) rows of \(n) (output \(outShape))")
+        precondition(
+            residual.count == rows * n && residual.shape.last == n,
+            "Linear: residual \(residual.shape) must hold \(rows) rows of \(n) (output \(outShape))")
     }
     var out = Tensor.uninitialized(outShape)
     if rows == 0 || n == 0 { return out }
     if case .native(let variant) = compute.backend, rows > gemvMaxRows,
-       outputs.lowerBound % Int(variant.kernels.pointee.gemm.nr) == 0 {
+        outputs.lowerBound % Int(variant.kernels.pointee.gemm.nr) == 0
+    {
         let packed = cache.packed(weight, variant: variant, threads: compute.threads)
         let none = Tensor.zeros([1])
         x.withUnsafeBufferPointer { xp in
             (bias ?? none).withUnsafeBufferPointer { bp in
                 (residual ?? none).withUnsafeBufferPointer { rp in
                     out.withUnsafeMutableBufferPointer { op in
-                        let ep = GEMMEpilogue(bias: bias == nil ? nil : bp.baseAddress! + outputs.lowerBound, activation: activation,
-                                              residual: residual == nil ? nil : rp.baseAddress!, ldr: n)
-                        packedGEMM(a: xp.baseAddress ?? UnsafePointer(op.baseAddress!), lda: k, m: rows, weight: packed,
-                                   columns: outputs, c: op.baseAddress!, ldc: n, beta: 0, epilogue: ep, threads: compute.threads)
+                        let ep = GEMMEpilogue(
+                            bias: bias == nil ? nil : bp.baseAddress! + outputs.lowerBound, activation: activation,
+                            residual: residual == nil ? nil : rp.baseAddress!, ldr: n)
+                        packedGEMM(
+                            a: xp.baseAddress ?? UnsafePointer(op.baseAddress!), lda: k, m: rows, weight: packed,
+                            columns: outputs, c: op.baseAddress!, ldc: n, beta: 0, epilogue: ep, threads: compute.threads)
                     }
                 }
             }
@@ -185,9 +196,10 @@ func linearForward(_ x: Tensor, weight: Tensor, bias: Tensor?, outputs: Range<In
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 let w = UnsafeBufferPointer(rebasing: wp[(outputs.lowerBound * k)...])
-                gemm(alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
-                     b: w, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
-                     beta: bias == nil ? 0 : 1, c: o, ldc: n, compute: compute)
+                gemm(
+                    alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
+                    b: w, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
+                    beta: bias == nil ? 0 : 1, c: o, ldc: n, compute: compute)
             }
         }
     }

@@ -23,8 +23,9 @@ func relativeSelfAttention(
 ) -> Tensor {
     let d = heads * headDim, s = seq
     precondition(qkv.shape == [batch * seq, 3 * d], "relativeSelfAttention: qkv \(qkv.shape) must be [\(batch * seq), \(3 * d)]")
-    precondition(distance.shape == [2 * maxPositions - 1, headDim] && seq <= maxPositions,
-                 "relativeSelfAttention: distance table \(distance.shape) must be [\(2 * maxPositions - 1), \(headDim)] and seq \(seq) <= \(maxPositions)")
+    precondition(
+        distance.shape == [2 * maxPositions - 1, headDim] && seq <= maxPositions,
+        "relativeSelfAttention: distance table \(distance.shape) must be [\(2 * maxPositions - 1), \(headDim)] and seq \(seq) <= \(maxPositions)")
     var out = Tensor.zeros([batch * seq, d])
     if batch == 0 || seq == 0 { return out }
     let serial = compute.with(threads: 1)
@@ -45,8 +46,9 @@ func relativeSelfAttention(
                     var scores = [Float](repeating: 0, count: s * s)
                     var rel = [Float](repeating: 0, count: s * w)
                     scores.withUnsafeMutableBufferPointer { sc in
-                        gemm(alpha: 1, a: q, rowsOp, b: k, MatrixOperand(rows: headDim, cols: s, ld: 3 * d, transposed: true),
-                             beta: 0, c: sc, ldc: s, compute: serial)
+                        gemm(
+                            alpha: 1, a: q, rowsOp, b: k, MatrixOperand(rows: headDim, cols: s, ld: 3 * d, transposed: true),
+                            beta: 0, c: sc, ldc: s, compute: serial)
                         rel.withUnsafeMutableBufferPointer { rp in
                             // Query term: scores[l][r] += q_l · E[l - r].
                             gemm(alpha: 1, a: q, rowsOp, b: e, eOp, beta: 0, c: rp, ldc: w, compute: serial)
@@ -85,9 +87,10 @@ func relativeSelfAttention(
                             for r in 0..<s { row[r] *= inv }
                         }
                         let o = UnsafeMutableBufferPointer(rebasing: op[(b * s * d + h * headDim)...])
-                        gemm(alpha: 1, a: UnsafeBufferPointer(sc), MatrixOperand(rows: s, cols: s, ld: s, transposed: false),
-                             b: v, MatrixOperand(rows: s, cols: headDim, ld: 3 * d, transposed: false),
-                             beta: 0, c: o, ldc: d, compute: serial)
+                        gemm(
+                            alpha: 1, a: UnsafeBufferPointer(sc), MatrixOperand(rows: s, cols: s, ld: s, transposed: false),
+                            b: v, MatrixOperand(rows: s, cols: headDim, ld: 3 * d, transposed: false),
+                            beta: 0, c: o, ldc: d, compute: serial)
                     }
                 }
             }

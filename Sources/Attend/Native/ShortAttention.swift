@@ -8,15 +8,19 @@ internal import CKernels
 /// gets `-inf` when `keyPadding[i][j]` is false; a query whose keys are all masked gets
 /// zeros. Cost: `4 * heads * Σ length² * headDim` flops (on zero-padded tiles) plus packing;
 /// scratch per item O(length² + length * headDim).
-func shortSelfAttention(qkv: Tensor, starts: [Int], lengths: [Int], heads: Int, headDim: Int, keyPadding: [[Bool]]?,
-                        scale: Float, variant: KernelVariant, threads: Int) -> Tensor {
+func shortSelfAttention(
+    qkv: Tensor, starts: [Int], lengths: [Int], heads: Int, headDim: Int, keyPadding: [[Bool]]?,
+    scale: Float, variant: KernelVariant, threads: Int
+) -> Tensor {
     let d = heads * headDim, dh = headDim
     let rows = qkv.rank == 2 ? qkv.shape[0] : 0
     precondition(qkv.rank == 2 && qkv.shape[1] == 3 * d, "shortSelfAttention: qkv \(qkv.shape) must be [rows, \(3 * d)]")
-    precondition(starts.count == lengths.count && zip(starts, lengths).allSatisfy { $0 >= 0 && $1 >= 0 && $0 + $1 <= rows },
-                 "shortSelfAttention: sequences (starts \(starts.prefix(8)), lengths \(lengths.prefix(8))) must lie in \(rows) rows")
-    precondition(keyPadding == nil || (keyPadding!.count == lengths.count && zip(keyPadding!, lengths).allSatisfy { $0.count == $1 }),
-                 "shortSelfAttention: keyPadding must have one row per sequence, of its length")
+    precondition(
+        starts.count == lengths.count && zip(starts, lengths).allSatisfy { $0 >= 0 && $1 >= 0 && $0 + $1 <= rows },
+        "shortSelfAttention: sequences (starts \(starts.prefix(8)), lengths \(lengths.prefix(8))) must lie in \(rows) rows")
+    precondition(
+        keyPadding == nil || (keyPadding!.count == lengths.count && zip(keyPadding!, lengths).allSatisfy { $0.count == $1 }),
+        "shortSelfAttention: keyPadding must have one row per sequence, of its length")
     var out = Tensor.uninitialized([rows, d])
     if rows == 0 || heads == 0 || lengths.isEmpty { return out }
     let kern = variant.kernels

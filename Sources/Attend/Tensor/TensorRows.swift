@@ -37,8 +37,9 @@ extension Tensor {
     /// block at row `b * capacity + position`). Cost: one copy of `part`.
     mutating func setRows(from start: Int, _ part: Tensor) {
         let w = rowWidth
-        precondition(part.rowWidth == w && part.count % max(w, 1) == 0 && start >= 0 && start * w + part.count <= count,
-                     "setRows: \(part.shape) from row \(start) does not fit \(shape)")
+        precondition(
+            part.rowWidth == w && part.count % max(w, 1) == 0 && start >= 0 && start * w + part.count <= count,
+            "setRows: \(part.shape) from row \(start) does not fit \(shape)")
         part.withUnsafeBufferPointer { src in
             withUnsafeMutableBufferPointer { dst in
                 guard let d = dst.baseAddress, let s = src.baseAddress else { return }
@@ -51,8 +52,9 @@ extension Tensor {
     /// projection's keys and values, say). Cost: one copy of the selected columns.
     public func columns(_ range: Range<Int>) -> Tensor {
         let w = rowWidth
-        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= w,
-                     "Tensor.columns: \(range) out of range for shape \(shape)")
+        precondition(
+            rank >= 1 && range.lowerBound >= 0 && range.upperBound <= w,
+            "Tensor.columns: \(range) out of range for shape \(shape)")
         let rows = w == 0 ? 0 : count / w, n = range.count
         let out = TensorStorage(uninitializedCount: rows * n)
         withUnsafeBufferPointer { src in
@@ -69,7 +71,8 @@ extension Tensor {
         precondition(!parts.isEmpty, "concatenateRows: no tensors")
         let tail = Array(parts[0].shape.dropFirst())
         for p in parts {
-            precondition(p.rank >= 1 && Array(p.shape.dropFirst()) == tail, "concatenateRows: shapes \(parts.map(\.shape)) differ past the first axis")
+            precondition(
+                p.rank >= 1 && Array(p.shape.dropFirst()) == tail, "concatenateRows: shapes \(parts.map(\.shape)) differ past the first axis")
         }
         let total = parts.reduce(0) { $0 + $1.count }
         let out = TensorStorage(uninitializedCount: total)
@@ -87,8 +90,9 @@ extension Tensor {
     /// suffix of this shape: position vectors `[n, d]` onto every batch row of `[b, n, d]`).
     /// Cost: O(count).
     mutating func addBroadcasting(_ other: Tensor) {
-        precondition(other.rank <= rank && Array(shape.suffix(other.rank)) == other.shape,
-                     "addBroadcasting: \(other.shape) is not a suffix of \(shape)")
+        precondition(
+            other.rank <= rank && Array(shape.suffix(other.rank)) == other.shape,
+            "addBroadcasting: \(other.shape) is not a suffix of \(shape)")
         let m = other.count
         if m == 0 { return }
         other.withUnsafeBufferPointer { b in
@@ -107,8 +111,9 @@ extension Tensor {
 
     /// In place: row `r` of a rank-2 tensor replaced by `values` (its width). Cost: one copy.
     public mutating func setRow(_ r: Int, _ values: [Float]) {
-        precondition(rank == 2 && r >= 0 && r < shape[0] && values.count == shape[1],
-                     "Tensor.setRow: row \(r) of \(values.count) scalars does not fit \(shape)")
+        precondition(
+            rank == 2 && r >= 0 && r < shape[0] && values.count == shape[1],
+            "Tensor.setRow: row \(r) of \(values.count) scalars does not fit \(shape)")
         let w = shape[1]
         withUnsafeMutableBufferPointer { p in
             for (j, x) in values.enumerated() { p[r * w + j] = x }
@@ -161,11 +166,13 @@ extension Tensor {
                     let mp = mask == nil ? nil : m.baseAddress
                     switch compute.backend {
                     case .native(let v):
-                        nativeSoftmaxRows(variant: v, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
-                                          scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
+                        nativeSoftmaxRows(
+                            variant: v, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                            scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
                     case .swiftSIMD:
-                        SwiftSIMDKernels.softmaxRows(rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
-                                                     scale: scale, mask: mp, maskRowStride: maskRowStride)
+                        SwiftSIMDKernels.softmaxRows(
+                            rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                            scale: scale, mask: mp, maskRowStride: maskRowStride)
                     }
                 }
             }

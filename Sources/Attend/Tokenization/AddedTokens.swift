@@ -21,8 +21,10 @@ public struct AddedToken: Sendable, Hashable {
     let bytes: [UInt8]
 
     /// An added token; see the properties.
-    public init(content: String, id: Int, special: Bool = true, normalized: Bool = false,
-                leftStrip: Bool = false, rightStrip: Bool = false, singleWord: Bool = false) {
+    public init(
+        content: String, id: Int, special: Bool = true, normalized: Bool = false,
+        leftStrip: Bool = false, rightStrip: Bool = false, singleWord: Bool = false
+    ) {
         self.content = content
         self.id = id
         self.special = special

@@ -17,8 +17,10 @@ public struct Encoding: Sendable, Hashable {
 
     /// An encoding from its parts (all of the same length).
     public init(ids: [Int], tokenTypeIDs: [Int], attentionMask: [Int], specialTokensMask: [Int]) {
-        precondition(tokenTypeIDs.count == ids.count && attentionMask.count == ids.count && specialTokensMask.count == ids.count,
-                     "Encoding: ids (\(ids.count)), tokenTypeIDs (\(tokenTypeIDs.count)), attentionMask (\(attentionMask.count)) and specialTokensMask (\(specialTokensMask.count)) differ in length")
+        precondition(
+            tokenTypeIDs.count == ids.count && attentionMask.count == ids.count && specialTokensMask.count == ids.count,
+            "Encoding: ids (\(ids.count)), tokenTypeIDs (\(tokenTypeIDs.count)), attentionMask (\(attentionMask.count)) and specialTokensMask (\(specialTokensMask.count)) differ in length"
+        )
         self.ids = ids
         self.tokenTypeIDs = tokenTypeIDs
         self.attentionMask = attentionMask

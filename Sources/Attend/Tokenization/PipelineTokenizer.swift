@@ -93,14 +93,16 @@ public struct PipelineTokenizer: Tokenizer {
         let added = try readAddedTokens(root)
         let normalizer = try root.object("normalizer").map { try Normalizer($0) }
         let preTokenizer = try root.object("pre_tokenizer").map { try PreTokenizer($0) }
-        let template = try root.object("post_processor").map {
-            try PostProcessorTemplate($0, vocabulary: model.vocabulary, added: added)
-        } ?? .none
+        let template =
+            try root.object("post_processor").map {
+                try PostProcessorTemplate($0, vocabulary: model.vocabulary, added: added)
+            } ?? .none
         let decoder = try root.object("decoder").map { try TokenDecoder($0) }
         var isBPE = false
         if case .bpe = model { isBPE = true }
-        self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: model, template: template, decoder: decoder,
-                  addedTokens: added, cleanUpSpaces: config.cleanUpTokenizationSpaces && !isBPE)
+        self.init(
+            normalizer: normalizer, preTokenizer: preTokenizer, model: model, template: template, decoder: decoder,
+            addedTokens: added, cleanUpSpaces: config.cleanUpTokenizationSpaces && !isBPE)
     }
 
     /// GPT-2's slow files: `vocab.json` (token: id) and `merges.txt` ("a b" per line, after an
@@ -127,20 +129,24 @@ public struct PipelineTokenizer: Tokenizer {
             }
             merges.append((Array(parts[0]), Array(parts[1])))
         }
-        let bpe = try BPEModel(vocabulary: vocabulary, merges: merges, unknownToken: nil, fuseUnknown: false, byteFallback: false,
-                               continuingSubwordPrefix: [], endOfWordSuffix: [], ignoreMerges: false, path: mergesURL.path)
+        let bpe = try BPEModel(
+            vocabulary: vocabulary, merges: merges, unknownToken: nil, fuseUnknown: false, byteFallback: false,
+            continuingSubwordPrefix: [], endOfWordSuffix: [], ignoreMerges: false, path: mergesURL.path)
         var added: [AddedToken] = []
         for name in [config.unkToken, config.bosToken, config.eosToken, config.padToken].compactMap({ $0 }) {
             if let id = vocabulary.id(Array(name.utf8)), !added.contains(where: { $0.id == id }) {
                 added.append(AddedToken(content: name, id: id))
             }
         }
-        self.init(normalizer: nil, preTokenizer: .byteLevel(addPrefixSpace: config.addPrefixSpace ?? false, useRegex: true),
-                  model: .bpe(bpe), template: .none, decoder: .byteLevel, addedTokens: added, cleanUpSpaces: false)
+        self.init(
+            normalizer: nil, preTokenizer: .byteLevel(addPrefixSpace: config.addPrefixSpace ?? false, useRegex: true),
+            model: .bpe(bpe), template: .none, decoder: .byteLevel, addedTokens: added, cleanUpSpaces: false)
     }
 
-    init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: PipelineModel, template: PostProcessorTemplate,
-         decoder: TokenDecoder?, addedTokens: [AddedToken], cleanUpSpaces: Bool) {
+    init(
+        normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: PipelineModel, template: PostProcessorTemplate,
+        decoder: TokenDecoder?, addedTokens: [AddedToken], cleanUpSpaces: Bool
+    ) {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
         self.model = model
@@ -172,7 +178,8 @@ public struct PipelineTokenizer: Tokenizer {
             scores.reserveCapacity(items.count)
             for (i, item) in items.enumerated() {
                 guard case .array(let pair) = item, pair.count == 2, case .string(let piece) = pair[0],
-                      case .number(let text) = pair[1], let score = Double(String(decoding: text, as: UTF8.self)), score.isFinite else {
+                    case .number(let text) = pair[1], let score = Double(String(decoding: text, as: UTF8.self)), score.isFinite
+                else {
                     throw m.fail("vocab[\(i)]", "expected [piece, finite score]")
                 }
                 pieces.append(piece)
@@ -210,10 +217,11 @@ public struct PipelineTokenizer: Tokenizer {
             if try m.double("dropout").map({ $0 > 0 }) == true {
                 throw ModelFileError.unsupported(path: m.path, what: "\(m.key("dropout")): BPE dropout (a training-time option)")
             }
-            return .bpe(try BPEModel(
-                vocabulary: vocabulary, merges: merges, unknownToken: try m.bytes("unk_token"), fuseUnknown: try m.bool("fuse_unk") ?? false,
-                byteFallback: try m.bool("byte_fallback") ?? false, continuingSubwordPrefix: try m.bytes("continuing_subword_prefix") ?? [],
-                endOfWordSuffix: try m.bytes("end_of_word_suffix") ?? [], ignoreMerges: try m.bool("ignore_merges") ?? false, path: m.path))
+            return .bpe(
+                try BPEModel(
+                    vocabulary: vocabulary, merges: merges, unknownToken: try m.bytes("unk_token"), fuseUnknown: try m.bool("fuse_unk") ?? false,
+                    byteFallback: try m.bool("byte_fallback") ?? false, continuingSubwordPrefix: try m.bytes("continuing_subword_prefix") ?? [],
+                    endOfWordSuffix: try m.bytes("end_of_word_suffix") ?? [], ignoreMerges: try m.bool("ignore_merges") ?? false, path: m.path))
         case "WordLevel":
             let vocabulary = try readVocabularyObject(m, "vocab")
             var unk: Int? = nil
@@ -328,10 +336,11 @@ func readAddedTokens(_ root: JSONFields) throws -> [AddedToken] {
             let t = try JSONFields(item, path: root.path, prefix: "added_tokens[\(i)]")
             guard let id = try t.int("id", in: 0...Int(Int32.max) - 1) else { throw t.fail("id", "missing") }
             guard let content = try t.bytes("content") else { throw t.fail("content", "missing") }
-            added.append(AddedToken(
-                content: String(decoding: content, as: UTF8.self), id: id, special: try t.bool("special") ?? false,
-                normalized: try t.bool("normalized") ?? true, leftStrip: try t.bool("lstrip") ?? false,
-                rightStrip: try t.bool("rstrip") ?? false, singleWord: try t.bool("single_word") ?? false))
+            added.append(
+                AddedToken(
+                    content: String(decoding: content, as: UTF8.self), id: id, special: try t.bool("special") ?? false,
+                    normalized: try t.bool("normalized") ?? true, leftStrip: try t.bool("lstrip") ?? false,
+                    rightStrip: try t.bool("rstrip") ?? false, singleWord: try t.bool("single_word") ?? false))
         }
     }
     return added

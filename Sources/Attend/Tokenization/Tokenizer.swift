@@ -150,8 +150,10 @@ struct TokenizerConfig: Sendable {
 /// few English contractions. Applied by `decode` when `clean_up_tokenization_spaces` is set.
 func cleanUpTokenization(_ s: String) -> String {
     var bytes = Array(s.utf8)
-    for (from, to) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                       (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
+    for (from, to) in [
+        (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+        (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+    ] {
         bytes = replaceAll(bytes, Array(from.utf8), Array(to.utf8))
     }
     return String(decoding: bytes, as: UTF8.self)

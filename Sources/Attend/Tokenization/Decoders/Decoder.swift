@@ -124,22 +124,26 @@ indirect enum TokenDecoder: Sendable {
             guard content.unicodeScalars.count == 1, let c = content.unicodeScalars.first else {
                 throw f.fail("content", "expected one character")
             }
-            self = .strip(content: c.value, start: try f.int("start", in: 0...Int(Int32.max)) ?? 0,
-                          stop: try f.int("stop", in: 0...Int(Int32.max)) ?? 0)
+            self = .strip(
+                content: c.value, start: try f.int("start", in: 0...Int(Int32.max)) ?? 0,
+                stop: try f.int("stop", in: 0...Int(Int32.max)) ?? 0)
         case "BPEDecoder":
             self = .bpe(suffix: try f.bytes("suffix") ?? Array("</w>".utf8))
         case "CTC":
-            self = .ctc(padToken: try f.bytes("pad_token") ?? Array("<pad>".utf8),
-                        wordDelimiter: try f.bytes("word_delimiter_token") ?? Array("|".utf8),
-                        cleanup: try f.bool("cleanup") ?? true)
+            self = .ctc(
+                padToken: try f.bytes("pad_token") ?? Array("<pad>".utf8),
+                wordDelimiter: try f.bytes("word_delimiter_token") ?? Array("|".utf8),
+                cleanup: try f.bool("cleanup") ?? true)
         case "Sequence":
             guard let items = try f.array("decoders") else { throw f.fail("decoders", "missing") }
-            self = .sequence(try items.enumerated().map { i, v in
-                try TokenDecoder(try JSONFields(v, path: f.path, prefix: f.key("decoders") + "[\(i)]"))
-            })
+            self = .sequence(
+                try items.enumerated().map { i, v in
+                    try TokenDecoder(try JSONFields(v, path: f.path, prefix: f.key("decoders") + "[\(i)]"))
+                })
         default:
-            throw unsupportedComponent(f, kind: "decoder", type: type,
-                                       supported: "ByteLevel, ByteFallback, Fuse, Metaspace, WordPiece, Replace, Strip, BPEDecoder, CTC, Sequence")
+            throw unsupportedComponent(
+                f, kind: "decoder", type: type,
+                supported: "ByteLevel, ByteFallback, Fuse, Metaspace, WordPiece, Replace, Strip, BPEDecoder, CTC, Sequence")
         }
     }
 }

@@ -54,10 +54,12 @@ public struct MarianTokenizer: Tokenizer {
             decodeVocabulary = vocabulary
         }
         guard let u = vocabulary.id(Array(unk.utf8)) else {
-            throw ModelFileError.invalidValue(path: vocabURL.path, key: "(top level)", reason: "the unknown token \(SafeTensorsError.quoted(unk)) is not in the vocabulary")
+            throw ModelFileError.invalidValue(
+                path: vocabURL.path, key: "(top level)", reason: "the unknown token \(SafeTensorsError.quoted(unk)) is not in the vocabulary")
         }
         guard let e = vocabulary.id(Array(eos.utf8)) else {
-            throw ModelFileError.invalidValue(path: vocabURL.path, key: "(top level)", reason: "the end token \(SafeTensorsError.quoted(eos)) is not in the vocabulary")
+            throw ModelFileError.invalidValue(
+                path: vocabURL.path, key: "(top level)", reason: "the end token \(SafeTensorsError.quoted(eos)) is not in the vocabulary")
         }
         unknownID = u
         eosID = e
@@ -104,8 +106,9 @@ public struct MarianTokenizer: Tokenizer {
     }
 
     private var template: PostProcessorTemplate {
-        PostProcessorTemplate(single: [.first(typeID: 0), .special(ids: [eosID], typeID: 0)],
-                              pair: [.first(typeID: 0), .second(typeID: 0), .special(ids: [eosID], typeID: 0)])
+        PostProcessorTemplate(
+            single: [.first(typeID: 0), .special(ids: [eosID], typeID: 0)],
+            pair: [.first(typeID: 0), .second(typeID: 0), .special(ids: [eosID], typeID: 0)])
     }
 
     /// transformers' `convert_tokens_to_string`: special tokens written as they are (followed

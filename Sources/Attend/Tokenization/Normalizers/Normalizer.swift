@@ -75,9 +75,10 @@ indirect enum Normalizer: Sendable {
         let type = try f.string("type") ?? ""
         switch type {
         case "BertNormalizer":
-            self = .bert(BERTNormalization(
-                cleanText: try f.bool("clean_text") ?? true, handleChineseChars: try f.bool("handle_chinese_chars") ?? true,
-                stripAccents: try f.bool("strip_accents"), lowercase: try f.bool("lowercase") ?? true))
+            self = .bert(
+                BERTNormalization(
+                    cleanText: try f.bool("clean_text") ?? true, handleChineseChars: try f.bool("handle_chinese_chars") ?? true,
+                    stripAccents: try f.bool("strip_accents"), lowercase: try f.bool("lowercase") ?? true))
         case "Precompiled":
             guard let b64 = try f.string("precompiled_charsmap") else {
                 // An empty charsmap (identity models) is written as null.
@@ -106,12 +107,14 @@ indirect enum Normalizer: Sendable {
             self = .replace(pattern: pattern, content: content)
         case "Sequence":
             guard let items = try f.array("normalizers") else { throw f.fail("normalizers", "missing") }
-            self = .sequence(try items.enumerated().map { i, v in
-                try Normalizer(try JSONFields(v, path: f.path, prefix: f.key("normalizers") + "[\(i)]"))
-            })
+            self = .sequence(
+                try items.enumerated().map { i, v in
+                    try Normalizer(try JSONFields(v, path: f.path, prefix: f.key("normalizers") + "[\(i)]"))
+                })
         default:
-            throw unsupportedComponent(f, kind: "normalizer", type: type,
-                                       supported: "BertNormalizer, Precompiled, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, Sequence")
+            throw unsupportedComponent(
+                f, kind: "normalizer", type: type,
+                supported: "BertNormalizer, Precompiled, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, Sequence")
         }
     }
 }
@@ -121,7 +124,8 @@ func literalReplacement(_ f: JSONFields) throws -> (pattern: [UInt8], content: [
     guard let p = try f.object("pattern") else { throw f.fail("pattern", "missing") }
     guard let s = try p.bytes("String") else {
         if p.raw("Regex") != nil {
-            throw ModelFileError.unsupported(path: f.path, what: "\(p.key("Regex")): a Replace with a regular expression (only literal String patterns are implemented)")
+            throw ModelFileError.unsupported(
+                path: f.path, what: "\(p.key("Regex")): a Replace with a regular expression (only literal String patterns are implemented)")
         }
         throw p.fail("String", "missing")
     }

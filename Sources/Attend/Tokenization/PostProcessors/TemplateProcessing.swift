@@ -15,8 +15,10 @@ struct PostProcessorTemplate: Sendable {
     static func bert(cls: Int, sep: Int) -> PostProcessorTemplate {
         PostProcessorTemplate(
             single: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep], typeID: 0)],
-            pair: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep], typeID: 0),
-                   .second(typeID: 1), .special(ids: [sep], typeID: 1)])
+            pair: [
+                .special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep], typeID: 0),
+                .second(typeID: 1), .special(ids: [sep], typeID: 1),
+            ])
     }
 
     init(single: [Piece], pair: [Piece]) {
@@ -30,7 +32,8 @@ struct PostProcessorTemplate: Sendable {
         // BertProcessing's and RobertaProcessing's `cls` / `sep`: [token, id].
         func pairValue(_ key: String) throws -> Int {
             guard let items = try p.array(key), items.count == 2, let id = items[1].intValue, id >= 0,
-                  id < Int(Int32.max) else {
+                id < Int(Int32.max)
+            else {
                 throw p.fail(key, "expected [token, id]")
             }
             return id
@@ -40,9 +43,12 @@ struct PostProcessorTemplate: Sendable {
             self = .none  // changes offsets only
         case "RobertaProcessing":
             let cls = try pairValue("cls"), sep = try pairValue("sep")
-            self.init(single: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep], typeID: 0)],
-                      pair: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep, sep], typeID: 0),
-                             .second(typeID: 0), .special(ids: [sep], typeID: 0)])
+            self.init(
+                single: [.special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep], typeID: 0)],
+                pair: [
+                    .special(ids: [cls], typeID: 0), .first(typeID: 0), .special(ids: [sep, sep], typeID: 0),
+                    .second(typeID: 0), .special(ids: [sep], typeID: 0),
+                ])
         case "Sequence":
             // Offsets-only steps (ByteLevel) and at most one step that adds tokens.
             guard let items = try p.array("processors") else { throw p.fail("processors", "missing") }
@@ -97,7 +103,11 @@ struct PostProcessorTemplate: Sendable {
             }
             self.init(single: try pieces("single"), pair: try pieces("pair"))
         default:
-            throw ModelFileError.unsupported(path: p.path, what: "\(p.prefix): post-processor type \(SafeTensorsError.quoted(type)) (implemented: TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence)")
+            throw ModelFileError.unsupported(
+                path: p.path,
+                what:
+                    "\(p.prefix): post-processor type \(SafeTensorsError.quoted(type)) (implemented: TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence)"
+            )
         }
     }
 

@@ -146,8 +146,10 @@ indirect enum PreTokenizer: Sendable {
     /// starting at byte i, or nil), scanning left to right without overlap, and keeps the
     /// delimiters as `behavior` says. With `invert`, the matches are the pieces kept and the
     /// text between them is the delimiter.
-    private func splitMatches(_ piece: TextPiece, behavior: SplitBehavior, into out: inout [TextPiece], invert: Bool = false,
-                              _ match: (UnsafeBufferPointer<UInt8>, Int) -> Int?) {
+    private func splitMatches(
+        _ piece: TextPiece, behavior: SplitBehavior, into out: inout [TextPiece], invert: Bool = false,
+        _ match: (UnsafeBufferPointer<UInt8>, Int) -> Int?
+    ) {
         // (range, isMatch) in order, covering the text.
         var spans: [(Range<Int>, Bool)] = []
         piece.bytes.withUnsafeBufferPointer { t in
@@ -247,7 +249,10 @@ indirect enum PreTokenizer: Sendable {
             } else if let r = try p.string("Regex") {
                 guard let known = KnownPattern(r) else {
                     throw ModelFileError.unsupported(
-                        path: f.path, what: "\(p.key("Regex")): pre-tokenizer type \"Split\" with the regular expression \(SafeTensorsError.quoted(r)) (implemented: the patterns of GPT-2, Qwen2 and Llama 3)")
+                        path: f.path,
+                        what:
+                            "\(p.key("Regex")): pre-tokenizer type \"Split\" with the regular expression \(SafeTensorsError.quoted(r)) (implemented: the patterns of GPT-2, Qwen2 and Llama 3)"
+                    )
                 }
                 self = .splitRegex(known, behavior: behavior, invert: invert)
             } else {
@@ -255,12 +260,16 @@ indirect enum PreTokenizer: Sendable {
             }
         case "Sequence":
             guard let items = try f.array("pretokenizers") else { throw f.fail("pretokenizers", "missing") }
-            self = .sequence(try items.enumerated().map { i, v in
-                try PreTokenizer(try JSONFields(v, path: f.path, prefix: f.key("pretokenizers") + "[\(i)]"))
-            })
+            self = .sequence(
+                try items.enumerated().map { i, v in
+                    try PreTokenizer(try JSONFields(v, path: f.path, prefix: f.key("pretokenizers") + "[\(i)]"))
+                })
         default:
-            throw unsupportedComponent(f, kind: "pre-tokenizer", type: type,
-                                       supported: "BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, ByteLevel, Punctuation, Digits, Split (literal, or the GPT-2 / Qwen2 / Llama 3 pattern), Sequence")
+            throw unsupportedComponent(
+                f, kind: "pre-tokenizer", type: type,
+                supported:
+                    "BertPreTokenizer, Whitespace, WhitespaceSplit, Metaspace, ByteLevel, Punctuation, Digits, Split (literal, or the GPT-2 / Qwen2 / Llama 3 pattern), Sequence"
+            )
         }
     }
 }

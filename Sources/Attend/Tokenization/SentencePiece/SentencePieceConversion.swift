@@ -22,8 +22,9 @@ extension PipelineTokenizer {
             }
             let unigram: UnigramModel
             do {
-                unigram = try UnigramModel(pieces: model.pieces, scores: model.scores.map(Double.init),
-                                           unknownID: model.unknownID, byteFallback: model.byteFallback)
+                unigram = try UnigramModel(
+                    pieces: model.pieces, scores: model.scores.map(Double.init),
+                    unknownID: model.unknownID, byteFallback: model.byteFallback)
             } catch let e as ByteVocabulary.BuildError {
                 throw vocabularyError(e, path: path, key: "ModelProto.pieces")
             }
@@ -32,14 +33,18 @@ extension PipelineTokenizer {
                 throw ModelFileError.invalidValue(path: path, key: "trainer_spec.eos_id", reason: "\(model.eosID) is not a piece id")
             }
             let eos = model.eosID
-            self.init(normalizer: model.charsmap.map { .precompiled($0) },
-                      preTokenizer: .sequence([.whitespaceSplit, .metaspace(replacement: space, prepend: .always, split: true)]),
-                      model: .unigram(unigram),
-                      template: PostProcessorTemplate(single: [.first(typeID: 0), .special(ids: [eos], typeID: 0)],
-                                                      pair: [.first(typeID: 0), .special(ids: [eos], typeID: 0),
-                                                             .second(typeID: 0), .special(ids: [eos], typeID: 0)]),
-                      decoder: .metaspace(replacement: space, prependScheme: .always),
-                      addedTokens: added, cleanUpSpaces: config.cleanUpTokenizationSpaces)
+            self.init(
+                normalizer: model.charsmap.map { .precompiled($0) },
+                preTokenizer: .sequence([.whitespaceSplit, .metaspace(replacement: space, prepend: .always, split: true)]),
+                model: .unigram(unigram),
+                template: PostProcessorTemplate(
+                    single: [.first(typeID: 0), .special(ids: [eos], typeID: 0)],
+                    pair: [
+                        .first(typeID: 0), .special(ids: [eos], typeID: 0),
+                        .second(typeID: 0), .special(ids: [eos], typeID: 0),
+                    ]),
+                decoder: .metaspace(replacement: space, prependScheme: .always),
+                addedTokens: added, cleanUpSpaces: config.cleanUpTokenizationSpaces)
             return
         }
         if cls.hasPrefix("Llama") && model.modelType == .bpe {
@@ -47,17 +52,19 @@ extension PipelineTokenizer {
             var seen = Set<[UInt8]>()
             for (i, p) in model.pieces.enumerated() where seen.insert(p).inserted { entries.append((p, i)) }
             let vocabulary = try buildVocabulary(entries, path: path, key: "ModelProto.pieces")
-            let bpe = try BPEModel(vocabulary: vocabulary, merges: generateMerges(model.pieces, vocabulary),
-                                   unknownToken: nil, fuseUnknown: true, byteFallback: true, continuingSubwordPrefix: [],
-                                   endOfWordSuffix: [], ignoreMerges: false, path: path)
+            let bpe = try BPEModel(
+                vocabulary: vocabulary, merges: generateMerges(model.pieces, vocabulary),
+                unknownToken: nil, fuseUnknown: true, byteFallback: true, continuingSubwordPrefix: [],
+                endOfWordSuffix: [], ignoreMerges: false, path: path)
             let addPrefixSpace = config.addPrefixSpace ?? true
             let scheme: PrependScheme = !addPrefixSpace ? .never : ((config.legacy ?? false) ? .always : .first)
             let space = Array("\u{2581}".utf8)
             var steps: [TokenDecoder] = [.replace(pattern: space, content: [0x20]), .byteFallback, .fuse]
             if addPrefixSpace { steps.append(.strip(content: 0x20, start: 1, stop: 0)) }
-            self.init(normalizer: nil, preTokenizer: .metaspace(replacement: space, prepend: scheme, split: false),
-                      model: .bpe(bpe), template: .none, decoder: .sequence(steps), addedTokens: added,
-                      cleanUpSpaces: false)
+            self.init(
+                normalizer: nil, preTokenizer: .metaspace(replacement: space, prepend: scheme, split: false),
+                model: .bpe(bpe), template: .none, decoder: .sequence(steps), addedTokens: added,
+                cleanUpSpaces: false)
             return
         }
         return nil

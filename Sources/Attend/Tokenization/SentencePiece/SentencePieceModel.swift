@@ -124,7 +124,9 @@ public struct SentencePieceModel: Sendable {
             }
         }
         guard !pieces.isEmpty else { throw ModelFileError.invalidValue(path: path, key: "ModelProto.pieces", reason: "no pieces") }
-        guard pieces.count < Int(Int32.max) else { throw ModelFileError.invalidValue(path: path, key: "ModelProto.pieces", reason: "too many pieces") }
+        guard pieces.count < Int(Int32.max) else {
+            throw ModelFileError.invalidValue(path: path, key: "ModelProto.pieces", reason: "too many pieces")
+        }
         guard unknownID >= 0 && unknownID < pieces.count else {
             throw ModelFileError.invalidValue(path: path, key: "trainer_spec.unk_id", reason: "\(unknownID) is not a piece id (0..<\(pieces.count))")
         }

@@ -43,7 +43,8 @@ struct SentencePieceProcessor: Sendable {
         case .bpe:
             unigram = nil
         case .word, .character:
-            throw ModelFileError.unsupported(path: path, what: "trainer_spec.model_type: \(model.modelType == .word ? "WORD" : "CHAR") models (Unigram and BPE are implemented)")
+            throw ModelFileError.unsupported(
+                path: path, what: "trainer_spec.model_type: \(model.modelType == .word ? "WORD" : "CHAR") models (Unigram and BPE are implemented)")
         }
     }
 
@@ -218,7 +219,8 @@ struct SentencePieceProcessor: Sendable {
             default:
                 surface = p
                 if atStart && (model.addDummyPrefix || model.removeExtraWhitespaces) && !model.treatWhitespaceAsSuffix
-                    && surface.starts(with: SentencePieceProcessor.space) {
+                    && surface.starts(with: SentencePieceProcessor.space)
+                {
                     surface.removeFirst(SentencePieceProcessor.space.count)
                 }
                 surface = replaceAll(surface, SentencePieceProcessor.space, [0x20])

@@ -47,7 +47,8 @@ let samples = [
 
 func checkEncoding(_ e: Encoding, _ t: WordPieceTokenizer, pair: Bool, maxLength: Int?, strict: Bool) {
     guard e.ids.count == e.tokenTypeIDs.count, e.ids.count == e.attentionMask.count,
-          e.ids.count == e.specialTokensMask.count else {
+        e.ids.count == e.specialTokensMask.count
+    else {
         fail("encoding arrays of different lengths: \(e)")
     }
     if let maxLength, e.count > maxLength { fail("\(e.count) tokens for maxLength \(maxLength)") }

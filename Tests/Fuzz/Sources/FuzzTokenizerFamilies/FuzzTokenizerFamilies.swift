@@ -54,7 +54,8 @@ func exercise(_ t: any Tokenizer, _ text: String, strict: Bool) {
     for add in [true, false] {
         let e = t.encode(text, addSpecialTokens: add)
         guard e.ids.count == e.tokenTypeIDs.count, e.ids.count == e.attentionMask.count,
-              e.ids.count == e.specialTokensMask.count else { fail("encoding arrays of different lengths") }
+            e.ids.count == e.specialTokensMask.count
+        else { fail("encoding arrays of different lengths") }
         for id in e.ids where id < 0 || id >= t.idLimit { fail("id \(id) outside 0..<\(t.idLimit)") }
         if strict { for id in e.ids where t.token(for: id) == nil { fail("id \(id) has no token") } }
         let whole = t.decode(e.ids, skipSpecialTokens: true)
@@ -82,8 +83,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let path = mode == 0 ? "fuzz/tokenizer.json" : "fuzz/tokenizer.model"
         let t: any Tokenizer
         do {
-            t = mode == 0 ? try PipelineTokenizer(tokenizerJSONBytes: rest, path: path)
-                          : try SentencePieceTokenizer(modelBytes: rest, path: path)
+            t =
+                mode == 0
+                ? try PipelineTokenizer(tokenizerJSONBytes: rest, path: path)
+                : try SentencePieceTokenizer(modelBytes: rest, path: path)
         } catch let e as ModelFileError {
             checkMessage(e, path: path)
             return 0

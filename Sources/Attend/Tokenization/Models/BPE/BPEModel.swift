@@ -20,22 +20,26 @@ struct BPEModel: Sendable {
     let byteIDs: [Int?]
     let cache: WordCache
 
-    init(vocabulary: ByteVocabulary, merges: [([UInt8], [UInt8])], unknownToken: [UInt8]?, fuseUnknown: Bool,
-         byteFallback: Bool, continuingSubwordPrefix: [UInt8], endOfWordSuffix: [UInt8], ignoreMerges: Bool,
-         path: String) throws {
+    init(
+        vocabulary: ByteVocabulary, merges: [([UInt8], [UInt8])], unknownToken: [UInt8]?, fuseUnknown: Bool,
+        byteFallback: Bool, continuingSubwordPrefix: [UInt8], endOfWordSuffix: [UInt8], ignoreMerges: Bool,
+        path: String
+    ) throws {
         self.vocabulary = vocabulary
         var table: [UInt64: (rank: Int32, id: Int32)] = [:]
         table.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocabulary.id(a), let ib = vocabulary.id(b) else {
                 let missing = vocabulary.id(a) == nil ? a : b
-                throw ModelFileError.invalidValue(path: path, key: "model.merges[\(rank)]", reason: "token \(quotedBytes(missing)) is not in the vocabulary")
+                throw ModelFileError.invalidValue(
+                    path: path, key: "model.merges[\(rank)]", reason: "token \(quotedBytes(missing)) is not in the vocabulary")
             }
             let prefixLength = continuingSubwordPrefix.count
             var merged = a
             merged += (prefixLength > 0 && b.starts(with: continuingSubwordPrefix)) ? Array(b[prefixLength...]) : b
             guard let im = vocabulary.id(merged) else {
-                throw ModelFileError.invalidValue(path: path, key: "model.merges[\(rank)]", reason: "merged token \(quotedBytes(merged)) is not in the vocabulary")
+                throw ModelFileError.invalidValue(
+                    path: path, key: "model.merges[\(rank)]", reason: "merged token \(quotedBytes(merged)) is not in the vocabulary")
             }
             let key = UInt64(ia) << 32 | UInt64(ib)
             table[key] = (Int32(rank), Int32(im))  // a repeated pair: the last rank wins, as in the reference

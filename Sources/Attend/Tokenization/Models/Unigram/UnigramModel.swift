@@ -26,8 +26,10 @@ struct UnigramModel: Sendable {
 
     /// `inLattice[i]`: whether piece i may be chosen by the Viterbi search.
     /// `inScoreRange[i]`: whether piece i counts for the lowest and highest score (default: those in the lattice).
-    init(pieces: [[UInt8]], scores: [Double], unknownID: Int?, byteFallback: Bool, inLattice: [Bool]? = nil,
-         inScoreRange: [Bool]? = nil, userDefined: Set<Int> = [], sentencePieceFlavor: Bool = false) throws {
+    init(
+        pieces: [[UInt8]], scores: [Double], unknownID: Int?, byteFallback: Bool, inLattice: [Bool]? = nil,
+        inScoreRange: [Bool]? = nil, userDefined: Set<Int> = [], sentencePieceFlavor: Bool = false
+    ) throws {
         self.pieces = pieces
         self.scores = scores
         self.unknownID = unknownID

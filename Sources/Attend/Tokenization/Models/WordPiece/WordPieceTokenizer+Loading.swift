@@ -90,7 +90,8 @@ extension WordPieceTokenizer {
         if let p = try root.object("pre_tokenizer") {
             let type = try p.string("type") ?? "(none)"
             guard type == "BertPreTokenizer" else {
-                throw ModelFileError.unsupported(path: path, what: "pre-tokenizer \(SafeTensorsError.quoted(type)) (only BertPreTokenizer is implemented)")
+                throw ModelFileError.unsupported(
+                    path: path, what: "pre-tokenizer \(SafeTensorsError.quoted(type)) (only BertPreTokenizer is implemented)")
             }
         } else {
             throw ModelFileError.unsupported(path: path, what: "no pre_tokenizer (only BertPreTokenizer is implemented)")
@@ -116,9 +117,10 @@ extension WordPieceTokenizer {
         }
         var padID: Int? = nil
         if let p = try root.object("padding") { padID = try p.int("pad_id", in: 0...Int(Int32.max)) }
-        try self.init(vocabulary: vocabulary, normalization: normalization, unknownToken: unk, prefix: prefix,
-                      maxInputCharsPerWord: maxChars, addedTokens: added, template: template, decoder: decoder,
-                      padID: padID, path: path)
+        try self.init(
+            vocabulary: vocabulary, normalization: normalization, unknownToken: unk, prefix: prefix,
+            maxInputCharsPerWord: maxChars, addedTokens: added, template: template, decoder: decoder,
+            padID: padID, path: path)
     }
 
     /// Loads a BERT `vocab.txt` (one token per line; line n has id n) and sets up the BERT
@@ -128,15 +130,18 @@ extension WordPieceTokenizer {
     /// transformers' `BertTokenizerFast` builds from the same file. Throws `ModelFileError`
     /// (a duplicate token names its lines).
     public init(vocabularyFile url: URL, normalization: BERTNormalization = BERTNormalization(), unknownToken: String = "[UNK]") throws {
-        try self.init(vocabularyFileBytes: try readModelFile(url), normalization: normalization,
-                      unknownToken: unknownToken, path: url.path)
+        try self.init(
+            vocabularyFileBytes: try readModelFile(url), normalization: normalization,
+            unknownToken: unknownToken, path: url.path)
     }
 
     /// Loads a `vocab.txt` held in memory: the same checks, errors and result as
     /// ``init(vocabularyFile:normalization:unknownToken:)``, with `path` standing for the
     /// file's path in error messages. Cost: O(bytes).
-    public init(vocabularyFileBytes bytes: [UInt8], normalization: BERTNormalization = BERTNormalization(),
-                unknownToken: String = "[UNK]", path: String = "vocab.txt") throws {
+    public init(
+        vocabularyFileBytes bytes: [UInt8], normalization: BERTNormalization = BERTNormalization(),
+        unknownToken: String = "[UNK]", path: String = "vocab.txt"
+    ) throws {
         if let bad = bytes.withUnsafeBytes({ StrictJSON.firstInvalidUTF8($0) }) {
             throw ModelFileError.invalidValue(path: path, key: "byte \(bad)", reason: "not valid UTF-8")
         }
@@ -149,8 +154,9 @@ extension WordPieceTokenizer {
     /// decoder as for ``init(vocabularyFile:normalization:unknownToken:)``. Throws
     /// `ModelFileError` for a duplicate token or a missing unknown token.
     public init(vocabulary: [String], normalization: BERTNormalization = BERTNormalization(), unknownToken: String = "[UNK]") throws {
-        try self.init(vocabularyBytes: vocabulary.map { Array($0.utf8) }, normalization: normalization,
-                      unknownToken: unknownToken, path: "(vocabulary)")
+        try self.init(
+            vocabularyBytes: vocabulary.map { Array($0.utf8) }, normalization: normalization,
+            unknownToken: unknownToken, path: "(vocabulary)")
     }
 
     private init(vocabularyBytes lines: [[UInt8]], normalization: BERTNormalization, unknownToken: String, path: String) throws {
@@ -168,9 +174,10 @@ extension WordPieceTokenizer {
         if let cls = vocabulary.id(Array("[CLS]".utf8)), let sep = vocabulary.id(Array("[SEP]".utf8)) {
             template = .bert(cls: cls, sep: sep)
         }
-        try self.init(vocabulary: vocabulary, normalization: normalization, unknownToken: unknownToken, prefix: "##",
-                      maxInputCharsPerWord: 100, addedTokens: added, template: template,
-                      decoder: WordPieceDecoder(prefix: "##", cleanup: true), padID: nil, path: path)
+        try self.init(
+            vocabulary: vocabulary, normalization: normalization, unknownToken: unknownToken, prefix: "##",
+            maxInputCharsPerWord: 100, addedTokens: added, template: template,
+            decoder: WordPieceDecoder(prefix: "##", cleanup: true), padID: nil, path: path)
     }
 
     private static func buildVocabulary(_ entries: [(token: [UInt8], id: Int)], path: String) throws -> ByteVocabulary {
@@ -181,18 +188,22 @@ extension WordPieceTokenizer {
             case .duplicateToken(let t):
                 throw ModelFileError.invalidValue(path: path, key: "vocabulary", reason: "token \(quotedBytes(t)) appears twice")
             case .duplicateID(let id, let a, let b):
-                throw ModelFileError.invalidValue(path: path, key: "vocabulary", reason: "tokens \(quotedBytes(a)) and \(quotedBytes(b)) share id \(id)")
+                throw ModelFileError.invalidValue(
+                    path: path, key: "vocabulary", reason: "tokens \(quotedBytes(a)) and \(quotedBytes(b)) share id \(id)")
             case .badID(let id, let t):
                 throw ModelFileError.invalidValue(path: path, key: "vocabulary", reason: "token \(quotedBytes(t)) has id \(id), out of range")
             }
         }
     }
 
-    private init(vocabulary: ByteVocabulary, normalization: BERTNormalization, unknownToken: String, prefix: String,
-                 maxInputCharsPerWord: Int, addedTokens: [AddedToken], template: PostProcessorTemplate,
-                 decoder: WordPieceDecoder?, padID: Int?, path: String) throws {
+    private init(
+        vocabulary: ByteVocabulary, normalization: BERTNormalization, unknownToken: String, prefix: String,
+        maxInputCharsPerWord: Int, addedTokens: [AddedToken], template: PostProcessorTemplate,
+        decoder: WordPieceDecoder?, padID: Int?, path: String
+    ) throws {
         guard let unkID = vocabulary.id(Array(unknownToken.utf8)) else {
-            throw ModelFileError.invalidValue(path: path, key: "vocabulary", reason: "the unknown token \(SafeTensorsError.quoted(unknownToken)) is not in the vocabulary")
+            throw ModelFileError.invalidValue(
+                path: path, key: "vocabulary", reason: "the unknown token \(SafeTensorsError.quoted(unknownToken)) is not in the vocabulary")
         }
         self.vocabulary = vocabulary
         self.normalization = normalization

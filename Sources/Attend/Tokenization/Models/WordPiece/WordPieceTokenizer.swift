@@ -98,7 +98,9 @@ public struct WordPieceTokenizer: Sendable {
         var a = pieceIDs(text)
         if let maxLength {
             let budget = maxLength - template.addedCount(pair: false)
-            precondition(budget >= 0, "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(template.addedCount(pair: false)) special tokens")
+            precondition(
+                budget >= 0,
+                "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(template.addedCount(pair: false)) special tokens")
             if a.count > budget { a.removeLast(a.count - budget) }
         }
         return template.apply(a, nil)
@@ -111,7 +113,9 @@ public struct WordPieceTokenizer: Sendable {
         var a = pieceIDs(text), b = pieceIDs(pair)
         if let maxLength {
             let budget = maxLength - template.addedCount(pair: true)
-            precondition(budget >= 0, "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(template.addedCount(pair: true)) special tokens")
+            precondition(
+                budget >= 0,
+                "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(template.addedCount(pair: true)) special tokens")
             if a.count + b.count > budget {
                 // The reference's rule: keep the shorter whole if the longer can absorb the cut,
                 // else split the budget evenly (the second text gets the odd token).
