@@ -8,7 +8,7 @@ struct UsageError: Error, CustomStringConvertible {
 /// The parsed command line of `attend`.
 struct Arguments {
     enum Command: String, CaseIterable {
-        case tokenize, decode, embed, similarity, generate
+        case tokenize, decode, embed, similarity, generate, translate
     }
 
     /// How `--input` is read.
@@ -26,7 +26,9 @@ struct Arguments {
                                  [--repetition-penalty X] [--no-repeat-ngram-size N]
                                  [--do-sample [--temperature X] [--top-k N] [--top-p X]
                                  [--min-p X] [--seed N]]
-               attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [options as above]
+               attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [--task NAME]
+                                 [options as above]
+               attend translate  --model DIR --text "..." [--text ...] [--input FILE|-] [options as above]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
                       tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
@@ -38,6 +40,8 @@ struct Arguments {
                       as transformers' model.generate does: a T5 or Marian model from source
                       token ids, a decoder-only model (GPT-2, Llama, Mistral, Qwen2; told by
                       config.json's model_type) from prompt ids or text, continuing the prompt
+          translate   generate --text for a translation folder (Marian, or T5 with --task
+                      translation_en_to_de and the like)
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
@@ -55,7 +59,13 @@ struct Arguments {
           --text T         (generate, T5/Marian) a source text, tokenized with the folder's
                            tokenizer; the output is printed as text (streamed for one greedy
                            source); with --json: {"text", "ids", "output", "output_ids"} per
-                           source. --input FILE|- reads the source texts as tokenize does
+                           source. --input FILE|- reads the source texts as tokenize does.
+                           A line on stderr then gives the generated tokens/s, the time to the
+                           first token and the peak memory
+          --task NAME      (generate/translate with texts) a task of config.json's
+                           task_specific_params (t5: summarization, translation_en_to_de, ...):
+                           its prefix goes before every text and its generation settings
+                           (num_beams, max_length, no_repeat_ngram_size, ...) are the defaults
           --prompt TEXT    (generate, decoder-only) a prompt as text, encoded by the folder's
                            tokenizer; the continuation is printed as text, streamed for one
                            prompt. Several --prompt make one batch
@@ -105,6 +115,7 @@ struct Arguments {
     var ids: [[Int]] = []
     /// `--prompt` texts (decoder-only generate).
     var prompts: [String] = []
+    var task: String? = nil
     var beams: Int? = nil
     var maxNewTokens: Int? = nil
     var minNewTokens: Int? = nil
@@ -161,6 +172,7 @@ struct Arguments {
                     a.inputFormat = f
                 case "--keep-special-tokens": a.keepSpecialTokens = true
                 case "--text": a.generateTexts.append(try value(arg))
+                case "--task": a.task = try value(arg)
                 default:
                     guard try a.generation.parse(arg, value: { try value(arg) }) else { throw UsageError(description: "unknown option '\(arg)'") }
                 }
@@ -169,7 +181,13 @@ struct Arguments {
         }
         guard let model, !model.isEmpty else { throw UsageError(description: "--model DIR is required") }
         a.model = model
-        let generating = a.command == .generate
+        let generating = a.command == .generate || a.command == .translate
+        if a.task != nil && (!generating || !a.ids.isEmpty || !a.prompts.isEmpty) {
+            throw UsageError(description: "--task belongs to generate/translate with source texts (--text, --input)")
+        }
+        if a.command == .translate && (!a.ids.isEmpty || !a.prompts.isEmpty) {
+            throw UsageError(description: "translate takes source texts (--text, --input), not --ids or --prompt")
+        }
         if a.command == .decode {
             guard a.texts.isEmpty else { throw UsageError(description: "decode takes token ids (--ids or --input), not texts: '\(a.texts[0])'") }
             guard a.ids.isEmpty || a.input == nil else { throw UsageError(description: "decode takes --ids or --input, not both") }

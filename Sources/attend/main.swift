@@ -45,7 +45,7 @@ if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = URL(fileURLWithPath: args.model)
 let texts: [String]
 do {
-    texts = [.generate, .decode].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
+    texts = [.generate, .translate, .decode].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
 } catch {
     fail("\(error)", status: 2)
 }
@@ -89,6 +89,8 @@ do {
             printSimilarityTable(texts: texts, values: all)
         }
 
+    case .translate:
+        try generateText(folder: folder, args)
     case .generate:
         if args.ids.isEmpty && args.prompts.isEmpty {
             try generateText(folder: folder, args)  // --text / --input: T5 and Marian

@@ -91,6 +91,25 @@ struct JSONFields {
         self.prefix = prefix
     }
 
+    /// One object with the members of `layers` (objects), a later layer's member replacing an
+    /// earlier one's of the same key (errors name `path`).
+    init(mergedObject layers: [JSONFields], path: String) throws {
+        var members: [(key: [UInt8], value: ByteJSON)] = []
+        for layer in layers {
+            guard case .object(let ms) = layer.value else { continue }
+            for m in ms {
+                if let i = members.firstIndex(where: { $0.key == m.key }) { members[i].value = m.value } else { members.append(m) }
+            }
+        }
+        try self.init(.object(members), path: path)
+    }
+
+    /// The object's keys, in document order.
+    var keys: [String] {
+        guard case .object(let ms) = value else { return [] }
+        return ms.map { String(decoding: $0.key, as: UTF8.self) }
+    }
+
     func key(_ k: String) -> String { prefix.isEmpty ? k : prefix + "." + k }
 
     /// The member, or nil when absent or JSON null.

@@ -116,3 +116,42 @@ public struct TextToTextModel: Sendable {
         return Array(row[...end])
     }
 }
+
+/// A task of a model folder's `config.json` `task_specific_params` (t5-small's
+/// `summarization`, `translation_en_to_de`, ...): the prefix transformers' pipelines put
+/// before every text and the generation settings they apply for it.
+public struct TextTask: Sendable {
+    /// The task's name, as `task_specific_params` spells it.
+    public let name: String
+    /// Put before every source text (`prefix`; "" when the task has none).
+    public let prefix: String
+    /// The folder's generation defaults with the task's settings (`num_beams`, `max_length`,
+    /// `min_length`, `length_penalty`, `early_stopping`, `no_repeat_ngram_size`, ...) over them.
+    public let config: GenerationConfig
+    /// Task settings this library does not implement, as `key = value` (ignored).
+    public let ignoredSettings: [String]
+}
+
+extension TextToTextModel {
+    /// The task `name` of the folder's `config.json` `task_specific_params`. Throws
+    /// `ModelFileError` when the folder's config has no such task (naming the tasks it has) or
+    /// a setting has a bad value. Cost: one read of config.json.
+    public static func task(_ name: String, directory: URL) throws -> TextTask {
+        let (config, configURL, generation) = try readHFModelConfigs(directory)
+        guard let tasks = try config.object("task_specific_params") else {
+            throw ModelFileError.invalidValue(
+                path: configURL.path, key: "task_specific_params", reason: "missing: the folder names no tasks (asked for '\(name)')")
+        }
+        guard let task = try tasks.object(name) else {
+            let known = tasks.keys.sorted().joined(separator: ", ")
+            throw ModelFileError.invalidValue(path: configURL.path, key: "task_specific_params", reason: "no task '\(name)' (it has: \(known))")
+        }
+        let prefix = try task.string("prefix") ?? ""
+        // The task's keys over generation_config.json's over config.json's, as a pipeline
+        // updates the config before generate.
+        let merged = try JSONFields(mergedObject: [config, generation, task].compactMap { $0 }, path: configURL.path)
+        let vocab = try config.int("vocab_size", in: 1...Int(Int32.max)) ?? 1
+        let settings = try HFGenerationSettings(config: config, generation: merged, vocabularySize: vocab)
+        return TextTask(name: name, prefix: prefix, config: settings.config, ignoredSettings: settings.ignored)
+    }
+}
