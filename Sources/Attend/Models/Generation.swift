@@ -171,6 +171,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     /// positions asked for (prompt plus `maxNewTokens`).
     case exceedsPositionLimit(setting: String, limit: Int, requested: Int)
 
+    /// The one-line message the command line prints (what is wrong and, where it helps, what to change).
     public var description: String {
         switch self {
         case .invalidConfig(let m): return "generation settings: \(m)"

@@ -146,6 +146,8 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// A generator whose first number comes from `state` (the seed).
     public init(state: UInt64) { self.state = state }
 
+    /// The next number: SplitMix64's step (add the golden-ratio increment, then two xor-shift-multiply
+    /// rounds and a final xor-shift).
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

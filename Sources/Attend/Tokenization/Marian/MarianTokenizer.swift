@@ -17,7 +17,9 @@ public struct MarianTokenizer: Tokenizer {
     let matcher: AddedTokenMatcher
     /// The ids of `</s>`, `<unk>` and `<pad>`.
     public let eosID: Int
+    /// The id of `<unk>`, given to a piece `vocab.json` lacks.
     public let unknownID: Int
+    /// The id of `<pad>` (the decoder start token of opus-mt models), nil when the vocabulary has none.
     public let padID: Int?
     let specialIDs: Set<Int>
 
@@ -89,11 +91,14 @@ public struct MarianTokenizer: Tokenizer {
         return ids
     }
 
+    /// `text` as source.spm pieces mapped through `vocab.json` (`<unk>` for a piece it lacks), with
+    /// `</s>` appended when `addSpecialTokens`. Cost: linear in the text's length.
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
         let a = pieceIDs(text)
         return (addSpecialTokens ? template : .none).apply(a, nil)
     }
 
+    /// Both texts' pieces, one after the other, then `</s>` (transformers' pair form for Marian).
     public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
         (addSpecialTokens ? template : .none).apply(pieceIDs(text), pieceIDs(pair))
     }
@@ -132,12 +137,16 @@ public struct MarianTokenizer: Tokenizer {
         return spm.model.pieces[safe: id]
     }
 
+    /// The token of `id` (from `vocab.json`, else the decoding model's piece), or nil.
     public func token(for id: Int) -> String? { tokenBytes(id).map { String(decoding: $0, as: UTF8.self) } }
 
+    /// The id `vocab.json` gives `token`, or nil.
     public func id(for token: String) -> Int? { vocabulary.id(Array(token.utf8)) }
 
+    /// Whether `id` is `</s>`, `<unk>`, `<pad>` or another special token of the configuration.
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
+    /// One more than the largest id of the source or target vocabulary.
     public var idLimit: Int { max(vocabulary.idLimit, decodeVocabulary.idLimit) }
 }
 

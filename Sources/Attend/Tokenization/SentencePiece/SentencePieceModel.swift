@@ -10,11 +10,14 @@ import Foundation
 public struct SentencePieceModel: Sendable {
     /// A piece's role (`ModelProto.SentencePiece.Type`).
     public enum PieceType: Int, Sendable {
+        /// `normal` text pieces, the `unknown` piece, `control` pieces (`<s>`, `</s>`: never produced
+        /// from text), `userDefined` pieces (matched whole), `unused`, and `byte` pieces (`<0xXX>`).
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
     /// The model's algorithm (`TrainerSpec.ModelType`).
     public enum ModelType: Int, Sendable {
+        /// Unigram (T5, ALBERT, XLM-R), BPE (Llama), and the whole-word and character models.
         case unigram = 1, bpe = 2, word = 3, character = 4
     }
 
@@ -24,21 +27,30 @@ public struct SentencePieceModel: Sendable {
     public internal(set) var scores: [Float] = []
     /// Their types.
     public internal(set) var types: [PieceType] = []
+    /// The segmentation algorithm.
     public internal(set) var modelType: ModelType = .unigram
     /// Unknown characters become their UTF-8 bytes' `<0xXX>` pieces.
     public internal(set) var byteFallback = false
+    /// The id of the unknown piece.
     public internal(set) var unknownID = 0
+    /// The id of the beginning-of-sequence piece (-1: none).
     public internal(set) var bosID = 1
+    /// The id of the end-of-sequence piece (-1: none).
     public internal(set) var eosID = 2
+    /// The id of the padding piece (-1: none).
     public internal(set) var padID = -1
     /// What the unknown piece decodes to (" ⁇ " by default).
     public internal(set) var unknownSurface: [UInt8] = Array(" \u{2047} ".utf8)
+    /// Whether "▁" ends a word rather than starting it (`treat_whitespace_as_suffix`).
     public internal(set) var treatWhitespaceAsSuffix = false
     /// The normalizer's name (`nmt_nfkc`, `identity`, ...) and its compiled rules.
     public internal(set) var normalizerName = ""
     var charsmap: PrecompiledCharsmap? = nil
+    /// Whether a "▁" is put before the text (`add_dummy_prefix`).
     public internal(set) var addDummyPrefix = true
+    /// Whether leading, trailing and repeated spaces are removed before encoding (`remove_extra_whitespaces`).
     public internal(set) var removeExtraWhitespaces = true
+    /// Whether spaces become "▁" (`escape_whitespaces`).
     public internal(set) var escapeWhitespaces = true
 
     /// Reads a model file. Throws `ModelFileError`. Cost: O(file size).

@@ -72,11 +72,15 @@ public struct SentencePieceTokenizer: Tokenizer {
         return ids
     }
 
+    /// `text` as SentencePiece encodes it (control and user-defined pieces typed in the text kept
+    /// whole), with the folder's special tokens around it when `addSpecialTokens`. Cost: about
+    /// linear in the text's length.
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
         let a = pieceIDs(text)
         return template(addSpecialTokens).apply(a, nil)
     }
 
+    /// Both texts, each with the special tokens when `addSpecialTokens` (the second with token type 1).
     public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
         template(addSpecialTokens).apply(pieceIDs(text), pieceIDs(pair))
     }
@@ -94,6 +98,8 @@ public struct SentencePieceTokenizer: Tokenizer {
         return PostProcessorTemplate(single: single, pair: pair)
     }
 
+    /// The text of `ids` through SentencePiece's decoder; control pieces and extra ids are written as
+    /// they are unless `skipSpecialTokens`. Ids no piece has are left out. Cost: linear in the ids.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var out = ""
         var run: [[UInt8]] = []
@@ -114,17 +120,22 @@ public struct SentencePieceTokenizer: Tokenizer {
         return out + processor.decode(pieces: run)
     }
 
+    /// The piece of `id` (or its `<extra_id_N>` text), or nil.
     public func token(for id: Int) -> String? {
         if let e = extra[id] { return String(decoding: e, as: UTF8.self) }
         return processor.model.pieces[safe: id].map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The id of the piece (or extra id) spelled exactly `token`, or nil.
     public func id(for token: String) -> Int? {
         let b = Array(token.utf8)
         return extraByText[b] ?? processor.vocabulary.id(b)
     }
 
+    /// Whether `id` is a special token (a control or unknown piece, or one the folder's configuration
+    /// marks special): left out by `decode` with `skipSpecialTokens`.
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
+    /// The model's pieces plus the extra ids.
     public var idLimit: Int { processor.model.pieces.count + extra.count }
 }
