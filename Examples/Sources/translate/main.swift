@@ -54,6 +54,16 @@ runCommand(spec) { args in
         throw ExampleError("--stream runs greedy search; leave out --beams \(config.numBeams) (or give --beams 1)", usage: true)
     }
     if stream { config.numBeams = 1 }
+    if let limit = model.maxPositions, config.maxNewTokens > limit - 1 {
+        // The decoder's position table (Marian's max_position_embeddings) ends generation.
+        if args.value("--max-new-tokens") != nil {
+            printError("translate: note: the model's position table holds \(limit) positions, so at most \(limit - 1) tokens are generated, not \(config.maxNewTokens)")
+        }
+        config.maxNewTokens = limit - 1
+    }
+    for note in model.ignoredGenerationSettings {
+        printError("translate: note: generation_config.json sets \(note), which Attend does not implement; it is ignored")
+    }
     config.numReturnSequences = 1
 
     var texts = args.positionals
