@@ -33,11 +33,21 @@ else
 fi
 [[ -x "$docc" ]] || { echo "build-docs: docc not found (set DOCC=/path/to/docc)" >&2; exit 1; }
 
+# The compiler writes the graph when it compiles the module, so an up-to-date build writes
+# none: the graph of the last compile is kept, and when it is missing (the graph folder was
+# removed but not the build) the scratch folder is removed and everything built again.
+build_graph() {
+    swift build --target Attend --scratch-path "$scratch" \
+        -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$graphs"
+}
 echo "build-docs: symbol graph of Attend (swift build --target Attend, scratch $scratch)"
-rm -rf "$graphs"
 mkdir -p "$graphs"
-swift build --target Attend --scratch-path "$scratch" \
-    -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$graphs"
+build_graph
+if [[ ! -s "$graphs/Attend.symbols.json" ]]; then
+    rm -rf "$graphs" "$scratch"
+    mkdir -p "$graphs"
+    build_graph
+fi
 [[ -s "$graphs/Attend.symbols.json" ]] || { echo "build-docs: no $graphs/Attend.symbols.json" >&2; exit 1; }
 
 echo "build-docs: every public symbol has a doc comment"
