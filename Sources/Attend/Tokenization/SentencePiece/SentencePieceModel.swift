@@ -10,11 +10,14 @@ import Foundation
 public struct SentencePieceModel: Sendable {
     /// A piece's role (`ModelProto.SentencePiece.Type`).
     public enum PieceType: Int, Sendable {
+        /// `normal` text pieces, the `unknown` piece, `control` pieces (`<s>`, `</s>`: never produced
+        /// from text), `userDefined` pieces (matched whole), `unused`, and `byte` pieces (`<0xXX>`).
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
     /// The model's algorithm (`TrainerSpec.ModelType`).
     public enum ModelType: Int, Sendable {
+        /// Unigram (T5, ALBERT, XLM-R), BPE (Llama), and the whole-word and character models.
         case unigram = 1, bpe = 2, word = 3, character = 4
     }
 
