@@ -66,15 +66,15 @@ runCommand(spec) { args in
     guard !passages.isEmpty else { throw ExampleError("\(file): no non-empty lines to search") }
 
     let start = Date()
-    let vectors = embedder.embed(passages.map(\.text), batchSize: batchSize, compute: compute)
+    let vectors = try embedder.embed(passages.map(\.text), batchSize: batchSize, compute: compute)
     let seconds = Date().timeIntervalSince(start)
     printError(String(format: "semantic-search: %d lines embedded in %.2f s (%.0f lines/s, %d dimensions)",
                       passages.count, seconds, Double(passages.count) / max(seconds, 1e-9), embedder.dimension))
     let matrix = vectors.scalars
     let dim = embedder.dimension
 
-    func answer(_ query: String) {
-        let q = embedder.embed(query, compute: compute)
+    func answer(_ query: String) throws {
+        let q = try embedder.embed(query, compute: compute)
         let scores = cosines(q, matrix, dim: dim)
         print("query: \(query)")
         for i in topIndices(scores, top) {
@@ -85,7 +85,7 @@ runCommand(spec) { args in
     if !args.positionals.isEmpty {
         for (n, query) in args.positionals.enumerated() {
             if n > 0 { print("") }
-            answer(query)
+            try answer(query)
         }
         return
     }
@@ -97,7 +97,7 @@ runCommand(spec) { args in
         guard let line = readLine() else { break }
         let query = line.trimmingCharacters(in: .whitespaces)
         if query.isEmpty { continue }
-        answer(query)
+        try answer(query)
         if !interactive { print("") }
     }
 }

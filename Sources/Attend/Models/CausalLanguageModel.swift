@@ -11,7 +11,7 @@ import Foundation
 /// position so far (only the `kvHeads` stored heads: grouped-query attention never stores a
 /// copy per query head), which positions are real tokens (false: left padding), and each
 /// row's next position. A value the caller owns: keep it to continue a conversation
-/// (``CausalLanguageModel/generate(continuing:appending:config:compute:onStep:)``), copy it to
+/// (``CausalLanguageModel/generate(continuing:appending:cache:config:compute:onStep:)``), copy it to
 /// branch. Memory: `layers * rows * capacity * 2 * kvHeads * headDim` floats; capacity doubles
 /// as it fills.
 public struct CausalLMCache: DecodingCache {
@@ -157,7 +157,7 @@ extension CausalLanguageModel {
     /// Greedy generation (or sampling) for a batch that keeps its cache: `onStep` receives
     /// each step's tokens (one per row) as soon as they are chosen. Returns the rows (padded
     /// prompt + new tokens) and the cache, which holds every position but the last token's;
-    /// pass both to ``generate(continuing:appending:config:compute:onStep:)`` to go on (a
+    /// pass both to ``generate(continuing:appending:cache:config:compute:onStep:)`` to go on (a
     /// multi-turn conversation) without recomputing the history.
     /// Throws ``GenerationError``, `CancellationError`, or what `onStep` throws.
     public func greedy(

@@ -28,7 +28,7 @@ public enum RotaryScaling: Sendable, Equatable {
 }
 
 /// The rotary frequencies of one model: `dim / 2` inverse frequencies (float32, as
-/// transformers computes them) and a factor on cos/sin. Cost of ``rotate(_:rows:columns:heads:positions:)``:
+/// transformers computes them) and a factor on cos/sin. Cost of `rotate(_:columns:heads:positions:)`:
 /// O(rows * heads * dim) plus `dim / 2` cos/sin per distinct position.
 public struct RotaryFrequencies: Sendable, Equatable {
     /// Rotated head size (even).
