@@ -24,10 +24,12 @@ let package = Package(
     targets: [
         // Argument parsing and error reporting shared by the examples.
         .target(name: "ExampleSupport", path: "Sources/ExampleSupport"),
-        .executableTarget(name: "semantic-search", dependencies: [attend, "ExampleSupport"],
-                          path: "Sources/semantic-search"),
-        .executableTarget(name: "translate", dependencies: [attend, "ExampleSupport"],
-                          path: "Sources/translate"),
+        .executableTarget(
+            name: "semantic-search", dependencies: [attend, "ExampleSupport"],
+            path: "Sources/semantic-search"),
+        .executableTarget(
+            name: "translate", dependencies: [attend, "ExampleSupport"],
+            path: "Sources/translate"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,8 +15,10 @@ struct TaskAndTranslateCLITests {
         let configURL = dir.appendingPathComponent("config.json")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
         config["task_specific_params"] = [
-            "summarization": ["prefix": "summarize: ", "num_beams": 2, "max_length": 8, "no_repeat_ngram_size": 2,
-                              "early_stopping": true],
+            "summarization": [
+                "prefix": "summarize: ", "num_beams": 2, "max_length": 8, "no_repeat_ngram_size": 2,
+                "early_stopping": true,
+            ],
             "translation_en_to_de": ["prefix": "translate English to German: ", "max_length": 6],
         ]
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
@@ -29,15 +31,19 @@ struct TaskAndTranslateCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let text = "the house is wonderful"
         let (s1, o1, e1) = try TokenizeCLITests.run(["generate", "--model", dir.path, "--text", text, "--task", "summarization", "--json"])
-        let (s2, o2, _) = try TokenizeCLITests.run(["generate", "--model", dir.path, "--text", "summarize: " + text, "--beams", "2",
-                                                    "--max-new-tokens", "7", "--no-repeat-ngram-size", "2", "--json"])
+        let (s2, o2, _) = try TokenizeCLITests.run([
+            "generate", "--model", dir.path, "--text", "summarize: " + text, "--beams", "2",
+            "--max-new-tokens", "7", "--no-repeat-ngram-size", "2", "--json",
+        ])
         #expect(s1 == 0 && s2 == 0, "\(e1)")
         let a = TokenizeCLITests.jsonLines(o1), b = TokenizeCLITests.jsonLines(o2)
         #expect(a.count == 1 && a.first?["output_ids"] as? [Int] == b.first?["output_ids"] as? [Int], "\(o1) vs \(o2)")
         #expect((a.first?["text"] as? String)?.hasPrefix("summarize: ") == true)
         // A flag still overrides the task's setting.
-        let (s3, o3, _) = try TokenizeCLITests.run(["generate", "--model", dir.path, "--text", text, "--task", "translation_en_to_de",
-                                                    "--max-new-tokens", "2", "--json"])
+        let (s3, o3, _) = try TokenizeCLITests.run([
+            "generate", "--model", dir.path, "--text", text, "--task", "translation_en_to_de",
+            "--max-new-tokens", "2", "--json",
+        ])
         #expect(s3 == 0 && (TokenizeCLITests.jsonLines(o3).first?["output_ids"] as? [Int])?.count ?? 99 <= 3, "\(o3)")
     }
 

@@ -69,8 +69,9 @@ public struct CommandSpec: Sendable {
         let width = (options.map { $0.flag.count + ($0.value.map { $0.count + 1 } ?? 0) } + [6]).max()!
         for o in options + [.flag("--help", "print this help and exit")] {
             let left = o.flag + (o.value.map { " " + $0 } ?? "")
-            lines.append("  " + left.padding(toLength: width + 2, withPad: " ", startingAt: 0) + o.help
-                         + (o.repeatable ? " (repeatable)" : ""))
+            lines.append(
+                "  " + left.padding(toLength: width + 2, withPad: " ", startingAt: 0) + o.help
+                    + (o.repeatable ? " (repeatable)" : ""))
         }
         if !notes.isEmpty { lines += [""] + notes }
         return lines.joined(separator: "\n")
@@ -110,7 +111,8 @@ public struct ParsedArguments: Sendable {
             }()
             guard let option = spec.options.first(where: { $0.flag == name }) else {
                 let known = spec.options.map(\.flag).joined(separator: ", ")
-                throw ExampleError("unknown option \(name) for \(spec.name) (known: \(known), --help; put text that starts with '-' after --)", usage: true)
+                throw ExampleError(
+                    "unknown option \(name) for \(spec.name) (known: \(known), --help; put text that starts with '-' after --)", usage: true)
             }
             guard option.value != nil else {
                 if inline != nil { throw ExampleError("\(name) takes no value", usage: true) }

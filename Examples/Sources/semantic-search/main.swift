@@ -68,8 +68,10 @@ runCommand(spec) { args in
     let start = Date()
     let vectors = try embedder.embed(passages.map(\.text), batchSize: batchSize, compute: compute)
     let seconds = Date().timeIntervalSince(start)
-    printError(String(format: "semantic-search: %d lines embedded in %.2f s (%.0f lines/s, %d dimensions)",
-                      passages.count, seconds, Double(passages.count) / max(seconds, 1e-9), embedder.dimension))
+    printError(
+        String(
+            format: "semantic-search: %d lines embedded in %.2f s (%.0f lines/s, %d dimensions)",
+            passages.count, seconds, Double(passages.count) / max(seconds, 1e-9), embedder.dimension))
     let matrix = vectors.scalars
     let dim = embedder.dimension
 

@@ -31,9 +31,10 @@ let spec = CommandSpec(
 
 runCommand(spec) { args in
     let folder = try modelFolder(try args.required("--model"), option: "--model")
-    let tokenizerFolder = try args.value("--tokenizer").map { path throws(ExampleError) in
-        try modelFolder(path, option: "--tokenizer")
-    } ?? folder
+    let tokenizerFolder =
+        try args.value("--tokenizer").map { path throws(ExampleError) in
+            try modelFolder(path, option: "--tokenizer")
+        } ?? folder
     let prefix = args.value("--prefix") ?? ""
     let batchSize = try args.integer("--batch-size", default: 8, in: 1...1024)
     let threads = try args.integer("--threads", default: Compute.default.threads, in: 1...1024)
@@ -44,7 +45,9 @@ runCommand(spec) { args in
     let model = try Seq2SeqModel(directory: folder)
     let tokenizer = try loadTokenizer(directory: tokenizerFolder)
     if tokenizer.idLimit > model.sourceVocabularySize || tokenizer.idLimit > model.vocabularySize {
-        printError("translate: warning: the tokenizer has \(tokenizer.idLimit) ids, the model's vocabularies \(model.sourceVocabularySize) (source) and \(model.vocabularySize) (target); do they belong together?")
+        printError(
+            "translate: warning: the tokenizer has \(tokenizer.idLimit) ids, the model's vocabularies \(model.sourceVocabularySize) (source) and \(model.vocabularySize) (target); do they belong together?"
+        )
     }
 
     var config = model.generationDefaults
@@ -57,7 +60,9 @@ runCommand(spec) { args in
     if let limit = model.maxPositions, config.maxNewTokens > limit - 1 {
         // The decoder's position table (Marian's max_position_embeddings) ends generation.
         if args.value("--max-new-tokens") != nil {
-            printError("translate: note: the model's position table holds \(limit) positions, so at most \(limit - 1) tokens are generated, not \(config.maxNewTokens)")
+            printError(
+                "translate: note: the model's position table holds \(limit) positions, so at most \(limit - 1) tokens are generated, not \(config.maxNewTokens)"
+            )
         }
         config.maxNewTokens = limit - 1
     }
@@ -77,7 +82,9 @@ runCommand(spec) { args in
         let ids = tokenizer.encode(prefix + text).ids
         guard !ids.isEmpty else { throw ExampleError("\"\(text)\" encodes to no tokens") }
         if let bad = ids.first(where: { !(0..<model.sourceVocabularySize).contains($0) }) {
-            throw ExampleError("\"\(text)\" encodes to id \(bad), outside the model's source vocabulary 0..<\(model.sourceVocabularySize): the tokenizer in \(tokenizerFolder.path) does not belong to this model")
+            throw ExampleError(
+                "\"\(text)\" encodes to id \(bad), outside the model's source vocabulary 0..<\(model.sourceVocabularySize): the tokenizer in \(tokenizerFolder.path) does not belong to this model"
+            )
         }
         return ids
     }
@@ -92,8 +99,10 @@ runCommand(spec) { args in
     if stream {
         for (i, source) in sources.enumerated() {
             var decoder = IncrementalDecoder(tokenizer: tokenizer, skipSpecialTokens: true)
-            let rows = try model.greedy(sources: [source], startTokenID: model.decoderStartTokenID,
-                                        config: config, compute: compute) { step in
+            let rows = try model.greedy(
+                sources: [source], startTokenID: model.decoderStartTokenID,
+                config: config, compute: compute
+            ) { step in
                 let piece = decoder.append(step[0])
                 if !piece.isEmpty {
                     FileHandle.standardOutput.write(Data(piece.utf8))
