@@ -221,7 +221,7 @@ size_t ck_f32_attention_short_workspace(const ck_kernels *k, size_t seq_q, size_
     const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr, D = head_dim;
     const size_t sm = ck_rup(seq_q, mr), sn = ck_rup(seq_k, nr), dn = ck_rup(D, nr);
     return ck_up16(sm * D) + ck_up16(sn * D) + ck_up16(sm * sn) + ck_up16(sm * seq_k) +
-           ck_up16(dn * seq_k) + ck_up16(sm * dn) + ck_up16(seq_k) + CK_ALIGN / sizeof(float);
+           ck_up16(dn * seq_k) + ck_up16(sm * dn) + CK_ALIGN / sizeof(float);
 }
 
 void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, float *workspace) {
@@ -242,7 +242,6 @@ void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, flo
     float *pa = s + ck_up16(sm * sn);
     float *vb = pa + ck_up16(sm * sk);
     float *ob = vb + ck_up16(dn * sk);
-    float *bias = ob + ck_up16(sm * dn);
     /* Q as A panels (kc = D): qa[ir*D + t*mr + i] = Q[ir + i][t]. */
     for (size_t ir = 0; ir < sm; ir += mr) {
         float *panel = qa + ir * D;
@@ -267,8 +266,7 @@ void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, flo
      * per-query terms the key bias is one shared mask row; otherwise the biases are added
      * to S (scaled once here, so the softmax runs with scale 1). */
     if (!h->causal && !h->rel_bias) {
-        if (h->key_bias) memcpy(bias, h->key_bias, sk * sizeof(float));
-        k->softmax_rows(sq, sk, s, sn, s, sn, h->scale, h->key_bias ? bias : NULL, 0);
+        k->softmax_rows(sq, sk, s, sn, s, sn, h->scale, h->key_bias, 0);
     } else {
         for (size_t i = 0; i < sq; i++) {
             float *row = s + i * sn;
