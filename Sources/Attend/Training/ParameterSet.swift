@@ -1,0 +1,53 @@
+/// A model's trainable tensors (or their gradients, or an optimizer's moments) by their
+/// Hugging Face names, in a fixed order.
+///
+/// The order is the order of insertion (a model lists its parameters as `transformers`'
+/// `named_parameters()` does), so walking a set, summing norms or writing a file is
+/// deterministic. Tensors are float32 values with copy-on-write storage: a set handed out
+/// shares storage with the model until either side writes.
+///
+/// Cost: lookups are dictionary lookups; `insert` is O(1) amortized.
+public struct ParameterSet: Sendable {
+    /// The names, in order.
+    public private(set) var names: [String] = []
+    private var tensors: [String: Tensor] = [:]
+
+    /// An empty set.
+    public init() {}
+
+    /// A set holding `entries` in their order; a repeated name keeps its last tensor at its
+    /// first position.
+    public init(_ entries: [(String, Tensor)]) {
+        for (n, t) in entries { self[n] = t }
+    }
+
+    /// Number of tensors.
+    public var count: Int { names.count }
+
+    /// Total scalars over every tensor.
+    public var scalarCount: Int { names.reduce(0) { $0 + tensors[$1]!.count } }
+
+    /// Whether `name` is in the set.
+    public func contains(_ name: String) -> Bool { tensors[name] != nil }
+
+    /// The tensor named `name`, or nil. Setting a new name appends it; setting nil removes it.
+    public subscript(name: String) -> Tensor? {
+        get { tensors[name] }
+        set {
+            if let newValue {
+                if tensors.updateValue(newValue, forKey: name) == nil { names.append(name) }
+            } else if tensors.removeValue(forKey: name) != nil {
+                names.removeAll { $0 == name }
+            }
+        }
+    }
+
+    /// `(name, tensor)` pairs in order.
+    public var entries: [(name: String, tensor: Tensor)] { names.map { ($0, tensors[$0]!) } }
+
+    /// A set with the same names and shapes, every scalar zero (gradient accumulators,
+    /// optimizer moments). Cost: one allocation per tensor.
+    public func zerosLike() -> ParameterSet {
+        ParameterSet(names.map { ($0, Tensor.zeros(tensors[$0]!.shape)) })
+    }
+}
