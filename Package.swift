@@ -65,6 +65,12 @@ let package = Package(
             path: "Tests/TensorTests"
         ),
         .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/TrainingTests",
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "AttentionTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/AttentionTests",
