@@ -113,6 +113,7 @@ let package = Package(
             name: "BERTTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/BERTTests",
+            exclude: ["make_fill_mask_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
     ],

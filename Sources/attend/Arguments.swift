@@ -9,6 +9,12 @@ struct UsageError: Error, CustomStringConvertible {
 struct Arguments {
     enum Command: String, CaseIterable {
         case tokenize, decode, embed, similarity, generate, translate
+        case fillMask = "fill-mask"
+        case train
+        case pretrainMLM = "pretrain-mlm"
+
+        /// Whether the command trains a model (`train`, `pretrain-mlm`).
+        var trains: Bool { self == .train || self == .pretrainMLM }
     }
 
     /// How `--input` is read.
@@ -29,6 +35,12 @@ struct Arguments {
                attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [--task NAME]
                                  [options as above]
                attend translate  --model DIR --text "..." [--text ...] [--input FILE|-] [options as above]
+               attend fill-mask  --model DIR [--top-k K] [--json] [--threads N] [TEXT...]
+               attend train      --model DIR --batches FILE --steps N --lr X [--weight-decay W]
+                                 [--max-grad-norm G] [--warmup N] [--schedule constant|linear|inverse-sqrt]
+                                 [--save OUT] [--json] [--threads N] [--seed S]
+               attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B]
+                                 --steps N --lr X [training options as train]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
                       tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
@@ -42,6 +54,16 @@ struct Arguments {
                       config.json's model_type) from prompt ids or text, continuing the prompt
           translate   generate --text for a translation folder (Marian, or T5 with --task
                       translation_en_to_de and the like)
+          fill-mask   the most likely tokens for each [MASK] of a text, from a BERT folder with
+                      an MLM head (BertForMaskedLM, BertForPreTraining) and its tokenizer, as
+                      transformers' fill-mask pipeline: score (softmax over the vocabulary),
+                      token, token_str and the text with the token filled in
+          train       trains a model folder (BERT for pre-training, T5) with AdamW on the batches
+                      of a JSON-lines file
+          pretrain-mlm
+                      trains a BERT folder on text: sentence pairs (next-sentence prediction)
+                      with 15% of the tokens masked, built as transformers'
+                      TextDatasetForNextSentencePrediction and DataCollatorForLanguageModeling
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
@@ -91,6 +113,35 @@ struct Arguments {
         padding; with --prompt also "text", the continuation), and a timing line goes to stderr:
         prompt tokens/s, generated tokens/s, time to first token, peak memory.
 
+        fill-mask prints, per text, the --top-k K (default 5) predictions of each [MASK]:
+        score, token and the filled-in text; with --json one line per text {"text": ...,
+        "predictions": [[{"score", "token", "token_str", "sequence"}, ...] per [MASK]]}.
+
+        train and pretrain-mlm read and check everything before the first step (a batch the
+        model cannot take stops them with its file line, row and position), then print a
+        progress line per step on stderr (loss, tokens/s, time left) and a summary (tokens/s,
+        peak memory). Batches are used in order, cycling.
+          --batches FILE   (train) one batch per line: {"input_ids": [[...]], "attention_mask",
+                           "token_type_ids", "labels", "next_sentence_label", "decoder_input_ids",
+                           ...}, the keyword arguments of the transformers model's forward
+          --text FILE      (pretrain-mlm) one sentence per line, documents separated by blank
+                           lines; --max-length L tokens per pair (default 128, at most the
+                           model's positions), --batch-size B pairs per batch (default 32)
+          --steps N        optimizer steps
+          --lr X           peak learning rate; --warmup N steps rise linearly from 0 to it, then
+                           --schedule constant (default), linear (down to 0 at the last step) or
+                           inverse-sqrt, as transformers' schedules
+          --weight-decay W AdamW's decoupled weight decay (default 0; biases and LayerNorm
+                           weights excluded)
+          --max-grad-norm G
+                           clip the gradients to a global L2 norm of G (default: no clipping)
+          --save OUT       write the trained model folder (config.json, model.safetensors and
+                           the tokenizer files) to OUT
+          --seed S         (pretrain-mlm) seed of the pairing, shuffling and masking (default 0;
+                           the same seed gives the same batches)
+          --json           one line per step on stdout: {"step", "loss" (before the step's
+                           update), "grad_norm" (before clipping), "lr"}
+
         decode prints the text of each --ids (special tokens left out unless
         --keep-special-tokens); with --json one line {"ids": [...], "text": ...} each.
 
@@ -125,6 +176,12 @@ struct Arguments {
     var generateTexts: [String] = []
     /// Repetition and sampling options of generate.
     var generation = GenerateOptions()
+    /// `--top-k` of fill-mask: predictions per [MASK].
+    var fillMaskTopK = 5
+    /// The options of train and pretrain-mlm.
+    var training = TrainingOptions()
+    /// Whether `--batch-size` was given.
+    var batchSizeGiven = false
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
@@ -149,13 +206,17 @@ struct Arguments {
             let arg = args[i]
             if onlyTexts || !arg.hasPrefix("--") || arg == "-" {
                 a.texts.append(arg)
+            } else if command.trains, try a.training.parse(arg, command: command, value: { try value(arg) }) {
+                // a training option
+            } else if command == .fillMask && arg == "--top-k" {
+                a.fillMaskTopK = try positive(arg)
             } else {
                 switch arg {
                 case "--": onlyTexts = true
                 case "--model": model = try value(arg)
                 case "--json": a.json = true
                 case "--max-length": a.maxLength = try positive(arg)
-                case "--batch-size": a.batchSize = try positive(arg)
+                case "--batch-size": a.batchSize = try positive(arg); a.batchSizeGiven = true
                 case "--threads": a.threads = try positive(arg)
                 case "--ids": a.ids.append(try tokenIDs(try value(arg), flag: "--ids #\(a.ids.count + 1)"))
                 case "--prompt": a.prompts.append(try value(arg))
@@ -174,6 +235,9 @@ struct Arguments {
                 case "--text": a.generateTexts.append(try value(arg))
                 case "--task": a.task = try value(arg)
                 default:
+                    if TrainingOptions.flags.contains(arg) {
+                        throw UsageError(description: "\(arg) belongs to train and pretrain-mlm")
+                    }
                     guard try a.generation.parse(arg, value: { try value(arg) }) else { throw UsageError(description: "unknown option '\(arg)'") }
                 }
             }
@@ -181,6 +245,10 @@ struct Arguments {
         }
         guard let model, !model.isEmpty else { throw UsageError(description: "--model DIR is required") }
         a.model = model
+        if command.trains || command == .fillMask {
+            try a.checkTrainingAndFillMask()
+            return a
+        }
         let generating = a.command == .generate || a.command == .translate
         if a.task != nil && (!generating || !a.ids.isEmpty || !a.prompts.isEmpty) {
             throw UsageError(description: "--task belongs to generate/translate with source texts (--text, --input)")
@@ -213,6 +281,34 @@ struct Arguments {
             throw UsageError(description: "--ids, --beams, --max-new-tokens, --min-new-tokens and the sampling options belong to generate")
         }
         return a
+    }
+}
+
+extension Arguments {
+    /// The checks of fill-mask, train and pretrain-mlm: the options each needs, and none that
+    /// belongs to another command. Throws `UsageError`.
+    mutating func checkTrainingAndFillMask() throws {
+        let name = command.rawValue
+        var foreign: [String] = []
+        if !ids.isEmpty { foreign.append("--ids") }
+        if !prompts.isEmpty { foreign.append("--prompt") }
+        if task != nil { foreign.append("--task") }
+        if beams != nil { foreign.append("--beams") }
+        if maxNewTokens != nil { foreign.append("--max-new-tokens") }
+        if minNewTokens != nil { foreign.append("--min-new-tokens") }
+        if generation.isSet { foreign.append("the sampling options") }
+        if keepSpecialTokens { foreign.append("--keep-special-tokens") }
+        if !generateTexts.isEmpty { foreign.append("--text") }
+        if inputFormat != .lines && command != .fillMask { foreign.append("--input-format") }
+        if command != .pretrainMLM {
+            if maxLength != nil { foreign.append("--max-length") }
+            if batchSizeGiven { foreign.append("--batch-size") }
+        }
+        if command.trains && input != nil { foreign.append("--input") }
+        if let first = foreign.first { throw UsageError(description: "\(first) does not apply to \(name)") }
+        guard command.trains else { return }
+        if let t = texts.first { throw UsageError(description: "\(name) takes no text arguments: '\(t)'") }
+        try training.check(command: command)
     }
 }
 

@@ -6,6 +6,11 @@ enum JSONValue {
     case ints([Int])
     case strings([String])
     case floats([Float])
+    case int(Int)
+    case float(Float)
+    case double(Double)
+    /// Text that is already JSON (a nested list or object).
+    case raw(String)
 }
 
 /// One JSON object on one line, keys in the given order.
@@ -19,6 +24,10 @@ func jsonObject(_ fields: [(String, JSONValue)]) -> String {
         case .ints(let xs): out += "[" + xs.map(String.init).joined(separator: ", ") + "]"
         case .strings(let xs): out += "[" + xs.map(jsonString).joined(separator: ", ") + "]"
         case .floats(let xs): out += "[" + xs.map { $0.isFinite ? formatFloat($0) : "null" }.joined(separator: ", ") + "]"
+        case .int(let n): out += String(n)
+        case .float(let x): out += x.isFinite ? formatFloat(x) : "null"
+        case .double(let x): out += x.isFinite ? "\(x)" : "null"
+        case .raw(let json): out += json
         }
     }
     return out + "}"

@@ -1,5 +1,7 @@
 // `attend`: tokenize, embed and compare texts with a BERT sentence-embedding model folder
-// (such as sentence-transformers/all-MiniLM-L6-v2; scripts/fetch-minilm.sh fetches it).
+// (such as sentence-transformers/all-MiniLM-L6-v2; scripts/fetch-minilm.sh fetches it),
+// generate and translate with T5, Marian and decoder-only folders, fill in [MASK] tokens, and
+// train.
 //
 //   attend tokenize   --model DIR [--json] "text"...
 //   attend decode     --model DIR --ids 1,2,3 [--keep-special-tokens] [--json]
@@ -7,10 +9,18 @@
 //   attend similarity --model DIR [--json] "a" "b"...
 //   attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N] [--max-new-tokens N]
 //                     [--min-new-tokens N] [--json]      (a T5 or Marian folder)
+//   attend fill-mask  --model DIR [--top-k K] [--json] "Paris is the [MASK] of France."
+//   attend train      --model DIR --batches FILE --steps N --lr X [--weight-decay W]
+//                     [--max-grad-norm G] [--warmup N] [--schedule constant|linear|inverse-sqrt]
+//                     [--save OUT] [--json] [--seed S]
+//   attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B] --steps N
+//                     --lr X [training options as train]          (a BERT folder)
 //
 // Texts come from the arguments or, when there are none, from standard input (one per
-// line). Problems with the folder or its files print one line on stderr and exit 1; a bad
-// command line prints one line and a pointer to `--help`, and exits 2.
+// line). Problems with the folder or its files (and with the batches or text a training
+// command reads) print one line on stderr and exit 1; a bad command line prints one line and
+// a pointer to `--help`, and exits 2. Training prints its progress and summary on stderr as
+// `attend: step ...` and `attend: trained ...` lines.
 import Attend
 import Foundation
 
@@ -45,7 +55,7 @@ if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = URL(fileURLWithPath: args.model)
 let texts: [String]
 do {
-    texts = [.generate, .translate, .decode].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
+    texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
 } catch {
     fail("\(error)", status: 2)
 }
@@ -89,6 +99,10 @@ do {
             printSimilarityTable(texts: texts, values: all)
         }
 
+    case .fillMask:
+        try fillMask(folder: folder, texts: texts, args)
+    case .train, .pretrainMLM:
+        try train(folder: folder, args)
     case .translate:
         try generateText(folder: folder, args)
     case .generate:
