@@ -66,11 +66,11 @@ public struct MaskedLanguageModelingData: Sendable {
     }
 
     /// The documents of a text: one sentence per line, documents separated by blank lines (the
-    /// reference's file format). Lines are trimmed of surrounding whitespace; empty documents
-    /// are left out. Cost: O(text).
+    /// reference's file format; lines end at "\n", "\r\n" or "\r", as Python reads text files).
+    /// Lines are trimmed of surrounding whitespace; empty documents are left out. Cost: O(text).
     public static func documents(text: String) -> [[String]] {
         var documents: [[String]] = [[]]
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
             let s = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if s.isEmpty {
                 if !documents[documents.count - 1].isEmpty { documents.append([]) }
