@@ -296,7 +296,7 @@ extension Arguments {
         if beams != nil { foreign.append("--beams") }
         if maxNewTokens != nil { foreign.append("--max-new-tokens") }
         if minNewTokens != nil { foreign.append("--min-new-tokens") }
-        if generation.isSet { foreign.append("the sampling options") }
+        if generation.isSet { foreign.append("the sampling options (--do-sample, --temperature, --top-k, ...)") }
         if keepSpecialTokens { foreign.append("--keep-special-tokens") }
         if !generateTexts.isEmpty { foreign.append("--text") }
         if inputFormat != .lines && command != .fillMask { foreign.append("--input-format") }
@@ -305,7 +305,9 @@ extension Arguments {
             if batchSizeGiven { foreign.append("--batch-size") }
         }
         if command.trains && input != nil { foreign.append("--input") }
-        if let first = foreign.first { throw UsageError(description: "\(first) does not apply to \(name)") }
+        if let first = foreign.first {
+            throw UsageError(description: "\(first) \(first.hasPrefix("the ") ? "do" : "does") not apply to \(name)")
+        }
         guard command.trains else { return }
         if let t = texts.first { throw UsageError(description: "\(name) takes no text arguments: '\(t)'") }
         try training.check(command: command)

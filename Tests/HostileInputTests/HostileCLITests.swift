@@ -240,7 +240,8 @@ struct HostileCLITests {
         if let stray = lines.first(where: { !$0.hasPrefix("attend: ") && !$0.hasPrefix("Run 'attend") }) {
             out.append("stderr line not from attend: \(stray.prefix(200))")
         }
-        let notes = ["attend: warning:", "attend: note:", "attend: sampling with seed"]
+        // Notes, and the progress and summary lines of the training commands.
+        let notes = ["attend: warning:", "attend: note:", "attend: sampling with seed", "attend: step ", "attend: trained "]
         let errors = lines.filter { $0.hasPrefix("attend: ") && !notes.contains(where: $0.hasPrefix) }
         if let s = r.status, s != 0 {
             if errors.count != 1 { out.append("\(errors.count) error lines, expected 1") }
@@ -259,6 +260,12 @@ struct HostileCLITests {
         let ceiling = 1 << 20
         #expect(Self.problems(result(0, ""), ceilingKiB: ceiling).isEmpty)
         #expect(Self.problems(result(0, "attend: warning: the table ends here\n"), ceilingKiB: ceiling).isEmpty)
+        #expect(
+            Self.problems(
+                result(0, "attend: step 1/2  loss 5.5520  812 tokens/s  ETA 0:01\nattend: trained 2 steps in 0.10 s: 900 tokens/s, peak memory 40 MiB\n"),
+                ceilingKiB: ceiling
+            ).isEmpty)
+        #expect(!Self.problems(result(1, "attend: step 1/2  loss 5.5520  812 tokens/s  ETA 0:01\n"), ceilingKiB: ceiling).isEmpty)
         #expect(Self.problems(result(1, "attend: t5/config.json: d_model: -3 is out of range\n"), ceilingKiB: ceiling).isEmpty)
         #expect(
             Self.problems(result(2, "attend: --beams needs a positive integer\nRun 'attend generate --help' for usage.\n"), ceilingKiB: ceiling)

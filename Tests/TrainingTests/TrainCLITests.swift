@@ -1,0 +1,149 @@
+// `attend train` and `attend pretrain-mlm` end to end: the command-line checks (exit 2), the
+// checks of the files and batches before the first step (exit 1, naming line, row and
+// position), and training runs against the golden PyTorch run of Fixtures/bert.
+import AttendTestSupport
+import Foundation
+import Testing
+
+@testable import Attend
+
+@Suite("attend train / pretrain-mlm")
+struct TrainCLITests {
+    static func fixture(_ path: String) -> URL {
+        Bundle.module.url(forResource: "Fixtures/" + path, withExtension: nil)!
+    }
+
+    static func run(_ arguments: [String]) throws -> ChildResult {
+        let tool = builtProduct("attend", besides: Bundle.module)
+        try #require(FileManager.default.isExecutableFile(atPath: tool), "the attend executable is not built at \(tool)")
+        return try runChild(tool, arguments, timeout: 300)
+    }
+
+    /// A scratch folder, removed by the caller's `defer`.
+    static func scratch() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("attend-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The golden BERT folder with a vocabulary (w0 ... w114) beside it, for the text commands.
+    static func bertWithVocabulary(in scratch: URL) throws -> URL {
+        let folder = scratch.appendingPathComponent("bert")
+        try FileManager.default.copyItem(at: fixture("bert/initial"), to: folder)
+        try FileManager.default.copyItem(at: fixture("bert_vocab.txt"), to: folder.appendingPathComponent("vocab.txt"))
+        return folder
+    }
+
+    static var model: String { fixture("bert/initial").path }
+    static var batches: String { fixture("bert/batches.jsonl").path }
+
+    /// One `attend:` error line on stderr (and the --help pointer for status 2), nothing on stdout.
+    static func expectOneError(_ r: ChildResult, status: Int32, containing text: String, _ what: String) {
+        #expect(r.status == status, "\(what): \(r)")
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == (status == 2 ? 2 : 1), "\(what): \(r.stderr)")
+        #expect(lines.first?.hasPrefix("attend: ") == true && lines.first?.contains(text) == true, "\(what): expected '\(text)' in \(r.stderr)")
+        if status == 2 { #expect(lines.last?.hasPrefix("Run 'attend ") == true, "\(what): \(r.stderr)") }
+        #expect(!r.stdout.contains("\"step\""), "\(what): trained anyway")
+    }
+
+    static let usageCases: [([String], String)] = [
+        (["train", "--model", "M", "--steps", "5", "--lr", "1e-3"], "train needs --batches FILE"),
+        (["train", "--model", "M", "--batches", "B", "--lr", "1e-3"], "needs --steps N"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5"], "needs --lr X"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "0", "--lr", "1"], "--steps needs a positive integer, got '0'"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "-3", "--lr", "1"], "--steps needs a positive integer"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "99999999999999999999", "--lr", "1"], "--steps needs a positive integer"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "nan"], "--lr needs a positive number, got 'nan'"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1e309"], "--lr needs a positive number"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "0"], "--lr needs a positive number"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--weight-decay", "-0.1"], "--weight-decay needs a non-negative"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--max-grad-norm", "0"], "--max-grad-norm needs a positive"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--warmup", "-1"], "--warmup needs a non-negative integer"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--schedule", "cosine"], "--schedule needs constant, linear, inverse-sqrt"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--seed", "-1"], "--seed needs a non-negative integer"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--save", ""], "--save needs a folder path"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "some text"], "train takes no text arguments"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--max-length", "8"], "--max-length does not apply to train"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--batch-size", "8"], "--batch-size does not apply to train"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--text", "T"], "--text does not apply to train"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--top-k", "3"], "the sampling options (--do-sample, --temperature, --top-k, ...) do not apply to train"),
+        (["train", "--batches", "B", "--steps", "5", "--lr", "1"], "--model DIR is required"),
+        (["train", "--model", "M", "--batches"], "--batches needs a value"),
+        (["pretrain-mlm", "--model", "M", "--steps", "5", "--lr", "1"], "pretrain-mlm needs --text FILE"),
+        (["pretrain-mlm", "--model", "M", "--text", "T", "--batches", "B", "--steps", "5", "--lr", "1"], "--batches belongs to train"),
+        (["pretrain-mlm", "--model", "M", "--text", "T", "--steps", "5", "--lr", "1", "--batch-size", "0"], "--batch-size needs a positive integer"),
+        (["embed", "--model", "M", "--steps", "5", "a"], "--steps belongs to train and pretrain-mlm"),
+        (["fill-mask", "--model", "M", "--lr", "1", "a [MASK]"], "--lr belongs to train and pretrain-mlm"),
+        (["fill-mask", "--model", "M", "--max-length", "8", "a [MASK]"], "--max-length does not apply to fill-mask"),
+    ]
+
+    @Test("command-line mistakes: one line, the --help pointer, exit 2, before any file is read", arguments: usageCases)
+    func usageErrors(_ arguments: [String], _ message: String) throws {
+        let r = try Self.run(arguments)
+        Self.expectOneError(r, status: 2, containing: message, arguments.joined(separator: " "))
+    }
+
+    @Test("a batch the model cannot take stops train before step 1, naming the file line, row and position")
+    func badBatchNamed() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = try String(contentsOfFile: Self.batches, encoding: .utf8).split(separator: "\n").map(String.init)
+        // Line 1 good, line 2 blank, line 3 with an id past the vocabulary at row 1, position 2.
+        var bad = try #require(try JSONSerialization.jsonObject(with: Data(good[1].utf8)) as? [String: Any])
+        var ids = bad["input_ids"] as! [[Int]]
+        ids[1][2] = 500
+        bad["input_ids"] = ids
+        let badLine = String(decoding: try JSONSerialization.data(withJSONObject: bad, options: [.sortedKeys]), as: UTF8.self)
+        let file = dir.appendingPathComponent("batches.jsonl")
+        try (good[0] + "\n\n" + badLine + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let r = try Self.run(["train", "--model", Self.model, "--batches", file.path, "--steps", "3", "--lr", "1e-3", "--json"])
+        Self.expectOneError(r, status: 1, containing: "line 3: input_ids[1][2] = 500 is not a token id in 0..<120", "bad id")
+        #expect(!r.stderr.contains("step 1/"))
+
+        // Labels missing on line 1; a ragged row; not JSON.
+        var noLabels = try #require(try JSONSerialization.jsonObject(with: Data(good[0].utf8)) as? [String: Any])
+        noLabels["labels"] = nil
+        let noLabelsLine = String(decoding: try JSONSerialization.data(withJSONObject: noLabels, options: [.sortedKeys]), as: UTF8.self)
+        for (content, message) in [
+            (noLabelsLine + "\n", "line 1: labels are missing"),
+            (good[0] + "\n" + #"{"input_ids": [[1, 2], [3]]}"# + "\n", "line 2: input_ids row 1 has 1 values"),
+            ("{\"input_ids\": [[1, 2]],\n", "line 1: not JSON"),
+            ("", "no batches"),
+        ] {
+            try content.write(to: file, atomically: true, encoding: .utf8)
+            let r = try Self.run(["train", "--model", Self.model, "--batches", file.path, "--steps", "3", "--lr", "1e-3"])
+            Self.expectOneError(r, status: 1, containing: message, message)
+        }
+    }
+
+    @Test("missing files and folders exit 1 with one line: batches, model, text, tokenizer; --save under a missing folder exits 2")
+    func missingFiles() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let absent = dir.appendingPathComponent("absent").path
+        var r = try Self.run(["train", "--model", Self.model, "--batches", absent, "--steps", "3", "--lr", "1e-3"])
+        Self.expectOneError(r, status: 1, containing: "--batches \(absent): cannot read the file", "batches")
+        r = try Self.run(["train", "--model", absent, "--batches", Self.batches, "--steps", "3", "--lr", "1e-3"])
+        Self.expectOneError(r, status: 1, containing: "config.json", "model")
+        r = try Self.run(["train", "--model", Self.fixture("t5/initial").path, "--batches", Self.batches, "--steps", "3", "--lr", "1e-3"])
+        Self.expectOneError(r, status: 1, containing: "line 1", "BERT batches on T5")
+        r = try Self.run(["train", "--model", Self.model, "--batches", Self.batches, "--steps", "3", "--lr", "1e-3", "--save", absent + "/out"])
+        Self.expectOneError(r, status: 2, containing: "does not exist", "save")
+        r = try Self.run(["train", "--model", Self.model, "--batches", Self.batches, "--steps", "3", "--lr", "1e-3", "--save", Self.batches])
+        Self.expectOneError(r, status: 2, containing: "is a file", "save onto a file")
+
+        let text = dir.appendingPathComponent("text.txt")
+        try "w1 w2 w3\nw4 w5\n\nw6 w7 w8\n".write(to: text, atomically: true, encoding: .utf8)
+        r = try Self.run(["pretrain-mlm", "--model", Self.model, "--text", text.path, "--steps", "2", "--lr", "1e-3"])
+        Self.expectOneError(r, status: 1, containing: "vocab.txt", "no tokenizer")
+        let bert = try Self.bertWithVocabulary(in: dir)
+        r = try Self.run(["pretrain-mlm", "--model", bert.path, "--text", absent, "--steps", "2", "--lr", "1e-3"])
+        Self.expectOneError(r, status: 1, containing: "--text \(absent): cannot read the file", "text")
+        r = try Self.run(["pretrain-mlm", "--model", bert.path, "--text", text.path, "--steps", "2", "--lr", "1e-3", "--max-length", "65"])
+        Self.expectOneError(r, status: 2, containing: "--max-length 65 is more than the model's 64 positions", "max-length")
+        try "\n  \n\n".write(to: text, atomically: true, encoding: .utf8)
+        r = try Self.run(["pretrain-mlm", "--model", bert.path, "--text", text.path, "--steps", "2", "--lr", "1e-3"])
+        Self.expectOneError(r, status: 1, containing: "no tokens", "empty text")
+    }
+}
