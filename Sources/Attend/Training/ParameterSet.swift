@@ -42,6 +42,13 @@ public struct ParameterSet: Sendable {
         }
     }
 
+    /// Calls `body` with in-place access to the tensor named `name`, which must be in the set
+    /// (no copy of its scalars unless their storage is shared). For optimizers and clipping.
+    package mutating func modify<R>(_ name: String, _ body: (inout Tensor) throws -> R) rethrows -> R {
+        precondition(tensors[name] != nil, "ParameterSet.modify: no tensor named \(name)")
+        return try body(&tensors[name]!)
+    }
+
     /// `(name, tensor)` pairs in order.
     public var entries: [(name: String, tensor: Tensor)] { names.map { ($0, tensors[$0]!) } }
 
