@@ -71,6 +71,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
     case invalidIndex(file: String, reason: String)
     /// The index maps `tensor` to `shard`, but that shard does not contain it.
     case indexMismatch(file: String, tensor: String, shard: String)
+    /// A safetensors file could not be written (`reason`: the system's message, or a tensor
+    /// name the format cannot hold such as `__metadata__`). Nothing is left at `file`.
+    case unwritable(file: String, reason: String)
 
     /// The file (or index, or checkpoint directory) the error concerns.
     public var file: String {
@@ -84,7 +87,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
             .sizeMismatch(let f, _, _, _, _, _), .overlappingTensors(let f, _, _),
             .gapBeforeTensor(let f, _, _, _), .offsetsOutOfRange(let f, _, _, _),
             .trailingBytes(let f, _, _), .missingTensor(let f, _), .dtypeNotConvertible(let f, _, _, _),
-            .integerOutOfRange(let f, _, _), .invalidIndex(let f, _), .indexMismatch(let f, _, _):
+            .integerOutOfRange(let f, _, _), .invalidIndex(let f, _), .indexMismatch(let f, _, _),
+            .unwritable(let f, _):
             return f
         }
     }
@@ -161,6 +165,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
             return "\(f): invalid checkpoint index: \(reason)"
         case .indexMismatch(let f, let t, let shard):
             return "\(f): index maps tensor \(q(t)) to \(shard), which does not contain it"
+        case .unwritable(let f, let reason):
+            return "\(f): cannot write file: \(reason)"
         }
     }
 

@@ -42,6 +42,13 @@ public struct ParameterSet: Sendable {
         }
     }
 
+    /// Calls `body` with in-place access to the tensor named `name`, which must be in the set
+    /// (no copy of its scalars unless their storage is shared). For optimizers and clipping.
+    package mutating func modify<R>(_ name: String, _ body: (inout Tensor) throws -> R) rethrows -> R {
+        precondition(tensors[name] != nil, "ParameterSet.modify: no tensor named \(name)")
+        return try body(&tensors[name]!)
+    }
+
     /// `(name, tensor)` pairs in order.
     public var entries: [(name: String, tensor: Tensor)] { names.map { ($0, tensors[$0]!) } }
 
@@ -49,5 +56,32 @@ public struct ParameterSet: Sendable {
     /// optimizer moments). Cost: one allocation per tensor.
     public func zerosLike() -> ParameterSet {
         ParameterSet(names.map { ($0, Tensor.zeros(tensors[$0]!.shape)) })
+    }
+}
+
+extension ParameterSet {
+    /// Calls `body` with the tensor `name` in place (no copy while its storage is not shared),
+    /// the way a backward pass accumulates a gradient (`gemm` with `beta: 1`). `name` must be
+    /// in the set (an invariant of the model that owns the set).
+    package mutating func withTensor<R>(_ name: String, _ body: (inout Tensor) throws -> R) rethrows -> R {
+        precondition(tensors[name] != nil, "ParameterSet: no tensor named '\(name)'")
+        return try body(&tensors[name]!)
+    }
+
+    /// `self[name] += t` in place, inserting `t` when `name` is new. Shapes must agree.
+    package mutating func accumulate(_ name: String, _ t: Tensor) {
+        if tensors[name] == nil { self[name] = t } else { withTensor(name) { $0 += t } }
+    }
+}
+
+extension ParameterSet: TensorSource {
+    /// The names, in order (``TensorSource`` conformance: a model builds its layers from a set
+    /// as from a checkpoint).
+    public var tensorNames: [String] { names }
+
+    /// The tensor `name`; throws `CheckpointError.missingTensor` when absent.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let t = tensors[name] else { throw CheckpointError.missingTensor(name: name) }
+        return t
     }
 }

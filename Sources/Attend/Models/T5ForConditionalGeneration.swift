@@ -1,0 +1,300 @@
+import Foundation
+
+// T5's sequence-to-sequence objective as transformers' T5ForConditionalGeneration computes
+// it, trainable:
+//
+//   decoder_input_ids = [decoder_start] + labels[:-1]   (-100 -> pad), unless given
+//   memory = Encoder(shared[input_ids])                  (pre-LN RMSNorm blocks, final norm)
+//   y      = Decoder(shared[decoder_input_ids], memory)
+//   logits = lm_head(y * d^-0.5)                          (tied head: lm_head = shared)
+//   loss   = CE(logits, labels; -100 ignored, mean)
+//
+// Each stack's relative-position bias is one table (block 0's), shared by every layer of the
+// stack, so its gradient is the sum over the stack's layers of the score-bias gradients,
+// gathered into the table by bucket. The shared embedding's gradient sums the encoder's and
+// decoder's lookups and (tied) the head's product.
+
+/// A trainable `T5ForConditionalGeneration` (T5 and T5 v1.1 layouts: relu or gated
+/// feed-forward, tied or separate `lm_head`), with gradients for every parameter, named and
+/// ordered as `transformers`' `named_parameters()` (`shared.weight`,
+/// `encoder.block.0.layer.0.SelfAttention.q.weight`, ..., `decoder.final_layer_norm.weight`,
+/// then `lm_head.weight` when untied).
+///
+/// Batches give `input_ids`, `labels` (-100 ignored) and optionally `attention_mask`,
+/// `decoder_input_ids` (default: `labels` shifted right as `transformers` does) and
+/// `decoder_attention_mask`. Dropout is not applied (every dropout probability 0).
+/// Cost per step: one forward (encoder and decoder blocks, plus `2 T d vocab` for the
+/// logits) and a backward of about twice that; memory: every block's activations, including
+/// the attention probabilities (`rows x heads x length²` per attention).
+public final class T5ForConditionalGeneration: TrainableModel {
+    /// The model's configuration (`config.json`).
+    public let config: T5Config
+    /// The kernels and threads every step runs on.
+    public let compute: Compute
+    /// The parameters by Hugging Face name, in `named_parameters()` order. Setting them (same
+    /// names and shapes) replaces the weights the next ``loss(_:)`` uses.
+    public var parameters: ParameterSet {
+        didSet {
+            precondition(
+                parameters.names == oldValue.names && parameters.names.allSatisfy { parameters[$0]!.shape == oldValue[$0]!.shape },
+                "T5ForConditionalGeneration: parameters must keep their names and shapes")
+            built = nil
+        }
+    }
+    /// `config.json` as read (written back by ``save(to:)``).
+    let configJSON: Data
+    /// Whether the head has its own weight (`lm_head.weight`) rather than the shared table.
+    let separateHead: Bool
+    private var built: Seq2SeqModel?
+    private var saved: Activations?
+
+    /// Loads a `transformers` `T5ForConditionalGeneration` folder (`config.json`,
+    /// `model.safetensors`). Throws `ModelFileError`, `SafeTensorsError` or `CheckpointError`
+    /// naming the file or tensor at fault.
+    public init(directory: URL, compute: Compute = .default) throws {
+        let configURL = directory.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
+        configJSON = try Data(contentsOf: configURL)
+        config = try T5Config(contentsOf: configURL)
+        self.compute = compute
+        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        separateHead = !config.tieWordEmbeddings
+        let loader = ParameterLoader(checkpoint)
+        var set = ParameterSet()
+        for (name, shape) in Self.parameterShapes(config, separateHead: separateHead) { set[name] = try loader.load(name, shape: shape) }
+        // Tied copies some checkpoints store under their own names.
+        for n in ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] { loader.skip(n) }
+        if !separateHead { loader.skip("lm_head.weight") }
+        try loader.finish()
+        parameters = set
+    }
+
+    /// The parameter names and shapes in `named_parameters()` order.
+    static func parameterShapes(_ c: T5Config, separateHead: Bool) -> [(String, [Int])] {
+        let d = c.dModel, inner = c.numHeads * c.dKV
+        var out: [(String, [Int])] = [("shared.weight", [c.vocabSize, d])]
+        func attention(_ p: String, relative: Bool) {
+            out += [(p + ".q.weight", [inner, d]), (p + ".k.weight", [inner, d]), (p + ".v.weight", [inner, d]), (p + ".o.weight", [d, inner])]
+            if relative { out.append((p + ".relative_attention_bias.weight", [c.relativeAttentionNumBuckets, c.numHeads])) }
+        }
+        func feedForward(_ p: String) {
+            let f = p + ".DenseReluDense"
+            if c.gatedFeedForward {
+                out += [(f + ".wi_0.weight", [c.dFF, d]), (f + ".wi_1.weight", [c.dFF, d])]
+            } else {
+                out.append((f + ".wi.weight", [c.dFF, d]))
+            }
+            out += [(f + ".wo.weight", [d, c.dFF]), (p + ".layer_norm.weight", [d])]
+        }
+        for i in 0..<c.numLayers {
+            let b = "encoder.block.\(i).layer"
+            attention(b + ".0.SelfAttention", relative: i == 0)
+            out.append((b + ".0.layer_norm.weight", [d]))
+            feedForward(b + ".1")
+        }
+        out.append(("encoder.final_layer_norm.weight", [d]))
+        for i in 0..<c.numDecoderLayers {
+            let b = "decoder.block.\(i).layer"
+            attention(b + ".0.SelfAttention", relative: i == 0)
+            out.append((b + ".0.layer_norm.weight", [d]))
+            attention(b + ".1.EncDecAttention", relative: false)
+            out.append((b + ".1.layer_norm.weight", [d]))
+            feedForward(b + ".2")
+        }
+        out.append(("decoder.final_layer_norm.weight", [d]))
+        if separateHead { out.append(("lm_head.weight", [c.vocabSize, d])) }
+        return out
+    }
+
+    /// The inference model over the current parameters (rebuilt after they change).
+    var model: Seq2SeqModel {
+        if let built { return built }
+        do {
+            let m = try Seq2SeqModel(t5: config, weights: parameters)
+            built = m
+            return m
+        } catch {
+            preconditionFailure("T5ForConditionalGeneration: the parameter set no longer builds a model: \(error)")
+        }
+    }
+
+    private func attentionNames(_ p: String) -> AttentionParameterNames {
+        AttentionParameterNames(
+            query: p + ".q", key: p + ".k", value: p + ".v", out: p + ".o", inner: config.numHeads * config.dKV,
+            modelDim: config.dModel, bias: false)
+    }
+
+    private func feedForwardNames(_ p: String) -> FeedForwardParameterNames {
+        let f = p + ".DenseReluDense", d = config.dModel, ff = config.dFF
+        if config.gatedFeedForward {
+            return FeedForwardParameterNames(
+                up: LinearParameterNames(f + ".wi_0", rows: ff, bias: false), gate: LinearParameterNames(f + ".wi_1", rows: ff, bias: false),
+                down: LinearParameterNames(f + ".wo", rows: d, bias: false))
+        }
+        return FeedForwardParameterNames(
+            up: LinearParameterNames(f + ".wi", rows: ff, bias: false), gate: nil, down: LinearParameterNames(f + ".wo", rows: d, bias: false))
+    }
+
+    func encoderLayerNames(_ i: Int) -> EncoderLayerParameterNames {
+        let b = "encoder.block.\(i).layer"
+        return EncoderLayerParameterNames(
+            attention: attentionNames(b + ".0.SelfAttention"), attentionNorm: NormParameterNames(b + ".0.layer_norm", bias: false),
+            feedForward: feedForwardNames(b + ".1"), feedForwardNorm: NormParameterNames(b + ".1.layer_norm", bias: false))
+    }
+
+    func decoderLayerNames(_ i: Int) -> DecoderLayerParameterNames {
+        let b = "decoder.block.\(i).layer"
+        return DecoderLayerParameterNames(
+            selfAttention: attentionNames(b + ".0.SelfAttention"), selfAttentionNorm: NormParameterNames(b + ".0.layer_norm", bias: false),
+            crossAttention: attentionNames(b + ".1.EncDecAttention"), crossAttentionNorm: NormParameterNames(b + ".1.layer_norm", bias: false),
+            feedForward: feedForwardNames(b + ".2"), feedForwardNorm: NormParameterNames(b + ".2.layer_norm", bias: false))
+    }
+
+    /// The relative-position bias `[heads, seqQ, seqK]` of `table` `[buckets, heads]`, and
+    /// each (query, key) pair's bucket.
+    private func positionBias(_ table: Tensor, seqQ: Int, seqK: Int, bidirectional: Bool) -> (Tensor, [Int]) {
+        let heads = config.numHeads
+        var buckets = [Int](repeating: 0, count: seqQ * seqK)
+        for i in 0..<seqQ {
+            for j in 0..<seqK {
+                buckets[i * seqK + j] = t5RelativePositionBucket(
+                    j - i, bidirectional: bidirectional, numBuckets: config.relativeAttentionNumBuckets,
+                    maxDistance: config.relativeAttentionMaxDistance)
+            }
+        }
+        let t = table.scalars
+        let bias = Tensor(shape: [heads, seqQ, seqK], generating: { idx in
+            let h = idx / (seqQ * seqK), ij = idx % (seqQ * seqK)
+            return t[buckets[ij] * heads + h]
+        })
+        return (bias, buckets)
+    }
+
+    /// Adds the score-bias gradient `[heads, seqQ, seqK]` into the table's gradient by bucket.
+    private func accumulateBias(_ dBias: Tensor, buckets: [Int], name: String, into grads: inout ParameterSet) {
+        let heads = config.numHeads, pairs = buckets.count
+        grads.withTensor(name) { table in
+            dBias.withUnsafeBufferPointer { g in
+                table.withUnsafeMutableBufferPointer { t in
+                    for h in 0..<heads { for ij in 0..<pairs { t[buckets[ij] * heads + h] += g[h * pairs + ij] } }
+                }
+            }
+        }
+    }
+
+    /// What the backward needs from one forward.
+    private struct Activations {
+        var sourceIDs: [Int], targetIDs: [Int]
+        var encoderBuckets: [Int], decoderBuckets: [Int]
+        var encoderLayers: [EncoderLayerActivations]
+        var encoderNorm: NormRowStatistics
+        var decoderLayers: [DecoderLayerActivations]
+        var decoderNorm: NormRowStatistics
+        var headInput: Tensor  // [T, d], scaled
+        var logitsGradient: Tensor  // [T, vocab]
+    }
+
+    /// The decoder's input ids: `batch.decoderInputIDs`, or `labels` shifted right with the
+    /// decoder start id first and -100 replaced by the pad id (`_shift_right`).
+    func decoderInput(_ batch: TrainingBatch) -> [[Int]] {
+        if let given = batch.decoderInputIDs { return given }
+        return batch.labels!.map { row in
+            ([config.decoderStartTokenID] + row.dropLast()).map { $0 == -100 ? config.padTokenID : $0 }
+        }
+    }
+
+    /// The mean cross-entropy of the decoder's logits against `batch.labels` (-100 ignored),
+    /// as `T5ForConditionalGeneration(...).loss`, keeping the activations. Throws
+    /// `TrainingError` for a batch the model cannot take or one whose labels are all -100.
+    public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
+        try batch.validate(vocabularySize: config.vocabSize, labelsMatchInput: false, needsLabels: true, where: "T5ForConditionalGeneration batch")
+        let labels = batch.labels!.flatMap { $0 }
+        guard labels.contains(where: { $0 != -100 }) else { throw TrainingError("T5ForConditionalGeneration batch: every label is -100 (no position to learn from)") }
+        saved = nil
+        let m = model, c = compute, p = parameters
+        let (b, s, t) = (batch.rows, batch.length, batch.labels![0].count)
+        let sourceIDs = batch.inputIDs.flatMap { $0 }, targetIDs = decoderInput(batch).flatMap { $0 }
+        func padding(_ mask: [[Int]]?) -> [[Bool]]? {
+            mask.flatMap { mk in mk.contains { $0.contains(0) } ? mk.map { $0.map { $0 != 0 } } : nil }
+        }
+        let sourcePadding = padding(batch.attentionMask), targetPadding = padding(batch.decoderAttentionMask)
+        let (encoderBias, encoderBuckets) = positionBias(
+            p["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]!, seqQ: s, seqK: s, bidirectional: true)
+        let (decoderBias, decoderBuckets) = positionBias(
+            p["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]!, seqQ: t, seqK: t, bidirectional: false)
+        var x = m.encoderEmbedding.weight.gatherRows(sourceIDs)  // [b s, d]
+        let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
+        var encoderLayers: [EncoderLayerActivations] = []
+        for layer in m.encoder.layers {
+            let (y, a) = layer.trainingForward(x, encoderVisibility, bias: encoderBias, compute: c)
+            encoderLayers.append(a)
+            x = y
+        }
+        let (memory, encoderNorm) = m.encoder.finalNorm!.trainingForward(x)
+        var h = m.decoderEmbedding.weight.gatherRows(targetIDs)  // [b t, d]
+        let selfVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: t, keyPadding: targetPadding, causal: true)
+        let crossVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: s, keyPadding: sourcePadding, causal: false)
+        var decoderLayers: [DecoderLayerActivations] = []
+        for layer in m.decoder.layers {
+            let (y, a) = layer.trainingForward(
+                h, selfVisibility: selfVisibility, bias: decoderBias, memory: memory, crossVisibility: crossVisibility, compute: c)
+            decoderLayers.append(a)
+            h = y
+        }
+        let (out, decoderNorm) = m.decoder.finalNorm!.trainingForward(h)
+        let headInput = m.outputScale == 1 ? out : out * m.outputScale
+        let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
+        let ce = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
+        saved = Activations(
+            sourceIDs: sourceIDs, targetIDs: targetIDs, encoderBuckets: encoderBuckets, decoderBuckets: decoderBuckets,
+            encoderLayers: encoderLayers, encoderNorm: encoderNorm, decoderLayers: decoderLayers, decoderNorm: decoderNorm,
+            headInput: headInput, logitsGradient: ce.gradient)
+        return ce.loss
+    }
+
+    /// The gradient of the last ``loss(_:)`` for every parameter (``parameters``' names,
+    /// order and shapes), then frees the activations. Throws when no loss is pending.
+    public func backward() throws(TrainingError) -> ParameterSet {
+        guard let s = saved else { throw TrainingError("T5ForConditionalGeneration.backward: no loss was computed since the last backward") }
+        saved = nil
+        let m = model, c = compute
+        var grads = parameters.zerosLike()
+        let headName = separateHead ? "lm_head.weight" : "shared.weight"
+        var dOut = m.lmHead.backward(
+            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(headName, nil, config.vocabSize)]),
+            into: &grads, compute: c)!
+        if m.outputScale != 1 { dOut *= m.outputScale }
+        var dH = m.decoder.finalNorm!.backward(s.decoderNorm, outputGradient: dOut, names: NormParameterNames("decoder.final_layer_norm", bias: false), into: &grads)
+        var dMemory = Tensor.zeros(s.encoderNorm.input.shape)
+        var dDecoderBias: Tensor? = nil
+        for i in stride(from: m.decoder.layers.count - 1, through: 0, by: -1) {
+            let r = m.decoder.layers[i].backward(s.decoderLayers[i], outputGradient: dH, names: decoderLayerNames(i), into: &grads, compute: c)
+            dH = r.input
+            if let dm = r.memory { dMemory += dm }
+            if let db = r.bias { if dDecoderBias == nil { dDecoderBias = db } else { dDecoderBias! += db } }
+        }
+        if let dDecoderBias {
+            accumulateBias(dDecoderBias, buckets: s.decoderBuckets, name: "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", into: &grads)
+        }
+        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: "shared.weight", into: &grads)
+        var dX = m.encoder.finalNorm!.backward(s.encoderNorm, outputGradient: dMemory, names: NormParameterNames("encoder.final_layer_norm", bias: false), into: &grads)
+        var dEncoderBias: Tensor? = nil
+        for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
+            let r = m.encoder.layers[i].backward(s.encoderLayers[i], outputGradient: dX, names: encoderLayerNames(i), into: &grads, compute: c)
+            dX = r.input
+            if let db = r.bias { if dEncoderBias == nil { dEncoderBias = db } else { dEncoderBias! += db } }
+        }
+        if let dEncoderBias {
+            accumulateBias(dEncoderBias, buckets: s.encoderBuckets, name: "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", into: &grads)
+        }
+        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: "shared.weight", into: &grads)
+        return grads
+    }
+
+    /// Writes `config.json` (as loaded) and `model.safetensors` with every parameter under its
+    /// name, plus, as `transformers` saves a tied T5, nothing for the tied copies
+    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head` are `shared`).
+    public func save(to directory: URL) throws {
+        try saveTrainingFolder(to: directory, configJSON: configJSON, parameters: parameters)
+    }
+}

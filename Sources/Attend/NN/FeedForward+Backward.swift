@@ -1,0 +1,52 @@
+// Training forward and backward of the feed-forward block (plain and gated).
+
+/// The Hugging Face names of a feed-forward block's projections.
+struct FeedForwardParameterNames: Sendable {
+    var up: LinearParameterNames
+    var gate: LinearParameterNames?
+    var down: LinearParameterNames
+}
+
+/// What the feed-forward backward needs: the input `[T, d]`, the up projection before the
+/// activation `[T, dFF]`, the activated values, the gate's output (gated form) and the
+/// down projection's input `[T, dFF]`.
+struct FeedForwardActivations {
+    var input: Tensor
+    var preActivation: Tensor
+    var activated: Tensor
+    var gate: Tensor?
+    var hidden: Tensor
+}
+
+extension FeedForward {
+    /// `down(f(up x) [* gate x])` on rows `x` `[T, d]`, keeping the activations. Cost: the
+    /// forward's flops; memory: two or three `[T, dFF]` tensors.
+    func trainingForward(_ x: Tensor, compute: Compute) -> (Tensor, FeedForwardActivations) {
+        let u = up.forward(x, compute: compute)  // [T, dFF]
+        let a = u.applying(activation, compute: compute)
+        var g: Tensor? = nil
+        var h = a
+        if let gate {
+            g = gate.forward(x, compute: compute)
+            h = a * g!
+        }
+        let y = down.forward(h, compute: compute)  // [T, d]
+        return (y, FeedForwardActivations(input: x, preActivation: u, activated: a, gate: g, hidden: h))
+    }
+
+    /// The input's gradient `[T, d]` from the output's `dY` `[T, d]`; adds every projection's
+    /// gradients into `grads`. Cost: twice the forward's flops.
+    func backward(_ s: FeedForwardActivations, outputGradient dY: Tensor, names: FeedForwardParameterNames, into grads: inout ParameterSet, compute: Compute) -> Tensor {
+        let dH = down.backward(input: s.hidden, outputGradient: dY, names: names.down, into: &grads, compute: compute)!
+        var dA = dH
+        var dX: Tensor? = nil
+        if let gate, let g = s.gate, let gateNames = names.gate {
+            dA = dH * g
+            dX = gate.backward(input: s.input, outputGradient: dH * s.activated, names: gateNames, into: &grads, compute: compute)
+        }
+        let dU = InterimOps.activationBackward(activation, input: s.preActivation, outputGradient: dA)
+        var dIn = up.backward(input: s.input, outputGradient: dU, names: names.up, into: &grads, compute: compute)!
+        if let dX { dIn += dX }
+        return dIn
+    }
+}

@@ -1,0 +1,174 @@
+// Training forward and backward of the encoder and decoder blocks, post-LN and pre-LN, on
+// token rows `[batch * seq, d]`. The forward returns the block's output and a value holding
+// every sublayer's activations (the caller owns it and drops it after the backward).
+
+/// The Hugging Face names of an encoder block's parameters.
+struct EncoderLayerParameterNames: Sendable {
+    var attention: AttentionParameterNames
+    var attentionNorm: NormParameterNames
+    var feedForward: FeedForwardParameterNames
+    var feedForwardNorm: NormParameterNames
+}
+
+/// The Hugging Face names of a decoder block's parameters.
+struct DecoderLayerParameterNames: Sendable {
+    var selfAttention: AttentionParameterNames
+    var selfAttentionNorm: NormParameterNames
+    var crossAttention: AttentionParameterNames?
+    var crossAttentionNorm: NormParameterNames?
+    var feedForward: FeedForwardParameterNames
+    var feedForwardNorm: NormParameterNames
+}
+
+/// An encoder block's activations.
+struct EncoderLayerActivations {
+    var attention: AttentionActivations
+    var attentionNorm: NormRowStatistics
+    var feedForward: FeedForwardActivations
+    var feedForwardNorm: NormRowStatistics
+}
+
+/// A decoder block's activations.
+struct DecoderLayerActivations {
+    var selfAttention: AttentionActivations
+    var selfAttentionNorm: NormRowStatistics
+    var crossAttention: AttentionActivations?
+    var crossAttentionNorm: NormRowStatistics?
+    var feedForward: FeedForwardActivations
+    var feedForwardNorm: NormRowStatistics
+}
+
+extension EncoderLayer {
+    /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
+    /// sees; `bias` `[heads, seq, seq]` is added to the scores), keeping its activations.
+    func trainingForward(_ x: Tensor, _ visibility: AttentionVisibility, bias: Tensor?, compute: Compute) -> (Tensor, EncoderLayerActivations) {
+        precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
+        switch placement {
+        case .post:
+            let (a, att) = selfAttention.trainingForward(selfAttention: x, visibility, bias: bias, compute: compute)
+            let (h, n1) = attentionNorm.trainingForward(a, residual: x)  // Norm(x + a)
+            let (f, ff) = feedForward.trainingForward(h, compute: compute)
+            let (y, n2) = feedForwardNorm.trainingForward(f, residual: h)  // Norm(h + f)
+            return (y, EncoderLayerActivations(attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2))
+        case .pre:
+            let (n, n1) = attentionNorm.trainingForward(x)
+            let (a, att) = selfAttention.trainingForward(selfAttention: n, visibility, bias: bias, compute: compute)
+            let h = x + a
+            let (m, n2) = feedForwardNorm.trainingForward(h)
+            let (f, ff) = feedForward.trainingForward(m, compute: compute)
+            return (h + f, EncoderLayerActivations(attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2))
+        }
+    }
+
+    /// The input's gradient `[batch * seq, d]` and the score bias's (when the forward had
+    /// one), from the output's `dY`; adds every parameter's gradient into `grads`.
+    func backward(
+        _ s: EncoderLayerActivations, outputGradient dY: Tensor, names: EncoderLayerParameterNames, into grads: inout ParameterSet, compute: Compute
+    ) -> (input: Tensor, bias: Tensor?) {
+        switch placement {
+        case .post:
+            let dT2 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads)
+            var dH = feedForward.backward(s.feedForward, outputGradient: dT2, names: names.feedForward, into: &grads, compute: compute)
+            dH += dT2
+            let dT1 = attentionNorm.backward(s.attentionNorm, outputGradient: dH, names: names.attentionNorm, into: &grads)
+            var (dX, _, dBias) = selfAttention.backward(s.attention, outputGradient: dT1, names: names.attention, into: &grads, compute: compute)
+            dX += dT1
+            return (dX, dBias)
+        case .pre:
+            let dM = feedForward.backward(s.feedForward, outputGradient: dY, names: names.feedForward, into: &grads, compute: compute)
+            var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM, names: names.feedForwardNorm, into: &grads)
+            dH += dY
+            let (dN, _, dBias) = selfAttention.backward(s.attention, outputGradient: dH, names: names.attention, into: &grads, compute: compute)
+            var dX = attentionNorm.backward(s.attentionNorm, outputGradient: dN, names: names.attentionNorm, into: &grads)
+            dX += dH
+            return (dX, dBias)
+        }
+    }
+}
+
+extension DecoderLayer {
+    /// The block on target rows `x` `[batch * seq, d]`: causal self-attention (`selfVisibility`,
+    /// `bias` `[heads, seq, seq]`), cross-attention over `memory` `[batch * seqMemory, d]`
+    /// (`crossVisibility`), feed-forward; keeps its activations.
+    func trainingForward(
+        _ x: Tensor, selfVisibility: AttentionVisibility, bias: Tensor?, memory: Tensor?, crossVisibility: AttentionVisibility?,
+        compute: Compute
+    ) -> (Tensor, DecoderLayerActivations) {
+        func cross(_ h: Tensor) -> (Tensor, AttentionActivations) {
+            guard let crossAttention, let memory, let crossVisibility else {
+                preconditionFailure("DecoderLayer: this layer has cross-attention but no memory was given")
+            }
+            return crossAttention.trainingForward(cross: h, memory: memory, crossVisibility, compute: compute)
+        }
+        switch placement {
+        case .post:
+            let (a, sa) = selfAttention.trainingForward(selfAttention: x, selfVisibility, bias: bias, compute: compute)
+            var (h, n1) = selfAttentionNorm.trainingForward(a, residual: x)
+            var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil
+            if let crossAttentionNorm {
+                let (c, act) = cross(h)
+                ca = act
+                let (h2, stats) = crossAttentionNorm.trainingForward(c, residual: h)
+                (h, n2) = (h2, stats)
+            }
+            let (f, ff) = feedForward.trainingForward(h, compute: compute)
+            let (y, n3) = feedForwardNorm.trainingForward(f, residual: h)
+            return (y, DecoderLayerActivations(selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3))
+        case .pre:
+            let (n, n1) = selfAttentionNorm.trainingForward(x)
+            let (a, sa) = selfAttention.trainingForward(selfAttention: n, selfVisibility, bias: bias, compute: compute)
+            var h = x + a
+            var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil
+            if let crossAttentionNorm {
+                let (m, stats) = crossAttentionNorm.trainingForward(h)
+                let (c, act) = cross(m)
+                (ca, n2) = (act, stats)
+                h += c
+            }
+            let (m, n3) = feedForwardNorm.trainingForward(h)
+            let (f, ff) = feedForward.trainingForward(m, compute: compute)
+            return (h + f, DecoderLayerActivations(selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3))
+        }
+    }
+
+    /// The gradients of the input `[batch * seq, d]`, the memory (cross-attention) and the
+    /// self-attention's score bias, from the output's `dY`; adds every parameter's gradient.
+    func backward(
+        _ s: DecoderLayerActivations, outputGradient dY: Tensor, names: DecoderLayerParameterNames, into grads: inout ParameterSet, compute: Compute
+    ) -> (input: Tensor, memory: Tensor?, bias: Tensor?) {
+        var dMemory: Tensor? = nil
+        switch placement {
+        case .post:
+            let dT3 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads)
+            var dH = feedForward.backward(s.feedForward, outputGradient: dT3, names: names.feedForward, into: &grads, compute: compute)
+            dH += dT3
+            if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
+                let cn = names.crossAttention, let nn = names.crossAttentionNorm
+            {
+                let dT2 = crossAttentionNorm.backward(n2, outputGradient: dH, names: nn, into: &grads)
+                let (dC, dM, _) = crossAttention.backward(ca, outputGradient: dT2, names: cn, into: &grads, compute: compute)
+                dMemory = dM
+                dH = dT2 + dC
+            }
+            let dT1 = selfAttentionNorm.backward(s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads)
+            var (dX, _, dBias) = selfAttention.backward(s.selfAttention, outputGradient: dT1, names: names.selfAttention, into: &grads, compute: compute)
+            dX += dT1
+            return (dX, dMemory, dBias)
+        case .pre:
+            let dM3 = feedForward.backward(s.feedForward, outputGradient: dY, names: names.feedForward, into: &grads, compute: compute)
+            var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM3, names: names.feedForwardNorm, into: &grads)
+            dH += dY
+            if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
+                let cn = names.crossAttention, let nn = names.crossAttentionNorm
+            {
+                let (dC, dM, _) = crossAttention.backward(ca, outputGradient: dH, names: cn, into: &grads, compute: compute)
+                dMemory = dM
+                dH += crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads)
+            }
+            let (dN, _, dBias) = selfAttention.backward(s.selfAttention, outputGradient: dH, names: names.selfAttention, into: &grads, compute: compute)
+            var dX = selfAttentionNorm.backward(s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads)
+            dX += dH
+            return (dX, dMemory, dBias)
+        }
+    }
+}

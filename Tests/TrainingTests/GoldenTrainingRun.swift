@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import Attend
+
+/// A golden training run (`Fixtures/<case>/`): the initial folder, the batches, PyTorch's
+/// step-0 gradients, losses and grad norms, and the trained folder; and the run replayed on
+/// an Attend model with the same AdamW and clipping.
+struct GoldenTrainingRun {
+    let folder: URL
+    let batches: [TrainingBatch]
+    let losses: [Double]
+    let gradNorms: [Double]
+    let steps: Int
+    let learningRate: Float, weightDecay: Float, beta1: Float, beta2: Float, eps: Float, clip: Float
+
+    init(_ name: String) throws {
+        folder = Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil)!
+        batches = try TrainingBatch.readJSONLines(at: folder.appendingPathComponent("batches.jsonl"))
+        let run = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("run.json"))) as! [String: Any]
+        losses = run["losses"] as! [Double]
+        gradNorms = run["grad_norms_before_clipping"] as! [Double]
+        steps = run["steps"] as! Int
+        learningRate = Float(run["lr"] as! Double)
+        weightDecay = Float(run["weight_decay"] as! Double)
+        let betas = run["betas"] as! [Double]
+        (beta1, beta2) = (Float(betas[0]), Float(betas[1]))
+        eps = Float(run["eps"] as! Double)
+        clip = Float(run["clip_grad_norm"] as! Double)
+    }
+
+    var initial: URL { folder.appendingPathComponent("initial") }
+    var trained: URL { folder.appendingPathComponent("trained") }
+
+    func tensors(_ file: URL) throws -> [String: Tensor] {
+        let f = try SafeTensorsFile(contentsOf: file)
+        var out: [String: Tensor] = [:]
+        for n in f.tensorNames { out[n] = try f.tensor(n) }
+        return out
+    }
+
+    /// The step-0 gradients against `grads0.safetensors`: same names, every scalar within
+    /// `tolerance`. Returns the largest difference.
+    @discardableResult
+    func checkStepZeroGradients(_ model: TrainableModel, tolerance: Float = 1e-4) throws -> Float {
+        let reference = try tensors(folder.appendingPathComponent("grads0.safetensors"))
+        let loss = try model.loss(batches[0])
+        #expect(abs(Double(loss) - losses[0]) <= 1e-5 * abs(losses[0]), "step 0 loss \(loss) vs \(losses[0])")
+        let grads = try model.backward()
+        #expect(Set(grads.names) == Set(reference.keys), "gradient names differ: \(Set(grads.names).symmetricDifference(reference.keys))")
+        #expect(grads.names == model.parameters.names)
+        var worst: Float = 0
+        for (name, g) in grads.entries {
+            guard let r = reference[name] else { continue }
+            #expect(g.shape == r.shape, "\(name): \(g.shape) vs \(r.shape)")
+            let d = maxDifference(g, r)
+            worst = max(worst, d)
+            #expect(d <= tolerance, "\(name): gradient differs by \(d)")
+        }
+        return worst
+    }
+
+    /// Runs the steps (batches in order, cycling) with AdamW (decoupled weight decay except
+    /// for biases and norms) after clipping the global norm, as the reference did; checks the
+    /// losses and grad norms per step.
+    func train(_ model: TrainableModel) throws {
+        var m = model.parameters.zerosLike(), v = model.parameters.zerosLike()
+        for step in 0..<steps {
+            let loss = try model.loss(batches[step % batches.count])
+            let grads = try model.backward()
+            var total = 0.0
+            for (_, g) in grads.entries { for x in g.scalars { total += Double(x) * Double(x) } }
+            let norm = Float(total.squareRoot())
+            #expect(abs(Double(loss) - losses[step]) <= 1e-5 * abs(losses[step]), "step \(step) loss \(loss) vs \(losses[step])")
+            #expect(abs(Double(norm) - gradNorms[step]) <= 1e-4 * gradNorms[step], "step \(step) grad norm \(norm) vs \(gradNorms[step])")
+            let coefficient = min(clip / (norm + 1e-6), 1)
+            var params = model.parameters
+            let t = Float(step + 1)
+            let bc1 = 1 - pow(beta1, t), bc2 = 1 - pow(beta2, t)
+            for name in params.names {
+                let decays = !(name.hasSuffix("bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+                let g = grads[name]!.scalars.map { $0 * coefficient }
+                var p = params[name]!.scalars, mm = m[name]!.scalars, vv = v[name]!.scalars
+                for i in p.indices {
+                    if decays { p[i] *= 1 - learningRate * weightDecay }
+                    mm[i] = beta1 * mm[i] + (1 - beta1) * g[i]
+                    vv[i] = beta2 * vv[i] + (1 - beta2) * g[i] * g[i]
+                    let denom = vv[i].squareRoot() / bc2.squareRoot() + eps
+                    p[i] -= learningRate / bc1 * mm[i] / denom
+                }
+                let shape = params[name]!.shape
+                params[name] = Tensor(shape: shape, scalars: p)
+                m[name] = Tensor(shape: shape, scalars: mm)
+                v[name] = Tensor(shape: shape, scalars: vv)
+            }
+            model.parameters = params
+        }
+    }
+
+    /// Every parameter of the trained folder within `tolerance` of `parameters` (tied copies
+    /// that the folder stores under a second name are skipped). Returns the largest difference.
+    @discardableResult
+    func checkTrained(_ parameters: ParameterSet, tolerance: Float = 2e-5) throws -> Float {
+        let reference = try tensors(trained.appendingPathComponent("model.safetensors"))
+        var worst: Float = 0
+        for (name, p) in parameters.entries {
+            guard let r = reference[name] else {
+                Issue.record("\(name) is not in the trained folder")
+                continue
+            }
+            let d = maxDifference(p, r)
+            worst = max(worst, d)
+            #expect(d <= tolerance, "\(name): trained parameter differs by \(d)")
+        }
+        return worst
+    }
+}
+
+func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
+    guard a.shape == b.shape else { return .infinity }
+    return zip(a.scalars, b.scalars).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
