@@ -27,7 +27,7 @@ struct BatchLimits {
             typeVocabularySize = c.typeVocabSize
             maxLength = c.maxPositionEmbeddings
             labelsMatchInput = true
-            needsNextSentence = (object?["architectures"] as? [String])?.contains("BertForPreTraining") ?? false
+            needsNextSentence = true  // BertForPreTraining's loss is MLM + NSP
         case "t5":
             let c = try T5Config(contentsOf: url)
             vocabularySize = c.vocabSize
@@ -125,10 +125,11 @@ func saveLocation(_ path: String?) throws -> URL? {
     return url
 }
 
-/// The tokenizer files copied beside a saved model, so the folder can be tokenized and used
-/// for fill-mask as the original.
-let tokenizerFiles = [
-    "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model", "tokenizer.model",
+/// The files of the model folder copied beside a saved model (when the save did not write
+/// them), so the folder tokenizes, fills masks and generates as the original.
+let companionFiles = [
+    "generation_config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "spiece.model", "tokenizer.model",
 ]
 
 /// `attend train` / `attend pretrain-mlm` (see the usage text).
@@ -140,12 +141,12 @@ func train(folder: URL, _ args: Arguments) throws {
         ? try readTrainingBatches(options.batches ?? "", limits: limits)
         : try pretrainingBatches(folder: folder, args, limits: limits)
     let output = try saveLocation(options.save)
-    let run = try makeTrainingRun(folder: folder, options: options)
+    let run = try makeTrainingRun(folder: folder, modelType: limits.modelType, options: options)
     try runTraining(run, batches: batches, options: options, json: args.json)
     if let output {
         try run.model.save(to: output)
         let fm = FileManager.default
-        for name in tokenizerFiles {
+        for name in companionFiles {
             let source = folder.appendingPathComponent(name), target = output.appendingPathComponent(name)
             if fm.fileExists(atPath: source.path) && !fm.fileExists(atPath: target.path) {
                 try fm.copyItem(at: source, to: target)

@@ -146,4 +146,116 @@ struct TrainCLITests {
         r = try Self.run(["pretrain-mlm", "--model", bert.path, "--text", text.path, "--steps", "2", "--lr", "1e-3"])
         Self.expectOneError(r, status: 1, containing: "no tokens", "empty text")
     }
+
+    /// The `{"step", "loss", "grad_norm", "lr"}` lines of a run's stdout.
+    static func steps(_ stdout: String) throws -> [(step: Int, loss: Double, gradNorm: Double, lr: Double)] {
+        try stdout.split(separator: "\n").map { line in
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            return (
+                try #require(o["step"] as? Int), try #require(o["loss"] as? Double), try #require(o["grad_norm"] as? Double),
+                try #require(o["lr"] as? Double)
+            )
+        }
+    }
+
+    @Test(
+        "train --json on the golden runs: PyTorch's losses within 1e-5 and grad norms within 1e-4 relative, batches cycling; --save writes the trained weights",
+        arguments: ["bert", "t5"])
+    func trainMatchesPyTorch(_ name: String) throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let golden = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixture("\(name)/run.json"))) as? [String: Any])
+        let losses = golden["losses"] as! [Double], norms = golden["grad_norms_before_clipping"] as! [Double]
+        let out = dir.appendingPathComponent("trained")
+        let r = try Self.run([
+            "train", "--model", Self.fixture("\(name)/initial").path, "--batches", Self.fixture("\(name)/batches.jsonl").path,
+            "--steps", "\(losses.count)", "--lr", "\(golden["lr"] as! Double)", "--weight-decay", "\(golden["weight_decay"] as! Double)",
+            "--max-grad-norm", "\(golden["clip_grad_norm"] as! Double)", "--json", "--save", out.path,
+        ])
+        #expect(r.status == 0, "\(r)")
+        let steps = try Self.steps(r.stdout)
+        #expect(steps.map(\.step) == Array(1...losses.count))
+        for (s, (loss, norm)) in zip(steps, zip(losses, norms)) {
+            #expect(abs(s.loss - loss) <= 1e-5 * abs(loss), "step \(s.step): loss \(s.loss), PyTorch \(loss)")
+            #expect(abs(s.gradNorm - norm) <= 1e-4 * norm, "step \(s.step): grad norm \(s.gradNorm), PyTorch \(norm)")
+            #expect(s.lr == 1e-3)
+        }
+        // stderr: a progress line per step, then the summary and the saved note.
+        let err = r.stderr.split(separator: "\n").map(String.init)
+        #expect(err.count == losses.count + 2, "\(r.stderr)")
+        for k in 1...losses.count {
+            #expect(err[k - 1].hasPrefix("attend: step \(k)/\(losses.count)  loss ") && err[k - 1].contains("tokens/s  ETA "), "\(err[k - 1])")
+        }
+        #expect(err.dropLast().last?.hasPrefix("attend: trained \(losses.count) steps in ") == true && r.stderr.contains("peak memory"))
+        // The saved folder holds the trained weights (PyTorch's within 1e-5).
+        let saved = try SafeTensorsFile(contentsOf: out.appendingPathComponent("model.safetensors"))
+        let reference = try SafeTensorsFile(contentsOf: Self.fixture("\(name)/trained/model.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("config.json").path))
+        var compared = 0
+        for tensorName in reference.tensorNames where saved.tensorNames.contains(tensorName) {
+            let a = try saved.tensor(tensorName).scalars, b = try reference.tensor(tensorName).scalars
+            #expect(a.count == b.count, "\(tensorName)")
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-5, "\(tensorName): the saved weights differ from PyTorch's by \(worst)")
+            compared += 1
+        }
+        #expect(compared >= 20, "only \(compared) tensors in common with the reference")
+    }
+
+    @Test("--warmup and --schedule: the learning rate of each step, as transformers' schedules")
+    func schedules() throws {
+        let peak = 1e-3
+        let expected: [(String, [Double])] = [
+            ("constant", [0, 0.5, 1, 1, 1]),
+            ("linear", [0, 0.5, 1, 2.0 / 3, 1.0 / 3]),
+            ("inverse-sqrt", [0, 0.5, 1, 1 / 1.5.squareRoot(), 1 / 2.0.squareRoot()]),
+        ]
+        for (schedule, factors) in expected {
+            let r = try Self.run([
+                "train", "--model", Self.model, "--batches", Self.batches, "--steps", "5", "--lr", "\(peak)", "--warmup", "2",
+                "--schedule", schedule, "--json",
+            ])
+            #expect(r.status == 0, "\(r)")
+            let lrs = try Self.steps(r.stdout).map(\.lr)
+            #expect(lrs.count == 5)
+            for (k, (lr, f)) in zip(lrs, factors).enumerated() {
+                #expect(abs(lr - peak * f) <= 1e-12, "\(schedule) step \(k + 1): lr \(lr), expected \(peak * f)")
+            }
+        }
+        // Without warmup, the first step already uses the peak rate.
+        let r = try Self.run(["train", "--model", Self.model, "--batches", Self.batches, "--steps", "2", "--lr", "0.002", "--schedule", "linear", "--json"])
+        #expect(try Self.steps(r.stdout).map(\.lr) == [0.002, 0.001])
+    }
+
+    @Test("pretrain-mlm: trains on text, the same seed repeats the losses, another seed changes them; the saved folder fills masks")
+    func pretrainOnText() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bert = try Self.bertWithVocabulary(in: dir)
+        var rng = SplitMix64(state: 9)
+        let text = (0..<6).map { _ in
+            (0..<8).map { _ in (0..<7).map { _ in "w\(rng.next() % 115)" }.joined(separator: " ") }.joined(separator: "\n")
+        }.joined(separator: "\n\n")
+        let file = dir.appendingPathComponent("text.txt")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        func pretrain(seed: Int, save: URL? = nil) throws -> [Double] {
+            let r = try Self.run(
+                [
+                    "pretrain-mlm", "--model", bert.path, "--text", file.path, "--max-length", "24", "--batch-size", "4", "--steps", "3",
+                    "--lr", "1e-3", "--seed", "\(seed)", "--json",
+                ] + (save.map { ["--save", $0.path] } ?? []))
+            #expect(r.status == 0, "\(r)")
+            return try Self.steps(r.stdout).map(\.loss)
+        }
+        let out = dir.appendingPathComponent("pretrained")
+        let a = try pretrain(seed: 1, save: out)
+        #expect(a.count == 3 && a.allSatisfy { $0.isFinite && $0 > 0 })
+        #expect(try pretrain(seed: 1) == a)
+        #expect(try pretrain(seed: 2) != a)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("vocab.txt").path))
+        let fill = try Self.run(["fill-mask", "--model", out.path, "--json", "--top-k", "3", "w1 [MASK] w2"])
+        #expect(fill.status == 0, "\(fill)")
+        #expect(fill.stdout.contains("\"predictions\""))
+    }
 }
