@@ -185,8 +185,11 @@ struct AttentionBackwardNativeTests {
             for (name, a, b) in [("table", g.biasTable, want.biasTable), ("shawKeys", g.shawKeys, want.shawKeys), ("shawValues", g.shawValues, want.shawValues)] {
                 #expect((a == nil) == (b == nil), "\(name) present")
                 if let a, let b {
+                    // A table entry sums dS over every (query, key) pair of its bucket or
+                    // distance (up to seqQ x seqK float terms), so its rounding grows with the
+                    // count: measured up to 1.2e-5 of the largest entry at 131 x 131 (scalar).
                     let e = Self.error(a.scalars, b.scalars)
-                    #expect(e < 1e-5, "\(variant) \(threads) threads \(c.testDescription): \(name) error \(e)")
+                    #expect(e < 4e-5, "\(variant) \(threads) threads \(c.testDescription): \(name) error \(e)")
                 }
             }
             if let first {

@@ -34,6 +34,7 @@
 #include "activation.h"
 #include "norm.h"
 #include "attn_backward.h"
+#include "optimizer.h"
 
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
@@ -59,6 +60,10 @@ const ck_kernels CK_TABLE = {
     .attn_query_panels = CK_ATTN_QUERY_PANELS,
     .attn_key_block = CK_ATTN_KEY_BLOCK,
     .attn_grad_step = CK_FN(ck_f32_attn_grad_step),
+    .adamw = CK_FN(ck_f32_adamw),
+    .sgd = CK_FN(ck_f32_sgd),
+    .sum_squares = CK_FN(ck_f32_sum_squares),
+    .scale = CK_FN(ck_f32_scale),
 };
 
 #undef CK_VFMA
