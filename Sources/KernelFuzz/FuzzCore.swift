@@ -191,6 +191,9 @@ public enum FuzzRegistry {
         AnyFuzzKernel(AttentionFuzz()),
         AnyFuzzKernel(AttentionShortFuzz()),
         AnyFuzzKernel(AttentionFewFuzz()),
+        AnyFuzzKernel(AdamWFuzz()),
+        AnyFuzzKernel(SGDFuzz()),
+        AnyFuzzKernel(SumSquaresFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -142,7 +142,7 @@ struct OptimizerKernelTests {
                         want.2.withUnsafeMutableBufferPointer { v in
                             KernelOracle.adamW(
                                 count: n, param: p.baseAddress!, grad: g, m: m.baseAddress!, v: v.baseAddress!,
-                                constants: AdamWConstants(hyper, step: 7))
+                                constants: AdamWConstants(hyper, step: 7), fused: variant != .scalar)
                         }
                     }
                 }
@@ -158,18 +158,10 @@ struct OptimizerKernelTests {
                             }
                         }
                     }
-                    if variant != .scalar {
-                        for (name, a, b) in [("param", got.0, want.0), ("m", got.1, want.1), ("v", got.2, want.2)] {
-                            let (ulp, i) = maxULP(a, b)
-                            #expect(ulp == 0, "\(variant) n=\(n) hyper \(hi) threads \(threads): \(name)[\(i)] \(ulp) ulp from the oracle")
-                        }
-                    } else {
-                        let lrScale = hyper.lr / (1 - pow(hyper.beta1, 7)) * 10
-                        let fp = firstOutside(got.0, want.0, k: 8) { Double(want.0[$0].magnitude) + lrScale }
-                        let fm = firstOutside(got.1, want.1, k: 4) { Double(m0[$0].magnitude + g[$0].magnitude) }
-                        let fv = firstOutside(got.2, want.2, k: 4) { Double(v0[$0] + g[$0] * g[$0]) }
-                        #expect(
-                            fp == nil && fm == nil && fv == nil, "scalar n=\(n) hyper \(hi): param \(fp ?? "ok"), m \(fm ?? "ok"), v \(fv ?? "ok")")
+                    // Bit-exact: the oracle rounds exactly where the variant does.
+                    for (name, a, b) in [("param", got.0, want.0), ("m", got.1, want.1), ("v", got.2, want.2)] {
+                        let (ulp, i) = maxULP(a, b)
+                        #expect(ulp == 0, "\(variant) n=\(n) hyper \(hi) threads \(threads): \(name)[\(i)] \(ulp) ulp from the oracle")
                     }
                 }
             }
@@ -273,7 +265,8 @@ struct OptimizerKernelTests {
                         negLR: Float(-hyper.lr), nesterov: hyper.nesterov, firstStep: first)
                     wantP.withUnsafeMutableBufferPointer { p in
                         wantB.withUnsafeMutableBufferPointer { b in
-                            KernelOracle.sgd(count: n, param: p.baseAddress!, grad: g, buffer: b.baseAddress!, constants: consts)
+                            KernelOracle.sgd(
+                                count: n, param: p.baseAddress!, grad: g, buffer: b.baseAddress!, constants: consts, fused: variant != .scalar)
                         }
                     }
                     for threads in [1, 2] {
@@ -285,16 +278,11 @@ struct OptimizerKernelTests {
                                     compute: Compute(backend: .native(variant), threads: threads))
                             }
                         }
-                        // Exact on the FMA variants; the scalar one rounds each fma's product
-                        // (terms of magnitude |p| + lr * (|g| + |buf|) * 2, |buf| + |g|).
-                        let k = variant == .scalar ? 4.0 : 0
-                        let fp = firstOutside(p, wantP, k: k) {
-                            Double(p0[$0].magnitude) + hyper.lr * 2 * Double(g[$0].magnitude + b0[$0].magnitude + 1)
-                        }
-                        #expect(fp == nil, "\(variant) n=\(n) hyper \(hi) first \(first) threads \(threads): param \(fp ?? "")")
+                        // Bit-exact: the oracle rounds exactly where the variant does.
+                        #expect(
+                            maxULP(p, wantP).ulp == 0, "\(variant) n=\(n) hyper \(hi) first \(first) threads \(threads): param \(maxULP(p, wantP))")
                         if hyper.momentum != 0 {
-                            let fb = firstOutside(b, wantB, k: k) { Double(b0[$0].magnitude + g[$0].magnitude) + 0.01 }
-                            #expect(fb == nil, "\(variant) n=\(n) hyper \(hi) first \(first): buffer \(fb ?? "")")
+                            #expect(maxULP(b, wantB).ulp == 0, "\(variant) n=\(n) hyper \(hi) first \(first): buffer \(maxULP(b, wantB))")
                         } else {
                             #expect(b == b0, "\(variant): the buffer was written without momentum")
                         }

@@ -53,41 +53,45 @@ package struct SGDConstants: Sendable, Hashable {
 
 extension KernelOracle {
     /// One AdamW step in PyTorch's float32 operation order (the contract of `ck_f32_adamw`),
-    /// every fused multiply-add of PyTorch's CPU kernels as one (`addingProduct`): the C
-    /// variants with FMA give the same bits. Cost: O(count).
+    /// every fused multiply-add of PyTorch's CPU kernels as one (`addingProduct`) when `fused`,
+    /// else as a rounded product and a rounded sum (what the portable scalar variant does):
+    /// the C variants give the same bits. Cost: O(count).
     package static func adamW(
         count: Int, param: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-        v: UnsafeMutablePointer<Float>, constants h: AdamWConstants
+        v: UnsafeMutablePointer<Float>, constants h: AdamWConstants, fused: Bool = true
     ) {
+        func fma(_ a: Float, _ b: Float, _ c: Float) -> Float { fused ? c.addingProduct(a, b) : a * b + c }
         let small = abs(h.beta1Weight) < 0.5
         for i in 0..<count {
             var p = param[i]
             let g = grad[i]
             if h.decay != 1 { p = p * h.decay }
             let diff = g - m[i]
-            m[i] = small ? m[i].addingProduct(h.beta1Weight, diff) : g.addingProduct(h.beta1Weight - 1, diff)
-            v[i] = (v[i] * h.beta2).addingProduct(h.oneMinusBeta2 * g, g)
+            m[i] = small ? fma(h.beta1Weight, diff, m[i]) : fma(h.beta1Weight - 1, diff, g)
+            v[i] = fma(h.oneMinusBeta2 * g, g, v[i] * h.beta2)
             let denom = v[i].squareRoot() / h.bias2Sqrt + h.eps
             param[i] = p + (h.negStepSize * m[i]) / denom
         }
     }
 
     /// One SGD step in PyTorch's float32 operation order (the contract of `ck_f32_sgd`),
-    /// fused multiply-adds where PyTorch fuses. `buffer` is read and written only when the
-    /// momentum is nonzero. Cost: O(count).
+    /// fused multiply-adds where PyTorch fuses (separate roundings when `fused` is false, as
+    /// the portable scalar variant). `buffer` is read and written only when the momentum is
+    /// nonzero. Cost: O(count).
     package static func sgd(
         count: Int, param: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>?,
-        constants h: SGDConstants
+        constants h: SGDConstants, fused: Bool = true
     ) {
+        func fma(_ a: Float, _ b: Float, _ c: Float) -> Float { fused ? c.addingProduct(a, b) : a * b + c }
         for i in 0..<count {
             let p = param[i]
             var g = grad[i]
-            if h.weightDecay != 0 { g = g.addingProduct(p, h.weightDecay) }
+            if h.weightDecay != 0 { g = fma(p, h.weightDecay, g) }
             if h.momentum != 0, let buffer {
-                buffer[i] = h.firstStep ? g : (buffer[i] * h.momentum).addingProduct(g, h.dampeningWeight)
-                g = h.nesterov ? g.addingProduct(buffer[i], h.momentum) : buffer[i]
+                buffer[i] = h.firstStep ? g : fma(g, h.dampeningWeight, buffer[i] * h.momentum)
+                g = h.nesterov ? fma(buffer[i], h.momentum, g) : buffer[i]
             }
-            param[i] = p.addingProduct(g, h.negLR)
+            param[i] = fma(g, h.negLR, p)
         }
     }
 
