@@ -252,6 +252,12 @@ typedef struct ck_kernels {
     ck_f32_sgd_fn sgd;
     ck_f32_sum_squares_fn sum_squares;
     ck_f32_scale_fn scale;
+    ck_f32_cross_entropy_fn cross_entropy;
+    ck_f32_norm_rows_train_fn norm_rows_train;
+    ck_f32_norm_backward_fn norm_backward;
+    ck_f32_activation_backward_fn activation_backward;
+    ck_f32_gated_backward_fn gated_backward;
+    ck_f32_embedding_backward_fn embedding_backward;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
