@@ -8,7 +8,7 @@ installed). Writes:
                             AdamW moments as "{case}.exp_avg.{name}", "{case}.exp_avg_sq.{name}",
                             the clipped gradients as "{case}.{name}")
   expected.json             each case's settings, the clipping norms, the schedules' rates
-  written_by_python.safetensors   safetensors.torch.save_file output for the writer test
+  written_by_python*.safetensors  safetensors.torch.save_file output for the writer tests
 
 Every hyperparameter is a float32 value (np.float32 rounded, then used as a Python float),
 so an implementation computing in float32 with float32 settings can match bit for bit.
@@ -193,13 +193,18 @@ expected["torch"] = torch.__version__
 with open("expected.json", "w") as f:
     json.dump(expected, f, indent=1)
 
-# The writer's byte-for-byte reference: awkward names, a scalar, an empty tensor, metadata.
+# The writer's references: awkward names, a scalar, an empty tensor. The reference writer
+# keeps metadata in a hash map (its key order changes from run to run), so the byte-for-byte
+# file has one metadata key; the second file has several (compared after parsing).
 ramp = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 8 - 0.5
-save_file({
+writer_tensors = {
     "b.weight": ramp,
     "a": torch.tensor([1.5, -0.0, float("inf")]),
     "quote\"back\\slash": torch.tensor(3.25),
-    "new\nline\ttab": torch.zeros(0, 2),
+    "new\nline\ttab\u0001": torch.zeros(0, 2),
     "caf\u00e9.\u4e2d": torch.tensor([[1e-30], [-7.0]]),
-}, "written_by_python.safetensors", metadata={"format": "pt", "z": "last", "a key": "x\"y\u00e9\n"})
+}
+save_file(writer_tensors, "written_by_python.safetensors", metadata={"format": "pt"})
+save_file(writer_tensors, "written_by_python_metadata.safetensors",
+          metadata={"format": "pt", "z": "last", "a key": "x\"y\u00e9\n"})
 print("wrote fixtures")
