@@ -221,6 +221,8 @@ typedef void (*ck_f32_attn_softmax_step_fn)(size_t rows, size_t valid_rows, floa
                                             float *l, float *corr, size_t key0, size_t query0,
                                             const ck_attention_head *head);
 
+#include "attend_kernels_backward.h" /* the training kernels' types (slots at the end) */
+
 /** One variant's kernel table. Every slot is non-NULL. */
 typedef struct ck_kernels {
     int variant;
@@ -239,6 +241,11 @@ typedef struct ck_kernels {
     ck_f32_norm_rows_fn norm_rows;
     int attn_query_panels; /* query block = attn_query_panels * gemm.nr queries */
     int attn_key_block;    /* keys per block, a multiple of gemm.mr */
+    /* training (attend_kernels_backward.h) */
+    ck_f32_adamw_fn adamw;
+    ck_f32_sgd_fn sgd;
+    ck_f32_sum_squares_fn sum_squares;
+    ck_f32_scale_fn scale;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
