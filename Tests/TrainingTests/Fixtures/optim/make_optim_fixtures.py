@@ -130,7 +130,7 @@ def lambda_lrs(make, base_lr, n):
     sched = make(opt)
     out = []
     for _ in range(n):
-        out.append(opt.param_groups[0]["lr"])
+        out.append(repr(float(opt.param_groups[0]["lr"])))  # text: parsed exactly (Double(String))
         opt.step()
         sched.step()
     return out
