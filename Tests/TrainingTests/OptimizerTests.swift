@@ -55,8 +55,10 @@ func expectBitwise(_ got: Tensor?, _ want: Tensor, _ what: String, sourceLocatio
 /// Relative closeness `|a - b| <= tol * (|b| + scale)`, reporting the first scalar outside.
 /// `scale` is the size of what was added to the value (for a parameter, the sum of the
 /// learning rates: an Adam step moves a parameter by about the rate), 0 for plain relative.
-func expectClose(_ got: Tensor, _ want: Tensor, relative tol: Double, scale: Double = 0, _ what: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClose(
+    _ got: Tensor, _ want: Tensor, relative tol: Double, scale: Double = 0, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(got.shape == want.shape, "\(what): shape", sourceLocation: sourceLocation)
     for (i, (a, b)) in zip(got.scalars, want.scalars).enumerated() {
         let err = abs(Double(a) - Double(b))
@@ -115,7 +117,8 @@ func expectClose(_ got: Tensor, _ want: Tensor, relative tol: Double, scale: Dou
             if name == "adamw_nowd" {
                 expectBitwise(params[n], ref, "\(name) \(n)")
             } else {
-                let rates = (c["lrs"] as? [Any])?.map { Double(OptimFixtures.float($0)) }
+                let rates =
+                    (c["lrs"] as? [Any])?.map { Double(OptimFixtures.float($0)) }
                     ?? Array(repeating: Double(OptimFixtures.float(c["lr"])), count: OptimFixtures.steps)
                 expectClose(params[n]!, ref, relative: 1e-6, scale: rates.reduce(0, +), "\(name) \(n)")
             }
