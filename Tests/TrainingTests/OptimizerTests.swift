@@ -337,3 +337,94 @@ func expectClose(
         #expect(adam.stepCount == 1 && q["a"] == before["a"] && q["b"] == before["b"])
     }
 }
+
+@Suite struct OptimizerKernelTests {
+    static var computes: [Compute] {
+        [Compute(backend: .swiftSIMD, threads: 1)]
+            + KernelVariant.supported.flatMap { v in [1, 2].map { Compute(backend: .native(v), threads: $0) } }
+    }
+
+    /// A set with a tensor of several kernel chunks (70001 scalars: vector bodies, a tail, a
+    /// split over threads) and small ones, and three steps of gradients.
+    static func problem() -> (ParameterSet, [ParameterSet]) {
+        var rng = SeededRNG(seed: 99)
+        func tensor(_ shape: [Int], _ s: Float) -> Tensor {
+            Tensor(shape: shape) { _ in Float.random(in: -s...s, using: &rng) }
+        }
+        let shapes: [(String, [Int])] = [("big.weight", [70001]), ("big.bias", [7]), ("LayerNorm.weight", [33])]
+        let params = ParameterSet(shapes.map { ($0.0, tensor($0.1, 1)) })
+        let grads = (0..<3).map { _ in ParameterSet(shapes.map { ($0.0, tensor($0.1, 0.1)) }) }
+        return (params, grads)
+    }
+
+    /// AdamW and SGD steps give the same bits on the Swift oracle and on every native variant
+    /// with fused multiply-add this CPU runs, on one thread and on two; the portable scalar
+    /// variant (unfused: each product rounded) agrees within 1e-6 relative.
+    @Test func optimizersGiveTheSameBitsOnEveryKernel() throws {
+        let (start, grads) = Self.problem()
+        var adamResults: [ParameterSet] = []
+        var sgdResults: [ParameterSet] = []
+        for compute in Self.computes {
+            var adam = try AdamW(learningRate: 1e-2, weightDecay: 0.1)
+            adam.compute = compute
+            var sgd = try SGD(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
+            sgd.compute = compute
+            var a = start, s = start
+            for g in grads {
+                try adam.step(&a, gradients: g)
+                try sgd.step(&s, gradients: g)
+            }
+            adamResults.append(a)
+            sgdResults.append(s)
+        }
+        for (i, compute) in Self.computes.enumerated().dropFirst() {
+            if compute.backend == .native(.scalar) {
+                for name in start.names {
+                    expectClose(adamResults[i][name]!, adamResults[0][name]!, relative: 1e-6, scale: 0.03, "AdamW scalar \(name)")
+                    expectClose(sgdResults[i][name]!, sgdResults[0][name]!, relative: 1e-6, scale: 0.15, "SGD scalar \(name)")
+                }
+                continue
+            }
+            for name in start.names {
+                expectBitwise(adamResults[i][name], adamResults[0][name]!, "AdamW \(name) on \(compute.backend) x\(compute.threads)")
+                expectBitwise(sgdResults[i][name], sgdResults[0][name]!, "SGD \(name) on \(compute.backend) x\(compute.threads)")
+            }
+        }
+        #expect(adamResults[0]["big.weight"] != start["big.weight"])
+    }
+
+    /// The clipping norm is the same for any thread count, and within 1e-7 relative across
+    /// kernels (their double sums add in different orders); the clipped gradients follow.
+    @Test func clippingIsDeterministic() throws {
+        let (_, grads) = Self.problem()
+        var norms: [Float] = []
+        for compute in Self.computes {
+            var g = grads[0]
+            norms.append(try clipGradientNorm(&g, maxNorm: 0.5, compute: compute))
+            let total = g.entries.reduce(0.0) { s, e in s + e.tensor.scalars.reduce(0.0) { $0 + Double($1) * Double($1) } }
+            #expect(abs(total.squareRoot() - 0.5) < 1e-6)
+        }
+        for (i, n) in norms.enumerated() {
+            #expect(abs(Double(n) - Double(norms[0])) <= 1e-7 * Double(norms[0]), "\(Self.computes[i].backend)")
+        }
+        for i in stride(from: 1, to: norms.count - 1, by: 2) where i + 1 < norms.count {
+            #expect(norms[i] == norms[i + 1], "threads change the norm on \(Self.computes[i].backend)")
+        }
+    }
+
+    /// The first gradients of the golden BERT and T5 training runs (a real model's 46 and 47
+    /// tensors): their total norm is the one PyTorch's clip_grad_norm_ reported (run.json).
+    @Test(arguments: ["bert", "t5"])
+    func goldenRunGradientNorm(_ model: String) throws {
+        let folder = Bundle.module.url(forResource: "Fixtures/" + model, withExtension: nil)!
+        let file = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("grads0.safetensors"))
+        var grads = ParameterSet(try file.tensorNames.map { ($0, try file.tensor($0)) })
+        let run = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("run.json"))) as! [String: Any]
+        let want = ((run["grad_norms_before_clipping"] as! [Any])[0] as! NSNumber).doubleValue
+        let maxNorm = OptimFixtures.float(run["clip_grad_norm"])
+        let norm = try clipGradientNorm(&grads, maxNorm: maxNorm)
+        #expect(abs(Double(norm) - want) <= 1e-6 * want, "\(model): \(norm), PyTorch \(want)")
+        let after = grads.entries.reduce(0.0) { s, e in s + e.tensor.scalars.reduce(0.0) { $0 + Double($1) * Double($1) } }
+        #expect(abs(after.squareRoot() - Double(maxNorm)) <= 1e-6)
+    }
+}

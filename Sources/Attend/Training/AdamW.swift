@@ -42,6 +42,11 @@ public struct AdamW: Optimizer {
     public internal(set) var secondMoments: ParameterSet?
     /// Names and shapes the moments were made for (from `init(parameters:)` or the first step).
     var layout: ParameterLayout?
+    /// The kernels and threads a step runs on (`Compute.default` when the optimizer was made).
+    /// Any thread count gives the same bits; so do the Swift oracle and the variants with fused
+    /// multiply-add (AVX2, AVX-512, NEON). The portable `scalar` variant rounds the products
+    /// PyTorch fuses, so it can differ from them in the last bit.
+    public var compute: Compute = .default
 
     /// The Hugging Face `Trainer`'s rule: no weight decay for a name ending in `bias` or
     /// containing `LayerNorm` or `layer_norm`. Cost: O(name length).
@@ -109,7 +114,7 @@ public struct AdamW: Optimizer {
             let g = gradients[name]!
             parameters.modify(name) { p in
                 firstMoments!.modify(name) { m in
-                    secondMoments!.modify(name) { v in AdamW.update(&p, g, &m, &v, step: step, hyper: hyper) }
+                    secondMoments!.modify(name) { v in AdamW.update(&p, g, &m, &v, step: step, hyper: hyper, compute: compute) }
                 }
             }
         }
@@ -121,8 +126,9 @@ public struct AdamW: Optimizer {
     /// `sqrt`, `/`, `add_`, `addcdiv_` (unfused: `p + (value * m) / denom`), with the scalars
     /// computed in double from the float32 settings as PyTorch computes them in Python.
     static func update(
-        _ p: inout Tensor, _ g: Tensor, _ m: inout Tensor, _ v: inout Tensor, step: Int, hyper: TrainingKernels.AdamW
+        _ p: inout Tensor, _ g: Tensor, _ m: inout Tensor, _ v: inout Tensor, step: Int, hyper: TrainingKernels.AdamW,
+        compute: Compute
     ) {
-        TrainingKernels.adamW(param: &p, grad: g, m: &m, v: &v, step: step, hyper: hyper)
+        TrainingKernels.adamW(param: &p, grad: g, m: &m, v: &v, step: step, hyper: hyper, compute: compute)
     }
 }

@@ -9,16 +9,20 @@
 /// is multiplied by it (also when it is 1, which changes nothing). A NaN or infinite norm is
 /// returned and scales the gradients as PyTorch's arithmetic does (with
 /// `error_if_nonfinite=False`). Throws `TrainingError` when `maxNorm` is not a finite number
-/// > 0. Cost: two passes over the gradients.
+/// > 0. `compute` chooses the kernels and threads (any thread count gives the same bits;
+/// kernels whose sums add in another order can differ in the norm's last bit).
+/// Cost: two passes over the gradients (one when nothing is clipped).
 @discardableResult
-public func clipGradientNorm(_ gradients: inout ParameterSet, maxNorm: Float) throws(TrainingError) -> Float {
+public func clipGradientNorm(
+    _ gradients: inout ParameterSet, maxNorm: Float, compute: Compute = .default
+) throws(TrainingError) -> Float {
     guard maxNorm.isFinite, maxNorm > 0 else {
         throw TrainingError("clipGradientNorm: invalid maxNorm \(maxNorm): it must be finite and > 0")
     }
     var sum: Double = 0
     for (_, g) in gradients.entries {
         guard g.count > 0 else { continue }
-        sum += g.withUnsafeBufferPointer { TrainingKernels.sumOfSquares($0.baseAddress!, count: $0.count) }
+        sum += g.withUnsafeBufferPointer { TrainingKernels.sumOfSquares($0.baseAddress!, count: $0.count, compute: compute) }
     }
     let total = Float(sum.squareRoot())
     let reciprocal = 1 / (total + Float(1e-6))
@@ -27,7 +31,7 @@ public func clipGradientNorm(_ gradients: inout ParameterSet, maxNorm: Float) th
     if coefficient == 1 { return total }  // x * 1 == x: PyTorch's multiply changes nothing
     for name in gradients.names where gradients[name]!.count > 0 {
         gradients.modify(name) { g in
-            g.withUnsafeMutableBufferPointer { TrainingKernels.scale($0.baseAddress!, count: $0.count, by: coefficient) }
+            g.withUnsafeMutableBufferPointer { TrainingKernels.scale($0.baseAddress!, count: $0.count, by: coefficient, compute: compute) }
         }
     }
     return total

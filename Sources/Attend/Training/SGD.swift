@@ -27,6 +27,11 @@ public struct SGD: Optimizer {
     /// The momentum buffers by parameter name; nil before the first step or with no momentum.
     public private(set) var momentumBuffers: ParameterSet?
     var layout: ParameterLayout?
+    /// The kernels and threads a step runs on (`Compute.default` when the optimizer was made).
+    /// Any thread count gives the same bits; so do the Swift oracle and the variants with fused
+    /// multiply-add (AVX2, AVX-512, NEON). The portable `scalar` variant rounds the products
+    /// PyTorch fuses, so it can differ from them in the last bit.
+    public var compute: Compute = .default
 
     /// An optimizer with these hyperparameters. Throws `TrainingError` for a negative or
     /// non-finite learning rate, momentum, dampening or weight decay, and for `nesterov` without
@@ -68,11 +73,11 @@ public struct SGD: Optimizer {
                 if momentum != 0 {
                     momentumBuffers!.modify(name) { b in
                         b.withUnsafeMutableBufferPointer { bb in
-                            SGD.update(&p, g, bb.baseAddress, firstStep: first, hyper: hyper)
+                            SGD.update(&p, g, bb.baseAddress, firstStep: first, hyper: hyper, compute: compute)
                         }
                     }
                 } else {
-                    SGD.update(&p, g, nil, firstStep: first, hyper: hyper)
+                    SGD.update(&p, g, nil, firstStep: first, hyper: hyper, compute: compute)
                 }
             }
         }
@@ -82,14 +87,16 @@ public struct SGD: Optimizer {
     /// is not 0): the fused SGD kernel, in torch's order (`add` with `alpha` is a fused
     /// multiply-add `fma(other, alpha, self)`, `mul_` a plain product).
     static func update(
-        _ p: inout Tensor, _ g: Tensor, _ b: UnsafeMutablePointer<Float>?, firstStep: Bool, hyper: TrainingKernels.SGD
+        _ p: inout Tensor, _ g: Tensor, _ b: UnsafeMutablePointer<Float>?, firstStep: Bool, hyper: TrainingKernels.SGD,
+        compute: Compute
     ) {
         let n = p.count
         guard n > 0 else { return }
         p.withUnsafeMutableBufferPointer { pb in
             g.withUnsafeBufferPointer { gb in
                 TrainingKernels.sgd(
-                    param: pb.baseAddress!, grad: gb.baseAddress!, buffer: b, count: n, firstStep: firstStep, hyper: hyper)
+                    param: pb.baseAddress!, grad: gb.baseAddress!, buffer: b, count: n, firstStep: firstStep, hyper: hyper,
+                    compute: compute)
             }
         }
     }
