@@ -15,8 +15,9 @@ import Foundation
 /// order, so given the same float32 hyperparameters the moments match PyTorch's bit for bit,
 /// and so do the parameters wherever PyTorch's square root is correctly rounded (its CPU
 /// `sqrt`, MKL's vector math in the usual builds, is 1 ulp off for some scalars; Attend's is
-/// correctly rounded: the parameters then agree to about 1e-7 of the update). Weight decay is skipped, as the Hugging Face `Trainer` groups parameters, for names
-/// ending in `bias` or containing `LayerNorm` / `layer_norm` (or as a custom predicate says).
+/// correctly rounded: the parameters then agree to about 1e-7 of the update). Weight decay
+/// is skipped, as the Hugging Face `Trainer` groups parameters, for names ending in `bias` or
+/// containing `LayerNorm` / `layer_norm` (or as a custom predicate says).
 ///
 /// The moments `m` and `v` are created (zero) on the first step, one tensor per parameter:
 /// twice the parameters' memory. `save(to:)` and `init(resumingFrom:)` store and restore them.
