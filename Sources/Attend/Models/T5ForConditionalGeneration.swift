@@ -173,7 +173,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// Adds the score-bias gradient `[heads, seqQ, seqK]` into the table's gradient by bucket.
     private func accumulateBias(_ dBias: Tensor, buckets: [Int], name: String, into grads: inout ParameterSet) {
         let heads = config.numHeads, pairs = buckets.count
-        grads.withTensor(name) { table in
+        grads.modify(name) { table in
             dBias.withUnsafeBufferPointer { g in
                 table.withUnsafeMutableBufferPointer { t in
                     for h in 0..<heads { for ij in 0..<pairs { t[buckets[ij] * heads + h] += g[h * pairs + ij] } }
