@@ -59,13 +59,6 @@ public struct ParameterSet: Sendable {
     }
 }
 
-extension ParameterSet {
-    /// `self[name] += t` in place, inserting `t` when `name` is new. Shapes must agree.
-    package mutating func accumulate(_ name: String, _ t: Tensor) {
-        if tensors[name] == nil { self[name] = t } else { modify(name) { $0 += t } }
-    }
-}
-
 extension ParameterSet: TensorSource {
     /// The names, in order (``TensorSource`` conformance: a model builds its layers from a set
     /// as from a checkpoint).
