@@ -43,6 +43,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
     }
     /// `config.json` as read (written back by ``save(to:)``).
     let configJSON: Data
+    /// `generation_config.json` as read, when the folder has one (written back by ``save(to:)``).
+    let generationConfigJSON: Data?
     /// Whether the head has its own weight (`lm_head.weight`) rather than the shared table.
     let separateHead: Bool
     private var built: Seq2SeqModel?
@@ -56,6 +58,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
         config = try T5Config(contentsOf: configURL)
+        let generationURL = directory.appendingPathComponent("generation_config.json")
+        generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
         separateHead = !config.tieWordEmbeddings
@@ -291,10 +295,13 @@ public final class T5ForConditionalGeneration: TrainableModel {
         return grads
     }
 
-    /// Writes `config.json` (as loaded) and `model.safetensors` with every parameter under its
-    /// name, plus, as `transformers` saves a tied T5, nothing for the tied copies
-    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head` are `shared`).
+    /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`
+    /// with every parameter under its name; as `transformers` saves a tied T5, the tied copies
+    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head`) are not stored: they are
+    /// `shared.weight`. Files are written to temporary names and renamed.
     public func save(to directory: URL) throws {
-        try saveTrainingFolder(to: directory, configJSON: configJSON, parameters: parameters)
+        try saveTrainingFolder(
+            to: directory, configJSON: configJSON, parameters: parameters,
+            extraFiles: generationConfigJSON.map { [("generation_config.json", $0)] } ?? [])
     }
 }
