@@ -197,7 +197,9 @@ enum SmallLayers {
         let (b, s, d, heads) = (2, 5, 8, 2)
         let p = ParameterSet(SmallLayers.attentionParameters(&g, "att", d: d, inner: d, bias: !causalWithBias))
         let x = g.tensor([b * s, d])
-        let bias = causalWithBias ? g.tensor([heads, s, s]) : nil
+        let table = g.tensor([8, heads])
+        func t5(_ table: Tensor) -> AttentionBias { causalWithBias ? .t5(table: table, bidirectional: false, maxDistance: 20) : .none }
+        let bias = t5(table)
         let vis = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: causalWithBias ? nil : [[true, true, true, true, true], [true, true, true, false, false]], causal: causalWithBias)
         let names = SmallLayers.attentionNames("att", d: d, inner: d, bias: !causalWithBias)
         let scale: Float? = causalWithBias ? 1 : nil
@@ -211,14 +213,14 @@ enum SmallLayers {
             #expect((r.bias != nil) == causalWithBias)
             return (r.input, grads)
         }
-        guard let bias else { return }
-        // The score bias's gradient, by finite differences of the bias itself.
+        guard causalWithBias else { return }
+        // T5's bucket table's gradient, by finite differences of the table itself.
         let a = SmallLayers.attention(p, "att", heads: heads, bias: false, scale: 1)
-        g.check("attention score bias", input: bias, parameters: ParameterSet(), forward: { _, bias in
-            a.trainingForward(selfAttention: x, vis, bias: bias, compute: compute).0
-        }) { _, bias, dY in
+        g.check("T5 bias table", input: table, parameters: ParameterSet(), forward: { _, table in
+            a.trainingForward(selfAttention: x, vis, bias: t5(table), compute: compute).0
+        }) { _, table, dY in
             var grads = p.zerosLike()
-            let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: bias, compute: compute)
+            let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: t5(table), compute: compute)
             return (a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).bias, ParameterSet())
         }
     }
@@ -268,11 +270,11 @@ enum SmallLayers {
         let x = g.tensor([b * s, d])
         let vis = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: [[true, true, true, true], [true, true, true, false]], causal: false)
         g.check("encoder layer \(placement) rms \(rms)", input: x, parameters: p, step: rms ? 1e-3 : 1e-2, forward: { p, x in
-            Self.encoderLayer(p, placement: placement, rms: rms, heads: heads).trainingForward(x, vis, bias: nil, compute: compute).0
+            Self.encoderLayer(p, placement: placement, rms: rms, heads: heads).trainingForward(x, vis, compute: compute).0
         }) { p, x, dY in
             var grads = p.zerosLike()
             let layer = Self.encoderLayer(p, placement: placement, rms: rms, heads: heads)
-            let (_, saved) = layer.trainingForward(x, vis, bias: nil, compute: compute)
+            let (_, saved) = layer.trainingForward(x, vis, compute: compute)
             return (layer.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).input, grads)
         }
     }
@@ -301,7 +303,7 @@ enum SmallLayers {
         let cv = AttentionVisibility(batch: b, seqQ: t, seqK: s, keyPadding: [[true, true, true, true], [true, true, true, false]], causal: false)
         func run(_ p: ParameterSet, _ x: Tensor, _ m: Tensor, _ dY: Tensor?) -> (Tensor, Tensor?, Tensor?, ParameterSet) {
             let l = layer(p)
-            let (y, saved) = l.trainingForward(x, selfVisibility: sv, bias: nil, memory: m, crossVisibility: cv, compute: compute)
+            let (y, saved) = l.trainingForward(x, selfVisibility: sv, memory: m, crossVisibility: cv, compute: compute)
             guard let dY else { return (y, nil, nil, p) }
             var grads = p.zerosLike()
             let r = l.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute)

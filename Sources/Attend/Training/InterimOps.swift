@@ -2,9 +2,8 @@ import Foundation
 
 // The training math that has no kernel yet, written as plain loops over float32 with double
 // accumulators: the row norms' training forward (keeping mean and 1/std) and backward, the
-// activations' derivatives, the embedding gradient's scatter-add, softmax cross-entropy with
-// its gradient, and attention forward/backward with the probabilities materialized
-// ([batch, heads, seqQ, seqK]: fine for short sequences, quadratic memory for long ones).
+// activations' derivatives, the embedding gradient's scatter-add, and softmax cross-entropy
+// with its gradient.
 // Each function is replaced by its fused kernel as those land; the layers call only these
 // entry points, so the swap touches this file and its callers' one line each.
 
@@ -156,129 +155,5 @@ enum InterimOps {
             }
         }
         return (count == 0 ? .nan : Float(total / Double(count)), count, grad)
-    }
-
-    /// Attention with the probabilities kept: `q` `[batch * seqQ, heads * headDim]`, `k` and
-    /// `v` `[batch * seqK, heads * headDim]` (rows batch-major, heads side by side), scores
-    /// `scale * q·k + bias[h, i, j]`, padded keys (`keyPadding[b][j] == false`) and, when
-    /// `causal`, keys after the query hidden. Returns the context `[batch * seqQ, heads *
-    /// headDim]` and the probabilities `[batch, heads, seqQ, seqK]` (zero where hidden; a
-    /// row that sees no key gets zero output). Cost: `4 * batch * seqQ * seqK * inner` flops.
-    static func attentionForward(
-        q: Tensor, k: Tensor, v: Tensor, batch: Int, heads: Int, seqQ: Int, seqK: Int,
-        keyPadding: [[Bool]]?, causal: Bool, bias: Tensor?, scale: Float
-    ) -> (context: Tensor, probabilities: Tensor) {
-        let inner = q.shape[1], dh = inner / heads
-        precondition(
-            q.shape == [batch * seqQ, inner] && k.shape == [batch * seqK, inner] && v.shape == k.shape,
-            "attentionForward: q \(q.shape), k \(k.shape), v \(v.shape) for batch \(batch), seqQ \(seqQ), seqK \(seqK)")
-        if let bias { precondition(bias.shape == [heads, seqQ, seqK], "attentionForward: bias \(bias.shape) must be [\(heads), \(seqQ), \(seqK)]") }
-        var context = Tensor.zeros(q.shape)
-        var probs = Tensor.zeros([batch, heads, seqQ, seqK])
-        let biasScalars = bias?.scalars
-        q.withUnsafeBufferPointer { qp in
-            k.withUnsafeBufferPointer { kp in
-                v.withUnsafeBufferPointer { vp in
-                    context.withUnsafeMutableBufferPointer { op in
-                        probs.withUnsafeMutableBufferPointer { pp in
-                            var scores = [Double](repeating: 0, count: seqK)
-                            for b in 0..<batch {
-                                for h in 0..<heads {
-                                    for i in 0..<seqQ {
-                                        let qRow = (b * seqQ + i) * inner + h * dh
-                                        var m = -Double.infinity
-                                        for j in 0..<seqK {
-                                            let visible = (keyPadding?[b][j] ?? true) && (!causal || j <= i)
-                                            guard visible else { scores[j] = -.infinity; continue }
-                                            let kRow = (b * seqK + j) * inner + h * dh
-                                            var dot: Float = 0
-                                            for c in 0..<dh { dot += qp[qRow + c] * kp[kRow + c] }
-                                            var s = dot * scale
-                                            if let biasScalars { s += biasScalars[(h * seqQ + i) * seqK + j] }
-                                            scores[j] = Double(s)
-                                            m = max(m, Double(s))
-                                        }
-                                        guard m > -.infinity else { continue }
-                                        var sum = 0.0
-                                        for j in 0..<seqK where scores[j] > -.infinity { sum += exp(scores[j] - m) }
-                                        let pRow = ((b * heads + h) * seqQ + i) * seqK
-                                        for j in 0..<seqK where scores[j] > -.infinity {
-                                            let p = Float(exp(scores[j] - m) / sum)
-                                            pp[pRow + j] = p
-                                            let vRow = (b * seqK + j) * inner + h * dh
-                                            for c in 0..<dh { op[qRow + c] += p * vp[vRow + c] }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (context, probs)
-    }
-
-    /// The backward of ``attentionForward``: gradients of `q`, `k`, `v` (their shapes) and,
-    /// when `wantsBias`, of the bias `[heads, seqQ, seqK]` summed over the batch.
-    static func attentionBackward(
-        q: Tensor, k: Tensor, v: Tensor, probabilities: Tensor, outputGradient dO: Tensor,
-        batch: Int, heads: Int, seqQ: Int, seqK: Int, scale: Float, wantsBias: Bool
-    ) -> (dQ: Tensor, dK: Tensor, dV: Tensor, dBias: Tensor?) {
-        let inner = q.shape[1], dh = inner / heads
-        precondition(dO.shape == q.shape, "attentionBackward: gradient \(dO.shape) must be \(q.shape)")
-        var dQ = Tensor.zeros(q.shape), dK = Tensor.zeros(k.shape), dV = Tensor.zeros(v.shape)
-        var dBias = [Float](repeating: 0, count: wantsBias ? heads * seqQ * seqK : 0)
-        q.withUnsafeBufferPointer { qp in
-            k.withUnsafeBufferPointer { kp in
-                v.withUnsafeBufferPointer { vp in
-                    dO.withUnsafeBufferPointer { gp in
-                        probabilities.withUnsafeBufferPointer { pp in
-                            dQ.withUnsafeMutableBufferPointer { dq in
-                                dK.withUnsafeMutableBufferPointer { dk in
-                                    dV.withUnsafeMutableBufferPointer { dv in
-                                        var dP = [Double](repeating: 0, count: seqK)
-                                        for b in 0..<batch {
-                                            for h in 0..<heads {
-                                                for i in 0..<seqQ {
-                                                    let qRow = (b * seqQ + i) * inner + h * dh
-                                                    let pRow = ((b * heads + h) * seqQ + i) * seqK
-                                                    var rowDot = 0.0
-                                                    for j in 0..<seqK {
-                                                        let p = pp[pRow + j]
-                                                        guard p != 0 else { dP[j] = 0; continue }
-                                                        let vRow = (b * seqK + j) * inner + h * dh
-                                                        var dot: Float = 0
-                                                        for c in 0..<dh {
-                                                            dot += gp[qRow + c] * vp[vRow + c]
-                                                            dv[vRow + c] += p * gp[qRow + c]
-                                                        }
-                                                        dP[j] = Double(dot)
-                                                        rowDot += Double(p) * Double(dot)
-                                                    }
-                                                    for j in 0..<seqK {
-                                                        let p = pp[pRow + j]
-                                                        guard p != 0 else { continue }
-                                                        let dS = Float(Double(p) * (dP[j] - rowDot))
-                                                        if wantsBias { dBias[(h * seqQ + i) * seqK + j] += dS }
-                                                        let kRow = (b * seqK + j) * inner + h * dh
-                                                        let g = dS * scale
-                                                        for c in 0..<dh {
-                                                            dq[qRow + c] += g * kp[kRow + c]
-                                                            dk[kRow + c] += g * qp[qRow + c]
-                                                        }
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (dQ, dK, dV, wantsBias ? Tensor(shape: [heads, seqQ, seqK], scalars: dBias) : nil)
     }
 }
