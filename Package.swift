@@ -70,6 +70,7 @@ let package = Package(
             name: "TrainingTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TrainingTests",
+            exclude: ["make_marian_training_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

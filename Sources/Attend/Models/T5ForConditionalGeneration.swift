@@ -10,8 +10,8 @@ import Foundation
 //   loss   = CE(logits, labels; -100 ignored, mean)
 //
 // Each stack's relative-position bias is one table (block 0's), shared by every layer of the
-// stack, so its gradient is the sum over the stack's layers of the score-bias gradients,
-// gathered into the table by bucket. The shared embedding's gradient sums the encoder's and
+// stack, so its gradient is the sum over the stack's layers of the attention backward's
+// table gradients (the fused kernel sums dS per bucket and head). The shared embedding's gradient sums the encoder's and
 // decoder's lookups and (tied) the head's product.
 
 /// A trainable `T5ForConditionalGeneration` (T5 and T5 v1.1 layouts: relu or gated
@@ -43,10 +43,12 @@ public final class T5ForConditionalGeneration: TrainableModel {
     }
     /// `config.json` as read (written back by ``save(to:)``).
     let configJSON: Data
+    /// `generation_config.json` as read, when the folder has one (written back by ``save(to:)``).
+    let generationConfigJSON: Data?
     /// Whether the head has its own weight (`lm_head.weight`) rather than the shared table.
     let separateHead: Bool
     private var built: Seq2SeqModel?
-    private var saved: Activations?
+    private var saved: Seq2SeqActivations?
 
     /// Loads a `transformers` `T5ForConditionalGeneration` folder (`config.json`,
     /// `model.safetensors`). Throws `ModelFileError`, `SafeTensorsError` or `CheckpointError`
@@ -56,6 +58,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
         config = try T5Config(contentsOf: configURL)
+        let generationURL = directory.appendingPathComponent("generation_config.json")
+        generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
         separateHead = !config.tieWordEmbeddings
@@ -118,6 +122,10 @@ public final class T5ForConditionalGeneration: TrainableModel {
         }
     }
 
+    /// The stacks' relative-position tables (block 0's, shared by every block of the stack).
+    static let encoderTable = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+    static let decoderTable = "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+
     private func attentionNames(_ p: String) -> AttentionParameterNames {
         AttentionParameterNames(
             query: p + ".q", key: p + ".k", value: p + ".v", out: p + ".o", inner: config.numHeads * config.dKV,
@@ -150,57 +158,21 @@ public final class T5ForConditionalGeneration: TrainableModel {
             feedForward: feedForwardNames(b + ".2"), feedForwardNorm: NormParameterNames(b + ".2.layer_norm", bias: false))
     }
 
-    /// The relative-position bias `[heads, seqQ, seqK]` of `table` `[buckets, heads]`, and
-    /// each (query, key) pair's bucket.
-    private func positionBias(_ table: Tensor, seqQ: Int, seqK: Int, bidirectional: Bool) -> (Tensor, [Int]) {
-        let heads = config.numHeads
-        var buckets = [Int](repeating: 0, count: seqQ * seqK)
-        for i in 0..<seqQ {
-            for j in 0..<seqK {
-                buckets[i * seqK + j] = t5RelativePositionBucket(
-                    j - i, bidirectional: bidirectional, numBuckets: config.relativeAttentionNumBuckets,
-                    maxDistance: config.relativeAttentionMaxDistance)
-            }
-        }
-        let t = table.scalars
-        let bias = Tensor(shape: [heads, seqQ, seqK], generating: { idx in
-            let h = idx / (seqQ * seqK), ij = idx % (seqQ * seqK)
-            return t[buckets[ij] * heads + h]
-        })
-        return (bias, buckets)
-    }
-
-    /// Adds the score-bias gradient `[heads, seqQ, seqK]` into the table's gradient by bucket.
-    private func accumulateBias(_ dBias: Tensor, buckets: [Int], name: String, into grads: inout ParameterSet) {
-        let heads = config.numHeads, pairs = buckets.count
-        grads.withTensor(name) { table in
-            dBias.withUnsafeBufferPointer { g in
-                table.withUnsafeMutableBufferPointer { t in
-                    for h in 0..<heads { for ij in 0..<pairs { t[buckets[ij] * heads + h] += g[h * pairs + ij] } }
-                }
-            }
-        }
-    }
-
-    /// What the backward needs from one forward.
-    private struct Activations {
-        var sourceIDs: [Int], targetIDs: [Int]
-        var encoderBuckets: [Int], decoderBuckets: [Int]
-        var encoderLayers: [EncoderLayerActivations]
-        var encoderNorm: NormRowStatistics
-        var decoderLayers: [DecoderLayerActivations]
-        var decoderNorm: NormRowStatistics
-        var headInput: Tensor  // [T, d], scaled
-        var logitsGradient: Tensor  // [T, vocab]
+    /// Every parameter's name, by part.
+    var names: Seq2SeqParameterNames {
+        Seq2SeqParameterNames(
+            encoderEmbedding: "shared.weight", decoderEmbedding: "shared.weight", head: separateHead ? "lm_head.weight" : "shared.weight",
+            encoderLayers: (0..<config.numLayers).map(encoderLayerNames), decoderLayers: (0..<config.numDecoderLayers).map(decoderLayerNames),
+            encoderFinalNorm: NormParameterNames("encoder.final_layer_norm", bias: false),
+            decoderFinalNorm: NormParameterNames("decoder.final_layer_norm", bias: false),
+            encoderTable: Self.encoderTable, decoderTable: Self.decoderTable, paddingIndex: nil,
+            relativeMaxDistance: config.relativeAttentionMaxDistance)
     }
 
     /// The decoder's input ids: `batch.decoderInputIDs`, or `labels` shifted right with the
     /// decoder start id first and -100 replaced by the pad id (`_shift_right`).
     func decoderInput(_ batch: TrainingBatch) -> [[Int]] {
-        if let given = batch.decoderInputIDs { return given }
-        return batch.labels!.map { row in
-            ([config.decoderStartTokenID] + row.dropLast()).map { $0 == -100 ? config.padTokenID : $0 }
-        }
+        batch.decoderInputIDs ?? Seq2SeqTraining.shiftRight(batch.labels!, start: config.decoderStartTokenID, pad: config.padTokenID)
     }
 
     /// The mean cross-entropy of the decoder's logits against `batch.labels` (-100 ignored),
@@ -208,48 +180,14 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// `TrainingError` for a batch the model cannot take or one whose labels are all -100.
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
         try batch.validate(vocabularySize: config.vocabSize, labelsMatchInput: false, needsLabels: true, where: "T5ForConditionalGeneration batch")
-        let labels = batch.labels!.flatMap { $0 }
-        guard labels.contains(where: { $0 != -100 }) else { throw TrainingError("T5ForConditionalGeneration batch: every label is -100 (no position to learn from)") }
+        guard batch.labels!.contains(where: { $0.contains { $0 != -100 } }) else {
+            throw TrainingError("T5ForConditionalGeneration batch: every label is -100 (no position to learn from)")
+        }
         saved = nil
-        let m = model, c = compute, p = parameters
-        let (b, s, t) = (batch.rows, batch.length, batch.labels![0].count)
-        let sourceIDs = batch.inputIDs.flatMap { $0 }, targetIDs = decoderInput(batch).flatMap { $0 }
-        func padding(_ mask: [[Int]]?) -> [[Bool]]? {
-            mask.flatMap { mk in mk.contains { $0.contains(0) } ? mk.map { $0.map { $0 != 0 } } : nil }
-        }
-        let sourcePadding = padding(batch.attentionMask), targetPadding = padding(batch.decoderAttentionMask)
-        let (encoderBias, encoderBuckets) = positionBias(
-            p["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]!, seqQ: s, seqK: s, bidirectional: true)
-        let (decoderBias, decoderBuckets) = positionBias(
-            p["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]!, seqQ: t, seqK: t, bidirectional: false)
-        var x = m.encoderEmbedding.weight.gatherRows(sourceIDs)  // [b s, d]
-        let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
-        var encoderLayers: [EncoderLayerActivations] = []
-        for layer in m.encoder.layers {
-            let (y, a) = layer.trainingForward(x, encoderVisibility, bias: encoderBias, compute: c)
-            encoderLayers.append(a)
-            x = y
-        }
-        let (memory, encoderNorm) = m.encoder.finalNorm!.trainingForward(x)
-        var h = m.decoderEmbedding.weight.gatherRows(targetIDs)  // [b t, d]
-        let selfVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: t, keyPadding: targetPadding, causal: true)
-        let crossVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: s, keyPadding: sourcePadding, causal: false)
-        var decoderLayers: [DecoderLayerActivations] = []
-        for layer in m.decoder.layers {
-            let (y, a) = layer.trainingForward(
-                h, selfVisibility: selfVisibility, bias: decoderBias, memory: memory, crossVisibility: crossVisibility, compute: c)
-            decoderLayers.append(a)
-            h = y
-        }
-        let (out, decoderNorm) = m.decoder.finalNorm!.trainingForward(h)
-        let headInput = m.outputScale == 1 ? out : out * m.outputScale
-        let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
-        let ce = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
-        saved = Activations(
-            sourceIDs: sourceIDs, targetIDs: targetIDs, encoderBuckets: encoderBuckets, decoderBuckets: decoderBuckets,
-            encoderLayers: encoderLayers, encoderNorm: encoderNorm, decoderLayers: decoderLayers, decoderNorm: decoderNorm,
-            headInput: headInput, logitsGradient: ce.gradient)
-        return ce.loss
+        let (loss, activations) = Seq2SeqTraining.loss(
+            model, parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), compute: compute)
+        saved = activations
+        return loss
     }
 
     /// The gradient of the last ``loss(_:)`` for every parameter (``parameters``' names,
@@ -257,44 +195,16 @@ public final class T5ForConditionalGeneration: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("T5ForConditionalGeneration.backward: no loss was computed since the last backward") }
         saved = nil
-        let m = model, c = compute
-        var grads = parameters.zerosLike()
-        let headName = separateHead ? "lm_head.weight" : "shared.weight"
-        var dOut = m.lmHead.backward(
-            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(headName, nil, config.vocabSize)]),
-            into: &grads, compute: c)!
-        if m.outputScale != 1 { dOut *= m.outputScale }
-        var dH = m.decoder.finalNorm!.backward(s.decoderNorm, outputGradient: dOut, names: NormParameterNames("decoder.final_layer_norm", bias: false), into: &grads)
-        var dMemory = Tensor.zeros(s.encoderNorm.input.shape)
-        var dDecoderBias: Tensor? = nil
-        for i in stride(from: m.decoder.layers.count - 1, through: 0, by: -1) {
-            let r = m.decoder.layers[i].backward(s.decoderLayers[i], outputGradient: dH, names: decoderLayerNames(i), into: &grads, compute: c)
-            dH = r.input
-            if let dm = r.memory { dMemory += dm }
-            if let db = r.bias { if dDecoderBias == nil { dDecoderBias = db } else { dDecoderBias! += db } }
-        }
-        if let dDecoderBias {
-            accumulateBias(dDecoderBias, buckets: s.decoderBuckets, name: "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", into: &grads)
-        }
-        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: "shared.weight", into: &grads)
-        var dX = m.encoder.finalNorm!.backward(s.encoderNorm, outputGradient: dMemory, names: NormParameterNames("encoder.final_layer_norm", bias: false), into: &grads)
-        var dEncoderBias: Tensor? = nil
-        for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
-            let r = m.encoder.layers[i].backward(s.encoderLayers[i], outputGradient: dX, names: encoderLayerNames(i), into: &grads, compute: c)
-            dX = r.input
-            if let db = r.bias { if dEncoderBias == nil { dEncoderBias = db } else { dEncoderBias! += db } }
-        }
-        if let dEncoderBias {
-            accumulateBias(dEncoderBias, buckets: s.encoderBuckets, name: "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", into: &grads)
-        }
-        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: "shared.weight", into: &grads)
-        return grads
+        return Seq2SeqTraining.backward(model, s, parameters: parameters, names: names, compute: compute)
     }
 
-    /// Writes `config.json` (as loaded) and `model.safetensors` with every parameter under its
-    /// name, plus, as `transformers` saves a tied T5, nothing for the tied copies
-    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head` are `shared`).
+    /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`
+    /// with every parameter under its name; as `transformers` saves a tied T5, the tied copies
+    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head`) are not stored: they are
+    /// `shared.weight`. Files are written to temporary names and renamed.
     public func save(to directory: URL) throws {
-        try saveTrainingFolder(to: directory, configJSON: configJSON, parameters: parameters)
+        try saveTrainingFolder(
+            to: directory, configJSON: configJSON, parameters: parameters,
+            extraFiles: generationConfigJSON.map { [("generation_config.json", $0)] } ?? [])
     }
 }

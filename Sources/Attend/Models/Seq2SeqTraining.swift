@@ -1,0 +1,145 @@
+import Foundation
+
+// The training forward and backward every encoder-decoder of the package shares (T5, Marian),
+// over the inference model's parts (Seq2SeqModel) built from the parameter set:
+//
+//   x = table[ids] * embeddingScale + positions      (encoder; fixed positions get no gradient)
+//   memory = finalNorm?(EncoderLayers(x, bias))
+//   y = finalNorm?(DecoderLayers(table[decoderIDs] * scale + positions, memory, causal bias))
+//   logits = lmHead(y * outputScale)                 (+ a fixed bias: Marian's final_logits_bias)
+//   loss = CE(logits, labels; -100 ignored, mean)
+//
+// A model supplies the Hugging Face names of its parameters; tied weights (one name used by the
+// embedding tables and the head) get the sum of every use's gradient.
+
+/// The names a seq2seq model's parameters have, and which of its parts are trained.
+struct Seq2SeqParameterNames {
+    var encoderEmbedding: String
+    var decoderEmbedding: String
+    /// The head's weight (the shared table's name when tied). Its bias, if any, is a buffer.
+    var head: String
+    var encoderLayers: [EncoderLayerParameterNames]
+    var decoderLayers: [DecoderLayerParameterNames]
+    var encoderFinalNorm: NormParameterNames?
+    var decoderFinalNorm: NormParameterNames?
+    /// T5's relative-position tables (block 0's of each stack), or nil.
+    var encoderTable: String?
+    var decoderTable: String?
+    /// The embeddings' `padding_idx` (its row gets no gradient from the lookups), or nil.
+    var paddingIndex: Int?
+    /// T5's `relative_attention_max_distance` (for the bias tables).
+    var relativeMaxDistance: Int = 128
+}
+
+/// What a seq2seq backward needs from one forward.
+struct Seq2SeqActivations {
+    var sourceIDs: [Int], targetIDs: [Int]
+    var encoderLayers: [EncoderLayerActivations]
+    var encoderNorm: NormRowStatistics?
+    var memoryShape: [Int]
+    var decoderLayers: [DecoderLayerActivations]
+    var decoderNorm: NormRowStatistics?
+    var headInput: Tensor  // [T, d], scaled
+    var logitsGradient: Tensor  // [T, vocab]
+}
+
+enum Seq2SeqTraining {
+    /// `labels` shifted right with `start` first and -100 replaced by `pad`
+    /// (`transformers`' `_shift_right` / `shift_tokens_right`).
+    static func shiftRight(_ labels: [[Int]], start: Int, pad: Int) -> [[Int]] {
+        labels.map { row in ([start] + row.dropLast()).map { $0 == -100 ? pad : $0 } }
+    }
+
+    /// The padding rows of a 0/1 mask, or nil when nothing is masked.
+    static func padding(_ mask: [[Int]]?) -> [[Bool]]? {
+        mask.flatMap { m in m.contains { $0.contains(0) } ? m.map { $0.map { $0 != 0 } } : nil }
+    }
+
+    /// The mean cross-entropy of the decoder's logits against `labels` (validated by the
+    /// caller, not all -100), and the activations.
+    static func loss(
+        _ m: Seq2SeqModel, parameters p: ParameterSet, names: Seq2SeqParameterNames, batch: TrainingBatch, decoderInput: [[Int]],
+        compute c: Compute
+    ) -> (Float, Seq2SeqActivations) {
+        let labels = batch.labels!.flatMap { $0 }
+        let (b, s, t, d) = (batch.rows, batch.length, decoderInput[0].count, m.modelDim)
+        let sourcePadding = padding(batch.attentionMask), targetPadding = padding(batch.decoderAttentionMask)
+        let encoderBias = names.encoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: true, maxDistance: names.relativeMaxDistance) } ?? .none
+        let decoderBias = names.decoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: false, maxDistance: names.relativeMaxDistance) } ?? .none
+        var x = embed(batch.inputIDs, table: m.encoderEmbedding, scale: m.embeddingScale, positions: m.encoderPositions, offset: 0)
+            .reshaped([b * s, d])
+        let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
+        var encoderLayers: [EncoderLayerActivations] = []
+        for layer in m.encoder.layers {
+            let (y, a) = layer.trainingForward(x, encoderVisibility, bias: encoderBias, compute: c)
+            encoderLayers.append(a)
+            x = y
+        }
+        var encoderNorm: NormRowStatistics? = nil
+        if let norm = m.encoder.finalNorm { (x, encoderNorm) = norm.trainingForward(x) }
+        let memory = x
+        var h = embed(decoderInput, table: m.decoderEmbedding, scale: m.embeddingScale, positions: m.decoderPositions, offset: 0)
+            .reshaped([b * t, d])
+        let selfVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: t, keyPadding: targetPadding, causal: true)
+        let crossVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: s, keyPadding: sourcePadding, causal: false)
+        var decoderLayers: [DecoderLayerActivations] = []
+        for layer in m.decoder.layers {
+            let (y, a) = layer.trainingForward(
+                h, selfVisibility: selfVisibility, bias: decoderBias, memory: memory, crossVisibility: crossVisibility, compute: c)
+            decoderLayers.append(a)
+            h = y
+        }
+        var decoderNorm: NormRowStatistics? = nil
+        if let norm = m.decoder.finalNorm { (h, decoderNorm) = norm.trainingForward(h) }
+        let headInput = m.outputScale == 1 ? h : h * m.outputScale
+        let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
+        let ce = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
+        return (
+            ce.loss,
+            Seq2SeqActivations(
+                sourceIDs: batch.inputIDs.flatMap { $0 }, targetIDs: decoderInput.flatMap { $0 }, encoderLayers: encoderLayers,
+                encoderNorm: encoderNorm, memoryShape: memory.shape, decoderLayers: decoderLayers, decoderNorm: decoderNorm,
+                headInput: headInput, logitsGradient: ce.gradient)
+        )
+    }
+
+    /// Every parameter's gradient (a set shaped as `parameters`).
+    static func backward(
+        _ m: Seq2SeqModel, _ s: Seq2SeqActivations, parameters: ParameterSet, names: Seq2SeqParameterNames, compute c: Compute
+    ) -> ParameterSet {
+        var grads = parameters.zerosLike()
+        var dOut = m.lmHead.backward(
+            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(names.head, nil, m.lmHead.outFeatures)]),
+            into: &grads, compute: c)!
+        if m.outputScale != 1 { dOut *= m.outputScale }
+        var dH = dOut
+        if let norm = m.decoder.finalNorm, let stats = s.decoderNorm, let n = names.decoderFinalNorm {
+            dH = norm.backward(stats, outputGradient: dOut, names: n, into: &grads)
+        }
+        var dMemory = Tensor.zeros(s.memoryShape)
+        var dDecoderTable: Tensor? = nil
+        for i in stride(from: m.decoder.layers.count - 1, through: 0, by: -1) {
+            let r = m.decoder.layers[i].backward(s.decoderLayers[i], outputGradient: dH, names: names.decoderLayers[i], into: &grads, compute: c)
+            dH = r.input
+            if let dm = r.memory { dMemory += dm }
+            if let db = r.bias { if dDecoderTable == nil { dDecoderTable = db } else { dDecoderTable! += db } }
+        }
+        if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }
+        if m.embeddingScale != 1 { dH *= m.embeddingScale }
+        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads)
+        var dX = dMemory
+        if let norm = m.encoder.finalNorm, let stats = s.encoderNorm, let n = names.encoderFinalNorm {
+            dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads)
+        }
+        var dEncoderTable: Tensor? = nil
+        for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
+            let r = m.encoder.layers[i].backward(s.encoderLayers[i], outputGradient: dX, names: names.encoderLayers[i], into: &grads, compute: c)
+            dX = r.input
+            if let db = r.bias { if dEncoderTable == nil { dEncoderTable = db } else { dEncoderTable! += db } }
+        }
+        if let dEncoderTable, let name = names.encoderTable { grads.modify(name) { $0 += dEncoderTable } }
+        if m.embeddingScale != 1 { dX *= m.embeddingScale }
+        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads)
+        return grads
+    }
+}
