@@ -221,6 +221,8 @@ typedef void (*ck_f32_attn_softmax_step_fn)(size_t rows, size_t valid_rows, floa
                                             float *l, float *corr, size_t key0, size_t query0,
                                             const ck_attention_head *head);
 
+struct ck_attention_grad_head; /* attend_attention_backward.h */
+
 /** One variant's kernel table. Every slot is non-NULL. */
 typedef struct ck_kernels {
     int variant;
@@ -239,6 +241,11 @@ typedef struct ck_kernels {
     ck_f32_norm_rows_fn norm_rows;
     int attn_query_panels; /* query block = attn_query_panels * gemm.nr queries */
     int attn_key_block;    /* keys per block, a multiple of gemm.mr */
+    /* The attention backward's per-tile step (ck_f32_attn_grad_step_fn in
+     * attend_attention_backward.h). */
+    void (*attn_grad_step)(size_t rows, size_t valid_rows, float *p, float *ds, size_t key0,
+                           size_t query0, const struct ck_attention_grad_head *g, const float *lse,
+                           const float *delta);
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */

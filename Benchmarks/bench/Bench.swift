@@ -111,6 +111,7 @@ struct Bench {
         if options.wants("gemm") { gemm() }
         if options.wants("softmax") { softmaxBandwidth() }
         if options.wants("attention") { attention() }
+        if options.wants("attention-backward") { attentionBackward() }
         if options.wants("encoder") { encoder() }
         if options.wants("decoder") { decoder() }
         if options.wants("bert") { bert() }

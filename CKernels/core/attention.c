@@ -20,7 +20,9 @@
  *   packed K/V (per head): K [Skp/mr][D][mr]   | V^T [Dp/mr][Skp][mr]      (Skp, Dp: multiples of mr)
  */
 #include "ck_internal.h"
+#include "attend_attention_backward.h"
 
+#include <math.h>
 #include <string.h>
 
 static inline size_t ck_rup(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -93,8 +95,22 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
     }
 }
 
+static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, size_t query0,
+                               size_t count, float *workspace, float *lse);
+
 void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, size_t query0,
                             size_t count, float *workspace) {
+    ck_attention_block(k, h, query0, count, workspace, NULL);
+}
+
+void ck_f32_attention_block_lse(const ck_kernels *k, const ck_attention_head *h, size_t query0,
+                                size_t count, float *workspace, float *lse) {
+    ck_attention_block(k, h, query0, count, workspace, lse);
+}
+
+/* The fused forward; with lse, also each query's log-sum-exp m + log(l) (the training save). */
+static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, size_t query0,
+                               size_t count, float *workspace, float *lse) {
     const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
     const size_t panels = (size_t)k->attn_query_panels, bc = (size_t)k->attn_key_block;
     const size_t D = h->head_dim, dp = ck_rup(D, mr), skp = ck_rup(h->seq_k, mr);
@@ -188,6 +204,7 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *h, siz
         const size_t jp = qi / nr, j = qi % nr;
         const float li = l[jp * nr + j];
         const float inv = li > 0.0f ? 1.0f / li : 0.0f;
+        if (lse) lse[query0 + qi] = li > 0.0f ? m[jp * nr + j] + logf(li) : -__builtin_inff();
         const float *src = ot + jp * dp * nr + j;
         float *dst = h->o + (query0 + qi) * h->ldo;
         for (size_t d = 0; d < D; d++) dst[d] = src[d * nr] * inv;

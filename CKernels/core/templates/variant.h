@@ -33,6 +33,7 @@
 #include "gemv.h"
 #include "activation.h"
 #include "norm.h"
+#include "attn_backward.h"
 
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
@@ -57,6 +58,7 @@ const ck_kernels CK_TABLE = {
     .norm_rows = CK_FN(ck_f32_norm_rows),
     .attn_query_panels = CK_ATTN_QUERY_PANELS,
     .attn_key_block = CK_ATTN_KEY_BLOCK,
+    .attn_grad_step = CK_FN(ck_f32_attn_grad_step),
 };
 
 #undef CK_VFMA

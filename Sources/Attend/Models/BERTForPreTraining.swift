@@ -165,7 +165,7 @@ public final class BERTForPreTraining: TrainableModel {
         let visibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: keyPadding, causal: false)
         var layerActivations: [EncoderLayerActivations] = []
         for layer in m.layers {
-            let (y, a) = layer.trainingForward(x, visibility, bias: nil, compute: c)
+            let (y, a) = layer.trainingForward(x, visibility, compute: c)
             layerActivations.append(a)
             x = y
         }

@@ -10,8 +10,8 @@ import Foundation
 //   loss   = CE(logits, labels; -100 ignored, mean)
 //
 // Each stack's relative-position bias is one table (block 0's), shared by every layer of the
-// stack, so its gradient is the sum over the stack's layers of the score-bias gradients,
-// gathered into the table by bucket. The shared embedding's gradient sums the encoder's and
+// stack, so its gradient is the sum over the stack's layers of the attention backward's
+// table gradients (the fused kernel sums dS per bucket and head). The shared embedding's gradient sums the encoder's and
 // decoder's lookups and (tied) the head's product.
 
 /// A trainable `T5ForConditionalGeneration` (T5 and T5 v1.1 layouts: relu or gated
@@ -43,6 +43,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
     }
     /// `config.json` as read (written back by ``save(to:)``).
     let configJSON: Data
+    /// `generation_config.json` as read, when the folder has one (written back by ``save(to:)``).
+    let generationConfigJSON: Data?
     /// Whether the head has its own weight (`lm_head.weight`) rather than the shared table.
     let separateHead: Bool
     private var built: Seq2SeqModel?
@@ -56,6 +58,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
         config = try T5Config(contentsOf: configURL)
+        let generationURL = directory.appendingPathComponent("generation_config.json")
+        generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
         separateHead = !config.tieWordEmbeddings
@@ -118,6 +122,10 @@ public final class T5ForConditionalGeneration: TrainableModel {
         }
     }
 
+    /// The stacks' relative-position tables (block 0's, shared by every block of the stack).
+    static let encoderTable = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+    static let decoderTable = "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+
     private func attentionNames(_ p: String) -> AttentionParameterNames {
         AttentionParameterNames(
             query: p + ".q", key: p + ".k", value: p + ".v", out: p + ".o", inner: config.numHeads * config.dKV,
@@ -150,42 +158,9 @@ public final class T5ForConditionalGeneration: TrainableModel {
             feedForward: feedForwardNames(b + ".2"), feedForwardNorm: NormParameterNames(b + ".2.layer_norm", bias: false))
     }
 
-    /// The relative-position bias `[heads, seqQ, seqK]` of `table` `[buckets, heads]`, and
-    /// each (query, key) pair's bucket.
-    private func positionBias(_ table: Tensor, seqQ: Int, seqK: Int, bidirectional: Bool) -> (Tensor, [Int]) {
-        let heads = config.numHeads
-        var buckets = [Int](repeating: 0, count: seqQ * seqK)
-        for i in 0..<seqQ {
-            for j in 0..<seqK {
-                buckets[i * seqK + j] = t5RelativePositionBucket(
-                    j - i, bidirectional: bidirectional, numBuckets: config.relativeAttentionNumBuckets,
-                    maxDistance: config.relativeAttentionMaxDistance)
-            }
-        }
-        let t = table.scalars
-        let bias = Tensor(shape: [heads, seqQ, seqK], generating: { idx in
-            let h = idx / (seqQ * seqK), ij = idx % (seqQ * seqK)
-            return t[buckets[ij] * heads + h]
-        })
-        return (bias, buckets)
-    }
-
-    /// Adds the score-bias gradient `[heads, seqQ, seqK]` into the table's gradient by bucket.
-    private func accumulateBias(_ dBias: Tensor, buckets: [Int], name: String, into grads: inout ParameterSet) {
-        let heads = config.numHeads, pairs = buckets.count
-        grads.withTensor(name) { table in
-            dBias.withUnsafeBufferPointer { g in
-                table.withUnsafeMutableBufferPointer { t in
-                    for h in 0..<heads { for ij in 0..<pairs { t[buckets[ij] * heads + h] += g[h * pairs + ij] } }
-                }
-            }
-        }
-    }
-
     /// What the backward needs from one forward.
     private struct Activations {
         var sourceIDs: [Int], targetIDs: [Int]
-        var encoderBuckets: [Int], decoderBuckets: [Int]
         var encoderLayers: [EncoderLayerActivations]
         var encoderNorm: NormRowStatistics
         var decoderLayers: [DecoderLayerActivations]
@@ -218,10 +193,10 @@ public final class T5ForConditionalGeneration: TrainableModel {
             mask.flatMap { mk in mk.contains { $0.contains(0) } ? mk.map { $0.map { $0 != 0 } } : nil }
         }
         let sourcePadding = padding(batch.attentionMask), targetPadding = padding(batch.decoderAttentionMask)
-        let (encoderBias, encoderBuckets) = positionBias(
-            p["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]!, seqQ: s, seqK: s, bidirectional: true)
-        let (decoderBias, decoderBuckets) = positionBias(
-            p["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]!, seqQ: t, seqK: t, bidirectional: false)
+        let encoderBias = AttentionBias.t5(
+            table: p[Self.encoderTable]!, bidirectional: true, maxDistance: config.relativeAttentionMaxDistance)
+        let decoderBias = AttentionBias.t5(
+            table: p[Self.decoderTable]!, bidirectional: false, maxDistance: config.relativeAttentionMaxDistance)
         var x = m.encoderEmbedding.weight.gatherRows(sourceIDs)  // [b s, d]
         let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
         var encoderLayers: [EncoderLayerActivations] = []
@@ -246,7 +221,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
         let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
         let ce = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
         saved = Activations(
-            sourceIDs: sourceIDs, targetIDs: targetIDs, encoderBuckets: encoderBuckets, decoderBuckets: decoderBuckets,
+            sourceIDs: sourceIDs, targetIDs: targetIDs,
             encoderLayers: encoderLayers, encoderNorm: encoderNorm, decoderLayers: decoderLayers, decoderNorm: decoderNorm,
             headInput: headInput, logitsGradient: ce.gradient)
         return ce.loss
@@ -273,9 +248,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
             if let dm = r.memory { dMemory += dm }
             if let db = r.bias { if dDecoderBias == nil { dDecoderBias = db } else { dDecoderBias! += db } }
         }
-        if let dDecoderBias {
-            accumulateBias(dDecoderBias, buckets: s.decoderBuckets, name: "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", into: &grads)
-        }
+        if let dDecoderBias { grads.modify(Self.decoderTable) { $0 += dDecoderBias } }
         m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: "shared.weight", into: &grads)
         var dX = m.encoder.finalNorm!.backward(s.encoderNorm, outputGradient: dMemory, names: NormParameterNames("encoder.final_layer_norm", bias: false), into: &grads)
         var dEncoderBias: Tensor? = nil
@@ -284,17 +257,18 @@ public final class T5ForConditionalGeneration: TrainableModel {
             dX = r.input
             if let db = r.bias { if dEncoderBias == nil { dEncoderBias = db } else { dEncoderBias! += db } }
         }
-        if let dEncoderBias {
-            accumulateBias(dEncoderBias, buckets: s.encoderBuckets, name: "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", into: &grads)
-        }
+        if let dEncoderBias { grads.modify(Self.encoderTable) { $0 += dEncoderBias } }
         m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: "shared.weight", into: &grads)
         return grads
     }
 
-    /// Writes `config.json` (as loaded) and `model.safetensors` with every parameter under its
-    /// name, plus, as `transformers` saves a tied T5, nothing for the tied copies
-    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head` are `shared`).
+    /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`
+    /// with every parameter under its name; as `transformers` saves a tied T5, the tied copies
+    /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head`) are not stored: they are
+    /// `shared.weight`. Files are written to temporary names and renamed.
     public func save(to directory: URL) throws {
-        try saveTrainingFolder(to: directory, configJSON: configJSON, parameters: parameters)
+        try saveTrainingFolder(
+            to: directory, configJSON: configJSON, parameters: parameters,
+            extraFiles: generationConfigJSON.map { [("generation_config.json", $0)] } ?? [])
     }
 }

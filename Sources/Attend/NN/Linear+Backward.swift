@@ -48,9 +48,9 @@ extension Linear {
                 "Linear.backward: parameter block \(block) straddles the outputs \(outputs)")
             let local = (block.lowerBound - outputs.lowerBound)..<(block.upperBound - outputs.lowerBound)
             let gBlock = local == 0..<outputs.count ? g2 : g2.columns(local)  // [T, rows]
-            grads.withTensor(part.weight) { $0.gemm(gBlock, transposeA: true, x2, beta: 1, compute: compute) }
+            grads.modify(part.weight) { $0.gemm(gBlock, transposeA: true, x2, beta: 1, compute: compute) }
             if let bias = part.bias {
-                grads.withTensor(bias) { b in
+                grads.modify(bias) { b in
                     gBlock.withUnsafeBufferPointer { g in
                         b.withUnsafeMutableBufferPointer { bp in
                             let n = part.rows
@@ -74,6 +74,6 @@ extension Embedding {
     /// the gradient `name` (scatter-add), except for `paddingIndex` (PyTorch's `padding_idx`,
     /// whose row gets no gradient). Cost: O(ids.count * dim).
     func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet) {
-        grads.withTensor(name) { InterimOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0) }
+        grads.modify(name) { InterimOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0) }
     }
 }

@@ -26,93 +26,78 @@ struct AttentionVisibility: Sendable {
     var seqK: Int
     var keyPadding: [[Bool]]?
     var causal: Bool
+
+    var mask: AttentionMask { AttentionMask(causal: causal, keyPadding: keyPadding) }
 }
 
-/// What the attention backward needs.
+/// What the attention backward needs: the inputs of the projections, the problem (its
+/// operands are the projections' outputs, read in place), the attention's output and each
+/// query's log-sum-exp.
 struct AttentionActivations {
     /// The queries' input `[batch * seqQ, d]`.
     var input: Tensor
     /// Cross-attention: the memory `[batch * seqK, d]`; nil for self-attention.
     var memory: Tensor?
-    var q: Tensor, k: Tensor, v: Tensor  // [rows, inner]
-    var probabilities: Tensor  // [batch, heads, seqQ, seqK]
+    var problem: AttentionTrainingProblem
     var context: Tensor  // [batch * seqQ, inner]
-    var visibility: AttentionVisibility
-    var hasBias: Bool
-}
-
-extension Tensor {
-    /// `[T, a] | [T, b] | ...` side by side: `[T, a + b + ...]`.
-    static func concatenateColumns(_ parts: [Tensor]) -> Tensor {
-        let rows = parts[0].shape[0]
-        precondition(parts.allSatisfy { $0.rank == 2 && $0.shape[0] == rows }, "concatenateColumns: shapes \(parts.map(\.shape))")
-        let widths = parts.map { $0.shape[1] }, total = widths.reduce(0, +)
-        var out = Tensor.zeros([rows, total])
-        out.withUnsafeMutableBufferPointer { o in
-            var offset = 0
-            for (p, w) in zip(parts, widths) {
-                p.withUnsafeBufferPointer { s in
-                    for r in 0..<rows { for c in 0..<w { o[r * total + offset + c] = s[r * w + c] } }
-                }
-                offset += w
-            }
-        }
-        return out
-    }
+    var lse: Tensor  // [batch, heads, seqQ]
 }
 
 extension MultiHeadAttention {
-    /// Self-attention over rows `x` `[batch * seq, d]` with `bias` `[heads, seq, seq]` added
-    /// to the scores (nil: none), keeping the activations. Returns `[batch * seq, d]`.
-    func trainingForward(selfAttention x: Tensor, _ visibility: AttentionVisibility, bias: Tensor?, compute: Compute) -> (Tensor, AttentionActivations) {
+    /// Self-attention over rows `x` `[batch * seq, d]` with `bias` on the scores (T5's
+    /// bucketed table, ALiBi, or none), keeping the activations: the fused QKV projection
+    /// `[T, 3 inner]` is read in place by the fused training kernel. Returns `[batch * seq, d]`.
+    func trainingForward(selfAttention x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute) -> (Tensor, AttentionActivations) {
         let inner = innerDim
         let qkv = inProjection.forward(x, compute: compute)  // [T, 3 inner]
-        let q = qkv.columns(0..<inner), k = qkv.columns(inner..<(2 * inner)), v = qkv.columns((2 * inner)..<(3 * inner))
-        return finish(x, memory: nil, q: q, k: k, v: v, visibility, bias: bias, compute: compute)
+        return finish(
+            x, memory: nil, q: AttentionOperand(qkv, column: 0), k: AttentionOperand(qkv, column: inner), v: AttentionOperand(qkv, column: 2 * inner),
+            visibility, bias: bias, compute: compute)
     }
 
     /// Cross-attention of rows `x` `[batch * seqQ, d]` over `memory` `[batch * seqK, d]`,
     /// keeping the activations. Returns `[batch * seqQ, d]`.
     func trainingForward(cross x: Tensor, memory: Tensor, _ visibility: AttentionVisibility, compute: Compute) -> (Tensor, AttentionActivations) {
         let inner = innerDim
-        let q = inProjection.forward(x, outputs: 0..<inner, compute: compute)
-        let kv = inProjection.forward(memory, outputs: inner..<(3 * inner), compute: compute)
-        return finish(x, memory: memory, q: q, k: kv.columns(0..<inner), v: kv.columns(inner..<(2 * inner)), visibility, bias: nil, compute: compute)
+        let q = inProjection.forward(x, outputs: 0..<inner, compute: compute)  // [T, inner]
+        let kv = inProjection.forward(memory, outputs: inner..<(3 * inner), compute: compute)  // [Tm, 2 inner]
+        return finish(
+            x, memory: memory, q: AttentionOperand(q), k: AttentionOperand(kv, column: 0), v: AttentionOperand(kv, column: inner),
+            visibility, bias: .none, compute: compute)
     }
 
     private func finish(
-        _ x: Tensor, memory: Tensor?, q: Tensor, k: Tensor, v: Tensor, _ vis: AttentionVisibility, bias: Tensor?, compute: Compute
+        _ x: Tensor, memory: Tensor?, q: AttentionOperand, k: AttentionOperand, v: AttentionOperand, _ vis: AttentionVisibility,
+        bias: AttentionBias, compute: Compute
     ) -> (Tensor, AttentionActivations) {
-        let (context, probs) = InterimOps.attentionForward(
-            q: q, k: k, v: v, batch: vis.batch, heads: heads, seqQ: vis.seqQ, seqK: vis.seqK,
-            keyPadding: vis.keyPadding, causal: vis.causal, bias: bias, scale: resolvedScale)
+        let problem = AttentionTrainingProblem(
+            q: q, k: k, v: v, batch: vis.batch, heads: heads, kvHeads: heads, headDim: headDim, seqQ: vis.seqQ, seqK: vis.seqK,
+            mask: vis.mask, bias: bias, scale: resolvedScale)
+        let (context, lse) = attentionForwardTraining(problem, compute: compute)
         let y = outProjection.forward(context, compute: compute)
-        return (y, AttentionActivations(input: x, memory: memory, q: q, k: k, v: v, probabilities: probs, context: context, visibility: vis, hasBias: bias != nil))
+        return (y, AttentionActivations(input: x, memory: memory, problem: problem, context: context, lse: lse))
     }
 
     /// The score scale: `scale`, or `1/sqrt(headDim)`.
     var resolvedScale: Float { scale ?? 1 / Float(headDim).squareRoot() }
 
     /// The backward: the queries' input gradient `[batch * seqQ, d]`, the memory's
-    /// (cross-attention), and the score bias's `[heads, seqQ, seqK]` summed over the batch
-    /// (when the forward had one); adds the projections' gradients into `grads`.
+    /// (cross-attention), and the T5 bias table's `[buckets, heads]` (when the forward had
+    /// one); adds the projections' gradients into `grads`.
     func backward(
         _ s: AttentionActivations, outputGradient dY: Tensor, names: AttentionParameterNames, into grads: inout ParameterSet, compute: Compute
     ) -> (input: Tensor, memory: Tensor?, bias: Tensor?) {
-        let inner = innerDim, vis = s.visibility
+        let inner = innerDim
         let dContext = outProjection.backward(input: s.context, outputGradient: dY, names: names.output, into: &grads, compute: compute)!
-        let (dQ, dK, dV, dBias) = InterimOps.attentionBackward(
-            q: s.q, k: s.k, v: s.v, probabilities: s.probabilities, outputGradient: dContext,
-            batch: vis.batch, heads: heads, seqQ: vis.seqQ, seqK: vis.seqK, scale: resolvedScale, wantsBias: s.hasBias)
+        let g = attentionBackward(s.problem, out: s.context, lse: s.lse, dOut: dContext, compute: compute)
         guard let memory = s.memory else {
-            let dQKV = Tensor.concatenateColumns([dQ, dK, dV])
-            let dX = inProjection.backward(input: s.input, outputGradient: dQKV, names: names.input, into: &grads, compute: compute)!
-            return (dX, nil, dBias)
+            // q, k and v share the fused projection, so their gradients share one [T, 3 inner] tensor.
+            let dX = inProjection.backward(input: s.input, outputGradient: g.query.tensor, names: names.input, into: &grads, compute: compute)!
+            return (dX, nil, g.biasTable)
         }
-        let dX = inProjection.backward(input: s.input, outputGradient: dQ, outputs: 0..<inner, names: names.input, into: &grads, compute: compute)!
+        let dX = inProjection.backward(input: s.input, outputGradient: g.query.tensor, outputs: 0..<inner, names: names.input, into: &grads, compute: compute)!
         let dM = inProjection.backward(
-            input: memory, outputGradient: Tensor.concatenateColumns([dK, dV]), outputs: inner..<(3 * inner), names: names.input,
-            into: &grads, compute: compute)!
-        return (dX, dM, dBias)
+            input: memory, outputGradient: g.key.tensor, outputs: inner..<(3 * inner), names: names.input, into: &grads, compute: compute)!
+        return (dX, dM, g.biasTable)
     }
 }

@@ -35,8 +35,8 @@ extension Norm {
     func backward(_ saved: NormRowStatistics, outputGradient dY: Tensor, names: NormParameterNames, into grads: inout ParameterSet) -> Tensor {
         let p = parts
         let (dT, dW, dB) = InterimOps.normBackward(saved, weight: p.weight, outputGradient: dY.reshaped(saved.input.shape), rms: p.rms)
-        grads.withTensor(names.weight) { $0 += dW }
-        if let dB, let b = names.bias { grads.withTensor(b) { $0 += dB } }
+        grads.modify(names.weight) { $0 += dW }
+        if let dB, let b = names.bias { grads.modify(b) { $0 += dB } }
         return dT
     }
 }

@@ -40,8 +40,8 @@ struct DecoderLayerActivations {
 
 extension EncoderLayer {
     /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
-    /// sees; `bias` `[heads, seq, seq]` is added to the scores), keeping its activations.
-    func trainingForward(_ x: Tensor, _ visibility: AttentionVisibility, bias: Tensor?, compute: Compute) -> (Tensor, EncoderLayerActivations) {
+    /// sees; `bias` is added to the scores: T5's table, ALiBi), keeping its activations.
+    func trainingForward(_ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute) -> (Tensor, EncoderLayerActivations) {
         precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
         switch placement {
         case .post:
@@ -60,7 +60,7 @@ extension EncoderLayer {
         }
     }
 
-    /// The input's gradient `[batch * seq, d]` and the score bias's (when the forward had
+    /// The input's gradient `[batch * seq, d]` and the T5 bias table's (when the forward had
     /// one), from the output's `dY`; adds every parameter's gradient into `grads`.
     func backward(
         _ s: EncoderLayerActivations, outputGradient dY: Tensor, names: EncoderLayerParameterNames, into grads: inout ParameterSet, compute: Compute
@@ -88,10 +88,10 @@ extension EncoderLayer {
 
 extension DecoderLayer {
     /// The block on target rows `x` `[batch * seq, d]`: causal self-attention (`selfVisibility`,
-    /// `bias` `[heads, seq, seq]`), cross-attention over `memory` `[batch * seqMemory, d]`
+    /// `bias`: T5's table), cross-attention over `memory` `[batch * seqMemory, d]`
     /// (`crossVisibility`), feed-forward; keeps its activations.
     func trainingForward(
-        _ x: Tensor, selfVisibility: AttentionVisibility, bias: Tensor?, memory: Tensor?, crossVisibility: AttentionVisibility?,
+        _ x: Tensor, selfVisibility: AttentionVisibility, bias: AttentionBias = .none, memory: Tensor?, crossVisibility: AttentionVisibility?,
         compute: Compute
     ) -> (Tensor, DecoderLayerActivations) {
         func cross(_ h: Tensor) -> (Tensor, AttentionActivations) {
@@ -132,7 +132,7 @@ extension DecoderLayer {
     }
 
     /// The gradients of the input `[batch * seq, d]`, the memory (cross-attention) and the
-    /// self-attention's score bias, from the output's `dY`; adds every parameter's gradient.
+    /// self-attention's T5 bias table, from the output's `dY`; adds every parameter's gradient.
     func backward(
         _ s: DecoderLayerActivations, outputGradient dY: Tensor, names: DecoderLayerParameterNames, into grads: inout ParameterSet, compute: Compute
     ) -> (input: Tensor, memory: Tensor?, bias: Tensor?) {

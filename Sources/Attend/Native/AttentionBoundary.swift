@@ -60,10 +60,11 @@ struct PackedKeysValues: Sendable {
 /// heads), then query blocks run in parallel over query heads x blocks, every query head of
 /// a group (grouped-query attention) reading its group's one packed copy. With `prepacked` keys and values (which must
 /// fit `p`) nothing is packed and all heads form one wave. Shapes and strides were validated
-/// by `AttentionProblem`; buffer extents follow from them.
+/// by `AttentionProblem`; buffer extents follow from them. With `lse` (`batch * heads * seqQ`
+/// floats), each query's log-sum-exp of its scores is saved there for the backward.
 func fusedAttention(
     _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
-    variant: KernelVariant, threads: Int, prepacked: PackedKeysValues? = nil
+    variant: KernelVariant, threads: Int, prepacked: PackedKeysValues? = nil, lse: UnsafeMutablePointer<Float>? = nil
 ) {
     let kern = variant.kernels
     let group = p.headGroup, kvHeads = p.kvHeads
@@ -138,7 +139,13 @@ func fusedAttention(
                                     shaw_qk: shaw == nil ? nil : UnsafePointer(shawQK.base + w * shawStride),
                                     shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base))
                                 let q0 = blk * block
-                                ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
+                                if let lse {
+                                    // Training: also each query's log-sum-exp, [batch, heads, seqQ].
+                                    ck_f32_attention_block_lse(
+                                        kern, &head, q0, min(block, p.seqQ - q0), ws, lse + (b * p.heads + h) * p.seqQ)
+                                } else {
+                                    ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
+                                }
                             }
                         }
                     }

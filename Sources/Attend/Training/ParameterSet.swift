@@ -59,21 +59,6 @@ public struct ParameterSet: Sendable {
     }
 }
 
-extension ParameterSet {
-    /// Calls `body` with the tensor `name` in place (no copy while its storage is not shared),
-    /// the way a backward pass accumulates a gradient (`gemm` with `beta: 1`). `name` must be
-    /// in the set (an invariant of the model that owns the set).
-    package mutating func withTensor<R>(_ name: String, _ body: (inout Tensor) throws -> R) rethrows -> R {
-        precondition(tensors[name] != nil, "ParameterSet: no tensor named '\(name)'")
-        return try body(&tensors[name]!)
-    }
-
-    /// `self[name] += t` in place, inserting `t` when `name` is new. Shapes must agree.
-    package mutating func accumulate(_ name: String, _ t: Tensor) {
-        if tensors[name] == nil { self[name] = t } else { withTensor(name) { $0 += t } }
-    }
-}
-
 extension ParameterSet: TensorSource {
     /// The names, in order (``TensorSource`` conformance: a model builds its layers from a set
     /// as from a checkpoint).

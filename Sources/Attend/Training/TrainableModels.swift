@@ -1,0 +1,31 @@
+import Foundation
+
+/// Opens a model folder for training, choosing the trainable class from its `config.json`.
+///
+/// | `architectures` / `model_type` | class |
+/// |---|---|
+/// | `BertForPreTraining` (or `model_type` `bert` without `architectures`) | ``BERTForPreTraining`` |
+/// | `T5ForConditionalGeneration` (or `model_type` `t5` / `mt5`) | ``T5ForConditionalGeneration`` |
+public enum TrainableModels {
+    /// The trainable model for the folder at `directory` (see the table above), its
+    /// parameters loaded from `model.safetensors`. Throws `ModelFileError` for a missing or
+    /// unreadable `config.json` or an architecture Attend does not train (naming it and the
+    /// ones it does), or the class's own loading errors. Cost: one read of the weights.
+    public static func load(directory: URL, compute: Compute = .default) throws -> any TrainableModel {
+        let (config, configURL, _) = try readHFModelConfigs(directory)
+        var architectures: [String] = []
+        if case .array(let items)? = config.raw("architectures") {
+            for case .string(let bytes) in items { architectures.append(String(decoding: bytes, as: UTF8.self)) }
+        }
+        let type = try config.string("model_type")
+        if architectures.contains("BertForPreTraining") || (architectures.isEmpty && type == "bert") {
+            return try BERTForPreTraining(directory: directory, compute: compute)
+        }
+        if architectures.contains("T5ForConditionalGeneration") || (architectures.isEmpty && (type == "t5" || type == "mt5")) {
+            return try T5ForConditionalGeneration(directory: directory, compute: compute)
+        }
+        let found = architectures.isEmpty ? "model_type \(type.map { "\"\($0)\"" } ?? "(absent)")" : "architectures \(architectures)"
+        throw ModelFileError.unsupported(
+            path: configURL.path, what: "training \(found) (Attend trains BertForPreTraining and T5ForConditionalGeneration)")
+    }
+}
