@@ -58,8 +58,10 @@ struct Arguments {
                       an MLM head (BertForMaskedLM, BertForPreTraining) and its tokenizer, as
                       transformers' fill-mask pipeline: score (softmax over the vocabulary),
                       token, token_str and the text with the token filled in
-          train       trains a model folder (BERT for pre-training, T5) with AdamW on the batches
-                      of a JSON-lines file
+          train       trains a model folder with AdamW on the batches of a JSON-lines file: a
+                      BertForPreTraining folder (loss = MLM + NSP: batches need labels and
+                      next_sentence_label) or a T5 folder (labels; decoder inputs shifted from
+                      them unless given)
           pretrain-mlm
                       trains a BERT folder on text: sentence pairs (next-sentence prediction)
                       with 15% of the tokens masked, built as transformers'
@@ -138,7 +140,8 @@ struct Arguments {
           --save OUT       write the trained model folder (config.json, model.safetensors and
                            the tokenizer files) to OUT
           --seed S         (pretrain-mlm) seed of the pairing, shuffling and masking (default 0;
-                           the same seed gives the same batches)
+                           the same seed gives the same batches). train has nothing random
+                           (dropout is not applied) and accepts it without effect
           --json           one line per step on stdout: {"step", "loss" (before the step's
                            update), "grad_norm" (before clipping), "lr"}
 

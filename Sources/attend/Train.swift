@@ -13,8 +13,8 @@ struct BatchLimits {
     var labelsMatchInput: Bool
     var needsNextSentence: Bool
 
-    /// Reads `folder`/config.json (BERT or T5). Throws the config reader's errors and a
-    /// `TrainingError` for another model type.
+    /// Reads `folder`/config.json (BERT, T5 or mT5: the types `TrainableModels` trains). Throws
+    /// the config reader's errors and a `TrainingError` for another model type.
     init(folder: URL) throws {
         let url = folder.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { throw TrainingError("\(url.path): no such file (the model folder needs config.json)") }
@@ -28,7 +28,7 @@ struct BatchLimits {
             maxLength = c.maxPositionEmbeddings
             labelsMatchInput = true
             needsNextSentence = true  // BertForPreTraining's loss is MLM + NSP
-        case "t5":
+        case "t5", "mt5":
             let c = try T5Config(contentsOf: url)
             vocabularySize = c.vocabSize
             typeVocabularySize = nil
@@ -36,7 +36,8 @@ struct BatchLimits {
             labelsMatchInput = false
             needsNextSentence = false
         default:
-            throw TrainingError("\(url.path): model_type \"\(modelType)\" cannot be trained here (bert, t5)")
+            throw TrainingError(
+                "\(url.path): model_type \"\(modelType)\" cannot be trained (Attend trains BertForPreTraining and T5ForConditionalGeneration)")
         }
     }
 
@@ -141,7 +142,7 @@ func train(folder: URL, _ args: Arguments) throws {
         ? try readTrainingBatches(options.batches ?? "", limits: limits)
         : try pretrainingBatches(folder: folder, args, limits: limits)
     let output = try saveLocation(options.save)
-    let run = try makeTrainingRun(folder: folder, modelType: limits.modelType, options: options)
+    let run = try makeTrainingRun(folder: folder, options: options)
     try runTraining(run, batches: batches, options: options, json: args.json)
     if let output {
         try run.model.save(to: output)

@@ -30,18 +30,19 @@ struct StepRecord {
 /// model's and optimizer's errors, and a `TrainingError` when a loss is not finite.
 @discardableResult
 func runTraining(_ run: TrainingRun, batches: [TrainingBatch], options: TrainingOptions, json: Bool) throws -> [StepRecord] {
-    let steps = options.steps ?? 0
+    let steps = max(1, options.steps ?? 1)  // checked positive when parsed
     var records: [StepRecord] = []
     records.reserveCapacity(min(steps, 1 << 16))
     let start = Date()
     var totalTokens = 0
     let err = FileHandle.standardError
-    for k in 1...max(1, steps) where steps > 0 {
+    for k in 1...max(1, steps) {
         let batch = batches[(k - 1) % batches.count]
         let t0 = Date()
         let loss = try run.model.loss(batch)
         guard loss.isFinite else {
-            throw TrainingError("step \(k): the loss is \(loss) (training diverged; try a lower --lr or --max-grad-norm)")
+            throw TrainingError(
+                "step \(k): the loss is \(loss.isNaN ? "NaN" : "\(loss)") (training diverged; try a lower --lr or --max-grad-norm)")
         }
         var gradients = try run.model.backward()
         let norm = try run.clip(&gradients, options.maxGradNorm)

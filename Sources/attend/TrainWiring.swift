@@ -2,17 +2,12 @@
 import Attend
 import Foundation
 
-/// The trainable model of `folder` by its config.json's `model_type` (BERT for pre-training,
-/// T5 for conditional generation) and AdamW (torch's betas and epsilon, `options`' weight
-/// decay, none for biases and LayerNorm weights, as the Hugging Face Trainer groups them).
-/// Throws the loaders' errors for a folder they cannot train.
-func makeTrainingRun(folder: URL, modelType: String, options: TrainingOptions) throws -> TrainingRun {
-    let model: any TrainableModel
-    switch modelType {
-    case "bert": model = try BERTForPreTraining(directory: folder)
-    case "t5": model = try T5ForConditionalGeneration(directory: folder)
-    default: throw TrainingError("\(folder.path): model_type \"\(modelType)\" cannot be trained here (bert, t5)")
-    }
+/// The trainable model of `folder` (``TrainableModels/load(directory:compute:)``: BERT for
+/// pre-training, T5 for conditional generation) and AdamW (torch's betas and epsilon,
+/// `options`' weight decay, none for biases and LayerNorm weights, as the Hugging Face Trainer
+/// groups them). Throws the loader's errors for a folder it cannot train.
+func makeTrainingRun(folder: URL, options: TrainingOptions) throws -> TrainingRun {
+    let model = try TrainableModels.load(directory: folder)
     var optimizer = try AdamW(
         parameters: model.parameters, learningRate: Float(options.learningRate(at: 0)), weightDecay: Float(options.weightDecay))
     return TrainingRun(
