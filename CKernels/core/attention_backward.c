@@ -183,7 +183,8 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
             for (size_t jp = 0; jp < np; jp++) {
                 prows[jp] = rows;
                 if (g->causal) {
-                    const ptrdiff_t seen = (ptrdiff_t)(q0 + jp * nr + nr) + g->causal_offset - (ptrdiff_t)kb;
+                    const ptrdiff_t seen =
+                        (ptrdiff_t)(q0 + jp * nr + nr) + g->causal_offset - (ptrdiff_t)kb;
                     const size_t lim = seen <= 0 ? 0 : ck_bw_rup((size_t)seen, mr);
                     if (lim < prows[jp]) prows[jp] = lim;
                 }
@@ -194,8 +195,8 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
                     if (ip * mr >= prows[jp]) continue;
                     float *c = st + jp * bc * nr + ip * mr * nr;
                     ukr(D, pk + off, qs + jp * D * nr, c, nr, 1.0f, 0.0f);
-                    ukr(D, pv + off, dot + jp * D * nr, dst + jp * bc * nr + ip * mr * nr, nr,
-                        1.0f, 0.0f);
+                    ukr(D, pv + off, dot + jp * D * nr, dst + jp * bc * nr + ip * mr * nr, nr, 1.0f,
+                        0.0f);
                 }
             }
             for (size_t jp = 0; jp < np; jp++) {
