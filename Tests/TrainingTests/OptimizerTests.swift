@@ -235,6 +235,45 @@ func expectClose(
         #expect(back.stepCount == 0 && back.firstMoments == nil && back.learningRate == 0.5)
     }
 
+    /// SGD stopped after three steps, saved and resumed ends bit for bit where the
+    /// uninterrupted run ends (momentum buffers included), for every SGD case; and each
+    /// optimizer refuses the other's state.
+    @Test(arguments: ["sgd_plain", "sgd_damped", "sgd_nesterov"])
+    func sgdResumesBitwise(_ name: String) throws {
+        let c = OptimFixtures.settings("cases", name)
+        func make() throws -> SGD {
+            try SGD(
+                learningRate: OptimFixtures.float(c["lr"]), momentum: OptimFixtures.float(c["momentum"]),
+                dampening: OptimFixtures.float(c["dampening"]), weightDecay: OptimFixtures.float(c["weight_decay"]),
+                nesterov: c["nesterov"] as! Bool)
+        }
+        func run(_ opt: inout SGD, _ params: inout ParameterSet, to steps: Int) throws {
+            while opt.stepCount < steps { try opt.step(&params, gradients: OptimFixtures.gradients(step: opt.stepCount)) }
+        }
+        var full = try make()
+        var fullParams = try OptimFixtures.initialParameters()
+        try run(&full, &fullParams, to: OptimFixtures.steps)
+        var half = try make()
+        var params = try OptimFixtures.initialParameters()
+        try run(&half, &params, to: 3)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-optim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("sgd.safetensors")
+        try half.save(to: file)
+        var resumed = try SGD(resumingFrom: file)
+        #expect(resumed.stepCount == 3 && resumed.momentum == half.momentum && resumed.nesterov == half.nesterov)
+        #expect(resumed.dampening == half.dampening && resumed.weightDecay == half.weightDecay)
+        try run(&resumed, &params, to: OptimFixtures.steps)
+        for n in OptimFixtures.names {
+            expectBitwise(params[n], fullParams[n]!, "\(name) resumed \(n)")
+            if let b = full.momentumBuffers?[n] { expectBitwise(resumed.momentumBuffers?[n], b, "\(name) resumed buffer \(n)") }
+        }
+        #expect { try AdamW(resumingFrom: file) } throws: { ($0 as? TrainingError)?.message.contains("not an AdamW state") == true }
+        try AdamW().save(to: file)
+        #expect { try SGD(resumingFrom: file) } throws: { ($0 as? TrainingError)?.message.contains("not an SGD state") == true }
+    }
+
     @Test func resumingRejectsOtherFiles() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-optim-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

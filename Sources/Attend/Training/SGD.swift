@@ -10,7 +10,8 @@
 ///
 /// in float32 with PyTorch's CPU operations (`add` with `alpha` is a fused multiply-add), so the
 /// parameters match PyTorch's bit for bit. The momentum buffers (one tensor per parameter) are
-/// made on the first step when `momentum != 0`. Cost of a step: O(parameter scalars).
+/// made on the first step when `momentum != 0`; `save(to:)` and `init(resumingFrom:)` store
+/// and restore them. Cost of a step: O(parameter scalars).
 public struct SGD: Optimizer {
     /// The learning rate of the next step (a schedule sets it).
     public var learningRate: Float
@@ -23,9 +24,9 @@ public struct SGD: Optimizer {
     /// Nesterov momentum (needs `momentum > 0` and `dampening == 0`, as torch requires).
     public let nesterov: Bool
     /// Steps taken so far.
-    public private(set) var stepCount: Int = 0
+    public internal(set) var stepCount: Int = 0
     /// The momentum buffers by parameter name; nil before the first step or with no momentum.
-    public private(set) var momentumBuffers: ParameterSet?
+    public internal(set) var momentumBuffers: ParameterSet?
     var layout: ParameterLayout?
     /// The kernels and threads a step runs on (`Compute.default` when the optimizer was made).
     /// Any thread count gives the same bits; so do the Swift oracle and the variants with fused
