@@ -75,6 +75,22 @@ import Testing
         #expect(maxDifference(a, b) <= 1e-4)
     }
 
+    @Test func marianSavesWhatTransformersStoresAndLoadsBack() throws {
+        let run = try GoldenTrainingRun("marian")
+        let model = try TrainableModels.load(directory: run.initial)
+        #expect(model is MarianMTModel)
+        try run.train(model)
+        let folder = Self.temporaryFolder("marian")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try model.save(to: folder)
+        try checkFolder(folder, like: run.trained, run: run)
+        let mine = try Seq2SeqModel(directory: folder), reference = try Seq2SeqModel(directory: run.trained)
+        let sources = [[78, 4, 61, 1, 0], [29, 23, 0]], targets = [[89, 56, 1], [89, 77, 0]]
+        let a = try mine.decode(targets, encoded: try mine.encode(sources))
+        let b = try reference.decode(targets, encoded: try reference.encode(sources))
+        #expect(maxDifference(a, b) <= 1e-4)
+    }
+
     @Test func loadRejectsArchitecturesItDoesNotTrain() throws {
         let folder = Self.temporaryFolder("gpt2")
         defer { try? FileManager.default.removeItem(at: folder) }
