@@ -6,7 +6,8 @@
 # (.build-asan, .build-ubsan), this builds the package instrumented, runs the kernel tests
 #   swift test --filter 'KernelTests|AttentionTests|KernelFuzzTests'
 # and then a short differential-fuzz budget (`kernel-fuzz --seconds $FUZZ_SECONDS`, every kernel
-# on every variant this CPU runs). It fails on a test failure, a fuzz mismatch or any sanitizer
+# on every variant this CPU runs, the attention backward's attn-backward included; its tests are
+# AttentionTests/AttentionBackward*). It fails on a test failure, a fuzz mismatch or any sanitizer
 # report: ASan aborts on its first error by default; UBSan is made to halt too, and both logs
 # are also searched for report markers ("runtime error:", "AddressSanitizer",
 # "LeakSanitizer", "UndefinedBehaviorSanitizer") in case a report did not stop the process.

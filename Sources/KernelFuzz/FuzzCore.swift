@@ -191,6 +191,7 @@ public enum FuzzRegistry {
         AnyFuzzKernel(AttentionFuzz()),
         AnyFuzzKernel(AttentionShortFuzz()),
         AnyFuzzKernel(AttentionFewFuzz()),
+        AnyFuzzKernel(AttentionBackwardFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -11,7 +11,7 @@ import AttendTestSupport
 /// One training problem of the tests: the operands (fused or separate), mask and bias.
 struct BackwardCase: CustomTestStringConvertible, Sendable {
     enum Kind: String, CaseIterable, Sendable {
-        case plain, causal, padded, grouped, t5, shaw, cross, fused, alibi, causalOffset
+        case plain, causal, padded, grouped, t5, shaw, cross, fused, alibi, causalOffset, bertRelative
     }
     let kind: Kind
     var batch = 2, heads = 2, kvHeads = 2, headDim = 5, seqQ = 6, seqK = 6
@@ -30,7 +30,7 @@ struct BackwardCase: CustomTestStringConvertible, Sendable {
         var bias = AttentionBias.none
         let q: AttentionOperand, k: AttentionOperand, v: AttentionOperand
         switch kind {
-        case .fused, .plain, .causal, .padded, .t5, .shaw, .alibi, .causalOffset:
+        case .fused, .plain, .causal, .padded, .t5, .shaw, .alibi, .causalOffset, .bertRelative:
             // Self-attention over one fused [T, 3d] projection (plus a spare column at the end,
             // so the row stride is not 3d: the operands must honour columns and strides).
             precondition(sq == sk && h == kvh)
@@ -61,11 +61,14 @@ struct BackwardCase: CustomTestStringConvertible, Sendable {
         case .alibi:
             bias = .alibi(slopes: alibiSlopes(heads: h), symmetric: false)
             mask.causal = true
+        case .bertRelative:
+            mask.keyPadding = (0..<b).map { r in (0..<sk).map { j in j < sk - r } }
         default: break
         }
+        let relative = kind == .bertRelative ? RelativeKeyPositions(distance: random([2 * (sq + 3) - 1, dh]), maxPositions: sq + 3, keyQuery: false) : nil
         let t = AttentionTrainingProblem(
             q: q, k: k, v: v, batch: b, heads: h, kvHeads: kvh, headDim: dh, seqQ: sq, seqK: sk, mask: mask, bias: bias,
-            relative: nil, scale: kind == .t5 ? 1 : nil)
+            relative: relative, scale: kind == .t5 ? 1 : nil)
         return (t, random(t.outputShape))
     }
 
@@ -114,7 +117,7 @@ struct AttentionBackwardReferenceTests {
         if g.table != nil { check("table", \.table!, g.table!) }
         if g.shawKeys != nil {
             check("shawKeys", \.shawKeys!, g.shawKeys!)
-            check("shawValues", \.shawValues!, g.shawValues!)
+            if t.relative == nil { check("shawValues", \.shawValues!, g.shawValues!) }
         }
         // The gradients must not be trivially zero (a test that can fail).
         #expect(g.q.contains { abs($0) > 1e-3 } && g.k.contains { abs($0) > 1e-3 } && g.v.contains { abs($0) > 1e-3 })
@@ -182,17 +185,24 @@ struct AttentionBackwardNativeTests {
             // Fused operands share one gradient tensor; separate ones do not.
             #expect((g.query.tensor.storage === g.key.tensor.storage) == (t.q.tensor.storage === t.k.tensor.storage))
             #expect((g.key.tensor.storage === g.value.tensor.storage) == (t.k.tensor.storage === t.v.tensor.storage))
-            for (name, a, b) in [("table", g.biasTable, want.biasTable), ("shawKeys", g.shawKeys, want.shawKeys), ("shawValues", g.shawValues, want.shawValues)] {
+            for (name, a, b) in [
+                ("table", g.biasTable, want.biasTable), ("shawKeys", g.shawKeys, want.shawKeys), ("shawValues", g.shawValues, want.shawValues),
+                ("relative", g.relative, want.relative),
+            ] {
                 #expect((a == nil) == (b == nil), "\(name) present")
                 if let a, let b {
+                    // A table entry sums dS over thousands of (query, key) pairs, and every
+                    // row of dS sums to zero (sum_j P_ij (dP_ij - D_i) = 0): the result is much
+                    // smaller than the terms, so its error relative to the table's largest
+                    // entry is larger (measured: 1.2e-5 for T5); 1e-4.
                     let e = Self.error(a.scalars, b.scalars)
-                    #expect(e < 1e-5, "\(variant) \(threads) threads \(c.testDescription): \(name) error \(e)")
+                    #expect(e < 1e-4, "\(variant) \(threads) threads \(c.testDescription): \(name) error \(e)")
                 }
             }
             if let first {
                 // Deterministic for any thread count: bitwise the same gradients.
                 #expect(first.query.tensor == g.query.tensor && first.key.tensor == g.key.tensor && first.value.tensor == g.value.tensor)
-                #expect(first.biasTable == g.biasTable && first.shawKeys == g.shawKeys && first.shawValues == g.shawValues)
+                #expect(first.biasTable == g.biasTable && first.shawKeys == g.shawKeys && first.shawValues == g.shawValues && first.relative == g.relative)
             }
             first = g
         }
@@ -208,5 +218,36 @@ struct AttentionBackwardNativeTests {
         let (out, lse) = attentionForwardTraining(t, compute: compute)
         let g = attentionBackward(t, out: out, lse: lse, dOut: dOut, compute: compute)
         #expect(Self.error(g.query.tensor.scalars, ref.query.tensor.scalars) < 1e-5)
+    }
+}
+
+@Suite("Attention backward: BERT relative_key as Shaw key positions")
+struct AttentionBackwardRelativeTests {
+    /// The training forward with `relative` equals the inference path's materialized
+    /// `relativeSelfAttention` (the definition), and the distance-table gradient has the
+    /// shape of the table, zero outside the distances the sequence uses.
+    @Test func matchesInferenceForward() {
+        var c = BackwardCase(kind: .bertRelative)
+        (c.seqQ, c.seqK, c.headDim, c.heads, c.kvHeads) = (70, 70, 9, 3, 3)
+        let (t, dOut) = c.make(seed: 99)
+        let rel = t.relative!
+        let want = relativeSelfAttention(
+            qkv: Tensor(shape: [t.batch * t.seqQ, 3 * t.heads * t.headDim], generating: { i in
+                let w = 3 * t.heads * t.headDim
+                return t.q.tensor.scalars[(i / w) * t.q.tensor.shape[1] + i % w]
+            }), batch: t.batch, seq: t.seqQ, heads: t.heads, headDim: t.headDim, distance: rel.distance,
+            maxPositions: rel.maxPositions, keyQuery: false, keyPadding: t.mask.keyPadding, scale: t.scale,
+            compute: Compute(backend: .swiftSIMD, threads: 1))
+        for variant in KernelVariant.supported {
+            let compute = Compute(backend: .native(variant), threads: 2)
+            let (out, lse) = attentionForwardTraining(t, compute: compute)
+            #expect(AttentionBackwardNativeTests.error(out.scalars, want.scalars) < 1e-5, "\(variant)")
+            let g = attentionBackward(t, out: out, lse: lse, dOut: dOut, compute: compute)
+            #expect(g.relative?.shape == rel.distance.shape && g.shawKeys == nil && g.shawValues == nil)
+            let m = rel.maxPositions, used = (m - t.seqQ)..<(m + t.seqQ - 1)
+            let rows = g.relative!.scalars
+            #expect((0..<(2 * m - 1)).allSatisfy { r in used.contains(r) || (0..<t.headDim).allSatisfy { rows[r * t.headDim + $0] == 0 } })
+            #expect(rows.contains { abs($0) > 1e-3 })
+        }
     }
 }

@@ -7,7 +7,8 @@
  * exp, softmax_rows, the online-softmax step, gemv, gemv_t, activation, norm_rows, the fused
  * attention (pack_kv + attention_block), the GEMM on a packed weight (pack_weight, pack_a,
  * gemm_packed with its epilogue, split into row x panel ranges) and the attention on in-place
- * K/V (attention_short, attention_few). Both variants (NEON and scalar) are checked against
+ * K/V (attention_short, attention_few), and the attention backward (grad_pack_kv,
+ * attention_backward with attn_grad_step, the forward's attention_block_lse). Both variants (NEON and scalar) are checked against
  * the same double reference with error bounds derived from the operation (k*u*sum|a||b| for
  * dot products, ulps for exp), and every output buffer sits between guard bands (and has its
  * row padding filled with a guard pattern) that must come back untouched.
@@ -16,6 +17,7 @@
  */
 #include "attend_kernels.h"
 #include "attend_kernels_testing.h"
+#include "attend_attention_backward.h"
 
 #include <float.h>
 #include <math.h>
@@ -60,13 +62,14 @@ enum {
     S_GEMV_T,
     S_ATTN_SHORT,
     S_ATTN_FEW,
+    S_ATTN_BWD,
     S_COUNT
 };
 static const char *const stat_names[S_COUNT] = {
     "dispatch",      "gemm_ukr",          "gemm",         "fma_peak",  "exp",
     "softmax_rows",  "attn_softmax_step", "gemv",         "act relu",  "act gelu",
     "act gelu_tanh", "act silu",          "norm_rows",    "attention", "gemm_packed",
-    "gemv_t",        "attention_short",   "attention_few"};
+    "gemv_t",        "attention_short",   "attention_few", "attention_bwd"};
 static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*sum|ab|)",
                                                 "err/(u*sum|ab|)",
@@ -84,7 +87,8 @@ static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*(sum|ab|+|c|))",
                                                 "err/(u*sum|ab|)",
                                                 "err/(u*sum p|v|)",
-                                                "err/(u*sum p|v|)"};
+                                                "err/(u*sum p|v|)",
+                                                "err/(u*sum|terms|)"};
 static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
 static long total_fails;
 static const int MAX_PRINTED_FAILS = 4000;
@@ -1818,6 +1822,204 @@ static void test_attention(int v) {
     test_attn_one(k, &z);
 }
 
+/* ---------------------------------------------------------------- attention backward */
+
+/* One K/V head read by `group` query heads (their dK/dV add into the same accumulators), with
+ * the O and lse the kernel is given taken from the double reference. Checked: dQ, dK, dV and
+ * d rel_bias against the reference with the bound (16 (Sq + Sk + D) + 4 |lse|max) u * B, B
+ * the magnitude of the terms of each gradient (dS_ij made of P_ij (sum |dO||v| + |D_i|)),
+ * the guards of every output, and the forward's lse (attention_block_lse). */
+static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, size_t group,
+                         int causal, ptrdiff_t coff, int key_bias, int rel, float scale) {
+    set_case("attn bwd Sq=%zu Sk=%zu D=%zu group=%zu causal=%d off=%td key_bias=%d rel=%d", Sq,
+             Sk, D, group, causal, coff, key_bias, rel);
+    new_case(S_ATTN_BWD);
+    const size_t ld = D + 3;
+    float *q = malloc(group * Sq * ld * 4), *dout = malloc(group * Sq * ld * 4);
+    float *kk = malloc((Sk + 1) * ld * 4), *vv = malloc((Sk + 1) * ld * 4);
+    float *o = malloc(Sq * D * 4 + 4), *lse = malloc(Sq * 4 + 4);
+    fill(q, group * Sq * ld, -1, 1);
+    fill(dout, group * Sq * ld, -1, 1);
+    fill(kk, (Sk + 1) * ld, -1, 1);
+    fill(vv, (Sk + 1) * ld, -1, 1);
+    float *kb = malloc((Sk + 1) * 4);
+    for (size_t j = 0; j < Sk; j++)
+        kb[j] = key_bias == 2 || (key_bias && rnd_n(4) == 0) ? -INFINITY : rnd_f(-1, 1);
+    const size_t rlen = ck_f32_attention_grad_rel_bias_length(k, Sq, Sk);
+    const size_t flen = ck_f32_attention_rel_bias_length(k, Sq, Sk);
+    float *rb = malloc((rlen > flen ? rlen : flen) * 4);
+    fill(rb, rlen > flen ? rlen : flen, -1, 1);
+    const ptrdiff_t zero = (ptrdiff_t)(Sk ? Sk : 1) - 1;
+    const size_t accn = ck_f32_attention_grad_acc_size(k, Sk, D);
+    gbuf acc = gb_new(1, 2 * accn, 2 * accn, 3);
+    for (size_t i = 0; i < 2 * accn; i++) acc.p[i] = 0.0f;
+    gbuf drel = gb_new(1, rlen, rlen, 1);
+    for (size_t i = 0; i < rlen; i++) drel.p[i] = 0.0f;
+    float *packed = xaligned(ck_f32_attention_grad_packed_kv_size(k, Sk, D));
+    float *ws = xaligned(ck_f32_attention_grad_workspace(k, D));
+    if (Sk) ck_f32_attention_grad_pack_kv(k, Sk, D, kk, ld, vv, ld, packed);
+    double *P = calloc(Sq * Sk + 1, 8), *dS = calloc(Sq * Sk + 1, 8), *A = calloc(Sq * Sk + 1, 8);
+    double *rdk = calloc(Sk * D + 1, 8), *rdv = calloc(Sk * D + 1, 8), *rdrel = calloc(rlen, 8);
+    double *bk = calloc(Sk + 1, 8), *bv = calloc(Sk + 1, 8), brel = 0, lmax = 1;
+    double *ro = calloc(D + 1, 8), *rdq = calloc(D + 1, 8);
+    for (size_t h = 0; h < group; h++) {
+        const float *qh = q + h * Sq * ld, *dh = dout + h * Sq * ld;
+        gbuf dq = gb_new(Sq, D, D + 1, h);
+        double bq = 0;
+        double *rdqh = calloc(Sq * D + 1, 8);
+        for (size_t i = 0; i < Sq; i++) {
+            double m = -INFINITY;
+            for (size_t j = 0; j < Sk; j++) {
+                double s = -INFINITY;
+                if (!(causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) && !(key_bias && kb[j] == -INFINITY)) {
+                    s = 0;
+                    for (size_t d = 0; d < D; d++) s += (double)qh[i * ld + d] * kk[j * ld + d];
+                    s = s * scale + (key_bias ? kb[j] : 0) + (rel ? rb[(ptrdiff_t)i - (ptrdiff_t)j + zero] : 0);
+                }
+                P[i * Sk + j] = s;
+                if (s > m) m = s;
+            }
+            double l = -INFINITY;
+            if (m > -INFINITY) {
+                double sum = 0;
+                for (size_t j = 0; j < Sk; j++) sum += exp(P[i * Sk + j] - m);
+                l = m + log(sum);
+                if (fabs(l) > lmax) lmax = fabs(l);
+            }
+            lse[i] = (float)l;
+            double delta = 0, dabs = 0;
+            for (size_t d = 0; d < D; d++) ro[d] = 0;
+            for (size_t j = 0; j < Sk; j++) {
+                P[i * Sk + j] = l > -INFINITY ? exp(P[i * Sk + j] - l) : 0;
+                for (size_t d = 0; d < D; d++) ro[d] += P[i * Sk + j] * vv[j * ld + d];
+            }
+            for (size_t d = 0; d < D; d++) {
+                o[i * D + d] = (float)ro[d];
+                delta += dh[i * ld + d] * ro[d];
+                dabs += fabs(dh[i * ld + d] * ro[d]);
+            }
+            double rowq = 0;
+            for (size_t j = 0; j < Sk; j++) {
+                const double p = P[i * Sk + j];
+                double dp = 0, dpa = 0;
+                for (size_t d = 0; d < D; d++) {
+                    dp += (double)dh[i * ld + d] * vv[j * ld + d];
+                    dpa += fabs((double)dh[i * ld + d] * vv[j * ld + d]);
+                }
+                dS[i * Sk + j] = p * (dp - delta);
+                A[i * Sk + j] = p * (dpa + dabs) + fabs(dS[i * Sk + j]);
+                rdrel[(ptrdiff_t)i - (ptrdiff_t)j + zero] += dS[i * Sk + j];
+                brel += A[i * Sk + j];
+                for (size_t d = 0; d < D; d++) {
+                    rdqh[i * D + d] += scale * dS[i * Sk + j] * kk[j * ld + d];
+                    rdk[j * D + d] += scale * dS[i * Sk + j] * qh[i * ld + d];
+                    rdv[j * D + d] += p * dh[i * ld + d];
+                    if (fabs(scale * A[i * Sk + j] * kk[j * ld + d]) > 0) rowq += fabs(scale * A[i * Sk + j] * kk[j * ld + d]) / (double)D;
+                    bk[j] += fabs(scale * A[i * Sk + j] * qh[i * ld + d]) / (double)D;
+                    bv[j] += fabs(p * dh[i * ld + d]) / (double)D;
+                }
+            }
+            if (rowq > bq) bq = rowq;
+        }
+        ck_attention_grad_head g = {
+            .seq_q = Sq, .seq_k = Sk, .head_dim = D, .q = qh, .ldq = ld, .o = o, .ldo = D,
+            .dout = dh, .lddo = ld, .lse = lse, .packed_kv = packed, .dq = dq.p, .lddq = dq.ld,
+            .dk_acc = acc.p, .dv_acc = acc.p + accn, .scale = scale, .causal = causal,
+            .causal_offset = coff, .key_bias = key_bias ? kb : NULL, .rel_bias = rel ? rb : NULL,
+            .rel_bias_zero = zero, .d_rel_bias = rel ? drel.p : NULL};
+        ck_f32_attention_backward(k, &g, ws);
+        const double factor = (16.0 * (double)(Sq + Sk + D) + 4 * lmax) * U;
+        for (size_t i = 0; i < Sq; i++)
+            for (size_t d = 0; d < D; d++) {
+                const double err = fabs(*gb_at(&dq, i, d) - rdqh[i * D + d]);
+                const double bound = factor * (bq + 1e-30);
+                check(S_ATTN_BWD, close_enough(err, bound), err / bound, err / (U * (bq + 1e-30)),
+                      "dQ[%zu][%zu] (head %zu) = %g, expected %g", i, d, h, *gb_at(&dq, i, d), rdqh[i * D + d]);
+            }
+        check_guard(S_ATTN_BWD, &dq, "dQ");
+        gb_free(&dq);
+        free(rdqh);
+        /* the forward's lse, query head 0 */
+        if (h == 0 && Sk) {
+            float *fp = xaligned(ck_f32_attention_packed_kv_size(k, Sk, D));
+            float *fws = xaligned(ck_f32_attention_workspace(k, D, 0));
+            float *fo = malloc(Sq * D * 4), *flse = malloc(Sq * 4);
+            ck_f32_attention_pack_kv(k, Sk, D, kk, ld, vv, ld, fp);
+            ck_attention_head fh = {.seq_q = Sq, .seq_k = Sk, .head_dim = D, .q = qh, .ldq = ld,
+                                    .packed_kv = fp, .o = fo, .ldo = D, .scale = scale,
+                                    .causal = causal, .causal_offset = coff,
+                                    .key_bias = key_bias ? kb : NULL, .rel_bias = rel ? rb : NULL,
+                                    .rel_bias_zero = zero};
+            const size_t qb = ck_f32_attention_query_block(k);
+            for (size_t q0 = 0; q0 < Sq; q0 += qb)
+                ck_f32_attention_block_lse(k, &fh, q0, Sq - q0 < qb ? Sq - q0 : qb, fws, flse);
+            for (size_t i = 0; i < Sq; i++) {
+                const double want = lse[i], err = fabs((double)flse[i] - want);
+                const double bound = (8 + (double)(Sk + D) * lmax) * U * (fabs(want) > 1 ? fabs(want) : 1);
+                const int ok = want == -INFINITY ? flse[i] == -INFINITY : close_enough(err, bound);
+                check(S_ATTN_BWD, ok, want == -INFINITY ? 0 : err / bound, 0, "forward lse[%zu] = %g, expected %g", i, flse[i], want);
+            }
+            free(fp);
+            free(fws);
+            free(fo);
+            free(flse);
+        }
+    }
+    /* dK, dV out of the accumulators; d rel_bias */
+    gbuf gk = gb_new(Sk, D, D + 2, 5), gv = gb_new(Sk, D, D, 0);
+    ck_f32_attention_grad_store_kv(k, Sk, D, acc.p, acc.p + accn, gk.p, gk.ld, gv.p, gv.ld);
+    double mk = 0, mv = 0;
+    for (size_t j = 0; j < Sk; j++) {
+        if (bk[j] > mk) mk = bk[j];
+        if (bv[j] > mv) mv = bv[j];
+    }
+    const double factor = (16.0 * (double)(Sq + Sk + D) + 4 * lmax) * U;
+    for (size_t j = 0; j < Sk; j++)
+        for (size_t d = 0; d < D; d++) {
+            double err = fabs(*gb_at(&gk, j, d) - rdk[j * D + d]), bound = factor * (mk * D + 1e-30);
+            check(S_ATTN_BWD, close_enough(err, bound), err / bound, err / (U * (mk * D + 1e-30)),
+                  "dK[%zu][%zu] = %g, expected %g", j, d, *gb_at(&gk, j, d), rdk[j * D + d]);
+            err = fabs(*gb_at(&gv, j, d) - rdv[j * D + d]);
+            bound = factor * (mv * D + 1e-30);
+            check(S_ATTN_BWD, close_enough(err, bound), err / bound, err / (U * (mv * D + 1e-30)),
+                  "dV[%zu][%zu] = %g, expected %g", j, d, *gb_at(&gv, j, d), rdv[j * D + d]);
+        }
+    if (rel)
+        for (size_t t = 0; t < rlen; t++) {
+            const double err = fabs(drel.p[t] - rdrel[t]), bound = factor * (brel + 1e-30);
+            check(S_ATTN_BWD, close_enough(err, bound), err / bound, err / (U * (brel + 1e-30)),
+                  "d_rel_bias[%zu] = %g, expected %g", t, drel.p[t], rdrel[t]);
+        }
+    check_guard(S_ATTN_BWD, &gk, "dK");
+    check_guard(S_ATTN_BWD, &gv, "dV");
+    check_guard(S_ATTN_BWD, &acc, "the dK/dV accumulators");
+    check_guard(S_ATTN_BWD, &drel, "d_rel_bias");
+    gb_free(&gk);
+    gb_free(&gv);
+    gb_free(&acc);
+    gb_free(&drel);
+    free(q), free(dout), free(kk), free(vv), free(o), free(lse), free(kb), free(rb);
+    free(packed), free(ws), free(P), free(dS), free(A), free(rdk), free(rdv), free(rdrel);
+    free(bk), free(bv), free(ro), free(rdq);
+}
+
+static void test_attention_backward(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t nr = (size_t)k->gemm.nr, mr = (size_t)k->gemm.mr;
+    const size_t sqs[] = {1, nr - 1, nr + 1, 64, 73, 150};
+    const size_t sks[] = {1, mr + 1, 95, 97, 130, 0};
+    const size_t ds[] = {1, 7, 12, 13, 33, 64};
+    int sel = 0;
+    for (size_t a = 0; a < sizeof sqs / sizeof sqs[0]; a++)
+        for (size_t b = 0; b < sizeof sks / sizeof sks[0]; b++, sel++) {
+            const size_t d = ds[sel % 6], group = 1 + (size_t)(sel % 3 == 2);
+            const int causal = sel % 3 != 0;
+            const ptrdiff_t offs[] = {(ptrdiff_t)sks[b] - (ptrdiff_t)sqs[a], 0, -2, 3};
+            test_bwd_one(k, sqs[a], sks[b], d, group, causal, offs[sel % 4], sel % 3, sel % 2,
+                         sel % 5 == 1 ? 0.7f : 1.0f / sqrtf((float)d));
+        }
+}
+
 /* ---------------------------------------------------------------- main */
 
 static double now(void) {
@@ -1863,7 +2065,8 @@ int main(int argc, char **argv) {
                  {"gemm_packed", test_packed},
                  {"gemv_t", test_gemv_t},
                  {"attention_short", test_attention_short},
-                 {"attention_few", test_attention_few}};
+                 {"attention_few", test_attention_few},
+                 {"attention_bwd", test_attention_backward}};
     for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
         for (int v = 0; v < 2; v++) {
             rng_state = seed ^ (0x1000193ull * (t + 1)) ^ ((uint64_t)v << 40);

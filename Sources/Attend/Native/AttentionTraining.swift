@@ -55,8 +55,7 @@ package struct AttentionGradients: Sendable {
     package var shawKeys: Tensor?
     /// Shaw: see ``shawKeys``.
     package var shawValues: Tensor?
-    /// BERT `relative_key`: the gradient of the distance table (nil: not supported by the
-    /// fused kernels; such problems are rejected).
+    /// BERT `relative_key`: the gradient of the distance table `[2M - 1, headDim]`.
     package var relative: Tensor?
 }
 
@@ -76,8 +75,9 @@ package struct AttentionTrainingProblem: Sendable {
     package let scale: Float
 
     /// Validates the shapes (preconditions: these are Attend's own calls, shapes come from
-    /// the model, not from a file). `relative` (BERT `relative_key`) is not supported by the
-    /// fused training kernels and must be nil.
+    /// the model, not from a file). `relative`: BERT `relative_key` positions (score +=
+    /// `scale * q_l . E[l - r + M - 1]`), run as Shaw key positions (clip `max(seqQ, seqK) - 1`,
+    /// the table's rows reversed, no value term); `relative_key_query` is not supported.
     package init(
         q: AttentionOperand, k: AttentionOperand, v: AttentionOperand, batch: Int, heads: Int, kvHeads: Int, headDim: Int,
         seqQ: Int, seqK: Int, mask: AttentionMask = .none, bias: AttentionBias = .none,
@@ -106,13 +106,39 @@ package struct AttentionTrainingProblem: Sendable {
                 )
             }
         }
-        precondition(relative == nil, "AttentionTrainingProblem: BERT relative_key positions are not supported by the training kernels")
+        if let relative {
+            precondition(
+                !relative.keyQuery && bias.isNone && kvHeads == heads && relative.distance.shape == [2 * relative.maxPositions - 1, headDim]
+                    && max(seqQ, seqK) <= relative.maxPositions && relative.maxPositions >= 2,
+                "AttentionTrainingProblem: BERT relative positions need relative_key (not relative_key_query), no other bias, kvHeads == heads, a [2M - 1, headDim] table and sequences of at most M positions"
+            )
+        }
         precondition(bias.shaw == nil || kvHeads == heads, "AttentionTrainingProblem: Shaw positions need kvHeads == heads")
         (self.q, self.k, self.v) = (q, k, v)
         (self.batch, self.heads, self.kvHeads, self.headDim, self.seqQ, self.seqK) = (batch, heads, kvHeads, headDim, seqQ, seqK)
         (self.mask, self.bias, self.relative) = (mask, bias, relative)
         self.scale = scale ?? 1 / Float(headDim).squareRoot()
         _ = problem  // validates the mask and bias against the sizes
+    }
+
+    /// The bias the kernels run: `bias`, or BERT's `relative_key` table as Shaw key positions
+    /// (`a^K[c] = E[M - 1 + clip - c]`, so `c = r - l + clip` reads `E[l - r + M - 1]`).
+    var kernelBias: AttentionBias {
+        guard let relative else { return bias }
+        let clip = max(1, max(seqQ, seqK) - 1), m = relative.maxPositions, d = headDim
+        let e = relative.distance.scalars
+        let keys = Tensor(shape: [2 * clip + 1, d]) { e[(m - 1 + clip - $0 / d) * d + $0 % d] }
+        return .shaw(keys: keys, values: Tensor.zeros([2 * clip + 1, d]), clip: clip)
+    }
+
+    /// Maps the kernels' Shaw key-table gradient back to BERT's distance table (for
+    /// `relative`): `dE[M - 1 + clip - c] = dA^K[c]`, other rows zero.
+    func relativeGradient(_ shawKeys: Tensor) -> Tensor {
+        let relative = self.relative!, m = relative.maxPositions, d = headDim, clip = (shawKeys.shape[0] - 1) / 2
+        var g = [Float](repeating: 0, count: relative.distance.count)
+        let src = shawKeys.scalars
+        for c in 0...(2 * clip) { for x in 0..<d { g[(m - 1 + clip - c) * d + x] = src[c * d + x] } }
+        return Tensor(shape: relative.distance.shape, scalars: g)
     }
 
     /// Query heads per K/V head.
@@ -133,7 +159,7 @@ package struct AttentionTrainingProblem: Sendable {
             batch: batch, seqQ: seqQ, seqK: seqK, heads: heads, headDim: d, q: layout(q, seq: seqQ, group: 1),
             k: layout(k, seq: seqK, group: g), v: layout(v, seq: seqK, group: g),
             o: HeadLayout(base: 0, batchStride: seqQ * heads * d, headStride: d, rowStride: heads * d),
-            counts: (q.tensor.count, k.tensor.count, v.tensor.count, outCount), mask: mask, bias: bias, scale: scale)
+            counts: (q.tensor.count, k.tensor.count, v.tensor.count, outCount), mask: mask, bias: kernelBias, scale: scale)
     }
 
     /// Zero gradient tensors shaped as the operands' tensors (one per distinct tensor), and
@@ -236,15 +262,16 @@ private func nativeAttentionBackward(
     }
     let relLength = ck_f32_attention_grad_rel_bias_length(kern, sq, sk)
     let relZero = max(sk, 1) - 1
-    let relBias: TensorStorage? = t.bias.isDistanceTable ? TensorStorage(uninitializedCount: h0 * relLength) : nil
+    let bias = t.kernelBias
+    let relBias: TensorStorage? = bias.isDistanceTable ? TensorStorage(uninitializedCount: h0 * relLength) : nil
     if let relBias {
         for h in 0..<h0 {
-            for i in 0..<relLength { relBias.base[h * relLength + i] = t.bias.value(head: h, relative: relZero - i - t.mask.queryStart) }
+            for i in 0..<relLength { relBias.base[h * relLength + i] = bias.value(head: h, relative: relZero - i - t.mask.queryStart) }
         }
     }
     let learnedRel: Bool = { if case .t5 = t.bias { return true } else { return false } }()
     let dRel: TensorStorage? = learnedRel ? TensorStorage(repeating: 0, count: b0 * h0 * relLength) : nil
-    let shaw = t.bias.shaw
+    let shaw = bias.shaw
     let sw = shaw.map { 2 * $0.clip + 1 } ?? 0
     // Shaw: per unit (one query head: Shaw needs group 1) partial table gradients dA^K, dA^V.
     let shawParts: TensorStorage? = shaw == nil ? nil : TensorStorage(repeating: 0, count: units * 2 * sw * dh)
@@ -355,7 +382,7 @@ private func finishTables(
         }
         result.biasTable = Tensor(shape: table.shape, scalars: grad)
     }
-    if let shaw = t.bias.shaw {
+    if let shaw = t.kernelBias.shaw {
         let n = shaw.keys.count
         var dk = [Float](repeating: 0, count: n), dv = [Float](repeating: 0, count: n)
         if let shawParts {
@@ -367,8 +394,12 @@ private func finishTables(
                 }
             }
         }
-        result.shawKeys = Tensor(shape: shaw.keys.shape, scalars: dk)
-        result.shawValues = Tensor(shape: shaw.values.shape, scalars: dv)
+        if t.relative != nil {
+            result.relative = t.relativeGradient(Tensor(shape: shaw.keys.shape, scalars: dk))
+        } else {
+            result.shawKeys = Tensor(shape: shaw.keys.shape, scalars: dk)
+            result.shawValues = Tensor(shape: shaw.values.shape, scalars: dv)
+        }
     }
     return result
 }

@@ -106,7 +106,8 @@ package enum AttentionGradReference {
     }
 
     /// Dense Double inputs of a training problem: `q` `[batch, seqQ, heads, d]`, `k`, `v`
-    /// `[batch, seqK, kvHeads, d]`, the T5 table `[buckets, heads]` and Shaw tables `[W, d]`.
+    /// `[batch, seqK, kvHeads, d]`, the T5 table `[buckets, heads]` and Shaw tables `[W, d]`
+    /// (BERT `relative_key` as its Shaw key table, see `AttentionTrainingProblem.kernelBias`).
     package struct Inputs {
         package var q: [Double], k: [Double], v: [Double]
         package var table: [Double]?, shawKeys: [Double]?, shawValues: [Double]?
@@ -130,7 +131,7 @@ package enum AttentionGradReference {
             q: read(t.q, rows: t.batch * t.seqQ, heads: t.heads), k: read(t.k, rows: t.batch * t.seqK, heads: t.kvHeads),
             v: read(t.v, rows: t.batch * t.seqK, heads: t.kvHeads))
         if case .t5(let table, _, _) = t.bias { inp.table = table.scalars.map(Double.init) }
-        if let shaw = t.bias.shaw {
+        if let shaw = t.kernelBias.shaw {
             inp.shawKeys = shaw.keys.scalars.map(Double.init)
             inp.shawValues = shaw.values.scalars.map(Double.init)
         }
@@ -152,6 +153,7 @@ package enum AttentionGradReference {
             shawKeys: x.shawKeys.map { Array(repeating: 0, count: $0.count) },
             shawValues: x.shawValues.map { Array(repeating: 0, count: $0.count) })
         let qs = t.mask.queryStart
+        let kernelBias = t.kernelBias
         var buckets: [Int: Int] = [:]
         func biasValue(_ h: Int, _ rel: Int) -> Double {
             switch t.bias {
@@ -159,7 +161,7 @@ package enum AttentionGradReference {
                 let b = t5RelativePositionBucket(rel, bidirectional: bidirectional, numBuckets: table.shape[0], maxDistance: maxDistance)
                 buckets[rel] = b
                 return x.table![b * nh + h]
-            default: return Double(t.bias.value(head: h, relative: rel))
+            default: return Double(kernelBias.value(head: h, relative: rel))
             }
         }
         for b in 0..<nb {
@@ -177,7 +179,7 @@ package enum AttentionGradReference {
                         bias[i * sk + j] = hidden ? -.infinity : biasValue(h, j - i - qs)
                     }
                 }
-                let shaw = x.shawKeys.map { Shaw(keys: $0, values: x.shawValues!, clip: t.bias.shaw!.clip, offset: qs) }
+                let shaw = x.shawKeys.map { Shaw(keys: $0, values: x.shawValues!, clip: kernelBias.shaw!.clip, offset: qs) }
                 let r = head(
                     seqQ: sq, seqK: sk, d: d, scale: Double(t.scale), q: rows(x.q, sq, nh, h), k: rows(x.k, sk, kvh, kh),
                     v: rows(x.v, sk, kvh, kh), bias: bias, shaw: shaw, dOut: dOut.map { rows($0, sq, nh, h) })
@@ -237,7 +239,9 @@ extension SwiftSIMDKernels {
             query: AttentionOperand(grads[which[0]], column: t.q.column), key: AttentionOperand(grads[which[1]], column: t.k.column),
             value: AttentionOperand(grads[which[2]], column: t.v.column))
         if case .t5(let table, _, _) = t.bias { result.biasTable = Tensor(shape: table.shape, scalars: g.table!.map { Float($0) }) }
-        if let shaw = t.bias.shaw {
+        if t.relative != nil {
+            result.relative = t.relativeGradient(Tensor(shape: [g.shawKeys!.count / t.headDim, t.headDim], scalars: g.shawKeys!.map { Float($0) }))
+        } else if let shaw = t.bias.shaw {
             result.shawKeys = Tensor(shape: shaw.keys.shape, scalars: g.shawKeys!.map { Float($0) })
             result.shawValues = Tensor(shape: shaw.values.shape, scalars: g.shawValues!.map { Float($0) })
         }
