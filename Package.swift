@@ -57,7 +57,9 @@ let package = Package(
         .testTarget(
             name: "KernelTests",
             dependencies: ["Attend", "AttendTestSupport"],
-            path: "Tests/KernelTests"
+            path: "Tests/KernelTests",
+            exclude: ["make_training_kernel_fixtures.py"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "TensorTests",

@@ -222,6 +222,7 @@ typedef void (*ck_f32_attn_softmax_step_fn)(size_t rows, size_t valid_rows, floa
                                             const ck_attention_head *head);
 
 struct ck_attention_grad_head; /* attend_attention_backward.h */
+#include "attend_kernels_backward.h" /* the training kernels' types (slots at the end) */
 
 /** One variant's kernel table. Every slot is non-NULL. */
 typedef struct ck_kernels {
@@ -246,6 +247,17 @@ typedef struct ck_kernels {
     void (*attn_grad_step)(size_t rows, size_t valid_rows, float *p, float *ds, size_t key0,
                            size_t query0, const struct ck_attention_grad_head *g, const float *lse,
                            const float *delta);
+    /* training (attend_kernels_backward.h) */
+    ck_f32_adamw_fn adamw;
+    ck_f32_sgd_fn sgd;
+    ck_f32_sum_squares_fn sum_squares;
+    ck_f32_scale_fn scale;
+    ck_f32_cross_entropy_fn cross_entropy;
+    ck_f32_norm_rows_train_fn norm_rows_train;
+    ck_f32_norm_backward_fn norm_backward;
+    ck_f32_activation_backward_fn activation_backward;
+    ck_f32_gated_backward_fn gated_backward;
+    ck_f32_embedding_backward_fn embedding_backward;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */

@@ -192,6 +192,9 @@ public enum FuzzRegistry {
         AnyFuzzKernel(AttentionShortFuzz()),
         AnyFuzzKernel(AttentionFewFuzz()),
         AnyFuzzKernel(AttentionBackwardFuzz()),
+        AnyFuzzKernel(AdamWFuzz()),
+        AnyFuzzKernel(SGDFuzz()),
+        AnyFuzzKernel(SumSquaresFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -34,6 +34,11 @@
 #include "activation.h"
 #include "norm.h"
 #include "attn_backward.h"
+#include "optimizer.h"
+#include "cross_entropy.h"
+#include "norm_backward.h"
+#include "activation_backward.h"
+#include "embedding_backward.h"
 
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
@@ -59,6 +64,16 @@ const ck_kernels CK_TABLE = {
     .attn_query_panels = CK_ATTN_QUERY_PANELS,
     .attn_key_block = CK_ATTN_KEY_BLOCK,
     .attn_grad_step = CK_FN(ck_f32_attn_grad_step),
+    .adamw = CK_FN(ck_f32_adamw),
+    .sgd = CK_FN(ck_f32_sgd),
+    .sum_squares = CK_FN(ck_f32_sum_squares),
+    .scale = CK_FN(ck_f32_scale),
+    .cross_entropy = CK_FN(ck_f32_cross_entropy),
+    .norm_rows_train = CK_FN(ck_f32_norm_rows_train),
+    .norm_backward = CK_FN(ck_f32_norm_backward),
+    .activation_backward = CK_FN(ck_f32_activation_backward),
+    .gated_backward = CK_FN(ck_f32_gated_backward),
+    .embedding_backward = CK_FN(ck_f32_embedding_backward),
 };
 
 #undef CK_VFMA

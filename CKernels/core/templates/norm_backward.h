@@ -1,0 +1,106 @@
+/*
+ * Layer norm / RMS norm for training (contracts in attend_kernels_backward.h): the forward
+ * that saves t = x + residual, the mean and rstd (the arithmetic of norm.h, so y is the
+ * inference kernel's bit for bit), and the backward with dgamma/dbeta accumulated in row
+ * order. Instantiated per ISA by variant.h.
+ */
+void CK_FN(ck_f32_norm_rows_train)(int rms, size_t rows, size_t n, const float *x, size_t ldx,
+                                   const float *residual, size_t ldr, const float *gamma,
+                                   const float *beta, float eps, float *y, size_t ldy, float *t,
+                                   size_t ldt, float *mean_out, float *rstd_out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        const float *rr = residual ? residual + r * ldr : NULL;
+        float *yr = y + r * ldy;
+        float *sr = t ? t + r * ldt : yr; /* where t lives during the row */
+        CK_VEC vs = (CK_VEC){0};
+        size_t i = 0;
+        for (; i + CK_VL <= n; i += CK_VL) {
+            CK_VEC v = CK_FN(ck_vload)(xr + i);
+            if (rr) v += CK_FN(ck_vload)(rr + i);
+            CK_FN(ck_vstore)(sr + i, v);
+            vs += rms ? v * v : v;
+        }
+        float tail = 0;
+        for (; i < n; i++) {
+            float v = xr[i] + (rr ? rr[i] : 0.0f);
+            sr[i] = v;
+            tail += rms ? v * v : v;
+        }
+        const float s1 = (CK_FN(ck_hsum)(vs) + tail) / (float)n;
+        float mean = 0.0f, var;
+        if (rms) {
+            var = s1;
+        } else {
+            mean = s1;
+            const CK_VEC vm = CK_VSPLAT(mean);
+            CK_VEC vv = (CK_VEC){0};
+            float tv = 0;
+            for (i = 0; i + CK_VL <= n; i += CK_VL) {
+                CK_VEC dd = CK_FN(ck_vload)(sr + i) - vm;
+                vv = CK_VFMA2(dd, dd, vv);
+            }
+            for (; i < n; i++) tv += (sr[i] - mean) * (sr[i] - mean);
+            var = (CK_FN(ck_hsum)(vv) + tv) / (float)n;
+        }
+        const float rstd = 1.0f / __builtin_sqrtf(var + eps);
+        mean_out[r] = mean;
+        rstd_out[r] = rstd;
+        const CK_VEC vm = CK_VSPLAT(mean), vr = CK_VSPLAT(rstd);
+        for (i = 0; i + CK_VL <= n; i += CK_VL) {
+            CK_VEC v = (CK_FN(ck_vload)(sr + i) - vm) * vr * CK_FN(ck_vload)(gamma + i);
+            if (beta && !rms) v += CK_FN(ck_vload)(beta + i);
+            CK_FN(ck_vstore)(yr + i, v);
+        }
+        for (; i < n; i++)
+            yr[i] = (sr[i] - mean) * rstd * gamma[i] + (beta && !rms ? beta[i] : 0.0f);
+    }
+}
+
+void CK_FN(ck_f32_norm_backward)(int rms, size_t rows, size_t n, const float *dy, size_t lddy,
+                                 const float *t, size_t ldt, const float *mean, const float *rstd,
+                                 const float *gamma, float *dx, size_t lddx, int accumulate,
+                                 float *dgamma, float *dbeta) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *dyr = dy + r * lddy, *tr = t + r * ldt;
+        float *dxr = dx + r * lddx;
+        const float mu = rms ? 0.0f : mean[r], rs = rstd[r];
+        const CK_VEC vmu = CK_VSPLAT(mu), vrs = CK_VSPLAT(rs);
+        /* Pass 1: sum g and g * xhat (g = dy * gamma), and the parameter gradients. */
+        CK_VEC s1 = (CK_VEC){0}, s2 = (CK_VEC){0};
+        size_t i = 0;
+        for (; i + CK_VL <= n; i += CK_VL) {
+            const CK_VEC d = CK_FN(ck_vload)(dyr + i);
+            const CK_VEC xh = (CK_FN(ck_vload)(tr + i) - vmu) * vrs;
+            const CK_VEC g = d * CK_FN(ck_vload)(gamma + i);
+            s1 += g;
+            s2 = CK_VFMA2(g, xh, s2);
+            if (dgamma) CK_FN(ck_vstore)(dgamma + i, CK_VFMA2(d, xh, CK_FN(ck_vload)(dgamma + i)));
+            if (dbeta) CK_FN(ck_vstore)(dbeta + i, CK_FN(ck_vload)(dbeta + i) + d);
+        }
+        float t1 = 0, t2 = 0;
+        for (; i < n; i++) {
+            const float d = dyr[i], xh = (tr[i] - mu) * rs, g = d * gamma[i];
+            t1 += g;
+            t2 += g * xh;
+            if (dgamma) dgamma[i] += d * xh;
+            if (dbeta) dbeta[i] += d;
+        }
+        const float c1 = rms ? 0.0f : (CK_FN(ck_hsum)(s1) + t1) / (float)n;
+        const float c2 = (CK_FN(ck_hsum)(s2) + t2) / (float)n;
+        /* Pass 2: dt = rstd * (g - c1 - xhat * c2), written or added. */
+        const CK_VEC vc1 = CK_VSPLAT(c1), vc2 = CK_VSPLAT(c2);
+        for (i = 0; i + CK_VL <= n; i += CK_VL) {
+            const CK_VEC xh = (CK_FN(ck_vload)(tr + i) - vmu) * vrs;
+            const CK_VEC g = CK_FN(ck_vload)(dyr + i) * CK_FN(ck_vload)(gamma + i);
+            CK_VEC v = (g - vc1 - xh * vc2) * vrs;
+            if (accumulate) v += CK_FN(ck_vload)(dxr + i);
+            CK_FN(ck_vstore)(dxr + i, v);
+        }
+        for (; i < n; i++) {
+            const float xh = (tr[i] - mu) * rs, g = dyr[i] * gamma[i];
+            const float v = (g - c1 - xh * c2) * rs;
+            dxr[i] = accumulate ? dxr[i] + v : v;
+        }
+    }
+}
