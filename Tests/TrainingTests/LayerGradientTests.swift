@@ -157,7 +157,7 @@ enum SmallLayers {
     @Test func embeddingScatterAddSkipsPadding() {
         var grads = ParameterSet([("table", Tensor.zeros([4, 2]))])
         let dY = Tensor(shape: [4, 2], scalars: [1, 2, 3, 4, 5, 6, 7, 8])
-        Embedding(weight: Tensor.zeros([4, 2])).backward(ids: [3, 0, 3, 1], outputGradient: dY, name: "table", paddingIndex: 0, into: &grads)
+        Embedding(weight: Tensor.zeros([4, 2])).backward(ids: [3, 0, 3, 1], outputGradient: dY, name: "table", paddingIndex: 0, into: &grads, compute: compute)
         #expect(grads["table"]!.scalars == [0, 0, 7, 8, 0, 0, 6, 8])
     }
 
@@ -167,11 +167,11 @@ enum SmallLayers {
         let p = ParameterSet(SmallLayers.normParameters(&g, "n", size: 8, rms: rms))
         let x = g.tensor([5, 8]), residual = g.tensor([5, 8])
         let names = NormParameterNames("n", bias: !rms)
-        g.check(rms ? "RMSNorm" : "LayerNorm", input: x, parameters: p, forward: { p, x in SmallLayers.norm(p, "n", rms: rms).trainingForward(x, residual: residual).0 }) { p, x, dY in
+        g.check(rms ? "RMSNorm" : "LayerNorm", input: x, parameters: p, forward: { p, x in SmallLayers.norm(p, "n", rms: rms).trainingForward(x, residual: residual, compute: compute).0 }) { p, x, dY in
             var grads = p.zerosLike()
             let norm = SmallLayers.norm(p, "n", rms: rms)
-            let (_, saved) = norm.trainingForward(x, residual: residual)
-            return (norm.backward(saved, outputGradient: dY, names: names, into: &grads), grads)
+            let (_, saved) = norm.trainingForward(x, residual: residual, compute: compute)
+            return (norm.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute), grads)
         }
     }
 

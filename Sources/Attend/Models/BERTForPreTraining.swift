@@ -161,7 +161,7 @@ public final class BERTForPreTraining: TrainableModel {
         let positions = (0..<b).flatMap { _ in 0..<s }
         let keyPadding: [[Bool]]? = batch.attentionMask.flatMap { mask in mask.contains { $0.contains(0) } ? mask.map { $0.map { $0 != 0 } } : nil }
         let e = m.embeddings.word.weight.gatherRows(ids) + m.embeddings.tokenType.weight.gatherRows(types) + m.embeddings.position.weight.gatherRows(positions)
-        var (x, embeddingNorm) = Norm.layer(m.embeddings.norm).trainingForward(e)
+        var (x, embeddingNorm) = Norm.layer(m.embeddings.norm).trainingForward(e, compute: c)
         let visibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: keyPadding, causal: false)
         var layerActivations: [EncoderLayerActivations] = []
         for layer in m.layers {
@@ -173,13 +173,13 @@ public final class BERTForPreTraining: TrainableModel {
             preconditionFailure("BERTForPreTraining: the model lost a head")
         }
         let transformPre = head.transform.forward(x, compute: c)
-        let (normalized, transformNorm) = Norm.layer(head.norm).trainingForward(transformPre.applying(head.activation, compute: c))
+        let (normalized, transformNorm) = Norm.layer(head.norm).trainingForward(transformPre.applying(head.activation, compute: c), compute: c)
         let logits = head.decoder.forward(normalized, compute: c)  // [T, vocab]
-        let mlm = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
+        let mlm = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
         let first = x.gatherRows((0..<b).map { $0 * s })  // [b, d]
         let pooled = pooler.forward(first, compute: c).map { Float(tanh(Double($0))) }
         let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
-        let next = InterimOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels)
+        let next = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
         saved = Activations(
             rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
@@ -203,8 +203,8 @@ public final class BERTForPreTraining: TrainableModel {
         let dN = head.decoder.backward(
             input: s.normalized, outputGradient: s.mlmGradient,
             names: LinearParameterNames(parts: [(word, "cls.predictions.bias", config.vocabSize)]), into: &grads, compute: c)!
-        let dA = Norm.layer(head.norm).backward(s.transformNorm, outputGradient: dN, names: NormParameterNames("cls.predictions.transform.LayerNorm"), into: &grads)
-        let dU = InterimOps.activationBackward(head.activation, input: s.transformPre, outputGradient: dA)
+        let dA = Norm.layer(head.norm).backward(s.transformNorm, outputGradient: dN, names: NormParameterNames("cls.predictions.transform.LayerNorm"), into: &grads, compute: c)
+        let dU = TrainingOps.activationBackward(head.activation, input: s.transformPre, outputGradient: dA, compute: c)
         var dX = head.transform.backward(
             input: s.last, outputGradient: dU, names: LinearParameterNames("cls.predictions.transform.dense", rows: config.hiddenSize),
             into: &grads, compute: c)!
@@ -221,10 +221,10 @@ public final class BERTForPreTraining: TrainableModel {
         for i in stride(from: m.layers.count - 1, through: 0, by: -1) {
             dX = m.layers[i].backward(s.layers[i], outputGradient: dX, names: layerNames(i), into: &grads, compute: c).input
         }
-        let dE = Norm.layer(m.embeddings.norm).backward(s.embeddingNorm, outputGradient: dX, names: NormParameterNames("bert.embeddings.LayerNorm"), into: &grads)
-        m.embeddings.word.backward(ids: s.ids, outputGradient: dE, name: word, paddingIndex: config.padTokenID, into: &grads)
-        m.embeddings.position.backward(ids: s.positions, outputGradient: dE, name: "bert.embeddings.position_embeddings.weight", into: &grads)
-        m.embeddings.tokenType.backward(ids: s.types, outputGradient: dE, name: "bert.embeddings.token_type_embeddings.weight", into: &grads)
+        let dE = Norm.layer(m.embeddings.norm).backward(s.embeddingNorm, outputGradient: dX, names: NormParameterNames("bert.embeddings.LayerNorm"), into: &grads, compute: c)
+        m.embeddings.word.backward(ids: s.ids, outputGradient: dE, name: word, paddingIndex: config.padTokenID, into: &grads, compute: c)
+        m.embeddings.position.backward(ids: s.positions, outputGradient: dE, name: "bert.embeddings.position_embeddings.weight", into: &grads, compute: c)
+        m.embeddings.tokenType.backward(ids: s.types, outputGradient: dE, name: "bert.embeddings.token_type_embeddings.weight", into: &grads, compute: c)
         return grads
     }
 

@@ -76,7 +76,7 @@ enum Seq2SeqTraining {
             x = y
         }
         var encoderNorm: NormRowStatistics? = nil
-        if let norm = m.encoder.finalNorm { (x, encoderNorm) = norm.trainingForward(x) }
+        if let norm = m.encoder.finalNorm { (x, encoderNorm) = norm.trainingForward(x, compute: c) }
         let memory = x
         var h = embed(decoderInput, table: m.decoderEmbedding, scale: m.embeddingScale, positions: m.decoderPositions, offset: 0)
             .reshaped([b * t, d])
@@ -90,10 +90,10 @@ enum Seq2SeqTraining {
             h = y
         }
         var decoderNorm: NormRowStatistics? = nil
-        if let norm = m.decoder.finalNorm { (h, decoderNorm) = norm.trainingForward(h) }
+        if let norm = m.decoder.finalNorm { (h, decoderNorm) = norm.trainingForward(h, compute: c) }
         let headInput = m.outputScale == 1 ? h : h * m.outputScale
         let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
-        let ce = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
+        let ce = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
         return (
             ce.loss,
             Seq2SeqActivations(
@@ -114,7 +114,7 @@ enum Seq2SeqTraining {
         if m.outputScale != 1 { dOut *= m.outputScale }
         var dH = dOut
         if let norm = m.decoder.finalNorm, let stats = s.decoderNorm, let n = names.decoderFinalNorm {
-            dH = norm.backward(stats, outputGradient: dOut, names: n, into: &grads)
+            dH = norm.backward(stats, outputGradient: dOut, names: n, into: &grads, compute: c)
         }
         var dMemory = Tensor.zeros(s.memoryShape)
         var dDecoderTable: Tensor? = nil
@@ -126,10 +126,10 @@ enum Seq2SeqTraining {
         }
         if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }
         if m.embeddingScale != 1 { dH *= m.embeddingScale }
-        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads)
+        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         var dX = dMemory
         if let norm = m.encoder.finalNorm, let stats = s.encoderNorm, let n = names.encoderFinalNorm {
-            dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads)
+            dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads, compute: c)
         }
         var dEncoderTable: Tensor? = nil
         for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
@@ -139,7 +139,7 @@ enum Seq2SeqTraining {
         }
         if let dEncoderTable, let name = names.encoderTable { grads.modify(name) { $0 += dEncoderTable } }
         if m.embeddingScale != 1 { dX *= m.embeddingScale }
-        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads)
+        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         return grads
     }
 }

@@ -73,7 +73,7 @@ extension Embedding {
     /// The backward of a lookup: adds row `i` of `dY` `[ids.count, dim]` into row `ids[i]` of
     /// the gradient `name` (scatter-add), except for `paddingIndex` (PyTorch's `padding_idx`,
     /// whose row gets no gradient). Cost: O(ids.count * dim).
-    func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet) {
-        grads.modify(name) { InterimOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0) }
+    func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet, compute: Compute) {
+        grads.modify(name) { TrainingOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0, compute: compute) }
     }
 }
