@@ -12,12 +12,38 @@ import Foundation
 // A model supplies the Hugging Face names of its parameters; tied weights (one name used by the
 // embedding tables and the head) get the sum of every use's gradient.
 
+/// The parts of an encoder-decoder that training runs through (Seq2SeqModel's, or the
+/// paper's TransformerModel's).
+struct Seq2SeqTrainingParts {
+    var encoderEmbedding: Embedding, decoderEmbedding: Embedding
+    var embeddingScale: Float
+    var encoderPositions: AbsolutePositions, decoderPositions: AbsolutePositions
+    var encoder: TransformerEncoder, decoder: TransformerDecoder
+    var outputScale: Float
+    var lmHead: Linear
+    var modelDim: Int { encoder.modelDim }
+
+    init(_ m: Seq2SeqModel) {
+        (encoderEmbedding, decoderEmbedding, embeddingScale) = (m.encoderEmbedding, m.decoderEmbedding, m.embeddingScale)
+        (encoderPositions, decoderPositions, encoder, decoder) = (m.encoderPositions, m.decoderPositions, m.encoder, m.decoder)
+        (outputScale, lmHead) = (m.outputScale, m.lmHead)
+    }
+
+    init(_ m: TransformerModel) {
+        (encoderEmbedding, decoderEmbedding, embeddingScale) = (m.sourceEmbedding, m.targetEmbedding, m.embeddingScale)
+        (encoderPositions, decoderPositions, encoder, decoder) = (m.positions, m.positions, m.encoder, m.decoder)
+        (outputScale, lmHead) = (1, m.generator)
+    }
+}
+
 /// The names a seq2seq model's parameters have, and which of its parts are trained.
 struct Seq2SeqParameterNames {
     var encoderEmbedding: String
     var decoderEmbedding: String
-    /// The head's weight (the shared table's name when tied). Its bias, if any, is a buffer.
+    /// The head's weight (the shared table's name when tied).
     var head: String
+    /// The head's bias when trained (nil: none, or a buffer such as Marian's final_logits_bias).
+    var headBias: String? = nil
     var encoderLayers: [EncoderLayerParameterNames]
     var decoderLayers: [DecoderLayerParameterNames]
     var encoderFinalNorm: NormParameterNames?
@@ -58,7 +84,7 @@ enum Seq2SeqTraining {
     /// The mean cross-entropy of the decoder's logits against `labels` (validated by the
     /// caller, not all -100), and the activations.
     static func loss(
-        _ m: Seq2SeqModel, parameters p: ParameterSet, names: Seq2SeqParameterNames, batch: TrainingBatch, decoderInput: [[Int]],
+        _ m: Seq2SeqTrainingParts, parameters p: ParameterSet, names: Seq2SeqParameterNames, batch: TrainingBatch, decoderInput: [[Int]],
         compute c: Compute
     ) -> (Float, Seq2SeqActivations) {
         let labels = batch.labels!.flatMap { $0 }
@@ -105,11 +131,11 @@ enum Seq2SeqTraining {
 
     /// Every parameter's gradient (a set shaped as `parameters`).
     static func backward(
-        _ m: Seq2SeqModel, _ s: Seq2SeqActivations, parameters: ParameterSet, names: Seq2SeqParameterNames, compute c: Compute
+        _ m: Seq2SeqTrainingParts, _ s: Seq2SeqActivations, parameters: ParameterSet, names: Seq2SeqParameterNames, compute c: Compute
     ) -> ParameterSet {
         var grads = parameters.zerosLike()
         var dOut = m.lmHead.backward(
-            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(names.head, nil, m.lmHead.outFeatures)]),
+            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(names.head, names.headBias, m.lmHead.outFeatures)]),
             into: &grads, compute: c)!
         if m.outputScale != 1 { dOut *= m.outputScale }
         var dH = dOut
