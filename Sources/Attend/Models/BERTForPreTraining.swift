@@ -155,7 +155,7 @@ public final class BERTForPreTraining: TrainableModel {
         guard nextLabels.contains(where: { $0 != -100 }) else { throw TrainingError("BERTForPreTraining batch: every next_sentence_label is -100") }
         saved = nil
         let m = model, c = compute
-        let (b, s, d) = (batch.rows, batch.length, config.hiddenSize)
+        let (b, s) = (batch.rows, batch.length)
         let ids = batch.inputIDs.flatMap { $0 }
         let types = batch.tokenTypeIDs?.flatMap { $0 } ?? [Int](repeating: 0, count: b * s)
         let positions = (0..<b).flatMap { _ in 0..<s }
@@ -184,7 +184,6 @@ public final class BERTForPreTraining: TrainableModel {
             rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
             first: first, pooled: pooled, nspGradient: next.gradient)
-        _ = d
         return mlm.loss + next.loss
     }
 
