@@ -52,7 +52,9 @@ extension Bench {
                             ("cpu_ms", cpu * 1e3), ("reps", times.wall.count),
                         ],
                         row: pad(name, 36)
-                            + String(format: " %7d %9.1f %10.1f %9.1f%%   (cpu %.1f ms)", threads, sec * 1e3, gf, peak > 0 ? gf / peak * 100 : 0, cpu * 1e3))
+                            + String(
+                                format: " %7d %9.1f %10.1f %9.1f%%   (cpu %.1f ms)", threads, sec * 1e3, gf, peak > 0 ? gf / peak * 100 : 0, cpu * 1e3
+                            ))
                 }
             }
         }

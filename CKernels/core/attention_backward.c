@@ -31,14 +31,26 @@ static inline size_t ck_bw_rup(size_t x, size_t m) { return (x + m - 1) / m * m;
 static inline size_t ck_bw_al(size_t floats) { return ck_bw_rup(floats, CK_ALIGN / sizeof(float)); }
 
 /* Query panels per block (Br = panels * nr, about 64 queries) and keys per block (Bc, a
- * multiple of mr, about 96: the two Bc x Br tiles stay within L1 + a little L2). */
+ * multiple of mr, about 140): the two Bc x Br tiles (70 KiB) stay in L2 next to the head's
+ * packed K/V and dK/dV accumulators. Measured on Zen 4 (AVX-512, seq 512, head size 64,
+ * thread CPU time): Br 32..128 x Bc 56..196 all within the noise of a shared machine
+ * (59-68% of the FMA peak non-causal) except Br >= 96 (worse: more causal waste, tiles out
+ * of L2); 64 x 140 was best in repeated runs. */
+/* Block sizes (overridable for a tuning sweep); panels <= 64 (prows below) as nr >= 4. */
+#ifndef CK_BW_QUERIES
+#define CK_BW_QUERIES 64
+#endif
+#ifndef CK_BW_KEYS
+#define CK_BW_KEYS 140
+#endif
+_Static_assert(CK_BW_QUERIES <= 256, "at most 64 query panels of nr >= 4");
 static size_t ck_bw_panels(const ck_kernels *k) {
     const size_t nr = (size_t)k->gemm.nr;
-    return (64 + nr - 1) / nr;
+    return (CK_BW_QUERIES + nr - 1) / nr;
 }
 static size_t ck_bw_key_block(const ck_kernels *k) {
     const size_t mr = (size_t)k->gemm.mr;
-    return ck_bw_rup(96, mr);
+    return ck_bw_rup(CK_BW_KEYS, mr);
 }
 
 size_t ck_f32_attention_grad_packed_kv_size(const ck_kernels *k, size_t seq_k, size_t head_dim) {
@@ -165,20 +177,35 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
         for (size_t kb = 0; kb < kend; kb += bc) {
             const size_t valid = kend - kb < bc ? kend - kb : bc;
             const size_t rows = ck_bw_rup(valid, mr);
+            /* Causal: key panels of this block that no query of panel jp sees are skipped
+             * (prows[jp] rows are computed, a multiple of mr). */
+            size_t prows[64];
+            for (size_t jp = 0; jp < np; jp++) {
+                prows[jp] = rows;
+                if (g->causal) {
+                    const ptrdiff_t seen =
+                        (ptrdiff_t)(q0 + jp * nr + nr) + g->causal_offset - (ptrdiff_t)kb;
+                    const size_t lim = seen <= 0 ? 0 : ck_bw_rup((size_t)seen, mr);
+                    if (lim < prows[jp]) prows[jp] = lim;
+                }
+            }
             for (size_t ip = 0; ip < rows / mr; ip++) {
                 const size_t off = (kb / mr + ip) * D * mr;
                 for (size_t jp = 0; jp < np; jp++) {
+                    if (ip * mr >= prows[jp]) continue;
                     float *c = st + jp * bc * nr + ip * mr * nr;
                     ukr(D, pk + off, qs + jp * D * nr, c, nr, 1.0f, 0.0f);
-                    ukr(D, pv + off, dot + jp * D * nr, dst + jp * bc * nr + ip * mr * nr, nr,
-                        1.0f, 0.0f);
+                    ukr(D, pv + off, dot + jp * D * nr, dst + jp * bc * nr + ip * mr * nr, nr, 1.0f,
+                        0.0f);
                 }
             }
             for (size_t jp = 0; jp < np; jp++) {
                 float *s = st + jp * bc * nr, *ds = dst + jp * bc * nr;
+                const size_t prow = prows[jp], pvalid = valid < prow ? valid : prow;
+                if (prow == 0) continue;
                 if (sw) {
                     /* Shaw terms: s += q . a^K (scaled), dP += dO . a^V, per bucket. */
-                    for (size_t r = 0; r < valid; r++)
+                    for (size_t r = 0; r < pvalid; r++)
                         for (size_t j = 0; j < nr; j++) {
                             const size_t qi = q0 + jp * nr + j;
                             if (qi >= q0 + count) continue;
@@ -187,14 +214,14 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
                             ds[r * nr + j] += g->shaw_dov[c];
                         }
                 }
-                k->attn_grad_step(rows, valid, s, ds, kb, q0 + jp * nr, g, lse + jp * nr,
+                k->attn_grad_step(prow, pvalid, s, ds, kb, q0 + jp * nr, g, lse + jp * nr,
                                   delta + jp * nr);
                 if (sw) {
                     for (size_t j = 0; j < nr; j++) {
                         const size_t qi = q0 + jp * nr + j;
                         if (qi >= q0 + count) continue;
                         float *bp = g->shaw_p + qi * sw, *bd = g->shaw_ds + qi * sw;
-                        for (size_t r = 0; r < valid; r++) {
+                        for (size_t r = 0; r < pvalid; r++) {
                             const size_t c = ck_bw_shaw_bucket(g, qi, kb + r);
                             bp[c] += s[r * nr + j];
                             bd[c] += ds[r * nr + j];
@@ -207,6 +234,7 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
                 float *cv = g->dv_acc + (kb + ip * mr) * ldacc;
                 float *ck = g->dk_acc + (kb + ip * mr) * ldacc;
                 for (size_t jp = 0; jp < np; jp++) {
+                    if (ip * mr >= prows[jp]) continue;
                     const float *ap = st + jp * bc * nr + ip * mr * nr;
                     const float *ad = dst + jp * bc * nr + ip * mr * nr;
                     for (size_t dj = 0; dj < dn / nr; dj++) {
@@ -218,8 +246,8 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
             }
             /* dQ^T += scale K^T dS^T (kb is a multiple of mr: K^T columns start at kb). */
             for (size_t jp = 0; jp < np; jp++)
-                for (size_t dq = 0; dq < dp / mr; dq++)
-                    ukr(rows, pkt + (dq * skp + kb) * mr, dst + jp * bc * nr,
+                for (size_t dq = 0; prows[jp] && dq < dp / mr; dq++)
+                    ukr(prows[jp], pkt + (dq * skp + kb) * mr, dst + jp * bc * nr,
                         dqt + jp * dp * nr + dq * mr * nr, nr, g->scale, 1.0f);
         }
         /* dq_i = dQ^T[:, i] (+ scale * sum_c shaw_ds[i][c] a^K_c). */

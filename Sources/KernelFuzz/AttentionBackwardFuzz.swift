@@ -196,7 +196,9 @@ struct AttentionBackwardFuzz: FuzzKernel {
         for (m, snap) in zip(inputs(c), r.snaps) where !m.unchanged(since: snap) {
             return "the kernel wrote into an input (Q, dO, K, V or a bias: the \(m.rows) x \(m.cols) one)"
         }
-        var guards: [(GuardedMatrix, String)] = [(r.dk, "dK"), (r.dv, "dV"), (r.acc, "the dK/dV accumulators"), (r.packed, "the packed K/V"), (r.ws, "the workspace")]
+        var guards: [(GuardedMatrix, String)] = [
+            (r.dk, "dK"), (r.dv, "dV"), (r.acc, "the dK/dV accumulators"), (r.packed, "the packed K/V"), (r.ws, "the workspace"),
+        ]
         guards += r.dq.map { ($0, "dQ") } + r.shawP.map { ($0, "shaw_p") } + r.shawDS.map { ($0, "shaw_ds") }
         if let d = r.dRel { guards.append((d, "d_rel_bias")) }
         for (m, what) in guards { if let bad = m.damagedPadding(what) { return bad } }
@@ -249,7 +251,9 @@ struct AttentionBackwardFuzz: FuzzKernel {
         let d = c.d
         for h in 0..<c.group {
             let ref = r.refs[h]
-            if let bad = compare({ r.dq[h][$0, $1] }, rows: c.seqQ, cols: d, { ref.dq[$0 * d + $1] }, "dQ (query head \(h))", bound: boundQ) { return bad }
+            if let bad = compare({ r.dq[h][$0, $1] }, rows: c.seqQ, cols: d, { ref.dq[$0 * d + $1] }, "dQ (query head \(h))", bound: boundQ) {
+                return bad
+            }
             if c.shawClip > 0 {
                 let w = 2 * c.shawClip + 1
                 let shaw = AttentionGradReference.Shaw(keys: [], values: [], clip: c.shawClip, offset: c.causalOffset)

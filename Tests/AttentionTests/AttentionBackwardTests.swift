@@ -65,7 +65,8 @@ struct BackwardCase: CustomTestStringConvertible, Sendable {
             mask.keyPadding = (0..<b).map { r in (0..<sk).map { j in j < sk - r } }
         default: break
         }
-        let relative = kind == .bertRelative ? RelativeKeyPositions(distance: random([2 * (sq + 3) - 1, dh]), maxPositions: sq + 3, keyQuery: false) : nil
+        let relative =
+            kind == .bertRelative ? RelativeKeyPositions(distance: random([2 * (sq + 3) - 1, dh]), maxPositions: sq + 3, keyQuery: false) : nil
         let t = AttentionTrainingProblem(
             q: q, k: k, v: v, batch: b, heads: h, kvHeads: kvh, headDim: dh, seqQ: sq, seqK: sk, mask: mask, bias: bias,
             relative: relative, scale: kind == .t5 ? 1 : nil)
@@ -202,7 +203,9 @@ struct AttentionBackwardNativeTests {
             if let first {
                 // Deterministic for any thread count: bitwise the same gradients.
                 #expect(first.query.tensor == g.query.tensor && first.key.tensor == g.key.tensor && first.value.tensor == g.value.tensor)
-                #expect(first.biasTable == g.biasTable && first.shawKeys == g.shawKeys && first.shawValues == g.shawValues && first.relative == g.relative)
+                #expect(
+                    first.biasTable == g.biasTable && first.shawKeys == g.shawKeys && first.shawValues == g.shawValues && first.relative == g.relative
+                )
             }
             first = g
         }
@@ -213,7 +216,9 @@ struct AttentionBackwardNativeTests {
     @Test func nativeEndToEnd() {
         let c = Self.cases.first { $0.kind == .fused }!
         let (t, dOut) = c.make(seed: 7)
-        let ref = attentionBackward(t, out: Tensor.zeros(t.outputShape), lse: Tensor.zeros([t.batch, t.heads, t.seqQ]), dOut: dOut, compute: Compute(backend: .swiftSIMD, threads: 1))
+        let ref = attentionBackward(
+            t, out: Tensor.zeros(t.outputShape), lse: Tensor.zeros([t.batch, t.heads, t.seqQ]), dOut: dOut,
+            compute: Compute(backend: .swiftSIMD, threads: 1))
         let compute = Compute(backend: .native(.best), threads: 2)
         let (out, lse) = attentionForwardTraining(t, compute: compute)
         let g = attentionBackward(t, out: out, lse: lse, dOut: dOut, compute: compute)
@@ -232,10 +237,12 @@ struct AttentionBackwardRelativeTests {
         let (t, dOut) = c.make(seed: 99)
         let rel = t.relative!
         let want = relativeSelfAttention(
-            qkv: Tensor(shape: [t.batch * t.seqQ, 3 * t.heads * t.headDim], generating: { i in
-                let w = 3 * t.heads * t.headDim
-                return t.q.tensor.scalars[(i / w) * t.q.tensor.shape[1] + i % w]
-            }), batch: t.batch, seq: t.seqQ, heads: t.heads, headDim: t.headDim, distance: rel.distance,
+            qkv: Tensor(
+                shape: [t.batch * t.seqQ, 3 * t.heads * t.headDim],
+                generating: { i in
+                    let w = 3 * t.heads * t.headDim
+                    return t.q.tensor.scalars[(i / w) * t.q.tensor.shape[1] + i % w]
+                }), batch: t.batch, seq: t.seqQ, heads: t.heads, headDim: t.headDim, distance: rel.distance,
             maxPositions: rel.maxPositions, keyQuery: false, keyPadding: t.mask.keyPadding, scale: t.scale,
             compute: Compute(backend: .swiftSIMD, threads: 1))
         for variant in KernelVariant.supported {

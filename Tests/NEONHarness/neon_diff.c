@@ -66,9 +66,9 @@ enum {
     S_COUNT
 };
 static const char *const stat_names[S_COUNT] = {
-    "dispatch",      "gemm_ukr",          "gemm",         "fma_peak",  "exp",
-    "softmax_rows",  "attn_softmax_step", "gemv",         "act relu",  "act gelu",
-    "act gelu_tanh", "act silu",          "norm_rows",    "attention", "gemm_packed",
+    "dispatch",      "gemm_ukr",          "gemm",          "fma_peak",     "exp",
+    "softmax_rows",  "attn_softmax_step", "gemv",          "act relu",     "act gelu",
+    "act gelu_tanh", "act silu",          "norm_rows",     "attention",    "gemm_packed",
     "gemv_t",        "attention_short",   "attention_few", "attention_bwd"};
 static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*sum|ab|)",
@@ -1831,8 +1831,8 @@ static void test_attention(int v) {
  * the guards of every output, and the forward's lse (attention_block_lse). */
 static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, size_t group,
                          int causal, ptrdiff_t coff, int key_bias, int rel, float scale) {
-    set_case("attn bwd Sq=%zu Sk=%zu D=%zu group=%zu causal=%d off=%td key_bias=%d rel=%d", Sq,
-             Sk, D, group, causal, coff, key_bias, rel);
+    set_case("attn bwd Sq=%zu Sk=%zu D=%zu group=%zu causal=%d off=%td key_bias=%d rel=%d", Sq, Sk,
+             D, group, causal, coff, key_bias, rel);
     new_case(S_ATTN_BWD);
     const size_t ld = D + 3;
     float *q = malloc(group * Sq * ld * 4), *dout = malloc(group * Sq * ld * 4);
@@ -1871,10 +1871,12 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
             double m = -INFINITY;
             for (size_t j = 0; j < Sk; j++) {
                 double s = -INFINITY;
-                if (!(causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) && !(key_bias && kb[j] == -INFINITY)) {
+                if (!(causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) &&
+                    !(key_bias && kb[j] == -INFINITY)) {
                     s = 0;
                     for (size_t d = 0; d < D; d++) s += (double)qh[i * ld + d] * kk[j * ld + d];
-                    s = s * scale + (key_bias ? kb[j] : 0) + (rel ? rb[(ptrdiff_t)i - (ptrdiff_t)j + zero] : 0);
+                    s = s * scale + (key_bias ? kb[j] : 0) +
+                        (rel ? rb[(ptrdiff_t)i - (ptrdiff_t)j + zero] : 0);
                 }
                 P[i * Sk + j] = s;
                 if (s > m) m = s;
@@ -1914,19 +1916,36 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
                     rdqh[i * D + d] += scale * dS[i * Sk + j] * kk[j * ld + d];
                     rdk[j * D + d] += scale * dS[i * Sk + j] * qh[i * ld + d];
                     rdv[j * D + d] += p * dh[i * ld + d];
-                    if (fabs(scale * A[i * Sk + j] * kk[j * ld + d]) > 0) rowq += fabs(scale * A[i * Sk + j] * kk[j * ld + d]) / (double)D;
+                    if (fabs(scale * A[i * Sk + j] * kk[j * ld + d]) > 0)
+                        rowq += fabs(scale * A[i * Sk + j] * kk[j * ld + d]) / (double)D;
                     bk[j] += fabs(scale * A[i * Sk + j] * qh[i * ld + d]) / (double)D;
                     bv[j] += fabs(p * dh[i * ld + d]) / (double)D;
                 }
             }
             if (rowq > bq) bq = rowq;
         }
-        ck_attention_grad_head g = {
-            .seq_q = Sq, .seq_k = Sk, .head_dim = D, .q = qh, .ldq = ld, .o = o, .ldo = D,
-            .dout = dh, .lddo = ld, .lse = lse, .packed_kv = packed, .dq = dq.p, .lddq = dq.ld,
-            .dk_acc = acc.p, .dv_acc = acc.p + accn, .scale = scale, .causal = causal,
-            .causal_offset = coff, .key_bias = key_bias ? kb : NULL, .rel_bias = rel ? rb : NULL,
-            .rel_bias_zero = zero, .d_rel_bias = rel ? drel.p : NULL};
+        ck_attention_grad_head g = {.seq_q = Sq,
+                                    .seq_k = Sk,
+                                    .head_dim = D,
+                                    .q = qh,
+                                    .ldq = ld,
+                                    .o = o,
+                                    .ldo = D,
+                                    .dout = dh,
+                                    .lddo = ld,
+                                    .lse = lse,
+                                    .packed_kv = packed,
+                                    .dq = dq.p,
+                                    .lddq = dq.ld,
+                                    .dk_acc = acc.p,
+                                    .dv_acc = acc.p + accn,
+                                    .scale = scale,
+                                    .causal = causal,
+                                    .causal_offset = coff,
+                                    .key_bias = key_bias ? kb : NULL,
+                                    .rel_bias = rel ? rb : NULL,
+                                    .rel_bias_zero = zero,
+                                    .d_rel_bias = rel ? drel.p : NULL};
         ck_f32_attention_backward(k, &g, ws);
         const double factor = (16.0 * (double)(Sq + Sk + D) + 4 * lmax) * U;
         for (size_t i = 0; i < Sq; i++)
@@ -1934,7 +1953,8 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
                 const double err = fabs(*gb_at(&dq, i, d) - rdqh[i * D + d]);
                 const double bound = factor * (bq + 1e-30);
                 check(S_ATTN_BWD, close_enough(err, bound), err / bound, err / (U * (bq + 1e-30)),
-                      "dQ[%zu][%zu] (head %zu) = %g, expected %g", i, d, h, *gb_at(&dq, i, d), rdqh[i * D + d]);
+                      "dQ[%zu][%zu] (head %zu) = %g, expected %g", i, d, h, *gb_at(&dq, i, d),
+                      rdqh[i * D + d]);
             }
         check_guard(S_ATTN_BWD, &dq, "dQ");
         gb_free(&dq);
@@ -1945,19 +1965,30 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
             float *fws = xaligned(ck_f32_attention_workspace(k, D, 0));
             float *fo = malloc(Sq * D * 4), *flse = malloc(Sq * 4);
             ck_f32_attention_pack_kv(k, Sk, D, kk, ld, vv, ld, fp);
-            ck_attention_head fh = {.seq_q = Sq, .seq_k = Sk, .head_dim = D, .q = qh, .ldq = ld,
-                                    .packed_kv = fp, .o = fo, .ldo = D, .scale = scale,
-                                    .causal = causal, .causal_offset = coff,
-                                    .key_bias = key_bias ? kb : NULL, .rel_bias = rel ? rb : NULL,
+            ck_attention_head fh = {.seq_q = Sq,
+                                    .seq_k = Sk,
+                                    .head_dim = D,
+                                    .q = qh,
+                                    .ldq = ld,
+                                    .packed_kv = fp,
+                                    .o = fo,
+                                    .ldo = D,
+                                    .scale = scale,
+                                    .causal = causal,
+                                    .causal_offset = coff,
+                                    .key_bias = key_bias ? kb : NULL,
+                                    .rel_bias = rel ? rb : NULL,
                                     .rel_bias_zero = zero};
             const size_t qb = ck_f32_attention_query_block(k);
             for (size_t q0 = 0; q0 < Sq; q0 += qb)
                 ck_f32_attention_block_lse(k, &fh, q0, Sq - q0 < qb ? Sq - q0 : qb, fws, flse);
             for (size_t i = 0; i < Sq; i++) {
                 const double want = lse[i], err = fabs((double)flse[i] - want);
-                const double bound = (8 + (double)(Sk + D) * lmax) * U * (fabs(want) > 1 ? fabs(want) : 1);
+                const double bound =
+                    (8 + (double)(Sk + D) * lmax) * U * (fabs(want) > 1 ? fabs(want) : 1);
                 const int ok = want == -INFINITY ? flse[i] == -INFINITY : close_enough(err, bound);
-                check(S_ATTN_BWD, ok, want == -INFINITY ? 0 : err / bound, 0, "forward lse[%zu] = %g, expected %g", i, flse[i], want);
+                check(S_ATTN_BWD, ok, want == -INFINITY ? 0 : err / bound, 0,
+                      "forward lse[%zu] = %g, expected %g", i, flse[i], want);
             }
             free(fp);
             free(fws);
@@ -1976,7 +2007,8 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
     const double factor = (16.0 * (double)(Sq + Sk + D) + 4 * lmax) * U;
     for (size_t j = 0; j < Sk; j++)
         for (size_t d = 0; d < D; d++) {
-            double err = fabs(*gb_at(&gk, j, d) - rdk[j * D + d]), bound = factor * (mk * D + 1e-30);
+            double err = fabs(*gb_at(&gk, j, d) - rdk[j * D + d]),
+                   bound = factor * (mk * D + 1e-30);
             check(S_ATTN_BWD, close_enough(err, bound), err / bound, err / (U * (mk * D + 1e-30)),
                   "dK[%zu][%zu] = %g, expected %g", j, d, *gb_at(&gk, j, d), rdk[j * D + d]);
             err = fabs(*gb_at(&gv, j, d) - rdv[j * D + d]);

@@ -9,9 +9,9 @@
 #include "attend_attention_backward.h"
 
 #define CK_NQ (CK_ANV * CK_VL)
-void CK_FN(ck_f32_attn_grad_step)(size_t rows, size_t valid_rows, float *p, float *ds,
-                                  size_t key0, size_t query0, const ck_attention_grad_head *g,
-                                  const float *lse, const float *delta) {
+void CK_FN(ck_f32_attn_grad_step)(size_t rows, size_t valid_rows, float *p, float *ds, size_t key0,
+                                  size_t query0, const ck_attention_grad_head *g, const float *lse,
+                                  const float *delta) {
     const CK_VEC vzero = (CK_VEC){0}, vninf = CK_VSPLAT(-__builtin_inff());
     CK_VEC vlse[CK_ANV], vdelta[CK_ANV];
     CK_IVEC qidx[CK_ANV];

@@ -53,7 +53,7 @@ package struct AttentionGradients: Sendable {
     package var biasTable: Tensor?
     /// Shaw: the gradients of the key and value tables `[2 clip + 1, headDim]`.
     package var shawKeys: Tensor?
-    /// Shaw: see ``shawKeys``.
+    /// Shaw: see `shawKeys`.
     package var shawValues: Tensor?
     /// BERT `relative_key`: the gradient of the distance table `[2M - 1, headDim]`.
     package var relative: Tensor?
@@ -64,7 +64,7 @@ package struct AttentionGradients: Sendable {
 /// Rows: queries `[batch * seqQ, ...]` (row `b * seqQ + i`), keys and values
 /// `[batch * seqK, ...]`. `heads` query heads read `kvHeads` K/V heads (`kvHeads` divides
 /// `heads`, query head h reads K/V head `h / (heads / kvHeads)`). `mask`, `bias` and `scale`
-/// as ``scaledDotProductAttention(query:key:value:mask:bias:scale:layout:compute:)``;
+/// as `scaledDotProductAttention(query:key:value:mask:bias:scale:layout:compute:)`;
 /// Shaw positions need `kvHeads == heads`.
 package struct AttentionTrainingProblem: Sendable {
     package let q, k, v: AttentionOperand
@@ -191,7 +191,7 @@ package struct AttentionTrainingProblem: Sendable {
 /// The forward pass for training: the attention output `[batch * seqQ, heads * headDim]`
 /// (bshd rows, as the output projection reads them) and each query's log-sum-exp of its
 /// scores, `[batch, heads, seqQ]` (`-inf` for a query that sees no key), which
-/// ``attentionBackward(_:out:lse:dOut:compute:)`` needs. Native: the fused kernel
+/// `attentionBackward(_:out:lse:dOut:compute:)` needs. Native: the fused kernel
 /// (`ck_f32_attention_block_lse`); `.swiftSIMD`: the Double reference. Cost: that of the
 /// fused attention, `4 * batch * heads * seqQ * seqK * headDim` flops (about half causal).
 package func attentionForwardTraining(_ t: AttentionTrainingProblem, compute: Compute) -> (out: Tensor, lse: Tensor) {
@@ -215,7 +215,7 @@ package func attentionForwardTraining(_ t: AttentionTrainingProblem, compute: Co
 /// and the learned position tables (T5 bias table, Shaw tables).
 ///
 /// Native: per (batch row, K/V head), parallel over those units: the head's K/V packed once,
-/// then ``ck_f32_attention_backward`` for each query head of its group, adding into the
+/// then `ck_f32_attention_backward` for each query head of its group, adding into the
 /// unit's dK/dV; T5 and Shaw tables are summed from per-unit partials in a fixed order, so
 /// the result does not depend on the thread count (no atomics). `.swiftSIMD`: the Double
 /// reference with materialized scores. Cost: `10 * batch * heads * seqQ * seqK * headDim`
@@ -310,10 +310,13 @@ private func nativeAttentionBackward(
                                                 }
                                                 for h in (kvh * g)..<((kvh + 1) * g) {
                                                     let qh = qb + p.q.offset(b, h), oo = p.o.offset(b, h)
-                                                    let (sqk, sdov, sP, sDS) = (shawBuf, shawBuf + sq * sw, shawBuf + 2 * sq * sw, shawBuf + 3 * sq * sw)
+                                                    let (sqk, sdov, sP, sDS) = (
+                                                        shawBuf, shawBuf + sq * sw, shawBuf + 2 * sq * sw, shawBuf + 3 * sq * sw
+                                                    )
                                                     if shaw != nil {
                                                         nativeGEMM(
-                                                            kernels: kern, m: sq, n: sw, k: dh, alpha: t.scale, a: qh, lda: p.q.rowStride, transA: false,
+                                                            kernels: kern, m: sq, n: sw, k: dh, alpha: t.scale, a: qh, lda: p.q.rowStride,
+                                                            transA: false,
                                                             b: akp.baseAddress!, ldb: dh, transB: true, beta: 0, c: sqk, ldc: sw, threads: 1)
                                                         nativeGEMM(
                                                             kernels: kern, m: sq, n: sw, k: dh, alpha: 1, a: dob + oo, lda: ldo, transA: false,

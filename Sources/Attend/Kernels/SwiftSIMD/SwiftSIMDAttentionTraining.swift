@@ -2,7 +2,7 @@ import Foundation
 
 /// The attention backward the textbook way, in Double with the whole `seqQ x seqK` score
 /// matrix materialized: the oracle of the fused training kernels
-/// (``attentionForwardTraining(_:compute:)``, ``attentionBackward(_:out:lse:dOut:compute:)``
+/// (`attentionForwardTraining(_:compute:)`, `attentionBackward(_:out:lse:dOut:compute:)`
 /// and `ck_f32_attention_backward`), and what the finite-difference tests differentiate.
 package enum AttentionGradReference {
     /// Shaw relative positions of one head: tables `[W * headDim]` (W = 2 clip + 1), the
@@ -113,7 +113,7 @@ package enum AttentionGradReference {
         package var table: [Double]?, shawKeys: [Double]?, shawValues: [Double]?
     }
 
-    /// Dense gradients, laid out as ``Inputs``.
+    /// Dense gradients, laid out as `Inputs`.
     package struct Gradients {
         package var q: [Double], k: [Double], v: [Double]
         package var table: [Double]?, shawKeys: [Double]?, shawValues: [Double]?
@@ -214,8 +214,8 @@ package enum AttentionGradReference {
 
 extension SwiftSIMDKernels {
     /// The training forward (and with `dOut`, backward) of `t` through
-    /// ``AttentionGradReference``, rounded to Float: output `[batch * seqQ, heads * d]`, lse
-    /// `[batch, heads, seqQ]`, gradients laid out as ``attentionBackward(_:out:lse:dOut:compute:)``
+    /// `AttentionGradReference`, rounded to Float: output `[batch * seqQ, heads * d]`, lse
+    /// `[batch, heads, seqQ]`, gradients laid out as `attentionBackward(_:out:lse:dOut:compute:)`
     /// returns them. The `.swiftSIMD` backend of the training entry points. One thread.
     static func attentionTraining(
         _ t: AttentionTrainingProblem, dOut: Tensor?, threads: Int
