@@ -12,9 +12,12 @@ import Foundation
 ///
 /// in float32, with the coefficients computed in double precision and the float32 operations
 /// (including the fused multiply-adds of PyTorch's CPU `lerp` and `addcmul`) in PyTorch's
-/// order, so given the same float32 hyperparameters the parameters match PyTorch's bit for
-/// bit. Weight decay is skipped, as the Hugging Face `Trainer` groups parameters, for names
-/// ending in `bias` or containing `LayerNorm` / `layer_norm` (or as a custom predicate says).
+/// order, so given the same float32 hyperparameters the moments match PyTorch's bit for bit,
+/// and so do the parameters wherever PyTorch's square root is correctly rounded (its CPU
+/// `sqrt`, MKL's vector math in the usual builds, is 1 ulp off for some scalars; Attend's is
+/// correctly rounded: the parameters then agree to about 1e-7 of the update). Weight decay
+/// is skipped, as the Hugging Face `Trainer` groups parameters, for names ending in `bias` or
+/// containing `LayerNorm` / `layer_norm` (or as a custom predicate says).
 ///
 /// The moments `m` and `v` are created (zero) on the first step, one tensor per parameter:
 /// twice the parameters' memory. `save(to:)` and `init(resumingFrom:)` store and restore them.
@@ -40,6 +43,11 @@ public struct AdamW: Optimizer {
     public internal(set) var secondMoments: ParameterSet?
     /// Names and shapes the moments were made for (from `init(parameters:)` or the first step).
     var layout: ParameterLayout?
+    /// The kernels and threads a step runs on (`Compute.default` when the optimizer was made).
+    /// Any thread count gives the same bits; so do the Swift oracle and the variants with fused
+    /// multiply-add (AVX2, AVX-512, NEON). The portable `scalar` variant rounds the products
+    /// PyTorch fuses, so it can differ from them in the last bit.
+    public var compute: Compute = .default
 
     /// The Hugging Face `Trainer`'s rule: no weight decay for a name ending in `bias` or
     /// containing `LayerNorm` or `layer_norm`. Cost: O(name length).
@@ -98,78 +106,30 @@ public struct AdamW: Optimizer {
             secondMoments = parameters.zerosLike()
         }
         stepCount += 1
-        let t = Double(stepCount)
-        let lr = Double(learningRate)
-        // The scalars PyTorch computes in Python (double) and hands to its float32 kernels.
-        let biasCorrection1 = 1 - Foundation.pow(Double(beta1), t)
-        let biasCorrection2 = 1 - Foundation.pow(Double(beta2), t)
-        let stepSize = lr / biasCorrection1
-        var c = AdamWCoefficients(
-            decayFactor: Float(1 - lr * Double(weightDecay)), decays: false,
-            firstWeight: Float(1 - Double(beta1)), beta2: beta2, secondWeight: Float(1 - Double(beta2)),
-            biasCorrection2Sqrt: Float(Foundation.pow(biasCorrection2, 0.5)), epsilon: epsilon,
-            negativeStepSize: Float(-stepSize))
+        var hyper = TrainingKernels.AdamW(
+            lr: Double(learningRate), beta1: Double(beta1), beta2: Double(beta2), eps: Double(epsilon),
+            weightDecay: Double(weightDecay))
+        let step = stepCount
         for name in parameters.names {
-            c.decays = decays(name)
+            hyper.weightDecay = decays(name) ? Double(weightDecay) : 0
             let g = gradients[name]!
             parameters.modify(name) { p in
                 firstMoments!.modify(name) { m in
-                    secondMoments!.modify(name) { v in
-                        g.withUnsafeBufferPointer { gb in
-                            p.withUnsafeMutableBufferPointer { pb in
-                                m.withUnsafeMutableBufferPointer { mb in
-                                    v.withUnsafeMutableBufferPointer { vb in
-                                        AdamW.update(pb, gb, mb, vb, c)
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    secondMoments!.modify(name) { v in AdamW.update(&p, g, &m, &v, step: step, hyper: hyper, compute: compute) }
                 }
             }
         }
     }
 
-    /// The float32 scalars of one step, as PyTorch rounds them from its double-precision values.
-    struct AdamWCoefficients {
-        /// `1 - lr * weight_decay`, applied when `decays`.
-        var decayFactor: Float
-        var decays: Bool
-        /// `1 - beta1`: the `lerp` weight.
-        var firstWeight: Float
-        var beta2: Float
-        /// `1 - beta2`: the `addcmul` value.
-        var secondWeight: Float
-        /// `sqrt(1 - beta2^t)`.
-        var biasCorrection2Sqrt: Float
-        var epsilon: Float
-        /// `-lr / (1 - beta1^t)`.
-        var negativeStepSize: Float
-    }
-
-    /// The update of one tensor, in the order of torch's `_single_tensor_adam` on the CPU:
-    /// `mul_` (decay), `lerp_` (a fused multiply-add, as ATen's vectorized lerp), `mul_` then
-    /// `addcmul_` (ATen fuses its final multiply-add), `sqrt`, `/`, `add_`, `addcdiv_`
-    /// (unfused: `p + (value * m) / denom`).
+    /// The update of one tensor: the fused AdamW kernel, in the order of torch's
+    /// `_single_tensor_adam` on the CPU: `mul_` (decay), `lerp_` (a fused multiply-add, as
+    /// ATen's vectorized lerp), `mul_` then `addcmul_` (ATen fuses its final multiply-add),
+    /// `sqrt`, `/`, `add_`, `addcdiv_` (unfused: `p + (value * m) / denom`), with the scalars
+    /// computed in double from the float32 settings as PyTorch computes them in Python.
     static func update(
-        _ p: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
-        _ m: UnsafeMutableBufferPointer<Float>, _ v: UnsafeMutableBufferPointer<Float>, _ c: AdamWCoefficients
+        _ p: inout Tensor, _ g: Tensor, _ m: inout Tensor, _ v: inout Tensor, step: Int, hyper: TrainingKernels.AdamW,
+        compute: Compute
     ) {
-        let n = p.count
-        precondition(g.count == n && m.count == n && v.count == n, "AdamW.update: buffer lengths differ")
-        let small = abs(c.firstWeight) < 0.5
-        let lerpCoefficient = small ? c.firstWeight : c.firstWeight - 1
-        for i in 0..<n {
-            var pi = p[i]
-            if c.decays { pi = pi * c.decayFactor }
-            let gi = g[i]
-            let mi = m[i]
-            let mi2 = (small ? mi : gi).addingProduct(lerpCoefficient, gi - mi)
-            m[i] = mi2
-            let vi = (v[i] * c.beta2).addingProduct(c.secondWeight * gi, gi)
-            v[i] = vi
-            let denom = vi.squareRoot() / c.biasCorrection2Sqrt + c.epsilon
-            p[i] = pi + (c.negativeStepSize * mi2) / denom
-        }
+        TrainingKernels.adamW(param: &p, grad: g, m: &m, v: &v, step: step, hyper: hyper, compute: compute)
     }
 }

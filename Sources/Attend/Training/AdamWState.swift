@@ -111,7 +111,8 @@ extension AdamW {
         let excludedNow = names.filter { !decays($0) }
         guard excludedNow == noDecay || weightDecay == 0 else {
             throw TrainingError(
-                "\(place): the state excludes \(noDecay.count) parameters from weight decay, the predicate given excludes \(excludedNow.count) (first difference: \(Self.firstDifference(noDecay, excludedNow)))")
+                "\(place): the state excludes \(noDecay.count) parameters from weight decay, the predicate given excludes \(excludedNow.count) (first difference: \(Self.firstDifference(noDecay, excludedNow)))"
+            )
         }
         self.stepCount = step
         if !names.isEmpty {

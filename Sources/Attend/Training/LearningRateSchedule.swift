@@ -82,7 +82,8 @@ public enum LearningRateSchedule: Sendable, Equatable {
             return Float(Double(peak) * max(0.0, factor))
         case .inverseSquareRootWarmup(let d, let warmup, let scale):
             let n = s + 1
-            let factor = Foundation.pow(Double(d), -0.5)
+            let factor =
+                Foundation.pow(Double(d), -0.5)
                 * min(Foundation.pow(n, -0.5), n * Foundation.pow(Double(warmup), -1.5))
             return Float(Double(scale) * factor)
         }

@@ -10,7 +10,8 @@
 ///
 /// in float32 with PyTorch's CPU operations (`add` with `alpha` is a fused multiply-add), so the
 /// parameters match PyTorch's bit for bit. The momentum buffers (one tensor per parameter) are
-/// made on the first step when `momentum != 0`. Cost of a step: O(parameter scalars).
+/// made on the first step when `momentum != 0`; `save(to:)` and `init(resumingFrom:)` store
+/// and restore them. Cost of a step: O(parameter scalars).
 public struct SGD: Optimizer {
     /// The learning rate of the next step (a schedule sets it).
     public var learningRate: Float
@@ -23,10 +24,15 @@ public struct SGD: Optimizer {
     /// Nesterov momentum (needs `momentum > 0` and `dampening == 0`, as torch requires).
     public let nesterov: Bool
     /// Steps taken so far.
-    public private(set) var stepCount: Int = 0
+    public internal(set) var stepCount: Int = 0
     /// The momentum buffers by parameter name; nil before the first step or with no momentum.
-    public private(set) var momentumBuffers: ParameterSet?
+    public internal(set) var momentumBuffers: ParameterSet?
     var layout: ParameterLayout?
+    /// The kernels and threads a step runs on (`Compute.default` when the optimizer was made).
+    /// Any thread count gives the same bits; so do the Swift oracle and the variants with fused
+    /// multiply-add (AVX2, AVX-512, NEON). The portable `scalar` variant rounds the products
+    /// PyTorch fuses, so it can differ from them in the last bit.
+    public var compute: Compute = .default
 
     /// An optimizer with these hyperparameters. Throws `TrainingError` for a negative or
     /// non-finite learning rate, momentum, dampening or weight decay, and for `nesterov` without
@@ -59,55 +65,40 @@ public struct SGD: Optimizer {
         if layout == nil { layout = ParameterLayout(parameters) }
         if momentum != 0 && momentumBuffers == nil { momentumBuffers = parameters.zerosLike() }
         stepCount += 1
-        let c = SGDCoefficients(
-            weightDecay: weightDecay, momentum: momentum, gradientWeight: Float(1 - Double(dampening)),
-            negativeLearningRate: -learningRate, nesterov: nesterov, firstStep: first)
+        let hyper = TrainingKernels.SGD(
+            lr: Double(learningRate), momentum: Double(momentum), dampening: Double(dampening),
+            weightDecay: Double(weightDecay), nesterov: nesterov)
         for name in parameters.names {
             let g = gradients[name]!
             parameters.modify(name) { p in
-                g.withUnsafeBufferPointer { gb in
-                    p.withUnsafeMutableBufferPointer { pb in
-                        if momentum != 0 {
-                            momentumBuffers!.modify(name) { b in
-                                b.withUnsafeMutableBufferPointer { bb in SGD.update(pb, gb, bb, c) }
-                            }
-                        } else {
-                            SGD.update(pb, gb, nil, c)
+                if momentum != 0 {
+                    momentumBuffers!.modify(name) { b in
+                        b.withUnsafeMutableBufferPointer { bb in
+                            SGD.update(&p, g, bb.baseAddress, firstStep: first, hyper: hyper, compute: compute)
                         }
                     }
+                } else {
+                    SGD.update(&p, g, nil, firstStep: first, hyper: hyper, compute: compute)
                 }
             }
         }
     }
 
-    struct SGDCoefficients {
-        var weightDecay: Float
-        var momentum: Float
-        /// `1 - dampening`.
-        var gradientWeight: Float
-        var negativeLearningRate: Float
-        var nesterov: Bool
-        /// The buffer takes the gradient as is on the first step.
-        var firstStep: Bool
-    }
-
-    /// The update of one tensor in torch's order: `add(alpha:)` is a fused multiply-add
-    /// (`fma(other, alpha, self)`), `mul_` a plain product.
+    /// The update of one tensor (and its momentum buffer `b`, same length, when the momentum
+    /// is not 0): the fused SGD kernel, in torch's order (`add` with `alpha` is a fused
+    /// multiply-add `fma(other, alpha, self)`, `mul_` a plain product).
     static func update(
-        _ p: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
-        _ b: UnsafeMutableBufferPointer<Float>?, _ c: SGDCoefficients
+        _ p: inout Tensor, _ g: Tensor, _ b: UnsafeMutablePointer<Float>?, firstStep: Bool, hyper: TrainingKernels.SGD,
+        compute: Compute
     ) {
         let n = p.count
-        precondition(g.count == n && (b?.count ?? n) == n, "SGD.update: buffer lengths differ")
-        for i in 0..<n {
-            var d = g[i]
-            if c.weightDecay != 0 { d = d.addingProduct(p[i], c.weightDecay) }
-            if let b {
-                let bi = c.firstStep ? d : (b[i] * c.momentum).addingProduct(d, c.gradientWeight)
-                b[i] = bi
-                d = c.nesterov ? d.addingProduct(bi, c.momentum) : bi
+        guard n > 0 else { return }
+        p.withUnsafeMutableBufferPointer { pb in
+            g.withUnsafeBufferPointer { gb in
+                TrainingKernels.sgd(
+                    param: pb.baseAddress!, grad: gb.baseAddress!, buffer: b, count: n, firstStep: firstStep, hyper: hyper,
+                    compute: compute)
             }
-            p[i] = p[i].addingProduct(d, c.negativeLearningRate)
         }
     }
 }
