@@ -28,8 +28,11 @@ import Testing
         let b = try Self.header(reference.appendingPathComponent("model.safetensors"))
         #expect(a.tensors == b.tensors, "saved tensors differ from the reference folder's")
         #expect(a.metadata == b.metadata)
-        for file in ["config.json", "generation_config.json"] where FileManager.default.fileExists(atPath: reference.appendingPathComponent(file).path) {
-            #expect(try Data(contentsOf: saved.appendingPathComponent(file)) == Data(contentsOf: reference.appendingPathComponent(file)), "\(file) differs")
+        for file in ["config.json", "generation_config.json"]
+        where FileManager.default.fileExists(atPath: reference.appendingPathComponent(file).path) {
+            #expect(
+                try Data(contentsOf: saved.appendingPathComponent(file)) == Data(contentsOf: reference.appendingPathComponent(file)),
+                "\(file) differs")
         }
         let file = try SafeTensorsFile(contentsOf: saved.appendingPathComponent("model.safetensors"))
         let parameters = ParameterSet(try file.tensorNames.sorted().map { ($0, try file.tensor($0)) })

@@ -43,8 +43,10 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-trained-transformer-\(UInt64.random(in: 0...UInt64.max))")
         defer { try? FileManager.default.removeItem(at: folder) }
         try model.save(to: folder)
-        let saved = try TransformerModel(loading: SafeTensorsFile(contentsOf: folder.appendingPathComponent("model.safetensors")), config: Self.config)
-        let reference = try TransformerModel(loading: SafeTensorsFile(contentsOf: run.trained.appendingPathComponent("model.safetensors")), config: Self.config)
+        let saved = try TransformerModel(
+            loading: SafeTensorsFile(contentsOf: folder.appendingPathComponent("model.safetensors")), config: Self.config)
+        let reference = try TransformerModel(
+            loading: SafeTensorsFile(contentsOf: run.trained.appendingPathComponent("model.safetensors")), config: Self.config)
         let sources = [[5, 6, 7, 8], [9, 10]], targets = [[1, 20, 30], [1, 40, 50]]
         #expect(maxDifference(try saved(sources: sources, targets: targets), try reference(sources: sources, targets: targets)) <= 1e-4)
     }

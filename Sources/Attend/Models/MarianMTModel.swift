@@ -50,7 +50,8 @@ public final class MarianMTModel: TrainableModel {
         config = try MarianConfig(contentsOf: configURL)
         guard config.shareEncoderDecoderEmbeddings, config.tieWordEmbeddings, config.decoderVocabSize == config.vocabSize else {
             throw CheckpointError.invalidConfig(
-                "\(configURL.path): training supports shared encoder/decoder embeddings with a tied head only (share_encoder_decoder_embeddings, tie_word_embeddings)")
+                "\(configURL.path): training supports shared encoder/decoder embeddings with a tied head only (share_encoder_decoder_embeddings, tie_word_embeddings)"
+            )
         }
         let generationURL = directory.appendingPathComponent("generation_config.json")
         generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
@@ -61,8 +62,10 @@ public final class MarianMTModel: TrainableModel {
         for (name, shape) in Self.parameterShapes(config) { set[name] = try loader.load(name, shape: shape) }
         buffers = ParameterSet([("final_logits_bias", try loader.load("final_logits_bias", shape: [1, config.vocabSize]))])
         // Tied copies and the frozen sinusoidal tables some checkpoints store.
-        for n in ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight",
-                  "model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight"] { loader.skip(n) }
+        for n in [
+            "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight",
+            "model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight",
+        ] { loader.skip(n) }
         try loader.finish()
         parameters = set
     }
@@ -106,7 +109,8 @@ public final class MarianMTModel: TrainableModel {
     var names: Seq2SeqParameterNames {
         let d = config.dModel
         func attention(_ p: String) -> AttentionParameterNames {
-            AttentionParameterNames(query: p + ".q_proj", key: p + ".k_proj", value: p + ".v_proj", out: p + ".out_proj", inner: d, modelDim: d, bias: true)
+            AttentionParameterNames(
+                query: p + ".q_proj", key: p + ".k_proj", value: p + ".v_proj", out: p + ".out_proj", inner: d, modelDim: d, bias: true)
         }
         func feedForward(_ b: String, _ f: Int) -> FeedForwardParameterNames {
             FeedForwardParameterNames(up: LinearParameterNames(b + ".fc1", rows: f), gate: nil, down: LinearParameterNames(b + ".fc2", rows: d))
@@ -141,7 +145,8 @@ public final class MarianMTModel: TrainableModel {
     /// `max_position_embeddings`) or one whose labels are all -100.
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
         let place = "MarianMTModel batch"
-        try batch.validate(vocabularySize: config.vocabSize, maxLength: config.maxPositionEmbeddings, labelsMatchInput: false, needsLabels: true, where: place)
+        try batch.validate(
+            vocabularySize: config.vocabSize, maxLength: config.maxPositionEmbeddings, labelsMatchInput: false, needsLabels: true, where: place)
         if let n = batch.labels?.first?.count, n > config.maxPositionEmbeddings {
             throw TrainingError("\(place): labels rows have \(n) tokens, more than the model's \(config.maxPositionEmbeddings) positions")
         }

@@ -90,8 +90,10 @@ enum Seq2SeqTraining {
         let labels = batch.labels!.flatMap { $0 }
         let (b, s, t, d) = (batch.rows, batch.length, decoderInput[0].count, m.modelDim)
         let sourcePadding = padding(batch.attentionMask), targetPadding = padding(batch.decoderAttentionMask)
-        let encoderBias = names.encoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: true, maxDistance: names.relativeMaxDistance) } ?? .none
-        let decoderBias = names.decoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: false, maxDistance: names.relativeMaxDistance) } ?? .none
+        let encoderBias =
+            names.encoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: true, maxDistance: names.relativeMaxDistance) } ?? .none
+        let decoderBias =
+            names.decoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: false, maxDistance: names.relativeMaxDistance) } ?? .none
         var x = embed(batch.inputIDs, table: m.encoderEmbedding, scale: m.embeddingScale, positions: m.encoderPositions, offset: 0)
             .reshaped([b * s, d])
         let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
@@ -135,7 +137,8 @@ enum Seq2SeqTraining {
     ) -> ParameterSet {
         var grads = parameters.zerosLike()
         var dOut = m.lmHead.backward(
-            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(names.head, names.headBias, m.lmHead.outFeatures)]),
+            input: s.headInput, outputGradient: s.logitsGradient,
+            names: LinearParameterNames(parts: [(names.head, names.headBias, m.lmHead.outFeatures)]),
             into: &grads, compute: c)!
         if m.outputScale != 1 { dOut *= m.outputScale }
         var dH = dOut
@@ -152,7 +155,8 @@ enum Seq2SeqTraining {
         }
         if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }
         if m.embeddingScale != 1 { dH *= m.embeddingScale }
-        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
+        m.decoderEmbedding.backward(
+            ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         var dX = dMemory
         if let norm = m.encoder.finalNorm, let stats = s.encoderNorm, let n = names.encoderFinalNorm {
             dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads, compute: c)
@@ -165,7 +169,8 @@ enum Seq2SeqTraining {
         }
         if let dEncoderTable, let name = names.encoderTable { grads.modify(name) { $0 += dEncoderTable } }
         if m.embeddingScale != 1 { dX *= m.embeddingScale }
-        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
+        m.encoderEmbedding.backward(
+            ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         return grads
     }
 }

@@ -41,7 +41,9 @@ public final class TrainableTransformerModel: TrainableModel {
     /// The model of `config` with the parameters of `weights` (a state dict, e.g. a
     /// `SafeTensorsFile`). Throws `CheckpointError` naming the first missing or misshapen
     /// tensor, every tensor left unused, or an impossible configuration.
-    public init(loading weights: TensorSource, config: TransformerConfig, names: TransformerModel.ParameterNames = .init(), compute: Compute = .default) throws {
+    public init(
+        loading weights: TensorSource, config: TransformerConfig, names: TransformerModel.ParameterNames = .init(), compute: Compute = .default
+    ) throws {
         try config.validate()
         self.config = config
         self.names = names
@@ -58,7 +60,9 @@ public final class TrainableTransformerModel: TrainableModel {
     /// The parameter names and shapes in `named_parameters()` order.
     static func parameterShapes(_ c: TransformerConfig, _ n: TransformerModel.ParameterNames, hasGeneratorBias: Bool) -> [(String, [Int])] {
         let d = c.layer.modelDim, f = c.layer.feedForwardDim, bias = c.layer.bias
-        var out: [(String, [Int])] = [(n.sourceEmbedding + ".weight", [c.sourceVocabularySize, d]), (n.targetEmbedding + ".weight", [c.targetVocabularySize, d])]
+        var out: [(String, [Int])] = [
+            (n.sourceEmbedding + ".weight", [c.sourceVocabularySize, d]), (n.targetEmbedding + ".weight", [c.targetVocabularySize, d]),
+        ]
         func linear(_ p: String, _ o: Int, _ i: Int) { out.append((p + ".weight", [o, i])); if bias { out.append((p + ".bias", [o])) } }
         func attention(_ p: String) {
             out.append((p + ".in_proj_weight", [3 * d, d]))
@@ -105,7 +109,8 @@ public final class TrainableTransformerModel: TrainableModel {
         }
         func feedForward(_ l: String) -> FeedForwardParameterNames {
             FeedForwardParameterNames(
-                up: LinearParameterNames(l + ".linear1", rows: f, bias: bias), gate: nil, down: LinearParameterNames(l + ".linear2", rows: d, bias: bias))
+                up: LinearParameterNames(l + ".linear1", rows: f, bias: bias), gate: nil,
+                down: LinearParameterNames(l + ".linear2", rows: d, bias: bias))
         }
         let generatorBias = parameters.contains(names.generator + ".bias") ? names.generator + ".bias" : nil
         return Seq2SeqParameterNames(
@@ -135,7 +140,9 @@ public final class TrainableTransformerModel: TrainableModel {
     /// vocabularies, or labels all -100.
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
         let place = "TrainableTransformerModel batch"
-        guard let decoderInput = batch.decoderInputIDs else { throw TrainingError("\(place): decoder_input_ids are missing (this model has no start-token convention)") }
+        guard let decoderInput = batch.decoderInputIDs else {
+            throw TrainingError("\(place): decoder_input_ids are missing (this model has no start-token convention)")
+        }
         var source = batch
         (source.labels, source.decoderInputIDs, source.decoderAttentionMask) = (nil, nil, nil)
         try source.validate(vocabularySize: config.sourceVocabularySize, labelsMatchInput: false, needsLabels: false, where: place)
@@ -147,7 +154,9 @@ public final class TrainableTransformerModel: TrainableModel {
         try TrainingBatch(inputIDs: decoderInput, attentionMask: batch.decoderAttentionMask, labels: labels).validate(
             vocabularySize: config.targetVocabularySize, labelsMatchInput: true,
             where: "\(place) (decoder side: input_ids = decoder_input_ids, attention_mask = decoder_attention_mask)")
-        guard labels.contains(where: { $0.contains { $0 != -100 } }) else { throw TrainingError("\(place): every label is -100 (no position to learn from)") }
+        guard labels.contains(where: { $0.contains { $0 != -100 } }) else {
+            throw TrainingError("\(place): every label is -100 (no position to learn from)")
+        }
         saved = nil
         let (loss, activations) = Seq2SeqTraining.loss(
             Seq2SeqTrainingParts(model), parameters: parameters, names: parameterNames, batch: batch, decoderInput: decoderInput, compute: compute)

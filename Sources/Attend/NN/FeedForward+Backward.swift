@@ -35,7 +35,9 @@ extension FeedForward {
 
     /// The input's gradient `[T, d]` from the output's `dY` `[T, d]`; adds every projection's
     /// gradients into `grads`. Cost: twice the forward's flops.
-    func backward(_ s: FeedForwardActivations, outputGradient dY: Tensor, names: FeedForwardParameterNames, into grads: inout ParameterSet, compute: Compute) -> Tensor {
+    func backward(
+        _ s: FeedForwardActivations, outputGradient dY: Tensor, names: FeedForwardParameterNames, into grads: inout ParameterSet, compute: Compute
+    ) -> Tensor {
         let dH = down.backward(input: s.hidden, outputGradient: dY, names: names.down, into: &grads, compute: compute)!
         let dU: Tensor
         var dX: Tensor? = nil

@@ -46,7 +46,8 @@ extension Norm {
         defer { grads[bias] = dB }
         return grads.modify(names.weight) { dW in
             dB.withUnsafeMutableBufferPointer { b in
-                TrainingOps.normBackward(saved, weight: p.weight, outputGradient: dY, rms: p.rms, dWeight: &dW, dBias: b.baseAddress, compute: compute)
+                TrainingOps.normBackward(
+                    saved, weight: p.weight, outputGradient: dY, rms: p.rms, dWeight: &dW, dBias: b.baseAddress, compute: compute)
             }
         }
     }

@@ -41,7 +41,9 @@ struct DecoderLayerActivations {
 extension EncoderLayer {
     /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
     /// sees; `bias` is added to the scores: T5's table, ALiBi), keeping its activations.
-    func trainingForward(_ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute) -> (Tensor, EncoderLayerActivations) {
+    func trainingForward(
+        _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute
+    ) -> (Tensor, EncoderLayerActivations) {
         precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
         switch placement {
         case .post:
@@ -113,7 +115,11 @@ extension DecoderLayer {
             }
             let (f, ff) = feedForward.trainingForward(h, compute: compute)
             let (y, n3) = feedForwardNorm.trainingForward(f, residual: h, compute: compute)
-            return (y, DecoderLayerActivations(selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3))
+            return (
+                y,
+                DecoderLayerActivations(
+                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3)
+            )
         case .pre:
             let (n, n1) = selfAttentionNorm.trainingForward(x, compute: compute)
             let (a, sa) = selfAttention.trainingForward(selfAttention: n, selfVisibility, bias: bias, compute: compute)
@@ -127,7 +133,11 @@ extension DecoderLayer {
             }
             let (m, n3) = feedForwardNorm.trainingForward(h, compute: compute)
             let (f, ff) = feedForward.trainingForward(m, compute: compute)
-            return (h + f, DecoderLayerActivations(selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3))
+            return (
+                h + f,
+                DecoderLayerActivations(
+                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3)
+            )
         }
     }
 
@@ -150,8 +160,10 @@ extension DecoderLayer {
                 dMemory = dM
                 dH = dT2 + dC
             }
-            let dT1 = selfAttentionNorm.backward(s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads, compute: compute)
-            var (dX, _, dBias) = selfAttention.backward(s.selfAttention, outputGradient: dT1, names: names.selfAttention, into: &grads, compute: compute)
+            let dT1 = selfAttentionNorm.backward(
+                s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads, compute: compute)
+            var (dX, _, dBias) = selfAttention.backward(
+                s.selfAttention, outputGradient: dT1, names: names.selfAttention, into: &grads, compute: compute)
             dX += dT1
             return (dX, dMemory, dBias)
         case .pre:
@@ -165,8 +177,10 @@ extension DecoderLayer {
                 dMemory = dM
                 dH += crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads, compute: compute)
             }
-            let (dN, _, dBias) = selfAttention.backward(s.selfAttention, outputGradient: dH, names: names.selfAttention, into: &grads, compute: compute)
-            var dX = selfAttentionNorm.backward(s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads, compute: compute)
+            let (dN, _, dBias) = selfAttention.backward(
+                s.selfAttention, outputGradient: dH, names: names.selfAttention, into: &grads, compute: compute)
+            var dX = selfAttentionNorm.backward(
+                s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads, compute: compute)
             dX += dH
             return (dX, dMemory, dBias)
         }

@@ -75,7 +75,8 @@ enum TrainingOps {
         u.withUnsafeBufferPointer { x in
             dA.withUnsafeBufferPointer { g in
                 dU.withUnsafeMutableBufferPointer { d in
-                    TrainingKernels.activationBackward(activation, x: x.baseAddress!, dy: g.baseAddress!, dx: d.baseAddress!, count: u.count, compute: compute)
+                    TrainingKernels.activationBackward(
+                        activation, x: x.baseAddress!, dy: g.baseAddress!, dx: d.baseAddress!, count: u.count, compute: compute)
                 }
             }
         }
