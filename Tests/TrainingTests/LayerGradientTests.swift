@@ -129,7 +129,8 @@ enum SmallLayers {
         let x = g.tensor([6, 7])
         g.check("Linear", input: x, parameters: p, forward: { p, x in SmallLayers.linear(p, "fc").forward(x, compute: compute) }) { p, x, dY in
             var grads = p.zerosLike()
-            let dX = SmallLayers.linear(p, "fc").backward(input: x, outputGradient: dY, names: LinearParameterNames("fc", rows: 5), into: &grads, compute: compute)
+            let dX = SmallLayers.linear(p, "fc").backward(
+                input: x, outputGradient: dY, names: LinearParameterNames("fc", rows: 5), into: &grads, compute: compute)
             return (dX, grads)
         }
     }
@@ -146,7 +147,8 @@ enum SmallLayers {
         }
         let x = g.tensor([5, 6])
         for outputs in [0..<4, 4..<12, 0..<12] {
-            g.check("fused rows \(outputs)", input: x, parameters: p, forward: { p, x in fused(p).forward(x, outputs: outputs, compute: compute) }) { p, x, dY in
+            g.check("fused rows \(outputs)", input: x, parameters: p, forward: { p, x in fused(p).forward(x, outputs: outputs, compute: compute) }) {
+                p, x, dY in
                 var grads = p.zerosLike()
                 let dX = fused(p).backward(input: x, outputGradient: dY, outputs: outputs, names: names, into: &grads, compute: compute)
                 return (dX, grads)
@@ -157,7 +159,8 @@ enum SmallLayers {
     @Test func embeddingScatterAddSkipsPadding() {
         var grads = ParameterSet([("table", Tensor.zeros([4, 2]))])
         let dY = Tensor(shape: [4, 2], scalars: [1, 2, 3, 4, 5, 6, 7, 8])
-        Embedding(weight: Tensor.zeros([4, 2])).backward(ids: [3, 0, 3, 1], outputGradient: dY, name: "table", paddingIndex: 0, into: &grads)
+        Embedding(weight: Tensor.zeros([4, 2])).backward(
+            ids: [3, 0, 3, 1], outputGradient: dY, name: "table", paddingIndex: 0, into: &grads, compute: compute)
         #expect(grads["table"]!.scalars == [0, 0, 7, 8, 0, 0, 6, 8])
     }
 
@@ -167,11 +170,14 @@ enum SmallLayers {
         let p = ParameterSet(SmallLayers.normParameters(&g, "n", size: 8, rms: rms))
         let x = g.tensor([5, 8]), residual = g.tensor([5, 8])
         let names = NormParameterNames("n", bias: !rms)
-        g.check(rms ? "RMSNorm" : "LayerNorm", input: x, parameters: p, forward: { p, x in SmallLayers.norm(p, "n", rms: rms).trainingForward(x, residual: residual).0 }) { p, x, dY in
+        g.check(
+            rms ? "RMSNorm" : "LayerNorm", input: x, parameters: p,
+            forward: { p, x in SmallLayers.norm(p, "n", rms: rms).trainingForward(x, residual: residual, compute: compute).0 }
+        ) { p, x, dY in
             var grads = p.zerosLike()
             let norm = SmallLayers.norm(p, "n", rms: rms)
-            let (_, saved) = norm.trainingForward(x, residual: residual)
-            return (norm.backward(saved, outputGradient: dY, names: names, into: &grads), grads)
+            let (_, saved) = norm.trainingForward(x, residual: residual, compute: compute)
+            return (norm.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute), grads)
         }
     }
 
@@ -182,8 +188,12 @@ enum SmallLayers {
         let x = g.tensor([5, 6])
         let names = SmallLayers.feedForwardNames("ff", d: 6, f: 10, gated: gated, bias: !gated)
         // ReLU: a step of 1e-3 keeps the perturbed pre-activations on the same side of 0.
-        g.check("FeedForward \(activation) gated \(gated)", input: x, parameters: p, step: activation == .relu ? 1e-3 : 1e-2,
-                forward: { p, x in SmallLayers.feedForward(p, "ff", activation: activation, gated: gated, bias: !gated).trainingForward(x, compute: compute).0 }) { p, x, dY in
+        g.check(
+            "FeedForward \(activation) gated \(gated)", input: x, parameters: p, step: activation == .relu ? 1e-3 : 1e-2,
+            forward: { p, x in
+                SmallLayers.feedForward(p, "ff", activation: activation, gated: gated, bias: !gated).trainingForward(x, compute: compute).0
+            }
+        ) { p, x, dY in
             var grads = p.zerosLike()
             let ff = SmallLayers.feedForward(p, "ff", activation: activation, gated: gated, bias: !gated)
             let (_, saved) = ff.trainingForward(x, compute: compute)
@@ -200,12 +210,19 @@ enum SmallLayers {
         let table = g.tensor([8, heads])
         func t5(_ table: Tensor) -> AttentionBias { causalWithBias ? .t5(table: table, bidirectional: false, maxDistance: 20) : .none }
         let bias = t5(table)
-        let vis = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: causalWithBias ? nil : [[true, true, true, true, true], [true, true, true, false, false]], causal: causalWithBias)
+        let vis = AttentionVisibility(
+            batch: b, seqQ: s, seqK: s, keyPadding: causalWithBias ? nil : [[true, true, true, true, true], [true, true, true, false, false]],
+            causal: causalWithBias)
         let names = SmallLayers.attentionNames("att", d: d, inner: d, bias: !causalWithBias)
         let scale: Float? = causalWithBias ? 1 : nil
-        g.check("self-attention", input: x, parameters: p, forward: { p, x in
-            SmallLayers.attention(p, "att", heads: heads, bias: !causalWithBias, scale: scale).trainingForward(selfAttention: x, vis, bias: bias, compute: compute).0
-        }) { p, x, dY in
+        g.check(
+            "self-attention", input: x, parameters: p,
+            forward: { p, x in
+                SmallLayers.attention(p, "att", heads: heads, bias: !causalWithBias, scale: scale).trainingForward(
+                    selfAttention: x, vis, bias: bias, compute: compute
+                ).0
+            }
+        ) { p, x, dY in
             var grads = p.zerosLike()
             let a = SmallLayers.attention(p, "att", heads: heads, bias: !causalWithBias, scale: scale)
             let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: bias, compute: compute)
@@ -216,9 +233,12 @@ enum SmallLayers {
         guard causalWithBias else { return }
         // T5's bucket table's gradient, by finite differences of the table itself.
         let a = SmallLayers.attention(p, "att", heads: heads, bias: false, scale: 1)
-        g.check("T5 bias table", input: table, parameters: ParameterSet(), forward: { _, table in
-            a.trainingForward(selfAttention: x, vis, bias: t5(table), compute: compute).0
-        }) { _, table, dY in
+        g.check(
+            "T5 bias table", input: table, parameters: ParameterSet(),
+            forward: { _, table in
+                a.trainingForward(selfAttention: x, vis, bias: t5(table), compute: compute).0
+            }
+        ) { _, table, dY in
             var grads = p.zerosLike()
             let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: t5(table), compute: compute)
             return (a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).bias, ParameterSet())
@@ -230,7 +250,8 @@ enum SmallLayers {
         let (b, t, s, d, inner, heads) = (2, 3, 4, 6, 8, 2)
         let p = ParameterSet(SmallLayers.attentionParameters(&g, "x", d: d, inner: inner, bias: true))
         let x = g.tensor([b * t, d]), memory = g.tensor([b * s, d])
-        let vis = AttentionVisibility(batch: b, seqQ: t, seqK: s, keyPadding: [[true, true, true, true], [true, true, false, false]], causal: false)
+        let vis = AttentionVisibility(
+            batch: b, seqQ: t, seqK: s, keyPadding: [[true, true, true, true], [true, true, false, false]], causal: false)
         let names = SmallLayers.attentionNames("x", d: d, inner: inner, bias: true)
         func run(_ p: ParameterSet, _ x: Tensor, _ m: Tensor, _ dY: Tensor?) -> (Tensor, Tensor?, Tensor?, ParameterSet) {
             let a = SmallLayers.attention(p, "x", heads: heads, bias: true)
@@ -263,15 +284,20 @@ enum SmallLayers {
         let (b, s, d, f, heads) = (2, 4, 8, 12, 2)
         let p = ParameterSet(
             SmallLayers.attentionParameters(&g, "l.att", d: d, inner: d, bias: !rms) + SmallLayers.normParameters(&g, "l.n1", size: d, rms: rms)
-                + SmallLayers.feedForwardParameters(&g, "l.ff", d: d, f: f, gated: false, bias: !rms) + SmallLayers.normParameters(&g, "l.n2", size: d, rms: rms))
+                + SmallLayers.feedForwardParameters(&g, "l.ff", d: d, f: f, gated: false, bias: !rms)
+                + SmallLayers.normParameters(&g, "l.n2", size: d, rms: rms))
         let names = EncoderLayerParameterNames(
             attention: SmallLayers.attentionNames("l.att", d: d, inner: d, bias: !rms), attentionNorm: NormParameterNames("l.n1", bias: !rms),
-            feedForward: SmallLayers.feedForwardNames("l.ff", d: d, f: f, gated: false, bias: !rms), feedForwardNorm: NormParameterNames("l.n2", bias: !rms))
+            feedForward: SmallLayers.feedForwardNames("l.ff", d: d, f: f, gated: false, bias: !rms),
+            feedForwardNorm: NormParameterNames("l.n2", bias: !rms))
         let x = g.tensor([b * s, d])
         let vis = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: [[true, true, true, true], [true, true, true, false]], causal: false)
-        g.check("encoder layer \(placement) rms \(rms)", input: x, parameters: p, step: rms ? 1e-3 : 1e-2, forward: { p, x in
-            Self.encoderLayer(p, placement: placement, rms: rms, heads: heads).trainingForward(x, vis, compute: compute).0
-        }) { p, x, dY in
+        g.check(
+            "encoder layer \(placement) rms \(rms)", input: x, parameters: p, step: rms ? 1e-3 : 1e-2,
+            forward: { p, x in
+                Self.encoderLayer(p, placement: placement, rms: rms, heads: heads).trainingForward(x, vis, compute: compute).0
+            }
+        ) { p, x, dY in
             var grads = p.zerosLike()
             let layer = Self.encoderLayer(p, placement: placement, rms: rms, heads: heads)
             let (_, saved) = layer.trainingForward(x, vis, compute: compute)
@@ -285,8 +311,10 @@ enum SmallLayers {
         let (b, t, s, d, f, heads) = (2, 3, 4, 8, 12, 2)
         let p = ParameterSet(
             SmallLayers.attentionParameters(&g, "l.sa", d: d, inner: d, bias: true) + SmallLayers.normParameters(&g, "l.n1", size: d, rms: false)
-                + SmallLayers.attentionParameters(&g, "l.ca", d: d, inner: d, bias: true) + SmallLayers.normParameters(&g, "l.n2", size: d, rms: false)
-                + SmallLayers.feedForwardParameters(&g, "l.ff", d: d, f: f, gated: false, bias: true) + SmallLayers.normParameters(&g, "l.n3", size: d, rms: false))
+                + SmallLayers.attentionParameters(&g, "l.ca", d: d, inner: d, bias: true)
+                + SmallLayers.normParameters(&g, "l.n2", size: d, rms: false)
+                + SmallLayers.feedForwardParameters(&g, "l.ff", d: d, f: f, gated: false, bias: true)
+                + SmallLayers.normParameters(&g, "l.n3", size: d, rms: false))
         let names = DecoderLayerParameterNames(
             selfAttention: SmallLayers.attentionNames("l.sa", d: d, inner: d, bias: true), selfAttentionNorm: NormParameterNames("l.n1"),
             crossAttention: SmallLayers.attentionNames("l.ca", d: d, inner: d, bias: true), crossAttentionNorm: NormParameterNames("l.n2"),
@@ -294,7 +322,8 @@ enum SmallLayers {
         func layer(_ p: ParameterSet) -> DecoderLayer {
             DecoderLayer(
                 selfAttention: SmallLayers.attention(p, "l.sa", heads: heads, bias: true), selfAttentionNorm: SmallLayers.norm(p, "l.n1", rms: false),
-                crossAttention: SmallLayers.attention(p, "l.ca", heads: heads, bias: true), crossAttentionNorm: SmallLayers.norm(p, "l.n2", rms: false),
+                crossAttention: SmallLayers.attention(p, "l.ca", heads: heads, bias: true),
+                crossAttentionNorm: SmallLayers.norm(p, "l.n2", rms: false),
                 feedForward: SmallLayers.feedForward(p, "l.ff", activation: .gelu, gated: false, bias: true),
                 feedForwardNorm: SmallLayers.norm(p, "l.n3", rms: false), placement: placement)
         }
@@ -313,7 +342,8 @@ enum SmallLayers {
             let r = run(p, x, memory, dY)
             return (r.1, r.3)
         }
-        g.check("decoder layer \(placement) memory", input: memory, parameters: ParameterSet(), forward: { _, m in run(p, x, m, nil).0 }) { _, m, dY in
+        g.check("decoder layer \(placement) memory", input: memory, parameters: ParameterSet(), forward: { _, m in run(p, x, m, nil).0 }) {
+            _, m, dY in
             (run(p, x, m, dY).2, ParameterSet())
         }
     }

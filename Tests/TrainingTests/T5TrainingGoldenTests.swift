@@ -34,6 +34,8 @@ import Testing
         _ = try model.backward()
         let b = try model.loss(explicit)
         #expect(a == b)
-        #expect { try model.loss(TrainingBatch(inputIDs: [[5]], labels: [[-100]])) } throws: { ($0 as? TrainingError)?.message.contains("-100") == true }
+        #expect { try model.loss(TrainingBatch(inputIDs: [[5]], labels: [[-100]])) } throws: {
+            ($0 as? TrainingError)?.message.contains("-100") == true
+        }
     }
 }

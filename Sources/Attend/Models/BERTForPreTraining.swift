@@ -56,7 +56,8 @@ public final class BERTForPreTraining: TrainableModel {
             throw CheckpointError.invalidConfig("\(configURL.path): training supports the tied MLM decoder only (tie_word_embeddings false)")
         }
         guard config.positionEmbeddingType == .absolute else {
-            throw CheckpointError.invalidConfig("\(configURL.path): training supports absolute positions only, not \(config.positionEmbeddingType.rawValue)")
+            throw CheckpointError.invalidConfig(
+                "\(configURL.path): training supports absolute positions only, not \(config.positionEmbeddingType.rawValue)")
         }
         self.compute = compute
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
@@ -151,17 +152,21 @@ public final class BERTForPreTraining: TrainableModel {
             vocabularySize: config.vocabSize, typeVocabularySize: config.typeVocabSize, maxLength: config.maxPositionEmbeddings,
             labelsMatchInput: true, needsLabels: true, needsNextSentence: true, where: "BERTForPreTraining batch")
         let labels = batch.labels!.flatMap { $0 }, nextLabels = batch.nextSentenceLabel!
-        guard labels.contains(where: { $0 != -100 }) else { throw TrainingError("BERTForPreTraining batch: every MLM label is -100 (no position to learn from)") }
+        guard labels.contains(where: { $0 != -100 }) else {
+            throw TrainingError("BERTForPreTraining batch: every MLM label is -100 (no position to learn from)")
+        }
         guard nextLabels.contains(where: { $0 != -100 }) else { throw TrainingError("BERTForPreTraining batch: every next_sentence_label is -100") }
         saved = nil
         let m = model, c = compute
-        let (b, s, d) = (batch.rows, batch.length, config.hiddenSize)
+        let (b, s) = (batch.rows, batch.length)
         let ids = batch.inputIDs.flatMap { $0 }
         let types = batch.tokenTypeIDs?.flatMap { $0 } ?? [Int](repeating: 0, count: b * s)
         let positions = (0..<b).flatMap { _ in 0..<s }
         let keyPadding: [[Bool]]? = batch.attentionMask.flatMap { mask in mask.contains { $0.contains(0) } ? mask.map { $0.map { $0 != 0 } } : nil }
-        let e = m.embeddings.word.weight.gatherRows(ids) + m.embeddings.tokenType.weight.gatherRows(types) + m.embeddings.position.weight.gatherRows(positions)
-        var (x, embeddingNorm) = Norm.layer(m.embeddings.norm).trainingForward(e)
+        let e =
+            m.embeddings.word.weight.gatherRows(ids) + m.embeddings.tokenType.weight.gatherRows(types)
+            + m.embeddings.position.weight.gatherRows(positions)
+        var (x, embeddingNorm) = Norm.layer(m.embeddings.norm).trainingForward(e, compute: c)
         let visibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: keyPadding, causal: false)
         var layerActivations: [EncoderLayerActivations] = []
         for layer in m.layers {
@@ -173,18 +178,17 @@ public final class BERTForPreTraining: TrainableModel {
             preconditionFailure("BERTForPreTraining: the model lost a head")
         }
         let transformPre = head.transform.forward(x, compute: c)
-        let (normalized, transformNorm) = Norm.layer(head.norm).trainingForward(transformPre.applying(head.activation, compute: c))
+        let (normalized, transformNorm) = Norm.layer(head.norm).trainingForward(transformPre.applying(head.activation, compute: c), compute: c)
         let logits = head.decoder.forward(normalized, compute: c)  // [T, vocab]
-        let mlm = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
+        let mlm = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
         let first = x.gatherRows((0..<b).map { $0 * s })  // [b, d]
         let pooled = pooler.forward(first, compute: c).map { Float(tanh(Double($0))) }
         let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
-        let next = InterimOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels)
+        let next = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
         saved = Activations(
             rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
             first: first, pooled: pooled, nspGradient: next.gradient)
-        _ = d
         return mlm.loss + next.loss
     }
 
@@ -203,15 +207,20 @@ public final class BERTForPreTraining: TrainableModel {
         let dN = head.decoder.backward(
             input: s.normalized, outputGradient: s.mlmGradient,
             names: LinearParameterNames(parts: [(word, "cls.predictions.bias", config.vocabSize)]), into: &grads, compute: c)!
-        let dA = Norm.layer(head.norm).backward(s.transformNorm, outputGradient: dN, names: NormParameterNames("cls.predictions.transform.LayerNorm"), into: &grads)
-        let dU = InterimOps.activationBackward(head.activation, input: s.transformPre, outputGradient: dA)
+        let dA = Norm.layer(head.norm).backward(
+            s.transformNorm, outputGradient: dN, names: NormParameterNames("cls.predictions.transform.LayerNorm"), into: &grads, compute: c)
+        let dU = TrainingOps.activationBackward(head.activation, input: s.transformPre, outputGradient: dA, compute: c)
         var dX = head.transform.backward(
             input: s.last, outputGradient: dU, names: LinearParameterNames("cls.predictions.transform.dense", rows: config.hiddenSize),
             into: &grads, compute: c)!
         // NSP head on the pooled [CLS] rows.
-        let dPooled = nsp.backward(input: s.pooled, outputGradient: s.nspGradient, names: LinearParameterNames("cls.seq_relationship", rows: 2), into: &grads, compute: c)!
-        let dPre = s.pooled.withUnsafeBufferPointer { p in dPooled.withUnsafeBufferPointer { g in Tensor(shape: dPooled.shape, generating: { g[$0] * (1 - p[$0] * p[$0]) }) } }
-        let dFirst = pooler.backward(input: s.first, outputGradient: dPre, names: LinearParameterNames("bert.pooler.dense", rows: config.hiddenSize), into: &grads, compute: c)!
+        let dPooled = nsp.backward(
+            input: s.pooled, outputGradient: s.nspGradient, names: LinearParameterNames("cls.seq_relationship", rows: 2), into: &grads, compute: c)!
+        let dPre = s.pooled.withUnsafeBufferPointer { p in
+            dPooled.withUnsafeBufferPointer { g in Tensor(shape: dPooled.shape, generating: { g[$0] * (1 - p[$0] * p[$0]) }) }
+        }
+        let dFirst = pooler.backward(
+            input: s.first, outputGradient: dPre, names: LinearParameterNames("bert.pooler.dense", rows: config.hiddenSize), into: &grads, compute: c)!
         let d = config.hiddenSize
         dFirst.withUnsafeBufferPointer { g in
             dX.withUnsafeMutableBufferPointer { x in
@@ -221,10 +230,13 @@ public final class BERTForPreTraining: TrainableModel {
         for i in stride(from: m.layers.count - 1, through: 0, by: -1) {
             dX = m.layers[i].backward(s.layers[i], outputGradient: dX, names: layerNames(i), into: &grads, compute: c).input
         }
-        let dE = Norm.layer(m.embeddings.norm).backward(s.embeddingNorm, outputGradient: dX, names: NormParameterNames("bert.embeddings.LayerNorm"), into: &grads)
-        m.embeddings.word.backward(ids: s.ids, outputGradient: dE, name: word, paddingIndex: config.padTokenID, into: &grads)
-        m.embeddings.position.backward(ids: s.positions, outputGradient: dE, name: "bert.embeddings.position_embeddings.weight", into: &grads)
-        m.embeddings.tokenType.backward(ids: s.types, outputGradient: dE, name: "bert.embeddings.token_type_embeddings.weight", into: &grads)
+        let dE = Norm.layer(m.embeddings.norm).backward(
+            s.embeddingNorm, outputGradient: dX, names: NormParameterNames("bert.embeddings.LayerNorm"), into: &grads, compute: c)
+        m.embeddings.word.backward(ids: s.ids, outputGradient: dE, name: word, paddingIndex: config.padTokenID, into: &grads, compute: c)
+        m.embeddings.position.backward(
+            ids: s.positions, outputGradient: dE, name: "bert.embeddings.position_embeddings.weight", into: &grads, compute: c)
+        m.embeddings.tokenType.backward(
+            ids: s.types, outputGradient: dE, name: "bert.embeddings.token_type_embeddings.weight", into: &grads, compute: c)
         return grads
     }
 

@@ -12,12 +12,38 @@ import Foundation
 // A model supplies the Hugging Face names of its parameters; tied weights (one name used by the
 // embedding tables and the head) get the sum of every use's gradient.
 
+/// The parts of an encoder-decoder that training runs through (Seq2SeqModel's, or the
+/// paper's TransformerModel's).
+struct Seq2SeqTrainingParts {
+    var encoderEmbedding: Embedding, decoderEmbedding: Embedding
+    var embeddingScale: Float
+    var encoderPositions: AbsolutePositions, decoderPositions: AbsolutePositions
+    var encoder: TransformerEncoder, decoder: TransformerDecoder
+    var outputScale: Float
+    var lmHead: Linear
+    var modelDim: Int { encoder.modelDim }
+
+    init(_ m: Seq2SeqModel) {
+        (encoderEmbedding, decoderEmbedding, embeddingScale) = (m.encoderEmbedding, m.decoderEmbedding, m.embeddingScale)
+        (encoderPositions, decoderPositions, encoder, decoder) = (m.encoderPositions, m.decoderPositions, m.encoder, m.decoder)
+        (outputScale, lmHead) = (m.outputScale, m.lmHead)
+    }
+
+    init(_ m: TransformerModel) {
+        (encoderEmbedding, decoderEmbedding, embeddingScale) = (m.sourceEmbedding, m.targetEmbedding, m.embeddingScale)
+        (encoderPositions, decoderPositions, encoder, decoder) = (m.positions, m.positions, m.encoder, m.decoder)
+        (outputScale, lmHead) = (1, m.generator)
+    }
+}
+
 /// The names a seq2seq model's parameters have, and which of its parts are trained.
 struct Seq2SeqParameterNames {
     var encoderEmbedding: String
     var decoderEmbedding: String
-    /// The head's weight (the shared table's name when tied). Its bias, if any, is a buffer.
+    /// The head's weight (the shared table's name when tied).
     var head: String
+    /// The head's bias when trained (nil: none, or a buffer such as Marian's final_logits_bias).
+    var headBias: String? = nil
     var encoderLayers: [EncoderLayerParameterNames]
     var decoderLayers: [DecoderLayerParameterNames]
     var encoderFinalNorm: NormParameterNames?
@@ -58,14 +84,16 @@ enum Seq2SeqTraining {
     /// The mean cross-entropy of the decoder's logits against `labels` (validated by the
     /// caller, not all -100), and the activations.
     static func loss(
-        _ m: Seq2SeqModel, parameters p: ParameterSet, names: Seq2SeqParameterNames, batch: TrainingBatch, decoderInput: [[Int]],
+        _ m: Seq2SeqTrainingParts, parameters p: ParameterSet, names: Seq2SeqParameterNames, batch: TrainingBatch, decoderInput: [[Int]],
         compute c: Compute
     ) -> (Float, Seq2SeqActivations) {
         let labels = batch.labels!.flatMap { $0 }
         let (b, s, t, d) = (batch.rows, batch.length, decoderInput[0].count, m.modelDim)
         let sourcePadding = padding(batch.attentionMask), targetPadding = padding(batch.decoderAttentionMask)
-        let encoderBias = names.encoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: true, maxDistance: names.relativeMaxDistance) } ?? .none
-        let decoderBias = names.decoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: false, maxDistance: names.relativeMaxDistance) } ?? .none
+        let encoderBias =
+            names.encoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: true, maxDistance: names.relativeMaxDistance) } ?? .none
+        let decoderBias =
+            names.decoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: false, maxDistance: names.relativeMaxDistance) } ?? .none
         var x = embed(batch.inputIDs, table: m.encoderEmbedding, scale: m.embeddingScale, positions: m.encoderPositions, offset: 0)
             .reshaped([b * s, d])
         let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
@@ -76,7 +104,7 @@ enum Seq2SeqTraining {
             x = y
         }
         var encoderNorm: NormRowStatistics? = nil
-        if let norm = m.encoder.finalNorm { (x, encoderNorm) = norm.trainingForward(x) }
+        if let norm = m.encoder.finalNorm { (x, encoderNorm) = norm.trainingForward(x, compute: c) }
         let memory = x
         var h = embed(decoderInput, table: m.decoderEmbedding, scale: m.embeddingScale, positions: m.decoderPositions, offset: 0)
             .reshaped([b * t, d])
@@ -90,10 +118,10 @@ enum Seq2SeqTraining {
             h = y
         }
         var decoderNorm: NormRowStatistics? = nil
-        if let norm = m.decoder.finalNorm { (h, decoderNorm) = norm.trainingForward(h) }
+        if let norm = m.decoder.finalNorm { (h, decoderNorm) = norm.trainingForward(h, compute: c) }
         let headInput = m.outputScale == 1 ? h : h * m.outputScale
         let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
-        let ce = InterimOps.softmaxCrossEntropy(logits: logits, labels: labels)
+        let ce = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
         return (
             ce.loss,
             Seq2SeqActivations(
@@ -105,16 +133,17 @@ enum Seq2SeqTraining {
 
     /// Every parameter's gradient (a set shaped as `parameters`).
     static func backward(
-        _ m: Seq2SeqModel, _ s: Seq2SeqActivations, parameters: ParameterSet, names: Seq2SeqParameterNames, compute c: Compute
+        _ m: Seq2SeqTrainingParts, _ s: Seq2SeqActivations, parameters: ParameterSet, names: Seq2SeqParameterNames, compute c: Compute
     ) -> ParameterSet {
         var grads = parameters.zerosLike()
         var dOut = m.lmHead.backward(
-            input: s.headInput, outputGradient: s.logitsGradient, names: LinearParameterNames(parts: [(names.head, nil, m.lmHead.outFeatures)]),
+            input: s.headInput, outputGradient: s.logitsGradient,
+            names: LinearParameterNames(parts: [(names.head, names.headBias, m.lmHead.outFeatures)]),
             into: &grads, compute: c)!
         if m.outputScale != 1 { dOut *= m.outputScale }
         var dH = dOut
         if let norm = m.decoder.finalNorm, let stats = s.decoderNorm, let n = names.decoderFinalNorm {
-            dH = norm.backward(stats, outputGradient: dOut, names: n, into: &grads)
+            dH = norm.backward(stats, outputGradient: dOut, names: n, into: &grads, compute: c)
         }
         var dMemory = Tensor.zeros(s.memoryShape)
         var dDecoderTable: Tensor? = nil
@@ -126,10 +155,11 @@ enum Seq2SeqTraining {
         }
         if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }
         if m.embeddingScale != 1 { dH *= m.embeddingScale }
-        m.decoderEmbedding.backward(ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads)
+        m.decoderEmbedding.backward(
+            ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         var dX = dMemory
         if let norm = m.encoder.finalNorm, let stats = s.encoderNorm, let n = names.encoderFinalNorm {
-            dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads)
+            dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads, compute: c)
         }
         var dEncoderTable: Tensor? = nil
         for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
@@ -139,7 +169,8 @@ enum Seq2SeqTraining {
         }
         if let dEncoderTable, let name = names.encoderTable { grads.modify(name) { $0 += dEncoderTable } }
         if m.embeddingScale != 1 { dX *= m.embeddingScale }
-        m.encoderEmbedding.backward(ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads)
+        m.encoderEmbedding.backward(
+            ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         return grads
     }
 }

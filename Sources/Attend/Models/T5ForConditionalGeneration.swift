@@ -185,7 +185,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
         }
         saved = nil
         let (loss, activations) = Seq2SeqTraining.loss(
-            model, parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), compute: compute)
+            Seq2SeqTrainingParts(model), parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), compute: compute)
         saved = activations
         return loss
     }
@@ -195,7 +195,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("T5ForConditionalGeneration.backward: no loss was computed since the last backward") }
         saved = nil
-        return Seq2SeqTraining.backward(model, s, parameters: parameters, names: names, compute: compute)
+        return Seq2SeqTraining.backward(Seq2SeqTrainingParts(model), s, parameters: parameters, names: names, compute: compute)
     }
 
     /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`

@@ -8,12 +8,11 @@ struct FeedForwardParameterNames: Sendable {
 }
 
 /// What the feed-forward backward needs: the input `[T, d]`, the up projection before the
-/// activation `[T, dFF]`, the activated values, the gate's output (gated form) and the
-/// down projection's input `[T, dFF]`.
+/// activation `[T, dFF]`, the gate's output (gated form) and the down projection's input
+/// `[T, dFF]`.
 struct FeedForwardActivations {
     var input: Tensor
     var preActivation: Tensor
-    var activated: Tensor
     var gate: Tensor?
     var hidden: Tensor
 }
@@ -31,20 +30,24 @@ extension FeedForward {
             h = a * g!
         }
         let y = down.forward(h, compute: compute)  // [T, d]
-        return (y, FeedForwardActivations(input: x, preActivation: u, activated: a, gate: g, hidden: h))
+        return (y, FeedForwardActivations(input: x, preActivation: u, gate: g, hidden: h))
     }
 
     /// The input's gradient `[T, d]` from the output's `dY` `[T, d]`; adds every projection's
     /// gradients into `grads`. Cost: twice the forward's flops.
-    func backward(_ s: FeedForwardActivations, outputGradient dY: Tensor, names: FeedForwardParameterNames, into grads: inout ParameterSet, compute: Compute) -> Tensor {
+    func backward(
+        _ s: FeedForwardActivations, outputGradient dY: Tensor, names: FeedForwardParameterNames, into grads: inout ParameterSet, compute: Compute
+    ) -> Tensor {
         let dH = down.backward(input: s.hidden, outputGradient: dY, names: names.down, into: &grads, compute: compute)!
-        var dA = dH
+        let dU: Tensor
         var dX: Tensor? = nil
         if let gate, let g = s.gate, let gateNames = names.gate {
-            dA = dH * g
-            dX = gate.backward(input: s.input, outputGradient: dH * s.activated, names: gateNames, into: &grads, compute: compute)
+            let (dA, dG) = TrainingOps.gatedBackward(activation, a: s.preActivation, b: g, outputGradient: dH, compute: compute)
+            dU = dA
+            dX = gate.backward(input: s.input, outputGradient: dG, names: gateNames, into: &grads, compute: compute)
+        } else {
+            dU = TrainingOps.activationBackward(activation, input: s.preActivation, outputGradient: dH, compute: compute)
         }
-        let dU = InterimOps.activationBackward(activation, input: s.preActivation, outputGradient: dA)
         var dIn = up.backward(input: s.input, outputGradient: dU, names: names.up, into: &grads, compute: compute)!
         if let dX { dIn += dX }
         return dIn

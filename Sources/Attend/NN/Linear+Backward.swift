@@ -25,8 +25,8 @@ struct LinearParameterNames: Sendable {
 extension Linear {
     /// The backward of `y = x Wᵀ + b` restricted to the weight rows `outputs` (all by
     /// default): `x` `[T, in]` the forward's input, `dY` `[T, outputs.count]`. Adds `dYᵀ x`
-    /// and the column sums of `dY` into `grads` under `names` (the blocks `outputs` covers;
-    /// a block must lie wholly inside or outside `outputs`) and returns `dX = dY W[outputs]`
+    /// and the column sums of `dY` into `grads` under `names` (into the rows of each stored
+    /// block that `outputs` covers) and returns `dX = dY W[outputs]`
     /// `[T, in]` (nil when `inputGradient` is false). Cost: `4 T in outputs.count` flops.
     @discardableResult
     func backward(
@@ -42,19 +42,32 @@ extension Linear {
         for part in names.parts {
             let block = start..<(start + part.rows)
             start += part.rows
-            if block.upperBound <= outputs.lowerBound || block.lowerBound >= outputs.upperBound { continue }
-            precondition(
-                block.lowerBound >= outputs.lowerBound && block.upperBound <= outputs.upperBound,
-                "Linear.backward: parameter block \(block) straddles the outputs \(outputs)")
-            let local = (block.lowerBound - outputs.lowerBound)..<(block.upperBound - outputs.lowerBound)
-            let gBlock = local == 0..<outputs.count ? g2 : g2.columns(local)  // [T, rows]
-            grads.modify(part.weight) { $0.gemm(gBlock, transposeA: true, x2, beta: 1, compute: compute) }
+            let lo = max(block.lowerBound, outputs.lowerBound), hi = min(block.upperBound, outputs.upperBound)
+            if lo >= hi { continue }
+            let local = (lo - outputs.lowerBound)..<(hi - outputs.lowerBound)
+            let gBlock = local == 0..<outputs.count ? g2 : g2.columns(local)  // [T, hi - lo]
+            let inBlock = (lo - block.lowerBound)..<(hi - block.lowerBound)  // rows of this parameter
+            if inBlock == 0..<part.rows {
+                grads.modify(part.weight) { $0.gemm(gBlock, transposeA: true, x2, beta: 1, compute: compute) }
+            } else {
+                // Part of one stored weight (cross-attention's query or key/value rows of a fused
+                // in_proj_weight): the product into those rows.
+                let dW = gBlock.matmul(x2, transposeSelf: true, compute: compute)  // [hi - lo, in]
+                grads.modify(part.weight) { w in
+                    dW.withUnsafeBufferPointer { d in
+                        w.withUnsafeMutableBufferPointer { wp in
+                            let base = inBlock.lowerBound * inFeatures
+                            for i in 0..<d.count { wp[base + i] += d[i] }
+                        }
+                    }
+                }
+            }
             if let bias = part.bias {
                 grads.modify(bias) { b in
                     gBlock.withUnsafeBufferPointer { g in
                         b.withUnsafeMutableBufferPointer { bp in
-                            let n = part.rows
-                            for r in 0..<rows { for c in 0..<n { bp[c] += g[r * n + c] } }
+                            let n = hi - lo, o = inBlock.lowerBound
+                            for r in 0..<rows { for c in 0..<n { bp[o + c] += g[r * n + c] } }
                         }
                     }
                 }
@@ -73,7 +86,7 @@ extension Embedding {
     /// The backward of a lookup: adds row `i` of `dY` `[ids.count, dim]` into row `ids[i]` of
     /// the gradient `name` (scatter-add), except for `paddingIndex` (PyTorch's `padding_idx`,
     /// whose row gets no gradient). Cost: O(ids.count * dim).
-    func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet) {
-        grads.modify(name) { InterimOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0) }
+    func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet, compute: Compute) {
+        grads.modify(name) { TrainingOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0, compute: compute) }
     }
 }

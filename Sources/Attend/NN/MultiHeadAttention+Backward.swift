@@ -47,7 +47,9 @@ extension MultiHeadAttention {
     /// Self-attention over rows `x` `[batch * seq, d]` with `bias` on the scores (T5's
     /// bucketed table, ALiBi, or none), keeping the activations: the fused QKV projection
     /// `[T, 3 inner]` is read in place by the fused training kernel. Returns `[batch * seq, d]`.
-    func trainingForward(selfAttention x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute) -> (Tensor, AttentionActivations) {
+    func trainingForward(
+        selfAttention x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute
+    ) -> (Tensor, AttentionActivations) {
         let inner = innerDim
         let qkv = inProjection.forward(x, compute: compute)  // [T, 3 inner]
         return finish(
@@ -95,7 +97,8 @@ extension MultiHeadAttention {
             let dX = inProjection.backward(input: s.input, outputGradient: g.query.tensor, names: names.input, into: &grads, compute: compute)!
             return (dX, nil, g.biasTable)
         }
-        let dX = inProjection.backward(input: s.input, outputGradient: g.query.tensor, outputs: 0..<inner, names: names.input, into: &grads, compute: compute)!
+        let dX = inProjection.backward(
+            input: s.input, outputGradient: g.query.tensor, outputs: 0..<inner, names: names.input, into: &grads, compute: compute)!
         let dM = inProjection.backward(
             input: memory, outputGradient: g.key.tensor, outputs: inner..<(3 * inner), names: names.input, into: &grads, compute: compute)!
         return (dX, dM, g.biasTable)

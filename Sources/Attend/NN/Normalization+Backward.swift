@@ -24,19 +24,31 @@ extension Norm {
 
     /// The norm of `x + residual` over rows `[T, n]`, and what its backward needs.
     /// Cost: three passes (one more for the residual add).
-    func trainingForward(_ x: Tensor, residual: Tensor? = nil) -> (Tensor, NormRowStatistics) {
+    func trainingForward(_ x: Tensor, residual: Tensor? = nil, compute: Compute) -> (Tensor, NormRowStatistics) {
         let p = parts
-        let t = residual.map { x + $0 } ?? x
-        return InterimOps.normForward(t.reshaped([-1, p.weight.count]), weight: p.weight, bias: p.bias, eps: p.eps, rms: p.rms)
+        return TrainingOps.normForward(x, residual: residual, weight: p.weight, bias: p.bias, eps: p.eps, rms: p.rms, compute: compute)
     }
 
     /// The gradient of the normalized input `[T, n]` from the output's `dY`; adds the weight
     /// (and bias) gradients into `grads` under `names`. Cost: two passes.
-    func backward(_ saved: NormRowStatistics, outputGradient dY: Tensor, names: NormParameterNames, into grads: inout ParameterSet) -> Tensor {
+    func backward(
+        _ saved: NormRowStatistics, outputGradient dY: Tensor, names: NormParameterNames, into grads: inout ParameterSet, compute: Compute
+    ) -> Tensor {
         let p = parts
-        let (dT, dW, dB) = InterimOps.normBackward(saved, weight: p.weight, outputGradient: dY.reshaped(saved.input.shape), rms: p.rms)
-        grads.modify(names.weight) { $0 += dW }
-        if let dB, let b = names.bias { grads.modify(b) { $0 += dB } }
-        return dT
+        guard !p.rms, let bias = names.bias else {
+            return grads.modify(names.weight) { dW in
+                TrainingOps.normBackward(saved, weight: p.weight, outputGradient: dY, rms: p.rms, dWeight: &dW, dBias: nil, compute: compute)
+            }
+        }
+        // The bias gradient is accumulated in place too: take it out of the set while the weight's is borrowed.
+        var dB = grads[bias]!
+        grads[bias] = Tensor.zeros([0])
+        defer { grads[bias] = dB }
+        return grads.modify(names.weight) { dW in
+            dB.withUnsafeMutableBufferPointer { b in
+                TrainingOps.normBackward(
+                    saved, weight: p.weight, outputGradient: dY, rms: p.rms, dWeight: &dW, dBias: b.baseAddress, compute: compute)
+            }
+        }
     }
 }

@@ -41,20 +41,22 @@ struct DecoderLayerActivations {
 extension EncoderLayer {
     /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
     /// sees; `bias` is added to the scores: T5's table, ALiBi), keeping its activations.
-    func trainingForward(_ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute) -> (Tensor, EncoderLayerActivations) {
+    func trainingForward(
+        _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute
+    ) -> (Tensor, EncoderLayerActivations) {
         precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
         switch placement {
         case .post:
             let (a, att) = selfAttention.trainingForward(selfAttention: x, visibility, bias: bias, compute: compute)
-            let (h, n1) = attentionNorm.trainingForward(a, residual: x)  // Norm(x + a)
+            let (h, n1) = attentionNorm.trainingForward(a, residual: x, compute: compute)  // Norm(x + a)
             let (f, ff) = feedForward.trainingForward(h, compute: compute)
-            let (y, n2) = feedForwardNorm.trainingForward(f, residual: h)  // Norm(h + f)
+            let (y, n2) = feedForwardNorm.trainingForward(f, residual: h, compute: compute)  // Norm(h + f)
             return (y, EncoderLayerActivations(attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2))
         case .pre:
-            let (n, n1) = attentionNorm.trainingForward(x)
+            let (n, n1) = attentionNorm.trainingForward(x, compute: compute)
             let (a, att) = selfAttention.trainingForward(selfAttention: n, visibility, bias: bias, compute: compute)
             let h = x + a
-            let (m, n2) = feedForwardNorm.trainingForward(h)
+            let (m, n2) = feedForwardNorm.trainingForward(h, compute: compute)
             let (f, ff) = feedForward.trainingForward(m, compute: compute)
             return (h + f, EncoderLayerActivations(attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2))
         }
@@ -67,19 +69,19 @@ extension EncoderLayer {
     ) -> (input: Tensor, bias: Tensor?) {
         switch placement {
         case .post:
-            let dT2 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads)
+            let dT2 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
             var dH = feedForward.backward(s.feedForward, outputGradient: dT2, names: names.feedForward, into: &grads, compute: compute)
             dH += dT2
-            let dT1 = attentionNorm.backward(s.attentionNorm, outputGradient: dH, names: names.attentionNorm, into: &grads)
+            let dT1 = attentionNorm.backward(s.attentionNorm, outputGradient: dH, names: names.attentionNorm, into: &grads, compute: compute)
             var (dX, _, dBias) = selfAttention.backward(s.attention, outputGradient: dT1, names: names.attention, into: &grads, compute: compute)
             dX += dT1
             return (dX, dBias)
         case .pre:
             let dM = feedForward.backward(s.feedForward, outputGradient: dY, names: names.feedForward, into: &grads, compute: compute)
-            var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM, names: names.feedForwardNorm, into: &grads)
+            var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM, names: names.feedForwardNorm, into: &grads, compute: compute)
             dH += dY
             let (dN, _, dBias) = selfAttention.backward(s.attention, outputGradient: dH, names: names.attention, into: &grads, compute: compute)
-            var dX = attentionNorm.backward(s.attentionNorm, outputGradient: dN, names: names.attentionNorm, into: &grads)
+            var dX = attentionNorm.backward(s.attentionNorm, outputGradient: dN, names: names.attentionNorm, into: &grads, compute: compute)
             dX += dH
             return (dX, dBias)
         }
@@ -103,31 +105,39 @@ extension DecoderLayer {
         switch placement {
         case .post:
             let (a, sa) = selfAttention.trainingForward(selfAttention: x, selfVisibility, bias: bias, compute: compute)
-            var (h, n1) = selfAttentionNorm.trainingForward(a, residual: x)
+            var (h, n1) = selfAttentionNorm.trainingForward(a, residual: x, compute: compute)
             var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil
             if let crossAttentionNorm {
                 let (c, act) = cross(h)
                 ca = act
-                let (h2, stats) = crossAttentionNorm.trainingForward(c, residual: h)
+                let (h2, stats) = crossAttentionNorm.trainingForward(c, residual: h, compute: compute)
                 (h, n2) = (h2, stats)
             }
             let (f, ff) = feedForward.trainingForward(h, compute: compute)
-            let (y, n3) = feedForwardNorm.trainingForward(f, residual: h)
-            return (y, DecoderLayerActivations(selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3))
+            let (y, n3) = feedForwardNorm.trainingForward(f, residual: h, compute: compute)
+            return (
+                y,
+                DecoderLayerActivations(
+                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3)
+            )
         case .pre:
-            let (n, n1) = selfAttentionNorm.trainingForward(x)
+            let (n, n1) = selfAttentionNorm.trainingForward(x, compute: compute)
             let (a, sa) = selfAttention.trainingForward(selfAttention: n, selfVisibility, bias: bias, compute: compute)
             var h = x + a
             var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil
             if let crossAttentionNorm {
-                let (m, stats) = crossAttentionNorm.trainingForward(h)
+                let (m, stats) = crossAttentionNorm.trainingForward(h, compute: compute)
                 let (c, act) = cross(m)
                 (ca, n2) = (act, stats)
                 h += c
             }
-            let (m, n3) = feedForwardNorm.trainingForward(h)
+            let (m, n3) = feedForwardNorm.trainingForward(h, compute: compute)
             let (f, ff) = feedForward.trainingForward(m, compute: compute)
-            return (h + f, DecoderLayerActivations(selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3))
+            return (
+                h + f,
+                DecoderLayerActivations(
+                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3)
+            )
         }
     }
 
@@ -139,34 +149,38 @@ extension DecoderLayer {
         var dMemory: Tensor? = nil
         switch placement {
         case .post:
-            let dT3 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads)
+            let dT3 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
             var dH = feedForward.backward(s.feedForward, outputGradient: dT3, names: names.feedForward, into: &grads, compute: compute)
             dH += dT3
             if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
                 let cn = names.crossAttention, let nn = names.crossAttentionNorm
             {
-                let dT2 = crossAttentionNorm.backward(n2, outputGradient: dH, names: nn, into: &grads)
+                let dT2 = crossAttentionNorm.backward(n2, outputGradient: dH, names: nn, into: &grads, compute: compute)
                 let (dC, dM, _) = crossAttention.backward(ca, outputGradient: dT2, names: cn, into: &grads, compute: compute)
                 dMemory = dM
                 dH = dT2 + dC
             }
-            let dT1 = selfAttentionNorm.backward(s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads)
-            var (dX, _, dBias) = selfAttention.backward(s.selfAttention, outputGradient: dT1, names: names.selfAttention, into: &grads, compute: compute)
+            let dT1 = selfAttentionNorm.backward(
+                s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads, compute: compute)
+            var (dX, _, dBias) = selfAttention.backward(
+                s.selfAttention, outputGradient: dT1, names: names.selfAttention, into: &grads, compute: compute)
             dX += dT1
             return (dX, dMemory, dBias)
         case .pre:
             let dM3 = feedForward.backward(s.feedForward, outputGradient: dY, names: names.feedForward, into: &grads, compute: compute)
-            var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM3, names: names.feedForwardNorm, into: &grads)
+            var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM3, names: names.feedForwardNorm, into: &grads, compute: compute)
             dH += dY
             if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
                 let cn = names.crossAttention, let nn = names.crossAttentionNorm
             {
                 let (dC, dM, _) = crossAttention.backward(ca, outputGradient: dH, names: cn, into: &grads, compute: compute)
                 dMemory = dM
-                dH += crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads)
+                dH += crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads, compute: compute)
             }
-            let (dN, _, dBias) = selfAttention.backward(s.selfAttention, outputGradient: dH, names: names.selfAttention, into: &grads, compute: compute)
-            var dX = selfAttentionNorm.backward(s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads)
+            let (dN, _, dBias) = selfAttention.backward(
+                s.selfAttention, outputGradient: dH, names: names.selfAttention, into: &grads, compute: compute)
+            var dX = selfAttentionNorm.backward(
+                s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads, compute: compute)
             dX += dH
             return (dX, dMemory, dBias)
         }

@@ -6,6 +6,7 @@ import Foundation
 /// |---|---|
 /// | `BertForPreTraining` (or `model_type` `bert` without `architectures`) | ``BERTForPreTraining`` |
 /// | `T5ForConditionalGeneration` (or `model_type` `t5` / `mt5`) | ``T5ForConditionalGeneration`` |
+/// | `MarianMTModel` (or `model_type` `marian`) | ``MarianMTModel`` |
 public enum TrainableModels {
     /// The trainable model for the folder at `directory` (see the table above), its
     /// parameters loaded from `model.safetensors`. Throws `ModelFileError` for a missing or
@@ -24,8 +25,11 @@ public enum TrainableModels {
         if architectures.contains("T5ForConditionalGeneration") || (architectures.isEmpty && (type == "t5" || type == "mt5")) {
             return try T5ForConditionalGeneration(directory: directory, compute: compute)
         }
+        if architectures.contains("MarianMTModel") || (architectures.isEmpty && type == "marian") {
+            return try MarianMTModel(directory: directory, compute: compute)
+        }
         let found = architectures.isEmpty ? "model_type \(type.map { "\"\($0)\"" } ?? "(absent)")" : "architectures \(architectures)"
         throw ModelFileError.unsupported(
-            path: configURL.path, what: "training \(found) (Attend trains BertForPreTraining and T5ForConditionalGeneration)")
+            path: configURL.path, what: "training \(found) (Attend trains BertForPreTraining, T5ForConditionalGeneration and MarianMTModel)")
     }
 }
