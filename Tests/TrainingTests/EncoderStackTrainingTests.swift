@@ -41,7 +41,10 @@ import Testing
         let base = m.parameters
         var rng = SeededRNG(seed: 4)
         let h: Float = 3e-3
-        for name in ["layers.0.self_attn.in_proj_weight", "layers.0.linear1.weight", "layers.1.self_attn.out_proj.bias", "layers.1.norm1.weight", "layers.1.linear2.weight"] {
+        for name in [
+            "layers.0.self_attn.in_proj_weight", "layers.0.linear1.weight", "layers.1.self_attn.out_proj.bias", "layers.1.norm1.weight",
+            "layers.1.linear2.weight",
+        ] {
             let g = grads[name]!
             #expect(g.scalars.contains { $0 != 0 }, "\(name): gradient is all zero")
             for _ in 0..<4 {
