@@ -118,6 +118,7 @@ struct Bench {
         if options.wants("seq2seq") { seq2seq() }
         if options.wants("tokenizers") { tokenizers() }
         if options.wants("lm") { lm() }
+        if options.wants("train") { train() }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every

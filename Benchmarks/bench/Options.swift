@@ -6,7 +6,7 @@ struct BenchError: Error, CustomStringConvertible {
 
 /// Command-line options of `bench`.
 struct BenchOptions {
-    static let sections = ["peak", "parallel", "gemm", "softmax", "attention", "attention-backward", "encoder", "decoder", "bert", "seq2seq", "tokenizers", "lm"]
+    static let sections = ["peak", "parallel", "gemm", "softmax", "attention", "attention-backward", "encoder", "decoder", "bert", "seq2seq", "tokenizers", "lm", "train"]
     static let usage = """
         usage: swift run bench [--seq N] [--only SECTION[,SECTION...]] [--json] [--threads N] [--quick]
           --seq N        sequence length for attention / model sections (default 4096)

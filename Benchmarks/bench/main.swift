@@ -20,6 +20,7 @@ if options.help {
 }
 
 ReleaseRelauncher.relaunchIfNotOptimized()
+TrainChild.runIfRequested()  // a `train` configuration measured in its own process
 
 var bench = Bench(options: options)
 bench.run()
