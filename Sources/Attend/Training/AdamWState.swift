@@ -14,8 +14,6 @@
 import Foundation
 
 extension AdamW {
-    static let stateFormat = "attend.optimizer.v1"
-
     /// Writes the moments, the step count and the hyperparameters to a safetensors file at
     /// `url` (atomically: a temporary file renamed into place). `init(resumingFrom:)` reads it
     /// back; continuing from it gives bit for bit the parameters of an uninterrupted run.
@@ -29,7 +27,7 @@ extension AdamW {
             for name in names { tensors["exp_avg_sq." + name] = secondMoments[name]! }
         }
         let metadata = [
-            "format": Self.stateFormat,
+            "format": OptimizerStateFile.format,
             "optimizer": "AdamW",
             "step": String(stepCount),
             "learning_rate": "\(learningRate)",
@@ -37,8 +35,8 @@ extension AdamW {
             "beta2": "\(beta2)",
             "epsilon": "\(epsilon)",
             "weight_decay": "\(weightDecay)",
-            "parameters": Self.jsonArray(names),
-            "no_weight_decay": Self.jsonArray(names.filter { !decays($0) }),
+            "parameters": OptimizerStateFile.jsonArray(names),
+            "no_weight_decay": OptimizerStateFile.jsonArray(names.filter { !decays($0) }),
         ]
         try SafeTensorsWriter.write(tensors, metadata: metadata, to: url)
     }
@@ -53,40 +51,20 @@ extension AdamW {
         resumingFrom url: URL,
         excludingFromWeightDecay: @escaping @Sendable (String) -> Bool = AdamW.huggingFaceNoDecay
     ) throws {
-        let file = try SafeTensorsFile(contentsOf: url)
-        let place = url.path
-        let meta = file.metadata
-        func value(_ key: String) throws(TrainingError) -> String {
-            guard let v = meta[key] else { throw TrainingError("\(place): optimizer state has no \(key) in its metadata") }
-            return v
-        }
-        func float(_ key: String) throws(TrainingError) -> Float {
-            let text = try value(key)
-            guard let x = Float(text) else { throw TrainingError("\(place): \(key) \"\(text)\" is not a number") }
-            return x
-        }
-        guard meta["format"] == Self.stateFormat, meta["optimizer"] == "AdamW" else {
-            throw TrainingError(
-                "\(place): not an AdamW state (format \(meta["format"] ?? "none"), optimizer \(meta["optimizer"] ?? "none"))")
-        }
-        let stepText = try value("step")
-        guard let step = Int(stepText), step >= 0 else {
-            throw TrainingError("\(place): step \"\(stepText)\" is not a non-negative integer")
-        }
+        let state = try OptimizerStateFile(contentsOf: url, optimizer: "AdamW")
+        let place = state.place, step = state.step
         do {
             try self.init(
-                learningRate: try float("learning_rate"), betas: (try float("beta1"), try float("beta2")),
-                epsilon: try float("epsilon"), weightDecay: try float("weight_decay"),
+                learningRate: try state.float("learning_rate"), betas: (try state.float("beta1"), try state.float("beta2")),
+                epsilon: try state.float("epsilon"), weightDecay: try state.float("weight_decay"),
                 excludingFromWeightDecay: excludingFromWeightDecay)
         } catch {
             throw TrainingError("\(place): \(error.message)")
         }
-        let names = try Self.parseNames(try value("parameters"), key: "parameters", place: place)
-        let noDecay = try Self.parseNames(try value("no_weight_decay"), key: "no_weight_decay", place: place)
-        let expected = Set(names.map { "exp_avg." + $0 } + names.map { "exp_avg_sq." + $0 })
-        for tensor in file.tensorNames where !expected.contains(tensor) {
-            throw TrainingError("\(place): tensor \(tensor) is not a moment of a listed parameter")
-        }
+        let names = try state.names("parameters")
+        let noDecay = try state.names("no_weight_decay")
+        try state.rejectTensors(
+            notIn: Set(names.map { "exp_avg." + $0 } + names.map { "exp_avg_sq." + $0 }), what: "a moment of a listed parameter")
         guard (step == 0) == names.isEmpty else {
             throw TrainingError("\(place): step \(step) with \(names.count) parameters (moments exist exactly after a step)")
         }
@@ -94,13 +72,7 @@ extension AdamW {
         var second = ParameterSet()
         for name in names {
             for (prefix, set) in [("exp_avg.", 0), ("exp_avg_sq.", 1)] {
-                guard let info = file.info(prefix + name) else {
-                    throw TrainingError("\(place): no tensor \(prefix + name) for parameter \(name)")
-                }
-                guard info.dtype == .F32 else {
-                    throw TrainingError("\(place): tensor \(prefix + name) is \(info.dtype.rawValue), not F32")
-                }
-                let t = try file.tensor(prefix + name)
+                let t = try state.tensor(prefix + name, of: name)
                 if set == 0 { first[name] = t } else { second[name] = t }
             }
             guard first[name]!.shape == second[name]!.shape else {
@@ -120,32 +92,6 @@ extension AdamW {
             self.secondMoments = second
             self.layout = ParameterLayout(first)
         }
-    }
-
-    static func jsonArray(_ names: [String]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        for (i, n) in names.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            SafeTensorsWriter.appendString(n, to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func parseNames(_ text: String, key: String, place: String) throws(TrainingError) -> [String] {
-        let bytes = Array(text.utf8)
-        let parsed: StrictJSONValue? = bytes.withUnsafeBytes { try? StrictJSON.parse($0, maxDepth: 2) }
-        guard case .array(let items)? = parsed else {
-            throw TrainingError("\(place): \(key) is not a JSON array of names")
-        }
-        var names: [String] = []
-        var seen = Set<String>()
-        for item in items {
-            guard case .string(let s) = item else { throw TrainingError("\(place): \(key) holds \(item.typeName), not a name") }
-            guard seen.insert(s).inserted else { throw TrainingError("\(place): \(key) lists \(s) twice") }
-            names.append(s)
-        }
-        return names
     }
 
     static func firstDifference(_ a: [String], _ b: [String]) -> String {

@@ -22,7 +22,7 @@ extension SGD {
         let names = momentumBuffers?.names ?? []
         for name in names { tensors["momentum_buffer." + name] = momentumBuffers![name]! }
         let metadata = [
-            "format": AdamW.stateFormat,
+            "format": OptimizerStateFile.format,
             "optimizer": "SGD",
             "step": String(stepCount),
             "learning_rate": "\(learningRate)",
@@ -30,7 +30,7 @@ extension SGD {
             "dampening": "\(dampening)",
             "weight_decay": "\(weightDecay)",
             "nesterov": nesterov ? "true" : "false",
-            "parameters": AdamW.jsonArray(names),
+            "parameters": OptimizerStateFile.jsonArray(names),
         ]
         try SafeTensorsWriter.write(tensors, metadata: metadata, to: url)
     }
@@ -41,42 +41,21 @@ extension SGD {
     /// malformed value, a buffer missing or not F32, a tensor no parameter owns).
     /// Cost: O(header) plus reading the buffers.
     public init(resumingFrom url: URL) throws {
-        let file = try SafeTensorsFile(contentsOf: url)
-        let place = url.path
-        let meta = file.metadata
-        func value(_ key: String) throws(TrainingError) -> String {
-            guard let v = meta[key] else { throw TrainingError("\(place): optimizer state has no \(key) in its metadata") }
-            return v
-        }
-        func float(_ key: String) throws(TrainingError) -> Float {
-            let text = try value(key)
-            guard let x = Float(text) else { throw TrainingError("\(place): \(key) \"\(text)\" is not a number") }
-            return x
-        }
-        guard meta["format"] == AdamW.stateFormat, meta["optimizer"] == "SGD" else {
-            throw TrainingError(
-                "\(place): not an SGD state (format \(meta["format"] ?? "none"), optimizer \(meta["optimizer"] ?? "none"))")
-        }
-        let stepText = try value("step")
-        guard let step = Int(stepText), step >= 0 else {
-            throw TrainingError("\(place): step \"\(stepText)\" is not a non-negative integer")
-        }
-        let nesterovText = try value("nesterov")
+        let state = try OptimizerStateFile(contentsOf: url, optimizer: "SGD")
+        let place = state.place, step = state.step
+        let nesterovText = try state.value("nesterov")
         guard nesterovText == "true" || nesterovText == "false" else {
             throw TrainingError("\(place): nesterov \"\(nesterovText)\" is not true or false")
         }
         do {
             try self.init(
-                learningRate: try float("learning_rate"), momentum: try float("momentum"), dampening: try float("dampening"),
-                weightDecay: try float("weight_decay"), nesterov: nesterovText == "true")
+                learningRate: try state.float("learning_rate"), momentum: try state.float("momentum"),
+                dampening: try state.float("dampening"), weightDecay: try state.float("weight_decay"), nesterov: nesterovText == "true")
         } catch {
             throw TrainingError("\(place): \(error.message)")
         }
-        let names = try AdamW.parseNames(try value("parameters"), key: "parameters", place: place)
-        let expected = Set(names.map { "momentum_buffer." + $0 })
-        for tensor in file.tensorNames where !expected.contains(tensor) {
-            throw TrainingError("\(place): tensor \(tensor) is not a momentum buffer of a listed parameter")
-        }
+        let names = try state.names("parameters")
+        try state.rejectTensors(notIn: Set(names.map { "momentum_buffer." + $0 }), what: "a momentum buffer of a listed parameter")
         if momentum == 0 && !names.isEmpty {
             throw TrainingError("\(place): momentum 0 but \(names.count) momentum buffers")
         }
@@ -85,10 +64,7 @@ extension SGD {
         }
         var buffers = ParameterSet()
         for name in names {
-            let key = "momentum_buffer." + name
-            guard let info = file.info(key) else { throw TrainingError("\(place): no tensor \(key) for parameter \(name)") }
-            guard info.dtype == .F32 else { throw TrainingError("\(place): tensor \(key) is \(info.dtype.rawValue), not F32") }
-            buffers[name] = try file.tensor(key)
+            buffers[name] = try state.tensor("momentum_buffer." + name, of: name)
         }
         self.stepCount = step
         if !names.isEmpty {
