@@ -1,6 +1,6 @@
 /*
  * Layer norm / RMS norm for training (contracts in attend_kernels_backward.h): the forward
- * that saves t = x + residual, the mean and rstd (the arithmetic of norm.h, so y is the
+ * that saves t = x + residual, the mean and rstd (norm.h's row arithmetic, so y is the
  * inference kernel's bit for bit), and the backward with dgamma/dbeta accumulated in row
  * order. Instantiated per ISA by variant.h.
  */
@@ -9,51 +9,10 @@ void CK_FN(ck_f32_norm_rows_train)(int rms, size_t rows, size_t n, const float *
                                    const float *beta, float eps, float *y, size_t ldy, float *t,
                                    size_t ldt, float *mean_out, float *rstd_out) {
     for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        const float *rr = residual ? residual + r * ldr : NULL;
         float *yr = y + r * ldy;
         float *sr = t ? t + r * ldt : yr; /* where t lives during the row */
-        CK_VEC vs = (CK_VEC){0};
-        size_t i = 0;
-        for (; i + CK_VL <= n; i += CK_VL) {
-            CK_VEC v = CK_FN(ck_vload)(xr + i);
-            if (rr) v += CK_FN(ck_vload)(rr + i);
-            CK_FN(ck_vstore)(sr + i, v);
-            vs += rms ? v * v : v;
-        }
-        float tail = 0;
-        for (; i < n; i++) {
-            float v = xr[i] + (rr ? rr[i] : 0.0f);
-            sr[i] = v;
-            tail += rms ? v * v : v;
-        }
-        const float s1 = (CK_FN(ck_hsum)(vs) + tail) / (float)n;
-        float mean = 0.0f, var;
-        if (rms) {
-            var = s1;
-        } else {
-            mean = s1;
-            const CK_VEC vm = CK_VSPLAT(mean);
-            CK_VEC vv = (CK_VEC){0};
-            float tv = 0;
-            for (i = 0; i + CK_VL <= n; i += CK_VL) {
-                CK_VEC dd = CK_FN(ck_vload)(sr + i) - vm;
-                vv = CK_VFMA2(dd, dd, vv);
-            }
-            for (; i < n; i++) tv += (sr[i] - mean) * (sr[i] - mean);
-            var = (CK_FN(ck_hsum)(vv) + tv) / (float)n;
-        }
-        const float rstd = 1.0f / __builtin_sqrtf(var + eps);
-        mean_out[r] = mean;
-        rstd_out[r] = rstd;
-        const CK_VEC vm = CK_VSPLAT(mean), vr = CK_VSPLAT(rstd);
-        for (i = 0; i + CK_VL <= n; i += CK_VL) {
-            CK_VEC v = (CK_FN(ck_vload)(sr + i) - vm) * vr * CK_FN(ck_vload)(gamma + i);
-            if (beta && !rms) v += CK_FN(ck_vload)(beta + i);
-            CK_FN(ck_vstore)(yr + i, v);
-        }
-        for (; i < n; i++)
-            yr[i] = (sr[i] - mean) * rstd * gamma[i] + (beta && !rms ? beta[i] : 0.0f);
+        CK_FN(ck_norm_row)(rms, n, x + r * ldx, residual ? residual + r * ldr : NULL, gamma, beta,
+                           eps, yr, sr, &mean_out[r], &rstd_out[r]);
     }
 }
 
