@@ -62,6 +62,11 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "VisualizationTests",
+            dependencies: ["Attend"],
+            path: "Tests/VisualizationTests"
+        ),
+        .testTarget(
             name: "TensorTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TensorTests"
