@@ -34,7 +34,8 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: ["Attend"],
-            path: "Benchmarks/bench"
+            path: "Benchmarks/bench",
+            exclude: ["tokenizer_sentences.txt"]
         ),
         // Differential fuzzing of every C kernel on every variant against the Swift SIMD oracle:
         // the case generators and checks (a library, so `swift test` replays regression cases)
@@ -95,7 +96,7 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
-            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py"],
+            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_stop_strings_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -29,7 +29,7 @@ struct Arguments {
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend generate   --model DIR (--ids 5,17,42 | --prompt TEXT) [--ids/--prompt ...] [--beams N]
                                  [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
-                                 [--repetition-penalty X] [--no-repeat-ngram-size N]
+                                 [--repetition-penalty X] [--no-repeat-ngram-size N] [--stop STRING ...]
                                  [--do-sample [--temperature X] [--top-k N] [--top-p X]
                                  [--min-p X] [--seed N]]
                attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [--task NAME]
@@ -101,6 +101,9 @@ struct Arguments {
           --repetition-penalty X, --no-repeat-ngram-size N
                            (generate) divide the scores of tokens already present by X (> 1
                            discourages repeats); never repeat an N-token sequence
+          --stop STRING    (generate) end a row once its text contains STRING (repeatable; as
+                           transformers' stop_strings: the token completing it is kept; greedy
+                           search and sampling; read with the folder's tokenizer)
           --do-sample      (generate) draw each token instead of taking the most likely, after
                            --temperature X (default 1), --top-k N (default 50, 0 = off),
                            --top-p X and --min-p X (off by default), all as transformers;

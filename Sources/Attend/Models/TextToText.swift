@@ -109,10 +109,12 @@ public struct TextToTextModel: Sendable {
             outputIDs: row)
     }
 
-    /// A returned row up to its first end token (what follows is padding).
+    /// A returned row up to its first end token or the token that completes a stop string
+    /// (what follows is padding).
     private func trimmed(_ row: [Int], _ config: GenerationConfig) -> [Int] {
         let eos = Set(config.eosTokenIDs)
-        guard let end = row.dropFirst().firstIndex(where: eos.contains) else { return row }
+        let ends = [row.dropFirst().firstIndex(where: eos.contains), config.stopStrings?.firstStop(in: row, from: 1)].compactMap { $0 }
+        guard let end = ends.min() else { return row }
         return Array(row[...end])
     }
 }
