@@ -55,11 +55,11 @@ public struct HubCache: Sendable, Equatable {
         try HubCache.checkRevision(revision)
         let fm = FileManager.default
         if HubCache.isCommit(revision) {
-            let s = folder.appendingPathComponent("snapshots").appendingPathComponent(revision)
+            let s = folder.appendingPathComponent("snapshots").appendingPathComponent(revision, isDirectory: true)
             if fm.fileExists(atPath: s.path) { return s }
         }
         guard let commit = HubCache.readRef(folder.appendingPathComponent("refs").appendingPathComponent(revision)) else { return nil }
-        let s = folder.appendingPathComponent("snapshots").appendingPathComponent(commit)
+        let s = folder.appendingPathComponent("snapshots").appendingPathComponent(commit, isDirectory: true)
         return fm.fileExists(atPath: s.path) ? s : nil
     }
 
@@ -135,7 +135,7 @@ public func resolveModelDirectory(_ directory: URL) throws -> URL {
     guard let commit = HubCache.readRef(ref) else {
         throw ModelFileError.invalidValue(path: ref.path, key: "contents", reason: "not a commit hash (40 hex digits)")
     }
-    let snapshot = directory.appendingPathComponent("snapshots").appendingPathComponent(commit)
+    let snapshot = directory.appendingPathComponent("snapshots").appendingPathComponent(commit, isDirectory: true)
     guard fm.fileExists(atPath: snapshot.path) else { throw ModelFileError.missingFile(path: snapshot.path) }
     return snapshot
 }

@@ -106,11 +106,13 @@ public struct HubClient: Sendable {
         }
 
         let info = try repositoryInfo(repository: repository, revision: revision)
+        // The small files first (a bad configuration shows before the weights are fetched).
         var wanted = info.files.filter { HubClient.isModelFile($0.name) }
+            .sorted { ($0.name.hasSuffix(".safetensors") ? 1 : 0, $0.name) < ($1.name.hasSuffix(".safetensors") ? 1 : 0, $1.name) }
         guard wanted.contains(where: { $0.name == "config.json" }) else {
             throw HubError.noModelFiles(repository: repository, revision: revision)
         }
-        let snapshot = folder.appendingPathComponent("snapshots").appendingPathComponent(info.commit)
+        let snapshot = folder.appendingPathComponent("snapshots").appendingPathComponent(info.commit, isDirectory: true)
         if revision != info.commit {
             let ref = folder.appendingPathComponent("refs").appendingPathComponent(revision)
             try fileSystem(ref.path) {
