@@ -253,4 +253,58 @@ struct DownloadTests {
             return true
         }
     }
+
+    /// A repository with a sharded checkpoint and a stray single-file copy of the weights.
+    static func shardedFolder(in scratch: URL, shard2: String = "model-00002-of-00002.safetensors") throws -> URL {
+        let dir = scratch.appendingPathComponent("sharded-repo")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Data(#"{"model_type": "llama"}"#.utf8).write(to: dir.appendingPathComponent("config.json"))
+        let index = #"{"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "\#(shard2)", "c": "model-00001-of-00002.safetensors"}}"#
+        try Data(index.utf8).write(to: dir.appendingPathComponent("model.safetensors.index.json"))
+        try Data(repeating: 1, count: 3000).write(to: dir.appendingPathComponent("model-00001-of-00002.safetensors"))
+        try Data(repeating: 2, count: 2000).write(to: dir.appendingPathComponent("model-00002-of-00002.safetensors"))
+        try Data(repeating: 3, count: 5000).write(to: dir.appendingPathComponent("consolidated.safetensors"))
+        try Data("{}".utf8).write(to: dir.appendingPathComponent("pytorch_model.bin"))
+        return dir
+    }
+
+    @Test func shardedWeightsAreTheShardsTheIndexNames() throws {
+        let scratch = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let hub = try LocalHub(folder: try Self.shardedFolder(in: scratch), repository: "acme/sharded")
+        let snapshot = try Self.client(hub, cache: scratch.appendingPathComponent("cache")).download(repository: "acme/sharded")
+        let expected = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
+        #expect(snapshot.files == expected)
+        #expect(Set(snapshot.fetched) == Set(expected))
+        #expect(!hub.log.contains { $0.path.contains("consolidated") || $0.path.contains("pytorch_model") })
+    }
+
+    @Test(arguments: ["../model-00002-of-00002.safetensors", "missing.safetensors"])
+    func anIndexNamingABadShardIsRefused(_ shard: String) throws {
+        let scratch = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let hub = try LocalHub(folder: try Self.shardedFolder(in: scratch, shard2: shard), repository: "acme/sharded")
+        #expect {
+            try Self.client(hub, cache: scratch.appendingPathComponent("cache")).download(repository: "acme/sharded")
+        } throws: { error in
+            switch error as? HubError {
+            case .unsafeFileName(_, let name)?: return name == shard && shard.hasPrefix("..")
+            case .invalidResponse(let url, let reason)?: return url.hasSuffix("model.safetensors.index.json") && reason.contains(shard)
+            default: return false
+            }
+        }
+        #expect(!hub.log.contains { $0.path.contains("-of-") })
+    }
+
+    @Test func cacheFolderFromTheEnvironment() {
+        let home = FileManager.default.homeDirectoryForCurrentUser.path
+        #expect(HubCache(environment: [:]).root.path == home + "/.cache/huggingface/hub")
+        #expect(HubCache(environment: ["XDG_CACHE_HOME": "/x"]).root.path == "/x/huggingface/hub")
+        #expect(HubCache(environment: ["HF_HOME": "/h", "XDG_CACHE_HOME": "/x"]).root.path == "/h/hub")
+        #expect(HubCache(environment: ["HF_HUB_CACHE": "/c", "HF_HOME": "/h"]).root.path == "/c")
+        let client = HubClient(environment: ["HF_ENDPOINT": "http://127.0.0.1:1234", "HF_TOKEN": "t", "HF_HUB_OFFLINE": "true"])
+        #expect(client.endpoint.absoluteString == "http://127.0.0.1:1234" && client.token == "t" && client.offline)
+        let plain = HubClient(environment: ["HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "file:///etc"])
+        #expect(plain.endpoint.absoluteString == "https://huggingface.co" && plain.token == nil && !plain.offline)
+    }
 }
