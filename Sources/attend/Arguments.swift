@@ -82,7 +82,9 @@ struct Arguments {
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
                            for generate, a T5, Marian, GPT-2, Llama, Mistral or Qwen2 folder
                            (config.json, model.safetensors or a sharded index,
-                           generation_config.json; tokenizer files for --prompt)
+                           generation_config.json; tokenizer files for --prompt); also a Hub
+                           cache folder models--ORG--NAME, or ORG/NAME itself when no such path
+                           exists and the Hub cache holds it (attend download)
           --json           one JSON object per text and line: {"text": ..., "ids": [...], ...}
           --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize; default:
                            the folder's sentence_bert_config.json, else no limit)

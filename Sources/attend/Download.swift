@@ -67,3 +67,13 @@ func formatBytes(_ n: UInt64) -> String {
     }
     return String(format: "%.1f", v) + " " + units[u]
 }
+
+/// The folder `--model` names: the path when it exists; otherwise, when it reads as a Hub id
+/// (`ORG/NAME`) the Hub cache holds, that model's snapshot of main (what `attend download`
+/// fetched). Else the path, so that the loader's error names it.
+func modelFolder(_ model: String) -> URL {
+    let url = URL(fileURLWithPath: model)
+    if FileManager.default.fileExists(atPath: url.path) { return url }
+    if let snapshot = try? HubCache().snapshot(repository: model) { return snapshot }
+    return url
+}

@@ -64,7 +64,7 @@ if args.command == .download {
 }
 
 if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
-let folder = URL(fileURLWithPath: args.model)
+let folder = modelFolder(args.model)
 let texts: [String]
 do {
     texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)

@@ -102,7 +102,7 @@ public struct HubClient: Sendable {
             else { throw HubError.notCached(repository: repository, revision: revision, cache: folder.path) }
             return HubSnapshot(
                 repository: repository, revision: revision, commit: dir.lastPathComponent, directory: dir,
-                files: try HubSnapshot.listFiles(dir), fetched: [])
+                files: try HubSnapshot.listFiles(dir).filter { HubClient.isModelFile($0) || $0.hasSuffix(".safetensors") }, fetched: [])
         }
 
         let info = try repositoryInfo(repository: repository, revision: revision)
@@ -130,7 +130,7 @@ public struct HubClient: Sendable {
             for s in shards where !files.contains(s) {
                 throw HubError.invalidResponse(url: index.name, reason: "shard \(s) is not in the repository")
             }
-            wanted.removeAll { $0.name.hasSuffix(".safetensors") && !shards.contains($0.name) }
+            wanted = wanted.filter { !$0.name.hasSuffix(".safetensors") } + info.files.filter { shards.contains($0.name) }
         } else if wanted.contains(where: { $0.name == SafeTensorsCheckpoint.singleFileName }) {
             wanted.removeAll { $0.name.hasSuffix(".safetensors") && $0.name != SafeTensorsCheckpoint.singleFileName }
         }
@@ -402,7 +402,9 @@ public struct HubSnapshot: Sendable, Equatable {
     public var commit: String
     /// `snapshots/<commit>` in the cache: a model folder every `init(directory:)` loads.
     public var directory: URL
-    /// The folder's files, relative to `directory` (`1_Pooling/config.json`), sorted.
+    /// The model files of the folder, relative to `directory` (`1_Pooling/config.json`),
+    /// sorted. (Offline, the model files the snapshot holds: ``HubClient/isModelFile(_:)``
+    /// and every `*.safetensors`.)
     public var files: [String]
     /// The files this call transferred (empty when everything was cached).
     public var fetched: [String]
