@@ -307,4 +307,17 @@ struct DownloadTests {
         let plain = HubClient(environment: ["HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "file:///etc"])
         #expect(plain.endpoint.absoluteString == "https://huggingface.co" && plain.token == nil && !plain.offline)
     }
+
+    /// The token goes to the Hub, not to the CDN host an LFS file redirects to.
+    @Test func tokenIsNotSentToAnotherHost() throws {
+        let hub = try LocalHub(folder: Self.fixture)
+        let cache = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        hub.redirectLFS(toHost: "localhost")
+        let snapshot = try Self.client(hub, cache: cache, token: "hf_secret").download(repository: "acme/tiny-bert")
+        #expect(try Data(contentsOf: snapshot.directory.appendingPathComponent("model.safetensors")) == hub.file("model.safetensors").data)
+        let cdn = hub.log.filter { $0.path.hasPrefix("/cdn/") }
+        #expect(cdn.count == 1 && cdn.allSatisfy { $0.headers["authorization"] == nil && $0.headers["host"]?.hasPrefix("localhost:") == true })
+        #expect(hub.log.filter { !$0.path.hasPrefix("/cdn/") }.allSatisfy { $0.headers["authorization"] == "Bearer hf_secret" })
+    }
 }

@@ -51,6 +51,7 @@ final class LocalHub: @unchecked Sendable {
     private var _corrupt: Set<String> = []
     private var _extraSiblings: [String] = []
     private var _omitHashes = false
+    private var _cdnHost: String? = nil
     private var listener: Int32 = -1
     private(set) var port: UInt16 = 0
 
@@ -96,6 +97,9 @@ final class LocalHub: @unchecked Sendable {
     func corrupt(_ file: String) { lock.withLock { _ = _corrupt.insert(file) } }
     /// Names added to the API's sibling list.
     func listExtra(_ names: [String]) { lock.withLock { _extraSiblings = names } }
+    /// LFS redirects go to `http://<host>:<port>/cdn/...` (another host name for the same
+    /// server, as the Hub's CDN is another host) instead of a relative path.
+    func redirectLFS(toHost host: String) { lock.withLock { _cdnHost = host } }
     /// The API lists names only (no blobId, lfs or size), as without `?blobs=true`.
     func omitHashes() { lock.withLock { _omitHashes = true } }
 
@@ -244,7 +248,7 @@ final class LocalHub: @unchecked Sendable {
                 return Answer(
                     status: 302,
                     headers: [
-                        "Location": "/cdn/\(f.sha256)", "X-Repo-Commit": commit, "X-Linked-Etag": "\"\(f.sha256)\"",
+                        "Location": (lock.withLock { _cdnHost }.map { "http://\($0):\(port)" } ?? "") + "/cdn/\(f.sha256)", "X-Repo-Commit": commit, "X-Linked-Etag": "\"\(f.sha256)\"",
                         "X-Linked-Size": String(f.data.count), "ETag": "\"\(f.gitBlob)\"",
                     ])
             }
