@@ -40,6 +40,9 @@ struct DownloadOptions {
 func download(_ o: DownloadOptions) throws {
     let client = HubClient()
     let snapshot = try client.download(repository: o.repository, revision: o.revision) { event in
+        if case .usingCache(let reason) = event {
+            FileHandle.standardError.write(Data("attend: note: using the cached snapshot: \(reason)\n".utf8))
+        }
         if case .fetching(let file, let size, let from) = event {
             let what = size.map { formatBytes($0) } ?? "size unknown"
             let resume = from > 0 ? ", resuming at \(formatBytes(from))" : ""

@@ -320,4 +320,33 @@ struct DownloadTests {
         #expect(cdn.count == 1 && cdn.allSatisfy { $0.headers["authorization"] == nil && $0.headers["host"]?.hasPrefix("localhost:") == true })
         #expect(hub.log.filter { !$0.path.hasPrefix("/cdn/") }.allSatisfy { $0.headers["authorization"] == "Bearer hf_secret" })
     }
+
+    /// No answer from the Hub: the cached snapshot when there is one (reported), else the
+    /// transfer error.
+    @Test func unreachableHubFallsBackToTheCache() throws {
+        let hub = try LocalHub(folder: Self.fixture)
+        let cache = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let online = try Self.client(hub, cache: cache).download(repository: "acme/tiny-bert")
+        hub.stop()
+        let events = EventLog()
+        let fallback = try Self.client(hub, cache: cache).download(repository: "acme/tiny-bert") { events.append($0) }
+        #expect(fallback.directory == online.directory && fallback.fetched.isEmpty)
+        #expect(events.items.count == 1)
+        if case .usingCache? = events.items.first {} else { Issue.record("no usingCache event: \(events.items)") }
+        #expect {
+            try Self.client(hub, cache: cache).download(repository: "acme/tiny-bert", revision: "v2")
+        } throws: { error in
+            if case .transfer? = error as? HubError { return true }
+            return false
+        }
+    }
+}
+
+/// Progress events, collected from any thread.
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _items: [HubProgress] = []
+    func append(_ e: HubProgress) { lock.withLock { _items.append(e) } }
+    var items: [HubProgress] { lock.withLock { _items } }
 }

@@ -129,7 +129,7 @@ final class LocalHub: @unchecked Sendable {
         port = UInt16(bigEndian: addr.sin_port)
         let fd = listener
         let thread = Thread { [weak self] in
-            while true {
+            while self?.isStopped == false {
                 let client = accept(fd, nil, nil)
                 if client < 0 {
                     if errno == EINTR { continue }
@@ -145,7 +145,11 @@ final class LocalHub: @unchecked Sendable {
         thread.start()
     }
 
+    private var isStopped: Bool { lock.withLock { listener < 0 } }
+
     func stop() {
+        lock.lock()
+        defer { lock.unlock() }
         if listener >= 0 {
             shutdown(listener, Int32(SHUT_RDWR))
             close(listener)

@@ -82,7 +82,9 @@ public struct HubClient: Sendable {
     /// Online: one request to `/api/models/ORG/NAME/revision/R?blobs=true` for the commit
     /// and the file list with sizes and hashes, then one `resolve` request per model file not
     /// yet in the snapshot (none on a second call). `refs/<revision>` is set to the commit.
-    /// Offline: no request; the snapshot `refs/<revision>` names.
+    /// Offline: no request; the snapshot `refs/<revision>` names. When the Hub cannot be
+    /// reached at all and the cache holds the revision, that snapshot too (reported as
+    /// ``HubProgress/usingCache(reason:)``).
     ///
     /// Blocks until done; `progress` is called (on this thread or URLSession's) as files
     /// start and finish. Cost: the bytes transferred plus one hashing pass over each new file.
@@ -96,16 +98,28 @@ public struct HubClient: Sendable {
     ) throws -> HubSnapshot {
         let folder = try cache.repositoryFolder(repository)
         try HubCache.checkRevision(revision)
-        if offline {
+        func cached() throws -> HubSnapshot? {
             guard let dir = try cache.snapshot(repository: repository, revision: revision),
                 FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path)
-            else { throw HubError.notCached(repository: repository, revision: revision, cache: folder.path) }
+            else { return nil }
             return HubSnapshot(
                 repository: repository, revision: revision, commit: dir.lastPathComponent, directory: dir,
                 files: try HubSnapshot.listFiles(dir).filter { HubClient.isModelFile($0) || $0.hasSuffix(".safetensors") }, fetched: [])
         }
+        if offline {
+            guard let snapshot = try cached() else { throw HubError.notCached(repository: repository, revision: revision, cache: folder.path) }
+            return snapshot
+        }
 
-        let info = try repositoryInfo(repository: repository, revision: revision)
+        let info: (commit: String, files: [RemoteFile])
+        do {
+            info = try repositoryInfo(repository: repository, revision: revision)
+        } catch let error as HubError {
+            // No answer at all (no network): the cached snapshot, as huggingface_hub falls back.
+            guard case .transfer = error, let snapshot = try cached() else { throw error }
+            progress?(.usingCache(reason: error.description))
+            return snapshot
+        }
         // The small files first (a bad configuration shows before the weights are fetched).
         var wanted = info.files.filter { HubClient.isModelFile($0.name) }
             .sorted { ($0.name.hasSuffix(".safetensors") ? 1 : 0, $0.name) < ($1.name.hasSuffix(".safetensors") ? 1 : 0, $1.name) }
@@ -390,6 +404,9 @@ public enum HubProgress: Sendable, Equatable {
     case received(file: String, bytes: UInt64, size: UInt64?)
     /// The file is complete, checked and in the cache.
     case fetched(file: String, bytes: UInt64)
+    /// The Hub could not be reached (`reason`), and the cache holds the revision: the cached
+    /// snapshot is returned, as `huggingface_hub` does.
+    case usingCache(reason: String)
 }
 
 /// A model folder in the Hub cache: a snapshot of one commit.
