@@ -116,6 +116,24 @@ struct DownloadTests {
         #expect(!FileManager.default.fileExists(atPath: partial.path))
     }
 
+    /// A server that answers a Range request with the whole file (200): the partial file is
+    /// rewritten from the start, not appended to.
+    @Test func resumeWithoutRangeSupportStartsOver() throws {
+        let hub = try LocalHub(folder: Self.fixture)
+        let cache = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let client = Self.client(hub, cache: cache)
+        let weights = hub.file("model.safetensors")
+        hub.dropOnce("model.safetensors", after: 100_000)
+        #expect(throws: HubError.self) { try client.download(repository: "acme/tiny-bert") }
+        hub.ignoreRange()
+        hub.clearLog()
+        let snapshot = try client.download(repository: "acme/tiny-bert")
+        let cdn = hub.log.filter { $0.path.hasPrefix("/cdn/") }
+        #expect(cdn.count == 1 && cdn.first?.headers["range"] != nil && cdn.first?.status == 200)
+        #expect(try Data(contentsOf: snapshot.directory.appendingPathComponent("model.safetensors")) == weights.data)
+    }
+
     @Test(arguments: ["model.safetensors", "vocab.txt"])
     func corruptedFileIsRejectedNamingIt(_ name: String) throws {
         let hub = try LocalHub(folder: Self.fixture)

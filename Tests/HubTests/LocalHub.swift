@@ -52,6 +52,7 @@ final class LocalHub: @unchecked Sendable {
     private var _extraSiblings: [String] = []
     private var _omitHashes = false
     private var _cdnHost: String? = nil
+    private var _ignoreRange = false
     private var listener: Int32 = -1
     private(set) var port: UInt16 = 0
 
@@ -100,6 +101,8 @@ final class LocalHub: @unchecked Sendable {
     /// LFS redirects go to `http://<host>:<port>/cdn/...` (another host name for the same
     /// server, as the Hub's CDN is another host) instead of a relative path.
     func redirectLFS(toHost host: String) { lock.withLock { _cdnHost = host } }
+    /// `Range` is ignored: the whole file, 200 (as servers without range support answer).
+    func ignoreRange() { lock.withLock { _ignoreRange = true } }
     /// The API lists names only (no blobId, lfs or size), as without `?blobs=true`.
     func omitHashes() { lock.withLock { _omitHashes = true } }
 
@@ -270,13 +273,13 @@ final class LocalHub: @unchecked Sendable {
     /// The bytes of `f` (a 206 from the `Range` start when asked), with the knobs applied.
     private func body(of f: File, headers: [String: String]) -> Answer {
         var data = f.data
-        let (drop, corrupt) = lock.withLock { () -> (Int?, Bool) in
+        let (drop, corrupt, noRange) = lock.withLock { () -> (Int?, Bool, Bool) in
             let d = _dropAfter.removeValue(forKey: f.name)
-            return (d, _corrupt.contains(f.name))
+            return (d, _corrupt.contains(f.name), _ignoreRange)
         }
         if corrupt, !data.isEmpty { data[data.startIndex] ^= 0xFF }
         var a = Answer(status: 200, headers: ["Content-Type": "application/octet-stream"], body: data)
-        if let range = headers["range"], range.hasPrefix("bytes="), range.hasSuffix("-"),
+        if !noRange, let range = headers["range"], range.hasPrefix("bytes="), range.hasSuffix("-"),
             let start = Int(range.dropFirst(6).dropLast())
         {
             guard start < data.count else { return Answer(status: 416, headers: ["Content-Range": "bytes */\(data.count)"]) }
