@@ -125,6 +125,14 @@ let package = Package(
             exclude: ["make_fill_mask_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
+        // Downloads from the Hugging Face Hub against a local HTTP server that answers as the
+        // Hub does (no test touches the internet), the cache layout, and SHA-256 / SHA-1.
+        .testTarget(
+            name: "HubTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/HubTests",
+            resources: [.copy("Fixtures")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -55,6 +55,7 @@ public final class BERTForPreTraining: TrainableModel {
     /// `SafeTensorsError` or `CheckpointError` naming the file or tensor at fault, including
     /// settings training does not support (relative positions, an untied MLM decoder).
     public init(directory: URL, compute: Compute = .default) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)

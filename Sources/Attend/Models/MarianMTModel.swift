@@ -53,6 +53,7 @@ public final class MarianMTModel: TrainableModel {
     /// `CheckpointError` naming the file or tensor at fault, including layouts training does
     /// not support (separate encoder and decoder vocabularies, an untied head).
     public init(directory: URL, compute: Compute = .default) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)

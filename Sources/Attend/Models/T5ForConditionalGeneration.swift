@@ -64,6 +64,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// `model.safetensors`). Throws `ModelFileError`, `SafeTensorsError` or `CheckpointError`
     /// naming the file or tensor at fault.
     public init(directory: URL, compute: Compute = .default) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
