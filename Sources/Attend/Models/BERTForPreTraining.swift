@@ -19,7 +19,9 @@ import Foundation
 /// Batches give `input_ids`, `labels` (MLM targets, -100 ignored), `next_sentence_label`
 /// and optionally `attention_mask` and `token_type_ids` (see ``TrainingBatch``). While
 /// ``dropout`` is on, `hidden_dropout_prob` applies after the embeddings' LayerNorm and on each
-/// attention and feed-forward output before its residual sum, as `transformers` in train mode.
+/// attention and feed-forward output before its residual sum, and `attention_probs_dropout_prob`
+/// on the attention probabilities (inside the fused kernels, the mask recomputed from a hash in
+/// the backward), as `transformers` in train mode.
 /// Cost per step: one forward (`(8 d² + 4 d dFF) T` flops per layer, T = rows x length,
 /// plus `2 T d vocab` for the MLM logits) and a backward of about twice that; memory: every
 /// layer's activations, including the attention probabilities (`rows x heads x length²`).
@@ -38,7 +40,7 @@ public final class BERTForPreTraining: TrainableModel {
             built = nil
         }
     }
-    /// Dropout on (`hidden_dropout_prob`, default) or off, and its seed (see
+    /// Dropout on (`hidden_dropout_prob`, `attention_probs_dropout_prob`, default) or off, and its seed (see
     /// ``TrainableModel/dropout``).
     public var dropout: TrainingDropout {
         get { dropoutState.setting }

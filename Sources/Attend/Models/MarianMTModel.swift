@@ -16,8 +16,9 @@ import Foundation
 /// `decoder_start_token_id`, -100 replaced by the pad id) and `decoder_attention_mask`.
 /// The pad token's embedding row gets no gradient from the lookups (`padding_idx`), only
 /// from the tied head. While ``dropout`` is on, `dropout` applies after the embeddings and on
-/// each attention and feed-forward output before its residual sum, and `activation_dropout`
-/// inside the feed-forward after the activation, as `transformers` in train mode.
+/// each attention and feed-forward output before its residual sum, `attention_dropout` on the
+/// attention probabilities and `activation_dropout` inside the feed-forward after the
+/// activation, as `transformers` in train mode.
 /// Cost per step: as ``T5ForConditionalGeneration``.
 public final class MarianMTModel: TrainableModel {
     /// The model's configuration (`config.json`).

@@ -23,9 +23,9 @@ import Foundation
 /// Batches give `input_ids`, `labels` (-100 ignored) and optionally `attention_mask`,
 /// `decoder_input_ids` (default: `labels` shifted right as `transformers` does) and
 /// `decoder_attention_mask`. While ``dropout`` is on, `dropout_rate` applies where
-/// `transformers`' T5 applies it in train mode: after the embeddings, on each attention and
-/// feed-forward output before its residual sum, inside the feed-forward after the activation,
-/// and after each stack's final norm.
+/// `transformers`' T5 applies it in train mode: after the embeddings, on the attention
+/// probabilities, on each attention and feed-forward output before its residual sum, inside
+/// the feed-forward after the activation, and after each stack's final norm.
 /// Cost per step: one forward (encoder and decoder blocks, plus `2 T d vocab` for the
 /// logits) and a backward of about twice that; memory: every block's activations, including
 /// the attention probabilities (`rows x heads x length²` per attention).

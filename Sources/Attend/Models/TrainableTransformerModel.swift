@@ -17,8 +17,9 @@ import Foundation
 /// position predicts; -100 ignored) and optionally `attention_mask` (source padding) and
 /// `decoder_attention_mask`. While ``dropout`` is on, the configuration's
 /// ``TransformerConfig/dropout`` applies as `nn.Transformer` and the positional encoding
-/// apply it in train mode: after the embeddings, on each attention and feed-forward output
-/// before its residual sum, and inside the feed-forward after the activation.
+/// apply it in train mode: after the embeddings, on the attention probabilities, on each
+/// attention and feed-forward output before its residual sum, and inside the feed-forward
+/// after the activation.
 /// Cost per step: one forward and a backward of about twice its flops; memory: every block's
 /// activations.
 public final class TrainableTransformerModel: TrainableModel {
