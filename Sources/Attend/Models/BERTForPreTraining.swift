@@ -5,6 +5,9 @@ import Foundation
 //   loss = CE(MLM logits over every position, labels; -100 ignored, mean)
 //        + CE(NSP logits of the pooled [CLS], next_sentence_label; mean)
 //
+// or, for a batch without next_sentence_label, the masked-LM term alone (BertForMaskedLM's
+// loss; the pooler and the NSP head are not run and get zero gradients).
+//
 // The forward runs the inference layers (built from the parameter set, rebuilt after the
 // parameters change) through their training forwards, keeping each layer's activations; the
 // backward walks them in reverse (llm.c's shape: no tape, one explicit backward per layer).
@@ -16,8 +19,11 @@ import Foundation
 /// (`bert.embeddings.word_embeddings.weight`, ..., `cls.seq_relationship.bias`; the tied MLM
 /// decoder weight is the word embeddings, listed once).
 ///
-/// Batches give `input_ids`, `labels` (MLM targets, -100 ignored), `next_sentence_label`
-/// and optionally `attention_mask` and `token_type_ids` (see ``TrainingBatch``). While
+/// Batches give `input_ids`, `labels` (MLM targets, -100 ignored) and optionally
+/// `next_sentence_label`, `attention_mask` and `token_type_ids` (see ``TrainingBatch``). A
+/// batch with `next_sentence_label` trains both objectives; one without trains the masked-LM
+/// loss alone, as `BertForMaskedLM` computes it (the pooler and `cls.seq_relationship` get zero
+/// gradients; an optimizer's weight decay still applies to them unless excluded). While
 /// ``dropout`` is on, `hidden_dropout_prob` applies after the embeddings' LayerNorm and on each
 /// attention and feed-forward output before its residual sum, and `attention_probs_dropout_prob`
 /// on the attention probabilities (inside the fused kernels, the mask recomputed from a hash in
@@ -155,22 +161,26 @@ public final class BERTForPreTraining: TrainableModel {
         var mlmGradient: Tensor  // [T, vocab], dLoss/dLogits
         var first: Tensor  // [rows, d], the [CLS] rows
         var pooled: Tensor  // [rows, d] after tanh
-        var nspGradient: Tensor  // [rows, 2]
+        var nspGradient: Tensor?  // [rows, 2]; nil for a masked-LM-only batch
     }
 
     /// The pre-training loss of `batch` (MLM mean cross-entropy plus NSP mean cross-entropy,
-    /// as `BertForPreTraining(...).loss`), keeping the activations. Throws `TrainingError` for
+    /// as `BertForPreTraining(...).loss`; without `next_sentence_label`, the MLM term alone, as
+    /// `BertForMaskedLM(...).loss`), keeping the activations. Throws `TrainingError` for
     /// a batch the model cannot take (see ``TrainingBatch/validate(vocabularySize:typeVocabularySize:maxLength:labelsMatchInput:needsLabels:needsNextSentence:where:)``)
     /// or one with no MLM or NSP label that counts (all -100: the mean is undefined).
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
         try batch.validate(
             vocabularySize: config.vocabSize, typeVocabularySize: config.typeVocabSize, maxLength: config.maxPositionEmbeddings,
-            labelsMatchInput: true, needsLabels: true, needsNextSentence: true, where: "BERTForPreTraining batch")
-        let labels = batch.labels!.flatMap { $0 }, nextLabels = batch.nextSentenceLabel!
+            labelsMatchInput: true, needsLabels: true, needsNextSentence: false, where: "BERTForPreTraining batch")
+        let labels = batch.labels!.flatMap { $0 }, nextLabels = batch.nextSentenceLabel
         guard labels.contains(where: { $0 != -100 }) else {
             throw TrainingError("BERTForPreTraining batch: every MLM label is -100 (no position to learn from)")
         }
-        guard nextLabels.contains(where: { $0 != -100 }) else { throw TrainingError("BERTForPreTraining batch: every next_sentence_label is -100") }
+        if let nextLabels, !nextLabels.contains(where: { $0 != -100 }) {
+            throw TrainingError(
+                "BERTForPreTraining batch: every next_sentence_label is -100 (leave next_sentence_label out to train the masked-LM loss alone)")
+        }
         saved = nil
         let m = model, c = compute
         let (b, s) = (batch.rows, batch.length)
@@ -198,16 +208,22 @@ public final class BERTForPreTraining: TrainableModel {
         let (normalized, transformNorm) = Norm.layer(head.norm).trainingForward(transformPre.applying(head.activation, compute: c), compute: c)
         let logits = head.decoder.forward(normalized, compute: c)  // [T, vocab]
         let mlm = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
-        let first = x.gatherRows((0..<b).map { $0 * s })  // [b, d]
-        let pooled = pooler.forward(first, compute: c).map { Float(tanh(Double($0))) }
-        let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
-        let next = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
+        // Next-sentence head on the pooled [CLS] rows, when the batch has its labels.
+        var first = Tensor.zeros([0]), pooled = Tensor.zeros([0])
+        var next: (loss: Float, gradient: Tensor)? = nil
+        if let nextLabels {
+            first = x.gatherRows((0..<b).map { $0 * s })  // [b, d]
+            pooled = pooler.forward(first, compute: c).map { Float(tanh(Double($0))) }
+            let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
+            let ce = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
+            next = (ce.loss, ce.gradient)
+        }
         saved = Activations(
             rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, embeddingDropout: embeddingDropout,
             layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
-            first: first, pooled: pooled, nspGradient: next.gradient)
-        return mlm.loss + next.loss
+            first: first, pooled: pooled, nspGradient: next?.gradient)
+        return next.map { mlm.loss + $0.loss } ?? mlm.loss
     }
 
     /// The gradient of the last ``loss(_:)`` for every parameter (``parameters``' names,
@@ -231,18 +247,22 @@ public final class BERTForPreTraining: TrainableModel {
         var dX = head.transform.backward(
             input: s.last, outputGradient: dU, names: LinearParameterNames("cls.predictions.transform.dense", rows: config.hiddenSize),
             into: &grads, compute: c)!
-        // NSP head on the pooled [CLS] rows.
-        let dPooled = nsp.backward(
-            input: s.pooled, outputGradient: s.nspGradient, names: LinearParameterNames("cls.seq_relationship", rows: 2), into: &grads, compute: c)!
-        let dPre = s.pooled.withUnsafeBufferPointer { p in
-            dPooled.withUnsafeBufferPointer { g in Tensor(shape: dPooled.shape, generating: { g[$0] * (1 - p[$0] * p[$0]) }) }
-        }
-        let dFirst = pooler.backward(
-            input: s.first, outputGradient: dPre, names: LinearParameterNames("bert.pooler.dense", rows: config.hiddenSize), into: &grads, compute: c)!
-        let d = config.hiddenSize
-        dFirst.withUnsafeBufferPointer { g in
-            dX.withUnsafeMutableBufferPointer { x in
-                for r in 0..<s.rows { for j in 0..<d { x[r * s.length * d + j] += g[r * d + j] } }
+        // NSP head on the pooled [CLS] rows (a masked-LM-only batch leaves its gradients 0).
+        if let nspGradient = s.nspGradient {
+            let dPooled = nsp.backward(
+                input: s.pooled, outputGradient: nspGradient, names: LinearParameterNames("cls.seq_relationship", rows: 2), into: &grads,
+                compute: c)!
+            let dPre = s.pooled.withUnsafeBufferPointer { p in
+                dPooled.withUnsafeBufferPointer { g in Tensor(shape: dPooled.shape, generating: { g[$0] * (1 - p[$0] * p[$0]) }) }
+            }
+            let dFirst = pooler.backward(
+                input: s.first, outputGradient: dPre, names: LinearParameterNames("bert.pooler.dense", rows: config.hiddenSize), into: &grads,
+                compute: c)!
+            let d = config.hiddenSize
+            dFirst.withUnsafeBufferPointer { g in
+                dX.withUnsafeMutableBufferPointer { x in
+                    for r in 0..<s.rows { for j in 0..<d { x[r * s.length * d + j] += g[r * d + j] } }
+                }
             }
         }
         for i in stride(from: m.layers.count - 1, through: 0, by: -1) {
