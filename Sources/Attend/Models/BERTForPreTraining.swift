@@ -8,9 +8,10 @@ import Foundation
 // or, for a batch without next_sentence_label, the masked-LM term alone (BertForMaskedLM's
 // loss; the pooler and the NSP head are not run and get zero gradients).
 //
-// The forward runs the inference layers (built from the parameter set, rebuilt after the
-// parameters change) through their training forwards, keeping each layer's activations; the
-// backward walks them in reverse (llm.c's shape: no tape, one explicit backward per layer).
+// The forward builds the layers over the parameter tensors themselves (no copy but the fused
+// QKV weight; nothing packed ahead) and runs their training forwards, keeping each layer's
+// activations; the backward walks them in reverse (llm.c's shape: no tape, one explicit
+// backward per layer) and drops them, so an optimizer then updates the parameters in place.
 // The MLM decoder's weight is the word embedding table: one parameter, whose gradient is the
 // sum of the lookup's scatter-add and the decoder's product.
 
@@ -37,15 +38,16 @@ public final class BERTForPreTraining: TrainableModel {
     /// The kernels and threads every step runs on.
     public let compute: Compute
     /// The parameters by Hugging Face name, in `named_parameters()` order. Setting them (same
-    /// names and shapes) replaces the weights the next ``loss(_:)`` uses.
+    /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
+    /// `step(&model.parameters, ...)` updates them in place (no copy).
     public var parameters: ParameterSet {
-        didSet {
-            precondition(
-                parameters.names == oldValue.names && parameters.names.allSatisfy { parameters[$0]!.shape == oldValue[$0]!.shape },
-                "BERTForPreTraining: parameters must keep their names and shapes")
+        didSet {  // (no oldValue: a mutation through the property is in place)
+            precondition(parameters.matches(layout), "BERTForPreTraining: parameters must keep their names and shapes")
             built = nil
         }
     }
+    /// The parameters' names and shapes.
+    private let layout: [(String, [Int])]
     /// Dropout on (`hidden_dropout_prob`, `attention_probs_dropout_prob`, default) or off, and its seed (see
     /// ``TrainableModel/dropout``).
     public var dropout: TrainingDropout {
@@ -85,7 +87,8 @@ public final class BERTForPreTraining: TrainableModel {
             checkpoint,
             ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("embeddings.token_type_ids") })
         var set = ParameterSet()
-        for (name, shape) in Self.parameterShapes(config) { set[name] = try loader.load(name, shape: shape) }
+        layout = Self.parameterShapes(config)
+        for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         // The tied decoder, when stored, is the same tensor as the word embeddings.
         loader.skip("cls.predictions.decoder.weight")
         loader.skip("cls.predictions.decoder.bias")
@@ -122,13 +125,23 @@ public final class BERTForPreTraining: TrainableModel {
         return out
     }
 
-    /// The inference model over the current parameters (rebuilt after they change).
+    /// The inference model over the current parameters, built (and packed) on first use after
+    /// they change. Training does not use it: see `trainingModel()`.
     var model: BERTModel {
         if let built { return built }
+        let m = build(prepacking: .default)
+        built = m
+        return m
+    }
+
+    /// The layers the training forward runs, over the parameter tensors in place (nothing
+    /// packed ahead: each product packs its weight as it runs). Kept with the activations
+    /// until `backward()` returns, so no reference to a parameter outlives the step.
+    private func trainingModel() -> BERTModel { build(prepacking: nil) }
+
+    private func build(prepacking: Compute?) -> BERTModel {
         do {
-            let m = try BERTModel(config: config, weights: parameters)
-            built = m
-            return m
+            return try BERTModel(config: config, weights: parameters, ignoringUnusedTensors: false, prepacking: prepacking)
         } catch {
             preconditionFailure("BERTForPreTraining: the parameter set no longer builds a model: \(error)")
         }
@@ -149,6 +162,7 @@ public final class BERTForPreTraining: TrainableModel {
 
     /// What the backward needs from one forward.
     private struct Activations {
+        var model: BERTModel
         var rows: Int, length: Int
         var ids: [Int], types: [Int], positions: [Int]
         var embeddingNorm: NormRowStatistics
@@ -182,7 +196,7 @@ public final class BERTForPreTraining: TrainableModel {
                 "BERTForPreTraining batch: every next_sentence_label is -100 (leave next_sentence_label out to train the masked-LM loss alone)")
         }
         saved = nil
-        let m = model, c = compute
+        let m = trainingModel(), c = compute
         let (b, s) = (batch.rows, batch.length)
         let ids = batch.inputIDs.flatMap { $0 }
         let types = batch.tokenTypeIDs?.flatMap { $0 } ?? [Int](repeating: 0, count: b * s)
@@ -219,7 +233,7 @@ public final class BERTForPreTraining: TrainableModel {
             next = (ce.loss, ce.gradient)
         }
         saved = Activations(
-            rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, embeddingDropout: embeddingDropout,
+            model: m, rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, embeddingDropout: embeddingDropout,
             layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
             first: first, pooled: pooled, nspGradient: next?.gradient)
@@ -231,7 +245,7 @@ public final class BERTForPreTraining: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("BERTForPreTraining.backward: no loss was computed since the last backward") }
         saved = nil
-        let m = model, c = compute
+        let m = s.model, c = compute
         guard let head = m.maskedLMHead, let pooler = m.pooler, let nsp = m.nextSentenceHead else {
             preconditionFailure("BERTForPreTraining: the model lost a head")
         }
