@@ -76,7 +76,7 @@ let package = Package(
             name: "TrainingTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TrainingTests",
-            exclude: ["make_marian_training_fixture.py", "make_transformer_training_fixture.py"],
+            exclude: ["make_marian_training_fixture.py", "make_transformer_training_fixture.py", "make_bert_mlm_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

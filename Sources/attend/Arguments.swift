@@ -61,9 +61,9 @@ struct Arguments {
                       transformers' fill-mask pipeline: score (softmax over the vocabulary),
                       token, token_str and the text with the token filled in
           train       trains a model folder with AdamW on the batches of a JSON-lines file: a
-                      BertForPreTraining folder (loss = MLM + NSP: batches need labels and
-                      next_sentence_label) or a T5 folder (labels; decoder inputs shifted from
-                      them unless given)
+                      BertForPreTraining folder (labels; loss = MLM + NSP with
+                      next_sentence_label, the MLM loss alone without it), a T5 or Marian
+                      folder (labels; decoder inputs shifted from them unless given)
           pretrain-mlm
                       trains a BERT folder on text: sentence pairs (next-sentence prediction)
                       with 15% of the tokens masked, built as transformers'
