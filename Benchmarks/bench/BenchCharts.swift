@@ -48,15 +48,17 @@ final class BenchChartRecorder: @unchecked Sendable {
             chart.logX = true
             return chart.document()
         }
-        // Kernels with a flop count: GFLOP/s, with the share of the FMA peak in the label.
+        // Kernels with a flop count: GFLOP/s, each with its share of the FMA peak.
         let flops = rows.filter { Self.number($0, "gflops") != nil }
         if !flops.isEmpty {
-            let bars = flops.map { f -> (label: String, value: Double) in
-                let gf = Self.number(f, "gflops")!
+            var chart = BarChart(
+                title: "bench \(section): GFLOP/s (share of the measured FMA peak)", unit: "GFLOP/s",
+                bars: flops.map { (label($0), Self.number($0, "gflops")!) })
+            chart.notes = flops.map { f in
                 let peak = Self.number(f, "peak_gflops") ?? 0
-                return (label(f) + (peak > 0 && f["name"] as? String != "fma peak" ? String(format: " (%.0f%% of peak)", gf / peak * 100) : ""), gf)
+                return peak > 0 && f["name"] as? String != "fma peak" ? String(format: "%.0f%% of peak", Self.number(f, "gflops")! / peak * 100) : ""
             }
-            return BarChart(title: "bench \(section): GFLOP/s (share of the measured FMA peak)", unit: "GFLOP/s", bars: bars).document()
+            return chart.document()
         }
         // Otherwise the section's rate, else its time.
         for (key, unit) in [

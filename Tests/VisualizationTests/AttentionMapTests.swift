@@ -92,9 +92,11 @@ func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 @Test func barChartDrawsEveryBar() throws {
-    let chart = BarChart(title: "GEMM <fp32>", unit: "GFLOP/s", bars: [("avx2 & fma", 120.5), ("ref", 3.25), ("broken", .nan)])
+    var chart = BarChart(title: "GEMM <fp32>", unit: "GFLOP/s", bars: [("avx2 & fma", 120.5), ("ref", 3.25), ("broken", .nan)])
+    chart.notes = ["80% of peak"]
     let parsed = try #require(parseSVG(chart.document().render()))
     #expect(parsed.texts.contains("GEMM <fp32>") && parsed.texts.contains("avx2 & fma") && parsed.texts.contains("n/a"))
+    #expect(parsed.texts.contains("120.5 (80% of peak)") && parsed.texts.contains("3.25"))
     #expect(parsed.elements.filter { $0 == "rect" }.count == 1 + 2)  // background + two finite bars
 }
 

@@ -11,7 +11,9 @@ package struct BarChart: Sendable {
     /// The axis label: what the values are ("GFLOP/s", "% of peak").
     package var unit: String
     package var bars: [(label: String, value: Double)]
-    package var width: Double = 760
+    /// Optional notes written after each bar's value ("51% of peak"), by bar index.
+    package var notes: [String] = []
+    package var width: Double = 860
 
     /// A chart titled `title` of `bars` measured in `unit`.
     package init(title: String, unit: String, bars: [(label: String, value: Double)]) {
@@ -24,7 +26,7 @@ package struct BarChart: Sendable {
     package func document() -> SVGDocument {
         let barHeight = 18.0, gap = 6.0
         let labelChars = Double(min(48, bars.map(\.label.count).max() ?? 4))
-        let left = 16 + labelChars * 6.6, right = width - 90, top = 48.0
+        let left = 16 + labelChars * 7.4, right = width - 150, top = 48.0
         let height = top + Double(max(bars.count, 1)) * (barHeight + gap) + 50
         var svg = SVGDocument(width: width, height: height)
         svg.text(title, x: width / 2, y: 26, size: 16, anchor: "middle", bold: true)
@@ -48,7 +50,8 @@ package struct BarChart: Sendable {
             }
             let (a, b) = (px(min(0, bar.value)), px(max(0, bar.value)))
             svg.rect(x: a, y: y, width: b - a, height: barHeight, fill: SVG.seriesColor(0), title: "\(bar.label): \(LineChart.tick(bar.value)) \(unit)")
-            svg.text(LineChart.tick(bar.value), x: b + 4, y: y + barHeight * 0.7, size: 11)
+            let note = i < notes.count && !notes[i].isEmpty ? " (\(notes[i]))" : ""
+            svg.text(LineChart.tick(bar.value) + note, x: b + 4, y: y + barHeight * 0.7, size: 11)
         }
         svg.line(x1: px(0), y1: top - 4, x2: px(0), y2: bottom)
         svg.text(unit, x: (left + right) / 2, y: bottom + 36, size: 13, anchor: "middle")
