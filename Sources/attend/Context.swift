@@ -155,6 +155,7 @@ func attentionMap(folder: URL, texts: [String], _ args: Arguments) throws {
             title: "\(name): attention probabilities, layer \(layer) (layers 0 to \(layerCount - 1))",
             rowLabels: tokens, columnLabels: tokens,
             panels: zip(shown, maps).map { HeatmapPanel(caption: "head \($0)", values: $1) })
+        drawing.footnote = "rows: queries, columns: keys (each row sums to 1)"
         drawing.range = 0...Double(max(maps.flatMap { $0 }.max() ?? 1, 1e-6))  // probabilities: 0 up to the largest
         do {
             try drawing.document().write(to: URL(fileURLWithPath: path))

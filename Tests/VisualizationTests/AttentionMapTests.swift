@@ -78,8 +78,10 @@ func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
     let labels = ["<s>", "a&b", "\"q\"", "</svg>"]
     let n = labels.count
     let panels = (0..<3).map { h in HeatmapPanel(caption: "head \(h)", values: (0..<(n * n)).map { Float($0 + h) / 20 }) }
-    let drawing = Heatmap(title: "layer <2> & more", rowLabels: labels, columnLabels: labels, panels: panels)
+    var drawing = Heatmap(title: "layer <2> & more", rowLabels: labels, columnLabels: labels, panels: panels)
+    drawing.footnote = "rows: queries & columns: keys"
     let parsed = try #require(parseSVG(drawing.document().render()))
+    #expect(parsed.texts.contains("rows: queries & columns: keys"))
     #expect(parsed.texts.filter { $0.hasPrefix("head ") }.count == 3)
     #expect(parsed.texts.contains("layer <2> & more"))
     for label in labels { #expect(parsed.texts.filter { $0 == label }.count == 2 * 3, "\(label): once per axis per panel") }

@@ -32,6 +32,8 @@ package struct Heatmap: Sendable {
     package var range: ClosedRange<Double>? = nil
     /// Panels per row of the grid.
     package var columnsOfPanels: Int = 4
+    /// A line under the panels ("rows: queries, columns: keys"); nil draws none.
+    package var footnote: String? = nil
 
     /// A heatmap titled `title`; every panel has `rowLabels.count * columnLabels.count` values.
     package init(title: String, rowLabels: [String], columnLabels: [String], panels: [HeatmapPanel]) {
@@ -55,7 +57,7 @@ package struct Heatmap: Sendable {
         let gridRows = max(1, (panels.count + perRow - 1) / perRow)
         let legendWidth = 90.0
         let width = max(360, 16 + Double(perRow) * panelWidth + legendWidth)
-        let height = max(220, 48 + Double(gridRows) * panelHeight + 8)
+        let height = max(220, 48 + Double(gridRows) * panelHeight + (footnote == nil ? 8 : 26))
         var svg = SVGDocument(width: width, height: height)
         svg.text(title, x: width / 2, y: 26, size: 16, anchor: "middle", bold: true)
 
@@ -87,6 +89,8 @@ package struct Heatmap: Sendable {
             }
             svg.rect(x: gx, y: gy, width: Double(cols) * cell, height: Double(rows) * cell, fill: "none", stroke: "#444444")
         }
+
+        if let footnote { svg.text(footnote, x: 16, y: height - 10, size: 11, color: "#444444") }
 
         // The colour scale: a vertical bar from the minimum (bottom) to the maximum (top).
         let lx = width - legendWidth + 16, top = 60.0, barHeight = min(200, height - top - 30)
