@@ -13,6 +13,8 @@ struct Arguments {
         case train
         case pretrainMLM = "pretrain-mlm"
         case download
+        case context
+        case attentionMap = "attention-map"
 
         /// Whether the command trains a model (`train`, `pretrain-mlm`).
         var trains: Bool { self == .train || self == .pretrainMLM }
@@ -43,6 +45,9 @@ struct Arguments {
                attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B]
                                  --steps N --lr X [training options as train]
                attend download   ORG/NAME [--revision R] [--to DIR]
+               attend context    --model DIR --word WORD [--json] [--threads N] TEXT TEXT...
+               attend attention-map --model DIR [--layer L] [--head H] (--svg OUT.svg | --json)
+                                 [--threads N] TEXT
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
                       tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
@@ -77,6 +82,16 @@ struct Arguments {
                       checked against the Hub's SHA-256 or git hash, an interrupted file resumed.
                       HF_TOKEN (gated or private models), HF_ENDPOINT and HF_HUB_OFFLINE=1 (the
                       cache only, no network) are read as huggingface_hub reads them
+
+          context     how a word's vector changes with its sentence, in a BERT folder: layer by
+                      layer (0 = the embedding block's output, then each encoder layer's; the
+                      last is the last hidden state), the cosine between the word's vectors
+                      (the mean over its word pieces) in every pair of texts, beside the cosine
+                      of its input (token) embeddings, as a table
+          attention-map
+                      the attention probabilities of one layer of a BERT folder for one text,
+                      as token-by-token heatmaps (rows = queries, columns = keys), one panel
+                      per head, drawn as a standalone SVG file
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
@@ -168,6 +183,14 @@ struct Arguments {
           --revision R     a branch, tag or commit (default main)
           --to DIR         also copy the files into the plain folder DIR (regular files, not
                            links into the cache) and print DIR
+        context finds --word WORD in each text as a whole word, ignoring case (its first
+        occurrence; an error names a text without it) and runs each text on its own. With --json
+        it prints one line {"word", "texts", "pieces" (per text), "pairs" ([i, j], 0-based),
+        "input" (per pair), "layers" (per layer, per pair)}.
+
+        attention-map draws --layer L (0-based, default the last) and every head, or only --head H
+        (0-based), into --svg OUT.svg (a file name ending in .svg); with --json it prints one line
+        {"text", "tokens", "layer", "heads", "attention" (per head, [query][key])}.
 
         decode prints the text of each --ids (special tokens left out unless
         --keep-special-tokens); with --json one line {"ids": [...], "text": ...} each.
@@ -211,6 +234,12 @@ struct Arguments {
     var batchSizeGiven = false
     /// The options of download.
     var download = DownloadOptions()
+    /// `--word` of context.
+    var word: String? = nil
+    /// `--layer`, `--head` and `--svg` of attention-map.
+    var layer: Int? = nil
+    var head: Int? = nil
+    var svg: String? = nil
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
@@ -244,6 +273,18 @@ struct Arguments {
                 // a training option
             } else if command == .fillMask && arg == "--top-k" {
                 a.fillMaskTopK = try positive(arg)
+            } else if command == .context && arg == "--word" {
+                a.word = try value(arg)
+            } else if command == .attentionMap && (arg == "--layer" || arg == "--head") {
+                let s = try value(arg)
+                guard let n = Int(s), n >= 0 else { throw UsageError(description: "\(arg) needs a non-negative integer, got '\(s)'") }
+                if arg == "--layer" { a.layer = n } else { a.head = n }
+            } else if command == .attentionMap && arg == "--svg" {
+                let s = try value(arg)
+                guard s.lowercased().hasSuffix(".svg") && s.count > 4 else {
+                    throw UsageError(description: "--svg needs a file name ending in .svg, got '\(s)'")
+                }
+                a.svg = s
             } else {
                 switch arg {
                 case "--": onlyTexts = true
@@ -283,6 +324,11 @@ struct Arguments {
             try a.checkTrainingAndFillMask()
             return a
         }
+        if command == .context || command == .attentionMap {
+            try a.checkInspection()
+            return a
+        }
+
         let generating = a.command == .generate || a.command == .translate
         if a.task != nil && (!generating || !a.ids.isEmpty || !a.prompts.isEmpty) {
             throw UsageError(description: "--task belongs to generate/translate with source texts (--text, --input)")
@@ -319,6 +365,34 @@ struct Arguments {
 }
 
 extension Arguments {
+    /// The checks of context and attention-map: their own options, and none of another
+    /// command. Throws `UsageError`.
+    func checkInspection() throws {
+        let name = command.rawValue
+        var foreign: [String] = []
+        if !ids.isEmpty { foreign.append("--ids") }
+        if !prompts.isEmpty { foreign.append("--prompt") }
+        if task != nil { foreign.append("--task") }
+        if beams != nil { foreign.append("--beams") }
+        if maxNewTokens != nil { foreign.append("--max-new-tokens") }
+        if minNewTokens != nil { foreign.append("--min-new-tokens") }
+        if generation.isSet { foreign.append("the sampling options (--do-sample, --temperature, --top-k, ...)") }
+        if keepSpecialTokens { foreign.append("--keep-special-tokens") }
+        if !generateTexts.isEmpty { foreign.append("--text") }
+        if maxLength != nil { foreign.append("--max-length") }
+        if batchSizeGiven { foreign.append("--batch-size") }
+        if let first = foreign.first {
+            throw UsageError(description: "\(first) \(first.hasPrefix("the ") ? "do" : "does") not apply to \(name)")
+        }
+        if command == .context {
+            guard let word, !word.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw UsageError(description: "context needs --word WORD (the word to follow across the texts)")
+            }
+        } else if svg == nil && !json {
+            throw UsageError(description: "attention-map needs --svg OUT.svg or --json")
+        }
+    }
+
     /// The checks of fill-mask, train and pretrain-mlm: the options each needs, and none that
     /// belongs to another command. Throws `UsageError`.
     mutating func checkTrainingAndFillMask() throws {

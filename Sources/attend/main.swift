@@ -16,6 +16,8 @@
 //   attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B] --steps N
 //                     --lr X [training options as train]          (a BERT folder)
 //   attend download   ORG/NAME [--revision R] [--to DIR]   (Hugging Face Hub -> its cache)
+//   attend context    --model DIR --word WORD [--json] "text" "text"...   (a BERT folder)
+//   attend attention-map --model DIR [--layer L] [--head H] (--svg OUT.svg | --json) "text"
 //
 // Texts come from the arguments or, when there are none, from standard input (one per
 // line). Problems with the folder or its files (and with the batches or text a training
@@ -117,6 +119,10 @@ do {
         try train(folder: folder, args)
     case .download:
         break  // handled above
+    case .context:
+        try context(folder: folder, texts: texts, args)
+    case .attentionMap:
+        try attentionMap(folder: folder, texts: texts, args)
     case .translate:
         try generateText(folder: folder, args)
     case .generate:
