@@ -32,8 +32,11 @@ import Foundation
 /// Embeds `--input` (or standard input) into `--output` (see the file comment).
 func embedToFile(folder: URL, _ args: Arguments) throws {
     guard let outputPath = args.output else { return }
-    let kind = try EmbeddingFile.Kind(path: outputPath)
     let inputPath = args.input.flatMap { $0 == "-" ? nil : $0 }
+    if let inputPath, sameFile(inputPath, outputPath) {
+        throw UsageError(description: "--output \(outputPath) is the --input file")
+    }
+    let kind = try EmbeddingFile.Kind(path: outputPath)
     // Everything about the command line is checked before the model loads.
     if let inputPath {
         var isDirectory: ObjCBool = false
@@ -96,6 +99,13 @@ func embedToFile(folder: URL, _ args: Arguments) throws {
     if kept > 0 { line += "; resumed after \(kept) rows" }
     line += "; \(output.rows) rows of \(dim) in \(outputPath)\n"
     FileHandle.standardError.write(Data(line.utf8))
+}
+
+/// Whether two paths name one existing file (same device and inode).
+func sameFile(_ a: String, _ b: String) -> Bool {
+    var sa = stat(), sb = stat()
+    guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
 }
 
 /// The folder's embedder; `--max-length N` cuts texts to N tokens ([CLS] and [SEP] included,
@@ -185,6 +195,11 @@ func countTexts(path: String, format: Arguments.InputFormat) throws -> Int? {
 }
 
 // MARK: Output
+
+/// A read or write of the output file that failed (a full disk, a lost mount): exit status 1.
+struct OutputFileError: Error, CustomStringConvertible {
+    let description: String
+}
 
 /// An output file of sentence vectors, .npy or .jsonl, appended to window by window.
 final class EmbeddingFile {
@@ -306,8 +321,8 @@ final class EmbeddingFile {
         guard n == header.count else { throw failure("write the header of") }
     }
 
-    private func failure(_ what: String) -> UsageError {
-        UsageError(description: "--output \(path): cannot \(what) the file (\(String(cString: strerror(errno))))")
+    private func failure(_ what: String) -> OutputFileError {
+        OutputFileError(description: "--output \(path): cannot \(what) the file (\(String(cString: strerror(errno))))")
     }
 
     private func fileSize() throws -> Int {

@@ -1,8 +1,9 @@
 // `attend embed --input FILE --output OUT.npy|OUT.jsonl`: the files equal `attend embed --json`,
 // the .npy loads with numpy, --resume after a cut-off file gives the full run's file, memory
 // stays flat as the input grows, --max-length cuts texts, and the errors of a wrong command
-// line or output. Model: Fixtures/sentence_bert (a sentence-transformers folder around a
-// 2-layer BERT, dimension 64, words w0 ... w114) and Fixtures/fill_mask (dimension 32).
+// line or output. Models: Fixtures/sentence_bert (a copy of HostileInputTests/Fixtures/bert: a
+// sentence-transformers folder around a 2-layer BERT, dimension 64, words w0 ... w114) and
+// Fixtures/fill_mask (dimension 32).
 import AttendTestSupport
 import Foundation
 import Testing
@@ -34,6 +35,11 @@ struct EmbedFilesCLITests {
         return (0..<count).map { i in
             i == 3 ? "" : (0..<(1 + next() % maxWords)).map { _ in "w\(next() % 115)" }.joined(separator: " ")
         }
+    }
+
+    /// `{"text": ...}` for `--input-format jsonl`.
+    static func jsonString(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: ["text": text]), as: UTF8.self)
     }
 
     static func write(_ texts: [String], to url: URL) throws {
@@ -101,6 +107,14 @@ struct EmbedFilesCLITests {
         let b = try Self.run(
             ["embed", "--model", Self.model, "--input", "-", "--output", jsonl.path], stdin: try Data(contentsOf: input))
         #expect(b.status == 0, "\(b)")
+
+        // --input-format jsonl: {"text": ...} per line, blank lines skipped: the same rows.
+        let jsonInput = dir.appendingPathComponent("in.jsonl"), fromJSON = dir.appendingPathComponent("json.npy")
+        try Data(texts.map { Self.jsonString($0) + "\n\n" }.joined().utf8).write(to: jsonInput)
+        let c = try Self.run(
+            ["embed", "--model", Self.model, "--input", jsonInput.path, "--input-format", "jsonl", "--output", fromJSON.path, "--batch-size", "4"])
+        #expect(c.status == 0 && c.stderr.contains("attend: embedded 150 texts"), "\(c)")
+        #expect(try Data(contentsOf: fromJSON) == Data(contentsOf: npy), "jsonl input gives the same file")
 
         let reference = try Self.run(["embed", "--model", Self.model, "--json", "--"] + texts)
         #expect(reference.status == 0, "\(reference)")
@@ -265,6 +279,8 @@ struct EmbedFilesCLITests {
         let missing = try Self.run(["embed", "--model", Self.model, "--input", dir.appendingPathComponent("absent.txt").path, "--output", dir.appendingPathComponent("o.npy").path])
         #expect(missing.status == 2 && missing.stderr.contains("absent.txt: no such file"), "\(missing)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.npy").path), "nothing written")
+        let same = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", input.path])
+        #expect(same.status == 2 && same.stderr.contains("is the --input file"), "\(same)")
         let csv = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", dir.appendingPathComponent("o.csv").path])
         #expect(csv.status == 2 && csv.stderr.contains("o.csv: unknown extension (use .npy"), "\(csv)")
 
