@@ -5,6 +5,7 @@
 // sentence-transformers folder around a 2-layer BERT, dimension 64, words w0 ... w114) and
 // Fixtures/fill_mask (dimension 32).
 import AttendTestSupport
+import Dispatch
 import Foundation
 import Testing
 
@@ -12,10 +13,20 @@ import Testing
 struct EmbedFilesCLITests {
     static var model: String { Fixtures.url("sentence_bert").path }
 
-    static func run(_ arguments: [String], stdin: Data? = nil, timeout: Double = 300) throws -> ChildResult {
+    /// Runs `attend` and waits for it on a Dispatch thread, not on one of Swift's cooperative
+    /// threads: these runs take seconds, and the other suites' async tests (streams whose
+    /// producer and consumer share that small pool) must not starve meanwhile.
+    static func run(_ arguments: [String], stdin: Data? = nil, timeout: Double = 300) async throws -> ChildResult {
         let tool = builtProduct("attend", besides: Bundle.module)
         try #require(FileManager.default.isExecutableFile(atPath: tool), "the attend executable is not built at \(tool)")
-        return try runChild(tool, arguments, stdin: stdin, timeout: timeout)
+        return try await offPool { try runChild(tool, arguments, stdin: stdin, timeout: timeout) }
+    }
+
+    /// `body` on a Dispatch thread, awaited.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     /// A fresh scratch folder.
@@ -91,7 +102,7 @@ struct EmbedFilesCLITests {
     }()
 
     @Test(".npy and .jsonl hold what `attend embed --json` prints, in input order; np.load reads the .npy")
-    func filesMatchJSON() throws {
+    func filesMatchJSON() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let texts = Self.texts(150)
@@ -99,24 +110,24 @@ struct EmbedFilesCLITests {
         try Self.write(texts, to: input)
         let npy = dir.appendingPathComponent("out.npy"), jsonl = dir.appendingPathComponent("out.jsonl")
         // Batches of 4 in windows of 64 texts: three windows, each sorted by length.
-        let a = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", npy.path, "--batch-size", "4"])
+        let a = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", npy.path, "--batch-size", "4"])
         #expect(a.status == 0 && a.stdout.isEmpty, "\(a)")
         #expect(a.stderr.contains("attend: embedded 150 texts"), "\(a.stderr)")
         _ = try Self.summaryPeak(a.stderr)
         // Standard input ("-"), the other format.
-        let b = try Self.run(
+        let b = try await Self.run(
             ["embed", "--model", Self.model, "--input", "-", "--output", jsonl.path], stdin: try Data(contentsOf: input))
         #expect(b.status == 0, "\(b)")
 
         // --input-format jsonl: {"text": ...} per line, blank lines skipped: the same rows.
         let jsonInput = dir.appendingPathComponent("in.jsonl"), fromJSON = dir.appendingPathComponent("json.npy")
         try Data(texts.map { Self.jsonString($0) + "\n\n" }.joined().utf8).write(to: jsonInput)
-        let c = try Self.run(
+        let c = try await Self.run(
             ["embed", "--model", Self.model, "--input", jsonInput.path, "--input-format", "jsonl", "--output", fromJSON.path, "--batch-size", "4"])
         #expect(c.status == 0 && c.stderr.contains("attend: embedded 150 texts"), "\(c)")
         #expect(try Data(contentsOf: fromJSON) == Data(contentsOf: npy), "jsonl input gives the same file")
 
-        let reference = try Self.run(["embed", "--model", Self.model, "--json", "--"] + texts)
+        let reference = try await Self.run(["embed", "--model", Self.model, "--json", "--"] + texts)
         #expect(reference.status == 0, "\(reference)")
         let want = try Self.jsonLines(reference.stdout)
         try #require(want.count == texts.count)
@@ -135,7 +146,7 @@ struct EmbedFilesCLITests {
 
         if Self.numpyAvailable {
             let script = "import numpy as np, sys; a = np.load(sys.argv[1]); print(a.dtype, a.shape, repr(float(a[1, 2])))"
-            let r = try runChild("/usr/bin/env", ["python3", "-c", script, npy.path], timeout: 60)
+            let r = try await Self.offPool { try runChild("/usr/bin/env", ["python3", "-c", script, npy.path], timeout: 60) }
             #expect(r.status == 0, "\(r)")
             #expect(r.stdout.hasPrefix("float32 (150, 64) "), "\(r.stdout)")
             let x = Double(r.stdout.split(separator: " ").last!.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -144,12 +155,12 @@ struct EmbedFilesCLITests {
     }
 
     @Test("an empty input gives a (0, dimension) .npy and an empty .jsonl")
-    func emptyInput() throws {
+    func emptyInput() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let npy = dir.appendingPathComponent("e.npy"), jsonl = dir.appendingPathComponent("e.jsonl")
         for out in [npy, jsonl] {
-            let r = try Self.run(["embed", "--model", Self.model, "--output", out.path], stdin: Data())
+            let r = try await Self.run(["embed", "--model", Self.model, "--output", out.path], stdin: Data())
             #expect(r.status == 0, "\(r)")
         }
         let (rows, dim, values) = try Self.readNPY(npy)
@@ -158,14 +169,14 @@ struct EmbedFilesCLITests {
     }
 
     @Test("--resume after a cut-off .npy (a partial row, a stale header count) gives the full run's rows")
-    func resumeNPY() throws {
+    func resumeNPY() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let texts = Self.texts(300)
         let input = dir.appendingPathComponent("in.txt")
         try Self.write(texts, to: input)
         let full = dir.appendingPathComponent("full.npy")
-        let r = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", full.path, "--batch-size", "4"])
+        let r = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", full.path, "--batch-size", "4"])
         #expect(r.status == 0, "\(r)")
         let whole = try Self.readNPY(full)
         let data = try Data(contentsOf: full)
@@ -179,7 +190,7 @@ struct EmbedFilesCLITests {
             let padded = header + String(repeating: " ", count: 117 - header.utf8.count) + "\n"
             bytes.replaceSubrange(10..<128, with: Data(padded.utf8))
             try bytes.write(to: cut)
-            let again = try Self.run(
+            let again = try await Self.run(
                 ["embed", "--model", Self.model, "--input", input.path, "--output", cut.path, "--resume", "--batch-size", "4"])
             #expect(again.status == 0, "\(again)")
             #expect(again.stderr.contains("embedded 230 texts") && again.stderr.contains("resumed after 70 rows"), "\(again.stderr)")
@@ -189,26 +200,26 @@ struct EmbedFilesCLITests {
             #expect(resumed.values.prefix(70 * 64) == whole.values.prefix(70 * 64), "\(name): the kept rows are untouched")
         }
         // Resuming a complete file adds nothing.
-        let done = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", full.path, "--resume"])
+        let done = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", full.path, "--resume"])
         #expect(done.status == 0 && done.stderr.contains("embedded 0 texts"), "\(done)")
         #expect(try Data(contentsOf: full) == data)
     }
 
     @Test("--resume after a .jsonl cut in the middle of a line gives the full run's lines")
-    func resumeJSONL() throws {
+    func resumeJSONL() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let texts = Self.texts(200)
         let input = dir.appendingPathComponent("in.txt")
         try Self.write(texts, to: input)
         let full = dir.appendingPathComponent("full.jsonl"), cut = dir.appendingPathComponent("cut.jsonl")
-        let r = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", full.path, "--batch-size", "8"])
+        let r = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", full.path, "--batch-size", "8"])
         #expect(r.status == 0, "\(r)")
         let data = try Data(contentsOf: full)
         let newlines = data.indices.filter { data[$0] == 0x0A }
         try #require(newlines.count == 200)
         try data.prefix(newlines[122] + 40).write(to: cut)  // 123 lines and 39 bytes of the next
-        let again = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", cut.path, "--resume"])
+        let again = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", cut.path, "--resume"])
         #expect(again.status == 0, "\(again)")
         #expect(again.stderr.contains("embedded 77 texts") && again.stderr.contains("resumed after 123 rows"), "\(again.stderr)")
         let want = try Self.jsonLines(String(decoding: data, as: UTF8.self))
@@ -223,17 +234,17 @@ struct EmbedFilesCLITests {
         let other = dir.appendingPathComponent("other.txt")
         try Self.write(Self.texts(300, maxWords: 3), to: other)
         try data.prefix(newlines[122] + 1).write(to: cut)
-        let wrong = try Self.run(["embed", "--model", Self.model, "--input", other.path, "--output", cut.path, "--resume"])
+        let wrong = try await Self.run(["embed", "--model", Self.model, "--input", other.path, "--output", cut.path, "--resume"])
         #expect(wrong.status == 2 && wrong.stderr.contains("line 123 of") && wrong.stderr.contains("another input"), "\(wrong)")
         // An input shorter than the output.
         let short = dir.appendingPathComponent("short.txt")
         try Self.write(Array(texts.prefix(10)), to: short)
-        let shorter = try Self.run(["embed", "--model", Self.model, "--input", short.path, "--output", cut.path, "--resume"])
+        let shorter = try await Self.run(["embed", "--model", Self.model, "--input", short.path, "--output", cut.path, "--resume"])
         #expect(shorter.status == 2 && shorter.stderr.contains("holds 123 rows but the input has only 10 texts"), "\(shorter)")
     }
 
     @Test("memory stays flat: 20000 texts peak within a few MiB of 1000 texts (summary and measured)")
-    func boundedMemory() throws {
+    func boundedMemory() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         var peaks: [(summary: Double, measuredMiB: Double)] = []
@@ -241,7 +252,7 @@ struct EmbedFilesCLITests {
             let input = dir.appendingPathComponent("in\(count).txt")
             try Self.write(Self.texts(count, maxWords: 2), to: input)
             let out = dir.appendingPathComponent("out\(count).npy")
-            let r = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", out.path], timeout: 900)
+            let r = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", out.path], timeout: 900)
             #expect(r.status == 0, "\(r)")
             #expect(try Self.readNPY(out).rows == count)
             peaks.append((try Self.summaryPeak(r.stderr), Double(r.peakRSSKiB) / 1024))
@@ -253,50 +264,50 @@ struct EmbedFilesCLITests {
     }
 
     @Test("--max-length N cuts texts to N tokens on embed and similarity; too small a limit is an error")
-    func maxLength() throws {
+    func maxLength() async throws {
         let text = "w1 w2 w3 w4 w5 w6"
-        let cut = try Self.run(["embed", "--model", Self.model, "--json", "--max-length", "4", text])
+        let cut = try await Self.run(["embed", "--model", Self.model, "--json", "--max-length", "4", text])
         #expect(cut.status == 0, "\(cut)")
-        let short = try Self.run(["embed", "--model", Self.model, "--json", "w1 w2"])
+        let short = try await Self.run(["embed", "--model", Self.model, "--json", "w1 w2"])
         let a = try Self.jsonLines(cut.stdout)[0], b = try Self.jsonLines(short.stdout)[0]
         #expect((a["ids"] as? [Int])?.count == 4)
         #expect(a["ids"] as? [Int] == b["ids"] as? [Int], "[CLS] w1 w2 [SEP]")
         #expect(Self.maxDifference(Self.embedding(a), Self.embedding(b)) <= 1e-6)
-        let sims = try Self.run(["similarity", "--model", Self.model, "--json", "--max-length", "4", text, "w1 w2"])
+        let sims = try await Self.run(["similarity", "--model", Self.model, "--json", "--max-length", "4", text, "w1 w2"])
         #expect(sims.status == 0, "\(sims)")
         let row = try #require(try Self.jsonLines(sims.stdout)[0]["similarity"] as? [Double])
         #expect(abs(row[1] - 1) <= 1e-5, "\(row)")
-        let tiny = try Self.run(["embed", "--model", Self.model, "--max-length", "2", text])
+        let tiny = try await Self.run(["embed", "--model", Self.model, "--max-length", "2", text])
         #expect(tiny.status == 2 && tiny.stderr.contains("--max-length 2 leaves no room"), "\(tiny)")
     }
 
     @Test("errors: missing input, unknown extension, another model's output, misplaced flags")
-    func errors() throws {
+    func errors() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.txt")
         try Self.write(Self.texts(20), to: input)
-        let missing = try Self.run(["embed", "--model", Self.model, "--input", dir.appendingPathComponent("absent.txt").path, "--output", dir.appendingPathComponent("o.npy").path])
+        let missing = try await Self.run(["embed", "--model", Self.model, "--input", dir.appendingPathComponent("absent.txt").path, "--output", dir.appendingPathComponent("o.npy").path])
         #expect(missing.status == 2 && missing.stderr.contains("absent.txt: no such file"), "\(missing)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.npy").path), "nothing written")
-        let same = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", input.path])
+        let same = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", input.path])
         #expect(same.status == 2 && same.stderr.contains("is the --input file"), "\(same)")
-        let csv = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", dir.appendingPathComponent("o.csv").path])
+        let csv = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", dir.appendingPathComponent("o.csv").path])
         #expect(csv.status == 2 && csv.stderr.contains("o.csv: unknown extension (use .npy"), "\(csv)")
 
         // Written by a 32-wide model, resumed with the 64-wide one.
         for ext in ["npy", "jsonl"] {
             let out = dir.appendingPathComponent("small.\(ext)")
-            let first = try Self.run(["embed", "--model", Fixtures.url("fill_mask").path, "--input", input.path, "--output", out.path])
+            let first = try await Self.run(["embed", "--model", Fixtures.url("fill_mask").path, "--input", input.path, "--output", out.path])
             #expect(first.status == 0, "\(first)")
             let before = try Data(contentsOf: out)
-            let r = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", out.path, "--resume"])
+            let r = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", out.path, "--resume"])
             #expect(r.status == 2 && r.stderr.contains("holds vectors of dimension 32 but the model's are 64"), "\(ext): \(r)")
             #expect(try Data(contentsOf: out) == before, "\(ext): the file is left as it was")
         }
         let notNPY = dir.appendingPathComponent("text.npy")
         try Data("hello\n".utf8).write(to: notNPY)
-        let bad = try Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", notNPY.path, "--resume"])
+        let bad = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", notNPY.path, "--resume"])
         #expect(bad.status == 2 && bad.stderr.contains("is not a .npy file"), "\(bad)")
 
         let cases: [([String], String)] = [
@@ -307,7 +318,7 @@ struct EmbedFilesCLITests {
             (["train", "--model", "M", "--output", "o.npy"], "--output and --resume belong to embed"),
         ]
         for (arguments, message) in cases {
-            let r = try Self.run(arguments)
+            let r = try await Self.run(arguments)
             #expect(r.status == 2 && r.stderr.contains(message), "\(arguments): \(r)")
         }
     }
