@@ -28,8 +28,10 @@ struct Arguments {
     static let usage = """
         usage: attend tokenize   --model DIR [--json] [--max-length N] [TEXT...]
                attend decode     --model DIR --ids 1,2,3 [--ids ...] [--keep-special-tokens] [--json]
-               attend embed      --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
-               attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
+               attend embed      --model DIR [--json] [--batch-size N] [--max-length N] [--threads N] [TEXT...]
+               attend embed      --model DIR [--input FILE|-] --output OUT.npy|OUT.jsonl [--resume]
+                                 [--batch-size N] [--max-length N] [--threads N]
+               attend similarity --model DIR [--json] [--batch-size N] [--max-length N] [--threads N] [TEXT...]
                attend generate   --model DIR (--ids 5,17,42 | --prompt TEXT) [--ids/--prompt ...] [--beams N]
                                  [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
                                  [--repetition-penalty X] [--no-repeat-ngram-size N] [--stop STRING ...]
@@ -101,8 +103,19 @@ struct Arguments {
                            cache folder models--ORG--NAME, or ORG/NAME itself when no such path
                            exists and the Hub cache holds it (attend download)
           --json           one JSON object per text and line: {"text": ..., "ids": [...], ...}
-          --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize; default:
-                           the folder's sentence_bert_config.json, else no limit)
+          --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize, embed,
+                           similarity; default: the folder's sentence_bert_config.json, else no
+                           limit for tokenize and the model's positions for embed)
+          --output OUT     (embed) write the vectors to OUT instead of printing them, streaming
+                           any number of texts (from --input, "-" or standard input) in bounded
+                           memory: OUT.npy, a float32 (texts, dimension) numpy matrix whose
+                           header counts the rows written so far; OUT.jsonl, one line per text
+                           as --json prints it. Progress goes to stderr (a bar on a terminal,
+                           else a line every 5 s), then a summary: texts/s, tokens/s, peak memory
+          --resume         (embed --output) keep the complete rows OUT already holds (a partial
+                           last row or line is cut off), skip as many texts and continue; OUT's
+                           dimension must be the model's (.jsonl: its last text must equal the
+                           input's text of that number)
           --batch-size N   texts per forward pass (default 32)
           --threads N      threads for the model (default: all active cores)
           --ids A,B,C      (generate) a source (or, decoder-only, a prompt) as comma-separated
@@ -240,6 +253,10 @@ struct Arguments {
     var layer: Int? = nil
     var head: Int? = nil
     var svg: String? = nil
+    /// `--output` of embed: a .npy or .jsonl file to stream the vectors to.
+    var output: String? = nil
+    /// `--resume` of embed --output.
+    var resume = false
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
@@ -309,6 +326,8 @@ struct Arguments {
                 case "--keep-special-tokens": a.keepSpecialTokens = true
                 case "--text": a.generateTexts.append(try value(arg))
                 case "--task": a.task = try value(arg)
+                case "--output": a.output = try value(arg)
+                case "--resume": a.resume = true
                 default:
                     if TrainingOptions.flags.contains(arg) {
                         throw UsageError(description: "\(arg) belongs to train and pretrain-mlm")
@@ -320,6 +339,12 @@ struct Arguments {
         }
         guard let model, !model.isEmpty else { throw UsageError(description: "--model DIR is required") }
         a.model = model
+        if a.output != nil || a.resume {
+            guard command == .embed else { throw UsageError(description: "--output and --resume belong to embed") }
+            guard a.output != nil else { throw UsageError(description: "--resume needs --output OUT") }
+            guard !a.json else { throw UsageError(description: "--json does not apply with --output (its extension, .npy or .jsonl, chooses the format)") }
+            guard a.texts.isEmpty else { throw UsageError(description: "embed --output reads texts from --input or standard input, not arguments: '\(a.texts[0])'") }
+        }
         if command.trains || command == .fillMask {
             try a.checkTrainingAndFillMask()
             return a

@@ -6,6 +6,7 @@
 //   attend tokenize   --model DIR [--json] "text"...
 //   attend decode     --model DIR --ids 1,2,3 [--keep-special-tokens] [--json]
 //   attend embed      --model DIR [--json] "text"...
+//   attend embed      --model DIR --input FILE|- --output OUT.npy|OUT.jsonl [--resume]
 //   attend similarity --model DIR [--json] "a" "b"...
 //   attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N] [--max-new-tokens N]
 //                     [--min-new-tokens N] [--json]      (a T5 or Marian folder)
@@ -69,7 +70,7 @@ if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = modelFolder(args.model)
 let texts: [String]
 do {
-    texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
+    texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) || args.output != nil ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
 } catch {
     fail("\(error)", status: 2)
 }
@@ -83,7 +84,11 @@ do {
         try decode(folder: folder, args)
 
     case .embed:
-        let embedder = try SentenceEmbedder(directory: folder)
+        if args.output != nil {
+            try embedToFile(folder: folder, args)  // --output: streamed to a file
+            break
+        }
+        let embedder = try loadEmbedder(folder: folder, args)
         let encodings = texts.map { embedder.encode($0) }
         let vectors = try embedder.embed(encodings: encodings, batchSize: args.batchSize)
         let dim = embedder.dimension
@@ -99,7 +104,7 @@ do {
         }
 
     case .similarity:
-        let embedder = try SentenceEmbedder(directory: folder)
+        let embedder = try loadEmbedder(folder: folder, args)
         let encodings = texts.map { embedder.encode($0) }
         let sims = cosineSimilarityMatrix(try embedder.embed(encodings: encodings, batchSize: args.batchSize))
         let n = texts.count
