@@ -153,9 +153,11 @@ struct CrossEntropyFuzz: FuzzKernel {
             let logS = m.isFinite ? Foundation.log(x.reduce(0) { $0 + Foundation.exp($1 - m) }) : 0
             let meanAbs = finite.reduce(0) { $0 + abs($1) } / v
             let want = Double(oLoss[row])
-            let lossTol = relS + 0x1p-51 * (abs(m) + abs(x[Int(c.targets[row])])) + eps * (chunk + 2) * u * meanAbs + 2 * u * abs(want) + subnormalFloor
+            let lossTol =
+                relS + 0x1p-51 * (abs(m) + abs(x[Int(c.targets[row])])) + eps * (chunk + 2) * u * meanAbs + 2 * u * abs(want) + subnormalFloor
             if !matches(gotLoss, want, tolerance: lossTol) {
-                return "row \(row) loss (vocab \(c.vocab), target \(c.targets[row])): \(mismatchText(gotLoss, want, lossTol)) (max \(m), log s \(logS))"
+                return
+                    "row \(row) loss (vocab \(c.vocab), target \(c.targets[row])): \(mismatchText(gotLoss, want, lossTol)) (max \(m), log s \(logS))"
             }
             guard let g = r.grad else { continue }
             let lse = m + logS
@@ -165,7 +167,8 @@ struct CrossEntropyFuzz: FuzzKernel {
                 let argErr = x[j].isFinite ? u * (2 * abs(x[j] - m) + 2 * logS) + relS + 4 * u : 0
                 let tol = scale * (p * argErr + 4 * u * (p + 1) + 0x1p-125) + 2 * u * abs(e) + subnormalFloor
                 if !matches(got, e, tolerance: tol) {
-                    return "row \(row) dlogits[\(j)] (vocab \(c.vocab), target \(c.targets[row])): \(mismatchText(got, e, tol)) (logit \(x[j]), max \(m), p \(p))"
+                    return
+                        "row \(row) dlogits[\(j)] (vocab \(c.vocab), target \(c.targets[row])): \(mismatchText(got, e, tol)) (logit \(x[j]), max \(m), p \(p))"
                 }
             }
         }
@@ -345,7 +348,9 @@ struct NormBackwardFuzz: FuzzKernel {
                     return "forward y[\(row), \(i)] (n \(c.n)): got \(yv), the inference norm_rows gives \(iv) (must be the same bits)"
                 }
                 let tf = c.x[row, i] + (c.res?[row, i] ?? 0)
-                if let t = r.t, t[row, i].bitPattern != tf.bitPattern { return "forward t[\(row), \(i)]: got \(t[row, i]), want x + residual = \(tf)" }
+                if let t = r.t, t[row, i].bitPattern != tf.bitPattern {
+                    return "forward t[\(row), \(i)]: got \(t[row, i]), want x + residual = \(tf)"
+                }
             }
             let td = (0..<c.n).map { Double(r.tIn[row, $0]) }
             let (variance, mu, rs) = TrainingMathFuzz.normStatistics(td, eps: Double(c.eps), rms: c.rms)
@@ -385,7 +390,8 @@ struct NormBackwardFuzz: FuzzKernel {
                 let inner = u * abs(g[i]) + errC1 + abs(xh[i]) * errC2 + 2 * u * abs(xh[i] * c2) + 3 * u * (abs(g[i]) + abs(c1) + abs(xh[i] * c2))
                 let tol = rs * (inner + sub) + (c.accumulate ? 3 * u * abs(e) + u * abs(Double(c.dx[row, i])) : 2 * u * abs(e)) + subnormalFloor
                 if !matches(got, e, tolerance: tol) {
-                    return "backward dx[\(row), \(i)] (n \(c.n)): \(mismatchText(got, e, tol)) (g \(g[i]), xhat \(xh[i]), c1 \(c1), c2 \(c2), rstd \(rs))"
+                    return
+                        "backward dx[\(row), \(i)] (n \(c.n)): \(mismatchText(got, e, tol)) (g \(g[i]), xhat \(xh[i]), c1 \(c1), c2 \(c2), rstd \(rs))"
                 }
                 sumDyXhat[i] += abs(Double(c.dy[row, i]) * xh[i])
                 sumDy[i] += abs(Double(c.dy[row, i]))
@@ -395,11 +401,15 @@ struct NormBackwardFuzz: FuzzKernel {
         for i in 0..<c.n {
             if c.wantDGamma {
                 let e = Double(odg.base[i]), tol = (rows + 4) * u * (abs(Double(c.dgamma.base[i])) + sumDyXhat[i]) + (rows + 2) * subnormalFloor
-                if !matches(r.dgamma.base[i], e, tolerance: tol) { return "backward dgamma[\(i)] (rows \(c.rows)): \(mismatchText(r.dgamma.base[i], e, tol))" }
+                if !matches(r.dgamma.base[i], e, tolerance: tol) {
+                    return "backward dgamma[\(i)] (rows \(c.rows)): \(mismatchText(r.dgamma.base[i], e, tol))"
+                }
             }
             if c.wantDBeta {
                 let e = Double(odb.base[i]), tol = (rows + 1) * u * (abs(Double(c.dbeta.base[i])) + sumDy[i]) + (rows + 2) * subnormalFloor
-                if !matches(r.dbeta.base[i], e, tolerance: tol) { return "backward dbeta[\(i)] (rows \(c.rows)): \(mismatchText(r.dbeta.base[i], e, tol))" }
+                if !matches(r.dbeta.base[i], e, tolerance: tol) {
+                    return "backward dbeta[\(i)] (rows \(c.rows)): \(mismatchText(r.dbeta.base[i], e, tol))"
+                }
             }
         }
         return nil
@@ -502,23 +512,35 @@ struct ActivationBackwardFuzz: FuzzKernel {
                 let (ea, eb) = KernelOracle.gatedBackward(kind, a: x, b: b, dy: dy)
                 let ga = r.outA.base[i], gb = r.outB!.base[i]
                 if kind == .relu {
-                    if ga.bitPattern != ea.bitPattern && !(ga.isNaN && ea.isNaN) { return "element \(i): relu gated da(a \(x), b \(b), dy \(dy)): got \(ga), want \(ea)" }
-                    if gb.bitPattern != eb.bitPattern && !(gb.isNaN && eb.isNaN) { return "element \(i): relu gated db(a \(x), dy \(dy)): got \(gb), want \(eb)" }
+                    if ga.bitPattern != ea.bitPattern && !(ga.isNaN && ea.isNaN) {
+                        return "element \(i): relu gated da(a \(x), b \(b), dy \(dy)): got \(ga), want \(ea)"
+                    }
+                    if gb.bitPattern != eb.bitPattern && !(gb.isNaN && eb.isNaN) {
+                        return "element \(i): relu gated db(a \(x), dy \(dy)): got \(gb), want \(eb)"
+                    }
                     continue
                 }
                 let tolA = Double(abs(dy * b)) * derivativeTolerance(kind, x: x) + 3 * u * Double(ea.magnitude) + subnormalFloor
-                if !matches(ga, Double(ea), tolerance: tolA) { return "element \(i) of \(c.n): \(kind) gated da(a \(x), b \(b), dy \(dy)): \(mismatchText(ga, Double(ea), tolA))" }
+                if !matches(ga, Double(ea), tolerance: tolA) {
+                    return "element \(i) of \(c.n): \(kind) gated da(a \(x), b \(b), dy \(dy)): \(mismatchText(ga, Double(ea), tolA))"
+                }
                 let f = KernelOracle.activation(kind, x)
                 let tolB = Double(dy.magnitude) * activationTolerance(kind, x: x, expected: f) + 2 * u * Double(eb.magnitude) + subnormalFloor
-                if !matches(gb, Double(eb), tolerance: tolB) { return "element \(i) of \(c.n): \(kind) gated db(a \(x), dy \(dy)): \(mismatchText(gb, Double(eb), tolB))" }
+                if !matches(gb, Double(eb), tolerance: tolB) {
+                    return "element \(i) of \(c.n): \(kind) gated db(a \(x), dy \(dy)): \(mismatchText(gb, Double(eb), tolB))"
+                }
             } else {
                 let e = KernelOracle.activationBackward(kind, x: x, dy: dy), got = r.outA.base[i]
                 if kind == .relu {
-                    if got.bitPattern != e.bitPattern && !(got.isNaN && e.isNaN) { return "element \(i): relu backward(x \(x), dy \(dy)): got \(got), want \(e)" }
+                    if got.bitPattern != e.bitPattern && !(got.isNaN && e.isNaN) {
+                        return "element \(i): relu backward(x \(x), dy \(dy)): got \(got), want \(e)"
+                    }
                     continue
                 }
                 let tol = Double(dy.magnitude) * derivativeTolerance(kind, x: x) + 2 * u * Double(e.magnitude) + subnormalFloor
-                if !matches(got, Double(e), tolerance: tol) { return "element \(i) of \(c.n): \(kind) backward(x \(x), dy \(dy)): \(mismatchText(got, Double(e), tol))" }
+                if !matches(got, Double(e), tolerance: tol) {
+                    return "element \(i) of \(c.n): \(kind) backward(x \(x), dy \(dy)): \(mismatchText(got, Double(e), tol))"
+                }
             }
         }
         return nil
@@ -616,7 +638,7 @@ struct EmbeddingBackwardFuzz: FuzzKernel {
         if c.rows > 0 {
             c.ids.withUnsafeBufferPointer { ids in
                 KernelOracle.embeddingBackward(
-                rows: c.rows, dim: c.dim, ids: ids.baseAddress!, dout: c.dout.base, ldo: c.dout.ld, dtable: want.base, ldt: want.ld,
+                    rows: c.rows, dim: c.dim, ids: ids.baseAddress!, dout: c.dout.base, ldo: c.dout.ld, dtable: want.base, ldt: want.ld,
                     paddingID: c.padding)
             }
         }
