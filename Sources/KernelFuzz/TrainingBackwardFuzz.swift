@@ -110,10 +110,9 @@ struct CrossEntropyFuzz: FuzzKernel {
     ///  - the gradient element j: p_j = exp((x_j - M) - float(log s)): its argument errs by
     ///    u|x_j - M| (the subtraction), u log s + rel(s) (the rounded log s) and u|arg| (the
     ///    second subtraction), the exp 4u more; p_j's error is p_j times that. Then
-    ///    (p_j - [j == t](1 - e)) - e/V rounds twice and 1 - e and e/V once each: 4u(p_j + 1)
-    ///    (the (1 - e) term, at most 1, only at the target; counted everywhere for simplicity,
-    ///    still tiny next to the row's largest gradient), times |grad_scale|, then u|g| for the
-    ///    product and u|g| for the oracle's rounding. Probabilities below exp(-87) ~ 2^-125.5 are flushed to 0 (the contract's
+    ///    elsewhere p_j - e/V rounds once and e/V once: 2u(p_j + e/V); at the target
+    ///    (p_t - (1 - e)) - e/V rounds twice and 1 - e and e/V once each: 4u(p_t + 1); times
+    ///    |grad_scale|, then u|g| for the product and u|g| for the oracle's rounding. Probabilities below exp(-87) ~ 2^-125.5 are flushed to 0 (the contract's
     ///    2^-126, with exp_nonpos's clamp at -87), |grad_scale| * 2^-125 absolute; results in
     ///    the subnormal range 2^-147.
     /// The bounds are on each element's own scale (p_j), not relative to the row's largest,
@@ -165,7 +164,8 @@ struct CrossEntropyFuzz: FuzzKernel {
                 let e = Double(oGrad[row, j]), got = g[row, j]
                 let p = x[j].isNaN ? 0 : Foundation.exp(x[j] - lse)
                 let argErr = x[j].isFinite ? u * (2 * abs(x[j] - m) + 2 * logS) + relS + 4 * u : 0
-                let tol = scale * (p * argErr + 4 * u * (p + 1) + 0x1p-125) + 2 * u * abs(e) + subnormalFloor
+                let sub = Int32(j) == c.targets[row] ? 4 * u * (p + 1) : 2 * u * (p + eps / v)
+                let tol = scale * (p * argErr + sub + 0x1p-125) + 2 * u * abs(e) + subnormalFloor
                 if !matches(got, e, tolerance: tol) {
                     return
                         "row \(row) dlogits[\(j)] (vocab \(c.vocab), target \(c.targets[row])): \(mismatchText(got, e, tol)) (logit \(x[j]), max \(m), p \(p))"
@@ -587,7 +587,9 @@ struct ActivationBackwardFuzz: FuzzKernel {
 /// a padding id or none (-1), padded strides, a non-zero starting table. Bitwise against the
 /// oracle (the same float sums in the same order); and the thread split of the Swift boundary
 /// (column ranges, one kernel call each) at a random column, on a vector boundary or not,
-/// must give the same bits as one call: what makes 1 and 2 (or any number of) threads agree.
+/// must give the same bits as one call: what makes 1 and 2 (or any number of) threads agree;
+/// for the production variants also through `TrainingKernels.embeddingBackward` with 1 and 2
+/// threads.
 struct EmbeddingBackwardFuzz: FuzzKernel {
     let name = "embedding-backward"
 
@@ -617,7 +619,9 @@ struct EmbeddingBackwardFuzz: FuzzKernel {
         return c
     }
 
-    struct Run { let whole: GuardedMatrix, split: GuardedMatrix, doutSnap: [UInt32] }
+    /// `threaded`: through the Swift boundary (`TrainingKernels.embeddingBackward`, its own
+    /// column pieces) with 1 and 2 threads, for the production variants.
+    struct Run { let whole: GuardedMatrix, split: GuardedMatrix, threaded: [GuardedMatrix], doutSnap: [UInt32] }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
         let fn = table.kernels.pointee.embedding_backward!
@@ -628,11 +632,24 @@ struct EmbeddingBackwardFuzz: FuzzKernel {
             fn(c.rows, c.dim - c.split, ids.baseAddress, c.dout.base + c.split, c.dout.ld, split.base + c.split, split.ld, c.padding)
             fn(c.rows, c.split, ids.baseAddress, c.dout.base, c.dout.ld, split.base, split.ld, c.padding)
         }
-        return Run(whole: whole, split: split, doutSnap: snap)
+        var threaded: [GuardedMatrix] = []
+        if let variant = KernelVariant(rawValue: table.name), variant.isSupported, c.rows > 0 {
+            for threads in [1, 2] {
+                let t = c.table.copy()
+                c.ids.withUnsafeBufferPointer { ids in
+                    TrainingKernels.embeddingBackward(
+                        ids: ids.baseAddress!, rows: c.rows, dout: c.dout.base, ldo: c.dout.ld, dtable: t.base, vocab: c.vocab, dim: c.dim,
+                        ldt: t.ld, paddingID: c.padding < 0 ? nil : c.padding, compute: Compute(backend: .native(variant), threads: threads))
+                }
+                threaded.append(t)
+            }
+        }
+        return Run(whole: whole, split: split, threaded: threaded, doutSnap: snap)
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if let bad = r.whole.damagedPadding("dtable") ?? r.split.damagedPadding("dtable (column split)") { return bad }
+        for t in r.threaded { if let bad = t.damagedPadding("dtable (TrainingKernels)") { return bad } }
         if !c.dout.unchanged(since: r.doutSnap) { return "the kernel wrote into dout" }
         let want = c.table.copy()
         if c.rows > 0 {
@@ -649,6 +666,9 @@ struct EmbeddingBackwardFuzz: FuzzKernel {
                 }
                 if r.split[v, j].bitPattern != r.whole[v, j].bitPattern {
                     return "dtable[\(v), \(j)] with the columns split at \(c.split): got \(r.split[v, j]), one call gives \(r.whole[v, j])"
+                }
+                for (k, t) in r.threaded.enumerated() where t[v, j].bitPattern != r.whole[v, j].bitPattern {
+                    return "dtable[\(v), \(j)] through TrainingKernels with \(k + 1) thread(s): got \(t[v, j]), one call gives \(r.whole[v, j])"
                 }
             }
         }
