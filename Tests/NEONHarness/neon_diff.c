@@ -2136,11 +2136,12 @@ static void test_ce_one(const ck_kernels *k, size_t rows, size_t vocab, float am
             const double p = exp(xr[j] - lse);
             const double g = scale * (p - e / V - ((int32_t)j == t[r] ? 1 - e : 0));
             /* p's argument: u|x - m| twice, u log s twice, rel(s), exp 4u; the subtractions
-             * 4u(p + 1); flushed probabilities 2^-125; product and reference rounding 2u|g| */
+             * 2u(p + e/V), at the target 4u(p + 1); flushed probabilities 2^-125; product and
+             * reference rounding 2u|g| */
             const double arg =
                 xr[j] > -INFINITY ? U * (2 * (m - xr[j]) + 2 * log(s)) + rel_s + 4 * U : 0;
-            const double gt =
-                scale * (p * arg + 4 * U * (p + 1) + 0x1p-125) + 2 * U * fabs(g) + 0x1p-147;
+            const double sub = (int32_t)j == t[r] ? 4 * U * (p + 1) : 2 * U * (p + e / V);
+            const double gt = scale * (p * arg + sub + 0x1p-125) + 2 * U * fabs(g) + 0x1p-147;
             const double ge = fabs((double)*gb_at(&dl, r, j) - g);
             if (!check(S_CE, close_enough(ge, gt), ge / gt, ge / (U * scale),
                        "row %zu dlogits[%zu] %.9g, reference %.12g (tolerance %.3g)", r, j,
