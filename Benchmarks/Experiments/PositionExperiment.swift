@@ -97,10 +97,11 @@ package func runPositionExperiment(_ options: PositionExperimentOptions, command
                 results.store(i, .success(r))
                 if !options.quiet {
                     let acc = options.lengths.map { String(format: "%d: %.3f", $0, r.accuracy[$0] ?? .nan) }.joined(separator: ", ")
-                    print(
-                        String(
-                            format: "%@ %@ seed %d: loss %.3f -> %.3f, %@ (%.1f s)", job.task.rawValue, job.encoding.rawValue, Int(job.seed),
-                            r.firstLoss, r.lastLoss, acc, r.seconds))
+                    // Written unbuffered: one line per finished run, as it finishes, even into a file.
+                    let line = String(
+                        format: "%@ %@ seed %d: loss %.3f -> %.3f, %@ (%.1f s)\n", job.task.rawValue, job.encoding.rawValue, Int(job.seed),
+                        r.firstLoss, r.lastLoss, acc, r.seconds)
+                    FileHandle.standardOutput.write(Data(line.utf8))
                 }
             } catch {
                 results.store(i, .failure(error))

@@ -4,7 +4,6 @@ import Foundation
 // `swift run -c release experiment positions [options]`: the experiments behind the claims the
 // documentation measures. See PositionExperimentOptions.usage.
 
-setvbuf(stdout, nil, _IOLBF, 0)  // one line per finished run, as it finishes, even into a file
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, name == "positions" else {
     FileHandle.standardError.write(Data("usage: experiment positions [options]\n\(PositionExperimentOptions.usage)\n".utf8))
