@@ -35,7 +35,8 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: ["Attend"],
-            path: "Benchmarks/bench"
+            path: "Benchmarks/bench",
+            exclude: ["tokenizer_sentences.txt"]
         ),
         // Differential fuzzing of every C kernel on every variant against the Swift SIMD oracle:
         // the case generators and checks (a library, so `swift test` replays regression cases)
@@ -108,7 +109,7 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
-            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py"],
+            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_stop_strings_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -140,6 +141,14 @@ let package = Package(
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/BERTTests",
             exclude: ["make_fill_mask_fixture.py"],
+            resources: [.copy("Fixtures")]
+        ),
+        // Downloads from the Hugging Face Hub against a local HTTP server that answers as the
+        // Hub does (no test touches the internet), the cache layout, and SHA-256 / SHA-1.
+        .testTarget(
+            name: "HubTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/HubTests",
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -12,6 +12,7 @@ struct Arguments {
         case fillMask = "fill-mask"
         case train
         case pretrainMLM = "pretrain-mlm"
+        case download
 
         /// Whether the command trains a model (`train`, `pretrain-mlm`).
         var trains: Bool { self == .train || self == .pretrainMLM }
@@ -29,7 +30,7 @@ struct Arguments {
                attend similarity --model DIR [--json] [--batch-size N] [--threads N] [TEXT...]
                attend generate   --model DIR (--ids 5,17,42 | --prompt TEXT) [--ids/--prompt ...] [--beams N]
                                  [--max-new-tokens N] [--min-new-tokens N] [--json] [--threads N]
-                                 [--repetition-penalty X] [--no-repeat-ngram-size N]
+                                 [--repetition-penalty X] [--no-repeat-ngram-size N] [--stop STRING ...]
                                  [--do-sample [--temperature X] [--top-k N] [--top-p X]
                                  [--min-p X] [--seed N]]
                attend generate   --model DIR --text "..." [--text ...] [--input FILE|-] [--task NAME]
@@ -41,6 +42,7 @@ struct Arguments {
                                  [--save OUT] [--json] [--threads N] [--seed S]
                attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B]
                                  --steps N --lr X [training options as train]
+               attend download   ORG/NAME [--revision R] [--to DIR]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
                       tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
@@ -66,12 +68,23 @@ struct Arguments {
                       trains a BERT folder on text: sentence pairs (next-sentence prediction)
                       with 15% of the tokens masked, built as transformers'
                       TextDatasetForNextSentencePrediction and DataCollatorForLanguageModeling
+          download    fetches a model folder from the Hugging Face Hub into the cache the Python
+                      huggingface_hub uses ($HF_HUB_CACHE, else $HF_HOME/hub, else
+                      ~/.cache/huggingface/hub; either tool reuses the other's files) and prints
+                      its snapshot folder, which --model takes (as does the cache folder
+                      models--ORG--NAME itself): only the files a model needs (configs,
+                      safetensors weights, tokenizer and sentence-transformers files), each
+                      checked against the Hub's SHA-256 or git hash, an interrupted file resumed.
+                      HF_TOKEN (gated or private models), HF_ENDPOINT and HF_HUB_OFFLINE=1 (the
+                      cache only, no network) are read as huggingface_hub reads them
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
                            for generate, a T5, Marian, GPT-2, Llama, Mistral or Qwen2 folder
                            (config.json, model.safetensors or a sharded index,
-                           generation_config.json; tokenizer files for --prompt)
+                           generation_config.json; tokenizer files for --prompt); also a Hub
+                           cache folder models--ORG--NAME, or ORG/NAME itself when no such path
+                           exists and the Hub cache holds it (attend download)
           --json           one JSON object per text and line: {"text": ..., "ids": [...], ...}
           --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize; default:
                            the folder's sentence_bert_config.json, else no limit)
@@ -101,6 +114,9 @@ struct Arguments {
           --repetition-penalty X, --no-repeat-ngram-size N
                            (generate) divide the scores of tokens already present by X (> 1
                            discourages repeats); never repeat an N-token sequence
+          --stop STRING    (generate) end a row once its text contains STRING (repeatable; as
+                           transformers' stop_strings: the token completing it is kept; greedy
+                           search and sampling; read with the folder's tokenizer)
           --do-sample      (generate) draw each token instead of taking the most likely, after
                            --temperature X (default 1), --top-k N (default 50, 0 = off),
                            --top-p X and --min-p X (off by default), all as transformers;
@@ -139,11 +155,19 @@ struct Arguments {
                            clip the gradients to a global L2 norm of G (default: no clipping)
           --save OUT       write the trained model folder (config.json, model.safetensors and
                            the tokenizer files) to OUT
-          --seed S         (pretrain-mlm) seed of the pairing, shuffling and masking (default 0;
-                           the same seed gives the same batches). train has nothing random
-                           (dropout is not applied) and accepts it without effect
+          --dropout on|off on (default): the model's dropout probabilities from config.json
+                           apply while training (hidden_dropout_prob, dropout_rate, dropout,
+                           ...), as the Hugging Face Trainer trains; off: none (eval mode)
+          --seed S         seed of the dropout masks and (pretrain-mlm) of the pairing,
+                           shuffling and masking (default 0; the same seed gives the same bits)
           --json           one line per step on stdout: {"step", "loss" (before the step's
                            update), "grad_norm" (before clipping), "lr"}
+
+        download prints the folder on stdout and a line per file it transfers on stderr
+        ("attend: fetching FILE (SIZE)"); a second run transfers nothing.
+          --revision R     a branch, tag or commit (default main)
+          --to DIR         also copy the files into the plain folder DIR (regular files, not
+                           links into the cache) and print DIR
 
         decode prints the text of each --ids (special tokens left out unless
         --keep-special-tokens); with --json one line {"ids": [...], "text": ...} each.
@@ -185,11 +209,18 @@ struct Arguments {
     var training = TrainingOptions()
     /// Whether `--batch-size` was given.
     var batchSizeGiven = false
+    /// The options of download.
+    var download = DownloadOptions()
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
         guard let command = Command(rawValue: first) else {
             throw UsageError(description: "unknown command '\(first)' (known: \(Command.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if command == .download {
+            var a = Arguments(command: command, model: "")
+            a.download = try DownloadOptions.parse(Array(args.dropFirst()))
+            return a
         }
         var model: String? = nil
         var a = Arguments(command: command, model: "")

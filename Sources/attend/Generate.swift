@@ -27,6 +27,7 @@ func generate(folder: URL, _ args: Arguments) throws {
     }
     var config = model.generationDefaults
     try args.apply(to: &config)
+    try args.applyStops(to: &config, folder: folder, tokenizer: nil)
     if let m = model.maxPositions, m < 2 {
         throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: m, requested: 2)
     }
@@ -44,10 +45,12 @@ func generate(folder: URL, _ args: Arguments) throws {
         throw UsageError(description: "\(e)")  // the folder's settings were checked when it loaded: a flag is out of range
     }
     let eos = Set(config.eosTokenIDs)
-    /// The generated part of a returned row, up to and including its end token.
+    /// The generated part of a returned row, up to and including its end token (or the token
+    /// that completes a stop string).
     func generated(_ row: [Int]) -> [Int] {
         let tail = row.dropFirst()
-        if let end = tail.firstIndex(where: eos.contains) { return Array(tail[...end]) }
+        let ends = [tail.firstIndex(where: eos.contains), config.stopStrings?.firstStop(in: row, from: 1)].compactMap { $0 }
+        if let end = ends.min() { return Array(tail[...end]) }
         return Array(tail)
     }
 
@@ -79,6 +82,17 @@ func noteIgnored(_ settings: [String]) {
 }
 
 extension Arguments {
+    /// Sets `config.stopStrings` from `--stop`, decoded with `tokenizer` (the folder's,
+    /// loaded when nil). Throws `UsageError` with beam search, and the loader's errors for a
+    /// folder without a tokenizer.
+    func applyStops(to config: inout GenerationConfig, folder: URL, tokenizer: (any Tokenizer)?) throws {
+        guard !generation.stop.isEmpty else { return }
+        if config.numBeams > 1 {
+            throw UsageError(description: "--stop applies to greedy search and sampling, not to beam search (\(config.numBeams) beams)")
+        }
+        config.stopStrings = try StopStrings(generation.stop, tokenizer: tokenizer ?? loadTokenizer(directory: folder))
+    }
+
     /// Applies `--beams`, `--max-new-tokens`, `--min-new-tokens` and the sampling options
     /// over the folder's settings. Throws `UsageError` as ``GenerateOptions/apply(to:)``.
     func apply(to config: inout GenerationConfig) throws {
@@ -101,11 +115,13 @@ struct GenerateOptions {
     var repetitionPenalty: Float? = nil
     var noRepeatNGramSize: Int? = nil
     var seed: UInt64? = nil
+    /// `--stop STRING` (repeatable): stop strings, decoded with the folder's tokenizer.
+    var stop: [String] = []
 
     /// Whether any of these options was given.
     var isSet: Bool {
         doSample || temperature != nil || topK != nil || topP != nil || minP != nil || repetitionPenalty != nil
-            || noRepeatNGramSize != nil || seed != nil
+            || noRepeatNGramSize != nil || seed != nil || !stop.isEmpty
     }
 
     /// Parses `flag` when it is one of these options (reading its value with `value`);
@@ -123,6 +139,10 @@ struct GenerateOptions {
         }
         switch flag {
         case "--do-sample": doSample = true
+        case "--stop":
+            let s = try value()
+            guard !s.isEmpty else { throw UsageError(description: "--stop needs a non-empty string") }
+            stop.append(s)
         case "--temperature": temperature = Float(try number({ $0 > 0 }, "a positive number"))
         case "--top-k": topK = try integer("a non-negative integer (0 turns it off)")
         case "--top-p": topP = try number({ (0...1).contains($0) }, "a number in [0, 1]")

@@ -28,6 +28,7 @@ func generateCausal(folder: URL, _ args: Arguments) throws {
     let width = prompts.map(\.count).max()!
     var config = model.generationDefaults(promptLength: width)
     try args.apply(to: &config)
+    try args.applyStops(to: &config, folder: folder, tokenizer: tokenizer)
     if let (limit, setting) = model.positionLimit, width + config.maxNewTokens > limit {
         guard width < limit else {
             throw UsageError(
@@ -71,7 +72,8 @@ func generateCausal(folder: URL, _ args: Arguments) throws {
     if !streaming {
         for (r, row) in sequences.enumerated() {
             let tail = row[width...]
-            let new = tail.firstIndex(where: eos.contains).map { Array(tail[...$0]) } ?? Array(tail)
+            let ends = [tail.firstIndex(where: eos.contains), config.stopStrings?.firstStop(in: row, from: width)].compactMap { $0 }
+            let new = ends.min().map { Array(tail[...$0]) } ?? Array(tail)
             let continuation = tokenizer?.decode(new)
             if args.json {
                 var fields: [(String, JSONValue)] = [("ids", .ints(prompts[r] + new))]

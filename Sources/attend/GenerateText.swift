@@ -25,6 +25,7 @@ func generateText(folder: URL, _ args: Arguments) throws {
         config = task.config
     }
     try args.apply(to: &config)
+    try args.applyStops(to: &config, folder: folder, tokenizer: m.tokenizer)
     if let p = m.model.maxPositions, config.maxNewTokens > p - 1 {
         FileHandle.standardError.write(
             Data(

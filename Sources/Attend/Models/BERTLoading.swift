@@ -15,6 +15,7 @@ extension BERTModel {
     /// `CheckpointError` (a weight missing, of the wrong shape, or unexpected), each naming
     /// the file or tensor.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         if !FileManager.default.fileExists(atPath: directory.path) {
             throw ModelFileError.missingFile(path: directory.path)

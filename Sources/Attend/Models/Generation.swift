@@ -115,6 +115,10 @@ public struct GenerationConfig: Sendable {
     /// Sampling: the seed of the random draws. Row r draws from its own stream of this seed,
     /// so the same seed gives the same ids for any thread count.
     public var seed: UInt64 = 0
+    /// Strings that end a row when its text comes to contain one (transformers'
+    /// `stop_strings`; greedy search and sampling only). A row that stops continues with the
+    /// pad token when there is one (``padTokenID`` or an end token), as transformers pads it.
+    public var stopStrings: StopStrings? = nil
 
     /// A configuration that generates up to `maxNewTokens` tokens, stopping at `eosTokenID`.
     public init(maxNewTokens: Int, eosTokenID: Int? = nil, numBeams: Int = 1) {
@@ -133,6 +137,7 @@ public struct GenerationConfig: Sendable {
         guard maxNewTokens >= 1 else { throw fail("maxNewTokens \(maxNewTokens) must be at least 1") }
         guard minNewTokens >= 0 else { throw fail("minNewTokens \(minNewTokens) must not be negative") }
         guard numBeams >= 1 && numBeams <= Self.maxBeams else { throw fail("numBeams \(numBeams) must lie in 1...\(Self.maxBeams)") }
+        if stopStrings != nil && numBeams > 1 { throw fail("stop strings apply to greedy search and sampling, not to beam search (numBeams \(numBeams))") }
         guard numReturnSequences >= 1 && numReturnSequences <= numBeams else {
             throw fail("numReturnSequences \(numReturnSequences) must lie in 1...numBeams (\(numBeams))")
         }
@@ -227,7 +232,7 @@ extension AutoregressiveDecoder {
     /// row, applies the logits processors to the logits, takes the argmax (the first on
     /// ties) or, with `config.doSample`, draws from the processed distribution (row r with
     /// its own generator seeded by `config.seed` and r); a row that produced end-of-sequence
-    /// continues with the pad token; stops when every row has ended or `maxNewTokens` tokens
+    /// (or completed one of `config.stopStrings`) continues with the pad token; stops when every row has ended or `maxNewTokens` tokens
     /// are generated. `onStep` receives each step's tokens (one per row). Returns the rows,
     /// prompt included. Throws ``GenerationError`` for settings or a prompt out of range (or
     /// a sampling step with every token forbidden), `CancellationError` when the task is
@@ -252,11 +257,16 @@ extension AutoregressiveDecoder {
                 scores.shape == [prompt.count, v], "greedySearch: the model returned logits \(scores.shape), expected [\(prompt.count), \(v)]")
             applyProcessors(&scores, sequences: sequences, promptLength: promptLength, maxLength: maxLength, config: config)
             var next = try config.doSample ? sampleRows(scores, rngs: &rngs, step: sequences[0].count - promptLength) : argmaxRows(scores)  // [rows]
-            for r in next.indices where !unfinished[r] { next[r] = config.pad! }
+            if let pad = config.pad {
+                for r in next.indices where !unfinished[r] { next[r] = pad }
+            }
             for r in next.indices { sequences[r].append(next[r]) }
             try onStep(next)
             let atMax = sequences[0].count >= maxLength
             for r in next.indices where atMax || eos.contains(next[r]) { unfinished[r] = false }
+            if let stop = config.stopStrings {
+                for r in next.indices where unfinished[r] && stop.endsWithStop(sequences[r]) { unfinished[r] = false }
+            }
             if !unfinished.contains(true) { break }
             feed = next.map { [$0] }
         }

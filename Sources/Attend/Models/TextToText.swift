@@ -44,6 +44,7 @@ public struct TextToTextModel: Sendable {
     /// Loads a model folder and its tokenizer (``loadTokenizer(directory:)``). Throws the
     /// loaders' errors. Cost: the model's load plus the tokenizer's.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         self.init(model: try Seq2SeqModel(directory: directory), tokenizer: try loadTokenizer(directory: directory))
     }
 
@@ -109,10 +110,12 @@ public struct TextToTextModel: Sendable {
             outputIDs: row)
     }
 
-    /// A returned row up to its first end token (what follows is padding).
+    /// A returned row up to its first end token or the token that completes a stop string
+    /// (what follows is padding).
     private func trimmed(_ row: [Int], _ config: GenerationConfig) -> [Int] {
         let eos = Set(config.eosTokenIDs)
-        guard let end = row.dropFirst().firstIndex(where: eos.contains) else { return row }
+        let ends = [row.dropFirst().firstIndex(where: eos.contains), config.stopStrings?.firstStop(in: row, from: 1)].compactMap { $0 }
+        guard let end = ends.min() else { return row }
         return Array(row[...end])
     }
 }
@@ -137,6 +140,7 @@ extension TextToTextModel {
     /// `ModelFileError` when the folder's config has no such task (naming the tasks it has) or
     /// a setting has a bad value. Cost: one read of config.json.
     public static func task(_ name: String, directory: URL) throws -> TextTask {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (config, configURL, generation) = try readHFModelConfigs(directory)
         guard let tasks = try config.object("task_specific_params") else {
             throw ModelFileError.invalidValue(
