@@ -26,6 +26,13 @@ let package = Package(
             dependencies: ["CKernels"],
             path: "Sources/Attend"
         ),
+        // The command-line grammar of attend, bench and kernel-fuzz (flag tables, parser, help
+        // texts, exit statuses) and their JSON-lines writer: package-internal, not a product.
+        .target(
+            name: "AttendCommandLine",
+            dependencies: ["Attend"],
+            path: "Sources/AttendCommandLine"
+        ),
         .executableTarget(
             name: "attend",
             dependencies: ["Attend"],
@@ -98,6 +105,11 @@ let package = Package(
             path: "Tests/TransformerTests",
             exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_stop_strings_fixture.py"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "CommandLineTests",
+            dependencies: ["Attend", "AttendCommandLine"],
+            path: "Tests/CommandLineTests"
         ),
         .testTarget(
             name: "KernelFuzzTests",
