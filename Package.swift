@@ -40,7 +40,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "bench",
-            dependencies: ["Attend"],
+            dependencies: ["Attend", "AttendCommandLine"],
             path: "Benchmarks/bench",
             exclude: ["tokenizer_sentences.txt"]
         ),
@@ -54,7 +54,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kernel-fuzz",
-            dependencies: ["KernelFuzz"],
+            dependencies: ["KernelFuzz", "AttendCommandLine"],
             path: "Sources/kernel-fuzz"
         ),
         .target(

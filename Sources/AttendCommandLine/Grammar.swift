@@ -468,7 +468,8 @@ extension ToolSpec {
         }
         lines += flagLines("-h, --help", "print this help and exit", column: column)
         lines += flagLines("--version", "print the version (\(version)) and exit", column: column)
-        lines += flagLines("--", "end of options: every argument after it is \(command.positionals == nil ? "refused" : "positional"), even one starting with -", column: column)
+        let dashes = command.positionals == nil ? "end of options (the command takes no arguments)" : "end of options: the arguments after it are positional, even -h"
+        lines += flagLines("--", dashes, column: column)
         if !command.details.isEmpty {
             lines.append("")
             lines.append(command.details)
