@@ -329,7 +329,14 @@ extension Flag {
         }
     }
 
-    static func oneOf(_ names: [String]) -> String { names.count == 1 ? names[0] : "one of \(names.joined(separator: ", "))" }
+    /// "on", "on or off", "one of a, b, c".
+    static func oneOf(_ names: [String]) -> String {
+        switch names.count {
+        case 1: return names[0]
+        case 2: return "\(names[0]) or \(names[1])"
+        default: return "one of \(names.joined(separator: ", "))"
+        }
+    }
 }
 
 extension ToolSpec {
@@ -418,7 +425,7 @@ extension ToolSpec {
                 throw UsageError("'\(title(command))' takes no arguments besides its options, got '\(first)'")
             }
             for flag in command.flags where flag.required && parsed.values[flag.name] == nil {
-                throw UsageError("\(flag.synopsis) is required by '\(title(command))'")
+                throw UsageError("\(title(command)) needs \(flag.synopsis)")
             }
         } catch let error as UsageError {
             // --help or --version later in the line (before `--`) still wins.
@@ -470,9 +477,10 @@ extension ToolSpec {
         lines += flagLines("--version", "print the version (\(version)) and exit", column: column)
         let dashes = command.positionals == nil ? "end of options (the command takes no arguments)" : "end of options: the arguments after it are positional, even -h"
         lines += flagLines("--", dashes, column: column)
-        if !command.details.isEmpty {
+        // Details: paragraphs (separated by blank lines) rewrapped to the help's width.
+        for paragraph in command.details.components(separatedBy: "\n\n") where !paragraph.isEmpty {
             lines.append("")
-            lines.append(command.details)
+            lines += wrap(paragraph.replacingOccurrences(of: "\n", with: " "), indent: "", hanging: "")
         }
         lines.append("")
         lines += wrap(ExitStatus.helpText(failure: failureMeaning), indent: "", hanging: "  ")

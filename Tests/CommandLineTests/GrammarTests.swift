@@ -160,7 +160,7 @@ struct GrammarTests {
             (["run", "--model", "m", "--lr", "inf"], "--lr needs a positive number, got 'inf'"),
             (["run", "--model", "m", "--decay", "-0.1"], "--decay needs a non-negative number, got '-0.1'"),
             (["run", "--model", "m", "--stop", ""], "--stop needs a non-empty value"),
-            (["run", "--model", "m", "--schedule", "cosine"], "--schedule needs one of constant, linear, got 'cosine'"),
+            (["run", "--model", "m", "--schedule", "cosine"], "--schedule needs constant or linear, got 'cosine'"),
             (["run", "--model", "m", "--ids", "1,x"], "--ids: item 2 ('x') is not a non-negative integer"),
             (["run", "--model", "m", "--ids", "1,,2"], "--ids: item 2 ('') is not a non-negative integer"),
             (["run", "--model", "m", "--ids", "-1"], "--ids: item 1 ('-1') is not a non-negative integer"),
@@ -170,8 +170,8 @@ struct GrammarTests {
             (["run", "--model", "m", "--json", "--json"], "--json is given twice"),
             (["run", "--model", "m", "--beams", "2", "--beams=3"], "--beams is given twice (it takes one value)"),
             (["run", "--model", "a", "--model", "b"], "--model is given twice"),
-            (["run", "--json"], "--model DIR is required by 'tool run'"),
-            (["train", "--model", "m"], "--steps N is required by 'tool train'"),
+            (["run", "--json"], "tool run needs --model DIR"),
+            (["train", "--model", "m"], "tool train needs --steps N"),
             (["train", "--model", "m", "--steps", "2", "text"], "'tool train' takes no arguments besides its options, got 'text'"),
         ]
         for (args, message) in cases {
