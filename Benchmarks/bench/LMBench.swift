@@ -89,7 +89,8 @@ extension Bench {
     /// 512-token prompt in one batched prefill pass (tokens/s and GFLOP/s as a share of the
     /// FMA peak measured in this run), then greedy decoding one token per step against the
     /// cache (tokens/s, and the weights read per step per second as a share of the memory read
-    /// bandwidth measured in this run), on 1 thread and on `--threads`.
+    /// bandwidth measured in this run), on 1 thread and on `--threads`; then four rows decoding
+    /// together from 64-token prompts (a batch or four beams: one pass over the weights per step).
     /// `Benchmarks/scripts/hf_lm_generate.py` runs the same job with transformers.
     func lm() {
         let promptLength = options.quick ? 128 : 512, newTokens = options.quick ? 8 : 32
@@ -142,6 +143,24 @@ extension Bench {
                     prefill.append(Double(t1 - t0) * 1e-9)
                     decode.append(Double(t2 - t1) * 1e-9 / Double(newTokens))
                 }
+                // Four rows decoding together (a batch, or four beams): one pass over the
+                // weights per step serves all four, so tokens/s should be about 4x one row's.
+                var batched: [Double] = []
+                let rows = 4, shortPrompt = min(64, promptLength)
+                for rep in 0...reps {
+                    progress("lm: \(shape.name), \(rows) rows, \(t) thread(s), run \(rep)/\(reps)...")
+                    var cache = model.makeCache(rows: rows, capacity: shortPrompt + newTokens + 1)
+                    let prompts = (0..<rows).map { r in Array(prompt[(r * 7)..<(r * 7 + shortPrompt)]) }
+                    var logits = model.nextTokenLogits(appending: prompts, to: &cache, compute: compute)
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    for _ in 0..<newTokens {
+                        let scores = logits.scalars, v = shape.vocabulary
+                        let next = (0..<rows).map { r in (0..<v).max { scores[r * v + $0] < scores[r * v + $1] }! }
+                        logits = model.nextTokenLogits(appending: next.map { [$0] }, to: &cache, compute: compute)
+                    }
+                    let t2 = DispatchTime.now().uptimeNanoseconds
+                    if rep > 0 { batched.append(Double(t2 - t1) * 1e-9 / Double(newTokens)) }
+                }
                 let p = median(prefill), dtok = median(decode)
                 let peak = t == 1 ? peak1 : peakN
                 let gflops = prefillFlops / p * 1e-9
@@ -159,6 +178,15 @@ extension Bench {
                             format: " %7d %11.1f %14.1f %10.1f%% %14.2f %13.2f %13.1f %11.0f%%", t, p * 1e3,
                             Double(promptLength) / p, peak > 0 ? gflops / peak * 100 : 0, dtok * 1e3, 1 / dtok,
                             gbs, gbs / bandwidth[t]! * 100))
+                let bstep = median(batched), bgbs = weightBytes / bstep * 1e-9
+                emit(
+                    [
+                        ("name", "\(name) \(rows) rows"), ("variant", variantName), ("threads", t), ("rows", rows), ("tokens", newTokens),
+                        ("decode_ms_per_step", bstep * 1e3), ("decode_tokens_per_s", Double(rows) / bstep), ("decode_weight_gbs", bgbs),
+                        ("bandwidth_gbs", bandwidth[t]!), ("ms", bstep * 1e3), ("reps", batched.count),
+                    ],
+                    row: pad("\(name) \(rows) rows", 26) + String(format: " %7d", t) + String(repeating: " ", count: 39)
+                        + String(format: " %14.2f %13.2f %13.1f %11.0f%%", bstep * 1e3, Double(rows) / bstep, bgbs, bgbs / bandwidth[t]! * 100))
             }
             emit(
                 [("name", "lm \(shape.name) peak rss"), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],

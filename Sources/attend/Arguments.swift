@@ -142,9 +142,11 @@ struct Arguments {
                            clip the gradients to a global L2 norm of G (default: no clipping)
           --save OUT       write the trained model folder (config.json, model.safetensors and
                            the tokenizer files) to OUT
-          --seed S         (pretrain-mlm) seed of the pairing, shuffling and masking (default 0;
-                           the same seed gives the same batches). train has nothing random
-                           (dropout is not applied) and accepts it without effect
+          --dropout on|off on (default): the model's dropout probabilities from config.json
+                           apply while training (hidden_dropout_prob, dropout_rate, dropout,
+                           ...), as the Hugging Face Trainer trains; off: none (eval mode)
+          --seed S         seed of the dropout masks and (pretrain-mlm) of the pairing,
+                           shuffling and masking (default 0; the same seed gives the same bits)
           --json           one line per step on stdout: {"step", "loss" (before the step's
                            update), "grad_norm" (before clipping), "lr"}
 

@@ -33,7 +33,7 @@ struct TrainingOptions {
     /// The flags that only the training commands take (`--seed` and `--text` are shared with
     /// generate, so they are not listed).
     static let flags: Set<String> = [
-        "--batches", "--steps", "--lr", "--weight-decay", "--max-grad-norm", "--warmup", "--schedule", "--save",
+        "--batches", "--steps", "--lr", "--weight-decay", "--max-grad-norm", "--warmup", "--schedule", "--save", "--dropout",
     ]
 
     /// `--batches FILE` (train).
@@ -48,6 +48,10 @@ struct TrainingOptions {
     var schedule = ScheduleKind.constant
     var save: String? = nil
     var seed: UInt64 = 0
+    /// `--dropout on|off`: whether the model applies its configuration's dropout
+    /// probabilities (on, the default, as the Hugging Face Trainer trains), masks seeded by
+    /// `--seed`.
+    var dropout = true
 
     /// Parses `flag` when it is a training option of `command` (reading its value with
     /// `value`); returns false for any other flag. Throws `UsageError` for a value out of range.
@@ -83,6 +87,12 @@ struct TrainingOptions {
             }
             schedule = k
         case "--save": save = try value()
+        case "--dropout":
+            switch try value() {
+            case "on": dropout = true
+            case "off": dropout = false
+            case let s: throw UsageError(description: "--dropout needs on or off, got '\(s)'")
+            }
         case "--seed":
             let s = try value()
             guard let n = UInt64(s) else { throw UsageError(description: "--seed needs a non-negative integer below 2^64, got '\(s)'") }

@@ -62,6 +62,8 @@ struct TrainCLITests {
         (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--warmup", "-1"], "--warmup needs a non-negative integer"),
         (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--schedule", "cosine"], "--schedule needs constant, linear, inverse-sqrt"),
         (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--seed", "-1"], "--seed needs a non-negative integer"),
+        (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--dropout", "yes"], "--dropout needs on or off, got 'yes'"),
+        (["generate", "--model", "M", "--dropout", "off", "x"], "--dropout"),
         (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--save", ""], "--save needs a folder path"),
         (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "some text"], "train takes no text arguments"),
         (["train", "--model", "M", "--batches", "B", "--steps", "5", "--lr", "1", "--max-length", "8"], "--max-length does not apply to train"),

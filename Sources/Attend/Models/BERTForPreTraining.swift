@@ -17,8 +17,9 @@ import Foundation
 /// decoder weight is the word embeddings, listed once).
 ///
 /// Batches give `input_ids`, `labels` (MLM targets, -100 ignored), `next_sentence_label`
-/// and optionally `attention_mask` and `token_type_ids` (see ``TrainingBatch``). Dropout is
-/// not applied (the model trains as with every dropout probability 0).
+/// and optionally `attention_mask` and `token_type_ids` (see ``TrainingBatch``). While
+/// ``dropout`` is on, `hidden_dropout_prob` applies after the embeddings' LayerNorm and on each
+/// attention and feed-forward output before its residual sum, as `transformers` in train mode.
 /// Cost per step: one forward (`(8 d² + 4 d dFF) T` flops per layer, T = rows x length,
 /// plus `2 T d vocab` for the MLM logits) and a backward of about twice that; memory: every
 /// layer's activations, including the attention probabilities (`rows x heads x length²`).
@@ -37,6 +38,13 @@ public final class BERTForPreTraining: TrainableModel {
             built = nil
         }
     }
+    /// Dropout on (`hidden_dropout_prob`, default) or off, and its seed (see
+    /// ``TrainableModel/dropout``).
+    public var dropout: TrainingDropout {
+        get { dropoutState.setting }
+        set { dropoutState.setting = newValue }
+    }
+    private var dropoutState: ModelDropout
     /// `config.json` as read (written back by ``save(to:)``).
     let configJSON: Data
     private var built: BERTModel?
@@ -52,6 +60,10 @@ public final class BERTForPreTraining: TrainableModel {
         configJSON = try Data(contentsOf: configURL)
         config = try BERTConfig(contentsOf: configURL)
         let fields = try JSONFields(try readModelJSON(configURL), path: configURL.path)
+        dropoutState = ModelDropout(
+            rates: DropoutRates(
+                hidden: try DropoutRates.read(fields, "hidden_dropout_prob", default: 0.1),
+                attention: try DropoutRates.read(fields, "attention_probs_dropout_prob", default: 0.1)))
         if try fields.bool("tie_word_embeddings") == false {
             throw CheckpointError.invalidConfig("\(configURL.path): training supports the tied MLM decoder only (tie_word_embeddings false)")
         }
@@ -132,6 +144,7 @@ public final class BERTForPreTraining: TrainableModel {
         var rows: Int, length: Int
         var ids: [Int], types: [Int], positions: [Int]
         var embeddingNorm: NormRowStatistics
+        var embeddingDropout: Tensor?
         var layers: [EncoderLayerActivations]
         var last: Tensor  // [T, d]
         var transformPre: Tensor  // [T, d] before the activation
@@ -166,11 +179,13 @@ public final class BERTForPreTraining: TrainableModel {
         let e =
             m.embeddings.word.weight.gatherRows(ids) + m.embeddings.tokenType.weight.gatherRows(types)
             + m.embeddings.position.weight.gatherRows(positions)
-        var (x, embeddingNorm) = Norm.layer(m.embeddings.norm).trainingForward(e, compute: c)
+        let dropout = dropoutState.nextSampler()
+        let (normed, embeddingNorm) = Norm.layer(m.embeddings.norm).trainingForward(e, compute: c)
+        var (x, embeddingDropout) = hiddenDropout(normed, dropout)
         let visibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: keyPadding, causal: false)
         var layerActivations: [EncoderLayerActivations] = []
         for layer in m.layers {
-            let (y, a) = layer.trainingForward(x, visibility, compute: c)
+            let (y, a) = layer.trainingForward(x, visibility, dropout: dropout, compute: c)
             layerActivations.append(a)
             x = y
         }
@@ -186,7 +201,8 @@ public final class BERTForPreTraining: TrainableModel {
         let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
         let next = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
         saved = Activations(
-            rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, layers: layerActivations,
+            rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, embeddingDropout: embeddingDropout,
+            layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
             first: first, pooled: pooled, nspGradient: next.gradient)
         return mlm.loss + next.loss
@@ -231,7 +247,7 @@ public final class BERTForPreTraining: TrainableModel {
             dX = m.layers[i].backward(s.layers[i], outputGradient: dX, names: layerNames(i), into: &grads, compute: c).input
         }
         let dE = Norm.layer(m.embeddings.norm).backward(
-            s.embeddingNorm, outputGradient: dX, names: NormParameterNames("bert.embeddings.LayerNorm"), into: &grads, compute: c)
+            s.embeddingNorm, outputGradient: dropoutBackward(dX, s.embeddingDropout), names: NormParameterNames("bert.embeddings.LayerNorm"), into: &grads, compute: c)
         m.embeddings.word.backward(ids: s.ids, outputGradient: dE, name: word, paddingIndex: config.padTokenID, into: &grads, compute: c)
         m.embeddings.position.backward(
             ids: s.positions, outputGradient: dE, name: "bert.embeddings.position_embeddings.weight", into: &grads, compute: c)

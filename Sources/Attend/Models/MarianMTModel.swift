@@ -15,7 +15,9 @@ import Foundation
 /// `decoder_input_ids` (default: `labels` shifted right, starting with
 /// `decoder_start_token_id`, -100 replaced by the pad id) and `decoder_attention_mask`.
 /// The pad token's embedding row gets no gradient from the lookups (`padding_idx`), only
-/// from the tied head. Dropout is not applied (every dropout probability 0).
+/// from the tied head. While ``dropout`` is on, `dropout` applies after the embeddings and on
+/// each attention and feed-forward output before its residual sum, and `activation_dropout`
+/// inside the feed-forward after the activation, as `transformers` in train mode.
 /// Cost per step: as ``T5ForConditionalGeneration``.
 public final class MarianMTModel: TrainableModel {
     /// The model's configuration (`config.json`).
@@ -34,6 +36,13 @@ public final class MarianMTModel: TrainableModel {
     }
     /// Tensors of the checkpoint that are not trained (`final_logits_bias`), saved back as loaded.
     let buffers: ParameterSet
+    /// Dropout on (`dropout`, `attention_dropout`, `activation_dropout`, default) or off, and its seed (see
+    /// ``TrainableModel/dropout``).
+    public var dropout: TrainingDropout {
+        get { dropoutState.setting }
+        set { dropoutState.setting = newValue }
+    }
+    private var dropoutState: ModelDropout
     let configJSON: Data
     let generationConfigJSON: Data?
     private var built: Seq2SeqModel?
@@ -48,6 +57,12 @@ public final class MarianMTModel: TrainableModel {
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
         config = try MarianConfig(contentsOf: configURL)
+        let fields = try JSONFields(try readModelJSON(configURL), path: configURL.path)
+        dropoutState = ModelDropout(
+            rates: DropoutRates(
+                hidden: try DropoutRates.read(fields, "dropout", default: 0.1),
+                attention: try DropoutRates.read(fields, "attention_dropout", default: 0),
+                activation: try DropoutRates.read(fields, "activation_dropout", default: 0)))
         guard config.shareEncoderDecoderEmbeddings, config.tieWordEmbeddings, config.decoderVocabSize == config.vocabSize else {
             throw CheckpointError.invalidConfig(
                 "\(configURL.path): training supports shared encoder/decoder embeddings with a tied head only (share_encoder_decoder_embeddings, tie_word_embeddings)"
@@ -155,7 +170,8 @@ public final class MarianMTModel: TrainableModel {
         }
         saved = nil
         let (loss, activations) = Seq2SeqTraining.loss(
-            Seq2SeqTrainingParts(model), parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), compute: compute)
+            Seq2SeqTrainingParts(model), parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch),
+            dropout: dropoutState.nextSampler(), compute: compute)
         saved = activations
         return loss
     }

@@ -9,6 +9,9 @@ import Foundation
 //   logits = lmHead(y * outputScale)                 (+ a fixed bias: Marian's final_logits_bias)
 //   loss = CE(logits, labels; -100 ignored, mean)
 //
+// In training mode (a DropoutSampler) the hidden dropout follows each embedding sum, each
+// block's branches (see the layers' training forwards) and, for T5, each stack's final norm.
+//
 // A model supplies the Hugging Face names of its parameters; tied weights (one name used by the
 // embedding tables and the head) get the sum of every use's gradient.
 
@@ -21,6 +24,8 @@ struct Seq2SeqTrainingParts {
     var encoder: TransformerEncoder, decoder: TransformerDecoder
     var outputScale: Float
     var lmHead: Linear
+    /// Whether the hidden dropout follows each stack's final norm (T5).
+    var dropoutAfterFinalNorms = false
     var modelDim: Int { encoder.modelDim }
 
     init(_ m: Seq2SeqModel) {
@@ -67,6 +72,9 @@ struct Seq2SeqActivations {
     var decoderNorm: NormRowStatistics?
     var headInput: Tensor  // [T, d], scaled
     var logitsGradient: Tensor  // [T, vocab]
+    /// The hidden dropout's masks on the embeddings and after the final norms (nil: none).
+    var encoderEmbeddingDropout: Tensor? = nil, decoderEmbeddingDropout: Tensor? = nil
+    var encoderFinalDropout: Tensor? = nil, decoderFinalDropout: Tensor? = nil
 }
 
 enum Seq2SeqTraining {
@@ -82,10 +90,10 @@ enum Seq2SeqTraining {
     }
 
     /// The mean cross-entropy of the decoder's logits against `labels` (validated by the
-    /// caller, not all -100), and the activations.
+    /// caller, not all -100), and the activations; with `dropout`, in training mode.
     static func loss(
         _ m: Seq2SeqTrainingParts, parameters p: ParameterSet, names: Seq2SeqParameterNames, batch: TrainingBatch, decoderInput: [[Int]],
-        compute c: Compute
+        dropout: DropoutSampler? = nil, compute c: Compute
     ) -> (Float, Seq2SeqActivations) {
         let labels = batch.labels!.flatMap { $0 }
         let (b, s, t, d) = (batch.rows, batch.length, decoderInput[0].count, m.modelDim)
@@ -94,31 +102,41 @@ enum Seq2SeqTraining {
             names.encoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: true, maxDistance: names.relativeMaxDistance) } ?? .none
         let decoderBias =
             names.decoderTable.map { AttentionBias.t5(table: p[$0]!, bidirectional: false, maxDistance: names.relativeMaxDistance) } ?? .none
-        var x = embed(batch.inputIDs, table: m.encoderEmbedding, scale: m.embeddingScale, positions: m.encoderPositions, offset: 0)
-            .reshaped([b * s, d])
+        var (x, encoderEmbeddingDropout) = hiddenDropout(
+            embed(batch.inputIDs, table: m.encoderEmbedding, scale: m.embeddingScale, positions: m.encoderPositions, offset: 0)
+                .reshaped([b * s, d]), dropout)
         let encoderVisibility = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: sourcePadding, causal: false)
         var encoderLayers: [EncoderLayerActivations] = []
         for layer in m.encoder.layers {
-            let (y, a) = layer.trainingForward(x, encoderVisibility, bias: encoderBias, compute: c)
+            let (y, a) = layer.trainingForward(x, encoderVisibility, bias: encoderBias, dropout: dropout, compute: c)
             encoderLayers.append(a)
             x = y
         }
         var encoderNorm: NormRowStatistics? = nil
-        if let norm = m.encoder.finalNorm { (x, encoderNorm) = norm.trainingForward(x, compute: c) }
+        var encoderFinalDropout: Tensor? = nil, decoderFinalDropout: Tensor? = nil
+        if let norm = m.encoder.finalNorm {
+            (x, encoderNorm) = norm.trainingForward(x, compute: c)
+            if m.dropoutAfterFinalNorms { (x, encoderFinalDropout) = hiddenDropout(x, dropout) }
+        }
         let memory = x
-        var h = embed(decoderInput, table: m.decoderEmbedding, scale: m.embeddingScale, positions: m.decoderPositions, offset: 0)
-            .reshaped([b * t, d])
+        var (h, decoderEmbeddingDropout) = hiddenDropout(
+            embed(decoderInput, table: m.decoderEmbedding, scale: m.embeddingScale, positions: m.decoderPositions, offset: 0)
+                .reshaped([b * t, d]), dropout)
         let selfVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: t, keyPadding: targetPadding, causal: true)
         let crossVisibility = AttentionVisibility(batch: b, seqQ: t, seqK: s, keyPadding: sourcePadding, causal: false)
         var decoderLayers: [DecoderLayerActivations] = []
         for layer in m.decoder.layers {
             let (y, a) = layer.trainingForward(
-                h, selfVisibility: selfVisibility, bias: decoderBias, memory: memory, crossVisibility: crossVisibility, compute: c)
+                h, selfVisibility: selfVisibility, bias: decoderBias, memory: memory, crossVisibility: crossVisibility, dropout: dropout,
+                compute: c)
             decoderLayers.append(a)
             h = y
         }
         var decoderNorm: NormRowStatistics? = nil
-        if let norm = m.decoder.finalNorm { (h, decoderNorm) = norm.trainingForward(h, compute: c) }
+        if let norm = m.decoder.finalNorm {
+            (h, decoderNorm) = norm.trainingForward(h, compute: c)
+            if m.dropoutAfterFinalNorms { (h, decoderFinalDropout) = hiddenDropout(h, dropout) }
+        }
         let headInput = m.outputScale == 1 ? h : h * m.outputScale
         let logits = m.lmHead.forward(headInput, compute: c)  // [b t, vocab]
         let ce = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
@@ -127,7 +145,8 @@ enum Seq2SeqTraining {
             Seq2SeqActivations(
                 sourceIDs: batch.inputIDs.flatMap { $0 }, targetIDs: decoderInput.flatMap { $0 }, encoderLayers: encoderLayers,
                 encoderNorm: encoderNorm, memoryShape: memory.shape, decoderLayers: decoderLayers, decoderNorm: decoderNorm,
-                headInput: headInput, logitsGradient: ce.gradient)
+                headInput: headInput, logitsGradient: ce.gradient, encoderEmbeddingDropout: encoderEmbeddingDropout,
+                decoderEmbeddingDropout: decoderEmbeddingDropout, encoderFinalDropout: encoderFinalDropout, decoderFinalDropout: decoderFinalDropout)
         )
     }
 
@@ -143,7 +162,7 @@ enum Seq2SeqTraining {
         if m.outputScale != 1 { dOut *= m.outputScale }
         var dH = dOut
         if let norm = m.decoder.finalNorm, let stats = s.decoderNorm, let n = names.decoderFinalNorm {
-            dH = norm.backward(stats, outputGradient: dOut, names: n, into: &grads, compute: c)
+            dH = norm.backward(stats, outputGradient: dropoutBackward(dOut, s.decoderFinalDropout), names: n, into: &grads, compute: c)
         }
         var dMemory = Tensor.zeros(s.memoryShape)
         var dDecoderTable: Tensor? = nil
@@ -154,12 +173,13 @@ enum Seq2SeqTraining {
             if let db = r.bias { if dDecoderTable == nil { dDecoderTable = db } else { dDecoderTable! += db } }
         }
         if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }
+        dH = dropoutBackward(dH, s.decoderEmbeddingDropout)
         if m.embeddingScale != 1 { dH *= m.embeddingScale }
         m.decoderEmbedding.backward(
             ids: s.targetIDs, outputGradient: dH, name: names.decoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)
         var dX = dMemory
         if let norm = m.encoder.finalNorm, let stats = s.encoderNorm, let n = names.encoderFinalNorm {
-            dX = norm.backward(stats, outputGradient: dMemory, names: n, into: &grads, compute: c)
+            dX = norm.backward(stats, outputGradient: dropoutBackward(dMemory, s.encoderFinalDropout), names: n, into: &grads, compute: c)
         }
         var dEncoderTable: Tensor? = nil
         for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
@@ -168,6 +188,7 @@ enum Seq2SeqTraining {
             if let db = r.bias { if dEncoderTable == nil { dEncoderTable = db } else { dEncoderTable! += db } }
         }
         if let dEncoderTable, let name = names.encoderTable { grads.modify(name) { $0 += dEncoderTable } }
+        dX = dropoutBackward(dX, s.encoderEmbeddingDropout)
         if m.embeddingScale != 1 { dX *= m.embeddingScale }
         m.encoderEmbedding.backward(
             ids: s.sourceIDs, outputGradient: dX, name: names.encoderEmbedding, paddingIndex: names.paddingIndex, into: &grads, compute: c)

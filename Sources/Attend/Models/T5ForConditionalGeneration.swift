@@ -22,7 +22,10 @@ import Foundation
 ///
 /// Batches give `input_ids`, `labels` (-100 ignored) and optionally `attention_mask`,
 /// `decoder_input_ids` (default: `labels` shifted right as `transformers` does) and
-/// `decoder_attention_mask`. Dropout is not applied (every dropout probability 0).
+/// `decoder_attention_mask`. While ``dropout`` is on, `dropout_rate` applies where
+/// `transformers`' T5 applies it in train mode: after the embeddings, on each attention and
+/// feed-forward output before its residual sum, inside the feed-forward after the activation,
+/// and after each stack's final norm.
 /// Cost per step: one forward (encoder and decoder blocks, plus `2 T d vocab` for the
 /// logits) and a backward of about twice that; memory: every block's activations, including
 /// the attention probabilities (`rows x heads x length²` per attention).
@@ -41,6 +44,13 @@ public final class T5ForConditionalGeneration: TrainableModel {
             built = nil
         }
     }
+    /// Dropout on (`dropout_rate`, default) or off, and its seed (see
+    /// ``TrainableModel/dropout``).
+    public var dropout: TrainingDropout {
+        get { dropoutState.setting }
+        set { dropoutState.setting = newValue }
+    }
+    private var dropoutState: ModelDropout
     /// `config.json` as read (written back by ``save(to:)``).
     let configJSON: Data
     /// `generation_config.json` as read, when the folder has one (written back by ``save(to:)``).
@@ -58,6 +68,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
         config = try T5Config(contentsOf: configURL)
+        let rate = try DropoutRates.read(try JSONFields(try readModelJSON(configURL), path: configURL.path), "dropout_rate", default: 0.1)
+        dropoutState = ModelDropout(rates: DropoutRates(hidden: rate, attention: rate, activation: rate))
         let generationURL = directory.appendingPathComponent("generation_config.json")
         generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
@@ -184,8 +196,11 @@ public final class T5ForConditionalGeneration: TrainableModel {
             throw TrainingError("T5ForConditionalGeneration batch: every label is -100 (no position to learn from)")
         }
         saved = nil
+        var parts = Seq2SeqTrainingParts(model)
+        parts.dropoutAfterFinalNorms = true
         let (loss, activations) = Seq2SeqTraining.loss(
-            Seq2SeqTrainingParts(model), parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), compute: compute)
+            parts, parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), dropout: dropoutState.nextSampler(),
+            compute: compute)
         saved = activations
         return loss
     }
@@ -195,7 +210,9 @@ public final class T5ForConditionalGeneration: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("T5ForConditionalGeneration.backward: no loss was computed since the last backward") }
         saved = nil
-        return Seq2SeqTraining.backward(Seq2SeqTrainingParts(model), s, parameters: parameters, names: names, compute: compute)
+        var parts = Seq2SeqTrainingParts(model)
+        parts.dropoutAfterFinalNorms = true
+        return Seq2SeqTraining.backward(parts, s, parameters: parameters, names: names, compute: compute)
     }
 
     /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`

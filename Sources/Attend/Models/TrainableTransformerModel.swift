@@ -15,7 +15,10 @@ import Foundation
 /// Batches give `input_ids` (sources), `decoder_input_ids` (the targets as the decoder reads
 /// them: the model has no start-token convention of its own), `labels` (what each decoder
 /// position predicts; -100 ignored) and optionally `attention_mask` (source padding) and
-/// `decoder_attention_mask`. Dropout is not applied.
+/// `decoder_attention_mask`. While ``dropout`` is on, the configuration's
+/// ``TransformerConfig/dropout`` applies as `nn.Transformer` and the positional encoding
+/// apply it in train mode: after the embeddings, on each attention and feed-forward output
+/// before its residual sum, and inside the feed-forward after the activation.
 /// Cost per step: one forward and a backward of about twice its flops; memory: every block's
 /// activations.
 public final class TrainableTransformerModel: TrainableModel {
@@ -35,6 +38,13 @@ public final class TrainableTransformerModel: TrainableModel {
             built = nil
         }
     }
+    /// Dropout on (``TransformerConfig/dropout``, default) or off, and its seed (see
+    /// ``TrainableModel/dropout``).
+    public var dropout: TrainingDropout {
+        get { dropoutState.setting }
+        set { dropoutState.setting = newValue }
+    }
+    private var dropoutState: ModelDropout
     private var built: TransformerModel?
     private var saved: Seq2SeqActivations?
 
@@ -47,6 +57,8 @@ public final class TrainableTransformerModel: TrainableModel {
         try config.validate()
         self.config = config
         self.names = names
+        let p = config.dropout
+        dropoutState = ModelDropout(rates: DropoutRates(hidden: p, attention: p, activation: p))
         self.compute = compute
         let loader = ParameterLoader(weights)
         var set = ParameterSet()
@@ -159,7 +171,8 @@ public final class TrainableTransformerModel: TrainableModel {
         }
         saved = nil
         let (loss, activations) = Seq2SeqTraining.loss(
-            Seq2SeqTrainingParts(model), parameters: parameters, names: parameterNames, batch: batch, decoderInput: decoderInput, compute: compute)
+            Seq2SeqTrainingParts(model), parameters: parameters, names: parameterNames, batch: batch, decoderInput: decoderInput,
+            dropout: dropoutState.nextSampler(), compute: compute)
         saved = activations
         return loss
     }

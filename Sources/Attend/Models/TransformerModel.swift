@@ -31,6 +31,10 @@ public struct TransformerConfig: Sendable, Hashable {
     public var embeddingScale: Float? = nil
     /// The id that fills the tail of shorter sources in a batch (it is masked out; any valid id works).
     public var sourcePadTokenID: Int = 0
+    /// The dropout probability training applies (``TrainableTransformerModel``: `nn.Transformer`'s
+    /// `dropout` and the positional encoding's; the paper and PyTorch's default use 0.1).
+    /// Inference ignores it. Default 0.
+    public var dropout: Float = 0
 
     /// A configuration; the remaining settings take the defaults above.
     public init(
@@ -64,6 +68,7 @@ public struct TransformerConfig: Sendable, Hashable {
         guard sourcePadTokenID >= 0 && sourcePadTokenID < sourceVocabularySize else {
             throw CheckpointError.invalidConfig("sourcePadTokenID \(sourcePadTokenID) is not in the source vocabulary of \(sourceVocabularySize)")
         }
+        guard dropout >= 0 && dropout < 1 else { throw CheckpointError.invalidConfig("dropout \(dropout) must be a probability in [0, 1)") }
         if let s = embeddingScale, !s.isFinite { throw CheckpointError.invalidConfig("embeddingScale \(s) is not finite") }
     }
 }

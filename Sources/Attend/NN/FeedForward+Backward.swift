@@ -9,18 +9,20 @@ struct FeedForwardParameterNames: Sendable {
 
 /// What the feed-forward backward needs: the input `[T, d]`, the up projection before the
 /// activation `[T, dFF]`, the gate's output (gated form) and the down projection's input
-/// `[T, dFF]`.
+/// `[T, dFF]` (after the activation dropout, whose mask is `dropoutMask`).
 struct FeedForwardActivations {
     var input: Tensor
     var preActivation: Tensor
     var gate: Tensor?
     var hidden: Tensor
+    var dropoutMask: Tensor? = nil
 }
 
 extension FeedForward {
-    /// `down(f(up x) [* gate x])` on rows `x` `[T, d]`, keeping the activations. Cost: the
-    /// forward's flops; memory: two or three `[T, dFF]` tensors.
-    func trainingForward(_ x: Tensor, compute: Compute) -> (Tensor, FeedForwardActivations) {
+    /// `down(dropout(f(up x) [* gate x]))` on rows `x` `[T, d]` (the activation dropout of
+    /// `dropout`, none without it), keeping the activations. Cost: the forward's flops;
+    /// memory: two or three `[T, dFF]` tensors (four with a dropout mask).
+    func trainingForward(_ x: Tensor, dropout: DropoutSampler? = nil, compute: Compute) -> (Tensor, FeedForwardActivations) {
         let u = up.forward(x, compute: compute)  // [T, dFF]
         let a = u.applying(activation, compute: compute)
         var g: Tensor? = nil
@@ -29,8 +31,10 @@ extension FeedForward {
             g = gate.forward(x, compute: compute)
             h = a * g!
         }
+        var mask: Tensor? = nil
+        if let dropout { (h, mask) = dropout.activation(h) }
         let y = down.forward(h, compute: compute)  // [T, d]
-        return (y, FeedForwardActivations(input: x, preActivation: u, gate: g, hidden: h))
+        return (y, FeedForwardActivations(input: x, preActivation: u, gate: g, hidden: h, dropoutMask: mask))
     }
 
     /// The input's gradient `[T, d]` from the output's `dY` `[T, d]`; adds every projection's
@@ -38,7 +42,7 @@ extension FeedForward {
     func backward(
         _ s: FeedForwardActivations, outputGradient dY: Tensor, names: FeedForwardParameterNames, into grads: inout ParameterSet, compute: Compute
     ) -> Tensor {
-        let dH = down.backward(input: s.hidden, outputGradient: dY, names: names.down, into: &grads, compute: compute)!
+        let dH = dropoutBackward(down.backward(input: s.hidden, outputGradient: dY, names: names.down, into: &grads, compute: compute)!, s.dropoutMask)
         let dU: Tensor
         var dX: Tensor? = nil
         if let gate, let g = s.gate, let gateNames = names.gate {

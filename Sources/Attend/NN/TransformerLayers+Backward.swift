@@ -20,12 +20,14 @@ struct DecoderLayerParameterNames: Sendable {
     var feedForwardNorm: NormParameterNames
 }
 
-/// An encoder block's activations.
+/// An encoder block's activations (and the hidden dropout's masks on its two branches).
 struct EncoderLayerActivations {
     var attention: AttentionActivations
     var attentionNorm: NormRowStatistics
     var feedForward: FeedForwardActivations
     var feedForwardNorm: NormRowStatistics
+    var attentionDropout: Tensor? = nil
+    var feedForwardDropout: Tensor? = nil
 }
 
 /// A decoder block's activations.
@@ -36,29 +38,46 @@ struct DecoderLayerActivations {
     var crossAttentionNorm: NormRowStatistics?
     var feedForward: FeedForwardActivations
     var feedForwardNorm: NormRowStatistics
+    var selfAttentionDropout: Tensor? = nil
+    var crossAttentionDropout: Tensor? = nil
+    var feedForwardDropout: Tensor? = nil
 }
 
 extension EncoderLayer {
     /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
     /// sees; `bias` is added to the scores: T5's table, ALiBi), keeping its activations.
+    /// `dropout`: the hidden dropout on each branch's output before its residual sum, the
+    /// activation dropout inside the feed-forward (none without a sampler).
     func trainingForward(
-        _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute
+        _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, dropout: DropoutSampler? = nil, compute: Compute
     ) -> (Tensor, EncoderLayerActivations) {
         precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
         switch placement {
         case .post:
-            let (a, att) = selfAttention.trainingForward(selfAttention: x, visibility, bias: bias, compute: compute)
+            let (a0, att) = selfAttention.trainingForward(selfAttention: x, visibility, bias: bias, compute: compute)
+            let (a, ma) = hiddenDropout(a0, dropout)
             let (h, n1) = attentionNorm.trainingForward(a, residual: x, compute: compute)  // Norm(x + a)
-            let (f, ff) = feedForward.trainingForward(h, compute: compute)
+            let (f0, ff) = feedForward.trainingForward(h, dropout: dropout, compute: compute)
+            let (f, mf) = hiddenDropout(f0, dropout)
             let (y, n2) = feedForwardNorm.trainingForward(f, residual: h, compute: compute)  // Norm(h + f)
-            return (y, EncoderLayerActivations(attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2))
+            return (
+                y,
+                EncoderLayerActivations(
+                    attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2, attentionDropout: ma, feedForwardDropout: mf)
+            )
         case .pre:
             let (n, n1) = attentionNorm.trainingForward(x, compute: compute)
-            let (a, att) = selfAttention.trainingForward(selfAttention: n, visibility, bias: bias, compute: compute)
+            let (a0, att) = selfAttention.trainingForward(selfAttention: n, visibility, bias: bias, compute: compute)
+            let (a, ma) = hiddenDropout(a0, dropout)
             let h = x + a
             let (m, n2) = feedForwardNorm.trainingForward(h, compute: compute)
-            let (f, ff) = feedForward.trainingForward(m, compute: compute)
-            return (h + f, EncoderLayerActivations(attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2))
+            let (f0, ff) = feedForward.trainingForward(m, dropout: dropout, compute: compute)
+            let (f, mf) = hiddenDropout(f0, dropout)
+            return (
+                h + f,
+                EncoderLayerActivations(
+                    attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2, attentionDropout: ma, feedForwardDropout: mf)
+            )
         }
     }
 
@@ -70,17 +89,21 @@ extension EncoderLayer {
         switch placement {
         case .post:
             let dT2 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
-            var dH = feedForward.backward(s.feedForward, outputGradient: dT2, names: names.feedForward, into: &grads, compute: compute)
+            var dH = feedForward.backward(
+                s.feedForward, outputGradient: dropoutBackward(dT2, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
             dH += dT2
             let dT1 = attentionNorm.backward(s.attentionNorm, outputGradient: dH, names: names.attentionNorm, into: &grads, compute: compute)
-            var (dX, _, dBias) = selfAttention.backward(s.attention, outputGradient: dT1, names: names.attention, into: &grads, compute: compute)
+            var (dX, _, dBias) = selfAttention.backward(
+                s.attention, outputGradient: dropoutBackward(dT1, s.attentionDropout), names: names.attention, into: &grads, compute: compute)
             dX += dT1
             return (dX, dBias)
         case .pre:
-            let dM = feedForward.backward(s.feedForward, outputGradient: dY, names: names.feedForward, into: &grads, compute: compute)
+            let dM = feedForward.backward(
+                s.feedForward, outputGradient: dropoutBackward(dY, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
             var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM, names: names.feedForwardNorm, into: &grads, compute: compute)
             dH += dY
-            let (dN, _, dBias) = selfAttention.backward(s.attention, outputGradient: dH, names: names.attention, into: &grads, compute: compute)
+            let (dN, _, dBias) = selfAttention.backward(
+                s.attention, outputGradient: dropoutBackward(dH, s.attentionDropout), names: names.attention, into: &grads, compute: compute)
             var dX = attentionNorm.backward(s.attentionNorm, outputGradient: dN, names: names.attentionNorm, into: &grads, compute: compute)
             dX += dH
             return (dX, dBias)
@@ -91,10 +114,11 @@ extension EncoderLayer {
 extension DecoderLayer {
     /// The block on target rows `x` `[batch * seq, d]`: causal self-attention (`selfVisibility`,
     /// `bias`: T5's table), cross-attention over `memory` `[batch * seqMemory, d]`
-    /// (`crossVisibility`), feed-forward; keeps its activations.
+    /// (`crossVisibility`), feed-forward; keeps its activations. `dropout`: the hidden dropout
+    /// on each branch's output, the activation dropout inside the feed-forward.
     func trainingForward(
         _ x: Tensor, selfVisibility: AttentionVisibility, bias: AttentionBias = .none, memory: Tensor?, crossVisibility: AttentionVisibility?,
-        compute: Compute
+        dropout: DropoutSampler? = nil, compute: Compute
     ) -> (Tensor, DecoderLayerActivations) {
         func cross(_ h: Tensor) -> (Tensor, AttentionActivations) {
             guard let crossAttention, let memory, let crossVisibility else {
@@ -104,39 +128,49 @@ extension DecoderLayer {
         }
         switch placement {
         case .post:
-            let (a, sa) = selfAttention.trainingForward(selfAttention: x, selfVisibility, bias: bias, compute: compute)
+            let (a0, sa) = selfAttention.trainingForward(selfAttention: x, selfVisibility, bias: bias, compute: compute)
+            let (a, ma) = hiddenDropout(a0, dropout)
             var (h, n1) = selfAttentionNorm.trainingForward(a, residual: x, compute: compute)
-            var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil
+            var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil, mc: Tensor? = nil
             if let crossAttentionNorm {
-                let (c, act) = cross(h)
+                let (c0, act) = cross(h)
+                let c: Tensor
+                (c, mc) = hiddenDropout(c0, dropout)
                 ca = act
                 let (h2, stats) = crossAttentionNorm.trainingForward(c, residual: h, compute: compute)
                 (h, n2) = (h2, stats)
             }
-            let (f, ff) = feedForward.trainingForward(h, compute: compute)
+            let (f0, ff) = feedForward.trainingForward(h, dropout: dropout, compute: compute)
+            let (f, mf) = hiddenDropout(f0, dropout)
             let (y, n3) = feedForwardNorm.trainingForward(f, residual: h, compute: compute)
             return (
                 y,
                 DecoderLayerActivations(
-                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3)
+                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3,
+                    selfAttentionDropout: ma, crossAttentionDropout: mc, feedForwardDropout: mf)
             )
         case .pre:
             let (n, n1) = selfAttentionNorm.trainingForward(x, compute: compute)
-            let (a, sa) = selfAttention.trainingForward(selfAttention: n, selfVisibility, bias: bias, compute: compute)
+            let (a0, sa) = selfAttention.trainingForward(selfAttention: n, selfVisibility, bias: bias, compute: compute)
+            let (a, ma) = hiddenDropout(a0, dropout)
             var h = x + a
-            var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil
+            var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil, mc: Tensor? = nil
             if let crossAttentionNorm {
                 let (m, stats) = crossAttentionNorm.trainingForward(h, compute: compute)
-                let (c, act) = cross(m)
+                let (c0, act) = cross(m)
+                let c: Tensor
+                (c, mc) = hiddenDropout(c0, dropout)
                 (ca, n2) = (act, stats)
                 h += c
             }
             let (m, n3) = feedForwardNorm.trainingForward(h, compute: compute)
-            let (f, ff) = feedForward.trainingForward(m, compute: compute)
+            let (f0, ff) = feedForward.trainingForward(m, dropout: dropout, compute: compute)
+            let (f, mf) = hiddenDropout(f0, dropout)
             return (
                 h + f,
                 DecoderLayerActivations(
-                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3)
+                    selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3,
+                    selfAttentionDropout: ma, crossAttentionDropout: mc, feedForwardDropout: mf)
             )
         }
     }
@@ -150,35 +184,41 @@ extension DecoderLayer {
         switch placement {
         case .post:
             let dT3 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
-            var dH = feedForward.backward(s.feedForward, outputGradient: dT3, names: names.feedForward, into: &grads, compute: compute)
+            var dH = feedForward.backward(
+                s.feedForward, outputGradient: dropoutBackward(dT3, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
             dH += dT3
             if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
                 let cn = names.crossAttention, let nn = names.crossAttentionNorm
             {
                 let dT2 = crossAttentionNorm.backward(n2, outputGradient: dH, names: nn, into: &grads, compute: compute)
-                let (dC, dM, _) = crossAttention.backward(ca, outputGradient: dT2, names: cn, into: &grads, compute: compute)
+                let (dC, dM, _) = crossAttention.backward(
+                    ca, outputGradient: dropoutBackward(dT2, s.crossAttentionDropout), names: cn, into: &grads, compute: compute)
                 dMemory = dM
                 dH = dT2 + dC
             }
             let dT1 = selfAttentionNorm.backward(
                 s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads, compute: compute)
             var (dX, _, dBias) = selfAttention.backward(
-                s.selfAttention, outputGradient: dT1, names: names.selfAttention, into: &grads, compute: compute)
+                s.selfAttention, outputGradient: dropoutBackward(dT1, s.selfAttentionDropout), names: names.selfAttention, into: &grads,
+                compute: compute)
             dX += dT1
             return (dX, dMemory, dBias)
         case .pre:
-            let dM3 = feedForward.backward(s.feedForward, outputGradient: dY, names: names.feedForward, into: &grads, compute: compute)
+            let dM3 = feedForward.backward(
+                s.feedForward, outputGradient: dropoutBackward(dY, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
             var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM3, names: names.feedForwardNorm, into: &grads, compute: compute)
             dH += dY
             if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
                 let cn = names.crossAttention, let nn = names.crossAttentionNorm
             {
-                let (dC, dM, _) = crossAttention.backward(ca, outputGradient: dH, names: cn, into: &grads, compute: compute)
+                let (dC, dM, _) = crossAttention.backward(
+                    ca, outputGradient: dropoutBackward(dH, s.crossAttentionDropout), names: cn, into: &grads, compute: compute)
                 dMemory = dM
                 dH += crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads, compute: compute)
             }
             let (dN, _, dBias) = selfAttention.backward(
-                s.selfAttention, outputGradient: dH, names: names.selfAttention, into: &grads, compute: compute)
+                s.selfAttention, outputGradient: dropoutBackward(dH, s.selfAttentionDropout), names: names.selfAttention, into: &grads,
+                compute: compute)
             var dX = selfAttentionNorm.backward(
                 s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads, compute: compute)
             dX += dH

@@ -71,8 +71,13 @@ func gemm(
 nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 1))
 
 /// Products with at most this many rows of A against a transposed B run as matrix-vector
-/// products (see `ck_f32_gemv_fn`).
-let gemvMaxRows = 2
+/// products (see `ck_f32_gemv_fn`) that share one pass over the weight from memory: decoding
+/// with beams or a small batch reads each weight once per step, and never makes a packed copy.
+let gemvMaxRows = 8
+
+/// Bytes of weight rows one multi-row GEMV block spans: small enough to stay in the L1 cache
+/// while every row of A is multiplied by it, so the weight streams from memory once.
+let gemvBlockBytes = 16 * 1024
 
 /// Work below this many flops per thread is not worth waking another thread for.
 let minimumFlopsPerThread = 1 << 22
@@ -98,14 +103,22 @@ func nativeGEMM(
         // dot product computed by one thread, so the split does not change any sum.
         // Memory-bound: each thread streams its own rows of the weight, so splitting pays as
         // soon as a share is worth more than a wake-up (~64K multiply-adds, 256 KB of weight).
+        // Several rows (beams, a small batch) go block by block over the weight: each block
+        // of weight rows is read from memory by the first row of A and from L1 by the others.
+        // The kernel computes each y[j] on its own (its sum order does not depend on the
+        // block), so every row's bits equal a one-row product's.
         let gemv = kernels.pointee.gemv!
         let parts = max(1, min(threads, n / 64, flops / minimumGEMVFlopsPerThread))
         let chunk = (n + parts - 1) / parts
+        let block = m == 1 ? chunk : max(4, gemvBlockBytes / (4 * k) / 4 * 4)
         parallelFor(parts, threads: parts) { part in
             let j0 = part * chunk, j1 = min(n, j0 + chunk)
             guard j0 < j1 else { return }
-            for i in 0..<m {
-                gemv(j1 - j0, k, alpha, a + i * lda, b + j0 * ldb, ldb, beta, c + i * ldc + j0)
+            for jb in stride(from: j0, to: j1, by: block) {
+                let count = min(block, j1 - jb)
+                for i in 0..<m {
+                    gemv(count, k, alpha, a + i * lda, b + jb * ldb, ldb, beta, c + i * ldc + jb)
+                }
             }
         }
         return

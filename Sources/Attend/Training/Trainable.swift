@@ -26,6 +26,11 @@ public protocol TrainableModel: AnyObject {
     /// set taken from `parameters` always matches).
     var parameters: ParameterSet { get set }
 
+    /// Whether ``loss(_:)`` applies the configuration's dropout probabilities (train mode, the
+    /// default) or none (as `model.eval()`), and the seed of the masks. Setting it restarts
+    /// the mask stream at the seed: the same seed and batches give the same bits.
+    var dropout: TrainingDropout { get set }
+
     /// The mean loss of `batch` (as the `transformers` model's forward returns it with
     /// `labels`), keeping the activations `backward()` needs. Throws `TrainingError` for a batch
     /// the model cannot take (ids outside the vocabulary, ragged rows, missing labels).
