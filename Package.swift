@@ -83,7 +83,7 @@ let package = Package(
             name: "TrainingTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TrainingTests",
-            exclude: ["make_marian_training_fixture.py", "make_transformer_training_fixture.py"],
+            exclude: ["make_marian_training_fixture.py", "make_transformer_training_fixture.py", "make_bert_mlm_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -135,6 +135,14 @@ let package = Package(
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/BERTTests",
             exclude: ["make_fill_mask_fixture.py"],
+            resources: [.copy("Fixtures")]
+        ),
+        // Downloads from the Hugging Face Hub against a local HTTP server that answers as the
+        // Hub does (no test touches the internet), the cache layout, and SHA-256 / SHA-1.
+        .testTarget(
+            name: "HubTests",
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/HubTests",
             resources: [.copy("Fixtures")]
         ),
     ],

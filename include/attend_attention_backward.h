@@ -51,6 +51,9 @@ void ck_f32_attention_block_lse(const ck_kernels *k, const ck_attention_head *he
  *                 shaw_dov[i*W + c] = dO_i . a^V_c, shaw_k the a^K table (W x head_dim);
  *                 shaw_p[i*W + c] and shaw_ds[i*W + c] are written with the sums of P_ij and
  *                 dS_ij over the keys j in bucket c, and dq gains scale * sum_c shaw_ds a^K_c.
+ *   dropout:      NULL, or the forward's dropout on the probabilities (no Shaw terms), its
+ *                 factors Z_ij recomputed from the hash: dV = (P Z)^T dO,
+ *                 dS = P (Z dP - D) with D_i = dO_i . o_i as without dropout.
  */
 typedef struct ck_attention_grad_head {
     size_t seq_q, seq_k, head_dim;
@@ -79,6 +82,7 @@ typedef struct ck_attention_grad_head {
     const float *shaw_k;
     float *shaw_p;
     float *shaw_ds;
+    const ck_attention_dropout *dropout;
 } ck_attention_grad_head;
 
 /**

@@ -170,6 +170,42 @@ typedef void (*ck_f32_norm_rows_fn)(int rms, size_t rows, size_t n, const float 
 /* ---------------------------------------------------------------- fused attention */
 
 /**
+ * Dropout on the attention probabilities (training), recomputable without storing a mask:
+ * probability (i, j) of a head is zeroed when the top 24 bits of
+ *
+ *   ck_dropout_hash(seed, counter0 + i * seq_k + j)     (i, j: the head's query and key)
+ *
+ * are below `threshold` (= floor(p * 2^24)), and otherwise scaled by keep_scale (1 / (1 - p)).
+ * The hash is SplitMix64's output at stream position counter + 1 from state seed, so the
+ * forward's tile loop and the backward's recomputation (and any other implementation, such as
+ * Attend's Swift oracle) draw the same mask bit for bit, on every variant. A caller numbers
+ * the heads of a problem so their counters never overlap, e.g. counter0 = (b * heads + h) *
+ * seq_q * seq_k. The softmax's sum (and the saved lse) is over the probabilities before
+ * dropout, as torch.nn.functional.dropout(softmax(s)) computes them.
+ */
+typedef struct ck_attention_dropout {
+    uint64_t seed;
+    uint64_t counter0;
+    uint32_t threshold;
+    float keep_scale;
+} ck_attention_dropout;
+
+/** SplitMix64 at position counter + 1 from state seed (see ck_attention_dropout). */
+static inline uint64_t ck_dropout_hash(uint64_t seed, uint64_t counter) {
+    uint64_t z = seed + (counter + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/** The factor of probability (i, j): 0 (dropped) or keep_scale. */
+static inline float ck_dropout_factor(const ck_attention_dropout *d, size_t seq_k, size_t i,
+                                      size_t j) {
+    const uint64_t z = ck_dropout_hash(d->seed, d->counter0 + (uint64_t)i * seq_k + j);
+    return (uint32_t)(z >> 40) < d->threshold ? 0.0f : d->keep_scale;
+}
+
+/**
  * One attention head, as the fused kernel sees it. For queries i < seq_q and keys j < seq_k:
  *
  *   s(i, j) = scale * dot(q_i, k_j) + key_bias[j] + rel_bias[(i - j) + rel_bias_zero]
@@ -190,6 +226,8 @@ typedef void (*ck_f32_norm_rows_fn)(int rms, size_t rows, size_t n, const float 
  *       s(i, j) += shaw_qk[i*W + c(i, j)]       (the caller's q_i . a^K_c, already scaled)
  *       o_i     += sum_j softmax_j(s(i, .)) * shaw_v[c(i, j) * head_dim ...]   (a^V, W x head_dim)
  *     so the S x S relative embeddings are never formed: O(seq_q * W) extra memory.
+ *   dropout: NULL, or dropout on the probabilities (see ck_attention_dropout; no Shaw terms):
+ *     o_i = sum_j softmax_j(s(i, .)) * factor(i, j) v_j.
  */
 typedef struct ck_attention_head {
     size_t seq_q, seq_k, head_dim;
@@ -207,6 +245,7 @@ typedef struct ck_attention_head {
     size_t shaw_clip;
     const float *shaw_qk;
     const float *shaw_v;
+    const ck_attention_dropout *dropout;
 } ck_attention_head;
 
 /**

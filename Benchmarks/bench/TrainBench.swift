@@ -13,9 +13,10 @@ import Foundation
 ///   8 heads, dFF 2048, ReLU, dropout 0) on already-embedded input `[8, 512, 512]`, loss the
 ///   mean squared error to a fixed random target.
 /// - `bert-mini`: BERT-mini (4 layers, hidden 256, 4 heads, intermediate 1024, vocab 30522,
-///   GELU) on `[8, 128]` random ids, 15% of the positions labelled (the rest -100).
-///   `BERTForPreTraining` needs next-sentence labels, so the step also runs the pooler and
-///   the 2-way NSP head on the 8 [CLS] rows (about 1 MFLOP, not counted in the flops).
+///   GELU, dropout 0) on `[8, 128]` random ids, 15% of the positions labelled (the rest -100),
+///   the masked-LM loss alone (`BERTForPreTraining` on a batch without next-sentence labels:
+///   `BertForMaskedLM`'s loss, as the PyTorch script computes it). The pooler and NSP head are
+///   not run; AdamW still updates their 66k parameters (zero gradients, weight decay).
 ///
 /// One step is the forward (activations kept), the backward and an AdamW update (lr 1e-4,
 /// weight decay 0.01). `--quick` shrinks the batch and sequence (a smoke run).
@@ -113,8 +114,7 @@ enum TrainChild {
             let ids = (0..<job.batch).map { _ in (0..<job.seq).map { _ in Int.random(in: 0..<TrainJob.bertVocab, using: &rng) } }
             var labels = ids.map { row in row.map { id in Double.random(in: 0..<1, using: &rng) < 0.15 ? id : -100 } }
             if !labels.joined().contains(where: { $0 != -100 }) { labels[0][0] = ids[0][0] }
-            let nsp = (0..<job.batch).map { $0 % 2 }
-            let batch = TrainingBatch(inputIDs: ids, labels: labels, nextSentenceLabel: nsp)
+            let batch = TrainingBatch(inputIDs: ids, labels: labels)  // masked-LM only
             step = {
                 losses.append(try model.loss(batch))
                 let grads = try model.backward()

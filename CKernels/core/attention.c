@@ -176,6 +176,15 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
             }
             k->attn_softmax_step(rows, valid, s, m + jp * nr, l + jp * nr, c, kb, query0 + jp * nr,
                                  h);
+            if (h->dropout) {
+                /* Dropout on the probabilities (l keeps their sum before it). */
+                for (size_t j = 0; j < nr; j++) {
+                    const size_t qi = query0 + jp * nr + j;
+                    if (qi >= query0 + count) break;
+                    for (size_t r = 0; r < valid; r++)
+                        s[r * nr + j] *= ck_dropout_factor(h->dropout, h->seq_k, qi, kb + r);
+                }
+            }
             if (sw) {
                 /* Shaw value term: bucket weights, rescaled with the running max. */
                 for (size_t j = 0; j < nr; j++) {

@@ -214,8 +214,26 @@ void ck_f32_attention_backward(const ck_kernels *k, const ck_attention_grad_head
                             ds[r * nr + j] += g->shaw_dov[c];
                         }
                 }
+                if (g->dropout) {
+                    /* dP of the probabilities before dropout: Z * dP (Z recomputed). */
+                    for (size_t j = 0; j < nr; j++) {
+                        const size_t qi = q0 + jp * nr + j;
+                        if (qi >= q0 + count) break;
+                        for (size_t r = 0; r < pvalid; r++)
+                            ds[r * nr + j] *= ck_dropout_factor(g->dropout, sk, qi, kb + r);
+                    }
+                }
                 k->attn_grad_step(prow, pvalid, s, ds, kb, q0 + jp * nr, g, lse + jp * nr,
                                   delta + jp * nr);
+                if (g->dropout) {
+                    /* dV reads the dropped probabilities P Z. */
+                    for (size_t j = 0; j < nr; j++) {
+                        const size_t qi = q0 + jp * nr + j;
+                        if (qi >= q0 + count) break;
+                        for (size_t r = 0; r < pvalid; r++)
+                            s[r * nr + j] *= ck_dropout_factor(g->dropout, sk, qi, kb + r);
+                    }
+                }
                 if (sw) {
                     for (size_t j = 0; j < nr; j++) {
                         const size_t qi = q0 + jp * nr + j;

@@ -10,10 +10,12 @@ import Foundation
 /// queries, ~96 keys) and odd, seq_k 0 too; head_dim around mr and nr; padded strides; scale
 /// (negative too); causal with offsets (queries that see nothing); key padding with -inf
 /// (every key of the row too) and finite key biases; the relative-bias table with its
-/// gradient; Shaw relative positions (one query head). The kernel gets O and lse from the
+/// gradient; Shaw relative positions (one query head); dropout on the probabilities (its
+/// factors recomputed from the counter hash, p from 0.1 to 0.9). The kernel gets O and lse from the
 /// reference (rounded to float), so only the backward is measured; the forward's lse is
 /// checked on its own. Checked: dQ, dK, dV, d rel_bias, the Shaw bucket sums, the guards of
-/// every output, the workspace and the packed buffer, and that no input was written.
+/// every output, the workspace and the packed buffer, and that no input was written; with
+/// dropout, also the forward's output (the same hash in the forward's tile loop).
 struct AttentionBackwardFuzz: FuzzKernel {
     let name = "attn-backward"
 
@@ -22,8 +24,20 @@ struct AttentionBackwardFuzz: FuzzKernel {
         var q: [GuardedMatrix] = [], dO: [GuardedMatrix] = [], k: GuardedMatrix!, v: GuardedMatrix!
         var keyBias: GuardedMatrix?, relBias: GuardedMatrix?, shawK: [Float] = [], shawV: [Float] = []
         var wsMisalign = 0
+        /// Dropout on the probabilities (nil: none): query head h's counters start at
+        /// `counter0 + h * seqQ * seqK`.
+        var dropout: AttentionDropout?
+        var counter0: UInt64 = 0
         var description: String {
-            "seq_q=\(seqQ) seq_k=\(seqK) head_dim=\(d) group=\(group) scale=\(scale) causal=\(causal) causal_offset=\(causalOffset) key_bias=\(keyBias != nil) rel_bias=\(relBias != nil) shaw_clip=\(shawClip) amplitude \(amp) ldq=\(q.first?.ld ?? 0) ldk=\(k.ld) ldv=\(v.ld)"
+            "seq_q=\(seqQ) seq_k=\(seqK) head_dim=\(d) group=\(group) scale=\(scale) causal=\(causal) causal_offset=\(causalOffset) key_bias=\(keyBias != nil) rel_bias=\(relBias != nil) shaw_clip=\(shawClip) dropout=\(dropout.map { "\($0.probability) seed \($0.seed) counter0 \(counter0)" } ?? "none") amplitude \(amp) ldq=\(q.first?.ld ?? 0) ldk=\(k.ld) ldv=\(v.ld)"
+        }
+
+        /// The kernel's description of query head h's dropout.
+        func kernelDropout(_ h: Int) -> ck_attention_dropout {
+            let p = dropout!.probability
+            return ck_attention_dropout(
+                seed: dropout!.seed, counter0: counter0 &+ UInt64(h * seqQ * seqK), threshold: UInt32((Double(p) * 16_777_216).rounded(.down)),
+                keep_scale: 1 / (1 - p))
         }
     }
 
@@ -64,6 +78,10 @@ struct AttentionBackwardFuzz: FuzzKernel {
             c.shawK = (0..<n).map { _ in rng.float(-amp, amp) }
             c.shawV = (0..<n).map { _ in rng.float(-amp, amp) }
         }
+        if c.shawClip == 0 && rng.chance(0.35) {
+            c.dropout = AttentionDropout(probability: rng.pick([0.1, 0.5, 0.9]), seed: UInt64(rng.below(1 << 30)) << 20 | UInt64(rng.below(1 << 20)))
+            c.counter0 = rng.chance(0.5) ? 0 : UInt64(rng.below(1 << 30)) * 977
+        }
         c.wsMisalign = rng.below(16)
         return c
     }
@@ -87,9 +105,12 @@ struct AttentionBackwardFuzz: FuzzKernel {
             c.shawClip > 0
             ? AttentionGradReference.Shaw(keys: c.shawK.map(Double.init), values: c.shawV.map(Double.init), clip: c.shawClip, offset: c.causalOffset)
             : nil
+        let z = c.dropout.map { drop in
+            (0..<(c.seqQ * c.seqK)).map { Double(drop.factor(counter: c.counter0 &+ UInt64(h * c.seqQ * c.seqK + $0))) }
+        }
         return AttentionGradReference.head(
             seqQ: c.seqQ, seqK: c.seqK, d: c.d, scale: Double(c.scale), q: rows(c.q[h]), k: rows(c.k), v: rows(c.v), bias: bias, shaw: shaw,
-            dOut: rows(c.dO[h]))
+            dOut: rows(c.dO[h]), dropout: z)
     }
 
     final class Run {
@@ -98,6 +119,7 @@ struct AttentionBackwardFuzz: FuzzKernel {
         var ws: GuardedMatrix!, dRel: GuardedMatrix?, shawP: [GuardedMatrix] = [], shawDS: [GuardedMatrix] = []
         var lse: [[Float]] = [], snaps: [[UInt32]] = []
         var forwardLSE: [Float] = []
+        var forwardOut: GuardedMatrix?
     }
 
     func inputs(_ c: Case) -> [GuardedMatrix] { c.q + c.dO + [c.k, c.v] + [c.keyBias, c.relBias].compactMap { $0 } }
@@ -155,8 +177,16 @@ struct AttentionBackwardFuzz: FuzzKernel {
                                 causal_offset: c.causalOffset, key_bias: c.keyBias.map { UnsafePointer($0.base) },
                                 rel_bias: c.relBias.map { UnsafePointer($0.base) }, rel_bias_zero: max(c.seqK, 1) - 1,
                                 d_rel_bias: r.dRel?.base, shaw_clip: c.shawClip, shaw_qk: qkp.baseAddress, shaw_dov: dovp.baseAddress,
-                                shaw_k: akp.baseAddress, shaw_p: r.shawP.last?.base, shaw_ds: r.shawDS.last?.base)
-                            ck_f32_attention_backward(kern, &g, r.ws.base)
+                                shaw_k: akp.baseAddress, shaw_p: r.shawP.last?.base, shaw_ds: r.shawDS.last?.base, dropout: nil)
+                            if c.dropout != nil {
+                                var drop = c.kernelDropout(h)
+                                withUnsafePointer(to: &drop) { d in
+                                    g.dropout = d
+                                    ck_f32_attention_backward(kern, &g, r.ws.base)
+                                }
+                            } else {
+                                ck_f32_attention_backward(kern, &g, r.ws.base)
+                            }
                         }
                     }
                 }
@@ -179,15 +209,20 @@ struct AttentionBackwardFuzz: FuzzKernel {
                     seq_q: c.seqQ, seq_k: c.seqK, head_dim: c.d, q: c.q[0].base, ldq: c.q[0].ld, packed_kv: packed.base, o: out.base,
                     ldo: out.ld, scale: c.scale, causal: c.causal ? 1 : 0, causal_offset: c.causalOffset,
                     key_bias: c.keyBias.map { UnsafePointer($0.base) }, rel_bias: relp, rel_bias_zero: c.seqK - 1, shaw_clip: 0,
-                    shaw_qk: nil, shaw_v: nil)
+                    shaw_qk: nil, shaw_v: nil, dropout: nil)
                 let block = ck_f32_attention_query_block(kern)
-                fl.withUnsafeMutableBufferPointer { lp in
-                    for q0 in stride(from: 0, to: c.seqQ, by: block) {
-                        ck_f32_attention_block_lse(kern, &head, q0, min(block, c.seqQ - q0), fws.base, lp.baseAddress!)
+                var drop = c.dropout != nil ? c.kernelDropout(0) : ck_attention_dropout()
+                withUnsafePointer(to: &drop) { d in
+                    if c.dropout != nil { head.dropout = d }
+                    fl.withUnsafeMutableBufferPointer { lp in
+                        for q0 in stride(from: 0, to: c.seqQ, by: block) {
+                            ck_f32_attention_block_lse(kern, &head, q0, min(block, c.seqQ - q0), fws.base, lp.baseAddress!)
+                        }
                     }
                 }
             }
             r.forwardLSE = fl
+            r.forwardOut = out
         }
         return r
     }
@@ -285,6 +320,23 @@ struct AttentionBackwardFuzz: FuzzKernel {
             for (i, (got, want)) in zip(r.forwardLSE, r.refs[0].lse).enumerated() {
                 let tol = 8 * u * max(1, abs(want)) + Double(c.seqK + c.d) * u * maxScore
                 if !matches(got, want, tolerance: tol) { return "forward lse[\(i)]: \(mismatchText(got, want, tol))" }
+            }
+        }
+        if let out = r.forwardOut {
+            if let bad = out.damagedPadding("the forward's output") { return bad }
+            // o_i = sum_j P_ij Z_ij v_j: seq_k products of terms a few ulp off (exp, the running
+            // max's rescaling, scores of size S), bounded by sum_j P_ij Z_ij |v_j|.
+            let ref = r.refs[0]
+            for i in 0..<c.seqQ {
+                var bound = 0.0
+                for j in 0..<c.seqK {
+                    let z = c.dropout.map { Double($0.factor(counter: c.counter0 &+ UInt64(i * c.seqK + j))) } ?? 1
+                    bound += ref.p[i * c.seqK + j] * z * vMax[j]
+                }
+                let tol = (16 * Double(c.seqK + c.d) + 4 * maxScore) * u * bound + 0x1p-100
+                for e in 0..<d where !matches(out[i, e], ref.out[i * d + e], tolerance: tol) {
+                    return "forward out[\(i)][\(e)]: \(mismatchText(out[i, e], ref.out[i * d + e], tol))"
+                }
             }
         }
         return nil

@@ -61,7 +61,7 @@ struct AttentionStepFuzz: FuzzKernel {
         ck_attention_head(
             seq_q: c.seqQ, seq_k: c.seqK, head_dim: 1, q: nil, ldq: 0, packed_kv: nil, o: nil, ldo: 0, scale: 1,
             causal: c.causal ? 1 : 0, causal_offset: c.causalOffset, key_bias: c.keyBias.map { UnsafePointer($0.base) },
-            rel_bias: c.relBias.map { UnsafePointer($0.base) }, rel_bias_zero: c.seqK - 1, shaw_clip: 0, shaw_qk: nil, shaw_v: nil)
+            rel_bias: c.relBias.map { UnsafePointer($0.base) }, rel_bias_zero: c.seqK - 1, shaw_clip: 0, shaw_qk: nil, shaw_v: nil, dropout: nil)
     }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
@@ -176,7 +176,7 @@ struct AttentionFuzz: FuzzKernel {
             ldo: o.ld, scale: c.scale, causal: c.causal ? 1 : 0, causal_offset: c.causalOffset,
             key_bias: c.keyBias.map { UnsafePointer($0.base) }, rel_bias: c.relBias.map { UnsafePointer($0.base) },
             rel_bias_zero: c.seqK - 1, shaw_clip: c.shawClip, shaw_qk: c.shawQK.map { UnsafePointer($0.base) },
-            shaw_v: c.shawV.map { UnsafePointer($0.base) })
+            shaw_v: c.shawV.map { UnsafePointer($0.base) }, dropout: nil)
         let qb = table.queryBlock
         var q0 = 0
         while q0 < c.seqQ {

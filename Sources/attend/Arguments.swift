@@ -12,6 +12,7 @@ struct Arguments {
         case fillMask = "fill-mask"
         case train
         case pretrainMLM = "pretrain-mlm"
+        case download
 
         /// Whether the command trains a model (`train`, `pretrain-mlm`).
         var trains: Bool { self == .train || self == .pretrainMLM }
@@ -41,6 +42,7 @@ struct Arguments {
                                  [--save OUT] [--json] [--threads N] [--seed S]
                attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B]
                                  --steps N --lr X [training options as train]
+               attend download   ORG/NAME [--revision R] [--to DIR]
 
           tokenize    the token ids (and tokens) of each text, as the model sees it (any
                       tokenizer family: WordPiece, Unigram, BPE, byte-level BPE, SentencePiece,
@@ -59,19 +61,30 @@ struct Arguments {
                       transformers' fill-mask pipeline: score (softmax over the vocabulary),
                       token, token_str and the text with the token filled in
           train       trains a model folder with AdamW on the batches of a JSON-lines file: a
-                      BertForPreTraining folder (loss = MLM + NSP: batches need labels and
-                      next_sentence_label) or a T5 folder (labels; decoder inputs shifted from
-                      them unless given)
+                      BertForPreTraining folder (labels; loss = MLM + NSP with
+                      next_sentence_label, the MLM loss alone without it), a T5 or Marian
+                      folder (labels; decoder inputs shifted from them unless given)
           pretrain-mlm
                       trains a BERT folder on text: sentence pairs (next-sentence prediction)
                       with 15% of the tokens masked, built as transformers'
                       TextDatasetForNextSentencePrediction and DataCollatorForLanguageModeling
+          download    fetches a model folder from the Hugging Face Hub into the cache the Python
+                      huggingface_hub uses ($HF_HUB_CACHE, else $HF_HOME/hub, else
+                      ~/.cache/huggingface/hub; either tool reuses the other's files) and prints
+                      its snapshot folder, which --model takes (as does the cache folder
+                      models--ORG--NAME itself): only the files a model needs (configs,
+                      safetensors weights, tokenizer and sentence-transformers files), each
+                      checked against the Hub's SHA-256 or git hash, an interrupted file resumed.
+                      HF_TOKEN (gated or private models), HF_ENDPOINT and HF_HUB_OFFLINE=1 (the
+                      cache only, no network) are read as huggingface_hub reads them
 
           --model DIR      a sentence-transformers / Hugging Face BERT folder (config.json,
                            model.safetensors, tokenizer.json or vocab.txt, modules.json, ...);
                            for generate, a T5, Marian, GPT-2, Llama, Mistral or Qwen2 folder
                            (config.json, model.safetensors or a sharded index,
-                           generation_config.json; tokenizer files for --prompt)
+                           generation_config.json; tokenizer files for --prompt); also a Hub
+                           cache folder models--ORG--NAME, or ORG/NAME itself when no such path
+                           exists and the Hub cache holds it (attend download)
           --json           one JSON object per text and line: {"text": ..., "ids": [...], ...}
           --max-length N   cut texts to N tokens, [CLS] and [SEP] included (tokenize; default:
                            the folder's sentence_bert_config.json, else no limit)
@@ -150,6 +163,12 @@ struct Arguments {
           --json           one line per step on stdout: {"step", "loss" (before the step's
                            update), "grad_norm" (before clipping), "lr"}
 
+        download prints the folder on stdout and a line per file it transfers on stderr
+        ("attend: fetching FILE (SIZE)"); a second run transfers nothing.
+          --revision R     a branch, tag or commit (default main)
+          --to DIR         also copy the files into the plain folder DIR (regular files, not
+                           links into the cache) and print DIR
+
         decode prints the text of each --ids (special tokens left out unless
         --keep-special-tokens); with --json one line {"ids": [...], "text": ...} each.
 
@@ -190,11 +209,18 @@ struct Arguments {
     var training = TrainingOptions()
     /// Whether `--batch-size` was given.
     var batchSizeGiven = false
+    /// The options of download.
+    var download = DownloadOptions()
 
     static func parse(_ args: [String]) throws -> Arguments {
         guard let first = args.first else { throw UsageError(description: "no command given") }
         guard let command = Command(rawValue: first) else {
             throw UsageError(description: "unknown command '\(first)' (known: \(Command.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if command == .download {
+            var a = Arguments(command: command, model: "")
+            a.download = try DownloadOptions.parse(Array(args.dropFirst()))
+            return a
         }
         var model: String? = nil
         var a = Arguments(command: command, model: "")

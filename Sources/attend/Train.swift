@@ -27,7 +27,7 @@ struct BatchLimits {
             typeVocabularySize = c.typeVocabSize
             maxLength = c.maxPositionEmbeddings
             labelsMatchInput = true
-            needsNextSentence = true  // BertForPreTraining's loss is MLM + NSP
+            needsNextSentence = false  // without next_sentence_label: the masked-LM loss alone
         case "t5", "mt5":
             let c = try T5Config(contentsOf: url)
             vocabularySize = c.vocabSize

@@ -15,6 +15,7 @@
 //                     [--save OUT] [--json] [--seed S]
 //   attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B] --steps N
 //                     --lr X [training options as train]          (a BERT folder)
+//   attend download   ORG/NAME [--revision R] [--to DIR]   (Hugging Face Hub -> its cache)
 //
 // Texts come from the arguments or, when there are none, from standard input (one per
 // line). Problems with the folder or its files (and with the batches or text a training
@@ -51,8 +52,19 @@ do {
     fail("\(error)", status: 2)
 }
 
+if args.command == .download {
+    do {
+        try download(args.download)
+    } catch let e as CustomStringConvertible {
+        fail(e.description, status: 1)
+    } catch {
+        fail("\(error)", status: 1)
+    }
+    exit(0)
+}
+
 if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
-let folder = URL(fileURLWithPath: args.model)
+let folder = modelFolder(args.model)
 let texts: [String]
 do {
     texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
@@ -103,6 +115,8 @@ do {
         try fillMask(folder: folder, texts: texts, args)
     case .train, .pretrainMLM:
         try train(folder: folder, args)
+    case .download:
+        break  // handled above
     case .translate:
         try generateText(folder: folder, args)
     case .generate:

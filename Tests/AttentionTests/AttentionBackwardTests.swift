@@ -7,6 +7,7 @@ import Testing
 
 @testable import Attend
 import AttendTestSupport
+import CKernels
 
 /// One training problem of the tests: the operands (fused or separate), mask and bias.
 struct BackwardCase: CustomTestStringConvertible, Sendable {
@@ -15,8 +16,15 @@ struct BackwardCase: CustomTestStringConvertible, Sendable {
     }
     let kind: Kind
     var batch = 2, heads = 2, kvHeads = 2, headDim = 5, seqQ = 6, seqK = 6
+    /// Dropout probability on the attention probabilities (0: none).
+    var dropout: Float = 0
 
-    var testDescription: String { "\(kind) b\(batch) h\(heads)/\(kvHeads) d\(headDim) q\(seqQ) k\(seqK)" }
+    var testDescription: String {
+        "\(kind) b\(batch) h\(heads)/\(kvHeads) d\(headDim) q\(seqQ) k\(seqK)" + (dropout > 0 ? " dropout \(dropout)" : "")
+    }
+
+    /// The kinds dropout on the probabilities applies to (not Shaw or BERT relative positions).
+    static let dropoutKinds: [Kind] = [.plain, .causal, .padded, .grouped, .t5, .cross, .alibi, .causalOffset]
 
     /// The problem and a gradient of its output, random from `seed`. `scaleUp` spreads the
     /// scores (peaked softmax rows, where cancellation in dP - D is worst).
@@ -69,7 +77,8 @@ struct BackwardCase: CustomTestStringConvertible, Sendable {
             kind == .bertRelative ? RelativeKeyPositions(distance: random([2 * (sq + 3) - 1, dh]), maxPositions: sq + 3, keyQuery: false) : nil
         let t = AttentionTrainingProblem(
             q: q, k: k, v: v, batch: b, heads: h, kvHeads: kvh, headDim: dh, seqQ: sq, seqK: sk, mask: mask, bias: bias,
-            relative: relative, scale: kind == .t5 ? 1 : nil)
+            relative: relative, scale: kind == .t5 ? 1 : nil,
+            dropout: dropout > 0 ? AttentionDropout(probability: dropout, seed: 0xD209 &+ seed) : nil)
         return (t, random(t.outputShape))
     }
 
@@ -90,9 +99,13 @@ struct AttentionBackwardReferenceTests {
     /// differences in Double (h = 1e-5: truncation ~h^2 * |f'''| ~ 1e-10, rounding ~ 1e-16 *
     /// |L| / h ~ 1e-10), against the reference's analytic gradients; 1e-7 leaves room for both
     /// and is far below any real mistake (a dropped term is ~1e-2).
-    @Test(arguments: BackwardCase.Kind.allCases)
-    func finiteDifferences(_ kind: BackwardCase.Kind) {
-        let c = BackwardCase.small(kind)
+    @Test(arguments: BackwardCase.Kind.allCases.map { BackwardCase.small($0) } + BackwardCase.dropoutKinds.map { kind in
+        var c = BackwardCase.small(kind)
+        c.dropout = 0.3
+        return c
+    })
+    func finiteDifferences(_ c: BackwardCase) {
+        let kind = c.kind
         let (t, dOut) = c.make(seed: 0xB0 + UInt64(kind.rawValue.count))
         let x = AttentionGradReference.inputs(t)
         let dO = dOut.scalars.map(Double.init)
@@ -122,6 +135,31 @@ struct AttentionBackwardReferenceTests {
         }
         // The gradients must not be trivially zero (a test that can fail).
         #expect(g.q.contains { abs($0) > 1e-3 } && g.k.contains { abs($0) > 1e-3 } && g.v.contains { abs($0) > 1e-3 })
+        if let drop = t.dropout {
+            // Dropout did drop (and keep) probabilities, and changed the output.
+            let z = (0..<UInt64(t.batch * t.heads * t.seqQ * t.seqK)).map { drop.factor(counter: $0) }
+            #expect(z.contains(0) && z.contains(1 / (1 - drop.probability)))
+            let plain = AttentionTrainingProblem(
+                q: t.q, k: t.k, v: t.v, batch: t.batch, heads: t.heads, kvHeads: t.kvHeads, headDim: t.headDim, seqQ: t.seqQ, seqK: t.seqK,
+                mask: t.mask, bias: t.bias, relative: t.relative, scale: t.scale)
+            #expect(AttentionGradReference.problem(plain, x, dOut: nil).out != AttentionGradReference.problem(t, x, dOut: nil).out)
+        }
+    }
+
+    /// The dropout hash: SplitMix64 at stream position counter + 1, a keep rate of 1 - p
+    /// (within 1% over 10^5 draws) and exactly the kernel header's function.
+    @Test func dropoutHash() {
+        let d = AttentionDropout(probability: 0.25, seed: 42)
+        var g = SplitMix64(state: 42)
+        _ = g.next()
+        let second = g.next()
+        #expect(ck_dropout_hash(42, 1) == second)
+        let kept = (0..<UInt64(100_000)).filter { d.factor(counter: $0) != 0 }.count
+        #expect(abs(Double(kept) / 100_000 - 0.75) < 0.01)
+        var cd = ck_attention_dropout(seed: 42, counter0: 5, threshold: UInt32(0.25 * 16_777_216), keep_scale: 1 / 0.75)
+        for i in 0..<20 {
+            for j in 0..<7 { #expect(ck_dropout_factor(&cd, 7, i, j) == d.factor(counter: UInt64(5 + i * 7 + j))) }
+        }
     }
 }
 
@@ -129,16 +167,26 @@ struct AttentionBackwardReferenceTests {
 struct AttentionBackwardNativeTests {
     /// Sizes past one query block (64 queries) and one key block (~96 keys), a head size
     /// that is no multiple of any tile width, odd sequence lengths.
-    static let cases: [BackwardCase] = BackwardCase.Kind.allCases.map { kind in
-        var c = BackwardCase(kind: kind)
-        (c.batch, c.heads, c.kvHeads, c.headDim, c.seqQ, c.seqK) = (2, 2, 2, 19, 131, 131)
-        switch kind {
-        case .grouped: (c.heads, c.kvHeads, c.seqQ, c.seqK) = (6, 2, 70, 203)
-        case .cross: (c.seqQ, c.seqK) = (37, 211)
-        default: break
+    static let cases: [BackwardCase] = {
+        func sized(_ kind: BackwardCase.Kind) -> BackwardCase {
+            var c = BackwardCase(kind: kind)
+            (c.batch, c.heads, c.kvHeads, c.headDim, c.seqQ, c.seqK) = (2, 2, 2, 19, 131, 131)
+            switch kind {
+            case .grouped: (c.heads, c.kvHeads, c.seqQ, c.seqK) = (6, 2, 70, 203)
+            case .cross: (c.seqQ, c.seqK) = (37, 211)
+            default: break
+            }
+            return c
         }
-        return c
-    }
+        // With dropout on the probabilities: the forward's tile loop and the backward's
+        // recomputation draw the reference's mask.
+        let dropped = [BackwardCase.Kind.plain, .causal, .padded, .grouped, .t5, .cross].map { kind in
+            var c = sized(kind)
+            c.dropout = kind == .padded ? 0.6 : 0.1
+            return c
+        }
+        return BackwardCase.Kind.allCases.map(sized) + dropped
+    }()
 
     static let arguments: [(KernelVariant, BackwardCase)] = KernelVariant.supported.flatMap { v in cases.map { (v, $0) } }
 

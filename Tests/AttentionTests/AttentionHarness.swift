@@ -162,7 +162,7 @@ func fusedAttentionOnTable(_ kern: UnsafePointer<ck_kernels>, _ inp: AttentionIn
                                             rel_bias: rb.isEmpty ? nil : rb.baseAddress! + h * relLength,
                                             rel_bias_zero: relZero, shaw_clip: clip,
                                             shaw_qk: shaw == nil ? nil : sqk.baseAddress! + bh * p.seqQ * width,
-                                            shaw_v: shaw == nil ? nil : sv.baseAddress!)
+                                            shaw_v: shaw == nil ? nil : sv.baseAddress!, dropout: nil)
                                         let q0 = blk * block
                                         ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
                                     }

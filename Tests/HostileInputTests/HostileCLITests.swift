@@ -341,7 +341,9 @@ struct HostileCLITests {
                 rng: SeededRNG(seed: caseSeed(0x4057_11E, index)), commands: commands, flags: flags,
                 commandFlags: commandFlags, folders: folders, scratch: scratch)
             let c = try generator.next(index: index)
-            let r = try runChild(tool, c.arguments, stdin: c.stdin, timeout: timeout)
+            // `download` with an id from the pool: the Hub cache only (an empty one), no network.
+            let offline = ["HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": scratch.appendingPathComponent("hub").path, "HF_ENDPOINT": "http://127.0.0.1:9"]
+            let r = try runChild(tool, c.arguments, stdin: c.stdin, timeout: timeout, environment: offline)
             if r.timedOut { timedOut += 1 }
             if let s = r.status { statuses[s, default: 0] += 1 }
             worstRSS = max(worstRSS, r.peakRSSKiB)

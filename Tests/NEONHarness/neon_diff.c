@@ -1828,11 +1828,15 @@ static void test_attention(int v) {
  * the O and lse the kernel is given taken from the double reference. Checked: dQ, dK, dV and
  * d rel_bias against the reference with the bound (16 (Sq + Sk + D) + 4 |lse|max) u * B, B
  * the magnitude of the terms of each gradient (dS_ij made of P_ij (sum |dO||v| + |D_i|)),
- * the guards of every output, and the forward's lse (attention_block_lse). */
+ * the guards of every output, and the forward's lse (attention_block_lse). With dropout_p > 0,
+ * dropout on the probabilities (factors Z from ck_dropout_factor, query head h's counters at
+ * h Sq Sk): O = (P Z) V, dS = P (Z dP - D), dV = (P Z)^T dO. */
 static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, size_t group,
-                         int causal, ptrdiff_t coff, int key_bias, int rel, float scale) {
-    set_case("attn bwd Sq=%zu Sk=%zu D=%zu group=%zu causal=%d off=%td key_bias=%d rel=%d", Sq, Sk,
-             D, group, causal, coff, key_bias, rel);
+                         int causal, ptrdiff_t coff, int key_bias, int rel, float scale,
+                         float dropout_p) {
+    set_case("attn bwd Sq=%zu Sk=%zu D=%zu group=%zu causal=%d off=%td key_bias=%d rel=%d "
+             "dropout=%g",
+             Sq, Sk, D, group, causal, coff, key_bias, rel, (double)dropout_p);
     new_case(S_ATTN_BWD);
     const size_t ld = D + 3;
     float *q = malloc(group * Sq * ld * 4), *dout = malloc(group * Sq * ld * 4);
@@ -1864,6 +1868,11 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
     double *ro = calloc(D + 1, 8), *rdq = calloc(D + 1, 8);
     for (size_t h = 0; h < group; h++) {
         const float *qh = q + h * Sq * ld, *dh = dout + h * Sq * ld;
+        const ck_attention_dropout drop = {.seed = 0xD209ull + Sq * 1000003ull + Sk,
+                                           .counter0 = (uint64_t)h * Sq * Sk,
+                                           .threshold = (uint32_t)(dropout_p * 16777216.0f),
+                                           .keep_scale = 1.0f / (1.0f - dropout_p)};
+#define ZF(i, j) (dropout_p > 0 ? (double)ck_dropout_factor(&drop, Sk, (i), (j)) : 1.0)
         gbuf dq = gb_new(Sq, D, D + 1, h);
         double bq = 0;
         double *rdqh = calloc(Sq * D + 1, 8);
@@ -1893,7 +1902,8 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
             for (size_t d = 0; d < D; d++) ro[d] = 0;
             for (size_t j = 0; j < Sk; j++) {
                 P[i * Sk + j] = l > -INFINITY ? exp(P[i * Sk + j] - l) : 0;
-                for (size_t d = 0; d < D; d++) ro[d] += P[i * Sk + j] * vv[j * ld + d];
+                const double z = ZF(i, j);
+                for (size_t d = 0; d < D; d++) ro[d] += P[i * Sk + j] * z * vv[j * ld + d];
             }
             for (size_t d = 0; d < D; d++) {
                 o[i * D + d] = (float)ro[d];
@@ -1902,11 +1912,11 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
             }
             double rowq = 0;
             for (size_t j = 0; j < Sk; j++) {
-                const double p = P[i * Sk + j];
+                const double p = P[i * Sk + j], z = ZF(i, j), pz = p * z;
                 double dp = 0, dpa = 0;
                 for (size_t d = 0; d < D; d++) {
-                    dp += (double)dh[i * ld + d] * vv[j * ld + d];
-                    dpa += fabs((double)dh[i * ld + d] * vv[j * ld + d]);
+                    dp += z * (double)dh[i * ld + d] * vv[j * ld + d];
+                    dpa += fabs(z * (double)dh[i * ld + d] * vv[j * ld + d]);
                 }
                 dS[i * Sk + j] = p * (dp - delta);
                 A[i * Sk + j] = p * (dpa + dabs) + fabs(dS[i * Sk + j]);
@@ -1915,11 +1925,11 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
                 for (size_t d = 0; d < D; d++) {
                     rdqh[i * D + d] += scale * dS[i * Sk + j] * kk[j * ld + d];
                     rdk[j * D + d] += scale * dS[i * Sk + j] * qh[i * ld + d];
-                    rdv[j * D + d] += p * dh[i * ld + d];
+                    rdv[j * D + d] += pz * dh[i * ld + d];
                     if (fabs(scale * A[i * Sk + j] * kk[j * ld + d]) > 0)
                         rowq += fabs(scale * A[i * Sk + j] * kk[j * ld + d]) / (double)D;
                     bk[j] += fabs(scale * A[i * Sk + j] * qh[i * ld + d]) / (double)D;
-                    bv[j] += fabs(p * dh[i * ld + d]) / (double)D;
+                    bv[j] += fabs(pz * dh[i * ld + d]) / (double)D;
                 }
             }
             if (rowq > bq) bq = rowq;
@@ -1945,7 +1955,9 @@ static void test_bwd_one(const ck_kernels *k, size_t Sq, size_t Sk, size_t D, si
                                     .key_bias = key_bias ? kb : NULL,
                                     .rel_bias = rel ? rb : NULL,
                                     .rel_bias_zero = zero,
-                                    .d_rel_bias = rel ? drel.p : NULL};
+                                    .d_rel_bias = rel ? drel.p : NULL,
+                                    .dropout = dropout_p > 0 ? &drop : NULL};
+#undef ZF
         ck_f32_attention_backward(k, &g, ws);
         const double factor = (16.0 * (double)(Sq + Sk + D) + 4 * lmax) * U;
         for (size_t i = 0; i < Sq; i++)
@@ -2048,7 +2060,8 @@ static void test_attention_backward(int v) {
             const int causal = sel % 3 != 0;
             const ptrdiff_t offs[] = {(ptrdiff_t)sks[b] - (ptrdiff_t)sqs[a], 0, -2, 3};
             test_bwd_one(k, sqs[a], sks[b], d, group, causal, offs[sel % 4], sel % 3, sel % 2,
-                         sel % 5 == 1 ? 0.7f : 1.0f / sqrtf((float)d));
+                         sel % 5 == 1 ? 0.7f : 1.0f / sqrtf((float)d),
+                         sel % 4 == 1 ? 0.1f : (sel % 4 == 3 ? 0.6f : 0.0f));
         }
 }
 

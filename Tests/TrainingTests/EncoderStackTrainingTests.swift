@@ -94,7 +94,6 @@ import Testing
         var rng = SeededRNG(seed: 10)
         let ids = (0..<2).map { _ in (0..<8).map { _ in Int.random(in: 0..<50, using: &rng) } }
         let labels = ids.map { row in row.enumerated().map { $0.offset % 3 == 0 ? $0.element : -100 } }
-        // BERTForPreTraining's loss needs next_sentence_label (MLM-only is not supported).
         let batch = TrainingBatch(inputIDs: ids, labels: labels, nextSentenceLabel: [0, 1])
         var optimizer = try AdamW(learningRate: 1e-2, weightDecay: 0.01)
         let before = try m.loss(batch)

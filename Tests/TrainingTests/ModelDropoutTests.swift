@@ -20,12 +20,13 @@ import Testing
     }
 
     static var cases: [(fixture: String, settings: [String: Double])] { [
-        ("bert", ["hidden_dropout_prob": 0.2]),
+        ("bert", ["hidden_dropout_prob": 0.2, "attention_probs_dropout_prob": 0.25]),
         ("t5", ["dropout_rate": 0.2]),
-        ("marian", ["dropout": 0.2, "activation_dropout": 0.3]),
+        ("marian", ["dropout": 0.2, "attention_dropout": 0.25, "activation_dropout": 0.3]),
+        ("bert", ["attention_probs_dropout_prob": 0.3]),  // on the attention probabilities alone
     ] }
 
-    @Test(arguments: 0..<3)
+    @Test(arguments: 0..<4)
     func seedFixesTheMasksOnEveryThreadCount(_ index: Int) throws {
         let (fixture, settings) = Self.cases[index]
         let dir = try Self.folder(fixture, settings)
@@ -59,7 +60,7 @@ import Testing
         #expect(a.entries.allSatisfy { $0.tensor == b[$0.name]! })
     }
 
-    @Test(arguments: 0..<3)
+    @Test(arguments: 0..<4)
     func backwardIsTheGradientWithTheMasks(_ index: Int) throws {
         let (fixture, settings) = Self.cases[index]
         let dir = try Self.folder(fixture, settings)

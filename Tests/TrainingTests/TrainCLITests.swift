@@ -119,6 +119,33 @@ struct TrainCLITests {
         }
     }
 
+    @Test("train: masked-LM-only batches (no next_sentence_label) train BertForMaskedLM's loss; --dropout on repeats with its --seed, off is the eval-mode loss")
+    func maskedLMOnlyAndDropout() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let mlm = Self.fixture("bert_mlm/batches.jsonl").path
+        let want = (try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixture("bert_mlm/run.json"))) as! [String: Any])["losses"] as! [Double]
+        func losses(_ model: String, _ extra: [String]) throws -> [Double] {
+            let r = try Self.run(["train", "--model", model, "--batches", mlm, "--steps", "3", "--lr", "1e-3", "--json"] + extra)
+            #expect(r.status == 0, "\(r)")
+            return try Self.steps(r.stdout).map(\.loss)
+        }
+        let plain = try losses(Self.model, [])
+        #expect(plain.count == 3 && abs(plain[0] - want[0]) <= 1e-5 * want[0], "\(plain) vs \(want)")
+        // The same folder with dropout in its config.json.
+        let folder = dir.appendingPathComponent("bert")
+        try FileManager.default.copyItem(at: Self.fixture("bert/initial"), to: folder)
+        let url = folder.appendingPathComponent("config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        (config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]) = (0.1, 0.1)
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+        let on = try losses(folder.path, ["--seed", "5"])
+        #expect(on == (try losses(folder.path, ["--dropout", "on", "--seed", "5"])))
+        #expect(on != (try losses(folder.path, ["--seed", "6"])))
+        #expect(on[0] != plain[0])
+        #expect(try losses(folder.path, ["--dropout", "off", "--seed", "5"]) == plain)
+    }
+
     @Test("missing files and folders exit 1 with one line: batches, model, text, tokenizer; --save under a missing folder exits 2")
     func missingFiles() throws {
         let dir = try Self.scratch()

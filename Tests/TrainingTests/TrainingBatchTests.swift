@@ -33,6 +33,7 @@ import Testing
         ("{\"input_ids\": [[1]], \"foo\": 1}", "unknown key \"foo\""),
         ("{\"input_ids\": [[1]]} x", "not JSON"),
         ("{\"input_ids\": [[1]], \"input_ids\": [[2]]}", "not JSON"),
+        ("{\"input_ids\": [[1],[2]], \"labels\": [[1],[2]], \"next_sentence_label\": [0, null]}", "next_sentence_label[1] is null"),
     ])
     func rejectsMalformedLines(text: String, message: String) {
         #expect {

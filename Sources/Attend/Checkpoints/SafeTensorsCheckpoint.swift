@@ -37,6 +37,7 @@ public struct SafeTensorsCheckpoint: Sendable {
     /// `..`. Throws `SafeTensorsError` naming the index or shard at fault.
     /// Cost: O(total header size); no tensor data is read.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let indexURL = directory.appendingPathComponent(SafeTensorsCheckpoint.indexFileName)
         let singleURL = directory.appendingPathComponent(SafeTensorsCheckpoint.singleFileName)
         if FileManager.default.fileExists(atPath: indexURL.path) {

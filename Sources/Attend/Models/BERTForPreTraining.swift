@@ -5,9 +5,13 @@ import Foundation
 //   loss = CE(MLM logits over every position, labels; -100 ignored, mean)
 //        + CE(NSP logits of the pooled [CLS], next_sentence_label; mean)
 //
-// The forward runs the inference layers (built from the parameter set, rebuilt after the
-// parameters change) through their training forwards, keeping each layer's activations; the
-// backward walks them in reverse (llm.c's shape: no tape, one explicit backward per layer).
+// or, for a batch without next_sentence_label, the masked-LM term alone (BertForMaskedLM's
+// loss; the pooler and the NSP head are not run and get zero gradients).
+//
+// The forward builds the layers over the parameter tensors themselves (no copy but the fused
+// QKV weight; nothing packed ahead) and runs their training forwards, keeping each layer's
+// activations; the backward walks them in reverse (llm.c's shape: no tape, one explicit
+// backward per layer) and drops them, so an optimizer then updates the parameters in place.
 // The MLM decoder's weight is the word embedding table: one parameter, whose gradient is the
 // sum of the lookup's scatter-add and the decoder's product.
 
@@ -16,10 +20,15 @@ import Foundation
 /// (`bert.embeddings.word_embeddings.weight`, ..., `cls.seq_relationship.bias`; the tied MLM
 /// decoder weight is the word embeddings, listed once).
 ///
-/// Batches give `input_ids`, `labels` (MLM targets, -100 ignored), `next_sentence_label`
-/// and optionally `attention_mask` and `token_type_ids` (see ``TrainingBatch``). While
+/// Batches give `input_ids`, `labels` (MLM targets, -100 ignored) and optionally
+/// `next_sentence_label`, `attention_mask` and `token_type_ids` (see ``TrainingBatch``). A
+/// batch with `next_sentence_label` trains both objectives; one without trains the masked-LM
+/// loss alone, as `BertForMaskedLM` computes it (the pooler and `cls.seq_relationship` get zero
+/// gradients; an optimizer's weight decay still applies to them unless excluded). While
 /// ``dropout`` is on, `hidden_dropout_prob` applies after the embeddings' LayerNorm and on each
-/// attention and feed-forward output before its residual sum, as `transformers` in train mode.
+/// attention and feed-forward output before its residual sum, and `attention_probs_dropout_prob`
+/// on the attention probabilities (inside the fused kernels, the mask recomputed from a hash in
+/// the backward), as `transformers` in train mode.
 /// Cost per step: one forward (`(8 d² + 4 d dFF) T` flops per layer, T = rows x length,
 /// plus `2 T d vocab` for the MLM logits) and a backward of about twice that; memory: every
 /// layer's activations, including the attention probabilities (`rows x heads x length²`).
@@ -29,16 +38,17 @@ public final class BERTForPreTraining: TrainableModel {
     /// The kernels and threads every step runs on.
     public let compute: Compute
     /// The parameters by Hugging Face name, in `named_parameters()` order. Setting them (same
-    /// names and shapes) replaces the weights the next ``loss(_:)`` uses.
+    /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
+    /// `step(&model.parameters, ...)` updates them in place (no copy).
     public var parameters: ParameterSet {
-        didSet {
-            precondition(
-                parameters.names == oldValue.names && parameters.names.allSatisfy { parameters[$0]!.shape == oldValue[$0]!.shape },
-                "BERTForPreTraining: parameters must keep their names and shapes")
+        didSet {  // (no oldValue: a mutation through the property is in place)
+            precondition(parameters.matches(layout), "BERTForPreTraining: parameters must keep their names and shapes")
             built = nil
         }
     }
-    /// Dropout on (`hidden_dropout_prob`, default) or off, and its seed (see
+    /// The parameters' names and shapes.
+    private let layout: [(String, [Int])]
+    /// Dropout on (`hidden_dropout_prob`, `attention_probs_dropout_prob`, default) or off, and its seed (see
     /// ``TrainableModel/dropout``).
     public var dropout: TrainingDropout {
         get { dropoutState.setting }
@@ -55,6 +65,7 @@ public final class BERTForPreTraining: TrainableModel {
     /// `SafeTensorsError` or `CheckpointError` naming the file or tensor at fault, including
     /// settings training does not support (relative positions, an untied MLM decoder).
     public init(directory: URL, compute: Compute = .default) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
@@ -77,7 +88,8 @@ public final class BERTForPreTraining: TrainableModel {
             checkpoint,
             ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("embeddings.token_type_ids") })
         var set = ParameterSet()
-        for (name, shape) in Self.parameterShapes(config) { set[name] = try loader.load(name, shape: shape) }
+        layout = Self.parameterShapes(config)
+        for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         // The tied decoder, when stored, is the same tensor as the word embeddings.
         loader.skip("cls.predictions.decoder.weight")
         loader.skip("cls.predictions.decoder.bias")
@@ -114,13 +126,23 @@ public final class BERTForPreTraining: TrainableModel {
         return out
     }
 
-    /// The inference model over the current parameters (rebuilt after they change).
+    /// The inference model over the current parameters, built (and packed) on first use after
+    /// they change. Training does not use it: see `trainingModel()`.
     var model: BERTModel {
         if let built { return built }
+        let m = build(prepacking: .default)
+        built = m
+        return m
+    }
+
+    /// The layers the training forward runs, over the parameter tensors in place (nothing
+    /// packed ahead: each product packs its weight as it runs). Kept with the activations
+    /// until `backward()` returns, so no reference to a parameter outlives the step.
+    private func trainingModel() -> BERTModel { build(prepacking: nil) }
+
+    private func build(prepacking: Compute?) -> BERTModel {
         do {
-            let m = try BERTModel(config: config, weights: parameters)
-            built = m
-            return m
+            return try BERTModel(config: config, weights: parameters, ignoringUnusedTensors: false, prepacking: prepacking)
         } catch {
             preconditionFailure("BERTForPreTraining: the parameter set no longer builds a model: \(error)")
         }
@@ -141,6 +163,7 @@ public final class BERTForPreTraining: TrainableModel {
 
     /// What the backward needs from one forward.
     private struct Activations {
+        var model: BERTModel
         var rows: Int, length: Int
         var ids: [Int], types: [Int], positions: [Int]
         var embeddingNorm: NormRowStatistics
@@ -153,24 +176,28 @@ public final class BERTForPreTraining: TrainableModel {
         var mlmGradient: Tensor  // [T, vocab], dLoss/dLogits
         var first: Tensor  // [rows, d], the [CLS] rows
         var pooled: Tensor  // [rows, d] after tanh
-        var nspGradient: Tensor  // [rows, 2]
+        var nspGradient: Tensor?  // [rows, 2]; nil for a masked-LM-only batch
     }
 
     /// The pre-training loss of `batch` (MLM mean cross-entropy plus NSP mean cross-entropy,
-    /// as `BertForPreTraining(...).loss`), keeping the activations. Throws `TrainingError` for
+    /// as `BertForPreTraining(...).loss`; without `next_sentence_label`, the MLM term alone, as
+    /// `BertForMaskedLM(...).loss`), keeping the activations. Throws `TrainingError` for
     /// a batch the model cannot take (see ``TrainingBatch/validate(vocabularySize:typeVocabularySize:maxLength:labelsMatchInput:needsLabels:needsNextSentence:where:)``)
     /// or one with no MLM or NSP label that counts (all -100: the mean is undefined).
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
         try batch.validate(
             vocabularySize: config.vocabSize, typeVocabularySize: config.typeVocabSize, maxLength: config.maxPositionEmbeddings,
-            labelsMatchInput: true, needsLabels: true, needsNextSentence: true, where: "BERTForPreTraining batch")
-        let labels = batch.labels!.flatMap { $0 }, nextLabels = batch.nextSentenceLabel!
+            labelsMatchInput: true, needsLabels: true, needsNextSentence: false, where: "BERTForPreTraining batch")
+        let labels = batch.labels!.flatMap { $0 }, nextLabels = batch.nextSentenceLabel
         guard labels.contains(where: { $0 != -100 }) else {
             throw TrainingError("BERTForPreTraining batch: every MLM label is -100 (no position to learn from)")
         }
-        guard nextLabels.contains(where: { $0 != -100 }) else { throw TrainingError("BERTForPreTraining batch: every next_sentence_label is -100") }
+        if let nextLabels, !nextLabels.contains(where: { $0 != -100 }) {
+            throw TrainingError(
+                "BERTForPreTraining batch: every next_sentence_label is -100 (leave next_sentence_label out to train the masked-LM loss alone)")
+        }
         saved = nil
-        let m = model, c = compute
+        let m = trainingModel(), c = compute
         let (b, s) = (batch.rows, batch.length)
         let ids = batch.inputIDs.flatMap { $0 }
         let types = batch.tokenTypeIDs?.flatMap { $0 } ?? [Int](repeating: 0, count: b * s)
@@ -196,16 +223,22 @@ public final class BERTForPreTraining: TrainableModel {
         let (normalized, transformNorm) = Norm.layer(head.norm).trainingForward(transformPre.applying(head.activation, compute: c), compute: c)
         let logits = head.decoder.forward(normalized, compute: c)  // [T, vocab]
         let mlm = TrainingOps.softmaxCrossEntropy(logits: logits, labels: labels, compute: c)
-        let first = x.gatherRows((0..<b).map { $0 * s })  // [b, d]
-        let pooled = pooler.forward(first, compute: c).map { Float(tanh(Double($0))) }
-        let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
-        let next = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
+        // Next-sentence head on the pooled [CLS] rows, when the batch has its labels.
+        var first = Tensor.zeros([0]), pooled = Tensor.zeros([0])
+        var next: (loss: Float, gradient: Tensor)? = nil
+        if let nextLabels {
+            first = x.gatherRows((0..<b).map { $0 * s })  // [b, d]
+            pooled = pooler.forward(first, compute: c).map { Float(tanh(Double($0))) }
+            let nspLogits = nsp.forward(pooled, compute: c)  // [b, 2]
+            let ce = TrainingOps.softmaxCrossEntropy(logits: nspLogits, labels: nextLabels, compute: c)
+            next = (ce.loss, ce.gradient)
+        }
         saved = Activations(
-            rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, embeddingDropout: embeddingDropout,
+            model: m, rows: b, length: s, ids: ids, types: types, positions: positions, embeddingNorm: embeddingNorm, embeddingDropout: embeddingDropout,
             layers: layerActivations,
             last: x, transformPre: transformPre, transformNorm: transformNorm, normalized: normalized, mlmGradient: mlm.gradient,
-            first: first, pooled: pooled, nspGradient: next.gradient)
-        return mlm.loss + next.loss
+            first: first, pooled: pooled, nspGradient: next?.gradient)
+        return next.map { mlm.loss + $0.loss } ?? mlm.loss
     }
 
     /// The gradient of the last ``loss(_:)`` for every parameter (``parameters``' names,
@@ -213,7 +246,7 @@ public final class BERTForPreTraining: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("BERTForPreTraining.backward: no loss was computed since the last backward") }
         saved = nil
-        let m = model, c = compute
+        let m = s.model, c = compute
         guard let head = m.maskedLMHead, let pooler = m.pooler, let nsp = m.nextSentenceHead else {
             preconditionFailure("BERTForPreTraining: the model lost a head")
         }
@@ -229,18 +262,22 @@ public final class BERTForPreTraining: TrainableModel {
         var dX = head.transform.backward(
             input: s.last, outputGradient: dU, names: LinearParameterNames("cls.predictions.transform.dense", rows: config.hiddenSize),
             into: &grads, compute: c)!
-        // NSP head on the pooled [CLS] rows.
-        let dPooled = nsp.backward(
-            input: s.pooled, outputGradient: s.nspGradient, names: LinearParameterNames("cls.seq_relationship", rows: 2), into: &grads, compute: c)!
-        let dPre = s.pooled.withUnsafeBufferPointer { p in
-            dPooled.withUnsafeBufferPointer { g in Tensor(shape: dPooled.shape, generating: { g[$0] * (1 - p[$0] * p[$0]) }) }
-        }
-        let dFirst = pooler.backward(
-            input: s.first, outputGradient: dPre, names: LinearParameterNames("bert.pooler.dense", rows: config.hiddenSize), into: &grads, compute: c)!
-        let d = config.hiddenSize
-        dFirst.withUnsafeBufferPointer { g in
-            dX.withUnsafeMutableBufferPointer { x in
-                for r in 0..<s.rows { for j in 0..<d { x[r * s.length * d + j] += g[r * d + j] } }
+        // NSP head on the pooled [CLS] rows (a masked-LM-only batch leaves its gradients 0).
+        if let nspGradient = s.nspGradient {
+            let dPooled = nsp.backward(
+                input: s.pooled, outputGradient: nspGradient, names: LinearParameterNames("cls.seq_relationship", rows: 2), into: &grads,
+                compute: c)!
+            let dPre = s.pooled.withUnsafeBufferPointer { p in
+                dPooled.withUnsafeBufferPointer { g in Tensor(shape: dPooled.shape, generating: { g[$0] * (1 - p[$0] * p[$0]) }) }
+            }
+            let dFirst = pooler.backward(
+                input: s.first, outputGradient: dPre, names: LinearParameterNames("bert.pooler.dense", rows: config.hiddenSize), into: &grads,
+                compute: c)!
+            let d = config.hiddenSize
+            dFirst.withUnsafeBufferPointer { g in
+                dX.withUnsafeMutableBufferPointer { x in
+                    for r in 0..<s.rows { for j in 0..<d { x[r * s.length * d + j] += g[r * d + j] } }
+                }
             }
         }
         for i in stride(from: m.layers.count - 1, through: 0, by: -1) {

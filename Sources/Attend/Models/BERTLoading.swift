@@ -15,6 +15,7 @@ extension BERTModel {
     /// `CheckpointError` (a weight missing, of the wrong shape, or unexpected), each naming
     /// the file or tensor.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         if !FileManager.default.fileExists(atPath: directory.path) {
             throw ModelFileError.missingFile(path: directory.path)
@@ -38,8 +39,14 @@ extension BERTModel {
     /// to float rounding. Cost: one pass over the projection weights (about 15 ms for
     /// all-MiniLM-L6-v2).
     public init(config: BERTConfig, weights: TensorSource, ignoringUnusedTensors: Bool = false) throws {
+        try self.init(config: config, weights: weights, ignoringUnusedTensors: ignoringUnusedTensors, prepacking: .default)
+    }
+
+    /// The model as ``init(config:weights:ignoringUnusedTensors:)`` loads it, its projections
+    /// packed for `prepacking` (nil: none packed ahead, as training wants: its weights change
+    /// every step).
+    init(config: BERTConfig, weights: TensorSource, ignoringUnusedTensors: Bool, prepacking: Compute?) throws {
         try config.validate()
-        let packing = Compute.default
         let p = ParameterLoader(
             weights,
             ignoring: { name in
@@ -93,7 +100,7 @@ extension BERTModel {
                 placement: .post, relativePositions: relative)
             // Pack the projections once for the default kernel variant now, so the first call
             // does not pay for it (other variants pack on their first use).
-            layer.prepack(for: packing)
+            if let prepacking { layer.prepack(for: prepacking) }
             layers.append(layer)
         }
 

@@ -192,6 +192,7 @@ extension DecoderOnlyModel {
     /// or unused). Cost: one read of every tensor, plus the fused QKV copies and GPT-2's
     /// transposes (each weight once).
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (fields, _, generation) = try readHFModelConfigs(directory)
         let config = try CausalLMConfig(fields: fields)
         let settings = try HFGenerationSettings(config: fields, generation: generation, vocabularySize: config.vocabSize, decoderOnly: true)
@@ -201,6 +202,7 @@ extension DecoderOnlyModel {
     /// Whether `config.json` in `directory` names a decoder-only model this type loads (its
     /// `model_type`); false when the file is missing or names another kind.
     public static func handles(directory: URL) -> Bool {
+        guard let directory = try? resolveModelDirectory(directory) else { return false }
         let url = directory.appendingPathComponent("config.json")
         guard let json = try? readModelJSON(url), let fields = try? JSONFields(json, path: url.path),
             let type = try? fields.string("model_type")

@@ -16,8 +16,9 @@ import Foundation
 /// `decoder_start_token_id`, -100 replaced by the pad id) and `decoder_attention_mask`.
 /// The pad token's embedding row gets no gradient from the lookups (`padding_idx`), only
 /// from the tied head. While ``dropout`` is on, `dropout` applies after the embeddings and on
-/// each attention and feed-forward output before its residual sum, and `activation_dropout`
-/// inside the feed-forward after the activation, as `transformers` in train mode.
+/// each attention and feed-forward output before its residual sum, `attention_dropout` on the
+/// attention probabilities and `activation_dropout` inside the feed-forward after the
+/// activation, as `transformers` in train mode.
 /// Cost per step: as ``T5ForConditionalGeneration``.
 public final class MarianMTModel: TrainableModel {
     /// The model's configuration (`config.json`).
@@ -25,15 +26,16 @@ public final class MarianMTModel: TrainableModel {
     /// The kernels and threads every step runs on.
     public let compute: Compute
     /// The trainable parameters by Hugging Face name, in `named_parameters()` order. Setting
-    /// them (same names and shapes) replaces the weights the next ``loss(_:)`` uses.
+    /// them (same names and shapes) replaces the weights the next ``loss(_:)`` uses; an
+    /// optimizer's `step(&model.parameters, ...)` updates them in place (no copy).
     public var parameters: ParameterSet {
-        didSet {
-            precondition(
-                parameters.names == oldValue.names && parameters.names.allSatisfy { parameters[$0]!.shape == oldValue[$0]!.shape },
-                "MarianMTModel: parameters must keep their names and shapes")
+        didSet {  // (no oldValue: a mutation through the property is in place)
+            precondition(parameters.matches(layout), "MarianMTModel: parameters must keep their names and shapes")
             built = nil
         }
     }
+    /// The parameters' names and shapes.
+    private let layout: [(String, [Int])]
     /// Tensors of the checkpoint that are not trained (`final_logits_bias`), saved back as loaded.
     let buffers: ParameterSet
     /// Dropout on (`dropout`, `attention_dropout`, `activation_dropout`, default) or off, and its seed (see
@@ -46,13 +48,14 @@ public final class MarianMTModel: TrainableModel {
     let configJSON: Data
     let generationConfigJSON: Data?
     private var built: Seq2SeqModel?
-    private var saved: Seq2SeqActivations?
+    private var saved: (parts: Seq2SeqTrainingParts, activations: Seq2SeqActivations)?
 
     /// Loads a `transformers` `MarianMTModel` folder (`config.json`, `model.safetensors`,
     /// `generation_config.json` when present). Throws `ModelFileError`, `SafeTensorsError` or
     /// `CheckpointError` naming the file or tensor at fault, including layouts training does
     /// not support (separate encoder and decoder vocabularies, an untied head).
     public init(directory: URL, compute: Compute = .default) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
@@ -74,7 +77,8 @@ public final class MarianMTModel: TrainableModel {
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
         let loader = ParameterLoader(checkpoint)
         var set = ParameterSet()
-        for (name, shape) in Self.parameterShapes(config) { set[name] = try loader.load(name, shape: shape) }
+        layout = Self.parameterShapes(config)
+        for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         buffers = ParameterSet([("final_logits_bias", try loader.load("final_logits_bias", shape: [1, config.vocabSize]))])
         // Tied copies and the frozen sinusoidal tables some checkpoints store.
         for n in [
@@ -106,15 +110,22 @@ public final class MarianMTModel: TrainableModel {
         return out
     }
 
-    /// The inference model over the current parameters and buffers (rebuilt after a change).
+    /// The inference model over the current parameters and buffers, built on first use after
+    /// a change.
     var model: Seq2SeqModel {
         if let built { return built }
+        let m = build()
+        built = m
+        return m
+    }
+
+    /// A model over the parameter tensors in place (the training forward's, kept with the
+    /// activations until `backward()` returns, so no reference outlives the step).
+    private func build() -> Seq2SeqModel {
         var all = parameters
         for (n, t) in buffers.entries { all[n] = t }
         do {
-            let m = try Seq2SeqModel(marian: config, weights: all)
-            built = m
-            return m
+            return try Seq2SeqModel(marian: config, weights: all)
         } catch {
             preconditionFailure("MarianMTModel: the parameter set no longer builds a model: \(error)")
         }
@@ -169,10 +180,11 @@ public final class MarianMTModel: TrainableModel {
             throw TrainingError("\(place): every label is -100 (no position to learn from)")
         }
         saved = nil
+        let parts = Seq2SeqTrainingParts(build())
         let (loss, activations) = Seq2SeqTraining.loss(
-            Seq2SeqTrainingParts(model), parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch),
+            parts, parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch),
             dropout: dropoutState.nextSampler(), compute: compute)
-        saved = activations
+        saved = (parts, activations)
         return loss
     }
 
@@ -181,7 +193,7 @@ public final class MarianMTModel: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("MarianMTModel.backward: no loss was computed since the last backward") }
         saved = nil
-        return Seq2SeqTraining.backward(Seq2SeqTrainingParts(model), s, parameters: parameters, names: names, compute: compute)
+        return Seq2SeqTraining.backward(s.parts, s.activations, parameters: parameters, names: names, compute: compute)
     }
 
     /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`

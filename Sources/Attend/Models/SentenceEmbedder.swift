@@ -82,6 +82,7 @@ public struct SentenceEmbedder: Sendable {
     /// `SafeTensorsError` or `CheckpointError` naming the file at fault; a module type this
     /// library does not implement (Dense, ...) is `.unsupported`.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         guard FileManager.default.fileExists(atPath: directory.path) else {
             throw ModelFileError.missingFile(path: directory.path)
         }
@@ -102,6 +103,7 @@ public struct SentenceEmbedder: Sendable {
     /// `max_seq_length` and `do_lower_case` of a folder's `sentence_bert_config.json`
     /// ((nil, false) when the file is absent). Throws `ModelFileError` for a bad file.
     public static func readSentenceBertConfig(directory: URL) throws -> (maxSeqLength: Int?, doLowerCase: Bool) {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let url = directory.appendingPathComponent("sentence_bert_config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { return (nil, false) }
         let c = try JSONFields(try readModelJSON(url), path: url.path)

@@ -130,6 +130,7 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// (a weights file) or `CheckpointError` (a weight missing, misshapen or left unused).
     /// Cost: one read of every tensor, plus the fused Q/K/V copies (`3 d i` floats per attention).
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (config, configURL, generation) = try readHFModelConfigs(directory)
         let type = try config.string("model_type")
         switch type {

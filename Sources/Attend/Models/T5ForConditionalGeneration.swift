@@ -23,9 +23,9 @@ import Foundation
 /// Batches give `input_ids`, `labels` (-100 ignored) and optionally `attention_mask`,
 /// `decoder_input_ids` (default: `labels` shifted right as `transformers` does) and
 /// `decoder_attention_mask`. While ``dropout`` is on, `dropout_rate` applies where
-/// `transformers`' T5 applies it in train mode: after the embeddings, on each attention and
-/// feed-forward output before its residual sum, inside the feed-forward after the activation,
-/// and after each stack's final norm.
+/// `transformers`' T5 applies it in train mode: after the embeddings, on the attention
+/// probabilities, on each attention and feed-forward output before its residual sum, inside
+/// the feed-forward after the activation, and after each stack's final norm.
 /// Cost per step: one forward (encoder and decoder blocks, plus `2 T d vocab` for the
 /// logits) and a backward of about twice that; memory: every block's activations, including
 /// the attention probabilities (`rows x heads x length²` per attention).
@@ -35,15 +35,16 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// The kernels and threads every step runs on.
     public let compute: Compute
     /// The parameters by Hugging Face name, in `named_parameters()` order. Setting them (same
-    /// names and shapes) replaces the weights the next ``loss(_:)`` uses.
+    /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
+    /// `step(&model.parameters, ...)` updates them in place (no copy).
     public var parameters: ParameterSet {
-        didSet {
-            precondition(
-                parameters.names == oldValue.names && parameters.names.allSatisfy { parameters[$0]!.shape == oldValue[$0]!.shape },
-                "T5ForConditionalGeneration: parameters must keep their names and shapes")
+        didSet {  // (no oldValue: a mutation through the property is in place)
+            precondition(parameters.matches(layout), "T5ForConditionalGeneration: parameters must keep their names and shapes")
             built = nil
         }
     }
+    /// The parameters' names and shapes.
+    private let layout: [(String, [Int])]
     /// Dropout on (`dropout_rate`, default) or off, and its seed (see
     /// ``TrainableModel/dropout``).
     public var dropout: TrainingDropout {
@@ -58,12 +59,13 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// Whether the head has its own weight (`lm_head.weight`) rather than the shared table.
     let separateHead: Bool
     private var built: Seq2SeqModel?
-    private var saved: Seq2SeqActivations?
+    private var saved: (parts: Seq2SeqTrainingParts, activations: Seq2SeqActivations)?
 
     /// Loads a `transformers` `T5ForConditionalGeneration` folder (`config.json`,
     /// `model.safetensors`). Throws `ModelFileError`, `SafeTensorsError` or `CheckpointError`
     /// naming the file or tensor at fault.
     public init(directory: URL, compute: Compute = .default) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)
@@ -77,7 +79,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
         separateHead = !config.tieWordEmbeddings
         let loader = ParameterLoader(checkpoint)
         var set = ParameterSet()
-        for (name, shape) in Self.parameterShapes(config, separateHead: separateHead) { set[name] = try loader.load(name, shape: shape) }
+        layout = Self.parameterShapes(config, separateHead: separateHead)
+        for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         // Tied copies some checkpoints store under their own names.
         for n in ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] { loader.skip(n) }
         if !separateHead { loader.skip("lm_head.weight") }
@@ -122,16 +125,29 @@ public final class T5ForConditionalGeneration: TrainableModel {
         return out
     }
 
-    /// The inference model over the current parameters (rebuilt after they change).
+    /// The inference model over the current parameters, built on first use after they change.
     var model: Seq2SeqModel {
         if let built { return built }
+        let m = build()
+        built = m
+        return m
+    }
+
+    /// A model over the parameter tensors in place (the training forward's, kept with the
+    /// activations until `backward()` returns, so no reference outlives the step).
+    private func build() -> Seq2SeqModel {
         do {
-            let m = try Seq2SeqModel(t5: config, weights: parameters)
-            built = m
-            return m
+            return try Seq2SeqModel(t5: config, weights: parameters)
         } catch {
             preconditionFailure("T5ForConditionalGeneration: the parameter set no longer builds a model: \(error)")
         }
+    }
+
+    /// The training forward's parts (T5 drops out after the final norms).
+    private func trainingParts() -> Seq2SeqTrainingParts {
+        var parts = Seq2SeqTrainingParts(build())
+        parts.dropoutAfterFinalNorms = true
+        return parts
     }
 
     /// The stacks' relative-position tables (block 0's, shared by every block of the stack).
@@ -196,12 +212,11 @@ public final class T5ForConditionalGeneration: TrainableModel {
             throw TrainingError("T5ForConditionalGeneration batch: every label is -100 (no position to learn from)")
         }
         saved = nil
-        var parts = Seq2SeqTrainingParts(model)
-        parts.dropoutAfterFinalNorms = true
+        let parts = trainingParts()
         let (loss, activations) = Seq2SeqTraining.loss(
             parts, parameters: parameters, names: names, batch: batch, decoderInput: decoderInput(batch), dropout: dropoutState.nextSampler(),
             compute: compute)
-        saved = activations
+        saved = (parts, activations)
         return loss
     }
 
@@ -210,9 +225,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("T5ForConditionalGeneration.backward: no loss was computed since the last backward") }
         saved = nil
-        var parts = Seq2SeqTrainingParts(model)
-        parts.dropoutAfterFinalNorms = true
-        return Seq2SeqTraining.backward(parts, s, parameters: parameters, names: names, compute: compute)
+        return Seq2SeqTraining.backward(s.parts, s.activations, parameters: parameters, names: names, compute: compute)
     }
 
     /// Writes `config.json` and `generation_config.json` (as loaded) and `model.safetensors`

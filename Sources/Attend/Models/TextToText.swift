@@ -44,6 +44,7 @@ public struct TextToTextModel: Sendable {
     /// Loads a model folder and its tokenizer (``loadTokenizer(directory:)``). Throws the
     /// loaders' errors. Cost: the model's load plus the tokenizer's.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         self.init(model: try Seq2SeqModel(directory: directory), tokenizer: try loadTokenizer(directory: directory))
     }
 
@@ -139,6 +140,7 @@ extension TextToTextModel {
     /// `ModelFileError` when the folder's config has no such task (naming the tasks it has) or
     /// a setting has a bad value. Cost: one read of config.json.
     public static func task(_ name: String, directory: URL) throws -> TextTask {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (config, configURL, generation) = try readHFModelConfigs(directory)
         guard let tasks = try config.object("task_specific_params") else {
             throw ModelFileError.invalidValue(

@@ -17,8 +17,9 @@ import Foundation
 /// position predicts; -100 ignored) and optionally `attention_mask` (source padding) and
 /// `decoder_attention_mask`. While ``dropout`` is on, the configuration's
 /// ``TransformerConfig/dropout`` applies as `nn.Transformer` and the positional encoding
-/// apply it in train mode: after the embeddings, on each attention and feed-forward output
-/// before its residual sum, and inside the feed-forward after the activation.
+/// apply it in train mode: after the embeddings, on the attention probabilities, on each
+/// attention and feed-forward output before its residual sum, and inside the feed-forward
+/// after the activation.
 /// Cost per step: one forward and a backward of about twice its flops; memory: every block's
 /// activations.
 public final class TrainableTransformerModel: TrainableModel {
@@ -29,15 +30,16 @@ public final class TrainableTransformerModel: TrainableModel {
     /// The kernels and threads every step runs on.
     public let compute: Compute
     /// The parameters by state-dict name, in `named_parameters()` order. Setting them (same
-    /// names and shapes) replaces the weights the next ``loss(_:)`` uses.
+    /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
+    /// `step(&model.parameters, ...)` updates them in place (no copy).
     public var parameters: ParameterSet {
-        didSet {
-            precondition(
-                parameters.names == oldValue.names && parameters.names.allSatisfy { parameters[$0]!.shape == oldValue[$0]!.shape },
-                "TrainableTransformerModel: parameters must keep their names and shapes")
+        didSet {  // (no oldValue: a mutation through the property is in place)
+            precondition(parameters.matches(layout), "TrainableTransformerModel: parameters must keep their names and shapes")
             built = nil
         }
     }
+    /// The parameters' names and shapes.
+    private let layout: [(String, [Int])]
     /// Dropout on (``TransformerConfig/dropout``, default) or off, and its seed (see
     /// ``TrainableModel/dropout``).
     public var dropout: TrainingDropout {
@@ -46,7 +48,7 @@ public final class TrainableTransformerModel: TrainableModel {
     }
     private var dropoutState: ModelDropout
     private var built: TransformerModel?
-    private var saved: Seq2SeqActivations?
+    private var saved: (parts: Seq2SeqTrainingParts, activations: Seq2SeqActivations)?
 
     /// The model of `config` with the parameters of `weights` (a state dict, e.g. a
     /// `SafeTensorsFile`). Throws `CheckpointError` naming the first missing or misshapen
@@ -62,9 +64,8 @@ public final class TrainableTransformerModel: TrainableModel {
         self.compute = compute
         let loader = ParameterLoader(weights)
         var set = ParameterSet()
-        for (name, shape) in Self.parameterShapes(config, names, hasGeneratorBias: weights.tensorNames.contains(names.generator + ".bias")) {
-            set[name] = try loader.load(name, shape: shape)
-        }
+        layout = Self.parameterShapes(config, names, hasGeneratorBias: weights.tensorNames.contains(names.generator + ".bias"))
+        for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         try loader.finish()
         parameters = set
     }
@@ -99,13 +100,20 @@ public final class TrainableTransformerModel: TrainableModel {
         return out
     }
 
-    /// The inference model over the current parameters (rebuilt after they change).
+    /// The inference model over the current parameters, built on first use after they change
+    /// (training does not use it: its forward builds its layers over the parameters in place).
     public var model: TransformerModel {
         if let built { return built }
+        let m = build()
+        built = m
+        return m
+    }
+
+    /// A model over the parameter tensors in place (the training forward's, kept with the
+    /// activations until `backward()` returns, so no reference outlives the step).
+    private func build() -> TransformerModel {
         do {
-            let m = try TransformerModel(loading: parameters, config: config, names: names)
-            built = m
-            return m
+            return try TransformerModel(loading: parameters, config: config, names: names)
         } catch {
             preconditionFailure("TrainableTransformerModel: the parameter set no longer builds a model: \(error)")
         }
@@ -170,10 +178,11 @@ public final class TrainableTransformerModel: TrainableModel {
             throw TrainingError("\(place): every label is -100 (no position to learn from)")
         }
         saved = nil
+        let parts = Seq2SeqTrainingParts(build())
         let (loss, activations) = Seq2SeqTraining.loss(
-            Seq2SeqTrainingParts(model), parameters: parameters, names: parameterNames, batch: batch, decoderInput: decoderInput,
+            parts, parameters: parameters, names: parameterNames, batch: batch, decoderInput: decoderInput,
             dropout: dropoutState.nextSampler(), compute: compute)
-        saved = activations
+        saved = (parts, activations)
         return loss
     }
 
@@ -182,7 +191,7 @@ public final class TrainableTransformerModel: TrainableModel {
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("TrainableTransformerModel.backward: no loss was computed since the last backward") }
         saved = nil
-        return Seq2SeqTraining.backward(Seq2SeqTrainingParts(model), s, parameters: parameters, names: parameterNames, compute: compute)
+        return Seq2SeqTraining.backward(s.parts, s.activations, parameters: parameters, names: parameterNames, compute: compute)
     }
 
     /// Writes `model.safetensors` (the state dict, which ``TransformerModel/init(loading:config:names:)``

@@ -96,6 +96,12 @@ final class DropoutSampler {
 
     /// `x` after the activation dropout, and its mask (nil at p = 0).
     func activation(_ x: Tensor) -> (Tensor, Tensor?) { activation.trainingForward(x, generator: &generator) }
+
+    /// The dropout of one attention call's probabilities (its own seed from the stream; nil
+    /// at p = 0, drawing nothing).
+    func attentionProbabilities() -> AttentionDropout? {
+        attention > 0 ? AttentionDropout(probability: attention, seed: generator.next()) : nil
+    }
 }
 
 /// `sampler`'s hidden dropout of `x` (the identity without a sampler).

@@ -46,35 +46,39 @@ struct AttentionActivations {
 extension MultiHeadAttention {
     /// Self-attention over rows `x` `[batch * seq, d]` with `bias` on the scores (T5's
     /// bucketed table, ALiBi, or none), keeping the activations: the fused QKV projection
-    /// `[T, 3 inner]` is read in place by the fused training kernel. Returns `[batch * seq, d]`.
+    /// `[T, 3 inner]` is read in place by the fused training kernel. `dropout`: on the
+    /// attention probabilities (recomputed in the backward from its hash). Returns `[batch * seq, d]`.
     func trainingForward(
-        selfAttention x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, compute: Compute
+        selfAttention x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, dropout: AttentionDropout? = nil,
+        compute: Compute
     ) -> (Tensor, AttentionActivations) {
         let inner = innerDim
         let qkv = inProjection.forward(x, compute: compute)  // [T, 3 inner]
         return finish(
             x, memory: nil, q: AttentionOperand(qkv, column: 0), k: AttentionOperand(qkv, column: inner), v: AttentionOperand(qkv, column: 2 * inner),
-            visibility, bias: bias, compute: compute)
+            visibility, bias: bias, dropout: dropout, compute: compute)
     }
 
     /// Cross-attention of rows `x` `[batch * seqQ, d]` over `memory` `[batch * seqK, d]`,
-    /// keeping the activations. Returns `[batch * seqQ, d]`.
-    func trainingForward(cross x: Tensor, memory: Tensor, _ visibility: AttentionVisibility, compute: Compute) -> (Tensor, AttentionActivations) {
+    /// keeping the activations (`dropout` on the probabilities). Returns `[batch * seqQ, d]`.
+    func trainingForward(
+        cross x: Tensor, memory: Tensor, _ visibility: AttentionVisibility, dropout: AttentionDropout? = nil, compute: Compute
+    ) -> (Tensor, AttentionActivations) {
         let inner = innerDim
         let q = inProjection.forward(x, outputs: 0..<inner, compute: compute)  // [T, inner]
         let kv = inProjection.forward(memory, outputs: inner..<(3 * inner), compute: compute)  // [Tm, 2 inner]
         return finish(
             x, memory: memory, q: AttentionOperand(q), k: AttentionOperand(kv, column: 0), v: AttentionOperand(kv, column: inner),
-            visibility, bias: .none, compute: compute)
+            visibility, bias: .none, dropout: dropout, compute: compute)
     }
 
     private func finish(
         _ x: Tensor, memory: Tensor?, q: AttentionOperand, k: AttentionOperand, v: AttentionOperand, _ vis: AttentionVisibility,
-        bias: AttentionBias, compute: Compute
+        bias: AttentionBias, dropout: AttentionDropout?, compute: Compute
     ) -> (Tensor, AttentionActivations) {
         let problem = AttentionTrainingProblem(
             q: q, k: k, v: v, batch: vis.batch, heads: heads, kvHeads: heads, headDim: headDim, seqQ: vis.seqQ, seqK: vis.seqK,
-            mask: vis.mask, bias: bias, scale: resolvedScale)
+            mask: vis.mask, bias: bias, scale: resolvedScale, dropout: dropout)
         let (context, lse) = attentionForwardTraining(problem, compute: compute)
         let y = outProjection.forward(context, compute: compute)
         return (y, AttentionActivations(input: x, memory: memory, problem: problem, context: context, lse: lse))

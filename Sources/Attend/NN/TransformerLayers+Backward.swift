@@ -46,15 +46,17 @@ struct DecoderLayerActivations {
 extension EncoderLayer {
     /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
     /// sees; `bias` is added to the scores: T5's table, ALiBi), keeping its activations.
-    /// `dropout`: the hidden dropout on each branch's output before its residual sum, the
-    /// activation dropout inside the feed-forward (none without a sampler).
+    /// `dropout`: on the attention probabilities, the hidden dropout on each branch's output
+    /// before its residual sum, the activation dropout inside the feed-forward (none without
+    /// a sampler).
     func trainingForward(
         _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, dropout: DropoutSampler? = nil, compute: Compute
     ) -> (Tensor, EncoderLayerActivations) {
         precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
         switch placement {
         case .post:
-            let (a0, att) = selfAttention.trainingForward(selfAttention: x, visibility, bias: bias, compute: compute)
+            let (a0, att) = selfAttention.trainingForward(
+                selfAttention: x, visibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
             let (h, n1) = attentionNorm.trainingForward(a, residual: x, compute: compute)  // Norm(x + a)
             let (f0, ff) = feedForward.trainingForward(h, dropout: dropout, compute: compute)
@@ -67,7 +69,8 @@ extension EncoderLayer {
             )
         case .pre:
             let (n, n1) = attentionNorm.trainingForward(x, compute: compute)
-            let (a0, att) = selfAttention.trainingForward(selfAttention: n, visibility, bias: bias, compute: compute)
+            let (a0, att) = selfAttention.trainingForward(
+                selfAttention: n, visibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
             let h = x + a
             let (m, n2) = feedForwardNorm.trainingForward(h, compute: compute)
@@ -114,8 +117,9 @@ extension EncoderLayer {
 extension DecoderLayer {
     /// The block on target rows `x` `[batch * seq, d]`: causal self-attention (`selfVisibility`,
     /// `bias`: T5's table), cross-attention over `memory` `[batch * seqMemory, d]`
-    /// (`crossVisibility`), feed-forward; keeps its activations. `dropout`: the hidden dropout
-    /// on each branch's output, the activation dropout inside the feed-forward.
+    /// (`crossVisibility`), feed-forward; keeps its activations. `dropout`: on each attention's
+    /// probabilities, the hidden dropout on each branch's output, the activation dropout
+    /// inside the feed-forward.
     func trainingForward(
         _ x: Tensor, selfVisibility: AttentionVisibility, bias: AttentionBias = .none, memory: Tensor?, crossVisibility: AttentionVisibility?,
         dropout: DropoutSampler? = nil, compute: Compute
@@ -124,11 +128,13 @@ extension DecoderLayer {
             guard let crossAttention, let memory, let crossVisibility else {
                 preconditionFailure("DecoderLayer: this layer has cross-attention but no memory was given")
             }
-            return crossAttention.trainingForward(cross: h, memory: memory, crossVisibility, compute: compute)
+            return crossAttention.trainingForward(
+                cross: h, memory: memory, crossVisibility, dropout: dropout?.attentionProbabilities(), compute: compute)
         }
         switch placement {
         case .post:
-            let (a0, sa) = selfAttention.trainingForward(selfAttention: x, selfVisibility, bias: bias, compute: compute)
+            let (a0, sa) = selfAttention.trainingForward(
+                selfAttention: x, selfVisibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
             var (h, n1) = selfAttentionNorm.trainingForward(a, residual: x, compute: compute)
             var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil, mc: Tensor? = nil
@@ -151,7 +157,8 @@ extension DecoderLayer {
             )
         case .pre:
             let (n, n1) = selfAttentionNorm.trainingForward(x, compute: compute)
-            let (a0, sa) = selfAttention.trainingForward(selfAttention: n, selfVisibility, bias: bias, compute: compute)
+            let (a0, sa) = selfAttention.trainingForward(
+                selfAttention: n, selfVisibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
             var h = x + a
             var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil, mc: Tensor? = nil

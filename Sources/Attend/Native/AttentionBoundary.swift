@@ -61,11 +61,14 @@ struct PackedKeysValues: Sendable {
 /// a group (grouped-query attention) reading its group's one packed copy. With `prepacked` keys and values (which must
 /// fit `p`) nothing is packed and all heads form one wave. Shapes and strides were validated
 /// by `AttentionProblem`; buffer extents follow from them. With `lse` (`batch * heads * seqQ`
-/// floats), each query's log-sum-exp of its scores is saved there for the backward.
+/// floats), each query's log-sum-exp of its scores is saved there for the backward, and
+/// `dropout` (training only, with `lse`) drops probabilities as `ck_attention_dropout` says.
 func fusedAttention(
     _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
-    variant: KernelVariant, threads: Int, prepacked: PackedKeysValues? = nil, lse: UnsafeMutablePointer<Float>? = nil
+    variant: KernelVariant, threads: Int, prepacked: PackedKeysValues? = nil, lse: UnsafeMutablePointer<Float>? = nil,
+    dropout: AttentionDropout? = nil
 ) {
+    precondition(dropout == nil || (lse != nil && p.bias.shaw == nil), "fusedAttention: dropout is for the training forward (lse), without Shaw terms")
     let kern = variant.kernels
     let group = p.headGroup, kvHeads = p.kvHeads
     let heads = p.batch * kvHeads  // stored K/V heads: the unit of packing and of waves
@@ -137,9 +140,17 @@ func fusedAttention(
                                     rel_bias_zero: relZero,
                                     shaw_clip: shaw?.clip ?? 0,
                                     shaw_qk: shaw == nil ? nil : UnsafePointer(shawQK.base + w * shawStride),
-                                    shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base))
+                                    shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base), dropout: nil)
                                 let q0 = blk * block
-                                if let lse {
+                                var drop =
+                                    dropout?.kernelHead(batch: b, head: h, heads: p.heads, seqQ: p.seqQ, seqK: p.seqK) ?? ck_attention_dropout()
+                                if let lse, dropout != nil {
+                                    withUnsafePointer(to: &drop) { d in
+                                        head.dropout = d
+                                        ck_f32_attention_block_lse(
+                                            kern, &head, q0, min(block, p.seqQ - q0), ws, lse + (b * p.heads + h) * p.seqQ)
+                                    }
+                                } else if let lse {
                                     // Training: also each query's log-sum-exp, [batch, heads, seqQ].
                                     ck_f32_attention_block_lse(
                                         kern, &head, q0, min(block, p.seqQ - q0), ws, lse + (b * p.heads + h) * p.seqQ)

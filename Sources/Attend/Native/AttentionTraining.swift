@@ -59,6 +59,42 @@ package struct AttentionGradients: Sendable {
     package var relative: Tensor?
 }
 
+/// Dropout on the attention probabilities of a training problem, recomputable from a
+/// counter-based hash rather than stored (the `seqQ x seqK` mask is never formed): probability
+/// (b, h, i, j) is zeroed when the top 24 bits of SplitMix64's output at position
+/// `((b * heads + h) * seqQ + i) * seqK + j + 1` from state `seed` are below
+/// `floor(p * 2^24)`, and otherwise scaled by `1 / (1 - p)` (`ck_attention_dropout`; the fused
+/// forward and backward and the Double reference draw the same bits).
+package struct AttentionDropout: Sendable, Hashable {
+    /// The probability of zeroing, in (0, 1).
+    package let probability: Float
+    /// The hash's seed.
+    package let seed: UInt64
+
+    /// Dropout `probability` (in (0, 1)) with masks from `seed`.
+    package init(probability: Float, seed: UInt64) {
+        precondition(probability > 0 && probability < 1, "AttentionDropout: probability \(probability) must be in (0, 1)")
+        (self.probability, self.seed) = (probability, seed)
+    }
+
+    /// Dropped when the hash's top 24 bits are below this.
+    var threshold: UInt32 { UInt32((Double(probability) * 16_777_216).rounded(.down)) }
+    /// The factor of a kept probability.
+    var keepScale: Float { 1 / (1 - probability) }
+
+    /// The factor (0 or `keepScale`) of stream position `counter`.
+    package func factor(counter: UInt64) -> Float {
+        var g = SplitMix64(state: seed &+ counter &* 0x9E37_79B9_7F4A_7C15)
+        return UInt32(truncatingIfNeeded: g.next() >> 40) < threshold ? 0 : keepScale
+    }
+
+    /// The C description of head (b, h) of a problem with `heads`, `seqQ`, `seqK`.
+    func kernelHead(batch b: Int, head h: Int, heads: Int, seqQ: Int, seqK: Int) -> ck_attention_dropout {
+        ck_attention_dropout(
+            seed: seed, counter0: UInt64((b * heads + h) * seqQ) &* UInt64(seqK), threshold: threshold, keep_scale: keepScale)
+    }
+}
+
 /// A validated attention problem for training: operands in place, sizes, masks, bias.
 ///
 /// Rows: queries `[batch * seqQ, ...]` (row `b * seqQ + i`), keys and values
@@ -73,15 +109,18 @@ package struct AttentionTrainingProblem: Sendable {
     package let bias: AttentionBias
     package let relative: RelativeKeyPositions?
     package let scale: Float
+    /// Dropout on the probabilities, or nil.
+    package let dropout: AttentionDropout?
 
     /// Validates the shapes (preconditions: these are Attend's own calls, shapes come from
     /// the model, not from a file). `relative`: BERT `relative_key` positions (score +=
     /// `scale * q_l . E[l - r + M - 1]`), run as Shaw key positions (clip `max(seqQ, seqK) - 1`,
     /// the table's rows reversed, no value term); `relative_key_query` is not supported.
+    /// `dropout` (on the probabilities) excludes Shaw and BERT relative positions.
     package init(
         q: AttentionOperand, k: AttentionOperand, v: AttentionOperand, batch: Int, heads: Int, kvHeads: Int, headDim: Int,
         seqQ: Int, seqK: Int, mask: AttentionMask = .none, bias: AttentionBias = .none,
-        relative: RelativeKeyPositions? = nil, scale: Float? = nil
+        relative: RelativeKeyPositions? = nil, scale: Float? = nil, dropout: AttentionDropout? = nil
     ) {
         precondition(
             batch >= 0 && seqQ >= 0 && seqK >= 0 && heads >= 1 && headDim >= 1 && kvHeads >= 1 && heads % kvHeads == 0,
@@ -114,6 +153,10 @@ package struct AttentionTrainingProblem: Sendable {
             )
         }
         precondition(bias.shaw == nil || kvHeads == heads, "AttentionTrainingProblem: Shaw positions need kvHeads == heads")
+        precondition(
+            dropout == nil || (bias.shaw == nil && relative == nil),
+            "AttentionTrainingProblem: dropout on the probabilities is not supported with Shaw or BERT relative positions")
+        self.dropout = dropout
         (self.q, self.k, self.v) = (q, k, v)
         (self.batch, self.heads, self.kvHeads, self.headDim, self.seqQ, self.seqK) = (batch, heads, kvHeads, headDim, seqQ, seqK)
         (self.mask, self.bias, self.relative) = (mask, bias, relative)
@@ -205,7 +248,7 @@ package func attentionForwardTraining(_ t: AttentionTrainingProblem, compute: Co
         let p = t.problem
         fusedAttention(
             p, query: t.q.tensor, key: t.k.tensor, value: t.v.tensor, output: &out, variant: variant, threads: compute.threads,
-            lse: lse.base)
+            lse: lse.base, dropout: t.dropout)
         return (out, Tensor(shape: [t.batch, t.heads, t.seqQ], storage: lse))
     }
 }
@@ -322,6 +365,8 @@ private func nativeAttentionBackward(
                                                             kernels: kern, m: sq, n: sw, k: dh, alpha: 1, a: dob + oo, lda: ldo, transA: false,
                                                             b: avp.baseAddress!, ldb: dh, transB: true, beta: 0, c: sdov, ldc: sw, threads: 1)
                                                     }
+                                                    var drop = t.dropout?.kernelHead(
+                                                        batch: b, head: h, heads: h0, seqQ: sq, seqK: sk) ?? ck_attention_dropout()
                                                     var head = ck_attention_grad_head(
                                                         seq_q: sq, seq_k: sk, head_dim: dh, q: qh, ldq: p.q.rowStride, o: ob + oo, ldo: ldo,
                                                         dout: dob + oo, lddo: ldo, lse: lb + (b * h0 + h) * sq, packed_kv: packed,
@@ -334,8 +379,15 @@ private func nativeAttentionBackward(
                                                         shaw_clip: shaw?.clip ?? 0, shaw_qk: shaw == nil ? nil : UnsafePointer(sqk),
                                                         shaw_dov: shaw == nil ? nil : UnsafePointer(sdov),
                                                         shaw_k: shaw == nil ? nil : akp.baseAddress, shaw_p: shaw == nil ? nil : sP,
-                                                        shaw_ds: shaw == nil ? nil : sDS)
-                                                    ck_f32_attention_backward(kern, &head, ws)
+                                                        shaw_ds: shaw == nil ? nil : sDS, dropout: nil)
+                                                    if t.dropout != nil {
+                                                        withUnsafePointer(to: &drop) { d in
+                                                            head.dropout = d
+                                                            ck_f32_attention_backward(kern, &head, ws)
+                                                        }
+                                                    } else {
+                                                        ck_f32_attention_backward(kern, &head, ws)
+                                                    }
                                                     if let shawParts {
                                                         // dA^K += scale * shawDS^T Q, dA^V += shawP^T dO (W x dh each).
                                                         let part = shawParts.base + unit * 2 * sw * dh

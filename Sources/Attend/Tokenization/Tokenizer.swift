@@ -71,6 +71,7 @@ extension Tokenizer {
 /// Throws `ModelFileError` naming the file (and key and type, for an unsupported component).
 /// Cost: reading and indexing the files.
 public func loadTokenizer(directory: URL) throws -> any Tokenizer {
+    let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
     let fm = FileManager.default
     func file(_ name: String) -> URL? {
         let u = directory.appendingPathComponent(name)

@@ -70,3 +70,11 @@ extension ParameterSet: TensorSource {
         return t
     }
 }
+
+extension ParameterSet {
+    /// Whether the set holds exactly `layout`'s names, in its order, with its shapes (a
+    /// trainable model's check of a set it is given).
+    func matches(_ layout: [(String, [Int])]) -> Bool {
+        names.count == layout.count && zip(names, layout).allSatisfy { $0 == $1.0 && tensors[$0]!.shape == $1.1 }
+    }
+}

@@ -13,6 +13,7 @@ public enum TrainableModels {
     /// unreadable `config.json` or an architecture Attend does not train (naming it and the
     /// ones it does), or the class's own loading errors. Cost: one read of the weights.
     public static func load(directory: URL, compute: Compute = .default) throws -> any TrainableModel {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (config, configURL, _) = try readHFModelConfigs(directory)
         var architectures: [String] = []
         if case .array(let items)? = config.raw("architectures") {

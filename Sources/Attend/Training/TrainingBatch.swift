@@ -8,7 +8,8 @@ import Foundation
 /// - `tokenTypeIDs` [rows, length]: BERT segment ids (nil: all zeros).
 /// - `labels`: BERT MLM targets [rows, length] or seq2seq targets [rows, labelLength];
 ///   -100 marks a position the loss ignores.
-/// - `nextSentenceLabel` [rows]: BERT's NSP target (0 = B follows A, 1 = B is random).
+/// - `nextSentenceLabel` [rows]: BERT's NSP target (0 = B follows A, 1 = B is random, -100 =
+///   ignored); nil: the batch trains the masked-LM loss alone.
 /// - `decoderInputIDs` [rows, labelLength]: seq2seq decoder input; nil means "shift `labels`
 ///   right, start with the decoder start id, -100 replaced by the pad id", as `transformers`
 ///   does.
@@ -211,7 +212,14 @@ public struct TrainingBatch: Sendable, Equatable {
             case "attention_mask": batch.attentionMask = try matrix(v, key)
             case "token_type_ids": batch.tokenTypeIDs = try matrix(v, key)
             case "labels": batch.labels = try matrix(v, key)
-            case "next_sentence_label": batch.nextSentenceLabel = try vector(v, key)
+            case "next_sentence_label":
+                // Every row has a label or the batch has none: a row without one is an error.
+                if case .array(let items) = v, let row = items.firstIndex(where: { if case .null = $0 { return true } else { return false } }) {
+                    throw TrainingError(
+                        "\(place): next_sentence_label[\(row)] is null: give every row of a batch a next-sentence label (0, 1, or -100 to ignore the row), or leave next_sentence_label out to train the masked-LM loss alone"
+                    )
+                }
+                batch.nextSentenceLabel = try vector(v, key)
             case "decoder_input_ids": batch.decoderInputIDs = try matrix(v, key)
             case "decoder_attention_mask": batch.decoderAttentionMask = try matrix(v, key)
             default:

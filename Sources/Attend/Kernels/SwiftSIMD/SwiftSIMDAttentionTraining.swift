@@ -27,17 +27,19 @@ package enum AttentionGradReference {
     }
 
     /// One head, rows dense: `q` `[seqQ * d]`, `k`, `v` `[seqK * d]`, `bias` `[seqQ * seqK]`
-    /// additive (`-inf` = masked), `dOut` `[seqQ * d]`:
+    /// additive (`-inf` = masked), `dOut` `[seqQ * d]`, `dropout` `[seqQ * seqK]` the dropout
+    /// factors Z (0 or 1 / (1 - p); nil: all 1, no Shaw with them):
     ///
     ///     s_ij = scale q_i.k_j + bias_ij [+ scale q_i.a^K_c(i,j)],  P = softmax_j s,
-    ///     o_i = sum_j P_ij (v_j [+ a^V_c(i,j)]),   dS = P (dP - rowsum(dO o)),
-    ///     dQ = scale dS (K [+ a^K_c]),  dK = scale dS^T Q,  dV = P^T dO,  d bias = dS.
+    ///     o_i = sum_j P_ij Z_ij (v_j [+ a^V_c(i,j)]),   dS = P (Z dP - rowsum(dO o)),
+    ///     dQ = scale dS (K [+ a^K_c]),  dK = scale dS^T Q,  dV = (P Z)^T dO,  d bias = dS.
     ///
     /// Cost: O(seqQ * seqK * d) Double flops, O(seqQ * seqK) memory.
     package static func head(
         seqQ sq: Int, seqK sk: Int, d: Int, scale: Double, q: [Double], k: [Double], v: [Double], bias: [Double],
-        shaw: Shaw?, dOut: [Double]?
+        shaw: Shaw?, dOut: [Double]?, dropout: [Double]? = nil
     ) -> Head {
+        precondition(dropout == nil || shaw == nil, "AttentionGradReference: dropout with Shaw positions")
         let w = shaw.map { 2 * $0.clip + 1 } ?? 0
         var r = Head(
             out: Array(repeating: 0, count: sq * d), lse: Array(repeating: -.infinity, count: sq),
@@ -68,9 +70,10 @@ package enum AttentionGradReference {
             for j in 0..<sk {
                 let pij = Foundation.exp(s[j] - r.lse[i])
                 r.p[i * sk + j] = pij
-                if pij == 0 { continue }
+                let z = dropout?[i * sk + j] ?? 1
+                if pij * z == 0 { continue }
                 for c in 0..<d {
-                    var vv = v[j * d + c]
+                    var vv = z * v[j * d + c]
                     if let shaw { vv += shaw.values[shaw.bucket(i, j) * d + c] }
                     r.out[i * d + c] += pij * vv
                 }
@@ -83,14 +86,15 @@ package enum AttentionGradReference {
             for j in 0..<sk {
                 let pij = r.p[i * sk + j]
                 if pij == 0 { continue }
-                var dp = dot(dOut, i * d, v, j * d)
+                let z = dropout?[i * sk + j] ?? 1
+                var dp = z * dot(dOut, i * d, v, j * d)
                 if let shaw { dp += dot(dOut, i * d, shaw.values, shaw.bucket(i, j) * d) }
                 let ds = pij * (dp - delta)
                 r.ds[i * sk + j] = ds
                 for c in 0..<d {
                     r.dq[i * d + c] += scale * ds * k[j * d + c]
                     r.dk[j * d + c] += scale * ds * q[i * d + c]
-                    r.dv[j * d + c] += pij * dOut[i * d + c]
+                    r.dv[j * d + c] += pij * z * dOut[i * d + c]
                 }
                 if let shaw {
                     let b = shaw.bucket(i, j) * d
@@ -180,9 +184,13 @@ package enum AttentionGradReference {
                     }
                 }
                 let shaw = x.shawKeys.map { Shaw(keys: $0, values: x.shawValues!, clip: kernelBias.shaw!.clip, offset: qs) }
+                // Dropout factors from the counter-based hash (stream position of (b, h, i, j)).
+                let z = t.dropout.map { drop in
+                    (0..<(sq * sk)).map { Double(drop.factor(counter: UInt64((b * nh + h) * sq * sk + $0))) }
+                }
                 let r = head(
                     seqQ: sq, seqK: sk, d: d, scale: Double(t.scale), q: rows(x.q, sq, nh, h), k: rows(x.k, sk, kvh, kh),
-                    v: rows(x.v, sk, kvh, kh), bias: bias, shaw: shaw, dOut: dOut.map { rows($0, sq, nh, h) })
+                    v: rows(x.v, sk, kvh, kh), bias: bias, shaw: shaw, dOut: dOut.map { rows($0, sq, nh, h) }, dropout: z)
                 for i in 0..<sq {
                     lse[(b * nh + h) * sq + i] = r.lse[i]
                     for c in 0..<d { out[((b * sq + i) * nh + h) * d + c] = r.out[i * d + c] }

@@ -26,6 +26,7 @@ public struct MarianTokenizer: Tokenizer {
     /// Loads `source.spm`, `target.spm`, `vocab.json` (and `target_vocab.json` with
     /// `separate_vocabs`) and `tokenizer_config.json`'s token names. Throws `ModelFileError`.
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         func url(_ n: String) -> URL { directory.appendingPathComponent(n) }
         let configURL = url("tokenizer_config.json")
         var separate = false

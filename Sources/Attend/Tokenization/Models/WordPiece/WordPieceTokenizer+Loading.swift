@@ -10,6 +10,7 @@ extension WordPieceTokenizer {
     /// `vocab.txt` with the settings of `tokenizer_config.json` (if any). Throws
     /// `ModelFileError` naming the file at fault. Cost: O(file sizes).
     public init(directory: URL) throws {
+        let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let json = directory.appendingPathComponent("tokenizer.json")
         let vocab = directory.appendingPathComponent("vocab.txt")
         if FileManager.default.fileExists(atPath: json.path) {
