@@ -35,7 +35,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "attend",
-            dependencies: ["Attend"],
+            dependencies: ["Attend", "AttendCommandLine"],
             path: "Sources/attend"
         ),
         .executableTarget(
@@ -120,7 +120,7 @@ let package = Package(
         // `attend` command, and hostile calls of the library's entry points.
         .testTarget(
             name: "HostileInputTests",
-            dependencies: ["Attend", "AttendTestSupport"],
+            dependencies: ["Attend", "AttendCommandLine", "AttendTestSupport"],
             path: "Tests/HostileInputTests",
             resources: [.copy("Fixtures")]
         ),
