@@ -71,8 +71,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VisualizationTests",
-            dependencies: ["Attend"],
-            path: "Tests/VisualizationTests"
+            dependencies: ["Attend", "AttendTestSupport"],
+            path: "Tests/VisualizationTests",
+            exclude: ["make_attention_fixture.py"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "TensorTests",

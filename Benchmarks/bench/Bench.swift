@@ -52,6 +52,8 @@ struct Bench {
     let variant = Compute.default.backend
     var peak1 = 0.0  // single-thread FMA peak, GFLOP/s
     var peakN = 0.0  // all-threads FMA peak
+    /// Every emitted figure by section, for `--svg`.
+    let charts = BenchChartRecorder()
 
     init(options: BenchOptions) { self.options = options }
 
@@ -65,6 +67,7 @@ struct Bench {
     /// One result: a JSON line with `--json` (the shared JSON-lines writer: numbers to 6
     /// significant digits, non-finite ones as null), otherwise a table row.
     func emit(_ fields: [(String, Any)], row: String) {
+        if options.svg != nil { charts.record(fields) }
         if options.json {
             writeJSONLine(
                 fields.map { key, value -> (String, JSONValue) in
@@ -87,6 +90,7 @@ struct Bench {
             out("Attend bench — variant \(variantName), \(cores) active cores, multi-thread rows use \(options.threads) threads")
             if case .native(let v) = variant { out("GEMM micro-kernel: \(v.gemmMicroKernelName)") }
         }
+        charts.section = "peak"
         if case .native(let v) = variant {
             progress("measuring the FMA peak...")
             peak1 = v.measureFMAPeak(threads: 1)
@@ -106,18 +110,55 @@ struct Bench {
                 [("name", "fma peak"), ("variant", v.rawValue), ("threads", 1), ("gflops", peak1), ("peak_gflops", peak1), ("ms", 0.0)],
                 row: String(format: "FMA peak (%@): %.1f GFLOP/s on 1 thread, %.1f on %d threads", v.rawValue, peak1, peakN, options.threads))
         }
-        if options.wants("parallel") { parallelRegion() }
-        if options.wants("gemm") { gemm() }
-        if options.wants("softmax") { softmaxBandwidth() }
-        if options.wants("attention") { attention() }
-        if options.wants("attention-backward") { attentionBackward() }
-        if options.wants("encoder") { encoder() }
-        if options.wants("decoder") { decoder() }
-        if options.wants("bert") { bert() }
-        if options.wants("seq2seq") { seq2seq() }
-        if options.wants("tokenizers") { tokenizers() }
-        if options.wants("lm") { lm() }
-        if options.wants("train") { train() }
+        if options.wants("parallel") {
+            charts.section = "parallel"
+            parallelRegion()
+        }
+        if options.wants("gemm") {
+            charts.section = "gemm"
+            gemm()
+        }
+        if options.wants("softmax") {
+            charts.section = "softmax"
+            softmaxBandwidth()
+        }
+        if options.wants("attention") {
+            charts.section = "attention"
+            attention()
+        }
+        if options.wants("attention-backward") {
+            charts.section = "attention-backward"
+            attentionBackward()
+        }
+        if options.wants("encoder") {
+            charts.section = "encoder"
+            encoder()
+        }
+        if options.wants("decoder") {
+            charts.section = "decoder"
+            decoder()
+        }
+        if options.wants("bert") {
+            charts.section = "bert"
+            bert()
+        }
+        if options.wants("seq2seq") {
+            charts.section = "seq2seq"
+            seq2seq()
+        }
+        if options.wants("tokenizers") {
+            charts.section = "tokenizers"
+            tokenizers()
+        }
+        if options.wants("lm") {
+            charts.section = "lm"
+            lm()
+        }
+        if options.wants("train") {
+            charts.section = "train"
+            train()
+        }
+        if let dir = options.svg { charts.write(to: dir) }
     }
 
     /// Cost of one parallel region over all threads: an empty one (the caller may run every

@@ -11,6 +11,8 @@ struct BenchOptions {
     var json = false
     var threads = ProcessInfo.processInfo.activeProcessorCount
     var quick = false
+    /// `--svg DIR`: where to write one chart per section.
+    var svg: String? = nil
 
     func wants(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
@@ -20,6 +22,7 @@ struct BenchOptions {
         threads = parsed.int("--threads") ?? threads
         json = parsed.has("--json")
         quick = parsed.has("--quick")
+        svg = parsed.string("--svg")
         only = Set(parsed.lists("--only").joined())
     }
 }

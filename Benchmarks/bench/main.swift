@@ -1,4 +1,4 @@
-// `swift run bench [--seq N] [--only SECTION[,SECTION]] [--json] [--threads N] [--quick]`
+// `swift run bench [--seq N] [--only SECTION[,SECTION]] [--json] [--threads N] [--quick] [--svg DIR]`
 //
 // Attend's benchmark: every figure is measured in this run, next to this machine's FMA peak
 // measured in the same run. `swift run` builds debug, whose C kernels are compiled at -O0; in

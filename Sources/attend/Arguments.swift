@@ -13,6 +13,8 @@ struct Arguments {
         case train
         case pretrainMLM = "pretrain-mlm"
         case download
+        case context
+        case attentionMap = "attention-map"
 
         /// Whether the command trains a model (`train`, `pretrain-mlm`).
         var trains: Bool { self == .train || self == .pretrainMLM }
@@ -51,6 +53,12 @@ struct Arguments {
     var batchSizeGiven = false
     /// The options of download.
     var download = DownloadOptions()
+    /// `--word` of context.
+    var word: String? = nil
+    /// `--layer`, `--head` and `--svg` of attention-map.
+    var layer: Int? = nil
+    var head: Int? = nil
+    var svg: String? = nil
 
     /// The arguments of a command line the grammar accepted. Throws `UsageError` for flags
     /// that do not go together.
@@ -87,6 +95,14 @@ struct Arguments {
             return
         }
         generateTexts = r.strings("--text")
+        if command == .context || command == .attentionMap {
+            word = r.string("--word")
+            layer = r.int("--layer")
+            head = r.int("--head")
+            svg = r.string("--svg")
+            try checkInspection()
+            return
+        }
         if command == .fillMask {
             fillMaskTopK = r.int("--top-k") ?? 5
             return
@@ -106,6 +122,22 @@ struct Arguments {
             guard sources == 1 else {
                 throw UsageError("\(command.rawValue) takes one kind of source, not both: --ids, texts (--text, --input) or --prompt")
             }
+        }
+    }
+}
+
+extension Arguments {
+    /// The checks of context and attention-map that relate their flags. Throws `UsageError`.
+    func checkInspection() throws {
+        if command == .context {
+            guard let word, !word.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw UsageError(description: "context needs --word WORD (the word to follow across the texts)")
+            }
+        } else {
+            if let svg, !(svg.lowercased().hasSuffix(".svg") && svg.count > 4) {
+                throw UsageError(description: "--svg needs a file name ending in .svg, got '\(svg)'")
+            }
+            if svg == nil && !json { throw UsageError(description: "attention-map needs --svg OUT.svg or --json") }
         }
     }
 }

@@ -103,6 +103,10 @@ do {
         try train(folder: folder, args)
     case .download:
         break  // handled above
+    case .context:
+        try context(folder: folder, texts: texts, args)
+    case .attentionMap:
+        try attentionMap(folder: folder, texts: texts, args)
     case .translate:
         try generateText(folder: folder, args)
     case .generate:

@@ -60,6 +60,11 @@ public struct BERTOutput: Sendable {
     /// When asked for: the embedding block's output followed by every layer's output, each
     /// `[batch, seq, d]` (Hugging Face's `hidden_states`); otherwise empty.
     public let hiddenStates: [Tensor]
+    /// The attention probabilities of the layers asked for (`outputAttentions`), by layer
+    /// index (0 = first encoder layer, Hugging Face's `attentions[i]`): `[batch, heads, seq,
+    /// seq]`, row = query, column = key, each row summing to 1 over the real keys (padded keys
+    /// get 0); empty when none was asked for.
+    public let attentions: [Int: Tensor]
 }
 
 /// A BERT encoder with its optional pooler and pre-training heads, loaded from a Hugging Face
@@ -108,6 +113,11 @@ public struct BERTModel: Sendable {
     ///   query); nil means all 1. A row whose mask is all 0 attends to nothing and gets zero
     ///   attention output (Hugging Face's additive mask averages all values there instead).
     /// - `outputHiddenStates`: also return the embedding output and every layer's output.
+    /// - `outputAttentions`: the layers (0-based) whose attention probabilities to return
+    ///   (Hugging Face's `output_attentions`, for these layers only). The fused kernel never
+    ///   forms them: each asked layer recomputes its queries and keys and the probabilities
+    ///   the materialized way, `4 T d² + 2 batch seq² d` more flops and `batch heads seq²`
+    ///   floats per layer. A layer index out of range throws.
     ///
     /// Input the model cannot take (ragged rows, an id or token type out of range, too long a
     /// sequence, a mask of other values than 0/1) throws ``ModelInputError`` naming what and
@@ -115,7 +125,7 @@ public struct BERTModel: Sendable {
     /// (T = batch x seq) plus `4 batch seq² d` for attention.
     public func forward(
         inputIDs: [[Int]], tokenTypeIDs: [[Int]]? = nil, attentionMask: [[Int]]? = nil,
-        outputHiddenStates: Bool = false, compute: Compute = .default
+        outputHiddenStates: Bool = false, outputAttentions: Set<Int> = [], compute: Compute = .default
     ) throws(ModelInputError) -> BERTOutput {
         let batch = inputIDs.count
         let seq = inputIDs.first?.count ?? 0
@@ -138,6 +148,9 @@ public struct BERTModel: Sendable {
             try check(m.allSatisfy { $0.allSatisfy { $0 == 0 || $0 == 1 } }, "attentionMask values must be 0 or 1")
         }
         try checkIDs(inputIDs, tokenTypeIDs)
+        if let bad = outputAttentions.sorted().first(where: { !layers.indices.contains($0) }) {
+            throw ModelInputError("BERTModel: outputAttentions asks for layer \(bad); the model has layers 0..<\(layers.count)")
+        }
         let keyPadding: [[Bool]]? = attentionMask.flatMap { m in
             m.contains(where: { $0.contains(0) }) ? m.map { $0.map { $0 != 0 } } : nil
         }
@@ -145,11 +158,13 @@ public struct BERTModel: Sendable {
         var x = embed(inputIDs, tokenTypeIDs, rows, compute: compute)  // [T, d]
         var states: [Tensor] = []
         if outputHiddenStates { states.append(x.reshaped([batch, seq, d])) }
-        for layer in layers {
+        var attentions: [Int: Tensor] = [:]
+        for (i, layer) in layers.enumerated() {
+            if outputAttentions.contains(i) { attentions[i] = layer.attentionProbabilities(rows: x, rows, compute: compute) }
             x = encode(layer, x, rows, compute: compute)  // [T, d]
             if outputHiddenStates { states.append(x.reshaped([batch, seq, d])) }
         }
-        return BERTOutput(lastHiddenState: x.reshaped([batch, seq, d]), hiddenStates: states)
+        return BERTOutput(lastHiddenState: x.reshaped([batch, seq, d]), hiddenStates: states, attentions: attentions)
     }
 
     /// The last hidden state `[batch, seq, d]` of a batch of encodings of equal length (pad
@@ -163,7 +178,7 @@ public struct BERTModel: Sendable {
 
     /// The encoder on sequences of any lengths, without padding: their tokens are stacked
     /// into one `[Σ lengths, d]` matrix (sequence i from row `rows.starts[i]`), so no work is
-    /// spent on padding. Each sequence's rows equal what ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:compute:)``
+    /// spent on padding. Each sequence's rows equal what ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:outputAttentions:compute:)``
     /// gives for its real tokens in a padded batch (to float rounding).
     func forwardUnpadded(_ ids: [[Int]], tokenTypeIDs: [[Int]], compute: Compute) throws(ModelInputError) -> (hidden: Tensor, rows: TokenRows) {
         try check(

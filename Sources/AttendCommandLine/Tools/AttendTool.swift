@@ -216,6 +216,35 @@ package enum AttendCommandLine {
             ] + training,
             details: "pretrain-mlm prints its progress and summary on stderr as train does."),
         CommandSpec(
+            "context",
+            summary:
+                "how a word's vector changes with its sentence, in a BERT folder: layer by layer (0 = the embedding block's output, then each encoder layer's; the last is the last hidden state), the cosine between the word's vectors (the mean over its word pieces) in every pair of texts, beside the cosine of its input (token) embeddings, as a table",
+            flags: [
+                model,
+                Flag("--word", .nonEmptyString, "WORD", required: true, help: "the word to follow across the texts"),
+                json, threads, input, inputFormat,
+            ],
+            positionals: "TEXT TEXT...",
+            details: """
+                context finds --word WORD in each text as a whole word, ignoring case (its first occurrence; an error names a text
+                without it) and runs each text on its own. With --json it prints one line {"word", "texts", "pieces" (per text),
+                "pairs" ([i, j], 0-based), "input" (per pair), "layers" (per layer, per pair)}. \(textsFrom)
+                """),
+        CommandSpec(
+            "attention-map",
+            summary:
+                "the attention probabilities of one layer of a BERT folder for one text, as token-by-token heatmaps (rows = queries, columns = keys), one panel per head, drawn as a standalone SVG file",
+            flags: [
+                model,
+                Flag("--layer", .int(0...Int.max), "L", help: "the layer, 0-based (default the last)"),
+                Flag("--head", .int(0...Int.max), "H", help: "only this head, 0-based (default every head)"),
+                Flag("--svg", .nonEmptyString, "OUT.svg", help: "draw the heatmaps into OUT.svg (a file name ending in .svg)"),
+                Flag.switch("--json", help: "print one line {\"text\", \"tokens\", \"layer\", \"heads\", \"attention\" (per head, [query][key])}"),
+                threads, input, inputFormat,
+            ],
+            positionals: "TEXT",
+            details: "attention-map needs --svg OUT.svg or --json (or both). \(textsFrom)"),
+        CommandSpec(
             "download",
             summary:
                 "fetches a model folder from the Hugging Face Hub into the cache the Python huggingface_hub uses ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub; either tool reuses the other's files) and prints its snapshot folder, which --model takes (as does the cache folder models--ORG--NAME itself)",

@@ -25,6 +25,11 @@ package enum BenchCommandLine {
                     Flag.switch("--json", help: "one JSON object per line on stdout (progress stays on stderr); non-finite numbers are null"),
                     Flag("--threads", .int(1...Int.max), "N", help: "the multi-threaded rows use N threads (default: the active cores)"),
                     Flag.switch("--quick", help: "fewer repetitions and sizes (a smoke run)"),
+                    Flag(
+                        "--svg", .nonEmptyString, "DIR",
+                        help:
+                            "also draw one SVG chart per section that ran into DIR (created if needed): SECTION.svg, bars of GFLOP/s (with % of peak) per kernel, or of the section's rate or time; time against sequence length when a section measured several lengths"
+                    ),
                 ]),
         ],
         failureMeaning: "runtime failure (a measurement that could not run)")

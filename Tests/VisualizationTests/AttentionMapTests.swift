@@ -1,0 +1,169 @@
+// Attention probabilities and hidden states against transformers (`output_attentions`,
+// `output_hidden_states`) on Fixtures/bert, the heatmap and bar chart drawings, and the
+// `attend context` / `attend attention-map` commands run end to end on the same folder.
+// Fixtures/attention_golden.json comes from make_attention_fixture.py.
+import AttendTestSupport
+import Foundation
+import Testing
+
+@testable import Attend
+
+/// The fixture folder and transformers' numbers for it.
+struct AttentionGolden {
+    let folder: URL
+    let json: [String: Any]
+
+    init() throws {
+        folder = try #require(Bundle.module.url(forResource: "bert", withExtension: nil, subdirectory: "Fixtures"))
+        let url = try #require(Bundle.module.url(forResource: "attention_golden", withExtension: "json", subdirectory: "Fixtures"))
+        json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+    }
+
+    func ints(_ key: String) -> [[Int]] { (json[key] as? [[NSNumber]] ?? []).map { $0.map(\.intValue) } }
+    func floats(_ key: String) -> [[Float]] { (json[key] as? [[NSNumber]] ?? []).map { $0.map(\.floatValue) } }
+}
+
+/// The largest |a - b| (infinity when the lengths differ).
+func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+    guard a.count == b.count else { return .infinity }
+    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+@Test func attentionProbabilitiesMatchTransformers() throws {
+    let g = try AttentionGolden()
+    let model = try BERTModel(directory: g.folder)
+    let ids = g.ints("input_ids"), mask = g.ints("attention_mask")
+    #expect(Set(mask.map { $0.reduce(0, +) }).count == 2, "the fixture batch must be padded")
+    let out = try model.forward(inputIDs: ids, attentionMask: mask, outputHiddenStates: true, outputAttentions: [0, 1])
+    let shape = (g.json["attention_shape"] as? [Int]) ?? []
+    let expected = g.floats("attentions")
+    #expect(out.attentions.keys.sorted() == [0, 1])
+    for layer in 0..<2 {
+        let got = try #require(out.attentions[layer])
+        #expect(got.shape == shape)
+        #expect(maxDifference(got.scalars, expected[layer]) <= 1e-5, "layer \(layer)")
+        // Padded keys get exactly 0, and every row sums to 1.
+        let (b, h, s) = (shape[0], shape[1], shape[2])
+        let p = got.scalars
+        for bi in 0..<b {
+            for hi in 0..<h {
+                for q in 0..<s {
+                    let row = p[(((bi * h + hi) * s + q) * s)..<(((bi * h + hi) * s + q + 1) * s)]
+                    #expect(abs(row.reduce(0, +) - 1) < 1e-5)
+                    for k in 0..<s where mask[bi][k] == 0 { #expect(row[row.startIndex + k] == 0) }
+                }
+            }
+        }
+    }
+    let hidden = g.floats("hidden_states")
+    #expect(out.hiddenStates.count == 3)
+    for (l, state) in out.hiddenStates.enumerated() {
+        #expect(maxDifference(state.scalars, hidden[l]) <= 1e-5, "hidden state \(l)")
+    }
+}
+
+@Test func askingForAttentionsLeavesTheForwardPassAlone() throws {
+    let g = try AttentionGolden()
+    let model = try BERTModel(directory: g.folder)
+    let ids = g.ints("input_ids"), mask = g.ints("attention_mask")
+    let plain = try model.forward(inputIDs: ids, attentionMask: mask)
+    let asked = try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [1])
+    #expect(plain.attentions.isEmpty && asked.attentions.keys.sorted() == [1])
+    #expect(bitwiseEqual(plain.lastHiddenState.scalars, asked.lastHiddenState.scalars))
+    #expect(throws: ModelInputError.self) { try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [2]) }
+    #expect(throws: ModelInputError.self) { try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [-1]) }
+}
+
+@Test func heatmapDrawsEveryPanelWithEscapedLabels() throws {
+    let labels = ["<s>", "a&b", "\"q\"", "</svg>"]
+    let n = labels.count
+    let panels = (0..<3).map { h in HeatmapPanel(caption: "head \(h)", values: (0..<(n * n)).map { Float($0 + h) / 20 }) }
+    var drawing = Heatmap(title: "layer <2> & more", rowLabels: labels, columnLabels: labels, panels: panels)
+    drawing.footnote = "rows: queries & columns: keys"
+    let parsed = try #require(parseSVG(drawing.document().render()))
+    #expect(parsed.texts.contains("rows: queries & columns: keys"))
+    #expect(parsed.texts.filter { $0.hasPrefix("head ") }.count == 3)
+    #expect(parsed.texts.contains("layer <2> & more"))
+    for label in labels { #expect(parsed.texts.filter { $0 == label }.count == 2 * 3, "\(label): once per axis per panel") }
+    #expect(parsed.texts.contains { $0.hasPrefix("min ") } && parsed.texts.contains { $0.hasPrefix("max ") })
+    // 3 panels of n² cells, a frame each, the background, the legend's 32 steps and frame.
+    #expect(parsed.elements.filter { $0 == "rect" }.count == 3 * (n * n + 1) + 1 + 33)
+    // One panel drawn alone; NaN cells stay well-formed.
+    let single = Heatmap(title: "t", rowLabels: ["x"], columnLabels: ["y"], panels: [HeatmapPanel(caption: "head 0", values: [.nan])])
+    #expect(parseSVG(single.document().render()).map { $0.texts.filter { $0.hasPrefix("head ") }.count } == 1)
+}
+
+@Test func barChartDrawsEveryBar() throws {
+    var chart = BarChart(title: "GEMM <fp32>", unit: "GFLOP/s", bars: [("avx2 & fma", 120.5), ("ref", 3.25), ("broken", .nan)])
+    chart.notes = ["80% of peak"]
+    let parsed = try #require(parseSVG(chart.document().render()))
+    #expect(parsed.texts.contains("GEMM <fp32>") && parsed.texts.contains("avx2 & fma") && parsed.texts.contains("n/a"))
+    #expect(parsed.texts.contains("120.5 (80% of peak)") && parsed.texts.contains("3.25"))
+    #expect(parsed.elements.filter { $0 == "rect" }.count == 1 + 2)  // background + two finite bars
+}
+
+/// Runs the built `attend` with `arguments`.
+func runAttend(_ arguments: [String]) throws -> ChildResult {
+    let tool = builtProduct("attend", besides: Bundle.module)
+    try #require(FileManager.default.isExecutableFile(atPath: tool), "attend is not built at \(tool)")
+    return try runChild(tool, arguments, timeout: 120)
+}
+
+@Test func contextCommandMatchesTransformers() throws {
+    let g = try AttentionGolden()
+    let golden = try #require(g.json["context"] as? [String: Any])
+    let word = try #require(golden["word"] as? String), texts = try #require(golden["sentences"] as? [String])
+    let r = try runAttend(["context", "--model", g.folder.path, "--word", word, "--json"] + texts)
+    #expect(r.status == 0, "\(r)")
+    let line = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    #expect((line["pieces"] as? [[String]]) == (golden["pieces"] as? [[String]]))
+    #expect((line["pairs"] as? [[Int]]) == (golden["pairs"] as? [[Int]]))
+    let got = (line["layers"] as? [[Double]] ?? []).map { $0.map(Float.init) }
+    let expected = (golden["layers"] as? [[Double]] ?? []).map { $0.map(Float.init) }
+    #expect(got.count == 3 && got.count == expected.count)
+    for (a, b) in zip(got, expected) { #expect(maxDifference(a, b) <= 1e-5, "\(a) vs \(b)") }
+    let input = (line["input"] as? [Double] ?? []).map(Float.init)
+    #expect(maxDifference(input, (golden["input"] as? [Double] ?? []).map(Float.init)) <= 1e-5)
+
+    // The table names every layer; a text without the word is named in the error.
+    let table = try runAttend(["context", "--model", g.folder.path, "--word", word] + texts)
+    #expect(table.status == 0 && table.stdout.contains("input embedding") && table.stdout.contains("2 (last)"), "\(table)")
+    let absent = try runAttend(["context", "--model", g.folder.path, "--word", "cat", "the cat sat.", "the dog sat."])
+    #expect(absent.status == 1 && absent.stderr.contains("text 2 \"the dog sat.\""), "\(absent)")
+    let one = try runAttend(["context", "--model", g.folder.path, "--word", "cat", "the cat sat."])
+    #expect(one.status == 2, "\(one)")
+}
+
+@Test func attentionMapCommandDrawsAndPrints() throws {
+    let g = try AttentionGolden()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-map-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let text = "The cat sat on the mat."
+    let all = dir.appendingPathComponent("all.svg"), one = dir.appendingPathComponent("one.svg")
+    let r = try runAttend(["attention-map", "--model", g.folder.path, "--layer", "0", "--svg", all.path, "--json", text])
+    #expect(r.status == 0, "\(r)")
+    let parsed = try #require(parseSVG(try String(contentsOf: all, encoding: .utf8)))
+    #expect(parsed.texts.filter { $0.hasPrefix("head ") }.count == 4)
+    #expect(["[CLS]", "cat", "mat", "[SEP]"].allSatisfy(parsed.texts.contains))
+    #expect(parsed.texts.contains { $0.contains("layer 0") })
+
+    // The JSON equals the library's probabilities (the first text of the golden batch is this one).
+    let line = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    let maps = try #require(line["attention"] as? [[[Double]]])
+    let model = try BERTModel(directory: g.folder)
+    let ids = g.ints("input_ids")[0], mask = g.ints("attention_mask")[0]
+    let real = Array(ids.prefix(mask.reduce(0, +)))
+    let p = try #require(try model.forward(inputIDs: [real], outputAttentions: [0]).attentions[0]).scalars
+    #expect(maps.count == 4 && maps.allSatisfy { $0.count == real.count })
+    #expect(maxDifference(maps.flatMap { $0.flatMap { $0.map(Float.init) } }, p) == 0)
+
+    let head = try runAttend(["attention-map", "--model", g.folder.path, "--head", "2", "--svg", one.path, text])
+    #expect(head.status == 0, "\(head)")
+    let single = try #require(parseSVG(try String(contentsOf: one, encoding: .utf8)))
+    #expect(single.texts.filter { $0.hasPrefix("head ") } == ["head 2"])
+    let badHead = try runAttend(["attention-map", "--model", g.folder.path, "--head", "4", "--svg", one.path, text])
+    #expect(badHead.status == 2 && badHead.stderr.contains("heads 0..<4"), "\(badHead)")
+    let notSVG = try runAttend(["attention-map", "--model", g.folder.path, "--svg", dir.appendingPathComponent("x").path, text])
+    #expect(notSVG.status == 2, "\(notSVG)")
+}
