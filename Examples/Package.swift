@@ -6,6 +6,7 @@
 //   cd Examples && swift build -c release
 //   .build/release/semantic-search --model ../.cache/minilm --file notes.txt --query "..."
 //   .build/release/translate --model path/to/opus-mt-en-de "How are you?"
+//   .build/release/tiny-training --steps 60
 import Foundation
 import PackageDescription
 
@@ -19,6 +20,7 @@ let package = Package(
     products: [
         .executable(name: "semantic-search", targets: ["semantic-search"]),
         .executable(name: "translate", targets: ["translate"]),
+        .executable(name: "tiny-training", targets: ["tiny-training"]),
     ],
     dependencies: [.package(path: "..")],
     targets: [
@@ -30,6 +32,9 @@ let package = Package(
         .executableTarget(
             name: "translate", dependencies: [attend, "ExampleSupport"],
             path: "Sources/translate"),
+        .executableTarget(
+            name: "tiny-training", dependencies: [attend, "ExampleSupport"],
+            path: "Sources/tiny-training"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,7 +3,9 @@
 # must compile to nothing) with the differential harness Tests/NEONHarness/neon_diff.c for
 # aarch64, and runs it under qemu-aarch64 (natively on an AArch64 host). The harness checks
 # every slot of the NEON table against the scalar table and double-precision references (the
-# attention backward's attn_grad_step through ck_f32_attention_backward included).
+# attention backward's attn_grad_step through ck_f32_attention_backward included, and the other
+# training kernels: cross-entropy, norm training forward and backward, activation and gated
+# backward, embedding backward).
 #
 # Builds (each must compile warning-free, -Werror) and runs:
 #   gcc-O2    aarch64-linux-gnu-gcc -O2   (-Wno-unknown-pragmas: the templates' unroll hints

@@ -195,6 +195,10 @@ public enum FuzzRegistry {
         AnyFuzzKernel(AdamWFuzz()),
         AnyFuzzKernel(SGDFuzz()),
         AnyFuzzKernel(SumSquaresFuzz()),
+        AnyFuzzKernel(CrossEntropyFuzz()),
+        AnyFuzzKernel(NormBackwardFuzz()),
+        AnyFuzzKernel(ActivationBackwardFuzz()),
+        AnyFuzzKernel(EmbeddingBackwardFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -59,6 +59,10 @@ struct Arguments {
     var layer: Int? = nil
     var head: Int? = nil
     var svg: String? = nil
+    /// `--output` of embed: a .npy or .jsonl file to stream the vectors to.
+    var output: String? = nil
+    /// `--resume` of embed --output.
+    var resume = false
 
     /// The arguments of a command line the grammar accepted. Throws `UsageError` for flags
     /// that do not go together.
@@ -102,6 +106,13 @@ struct Arguments {
             svg = r.string("--svg")
             try checkInspection()
             return
+        }
+        output = r.string("--output")
+        resume = r.has("--resume")
+        if output != nil || resume {
+            guard output != nil else { throw UsageError(description: "--resume needs --output OUT") }
+            guard !json else { throw UsageError(description: "--json does not apply with --output (its extension, .npy or .jsonl, chooses the format)") }
+            guard texts.isEmpty else { throw UsageError(description: "embed --output reads texts from --input or standard input, not arguments: '\(texts[0])'") }
         }
         if command == .fillMask {
             fillMaskTopK = r.int("--top-k") ?? 5

@@ -53,7 +53,7 @@ if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = modelFolder(args.model)
 let texts: [String]
 do {
-    texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
+    texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) || args.output != nil ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
 } catch {
     fail("\(error)", status: 2)
 }
@@ -67,7 +67,11 @@ do {
         try decode(folder: folder, args)
 
     case .embed:
-        let embedder = try SentenceEmbedder(directory: folder)
+        if args.output != nil {
+            try embedToFile(folder: folder, args)  // --output: streamed to a file
+            break
+        }
+        let embedder = try loadEmbedder(folder: folder, args)
         let encodings = texts.map { embedder.encode($0) }
         let vectors = try embedder.embed(encodings: encodings, batchSize: args.batchSize)
         let dim = embedder.dimension
@@ -83,7 +87,7 @@ do {
         }
 
     case .similarity:
-        let embedder = try SentenceEmbedder(directory: folder)
+        let embedder = try loadEmbedder(folder: folder, args)
         let encodings = texts.map { embedder.encode($0) }
         let sims = cosineSimilarityMatrix(try embedder.embed(encodings: encodings, batchSize: args.batchSize))
         let n = texts.count

@@ -8,7 +8,9 @@
  * attention (pack_kv + attention_block), the GEMM on a packed weight (pack_weight, pack_a,
  * gemm_packed with its epilogue, split into row x panel ranges) and the attention on in-place
  * K/V (attention_short, attention_few), and the attention backward (grad_pack_kv,
- * attention_backward with attn_grad_step, the forward's attention_block_lse). Both variants (NEON and scalar) are checked against
+ * attention_backward with attn_grad_step, the forward's attention_block_lse), and the other
+ * training kernels (cross_entropy, norm_rows_train + norm_backward, activation_backward and
+ * gated_backward, embedding_backward). Both variants (NEON and scalar) are checked against
  * the same double reference with error bounds derived from the operation (k*u*sum|a||b| for
  * dot products, ulps for exp), and every output buffer sits between guard bands (and has its
  * row padding filled with a guard pattern) that must come back untouched.
@@ -63,13 +65,18 @@ enum {
     S_ATTN_SHORT,
     S_ATTN_FEW,
     S_ATTN_BWD,
+    S_CE,
+    S_NORM_BWD,
+    S_ACT_BWD,
+    S_EMB_BWD,
     S_COUNT
 };
 static const char *const stat_names[S_COUNT] = {
-    "dispatch",      "gemm_ukr",          "gemm",          "fma_peak",     "exp",
-    "softmax_rows",  "attn_softmax_step", "gemv",          "act relu",     "act gelu",
-    "act gelu_tanh", "act silu",          "norm_rows",     "attention",    "gemm_packed",
-    "gemv_t",        "attention_short",   "attention_few", "attention_bwd"};
+    "dispatch",      "gemm_ukr",          "gemm",          "fma_peak",      "exp",
+    "softmax_rows",  "attn_softmax_step", "gemv",          "act relu",      "act gelu",
+    "act gelu_tanh", "act silu",          "norm_rows",     "attention",     "gemm_packed",
+    "gemv_t",        "attention_short",   "attention_few", "attention_bwd", "cross_entropy",
+    "norm_backward", "act_backward",      "embedding_bwd"};
 static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*sum|ab|)",
                                                 "err/(u*sum|ab|)",
@@ -88,7 +95,11 @@ static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*sum|ab|)",
                                                 "err/(u*sum p|v|)",
                                                 "err/(u*sum p|v|)",
-                                                "err/(u*sum|terms|)"};
+                                                "err/(u*sum|terms|)",
+                                                "err/u (grad /scale)",
+                                                "-",
+                                                "-",
+                                                "-"};
 static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
 static long total_fails;
 static const int MAX_PRINTED_FAILS = 4000;
@@ -2073,6 +2084,415 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ---------------------------------------------------------------- training backward kernels */
+/* The backward kernels of attend_kernels_backward.h against double references, with the
+ * error bounds derived in kernel-fuzz (Sources/KernelFuzz/TrainingBackwardFuzz.swift): the
+ * same derivations, restated briefly at each check. */
+
+/* cross_entropy: rows of `vocab` logits of amplitude `amp` (masked: some -inf), targets with
+ * the ignore index -100, label smoothing; the gradient in its own buffer or over the logits. */
+static void test_ce_one(const ck_kernels *k, size_t rows, size_t vocab, float amp, float smoothing,
+                        int alias, int masked) {
+    set_case("cross_entropy rows %zu vocab %zu amp %g smoothing %g alias %d masked %d", rows, vocab,
+             amp, smoothing, alias, masked);
+    new_case(S_CE);
+    const size_t ld = vocab + vocab % 3;
+    gbuf x = gb_new(rows, vocab, ld, rnd_n(16));
+    gbuf dl = alias ? x : gb_new(rows, vocab, vocab + 1, rnd_n(16));
+    gbuf loss = gb_new(1, rows, rows, 0);
+    double *xd = malloc(rows * vocab * sizeof(double));
+    int32_t *t = malloc(rows * sizeof(int32_t));
+    size_t count = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < vocab; j++) {
+            const float v = masked && rnd_unit() < 0.3 && j != 0 ? -INFINITY : rnd_f(-amp, amp);
+            *gb_at(&x, r, j) = v;
+            xd[r * vocab + j] = v;
+        }
+        t[r] = rnd_unit() < 0.2 ? -100 : (int32_t)rnd_n(vocab);
+        if (t[r] != -100) count++;
+    }
+    const float scale = count ? 1.0f / (float)count : 0.0f;
+    k->cross_entropy(rows, vocab, x.p, ld, t, -100, smoothing, scale, loss.p, dl.p, dl.ld);
+    check_guard(S_CE, &loss, "loss");
+    check_guard(S_CE, &dl, alias ? "dlogits = logits" : "dlogits");
+    const double chunk = (double)(vocab < 2048 ? vocab : 2048), V = (double)vocab, e = smoothing;
+    for (size_t r = 0; r < rows; r++) {
+        const double *xr = xd + r * vocab;
+        if (t[r] == -100) {
+            int zero = fbits(loss.p[r]) == 0;
+            for (size_t j = 0; j < vocab; j++) zero &= fbits(*gb_at(&dl, r, j)) == 0;
+            check(S_CE, zero, 0, 0, "row %zu is ignored: loss and gradient must be +0", r);
+            continue;
+        }
+        double m = -INFINITY, s = 0, sx = 0, sabs = 0, spread = 0;
+        for (size_t j = 0; j < vocab; j++) m = xr[j] > m ? xr[j] : m;
+        for (size_t j = 0; j < vocab; j++) {
+            s += exp(xr[j] - m);
+            sx += xr[j];
+            if (xr[j] > -INFINITY) {
+                sabs += fabs(xr[j]);
+                spread = m - xr[j] > spread ? m - xr[j] : spread;
+            }
+        }
+        const double lse = m + log(s), xt = xr[t[r]];
+        const double ref = (1 - e) * (lse - xt) + (e != 0 ? e * (lse - sx / V) : 0);
+        /* exp-sum: arguments rounded (u min(spread, V/e)), exp 4u, float lanes per chunk
+         * (L + 2)u; the mean's float sum e(L + 2)u mean|x|; two roundings of the result */
+        const double rel_s = U * ((spread < 0.37 * V ? spread : 0.37 * V) + chunk + 8);
+        const double tol = rel_s + 0x1p-51 * (fabs(m) + fabs(xt)) + e * (chunk + 2) * U * sabs / V +
+                           2 * U * fabs(ref) + 0x1p-147;
+        const double err = fabs((double)loss.p[r] - ref);
+        check(S_CE, isinf(ref) ? loss.p[r] == ref : close_enough(err, tol), err / tol, err / U,
+              "row %zu loss %.9g, reference %.12g (tolerance %.3g)", r, loss.p[r], ref, tol);
+        for (size_t j = 0; j < vocab; j++) {
+            const double p = exp(xr[j] - lse);
+            const double g = scale * (p - e / V - ((int32_t)j == t[r] ? 1 - e : 0));
+            /* p's argument: u|x - m| twice, u log s twice, rel(s), exp 4u; the subtractions
+             * 2u(p + e/V), at the target 4u(p + 1); flushed probabilities 2^-125; product and
+             * reference rounding 2u|g| */
+            const double arg =
+                xr[j] > -INFINITY ? U * (2 * (m - xr[j]) + 2 * log(s)) + rel_s + 4 * U : 0;
+            const double sub = (int32_t)j == t[r] ? 4 * U * (p + 1) : 2 * U * (p + e / V);
+            const double gt = scale * (p * arg + sub + 0x1p-125) + 2 * U * fabs(g) + 0x1p-147;
+            const double ge = fabs((double)*gb_at(&dl, r, j) - g);
+            if (!check(S_CE, close_enough(ge, gt), ge / gt, ge / (U * scale),
+                       "row %zu dlogits[%zu] %.9g, reference %.12g (tolerance %.3g)", r, j,
+                       *gb_at(&dl, r, j), g, gt))
+                break;
+        }
+    }
+    free(t);
+    free(xd);
+    gb_free(&loss);
+    if (!alias) gb_free(&dl);
+    gb_free(&x);
+}
+
+static void test_cross_entropy(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t vocabs[] = {1,  2,  3,  4,  5,   7,    8,    9,    15,
+                             16, 17, 31, 33, 100, 2047, 2048, 2049, 5000};
+    const float amps[] = {1, 20, 80};
+    for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++)
+        for (size_t a = 0; a < 3; a++)
+            test_ce_one(k, 1 + rnd_n(3), vocabs[i], amps[a], a == 1 ? 0.1f : 0.0f, (int)(i % 2),
+                        a == 2 && i % 3 == 0);
+}
+
+/* norm_rows_train + norm_backward: the forward's y must be norm_rows' bits and t = x + r;
+ * the backward (on the exact t and the double mean / rstd) against the double reference. */
+static void test_normbwd_one(const ck_kernels *k, int rms, size_t rows, size_t n, int use_res,
+                             float eps, int accumulate) {
+    set_case("norm_backward %s rows %zu n %zu residual %d eps %g accumulate %d",
+             rms ? "rms" : "layer", rows, n, use_res, eps, accumulate);
+    new_case(S_NORM_BWD);
+    gbuf x = gb_new(rows, n, n + 1, rnd_n(16)), res = gb_new(rows, n, n, rnd_n(16));
+    gbuf y = gb_new(rows, n, n + 2, rnd_n(16)), y2 = gb_new(rows, n, n, 0);
+    gbuf t = gb_new(rows, n, n, rnd_n(16)), dy = gb_new(rows, n, n + 3, rnd_n(16));
+    gbuf dx = gb_new(rows, n, n, rnd_n(16)), dg = gb_new(1, n, n, rnd_n(16)),
+         db = gb_new(1, n, n, rnd_n(16));
+    float *gamma = malloc(n * sizeof(float)), *beta = malloc(n * sizeof(float));
+    float *mean = malloc(rows * sizeof(float)), *rstd = malloc(rows * sizeof(float));
+    float *mu_in = malloc(rows * sizeof(float)), *rs_in = malloc(rows * sizeof(float));
+    double *old = malloc(rows * n * sizeof(double));
+    fill(gamma, n, -2, 2);
+    fill(beta, n, -1, 1);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < n; i++) {
+            *gb_at(&x, r, i) = rnd_f(-1, 1);
+            *gb_at(&res, r, i) = rnd_f(-0.5f, 0.5f);
+            *gb_at(&dy, r, i) = rnd_f(-1, 1);
+            *gb_at(&dx, r, i) = rnd_f(-1, 1);
+            old[r * n + i] = *gb_at(&dx, r, i);
+        }
+    for (size_t i = 0; i < n; i++) {
+        dg.p[i] = rnd_f(-1, 1);
+        db.p[i] = rnd_f(-1, 1);
+    }
+    const float *rp = use_res ? res.p : NULL;
+    k->norm_rows_train(rms, rows, n, x.p, x.ld, rp, res.ld, gamma, beta, eps, y.p, y.ld, t.p, t.ld,
+                       mean, rstd);
+    k->norm_rows(rms, rows, n, x.p, x.ld, rp, res.ld, gamma, beta, eps, y2.p, y2.ld);
+    check_guard(S_NORM_BWD, &y, "y");
+    check_guard(S_NORM_BWD, &t, "t");
+    const double nd = (double)n;
+    for (size_t r = 0; r < rows; r++) {
+        int same = 1;
+        double sum = 0, sabs = 0, var = 0, tmax = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float tf = *gb_at(&x, r, i) + (use_res ? *gb_at(&res, r, i) : 0.0f);
+            same &= fbits(*gb_at(&y, r, i)) == fbits(*gb_at(&y2, r, i)) &&
+                    fbits(*gb_at(&t, r, i)) == fbits(tf);
+            sum += tf;
+            sabs += fabs(tf);
+            tmax = fabs(tf) > tmax ? fabs(tf) : tmax;
+        }
+        check(S_NORM_BWD, same, 0, 0, "row %zu: y is not norm_rows' bits or t is not x + r", r);
+        const double mu = rms ? 0 : sum / nd;
+        for (size_t i = 0; i < n; i++) {
+            const double d = *gb_at(&t, r, i) - mu;
+            var += d * d;
+        }
+        var /= nd;
+        const double rs = 1 / sqrt(var + eps);
+        /* mean: (n + 2)u mean|t|; rstd: half the variance's relative error + 3u */
+        const double mt = rms ? 0 : (nd + 2) * U * sabs / nd;
+        const double delta = U * tmax + mt;
+        const double var_err = (nd + 3) * U * var + 2 * delta * sqrt(var) + delta * delta;
+        const double rt = rs * (0.5 * var_err / (var + eps) + 3 * U);
+        check(S_NORM_BWD, close_enough(fabs(mean[r] - mu), mt + 0x1p-140), 0, 0,
+              "row %zu mean %.9g, reference %.12g", r, mean[r], mu);
+        check(S_NORM_BWD, close_enough(fabs(rstd[r] - rs), rt), fabs(rstd[r] - rs) / rt, 0,
+              "row %zu rstd %.9g, reference %.12g (tolerance %.3g)", r, rstd[r], rs, rt);
+        mu_in[r] = (float)mu;
+        rs_in[r] = (float)rs;
+    }
+    /* The backward's references, from the inputs before the call (dx, dgamma, dbeta are
+     * read: accumulated). c1 = sum(g)/n: (n + 2)u mean|g|; c2 = sum(g xhat)/n: (n + 6)u
+     * mean|g xhat|; dt's own roundings u|g| + 2u|xhat c2| + 3u(|g| + |c1| + |xhat c2|);
+     * times rstd; the product and the reference's rounding 2u|dx| (accumulating 3u|dx| +
+     * u|old dx|); dgamma / dbeta: (rows + 4)u (|old| + sum|terms|). */
+    double *dxr = malloc(rows * n * sizeof(double)), *dxt = malloc(rows * n * sizeof(double));
+    double *sg = calloc(n, sizeof(double)), *sb = calloc(n, sizeof(double));
+    double *ag = calloc(n, sizeof(double)), *ab = calloc(n, sizeof(double));
+    for (size_t r = 0; r < rows; r++) {
+        const double mu = rms ? 0 : mu_in[r], rs = rs_in[r];
+        double c1 = 0, c2 = 0, a = 0, b = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double xh = (*gb_at(&t, r, i) - mu) * rs, d = *gb_at(&dy, r, i), g = d * gamma[i];
+            c1 += g;
+            c2 += g * xh;
+            a += fabs(g);
+            b += fabs(g * xh);
+            sg[i] += d * xh;
+            sb[i] += d;
+            ag[i] += fabs(d * xh);
+            ab[i] += fabs(d);
+        }
+        c1 = rms ? 0 : c1 / nd;
+        c2 /= nd;
+        const double e1 = rms ? 0 : (nd + 2) * U * a / nd, e2 = (nd + 6) * U * b / nd;
+        for (size_t i = 0; i < n; i++) {
+            const double xh = (*gb_at(&t, r, i) - mu) * rs,
+                         g = (double)*gb_at(&dy, r, i) * gamma[i];
+            const double dt = rs * (g - c1 - xh * c2), ref = accumulate ? old[r * n + i] + dt : dt;
+            const double inner = U * fabs(g) + e1 + fabs(xh) * e2 + 2 * U * fabs(xh * c2) +
+                                 3 * U * (fabs(g) + fabs(c1) + fabs(xh * c2));
+            dxr[r * n + i] = ref;
+            dxt[r * n + i] =
+                rs * (inner + (nd + 8) * 0x1p-149) +
+                (accumulate ? 3 * U * fabs(ref) + U * fabs(old[r * n + i]) : 2 * U * fabs(ref)) +
+                0x1p-147;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        ag[i] = ((double)rows + 4) * U * (fabs(dg.p[i]) + ag[i]) + 0x1p-140;
+        ab[i] = ((double)rows + 4) * U * (fabs(db.p[i]) + ab[i]) + 0x1p-140;
+        sg[i] += dg.p[i];
+        sb[i] += db.p[i];
+    }
+    const uint32_t db_first = fbits(db.p[0]);
+    k->norm_backward(rms, rows, n, dy.p, dy.ld, t.p, t.ld, mu_in, rs_in, gamma, dx.p, dx.ld,
+                     accumulate, dg.p, rms ? NULL : db.p);
+    check_guard(S_NORM_BWD, &dx, "dx");
+    check_guard(S_NORM_BWD, &dg, "dgamma");
+    check_guard(S_NORM_BWD, &db, "dbeta");
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < n; i++) {
+            const double err = fabs(*gb_at(&dx, r, i) - dxr[r * n + i]), tol = dxt[r * n + i];
+            if (!check(S_NORM_BWD, close_enough(err, tol), err / tol, 0,
+                       "dx[%zu, %zu] %.9g, reference %.12g (tolerance %.3g)", r, i,
+                       *gb_at(&dx, r, i), dxr[r * n + i], tol))
+                r = rows - 1, i = n;
+        }
+    for (size_t i = 0; i < n; i++) {
+        const double eg = fabs(dg.p[i] - sg[i]), eb = fabs(db.p[i] - sb[i]);
+        check(S_NORM_BWD, close_enough(eg, ag[i]), eg / ag[i], 0,
+              "dgamma[%zu] %.9g, reference %.12g (tolerance %.3g)", i, dg.p[i], sg[i], ag[i]);
+        if (!rms)
+            check(S_NORM_BWD, close_enough(eb, ab[i]), eb / ab[i], 0,
+                  "dbeta[%zu] %.9g, reference %.12g (tolerance %.3g)", i, db.p[i], sb[i], ab[i]);
+    }
+    if (rms)
+        check(S_NORM_BWD, fbits(db.p[0]) == db_first, 0, 0, "rms norm wrote dbeta (given NULL)");
+    free(sg);
+    free(sb);
+    free(ag);
+    free(ab);
+    free(dxr);
+    free(dxt);
+    free(old);
+    free(gamma);
+    free(beta);
+    free(mean);
+    free(rstd);
+    free(mu_in);
+    free(rs_in);
+    gbuf *all[] = {&x, &res, &y, &y2, &t, &dy, &dx, &dg, &db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gb_free(all[i]);
+}
+
+static void test_norm_backward(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t ns[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 33, 64, 100, 768, 1025};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (int rms = 0; rms < 2; rms++)
+            test_normbwd_one(k, rms, 1 + rnd_n(4), ns[i], (int)(i % 2), i % 3 ? 1e-5f : 1e-12f,
+                             (int)((i + (size_t)rms) % 2));
+}
+
+/* Double f and f' of the activation kinds (f' as in SwiftSIMDTraining.swift's oracle) and the
+ * error of the float f' (kernel-fuzz's derivation: a bound on the two terms of each form,
+ * which cancel where f' crosses 0). */
+static void act_grad_ref(int kind, double x, double *f, double *df, double *tol, double *frel) {
+    const double u = U;
+    switch (kind) {
+    case CK_ACT_GELU: {
+        const double e = 0.5 * erfc(fabs(x) / sqrt(2.0)), cdf = x < 0 ? e : 1 - e;
+        const double pdf = exp(-0.5 * x * x) / sqrt(2 * PI_D);
+        *f = x * cdf;
+        *df = cdf + x * pdf;
+        *tol = e * (1.2e-7 + u * (16 + 2 * x * x)) + u * cdf + fabs(x) * pdf * u * (8 + x * x);
+        *frel = 1.2e-7 + u * (16 + 2 * x * x);
+        return;
+    }
+    case CK_ACT_GELU_TANH: {
+        const double k = sqrt(2 / PI_D), w = k * (x + 0.044715 * x * x * x);
+        const double e = exp(-2 * w), s = 1 / (1 + e), oms = s == 0 ? 1 : e * s;
+        const double d2 = 2 * x * s * oms * k * (1 + 3 * 0.044715 * x * x);
+        *f = x * s;
+        *df = s + d2;
+        *tol = (s + fabs(d2)) * u * (40 + 24 * fabs(w));
+        *frel = u * (16 + 8 * fabs(w));
+        return;
+    }
+    default: {
+        const double e = exp(-x), s = 1 / (1 + e), oms = s == 0 ? 1 : e * s;
+        *f = x * s;
+        *df = s + x * s * oms;
+        *tol = (s + fabs(x * s * oms)) * 32 * u;
+        *frel = 16 * u;
+        return;
+    }
+    }
+}
+
+/* activation_backward and gated_backward of every kind on n values over +-range. */
+static void test_actbwd_one(const ck_kernels *k, int kind, size_t n, float range) {
+    set_case("activation backward kind %d n %zu range %g", kind, n, range);
+    new_case(S_ACT_BWD);
+    float *x = malloc((n + 1) * sizeof(float)), *b = malloc((n + 1) * sizeof(float));
+    float *dy = malloc((n + 1) * sizeof(float));
+    gbuf dx = gb_new(1, n, n, rnd_n(16)), da = gb_new(1, n, n, rnd_n(16)),
+         dbv = gb_new(1, n, n, rnd_n(16));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = i % 7 == 3 ? rnd_f(-0.8f, -0.7f) : rnd_f(-range, range);
+        b[i] = rnd_f(-2, 2);
+        dy[i] = rnd_f(-1, 1);
+    }
+    if (n > 2) x[0] = 0.0f, x[1] = -0.0f;
+    k->activation_backward(kind, n, x, dy, dx.p);
+    k->gated_backward(kind, n, x, b, dy, da.p, dbv.p);
+    check_guard(S_ACT_BWD, &dx, "dx");
+    check_guard(S_ACT_BWD, &da, "da");
+    check_guard(S_ACT_BWD, &dbv, "db");
+    for (size_t i = 0; i < n; i++) {
+        if (kind == CK_ACT_RELU) { /* exact: PyTorch's threshold_backward, relu's forward */
+            const float want = x[i] <= 0 ? 0.0f : dy[i], wa = x[i] <= 0 ? 0.0f : dy[i] * b[i];
+            const float wb = dy[i] * (x[i] < 0 ? 0.0f : x[i]);
+            if (!check(S_ACT_BWD,
+                       fbits(dx.p[i]) == fbits(want) && fbits(da.p[i]) == fbits(wa) &&
+                           fbits(dbv.p[i]) == fbits(wb),
+                       0, 0, "relu at x %.9g: dx %.9g da %.9g db %.9g, want %.9g %.9g %.9g", x[i],
+                       dx.p[i], da.p[i], dbv.p[i], want, wa, wb))
+                break;
+            continue;
+        }
+        double f, df, tf, fr;
+        act_grad_ref(kind, x[i], &f, &df, &tf, &fr);
+        /* f' within tf (+ 2^-109 for the flushed tails), times |dy| (|dy b|), the products
+         * 2-3u; f(a) within the forward's bound (RowOpsFuzz.swift: relative fr, |x| 2^-51) */
+        const double rd = (double)dy[i] * df, ra = (double)dy[i] * b[i] * df,
+                     rb = (double)dy[i] * f;
+        const double td = fabs(dy[i]) * (tf + 0x1p-109) + 2 * U * fabs(rd) + 0x1p-147;
+        const double ta =
+            fabs((double)dy[i] * b[i]) * (tf + 0x1p-109) + 3 * U * fabs(ra) + 0x1p-147;
+        const double tb =
+            fabs(dy[i]) * (fabs(f) * fr + fabs(x[i]) * 0x1p-51) + 2 * U * fabs(rb) + 0x1p-147;
+        const double ed = fabs(dx.p[i] - rd), ea = fabs(da.p[i] - ra), eb = fabs(dbv.p[i] - rb);
+        if (!check(S_ACT_BWD, close_enough(ed, td) && close_enough(ea, ta) && close_enough(eb, tb),
+                   fmax(ed / td, fmax(ea / ta, eb / tb)), 0,
+                   "kind %d at x %.9g (dy %.9g, b %.9g): dx %.9g / %.12g, da %.9g / %.12g, db %.9g "
+                   "/ %.12g",
+                   kind, x[i], dy[i], b[i], dx.p[i], rd, da.p[i], ra, dbv.p[i], rb))
+            break;
+    }
+    free(x);
+    free(b);
+    free(dy);
+    gb_free(&dx);
+    gb_free(&da);
+    gb_free(&dbv);
+}
+
+static void test_activation_backward(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t ns[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 300};
+    const float ranges[] = {1, 4, 16, 100};
+    for (int kind = 0; kind < 4; kind++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            test_actbwd_one(k, kind, ns[i], ranges[i % 4]);
+}
+
+/* embedding_backward: repeated ids, a padding id; bitwise the row-order float sums, and the
+ * columns split over two calls (the boundary's thread split) give the same bits. */
+static void test_embbwd_one(const ck_kernels *k, size_t rows, size_t dim, size_t vocab, int32_t pad,
+                            size_t split) {
+    set_case("embedding backward rows %zu dim %zu vocab %zu padding %d split %zu", rows, dim, vocab,
+             pad, split);
+    new_case(S_EMB_BWD);
+    int32_t *ids = malloc((rows + 1) * sizeof(int32_t));
+    gbuf dout = gb_new(rows, dim, dim + 3, rnd_n(16));
+    gbuf t1 = gb_new(vocab, dim, dim + 1, rnd_n(16)), t2 = gb_new(vocab, dim, dim + 1, rnd_n(16));
+    float *want = malloc((vocab * dim + 1) * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        ids[r] = (int32_t)rnd_n(r % 2 ? vocab : (vocab < 3 ? vocab : 3));
+        for (size_t j = 0; j < dim; j++) *gb_at(&dout, r, j) = rnd_f(-1, 1);
+    }
+    for (size_t i = 0; i < vocab; i++)
+        for (size_t j = 0; j < dim; j++)
+            want[i * dim + j] = *gb_at(&t1, i, j) = *gb_at(&t2, i, j) = rnd_f(-1, 1);
+    for (size_t r = 0; r < rows; r++)
+        if (ids[r] != pad)
+            for (size_t j = 0; j < dim; j++) want[(size_t)ids[r] * dim + j] += *gb_at(&dout, r, j);
+    k->embedding_backward(rows, dim, ids, dout.p, dout.ld, t1.p, t1.ld, pad);
+    k->embedding_backward(rows, dim - split, ids, dout.p + split, dout.ld, t2.p + split, t2.ld,
+                          pad);
+    k->embedding_backward(rows, split, ids, dout.p, dout.ld, t2.p, t2.ld, pad);
+    check_guard(S_EMB_BWD, &t1, "dtable");
+    check_guard(S_EMB_BWD, &t2, "dtable (split)");
+    int same = 1;
+    for (size_t i = 0; i < vocab; i++)
+        for (size_t j = 0; j < dim; j++)
+            same &= fbits(*gb_at(&t1, i, j)) == fbits(want[i * dim + j]) &&
+                    fbits(*gb_at(&t2, i, j)) == fbits(want[i * dim + j]);
+    check(S_EMB_BWD, same, 0, 0, "dtable differs from the row-order sums (whole or split)");
+    free(ids);
+    free(want);
+    gb_free(&dout);
+    gb_free(&t1);
+    gb_free(&t2);
+}
+
+static void test_embedding_backward(int v) {
+    const ck_kernels *k = var_table(v);
+    const size_t dims[] = {1, 3, 4, 5, 8, 15, 16, 17, 64, 300};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        test_embbwd_one(k, 1 + rnd_n(40), dims[i], 1 + rnd_n(30), i % 2 ? -1 : 0,
+                        rnd_n(dims[i] + 1));
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed0a77e4dull;
     for (int s = 0; s < S_COUNT; s++)
@@ -2111,7 +2531,11 @@ int main(int argc, char **argv) {
                  {"gemv_t", test_gemv_t},
                  {"attention_short", test_attention_short},
                  {"attention_few", test_attention_few},
-                 {"attention_bwd", test_attention_backward}};
+                 {"attention_bwd", test_attention_backward},
+                 {"cross_entropy", test_cross_entropy},
+                 {"norm_backward", test_norm_backward},
+                 {"act_backward", test_activation_backward},
+                 {"embedding_bwd", test_embedding_backward}};
     for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
         for (int v = 0; v < 2; v++) {
             rng_state = seed ^ (0x1000193ull * (t + 1)) ^ ((uint64_t)v << 40);

@@ -53,6 +53,27 @@ struct TextToTextTests {
         #expect(streamed == c.output)
     }
 
+    @Test("generateAsync from several tasks at once equals generate (T5 and Marian folders)")
+    func concurrentAsync() async throws {
+        for folder in ["t5_text", "marian_text"] {
+            let m = try Self.model(folder)
+            let config = { () -> GenerationConfig in
+                var c = m.model.generationDefaults
+                c.maxNewTokens = 10
+                return c
+            }()
+            let texts = TextGenerationCase.all.filter { $0.folder == folder }.map(\.text)
+            let serial = try texts.map { try m.generate([$0], config: config) }
+            let results = try await withThrowingTaskGroup(of: (Int, [TextGeneration]).self) { group in
+                for (i, t) in texts.enumerated() { group.addTask { (i, try await m.generateAsync([t], config: config)) } }
+                var out: [Int: [TextGeneration]] = [:]
+                for try await (i, g) in group { out[i] = g }
+                return out
+            }
+            for (i, want) in serial.enumerated() { #expect(results[i] == want, "\(folder) text \(i)") }
+        }
+    }
+
     @Test("a batch of texts gives each text's own result")
     func batch() throws {
         for folder in ["t5_text", "marian_text"] {

@@ -65,3 +65,47 @@ public struct Compute: Sendable, Hashable {
     /// `self` with another backend.
     public func with(backend: Backend) -> Compute { Compute(backend: backend, threads: threads) }
 }
+
+/// Parallel regions that could not use the worker pool because it was running another region
+/// (see ``Compute/workerPoolContention``): their items ran one after another on the calling
+/// thread. Counts since the process started.
+public struct WorkerPoolContention: Sendable, Hashable {
+    /// Regions started while another thread's region held the pool (two tasks calling models
+    /// at once): each ran on its caller's thread alone, whatever its `Compute.threads`.
+    public var concurrentRegions: Int
+    /// Regions started inside a region's body (on a thread already working for the pool).
+    public var nestedRegions: Int
+
+    /// A count of each kind.
+    public init(concurrentRegions: Int, nestedRegions: Int) {
+        self.concurrentRegions = concurrentRegions
+        self.nestedRegions = nestedRegions
+    }
+}
+
+extension Compute {
+    /// How long, in seconds, an idle thread of the worker pool busy-waits for the next
+    /// parallel region before it sleeps (default 0.005). Spinning keeps the gaps between the
+    /// regions of one forward pass (a few per layer) in the microsecond range, at the cost of
+    /// up to this much CPU time per worker after each region. 0 makes workers sleep after a
+    /// few microseconds: for battery-bound apps, where waking a sleeping worker (tens of
+    /// microseconds, milliseconds on some virtual machines) per region is the better trade.
+    /// Process-wide and thread-safe; a worker reads it each time it goes idle. Negative and
+    /// NaN values are taken as 0 and values above 1 as 1.
+    public static var workerSpinTime: Double {
+        get { WorkerPool.shared.spinSeconds }
+        set { WorkerPool.shared.spinSeconds = newValue.isNaN ? 0 : Swift.min(Swift.max(newValue, 0), 1) }
+    }
+
+    /// How many parallel regions found the process's worker pool busy and ran serially on
+    /// their caller's thread, since the process started (see ``WorkerPoolContention``). The
+    /// pool runs one region at a time: when two tasks call models at once, each region of the
+    /// one that comes second while the other holds the pool runs with one thread. Results are
+    /// the same; only speed suffers. A rising `concurrentRegions` says calls overlap: give
+    /// each caller `Compute.default.with(threads: 1)` and run one call per core, or queue the
+    /// calls so each gets every thread. See <doc:Concurrency>. Cost: two atomic loads.
+    public static var workerPoolContention: WorkerPoolContention {
+        let c = WorkerPool.shared.contention
+        return WorkerPoolContention(concurrentRegions: c.concurrent, nestedRegions: c.nested)
+    }
+}

@@ -21,7 +21,10 @@ public enum SentencePooling: String, Sendable, CaseIterable {
 ///
 /// Texts are sorted by length and run in batches (as sentence-transformers does), each batch
 /// as one token matrix without padding; the result is in the input's order, and equal (to
-/// float rounding) to embedding each text alone. Immutable and `Sendable`.
+/// float rounding) to embedding each text alone. Immutable and `Sendable`: any number of
+/// tasks may call one embedder at once, each getting what a call alone returns
+/// (``embedAsync(_:batchSize:compute:priority:)`` runs off the caller's thread; see
+/// <doc:Concurrency> for how concurrent calls share the worker threads).
 public struct SentenceEmbedder: Sendable {
     /// The encoder.
     public let model: BERTModel

@@ -6,10 +6,16 @@ import Foundation
 ///
 /// Items are claimed dynamically, one at a time, so uneven items balance themselves. Which
 /// thread runs which item is not fixed; write each item's output to its own place.
-/// The worker threads are created once and kept warm between calls (they spin briefly before
-/// sleeping), so a parallel region costs microseconds, not a thread start-up or a cold wake-up.
-/// When the pool is already running a region (a nested or concurrent call), the items run
-/// serially on the calling thread.
+/// The worker threads are created once and kept warm between calls (they spin for
+/// ``Compute/workerSpinTime`` before sleeping), so a parallel region costs microseconds, not a
+/// thread start-up or a cold wake-up.
+///
+/// There is one pool per process and it runs one region at a time. When it is already running
+/// a region, the items run serially on the calling thread: for a region started inside another
+/// one's `body` (nested), and for a region another thread starts meanwhile (two tasks calling
+/// models at once: the first region gets the pool, the other runs on its caller's thread
+/// alone). Both finish with the same results; the second is slower. Such regions are counted
+/// in ``Compute/workerPoolContention``. See <doc:Concurrency>.
 ///
 /// Cost: `count` calls of `body` plus about one cache-line round trip per item.
 public func parallelFor(_ count: Int, threads: Int = Compute.default.threads, _ body: (Int) -> Void) {
@@ -35,16 +41,25 @@ public func parallelFor(_ count: Int, threads: Int = Compute.default.threads, _ 
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
-    /// How long an idle worker spins before it sleeps on the condition variable. Waking a
-    /// sleeping thread on a virtual machine can take milliseconds; spinning keeps back-to-back
-    /// regions (the layers of a model) in the microsecond range.
-    static let spinSeconds: Double = 0.005
+    /// How long an idle worker spins before it sleeps on the condition variable, by default.
+    /// Waking a sleeping thread on a virtual machine can take milliseconds; spinning keeps
+    /// back-to-back regions (the layers of a model) in the microsecond range.
+    static let defaultSpinSeconds: Double = 0.005
 
-    // Atomic cells, each on its own cache line (8 Int64 per 64-byte line).
+    // Atomic cells, each on its own cache line (8 Int64 per 64-byte line); the settings and
+    // counters, rarely written, share the fourth.
     private let cells: UnsafeMutablePointer<Int64>
     private var generation: UnsafeMutablePointer<Int64> { cells }
     private var claim: UnsafeMutablePointer<Int64> { cells + 8 }
     private var done: UnsafeMutablePointer<Int64> { cells + 16 }
+    /// The spin time in nanoseconds.
+    private var spinNanoseconds: UnsafeMutablePointer<Int64> { cells + 24 }
+    /// Regions run serially because another thread's region held the pool.
+    private var concurrentCount: UnsafeMutablePointer<Int64> { cells + 25 }
+    /// Regions run serially because they started inside a region.
+    private var nestedCount: UnsafeMutablePointer<Int64> { cells + 26 }
+    /// The identity of the thread publishing the current region (0 when none).
+    private var owner: UnsafeMutablePointer<Int64> { cells + 27 }
 
     private var job: ((Int) -> Void)?
     private var jobWorkers = 0  // workers with index < jobWorkers take part
@@ -54,9 +69,26 @@ final class WorkerPool: @unchecked Sendable {
     private var workerCount = 0
 
     private init() {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: 3 * 64, alignment: 64)
-        cells = raw.bindMemory(to: Int64.self, capacity: 24)
-        cells.initialize(repeating: 0, count: 24)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 4 * 64, alignment: 64)
+        cells = raw.bindMemory(to: Int64.self, capacity: 32)
+        cells.initialize(repeating: 0, count: 32)
+        ck_atomic_store(spinNanoseconds, Int64(WorkerPool.defaultSpinSeconds * 1e9))
+    }
+
+    /// How long an idle worker spins before sleeping, in seconds (``Compute/workerSpinTime``).
+    var spinSeconds: Double {
+        get { Double(ck_atomic_load(spinNanoseconds)) / 1e9 }
+        set { ck_atomic_store(spinNanoseconds, Int64(newValue * 1e9)) }
+    }
+
+    /// The regions run serially because the pool was busy: (another thread's, nested).
+    var contention: (concurrent: Int, nested: Int) {
+        (Int(ck_atomic_load(concurrentCount)), Int(ck_atomic_load(nestedCount)))
+    }
+
+    /// A number identifying the calling thread (its `Thread` object, alive as long as the thread).
+    private static func threadIdentity() -> Int64 {
+        Int64(Int(bitPattern: UInt(bitPattern: ObjectIdentifier(Thread.current))))
     }
 
     /// Starts workers until there are at least `n`. Called with `busy` held.
@@ -73,10 +105,19 @@ final class WorkerPool: @unchecked Sendable {
 
     func run(count: Int, threads: Int, _ body: (Int) -> Void) {
         guard busy.try() else {
-            for i in 0..<count { body(i) }  // nested or concurrent region: run here
+            // Nested (a worker, or the publisher inside its own region) or concurrent (another
+            // thread's region holds the pool): run here.
+            let nested = Thread.current.name?.hasPrefix("attend-worker-") == true
+                || ck_atomic_load(owner) == WorkerPool.threadIdentity()
+            _ = ck_atomic_fetch_add(nested ? nestedCount : concurrentCount, 1)
+            for i in 0..<count { body(i) }
             return
         }
-        defer { busy.unlock() }
+        ck_atomic_store(owner, WorkerPool.threadIdentity())
+        defer {
+            ck_atomic_store(owner, 0)
+            busy.unlock()
+        }
         ensureWorkers(threads - 1)
         withoutActuallyEscaping(body) { escapable in
             job = escapable
@@ -111,7 +152,7 @@ final class WorkerPool: @unchecked Sendable {
         while true {
             // Spin for a while, then sleep until the generation moves.
             let start = DispatchTime.now().uptimeNanoseconds
-            let limit = UInt64(WorkerPool.spinSeconds * 1e9)
+            let limit = UInt64(max(0, ck_atomic_load(spinNanoseconds)))
             var spins = 0
             while ck_atomic_load(generation) == seen {
                 ck_cpu_relax()

@@ -20,6 +20,9 @@ package enum AttendCommandLine {
         "--input-format", .choice(["lines", "jsonl"]),
         help:
             "lines (default): one text per line; jsonl: one JSON object per line, {\"text\": ...}, so any text (newlines, NUL) can be given")
+    static let embedMaxLength = Flag(
+        "--max-length", .int(1...Int.max), "N",
+        help: "cut texts to N tokens, [CLS] and [SEP] included (default: the folder's sentence_bert_config.json, else the model's positions)")
     static let batchSize = Flag("--batch-size", .int(1...Int.max), "N", help: "texts per forward pass (default 32)")
     static let ids = Flag(
         "--ids", .list(.int(0...Int.max)), "A,B,C", repeatable: true,
@@ -127,12 +130,24 @@ package enum AttendCommandLine {
             details: "decode prints the text of each --ids; with --json one line {\"ids\": [...], \"text\": ...} each. Without --ids it reads --input, else standard input."),
         CommandSpec(
             "embed", summary: "the sentence embedding of each text (a sentence-transformers BERT folder)",
-            flags: [model, json, batchSize, threads, input, inputFormat],
+            flags: [
+                model, json, batchSize, embedMaxLength, threads, input, inputFormat,
+                Flag(
+                    "--output", .nonEmptyString, "OUT",
+                    help:
+                        "write the vectors to OUT instead of printing them, streaming any number of texts (from --input, - or standard input) in bounded memory: OUT.npy, a float32 (texts, dimension) numpy matrix whose header counts the rows written so far; OUT.jsonl, one line per text as --json prints it. Progress goes to stderr (a bar on a terminal, else a line every 5 s), then a summary: texts/s, tokens/s, peak memory"
+                ),
+                Flag.switch(
+                    "--resume",
+                    help:
+                        "(with --output) keep the complete rows OUT already holds (a partial last row or line is cut off), skip as many texts and continue; OUT's dimension must be the model's (.jsonl: its last text must equal the input's text of that number)"
+                ),
+            ],
             positionals: "[TEXT...]",
             details: "With --json one line per text: {\"text\", \"ids\", \"embedding\"}. " + textsFrom),
         CommandSpec(
             "similarity", summary: "the cosine similarity of every pair of texts, as a table",
-            flags: [model, json, batchSize, threads, input, inputFormat],
+            flags: [model, json, batchSize, embedMaxLength, threads, input, inputFormat],
             positionals: "[TEXT...]",
             details: "With --json one line per text: {\"text\", \"ids\", \"similarity\"}. " + textsFrom),
         CommandSpec(
