@@ -175,11 +175,19 @@ struct HostileGenerator {
             for _ in 0..<pick([1, 1, 1, 2, 3]) { args += ["--ids", idList()] }
         }
         var stdin: Data? = nil
-        // Hostile options: any flag of the tables, with a value from the pool (or none).
+        // Hostile options: any flag of the tables, with a value from the pool (or none); a
+        // command's own switch mostly without a value and its own choices mostly valid, so
+        // runs get past the grammar to the models.
         let own = commandFlags[command] ?? []
+        let spec = AttendCommandLine.tool.command(named: command)
         for _ in 0..<Int.random(in: 0...4, using: &rng) {
-            args.append(own.isEmpty || chance(0.15) ? pick(flags) : pick(own))
-            if chance(0.9) { args.append(chance(0.5) ? pick(Self.plausible) : pick(Self.numbers)) }
+            let flag = own.isEmpty || chance(0.15) ? pick(flags) : pick(own)
+            args.append(flag)
+            switch spec?.flag(named: flag)?.kind {
+            case .none?: if chance(0.1) { args.append(pick(Self.numbers)) }
+            case .choice(let names)?: args.append(chance(0.8) ? pick(names) : pick(Self.numbers))
+            default: if chance(0.9) { args.append(chance(0.5) ? pick(Self.plausible) : pick(Self.numbers)) }
+            }
         }
         if generating, chance(0.5) {
             // Mostly bounded lengths, so runs end; sometimes min > max.
