@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "bench", targets: ["bench"]),
         .executable(name: "attend", targets: ["attend"]),
         .executable(name: "kernel-fuzz", targets: ["kernel-fuzz"]),
+        .executable(name: "experiment", targets: ["experiment"]),
     ],
     targets: [
         // The C kernels: dispatch.c, ref/, core/, x86/, arm/ under CKernels; public header in include/.
@@ -56,6 +57,18 @@ let package = Package(
             name: "kernel-fuzz",
             dependencies: ["KernelFuzz", "AttendCommandLine"],
             path: "Sources/kernel-fuzz"
+        ),
+        // The experiments that measure the documentation's claims (`experiment positions`): the
+        // tasks, models, training loop and report (a library, so tests run them) and the command line.
+        .target(
+            name: "Experiments",
+            dependencies: ["Attend"],
+            path: "Benchmarks/Experiments"
+        ),
+        .executableTarget(
+            name: "experiment",
+            dependencies: ["Experiments"],
+            path: "Benchmarks/experiment"
         ),
         .target(
             name: "AttendTestSupport",
@@ -112,6 +125,11 @@ let package = Package(
             name: "CommandLineTests",
             dependencies: ["Attend", "AttendCommandLine"],
             path: "Tests/CommandLineTests"
+        ),
+        .testTarget(
+            name: "ExperimentTests",
+            dependencies: ["Experiments", "Attend", "AttendTestSupport"],
+            path: "Tests/ExperimentTests"
         ),
         .testTarget(
             name: "KernelFuzzTests",

@@ -227,7 +227,7 @@ enum SmallLayers {
             let a = SmallLayers.attention(p, "att", heads: heads, bias: !causalWithBias, scale: scale)
             let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: bias, compute: compute)
             let r = a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute)
-            #expect((r.bias != nil) == causalWithBias)
+            #expect((r.positions.biasTable != nil) == causalWithBias)
             return (r.input, grads)
         }
         guard causalWithBias else { return }
@@ -241,7 +241,102 @@ enum SmallLayers {
         ) { _, table, dY in
             var grads = p.zerosLike()
             let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: t5(table), compute: compute)
-            return (a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).bias, ParameterSet())
+            return (a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).positions.biasTable, ParameterSet())
+        }
+    }
+
+    @Test("self-attention with RoPE: queries and keys rotated before the fused kernel, gradients rotated back")
+    func selfAttentionRotary() {
+        var g = GradientCheck(seed: 31)
+        let (b, s, d, heads) = (2, 6, 8, 2)
+        let p = ParameterSet(SmallLayers.attentionParameters(&g, "att", d: d, inner: d, bias: true))
+        let x = g.tensor([b * s, d])
+        let vis = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: nil, causal: true)
+        let names = SmallLayers.attentionNames("att", d: d, inner: d, bias: true)
+        let rope = RotaryEmbedding(headDim: d / heads, base: 10)  // a small base: large angles within 6 positions
+        g.check(
+            "self-attention RoPE", input: x, parameters: p,
+            forward: { p, x in
+                SmallLayers.attention(p, "att", heads: heads, bias: true).trainingForward(selfAttention: x, vis, rotary: rope, compute: compute).0
+            }
+        ) { p, x, dY in
+            var grads = p.zerosLike()
+            let a = SmallLayers.attention(p, "att", heads: heads, bias: true)
+            let (_, saved) = a.trainingForward(selfAttention: x, vis, rotary: rope, compute: compute)
+            return (a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).input, grads)
+        }
+        // The forward is the inference attention over rotated queries and keys.
+        let a = SmallLayers.attention(p, "att", heads: heads, bias: true)
+        let qkv = a.inProjection(x, compute: compute).reshaped([b, s, 3, heads, d / heads])
+        func part(_ i: Int) -> Tensor {
+            Tensor(shape: [b, s, heads, d / heads]) { f in
+                let (bs, r) = (f / d, f % d)
+                return qkv.scalars[bs * 3 * d + i * d + r]
+            }
+        }
+        let context = scaledDotProductAttention(
+            query: rope(part(0)), key: rope(part(1)), value: part(2), mask: .causal, compute: compute)
+        let want = a.outProjection(context.reshaped([b * s, d]), compute: compute)
+        let got = a.trainingForward(selfAttention: x, vis, rotary: rope, compute: compute).0
+        #expect(zip(got.scalars, want.scalars).allSatisfy { abs($0 - $1) <= 1e-5 }, "RoPE training forward against rotated inference attention")
+    }
+
+    @Test("RoPE on token rows: the rotation of RotaryEmbedding, its inverse undoes it, and it is orthogonal (the inverse is its adjoint)")
+    func rotaryRows() {
+        var g = GradientCheck(seed: 32)
+        let (b, s, heads, dh) = (2, 5, 3, 4)
+        let width = 2 * heads * dh + 3  // two operands side by side and a tail the rotation must not touch
+        let x = g.tensor([b * s, width])
+        let rope = RotaryEmbedding(headDim: dh, base: 100)
+        var y = x
+        rope.rotate(rows: &y, seq: s, column: heads * dh, heads: heads, positionOffset: 2)
+        let want = rope(
+            Tensor(shape: [b, s, heads, dh]) { f in x.scalars[(f / (heads * dh)) * width + heads * dh + f % (heads * dh)] }, positionOffset: 2)
+        for r in 0..<(b * s) {
+            for c in 0..<width {
+                let v = y.scalars[r * width + c]
+                if c < heads * dh || c >= 2 * heads * dh {
+                    #expect(v == x.scalars[r * width + c], "row \(r) column \(c) outside the operand changed")
+                } else {
+                    #expect(abs(v - want.scalars[r * heads * dh + c - heads * dh]) <= 1e-6, "row \(r) column \(c)")
+                }
+            }
+        }
+        var back = y
+        rope.rotate(rows: &back, seq: s, column: heads * dh, heads: heads, positionOffset: 2, inverse: true)
+        #expect(zip(back.scalars, x.scalars).allSatisfy { abs($0 - $1) <= 1e-5 })
+        // <R u, v> == <u, R^T v>: what makes the inverse rotation the backward.
+        let v = g.tensor([b * s, width])
+        var rv = v
+        rope.rotate(rows: &rv, seq: s, column: heads * dh, heads: heads, positionOffset: 2, inverse: true)
+        let lhs = zip(y.scalars, v.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(x.scalars, rv.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(lhs - rhs) <= 1e-4)
+    }
+
+    @Test("Shaw tables' gradients through the attention layer's backward")
+    func selfAttentionShaw() {
+        var g = GradientCheck(seed: 33)
+        let (b, s, d, heads, clip) = (2, 5, 8, 2, 2)
+        let p = ParameterSet(SmallLayers.attentionParameters(&g, "att", d: d, inner: d, bias: true))
+        let x = g.tensor([b * s, d])
+        let keys = g.tensor([2 * clip + 1, d / heads]), values = g.tensor([2 * clip + 1, d / heads])
+        let vis = AttentionVisibility(batch: b, seqQ: s, seqK: s, keyPadding: nil, causal: true)
+        let names = SmallLayers.attentionNames("att", d: d, inner: d, bias: true)
+        let a = SmallLayers.attention(p, "att", heads: heads, bias: true)
+        for (which, table) in [("keys", keys), ("values", values)] {
+            func bias(_ t: Tensor) -> AttentionBias {
+                which == "keys" ? .shaw(keys: t, values: values, clip: clip) : .shaw(keys: keys, values: t, clip: clip)
+            }
+            g.check(
+                "Shaw \(which) table", input: table, parameters: ParameterSet(),
+                forward: { _, t in a.trainingForward(selfAttention: x, vis, bias: bias(t), compute: compute).0 }
+            ) { _, t, dY in
+                var grads = p.zerosLike()
+                let (_, saved) = a.trainingForward(selfAttention: x, vis, bias: bias(t), compute: compute)
+                let r = a.backward(saved, outputGradient: dY, names: names, into: &grads, compute: compute).positions
+                return (which == "keys" ? r.shawKeys : r.shawValues, ParameterSet())
+            }
         }
     }
 

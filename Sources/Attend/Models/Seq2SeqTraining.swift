@@ -170,7 +170,7 @@ enum Seq2SeqTraining {
             let r = m.decoder.layers[i].backward(s.decoderLayers[i], outputGradient: dH, names: names.decoderLayers[i], into: &grads, compute: c)
             dH = r.input
             if let dm = r.memory { dMemory += dm }
-            if let db = r.bias { if dDecoderTable == nil { dDecoderTable = db } else { dDecoderTable! += db } }
+            if let db = r.positions.biasTable { if dDecoderTable == nil { dDecoderTable = db } else { dDecoderTable! += db } }
         }
         if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }
         dH = dropoutBackward(dH, s.decoderEmbeddingDropout)
@@ -185,7 +185,7 @@ enum Seq2SeqTraining {
         for i in stride(from: m.encoder.layers.count - 1, through: 0, by: -1) {
             let r = m.encoder.layers[i].backward(s.encoderLayers[i], outputGradient: dX, names: names.encoderLayers[i], into: &grads, compute: c)
             dX = r.input
-            if let db = r.bias { if dEncoderTable == nil { dEncoderTable = db } else { dEncoderTable! += db } }
+            if let db = r.positions.biasTable { if dEncoderTable == nil { dEncoderTable = db } else { dEncoderTable! += db } }
         }
         if let dEncoderTable, let name = names.encoderTable { grads.modify(name) { $0 += dEncoderTable } }
         dX = dropoutBackward(dX, s.encoderEmbeddingDropout)

@@ -80,7 +80,7 @@ struct DropoutRates: Sendable, Equatable {
 /// The dropout of one training forward: the model's probabilities and the stream its masks
 /// are drawn from (in the forward's order, so a seed fixes every mask). A class, so every
 /// layer of the forward draws from the one stream.
-final class DropoutSampler {
+package final class DropoutSampler {
     let hidden: Dropout, attention: Float, activation: Dropout
     var generator: SplitMix64
 

@@ -1,16 +1,21 @@
 // Training forward and backward of the feed-forward block (plain and gated).
 
 /// The Hugging Face names of a feed-forward block's projections.
-struct FeedForwardParameterNames: Sendable {
-    var up: LinearParameterNames
-    var gate: LinearParameterNames?
-    var down: LinearParameterNames
+package struct FeedForwardParameterNames: Sendable {
+    package var up: LinearParameterNames
+    package var gate: LinearParameterNames?
+    package var down: LinearParameterNames
+
+    /// The up, gate (gated form; nil otherwise) and down projections' names.
+    package init(up: LinearParameterNames, gate: LinearParameterNames?, down: LinearParameterNames) {
+        (self.up, self.gate, self.down) = (up, gate, down)
+    }
 }
 
 /// What the feed-forward backward needs: the input `[T, d]`, the up projection before the
 /// activation `[T, dFF]`, the gate's output (gated form) and the down projection's input
 /// `[T, dFF]` (after the activation dropout, whose mask is `dropoutMask`).
-struct FeedForwardActivations {
+package struct FeedForwardActivations {
     var input: Tensor
     var preActivation: Tensor
     var gate: Tensor?

@@ -6,17 +6,17 @@
 /// The Hugging Face names of a ``Linear``'s parameters. A fused weight (the `[3 inner, d]`
 /// query/key/value projection) is stored under several names, one block of rows each, so
 /// `parts` lists them top to bottom with their row counts.
-struct LinearParameterNames: Sendable {
+package struct LinearParameterNames: Sendable {
     /// Weight name, bias name (nil: no bias) and rows of each block, in order.
-    var parts: [(weight: String, bias: String?, rows: Int)]
+    package var parts: [(weight: String, bias: String?, rows: Int)]
 
     /// One weight `prefix.weight` of `rows` rows, with `prefix.bias` when `bias`.
-    init(_ prefix: String, rows: Int, bias: Bool = true) {
+    package init(_ prefix: String, rows: Int, bias: Bool = true) {
         parts = [(prefix + ".weight", bias ? prefix + ".bias" : nil, rows)]
     }
 
     /// Blocks stacked top to bottom.
-    init(parts: [(weight: String, bias: String?, rows: Int)]) { self.parts = parts }
+    package init(parts: [(weight: String, bias: String?, rows: Int)]) { self.parts = parts }
 
     /// Every name, weights and biases.
     var all: [String] { parts.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) } }
@@ -29,7 +29,7 @@ extension Linear {
     /// block that `outputs` covers) and returns `dX = dY W[outputs]`
     /// `[T, in]` (nil when `inputGradient` is false). Cost: `4 T in outputs.count` flops.
     @discardableResult
-    func backward(
+    package func backward(
         input x: Tensor, outputGradient dY: Tensor, outputs: Range<Int>? = nil, names: LinearParameterNames,
         into grads: inout ParameterSet, inputGradient: Bool = true, compute: Compute
     ) -> Tensor? {
@@ -86,7 +86,7 @@ extension Embedding {
     /// The backward of a lookup: adds row `i` of `dY` `[ids.count, dim]` into row `ids[i]` of
     /// the gradient `name` (scatter-add), except for `paddingIndex` (PyTorch's `padding_idx`,
     /// whose row gets no gradient). Cost: O(ids.count * dim).
-    func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet, compute: Compute) {
+    package func backward(ids: [Int], outputGradient dY: Tensor, name: String, paddingIndex: Int? = nil, into grads: inout ParameterSet, compute: Compute) {
         grads.modify(name) { TrainingOps.embeddingBackward(ids: ids, outputGradient: dY, paddingIndex: paddingIndex, into: &$0, compute: compute) }
     }
 }

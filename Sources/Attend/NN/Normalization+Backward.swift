@@ -3,12 +3,12 @@
 // sum (which is both addends' gradient) and adds the weight's and bias's gradients by name.
 
 /// The Hugging Face names of a norm's parameters (`bias` nil for RMSNorm or a bias-free norm).
-struct NormParameterNames: Sendable {
-    var weight: String
-    var bias: String?
+package struct NormParameterNames: Sendable {
+    package var weight: String
+    package var bias: String?
 
     /// `prefix.weight` and, when `bias`, `prefix.bias`.
-    init(_ prefix: String, bias: Bool = true) {
+    package init(_ prefix: String, bias: Bool = true) {
         weight = prefix + ".weight"
         self.bias = bias ? prefix + ".bias" : nil
     }
@@ -24,14 +24,14 @@ extension Norm {
 
     /// The norm of `x + residual` over rows `[T, n]`, and what its backward needs.
     /// Cost: three passes (one more for the residual add).
-    func trainingForward(_ x: Tensor, residual: Tensor? = nil, compute: Compute) -> (Tensor, NormRowStatistics) {
+    package func trainingForward(_ x: Tensor, residual: Tensor? = nil, compute: Compute) -> (Tensor, NormRowStatistics) {
         let p = parts
         return TrainingOps.normForward(x, residual: residual, weight: p.weight, bias: p.bias, eps: p.eps, rms: p.rms, compute: compute)
     }
 
     /// The gradient of the normalized input `[T, n]` from the output's `dY`; adds the weight
     /// (and bias) gradients into `grads` under `names`. Cost: two passes.
-    func backward(
+    package func backward(
         _ saved: NormRowStatistics, outputGradient dY: Tensor, names: NormParameterNames, into grads: inout ParameterSet, compute: Compute
     ) -> Tensor {
         let p = parts

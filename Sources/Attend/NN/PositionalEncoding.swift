@@ -77,4 +77,44 @@ public struct RotaryEmbedding: Sendable {
         let out = Tensor(shape: x.shape, scalars: o)
         return out
     }
+
+    /// The rotation applied in place to one operand of token rows, as the training forward
+    /// needs it: `x` is `[batch * seq, width]` (row `b * seq + p` is position `p`, as
+    /// `positionOffset + p`), and head h of a row is the `headDim` floats at
+    /// `column + h * headDim` (`heads` of them; the queries or keys of a fused `[T, 3 inner]`
+    /// projection). With `inverse` it applies the transposed rotation (angle `-pθ_i`): the
+    /// rotation is orthogonal, so that is both its inverse and its backward (the gradient of
+    /// the unrotated operand is the rotated operand's gradient rotated back).
+    /// Cost: O(batch * seq * heads * headDim), plus a `seq x headDim/2` sin/cos table.
+    package func rotate(
+        rows x: inout Tensor, seq: Int, column: Int, heads: Int, positionOffset: Int = 0, inverse: Bool = false
+    ) {
+        precondition(x.rank == 2 && seq >= 1 && x.shape[0] % seq == 0, "RotaryEmbedding.rotate: rows \(x.shape) are not whole sequences of \(seq)")
+        let width = x.shape[1], rows = x.shape[0], half = headDim / 2
+        precondition(
+            column >= 0 && column + heads * headDim <= width,
+            "RotaryEmbedding.rotate: \(heads) heads of \(headDim) at column \(column) do not fit rows of \(width)")
+        var cosT = [Float](repeating: 0, count: seq * half), sinT = cosT
+        for p in 0..<seq {
+            for i in 0..<half {
+                let theta = Double(positionOffset + p) * pow(base, -Double(2 * i) / Double(headDim))
+                cosT[p * half + i] = Float(cos(theta))
+                sinT[p * half + i] = Float(inverse ? -sin(theta) : sin(theta))
+            }
+        }
+        x.withUnsafeMutableBufferPointer { o in
+            for r in 0..<rows {
+                let p = r % seq
+                for h in 0..<heads {
+                    let base = r * width + column + h * headDim
+                    for i in 0..<half {
+                        let x1 = o[base + i], x2 = o[base + i + half]
+                        let c = cosT[p * half + i], sn = sinT[p * half + i]
+                        o[base + i] = x1 * c - x2 * sn
+                        o[base + i + half] = x2 * c + x1 * sn
+                    }
+                }
+            }
+        }
+    }
 }

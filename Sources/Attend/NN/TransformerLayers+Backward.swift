@@ -3,11 +3,19 @@
 // every sublayer's activations (the caller owns it and drops it after the backward).
 
 /// The Hugging Face names of an encoder block's parameters.
-struct EncoderLayerParameterNames: Sendable {
-    var attention: AttentionParameterNames
-    var attentionNorm: NormParameterNames
-    var feedForward: FeedForwardParameterNames
-    var feedForwardNorm: NormParameterNames
+package struct EncoderLayerParameterNames: Sendable {
+    package var attention: AttentionParameterNames
+    package var attentionNorm: NormParameterNames
+    package var feedForward: FeedForwardParameterNames
+    package var feedForwardNorm: NormParameterNames
+
+    /// The names of each sublayer's parameters.
+    package init(
+        attention: AttentionParameterNames, attentionNorm: NormParameterNames, feedForward: FeedForwardParameterNames,
+        feedForwardNorm: NormParameterNames
+    ) {
+        (self.attention, self.attentionNorm, self.feedForward, self.feedForwardNorm) = (attention, attentionNorm, feedForward, feedForwardNorm)
+    }
 }
 
 /// The Hugging Face names of a decoder block's parameters.
@@ -21,7 +29,7 @@ struct DecoderLayerParameterNames: Sendable {
 }
 
 /// An encoder block's activations (and the hidden dropout's masks on its two branches).
-struct EncoderLayerActivations {
+package struct EncoderLayerActivations {
     var attention: AttentionActivations
     var attentionNorm: NormRowStatistics
     var feedForward: FeedForwardActivations
@@ -45,18 +53,20 @@ struct DecoderLayerActivations {
 
 extension EncoderLayer {
     /// The block on rows `x` `[batch * seq, d]` (`visibility` says which keys each query
-    /// sees; `bias` is added to the scores: T5's table, ALiBi), keeping its activations.
+    /// sees; `bias` is added to the scores: T5's table, ALiBi, Shaw's tables; `rotary`
+    /// rotates queries and keys by position, RoPE), keeping its activations.
     /// `dropout`: on the attention probabilities, the hidden dropout on each branch's output
     /// before its residual sum, the activation dropout inside the feed-forward (none without
     /// a sampler).
-    func trainingForward(
-        _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, dropout: DropoutSampler? = nil, compute: Compute
+    package func trainingForward(
+        _ x: Tensor, _ visibility: AttentionVisibility, bias: AttentionBias = .none, rotary: RotaryEmbedding? = nil,
+        dropout: DropoutSampler? = nil, compute: Compute
     ) -> (Tensor, EncoderLayerActivations) {
         precondition(relativePositions == nil, "EncoderLayer: training with relative_key positions is not supported")
         switch placement {
         case .post:
             let (a0, att) = selfAttention.trainingForward(
-                selfAttention: x, visibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
+                selfAttention: x, visibility, bias: bias, rotary: rotary, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
             let (h, n1) = attentionNorm.trainingForward(a, residual: x, compute: compute)  // Norm(x + a)
             let (f0, ff) = feedForward.trainingForward(h, dropout: dropout, compute: compute)
@@ -70,7 +80,7 @@ extension EncoderLayer {
         case .pre:
             let (n, n1) = attentionNorm.trainingForward(x, compute: compute)
             let (a0, att) = selfAttention.trainingForward(
-                selfAttention: n, visibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
+                selfAttention: n, visibility, bias: bias, rotary: rotary, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
             let h = x + a
             let (m, n2) = feedForwardNorm.trainingForward(h, compute: compute)
@@ -84,11 +94,12 @@ extension EncoderLayer {
         }
     }
 
-    /// The input's gradient `[batch * seq, d]` and the T5 bias table's (when the forward had
-    /// one), from the output's `dY`; adds every parameter's gradient into `grads`.
-    func backward(
+    /// The input's gradient `[batch * seq, d]` and the learned position tables' (T5's bias
+    /// table, Shaw's tables, when the forward had them), from the output's `dY`; adds every
+    /// parameter's gradient into `grads`.
+    package func backward(
         _ s: EncoderLayerActivations, outputGradient dY: Tensor, names: EncoderLayerParameterNames, into grads: inout ParameterSet, compute: Compute
-    ) -> (input: Tensor, bias: Tensor?) {
+    ) -> (input: Tensor, positions: AttentionPositionGradients) {
         switch placement {
         case .post:
             let dT2 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
@@ -183,10 +194,11 @@ extension DecoderLayer {
     }
 
     /// The gradients of the input `[batch * seq, d]`, the memory (cross-attention) and the
-    /// self-attention's T5 bias table, from the output's `dY`; adds every parameter's gradient.
+    /// self-attention's learned position tables, from the output's `dY`; adds every
+    /// parameter's gradient.
     func backward(
         _ s: DecoderLayerActivations, outputGradient dY: Tensor, names: DecoderLayerParameterNames, into grads: inout ParameterSet, compute: Compute
-    ) -> (input: Tensor, memory: Tensor?, bias: Tensor?) {
+    ) -> (input: Tensor, memory: Tensor?, positions: AttentionPositionGradients) {
         var dMemory: Tensor? = nil
         switch placement {
         case .post:

@@ -89,7 +89,7 @@ extension Tensor {
     /// In place: `other` added to every block of `other.count` scalars (its shape must be a
     /// suffix of this shape: position vectors `[n, d]` onto every batch row of `[b, n, d]`).
     /// Cost: O(count).
-    mutating func addBroadcasting(_ other: Tensor) {
+    package mutating func addBroadcasting(_ other: Tensor) {
         precondition(
             other.rank <= rank && Array(shape.suffix(other.rank)) == other.shape,
             "addBroadcasting: \(other.shape) is not a suffix of \(shape)")

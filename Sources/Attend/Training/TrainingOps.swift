@@ -4,13 +4,13 @@
 
 /// What a row norm's backward needs: the normalized input `t` (`x + residual`) `[T, n]` and,
 /// per row, its mean (0 for RMS) and `1 / sqrt(var + eps)` (or `1 / sqrt(mean(t²) + eps)`).
-struct NormRowStatistics {
+package struct NormRowStatistics {
     var input: Tensor
     var mean: [Float]
     var rstd: [Float]
 }
 
-enum TrainingOps {
+package enum TrainingOps {
     /// LayerNorm (`rms == false`: `(t - mean) * rstd * w + b`) or RMSNorm (`t * rstd * w`)
     /// of `t = x + residual` over rows `[T, n]`, keeping `t` and the statistics. Cost: three
     /// passes (the fused kernel).
@@ -122,7 +122,7 @@ enum TrainingOps {
     /// `0..<V`), as `torch.nn.CrossEntropyLoss()` computes it, and its gradient `[N, V]`
     /// (ignored rows zero), computed in place of the logits. `count` is the number of rows
     /// that count (the loss is NaN when 0, as in PyTorch). Cost: two passes over the logits.
-    static func softmaxCrossEntropy(logits: Tensor, labels: [Int], compute: Compute) -> (loss: Float, count: Int, gradient: Tensor) {
+    package static func softmaxCrossEntropy(logits: Tensor, labels: [Int], compute: Compute) -> (loss: Float, count: Int, gradient: Tensor) {
         precondition(logits.rank == 2 && logits.shape[0] == labels.count, "softmaxCrossEntropy: logits \(logits.shape), \(labels.count) labels")
         let (rows, vocab) = (logits.shape[0], logits.shape[1])
         let targets = labels.map { Int32(truncatingIfNeeded: $0) }
