@@ -27,14 +27,21 @@ let package = Package(
             dependencies: ["CKernels"],
             path: "Sources/Attend"
         ),
+        // The command-line grammar of attend, bench and kernel-fuzz (flag tables, parser, help
+        // texts, exit statuses) and their JSON-lines writer: package-internal, not a product.
+        .target(
+            name: "AttendCommandLine",
+            dependencies: ["Attend"],
+            path: "Sources/AttendCommandLine"
+        ),
         .executableTarget(
             name: "attend",
-            dependencies: ["Attend"],
+            dependencies: ["Attend", "AttendCommandLine"],
             path: "Sources/attend"
         ),
         .executableTarget(
             name: "bench",
-            dependencies: ["Attend"],
+            dependencies: ["Attend", "AttendCommandLine"],
             path: "Benchmarks/bench",
             exclude: ["tokenizer_sentences.txt"]
         ),
@@ -48,7 +55,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kernel-fuzz",
-            dependencies: ["KernelFuzz"],
+            dependencies: ["KernelFuzz", "AttendCommandLine"],
             path: "Sources/kernel-fuzz"
         ),
         // The experiments that measure the documentation's claims (`experiment positions`): the
@@ -115,6 +122,11 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "CommandLineTests",
+            dependencies: ["Attend", "AttendCommandLine"],
+            path: "Tests/CommandLineTests"
+        ),
+        .testTarget(
             name: "ExperimentTests",
             dependencies: ["Experiments", "Attend", "AttendTestSupport"],
             path: "Tests/ExperimentTests"
@@ -128,7 +140,7 @@ let package = Package(
         // `attend` command, and hostile calls of the library's entry points.
         .testTarget(
             name: "HostileInputTests",
-            dependencies: ["Attend", "AttendTestSupport"],
+            dependencies: ["Attend", "AttendCommandLine", "AttendTestSupport"],
             path: "Tests/HostileInputTests",
             resources: [.copy("Fixtures")]
         ),

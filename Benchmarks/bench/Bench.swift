@@ -1,4 +1,5 @@
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// Wall-clock seconds of `body`, repeated: `warmup` uncounted runs, then at least `minReps`
@@ -63,23 +64,21 @@ struct Bench {
 
     func progress(_ s: String) { stderr(s) }
 
-    /// One result: a JSON line with `--json`, otherwise a table row.
+    /// One result: a JSON line with `--json` (the shared JSON-lines writer: numbers to 6
+    /// significant digits, non-finite ones as null), otherwise a table row.
     func emit(_ fields: [(String, Any)], row: String) {
         if options.svg != nil { charts.record(fields) }
         if options.json {
-            let body = fields.map { key, value -> String in
-                let v: String
-                switch value {
-                case let d as Double: v = d.isFinite ? String(format: "%.6g", d) : "null"
-                case let i as Int: v = String(i)
-                case let b as Bool: v = b ? "true" : "false"
-                default:
-                    let s = "\(value)".replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                    v = "\"\(s)\""
-                }
-                return "\"\(key)\": \(v)"
-            }
-            out("{" + body.joined(separator: ", ") + "}")
+            writeJSONLine(
+                fields.map { key, value -> (String, JSONValue) in
+                    switch value {
+                    case let d as Double: return (key, .double(d.isFinite ? Double(String(format: "%.6g", d)) ?? d : d))
+                    case let i as Int: return (key, .int(i))
+                    case let b as Bool: return (key, .bool(b))
+                    case let s as String: return (key, .string(s))
+                    default: return (key, .string("\(value)"))
+                    }
+                })
         } else if !row.isEmpty {
             out(row)
         }

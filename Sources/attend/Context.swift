@@ -1,6 +1,7 @@
 // `attend context`: how a word's vector depends on its sentence, layer by layer, in a BERT
 // folder; and `attend attention-map`: one layer's attention probabilities as an SVG heatmap.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// A problem with the texts or the folder for context and attention-map (exit status 1).

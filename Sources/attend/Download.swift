@@ -1,4 +1,5 @@
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// The options of `attend download`.
@@ -7,32 +8,19 @@ struct DownloadOptions {
     var revision = "main"
     var to: String? = nil
 
-    /// Parses `ORG/NAME [--revision R] [--to DIR]` (the arguments after the command).
-    static func parse(_ args: [String]) throws -> DownloadOptions {
-        var o = DownloadOptions()
-        var repository: String? = nil
-        var i = 0
-        func value(_ flag: String) throws -> String {
-            i += 1
-            guard i < args.count, !args[i].isEmpty else { throw UsageError(description: "\(flag) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            let arg = args[i]
-            switch arg {
-            case "--revision": o.revision = try value(arg)
-            case "--to": o.to = try value(arg)
-            default:
-                if arg.hasPrefix("--") { throw UsageError(description: "unknown option '\(arg)' (download takes --revision and --to)") }
-                guard repository == nil else { throw UsageError(description: "download takes one model id, got '\(repository!)' and '\(arg)'") }
-                repository = arg
-            }
-            i += 1
-        }
-        guard let repository, !repository.isEmpty else { throw UsageError(description: "download needs a model id (ORG/NAME)") }
-        o.repository = repository
-        return o
+    /// The options of `download ORG/NAME [--revision R] [--to DIR]` (flags checked by the
+    /// grammar); throws `UsageError` unless exactly one model id is given.
+    init(_ parsed: ParsedArguments) throws {
+        let ids = parsed.positionals
+        guard let repository = ids.first, !repository.isEmpty else { throw UsageError(description: "download needs a model id (ORG/NAME)") }
+        guard ids.count == 1 else { throw UsageError(description: "download takes one model id, got '\(ids[0])' and '\(ids[1])'") }
+        self.repository = repository
+        revision = parsed.string("--revision") ?? "main"
+        to = parsed.string("--to")
     }
+
+    /// No model id yet (the other commands).
+    init() {}
 }
 
 /// `attend download`: the snapshot (or the --to copy) on stdout, a line per transferred

@@ -21,6 +21,7 @@
 // text of that number. Both: the dimension must be the model's. Without an output file,
 // --resume starts a new one.
 import Attend
+import AttendCommandLine
 import Foundation
 
 #if canImport(Glibc)

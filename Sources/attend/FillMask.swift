@@ -1,6 +1,7 @@
 // `attend fill-mask`: the most likely tokens for each [MASK] of a text, from a BERT folder
 // with an MLM head, as transformers' fill-mask pipeline gives them.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// A problem with the text or the folder for fill-mask (exit status 1).

@@ -1,6 +1,7 @@
 // `attend generate`: token ids in, generated token ids out, for a T5 or Marian folder (a
 // decoder-only folder goes to GenerateCausal.swift).
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// Loads the model in `folder`, checks the sources against it, and prints what it generates
@@ -124,39 +125,21 @@ struct GenerateOptions {
             || noRepeatNGramSize != nil || seed != nil || !stop.isEmpty
     }
 
-    /// Parses `flag` when it is one of these options (reading its value with `value`);
-    /// returns false for any other flag. Throws `UsageError` for a value out of range.
-    mutating func parse(_ flag: String, value: () throws -> String) throws -> Bool {
-        func number(_ check: (Double) -> Bool, _ what: String) throws -> Double {
-            let s = try value()
-            guard let x = Double(s), x.isFinite, check(x) else { throw UsageError(description: "\(flag) needs \(what), got '\(s)'") }
-            return x
-        }
-        func integer(_ what: String) throws -> Int {
-            let s = try value()
-            guard let n = Int(s), n >= 0 else { throw UsageError(description: "\(flag) needs \(what), got '\(s)'") }
-            return n
-        }
-        switch flag {
-        case "--do-sample": doSample = true
-        case "--stop":
-            let s = try value()
-            guard !s.isEmpty else { throw UsageError(description: "--stop needs a non-empty string") }
-            stop.append(s)
-        case "--temperature": temperature = Float(try number({ $0 > 0 }, "a positive number"))
-        case "--top-k": topK = try integer("a non-negative integer (0 turns it off)")
-        case "--top-p": topP = try number({ (0...1).contains($0) }, "a number in [0, 1]")
-        case "--min-p": minP = Float(try number({ (0...1).contains($0) }, "a number in [0, 1]"))
-        case "--repetition-penalty": repetitionPenalty = Float(try number({ $0 > 0 }, "a positive number"))
-        case "--no-repeat-ngram-size": noRepeatNGramSize = try integer("a non-negative integer (0 turns it off)")
-        case "--seed":
-            let s = try value()
-            guard let n = UInt64(s) else { throw UsageError(description: "--seed needs a non-negative integer below 2^64, got '\(s)'") }
-            seed = n
-        default: return false
-        }
-        return true
+    /// The options as the command line gives them (values checked by the grammar).
+    init(_ r: FlagReader) {
+        doSample = r.has("--do-sample")
+        stop = r.strings("--stop")
+        temperature = r.double("--temperature").map(Float.init)
+        topK = r.int("--top-k")
+        topP = r.double("--top-p")
+        minP = r.double("--min-p").map(Float.init)
+        repetitionPenalty = r.double("--repetition-penalty").map(Float.init)
+        noRepeatNGramSize = r.int("--no-repeat-ngram-size")
+        seed = r.uint64("--seed")
     }
+
+    /// No options: the folder's settings.
+    init() {}
 
     /// Applies the options to `config`. Throws `UsageError` for sampling options without
     /// sampling (`--do-sample` or the folder's do_sample) and for sampling with beams.

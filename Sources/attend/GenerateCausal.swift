@@ -1,6 +1,7 @@
 // `attend generate` for a decoder-only folder (GPT-2, Llama, Mistral, Qwen2): prompt ids or
 // text in, the continuation out (streamed for one greedy prompt), plus a timing line on stderr.
 import Attend
+import AttendCommandLine
 import Foundation
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 // `attend generate --text`: source texts in, generated text out, for a T5 or Marian folder
 // with its tokenizer.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// Generates from `--text` sources (or `--input` texts) and prints the output text: streamed

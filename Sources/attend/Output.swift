@@ -1,63 +1,8 @@
+import AttendCommandLine
 import Foundation
 
-/// A value of a JSON output line.
-enum JSONValue {
-    case string(String)
-    case ints([Int])
-    case strings([String])
-    case floats([Float])
-    case int(Int)
-    case float(Float)
-    case double(Double)
-    /// Text that is already JSON (a nested list or object).
-    case raw(String)
-}
-
-/// One JSON object on one line, keys in the given order.
-func jsonObject(_ fields: [(String, JSONValue)]) -> String {
-    var out = "{"
-    for (i, (key, value)) in fields.enumerated() {
-        if i > 0 { out += ", " }
-        out += jsonString(key) + ": "
-        switch value {
-        case .string(let s): out += jsonString(s)
-        case .ints(let xs): out += "[" + xs.map(String.init).joined(separator: ", ") + "]"
-        case .strings(let xs): out += "[" + xs.map(jsonString).joined(separator: ", ") + "]"
-        case .floats(let xs): out += "[" + xs.map { $0.isFinite ? formatFloat($0) : "null" }.joined(separator: ", ") + "]"
-        case .int(let n): out += String(n)
-        case .float(let x): out += x.isFinite ? formatFloat(x) : "null"
-        case .double(let x): out += x.isFinite ? "\(x)" : "null"
-        case .raw(let json): out += json
-        }
-    }
-    return out + "}"
-}
-
-/// A JSON string literal: quotes, backslashes and control characters escaped; everything
-/// else as UTF-8.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 || u.value == 0x7F || u.value == 0x2028 || u.value == 0x2029 {
-                out += String(format: "\\u%04x", u.value)
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
-}
-
-/// The shortest decimal that reads back as the same Float (Swift's `description`), e.g.
-/// `0.0123`, `-1e-05`: valid JSON numbers.
-func formatFloat(_ x: Float) -> String { "\(x)" }
+// The JSON lines (`JSONValue`, `jsonObject`, `jsonString`, `formatFloat`) are the shared
+// writer of attend and bench: Sources/AttendCommandLine/JSONLines.swift.
 
 /// A text on one line for the plain output: JSON-quoted, so tabs and newlines stay visible.
 func quotedLine(_ text: String) -> String { jsonString(text) }

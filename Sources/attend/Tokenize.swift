@@ -1,5 +1,6 @@
 // `attend tokenize` and `attend decode` for every tokenizer family, and the `--input` reader.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// Prints each text's tokens and ids (see the usage text). A WordPiece folder keeps its

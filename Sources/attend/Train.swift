@@ -1,6 +1,7 @@
 // `attend train` (batches from a JSON-lines file) and `attend pretrain-mlm` (BERT pre-training
 // batches built from a text file): everything is read and checked before the first step.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// What a model folder's config.json says about the batches its model takes.

@@ -2,6 +2,7 @@
 // one update per step, a progress line per step on stderr and, with --json, one JSON line per
 // step on stdout.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// The parts of a training run that the loop drives: the model, the update of its parameters

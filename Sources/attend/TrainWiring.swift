@@ -1,5 +1,6 @@
 // The model and optimizer of a training run.
 import Attend
+import AttendCommandLine
 import Foundation
 
 /// The trainable model of `folder` (``TrainableModels/load(directory:compute:)``: BERT for

@@ -1,5 +1,6 @@
 // The options of `attend train` and `attend pretrain-mlm`, and the learning-rate schedules
 // they name.
+import AttendCommandLine
 import Foundation
 
 /// How the learning rate moves over the steps (after `--warmup` steps rising linearly from 0),
@@ -28,14 +29,9 @@ enum ScheduleKind: String, CaseIterable {
     }
 }
 
-/// `--steps`, `--lr` and the other options of the training commands (see the usage text).
+/// `--steps`, `--lr` and the other options of the training commands (their flags are in the
+/// tables of `AttendCommandLine.tool`).
 struct TrainingOptions {
-    /// The flags that only the training commands take (`--seed` and `--text` are shared with
-    /// generate, so they are not listed).
-    static let flags: Set<String> = [
-        "--batches", "--steps", "--lr", "--weight-decay", "--max-grad-norm", "--warmup", "--schedule", "--save", "--dropout",
-    ]
-
     /// `--batches FILE` (train).
     var batches: String? = nil
     /// `--text FILE` (pretrain-mlm).
@@ -53,54 +49,23 @@ struct TrainingOptions {
     /// `--seed`.
     var dropout = true
 
-    /// Parses `flag` when it is a training option of `command` (reading its value with
-    /// `value`); returns false for any other flag. Throws `UsageError` for a value out of range.
-    mutating func parse(_ flag: String, command: Arguments.Command, value: () throws -> String) throws -> Bool {
-        func number(_ check: (Double) -> Bool, _ what: String) throws -> Double {
-            let s = try value()
-            guard let x = Double(s), x.isFinite, check(x) else { throw UsageError(description: "\(flag) needs \(what), got '\(s)'") }
-            return x
-        }
-        func integer(minimum: Int) throws -> Int {
-            let s = try value()
-            guard let n = Int(s), n >= minimum else {
-                throw UsageError(description: "\(flag) needs a \(minimum > 0 ? "positive" : "non-negative") integer, got '\(s)'")
-            }
-            return n
-        }
-        switch flag {
-        case "--batches":
-            guard command == .train else { throw UsageError(description: "--batches belongs to train (pretrain-mlm reads --text FILE)") }
-            batches = try value()
-        case "--text":
-            guard command == .pretrainMLM else { return false }
-            textFile = try value()
-        case "--steps": steps = try integer(minimum: 1)
-        case "--lr": learningRate = try number({ $0 > 0 }, "a positive number")
-        case "--weight-decay": weightDecay = try number({ $0 >= 0 }, "a non-negative number")
-        case "--max-grad-norm": maxGradNorm = try number({ $0 > 0 }, "a positive number")
-        case "--warmup": warmup = try integer(minimum: 0)
-        case "--schedule":
-            let s = try value()
-            guard let k = ScheduleKind(rawValue: s) else {
-                throw UsageError(description: "--schedule needs \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(s)'")
-            }
-            schedule = k
-        case "--save": save = try value()
-        case "--dropout":
-            switch try value() {
-            case "on": dropout = true
-            case "off": dropout = false
-            case let s: throw UsageError(description: "--dropout needs on or off, got '\(s)'")
-            }
-        case "--seed":
-            let s = try value()
-            guard let n = UInt64(s) else { throw UsageError(description: "--seed needs a non-negative integer below 2^64, got '\(s)'") }
-            seed = n
-        default: return false
-        }
-        return true
+    /// The options of `command` as the command line gives them (values checked by the grammar).
+    init(_ r: FlagReader, command: Arguments.Command) {
+        batches = r.string("--batches")
+        textFile = command == .pretrainMLM ? r.string("--text") : nil
+        steps = r.int("--steps")
+        learningRate = r.double("--lr")
+        weightDecay = r.double("--weight-decay") ?? 0
+        maxGradNorm = r.double("--max-grad-norm")
+        warmup = r.int("--warmup") ?? 0
+        schedule = r.string("--schedule").flatMap(ScheduleKind.init) ?? .constant
+        save = r.string("--save")
+        seed = r.uint64("--seed") ?? 0
+        dropout = r.string("--dropout").map { $0 == "on" } ?? true
     }
+
+    /// The defaults.
+    init() {}
 
     /// Checks that `command` has what it needs: its data file, `--steps` and `--lr`. Throws
     /// `UsageError`.

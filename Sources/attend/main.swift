@@ -3,54 +3,37 @@
 // generate and translate with T5, Marian and decoder-only folders, fill in [MASK] tokens, and
 // train.
 //
-//   attend tokenize   --model DIR [--json] "text"...
-//   attend decode     --model DIR --ids 1,2,3 [--keep-special-tokens] [--json]
-//   attend embed      --model DIR [--json] "text"...
-//   attend embed      --model DIR --input FILE|- --output OUT.npy|OUT.jsonl [--resume]
-//   attend similarity --model DIR [--json] "a" "b"...
-//   attend generate   --model DIR --ids 5,17,42 [--ids ...] [--beams N] [--max-new-tokens N]
-//                     [--min-new-tokens N] [--json]      (a T5 or Marian folder)
-//   attend fill-mask  --model DIR [--top-k K] [--json] "Paris is the [MASK] of France."
-//   attend train      --model DIR --batches FILE --steps N --lr X [--weight-decay W]
-//                     [--max-grad-norm G] [--warmup N] [--schedule constant|linear|inverse-sqrt]
-//                     [--save OUT] [--json] [--seed S]
-//   attend pretrain-mlm --model DIR --text FILE [--max-length L] [--batch-size B] --steps N
-//                     --lr X [training options as train]          (a BERT folder)
-//   attend download   ORG/NAME [--revision R] [--to DIR]   (Hugging Face Hub -> its cache)
-//   attend context    --model DIR --word WORD [--json] "text" "text"...   (a BERT folder)
-//   attend attention-map --model DIR [--layer L] [--head H] (--svg OUT.svg | --json) "text"
+//   attend COMMAND [options] [arguments]; `attend --help` lists the commands and
+//   `attend COMMAND --help` a command's flags. The commands and their flags are the tables in
+//   Sources/AttendCommandLine/Tools/AttendTool.swift (`AttendCommandLine.tool`); the grammar
+//   (--flag value or --flag=value, -- ends the options, --help, --version) is
+//   Sources/AttendCommandLine/Grammar.swift.
 //
 // Texts come from the arguments or, when there are none, from standard input (one per
-// line). Problems with the folder or its files (and with the batches or text a training
-// command reads) print one line on stderr and exit 1; a bad command line prints one line and
-// a pointer to `--help`, and exits 2. Training prints its progress and summary on stderr as
-// `attend: step ...` and `attend: trained ...` lines.
+// line). Exit status (`ExitStatus`): 0 success; 1 a runtime failure: problems with the folder
+// or its files (and with the batches or text a training command reads) print one line on
+// stderr; 2 a bad command line: one line and a pointer to `--help`. Training prints its
+// progress and summary on stderr as `attend: step ...` and `attend: trained ...` lines.
 import Attend
+import AttendCommandLine
 import Foundation
 
-let argv = Array(CommandLine.arguments.dropFirst())
+let tool = AttendCommandLine.tool
+/// The command line, read with attend's tables: --help, --version and usage errors exit here.
+let parsed = tool.parseOrExit(Array(CommandLine.arguments.dropFirst()))
 
 /// Prints `message` on one line of stderr (newlines become spaces) and exits with `status`;
 /// a command-line mistake (status 2) adds one line pointing to the command's `--help`.
 func fail(_ message: String, status: Int32) -> Never {
+    if status == ExitStatus.usage.rawValue { tool.exitWithUsageError(message, command: parsed.command) }
     let line = message.split(whereSeparator: \.isNewline).joined(separator: " ")
-    var text = "attend: \(line)\n"
-    if status == 2 {
-        let command = argv.first.flatMap { Arguments.Command(rawValue: $0) }.map { "attend \($0.rawValue)" } ?? "attend"
-        text += "Run '\(command) --help' for usage.\n"
-    }
-    FileHandle.standardError.write(Data(text.utf8))
+    FileHandle.standardError.write(Data("attend: \(line)\n".utf8))
     exit(status)
-}
-
-if argv.isEmpty || argv.contains("--help") || argv.contains("-h") || argv == ["help"] {
-    print(Arguments.usage)
-    exit(argv.isEmpty ? 2 : 0)
 }
 
 let args: Arguments
 do {
-    args = try Arguments.parse(argv)
+    args = try Arguments(parsed)
 } catch {
     fail("\(error)", status: 2)
 }

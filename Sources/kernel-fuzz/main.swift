@@ -1,70 +1,32 @@
 // kernel-fuzz: differential fuzzing of every C kernel on every variant this CPU can run
-// against the Swift oracle. See `kernel-fuzz --help`.
+// against the Swift oracle. See `kernel-fuzz --help`; the flags are the table in
+// Sources/AttendCommandLine/Tools/KernelFuzzTool.swift.
+//
+// Exit status: 0 no mismatch, 1 mismatches found, 2 a wrong command line or a variant this CPU
+// cannot run.
+import AttendCommandLine
 import CKernels
 import Dispatch
 import Foundation
 import KernelFuzz
 
-let usage = """
-    usage: kernel-fuzz [--seconds N] [--cases N] [--seed S] [--case N] [--kernel K[,K...]|all]
-                       [--variant V[,V...]|all] [--threads T] [--list]
-      --seconds N   time budget (default 10; with --cases, whichever ends first)
-      --cases N     run at most N cases per kernel and variant
-      --seed S      session seed (default: random, printed)
-      --case N      run only case N (of the seed) of each selected kernel and variant, verbosely
-      --kernel K    \(FuzzRegistry.kernels.map(\.name).joined(separator: "|"))|all (default all)
-      --variant V   \(FuzzTable.allNames.joined(separator: "|"))|all (default: every one this CPU runs)
-      --threads T   worker threads, round-robin over kernel x variant pairs (default 1)
-      --list        list kernels and the variants this CPU runs, then exit
-    exit status: 0 no mismatch, 1 mismatches found, 2 bad arguments or unsupported variant
-    """
+let tool = KernelFuzzCommandLine.tool(kernels: FuzzRegistry.kernels.map(\.name), variants: FuzzTable.allNames)
+let options = tool.parseOrExit(Array(CommandLine.arguments.dropFirst()))
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("kernel-fuzz: \(message)\n\(usage)\n".utf8))
-    exit(2)
-}
+/// A usage error: one line and the pointer to --help on stderr, exit status 2.
+func fail(_ message: String) -> Never { tool.exitWithUsageError(message, command: options.command) }
 
-var seconds: Double?
-var maxCases: UInt64?
-var seed: UInt64?
-var caseIndex: UInt64?
-var kernelNames = "all", variantNames = "all"
-var threads = 1
-var list = false
-var args = CommandLine.arguments.dropFirst()
-while let a = args.popFirst() {
-    func value() -> String {
-        guard let v = args.popFirst() else { fail("\(a) needs a value") }
-        return v
-    }
-    switch a {
-    case "--seconds":
-        guard let v = Double(value()), v > 0, v.isFinite else { fail("--seconds needs a positive number") }
-        seconds = v
-    case "--cases":
-        guard let v = UInt64(value()), v > 0 else { fail("--cases needs a positive integer") }
-        maxCases = v
-    case "--seed":
-        guard let v = UInt64(value()) else { fail("--seed needs an unsigned 64-bit integer") }
-        seed = v
-    case "--case":
-        guard let v = UInt64(value()) else { fail("--case needs an unsigned integer") }
-        caseIndex = v
-    case "--kernel": kernelNames = value()
-    case "--variant": variantNames = value()
-    case "--threads":
-        guard let v = Int(value()), v >= 1, v <= 256 else { fail("--threads needs an integer in 1...256") }
-        threads = v
-    case "--list": list = true
-    case "-h", "--help":
-        print(usage)
-        exit(0)
-    default: fail("unknown argument '\(a)'")
-    }
-}
+var seconds = options.double("--seconds")
+let maxCases = options.int("--cases").map(UInt64.init)
+let seed = options.uint64("--seed")
+let caseIndex = options.uint64("--case")
+let threads = options.int("--threads") ?? 1
+let list = options.has("--list")
+let kernelNames = options.lists("--kernel").last ?? ["all"]
+let variantNames = options.lists("--variant").last ?? ["all"]
 
 var kernels: [AnyFuzzKernel] = []
-for name in kernelNames.split(separator: ",").map(String.init) {
+for name in kernelNames {
     if name == "all" {
         kernels += FuzzRegistry.kernels
     } else if let k = FuzzRegistry.kernel(named: name) {
@@ -74,16 +36,13 @@ for name in kernelNames.split(separator: ",").map(String.init) {
     }
 }
 var tables: [FuzzTable] = []
-for name in variantNames.split(separator: ",").map(String.init) {
+for name in variantNames {
     if name == "all" {
         tables += FuzzTable.available
         continue
     }
     let (table, reason) = FuzzTable.named(name)
-    guard let table else {
-        FileHandle.standardError.write(Data("kernel-fuzz: \(reason ?? name)\n".utf8))
-        exit(2)
-    }
+    guard let table else { fail(reason ?? "--variant \(name) cannot run here") }
     tables.append(table)
 }
 if kernels.isEmpty || tables.isEmpty { fail("no kernel or no variant selected") }

@@ -314,8 +314,8 @@ struct EmbedFilesCLITests {
             (["embed", "--model", "M", "--resume", "a"], "--resume needs --output OUT"),
             (["embed", "--model", "M", "--output", "o.npy", "a"], "not arguments: 'a'"),
             (["embed", "--model", "M", "--output", "o.npy", "--json"], "--json does not apply with --output"),
-            (["similarity", "--model", "M", "--output", "o.npy"], "--output and --resume belong to embed"),
-            (["train", "--model", "M", "--output", "o.npy"], "--output and --resume belong to embed"),
+            (["similarity", "--model", "M", "--output", "o.npy"], "--output is not an option of 'attend similarity' (it is an option of embed)"),
+            (["train", "--model", "M", "--output", "o.npy"], "--output is not an option of 'attend train' (it is an option of embed)"),
         ]
         for (arguments, message) in cases {
             let r = try await Self.run(arguments)

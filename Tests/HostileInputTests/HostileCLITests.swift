@@ -1,5 +1,5 @@
 // The hostile-input harness for the `attend` executable: seeded, generated command lines for
-// every command its --help lists, with huge, negative and malformed numbers, zero and absurd
+// every command of its flag tables (AttendCommandLine.tool), with huge, negative and malformed numbers, zero and absurd
 // thread / batch / beam counts, min > max, empty and 100k-token inputs, ids at and past the
 // vocabulary, flags without values, and mutated model folders (config.json,
 // generation_config.json, vocab.txt, model.safetensors). Every run must end with exit status
@@ -12,6 +12,7 @@
 import Foundation
 import Testing
 
+import AttendCommandLine
 import AttendTestSupport
 
 /// One generated run: the arguments, standard input, and how its model folder was mutated.
@@ -174,11 +175,19 @@ struct HostileGenerator {
             for _ in 0..<pick([1, 1, 1, 2, 3]) { args += ["--ids", idList()] }
         }
         var stdin: Data? = nil
-        // Hostile options: any flag --help names, with a value from the pool (or none).
+        // Hostile options: any flag of the tables, with a value from the pool (or none); a
+        // command's own switch mostly without a value and its own choices mostly valid, so
+        // runs get past the grammar to the models.
         let own = commandFlags[command] ?? []
+        let spec = AttendCommandLine.tool.command(named: command)
         for _ in 0..<Int.random(in: 0...4, using: &rng) {
-            args.append(own.isEmpty || chance(0.15) ? pick(flags) : pick(own))
-            if chance(0.9) { args.append(chance(0.5) ? pick(Self.plausible) : pick(Self.numbers)) }
+            let flag = own.isEmpty || chance(0.15) ? pick(flags) : pick(own)
+            args.append(flag)
+            switch spec?.flag(named: flag)?.kind {
+            case .none?: if chance(0.1) { args.append(pick(Self.numbers)) }
+            case .choice(let names)?: args.append(chance(0.8) ? pick(names) : pick(Self.numbers))
+            default: if chance(0.9) { args.append(chance(0.5) ? pick(Self.plausible) : pick(Self.numbers)) }
+            }
         }
         if generating, chance(0.5) {
             // Mostly bounded lengths, so runs end; sometimes min > max.
@@ -200,33 +209,12 @@ struct HostileGenerator {
 struct HostileCLITests {
     static let environment = ProcessInfo.processInfo.environment
 
-    /// The commands and options `attend --help` names.
-    static func discover(_ tool: String) throws -> (commands: [String], flags: [String], commandFlags: [String: [String]]) {
-        let help = try runChild(tool, ["--help"], timeout: 30).stdout
-        var commands: [String] = []
-        var flags: Set<String> = []
-        var commandFlags: [String: Set<String>] = [:]
-        var current: String? = nil  // the command whose usage lines these are
-        for line in help.split(separator: "\n", omittingEmptySubsequences: false) {
-            let words = line.split(separator: " ")
-            if let i = words.firstIndex(of: "attend"), i + 1 < words.count, words[0] == "usage:" || i == 0 {
-                let c = String(words[i + 1])
-                if !c.hasPrefix("-") && !commands.contains(c) { commands.append(c) }
-                current = c
-            } else if line.isEmpty || !line.hasPrefix("      ") {
-                current = nil
-            }
-            var rest = Substring(line)
-            while let r = rest.range(of: "--") {
-                let name = String(rest[r.lowerBound...].prefix { $0 == "-" || $0.isLetter || $0.isNumber })
-                if name.count > 2 && name != "--help" {
-                    flags.insert(name)
-                    if let current { commandFlags[current, default: []].insert(name) }
-                }
-                rest = rest[r.upperBound...]
-            }
-        }
-        return (commands, flags.sorted(), commandFlags.mapValues { $0.sorted() })
+    /// The commands and flags of attend's tables (AttendCommandLine.tool): every command, every
+    /// flag, and each command's own flags.
+    static func discover() -> (commands: [String], flags: [String], commandFlags: [String: [String]]) {
+        let tool = AttendCommandLine.tool
+        let commandFlags = Dictionary(uniqueKeysWithValues: tool.commands.map { ($0.name, $0.flags.map(\.name)) })
+        return (tool.commands.map(\.name), tool.allFlagNames, commandFlags)
     }
 
     /// Checks one finished run; returns what is wrong (empty when fine).
@@ -283,8 +271,11 @@ struct HostileCLITests {
     func hostileCommandLines() throws {
         let tool = builtProduct("attend", besides: Bundle.module)
         try #require(FileManager.default.isExecutableFile(atPath: tool), "attend is not built at \(tool)")
-        let (commands, flags, commandFlags) = try Self.discover(tool)
+        let (commands, flags, commandFlags) = Self.discover()
         #expect(commands.contains("generate") && commands.contains("embed") && flags.contains("--threads"), "\(commands) \(flags)")
+        // The executable lists the same commands in its --help.
+        let help = try runChild(tool, ["--help"], timeout: 30).stdout
+        for command in commands { #expect(help.contains("\n  \(command) "), "\(command) missing from attend --help") }
 
         let fm = FileManager.default
         let scratch = fm.temporaryDirectory.appendingPathComponent("attend-hostile-\(UUID().uuidString)")

@@ -67,6 +67,6 @@ struct TaskAndTranslateCLITests {
         #expect(s1 == 0 && s2 == 0 && o1 == o2 && !o1.isEmpty, "\(e1)")
         #expect(e1.contains("tokens generated in") && e1.contains("time to first token") && e1.contains("peak memory"), "\(e1)")
         let (s3, _, e3) = try TokenizeCLITests.run(["translate", "--model", folder, "--ids", "1,2"])
-        #expect(s3 == 2 && e3.contains("translate takes source texts"), "\(e3)")
+        #expect(s3 == 2 && e3.contains("--ids is not an option of 'attend translate'"), "\(e3)")
     }
 }

@@ -99,8 +99,8 @@ struct TokenizeCLITests {
             (["decode", "--model", folder, "--input", "-", "--input-format", "jsonl"], "[1]\n", 2, "line 1 is not a JSON object"),
             (["tokenize", "--model", folder, "--input", "-", "--input-format", "jsonl"], "{\"ids\": [1]}\n", 2, "line 1 has no string \"text\""),
             (["tokenize", "--model", folder, "--input-format", "xml"], "", 2, "--input-format needs lines or jsonl"),
-            (["decode", "--model", folder, "hello"], "", 2, "decode takes token ids"),
-            (["tokenize", "--model", folder, "--keep-special-tokens", "x"], "", 2, "--keep-special-tokens belongs to decode"),
+            (["decode", "--model", folder, "hello"], "", 2, "'attend decode' takes no arguments besides its options, got 'hello'"),
+            (["tokenize", "--model", folder, "--keep-special-tokens", "x"], "", 2, "--keep-special-tokens is not an option of 'attend tokenize' (it is an option of decode)"),
             (["tokenize", "--model", folder + "/nope", "x"], "", 1, "no such file"),
         ] {
             let (s, _, err) = try Self.run(args, stdin: stdin)
