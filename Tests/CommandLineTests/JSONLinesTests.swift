@@ -29,7 +29,7 @@ struct JSONLinesTests {
     @Test("non-finite floats and doubles are null; finite ones read back exactly")
     func numbers() throws {
         let floats: [Float] = [0, -0.0, 1, -1e-5, 0.1, .greatestFiniteMagnitude, .leastNonzeroMagnitude, .nan, .infinity, -.infinity]
-        let doubles: [Double] = [0.1, 1e300, -2.5e-310, 123456789.123, .nan, -.infinity]
+        let doubles: [Double] = [0.1, 1e300, -Double.leastNonzeroMagnitude * 5, 123456789.123, .nan, -.infinity]
         let line = jsonObject([
             ("f", .floats(floats)), ("d", .doubles(doubles)), ("x", .float(.nan)), ("y", .double(.infinity)), ("z", .double(0.3)),
             ("n", .int(Int.min)), ("i", .ints([1, -2])), ("b", .bool(true)), ("c", .bool(false)), ("u", .null), ("r", .raw("[[1], {}]")),

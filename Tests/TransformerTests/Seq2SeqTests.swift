@@ -178,9 +178,10 @@ struct Seq2SeqTests {
         #expect(ended == [6])
 
         // Cancellation: a consumer that is cancelled after the first token sees its iteration
-        // end (after the tokens already buffered) long before 10 000 steps. (StreamingTests
-        // checks that the producer itself stops.)
-        let long = GenerationConfig(maxNewTokens: 10_000)
+        // end (after the tokens already buffered) long before 1 000 000 steps. (StreamingTests
+        // checks that the producer itself stops.) The limit is far out of reach so that a
+        // consumer kept waiting for seconds by other tests' work still sees the end first.
+        let long = GenerationConfig(maxNewTokens: 1_000_000)
         let consumer = Task { () -> (Int, Bool) in
             var n = 0
             do {
@@ -194,7 +195,7 @@ struct Seq2SeqTests {
             }
         }
         let (n, cancelled) = try await consumer.value
-        #expect(n < 10_000, "the stream kept going after cancellation: \(n) tokens (CancellationError: \(cancelled))")
+        #expect(n < 1_000_000, "the stream kept going after cancellation: \(n) tokens (CancellationError: \(cancelled))")
     }
 
     @Test("generation honours cancellation of the calling task")
