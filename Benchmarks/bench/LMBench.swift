@@ -89,8 +89,8 @@ extension Bench {
     /// 512-token prompt in one batched prefill pass (tokens/s and GFLOP/s as a share of the
     /// FMA peak measured in this run), then greedy decoding one token per step against the
     /// cache (tokens/s, and the weights read per step per second as a share of the memory read
-    /// bandwidth measured in this run), on 1 thread and on `--threads`; then four rows decoding
-    /// together from 64-token prompts (a batch or four beams: one pass over the weights per step).
+    /// bandwidth measured in this run), on 1 thread and on `--threads`; then two rows decoding
+    /// together from 64-token prompts (a batch or two beams: one pass over the weights per step).
     /// `Benchmarks/scripts/hf_lm_generate.py` runs the same job with transformers.
     func lm() {
         let promptLength = options.quick ? 128 : 512, newTokens = options.quick ? 8 : 32
@@ -143,10 +143,10 @@ extension Bench {
                     prefill.append(Double(t1 - t0) * 1e-9)
                     decode.append(Double(t2 - t1) * 1e-9 / Double(newTokens))
                 }
-                // Four rows decoding together (a batch, or four beams): one pass over the
-                // weights per step serves all four, so tokens/s should be about 4x one row's.
+                // Two rows decoding together (a batch, or two beams): one pass over the
+                // weights per step serves both, so tokens/s should be about 2x one row's.
                 var batched: [Double] = []
-                let rows = 4, shortPrompt = min(64, promptLength)
+                let rows = 2, shortPrompt = min(64, promptLength)
                 for rep in 0...reps {
                     progress("lm: \(shape.name), \(rows) rows, \(t) thread(s), run \(rep)/\(reps)...")
                     var cache = model.makeCache(rows: rows, capacity: shortPrompt + newTokens + 1)

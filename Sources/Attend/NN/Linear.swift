@@ -2,11 +2,11 @@
 ///
 /// Shapes: `weight` `[out, in]`, `bias` `[out]`; input `[..., in]`, output `[..., out]`.
 /// Cost: `2 * rows * in * out` flops. On a native kernel variant the layer packs its weight
-/// once, the first time a product of more than eight rows runs on that variant (one copy of
+/// once, the first time a product of more than two rows runs on that variant (one copy of
 /// the weight per variant used, kept for the layer's lifetime and shared by its copies), and
-/// every later product streams the packed weight with the bias added in the same pass; up to
-/// eight rows (decoding, with beams or a small batch) read the weight as stored, once per
-/// product, through matrix-vector products.
+/// every later product streams the packed weight with the bias added in the same pass; a row
+/// or two (decoding) read the weight as stored, once per product, through matrix-vector
+/// products.
 public struct Linear: Sendable {
     /// `[outFeatures, inFeatures]`.
     public let weight: Tensor

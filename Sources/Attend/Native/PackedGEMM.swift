@@ -148,7 +148,7 @@ func packedGEMM(
 /// Path: on a native backend with more than ``gemvMaxRows`` rows and `outputs` starting at a
 /// multiple of the variant's nr, the product runs on the weight packed once per variant
 /// (`cache`) with the bias, activation and residual fused into its epilogue; otherwise one
-/// SGEMM (GEMV for up to eight rows) whose output starts as the bias rows (beta = 1), then the
+/// SGEMM (GEMV for a row or two) whose output starts as the bias rows (beta = 1), then the
 /// activation and the residual as separate passes. Cost: `2 * rows * in * outputs.count` flops.
 func linearForward(
     _ x: Tensor, weight: Tensor, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
