@@ -200,21 +200,14 @@ final class StepCounter: @unchecked Sendable {
     var value: Int { lock.withLock { n } }
 }
 
-/// A Markov decoder that counts its steps and takes a little time per step. With
-/// `holdAfter`, every step past that many waits (up to a minute) until its task is cancelled,
-/// so a test of cancellation does not depend on how soon a busy machine schedules the consumer.
+/// A Markov decoder that counts its steps and takes a little time per step.
 struct CountingDecoder: AutoregressiveDecoder {
     let inner: MarkovDecoder
     let counter: StepCounter
-    var holdAfter: Int? = nil
     var vocabularySize: Int { inner.vocabularySize }
     func nextTokenLogits(appending tokens: [[Int]], to cache: inout MarkovDecoder.Cache, compute: Compute) -> Tensor {
         counter.increment()
         usleep(200)
-        if let h = holdAfter, counter.value > h {
-            let deadline = Date().addingTimeInterval(60)
-            while !Task.isCancelled && Date() < deadline { usleep(1000) }
-        }
         var c = cache
         c.length = min(c.length, inner.positions - 2)  // stay inside the table however long it runs
         let out = inner.nextTokenLogits(appending: tokens, to: &c, compute: compute)
@@ -228,7 +221,7 @@ struct StreamingTests {
     @Test("dropping the stream stops the producer; cancelling the consumer ends the iteration and the producer")
     func stopsWhenDropped() async throws {
         let counter = StepCounter()
-        let m = CountingDecoder(inner: MarkovDecoder(vocabulary: 4, positions: 8, seed: 3), counter: counter, holdAfter: 8)
+        let m = CountingDecoder(inner: MarkovDecoder(vocabulary: 4, positions: 8, seed: 3), counter: counter)
         let config = GenerationConfig(maxNewTokens: 100_000)
         var received = 0
         for try await tokens in m.greedyStream(prompt: [[0]], cache: MarkovDecoder.Cache(last: [0]), config: config) {
@@ -243,7 +236,7 @@ struct StreamingTests {
         #expect(after < 100_000)
 
         let counter2 = StepCounter()
-        let m2 = CountingDecoder(inner: m.inner, counter: counter2, holdAfter: 8)
+        let m2 = CountingDecoder(inner: m.inner, counter: counter2)
         let consumer = Task { () -> (Int, Bool) in
             var n = 0
             do {

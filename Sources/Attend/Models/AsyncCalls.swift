@@ -7,13 +7,14 @@ import Foundation
 // synchronous call inside every `Task { }` closure, changing code that compiles today.
 // See <doc:Concurrency> for what happens when several calls run at once.
 
-/// Runs `work` in a detached task at `priority` and returns its result; cancelling the
-/// calling task cancels that task (`work` sees `Task.isCancelled`).
+/// Runs `work` in a detached task at `priority`, on a thread outside the cooperative pool
+/// (``detachedBlockingTask(priority:_:)``), and returns its result; cancelling the calling
+/// task cancels that task (`work` sees `Task.isCancelled`).
 func detachedCall<T: Sendable>(
     priority: TaskPriority?, _ work: @escaping @Sendable () throws -> T
 ) async throws -> T {
     try Task.checkCancellation()
-    let task = Task.detached(priority: priority) { try work() }
+    let task = detachedBlockingTask(priority: priority) { try work() }
     return try await withTaskCancellationHandler {
         try await task.value
     } onCancel: {

@@ -397,7 +397,7 @@ extension AutoregressiveDecoder {
     ) -> AsyncThrowingStream<Int, Error> {
         let eos = Set(eosTokenIDs)
         return AsyncThrowingStream { continuation in
-            let task = Task.detached {
+            let task = detachedBlockingTask {
                 do {
                     try run { tokens in
                         try Task.checkCancellation()
@@ -424,7 +424,7 @@ extension AutoregressiveDecoder {
         compute: Compute = .default
     ) -> AsyncThrowingStream<[Int], Error> {
         AsyncThrowingStream { continuation in
-            let task = Task.detached {
+            let task = detachedBlockingTask {
                 do {
                     var cache = cache
                     _ = try self.greedySearch(prompt: prompt, cache: &cache, config: config, compute: compute) { tokens in
