@@ -200,14 +200,23 @@ final class StepCounter: @unchecked Sendable {
     var value: Int { lock.withLock { n } }
 }
 
-/// A Markov decoder that counts its steps and takes a little time per step.
+/// A Markov decoder that counts its steps and takes a little time per step. With
+/// `holdAfter`, the step after that many waits (up to five minutes) until its task is
+/// cancelled: the stream's producer runs on a thread of its own, so this does not block the
+/// consumer, and a test of cancellation no longer depends on how soon a machine busy with
+/// other tests schedules the consumer.
 struct CountingDecoder: AutoregressiveDecoder {
     let inner: MarkovDecoder
     let counter: StepCounter
+    var holdAfter: Int? = nil
     var vocabularySize: Int { inner.vocabularySize }
     func nextTokenLogits(appending tokens: [[Int]], to cache: inout MarkovDecoder.Cache, compute: Compute) -> Tensor {
         counter.increment()
         usleep(200)
+        if let h = holdAfter, counter.value == h + 1 {
+            let deadline = Date().addingTimeInterval(300)
+            while !Task.isCancelled && Date() < deadline { usleep(1000) }
+        }
         var c = cache
         c.length = min(c.length, inner.positions - 2)  // stay inside the table however long it runs
         let out = inner.nextTokenLogits(appending: tokens, to: &c, compute: compute)
@@ -221,7 +230,7 @@ struct StreamingTests {
     @Test("dropping the stream stops the producer; cancelling the consumer ends the iteration and the producer")
     func stopsWhenDropped() async throws {
         let counter = StepCounter()
-        let m = CountingDecoder(inner: MarkovDecoder(vocabulary: 4, positions: 8, seed: 3), counter: counter)
+        let m = CountingDecoder(inner: MarkovDecoder(vocabulary: 4, positions: 8, seed: 3), counter: counter, holdAfter: 8)
         let config = GenerationConfig(maxNewTokens: 100_000)
         var received = 0
         for try await tokens in m.greedyStream(prompt: [[0]], cache: MarkovDecoder.Cache(last: [0]), config: config) {
@@ -236,7 +245,7 @@ struct StreamingTests {
         #expect(after < 100_000)
 
         let counter2 = StepCounter()
-        let m2 = CountingDecoder(inner: m.inner, counter: counter2)
+        let m2 = CountingDecoder(inner: m.inner, counter: counter2, holdAfter: 8)
         let consumer = Task { () -> (Int, Bool) in
             var n = 0
             do {
