@@ -36,7 +36,7 @@ extension SentenceEmbedder {
 }
 
 extension BERTModel {
-    /// ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:compute:)`` off the
+    /// ``forward(inputIDs:tokenTypeIDs:attentionMask:outputHiddenStates:outputAttentions:compute:)`` off the
     /// caller's thread, in a detached task at `priority`: the same output for `[batch][seq]`
     /// inputs, at the same cost. Throws ``ModelInputError`` as the synchronous call, or
     /// `CancellationError` when the calling task is cancelled before the pass starts.
