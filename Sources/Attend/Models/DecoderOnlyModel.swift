@@ -171,19 +171,87 @@ public struct DecoderOnlyModel: CausalLanguageModel {
         for (l, layer) in layers.enumerated() {
             x = attention(
                 layer, x, rows: r, steps: n, start: start, positions: positions, kv: &cache.layers[l],
-                keyPadding: keyPadding, compute: compute)
+                keyPadding: keyPadding, compute: compute
+            ).output
             x = layer.feedForward.forward(layer.feedForwardNorm(x, compute: compute), residual: x, compute: compute)
         }
         let last = n == 1 ? x : x.gatherRows((0..<r).map { $0 * n + n - 1 })  // [r, d]
         return lmHead(finalNorm(last, compute: compute), compute: compute)  // [r, V]
     }
 
+    /// A forward pass over whole prompts, as `transformers`' `model(input_ids,
+    /// attention_mask, output_attentions=True)`: the logits after every position, and the
+    /// attention probabilities of the layers asked for.
+    ///
+    /// - `inputIDs`: `[batch][seq]` token ids in `0..<vocabularySize`, rows of one length
+    ///   (at most ``positionLimit``).
+    /// - `attentionMask`: the same shape, 1 = real token, 0 = padding (a key no query sees);
+    ///   nil means all 1. Positions are `0..<seq` in every row, as transformers' forward
+    ///   numbers them when given no `position_ids` (pad on the right to keep real tokens at
+    ///   their own positions).
+    /// - `outputAttentions`: the layers (0-based) whose probabilities to return,
+    ///   `[batch, heads, seq, seq]` (query heads; grouped-query heads read their shared key
+    ///   head), row = query, column = key, 0 for future and padded keys; a query that sees no
+    ///   key gets a row of zeros. Each asked layer forms them from the queries and keys its
+    ///   fused kernel reads (after RoPE), `2 batch heads seq² headDim` flops and `batch heads
+    ///   seq²` floats more; the logits are the same bits whatever is asked.
+    ///
+    /// Throws ``ModelInputError`` naming what and where for ragged rows, ids out of range, a
+    /// mask of other values than 0/1 or another shape, too long a sequence, or a layer index
+    /// out of range. Cost: one prefill pass (about `2 * parameters * batch * seq` flops, plus
+    /// attention) and the head on every position (`2 batch seq d V`).
+    public func forward(
+        inputIDs: [[Int]], attentionMask: [[Int]]? = nil, outputAttentions: Set<Int> = [], compute: Compute = .default
+    ) throws(ModelInputError) -> CausalLMOutput {
+        let r = inputIDs.count, n = inputIDs.first?.count ?? 0, v = vocabularySize
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws(ModelInputError) {
+            if !ok { throw ModelInputError("DecoderOnlyModel.forward: " + message()) }
+        }
+        try check(r >= 1 && n >= 1, "give at least one row of at least one token (got \(r) rows of \(n))")
+        try check(
+            inputIDs.allSatisfy { $0.count == n },
+            "inputIDs rows have different lengths \(Set(inputIDs.map(\.count)).sorted()) (pad them)")
+        for (b, row) in inputIDs.enumerated() {
+            if let i = row.firstIndex(where: { !(0..<v).contains($0) }) {
+                throw ModelInputError("DecoderOnlyModel.forward: token id \(row[i]) at [\(b)][\(i)] out of range 0..<\(v)")
+            }
+        }
+        if let (limit, setting) = positionLimit {
+            try check(n <= limit, "sequence length \(n) exceeds \(setting) \(limit)")
+        }
+        if let m = attentionMask {
+            try check(
+                m.count == r && m.allSatisfy { $0.count == n },
+                "attentionMask \(m.count) x \(Set(m.map(\.count)).sorted()) must be [\(r)][\(n)] like inputIDs")
+            try check(m.allSatisfy { $0.allSatisfy { $0 == 0 || $0 == 1 } }, "attentionMask values must be 0 or 1")
+        }
+        try checkAttentionLayers(outputAttentions, count: layers.count, "DecoderOnlyModel.forward: outputAttentions")
+        let keyPadding: [[Bool]]? = attentionMask.flatMap { m in m.contains { $0.contains(0) } ? m.map { $0.map { $0 != 0 } } : nil }
+        let positions = (0..<r).flatMap { _ in 0..<n }  // [r * n], row-major
+        var cache = makeCache(rows: r, capacity: n)
+        var x = embedding(inputIDs.flatMap { $0 })  // [r*n, d]
+        if let table = learnedPositions { x += table(positions) }
+        var attentions: [Int: Tensor] = [:]
+        for (l, layer) in layers.enumerated() {
+            let a = attention(
+                layer, x, rows: r, steps: n, start: 0, positions: positions, kv: &cache.layers[l],
+                keyPadding: keyPadding, probabilities: outputAttentions.contains(l), compute: compute)
+            x = a.output
+            attentions[l] = a.probabilities
+            x = layer.feedForward.forward(layer.feedForwardNorm(x, compute: compute), residual: x, compute: compute)
+        }
+        let logits = lmHead(finalNorm(x, compute: compute), compute: compute)  // [r*n, V]
+        return CausalLMOutput(logits: logits.reshaped([r, n, v]), attentions: attentions)
+    }
+
     /// `x + out(attention(norm(x)))` for `rows x steps` token rows `x` `[rows*steps, d]`,
-    /// appending the new keys and values to `kv` first.
+    /// appending the new keys and values to `kv` first; with `probabilities`, also the
+    /// attention probabilities `[rows, heads, steps, cached]` of the queries and keys the
+    /// kernel reads.
     private func attention(
         _ layer: CausalDecoderLayer, _ x: Tensor, rows r: Int, steps n: Int, start: Int, positions: [Int],
-        kv: inout AttentionKV, keyPadding: [[Bool]]?, compute: Compute
-    ) -> Tensor {
+        kv: inout AttentionKV, keyPadding: [[Bool]]?, probabilities: Bool = false, compute: Compute
+    ) -> (output: Tensor, probabilities: Tensor?) {
         let dh = headDim, q = heads * dh, kvw = kvHeads * dh, w = q + 2 * kvw
         var qkv = layer.qkv.forward(layer.attentionNorm(x, compute: compute), compute: compute)  // [r*n, w]
         if let rotary { rotary.rotate(&qkv, columns: 0, heads: heads + kvHeads, positions: positions) }
@@ -199,6 +267,18 @@ public struct DecoderOnlyModel: CausalLanguageModel {
             counts: (qkv.count, kv.storage.count, kv.storage.count, context.count),
             mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: .none, scale: layer.scale)
         Attend.attention(p, query: qkv, key: kv.storage, value: kv.storage, into: &context, compute: compute)
-        return layer.out.forward(context, residual: x, compute: compute)
+        let maps = probabilities ? attentionProbabilities(p, query: qkv, key: kv.storage, threads: compute.threads) : nil
+        return (layer.out.forward(context, residual: x, compute: compute), maps)
     }
+}
+
+/// What ``DecoderOnlyModel/forward(inputIDs:attentionMask:outputAttentions:compute:)``
+/// returns (`transformers`' `CausalLMOutputWithPast` with `output_attentions=True`).
+public struct CausalLMOutput: Sendable {
+    /// `[batch, seq, V]`: the logits after every position.
+    public let logits: Tensor
+    /// The attention probabilities of the layers asked for, by layer index (0 = first
+    /// block, transformers' `attentions[i]`): `[batch, heads, seq, seq]`, row = query,
+    /// column = key; empty when none was asked for.
+    public let attentions: [Int: Tensor]
 }
