@@ -27,8 +27,8 @@ let package = Package(
             dependencies: ["CKernels"],
             path: "Sources/Attend"
         ),
-        // The command-line grammar of attend, bench and kernel-fuzz (flag tables, parser, help
-        // texts, exit statuses) and their JSON-lines writer: package-internal, not a product.
+        // The command-line grammar of attend, bench, kernel-fuzz and experiment (flag tables,
+        // parser, help texts, exit statuses) and their JSON-lines writer: package-internal, not a product.
         .target(
             name: "AttendCommandLine",
             dependencies: ["Attend"],
@@ -62,12 +62,12 @@ let package = Package(
         // tasks, models, training loop and report (a library, so tests run them) and the command line.
         .target(
             name: "Experiments",
-            dependencies: ["Attend"],
+            dependencies: ["Attend", "AttendCommandLine"],
             path: "Benchmarks/Experiments"
         ),
         .executableTarget(
             name: "experiment",
-            dependencies: ["Experiments"],
+            dependencies: ["Experiments", "AttendCommandLine"],
             path: "Benchmarks/experiment"
         ),
         .target(
@@ -128,7 +128,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExperimentTests",
-            dependencies: ["Experiments", "Attend", "AttendTestSupport"],
+            dependencies: ["Experiments", "Attend", "AttendCommandLine", "AttendTestSupport"],
             path: "Tests/ExperimentTests"
         ),
         .testTarget(
