@@ -4,7 +4,8 @@
 // Llama (grouped-query attention 6/3) and Qwen2 (QKV biases) over a right-padded batch of
 // prompts, against transformers 5.24 with eager attention within 1e-5
 // (Fixtures/attentions.safetensors, from make_attention_fixtures.py); and the paper's
-// TransformerModel's maps by their invariants. Asking for maps never changes an output bit.
+// TransformerModel (the golden `seq2seq`) against PyTorch's nn.MultiheadAttention per-head
+// weights. Asking for maps never changes an output bit.
 import Foundation
 import Testing
 
@@ -142,28 +143,33 @@ struct AttentionOutputTests {
         }
     }
 
-    @Test("the paper's TransformerModel: maps keep their masks, outputs keep their bits")
+    @Test("the paper's TransformerModel against PyTorch's nn.MultiheadAttention weights; outputs keep their bits")
     func paperModel() throws {
         let model = Seq2Seq.model
         let sources = [Array(Seq2Seq.io.src[0].prefix(9)), Array(Seq2Seq.io.src[1].prefix(5))]
         let targets = Seq2Seq.io.tgt
+        #expect(try Self.rows("paper.in.decoder_input_ids") == targets)
+        #expect(try Self.rows("paper.in.input_ids") == sources.map { $0 + [Int](repeating: 0, count: 9 - $0.count) })
         let layers: Set<Int> = [0, 1]
         let out = try model.forward(
             sources: sources, targets: targets, outputEncoderAttentions: layers, outputDecoderAttentions: layers,
             outputCrossAttentions: [1])
         let (s, t) = (9, targets[0].count)
         #expect(out.crossAttentions.keys.sorted() == [1])
-        for (maps, shape, hidden) in [
-            (out.encoderAttentions, [2, 4, s, s], { (b: Int, _: Int, j: Int) in j >= sources[b].count }),
-            (out.decoderAttentions, [2, 4, t, t], { (_: Int, i: Int, j: Int) in j > i }),
-            (out.crossAttentions, [2, 4, t, s], { (b: Int, _: Int, j: Int) in j >= sources[b].count }),
+        for (part, maps, shape, hidden) in [
+            ("encoder", out.encoderAttentions, [2, 4, s, s], { (b: Int, _: Int, j: Int) in j >= sources[b].count }),
+            ("decoder", out.decoderAttentions, [2, 4, t, t], { (_: Int, i: Int, j: Int) in j > i }),
+            ("cross", out.crossAttentions, [2, 4, t, s], { (b: Int, _: Int, j: Int) in j >= sources[b].count }),
         ] {
             for (layer, map) in maps {
                 #expect(map.shape == shape)
+                let dev = deviation(map, try Self.golden.tensor("paper.\(part).\(layer)"))
+                #expect(dev.maxAbs <= 1e-5, "\(part) layer \(layer): \(dev)")
                 let (sumError, leaks) = checkMapInvariants(map, hidden: hidden)
-                #expect(sumError < 1e-5 && leaks == 0, "layer \(layer): \(sumError), \(leaks)")
+                #expect(sumError < 1e-5 && leaks == 0, "\(part) layer \(layer): \(sumError), \(leaks)")
             }
         }
+        #expect(deviation(out.logits, try Self.golden.tensor("paper.logits")).maxAbs <= 1e-4)
         #expect(bitwiseEqual(out.logits.scalars, try model(sources: sources, targets: targets).scalars))
         // The first target position sees only itself.
         let first = out.decoderAttentions[0]!.scalars

@@ -12,6 +12,8 @@ Per model NAME (every tensor float32 unless it says ids):
                                                  cross_attentions of layer L)
   NAME.attn.L                                    [2, heads, S, S] (decoder-only: attentions)
   NAME.logits                                    [2, T or S, V]
+And `paper.*` (inputs, encoder/decoder/cross maps, logits as above): the paper's model of the
+golden `seq2seq` (PyTorch nn.Transformer), each nn.MultiheadAttention's per-head weights.
 Run from this folder: python3 make_attention_fixtures.py   (transformers 5.24, torch 2.15)
 """
 import os
@@ -65,7 +67,72 @@ def main():
             out[f"{name}.attn.{layer}"] = a.contiguous()
         out[f"{name}.logits"] = o.logits.contiguous()
         print(name, [tuple(a.shape) for a in o.attentions])
+    out.update(paper_model())
     save_file(out, os.path.join(FIX, "attentions.safetensors"), metadata={"format": "pt"})
+
+
+def paper_model():
+    """The paper's model of the golden `seq2seq` (nn.Transformer(64, 4 heads, 2 + 2 layers, ff 128,
+    post-LN, final norms), embeddings x 8 + interleaved sinusoids, generator): every
+    nn.MultiheadAttention asked for its per-head weights. Sources: the golden's two sources cut
+    to 9 and 5 tokens, right-padded with 0 (masked); targets: the golden's."""
+    from safetensors.torch import load_file
+    w = load_file(os.path.join(FIX, "seq2seq.safetensors"))
+    io = load_file(os.path.join(FIX, "seq2seq.io.safetensors"))
+    t = torch.nn.Transformer(64, 4, 2, 2, 128, dropout=0.0, batch_first=True)
+    t.load_state_dict({k[len("transformer."):]: v for k, v in w.items() if k.startswith("transformer.")})
+    t.eval()
+    maps = {}
+
+    def record(mha, key):
+        orig = mha.forward
+
+        def forward(*args, **kwargs):
+            kwargs["need_weights"] = True
+            kwargs["average_attn_weights"] = False
+            kwargs.pop("is_causal", None)
+            o, weights = orig(*args, **kwargs)
+            maps[key] = weights.detach().clone()
+            return o, None
+        mha.forward = forward
+
+    for i, layer in enumerate(t.encoder.layers):
+        record(layer.self_attn, f"paper.encoder.{i}")
+    for i, layer in enumerate(t.decoder.layers):
+        record(layer.self_attn, f"paper.decoder.{i}")
+        record(layer.multihead_attn, f"paper.cross.{i}")
+
+    def embed(ids, table):
+        n, d = ids.shape[1], 64
+        pos = torch.arange(n, dtype=torch.float64)[:, None]
+        i = torch.arange(0, d, 2, dtype=torch.float64)
+        angle = pos / torch.pow(10000.0, i / d)
+        pe = torch.zeros(n, d, dtype=torch.float64)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(angle), torch.cos(angle)
+        return table[ids] * 8 + pe.float()
+
+    def forward(src, tgt, pad):
+        causal = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1])
+        h = t(embed(src, w["src_embed.weight"]), embed(tgt, w["tgt_embed.weight"]), tgt_mask=causal,
+              src_key_padding_mask=pad, memory_key_padding_mask=pad)
+        return h @ w["generator.weight"].T + w["generator.bias"]
+
+    # Grad mode on keeps nn.TransformerEncoderLayer off its fused fast path (which returns no weights).
+    full = forward(io["in.src"], io["in.tgt"], None)
+    assert (full - io["out.logits"]).abs().max() < 1e-4, "the reconstruction must be the golden model"
+    src = io["in.src"].clone()
+    src[0, 9:] = 0
+    src[1, 5:] = 0
+    src = src[:, :9].contiguous()
+    pad = torch.tensor([[False] * 9, [False] * 5 + [True] * 4])
+    maps.clear()
+    logits = forward(src, io["in.tgt"], pad)
+    out = {k: v.contiguous() for k, v in maps.items()}
+    out["paper.logits"] = logits.detach().contiguous()
+    out["paper.in.input_ids"] = src
+    out["paper.in.decoder_input_ids"] = io["in.tgt"]
+    print("paper", {k: tuple(v.shape) for k, v in out.items()})
+    return out
 
 
 if __name__ == "__main__":
