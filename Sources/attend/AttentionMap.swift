@@ -74,8 +74,13 @@ func attentionMap(folder: URL, texts: [String], _ args: Arguments) throws {
         maps = try seq2seqMaps(folder: folder, text: text, args, json: &json)
     } else if DecoderOnlyModel.handles(directory: folder) {
         maps = try decoderOnlyMaps(folder: folder, text: text, args, json: &json)
+    } else if type == nil || type == "bert" {
+        maps = try bertMaps(folder: folder, text: text, args, json: &json)  // (a config.json it cannot read: the loader says why)
     } else {
-        maps = try bertMaps(folder: folder, text: text, args, json: &json)
+        throw InspectionError(
+            description:
+                "\(folder.appendingPathComponent("config.json").path): model_type \"\(type!)\" is not one attention-map reads (bert, gpt2, llama, mistral, qwen2, t5, mt5, marian)"
+        )
     }
     if let h = args.head, h >= maps.heads { throw UsageError(description: "--head \(h): the model has heads 0..<\(maps.heads)") }
     let (q, k) = (maps.queryTokens.count, maps.keyTokens.count)

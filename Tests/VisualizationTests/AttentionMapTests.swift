@@ -262,4 +262,10 @@ func visualizationFixture(_ name: String) throws -> URL {
     for label in Set(tokens) { #expect(parsed.texts.filter { $0 == label }.count >= 2 * model.heads, "\(label)") }
     let part = try runAttend(["attention-map", "--model", folder.path, "--part", "cross", "--json", prompt])
     #expect(part.status == 2 && part.stderr.contains("T5 and Marian"), "\(part)")
+    // A model type attention-map does not read is named, with the ones it does.
+    let other = dir.appendingPathComponent("neox")
+    try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+    try Data(#"{"model_type": "gpt_neox"}"#.utf8).write(to: other.appendingPathComponent("config.json"))
+    let unknown = try runAttend(["attention-map", "--model", other.path, "--ids", "1,2", "--json"])
+    #expect(unknown.status == 1 && unknown.stderr.contains("model_type \"gpt_neox\" is not one attention-map reads"), "\(unknown)")
 }
