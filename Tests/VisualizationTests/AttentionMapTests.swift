@@ -76,6 +76,16 @@ func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
     #expect(throws: ModelInputError.self) { try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [-1]) }
 }
 
+@Test func forwardAsyncReturnsTheAskedAttentions() async throws {
+    let g = try AttentionGolden()
+    let model = try BERTModel(directory: g.folder)
+    let ids = g.ints("input_ids"), mask = g.ints("attention_mask")
+    let sync = try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [0])
+    let detached = try await model.forwardAsync(inputIDs: ids, attentionMask: mask, outputAttentions: [0])
+    #expect(detached.attentions.keys.sorted() == [0])
+    #expect(bitwiseEqual(try #require(detached.attentions[0]).scalars, try #require(sync.attentions[0]).scalars))
+}
+
 @Test func heatmapDrawsEveryPanelWithEscapedLabels() throws {
     let labels = ["<s>", "a&b", "\"q\"", "</svg>"]
     let n = labels.count
