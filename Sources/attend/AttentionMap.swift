@@ -65,7 +65,9 @@ func attentionMap(folder: URL, texts: [String], _ args: Arguments) throws {
     let text = texts.first
     let type = modelType(folder)
     let seq2seq = ["t5", "mt5", "marian"].contains(type ?? "")
-    if !seq2seq, let flag = [("--part", args.part != nil), ("--target", args.target != nil), ("--target-ids", args.targetIDs != nil)].first(where: \.1)?.0 {
+    if !seq2seq,
+        let flag = [("--part", args.part != nil), ("--target", args.target != nil), ("--target-ids", args.targetIDs != nil)].first(where: \.1)?.0
+    {
         throw UsageError(description: "\(flag) is for T5 and Marian folders; this one is \(type.map { "\"\($0)\"" } ?? "not one")")
     }
     var maps: AttentionMaps
@@ -101,10 +103,13 @@ func attentionMap(folder: URL, texts: [String], _ args: Arguments) throws {
         }
     }
     if args.json {
-        let attention = "[" + panels.map { m in
-            "[" + (0..<q).map { i in "[" + m[(i * k)..<((i + 1) * k)].map { formatFloat($0) }.joined(separator: ", ") + "]" }
-                .joined(separator: ", ") + "]"
-        }.joined(separator: ", ") + "]"
+        let attention =
+            "["
+            + panels.map { m in
+                "["
+                    + (0..<q).map { i in "[" + m[(i * k)..<((i + 1) * k)].map { formatFloat($0) }.joined(separator: ", ") + "]" }
+                    .joined(separator: ", ") + "]"
+            }.joined(separator: ", ") + "]"
         print(jsonObject(json + maps.json + [("layer", .int(maps.layer)), ("heads", .ints(shown)), ("attention", .raw(attention))]))
     }
 }
@@ -181,7 +186,8 @@ private func seq2seqMaps(folder: URL, text: String?, _ args: Arguments, json: in
     if let ids = args.targetIDs {
         target = ids
     } else if let t = args.target {
-        let pieces = (tokenizer as? MarianTokenizer)?.encodeTarget(t, addSpecialTokens: false).ids ?? tokenizer!.encode(t, addSpecialTokens: false).ids
+        let pieces =
+            (tokenizer as? MarianTokenizer)?.encodeTarget(t, addSpecialTokens: false).ids ?? tokenizer!.encode(t, addSpecialTokens: false).ids
         target = [model.decoderStartTokenID] + pieces
     } else {
         // What the model generates from the source (greedy), up to its end token: each query

@@ -125,7 +125,8 @@ struct ToolGrammarTests {
         let some = try run(Self.experiment, ["positions", "--task", "copy,recall", "--encodings=rope,t5", "--seeds", "2", "--steps", "7"])
         #expect(some.lists("--task") == [["copy", "recall"]] && some.lists("--encodings") == [["rope", "t5"]] && some.int("--seeds") == 2)
         #expect(refusal(Self.experiment, ["positions", "--seeds", "0"]).contains("--seeds needs a positive integer"))
-        #expect(refusal(Self.experiment, ["positions", "--task", "sorting"]).contains("--task: item 1 ('sorting') is not one of copy, brackets, recall"))
+        #expect(
+            refusal(Self.experiment, ["positions", "--task", "sorting"]).contains("--task: item 1 ('sorting') is not one of copy, brackets, recall"))
         #expect(refusal(Self.experiment, ["--quick"]).contains("--quick before a command"))
         #expect(refusal(Self.experiment, ["sizes"]).contains("unknown command 'sizes'"))
     }

@@ -82,7 +82,9 @@ struct AttentionOutputTests {
     func encoderDecoderLayerChecks(_ name: String) throws {
         let model = try Seq2SeqModel(directory: try fixtureFolder(name))
         let (e, l) = (model.encoder.layers.count, model.decoder.layers.count)
-        for (enc, dec, cross, flag) in [([e], [], [], "outputEncoderAttentions"), ([], [-1], [], "outputDecoderAttentions"), ([], [], [l], "outputCrossAttentions")] {
+        for (enc, dec, cross, flag) in [
+            ([e], [], [], "outputEncoderAttentions"), ([], [-1], [], "outputDecoderAttentions"), ([], [], [l], "outputCrossAttentions"),
+        ] {
             do {
                 _ = try model.forward(
                     sources: [[5, 6]], targets: [[model.decoderStartTokenID]], outputEncoderAttentions: Set(enc),

@@ -224,7 +224,9 @@ func visualizationFixture(_ name: String) throws -> URL {
     let single = try #require(parseSVG(try String(contentsOf: one, encoding: .utf8)))
     #expect(single.texts.filter { $0.hasPrefix("head ") } == ["head 3"])
     #expect(single.texts.contains { $0.contains("encoder self-attention") && $0.contains("layer 0") })
-    let decoder = try runAttend(["attention-map", "--model", folder.path, "--part", "decoder", "--json", "--ids", ids.map(String.init).joined(separator: ",")])
+    let decoder = try runAttend([
+        "attention-map", "--model", folder.path, "--part", "decoder", "--json", "--ids", ids.map(String.init).joined(separator: ","),
+    ])
     #expect(decoder.status == 0, "\(decoder)")
     let d = try #require(try JSONSerialization.jsonObject(with: Data(decoder.stdout.utf8)) as? [String: Any])
     let generated = try #require(d["target_ids"] as? [Int])

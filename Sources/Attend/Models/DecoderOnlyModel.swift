@@ -169,10 +169,11 @@ public struct DecoderOnlyModel: CausalLanguageModel {
         }
         let keyPadding = cache.keyPadding
         for (l, layer) in layers.enumerated() {
-            x = attention(
-                layer, x, rows: r, steps: n, start: start, positions: positions, kv: &cache.layers[l],
-                keyPadding: keyPadding, compute: compute
-            ).output
+            x =
+                attention(
+                    layer, x, rows: r, steps: n, start: start, positions: positions, kv: &cache.layers[l],
+                    keyPadding: keyPadding, compute: compute
+                ).output
             x = layer.feedForward.forward(layer.feedForwardNorm(x, compute: compute), residual: x, compute: compute)
         }
         let last = n == 1 ? x : x.gatherRows((0..<r).map { $0 * n + n - 1 })  // [r, d]

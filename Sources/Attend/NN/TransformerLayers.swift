@@ -468,8 +468,10 @@ public struct TransformerDecoder: Sendable {
         _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
         targetPadding: [[Bool]]? = nil, compute: Compute = .default
     ) -> Tensor {
-        forward(x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentions: [], crossAttentions: [], compute: compute)
-            .output
+        forward(
+            x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentions: [], crossAttentions: [], compute: compute
+        )
+        .output
     }
 
     /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:compute:)``,

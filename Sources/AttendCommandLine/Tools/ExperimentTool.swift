@@ -29,7 +29,7 @@ package enum ExperimentCommandLine {
                         Flag("--threads", .int(1...Int.max), "N", help: "runs trained at once, one thread each (default: the active cores)"),
                         Flag.switch("--quiet", help: "no progress line per finished run"),
                     ],
-                    details: "positions prints the table on stdout, then one line per file written (\"wrote PATH\")."),
+                    details: "positions prints the table on stdout, then one line per file written (\"wrote PATH\").")
             ],
             failureMeaning: "runtime failure (a run that could not train, or a file that could not be written)")
     }
