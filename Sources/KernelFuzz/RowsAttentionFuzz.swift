@@ -12,7 +12,7 @@ func attentionRows(_ c: AttentionFuzz.Case, o: GuardedMatrix) -> ck_attention_ro
         seq_q: c.seqQ, seq_k: c.seqK, head_dim: c.d, q: c.q.base, ldq: c.q.ld, k: c.k.base, ldk: c.k.ld, v: c.v.base,
         ldv: c.v.ld, o: o.base, ldo: o.ld, scale: c.scale, causal: c.causal ? 1 : 0, causal_offset: c.causalOffset,
         key_bias: c.keyBias.map { UnsafePointer($0.base) }, rel_bias: c.relBias.map { UnsafePointer($0.base) },
-        rel_bias_zero: c.seqK - 1)
+        rel_bias_zero: c.seqK - 1, window: c.window)
 }
 
 /// The inputs of a head that no kernel may write: Q, K, V and the biases.
