@@ -8,7 +8,8 @@ import Foundation
 /// The table's `attn_softmax_step` alone, on one panel of nr queries: rows >= valid_rows
 /// (padding), key blocks anywhere in the sequence, running max -inf (nothing seen yet) or
 /// finite, key-padding bias with -inf (all-masked included), the relative-position table,
-/// causal masks with offsets, scores of magnitude 1 to 1e30. Checked against the contract in
+/// causal masks with offsets, sliding windows (1, a few, about a panel, past the sequence,
+/// huge), scores of magnitude 1 to 1e30. Checked against the contract in
 /// Double: m exactly, p = exp(s - m_new) (exactly 0 where masked or padding), corr =
 /// exp(m_old - m_new), l = l * corr + sum p, with exp's 2 ulp and flushes below e^-87.
 struct AttentionStepFuzz: FuzzKernel {
@@ -131,8 +132,8 @@ struct AttentionStepFuzz: FuzzKernel {
 /// The fused attention of one head through `ck_f32_attention_pack_kv` and
 /// `ck_f32_attention_block` over every query block: seq_q and seq_k around the query and key
 /// blocks, head_dim around mr, padded strides, scale (0 and negative too), key padding with
-/// -inf (fully masked queries must give exact zeros), causal with offsets, the relative-bias
-/// table, Shaw relative positions, and scores far beyond exp's range (integer data: exact
+/// -inf (fully masked queries must give exact zeros), causal with offsets, sliding windows
+/// (with and without causal), the relative-bias table, Shaw relative positions, and scores far beyond exp's range (integer data: exact
 /// scores up to thousands). Checked against KernelOracle.attentionHead, plus the guards of
 /// O, the packed K/V buffer and the workspace, and that Q, K, V were not written.
 struct AttentionFuzz: FuzzKernel {
@@ -212,7 +213,8 @@ struct AttentionFuzz: FuzzKernel {
 
 /// Fills a head's data once its sizes are set: integer data (exact scores) or uniform of a
 /// random magnitude, the scale, Q, K, V (with a few zeros, subnormals and 1e20), the output
-/// (all sentinel), causal with an offset (decode-style or random), key padding biases (-inf,
+/// (all sentinel), causal with an offset (decode-style or random), a sliding window (see
+/// ``fuzzWindow(_:seqQ:seqK:nr:)``), key padding biases (-inf,
 /// sometimes on every key), a relative-position table of `relBiasLength` floats (zero at
 /// seq_k - 1) and, when `shaw`, sometimes Shaw relative positions.
 func fillAttentionCase(_ c: AttentionFuzz.Case, _ rng: inout FuzzRNG, relBiasLength: Int, shaw: Bool) {
