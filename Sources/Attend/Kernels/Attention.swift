@@ -21,7 +21,7 @@ public struct AttentionMask: Sendable {
     /// padding. `nil` means every key is real.
     public var keyPadding: [[Bool]]?
     /// A sliding window (Mistral's `sliding_window`), 0 for none: query `i` sees key `j` only
-    /// if `(i + queryStart) - j < window`, so with ``causal`` each query attends to the
+    /// if `(i + queryStart) - j < window`, so with ``causal-property`` each query attends to the
     /// `window` most recent positions up to its own, as transformers masks them. The kernels
     /// skip key blocks left of every query's window: a causal windowed call costs
     /// O(seqQ * window) rather than O(seqQ * seqK). Must not be negative.
