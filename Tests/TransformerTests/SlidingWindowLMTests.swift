@@ -7,8 +7,10 @@
 //
 // Prompts of 5 and 20 tokens (the second already past the window at prefill), 24 new tokens:
 // greedy and 3-beam ids exact, each prompt alone and both as one left-padded batch; the last
-// position's logits within 1e-4 after a prefill in one pass, token by token, and for 44 tokens
-// in one pass (the fused kernel's windowed path) and on the Swift oracle.
+// position's logits within 1e-4 after a prefill in one pass, token by token, for 44 tokens in
+// one pass and on the Swift oracle, and for 160 tokens (past the 128-token short path: the
+// fused kernel skips the key blocks left of the window) in one pass and as 100 + 60 (a prefill
+// continuing a cache).
 import Foundation
 import Testing
 
@@ -21,6 +23,8 @@ struct WindowLMCase: Sendable, CustomTestStringConvertible {
     let greedy: [[Int]], beam3: [[Int]], greedyBatch: [[Int]], beam3Batch: [[Int]]
     let logits: [[Float]]
     let longLogits: [Float]
+    let ids160: [Int]
+    let logits160: [Float]
     var testDescription: String { folder }
 
     static let all: [WindowLMCase] = {
@@ -36,7 +40,8 @@ struct WindowLMCase: Sendable, CustomTestStringConvertible {
             return WindowLMCase(
                 folder: name, prompts: ints(c["prompts"]), greedy: ints(c["greedy"]), beam3: ints(c["beam3"]),
                 greedyBatch: ints(c["greedy_batch"]), beam3Batch: ints(c["beam3_batch"]), logits: floats(c["logits_last"]),
-                longLogits: floats([c["logits_long"] as Any]).first ?? [])
+                longLogits: floats([c["logits_long"] as Any]).first ?? [], ids160: ints([c["ids_160"] as Any]).first ?? [],
+                logits160: floats([c["logits_160"] as Any]).first ?? [])
         }
     }()
 }
@@ -101,6 +106,14 @@ struct SlidingWindowLMTests {
             let got = model.nextTokenLogits(appending: [long], to: &cache, compute: compute).scalars
             #expect(maxAbs(got, c.longLogits) <= 1e-4, "\(c.folder) \(long.count) tokens in one pass (\(compute.backend)): \(maxAbs(got, c.longLogits))")
         }
+        #expect(c.ids160.count == 160)
+        var cache160 = model.makeCache(rows: 1, capacity: 4)
+        let once = model.nextTokenLogits(appending: [c.ids160], to: &cache160).scalars
+        #expect(maxAbs(once, c.logits160) <= 1e-4, "\(c.folder) 160 tokens in one pass: \(maxAbs(once, c.logits160))")
+        var split = model.makeCache(rows: 1, capacity: 4)
+        _ = model.nextTokenLogits(appending: [Array(c.ids160[..<100])], to: &split)
+        let continued = model.nextTokenLogits(appending: [Array(c.ids160[100...])], to: &split).scalars
+        #expect(maxAbs(continued, c.logits160) <= 1e-4, "\(c.folder) 100 + 60 tokens: \(maxAbs(continued, c.logits160))")
         // The window matters: the same weights without it give other logits.
         let unwindowed = DecoderOnlyModel(
             architecture: model.architecture, embedding: model.embedding, learnedPositions: nil, rotary: model.rotary,

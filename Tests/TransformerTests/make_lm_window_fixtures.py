@@ -18,6 +18,8 @@ OUTDIR/lm_window.json: cases[name] = {
   "greedy_batch", "beam3_batch"             both prompts as ONE left-padded batch (attention mask)
   "logits_last": [[V], [V]]                 the last position's logits of each prompt (one pass)
   "logits_long": [V]                        the last logits of greedy row 1 (20 + 24 ids) in one pass
+  "ids_160", "logits_160": [V]              160 random ids (past Attend's 128-token short path, so its
+                                            fused kernel runs) and their last position's logits, one pass
 }
 """
 import json
@@ -73,9 +75,12 @@ def main(out):
             beam3_batch = model.generate(ids, attention_mask=mask, **beam_kw).tolist()
             logits = [model(torch.tensor([p])).logits[0, -1].tolist() for p in prompts]
             long_logits = model(torch.tensor([greedy[1]])).logits[0, -1].tolist()
+            ids_160 = torch.randint(6, v, (160,), generator=g).tolist()
+            logits_160 = model(torch.tensor([ids_160])).logits[0, -1].tolist()
         cases[name] = {"prompts": prompts, "greedy": greedy, "beam3": beam3, "greedy_batch": greedy_batch,
                        "beam3_batch": beam3_batch, "logits_last": [[round(x, 6) for x in row] for row in logits],
-                       "logits_long": [round(x, 6) for x in long_logits]}
+                       "logits_long": [round(x, 6) for x in long_logits],
+                       "ids_160": ids_160, "logits_160": [round(x, 6) for x in logits_160]}
         print(name, greedy, beam3, greedy_batch, beam3_batch, sep="\n  ")
     with open(os.path.join(out, "lm_window.json"), "w") as f:
         json.dump({"transformers": __import__("transformers").__version__, "torch": torch.__version__,
