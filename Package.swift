@@ -119,8 +119,8 @@ let package = Package(
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
             exclude: [
-                "make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_stop_strings_fixture.py",
-                "make_attention_fixtures.py",
+                "make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_lm_window_fixtures.py",
+                "make_stop_strings_fixture.py", "make_attention_fixtures.py",
             ],
             resources: [.copy("Fixtures")]
         ),

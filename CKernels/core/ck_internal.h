@@ -14,6 +14,8 @@
 
 #include "attend_kernels.h"
 
+#include <limits.h>
+
 #define CK_ALIGN 64
 
 /* Per-variant tables, defined in ref/, x86/avx2/, x86/avx512/, arm/neon/.

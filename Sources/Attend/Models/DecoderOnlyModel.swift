@@ -10,6 +10,11 @@
 //
 //   x = embed(ids) (+ wpe[pos]);  per layer: x += attn(norm1(x));  x += ffn(norm2(x));
 //   logits = head(norm_f(x at the last position))
+//
+// Sliding-window layers (Mistral, Qwen2 with use_sliding_window) attend to the last
+// `sliding_window` cache positions only (the kernels skip the rest). The cache keeps every
+// position (windowed or not): simpler, and layers without a window (Qwen2's first
+// max_window_layers) need them anyway; memory grows with the whole sequence.
 
 import Foundation
 
@@ -29,8 +34,8 @@ public enum CausalLMArchitecture: String, Sendable, Hashable {
 /// `x += feedForward(norm2(x))`, with a fused QKV projection whose rows are the query heads,
 /// then the key heads, then the value heads (`kvHeads` <= heads: grouped-query attention).
 /// Shapes: token rows `[T, d]`. Cost per token: `2 d (heads + 2 kvHeads) dh + 2 heads dh d`
-/// flops of projections, `4 heads dh t` of attention over t cached positions, and the
-/// feed-forward's.
+/// flops of projections, `4 heads dh t` of attention over t cached positions (t at most
+/// ``slidingWindow``), and the feed-forward's.
 public struct CausalDecoderLayer: Sendable {
     /// Before attention.
     public let attentionNorm: Norm
@@ -44,9 +49,18 @@ public struct CausalDecoderLayer: Sendable {
     public let feedForward: FeedForward
     /// Score scale (`1/sqrt(headDim)`, GPT-2 may divide by the layer index too).
     public let scale: Float
+    /// The attention window (Mistral's `sliding_window`), nil for none: the query at cache
+    /// position i sees the keys at positions j with `0 <= i - j < slidingWindow`.
+    public let slidingWindow: Int?
 
-    /// A block from its parts (shapes are checked by ``DecoderOnlyModel``).
-    public init(attentionNorm: Norm, qkv: Linear, out: Linear, feedForwardNorm: Norm, feedForward: FeedForward, scale: Float) {
+    /// A block from its parts (shapes are checked by ``DecoderOnlyModel``; `slidingWindow`
+    /// must be at least 1 when given).
+    public init(
+        attentionNorm: Norm, qkv: Linear, out: Linear, feedForwardNorm: Norm, feedForward: FeedForward, scale: Float,
+        slidingWindow: Int? = nil
+    ) {
+        precondition(slidingWindow.map { $0 >= 1 } ?? true, "CausalDecoderLayer: sliding window \(slidingWindow!) must be at least 1")
+        self.slidingWindow = slidingWindow
         self.attentionNorm = attentionNorm
         self.qkv = qkv
         self.out = out
@@ -65,7 +79,9 @@ public struct CausalDecoderLayer: Sendable {
 ///
 /// Shapes: ids `[rows][n]`; logits `[rows, V]` (the last position of each row).
 /// Cost per token: about `2 * parameters` flops (the weights are read once per step while
-/// decoding, once per prefill pass for a whole prompt) plus attention over the cache.
+/// decoding, once per prefill pass for a whole prompt) plus attention over the cache (over
+/// the last `sliding_window` positions in windowed layers, so sequences may run past the
+/// window at a cost per token that stops growing; the cache keeps every position).
 public struct DecoderOnlyModel: CausalLanguageModel {
     /// What the checkpoint is.
     public let architecture: CausalLMArchitecture
@@ -87,8 +103,9 @@ public struct DecoderOnlyModel: CausalLanguageModel {
     public let kvHeads: Int
     /// Head size.
     public let headDim: Int
-    /// Hard position limit and the setting naming it (GPT-2 `n_positions`, Mistral
-    /// `sliding_window`: past it the window would hide keys, which is not implemented).
+    /// Hard position limit and the setting naming it: GPT-2's `n_positions` (its learned
+    /// position table); nil for RoPE models (a sliding window is no limit: see
+    /// ``CausalDecoderLayer/slidingWindow``).
     public let positionLimit: (limit: Int, setting: String)?
     /// The checkpoint's generation settings (`generation_config.json`, else `config.json`),
     /// with `maxNewTokens` from `max_new_tokens`, else `max_length` (20) minus 1 (see
@@ -266,7 +283,8 @@ public struct DecoderOnlyModel: CausalLanguageModel {
             batch: r, seqQ: n, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl,
             o: HeadLayout(base: 0, batchStride: n * q, headStride: dh, rowStride: q),
             counts: (qkv.count, kv.storage.count, kv.storage.count, context.count),
-            mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding), bias: .none, scale: layer.scale)
+            mask: AttentionMask(causal: true, queryStart: start, keyPadding: keyPadding, window: layer.slidingWindow ?? 0),
+            bias: .none, scale: layer.scale)
         Attend.attention(p, query: qkv, key: kv.storage, value: kv.storage, into: &context, compute: compute)
         let maps = probabilities ? attentionProbabilities(p, query: qkv, key: kv.storage, threads: compute.threads) : nil
         return (layer.out.forward(context, residual: x, compute: compute), maps)
