@@ -490,6 +490,8 @@ def machine():
         except OSError:
             pass
     cpus = info.get("CPU(s)") or str(os.cpu_count())
+    if info.get("CPU family") and info.get("Model"):
+        model += f", family {info['CPU family']} model {info['Model']}"
     return {"cpu": model, "vendor": info.get("Vendor ID", ""), "cpus": cpus, "hypervisor": info.get("Hypervisor vendor", ""),
             "isa": [f for f in ISA_FLAGS if f in flags], "l1d": info.get("L1d cache", ""), "l2": info.get("L2 cache", ""),
             "l3": info.get("L3 cache", ""), "platform": platform.platform()}
@@ -506,14 +508,18 @@ def peer_environment(m):
 
 def prepare_python(args, sections):
     """The interpreter the peers run with: this one (--no-venv) or a venv with the packages."""
+    wanted = sorted({m for s in sections for m in NEEDS[s]})
     if args.no_venv:
+        missing = [m for m in wanted if subprocess.run([sys.executable, "-c", f"import {m}"], capture_output=True).returncode]
+        if missing:
+            raise SystemExit(f"compare.py: --no-venv, but {sys.executable} cannot import {', '.join(missing)} "
+                             f"(pip install {' '.join(missing)}, or leave out --no-venv)")
         return sys.executable
     venv = args.venv or os.path.join(ROOT, ".build", "compare-venv")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
         log(f"creating a virtual environment in {venv}...")
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    wanted = sorted({m for s in sections for m in NEEDS[s]})
     missing = [m for m in wanted if subprocess.run([py, "-c", f"import {m}"], capture_output=True).returncode != 0]
     if missing:
         pip = [py, "-m", "pip", "install", "--quiet"]
@@ -538,7 +544,7 @@ def build_bench():
 
 
 def fmt_ms(x):
-    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+    return f"{x:.4g}" if x < 1000 else f"{x:.0f}"
 
 
 def main(argv):
