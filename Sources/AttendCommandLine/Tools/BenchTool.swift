@@ -32,7 +32,9 @@ package enum BenchCommandLine {
                         "--gemm-sizes", .list(.int(1...16384)), "N[,N...]",
                         help: "gemm: only the square products of these sizes (N x N x N), instead of 512-4096 and the model-shaped products"),
                     Flag.switch("--fused-only", help: "attention: only the fused non-causal rows (no causal rows, no materialized path)"),
-                    Flag("--lm-model", .choice(lmModels), help: "lm: only this model shape (default: gpt2-small, and tinyllama too with --only lm)"),
+                    Flag(
+                        "--lm-model", .choice(lmModels), "NAME",
+                        help: "lm: only this model shape, \(lmModels.joined(separator: " or ")) (default: gpt2-small, and tinyllama too with --only lm)"),
                     Flag(
                         "--svg", .nonEmptyString, "DIR",
                         help:
