@@ -582,6 +582,10 @@ def main(argv):
         for p in job_problems:
             log("compare.py: " + p)
         print(f"\n{job.title}: {job.peer} time / Attend time (> 1: Attend faster)")
+        if not cells:
+            print("no measurement (see the problems below)")
+            results.append({"section": job.section, "title": job.title, "peer": job.peer, "error": "no measurement"})
+            continue
         print(f"{'case':34} {'threads':>7} {'ratio median (range)':>24} {'Attend ms':>10} {'peer ms':>10} {'rounds':>6} {'load':>9}")
         cases = list(dict.fromkeys(k[0] for k in cells))  # first-seen order, then threads
         for key in sorted(cells, key=lambda k: (cases.index(k[0]), k[1])):
@@ -756,6 +760,19 @@ for n in map(int, a[a.index("--sizes") + 1].split(",")):
                             sys.stderr = stderr
                 finally:
                     sys.stdout = stdout
+                    SCRIPTS = saved
+                self.assertEqual(rc, 1)
+                # Neither side measures anything: still a failure, not an empty success.
+                with open(bench, "a") as f:
+                    f.write("import sys\nif '--gemm-sizes' in sys.argv:\n    sys.exit(1)\n")
+                SCRIPTS = tmp
+                try:
+                    with open(os.devnull, "w") as sink:
+                        sys.stdout, sys.stderr = sink, sink
+                        rc = main(["--bench", bench, "--no-venv", "--only", "gemm", "--rounds", "1", "--threads", "1",
+                                   "--gemm-sizes", "64", "--out", os.path.join(tmp, "logs2")])
+                finally:
+                    sys.stdout, sys.stderr = stdout, stderr
                     SCRIPTS = saved
                 self.assertEqual(rc, 1)
             finally:
