@@ -23,6 +23,8 @@ extension Bench {
     /// Fused attention at batch 1, 8 heads, head size 64, `--seq` tokens: non-causal and
     /// causal, 1 thread and all threads; then the materialized path where its score matrix
     /// fits in 1 GiB. Peak RSS is read after the fused runs, before the materialized ones.
+    /// `--fused-only`: the fused non-causal rows alone (what ONNX Runtime's MultiHeadAttention
+    /// is compared with).
     func attention() {
         let s = options.seq, heads = 8, d = 64
         let q = randomTensor([1, s, heads, d], seed: 11)
@@ -35,7 +37,7 @@ extension Bench {
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
         let big = s >= 16384
         var msByCausal: [Bool: [Int: Double]] = [:]
-        for causal in [false, true] {
+        for causal in options.fusedOnly ? [false] : [false, true] {
             for t in threadCounts {
                 let name = "attention fused\(causal ? " causal" : "") seq \(s)"
                 progress("\(name), \(t) thread(s)...")
@@ -92,6 +94,7 @@ extension Bench {
         emit(
             [("name", "attention fused peak rss seq \(s)"), ("rss_mib", rss), ("inputs_outputs_mib", inputs), ("ms", 0.0)],
             row: String(format: "peak resident memory after the fused runs: %.0f MiB (Q, K, V and output themselves: %.0f MiB)", rss, inputs))
+        if options.fusedOnly { return }
         // The materialized path: one head's seq x seq scores at a time.
         let scoreBytes = Double(s) * Double(s) * 4
         guard scoreBytes <= 1024 * 1048576 else {

@@ -106,6 +106,15 @@ struct ToolGrammarTests {
         let train = try run(BenchCommandLine.tool, ["--only", "train", "--threads", "8", "--json"])
         #expect(train.lists("--only") == [["train"]])
         #expect(BenchCommandLine.sections.first == "peak" && BenchCommandLine.sections.contains("attention-backward"))
+        // Benchmarks/scripts/compare.py: one shape set per run, the peer's shapes alone.
+        let gemm = try run(BenchCommandLine.tool, ["--only", "gemm", "--gemm-sizes", "512,1024,2048,4096", "--threads", "2", "--json"])
+        #expect(gemm.intLists("--gemm-sizes") == [[512, 1024, 2048, 4096]])
+        let attention = try run(BenchCommandLine.tool, ["--only", "attention", "--fused-only", "--seq", "4096", "--threads", "2", "--json"])
+        #expect(attention.has("--fused-only") && attention.int("--seq") == 4096)
+        let lm = try run(BenchCommandLine.tool, ["--only", "lm", "--lm-model", "gpt2-small", "--threads", "2", "--json"])
+        #expect(lm.string("--lm-model") == "gpt2-small")
+        #expect(refusal(BenchCommandLine.tool, ["--lm-model", "gpt3"]).hasPrefix("--lm-model needs gpt2-small or tinyllama"))
+        #expect(refusal(BenchCommandLine.tool, ["--gemm-sizes", "512,0"]).hasPrefix("--gemm-sizes: item 2 ('0')"))
 
         #expect(try run(Self.kernelFuzz, ["--seconds", "90"]).double("--seconds") == 90)
         let sanitizer = try run(Self.kernelFuzz, ["--seconds", "20", "--seed", "12345"])
