@@ -1,6 +1,7 @@
 /*
  * CPU detection and the kernel tables. Detection runs once (cpuid/XCR0 are pure, so a racing
- * second detection computes the same answer); the tables themselves are const.
+ * second detection computes the same answer). The tables are the variants' const tables with
+ * the GEMM cache blocks derived from the caches read at run time (cache.c), made once.
  *
  * x86-64: a variant is trusted only when cpuid reports the instructions AND the OS saves the
  * registers they use (XCR0): AVX2 needs XMM|YMM state (bits 1,2), AVX-512 additionally
@@ -117,8 +118,8 @@ int ck_variant_initial(int *env_status) {
     return chosen;
 }
 
-const ck_kernels *ck_kernels_get(int variant) {
-    if (!ck_variant_supported(variant)) return NULL;
+/* The compiled table of a variant (its blocking the ISA file's constants), or NULL. */
+static const ck_kernels *ck_kernels_compiled(int variant) {
     switch (variant) {
     case CK_VARIANT_SCALAR:
         return &ck_kernels_scalar;
@@ -137,9 +138,48 @@ const ck_kernels *ck_kernels_get(int variant) {
     }
 }
 
+int ck_gemm_blocking_constants(int variant, ck_gemm_blocking *out) {
+    const ck_kernels *k = ck_kernels_compiled(variant);
+    if (k && out) *out = k->gemm;
+    return k != NULL;
+}
+
+/*
+ * The tables handed out: copies of the compiled ones whose GEMM cache blocks are derived from
+ * the caches read at run time (ck_gemm_blocking_derive), made once per table and read-only
+ * afterwards. Slot CK_VARIANT_COUNT is the test-only AVX-512-layout table, tuned by the same
+ * rule so its blocking stays the AVX-512 variant's. State: 0 not made, 1 being made, 2 ready.
+ */
+static ck_kernels ck_tuned[CK_VARIANT_COUNT + 1];
+static atomic_int ck_tuned_state[CK_VARIANT_COUNT + 1];
+
+static const ck_kernels *ck_kernels_tuned(int slot, const ck_kernels *compiled) {
+    if (atomic_load_explicit(&ck_tuned_state[slot], memory_order_acquire) != 2) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&ck_tuned_state[slot], &expected, 1)) {
+            ck_kernels t = *compiled;
+            t.gemm = ck_gemm_blocking_derive(&compiled->gemm, ck_cache_info_get());
+            ck_tuned[slot] = t;
+            atomic_store_explicit(&ck_tuned_state[slot], 2, memory_order_release);
+        } else {
+            while (atomic_load_explicit(&ck_tuned_state[slot], memory_order_acquire) != 2)
+                ck_cpu_relax();
+        }
+    }
+    return &ck_tuned[slot];
+}
+
+const ck_kernels *ck_kernels_get(int variant) {
+    if (!ck_variant_supported(variant)) return NULL;
+    const ck_kernels *k = ck_kernels_compiled(variant);
+    return k ? ck_kernels_tuned(variant, k) : NULL;
+}
+
 const ck_kernels *ck_kernels_avx512_layout_on_avx2(void) {
 #if defined(__x86_64__) || defined(_M_X64)
-    return ck_variant_supported(CK_VARIANT_AVX2) ? &ck_kernels_avx512_layout_avx2 : NULL;
+    return ck_variant_supported(CK_VARIANT_AVX2)
+               ? ck_kernels_tuned(CK_VARIANT_COUNT, &ck_kernels_avx512_layout_avx2)
+               : NULL;
 #else
     return NULL;
 #endif

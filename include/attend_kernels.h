@@ -78,13 +78,88 @@ typedef void (*ck_f32_gemm_ukr_rows_fn)(size_t kc, const float *a, size_t lda, c
                                         float *c, size_t ldc, float alpha, float beta);
 
 /**
- * Block sizes of one variant, with the register/cache arithmetic beside each definition.
+ * Block sizes of one variant. mr x nr is fixed per variant (register arithmetic beside its
+ * definition); in the tables of ck_kernels_get, mc, kc and nc are derived at run time from
+ * the caches (ck_gemm_blocking_derive), the ISA file's constants being the fallback.
  * mc is a multiple of mr, nc a multiple of nr.
  */
 typedef struct ck_gemm_blocking {
     int mr, nr;     /* micro-tile: rows x columns of C held in registers */
     int mc, kc, nc; /* cache blocks: A block mc x kc (L2), B block kc x nc (L3) */
 } ck_gemm_blocking;
+
+/* ---------------------------------------------------------------- cache hierarchy, GEMM blocking */
+
+/** One data (or unified) cache level. A field no source reports is 0. */
+typedef struct ck_cache_level {
+    int64_t size; /* bytes */
+    int ways;     /* associativity (0: not reported, or fully associative) */
+    int line;     /* line size in bytes */
+    int sharing;  /* logical CPUs that share this cache */
+} ck_cache_level;
+
+/** Where ck_cache_info's sizes came from. The numeric values are stable (Swift mirrors them). */
+typedef enum ck_cache_source {
+    CK_CACHE_FROM_NONE = 0,   /* nothing answered: every block keeps the variant's constant */
+    CK_CACHE_FROM_CPUID = 1,  /* x86-64 cpuid leaf 4 (Intel) or 0x8000001D (AMD, Hygon) */
+    CK_CACHE_FROM_SYSFS = 2,  /* Linux /sys/devices/system/cpu/cpu0/cache/index<i>/ */
+    CK_CACHE_FROM_SYSCTL = 3, /* macOS hw.perflevel0.* or hw.l1dcachesize, hw.l2cachesize, ... */
+} ck_cache_source;
+
+/** The cache hierarchy of the CPU, as ck_gemm_blocking_derive reads it. */
+typedef struct ck_cache_info {
+    ck_cache_level l1d, l2, l3; /* a level that does not exist or was not reported is all 0 */
+    int cpus;                   /* logical CPUs online (0: unknown) */
+    int source;                 /* ck_cache_source */
+} ck_cache_info;
+
+/**
+ * Reads the cache hierarchy now: cpuid on x86-64, else sysfs on Linux, else sysctl on macOS
+ * (the first source that reports a level wins; the others are not merged in). Cost: a few
+ * cpuid instructions or small file reads.
+ */
+void ck_cache_info_read(ck_cache_info *out);
+
+/** ck_cache_info_read's answer, read on first use and then cached (thread-safe). */
+const ck_cache_info *ck_cache_info_get(void);
+
+/**
+ * The GEMM blocking for fallback's micro-tile (mr, nr) on the given caches; a block whose
+ * cache is not reported (size 0) keeps fallback's value. Pure. The rule (float32, f = 4
+ * bytes, L2 and L3 divided among the CPUs that share them; each result rounded down to the
+ * stated multiple and clamped to the CK_BLOCK_* bounds):
+ *   kc = (L2 / 2) / (CK_BLOCK_MC_MIN_TILES * mr * f), a multiple of 8, at most
+ *        CK_BLOCK_KC_MAX: as deep as half of L2 allows while an A block of at least
+ *        CK_BLOCK_MC_MIN_TILES row tiles fits there. The C tile is read and written once per
+ *        kc block, so depth pays; both micro-panels (mr x kc of A, kc x nr of B) stream from
+ *        L2, whose bandwidth covers the micro-kernel's (mr + nr) * f bytes per k step.
+ *        (BLIS's analytical rule instead keeps the B micro-panel and an A micro-panel in L1:
+ *        kc = 146 for 14 x 32 on a 32 KiB 8-way L1d, measured 5-9% slower than 256, and 256
+ *        10-15% slower than 1024 on Zen 4.)
+ *   mc = (L2 / 2) / (kc * f), a multiple of mr: the A block fills that half of L2
+ *   nc = (L3 / 2 / min(l3.sharing, cpus)) / (kc * f), a multiple of nr, at least
+ *        CK_BLOCK_NC_MIN: the B blocks that every thread sharing the L3 packs for itself fill
+ *        at most half of it
+ * The kernel tables returned by ck_kernels_get carry the blocking derived from
+ * ck_cache_info_get() with the variant's constants as fallback.
+ */
+ck_gemm_blocking ck_gemm_blocking_derive(const ck_gemm_blocking *fallback,
+                                         const ck_cache_info *caches);
+
+/** Bounds of ck_gemm_blocking_derive's blocks (kc in floats, mc in rows, nc in columns). */
+#define CK_BLOCK_MC_MIN_TILES 8
+#define CK_BLOCK_KC_MIN 64
+#define CK_BLOCK_KC_MAX 1024
+#define CK_BLOCK_MC_MAX 4096
+#define CK_BLOCK_NC_MIN 512
+#define CK_BLOCK_NC_MAX 16384
+
+/**
+ * The compile-time blocking of a variant (the constants in its ISA file), used for every
+ * block the caches do not size. 1 and *out filled if the variant is compiled for this
+ * architecture, else 0.
+ */
+int ck_gemm_blocking_constants(int variant, ck_gemm_blocking *out);
 
 /**
  * Peak-FMA probe: runs `iters` iterations of a register-only loop of independent vector FMAs
@@ -112,7 +187,12 @@ typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
  *   mask: NULL, or an additive row mask[r*ldmask + j] (ldmask 0: one mask for every row).
  * Rules: a row whose every term is -inf gives zeros (never NaN); a NaN term makes its row
  * NaN; huge inputs (1e30) do not overflow (the max is subtracted first).
- * Cost: 3 passes over the row (max, exp + sum, scale), the last two in L1 for rows <= 8K.
+ * Cost: 2 passes over the row, one exp per term: pass 1 reads x once, in blocks of at least
+ * 16 vectors (at most 64 blocks), keeping a running max and a running sum rescaled by
+ * exp(old max - new max) when a block raises the max, and writes exp(t - running max) to y;
+ * pass 2 scales each block of y by exp(block's max - row max) / sum (in L1/L2 for rows <= 8K).
+ * Accuracy: each y_j within about 16 u + (n - 1) u (the sum's worst case) + 5 u per rescale of
+ * the sum, plus u |t_j - max| from the arguments (u = 2^-24).
  */
 typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, size_t ldx, float *y,
                                        size_t ldy, float scale, const float *mask, size_t ldmask);

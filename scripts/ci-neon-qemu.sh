@@ -66,7 +66,7 @@ echo "== toolchains"
 [ "$NATIVE" = 1 ] && echo "native $HOST_ARCH host: no emulation" || qemu-aarch64 --version | head -1
 
 # ------------------------------------------------------------------ build and run
-KSRC=(CKernels/dispatch.c CKernels/core/*.c CKernels/ref/*.c CKernels/arm/neon/*.c CKernels/x86/*/*.c)
+KSRC=(CKernels/dispatch.c CKernels/cache.c CKernels/core/*.c CKernels/ref/*.c CKernels/arm/neon/*.c CKernels/x86/*/*.c)
 WARN=(-Wall -Wextra -Werror)
 failed=0
 

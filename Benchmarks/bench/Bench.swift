@@ -86,11 +86,22 @@ struct Bench {
 
     mutating func run() {
         let cores = ProcessInfo.processInfo.activeProcessorCount
+        charts.section = "peak"
         if !options.json {
             out("Attend bench — variant \(variantName), \(cores) active cores, multi-thread rows use \(options.threads) threads")
-            if case .native(let v) = variant { out("GEMM micro-kernel: \(v.gemmMicroKernelName)") }
+            if case .native(let v) = variant {
+                out("GEMM micro-kernel: \(v.gemmMicroKernelName)")
+                out("caches: \(CacheHierarchy.current)")
+                out("GEMM blocking: \(v.gemmBlocking) (compiled-in: mc \(v.gemmBlockingConstants.mc), kc \(v.gemmBlockingConstants.kc), nc \(v.gemmBlockingConstants.nc))")
+            }
+        } else if case .native(let v) = variant {
+            let g = v.gemmBlocking, c = CacheHierarchy.current
+            emit(
+                [
+                    ("name", "gemm blocking"), ("variant", v.rawValue), ("mr", g.mr), ("nr", g.nr), ("mc", g.mc), ("kc", g.kc), ("nc", g.nc),
+                    ("l1d_bytes", c.l1Data?.bytes ?? 0), ("l2_bytes", c.l2?.bytes ?? 0), ("l3_bytes", c.l3?.bytes ?? 0), ("cache_source", c.source),
+                ], row: "")
         }
-        charts.section = "peak"
         if case .native(let v) = variant {
             progress("measuring the FMA peak...")
             peak1 = v.measureFMAPeak(threads: 1)

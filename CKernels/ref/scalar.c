@@ -1,7 +1,8 @@
 /*
  * Portable scalar variant: the fallback row of every table. Plain C, no vector extensions,
  * no ISA assumptions. The SGEMM micro-kernel is 4 x 4 (16 accumulators fit any register file
- * that a compiler can keep scalars in); blocks sized for a generic 32 KiB L1 / 256 KiB L2.
+ * that a compiler can keep scalars in); blocks sized for a generic 32 KiB L1 / 256 KiB L2 where
+ * the caches are not reported (otherwise derived from them at run time, as for every variant).
  */
 #include "../core/ck_internal.h"
 

@@ -5,7 +5,8 @@
  * Registers (32 q, 4 floats each): 8 rows x 3 vectors = 24 accumulators, 3 B vectors,
  * 1-2 for A = 28. 24 independent chains cover FMA latency 4 x up to 4 FMA pipes.
  *
- * Cache blocks (float32):
+ * Cache blocks (float32), the fallback where the caches are not reported (the table handed
+ * out derives them from the caches at run time, ck_gemm_blocking_derive):
  *   kc = 256: B micro-panel 256 x 12 = 12 KiB and A micro-panel 8 KiB in L1 (64+ KiB)
  *   mc = 128: packed A block 128 KiB in L2
  *   nc = 4092 (a multiple of 12): packed B block 4 MiB

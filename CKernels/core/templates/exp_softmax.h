@@ -26,60 +26,103 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload_pad)(const fl
     return v;
 }
 
+/* Term lanes [i, i+CK_VL) of a softmax row: x * scale + mask, -inf past n. Scale and mask
+ * first, then pad: padding -inf before a scale <= 0 would turn into +inf or NaN. */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_softmax_terms)(const float *xr,
+                                                                            const float *mr,
+                                                                            size_t i, size_t n,
+                                                                            CK_VEC vscale) {
+    if (i + CK_VL <= n) {
+        CK_VEC t = CK_FN(ck_vload)(xr + i) * vscale;
+        return mr ? t + CK_FN(ck_vload)(mr + i) : t;
+    }
+    CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
+    if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
+    for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = -__builtin_inff();
+    return t;
+}
+
+/* Online softmax, two passes over each row. Pass 1 reads the terms once, block by block:
+ * a block's max raises the running max m (the sum so far is rescaled by exp(m_old - m_new),
+ * exactly 1 when the max did not grow), then its terms' exp(t - m) are written to y and
+ * summed; the max each block used is kept. Pass 2 scales each block of y by
+ * exp(m_block - m) / sum. One exp per term, and the read of x from memory overlaps the exp
+ * work. At most CK_SM_BLOCKS blocks per row (longer rows get longer blocks), their maxes on
+ * the stack. */
+#define CK_SM_BLOCKS 64
+#define CK_SM_MIN_BLOCK 16 /* vectors */
 void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ldx, float *y,
                                 size_t ldy, float scale, const float *mask, size_t ldmask) {
     const float ninf = -__builtin_inff();
-    const CK_VEC vscale = CK_VSPLAT(scale);
+    const CK_VEC vscale = CK_VSPLAT(scale), vninf = CK_VSPLAT(ninf);
+    const size_t nvec = (n + CK_VL - 1) / CK_VL;
+    size_t bvec = (nvec + CK_SM_BLOCKS - 1) / CK_SM_BLOCKS;
+    if (bvec < CK_SM_MIN_BLOCK) bvec = CK_SM_MIN_BLOCK;
+    const size_t blen = bvec * CK_VL;
+    float bmaxes[CK_SM_BLOCKS];
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * ldx;
         float *yr = y + r * ldy;
         const float *mr = mask ? mask + r * ldmask : NULL;
-        /* Pass 1: max of the terms, and whether any is NaN. */
-        CK_VEC vmax = CK_VSPLAT(ninf);
+        /* Pass 1. m: the running max (-inf until a finite or +inf term is seen; a block
+         * still at -inf uses 0 as its exp base, so its terms give exp(-inf) = 0). */
+        float m = ninf;
+        CK_VEC vs = (CK_VEC){0};
         CK_IVEC nan = CK_ISPLAT(0);
-        for (size_t i = 0; i < n; i += CK_VL) {
-            /* Scale and mask first, then pad: padding -inf before a scale <= 0 would turn
-             * into +inf or NaN. */
-            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
-            if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
-            for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = ninf;
-            nan |= t != t;
-            vmax = CK_FN(ck_vmax)(vmax, t);
+        size_t nb = 0;
+        for (size_t i0 = 0; i0 < n; i0 += blen, nb++) {
+            const size_t i1 = n - i0 < blen ? n : i0 + blen;
+            CK_VEC bmax = vninf;
+            for (size_t i = i0; i < i1; i += CK_VL) {
+                const CK_VEC t = CK_FN(ck_softmax_terms)(xr, mr, i, n, vscale);
+                nan |= t != t;
+                bmax = CK_FN(ck_vmax)(bmax, t);
+            }
+            const float hb = CK_FN(ck_hmax)(bmax);
+            const float mnew = hb > m ? hb : m;
+            const float base = mnew == ninf ? 0.0f : mnew;
+            if (mnew != m) vs *= CK_FN(ck_vexp_nonpos)(CK_VSPLAT(m - base));
+            const CK_VEC vb = CK_VSPLAT(base);
+            size_t i = i0;
+            for (; i + CK_VL <= i1; i += CK_VL) {
+                const CK_VEC e = CK_FN(ck_vexp_nonpos)(CK_FN(ck_softmax_terms)(xr, mr, i, n, vscale) - vb);
+                CK_FN(ck_vstore)(yr + i, e);
+                vs += e;
+            }
+            if (i < i1) {
+                CK_VEC e = CK_FN(ck_vexp_nonpos)(CK_FN(ck_softmax_terms)(xr, mr, i, n, vscale) - vb);
+                for (size_t j = i; j < i1; j++) yr[j] = e[j - i];
+                for (size_t j = i1 - i; j < CK_VL; j++) e[j] = 0.0f;
+                vs += e;
+            }
+            m = mnew;
+            bmaxes[nb] = mnew;
         }
         int any_nan = 0;
-        for (int i = 0; i < CK_VL; i++) any_nan |= nan[i] != 0;
-        const float m = CK_FN(ck_hmax)(vmax);
+        for (int l = 0; l < CK_VL; l++) any_nan |= nan[l] != 0;
         if (any_nan || m == ninf) {
             /* NaN in, NaN out; a row with nothing to attend to is all zeros, never NaN. */
             const float fill = any_nan ? __builtin_nanf("") : 0.0f;
-            for (size_t i = 0; i < n; i++) yr[i] = fill;
+            for (size_t j = 0; j < n; j++) yr[j] = fill;
             continue;
         }
-        /* Pass 2: e = exp(t - max), stored, and summed. */
-        const CK_VEC vm = CK_VSPLAT(m);
-        CK_VEC vsum = (CK_VEC){0};
-        for (size_t i = 0; i < n; i += CK_VL) {
-            /* Scale and mask first, then pad: padding -inf before a scale <= 0 would turn
-             * into +inf or NaN. */
-            CK_VEC t = CK_FN(ck_vload_pad)(xr, i, n, 0.0f) * vscale;
-            if (mr) t += CK_FN(ck_vload_pad)(mr, i, n, 0.0f);
-            for (size_t j = n > i ? n - i : 0; j < CK_VL; j++) t[j] = ninf;
-            CK_VEC e = CK_FN(ck_vexp_nonpos)(t - vm);
-            if (i + CK_VL <= n) {
-                CK_FN(ck_vstore)(yr + i, e);
-            } else {
-                for (size_t j = i; j < n; j++) yr[j] = e[j - i];
-                for (size_t j = n - i; j < CK_VL; j++) e[j] = 0.0f;
-            }
-            vsum += e;
+        /* Pass 2: y *= exp(m_block - m) / sum (a block before the first finite term has
+         * m_block = -inf: factor 0, its y are 0 already). sum >= 1: the max term gave 1. */
+        const float inv = 1.0f / CK_FN(ck_hsum)(vs);
+        nb = 0;
+        for (size_t i0 = 0; i0 < n; i0 += blen, nb++) {
+            const size_t i1 = n - i0 < blen ? n : i0 + blen;
+            const float f =
+                bmaxes[nb] == m ? inv : CK_FN(ck_vexp_nonpos)(CK_VSPLAT(bmaxes[nb] - m))[0] * inv;
+            const CK_VEC vf = CK_VSPLAT(f);
+            size_t i = i0;
+            for (; i + CK_VL <= i1; i += CK_VL) CK_FN(ck_vstore)(yr + i, CK_FN(ck_vload)(yr + i) * vf);
+            for (; i < i1; i++) yr[i] *= f;
         }
-        /* Pass 3: normalize (the row is in L1 now). sum >= 1: the max term contributes 1. */
-        const CK_VEC vinv = CK_VSPLAT(1.0f / CK_FN(ck_hsum)(vsum));
-        size_t i = 0;
-        for (; i + CK_VL <= n; i += CK_VL) CK_FN(ck_vstore)(yr + i, CK_FN(ck_vload)(yr + i) * vinv);
-        for (; i < n; i++) yr[i] *= vinv[0];
     }
 }
+#undef CK_SM_BLOCKS
+#undef CK_SM_MIN_BLOCK
 
 /* The online-softmax step of the fused attention (contract in attend_kernels.h). The tile
  * has CK_NQ = CK_ANV vectors of queries per key row. */
