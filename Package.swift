@@ -118,7 +118,7 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
-            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_stop_strings_fixture.py"],
+            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_half_fixtures.py", "make_stop_strings_fixture.py"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
