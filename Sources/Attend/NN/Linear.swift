@@ -53,9 +53,9 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
-    /// A head that shares `embedding`'s table as its weight (tied input and output
-    /// embeddings), held as the table is. No copy.
-    init(tiedTo embedding: Embedding, bias: Tensor? = nil) {
+    /// A layer (an output head) whose weight is `embedding`'s table, shared and held as the
+    /// table is (tied input and output embeddings): `[count, dim]` as `[out, in]`. No copy.
+    public init(tiedTo embedding: Embedding, bias: Tensor? = nil) {
         self.init(storage: embedding.storage, bias: bias)
     }
 

@@ -112,4 +112,10 @@ package enum KernelOracle {
             }
         }
     }
+
+    /// `x` rounded to a 16-bit weight (BF16 when `bfloat16`, else IEEE binary16), to nearest
+    /// with ties to even (what `WeightPrecision` conversion stores). Cost: O(1).
+    package static func round16(_ x: Float, bfloat16: Bool) -> UInt16 {
+        bfloat16 ? HalfType.bfloat16Bits(x) : HalfType.halfBits(x)
+    }
 }
