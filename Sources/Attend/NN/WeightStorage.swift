@@ -166,13 +166,23 @@ struct HalfMatrix: @unchecked Sendable {
 
     /// The transpose `[cols, rows]`, owned. Cost: one pass.
     func transposed() -> HalfMatrix {
-        HalfMatrix.owned(type, rows: cols, cols: rows) { dst in
+        let t = HalfMatrix.owned(type, rows: cols, cols: rows) { dst in
             withExtendedLifetime(owner) {
                 for i in 0..<rows {
                     for j in 0..<cols { dst[j * rows + i] = base[i * cols + j] }
                 }
             }
         }
+        releaseMappedPages()
+        return t
+    }
+
+    /// When borrowed from a mapped file: lets the OS drop this matrix's pages from this
+    /// process's resident memory (after it was copied out; it stays readable from the file).
+    func releaseMappedPages() {
+        guard let map = owner as? MappedFileBytes, let start = map.buffer.baseAddress else { return }
+        let offset = UnsafeRawPointer(base) - start
+        map.releasePages(offset..<(offset + bytes))
     }
 }
 
@@ -253,6 +263,7 @@ enum WeightStorage: @unchecked Sendable {
                     var at = dst
                     for h in halves {
                         withExtendedLifetime(h.owner) { at.update(from: h.base, count: h.count) }
+                        h.releaseMappedPages()  // copied: the file's pages need not stay resident too
                         at += h.count
                     }
                 })
