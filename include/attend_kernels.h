@@ -285,10 +285,11 @@ typedef void (*ck_w16_widen_fn)(int dtype, size_t n, const uint16_t *src, float 
  * [n, k] (a PyTorch Linear weight as stored in an F16 or BF16 checkpoint):
  *   y_r[j] = alpha * sum_p x_r[p] * widen(w[j*ldw + p]) + beta * y_r[j],  j < n, r < rows
  * with x_r at x + r*ldx, y_r at y + r*ldy (beta == 0: y not read; y must not alias x or w).
- * Each y_r[j] is the same in-order dot product ck_f32_gemv computes on the widened weight
- * (rows of at most 512 read one at a time with four vector accumulators, longer rows four at
- * a time with one each), so the result is bit for bit ck_f32_gemv's on a float32 copy of w,
- * and two rows give each row's one-row bits. Two rows share every load and widening of w.
+ * Rows of at most 2 KiB (k <= 1024) are read one at a time with four vector accumulators,
+ * longer rows four at a time with one each, each y_r[j] one in-order dot product: for
+ * k <= 512 and k > 1024 the very sums ck_f32_gemv computes on the widened weight (bit for bit
+ * its result on a float32 copy of w; it switches at 512 floats, also 2 KiB), and two rows give
+ * each row's one-row bits. Two rows share every load and widening of w.
  * Cost: 2 * rows * n * k flops, one pass over n * k * 2 bytes of weight (half of float32's).
  */
 typedef void (*ck_w16_gemv_fn)(int dtype, size_t rows, size_t n, size_t k, float alpha,

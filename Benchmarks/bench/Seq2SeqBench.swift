@@ -137,7 +137,8 @@ extension Bench {
 
     /// The BF16-weights row: the same model with its weight matrices rounded to bfloat16 and
     /// held so (half the bytes), greedy decoding of 64 tokens from the 512-token source
-    /// (encoder and memory keys/values untimed), rounds interleaved with the float32 model
+    /// (memory keys/values untimed; the 512-token encoder timed apart: its products widen and
+    /// pack the 16-bit weights per call, where float32 ones are packed once), rounds interleaved with the float32 model
     /// (float32, BF16, float32, ...), medians: ms per token of each and the ratio, the weight
     /// bytes one step reads and as a share of the memory read bandwidth measured here; then
     /// the resident memory the BF16 model added against its weights' bytes.
@@ -147,27 +148,36 @@ extension Bench {
         progress("seq2seq: the same model with BF16 weights...")
         let bf16 = randomT5Small(seed: 91, precision: .bfloat16)
         let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
-        func perToken(_ m: Seq2SeqModel, _ compute: Compute) -> Double {
+        func perToken(_ m: Seq2SeqModel, _ compute: Compute) -> (encode: Double, token: Double) {
+            let e0 = DispatchTime.now().uptimeNanoseconds
             guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
+            let e1 = DispatchTime.now().uptimeNanoseconds
             var cache = m.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try? m.greedySearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
             let t1 = DispatchTime.now().uptimeNanoseconds
             precondition(out?.first?.count == newTokens + 1, "seq2seq bench: generated \(out?.first?.count ?? 0) tokens")
-            return Double(t1 - t0) * 1e-9 / Double(newTokens)
+            return (Double(e1 - e0) * 1e-9, Double(t1 - t0) * 1e-9 / Double(newTokens))
         }
         if !options.json {
             out("\nt5-small-shaped T5, float32 vs BF16 weights: greedy decoding, \(newTokens) tokens, rounds interleaved, medians, \(variantName)")
-            out("name                                 threads  f32 ms/tok  bf16 ms/tok  bf16/f32 speed  bf16 MB/token  bf16 GB/s  % bandwidth")
+            out(
+                "name                                 threads  f32 ms/tok  bf16 ms/tok  bf16/f32 speed  bf16 MB/token  bf16 GB/s  % bandwidth  encoder ms f32 / bf16"
+            )
         }
         let rounds = options.quick ? 2 : 7
         for t in threadCounts {
             let compute = Compute.default.with(threads: t)
-            var a: [Double] = [], b: [Double] = []
+            var a: [Double] = [], b: [Double] = [], ea: [Double] = [], eb: [Double] = []
             for round in 0...rounds {
                 progress("seq2seq: float32 / BF16, \(t) thread(s), round \(round)/\(rounds)...")
                 let x = perToken(model, compute), y = perToken(bf16, compute)
-                if round > 0 { a.append(x); b.append(y) }
+                if round > 0 {
+                    a.append(x.token)
+                    b.append(y.token)
+                    ea.append(x.encode)
+                    eb.append(y.encode)
+                }
             }
             let f = median(a), h = median(b)
             let bytes = Double(t5DecodeWeightFloats) * 2, gbs = bytes / h * 1e-9
@@ -176,10 +186,12 @@ extension Bench {
                 [
                     ("name", name), ("variant", variantName), ("threads", t), ("f32_ms_per_token", f * 1e3), ("bf16_ms_per_token", h * 1e3),
                     ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!),
-                    ("ms", h * 1e3), ("reps", a.count),
+                    ("f32_encoder_ms", median(ea) * 1e3), ("bf16_encoder_ms", median(eb) * 1e3), ("ms", h * 1e3), ("reps", a.count),
                 ],
                 row: pad(name, 36)
-                    + String(format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f %11.0f%%", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs, gbs / bandwidth[t]! * 100))
+                    + String(
+                        format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f %11.0f%%  %9.1f / %.1f", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs,
+                        gbs / bandwidth[t]! * 100, median(ea) * 1e3, median(eb) * 1e3))
         }
         let grown = currentResidentMiB() - before, weightsMiB = Double(t5WeightFloats()) * 2 / 1_048_576
         emit(
