@@ -27,8 +27,8 @@ let package = Package(
             dependencies: ["CKernels"],
             path: "Sources/Attend"
         ),
-        // The command-line grammar of attend, bench and kernel-fuzz (flag tables, parser, help
-        // texts, exit statuses) and their JSON-lines writer: package-internal, not a product.
+        // The command-line grammar of attend, bench, kernel-fuzz and experiment (flag tables,
+        // parser, help texts, exit statuses) and their JSON-lines writer: package-internal, not a product.
         .target(
             name: "AttendCommandLine",
             dependencies: ["Attend"],
@@ -62,12 +62,12 @@ let package = Package(
         // tasks, models, training loop and report (a library, so tests run them) and the command line.
         .target(
             name: "Experiments",
-            dependencies: ["Attend"],
+            dependencies: ["Attend", "AttendCommandLine"],
             path: "Benchmarks/Experiments"
         ),
         .executableTarget(
             name: "experiment",
-            dependencies: ["Experiments"],
+            dependencies: ["Experiments", "AttendCommandLine"],
             path: "Benchmarks/experiment"
         ),
         .target(
@@ -118,7 +118,10 @@ let package = Package(
             name: "TransformerTests",
             dependencies: ["Attend", "AttendTestSupport"],
             path: "Tests/TransformerTests",
-            exclude: ["make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_half_fixtures.py", "make_stop_strings_fixture.py"],
+            exclude: [
+                "make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_lm_window_fixtures.py",
+                "make_stop_strings_fixture.py", "make_attention_fixtures.py", "make_half_fixtures.py",
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -128,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExperimentTests",
-            dependencies: ["Experiments", "Attend", "AttendTestSupport"],
+            dependencies: ["Experiments", "Attend", "AttendCommandLine", "AttendTestSupport"],
             path: "Tests/ExperimentTests"
         ),
         .testTarget(

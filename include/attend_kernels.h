@@ -209,7 +209,8 @@ static inline float ck_dropout_factor(const ck_attention_dropout *d, size_t seq_
  * One attention head, as the fused kernel sees it. For queries i < seq_q and keys j < seq_k:
  *
  *   s(i, j) = scale * dot(q_i, k_j) + key_bias[j] + rel_bias[(i - j) + rel_bias_zero]
- *             (-inf when causal and j > i + causal_offset)
+ *             (-inf when causal and j > i + causal_offset, and -inf when window > 0 and
+ *              (i + causal_offset) - j >= window)
  *   o_i     = sum_j softmax_j(s(i, .)) v_j          (o_i = 0 when every s(i, j) is -inf)
  *
  *   q:   query i at q + i*ldq, head_dim floats.   o: output i at o + i*ldo, head_dim floats.
@@ -228,6 +229,11 @@ static inline float ck_dropout_factor(const ck_attention_dropout *d, size_t seq_
  *     so the S x S relative embeddings are never formed: O(seq_q * W) extra memory.
  *   dropout: NULL, or dropout on the probabilities (see ck_attention_dropout; no Shaw terms):
  *     o_i = sum_j softmax_j(s(i, .)) * factor(i, j) v_j.
+ *   window: 0, or a sliding window (Mistral's sliding_window): query i sees key j only if
+ *     (i + causal_offset) - j < window, i.e. the `window` most recent positions up to its own
+ *     (with causal). Key blocks left of every query's window are skipped like the causal
+ *     ones, so a causal windowed head costs O(seq_q * (window + query block)), not O(seq_q *
+ *     seq_k). (The attention backward has no window.)
  */
 typedef struct ck_attention_head {
     size_t seq_q, seq_k, head_dim;
@@ -246,6 +252,7 @@ typedef struct ck_attention_head {
     const float *shaw_qk;
     const float *shaw_v;
     const ck_attention_dropout *dropout;
+    size_t window;
 } ck_attention_head;
 
 /**
@@ -502,7 +509,7 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
  * ck_f32_attention_query_block). Never forms the seq_q x seq_k score matrix: per key block it
  * computes a (block x query-block) score tile with the GEMM micro-kernel, runs the online
  * softmax step, and accumulates O^T += V^T P^T, again on the micro-kernel. Key blocks that a
- * causal mask hides from every query of the block are skipped.
+ * causal mask or a sliding window hides from every query of the block are skipped.
  * Cost: 4 * count * visible_keys * head_dim flops. `workspace`: 64-byte aligned,
  * ck_f32_attention_workspace floats.
  */
@@ -516,7 +523,8 @@ void ck_f32_attention_block(const ck_kernels *k, const ck_attention_head *head, 
  * the two cases where the fused kernel's fixed costs dominate. Same scores as ck_attention_head:
  *
  *   s(i, j) = scale * dot(q_i, k_j) + key_bias[j] + rel_bias[(i - j) + rel_bias_zero]
- *             (-inf when causal and j > i + causal_offset)
+ *             (-inf when causal and j > i + causal_offset, and when window > 0 and
+ *              (i + causal_offset) - j >= window: the sliding window, as in ck_attention_head)
  *   o_i     = sum_j softmax_j(s(i, .)) v_j          (o_i = 0 when every s(i, j) is -inf)
  *
  *   q_i at q + i*ldq, k_j at k + j*ldk, v_j at v + j*ldv, o_i at o + i*ldo (head_dim floats);
@@ -539,6 +547,7 @@ typedef struct ck_attention_rows {
     const float *key_bias;
     const float *rel_bias;
     ptrdiff_t rel_bias_zero;
+    size_t window;
 } ck_attention_rows;
 
 /** Floats of workspace (any alignment) one ck_f32_attention_short call needs. */
@@ -562,8 +571,9 @@ size_t ck_f32_attention_few_workspace(size_t seq_k, size_t head_dim);
  * Few queries (decoding: one new token against a cache), queries [query0, query0 + count):
  * per query, the scores of the visible keys by the GEMV kernel reading K in place, the biases
  * and masks, the row softmax kernel, then o = P V by the transposed GEMV reading V in place.
- * No packing and no 16-wide query panels. Cost: 4 * visible * head_dim flops per query, one
- * pass over the visible keys and values.
+ * Only the visible keys are read (at most `window` of them with a window). No packing and no
+ * 16-wide query panels. Cost: 4 * visible * head_dim flops per query, one pass over the
+ * visible keys and values.
  */
 void ck_f32_attention_few(const ck_kernels *k, const ck_attention_rows *h, size_t query0,
                           size_t count, float *workspace);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Renders two of Attend's SVG drawings in headless Chromium and checks the screenshots: an
-# attention map (`attend attention-map` on the tiny BERT of Tests/VisualizationTests/Fixtures)
-# and a benchmark chart (`bench --quick --only softmax --svg`). Each PNG must have the size of
+# Renders three of Attend's SVG drawings in headless Chromium and checks the screenshots: two
+# attention maps (`attend attention-map` on the tiny BERT of Tests/VisualizationTests/Fixtures,
+# and a T5 cross-attention map there: target rows by source columns) and a benchmark chart
+# (`bench --quick --only softmax --svg`). Each PNG must have the size of
 # the SVG's canvas and must not be blank (more than a handful of distinct colours), which
 # catches a document a browser refuses or draws empty even when it is well-formed XML.
 #
@@ -44,13 +45,15 @@ release="$(swift build -c release --show-bin-path)"
 
 "$bin/attend" attention-map --model Tests/VisualizationTests/Fixtures/bert --layer 1 \
     --svg "$out/attention-map.svg" "Paris is the capital of France & the cat <sat>."
+"$bin/attend" attention-map --model Tests/VisualizationTests/Fixtures/t5_text --part cross --target "Das Haus" \
+    --svg "$out/cross-attention.svg" "The house is small."
 "$release/bench" --quick --only softmax --threads 1 --svg "$out/bench" >/dev/null
 
 sandbox=()
 if [ "$(id -u)" -eq 0 ]; then sandbox=(--no-sandbox); fi
 
 status=0
-for svg in "$out/attention-map.svg" "$out/bench/softmax.svg"; do
+for svg in "$out/attention-map.svg" "$out/cross-attention.svg" "$out/bench/softmax.svg"; do
     [ -s "$svg" ] || { echo "ci-svg-screenshot: $svg was not written" >&2; exit 1; }
     # The canvas size from the root element, rounded up to whole pixels.
     read -r width height < <(python3 - "$svg" <<'PY'

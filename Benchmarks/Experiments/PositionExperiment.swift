@@ -1,13 +1,13 @@
 import Attend
+import AttendCommandLine
 import Foundation
 
-// `experiment positions`: the command line, and the loop over tasks x encodings x seeds.
+// `experiment positions`: its options (from the shared command-line grammar), and the loop over
+// tasks x encodings x seeds.
 
-/// A wrong command line: what and where.
-package struct ExperimentUsageError: Error, CustomStringConvertible {
-    package var description: String
-    package init(_ description: String) { self.description = description }
-}
+/// The command line of `experiment`, with this library's tasks and encodings.
+package let experimentTool = ExperimentCommandLine.tool(
+    tasks: PositionTask.allCases.map(\.rawValue), encodings: PositionEncoding.allCases.map(\.rawValue))
 
 /// The options of `experiment positions`.
 package struct PositionExperimentOptions: Sendable {
@@ -21,58 +21,35 @@ package struct PositionExperimentOptions: Sendable {
     package var threads = Compute.activeCores
     package var quiet = false
 
-    package static let usage = """
-        usage: experiment positions [--quick] [--task copy,brackets,recall] [--encodings sinusoidal,learned,shaw,t5,alibi,rope]
-                                    [--seeds N] [--steps N] [--out DIR] [--threads N]
-          --quick   one seed, fewer steps, lengths 64 and 128 (for CI; still writes the table and charts)
-        """
-
     package init() {}
 
-    /// Parses the arguments after `positions`; throws `ExperimentUsageError` naming the bad one.
-    package init(arguments: [String]) throws {
-        var args = arguments[...]
-        var steps: Int? = nil, seedCount: Int? = nil
-        func value(_ flag: String) throws -> String {
-            guard let v = args.popFirst(), !v.hasPrefix("--") else { throw ExperimentUsageError("\(flag) needs a value\n\(Self.usage)") }
-            return v
+    /// The options of a parsed `experiment positions` command line (`experimentTool`; the
+    /// values are already checked).
+    package init(_ parsed: ParsedArguments) {
+        if parsed.has("--quick") {
+            seeds = [1]
+            lengths = [64, 128]
+            settings.steps = 40
+            settings.warmup = 5
+            settings.evaluationSequences = 16
         }
-        func positive(_ flag: String) throws -> Int {
-            let v = try value(flag)
-            guard let n = Int(v), n >= 1 else { throw ExperimentUsageError("\(flag): '\(v)' is not a positive whole number") }
-            return n
-        }
-        func list<T: RawRepresentable>(_ flag: String, _: T.Type) throws -> [T] where T.RawValue == String {
-            let v = try value(flag)
-            let parts = v.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-
-            return try parts.map { p in
-                guard let t = T(rawValue: p) else { throw ExperimentUsageError("\(flag): unknown '\(p)'\n\(Self.usage)") }
-                return t
-            }
-        }
-        while let flag = args.popFirst() {
-            switch flag {
-            case "--quick":
-                seeds = [1]
-                lengths = [64, 128]
-                settings.steps = 40
-                settings.warmup = 5
-                settings.evaluationSequences = 16
-            case "--task", "--tasks": tasks = try list(flag, PositionTask.self)
-            case "--encodings", "--encoding": encodings = try list(flag, PositionEncoding.self)
-            case "--seeds": seedCount = try positive(flag)
-            case "--steps": steps = try positive(flag)
-            case "--out": output = URL(fileURLWithPath: try value(flag))
-            case "--threads": threads = try positive(flag)
-            case "--quiet": quiet = true
-            case "-h", "--help": throw ExperimentUsageError(Self.usage)
-            default: throw ExperimentUsageError("unknown option '\(flag)'\n\(Self.usage)")
-            }
-        }
+        if parsed.has("--task") { tasks = parsed.lists("--task").joined().compactMap(PositionTask.init(rawValue:)) }
+        if parsed.has("--encodings") { encodings = parsed.lists("--encodings").joined().compactMap(PositionEncoding.init(rawValue:)) }
+        output = parsed.string("--out").map { URL(fileURLWithPath: $0) } ?? output
+        threads = parsed.int("--threads") ?? threads
+        quiet = parsed.has("--quiet")
         // Explicit counts win over --quick's, whatever their order.
-        if let steps { settings.steps = steps; settings.warmup = min(settings.warmup, max(1, steps / 10)) }
-        if let seedCount { seeds = (1...seedCount).map { UInt64($0) } }
+        if let steps = parsed.int("--steps") { settings.steps = steps; settings.warmup = min(settings.warmup, max(1, steps / 10)) }
+        if let seedCount = parsed.int("--seeds") { seeds = (1...seedCount).map { UInt64($0) } }
+    }
+
+    /// Parses the arguments after `positions` with `experimentTool`; throws `UsageError`
+    /// naming the bad one (and for `--help` or `--version`, which only the executable answers).
+    package init(arguments: [String]) throws {
+        guard case .run(let parsed) = try experimentTool.parse(["positions"] + arguments) else {
+            throw UsageError("--help and --version are answered by the executable")
+        }
+        self.init(parsed)
     }
 }
 

@@ -23,6 +23,8 @@ extension Bench {
     /// Fused attention at batch 1, 8 heads, head size 64, `--seq` tokens: non-causal and
     /// causal, 1 thread and all threads; then the materialized path where its score matrix
     /// fits in 1 GiB. Peak RSS is read after the fused runs, before the materialized ones.
+    /// `--fused-only`: the fused non-causal rows alone (what ONNX Runtime's MultiHeadAttention
+    /// is compared with).
     func attention() {
         let s = options.seq, heads = 8, d = 64
         let q = randomTensor([1, s, heads, d], seed: 11)
@@ -35,7 +37,7 @@ extension Bench {
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
         let big = s >= 16384
         var msByCausal: [Bool: [Int: Double]] = [:]
-        for causal in [false, true] {
+        for causal in options.fusedOnly ? [false] : [false, true] {
             for t in threadCounts {
                 let name = "attention fused\(causal ? " causal" : "") seq \(s)"
                 progress("\(name), \(t) thread(s)...")
@@ -63,11 +65,36 @@ extension Bench {
                     row: String(format: "causal is %.2fx faster than non-causal on %d thread(s)", a / b, t))
             }
         }
+        // A sliding window of seq / 8 (Mistral's sliding_window): key blocks left of a query
+        // block's window are skipped, so the cost is about seq * window, not seq^2 / 2.
+        let w = max(1, s / 8)
+        for t in threadCounts {
+            let name = "attention fused causal window \(w) seq \(s)"
+            progress("\(name), \(t) thread(s)...")
+            let compute = Compute.default.with(threads: t)
+            let mask = AttentionMask(causal: true, window: w)
+            let times = measure(warmup: big ? 0 : 1, minReps: big ? 1 : 3, minSeconds: big ? 0 : 1.0) {
+                _ = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: compute)
+            }
+            let sec = median(times)
+            let visible = Double(s) * Double(min(w, s)) - Double(min(w, s)) * Double(min(w, s) - 1) / 2  // keys seen, summed over queries
+            let gf = 4.0 * visible * Double(d) * Double(heads) / sec * 1e-9
+            let peak = t == 1 ? peak1 : peakN
+            let causalMs = msByCausal[true]?[t] ?? 0
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("seq", s), ("window", w), ("ms", sec * 1e3),
+                    ("gflops", gf), ("peak_gflops", peak), ("causal_ratio", causalMs / (sec * 1e3)), ("reps", times.count),
+                ],
+                row: pad(name, 36) + String(format: " %7d %9.1f %10.1f %9.1f%%  (%.2fx faster than causal)", t, sec * 1e3, gf,
+                    peak > 0 ? gf / peak * 100 : 0, causalMs / (sec * 1e3)))
+        }
         let rss = peakResidentMiB()
         let inputs = 4.0 * Double(4 * s * heads * d) / 1048576
         emit(
             [("name", "attention fused peak rss seq \(s)"), ("rss_mib", rss), ("inputs_outputs_mib", inputs), ("ms", 0.0)],
             row: String(format: "peak resident memory after the fused runs: %.0f MiB (Q, K, V and output themselves: %.0f MiB)", rss, inputs))
+        if options.fusedOnly { return }
         // The materialized path: one head's seq x seq scores at a time.
         let scoreBytes = Double(s) * Double(s) * 4
         guard scoreBytes <= 1024 * 1048576 else {

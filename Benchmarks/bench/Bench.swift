@@ -198,6 +198,7 @@ struct Bench {
             ("gemm 4096x512x2048 (FFN down)", 4096, 512, 2048),
         ]
         if options.quick { shapes = shapes.filter { $0.1 <= 1024 } }
+        if !options.gemmSizes.isEmpty { shapes = options.gemmSizes.map { ("gemm \($0)^3", $0, $0, $0) } }
         if !options.json {
             out("\nSGEMM C = A·Bᵀ (B stored [N, K] like a PyTorch weight), float32, \(variantName)")
             out("name                                 threads        ms    GFLOP/s  % of peak")

@@ -89,7 +89,7 @@ func memoryReadBandwidth(threads: Int) -> Double {
 
 extension Bench {
     /// Decoder-only models with random weights (GPT-2 small's shape, and TinyLlama's with
-    /// `--only lm`): a
+    /// `--only lm`; `--lm-model` picks one): a
     /// 512-token prompt in one batched prefill pass (tokens/s and GFLOP/s as a share of the
     /// FMA peak measured in this run), then greedy decoding one token per step against the
     /// cache (tokens/s, and the weights read per step per second as a share of the memory read
@@ -108,7 +108,9 @@ extension Bench {
         }
         // TinyLlama's shape needs 4.4 GB of weights (8.8 with the packed copies prefill makes):
         // only when asked for by name, not in a whole-bench run.
-        for shape in options.quick || !options.only.contains("lm") ? [gpt2Small] : [gpt2Small, tinyLlama] {
+        var shapes = options.quick || !options.only.contains("lm") ? [gpt2Small] : [gpt2Small, tinyLlama]
+        if let name = options.lmModel { shapes = [gpt2Small, tinyLlama].filter { $0.name == name } }
+        for shape in shapes {
             progress("lm: building a \(shape.name)-shaped model with random weights...")
             let model = randomLM(shape, seed: 131)
             var rng = SplitMix64(state: 132)

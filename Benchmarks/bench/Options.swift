@@ -13,6 +13,12 @@ struct BenchOptions {
     var quick = false
     /// `--svg DIR`: where to write one chart per section.
     var svg: String? = nil
+    /// `--gemm-sizes`: the square GEMM sizes to run alone (empty: the default set).
+    var gemmSizes: [Int] = []
+    /// `--fused-only`: the attention section runs only its fused non-causal rows.
+    var fusedOnly = false
+    /// `--lm-model`: the one decoder-only shape the lm section runs (nil: its default set).
+    var lmModel: String? = nil
 
     func wants(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
@@ -24,5 +30,8 @@ struct BenchOptions {
         quick = parsed.has("--quick")
         svg = parsed.string("--svg")
         only = Set(parsed.lists("--only").joined())
+        gemmSizes = parsed.intLists("--gemm-sizes").flatMap { $0 }
+        fusedOnly = parsed.has("--fused-only")
+        lmModel = parsed.string("--lm-model")
     }
 }

@@ -1,4 +1,5 @@
 // `swift run bench [--seq N] [--only SECTION[,SECTION]] [--json] [--threads N] [--quick] [--svg DIR]`
+//                  `[--gemm-sizes N[,N...]] [--fused-only] [--lm-model NAME]`
 //
 // Attend's benchmark: every figure is measured in this run, next to this machine's FMA peak
 // measured in the same run. `swift run` builds debug, whose C kernels are compiled at -O0; in

@@ -27,6 +27,15 @@
 
 static inline size_t ck_rup(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
+/* The first key query i (absolute position i + causal_offset) sees under a sliding window of
+ * `window` positions (0: none): max(0, i + causal_offset - window + 1). */
+static inline size_t ck_window_first_key(size_t window, size_t i, ptrdiff_t causal_offset) {
+    if (window == 0) return 0;
+    const ptrdiff_t pos = (ptrdiff_t)i + causal_offset;
+    if (pos < 0 || (size_t)pos < window) return 0;
+    return (size_t)pos - window + 1;
+}
+
 size_t ck_f32_attention_query_block(const ck_kernels *k) {
     return (size_t)k->attn_query_panels * (size_t)k->gemm.nr;
 }
@@ -148,13 +157,16 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
     memset(ot, 0, np * dp * nr * sizeof(float));
     if (sw) memset(bw, 0, np * nr * sw * sizeof(float));
 
-    /* Keys any query of this block can see: causal blocks past the last query are skipped. */
-    size_t kend = h->seq_k;
+    /* Keys any query of this block can see: causal blocks past the last query are skipped,
+     * and with a window the keys before the first query's window (from a multiple of mr, the
+     * packed panels' start). */
+    size_t kend = h->seq_k, kbeg = ck_window_first_key(h->window, query0, h->causal_offset);
     if (h->causal) {
         const ptrdiff_t last = (ptrdiff_t)(query0 + count - 1) + h->causal_offset + 1;
         kend = last <= 0 ? 0 : ((size_t)last < kend ? (size_t)last : kend);
     }
-    for (size_t kb = 0; kb < kend; kb += bc) {
+    kbeg = kbeg / mr * mr;
+    for (size_t kb = kbeg; kb < kend; kb += bc) {
         const size_t valid = kend - kb < bc ? kend - kb : bc;
         const size_t rows = ck_rup(valid, mr);
         /* S^T tile: key panels x query panels, each an mr x nr micro-tile. */
@@ -234,6 +246,7 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
 /* The score of query i for key j beyond scale * q.k: biases, or -inf when masked. */
 static inline float ck_rows_bias(const ck_attention_rows *h, size_t i, size_t j) {
     if (h->causal && (ptrdiff_t)j > (ptrdiff_t)i + h->causal_offset) return -__builtin_inff();
+    if (j < ck_window_first_key(h->window, i, h->causal_offset)) return -__builtin_inff();
     float b = 0.0f;
     if (h->key_bias) b += h->key_bias[j];
     if (h->rel_bias) b += h->rel_bias[(ptrdiff_t)i - (ptrdiff_t)j + h->rel_bias_zero];
@@ -291,7 +304,7 @@ void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, flo
     /* P = softmax(S * scale + bias) over the sk real keys of each real query. Without
      * per-query terms the key bias is one shared mask row; otherwise the biases are added
      * to S (scaled once here, so the softmax runs with scale 1). */
-    if (!h->causal && !h->rel_bias) {
+    if (!h->causal && !h->rel_bias && !h->window) {
         k->softmax_rows(sq, sk, s, sn, s, sn, h->scale, h->key_bias, 0);
     } else {
         for (size_t i = 0; i < sq; i++) {
@@ -336,20 +349,23 @@ void ck_f32_attention_few(const ck_kernels *k, const ck_attention_rows *h, size_
     float *scores = workspace;
     for (size_t i = query0; i < query0 + count; i++) {
         float *out = h->o + i * h->ldo;
-        /* Keys this query may see: all, or up to its own position when causal. */
-        size_t visible = h->seq_k;
+        /* Keys this query may see: [first, end), all of them, or up to its own position when
+         * causal, from the start of its window when there is one. */
+        size_t end = h->seq_k;
         if (h->causal) {
             const ptrdiff_t last = (ptrdiff_t)i + h->causal_offset + 1;
-            visible = last <= 0 ? 0 : ((size_t)last < visible ? (size_t)last : visible);
+            end = last <= 0 ? 0 : ((size_t)last < end ? (size_t)last : end);
         }
-        if (visible == 0) {
+        const size_t first = ck_window_first_key(h->window, i, h->causal_offset);
+        if (first >= end) {
             memset(out, 0, D * sizeof(float));
             continue;
         }
-        k->gemv(visible, D, h->scale, h->q + i * h->ldq, h->k, h->ldk, 0.0f, scores);
+        const size_t visible = end - first;
+        k->gemv(visible, D, h->scale, h->q + i * h->ldq, h->k + first * h->ldk, h->ldk, 0.0f, scores);
         if (h->key_bias || h->rel_bias)
-            for (size_t j = 0; j < visible; j++) scores[j] += ck_rows_bias(h, i, j);
+            for (size_t j = 0; j < visible; j++) scores[j] += ck_rows_bias(h, i, first + j);
         k->softmax_rows(1, visible, scores, visible, scores, visible, 1.0f, NULL, 0);
-        k->gemv_t(D, visible, 1.0f, scores, h->v, h->ldv, 0.0f, out);
+        k->gemv_t(D, visible, 1.0f, scores, h->v + first * h->ldv, h->ldv, 0.0f, out);
     }
 }

@@ -14,6 +14,8 @@
 
 #include "attend_kernels.h"
 
+#include <limits.h>
+
 #define CK_ALIGN 64
 
 #include <string.h>

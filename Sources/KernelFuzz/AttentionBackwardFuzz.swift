@@ -209,7 +209,7 @@ struct AttentionBackwardFuzz: FuzzKernel {
                     seq_q: c.seqQ, seq_k: c.seqK, head_dim: c.d, q: c.q[0].base, ldq: c.q[0].ld, packed_kv: packed.base, o: out.base,
                     ldo: out.ld, scale: c.scale, causal: c.causal ? 1 : 0, causal_offset: c.causalOffset,
                     key_bias: c.keyBias.map { UnsafePointer($0.base) }, rel_bias: relp, rel_bias_zero: c.seqK - 1, shaw_clip: 0,
-                    shaw_qk: nil, shaw_v: nil, dropout: nil)
+                    shaw_qk: nil, shaw_v: nil, dropout: nil, window: 0)
                 let block = ck_f32_attention_query_block(kern)
                 var drop = c.dropout != nil ? c.kernelDropout(0) : ck_attention_dropout()
                 withUnsafePointer(to: &drop) { d in

@@ -8,18 +8,19 @@ import Foundation
 /// The table's `attn_softmax_step` alone, on one panel of nr queries: rows >= valid_rows
 /// (padding), key blocks anywhere in the sequence, running max -inf (nothing seen yet) or
 /// finite, key-padding bias with -inf (all-masked included), the relative-position table,
-/// causal masks with offsets, scores of magnitude 1 to 1e30. Checked against the contract in
+/// causal masks with offsets, sliding windows (1, a few, about a panel, past the sequence,
+/// huge), scores of magnitude 1 to 1e30. Checked against the contract in
 /// Double: m exactly, p = exp(s - m_new) (exactly 0 where masked or padding), corr =
 /// exp(m_old - m_new), l = l * corr + sum p, with exp's 2 ulp and flushes below e^-87.
 struct AttentionStepFuzz: FuzzKernel {
     let name = "attn-step"
 
     final class Case: CustomStringConvertible {
-        var rows = 0, valid = 0, key0 = 0, query0 = 0, seqQ = 0, seqK = 0, causal = false, causalOffset = 0, range: Float = 1
+        var rows = 0, valid = 0, key0 = 0, query0 = 0, seqQ = 0, seqK = 0, causal = false, causalOffset = 0, window = 0, range: Float = 1
         var s: GuardedMatrix!, m: GuardedMatrix!, l: GuardedMatrix!, corr: GuardedMatrix!
         var keyBias: GuardedMatrix?, relBias: GuardedMatrix?
         var description: String {
-            "rows=\(rows) valid_rows=\(valid) key0=\(key0) query0=\(query0) seq_q=\(seqQ) seq_k=\(seqK) causal=\(causal) causal_offset=\(causalOffset) key_bias=\(keyBias != nil) rel_bias=\(relBias != nil) score range ±\(range)"
+            "rows=\(rows) valid_rows=\(valid) key0=\(key0) query0=\(query0) seq_q=\(seqQ) seq_k=\(seqK) causal=\(causal) causal_offset=\(causalOffset) window=\(window) key_bias=\(keyBias != nil) rel_bias=\(relBias != nil) score range ±\(range)"
         }
     }
 
@@ -34,6 +35,7 @@ struct AttentionStepFuzz: FuzzKernel {
         c.query0 = nr * rng.below((c.seqQ + nr - 1) / nr)
         c.causal = rng.chance(0.5)
         c.causalOffset = rng.chance(0.5) ? c.seqK - c.seqQ : rng.int(-(c.seqQ + 2)...(c.seqK + 2))
+        c.window = fuzzWindow(&rng, seqQ: c.seqQ, seqK: c.seqK, nr: nr)
         c.range = rng.pick([1, 5, 100, 1000, 1e30])
         let range = c.range
         c.s = GuardedMatrix(rows: c.rows, cols: nr, ld: nr, sentinel: outputSentinel)
@@ -61,7 +63,8 @@ struct AttentionStepFuzz: FuzzKernel {
         ck_attention_head(
             seq_q: c.seqQ, seq_k: c.seqK, head_dim: 1, q: nil, ldq: 0, packed_kv: nil, o: nil, ldo: 0, scale: 1,
             causal: c.causal ? 1 : 0, causal_offset: c.causalOffset, key_bias: c.keyBias.map { UnsafePointer($0.base) },
-            rel_bias: c.relBias.map { UnsafePointer($0.base) }, rel_bias_zero: c.seqK - 1, shaw_clip: 0, shaw_qk: nil, shaw_v: nil, dropout: nil)
+            rel_bias: c.relBias.map { UnsafePointer($0.base) }, rel_bias_zero: c.seqK - 1, shaw_clip: 0, shaw_qk: nil, shaw_v: nil, dropout: nil,
+            window: c.window)
     }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
@@ -93,6 +96,7 @@ struct AttentionStepFuzz: FuzzKernel {
                 var t = c.s[row, lane] + (c.keyBias?.base[key] ?? 0)
                 if let rel = c.relBias { t += rel.base[qi - key + c.seqK - 1] }
                 if c.causal && key > qi + c.causalOffset { t = -.infinity }
+                if c.window > 0 && qi + c.causalOffset - key >= c.window { t = -.infinity }
                 v[row] = t
                 bmax = max(bmax, t)
             }
@@ -128,20 +132,20 @@ struct AttentionStepFuzz: FuzzKernel {
 /// The fused attention of one head through `ck_f32_attention_pack_kv` and
 /// `ck_f32_attention_block` over every query block: seq_q and seq_k around the query and key
 /// blocks, head_dim around mr, padded strides, scale (0 and negative too), key padding with
-/// -inf (fully masked queries must give exact zeros), causal with offsets, the relative-bias
-/// table, Shaw relative positions, and scores far beyond exp's range (integer data: exact
+/// -inf (fully masked queries must give exact zeros), causal with offsets, sliding windows
+/// (with and without causal), the relative-bias table, Shaw relative positions, and scores far beyond exp's range (integer data: exact
 /// scores up to thousands). Checked against KernelOracle.attentionHead, plus the guards of
 /// O, the packed K/V buffer and the workspace, and that Q, K, V were not written.
 struct AttentionFuzz: FuzzKernel {
     let name = "attention"
 
     final class Case: CustomStringConvertible {
-        var seqQ = 0, seqK = 0, d = 1, scale: Float = 1, causal = false, causalOffset = 0, shawClip = 0
+        var seqQ = 0, seqK = 0, d = 1, scale: Float = 1, causal = false, causalOffset = 0, window = 0, shawClip = 0
         var integers = false, magnitude: Float = 1
         var q: GuardedMatrix!, k: GuardedMatrix!, v: GuardedMatrix!, o: GuardedMatrix!
         var keyBias: GuardedMatrix?, relBias: GuardedMatrix?, shawQK: GuardedMatrix?, shawV: GuardedMatrix?
         var description: String {
-            "seq_q=\(seqQ) seq_k=\(seqK) head_dim=\(d) scale=\(scale) ldq=\(q.ld) ldk=\(k.ld) ldv=\(v.ld) ldo=\(o.ld) causal=\(causal) causal_offset=\(causalOffset) "
+            "seq_q=\(seqQ) seq_k=\(seqK) head_dim=\(d) scale=\(scale) ldq=\(q.ld) ldk=\(k.ld) ldv=\(v.ld) ldo=\(o.ld) causal=\(causal) causal_offset=\(causalOffset) window=\(window) "
                 + "key_bias=\(keyBias != nil) rel_bias=\(relBias != nil) shaw_clip=\(shawClip) data \(integers ? "integers (exact scores)" : "uniform ±\(magnitude)")"
         }
     }
@@ -176,7 +180,7 @@ struct AttentionFuzz: FuzzKernel {
             ldo: o.ld, scale: c.scale, causal: c.causal ? 1 : 0, causal_offset: c.causalOffset,
             key_bias: c.keyBias.map { UnsafePointer($0.base) }, rel_bias: c.relBias.map { UnsafePointer($0.base) },
             rel_bias_zero: c.seqK - 1, shaw_clip: c.shawClip, shaw_qk: c.shawQK.map { UnsafePointer($0.base) },
-            shaw_v: c.shawV.map { UnsafePointer($0.base) }, dropout: nil)
+            shaw_v: c.shawV.map { UnsafePointer($0.base) }, dropout: nil, window: c.window)
         let qb = table.queryBlock
         var q0 = 0
         while q0 < c.seqQ {
@@ -209,7 +213,8 @@ struct AttentionFuzz: FuzzKernel {
 
 /// Fills a head's data once its sizes are set: integer data (exact scores) or uniform of a
 /// random magnitude, the scale, Q, K, V (with a few zeros, subnormals and 1e20), the output
-/// (all sentinel), causal with an offset (decode-style or random), key padding biases (-inf,
+/// (all sentinel), causal with an offset (decode-style or random), a sliding window (see
+/// ``fuzzWindow(_:seqQ:seqK:nr:)``), key padding biases (-inf,
 /// sometimes on every key), a relative-position table of `relBiasLength` floats (zero at
 /// seq_k - 1) and, when `shaw`, sometimes Shaw relative positions.
 func fillAttentionCase(_ c: AttentionFuzz.Case, _ rng: inout FuzzRNG, relBiasLength: Int, shaw: Bool) {
@@ -227,6 +232,7 @@ func fillAttentionCase(_ c: AttentionFuzz.Case, _ rng: inout FuzzRNG, relBiasLen
     c.o = GuardedMatrix(rows: c.seqQ, cols: c.d, ld: c.d + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
     c.causal = rng.chance(0.4)
     c.causalOffset = rng.chance(0.5) ? c.seqK - c.seqQ : rng.int(-(c.seqQ + 1)...(c.seqK + 1))
+    c.window = fuzzWindow(&rng, seqQ: c.seqQ, seqK: c.seqK, nr: 16)
     if rng.chance(0.3) {
         let allMasked = rng.chance(0.1)
         c.keyBias = guardedVector(
@@ -246,6 +252,21 @@ func fillAttentionCase(_ c: AttentionFuzz.Case, _ rng: inout FuzzRNG, relBiasLen
     }
 }
 
+/// A sliding window for a head of `seqQ` queries and `seqK` keys: none (0) most often, else
+/// 1 (each query sees only its own position), a few positions, around a query panel `nr`,
+/// past the sequence (no key hidden), or a huge value (the kernels' bounds must saturate).
+func fuzzWindow(_ rng: inout FuzzRNG, seqQ: Int, seqK: Int, nr: Int) -> Int {
+    if !rng.chance(0.35) { return 0 }
+    switch rng.below(6) {
+    case 0: return 1
+    case 1: return rng.int(2...5)
+    case 2: return max(1, nr + rng.int(-1...1))
+    case 3: return rng.int(1...max(1, seqK))
+    case 4: return max(seqQ, seqK) + rng.int(0...3)
+    default: return rng.chance(0.5) ? Int(Int32.max) : 1 << 40
+    }
+}
+
 /// Checks queries `queries` of `got` against KernelOracle.attentionHead for the head `c`
 /// describes, with the error bound derived at ``AttentionFuzz/check(_:_:table:)`` (`keyBlocks`:
 /// how many running-max corrections a query's weights go through). A query that sees no key
@@ -256,7 +277,7 @@ func checkAttentionHead(_ c: AttentionFuzz.Case, got: GuardedMatrix, queries: Ra
         seqQ: c.seqQ, seqK: c.seqK, headDim: c.d, q: c.q.base, ldq: c.q.ld, k: c.k.base, ldk: c.k.ld, v: c.v.base,
         ldv: c.v.ld, o: oracle.base, ldo: oracle.ld, scale: c.scale, causal: c.causal, causalOffset: c.causalOffset,
         keyBias: c.keyBias?.base, relBias: c.relBias?.base, relBiasZero: c.seqK - 1, shawClip: c.shawClip,
-        shawQK: c.shawQK?.base, shawV: c.shawV?.base)
+        shawQK: c.shawQK?.base, shawV: c.shawV?.base, window: c.window)
     func norm2(_ m: GuardedMatrix, _ i: Int) -> Double { (0..<m.cols).reduce(0.0) { $0 + Double(m[i, $1]) * Double(m[i, $1]) }.squareRoot() }
     func maxAbs(_ m: GuardedMatrix?) -> Double {
         guard let m else { return 0 }
@@ -274,7 +295,10 @@ func checkAttentionHead(_ c: AttentionFuzz.Case, got: GuardedMatrix, queries: Ra
     let tol = maxV * (sumErr + 2 * scoreErr) + 0x1p-140
     for i in queries {
         var sees = false
-        for j in 0..<c.seqK where !(c.causal && j > i + c.causalOffset) && (c.keyBias?.base[j] ?? 0) != -.infinity {
+        for j in 0..<c.seqK
+        where !(c.causal && j > i + c.causalOffset) && !(c.window > 0 && i + c.causalOffset - j >= c.window)
+            && (c.keyBias?.base[j] ?? 0) != -.infinity
+        {
             sees = true
             break
         }

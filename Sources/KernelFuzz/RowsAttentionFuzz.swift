@@ -12,7 +12,7 @@ func attentionRows(_ c: AttentionFuzz.Case, o: GuardedMatrix) -> ck_attention_ro
         seq_q: c.seqQ, seq_k: c.seqK, head_dim: c.d, q: c.q.base, ldq: c.q.ld, k: c.k.base, ldk: c.k.ld, v: c.v.base,
         ldv: c.v.ld, o: o.base, ldo: o.ld, scale: c.scale, causal: c.causal ? 1 : 0, causal_offset: c.causalOffset,
         key_bias: c.keyBias.map { UnsafePointer($0.base) }, rel_bias: c.relBias.map { UnsafePointer($0.base) },
-        rel_bias_zero: c.seqK - 1)
+        rel_bias_zero: c.seqK - 1, window: c.window)
 }
 
 /// The inputs of a head that no kernel may write: Q, K, V and the biases.
@@ -53,8 +53,8 @@ func checkAttentionRowsGuards(_ c: AttentionFuzz.Case, o: GuardedMatrix, workspa
 /// `ck_f32_attention_short`: seq_q and seq_k around the micro-tile (mr for queries, nr for
 /// keys and head dimensions: every operand is zero-padded to full tiles) up to a few hundred,
 /// mostly self-attention (seq_q = seq_k), sometimes seq_k 0; head_dim around nr; padded
-/// strides; both softmax paths (key padding alone goes through the softmax mask, causal or
-/// relative biases through the added scores); scale 0 or negative; integer data (exact
+/// strides; both softmax paths (key padding alone goes through the softmax mask, causal,
+/// sliding windows or relative biases through the added scores); scale 0 or negative; integer data (exact
 /// scores); a misaligned workspace (any alignment is allowed). Checked like the fused
 /// attention (one key block: no running-max corrections).
 struct AttentionShortFuzz: FuzzKernel {
@@ -101,8 +101,8 @@ struct AttentionShortFuzz: FuzzKernel {
 /// `ck_f32_attention_few`: one or two queries mostly (a decoding step), sometimes up to 24,
 /// against seq_k from 0 to about a thousand keys (vector widths and the GEMV's 4-row groups
 /// ±1), head_dim around the vector widths up to 128; causal with the decode offset (seq_k -
-/// seq_q), others and negative ones (queries that see nothing); key padding (every key too)
-/// and relative biases; the queries run in a few calls over [query0, query0 + count) ranges,
+/// seq_q), others and negative ones (queries that see nothing); sliding windows (only the
+/// window's keys are read); key padding (every key too) and relative biases; the queries run in a few calls over [query0, query0 + count) ranges,
 /// or only one range (the other queries' outputs must stay untouched); a misaligned
 /// workspace. Checked like the fused attention (one key block).
 struct AttentionFewFuzz: FuzzKernel {

@@ -59,6 +59,10 @@ struct Arguments {
     var layer: Int? = nil
     var head: Int? = nil
     var svg: String? = nil
+    /// `--part`, `--target` and `--target-ids` of attention-map (T5, Marian).
+    var part: String? = nil
+    var target: String? = nil
+    var targetIDs: [Int]? = nil
     /// `--output` of embed: a .npy or .jsonl file to stream the vectors to.
     var output: String? = nil
     /// `--resume` of embed --output.
@@ -104,6 +108,9 @@ struct Arguments {
             layer = r.int("--layer")
             head = r.int("--head")
             svg = r.string("--svg")
+            part = r.string("--part")
+            target = r.string("--target")
+            targetIDs = r.intLists("--target-ids").first
             try checkInspection()
             return
         }
@@ -149,6 +156,16 @@ extension Arguments {
                 throw UsageError(description: "--svg needs a file name ending in .svg, got '\(svg)'")
             }
             if svg == nil && !json { throw UsageError(description: "attention-map needs --svg OUT.svg or --json") }
+            if let first = ids.first {
+                if first.isEmpty { throw UsageError(description: "--ids is empty") }
+                if let text = texts.first { throw UsageError(description: "attention-map takes TEXT or --ids, not both: '\(text)'") }
+                if input != nil { throw UsageError(description: "attention-map takes --ids or --input, not both") }
+            }
+            if target != nil && targetIDs != nil { throw UsageError(description: "attention-map takes --target or --target-ids, not both") }
+            if (target != nil || targetIDs != nil) && !(part == "decoder" || part == "cross") {
+                throw UsageError(description: "--\(target != nil ? "target" : "target-ids") applies to --part decoder or cross")
+            }
+            if targetIDs?.isEmpty == true { throw UsageError(description: "--target-ids is empty") }
         }
     }
 }

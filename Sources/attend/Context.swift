@@ -1,5 +1,5 @@
 // `attend context`: how a word's vector depends on its sentence, layer by layer, in a BERT
-// folder; and `attend attention-map`: one layer's attention probabilities as an SVG heatmap.
+// folder (`attend attention-map` is AttentionMap.swift).
 import Attend
 import AttendCommandLine
 import Foundation
@@ -126,53 +126,5 @@ func context(folder: URL, texts: [String], _ args: Arguments) throws {
     for (l, row) in r.layers.enumerated() {
         let name = l == 0 ? "0 (embeddings)" : l == r.layers.count - 1 ? "\(l) (last)" : "\(l)"
         print(pad(name, first, left: true) + row.map { pad(String(format: "%.4f", $0), width) }.joined())
-    }
-}
-
-/// `attend attention-map`: one layer's attention probabilities for one text, drawn as an SVG
-/// (one panel per head, or only `--head`) and/or printed as one JSON line.
-func attentionMap(folder: URL, texts: [String], _ args: Arguments) throws {
-    guard texts.count == 1 else { throw UsageError(description: "attention-map takes one text, got \(texts.count)") }
-    let text = texts[0]
-    let tokenizer = try loadTokenizer(directory: folder)
-    let model = try BERTModel(directory: folder)
-    let layerCount = model.layers.count, heads = model.config.numAttentionHeads
-    guard layerCount > 0 else { throw InspectionError(description: "\(folder.path): the model has no layers") }
-    let layer = args.layer ?? layerCount - 1
-    guard layer < layerCount else { throw UsageError(description: "--layer \(layer): the model has layers 0..<\(layerCount)") }
-    if let h = args.head, h >= heads { throw UsageError(description: "--head \(h): the model has heads 0..<\(heads)") }
-    let encoding = tokenizer.encode(text)
-    let out = try model.forward(
-        inputIDs: [encoding.ids], tokenTypeIDs: [encoding.tokenTypeIDs], attentionMask: [encoding.attentionMask],
-        outputAttentions: [layer])
-    let probabilities = out.attentions[layer]!.scalars  // [1, heads, seq, seq]
-    let seq = encoding.ids.count
-    let shown = args.head.map { [$0] } ?? Array(0..<heads)
-    let tokens = encoding.ids.map { tokenizer.token(for: $0) ?? "?" }
-    let maps = shown.map { h in Array(probabilities[(h * seq * seq)..<((h + 1) * seq * seq)]) }
-    if let path = args.svg {
-        let name = folder.standardizedFileURL.lastPathComponent
-        var drawing = Heatmap(
-            title: "\(name): attention probabilities, layer \(layer) (layers 0 to \(layerCount - 1))",
-            rowLabels: tokens, columnLabels: tokens,
-            panels: zip(shown, maps).map { HeatmapPanel(caption: "head \($0)", values: $1) })
-        drawing.footnote = "rows: queries, columns: keys (each row sums to 1)"
-        drawing.range = 0...Double(max(maps.flatMap { $0 }.max() ?? 1, 1e-6))  // probabilities: 0 up to the largest
-        do {
-            try drawing.document().write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw InspectionError(description: "--svg \(path): cannot write the file (\(error.localizedDescription))")
-        }
-    }
-    if args.json {
-        let attention = "[" + maps.map { m in
-            "[" + (0..<seq).map { i in "[" + m[(i * seq)..<((i + 1) * seq)].map { formatFloat($0) }.joined(separator: ", ") + "]" }
-                .joined(separator: ", ") + "]"
-        }.joined(separator: ", ") + "]"
-        print(
-            jsonObject([
-                ("text", .string(text)), ("tokens", .strings(tokens)), ("layer", .int(layer)), ("heads", .ints(shown)),
-                ("attention", .raw(attention)),
-            ]))
     }
 }

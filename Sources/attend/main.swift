@@ -53,7 +53,9 @@ if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = modelFolder(args.model)
 let texts: [String]
 do {
-    texts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) || args.output != nil ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
+    let takesNoTexts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) || args.output != nil
+        || (args.command == .attentionMap && !args.ids.isEmpty)
+    texts = takesNoTexts ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
 } catch {
     fail("\(error)", status: 2)
 }

@@ -162,7 +162,8 @@ func fusedAttentionOnTable(_ kern: UnsafePointer<ck_kernels>, _ inp: AttentionIn
                                             rel_bias: rb.isEmpty ? nil : rb.baseAddress! + h * relLength,
                                             rel_bias_zero: relZero, shaw_clip: clip,
                                             shaw_qk: shaw == nil ? nil : sqk.baseAddress! + bh * p.seqQ * width,
-                                            shaw_v: shaw == nil ? nil : sv.baseAddress!, dropout: nil)
+                                            shaw_v: shaw == nil ? nil : sv.baseAddress!, dropout: nil,
+                                            window: p.mask.window)
                                         let q0 = blk * block
                                         ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
                                     }
@@ -255,12 +256,15 @@ struct AttentionCase: Sendable, CustomStringConvertible {
     /// integer of magnitude ~1e4 in float32 (no rounding anywhere before the softmax), so a
     /// softmax that overflows shows as inf/NaN while the tolerance stays tight.
     var largeIntegerScores = false
+    /// Sliding window (``AttentionMask/window``; 0: none).
+    var window = 0
 
     init(
         batch: Int = 1, heads: Int = 1, seqQ: Int, seqK: Int, headDim: Int, layout: AttentionLayout = .bshd,
         causal: Bool = false, queryStart: Int = 0, padding: PaddingKind = .none, bias: BiasKind = .none,
-        scale: Float? = nil, largeIntegerScores: Bool = false
+        scale: Float? = nil, largeIntegerScores: Bool = false, window: Int = 0
     ) {
+        self.window = window
         self.batch = batch
         self.heads = heads
         self.seqQ = seqQ
@@ -284,9 +288,10 @@ struct AttentionCase: Sendable, CustomStringConvertible {
     }
 
     var seed: UInt64 {
-        caseSeed(
+        let s = caseSeed(
             batch, heads, seqQ, seqK, headDim, layout == .bshd ? 0 : 1, causal ? 1 : 0, queryStart,
             padding.code, bias.code, Int(scale?.bitPattern ?? 0), largeIntegerScores ? 1 : 0)
+        return window == 0 ? s : s ^ caseSeed(window)
     }
 
     /// No padding and no bias: what `materializedAttention` supports.
@@ -299,6 +304,7 @@ struct AttentionCase: Sendable, CustomStringConvertible {
         if bias != .none { s += " bias \(bias)" }
         if let scale { s += " scale \(scale)" }
         if largeIntegerScores { s += " largeIntegerScores" }
+        if window > 0 { s += " window \(window)" }
         return s + " seed 0x" + String(seed, radix: 16)
     }
 }
@@ -371,7 +377,7 @@ extension AttentionCase {
                 values: Tensor(shape: [w, headDim], scalars: rng.floats(w * headDim, in: -1...1)), clip: clip)
         }
         return AttentionInputs(
-            q: q, k: k, v: v, mask: AttentionMask(causal: causal, queryStart: queryStart, keyPadding: keyPadding),
+            q: q, k: k, v: v, mask: AttentionMask(causal: causal, queryStart: queryStart, keyPadding: keyPadding, window: window),
             bias: attentionBias, scale: largeIntegerScores ? 1 : scale, layout: layout)
     }
 }
@@ -460,9 +466,10 @@ struct AttentionTolerance {
 /// Whether query i of batch row b sees at least one key.
 func seesSomething(_ c: AttentionCase, _ mask: AttentionMask, b: Int, i: Int) -> Bool {
     let last = c.causal ? min(c.seqK - 1, i + c.queryStart) : c.seqK - 1
-    if last < 0 { return false }
+    let first = c.window > 0 ? max(0, i + c.queryStart - c.window + 1) : 0
+    if last < first { return false }
     guard let pad = mask.keyPadding else { return true }
-    return pad[b][0...last].contains(true)
+    return pad[b][first...last].contains(true)
 }
 
 /// The first output of `got` out of tolerance from `expected`, described; nil when all match.
@@ -537,7 +544,7 @@ func checkAttentionCase(_ table: KernelTable, _ c: AttentionCase, oracleCache: T
     var worst = worstRatio(one, oracle, c, tol)
     if c.materializable, case .native(let v) = table {
         let mat = materializedAttention(
-            query: inp.q, key: inp.k, value: inp.v, causal: c.causal, queryStart: c.queryStart, scale: inp.scale,
+            query: inp.q, key: inp.k, value: inp.v, causal: c.causal, queryStart: c.queryStart, window: c.window, scale: inp.scale,
             layout: c.layout, compute: Compute(backend: .native(v), threads: 1))
         if let m = firstAttentionMismatch(mat, oracle, c, inp, tol) {
             Issue.record("\(table) materialized vs oracle, \(c): \(m)")

@@ -192,6 +192,57 @@ struct FusedAttentionTests {
         runAttentionCases(table, "shaw", cases)
     }
 
+    /// Sliding windows (Mistral's `sliding_window`: query i sees key j iff j <= i + queryStart
+    /// and i + queryStart - j < window) on every attention path the native backend picks:
+    /// fused (sequences past 128), short (a sentence) and few-query (decoding). Windows of 1
+    /// (a query sees only itself), a few positions, around the query block (so a block's
+    /// queries start their windows in different key panels), around the key block, and longer
+    /// than the sequence (nothing hidden); a prefill that continues a cache (queryStart > 0);
+    /// a window without the causal mask; with key padding, ALiBi and Shaw positions. Windowed
+    /// cases without padding or bias also check `materializedAttention` with the window.
+    @Test("sliding windows on the fused, short and few-query paths", arguments: KernelTable.all)
+    func slidingWindows(_ table: KernelTable) {
+        let qb = table.queryBlock, kb = table.keyBlock, mr = table.mr
+        var cases = [AttentionCase]()
+        for w in Set([1, 3, mr + 1, qb - 1, qb + 3, kb / 2, kb + 5, 1000]).sorted() {
+            cases.append(AttentionCase(seqQ: 300, seqK: 300, headDim: 8, causal: true, window: w))
+        }
+        cases.append(AttentionCase(heads: 2, seqQ: 40, seqK: 40, headDim: 16, causal: true, window: 8))  // short path
+        cases.append(AttentionCase(heads: 2, seqQ: 40, seqK: 40, headDim: 16, causal: true, window: 41))
+        cases.append(AttentionCase(heads: 2, seqQ: 1, seqK: 300, headDim: 16, causal: true, queryStart: 299, window: 8))  // decoding
+        cases.append(AttentionCase(seqQ: 2, seqK: 50, headDim: 16, layout: .bhsd, causal: true, queryStart: 48, window: 1))
+        cases.append(AttentionCase(seqQ: 20, seqK: 300, headDim: 8, causal: true, queryStart: 280, window: 33))  // prefill on a cache
+        cases.append(AttentionCase(seqQ: 200, seqK: 200, headDim: 8, window: 50))  // no causal mask
+        cases.append(AttentionCase(seqQ: 30, seqK: 30, headDim: 8, window: 4))
+        cases.append(AttentionCase(batch: 2, seqQ: 12, seqK: 12, headDim: 8, causal: true, padding: .leading(3), window: 4))
+        cases.append(AttentionCase(batch: 2, seqQ: 150, seqK: 150, headDim: 8, causal: true, padding: .mixed, window: 20))
+        cases.append(
+            AttentionCase(heads: 3, seqQ: 140, seqK: 140, headDim: 8, causal: true, bias: .alibi(symmetric: false), window: 30))
+        cases.append(AttentionCase(heads: 2, seqQ: 140, seqK: 140, headDim: 8, causal: true, bias: .shaw(clip: 3), window: 9))
+        runAttentionCases(table, "sliding windows", cases)
+    }
+
+    /// Key blocks left of every query's window are never read: with keys and values of NaN
+    /// there (a read would poison the output, even times a zero weight), a block of 20 queries
+    /// at the end of a 400-key cache with a window of 10 matches the oracle, on the fused
+    /// kernel (20 queries, 400 keys) and on the few-query path (the last 2 queries alone).
+    @Test("sliding window: keys left of the window are never read", arguments: KernelVariant.supported)
+    func windowSkipsKeys(_ variant: KernelVariant) {
+        let (seqK, d, w) = (400, 8, 10)
+        var rng = SeededRNG(seed: caseSeed(400, 10, 8))
+        let keys = (0..<seqK * d).map { $0 < 336 * d ? Float.nan : rng.nextFloat(in: -1...1) }
+        let values = (0..<seqK * d).map { $0 < 336 * d ? Float.nan : rng.nextFloat(in: -1...1) }
+        let k = Tensor(shape: [1, seqK, 1, d], scalars: keys), v = Tensor(shape: [1, seqK, 1, d], scalars: values)
+        for seqQ in [20, 2] {
+            let q = Tensor(shape: [1, seqQ, 1, d], scalars: rng.floats(seqQ * d, in: -1...1))
+            let mask = AttentionMask(causal: true, queryStart: seqK - seqQ, window: w)
+            let got = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: Compute(backend: .native(variant), threads: 2))
+            let want = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+            let worst = zip(got.scalars, want.scalars).map { abs(Double($0) - Double($1)) }.max() ?? .nan
+            #expect(worst <= 1e-5, "\(variant) \(seqQ) queries, window \(w): max |fused - oracle| = \(worst) (NaN: a key left of the window was read)")
+        }
+    }
+
     /// A long causal sequence (600 queries and keys, several query and key blocks on every
     /// table): the fused kernel, which skips the key blocks a causal query block cannot see
     /// and never holds more than one score tile, gives what the materialized seq x seq path

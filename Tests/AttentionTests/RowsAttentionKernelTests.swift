@@ -32,6 +32,8 @@ struct RowsAttentionCase: Sendable, CustomStringConvertible {
     var perCall = 0
     var only = false
     var tag = 0
+    /// Sliding window (0: none): query i sees key j only if i + causalOffset - j < window.
+    var window = 0
 
     var scale: Float { [1 / Float(max(d, 1)).squareRoot(), 0, -0.5][scaleKind] }
     var seed: UInt64 {
@@ -39,7 +41,7 @@ struct RowsAttentionCase: Sendable, CustomStringConvertible {
     }
     var description: String {
         "seq_q=\(seqQ) seq_k=\(seqK) head_dim=\(d) scale=\(scale) key_bias=\(["none", "padding", "all padded"][keyBias]) "
-            + "causal=\(causal)\(causal ? " offset \(causalOffset)" : "") rel_bias=\(relBias) data ±\(magnitude) pad=\(pad)"
+            + "causal=\(causal)\(causal ? " offset \(causalOffset)" : "")\(window > 0 ? " window \(window) (offset \(causalOffset))" : "") rel_bias=\(relBias) data ±\(magnitude) pad=\(pad)"
             + (perCall > 0 ? " \(perCall) queries per call\(only ? " (first call only)" : "")" : "") + " \(SeededRNG(seed: seed))"
     }
 }
@@ -78,7 +80,7 @@ struct RowsAttentionData {
         ck_attention_rows(
             seq_q: tc.seqQ, seq_k: tc.seqK, head_dim: tc.d, q: q, ldq: self.q.ld, k: k, ldk: self.k.ld, v: v, ldv: self.v.ld, o: op,
             ldo: o.ld, scale: tc.scale, causal: tc.causal ? 1 : 0, causal_offset: tc.causalOffset, key_bias: kb,
-            rel_bias: rb.map { $0 + 1 }, rel_bias_zero: tc.seqK - 1)
+            rel_bias: rb.map { $0 + 1 }, rel_bias_zero: tc.seqK - 1, window: tc.window)
     }
 
     /// Runs `kernel(head, workspace)` on this data; returns the output.
@@ -132,7 +134,7 @@ struct RowsAttentionData {
                                     v: vp.baseAddress!, ldv: v.ld, o: ep.baseAddress!, ldo: tc.d, scale: tc.scale, causal: tc.causal,
                                     causalOffset: tc.causalOffset, keyBias: keyBias == nil ? nil : kbp.baseAddress!,
                                     relBias: relBias == nil ? nil : rbp.baseAddress! + 1, relBiasZero: tc.seqK - 1, shawClip: 0, shawQK: nil,
-                                    shawV: nil)
+                                    shawV: nil, window: tc.window)
                             }
                         }
                     }
@@ -148,7 +150,10 @@ struct RowsAttentionData {
         let scoreErr = u * (Double(tc.d + 6) * Double(tc.scale.magnitude) * maxQ * maxK + 5 * (b + rb))
         let tol = maxV * (u * (18 + 2 * Double(tc.seqK)) + 2 * scoreErr) + 0x1p-140
         for i in 0..<tc.seqQ {
-            let sees = (0..<tc.seqK).contains { j in !(tc.causal && j > i + tc.causalOffset) && (keyBias?[j] ?? 0) != -.infinity }
+            let sees = (0..<tc.seqK).contains { j in
+                !(tc.causal && j > i + tc.causalOffset) && !(tc.window > 0 && i + tc.causalOffset - j >= tc.window)
+                    && (keyBias?[j] ?? 0) != -.infinity
+            }
             for dd in 0..<tc.d {
                 let g = got.at(i, dd)
                 if !queries.contains(i) {
@@ -207,6 +212,7 @@ struct RowsAttentionKernelTests {
         var long = RowsAttentionCase(seqQ: 130, seqK: 130, d: 64, keyBias: 1)
         long.relBias = true
         out.append(long)
+        out += windowCases(seqs: [1, 7, mr + 1, nr + 1, 41], d: nr + 1, decode: false)
         return out
     }
 
@@ -260,6 +266,32 @@ struct RowsAttentionKernelTests {
                 c.pad = sel % 3
                 c.perCall = sq > 1 && sel % 2 == 0 ? 1 : 0
                 c.only = c.perCall > 0 && sel % 4 == 0
+                out.append(c)
+                sel += 1
+            }
+        }
+        out += windowCases(seqs: [1, 5, 17, 65, 300], d: 13, decode: true)
+        return out
+    }
+
+    /// Sliding windows of 1, a few positions, about half the keys and more than the keys, on
+    /// causal self-attention (`decode`: one or two queries at the end of a cache) and alone
+    /// (no causal mask: the window still hides keys far left of the query), with key padding
+    /// and relative biases on some.
+    static func windowCases(seqs: [Int], d: Int, decode: Bool) -> [RowsAttentionCase] {
+        var out: [RowsAttentionCase] = []
+        var sel = 0
+        for sk in seqs {
+            for w in Set([1, 2, 3, 5, max(1, sk / 2), sk, sk + 4]).sorted() {
+                let sq = decode ? 1 + sel % 2 : sk
+                var c = RowsAttentionCase(seqQ: sq, seqK: sk, d: d)
+                c.window = w
+                c.causal = sel % 5 != 4
+                c.causalOffset = decode ? sk - sq : (sel % 7 == 6 ? -2 : 0)
+                c.keyBias = sel % 3 == 2 ? 1 : 0
+                c.relBias = sel % 4 == 1
+                c.pad = sel % 3
+                c.tag = 1
                 out.append(c)
                 sel += 1
             }

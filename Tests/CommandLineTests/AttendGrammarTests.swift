@@ -1,7 +1,7 @@
 // The CLI grammar test: every command and every flag of attend's tables, each flag accepted by
 // its commands with a valid value and refused by every other command with a message naming
-// it; and the three executables reading their command lines with these tables (--version,
-// --help, usage errors, exit statuses).
+// it; and the executables (attend, bench, kernel-fuzz, experiment) reading their command lines
+// with their tables (--version, --help, usage errors, exit statuses).
 import Attend
 import AttendCommandLine
 import Foundation
@@ -13,7 +13,7 @@ func attendBase(_ command: CommandSpec) -> [String] {
     command.flags.filter(\.required).flatMap { [$0.name, validValue($0)!] }
 }
 
-/// Runs a built product (`attend`, `bench`, `kernel-fuzz`, beside the test bundle) and returns
+/// Runs a built product (`attend`, `bench`, `kernel-fuzz`, `experiment`, beside the test bundle) and returns
 /// its exit status, stdout and stderr.
 func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -82,13 +82,14 @@ struct AttendGrammarTests {
         }
     }
 
-    @Test("attend, bench and kernel-fuzz: --version, per-command --help from the tables, usage errors exit 2 with one line and a pointer")
+    @Test("attend, bench, kernel-fuzz and experiment: --version, per-command --help from the tables, usage errors exit 2 with one line and a pointer")
     func executables() throws {
-        for name in ["attend", "bench", "kernel-fuzz"] {
+        for name in ["attend", "bench", "kernel-fuzz", "experiment"] {
             let v = try runProduct(name, ["--version"])
             #expect(v.status == 0 && v.stdout == "\(name) \(attendVersion)\n", "\(name): \(v)")
-            let bad = try runProduct(name, name == "attend" ? ["embed", "--bogus"] : ["--bogus"])
-            let title = name == "attend" ? "attend embed" : name
+            let command = ["attend": "embed", "experiment": "positions"][name]
+            let bad = try runProduct(name, command.map { [$0, "--bogus"] } ?? ["--bogus"])
+            let title = command.map { "\(name) \($0)" } ?? name
             #expect(bad.status == 2 && bad.stdout.isEmpty, "\(name): \(bad)")
             #expect(bad.stderr == "\(name): --bogus is not an option of '\(title)'\nRun '\(title) --help' for usage.\n", "\(bad.stderr)")
         }

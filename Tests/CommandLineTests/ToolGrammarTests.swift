@@ -1,6 +1,7 @@
-// The flag tables of bench and kernel-fuzz: every flag accepted with a valid value, and the
-// command lines that CI and the scripts run (.ci/run, scripts/ci-sanitizers.sh,
-// Benchmarks/scripts/*.sh, kernel-fuzz's reproducers) still parse to what they meant.
+// The flag tables of bench, kernel-fuzz and experiment: every flag accepted with a valid value,
+// and the command lines that CI and the scripts run (.ci/run, scripts/ci-sanitizers.sh,
+// Benchmarks/scripts/*.sh, kernel-fuzz's reproducers, experiment positions --quick) still parse
+// to what they meant.
 import AttendCommandLine
 import Testing
 
@@ -80,14 +81,18 @@ func checkEveryFlag(_ tool: ToolSpec, base: (CommandSpec) -> [String]) throws ->
     return checked
 }
 
-@Suite("bench and kernel-fuzz command lines")
+@Suite("bench, kernel-fuzz and experiment command lines")
 struct ToolGrammarTests {
     static let kernelFuzz = KernelFuzzCommandLine.tool(kernels: ["gemm", "softmax", "attention"], variants: ["scalar", "avx2", "avx512"])
+    static let experiment = ExperimentCommandLine.tool(
+        tasks: ["copy", "brackets", "recall"], encodings: ["sinusoidal", "learned", "shaw", "t5", "alibi", "rope"])
 
-    @Test("every flag of bench and kernel-fuzz: accepted with a valid value (both forms), refused with a bad one")
+    @Test("every flag of bench, kernel-fuzz and experiment: accepted with a valid value (both forms), refused with a bad one")
     func everyFlag() throws {
         #expect(try checkEveryFlag(BenchCommandLine.tool) { _ in [] } == BenchCommandLine.tool.commands[0].flags.count)
         #expect(try checkEveryFlag(Self.kernelFuzz) { _ in [] } == 8)
+        #expect(Self.experiment.commands.map(\.name) == ["positions"])
+        #expect(try checkEveryFlag(Self.experiment) { _ in [] } == 8)
     }
 
     @Test("the command lines of .ci/run and the scripts")
@@ -101,6 +106,15 @@ struct ToolGrammarTests {
         let train = try run(BenchCommandLine.tool, ["--only", "train", "--threads", "8", "--json"])
         #expect(train.lists("--only") == [["train"]])
         #expect(BenchCommandLine.sections.first == "peak" && BenchCommandLine.sections.contains("attention-backward"))
+        // Benchmarks/scripts/compare.py: one shape set per run, the peer's shapes alone.
+        let gemm = try run(BenchCommandLine.tool, ["--only", "gemm", "--gemm-sizes", "512,1024,2048,4096", "--threads", "2", "--json"])
+        #expect(gemm.intLists("--gemm-sizes") == [[512, 1024, 2048, 4096]])
+        let attention = try run(BenchCommandLine.tool, ["--only", "attention", "--fused-only", "--seq", "4096", "--threads", "2", "--json"])
+        #expect(attention.has("--fused-only") && attention.int("--seq") == 4096)
+        let lm = try run(BenchCommandLine.tool, ["--only", "lm", "--lm-model", "gpt2-small", "--threads", "2", "--json"])
+        #expect(lm.string("--lm-model") == "gpt2-small")
+        #expect(refusal(BenchCommandLine.tool, ["--lm-model", "gpt3"]).hasPrefix("--lm-model needs gpt2-small or tinyllama"))
+        #expect(refusal(BenchCommandLine.tool, ["--gemm-sizes", "512,0"]).hasPrefix("--gemm-sizes: item 2 ('0')"))
 
         #expect(try run(Self.kernelFuzz, ["--seconds", "90"]).double("--seconds") == 90)
         let sanitizer = try run(Self.kernelFuzz, ["--seconds", "20", "--seed", "12345"])
@@ -112,6 +126,18 @@ struct ToolGrammarTests {
         #expect(refusal(Self.kernelFuzz, ["--threads", "0"]).contains("--threads needs an integer in 1...256"))
         #expect(refusal(Self.kernelFuzz, ["--seconds", "-1"]).contains("--seconds needs a positive number"))
         #expect(refusal(Self.kernelFuzz, ["--variant", "sse9"]).contains("--variant: item 1 ('sse9') is not one of scalar, avx2, avx512, all"))
+
+        // .ci/run: experiment positions --quick --out .build/positions-quick; BENCHMARKS.md's full run.
+        let quick = try run(Self.experiment, ["positions", "--quick", "--out", ".build/positions-quick"])
+        #expect(quick.command.name == "positions" && quick.has("--quick") && quick.string("--out") == ".build/positions-quick")
+        #expect(try run(Self.experiment, ["positions", "--out", "Benchmarks/results/positions"]).string("--out") == "Benchmarks/results/positions")
+        let some = try run(Self.experiment, ["positions", "--task", "copy,recall", "--encodings=rope,t5", "--seeds", "2", "--steps", "7"])
+        #expect(some.lists("--task") == [["copy", "recall"]] && some.lists("--encodings") == [["rope", "t5"]] && some.int("--seeds") == 2)
+        #expect(refusal(Self.experiment, ["positions", "--seeds", "0"]).contains("--seeds needs a positive integer"))
+        #expect(
+            refusal(Self.experiment, ["positions", "--task", "sorting"]).contains("--task: item 1 ('sorting') is not one of copy, brackets, recall"))
+        #expect(refusal(Self.experiment, ["--quick"]).contains("--quick before a command"))
+        #expect(refusal(Self.experiment, ["sizes"]).contains("unknown command 'sizes'"))
     }
 
     @Test("help and --version of bench and kernel-fuzz list every flag and the exit statuses")
@@ -123,5 +149,16 @@ struct ToolGrammarTests {
             #expect(help.contains("exit status: 0 success; 1 ") && help.contains("2 usage error"))
             guard case .version = try tool.parse(["--version"]) else { throw UsageError("no version") }
         }
+        let positions = Self.experiment.commands[0]
+        let help = Self.experiment.help(positions)
+        #expect(help.hasPrefix("usage: experiment positions [options]"))
+        #expect(help.split(separator: "\n").allSatisfy { $0.count <= ToolSpec.helpWidth })
+        for flag in positions.flags { #expect(help.contains("  \(flag.synopsis)"), "\(flag.name)") }
+        #expect(help.contains("exit status: 0 success; 1 ") && help.contains("2 usage error"))
+        #expect(Self.experiment.help(nil).contains("positions"))
+        guard case .help(let c) = try Self.experiment.parse(["positions", "--steps", "3", "--help"]), c?.name == "positions" else {
+            throw UsageError("no help for positions")
+        }
+        guard case .version = try Self.experiment.parse(["positions", "--version"]) else { throw UsageError("no version") }
     }
 }

@@ -4,6 +4,7 @@
 import Attend
 import AttendTestSupport
 import Experiments
+import AttendCommandLine
 import Foundation
 import Testing
 
@@ -111,8 +112,12 @@ struct PositionExperimentTests {
         #expect(o.tasks == [.copy, .recall] && o.encodings == [.rope] && o.seeds == [1, 2] && o.settings.steps == 7 && o.threads == 1)
         let q = try PositionExperimentOptions(arguments: ["--steps", "9", "--quick"])
         #expect(q.lengths == [64, 128] && q.seeds == [1] && q.settings.steps == 9, "an explicit count wins over --quick")
-        for bad in [["--task", "sorting"], ["--seeds", "0"], ["--steps"], ["--out"], ["--frobnicate"], ["--encodings", "rope,,"]] {
-            #expect(throws: ExperimentUsageError.self, "\(bad)") { try PositionExperimentOptions(arguments: bad) }
+        let grammar = try PositionExperimentOptions(arguments: ["--task=brackets", "--out=-x", "--quiet"])
+        #expect(grammar.tasks == [.brackets] && grammar.output.lastPathComponent == "-x" && grammar.quiet)
+        #expect(experimentTool.command(named: "positions")?.flag(named: "--task")?.kind == .list(.choice(PositionTask.allCases.map(\.rawValue))))
+        #expect(experimentTool.command(named: "positions")?.flag(named: "--encodings")?.kind == .list(.choice(PositionEncoding.allCases.map(\.rawValue))))
+        for bad in [["--task", "sorting"], ["--seeds", "0"], ["--steps"], ["--out"], ["--frobnicate"], ["--encodings", "rope,,"], ["stray"]] {
+            #expect(throws: UsageError.self, "\(bad)") { try PositionExperimentOptions(arguments: bad) }
         }
     }
 

@@ -796,11 +796,11 @@ static void test_softmax(int v) {
 /* ---------------------------------------------------------------- attention softmax step */
 
 static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int causal,
-                          ptrdiff_t coff, int use_kb, int use_rel, int fresh) {
+                          ptrdiff_t coff, int use_kb, int use_rel, int fresh, size_t window) {
     const size_t nq = (size_t)k->gemm.nr; /* one query panel */
     const size_t key0 = 8 * (size_t)k->gemm.mr, query0 = 3 * nq + 1, seq_k = key0 + rows + 5;
-    set_case("%s step rows=%zu valid=%zu causal=%d off=%td kb=%d rel=%d fresh=%d", k->name, rows,
-             valid, causal, coff, use_kb, use_rel, fresh);
+    set_case("%s step rows=%zu valid=%zu causal=%d off=%td kb=%d rel=%d fresh=%d window=%zu",
+             k->name, rows, valid, causal, coff, use_kb, use_rel, fresh, window);
     new_case(S_STEP);
     float *s = xaligned(rows * nq + 1), *s0 = malloc((rows * nq + 1) * sizeof(float));
     fill(s, rows * nq, -6, 6);
@@ -825,6 +825,7 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
     h.key_bias = kb;
     h.rel_bias = rel;
     h.rel_bias_zero = (ptrdiff_t)seq_k - 1;
+    h.window = window;
     float m[64], l[64], corr[64], m0[64], l0[64];
     for (size_t j = 0; j < nq; j++) {
         m0[j] = fresh || j % 5 == 0 ? -INFINITY : rnd_f(-3, 8);
@@ -848,6 +849,8 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
                 v = (double)s0[r * nq + j] + kbv + rv;
                 mag = fabs(s0[r * nq + j]) + fabs(kbv) + fabs(rv);
                 if (causal && (ptrdiff_t)key > (ptrdiff_t)qi + coff) v = -INFINITY;
+                if (window && (ptrdiff_t)qi + coff - (ptrdiff_t)key >= (ptrdiff_t)window)
+                    v = -INFINITY;
             }
             val[r] = v;
             /* the score plus two biases, added in float: at most 2 roundings of |terms| */
@@ -901,8 +904,13 @@ static void test_step(int v) {
             for (int opt = 0; opt < 8; opt++, sel++) {
                 const ptrdiff_t offs[] = {0, -3, 5, -(ptrdiff_t)(10 * mr)};
                 test_step_one(k, rows, valids[vi], opt & 1, offs[sel % 4], (opt >> 1) & 1,
-                              (opt >> 2) & 1, sel % 3 == 0);
+                              (opt >> 2) & 1, sel % 3 == 0, 0);
             }
+        /* sliding windows cutting through the panel's queries and the block's keys */
+        const size_t wins[] = {1, 2, mr + 3, (size_t)k->gemm.nr + 7, (size_t)1 << 30};
+        for (size_t w = 0; w < 5; w++)
+            test_step_one(k, rows, valids[w % 4], w % 2 == 0, (ptrdiff_t)(w * mr) - 3, 0,
+                          (int)(w % 3 == 1), w == 2, wins[w]);
     }
 }
 
@@ -1189,13 +1197,13 @@ static size_t shaw_bucket(size_t i, size_t j, ptrdiff_t coff, size_t clip) {
 
 /* The double reference of query i's attention weights (qi: its D floats): s[j] = scale *
  * qi.k_j + kb[j] + rel[(i - j) + rzero] + extra[j] (each term when non-NULL), -inf where
- * causal hides key j; es[j] = exp(s[j] - max) (all 0 when every score is -inf) and their sum
+ * causal or the sliding window hides key j; es[j] = exp(s[j] - max) (all 0 when every score is -inf) and their sum
  * in *l. Returns the largest error of a float score: scaled q (1 rounding), a dot of D terms,
  * then up to 3 bias adds. */
 static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const float *kk,
                           size_t ldk, float scale, const float *kb, const float *rel,
                           ptrdiff_t rzero, const double *extra, int causal, ptrdiff_t coff,
-                          double *s, double *es, double *l) {
+                          size_t window, double *s, double *es, double *l) {
     double mx = -INFINITY, Es = 0;
     for (size_t j = 0; j < Sk; j++) {
         double dot = 0, mag = 0;
@@ -1209,6 +1217,7 @@ static double ref_weights(size_t i, size_t Sk, size_t D, const float *qi, const 
         if (extra) bias += extra[j];
         v += bias;
         if (causal && (ptrdiff_t)j > (ptrdiff_t)i + coff) v = -INFINITY;
+        if (window && (ptrdiff_t)i + coff - (ptrdiff_t)j >= (ptrdiff_t)window) v = -INFINITY;
         s[j] = v;
         if (v > -INFINITY) {
             const double e =
@@ -1487,13 +1496,13 @@ static void test_gemv_t(int v) {
  * -inf padding, 2 every key padded. */
 static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, size_t D, int causal,
                           ptrdiff_t coff, int key_bias, int rel, float scale, size_t per_call,
-                          int only_last) {
+                          int only_last, size_t window) {
     const size_t ldq = D + 3, ldk = D + 1, ldv = D + 2, ldo = D + 5;
     const int s = few ? S_ATTN_FEW : S_ATTN_SHORT;
     set_case("%s attention_%s seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d "
-             "scale=%g per_call=%zu%s",
+             "scale=%g per_call=%zu%s window=%zu",
              k->name, few ? "few" : "short", Sq, Sk, D, causal, coff, key_bias, rel, scale,
-             per_call, only_last ? " (last call only)" : "");
+             per_call, only_last ? " (last call only)" : "", window);
     new_case(s);
     float *q = malloc((Sq * ldq + 1) * sizeof(float)), *kk = malloc((Sk * ldk + 1) * sizeof(float));
     float *vv = malloc((Sk * ldv + 1) * sizeof(float));
@@ -1536,7 +1545,8 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
                            coff,
                            kb,
                            relb,
-                           (ptrdiff_t)Sk - 1};
+                           (ptrdiff_t)Sk - 1,
+                           window};
     const size_t wsz = few ? ck_f32_attention_few_workspace(Sk, D)
                            : ck_f32_attention_short_workspace(k, Sq, Sk, D);
     float *ws = malloc((wsz + 17) * sizeof(float));
@@ -1569,7 +1579,7 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
         }
         double l;
         const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, scale, kb, relb,
-                                      (ptrdiff_t)Sk - 1, NULL, causal, coff, sc, es, &l);
+                                      (ptrdiff_t)Sk - 1, NULL, causal, coff, window, sc, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
@@ -1619,10 +1629,15 @@ static void test_attention_short(int v) {
             const float scales[] = {1.0f / sqrtf((float)ds[sel % 6]), 0.0f, -0.5f};
             test_rows_one(k, 0, sq, sk, ds[sel % 6], sel % 4 >= 2, offs[sel % 4],
                           sel % 5 == 4 ? 2 : sel % 3 == 1, sel % 3 == 2,
-                          scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0);
+                          scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0, 0);
         }
-    test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0, 0); /* no keys: zeros */
-    test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0, 0);
+    test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0, 0, 0); /* no keys: zeros */
+    test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0, 0, 0);
+    /* sliding windows: 1, a few, around a panel, past the sequence; causal or not */
+    const size_t wins[] = {1, 3, nr - 1, nr + 2, 200};
+    for (size_t a = 0; a < 5; a++)
+        test_rows_one(k, 0, 41, 41, 9, a != 3, a == 2 ? -2 : 0, (int)(a % 2), a == 4, 0.3f, 0, 0,
+                      wins[a]);
 }
 
 static void test_attention_few(int v) {
@@ -1638,8 +1653,13 @@ static void test_attention_few(int v) {
                                       0, -1};
             test_rows_one(k, 1, sq, sk, d, sel % 3 != 0, offs[sel % 4], sel % 7 == 6 ? 2 : sel % 2,
                           sel % 4 == 1, sel % 11 == 10 ? -0.5f : 1.0f / sqrtf((float)d),
-                          sq > 1 && sel % 2 == 0 ? 1 : 0, sq > 1 && sel % 4 == 0);
+                          sq > 1 && sel % 2 == 0 ? 1 : 0, sq > 1 && sel % 4 == 0, 0);
         }
+    /* sliding windows on decode steps against a long cache (only the window is read) */
+    const size_t wins[] = {1, 4, 17, 129, 2000};
+    for (size_t a = 0; a < 5; a++)
+        test_rows_one(k, 1, 1 + a % 2, 300, 16, a != 3, (ptrdiff_t)(300 - 1 - a % 2), (int)(a % 2),
+                      a == 2, 0.25f, 0, 0, wins[a]);
 }
 
 /* ---------------------------------------------------------------- fused attention */
@@ -1652,6 +1672,7 @@ typedef struct {
     int rel;
     size_t shaw;
     float scale, qrange;
+    size_t window;
 } attn_case;
 
 static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
@@ -1659,8 +1680,9 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     const size_t ldq = D + 3, ldk = D + 1, ldv = D + 2, ldo = D + 5;
     const size_t W = ac->shaw ? 2 * ac->shaw + 1 : 0;
     set_case("%s attention seq_q=%zu seq_k=%zu d=%zu causal=%d off=%td key_bias=%d rel=%d shaw=%zu "
-             "scale=%g",
-             k->name, Sq, Sk, D, ac->causal, ac->coff, ac->key_bias, ac->rel, ac->shaw, ac->scale);
+             "scale=%g window=%zu",
+             k->name, Sq, Sk, D, ac->causal, ac->coff, ac->key_bias, ac->rel, ac->shaw, ac->scale,
+             ac->window);
     new_case(S_ATTN);
     float *q = malloc((Sq * ldq + 1) * sizeof(float)), *kk = malloc((Sk * ldk + 1) * sizeof(float));
     float *vv = malloc((Sk * ldv + 1) * sizeof(float));
@@ -1719,6 +1741,7 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
     h.shaw_clip = ac->shaw;
     h.shaw_qk = sqk;
     h.shaw_v = sv;
+    h.window = ac->window;
     const size_t qb = ck_f32_attention_query_block(k),
                  wsz = ck_f32_attention_workspace(k, D, ac->shaw);
     float *ws = xaligned(wsz + 16);
@@ -1741,7 +1764,7 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
             ex[j] = sqk[i * W + shaw_bucket(i, j, ac->coff, ac->shaw)];
         double l;
         const double Es = ref_weights(i, Sk, D, q + i * ldq, kk, ldk, ac->scale, kb, rel, rzero,
-                                      W ? ex : NULL, ac->causal, ac->coff, s, es, &l);
+                                      W ? ex : NULL, ac->causal, ac->coff, ac->window, s, es, &l);
         for (size_t d = 0; d < D; d++) {
             double ref = 0, mag = 0;
             for (size_t j = 0; j < Sk; j++) {
@@ -1831,10 +1854,29 @@ static void test_attention(int v) {
         test_attn_one(k, &ac);
     }
     /* no keys visible at all: causal with a large negative offset -> zeros */
-    attn_case z = {qb + 1, bc + 1, 9, 1, -(ptrdiff_t)(2 * qb) - 5, 0, 0, 0, 0.3f, 1.0f};
+    attn_case z = {qb + 1, bc + 1, 9, 1, -(ptrdiff_t)(2 * qb) - 5, 0, 0, 0, 0.3f, 1.0f, 0};
     test_attn_one(k, &z);
     z.shaw = 2;
     test_attn_one(k, &z);
+    /* sliding windows: 1, a few, around the query block and the key block, past the keys;
+     * self-attention and a query block at the end of a cache, causal or not */
+    const size_t wins[] = {1, 5, qb - 1, qb + 3, bc + 2, 4 * bc};
+    for (size_t a = 0; a < 6; a++)
+        for (int t = 0; t < 3; t++) {
+            attn_case ac = {0};
+            ac.seq_k = 2 * bc + 9;
+            ac.seq_q = t == 1 ? qb + 3 : ac.seq_k;
+            ac.d = 8 + (size_t)t;
+            ac.causal = t != 2;
+            ac.coff = (ptrdiff_t)ac.seq_k - (ptrdiff_t)ac.seq_q;
+            ac.key_bias = (int)(a % 2);
+            ac.rel = t == 0;
+            ac.shaw = a == 3 ? 2 : 0;
+            ac.scale = 0.35f;
+            ac.qrange = 1.0f;
+            ac.window = wins[a];
+            test_attn_one(k, &ac);
+        }
 }
 
 /* ---------------------------------------------------------------- attention backward */

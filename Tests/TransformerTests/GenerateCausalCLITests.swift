@@ -48,6 +48,22 @@ struct GenerateCausalCLITests {
         }
     }
 
+    @Test("past the sliding window: --json gives transformers' greedy ids (Mistral window 8, Qwen2 window 6, 24 new tokens)")
+    func slidingWindow() throws {
+        for c in WindowLMCase.all {
+            let folder = try lmFolder(c.folder).path
+            let idArgs = c.prompts.flatMap { ["--ids", Self.ids($0)] }
+            let (status, out, err) = try GenerateCLITests.run(
+                ["generate", "--model", folder, "--max-new-tokens", "24", "--min-new-tokens", "24", "--json"] + idArgs)
+            #expect(status == 0, "\(c.folder): \(err)")
+            // The left-padded batch's rows without their padding: each prompt and its 24 new ids.
+            let width = c.prompts.map(\.count).max()!
+            let want = zip(c.prompts, c.greedyBatch).map { prompt, row in prompt + row[width...] }
+            #expect(want == c.greedy, "\(c.folder): batched and alone differ in the fixture")
+            #expect(out.split(separator: "\n").map(String.init) == want.map(Self.json), "\(c.folder): \(out)")
+        }
+    }
+
     @Test("--prompt encodes with the folder's tokenizer and prints transformers' continuation (streamed, and in --json)")
     func text() throws {
         let url = try #require(Bundle.module.url(forResource: "lm_text", withExtension: "json", subdirectory: "Fixtures/lm"))

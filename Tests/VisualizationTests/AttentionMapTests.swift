@@ -1,6 +1,8 @@
 // Attention probabilities and hidden states against transformers (`output_attentions`,
 // `output_hidden_states`) on Fixtures/bert, the heatmap and bar chart drawings, and the
-// `attend context` / `attend attention-map` commands run end to end on the same folder.
+// `attend context` / `attend attention-map` commands run end to end on the same folder, and
+// attention-map on Fixtures/t5_text (--part encoder, decoder, cross) and Fixtures/llama_text
+// (copies of the tokenizer and transformer tests' folders).
 // Fixtures/attention_golden.json comes from make_attention_fixture.py.
 import AttendTestSupport
 import Foundation
@@ -72,6 +74,16 @@ func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
     #expect(bitwiseEqual(plain.lastHiddenState.scalars, asked.lastHiddenState.scalars))
     #expect(throws: ModelInputError.self) { try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [2]) }
     #expect(throws: ModelInputError.self) { try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [-1]) }
+}
+
+@Test func forwardAsyncReturnsTheAskedAttentions() async throws {
+    let g = try AttentionGolden()
+    let model = try BERTModel(directory: g.folder)
+    let ids = g.ints("input_ids"), mask = g.ints("attention_mask")
+    let sync = try model.forward(inputIDs: ids, attentionMask: mask, outputAttentions: [0])
+    let detached = try await model.forwardAsync(inputIDs: ids, attentionMask: mask, outputAttentions: [0])
+    #expect(detached.attentions.keys.sorted() == [0])
+    #expect(bitwiseEqual(try #require(detached.attentions[0]).scalars, try #require(sync.attentions[0]).scalars))
 }
 
 @Test func heatmapDrawsEveryPanelWithEscapedLabels() throws {
@@ -166,4 +178,106 @@ func runAttend(_ arguments: [String]) throws -> ChildResult {
     #expect(badHead.status == 2 && badHead.stderr.contains("heads 0..<4"), "\(badHead)")
     let notSVG = try runAttend(["attention-map", "--model", g.folder.path, "--svg", dir.appendingPathComponent("x").path, text])
     #expect(notSVG.status == 2, "\(notSVG)")
+}
+
+/// Fixtures/NAME of this test bundle (t5_text: a tiny T5 with its tokenizer; llama_text: a
+/// tiny Llama, grouped-query attention 4/2, with its tokenizer).
+func visualizationFixture(_ name: String) throws -> URL {
+    try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures"), "Fixtures/\(name) is missing")
+}
+
+@Test func attentionMapCommandDrawsT5Parts() throws {
+    let folder = try visualizationFixture("t5_text")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-map-t5-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let text = "The house is small."
+    let svg = dir.appendingPathComponent("cross.svg")
+    let r = try runAttend(["attention-map", "--model", folder.path, "--part", "cross", "--target", "Das Haus", "--svg", svg.path, "--json", text])
+    #expect(r.status == 0, "\(r)")
+    let line = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    let ids = try #require(line["ids"] as? [Int]), target = try #require(line["target_ids"] as? [Int])
+    let tokens = try #require(line["tokens"] as? [String]), targetTokens = try #require(line["target_tokens"] as? [String])
+    #expect(line["part"] as? String == "cross" && line["layer"] as? Int == 1)
+    let model = try TextToTextModel(directory: folder)
+    #expect(ids == model.tokenizer.encode(text).ids)
+    #expect(target == [model.model.decoderStartTokenID] + model.tokenizer.encode("Das Haus", addSpecialTokens: false).ids)
+    // The printed map is the library's cross-attention, query = target position, key = source token.
+    let maps = try #require(line["attention"] as? [[[Double]]])
+    let expected = try #require(try model.model.forward(sources: [ids], targets: [target], outputCrossAttentions: [1]).crossAttentions[1])
+    #expect(expected.shape == [1, 4, target.count, ids.count])
+    #expect(maps.count == 4 && maps.allSatisfy { $0.count == target.count && $0.allSatisfy { $0.count == ids.count } })
+    #expect(maxDifference(maps.flatMap { $0.flatMap { $0.map(Float.init) } }, expected.scalars) == 0)
+    let parsed = try #require(parseSVG(try String(contentsOf: svg, encoding: .utf8)))
+    #expect(parsed.texts.filter { $0.hasPrefix("head ") }.count == 4)
+    #expect(parsed.texts.contains { $0.contains("cross-attention") && $0.contains("layer 1") })
+    // Every head's panel labels its rows with the target and its columns with the source.
+    for label in Set(tokens + targetTokens) {
+        let times = tokens.filter { $0 == label }.count + targetTokens.filter { $0 == label }.count
+        #expect(parsed.texts.filter { $0 == label }.count == 4 * times, "\(label)")
+    }
+
+    // The encoder by default (one head drawn), and the decoder reading what the model generates.
+    let one = dir.appendingPathComponent("encoder.svg")
+    let encoder = try runAttend(["attention-map", "--model", folder.path, "--layer", "0", "--head", "3", "--svg", one.path, text])
+    #expect(encoder.status == 0, "\(encoder)")
+    let single = try #require(parseSVG(try String(contentsOf: one, encoding: .utf8)))
+    #expect(single.texts.filter { $0.hasPrefix("head ") } == ["head 3"])
+    #expect(single.texts.contains { $0.contains("encoder self-attention") && $0.contains("layer 0") })
+    let decoder = try runAttend([
+        "attention-map", "--model", folder.path, "--part", "decoder", "--json", "--ids", ids.map(String.init).joined(separator: ","),
+    ])
+    #expect(decoder.status == 0, "\(decoder)")
+    let d = try #require(try JSONSerialization.jsonObject(with: Data(decoder.stdout.utf8)) as? [String: Any])
+    let generated = try #require(d["target_ids"] as? [Int])
+    var greedy = model.model.generationDefaults
+    greedy.numBeams = 1
+    let row = try model.model.generate(sources: [ids], config: greedy).sequences[0]
+    #expect(generated.first == model.model.decoderStartTokenID && Array(row.prefix(generated.count)) == generated)
+    let causal = try #require(d["attention"] as? [[[Double]]])
+    #expect(causal.allSatisfy { head in head.enumerated().allSatisfy { i, row in row.enumerated().allSatisfy { j, p in j <= i || p == 0 } } })
+
+    // Flags that do not fit the folder or each other.
+    for (args, message) in [
+        (["--part", "decoder", "--target", "a", "--target-ids", "0,1", text], "not both"),
+        (["--target", "Das", text], "--part decoder or cross"),
+        (["--part", "cross", "--layer", "2", text], "decoder layers 0..<2"),
+        (["--ids", "5,999"], "vocabulary of 64"),
+        (["--ids", "5,6", text], "not both"),
+        (["--head", "4", text], "heads 0..<4"),
+    ] {
+        let bad = try runAttend(["attention-map", "--model", folder.path, "--json"] + args)
+        #expect(bad.status == 2 && bad.stderr.contains(message), "\(args): \(bad)")
+    }
+}
+
+@Test func attentionMapCommandDrawsDecoderOnlyPrompts() throws {
+    let folder = try visualizationFixture("llama_text")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-map-lm-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let svg = dir.appendingPathComponent("lm.svg")
+    let prompt = "Hello world"
+    let r = try runAttend(["attention-map", "--model", folder.path, "--layer", "0", "--svg", svg.path, "--json", prompt])
+    #expect(r.status == 0, "\(r)")
+    let line = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    let ids = try #require(line["ids"] as? [Int]), tokens = try #require(line["tokens"] as? [String])
+    let tokenizer = try loadTokenizer(directory: folder)
+    #expect(ids == tokenizer.encode(prompt).ids && tokens.count == ids.count)
+    let model = try DecoderOnlyModel(directory: folder)
+    let expected = try #require(try model.forward(inputIDs: [ids], outputAttentions: [0]).attentions[0])
+    let maps = try #require(line["attention"] as? [[[Double]]])
+    #expect(maps.count == model.heads && maxDifference(maps.flatMap { $0.flatMap { $0.map(Float.init) } }, expected.scalars) == 0)
+    let parsed = try #require(parseSVG(try String(contentsOf: svg, encoding: .utf8)))
+    #expect(parsed.texts.filter { $0.hasPrefix("head ") }.count == model.heads)
+    #expect(parsed.texts.contains { $0.contains("causal self-attention") && $0.contains("layer 0") })
+    for label in Set(tokens) { #expect(parsed.texts.filter { $0 == label }.count >= 2 * model.heads, "\(label)") }
+    let part = try runAttend(["attention-map", "--model", folder.path, "--part", "cross", "--json", prompt])
+    #expect(part.status == 2 && part.stderr.contains("T5 and Marian"), "\(part)")
+    // A model type attention-map does not read is named, with the ones it does.
+    let other = dir.appendingPathComponent("neox")
+    try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+    try Data(#"{"model_type": "gpt_neox"}"#.utf8).write(to: other.appendingPathComponent("config.json"))
+    let unknown = try runAttend(["attention-map", "--model", other.path, "--ids", "1,2", "--json"])
+    #expect(unknown.status == 1 && unknown.stderr.contains("model_type \"gpt_neox\" is not one attention-map reads"), "\(unknown)")
 }

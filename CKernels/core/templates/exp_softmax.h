@@ -96,7 +96,7 @@ void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, f
         for (int lane = 0; lane < CK_VL; lane++)
             qidx[j][lane] = (int)(query0 + (size_t)(j * CK_VL + lane));
     }
-    const int masked = h->key_bias || h->rel_bias || h->causal;
+    const int masked = h->key_bias || h->rel_bias || h->causal || h->window;
     /* Pass 1: biases and masks (in place), block max per query. */
     for (size_t r = 0; r < rows; r++) {
         float *row = s + r * CK_NQ;
@@ -116,10 +116,19 @@ void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, f
             h->rel_bias ? h->rel_bias + ((ptrdiff_t)query0 - (ptrdiff_t)key + h->rel_bias_zero)
                         : NULL;
         const CK_IVEC lim = CK_ISPLAT((int)((ptrdiff_t)key - h->causal_offset));
+        /* Sliding window: query i sees this key iff i < key - causal_offset + window (the
+         * bound saturates at INT_MAX, far past any query index). */
+        ptrdiff_t wend = INT_MAX;
+        if (h->window < (size_t)INT_MAX) {
+            wend = (ptrdiff_t)key - h->causal_offset + (ptrdiff_t)h->window;
+            wend = wend > INT_MAX ? INT_MAX : (wend < INT_MIN ? INT_MIN : wend);
+        }
+        const CK_IVEC wlim = CK_ISPLAT((int)wend);
         for (int j = 0; j < CK_ANV; j++) {
             CK_VEC v = CK_FN(ck_vload)(row + j * CK_VL) + kb;
             if (rel) v += CK_FN(ck_vload)(rel + j * CK_VL);
             if (h->causal) v = CK_VSELECT(qidx[j] >= lim, v, vninf);
+            if (h->window) v = CK_VSELECT(qidx[j] < wlim, v, vninf);
             CK_FN(ck_vstore)(row + j * CK_VL, v);
             bmax[j] = CK_FN(ck_vmax)(bmax[j], v);
         }

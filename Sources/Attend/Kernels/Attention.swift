@@ -20,12 +20,19 @@ public struct AttentionMask: Sendable {
     /// Key padding per batch row, `[batch][seqK]`, `true` = attend (a real token), `false` =
     /// padding. `nil` means every key is real.
     public var keyPadding: [[Bool]]?
+    /// A sliding window (Mistral's `sliding_window`), 0 for none: query `i` sees key `j` only
+    /// if `(i + queryStart) - j < window`, so with ``causal-property`` each query attends to the
+    /// `window` most recent positions up to its own, as transformers masks them. The kernels
+    /// skip key blocks left of every query's window: a causal windowed call costs
+    /// O(seqQ * window) rather than O(seqQ * seqK). Must not be negative.
+    public var window: Int
 
     /// A mask; see the properties.
-    public init(causal: Bool = false, queryStart: Int = 0, keyPadding: [[Bool]]? = nil) {
+    public init(causal: Bool = false, queryStart: Int = 0, keyPadding: [[Bool]]? = nil, window: Int = 0) {
         self.causal = causal
         self.queryStart = queryStart
         self.keyPadding = keyPadding
+        self.window = window
     }
 
     /// Every query sees every key.
@@ -165,8 +172,9 @@ public func t5RelativePositionBucket(_ relativePosition: Int, bidirectional: Boo
 /// ``AttentionLayout/bhsd`` the middle axes swap. `scale` defaults to `1/sqrt(headDim)`.
 /// A query that can see no key (all masked) gets a zero output, never NaN.
 ///
-/// Cost: `4 * batch * heads * seqQ * seqK * headDim` flops (about half with a causal mask:
-/// key blocks no query can see are skipped); memory beyond the inputs and output: one packed
+/// Cost: `4 * batch * heads * seqQ * seqK * headDim` flops (about half with a causal mask,
+/// `seqK` replaced by about `window` with a sliding window: key blocks no query can see are
+/// skipped); memory beyond the inputs and output: one packed
 /// copy of K and V plus O(seqQ + seqK) per head. Parallel over batch x heads x query blocks.
 public func scaledDotProductAttention(
     query: Tensor, key: Tensor, value: Tensor, mask: AttentionMask = .none,
@@ -295,6 +303,7 @@ struct AttentionProblem {
                 && v.extent(batch: batch, heads: heads, seq: seqK, headDim: headDim) <= counts.v,
             "scaledDotProductAttention: a layout reaches past its buffer (batch \(batch), heads \(heads), seqQ \(seqQ), seqK \(seqK), headDim \(headDim); buffers \(counts))"
         )
+        precondition(mask.window >= 0, "scaledDotProductAttention: the sliding window \(mask.window) must not be negative")
         if let pad = mask.keyPadding {
             precondition(
                 pad.count == batch && pad.allSatisfy { $0.count == seqK },
@@ -319,6 +328,8 @@ struct AttentionProblem {
     /// Stored K/V heads per batch row: `heads / headGroup`.
     var kvHeads: Int { heads / k.headGroup }
 
-    /// Whether query `i` may see key `j` under the causal mask.
-    func visible(_ i: Int, _ j: Int) -> Bool { !mask.causal || j <= i + mask.queryStart }
+    /// Whether query `i` may see key `j` under the causal mask and the sliding window.
+    func visible(_ i: Int, _ j: Int) -> Bool {
+        (!mask.causal || j <= i + mask.queryStart) && (mask.window == 0 || i + mask.queryStart - j < mask.window)
+    }
 }

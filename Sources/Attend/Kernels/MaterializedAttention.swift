@@ -1,16 +1,18 @@
 /// Attention the memory-hungry way, for comparison with the fused kernel: for each batch
 /// row and head, the full `seqQ x seqK` score matrix `Q Kᵀ` (one SGEMM), a row softmax over
-/// it, and `P V` (a second SGEMM). Supports the causal mask (with `queryStart`) but no
-/// padding or bias. Same shapes and result as ``scaledDotProductAttention(query:key:value:mask:bias:scale:layout:compute:)``.
+/// it, and `P V` (a second SGEMM). Supports the causal mask (with `queryStart`) and the
+/// sliding window (`window` > 0: query `i` sees key `j` only if `i + queryStart - j < window`,
+/// as ``AttentionMask/window``) but no padding or bias. Same shapes and result as
+/// ``scaledDotProductAttention(query:key:value:mask:bias:scale:layout:compute:)``.
 ///
-/// Cost: `4 * batch * heads * seqQ * seqK * headDim` flops whether causal or not, and
-/// `seqQ * seqK` floats of scores (one head at a time).
+/// Cost: `4 * batch * heads * seqQ * seqK * headDim` flops whether causal or windowed or not,
+/// and `seqQ * seqK` floats of scores (one head at a time).
 public func materializedAttention(
-    query: Tensor, key: Tensor, value: Tensor, causal: Bool = false, queryStart: Int = 0,
+    query: Tensor, key: Tensor, value: Tensor, causal: Bool = false, queryStart: Int = 0, window: Int = 0,
     scale: Float? = nil, layout: AttentionLayout = .bshd, compute: Compute = .default
 ) -> Tensor {
     let p = AttentionProblem(
-        query: query, key: key, value: value, mask: AttentionMask(causal: causal, queryStart: queryStart),
+        query: query, key: key, value: value, mask: AttentionMask(causal: causal, queryStart: queryStart, window: window),
         bias: .none, scale: scale, layout: layout)
     var out = Tensor.zeros(query.shape)
     var scores = Tensor.zeros([p.seqQ, p.seqK])
@@ -27,10 +29,11 @@ public func materializedAttention(
                     }
                 }
             }
-            // Row softmax; a causal row i covers only its visible prefix, the rest is 0.
+            // Row softmax; a causal or windowed row i covers only its visible keys
+            // lo ..< hi, the rest is 0.
             scores.withUnsafeMutableBufferPointer { s in
                 let base = s.baseAddress!
-                if !causal {
+                if !causal && window == 0 {
                     switch compute.backend {
                     case .native(let v):
                         nativeSoftmaxRows(
@@ -42,14 +45,17 @@ public func materializedAttention(
                 }
                 parallelFor(p.seqQ, threads: compute.threads) { i in
                     let row = base + i * p.seqK
-                    let n = max(0, min(p.seqK, i + queryStart + 1))
+                    let hi = causal ? max(0, min(p.seqK, i + queryStart + 1)) : p.seqK
+                    let lo = window > 0 ? min(hi, max(0, i + queryStart - window + 1)) : 0
                     switch compute.backend {
                     case .native(let v):
-                        nativeSoftmaxRows(variant: v, rows: 1, n: n, x: row, y: row, scale: 1, mask: nil, maskRowStride: 0, threads: 1)
+                        nativeSoftmaxRows(
+                            variant: v, rows: 1, n: hi - lo, x: row + lo, y: row + lo, scale: 1, mask: nil, maskRowStride: 0, threads: 1)
                     case .swiftSIMD:
-                        SwiftSIMDKernels.softmaxRows(rows: 1, n: n, x: row, y: row, scale: 1, mask: nil, maskRowStride: 0)
+                        SwiftSIMDKernels.softmaxRows(rows: 1, n: hi - lo, x: row + lo, y: row + lo, scale: 1, mask: nil, maskRowStride: 0)
                     }
-                    for j in n..<p.seqK { row[j] = 0 }
+                    for j in 0..<lo { row[j] = 0 }
+                    for j in hi..<p.seqK { row[j] = 0 }
                 }
             }
             let pOp = MatrixOperand(rows: p.seqQ, cols: p.seqK, ld: p.seqK, transposed: false)

@@ -42,12 +42,12 @@ extension BERTModel {
     /// `CancellationError` when the calling task is cancelled before the pass starts.
     public func forwardAsync(
         inputIDs: [[Int]], tokenTypeIDs: [[Int]]? = nil, attentionMask: [[Int]]? = nil,
-        outputHiddenStates: Bool = false, compute: Compute = .default, priority: TaskPriority? = nil
+        outputHiddenStates: Bool = false, outputAttentions: Set<Int> = [], compute: Compute = .default, priority: TaskPriority? = nil
     ) async throws -> BERTOutput {
         try await detachedCall(priority: priority) {
             try self.forward(
                 inputIDs: inputIDs, tokenTypeIDs: tokenTypeIDs, attentionMask: attentionMask,
-                outputHiddenStates: outputHiddenStates, compute: compute)
+                outputHiddenStates: outputHiddenStates, outputAttentions: outputAttentions, compute: compute)
         }
     }
 }

@@ -94,8 +94,8 @@ public struct CausalLMCache: DecodingCache {
 public protocol CausalLanguageModel: AutoregressiveDecoder where Cache == CausalLMCache {
     /// A fresh cache for `rows` sequences with room for `capacity` positions (it grows).
     func makeCache(rows: Int, capacity: Int) -> CausalLMCache
-    /// The most positions the model can take (GPT-2's learned table, Mistral's sliding
-    /// window), with the config key that sets it; nil when unlimited.
+    /// The most positions the model can take (GPT-2's learned table), with the config key
+    /// that sets it; nil when unlimited (RoPE models, sliding windows included).
     var positionLimit: (limit: Int, setting: String)? { get }
     /// The checkpoint's generation settings (`generation_config.json`).
     var generationDefaults: GenerationConfig { get }

@@ -42,8 +42,15 @@ public struct CausalLMConfig: Sendable, Equatable {
     public var tieWordEmbeddings: Bool
     /// GPT-2: `scale_attn_weights` (true) and `scale_attn_by_inverse_layer_idx` (false).
     public var scaleAttentionWeights: Bool, scaleByInverseLayerIndex: Bool
-    /// Mistral's (or Qwen2's, with `use_sliding_window`) attention window; nil when none.
+    /// Mistral's (or Qwen2's, with `use_sliding_window`) attention window
+    /// (`sliding_window`, 4096 when absent as in transformers, null for none): in a windowed
+    /// layer query position i sees key position j only if `0 <= i - j < slidingWindow`.
     public var slidingWindow: Int?
+    /// Which layers use ``slidingWindow`` (transformers' `layer_types` "sliding_attention"),
+    /// one flag per layer, all false without a window: every layer for Mistral; for Qwen2 the
+    /// layers `config.json`'s `layer_types` marks, else layers `i >= max_window_layers` (28
+    /// when absent).
+    public var slidingWindowLayers: [Bool]
 
     /// Reads a Hugging Face `config.json`. Throws `ModelFileError` naming the file and key
     /// (a missing or unknown `model_type`, values out of range, unsupported options).
@@ -88,6 +95,7 @@ public struct CausalLMConfig: Sendable, Equatable {
             scaleAttentionWeights = try c.bool("scale_attn_weights") ?? true
             scaleByInverseLayerIndex = try c.bool("scale_attn_by_inverse_layer_idx") ?? false
             slidingWindow = nil
+            slidingWindowLayers = [Bool](repeating: false, count: layers)
             if try c.bool("add_cross_attention") == true {
                 throw ModelFileError.unsupported(
                     path: c.path, what: "add_cross_attention true (a GPT-2 with cross-attention is an encoder-decoder's decoder)")
@@ -121,16 +129,48 @@ public struct CausalLMConfig: Sendable, Equatable {
             mlpBias = try c.bool("mlp_bias") ?? false
             tieWordEmbeddings = try c.bool("tie_word_embeddings") ?? false
             (scaleAttentionWeights, scaleByInverseLayerIndex) = (true, false)
+            // sliding_window: absent means transformers' default 4096, null means none.
+            let window = c.value["sliding_window"] == nil ? 4096 : try c.int("sliding_window", in: 1...(1 << 30))
             switch architecture {
-            case .mistral: slidingWindow = try c.int("sliding_window", in: 1...(1 << 30))
-            case .qwen2: slidingWindow = try c.bool("use_sliding_window") == true ? try c.int("sliding_window", in: 1...(1 << 30)) : nil
-            default: slidingWindow = nil
+            case .mistral:
+                // MistralModel masks every layer with the window (it ignores layer_types).
+                slidingWindow = window
+                slidingWindowLayers = [Bool](repeating: window != nil, count: layers)
+            case .qwen2:
+                slidingWindow = try c.bool("use_sliding_window") == true ? window : nil
+                slidingWindowLayers = try Self.qwen2WindowLayers(c, layers: layers, windowed: slidingWindow != nil)
+            default:
+                slidingWindow = nil
+                slidingWindowLayers = [Bool](repeating: false, count: layers)
             }
         default:
             throw ModelFileError.unsupported(
                 path: c.path,
                 what: "model_type \(type.map { "\"\($0)\"" } ?? "(absent)") (decoder-only models: \"gpt2\", \"llama\", \"mistral\", \"qwen2\")")
         }
+    }
+
+    /// Qwen2's windowed layers as `Qwen2Config` derives them: none without a window; else
+    /// `layer_types` when given ("sliding_attention" or "full_attention", legacy "attention",
+    /// one per layer), else the layers `i >= max_window_layers`.
+    static func qwen2WindowLayers(_ c: JSONFields, layers: Int, windowed: Bool) throws -> [Bool] {
+        guard windowed else { return [Bool](repeating: false, count: layers) }
+        if let types = try c.array("layer_types") {
+            guard types.count == layers else {
+                throw c.fail("layer_types", "\(types.count) entries for num_hidden_layers \(layers)")
+            }
+            return try types.map { t in
+                switch t.stringValue {
+                case "sliding_attention": return true
+                case "full_attention", "attention": return false
+                default:
+                    throw ModelFileError.unsupported(
+                        path: c.path, what: "layer_types entry \(t.stringValue.map { "\"\($0)\"" } ?? t.typeName) (known: \"full_attention\", \"sliding_attention\")")
+                }
+            }
+        }
+        let first = try c.int("max_window_layers", in: 0...(1 << 30)) ?? 28
+        return (0..<layers).map { $0 >= first }
     }
 
     /// `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling` (older files).
@@ -300,7 +340,7 @@ extension DecoderOnlyModel {
                         down: try Linear(loading: p, mlp + ".down_proj", in: f, out: d, bias: c.mlpBias),
                         activation: c.activation,
                         gate: try Linear(loading: p, mlp + ".up_proj", in: d, out: f, bias: c.mlpBias)),
-                    scale: 1 / Float(dh).squareRoot())
+                    scale: 1 / Float(dh).squareRoot(), slidingWindow: c.slidingWindowLayers[i] ? c.slidingWindow : nil)
             }
             finalNorm = try rms("model.norm")
         }
@@ -311,8 +351,7 @@ extension DecoderOnlyModel {
             headWeight = try p.loadMatrix("lm_head.weight", shape: [c.vocabSize, d])
         }
         try p.finish()
-        var limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
-        if let w = c.slidingWindow { limit = (w, "sliding_window") }
+        let limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
         self.init(
             architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
             layers: layers, finalNorm: finalNorm, lmHead: Linear(storage: headWeight ?? embedding.storage, bias: nil),

@@ -29,6 +29,35 @@ public struct EncodedSource: Sendable {
     }
 }
 
+/// What a teacher-forced forward pass of an encoder-decoder model returns: the logits and,
+/// for the layers asked for, the attention probabilities (`transformers`' `Seq2SeqLMOutput`
+/// with `output_attentions=True`: `encoder_attentions`, `decoder_attentions`,
+/// `cross_attentions`, here by layer index). Every map is `[batch, heads, query, key]`, each
+/// row summing to 1 over the keys it may see; padded source keys and future target keys get
+/// exactly 0.
+public struct EncoderDecoderOutput: Sendable {
+    /// `[batch, T, V]`: the logits after every target position.
+    public let logits: Tensor
+    /// `[batch, S, d]`: the encoder's output (rows past a source's length are padding).
+    public let encoderLastHiddenState: Tensor
+    /// Encoder self-attention, `[batch, heads, S, S]`, by encoder layer.
+    public let encoderAttentions: [Int: Tensor]
+    /// Decoder (causal) self-attention, `[batch, heads, T, T]`, by decoder layer.
+    public let decoderAttentions: [Int: Tensor]
+    /// Decoder attention over the encoder's output, `[batch, heads, T, S]`, by decoder layer.
+    public let crossAttentions: [Int: Tensor]
+}
+
+/// The attention layers a forward pass is asked for, checked against the stacks: throws
+/// ``ModelInputError`` naming the first index out of range.
+func checkAttentionLayers(
+    _ model: String, encoder: Set<Int>, decoder: Set<Int>, cross: Set<Int>, encoderLayers: Int, decoderLayers: Int
+) throws(ModelInputError) {
+    try checkAttentionLayers(encoder, count: encoderLayers, "\(model).forward: outputEncoderAttentions")
+    try checkAttentionLayers(decoder, count: decoderLayers, "\(model).forward: outputDecoderAttentions")
+    try checkAttentionLayers(cross, count: decoderLayers, "\(model).forward: outputCrossAttentions")
+}
+
 /// Sources of different lengths right-padded into one batch.
 struct PaddedSources {
     /// `[batch][maxLength]`.

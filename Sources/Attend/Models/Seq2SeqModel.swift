@@ -189,6 +189,40 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         return lmHead(h, compute: compute)  // [b, T, V]
     }
 
+    /// Teacher forcing with the attention probabilities transformers returns for
+    /// `output_attentions=True`: encodes `sources` (any lengths, right-padded as
+    /// ``encode(_:compute:)`` pads them), runs the decoder on `targets` (`[batch][T]`, as
+    /// ``decode(_:encoded:compute:)`` takes them) and returns the logits with the encoder
+    /// self-attention, decoder self-attention and cross-attention probabilities of the layers
+    /// asked for (0-based; T5's relative bias and every mask included). The fused kernels
+    /// stay in charge of the outputs, which are the same bits as ``decode(_:encoded:compute:)``'s
+    /// whatever is asked; each asked map is recomputed beside them, its layer's Q/K projection
+    /// again plus `2 batch heads query key d_kv` flops and `batch heads query key` floats.
+    /// Throws ``ModelInputError`` for a layer index out of range and ``GenerationError/invalidInput(_:)``
+    /// for sources or targets ``encode(_:compute:)`` or ``decode(_:encoded:compute:)`` reject.
+    public func forward(
+        sources: [[Int]], targets: [[Int]], outputEncoderAttentions: Set<Int> = [], outputDecoderAttentions: Set<Int> = [],
+        outputCrossAttentions: Set<Int> = [], compute: Compute = .default
+    ) throws -> EncoderDecoderOutput {
+        try checkAttentionLayers(
+            "Seq2SeqModel", encoder: outputEncoderAttentions, decoder: outputDecoderAttentions, cross: outputCrossAttentions,
+            encoderLayers: encoder.layers.count, decoderLayers: decoder.layers.count)
+        try checkSources(sources)
+        let batch = PaddedSources(sources, pad: padTokenID, caller: "Seq2SeqModel.forward")
+        let x = embed(batch.ids, table: encoderEmbedding, scale: embeddingScale, positions: encoderPositions, offset: 0)  // [b, S, d]
+        let (memory, encoderMaps) = encoder.forward(x, keyPadding: batch.padding, outputAttentions: outputEncoderAttentions, compute: compute)
+        let encoded = EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
+        try checkTargets(targets, encoded: encoded)
+        let y = embed(targets, table: decoderEmbedding, scale: embeddingScale, positions: decoderPositions, offset: 0)  // [b, T, d]
+        var (h, decoderMaps, crossMaps) = decoder.forward(
+            y, memory: memory, memoryPadding: batch.padding, selfAttentions: outputDecoderAttentions,
+            crossAttentions: outputCrossAttentions, compute: compute)  // [b, T, d]
+        if outputScale != 1 { h = h * outputScale }
+        return EncoderDecoderOutput(
+            logits: lmHead(h, compute: compute), encoderLastHiddenState: memory, encoderAttentions: encoderMaps,
+            decoderAttentions: decoderMaps, crossAttentions: crossMaps)
+    }
+
     /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
     /// here, once per decoder layer. Cost: `4 * batch * S * d * i` flops per layer.
     public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) -> KVCache {

@@ -200,6 +200,37 @@ public struct TransformerModel: EncoderDecoderModel {
         try decode(targets, encoded: encode(sources, compute: compute), compute: compute)
     }
 
+    /// Teacher forcing with attention probabilities: the logits `[batch, T, V]` of `targets`
+    /// given `sources` (as ``callAsFunction(sources:targets:compute:)``, the same bits) and
+    /// the encoder self-attention `[batch, heads, S, S]`, decoder self-attention `[batch,
+    /// heads, T, T]` and cross-attention `[batch, heads, T, S]` probabilities of the layers
+    /// asked for (0-based), recomputed beside the fused kernels: each asked map costs its
+    /// layer's Q/K projection again plus `2 batch heads query key headDim` flops and `batch
+    /// heads query key` floats. Padded source keys and future target keys get 0.
+    /// Throws ``ModelInputError`` for a layer index out of range, and as ``encode(_:compute:)``
+    /// and ``decode(_:encoded:compute:)`` do.
+    public func forward(
+        sources: [[Int]], targets: [[Int]], outputEncoderAttentions: Set<Int> = [], outputDecoderAttentions: Set<Int> = [],
+        outputCrossAttentions: Set<Int> = [], compute: Compute = .default
+    ) throws -> EncoderDecoderOutput {
+        try checkAttentionLayers(
+            "TransformerModel", encoder: outputEncoderAttentions, decoder: outputDecoderAttentions, cross: outputCrossAttentions,
+            encoderLayers: encoder.layers.count, decoderLayers: decoder.layers.count)
+        try checkSources(sources)
+        let batch = PaddedSources(sources, pad: config.sourcePadTokenID, caller: "TransformerModel.forward")
+        let x = embed(batch.ids, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, S, d]
+        let (memory, encoderMaps) = encoder.forward(x, keyPadding: batch.padding, outputAttentions: outputEncoderAttentions, compute: compute)
+        let encoded = EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
+        try checkTargets(targets, encoded: encoded)
+        let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
+        let (h, decoderMaps, crossMaps) = decoder.forward(
+            y, memory: memory, memoryPadding: batch.padding, selfAttentions: outputDecoderAttentions,
+            crossAttentions: outputCrossAttentions, compute: compute)  // [b, T, d]
+        return EncoderDecoderOutput(
+            logits: generator(h, compute: compute), encoderLastHiddenState: memory, encoderAttentions: encoderMaps,
+            decoderAttentions: decoderMaps, crossAttentions: crossMaps)
+    }
+
     /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
     /// here, once per layer. `capacity`: positions to reserve. Cost: `4 * batch * S * d²` flops per layer.
     public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) -> KVCache {

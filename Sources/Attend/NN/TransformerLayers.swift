@@ -244,19 +244,49 @@ public struct DecoderLayer: Sendable {
         targetPadding: [[Bool]]? = nil, selfAttentionBias: AttentionBias = .none,
         compute: Compute = .default
     ) -> Tensor {
+        forward(
+            x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentionBias: selfAttentionBias,
+            selfAttentions: false, crossAttentions: false, compute: compute
+        ).output
+    }
+
+    /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:selfAttentionBias:compute:)``,
+    /// also returning, when asked, the causal self-attention probabilities `[batch, heads, seq,
+    /// seq]` and the cross-attention probabilities `[batch, heads, seq, seqMemory]`, recomputed
+    /// from the inputs the fused calls read (the output is the same bits either way).
+    func forward(
+        _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]?, targetPadding: [[Bool]]?, selfAttentionBias: AttentionBias,
+        selfAttentions: Bool, crossAttentions: Bool, compute: Compute
+    ) -> (output: Tensor, selfAttention: Tensor?, crossAttention: Tensor?) {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "DecoderLayer: input \(x.shape) must be [batch, seq, \(modelDim)]")
+        let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
         var memoryKV: AttentionKV? = nil
         if let crossAttention {
             guard let memory else { preconditionFailure("DecoderLayer: this layer has cross-attention but no memory was given") }
             precondition(
-                memory.rank == 3 && memory.shape[0] == x.shape[0],
-                "DecoderLayer: memory \(memory.shape) must be [batch = \(x.shape[0]), seqMemory, \(modelDim)]")
+                memory.rank == 3 && memory.shape[0] == b,
+                "DecoderLayer: memory \(memory.shape) must be [batch = \(b), seqMemory, \(modelDim)]")
             memoryKV = crossAttention.keysValues(of: memory, compute: compute)
         }
         let mask = AttentionMask(causal: true, keyPadding: targetPadding)
-        return forward(x, memory: memoryKV, memoryPadding: memoryPadding, rowsPerSource: 1, compute: compute) { h in
-            selfAttention(h, mask: mask, bias: selfAttentionBias, compute: compute)
+        var selfProbabilities: Tensor? = nil, crossProbabilities: Tensor? = nil
+        var observe: ((Tensor) -> Void)? = nil
+        if crossAttentions, let crossAttention, let memory {
+            let s = memory.shape[1]
+            observe = { h in
+                crossProbabilities = crossAttention.attentionProbabilities(
+                    rows: h.reshaped([b * t, d]), memory: memory.reshaped([b * s, d]), batch: b, seqQ: t, seqK: s,
+                    mask: AttentionMask(keyPadding: memoryPadding), bias: .none, compute: compute)
+            }
         }
+        let y = forward(x, memory: memoryKV, memoryPadding: memoryPadding, rowsPerSource: 1, compute: compute, observeCrossInput: observe) { h in
+            if selfAttentions {
+                selfProbabilities = selfAttention.attentionProbabilities(
+                    rows: h.reshaped([b * t, d]), batch: b, seqQ: t, seqK: t, mask: mask, bias: selfAttentionBias, compute: compute)
+            }
+            return selfAttention(h, mask: mask, bias: selfAttentionBias, compute: compute)
+        }
+        return (y, selfProbabilities, crossProbabilities)
     }
 
     /// Generation: the `steps` new positions of `x` `[rows, steps, d]` append their keys and
@@ -281,13 +311,14 @@ public struct DecoderLayer: Sendable {
     /// The block around a self-attention call (full or cached).
     private func forward(
         _ x: Tensor, memory: AttentionKV?, memoryPadding: [[Bool]]?, rowsPerSource: Int,
-        compute: Compute, selfAttend: (Tensor) -> Tensor
+        compute: Compute, observeCrossInput: ((Tensor) -> Void)? = nil, selfAttend: (Tensor) -> Tensor
     ) -> Tensor {
         switch placement {
         case .post:
             let a = selfAttend(x)  // [r, t, d]
             var h = selfAttentionNorm(a, residual: x, compute: compute)  // [r, t, d] = Norm(x + a)
             if let crossAttentionNorm {
+                observeCrossInput?(h)
                 let c = attendToMemory(h, memory: memory, memoryPadding: memoryPadding, rowsPerSource: rowsPerSource, compute: compute)  // [r, t, d]
                 h = crossAttentionNorm(c, residual: h, compute: compute)  // [r, t, d] = Norm(h + c)
             }
@@ -297,9 +328,9 @@ public struct DecoderLayer: Sendable {
             var h = x  // [r, t, d]
             h += selfAttend(selfAttentionNorm(x, compute: compute))
             if let crossAttentionNorm {
-                h += attendToMemory(
-                    crossAttentionNorm(h, compute: compute), memory: memory, memoryPadding: memoryPadding,
-                    rowsPerSource: rowsPerSource, compute: compute)
+                let n = crossAttentionNorm(h, compute: compute)
+                observeCrossInput?(n)
+                h += attendToMemory(n, memory: memory, memoryPadding: memoryPadding, rowsPerSource: rowsPerSource, compute: compute)
             }
             h += feedForward(feedForwardNorm(h, compute: compute), compute: compute)
             return h
@@ -366,12 +397,26 @@ public struct TransformerEncoder: Sendable {
     /// positions). `keyPadding` (`[batch][seq]`, true = real token) keeps padding out of every
     /// attention; the outputs at padded positions are computed but meaningless.
     public func callAsFunction(_ x: Tensor, keyPadding: [[Bool]]? = nil, compute: Compute = .default) -> Tensor {
+        forward(x, keyPadding: keyPadding, outputAttentions: [], compute: compute).output
+    }
+
+    /// The stack on `x` `[batch, seq, d]` as ``callAsFunction(_:keyPadding:compute:)``, also
+    /// returning the self-attention probabilities `[batch, heads, seq, seq]` of the layers in
+    /// `outputAttentions` (indices already checked), recomputed beside the fused pass: the
+    /// output is the same bits whatever is asked.
+    func forward(_ x: Tensor, keyPadding: [[Bool]]?, outputAttentions: Set<Int>, compute: Compute) -> (output: Tensor, attentions: [Int: Tensor]) {
         var h = x  // [b, s, d]
-        for (layer, bias) in zip(layers, selfAttentionBiases) {
+        var attentions: [Int: Tensor] = [:]
+        for (i, (layer, bias)) in zip(layers, selfAttentionBiases).enumerated() {
+            if outputAttentions.contains(i) {
+                let (b, s, d) = (h.shape[0], h.shape[1], h.shape[2])
+                attentions[i] = layer.attentionProbabilities(
+                    rows: h.reshaped([b * s, d]), TokenRows(batch: b, seq: s, keyPadding: keyPadding), bias: bias, compute: compute)
+            }
             h = layer(h, keyPadding: keyPadding, bias: bias, compute: compute)  // [b, s, d]
         }
         if let finalNorm { h = finalNorm(h, compute: compute) }
-        return h  // [b, s, d]
+        return (h, attentions)  // [b, s, d]
     }
 }
 
@@ -423,14 +468,33 @@ public struct TransformerDecoder: Sendable {
         _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
         targetPadding: [[Bool]]? = nil, compute: Compute = .default
     ) -> Tensor {
+        forward(
+            x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentions: [], crossAttentions: [], compute: compute
+        )
+        .output
+    }
+
+    /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:compute:)``,
+    /// also returning the causal self-attention probabilities `[batch, heads, seq, seq]` of the
+    /// layers in `selfAttentions` and the cross-attention probabilities `[batch, heads, seq,
+    /// seqMemory]` of those in `crossAttentions` (indices already checked); the output is the
+    /// same bits whatever is asked.
+    func forward(
+        _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]?, targetPadding: [[Bool]]? = nil,
+        selfAttentions: Set<Int>, crossAttentions: Set<Int>, compute: Compute
+    ) -> (output: Tensor, selfAttentions: [Int: Tensor], crossAttentions: [Int: Tensor]) {
         var h = x  // [b, t, d]
-        for (layer, bias) in zip(layers, selfAttentionBiases) {
-            h = layer(
-                h, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding,
-                selfAttentionBias: bias, compute: compute)  // [b, t, d]
+        var selfMaps: [Int: Tensor] = [:], crossMaps: [Int: Tensor] = [:]
+        for (i, (layer, bias)) in zip(layers, selfAttentionBiases).enumerated() {
+            let r = layer.forward(
+                h, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentionBias: bias,
+                selfAttentions: selfAttentions.contains(i), crossAttentions: crossAttentions.contains(i), compute: compute)
+            h = r.output  // [b, t, d]
+            selfMaps[i] = r.selfAttention
+            crossMaps[i] = r.crossAttention
         }
         if let finalNorm { h = finalNorm(h, compute: compute) }
-        return h
+        return (h, selfMaps, crossMaps)
     }
 
     /// An empty cache for generating from `memory` `[sources, seqMemory, d]` (the encoder's

@@ -140,7 +140,8 @@ func fusedAttention(
                                     rel_bias_zero: relZero,
                                     shaw_clip: shaw?.clip ?? 0,
                                     shaw_qk: shaw == nil ? nil : UnsafePointer(shawQK.base + w * shawStride),
-                                    shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base), dropout: nil)
+                                    shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base), dropout: nil,
+                                    window: p.mask.window)
                                 let q0 = blk * block
                                 var drop =
                                     dropout?.kernelHead(batch: b, head: h, heads: p.heads, seqQ: p.seqQ, seqK: p.seqK) ?? ck_attention_dropout()
@@ -325,7 +326,7 @@ private func runRowsAttention(
                                 causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
                                 key_bias: tables.keyBias.map { UnsafePointer($0.base + b * p.seqK) },
                                 rel_bias: tables.relBias.map { UnsafePointer($0.base + h * tables.relLength) },
-                                rel_bias_zero: tables.relZero)
+                                rel_bias_zero: tables.relZero, window: p.mask.window)
                         }
                     }
                 }

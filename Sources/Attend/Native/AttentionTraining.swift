@@ -153,6 +153,7 @@ package struct AttentionTrainingProblem: Sendable {
             )
         }
         precondition(bias.shaw == nil || kvHeads == heads, "AttentionTrainingProblem: Shaw positions need kvHeads == heads")
+        precondition(mask.window == 0, "AttentionTrainingProblem: the attention backward has no sliding window (window \(mask.window))")
         precondition(
             dropout == nil || (bias.shaw == nil && relative == nil),
             "AttentionTrainingProblem: dropout on the probabilities is not supported with Shaw or BERT relative positions")

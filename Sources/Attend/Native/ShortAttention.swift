@@ -53,7 +53,7 @@ func shortSelfAttention(
                         seq_q: s, seq_k: s, head_dim: dh, q: q, ldq: ld3, k: q + d, ldk: ld3, v: q + 2 * d, ldv: ld3,
                         o: dst + starts[b] * d + h * dh, ldo: d, scale: scale, causal: 0, causal_offset: 0,
                         key_bias: keyPadding == nil ? nil : UnsafePointer(keyBias.base + biasStart[b]),
-                        rel_bias: nil, rel_bias_zero: 0)
+                        rel_bias: nil, rel_bias_zero: 0, window: 0)
                     ck_f32_attention_short(kern, &head, ws)
                 }
             }

@@ -248,17 +248,39 @@ package enum AttendCommandLine {
         CommandSpec(
             "attention-map",
             summary:
-                "the attention probabilities of one layer of a BERT folder for one text, as token-by-token heatmaps (rows = queries, columns = keys), one panel per head, drawn as a standalone SVG file",
+                "the attention probabilities of one layer for one text, as transformers' output_attentions returns them, drawn as token-by-token heatmaps (rows = queries, columns = keys), one panel per head, in a standalone SVG file: a BERT folder (self-attention), a decoder-only folder (GPT-2, Llama, Mistral, Qwen2: causal self-attention over the prompt) or a T5 or Marian folder (--part encoder, decoder or cross); the model type is read from config.json",
             flags: [
                 model,
                 Flag("--layer", .int(0...Int.max), "L", help: "the layer, 0-based (default the last)"),
                 Flag("--head", .int(0...Int.max), "H", help: "only this head, 0-based (default every head)"),
                 Flag("--svg", .nonEmptyString, "OUT.svg", help: "draw the heatmaps into OUT.svg (a file name ending in .svg)"),
-                Flag.switch("--json", help: "print one line {\"text\", \"tokens\", \"layer\", \"heads\", \"attention\" (per head, [query][key])}"),
+                Flag.switch(
+                    "--json",
+                    help:
+                        "print one line {\"text\" (when given), \"ids\", \"tokens\", \"layer\", \"heads\", \"attention\" (per head, [query][key])}; for a T5 or Marian folder also \"part\", and with --part decoder or cross \"target_ids\" and \"target_tokens\" (the queries)"
+                ),
+                Flag(
+                    "--ids", .list(.int(0...Int.max)), "A,B,C",
+                    help: "the text as comma-separated token ids instead of TEXT (labels come from the folder's tokenizer when it has one, else the ids)"),
+                Flag(
+                    "--part", .choice(["encoder", "decoder", "cross"]),
+                    help:
+                        "(T5, Marian) which attention: encoder (default; the source's self-attention), decoder (the target's causal self-attention) or cross (the target's queries over the source's keys)"
+                ),
+                Flag(
+                    "--target", .string, "TEXT",
+                    help:
+                        "(T5, Marian; --part decoder or cross) the target text, encoded with the folder's tokenizer (Marian: target.spm) without the end token; the decoder reads the start token followed by it (default: what the model generates from the source, greedy, up to its end token)"
+                ),
+                Flag(
+                    "--target-ids", .list(.int(0...Int.max)), "A,B,C",
+                    help: "(T5, Marian; --part decoder or cross) the decoder's input ids as they are, the start token included, instead of --target"),
                 threads, input, inputFormat,
             ],
-            positionals: "TEXT",
-            details: "attention-map needs --svg OUT.svg or --json (or both). \(textsFrom)"),
+            positionals: "[TEXT]",
+            details:
+                "attention-map needs --svg OUT.svg or --json (or both), and one text: TEXT, --ids, or one line of --input (else standard input). A padded or future key gets probability 0, as in transformers."
+        ),
         CommandSpec(
             "download",
             summary:

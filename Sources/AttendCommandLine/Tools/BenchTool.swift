@@ -8,6 +8,9 @@ package enum BenchCommandLine {
         "train",
     ]
 
+    /// The decoder-only shapes of the `lm` section, `--lm-model` picks one.
+    package static let lmModels = ["gpt2-small", "tinyllama"]
+
     /// The tool.
     package static let tool = ToolSpec(
         name: "bench",
@@ -25,6 +28,13 @@ package enum BenchCommandLine {
                     Flag.switch("--json", help: "one JSON object per line on stdout (progress stays on stderr); non-finite numbers are null"),
                     Flag("--threads", .int(1...Int.max), "N", help: "the multi-threaded rows use N threads (default: the active cores)"),
                     Flag.switch("--quick", help: "fewer repetitions and sizes (a smoke run)"),
+                    Flag(
+                        "--gemm-sizes", .list(.int(1...16384)), "N[,N...]",
+                        help: "gemm: only the square products of these sizes (N x N x N), instead of 512-4096 and the model-shaped products"),
+                    Flag.switch("--fused-only", help: "attention: only the fused non-causal rows (no causal rows, no materialized path)"),
+                    Flag(
+                        "--lm-model", .choice(lmModels), "NAME",
+                        help: "lm: only this model shape, \(lmModels.joined(separator: " or ")) (default: gpt2-small, and tinyllama too with --only lm)"),
                     Flag(
                         "--svg", .nonEmptyString, "DIR",
                         help:

@@ -69,7 +69,8 @@ package enum KernelOracle {
     /// unpacked keys and values: for query i < seqQ and key j < seqK,
     /// `s(i, j) = scale * q_i·k_j + keyBias[j] + relBias[(i - j) + relBiasZero] + shawQK[i*W + c(i, j)]`
     /// (each term only when its pointer is non-nil, Shaw only when `shawClip > 0`), `-inf` when
-    /// `causal` and `j > i + causalOffset`; `o_i = sum_j softmax_j(s(i, .)) (v_j + shawV[c(i, j)])`,
+    /// `causal` and `j > i + causalOffset` or when `window > 0` and `i + causalOffset - j >= window`
+    /// (the sliding window); `o_i = sum_j softmax_j(s(i, .)) (v_j + shawV[c(i, j)])`,
     /// and `o_i = 0` when every score is `-inf`. With `W = 2 shawClip + 1` and
     /// `c(i, j) = clamp(j - (i + causalOffset), -shawClip, shawClip) + shawClip`; `shawQK` is
     /// seqQ x W, `shawV` is W x headDim. Query i is at `q + i*ldq`, key j at `k + j*ldk`,
@@ -79,12 +80,12 @@ package enum KernelOracle {
         seqQ: Int, seqK: Int, headDim: Int, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int,
         v: UnsafePointer<Float>, ldv: Int, o: UnsafeMutablePointer<Float>, ldo: Int, scale: Float,
         causal: Bool, causalOffset: Int, keyBias: UnsafePointer<Float>?, relBias: UnsafePointer<Float>?,
-        relBiasZero: Int, shawClip: Int, shawQK: UnsafePointer<Float>?, shawV: UnsafePointer<Float>?
+        relBiasZero: Int, shawClip: Int, shawQK: UnsafePointer<Float>?, shawV: UnsafePointer<Float>?, window: Int = 0
     ) {
         SwiftSIMDKernels.attentionHead(
             seqQ: seqQ, seqK: seqK, headDim: headDim, q: q, ldq: ldq, k: k, ldk: ldk, v: v, ldv: ldv, o: o, ldo: ldo,
             scale: scale, causal: causal, causalOffset: causalOffset, keyBias: keyBias, relBias: relBias,
-            relBiasZero: relBiasZero, shawClip: shawClip, shawQK: shawQK, shawV: shawV)
+            relBiasZero: relBiasZero, shawClip: shawClip, shawQK: shawQK, shawV: shawV, window: window)
     }
 
     /// The float32 value of a 16-bit weight (BF16 when `bfloat16`, else IEEE binary16), by the

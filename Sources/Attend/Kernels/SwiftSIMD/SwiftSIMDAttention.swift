@@ -69,7 +69,8 @@ extension SwiftSIMDKernels {
     /// One attention head on raw strided buffers, the way the fused C kernel's contract states
     /// it (`ck_attention_head` in attend_kernels.h), computed like ``attention(_:query:key:value:output:threads:)``:
     /// per query, every score in Double (`scale * q·k + keyBias[j] + relBias[i - j + relBiasZero]
-    /// + shawQK[i * W + c(i, j)]`, `-inf` where causal hides key j, i.e. `j > i + causalOffset`),
+    /// + shawQK[i * W + c(i, j)]`, `-inf` where causal hides key j, i.e. `j > i + causalOffset`,
+    /// or the sliding window does, i.e. `window > 0` and `i + causalOffset - j >= window`),
     /// a max-subtracted softmax in Double and the weighted sum of `v_j + shawV[c(i, j)]`; a
     /// query whose scores are all `-inf` gets zeros. Shaw buckets:
     /// `c(i, j) = clamp(j - (i + causalOffset), -shawClip, shawClip) + shawClip`, `W = 2 shawClip + 1`.
@@ -78,7 +79,7 @@ extension SwiftSIMDKernels {
         seqQ: Int, seqK: Int, headDim d: Int, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int,
         v: UnsafePointer<Float>, ldv: Int, o: UnsafeMutablePointer<Float>, ldo: Int, scale: Float,
         causal: Bool, causalOffset: Int, keyBias: UnsafePointer<Float>?, relBias: UnsafePointer<Float>?,
-        relBiasZero: Int, shawClip: Int, shawQK: UnsafePointer<Float>?, shawV: UnsafePointer<Float>?
+        relBiasZero: Int, shawClip: Int, shawQK: UnsafePointer<Float>?, shawV: UnsafePointer<Float>?, window: Int = 0
     ) {
         let w = 2 * shawClip + 1
         var scores = [Double](repeating: 0, count: seqK)
@@ -88,7 +89,7 @@ extension SwiftSIMDKernels {
             let qi = q + i * ldq
             var maxScore = -Double.infinity
             for j in 0..<seqK {
-                if causal && j > i + causalOffset {
+                if (causal && j > i + causalOffset) || (window > 0 && i + causalOffset - j >= window) {
                     scores[j] = -.infinity
                     continue
                 }

@@ -71,7 +71,12 @@ public struct MarianTokenizer: Tokenizer {
         specialIDs = Set(tokens.map(\.id))
     }
 
-    func pieceIDs(_ text: String) -> [Int] {
+    /// `text`'s ids: added tokens whole, a leading language code as one token, the rest as
+    /// pieces of `source.spm` (or, for `target`, of `target.spm` through the target vocabulary,
+    /// transformers' target mode).
+    func pieceIDs(_ text: String, target: Bool = false) -> [Int] {
+        let spm = target ? self.target : source
+        let vocabulary = target && separateVocabularies ? decodeVocabulary : self.vocabulary
         var ids: [Int] = []
         let bytes = Array(text.utf8)
         bytes.withUnsafeBufferPointer { t in
@@ -88,7 +93,7 @@ public struct MarianTokenizer: Tokenizer {
                     ids.append(vocabulary.id(code) ?? unknownID)
                     chunk.removeFirst(close + 2)
                 }
-                for p in source.encode(chunk) { ids.append(vocabulary.id(p.piece) ?? unknownID) }
+                for p in spm.encode(chunk) { ids.append(vocabulary.id(p.piece) ?? unknownID) }
             }
         }
         return ids
@@ -99,6 +104,14 @@ public struct MarianTokenizer: Tokenizer {
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
         let a = pieceIDs(text)
         return (addSpecialTokens ? template : .none).apply(a, nil)
+    }
+
+    /// `text` as a target (transformers' `tokenizer(text_target=text)`): pieces of
+    /// `target.spm` mapped through the target vocabulary (`target_vocab.json` with
+    /// `separate_vocabs`, else `vocab.json`), `</s>` appended when `addSpecialTokens`.
+    /// Cost: SentencePiece's, linear in the text.
+    public func encodeTarget(_ text: String, addSpecialTokens: Bool = true) -> Encoding {
+        (addSpecialTokens ? template : .none).apply(pieceIDs(text, target: true), nil)
     }
 
     /// Both texts' pieces and one `</s>`, as `build_inputs_with_special_tokens` (all type 0).
