@@ -120,7 +120,7 @@ let package = Package(
             path: "Tests/TransformerTests",
             exclude: [
                 "make_hf_fixtures.py", "make_processor_fixtures.py", "make_lm_fixtures.py", "make_lm_window_fixtures.py",
-                "make_stop_strings_fixture.py", "make_attention_fixtures.py",
+                "make_stop_strings_fixture.py", "make_attention_fixtures.py", "make_half_fixtures.py",
             ],
             resources: [.copy("Fixtures")]
         ),

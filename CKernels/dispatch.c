@@ -55,6 +55,7 @@ static int ck_detect(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return mask;
     const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    const int f16c = (c >> 29) & 1; /* vcvtph2ps, used by the 16-bit weight kernels */
     if (!osxsave || !avx) return mask;
     const uint64_t xcr0 = ck_xgetbv0();
     if ((xcr0 & 0x6) != 0x6) return mask; /* OS does not save YMM state */
@@ -63,13 +64,13 @@ static int ck_detect(void) {
     const int avx2 = (b >> 5) & 1;
     const int avx512 = ((b >> 16) & 1) /* F */ && ((b >> 17) & 1) /* DQ */ &&
                        ((b >> 30) & 1) /* BW */ && ((b >> 31) & 1) /* VL */;
-    if (avx2 && fma) mask |= 1 << CK_VARIANT_AVX2;
+    if (avx2 && fma && f16c) mask |= 1 << CK_VARIANT_AVX2;
 #if defined(__APPLE__)
     const int zmm_state = ck_sysctl_flag("hw.optional.avx512f");
 #else
     const int zmm_state = (xcr0 & 0xE0) == 0xE0;
 #endif
-    if (avx2 && fma && avx512 && zmm_state) mask |= 1 << CK_VARIANT_AVX512;
+    if (avx2 && fma && f16c && avx512 && zmm_state) mask |= 1 << CK_VARIANT_AVX512;
     return mask;
 }
 #elif defined(__aarch64__)

@@ -26,7 +26,7 @@ extern "C" {
 /** Instruction-set variants. The numeric values are stable (Swift mirrors them). */
 typedef enum ck_variant {
     CK_VARIANT_SCALAR = 0, /* portable C, every CPU */
-    CK_VARIANT_AVX2 = 1,   /* x86-64 AVX2 + FMA (OS must save YMM state) */
+    CK_VARIANT_AVX2 = 1,   /* x86-64 AVX2 + FMA + F16C (OS must save YMM state) */
     CK_VARIANT_AVX512 = 2, /* x86-64 AVX-512 F/BW/DQ/VL (OS must save ZMM and opmask state) */
     CK_VARIANT_NEON = 3,   /* AArch64 Advanced SIMD */
     CK_VARIANT_COUNT = 4
@@ -347,6 +347,42 @@ typedef void (*ck_f32_attn_softmax_step_fn)(size_t rows, size_t valid_rows, floa
                                             float *l, float *corr, size_t key0, size_t query0,
                                             const ck_attention_head *head);
 
+/* ---------------------------------------------------------------- 16-bit weights */
+
+/**
+ * Weights kept as stored: a matrix of IEEE binary16 (F16) or bfloat16 (BF16) values, read by
+ * the kernels below and widened to float32 in registers (never copied to a float32 matrix).
+ * The values mirror Swift's; `dtype` arguments take one of them.
+ *
+ * Widening is exact (every F16 and BF16 value, subnormals, signed zeros, infinities and NaN
+ * payloads included, is a float32 value; F16 NaNs come out quiet): a product over a 16-bit
+ * weight is the float32 product over the widened weight, with the same error bound.
+ *   F16:  AVX2 and AVX-512 vcvtph2ps (F16C), NEON fcvtl, scalar bit arithmetic.
+ *   BF16: the 16 bits shifted into the top half of a float32 (zero-extend, shift by 16), on
+ *         every variant. (AVX-512 BF16's vdpbf16ps is not used: it would round the
+ *         activations to bfloat16 too, which a float32 product does not.)
+ */
+enum { CK_W16_F16 = 0, CK_W16_BF16 = 1 };
+
+/** dst[i] = widen(src[i]) for i < n (any alignment; src and dst must not overlap). */
+typedef void (*ck_w16_widen_fn)(int dtype, size_t n, const uint16_t *src, float *dst);
+
+/**
+ * Matrix-vector product of `rows` (1 or 2) activation rows against a 16-bit row-major weight
+ * [n, k] (a PyTorch Linear weight as stored in an F16 or BF16 checkpoint):
+ *   y_r[j] = alpha * sum_p x_r[p] * widen(w[j*ldw + p]) + beta * y_r[j],  j < n, r < rows
+ * with x_r at x + r*ldx, y_r at y + r*ldy (beta == 0: y not read; y must not alias x or w).
+ * Rows of at most 2 KiB (k <= 1024) are read one at a time with four vector accumulators,
+ * longer rows four at a time with one each, each y_r[j] one in-order dot product: for
+ * k <= 512 and k > 1024 the very sums ck_f32_gemv computes on the widened weight (bit for bit
+ * its result on a float32 copy of w; it switches at 512 floats, also 2 KiB), and two rows give
+ * each row's one-row bits. Two rows share every load and widening of w.
+ * Cost: 2 * rows * n * k flops, one pass over n * k * 2 bytes of weight (half of float32's).
+ */
+typedef void (*ck_w16_gemv_fn)(int dtype, size_t rows, size_t n, size_t k, float alpha,
+                               const float *x, size_t ldx, const uint16_t *w, size_t ldw,
+                               float beta, float *y, size_t ldy);
+
 struct ck_attention_grad_head; /* attend_attention_backward.h */
 #include "attend_kernels_backward.h" /* the training kernels' types (slots at the end) */
 
@@ -384,6 +420,9 @@ typedef struct ck_kernels {
     ck_f32_activation_backward_fn activation_backward;
     ck_f32_gated_backward_fn gated_backward;
     ck_f32_embedding_backward_fn embedding_backward;
+    /* 16-bit weights (see CK_W16_F16) */
+    ck_w16_widen_fn w16_widen;
+    ck_w16_gemv_fn w16_gemv;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
@@ -495,6 +534,27 @@ void ck_f32_gemm_packed(const ck_kernels *k, const ck_gemm_packed *g, size_t row
 /** 1 if ck_f32_gemm_packed reads A rows of this stride in place (no packing), else 0: callers
  * splitting one product over threads pack A once up front (ck_f32_pack_a) only when it is 0. */
 int ck_f32_gemm_packed_reads_a_in_place(size_t lda);
+
+/* ---------------------------------------------------------------- GEMM on a 16-bit weight */
+
+/** Workspace (floats, any alignment) of one ck_w16_gemm call: one packed A block (mc x kc)
+ * and one packed B block (kc x nc), trimmed to the problem, plus alignment slack. */
+size_t ck_w16_gemm_workspace(const ck_kernels *k, size_t m, size_t n, size_t kdim);
+
+/**
+ * C = A * W^T + beta * C with W a 16-bit row-major [n, k] weight (dtype CK_W16_F16 or
+ * CK_W16_BF16, row stride ldw), A m x k (row stride lda), C m x n (row stride ldc, not
+ * aliasing A or W; beta == 0: C not read). ck_f32_gemm's loops with trans_b: per block of nc
+ * weight rows and kc columns the block is widened (w16_widen, one weight row at a time) and
+ * packed into the workspace's B panels, then every mc block of A is packed and multiplied
+ * there, so the weight stays 16-bit in memory and is widened once per call (its float32 form
+ * exists only one kc x nc block at a time, in the workspace). Results equal ck_f32_gemm's with
+ * trans_b on the widened weight, bit for bit. Cost: 2*m*n*k flops, one read of the 16-bit
+ * weight and one write and read of its packed float32 block per call.
+ */
+void ck_w16_gemm(const ck_kernels *k, int dtype, size_t m, size_t n, size_t kdim, const float *a,
+                 size_t lda, const uint16_t *w, size_t ldw, float beta, float *c, size_t ldc,
+                 float *workspace);
 
 /* ---------------------------------------------------------------- fused attention driver */
 

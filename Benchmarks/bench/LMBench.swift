@@ -19,15 +19,19 @@ private struct LMShape {
 private let tinyLlama = LMShape(name: "tinyllama", gpt2: false, d: 2048, heads: 32, kvHeads: 4, ff: 5632, layers: 22, vocabulary: 32000)
 private let gpt2Small = LMShape(name: "gpt2-small", gpt2: true, d: 768, heads: 12, kvHeads: 12, ff: 3072, layers: 12, vocabulary: 50257)
 
-/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)).
-private func lmLinear(_ input: Int, _ output: Int, seed: UInt64, bias: Bool) -> Linear {
+/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)), held in `precision`.
+private func randomLinear(_ input: Int, _ output: Int, seed: UInt64, bias: Bool, precision: WeightPrecision = .float32) -> Linear {
     Linear(
         weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()),
-        bias: bias ? randomTensor([output], seed: seed &+ 7) * 0.1 : nil)
+        bias: bias ? randomTensor([output], seed: seed &+ 7) * 0.1 : nil, precision: precision)
 }
 
-/// A model of `s`'s shape with random weights, built as the loader builds a checkpoint.
-private func randomLM(_ s: LMShape, seed: UInt64) -> DecoderOnlyModel {
+/// A model of `s`'s shape with random weights, built as the loader builds a checkpoint, its
+/// weight matrices held in `precision`.
+private func randomLM(_ s: LMShape, seed: UInt64, precision: WeightPrecision = .float32) -> DecoderOnlyModel {
+    func lmLinear(_ i: Int, _ o: Int, _ seed: UInt64, _ bias: Bool) -> Linear {
+        randomLinear(i, o, seed: seed, bias: bias, precision: precision)
+    }
     let d = s.d, dh = s.headDim
     func norm() -> Norm {
         s.gpt2
@@ -38,17 +42,17 @@ private func randomLM(_ s: LMShape, seed: UInt64) -> DecoderOnlyModel {
         let k = seed &+ UInt64(i) * 100
         let ff =
             s.gpt2
-            ? FeedForward(up: lmLinear(d, s.ff, seed: k &+ 3, bias: true), down: lmLinear(s.ff, d, seed: k &+ 4, bias: true), activation: .geluTanh)
+            ? FeedForward(up: lmLinear(d, s.ff, k &+ 3, true), down: lmLinear(s.ff, d, k &+ 4, true), activation: .geluTanh)
             : FeedForward(
-                up: lmLinear(d, s.ff, seed: k &+ 3, bias: false), down: lmLinear(s.ff, d, seed: k &+ 4, bias: false),
-                activation: .silu, gate: lmLinear(d, s.ff, seed: k &+ 5, bias: false))
+                up: lmLinear(d, s.ff, k &+ 3, false), down: lmLinear(s.ff, d, k &+ 4, false),
+                activation: .silu, gate: lmLinear(d, s.ff, k &+ 5, false))
         return CausalDecoderLayer(
-            attentionNorm: norm(), qkv: lmLinear(d, (s.heads + 2 * s.kvHeads) * dh, seed: k &+ 1, bias: s.gpt2),
-            out: lmLinear(s.heads * dh, d, seed: k &+ 2, bias: s.gpt2), feedForwardNorm: norm(),
+            attentionNorm: norm(), qkv: lmLinear(d, (s.heads + 2 * s.kvHeads) * dh, k &+ 1, s.gpt2),
+            out: lmLinear(s.heads * dh, d, k &+ 2, s.gpt2), feedForwardNorm: norm(),
             feedForward: ff, scale: 1 / Float(dh).squareRoot())
     }
-    let embedding = Embedding(weight: randomTensor([s.vocabulary, d], seed: seed &+ 1))
-    let head = s.gpt2 ? Linear(weight: embedding.weight, bias: nil) : lmLinear(d, s.vocabulary, seed: seed &+ 2, bias: false)
+    let embedding = Embedding(weight: randomTensor([s.vocabulary, d], seed: seed &+ 1), precision: precision)
+    let head = s.gpt2 ? Linear(tiedTo: embedding) : lmLinear(d, s.vocabulary, seed &+ 2, false)
     return DecoderOnlyModel(
         architecture: s.gpt2 ? .gpt2 : .llama, embedding: embedding,
         learnedPositions: s.gpt2 ? Embedding(weight: randomTensor([1024, d], seed: seed &+ 3) * 0.1) : nil,
@@ -190,6 +194,7 @@ extension Bench {
                     row: pad("\(name) \(rows) rows", 26) + String(format: " %7d", t) + String(repeating: " ", count: 39)
                         + String(format: " %14.2f %13.2f %13.1f %11.0f%%", bstep * 1e3, Double(rows) / bstep, bgbs, bgbs / bandwidth[t]! * 100))
             }
+            bf16Decode(shape, f32: model, prompt: prompt, newTokens: newTokens, threadCounts: threadCounts, bandwidth: bandwidth)
             emit(
                 [("name", "lm \(shape.name) peak rss"), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
                 row: String(
@@ -197,5 +202,89 @@ extension Bench {
                         "peak resident memory so far: %.0f MiB (weights %.0f MiB read per decoding step); transformers: python3 Benchmarks/scripts/hf_lm_generate.py --model %@",
                     peakResidentMiB(), weightBytes / 1048576, shape.name))
         }
+    }
+
+    /// The BF16-weights row: the same shape with its weight matrices held in bfloat16 (the
+    /// Llama shapes from a BF16 checkpoint written to a temporary folder and mapped, as a real
+    /// one would be; GPT-2's rounded in memory), decoding greedily from a 64-token prompt,
+    /// rounds interleaved with the float32 model (float32, BF16, float32, ...), medians:
+    /// tokens/s of each and their ratio, the weight bytes one step reads and as a share of the
+    /// memory bandwidth; then the resident memory the BF16 model added (loading and decoding)
+    /// against its weights' bytes (the checkpoint file's size).
+    fileprivate func bf16Decode(
+        _ shape: LMShape, f32: DecoderOnlyModel, prompt: [Int], newTokens: Int, threadCounts: [Int], bandwidth: [Int: Double]
+    ) {
+        let before = currentResidentMiB()
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("attend-bench-bf16-\(shape.name)-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bf16: DecoderOnlyModel
+        var weightBytes = Double(shape.decodeWeightFloats) * 2, source = "rounded in memory"
+        if shape.gpt2 {
+            progress("lm: \(shape.name) with BF16 weights (rounded in memory)...")
+            bf16 = randomLM(shape, seed: 131, precision: .bfloat16)
+            let all = shape.layers * (shape.d * 3 * shape.d + shape.d * shape.d + 2 * shape.d * shape.ff) + (shape.vocabulary + 1024) * shape.d
+            weightBytes = Double(all) * 2
+        } else {
+            progress("lm: writing a BF16 \(shape.name)-shaped checkpoint to \(folder.path)...")
+            do {
+                weightBytes = Double(
+                    try writeRandomBF16Llama(
+                        directory: folder, d: shape.d, heads: shape.heads, kvHeads: shape.kvHeads, ff: shape.ff, layers: shape.layers,
+                        vocabulary: shape.vocabulary, seed: 171))
+                bf16 = try DecoderOnlyModel(directory: folder)
+            } catch {
+                out("lm: could not write or load the BF16 checkpoint: \(error)")
+                return
+            }
+            source = "BF16 checkpoint, mapped"
+        }
+        let short = Array(prompt.prefix(64))
+        func perToken(_ model: DecoderOnlyModel, _ compute: Compute) -> Double {
+            var cache = model.makeCache(rows: 1, capacity: short.count + newTokens + 1)
+            var logits = model.nextTokenLogits(appending: [short], to: &cache, compute: compute)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<newTokens {
+                let scores = logits.scalars
+                let next = scores.indices.max { scores[$0] < scores[$1] }!
+                logits = model.nextTokenLogits(appending: [[next]], to: &cache, compute: compute)
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 / Double(newTokens)
+        }
+        if !options.json {
+            out("\nlm \(shape.name): float32 vs BF16 weights (\(source)), greedy decoding from a 64-token prompt, rounds interleaved, medians")
+            out("name                          threads  f32 tok/s  bf16 tok/s  bf16/f32  bf16 MB/token  bf16 GB/s  % bandwidth")
+        }
+        let rounds = options.quick ? 2 : (shape.gpt2 ? 5 : 3)
+        for t in threadCounts {
+            let compute = Compute.default.with(threads: t)
+            var a: [Double] = [], b: [Double] = []
+            for round in 0...rounds {
+                progress("lm: \(shape.name) float32 / BF16, \(t) thread(s), round \(round)/\(rounds)...")
+                let x = perToken(f32, compute), y = perToken(bf16, compute)
+                if round > 0 { a.append(x); b.append(y) }
+            }
+            let f = median(a), h = median(b)
+            let bytes = Double(shape.decodeWeightFloats) * 2
+            let gbs = bytes / h * 1e-9
+            let name = "lm \(shape.name) bf16 decode"
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("f32_tokens_per_s", 1 / f), ("bf16_tokens_per_s", 1 / h),
+                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!),
+                    ("ms", h * 1e3), ("reps", a.count),
+                ],
+                row: pad(name, 29)
+                    + String(format: " %7d %10.2f %11.2f %8.2fx %14.1f %10.1f %11.0f%%", t, 1 / f, 1 / h, f / h, bytes / 1e6, gbs, gbs / bandwidth[t]! * 100))
+        }
+        let grown = currentResidentMiB() - before, weightsMiB = weightBytes / 1_048_576
+        emit(
+            [
+                ("name", "lm \(shape.name) bf16 rss"), ("rss_growth_mib", grown), ("weights_mib", weightsMiB), ("ratio", grown / weightsMiB),
+                ("ms", 0.0),
+            ],
+            row: String(
+                format: "BF16 model resident (growth of this process while loading and decoding with it): %.0f MiB = %.3f x its weights (%@, %.0f MiB)",
+                grown, grown / weightsMiB, shape.gpt2 ? "in memory" : "checkpoint file", weightsMiB))
+        withExtendedLifetime(bf16) {}
     }
 }

@@ -5,39 +5,54 @@ import Foundation
 /// relu, 32 relative buckets, vocabulary 32128, tied head with the d^-0.5 output scale.
 private let t5Dim = 512, t5Heads = 8, t5FF = 2048, t5Layers = 6, t5Vocabulary = 32128, t5Buckets = 32
 
-/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)).
-private func t5Linear(_ input: Int, _ output: Int, seed: UInt64) -> Linear {
-    Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil)
+/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)), held in `precision`.
+private func t5Linear(_ input: Int, _ output: Int, seed: UInt64, precision: WeightPrecision) -> Linear {
+    Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil, precision: precision)
 }
 
 private func t5Norm() -> Norm { .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [t5Dim]), eps: 1e-6)) }
 
-private func t5Attention(seed: UInt64) -> MultiHeadAttention {
+private func t5Attention(seed: UInt64, _ p: WeightPrecision) -> MultiHeadAttention {
     MultiHeadAttention(
-        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1),
-        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3), scale: 1)
+        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed, precision: p), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1, precision: p),
+        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2, precision: p), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3, precision: p), scale: 1)
 }
 
-private func t5FeedForward(seed: UInt64) -> FeedForward {
-    FeedForward(up: t5Linear(t5Dim, t5FF, seed: seed), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1), activation: .relu)
+private func t5FeedForward(seed: UInt64, _ p: WeightPrecision) -> FeedForward {
+    FeedForward(
+        up: t5Linear(t5Dim, t5FF, seed: seed, precision: p), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1, precision: p), activation: .relu)
 }
 
-/// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint.
-func randomT5Small(seed: UInt64) -> Seq2SeqModel {
+/// Bytes of the weight matrices of the t5-small shape at 4 (float32) or 2 bytes each: the
+/// shared table, 6 encoder layers (4 d^2 + 2 d dFF), 6 decoder layers (8 d^2 + 2 d dFF).
+private func t5WeightFloats() -> Int {
+    let perLayer = 4 * t5Dim * t5Dim + 2 * t5Dim * t5FF
+    return t5Vocabulary * t5Dim + t5Layers * perLayer + t5Layers * (perLayer + 4 * t5Dim * t5Dim)
+}
+
+/// Weight floats one decoding step reads: per decoder layer the fused self-attention QKV and
+/// its output (4 d^2), the cross-attention query and output (2 d^2; the memory's keys and
+/// values are computed once) and the feed-forward (2 d dFF), then the tied head (vocab x d).
+private let t5DecodeWeightFloats = t5Layers * (6 * t5Dim * t5Dim + 2 * t5Dim * t5FF) + t5Vocabulary * t5Dim
+
+/// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint, its
+/// weight matrices held in `precision`.
+func randomT5Small(seed: UInt64, precision: WeightPrecision = .float32) -> Seq2SeqModel {
+    let p = precision
     let encoderLayers = (0..<t5Layers).map { i -> EncoderLayer in
         let s = seed &+ UInt64(i) * 100
         return EncoderLayer(
-            selfAttention: t5Attention(seed: s), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10),
+            selfAttention: t5Attention(seed: s, p), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10, p),
             feedForwardNorm: t5Norm(), placement: .pre)
     }
     let decoderLayers = (0..<t5Layers).map { i -> DecoderLayer in
         let s = seed &+ 5000 &+ UInt64(i) * 100
         return DecoderLayer(
-            selfAttention: t5Attention(seed: s), selfAttentionNorm: t5Norm(),
-            crossAttention: t5Attention(seed: s &+ 20), crossAttentionNorm: t5Norm(),
-            feedForward: t5FeedForward(seed: s &+ 10), feedForwardNorm: t5Norm(), placement: .pre)
+            selfAttention: t5Attention(seed: s, p), selfAttentionNorm: t5Norm(),
+            crossAttention: t5Attention(seed: s &+ 20, p), crossAttentionNorm: t5Norm(),
+            feedForward: t5FeedForward(seed: s &+ 10, p), feedForwardNorm: t5Norm(), placement: .pre)
     }
-    let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1))
+    let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1), precision: p)
     let bias = { (s: UInt64, bidirectional: Bool) in
         AttentionBias.t5(table: randomTensor([t5Buckets, t5Heads], seed: s), bidirectional: bidirectional, maxDistance: 128)
     }
@@ -48,7 +63,7 @@ func randomT5Small(seed: UInt64) -> Seq2SeqModel {
         encoderPositions: .none, decoderPositions: .none,
         encoder: TransformerEncoder(layers: encoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 2, true)),
         decoder: TransformerDecoder(layers: decoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 3, false)),
-        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: Linear(weight: shared.weight, bias: nil),
+        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: Linear(tiedTo: shared),
         decoderStartTokenID: 0, padTokenID: 0, maxPositions: nil, generationDefaults: generation)
 }
 
@@ -111,13 +126,79 @@ extension Bench {
                         format: " %7d %12.1f %10.1f %11.1f %14.1f %9.2f", t, sec * 1e3, Double(newTokens) / sec,
                         median(encode) * 1e3, median(memoryKV) * 1e3, median(perToken) * 1e3))
         }
-        let perLayer = 4 * t5Dim * t5Dim + 2 * t5Dim * t5FF
-        let weightFloats = t5Vocabulary * t5Dim + t5Layers * perLayer + t5Layers * (perLayer + 4 * t5Dim * t5Dim)
-        let weightMiB = Double(weightFloats) * 4 / 1048576
+        seq2seqBF16(f32: model, source: source, config: config, threadCounts: threadCounts)
+        let weightMiB = Double(t5WeightFloats()) * 4 / 1048576
         emit(
             [("name", "seq2seq peak rss"), ("threads", options.threads), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
             row: String(
                 format: "peak resident memory so far: %.0f MiB (weights %.0f MiB); transformers: python3 Benchmarks/scripts/hf_t5_generate.py",
                 peakResidentMiB(), weightMiB))
+    }
+
+    /// The BF16-weights row: the same model with its weight matrices rounded to bfloat16 and
+    /// held so (half the bytes), greedy decoding of 64 tokens from the 512-token source
+    /// (memory keys/values untimed; the 512-token encoder timed apart: its products widen and
+    /// pack the 16-bit weights per call, where float32 ones are packed once), rounds interleaved with the float32 model
+    /// (float32, BF16, float32, ...), medians: ms per token of each and the ratio, the weight
+    /// bytes one step reads and as a share of the memory read bandwidth measured here; then
+    /// the resident memory the BF16 model added against its weights' bytes.
+    func seq2seqBF16(f32 model: Seq2SeqModel, source: [Int], config: GenerationConfig, threadCounts: [Int]) {
+        let newTokens = config.maxNewTokens
+        let before = currentResidentMiB()
+        progress("seq2seq: the same model with BF16 weights...")
+        let bf16 = randomT5Small(seed: 91, precision: .bfloat16)
+        let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
+        func perToken(_ m: Seq2SeqModel, _ compute: Compute) -> (encode: Double, token: Double) {
+            let e0 = DispatchTime.now().uptimeNanoseconds
+            guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
+            let e1 = DispatchTime.now().uptimeNanoseconds
+            var cache = m.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let out = try? m.greedySearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            precondition(out?.first?.count == newTokens + 1, "seq2seq bench: generated \(out?.first?.count ?? 0) tokens")
+            return (Double(e1 - e0) * 1e-9, Double(t1 - t0) * 1e-9 / Double(newTokens))
+        }
+        if !options.json {
+            out("\nt5-small-shaped T5, float32 vs BF16 weights: greedy decoding, \(newTokens) tokens, rounds interleaved, medians, \(variantName)")
+            out(
+                "name                                 threads  f32 ms/tok  bf16 ms/tok  bf16/f32 speed  bf16 MB/token  bf16 GB/s  % bandwidth  encoder ms f32 / bf16"
+            )
+        }
+        let rounds = options.quick ? 2 : 7
+        for t in threadCounts {
+            let compute = Compute.default.with(threads: t)
+            var a: [Double] = [], b: [Double] = [], ea: [Double] = [], eb: [Double] = []
+            for round in 0...rounds {
+                progress("seq2seq: float32 / BF16, \(t) thread(s), round \(round)/\(rounds)...")
+                let x = perToken(model, compute), y = perToken(bf16, compute)
+                if round > 0 {
+                    a.append(x.token)
+                    b.append(y.token)
+                    ea.append(x.encode)
+                    eb.append(y.encode)
+                }
+            }
+            let f = median(a), h = median(b)
+            let bytes = Double(t5DecodeWeightFloats) * 2, gbs = bytes / h * 1e-9
+            let name = "seq2seq t5-small bf16 decode"
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("f32_ms_per_token", f * 1e3), ("bf16_ms_per_token", h * 1e3),
+                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!),
+                    ("f32_encoder_ms", median(ea) * 1e3), ("bf16_encoder_ms", median(eb) * 1e3), ("ms", h * 1e3), ("reps", a.count),
+                ],
+                row: pad(name, 36)
+                    + String(
+                        format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f %11.0f%%  %9.1f / %.1f", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs,
+                        gbs / bandwidth[t]! * 100, median(ea) * 1e3, median(eb) * 1e3))
+        }
+        let grown = currentResidentMiB() - before, weightsMiB = Double(t5WeightFloats()) * 2 / 1_048_576
+        emit(
+            [("name", "seq2seq bf16 rss"), ("rss_growth_mib", grown), ("weights_mib", weightsMiB), ("ratio", grown / weightsMiB), ("ms", 0.0)],
+            row: String(
+                format: "BF16 model resident (growth of this process while building and decoding with it): %.0f MiB = %.3f x its weights (%.0f MiB)",
+                grown, grown / weightsMiB, weightsMiB))
+        withExtendedLifetime(bf16) {}
     }
 }

@@ -18,6 +18,31 @@
 
 #define CK_ALIGN 64
 
+#include <string.h>
+
+/* Exact scalar widening of the 16-bit weight types (attend_kernels.h, CK_W16_F16). */
+static inline float ck_bits_to_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline float ck_bf16_to_f32(uint16_t h) { return ck_bits_to_f32((uint32_t)h << 16); }
+/* binary16: sign, 5 exponent bits (bias 15), 10 mantissa bits. Normal values rebias the
+ * exponent; subnormals are m * 2^-24 (exact in float32); infinities and NaNs keep the payload,
+ * and signalling NaNs come out quiet, as vcvtph2ps and fcvtl make them. */
+static inline float ck_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
+    if (em >= 0x7c00u) {
+        const uint32_t mant = (uint32_t)(em & 0x3ffu) << 13;
+        return ck_bits_to_f32(sign | 0x7f800000u | mant | (mant ? 0x400000u : 0));
+    }
+    if (em >= 0x0400u) return ck_bits_to_f32(sign | ((em + ((127u - 15u) << 10)) << 13));
+    const float mag = (float)em * 0x1p-24f;
+    uint32_t u;
+    memcpy(&u, &mag, sizeof u);
+    return ck_bits_to_f32(sign | u);
+}
+
 /* Per-variant tables, defined in ref/, x86/avx2/, x86/avx512/, arm/neon/.
  * A variant that is not compiled for this architecture has no table. */
 extern const ck_kernels ck_kernels_scalar;

@@ -311,3 +311,63 @@ void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t 
         }
     }
 }
+
+/* ---------------------------------------------------------------- GEMM on a 16-bit weight */
+
+size_t ck_w16_gemm_workspace(const ck_kernels *kern, size_t m, size_t n, size_t kdim) {
+    return ck_f32_gemm_workspace(kern, m, n, kdim);
+}
+
+/* Packs rows j0 ..< j0+ncb, columns p0 ..< p0+kcb of a 16-bit [n, k] weight into nr-column
+ * panels (ck_pack_b's transposed case), each weight row widened by the variant's w16_widen
+ * in chunks of a stack buffer, then scattered by nr. */
+static void ck_pack_b_w16(const ck_kernels *kern, int dtype, size_t ncb, size_t kcb,
+                          const uint16_t *w, size_t ldw, size_t p0, size_t j0, float *dst) {
+    enum { CHUNK = 256 };
+    _Alignas(CK_ALIGN) float row[CHUNK];
+    const size_t nr = (size_t)kern->gemm.nr;
+    for (size_t jr = 0; jr < ncb; jr += nr) {
+        const size_t cols = ck_min(nr, ncb - jr);
+        for (size_t j = 0; j < cols; j++) {
+            const uint16_t *src = w + (j0 + jr + j) * ldw + p0;
+            for (size_t q = 0; q < kcb; q += CHUNK) {
+                const size_t len = ck_min(CHUNK, kcb - q);
+                kern->w16_widen(dtype, len, src + q, row);
+                float *d = dst + q * nr + j;
+                for (size_t p = 0; p < len; p++) d[p * nr] = row[p];
+            }
+        }
+        for (size_t j = cols; j < nr; j++)
+            for (size_t p = 0; p < kcb; p++) dst[p * nr + j] = 0.0f;
+        dst += nr * kcb;
+    }
+}
+
+void ck_w16_gemm(const ck_kernels *kern, int dtype, size_t m, size_t n, size_t kdim, const float *a,
+                 size_t lda, const uint16_t *w, size_t ldw, float beta, float *c, size_t ldc,
+                 float *workspace) {
+    if (m == 0 || n == 0) return;
+    if (kdim == 0) {
+        ck_scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    const size_t mr = (size_t)kern->gemm.mr;
+    size_t mc, nc, kc;
+    ck_blocks(kern, m, n, kdim, &mc, &nc, &kc);
+    float *pa = ck_align(workspace);
+    float *pb = ck_align(pa + mc * kc);
+    for (size_t jc = 0; jc < n; jc += nc) {
+        const size_t ncb = ck_min(nc, n - jc);
+        for (size_t pc = 0; pc < kdim; pc += kc) {
+            const size_t kcb = ck_min(kc, kdim - pc);
+            const float beta_p = pc == 0 ? beta : 1.0f;
+            ck_pack_b_w16(kern, dtype, ncb, kcb, w, ldw, pc, jc, pb);
+            for (size_t ic = 0; ic < m; ic += mc) {
+                const size_t mcb = ck_min(mc, m - ic);
+                ck_pack_a(mr, mcb, kcb, a, lda, 0, ic, pc, pa);
+                ck_macro_kernel(kern, mcb, ncb, kcb, pa, NULL, 0, NULL, pb, c + ic * ldc + jc, ldc,
+                                1.0f, beta_p, NULL, ic, jc);
+            }
+        }
+    }
+}

@@ -199,6 +199,8 @@ public enum FuzzRegistry {
         AnyFuzzKernel(NormBackwardFuzz()),
         AnyFuzzKernel(ActivationBackwardFuzz()),
         AnyFuzzKernel(EmbeddingBackwardFuzz()),
+        AnyFuzzKernel(W16GEMVFuzz()),
+        AnyFuzzKernel(W16GEMMFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -82,7 +82,7 @@ func wordContext(word: String, texts: [String], model: BERTModel, tokenizer: any
         let out = try model.forward(
             inputIDs: [encoding.ids], tokenTypeIDs: [encoding.tokenTypeIDs], attentionMask: [encoding.attentionMask],
             outputHiddenStates: true, compute: compute)
-        let table = model.embeddings.word.weight.gatherRows(positions.map { encoding.ids[$0] }).scalars  // [pieces, d]
+        let table = model.embeddings.word(positions.map { encoding.ids[$0] }).scalars  // [pieces, d]
         inputs.append(meanRow(table, d: d, positions: Array(positions.indices)))
         layers.append(out.hiddenStates.map { meanRow($0.scalars, d: d, positions: positions) })
     }

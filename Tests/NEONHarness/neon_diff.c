@@ -4,7 +4,8 @@
  * scripts/ci-neon-qemu.sh for aarch64 and run under qemu-aarch64 (or natively on AArch64).
  *
  * Every slot of the table is exercised: the SGEMM driver and micro-kernel, the FMA probe,
- * exp, softmax_rows, the online-softmax step, gemv, gemv_t, activation, norm_rows, the fused
+ * exp, softmax_rows, the online-softmax step, gemv, gemv_t, the 16-bit weight kernels (w16_widen,
+ * w16_gemv, ck_w16_gemm), activation, norm_rows, the fused
  * attention (pack_kv + attention_block), the GEMM on a packed weight (pack_weight, pack_a,
  * gemm_packed with its epilogue, split into row x panel ranges) and the attention on in-place
  * K/V (attention_short, attention_few), and the attention backward (grad_pack_kv,
@@ -69,6 +70,7 @@ enum {
     S_NORM_BWD,
     S_ACT_BWD,
     S_EMB_BWD,
+    S_W16,
     S_COUNT
 };
 static const char *const stat_names[S_COUNT] = {
@@ -76,7 +78,7 @@ static const char *const stat_names[S_COUNT] = {
     "softmax_rows",  "attn_softmax_step", "gemv",          "act relu",      "act gelu",
     "act gelu_tanh", "act silu",          "norm_rows",     "attention",     "gemm_packed",
     "gemv_t",        "attention_short",   "attention_few", "attention_bwd", "cross_entropy",
-    "norm_backward", "act_backward",      "embedding_bwd"};
+    "norm_backward", "act_backward",      "embedding_bwd", "w16 (16-bit weights)"};
 static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*sum|ab|)",
                                                 "err/(u*sum|ab|)",
@@ -99,7 +101,8 @@ static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/u (grad /scale)",
                                                 "-",
                                                 "-",
-                                                "-"};
+                                                "-",
+                                                "err/(u*sum|ab|)"};
 static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
 static long total_fails;
 static const int MAX_PRINTED_FAILS = 4000;
@@ -289,7 +292,8 @@ static void test_dispatch(void) {
               "table %d: variant %d name %s", want, k->variant, k->name);
         check(s,
               k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
-                  k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows,
+                  k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows &&
+                      k->w16_widen && k->w16_gemv,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
         check(s,
@@ -2537,6 +2541,166 @@ static void test_embedding_backward(int v) {
                         rnd_n(dims[i] + 1));
 }
 
+/* ---------------------------------------------------------------- 16-bit weights */
+
+/* The value of a binary16 (bf == 0) or bfloat16 (bf != 0) pattern, decoded independently. */
+static double w16_ref(uint16_t h, int bf) {
+    if (bf) return (double)bitsf((uint32_t)h << 16);
+    const int sign = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v;
+    if (e == 31)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexp((double)m, -24);
+    else
+        v = ldexp((double)(1024 + m), e - 25);
+    return sign ? -v : v;
+}
+
+/* A 16-bit pattern of a value uniform in [-1, 1] (bf16: truncated; f16: via the reference,
+ * nearest of a few candidates is not needed: any pattern is a valid weight). */
+static uint16_t w16_random(int bf) {
+    const float f = rnd_f(-1, 1);
+    if (bf) return (uint16_t)(fbits(f) >> 16);
+    const double a = fabs((double)f);
+    uint16_t h = 0;
+    if (a >= 0x1p-14) {
+        int e;
+        const double fr = frexp(a, &e); /* a = fr * 2^e, fr in [0.5, 1) */
+        h = (uint16_t)(((e + 14) << 10) | ((int)(fr * 2048) & 1023));
+    } else {
+        h = (uint16_t)(a * 0x1p24);
+    }
+    return (uint16_t)(h | (f < 0 ? 0x8000 : 0));
+}
+
+/* w16_widen on all 65536 patterns; w16_gemv (1 and 2 rows) against the double reference
+ * and bitwise against gemv on the widened weight; ck_w16_gemm against the reference. */
+static void test_w16(int v) {
+    const ck_kernels *k = var_table(v);
+    const int s = S_W16;
+    uint16_t *all = malloc(65536 * sizeof(uint16_t));
+    float *wide = malloc(65536 * sizeof(float));
+    for (int bf = 0; bf < 2; bf++) {
+        set_case("%s w16_widen %s, every pattern", k->name, bf ? "bf16" : "f16");
+        new_case(s);
+        for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+        k->w16_widen(bf, 65536, all, wide);
+        for (int i = 0; i < 65536; i++) {
+            const double want = w16_ref((uint16_t)i, bf);
+            const int ok = want != want ? wide[i] != wide[i] : (double)wide[i] == want;
+            if (!check(s, ok, 0, 0, "0x%04x widened to %.9g, want %.9g", i, wide[i], want)) break;
+        }
+    }
+    free(all);
+    free(wide);
+    const size_t ns[] = {0, 1, 3, 4, 5, 7, 13};
+    const size_t ks[] = {0, 1, 3, 4, 5, 8, 33, 257, 512, 513, 1000, 1024, 1025, 1500};
+    for (int bf = 0; bf < 2; bf++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+                for (size_t rows = 1; rows <= 2; rows++) {
+                    const size_t n = ns[i], kd = ks[j], ldw = kd + (j % 3), ldx = kd + 1, ldy = n + 2;
+                    const float alpha = rows == 1 ? 1.0f : -0.75f, beta = j % 2 ? 1.5f : 0.0f;
+                    set_case("%s w16_gemv %s rows=%zu n=%zu k=%zu ldw=%zu beta=%g", k->name,
+                             bf ? "bf16" : "f16", rows, n, kd, ldw, beta);
+                    new_case(s);
+                    uint16_t *w = malloc((n * ldw + 1) * sizeof(uint16_t));
+                    float *wf = malloc((n * ldw + 1) * sizeof(float));
+                    float *x = malloc((rows * ldx + 1) * sizeof(float));
+                    float *y = malloc((rows * ldy + 1) * sizeof(float));
+                    float *yr = malloc((rows * ldy + 1) * sizeof(float));
+                    double *y0 = malloc((rows * ldy + 1) * sizeof(double));
+                    for (size_t q = 0; q < n * ldw; q++) {
+                        w[q] = (q % ldw) < kd ? w16_random(bf) : 0x7e5a; /* padding: NaN */
+                        wf[q] = (float)w16_ref(w[q], bf);
+                    }
+                    fill(x, rows * ldx, -1, 1);
+                    for (size_t q = 0; q < rows * ldy; q++) {
+                        y0[q] = (q % ldy) < n ? (beta == 0.0f ? NAN : rnd_f(-2, 2)) : 12345.0;
+                        y[q] = yr[q] = (float)y0[q];
+                    }
+                    k->w16_gemv(bf, rows, n, kd, alpha, x, ldx, w, ldw, beta, y, ldy);
+                    for (size_t r = 0; r < rows; r++)
+                        k->gemv(n, kd, alpha, x + r * ldx, wf, ldw, beta, yr + r * ldy);
+                    int ok = 1;
+                    for (size_t r = 0; r < rows && ok; r++)
+                        for (size_t jj = 0; jj < ldy && ok; jj++) {
+                            const float got = y[r * ldy + jj];
+                            if (jj >= n) {
+                                ok = check(s, got == 12345.0f, 0, 0, "y[%zu][%zu] padding written", r, jj);
+                                continue;
+                            }
+                            if (kd <= 512 || kd > 1024) /* the same sum order as gemv */
+                                ok = check(s, fbits(got) == fbits(yr[r * ldy + jj]), 0, 0,
+                                       "y[%zu][%zu] = %.9g, gemv on the widened weight %.9g", r, jj, got,
+                                       yr[r * ldy + jj]);
+                            double dot = 0, mag = 0;
+                            for (size_t p = 0; p < kd; p++) {
+                                const double t = (double)x[r * ldx + p] * w16_ref(w[jj * ldw + p], bf);
+                                dot += t;
+                                mag += fabs(t);
+                            }
+                            double ref = alpha * dot, bnd = fabs(alpha) * mag;
+                            if (beta != 0.0f) {
+                                ref += beta * y0[r * ldy + jj];
+                                bnd += fabs(beta * y0[r * ldy + jj]);
+                            }
+                            const double err = fabs(got - ref), allowed = (double)(kd + 4) * U * bnd;
+                            if (ok)
+                                ok = check(s, close_enough(err, allowed), allowed ? err / allowed : err,
+                                           bnd ? err / (U * bnd) : 0, "y[%zu][%zu] = %.9g, reference %.9g", r,
+                                           jj, got, ref);
+                        }
+                    free(w);
+                    free(wf);
+                    free(x);
+                    free(y);
+                    free(yr);
+                    free(y0);
+                }
+    const size_t kc = (size_t)k->gemm.kc, mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {mr + 1, nr + 1, 33}, {2 * mr, 3, kc + 5}, {5, 2 * nr - 1, 2 * kc + 1}};
+    for (int bf = 0; bf < 2; bf++)
+        for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+            const size_t m = shapes[t][0], n = shapes[t][1], kd = shapes[t][2];
+            const size_t lda = kd + 1, ldw = kd + 2, ldc = n + 1;
+            const float beta = t % 2 ? 0.5f : 0.0f;
+            set_case("%s ck_w16_gemm %s m=%zu n=%zu k=%zu beta=%g", k->name, bf ? "bf16" : "f16", m, n, kd, beta);
+            new_case(s);
+            uint16_t *w = malloc(n * ldw * sizeof(uint16_t));
+            float *a = malloc(m * lda * sizeof(float)), *c = malloc(m * ldc * sizeof(float));
+            double *c0 = malloc(m * ldc * sizeof(double));
+            for (size_t q = 0; q < n * ldw; q++) w[q] = w16_random(bf);
+            fill(a, m * lda, -1, 1);
+            for (size_t q = 0; q < m * ldc; q++) c[q] = (float)(c0[q] = beta == 0.0f ? NAN : rnd_f(-1, 1));
+            float *ws = malloc(ck_w16_gemm_workspace(k, m, n, kd) * sizeof(float));
+            ck_w16_gemm(k, bf, m, n, kd, a, lda, w, ldw, beta, c, ldc, ws);
+            int ok = 1;
+            for (size_t i = 0; i < m && ok; i++)
+                for (size_t jj = 0; jj < n && ok; jj++) {
+                    double dot = 0, mag = 0;
+                    for (size_t p = 0; p < kd; p++) {
+                        const double tt = (double)a[i * lda + p] * w16_ref(w[jj * ldw + p], bf);
+                        dot += tt;
+                        mag += fabs(tt);
+                    }
+                    if (beta != 0.0f) {
+                        dot += beta * c0[i * ldc + jj];
+                        mag += fabs(beta * c0[i * ldc + jj]);
+                    }
+                    const double err = fabs(c[i * ldc + jj] - dot), allowed = (double)(kd + 4) * U * mag;
+                    ok = check(s, close_enough(err, allowed), allowed ? err / allowed : err, mag ? err / (U * mag) : 0,
+                               "C[%zu][%zu] = %.9g, reference %.9g", i, jj, c[i * ldc + jj], dot);
+                }
+            free(ws);
+            free(w);
+            free(a);
+            free(c);
+            free(c0);
+        }
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x5eed0a77e4dull;
     for (int s = 0; s < S_COUNT; s++)
@@ -2579,7 +2743,8 @@ int main(int argc, char **argv) {
                  {"cross_entropy", test_cross_entropy},
                  {"norm_backward", test_norm_backward},
                  {"act_backward", test_activation_backward},
-                 {"embedding_bwd", test_embedding_backward}};
+                 {"embedding_bwd", test_embedding_backward},
+                 {"w16", test_w16}};
     for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
         for (int v = 0; v < 2; v++) {
             rng_state = seed ^ (0x1000193ull * (t + 1)) ^ ((uint64_t)v << 40);

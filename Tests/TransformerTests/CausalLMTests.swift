@@ -51,7 +51,7 @@ struct LMCase: Sendable, CustomTestStringConvertible {
                 batched: false, maxNew: 10)
         }
     }
-    static let all = load("lm_golden", batched: false) + load("lm_extra", batched: true)
+    static let all = load("lm_golden", batched: false) + load("lm_extra", batched: true) + load("lm_half", batched: true)
 }
 
 func lmFolder(_ name: String) throws -> URL {
@@ -65,7 +65,7 @@ struct CausalLMTests {
     @Test("the fixtures are all there")
     func fixturesPresent() {
         #expect(LMCase.all.filter { !$0.batched }.map(\.folder) == ["gpt2", "llama", "qwen2"])
-        #expect(LMCase.all.filter(\.batched).count == 7)
+        #expect(LMCase.all.filter(\.batched).count == 9)
     }
 
     @Test("last-position logits within 1e-4: prefill in one pass and token by token", arguments: LMCase.all)

@@ -6,6 +6,9 @@
 //   t5, marian          shared/golden (transformers 5.23): tied heads, relu T5, swish Marian
 //   t5_gated            make_hf_fixtures.py (transformers 5.24): gated-gelu, separate lm_head,
 //                       no output scale, 6 heads x 8 = 48 != d_model 32, 3 + 2 layers, sharded
+//   t5_bf16, t5_f16     make_half_fixtures.py: the golden t5 saved in BF16 / F16, its weights
+//                       held 16-bit (tolerance as float32's: the reference upcasts the same
+//                       16-bit weights, which is what widening in registers computes)
 //   marian_split        make_hf_fixtures.py: separate source/target embeddings, target
 //                       vocabulary 48 != 64, unscaled embeddings, relu, 3 and 2 heads
 import Foundation
@@ -34,6 +37,14 @@ struct HFSeq2SeqTests {
     static let cases = [
         Case(
             name: "t5", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
+            maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
+        // The golden t5 saved in BF16 and F16 (make_half_fixtures.py): weights kept 16-bit,
+        // against transformers on the same weights upcast to float32.
+        Case(
+            name: "t5_bf16", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
+            maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
+        Case(
+            name: "t5_f16", architecture: .t5, start: 0, eos: 1, pad: 0, forcedEOS: nil,
             maxNew: 10, greedyMinNew: 10, lengthPenalty: 1, earlyStopping: .whenBeamsFinished),
         Case(
             name: "marian", architecture: .marian, start: 63, eos: 2, pad: 63, forcedEOS: 2,
@@ -107,6 +118,31 @@ struct HFSeq2SeqTests {
         let streamed = try model.greedy(sources: sources, startTokenID: model.decoderStartTokenID, config: greedy) { steps.append($0) }
         #expect(streamed == greedyIDs && steps.count == greedyIDs[0].count - 1)
         #expect((0..<2).allSatisfy { r in steps.map { $0[r] } == Array(greedyIDs[r].dropFirst()) })
+    }
+
+    @Test("a BF16 / F16 folder keeps its weights 16-bit; weightPrecision converts at load (rounding float32 as torch does)")
+    func weightPrecision() throws {
+        let io = try fixture("t5.io")
+        let sources = try Self.sources(io)
+        let targets = idRows(try io.integers("in.decoder_input_ids"), rows: 2)
+        for (name, precision) in [("t5_bf16", WeightPrecision.bfloat16), ("t5_f16", .float16)] {
+            let kept = try Seq2SeqModel(directory: try fixtureFolder(name))
+            #expect(kept.lmHead.weightPrecision == precision && kept.encoderEmbedding.weightPrecision == precision)
+            let logits = try kept.decode(targets, encoded: try kept.encode(sources))
+            // The float32 folder rounded at load holds the same 16-bit matrices as torch's
+            // rounding (to nearest even) wrote; its norms and bias tables stay float32, so
+            // its outputs differ by their rounding only.
+            let rounded = try Seq2SeqModel(directory: try fixtureFolder("t5"), weightPrecision: precision)
+            #expect(rounded.lmHead.weightPrecision == precision)
+            #expect(rounded.lmHead.weight.scalars.map(\.bitPattern) == kept.lmHead.weight.scalars.map(\.bitPattern), "\(name): rounding")
+            let again = try rounded.decode(targets, encoded: try rounded.encode(sources))
+            #expect(maxAbsDifference(again.scalars, logits.scalars) <= 0.05, "\(name): the float32 folder rounded at load")
+            // Widened at load: float32 weights (the packed float32 GEMM sums in another order).
+            let widened = try Seq2SeqModel(directory: try fixtureFolder(name), weightPrecision: .float32)
+            #expect(widened.lmHead.weightPrecision == .float32 && widened.encoderEmbedding.weightPrecision == .float32)
+            let wide = try widened.decode(targets, encoded: try widened.encode(sources))
+            #expect(maxAbsDifference(wide.scalars, logits.scalars) <= 1e-5, "\(name): widened at load")
+        }
     }
 
     @Test("the decoder's cached steps equal teacher forcing (T5's causal bias at the cache offset)")
@@ -206,3 +242,5 @@ struct HFSeq2SeqTests {
         #expect(throws: CheckpointError.self) { try Seq2SeqModel(directory: folder) }  // block 1 left unused
     }
 }
+
+private func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }

@@ -13,6 +13,7 @@
  *   CK_ANV                      query vectors per attention panel (query panel = CK_ANV*CK_VL)
  *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % mr == 0)
  *   CK_TABLE, CK_VARIANT_ID, CK_VARIANT_NAME  the table's symbol, enum value and name
+ *   CK_LOAD_F16(p)              (optional) CK_VL binary16 values widened (see w16.h)
  * Optional: CK_NO_FMA (no fused multiply-add: the portable scalar row), CK_CUSTOM_UKR and
  * CK_CUSTOM_PEAK (the includer wrote the functions CK_UKR_NAME and CK_UKR_ROWS_NAME / CK_PEAK_NAME
  * itself).
@@ -39,6 +40,7 @@
 #include "norm_backward.h"
 #include "activation_backward.h"
 #include "embedding_backward.h"
+#include "w16.h"
 
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
@@ -74,6 +76,8 @@ const ck_kernels CK_TABLE = {
     .activation_backward = CK_FN(ck_f32_activation_backward),
     .gated_backward = CK_FN(ck_f32_gated_backward),
     .embedding_backward = CK_FN(ck_f32_embedding_backward),
+    .w16_widen = CK_FN(ck_w16_widen),
+    .w16_gemv = CK_FN(ck_w16_gemv),
 };
 
 #undef CK_VFMA

@@ -32,7 +32,10 @@
 #define CK_AVX2_NC 4096
 #endif
 
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#include <immintrin.h>
+
+/* F16C (vcvtph2ps) comes with every AVX2 CPU; dispatch.c checks its cpuid bit too. */
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
 typedef float ck_v8f __attribute__((vector_size(32)));
 typedef int ck_v8i __attribute__((vector_size(32)));
@@ -53,6 +56,7 @@ typedef int ck_v8i __attribute__((vector_size(32)));
 #define CK_ATTN_QUERY_PANELS 2 /* 32 queries: Q panels 2 x 64 x 16 floats = 8 KiB */
 #define CK_ATTN_KEY_BLOCK                                                                          \
     384 /* score tile 384 x 32 floats = 48 KiB (L1/L2); measured best of 48..1152 */
+#define CK_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define CK_TABLE ck_kernels_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
 #define CK_VARIANT_NAME "avx2"

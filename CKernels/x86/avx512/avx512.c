@@ -21,6 +21,8 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 
+#include <immintrin.h>
+
 #pragma clang attribute push(                                                                      \
     __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"), min_vector_width(512))), \
     apply_to = function)
@@ -43,6 +45,7 @@ typedef int ck_v16i __attribute__((vector_size(64)));
 #define CK_ANV 2
 #define CK_ATTN_QUERY_PANELS 1 /* 32 queries: Q panel 64 x 32 floats = 8 KiB */
 #define CK_ATTN_KEY_BLOCK 392  /* score tile 392 x 32 floats = 49 KiB, as measured best on AVX2 */
+#define CK_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define CK_TABLE ck_kernels_avx512
 #define CK_VARIANT_ID CK_VARIANT_AVX512
 #define CK_VARIANT_NAME "avx512"

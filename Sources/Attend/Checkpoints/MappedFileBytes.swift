@@ -59,6 +59,19 @@ final class MappedFileBytes: @unchecked Sendable {
         isMapped = false
     }
 
+    /// Tells the OS that this process no longer needs the pages wholly inside `range` (bytes of
+    /// `buffer`): a tensor copied out of the map (a fused or transposed weight) then stops
+    /// counting in resident memory twice. The bytes stay readable (a later read faults them in
+    /// again from the file). No-op for a heap copy. Cost: one system call.
+    func releasePages(_ range: Range<Int>) {
+        guard isMapped, range.lowerBound >= 0, range.upperBound <= buffer.count, let base = buffer.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
+        let end = (Int(bitPattern: base) + range.upperBound) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if isMapped {
             munmap(UnsafeMutableRawPointer(mutating: buffer.baseAddress), buffer.count)

@@ -158,6 +158,12 @@ public struct SafeTensorsCheckpoint: Sendable {
         return try files[i].tensor(name)
     }
 
+    /// The rank-2 F16 or BF16 tensor `name` as its 16-bit values (see
+    /// `SafeTensorsFile.halfMatrix(_:)`); nil when absent or of another type or rank.
+    func halfMatrix(_ name: String) -> HalfMatrix? {
+        location[name].flatMap { files[$0].halfMatrix(name) }
+    }
+
     /// The tensor `name` as `Int` values (see `SafeTensorsFile.integers(_:)`). Throws
     /// `.missingTensor` naming the checkpoint if no file has it. Cost: O(elements).
     public func integers(_ name: String) throws -> [Int] {

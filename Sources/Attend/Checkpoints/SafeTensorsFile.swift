@@ -131,6 +131,31 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return Tensor(shape: info.shape, storage: storage)
     }
 
+    /// The matrix `name` as its 16-bit values, when it is a rank-2 F16 or BF16 tensor (nil
+    /// otherwise, or when absent): borrowed from the map when 2-byte aligned on a little-endian
+    /// host (the matrix keeps the map alive), else copied. Cost: O(1) borrowed, O(elements)
+    /// copied.
+    func halfMatrix(_ name: String) -> HalfMatrix? {
+        guard let info = infos[name], info.shape.count == 2 else { return nil }
+        let type: HalfType
+        switch info.dtype {
+        case .F16: type = .f16
+        case .BF16: type = .bf16
+        default: return nil
+        }
+        let (rows, cols) = (info.shape[0], info.shape[1])
+        let src = raw(info)
+        if UInt16(littleEndian: 1) == 1, let start = src.baseAddress, rows * cols > 0,
+            Int(bitPattern: start) % MemoryLayout<UInt16>.alignment == 0
+        {
+            return HalfMatrix(
+                type: type, rows: rows, cols: cols, base: start.bindMemory(to: UInt16.self, capacity: rows * cols), owner: bytes)
+        }
+        return HalfMatrix.owned(type, rows: rows, cols: cols) { dst in
+            for i in 0..<(rows * cols) { dst[i] = Self.element(src, i, as: UInt16.self) }
+        }
+    }
+
     /// The tensor `name` as `Int` values in row-major order (for ids, masks, position tables).
     /// Reads I64, I32, I16, I8, U64, U32, U16, U8 and BOOL (false 0, true 1). Throws
     /// `.missingTensor` if absent, `.dtypeNotConvertible` for float types, `.integerOutOfRange`

@@ -210,8 +210,8 @@ public struct BERTModel: Sendable {
                 positionIDs.append(i)
             }
         }
-        let sum = embeddings.word.weight.gatherRows(flatIDs) + embeddings.tokenType.weight.gatherRows(flatTypes)  // [T, d]
-        let positions = embeddings.addsPositions ? embeddings.position.weight.gatherRows(positionIDs) : nil  // [T, d]
+        let sum = embeddings.word.storage.gatherRows(flatIDs) + embeddings.tokenType.storage.gatherRows(flatTypes)  // [T, d]
+        let positions = embeddings.addsPositions ? embeddings.position.storage.gatherRows(positionIDs) : nil  // [T, d]
         var x = Tensor.uninitialized([total, config.hiddenSize])
         // LayerNorm((word + segment) + position): the position add is fused into the norm.
         normRows(

@@ -226,17 +226,31 @@ extension DecoderOnlyModel {
     /// Loads a Hugging Face model folder: `config.json` (`model_type` "gpt2", "llama",
     /// "mistral" or "qwen2"), `generation_config.json` when present, and the weights
     /// (`model.safetensors` or a sharded checkpoint with `model.safetensors.index.json`;
-    /// F32, F16 or BF16, widened to float32). Throws `ModelFileError` (a configuration file:
+    /// F32, F16 or BF16, the weight matrices held as stored: see
+    /// ``init(directory:weightPrecision:)``). Throws `ModelFileError` (a configuration file:
     /// missing, invalid JSON, a value out of range or unsupported, naming the file and key),
     /// `SafeTensorsError` (a weights file) or `CheckpointError` (a tensor missing, misshapen
     /// or unused). Cost: one read of every tensor, plus the fused QKV copies and GPT-2's
     /// transposes (each weight once).
     public init(directory: URL) throws {
+        try self.init(directory: directory, weightPrecision: nil)
+    }
+
+    /// Loads a Hugging Face model folder as ``init(directory:)`` does, with its weight
+    /// matrices held in `weightPrecision`.
+    /// `weightPrecision` is the element type the `Linear` and `Embedding` weights are held in
+    /// (see ``WeightPrecision``): nil keeps each as the checkpoint stores it (an F16 or BF16
+    /// file stays 16-bit, mapped, never widened in memory: about half the memory and decoding
+    /// time of float32), `.float32` widens 16-bit weights at load, `.float16` / `.bfloat16`
+    /// round float32 weights to 16 bits at load (one pass). Biases and norms stay float32.
+    public init(directory: URL, weightPrecision: WeightPrecision?) throws {
         let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (fields, _, generation) = try readHFModelConfigs(directory)
         let config = try CausalLMConfig(fields: fields)
         let settings = try HFGenerationSettings(config: fields, generation: generation, vocabularySize: config.vocabSize, decoderOnly: true)
-        try self.init(config: config, weights: try SafeTensorsCheckpoint(directory: directory), generation: settings)
+        try self.init(
+            config: config, weights: WeightPrecisionSource.wrap(try SafeTensorsCheckpoint(directory: directory), weightPrecision),
+            generation: settings)
     }
 
     /// Whether `config.json` in `directory` names a decoder-only model this type loads (its
@@ -255,16 +269,29 @@ extension DecoderOnlyModel {
     /// `model.layers.{i}.*` for the Llama family). Throws `CheckpointError` naming a missing,
     /// misshapen or unused tensor.
     public init(config: CausalLMConfig, weights: TensorSource, generation: GenerationConfig? = nil) throws {
+        try self.init(config: config, weights: weights, generation: generation, weightPrecision: nil)
+    }
+
+    /// The model as ``init(config:weights:generation:)`` builds it, with its weight matrices
+    /// held in `weightPrecision`.
+    /// `weightPrecision` is the element type the `Linear` and `Embedding` weights are held in
+    /// (see ``WeightPrecision``): nil keeps each as the checkpoint stores it (an F16 or BF16
+    /// file stays 16-bit, mapped, never widened in memory: about half the memory and decoding
+    /// time of float32), `.float32` widens 16-bit weights at load, `.float16` / `.bfloat16`
+    /// round float32 weights to 16 bits at load (one pass). Biases and norms stay float32.
+    public init(
+        config: CausalLMConfig, weights: TensorSource, generation: GenerationConfig? = nil, weightPrecision: WeightPrecision?
+    ) throws {
         var settings = HFGenerationSettings.defaults(maxNewTokens: 20)
         if let generation { settings.config = generation }
-        try self.init(config: config, weights: weights, generation: settings)
+        try self.init(config: config, weights: WeightPrecisionSource.wrap(weights, weightPrecision), generation: settings)
     }
 
     init(config c: CausalLMConfig, weights: TensorSource, generation: HFGenerationSettings) throws {
         let d = c.hiddenSize, dh = c.headDim, q = c.heads * dh, kv = c.kvHeads * dh, f = c.intermediateSize
         let layers: [CausalDecoderLayer]
         let embedding: Embedding, positions: Embedding?, finalNorm: Norm
-        var headWeight: Tensor? = nil
+        var headWeight: WeightStorage? = nil
         var p: ParameterLoader
         if c.architecture == .gpt2 {
             // Buffers older GPT-2 files carry (the causal mask), never parameters.
@@ -272,11 +299,11 @@ extension DecoderOnlyModel {
             let root = p.has("transformer.wte.weight") ? "transformer." : ""
             // Conv1D stores [in, out]: transposed once here to Linear's [out, in].
             func conv(_ name: String, in i: Int, out o: Int) throws -> Linear {
-                Linear(weight: try p.load(name + ".weight", shape: [i, o]).transposed2D(), bias: try p.load(name + ".bias", shape: [o]))
+                Linear(storage: try p.loadMatrix(name + ".weight", shape: [i, o]).transposed(), bias: try p.load(name + ".bias", shape: [o]))
             }
             func ln(_ name: String) throws -> Norm { .layer(try LayerNorm(loading: p, name, size: d, eps: c.normEpsilon)) }
-            embedding = Embedding(weight: try p.load(root + "wte.weight", shape: [c.vocabSize, d]))
-            positions = Embedding(weight: try p.load(root + "wpe.weight", shape: [c.learnedPositions!, d]))
+            embedding = try p.loadEmbedding(root + "wte.weight", shape: [c.vocabSize, d])
+            positions = try p.loadEmbedding(root + "wpe.weight", shape: [c.learnedPositions!, d])
             layers = try (0..<c.layers).map { i in
                 let b = "\(root)h.\(i)"
                 var scale: Float = c.scaleAttentionWeights ? 1 / Float(dh).squareRoot() : 1
@@ -293,7 +320,7 @@ extension DecoderOnlyModel {
         } else {
             p = ParameterLoader(weights) { $0.hasSuffix("rotary_emb.inv_freq") }
             func rms(_ name: String) throws -> Norm { .rms(RMSNorm(weight: try p.load(name + ".weight", shape: [d]), eps: c.normEpsilon)) }
-            embedding = Embedding(weight: try p.load("model.embed_tokens.weight", shape: [c.vocabSize, d]))
+            embedding = try p.loadEmbedding("model.embed_tokens.weight", shape: [c.vocabSize, d])
             positions = nil
             layers = try (0..<c.layers).map { i in
                 let b = "model.layers.\(i)"
@@ -301,7 +328,7 @@ extension DecoderOnlyModel {
                     try Linear(loading: p, "\(b).self_attn.\($0.0)", in: d, out: $0.1, bias: c.qkvBias)
                 }
                 let qkv = Linear(
-                    weight: Tensor.concatenateRows(parts.map(\.weight)),
+                    storage: WeightStorage.concatenateRows(parts.map(\.storage)),
                     bias: c.qkvBias ? Tensor.concatenateRows(parts.map { $0.bias! }) : nil)
                 let mlp = "\(b).mlp"
                 return CausalDecoderLayer(
@@ -321,13 +348,13 @@ extension DecoderOnlyModel {
         if c.tieWordEmbeddings {
             p.skip("lm_head.weight")
         } else {
-            headWeight = try p.load("lm_head.weight", shape: [c.vocabSize, d])
+            headWeight = try p.loadMatrix("lm_head.weight", shape: [c.vocabSize, d])
         }
         try p.finish()
         let limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
         self.init(
             architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
-            layers: layers, finalNorm: finalNorm, lmHead: Linear(weight: headWeight ?? embedding.weight, bias: nil),
+            layers: layers, finalNorm: finalNorm, lmHead: Linear(storage: headWeight ?? embedding.storage, bias: nil),
             heads: c.heads, kvHeads: c.kvHeads, headDim: dh, positionLimit: limit, generationDefaults: generation.config,
             defaultMaxLength: generation.maxLength, ignoredGenerationSettings: generation.ignored)
     }

@@ -131,8 +131,8 @@ public struct DecoderOnlyModel: CausalLanguageModel {
         let d = embedding.dim, w = (heads + 2 * kvHeads) * headDim
         precondition(
             !layers.isEmpty && heads >= 1 && kvHeads >= 1 && heads % kvHeads == 0 && lmHead.inFeatures == d
-                && layers.allSatisfy { $0.qkv.weight.shape == [w, d] && $0.out.weight.shape == [d, heads * headDim] },
-            "DecoderOnlyModel: \(layers.count) layers of \(heads) heads / \(kvHeads) KV heads of \(headDim) do not fit d = \(d), head \(lmHead.weight.shape)"
+                && layers.allSatisfy { $0.qkv.weightShape == [w, d] && $0.out.weightShape == [d, heads * headDim] },
+            "DecoderOnlyModel: \(layers.count) layers of \(heads) heads / \(kvHeads) KV heads of \(headDim) do not fit d = \(d), head \(lmHead.weightShape)"
         )
         precondition(rotary.map { $0.dim == headDim } ?? true, "DecoderOnlyModel: rotary dim \(rotary!.dim) differs from head size \(headDim)")
         precondition(learnedPositions.map { $0.dim == d } ?? true, "DecoderOnlyModel: position table of width \(learnedPositions!.dim) for d = \(d)")

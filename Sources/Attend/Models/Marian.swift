@@ -127,6 +127,20 @@ extension Seq2SeqModel {
     /// tokens with `transformers`' defaults (max_length 20, greedy, forced EOS).
     /// Throws `CheckpointError` naming a missing, misshapen or unused tensor.
     public init(marian config: MarianConfig, weights: TensorSource, generation: GenerationConfig? = nil) throws {
+        try self.init(marian: config, weights: weights, generation: generation, weightPrecision: nil)
+    }
+
+    /// The model as ``init(marian:weights:generation:)`` builds it, with its weight matrices
+    /// held in `weightPrecision`.
+    /// `weightPrecision` is the element type the `Linear` and `Embedding` weights are held in
+    /// (see ``WeightPrecision``): nil keeps each as the checkpoint stores it (an F16 or BF16
+    /// file stays 16-bit, mapped, never widened in memory: about half the memory and decoding
+    /// time of float32), `.float32` widens 16-bit weights at load, `.float16` / `.bfloat16`
+    /// round float32 weights to 16 bits at load (one pass). Biases and norms stay float32.
+    public init(
+        marian config: MarianConfig, weights: TensorSource, generation: GenerationConfig? = nil, weightPrecision: WeightPrecision?
+    ) throws {
+        let weights = WeightPrecisionSource.wrap(weights, weightPrecision)
         var settings = HFGenerationSettings.defaults(maxNewTokens: 19)
         settings.config =
             generation
@@ -147,16 +161,16 @@ extension Seq2SeqModel {
         // the target embedding, unless the checkpoint stores them separately (then it uses them).
         let sourceTable: Embedding, targetTable: Embedding
         if c.shareEncoderDecoderEmbeddings {
-            let shared = Embedding(weight: try p.load("model.shared.weight", shape: [c.vocabSize, d]))
-            sourceTable = try p.optional("model.encoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init) ?? shared
-            targetTable = try p.optional("model.decoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init) ?? shared
+            let shared = try p.loadEmbedding("model.shared.weight", shape: [c.vocabSize, d])
+            sourceTable = try p.optionalMatrix("model.encoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init(storage:)) ?? shared
+            targetTable = try p.optionalMatrix("model.decoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init(storage:)) ?? shared
         } else {
-            sourceTable = Embedding(weight: try p.load("model.encoder.embed_tokens.weight", shape: [c.vocabSize, d]))
-            targetTable = Embedding(weight: try p.load("model.decoder.embed_tokens.weight", shape: [c.decoderVocabSize, d]))
+            sourceTable = try p.loadEmbedding("model.encoder.embed_tokens.weight", shape: [c.vocabSize, d])
+            targetTable = try p.loadEmbedding("model.decoder.embed_tokens.weight", shape: [c.decoderVocabSize, d])
         }
         func positions(_ stack: String) throws -> AbsolutePositions {
-            if let stored = try p.optional("model.\(stack).embed_positions.weight", shape: [c.maxPositionEmbeddings, d]) {
-                return .learned(Embedding(weight: stored), offset: 0)
+            if let stored = try p.optionalMatrix("model.\(stack).embed_positions.weight", shape: [c.maxPositionEmbeddings, d]) {
+                return .learned(Embedding(storage: stored), offset: 0)
             }
             return .sinusoidal(dim: d, precomputed: min(c.maxPositionEmbeddings, 1024), interleaved: false)
         }
@@ -189,7 +203,7 @@ extension Seq2SeqModel {
                 placement: .post)
         }
         let bias = try p.load("final_logits_bias", shape: [1, c.decoderVocabSize]).reshaped([c.decoderVocabSize])
-        let headWeight = try p.optional("lm_head.weight", shape: [c.decoderVocabSize, d]) ?? targetTable.weight
+        let headWeight = try p.optionalMatrix("lm_head.weight", shape: [c.decoderVocabSize, d]) ?? targetTable.storage
         let encoderPositions = try positions("encoder"), decoderPositions = try positions("decoder")
         try p.finish()
         var g = generation
@@ -200,7 +214,7 @@ extension Seq2SeqModel {
             encoderPositions: encoderPositions, decoderPositions: decoderPositions,
             encoder: TransformerEncoder(layers: encoderLayers, finalNorm: nil),
             decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
-            outputScale: 1, lmHead: Linear(weight: headWeight, bias: bias),
+            outputScale: 1, lmHead: Linear(storage: headWeight, bias: bias),
             decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
             maxPositions: c.maxPositionEmbeddings, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
     }

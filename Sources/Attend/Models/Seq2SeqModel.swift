@@ -96,7 +96,7 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         precondition(
             encoderEmbedding.dim == d && decoderEmbedding.dim == d && decoder.modelDim == d && decoder.hasCrossAttention
                 && lmHead.inFeatures == d && lmHead.outFeatures == decoderEmbedding.count,
-            "Seq2SeqModel: embeddings \(encoderEmbedding.weight.shape) / \(decoderEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), head \(lmHead.weight.shape) do not fit d = \(d)"
+            "Seq2SeqModel: embeddings \(encoderEmbedding.storage.shape) / \(decoderEmbedding.storage.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), head \(lmHead.weightShape) do not fit d = \(d)"
         )
         precondition(
             (0..<decoderEmbedding.count).contains(decoderStartTokenID) && (0..<encoderEmbedding.count).contains(padTokenID),
@@ -130,6 +130,17 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// (a weights file) or `CheckpointError` (a weight missing, misshapen or left unused).
     /// Cost: one read of every tensor, plus the fused Q/K/V copies (`3 d i` floats per attention).
     public init(directory: URL) throws {
+        try self.init(directory: directory, weightPrecision: nil)
+    }
+
+    /// Loads a Hugging Face model folder as ``init(directory:)`` does, with its weight
+    /// matrices held in `weightPrecision`.
+    /// `weightPrecision` is the element type the `Linear` and `Embedding` weights are held in
+    /// (see ``WeightPrecision``): nil keeps each as the checkpoint stores it (an F16 or BF16
+    /// file stays 16-bit, mapped, never widened in memory: about half the memory and decoding
+    /// time of float32), `.float32` widens 16-bit weights at load, `.float16` / `.bfloat16`
+    /// round float32 weights to 16 bits at load (one pass). Biases and norms stay float32.
+    public init(directory: URL, weightPrecision: WeightPrecision?) throws {
         let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
         let (config, configURL, generation) = try readHFModelConfigs(directory)
         let type = try config.string("model_type")
@@ -137,12 +148,12 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         case "t5", "mt5":
             let c = try T5Config(fields: config)
             self = try Seq2SeqModel(
-                t5: c, weights: try SafeTensorsCheckpoint(directory: directory),
+                t5: c, weights: WeightPrecisionSource.wrap(try SafeTensorsCheckpoint(directory: directory), weightPrecision),
                 generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.vocabSize))
         case "marian":
             let c = try MarianConfig(fields: config)
             self = try Seq2SeqModel(
-                marian: c, weights: try SafeTensorsCheckpoint(directory: directory),
+                marian: c, weights: WeightPrecisionSource.wrap(try SafeTensorsCheckpoint(directory: directory), weightPrecision),
                 generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.decoderVocabSize))
         default:
             throw ModelFileError.unsupported(

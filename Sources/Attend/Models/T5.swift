@@ -130,6 +130,18 @@ extension Seq2SeqModel {
     /// to the config's special tokens with `transformers`' defaults (max_length 20, greedy).
     /// Throws `CheckpointError` naming a missing, misshapen or unused tensor.
     public init(t5 config: T5Config, weights: TensorSource, generation: GenerationConfig? = nil) throws {
+        try self.init(t5: config, weights: weights, generation: generation, weightPrecision: nil)
+    }
+
+    /// The model as ``init(t5:weights:generation:)`` builds it, with its weight matrices held
+    /// in `weightPrecision`.
+    /// `weightPrecision` is the element type the `Linear` and `Embedding` weights are held in
+    /// (see ``WeightPrecision``): nil keeps each as the checkpoint stores it (an F16 or BF16
+    /// file stays 16-bit, mapped, never widened in memory: about half the memory and decoding
+    /// time of float32), `.float32` widens 16-bit weights at load, `.float16` / `.bfloat16`
+    /// round float32 weights to 16 bits at load (one pass). Biases and norms stay float32.
+    public init(t5 config: T5Config, weights: TensorSource, generation: GenerationConfig? = nil, weightPrecision: WeightPrecision?) throws {
+        let weights = WeightPrecisionSource.wrap(weights, weightPrecision)
         var settings = HFGenerationSettings.defaults(maxNewTokens: 19)
         settings.config = generation ?? GenerationConfig(maxNewTokens: 19, eosTokenID: config.eosTokenID)
         settings.decoderStartTokenID = config.decoderStartTokenID
@@ -141,9 +153,9 @@ extension Seq2SeqModel {
         let d = c.dModel, inner = c.numHeads * c.dKV, eps = c.layerNormEpsilon
         // transformers ties encoder.embed_tokens, decoder.embed_tokens and lm_head to `shared`
         // unless the checkpoint stores them separately (then it uses the stored tensors).
-        let shared = Embedding(weight: try p.load("shared.weight", shape: [c.vocabSize, d]))
-        let encoderTable = try p.optional("encoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init) ?? shared
-        let decoderTable = try p.optional("decoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init) ?? shared
+        let shared = try p.loadEmbedding("shared.weight", shape: [c.vocabSize, d])
+        let encoderTable = try p.optionalMatrix("encoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init(storage:)) ?? shared
+        let decoderTable = try p.optionalMatrix("decoder.embed_tokens.weight", shape: [c.vocabSize, d]).map(Embedding.init(storage:)) ?? shared
         func norm(_ name: String) throws -> Norm { .rms(RMSNorm(weight: try p.load(name + ".weight", shape: [d]), eps: eps)) }
         func attention(_ prefix: String) throws -> MultiHeadAttention {
             MultiHeadAttention(
@@ -193,7 +205,8 @@ extension Seq2SeqModel {
         let decoder = TransformerDecoder(
             layers: decoderLayers, finalNorm: try norm("decoder.final_layer_norm"),
             selfAttentionBias: try relativeBias("decoder", bidirectional: false))
-        let head = Linear(weight: try p.optional("lm_head.weight", shape: [c.vocabSize, d]) ?? shared.weight, bias: nil)
+        let head = try p.optionalMatrix("lm_head.weight", shape: [c.vocabSize, d]).map { Linear(storage: $0, bias: nil) }
+            ?? Linear(tiedTo: shared)
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }

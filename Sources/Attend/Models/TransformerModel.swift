@@ -115,11 +115,11 @@ public struct TransformerModel: EncoderDecoderModel {
     ) {
         let d = config.layer.modelDim
         precondition(
-            sourceEmbedding.weight.shape == [config.sourceVocabularySize, d]
-                && targetEmbedding.weight.shape == [config.targetVocabularySize, d]
+            sourceEmbedding.storage.shape == [config.sourceVocabularySize, d]
+                && targetEmbedding.storage.shape == [config.targetVocabularySize, d]
                 && encoder.modelDim == d && decoder.modelDim == d && decoder.hasCrossAttention
-                && generator.weight.shape == [config.targetVocabularySize, d],
-            "TransformerModel: embeddings \(sourceEmbedding.weight.shape) / \(targetEmbedding.weight.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), generator \(generator.weight.shape) do not fit d = \(d), vocabularies \(config.sourceVocabularySize) / \(config.targetVocabularySize)"
+                && generator.weightShape == [config.targetVocabularySize, d],
+            "TransformerModel: embeddings \(sourceEmbedding.storage.shape) / \(targetEmbedding.storage.shape), stacks of width \(encoder.modelDim) / \(decoder.modelDim), generator \(generator.weightShape) do not fit d = \(d), vocabularies \(config.sourceVocabularySize) / \(config.targetVocabularySize)"
         )
         self.config = config
         self.sourceEmbedding = sourceEmbedding

@@ -17,9 +17,9 @@ public struct FeedForward: Sendable {
     public init(up: Linear, down: Linear, activation: Activation, gate: Linear? = nil) {
         precondition(
             down.inFeatures == up.outFeatures && down.outFeatures == up.inFeatures,
-            "FeedForward: up \(up.weight.shape) and down \(down.weight.shape) do not chain d -> dFF -> d")
+            "FeedForward: up \(up.weightShape) and down \(down.weightShape) do not chain d -> dFF -> d")
         if let gate {
-            precondition(gate.weight.shape == up.weight.shape, "FeedForward: gate \(gate.weight.shape) differs from up \(up.weight.shape)")
+            precondition(gate.weightShape == up.weightShape, "FeedForward: gate \(gate.weightShape) differs from up \(up.weightShape)")
         }
         self.up = up
         self.gate = gate

@@ -1,34 +1,77 @@
 /// A fully connected layer, `y = x Wᵀ + b`, with the weight stored as PyTorch stores it.
 ///
 /// Shapes: `weight` `[out, in]`, `bias` `[out]`; input `[..., in]`, output `[..., out]`.
-/// Cost: `2 * rows * in * out` flops. On a native kernel variant the layer packs its weight
-/// once, the first time a product of more than two rows runs on that variant (one copy of
-/// the weight per variant used, kept for the layer's lifetime and shared by its copies), and
+/// Cost: `2 * rows * in * out` flops. On a native kernel variant a float32 layer packs its
+/// weight once, the first time a product of more than two rows runs on that variant (one copy
+/// of the weight per variant used, kept for the layer's lifetime and shared by its copies), and
 /// every later product streams the packed weight with the bias added in the same pass; a row
 /// or two (decoding) read the weight as stored, once per product, through matrix-vector
 /// products.
+///
+/// The weight may be kept in 16 bits (``weightPrecision`` `.float16` or `.bfloat16`: loaded
+/// so from an F16 or BF16 checkpoint, or rounded by ``init(weight:bias:precision:)``). It is
+/// then never widened in memory: the products widen it in registers (the float32 product of
+/// the widened weight, exactly), decoding reads half the bytes, and the weight is not packed
+/// ahead (products of more than two rows widen and pack it block by block per call).
 public struct Linear: Sendable {
-    /// `[outFeatures, inFeatures]`.
-    public let weight: Tensor
+    /// The weight as held: float32, or 16-bit as stored.
+    let storage: WeightStorage
     /// `[outFeatures]`, or nil for a layer without bias.
     public let bias: Tensor?
-    /// The weight packed per kernel variant, made on first use.
+    /// The weight packed per kernel variant, made on first use (float32 weights only).
     let packed = PackedWeightCache()
 
-    /// A layer from its parameters; `bias` must have `weight.shape[0]` scalars.
+    /// `[outFeatures, inFeatures]` as float32. For a float32 layer this is the weight itself
+    /// (no cost); for a 16-bit layer it is a widened copy made on every access (one pass over
+    /// the weight and twice its 16-bit memory, exact), so read it once, not per product.
+    public var weight: Tensor { storage.float32 }
+
+    /// The element type the weight is held in.
+    public var weightPrecision: WeightPrecision { storage.precision }
+
+    /// A layer from its parameters; `bias` must have `weight.shape[0]` scalars. The weight is
+    /// kept as given (float32).
     public init(weight: Tensor, bias: Tensor?) {
         precondition(weight.rank == 2, "Linear: weight must be [out, in], got \(weight.shape)")
+        self.init(storage: .float32(weight), bias: bias)
+    }
+
+    /// A layer whose weight is held in `precision`: float32 keeps `weight`; `.float16` and
+    /// `.bfloat16` round it to 16 bits (to nearest, ties to even) and keep only those. Cost:
+    /// one pass over the weight.
+    public init(weight: Tensor, bias: Tensor?, precision: WeightPrecision) {
+        precondition(weight.rank == 2, "Linear: weight must be [out, in], got \(weight.shape)")
+        self.init(storage: WeightStorage.float32(weight).converted(to: precision), bias: bias)
+    }
+
+    /// A layer over a weight as held (shared, not copied).
+    init(storage: WeightStorage, bias: Tensor?) {
         if let bias {
-            precondition(bias.shape == [weight.shape[0]], "Linear: bias \(bias.shape) does not match weight \(weight.shape)")
+            precondition(bias.shape == [storage.shape[0]], "Linear: bias \(bias.shape) does not match weight \(storage.shape)")
         }
-        self.weight = weight
+        self.storage = storage
         self.bias = bias
     }
 
+    /// A layer (an output head) whose weight is `embedding`'s table, shared and held as the
+    /// table is (tied input and output embeddings): `[count, dim]` as `[out, in]`. No copy.
+    public init(tiedTo embedding: Embedding, bias: Tensor? = nil) {
+        self.init(storage: embedding.storage, bias: bias)
+    }
+
+    /// The same layer with its weight held in `precision` (self when it already is).
+    /// Cost: one pass over the weight when it changes.
+    public func converted(to precision: WeightPrecision) -> Linear {
+        precision == weightPrecision ? self : Linear(storage: storage.converted(to: precision), bias: bias)
+    }
+
+    /// `[outFeatures, inFeatures]`, without widening a 16-bit weight.
+    var weightShape: [Int] { storage.shape }
+
     /// Input size (`weight.shape[1]`).
-    public var inFeatures: Int { weight.shape[1] }
+    public var inFeatures: Int { storage.shape[1] }
     /// Output size (`weight.shape[0]`).
-    public var outFeatures: Int { weight.shape[0] }
+    public var outFeatures: Int { storage.shape[0] }
 
     /// `x Wᵀ + b` over the last axis of `x`: `[..., in]` to `[..., out]`.
     public func callAsFunction(_ x: Tensor, compute: Compute = .default) -> Tensor {
@@ -41,11 +84,13 @@ public struct Linear: Sendable {
         forward(x, outputs: outputs, compute: compute)
     }
 
-    /// Packs the weight for `compute`'s kernel variant now (a no-op off the native backend or
-    /// when already packed), so the first product does not pay for it. Cost: one read and
-    /// write of the weight; memory: one packed copy.
+    /// Packs the weight for `compute`'s kernel variant now (a no-op off the native backend, for
+    /// a 16-bit weight, or when already packed), so the first product does not pay for it.
+    /// Cost: one read and write of the weight; memory: one packed copy.
     func prepack(for compute: Compute) {
-        if case .native(let variant) = compute.backend { _ = packed.packed(weight, variant: variant, threads: compute.threads) }
+        if case .native(let variant) = compute.backend, case .float32(let weight) = storage {
+            _ = packed.packed(weight, variant: variant, threads: compute.threads)
+        }
     }
 
     /// `activation(x Wᵀ + b) + residual` in one pass over the output (the activation and the
@@ -59,40 +104,66 @@ public struct Linear: Sendable {
         let outputs = outputs ?? 0..<outFeatures
         precondition(
             x.rank >= 1 && x.shape.last == inFeatures,
-            "Linear: input \(x.shape) does not end in inFeatures \(inFeatures) (weight \(weight.shape))")
+            "Linear: input \(x.shape) does not end in inFeatures \(inFeatures) (weight \(weightShape))")
         precondition(
             outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures,
-            "Linear: outputs \(outputs) out of range for weight \(weight.shape)")
+            "Linear: outputs \(outputs) out of range for weight \(weightShape)")
         return linearForward(
-            x, weight: weight, bias: bias, outputs: outputs, cache: packed, activation: activation,
+            x, weight: storage, bias: bias, outputs: outputs, cache: packed, activation: activation,
             residual: residual, compute: compute)
     }
 }
 
 /// A lookup table of learned vectors, one row per token id (or position).
 ///
-/// Shapes: `weight` `[count, dim]`; `ids` of length n give `[n, dim]`. Cost: a copy of n rows.
+/// Shapes: `weight` `[count, dim]`; `ids` of length n give `[n, dim]`. Cost: a copy of n rows
+/// (widened to float32 when the table is held in 16 bits, see ``WeightPrecision``).
 public struct Embedding: Sendable {
-    /// `[count, dim]`.
-    public let weight: Tensor
+    /// The table as held: float32, or 16-bit as stored.
+    let storage: WeightStorage
 
-    /// A table from its weight `[count, dim]`.
+    /// `[count, dim]` as float32: the table itself when it is float32 (no cost), a widened
+    /// copy made on every access when it is held in 16 bits (one pass, twice its memory).
+    public var weight: Tensor { storage.float32 }
+
+    /// The element type the table is held in.
+    public var weightPrecision: WeightPrecision { storage.precision }
+
+    /// A table from its weight `[count, dim]`, kept as given (float32).
     public init(weight: Tensor) {
         precondition(weight.rank == 2, "Embedding: weight must be [count, dim], got \(weight.shape)")
-        self.weight = weight
+        self.storage = .float32(weight)
+    }
+
+    /// A table held in `precision` (`.float16` and `.bfloat16` round `weight` to 16 bits, to
+    /// nearest with ties to even, and keep only those). Cost: one pass over the table.
+    public init(weight: Tensor, precision: WeightPrecision) {
+        precondition(weight.rank == 2, "Embedding: weight must be [count, dim], got \(weight.shape)")
+        self.storage = WeightStorage.float32(weight).converted(to: precision)
+    }
+
+    /// A table over a weight as held (shared, not copied).
+    init(storage: WeightStorage) {
+        precondition(storage.shape.count == 2, "Embedding: weight must be [count, dim], got \(storage.shape)")
+        self.storage = storage
+    }
+
+    /// The same table held in `precision` (self when it already is).
+    public func converted(to precision: WeightPrecision) -> Embedding {
+        precision == weightPrecision ? self : Embedding(storage: storage.converted(to: precision))
     }
 
     /// Number of rows (the vocabulary size).
-    public var count: Int { weight.shape[0] }
+    public var count: Int { storage.shape[0] }
     /// Width of each row.
-    public var dim: Int { weight.shape[1] }
+    public var dim: Int { storage.shape[1] }
 
     /// The rows for `ids`, `[ids.count, dim]`, each multiplied by `scale`. Every id must be in
     /// `0..<count` (ids from outside are validated by the tokenizer or the caller).
     public func callAsFunction(_ ids: [Int], scale: Float = 1) -> Tensor {
         for id in ids {
-            precondition(id >= 0 && id < count, "Embedding: id \(id) out of range for table \(weight.shape)")
+            precondition(id >= 0 && id < count, "Embedding: id \(id) out of range for table \(storage.shape)")
         }
-        return weight.gatherRows(ids, scale: scale)
+        return storage.gatherRows(ids, scale: scale)
     }
 }

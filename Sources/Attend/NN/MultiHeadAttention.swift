@@ -98,8 +98,8 @@ public struct MultiHeadAttention: Sendable {
         let d = outProjection.outFeatures, inner = outProjection.inFeatures
         precondition(heads >= 1 && inner % heads == 0, "MultiHeadAttention: \(heads) heads do not divide the inner width \(inner)")
         precondition(
-            inProjection.weight.shape == [3 * inner, d],
-            "MultiHeadAttention: in projection \(inProjection.weight.shape) must be [\(3 * inner), \(d)] for an out projection \(outProjection.weight.shape)"
+            inProjection.weightShape == [3 * inner, d],
+            "MultiHeadAttention: in projection \(inProjection.weightShape) must be [\(3 * inner), \(d)] for an out projection \(outProjection.weightShape)"
         )
         self.heads = heads
         self.inProjection = inProjection
@@ -108,13 +108,13 @@ public struct MultiHeadAttention: Sendable {
     }
 
     /// From separate query, key and value projections `[inner, d]` each (BERT, T5, Marian checkpoints), fused
-    /// into one weight once at load time.
+    /// into one weight once at load time (16-bit when all three are 16-bit of one type, else float32).
     public init(heads: Int, query: Linear, key: Linear, value: Linear, out: Linear, scale: Float? = nil) {
         let parts = [query, key, value]
-        let weight = Tensor.concatenateRows(parts.map(\.weight))
+        let weight = WeightStorage.concatenateRows(parts.map(\.storage))
         let hasBias = parts.contains { $0.bias != nil }
         let bias = hasBias ? Tensor.concatenateRows(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }) : nil
-        self.init(heads: heads, inProjection: Linear(weight: weight, bias: bias), outProjection: out, scale: scale)
+        self.init(heads: heads, inProjection: Linear(storage: weight, bias: bias), outProjection: out, scale: scale)
     }
 
     private func checkInput(_ x: Tensor, _ what: String) -> (batch: Int, seq: Int) {

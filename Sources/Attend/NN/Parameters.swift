@@ -33,6 +33,20 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// A tensor source whose weight matrices a model loads in a given precision (what the model
+/// loaders' `weightPrecision` argument makes; ``ParameterLoader`` reads it).
+struct WeightPrecisionSource: TensorSource {
+    let base: TensorSource
+    let precision: WeightPrecision?
+    var tensorNames: [String] { base.tensorNames }
+    func tensor(_ name: String) throws -> Tensor { try base.tensor(name) }
+
+    /// `source` with `precision` (nil: as stored), or `source` itself.
+    static func wrap(_ source: TensorSource, _ precision: WeightPrecision?) -> TensorSource {
+        precision == nil ? source : WeightPrecisionSource(base: source, precision: precision)
+    }
+}
+
 /// Reads a model's parameters by name with shape checks, and remembers which names were
 /// used so that `finish()` can report checkpoint tensors nobody asked for.
 public final class ParameterLoader {
@@ -40,13 +54,50 @@ public final class ParameterLoader {
     private let available: Set<String>
     private var used: Set<String> = []
     private let ignored: (String) -> Bool
+    /// The precision `Linear` and `Embedding` weights are held in; nil keeps each as stored
+    /// (F16 and BF16 matrices of a safetensors file stay 16-bit, borrowed from the map).
+    public var weightPrecision: WeightPrecision?
 
     /// A loader over `source`. Names for which `ignoring` is true (non-parameter buffers such
     /// as `embeddings.position_ids`) never count as unexpected.
     public init(_ source: TensorSource, ignoring: @escaping (String) -> Bool = { _ in false }) {
-        self.source = source
-        self.available = Set(source.tensorNames)
+        if let wrapped = source as? WeightPrecisionSource {
+            self.source = wrapped.base
+            self.weightPrecision = wrapped.precision
+        } else {
+            self.source = source
+        }
+        self.available = Set(self.source.tensorNames)
         self.ignored = ignoring
+    }
+
+    /// The weight matrix `name` (shape `shape`), held in ``weightPrecision``: a 16-bit F16 or
+    /// BF16 matrix of a safetensors source stays 16-bit when that is nil (or its own type)
+    /// and is converted otherwise; other tensors are read as float32 and rounded to 16 bits
+    /// when asked. Throws `CheckpointError` naming it. Cost: O(1) for a 16-bit matrix kept
+    /// (borrowed from the map), one pass when converted.
+    func loadMatrix(_ name: String, shape: [Int]) throws -> WeightStorage {
+        guard available.contains(name) else { throw CheckpointError.missingTensor(name: name) }
+        let half = (source as? SafeTensorsCheckpoint)?.halfMatrix(name) ?? (source as? SafeTensorsFile)?.halfMatrix(name)
+        if let half {
+            guard [half.rows, half.cols] == shape else {
+                throw CheckpointError.wrongShape(name: name, expected: shape, found: [half.rows, half.cols])
+            }
+            used.insert(name)
+            return WeightStorage.half(half).converted(to: weightPrecision ?? half.type.precision)
+        }
+        let t = try load(name, shape: shape)
+        return weightPrecision.map { WeightStorage.float32(t).converted(to: $0) } ?? .float32(t)
+    }
+
+    /// The weight matrix `name` (see ``loadMatrix(_:shape:)``) if present, nil if absent.
+    func optionalMatrix(_ name: String, shape: [Int]) throws -> WeightStorage? {
+        available.contains(name) ? try loadMatrix(name, shape: shape) : nil
+    }
+
+    /// An embedding table (see ``loadMatrix(_:shape:)``).
+    func loadEmbedding(_ name: String, shape: [Int]) throws -> Embedding {
+        Embedding(storage: try loadMatrix(name, shape: shape))
     }
 
     /// Whether the checkpoint has `name`.
@@ -81,11 +132,12 @@ public final class ParameterLoader {
 }
 
 extension Linear {
-    /// Loads `prefix.weight` `[out, in]` and, when `bias`, `prefix.bias` `[out]`.
+    /// Loads `prefix.weight` `[out, in]` (held in the loader's ``ParameterLoader/weightPrecision``)
+    /// and, when `bias`, `prefix.bias` `[out]`.
     public init(loading p: ParameterLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
-        let w = try p.load(ParameterLoader.join(prefix, "weight"), shape: [outFeatures, inFeatures])
+        let w = try p.loadMatrix(ParameterLoader.join(prefix, "weight"), shape: [outFeatures, inFeatures])
         let b = bias ? try p.load(ParameterLoader.join(prefix, "bias"), shape: [outFeatures]) : nil
-        self.init(weight: w, bias: b)
+        self.init(storage: w, bias: b)
     }
 }
 
@@ -107,10 +159,10 @@ extension MultiHeadAttention {
     /// `[3d, d]`, `in_proj_bias` `[3d]` (optional), `out_proj.weight`, `out_proj.bias`.
     public init(loadingPyTorch p: ParameterLoader, _ prefix: String, modelDim d: Int, heads: Int) throws {
         let j = { ParameterLoader.join(prefix, $0) }
-        let w = try p.load(j("in_proj_weight"), shape: [3 * d, d])
+        let w = try p.loadMatrix(j("in_proj_weight"), shape: [3 * d, d])
         let b = try p.optional(j("in_proj_bias"), shape: [3 * d])
         self.init(
-            heads: heads, inProjection: Linear(weight: w, bias: b),
+            heads: heads, inProjection: Linear(storage: w, bias: b),
             outProjection: try Linear(loading: p, j("out_proj"), in: d, out: d, bias: p.has(j("out_proj.bias"))))
     }
 }

@@ -145,16 +145,18 @@ func packedGEMM(
 /// `act(x W[outputs]ᵀ + b[outputs]) + residual` for `x` `[..., in]`: the forward pass of a
 /// ``Linear``, as `[..., outputs.count]`.
 ///
-/// Path: on a native backend with more than ``gemvMaxRows`` rows and `outputs` starting at a
-/// multiple of the variant's nr, the product runs on the weight packed once per variant
-/// (`cache`) with the bias, activation and residual fused into its epilogue; otherwise one
-/// SGEMM (GEMV for a row or two) whose output starts as the bias rows (beta = 1), then the
-/// activation and the residual as separate passes. Cost: `2 * rows * in * outputs.count` flops.
+/// Path: on a native backend with more than ``gemvMaxRows`` rows, a float32 weight and
+/// `outputs` starting at a multiple of the variant's nr, the product runs on the weight packed
+/// once per variant (`cache`) with the bias, activation and residual fused into its epilogue;
+/// a 16-bit weight runs the 16-bit GEMV or GEMM (``halfWeightGEMM``: the weight stays 16-bit,
+/// widened in registers, and is never packed ahead); otherwise one SGEMM (GEMV for a row or
+/// two). Outside the fused epilogue the output starts as the bias rows (beta = 1), then the
+/// activation and the residual are separate passes. Cost: `2 * rows * in * outputs.count` flops.
 func linearForward(
-    _ x: Tensor, weight: Tensor, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
+    _ x: Tensor, weight storage: WeightStorage, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
     activation: Activation?, residual: Tensor?, compute: Compute
 ) -> Tensor {
-    let k = weight.shape[1]
+    let k = storage.shape[1]
     let rows = k == 0 ? x.shape.dropLast().reduce(1, *) : x.count / k
     let n = outputs.count
     let outShape = Array(x.shape.dropLast()) + [n]
@@ -165,7 +167,7 @@ func linearForward(
     }
     var out = Tensor.uninitialized(outShape)
     if rows == 0 || n == 0 { return out }
-    if case .native(let variant) = compute.backend, rows > gemvMaxRows,
+    if case .float32(let weight) = storage, case .native(let variant) = compute.backend, rows > gemvMaxRows,
         outputs.lowerBound % Int(variant.kernels.pointee.gemm.nr) == 0
     {
         let packed = cache.packed(weight, variant: variant, threads: compute.threads)
@@ -194,12 +196,20 @@ func linearForward(
             }
         }
         x.withUnsafeBufferPointer { xp in
-            weight.withUnsafeBufferPointer { wp in
-                let w = UnsafeBufferPointer(rebasing: wp[(outputs.lowerBound * k)...])
-                gemm(
-                    alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
-                    b: w, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
-                    beta: bias == nil ? 0 : 1, c: o, ldc: n, compute: compute)
+            switch storage {
+            case .float32(let weight):
+                weight.withUnsafeBufferPointer { wp in
+                    let w = UnsafeBufferPointer(rebasing: wp[(outputs.lowerBound * k)...])
+                    gemm(
+                        alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
+                        b: w, MatrixOperand(rows: k, cols: n, ld: max(k, 1), transposed: true),
+                        beta: bias == nil ? 0 : 1, c: o, ldc: n, compute: compute)
+                }
+            case .half(let h):
+                precondition(xp.count >= rows * k, "Linear: input holds \(xp.count) scalars, needs \(rows * k)")
+                halfWeightGEMM(
+                    a: xp.baseAddress ?? UnsafePointer(ob), lda: max(k, 1), m: rows, weight: h, columns: outputs,
+                    c: ob, ldc: n, beta: bias == nil ? 0 : 1, compute: compute)
             }
         }
     }

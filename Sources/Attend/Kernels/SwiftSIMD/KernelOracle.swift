@@ -87,4 +87,36 @@ package enum KernelOracle {
             scale: scale, causal: causal, causalOffset: causalOffset, keyBias: keyBias, relBias: relBias,
             relBiasZero: relBiasZero, shawClip: shawClip, shawQK: shawQK, shawV: shawV, window: window)
     }
+
+    /// The float32 value of a 16-bit weight (BF16 when `bfloat16`, else IEEE binary16), by the
+    /// safetensors reader's bit-by-bit Swift conversions (independent of the C widening):
+    /// exact, NaN payloads kept. Cost: O(1).
+    package static func widen16(_ bits: UInt16, bfloat16: Bool) -> Float {
+        bfloat16 ? SafeTensorsConvert.float(fromBFloat16Bits: bits) : SafeTensorsConvert.float(fromHalfBits: bits)
+    }
+
+    /// The contract of `ck_w16_gemv` (and, with `rows` any count, of `ck_w16_gemm`'s
+    /// product): for r < rows and j < n,
+    /// `y[r*ldy + j] = alpha * sum_p x[r*ldx + p] * widen(w[j*ldw + p]) + beta * y[r*ldy + j]`
+    /// (`beta == 0`: y not read), each sum in Double in order p = 0, 1, ..., rounded to Float
+    /// once. Cost: 2 * rows * n * k Double flops, one thread.
+    package static func w16Product(
+        bfloat16: Bool, rows: Int, n: Int, k: Int, alpha: Float, x: UnsafePointer<Float>, ldx: Int,
+        w: UnsafePointer<UInt16>, ldw: Int, beta: Float, y: UnsafeMutablePointer<Float>, ldy: Int
+    ) {
+        for r in 0..<rows {
+            for j in 0..<n {
+                var d = 0.0
+                for p in 0..<k { d += Double(x[r * ldx + p]) * Double(widen16(w[j * ldw + p], bfloat16: bfloat16)) }
+                let old = beta == 0 ? 0 : Double(beta) * Double(y[r * ldy + j])
+                y[r * ldy + j] = Float(Double(alpha) * d + old)
+            }
+        }
+    }
+
+    /// `x` rounded to a 16-bit weight (BF16 when `bfloat16`, else IEEE binary16), to nearest
+    /// with ties to even (what `WeightPrecision` conversion stores). Cost: O(1).
+    package static func round16(_ x: Float, bfloat16: Bool) -> UInt16 {
+        bfloat16 ? HalfType.bfloat16Bits(x) : HalfType.halfBits(x)
+    }
 }
