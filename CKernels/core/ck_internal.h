@@ -28,4 +28,71 @@ extern const ck_kernels ck_kernels_avx512_layout_avx2;
 extern const ck_kernels ck_kernels_neon;
 #endif
 
+
+/* ---- int8 weights (core/q8.c, ref/q8_scalar.c, x86/{avx2,avx512}/q8_*.c, arm/neon/q8_neon.c) */
+#include <string.h>
+
+/* IEEE binary16 bits to float, exactly (subnormals, infinities, NaN included). */
+static inline float ck_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f)
+        bits = sign | 0x7f800000u | (man << 13);
+    else if (exp != 0)
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    else {
+        const float f = (float)man * 0x1p-24f; /* exact: man < 2^10 */
+        return sign ? -f : f;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* The scale of row j, group g (g ignored for per-channel weights). */
+static inline float ck_q8_scale(const ck_q8_weight *w, size_t j, size_t g) {
+    const size_t idx = w->group ? j * w->lds + g : j;
+    return w->scales_f16 ? ck_f16_to_f32(((const uint16_t *)w->scales)[idx])
+                         : ((const float *)w->scales)[idx];
+}
+
+/* Groups per row: ceil(k / group), 1 per channel. */
+static inline size_t ck_q8_groups(const ck_q8_weight *w) {
+    return w->group ? (w->k + (size_t)w->group - 1) / (size_t)w->group : 1;
+}
+
+/* Runtime checks of the dot-product extensions (cached). */
+int ck_q8_cpu_has_avx512_vnni(void);
+int ck_q8_cpu_has_dotprod(void);
+
+void ck_q8_gemv__scalar(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                        const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__scalar(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+                        const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+#if defined(__x86_64__) || defined(_M_X64)
+void ck_q8_gemv__avx2(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                      const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+                      const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+void ck_q8_gemv__avx512(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                        const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+                        const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+#endif
+#if defined(__aarch64__)
+void ck_q8_gemv__neon(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                      const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+                      const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+                               const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+#endif
+
+/* The epilogue every variant shares: sa * acc + bias, in this order. */
+static inline float ck_q8_finish(float acc, float sa, const float *bias, size_t j) {
+    const float v = acc * sa;
+    return bias ? v + bias[j] : v;
+}
+
 #endif

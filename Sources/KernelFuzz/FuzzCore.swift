@@ -199,6 +199,8 @@ public enum FuzzRegistry {
         AnyFuzzKernel(NormBackwardFuzz()),
         AnyFuzzKernel(ActivationBackwardFuzz()),
         AnyFuzzKernel(EmbeddingBackwardFuzz()),
+        AnyFuzzKernel(Q8GEMVFuzz()),
+        AnyFuzzKernel(Q8GEMMFuzz()),
     ]
 
     /// The kernel called `name`, or nil.
