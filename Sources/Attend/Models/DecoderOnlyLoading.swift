@@ -224,7 +224,7 @@ extension DecoderOnlyModel {
         let d = c.hiddenSize, dh = c.headDim, q = c.heads * dh, kv = c.kvHeads * dh, f = c.intermediateSize
         let layers: [CausalDecoderLayer]
         let embedding: Embedding, positions: Embedding?, finalNorm: Norm
-        var headWeight: Tensor? = nil
+        var head: Linear? = nil
         var p: ParameterLoader
         if c.architecture == .gpt2 {
             // Buffers older GPT-2 files carry (the causal mask), never parameters.
@@ -260,9 +260,7 @@ extension DecoderOnlyModel {
                 let parts = try [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map {
                     try Linear(loading: p, "\(b).self_attn.\($0.0)", in: d, out: $0.1, bias: c.qkvBias)
                 }
-                let qkv = Linear(
-                    weight: Tensor.concatenateRows(parts.map(\.weight)),
-                    bias: c.qkvBias ? Tensor.concatenateRows(parts.map { $0.bias! }) : nil)
+                let qkv = Linear.concatenatingRows(parts)
                 let mlp = "\(b).mlp"
                 return CausalDecoderLayer(
                     attentionNorm: try rms(b + ".input_layernorm"), qkv: qkv,
@@ -278,17 +276,21 @@ extension DecoderOnlyModel {
             finalNorm = try rms("model.norm")
         }
         // The head: tied to the embedding (a stored copy is skipped), else lm_head.weight.
-        if c.tieWordEmbeddings {
+        // An int8 lm_head.weight (attend quantize) is used even when tied: the table stays
+        // float for the lookups, the head reads the int8 copy.
+        if p.has("lm_head.weight" + ModelQuantization.scaleSuffix) {
+            head = try p.optionalHead("lm_head.weight", shape: [c.vocabSize, d], bias: nil)
+        } else if c.tieWordEmbeddings {
             p.skip("lm_head.weight")
         } else {
-            headWeight = try p.load("lm_head.weight", shape: [c.vocabSize, d])
+            head = Linear(weight: try p.load("lm_head.weight", shape: [c.vocabSize, d]), bias: nil)
         }
         try p.finish()
         var limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
         if let w = c.slidingWindow { limit = (w, "sliding_window") }
         self.init(
             architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
-            layers: layers, finalNorm: finalNorm, lmHead: Linear(weight: headWeight ?? embedding.weight, bias: nil),
+            layers: layers, finalNorm: finalNorm, lmHead: head ?? Linear(weight: embedding.weight, bias: nil),
             heads: c.heads, kvHeads: c.kvHeads, headDim: dh, positionLimit: limit, generationDefaults: generation.config,
             defaultMaxLength: generation.maxLength, ignoredGenerationSettings: generation.ignored)
     }

@@ -193,7 +193,7 @@ extension Seq2SeqModel {
         let decoder = TransformerDecoder(
             layers: decoderLayers, finalNorm: try norm("decoder.final_layer_norm"),
             selfAttentionBias: try relativeBias("decoder", bidirectional: false))
-        let head = Linear(weight: try p.optional("lm_head.weight", shape: [c.vocabSize, d]) ?? shared.weight, bias: nil)
+        let head = try p.optionalHead("lm_head.weight", shape: [c.vocabSize, d], bias: nil) ?? Linear(weight: shared.weight, bias: nil)
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }

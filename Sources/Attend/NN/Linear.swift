@@ -14,15 +14,23 @@ public struct Linear: Sendable {
     public let bias: Tensor?
     /// The weight packed per kernel variant, made on first use.
     let packed = PackedWeightCache()
+    /// The int8 weight of a layer loaded from an `attend quantize` folder (see Linear+Int8.swift):
+    /// native products run on it; `weight` is its dequantization.
+    let quantized: QuantizedWeight?
 
     /// A layer from its parameters; `bias` must have `weight.shape[0]` scalars.
     public init(weight: Tensor, bias: Tensor?) {
+        self.init(weight: weight, bias: bias, quantized: nil)
+    }
+
+    init(weight: Tensor, bias: Tensor?, quantized: QuantizedWeight?) {
         precondition(weight.rank == 2, "Linear: weight must be [out, in], got \(weight.shape)")
         if let bias {
             precondition(bias.shape == [weight.shape[0]], "Linear: bias \(bias.shape) does not match weight \(weight.shape)")
         }
         self.weight = weight
         self.bias = bias
+        self.quantized = quantized
     }
 
     /// Input size (`weight.shape[1]`).
@@ -45,7 +53,7 @@ public struct Linear: Sendable {
     /// when already packed), so the first product does not pay for it. Cost: one read and
     /// write of the weight; memory: one packed copy.
     func prepack(for compute: Compute) {
-        if case .native(let variant) = compute.backend { _ = packed.packed(weight, variant: variant, threads: compute.threads) }
+        if case .native(let variant) = compute.backend, quantized == nil { _ = packed.packed(weight, variant: variant, threads: compute.threads) }
     }
 
     /// `activation(x Wᵀ + b) + residual` in one pass over the output (the activation and the
@@ -63,6 +71,11 @@ public struct Linear: Sendable {
         precondition(
             outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures,
             "Linear: outputs \(outputs) out of range for weight \(weight.shape)")
+        if let quantized, case .native(let variant) = compute.backend {
+            return linearForwardInt8(
+                x, weight: quantized, bias: bias, outputs: outputs, activation: activation, residual: residual, variant: variant,
+                compute: compute)
+        }
         return linearForward(
             x, weight: weight, bias: bias, outputs: outputs, cache: packed, activation: activation,
             residual: residual, compute: compute)
