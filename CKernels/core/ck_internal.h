@@ -68,31 +68,30 @@ int ck_q8_cpu_has_dotprod(void);
 
 void ck_q8_gemv__scalar(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
                         const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__scalar(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__scalar(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                         const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
 #if defined(__x86_64__) || defined(_M_X64)
 void ck_q8_gemv__avx2(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
                       const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                       const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
 void ck_q8_gemv__avx512(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
                         const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                         const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
 #endif
 #if defined(__aarch64__)
 void ck_q8_gemv__neon(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
                       const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                       const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
-void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                                const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
 #endif
 
-/* The epilogue every variant shares: sa * acc + bias, in this order. */
-static inline float ck_q8_finish(float acc, float sa, const float *bias, size_t j) {
-    const float v = acc * sa;
-    return bias ? v + bias[j] : v;
+/* The epilogue every variant shares: the bias added to the sum over groups. */
+static inline float ck_q8_finish(float acc, const float *bias, size_t j) {
+    return bias ? acc + bias[j] : acc;
 }
 
 #endif

@@ -26,29 +26,32 @@
 size_t ck_q8_row_stride(size_t k) { return (k + 63) / 64 * 64; }
 
 void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, int8_t *aq,
-                         size_t ldaq, float *sa) {
+                         size_t ldaq, float *sa, size_t ldsa) {
     for (size_t i = 0; i < m; i++) {
         const float *row = x + i * ldx;
         int8_t *q = aq + i * ldaq;
-        float amax = 0.0f;
-        int finite = 1;
-        for (size_t p = 0; p < k; p++) {
-            const float a = fabsf(row[p]);
-            if (!(a <= FLT_MAX)) finite = 0; /* Inf or NaN */
-            else if (a > amax) amax = a;
-        }
-        if (!finite || amax == 0.0f) {
-            sa[i] = finite ? 0.0f : NAN;
-            memset(q, 0, ldaq);
-            continue;
-        }
-        float s = amax / 127.0f;
-        if (s == 0.0f) s = 0x1p-149f; /* amax below 127 * 2^-150: the smallest step */
-        sa[i] = s;
-        for (size_t p = 0; p < k; p++) {
-            float t = rintf(row[p] / s); /* nearest, ties to even (the default rounding) */
-            t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
-            q[p] = (int8_t)t;
+        for (size_t p0 = 0, g = 0; p0 < k; p0 += 32, g++) {
+            const size_t p1 = p0 + 32 < k ? p0 + 32 : k;
+            float amax = 0.0f;
+            int finite = 1;
+            for (size_t p = p0; p < p1; p++) {
+                const float a = fabsf(row[p]);
+                if (!(a <= FLT_MAX)) finite = 0; /* Inf or NaN */
+                else if (a > amax) amax = a;
+            }
+            if (!finite || amax == 0.0f) {
+                sa[i * ldsa + g] = finite ? 0.0f : NAN;
+                memset(q + p0, 0, p1 - p0);
+                continue;
+            }
+            float s = amax / 127.0f;
+            if (s == 0.0f) s = 0x1p-149f; /* amax below 127 * 2^-150: the smallest step */
+            sa[i * ldsa + g] = s;
+            for (size_t p = p0; p < p1; p++) {
+                float t = rintf(row[p] / s); /* nearest, ties to even (the default rounding) */
+                t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
+                q[p] = (int8_t)t;
+            }
         }
         if (ldaq > k) memset(q + k, 0, ldaq - k);
     }

@@ -143,10 +143,11 @@ struct Q8GEMVFuzz: FuzzKernel {
 
 /// Dynamic quantization then the int8 GEMM, on the table's `q8_gemm` and on
 /// `ck_q8_gemm_baseline` for the variant: m around the 2- and 4-row tiles, n around the 4-row
-/// tiles, k around 32 and 64; rows scaled by 2^-30 ... 2^30, all-zero rows and rows with Inf
-/// or NaN (NaN outputs). Checks the quantized rows (scale, range, |x - sa q| <= 0.50001 sa,
-/// zero padding) and every output against the exact product over the float activations
-/// within (G + 3) u B^ + u |c| (doubled) plus 0.50001 sa sum|w|.
+/// tiles, k around 32 and 64; rows scaled by 2^-30 ... 2^30, all-zero rows, rows with one
+/// spike and rows with Inf or NaN (NaN outputs). Checks the quantized rows (per group of 32:
+/// scale, range, |x - sa q| <= 0.50001 sa, zero padding) and every output against the exact
+/// product over the float activations within (G + 3) u B^ + u |c| (doubled) plus
+/// sum_p 0.50001 sa(p) |w_p|.
 struct Q8GEMMFuzz: FuzzKernel {
     let name = "q8-gemm"
 
@@ -202,16 +203,17 @@ struct Q8GEMMFuzz: FuzzKernel {
 
     struct Run {
         let outs: [(String, GuardedMatrix)]
-        let aq: [Int8], sa: [Float], xSnap: [UInt32]
+        let aq: [Int8], sa: [Float], ldsa: Int, xSnap: [UInt32]
     }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
         let xSnap = c.x.snapshot()
         var aq = [Int8](repeating: 99, count: max(1, c.m * c.ldaq))
-        var sa = [Float](repeating: -1, count: c.m)
+        let ldsa = (c.w.k + 31) / 32 + (c.ldaq % 128 == 0 ? 1 : 0)
+        var sa = [Float](repeating: -1, count: c.m * ldsa)
         aq.withUnsafeMutableBufferPointer { ap in
             sa.withUnsafeMutableBufferPointer { sp in
-                ck_q8_quantize_rows(c.m, c.w.k, c.x.base, c.x.ld, ap.baseAddress!, c.ldaq, sp.baseAddress!)
+                ck_q8_quantize_rows(c.m, c.w.k, c.x.base, c.x.ld, ap.baseAddress!, c.ldaq, sp.baseAddress!, ldsa)
             }
         }
         var outs: [(String, GuardedMatrix)] = []
@@ -222,59 +224,68 @@ struct Q8GEMMFuzz: FuzzKernel {
             let out = c.c.copy()
             aq.withUnsafeBufferPointer { ap in
                 sa.withUnsafeBufferPointer { sp in
-                    fn(c.m, ap.baseAddress!, c.ldaq, sp.baseAddress!, &w, c.bias.map { UnsafePointer($0.base) }, out.base, out.ld)
+                    fn(c.m, ap.baseAddress!, c.ldaq, sp.baseAddress!, ldsa, &w, c.bias.map { UnsafePointer($0.base) }, out.base, out.ld)
                 }
             }
             outs.append((label, out))
         }
-        return Run(outs: outs, aq: aq, sa: sa, xSnap: xSnap)
+        return Run(outs: outs, aq: aq, sa: sa, ldsa: ldsa, xSnap: xSnap)
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if !c.x.unchanged(since: r.xSnap) { return "ck_q8_quantize_rows wrote into x" }
         let k = c.w.k
-        // The quantized rows.
+        // The quantized rows: per row and group of 32, the scale, the range and the error.
+        let groups = (k + 31) / 32
+        var rowNaN = [Bool](repeating: false, count: c.m)
         for i in 0..<c.m {
             let row = c.x.base + i * c.x.ld
-            let s = KernelOracle.q8RowScale(row, k: k)
-            if !(s.bitPattern == r.sa[i].bitPattern || (s.isNaN && r.sa[i].isNaN)) {
-                return "row \(i): scale \(r.sa[i]), expected max|x|/127 = \(s)"
+            for g in 0..<groups {
+                let p0 = g * 32, p1 = min(k, p0 + 32)
+                let s = KernelOracle.q8RowScale(row + p0, k: p1 - p0)
+                let got = r.sa[i * r.ldsa + g]
+                if !(s.bitPattern == got.bitPattern || (s.isNaN && got.isNaN)) {
+                    return "row \(i) group \(g): scale \(got), expected max|x|/127 = \(s)"
+                }
+                if s.isNaN { rowNaN[i] = true }
+                for p in p0..<p1 {
+                    let q = r.aq[i * c.ldaq + p]
+                    if !s.isFinite || s == 0 {
+                        if q != 0 { return "row \(i): quantized [\(p)] = \(q), expected 0 (a zero or non-finite group)" }
+                        continue
+                    }
+                    let err = abs(Double(row[p]) - Double(s) * Double(q))
+                    if q == -128 || err > 0.50001 * Double(s) {
+                        return "row \(i): quantized [\(p)] = \(q) for x = \(row[p]), scale \(s): error \(err) > 0.50001 * scale"
+                    }
+                }
             }
-            for p in 0..<c.ldaq {
-                let q = r.aq[i * c.ldaq + p]
-                if p >= k || !s.isFinite || s == 0 {
-                    if q != 0 { return "row \(i): quantized [\(p)] = \(q), expected 0 (\(p >= k ? "padding" : "zero or non-finite row"))" }
-                    continue
-                }
-                let err = abs(Double(row[p]) - Double(s) * Double(q))
-                if q == -128 || err > 0.50001 * Double(s) {
-                    return "row \(i): quantized [\(p)] = \(q) for x = \(row[p]), scale \(s): error \(err) > 0.50001 * scale"
-                }
+            for p in k..<c.ldaq where r.aq[i * c.ldaq + p] != 0 {
+                return "row \(i): padding [\(p)] = \(r.aq[i * c.ldaq + p]), expected 0"
             }
         }
         for (label, out) in r.outs {
             if let bad = out.damagedPadding("C (\(label))") { return bad }
             for i in 0..<c.m {
-                let s = Double(r.sa[i])
                 for j in 0..<c.w.n {
                     let g = out[i, j]
-                    if s.isNaN {
+                    if rowNaN[i] {
                         if !g.isNaN { return "\(label) C[\(i), \(j)] = \(g): a row with Inf or NaN must give NaN" }
                         continue
                     }
-                    var exact = 0.0, bhat = 0.0, w1 = 0.0
+                    var exact = 0.0, bhat = 0.0, quant = 0.0
                     for p in 0..<k {
-                        let wv = c.w.w(j, p)
+                        let wv = c.w.w(j, p), s = Double(r.sa[i * r.ldsa + p / 32])
                         exact += Double(c.x[i, p]) * wv
                         bhat += abs(s * Double(r.aq[i * c.ldaq + p])) * abs(wv)
-                        w1 += abs(wv)
+                        quant += 0.50001 * s * abs(wv)
                     }
                     let b = c.bias.map { Double($0.base[j]) } ?? 0
                     let e = exact + b
-                    let rounding = Double(c.w.groups + 3) * u * bhat + u * abs(e) + u * abs(b)
-                    let tol = 2 * rounding + 0.50001 * s * w1 * (1 + 1e-9) + Double(c.w.groups + 3) * 0x1p-148
+                    let rounding = Double(groups + 3) * u * bhat + u * abs(e) + u * abs(b)
+                    let tol = 2 * rounding + quant * (1 + 1e-9) + Double(groups + 3) * 0x1p-148
                     if !matches(g, e, tolerance: tol) {
-                        return "\(label) C[\(i), \(j)]: \(mismatchText(g, e, tol)); sa \(s), B^ \(bhat), sum|w| \(w1)"
+                        return "\(label) C[\(i), \(j)]: \(mismatchText(g, e, tol)); B^ \(bhat), quantization bound \(quant)"
                     }
                 }
             }

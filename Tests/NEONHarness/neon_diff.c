@@ -2585,35 +2585,35 @@ static void test_q8_gemm_one(const ck_kernels *k, ck_q8_gemm_fn fn, const char *
              kd, group, f16, use_bias);
     new_case(S_Q8_GEMM);
     q8_case_weight c = q8_make_weight(n, kd, group, f16, (kd + 1) % 3);
-    const size_t ldx = kd + 2, ldaq = ck_q8_row_stride(kd);
+    const size_t ldx = kd + 2, ldaq = ck_q8_row_stride(kd), groups = (kd + 31) / 32, ldsa = groups + 1;
     float *x = malloc((m * ldx + 1) * sizeof(float)), *bias = malloc((n + 1) * sizeof(float));
-    float *sa = malloc((m + 1) * sizeof(float));
+    float *sa = malloc((m * ldsa + 1) * sizeof(float));
     int8_t *aq = malloc(m * ldaq + 1);
     fill(x, m * ldx, -1, 1);
     if (m > 1) memset(x + ldx, 0, kd * sizeof(float)); /* an all-zero row */
     if (m > 2) x[2 * ldx] = INFINITY;                   /* a row with Inf: NaN outputs */
     fill(bias, n, -1, 1);
-    ck_q8_quantize_rows(m, kd, x, ldx, aq, ldaq, sa);
+    ck_q8_quantize_rows(m, kd, x, ldx, aq, ldaq, sa, ldsa);
     gbuf cm = gb_new(m, n, n ? n : 1, 3);
-    fn(m, aq, ldaq, sa, &c.w, use_bias ? bias : NULL, cm.p, cm.ld);
-    const size_t groups = group ? (kd + 31) / 32 : 1;
+    fn(m, aq, ldaq, sa, ldsa, &c.w, use_bias ? bias : NULL, cm.p, cm.ld);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             const double got = *gb_at(&cm, i, j);
-            if (sa[i] != sa[i]) {
+            int nan_row = 0;
+            for (size_t g = 0; g < groups; g++) nan_row |= sa[i * ldsa + g] != sa[i * ldsa + g];
+            if (nan_row) {
                 if (!check(S_Q8_GEMM, got != got, 0, 0, "C[%zu][%zu] = %g for a row with Inf", i, j, got))
                     goto done;
                 continue;
             }
-            double ref = use_bias ? bias[j] : 0, bhat = 0, w1 = 0;
+            double ref = use_bias ? bias[j] : 0, bhat = 0, quant = 0;
             for (size_t p = 0; p < kd; p++) {
-                const double wv = c.wd[j * kd + p];
+                const double wv = c.wd[j * kd + p], s = sa[i * ldsa + p / 32];
                 ref += x[i * ldx + p] * wv;
-                bhat += fabs((double)sa[i] * aq[i * ldaq + p] * wv);
-                w1 += fabs(wv);
+                bhat += fabs(s * aq[i * ldaq + p] * wv);
+                quant += 0.50001 * s * fabs(wv);
             }
-            const double allowed = (double)(groups + 3) * U * bhat + 2 * U * fabs(ref) +
-                                   0.50001 * sa[i] * w1 + 1e-30;
+            const double allowed = (double)(groups + 3) * U * bhat + 2 * U * fabs(ref) + quant + 1e-30;
             const double err = fabs(got - ref);
             if (!check(S_Q8_GEMM, close_enough(err, allowed), err / allowed, err / allowed,
                        "C[%zu][%zu] = %.9g, reference %.9g (allowed %.3g)", i, j, got, ref, allowed))

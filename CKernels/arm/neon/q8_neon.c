@@ -114,8 +114,9 @@ static inline int32x4_t q8_dot16_widening(int32x4_t acc, int8x16_t a, int8x16_t 
 #undef Q8_DOT16
 
 void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
-                               const ck_q8_weight *w, const float *bias, float *c, size_t ldc) {
-    ck_q8_gemm_widening_impl__neon(m, aq, ldaq, sa, w, bias, c, ldc);
+                               size_t ldsa, const ck_q8_weight *w, const float *bias, float *c,
+                               size_t ldc) {
+    ck_q8_gemm_widening_impl__neon(m, aq, ldaq, sa, ldsa, w, bias, c, ldc);
 }
 
 #if defined(__clang__)
@@ -137,12 +138,12 @@ void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const fl
 #pragma GCC pop_options
 #endif
 
-void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                       const ck_q8_weight *w, const float *bias, float *c, size_t ldc) {
     if (ck_q8_cpu_has_dotprod())
-        ck_q8_gemm_sdot_impl__neon(m, aq, ldaq, sa, w, bias, c, ldc);
+        ck_q8_gemm_sdot_impl__neon(m, aq, ldaq, sa, ldsa, w, bias, c, ldc);
     else
-        ck_q8_gemm_widening_impl__neon(m, aq, ldaq, sa, w, bias, c, ldc);
+        ck_q8_gemm_widening_impl__neon(m, aq, ldaq, sa, ldsa, w, bias, c, ldc);
 }
 
 #endif

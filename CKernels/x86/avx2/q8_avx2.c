@@ -10,8 +10,8 @@
  * saturation; with symmetric int8 on both sides (|a|, |w| <= 127) the pairs of
  * |a| * (w * sign a) (vpabsb, vpsignb) reach at most 2 * 127 * 127 = 32258 < 32767, so they
  * never saturate and the products are exact; vpmaddwd against ones then adds pairs into int32.
- * Per channel the int32 lanes run over the whole row (exact: k <= CK_Q8_MAX_K); per group of
- * 32 each step is converted and scaled into float lanes. The k % 32 tail is scalar.
+ * Each step is one group of 32 inputs (one activation scale): its int32 lanes are converted
+ * and scaled by (activation scale * weight scale) into float lanes. The k % 32 tail is scalar.
  */
 #include "../../core/ck_internal.h"
 
@@ -132,83 +132,52 @@ static inline __m256i q8_dot32(__m256i absa, __m256i a, __m256i wv) {
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-/* An R x C tile (R <= 2 activation rows, C <= 4 weight rows; constants after inlining). */
+/* An R x C tile (R <= 2 activation rows, C <= 4 weight rows; constants after inlining): per
+ * group of 32 (one ymm) the exact int32 dots, converted and scaled by sa * sw into float lanes. */
 static inline __attribute__((always_inline)) void
-q8_gemm_tile(int R, int C, const int8_t *aq, size_t ldaq, const float *sa, const ck_q8_weight *w,
-             size_t j0, const float *bias, float *c, size_t ldc) {
+q8_gemm_tile(int R, int C, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
+             const ck_q8_weight *w, size_t j0, const float *bias, float *c, size_t ldc) {
     const size_t k = w->k, k32 = k / 32 * 32;
     const int8_t *qrow[4];
     for (int cc = 0; cc < C; cc++) qrow[cc] = w->q + (j0 + (size_t)cc) * w->ldq;
-    float acc[2][4];
-    if (w->group == 0) {
-        __m256i ia[2][4];
+    __m256 fa[2][4];
+    CK_UNROLL_FULL
+    for (int r = 0; r < R; r++)
         CK_UNROLL_FULL
-        for (int r = 0; r < R; r++)
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) ia[r][cc] = _mm256_setzero_si256();
-        for (size_t p = 0; p < k32; p += 32) {
-            __m256i av[2], abv[2];
-            CK_UNROLL_FULL
-            for (int r = 0; r < R; r++) {
-                av[r] = _mm256_loadu_si256((const __m256i *)(aq + (size_t)r * ldaq + p));
-                abv[r] = _mm256_abs_epi8(av[r]);
-            }
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) {
-                const __m256i wv = _mm256_loadu_si256((const __m256i *)(qrow[cc] + p));
-                CK_UNROLL_FULL
-                for (int r = 0; r < R; r++)
-                    ia[r][cc] = _mm256_add_epi32(ia[r][cc], q8_dot32(abv[r], av[r], wv));
-            }
-        }
-        for (int r = 0; r < R; r++)
-            for (int cc = 0; cc < C; cc++) {
-                int32_t d = q8_hsum_epi32(ia[r][cc]);
-                const int8_t *a = aq + (size_t)r * ldaq;
-                for (size_t p = k32; p < k; p++) d += (int32_t)a[p] * (int32_t)qrow[cc][p];
-                acc[r][cc] = (float)d * ck_q8_scale(w, j0 + (size_t)cc, 0);
-            }
-    } else {
-        __m256 fa[2][4];
+        for (int cc = 0; cc < C; cc++) fa[r][cc] = _mm256_setzero_ps();
+    for (size_t p = 0, g = 0; p < k32; p += 32, g++) {
+        __m256i av[2], abv[2];
+        float sar[2];
         CK_UNROLL_FULL
-        for (int r = 0; r < R; r++)
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) fa[r][cc] = _mm256_setzero_ps();
-        for (size_t p = 0, g = 0; p < k32; p += 32, g++) {
-            __m256i av[2], abv[2];
-            CK_UNROLL_FULL
-            for (int r = 0; r < R; r++) {
-                av[r] = _mm256_loadu_si256((const __m256i *)(aq + (size_t)r * ldaq + p));
-                abv[r] = _mm256_abs_epi8(av[r]);
-            }
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) {
-                const __m256i wv = _mm256_loadu_si256((const __m256i *)(qrow[cc] + p));
-                const __m256 s = _mm256_set1_ps(ck_q8_scale(w, j0 + (size_t)cc, g));
-                CK_UNROLL_FULL
-                for (int r = 0; r < R; r++)
-                    fa[r][cc] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(q8_dot32(abv[r], av[r], wv)), s, fa[r][cc]);
-            }
+        for (int r = 0; r < R; r++) {
+            av[r] = _mm256_loadu_si256((const __m256i *)(aq + (size_t)r * ldaq + p));
+            abv[r] = _mm256_abs_epi8(av[r]);
+            sar[r] = sa[(size_t)r * ldsa + g];
         }
-        for (int r = 0; r < R; r++)
-            for (int cc = 0; cc < C; cc++) {
-                float v = q8_hsum_ps(fa[r][cc]);
-                if (k32 < k) {
-                    int32_t d = 0;
-                    const int8_t *a = aq + (size_t)r * ldaq;
-                    for (size_t p = k32; p < k; p++) d += (int32_t)a[p] * (int32_t)qrow[cc][p];
-                    v += (float)d * ck_q8_scale(w, j0 + (size_t)cc, k32 / 32);
-                }
-                acc[r][cc] = v;
-            }
+        CK_UNROLL_FULL
+        for (int cc = 0; cc < C; cc++) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(qrow[cc] + p));
+            const float sw = ck_q8_scale(w, j0 + (size_t)cc, g);
+            CK_UNROLL_FULL
+            for (int r = 0; r < R; r++)
+                fa[r][cc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_dot32(abv[r], av[r], wv)),
+                                            _mm256_set1_ps(sar[r] * sw), fa[r][cc]);
+        }
     }
     for (int r = 0; r < R; r++)
-        for (int cc = 0; cc < C; cc++)
-            c[(size_t)r * ldc + j0 + (size_t)cc] = ck_q8_finish(acc[r][cc], sa[r], bias, j0 + (size_t)cc);
+        for (int cc = 0; cc < C; cc++) {
+            float v = q8_hsum_ps(fa[r][cc]);
+            if (k32 < k) { /* the last, partial group */
+                int32_t d = 0;
+                const int8_t *a = aq + (size_t)r * ldaq;
+                for (size_t p = k32; p < k; p++) d += (int32_t)a[p] * (int32_t)qrow[cc][p];
+                v += (float)d * (sa[(size_t)r * ldsa + k32 / 32] * ck_q8_scale(w, j0 + (size_t)cc, k32 / 32));
+            }
+            c[(size_t)r * ldc + j0 + (size_t)cc] = ck_q8_finish(v, bias, j0 + (size_t)cc);
+        }
 }
 
-void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                       const ck_q8_weight *w, const float *bias, float *c, size_t ldc) {
     const size_t n = w->n;
     size_t i = 0;
@@ -216,15 +185,15 @@ void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
         const int8_t *a = aq + i * ldaq;
         float *ci = c + i * ldc;
         size_t j = 0;
-        for (; j + 4 <= n; j += 4) q8_gemm_tile(2, 4, a, ldaq, sa + i, w, j, bias, ci, ldc);
-        for (; j < n; j++) q8_gemm_tile(2, 1, a, ldaq, sa + i, w, j, bias, ci, ldc);
+        for (; j + 4 <= n; j += 4) q8_gemm_tile(2, 4, a, ldaq, sa + i * ldsa, ldsa, w, j, bias, ci, ldc);
+        for (; j < n; j++) q8_gemm_tile(2, 1, a, ldaq, sa + i * ldsa, ldsa, w, j, bias, ci, ldc);
     }
     if (i < m) {
         const int8_t *a = aq + i * ldaq;
         float *ci = c + i * ldc;
         size_t j = 0;
-        for (; j + 4 <= n; j += 4) q8_gemm_tile(1, 4, a, ldaq, sa + i, w, j, bias, ci, ldc);
-        for (; j < n; j++) q8_gemm_tile(1, 1, a, ldaq, sa + i, w, j, bias, ci, ldc);
+        for (; j + 4 <= n; j += 4) q8_gemm_tile(1, 4, a, ldaq, sa + i * ldsa, ldsa, w, j, bias, ci, ldc);
+        for (; j < n; j++) q8_gemm_tile(1, 1, a, ldaq, sa + i * ldsa, ldsa, w, j, bias, ci, ldc);
     }
 }
 

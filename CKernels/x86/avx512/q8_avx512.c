@@ -10,9 +10,9 @@
  * the activations go in as a + 128 (one vpxor with 0x80 per step, shared by the four weight
  * rows) and 128 * sum(w) (one more vpdpbusd per weight row and step, shared by the four
  * activation rows) is subtracted at the end: sum (a + 128) w - 128 sum w = sum a w, exact in
- * wrapping int32 arithmetic. The last partial step uses masked loads (zeros past k). Per group
- * of 32 each step's lanes 0-7 and 8-15 are the two groups it spans; they are converted and
- * scaled into float lanes by a vector of the two groups' scales. Without VNNI the AVX2
+ * wrapping int32 arithmetic. The last partial step uses masked loads (zeros past k). Each
+ * step's lanes 0-7 and 8-15 are the two groups of 32 it spans; they are converted and scaled
+ * into float lanes by a vector of the two groups' (activation scale * weight scale). Without VNNI the AVX2
  * vpmaddubsw kernel runs (ck_q8_gemm__avx2).
  */
 #include "../../core/ck_internal.h"
@@ -112,92 +112,67 @@ static inline __mmask64 q8_mask64(size_t r) {
     return r >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << r) - 1);
 }
 
+/* The scales of groups g and g + 1 in lanes 0-7 and 8-15 (0 past the last group). */
+static inline __m512 q8_pair(float s0, float s1) {
+    return _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+}
+
 /* An R x C tile (R, C <= 4; constants after inlining). */
 static inline __attribute__((always_inline)) void
-q8_gemm_tile_vnni(int R, int C, const int8_t *aq, size_t ldaq, const float *sa,
+q8_gemm_tile_vnni(int R, int C, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                   const ck_q8_weight *w, size_t j0, const float *bias, float *c, size_t ldc) {
-    const size_t k = w->k, groups = ck_q8_groups(w);
+    const size_t k = w->k, groups = (k + 31) / 32;
     const __m512i bias128 = _mm512_set1_epi8((char)0x80);
     const int8_t *qrow[4];
     for (int cc = 0; cc < C; cc++) qrow[cc] = w->q + (j0 + (size_t)cc) * w->ldq;
-    float acc[4][4];
-    if (w->group == 0) {
-        __m512i ia[4][4], corr[4];
+    __m512 fa[4][4];
+    CK_UNROLL_FULL
+    for (int r = 0; r < R; r++)
+        CK_UNROLL_FULL
+        for (int cc = 0; cc < C; cc++) fa[r][cc] = _mm512_setzero_ps();
+    for (size_t p = 0, g = 0; p < k; p += 64, g += 2) {
+        const __mmask64 mk = q8_mask64(k - p);
+        const int second = g + 1 < groups;
+        __m512i au[4];
+        __m512 sav[4];
+        CK_UNROLL_FULL
+        for (int r = 0; r < R; r++) {
+            au[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, aq + (size_t)r * ldaq + p), bias128);
+            const float *s = sa + (size_t)r * ldsa + g;
+            sav[r] = q8_pair(s[0], second ? s[1] : 0.0f);
+        }
         CK_UNROLL_FULL
         for (int cc = 0; cc < C; cc++) {
-            corr[cc] = _mm512_setzero_si512();
+            const size_t j = j0 + (size_t)cc;
+            const __m512i wv = _mm512_maskz_loadu_epi8(mk, qrow[cc] + p);
+            const __m512i corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias128, wv);
+            const __m512 swv = q8_pair(ck_q8_scale(w, j, g), second ? ck_q8_scale(w, j, g + 1) : 0.0f);
             CK_UNROLL_FULL
-            for (int r = 0; r < R; r++) ia[r][cc] = _mm512_setzero_si512();
-        }
-        for (size_t p = 0; p < k; p += 64) {
-            const __mmask64 mk = q8_mask64(k - p);
-            __m512i au[4];
-            CK_UNROLL_FULL
-            for (int r = 0; r < R; r++)
-                au[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, aq + (size_t)r * ldaq + p), bias128);
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) {
-                const __m512i wv = _mm512_maskz_loadu_epi8(mk, qrow[cc] + p);
-                corr[cc] = _mm512_dpbusd_epi32(corr[cc], bias128, wv);
-                CK_UNROLL_FULL
-                for (int r = 0; r < R; r++) ia[r][cc] = _mm512_dpbusd_epi32(ia[r][cc], au[r], wv);
-            }
-        }
-        for (int cc = 0; cc < C; cc++) {
-            const uint32_t cs = (uint32_t)_mm512_reduce_add_epi32(corr[cc]);
-            const float s = ck_q8_scale(w, j0 + (size_t)cc, 0);
             for (int r = 0; r < R; r++) {
-                const int32_t d = (int32_t)((uint32_t)_mm512_reduce_add_epi32(ia[r][cc]) - cs);
-                acc[r][cc] = (float)d * s;
+                const __m512i d = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), au[r], wv), corr);
+                fa[r][cc] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sav[r], swv), fa[r][cc]);
             }
         }
-    } else {
-        __m512 fa[4][4];
-        CK_UNROLL_FULL
-        for (int r = 0; r < R; r++)
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) fa[r][cc] = _mm512_setzero_ps();
-        for (size_t p = 0, g = 0; p < k; p += 64, g += 2) {
-            const __mmask64 mk = q8_mask64(k - p);
-            __m512i au[4];
-            CK_UNROLL_FULL
-            for (int r = 0; r < R; r++)
-                au[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, aq + (size_t)r * ldaq + p), bias128);
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) {
-                const size_t j = j0 + (size_t)cc;
-                const __m512i wv = _mm512_maskz_loadu_epi8(mk, qrow[cc] + p);
-                const __m512i corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias128, wv);
-                const float s0 = ck_q8_scale(w, j, g);
-                const float s1 = g + 1 < groups ? ck_q8_scale(w, j, g + 1) : 0.0f;
-                const __m512 s = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
-                CK_UNROLL_FULL
-                for (int r = 0; r < R; r++) {
-                    const __m512i d = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), au[r], wv), corr);
-                    fa[r][cc] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, fa[r][cc]);
-                }
-            }
-        }
-        for (int r = 0; r < R; r++)
-            for (int cc = 0; cc < C; cc++) acc[r][cc] = _mm512_reduce_add_ps(fa[r][cc]);
     }
     for (int r = 0; r < R; r++)
         for (int cc = 0; cc < C; cc++)
-            c[(size_t)r * ldc + j0 + (size_t)cc] = ck_q8_finish(acc[r][cc], sa[r], bias, j0 + (size_t)cc);
+            c[(size_t)r * ldc + j0 + (size_t)cc] =
+                ck_q8_finish(_mm512_reduce_add_ps(fa[r][cc]), bias, j0 + (size_t)cc);
 }
 
 static void ck_q8_gemm_vnni__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
-                                    const ck_q8_weight *w, const float *bias, float *c,
-                                    size_t ldc) {
+                                    size_t ldsa, const ck_q8_weight *w, const float *bias,
+                                    float *c, size_t ldc) {
     const size_t n = w->n;
     size_t i = 0;
 #define Q8_ROWS(R)                                                                                 \
     do {                                                                                           \
         const int8_t *a = aq + i * ldaq;                                                           \
+        const float *s = sa + i * ldsa;                                                            \
         float *ci = c + i * ldc;                                                                   \
         size_t j = 0;                                                                              \
-        for (; j + 4 <= n; j += 4) q8_gemm_tile_vnni(R, 4, a, ldaq, sa + i, w, j, bias, ci, ldc);  \
-        for (; j < n; j++) q8_gemm_tile_vnni(R, 1, a, ldaq, sa + i, w, j, bias, ci, ldc);          \
+        for (; j + 4 <= n; j += 4) q8_gemm_tile_vnni(R, 4, a, ldaq, s, ldsa, w, j, bias, ci, ldc); \
+        for (; j < n; j++) q8_gemm_tile_vnni(R, 1, a, ldaq, s, ldsa, w, j, bias, ci, ldc);         \
     } while (0)
     for (; i + 4 <= m; i += 4) Q8_ROWS(4);
     switch (m - i) {
@@ -211,12 +186,12 @@ static void ck_q8_gemm_vnni__avx512(size_t m, const int8_t *aq, size_t ldaq, con
 
 #pragma clang attribute pop
 
-void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
                         const ck_q8_weight *w, const float *bias, float *c, size_t ldc) {
     if (ck_q8_cpu_has_avx512_vnni())
-        ck_q8_gemm_vnni__avx512(m, aq, ldaq, sa, w, bias, c, ldc);
+        ck_q8_gemm_vnni__avx512(m, aq, ldaq, sa, ldsa, w, bias, c, ldc);
     else
-        ck_q8_gemm__avx2(m, aq, ldaq, sa, w, bias, c, ldc);
+        ck_q8_gemm__avx2(m, aq, ldaq, sa, ldsa, w, bias, c, ldc);
 }
 
 #endif

@@ -12,10 +12,11 @@ let q8GEMVMaxRows = gemvMaxRows
 /// `out = x W[outputs]ᵀ + bias[outputs]` for `m` rows of `x` (row stride `k`) with an int8
 /// weight on a native kernel variant; `out` is `[m, outputs.count]`. Up to ``q8GEMVMaxRows``
 /// rows: `ck_q8_gemv` split over output features (each thread streams its rows of the weight
-/// once). More rows: quantized per row (`ck_q8_quantize_rows`, once), then `ck_q8_gemm` over
+/// once). More rows: quantized per row and 32 inputs (`ck_q8_quantize_rows`, once), then `ck_q8_gemm` over
 /// blocks of 64 rows x about 32 KiB of weight rows, spread over the threads. Every output is
 /// computed by one call whatever the split, so results do not depend on the thread count.
-/// Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64 + 4m` bytes of quantized rows.
+/// Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64` bytes of quantized rows and
+/// `4 m ceil(k/32)` of scales.
 func q8Product(
     x: UnsafePointer<Float>, m: Int, weight w: QuantizedWeight, outputs: Range<Int>, bias: UnsafePointer<Float>?,
     out: UnsafeMutablePointer<Float>, variant: KernelVariant, threads: Int
@@ -41,7 +42,8 @@ func q8Product(
         }
         let ldaq = ck_q8_row_stride(k)
         let aq = UnsafeMutableRawPointer.allocate(byteCount: max(1, m * ldaq), alignment: 64).bindMemory(to: Int8.self, capacity: max(1, m * ldaq))
-        let sa = UnsafeMutablePointer<Float>.allocate(capacity: m)
+        let ldsa = (k + 31) / 32
+        let sa = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m * ldsa))
         defer {
             aq.deallocate()
             sa.deallocate()
@@ -50,7 +52,7 @@ func q8Product(
         let qChunk = (m + qParts - 1) / qParts
         parallelFor(qParts, threads: qParts) { part in
             let i0 = part * qChunk, i1 = min(m, i0 + qChunk)
-            if i0 < i1 { ck_q8_quantize_rows(i1 - i0, k, x + i0 * k, k, aq + i0 * ldaq, ldaq, sa + i0) }
+            if i0 < i1 { ck_q8_quantize_rows(i1 - i0, k, x + i0 * k, k, aq + i0 * ldaq, ldaq, sa + i0 * ldsa, ldsa) }
         }
         let gemm = kern.q8_gemm!
         let colBlock = max(4, (32 * 1024 / max(k, 1)) / 4 * 4)
@@ -61,7 +63,7 @@ func q8Product(
             let i0 = mb * rowBlock, i1 = min(m, i0 + rowBlock)
             let j0 = nb * colBlock, j1 = min(n, j0 + colBlock)
             var view = w.kernelView(rows: (outputs.lowerBound + j0)..<(outputs.lowerBound + j1))
-            gemm(i1 - i0, aq + i0 * ldaq, ldaq, sa + i0, &view, bias.map { $0 + j0 }, out + i0 * n + j0, n)
+            gemm(i1 - i0, aq + i0 * ldaq, ldaq, sa + i0 * ldsa, ldsa, &view, bias.map { $0 + j0 }, out + i0 * n + j0, n)
         }
     }
 }

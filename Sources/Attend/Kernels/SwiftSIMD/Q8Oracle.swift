@@ -22,8 +22,9 @@ extension KernelOracle {
         return Double(s) * Double(q[j * ldq + p])
     }
 
-    /// `ck_q8_quantize_rows` for one row: the scale `max|x| / 127` (Float division; NaN for a
-    /// row holding Inf or NaN, 0 for an all-zero row) as the kernel computes it. Cost: O(k).
+    /// `ck_q8_quantize_rows` for one group of a row (`k` values from `x`): the scale
+    /// `max|x| / 127` (Float division; NaN for a group holding Inf or NaN, 0 for an all-zero
+    /// group) as the kernel computes it. Cost: O(k).
     package static func q8RowScale(_ x: UnsafePointer<Float>, k: Int) -> Float {
         var amax: Float = 0
         for p in 0..<k {
