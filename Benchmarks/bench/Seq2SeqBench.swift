@@ -6,36 +6,39 @@ import Foundation
 private let t5Dim = 512, t5Heads = 8, t5FF = 2048, t5Layers = 6, t5Vocabulary = 32128, t5Buckets = 32
 
 /// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)).
-private func t5Linear(_ input: Int, _ output: Int, seed: UInt64) -> Linear {
-    Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil)
+/// With `int8`, quantized as `attend quantize` would.
+private func t5Linear(_ input: Int, _ output: Int, seed: UInt64, int8: Int8Scheme? = nil) -> Linear {
+    let layer = Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil)
+    return int8.map { layer.quantizedToInt8($0) } ?? layer
 }
 
 private func t5Norm() -> Norm { .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [t5Dim]), eps: 1e-6)) }
 
-private func t5Attention(seed: UInt64) -> MultiHeadAttention {
+private func t5Attention(seed: UInt64, int8: Int8Scheme?) -> MultiHeadAttention {
     MultiHeadAttention(
-        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1),
-        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3), scale: 1)
+        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed, int8: int8), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1, int8: int8),
+        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2, int8: int8), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3, int8: int8), scale: 1)
 }
 
-private func t5FeedForward(seed: UInt64) -> FeedForward {
-    FeedForward(up: t5Linear(t5Dim, t5FF, seed: seed), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1), activation: .relu)
+private func t5FeedForward(seed: UInt64, int8: Int8Scheme?) -> FeedForward {
+    FeedForward(up: t5Linear(t5Dim, t5FF, seed: seed, int8: int8), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1, int8: int8), activation: .relu)
 }
 
-/// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint.
-func randomT5Small(seed: UInt64) -> Seq2SeqModel {
+/// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint; with
+/// `int8`, every block projection and the head quantized as `attend quantize` writes them.
+func randomT5Small(seed: UInt64, int8: Int8Scheme? = nil) -> Seq2SeqModel {
     let encoderLayers = (0..<t5Layers).map { i -> EncoderLayer in
         let s = seed &+ UInt64(i) * 100
         return EncoderLayer(
-            selfAttention: t5Attention(seed: s), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10),
+            selfAttention: t5Attention(seed: s, int8: int8), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10, int8: int8),
             feedForwardNorm: t5Norm(), placement: .pre)
     }
     let decoderLayers = (0..<t5Layers).map { i -> DecoderLayer in
         let s = seed &+ 5000 &+ UInt64(i) * 100
         return DecoderLayer(
-            selfAttention: t5Attention(seed: s), selfAttentionNorm: t5Norm(),
-            crossAttention: t5Attention(seed: s &+ 20), crossAttentionNorm: t5Norm(),
-            feedForward: t5FeedForward(seed: s &+ 10), feedForwardNorm: t5Norm(), placement: .pre)
+            selfAttention: t5Attention(seed: s, int8: int8), selfAttentionNorm: t5Norm(),
+            crossAttention: t5Attention(seed: s &+ 20, int8: int8), crossAttentionNorm: t5Norm(),
+            feedForward: t5FeedForward(seed: s &+ 10, int8: int8), feedForwardNorm: t5Norm(), placement: .pre)
     }
     let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1))
     let bias = { (s: UInt64, bidirectional: Bool) in
@@ -48,7 +51,7 @@ func randomT5Small(seed: UInt64) -> Seq2SeqModel {
         encoderPositions: .none, decoderPositions: .none,
         encoder: TransformerEncoder(layers: encoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 2, true)),
         decoder: TransformerDecoder(layers: decoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 3, false)),
-        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: Linear(weight: shared.weight, bias: nil),
+        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: int8.map { Linear(weight: shared.weight, bias: nil).quantizedToInt8($0) } ?? Linear(weight: shared.weight, bias: nil),
         decoderStartTokenID: 0, padTokenID: 0, maxPositions: nil, generationDefaults: generation)
 }
 

@@ -69,4 +69,4 @@ func q8Product(
 }
 
 /// The int8 instructions a variant's GEMM runs on this CPU (e.g. "vpdpbusd (AVX-512 VNNI)").
-func q8Instructions(_ variant: KernelVariant) -> String { String(cString: ck_q8_gemm_instructions(variant.kernels)) }
+package func q8Instructions(_ variant: KernelVariant) -> String { String(cString: ck_q8_gemm_instructions(variant.kernels)) }
