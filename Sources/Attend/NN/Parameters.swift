@@ -92,13 +92,11 @@ public final class ParameterLoader {
 extension Linear {
     /// Loads `prefix.weight` `[out, in]` and, when `bias`, `prefix.bias` `[out]`.
     public init(loading p: ParameterLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
-        let b = bias ? try p.load(ParameterLoader.join(prefix, "bias"), shape: [outFeatures]) : nil
         let name = ParameterLoader.join(prefix, "weight"), shape = [outFeatures, inFeatures]
-        if let q = try p.quantizedMatrix(name, shape: shape) {
-            self.init(weight: q.dequantized(), bias: b, quantized: q)
-        } else {
-            self.init(weight: try p.load(name, shape: shape), bias: b)
-        }
+        let q = try p.quantizedMatrix(name, shape: shape)
+        let w = try q.map { $0.dequantized() } ?? p.load(name, shape: shape)
+        let b = bias ? try p.load(ParameterLoader.join(prefix, "bias"), shape: [outFeatures]) : nil
+        self.init(weight: w, bias: b, quantized: q)
     }
 }
 
