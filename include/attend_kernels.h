@@ -382,6 +382,109 @@ typedef void (*ck_w16_widen_fn)(int dtype, size_t n, const uint16_t *src, float 
 typedef void (*ck_w16_gemv_fn)(int dtype, size_t rows, size_t n, size_t k, float alpha,
                                const float *x, size_t ldx, const uint16_t *w, size_t ldw,
                                float beta, float *y, size_t ldy);
+/* ---------------------------------------------------------------- int8 weights */
+
+struct ck_kernels; /* below */
+
+/**
+ * An int8 weight of a PyTorch Linear ([n, k], row-major), symmetric (no zero point):
+ *
+ *   w(j, p) = scale(j, p) * q[j*ldq + p],    q in [-127, 127] (never -128), j < n, p < k
+ *   group == 0:   scale(j, p) = s[j]                  one scale per output channel
+ *   group == 32:  scale(j, p) = s[j*lds + p / 32]     one per 32 consecutive inputs
+ *                 (lds >= ceil(k / 32); the last group of a row may be shorter)
+ *   scales: float32 (scales_f16 == 0) or IEEE binary16 bit patterns (scales_f16 != 0), finite;
+ *   binary16 scales are widened exactly, so w(j, p) is the same real number on every variant.
+ *   k <= CK_Q8_MAX_K, so a row's integer dot product fits in int32 (127 * 127 * k < 2^31).
+ * The caller (Swift) checks the weight once at load (no -128, finite scales). A row range
+ * [j0, j1) is a weight too: q + j0*ldq, the scales of row j0, n = j1 - j0.
+ */
+#define CK_Q8_MAX_K ((size_t)131072)
+typedef struct ck_q8_weight {
+    size_t n, k;
+    const int8_t *q;
+    size_t ldq;        /* bytes between rows of q, >= k */
+    const void *scales;
+    size_t lds;        /* scales between rows (group 32); ignored for group 0 */
+    int group;         /* 0 (per channel) or 32 */
+    int scales_f16;    /* 0: float scales, else binary16 */
+} ck_q8_weight;
+
+/**
+ * int8-weight matrix-vector products for decoding (1-2 rows of activations; any m works, the
+ * rows go two at a time over one pass of the weight):
+ *
+ *   y[i*ldy + j] = sum_p x[i*ldx + p] * w(j, p) + (bias ? bias[j] : 0),   i < m, j < w->n
+ *
+ * x stays float32; each weight vector is widened and scaled in registers (one pass over the
+ * int8 bytes, a quarter of a float32 weight's traffic). Per row and group the products
+ * x * q are summed in float (group 0: the whole row is one group), then scaled and summed
+ * over groups. Error bound, against the exact sum over the dequantized weight, with
+ * B = sum_p |x_ip| |w(j, p)| and u = 2^-24:
+ *
+ *   |y - exact| <= (k + 2) * u * B + u * |y|     (plus 2^-149 per term in the subnormal range)
+ *
+ * as long as no partial sum of x * q overflows (|x| * 127 * k < FLT_MAX); Inf and NaN in x
+ * propagate as in a float32 product. Cost: 2 * m * n * k flops, n * k bytes of weight read
+ * once per two rows. y must not alias x.
+ */
+typedef void (*ck_q8_gemv_fn)(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                              const float *bias, float *y, size_t ldy);
+
+/**
+ * Dynamic quantization of activation rows (ONNX Runtime's DynamicQuantizeLinear, but
+ * symmetric int8 and one scale per 32 inputs of a row, as the weights' group32 scheme):
+ * for each row i < m and group g of inputs [32g, min(k, 32g + 32)),
+ *
+ *   sa[i*ldsa + g] = max_{p in g} |x_ip| / 127  (float32),  aq[i*ldaq + p] = round(x_ip / sa) in [-127, 127]
+ *
+ * rounding to nearest even, and aq[i*ldaq + p] = 0 for k <= p < ldaq (padding: the kernels
+ * read whole vectors of A); ldsa >= ceil(k / 32). An all-zero group has sa = 0 and q = 0; a
+ * group holding Inf or NaN gets sa = NaN (its row's products are NaN). Each element is off by
+ *
+ *   |x_ip - sa * aq_ip| <= 0.50001 * sa     (half a step plus the division's rounding)
+ *
+ * One scale per row (ONNX Runtime's choice) lets one outlier feature, as transformer hidden
+ * states have, coarsen the whole row: measured on all-MiniLM-L6-v2 it cost the embeddings
+ * up to 0.02 of cosine, per 32 inputs under 0.001. Symmetric int8 keeps |a| <= 127 (7 bits):
+ * the AVX2 kernel's vpmaddubsw pairs |a| * (w * sign a) sum to at most 2 * 127 * 127 = 32258
+ * < 32767 and never saturate (uint8 activations with a zero point would reach 2 * 255 * 127).
+ * Portable C (the same integers on every variant). Cost: two passes over x.
+ */
+void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, int8_t *aq,
+                         size_t ldaq, float *sa, size_t ldsa);
+
+/**
+ * int8 x int8 product on rows quantized by ck_q8_quantize_rows (ldaq >= k, padded as that
+ * function pads; sa with row stride ldsa):
+ *
+ *   c[i*ldc + j] = sum_g (sa[i*ldsa + g] * scale_g(j)) * I_g(i, j) + (bias ? bias[j] : 0)
+ *   I_g(i, j)    = sum_{p in group g of 32} aq[i*ldaq + p] * q[j*ldq + p]     (exact, int32)
+ *
+ * (scale_g(j): the weight's scale of row j for those inputs, per channel or per group). The
+ * integer dot products are exact on every variant (scalar; AVX2 vpmaddubsw on |a| and
+ * w * sign(a), then vpmaddwd; AVX-512 VNNI vpdpbusd on a + 128 with 128 * sum w subtracted;
+ * NEON sdot, or smull + sadalp without the dot-product extension), |I_g| <= 32 * 127^2 < 2^24
+ * converts exactly, and the two scales are applied per group in float lanes. Error bound
+ * against the exact product of the dequantized operands x^ = sa * aq and w, with
+ * B^ = sum_p |x^_ip| |w(j, p)| and G = ceil(k / 32) groups:
+ *
+ *   |c - exact(x^ w) - bias| <= (G + 3) * u * B^ + u * |c|
+ *
+ * and against the float activations x themselves add ck_q8_quantize_rows's
+ * sum_p 0.50001 * sa(i, p) * |w(j, p)|. Cost: 2 * m * n * k integer multiply-adds.
+ */
+typedef void (*ck_q8_gemm_fn)(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
+                              size_t ldsa, const ck_q8_weight *w, const float *bias, float *c,
+                              size_t ldc);
+
+/** Bytes of row stride ck_q8_quantize_rows output should have for k inputs: k rounded up to
+ * a multiple of 64 (every variant's widest load). */
+size_t ck_q8_row_stride(size_t k);
+
+/** The integer dot-product instructions a variant's q8_gemm runs on this CPU, e.g.
+ * "vpdpbusd (AVX-512 VNNI)" or "vpmaddubsw + vpmaddwd"; for tools and benchmarks. */
+const char *ck_q8_gemm_instructions(const struct ck_kernels *k);
 
 struct ck_attention_grad_head; /* attend_attention_backward.h */
 #include "attend_kernels_backward.h" /* the training kernels' types (slots at the end) */
@@ -423,6 +526,9 @@ typedef struct ck_kernels {
     /* 16-bit weights (see CK_W16_F16) */
     ck_w16_widen_fn w16_widen;
     ck_w16_gemv_fn w16_gemv;
+    /* int8 weights (see ck_q8_weight) */
+    ck_q8_gemv_fn q8_gemv;
+    ck_q8_gemm_fn q8_gemm;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */

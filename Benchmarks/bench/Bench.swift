@@ -157,6 +157,10 @@ struct Bench {
             charts.section = "seq2seq"
             seq2seq()
         }
+        if options.wants("quantized") {
+            charts.section = "quantized"
+            quantized()
+        }
         if options.wants("tokenizers") {
             charts.section = "tokenizers"
             tokenizers()

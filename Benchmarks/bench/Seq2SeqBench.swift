@@ -5,22 +5,29 @@ import Foundation
 /// relu, 32 relative buckets, vocabulary 32128, tied head with the d^-0.5 output scale.
 private let t5Dim = 512, t5Heads = 8, t5FF = 2048, t5Layers = 6, t5Vocabulary = 32128, t5Buckets = 32
 
-/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)), held in `precision`.
-private func t5Linear(_ input: Int, _ output: Int, seed: UInt64, precision: WeightPrecision) -> Linear {
-    Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil, precision: precision)
+/// A weight with uniform values scaled by 1/sqrt(in) (activations stay O(1)), held in `precision`;
+/// with `int8`, quantized as `attend quantize` would.
+private func t5Linear(_ input: Int, _ output: Int, seed: UInt64, precision: WeightPrecision, int8: Int8Scheme? = nil) -> Linear {
+    if let int8 {
+        return Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil).quantizedToInt8(int8)
+    }
+    return Linear(weight: randomTensor([output, input], seed: seed) * (1 / Float(input).squareRoot()), bias: nil, precision: precision)
 }
 
 private func t5Norm() -> Norm { .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [t5Dim]), eps: 1e-6)) }
 
-private func t5Attention(seed: UInt64, _ p: WeightPrecision) -> MultiHeadAttention {
+private func t5Attention(seed: UInt64, _ p: WeightPrecision, int8: Int8Scheme?) -> MultiHeadAttention {
     MultiHeadAttention(
-        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed, precision: p), key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1, precision: p),
-        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2, precision: p), out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3, precision: p), scale: 1)
+        heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed, precision: p, int8: int8),
+        key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1, precision: p, int8: int8),
+        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2, precision: p, int8: int8),
+        out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3, precision: p, int8: int8), scale: 1)
 }
 
-private func t5FeedForward(seed: UInt64, _ p: WeightPrecision) -> FeedForward {
+private func t5FeedForward(seed: UInt64, _ p: WeightPrecision, int8: Int8Scheme?) -> FeedForward {
     FeedForward(
-        up: t5Linear(t5Dim, t5FF, seed: seed, precision: p), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1, precision: p), activation: .relu)
+        up: t5Linear(t5Dim, t5FF, seed: seed, precision: p, int8: int8), down: t5Linear(t5FF, t5Dim, seed: seed &+ 1, precision: p, int8: int8),
+        activation: .relu)
 }
 
 /// Bytes of the weight matrices of the t5-small shape at 4 (float32) or 2 bytes each: the
@@ -36,21 +43,22 @@ private func t5WeightFloats() -> Int {
 private let t5DecodeWeightFloats = t5Layers * (6 * t5Dim * t5Dim + 2 * t5Dim * t5FF) + t5Vocabulary * t5Dim
 
 /// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint, its
-/// weight matrices held in `precision`.
-func randomT5Small(seed: UInt64, precision: WeightPrecision = .float32) -> Seq2SeqModel {
+/// weight matrices held in `precision`; with `int8`, every block projection and the head
+/// quantized as `attend quantize` writes them.
+func randomT5Small(seed: UInt64, precision: WeightPrecision = .float32, int8: Int8Scheme? = nil) -> Seq2SeqModel {
     let p = precision
     let encoderLayers = (0..<t5Layers).map { i -> EncoderLayer in
         let s = seed &+ UInt64(i) * 100
         return EncoderLayer(
-            selfAttention: t5Attention(seed: s, p), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10, p),
+            selfAttention: t5Attention(seed: s, p, int8: int8), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10, p, int8: int8),
             feedForwardNorm: t5Norm(), placement: .pre)
     }
     let decoderLayers = (0..<t5Layers).map { i -> DecoderLayer in
         let s = seed &+ 5000 &+ UInt64(i) * 100
         return DecoderLayer(
-            selfAttention: t5Attention(seed: s, p), selfAttentionNorm: t5Norm(),
-            crossAttention: t5Attention(seed: s &+ 20, p), crossAttentionNorm: t5Norm(),
-            feedForward: t5FeedForward(seed: s &+ 10, p), feedForwardNorm: t5Norm(), placement: .pre)
+            selfAttention: t5Attention(seed: s, p, int8: int8), selfAttentionNorm: t5Norm(),
+            crossAttention: t5Attention(seed: s &+ 20, p, int8: int8), crossAttentionNorm: t5Norm(),
+            feedForward: t5FeedForward(seed: s &+ 10, p, int8: int8), feedForwardNorm: t5Norm(), placement: .pre)
     }
     let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1), precision: p)
     let bias = { (s: UInt64, bidirectional: Bool) in
@@ -63,7 +71,7 @@ func randomT5Small(seed: UInt64, precision: WeightPrecision = .float32) -> Seq2S
         encoderPositions: .none, decoderPositions: .none,
         encoder: TransformerEncoder(layers: encoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 2, true)),
         decoder: TransformerDecoder(layers: decoderLayers, finalNorm: t5Norm(), selfAttentionBias: bias(seed &+ 3, false)),
-        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: Linear(tiedTo: shared),
+        outputScale: Float(pow(Double(t5Dim), -0.5)), lmHead: int8.map { Linear(weight: shared.weight, bias: nil).quantizedToInt8($0) } ?? Linear(tiedTo: shared),
         decoderStartTokenID: 0, padTokenID: 0, maxPositions: nil, generationDefaults: generation)
 }
 

@@ -55,4 +55,54 @@ extern const ck_kernels ck_kernels_avx512_layout_avx2;
 extern const ck_kernels ck_kernels_neon;
 #endif
 
+
+/* ---- int8 weights (core/q8.c, ref/q8_scalar.c, x86/{avx2,avx512}/q8_*.c, arm/neon/q8_neon.c) */
+#include <string.h>
+
+/* ck_f16_to_f32 (above) reads binary16 scales. */
+
+/* The scale of row j, group g (g ignored for per-channel weights). */
+static inline float ck_q8_scale(const ck_q8_weight *w, size_t j, size_t g) {
+    const size_t idx = w->group ? j * w->lds + g : j;
+    return w->scales_f16 ? ck_f16_to_f32(((const uint16_t *)w->scales)[idx])
+                         : ((const float *)w->scales)[idx];
+}
+
+/* Groups per row: ceil(k / group), 1 per channel. */
+static inline size_t ck_q8_groups(const ck_q8_weight *w) {
+    return w->group ? (w->k + (size_t)w->group - 1) / (size_t)w->group : 1;
+}
+
+/* Runtime checks of the dot-product extensions (cached). */
+int ck_q8_cpu_has_avx512_vnni(void);
+int ck_q8_cpu_has_dotprod(void);
+
+void ck_q8_gemv__scalar(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                        const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__scalar(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
+                        const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+#if defined(__x86_64__) || defined(_M_X64)
+void ck_q8_gemv__avx2(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                      const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
+                      const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+void ck_q8_gemv__avx512(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                        const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
+                        const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+#endif
+#if defined(__aarch64__)
+void ck_q8_gemv__neon(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
+                      const float *bias, float *y, size_t ldy);
+void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
+                      const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
+                               const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+#endif
+
+/* The epilogue every variant shares: the bias added to the sum over groups. */
+static inline float ck_q8_finish(float acc, const float *bias, size_t j) {
+    return bias ? acc + bias[j] : acc;
+}
+
 #endif

@@ -201,6 +201,8 @@ public enum FuzzRegistry {
         AnyFuzzKernel(EmbeddingBackwardFuzz()),
         AnyFuzzKernel(W16GEMVFuzz()),
         AnyFuzzKernel(W16GEMMFuzz()),
+        AnyFuzzKernel(Q8GEMVFuzz()),
+        AnyFuzzKernel(Q8GEMMFuzz()),
     ]
 
     /// The kernel called `name`, or nil.

@@ -15,6 +15,7 @@ struct Arguments {
         case download
         case context
         case attentionMap = "attention-map"
+        case quantize
 
         /// Whether the command trains a model (`train`, `pretrain-mlm`).
         var trains: Bool { self == .train || self == .pretrainMLM }
@@ -67,6 +68,9 @@ struct Arguments {
     var output: String? = nil
     /// `--resume` of embed --output.
     var resume = false
+    /// `--out` and `--scheme` of quantize.
+    var quantizeOut: String? = nil
+    var quantizeScheme = "int8-channel"
 
     /// The arguments of a command line the grammar accepted. Throws `UsageError` for flags
     /// that do not go together.
@@ -97,6 +101,11 @@ struct Arguments {
         input = r.string("--input")
         inputFormat = r.string("--input-format").flatMap(InputFormat.init) ?? .lines
         keepSpecialTokens = r.has("--keep-special-tokens")
+        if command == .quantize {
+            quantizeOut = r.string("--out")
+            quantizeScheme = r.string("--scheme") ?? "int8-channel"
+            return
+        }
         if command.trains {
             training = TrainingOptions(r, command: command)
             try training.check(command: command)

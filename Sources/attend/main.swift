@@ -53,7 +53,7 @@ if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
 let folder = modelFolder(args.model)
 let texts: [String]
 do {
-    let takesNoTexts = [.generate, .translate, .decode, .train, .pretrainMLM].contains(args.command) || args.output != nil
+    let takesNoTexts = [.generate, .translate, .decode, .train, .pretrainMLM, .quantize].contains(args.command) || args.output != nil
         || (args.command == .attentionMap && !args.ids.isEmpty)
     texts = takesNoTexts ? [] : (args.texts.isEmpty ? try readTextInputs(args) : args.texts)
 } catch {
@@ -109,6 +109,8 @@ do {
         try train(folder: folder, args)
     case .download:
         break  // handled above
+    case .quantize:
+        try quantize(folder: folder, args)
     case .context:
         try context(folder: folder, texts: texts, args)
     case .attentionMap:

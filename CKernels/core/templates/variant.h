@@ -42,6 +42,15 @@
 #include "embedding_backward.h"
 #include "w16.h"
 
+/* The int8 kernels live in their own files per variant (ref/q8_scalar.c, x86/avx2/q8_avx2.c,
+ * ...); a table may name another variant's (CK_Q8_GEMV / CK_Q8_GEMM). */
+#ifndef CK_Q8_GEMV
+#define CK_Q8_GEMV CK_FN(ck_q8_gemv)
+#endif
+#ifndef CK_Q8_GEMM
+#define CK_Q8_GEMM CK_FN(ck_q8_gemm)
+#endif
+
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
 _Static_assert(CK_ATTN_KEY_BLOCK % CK_MR == 0, "the attention key block must be a multiple of mr");
@@ -78,9 +87,13 @@ const ck_kernels CK_TABLE = {
     .embedding_backward = CK_FN(ck_f32_embedding_backward),
     .w16_widen = CK_FN(ck_w16_widen),
     .w16_gemv = CK_FN(ck_w16_gemv),
+    .q8_gemv = CK_Q8_GEMV,
+    .q8_gemm = CK_Q8_GEMM,
 };
 
 #undef CK_VFMA
 #undef CK_VFMA2
 #undef CK_SPLAT
 #undef CK_PEAK_NAME
+#undef CK_Q8_GEMV
+#undef CK_Q8_GEMM

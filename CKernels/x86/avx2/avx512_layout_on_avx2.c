@@ -34,6 +34,8 @@ typedef int ck_v16i_on_avx2 __attribute__((vector_size(64)));
 #define CK_TABLE ck_kernels_avx512_layout_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
 #define CK_VARIANT_NAME "avx512-layout-on-avx2"
+#define CK_Q8_GEMV ck_q8_gemv__avx2 /* the int8 kernels do not depend on the GEMM layout */
+#define CK_Q8_GEMM ck_q8_gemm__avx2
 #include "../../core/templates/variant.h"
 
 #pragma clang attribute pop

@@ -291,7 +291,7 @@ extension DecoderOnlyModel {
         let d = c.hiddenSize, dh = c.headDim, q = c.heads * dh, kv = c.kvHeads * dh, f = c.intermediateSize
         let layers: [CausalDecoderLayer]
         let embedding: Embedding, positions: Embedding?, finalNorm: Norm
-        var headWeight: WeightStorage? = nil
+        var head: Linear? = nil
         var p: ParameterLoader
         if c.architecture == .gpt2 {
             // Buffers older GPT-2 files carry (the causal mask), never parameters.
@@ -327,9 +327,7 @@ extension DecoderOnlyModel {
                 let parts = try [("q_proj", q), ("k_proj", kv), ("v_proj", kv)].map {
                     try Linear(loading: p, "\(b).self_attn.\($0.0)", in: d, out: $0.1, bias: c.qkvBias)
                 }
-                let qkv = Linear(
-                    storage: WeightStorage.concatenateRows(parts.map(\.storage)),
-                    bias: c.qkvBias ? Tensor.concatenateRows(parts.map { $0.bias! }) : nil)
+                let qkv = Linear.concatenatingRows(parts)
                 let mlp = "\(b).mlp"
                 return CausalDecoderLayer(
                     attentionNorm: try rms(b + ".input_layernorm"), qkv: qkv,
@@ -345,16 +343,20 @@ extension DecoderOnlyModel {
             finalNorm = try rms("model.norm")
         }
         // The head: tied to the embedding (a stored copy is skipped), else lm_head.weight.
-        if c.tieWordEmbeddings {
+        // An int8 lm_head.weight (attend quantize) is used even when tied: the table stays
+        // float for the lookups, the head reads the int8 copy.
+        if p.has("lm_head.weight" + ModelQuantization.scaleSuffix) {
+            head = try p.optionalHead("lm_head.weight", shape: [c.vocabSize, d], bias: nil)
+        } else if c.tieWordEmbeddings {
             p.skip("lm_head.weight")
         } else {
-            headWeight = try p.loadMatrix("lm_head.weight", shape: [c.vocabSize, d])
+            head = Linear(storage: try p.loadMatrix("lm_head.weight", shape: [c.vocabSize, d]), bias: nil)
         }
         try p.finish()
         let limit: (Int, String)? = c.learnedPositions.map { ($0, "n_positions") }
         self.init(
             architecture: c.architecture, embedding: embedding, learnedPositions: positions, rotary: c.rotary,
-            layers: layers, finalNorm: finalNorm, lmHead: Linear(storage: headWeight ?? embedding.storage, bias: nil),
+            layers: layers, finalNorm: finalNorm, lmHead: head ?? Linear(tiedTo: embedding),
             heads: c.heads, kvHeads: c.kvHeads, headDim: dh, positionLimit: limit, generationDefaults: generation.config,
             defaultMaxLength: generation.maxLength, ignoredGenerationSettings: generation.ignored)
     }

@@ -203,7 +203,8 @@ extension Seq2SeqModel {
                 placement: .post)
         }
         let bias = try p.load("final_logits_bias", shape: [1, c.decoderVocabSize]).reshaped([c.decoderVocabSize])
-        let headWeight = try p.optionalMatrix("lm_head.weight", shape: [c.decoderVocabSize, d]) ?? targetTable.storage
+        let head = try p.optionalHead("lm_head.weight", shape: [c.decoderVocabSize, d], bias: bias)
+            ?? Linear(storage: targetTable.storage, bias: bias)
         let encoderPositions = try positions("encoder"), decoderPositions = try positions("decoder")
         try p.finish()
         var g = generation
@@ -214,7 +215,7 @@ extension Seq2SeqModel {
             encoderPositions: encoderPositions, decoderPositions: decoderPositions,
             encoder: TransformerEncoder(layers: encoderLayers, finalNorm: nil),
             decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
-            outputScale: 1, lmHead: Linear(storage: headWeight, bias: bias),
+            outputScale: 1, lmHead: head,
             decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
             maxPositions: c.maxPositionEmbeddings, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
     }

@@ -205,8 +205,7 @@ extension Seq2SeqModel {
         let decoder = TransformerDecoder(
             layers: decoderLayers, finalNorm: try norm("decoder.final_layer_norm"),
             selfAttentionBias: try relativeBias("decoder", bidirectional: false))
-        let head = try p.optionalMatrix("lm_head.weight", shape: [c.vocabSize, d]).map { Linear(storage: $0, bias: nil) }
-            ?? Linear(tiedTo: shared)
+        let head = try p.optionalHead("lm_head.weight", shape: [c.vocabSize, d], bias: nil) ?? Linear(tiedTo: shared)
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }

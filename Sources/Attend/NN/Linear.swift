@@ -20,6 +20,9 @@ public struct Linear: Sendable {
     public let bias: Tensor?
     /// The weight packed per kernel variant, made on first use (float32 weights only).
     let packed = PackedWeightCache()
+    /// The int8 weight of a layer loaded from an `attend quantize` folder (see Linear+Int8.swift):
+    /// native products run on it; `weight` is its dequantization.
+    let quantized: QuantizedWeight?
 
     /// `[outFeatures, inFeatures]` as float32. For a float32 layer this is the weight itself
     /// (no cost); for a 16-bit layer it is a widened copy made on every access (one pass over
@@ -32,8 +35,12 @@ public struct Linear: Sendable {
     /// A layer from its parameters; `bias` must have `weight.shape[0]` scalars. The weight is
     /// kept as given (float32).
     public init(weight: Tensor, bias: Tensor?) {
+        self.init(weight: weight, bias: bias, quantized: nil)
+    }
+
+    init(weight: Tensor, bias: Tensor?, quantized: QuantizedWeight?) {
         precondition(weight.rank == 2, "Linear: weight must be [out, in], got \(weight.shape)")
-        self.init(storage: .float32(weight), bias: bias)
+        self.init(storage: .float32(weight), bias: bias, quantized: quantized)
     }
 
     /// A layer whose weight is held in `precision`: float32 keeps `weight`; `.float16` and
@@ -44,13 +51,15 @@ public struct Linear: Sendable {
         self.init(storage: WeightStorage.float32(weight).converted(to: precision), bias: bias)
     }
 
-    /// A layer over a weight as held (shared, not copied).
-    init(storage: WeightStorage, bias: Tensor?) {
+    /// A layer over a weight as held (shared, not copied), with its int8 form when loaded from
+    /// an `attend quantize` folder.
+    init(storage: WeightStorage, bias: Tensor?, quantized: QuantizedWeight? = nil) {
         if let bias {
             precondition(bias.shape == [storage.shape[0]], "Linear: bias \(bias.shape) does not match weight \(storage.shape)")
         }
         self.storage = storage
         self.bias = bias
+        self.quantized = quantized
     }
 
     /// A layer (an output head) whose weight is `embedding`'s table, shared and held as the
@@ -62,7 +71,7 @@ public struct Linear: Sendable {
     /// The same layer with its weight held in `precision` (self when it already is).
     /// Cost: one pass over the weight when it changes.
     public func converted(to precision: WeightPrecision) -> Linear {
-        precision == weightPrecision ? self : Linear(storage: storage.converted(to: precision), bias: bias)
+        precision == weightPrecision ? self : Linear(storage: storage.converted(to: precision), bias: bias, quantized: quantized)
     }
 
     /// `[outFeatures, inFeatures]`, without widening a 16-bit weight.
@@ -88,7 +97,7 @@ public struct Linear: Sendable {
     /// a 16-bit weight, or when already packed), so the first product does not pay for it.
     /// Cost: one read and write of the weight; memory: one packed copy.
     func prepack(for compute: Compute) {
-        if case .native(let variant) = compute.backend, case .float32(let weight) = storage {
+        if case .native(let variant) = compute.backend, quantized == nil, case .float32(let weight) = storage {
             _ = packed.packed(weight, variant: variant, threads: compute.threads)
         }
     }
@@ -108,6 +117,11 @@ public struct Linear: Sendable {
         precondition(
             outputs.lowerBound >= 0 && outputs.upperBound <= outFeatures,
             "Linear: outputs \(outputs) out of range for weight \(weightShape)")
+        if let quantized, case .native(let variant) = compute.backend {
+            return linearForwardInt8(
+                x, weight: quantized, bias: bias, outputs: outputs, activation: activation, residual: residual, variant: variant,
+                compute: compute)
+        }
         return linearForward(
             x, weight: storage, bias: bias, outputs: outputs, cache: packed, activation: activation,
             residual: residual, compute: compute)

@@ -110,11 +110,7 @@ public struct MultiHeadAttention: Sendable {
     /// From separate query, key and value projections `[inner, d]` each (BERT, T5, Marian checkpoints), fused
     /// into one weight once at load time (16-bit when all three are 16-bit of one type, else float32).
     public init(heads: Int, query: Linear, key: Linear, value: Linear, out: Linear, scale: Float? = nil) {
-        let parts = [query, key, value]
-        let weight = WeightStorage.concatenateRows(parts.map(\.storage))
-        let hasBias = parts.contains { $0.bias != nil }
-        let bias = hasBias ? Tensor.concatenateRows(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }) : nil
-        self.init(heads: heads, inProjection: Linear(storage: weight, bias: bias), outProjection: out, scale: scale)
+        self.init(heads: heads, inProjection: Linear.concatenatingRows([query, key, value]), outProjection: out, scale: scale)
     }
 
     private func checkInput(_ x: Tensor, _ what: String) -> (batch: Int, seq: Int) {

@@ -106,6 +106,9 @@ public final class ParameterLoader {
     /// The tensor `name`, which must have `shape`. Throws `CheckpointError` naming it.
     public func load(_ name: String, shape: [Int]) throws -> Tensor {
         guard available.contains(name) else { throw CheckpointError.missingTensor(name: name) }
+        if available.contains(name + ModelQuantization.scaleSuffix) {
+            throw CheckpointError.invalidConfig("'\(name)' is an int8 weight (it has a scale '\(name + ModelQuantization.scaleSuffix)'); this layer takes float weights only")
+        }
         let t = try source.tensor(name)
         guard t.shape == shape else { throw CheckpointError.wrongShape(name: name, expected: shape, found: t.shape) }
         used.insert(name)
@@ -119,6 +122,12 @@ public final class ParameterLoader {
 
     /// Marks `name` as deliberately unused (e.g. a tied weight stored twice).
     public func skip(_ name: String) { used.insert(name) }
+
+    /// Marks `name` as read (a tensor read other than through ``load(_:shape:)``).
+    func markUsed(_ name: String) { used.insert(name) }
+
+    /// The source's stored bytes are reached through it (int8 weights).
+    var tensorSource: TensorSource { source }
 
     /// Throws `.unexpectedTensors` if the checkpoint holds tensors that were neither loaded,
     /// skipped nor ignored.
@@ -135,9 +144,16 @@ extension Linear {
     /// Loads `prefix.weight` `[out, in]` (held in the loader's ``ParameterLoader/weightPrecision``)
     /// and, when `bias`, `prefix.bias` `[out]`.
     public init(loading p: ParameterLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
-        let w = try p.loadMatrix(ParameterLoader.join(prefix, "weight"), shape: [outFeatures, inFeatures])
+        // The weight first: a wrong width is named on the weight, not on the bias.
+        let name = ParameterLoader.join(prefix, "weight"), shape = [outFeatures, inFeatures]
+        let q = try p.quantizedMatrix(name, shape: shape)
+        let w = try q == nil ? p.loadMatrix(name, shape: shape) : nil
         let b = bias ? try p.load(ParameterLoader.join(prefix, "bias"), shape: [outFeatures]) : nil
-        self.init(storage: w, bias: b)
+        if let q {
+            self.init(weight: q.dequantized(), bias: b, quantized: q)
+        } else {
+            self.init(storage: w!, bias: b)
+        }
     }
 }
 

@@ -96,6 +96,11 @@ package enum AttendCommandLine {
         threads,
     ]
 
+    /// The `--scheme` values of quantize.
+    enum Int8SchemeNames {
+        static let all = ["int8-channel", "int8-group32"]
+    }
+
     static let textsFrom = "Texts come from the arguments or, when there are none, from --input, else from standard input, one per line."
 
     // MARK: The commands
@@ -281,6 +286,28 @@ package enum AttendCommandLine {
             details:
                 "attention-map needs --svg OUT.svg or --json (or both), and one text: TEXT, --ids, or one line of --input (else standard input). A padded or future key gets probability 0, as in transformers."
         ),
+        CommandSpec(
+            "quantize",
+            summary:
+                "writes an int8 copy of a model folder (BERT/MiniLM, T5, Marian, Llama, Mistral, Qwen2): the projections of every transformer block, and the output head of a generation model, as int8 weights with float scales; embeddings, norms and everything else as stored",
+            flags: [
+                model,
+                Flag("--out", .nonEmptyString, "DIR2", required: true, help: "the new folder (must not exist, or be empty)"),
+                Flag(
+                    "--scheme", .choice(Int8SchemeNames.all),
+                    help:
+                        "int8-channel (default): one float32 scale per output channel; int8-group32: one float16 scale per 32 inputs of a row (finer, 1/16 byte more per weight)"
+                ),
+                json,
+            ],
+            details: """
+                quantize writes DIR2/model.safetensors (each quantized weight as I8 NAME beside NAME_scale), DIR2/config.json with a
+                "quantization_config" and a copy of every other file of the folder; attend and Attend's loaders read DIR2 as they
+                read the original. A tied output head gets its own int8 lm_head.weight (the embedding table stays as stored).
+                Products with one or two rows (decoding) keep float activations; longer ones quantize each row of activations to
+                int8 on the fly. quantize prints one line: the tensors quantized and the bytes before and after (with --json one
+                object {"out", "scheme", "quantized", "bytes_before", "bytes_after", "file_bytes"}).
+                """),
         CommandSpec(
             "download",
             summary:

@@ -1,0 +1,127 @@
+/*
+ * int8 weights, the portable half: the dynamic quantization of activation rows (the same
+ * integers on every variant), the runtime checks of the dot-product extensions, and the
+ * names the tools print. The kernels themselves are per variant: ref/q8_scalar.c,
+ * x86/avx2/q8_avx2.c, x86/avx512/q8_avx512.c, arm/neon/q8_neon.c (contracts in
+ * attend_kernels.h, "int8 weights").
+ */
+#include "ck_internal.h"
+#include "attend_kernels_testing.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdatomic.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+size_t ck_q8_row_stride(size_t k) { return (k + 63) / 64 * 64; }
+
+void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, int8_t *aq,
+                         size_t ldaq, float *sa, size_t ldsa) {
+    for (size_t i = 0; i < m; i++) {
+        const float *row = x + i * ldx;
+        int8_t *q = aq + i * ldaq;
+        for (size_t p0 = 0, g = 0; p0 < k; p0 += 32, g++) {
+            const size_t p1 = p0 + 32 < k ? p0 + 32 : k;
+            float amax = 0.0f;
+            int finite = 1;
+            for (size_t p = p0; p < p1; p++) {
+                const float a = fabsf(row[p]);
+                if (!(a <= FLT_MAX)) finite = 0; /* Inf or NaN */
+                else if (a > amax) amax = a;
+            }
+            if (!finite || amax == 0.0f) {
+                sa[i * ldsa + g] = finite ? 0.0f : NAN;
+                memset(q + p0, 0, p1 - p0);
+                continue;
+            }
+            float s = amax / 127.0f;
+            if (s == 0.0f) s = 0x1p-149f; /* amax below 127 * 2^-150: the smallest step */
+            sa[i * ldsa + g] = s;
+            for (size_t p = p0; p < p1; p++) {
+                float t = rintf(row[p] / s); /* nearest, ties to even (the default rounding) */
+                t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
+                q[p] = (int8_t)t;
+            }
+        }
+        if (ldaq > k) memset(q + k, 0, ldaq - k);
+    }
+}
+
+/* ---------------------------------------------------------------- CPU features */
+
+static atomic_int ck_q8_features = -1; /* bit 0: AVX-512 VNNI, bit 1: AArch64 dot product */
+
+static int ck_q8_detect(void) {
+    int f = 0;
+#if defined(__x86_64__) || defined(_M_X64)
+    unsigned a, b, c, d;
+    if (ck_variant_supported(CK_VARIANT_AVX512) && __get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if ((c >> 11) & 1) f |= 1; /* AVX512_VNNI */
+    }
+#elif defined(__aarch64__) && defined(__linux__)
+    if (getauxval(AT_HWCAP) & (1ul << 20)) f |= 2; /* HWCAP_ASIMDDP */
+#elif defined(__aarch64__) && defined(__APPLE__)
+    int value = 0;
+    size_t size = sizeof value;
+    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, NULL, 0) == 0 && value) f |= 2;
+#endif
+    return f;
+}
+
+static int ck_q8_feature_bits(void) {
+    int f = atomic_load_explicit(&ck_q8_features, memory_order_relaxed);
+    if (f < 0) {
+        f = ck_q8_detect();
+        atomic_store_explicit(&ck_q8_features, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+int ck_q8_cpu_has_avx512_vnni(void) { return ck_q8_feature_bits() & 1; }
+int ck_q8_cpu_has_dotprod(void) { return (ck_q8_feature_bits() >> 1) & 1; }
+
+const char *ck_q8_gemm_instructions(const ck_kernels *k) {
+    if (!k) return "none";
+    if (k->q8_gemm == ck_q8_gemm__scalar) return "scalar int32";
+#if defined(__x86_64__) || defined(_M_X64)
+    if (k->q8_gemm == ck_q8_gemm__avx512)
+        return ck_q8_cpu_has_avx512_vnni() ? "vpdpbusd (AVX-512 VNNI)"
+                                           : "vpmaddubsw + vpmaddwd (no AVX-512 VNNI)";
+    if (k->q8_gemm == ck_q8_gemm__avx2) return "vpmaddubsw + vpmaddwd";
+#endif
+#if defined(__aarch64__)
+    if (k->q8_gemm == ck_q8_gemm__neon)
+        return ck_q8_cpu_has_dotprod() ? "sdot" : "smull + sadalp (no dot product)";
+#endif
+    return "unknown";
+}
+
+ck_q8_gemm_fn ck_q8_gemm_baseline(int variant) {
+    if (!ck_variant_supported(variant)) return NULL;
+    switch (variant) {
+    case CK_VARIANT_SCALAR:
+        return ck_q8_gemm__scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+    case CK_VARIANT_AVX2:
+    case CK_VARIANT_AVX512:
+        return ck_q8_gemm__avx2;
+#endif
+#if defined(__aarch64__)
+    case CK_VARIANT_NEON:
+        return ck_q8_gemm_widening__neon;
+#endif
+    default:
+        return NULL;
+    }
+}

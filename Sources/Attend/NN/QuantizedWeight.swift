@@ -1,0 +1,179 @@
+// int8 weights: a Linear weight held as symmetric int8 values with per-output-channel or
+// per-32-input scales (the `ck_q8_weight` layout of attend_kernels.h), as `attend quantize`
+// writes it and the model loaders read it: `<name>` (I8, [out, in]) beside `<name>_scale`
+// (F32 or F16; [out] per channel, [out, ceil(in / 32)] per group of 32).
+internal import CKernels
+
+/// How a weight is quantized to int8 (the `--scheme` of `attend quantize`).
+package enum Int8Scheme: String, Sendable, CaseIterable {
+    /// One scale per output channel (row of the weight): `w = s[j] * q`.
+    case channel = "int8-channel"
+    /// One scale per 32 consecutive inputs of a row: `w = s[j, p / 32] * q`.
+    case group32 = "int8-group32"
+
+    /// The kernels' `group` field: 0 or 32.
+    var group: Int { self == .channel ? 0 : 32 }
+
+    /// Scales per row for `k` inputs.
+    func scalesPerRow(_ k: Int) -> Int { self == .channel ? 1 : (k + 31) / 32 }
+
+    /// The shape of the scale tensor of an `[n, k]` weight.
+    func scaleShape(n: Int, k: Int) -> [Int] { self == .channel ? [n] : [n, scalesPerRow(k)] }
+}
+
+/// A `[n, k]` weight held as int8 (row-major, values in [-127, 127]) with float32 or binary16
+/// scales: `w(j, p) = scale(j, p) * q[j, p]`. Immutable; the bytes are borrowed from a mapped
+/// file or owned. Memory: `n * k` bytes plus the scales.
+struct QuantizedWeight: @unchecked Sendable {
+    let n: Int, k: Int
+    let scheme: Int8Scheme
+    /// Scales stored as binary16 bit patterns (else float32).
+    let scalesF16: Bool
+    /// `n * k` bytes.
+    let q: RawBytes
+    /// `n * scheme.scalesPerRow(k)` scales.
+    let scales: RawBytes
+
+    var shape: [Int] { [n, k] }
+    var scalesPerRow: Int { scheme.scalesPerRow(k) }
+    /// Bytes held (values and scales).
+    var byteCount: Int { q.count + scales.count }
+
+    /// A weight from its parts, checked: sizes match the shape and scheme, no value is -128
+    /// (the kernels need |q| <= 127), every scale is finite, and k fits the kernels' int32
+    /// sums. `name` is used in the errors. Cost: one pass over the values and scales.
+    init(n: Int, k: Int, scheme: Int8Scheme, scalesF16: Bool, q: RawBytes, scales: RawBytes, name: String) throws {
+        guard n >= 0, k >= 0, q.count == n * k else {
+            throw CheckpointError.invalidConfig("int8 weight '\(name)': \(q.count) bytes for shape [\(n), \(k)]")
+        }
+        guard k <= Int(CK_Q8_MAX_K) else {
+            throw CheckpointError.invalidConfig("int8 weight '\(name)': \(k) inputs, more than the int8 kernels' \(CK_Q8_MAX_K)")
+        }
+        let scaleCount = n * scheme.scalesPerRow(k)
+        guard scales.count == scaleCount * (scalesF16 ? 2 : 4) else {
+            throw CheckpointError.invalidConfig(
+                "int8 weight '\(name)': \(scales.count) bytes of scales, \(scheme.rawValue) needs \(scaleCount) \(scalesF16 ? "F16" : "F32") values")
+        }
+        let values = q.base.assumingMemoryBound(to: Int8.self)
+        for i in 0..<q.count where values[i] == -128 {
+            throw CheckpointError.invalidConfig("int8 weight '\(name)' holds -128 at element \(i) (the symmetric scheme uses -127...127)")
+        }
+        for i in 0..<scaleCount {
+            let s = scalesF16
+                ? KernelOracle.float16(bits: scales.base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                : scales.base.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+            guard s.isFinite else { throw CheckpointError.invalidConfig("int8 weight '\(name)': scale \(i) is \(s)") }
+        }
+        (self.n, self.k, self.scheme, self.scalesF16, self.q, self.scales) = (n, k, scheme, scalesF16, q, scales)
+    }
+
+    /// Quantizes a float32 `[n, k]` weight: per row (channel) or per 32 inputs of a row
+    /// (group), `s = max|w| / 127` (rounded to binary16 when `scalesF16`, the smallest positive
+    /// binary16 when that rounds to 0), `q = round(w / s)` clamped to [-127, 127]; an all-zero
+    /// block has s = 0. Each element is then off by at most half a step, `s / 2` (plus the
+    /// clamp of a binary16 scale rounded down, under 2^-11 of a step). Cost: two passes.
+    static func quantize(_ weight: Tensor, scheme: Int8Scheme, scalesF16: Bool) -> QuantizedWeight {
+        precondition(weight.rank == 2, "QuantizedWeight.quantize: weight \(weight.shape) must be [out, in]")
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        let per = scheme.scalesPerRow(k), span = scheme == .channel ? max(k, 1) : 32
+        var scaleValues = [Float](repeating: 0, count: n * per)
+        let q = RawBytes(count: n * k) { out in
+            let qv = out.bindMemory(to: Int8.self)
+            weight.withUnsafeBufferPointer { w in
+                for j in 0..<n {
+                    for g in 0..<per {
+                        let p0 = g * span, p1 = min(k, p0 + span)
+                        var amax: Float = 0
+                        for p in p0..<p1 { amax = max(amax, abs(w[j * k + p])) }
+                        var s = amax / 127
+                        if scalesF16 {
+                            s = KernelOracle.float16(bits: float16Bits(s))
+                            if s == 0 && amax > 0 { s = KernelOracle.float16(bits: 1) }
+                        } else if s == 0 && amax > 0 {
+                            s = .leastNonzeroMagnitude
+                        }
+                        scaleValues[j * per + g] = s
+                        for p in p0..<p1 {
+                            let t = s == 0 ? 0 : (w[j * k + p] / s).rounded(.toNearestOrEven)
+                            qv[j * k + p] = Int8(max(-127, min(127, t.isNaN ? 0 : t)))
+                        }
+                    }
+                }
+            }
+        }
+        let scales = RawBytes(count: scaleValues.count * (scalesF16 ? 2 : 4)) { out in
+            for (i, s) in scaleValues.enumerated() {
+                if scalesF16 { out.storeBytes(of: float16Bits(s).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+                else { out.storeBytes(of: s.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            }
+        }
+        return try! QuantizedWeight(n: n, k: k, scheme: scheme, scalesF16: scalesF16, q: q, scales: scales, name: "(quantized)")
+    }
+
+    /// The scale of row `j`, group `g` (g is 0 per channel).
+    func scale(_ j: Int, _ g: Int) -> Float {
+        let i = j * scalesPerRow + g
+        return scalesF16
+            ? KernelOracle.float16(bits: scales.base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            : scales.base.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+    }
+
+    /// The float32 weight `[n, k]`, `scale * q` (exact: a float times an integer of 8 bits).
+    /// Cost: one pass; memory: four bytes per element.
+    func dequantized() -> Tensor {
+        let span = scheme == .channel ? max(k, 1) : 32
+        let values = q.base.assumingMemoryBound(to: Int8.self)
+        return Tensor(shape: [n, k]) { i in
+            let (j, p) = (i / max(k, 1), i % max(k, 1))
+            return scale(j, p / span) * Float(values[i])
+        }
+    }
+
+    /// The rows `rows` as the kernels see them (valid while `self` lives).
+    func kernelView(rows: Range<Int>) -> ck_q8_weight {
+        let per = scalesPerRow
+        return ck_q8_weight(
+            n: rows.count, k: k, q: q.base.assumingMemoryBound(to: Int8.self) + rows.lowerBound * k, ldq: max(k, 1),
+            scales: scales.base + rows.lowerBound * per * (scalesF16 ? 2 : 4), lds: per, group: Int32(scheme.group),
+            scales_f16: scalesF16 ? 1 : 0)
+    }
+
+    /// The rows of several weights one after another (a fused QKV projection): nil unless
+    /// every part has the same k, scheme and scale type. Cost: one copy.
+    static func concatenatingRows(_ parts: [QuantizedWeight]) -> QuantizedWeight? {
+        guard let first = parts.first,
+            parts.allSatisfy({ $0.k == first.k && $0.scheme == first.scheme && $0.scalesF16 == first.scalesF16 })
+        else { return nil }
+        func joined(_ chunks: [RawBytes]) -> RawBytes {
+            RawBytes(count: chunks.reduce(0) { $0 + $1.count }) { out in
+                var at = 0
+                for c in chunks where c.count > 0 {
+                    (out.baseAddress! + at).copyMemory(from: c.base, byteCount: c.count)
+                    at += c.count
+                }
+            }
+        }
+        return try? QuantizedWeight(
+            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16,
+            q: joined(parts.map(\.q)), scales: joined(parts.map(\.scales)), name: "(concatenated)")
+    }
+}
+
+/// Float to IEEE binary16 bits, rounded to nearest even (overflow to infinity, subnormals
+/// kept). Cost: O(1).
+func float16Bits(_ f: Float) -> UInt16 {
+    let sign: UInt16 = f.sign == .minus ? 0x8000 : 0
+    let a = abs(f)
+    if a.isNaN { return 0x7E00 }
+    if a >= 65520 { return sign | 0x7C00 }  // rounds past the largest binary16, 65504
+    if a < 0x1p-14 {  // subnormal: a multiple of 2^-24 (1024 * 2^-24 = 2^-14 rounds up to the smallest normal)
+        return sign | UInt16((a * 0x1p24).rounded(.toNearestOrEven))
+    }
+    var e = Int(a.exponent)
+    var m = ((a.significand - 1) * 1024).rounded(.toNearestOrEven)
+    if m == 1024 {
+        m = 0
+        e += 1
+    }
+    return sign | UInt16(e + 15) << 10 | UInt16(m)
+}

@@ -1,0 +1,150 @@
+// The int8-weight products (q8Product: ck_q8_gemv for 1-2 rows, ck_q8_quantize_rows +
+// ck_q8_gemm above) on every native variant against a Double reference over the dequantized
+// weight, within the bounds attend_kernels.h derives; the results do not depend on the thread
+// count; the quantizer's rounding and its checks of stored weights.
+import Foundation
+import Testing
+
+@testable import Attend
+import AttendTestSupport
+
+@Suite("int8 weights")
+struct Q8KernelTests {
+    /// A float32 weight quantized with `scheme`, a bias and rows of activations.
+    func data(n: Int, k: Int, rows: Int, seed: UInt64) -> (Tensor, Tensor, Tensor) {
+        var rng = SeededRNG(seed: seed)
+        let w = Tensor(shape: [n, k], scalars: (0..<(n * k)).map { _ in Float.random(in: -0.2...0.2, using: &rng) })
+        let b = Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -1...1, using: &rng) })
+        let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -3...3, using: &rng) })
+        return (w, b, x)
+    }
+
+    func run(_ q: QuantizedWeight, _ x: Tensor, bias: Tensor, outputs: Range<Int>, variant: KernelVariant, threads: Int) -> [Float] {
+        let rows = x.shape[0]
+        var out = [Float](repeating: .nan, count: rows * outputs.count)
+        x.withUnsafeBufferPointer { xp in
+            bias.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    q8Product(
+                        x: xp.baseAddress!, m: rows, weight: q, outputs: outputs, bias: bp.baseAddress! + outputs.lowerBound,
+                        out: op.baseAddress!, variant: variant, threads: threads)
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(
+        "products on every variant within the derived bounds, the same bits on 1 and 2 threads",
+        arguments: [(1, 384, 96), (2, 512, 70), (3, 384, 130), (17, 100, 33), (70, 512, 200), (5, 2048, 40)])
+    func products(rows: Int, k: Int, n: Int) {
+        let (w, b, x) = data(n: n, k: k, rows: rows, seed: caseSeed(rows, k, n))
+        for scheme in Int8Scheme.allCases {
+            for f16 in [false, true] {
+                let q = QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16)
+                let wd = q.dequantized().scalars, xs = x.scalars, bs = b.scalars
+                let outputs = n > 40 ? 16..<(n - 3) : 0..<n
+                for variant in KernelVariant.supported where variant != .scalar || k <= 512 {
+                    let one = run(q, x, bias: b, outputs: outputs, variant: variant, threads: 1)
+                    let two = run(q, x, bias: b, outputs: outputs, variant: variant, threads: 2)
+                    #expect(one.map(\.bitPattern) == two.map(\.bitPattern), "\(variant) \(scheme) f16 \(f16): 1 and 2 threads differ")
+                    let groups = scheme == .channel ? 1 : (k + 31) / 32
+                    for i in 0..<rows {
+                        let amax = (0..<k).map { abs(xs[i * k + $0]) }.max()!
+                        let sa = Double(amax / 127)
+                        for (jj, j) in outputs.enumerated() {
+                            var exact = Double(bs[j]), bound = 0.0, w1 = 0.0
+                            for p in 0..<k {
+                                exact += Double(xs[i * k + p]) * Double(wd[j * k + p])
+                                bound += abs(Double(xs[i * k + p]) * Double(wd[j * k + p]))
+                                w1 += abs(Double(wd[j * k + p]))
+                            }
+                            let u = 0x1p-24
+                            // GEMV: (k + 2) u B; GEMM: (G + 3) u B^ (B^ <= B + 0.5 sa sum|w|) plus the
+                            // activations' 0.50001 sa sum|w|; each with u |c| and the bias.
+                            let tol = rows <= 2
+                                ? Double(k + 2) * u * bound + 2 * u * abs(exact) + u * abs(Double(bs[j]))
+                                : Double(groups + 3) * u * (bound + 0.51 * sa * w1) + 2 * u * abs(exact) + 0.50001 * sa * w1
+                            let got = Double(one[i * outputs.count + jj])
+                            if !(abs(got - exact) <= tol) {
+                                Issue.record("\(variant) \(scheme) f16 \(f16) rows \(rows) k \(k): [\(i), \(j)] \(got) vs \(exact), tol \(tol)")
+                                return
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("quantizing: within half a step of the weight, no -128, scales max|w| / 127 (binary16 exact when asked)")
+    func quantizer() {
+        let (w, _, _) = data(n: 37, k: 100, rows: 1, seed: 7)
+        var ws = w.scalars
+        ws[5] = 0.9  // a large value: its row's (or group's) scale follows it
+        for p in 0..<100 { ws[3 * 100 + p] = 0 }  // an all-zero row: scale 0
+        let weight = Tensor(shape: [37, 100], scalars: ws)
+        for scheme in Int8Scheme.allCases {
+            for f16 in [false, true] {
+                let q = QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: f16)
+                let values = q.q.base.assumingMemoryBound(to: Int8.self)
+                let span = scheme == .channel ? 100 : 32
+                for j in 0..<37 {
+                    for g in 0..<q.scalesPerRow {
+                        let p0 = g * span, p1 = min(100, p0 + span)
+                        let amax = (p0..<p1).map { abs(ws[j * 100 + $0]) }.max()!
+                        let s = q.scale(j, g)
+                        let expected = f16 ? KernelOracle.float16(bits: float16Bits(amax / 127)) : amax / 127
+                        #expect(s == expected, "\(scheme) f16 \(f16) row \(j) group \(g): scale \(s), expected \(expected)")
+                        for p in p0..<p1 {
+                            let v = values[j * 100 + p]
+                            #expect(v != -128)
+                            let err = abs(Double(ws[j * 100 + p]) - Double(s) * Double(v))
+                            // half a step, plus the clamp when a binary16 scale rounded down
+                            #expect(err <= Double(s) * (0.5 + (f16 ? 127 * 0x1p-11 : 1e-6)), "\(scheme) [\(j), \(p)]: error \(err), step \(s)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("float16Bits rounds to nearest even and inverts the exact widening for every binary16")
+    func float16Conversion() {
+        for bits in UInt16.min...UInt16.max {
+            let f = KernelOracle.float16(bits: bits)
+            if f.isNaN { continue }
+            #expect(float16Bits(f) == bits, "0x\(String(bits, radix: 16))")
+            if bits & 0x7FFF < 0x7BFF {  // the midpoint to the next binary16 rounds to the even one
+                let next = KernelOracle.float16(bits: bits + (f.sign == .minus && f != 0 ? 0 : 1))
+                if f >= 0 && next > f {
+                    let mid = Float((Double(f) + Double(next)) / 2)
+                    let even = bits & 1 == 0 ? bits : bits + 1
+                    #expect(float16Bits(mid) == even, "midpoint above 0x\(String(bits, radix: 16))")
+                }
+            }
+        }
+    }
+
+    @Test("stored weights are checked: -128, non-finite scales and wrong sizes are thrown errors")
+    func storedChecks() {
+        func bytes(_ v: [UInt8]) -> RawBytes { RawBytes(count: v.count) { $0.copyBytes(from: v) } }
+        let scale1 = withUnsafeBytes(of: Float(0.5)) { Array($0) }
+        let nan = withUnsafeBytes(of: Float.nan) { Array($0) }
+        #expect(throws: CheckpointError.self) {
+            try QuantizedWeight(n: 1, k: 2, scheme: .channel, scalesF16: false, q: bytes([1, 0x80]), scales: bytes(scale1), name: "w")
+        }
+        #expect(throws: CheckpointError.self) {
+            try QuantizedWeight(n: 1, k: 2, scheme: .channel, scalesF16: false, q: bytes([1, 2]), scales: bytes(nan), name: "w")
+        }
+        #expect(throws: CheckpointError.self) {
+            try QuantizedWeight(n: 1, k: 3, scheme: .channel, scalesF16: false, q: bytes([1, 2]), scales: bytes(scale1), name: "w")
+        }
+        #expect(throws: CheckpointError.self) {
+            try QuantizedWeight(n: 1, k: 2, scheme: .group32, scalesF16: true, q: bytes([1, 2]), scales: bytes(scale1), name: "w")
+        }
+        #expect(throws: Never.self) {
+            try QuantizedWeight(n: 1, k: 2, scheme: .channel, scalesF16: false, q: bytes([1, 0x81]), scales: bytes(scale1), name: "w")
+        }
+    }
+}

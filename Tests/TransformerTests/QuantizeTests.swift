@@ -1,0 +1,146 @@
+// `attend quantize` (ModelQuantization.quantize) on the golden model folders: what the new
+// folder holds, that the loaders read it, that a quantized layer's outputs stay within the
+// derived bounds of the float32 layer, that greedy ids of the golden T5 stay float32's, and that
+// bad folders and bad int8 tensors are thrown errors.
+import Foundation
+import Testing
+
+@testable import Attend
+import AttendTestSupport
+
+@Suite("attend quantize")
+struct QuantizeTests {
+    func temporaryFolder(_ name: String) -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("attend-quantize-test-\(getpid())-\(name)")
+        try? FileManager.default.removeItem(at: url)
+        return url
+    }
+
+    @Test("T5: the folder holds int8 block projections and head, loads, a layer stays within the bound, greedy ids equal float32's", arguments: Int8Scheme.allCases)
+    func t5RoundTrip(_ scheme: Int8Scheme) throws {
+        let source = try fixtureFolder("t5")
+        let out = temporaryFolder("t5-\(scheme.rawValue)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let report = try ModelQuantization.quantize(model: source, out: out, scheme: scheme)
+        #expect(report.addedHead, "the tied head gets its own int8 copy")
+        let original = try SafeTensorsCheckpoint(directory: source), quantized = try SafeTensorsCheckpoint(directory: out)
+        let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        #expect(config.contains("\"quantization_config\"") && config.contains(scheme.rawValue))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("generation_config.json").path))
+        // Every block projection is I8 with its scale; everything else as stored, byte for byte.
+        for name in original.tensorNames {
+            let info = try #require(quantized.info(name))
+            if ModelQuantization.isBlockProjection(name) {
+                #expect(info.dtype == .I8, "\(name)")
+                let scale = try #require(quantized.info(name + "_scale"), "\(name)_scale")
+                #expect(scale.shape == scheme.scaleShape(n: info.shape[0], k: info.shape[1]) && scale.dtype == (scheme == .group32 ? .F16 : .F32))
+            } else {
+                #expect(quantized.storedTensor(name)!.bytes.buffer.elementsEqual(original.storedTensor(name)!.bytes.buffer), "\(name) changed")
+            }
+        }
+        #expect(report.quantized.count == original.tensorNames.filter(ModelQuantization.isBlockProjection).count + 1)
+
+        // One layer: the int8 product against the float32 layer's exact product, within the
+        // weight's quantization (half a step per element) plus the kernels' bounds.
+        let name = "encoder.block.0.layer.1.DenseReluDense.wi"
+        let w = try original.tensor(name + ".weight")
+        let (n, k) = (w.shape[0], w.shape[1])
+        let p = ParameterLoader(quantized)
+        let layer = try Linear(loading: p, name, in: k, out: n, bias: false)
+        let q = try #require(layer.quantized)
+        var rng = SeededRNG(seed: caseSeed(k, n))
+        for rows in [1, 2, 5] {
+            let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -2...2, using: &rng) })
+            for variant in KernelVariant.supported {
+                let y = layer(x, compute: Compute(backend: .native(variant), threads: 1)).scalars
+                let xs = x.scalars, ws = w.scalars, span = scheme == .channel ? k : 32
+                for i in 0..<rows {
+                    for j in 0..<n {
+                        var exact = 0.0, bound = 0.0
+                        for pp in 0..<k {
+                            let step = Double(q.scale(j, pp / span))
+                            exact += Double(xs[i * k + pp]) * Double(ws[j * k + pp])
+                            // weight: half a step (binary16 scales: plus the clamp); activations
+                            // (more than 2 rows): half a step of max|x in its group| / 127
+                            let xstep = rows > 2 ? Double((pp / 32 * 32..<min(k, pp / 32 * 32 + 32)).map { abs(xs[i * k + $0]) }.max()!) / 127 : 0
+                            bound += abs(Double(xs[i * k + pp])) * step * 0.5 * (1 + 1e-3) + 0.50001 * xstep * (abs(Double(ws[j * k + pp])) + step)
+                            bound += Double(k + 3) * 0x1p-24 * abs(Double(xs[i * k + pp]) * Double(ws[j * k + pp])) * 2
+                        }
+                        #expect(abs(Double(y[i * n + j]) - exact) <= bound, "\(variant) rows \(rows) [\(i), \(j)]: \(y[i * n + j]) vs \(exact), bound \(bound)")
+                    }
+                }
+            }
+        }
+
+        // The model: loads, and greedy ids equal the float32 folder's on the golden sources.
+        let fModel = try Seq2SeqModel(directory: source), qModel = try Seq2SeqModel(directory: out)
+        let io = try fixture("t5.io")
+        let ids = try io.integers("in.input_ids"), mask = try io.integers("in.attention_mask")
+        let width = ids.count / 2
+        let sources = (0..<2).map { r in (0..<width).filter { mask[r * width + $0] != 0 }.map { ids[r * width + $0] } }
+        var greedy = fModel.generationDefaults
+        greedy.maxNewTokens = 10
+        greedy.minNewTokens = 10
+        let expected = try fModel.generate(sources: sources, config: greedy).sequences
+        #expect(try qModel.generate(sources: sources, config: greedy).sequences == expected)
+        #expect(expected == idRows(try io.integers("out.greedy_ids"), rows: 2))
+    }
+
+    @Test("Marian and Llama folders quantize and load")
+    func otherFamilies() throws {
+        for (folder, load) in [
+            ("marian", { (u: URL) throws in _ = try Seq2SeqModel(directory: u) }),
+            ("lm/llama", { (u: URL) throws in _ = try DecoderOnlyModel(directory: u) }),
+        ] as [(String, (URL) throws -> Void)] {
+            let source = try folder.hasPrefix("lm/") ? lmFolder(String(folder.dropFirst(3))) : fixtureFolder(folder)
+            let out = temporaryFolder(folder.replacingOccurrences(of: "/", with: "-"))
+            defer { try? FileManager.default.removeItem(at: out) }
+            let report = try ModelQuantization.quantize(model: source, out: out, scheme: .group32)
+            #expect(report.quantized.count > 0, "\(folder)")
+            try load(out)
+        }
+    }
+
+    @Test("bad folders and bad int8 tensors are thrown errors")
+    func errors() throws {
+        let source = try fixtureFolder("t5")
+        let out = temporaryFolder("errors")
+        defer { try? FileManager.default.removeItem(at: out) }
+        #expect(throws: ModelFileError.self) {
+            try ModelQuantization.quantize(model: URL(fileURLWithPath: "/nonexistent-attend-model"), out: out, scheme: .channel)
+        }
+        #expect(throws: ModelFileError.self) { try ModelQuantization.quantize(model: source, out: source, scheme: .channel) }
+        _ = try ModelQuantization.quantize(model: source, out: out, scheme: .channel)
+        let again = temporaryFolder("errors-again")
+        defer { try? FileManager.default.removeItem(at: again) }
+        #expect(throws: ModelFileError.self) { try ModelQuantization.quantize(model: source, out: out, scheme: .channel) }  // not empty
+        #expect(throws: ModelFileError.self) { try ModelQuantization.quantize(model: out, out: again, scheme: .channel) }  // already quantized
+        let empty = temporaryFolder("errors-empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        #expect(throws: ModelFileError.self) { try ModelQuantization.quantize(model: empty, out: again, scheme: .channel) }  // no config.json
+
+        // An int8 weight with -128, without its scale, or read where a float tensor is expected.
+        func file(_ tensors: [StoredTensor]) throws -> SafeTensorsFile {
+            let url = empty.appendingPathComponent("w.safetensors")
+            try SafeTensorsWriter.writeStored(tensors, to: url)
+            return try SafeTensorsFile(contentsOf: url)
+        }
+        func bytes(_ v: [UInt8]) -> RawBytes { RawBytes(count: v.count) { $0.copyBytes(from: v) } }
+        let scale = bytes(withUnsafeBytes(of: Float(0.5)) { Array($0) } + withUnsafeBytes(of: Float(0.5)) { Array($0) })
+        let bad = try file([
+            StoredTensor(name: "l.weight", dtype: .I8, shape: [2, 2], bytes: bytes([1, 2, 0x80, 3])),
+            StoredTensor(name: "l.weight_scale", dtype: .F32, shape: [2], bytes: scale),
+        ])
+        #expect(throws: CheckpointError.self) { try Linear(loading: ParameterLoader(bad), "l", in: 2, out: 2, bias: false) }
+        #expect(throws: CheckpointError.self) { try ParameterLoader(bad).load("l.weight", shape: [2, 2]) }
+        let noScale = try file([StoredTensor(name: "l.weight", dtype: .I8, shape: [2, 2], bytes: bytes([1, 2, 3, 4]))])
+        #expect(throws: CheckpointError.self) { try Linear(loading: ParameterLoader(noScale), "l", in: 2, out: 2, bias: false) }
+        let good = try file([
+            StoredTensor(name: "l.weight", dtype: .I8, shape: [2, 2], bytes: bytes([1, 2, 0x81, 3])),
+            StoredTensor(name: "l.weight_scale", dtype: .F32, shape: [2], bytes: scale),
+        ])
+        let layer = try Linear(loading: ParameterLoader(good), "l", in: 2, out: 2, bias: false)
+        #expect(layer.weight.scalars == [0.5, 1, -63.5, 1.5])
+    }
+}
