@@ -250,7 +250,7 @@ public final class BERTForPreTraining: TrainableModel {
         guard let head = m.maskedLMHead, let pooler = m.pooler, let nsp = m.nextSentenceHead else {
             preconditionFailure("BERTForPreTraining: the model lost a head")
         }
-        var grads = parameters.zerosLike()
+        var grads = parameters.zerosLike(compute: compute)
         let word = "bert.embeddings.word_embeddings.weight"
         // MLM head: the decoder's weight is the word table (tied).
         let dN = head.decoder.backward(
