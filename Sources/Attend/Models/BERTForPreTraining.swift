@@ -33,6 +33,8 @@ import Foundation
 /// plus `2 T d vocab` for the MLM logits) and a backward of about twice that; memory: every
 /// layer's activations, including the attention probabilities (`rows x heads x length²`).
 public final class BERTForPreTraining: TrainableModel {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// The model's configuration (`config.json`).
     public let config: BERTConfig
     /// The kernels and threads every step runs on.

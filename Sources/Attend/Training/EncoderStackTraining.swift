@@ -21,6 +21,8 @@ import Foundation
 /// Cost per step: forward `(8 d² + 4 d dFF) T + 4 T seq d` flops per layer (T = batch x seq),
 /// backward about twice that; memory: every layer's activations.
 package final class EncoderStackTraining {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// The blocks' hyperparameters.
     package let config: PyTorchLayerConfig
     /// Number of blocks.
