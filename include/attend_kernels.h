@@ -578,6 +578,16 @@ void ck_f32_pack_weight(const ck_kernels *k, size_t n, size_t kdim, const float 
                         size_t panel0, size_t panel1, float *packed);
 
 /**
+ * The same layout from either storage of op(B) (k x n): trans_b != 0 reads B[j*ldb + p] (a
+ * weight, as ck_f32_pack_weight), trans_b == 0 reads B[p*ldb + j] (activations stored
+ * [k, n], the right operand of a weight gradient dW = dY^T X). Packs panels [panel0, panel1)
+ * (clamped to ceil(n / nr)); size ck_f32_packed_weight_size(k, n, kdim) floats. A product
+ * whose threads share one packed B packs it once, split by panels, instead of once per thread.
+ */
+void ck_f32_pack_b(const ck_kernels *k, int trans_b, size_t n, size_t kdim, const float *b,
+                   size_t ldb, size_t panel0, size_t panel1, float *packed);
+
+/**
  * All of A (m x k, row stride lda) packed up front, for products whose work is split by
  * weight panels (few rows, many columns) so each thread does not repack the same rows:
  * block pc of kc columns at packed + pc * round_up(m, mr), mr-row panels inside it
@@ -605,8 +615,10 @@ typedef struct ck_gemm_epilogue {
  * the weight rows weight_col0 ..< weight_col0 + n (a fused QKV weight's key/value rows, say;
  * weight_col0 is a multiple of nr) of a packed [weight_n, k] weight.
  *
- *   C: m x n at c[i*ldc + j];  A: m x k at a[i*lda + p] (read when packed_a is NULL), or
- *   packed_a: all of A from ck_f32_pack_a;  beta == 0: C not read.
+ *   C: m x n at c[i*ldc + j];  A: m x k at a[i*lda + p] (read when packed_a is NULL), or,
+ *   with trans_a != 0, A^T stored k x m at a[p*lda + i] (dY^T of a weight gradient; always
+ *   packed per block, never read in place); or packed_a: all of A from ck_f32_pack_a (then
+ *   trans_a must be 0);  beta == 0: C not read.
  */
 typedef struct ck_gemm_packed {
     size_t m, n, k;
@@ -619,6 +631,7 @@ typedef struct ck_gemm_packed {
     size_t ldc;
     float beta;
     ck_gemm_epilogue epilogue;
+    int trans_a; /* A read as op(A)[i][p] = a[p*lda + i] (0: a[i*lda + p]) */
 } ck_gemm_packed;
 
 /** Workspace (floats, any alignment) of one ck_f32_gemm_packed call: one packed mc x kc block

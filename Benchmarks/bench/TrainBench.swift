@@ -122,12 +122,12 @@ enum TrainChild {
             }
         }
         var failure: Error?
-        let times = measure(warmup: 1, minReps: quick ? 1 : 3, minSeconds: quick ? 0 : 5) {
+        let (times, cpu) = measureWithCPU(warmup: 1, minReps: quick ? 1 : 3, minSeconds: quick ? 0 : 5) {
             do { try step() } catch { failure = failure ?? error }
         }
         if let failure { throw failure }
         return [
-            "seconds": times, "loss_first": Double(losses.first ?? .nan), "loss_last": Double(losses.last ?? .nan),
+            "seconds": times, "cpu_seconds": cpu, "loss_first": Double(losses.first ?? .nan), "loss_last": Double(losses.last ?? .nan),
             "rss_mib": peakResidentMiB(),
         ]
     }
@@ -178,6 +178,9 @@ extension Bench {
                 }
                 let med = median(seconds), lo = seconds.min()!, hi = seconds.max()!
                 let rss = r["rss_mib"] as? Double ?? .nan
+                // Process CPU time per step (all threads, user + system): on a shared machine what
+                // the step costs when it runs, whatever else competes for the cores.
+                let cpu = (r["cpu_seconds"] as? [Double]).map { median($0) } ?? .nan
                 let tps = Double(job.tokens) / med
                 let gf = job.stepFlops / med * 1e-9
                 let peak = threads == 1 ? peak1 : peakN
@@ -185,7 +188,7 @@ extension Bench {
                     [
                         ("name", name), ("variant", variantName), ("threads", threads), ("batch", job.batch), ("seq", job.seq),
                         ("tokens", job.tokens), ("ms", med * 1e3), ("ms_min", lo * 1e3), ("ms_max", hi * 1e3), ("tokens_per_s", tps),
-                        ("step_flops", job.stepFlops), ("gflops", gf), ("peak_gflops", peak), ("rss_mib", rss), ("reps", seconds.count),
+                        ("step_flops", job.stepFlops), ("gflops", gf), ("peak_gflops", peak), ("rss_mib", rss), ("reps", seconds.count), ("cpu_ms", cpu * 1e3),
                         ("loss_first", r["loss_first"] as? Double ?? .nan), ("loss_last", r["loss_last"] as? Double ?? .nan),
                     ],
                     row: pad(name, 30)

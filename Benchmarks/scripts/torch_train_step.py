@@ -88,17 +88,20 @@ def main():
 
     for _ in range(args.warmup):
         step()
-    times, start = [], time.perf_counter()
+    times, cpu, start = [], [], time.perf_counter()
     while len(times) < args.min_steps or time.perf_counter() - start < args.min_seconds:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     med = statistics.median(times)
     print(f"torch {torch.__version__}, {len(times)} steps", file=sys.stderr)
     print(json.dumps({
         "peer": "pytorch", "model": args.model, "threads": args.threads, "tokens": tokens,
         "ms_median": med * 1e3, "ms_min": min(times) * 1e3, "ms_max": max(times) * 1e3,
         "tokens_per_s": tokens / med,
+        # process CPU time per step (all threads, user + system): the step's cost on a shared machine
+        "cpu_ms_median": statistics.median(cpu) * 1e3,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 

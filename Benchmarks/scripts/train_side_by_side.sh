@@ -72,20 +72,20 @@ python3 - "$raw" <<'EOF'
 import json, statistics, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-cell = {}  # (model, threads, side, round) -> (tokens/s, peak RSS MiB)
+cell = {}  # (model, threads, side, round) -> (tokens/s, peak RSS MiB, CPU ms per step)
 for row in rows:
     if row["side"] == "attend" and row.get("name", "").startswith("train "):
         model = row["name"][len("train "):]
-        cell[(model, row["threads"], "attend", row["round"])] = (row["tokens_per_s"], row["rss_mib"])
+        cell[(model, row["threads"], "attend", row["round"])] = (row["tokens_per_s"], row["rss_mib"], row.get("cpu_ms"))
     elif row["side"] == "torch" and row.get("peer") == "pytorch":
-        cell[(row["model"], row["threads"], "torch", row["round"])] = (row["tokens_per_s"], row["peak_rss_mib"])
+        cell[(row["model"], row["threads"], "torch", row["round"])] = (row["tokens_per_s"], row["peak_rss_mib"], row.get("cpu_ms_median"))
 def rng(xs, f="{:.1f}"):
     return f"median {f.format(statistics.median(xs))} (range {f.format(min(xs))}-{f.format(max(xs))})" if xs else "n/a"
 print("Training step (forward + backward + AdamW): tokens/s per round; ratio = Attend / PyTorch (> 1: Attend faster)")
 for model in ["base", "bert-mini"]:
     for t in sorted({k[1] for k in cell if k[0] == model}):
         rounds = sorted({k[3] for k in cell if k[0] == model and k[1] == t})
-        a, p, ratio, ra, rp = [], [], [], [], []
+        a, p, ratio, ra, rp, cpu_ratio = [], [], [], [], [], []
         print(f"\n{model}, {t} thread(s)")
         print(f"{'round':>5}  {'Attend tok/s':>12}  {'PyTorch tok/s':>13}  {'ratio':>6}  {'Attend MiB':>10}  {'PyTorch MiB':>11}")
         for r in rounds:
@@ -93,9 +93,12 @@ for model in ["base", "bert-mini"]:
             if x: a.append(x[0]); ra.append(x[1])
             if y: p.append(y[0]); rp.append(y[1])
             if x and y: ratio.append(x[0] / y[0])
+            if x and y and x[2] and y[2]: cpu_ratio.append(y[2] / x[2])
             f = lambda c, i, w: f"{c[i]:{w}.1f}" if c else " " * w
             print(f"{r:>5}  {f(x, 0, 12)}  {f(y, 0, 13)}  {(f'{x[0] / y[0]:6.3f}' if x and y else ' ' * 6)}  {f(x, 1, 10)}  {f(y, 1, 11)}")
         print(f"  tokens/s Attend {rng(a)}, PyTorch {rng(p)}")
         print(f"  ratio Attend/PyTorch {rng(ratio, '{:.3f}')}, {len(ratio)} rounds")
         print(f"  peak RSS MiB Attend {rng(ra, '{:.0f}')}, PyTorch {rng(rp, '{:.0f}')}")
+        if cpu_ratio:  # CPU time per step: on a loaded machine the 1-thread comparison to trust
+            print(f"  CPU time per step PyTorch/Attend {rng(cpu_ratio, '{:.3f}')} (> 1: Attend needs less CPU time)")
 EOF

@@ -225,20 +225,25 @@ size_t ck_f32_packed_weight_size(const ck_kernels *kern, size_t n, size_t kdim) 
     return ck_panels(kern, n) * (size_t)kern->gemm.nr * kdim;
 }
 
-void ck_f32_pack_weight(const ck_kernels *kern, size_t n, size_t kdim, const float *w, size_t ldw,
-                        size_t panel0, size_t panel1, float *packed) {
+void ck_f32_pack_b(const ck_kernels *kern, int trans_b, size_t n, size_t kdim, const float *b,
+                   size_t ldb, size_t panel0, size_t panel1, float *packed) {
     const size_t nr = (size_t)kern->gemm.nr, kc = (size_t)kern->gemm.kc;
     const size_t panels = ck_panels(kern, n);
     if (panel1 > panels) panel1 = panels;
     for (size_t pc = 0; pc < kdim; pc += kc) {
         const size_t kcb = ck_min(kc, kdim - pc);
         for (size_t j = panel0; j < panel1; j++) {
-            /* The weight's rows j*nr ..< j*nr+nr are op(B)'s columns: ck_pack_b's transposed case. */
+            /* op(B)'s columns j*nr ..< j*nr+nr (a weight's rows when transposed). */
             const size_t cols = ck_min(nr, n - j * nr);
-            ck_pack_b(nr, cols, kcb, w, ldw, 1, pc, j * nr,
+            ck_pack_b(nr, cols, kcb, b, ldb, trans_b, pc, j * nr,
                       packed + pc * panels * nr + j * kcb * nr);
         }
     }
+}
+
+void ck_f32_pack_weight(const ck_kernels *kern, size_t n, size_t kdim, const float *w, size_t ldw,
+                        size_t panel0, size_t panel1, float *packed) {
+    ck_f32_pack_b(kern, 1, n, kdim, w, ldw, panel0, panel1, packed);
 }
 
 size_t ck_f32_packed_a_size(const ck_kernels *kern, size_t m, size_t kdim) {
@@ -285,7 +290,7 @@ void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t 
         return;
     }
     const size_t mpad = ck_round_up(g->m, mr);
-    const int in_place = !g->packed_a && ck_rows_in_place(g->lda);
+    const int in_place = !g->packed_a && !g->trans_a && ck_rows_in_place(g->lda);
     float *ws = ck_align(workspace);
     for (size_t ic = row0; ic < row1; ic += mc) {
         const size_t mcb = ck_min(mc, row1 - ic);
@@ -300,7 +305,7 @@ void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t 
                 ar = g->a + ic * g->lda + pc;
                 if (full < mcb) ck_pack_a(mr, mcb - full, kcb, g->a, g->lda, 0, ic + full, pc, ws);
             } else {
-                ck_pack_a(mr, mcb, kcb, g->a, g->lda, 0, ic, pc, ws);
+                ck_pack_a(mr, mcb, kcb, g->a, g->lda, g->trans_a, ic, pc, ws);
                 pa = ws;
             }
             const float *pb = g->packed_w + pc * wpanels * nr + (wp0 + panel0) * kcb * nr;

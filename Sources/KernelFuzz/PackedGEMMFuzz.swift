@@ -1,4 +1,4 @@
-// The GEMM on a packed weight (ck_f32_pack_weight, ck_f32_pack_a, ck_f32_gemm_packed with its
+// The GEMM on a packed weight (ck_f32_pack_weight, ck_f32_pack_b, ck_f32_pack_a, ck_f32_gemm_packed with its
 // bias / activation / residual epilogue) and the transposed GEMV, against KernelOracle.gemm.
 import Attend
 import CKernels
@@ -20,7 +20,9 @@ func splitRanges(_ rng: inout FuzzRNG, count: Int, step: Int, parts: Int) -> [Ra
 /// `ck_f32_gemm_packed` on a weight packed by `ck_f32_pack_weight`: m, n, k at the tile and
 /// cache-block edges (k over kc: several k blocks; m over mc: several row blocks), a column
 /// range starting at a multiple of nr inside a taller weight (`weight_col0`, a fused QKV's
-/// keys), A read in place or packed up front by `ck_f32_pack_a`, beta (0 with NaN in C:
+/// keys), A read in place, packed up front by `ck_f32_pack_a` or stored transposed (`trans_a`,
+/// packed per block), the weight stored `[n, k]` or as op(B) `[k, n]` (`ck_f32_pack_b`
+/// with `trans_b` 0), beta (0 with NaN in C:
 /// not read), the epilogue's bias, activation and residual in every combination, the weight
 /// packed in several panel ranges (the last past the end: clamped) and the product run as a
 /// grid of row ranges x panel ranges (as the Swift split calls it), or one sub-block only
@@ -34,6 +36,11 @@ struct GEMMPackedFuzz: FuzzKernel {
         var mixA = ValueMix.uniform, mixW = ValueMix.uniform, cMode = ""
         var activation: Int?  // index into ActivationFuzz.kinds
         var packedA = false
+        /// A stored transposed, `[k, m]` (`trans_a`: a weight gradient's dYᵀ).
+        var transA = false
+        /// The weight stored as op(B) itself, `[k, weightN]`, packed by `ck_f32_pack_b` with
+        /// `trans_b` 0 (activations as the right operand); else `[weightN, k]`.
+        var plainB = false
         var a: GuardedMatrix!, w: GuardedMatrix!, c: GuardedMatrix!
         var bias: GuardedMatrix?, residual: GuardedMatrix?
         /// Panel ranges `ck_f32_pack_weight` is called with (in order).
@@ -48,7 +55,7 @@ struct GEMMPackedFuzz: FuzzKernel {
         var description: String {
             let act = activation.map { "\(ActivationFuzz.kinds[$0].0)" } ?? "none"
             return "m=\(m) n=\(n) k=\(k) weight [\(weightN), \(k)] columns \(col0)..<\(col0 + n) beta=\(beta) lda=\(a.ld) ldw=\(w.ld) ldc=\(c.ld) "
-                + "packed_a=\(packedA) bias=\(bias != nil) activation=\(act) residual=\(residual.map { "ldr \($0.ld)" } ?? "none") "
+                + "packed_a=\(packedA) trans_a=\(transA) B stored \(plainB ? "[k, n] (pack_b trans 0)" : "[n, k]") bias=\(bias != nil) activation=\(act) residual=\(residual.map { "ldr \($0.ld)" } ?? "none") "
                 + "pack panels \(packRanges) calls rows \(rowRanges) x panels \(panelRanges)\(partial ? " (partial)" : "") "
                 + "workspace \(wsPerCall ? "per call" : "from m") misalign(A,W,C)=(\(a.offset - 16),\(w.offset - 16),\(c.offset - 16)) "
                 + "values A \(mixA), W \(mixW), C_old \(cMode)"
@@ -81,8 +88,11 @@ struct GEMMPackedFuzz: FuzzKernel {
         c.weightN = c.col0 + c.n + (rng.chance(0.5) ? 0 : rng.int(1...nr + 1))
         c.beta = rng.chance(0.6) ? 0 : (rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices))
         (c.mixA, c.mixW) = productMixes(&rng)
-        c.a = makeOperand(&rng, rows: c.m, cols: c.k, mix: c.mixA)
-        c.w = makeOperand(&rng, rows: c.weightN, cols: c.k, mix: c.mixW)
+        c.packedA = c.k > 0 && rng.chance(0.35)
+        c.transA = !c.packedA && rng.chance(0.35)
+        c.plainB = rng.chance(0.35)
+        c.a = c.transA ? makeOperand(&rng, rows: c.k, cols: c.m, mix: c.mixA) : makeOperand(&rng, rows: c.m, cols: c.k, mix: c.mixA)
+        c.w = c.plainB ? makeOperand(&rng, rows: c.k, cols: c.weightN, mix: c.mixW) : makeOperand(&rng, rows: c.weightN, cols: c.k, mix: c.mixW)
         c.c = GuardedMatrix(rows: c.m, cols: c.n, ld: max(c.n, 1) + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
         if c.beta == 0 && rng.chance(0.5) {
             c.cMode = "NaN (beta 0: not read)"
@@ -103,7 +113,6 @@ struct GEMMPackedFuzz: FuzzKernel {
             r.fill { _, _ in epilogueValue(&rng) }
             c.residual = r
         }
-        c.packedA = c.k > 0 && rng.chance(0.35)
         let panels = (c.weightN + nr - 1) / nr
         c.packRanges = splitRanges(&rng, count: panels, step: 1, parts: rng.int(1...3))
         if rng.chance(0.3), let last = c.packRanges.popLast() {  // a last range past the end: clamped
@@ -138,7 +147,11 @@ struct GEMMPackedFuzz: FuzzKernel {
         let wCount = ck_f32_packed_weight_size(kern, c.weightN, c.k)
         let packedW = GuardedMatrix(rows: 1, cols: wCount, ld: max(wCount, 1), sentinel: outputSentinel)
         for r in c.packRanges {
-            ck_f32_pack_weight(kern, c.weightN, c.k, c.w.base, c.w.ld, r.lowerBound, r.upperBound, packedW.base)
+            if c.plainB {
+                ck_f32_pack_b(kern, 0, c.weightN, c.k, c.w.base, c.w.ld, r.lowerBound, r.upperBound, packedW.base)
+            } else {
+                ck_f32_pack_weight(kern, c.weightN, c.k, c.w.base, c.w.ld, r.lowerBound, r.upperBound, packedW.base)
+            }
         }
         var packedA: GuardedMatrix?
         if c.packedA {
@@ -156,7 +169,7 @@ struct GEMMPackedFuzz: FuzzKernel {
             packed_w: packedW.base, weight_n: c.weightN, weight_col0: c.col0, c: out.base, ldc: out.ld, beta: c.beta,
             epilogue: ck_gemm_epilogue(
                 bias: c.bias.map { UnsafePointer($0.base) }, activation: act, residual: c.residual.map { UnsafePointer($0.base) },
-                ldr: c.residual?.ld ?? 0))
+                ldr: c.residual?.ld ?? 0), trans_a: c.transA ? 1 : 0)
         for rows in c.rowRanges {
             for panels in c.panelRanges {
                 ck_f32_gemm_packed(kern, &g, rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound, ws.base)
@@ -194,10 +207,11 @@ struct GEMMPackedFuzz: FuzzKernel {
         }
         if rows.isEmpty || cols.isEmpty { return nil }
         let oracle = c.c.copy()
+        let bOffset = c.plainB ? c.col0 : c.col0 * c.w.ld
         KernelOracle.gemm(
-            m: c.m, n: c.n, k: c.k, alpha: 1, a: c.a.base, lda: c.a.ld, transA: false, b: c.w.base + c.col0 * c.w.ld,
-            ldb: c.w.ld, transB: true, beta: c.beta, c: oracle.base, ldc: oracle.ld)
-        let bound = productBound(m: c.m, n: c.n, k: c.k, a: c.a, transA: false, b: c.w, transB: true, bOffset: c.col0 * c.w.ld)
+            m: c.m, n: c.n, k: c.k, alpha: 1, a: c.a.base, lda: c.a.ld, transA: c.transA, b: c.w.base + bOffset,
+            ldb: c.w.ld, transB: !c.plainB, beta: c.beta, c: oracle.base, ldc: oracle.ld)
+        let bound = productBound(m: c.m, n: c.n, k: c.k, a: c.a, transA: c.transA, b: c.w, transB: !c.plainB, bOffset: bOffset)
         let act = c.activation.map { ActivationFuzz.kinds[$0].0 }
         for i in rows {
             for j in cols {

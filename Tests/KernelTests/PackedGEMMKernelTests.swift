@@ -241,7 +241,7 @@ struct PackedGEMMKernelTests {
                                 epilogue: ck_gemm_epilogue(
                                     bias: tc.bias ? bp.baseAddress! : nil,
                                     activation: tc.activation.map { activations[$0].kind } ?? Int32(CK_ACT_NONE),
-                                    residual: tc.residual ? rp.baseAddress! : nil, ldr: residual.ld))
+                                    residual: tc.residual ? rp.baseAddress! : nil, ldr: residual.ld), trans_a: 0)
                             for rows in rowRanges {
                                 for panels in panelRanges {
                                     ck_f32_gemm_packed(
@@ -345,7 +345,7 @@ struct PackedGEMMKernelTests {
                         var args = ck_gemm_packed(
                             m: m, n: n, k: k, a: ap.baseAddress!, lda: k, packed_a: split ? UnsafePointer(packedA.base) : nil,
                             packed_w: packedW.base, weight_n: n, weight_col0: 0, c: cp.baseAddress!, ldc: n, beta: 0,
-                            epilogue: ck_gemm_epilogue(bias: bp.baseAddress!, activation: Int32(CK_ACT_GELU), residual: nil, ldr: 0))
+                            epilogue: ck_gemm_epilogue(bias: bp.baseAddress!, activation: Int32(CK_ACT_GELU), residual: nil, ldr: 0), trans_a: 0)
                         for rows in split ? ranges(m, parts: 3, step: mr) : [0..<m] {
                             for panels in split ? ranges((n + nr - 1) / nr, parts: 3, step: 1) : [0..<((n + nr - 1) / nr)] {
                                 ck_f32_gemm_packed(kern, &args, rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound, &ws)

@@ -79,6 +79,34 @@ import Testing
         #expect(try m.loss(input: x, target: t) < second)
     }
 
+    /// One and two threads give the same bits: the loss, every gradient and the parameters
+    /// after an AdamW step, on shapes large enough that the products, the bias column sums,
+    /// the element-wise passes and the loss's partial sums are split.
+    @Test func oneAndTwoThreadsGiveTheSameBits() throws {
+        let config = PyTorchLayerConfig(modelDim: 64, heads: 4, feedForwardDim: 256)
+        var rng = SeededRNG(seed: 9)
+        let x = Tensor(shape: [4, 160, 64], generating: { _ in Float.random(in: -1...1, using: &rng) })
+        let t = Tensor(shape: [4, 160, 64], generating: { _ in Float.random(in: -1...1, using: &rng) })
+        func run(threads: Int) throws -> (loss: Float, grads: ParameterSet, trained: ParameterSet) {
+            let compute = Compute.default.with(threads: threads)
+            let m = try EncoderStackTraining(layers: 2, config: config, seed: 10, compute: compute)
+            var optimizer = try AdamW(learningRate: 1e-3, weightDecay: 0.01)
+            optimizer.compute = compute
+            let loss = try m.loss(input: x, target: t)
+            let grads = try m.backward()
+            var p = m.parameters
+            try optimizer.step(&p, gradients: grads)
+            return (loss, grads, p)
+        }
+        let one = try run(threads: 1), two = try run(threads: 2)
+        #expect(one.loss.bitPattern == two.loss.bitPattern, "loss \(one.loss) vs \(two.loss)")
+        for name in one.grads.names {
+            #expect(one.grads[name]!.scalars.contains { $0 != 0 }, "\(name): gradient is all zero")
+            #expect(one.grads[name]!.scalars.map(\.bitPattern) == two.grads[name]!.scalars.map(\.bitPattern), "gradient of \(name)")
+            #expect(one.trained[name]!.scalars.map(\.bitPattern) == two.trained[name]!.scalars.map(\.bitPattern), "\(name) after the step")
+        }
+    }
+
     @Test func rejectsMismatchedShapesAndAMissingLoss() throws {
         let m = try EncoderStackTraining(layers: 1, config: Self.config, seed: 7)
         #expect(throws: TrainingError.self) { try m.backward() }

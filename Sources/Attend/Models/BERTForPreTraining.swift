@@ -33,6 +33,8 @@ import Foundation
 /// plus `2 T d vocab` for the MLM logits) and a backward of about twice that; memory: every
 /// layer's activations, including the attention probabilities (`rows x heads x length²`).
 public final class BERTForPreTraining: TrainableModel {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// The model's configuration (`config.json`).
     public let config: BERTConfig
     /// The kernels and threads every step runs on.
@@ -250,7 +252,7 @@ public final class BERTForPreTraining: TrainableModel {
         guard let head = m.maskedLMHead, let pooler = m.pooler, let nsp = m.nextSentenceHead else {
             preconditionFailure("BERTForPreTraining: the model lost a head")
         }
-        var grads = parameters.zerosLike()
+        var grads = parameters.zerosLike(compute: compute)
         let word = "bert.embeddings.word_embeddings.weight"
         // MLM head: the decoder's weight is the word table (tied).
         let dN = head.decoder.backward(

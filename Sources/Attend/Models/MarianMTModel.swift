@@ -21,6 +21,8 @@ import Foundation
 /// activation, as `transformers` in train mode.
 /// Cost per step: as ``T5ForConditionalGeneration``.
 public final class MarianMTModel: TrainableModel {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// The model's configuration (`config.json`).
     public let config: MarianConfig
     /// The kernels and threads every step runs on.

@@ -154,7 +154,7 @@ enum Seq2SeqTraining {
     static func backward(
         _ m: Seq2SeqTrainingParts, _ s: Seq2SeqActivations, parameters: ParameterSet, names: Seq2SeqParameterNames, compute c: Compute
     ) -> ParameterSet {
-        var grads = parameters.zerosLike()
+        var grads = parameters.zerosLike(compute: c)
         var dOut = m.lmHead.backward(
             input: s.headInput, outputGradient: s.logitsGradient,
             names: LinearParameterNames(parts: [(names.head, names.headBias, m.lmHead.outFeatures)]),
@@ -164,12 +164,12 @@ enum Seq2SeqTraining {
         if let norm = m.decoder.finalNorm, let stats = s.decoderNorm, let n = names.decoderFinalNorm {
             dH = norm.backward(stats, outputGradient: dropoutBackward(dOut, s.decoderFinalDropout), names: n, into: &grads, compute: c)
         }
-        var dMemory = Tensor.zeros(s.memoryShape)
+        var dMemory = Tensor.zeros(s.memoryShape, compute: c)
         var dDecoderTable: Tensor? = nil
         for i in stride(from: m.decoder.layers.count - 1, through: 0, by: -1) {
             let r = m.decoder.layers[i].backward(s.decoderLayers[i], outputGradient: dH, names: names.decoderLayers[i], into: &grads, compute: c)
             dH = r.input
-            if let dm = r.memory { dMemory += dm }
+            if let dm = r.memory { dMemory.add(dm, compute: c) }
             if let db = r.positions.biasTable { if dDecoderTable == nil { dDecoderTable = db } else { dDecoderTable! += db } }
         }
         if let dDecoderTable, let name = names.decoderTable { grads.modify(name) { $0 += dDecoderTable } }

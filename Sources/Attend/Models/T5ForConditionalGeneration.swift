@@ -30,6 +30,8 @@ import Foundation
 /// logits) and a backward of about twice that; memory: every block's activations, including
 /// the attention probabilities (`rows x heads x length²` per attention).
 public final class T5ForConditionalGeneration: TrainableModel {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// The model's configuration (`config.json`).
     public let config: T5Config
     /// The kernels and threads every step runs on.

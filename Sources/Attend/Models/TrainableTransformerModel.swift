@@ -23,6 +23,8 @@ import Foundation
 /// Cost per step: one forward and a backward of about twice its flops; memory: every block's
 /// activations.
 public final class TrainableTransformerModel: TrainableModel {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// Sizes and conventions.
     public let config: TransformerConfig
     /// The state dict's module names.

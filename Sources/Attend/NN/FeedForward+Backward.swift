@@ -58,7 +58,7 @@ extension FeedForward {
             dU = TrainingOps.activationBackward(activation, input: s.preActivation, outputGradient: dH, compute: compute)
         }
         var dIn = up.backward(input: s.input, outputGradient: dU, names: names.up, into: &grads, compute: compute)!
-        if let dX { dIn += dX }
+        if let dX { dIn.add(dX, compute: compute) }
         return dIn
     }
 }

@@ -38,36 +38,41 @@ extension Linear {
         precondition(x.shape.last == inFeatures, "Linear.backward: input \(x.shape) does not end in \(inFeatures)")
         precondition(dY.count == rows * outputs.count, "Linear.backward: gradient \(dY.shape) does not match \(rows) rows x \(outputs.count) outputs")
         let x2 = x.reshaped([rows, inFeatures]), g2 = dY.reshaped([rows, outputs.count])
+        let width = outputs.count
         var start = 0
         for part in names.parts {
             let block = start..<(start + part.rows)
             start += part.rows
             let lo = max(block.lowerBound, outputs.lowerBound), hi = min(block.upperBound, outputs.upperBound)
             if lo >= hi { continue }
-            let local = (lo - outputs.lowerBound)..<(hi - outputs.lowerBound)
-            let gBlock = local == 0..<outputs.count ? g2 : g2.columns(local)  // [T, hi - lo]
+            let local = (lo - outputs.lowerBound)..<(hi - outputs.lowerBound)  // columns of dY
             let inBlock = (lo - block.lowerBound)..<(hi - block.lowerBound)  // rows of this parameter
-            if inBlock == 0..<part.rows {
-                grads.modify(part.weight) { $0.gemm(gBlock, transposeA: true, x2, beta: 1, compute: compute) }
-            } else {
-                // Part of one stored weight (cross-attention's query or key/value rows of a fused
-                // in_proj_weight): the product into those rows.
-                let dW = gBlock.matmul(x2, transposeSelf: true, compute: compute)  // [hi - lo, in]
+            // dW[inBlock] += dY[:, local]ᵀ x, read in place (columns of dY at its row stride;
+            // rows of one stored weight, as cross-attention's query or key/value rows of a
+            // fused in_proj_weight).
+            if rows > 0 {
                 grads.modify(part.weight) { w in
-                    dW.withUnsafeBufferPointer { d in
-                        w.withUnsafeMutableBufferPointer { wp in
-                            let base = inBlock.lowerBound * inFeatures
-                            for i in 0..<d.count { wp[base + i] += d[i] }
+                    g2.withUnsafeBufferPointer { g in
+                        x2.withUnsafeBufferPointer { xp in
+                            w.withUnsafeMutableBufferPointer { wp in
+                                Attend.gemm(
+                                    alpha: 1, a: UnsafeBufferPointer(rebasing: g[local.lowerBound...]),
+                                    MatrixOperand(rows: hi - lo, cols: rows, ld: max(width, 1), transposed: true),
+                                    b: xp, MatrixOperand(rows: rows, cols: inFeatures, ld: max(inFeatures, 1), transposed: false),
+                                    beta: 1, c: UnsafeMutableBufferPointer(rebasing: wp[(inBlock.lowerBound * inFeatures)...]),
+                                    ldc: max(inFeatures, 1), compute: compute)
+                            }
                         }
                     }
                 }
             }
             if let bias = part.bias {
                 grads.modify(bias) { b in
-                    gBlock.withUnsafeBufferPointer { g in
+                    g2.withUnsafeBufferPointer { g in
                         b.withUnsafeMutableBufferPointer { bp in
-                            let n = hi - lo, o = inBlock.lowerBound
-                            for r in 0..<rows { for c in 0..<n { bp[o + c] += g[r * n + c] } }
+                            guard rows > 0, let gb = g.baseAddress else { return }
+                            TrainingOps.addColumnSums(
+                                gb + local.lowerBound, rows: rows, n: hi - lo, ld: width, into: bp.baseAddress! + inBlock.lowerBound, compute: compute)
                         }
                     }
                 }
@@ -76,8 +81,8 @@ extension Linear {
         precondition(start == outFeatures, "Linear.backward: names cover \(start) rows of a \(outFeatures)-row weight")
         guard inputGradient else { return nil }
         let w = outputs == 0..<outFeatures ? weight : weight.rows(outputs)
-        var dX = Tensor.zeros([rows, inFeatures])
-        dX.gemm(g2, w, compute: compute)
+        var dX = Tensor.uninitialized([rows, inFeatures])
+        dX.gemm(g2, w, compute: compute)  // beta 0: written, not read
         return dX.reshaped(x.shape)
     }
 }

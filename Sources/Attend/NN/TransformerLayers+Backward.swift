@@ -82,12 +82,12 @@ extension EncoderLayer {
             let (a0, att) = selfAttention.trainingForward(
                 selfAttention: n, visibility, bias: bias, rotary: rotary, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
-            let h = x + a
+            let h = Tensor.sum(x, a, compute: compute)
             let (m, n2) = feedForwardNorm.trainingForward(h, compute: compute)
             let (f0, ff) = feedForward.trainingForward(m, dropout: dropout, compute: compute)
             let (f, mf) = hiddenDropout(f0, dropout)
             return (
-                h + f,
+                Tensor.sum(h, f, compute: compute),
                 EncoderLayerActivations(
                     attention: att, attentionNorm: n1, feedForward: ff, feedForwardNorm: n2, attentionDropout: ma, feedForwardDropout: mf)
             )
@@ -105,21 +105,21 @@ extension EncoderLayer {
             let dT2 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
             var dH = feedForward.backward(
                 s.feedForward, outputGradient: dropoutBackward(dT2, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
-            dH += dT2
+            dH.add(dT2, compute: compute)
             let dT1 = attentionNorm.backward(s.attentionNorm, outputGradient: dH, names: names.attentionNorm, into: &grads, compute: compute)
             var (dX, _, dBias) = selfAttention.backward(
                 s.attention, outputGradient: dropoutBackward(dT1, s.attentionDropout), names: names.attention, into: &grads, compute: compute)
-            dX += dT1
+            dX.add(dT1, compute: compute)
             return (dX, dBias)
         case .pre:
             let dM = feedForward.backward(
                 s.feedForward, outputGradient: dropoutBackward(dY, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
             var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM, names: names.feedForwardNorm, into: &grads, compute: compute)
-            dH += dY
+            dH.add(dY, compute: compute)
             let (dN, _, dBias) = selfAttention.backward(
                 s.attention, outputGradient: dropoutBackward(dH, s.attentionDropout), names: names.attention, into: &grads, compute: compute)
             var dX = attentionNorm.backward(s.attentionNorm, outputGradient: dN, names: names.attentionNorm, into: &grads, compute: compute)
-            dX += dH
+            dX.add(dH, compute: compute)
             return (dX, dBias)
         }
     }
@@ -171,7 +171,7 @@ extension DecoderLayer {
             let (a0, sa) = selfAttention.trainingForward(
                 selfAttention: n, selfVisibility, bias: bias, dropout: dropout?.attentionProbabilities(), compute: compute)
             let (a, ma) = hiddenDropout(a0, dropout)
-            var h = x + a
+            var h = Tensor.sum(x, a, compute: compute)
             var ca: AttentionActivations? = nil, n2: NormRowStatistics? = nil, mc: Tensor? = nil
             if let crossAttentionNorm {
                 let (m, stats) = crossAttentionNorm.trainingForward(h, compute: compute)
@@ -179,13 +179,13 @@ extension DecoderLayer {
                 let c: Tensor
                 (c, mc) = hiddenDropout(c0, dropout)
                 (ca, n2) = (act, stats)
-                h += c
+                h.add(c, compute: compute)
             }
             let (m, n3) = feedForwardNorm.trainingForward(h, compute: compute)
             let (f0, ff) = feedForward.trainingForward(m, dropout: dropout, compute: compute)
             let (f, mf) = hiddenDropout(f0, dropout)
             return (
-                h + f,
+                Tensor.sum(h, f, compute: compute),
                 DecoderLayerActivations(
                     selfAttention: sa, selfAttentionNorm: n1, crossAttention: ca, crossAttentionNorm: n2, feedForward: ff, feedForwardNorm: n3,
                     selfAttentionDropout: ma, crossAttentionDropout: mc, feedForwardDropout: mf)
@@ -205,7 +205,7 @@ extension DecoderLayer {
             let dT3 = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dY, names: names.feedForwardNorm, into: &grads, compute: compute)
             var dH = feedForward.backward(
                 s.feedForward, outputGradient: dropoutBackward(dT3, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
-            dH += dT3
+            dH.add(dT3, compute: compute)
             if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
                 let cn = names.crossAttention, let nn = names.crossAttentionNorm
             {
@@ -213,34 +213,34 @@ extension DecoderLayer {
                 let (dC, dM, _) = crossAttention.backward(
                     ca, outputGradient: dropoutBackward(dT2, s.crossAttentionDropout), names: cn, into: &grads, compute: compute)
                 dMemory = dM
-                dH = dT2 + dC
+                dH = Tensor.sum(dT2, dC, compute: compute)
             }
             let dT1 = selfAttentionNorm.backward(
                 s.selfAttentionNorm, outputGradient: dH, names: names.selfAttentionNorm, into: &grads, compute: compute)
             var (dX, _, dBias) = selfAttention.backward(
                 s.selfAttention, outputGradient: dropoutBackward(dT1, s.selfAttentionDropout), names: names.selfAttention, into: &grads,
                 compute: compute)
-            dX += dT1
+            dX.add(dT1, compute: compute)
             return (dX, dMemory, dBias)
         case .pre:
             let dM3 = feedForward.backward(
                 s.feedForward, outputGradient: dropoutBackward(dY, s.feedForwardDropout), names: names.feedForward, into: &grads, compute: compute)
             var dH = feedForwardNorm.backward(s.feedForwardNorm, outputGradient: dM3, names: names.feedForwardNorm, into: &grads, compute: compute)
-            dH += dY
+            dH.add(dY, compute: compute)
             if let crossAttention, let crossAttentionNorm, let ca = s.crossAttention, let n2 = s.crossAttentionNorm,
                 let cn = names.crossAttention, let nn = names.crossAttentionNorm
             {
                 let (dC, dM, _) = crossAttention.backward(
                     ca, outputGradient: dropoutBackward(dH, s.crossAttentionDropout), names: cn, into: &grads, compute: compute)
                 dMemory = dM
-                dH += crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads, compute: compute)
+                dH.add(crossAttentionNorm.backward(n2, outputGradient: dC, names: nn, into: &grads, compute: compute), compute: compute)
             }
             let (dN, _, dBias) = selfAttention.backward(
                 s.selfAttention, outputGradient: dropoutBackward(dH, s.selfAttentionDropout), names: names.selfAttention, into: &grads,
                 compute: compute)
             var dX = selfAttentionNorm.backward(
                 s.selfAttentionNorm, outputGradient: dN, names: names.selfAttentionNorm, into: &grads, compute: compute)
-            dX += dH
+            dX.add(dH, compute: compute)
             return (dX, dMemory, dBias)
         }
     }

@@ -208,14 +208,14 @@ package struct AttentionTrainingProblem: Sendable {
 
     /// Zero gradient tensors shaped as the operands' tensors (one per distinct tensor), and
     /// which of them each of q, k, v writes.
-    func gradientTensors() -> (tensors: [Tensor], index: [Int]) {
+    func gradientTensors(threads: Int = 1) -> (tensors: [Tensor], index: [Int]) {
         var tensors: [Tensor] = [], sources: [TensorStorage] = [], index: [Int] = []
         for o in [q, k, v] {
             if let i = sources.firstIndex(where: { $0 === o.tensor.storage }), tensors[i].shape == o.tensor.shape {
                 index.append(i)
             } else {
                 sources.append(o.tensor.storage)
-                tensors.append(Tensor.zeros(o.tensor.shape))
+                tensors.append(Tensor.zeros(o.tensor.shape, threads: threads))
                 index.append(tensors.count - 1)
             }
         }
@@ -244,7 +244,7 @@ package func attentionForwardTraining(_ t: AttentionTrainingProblem, compute: Co
         let r = SwiftSIMDKernels.attentionTraining(t, dOut: nil, threads: compute.threads)
         return (r.out, r.lse)
     case .native(let variant):
-        var out = Tensor.zeros(t.outputShape)
+        var out = Tensor.zeros(t.outputShape, compute: compute)
         let lse = TensorStorage(repeating: -.infinity, count: t.batch * t.heads * t.seqQ)
         let p = t.problem
         fusedAttention(
@@ -291,7 +291,7 @@ private func nativeAttentionBackward(
     let kern = variant.kernels
     let p = t.problem
     let (b0, h0, g, dh, sq, sk) = (t.batch, t.heads, t.group, t.headDim, t.seqQ, t.seqK)
-    let (grads, which) = t.gradientTensors()
+    let (grads, which) = t.gradientTensors(threads: threads)
     var result = AttentionGradients(
         query: AttentionOperand(grads[which[0]], column: t.q.column), key: AttentionOperand(grads[which[1]], column: t.k.column),
         value: AttentionOperand(grads[which[2]], column: t.v.column))

@@ -1,4 +1,5 @@
 internal import CKernels
+import Foundation
 
 /// One operand of a matrix product as it lies in memory: a row-major buffer, the logical
 /// (post-transpose) size, the row stride and whether it is read transposed.
@@ -125,6 +126,12 @@ func nativeGEMM(
         }
         return
     }
+    if alpha == 1 && threads > 1 && flops / minimumFlopsPerThread >= 2 && k > 0 {
+        sharedPackedGEMM(
+            kernels: kernels, m: m, n: n, k: k, a: a, lda: lda, transA: transA, b: b, ldb: ldb, transB: transB, beta: beta, c: c,
+            ldc: ldc, threads: threads)
+        return
+    }
     let byRows = m >= n
     let unit = Int(byRows ? kernels.pointee.gemm.mr : kernels.pointee.gemm.nr)
     let extent = byRows ? m : n
@@ -144,5 +151,82 @@ func nativeGEMM(
         defer { ws.deallocate() }
         ck_f32_gemm(
             kernels, transA ? 1 : 0, transB ? 1 : 0, mm, nn, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, ws)
+    }
+}
+
+/// The multi-threaded product of ``nativeGEMM`` (alpha 1): op(B) is packed once into the
+/// micro-kernel's panel layout (`ck_f32_pack_b`), split by panels over the threads, instead of
+/// once by every thread; then items of whole mr-row tiles (a few per thread, claimed
+/// dynamically, so a thread slowed by other work on the machine does not hold the others up)
+/// run `ck_f32_gemm_packed` over every column, each packing its own rows of op(A). The sums
+/// run in the order of `ck_f32_gemm` (kc blocks in order, the same micro-kernel arithmetic,
+/// edge tiles merged the same way), so the result is bitwise a one-thread product's.
+/// Memory: the packed B (`ck_f32_packed_weight_size` floats, kept between calls up to
+/// ``SharedPackedB/keptFloats``) and one A block per thread.
+func sharedPackedGEMM(
+    kernels: UnsafePointer<ck_kernels>, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
+    b: UnsafePointer<Float>, ldb: Int, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
+) {
+    let g = kernels.pointee.gemm
+    let mr = Int(g.mr), nr = Int(g.nr)
+    let panels = (n + nr - 1) / nr
+    let size = ck_f32_packed_weight_size(kernels, n, k)
+    SharedPackedB.shared.withBuffer(floats: size) { packed in
+        let packParts = min(panels, 4 * threads)
+        let panelsPerPart = (panels + packParts - 1) / packParts
+        parallelFor(packParts, threads: threads) { part in
+            ck_f32_pack_b(kernels, transB ? 1 : 0, n, k, b, ldb, part * panelsPerPart, min(panels, (part + 1) * panelsPerPart), packed)
+        }
+        var args = ck_gemm_packed(
+            m: m, n: n, k: k, a: a, lda: lda, packed_a: nil, packed_w: UnsafePointer(packed), weight_n: n, weight_col0: 0, c: c, ldc: ldc,
+            beta: beta, epilogue: ck_gemm_epilogue(bias: nil, activation: Int32(CK_ACT_NONE), residual: nil, ldr: 0),
+            trans_a: transA ? 1 : 0)
+        let tiles = (m + mr - 1) / mr
+        let items = min(tiles, 4 * threads)
+        let tilesPerItem = (tiles + items - 1) / items
+        let wsCount = ck_f32_gemm_packed_workspace(kernels, min(m, tilesPerItem * mr), k)
+        withUnsafePointer(to: &args) { ap in
+            parallelFor((tiles + tilesPerItem - 1) / tilesPerItem, threads: threads) { item in
+                let i0 = item * tilesPerItem * mr, i1 = min(m, i0 + tilesPerItem * mr)
+                let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
+                defer { ws.deallocate() }
+                ck_f32_gemm_packed(kernels, ap, i0, i1, 0, panels, ws)
+            }
+        }
+    }
+}
+
+/// The packed right operand of ``sharedPackedGEMM(kernels:m:n:k:a:lda:transA:b:ldb:transB:beta:c:ldc:threads:)``,
+/// kept between products so that a training step's many products do not map and fault in
+/// fresh pages each time. One product at a time uses it; another one meanwhile (a nested or
+/// concurrent caller) gets a buffer of its own.
+final class SharedPackedB: @unchecked Sendable {
+    static let shared = SharedPackedB()
+    /// The largest buffer kept between calls (64 MiB); larger ones are allocated per call.
+    static let keptFloats = 1 << 24
+
+    private let lock = NSLock()
+    private var buffer: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+
+    private static func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: max(floats, 1) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(floats, 1))
+    }
+
+    /// Calls `body` with at least `floats` floats of 64-byte aligned scratch.
+    func withBuffer(floats: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+        guard floats <= Self.keptFloats, lock.try() else {
+            let p = Self.allocate(floats)
+            defer { UnsafeMutableRawPointer(p).deallocate() }
+            body(p)
+            return
+        }
+        defer { lock.unlock() }
+        if capacity < floats {
+            buffer.map { UnsafeMutableRawPointer($0).deallocate() }
+            buffer = Self.allocate(floats)
+            capacity = floats
+        }
+        body(buffer!)
     }
 }

@@ -125,7 +125,7 @@ func packedGEMM(
         packed_w: UnsafePointer(w.storage.base), weight_n: w.n, weight_col0: columns.lowerBound, c: c, ldc: ldc, beta: beta,
         epilogue: ck_gemm_epilogue(
             bias: epilogue.bias, activation: epilogue.activation?.cKind ?? Int32(CK_ACT_NONE),
-            residual: epilogue.residual, ldr: epilogue.ldr))
+            residual: epilogue.residual, ldr: epilogue.ldr), trans_a: 0)
     let wsCount = sharedA == nil ? ck_f32_gemm_packed_workspace(kern, min(m, mc), k) : 1
     withExtendedLifetime(w.storage) {
         withUnsafePointer(to: &args) { ap in

@@ -38,8 +38,25 @@ extension Tensor {
     /// `activation` applied to every scalar. Cost: O(count), one exp per scalar except ReLU;
     /// parallel over chunks.
     public func applying(_ activation: Activation, compute: Compute = .default) -> Tensor {
-        var out = self
-        out.apply(activation, compute: compute)
+        guard case .native(let v) = compute.backend, count > 0 else {
+            var out = self
+            out.apply(activation, compute: compute)
+            return out
+        }
+        // Out of place: the kernel reads these scalars and writes fresh storage (no copy first).
+        var out = Tensor.uninitialized(shape)
+        let n = count
+        withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                let fn = v.kernels.pointee.activation!
+                let x = src.baseAddress!, y = dst.baseAddress!
+                let chunk = 1 << 16
+                parallelFor((n + chunk - 1) / chunk, threads: compute.threads) { c in
+                    let lo = c * chunk
+                    fn(activation.cKind, min(chunk, n - lo), x + lo, y + lo)
+                }
+            }
+        }
         return out
     }
 

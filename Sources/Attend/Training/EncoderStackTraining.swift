@@ -21,6 +21,8 @@ import Foundation
 /// Cost per step: forward `(8 d² + 4 d dFF) T + 4 T seq d` flops per layer (T = batch x seq),
 /// backward about twice that; memory: every layer's activations.
 package final class EncoderStackTraining {
+    /// Large step buffers are recycled while this model lives (see `LargeBufferRecycler`).
+    private let recycling = LargeBufferRecycler.Token()
     /// The blocks' hyperparameters.
     package let config: PyTorchLayerConfig
     /// Number of blocks.
@@ -122,21 +124,32 @@ package final class EncoderStackTraining {
             kept.append(a)
             x = y
         }
-        // loss = Σ (y - t)² / n; dLoss/dy = 2 (y - t) / n.
+        // loss = Σ (y - t)² / n; dLoss/dy = 2 (y - t) / n. Per piece of fixed size a Double
+        // partial sum, the partials then added in piece order (the same bits on any thread count).
         let n = x.count
-        var sum = 0.0
         let scale = 2 / Float(n)
-        let gradient = x.withUnsafeBufferPointer { y in
+        var gradient = Tensor.uninitialized([b * s, d])
+        let pieces = (n + Tensor.trainingChunk - 1) / Tensor.trainingChunk
+        var partial = [Double](repeating: 0, count: pieces)
+        x.withUnsafeBufferPointer { y in
             target.withUnsafeBufferPointer { t in
-                Tensor(
-                    shape: [b * s, d],
-                    generating: { i in
-                        let e = y[i] - t[i]
-                        sum += Double(e) * Double(e)
-                        return scale * e
-                    })
+                gradient.withUnsafeMutableBufferPointer { g in
+                    partial.withUnsafeMutableBufferPointer { part in
+                        let (yp, tp, gp, pp) = (y.baseAddress!, t.baseAddress!, g.baseAddress!, part.baseAddress!)
+                        Tensor.forTrainingChunks(n, compute.threads) { lo, count in
+                            var sum = 0.0
+                            for i in lo..<(lo + count) {
+                                let e = yp[i] - tp[i]
+                                sum += Double(e) * Double(e)
+                                gp[i] = scale * e
+                            }
+                            pp[lo / Tensor.trainingChunk] = sum
+                        }
+                    }
+                }
             }
         }
+        let sum = partial.reduce(0, +)
         saved = (kept, gradient)
         return Float(sum / Double(n))
     }
@@ -147,7 +160,7 @@ package final class EncoderStackTraining {
     package func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("EncoderStackTraining.backward: no loss was computed since the last backward") }
         saved = nil
-        var grads = parameters.zerosLike()
+        var grads = parameters.zerosLike(compute: compute)
         var dX = s.gradient
         let l = layers
         for i in stride(from: l.count - 1, through: 0, by: -1) {

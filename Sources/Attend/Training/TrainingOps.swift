@@ -20,7 +20,7 @@ package enum TrainingOps {
         let n = weight.count, rows = x.count / n
         precondition(x.count == rows * n && x.shape.last == n, "normForward: input \(x.shape) must be [T, \(n)]")
         if let residual { precondition(residual.count == x.count, "normForward: residual \(residual.shape) for input \(x.shape)") }
-        var y = Tensor.zeros([rows, n]), t = Tensor.zeros([rows, n])
+        var y = Tensor.uninitialized([rows, n]), t = Tensor.uninitialized([rows, n])  // both written by the kernel
         var mean = [Float](repeating: 0, count: rows), rstd = [Float](repeating: 0, count: rows)
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
@@ -50,7 +50,7 @@ package enum TrainingOps {
     ) -> Tensor {
         let n = weight.count, rows = s.input.count / n
         precondition(dY.count == s.input.count, "normBackward: gradient \(dY.shape) does not match input \(s.input.shape)")
-        var dT = Tensor.zeros([rows, n])
+        var dT = Tensor.uninitialized([rows, n])  // overwritten (not accumulating)
         dY.withUnsafeBufferPointer { g in
             s.input.withUnsafeBufferPointer { t in
                 weight.withUnsafeBufferPointer { w in
@@ -71,7 +71,7 @@ package enum TrainingOps {
     /// `dU = dA * f'(u)` for the activation `f` applied to `u` (same shapes). Cost: one pass.
     static func activationBackward(_ activation: Activation, input u: Tensor, outputGradient dA: Tensor, compute: Compute) -> Tensor {
         precondition(u.count == dA.count, "activationBackward: \(u.shape) and \(dA.shape) differ")
-        var dU = Tensor.zeros(u.shape)
+        var dU = Tensor.uninitialized(u.shape)  // overwritten
         u.withUnsafeBufferPointer { x in
             dA.withUnsafeBufferPointer { g in
                 dU.withUnsafeMutableBufferPointer { d in
@@ -86,7 +86,7 @@ package enum TrainingOps {
     /// The backward of `h = f(a) * b`: `(dA, dB)` from `dH` (same shapes). Cost: one pass.
     static func gatedBackward(_ activation: Activation, a: Tensor, b: Tensor, outputGradient dH: Tensor, compute: Compute) -> (Tensor, Tensor) {
         precondition(a.count == b.count && a.count == dH.count, "gatedBackward: \(a.shape), \(b.shape), \(dH.shape) differ")
-        var dA = Tensor.zeros(a.shape), dB = Tensor.zeros(b.shape)
+        var dA = Tensor.uninitialized(a.shape), dB = Tensor.uninitialized(b.shape)  // overwritten
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 dH.withUnsafeBufferPointer { g in
