@@ -81,8 +81,8 @@ static const char *const stat_names[S_COUNT] = {
     "softmax_rows",  "attn_softmax_step", "gemv",          "act relu",      "act gelu",
     "act gelu_tanh", "act silu",          "norm_rows",     "attention",     "gemm_packed",
     "gemv_t",        "attention_short",   "attention_few", "attention_bwd", "cross_entropy",
-    "norm_backward", "act_backward",      "embedding_bwd", "w16 (16-bit weights)"};
-    "norm_backward", "act_backward",      "embedding_bwd", "q8_gemv",       "q8_gemm"};
+    "norm_backward", "act_backward",      "embedding_bwd", "w16 (16-bit weights)",
+    "q8_gemv",       "q8_gemm"};
 static const char *const stat_units[S_COUNT] = {"-",
                                                 "err/(u*sum|ab|)",
                                                 "err/(u*sum|ab|)",
@@ -106,7 +106,7 @@ static const char *const stat_units[S_COUNT] = {"-",
                                                 "-",
                                                 "-",
                                                 "-",
-                                                "err/(u*sum|ab|)"};
+                                                "err/(u*sum|ab|)",
                                                 "err/(u*(k+2)*B)",
                                                 "err/bound"};
 static stat_t stats[2][S_COUNT]; /* [0] neon, [1] scalar */
@@ -1335,7 +1335,8 @@ static void test_packed_one(const ck_kernels *k, const packed_case *pc) {
                         c.p,
                         ldc,
                         pc->beta,
-                        {pc->bias ? bias : NULL, pc->act, pc->residual ? res : NULL, ldr}};
+                        {pc->bias ? bias : NULL, pc->act, pc->residual ? res : NULL, ldr},
+                        0};
     const size_t step = pc->packed_a ? mr : 1, runits = (m + step - 1) / step,
                  punits = (n + nr - 1) / nr;
     size_t r_lo = 0, r_hi = m, p_lo = 0, p_hi = punits;
@@ -2705,6 +2706,8 @@ static void test_w16(int v) {
             free(c);
             free(c0);
         }
+}
+
 /* ---------------------------------------------------------------- int8 weights */
 
 /* A random int8 weight (ck_q8_weight): n x k bytes in [-127, 127], per-channel or per-32
@@ -2896,7 +2899,7 @@ int main(int argc, char **argv) {
                  {"norm_backward", test_norm_backward},
                  {"act_backward", test_activation_backward},
                  {"embedding_bwd", test_embedding_backward},
-                 {"w16", test_w16}};
+                 {"w16", test_w16},
                  {"q8", test_q8}};
     for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
         for (int v = 0; v < 2; v++) {
