@@ -42,9 +42,10 @@ public final class BERTForPreTraining: TrainableModel {
     /// The parameters by Hugging Face name, in `named_parameters()` order. Setting them (same
     /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
     /// `step(&model.parameters, ...)` updates them in place (no copy).
+    /// A set whose names, order or shapes differ is refused by the next ``loss(_:)`` or
+    /// ``save(to:)`` with a `TrainingError` naming the first difference.
     public var parameters: ParameterSet {
         didSet {  // (no oldValue: a mutation through the property is in place)
-            precondition(parameters.matches(layout), "BERTForPreTraining: parameters must keep their names and shapes")
             built = nil
         }
     }
@@ -131,10 +132,13 @@ public final class BERTForPreTraining: TrainableModel {
     /// The inference model over the current parameters, built (and packed) on first use after
     /// they change. Training does not use it: see `trainingModel()`.
     var model: BERTModel {
-        if let built { return built }
-        let m = build(prepacking: .default)
-        built = m
-        return m
+        get throws(TrainingError) {
+            if let built { return built }
+            try parameters.checkLayout(layout, owner: "BERTForPreTraining")
+            let m = build(prepacking: .default)
+            built = m
+            return m
+        }
     }
 
     /// The layers the training forward runs, over the parameter tensors in place (nothing
@@ -187,6 +191,7 @@ public final class BERTForPreTraining: TrainableModel {
     /// a batch the model cannot take (see ``TrainingBatch/validate(vocabularySize:typeVocabularySize:maxLength:labelsMatchInput:needsLabels:needsNextSentence:where:)``)
     /// or one with no MLM or NSP label that counts (all -100: the mean is undefined).
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
+        try parameters.checkLayout(layout, owner: "BERTForPreTraining")
         try batch.validate(
             vocabularySize: config.vocabSize, typeVocabularySize: config.typeVocabSize, maxLength: config.maxPositionEmbeddings,
             labelsMatchInput: true, needsLabels: true, needsNextSentence: false, where: "BERTForPreTraining batch")
@@ -298,6 +303,7 @@ public final class BERTForPreTraining: TrainableModel {
     /// Writes `config.json` (as loaded) and `model.safetensors` with every parameter under its
     /// name (the tied decoder stored once, as `transformers` saves it).
     public func save(to directory: URL) throws {
+        try parameters.checkLayout(layout, owner: "BERTForPreTraining")
         try saveTrainingFolder(to: directory, configJSON: configJSON, parameters: parameters)
     }
 }

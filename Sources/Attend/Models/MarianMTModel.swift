@@ -30,9 +30,10 @@ public final class MarianMTModel: TrainableModel {
     /// The trainable parameters by Hugging Face name, in `named_parameters()` order. Setting
     /// them (same names and shapes) replaces the weights the next ``loss(_:)`` uses; an
     /// optimizer's `step(&model.parameters, ...)` updates them in place (no copy).
+    /// A set whose names, order or shapes differ is refused by the next ``loss(_:)`` or
+    /// ``save(to:)`` with a `TrainingError` naming the first difference.
     public var parameters: ParameterSet {
         didSet {  // (no oldValue: a mutation through the property is in place)
-            precondition(parameters.matches(layout), "MarianMTModel: parameters must keep their names and shapes")
             built = nil
         }
     }
@@ -115,10 +116,13 @@ public final class MarianMTModel: TrainableModel {
     /// The inference model over the current parameters and buffers, built on first use after
     /// a change.
     var model: Seq2SeqModel {
-        if let built { return built }
-        let m = build()
-        built = m
-        return m
+        get throws(TrainingError) {
+            if let built { return built }
+            try parameters.checkLayout(layout, owner: "MarianMTModel")
+            let m = build()
+            built = m
+            return m
+        }
     }
 
     /// A model over the parameter tensors in place (the training forward's, kept with the
@@ -172,6 +176,7 @@ public final class MarianMTModel: TrainableModel {
     /// batch the model cannot take (ids outside the vocabulary, sources or labels longer than
     /// `max_position_embeddings`) or one whose labels are all -100.
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
+        try parameters.checkLayout(layout, owner: "MarianMTModel")
         let place = "MarianMTModel batch"
         try batch.validate(
             vocabularySize: config.vocabSize, maxLength: config.maxPositionEmbeddings, labelsMatchInput: false, needsLabels: true, where: place)
@@ -202,6 +207,7 @@ public final class MarianMTModel: TrainableModel {
     /// with every parameter plus `final_logits_bias`, as `transformers` saves the model (tied
     /// copies and the sinusoidal tables are not stored).
     public func save(to directory: URL) throws {
+        try parameters.checkLayout(layout, owner: "MarianMTModel")
         var all = parameters
         for (n, t) in buffers.entries { all[n] = t }
         try saveTrainingFolder(

@@ -39,9 +39,10 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// The parameters by Hugging Face name, in `named_parameters()` order. Setting them (same
     /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
     /// `step(&model.parameters, ...)` updates them in place (no copy).
+    /// A set whose names, order or shapes differ is refused by the next ``loss(_:)`` or
+    /// ``save(to:)`` with a `TrainingError` naming the first difference.
     public var parameters: ParameterSet {
         didSet {  // (no oldValue: a mutation through the property is in place)
-            precondition(parameters.matches(layout), "T5ForConditionalGeneration: parameters must keep their names and shapes")
             built = nil
         }
     }
@@ -129,10 +130,13 @@ public final class T5ForConditionalGeneration: TrainableModel {
 
     /// The inference model over the current parameters, built on first use after they change.
     var model: Seq2SeqModel {
-        if let built { return built }
-        let m = build()
-        built = m
-        return m
+        get throws(TrainingError) {
+            if let built { return built }
+            try parameters.checkLayout(layout, owner: "T5ForConditionalGeneration")
+            let m = build()
+            built = m
+            return m
+        }
     }
 
     /// A model over the parameter tensors in place (the training forward's, kept with the
@@ -209,6 +213,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// as `T5ForConditionalGeneration(...).loss`, keeping the activations. Throws
     /// `TrainingError` for a batch the model cannot take or one whose labels are all -100.
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
+        try parameters.checkLayout(layout, owner: "T5ForConditionalGeneration")
         try batch.validate(vocabularySize: config.vocabSize, labelsMatchInput: false, needsLabels: true, where: "T5ForConditionalGeneration batch")
         guard batch.labels!.contains(where: { $0.contains { $0 != -100 } }) else {
             throw TrainingError("T5ForConditionalGeneration batch: every label is -100 (no position to learn from)")
@@ -235,6 +240,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
     /// (`encoder.embed_tokens`, `decoder.embed_tokens`, `lm_head`) are not stored: they are
     /// `shared.weight`. Files are written to temporary names and renamed.
     public func save(to directory: URL) throws {
+        try parameters.checkLayout(layout, owner: "T5ForConditionalGeneration")
         try saveTrainingFolder(
             to: directory, configJSON: configJSON, parameters: parameters,
             extraFiles: generationConfigJSON.map { [("generation_config.json", $0)] } ?? [])

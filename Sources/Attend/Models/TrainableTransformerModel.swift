@@ -34,9 +34,10 @@ public final class TrainableTransformerModel: TrainableModel {
     /// The parameters by state-dict name, in `named_parameters()` order. Setting them (same
     /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
     /// `step(&model.parameters, ...)` updates them in place (no copy).
+    /// A set whose names, order or shapes differ is refused by the next ``loss(_:)`` or
+    /// ``save(to:)`` with a `TrainingError` naming the first difference.
     public var parameters: ParameterSet {
         didSet {  // (no oldValue: a mutation through the property is in place)
-            precondition(parameters.matches(layout), "TrainableTransformerModel: parameters must keep their names and shapes")
             built = nil
         }
     }
@@ -104,11 +105,16 @@ public final class TrainableTransformerModel: TrainableModel {
 
     /// The inference model over the current parameters, built on first use after they change
     /// (training does not use it: its forward builds its layers over the parameters in place).
+    /// Throws `TrainingError` when ``parameters`` no longer hold this model's names and shapes.
+    /// Cost: the first access after a change builds the layers over the parameters (no copy).
     public var model: TransformerModel {
-        if let built { return built }
-        let m = build()
-        built = m
-        return m
+        get throws(TrainingError) {
+            if let built { return built }
+            try parameters.checkLayout(layout, owner: "TrainableTransformerModel")
+            let m = build()
+            built = m
+            return m
+        }
     }
 
     /// A model over the parameter tensors in place (the training forward's, kept with the
@@ -161,6 +167,7 @@ public final class TrainableTransformerModel: TrainableModel {
     /// take: no `decoder_input_ids` or `labels`, shapes that differ, ids outside the
     /// vocabularies, or labels all -100.
     public func loss(_ batch: TrainingBatch) throws(TrainingError) -> Float {
+        try parameters.checkLayout(layout, owner: "TrainableTransformerModel")
         let place = "TrainableTransformerModel batch"
         guard let decoderInput = batch.decoderInputIDs else {
             throw TrainingError("\(place): decoder_input_ids are missing (this model has no start-token convention)")
@@ -200,6 +207,7 @@ public final class TrainableTransformerModel: TrainableModel {
     /// and PyTorch's `load_state_dict` read) into `directory`; the configuration is the
     /// caller's (this model has no `config.json`). Written to a temporary name and renamed.
     public func save(to directory: URL) throws {
+        try parameters.checkLayout(layout, owner: "TrainableTransformerModel")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try SafeTensorsWriter.write(parameters, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
     }

@@ -72,9 +72,25 @@ extension ParameterSet: TensorSource {
 }
 
 extension ParameterSet {
-    /// Whether the set holds exactly `layout`'s names, in its order, with its shapes (a
-    /// trainable model's check of a set it is given).
-    func matches(_ layout: [(String, [Int])]) -> Bool {
-        names.count == layout.count && zip(names, layout).allSatisfy { $0 == $1.0 && tensors[$0]!.shape == $1.1 }
+    /// Throws unless the set holds exactly `layout`'s names, in its order, with its shapes: a
+    /// trainable model's check, before a step or a save, of parameters its user may have
+    /// replaced. The message names the first difference and the model (`owner`).
+    /// Cost: one dictionary lookup per parameter.
+    func checkLayout(_ layout: [(String, [Int])], owner: String) throws(TrainingError) {
+        for (i, (name, shape)) in layout.enumerated() {
+            guard let t = tensors[name] else {
+                throw TrainingError("\(owner) parameters: '\(name)' is missing (the model needs shape \(shape))")
+            }
+            guard t.shape == shape else {
+                throw TrainingError("\(owner) parameters: '\(name)' has shape \(t.shape), the model needs \(shape)")
+            }
+            guard i < names.count, names[i] == name else {
+                throw TrainingError(
+                    "\(owner) parameters: position \(i) holds '\(i < names.count ? names[i] : "nothing")', the model lists '\(name)' there (keep the names in their order)")
+            }
+        }
+        if names.count > layout.count {
+            throw TrainingError("\(owner) parameters: '\(names[layout.count])' is not a parameter of this model")
+        }
     }
 }
