@@ -20,6 +20,7 @@ import os
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, T5ForConditionalGeneration
+from make_lm_fixtures import generation_case  # the same prompts, ids and logits record
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Fixtures")
 DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16}
@@ -56,25 +57,8 @@ def llama():
         base = AutoModelForCausalLM.from_pretrained(os.path.join(lm, "llama"), dtype=torch.float32)
         base.to(dtype).save_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        g = torch.Generator().manual_seed(2024)
-        v = model.config.vocab_size
-        prompts = [torch.randint(6, v, (n,), generator=g).tolist() for n in [7, 3]]
-        eos = model.generation_config.eos_token_id
-        pad = eos if isinstance(eos, int) else eos[0]
-        width = 7
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        with torch.no_grad():
-            greedy = model.generate(ids, attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False,
-                                    pad_token_id=pad).tolist()
-            beam3 = model.generate(ids, attention_mask=mask, max_new_tokens=8, num_beams=3, early_stopping=True,
-                                   do_sample=False, pad_token_id=pad).tolist()
-            logits = [model(torch.tensor([p])).logits[0, -1].tolist() for p in prompts]
-            long_logits = model(torch.tensor([greedy[0]])).logits[0, -1].tolist()
-        cases[name] = {"prompts": prompts, "greedy": greedy, "beam3": beam3,
-                       "logits_last": [[round(x, 6) for x in row] for row in logits],
-                       "logits_long": [round(x, 6) for x in long_logits]}
-        print(name, greedy, beam3)
+        cases[name] = generation_case(model, 2024, [7, 3])
+        print(name, cases[name]["greedy"], cases[name]["beam3"])
     with open(os.path.join(lm, "lm_half.json"), "w") as f:
         json.dump({"transformers": __import__("transformers").__version__, "torch": torch.__version__,
                    "note": __doc__, "cases": cases}, f)

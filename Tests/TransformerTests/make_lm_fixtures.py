@@ -84,33 +84,37 @@ def main(out):
         else:
             model.save_pretrained(folder, **save_kw)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        g = torch.Generator().manual_seed(1000 + i)
-        v = model.config.vocab_size
         lengths = [7, 3] if name != "llama_dynamic" else [9, 4]
-        prompts = [torch.randint(6, v, (n,), generator=g).tolist() for n in lengths]
-        eos = model.generation_config.eos_token_id
-        pad = eos if isinstance(eos, int) else eos[0]
-        width = max(lengths)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        with torch.no_grad():
-            greedy = model.generate(ids, attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False,
-                                    pad_token_id=pad).tolist()
-            beam3 = model.generate(ids, attention_mask=mask, max_new_tokens=8, num_beams=3, early_stopping=True,
-                                   do_sample=False, pad_token_id=pad).tolist()
-            logits = [model(torch.tensor([p])).logits[0, -1].tolist() for p in prompts]
-            # Row 0 (the longest prompt, unpadded) with its generated tokens, in one pass: for
-            # llama_dynamic this passes max_position_embeddings, so the scaled frequencies apply.
-            long_logits = model(torch.tensor([greedy[0]])).logits[0, -1].tolist()
-        cases[name] = {"prompts": prompts, "greedy": greedy, "beam3": beam3,
-                       "logits_last": [[round(x, 6) for x in row] for row in logits],
-                       "logits_long": [round(x, 6) for x in long_logits]}
-        print(name, greedy, beam3)
+        cases[name] = generation_case(model, 1000 + i, lengths)
+        print(name, cases[name]["greedy"], cases[name]["beam3"])
     note = __doc__
     with open(os.path.join(out, "lm_extra.json"), "w") as f:
         json.dump({"transformers": __import__("transformers").__version__, "torch": torch.__version__,
                    "note": note, "cases": cases}, f)
 
+
+def generation_case(model, seed, lengths):
+    """Random prompts of `lengths` (seeded), left-padded into one batch: greedy and 3-beam ids
+    (8 new tokens), each prompt's last logits alone, and row 0 with its generated tokens in one
+    pass (for llama_dynamic this passes max_position_embeddings, so the scaled frequencies apply)."""
+    g = torch.Generator().manual_seed(seed)
+    v = model.config.vocab_size
+    prompts = [torch.randint(6, v, (n,), generator=g).tolist() for n in lengths]
+    eos = model.generation_config.eos_token_id
+    pad = eos if isinstance(eos, int) else eos[0]
+    width = max(lengths)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        greedy = model.generate(ids, attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False,
+                                pad_token_id=pad).tolist()
+        beam3 = model.generate(ids, attention_mask=mask, max_new_tokens=8, num_beams=3, early_stopping=True,
+                               do_sample=False, pad_token_id=pad).tolist()
+        logits = [model(torch.tensor([p])).logits[0, -1].tolist() for p in prompts]
+        long_logits = model(torch.tensor([greedy[0]])).logits[0, -1].tolist()
+    return {"prompts": prompts, "greedy": greedy, "beam3": beam3,
+            "logits_last": [[round(x, 6) for x in row] for row in logits],
+            "logits_long": [round(x, 6) for x in long_logits]}
 
 def text_case(out):
     here = os.path.dirname(os.path.abspath(__file__))
