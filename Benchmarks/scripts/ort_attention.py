@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+import ort_common
+
 HEADS, HEAD_DIM = 8, 64
 
 
@@ -46,15 +48,6 @@ def model_bytes():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
     return model.SerializeToString()
-
-
-def session(ort, data, threads):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
 def reference(q, k, v):
@@ -78,11 +71,7 @@ def main():
     args = ap.parse_args()
     if args.seq <= 0:
         ap.error("--seq must be positive")
-    try:
-        thread_counts = [int(t) for t in args.threads.split(",")]
-        assert all(t > 0 for t in thread_counts)
-    except (ValueError, AssertionError):
-        ap.error(f"--threads needs positive integers separated by commas, got '{args.threads}'")
+    thread_counts = ort_common.thread_counts(ap, args.threads)
 
     import onnxruntime as ort
 
@@ -90,7 +79,7 @@ def main():
     log(f"onnxruntime {ort.__version__}, numpy {np.__version__}")
     rng = np.random.default_rng(0)
     small = [rng.uniform(-1, 1, (1, 96, HEADS * HEAD_DIM)).astype(np.float32) for _ in range(3)]
-    got = session(ort, data, 1).run(None, dict(zip(("query", "key", "value"), small)))[0]
+    got = ort_common.session(ort, data, 1).run(None, dict(zip(("query", "key", "value"), small)))[0]
     err = float(np.max(np.abs(got - reference(*small))))
     log(f"check: MultiHeadAttention vs numpy (seq 96) max |diff| {err:.2e}")
     if not err < 1e-4:
@@ -100,7 +89,7 @@ def main():
     feed = {name: rng.uniform(-1, 1, (1, n, HEADS * HEAD_DIM)).astype(np.float32) for name in ("query", "key", "value")}
     flops = 4.0 * n * n * HEAD_DIM * HEADS
     for t in thread_counts:
-        sess = session(ort, data, t)
+        sess = ort_common.session(ort, data, t)
         run = lambda: sess.run(None, feed)  # noqa: E731
         for _ in range(args.warmup):
             run()

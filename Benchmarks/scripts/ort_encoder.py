@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+import ort_common
+
 D_MODEL, HEADS, D_FF, LAYERS = 512, 8, 2048, 6
 
 
@@ -72,6 +74,9 @@ def export(model, x, path, opset):
             how = "torch.export (dynamo) exporter"
         except Exception as e:  # fall back to the TorchScript exporter
             log(f"dynamo export failed ({type(e).__name__}: {str(e)[:200]}); trying the TorchScript exporter")
+            # The TorchScript exporter has no ONNX form of the fused eval-mode encoder layer
+            # (aten::_transformer_encoder_layer_fwd): trace the layer's plain operators instead.
+            torch.backends.mha.set_fastpath_enabled(False)
             torch.onnx.export(model, (x,), tmp, input_names=["x"], output_names=["y"], opset_version=opset,
                               dynamo=False)
             how = "TorchScript exporter"
@@ -124,11 +129,7 @@ def main():
     args = ap.parse_args()
     if args.seq <= 0:
         ap.error("--seq must be positive")
-    try:
-        thread_counts = [int(t) for t in args.threads.split(",")]
-        assert all(t > 0 for t in thread_counts)
-    except (ValueError, AssertionError):
-        ap.error(f"--threads needs positive integers separated by commas, got '{args.threads}'")
+    thread_counts = ort_common.thread_counts(ap, args.threads)
 
     n = args.seq
     rng = np.random.default_rng(args.seed + 1)
@@ -177,12 +178,7 @@ def main():
                 sys.exit(f"ort_encoder.py: the ONNX model does not match PyTorch (max |diff| {err:.3g})")
         del s
         for t in thread_counts:
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            so.intra_op_num_threads = t
-            so.inter_op_num_threads = 1
-            sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+            sess = ort_common.session(ort, onnx_path, t)
             feed = {sess.get_inputs()[0].name: x_np}
             times = timed(lambda: sess.run(None, feed), args.warmup, args.min_reps, args.min_seconds)
             record("onnxruntime", t, n, times, {"version": ort.__version__})

@@ -39,6 +39,8 @@ import time
 
 import numpy as np
 
+import ort_common
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BERT_BENCH = os.path.join(HERE, "..", "bench", "BertBench.swift")
 MASK64 = (1 << 64) - 1
@@ -152,11 +154,7 @@ def main():
     ap.add_argument("--min-seconds", type=float, default=3.0)
     ap.add_argument("--print-sentences", action="store_true", help="print the sentences and exit")
     args = ap.parse_args()
-    try:
-        thread_counts = [int(t) for t in args.threads.split(",")]
-        assert all(t > 0 for t in thread_counts)
-    except (ValueError, AssertionError):
-        ap.error(f"--threads needs positive integers separated by commas, got '{args.threads}'")
+    thread_counts = ort_common.thread_counts(ap, args.threads)
     if args.model and not os.path.isfile(os.path.join(args.model, "config.json")):
         ap.error(f"--model {args.model}: no config.json there")
 
@@ -186,14 +184,6 @@ def main():
         log(f"exported and fused {path}: " + ", ".join(f"{k} x{v}" for k, v in sorted(ops.items())))
     log(f"onnxruntime {ort.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, model {name}")
 
-    def session(threads):
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
     def embed(sess, texts):
         enc = tokenizer(texts, truncation=True, max_length=256)["input_ids"]
         order = sorted(range(len(enc)), key=lambda i: (-len(enc[i]), i))
@@ -213,14 +203,14 @@ def main():
         return out, [len(e) for e in enc]
 
     # The fused graph against PyTorch on a few sentences.
-    got, _ = embed(session(1), check)
+    got, _ = embed(ort_common.session(ort, path, 1), check)
     err = float(np.max(np.abs(got - ref)))
     log(f"check: fused ONNX Runtime graph vs PyTorch, max |diff| of the embeddings {err:.2e}")
     if not err < 1e-3:
         sys.exit(f"ort_minilm.py: the fused graph does not match PyTorch (max |diff| {err:.3g})")
 
     for t in thread_counts:
-        sess = session(t)
+        sess = ort_common.session(ort, path, t)
         for _ in range(args.warmup):
             embed(sess, sentences)
         times, total = [], 0.0
