@@ -73,14 +73,19 @@ nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointe
 
 /// Products with at most this many rows of A against a transposed B run as matrix-vector
 /// products (`ck_f32_gemv_rows`) that share one pass over the weight from memory; more rows
-/// run the packed GEMM (a ``Linear``'s float32 weight packed once, ahead). Two is the default
-/// (see BENCHMARKS.md for the measurement); `ATTEND_GEMV_MAX_ROWS` (0 to 8, read once)
-/// overrides it and ``halfGEMVMaxRows``, so the benchmark can compare both paths.
+/// run the packed GEMM (a ``Linear``'s float32 weight packed once, ahead). Two is measured
+/// (Zen 4, t5-small's weights, 1 thread): at 4 and 8 rows the multi-row GEMV wins on rows of
+/// 2048 inputs (1.8-3x) but loses at 8 rows on rows of 512 (2x slower: each row's accumulators
+/// are reduced per weight row, where the packed micro-kernel keeps whole tiles in registers),
+/// and beam-4 decoding was no faster, so more rows go packed. `ATTEND_GEMV_MAX_ROWS` (0 to 8,
+/// read once) overrides it and ``halfGEMVMaxRows``, so the benchmark can compare both paths.
 let gemvMaxRows = gemvRowsOverride ?? 2
 
 /// The same switch for a 16-bit weight (``halfWeightGEMM``): up to this many rows run
 /// `ck_w16_gemv` (one pass over the 16-bit weight, widened in registers once per group of
-/// rows), more the 16-bit GEMM, which widens and packs the weight on every call.
+/// rows), more the 16-bit GEMM, which widens and packs the weight on every call. Eight is
+/// measured: BF16 beam-4 decoding of t5-small's shape ran 3-7x faster per step than through
+/// the 16-bit GEMM, and 4 or 8 rows against its weights 2-5x.
 let halfGEMVMaxRows = gemvRowsOverride ?? 8
 
 /// `ATTEND_GEMV_MAX_ROWS` when it is set to a whole number in 0...8 (else nil).
