@@ -209,6 +209,20 @@ typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, 
                                size_t ldw, float beta, float *y);
 
 /**
+ * ck_f32_gemv for `rows` rows of x (any count; meant for 1 to 8: beams, a small batch):
+ *   y_r[j] = alpha * sum_p x_r[p] * w[j*ldw + p] + beta * y_r[j],  j < n, r < rows
+ * with x_r at x + r*ldx, y_r at y + r*ldy (beta == 0: y not read; y must not alias x or w).
+ * Every y_r is bit for bit ck_f32_gemv(n, k, alpha, x_r, w, ldw, beta, y_r): the same sums in
+ * the same order. Rows go in groups of as many as the vector registers hold (2 on scalar and
+ * AVX2, 4 on AVX-512 and NEON), each group sharing every load of w; a weight row of at most
+ * 512 floats is read from memory by the first group and from L1 by the others.
+ * Cost: 2 * rows * n * k flops, one pass over the weight from memory.
+ */
+typedef void (*ck_f32_gemv_rows_fn)(size_t rows, size_t n, size_t k, float alpha, const float *x,
+                                    size_t ldx, const float *w, size_t ldw, float beta, float *y,
+                                    size_t ldy);
+
+/**
  * Transposed matrix-vector product, a weighted sum of rows:
  *   y[d] = alpha * sum_{j < k} x[j] * w[j*ldw + d] + beta * y[d],  d < n   (beta == 0: y not read)
  * The value step of few-query attention (o = sum_j p_j v_j over a cache read in place).
@@ -368,16 +382,20 @@ enum { CK_W16_F16 = 0, CK_W16_BF16 = 1 };
 typedef void (*ck_w16_widen_fn)(int dtype, size_t n, const uint16_t *src, float *dst);
 
 /**
- * Matrix-vector product of `rows` (1 or 2) activation rows against a 16-bit row-major weight
- * [n, k] (a PyTorch Linear weight as stored in an F16 or BF16 checkpoint):
+ * Matrix-vector product of `rows` (any count; meant for 1 to 8: beams, a small batch)
+ * activation rows against a 16-bit row-major weight [n, k] (a PyTorch Linear weight as stored
+ * in an F16 or BF16 checkpoint):
  *   y_r[j] = alpha * sum_p x_r[p] * widen(w[j*ldw + p]) + beta * y_r[j],  j < n, r < rows
  * with x_r at x + r*ldx, y_r at y + r*ldy (beta == 0: y not read; y must not alias x or w).
  * Rows of at most 2 KiB (k <= 1024) are read one at a time with four vector accumulators,
  * longer rows four at a time with one each, each y_r[j] one in-order dot product: for
  * k <= 512 and k > 1024 the very sums ck_f32_gemv computes on the widened weight (bit for bit
- * its result on a float32 copy of w; it switches at 512 floats, also 2 KiB), and two rows give
- * each row's one-row bits. Two rows share every load and widening of w.
- * Cost: 2 * rows * n * k flops, one pass over n * k * 2 bytes of weight (half of float32's).
+ * its result on a float32 copy of w; it switches at 512 floats, also 2 KiB), and every row
+ * gets its one-row bits whatever `rows`. Rows go in groups of as many as the vector registers
+ * hold (2 on scalar and AVX2, 4 on AVX-512 and NEON), each group sharing every load and
+ * widening of w; a short weight row is read from memory by the first group, from L1 by the
+ * others. Cost: 2 * rows * n * k flops, one pass over n * k * 2 bytes of weight (half of
+ * float32's) from memory.
  */
 typedef void (*ck_w16_gemv_fn)(int dtype, size_t rows, size_t n, size_t k, float alpha,
                                const float *x, size_t ldx, const uint16_t *w, size_t ldw,
@@ -529,6 +547,8 @@ typedef struct ck_kernels {
     /* int8 weights (see ck_q8_weight) */
     ck_q8_gemv_fn q8_gemv;
     ck_q8_gemm_fn q8_gemm;
+    /* multi-row GEMV (after the others: appended) */
+    ck_f32_gemv_rows_fn gemv_rows;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */

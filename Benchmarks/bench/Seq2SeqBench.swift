@@ -207,6 +207,96 @@ extension Bench {
             row: String(
                 format: "BF16 model resident (growth of this process while building and decoding with it): %.0f MiB = %.3f x its weights (%.0f MiB)",
                 grown, grown / weightsMiB, weightsMiB))
-        withExtendedLifetime(bf16) {}
+        seq2seqBeams(f32: model, bf16: bf16, source: source, threadCounts: threadCounts)
+        gemvShapedProducts(threadCounts: threadCounts)
     }
+
+    /// Beam search (4 beams: every decoder product has 4 rows) of 16 tokens from the 512-token
+    /// source, float32 and BF16 weights in interleaved rounds, medians of ms per step (the
+    /// encoder and memory keys/values untimed). The products' path (multi-row GEMV or GEMM)
+    /// follows `ATTEND_GEMV_MAX_ROWS` when set, so runs with it at 2 and 8 compare the paths.
+    func seq2seqBeams(f32 model: Seq2SeqModel, bf16: Seq2SeqModel, source: [Int], threadCounts: [Int]) {
+        let steps = 16, beams = 4
+        var config = GenerationConfig(maxNewTokens: steps, eosTokenID: 1)
+        config.minNewTokens = steps
+        config.padTokenID = 0
+        config.numBeams = beams
+        let switchNote = ProcessInfo.processInfo.environment["ATTEND_GEMV_MAX_ROWS"].map { "ATTEND_GEMV_MAX_ROWS=\($0)" } ?? "default path switch"
+        func perStep(_ m: Seq2SeqModel, _ compute: Compute) -> Double {
+            guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
+            var cache = m.makeCache(for: encoded, capacity: steps + 1, compute: compute)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let out = try? m.beamSearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            precondition(out?.sequences.first?.count == steps + 1, "seq2seq bench: beam search returned a wrong length")
+            return Double(t1 - t0) * 1e-9 / Double(steps)
+        }
+        if !options.json {
+            out("\nt5-small-shaped T5, beam search (\(beams) beams), \(steps) steps, float32 / BF16 rounds interleaved, medians, \(variantName), \(switchNote)")
+            out("name                                 threads  f32 ms/step  bf16 ms/step  bf16/f32 speed")
+        }
+        let rounds = options.quick ? 2 : 5
+        for t in threadCounts {
+            let compute = Compute.default.with(threads: t)
+            progress("seq2seq: beams, \(t) thread(s), \(rounds) rounds...")
+            let (f, h, count) = interleavedMedians(rounds: rounds, { perStep(model, compute) }, { perStep(bf16, compute) })
+            let name = "seq2seq t5-small beam4 decode"
+            emit(
+                [
+                    ("name", name), ("variant", variantName), ("threads", t), ("f32_ms_per_step", f * 1e3), ("bf16_ms_per_step", h * 1e3),
+                    ("ratio", f / h), ("ms", h * 1e3), ("reps", count), ("switch", switchNote),
+                ],
+                row: pad(name, 36) + String(format: " %7d %12.3f %13.3f %14.2fx", t, f * 1e3, h * 1e3, f / h))
+        }
+    }
+
+    /// Linear products of a few rows (1, 2, 4, 8: beams, a small batch) against t5-small's
+    /// weights ([2048, 512], [512, 2048], the [32128, 512] head), float32 and BF16, medians
+    /// of interleaved repetitions in microseconds. The path (GEMV or GEMM) follows
+    /// `ATTEND_GEMV_MAX_ROWS` when set.
+    func gemvShapedProducts(threadCounts: [Int]) {
+        let shapes = [(512, 2048), (2048, 512), (512, 32128)]
+        if !options.json {
+            out("\nLinear products of a few rows against t5-small's weights, medians, \(variantName)")
+            out("name                                 threads  rows  in     out     f32 us   bf16 us")
+        }
+        let reps = options.quick ? 3 : 15
+        for t in threadCounts {
+            let compute = Compute.default.with(threads: t)
+            for (k, n) in shapes {
+                let w = randomTensor([n, k], seed: 7) * (1 / Float(k).squareRoot())
+                let f32 = Linear(weight: w, bias: nil), bf16 = Linear(weight: w, bias: nil, precision: .bfloat16)
+                for rows in [1, 2, 4, 8] {
+                    let x = randomTensor([rows, k], seed: 8)
+                    func micros(_ l: Linear) -> Double {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        _ = l(x, compute: compute)
+                        return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-3
+                    }
+                    let (a, b, count) = interleavedMedians(rounds: reps, { micros(f32) }, { micros(bf16) })
+                    let name = "linear few rows"
+                    emit(
+                        [
+                            ("name", name), ("variant", variantName), ("threads", t), ("rows", rows), ("in", k), ("out", n),
+                            ("f32_us", a), ("bf16_us", b), ("ms", b * 1e-3), ("reps", count),
+                        ],
+                        row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f", t, rows, k, n, a, b))
+                }
+            }
+        }
+    }
+}
+
+/// Runs `a` and `b` alternately (a, b, a, b, ...) for a warm-up round and `rounds` more, and
+/// returns the medians of their results over the rounds after the warm-up, and that count.
+func interleavedMedians(rounds: Int, _ a: () -> Double, _ b: () -> Double) -> (Double, Double, Int) {
+    var xs: [Double] = [], ys: [Double] = []
+    for round in 0...rounds {
+        let x = a(), y = b()
+        if round > 0 {
+            xs.append(x)
+            ys.append(y)
+        }
+    }
+    return (median(xs), median(ys), xs.count)
 }

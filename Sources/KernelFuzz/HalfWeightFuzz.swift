@@ -1,5 +1,5 @@
-// The 16-bit weight kernels (attend_kernels.h, "16-bit weights"): w16_gemv (1 and 2 rows)
-// and ck_w16_gemm against KernelOracle.gemm on the widened weight. Widening is exact, so the
+// The 16-bit weight kernels (attend_kernels.h, "16-bit weights"): w16_gemv (1 to 8 rows; the
+// float32 multi-row gemv_rows with it, the same kernel body over a float32 weight) and ck_w16_gemm against KernelOracle.gemm on the widened weight. Widening is exact, so the
 // bound is the float32 product's (gemmTolerance on sum |x| |widen(w)|): a wrong widening (a
 // lost subnormal, a misplaced exponent, the wrong type) or a wrong row breaks it. The weight
 // is drawn like a float32 operand of the same value mixes and rounded to F16 or BF16 (so
@@ -35,17 +35,18 @@ final class GuardedHalfMatrix {
     func unchanged(since snap: [UInt16]) -> Bool { (0..<count).allSatisfy { storage[$0] == snap[$0] } }
 }
 
-/// `w16_gemv`: one or two rows (rows of x at stride ldx, of y at ldy), n and k at the vector
-/// and unroll edges and both sides of the short-row switch (512), F16 and BF16, alpha/beta
-/// including 0, y_old NaN when beta == 0.
+/// `w16_gemv` and `gemv_rows`: 1 to 8 rows (rows of x at stride ldx, of y at ldy: both sides
+/// of every variant's row group), n and k at the vector and unroll edges and both sides of the
+/// short-row switches (512, 1024), F16, BF16 and float32 weights, alpha/beta including 0,
+/// y_old NaN when beta == 0.
 struct W16GEMVFuzz: FuzzKernel {
     let name = "w16-gemv"
 
     final class Case: CustomStringConvertible {
-        var rows = 1, n = 0, k = 0, alpha: Float = 1, beta: Float = 0, bf16 = false, mix = ValueMix.uniform, yMode = ""
+        var rows = 1, n = 0, k = 0, alpha: Float = 1, beta: Float = 0, bf16 = false, f32 = false, mix = ValueMix.uniform, yMode = ""
         var x: GuardedMatrix!, w: GuardedMatrix!, w16: GuardedHalfMatrix!, y: GuardedMatrix!
         var description: String {
-            "\(bf16 ? "bf16" : "f16") rows=\(rows) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) ldx=\(x.ld) ldw=\(w.ld) ldy=\(y.ld) "
+            "\(f32 ? "f32 (gemv_rows)" : bf16 ? "bf16" : "f16") rows=\(rows) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta) ldx=\(x.ld) ldw=\(w.ld) ldy=\(y.ld) "
                 + "misalign(x,W,y)=(\(x.offset - 16),\(w.offset - 16),\(y.offset - 16)) values \(mix), y_old \(yMode)"
         }
     }
@@ -53,17 +54,19 @@ struct W16GEMVFuzz: FuzzKernel {
     func makeCase(_ rng: inout FuzzRNG, table: FuzzTable) -> Case {
         let c = Case()
         c.bf16 = rng.chance(0.5)
-        c.rows = rng.chance(0.5) ? 1 : 2
+        c.f32 = rng.chance(0.3)
+        c.rows = rng.chance(0.3) ? rng.pick([1, 2]) : rng.int(1...8)
         c.n = boundarySize(&rng, edges: [1, 3, 4, 5, 8, 12, table.nr], small: 16, maxLarge: 100)
-        c.k = rng.chance(0.15) ? rng.pick([511, 512, 513, 520]) : boundarySize(&rng, edges: [1, 4, 8, 16, 32, 64, table.nr], small: 40, maxLarge: 1100)
+        c.k = rng.chance(0.15) ? rng.pick([511, 512, 513, 520, 1023, 1024, 1025]) : boundarySize(&rng, edges: [1, 4, 8, 16, 32, 64, table.nr], small: 40, maxLarge: 1100)
         c.alpha = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(alphaChoices)
         c.beta = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices)
         c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .nonFinite, .tiny])
         if c.alpha == 0 && c.mix == .nonFinite { c.mix = .finiteSpecials }
-        if c.alpha == 0 && !c.bf16 { c.mix = .uniform }  // F16 overflow would put infinities in W: alpha * inf is NaN
+        if c.alpha == 0 && !c.bf16 && !c.f32 { c.mix = .uniform }  // F16 overflow would put infinities in W: alpha * inf is NaN
         c.x = makeOperand(&rng, rows: c.k == 0 ? 0 : c.rows, cols: c.k, mix: c.mix)
         c.w = makeOperand(&rng, rows: c.n, cols: c.k, mix: c.mix)
-        c.w16 = GuardedHalfMatrix(rounding: c.w, bfloat16: c.bf16)
+        // A float32 case keeps W as drawn (the 16-bit copy, unused, rounds a copy of it).
+        c.w16 = GuardedHalfMatrix(rounding: c.f32 ? c.w.copy() : c.w, bfloat16: c.bf16)
         c.y = GuardedMatrix(rows: c.n == 0 ? 0 : c.rows, cols: c.n, ld: max(c.n, 1) + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
         if c.beta == 0 && rng.chance(0.4) {
             c.yMode = "NaN (beta 0: not read)"
@@ -75,20 +78,26 @@ struct W16GEMVFuzz: FuzzKernel {
         return c
     }
 
-    struct Run { let out: GuardedMatrix, xSnap: [UInt32], wSnap: [UInt16] }
+    struct Run { let out: GuardedMatrix, xSnap: [UInt32], wSnap: [UInt16], fSnap: [UInt32] }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
-        let xSnap = c.x.snapshot(), wSnap = c.w16.snapshot()
+        let xSnap = c.x.snapshot(), wSnap = c.w16.snapshot(), fSnap = c.w.snapshot()
         let out = c.y.copy()
         // k == 0: x has no rows; any valid address serves (the kernel reads none of it).
-        table.kernels.pointee.w16_gemv(
-            c.bf16 ? 1 : 0, c.rows, c.n, c.k, c.alpha, c.x.base, c.x.ld, c.w16.base, c.w16.ld, c.beta, out.base, out.ld)
-        return Run(out: out, xSnap: xSnap, wSnap: wSnap)
+        if c.f32 {
+            table.kernels.pointee.gemv_rows(c.rows, c.n, c.k, c.alpha, c.x.base, c.x.ld, c.w.base, c.w.ld, c.beta, out.base, out.ld)
+        } else {
+            table.kernels.pointee.w16_gemv(
+                c.bf16 ? 1 : 0, c.rows, c.n, c.k, c.alpha, c.x.base, c.x.ld, c.w16.base, c.w16.ld, c.beta, out.base, out.ld)
+        }
+        return Run(out: out, xSnap: xSnap, wSnap: wSnap, fSnap: fSnap)
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if let bad = r.out.damagedPadding("y") { return bad }
-        if !c.x.unchanged(since: r.xSnap) || !c.w16.unchanged(since: r.wSnap) { return "the kernel wrote into x or W" }
+        if !c.x.unchanged(since: r.xSnap) || !c.w16.unchanged(since: r.wSnap) || !c.w.unchanged(since: r.fSnap) {
+            return "the kernel wrote into x or W"
+        }
         if c.n == 0 { return nil }
         if c.k == 0 {
             for i in 0..<c.rows {

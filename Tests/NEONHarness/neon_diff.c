@@ -299,7 +299,7 @@ static void test_dispatch(void) {
         check(s,
               k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
                   k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows &&
-                      k->w16_widen && k->w16_gemv,
+                      k->w16_widen && k->w16_gemv && k->gemv_rows,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
         check(s,
@@ -2581,8 +2581,9 @@ static uint16_t w16_random(int bf) {
     return (uint16_t)(h | (f < 0 ? 0x8000 : 0));
 }
 
-/* w16_widen on all 65536 patterns; w16_gemv (1 and 2 rows) against the double reference
- * and bitwise against gemv on the widened weight; ck_w16_gemm against the reference. */
+/* w16_widen on all 65536 patterns; w16_gemv (1 to 8 rows) against the double reference
+ * and bitwise against gemv on the widened weight; gemv_rows (the float32 multi-row GEMV) on
+ * the widened weight bitwise against gemv row by row; ck_w16_gemm against the reference. */
 static void test_w16(int v) {
     const ck_kernels *k = var_table(v);
     const int s = S_W16;
@@ -2606,7 +2607,7 @@ static void test_w16(int v) {
     for (int bf = 0; bf < 2; bf++)
         for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
             for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
-                for (size_t rows = 1; rows <= 2; rows++) {
+                for (size_t rows = 1; rows <= 8; rows = rows == 5 ? 8 : rows + 1) {
                     const size_t n = ns[i], kd = ks[j], ldw = kd + (j % 3), ldx = kd + 1, ldy = n + 2;
                     const float alpha = rows == 1 ? 1.0f : -0.75f, beta = j % 2 ? 1.5f : 0.0f;
                     set_case("%s w16_gemv %s rows=%zu n=%zu k=%zu ldw=%zu beta=%g", k->name,
@@ -2627,10 +2628,17 @@ static void test_w16(int v) {
                         y0[q] = (q % ldy) < n ? (beta == 0.0f ? NAN : rnd_f(-2, 2)) : 12345.0;
                         y[q] = yr[q] = (float)y0[q];
                     }
+                    float *yf = malloc((rows * ldy + 1) * sizeof(float));
+                    memcpy(yf, y, rows * ldy * sizeof(float));
                     k->w16_gemv(bf, rows, n, kd, alpha, x, ldx, w, ldw, beta, y, ldy);
                     for (size_t r = 0; r < rows; r++)
                         k->gemv(n, kd, alpha, x + r * ldx, wf, ldw, beta, yr + r * ldy);
+                    k->gemv_rows(rows, n, kd, alpha, x, ldx, wf, ldw, beta, yf, ldy);
                     int ok = 1;
+                    for (size_t q = 0; q < rows * ldy && ok; q++)
+                        ok = check(s, fbits(yf[q]) == fbits(yr[q]), 0, 0,
+                                   "gemv_rows y[%zu] = %.9g, gemv row by row %.9g", q, yf[q], yr[q]);
+                    free(yf);
                     for (size_t r = 0; r < rows && ok; r++)
                         for (size_t jj = 0; jj < ldy && ok; jj++) {
                             const float got = y[r * ldy + jj];

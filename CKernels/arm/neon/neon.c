@@ -36,6 +36,7 @@ typedef int ck_v4i __attribute__((vector_size(16)));
 #define CK_ATTN_QUERY_PANELS 2 /* 24 queries */
 #define CK_ATTN_KEY_BLOCK 384  /* score tile 384 x 24 floats = 36 KiB */
 #define CK_LOAD_F16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))) /* fcvtl */
+#define CK_GEMV_GROUP 4 /* multi-row GEMV: 4 rows x 4 accumulators + weights in 32 registers */
 #define CK_TABLE ck_kernels_neon
 #define CK_VARIANT_ID CK_VARIANT_NEON
 #define CK_VARIANT_NAME "neon"

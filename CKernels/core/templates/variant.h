@@ -14,6 +14,8 @@
  *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % mr == 0)
  *   CK_TABLE, CK_VARIANT_ID, CK_VARIANT_NAME  the table's symbol, enum value and name
  *   CK_LOAD_F16(p)              (optional) CK_VL binary16 values widened (see w16.h)
+ *   CK_GEMV_GROUP               (optional, 1-4, default 2) rows of x per pass of the multi-row
+ *                               GEMV (gemv.h): as many as the vector registers hold
  * Optional: CK_NO_FMA (no fused multiply-add: the portable scalar row), CK_CUSTOM_UKR and
  * CK_CUSTOM_PEAK (the includer wrote the functions CK_UKR_NAME and CK_UKR_ROWS_NAME / CK_PEAK_NAME
  * itself).
@@ -31,6 +33,7 @@
 
 #include "vector_ops.h"
 #include "exp_softmax.h"
+#include "w16.h"
 #include "gemv.h"
 #include "activation.h"
 #include "norm.h"
@@ -40,7 +43,6 @@
 #include "norm_backward.h"
 #include "activation_backward.h"
 #include "embedding_backward.h"
-#include "w16.h"
 
 /* The int8 kernels live in their own files per variant (ref/q8_scalar.c, x86/avx2/q8_avx2.c,
  * ...); a table may name another variant's (CK_Q8_GEMV / CK_Q8_GEMM). */
@@ -89,6 +91,7 @@ const ck_kernels CK_TABLE = {
     .w16_gemv = CK_FN(ck_w16_gemv),
     .q8_gemv = CK_Q8_GEMV,
     .q8_gemm = CK_Q8_GEMM,
+    .gemv_rows = CK_FN(ck_f32_gemv_rows),
 };
 
 #undef CK_VFMA

@@ -46,6 +46,7 @@ typedef int ck_v16i __attribute__((vector_size(64)));
 #define CK_ATTN_QUERY_PANELS 1 /* 32 queries: Q panel 64 x 32 floats = 8 KiB */
 #define CK_ATTN_KEY_BLOCK 392  /* score tile 392 x 32 floats = 49 KiB, as measured best on AVX2 */
 #define CK_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define CK_GEMV_GROUP 4 /* multi-row GEMV: 4 rows x 4 accumulators + weights in 32 registers */
 #define CK_TABLE ck_kernels_avx512
 #define CK_VARIANT_ID CK_VARIANT_AVX512
 #define CK_VARIANT_NAME "avx512"

@@ -72,15 +72,27 @@ func gemm(
 nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 1))
 
 /// Products with at most this many rows of A against a transposed B run as matrix-vector
-/// products (see `ck_f32_gemv_fn`) that share one pass over the weight from memory. Two is
-/// measured: two rows blocked this way decode 1.4x faster than two separate passes, while four
-/// rows ran about 8% slower than the packed GEMM (whose micro-kernel keeps the rows in
-/// registers instead of reloading them per weight vector), so more rows go packed.
-let gemvMaxRows = 2
+/// products (`ck_f32_gemv_rows`) that share one pass over the weight from memory; more rows
+/// run the packed GEMM (a ``Linear``'s float32 weight packed once, ahead). Two is measured
+/// (Zen 4, t5-small's weights, 1 thread): at 4 and 8 rows the multi-row GEMV wins on rows of
+/// 2048 inputs (1.8-3x) but loses at 8 rows on rows of 512 (2x slower: each row's accumulators
+/// are reduced per weight row, where the packed micro-kernel keeps whole tiles in registers),
+/// and beam-4 decoding was no faster, so more rows go packed. `ATTEND_GEMV_MAX_ROWS` (0 to 8,
+/// read once) overrides it and ``halfGEMVMaxRows``, so the benchmark can compare both paths.
+let gemvMaxRows = gemvRowsOverride ?? 2
 
-/// Bytes of weight rows one multi-row GEMV block spans: small enough to stay in the L1 cache
-/// while every row of A is multiplied by it, so the weight streams from memory once.
-let gemvBlockBytes = 16 * 1024
+/// The same switch for a 16-bit weight (``halfWeightGEMM``): up to this many rows run
+/// `ck_w16_gemv` (one pass over the 16-bit weight, widened in registers once per group of
+/// rows), more the 16-bit GEMM, which widens and packs the weight on every call. Eight is
+/// measured: BF16 beam-4 decoding of t5-small's shape ran 3-7x faster per step than through
+/// the 16-bit GEMM, and 4 or 8 rows against its weights 2-5x.
+let halfGEMVMaxRows = gemvRowsOverride ?? 8
+
+/// `ATTEND_GEMV_MAX_ROWS` when it is set to a whole number in 0...8 (else nil).
+private let gemvRowsOverride: Int? = {
+    guard let s = ProcessInfo.processInfo.environment["ATTEND_GEMV_MAX_ROWS"], let v = Int(s), (0...8).contains(v) else { return nil }
+    return v
+}()
 
 /// Work below this many flops per thread is not worth waking another thread for.
 let minimumFlopsPerThread = 1 << 22
@@ -88,6 +100,22 @@ let minimumFlopsPerThread = 1 << 22
 /// The same for a matrix-vector product, which streams its weight from memory at a few GB/s:
 /// 2^17 flops read 256 KB, tens of microseconds against a few for a warm wake-up.
 let minimumGEMVFlopsPerThread = 1 << 17
+
+/// Runs `body(j0, count)` on the column blocks of a GEMV-shaped product (a few rows against
+/// an `[n, k]` weight, `flops` in all) in parallel: the `n` output features split evenly over
+/// as many threads as pay (each share at least 64 features and
+/// ``minimumGEMVFlopsPerThread``). Memory-bound: each thread streams its own rows of the
+/// weight, so splitting pays as soon as a share is worth more than a wake-up. Each output is
+/// one dot product computed by one thread, so the split changes no sum.
+func parallelGEMVColumns(n: Int, flops: Int, threads: Int, _ body: (_ j0: Int, _ count: Int) -> Void) {
+    let parts = max(1, min(threads, n / 64, flops / minimumGEMVFlopsPerThread))
+    let chunk = (n + parts - 1) / parts
+    parallelFor(parts, threads: parts) { part in
+        let j0 = part * chunk, j1 = min(n, j0 + chunk)
+        guard j0 < j1 else { return }
+        body(j0, j1 - j0)
+    }
+}
 
 /// Splits C into `parts` blocks along its longer side (rows in multiples of MR, columns in
 /// multiples of NR) and runs the C driver on each block in parallel. Each block is computed
@@ -101,28 +129,12 @@ func nativeGEMM(
 ) {
     let flops = 2 * m * n * max(k, 1)
     if m <= gemvMaxRows && !transA && transB && k > 0 && alpha != 0 {
-        // A few rows against a [n, k] weight (decoding one token at a time): a direct pass
-        // over the weight beats packing it. Split over output features; each y[j] is one
-        // dot product computed by one thread, so the split does not change any sum.
-        // Memory-bound: each thread streams its own rows of the weight, so splitting pays as
-        // soon as a share is worth more than a wake-up (~64K multiply-adds, 256 KB of weight).
-        // Several rows (beams, a small batch) go block by block over the weight: each block
-        // of weight rows is read from memory by the first row of A and from L1 by the others.
-        // The kernel computes each y[j] on its own (its sum order does not depend on the
-        // block), so every row's bits equal a one-row product's.
-        let gemv = kernels.pointee.gemv!
-        let parts = max(1, min(threads, n / 64, flops / minimumGEMVFlopsPerThread))
-        let chunk = (n + parts - 1) / parts
-        let block = m == 1 ? chunk : max(4, gemvBlockBytes / (4 * k) / 4 * 4)
-        parallelFor(parts, threads: parts) { part in
-            let j0 = part * chunk, j1 = min(n, j0 + chunk)
-            guard j0 < j1 else { return }
-            for jb in stride(from: j0, to: j1, by: block) {
-                let count = min(block, j1 - jb)
-                for i in 0..<m {
-                    gemv(count, k, alpha, a + i * lda, b + jb * ldb, ldb, beta, c + i * ldc + jb)
-                }
-            }
+        // A few rows against a [n, k] weight (decoding: one token, beams, a small batch): a
+        // direct pass over the weight beats packing it. The kernel reads each weight vector
+        // once for a group of rows, and gives every row its one-row bits.
+        let gemvRows = kernels.pointee.gemv_rows!
+        parallelGEMVColumns(n: n, flops: flops, threads: threads) { j0, count in
+            gemvRows(m, count, k, alpha, a, lda, b + j0 * ldb, ldb, beta, c + j0, ldc)
         }
         return
     }

@@ -9,9 +9,9 @@ internal import CKernels
 /// `C = A · W[columns]ᵀ + beta * C` for A `[m, k]` (row stride `lda`), W a 16-bit `[n, k]`
 /// weight and C `[m, columns.count]` (row stride `ldc`; `beta == 0`: C not read).
 ///
-/// Paths on a native backend: at most ``gemvMaxRows`` rows run the 16-bit GEMV (every row in
-/// one pass over the weight, split over output features; each output one dot product, so the
-/// split changes no sum), more rows the 16-bit GEMM, which widens and packs the weight per
+/// Paths on a native backend: at most ``halfGEMVMaxRows`` rows run the 16-bit GEMV (every row
+/// in one pass over the weight, split over output features by ``parallelGEMVColumns``; each
+/// output one dot product, so the split changes no sum), more rows the 16-bit GEMM, which widens and packs the weight per
 /// kc x nc block in its workspace (split like ``nativeGEMM``: over the longer side of C).
 /// Cost: `2 m n k` flops; one read of the weight's 16-bit bytes (the GEMM: once per thread
 /// that holds columns of it, plus its packing).
@@ -41,14 +41,10 @@ func halfWeightGEMM(
             let dtype = w.type.cValue
             let threads = compute.threads
             let flops = 2 * m * n * max(k, 1)
-            if m <= gemvMaxRows {
+            if m <= halfGEMVMaxRows {
                 let gemv = kern.pointee.w16_gemv!
-                let parts = max(1, min(threads, n / 64, flops / minimumGEMVFlopsPerThread))
-                let chunk = (n + parts - 1) / parts
-                parallelFor(parts, threads: parts) { part in
-                    let j0 = part * chunk, j1 = min(n, j0 + chunk)
-                    guard j0 < j1 else { return }
-                    gemv(dtype, m, j1 - j0, k, 1, a, lda, wp + j0 * k, k, beta, c + j0, ldc)
+                parallelGEMVColumns(n: n, flops: flops, threads: threads) { j0, count in
+                    gemv(dtype, m, count, k, 1, a, lda, wp + j0 * k, k, beta, c + j0, ldc)
                 }
                 return
             }
