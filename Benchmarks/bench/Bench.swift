@@ -160,6 +160,7 @@ struct Bench {
         if options.wants("quantized") {
             charts.section = "quantized"
             quantized()
+            quantizedMemory()
         }
         if options.wants("tokenizers") {
             charts.section = "tokenizers"
