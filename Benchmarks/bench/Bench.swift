@@ -161,6 +161,7 @@ struct Bench {
             charts.section = "quantized"
             quantized()
             quantizedMemory()
+            halfPrecisionCosine()
         }
         if options.wants("tokenizers") {
             charts.section = "tokenizers"

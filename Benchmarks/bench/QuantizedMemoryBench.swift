@@ -1,6 +1,21 @@
 import Attend
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Gives the allocator's freed memory back to the system (glibc keeps freed blocks below its
+/// mmap threshold, which rises to 32 MiB, resident), so that a growth measured next counts
+/// new memory, not reused blocks.
+private func returnFreedMemory() {
+    #if canImport(Glibc)
+        // malloc_trim is glibc's and not in the Glibc module: looked up by name.
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
+    #endif
+}
+
 extension Bench {
     /// Resident memory of int8 weights: a t5-small-shaped folder (6 + 6 layers, d 512, ff
     /// 2048, vocabulary 32128, tied head; random float32 weights) written to a temporary
@@ -8,7 +23,8 @@ extension Bench {
     /// `Seq2SeqModel(directory:)` (int8 folders first, so the float32 run cannot reuse their
     /// freed memory): the growth of this process's resident memory after loading and after
     /// encoding a 64-token source and decoding 4 greedy tokens (every weight read), against
-    /// the size of the folder's model.safetensors.
+    /// the size of the folder's model.safetensors. Freed memory is returned to the system
+    /// (`malloc_trim`) before each load, so the writing and quantizing do not hide the growth.
     func quantizedMemory() {
         let fm = FileManager.default
         let tmp = fm.temporaryDirectory.appendingPathComponent("attend-bench-int8-memory-\(getpid())")
@@ -39,6 +55,7 @@ extension Bench {
         config.padTokenID = 0
         for (name, dir) in folders {
             let fileMiB = Double((try? fm.attributesOfItem(atPath: dir.appendingPathComponent("model.safetensors").path)[.size] as? Int) ?? 0) / 1_048_576
+            returnFreedMemory()
             let before = currentResidentMiB()
             let loaded: Double, used: Double
             do {
@@ -142,4 +159,43 @@ func writeSafeTensors(
     handle.write(Data(header.utf8))
     for i in tensors.indices { try body(i, handle) }
     return 8 + header.utf8.count + offset
+}
+
+extension Bench {
+    /// all-MiniLM-L6-v2 (when scripts/fetch-minilm.sh fetched it) loaded with BF16 and F16
+    /// weights (`weightPrecision`, rounded at load) against the float32 folder: the worst and
+    /// mean cosine of their embeddings of the golden texts
+    /// (Tests/BERTTests/Fixtures/minilm_golden.json), in one batch.
+    func halfPrecisionCosine() {
+        let minilm = miniLMDirectory()
+        let goldenURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/BERTTests/Fixtures/minilm_golden.json")
+        guard FileManager.default.fileExists(atPath: minilm.appendingPathComponent("model.safetensors").path),
+            let golden = try? JSONSerialization.jsonObject(with: Data(contentsOf: goldenURL)) as? [String: Any],
+            let cases = golden["cases"] as? [[String: Any]]
+        else {
+            if !options.json { out("all-MiniLM-L6-v2 16-bit: no folder at \(minilm.path) (scripts/fetch-minilm.sh), skipped") }
+            return
+        }
+        let texts = cases.compactMap { $0["text"] as? String }
+        do {
+            let reference = try SentenceEmbedder(directory: minilm).embed(texts).scalars
+            for precision in [WeightPrecision.bfloat16, .float16] {
+                let e = try SentenceEmbedder(directory: minilm, weightPrecision: precision)
+                let got = try e.embed(texts).scalars
+                let d = e.dimension
+                let cosines = (0..<texts.count).map { i in
+                    cosine(Array(reference[(i * d)..<((i + 1) * d)]), Array(got[(i * d)..<((i + 1) * d)]))
+                }
+                let worst = cosines.min() ?? 0, mean = cosines.reduce(0, +) / Double(max(1, cosines.count))
+                emit(
+                    [("name", "half minilm cosine"), ("precision", precision.rawValue), ("texts", texts.count), ("worst_cosine", worst), ("mean_cosine", mean), ("ms", 0.0)],
+                    row: String(
+                        format: "all-MiniLM-L6-v2 %@ weights: cosine to float32 over %d golden texts: worst %.7f, mean %.7f (target >= 0.99999)",
+                        precision.rawValue, texts.count, worst, mean))
+            }
+        } catch {
+            out("all-MiniLM-L6-v2 16-bit: \(error)")
+        }
+    }
 }

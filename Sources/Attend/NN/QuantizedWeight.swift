@@ -155,7 +155,8 @@ struct QuantizedWeight: @unchecked Sendable {
     }
 
     /// The rows of several weights one after another (a fused QKV projection): nil unless
-    /// every part has the same k, scheme and scale type. Cost: one copy.
+    /// every part has the same k, scheme and scale type. Cost: one copy (the parts' pages of a
+    /// mapped file are then released from resident memory; they stay readable).
     static func concatenatingRows(_ parts: [QuantizedWeight]) -> QuantizedWeight? {
         guard let first = parts.first,
             parts.allSatisfy({ $0.k == first.k && $0.scheme == first.scheme && $0.scalesF16 == first.scalesF16 })
@@ -169,9 +170,14 @@ struct QuantizedWeight: @unchecked Sendable {
                 }
             }
         }
+        let (q, scales) = (joined(parts.map(\.q)), joined(parts.map(\.scales)))
+        for p in parts {  // copied: the file's pages need not stay resident too
+            p.q.releaseMappedPages()
+            p.scales.releaseMappedPages()
+        }
         return try? QuantizedWeight(
-            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16,
-            q: joined(parts.map(\.q)), scales: joined(parts.map(\.scales)), name: "(concatenated)")
+            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16, q: q, scales: scales,
+            name: "(concatenated)")
     }
 }
 
