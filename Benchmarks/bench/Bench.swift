@@ -160,6 +160,8 @@ struct Bench {
         if options.wants("quantized") {
             charts.section = "quantized"
             quantized()
+            quantizedMemory()
+            halfPrecisionCosine()
         }
         if options.wants("tokenizers") {
             charts.section = "tokenizers"

@@ -66,24 +66,10 @@ func writeRandomBF16Llama(
         ]
     }
     tensors += [("model.norm.weight", [d], nil), ("lm_head.weight", [vocabulary, d], 1 / Float(d).squareRoot())]
-    var header = "{"
-    var offset = 0
-    for (i, (name, shape, _)) in tensors.enumerated() {
-        let bytes = shape.reduce(1, *) * 2
-        header += "\(i == 0 ? "" : ",")\"\(name)\":{\"dtype\":\"BF16\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
-        offset += bytes
-    }
-    header += "}"
-    while (header.utf8.count + 8) % 8 != 0 { header += " " }
-    let url = directory.appendingPathComponent("model.safetensors")
-    FileManager.default.createFile(atPath: url.path, contents: nil)
-    let handle = try FileHandle(forWritingTo: url)
-    defer { try? handle.close() }
-    var length = UInt64(header.utf8.count).littleEndian
-    handle.write(Data(bytes: &length, count: 8))
-    handle.write(Data(header.utf8))
-    for (i, (_, shape, scale)) in tensors.enumerated() {
+    return try writeSafeTensors(
+        directory.appendingPathComponent("model.safetensors"), tensors.map { ($0.0, $0.1) }, dtype: "BF16", elementSize: 2
+    ) { i, handle in
+        let (_, shape, scale) = tensors[i]
         writeRandomBF16(shape.reduce(1, *), scale: scale ?? 1, constant: scale == nil ? 1 : nil, seed: seed &+ UInt64(i), to: handle)
     }
-    return 8 + header.utf8.count + offset
 }

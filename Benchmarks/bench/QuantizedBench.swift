@@ -120,7 +120,8 @@ extension Bench {
     }
 }
 
-private func cosine(_ a: [Float], _ b: [Float]) -> Double {
+/// The cosine of two vectors, accumulated in Double.
+func cosine(_ a: [Float], _ b: [Float]) -> Double {
     var dot = 0.0, na = 0.0, nb = 0.0
     for (x, y) in zip(a, b) {
         dot += Double(x) * Double(y)

@@ -1,3 +1,4 @@
+import Attend
 import AttendCommandLine
 import Foundation
 
@@ -71,6 +72,9 @@ struct Arguments {
     /// `--out` and `--scheme` of quantize.
     var quantizeOut: String? = nil
     var quantizeScheme = "int8-channel"
+    /// `--precision` of the commands that load a model: nil (`stored`, the default) keeps
+    /// each weight as the folder stores it.
+    var precision: WeightPrecision? = nil
 
     /// The arguments of a command line the grammar accepted. Throws `UsageError` for flags
     /// that do not go together.
@@ -101,6 +105,7 @@ struct Arguments {
         input = r.string("--input")
         inputFormat = r.string("--input-format").flatMap(InputFormat.init) ?? .lines
         keepSpecialTokens = r.has("--keep-special-tokens")
+        precision = try Arguments.precision(r.string("--precision"))
         if command == .quantize {
             quantizeOut = r.string("--out")
             quantizeScheme = r.string("--scheme") ?? "int8-channel"
@@ -154,6 +159,16 @@ struct Arguments {
 }
 
 extension Arguments {
+    /// The weight precision a `--precision` value names: nil for `stored` (or no flag).
+    /// Throws `UsageError` for another value (the grammar refuses those first).
+    static func precision(_ value: String?) throws -> WeightPrecision? {
+        guard let value, value != "stored" else { return nil }
+        guard let p = WeightPrecision(rawValue: value) else {
+            throw UsageError(description: "--precision takes \(AttendCommandLine.precisionNames.joined(separator: ", ")), not '\(value)'")
+        }
+        return p
+    }
+
     /// The checks of context and attention-map that relate their flags. Throws `UsageError`.
     func checkInspection() throws {
         if command == .context {

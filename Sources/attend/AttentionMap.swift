@@ -131,7 +131,7 @@ private func folderTokenizer(_ folder: URL, needed: Bool) throws -> (any Tokeniz
 /// BERT: one layer's self-attention over the text.
 private func bertMaps(folder: URL, text: String?, _ args: Arguments, json: inout [(String, JSONValue)]) throws -> AttentionMaps {
     let tokenizer = try folderTokenizer(folder, needed: text != nil)
-    let model = try BERTModel(directory: folder)
+    let model = try BERTModel(directory: folder, weightPrecision: args.precision)
     let layer = try chosenLayer(args, count: model.layers.count, "layers")
     let encoding = text.map { tokenizer!.encode($0) }
     let ids = try inputIDs(text, args, tokenizer: tokenizer)
@@ -150,7 +150,7 @@ private func bertMaps(folder: URL, text: String?, _ args: Arguments, json: inout
 /// A decoder-only model: one layer's causal self-attention over the prompt.
 private func decoderOnlyMaps(folder: URL, text: String?, _ args: Arguments, json: inout [(String, JSONValue)]) throws -> AttentionMaps {
     let tokenizer = try folderTokenizer(folder, needed: text != nil)
-    let model = try DecoderOnlyModel(directory: folder)
+    let model = try DecoderOnlyModel(directory: folder, weightPrecision: args.precision)
     let layer = try chosenLayer(args, count: model.layers.count, "layers")
     let ids = try inputIDs(text, args, tokenizer: tokenizer)
     try checkIDs(ids, "--ids", vocabulary: model.vocabularySize, limit: model.positionLimit?.limit)
@@ -168,7 +168,7 @@ private func decoderOnlyMaps(folder: URL, text: String?, _ args: Arguments, json
 private func seq2seqMaps(folder: URL, text: String?, _ args: Arguments, json: inout [(String, JSONValue)]) throws -> AttentionMaps {
     let part = args.part ?? "encoder"
     let tokenizer = try folderTokenizer(folder, needed: text != nil || args.target != nil)
-    let model = try Seq2SeqModel(directory: folder)
+    let model = try Seq2SeqModel(directory: folder, weightPrecision: args.precision)
     let source = try inputIDs(text, args, tokenizer: tokenizer)
     try checkIDs(source, "--ids", vocabulary: model.sourceVocabularySize, limit: model.maxPositions)
     let sourceTokens = labels(source, tokenizer)

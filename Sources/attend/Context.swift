@@ -100,7 +100,7 @@ func context(folder: URL, texts: [String], _ args: Arguments) throws {
     guard texts.count >= 2 else { throw UsageError(description: "context needs at least two texts to compare, got \(texts.count)") }
     let word = args.word ?? ""
     let tokenizer = try loadTokenizer(directory: folder)
-    let model = try BERTModel(directory: folder)
+    let model = try BERTModel(directory: folder, weightPrecision: args.precision)
     let r = try wordContext(word: word, texts: texts, model: model, tokenizer: tokenizer)
     if args.json {
         let pairs = "[" + r.pairs.map { "[\($0.0), \($0.1)]" }.joined(separator: ", ") + "]"

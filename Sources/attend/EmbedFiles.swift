@@ -112,7 +112,7 @@ func sameFile(_ a: String, _ b: String) -> Bool {
 /// The folder's embedder; `--max-length N` cuts texts to N tokens ([CLS] and [SEP] included,
 /// at most the model's positions) instead of sentence_bert_config.json's `max_seq_length`.
 func loadEmbedder(folder: URL, _ args: Arguments) throws -> SentenceEmbedder {
-    let e = try SentenceEmbedder(directory: folder)
+    let e = try SentenceEmbedder(directory: folder, weightPrecision: args.precision)
     guard let m = args.maxLength else { return e }
     guard m > e.tokenizer.specialTokenCount() else {
         throw UsageError(description: "--max-length \(m) leaves no room for text besides the \(e.tokenizer.specialTokenCount()) special tokens")

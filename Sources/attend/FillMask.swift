@@ -72,7 +72,7 @@ func fillMask(folder: URL, texts: [String], _ args: Arguments) throws {
         throw FillMaskError(description: "\(folder.path): the tokenizer has no [MASK] token")
     }
     let padID = (tokenizer as? WordPieceTokenizer)?.padID ?? tokenizer.id(for: "[PAD]") ?? 0
-    let model = try BERTModel(directory: folder)
+    let model = try BERTModel(directory: folder, weightPrecision: args.precision)
     guard let head = model.maskedLMHead else {
         throw FillMaskError(
             description: "\(folder.path): the checkpoint has no MLM head (cls.predictions.*); fill-mask needs a BertForMaskedLM or BertForPreTraining folder")

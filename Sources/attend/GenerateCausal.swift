@@ -13,7 +13,7 @@ import Foundation
 /// (see the usage text). Throws `UsageError` for prompts the model cannot take, and the
 /// loader's and tokenizer's errors for a bad folder.
 func generateCausal(folder: URL, _ args: Arguments) throws {
-    let model = try DecoderOnlyModel(directory: folder)
+    let model = try DecoderOnlyModel(directory: folder, weightPrecision: args.precision)
     noteIgnored(model.ignoredGenerationSettings)
     let tokenizer = args.prompts.isEmpty ? nil : try loadTokenizer(directory: folder)
     let prompts = tokenizer.map { t in args.prompts.map { t.encode($0).ids } } ?? args.ids

@@ -78,6 +78,32 @@ struct GenerateCLITests {
         }
     }
 
+    @Test("--precision: stored (the default) and each precision print the library's ids for that precision; a bad value is a one-line usage error")
+    func precision() throws {
+        // t5_bf16 stores BF16: stored keeps it, float32 widens it, float16 converts it.
+        let folder = try fixtureFolder("t5_bf16")
+        let sources = try HFSeq2SeqTests.sources(try fixture("t5_bf16.io"))
+        let idArgs = sources.flatMap { ["--ids", $0.map(String.init).joined(separator: ",")] }
+        var outputs: [String: String] = [:]
+        for value in ["stored", "float32", "float16", "bfloat16", ""] {
+            let flag = value.isEmpty ? [] : ["--precision", value]
+            let (status, out, err) = try Self.run(["generate", "--model", folder.path, "--max-new-tokens", "6", "--min-new-tokens", "6", "--json"] + flag + idArgs)
+            #expect(status == 0, "\(value): \(err)")
+            let model = try Seq2SeqModel(directory: folder, weightPrecision: value == "stored" || value.isEmpty ? nil : WeightPrecision(rawValue: value)!)
+            #expect(model.lmHead.weightPrecision == (value == "float32" ? .float32 : value == "float16" ? .float16 : .bfloat16))
+            var config = model.generationDefaults
+            config.maxNewTokens = 6
+            config.minNewTokens = 6
+            let want = try model.generate(sources: sources, config: config).sequences
+            #expect(out.split(separator: "\n").map(String.init) == want.map { "{\"ids\": [\($0.map(String.init).joined(separator: ", "))]}" }, "\(value): \(out)")
+            outputs[value] = out
+        }
+        #expect(outputs["stored"] == outputs[""] && outputs["bfloat16"] == outputs[""], "stored is the default and the folder's own type")
+        let (status, _, err) = try Self.run(["generate", "--model", folder.path, "--ids", "1,2", "--precision", "half"])
+        let lines = err.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(status == 2 && lines.first?.hasPrefix("attend: ") == true && lines.first?.contains("--precision") == true && lines.count == 3, "\(err)")
+    }
+
     @Test("--repetition-penalty, --no-repeat-ngram-size and --beams print transformers' ids")
     func processorFlags() throws {
         let root = try #require(try jsonFixture("processors") as? [String: Any])

@@ -35,6 +35,14 @@ final class RawBytes: @unchecked Sendable {
 
     var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
+    /// When borrowed from a mapped file: lets the OS drop these bytes' pages from this
+    /// process's resident memory (after they were copied out; they stay readable from the file).
+    func releaseMappedPages() {
+        guard let map = owner as? MappedFileBytes, let start = map.buffer.baseAddress else { return }
+        let offset = base - start
+        map.releasePages(offset..<(offset + count))
+    }
+
     nonisolated(unsafe) private static let empty = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
 }
 

@@ -67,8 +67,10 @@ public final class BERTForPreTraining: TrainableModel {
     /// with the `bert.` prefix and both `cls.` heads). Throws `ModelFileError`,
     /// `SafeTensorsError` or `CheckpointError` naming the file or tensor at fault, including
     /// settings training does not support (relative positions, an untied MLM decoder).
+    /// An int8 folder (written by `attend quantize`) is a thrown `TrainingError`.
     public init(directory: URL, compute: Compute = .default) throws {
         let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
+        try rejectInt8Folder(directory)
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)

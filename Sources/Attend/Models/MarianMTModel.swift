@@ -57,8 +57,10 @@ public final class MarianMTModel: TrainableModel {
     /// `generation_config.json` when present). Throws `ModelFileError`, `SafeTensorsError` or
     /// `CheckpointError` naming the file or tensor at fault, including layouts training does
     /// not support (separate encoder and decoder vocabularies, an untied head).
+    /// An int8 folder (written by `attend quantize`) is a thrown `TrainingError`.
     public init(directory: URL, compute: Compute = .default) throws {
         let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
+        try rejectInt8Folder(directory)
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw ModelFileError.missingFile(path: configURL.path) }
         configJSON = try Data(contentsOf: configURL)

@@ -44,8 +44,21 @@ public struct TextToTextModel: Sendable {
     /// Loads a model folder and its tokenizer (``loadTokenizer(directory:)``). Throws the
     /// loaders' errors. Cost: the model's load plus the tokenizer's.
     public init(directory: URL) throws {
+        try self.init(directory: directory, weightPrecision: nil)
+    }
+
+    /// Loads a model folder and its tokenizer as ``init(directory:)`` does, with the model's
+    /// weight matrices held in `weightPrecision` (``Seq2SeqModel/init(directory:weightPrecision:)``).
+    /// `weightPrecision` is the element type the `Linear` and `Embedding` weights are held in
+    /// (see ``WeightPrecision``): nil keeps each as the checkpoint stores it (an F16 or BF16
+    /// file stays 16-bit, mapped, never widened in memory: about half the memory and decoding
+    /// time of float32; int8 weights of an `attend quantize` folder stay int8 whatever the
+    /// precision), `.float32` widens 16-bit weights at load, `.float16` / `.bfloat16` round
+    /// float32 weights to 16 bits at load (one pass). Biases and norms stay float32.
+    public init(directory: URL, weightPrecision: WeightPrecision?) throws {
         let directory = try resolveModelDirectory(directory)  // a Hub cache folder: its snapshot of main
-        self.init(model: try Seq2SeqModel(directory: directory), tokenizer: try loadTokenizer(directory: directory))
+        self.init(
+            model: try Seq2SeqModel(directory: directory, weightPrecision: weightPrecision), tokenizer: try loadTokenizer(directory: directory))
     }
 
     /// A model and a tokenizer that belong together.

@@ -151,12 +151,23 @@ public struct TransformerModel: EncoderDecoderModel {
     /// the first missing or misshapen tensor, every tensor left unused, or an impossible
     /// configuration. Cost: one read of every tensor.
     public init(loading source: TensorSource, config: TransformerConfig, names: ParameterNames = ParameterNames()) throws {
+        try self.init(loading: source, config: config, names: names, weightPrecision: nil)
+    }
+
+    /// Loads the model from a state dict as ``init(loading:config:names:)`` does, with its
+    /// weight matrices (the `Linear` weights and the embedding tables) held in `weightPrecision`:
+    /// nil keeps each as the source stores it (F16 and BF16 tensors of a safetensors file stay
+    /// 16-bit, mapped), `.float32` widens 16-bit ones, `.float16` / `.bfloat16` round float32
+    /// ones at load (one pass). Biases and norms stay float32. Throws as that initializer.
+    public init(
+        loading source: TensorSource, config: TransformerConfig, names: ParameterNames = ParameterNames(), weightPrecision: WeightPrecision?
+    ) throws {
         try config.validate()
-        let p = ParameterLoader(source)
+        let p = ParameterLoader(WeightPrecisionSource.wrap(source, weightPrecision))
         let d = config.layer.modelDim
         let j = { ParameterLoader.join(names.transformer, $0) }
-        let src = Embedding(weight: try p.load(ParameterLoader.join(names.sourceEmbedding, "weight"), shape: [config.sourceVocabularySize, d]))
-        let tgt = Embedding(weight: try p.load(ParameterLoader.join(names.targetEmbedding, "weight"), shape: [config.targetVocabularySize, d]))
+        let src = try p.loadEmbedding(ParameterLoader.join(names.sourceEmbedding, "weight"), shape: [config.sourceVocabularySize, d])
+        let tgt = try p.loadEmbedding(ParameterLoader.join(names.targetEmbedding, "weight"), shape: [config.targetVocabularySize, d])
         let encoder = try TransformerEncoder(
             loadingPyTorch: p, j("encoder"), layers: config.encoderLayers, config.layer, finalNorm: config.finalNorms)
         let decoder = try TransformerDecoder(

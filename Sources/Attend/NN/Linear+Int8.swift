@@ -2,11 +2,11 @@
 // int8 kernels, and fusing the parts of a QKV projection.
 
 extension Linear {
-    /// A layer over an int8 weight. `weight` holds its float32 dequantization (what the
-    /// Swift SIMD backend, training and inspection read); products on a native variant run
-    /// on the int8 bytes. Cost: one pass to dequantize; memory: the float32 copy besides.
+    /// A layer over an int8 weight, held as is (no float copy): products on a native
+    /// variant run on the int8 bytes, the Swift SIMD backend dequantizes blocks of rows per
+    /// product. Cost: O(1).
     init(quantized: QuantizedWeight, bias: Tensor?) {
-        self.init(weight: quantized.dequantized(), bias: bias, quantized: quantized)
+        self.init(storage: .int8(quantized), bias: bias)
     }
 
     /// The rows of several layers one after another (a fused QKV projection), biases joined
@@ -15,8 +15,6 @@ extension Linear {
     static func concatenatingRows(_ parts: [Linear]) -> Linear {
         let hasBias = parts.contains { $0.bias != nil }
         let bias = hasBias ? Tensor.concatenateRows(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }) : nil
-        let qs = parts.compactMap(\.quantized)
-        if qs.count == parts.count, let q = QuantizedWeight.concatenatingRows(qs) { return Linear(quantized: q, bias: bias) }
         return Linear(storage: WeightStorage.concatenateRows(parts.map(\.storage)), bias: bias)
     }
 }

@@ -13,34 +13,49 @@
 /// then never widened in memory: the products widen it in registers (the float32 product of
 /// the widened weight, exactly), decoding reads half the bytes, and the weight is not packed
 /// ahead (products of more than two rows widen and pack it block by block per call).
+///
+/// A layer loaded from an `attend quantize` folder holds its weight as int8 values and scales
+/// only (``weightFormat`` `.int8Channel` or `.int8Group32`, borrowed from the mapped file): native
+/// products run on the int8 kernels; the Swift SIMD backend dequantizes blocks of rows per
+/// product; ``weight`` is a dequantized copy made on every access.
 public struct Linear: Sendable {
-    /// The weight as held: float32, or 16-bit as stored.
+    /// The weight as held: float32, 16-bit as stored, or int8 with its scales.
     let storage: WeightStorage
     /// `[outFeatures]`, or nil for a layer without bias.
     public let bias: Tensor?
     /// The weight packed per kernel variant, made on first use (float32 weights only).
     let packed = PackedWeightCache()
-    /// The int8 weight of a layer loaded from an `attend quantize` folder (see Linear+Int8.swift):
-    /// native products run on it; `weight` is its dequantization.
-    let quantized: QuantizedWeight?
+
+    /// The int8 weight of a layer loaded from an `attend quantize` folder (see
+    /// Linear+Int8.swift), nil for a float weight.
+    var quantized: QuantizedWeight? {
+        if case .int8(let q) = storage { return q }
+        return nil
+    }
 
     /// `[outFeatures, inFeatures]` as float32. For a float32 layer this is the weight itself
-    /// (no cost); for a 16-bit layer it is a widened copy made on every access (one pass over
-    /// the weight and twice its 16-bit memory, exact), so read it once, not per product.
+    /// (no cost); for a 16-bit or int8 layer it is a widened (dequantized) copy made on every
+    /// access (one pass over the weight, four bytes per weight, exact), so read it once, not
+    /// per product.
     public var weight: Tensor { storage.float32 }
 
-    /// The element type the weight is held in.
+    /// The float element type the weight is held in; `.float32` for an int8 weight (see
+    /// ``weightFormat``), whose products compute in float32.
     public var weightPrecision: WeightPrecision { storage.precision }
+
+    /// How the weight values are held: float32, 16-bit, or int8 (per channel or per group
+    /// of 32). O(1).
+    public var weightFormat: WeightFormat { storage.format }
+
+    /// Bytes the layer holds for its weight values (int8: values and scales; the bias and
+    /// packed copies are not counted). O(1).
+    public var weightByteCount: Int { storage.byteCount }
 
     /// A layer from its parameters; `bias` must have `weight.shape[0]` scalars. The weight is
     /// kept as given (float32).
     public init(weight: Tensor, bias: Tensor?) {
-        self.init(weight: weight, bias: bias, quantized: nil)
-    }
-
-    init(weight: Tensor, bias: Tensor?, quantized: QuantizedWeight?) {
         precondition(weight.rank == 2, "Linear: weight must be [out, in], got \(weight.shape)")
-        self.init(storage: .float32(weight), bias: bias, quantized: quantized)
+        self.init(storage: .float32(weight), bias: bias)
     }
 
     /// A layer whose weight is held in `precision`: float32 keeps `weight`; `.float16` and
@@ -51,15 +66,13 @@ public struct Linear: Sendable {
         self.init(storage: WeightStorage.float32(weight).converted(to: precision), bias: bias)
     }
 
-    /// A layer over a weight as held (shared, not copied), with its int8 form when loaded from
-    /// an `attend quantize` folder.
-    init(storage: WeightStorage, bias: Tensor?, quantized: QuantizedWeight? = nil) {
+    /// A layer over a weight as held (shared, not copied).
+    init(storage: WeightStorage, bias: Tensor?) {
         if let bias {
             precondition(bias.shape == [storage.shape[0]], "Linear: bias \(bias.shape) does not match weight \(storage.shape)")
         }
         self.storage = storage
         self.bias = bias
-        self.quantized = quantized
     }
 
     /// A layer (an output head) whose weight is `embedding`'s table, shared and held as the
@@ -68,10 +81,10 @@ public struct Linear: Sendable {
         self.init(storage: embedding.storage, bias: bias)
     }
 
-    /// The same layer with its weight held in `precision` (self when it already is).
-    /// Cost: one pass over the weight when it changes.
+    /// The same layer with its weight held in `precision` (self when it already is, and for
+    /// an int8 weight, which stays int8). Cost: one pass over the weight when it changes.
     public func converted(to precision: WeightPrecision) -> Linear {
-        precision == weightPrecision ? self : Linear(storage: storage.converted(to: precision), bias: bias, quantized: quantized)
+        precision == weightPrecision || weightFormat.isInt8 ? self : Linear(storage: storage.converted(to: precision), bias: bias)
     }
 
     /// `[outFeatures, inFeatures]`, without widening a 16-bit weight.
@@ -97,7 +110,7 @@ public struct Linear: Sendable {
     /// a 16-bit weight, or when already packed), so the first product does not pay for it.
     /// Cost: one read and write of the weight; memory: one packed copy.
     func prepack(for compute: Compute) {
-        if case .native(let variant) = compute.backend, quantized == nil, case .float32(let weight) = storage {
+        if case .native(let variant) = compute.backend, case .float32(let weight) = storage {
             _ = packed.packed(weight, variant: variant, threads: compute.threads)
         }
     }

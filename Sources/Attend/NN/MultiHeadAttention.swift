@@ -108,7 +108,8 @@ public struct MultiHeadAttention: Sendable {
     }
 
     /// From separate query, key and value projections `[inner, d]` each (BERT, T5, Marian checkpoints), fused
-    /// into one weight once at load time (16-bit when all three are 16-bit of one type, else float32).
+    /// into one weight once at load time (int8 when all three are int8 of one scheme, 16-bit when all
+    /// three are 16-bit of one type, else float32).
     public init(heads: Int, query: Linear, key: Linear, value: Linear, out: Linear, scale: Float? = nil) {
         self.init(heads: heads, inProjection: Linear.concatenatingRows([query, key, value]), outProjection: out, scale: scale)
     }

@@ -150,7 +150,7 @@ extension Linear {
         let w = try q == nil ? p.loadMatrix(name, shape: shape) : nil
         let b = bias ? try p.load(ParameterLoader.join(prefix, "bias"), shape: [outFeatures]) : nil
         if let q {
-            self.init(weight: q.dequantized(), bias: b, quantized: q)
+            self.init(quantized: q, bias: b)
         } else {
             self.init(storage: w!, bias: b)
         }

@@ -121,11 +121,27 @@ struct QuantizedWeight: @unchecked Sendable {
     /// The float32 weight `[n, k]`, `scale * q` (exact: a float times an integer of 8 bits).
     /// Cost: one pass; memory: four bytes per element.
     func dequantized() -> Tensor {
+        var out = Tensor.uninitialized([n, k])
+        out.withUnsafeMutableBufferPointer { o in dequantizeRows(0..<n, into: o.baseAddress!) }
+        return out
+    }
+
+    /// Rows `rows` dequantized (each value times `scale`) into `dst`, `rows.count * k` floats.
+    /// Cost: one pass over those rows.
+    func dequantizeRows(_ rows: Range<Int>, scale extra: Float = 1, into dst: UnsafeMutablePointer<Float>) {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= n, "dequantizeRows: rows \(rows) out of range for [\(n), \(k)]")
         let span = scheme == .channel ? max(k, 1) : 32
-        let values = q.base.assumingMemoryBound(to: Int8.self)
-        return Tensor(shape: [n, k]) { i in
-            let (j, p) = (i / max(k, 1), i % max(k, 1))
-            return scale(j, p / span) * Float(values[i])
+        withExtendedLifetime((q, scales)) {
+            let values = q.base.assumingMemoryBound(to: Int8.self)
+            for j in rows {
+                let row = values + j * k, out = dst + (j - rows.lowerBound) * k
+                var p0 = 0
+                while p0 < k {
+                    let p1 = min(k, p0 + span), s = scale(j, p0 / span) * extra
+                    for p in p0..<p1 { out[p] = s * Float(row[p]) }
+                    p0 = p1
+                }
+            }
         }
     }
 
@@ -139,7 +155,8 @@ struct QuantizedWeight: @unchecked Sendable {
     }
 
     /// The rows of several weights one after another (a fused QKV projection): nil unless
-    /// every part has the same k, scheme and scale type. Cost: one copy.
+    /// every part has the same k, scheme and scale type. Cost: one copy (the parts' pages of a
+    /// mapped file are then released from resident memory; they stay readable).
     static func concatenatingRows(_ parts: [QuantizedWeight]) -> QuantizedWeight? {
         guard let first = parts.first,
             parts.allSatisfy({ $0.k == first.k && $0.scheme == first.scheme && $0.scalesF16 == first.scalesF16 })
@@ -153,9 +170,14 @@ struct QuantizedWeight: @unchecked Sendable {
                 }
             }
         }
+        let (q, scales) = (joined(parts.map(\.q)), joined(parts.map(\.scales)))
+        for p in parts {  // copied: the file's pages need not stay resident too
+            p.q.releaseMappedPages()
+            p.scales.releaseMappedPages()
+        }
         return try? QuantizedWeight(
-            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16,
-            q: joined(parts.map(\.q)), scales: joined(parts.map(\.scales)), name: "(concatenated)")
+            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16, q: q, scales: scales,
+            name: "(concatenated)")
     }
 }
 

@@ -1,6 +1,8 @@
-// Weight matrices kept as a checkpoint stores them: float32, or 16-bit floats (F16, BF16) that
+// Weight matrices kept as a checkpoint stores them: float32, 16-bit floats (F16, BF16) that
 // stay 16-bit in memory (borrowed from the mapped safetensors file when aligned) and are
-// widened to float32 in registers by the products (attend_kernels.h, "16-bit weights").
+// widened to float32 in registers by the products (attend_kernels.h, "16-bit weights"), or
+// int8 values with their scales (`attend quantize` folders, QuantizedWeight.swift), never
+// held dequantized.
 
 #if canImport(Glibc)
     import Glibc
@@ -186,50 +188,68 @@ struct HalfMatrix: @unchecked Sendable {
     }
 }
 
-/// A weight matrix as held in memory: a float32 tensor, or 16-bit values kept as stored.
+/// A weight matrix as held in memory: a float32 tensor, 16-bit values kept as stored, or
+/// int8 values with their scales (no float copy: readers that need floats dequantize).
 enum WeightStorage: @unchecked Sendable {
     case float32(Tensor)
     case half(HalfMatrix)
+    case int8(QuantizedWeight)
 
     /// `[rows, cols]`.
     var shape: [Int] {
         switch self {
         case .float32(let t): return t.shape
         case .half(let h): return [h.rows, h.cols]
+        case .int8(let q): return q.shape
         }
     }
 
+    /// The float element type of the weight; float32 for int8 (what its products compute
+    /// in and what ``float32`` gives).
     var precision: WeightPrecision {
         switch self {
-        case .float32: return .float32
+        case .float32, .int8: return .float32
         case .half(let h): return h.type.precision
         }
     }
 
-    /// Bytes of weight values held.
+    /// How the values are held (`WeightFormat`).
+    var format: WeightFormat {
+        switch self {
+        case .float32: return .float32
+        case .half(let h): return h.type == .f16 ? .float16 : .bfloat16
+        case .int8(let q): return q.scheme == .channel ? .int8Channel : .int8Group32
+        }
+    }
+
+    /// Bytes of weight values held (for int8: values and scales).
     var byteCount: Int {
         switch self {
         case .float32(let t): return t.count * 4
         case .half(let h): return h.bytes
+        case .int8(let q): return q.byteCount
         }
     }
 
-    /// The weight as float32: the tensor itself, or a widened copy (one pass, twice the
-    /// 16-bit bytes, made on every call).
+    /// The weight as float32: the tensor itself, or a widened (dequantized) copy made on
+    /// every call (one pass; four bytes per weight).
     var float32: Tensor {
         switch self {
         case .float32(let t): return t
         case .half(let h): return h.widened()
+        case .int8(let q): return q.dequantized()
         }
     }
 
-    /// The same weight in `precision` (self when it already is).
+    /// The same weight in `precision` (self when it already is). An int8 weight stays int8:
+    /// the precisions are those of float weights.
     func converted(to precision: WeightPrecision) -> WeightStorage {
+        if case .int8 = self { return self }
         switch (self, precision.halfType) {
-        case (.float32, nil): return self
         case (.half(let h), nil): return .float32(h.widened())
         case (.float32(let t), let type?): return .half(HalfMatrix(rounding: t, to: type))
         case (.half(let h), let type?): return .half(h.converted(to: type))
+        default: return self
         }
     }
 
@@ -249,12 +269,22 @@ enum WeightStorage: @unchecked Sendable {
                 }
             }
             return out
+        case .int8(let q):
+            for id in ids { precondition(id >= 0 && id < q.n, "gatherRows: row \(id) out of range for [\(q.n), \(q.k)]") }
+            var out = Tensor.uninitialized([ids.count, q.k])
+            out.withUnsafeMutableBufferPointer { o in
+                for (r, id) in ids.enumerated() { q.dequantizeRows(id..<(id + 1), scale: scale, into: o.baseAddress! + r * q.k) }
+            }
+            return out
         }
     }
 
     /// The rows of `parts` one after another (a fused QKV weight from its three parts). All
-    /// 16-bit of one type: an owned 16-bit matrix; otherwise float32. Cost: one copy.
+    /// int8 of one scheme and scale type: int8; all 16-bit of one type: an owned 16-bit
+    /// matrix; otherwise float32. Cost: one copy.
     static func concatenateRows(_ parts: [WeightStorage]) -> WeightStorage {
+        let int8s = parts.compactMap { p -> QuantizedWeight? in if case .int8(let q) = p { return q } else { return nil } }
+        if int8s.count == parts.count, let q = QuantizedWeight.concatenatingRows(int8s) { return .int8(q) }
         let halves = parts.compactMap { p -> HalfMatrix? in if case .half(let h) = p { return h } else { return nil } }
         if let first = halves.first, halves.count == parts.count, halves.allSatisfy({ $0.type == first.type && $0.cols == first.cols }) {
             let rows = halves.reduce(0) { $0 + $1.rows }
@@ -276,6 +306,28 @@ enum WeightStorage: @unchecked Sendable {
         switch self {
         case .float32(let t): return .float32(t.transposed2D())
         case .half(let h): return .half(h.transposed())
+        case .int8(let q): return .float32(q.dequantized().transposed2D())  // scales run along rows: no int8 transpose
         }
     }
+}
+
+/// How a layer holds its weight values in memory (``Linear/weightFormat``).
+public enum WeightFormat: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// float32: 4 bytes per weight.
+    case float32
+    /// IEEE binary16: 2 bytes per weight.
+    case float16
+    /// bfloat16: 2 bytes per weight.
+    case bfloat16
+    /// int8 with one scale per output (row): 1 byte per weight plus 4 per row.
+    case int8Channel = "int8-channel"
+    /// int8 with a binary16 (or float32) scale per 32 inputs of a row: 1 byte per weight
+    /// plus 2 (or 4) per 32.
+    case int8Group32 = "int8-group32"
+
+    /// Whether the values are int8.
+    public var isInt8: Bool { self == .int8Channel || self == .int8Group32 }
+
+    /// The name (`float32`, `float16`, `bfloat16`, `int8-channel`, `int8-group32`).
+    public var description: String { rawValue }
 }

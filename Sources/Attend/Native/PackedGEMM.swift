@@ -142,6 +142,9 @@ func packedGEMM(
     }
 }
 
+/// Scalars of an int8 weight a product off the int8 kernels dequantizes at a time (256 KiB).
+let int8DequantizedBlockScalars = 1 << 16
+
 /// `act(x W[outputs]ᵀ + b[outputs]) + residual` for `x` `[..., in]`: the forward pass of a
 /// ``Linear``, as `[..., outputs.count]`.
 ///
@@ -149,8 +152,9 @@ func packedGEMM(
 /// `outputs` starting at a multiple of the variant's nr, the product runs on the weight packed
 /// once per variant (`cache`) with the bias, activation and residual fused into its epilogue;
 /// a 16-bit weight runs the 16-bit GEMV or GEMM (``halfWeightGEMM``: the weight stays 16-bit,
-/// widened in registers, and is never packed ahead); otherwise one SGEMM (GEMV for a row or
-/// two). Outside the fused epilogue the output starts as the bias rows (beta = 1), then the
+/// widened in registers, and is never packed ahead); an int8 weight (here only off the
+/// native variants) runs one SGEMM per block of rows dequantized; otherwise one SGEMM (GEMV for
+/// a row or two). Outside the fused epilogue the output starts as the bias rows (beta = 1), then the
 /// activation and the residual are separate passes. Cost: `2 * rows * in * outputs.count` flops.
 func linearForward(
     _ x: Tensor, weight storage: WeightStorage, bias: Tensor?, outputs: Range<Int>, cache: PackedWeightCache,
@@ -210,6 +214,22 @@ func linearForward(
                 halfWeightGEMM(
                     a: xp.baseAddress ?? UnsafePointer(ob), lda: max(k, 1), m: rows, weight: h, columns: outputs,
                     c: ob, ldc: n, beta: bias == nil ? 0 : 1, compute: compute)
+            case .int8(let q):
+                // (Native variants run int8 weights on the int8 kernels, Linear.forward.) Blocks
+                // of rows dequantized into about 256 KiB at a time: the float weight never
+                // exists whole.
+                let block = max(1, min(n, int8DequantizedBlockScalars / max(k, 1)))
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * k))
+                defer { buffer.deallocate() }
+                for j0 in stride(from: 0, to: n, by: block) {
+                    let j1 = min(n, j0 + block)
+                    q.dequantizeRows((outputs.lowerBound + j0)..<(outputs.lowerBound + j1), into: buffer)
+                    gemm(
+                        alpha: 1, a: xp, MatrixOperand(rows: rows, cols: k, ld: max(k, 1), transposed: false),
+                        b: UnsafeBufferPointer(start: buffer, count: (j1 - j0) * k),
+                        MatrixOperand(rows: k, cols: j1 - j0, ld: max(k, 1), transposed: true),
+                        beta: bias == nil ? 0 : 1, c: UnsafeMutableBufferPointer(rebasing: o[j0...]), ldc: n, compute: compute)
+                }
             }
         }
     }

@@ -34,3 +34,15 @@ public enum TrainableModels {
             path: configURL.path, what: "training \(found) (Attend trains BertForPreTraining, T5ForConditionalGeneration and MarianMTModel)")
     }
 }
+
+/// Throws `TrainingError` when the folder's `config.json` says `attend quantize` wrote it:
+/// training needs float weights (an int8 weight met otherwise is a `CheckpointError` naming
+/// the tensor). Cost: one read of config.json.
+func rejectInt8Folder(_ directory: URL) throws {
+    let url = directory.appendingPathComponent("config.json")
+    guard FileManager.default.fileExists(atPath: url.path) else { return }
+    if try JSONFields(try readModelJSON(url), path: url.path).raw(ModelQuantization.configKey) != nil {
+        throw TrainingError(
+            "\(directory.path) holds int8 weights (config.json has \(ModelQuantization.configKey)); training needs float weights: train the folder it was quantized from")
+    }
+}

@@ -13,6 +13,13 @@ package enum AttendCommandLine {
             "the model folder: config.json, model.safetensors (or a sharded index) and the tokenizer files (tokenizer.json, vocab.txt, spiece.model, ...) as Hugging Face saves them; also a Hub cache folder models--ORG--NAME, or ORG/NAME itself when no such path exists and the Hub cache holds it (attend download)")
     static let json = Flag.switch("--json", help: "one JSON object per line on stdout")
     static let threads = Flag("--threads", .int(1...Int.max), "N", help: "threads for the model (default: all active cores)")
+    static let precision = Flag(
+        "--precision", .choice(precisionNames),
+        help:
+            "the element type the model's weight matrices are held in: stored (default) keeps each as the folder stores it (F16 and BF16 stay 16-bit, mapped; int8 from attend quantize stays int8), float32 widens 16-bit weights at load, float16 or bfloat16 round float32 weights at load (biases and norms stay float32)"
+    )
+    /// The `--precision` values: the weight precisions' names and `stored`.
+    package static let precisionNames = ["float32", "float16", "bfloat16", "stored"]
     static let input = Flag(
         "--input", .string, "FILE|-",
         help: "read the texts from FILE, - for standard input (default when no texts are given: standard input)")
@@ -136,7 +143,7 @@ package enum AttendCommandLine {
         CommandSpec(
             "embed", summary: "the sentence embedding of each text (a sentence-transformers BERT folder)",
             flags: [
-                model, json, batchSize, embedMaxLength, threads, input, inputFormat,
+                model, json, batchSize, embedMaxLength, threads, precision, input, inputFormat,
                 Flag(
                     "--output", .nonEmptyString, "OUT",
                     help:
@@ -152,7 +159,7 @@ package enum AttendCommandLine {
             details: "With --json one line per text: {\"text\", \"ids\", \"embedding\"}. " + textsFrom),
         CommandSpec(
             "similarity", summary: "the cosine similarity of every pair of texts, as a table",
-            flags: [model, json, batchSize, embedMaxLength, threads, input, inputFormat],
+            flags: [model, json, batchSize, embedMaxLength, threads, precision, input, inputFormat],
             positionals: "[TEXT...]",
             details: "With --json one line per text: {\"text\", \"ids\", \"similarity\"}. " + textsFrom),
         CommandSpec(
@@ -160,7 +167,7 @@ package enum AttendCommandLine {
             summary:
                 "the tokens a model generates, greedy, sampled or with beam search, exactly as transformers' model.generate does: a T5 or Marian model from source token ids or texts, a decoder-only model (GPT-2, Llama, Mistral, Qwen2; told by config.json's model_type) from prompt ids or text, continuing the prompt",
             flags: [
-                model,
+                model, precision,
                 Flag(
                     "--ids", .list(.int(0...Int.max)), "A,B,C", repeatable: true,
                     help:
@@ -186,14 +193,14 @@ package enum AttendCommandLine {
         CommandSpec(
             "translate",
             summary: "generate --text for a translation folder (Marian, or T5 with --task translation_en_to_de and the like)",
-            flags: [model, generateTexts, input, inputFormat, json, threads] + generation,
+            flags: [model, generateTexts, input, inputFormat, json, threads, precision] + generation,
             details: "translate takes source texts (--text, --input); its output is generate's for texts."),
         CommandSpec(
             "fill-mask",
             summary:
                 "the most likely tokens for each [MASK] of a text, from a BERT folder with an MLM head, as transformers' fill-mask pipeline",
             flags: [
-                model,
+                model, precision,
                 Flag("--top-k", .int(1...Int.max), "K", help: "predictions per [MASK] (default 5)"),
                 json, threads, input, inputFormat,
             ],
@@ -240,7 +247,7 @@ package enum AttendCommandLine {
             summary:
                 "how a word's vector changes with its sentence, in a BERT folder: layer by layer (0 = the embedding block's output, then each encoder layer's; the last is the last hidden state), the cosine between the word's vectors (the mean over its word pieces) in every pair of texts, beside the cosine of its input (token) embeddings, as a table",
             flags: [
-                model,
+                model, precision,
                 Flag("--word", .nonEmptyString, "WORD", required: true, help: "the word to follow across the texts"),
                 json, threads, input, inputFormat,
             ],
@@ -255,7 +262,7 @@ package enum AttendCommandLine {
             summary:
                 "the attention probabilities of one layer for one text, as transformers' output_attentions returns them, drawn as token-by-token heatmaps (rows = queries, columns = keys), one panel per head, in a standalone SVG file: a BERT folder (self-attention), a decoder-only folder (GPT-2, Llama, Mistral, Qwen2: causal self-attention over the prompt) or a T5 or Marian folder (--part encoder, decoder or cross); the model type is read from config.json",
             flags: [
-                model,
+                model, precision,
                 Flag("--layer", .int(0...Int.max), "L", help: "the layer, 0-based (default the last)"),
                 Flag("--head", .int(0...Int.max), "H", help: "only this head, 0-based (default every head)"),
                 Flag("--svg", .nonEmptyString, "OUT.svg", help: "draw the heatmaps into OUT.svg (a file name ending in .svg)"),
