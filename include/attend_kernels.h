@@ -413,9 +413,15 @@ struct ck_kernels; /* below */
  *                 (lds >= ceil(k / 32); the last group of a row may be shorter)
  *   scales: float32 (scales_f16 == 0) or IEEE binary16 bit patterns (scales_f16 != 0), finite;
  *   binary16 scales are widened exactly, so w(j, p) is the same real number on every variant.
- *   k <= CK_Q8_MAX_K, so a row's integer dot product fits in int32 (127 * 127 * k < 2^31).
+ *   gsum[j*ldg + g]: the weight's sums over the groups of 32 inputs the activations are
+ *   quantized in (whatever the scheme), as ck_q8_group_sums computes them once per weight:
+ *   F(j, g) = fl(scale(j, 32g) * sum_{p in [32g, min(k, 32g + 32))} q[j*ldq + p]) (one
+ *   rounding: the integer sum is exact), ldg >= ceil(k / 32).
+ *   k <= CK_Q8_MAX_K (the load-time limit; the integer sums are per group of 32, < 2^24).
  * The caller (Swift) checks the weight once at load (no -128, finite scales). A row range
- * [j0, j1) is a weight too: q + j0*ldq, the scales of row j0, n = j1 - j0.
+ * [j0, j1) is a weight too: q + j0*ldq, the scales and sums of row j0, n = j1 - j0.
+ * Memory beside the n * k bytes: the scales and 4 * n * ceil(k / 32) bytes of sums (1/8 of
+ * the int8 values).
  */
 #define CK_Q8_MAX_K ((size_t)131072)
 typedef struct ck_q8_weight {
@@ -426,82 +432,89 @@ typedef struct ck_q8_weight {
     size_t lds;        /* scales between rows (group 32); ignored for group 0 */
     int group;         /* 0 (per channel) or 32 */
     int scales_f16;    /* 0: float scales, else binary16 */
+    const float *gsum; /* n x ceil(k / 32) group sums F(j, g), row stride ldg */
+    size_t ldg;
 } ck_q8_weight;
 
-/**
- * int8-weight matrix-vector products for decoding (1-2 rows of activations; any m works, the
- * rows go two at a time over one pass of the weight):
- *
- *   y[i*ldy + j] = sum_p x[i*ldx + p] * w(j, p) + (bias ? bias[j] : 0),   i < m, j < w->n
- *
- * x stays float32; each weight vector is widened and scaled in registers (one pass over the
- * int8 bytes, a quarter of a float32 weight's traffic). Per row and group the products
- * x * q are summed in float (group 0: the whole row is one group), then scaled and summed
- * over groups. Error bound, against the exact sum over the dequantized weight, with
- * B = sum_p |x_ip| |w(j, p)| and u = 2^-24:
- *
- *   |y - exact| <= (k + 2) * u * B + u * |y|     (plus 2^-149 per term in the subnormal range)
- *
- * as long as no partial sum of x * q overflows (|x| * 127 * k < FLT_MAX); Inf and NaN in x
- * propagate as in a float32 product. Cost: 2 * m * n * k flops, n * k bytes of weight read
- * once per two rows. y must not alias x.
- */
-typedef void (*ck_q8_gemv_fn)(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
-                              const float *bias, float *y, size_t ldy);
+/** F(j, g) of every row and group of w (the ck_q8_weight contract) into gsum (row stride
+ * ldg >= ceil(k / 32)); w->gsum is not read. Cost: one pass over the n * k bytes. */
+void ck_q8_group_sums(const ck_q8_weight *w, float *gsum, size_t ldg);
 
 /**
- * Dynamic quantization of activation rows (ONNX Runtime's DynamicQuantizeLinear, but
- * symmetric int8 and one scale per 32 inputs of a row, as the weights' group32 scheme):
- * for each row i < m and group g of inputs [32g, min(k, 32g + 32)),
+ * Rows of activations quantized per group of 32 inputs, asymmetric (ck_q8_quantize_rows):
  *
- *   sa[i*ldsa + g] = max_{p in g} |x_ip| / 127  (float32),  aq[i*ldaq + p] = round(x_ip / sa) in [-127, 127]
+ *   x^(i, p) = scale[i*lds + g] * q[i*ldq + p] + offset[i*lds + g],   q in [0, 255], g = p / 32
  *
- * rounding to nearest even, and aq[i*ldaq + p] = 0 for k <= p < ldaq (padding: the kernels
- * read whole vectors of A); ldsa >= ceil(k / 32). An all-zero group has sa = 0 and q = 0; a
- * group holding Inf or NaN gets sa = NaN (its row's products are NaN). Each element is off by
- *
- *   |x_ip - sa * aq_ip| <= 0.50001 * sa     (half a step plus the division's rounding)
- *
- * One scale per row (ONNX Runtime's choice) lets one outlier feature, as transformer hidden
- * states have, coarsen the whole row: measured on all-MiniLM-L6-v2 it cost the embeddings
- * up to 0.02 of cosine, per 32 inputs under 0.001. Symmetric int8 keeps |a| <= 127 (7 bits):
- * the AVX2 kernel's vpmaddubsw pairs |a| * (w * sign a) sum to at most 2 * 127 * 127 = 32258
- * < 32767 and never saturate (uint8 activations with a zero point would reach 2 * 255 * 127).
- * Portable C (the same integers on every variant). Cost: two passes over x.
+ * ldq >= ck_q8_row_stride(k) with q = 0 for k <= p < ldq (the kernels read whole vectors);
+ * lds >= ceil(k / 32).
  */
-void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, int8_t *aq,
-                         size_t ldaq, float *sa, size_t ldsa);
+typedef struct ck_q8_rows {
+    const uint8_t *q;
+    size_t ldq;
+    const float *scale, *offset;
+    size_t lds;
+} ck_q8_rows;
 
 /**
- * int8 x int8 product on rows quantized by ck_q8_quantize_rows (ldaq >= k, padded as that
- * function pads; sa with row stride ldsa):
+ * Dynamic quantization of activation rows (ONNX Runtime's DynamicQuantizeLinear, uint8 with
+ * the group's minimum as the offset, per 32 inputs of a row): for each row i < m and group g
+ * of inputs [32g, min(k, 32g + 32)), with lo and hi the group's minimum and maximum,
  *
- *   c[i*ldc + j] = sum_g (sa[i*ldsa + g] * scale_g(j)) * I_g(i, j) + (bias ? bias[j] : 0)
- *   I_g(i, j)    = sum_{p in group g of 32} aq[i*ldaq + p] * q[j*ldq + p]     (exact, int32)
+ *   offset = lo,   scale = (hi - lo) / 255 rounded up to a float (at least 2^-149 when hi > lo),
+ *   q(p)   = round((x_ip - lo) / scale) in [0, 255]   (in double, to nearest even)
  *
- * (scale_g(j): the weight's scale of row j for those inputs, per channel or per group). The
- * integer dot products are exact on every variant (scalar; AVX2 vpmaddubsw on |a| and
- * w * sign(a), then vpmaddwd; AVX-512 VNNI vpdpbusd on a + 128 with 128 * sum w subtracted;
- * NEON sdot, or smull + sadalp without the dot-product extension), |I_g| <= 32 * 127^2 < 2^24
- * converts exactly, and the two scales are applied per group in float lanes. Error bound
- * against the exact product of the dequantized operands x^ = sa * aq and w, with
- * B^ = sum_p |x^_ip| |w(j, p)| and G = ceil(k / 32) groups:
+ * A constant group (all-zero included) has scale 0, q = 0 and is exact; a group holding Inf
+ * or NaN gets scale = offset = NaN (its row's products are NaN). Each element is off by
  *
- *   |c - exact(x^ w) - bias| <= (G + 3) * u * B^ + u * |c|
+ *   |x_ip - x^_ip| <= 0.50001 * scale     (half a step plus the double division's rounding)
  *
- * and against the float activations x themselves add ck_q8_quantize_rows's
- * sum_p 0.50001 * sa(i, p) * |w(j, p)|. Cost: 2 * m * n * k integer multiply-adds.
+ * Asymmetric uint8 spends all 256 levels on [lo, hi]: half the step of symmetric int8 on a
+ * one-sided group (GELU outputs, the FFN's second product), and a group far from zero keeps
+ * its full resolution. One scale per row (ONNX Runtime's choice) lets one outlier feature, as
+ * transformer hidden states have, coarsen the whole row: measured on all-MiniLM-L6-v2 it cost
+ * the embeddings up to 0.02 of cosine, per 32 inputs under 0.001. Portable C (the same
+ * integers on every variant). Cost: two passes over x.
  */
-typedef void (*ck_q8_gemm_fn)(size_t m, const int8_t *aq, size_t ldaq, const float *sa,
-                              size_t ldsa, const ck_q8_weight *w, const float *bias, float *c,
-                              size_t ldc);
+void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, uint8_t *q, size_t ldq,
+                         float *scale, float *offset, size_t lds);
+
+/**
+ * int8-weight product on rows quantized by ck_q8_quantize_rows (a), for decoding (q8_gemv:
+ * one or two rows per pass over the weight) and for batches (q8_gemm: tiles of up to four
+ * rows); the same contract, bound and cost:
+ *
+ *   c[i*ldc + j] = sum_g sw(j, g) sa(i, g) I_g(i, j) + sum_g o(i, g) F(j, g) + (bias ? bias[j] : 0)
+ *   I_g(i, j)    = sum_{p in group g of 32} a.q[i*ldq + p] * q[j*ldq + p]     (exact, int32)
+ *
+ * (sw(j, g): the weight's scale of row j for those inputs, per channel or per group; sa, o:
+ * the rows' scale and offset; F: the weight's group sums). This is sum_p x^_ip w(j, p) up to
+ * F's rounding: the offset's share of each group is o * sum_p w = o * F. The integer dot
+ * products are exact on every variant (scalar; AVX2 vpmovzxbw / vpmovsxbw + vpmaddwd;
+ * AVX-512 VNNI vpdpbusd (uint8 x int8, no saturation); NEON sdot on q - 128 with the 128 s
+ * moved into the offset, or smull + sadalp without the dot-product extension), |I_g| <= 32 *
+ * 255 * 127 < 2^24 converts exactly, and the scales are applied per group in float lanes.
+ * Error bound against the exact product over the float activations x, with G = ceil(k / 32),
+ *
+ *   B^ = sum_p sa(i, p) (a.q_ip + 256) |w(j, p)| + sum_g |o(i, g)| |F(j, g)|,
+ *   |c - sum_p x_ip w(j, p) - bias| <= (G + 5) u B^ + u |c| + sum_p 0.50001 sa(i, p) |w(j, p)|
+ *
+ * (u = 2^-24; where products fall in the subnormal range, plus 2^-149 times
+ * sum_p (a.q_ip + 256) |q[j*ldq + p]| + 4G: a scale product rounded there is multiplied by
+ * the integer sums); the last term is the activations' quantization and dominates.
+ * Cost: 2 * m * n * k integer multiply-adds and n * k bytes of weight read once per two rows
+ * (q8_gemv) or per tile of rows (q8_gemm).
+ * c must not alias the operands.
+ */
+typedef void (*ck_q8_gemm_fn)(size_t m, const ck_q8_rows *a, const ck_q8_weight *w,
+                              const float *bias, float *c, size_t ldc);
+typedef ck_q8_gemm_fn ck_q8_gemv_fn;
 
 /** Bytes of row stride ck_q8_quantize_rows output should have for k inputs: k rounded up to
  * a multiple of 64 (every variant's widest load). */
 size_t ck_q8_row_stride(size_t k);
 
 /** The integer dot-product instructions a variant's q8_gemm runs on this CPU, e.g.
- * "vpdpbusd (AVX-512 VNNI)" or "vpmaddubsw + vpmaddwd"; for tools and benchmarks. */
+ * "vpdpbusd (AVX-512 VNNI)" or "vpmovsxbw + vpmaddwd"; for tools and benchmarks. */
 const char *ck_q8_gemm_instructions(const struct ck_kernels *k);
 
 struct ck_attention_grad_head; /* attend_attention_backward.h */

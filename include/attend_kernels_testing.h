@@ -22,8 +22,8 @@ const ck_kernels *ck_kernels_avx512_layout_on_avx2(void);
 
 /**
  * The int8 GEMM of a variant without its dot-product extension (ck_q8_gemm_fn contract): the
- * AVX2 vpmaddubsw kernel for avx512 (whose table uses vpdpbusd when the CPU has AVX-512
- * VNNI), the vmull + vpadal kernel for neon (whose table uses sdot when the CPU has the
+ * AVX2 vpmaddwd kernel for avx512 (whose table uses vpdpbusd when the CPU has AVX-512
+ * VNNI), the smull + sadalp kernel for neon (whose table uses sdot when the CPU has the
  * dot-product extension), the table's own kernel for scalar and avx2. NULL when the variant
  * is not supported here. Tests run both paths on CPUs that have the extensions.
  */

@@ -6,8 +6,9 @@
 # attention backward's attn_grad_step through ck_f32_attention_backward included, and the other
 # training kernels: cross-entropy, norm training forward and backward, activation and gated
 # backward, embedding backward), the 16-bit weight kernels (w16_widen on every pattern, w16_gemv
-# on one and two rows, ck_w16_gemm) and the int8-weight kernels (q8_gemv, ck_q8_quantize_rows and
-# q8_gemm on the sdot path and on the widening smull + sadalp baseline).
+# on one and two rows, ck_w16_gemm) and the int8-weight kernels (ck_q8_group_sums,
+# ck_q8_quantize_rows, q8_gemv and q8_gemm on the sdot path and on the widening smull + sadalp
+# baseline).
 #
 # Builds (each must compile warning-free, -Werror) and runs:
 #   gcc-O2    aarch64-linux-gnu-gcc -O2   (-Wno-unknown-pragmas: the templates' unroll hints

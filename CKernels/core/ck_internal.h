@@ -77,28 +77,46 @@ static inline size_t ck_q8_groups(const ck_q8_weight *w) {
 int ck_q8_cpu_has_avx512_vnni(void);
 int ck_q8_cpu_has_dotprod(void);
 
-void ck_q8_gemv__scalar(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
-                        const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__scalar(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
-                        const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+/* Every variant's two int8 slots (ck_q8_gemm_fn contract), from core/templates/q8_driver.h. */
+#define CK_Q8_DECLARE(suffix)                                                                      \
+    void ck_q8_gemv__##suffix(size_t m, const ck_q8_rows *a, const ck_q8_weight *w,             \
+                              const float *bias, float *c, size_t ldc);                            \
+    void ck_q8_gemm__##suffix(size_t m, const ck_q8_rows *a, const ck_q8_weight *w,             \
+                              const float *bias, float *c, size_t ldc);
+CK_Q8_DECLARE(scalar)
 #if defined(__x86_64__) || defined(_M_X64)
-void ck_q8_gemv__avx2(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
-                      const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__avx2(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
-                      const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
-void ck_q8_gemv__avx512(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
-                        const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__avx512(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
-                        const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+CK_Q8_DECLARE(avx2)
+CK_Q8_DECLARE(avx512)
 #endif
 #if defined(__aarch64__)
-void ck_q8_gemv__neon(size_t m, const float *x, size_t ldx, const ck_q8_weight *w,
-                      const float *bias, float *y, size_t ldy);
-void ck_q8_gemm__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
-                      const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
-void ck_q8_gemm_widening__neon(size_t m, const int8_t *aq, size_t ldaq, const float *sa, size_t ldsa,
-                               const ck_q8_weight *w, const float *bias, float *c, size_t ldc);
+CK_Q8_DECLARE(neon)
+void ck_q8_gemm_widening__neon(size_t m, const ck_q8_rows *a, const ck_q8_weight *w,
+                               const float *bias, float *c, size_t ldc);
 #endif
+
+/* A variant's two int8 entry points, choosing at run time between the kernels on a
+ * dot-product extension (has() != 0) and the ones without it. */
+#define CK_Q8_DISPATCH(suffix, has, fast_gemv, fast_gemm, slow_gemv, slow_gemm)                    \
+    void ck_q8_gemv__##suffix(size_t m, const ck_q8_rows *a, const ck_q8_weight *w,             \
+                              const float *bias, float *c, size_t ldc) {                           \
+        (has() ? fast_gemv : slow_gemv)(m, a, w, bias, c, ldc);                                    \
+    }                                                                                              \
+    void ck_q8_gemm__##suffix(size_t m, const ck_q8_rows *a, const ck_q8_weight *w,             \
+                              const float *bias, float *c, size_t ldc) {                           \
+        (has() ? fast_gemm : slow_gemm)(m, a, w, bias, c, ldc);                                    \
+    }
+
+/* A tile function tile(R, C, a, i0, w, j0, out, grouped, f16) called with the weight's scale
+ * layout and type as constants, so each of the three is compiled without branches. */
+#define CK_Q8_TILE_BY_LAYOUT(tile, R, C, a, i0, w, j0, out)                                        \
+    do {                                                                                           \
+        if (!(w)->group)                                                                           \
+            tile(R, C, a, i0, w, j0, out, 0, 0);                                                   \
+        else if ((w)->scales_f16)                                                                  \
+            tile(R, C, a, i0, w, j0, out, 1, 1);                                                   \
+        else                                                                                       \
+            tile(R, C, a, i0, w, j0, out, 1, 0);                                                   \
+    } while (0)
 
 /* The epilogue every variant shares: the bias added to the sum over groups. */
 static inline float ck_q8_finish(float acc, const float *bias, size_t j) {

@@ -25,35 +25,59 @@
 
 size_t ck_q8_row_stride(size_t k) { return (k + 63) / 64 * 64; }
 
-void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, int8_t *aq,
-                         size_t ldaq, float *sa, size_t ldsa) {
+void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, uint8_t *q, size_t ldq,
+                         float *scale, float *offset, size_t lds) {
     for (size_t i = 0; i < m; i++) {
         const float *row = x + i * ldx;
-        int8_t *q = aq + i * ldaq;
+        uint8_t *qi = q + i * ldq;
         for (size_t p0 = 0, g = 0; p0 < k; p0 += 32, g++) {
             const size_t p1 = p0 + 32 < k ? p0 + 32 : k;
-            float amax = 0.0f;
+            float lo = row[p0], hi = row[p0];
             int finite = 1;
             for (size_t p = p0; p < p1; p++) {
-                const float a = fabsf(row[p]);
-                if (!(a <= FLT_MAX)) finite = 0; /* Inf or NaN */
-                else if (a > amax) amax = a;
+                const float v = row[p];
+                if (!(fabsf(v) <= FLT_MAX)) finite = 0; /* Inf or NaN */
+                else {
+                    lo = v < lo ? v : lo;
+                    hi = v > hi ? v : hi;
+                }
             }
-            if (!finite || amax == 0.0f) {
-                sa[i * ldsa + g] = finite ? 0.0f : NAN;
-                memset(q + p0, 0, p1 - p0);
+            memset(qi + p0, 0, p1 - p0);
+            if (!finite) {
+                scale[i * lds + g] = offset[i * lds + g] = NAN;
                 continue;
             }
-            float s = amax / 127.0f;
-            if (s == 0.0f) s = 0x1p-149f; /* amax below 127 * 2^-150: the smallest step */
-            sa[i * ldsa + g] = s;
+            offset[i * lds + g] = lo;
+            if (hi == lo) { /* constant: exact with q = 0 */
+                scale[i * lds + g] = 0.0f;
+                continue;
+            }
+            /* (hi - lo) / 255 in double (no overflow), rounded up to a float so that
+             * 255 * s >= hi - lo and no q needs clamping; at least the smallest subnormal. */
+            const double range = (double)hi - (double)lo;
+            float s = (float)(range / 255.0);
+            if ((double)s * 255.0 < range) s = nextafterf(s, INFINITY);
+            if (s == 0.0f) s = 0x1p-149f;
+            scale[i * lds + g] = s;
             for (size_t p = p0; p < p1; p++) {
-                float t = rintf(row[p] / s); /* nearest, ties to even (the default rounding) */
-                t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
-                q[p] = (int8_t)t;
+                double t = rint(((double)row[p] - (double)lo) / (double)s); /* nearest, ties to even */
+                t = t > 255.0 ? 255.0 : t < 0.0 ? 0.0 : t;
+                qi[p] = (uint8_t)t;
             }
         }
-        if (ldaq > k) memset(q + k, 0, ldaq - k);
+        if (ldq > k) memset(qi + k, 0, ldq - k);
+    }
+}
+
+void ck_q8_group_sums(const ck_q8_weight *w, float *gsum, size_t ldg) {
+    for (size_t j = 0; j < w->n; j++) {
+        const int8_t *q = w->q + j * w->ldq;
+        for (size_t p0 = 0, g = 0; p0 < w->k; p0 += 32, g++) {
+            const size_t p1 = p0 + 32 < w->k ? p0 + 32 : w->k;
+            int32_t t = 0;
+            for (size_t p = p0; p < p1; p++) t += q[p];
+            gsum[j * ldg + g] = ck_q8_scale(w, j, w->group ? g : 0) * (float)t;
+        }
     }
 }
 
@@ -97,8 +121,8 @@ const char *ck_q8_gemm_instructions(const ck_kernels *k) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (k->q8_gemm == ck_q8_gemm__avx512)
         return ck_q8_cpu_has_avx512_vnni() ? "vpdpbusd (AVX-512 VNNI)"
-                                           : "vpmaddubsw + vpmaddwd (no AVX-512 VNNI)";
-    if (k->q8_gemm == ck_q8_gemm__avx2) return "vpmaddubsw + vpmaddwd";
+                                           : "vpmovsxbw + vpmaddwd (no AVX-512 VNNI)";
+    if (k->q8_gemm == ck_q8_gemm__avx2) return "vpmovsxbw + vpmaddwd";
 #endif
 #if defined(__aarch64__)
     if (k->q8_gemm == ck_q8_gemm__neon)

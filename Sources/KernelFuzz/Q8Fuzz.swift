@@ -1,6 +1,8 @@
-// The int8-weight kernels against the Double oracle over the dequantized weight:
-// ck_q8_gemv (float activations) and ck_q8_quantize_rows + ck_q8_gemm (dynamic quantization),
-// the latter on the table's kernel and on the variant's baseline (no VNNI / dot product).
+// The int8-weight kernels against the Double oracle over the dequantized weight: the
+// weight's group sums (ck_q8_group_sums), the dynamic quantization of the activations
+// (ck_q8_quantize_rows) and the products on them, ck_q8_gemv (1-3 rows, values with
+// specials) and ck_q8_gemm (the table's kernel and the variant's baseline without VNNI / dot
+// product), within the bound of attend_kernels.h.
 import Attend
 import CKernels
 
@@ -11,6 +13,9 @@ final class Q8FuzzWeight {
     let q: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutableRawPointer
     let scaleCount: Int
+    /// The group sums (ck_q8_group_sums), row stride ldg.
+    let gsum: UnsafeMutablePointer<Float>
+    let ldg: Int
 
     init(_ rng: inout FuzzRNG, n: Int, k: Int) {
         self.n = n
@@ -43,15 +48,41 @@ final class Q8FuzzWeight {
                 scales.storeBytes(of: s, toByteOffset: 4 * i, as: Float.self)
             }
         }
+        ldg = (k + 31) / 32 + (rng.chance(0.5) ? 0 : rng.int(1...2))
+        gsum = .allocate(capacity: max(1, n * ldg))
+        gsum.initialize(repeating: .nan, count: max(1, n * ldg))
+        var w = c
+        ck_q8_group_sums(&w, gsum, ldg)
     }
 
     deinit {
         q.deallocate()
         scales.deallocate()
+        gsum.deallocate()
     }
 
     var c: ck_q8_weight {
-        ck_q8_weight(n: n, k: k, q: UnsafePointer(q), ldq: ldq, scales: UnsafeRawPointer(scales), lds: lds, group: Int32(group), scales_f16: f16 ? 1 : 0)
+        ck_q8_weight(
+            n: n, k: k, q: UnsafePointer(q), ldq: ldq, scales: UnsafeRawPointer(scales), lds: lds, group: Int32(group), scales_f16: f16 ? 1 : 0,
+            gsum: UnsafePointer(gsum), ldg: ldg)
+    }
+
+    /// ck_q8_group_sums against its contract, bit for bit: F(j, g) = fl(scale * sum q).
+    func checkSums() -> String? {
+        for j in 0..<n {
+            for g in 0..<(k + 31) / 32 {
+                var t = 0
+                for p in (32 * g)..<min(k, 32 * g + 32) { t += Int(q[j * ldq + p]) }
+                let idx = group == 0 ? j : j * lds + g
+                let s = f16 ? KernelOracle.float16(bits: scales.load(fromByteOffset: 2 * idx, as: UInt16.self)) : scales.load(fromByteOffset: 4 * idx, as: Float.self)
+                let e = Float(Double(s) * Double(t))
+                let got = gsum[j * ldg + g]
+                if got.bitPattern != e.bitPattern && !(got == 0 && e == 0) {
+                    return "ck_q8_group_sums: F[\(j), \(g)] = \(got), expected \(e) (scale \(s), sum \(t))"
+                }
+            }
+        }
+        return nil
     }
 
     func w(_ j: Int, _ p: Int) -> Double {
@@ -70,12 +101,111 @@ private func q8K(_ rng: inout FuzzRNG, maxLarge: Int) -> Int {
     boundarySize(&rng, edges: [1, 16, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 192], zero: false, small: 40, maxLarge: maxLarge)
 }
 
+/// Rows quantized by `ck_q8_quantize_rows` (uint8 values, per-group scales and offsets).
+struct Q8FuzzRows {
+    var q: [UInt8], scale: [Float], offset: [Float]
+    let ldq: Int, lds: Int
+
+    init(_ x: GuardedMatrix, m: Int, k: Int, ldq: Int, lds: Int) {
+        self.ldq = ldq
+        self.lds = lds
+        q = [UInt8](repeating: 99, count: max(1, m * ldq))
+        scale = [Float](repeating: -1, count: max(1, m * lds))
+        offset = [Float](repeating: -1, count: max(1, m * lds))
+        q.withUnsafeMutableBufferPointer { qp in
+            scale.withUnsafeMutableBufferPointer { sp in
+                offset.withUnsafeMutableBufferPointer { op in
+                    ck_q8_quantize_rows(m, k, x.base, x.ld, qp.baseAddress!, ldq, sp.baseAddress!, op.baseAddress!, lds)
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with the rows as the kernels see them.
+    func withRows<R>(_ body: (UnsafePointer<ck_q8_rows>) -> R) -> R {
+        q.withUnsafeBufferPointer { qp in
+            scale.withUnsafeBufferPointer { sp in
+                offset.withUnsafeBufferPointer { op in
+                    var r = ck_q8_rows(q: qp.baseAddress!, ldq: ldq, scale: sp.baseAddress!, offset: op.baseAddress!, lds: lds)
+                    return body(&r)
+                }
+            }
+        }
+    }
+
+    /// The quantization against its contract: per row and group of 32 the scale and offset
+    /// bit for bit, q in [0, 255] within 0.50001 scale of x, zero padding.
+    func check(_ x: GuardedMatrix, m: Int, k: Int) -> String? {
+        for i in 0..<m {
+            let row = x.base + i * x.ld
+            for g in 0..<(k + 31) / 32 {
+                let p0 = g * 32, p1 = min(k, p0 + 32)
+                let (s, o) = KernelOracle.q8RowQuantization(row + p0, k: p1 - p0)
+                let (gs, go) = (scale[i * lds + g], offset[i * lds + g])
+                if !(s.bitPattern == gs.bitPattern || (s.isNaN && gs.isNaN)) || !(o.bitPattern == go.bitPattern || (o.isNaN && go.isNaN)) {
+                    return "row \(i) group \(g): scale \(gs) offset \(go), expected \(s) and \(o)"
+                }
+                for p in p0..<p1 {
+                    let v = q[i * ldq + p]
+                    if !s.isFinite || s == 0 {
+                        if v != 0 { return "row \(i): quantized [\(p)] = \(v), expected 0 (a constant or non-finite group)" }
+                        continue
+                    }
+                    let err = abs(Double(row[p]) - (Double(s) * Double(v) + Double(o)))
+                    if err > 0.50001 * Double(s) {
+                        return "row \(i): quantized [\(p)] = \(v) for x = \(row[p]), scale \(s), offset \(o): error \(err) > 0.50001 * scale"
+                    }
+                }
+            }
+            for p in k..<ldq where q[i * ldq + p] != 0 {
+                return "row \(i): padding [\(p)] = \(q[i * ldq + p]), expected 0"
+            }
+        }
+        return nil
+    }
+
+    /// A product's outputs against the exact product over the float activations, within
+    /// attend_kernels.h's bound (G + 5) u B^ + u |c| (doubled for the oracle's own rounding)
+    /// plus sum_p 0.50001 sa(p) |w_p| and the subnormal floor 2^-149 (sum_p (a_p + 256) |q_p| + 4G)
+    /// (doubled); NaN for rows with Inf or NaN.
+    func checkProduct(_ label: String, w: Q8FuzzWeight, x: GuardedMatrix, m: Int, out: GuardedMatrix, bias: GuardedMatrix?) -> String? {
+        let k = w.k, groups = (k + 31) / 32
+        for i in 0..<m {
+            let nanRow = (0..<groups).contains { scale[i * lds + $0].isNaN }
+            for j in 0..<w.n {
+                let got = out[i, j]
+                if nanRow {
+                    if !got.isNaN { return "\(label) C[\(i), \(j)] = \(got): a row with Inf or NaN must give NaN" }
+                    continue
+                }
+                var exact = 0.0, bhat = 0.0, quant = 0.0, ints = 0.0
+                for p in 0..<k {
+                    let wv = w.w(j, p), s = Double(scale[i * lds + p / 32])
+                    exact += Double(x[i, p]) * wv
+                    bhat += s * (Double(q[i * ldq + p]) + 256) * abs(wv)
+                    quant += 0.50001 * s * abs(wv)
+                    ints += (Double(q[i * ldq + p]) + 256) * abs(Double(w.q[j * w.ldq + p]))
+                }
+                for g in 0..<groups { bhat += abs(Double(offset[i * lds + g])) * abs(Double(w.gsum[j * w.ldg + g])) }
+                let b = bias.map { Double($0.base[j]) } ?? 0
+                let e = exact + b
+                let rounding = Double(groups + 5) * u * bhat + u * abs(e) + u * abs(b)
+                let tol = 2 * rounding + quant * (1 + 1e-9) + (ints + Double(4 * groups + 5)) * 0x1p-148
+                if !matches(got, e, tolerance: tol) {
+                    return "\(label) C[\(i), \(j)]: \(mismatchText(got, e, tol)); B^ \(bhat), quantization bound \(quant)"
+                }
+            }
+        }
+        return nil
+    }
+}
+
 // MARK: - ck_q8_gemv
 
-/// `q8_gemv`: m = 1-3 rows of float activations (two at a time plus an odd one), n around
-/// the tile edges, k around 32 and 64, both scale layouts and types, padded strides, bias or
-/// none, value mixes with specials. Bound (attend_kernels.h): (k + 2) u B + u |y|, doubled
-/// for the Double oracle's own rounding, plus the subnormal floor.
+/// `q8_gemv`: m = 1-3 rows (two at a time plus an odd one), n around the tile edges, k around
+/// 32 and 64, both scale layouts and types, padded strides, bias or none, value mixes with
+/// specials; the rows quantized by `ck_q8_quantize_rows` first (checked too, with the
+/// weight's group sums).
 struct Q8GEMVFuzz: FuzzKernel {
     let name = "q8-gemv"
 
@@ -83,8 +213,9 @@ struct Q8GEMVFuzz: FuzzKernel {
         var m = 1, mix = ValueMix.uniform
         var w: Q8FuzzWeight!
         var x: GuardedMatrix!, y: GuardedMatrix!, bias: GuardedMatrix?
+        var ldaq = 0
         var description: String {
-            "m=\(m) \(w.description) ldx=\(x.ld) ldy=\(y.ld) bias=\(bias != nil) values \(mix)"
+            "m=\(m) \(w.description) ldx=\(x.ld) ldy=\(y.ld) ldaq=\(ldaq) bias=\(bias != nil) values \(mix)"
         }
     }
 
@@ -96,6 +227,7 @@ struct Q8GEMVFuzz: FuzzKernel {
         c.w = Q8FuzzWeight(&rng, n: n, k: k)
         c.mix = rng.pick([.uniform, .uniform, .integers, .finiteSpecials, .nonFinite, .subnormal])
         c.x = makeOperand(&rng, rows: c.m, cols: k, mix: c.mix)
+        c.ldaq = ck_q8_row_stride(k) + (rng.chance(0.3) ? 64 : 0)
         c.y = GuardedMatrix(rows: c.m, cols: n, ld: max(n, 1) + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
         c.y.fill { _, _ in .nan }  // never read
         if rng.chance(0.5) {
@@ -104,38 +236,25 @@ struct Q8GEMVFuzz: FuzzKernel {
         return c
     }
 
-    struct Run { let out: GuardedMatrix, xSnap: [UInt32] }
+    struct Run { let out: GuardedMatrix, rows: Q8FuzzRows, xSnap: [UInt32] }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
         let xSnap = c.x.snapshot()
+        let rows = Q8FuzzRows(c.x, m: c.m, k: c.w.k, ldq: c.ldaq, lds: (c.w.k + 31) / 32 + (c.ldaq % 128 == 0 ? 1 : 0))
         let out = c.y.copy()
         var w = c.w.c
-        table.kernels.pointee.q8_gemv(c.m, c.x.base, c.x.ld, &w, c.bias.map { UnsafePointer($0.base) }, out.base, out.ld)
-        return Run(out: out, xSnap: xSnap)
+        rows.withRows { a in
+            table.kernels.pointee.q8_gemv(c.m, a, &w, c.bias.map { UnsafePointer($0.base) }, out.base, out.ld)
+        }
+        return Run(out: out, rows: rows, xSnap: xSnap)
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if let bad = r.out.damagedPadding("y") { return bad }
-        if !c.x.unchanged(since: r.xSnap) { return "the kernel wrote into x" }
-        let k = c.w.k
-        for i in 0..<c.m {
-            for j in 0..<c.w.n {
-                var exact = 0.0, bound = 0.0
-                for p in 0..<k {
-                    let xv = Double(c.x[i, p]), wv = c.w.w(j, p)
-                    exact += xv * wv
-                    bound += abs(xv) * abs(wv)
-                }
-                let b = c.bias.map { Double($0.base[j]) } ?? 0
-                let e = exact + b
-                let tol = 2 * (Double(k + 2) * u * bound + u * abs(e) + u * abs(b)) + Double(k + 2) * 0x1p-148
-                let g = r.out[i, j]
-                if !matches(g, e, tolerance: tol.isNaN ? 0 : tol) {
-                    return "y[\(i), \(j)]: \(mismatchText(g, e, tol)); B = \(bound)"
-                }
-            }
-        }
-        return nil
+        if !c.x.unchanged(since: r.xSnap) { return "the quantizer wrote into x" }
+        if let bad = c.w.checkSums() { return bad }
+        if let bad = r.rows.check(c.x, m: c.m, k: c.w.k) { return bad }
+        return r.rows.checkProduct("gemv", w: c.w, x: c.x, m: c.m, out: r.out, bias: c.bias)
     }
 }
 
@@ -144,10 +263,8 @@ struct Q8GEMVFuzz: FuzzKernel {
 /// Dynamic quantization then the int8 GEMM, on the table's `q8_gemm` and on
 /// `ck_q8_gemm_baseline` for the variant: m around the 2- and 4-row tiles, n around the 4-row
 /// tiles, k around 32 and 64; rows scaled by 2^-30 ... 2^30, all-zero rows, rows with one
-/// spike and rows with Inf or NaN (NaN outputs). Checks the quantized rows (per group of 32:
-/// scale, range, |x - sa q| <= 0.50001 sa, zero padding) and every output against the exact
-/// product over the float activations within (G + 3) u B^ + u |c| (doubled) plus
-/// sum_p 0.50001 sa(p) |w_p|.
+/// spike, rows far from zero (offset much larger than the spread) and rows with Inf or NaN
+/// (NaN outputs). Checks the quantized rows and every output within the bound.
 struct Q8GEMMFuzz: FuzzKernel {
     let name = "q8-gemm"
 
@@ -186,6 +303,13 @@ struct Q8GEMMFuzz: FuzzKernel {
                 mode = "one-spike"
                 for p in 0..<k { c.x[i, p] = rng.float(-1, 1) * 1e-3 * scale }
                 c.x[i, rng.below(k)] = scale
+            } else if r < 0.45 {
+                mode = "far-from-zero"
+                let center = rng.float(-1, 1) * scale
+                for p in 0..<k { c.x[i, p] = center + rng.float(0, 1) * 1e-4 * scale }
+            } else if r < 0.55 {
+                mode = "one-sided"
+                for p in 0..<k { c.x[i, p] = max(-0.17 * scale, rng.float(-1, 1) * scale) }
             } else {
                 mode = "uniform"
                 for p in 0..<k { c.x[i, p] = rng.float(-1, 1) * scale }
@@ -203,92 +327,31 @@ struct Q8GEMMFuzz: FuzzKernel {
 
     struct Run {
         let outs: [(String, GuardedMatrix)]
-        let aq: [Int8], sa: [Float], ldsa: Int, xSnap: [UInt32]
+        let rows: Q8FuzzRows, xSnap: [UInt32]
     }
 
     func run(_ c: Case, on table: FuzzTable) -> Run {
         let xSnap = c.x.snapshot()
-        var aq = [Int8](repeating: 99, count: max(1, c.m * c.ldaq))
-        let ldsa = (c.w.k + 31) / 32 + (c.ldaq % 128 == 0 ? 1 : 0)
-        var sa = [Float](repeating: -1, count: c.m * ldsa)
-        aq.withUnsafeMutableBufferPointer { ap in
-            sa.withUnsafeMutableBufferPointer { sp in
-                ck_q8_quantize_rows(c.m, c.w.k, c.x.base, c.x.ld, ap.baseAddress!, c.ldaq, sp.baseAddress!, ldsa)
-            }
-        }
+        let rows = Q8FuzzRows(c.x, m: c.m, k: c.w.k, ldq: c.ldaq, lds: (c.w.k + 31) / 32 + (c.ldaq % 128 == 0 ? 1 : 0))
         var outs: [(String, GuardedMatrix)] = []
         var kernels: [(String, ck_q8_gemm_fn)] = [("table", table.kernels.pointee.q8_gemm)]
         if let base = ck_q8_gemm_baseline(table.kernels.pointee.variant) { kernels.append(("baseline", base)) }
         var w = c.w.c
         for (label, fn) in kernels {
             let out = c.c.copy()
-            aq.withUnsafeBufferPointer { ap in
-                sa.withUnsafeBufferPointer { sp in
-                    fn(c.m, ap.baseAddress!, c.ldaq, sp.baseAddress!, ldsa, &w, c.bias.map { UnsafePointer($0.base) }, out.base, out.ld)
-                }
-            }
+            rows.withRows { a in fn(c.m, a, &w, c.bias.map { UnsafePointer($0.base) }, out.base, out.ld) }
             outs.append((label, out))
         }
-        return Run(outs: outs, aq: aq, sa: sa, ldsa: ldsa, xSnap: xSnap)
+        return Run(outs: outs, rows: rows, xSnap: xSnap)
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if !c.x.unchanged(since: r.xSnap) { return "ck_q8_quantize_rows wrote into x" }
-        let k = c.w.k
-        // The quantized rows: per row and group of 32, the scale, the range and the error.
-        let groups = (k + 31) / 32
-        var rowNaN = [Bool](repeating: false, count: c.m)
-        for i in 0..<c.m {
-            let row = c.x.base + i * c.x.ld
-            for g in 0..<groups {
-                let p0 = g * 32, p1 = min(k, p0 + 32)
-                let s = KernelOracle.q8RowScale(row + p0, k: p1 - p0)
-                let got = r.sa[i * r.ldsa + g]
-                if !(s.bitPattern == got.bitPattern || (s.isNaN && got.isNaN)) {
-                    return "row \(i) group \(g): scale \(got), expected max|x|/127 = \(s)"
-                }
-                if s.isNaN { rowNaN[i] = true }
-                for p in p0..<p1 {
-                    let q = r.aq[i * c.ldaq + p]
-                    if !s.isFinite || s == 0 {
-                        if q != 0 { return "row \(i): quantized [\(p)] = \(q), expected 0 (a zero or non-finite group)" }
-                        continue
-                    }
-                    let err = abs(Double(row[p]) - Double(s) * Double(q))
-                    if q == -128 || err > 0.50001 * Double(s) {
-                        return "row \(i): quantized [\(p)] = \(q) for x = \(row[p]), scale \(s): error \(err) > 0.50001 * scale"
-                    }
-                }
-            }
-            for p in k..<c.ldaq where r.aq[i * c.ldaq + p] != 0 {
-                return "row \(i): padding [\(p)] = \(r.aq[i * c.ldaq + p]), expected 0"
-            }
-        }
+        if let bad = c.w.checkSums() { return bad }
+        if let bad = r.rows.check(c.x, m: c.m, k: c.w.k) { return bad }
         for (label, out) in r.outs {
             if let bad = out.damagedPadding("C (\(label))") { return bad }
-            for i in 0..<c.m {
-                for j in 0..<c.w.n {
-                    let g = out[i, j]
-                    if rowNaN[i] {
-                        if !g.isNaN { return "\(label) C[\(i), \(j)] = \(g): a row with Inf or NaN must give NaN" }
-                        continue
-                    }
-                    var exact = 0.0, bhat = 0.0, quant = 0.0
-                    for p in 0..<k {
-                        let wv = c.w.w(j, p), s = Double(r.sa[i * r.ldsa + p / 32])
-                        exact += Double(c.x[i, p]) * wv
-                        bhat += abs(s * Double(r.aq[i * c.ldaq + p])) * abs(wv)
-                        quant += 0.50001 * s * abs(wv)
-                    }
-                    let b = c.bias.map { Double($0.base[j]) } ?? 0
-                    let e = exact + b
-                    let rounding = Double(groups + 3) * u * bhat + u * abs(e) + u * abs(b)
-                    let tol = 2 * rounding + quant * (1 + 1e-9) + Double(groups + 3) * 0x1p-148
-                    if !matches(g, e, tolerance: tol) {
-                        return "\(label) C[\(i), \(j)]: \(mismatchText(g, e, tol)); B^ \(bhat), quantization bound \(quant)"
-                    }
-                }
-            }
+            if let bad = r.rows.checkProduct(label, w: c.w, x: c.x, m: c.m, out: out, bias: c.bias) { return bad }
         }
         return nil
     }

@@ -153,7 +153,7 @@ package enum ModelQuantization {
         let entry =
             "\"\(configKey)\": {\"quant_method\": \"\(method)\", \"scheme\": \"\(scheme.rawValue)\", \"bits\": 8, \"symmetric\": true, "
             + "\"group_size\": \(scheme == .group32 ? "32" : "null"), \"scale_dtype\": \"\(scalesF16 ? "float16" : "float32")\", "
-            + "\"scale_suffix\": \"\(scaleSuffix)\", \"activations\": \"dynamic per-row symmetric int8 (more than 2 rows)\", "
+            + "\"scale_suffix\": \"\(scaleSuffix)\", \"activations\": \"dynamic uint8 per 32 inputs with scale and offset\", "
             + "\"quantized_tensors\": \(report.quantized.count)}"
         let newConfig = head + (head.hasSuffix("{") ? "\n  " : ",\n  ") + entry + "\n}\n"
         do {

@@ -33,15 +33,20 @@ struct QuantizedWeight: @unchecked Sendable {
     let q: RawBytes
     /// `n * scheme.scalesPerRow(k)` scales.
     let scales: RawBytes
+    /// `n * ceil(k / 32)` float32 sums of each row's dequantized weights over 32 inputs
+    /// (`ck_q8_group_sums`), computed at init: the kernels apply the activations' per-group
+    /// offsets through them. An eighth of the int8 bytes.
+    let groupSums: RawBytes
 
     var shape: [Int] { [n, k] }
     var scalesPerRow: Int { scheme.scalesPerRow(k) }
-    /// Bytes held (values and scales).
-    var byteCount: Int { q.count + scales.count }
+    /// Bytes held (values, scales and group sums).
+    var byteCount: Int { q.count + scales.count + groupSums.count }
 
     /// A weight from its parts, checked: sizes match the shape and scheme, no value is -128
-    /// (the kernels need |q| <= 127), every scale is finite, and k fits the kernels' int32
-    /// sums. `name` is used in the errors. Cost: one pass over the values and scales.
+    /// (the kernels need |q| <= 127), every scale is finite, and k is at most the kernels'
+    /// limit; then its group sums. `name` is used in the errors. Cost: two passes over the
+    /// values, one over the scales.
     init(n: Int, k: Int, scheme: Int8Scheme, scalesF16: Bool, q: RawBytes, scales: RawBytes, name: String) throws {
         guard n >= 0, k >= 0, q.count == n * k else {
             throw CheckpointError.invalidConfig("int8 weight '\(name)': \(q.count) bytes for shape [\(n), \(k)]")
@@ -65,6 +70,13 @@ struct QuantizedWeight: @unchecked Sendable {
             guard s.isFinite else { throw CheckpointError.invalidConfig("int8 weight '\(name)': scale \(i) is \(s)") }
         }
         (self.n, self.k, self.scheme, self.scalesF16, self.q, self.scales) = (n, k, scheme, scalesF16, q, scales)
+        let ldg = (k + 31) / 32
+        groupSums = RawBytes(count: 4 * n * ldg) { out in
+            var w = ck_q8_weight(
+                n: n, k: k, q: q.base.assumingMemoryBound(to: Int8.self), ldq: max(k, 1), scales: scales.base, lds: scheme.scalesPerRow(k),
+                group: Int32(scheme.group), scales_f16: scalesF16 ? 1 : 0, gsum: nil, ldg: ldg)
+            if n * ldg > 0 { ck_q8_group_sums(&w, out.baseAddress!.assumingMemoryBound(to: Float.self), ldg) }
+        }
     }
 
     /// Quantizes a float32 `[n, k]` weight: per row (channel) or per 32 inputs of a row
@@ -147,11 +159,11 @@ struct QuantizedWeight: @unchecked Sendable {
 
     /// The rows `rows` as the kernels see them (valid while `self` lives).
     func kernelView(rows: Range<Int>) -> ck_q8_weight {
-        let per = scalesPerRow
+        let per = scalesPerRow, ldg = (k + 31) / 32
         return ck_q8_weight(
             n: rows.count, k: k, q: q.base.assumingMemoryBound(to: Int8.self) + rows.lowerBound * k, ldq: max(k, 1),
             scales: scales.base + rows.lowerBound * per * (scalesF16 ? 2 : 4), lds: per, group: Int32(scheme.group),
-            scales_f16: scalesF16 ? 1 : 0)
+            scales_f16: scalesF16 ? 1 : 0, gsum: groupSums.base.assumingMemoryBound(to: Float.self) + rows.lowerBound * ldg, ldg: ldg)
     }
 
     /// The rows of several weights one after another (a fused QKV projection): nil unless

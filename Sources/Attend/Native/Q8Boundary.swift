@@ -4,19 +4,20 @@ internal import CKernels
 // validates, chooses the path and splits the work over threads; the C contracts are in
 // attend_kernels.h ("int8 weights").
 
-/// Rows of activations a product with an int8 weight runs as matrix-vector products on float
-/// activations (above it, rows are quantized once and the int8 GEMM runs): decoding's one
-/// or two rows, as for float32 weights (``gemvMaxRows``).
+/// Rows of activations a product with an int8 weight runs as `ck_q8_gemv` (one pass over the
+/// weight per two rows, split over output features); above it, `ck_q8_gemm` over tiles of
+/// rows: decoding's one or two rows, as for float32 weights (``gemvMaxRows``).
 let q8GEMVMaxRows = gemvMaxRows
 
 /// `out = x W[outputs]ᵀ + bias[outputs]` for `m` rows of `x` (row stride `k`) with an int8
-/// weight on a native kernel variant; `out` is `[m, outputs.count]`. Up to ``q8GEMVMaxRows``
-/// rows: `ck_q8_gemv` split over output features (each thread streams its rows of the weight
-/// once). More rows: quantized per row and 32 inputs (`ck_q8_quantize_rows`, once), then `ck_q8_gemm` over
-/// blocks of 64 rows x about 32 KiB of weight rows, spread over the threads. Every output is
-/// computed by one call whatever the split, so results do not depend on the thread count.
-/// Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64` bytes of quantized rows and
-/// `4 m ceil(k/32)` of scales.
+/// weight on a native kernel variant; `out` is `[m, outputs.count]`. The rows are quantized
+/// once per call, per row and 32 inputs to uint8 with a scale and an offset
+/// (`ck_q8_quantize_rows`; in parallel above 64 rows), then: up to ``q8GEMVMaxRows`` rows,
+/// `ck_q8_gemv` split over output features (each thread streams its rows of the weight once);
+/// more rows, `ck_q8_gemm` over blocks of 64 rows x about 32 KiB of weight rows, spread over
+/// the threads. Every output is computed by one call whatever the split, so results do not
+/// depend on the thread count. Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64` bytes of
+/// quantized rows and `8 m ceil(k/32)` of scales and offsets.
 func q8Product(
     x: UnsafePointer<Float>, m: Int, weight w: QuantizedWeight, outputs: Range<Int>, bias: UnsafePointer<Float>?,
     out: UnsafeMutablePointer<Float>, variant: KernelVariant, threads: Int
@@ -27,7 +28,22 @@ func q8Product(
     if m == 0 || n == 0 { return }
     let kern = variant.kernels.pointee
     let flops = 2 * m * n * max(k, 1)
-    withExtendedLifetime((w.q, w.scales)) {
+    let ldaq = ck_q8_row_stride(k), lds = max(1, (k + 31) / 32)
+    let aq = UnsafeMutableRawPointer.allocate(byteCount: max(1, m * ldaq), alignment: 64).bindMemory(to: UInt8.self, capacity: max(1, m * ldaq))
+    let sa = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m * lds)
+    defer {
+        aq.deallocate()
+        sa.deallocate()
+    }
+    let offsets = sa + m * lds
+    let rowBlock = 64, qParts = max(1, min(threads, (m + rowBlock - 1) / rowBlock))
+    let qChunk = (m + qParts - 1) / qParts
+    parallelFor(qParts, threads: qParts) { part in
+        let i0 = part * qChunk, i1 = min(m, i0 + qChunk)
+        if i0 < i1 { ck_q8_quantize_rows(i1 - i0, k, x + i0 * k, k, aq + i0 * ldaq, ldaq, sa + i0 * lds, offsets + i0 * lds, lds) }
+    }
+    let rows = ck_q8_rows(q: aq, ldq: ldaq, scale: sa, offset: offsets, lds: lds)
+    withExtendedLifetime(w) {
         if m <= q8GEMVMaxRows {
             let gemv = kern.q8_gemv!
             let parts = max(1, min(threads, n / 64, flops / minimumGEMVFlopsPerThread))
@@ -36,23 +52,10 @@ func q8Product(
                 let j0 = part * chunk, j1 = min(n, j0 + chunk)
                 guard j0 < j1 else { return }
                 var view = w.kernelView(rows: (outputs.lowerBound + j0)..<(outputs.lowerBound + j1))
-                gemv(m, x, k, &view, bias.map { $0 + j0 }, out + j0, n)
+                var a = rows
+                gemv(m, &a, &view, bias.map { $0 + j0 }, out + j0, n)
             }
             return
-        }
-        let ldaq = ck_q8_row_stride(k)
-        let aq = UnsafeMutableRawPointer.allocate(byteCount: max(1, m * ldaq), alignment: 64).bindMemory(to: Int8.self, capacity: max(1, m * ldaq))
-        let ldsa = (k + 31) / 32
-        let sa = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m * ldsa))
-        defer {
-            aq.deallocate()
-            sa.deallocate()
-        }
-        let rowBlock = 64, qParts = max(1, min(threads, (m + rowBlock - 1) / rowBlock))
-        let qChunk = (m + qParts - 1) / qParts
-        parallelFor(qParts, threads: qParts) { part in
-            let i0 = part * qChunk, i1 = min(m, i0 + qChunk)
-            if i0 < i1 { ck_q8_quantize_rows(i1 - i0, k, x + i0 * k, k, aq + i0 * ldaq, ldaq, sa + i0 * ldsa, ldsa) }
         }
         let gemm = kern.q8_gemm!
         let colBlock = max(4, (32 * 1024 / max(k, 1)) / 4 * 4)
@@ -63,7 +66,8 @@ func q8Product(
             let i0 = mb * rowBlock, i1 = min(m, i0 + rowBlock)
             let j0 = nb * colBlock, j1 = min(n, j0 + colBlock)
             var view = w.kernelView(rows: (outputs.lowerBound + j0)..<(outputs.lowerBound + j1))
-            gemm(i1 - i0, aq + i0 * ldaq, ldaq, sa + i0 * ldsa, ldsa, &view, bias.map { $0 + j0 }, out + i0 * n + j0, n)
+            var a = ck_q8_rows(q: rows.q + i0 * ldaq, ldq: ldaq, scale: rows.scale + i0 * lds, offset: rows.offset + i0 * lds, lds: lds)
+            gemm(i1 - i0, &a, &view, bias.map { $0 + j0 }, out + i0 * n + j0, n)
         }
     }
 }

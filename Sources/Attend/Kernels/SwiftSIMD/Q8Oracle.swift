@@ -1,4 +1,4 @@
-// The oracle of the int8-weight kernels (`ck_q8_gemv`, `ck_q8_quantize_rows`, `ck_q8_gemm`):
+// The oracle of the int8-weight kernels (`ck_q8_quantize_rows`, `ck_q8_gemv`, `ck_q8_gemm`):
 // the exact products over the dequantized weight, in Double.
 
 extension KernelOracle {
@@ -22,18 +22,21 @@ extension KernelOracle {
         return Double(s) * Double(q[j * ldq + p])
     }
 
-    /// `ck_q8_quantize_rows` for one group of a row (`k` values from `x`): the scale
-    /// `max|x| / 127` (Float division; NaN for a group holding Inf or NaN, 0 for an all-zero
-    /// group) as the kernel computes it. Cost: O(k).
-    package static func q8RowScale(_ x: UnsafePointer<Float>, k: Int) -> Float {
-        var amax: Float = 0
+    /// `ck_q8_quantize_rows` for one group of a row (`k` values from `x`): the scale and offset
+    /// as the kernel computes them: offset = min x, scale = (max x - min x) / 255 rounded up
+    /// to a Float (at least 2^-149), both NaN for a group holding Inf or NaN, scale 0 for a
+    /// constant group. Cost: O(k).
+    package static func q8RowQuantization(_ x: UnsafePointer<Float>, k: Int) -> (scale: Float, offset: Float) {
+        var lo = x[0], hi = x[0]
         for p in 0..<k {
-            let a = abs(x[p])
-            if !a.isFinite { return .nan }
-            amax = max(amax, a)
+            if !x[p].isFinite { return (.nan, .nan) }
+            lo = min(lo, x[p])
+            hi = max(hi, x[p])
         }
-        if amax == 0 { return 0 }
-        let s = amax / 127
-        return s == 0 ? Float.leastNonzeroMagnitude : s
+        if hi == lo { return (0, lo) }
+        let range = Double(hi) - Double(lo)
+        var s = Float(range / 255)
+        if Double(s) * 255 < range { s = s.nextUp }
+        return (s == 0 ? .leastNonzeroMagnitude : s, lo)
     }
 }

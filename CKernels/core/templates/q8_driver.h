@@ -1,0 +1,87 @@
+/*
+ * The int8 products' drivers (ck_q8_gemm_fn contract in attend_kernels.h, "int8 weights"),
+ * written once and included by each variant's int8 file (ref/q8_scalar.c, x86/avx2/q8_avx2.c,
+ * x86/avx512/q8_avx512.c, arm/neon/q8_neon.c; NEON twice: with and without sdot). The
+ * includer defines
+ *   Q8_TILE(R, C, a, i0, w, j0, out)   an always-inline function: out[r][c] for r < R <= 4,
+ *                                      c < C <= 4 = sum_g sw(j0+c, g) sa(i0+r, g) I_g (the
+ *                                      integer part; constants R, C after inlining)
+ *   Q8_NAME(x)                         a unique name for this inclusion's functions
+ *   Q8_GEMV, Q8_GEMM                   the two entry points' names
+ *   Q8_GEMM_ROWS                       rows per GEMM strip (2 or 4)
+ *   Q8_GEMV_COLS                       weight rows per GEMV tile (1 or 4)
+ *   Q8_OFFSET_SHIFT                    0, or 128 when the tile's I_g are on q - 128 (NEON's
+ *                                      sdot): the offset becomes o + 128 sa
+ * and this file adds the offsets' share, sum_g o(i, g) F(j, g), and the bias, then stores.
+ * GEMV: two rows per pass over the weight, then the odd row; GEMM: strips of Q8_GEMM_ROWS.
+ */
+
+/* sum_g (o[g] + shift * s[g]) * f[g] over g < G: eight lanes of partial sums (a vector of
+ * the variant's ISA), then the scalar tail. */
+typedef float Q8_NAME(v8) __attribute__((vector_size(32)));
+static inline __attribute__((always_inline)) float Q8_NAME(offsets)(const float *o, const float *s,
+                                                                   const float *f, size_t G) {
+    (void)s;
+    Q8_NAME(v8) acc = {0, 0, 0, 0, 0, 0, 0, 0}, ov, fv;
+    size_t g = 0;
+    for (; g + 8 <= G; g += 8) {
+        memcpy(&ov, o + g, sizeof ov);
+        memcpy(&fv, f + g, sizeof fv);
+#if Q8_OFFSET_SHIFT
+        Q8_NAME(v8) sv;
+        memcpy(&sv, s + g, sizeof sv);
+        ov += (float)Q8_OFFSET_SHIFT * sv;
+#endif
+        acc += ov * fv;
+    }
+    float t = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; g < G; g++) t += (o[g] + (float)Q8_OFFSET_SHIFT * s[g]) * f[g];
+    return t;
+}
+
+/* Rows [i0, i0 + R) against every weight row, C at a time, then one at a time. */
+static inline __attribute__((always_inline)) void Q8_NAME(strip)(int R, int C, const ck_q8_rows *a,
+                                                                size_t i0, const ck_q8_weight *w,
+                                                                const float *bias, float *c,
+                                                                size_t ldc) {
+    const size_t n = w->n, G = (w->k + 31) / 32;
+    float out[4][4];
+    for (size_t j = 0; j < n;) {
+        const int cols = n - j >= (size_t)C ? C : 1;
+        if (cols == C)
+            Q8_TILE(R, C, a, i0, w, j, out);
+        else
+            Q8_TILE(R, 1, a, i0, w, j, out);
+        for (int r = 0; r < R; r++) {
+            const size_t i = i0 + (size_t)r;
+            for (int cc = 0; cc < cols; cc++) {
+                const size_t jj = j + (size_t)cc;
+                const float o = Q8_NAME(offsets)(a->offset + i * a->lds, a->scale + i * a->lds,
+                                                 w->gsum + jj * w->ldg, G);
+                c[i * ldc + jj] = ck_q8_finish(out[r][cc] + o, bias, jj);
+            }
+        }
+        j += (size_t)cols;
+    }
+}
+
+void Q8_GEMV(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias, float *c,
+             size_t ldc) {
+    size_t i = 0;
+    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, Q8_GEMV_COLS, a, i, w, bias, c, ldc);
+    if (i < m) Q8_NAME(strip)(1, Q8_GEMV_COLS, a, i, w, bias, c, ldc);
+}
+
+void Q8_GEMM(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias, float *c,
+             size_t ldc) {
+    size_t i = 0;
+#if Q8_GEMM_ROWS == 4
+    for (; i + 4 <= m; i += 4) Q8_NAME(strip)(4, 4, a, i, w, bias, c, ldc);
+    if (m - i == 3) {
+        Q8_NAME(strip)(3, 4, a, i, w, bias, c, ldc);
+        return;
+    }
+#endif
+    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, 4, a, i, w, bias, c, ldc);
+    if (i < m) Q8_NAME(strip)(1, 4, a, i, w, bias, c, ldc);
+}
