@@ -15,9 +15,10 @@ struct Int8StorageTests {
         return Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) })
     }
 
-    /// Bytes of the int8 values and scales of an `[n, k]` weight.
+    /// Bytes an `[n, k]` int8 weight holds: its int8 values and scales (as the file stores
+    /// them) and the float32 sums of each row's groups of 32 values the kernels derive at load.
     func int8Bytes(_ scheme: Int8Scheme, n: Int, k: Int) -> Int {
-        n * k + n * scheme.scalesPerRow(k) * (scheme == .group32 ? 2 : 4)
+        n * k + n * scheme.scalesPerRow(k) * (scheme == .group32 ? 2 : 4) + n * ((k + 31) / 32) * 4
     }
 
     @Test("an int8 layer holds only int8 values and scales; its products match the float32 layer over the dequantized weight", arguments: Int8Scheme.allCases)
@@ -44,12 +45,16 @@ struct Int8StorageTests {
                 let part = layer(x, outputs: 100..<260, compute: compute).scalars
                 var worst = "", partDiffers = 0
                 for i in 0..<rows {
-                    // On the int8 kernels with more than two rows the activations are quantized:
-                    // half a step of max|x| / 127 per group of 32 inputs.
-                    var xstep = [Double](repeating: 0, count: (k + 31) / 32)
-                    for p in 0..<k { xstep[p / 32] = max(xstep[p / 32], Double(abs(xs[i * k + p])) / 127) }
+                    // On the int8 kernels the activations are quantized (uint8 with an offset per
+                    // group of 32 inputs): half a step of (max - min) / 255 of the group.
+                    var lo = [Double](repeating: .infinity, count: (k + 31) / 32), hi = lo.map { -$0 }
+                    for p in 0..<k {
+                        lo[p / 32] = min(lo[p / 32], Double(xs[i * k + p]))
+                        hi[p / 32] = max(hi[p / 32], Double(xs[i * k + p]))
+                    }
+                    let xstep = zip(lo, hi).map { ($1 - $0) / 255 }
                     let quantizedRows: Bool
-                    if case .native = backend { quantizedRows = rows > 2 } else { quantizedRows = false }
+                    if case .native = backend { quantizedRows = true } else { quantizedRows = false }
                     for j in 0..<n {
                         // Float32 rounding of both sums, plus the activations' quantization.
                         var bound = 0.0
@@ -91,7 +96,7 @@ struct Int8StorageTests {
         }
     }
 
-    @Test("a loaded int8 folder holds exactly the int8 bytes attend quantize wrote, and training it is a TrainingError")
+    @Test("a loaded int8 folder holds exactly the int8 bytes attend quantize wrote (and the group sums derived from them), and training it is a TrainingError")
     func loadedFolder() throws {
         let source = try fixtureFolder("t5")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("attend-int8-storage-\(getpid())")
@@ -111,7 +116,9 @@ struct Int8StorageTests {
             #expect(l.weightFormat == .int8Channel, "layer \(i): \(l.weightFormat)")
             #expect(l.weightByteCount == int8Bytes(.channel, n: l.outFeatures, k: l.inFeatures), "layer \(i)")
         }
-        #expect(linears.reduce(0) { $0 + $1.weightByteCount } == report.bytesAfter)
+        // The file's bytes, plus the group sums derived at load (4 bytes per row and 32 inputs).
+        let sums = linears.reduce(0) { $0 + $1.outFeatures * (($1.inFeatures + 31) / 32) * 4 }
+        #expect(linears.reduce(0) { $0 + $1.weightByteCount } == report.bytesAfter + sums)
 
         #expect(throws: TrainingError.self) { try T5ForConditionalGeneration(directory: out) }
         #expect(throws: TrainingError.self) { try TrainableModels.load(directory: out) }

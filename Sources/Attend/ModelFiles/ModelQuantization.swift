@@ -119,7 +119,7 @@ package enum ModelQuantization {
             let q = QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scalesF16)
             report.quantized.append(name)
             report.bytesBefore += info.elementCount * info.dtype.byteSize
-            report.bytesAfter += q.byteCount
+            report.bytesAfter += q.storedByteCount
             return [
                 StoredTensor(name: name, dtype: .I8, shape: q.shape, bytes: q.q),
                 StoredTensor(name: name + scaleSuffix, dtype: scalesF16 ? .F16 : .F32, shape: scheme.scaleShape(n: q.n, k: q.k), bytes: q.scales),

@@ -41,7 +41,9 @@ struct QuantizedWeight: @unchecked Sendable {
     var shape: [Int] { [n, k] }
     var scalesPerRow: Int { scheme.scalesPerRow(k) }
     /// Bytes held (values, scales and group sums).
-    var byteCount: Int { q.count + scales.count + groupSums.count }
+    var byteCount: Int { storedByteCount + groupSums.count }
+    /// Bytes a checkpoint stores (values and scales; the group sums are derived at load).
+    var storedByteCount: Int { q.count + scales.count }
 
     /// A weight from its parts, checked: sizes match the shape and scheme, no value is -128
     /// (the kernels need |q| <= 127), every scale is finite, and k is at most the kernels'
