@@ -188,7 +188,7 @@ typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
  * Rules: a row whose every term is -inf gives zeros (never NaN); a NaN term makes its row
  * NaN; huge inputs (1e30) do not overflow (the max is subtracted first).
  * Cost: 2 passes over the row, one exp per term: pass 1 reads x once, in blocks of at least
- * 16 vectors (at most 64 blocks), keeping a running max and a running sum rescaled by
+ * 64 vectors (at most 64 blocks), keeping a running max and a running sum rescaled by
  * exp(old max - new max) when a block raises the max, and writes exp(t - running max) to y;
  * pass 2 scales each block of y by exp(block's max - row max) / sum (in L1/L2 for rows <= 8K).
  * Accuracy: each y_j within about 16 u + (n - 1) u (the sum's worst case) + 5 u per rescale of

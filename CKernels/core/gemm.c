@@ -51,19 +51,66 @@ size_t ck_f32_gemm_workspace(const ck_kernels *kern, size_t m, size_t n, size_t 
     return mc * kc + nc * kc + 2 * (CK_ALIGN / sizeof(float));
 }
 
+/* Four floats, the portable 128-bit vector (SSE2 on every x86-64, NEON on AArch64). */
+typedef float ck_f4 __attribute__((vector_size(16)));
+
+static inline ck_f4 ck_f4_load(const float *p) {
+    ck_f4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* One panel of w floats per step from `rows` rows of a row-major matrix (row r at src + r*ld,
+ * kcb floats each): dst[p*w + r] = src[r*ld + p], rows rows..w-1 zero. Whole 4 x 4 blocks are
+ * transposed in registers (four loads, eight shuffles, four stores for 16 floats); the k range
+ * is taken in strips of CK_PACK_STRIP, so each row contributes whole cache lines and the
+ * strip's destination (CK_PACK_STRIP * w floats) stays in L1 while it is filled. */
+#define CK_PACK_STRIP 16
+static void ck_pack_rows(size_t w, size_t rows, size_t kcb, const float *src, size_t ld,
+                         float *dst) {
+    const size_t rows4 = rows / 4 * 4;
+    for (size_t p0 = 0; p0 < kcb; p0 += CK_PACK_STRIP) {
+        const size_t len = ck_min(CK_PACK_STRIP, kcb - p0), len4 = len / 4 * 4;
+        float *d = dst + p0 * w;
+        for (size_t r = 0; r < rows4; r += 4) {
+            const float *s = src + r * ld + p0;
+            for (size_t p = 0; p < len4; p += 4) {
+                const ck_f4 r0 = ck_f4_load(s + p), r1 = ck_f4_load(s + ld + p);
+                const ck_f4 r2 = ck_f4_load(s + 2 * ld + p), r3 = ck_f4_load(s + 3 * ld + p);
+                const ck_f4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);
+                const ck_f4 t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+                const ck_f4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);
+                const ck_f4 t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+                const ck_f4 c0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+                const ck_f4 c1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+                const ck_f4 c2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+                const ck_f4 c3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+                float *o = d + p * w + r;
+                memcpy(o, &c0, sizeof c0);
+                memcpy(o + w, &c1, sizeof c1);
+                memcpy(o + 2 * w, &c2, sizeof c2);
+                memcpy(o + 3 * w, &c3, sizeof c3);
+            }
+            for (size_t p = len4; p < len; p++)
+                for (size_t i = 0; i < 4; i++) d[p * w + r + i] = s[i * ld + p];
+        }
+        for (size_t r = rows4; r < rows; r++) {
+            const float *s = src + r * ld + p0;
+            for (size_t p = 0; p < len; p++) d[p * w + r] = s[p];
+        }
+        for (size_t p = 0; p < len; p++)
+            for (size_t r = rows; r < w; r++) d[p * w + r] = 0.0f;
+    }
+}
+
 /* Packs op(A)[i0 ..< i0+mcb, p0 ..< p0+kcb] into mr-row panels. */
 static void ck_pack_a(size_t mr, size_t mcb, size_t kcb, const float *a, size_t lda, int trans,
                       size_t i0, size_t p0, float *dst) {
     for (size_t ir = 0; ir < mcb; ir += mr) {
         size_t rows = ck_min(mr, mcb - ir);
         if (!trans) {
-            /* op(A)[i][p] = a[i*lda + p]: read each row contiguously, scatter by mr. */
-            for (size_t i = 0; i < rows; i++) {
-                const float *src = a + (i0 + ir + i) * lda + p0;
-                for (size_t p = 0; p < kcb; p++) dst[p * mr + i] = src[p];
-            }
-            for (size_t i = rows; i < mr; i++)
-                for (size_t p = 0; p < kcb; p++) dst[p * mr + i] = 0.0f;
+            /* op(A)[i][p] = a[i*lda + p]: rows scattered by mr. */
+            ck_pack_rows(mr, rows, kcb, a + (i0 + ir) * lda + p0, lda, dst);
         } else {
             /* op(A)[i][p] = a[p*lda + i]: each packed column is a contiguous run of A. */
             for (size_t p = 0; p < kcb; p++) {
@@ -91,13 +138,8 @@ static void ck_pack_b(size_t nr, size_t ncb, size_t kcb, const float *b, size_t 
                 for (size_t j = cols; j < nr; j++) d[j] = 0.0f;
             }
         } else {
-            /* op(B)[p][j] = b[j*ldb + p] (weights stored [out, in]): read rows, scatter by nr. */
-            for (size_t j = 0; j < cols; j++) {
-                const float *src = b + (j0 + jr + j) * ldb + p0;
-                for (size_t p = 0; p < kcb; p++) dst[p * nr + j] = src[p];
-            }
-            for (size_t j = cols; j < nr; j++)
-                for (size_t p = 0; p < kcb; p++) dst[p * nr + j] = 0.0f;
+            /* op(B)[p][j] = b[j*ldb + p] (weights stored [out, in]): rows scattered by nr. */
+            ck_pack_rows(nr, cols, kcb, b + (j0 + jr) * ldb + p0, ldb, dst);
         }
         dst += nr * kcb;
     }
