@@ -71,7 +71,8 @@ struct TrainJob {
 
 /// One configuration measured in its own process, so its peak resident memory is the step's:
 /// the bench re-executes itself with `ATTEND_BENCH_TRAIN_CHILD=model,threads,quick` set, and
-/// the child prints one JSON object (per-step seconds, losses, peak RSS) on stdout.
+/// the child prints one JSON object (per-step seconds, losses, peak RSS of its own image, see
+/// `ownPeakResidentMiB`) on stdout.
 enum TrainChild {
     static let environmentKey = "ATTEND_BENCH_TRAIN_CHILD"
 
@@ -128,8 +129,25 @@ enum TrainChild {
         if let failure { throw failure }
         return [
             "seconds": times, "cpu_seconds": cpu, "loss_first": Double(losses.first ?? .nan), "loss_last": Double(losses.last ?? .nan),
-            "rss_mib": peakResidentMiB(),
+            "rss_mib": ownPeakResidentMiB(),
         ]
+    }
+
+    /// This process image's peak resident memory in MiB: `VmHWM` of /proc/self/status on Linux,
+    /// which starts afresh at exec. `ru_maxrss` does not: Linux carries the spawning process's
+    /// high-water mark across fork and exec, so a child spawned after earlier sections of the
+    /// same run (the CI's all-sections smoke run) reported their peak, not its step's.
+    /// Elsewhere, and if /proc is unreadable, `ru_maxrss`.
+    static func ownPeakResidentMiB() -> Double {
+        #if os(Linux)
+            if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                let kib = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Double($0) })
+            {
+                return kib / 1024
+            }
+        #endif
+        return peakResidentMiB()
     }
 }
 

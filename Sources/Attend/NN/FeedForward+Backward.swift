@@ -13,7 +13,7 @@ package struct FeedForwardParameterNames: Sendable {
 }
 
 /// What the feed-forward backward needs: the input `[T, d]`, the up projection before the
-/// activation `[T, dFF]`, the gate's output (gated form) and the down projection's input
+/// activation `[T, dFF]` (for ReLU without gate its output, which has the same sign pattern), the gate's output (gated form) and the down projection's input
 /// `[T, dFF]` (after the activation dropout, whose mask is `dropoutMask`).
 package struct FeedForwardActivations {
     var input: Tensor
@@ -26,7 +26,8 @@ package struct FeedForwardActivations {
 extension FeedForward {
     /// `down(dropout(f(up x) [* gate x]))` on rows `x` `[T, d]` (the activation dropout of
     /// `dropout`, none without it), keeping the activations. Cost: the forward's flops;
-    /// memory: two or three `[T, dFF]` tensors (four with a dropout mask).
+    /// memory: two or three `[T, dFF]` tensors (four with a dropout mask); one for ReLU
+    /// without gate and dropout (its output serves as the derivative's input).
     func trainingForward(_ x: Tensor, dropout: DropoutSampler? = nil, compute: Compute) -> (Tensor, FeedForwardActivations) {
         let u = up.forward(x, compute: compute)  // [T, dFF]
         let a = u.applying(activation, compute: compute)
@@ -39,7 +40,11 @@ extension FeedForward {
         var mask: Tensor? = nil
         if let dropout { (h, mask) = dropout.activation(h) }
         let y = down.forward(h, compute: compute)  // [T, d]
-        return (y, FeedForwardActivations(input: x, preActivation: u, gate: g, hidden: h, dropoutMask: mask))
+        // ReLU's derivative needs only the sign: relu(u) <= 0 exactly where u <= 0, so the
+        // output `a` (kept anyway as the down projection's input without dropout, as PyTorch
+        // keeps it) stands in for `u`, which is freed: one [T, dFF] tensor less per layer.
+        let pre = activation == .relu && gate == nil ? a : u
+        return (y, FeedForwardActivations(input: x, preActivation: pre, gate: g, hidden: h, dropoutMask: mask))
     }
 
     /// The input's gradient `[T, d]` from the output's `dY` `[T, d]`; adds every projection's
