@@ -196,11 +196,11 @@ func attention(
     switch compute.backend {
     case .native(let variant):
         let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
-        if usable == nil && fewQueryAttentionApplies(p) {
-            // Decoding against a cache: one or two queries per head; matrix-vector products over
-            // K and V in place beat packing them for 16-wide query panels. (Keys packed once, as
-            // an encoder memory's are, stay with the fused kernel: it reads them contiguously,
-            // where the in-place rows of a long memory are scattered.)
+        if fewQueryAttentionApplies(p) {
+            // Decoding: one or two queries per head, against a cache or an encoder memory (packed
+            // or not; its rows are still stored). Matrix-vector products over K and V read in
+            // place beat the fused kernel, whose 16- or 32-wide query panels would run one real
+            // query, and beat packing a cache that grows every step.
             fewQueryAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
             return
         }
