@@ -3,8 +3,8 @@ import Testing
 @testable import Attend
 
 /// A user may replace `model.parameters` with anything; a set whose names, order or shapes
-/// differ from the model's is refused with a thrown `TrainingError` by the next step and by
-/// `save(to:)` (naming the parameter), the host is never ended, and putting the right set
+/// differ from the model's is refused with a thrown `TrainingError` by the next loss, backward
+/// and `save(to:)` (naming the parameter), the host is never ended, and putting the right set
 /// back trains as before.
 @Suite struct ParameterReplacementTests {
     @Test func wrongParametersAreThrownErrorsNotCrashes() throws {
@@ -43,7 +43,13 @@ import Testing
             }
             model.parameters = original
             #expect(try model.loss(batch) == expected, "\(name): the restored parameters give another loss")
-            _ = try model.backward()
+            // Replaced between a loss and its backward: refused, and the step's activations are
+            // kept, so the backward runs once the right set is back.
+            model.parameters = reshaped
+            #expect(throws: TrainingError.self, "\(name): backward over a reshaped set") { _ = try model.backward() }
+            model.parameters = original
+            let grads = try model.backward()
+            #expect(grads.names == original.names, "\(name): gradients after restoring")
         }
     }
 }

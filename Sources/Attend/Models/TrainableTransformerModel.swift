@@ -34,8 +34,8 @@ public final class TrainableTransformerModel: TrainableModel {
     /// The parameters by state-dict name, in `named_parameters()` order. Setting them (same
     /// names and shapes) replaces the weights the next ``loss(_:)`` uses; an optimizer's
     /// `step(&model.parameters, ...)` updates them in place (no copy).
-    /// A set whose names, order or shapes differ is refused by the next ``loss(_:)`` or
-    /// ``save(to:)`` with a `TrainingError` naming the first difference.
+    /// A set whose names, order or shapes differ is refused by the next ``loss(_:)``,
+    /// ``backward()`` or ``save(to:)`` with a `TrainingError` naming the first difference.
     public var parameters: ParameterSet {
         didSet {  // (no oldValue: a mutation through the property is in place)
             built = nil
@@ -199,6 +199,7 @@ public final class TrainableTransformerModel: TrainableModel {
     /// order and shapes), then frees the activations. Throws when no loss is pending.
     public func backward() throws(TrainingError) -> ParameterSet {
         guard let s = saved else { throw TrainingError("TrainableTransformerModel.backward: no loss was computed since the last backward") }
+        try parameters.checkLayout(layout, owner: "TrainableTransformerModel")
         saved = nil
         return Seq2SeqTraining.backward(s.parts, s.activations, parameters: parameters, names: parameterNames, compute: compute)
     }
