@@ -117,6 +117,27 @@ func parallelGEMVColumns(n: Int, flops: Int, threads: Int, _ body: (_ j0: Int, _
     }
 }
 
+/// Runs `body(byRows, lo, hi)` on the blocks of a GEMM's output `[m, n]` in parallel: split
+/// along the longer side (`byRows`: rows `lo..<hi`, in whole MR-row tiles; else columns
+/// `lo..<hi`, in whole NR-column panels, of `kernels`' micro-kernel) into as many blocks as
+/// threads pay for (each at least ``minimumFlopsPerThread`` of the `flops`). Each output is
+/// computed by one thread in the one-thread order, so the split changes no sum.
+func parallelGEMMBlocks(
+    kernels: UnsafePointer<ck_kernels>, m: Int, n: Int, flops: Int, threads: Int, _ body: (_ byRows: Bool, _ lo: Int, _ hi: Int) -> Void
+) {
+    let byRows = m >= n
+    let unit = Int(byRows ? kernels.pointee.gemm.mr : kernels.pointee.gemm.nr)
+    let extent = byRows ? m : n
+    let units = (extent + unit - 1) / unit
+    let parts = max(1, min(threads, units, flops / minimumFlopsPerThread))
+    let unitsPerPart = (units + parts - 1) / parts
+    parallelFor(parts, threads: parts) { part in
+        let lo = part * unitsPerPart * unit
+        let hi = min(extent, lo + unitsPerPart * unit)
+        if lo < hi { body(byRows, lo, hi) }
+    }
+}
+
 /// Splits C into `parts` blocks along its longer side (rows in multiples of MR, columns in
 /// multiples of NR) and runs the C driver on each block in parallel. Each block is computed
 /// by one thread in the same order as a 1-thread run, so results do not depend on the
@@ -144,16 +165,7 @@ func nativeGEMM(
             ldc: ldc, threads: threads)
         return
     }
-    let byRows = m >= n
-    let unit = Int(byRows ? kernels.pointee.gemm.mr : kernels.pointee.gemm.nr)
-    let extent = byRows ? m : n
-    let units = (extent + unit - 1) / unit
-    let parts = max(1, min(threads, units, flops / minimumFlopsPerThread))
-    let unitsPerPart = (units + parts - 1) / parts
-    parallelFor(parts, threads: parts) { part in
-        let lo = part * unitsPerPart * unit
-        let hi = min(extent, lo + unitsPerPart * unit)
-        if lo >= hi { return }
+    parallelGEMMBlocks(kernels: kernels, m: m, n: n, flops: flops, threads: threads) { byRows, lo, hi in
         let (mm, nn) = byRows ? (hi - lo, n) : (m, hi - lo)
         let pa = byRows ? (transA ? a + lo : a + lo * lda) : a
         let pb = byRows ? b : (transB ? b + lo * ldb : b + lo)

@@ -48,16 +48,7 @@ func halfWeightGEMM(
                 }
                 return
             }
-            let byRows = m >= n
-            let unit = Int(byRows ? kern.pointee.gemm.mr : kern.pointee.gemm.nr)
-            let extent = byRows ? m : n
-            let units = (extent + unit - 1) / unit
-            let parts = max(1, min(threads, units, flops / minimumFlopsPerThread))
-            let unitsPerPart = (units + parts - 1) / parts
-            parallelFor(parts, threads: parts) { part in
-                let lo = part * unitsPerPart * unit
-                let hi = min(extent, lo + unitsPerPart * unit)
-                if lo >= hi { return }
+            parallelGEMMBlocks(kernels: kern, m: m, n: n, flops: flops, threads: threads) { byRows, lo, hi in
                 let (mm, nn) = byRows ? (hi - lo, n) : (m, hi - lo)
                 let pa = byRows ? a + lo * lda : a
                 let pw = byRows ? wp : wp + lo * k
