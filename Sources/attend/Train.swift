@@ -13,9 +13,11 @@ struct BatchLimits {
     /// BERT: labels [rows, length]; seq2seq: labels [rows, any].
     var labelsMatchInput: Bool
     var needsNextSentence: Bool
+    /// Marian: the longest labels (and decoder input) row, its decoder's positions.
+    var maxLabelLength: Int? = nil
 
-    /// Reads `folder`/config.json (BERT, T5 or mT5: the types `TrainableModels` trains). Throws
-    /// the config reader's errors and a `TrainingError` for another model type.
+    /// Reads `folder`/config.json (BERT, T5, mT5 or Marian: the types `TrainableModels`
+    /// trains). Throws the config reader's errors and a `TrainingError` for another model type.
     init(folder: URL) throws {
         let url = folder.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { throw TrainingError("\(url.path): no such file (the model folder needs config.json)") }
@@ -36,9 +38,17 @@ struct BatchLimits {
             maxLength = nil
             labelsMatchInput = false
             needsNextSentence = false
+        case "marian":
+            let c = try MarianConfig(contentsOf: url)
+            vocabularySize = c.vocabSize
+            typeVocabularySize = nil
+            maxLength = c.maxPositionEmbeddings
+            maxLabelLength = c.maxPositionEmbeddings
+            labelsMatchInput = false
+            needsNextSentence = false
         default:
             throw TrainingError(
-                "\(url.path): model_type \"\(modelType)\" cannot be trained (Attend trains BertForPreTraining and T5ForConditionalGeneration)")
+                "\(url.path): model_type \"\(modelType)\" cannot be trained (Attend trains BertForPreTraining, T5ForConditionalGeneration and MarianMTModel)")
         }
     }
 
@@ -47,6 +57,13 @@ struct BatchLimits {
         try batch.validate(
             vocabularySize: vocabularySize, typeVocabularySize: typeVocabularySize, maxLength: maxLength,
             labelsMatchInput: labelsMatchInput, needsLabels: true, needsNextSentence: needsNextSentence, where: place)
+        if let m = maxLabelLength {
+            for (field, rows) in [("labels", batch.labels), ("decoder_input_ids", batch.decoderInputIDs)] {
+                if let n = rows?.first?.count, n > m {
+                    throw TrainingError("\(place): \(field) rows have \(n) tokens, more than the model's \(m) positions")
+                }
+            }
+        }
     }
 }
 
@@ -131,7 +148,7 @@ func saveLocation(_ path: String?) throws -> URL? {
 /// them), so the folder tokenizes, fills masks and generates as the original.
 let companionFiles = [
     "generation_config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "spiece.model", "tokenizer.model",
+    "spiece.model", "tokenizer.model", "source.spm", "target.spm", "vocab.json",
 ]
 
 /// `attend train` / `attend pretrain-mlm` (see the usage text).

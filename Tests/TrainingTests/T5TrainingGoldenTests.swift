@@ -39,3 +39,54 @@ import Testing
         }
     }
 }
+
+/// A T5 `config.json` whose `relative_attention_max_distance` does not exceed the exact
+/// buckets (transformers loads it; its bucket formula is undefined only beyond the exact
+/// distances): buckets saturate there, and training and generation run instead of trapping.
+@Suite struct T5ShortMaxDistanceTests {
+    @Test("t5RelativePositionBucket: exact distances as always, then the last bucket of each side")
+    func saturatingBuckets() {
+        // Causal, 32 buckets: 16 exact distances; maxDistance 16 leaves no logarithmic range.
+        for n in 0..<16 { #expect(t5RelativePositionBucket(-n, bidirectional: false, numBuckets: 32, maxDistance: 16) == n) }
+        for n in [16, 17, 40, 1000] { #expect(t5RelativePositionBucket(-n, bidirectional: false, numBuckets: 32, maxDistance: 16) == 31) }
+        #expect(t5RelativePositionBucket(5, bidirectional: false, numBuckets: 32, maxDistance: 16) == 0)  // a later key
+        // Bidirectional, 8 buckets: 2 exact distances per side, maxDistance 1.
+        #expect(t5RelativePositionBucket(-1, bidirectional: true, numBuckets: 8, maxDistance: 1) == 1)
+        #expect(t5RelativePositionBucket(-9, bidirectional: true, numBuckets: 8, maxDistance: 1) == 3)
+        #expect(t5RelativePositionBucket(1, bidirectional: true, numBuckets: 8, maxDistance: 1) == 5)
+        #expect(t5RelativePositionBucket(9, bidirectional: true, numBuckets: 8, maxDistance: 1) == 7)
+        // 2 buckets, bidirectional: no exact distance at all; one bucket per side.
+        #expect(t5RelativePositionBucket(0, bidirectional: true, numBuckets: 2, maxDistance: 1) == 0)
+        #expect(t5RelativePositionBucket(-3, bidirectional: true, numBuckets: 2, maxDistance: 1) == 0)
+        #expect(t5RelativePositionBucket(3, bidirectional: true, numBuckets: 2, maxDistance: 1) == 1)
+        // A maxDistance above the exact range keeps the logarithmic buckets (32 buckets, 128).
+        #expect(t5RelativePositionBucket(-20, bidirectional: false, numBuckets: 32, maxDistance: 128) == 17)
+    }
+
+    @Test("a T5 folder with relative_attention_max_distance 2 trains and generates")
+    func trainsAndGenerates() throws {
+        let run = try GoldenTrainingRun("t5")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-t5-short-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: run.initial, to: dir)
+        let configURL = dir.appendingPathComponent("config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config["relative_attention_max_distance"] = 2  // 8 buckets: 2 exact per side encoder, 4 decoder
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let model = try T5ForConditionalGeneration(directory: dir)
+        var optimizer = try AdamW(learningRate: 1e-3)
+        var losses: [Float] = []
+        for step in 0..<3 {
+            losses.append(try model.loss(run.batches[step % run.batches.count]))
+            let grads = try model.backward()
+            let finite = grads.names.allSatisfy { name in grads[name]!.scalars.allSatisfy { $0.isFinite } }
+            #expect(finite)
+            try optimizer.step(&model.parameters, gradients: grads)
+        }
+        let finiteLosses = losses.allSatisfy { $0.isFinite }
+        #expect(finiteLosses, "\(losses)")
+        let generator = try Seq2SeqModel(directory: dir)
+        let out = try generator.generate(sources: [[5, 6, 7, 8, 9, 10, 11, 1]], config: GenerationConfig(maxNewTokens: 6))
+        #expect(out.sequences.count == 1 && out.sequences[0].count > 1)
+    }
+}

@@ -189,7 +189,7 @@ struct TrainCLITests {
 
     @Test(
         "train --json on the golden runs: PyTorch's losses within 1e-5 and grad norms within 1e-4 relative, batches cycling; --save writes the trained weights",
-        arguments: ["bert", "t5"])
+        arguments: ["bert", "t5", "marian"])
     func trainMatchesPyTorch(_ name: String) throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

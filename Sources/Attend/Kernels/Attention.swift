@@ -109,11 +109,7 @@ public enum AttentionBias: Sendable {
             precondition(
                 table.rank == 2 && table.shape[1] == heads && table.shape[0] >= 2,
                 "AttentionBias.t5: table shape \(table.shape) must be [numBuckets >= 2, heads = \(heads)]")
-            let exact = bidirectional ? table.shape[0] / 4 : table.shape[0] / 2
-            precondition(
-                maxDistance > exact,
-                "AttentionBias.t5: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(table.shape[0]) buckets (bidirectional: \(bidirectional))"
-            )
+            precondition(maxDistance >= 1, "AttentionBias.t5: maxDistance \(maxDistance) must be at least 1")
         }
     }
 }
@@ -138,13 +134,15 @@ public func alibiSlopes(heads: Int) -> [Float] {
 /// T5's bucket for a relative position `key - query` (Raffel et al.; `transformers`'
 /// `T5Attention._relative_position_bucket`): half the buckets (all when not bidirectional,
 /// where only `key <= query` counts) hold exact small distances, the rest grow
-/// logarithmically up to `maxDistance`; farther distances share the last bucket. Cost: O(1).
+/// logarithmically up to `maxDistance`; farther distances share the last bucket.
+///
+/// When `maxDistance` does not exceed the exact distances (a configuration `transformers`
+/// loads: its formula then divides by `log(maxDistance / exact) <= 0`, which it only reaches
+/// for distances of at least `exact`, where its bucket is undefined), every distance of at
+/// least `exact` takes the last bucket of its side; shorter ones are exact as always, so the
+/// two agree wherever `transformers` is defined. Cost: O(1).
 public func t5RelativePositionBucket(_ relativePosition: Int, bidirectional: Bool, numBuckets: Int, maxDistance: Int) -> Int {
-    let exact = bidirectional ? numBuckets / 4 : numBuckets / 2
-    precondition(
-        numBuckets >= 2 && maxDistance > exact,
-        "t5RelativePositionBucket: maxDistance \(maxDistance) must exceed the \(exact) exact buckets of \(numBuckets) (bidirectional: \(bidirectional))"
-    )
+    precondition(numBuckets >= 2 && maxDistance >= 1, "t5RelativePositionBucket: \(numBuckets) buckets (at least 2), maxDistance \(maxDistance) (at least 1)")
     var buckets = numBuckets
     var bucket = 0
     var n: Int
@@ -157,10 +155,11 @@ public func t5RelativePositionBucket(_ relativePosition: Int, bidirectional: Boo
     }
     let maxExact = buckets / 2
     if n < maxExact { return bucket + n }
+    if maxDistance <= maxExact || maxExact == 0 { return bucket + buckets - 1 }  // see above: no logarithmic range
     // The reference computes this in float32: log(n / maxExact) / log(maxDistance / maxExact).
     let ratio = Float(log(Float(n) / Float(maxExact))) / Float(log(Float(maxDistance) / Float(maxExact)))
-    let large = maxExact + Int(ratio * Float(buckets - maxExact))
-    return bucket + min(large, buckets - 1)
+    let large = Float(maxExact) + (ratio * Float(buckets - maxExact)).rounded(.towardZero)
+    return bucket + Int(min(large, Float(buckets - 1)))
 }
 
 /// Scaled dot-product attention, fused: `softmax(Q Kᵀ * scale + bias + mask) V` per batch

@@ -213,7 +213,7 @@ package enum AttendCommandLine {
         CommandSpec(
             "train",
             summary:
-                "trains a model folder with AdamW on the batches of a JSON-lines file: a BertForPreTraining folder (loss = MLM + NSP: batches need labels and next_sentence_label) or a T5 folder (labels; decoder inputs shifted from them unless given)",
+                "trains a model folder with AdamW on the batches of a JSON-lines file: a BertForPreTraining folder (loss = MLM + NSP: batches need labels and next_sentence_label) or a T5 or Marian folder (labels; decoder inputs shifted from them unless given)",
             flags: [
                 model,
                 Flag(
