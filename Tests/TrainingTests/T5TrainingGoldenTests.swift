@@ -40,6 +40,53 @@ import Testing
     }
 }
 
+/// T5 v1.1's layout as transformers 5 saves it (Fixtures/t5v11): config.json says
+/// `tie_word_embeddings: true` and `scale_decoder_outputs: false`, and the checkpoint keeps
+/// its own `lm_head.weight` (different from `shared.weight`), which transformers then does not
+/// tie. Training must train that head, not the shared table.
+@Suite struct T5V11LayoutTrainingTests {
+    @Test("a stored lm_head that differs from shared is the model's own head: step-0 gradients as PyTorch's")
+    func stepZeroGradientsMatchPyTorch() throws {
+        let run = try GoldenTrainingRun("t5v11")
+        let model = try T5ForConditionalGeneration(directory: run.initial)
+        #expect(model.separateHead && model.config.tieWordEmbeddings && !model.config.scaleDecoderOutputs)
+        #expect(model.parameters.names.last == "lm_head.weight")
+        let worst = try run.checkStepZeroGradients(model)
+        print("T5 v1.1 layout step-0 gradients: largest difference \(worst)")
+    }
+
+    @Test("five AdamW steps as PyTorch's; the saved folder keeps the own head")
+    func fiveAdamWStepsMatchPyTorch() throws {
+        let run = try GoldenTrainingRun("t5v11")
+        let model = try T5ForConditionalGeneration(directory: run.initial)
+        try run.train(model)
+        let worst = try run.checkTrained(model.parameters)
+        print("T5 v1.1 layout after \(run.steps) steps: largest parameter difference \(worst)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-t5v11-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try model.save(to: dir)
+        let reloaded = try T5ForConditionalGeneration(directory: dir)
+        #expect(reloaded.separateHead && reloaded.parameters.names == model.parameters.names)
+    }
+
+    @Test("embed_tokens tables that differ from shared are refused with the tensor's name")
+    func differingEmbeddingTableRefused() throws {
+        let run = try GoldenTrainingRun("t5v11")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-t5v11-embed-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: run.initial.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        let source = try SafeTensorsFile(contentsOf: run.initial.appendingPathComponent("model.safetensors"))
+        var tensors = ParameterSet()
+        for n in source.tensorNames { tensors[n] = try source.tensor(n) }
+        tensors["encoder.embed_tokens.weight"] = try source.tensor("shared.weight").map { $0 * 2 }
+        try SafeTensorsWriter.write(tensors, to: dir.appendingPathComponent("model.safetensors"))
+        #expect { try T5ForConditionalGeneration(directory: dir) } throws: {
+            "\($0)".contains("encoder.embed_tokens.weight differs from shared.weight")
+        }
+    }
+}
+
 /// A T5 `config.json` whose `relative_attention_max_distance` does not exceed the exact
 /// buckets (transformers loads it; its bucket formula is undefined only beyond the exact
 /// distances): buckets saturate there, and training and generation run instead of trapping.

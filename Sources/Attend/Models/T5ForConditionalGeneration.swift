@@ -81,11 +81,25 @@ public final class T5ForConditionalGeneration: TrainableModel {
         generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
-        separateHead = !config.tieWordEmbeddings
         let loader = ParameterLoader(checkpoint)
+        let shape = [config.vocabSize, config.dModel]
+        let shared = try loader.load("shared.weight", shape: shape)
+        // As transformers (5) ties: a copy stored under its own name is the shared table only
+        // when its values are the same; a different `lm_head.weight` is the model's own head
+        // (T5 v1.1 and Flan-T5 folders saved by transformers 5 say tie_word_embeddings true and
+        // keep their separate head that way).
+        func differs(_ name: String) throws -> Bool {
+            guard loader.has(name) else { return false }
+            return try loader.load(name, shape: shape).scalars != shared.scalars
+        }
+        separateHead = try !config.tieWordEmbeddings || differs("lm_head.weight")
+        for n in ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] where try differs(n) {
+            throw CheckpointError.invalidConfig(
+                "\(directory.path): \(n) differs from shared.weight; training takes the encoder's and decoder's embeddings from shared.weight only")
+        }
         var set = ParameterSet()
         layout = Self.parameterShapes(config, separateHead: separateHead)
-        for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
+        for (name, shape) in layout { set[name] = name == "shared.weight" ? shared : try loader.load(name, shape: shape) }
         // Tied copies some checkpoints store under their own names.
         for n in ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] { loader.skip(n) }
         if !separateHead { loader.skip("lm_head.weight") }
