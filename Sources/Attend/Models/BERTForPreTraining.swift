@@ -96,6 +96,10 @@ public final class BERTForPreTraining: TrainableModel {
         layout = Self.parameterShapes(config)
         for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         // The tied decoder, when stored, is the same tensor as the word embeddings.
+        try loader.refuseDifferingCopies(
+            ["cls.predictions.decoder.weight"], of: "bert.embeddings.word_embeddings.weight", set["bert.embeddings.word_embeddings.weight"]!,
+            in: directory)
+        try loader.refuseDifferingCopies(["cls.predictions.decoder.bias"], of: "cls.predictions.bias", set["cls.predictions.bias"]!, in: directory)
         loader.skip("cls.predictions.decoder.weight")
         loader.skip("cls.predictions.decoder.bias")
         try loader.finish()

@@ -85,6 +85,9 @@ public final class MarianMTModel: TrainableModel {
         layout = Self.parameterShapes(config)
         for (name, shape) in layout { set[name] = try loader.load(name, shape: shape) }
         buffers = ParameterSet([("final_logits_bias", try loader.load("final_logits_bias", shape: [1, config.vocabSize]))])
+        try loader.refuseDifferingCopies(
+            ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"], of: "model.shared.weight",
+            set["model.shared.weight"]!, in: directory)
         // Tied copies and the frozen sinusoidal tables some checkpoints store.
         for n in [
             "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight",

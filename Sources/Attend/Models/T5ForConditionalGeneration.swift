@@ -88,15 +88,8 @@ public final class T5ForConditionalGeneration: TrainableModel {
         // when its values are the same; a different `lm_head.weight` is the model's own head
         // (T5 v1.1 and Flan-T5 folders saved by transformers 5 say tie_word_embeddings true and
         // keep their separate head that way).
-        func differs(_ name: String) throws -> Bool {
-            guard loader.has(name) else { return false }
-            return try loader.load(name, shape: shape).scalars != shared.scalars
-        }
-        separateHead = try !config.tieWordEmbeddings || differs("lm_head.weight")
-        for n in ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] where try differs(n) {
-            throw CheckpointError.invalidConfig(
-                "\(directory.path): \(n) differs from shared.weight; training takes the encoder's and decoder's embeddings from shared.weight only")
-        }
+        separateHead = try !config.tieWordEmbeddings || loader.storesDifferent("lm_head.weight", from: shared)
+        try loader.refuseDifferingCopies(["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"], of: "shared.weight", shared, in: directory)
         var set = ParameterSet()
         layout = Self.parameterShapes(config, separateHead: separateHead)
         for (name, shape) in layout { set[name] = name == "shared.weight" ? shared : try loader.load(name, shape: shape) }

@@ -46,3 +46,24 @@ func rejectInt8Folder(_ directory: URL) throws {
             "\(directory.path) holds int8 weights (config.json has \(ModelQuantization.configKey)); training needs float weights: train the folder it was quantized from")
     }
 }
+
+extension ParameterLoader {
+    /// Whether the checkpoint stores `name` with values other than `reference`'s (shape
+    /// `reference.shape`); false when it is absent. Cost: one read of the stored tensor.
+    func storesDifferent(_ name: String, from reference: Tensor) throws -> Bool {
+        guard has(name) else { return false }
+        return try load(name, shape: reference.shape).scalars != reference.scalars
+    }
+
+    /// Throws `CheckpointError.invalidConfig` when the checkpoint stores one of `copies` with
+    /// values other than `reference` (named `referenceName`): transformers (5) unties such a
+    /// copy, so training it as tied would train another model. Absent and equal copies pass.
+    /// Cost: one read of each stored copy.
+    func refuseDifferingCopies(_ copies: [String], of referenceName: String, _ reference: Tensor, in directory: URL) throws {
+        for n in copies where try storesDifferent(n, from: reference) {
+            throw CheckpointError.invalidConfig(
+                "\(directory.path): \(n) differs from \(referenceName); training ties it to \(referenceName) as the configuration says, so the stored values would be lost")
+        }
+    }
+}
+
