@@ -197,6 +197,7 @@ typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
 typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, size_t ldx, float *y,
                                        size_t ldy, float scale, const float *mask, size_t ldmask);
 
+
 /**
  * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
  *   y[j] = alpha * sum_p x[p] * w[j*ldw + p] + beta * y[j],  j < n   (beta == 0: y not read)
@@ -350,9 +351,9 @@ typedef struct ck_attention_head {
 } ck_attention_head;
 
 /**
- * Online-softmax step of the fused attention over one key block, for one panel of nr queries
- * (vectors run across queries). s holds the block's scores transposed, `rows` keys x nr
- * queries (row stride nr); rows >= valid_rows are padding. On return s holds
+ * Online-softmax step of the fused attention over one key block, for one panel of attn_nr
+ * queries (vectors run across queries). s holds the block's scores transposed, `rows` keys x
+ * attn_nr queries (row stride attn_nr); rows >= valid_rows are padding. On return s holds
  * p = exp(s - m_new) (0 where masked), and m, l (running max and sum per query) and corr
  * (the factor exp(m_old - m_new) by which the caller rescales the output) are updated.
  * `key0`, `query0`: the indices of the block's first key and the panel's first query.
@@ -536,8 +537,8 @@ typedef struct ck_kernels {
     ck_f32_gemv_t_fn gemv_t;
     ck_f32_activation_fn activation;
     ck_f32_norm_rows_fn norm_rows;
-    int attn_query_panels; /* query block = attn_query_panels * gemm.nr queries */
-    int attn_key_block;    /* keys per block, a multiple of gemm.mr */
+    int attn_query_panels; /* query block = attn_query_panels * attn_nr queries */
+    int attn_key_block;    /* keys per block, a multiple of attn_mr */
     /* The attention backward's per-tile step (ck_f32_attn_grad_step_fn in
      * attend_attention_backward.h). */
     void (*attn_grad_step)(size_t rows, size_t valid_rows, float *p, float *ds, size_t key0,
@@ -562,6 +563,11 @@ typedef struct ck_kernels {
     ck_q8_gemm_fn q8_gemm;
     /* multi-row GEMV (after the others: appended) */
     ck_f32_gemv_rows_fn gemv_rows;
+    /* The fused attention's micro-kernel (the ck_f32_gemm_ukr_fn contract) and its tile:
+     * attn_mr keys or head dimensions x attn_nr queries. The GEMM's where it fits the
+     * attention's shapes; AVX-512 has its own (8 x 48: mr divides head sizes 64 and 128). */
+    ck_f32_gemm_ukr_fn attn_ukr;
+    int attn_mr, attn_nr;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
@@ -726,9 +732,9 @@ size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim, size_t s
 /**
  * Packs one head's keys (key j at k + j*ldk) and values (v + j*ldv), head_dim floats each,
  * into `packed` (ck_f32_attention_packed_kv_size floats, 64-byte aligned). Layout, with
- * mr = k->gemm.mr, keys zero-padded to a multiple of mr and dimensions to a multiple of mr:
- *   keys:   panels of mr keys, each head_dim columns of mr floats (the GEMM "A" layout), so
- *           the score tile K_blk * Q_blk^T runs on the GEMM micro-kernel with kc = head_dim;
+ * mr = k->attn_mr, keys zero-padded to a multiple of mr and dimensions to a multiple of mr:
+ *   keys:   panels of mr keys, each head_dim columns of mr floats (the micro-kernel's "A"
+ *           layout), so the score tile K_blk * Q_blk^T runs on attn_ukr with kc = head_dim;
  *   values: V^T in panels of mr dimensions, each seq_k columns of mr floats, so the update
  *           O^T += V_blk^T * P^T runs on the same micro-kernel with kc = keys in the block.
  * Cost: one read of K and V, one write of each.
@@ -739,7 +745,7 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
 /**
  * Fused attention for queries [query0, query0 + count) of one head (count <=
  * ck_f32_attention_query_block). Never forms the seq_q x seq_k score matrix: per key block it
- * computes a (block x query-block) score tile with the GEMM micro-kernel, runs the online
+ * computes a (block x query-block) score tile with the attention micro-kernel, runs the online
  * softmax step, and accumulates O^T += V^T P^T, again on the micro-kernel. Key blocks that a
  * causal mask or a sliding window hides from every query of the block are skipped.
  * Cost: 4 * count * visible_keys * head_dim flops. `workspace`: 64-byte aligned,

@@ -1,6 +1,7 @@
 /*
  * Fused attention driver (portable): tiling, packing and the output transpose live here; the
- * arithmetic runs on each variant's GEMM micro-kernel and online-softmax step.
+ * arithmetic runs on each variant's attention micro-kernel (attn_ukr, an attn_mr x attn_nr
+ * tile: mr = attn_mr, nr = attn_nr below) and online-softmax step.
  *
  * For one head and a block of Br = panels * nr queries, the kernel walks key blocks of Bc keys
  * and never forms more than a Bc x Br tile of scores:
@@ -37,16 +38,16 @@ static inline size_t ck_window_first_key(size_t window, size_t i, ptrdiff_t caus
 }
 
 size_t ck_f32_attention_query_block(const ck_kernels *k) {
-    return (size_t)k->attn_query_panels * (size_t)k->gemm.nr;
+    return (size_t)k->attn_query_panels * (size_t)k->attn_nr;
 }
 
 /* Offset (floats) of V^T inside a packed head: after K, rounded up to 64 bytes. */
 static size_t ck_vt_offset(const ck_kernels *k, size_t seq_k, size_t head_dim) {
-    return ck_rup(ck_rup(seq_k, (size_t)k->gemm.mr) * head_dim, CK_ALIGN / sizeof(float));
+    return ck_rup(ck_rup(seq_k, (size_t)k->attn_mr) * head_dim, CK_ALIGN / sizeof(float));
 }
 
 size_t ck_f32_attention_packed_kv_size(const ck_kernels *k, size_t seq_k, size_t head_dim) {
-    const size_t mr = (size_t)k->gemm.mr;
+    const size_t mr = (size_t)k->attn_mr;
     return ck_vt_offset(k, seq_k, head_dim) + ck_rup(head_dim, mr) * ck_rup(seq_k, mr);
 }
 
@@ -55,8 +56,8 @@ size_t ck_f32_attention_rel_bias_length(const ck_kernels *k, size_t seq_q, size_
 }
 
 size_t ck_f32_attention_workspace(const ck_kernels *k, size_t head_dim, size_t shaw_clip) {
-    const size_t nr = (size_t)k->gemm.nr, panels = (size_t)k->attn_query_panels;
-    const size_t dp = ck_rup(head_dim, (size_t)k->gemm.mr);
+    const size_t nr = (size_t)k->attn_nr, panels = (size_t)k->attn_query_panels;
+    const size_t dp = ck_rup(head_dim, (size_t)k->attn_mr);
     const size_t shaw = shaw_clip ? 2 * shaw_clip + 1 : 0;
     return panels * nr * (head_dim + (size_t)k->attn_key_block + dp + 3 + shaw);
 }
@@ -71,7 +72,7 @@ static inline size_t ck_shaw_bucket(const ck_attention_head *h, size_t i, size_t
 
 void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim, const float *keys,
                               size_t ldk, const float *values, size_t ldv, float *packed) {
-    const size_t mr = (size_t)k->gemm.mr, D = head_dim;
+    const size_t mr = (size_t)k->attn_mr, D = head_dim;
     const size_t skp = ck_rup(seq_k, mr), dp = ck_rup(D, mr);
     /* Keys: panel p holds keys p*mr ..< p*mr+mr, column d = those keys' d-th component. */
     float *kp = packed;
@@ -120,7 +121,7 @@ void ck_f32_attention_block_lse(const ck_kernels *k, const ck_attention_head *h,
 /* The fused forward; with lse, also each query's log-sum-exp m + log(l) (the training save). */
 static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, size_t query0,
                                size_t count, float *workspace, float *lse) {
-    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr;
+    const size_t mr = (size_t)k->attn_mr, nr = (size_t)k->attn_nr;
     const size_t panels = (size_t)k->attn_query_panels, bc = (size_t)k->attn_key_block;
     const size_t D = h->head_dim, dp = ck_rup(D, mr), skp = ck_rup(h->seq_k, mr);
     const size_t np = (count + nr - 1) / nr; /* query panels in use */
@@ -135,16 +136,25 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
     float *bw = corr + panels * nr; /* [Br][sw] */
     const float *pk = h->packed_kv;
     const float *pvt = h->packed_kv + ck_vt_offset(k, h->seq_k, D);
-    const ck_f32_gemm_ukr_fn ukr = k->gemm_ukr;
+    const ck_f32_gemm_ukr_fn ukr = k->attn_ukr;
 
-    /* Scaled queries as B panels: qp[jp][d][j] = scale * q[query0 + jp*nr + j][d]. */
+    /* Scaled queries as B panels: qp[jp][d][j] = scale * q[query0 + jp*nr + j][d]. The rows
+     * are usually not in cache and their stride defeats the prefetcher: every line is
+     * requested first, so the misses overlap instead of stalling the packing one by one (2%
+     * of the kernel's time at head size 64 with interleaved heads). */
+    for (size_t qi = 0; qi < count; qi++) {
+        const char *row = (const char *)(h->q + (query0 + qi) * h->ldq);
+        for (size_t off = 0; off < D * sizeof(float); off += 64) __builtin_prefetch(row + off, 0);
+        __builtin_prefetch(row + D * sizeof(float) - 1, 0);
+    }
+    const float qscale = h->scale;
     for (size_t jp = 0; jp < np; jp++) {
         float *dst = qp + jp * D * nr;
         for (size_t j = 0; j < nr; j++) {
             const size_t qi = jp * nr + j;
             if (qi < count) {
                 const float *src = h->q + (query0 + qi) * h->ldq;
-                for (size_t d = 0; d < D; d++) dst[d * nr + j] = h->scale * src[d];
+                for (size_t d = 0; d < D; d++) dst[d * nr + j] = qscale * src[d];
             } else {
                 for (size_t d = 0; d < D; d++) dst[d * nr + j] = 0.0f;
             }
@@ -186,8 +196,25 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
                             s[r * nr + j] += h->shaw_qk[qi * sw + ck_shaw_bucket(h, qi, kb + r)];
                     }
             }
+            /* A block every real query of the panel sees whole needs no causal or window
+             * compare (padding queries' lanes are never written out). */
+            const ck_attention_head *hs = h;
+            ck_attention_head whole;
+            if (h->causal || h->window) {
+                const ptrdiff_t qa = (ptrdiff_t)(query0 + jp * nr) + h->causal_offset;
+                const size_t last = query0 + jp * nr + nr < query0 + count ? query0 + jp * nr + nr
+                                                                           : query0 + count;
+                const ptrdiff_t qz = (ptrdiff_t)last - 1 + h->causal_offset;
+                const ptrdiff_t k0 = (ptrdiff_t)kb, k1 = (ptrdiff_t)(kb + valid) - 1;
+                if ((!h->causal || k1 <= qa) && (!h->window || qz - k0 < (ptrdiff_t)h->window)) {
+                    whole = *h;
+                    whole.causal = 0;
+                    whole.window = 0;
+                    hs = &whole;
+                }
+            }
             k->attn_softmax_step(rows, valid, s, m + jp * nr, l + jp * nr, c, kb, query0 + jp * nr,
-                                 h);
+                                 hs);
             if (h->dropout) {
                 /* Dropout on the probabilities (l keeps their sum before it). */
                 for (size_t j = 0; j < nr; j++) {
@@ -228,7 +255,15 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
         if (lse) lse[query0 + qi] = li > 0.0f ? m[jp * nr + j] + logf(li) : -__builtin_inff();
         const float *src = ot + jp * dp * nr + j;
         float *dst = h->o + (query0 + qi) * h->ldo;
-        for (size_t d = 0; d < D; d++) dst[d] = src[d * nr] * inv;
+        /* Gathered from O^T's column in L1 into a buffer, then written as whole vectors: the
+         * output row is usually not in cache, and 4-byte stores to missing lines filled the
+         * store queue (2% of the kernel's time at head size 64). */
+        for (size_t d0 = 0; d0 < D; d0 += 64) {
+            float buf[64];
+            const size_t w = D - d0 < 64 ? D - d0 : 64;
+            for (size_t d = 0; d < w; d++) buf[d] = src[(d0 + d) * nr] * inv;
+            memcpy(dst + d0, buf, w * sizeof(float));
+        }
         if (sw) {
             const float *b = bw + qi * sw;
             for (size_t t = 0; t < sw; t++) {

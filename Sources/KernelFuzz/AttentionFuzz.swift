@@ -26,7 +26,7 @@ struct AttentionStepFuzz: FuzzKernel {
 
     func makeCase(_ rng: inout FuzzRNG, table: FuzzTable) -> Case {
         let c = Case()
-        let mr = table.mr, nr = table.nr
+        let mr = table.attnMr, nr = table.attnNr
         c.seqK = max(1, boundarySize(&rng, edges: [1, mr, table.keyBlock], small: 40, maxLarge: 500))
         c.key0 = rng.chance(0.4) ? 0 : rng.below(c.seqK)
         c.valid = rng.int(1...min(c.seqK - c.key0, table.keyBlock + 2))
@@ -86,7 +86,7 @@ struct AttentionStepFuzz: FuzzKernel {
         for (buf, what) in [(r.s, "the score tile"), (r.m, "m"), (r.l, "l"), (r.corr, "corr")] {
             if let bad = buf.damagedPadding(what) { return bad }
         }
-        let nr = table.nr
+        let nr = table.attnNr
         for lane in 0..<nr {
             let qi = c.query0 + lane
             var v = [Float](repeating: -.infinity, count: c.rows)
@@ -152,7 +152,7 @@ struct AttentionFuzz: FuzzKernel {
 
     func makeCase(_ rng: inout FuzzRNG, table: FuzzTable) -> Case {
         let c = Case()
-        let mr = table.mr, nr = table.nr, qb = table.queryBlock, kb = table.keyBlock
+        let mr = table.attnMr, nr = table.attnNr, qb = table.queryBlock, kb = table.keyBlock
         c.seqK = boundarySize(&rng, edges: [1, mr, 2 * mr, kb], small: 24, maxLarge: 70)
         c.seqQ = max(1, boundarySize(&rng, edges: [1, nr, qb, 2 * qb], small: 12, maxLarge: 40))
         c.d = max(1, boundarySize(&rng, edges: [1, mr, 2 * mr, 16, 32], small: 20, maxLarge: 80))

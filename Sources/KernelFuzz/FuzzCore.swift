@@ -109,6 +109,10 @@ public struct FuzzTable: @unchecked Sendable, CustomStringConvertible {
     public var mr: Int { Int(gemm.mr) }
     /// nr of the micro-tile.
     public var nr: Int { Int(gemm.nr) }
+    /// Rows of the fused attention's micro-tile (keys, or head dimensions).
+    public var attnMr: Int { Int(kernels.pointee.attn_mr) }
+    /// Columns of the fused attention's micro-tile: the queries of one panel.
+    public var attnNr: Int { Int(kernels.pointee.attn_nr) }
     /// Queries per block of the fused attention.
     public var queryBlock: Int { ck_f32_attention_query_block(kernels) }
     /// Keys per block of the fused attention.
@@ -180,6 +184,7 @@ public enum FuzzRegistry {
     public static let kernels: [AnyFuzzKernel] = [
         AnyFuzzKernel(GEMMFuzz()),
         AnyFuzzKernel(MicroKernelFuzz()),
+        AnyFuzzKernel(MicroKernelFuzz(attention: true)),
         AnyFuzzKernel(GEMVFuzz()),
         AnyFuzzKernel(GEMMPackedFuzz()),
         AnyFuzzKernel(GEMVTFuzz()),

@@ -174,9 +174,14 @@ struct GEMMFuzz: FuzzKernel {
 
 /// The table's GEMM micro-kernel alone: `C[0:mr, 0:nr] = alpha * Apanel * Bpanel + beta * C`
 /// on packed panels of kc (0 included, block edges included), B 64-byte aligned as the
-/// contract demands, A and C misaligned, ldc >= nr with guarded gaps.
+/// contract demands, A and C misaligned, ldc >= nr with guarded gaps. With `attention`, the
+/// fused attention's micro-kernel (`attn_ukr`, an attn_mr x attn_nr tile) under the same
+/// contract.
 struct MicroKernelFuzz: FuzzKernel {
-    let name = "gemm-ukr"
+    var attention = false
+    var name: String { attention ? "attn-ukr" : "gemm-ukr" }
+
+    func tile(_ table: FuzzTable) -> (mr: Int, nr: Int) { attention ? (table.attnMr, table.attnNr) : (table.mr, table.nr) }
 
     final class Case: CustomStringConvertible {
         var kc = 0, alpha: Float = 1, beta: Float = 0, mix = ValueMix.uniform, cNaN = false
@@ -194,7 +199,7 @@ struct MicroKernelFuzz: FuzzKernel {
         c.beta = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices)
         c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .tiny, .nonFinite])
         if c.alpha == 0 && c.mix == .nonFinite { c.mix = .finiteSpecials }  // 0 * inf: the formula says NaN
-        let mr = table.mr, nr = table.nr
+        let (mr, nr) = tile(table)
         c.a = GuardedMatrix(rows: 1, cols: c.kc * mr, ld: max(1, c.kc * mr), misalign: rng.below(16), sentinel: inputSentinel)
         c.b = GuardedMatrix(rows: 1, cols: c.kc * nr, ld: max(1, c.kc * nr), misalign: 0, sentinel: inputSentinel)
         let mix = c.mix
@@ -211,14 +216,15 @@ struct MicroKernelFuzz: FuzzKernel {
     func run(_ c: Case, on table: FuzzTable) -> Run {
         let aSnap = c.a.snapshot(), bSnap = c.b.snapshot()
         let out = c.c.copy()
-        table.kernels.pointee.gemm_ukr(c.kc, c.a.base, c.b.base, out.base, out.ld, c.alpha, c.beta)
+        let ukr = attention ? table.kernels.pointee.attn_ukr : table.kernels.pointee.gemm_ukr
+        ukr!(c.kc, c.a.base, c.b.base, out.base, out.ld, c.alpha, c.beta)
         return Run(out: out, aSnap: aSnap, bSnap: bSnap)
     }
 
     func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
         if let bad = r.out.damagedPadding("the C tile") { return bad }
         if !c.a.unchanged(since: r.aSnap) || !c.b.unchanged(since: r.bSnap) { return "the micro-kernel wrote into a packed panel" }
-        let mr = table.mr, nr = table.nr
+        let (mr, nr) = tile(table)
         // Packed A is op(A) transposed with lda = mr; packed B is op(B) with ldb = nr.
         let aT = GuardedMatrix(rows: max(c.kc, 1), cols: mr, ld: mr, sentinel: 0)
         let bM = GuardedMatrix(rows: max(c.kc, 1), cols: nr, ld: nr, sentinel: 0)

@@ -47,7 +47,7 @@ enum KernelTable: Sendable, Hashable, CustomStringConvertible, CustomTestStringC
     /// Keys per block of the fused kernel's online softmax.
     var keyBlock: Int { Int(kernels.pointee.attn_key_block) }
     /// Keys per micro-tile row panel (keys are padded to a multiple of it).
-    var mr: Int { Int(kernels.pointee.gemm.mr) }
+    var mr: Int { Int(kernels.pointee.attn_mr) }
 
     /// exp of every scalar: through the library's `nativeExp(variant:_:)` for production
     /// variants, through the table's slot directly for the test-only table.

@@ -21,6 +21,9 @@ struct KernelTableTests {
         #expect(
             variant.gemmMicroKernelName.contains("\(g.mr)x\(g.nr)"),
             "\(variant): micro-kernel \(variant.gemmMicroKernelName) does not name its \(g.mr)x\(g.nr) tile")
+        #expect(k.attn_mr > 0 && k.attn_nr > 0 && k.attn_query_panels > 0, "\(variant): attention tile \(k.attn_mr)x\(k.attn_nr)")
+        #expect(k.attn_key_block % k.attn_mr == 0, "\(variant): key block \(k.attn_key_block) is not a multiple of attn_mr \(k.attn_mr)")
+        #expect(k.attn_ukr != nil, "\(variant): a NULL slot")
     }
 
     @Test("the AVX-512-layout test table exists exactly on AVX2 machines and has the AVX-512 tile")
@@ -31,6 +34,11 @@ struct KernelTableTests {
             #expect(t.pointee.gemm.mr == 14 && t.pointee.gemm.nr == 32, "layout table tile \(t.pointee.gemm)")
             #expect(t.pointee.gemm.mc % t.pointee.gemm.mr == 0 && t.pointee.gemm.nc % t.pointee.gemm.nr == 0)
             if KernelVariant.avx512.isSupported {
+                let r = KernelVariant.avx512.kernels.pointee
+                #expect(
+                    r.attn_mr == t.pointee.attn_mr && r.attn_nr == t.pointee.attn_nr
+                        && r.attn_query_panels == t.pointee.attn_query_panels && r.attn_key_block == t.pointee.attn_key_block,
+                    "AVX-512 attention tiling differs from the layout table's")
                 let real = KernelVariant.avx512.kernels.pointee.gemm
                 #expect(
                     real.mr == t.pointee.gemm.mr && real.nr == t.pointee.gemm.nr && real.mc == t.pointee.gemm.mc

@@ -299,13 +299,13 @@ static void test_dispatch(void) {
         check(s,
               k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
                   k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows &&
-                      k->w16_widen && k->w16_gemv && k->gemv_rows,
+                      k->w16_widen && k->w16_gemv && k->gemv_rows && k->attn_ukr,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
         check(s,
               g->mr > 0 && g->nr > 0 && g->mr * g->nr <= 1024 && g->mc % g->mr == 0 &&
-                  g->nc % g->nr == 0 && g->kc > 0 && k->attn_key_block % g->mr == 0 &&
-                  k->attn_query_panels > 0,
+                  g->nc % g->nr == 0 && g->kc > 0 && k->attn_mr > 0 && k->attn_nr > 0 &&
+                  k->attn_key_block % k->attn_mr == 0 && k->attn_query_panels > 0,
               0, 0, "table %s: inconsistent blocking", k->name);
     }
     if (KN) {
@@ -805,8 +805,8 @@ static void test_softmax(int v) {
 
 static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int causal,
                           ptrdiff_t coff, int use_kb, int use_rel, int fresh, size_t window) {
-    const size_t nq = (size_t)k->gemm.nr; /* one query panel */
-    const size_t key0 = 8 * (size_t)k->gemm.mr, query0 = 3 * nq + 1, seq_k = key0 + rows + 5;
+    const size_t nq = (size_t)k->attn_nr; /* one query panel */
+    const size_t key0 = 8 * (size_t)k->attn_mr, query0 = 3 * nq + 1, seq_k = key0 + rows + 5;
     set_case("%s step rows=%zu valid=%zu causal=%d off=%td kb=%d rel=%d fresh=%d window=%zu",
              k->name, rows, valid, causal, coff, use_kb, use_rel, fresh, window);
     new_case(S_STEP);
@@ -902,7 +902,7 @@ static void test_step_one(const ck_kernels *k, size_t rows, size_t valid, int ca
 
 static void test_step(int v) {
     const ck_kernels *k = var_table(v);
-    const size_t mr = (size_t)k->gemm.mr;
+    const size_t mr = (size_t)k->attn_mr;
     const size_t rows_list[] = {mr, 2 * mr, 5 * mr};
     int sel = 0;
     for (size_t i = 0; i < 3; i++) {
@@ -915,7 +915,7 @@ static void test_step(int v) {
                               (opt >> 2) & 1, sel % 3 == 0, 0);
             }
         /* sliding windows cutting through the panel's queries and the block's keys */
-        const size_t wins[] = {1, 2, mr + 3, (size_t)k->gemm.nr + 7, (size_t)1 << 30};
+        const size_t wins[] = {1, 2, mr + 3, (size_t)k->attn_nr + 7, (size_t)1 << 30};
         for (size_t w = 0; w < 5; w++)
             test_step_one(k, rows, valids[w % 4], w % 2 == 0, (ptrdiff_t)(w * mr) - 3, 0,
                           (int)(w % 3 == 1), w == 2, wins[w]);
@@ -1824,7 +1824,7 @@ static void test_attn_one(const ck_kernels *k, const attn_case *ac) {
 static void test_attention(int v) {
     const ck_kernels *k = var_table(v);
     const size_t qb = ck_f32_attention_query_block(k), bc = (size_t)k->attn_key_block;
-    const size_t mr = (size_t)k->gemm.mr;
+    const size_t mr = (size_t)k->attn_mr;
     /* query counts around the query block, key counts around the key block */
     const size_t sqs[] = {1, 2, qb - 1, qb, qb + 1, 2 * qb + 1};
     const size_t sks[] = {1, 3, mr - 1, mr + 1, 17, bc - 1, bc, bc + 1, 2 * bc + 5};
@@ -2893,9 +2893,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf(
-        "neon blocking: mr %d nr %d mc %d kc %d nc %d, attention: %d query panels, key block %d\n",
-        KN->gemm.mr, KN->gemm.nr, KN->gemm.mc, KN->gemm.kc, KN->gemm.nc, KN->attn_query_panels,
-        KN->attn_key_block);
+        "neon blocking: mr %d nr %d mc %d kc %d nc %d, attention: %d x %d tile, %d query panels, "
+        "key block %d\n",
+        KN->gemm.mr, KN->gemm.nr, KN->gemm.mc, KN->gemm.kc, KN->gemm.nc, KN->attn_mr, KN->attn_nr,
+        KN->attn_query_panels, KN->attn_key_block);
     struct {
         const char *name;
         void (*fn)(int);

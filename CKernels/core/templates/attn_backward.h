@@ -1,21 +1,21 @@
 /*
  * The attention backward's per-tile step (contract: ck_f32_attn_grad_step_fn in
  * attend_attention_backward.h), on the primitives of vector_ops.h. Instantiated per ISA by
- * variant.h as CK_FN(ck_f32_attn_grad_step); a panel is CK_ANV vectors of queries (nr).
+ * variant.h as CK_FN(ck_f32_attn_grad_step); a panel is CK_NV vectors of queries (nr).
  *
  * Per key row of the tile, lanes across queries: s += key_bias + rel_bias, causal mask,
  * P = exp(s - lse) (s - lse <= 0 up to rounding: lse >= the row max), dS = P (dP - delta).
  */
 #include "attend_attention_backward.h"
 
-#define CK_NQ (CK_ANV * CK_VL)
+#define CK_NQ (CK_NV * CK_VL)
 void CK_FN(ck_f32_attn_grad_step)(size_t rows, size_t valid_rows, float *p, float *ds, size_t key0,
                                   size_t query0, const ck_attention_grad_head *g, const float *lse,
                                   const float *delta) {
     const CK_VEC vzero = (CK_VEC){0}, vninf = CK_VSPLAT(-__builtin_inff());
-    CK_VEC vlse[CK_ANV], vdelta[CK_ANV];
-    CK_IVEC qidx[CK_ANV];
-    for (int j = 0; j < CK_ANV; j++) {
+    CK_VEC vlse[CK_NV], vdelta[CK_NV];
+    CK_IVEC qidx[CK_NV];
+    for (int j = 0; j < CK_NV; j++) {
         vlse[j] = CK_FN(ck_vload)(lse + j * CK_VL);
         vdelta[j] = CK_FN(ck_vload)(delta + j * CK_VL);
         for (int lane = 0; lane < CK_VL; lane++)
@@ -25,7 +25,7 @@ void CK_FN(ck_f32_attn_grad_step)(size_t rows, size_t valid_rows, float *p, floa
     for (size_t r = 0; r < rows; r++) {
         float *pr = p + r * CK_NQ, *dr = ds + r * CK_NQ;
         if (r >= valid_rows) {
-            for (int j = 0; j < CK_ANV; j++) {
+            for (int j = 0; j < CK_NV; j++) {
                 CK_FN(ck_vstore)(pr + j * CK_VL, vzero);
                 CK_FN(ck_vstore)(dr + j * CK_VL, vzero);
             }
@@ -35,7 +35,7 @@ void CK_FN(ck_f32_attn_grad_step)(size_t rows, size_t valid_rows, float *p, floa
         const ptrdiff_t rel0 = (ptrdiff_t)query0 - (ptrdiff_t)key + g->rel_bias_zero;
         const float kb = g->key_bias ? g->key_bias[key] : 0.0f;
         const CK_IVEC lim = CK_ISPLAT((int)((ptrdiff_t)key - g->causal_offset));
-        for (int j = 0; j < CK_ANV; j++) {
+        for (int j = 0; j < CK_NV; j++) {
             CK_VEC s = CK_FN(ck_vload)(pr + j * CK_VL);
             if (masked) {
                 s += kb;

@@ -5,16 +5,18 @@
  * AVX-512 instantiation can be checked by compiling the very same source for AVX2
  * (ck_kernels_avx512_layout_on_avx2) on machines without AVX-512.
  *
- * Before including, define:
- *   CK_UKR_NAME  function name, e.g. ck_f32_gemm_ukr_6x16__avx2
- *   CK_UKR_ROWS_NAME  the same kernel reading A rows in place, e.g. ck_f32_gemm_ukr_rows_6x16__avx2
+ * Included once per tile shape (variant.h: the GEMM's, and the fused attention's where it has
+ * its own). Before including, define:
+ *   CK_T_NAME    function name, e.g. ck_f32_gemm_ukr_6x16__avx2
+ *   CK_T_ROWS_NAME  (optional) the same kernel reading A rows in place, e.g.
+ *                ck_f32_gemm_ukr_rows_6x16__avx2
  *   CK_VEC       vector type, float __attribute__((vector_size(4*CK_VL)))
  *   CK_VL        lanes per vector
- *   CK_MR        rows of the tile (broadcast from packed A)
- *   CK_NV        vectors per tile row; NR = CK_NV * CK_VL (loaded from packed B)
+ *   CK_T_MR      rows of the tile (broadcast from packed A)
+ *   CK_T_NV      vectors per tile row; NR = CK_T_NV * CK_VL (loaded from packed B)
  *
- * Register use: CK_MR*CK_NV accumulators + CK_NV B vectors + 1 broadcast must fit the file
- * (16 ymm on AVX2, 32 zmm on AVX-512, 32 q on NEON).
+ * Register use: CK_T_MR*CK_T_NV accumulators + CK_T_NV B vectors + 1 broadcast must fit the
+ * file (16 ymm on AVX2, 32 zmm on AVX-512, 32 q on NEON).
  *
  *          packed B micro-panel (kc rows of NR)       C tile (MR x NR, registers)
  *          p=0 [b b b b ... b]                        acc[0][0..NV)
@@ -23,7 +25,7 @@
  *   packed A micro-panel: for each p, MR consecutive floats (column p of the A sliver).
  */
 
-#define CK_NR (CK_NV * CK_VL)
+#define CK_NR (CK_T_NV * CK_VL)
 #define CK_CAT2(x, y) x##y
 #define CK_CAT(x, y) CK_CAT2(x, y)
 
@@ -44,52 +46,52 @@
  * packed panel is (si, sp) = (1, MR) and rows read in place are (lda, 1). Always inlined with
  * the constants, so the packed kernel compiles exactly as if written for its layout. */
 static inline __attribute__((always_inline)) void
-CK_CAT(CK_UKR_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const float *b,
+CK_CAT(CK_T_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const float *b,
                            float *c, size_t ldc, float alpha, float beta) {
-    CK_VEC acc[CK_MR][CK_NV];
+    CK_VEC acc[CK_T_MR][CK_T_NV];
     CK_UNROLL_FULL
-    for (int i = 0; i < CK_MR; i++) {
+    for (int i = 0; i < CK_T_MR; i++) {
         CK_UNROLL_FULL
-        for (int j = 0; j < CK_NV; j++) acc[i][j] = (CK_VEC){0};
+        for (int j = 0; j < CK_T_NV; j++) acc[i][j] = (CK_VEC){0};
     }
     const CK_VEC *bv = (const CK_VEC *)__builtin_assume_aligned(b, sizeof(CK_VEC));
     /* The C tile is read back only after the k loop: start fetching its lines now so the
      * write-back does not stall on a cache miss (C is re-read once per kc block). */
     if (beta != 0.0f) {
         CK_UNROLL_FULL
-        for (int i = 0; i < CK_MR; i++) {
+        for (int i = 0; i < CK_T_MR; i++) {
             __builtin_prefetch(c + (size_t)i * ldc, 1);
             __builtin_prefetch(c + (size_t)i * ldc + CK_NR - 1, 1);
         }
     }
     for (size_t p = 0; p < kc; p++) {
-        CK_VEC bp[CK_NV];
+        CK_VEC bp[CK_T_NV];
         CK_UNROLL_FULL
-        for (int j = 0; j < CK_NV; j++) bp[j] = bv[j];
+        for (int j = 0; j < CK_T_NV; j++) bp[j] = bv[j];
         CK_UNROLL_FULL
-        for (int i = 0; i < CK_MR; i++) {
+        for (int i = 0; i < CK_T_MR; i++) {
             CK_VEC ai = CK_SPLAT(a[(size_t)i * si]);
             CK_UNROLL_FULL
-            for (int j = 0; j < CK_NV; j++) acc[i][j] = CK_VFMA(ai, bp[j], acc[i][j]);
+            for (int j = 0; j < CK_T_NV; j++) acc[i][j] = CK_VFMA(ai, bp[j], acc[i][j]);
         }
         a += sp;
-        bv += CK_NV;
+        bv += CK_T_NV;
     }
     /* Write back: C = alpha*acc + beta*C (beta == 0: C not read). Unaligned row access. */
     if (beta == 0.0f) {
         CK_UNROLL_FULL
-        for (int i = 0; i < CK_MR; i++) {
+        for (int i = 0; i < CK_T_MR; i++) {
             CK_UNROLL_FULL
-            for (int j = 0; j < CK_NV; j++) {
+            for (int j = 0; j < CK_T_NV; j++) {
                 CK_VEC v = acc[i][j] * alpha;
                 __builtin_memcpy(c + (size_t)i * ldc + (size_t)j * CK_VL, &v, sizeof v);
             }
         }
     } else {
         CK_UNROLL_FULL
-        for (int i = 0; i < CK_MR; i++) {
+        for (int i = 0; i < CK_T_MR; i++) {
             CK_UNROLL_FULL
-            for (int j = 0; j < CK_NV; j++) {
+            for (int j = 0; j < CK_T_NV; j++) {
                 CK_VEC old;
                 float *cp = c + (size_t)i * ldc + (size_t)j * CK_VL;
                 __builtin_memcpy(&old, cp, sizeof old);
@@ -101,15 +103,17 @@ CK_CAT(CK_UKR_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, cons
 }
 
 /* A from a packed micro-panel: a[p*MR + i]. */
-void CK_UKR_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
+void CK_T_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
                  float beta) {
-    CK_CAT(CK_UKR_NAME, _body)(kc, a, 1, CK_MR, b, c, ldc, alpha, beta);
+    CK_CAT(CK_T_NAME, _body)(kc, a, 1, CK_T_MR, b, c, ldc, alpha, beta);
 }
 
+#ifdef CK_T_ROWS_NAME
 /* A read in place from MR rows of a row-major matrix: a[i*lda + p] (ck_f32_gemm_ukr_rows_fn). */
-void CK_UKR_ROWS_NAME(size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
-                      float alpha, float beta) {
-    CK_CAT(CK_UKR_NAME, _body)(kc, a, lda, 1, b, c, ldc, alpha, beta);
+void CK_T_ROWS_NAME(size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                    float alpha, float beta) {
+    CK_CAT(CK_T_NAME, _body)(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
+#endif
 
 #undef CK_NR

@@ -11,7 +11,9 @@
  *   CK_MC, CK_KC, CK_NC         cache blocks (mc a multiple of mr, nc of nr)
  *   CK_PEAK_CHAINS              independent FMA chains of the peak probe
  *   CK_ANV                      query vectors per attention panel (query panel = CK_ANV*CK_VL)
- *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % mr == 0)
+ *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % attn mr == 0)
+ *   CK_ATTN_UKR_NAME, CK_ATTN_MR  (optional) the fused attention's own micro-kernel,
+ *                               CK_ATTN_MR x CK_ANV vectors (default: the GEMM's, CK_ANV == CK_NV)
  *   CK_TABLE, CK_VARIANT_ID, CK_VARIANT_NAME  the table's symbol, enum value and name
  *   CK_LOAD_F16(p)              (optional) CK_VL binary16 values widened (see w16.h)
  *   CK_GEMV_GROUP               (optional, 1-4, default 2) rows of x per pass of the multi-row
@@ -24,7 +26,30 @@
 #define CK_STR(x) CK_STR2(x)
 
 #ifndef CK_CUSTOM_UKR
+#define CK_T_NAME CK_UKR_NAME
+#define CK_T_ROWS_NAME CK_UKR_ROWS_NAME
+#define CK_T_MR CK_MR
+#define CK_T_NV CK_NV
 #include "gemm_ukr.h"
+#undef CK_T_NAME
+#undef CK_T_ROWS_NAME
+#undef CK_T_MR
+#undef CK_T_NV
+#endif
+/* The fused attention's tile: CK_ATTN_MR keys (S^T) or head dimensions (O^T) x CK_ANV vectors
+ * of queries; the GEMM's micro-kernel unless the ISA file names its own (CK_ATTN_UKR_NAME). */
+#ifdef CK_ATTN_UKR_NAME
+#define CK_T_NAME CK_ATTN_UKR_NAME
+#define CK_T_MR CK_ATTN_MR
+#define CK_T_NV CK_ANV
+#include "gemm_ukr.h"
+#undef CK_T_NAME
+#undef CK_T_MR
+#undef CK_T_NV
+#else
+#define CK_ATTN_UKR_NAME CK_UKR_NAME
+#define CK_ATTN_MR CK_MR
+_Static_assert(CK_ANV == CK_NV, "without its own attention tile, a query panel is the GEMM's nr");
 #endif
 #ifndef CK_CUSTOM_PEAK
 #define CK_PEAK_NAME CK_FN(ck_f32_fma_peak)
@@ -55,7 +80,8 @@
 
 _Static_assert(CK_MC % CK_MR == 0, "mc must be a multiple of mr");
 _Static_assert(CK_NC % (CK_NV * CK_VL) == 0, "nc must be a multiple of nr");
-_Static_assert(CK_ATTN_KEY_BLOCK % CK_MR == 0, "the attention key block must be a multiple of mr");
+_Static_assert(CK_ATTN_KEY_BLOCK % CK_ATTN_MR == 0,
+               "the attention key block must be a multiple of the attention tile's rows");
 _Static_assert(CK_MR *CK_NV *CK_VL <= 1024,
                "the edge-tile buffer of core/gemm.c holds 1024 floats");
 
@@ -92,6 +118,9 @@ const ck_kernels CK_TABLE = {
     .q8_gemv = CK_Q8_GEMV,
     .q8_gemm = CK_Q8_GEMM,
     .gemv_rows = CK_FN(ck_f32_gemv_rows),
+    .attn_ukr = CK_ATTN_UKR_NAME,
+    .attn_mr = CK_ATTN_MR,
+    .attn_nr = CK_ANV * CK_VL,
 };
 
 #undef CK_VFMA
@@ -100,3 +129,5 @@ const ck_kernels CK_TABLE = {
 #undef CK_PEAK_NAME
 #undef CK_Q8_GEMV
 #undef CK_Q8_GEMM
+#undef CK_ATTN_UKR_NAME
+#undef CK_ATTN_MR

@@ -36,9 +36,13 @@ static inline __attribute__((always_inline)) void CK_FN(ck_vstore)(float *p, CK_
     memcpy(p, &v, sizeof v);
 }
 
-/* max; which operand wins when one is NaN is unspecified (callers track NaN separately). */
+/* max; which operand wins when one is NaN is unspecified (callers track NaN separately).
+ * On x86 the compare-select form is exactly one maxps (which returns b when either is NaN);
+ * __builtin_elementwise_max's IEEE maxNum there costs a compare and a blend besides. On other
+ * targets the builtin is one instruction (fmaxnm) and the select form two. */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vmax)(CK_VEC a, CK_VEC b) {
-#if defined(__has_builtin) && __has_builtin(__builtin_elementwise_max)
+#if defined(__has_builtin) && __has_builtin(__builtin_elementwise_max) &&                          \
+    !defined(__x86_64__) && !defined(_M_X64)
     return __builtin_elementwise_max(a, b);
 #else
     return CK_VSELECT(a > b, a, b);
@@ -98,10 +102,22 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
  * flushed term changes nothing representable. One scaling step; -inf gives exactly 0.
  */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_nonpos)(CK_VEC x) {
+#ifdef CK_VSCALEF
+    /* p * 2^k in one instruction that rounds a subnormal result once and gives 0 below
+     * (AVX-512 vscalefps): no integer k, no exponent arithmetic, no flush mask. Clamped at
+     * -104 (exp rounds to +0 there, as 2^-150 * p does); NaN fails the compare and stays. */
+    const CK_VEC lo = CK_VSPLAT(-104.0f);
+    CK_IVEC k;
+    const CK_VEC xc = CK_VSELECT(lo > x, lo, x);
+    const CK_VEC p = CK_FN(ck_vexp_poly)(xc, &k);
+    const CK_VEC magic = CK_VSPLAT(12582912.0f);
+    return CK_VSCALEF(p, CK_VFMA2(xc, CK_VSPLAT(1.44269504088896341f), magic) - magic);
+#else
     const CK_VEC lo = CK_VSPLAT(-87.0f);
     CK_IVEC tiny = x < lo;
     CK_IVEC k;
     CK_VEC p = CK_FN(ck_vexp_poly)(CK_VSELECT(tiny, lo, x), &k);
     CK_VEC y = p * (CK_VEC)((k + 127) << 23);
     return (CK_VEC)((CK_IVEC)y & ~tiny);
+#endif
 }

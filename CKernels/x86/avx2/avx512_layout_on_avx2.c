@@ -28,9 +28,11 @@ typedef int ck_v16i_on_avx2 __attribute__((vector_size(64)));
 #define CK_KC 256
 #define CK_NC 3072
 #define CK_PEAK_CHAINS 24
-#define CK_ANV 2
+#define CK_ANV 3
+#define CK_ATTN_UKR_NAME ck_f32_attn_ukr_8x48__avx512_layout_on_avx2
+#define CK_ATTN_MR 8
 #define CK_ATTN_QUERY_PANELS 1
-#define CK_ATTN_KEY_BLOCK 392
+#define CK_ATTN_KEY_BLOCK 384
 #define CK_TABLE ck_kernels_avx512_layout_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
 #define CK_VARIANT_NAME "avx512-layout-on-avx2"

@@ -14,6 +14,15 @@
  *   mc = 168: packed A block 168 x 256 = 168 KiB in L2 (1 MiB)
  *   nc = 3072: packed B block 256 x 3072 = 3 MiB in L3
  *
+ * The fused attention has its own 8 x 48 tile (ck_f32_attn_ukr_8x48__avx512): 24 accumulators,
+ * 3 B vectors, 1 broadcast = 28 registers; per k step 3 loads of B + 8 broadcasts for 24 FMAs.
+ * Its rows are keys (S^T = K Q^T) and head dimensions (O^T += V^T P^T), and 8 divides the head
+ * sizes 64 and 128, where 14 rows padded 64 to 70 (9% of the second product wasted). Key
+ * blocks of 384: the score tile 384 x 48 floats = 72 KiB lives in L2 and streams into both
+ * the softmax step and the second product; measured on Zen 4 (thread CPU time, seq 4096, head
+ * size 64): 14 x 32 with 392 keys 77% of the FMA peak, 8 x 48 with 128 / 192 / 256 / 384 keys
+ * 80 / 81 / 81 / 82%, 4 x 64 with 256 keys 82%, 12 x 32 76%; two query panels no better.
+ *
  * min_vector_width(512) keeps the backend from splitting the 64-byte vectors into 256-bit
  * halves on CPUs tuned to prefer 256-bit vectors.
  */
@@ -42,9 +51,15 @@ typedef int ck_v16i __attribute__((vector_size(64)));
 #define CK_KC 256
 #define CK_NC 3072
 #define CK_PEAK_CHAINS 24
-#define CK_ANV 2
-#define CK_ATTN_QUERY_PANELS 1 /* 32 queries: Q panel 64 x 32 floats = 8 KiB */
-#define CK_ATTN_KEY_BLOCK 392  /* score tile 392 x 32 floats = 49 KiB, as measured best on AVX2 */
+#define CK_VSCALEF(p, k) ((ck_v16f)_mm512_scalef_ps((__m512)(p), (__m512)(k))) /* p * 2^floor(k) */
+#define CK_ATTN_UKR_NAME ck_f32_attn_ukr_8x48__avx512
+#define CK_ATTN_MR 8
+#define CK_ANV 3
+#ifndef CK_AVX512_ATTN_KEYS /* overridable only to let a tuning build sweep it */
+#define CK_AVX512_ATTN_KEYS 384
+#endif
+#define CK_ATTN_QUERY_PANELS 1 /* 48 queries: Q panel 64 x 48 floats = 12 KiB */
+#define CK_ATTN_KEY_BLOCK CK_AVX512_ATTN_KEYS
 #define CK_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define CK_GEMV_GROUP 4 /* multi-row GEMV: 4 rows x 4 accumulators + weights in 32 registers */
 #define CK_TABLE ck_kernels_avx512
