@@ -14,11 +14,12 @@ runs, then at least --min-reps runs and at least --min-seconds in total; median,
 
     pip install onnx onnxruntime onnxscript
     pip install torch --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
-    python3 Benchmarks/scripts/ort_encoder.py [--seq 512] [--threads 1,2] [--torch]
+    python3 Benchmarks/scripts/ort_encoder.py [--seq 512] [--threads 1,2] [--torch] [--profile RUNS]
 
 Stdout: one JSON line per peer and thread count,
   {"peer": "onnxruntime", "threads": t, "seq": n, "ms_median": ..., "ms_min": ..., "ms_max": ..., ...}
-Stderr: versions, export check and the op types of ONNX Runtime's optimized graph.
+Stderr: versions, export check and the op types of ONNX Runtime's optimized graph; with
+--profile RUNS, ONNX Runtime's own per-op-type kernel time (enable_profiling) per thread count.
 """
 import argparse
 import collections
@@ -125,6 +126,9 @@ def main():
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", type=int, default=0, metavar="RUNS",
+                    help="after the timings, RUNS more runs per thread count under ONNX Runtime's profiler; "
+                         "prints kernel time per op type to stderr (untimed; the JSON lines are unchanged)")
     ap.add_argument("--save-optimized", help="write ONNX Runtime's optimized graph here (default: a temp file)")
     args = ap.parse_args()
     if args.seq <= 0:
@@ -183,6 +187,19 @@ def main():
             times = timed(lambda: sess.run(None, feed), args.warmup, args.min_reps, args.min_seconds)
             record("onnxruntime", t, n, times, {"version": ort.__version__})
             del sess
+            if args.profile > 0:
+                # A separate session, so the timings above never pay for the profiler: one
+                # warm-up run, then --profile runs (op_profile leaves the warm-up out).
+                sess = ort_common.session(ort, onnx_path, t, profile_prefix=os.path.join(
+                    tempfile.gettempdir(), f"attend_ort_encoder_seq{n}_t{t}"))
+                feed = {sess.get_inputs()[0].name: x_np}
+                for _ in range(args.profile + 1):
+                    sess.run(None, feed)
+                path = sess.end_profiling()
+                log(f"ONNX Runtime kernel time per op type, {t} thread(s), {args.profile} profiled runs ({path}):")
+                for op, ms, share, count in ort_common.op_profile(path, args.profile):
+                    log(f"  {op:28s} {ms:8.2f} ms/run {100 * share:5.1f}%  ({count} nodes per run)")
+                del sess
 
     if args.torch:
         import torch
