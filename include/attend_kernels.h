@@ -204,7 +204,9 @@ typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, si
  * The decode path (one token at a time), where packing the weight for a GEMM would cost more
  * than the product: memory-bound, one pass over w. Rows of at most 512 floats are read one
  * at a time (one sequential stream the prefetcher follows), longer rows four at a time
- * (each load of x shared by four rows); each y[j] is one in-order dot product either way.
+ * (each load of x shared by four rows); each y[j] is one dot product in a fixed order either
+ * way: vector lanes in order, then the lanes summed as a halving tree (a few shuffles; an
+ * in-order chain of lane adds per output held short rows to about half their streaming rate).
  */
 typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, const float *w,
                                size_t ldw, float beta, float *y);

@@ -51,8 +51,10 @@ static inline __attribute__((always_inline)) void CK_FN(ck_gemv_out)(float *y, f
  * compile-time constants after inlining, so the accumulators below live in registers.
  * Per row of x the sums are the one-row sums, term for term and in the same order, whatever R:
  *   short rows (one weight row j): four accumulators over 4-vector steps, then single vectors
- *     into the first, a horizontal sum of (a0 + a1) + (a2 + a3), the k % VL tail in order;
- *   long rows (four weight rows j..j+3): one accumulator per weight row, then the tail;
+ *     into the first, the halving-tree lane sum (ck_hsum_tree) of (a0 + a1) + (a2 + a3), the
+ *     k % VL tail in order;
+ *   long rows (four weight rows j..j+3): one accumulator per weight row, its tree lane sum,
+ *     then the tail;
  *   the n % 4 long rows: one accumulator each.
  * Every loaded (and widened) weight vector serves all R rows.
  */
@@ -83,7 +85,7 @@ CK_FN(ck_gemv_short_row)(const int kind, const int R, size_t k, float alpha, con
     }
     float d[4];
     CK_GEMV_UNROLL
-    for (int r = 0; r < R; r++) d[r] = CK_FN(ck_hsum)((a[r][0] + a[r][1]) + (a[r][2] + a[r][3]));
+    for (int r = 0; r < R; r++) d[r] = CK_FN(ck_hsum_tree)((a[r][0] + a[r][1]) + (a[r][2] + a[r][3]));
     for (p = kv; p < k; p++) {
         const float wp = CK_FN(ck_gemv_wone)(kind, w, wo + p);
         CK_GEMV_UNROLL
@@ -119,7 +121,7 @@ CK_FN(ck_gemv_long_rows)(const int kind, const int R, const int V, size_t k, flo
     CK_GEMV_UNROLL
     for (int r = 0; r < R; r++)
         CK_GEMV_UNROLL
-        for (int v = 0; v < V; v++) d[r][v] = CK_FN(ck_hsum)(a[r][v]);
+        for (int v = 0; v < V; v++) d[r][v] = CK_FN(ck_hsum_tree)(a[r][v]);
     for (size_t p = kv; p < k; p++) {
         float u[4];
         CK_GEMV_UNROLL

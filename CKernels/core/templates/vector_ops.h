@@ -60,6 +60,28 @@ static inline __attribute__((always_inline)) float CK_FN(ck_hsum)(CK_VEC v) {
     return s;
 }
 
+/* The lanes' sum as a halving tree: lane i plus lane i + VL/2, then the same on the first half,
+ * down to one lane ((v0 + v8) + (v4 + v12)) + ... on 16 lanes). A few shuffles and adds, where
+ * ck_hsum's in-order chain costs VL dependent scalar adds: the GEMV takes this one per output
+ * (per weight row), which for short rows is a large part of the work between weight loads. */
+static inline __attribute__((always_inline)) float CK_FN(ck_hsum_tree)(CK_VEC v) {
+#if CK_VL == 16
+    v = v + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    v = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+    v = v + __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    return v[0] + v[1];
+#elif CK_VL == 8
+    v = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7);
+    v = v + __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3);
+    return v[0] + v[1];
+#elif CK_VL == 4
+    v = v + __builtin_shufflevector(v, v, 2, 3, 2, 3);
+    return v[0] + v[1];
+#else
+    return CK_FN(ck_hsum)(v);
+#endif
+}
+
 /*
  * exp(x), lane-wise. x = k*ln2 + r with k = round(x / ln2) by the 1.5*2^23 trick (no float to
  * int conversion, so NaN cannot trigger undefined behaviour), r computed with ln2 split in
