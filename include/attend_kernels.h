@@ -491,7 +491,10 @@ void ck_q8_quantize_rows(size_t m, size_t k, const float *x, size_t ldx, uint8_t
  *
  * (sw(j, g): the weight's scale of row j for those inputs, per channel or per group; sa, o:
  * the rows' scale and offset; F: the weight's group sums). This is sum_p x^_ip w(j, p) up to
- * F's rounding: the offset's share of each group is o * sum_p w = o * F. The integer dot
+ * F's rounding: the offset's share of each group is o * sum_p w = o * F. The AVX-512 VNNI
+ * q8_gemv forms F itself from the bytes it reads anyway (a second vpdpbusd against ones: exact
+ * integer sums, times the scale) and does not read w->gsum, 1/8 fewer bytes per pass over the
+ * weight; the other kernels read it. The integer dot
  * products are exact on every variant (scalar; AVX2 vpmovzxbw / vpmovsxbw + vpmaddwd;
  * AVX-512 VNNI vpdpbusd (uint8 x int8, no saturation); NEON sdot on q - 128 with the 128 s
  * moved into the offset, or smull + sadalp without the dot-product extension), |I_g| <= 32 *

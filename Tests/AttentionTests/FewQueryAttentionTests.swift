@@ -68,9 +68,10 @@ struct FewQueryAttentionTests {
 
     /// Cross-attention while decoding: one or two queries per source against an encoder memory
     /// whose keys and values were packed for the fused kernel. The few-query path reads the
-    /// stored rows in place (the packed copy is for many queries); both must equal the Swift
-    /// SIMD backend on the same weights, with and without memory padding, beams grouped per source.
-    @Test("cross-attention of 1-2 queries over a packed memory matches the oracle", arguments: KernelVariant.supported)
+    /// stored rows in place, head by head (the packed copy is for many queries); both must equal
+    /// the Swift SIMD backend (position-major rows) on the same weights, with and without memory
+    /// padding, beams grouped per source.
+    @Test("cross-attention of 1, 2 and 5 queries over a packed, head-major memory matches the oracle", arguments: KernelVariant.supported)
     func packedMemory(_ variant: KernelVariant) {
         let d = 24, heads = 3, sources = 2
         func linear(_ o: Int, _ i: Int, _ seed: UInt64) -> Linear {
@@ -82,7 +83,7 @@ struct FewQueryAttentionTests {
             let memory = Self.random([sources, seqK, d], seed: UInt64(seqK))
             var padding = [[Bool]](repeating: [Bool](repeating: true, count: seqK), count: sources)
             for j in 0..<seqK where j % 4 == 1 { padding[1][j] = false }
-            for seqQ in [1, 2] {
+            for seqQ in [1, 2, 5] {  // 5: the fused kernel over the packed copy
                 let x = Self.random([sources, seqQ, d], seed: UInt64(100 + seqK * 3 + seqQ))
                 for mask in [AttentionMask.none, AttentionMask(keyPadding: padding)] {
                     let oracle = Compute(backend: .swiftSIMD, threads: 1)
@@ -91,6 +92,7 @@ struct FewQueryAttentionTests {
                         let c = Compute(backend: .native(variant), threads: threads)
                         let kv = mha.keysValues(of: memory, compute: c)
                         #expect(kv.packed != nil, "the native memory keys/values are packed")
+                        #expect(kv.layouts(headDim: d / heads).k.rowStride == d / heads, "the native memory is stored head by head")
                         let got = mha(x, keysValues: kv, mask: mask, compute: c)
                         let e = zip(got.scalars, expected.scalars).map { abs($0 - $1) }.max() ?? .infinity
                         worst = max(worst, e)

@@ -12,7 +12,11 @@
  *   Q8_GEMV_COLS                       weight rows per GEMV tile (1 or 4)
  *   Q8_OFFSET_SHIFT                    0, or 128 when the tile's I_g are on q - 128 (NEON's
  *                                      sdot): the offset becomes o + 128 sa
- * and this file adds the offsets' share, sum_g o(i, g) F(j, g), and the bias, then stores.
+ *   Q8_GEMV_TILE (optional)            the GEMV's tile when it differs: out[r][c] then holds
+ *                                      the offsets' share too (the AVX-512 VNNI GEMV forms it
+ *                                      from the weight bytes and does not read w->gsum)
+ * and this file adds the offsets' share, sum_g o(i, g) F(j, g) (except after Q8_GEMV_TILE),
+ * and the bias, then stores.
  * GEMV: two rows per pass over the weight, then the odd row; GEMM: strips of Q8_GEMM_ROWS.
  */
 
@@ -39,16 +43,30 @@ static inline __attribute__((always_inline)) float Q8_NAME(offsets)(const float 
     return t;
 }
 
-/* Rows [i0, i0 + R) against every weight row, C at a time, then one at a time. */
+#if defined(Q8_GEMV_TILE)
+#define Q8_GEMV_OWN_OFFSETS 1
+#else
+#define Q8_GEMV_TILE Q8_TILE
+#define Q8_GEMV_OWN_OFFSETS 0
+#endif
+
+/* Rows [i0, i0 + R) against every weight row, C at a time, then one at a time; `gemv`
+ * (a constant) selects Q8_GEMV_TILE. */
 static inline __attribute__((always_inline)) void Q8_NAME(strip)(int R, int C, const ck_q8_rows *a,
                                                                 size_t i0, const ck_q8_weight *w,
                                                                 const float *bias, float *c,
-                                                                size_t ldc) {
+                                                                size_t ldc, const int gemv) {
     const size_t n = w->n, G = (w->k + 31) / 32;
+    const int own = gemv && Q8_GEMV_OWN_OFFSETS;
     float out[4][4];
     for (size_t j = 0; j < n;) {
         const int cols = n - j >= (size_t)C ? C : 1;
-        if (cols == C)
+        if (gemv) {
+            if (cols == C)
+                Q8_GEMV_TILE(R, C, a, i0, w, j, out);
+            else
+                Q8_GEMV_TILE(R, 1, a, i0, w, j, out);
+        } else if (cols == C)
             Q8_TILE(R, C, a, i0, w, j, out);
         else
             Q8_TILE(R, 1, a, i0, w, j, out);
@@ -56,9 +74,10 @@ static inline __attribute__((always_inline)) void Q8_NAME(strip)(int R, int C, c
             const size_t i = i0 + (size_t)r;
             for (int cc = 0; cc < cols; cc++) {
                 const size_t jj = j + (size_t)cc;
-                const float o = Q8_NAME(offsets)(a->offset + i * a->lds, a->scale + i * a->lds,
-                                                 w->gsum + jj * w->ldg, G);
-                c[i * ldc + jj] = ck_q8_finish(out[r][cc] + o, bias, jj);
+                const float o = own ? 0.0f
+                                    : Q8_NAME(offsets)(a->offset + i * a->lds, a->scale + i * a->lds,
+                                                       w->gsum + jj * w->ldg, G);
+                c[i * ldc + jj] = ck_q8_finish(own ? out[r][cc] : out[r][cc] + o, bias, jj);
             }
         }
         j += (size_t)cols;
@@ -68,20 +87,22 @@ static inline __attribute__((always_inline)) void Q8_NAME(strip)(int R, int C, c
 void Q8_GEMV(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias, float *c,
              size_t ldc) {
     size_t i = 0;
-    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, Q8_GEMV_COLS, a, i, w, bias, c, ldc);
-    if (i < m) Q8_NAME(strip)(1, Q8_GEMV_COLS, a, i, w, bias, c, ldc);
+    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1);
+    if (i < m) Q8_NAME(strip)(1, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1);
 }
 
 void Q8_GEMM(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias, float *c,
              size_t ldc) {
     size_t i = 0;
 #if Q8_GEMM_ROWS == 4
-    for (; i + 4 <= m; i += 4) Q8_NAME(strip)(4, 4, a, i, w, bias, c, ldc);
+    for (; i + 4 <= m; i += 4) Q8_NAME(strip)(4, 4, a, i, w, bias, c, ldc, 0);
     if (m - i == 3) {
-        Q8_NAME(strip)(3, 4, a, i, w, bias, c, ldc);
+        Q8_NAME(strip)(3, 4, a, i, w, bias, c, ldc, 0);
         return;
     }
 #endif
-    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, 4, a, i, w, bias, c, ldc);
-    if (i < m) Q8_NAME(strip)(1, 4, a, i, w, bias, c, ldc);
+    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, 4, a, i, w, bias, c, ldc, 0);
+    if (i < m) Q8_NAME(strip)(1, 4, a, i, w, bias, c, ldc, 0);
 }
+#undef Q8_GEMV_TILE
+#undef Q8_GEMV_OWN_OFFSETS

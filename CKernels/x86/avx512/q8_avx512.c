@@ -8,7 +8,9 @@
  * weight row) gives exact int32 lanes; lanes 0-7 sum to the step's first group of 32, lanes
  * 8-15 to its second. They are converted and scaled into float lanes by a vector holding the
  * two groups' (activation scale * weight scale) (per channel: the activation scales, the
- * channel's scale once at the end). The last partial step uses masked weight loads (zeros past
+ * channel's scale once at the end). The offsets' share, o * F per group, is formed in the same
+ * step from the weight bytes already loaded (a vpdpbusd against ones), so the weight's stored
+ * group sums are not read. The last partial step uses masked weight loads (zeros past
  * k; the activation rows are zero-padded to a multiple of 64). Without VNNI the AVX2 kernels
  * run (ck_q8_gemv__avx2, ck_q8_gemm__avx2).
  */
@@ -44,22 +46,30 @@ static inline __attribute__((always_inline)) __m512 q8_wpair(const ck_q8_weight 
     return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), x);
 }
 
-/* grouped, f16: the weight's scale layout and type (constants after inlining). */
+/* grouped, f16: the weight's scale layout and type; own: the offsets' share computed here
+ * too (constants after inlining). With own, a second vpdpbusd against a vector of ones sums
+ * each step's weight bytes per lane (S, exact), F = sw * S (per lane of the group's
+ * ck_q8_group_sums value; per channel the channel's scale comes at the end), and o * F joins
+ * the same accumulator, so the weight's group sums (w->gsum) are not read: 1/8 fewer bytes
+ * per pass over the weight, for the memory-bound GEMV. The GEMM (compute-bound) leaves the
+ * offsets to the driver and keeps its sums as they were. */
 static inline __attribute__((always_inline)) void q8_tile_vnni(int R, int C, const ck_q8_rows *a,
                                                                size_t i0, const ck_q8_weight *w,
                                                                size_t j0, float out[4][4],
-                                                               int grouped, int f16) {
+                                                               int grouped, int f16, int own) {
     const size_t k = w->k, groups = (k + 31) / 32;
     const uint8_t *arow[4];
-    const float *srow[4];
+    const float *srow[4], *orow[4];
     const int8_t *qrow[4];
     CK_UNROLL_FULL
     for (int r = 0; r < R; r++) {
         arow[r] = a->q + (i0 + (size_t)r) * a->ldq;
         srow[r] = a->scale + (i0 + (size_t)r) * a->lds;
+        orow[r] = a->offset + (i0 + (size_t)r) * a->lds;
     }
     CK_UNROLL_FULL
     for (int cc = 0; cc < C; cc++) qrow[cc] = w->q + (j0 + (size_t)cc) * w->ldq;
+    const __m512i ones = _mm512_set1_epi8(1);
     __m512 fa[4][4];
     CK_UNROLL_FULL
     for (int r = 0; r < R; r++)
@@ -71,11 +81,12 @@ static inline __attribute__((always_inline)) void q8_tile_vnni(int R, int C, con
         const __mmask64 mk = q8_mask64(k - p);                                                     \
         const int two = g + 1 < groups;                                                            \
         __m512i av[4];                                                                             \
-        __m512 sav[4];                                                                             \
+        __m512 sav[4], oav[4] = {0};                                                                     \
         CK_UNROLL_FULL                                                                             \
         for (int r = 0; r < R; r++) {                                                              \
             av[r] = _mm512_loadu_si512((const void *)(arow[r] + p));                               \
             sav[r] = q8_pair(srow[r] + g, two);                                                    \
+            if (own) oav[r] = q8_pair(orow[r] + g, two);                                           \
         }                                                                                          \
         CK_UNROLL_FULL                                                                             \
         for (int cc = 0; cc < C; cc++) {                                                           \
@@ -83,10 +94,16 @@ static inline __attribute__((always_inline)) void q8_tile_vnni(int R, int C, con
             const __m512i wv = MASKED ? _mm512_maskz_loadu_epi8(mk, qrow[cc] + p)                  \
                                       : _mm512_loadu_si512((const void *)(qrow[cc] + p));          \
             const __m512 swv = grouped ? q8_wpair(w, j0 + (size_t)cc, g, two, f16) : _mm512_setzero_ps(); \
+            __m512 f = _mm512_setzero_ps();                                                        \
+            if (own) {                                                                             \
+                f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, wv));     \
+                if (grouped) f = _mm512_mul_ps(f, swv);                                            \
+            }                                                                                      \
             CK_UNROLL_FULL                                                                         \
             for (int r = 0; r < R; r++) {                                                          \
                 const __m512 d = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), av[r], wv)); \
                 fa[r][cc] = _mm512_fmadd_ps(d, grouped ? _mm512_mul_ps(sav[r], swv) : sav[r], fa[r][cc]); \
+                if (own) fa[r][cc] = _mm512_fmadd_ps(f, oav[r], fa[r][cc]);                        \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -101,7 +118,18 @@ static inline __attribute__((always_inline)) void q8_tile_vnni(int R, int C, con
         }
 }
 
-#define Q8_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_vnni, R, C, a, i0, w, j0, out)
+static inline __attribute__((always_inline)) void q8_tile_vnni_gsum(int R, int C, const ck_q8_rows *a, size_t i0,
+                                                                    const ck_q8_weight *w, size_t j0,
+                                                                    float out[4][4], int grouped, int f16) {
+    q8_tile_vnni(R, C, a, i0, w, j0, out, grouped, f16, 0);
+}
+static inline __attribute__((always_inline)) void q8_tile_vnni_own(int R, int C, const ck_q8_rows *a, size_t i0,
+                                                                   const ck_q8_weight *w, size_t j0,
+                                                                   float out[4][4], int grouped, int f16) {
+    q8_tile_vnni(R, C, a, i0, w, j0, out, grouped, f16, 1);
+}
+#define Q8_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_vnni_gsum, R, C, a, i0, w, j0, out)
+#define Q8_GEMV_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_vnni_own, R, C, a, i0, w, j0, out)
 #define Q8_NAME(x) q8_##x##__avx512
 #define Q8_GEMV q8_gemv_vnni__avx512
 #define Q8_GEMM q8_gemm_vnni__avx512

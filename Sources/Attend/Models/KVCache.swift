@@ -68,6 +68,7 @@ extension AttentionKV {
     func selectingRows(_ indices: [Int]) -> AttentionKV {
         var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
         if count == 0 { return out }
+        precondition(headMajorHeadDim == 0, "AttentionKV.selectingRows: a fixed memory's keys/values are shared, never selected")
         let w = 2 * modelDim, n = count, cap = capacity
         for r in indices {
             precondition(r >= 0 && r < batch, "AttentionKV.selectingRows: row \(r) out of range for batch \(batch)")

@@ -6,7 +6,9 @@
 /// width, heads x head size) with the keys in the first `modelDim` columns
 /// of each row and the values in the rest (the layout the fused K/V projection writes), so
 /// appending a step is one row copy per batch row and the attention kernel reads keys and
-/// values in place. Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
+/// values in place. A fixed memory's keys and values on a native backend
+/// (``MultiHeadAttention/keysValues(of:compute:)``) are stored head by head instead (same
+/// size; see ``setHeadMajor(_:heads:headDim:)``). Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
 /// an occasional O(filled) copy when growing.
 public struct AttentionKV: Sendable {
     /// Batch rows.
@@ -19,6 +21,9 @@ public struct AttentionKV: Sendable {
     /// The keys and values packed for the fused kernel (a fixed memory's, made once by
     /// ``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
     var packed: PackedKeysValues? = nil
+    /// Head size when `storage` holds a fixed memory head by head (``setHeadMajor(_:heads:headDim:)``),
+    /// else 0 (position by position).
+    private(set) var headMajorHeadDim = 0
 
     /// An empty cache with room for `capacity` positions.
     public init(batch: Int, modelDim: Int, capacity: Int = 64) {
@@ -38,6 +43,7 @@ public struct AttentionKV: Sendable {
     mutating func append(_ kv: Tensor, steps: Int) {
         let w = 2 * modelDim
         precondition(kv.shape == [batch * steps, w], "AttentionKV.append: got \(kv.shape), expected [\(batch * steps), \(w)]")
+        precondition(headMajorHeadDim == 0, "AttentionKV.append: a fixed memory's keys/values (stored head by head) take no appends")
         packed = nil
         if count + steps > capacity {
             var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
@@ -55,9 +61,46 @@ public struct AttentionKV: Sendable {
         count += steps
     }
 
+    /// Fills an empty cache with a fixed memory's keys and values, `kv` `[batch * steps, 2 *
+    /// modelDim]` (rows batch-major, as for ``append(_:steps:)``), stored head by head: per batch
+    /// row all keys of head 0, of head 1, ..., then the values the same way, each head's
+    /// `steps x headDim` block contiguous. A decoding step reads each head's keys and values as
+    /// one sequential run, where the position-major rows (`2 * modelDim` floats apart) put
+    /// every key of a head on another page. Cost: one transposing copy.
+    mutating func setHeadMajor(_ kv: Tensor, heads: Int, headDim: Int) {
+        let w = 2 * modelDim, steps = capacity
+        precondition(
+            count == 0 && heads * headDim == modelDim && kv.shape == [batch * steps, w],
+            "AttentionKV.setHeadMajor: \(kv.shape) into an empty cache of \(batch) x \(steps) x \(w) (\(heads) heads of \(headDim))")
+        packed = nil
+        kv.withUnsafeBufferPointer { src in
+            storage.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<batch {
+                    for part in 0..<2 {
+                        for h in 0..<heads {
+                            let to = dst.baseAddress! + b * steps * w + part * steps * modelDim + h * steps * headDim
+                            let from = src.baseAddress! + b * steps * w + part * modelDim + h * headDim
+                            for t in 0..<steps { (to + t * headDim).update(from: from + t * w, count: headDim) }
+                        }
+                    }
+                }
+            }
+        }
+        count = steps
+        headMajorHeadDim = headDim
+    }
+
     /// Layouts of the keys and values for the attention kernel.
     func layouts(headDim: Int) -> (k: HeadLayout, v: HeadLayout) {
         let w = 2 * modelDim
+        if headMajorHeadDim != 0 {
+            precondition(headDim == headMajorHeadDim, "AttentionKV: stored with heads of \(headMajorHeadDim), read with \(headDim)")
+            let cap = capacity
+            return (
+                HeadLayout(base: 0, batchStride: cap * w, headStride: cap * headDim, rowStride: headDim),
+                HeadLayout(base: cap * modelDim, batchStride: cap * w, headStride: cap * headDim, rowStride: headDim)
+            )
+        }
         return (
             HeadLayout(base: 0, batchStride: capacity * w, headStride: headDim, rowStride: w),
             HeadLayout(base: modelDim, batchStride: capacity * w, headStride: headDim, rowStride: w)
@@ -197,7 +240,11 @@ public struct MultiHeadAttention: Sendable {
         let inner = innerDim
         var kv = AttentionKV(batch: b, modelDim: inner, capacity: max(s, 1))
         let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: inner..<(3 * inner), compute: compute)
-        kv.append(projected, steps: s)
+        if case .native = compute.backend, s > 0 {
+            kv.setHeadMajor(projected, heads: heads, headDim: headDim)  // each head's rows contiguous for the decoding steps
+        } else {
+            kv.append(projected, steps: s)
+        }
         if case .native(let variant) = compute.backend, s > 0 {
             // Pack once for the fused kernel: every decoding step attends to these same keys.
             let (kl, vl) = kv.layouts(headDim: headDim)
