@@ -202,7 +202,7 @@ typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, si
  * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
  *   y[j] = alpha * sum_p x[p] * w[j*ldw + p] + beta * y[j],  j < n   (beta == 0: y not read)
  * The decode path (one token at a time), where packing the weight for a GEMM would cost more
- * than the product: memory-bound, one pass over w. Rows of at most 512 floats are read one
+ * than the product: memory-bound, one pass over w. Rows of at most 1024 floats are read one
  * at a time (one sequential stream the prefetcher follows), longer rows four at a time
  * (each load of x shared by four rows); each y[j] is one dot product in a fixed order either
  * way: vector lanes in order, then the lanes summed as a halving tree (a few shuffles; an
@@ -218,7 +218,7 @@ typedef void (*ck_f32_gemv_fn)(size_t n, size_t k, float alpha, const float *x, 
  * Every y_r is bit for bit ck_f32_gemv(n, k, alpha, x_r, w, ldw, beta, y_r): the same sums in
  * the same order. Rows go in groups of as many as the vector registers hold (2 on scalar and
  * AVX2, 4 on AVX-512 and NEON), each group sharing every load of w; a weight row of at most
- * 512 floats is read from memory by the first group and from L1 by the others.
+ * 1024 floats is read from memory by the first group and from L1 by the others.
  * Cost: 2 * rows * n * k flops, one pass over the weight from memory.
  */
 typedef void (*ck_f32_gemv_rows_fn)(size_t rows, size_t n, size_t k, float alpha, const float *x,
@@ -392,8 +392,8 @@ typedef void (*ck_w16_widen_fn)(int dtype, size_t n, const uint16_t *src, float 
  * with x_r at x + r*ldx, y_r at y + r*ldy (beta == 0: y not read; y must not alias x or w).
  * Rows of at most 2 KiB (k <= 1024) are read one at a time with four vector accumulators,
  * longer rows four at a time with one each, each y_r[j] one in-order dot product: for
- * k <= 512 and k > 1024 the very sums ck_f32_gemv computes on the widened weight (bit for bit
- * its result on a float32 copy of w; it switches at 512 floats, also 2 KiB), and every row
+ * every k the very sums ck_f32_gemv computes on the widened weight (bit for bit its result on
+ * a float32 copy of w; it switches from one row to four at the same k), and every row
  * gets its one-row bits whatever `rows`. Rows go in groups of as many as the vector registers
  * hold (2 on scalar and AVX2, 4 on AVX-512 and NEON), each group sharing every load and
  * widening of w; a short weight row is read from memory by the first group, from L1 by the

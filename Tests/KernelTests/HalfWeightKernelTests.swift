@@ -63,7 +63,7 @@ struct HalfWeightKernelTests {
         }
     }
 
-    @Test("w16_gemv, 1 to 8 rows: bitwise ck_f32_gemv on the widened weight (k <= 512, k > 1024), within the float32 bound of the Double oracle; strides untouched")
+    @Test("w16_gemv, 1 to 8 rows: bitwise ck_f32_gemv on the widened weight (every k), within the float32 bound of the Double oracle; strides untouched")
     func gemv() {
         var rng = SplitMix64(state: 7177)
         let shapes = [(1, 1), (7, 5), (16, 3), (64, 300), (127, 33), (512, 257), (513, 100), (700, 129), (1024, 9), (1025, 13), (2048, 70), (0, 4)]
@@ -103,10 +103,8 @@ struct HalfWeightKernelTests {
                                 }
                             }
                             let what = "\(name) \(bf ? "bf16" : "f16") k \(k) n \(n) rows \(rows) alpha \(alpha) beta \(beta)"
-                            // Same sum order as ck_f32_gemv except for 512 < k <= 1024 (rows of 2 KiB: one at a time here).
-                            if k <= 512 || k > 1024 {
-                                #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(what): differs from ck_f32_gemv on the widened weight")
-                            }
+                            // The same sum order as ck_f32_gemv for every k (both switch to four rows at a time past 1024).
+                            #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(what): differs from ck_f32_gemv on the widened weight")
                             for r in 0..<rows {
                                 for j in 0..<n {
                                     var absSum = 0.0
