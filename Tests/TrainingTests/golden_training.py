@@ -26,11 +26,11 @@ def decays(n):
     return not (n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n)
 
 
-def train_golden(model, batches, out):
-    """Runs the golden recipe on `model` over `batches` and writes the run into `out`."""
+def adamw_steps(model, params, batches, out, decays=decays, loss_of=lambda model, b: model(**b).loss):
+    """The golden recipe's 5 steps over `params` (name, parameter) of `model`; writes
+    batches.jsonl and grads0.safetensors into `out` and returns (losses, grad norms)."""
     with open(os.path.join(out, "batches.jsonl"), "w") as f:
         for b in batches: f.write(json.dumps(b) + "\n")
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     opt = torch.optim.AdamW([
         {"params": [p for n, p in params if decays(n)], "weight_decay": 0.01},
         {"params": [p for n, p in params if not decays(n)], "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
@@ -39,13 +39,21 @@ def train_golden(model, batches, out):
     for step in range(5):
         b = {k: torch.tensor(v) for k, v in batches[step % len(batches)].items()}
         opt.zero_grad()
-        loss = model(**b).loss
+        loss = loss_of(model, b)
         loss.backward()
         if step == 0:
             save_file({n: p.grad.detach().clone().contiguous() for n, p in params}, os.path.join(out, "grads0.safetensors"))
         norms.append(float(torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)))
         losses.append(loss.item())
         opt.step()
+    return losses, norms
+
+
+def train_golden(model, batches, out):
+    """Runs the golden recipe on the transformers `model` over `batches` and writes the run
+    into `out`."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    losses, norms = adamw_steps(model, params, batches, out)
     model.save_pretrained(os.path.join(out, "trained"))
     json.dump({"steps": 5, "lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "clip_grad_norm": 1.0,
                "weight_decay_excludes": "parameters whose name ends in 'bias' or contains 'LayerNorm' / 'layer_norm'",

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from golden_training import adamw_steps
 
 torch.manual_seed(0)
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Fixtures", "transformer")
@@ -62,26 +63,9 @@ def batch(rows, src, tgt):
         dec.append([1] + y[:-1] + [0] * (tgt - m)); labels.append(y + [-100] * (tgt - m))
     return {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "labels": labels}
 batches = [batch(3, 9, 6), batch(2, 12, 8), batch(4, 7, 5)]
-with open(os.path.join(out, "batches.jsonl"), "w") as f:
-    for b in batches: f.write(json.dumps(b) + "\n")
-
 def decays(n): return not (n.endswith("bias") or "norm" in n.split(".")[-2])
 params = list(model.named_parameters())
-opt = torch.optim.AdamW([
-    {"params": [p for n, p in params if decays(n)], "weight_decay": 0.01},
-    {"params": [p for n, p in params if not decays(n)], "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-losses, norms = [], []
-model.train()
-for step in range(5):
-    b = {k: torch.tensor(v) for k, v in batches[step % len(batches)].items()}
-    opt.zero_grad()
-    loss = model(**b)
-    loss.backward()
-    if step == 0:
-        save_file({n: p.grad.detach().clone().contiguous() for n, p in params}, os.path.join(out, "grads0.safetensors"))
-    norms.append(float(torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)))
-    losses.append(float(loss.detach()))
-    opt.step()
+losses, norms = adamw_steps(model, params, batches, out, decays=decays, loss_of=lambda m, b: m(**b))
 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, "trained", "model.safetensors"), metadata={"format": "pt"})
 json.dump({"steps": 5, "lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "clip_grad_norm": 1.0,
            "weight_decay_excludes": "biases and the norms' weights (norm1..3, encoder.norm, decoder.norm)",
