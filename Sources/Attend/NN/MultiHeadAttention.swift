@@ -8,7 +8,7 @@
 /// appending a step is one row copy per batch row and the attention kernel reads keys and
 /// values in place. A fixed memory's keys and values on a native backend
 /// (``MultiHeadAttention/keysValues(of:compute:)``) are stored head by head instead (same
-/// size; see ``setHeadMajor(_:heads:headDim:)``). Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
+/// size; see `setHeadMajor`). Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
 /// an occasional O(filled) copy when growing.
 public struct AttentionKV: Sendable {
     /// Batch rows.
