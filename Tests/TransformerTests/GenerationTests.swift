@@ -50,6 +50,30 @@ struct MarkovDecoder: AutoregressiveDecoder {
 
 @Suite("Generation semantics")
 struct GenerationTests {
+    @Test("argmaxRows picks the first largest score, the first NaN of a row with one, on any width and position")
+    func argmaxRowsRules() {
+        // The sequential rule (torch.argmax): a later score replaces the best when larger, or
+        // when it is NaN and the best is not.
+        func reference(_ row: [Float]) -> Int {
+            var best = 0
+            for j in row.indices.dropFirst() where row[j] > row[best] || (row[j].isNaN && !row[best].isNaN) { best = j }
+            return best
+        }
+        var rng = SeededRNG(seed: 77)
+        for width in [1, 5, 15, 16, 17, 33, 100, 1000] {
+            for trial in 0..<12 {
+                // Few distinct values so ties are common; NaN, infinities and signed zeros mixed in.
+                var row = (0..<width).map { _ in Float(Int.random(in: -3...3, using: &rng)) }
+                let specials: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 3]
+                for _ in 0..<(trial % 4) { row[Int.random(in: 0..<width, using: &rng)] = specials[Int.random(in: 0..<specials.count, using: &rng)] }
+                if trial == 11 { row = [Float](repeating: -.infinity, count: width) }
+                let rows = [row, row.reversed()]
+                let got = argmaxRows(Tensor(shape: [2, width], scalars: rows[0] + rows[1]))
+                #expect(got == rows.map(reference), "width \(width) trial \(trial): \(got) for \(rows)")
+            }
+        }
+    }
+
     /// Every complete hypothesis (ends in `eos`, or reaches `maxNew` tokens) with its score
     /// `sum log p / generated^lengthPenalty`, best first.
     func allHypotheses(_ m: MarkovDecoder, start: Int, maxNew: Int, eos: Int?, lengthPenalty: Double) -> [([Int], Double)] {

@@ -76,6 +76,21 @@ public enum AttentionBias: Sendable {
         }
     }
 
+    /// ``value(head:relative:)`` of heads `0..<heads` at relative position `rel`, written to
+    /// `out[h * stride]` (T5: the bucket found once for every head). Cost: O(heads).
+    func values(relative rel: Int, heads: Int, into out: UnsafeMutablePointer<Float>, stride: Int) {
+        if case .t5(let table, let bidirectional, let maxDistance) = self {
+            let b = t5RelativePositionBucket(rel, bidirectional: bidirectional, numBuckets: table.shape[0], maxDistance: maxDistance)
+            let width = table.shape[1]
+            precondition(heads <= width, "AttentionBias.t5: \(heads) heads read a table of \(width)")
+            table.withUnsafeBufferPointer { t in
+                for h in 0..<heads { out[h * stride] = t[b * width + h] }
+            }
+            return
+        }
+        for h in 0..<heads { out[h * stride] = value(head: h, relative: rel) }
+    }
+
     /// Whether the bias is a function of the relative position alone (a per-head table).
     var isDistanceTable: Bool {
         switch self {

@@ -489,18 +489,37 @@ func sampleRows(_ scores: Tensor, rngs: inout [SamplingRNG], step: Int) throws -
 }
 
 /// Index of the largest value of each row of `[rows, V]` (the first on ties; NaN counts as
-/// largest, as `torch.argmax`).
+/// largest, as `torch.argmax`: the first NaN of a row that has one). Cost: one pass over each
+/// row in vectors of 16, then a scan up to the chosen index.
 func argmaxRows(_ x: Tensor) -> [Int] {
     let (rows, v) = (x.shape[0], x.shape[1])
-    let p = x.scalars
-    return (0..<rows).map { r in
-        var best = 0
-        for j in 1..<max(v, 1) {
-            let a = p[r * v + j], b = p[r * v + best]
-            if a > b || (a.isNaN && !b.isNaN) { best = j }
-        }
-        return best
+    return x.withUnsafeBufferPointer { p in
+        (0..<rows).map { r in argmaxFirst(p.baseAddress! + r * v, v) }
     }
+}
+
+/// The index `argmaxRows` picks in the `n` floats at `p` (0 when `n` is 0): the first NaN if
+/// there is one, else the first index holding the maximum.
+private func argmaxFirst(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
+    typealias V = SIMD16<Float>
+    let raw = UnsafeRawPointer(p)
+    var top = V(repeating: -.infinity)
+    var nan = SIMDMask<V.MaskStorage>(repeating: false)
+    var j = 0
+    while j + 16 <= n {
+        let c = raw.loadUnaligned(fromByteOffset: 4 * j, as: V.self)
+        nan .|= c .!= c
+        top.replace(with: c, where: c .> top)
+        j += 16
+    }
+    var hasNaN = any(nan), best = top.max()
+    while j < n {
+        hasNaN = hasNaN || p[j].isNaN
+        best = Swift.max(best, p[j])
+        j += 1
+    }
+    if hasNaN { return (0..<n).first { p[$0].isNaN }! }
+    return (0..<n).first { p[$0] == best } ?? 0
 }
 
 /// `x - max - log(sum(exp(x - max)))` per row of `[rows, V]` (PyTorch's log_softmax), with

@@ -18,23 +18,33 @@ import Foundation
 func applyProcessors(_ scores: inout Tensor, sequences: [[Int]], promptLength: Int, maxLength: Int, config: GenerationConfig) {
     let v = scores.shape[1], rows = scores.shape[0]
     let length = sequences[0].count
-    func forceOnly(_ row: inout [Float], _ token: Int) {
-        for j in 0..<v { row[j] = j == token ? 0 : -.infinity }
-    }
     // Rows are independent: each runs through the processors in Hugging Face's order.
+    // The processors that set single scores write them in place; the row is copied out only
+    // for the penalty and the n-gram ban.
+    func setting(_ r: Int, _ edit: (UnsafeMutablePointer<Float>) -> Void) {
+        if v == 0 { return }
+        scores.withUnsafeMutableBufferPointer { edit($0.baseAddress! + r * v) }
+    }
+    func forceOnly(_ r: Int, _ token: Int) {
+        setting(r) { row in for j in 0..<v { row[j] = j == token ? 0 : -.infinity } }
+    }
     for r in 0..<rows {
-        var row = scores.row(r)  // [V]
-        if config.repetitionPenalty != 1 { applyRepetitionPenalty(&row, sequence: sequences[r], penalty: config.repetitionPenalty) }
-        if config.noRepeatNGramSize > 0 {
-            for t in bannedNGramTokens(sequences[r], size: config.noRepeatNGramSize) where t < v { row[t] = -.infinity }
+        if config.repetitionPenalty != 1 || config.noRepeatNGramSize > 0 {
+            var row = scores.row(r)  // [V]
+            if config.repetitionPenalty != 1 { applyRepetitionPenalty(&row, sequence: sequences[r], penalty: config.repetitionPenalty) }
+            if config.noRepeatNGramSize > 0 {
+                for t in bannedNGramTokens(sequences[r], size: config.noRepeatNGramSize) where t < v { row[t] = -.infinity }
+            }
+            scores.setRow(r, row)
         }
         if length - promptLength < config.minNewTokens {
-            for e in config.eosTokenIDs where e >= 0 && e < v { row[e] = -.infinity }
+            setting(r) { row in for e in config.eosTokenIDs where e >= 0 && e < v { row[e] = -.infinity } }
         }
-        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(&row, bos) }
-        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(&row, eos) }
-        for t in config.suppressedTokenIDs where t >= 0 && t < v { row[t] = -.infinity }
-        scores.setRow(r, row)
+        if let bos = config.forcedBOSTokenID, length == 1 { forceOnly(r, bos) }
+        if let eos = config.forcedEOSTokenID, length == maxLength - 1 { forceOnly(r, eos) }
+        if !config.suppressedTokenIDs.isEmpty {
+            setting(r) { row in for t in config.suppressedTokenIDs where t >= 0 && t < v { row[t] = -.infinity } }
+        }
     }
     config.logitsProcessor?(&scores, sequences)
     if config.doSample {

@@ -21,6 +21,10 @@ public struct AttentionKV: Sendable {
     /// The keys and values packed for the fused kernel (a fixed memory's, made once by
     /// ``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
     var packed: PackedKeysValues? = nil
+    /// The same keys and values in bfloat16, head by head (``HalfKeysValues``): a fixed
+    /// memory of an attention with int8 weights, which reads these instead of `storage`
+    /// (``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
+    var half: HalfKeysValues? = nil
     /// Head size when `storage` holds a fixed memory head by head (``setHeadMajor(_:heads:headDim:)``),
     /// else 0 (position by position).
     private(set) var headMajorHeadDim = 0
@@ -45,6 +49,7 @@ public struct AttentionKV: Sendable {
         precondition(kv.shape == [batch * steps, w], "AttentionKV.append: got \(kv.shape), expected [\(batch * steps), \(w)]")
         precondition(headMajorHeadDim == 0, "AttentionKV.append: a fixed memory's keys/values (stored head by head) take no appends")
         packed = nil
+        half = nil
         if count + steps > capacity {
             var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
             let newCap = grown.shape[1], oldCap = capacity, filled = count
@@ -234,7 +239,11 @@ public struct MultiHeadAttention: Sendable {
 
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
-    /// repack them). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K and V.
+    /// repack them). With int8 weights (``Linear/weightFormat``) they are also rounded to
+    /// bfloat16 (``HalfKeysValues``), and every attention over them reads those: half the
+    /// bytes per decoding step, where the memory is the largest read besides the weights
+    /// (nothing is packed then). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K
+    /// and V (and one 16-bit copy with int8 weights).
     public func keysValues(of memory: Tensor, compute: Compute = .default) -> AttentionKV {
         let (b, s) = checkInput(memory, "memory")
         let inner = innerDim
@@ -244,6 +253,10 @@ public struct MultiHeadAttention: Sendable {
             kv.setHeadMajor(projected, heads: heads, headDim: headDim)  // each head's rows contiguous for the decoding steps
         } else {
             kv.append(projected, steps: s)
+        }
+        if inProjection.weightFormat.isInt8, s > 0 {
+            kv.half = HalfKeysValues(projected, batch: b, seqK: s, heads: heads, headDim: headDim)
+            return kv
         }
         if case .native(let variant) = compute.backend, s > 0 {
             // Pack once for the fused kernel: every decoding step attends to these same keys.
@@ -256,7 +269,10 @@ public struct MultiHeadAttention: Sendable {
     }
 
     /// Attention of `x` `[batch, seqQ, d]` over stored keys and values (cross-attention over
-    /// an encoder memory, or a cache). `mask` applies to the stored positions.
+    /// an encoder memory, or a cache). `mask` applies to the stored positions. Keys and values
+    /// held in bfloat16 (int8 weights, see ``keysValues(of:compute:)``) are read as such when
+    /// the mask is key padding alone and there is no bias (cross-attention), through
+    /// `halfMemoryAttention`.
     public func callAsFunction(
         _ x: Tensor, keysValues kv: AttentionKV, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default
     ) -> Tensor {
@@ -266,6 +282,12 @@ public struct MultiHeadAttention: Sendable {
             "MultiHeadAttention: keys/values for batch \(kv.batch) x \(kv.modelDim), input \(x.shape) (inner width \(innerDim))")
         let d = innerDim, dh = headDim
         let q = inProjection(x, outputs: 0..<d, compute: compute)  // [b, s, d]
+        if let half = kv.half, half.seqK == kv.count, half.headDim == dh, bias.isNone, !mask.causal, mask.window == 0 {
+            var out = Tensor.uninitialized([b, s, d])
+            halfMemoryAttention(
+                query: q, memory: half, keyPadding: mask.keyPadding, scale: scale ?? 1 / Float(dh).squareRoot(), into: &out, compute: compute)
+            return outProjection(out, compute: compute)
+        }
         var out = Tensor.zeros([b, s, d])
         let (kl, vl) = kv.layouts(headDim: dh)
         let ql = HeadLayout(.bshd, seq: s, heads: heads, headDim: dh)

@@ -288,10 +288,8 @@ struct AttentionTables {
         relZero = max(p.seqK, 1) - 1
         if p.bias.isDistanceTable {
             let rb = TensorStorage(uninitializedCount: p.heads * relLength)
-            for h in 0..<p.heads {
-                for t in 0..<relLength {
-                    rb.base[h * relLength + t] = p.bias.value(head: h, relative: relZero - t - p.mask.queryStart)
-                }
+            for t in 0..<relLength {
+                p.bias.values(relative: relZero - t - p.mask.queryStart, heads: p.heads, into: rb.base + t, stride: relLength)
             }
             relBias = rb
         } else {

@@ -115,8 +115,9 @@ extension Tensor {
             rank == 2 && r >= 0 && r < shape[0] && values.count == shape[1],
             "Tensor.setRow: row \(r) of \(values.count) scalars does not fit \(shape)")
         let w = shape[1]
+        if w == 0 { return }
         withUnsafeMutableBufferPointer { p in
-            for (j, x) in values.enumerated() { p[r * w + j] = x }
+            values.withUnsafeBufferPointer { (p.baseAddress! + r * w).update(from: $0.baseAddress!, count: w) }
         }
     }
 
