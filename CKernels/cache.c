@@ -220,14 +220,14 @@ ck_gemm_blocking ck_gemm_blocking_derive(const ck_gemm_blocking *fallback,
     ck_gemm_blocking g = *fallback;
     const int64_t mr = g.mr, nr = g.nr, f = (int64_t)sizeof(float);
     if (!caches || mr <= 0 || nr <= 0) return g;
-    /* kc and mc from L2 (half of this core's share holds the mc x kc A block): kc as long as
-     * an A block of CK_BLOCK_MC_MIN_TILES row tiles allows, up to CK_BLOCK_KC_MAX; mc then
-     * fills the half. */
+    /* kc and mc from this core's share of L2: kc as long as an A block of
+     * CK_BLOCK_MC_MIN_TILES row tiles in half of it allows, up to CK_BLOCK_KC_MAX; mc then
+     * as many rows as the whole share holds. */
     if (caches->l2.size > 0) {
-        const int64_t half = caches->l2.size / (caches->l2.sharing > 1 ? caches->l2.sharing : 1) / 2;
-        const int64_t kc = half / (CK_BLOCK_MC_MIN_TILES * mr * f) / 8 * 8;
+        const int64_t l2 = caches->l2.size / (caches->l2.sharing > 1 ? caches->l2.sharing : 1);
+        const int64_t kc = l2 / 2 / (CK_BLOCK_MC_MIN_TILES * mr * f) / 8 * 8;
         g.kc = (int)ck_clamp64(kc, CK_BLOCK_KC_MIN, CK_BLOCK_KC_MAX);
-        const int64_t mc = half / ((int64_t)g.kc * f) / mr * mr;
+        const int64_t mc = l2 / ((int64_t)g.kc * f) / mr * mr;
         g.mc = (int)ck_clamp64(mc, mr, CK_BLOCK_MC_MAX / mr * mr);
     }
     const int64_t kc = g.kc;

@@ -36,11 +36,20 @@ static inline float *ck_align(float *p) {
     return (float *)u;
 }
 
+/* The row block for m rows: as many blocks as g->mc requires, of equal whole row tiles (37
+ * tiles in blocks of at most 18 run as 13, 13, 11, not 18, 18, 1, whose last block would
+ * stream the whole B block from L3 for one row tile). At most g->mc (at least mr). */
+static size_t ck_balanced_mc(const ck_gemm_blocking *g, size_t m) {
+    const size_t mr = (size_t)g->mr, tiles = (m ? m + mr - 1 : mr) / mr;
+    const size_t per = (size_t)g->mc / mr ? (size_t)g->mc / mr : 1, blocks = (tiles + per - 1) / per;
+    return (tiles + blocks - 1) / blocks * mr;
+}
+
 /* Block sizes trimmed to the problem, so small products need small workspaces. */
 static void ck_blocks(const ck_kernels *kern, size_t m, size_t n, size_t kdim, size_t *mc,
                       size_t *nc, size_t *kc) {
     const ck_gemm_blocking *g = &kern->gemm;
-    *mc = ck_min((size_t)g->mc, ck_round_up(m ? m : 1, (size_t)g->mr));
+    *mc = ck_balanced_mc(g, m);
     *nc = ck_min((size_t)g->nc, ck_round_up(n ? n : 1, (size_t)g->nr));
     *kc = ck_min((size_t)g->kc, kdim ? kdim : 1);
 }
@@ -318,7 +327,7 @@ int ck_f32_gemm_packed_reads_a_in_place(size_t lda) { return ck_rows_in_place(ld
 void ck_f32_gemm_packed(const ck_kernels *kern, const ck_gemm_packed *g, size_t row0, size_t row1,
                         size_t panel0, size_t panel1, float *workspace) {
     const size_t mr = (size_t)kern->gemm.mr, nr = (size_t)kern->gemm.nr;
-    const size_t kc = (size_t)kern->gemm.kc, mc = (size_t)kern->gemm.mc;
+    const size_t kc = (size_t)kern->gemm.kc, mc = ck_balanced_mc(&kern->gemm, row1 - row0);
     const size_t wpanels = ck_panels(kern, g->weight_n), wp0 = g->weight_col0 / nr;
     const size_t col0 = panel0 * nr, col1 = ck_min(g->n, panel1 * nr);
     if (row0 >= row1 || col0 >= col1) return;

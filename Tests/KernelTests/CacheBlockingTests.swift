@@ -29,26 +29,26 @@ struct CacheBlockingTests {
     func zen4() {
         let c = Self.caches(l1: 32 << 10, l2: 1 << 20, l3: 32 << 20, l3Sharing: 8, cpus: 16)
         let g = Self.derive(Self.avx512Tile, c)
-        // kc: 512 KiB / (8 * 14 * 4) = 1170 -> capped at 1024; mc: 512 KiB / (1024 * 4) = 128 -> 126;
+        // kc: 512 KiB / (8 * 14 * 4) = 1170 -> capped at 1024; mc: 1 MiB / (1024 * 4) = 256 -> 252;
         // nc: 32 MiB / 2 / 8 / (1024 * 4) = 512.
         #expect(g.mr == 14 && g.nr == 32)
-        #expect(g.kc == 1024 && g.mc == 126 && g.nc == 512, "\(g)")
+        #expect(g.kc == 1024 && g.mc == 252 && g.nc == 512, "\(g)")
         let g2 = Self.derive(Self.avx2Tile, c)
-        #expect(g2.kc == 1024 && g2.mc == 126 && g2.nc == 512, "\(g2)")
+        #expect(g2.kc == 1024 && g2.mc == 252 && g2.nc == 512, "\(g2)")
     }
 
     @Test("a small L2 shortens kc; a shared L2 and few online CPUs are accounted for")
     func sharedCaches() {
-        // 256 KiB L2: kc = 128 KiB / (8 * 14 * 4) = 292 -> 288; mc = 128 KiB / (288 * 4) = 113 -> 112.
+        // 256 KiB L2: kc = 128 KiB / (8 * 14 * 4) = 292 -> 288; mc = 256 KiB / (288 * 4) = 227 -> 224.
         let small = Self.derive(Self.avx512Tile, Self.caches(l1: 48 << 10, l2: 256 << 10, l3: 8 << 20, l3Sharing: 4, cpus: 8))
-        #expect(small.kc == 288 && small.mc == 112, "\(small)")
+        #expect(small.kc == 288 && small.mc == 224, "\(small)")
         // nc: 8 MiB / 2 / 4 / (288 * 4) = 910 -> 896.
         #expect(small.nc == 896, "\(small)")
         // A 4 MiB L2 shared by 4 cores is 1 MiB each; an L3 "shared by 64" on a 2-CPU machine is
         // shared by 2: nc = 32 MiB / 2 / 2 / 4096 = 2048.
         let shared = Self.derive(
             Self.avx512Tile, Self.caches(l1: 64 << 10, l2: 4 << 20, l3: 32 << 20, l2Sharing: 4, l3Sharing: 64, cpus: 2))
-        #expect(shared.kc == 1024 && shared.mc == 126 && shared.nc == 2048, "\(shared)")
+        #expect(shared.kc == 1024 && shared.mc == 252 && shared.nc == 2048, "\(shared)")
     }
 
     @Test("blocks stay multiples of the tile and within the bounds, on any hierarchy")
@@ -65,10 +65,10 @@ struct CacheBlockingTests {
                 #expect(g.mc > 0 && g.mc % g.mr == 0 && g.mc <= CK_BLOCK_MC_MAX, "\(g) from \(c)")
                 #expect(g.nc >= CK_BLOCK_NC_MIN && g.nc % g.nr == 0 && g.nc <= CK_BLOCK_NC_MAX, "\(g) from \(c)")
                 #expect(g.kc >= CK_BLOCK_KC_MIN && g.kc <= CK_BLOCK_KC_MAX && g.kc % 8 == 0, "\(g) from \(c)")
-                // The A block fits half of the core's share of L2 unless kc and mc are at their floors.
+                // The A block fits the core's share of L2 unless kc and mc are at their floors.
                 let l2Share = c.l2.size / Int64(max(c.l2.sharing, 1))
                 if g.kc > CK_BLOCK_KC_MIN && g.mc > g.mr {
-                    #expect(Int64(g.mc) * Int64(g.kc) * 4 <= l2Share / 2, "\(g) from \(c)")
+                    #expect(Int64(g.mc) * Int64(g.kc) * 4 <= l2Share, "\(g) from \(c)")
                 }
             }
         }
@@ -81,7 +81,7 @@ struct CacheBlockingTests {
         #expect(g.mc == 168 && g.kc == 256 && g.nc == 3072, "\(g)")
         none.l2 = Self.level(1 << 20)
         let onlyL2 = Self.derive(Self.avx512Tile, none)
-        #expect(onlyL2.kc == 1024 && onlyL2.mc == 126 && onlyL2.nc == 3072, "\(onlyL2)")
+        #expect(onlyL2.kc == 1024 && onlyL2.mc == 252 && onlyL2.nc == 3072, "\(onlyL2)")
         none.l2 = ck_cache_level()
         none.l3 = Self.level(32 << 20, sharing: 2)
         let onlyL3 = Self.derive(Self.avx512Tile, none)

@@ -10,7 +10,7 @@
  * BENCHMARKS.md): a long kc wins, because every kc block re-reads and re-writes the whole C
  * block, and the B micro-panel streams well from L2. These are the fallback where the caches
  * are not reported; the table handed out derives the blocks from the caches at run time
- * (ck_gemm_blocking_derive, the same rule: on 1 MiB of L2, kc = 1024 and mc = 126):
+ * (ck_gemm_blocking_derive, the same rule: on 1 MiB of L2, kc = 1024 and mc = 252):
  *   kc = 1024: A micro-panel 6 x kc = 24 KiB stays in L1 (48 KiB); B micro-panel kc x 16 =
  *              64 KiB streams from L2
  *   mc = 48:   packed A block 48 x 1024 = 192 KiB stays in L2 (1 MiB) next to B micro-panels

@@ -9,7 +9,7 @@
  *
  * Cache blocks (float32), the fallback where the caches are not reported; the table handed
  * out derives them from the caches at run time (ck_gemm_blocking_derive: on a Zen 4 core with
- * 1 MiB of L2 and 32 MiB of L3 shared by 2, mc = 126, kc = 1024, nc = 2048):
+ * 1 MiB of L2 and 32 MiB of L3 shared by 2, mc = 252, kc = 1024, nc = 2048):
  *   kc = 256: B micro-panel kc x 32 = 32 KiB (L1 is 48 KiB on Zen 5), A micro-panel 14 KiB
  *   mc = 168: packed A block 168 x 256 = 168 KiB in L2 (1 MiB)
  *   nc = 3072: packed B block 256 x 3072 = 3 MiB in L3

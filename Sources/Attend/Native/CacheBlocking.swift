@@ -36,7 +36,7 @@ public struct GEMMBlocking: Sendable, Hashable, CustomStringConvertible {
         nc = Int(g.nc)
     }
 
-    /// `"mr x nr = 14 x 32, mc 126, kc 1024, nc 2048"`.
+    /// `"mr x nr = 14 x 32, mc 252, kc 1024, nc 2048"`.
     public var description: String { "mr x nr = \(mr) x \(nr), mc \(mc), kc \(kc), nc \(nc)" }
 }
 
