@@ -70,6 +70,17 @@ static inline size_t ck_shaw_bucket(const ck_attention_head *h, size_t i, size_t
     return (size_t)(d + c);
 }
 
+/* Prefetches rows first ..< first + count (those below rows) of a row-major matrix, D floats
+ * each, every cache line of them. */
+static inline void ck_prefetch_rows(const float *base, size_t ld, size_t D, size_t first,
+                                    size_t count, size_t rows) {
+    for (size_t r = first; r < first + count && r < rows; r++) {
+        const char *row = (const char *)(base + r * ld);
+        for (size_t off = 0; off < D * sizeof(float); off += 64) __builtin_prefetch(row + off, 0);
+        __builtin_prefetch(row + D * sizeof(float) - 1, 0);
+    }
+}
+
 void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim, const float *keys,
                               size_t ldk, const float *values, size_t ldv, float *packed) {
     const size_t mr = (size_t)k->attn_mr, D = head_dim;
@@ -78,8 +89,12 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
      * Written in order, column by column, reading the panel's mr key rows side by side
      * (one strided store per float took 2% of the kernel's time at seq 4096, head size 64). */
     float *kp = packed;
+    /* The rows are usually not in cache and their stride (the fused QKV layout) defeats the
+     * prefetcher: the next panel's lines are requested while this one is copied. */
+    const size_t ahead = mr;
     for (size_t p = 0; p < skp / mr; p++) {
         float *dst = kp + p * D * mr;
+        ck_prefetch_rows(keys, ldk, D, p * mr + ahead, mr, seq_k);
         const size_t have = seq_k - p * mr < mr ? seq_k - p * mr : mr;
         const float *src = keys + p * mr * ldk;
         for (size_t d = 0; d < D; d++) {
@@ -90,11 +105,13 @@ void ck_f32_attention_pack_kv(const ck_kernels *k, size_t seq_k, size_t head_dim
     }
     /* Values transposed: panel q holds dimensions q*mr ..< q*mr+mr; column j = key j. */
     float *vt = packed + ck_vt_offset(k, seq_k, D);
-    for (size_t q = 0; q < dp / mr; q++) {
-        float *dst = vt + q * skp * mr;
-        const size_t d0 = q * mr, width = D - d0 < mr ? D - d0 : mr;
-        for (size_t j = 0; j < skp; j++) {
-            float *col = dst + j * mr;
+    /* Key by key, each value row read once (prefetched ahead, as the keys) and split into the
+     * dp / mr panels. */
+    for (size_t j = 0; j < skp; j++) {
+        if (j % mr == 0) ck_prefetch_rows(values, ldv, D, j + ahead, mr, seq_k);
+        for (size_t q = 0; q < dp / mr; q++) {
+            float *col = vt + q * skp * mr + j * mr;
+            const size_t d0 = q * mr, width = D - d0 < mr ? D - d0 : mr;
             if (j < seq_k) {
                 memcpy(col, values + j * ldv + d0, width * sizeof(float));
                 for (size_t i = width; i < mr; i++) col[i] = 0.0f;
@@ -142,11 +159,7 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
      * are usually not in cache and their stride defeats the prefetcher: every line is
      * requested first, so the misses overlap instead of stalling the packing one by one (2%
      * of the kernel's time at head size 64 with interleaved heads). */
-    for (size_t qi = 0; qi < count; qi++) {
-        const char *row = (const char *)(h->q + (query0 + qi) * h->ldq);
-        for (size_t off = 0; off < D * sizeof(float); off += 64) __builtin_prefetch(row + off, 0);
-        __builtin_prefetch(row + D * sizeof(float) - 1, 0);
-    }
+    ck_prefetch_rows(h->q + query0 * h->ldq, h->ldq, D, 0, count, count);
     const float qscale = h->scale;
     for (size_t jp = 0; jp < np; jp++) {
         float *dst = qp + jp * D * nr;
