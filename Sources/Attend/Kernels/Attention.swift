@@ -120,7 +120,7 @@ public enum AttentionBias: Sendable {
             )
         case .alibi(let slopes, _):
             precondition(slopes.count == heads, "AttentionBias.alibi: \(slopes.count) slopes for \(heads) heads")
-        case .t5(let table, let bidirectional, let maxDistance):
+        case .t5(let table, _, let maxDistance):
             precondition(
                 table.rank == 2 && table.shape[1] == heads && table.shape[0] >= 2,
                 "AttentionBias.t5: table shape \(table.shape) must be [numBuckets >= 2, heads = \(heads)]")

@@ -21,7 +21,7 @@ public struct AttentionKV: Sendable {
     /// The keys and values packed for the fused kernel (a fixed memory's, made once by
     /// ``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
     var packed: PackedKeysValues? = nil
-    /// The same keys and values in bfloat16, head by head (``HalfKeysValues``): a fixed
+    /// The same keys and values in bfloat16, head by head (`HalfKeysValues`): a fixed
     /// memory of an attention with int8 weights, which reads these instead of `storage`
     /// (``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
     var half: HalfKeysValues? = nil
@@ -240,7 +240,7 @@ public struct MultiHeadAttention: Sendable {
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
     /// repack them). With int8 weights (``Linear/weightFormat``) they are also rounded to
-    /// bfloat16 (``HalfKeysValues``), and every attention over them reads those: half the
+    /// bfloat16 (`HalfKeysValues`), and every attention over them reads those: half the
     /// bytes per decoding step, where the memory is the largest read besides the weights
     /// (nothing is packed then). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K
     /// and V (and one 16-bit copy with int8 weights).
