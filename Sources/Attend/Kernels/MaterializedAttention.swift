@@ -34,26 +34,18 @@ public func materializedAttention(
             scores.withUnsafeMutableBufferPointer { s in
                 let base = s.baseAddress!
                 if !causal && window == 0 {
-                    switch compute.backend {
-                    case .native(let v):
-                        nativeSoftmaxRows(
-                            variant: v, rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0, threads: compute.threads)
-                    case .swiftSIMD:
-                        SwiftSIMDKernels.softmaxRows(rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0)
-                    }
+                    softmaxRows(
+                        backend: compute.backend, rows: p.seqQ, n: p.seqK, x: base, y: base, scale: 1, mask: nil, maskRowStride: 0,
+                        threads: compute.threads)
                     return
                 }
                 parallelFor(p.seqQ, threads: compute.threads) { i in
                     let row = base + i * p.seqK
                     let hi = causal ? max(0, min(p.seqK, i + queryStart + 1)) : p.seqK
                     let lo = window > 0 ? min(hi, max(0, i + queryStart - window + 1)) : 0
-                    switch compute.backend {
-                    case .native(let v):
-                        nativeSoftmaxRows(
-                            variant: v, rows: 1, n: hi - lo, x: row + lo, y: row + lo, scale: 1, mask: nil, maskRowStride: 0, threads: 1)
-                    case .swiftSIMD:
-                        SwiftSIMDKernels.softmaxRows(rows: 1, n: hi - lo, x: row + lo, y: row + lo, scale: 1, mask: nil, maskRowStride: 0)
-                    }
+                    softmaxRows(
+                        backend: compute.backend, rows: 1, n: hi - lo, x: row + lo, y: row + lo, scale: 1, mask: nil, maskRowStride: 0,
+                        threads: 1)
                     for j in 0..<lo { row[j] = 0 }
                     for j in hi..<p.seqK { row[j] = 0 }
                 }

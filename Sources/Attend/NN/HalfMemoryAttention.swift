@@ -99,44 +99,31 @@ func halfMemoryAttention(
     let work = 4 * seqQ * seqK * dh * items
     let parts = max(1, min(compute.threads, items, work / minimumGEMVFlopsPerThread))
     let perPart = (items + parts - 1) / parts
-    query.withUnsafeBufferPointer { qp in
-        out.withUnsafeMutableBufferPointer { op in
-            let (qb, ob) = (qp.baseAddress!, op.baseAddress!)
-            parallelFor(parts, threads: parts) { part in
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * seqK)
-                defer { scores.deallocate() }
-                for item in (part * perPart)..<min(items, (part + 1) * perPart) {
-                    let (bi, h) = (item / m.heads, item % m.heads)
-                    let (keys, valuesT) = m.head(bi, h)
-                    for i0 in stride(from: 0, to: seqQ, by: group) {
-                        let rows = min(group, seqQ - i0), at = (bi * seqQ + i0) * inner + h * dh
-                        halfWeightGEMM(
-                            a: qb + at, lda: inner, m: rows, weight: keys, columns: 0..<seqK, c: scores, ldc: seqK, beta: 0, compute: one)
-                        softmaxPackedRows(rows: rows, n: seqK, scores, scale: scale, mask: keyBias, maskOffset: bi * seqK, compute: one)
-                        halfWeightGEMM(
-                            a: scores, lda: seqK, m: rows, weight: valuesT, columns: 0..<dh, c: ob + at, ldc: inner, beta: 0, compute: one)
+    let noBias: [Float] = []
+    (keyBias ?? noBias).withUnsafeBufferPointer { kp in
+        let biasBase = keyBias == nil ? nil : kp.baseAddress
+        query.withUnsafeBufferPointer { qp in
+            out.withUnsafeMutableBufferPointer { op in
+                let (qb, ob) = (qp.baseAddress!, op.baseAddress!)
+                parallelFor(parts, threads: parts) { part in
+                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * seqK)
+                    defer { scores.deallocate() }
+                    for item in (part * perPart)..<min(items, (part + 1) * perPart) {
+                        let (bi, h) = (item / m.heads, item % m.heads)
+                        let (keys, valuesT) = m.head(bi, h)
+                        for i0 in stride(from: 0, to: seqQ, by: group) {
+                            let rows = min(group, seqQ - i0), at = (bi * seqQ + i0) * inner + h * dh
+                            halfWeightGEMM(
+                                a: qb + at, lda: inner, m: rows, weight: keys, columns: 0..<seqK, c: scores, ldc: seqK, beta: 0, compute: one)
+                            softmaxRows(
+                                backend: compute.backend, rows: rows, n: seqK, x: scores, y: scores, scale: scale,
+                                mask: biasBase.map { $0 + bi * seqK }, maskRowStride: 0, threads: 1)
+                            halfWeightGEMM(
+                                a: scores, lda: seqK, m: rows, weight: valuesT, columns: 0..<dh, c: ob + at, ldc: inner, beta: 0, compute: one)
+                        }
                     }
                 }
             }
         }
-    }
-}
-
-/// `x = softmax(x * scale + mask[maskOffset ..< maskOffset + n])` in place for `rows` packed
-/// rows of `n` (every row the same mask; nil: none), on `compute`'s backend (the rules of
-/// ``Tensor/softmax(scale:mask:compute:)``). Cost: O(rows * n).
-private func softmaxPackedRows(rows: Int, n: Int, _ x: UnsafeMutablePointer<Float>, scale: Float, mask: [Float]?, maskOffset: Int, compute: Compute) {
-    func run(_ mp: UnsafePointer<Float>?) {
-        switch compute.backend {
-        case .native(let v):
-            nativeSoftmaxRows(variant: v, rows: rows, n: n, x: x, y: x, scale: scale, mask: mp, maskRowStride: 0, threads: 1)
-        case .swiftSIMD:
-            SwiftSIMDKernels.softmaxRows(rows: rows, n: n, x: x, y: x, scale: scale, mask: mp, maskRowStride: 0)
-        }
-    }
-    if let mask {
-        mask.withUnsafeBufferPointer { run($0.baseAddress! + maskOffset) }
-    } else {
-        run(nil)
     }
 }

@@ -167,6 +167,23 @@ func fusedAttention(
     }
 }
 
+/// Row softmax on `backend`: `y[r] = softmax(x[r] * scale + mask[r])` over `rows` packed rows
+/// of `n` (row `r`'s mask at `mask + r * maskRowStride`; stride 0: one mask row for all; nil:
+/// none). The C kernel of a native backend (parallel over `threads`), or the SwiftSIMD Double
+/// reference; the rules of ``Tensor/softmax(scale:mask:compute:)``. `x` may equal `y`.
+/// Cost: O(rows * n).
+func softmaxRows(
+    backend: Backend, rows: Int, n: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    scale: Float, mask: UnsafePointer<Float>?, maskRowStride: Int, threads: Int
+) {
+    switch backend {
+    case .native(let v):
+        nativeSoftmaxRows(variant: v, rows: rows, n: n, x: x, y: y, scale: scale, mask: mask, maskRowStride: maskRowStride, threads: threads)
+    case .swiftSIMD:
+        SwiftSIMDKernels.softmaxRows(rows: rows, n: n, x: x, y: y, scale: scale, mask: mask, maskRowStride: maskRowStride)
+    }
+}
+
 /// Row softmax through the C kernel of `variant`: `y[r] = softmax(x[r] * scale + mask[r])`
 /// over rows of `n` (see `ck_f32_softmax_rows_fn`). Parallel over blocks of rows.
 func nativeSoftmaxRows(

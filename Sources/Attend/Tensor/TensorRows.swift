@@ -165,16 +165,9 @@ extension Tensor {
             (mask ?? empty).withUnsafeBufferPointer { m in
                 out.withUnsafeMutableBufferPointer { y in
                     let mp = mask == nil ? nil : m.baseAddress
-                    switch compute.backend {
-                    case .native(let v):
-                        nativeSoftmaxRows(
-                            variant: v, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
-                            scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
-                    case .swiftSIMD:
-                        SwiftSIMDKernels.softmaxRows(
-                            rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
-                            scale: scale, mask: mp, maskRowStride: maskRowStride)
-                    }
+                    softmaxRows(
+                        backend: compute.backend, rows: rows, n: n, x: x.baseAddress!, y: y.baseAddress!,
+                        scale: scale, mask: mp, maskRowStride: maskRowStride, threads: compute.threads)
                 }
             }
         }
