@@ -88,11 +88,19 @@ public final class T5ForConditionalGeneration: TrainableModel {
         // when its values are the same; a different `lm_head.weight` is the model's own head
         // (T5 v1.1 and Flan-T5 folders saved by transformers 5 say tie_word_embeddings true and
         // keep their separate head that way).
-        separateHead = try !config.tieWordEmbeddings || loader.storesDifferent("lm_head.weight", from: shared)
+        // A differing stored head is kept as read here (read once).
+        let differingHead = try loader.storedDifferent("lm_head.weight", from: shared)
+        separateHead = !config.tieWordEmbeddings || differingHead != nil
         try loader.refuseDifferingCopies(["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"], of: "shared.weight", shared, in: directory)
         var set = ParameterSet()
         layout = Self.parameterShapes(config, separateHead: separateHead)
-        for (name, shape) in layout { set[name] = name == "shared.weight" ? shared : try loader.load(name, shape: shape) }
+        for (name, shape) in layout {
+            switch name {
+            case "shared.weight": set[name] = shared
+            case "lm_head.weight" where differingHead != nil: set[name] = differingHead
+            default: set[name] = try loader.load(name, shape: shape)
+            }
+        }
         // Tied copies some checkpoints store under their own names.
         for n in ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"] { loader.skip(n) }
         if !separateHead { loader.skip("lm_head.weight") }

@@ -48,11 +48,12 @@ func rejectInt8Folder(_ directory: URL) throws {
 }
 
 extension ParameterLoader {
-    /// Whether the checkpoint stores `name` with values other than `reference`'s (shape
-    /// `reference.shape`); false when it is absent. Cost: one read of the stored tensor.
-    func storesDifferent(_ name: String, from reference: Tensor) throws -> Bool {
-        guard has(name) else { return false }
-        return try load(name, shape: reference.shape).scalars != reference.scalars
+    /// The checkpoint's `name` (shape `reference.shape`) when it is stored with values other
+    /// than `reference`'s; nil when it is absent or equal. Cost: one read of the stored tensor.
+    func storedDifferent(_ name: String, from reference: Tensor) throws -> Tensor? {
+        guard has(name) else { return nil }
+        let stored = try load(name, shape: reference.shape)
+        return stored.scalars != reference.scalars ? stored : nil
     }
 
     /// Throws `CheckpointError.invalidConfig` when the checkpoint stores one of `copies` with
@@ -60,7 +61,7 @@ extension ParameterLoader {
     /// copy, so training it as tied would train another model. Absent and equal copies pass.
     /// Cost: one read of each stored copy.
     func refuseDifferingCopies(_ copies: [String], of referenceName: String, _ reference: Tensor, in directory: URL) throws {
-        for n in copies where try storesDifferent(n, from: reference) {
+        for n in copies where try storedDifferent(n, from: reference) != nil {
             throw CheckpointError.invalidConfig(
                 "\(directory.path): \(n) differs from \(referenceName); training ties it to \(referenceName) as the configuration says, so the stored values would be lost")
         }
