@@ -306,7 +306,7 @@ package enum ModelQuantization {
     }
 
     /// The checkpoint of the model folder `directory` (see `SafeTensorsCheckpoint.init(directory:)`),
-    /// its `modules_to_not_convert` checked (``checkKeptModules(directory:checkpoint:)``).
+    /// its `modules_to_not_convert` checked (`checkKeptModules(directory:checkpoint:)`).
     /// What the model loaders open. Cost: O(total header size) and one read of config.json.
     static func checkpoint(directory: URL) throws -> SafeTensorsCheckpoint {
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)

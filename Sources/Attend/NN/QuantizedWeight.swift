@@ -119,7 +119,7 @@ struct QuantizedWeight: @unchecked Sendable {
         return try! QuantizedWeight(n: n, k: k, scheme: scheme, scalesF16: scalesF16, q: q, scales: scales, name: "(quantized)")
     }
 
-    /// The fractions of a block's `max|w| / 127` that ``quantize(_:scheme:scalesF16:)``
+    /// The fractions of a block's `max|w| / 127` that `quantize(_:scheme:scalesF16:)`
     /// tries as its scale: 1.00, 0.99, ..., 0.50 (absmax first).
     static let clipRatios: [Float] = (0...50).map { Float(100 - $0) / 100 }
 
