@@ -7,8 +7,10 @@ private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompon
 extension Bench {
     /// int8 weights (`attend quantize`): accuracy and decoding speed.
     /// - all-MiniLM-L6-v2 (when scripts/fetch-minilm.sh fetched it): the folder quantized with
-    ///   each scheme, the golden texts (Tests/BERTTests/Fixtures/minilm_golden.json) embedded
-    ///   in one batch; the worst and mean cosine to the float32 folder's embeddings.
+    ///   each scheme (with the default `--keep-float` rule, and with none kept), the golden texts
+    ///   (Tests/BERTTests/Fixtures/minilm_golden.json) embedded in one batch; the worst and
+    ///   mean cosine to the float32 folder's embeddings, and how many matrices (and what
+    ///   fraction of their bytes) the rule kept 16-bit.
     /// - the golden tiny T5 (Tests/TransformerTests/Fixtures/t5): greedy ids of its two
     ///   sources (10 new tokens) from the quantized folder against the float32 folder's.
     /// - decoding with a t5-small-shaped model (random weights): 64 greedy tokens after a
@@ -30,16 +32,24 @@ extension Bench {
             do {
                 let reference = try SentenceEmbedder(directory: minilm).embed(texts).scalars
                 for scheme in Int8Scheme.allCases {
-                    let dir = tmp.appendingPathComponent("minilm-\(scheme.rawValue)")
-                    _ = try ModelQuantization.quantize(model: minilm, out: dir, scheme: scheme)
-                    let e = try SentenceEmbedder(directory: dir)
-                    let got = try e.embed(texts).scalars
-                    let d = e.dimension
-                    let cosines = (0..<texts.count).map { i in cosine(Array(reference[(i * d)..<((i + 1) * d)]), Array(got[(i * d)..<((i + 1) * d)])) }
-                    let worst = cosines.min() ?? 0, mean = cosines.reduce(0, +) / Double(max(1, cosines.count))
-                    emit(
-                        [("name", "int8 minilm cosine"), ("scheme", scheme.rawValue), ("texts", texts.count), ("worst_cosine", worst), ("mean_cosine", mean), ("ms", 0.0)],
-                        row: String(format: "all-MiniLM-L6-v2 %@: cosine to float32 over %d golden texts: worst %.6f, mean %.6f (target >= 0.999)", scheme.rawValue, texts.count, worst, mean))
+                    for (ruleName, rule) in [("auto", KeepFloatRule.default), ("none", KeepFloatRule.none)] {
+                        let dir = tmp.appendingPathComponent("minilm-\(scheme.rawValue)-\(ruleName)")
+                        let report = try ModelQuantization.quantize(model: minilm, out: dir, scheme: scheme, keep: rule)
+                        let e = try SentenceEmbedder(directory: dir)
+                        let got = try e.embed(texts).scalars
+                        let d = e.dimension
+                        let cosines = (0..<texts.count).map { i in cosine(Array(reference[(i * d)..<((i + 1) * d)]), Array(got[(i * d)..<((i + 1) * d)])) }
+                        let worst = cosines.min() ?? 0, mean = cosines.reduce(0, +) / Double(max(1, cosines.count))
+                        emit(
+                            [
+                                ("name", "int8 minilm cosine"), ("scheme", scheme.rawValue), ("keep_float", ruleName), ("texts", texts.count), ("worst_cosine", worst), ("mean_cosine", mean),
+                                ("int8_matrices", report.quantized.count), ("kept_16bit_matrices", report.kept.count), ("kept_16bit_byte_fraction", report.keptByteFraction),
+                                ("ms", 0.0),
+                            ],
+                            row: String(
+                                format: "all-MiniLM-L6-v2 %@ --keep-float %@: cosine to float32 over %d golden texts: worst %.6f, mean %.6f (target >= 0.999); %d matrices int8, %d kept 16-bit (%.1f%% of those weights' bytes)",
+                                scheme.rawValue, ruleName, texts.count, worst, mean, report.quantized.count, report.kept.count, 100 * report.keptByteFraction))
+                    }
                 }
             } catch {
                 out("all-MiniLM-L6-v2 int8: \(error)")

@@ -72,9 +72,27 @@ struct Arguments {
     /// `--out` and `--scheme` of quantize.
     var quantizeOut: String? = nil
     var quantizeScheme = "int8-channel"
+    /// `--keep-float` of quantize.
+    var keepFloat = KeepFloatRule.default
     /// `--precision` of the commands that load a model: nil (`stored`, the default) keeps
     /// each weight as the folder stores it.
     var precision: WeightPrecision? = nil
+
+    /// The rule of `--keep-float`: `auto`, `none`, a relative error above 0, or module names.
+    static func keepFloat(_ spec: String) throws -> KeepFloatRule {
+        switch spec {
+        case "auto": return .default
+        case "none": return .none
+        default:
+            if let r = Double(spec) {
+                guard r.isFinite, r > 0 else { throw UsageError(description: "--keep-float \(spec): a relative error must be a number above 0") }
+                return KeepFloatRule(maxRelativeError: r)
+            }
+            let names = spec.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            guard !names.contains(where: \.isEmpty) else { throw UsageError(description: "--keep-float '\(spec)': an empty module name") }
+            return KeepFloatRule(maxRelativeError: nil, modules: Set(names))
+        }
+    }
 
     /// The arguments of a command line the grammar accepted. Throws `UsageError` for flags
     /// that do not go together.
@@ -109,6 +127,7 @@ struct Arguments {
         if command == .quantize {
             quantizeOut = r.string("--out")
             quantizeScheme = r.string("--scheme") ?? "int8-channel"
+            keepFloat = try Arguments.keepFloat(r.string("--keep-float") ?? "auto")
             return
         }
         if command.trains {

@@ -102,7 +102,7 @@ struct Int8StorageTests {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("attend-int8-storage-\(getpid())")
         try? FileManager.default.removeItem(at: out)
         defer { try? FileManager.default.removeItem(at: out) }
-        let report = try ModelQuantization.quantize(model: source, out: out, scheme: .channel)
+        let report = try ModelQuantization.quantize(model: source, out: out, scheme: .channel, keep: .none)
         let model = try Seq2SeqModel(directory: out)
         var linears: [Linear] = [model.lmHead]
         for l in model.encoder.layers {

@@ -21,8 +21,9 @@ struct QuantizeTests {
         let source = try fixtureFolder("t5")
         let out = temporaryFolder("t5-\(scheme.rawValue)")
         defer { try? FileManager.default.removeItem(at: out) }
-        let report = try ModelQuantization.quantize(model: source, out: out, scheme: scheme)
+        let report = try ModelQuantization.quantize(model: source, out: out, scheme: scheme, keep: .none)
         #expect(report.addedHead, "the tied head gets its own int8 copy")
+        #expect(report.kept.isEmpty && report.keptBytes == 0)
         let original = try SafeTensorsCheckpoint(directory: source), quantized = try SafeTensorsCheckpoint(directory: out)
         let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
         #expect(config.contains("\"quantization_config\"") && config.contains(scheme.rawValue))
@@ -48,6 +49,9 @@ struct QuantizeTests {
         let p = ParameterLoader(quantized)
         let layer = try Linear(loading: p, name, in: k, out: n, bias: false)
         let q = try #require(layer.quantized)
+        // Each element's own quantization error: half a step, or more where the clip-ratio
+        // search clipped it (checked against the scales in QuantizationClipTests).
+        let wq = q.dequantized().scalars
         var rng = SeededRNG(seed: caseSeed(k, n))
         for rows in [1, 2, 5] {
             let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -2...2, using: &rng) })
@@ -60,10 +64,11 @@ struct QuantizeTests {
                         for pp in 0..<k {
                             let step = Double(q.scale(j, pp / span))
                             exact += Double(xs[i * k + pp]) * Double(ws[j * k + pp])
-                            // weight: half a step (binary16 scales: plus the clamp); activations
+                            // weight: its element's error; activations
                             // (more than 2 rows): half a step of max|x in its group| / 127
                             let xstep = rows > 2 ? Double((pp / 32 * 32..<min(k, pp / 32 * 32 + 32)).map { abs(xs[i * k + $0]) }.max()!) / 127 : 0
-                            bound += abs(Double(xs[i * k + pp])) * step * 0.5 * (1 + 1e-3) + 0.50001 * xstep * (abs(Double(ws[j * k + pp])) + step)
+                            let werr = abs(Double(ws[j * k + pp]) - Double(wq[j * k + pp]))
+                            bound += abs(Double(xs[i * k + pp])) * werr * (1 + 1e-3) + 0.50001 * xstep * (abs(Double(ws[j * k + pp])) + step)
                             bound += Double(k + 3) * 0x1p-24 * abs(Double(xs[i * k + pp]) * Double(ws[j * k + pp])) * 2
                         }
                         #expect(abs(Double(y[i * n + j]) - exact) <= bound, "\(variant) rows \(rows) [\(i), \(j)]: \(y[i * n + j]) vs \(exact), bound \(bound)")
@@ -84,6 +89,102 @@ struct QuantizeTests {
         let expected = try fModel.generate(sources: sources, config: greedy).sequences
         #expect(try qModel.generate(sources: sources, config: greedy).sequences == expected)
         #expect(expected == idRows(try io.integers("out.greedy_ids"), rows: 2))
+    }
+
+    @Test("matrices kept 16-bit: by name and by relative error; listed in config.json, stored F16, loaded 16-bit; greedy ids equal float32's", arguments: Int8Scheme.allCases)
+    func keptModules(_ scheme: Int8Scheme) throws {
+        let source = try fixtureFolder("t5")
+        let original = try SafeTensorsCheckpoint(directory: source)
+        let kept = "encoder.block.0.layer.1.DenseReluDense.wi"
+        let out = temporaryFolder("t5-kept-\(scheme.rawValue)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let report = try ModelQuantization.quantize(model: source, out: out, scheme: scheme, keep: KeepFloatRule(maxRelativeError: nil, modules: [kept]))
+        #expect(report.kept == [kept] && report.addedHead)
+        #expect(!report.quantized.contains(kept + ".weight") && report.quantized.count == original.tensorNames.filter(ModelQuantization.isBlockProjection).count)
+        let quantized = try SafeTensorsCheckpoint(directory: out)
+        let info = try #require(quantized.info(kept + ".weight"))
+        #expect(info.dtype == .F16 && quantized.info(kept + ".weight_scale") == nil)
+        #expect(report.keptBytes == info.elementCount * 2 && report.keptByteFraction > 0 && report.keptByteFraction < 1)
+        let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        #expect(config.contains("\"modules_to_not_convert\": [\"\(kept)\"]"))
+        // Loaded 16-bit, holding the float32 weights rounded to float16.
+        let w = try original.tensor(kept + ".weight")
+        let layer = try Linear(loading: ParameterLoader(quantized), kept, in: w.shape[1], out: w.shape[0], bias: false)
+        #expect(layer.weightFormat == .float16)
+        #expect(layer.weight.scalars == w.scalars.map { HalfType.f16.float(HalfType.halfBits($0)) })
+        // The model loads and decodes as the float32 folder does.
+        let io = try fixture("t5.io")
+        let ids = try io.integers("in.input_ids"), mask = try io.integers("in.attention_mask")
+        let width = ids.count / 2
+        let sources = (0..<2).map { r in (0..<width).filter { mask[r * width + $0] != 0 }.map { ids[r * width + $0] } }
+        var greedy = try Seq2SeqModel(directory: source).generationDefaults
+        greedy.maxNewTokens = 10
+        greedy.minNewTokens = 10
+        #expect(try Seq2SeqModel(directory: out).generate(sources: sources, config: greedy).sequences == idRows(try io.integers("out.greedy_ids"), rows: 2))
+
+        // By relative error: exactly the matrices above the threshold stay 16-bit, and each
+        // error is ‖W − Q(W)‖ / ‖W‖ of the int8 weight as written (naive oracle).
+        let all = temporaryFolder("t5-all-\(scheme.rawValue)")
+        defer { try? FileManager.default.removeItem(at: all) }
+        let full = try ModelQuantization.quantize(model: source, out: all, scheme: scheme, keep: .none)
+        let allCheckpoint = try SafeTensorsCheckpoint(directory: all)
+        let p = ParameterLoader(allCheckpoint)
+        for name in full.quantized where name != "lm_head.weight" {
+            let w = try original.tensor(name)
+            let q = try #require(try p.quantizedMatrix(name, shape: w.shape))
+            let d = q.dequantized().scalars
+            var diff = 0.0, norm = 0.0
+            for (x, y) in zip(w.scalars, d) {
+                diff += (Double(x) - Double(y)) * (Double(x) - Double(y))
+                norm += Double(x) * Double(x)
+            }
+            let expected = (diff / norm).squareRoot()
+            #expect(abs(try #require(full.relativeErrors[name]) - expected) <= 1e-9 * expected, "\(name)")
+        }
+        let errors = full.relativeErrors.values.sorted()
+        let threshold = errors[errors.count / 2]
+        let byError = temporaryFolder("t5-error-\(scheme.rawValue)")
+        defer { try? FileManager.default.removeItem(at: byError) }
+        let r = try ModelQuantization.quantize(model: source, out: byError, scheme: scheme, keep: KeepFloatRule(maxRelativeError: threshold))
+        let above = full.relativeErrors.filter { $0.value > threshold && $0.key != "lm_head.weight" }.keys.map { String($0.dropLast(".weight".count)) }
+        #expect(Set(r.kept) == Set(above) && !above.isEmpty && r.kept.count < full.quantized.count)
+        #expect(r.addedHead == (full.relativeErrors["lm_head.weight"]! <= threshold), "a head kept float is not added")
+        _ = try Seq2SeqModel(directory: byError)
+
+        // A module to keep that quantize does not cover is a thrown error.
+        let bad = temporaryFolder("t5-bad-\(scheme.rawValue)")
+        defer { try? FileManager.default.removeItem(at: bad) }
+        #expect(throws: ModelFileError.self) {
+            try ModelQuantization.quantize(model: source, out: bad, scheme: scheme, keep: KeepFloatRule(maxRelativeError: nil, modules: ["shared"]))
+        }
+    }
+
+    @Test("a folder whose modules_to_not_convert is malformed or names missing or int8 tensors is a thrown error")
+    func malformedKeptModules() throws {
+        let source = try fixtureFolder("t5")
+        let kept = "decoder.block.1.layer.0.SelfAttention.o"
+        let out = temporaryFolder("t5-malformed")
+        defer { try? FileManager.default.removeItem(at: out) }
+        _ = try ModelQuantization.quantize(model: source, out: out, scheme: .channel, keep: KeepFloatRule(maxRelativeError: nil, modules: [kept]))
+        let configURL = out.appendingPathComponent("config.json")
+        let text = try String(contentsOf: configURL, encoding: .utf8)
+        let listed = "\"modules_to_not_convert\": [\"\(kept)\"]"
+        #expect(text.contains(listed))
+        _ = try Seq2SeqModel(directory: out)
+        func load(_ replacement: String) throws {
+            try Data(text.replacingOccurrences(of: listed, with: "\"modules_to_not_convert\": " + replacement).utf8).write(to: configURL)
+            _ = try Seq2SeqModel(directory: out)
+        }
+        #expect(throws: CheckpointError.self) { try load("[\"encoder.block.9.layer.0.SelfAttention.q\"]") }  // no such tensor
+        #expect(throws: CheckpointError.self) { try load("[\"encoder.block.0.layer.0.SelfAttention.q\"]") }  // int8
+        #expect(throws: CheckpointError.self) { try load("[\"shared\"]") }  // a float matrix, but not one quantize covers
+        #expect(throws: CheckpointError.self) { try load("[\"encoder.block.0.layer.0.layer_norm\"]") }  // a vector
+        #expect(throws: ModelFileError.self) { try load("[\"\(kept)\", 42]") }
+        #expect(throws: ModelFileError.self) { try load("\"\(kept)\"") }
+        #expect(throws: ModelFileError.self) { try load("{}") }
+        try load("[]")  // an empty list: nothing kept to check, the F16 tensor loads as any float weight
+        try load("null")
+        try load("[\"\(kept)\"]")
     }
 
     @Test("Marian and Llama folders quantize and load")

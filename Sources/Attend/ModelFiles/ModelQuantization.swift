@@ -18,9 +18,49 @@ package struct QuantizationReport: Sendable {
     package var fileBytes = 0
     /// Files copied beside the weights and config.json.
     package var copiedFiles: [String] = []
+    /// The modules (weight names without `.weight`) the scheme covers that stayed 16-bit
+    /// (config.json's `modules_to_not_convert`), in checkpoint order, and the bytes their
+    /// weights take in the new file.
+    package var kept: [String] = []
+    package var keptBytes = 0
+    /// Each covered matrix's relative error `‖W − Q(W)‖ / ‖W‖` under the scheme (Frobenius
+    /// norms), by tensor name, kept ones included.
+    package var relativeErrors: [String: Double] = [:]
+
+    /// The fraction of the covered weights' bytes (int8 values and scales plus the kept
+    /// 16-bit matrices) that stayed 16-bit.
+    package var keptByteFraction: Double { keptBytes == 0 ? 0 : Double(keptBytes) / Double(keptBytes + bytesAfter) }
 }
 
-/// Quantizes model folders to int8 weights (see ``quantize(model:out:scheme:)``).
+/// Which matrices `attend quantize` leaves 16-bit (float16; BF16 and F16 as stored) instead
+/// of int8: those whose relative error under the scheme, `‖W − Q(W)‖ / ‖W‖` (Frobenius
+/// norms), is above `maxRelativeError`, and those named in `modules`. The relative error is
+/// the relative output error `‖(W − Q(W)) x‖ / ‖W x‖` expected for inputs `x` with
+/// uncorrelated components of equal variance; a row of Gaussian weights gives about
+/// `(max|w| / rms(w)) / 440` per channel (3 to 3.5 times the rms for 384 to 1536 inputs:
+/// 0.007 to 0.008), so the default 0.01 keeps the matrices whose rows' absmax is typically
+/// above about 4.4 times their rms (outlier columns), where one scale per row leaves most
+/// weights a few steps wide. On all-MiniLM-L6-v2 per channel it keeps the six FFN output
+/// matrices (0.011 to 0.021; every other matrix is under 0.009), per 32 inputs none (all
+/// under 0.007).
+package struct KeepFloatRule: Sendable, Equatable {
+    /// The relative error above which a matrix stays 16-bit; nil: none for its error.
+    package var maxRelativeError: Double?
+    /// Modules (`encoder.layer.2.output.dense`, without `.weight`) kept 16-bit regardless.
+    package var modules: Set<String>
+
+    package init(maxRelativeError: Double?, modules: Set<String> = []) {
+        self.maxRelativeError = maxRelativeError
+        self.modules = modules
+    }
+
+    /// The default rule: relative error above 0.01.
+    package static let `default` = KeepFloatRule(maxRelativeError: 0.01)
+    /// Every covered matrix int8.
+    package static let none = KeepFloatRule(maxRelativeError: nil)
+}
+
+/// Quantizes model folders to int8 weights (see ``quantize(model:out:scheme:keep:)``).
 package enum ModelQuantization {
     /// The key config.json gets, and the `quant_method` in it.
     package static let configKey = "quantization_config", method = "attend-int8"
@@ -54,16 +94,21 @@ package enum ModelQuantization {
 
     /// Writes `out`: `model`'s block projections (``isBlockProjection(_:)``) and output head
     /// quantized with `scheme` (per channel with float32 scales, or per 32 inputs with
-    /// binary16 scales), every other tensor as stored, config.json with a
-    /// `quantization_config` and the folder's other files copied. A head tied to the
+    /// binary16 scales; each scale chosen for the least squared error, see
+    /// `QuantizedWeight.quantize`), except the matrices `keep` leaves 16-bit (float32 ones
+    /// rounded to float16 when every value stays finite, else kept float32; 16-bit ones as
+    /// stored), listed as `modules_to_not_convert` in config.json's `quantization_config`;
+    /// every other tensor as stored and the folder's other files copied. A head tied to the
     /// embedding table (T5, Marian, Llama-family) gets its own int8 `lm_head.weight` (the
     /// table itself stays float for the lookups): decoding reads the head once per token, as
     /// many bytes as the rest of a small model, so leaving it float would cap the gain.
     /// Throws `ModelFileError` / `SafeTensorsError` naming the file at fault: a missing or
     /// unreadable folder, config.json or weights, a folder already quantized, `out` that is
-    /// `model` itself, a file, or a non-empty folder. Cost: one pass over the weights; memory
-    /// about a quarter of the quantized weights' float32 size.
-    package static func quantize(model: URL, out: URL, scheme: Int8Scheme) throws -> QuantizationReport {
+    /// `model` itself, a file, or a non-empty folder, or a module of `keep` that is no
+    /// covered matrix. Cost: the scale search's 51 passes over each covered weight (about a
+    /// second per 10 M weights), one more for its relative error; memory about a quarter of
+    /// the quantized weights' float32 size plus one float32 matrix.
+    package static func quantize(model: URL, out: URL, scheme: Int8Scheme, keep: KeepFloatRule = .default) throws -> QuantizationReport {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: model.path, isDirectory: &isDir) else { throw ModelFileError.missingFile(path: model.path) }
@@ -113,10 +158,15 @@ package enum ModelQuantization {
         var report = QuantizationReport()
         var tensors: [StoredTensor] = []
         let scalesF16 = scheme == .group32
-        func quantized(_ name: String, from sourceName: String) throws -> [StoredTensor] {
+        /// The int8 tensors of `sourceName` written as `name`, or nil when `keep` leaves it 16-bit.
+        func quantized(_ name: String, from sourceName: String) throws -> [StoredTensor]? {
             let info = checkpoint.info(sourceName)!
             let weight = try checkpoint.tensor(sourceName)
             let q = QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scalesF16)
+            let error = relativeError(weight, q)
+            report.relativeErrors[name] = error
+            let module = String(name.dropLast(".weight".count))
+            if keep.modules.contains(module) || keep.maxRelativeError.map({ error > $0 }) == true { return nil }
             report.quantized.append(name)
             report.bytesBefore += info.elementCount * info.dtype.byteSize
             report.bytesAfter += q.storedByteCount
@@ -125,11 +175,20 @@ package enum ModelQuantization {
                 StoredTensor(name: name + scaleSuffix, dtype: scalesF16 ? .F16 : .F32, shape: scheme.scaleShape(n: q.n, k: q.k), bytes: q.scales),
             ]
         }
+        var covered: Set<String> = []
         for name in checkpoint.tensorNames {
             guard let stored = checkpoint.storedTensor(name) else { continue }
             let floatMatrix = stored.info.shape.count == 2 && [.F32, .F16, .BF16].contains(stored.info.dtype)
             if floatMatrix && (isBlockProjection(name) || name == "lm_head.weight") && !names.contains(name + scaleSuffix) {
-                tensors += try quantized(name, from: name)
+                covered.insert(String(name.dropLast(".weight".count)))
+                if let q = try quantized(name, from: name) {
+                    tensors += q
+                } else {
+                    let kept = try keptMatrix(name, stored: stored, checkpoint: checkpoint)
+                    tensors.append(kept)
+                    report.kept.append(String(name.dropLast(".weight".count)))
+                    report.keptBytes += kept.bytes.count
+                }
             } else {
                 tensors.append(StoredTensor(name: name, dtype: stored.info.dtype, shape: stored.info.shape, bytes: stored.bytes))
             }
@@ -138,8 +197,16 @@ package enum ModelQuantization {
         if tied && !names.contains("lm_head.weight"),
             let table = tiedHeadSource(modelType: config["model_type"] as? String, names: names)
         {
-            tensors += try quantized("lm_head.weight", from: table)
-            report.addedHead = true
+            covered.insert("lm_head")
+            // A head the rule keeps float is not added: the tied table serves as it does.
+            if let q = try quantized("lm_head.weight", from: table) {
+                tensors += q
+                report.addedHead = true
+            }
+        }
+        if let unknown = keep.modules.subtracting(covered).sorted().first {
+            throw ModelFileError.unsupported(
+                path: source.path, what: "a module to keep 16-bit, '\(unknown)', that is no matrix quantize covers (a block projection or the output head)")
         }
         let weightsURL = out.appendingPathComponent(SafeTensorsCheckpoint.singleFileName)
         try SafeTensorsWriter.writeStored(tensors, metadata: ["format": "pt"], to: weightsURL)
@@ -150,11 +217,13 @@ package enum ModelQuantization {
             throw ModelFileError.invalidJSON(path: configURL.path, offset: 0, reason: "no closing brace")
         }
         let head = configText[..<close].trimmingCharacters(in: .whitespacesAndNewlines)
+        let keptList = (try? JSONSerialization.data(withJSONObject: report.kept, options: [.withoutEscapingSlashes])).flatMap { String(data: $0, encoding: .utf8) } ?? "[]"
         let entry =
             "\"\(configKey)\": {\"quant_method\": \"\(method)\", \"scheme\": \"\(scheme.rawValue)\", \"bits\": 8, \"symmetric\": true, "
             + "\"group_size\": \(scheme == .group32 ? "32" : "null"), \"scale_dtype\": \"\(scalesF16 ? "float16" : "float32")\", "
             + "\"scale_suffix\": \"\(scaleSuffix)\", \"activations\": \"dynamic uint8 per 32 inputs with scale and offset\", "
-            + "\"quantized_tensors\": \(report.quantized.count)}"
+            + "\"quantized_tensors\": \(report.quantized.count), \"modules_to_not_convert\": \(keptList), "
+            + "\"keep_float_max_relative_error\": \(keep.maxRelativeError.map { "\($0)" } ?? "null")}"
         let newConfig = head + (head.hasSuffix("{") ? "\n  " : ",\n  ") + entry + "\n}\n"
         do {
             try Data(newConfig.utf8).write(to: out.appendingPathComponent("config.json"), options: .atomic)
@@ -163,6 +232,86 @@ package enum ModelQuantization {
         }
         report.copiedFiles = try copyOtherFiles(from: source, to: out, relative: "")
         return report
+    }
+
+    /// `‖W − Q(W)‖ / ‖W‖` (Frobenius norms, in Double; 0 for an all-zero W). Cost: one pass.
+    static func relativeError(_ weight: Tensor, _ q: QuantizedWeight) -> Double {
+        var diff = 0.0, norm = 0.0
+        let rowBuffer = UnsafeMutablePointer<Float>.allocate(capacity: max(q.k, 1))
+        defer { rowBuffer.deallocate() }
+        weight.withUnsafeBufferPointer { w in
+            for j in 0..<q.n {
+                q.dequantizeRows(j..<(j + 1), into: rowBuffer)
+                for p in 0..<q.k {
+                    let x = Double(w[j * q.k + p]), d = x - Double(rowBuffer[p])
+                    diff += d * d
+                    norm += x * x
+                }
+            }
+        }
+        return norm == 0 ? 0 : (diff / norm).squareRoot()
+    }
+
+    /// The matrix `name` as kept 16-bit: F16 or BF16 as stored, float32 rounded to float16
+    /// when every value stays finite (else as stored).
+    private static func keptMatrix(_ name: String, stored: (info: SafeTensorsInfo, bytes: RawBytes), checkpoint: SafeTensorsCheckpoint) throws -> StoredTensor {
+        let asStored = StoredTensor(name: name, dtype: stored.info.dtype, shape: stored.info.shape, bytes: stored.bytes)
+        guard stored.info.dtype == .F32 else { return asStored }
+        let t = try checkpoint.tensor(name)
+        var finite = true
+        let bytes = t.withUnsafeBufferPointer { w in
+            RawBytes(count: 2 * w.count) { out in
+                for (i, x) in w.enumerated() {
+                    let h = HalfType.halfBits(x)
+                    if h & 0x7C00 == 0x7C00 { finite = false }
+                    out.storeBytes(of: h.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                }
+            }
+        }
+        return finite ? StoredTensor(name: name, dtype: .F16, shape: stored.info.shape, bytes: bytes) : asStored
+    }
+
+    /// Checks the `modules_to_not_convert` of an `attend quantize` folder's config.json (at
+    /// `directory`) against `checkpoint`: each entry must be a string naming a module whose
+    /// `<name>.weight` is a float (F32, F16 or BF16) matrix without an int8 scale, of those
+    /// quantize covers (``isBlockProjection(_:)`` or the output head). Nothing to
+    /// check when config.json is absent or has no `quantization_config` of this quantizer.
+    /// Throws `ModelFileError` (config.json unreadable, the list or an entry of another JSON
+    /// type) or `CheckpointError` (a named tensor missing or not a float matrix), naming it.
+    /// Cost: one read of config.json, O(1) per entry.
+    static func checkKeptModules(directory: URL, checkpoint: SafeTensorsCheckpoint) throws {
+        let url = directory.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        let fields = try JSONFields(try readModelJSON(url), path: url.path)
+        guard let q = try fields.object(configKey), try q.string("quant_method") == method,
+            let items = try q.array("modules_to_not_convert")
+        else { return }
+        for (i, item) in items.enumerated() {
+            guard let module = item.stringValue else {
+                throw q.fail("modules_to_not_convert", "entry \(i) is \(item.typeName), expected a module name (string)")
+            }
+            let name = module + ".weight"
+            guard isBlockProjection(name) || name == "lm_head.weight" else {
+                throw CheckpointError.invalidConfig(
+                    "config.json names '\(module)' in modules_to_not_convert, which is no block projection or output head")
+            }
+            guard let info = checkpoint.info(name) else {
+                throw CheckpointError.invalidConfig("config.json names '\(module)' in modules_to_not_convert, but the checkpoint has no '\(name)'")
+            }
+            guard info.shape.count == 2, [.F32, .F16, .BF16].contains(info.dtype), checkpoint.info(name + scaleSuffix) == nil else {
+                throw CheckpointError.invalidConfig(
+                    "config.json names '\(module)' in modules_to_not_convert, but '\(name)' is \(info.dtype) \(info.shape)\(checkpoint.info(name + scaleSuffix) == nil ? "" : " with an int8 scale"), not a float matrix")
+            }
+        }
+    }
+
+    /// The checkpoint of the model folder `directory` (see `SafeTensorsCheckpoint.init(directory:)`),
+    /// its `modules_to_not_convert` checked (`checkKeptModules(directory:checkpoint:)`).
+    /// What the model loaders open. Cost: O(total header size) and one read of config.json.
+    static func checkpoint(directory: URL) throws -> SafeTensorsCheckpoint {
+        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        try checkKeptModules(directory: try resolveModelDirectory(directory), checkpoint: checkpoint)
+        return checkpoint
     }
 
     /// The suffix of a quantized weight's scale tensor: `<name>_scale`.

@@ -88,7 +88,7 @@ public final class BERTForPreTraining: TrainableModel {
                 "\(configURL.path): training supports absolute positions only, not \(config.positionEmbeddingType.rawValue)")
         }
         self.compute = compute
-        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        let checkpoint = try ModelQuantization.checkpoint(directory: directory)
         let loader = ParameterLoader(
             checkpoint,
             ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("embeddings.token_type_ids") })

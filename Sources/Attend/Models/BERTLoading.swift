@@ -32,7 +32,7 @@ extension BERTModel {
             throw ModelFileError.missingFile(path: directory.path)
         }
         let config = try BERTConfig(contentsOf: configURL)
-        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        let checkpoint = try ModelQuantization.checkpoint(directory: directory)
         try self.init(config: config, weights: WeightPrecisionSource.wrap(checkpoint, weightPrecision))
     }
 

@@ -249,7 +249,7 @@ extension DecoderOnlyModel {
         let config = try CausalLMConfig(fields: fields)
         let settings = try HFGenerationSettings(config: fields, generation: generation, vocabularySize: config.vocabSize, decoderOnly: true)
         try self.init(
-            config: config, weights: WeightPrecisionSource.wrap(try SafeTensorsCheckpoint(directory: directory), weightPrecision),
+            config: config, weights: WeightPrecisionSource.wrap(try ModelQuantization.checkpoint(directory: directory), weightPrecision),
             generation: settings)
     }
 

@@ -79,7 +79,7 @@ public final class MarianMTModel: TrainableModel {
         let generationURL = directory.appendingPathComponent("generation_config.json")
         generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
-        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        let checkpoint = try ModelQuantization.checkpoint(directory: directory)
         let loader = ParameterLoader(checkpoint)
         var set = ParameterSet()
         layout = Self.parameterShapes(config)

@@ -148,12 +148,12 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         case "t5", "mt5":
             let c = try T5Config(fields: config)
             self = try Seq2SeqModel(
-                t5: c, weights: WeightPrecisionSource.wrap(try SafeTensorsCheckpoint(directory: directory), weightPrecision),
+                t5: c, weights: WeightPrecisionSource.wrap(try ModelQuantization.checkpoint(directory: directory), weightPrecision),
                 generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.vocabSize))
         case "marian":
             let c = try MarianConfig(fields: config)
             self = try Seq2SeqModel(
-                marian: c, weights: WeightPrecisionSource.wrap(try SafeTensorsCheckpoint(directory: directory), weightPrecision),
+                marian: c, weights: WeightPrecisionSource.wrap(try ModelQuantization.checkpoint(directory: directory), weightPrecision),
                 generation: try HFGenerationSettings(config: config, generation: generation, vocabularySize: c.decoderVocabSize))
         default:
             throw ModelFileError.unsupported(

@@ -80,7 +80,7 @@ public final class T5ForConditionalGeneration: TrainableModel {
         let generationURL = directory.appendingPathComponent("generation_config.json")
         generationConfigJSON = FileManager.default.fileExists(atPath: generationURL.path) ? try Data(contentsOf: generationURL) : nil
         self.compute = compute
-        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        let checkpoint = try ModelQuantization.checkpoint(directory: directory)
         let loader = ParameterLoader(checkpoint)
         let shape = [config.vocabSize, config.dModel]
         let shared = try loader.load("shared.weight", shape: shape)

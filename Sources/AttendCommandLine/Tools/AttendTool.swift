@@ -305,15 +305,24 @@ package enum AttendCommandLine {
                     help:
                         "int8-channel (default): one float32 scale per output channel; int8-group32: one float16 scale per 32 inputs of a row (finer, 1/16 byte more per weight)"
                 ),
+                Flag(
+                    "--keep-float", .nonEmptyString, "RULE",
+                    help:
+                        "which matrices stay 16-bit instead of int8: auto (default): those whose relative error ||W - Q(W)|| / ||W|| under the scheme is above 0.01; a number R: above R; none; or module names NAME[,NAME...] (e.g. encoder.layer.2.output.dense)"
+                ),
                 json,
             ],
             details: """
                 quantize writes DIR2/model.safetensors (each quantized weight as I8 NAME beside NAME_scale), DIR2/config.json with a
                 "quantization_config" and a copy of every other file of the folder; attend and Attend's loaders read DIR2 as they
                 read the original. A tied output head gets its own int8 lm_head.weight (the embedding table stays as stored).
+                Each scale is the clip of the block's largest magnitude (100% down to 50% in steps of 1%) with the least squared
+                error. The matrices --keep-float keeps are written float16 (16-bit ones as stored) and listed in the config's
+                "modules_to_not_convert"; the loaders hold them 16-bit.
                 Products with one or two rows (decoding) keep float activations; longer ones quantize each row of activations to
-                int8 on the fly. quantize prints one line: the tensors quantized and the bytes before and after (with --json one
-                object {"out", "scheme", "quantized", "bytes_before", "bytes_after", "file_bytes"}).
+                int8 on the fly. quantize prints one line: the tensors quantized, those kept 16-bit and the bytes before and after
+                (with --json one object {"out", "scheme", "quantized", "kept", "kept_bytes", "bytes_before", "bytes_after",
+                "file_bytes"}).
                 """),
         CommandSpec(
             "download",
