@@ -37,11 +37,11 @@ struct Q8KernelTests {
     @Test(
         "products on every variant within the derived bounds, the same bits on 1 and 2 threads",
         arguments: [(1, 384, 96), (2, 512, 70), (3, 384, 130), (17, 100, 33), (70, 512, 200), (5, 2048, 40)])
-    func products(rows: Int, k: Int, n: Int) {
+    func products(rows: Int, k: Int, n: Int) throws {
         let (w, b, x) = data(n: n, k: k, rows: rows, seed: caseSeed(rows, k, n))
         for scheme in Int8Scheme.allCases {
             for f16 in [false, true] {
-                let q = QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16)
+                let q = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16)
                 let wd = q.dequantized().scalars, xs = x.scalars, bs = b.scalars
                 let outputs = n > 40 ? 16..<(n - 3) : 0..<n
                 for variant in KernelVariant.supported where variant != .scalar || k <= 512 {
@@ -76,7 +76,7 @@ struct Q8KernelTests {
     }
 
     @Test("quantizing: within half a step of the weight or clipped to 127 steps, no -128, scales a clip of max|w| / 127 (binary16 exact when asked)")
-    func quantizer() {
+    func quantizer() throws {
         let (w, _, _) = data(n: 37, k: 100, rows: 1, seed: 7)
         var ws = w.scalars
         ws[5] = 0.9  // a large value: its row's (or group's) scale follows it
@@ -84,7 +84,7 @@ struct Q8KernelTests {
         let weight = Tensor(shape: [37, 100], scalars: ws)
         for scheme in Int8Scheme.allCases {
             for f16 in [false, true] {
-                let q = QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: f16)
+                let q = try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: f16)
                 let values = q.q.base.assumingMemoryBound(to: Int8.self)
                 let span = scheme == .channel ? 100 : 32
                 for j in 0..<37 {
@@ -111,6 +111,23 @@ struct Q8KernelTests {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    @Test("quantizing a weight with an infinite or NaN element throws, naming the tensor and the element")
+    func nonFiniteRefused() throws {
+        for bad: Float in [.infinity, -.infinity, .nan] {
+            var ws = [Float](repeating: 0.25, count: 6 * 40)
+            ws[2 * 40 + 7] = bad
+            let w = Tensor(shape: [6, 40], scalars: ws)
+            for scheme in Int8Scheme.allCases {
+                do {
+                    _ = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: scheme == .group32, name: "h.0.mlp.c_fc.weight")
+                    Issue.record("\(bad) in a \(scheme) weight was quantized")
+                } catch let CheckpointError.invalidConfig(message) {
+                    #expect(message.contains("h.0.mlp.c_fc.weight") && message.contains("row 2, column 7"), "\(message)")
                 }
             }
         }

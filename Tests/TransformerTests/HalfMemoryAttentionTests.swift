@@ -95,7 +95,7 @@ struct HalfMemoryAttentionTests {
         let (d, heads, s, b) = (64, 4, 9, 2)
         let linear = { (seed: UInt64) in Linear(weight: self.randomTensor([d, d], seed: seed, range: -0.2...0.2), bias: nil) }
         let f32 = MultiHeadAttention(heads: heads, query: linear(1), key: linear(2), value: linear(3), out: linear(4), scale: 1)
-        let q8 = MultiHeadAttention(
+        let q8 = try MultiHeadAttention(
             heads: heads, query: linear(1).quantizedToInt8(scheme), key: linear(2).quantizedToInt8(scheme),
             value: linear(3).quantizedToInt8(scheme), out: linear(4).quantizedToInt8(scheme), scale: 1)
         let memory = randomTensor([b, s, d], seed: 5), x = randomTensor([b, 3, d], seed: 6)

@@ -26,7 +26,7 @@ struct Int8StorageTests {
         // 300 x 520 weights: more than one block of dequantized rows off the int8 kernels.
         let (n, k) = (300, 520)
         let bias = randomTensor([n], seed: 2)
-        let layer = Linear(weight: randomTensor([n, k], seed: 1), bias: bias).quantizedToInt8(scheme)
+        let layer = try Linear(weight: randomTensor([n, k], seed: 1), bias: bias).quantizedToInt8(scheme)
         #expect(layer.weightFormat == (scheme == .channel ? .int8Channel : .int8Group32))
         #expect(layer.weightFormat.isInt8 && layer.weightPrecision == .float32)
         #expect(layer.weightByteCount == int8Bytes(scheme, n: n, k: k))
@@ -77,8 +77,8 @@ struct Int8StorageTests {
     @Test("fused QKV of int8 parts stays int8; an int8 table gathers its dequantized rows")
     func fusedAndGathered() throws {
         let d = 64
-        let parts = (0..<3).map { Linear(weight: randomTensor([d, d], seed: UInt64(20 + $0)), bias: nil).quantizedToInt8(.group32) }
-        let out = Linear(weight: randomTensor([d, d], seed: 30), bias: nil).quantizedToInt8(.group32)
+        let parts = try (0..<3).map { try Linear(weight: randomTensor([d, d], seed: UInt64(20 + $0)), bias: nil).quantizedToInt8(.group32) }
+        let out = try Linear(weight: randomTensor([d, d], seed: 30), bias: nil).quantizedToInt8(.group32)
         let mha = MultiHeadAttention(heads: 4, query: parts[0], key: parts[1], value: parts[2], out: out)
         #expect(mha.inProjection.weightFormat == .int8Group32)
         #expect(mha.inProjection.weightByteCount == 3 * int8Bytes(.group32, n: d, k: d))

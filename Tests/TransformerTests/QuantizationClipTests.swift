@@ -55,7 +55,7 @@ struct QuantizationClipTests {
         let w = rows(n: n, k: k, seed: 7 + UInt64(scheme.group))
         let ws = w.scalars
         for f16 in [false, true] {
-            let q = QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16)
+            let q = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16)
             let deq = q.dequantized().scalars
             let span = scheme == .channel ? k : 32
             var totalGot = 0.0, totalAbsmax = 0.0, clipped = 0
@@ -97,7 +97,7 @@ struct QuantizationClipTests {
     func edgeBlocks() throws {
         let w = Tensor(shape: [3, 4], scalars: [0, 0, 0, 0, 0, 1e-30, 0, 0, 2, -2, 2, -2])
         for scheme in Int8Scheme.allCases {
-            let q = QuantizedWeight.quantize(w, scheme: scheme, scalesF16: false)
+            let q = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: false)
             let d = q.dequantized().scalars
             #expect(Array(d[0..<4]) == [0, 0, 0, 0] && q.scale(0, 0) == 0)
             #expect(abs(d[5] - 1e-30) <= 1e-30 / 254 && d[4] == 0)

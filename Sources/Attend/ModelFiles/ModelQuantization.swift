@@ -162,7 +162,7 @@ package enum ModelQuantization {
         func quantized(_ name: String, from sourceName: String) throws -> [StoredTensor]? {
             let info = checkpoint.info(sourceName)!
             let weight = try checkpoint.tensor(sourceName)
-            let q = QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scalesF16)
+            let q = try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scalesF16, name: sourceName)
             let error = relativeError(weight, q)
             report.relativeErrors[name] = error
             let module = String(name.dropLast(".weight".count))

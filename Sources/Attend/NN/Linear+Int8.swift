@@ -108,8 +108,10 @@ extension ParameterLoader {
 extension Linear {
     /// This layer with its weight quantized to int8 as `attend quantize` quantizes it
     /// (`.channel`: float32 scales per output; `.group32`: binary16 scales per 32 inputs).
-    /// For benchmarks and tests that build models in memory. Cost: one pass over the weight.
-    package func quantizedToInt8(_ scheme: Int8Scheme) -> Linear {
-        Linear(quantized: QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scheme == .group32), bias: bias)
+    /// For benchmarks and tests that build models in memory. Throws `CheckpointError` for a
+    /// weight `QuantizedWeight.quantize` refuses (a non-finite element, too many inputs).
+    /// Cost: the scale search's passes over the weight.
+    package func quantizedToInt8(_ scheme: Int8Scheme) throws -> Linear {
+        Linear(quantized: try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scheme == .group32), bias: bias)
     }
 }

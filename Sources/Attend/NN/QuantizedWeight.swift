@@ -91,9 +91,18 @@ struct QuantizedWeight: @unchecked Sendable {
     /// binary16 scale rounded down, under 2^-11 of a step); larger ones are clipped to
     /// `±127 s`. The block's squared error is never above absmax's. Cost: one pass per
     /// clip ratio (51) over the weight, in Double; about a second per 10 M weights.
-    static func quantize(_ weight: Tensor, scheme: Int8Scheme, scalesF16: Bool) -> QuantizedWeight {
+    /// Throws `CheckpointError.invalidConfig` naming `name` for a weight with an infinite or
+    /// NaN element (no finite scale represents it) or more inputs than the int8 kernels take.
+    static func quantize(_ weight: Tensor, scheme: Int8Scheme, scalesF16: Bool, name: String = "(quantized)") throws -> QuantizedWeight {
         precondition(weight.rank == 2, "QuantizedWeight.quantize: weight \(weight.shape) must be [out, in]")
         let (n, k) = (weight.shape[0], weight.shape[1])
+        if let bad = weight.withUnsafeBufferPointer({ w in w.firstIndex { !$0.isFinite } }) {
+            throw CheckpointError.invalidConfig(
+                "int8 quantization of '\(name)': element \(bad) (row \(bad / max(k, 1)), column \(bad % max(k, 1))) is \(weight.scalars[bad]), which no int8 scale represents")
+        }
+        guard k <= Int(CK_Q8_MAX_K) else {
+            throw CheckpointError.invalidConfig("int8 quantization of '\(name)': \(k) inputs, more than the int8 kernels' \(CK_Q8_MAX_K)")
+        }
         let per = scheme.scalesPerRow(k), span = scheme == .channel ? max(k, 1) : 32
         var scaleValues = [Float](repeating: 0, count: n * per)
         let q = RawBytes(count: n * k) { out in
@@ -116,7 +125,7 @@ struct QuantizedWeight: @unchecked Sendable {
                 else { out.storeBytes(of: s.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
             }
         }
-        return try! QuantizedWeight(n: n, k: k, scheme: scheme, scalesF16: scalesF16, q: q, scales: scales, name: "(quantized)")
+        return try QuantizedWeight(n: n, k: k, scheme: scheme, scalesF16: scalesF16, q: q, scales: scales, name: name)
     }
 
     /// The fractions of a block's `max|w| / 127` that `quantize(_:scheme:scalesF16:)`
