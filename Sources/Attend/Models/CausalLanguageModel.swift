@@ -34,6 +34,16 @@ public struct CausalLMCache: DecodingCache {
         self.nextPosition = [Int](repeating: 0, count: rows)
     }
 
+    /// The same cache storing each layer's keys and values head by head (heads of `headDim`
+    /// floats; see `AttentionKV`'s `init(batch:modelDim:capacity:appendingHeadMajor:)`): a
+    /// decoding step reads every head's cached keys and values as one sequential run.
+    init(layers: Int, rows: Int, kvWidth: Int, headDim: Int, capacity: Int) {
+        self.init(layers: layers, rows: rows, kvWidth: kvWidth, capacity: capacity)
+        self.layers = (0..<layers).map { _ in
+            AttentionKV(batch: rows, modelDim: kvWidth, capacity: max(capacity, 1), appendingHeadMajor: headDim)
+        }
+    }
+
     /// Rows (sequences) the cache holds.
     public var rows: Int { nextPosition.count }
     /// Positions cached so far (pads included), the same for every row.

@@ -152,9 +152,10 @@ public struct DecoderOnlyModel: CausalLanguageModel {
         self.ignoredGenerationSettings = ignoredGenerationSettings
     }
 
-    /// A fresh cache for `rows` sequences (kv heads only).
+    /// A fresh cache for `rows` sequences (kv heads only, stored head by head so that each
+    /// decoding step reads every head's keys and values sequentially).
     public func makeCache(rows: Int, capacity: Int = 32) -> CausalLMCache {
-        CausalLMCache(layers: layers.count, rows: rows, kvWidth: kvHeads * headDim, capacity: capacity)
+        CausalLMCache(layers: layers.count, rows: rows, kvWidth: kvHeads * headDim, headDim: headDim, capacity: capacity)
     }
 
     /// The generation defaults for prompts of `promptLength` tokens: when the checkpoint sets

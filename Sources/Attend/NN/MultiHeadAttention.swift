@@ -8,7 +8,8 @@
 /// appending a step is one row copy per batch row and the attention kernel reads keys and
 /// values in place. A fixed memory's keys and values on a native backend
 /// (``MultiHeadAttention/keysValues(of:compute:)``) are stored head by head instead (same
-/// size; see `setHeadMajor`). Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
+/// size; see `setHeadMajor`), and so are a decoder-only model's appended ones
+/// (`init(batch:modelDim:capacity:appendingHeadMajor:)`). Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
 /// an occasional O(filled) copy when growing.
 public struct AttentionKV: Sendable {
     /// Batch rows.
@@ -28,6 +29,9 @@ public struct AttentionKV: Sendable {
     /// Head size when `storage` holds a fixed memory head by head (``setHeadMajor(_:heads:headDim:)``),
     /// else 0 (position by position).
     private(set) var headMajorHeadDim = 0
+    /// Head size when appends store each head's keys and values contiguously (a decoder-only
+    /// model's cache, `init(batch:modelDim:capacity:appendingHeadMajor:)`), else 0.
+    private(set) var appendHeadDim = 0
 
     /// An empty cache with room for `capacity` positions.
     public init(batch: Int, modelDim: Int, capacity: Int = 64) {
@@ -37,6 +41,18 @@ public struct AttentionKV: Sendable {
         self.modelDim = modelDim
         self.count = 0
         self.storage = Tensor.zeros([batch, capacity, 2 * modelDim])
+    }
+
+    /// An empty cache with room for `capacity` positions whose appends store the keys and
+    /// values head by head: per batch row all of head 0's keys (`capacity x headDim`, the
+    /// filled positions first), head 1's, ..., then the values the same way. A decoding step
+    /// then reads each head's keys and values as one sequential run instead of `headDim`
+    /// floats every `2 * modelDim`. An append costs the same copies (`headDim` floats per
+    /// head and position); growing copies each head's filled block.
+    init(batch: Int, modelDim: Int, capacity: Int, appendingHeadMajor headDim: Int) {
+        precondition(headDim >= 1 && modelDim % headDim == 0, "AttentionKV: heads of \(headDim) do not divide width \(modelDim)")
+        self.init(batch: batch, modelDim: modelDim, capacity: capacity)
+        appendHeadDim = headDim
     }
 
     /// Positions the storage can hold before it grows.
@@ -50,6 +66,10 @@ public struct AttentionKV: Sendable {
         precondition(headMajorHeadDim == 0, "AttentionKV.append: a fixed memory's keys/values (stored head by head) take no appends")
         packed = nil
         half = nil
+        if appendHeadDim != 0 {
+            appendHeadMajor(kv, steps: steps)
+            return
+        }
         if count + steps > capacity {
             var grown = Tensor.zeros([batch, max(2 * capacity, count + steps), w])
             let newCap = grown.shape[1], oldCap = capacity, filled = count
@@ -64,6 +84,60 @@ public struct AttentionKV: Sendable {
             storage.setRows(from: b * cap + start, kv.rows((b * steps)..<((b + 1) * steps)))  // [steps, w]
         }
         count += steps
+    }
+
+    /// ``append(_:steps:)`` into head-by-head storage (`appendHeadDim`): blocks of `headDim`
+    /// columns (keys of each head, then values) go to their head's run of positions.
+    private mutating func appendHeadMajor(_ kv: Tensor, steps: Int) {
+        let w = 2 * modelDim, dh = appendHeadDim, blocks = w / dh
+        if count + steps > capacity {
+            let oldCap = capacity, newCap = max(2 * capacity, count + steps), filled = count
+            var grown = Tensor.zeros([batch, newCap, w])
+            storage.withUnsafeBufferPointer { src in
+                grown.withUnsafeMutableBufferPointer { dst in
+                    for b in 0..<batch {
+                        for block in 0..<blocks where filled > 0 {
+                            (dst.baseAddress! + b * newCap * w + block * newCap * dh).update(
+                                from: src.baseAddress! + b * oldCap * w + block * oldCap * dh, count: filled * dh)
+                        }
+                    }
+                }
+            }
+            storage = grown
+        }
+        let cap = capacity, start = count
+        kv.withUnsafeBufferPointer { src in
+            storage.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<batch {
+                    for block in 0..<blocks {
+                        let to = dst.baseAddress! + b * cap * w + block * cap * dh + start * dh
+                        let from = src.baseAddress! + b * steps * w + block * dh
+                        for t in 0..<steps { (to + t * dh).update(from: from + t * w, count: dh) }
+                    }
+                }
+            }
+        }
+        count += steps
+    }
+
+    /// A head-by-head cache (`appendHeadDim`) whose row `i` is this one's row `indices[i]`,
+    /// with the same capacity. Cost: O(indices.count * count * 2 * modelDim).
+    func selectingHeadMajorRows(_ indices: [Int]) -> AttentionKV {
+        precondition(appendHeadDim != 0, "AttentionKV.selectingHeadMajorRows: the cache is stored position by position")
+        var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity, appendingHeadMajor: appendHeadDim)
+        let w = 2 * modelDim, dh = appendHeadDim, cap = capacity, n = count
+        storage.withUnsafeBufferPointer { src in
+            out.storage.withUnsafeMutableBufferPointer { dst in
+                for (i, r) in indices.enumerated() where n > 0 {
+                    precondition(r >= 0 && r < batch, "AttentionKV.selectingRows: row \(r) out of range for batch \(batch)")
+                    for block in 0..<(w / dh) {
+                        (dst.baseAddress! + i * cap * w + block * cap * dh).update(from: src.baseAddress! + r * cap * w + block * cap * dh, count: n * dh)
+                    }
+                }
+            }
+        }
+        out.count = n
+        return out
     }
 
     /// Fills an empty cache with a fixed memory's keys and values, `kv` `[batch * steps, 2 *
@@ -98,8 +172,9 @@ public struct AttentionKV: Sendable {
     /// Layouts of the keys and values for the attention kernel.
     func layouts(headDim: Int) -> (k: HeadLayout, v: HeadLayout) {
         let w = 2 * modelDim
-        if headMajorHeadDim != 0 {
-            precondition(headDim == headMajorHeadDim, "AttentionKV: stored with heads of \(headMajorHeadDim), read with \(headDim)")
+        if headMajorHeadDim != 0 || appendHeadDim != 0 {
+            let stored = max(headMajorHeadDim, appendHeadDim)
+            precondition(headDim == stored, "AttentionKV: stored with heads of \(stored), read with \(headDim)")
             let cap = capacity
             return (
                 HeadLayout(base: 0, batchStride: cap * w, headStride: cap * headDim, rowStride: headDim),
