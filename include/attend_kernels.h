@@ -527,6 +527,7 @@ size_t ck_q8_row_stride(size_t k);
 const char *ck_q8_gemm_instructions(const struct ck_kernels *k);
 
 struct ck_attention_grad_head; /* attend_attention_backward.h */
+struct ck_attention_rows;      /* below (attention on unpacked K/V) */
 #include "attend_kernels_backward.h" /* the training kernels' types (slots at the end) */
 
 /** One variant's kernel table. Every slot is non-NULL. */
@@ -576,6 +577,9 @@ typedef struct ck_kernels {
      * attention's shapes; AVX-512 has its own (8 x 48: mr divides head sizes 64 and 128). */
     ck_f32_gemm_ukr_fn attn_ukr;
     int attn_mr, attn_nr;
+    /* The per-ISA body of ck_f32_attention_short (called by it with the workspace 64-byte
+     * aligned, seq_q > 0). */
+    void (*attn_short)(const struct ck_attention_rows *h, float *workspace);
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
@@ -801,12 +805,14 @@ size_t ck_f32_attention_short_workspace(const ck_kernels *k, size_t seq_q, size_
                                         size_t head_dim);
 
 /**
- * Short sequences (a sentence): the whole score matrix of one head on the GEMM micro-kernel.
- * Q packs into A panels and K into B panels (zero-padded, so every call is a full tile),
- * S = Q K^T, biases and masks, the row softmax kernel, P into A panels, V into B panels,
- * O = P V, and the real part of O is copied out. Memory: O(seq_q * seq_k + seq * head_dim)
- * workspace, so callers keep it for seq <= a few hundred. Cost: 4 * seq_q * seq_k * head_dim
- * flops on padded tiles plus the packing.
+ * Short sequences (a sentence): one head with Q, K and V read in place, nothing packed but
+ * K^T. Keys that key_bias masks at the end of the sequence (a padded batch row's padding)
+ * are dropped first (kn real keys); K^T is copied once (head_dim x kn rounded up to the
+ * vector width); then per block of a few queries, S = Q K^T in registers (query floats
+ * broadcast from their rows), each score row's biases, masks and softmax whole in L1 (every
+ * key at once: no running max), and O = P V / sum in registers (value rows loaded in place)
+ * written to the output rows. Memory: O(head_dim * seq_k) workspace. Cost: 4 * seq_q * kn *
+ * head_dim flops (keys padded to a vector only) plus the K^T copy.
  */
 void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, float *workspace);
 

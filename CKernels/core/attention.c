@@ -28,15 +28,6 @@
 
 static inline size_t ck_rup(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-/* The first key query i (absolute position i + causal_offset) sees under a sliding window of
- * `window` positions (0: none): max(0, i + causal_offset - window + 1). */
-static inline size_t ck_window_first_key(size_t window, size_t i, ptrdiff_t causal_offset) {
-    if (window == 0) return 0;
-    const ptrdiff_t pos = (ptrdiff_t)i + causal_offset;
-    if (pos < 0 || (size_t)pos < window) return 0;
-    return (size_t)pos - window + 1;
-}
-
 size_t ck_f32_attention_query_block(const ck_kernels *k) {
     return (size_t)k->attn_query_panels * (size_t)k->attn_nr;
 }
@@ -291,99 +282,19 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
 
 /* ---------------------------------------------------------------- attention on unpacked K/V */
 
-/* The score of query i for key j beyond scale * q.k: biases, or -inf when masked. */
-static inline float ck_rows_bias(const ck_attention_rows *h, size_t i, size_t j) {
-    if (h->causal && (ptrdiff_t)j > (ptrdiff_t)i + h->causal_offset) return -__builtin_inff();
-    if (j < ck_window_first_key(h->window, i, h->causal_offset)) return -__builtin_inff();
-    float b = 0.0f;
-    if (h->key_bias) b += h->key_bias[j];
-    if (h->rel_bias) b += h->rel_bias[(ptrdiff_t)i - (ptrdiff_t)j + h->rel_bias_zero];
-    return b;
-}
-
-static inline size_t ck_up16(size_t x) { return (x + 15) / 16 * 16; }
-
 size_t ck_f32_attention_short_workspace(const ck_kernels *k, size_t seq_q, size_t seq_k,
                                         size_t head_dim) {
-    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr, D = head_dim;
-    const size_t sm = ck_rup(seq_q, mr), sn = ck_rup(seq_k, nr), dn = ck_rup(D, nr);
-    return ck_up16(sm * D) + ck_up16(sn * D) + ck_up16(sm * sn) + ck_up16(sm * seq_k) +
-           ck_up16(dn * seq_k) + ck_up16(sm * dn) + CK_ALIGN / sizeof(float);
+    (void)k;
+    (void)seq_q;
+    /* attn_short (templates/attn_short.h): K^T and a block of score rows, keys rounded up to
+     * the vector width (which divides 64), plus the alignment slack. */
+    return (head_dim + CK_SHORT_WS_ROWS) * ck_rup(seq_k ? seq_k : 1, 64) + CK_ALIGN / sizeof(float);
 }
 
 void ck_f32_attention_short(const ck_kernels *k, const ck_attention_rows *h, float *workspace) {
-    const size_t mr = (size_t)k->gemm.mr, nr = (size_t)k->gemm.nr, D = h->head_dim;
-    const size_t sq = h->seq_q, sk = h->seq_k;
-    if (sq == 0) return;
-    if (sk == 0) {
-        for (size_t i = 0; i < sq; i++) memset(h->o + i * h->ldo, 0, D * sizeof(float));
-        return;
-    }
-    const size_t sm = ck_rup(sq, mr), sn = ck_rup(sk, nr), dn = ck_rup(D, nr);
-    const ck_f32_gemm_ukr_fn ukr = k->gemm_ukr;
-    /* Workspace regions, each 64-byte aligned (B panels must be). */
+    if (h->seq_q == 0) return;
     uintptr_t u = ((uintptr_t)workspace + (CK_ALIGN - 1)) & ~(uintptr_t)(CK_ALIGN - 1);
-    float *qa = (float *)u;
-    float *kb = qa + ck_up16(sm * D);
-    float *s = kb + ck_up16(sn * D);
-    float *pa = s + ck_up16(sm * sn);
-    float *vb = pa + ck_up16(sm * sk);
-    float *ob = vb + ck_up16(dn * sk);
-    /* Q as A panels (kc = D): qa[ir*D + t*mr + i] = Q[ir + i][t]. */
-    for (size_t ir = 0; ir < sm; ir += mr) {
-        float *panel = qa + ir * D;
-        for (size_t i = 0; i < mr; i++) {
-            const float *row = ir + i < sq ? h->q + (ir + i) * h->ldq : NULL;
-            for (size_t t = 0; t < D; t++) panel[t * mr + i] = row ? row[t] : 0.0f;
-        }
-    }
-    /* K as B panels (kc = D, n = keys): kb[jp*D + t*nr + jj] = K[jp + jj][t]. */
-    for (size_t jp = 0; jp < sn; jp += nr) {
-        float *panel = kb + jp * D;
-        for (size_t jj = 0; jj < nr; jj++) {
-            const float *row = jp + jj < sk ? h->k + (jp + jj) * h->ldk : NULL;
-            for (size_t t = 0; t < D; t++) panel[t * nr + jj] = row ? row[t] : 0.0f;
-        }
-    }
-    /* S = Q K^T, [sm, sn], full tiles only. */
-    for (size_t ir = 0; ir < sm; ir += mr)
-        for (size_t jp = 0; jp < sn; jp += nr)
-            ukr(D, qa + ir * D, kb + jp * D, s + ir * sn + jp, sn, 1.0f, 0.0f);
-    /* P = softmax(S * scale + bias) over the sk real keys of each real query. Without
-     * per-query terms the key bias is one shared mask row; otherwise the biases are added
-     * to S (scaled once here, so the softmax runs with scale 1). */
-    if (!h->causal && !h->rel_bias && !h->window) {
-        k->softmax_rows(sq, sk, s, sn, s, sn, h->scale, h->key_bias, 0);
-    } else {
-        for (size_t i = 0; i < sq; i++) {
-            float *row = s + i * sn;
-            for (size_t j = 0; j < sk; j++) row[j] = row[j] * h->scale + ck_rows_bias(h, i, j);
-        }
-        k->softmax_rows(sq, sk, s, sn, s, sn, 1.0f, NULL, 0);
-    }
-    /* P as A panels (kc = keys): pa[ir*sk + j*mr + i] = P[ir + i][j]. */
-    for (size_t ir = 0; ir < sm; ir += mr) {
-        float *panel = pa + ir * sk;
-        for (size_t i = 0; i < mr; i++) {
-            const float *row = ir + i < sq ? s + (ir + i) * sn : NULL;
-            for (size_t j = 0; j < sk; j++) panel[j * mr + i] = row ? row[j] : 0.0f;
-        }
-    }
-    /* V as B panels (kc = keys, n = head dims): vb[cp*sk + j*nr + cc] = V[j][cp + cc]. */
-    for (size_t cp = 0; cp < dn; cp += nr) {
-        float *panel = vb + cp * sk;
-        const size_t cols = D - cp < nr ? D - cp : nr;
-        for (size_t j = 0; j < sk; j++) {
-            float *to = panel + j * nr;
-            memcpy(to, h->v + j * h->ldv + cp, cols * sizeof(float));
-            for (size_t cc = cols; cc < nr; cc++) to[cc] = 0.0f;
-        }
-    }
-    /* O = P V, [sm, dn]; the real part goes to the output rows. */
-    for (size_t ir = 0; ir < sm; ir += mr)
-        for (size_t cp = 0; cp < dn; cp += nr)
-            ukr(sk, pa + ir * sk, vb + cp * sk, ob + ir * dn + cp, dn, 1.0f, 0.0f);
-    for (size_t i = 0; i < sq; i++) memcpy(h->o + i * h->ldo, ob + i * dn, D * sizeof(float));
+    k->attn_short(h, (float *)u);
 }
 
 size_t ck_f32_attention_few_workspace(size_t seq_k, size_t head_dim) {

@@ -43,6 +43,29 @@ static inline float ck_f16_to_f32(uint16_t h) {
     return ck_bits_to_f32(sign | u);
 }
 
+/* The first key query i (absolute position i + causal_offset) sees under a sliding window of
+ * `window` positions (0: none): max(0, i + causal_offset - window + 1). */
+static inline size_t ck_window_first_key(size_t window, size_t i, ptrdiff_t causal_offset) {
+    if (window == 0) return 0;
+    const ptrdiff_t pos = (ptrdiff_t)i + causal_offset;
+    if (pos < 0 || (size_t)pos < window) return 0;
+    return (size_t)pos - window + 1;
+}
+
+/* The score of query i for key j beyond scale * q.k: biases, or -inf when masked. */
+static inline float ck_rows_bias(const ck_attention_rows *h, size_t i, size_t j) {
+    if (h->causal && (ptrdiff_t)j > (ptrdiff_t)i + h->causal_offset) return -__builtin_inff();
+    if (j < ck_window_first_key(h->window, i, h->causal_offset)) return -__builtin_inff();
+    float b = 0.0f;
+    if (h->key_bias) b += h->key_bias[j];
+    if (h->rel_bias) b += h->rel_bias[(ptrdiff_t)i - (ptrdiff_t)j + h->rel_bias_zero];
+    return b;
+}
+
+/* Score rows of one block of ck_f32_attn_short (templates/attn_short.h) that
+ * ck_f32_attention_short_workspace reserves: every variant's block is at most this many rows. */
+#define CK_SHORT_WS_ROWS 8
+
 /* Per-variant tables, defined in ref/, x86/avx2/, x86/avx512/, arm/neon/.
  * A variant that is not compiled for this architecture has no table. */
 extern const ck_kernels ck_kernels_scalar;

@@ -50,13 +50,13 @@ func checkAttentionRowsGuards(_ c: AttentionFuzz.Case, o: GuardedMatrix, workspa
 
 // MARK: - short sequences
 
-/// `ck_f32_attention_short`: seq_q and seq_k around the micro-tile (mr for queries, nr for
-/// keys and head dimensions: every operand is zero-padded to full tiles) up to a few hundred,
-/// mostly self-attention (seq_q = seq_k), sometimes seq_k 0; head_dim around nr; padded
-/// strides; both softmax paths (key padding alone goes through the softmax mask, causal,
-/// sliding windows or relative biases through the added scores); scale 0 or negative; integer data (exact
-/// scores); a misaligned workspace (any alignment is allowed). Checked like the fused
-/// attention (one key block: no running-max corrections).
+/// `ck_f32_attention_short`: seq_q and seq_k around the GEMM tile and the kernel's query
+/// blocks and key vectors, up to a few hundred, mostly self-attention (seq_q = seq_k),
+/// sometimes seq_k 0; head_dim around nr and the vector widths; padded strides; both softmax
+/// paths (key padding alone vectorized; causal, sliding windows or relative biases per
+/// score); padded batch rows (masked keys at the end, dropped before the products); scale 0
+/// or negative; integer data (exact scores); a misaligned workspace (any alignment is
+/// allowed). Checked like the fused attention (one key block: no running-max corrections).
 struct AttentionShortFuzz: FuzzKernel {
     let name = "attn-short"
 
@@ -69,11 +69,21 @@ struct AttentionShortFuzz: FuzzKernel {
     func makeCase(_ rng: inout FuzzRNG, table: FuzzTable) -> Case {
         let c = Case(), h = c.head
         let mr = table.mr, nr = table.nr
-        h.seqQ = boundarySize(&rng, edges: [1, mr, 2 * mr, nr, 2 * nr, 32, 64], zero: false, small: 24, maxLarge: 160)
-        h.seqK = rng.chance(0.7) ? h.seqQ : boundarySize(&rng, edges: [1, mr, nr, 2 * nr, 32], small: 24, maxLarge: 160)
-        h.d = boundarySize(&rng, edges: [1, mr, nr, 2 * nr, 16, 32, 64], zero: false, small: 20, maxLarge: 96)
+        // Query blocks of 4 or 6 rows, key and head-dimension vectors of 4, 8 or 16 lanes in
+        // passes of 2 or 4 vectors: the multiples of 4, 6 and 16 up to 64 are edges.
+        let blocks = [1, mr, 2 * mr, nr, 2 * nr, 6, 12, 16, 24, 32, 48, 64]
+        h.seqQ = boundarySize(&rng, edges: blocks, zero: false, small: 24, maxLarge: 160)
+        h.seqK = rng.chance(0.7) ? h.seqQ : boundarySize(&rng, edges: blocks, small: 24, maxLarge: 160)
+        h.d = boundarySize(&rng, edges: [1, mr, nr, 2 * nr, 8, 16, 32, 64], zero: false, small: 20, maxLarge: 96)
         if h.seqQ * h.seqK * h.d > 60_000 { h.d = max(1, 60_000 / (h.seqQ * max(h.seqK, 1))) }
         fillAttentionCase(h, &rng, relBiasLength: max(0, h.seqQ + h.seqK - 1), shaw: false)
+        if rng.chance(0.25) {
+            // A padded batch row: keys past a real length masked (the kernel drops them), the
+            // rest unmasked or with the random biases.
+            let real = rng.int(0...h.seqK)
+            let bias = (0..<h.seqK).map { j in j >= real ? -Float.infinity : (h.keyBias?.base[j] ?? 0) }
+            h.keyBias = guardedVector(bias, misalign: rng.below(16), sentinel: inputSentinel)
+        }
         c.wsMisalign = rng.below(16)
         return c
     }

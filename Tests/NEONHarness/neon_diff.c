@@ -299,7 +299,7 @@ static void test_dispatch(void) {
         check(s,
               k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
                   k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows &&
-                      k->w16_widen && k->w16_gemv && k->gemv_rows && k->attn_ukr,
+                      k->w16_widen && k->w16_gemv && k->gemv_rows && k->attn_ukr && k->attn_short,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
         check(s,
@@ -1502,7 +1502,8 @@ static void test_gemv_t(int v) {
 /* One head through ck_f32_attention_short (few == 0) or ck_f32_attention_few (queries in
  * calls of `per_call`, 0: one call; `only_last`: only the last call, the other queries' rows
  * must stay untouched), against the naive double reference. key_bias: 0 none, 1 random with
- * -inf padding, 2 every key padded. */
+ * -inf padding, 2 every key padded, 3 a padded batch row (the last third of the keys -inf, the
+ * rest random; the short kernel drops them). */
 static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, size_t D, int causal,
                           ptrdiff_t coff, int key_bias, int rel, float scale, size_t per_call,
                           int only_last, size_t window) {
@@ -1527,7 +1528,9 @@ static void test_rows_one(const ck_kernels *k, int few, size_t Sq, size_t Sk, si
     if (key_bias) {
         kb = malloc((Sk + 1) * sizeof(float));
         for (size_t j = 0; j < Sk; j++)
-            kb[j] = key_bias == 2 || rnd_n(5) == 0 ? -INFINITY : rnd_f(-1, 1);
+            kb[j] = key_bias == 2 || (key_bias == 1 && rnd_n(5) == 0) || (key_bias == 3 && 3 * j >= 2 * Sk)
+                        ? -INFINITY
+                        : rnd_f(-1, 1);
     }
     const size_t rlen = Sq + Sk; /* entries (i - j) + Sk - 1 for i < Sq, j < Sk, then a NaN */
     if (rel) {
@@ -1641,6 +1644,14 @@ static void test_attention_short(int v) {
                           scales[sel % 7 == 6 ? 1 + sel % 2 : 0], 0, 0, 0);
         }
     test_rows_one(k, 0, 5, 0, 9, 0, 0, 0, 0, 0.3f, 0, 0, 0); /* no keys: zeros */
+    /* the short kernel's blocks: query rows around 6 (neon) and 1 (scalar), key vectors
+     * around 4 x 4 lanes, head size 32 (a sentence model's) and around it; padded rows */
+    const size_t rows_seqs[] = {6, 7, 12, 13, 16, 17, 33, 48, 64, 65};
+    const size_t rows_ds[] = {32, 31, 33, 17};
+    for (size_t a = 0; a < sizeof rows_seqs / sizeof rows_seqs[0]; a++)
+        for (int t = 0; t < 2; t++)
+            test_rows_one(k, 0, rows_seqs[a], rows_seqs[a], rows_ds[(a + (size_t)t) % 4], 0, 0,
+                          t ? 3 : (int)(a % 2), 0, 1.0f / sqrtf(32.0f), 0, 0, 0);
     test_rows_one(k, 0, 130, 130, 64, 0, 0, 1, 1, 0.125f, 0, 0, 0);
     /* sliding windows: 1, a few, around a panel, past the sequence; causal or not */
     const size_t wins[] = {1, 3, nr - 1, nr + 2, 200};

@@ -58,6 +58,7 @@ _Static_assert(CK_ANV == CK_NV, "without its own attention tile, a query panel i
 
 #include "vector_ops.h"
 #include "exp_softmax.h"
+#include "attn_short.h"
 #include "w16.h"
 #include "gemv.h"
 #include "activation.h"
@@ -121,6 +122,7 @@ const ck_kernels CK_TABLE = {
     .attn_ukr = CK_ATTN_UKR_NAME,
     .attn_mr = CK_ATTN_MR,
     .attn_nr = CK_ANV * CK_VL,
+    .attn_short = CK_FN(ck_f32_attn_short),
 };
 
 #undef CK_VFMA

@@ -253,7 +253,7 @@ func fewQueryAttention(
 
 /// The longest query and key sequences for which ``shortAttention(_:query:key:value:output:variant:threads:)``
 /// is used: at 128 tokens it is still faster than the fused kernel on AVX2, and its per-head
-/// scratch (S is seqQ x seqK) stays in L2.
+/// scratch (Kᵀ, headDim x seqK, and a few score rows) stays in L1 or L2.
 let shortAttentionMaxSeq = 128
 
 /// Whether `p` can take the short path: both sequences short, no Shaw positions.
@@ -262,9 +262,11 @@ func shortAttentionApplies(_ p: AttentionProblem) -> Bool {
 }
 
 /// Attention of short sequences (a sentence) through `ck_f32_attention_short`: per (batch
-/// row, head) the whole score matrix on the GEMM micro-kernel, where the fused kernel's fixed
-/// costs per head (query blocks, K/V packing, rescaling) would dominate. Cost:
-/// `4 * batch * heads * seqQ * seqK * headDim` flops on padded tiles, parallel over heads.
+/// row, head) Q, K and V read in place and a few queries' whole score rows in registers and
+/// L1, where the fused kernel's fixed costs per head (query blocks, K/V packing, rescaling)
+/// would dominate; keys the padding hides at the end of a row are skipped. Cost:
+/// `4 * batch * heads * seqQ * seqK * headDim` flops at most (real keys only, padded to a
+/// vector), parallel over heads.
 func shortAttention(
     _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, output: inout Tensor,
     variant: KernelVariant, threads: Int

@@ -6,8 +6,8 @@ internal import CKernels
 /// left unwritten), as BERT's unpadded batches stack them. Per sequence and head, through
 /// `ck_f32_attention_short`: `softmax(Q Kᵀ * scale + keyBias) V`, where key j of sequence i
 /// gets `-inf` when `keyPadding[i][j]` is false; a query whose keys are all masked gets
-/// zeros. Cost: `4 * heads * Σ length² * headDim` flops (on zero-padded tiles) plus packing;
-/// scratch per item O(length² + length * headDim).
+/// zeros. Cost: `4 * heads * Σ length² * headDim` flops (keys padded to a vector only) plus
+/// one transposed copy of each head's keys; scratch per item O(length * headDim).
 func shortSelfAttention(
     qkv: Tensor, starts: [Int], lengths: [Int], heads: Int, headDim: Int, keyPadding: [[Bool]]?,
     scale: Float, variant: KernelVariant, threads: Int
