@@ -14,9 +14,10 @@
  * k; the activation rows are zero-padded to a multiple of 64). The GEMV (q8_tile_vnni_gemv)
  * forms the per-group factors once per block of 16 groups (one vector each of sa sw and o sw,
  * the 16 weight scales loaded and widened once) and permutes each step's pair out of them:
- * per 64-byte step two vpdpbusd, two conversions, two permutes and two FMAs per activation
- * row, the same work per channel and per 32 (before, per 32 loaded, widened and multiplied
- * the scales in every step, and ran 10-25% slower than per channel). Without VNNI the AVX2
+ * per 64-byte step and activation row two vpdpbusd, two conversions, two permutes and two
+ * FMAs (the weight bytes' sum shared by the rows), the same work per channel and per 32
+ * (before, per 32 loaded, widened and multiplied the scales in every step, and ran 10-25%
+ * slower than per channel). Without VNNI the AVX2
  * kernels run (ck_q8_gemv__avx2, ck_q8_gemm__avx2).
  */
 #include "../../core/ck_internal.h"
