@@ -124,6 +124,15 @@ static inline __attribute__((always_inline)) void q8_tile_vnni(int R, int C, con
         }
 }
 
+/* q8_tile_vnni with the offsets' share, per 32, for the GEMV tile's rare overflow: one copy
+ * out of line (R, C at run time), so that the GEMV's instantiations do not each carry it (an
+ * unoptimized build's stack frame holds every inlined copy's temporaries). */
+static __attribute__((noinline)) void q8_tile_vnni_own_g32(int R, int C, const ck_q8_rows *a, size_t i0,
+                                                           const ck_q8_weight *w, size_t j0, float out[4][4],
+                                                           int f16) {
+    q8_tile_vnni(R, C, a, i0, w, j0, out, 1, f16, 1);
+}
+
 /* Lane 0 of each 128-bit lane c < 4 of the result: the sum of v[c]'s sixteen lanes. */
 static inline __m512 q8_reduce4(const __m512 v[4]) {
     const __m512 a = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0xEE));
@@ -143,7 +152,12 @@ static inline __m512 q8_reduce4(const __m512 v[4]) {
  * Per 32 the offsets' share is S * fl(o sw) (S: the exact integer group sum) against
  * fl(sw S) * o in the contract's F: the same one rounding of a product; where o sw overflows
  * (S may be 0, and fl(sw S) * o then finite) the tile is redone by q8_tile_vnni. */
-static inline __attribute__((always_inline)) void q8_tile_vnni_gemv(int R, int C, const ck_q8_rows *a, size_t i0,
+#if defined(__OPTIMIZE__)
+#define Q8_GEMV_TILE_INLINE inline __attribute__((always_inline))
+#else /* one out-of-line copy: -O0 keeps every inlined copy's temporaries in the frame */
+#define Q8_GEMV_TILE_INLINE __attribute__((noinline))
+#endif
+static Q8_GEMV_TILE_INLINE void q8_tile_vnni_gemv(int R, int C, const ck_q8_rows *a, size_t i0,
                                                                    const ck_q8_weight *w, size_t j0,
                                                                    float out[4][4], int grouped, int f16) {
     const size_t k = w->k, groups = (k + 31) / 32;
@@ -219,7 +233,7 @@ static inline __attribute__((always_inline)) void q8_tile_vnni_gemv(int R, int C
 #undef Q8_GEMV_STEP
     }
     if (grouped && overflow) {
-        q8_tile_vnni(R, C, a, i0, w, j0, out, 1, f16, 1);
+        q8_tile_vnni_own_g32(R, C, a, i0, w, j0, out, f16);
         return;
     }
     CK_UNROLL_FULL
