@@ -28,20 +28,23 @@ public struct CausalLMCache: DecodingCache {
     /// An empty cache for `rows` rows of a model with `layers` layers and `kvWidth` =
     /// kvHeads x headDim, with room for `capacity` positions before it grows.
     public init(layers: Int, rows: Int, kvWidth: Int, capacity: Int = 32) {
-        precondition(layers >= 1 && rows >= 1 && kvWidth >= 1, "CausalLMCache: layers \(layers), rows \(rows), width \(kvWidth) must be positive")
-        self.layers = (0..<layers).map { _ in AttentionKV(batch: rows, modelDim: kvWidth, capacity: max(capacity, 1)) }
-        self.realPositions = [[Bool]](repeating: [], count: rows)
-        self.nextPosition = [Int](repeating: 0, count: rows)
+        self.init(layers: layers, rows: rows, kvWidth: kvWidth, headDim: 0, capacity: capacity)
     }
 
-    /// The same cache storing each layer's keys and values head by head (heads of `headDim`
-    /// floats; see `AttentionKV`'s `init(batch:modelDim:capacity:appendingHeadMajor:)`): a
-    /// decoding step reads every head's cached keys and values as one sequential run.
+    /// The same cache storing each layer's keys and values head by head when `headDim` > 0
+    /// (heads of `headDim` floats; see `AttentionKV`'s
+    /// `init(batch:modelDim:capacity:appendingHeadMajor:)`): a decoding step reads every head's
+    /// cached keys and values as one sequential run. `headDim` 0: position by position.
     init(layers: Int, rows: Int, kvWidth: Int, headDim: Int, capacity: Int) {
-        self.init(layers: layers, rows: rows, kvWidth: kvWidth, capacity: capacity)
+        precondition(layers >= 1 && rows >= 1 && kvWidth >= 1, "CausalLMCache: layers \(layers), rows \(rows), width \(kvWidth) must be positive")
+        let cap = max(capacity, 1)
         self.layers = (0..<layers).map { _ in
-            AttentionKV(batch: rows, modelDim: kvWidth, capacity: max(capacity, 1), appendingHeadMajor: headDim)
+            headDim > 0
+                ? AttentionKV(batch: rows, modelDim: kvWidth, capacity: cap, appendingHeadMajor: headDim)
+                : AttentionKV(batch: rows, modelDim: kvWidth, capacity: cap)
         }
+        self.realPositions = [[Bool]](repeating: [], count: rows)
+        self.nextPosition = [Int](repeating: 0, count: rows)
     }
 
     /// Rows (sequences) the cache holds.

@@ -66,8 +66,8 @@ extension AttentionKV {
     /// A cache whose row `i` is this cache's row `indices[i]`, with the same capacity.
     /// Cost: O(indices.count * count * 2 * modelDim).
     func selectingRows(_ indices: [Int]) -> AttentionKV {
-        var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
         if appendHeadDim != 0 { return selectingHeadMajorRows(indices) }
+        var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
         if count == 0 { return out }
         precondition(headMajorHeadDim == 0, "AttentionKV.selectingRows: a fixed memory's keys/values are shared, never selected")
         let w = 2 * modelDim, n = count, cap = capacity
