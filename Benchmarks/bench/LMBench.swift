@@ -63,11 +63,26 @@ private func randomLM(_ s: LMShape, seed: UInt64, precision: WeightPrecision = .
 
 /// Read bandwidth of this machine's memory: the sum of a 1 GiB buffer (far beyond any cache),
 /// split in contiguous parts over `threads` threads, SIMD loads. GB/s, median of 5 after a warm-up.
-func memoryReadBandwidth(threads: Int) -> Double {
+/// The buffer is a `Tensor`'s, so it is allocated as Attend allocates its weights (on Linux
+/// 2 MiB aligned and advised for transparent huge pages, which read faster than 4 KiB pages):
+/// the best this machine reads. `ordinaryPages` reads a plain heap buffer instead (4 KiB pages
+/// on Linux unless huge pages are always on), for comparison.
+func memoryReadBandwidth(threads: Int, ordinaryPages: Bool = false) -> Double {
     let count = 1 << 28  // floats: 1 GiB
-    let buffer = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: count / 16)
-    defer { buffer.deallocate() }
-    buffer.initialize(repeating: SIMD16<Float>(repeating: 1), count: count / 16)
+    if ordinaryPages {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        return memoryReadBandwidth(UnsafePointer(buffer), count: count, threads: threads)
+    }
+    let tensor = Tensor(repeating: 1, shape: [count])
+    return tensor.withUnsafeBufferPointer { memoryReadBandwidth($0.baseAddress!, count: count, threads: threads) }
+}
+
+/// GB/s summing `count` floats (64-byte aligned, a multiple of 64) at `base`.
+private func memoryReadBandwidth(_ base: UnsafePointer<Float>, count: Int, threads: Int) -> Double {
+    precondition(Int(bitPattern: base) % 64 == 0 && count % 64 == 0, "memory bandwidth: unaligned buffer")
+    let buffer = UnsafeRawPointer(base).assumingMemoryBound(to: SIMD16<Float>.self)
     let sums = UnsafeMutablePointer<Float>.allocate(capacity: threads)
     defer { sums.deallocate() }
     let times = measure(warmup: 1, minReps: 5, minSeconds: 0) {
@@ -102,9 +117,12 @@ extension Bench {
         progress("lm: measuring the memory read bandwidth...")
         let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
         for t in threadCounts {
+            let small = memoryReadBandwidth(threads: t, ordinaryPages: true)
             emit(
-                [("name", "memory read bandwidth"), ("threads", t), ("gbs", bandwidth[t]!), ("ms", 0.0)],
-                row: String(format: "memory read bandwidth (1 GiB, %d thread(s)): %.1f GB/s", t, bandwidth[t]!))
+                [("name", "memory read bandwidth"), ("threads", t), ("gbs", bandwidth[t]!), ("ordinary_pages_gbs", small), ("ms", 0.0)],
+                row: String(
+                    format: "memory read bandwidth (1 GiB, %d thread(s)): %.1f GB/s as Attend allocates (%.1f GB/s in an ordinary heap buffer)",
+                    t, bandwidth[t]!, small))
         }
         // TinyLlama's shape needs 4.4 GB of weights (8.8 with the packed copies prefill makes):
         // only when asked for by name, not in a whole-bench run.

@@ -21,17 +21,19 @@ final class RawBytes: @unchecked Sendable {
         allocated = nil
     }
 
-    /// `count` new bytes (64-byte aligned) filled by `fill`.
+    /// `count` new bytes, 64-byte aligned, filled by `fill`: on huge pages where the OS gives
+    /// them (in a `WeightArena` chunk, or from `OwnedMemory` when large).
     init(count: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        let placed = WeightArena.shared.allocate(bytes: count)
+        let p = placed?.base ?? OwnedMemory.allocate(bytes: count)
         fill(UnsafeMutableRawBufferPointer(start: p, count: count))
         base = UnsafeRawPointer(p)
         self.count = count
-        owner = nil
-        allocated = p
+        owner = placed?.owner
+        allocated = placed == nil ? p : nil
     }
 
-    deinit { allocated?.deallocate() }
+    deinit { allocated.map { OwnedMemory.deallocate($0, bytes: count) } }
 
     var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 

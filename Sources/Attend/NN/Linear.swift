@@ -66,12 +66,17 @@ public struct Linear: Sendable {
         self.init(storage: WeightStorage.float32(weight).converted(to: precision), bias: bias)
     }
 
-    /// A layer over a weight as held (shared, not copied).
+    /// A layer over a weight as held (shared, not copied; except that an owned float32 weight
+    /// of a size `WeightArena` places is copied there, onto huge pages).
     init(storage: WeightStorage, bias: Tensor?) {
         if let bias {
             precondition(bias.shape == [storage.shape[0]], "Linear: bias \(bias.shape) does not match weight \(storage.shape)")
         }
-        self.storage = storage
+        if case .float32(let t) = storage {
+            self.storage = .float32(t.placedInWeightArena())
+        } else {
+            self.storage = storage
+        }
         self.bias = bias
     }
 

@@ -92,14 +92,20 @@ enum HalfType: Sendable, Hashable {
     }
 }
 
-/// Owned, 64-byte aligned 16-bit storage.
+/// Owned 16-bit storage, 64-byte aligned: on huge pages where the OS gives them (in a
+/// `WeightArena` chunk, or from `OwnedMemory` when large).
 final class HalfBuffer: @unchecked Sendable {
     let base: UnsafeMutablePointer<UInt16>
+    private let bytes: Int
+    /// The arena chunk holding `base`, nil when `base` is from `OwnedMemory`.
+    private let chunk: WeightArena.Chunk?
     init(count: Int) {
-        base = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 2, alignment: 64)
-            .bindMemory(to: UInt16.self, capacity: max(count, 1))
+        bytes = max(count, 1) * 2
+        let placed = WeightArena.shared.allocate(bytes: bytes)
+        chunk = placed?.owner
+        base = (placed?.base ?? OwnedMemory.allocate(bytes: bytes)).bindMemory(to: UInt16.self, capacity: max(count, 1))
     }
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    deinit { if chunk == nil { OwnedMemory.deallocate(UnsafeMutableRawPointer(base), bytes: bytes) } }
 }
 
 /// A row-major `[rows, cols]` matrix of 16-bit floats, read-only: either owned (`HalfBuffer`)

@@ -237,20 +237,24 @@ final class SharedPackedB: @unchecked Sendable {
     private var capacity = 0
 
     private static func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
-        UnsafeMutableRawPointer.allocate(byteCount: max(floats, 1) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(floats, 1))
+        OwnedMemory.allocate(bytes: max(floats, 1) * 4).bindMemory(to: Float.self, capacity: max(floats, 1))
+    }
+
+    private static func deallocate(_ p: UnsafeMutablePointer<Float>, floats: Int) {
+        OwnedMemory.deallocate(UnsafeMutableRawPointer(p), bytes: max(floats, 1) * 4)
     }
 
     /// Calls `body` with at least `floats` floats of 64-byte aligned scratch.
     func withBuffer(floats: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
         guard floats <= Self.keptFloats, lock.try() else {
             let p = Self.allocate(floats)
-            defer { UnsafeMutableRawPointer(p).deallocate() }
+            defer { Self.deallocate(p, floats: floats) }
             body(p)
             return
         }
         defer { lock.unlock() }
         if capacity < floats {
-            buffer.map { UnsafeMutableRawPointer($0).deallocate() }
+            buffer.map { Self.deallocate($0, floats: capacity) }
             buffer = Self.allocate(floats)
             capacity = floats
         }

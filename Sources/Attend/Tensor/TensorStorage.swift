@@ -4,12 +4,13 @@
 import Foundation
 
 /// Buffer of float32 scalars behind `Tensor`'s copy-on-write value semantics: either owned
-/// (heap, 64-byte aligned: one cache line, one AVX-512 vector) or borrowed from an owner
+/// (`OwnedMemory`: 64-byte aligned, one cache line, one AVX-512 vector; large ones on huge
+/// pages where the OS gives them) or borrowed from an owner
 /// object that keeps it alive, such as a memory-mapped checkpoint file (then read-only and
 /// only 4-byte aligned; no kernel relies on more for its inputs).
 final class TensorStorage: @unchecked Sendable {
     /// Alignment of every owned tensor buffer, in bytes.
-    static let alignment = 64
+    static let alignment = OwnedMemory.alignment
 
     let count: Int
     let base: UnsafeMutablePointer<Float>
@@ -31,7 +32,7 @@ final class TensorStorage: @unchecked Sendable {
         self.owner = nil
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         let raw = LargeBufferRecycler.shared.take(bytes: bytes)
-            ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.alignment)
+            ?? OwnedMemory.allocate(bytes: bytes)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -59,7 +60,8 @@ final class TensorStorage: @unchecked Sendable {
     deinit {
         guard owner == nil else { return }
         let raw = UnsafeMutableRawPointer(base)
-        if !LargeBufferRecycler.shared.keep(raw, bytes: max(count, 1) * MemoryLayout<Float>.stride) { raw.deallocate() }
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if !LargeBufferRecycler.shared.keep(raw, bytes: bytes) { OwnedMemory.deallocate(raw, bytes: bytes) }
     }
 }
 
@@ -111,10 +113,10 @@ final class LargeBufferRecycler: @unchecked Sendable {
         var drained: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
         if tokens == 0 { (drained, kept, keptBytes) = (kept, [], 0) }
         lock.unlock()
-        for d in drained { d.pointer.deallocate() }
+        for d in drained { OwnedMemory.deallocate(d.pointer, bytes: d.bytes) }
     }
 
-    /// A kept buffer of exactly `bytes` (64-byte aligned), or nil.
+    /// A kept buffer of exactly `bytes` (made by `OwnedMemory.allocate(bytes:)` for `bytes`), or nil.
     func take(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock()
         defer { lock.unlock() }
@@ -123,8 +125,9 @@ final class LargeBufferRecycler: @unchecked Sendable {
         return kept.remove(at: i).pointer
     }
 
-    /// Keeps `pointer` (`bytes`, allocated with ``TensorStorage/alignment``) for reuse when
-    /// recycling is on and there is room; false: the caller frees it.
+    /// Keeps `pointer` (from `OwnedMemory.allocate(bytes:)` for this `bytes`) for reuse when
+    /// recycling is on and there is room; false: the caller frees it. Kept buffers are freed
+    /// with `OwnedMemory.deallocate(_:bytes:)` for the same `bytes`.
     func keep(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
