@@ -438,9 +438,38 @@ typedef struct ck_q8_weight {
     size_t lds;        /* scales between rows (group 32); ignored for group 0 */
     int group;         /* 0 (per channel) or 32 */
     int scales_f16;    /* 0: float scales, else binary16 */
-    const float *gsum; /* n x ceil(k / 32) group sums F(j, g), row stride ldg */
+    const float *gsum; /* n x ceil(k / 32) group sums F(j, g), row stride ldg (not read when blocked) */
     size_t ldg;
+    int blocked;       /* 0: rows as above; else the blocked layout (below), rows too */
 } ck_q8_weight;
+
+/**
+ * The blocked layout of int8 rows (weights, and the activation rows multiplied with them):
+ * each row's G = ceil(k / 32) groups of 32 inputs (the last zero-padded to 32) taken 16 at a
+ * time; block b holds groups 16b ... 16b + nb - 1 (nb = min(16, G - 16b)) in the 32 nb bytes
+ * from 512 b, as 8 steps of nb dwords: input p = 32 (16b + l) + 4s + t (l < nb, s < 8,
+ * t < 4) at byte 512 b + 4 nb s + 4 l + t. One 64-byte step then holds dword s of 16 groups,
+ * lane l of a vpdpbusd being group l's: a kernel sums a group's integer products over its
+ * block's 8 steps in one int32 lane (at most 32 * 255 * 127 < 2^24) and scales it once per
+ * block, instead of converting and scaling every step. Row stride (ldq) >= 32 G. With
+ * blocked != 0 the weight's q and the rows' q (ck_q8_rows) are both in this layout, and
+ * gsum is not read (the kernels form F from the bytes). Every variant takes it (those
+ * without a blocked kernel through a portable loop, far slower); ck_q8_prefers_blocked
+ * says which run it fast.
+ */
+size_t ck_q8_blocked_stride(size_t k);
+
+/** The byte of a blocked row holding input p of a row of k inputs (p < k). O(1). */
+size_t ck_q8_blocked_offset(size_t k, size_t p);
+
+/** Rows r < m of k bytes (src, row stride lds >= k) into the blocked layout (dst, row stride
+ * ldd >= ck_q8_blocked_stride(k); the inputs past k of the last group zero, bytes past
+ * ck_q8_blocked_stride(k) untouched); int8 or uint8 alike. Cost: one pass. */
+void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst, size_t ldd);
+
+/** 1 when this table's q8_gemv and q8_gemm have kernels on the blocked layout on this CPU
+ * (AVX-512 VNNI), 0 when they take it only through the portable loop. */
+int ck_q8_prefers_blocked(const struct ck_kernels *k);
 
 /** F(j, g) of every row and group of w (the ck_q8_weight contract) into gsum (row stride
  * ldg >= ceil(k / 32)); w->gsum is not read. Cost: one pass over the n * k bytes. */

@@ -117,6 +117,11 @@ void ck_q8_gemm_widening__neon(size_t m, const ck_q8_rows *a, const ck_q8_weight
                                const float *bias, float *c, size_t ldc);
 #endif
 
+/* Every variant's products on blocked weights without a blocked kernel (the ck_q8_gemm_fn
+ * contract, w->blocked != 0): one output at a time, group by group, in plain C. */
+void ck_q8_blocked_portable(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias,
+                            float *c, size_t ldc);
+
 /* A variant's two int8 entry points, choosing at run time between the kernels on a
  * dot-product extension (has() != 0) and the ones without it. */
 #define CK_Q8_DISPATCH(suffix, has, fast_gemv, fast_gemm, slow_gemv, slow_gemm)                    \

@@ -86,6 +86,59 @@ void ck_q8_group_sums(const ck_q8_weight *w, float *gsum, size_t ldg) {
     }
 }
 
+/* ---------------------------------------------------------------- blocked layout */
+
+size_t ck_q8_blocked_stride(size_t k) { return 32 * ((k + 31) / 32); }
+
+size_t ck_q8_blocked_offset(size_t k, size_t p) {
+    const size_t G = (k + 31) / 32, g = p / 32, b = g / 16, l = g % 16;
+    const size_t nb = G - 16 * b < 16 ? G - 16 * b : 16;
+    return 512 * b + 4 * nb * ((p % 32) / 4) + 4 * l + p % 4;
+}
+
+void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst, size_t ldd) {
+    const size_t G = (k + 31) / 32;
+    for (size_t i = 0; i < m; i++) {
+        const uint8_t *s = (const uint8_t *)src + i * lds;
+        uint8_t *d = (uint8_t *)dst + i * ldd;
+        for (size_t b = 0; 16 * b < G; b++) {
+            const size_t nb = G - 16 * b < 16 ? G - 16 * b : 16;
+            for (size_t l = 0; l < nb; l++) {
+                const size_t p0 = 32 * (16 * b + l);
+                for (size_t st = 0; st < 8; st++)
+                    for (size_t t = 0; t < 4; t++) {
+                        const size_t p = p0 + 4 * st + t;
+                        d[512 * b + 4 * nb * st + 4 * l + t] = p < k ? s[p] : 0;
+                    }
+            }
+        }
+    }
+}
+
+void ck_q8_blocked_portable(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias,
+                            float *c, size_t ldc) {
+    const size_t k = w->k, G = (k + 31) / 32;
+    for (size_t i = 0; i < m; i++) {
+        const uint8_t *ar = a->q + i * a->ldq;
+        for (size_t j = 0; j < w->n; j++) {
+            const int8_t *wr = w->q + j * w->ldq;
+            float acc = 0.0f;
+            for (size_t g = 0; g < G; g++) {
+                int32_t dot = 0, sum = 0;
+                for (size_t p = 32 * g; p < 32 * g + 32 && p < k; p++) {
+                    const size_t at = ck_q8_blocked_offset(k, p);
+                    dot += (int32_t)ar[at] * (int32_t)wr[at];
+                    sum += wr[at];
+                }
+                const float sw = ck_q8_scale(w, j, w->group ? g : 0);
+                const float F = sw * (float)sum;
+                acc += sw * a->scale[i * a->lds + g] * (float)dot + a->offset[i * a->lds + g] * F;
+            }
+            c[i * ldc + j] = ck_q8_finish(acc, bias, j);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- CPU features */
 
 static atomic_int ck_q8_features = -1; /* bit 0: AVX-512 VNNI, bit 1: AArch64 dot product */
@@ -119,6 +172,15 @@ static int ck_q8_feature_bits(void) {
 
 int ck_q8_cpu_has_avx512_vnni(void) { return ck_q8_feature_bits() & 1; }
 int ck_q8_cpu_has_dotprod(void) { return (ck_q8_feature_bits() >> 1) & 1; }
+
+int ck_q8_prefers_blocked(const ck_kernels *k) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return k && k->q8_gemv == ck_q8_gemv__avx512 && ck_q8_cpu_has_avx512_vnni();
+#else
+    (void)k;
+    return 0;
+#endif
+}
 
 const char *ck_q8_gemm_instructions(const ck_kernels *k) {
     if (!k) return "none";

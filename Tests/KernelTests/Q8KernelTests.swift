@@ -35,19 +35,28 @@ struct Q8KernelTests {
     }
 
     @Test(
-        "products on every variant within the derived bounds, the same bits on 1 and 2 threads",
-        arguments: [(1, 384, 96), (2, 512, 70), (3, 384, 130), (17, 100, 33), (70, 512, 200), (5, 2048, 40)])
+        "products on every variant and both layouts (row-major, blocked) within the derived bounds, the same bits on 1 and 2 threads",
+        arguments: [(1, 384, 96), (2, 512, 70), (3, 384, 130), (17, 100, 33), (70, 512, 200), (5, 2048, 40), (1, 1100, 37), (6, 700, 21)])
     func products(rows: Int, k: Int, n: Int) throws {
         let (w, b, x) = data(n: n, k: k, rows: rows, seed: caseSeed(rows, k, n))
         for scheme in Int8Scheme.allCases {
-            for f16 in [false, true] {
-                let q = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16)
+            for (f16, blocked) in [(false, false), (true, false), (false, true), (true, true)] {
+                let q = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16, blocked: blocked)
+                #expect(q.blocked == blocked && q.values.count == (blocked ? n * 32 * ((k + 31) / 32) : n * k))
                 let wd = q.dequantized().scalars, xs = x.scalars, bs = b.scalars
+                // The row-major values out of either layout are the quantizer's.
+                let rowMajor = q.rowMajorValues()
+                withExtendedLifetime(rowMajor) {
+                    let v = rowMajor.base.assumingMemoryBound(to: Int8.self)
+                    for i in [0, k - 1, n * k / 2, n * k - 1] {
+                        #expect(Float(v[i]) * q.scale(i / k, scheme == .channel ? 0 : (i % k) / 32) == wd[i], "row-major value \(i)")
+                    }
+                }
                 let outputs = n > 40 ? 16..<(n - 3) : 0..<n
                 for variant in KernelVariant.supported where variant != .scalar || k <= 512 {
                     let one = run(q, x, bias: b, outputs: outputs, variant: variant, threads: 1)
                     let two = run(q, x, bias: b, outputs: outputs, variant: variant, threads: 2)
-                    #expect(one.map(\.bitPattern) == two.map(\.bitPattern), "\(variant) \(scheme) f16 \(f16): 1 and 2 threads differ")
+                    #expect(one.map(\.bitPattern) == two.map(\.bitPattern), "\(variant) \(scheme) f16 \(f16) blocked \(blocked): 1 and 2 threads differ")
                     let groups = (k + 31) / 32
                     for i in 0..<rows {
                         let amax = (0..<k).map { abs(xs[i * k + $0]) }.max()!
@@ -65,7 +74,7 @@ struct Q8KernelTests {
                                 + 0.50001 * sa * w1
                             let got = Double(one[i * outputs.count + jj])
                             if !(abs(got - exact) <= tol) {
-                                Issue.record("\(variant) \(scheme) f16 \(f16) rows \(rows) k \(k): [\(i), \(j)] \(got) vs \(exact), tol \(tol)")
+                                Issue.record("\(variant) \(scheme) f16 \(f16) blocked \(blocked) rows \(rows) k \(k): [\(i), \(j)] \(got) vs \(exact), tol \(tol)")
                                 return
                             }
                         }
@@ -85,7 +94,8 @@ struct Q8KernelTests {
         for scheme in Int8Scheme.allCases {
             for f16 in [false, true] {
                 let q = try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: f16)
-                let values = q.q.base.assumingMemoryBound(to: Int8.self)
+                let stored = q.rowMajorValues()
+                let values = withExtendedLifetime(stored) { Array(stored.buffer.bindMemory(to: Int8.self)) }
                 let span = scheme == .channel ? 100 : 32
                 for j in 0..<37 {
                     for g in 0..<q.scalesPerRow {

@@ -15,8 +15,11 @@
  *   Q8_GEMV_TILE (optional)            the GEMV's tile when it differs: out[r][c] then holds
  *                                      the offsets' share too (the AVX-512 VNNI GEMV forms it
  *                                      from the weight bytes and does not read w->gsum)
- * and this file adds the offsets' share, sum_g o(i, g) F(j, g) (except after Q8_GEMV_TILE),
- * and the bias, then stores.
+ *   Q8_BLOCKED_TILE (optional)         the tile on the blocked layout (w->blocked): out[r][c]
+ *                                      with the offsets' share, as Q8_GEMV_TILE; without it a
+ *                                      blocked weight goes to ck_q8_blocked_portable
+ * and this file adds the offsets' share, sum_g o(i, g) F(j, g) (except after Q8_GEMV_TILE and
+ * Q8_BLOCKED_TILE), and the bias, then stores.
  * GEMV: two rows per pass over the weight, then the odd row; GEMM: strips of Q8_GEMM_ROWS.
  */
 
@@ -55,13 +58,21 @@ static inline __attribute__((always_inline)) float Q8_NAME(offsets)(const float 
 static inline __attribute__((always_inline)) void Q8_NAME(strip)(int R, int C, const ck_q8_rows *a,
                                                                 size_t i0, const ck_q8_weight *w,
                                                                 const float *bias, float *c,
-                                                                size_t ldc, const int gemv) {
+                                                                size_t ldc, const int gemv,
+                                                                const int blocked) {
     const size_t n = w->n, G = (w->k + 31) / 32;
-    const int own = gemv && Q8_GEMV_OWN_OFFSETS;
+    const int own = blocked || (gemv && Q8_GEMV_OWN_OFFSETS);
     float out[4][4];
     for (size_t j = 0; j < n;) {
         const int cols = n - j >= (size_t)C ? C : 1;
-        if (gemv) {
+        if (blocked) {
+#if defined(Q8_BLOCKED_TILE)
+            if (cols == C)
+                Q8_BLOCKED_TILE(R, C, a, i0, w, j, out);
+            else
+                Q8_BLOCKED_TILE(R, 1, a, i0, w, j, out);
+#endif
+        } else if (gemv) {
             if (cols == C)
                 Q8_GEMV_TILE(R, C, a, i0, w, j, out);
             else
@@ -84,25 +95,48 @@ static inline __attribute__((always_inline)) void Q8_NAME(strip)(int R, int C, c
     }
 }
 
+/* The blocked layout: strips of four rows (three, two, one at the end) against tiles of four
+ * weight rows, or the portable loop when this variant has no blocked tile. */
+static void Q8_NAME(blocked)(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias,
+                             float *c, size_t ldc) {
+#if defined(Q8_BLOCKED_TILE)
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) Q8_NAME(strip)(4, 4, a, i, w, bias, c, ldc, 0, 1);
+    if (m - i == 3) Q8_NAME(strip)(3, 4, a, i, w, bias, c, ldc, 0, 1);
+    else if (m - i == 2) Q8_NAME(strip)(2, 4, a, i, w, bias, c, ldc, 0, 1);
+    else if (m - i == 1) Q8_NAME(strip)(1, 4, a, i, w, bias, c, ldc, 0, 1);
+#else
+    ck_q8_blocked_portable(m, a, w, bias, c, ldc);
+#endif
+}
+
 void Q8_GEMV(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias, float *c,
              size_t ldc) {
+    if (w->blocked) {
+        Q8_NAME(blocked)(m, a, w, bias, c, ldc);
+        return;
+    }
     size_t i = 0;
-    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1);
-    if (i < m) Q8_NAME(strip)(1, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1);
+    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1, 0);
+    if (i < m) Q8_NAME(strip)(1, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1, 0);
 }
 
 void Q8_GEMM(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias, float *c,
              size_t ldc) {
+    if (w->blocked) {
+        Q8_NAME(blocked)(m, a, w, bias, c, ldc);
+        return;
+    }
     size_t i = 0;
 #if Q8_GEMM_ROWS == 4
-    for (; i + 4 <= m; i += 4) Q8_NAME(strip)(4, 4, a, i, w, bias, c, ldc, 0);
+    for (; i + 4 <= m; i += 4) Q8_NAME(strip)(4, 4, a, i, w, bias, c, ldc, 0, 0);
     if (m - i == 3) {
-        Q8_NAME(strip)(3, 4, a, i, w, bias, c, ldc, 0);
+        Q8_NAME(strip)(3, 4, a, i, w, bias, c, ldc, 0, 0);
         return;
     }
 #endif
-    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, 4, a, i, w, bias, c, ldc, 0);
-    if (i < m) Q8_NAME(strip)(1, 4, a, i, w, bias, c, ldc, 0);
+    for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, 4, a, i, w, bias, c, ldc, 0, 0);
+    if (i < m) Q8_NAME(strip)(1, 4, a, i, w, bias, c, ldc, 0, 0);
 }
 #undef Q8_GEMV_TILE
 #undef Q8_GEMV_OWN_OFFSETS

@@ -37,6 +37,12 @@ static inline __mmask64 q8_mask64(size_t r) {
 /* Bytes ahead of the current step each weight row is prefetched (measured on Zen 4 over a
  * t5-small-shaped set of weights larger than L3: 2 KiB ahead beat none, 1, 4 and 8 KiB). */
 #define Q8_PREFETCH 2048
+/* The blocked GEMV tile (q8_tile_vnni_blocked): accumulator chains per row, no software
+ * prefetch. Measured on Zen 4, 1 thread, 40 weights of 2048 x 512 and 512 x 2048 on huge
+ * pages (larger than L3): 1 chain 28-29 GB/s, 2 chains 29-31, 4 chains 27-29; each prefetch
+ * distance tried (512 B - 4 KiB) cost 20-30%, and two or four weight rows interleaved halved
+ * the rate (row-major layout with the prefetch: 22-24 GB/s). */
+#define Q8_BLK_CHAINS 2
 
 /* Lanes 0-7: v[0], lanes 8-15: v[1] (0 when only one group remains). */
 static inline __m512 q8_pair(const float *v, int two) {
@@ -262,6 +268,161 @@ static inline __attribute__((always_inline)) void q8_tile_vnni_own(int R, int C,
                                                                    float out[4][4], int grouped, int f16) {
     q8_tile_vnni_gemv(R, C, a, i0, w, j0, out, grouped, f16);
 }
+/* A tile of the blocked layout's rare overflow of o sw (see q8_tile_vnni_gemv): the portable
+ * loop on the tile's rows and weight rows, out of line. */
+static __attribute__((noinline)) void q8_tile_blocked_portable(int R, int C, const ck_q8_rows *a, size_t i0,
+                                                               const ck_q8_weight *w, size_t j0,
+                                                               float out[4][4]) {
+    ck_q8_weight v = *w;
+    v.n = (size_t)C;
+    v.q = w->q + j0 * w->ldq;
+    const size_t at = w->group ? j0 * w->lds : j0;
+    v.scales = w->scales_f16 ? (const void *)((const uint16_t *)w->scales + at) : (const void *)((const float *)w->scales + at);
+    const ck_q8_rows r = {a->q + i0 * a->ldq, a->ldq, a->scale + i0 * a->lds, a->offset + i0 * a->lds, a->lds};
+    float t[16];
+    ck_q8_blocked_portable((size_t)R, &r, &v, NULL, t, 4);
+    for (int i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) out[i][c] = t[4 * i + c];
+}
+
+/* The tile on the blocked layout (attend_kernels.h; offsets' share included, w->gsum not
+ * read). Lane l of a step is group l of the block, so per block of 16 groups and pair (row,
+ * weight row) the 8 steps' vpdpbusd accumulate in one int32 register (exact: at most
+ * 32 * 255 * 127 per lane), the weight bytes' sums in another (a vpdpbusd against ones, shared
+ * by the rows), and the block ends with two conversions and two FMAs against the 16 groups'
+ * factors sa sw and o sw, which line up with the lanes as loaded (no permutes): per 64-byte
+ * step and row one vpdpbusd, against q8_tile_vnni_gemv's two vpdpbusd, two conversions, two
+ * permutes and two FMAs. Decoding's one or two rows (R <= 2) stream the C weight rows one after
+ * another, as q8_tile_vnni_gemv does; larger R take them two at a time, each activation load
+ * serving both. Where o sw overflows the tile is redone by the portable loop. */
+static Q8_GEMV_TILE_INLINE void q8_tile_vnni_blocked(int R, int C, const ck_q8_rows *a, size_t i0,
+                                                                       const ck_q8_weight *w, size_t j0,
+                                                                       float out[4][4], int grouped, int f16) {
+    const size_t k = w->k, groups = (k + 31) / 32;
+    const uint8_t *arow[4];
+    const float *srow[4], *orow[4];
+    CK_UNROLL_FULL
+    for (int r = 0; r < R; r++) {
+        arow[r] = a->q + (i0 + (size_t)r) * a->ldq;
+        srow[r] = a->scale + (i0 + (size_t)r) * a->lds;
+        orow[r] = a->offset + (i0 + (size_t)r) * a->lds;
+    }
+    const __m512i ones = _mm512_set1_epi8(1);
+    const int pass = R <= 2 ? 1 : 2; /* weight rows per pass */
+    __m512 fa[4][4];
+    __mmask16 overflow = 0;
+    CK_UNROLL_FULL
+    for (int c0 = 0; c0 < C; c0 += pass) {
+        const int cn = C - c0 < pass ? C - c0 : pass;
+        const int8_t *qrow[4];
+        CK_UNROLL_FULL
+        for (int cc = 0; cc < cn; cc++) qrow[cc] = w->q + (j0 + (size_t)(c0 + cc)) * w->ldq;
+        CK_UNROLL_FULL
+        for (int r = 0; r < R; r++)
+            CK_UNROLL_FULL
+            for (int cc = 0; cc < cn; cc++) fa[r][c0 + cc] = _mm512_setzero_ps();
+        for (size_t g0 = 0; g0 < groups; g0 += 16) {
+            const size_t nb = groups - g0 < 16 ? groups - g0 : 16, base = 32 * g0;
+            /* decoding: two chains of accumulators (even and odd steps), half as long */
+            const int chains = R <= 2 ? Q8_BLK_CHAINS : 1;
+            __m512i ia[4][4][4], is[4][4];
+            CK_UNROLL_FULL
+            for (int h = 0; h < chains; h++)
+                CK_UNROLL_FULL
+                for (int cc = 0; cc < cn; cc++) {
+                    is[h][cc] = _mm512_setzero_si512();
+                    CK_UNROLL_FULL
+                    for (int r = 0; r < R; r++) ia[h][r][cc] = _mm512_setzero_si512();
+                }
+#define Q8_BLK_STEP(MASKED, off, h)                                                                \
+    do {                                                                                           \
+        __m512i wv[4];                                                                             \
+        CK_UNROLL_FULL                                                                             \
+        for (int cc = 0; cc < cn; cc++) {                                                          \
+            wv[cc] = MASKED ? _mm512_maskz_loadu_epi8(mk, qrow[cc] + base + (off))                 \
+                            : _mm512_loadu_si512((const void *)(qrow[cc] + base + (off)));         \
+            is[h][cc] = _mm512_dpbusd_epi32(is[h][cc], ones, wv[cc]);                              \
+        }                                                                                          \
+        CK_UNROLL_FULL                                                                             \
+        for (int r = 0; r < R; r++) {                                                              \
+            const __m512i av = MASKED ? _mm512_maskz_loadu_epi8(mk, arow[r] + base + (off))        \
+                                      : _mm512_loadu_si512((const void *)(arow[r] + base + (off))); \
+            CK_UNROLL_FULL                                                                         \
+            for (int cc = 0; cc < cn; cc++) ia[h][r][cc] = _mm512_dpbusd_epi32(ia[h][r][cc], av, wv[cc]); \
+        }                                                                                          \
+    } while (0)
+            if (nb == 16) {
+                const __mmask64 mk = ~(__mmask64)0;
+                (void)mk;
+                CK_UNROLL_FULL
+                for (int st = 0; st < 8; st++) Q8_BLK_STEP(0, 64 * (size_t)st, st % chains);
+            } else {
+                const __mmask64 mk = ((__mmask64)1 << (4 * nb)) - 1;
+                CK_UNROLL_FULL
+                for (int st = 0; st < 8; st++) Q8_BLK_STEP(1, 4 * nb * (size_t)st, st % chains);
+            }
+            CK_UNROLL_FULL
+            for (int h = 1; h < chains; h++)
+                CK_UNROLL_FULL
+                for (int cc = 0; cc < cn; cc++) {
+                    is[0][cc] = _mm512_add_epi32(is[0][cc], is[h][cc]);
+                    CK_UNROLL_FULL
+                    for (int r = 0; r < R; r++) ia[0][r][cc] = _mm512_add_epi32(ia[0][r][cc], ia[h][r][cc]);
+                }
+#undef Q8_BLK_STEP
+            const __mmask16 gm = nb == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nb) - 1);
+            CK_UNROLL_FULL
+            for (int cc = 0; cc < cn; cc++) {
+                __m512 sw = _mm512_setzero_ps();
+                if (grouped) {
+                    const size_t j = j0 + (size_t)(c0 + cc);
+                    const void *ws = f16 ? (const void *)((const uint16_t *)w->scales + j * w->lds + g0)
+                                         : (const void *)((const float *)w->scales + j * w->lds + g0);
+                    sw = f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, ws)) : _mm512_maskz_loadu_ps(gm, ws);
+                }
+                const __m512 sums = _mm512_cvtepi32_ps(is[0][cc]);
+                CK_UNROLL_FULL
+                for (int r = 0; r < R; r++) {
+                    __m512 ks = _mm512_maskz_loadu_ps(gm, srow[r] + g0), ko = _mm512_maskz_loadu_ps(gm, orow[r] + g0);
+                    if (grouped) {
+                        ks = _mm512_mul_ps(ks, sw);
+                        ko = _mm512_mul_ps(ko, sw);
+                        overflow |= _mm512_fpclass_ps_mask(ko, 0x18); /* +-Inf */
+                    }
+                    fa[r][c0 + cc] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[0][r][cc]), ks, fa[r][c0 + cc]);
+                    fa[r][c0 + cc] = _mm512_fmadd_ps(sums, ko, fa[r][c0 + cc]);
+                }
+            }
+        }
+        if (pass != 1)
+            CK_UNROLL_FULL
+            for (int r = 0; r < R; r++)
+                CK_UNROLL_FULL
+                for (int cc = 0; cc < cn; cc++) out[r][c0 + cc] = _mm512_reduce_add_ps(fa[r][c0 + cc]);
+    }
+    if (grouped && overflow) {
+        q8_tile_blocked_portable(R, C, a, i0, w, j0, out);
+        return;
+    }
+    if (pass == 1)
+        CK_UNROLL_FULL
+        for (int r = 0; r < R; r++) {
+            if (C == 4) {
+                float t[16];
+                _mm512_storeu_ps(t, q8_reduce4(fa[r]));
+                CK_UNROLL_FULL
+                for (int cc = 0; cc < 4; cc++) out[r][cc] = t[4 * cc];
+            } else
+                CK_UNROLL_FULL
+                for (int cc = 0; cc < C; cc++) out[r][cc] = _mm512_reduce_add_ps(fa[r][cc]);
+        }
+    if (!grouped)
+        CK_UNROLL_FULL
+        for (int r = 0; r < R; r++)
+            CK_UNROLL_FULL
+            for (int cc = 0; cc < C; cc++) out[r][cc] *= ck_q8_scale(w, j0 + (size_t)cc, 0);
+}
+#define Q8_BLOCKED_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_vnni_blocked, R, C, a, i0, w, j0, out)
 #define Q8_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_vnni_gsum, R, C, a, i0, w, j0, out)
 #define Q8_GEMV_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_vnni_own, R, C, a, i0, w, j0, out)
 #define Q8_NAME(x) q8_##x##__avx512

@@ -162,7 +162,7 @@ package enum ModelQuantization {
         func quantized(_ name: String, from sourceName: String) throws -> [StoredTensor]? {
             let info = checkpoint.info(sourceName)!
             let weight = try checkpoint.tensor(sourceName)
-            let q = try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scalesF16, name: sourceName)
+            let q = try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scalesF16, name: sourceName, blocked: false)
             let error = relativeError(weight, q)
             report.relativeErrors[name] = error
             let module = String(name.dropLast(".weight".count))
@@ -171,7 +171,7 @@ package enum ModelQuantization {
             report.bytesBefore += info.elementCount * info.dtype.byteSize
             report.bytesAfter += q.storedByteCount
             return [
-                StoredTensor(name: name, dtype: .I8, shape: q.shape, bytes: q.q),
+                StoredTensor(name: name, dtype: .I8, shape: q.shape, bytes: q.rowMajorValues()),
                 StoredTensor(name: name + scaleSuffix, dtype: scalesF16 ? .F16 : .F32, shape: scheme.scaleShape(n: q.n, k: q.k), bytes: q.scales),
             ]
         }

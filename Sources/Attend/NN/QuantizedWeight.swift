@@ -21,35 +21,70 @@ package enum Int8Scheme: String, Sendable, CaseIterable {
     func scaleShape(n: Int, k: Int) -> [Int] { self == .channel ? [n] : [n, scalesPerRow(k)] }
 }
 
-/// A `[n, k]` weight held as int8 (row-major, values in [-127, 127]) with float32 or binary16
-/// scales: `w(j, p) = scale(j, p) * q[j, p]`. Immutable; the bytes are borrowed from a mapped
-/// file or owned. Memory: `n * k` bytes plus the scales.
+/// A `[n, k]` weight held as int8 (values in [-127, 127]) with float32 or binary16 scales:
+/// `w(j, p) = scale(j, p) * q[j, p]`. Immutable. The values are kept in the layout the
+/// process's best kernel variant reads fastest (`ck_q8_prefers_blocked`): row-major as stored
+/// (borrowed from a mapped file, or owned), or copied once at init into the blocked layout of
+/// attend_kernels.h (AVX-512 VNNI: 16 groups of 32 inputs per 512-byte block, so the GEMV sums
+/// a group's products in one integer lane; the mapped file's pages are then released). Every
+/// variant computes on either layout. Memory: `n * k` bytes (`n * 32 * ceil(k / 32)` blocked)
+/// plus the scales, plus (row-major only) the group sums, an eighth of the values.
 struct QuantizedWeight: @unchecked Sendable {
     let n: Int, k: Int
     let scheme: Int8Scheme
     /// Scales stored as binary16 bit patterns (else float32).
     let scalesF16: Bool
-    /// `n * k` bytes.
-    let q: RawBytes
+    /// The values as the kernels read them: `n * k` bytes row-major, or (`blocked`) `n` rows
+    /// of `blockedStride` bytes in the blocked layout.
+    let values: RawBytes
+    /// `values` is in the blocked layout.
+    let blocked: Bool
     /// `n * scheme.scalesPerRow(k)` scales.
     let scales: RawBytes
-    /// `n * ceil(k / 32)` float32 sums of each row's dequantized weights over 32 inputs
-    /// (`ck_q8_group_sums`), computed at init: the kernels apply the activations' per-group
-    /// offsets through them. An eighth of the int8 bytes.
+    /// Row-major only (else empty): `n * ceil(k / 32)` float32 sums of each row's dequantized
+    /// weights over 32 inputs (`ck_q8_group_sums`), computed at init: the kernels apply the
+    /// activations' per-group offsets through them (on the blocked layout they form them from
+    /// the bytes they read).
     let groupSums: RawBytes
 
     var shape: [Int] { [n, k] }
     var scalesPerRow: Int { scheme.scalesPerRow(k) }
+    /// Bytes per row of `values` in the blocked layout: 32 per group of 32 inputs.
+    var blockedStride: Int { ck_q8_blocked_stride(k) }
     /// Bytes held (values, scales and group sums).
-    var byteCount: Int { storedByteCount + groupSums.count }
+    var byteCount: Int { values.count + scales.count + groupSums.count }
     /// Bytes a checkpoint stores (values and scales; the group sums are derived at load).
-    var storedByteCount: Int { q.count + scales.count }
+    var storedByteCount: Int { n * k + scales.count }
+
+    /// Whether new weights take the blocked layout: the best kernel variant on this CPU reads
+    /// it fastest (AVX-512 VNNI).
+    static let blockedByDefault: Bool = ck_q8_prefers_blocked(KernelVariant.best.kernels) != 0
+
+    /// The values row-major, `n * k` bytes as a checkpoint stores them: `values` itself, or a
+    /// copy out of the blocked layout. Cost: none, or one pass.
+    func rowMajorValues() -> RawBytes {
+        guard blocked else { return values }
+        return RawBytes(count: n * k) { out in
+            let dst = out.baseAddress!.assumingMemoryBound(to: Int8.self)
+            withExtendedLifetime(values) {
+                let src = values.base.assumingMemoryBound(to: Int8.self)
+                let offsets = (0..<k).map { ck_q8_blocked_offset(k, $0) }
+                for j in 0..<n {
+                    for p in 0..<k { dst[j * k + p] = src[j * blockedStride + offsets[p]] }
+                }
+            }
+        }
+    }
 
     /// A weight from its parts, checked: sizes match the shape and scheme, no value is -128
     /// (the kernels need |q| <= 127), every scale is finite, and k is at most the kernels'
-    /// limit; then its group sums. `name` is used in the errors. Cost: two passes over the
-    /// values, one over the scales.
-    init(n: Int, k: Int, scheme: Int8Scheme, scalesF16: Bool, q: RawBytes, scales: RawBytes, name: String) throws {
+    /// limit; then its group sums, or its blocked copy (`blocked`, by default
+    /// `blockedByDefault`). `q` is row-major. `name` is used in the errors. Cost: two passes
+    /// over the values, one over the scales.
+    init(
+        n: Int, k: Int, scheme: Int8Scheme, scalesF16: Bool, q: RawBytes, scales: RawBytes, name: String,
+        blocked: Bool = QuantizedWeight.blockedByDefault
+    ) throws {
         guard n >= 0, k >= 0, q.count == n * k else {
             throw CheckpointError.invalidConfig("int8 weight '\(name)': \(q.count) bytes for shape [\(n), \(k)]")
         }
@@ -71,13 +106,37 @@ struct QuantizedWeight: @unchecked Sendable {
                 : scales.base.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
             guard s.isFinite else { throw CheckpointError.invalidConfig("int8 weight '\(name)': scale \(i) is \(s)") }
         }
-        (self.n, self.k, self.scheme, self.scalesF16, self.q, self.scales) = (n, k, scheme, scalesF16, q, scales)
+        (self.n, self.k, self.scheme, self.scalesF16, self.scales, self.blocked) = (n, k, scheme, scalesF16, scales, blocked)
         let ldg = (k + 31) / 32
-        groupSums = RawBytes(count: 4 * n * ldg) { out in
+        if blocked {
+            let ldb = ck_q8_blocked_stride(k)
+            self.values = RawBytes(count: n * ldb) { out in
+                if n * ldb > 0 { ck_q8_to_blocked(n, k, q.base, max(k, 1), out.baseAddress!, ldb) }
+            }
+            q.releaseMappedPages()  // copied: the file's pages need not stay resident too
+            groupSums = RawBytes(count: 0) { _ in }
+        } else {
+            self.values = q
+            groupSums = RawBytes(count: 4 * n * ldg) { out in
+                var w = ck_q8_weight(
+                    n: n, k: k, q: q.base.assumingMemoryBound(to: Int8.self), ldq: max(k, 1), scales: scales.base, lds: scheme.scalesPerRow(k),
+                    group: Int32(scheme.group), scales_f16: scalesF16 ? 1 : 0, gsum: nil, ldg: ldg, blocked: 0)
+                if n * ldg > 0 { ck_q8_group_sums(&w, out.baseAddress!.assumingMemoryBound(to: Float.self), ldg) }
+            }
+        }
+    }
+
+    /// A weight of already checked parts in the same layout (rows joined by
+    /// `concatenatingRows`). Cost: the group sums when row-major.
+    private init(n: Int, k: Int, scheme: Int8Scheme, scalesF16: Bool, values: RawBytes, blocked: Bool, scales: RawBytes) {
+        (self.n, self.k, self.scheme, self.scalesF16, self.values, self.blocked, self.scales) = (n, k, scheme, scalesF16, values, blocked, scales)
+        let ldg = (k + 31) / 32
+        groupSums = RawBytes(count: blocked ? 0 : 4 * n * ldg) { out in
+            guard !blocked, n * ldg > 0 else { return }
             var w = ck_q8_weight(
-                n: n, k: k, q: q.base.assumingMemoryBound(to: Int8.self), ldq: max(k, 1), scales: scales.base, lds: scheme.scalesPerRow(k),
-                group: Int32(scheme.group), scales_f16: scalesF16 ? 1 : 0, gsum: nil, ldg: ldg)
-            if n * ldg > 0 { ck_q8_group_sums(&w, out.baseAddress!.assumingMemoryBound(to: Float.self), ldg) }
+                n: n, k: k, q: values.base.assumingMemoryBound(to: Int8.self), ldq: max(k, 1), scales: scales.base, lds: scheme.scalesPerRow(k),
+                group: Int32(scheme.group), scales_f16: scalesF16 ? 1 : 0, gsum: nil, ldg: ldg, blocked: 0)
+            ck_q8_group_sums(&w, out.baseAddress!.assumingMemoryBound(to: Float.self), ldg)
         }
     }
 
@@ -93,7 +152,10 @@ struct QuantizedWeight: @unchecked Sendable {
     /// clip ratio (51) over the weight, in Double; about a second per 10 M weights.
     /// Throws `CheckpointError.invalidConfig` naming `name` for a weight with an infinite or
     /// NaN element (no finite scale represents it) or more inputs than the int8 kernels take.
-    static func quantize(_ weight: Tensor, scheme: Int8Scheme, scalesF16: Bool, name: String = "(quantized)") throws -> QuantizedWeight {
+    /// `blocked`: the layout the values are kept in (see the type).
+    static func quantize(
+        _ weight: Tensor, scheme: Int8Scheme, scalesF16: Bool, name: String = "(quantized)", blocked: Bool = QuantizedWeight.blockedByDefault
+    ) throws -> QuantizedWeight {
         precondition(weight.rank == 2, "QuantizedWeight.quantize: weight \(weight.shape) must be [out, in]")
         let (n, k) = (weight.shape[0], weight.shape[1])
         if let bad = weight.withUnsafeBufferPointer({ w in w.firstIndex { !$0.isFinite } }) {
@@ -125,7 +187,7 @@ struct QuantizedWeight: @unchecked Sendable {
                 else { out.storeBytes(of: s.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
             }
         }
-        return try QuantizedWeight(n: n, k: k, scheme: scheme, scalesF16: scalesF16, q: q, scales: scales, name: name)
+        return try QuantizedWeight(n: n, k: k, scheme: scheme, scalesF16: scalesF16, q: q, scales: scales, name: name, blocked: blocked)
     }
 
     /// The fractions of a block's `max|w| / 127` that `quantize(_:scheme:scalesF16:)`
@@ -204,14 +266,20 @@ struct QuantizedWeight: @unchecked Sendable {
     func dequantizeRows(_ rows: Range<Int>, scale extra: Float = 1, into dst: UnsafeMutablePointer<Float>) {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= n, "dequantizeRows: rows \(rows) out of range for [\(n), \(k)]")
         let span = scheme == .channel ? max(k, 1) : 32
-        withExtendedLifetime((q, scales)) {
-            let values = q.base.assumingMemoryBound(to: Int8.self)
+        let offsets = blocked ? (0..<k).map { ck_q8_blocked_offset(k, $0) } : []
+        let ld = blocked ? blockedStride : k
+        withExtendedLifetime((values, scales)) {
+            let all = values.base.assumingMemoryBound(to: Int8.self)
             for j in rows {
-                let row = values + j * k, out = dst + (j - rows.lowerBound) * k
+                let row = all + j * ld, out = dst + (j - rows.lowerBound) * k
                 var p0 = 0
                 while p0 < k {
                     let p1 = min(k, p0 + span), s = scale(j, p0 / span) * extra
-                    for p in p0..<p1 { out[p] = s * Float(row[p]) }
+                    if blocked {
+                        for p in p0..<p1 { out[p] = s * Float(row[offsets[p]]) }
+                    } else {
+                        for p in p0..<p1 { out[p] = s * Float(row[p]) }
+                    }
                     p0 = p1
                 }
             }
@@ -220,11 +288,13 @@ struct QuantizedWeight: @unchecked Sendable {
 
     /// The rows `rows` as the kernels see them (valid while `self` lives).
     func kernelView(rows: Range<Int>) -> ck_q8_weight {
-        let per = scalesPerRow, ldg = (k + 31) / 32
+        let per = scalesPerRow, ldg = (k + 31) / 32, ldq = blocked ? blockedStride : max(k, 1)
+        let q = values.base.assumingMemoryBound(to: Int8.self) + rows.lowerBound * ldq
+        let sc = scales.base + rows.lowerBound * per * (scalesF16 ? 2 : 4)
+        let gsum: UnsafePointer<Float>? = blocked ? nil : groupSums.base.assumingMemoryBound(to: Float.self) + rows.lowerBound * ldg
         return ck_q8_weight(
-            n: rows.count, k: k, q: q.base.assumingMemoryBound(to: Int8.self) + rows.lowerBound * k, ldq: max(k, 1),
-            scales: scales.base + rows.lowerBound * per * (scalesF16 ? 2 : 4), lds: per, group: Int32(scheme.group),
-            scales_f16: scalesF16 ? 1 : 0, gsum: groupSums.base.assumingMemoryBound(to: Float.self) + rows.lowerBound * ldg, ldg: ldg)
+            n: rows.count, k: k, q: q, ldq: ldq, scales: sc, lds: per, group: Int32(scheme.group),
+            scales_f16: scalesF16 ? 1 : 0, gsum: gsum, ldg: ldg, blocked: blocked ? 1 : 0)
     }
 
     /// The rows of several weights one after another (a fused QKV projection): nil unless
@@ -232,7 +302,7 @@ struct QuantizedWeight: @unchecked Sendable {
     /// mapped file are then released from resident memory; they stay readable).
     static func concatenatingRows(_ parts: [QuantizedWeight]) -> QuantizedWeight? {
         guard let first = parts.first,
-            parts.allSatisfy({ $0.k == first.k && $0.scheme == first.scheme && $0.scalesF16 == first.scalesF16 })
+            parts.allSatisfy({ $0.k == first.k && $0.scheme == first.scheme && $0.scalesF16 == first.scalesF16 && $0.blocked == first.blocked })
         else { return nil }
         func joined(_ chunks: [RawBytes]) -> RawBytes {
             RawBytes(count: chunks.reduce(0) { $0 + $1.count }) { out in
@@ -243,14 +313,14 @@ struct QuantizedWeight: @unchecked Sendable {
                 }
             }
         }
-        let (q, scales) = (joined(parts.map(\.q)), joined(parts.map(\.scales)))
+        let (values, scales) = (joined(parts.map(\.values)), joined(parts.map(\.scales)))
         for p in parts {  // copied: the file's pages need not stay resident too
-            p.q.releaseMappedPages()
+            p.values.releaseMappedPages()
             p.scales.releaseMappedPages()
         }
-        return try? QuantizedWeight(
-            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16, q: q, scales: scales,
-            name: "(concatenated)")
+        return QuantizedWeight(
+            n: parts.reduce(0) { $0 + $1.n }, k: first.k, scheme: first.scheme, scalesF16: first.scalesF16, values: values,
+            blocked: first.blocked, scales: scales)
     }
 }
 

@@ -16,8 +16,10 @@ let q8GEMVMaxRows = gemvMaxRows
 /// `ck_q8_gemv` split over output features (each thread streams its rows of the weight once);
 /// more rows, `ck_q8_gemm` over blocks of 64 rows x about 32 KiB of weight rows, spread over
 /// the threads. Every output is computed by one call whatever the split, so results do not
-/// depend on the thread count. Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64` bytes of
-/// quantized rows and `8 m ceil(k/32)` of scales and offsets.
+/// depend on the thread count. A blocked weight (``QuantizedWeight/blocked``) gets its rows
+/// rearranged into the blocked layout after quantization (one more pass over `m * k` bytes).
+/// Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64` bytes of quantized rows (twice that for
+/// a blocked weight) and `8 m ceil(k/32)` of scales and offsets.
 func q8Product(
     x: UnsafePointer<Float>, m: Int, weight w: QuantizedWeight, outputs: Range<Int>, bias: UnsafePointer<Float>?,
     out: UnsafeMutablePointer<Float>, variant: KernelVariant, threads: Int
@@ -36,13 +38,20 @@ func q8Product(
         sa.deallocate()
     }
     let offsets = sa + m * lds
+    // A blocked weight takes its rows blocked too: quantized row-major, then rearranged.
+    let ldb = w.blocked ? ck_q8_blocked_stride(k) : 0
+    let ab: UnsafeMutablePointer<UInt8>? = w.blocked ? .allocate(capacity: max(1, m * ldb)) : nil
+    defer { ab?.deallocate() }
     let rowBlock = 64, qParts = max(1, min(threads, (m + rowBlock - 1) / rowBlock))
     let qChunk = (m + qParts - 1) / qParts
     parallelFor(qParts, threads: qParts) { part in
         let i0 = part * qChunk, i1 = min(m, i0 + qChunk)
-        if i0 < i1 { ck_q8_quantize_rows(i1 - i0, k, x + i0 * k, k, aq + i0 * ldaq, ldaq, sa + i0 * lds, offsets + i0 * lds, lds) }
+        guard i0 < i1 else { return }
+        ck_q8_quantize_rows(i1 - i0, k, x + i0 * k, k, aq + i0 * ldaq, ldaq, sa + i0 * lds, offsets + i0 * lds, lds)
+        if let ab { ck_q8_to_blocked(i1 - i0, k, aq + i0 * ldaq, ldaq, ab + i0 * ldb, ldb) }
     }
-    let rows = ck_q8_rows(q: aq, ldq: ldaq, scale: sa, offset: offsets, lds: lds)
+    let (qRows, ldq) = ab.map { (UnsafePointer($0), ldb) } ?? (UnsafePointer(aq), ldaq)
+    let rows = ck_q8_rows(q: qRows, ldq: ldq, scale: sa, offset: offsets, lds: lds)
     withExtendedLifetime(w) {
         if m <= q8GEMVMaxRows {
             let gemv = kern.q8_gemv!
@@ -66,7 +75,7 @@ func q8Product(
             let i0 = mb * rowBlock, i1 = min(m, i0 + rowBlock)
             let j0 = nb * colBlock, j1 = min(n, j0 + colBlock)
             var view = w.kernelView(rows: (outputs.lowerBound + j0)..<(outputs.lowerBound + j1))
-            var a = ck_q8_rows(q: rows.q + i0 * ldaq, ldq: ldaq, scale: rows.scale + i0 * lds, offset: rows.offset + i0 * lds, lds: lds)
+            var a = ck_q8_rows(q: rows.q + i0 * ldq, ldq: ldq, scale: rows.scale + i0 * lds, offset: rows.offset + i0 * lds, lds: lds)
             gemm(i1 - i0, &a, &view, bias.map { $0 + j0 }, out + i0 * n + j0, n)
         }
     }
