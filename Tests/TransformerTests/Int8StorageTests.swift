@@ -17,8 +17,17 @@ struct Int8StorageTests {
 
     /// Bytes an `[n, k]` int8 weight holds: its int8 values and scales (as the file stores
     /// them) and the float32 sums of each row's groups of 32 values the kernels derive at load.
+    /// Bytes an int8 layer holds: its values (row-major, or blocked: 32 bytes per group of 32
+    /// inputs) and scales, plus (row-major) the float32 group sums.
     func int8Bytes(_ scheme: Int8Scheme, n: Int, k: Int) -> Int {
-        n * k + n * scheme.scalesPerRow(k) * (scheme == .group32 ? 2 : 4) + n * ((k + 31) / 32) * 4
+        n * k + n * scheme.scalesPerRow(k) * (scheme == .group32 ? 2 : 4) + derivedBytes(n: n, k: k)
+    }
+
+    /// What a layer holds beyond the file's values and scales: the blocked layout's padding of
+    /// the last group to 32 inputs, or the row-major layout's group sums.
+    func derivedBytes(n: Int, k: Int) -> Int {
+        let groups = (k + 31) / 32
+        return QuantizedWeight.blockedByDefault ? n * (32 * groups - k) : n * groups * 4
     }
 
     @Test("an int8 layer holds only int8 values and scales; its products match the float32 layer over the dequantized weight", arguments: Int8Scheme.allCases)
@@ -96,7 +105,7 @@ struct Int8StorageTests {
         }
     }
 
-    @Test("a loaded int8 folder holds exactly the int8 bytes attend quantize wrote (and the group sums derived from them), and training it is a TrainingError")
+    @Test("a loaded int8 folder holds exactly the int8 bytes attend quantize wrote (and what is derived from them: group sums, or the blocked layout's padding), and training it is a TrainingError")
     func loadedFolder() throws {
         let source = try fixtureFolder("t5")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("attend-int8-storage-\(getpid())")
@@ -116,8 +125,8 @@ struct Int8StorageTests {
             #expect(l.weightFormat == .int8Channel, "layer \(i): \(l.weightFormat)")
             #expect(l.weightByteCount == int8Bytes(.channel, n: l.outFeatures, k: l.inFeatures), "layer \(i)")
         }
-        // The file's bytes, plus the group sums derived at load (4 bytes per row and 32 inputs).
-        let sums = linears.reduce(0) { $0 + $1.outFeatures * (($1.inFeatures + 31) / 32) * 4 }
+        // The file's bytes, plus what is derived at load (group sums or the blocked padding).
+        let sums = linears.reduce(0) { $0 + derivedBytes(n: $1.outFeatures, k: $1.inFeatures) }
         #expect(linears.reduce(0) { $0 + $1.weightByteCount } == report.bytesAfter + sums)
 
         #expect(throws: TrainingError.self) { try T5ForConditionalGeneration(directory: out) }

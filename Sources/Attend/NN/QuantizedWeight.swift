@@ -3,6 +3,7 @@
 // writes it and the model loaders read it: `<name>` (I8, [out, in]) beside `<name>_scale`
 // (F32 or F16; [out] per channel, [out, ceil(in / 32)] per group of 32).
 internal import CKernels
+import Foundation
 
 /// How a weight is quantized to int8 (the `--scheme` of `attend quantize`).
 package enum Int8Scheme: String, Sendable, CaseIterable {
@@ -57,8 +58,15 @@ struct QuantizedWeight: @unchecked Sendable {
     var storedByteCount: Int { n * k + scales.count }
 
     /// Whether new weights take the blocked layout: the best kernel variant on this CPU reads
-    /// it fastest (AVX-512 VNNI).
-    static let blockedByDefault: Bool = ck_q8_prefers_blocked(KernelVariant.best.kernels) != 0
+    /// it fastest (AVX-512 VNNI). `ATTEND_INT8_LAYOUT=rows` or `=blocked` in the environment
+    /// overrides it (for comparisons; both layouts compute on every variant).
+    static let blockedByDefault: Bool = {
+        switch ProcessInfo.processInfo.environment["ATTEND_INT8_LAYOUT"] {
+        case "rows": return false
+        case "blocked": return true
+        default: return ck_q8_prefers_blocked(KernelVariant.best.kernels) != 0
+        }
+    }()
 
     /// The values row-major, `n * k` bytes as a checkpoint stores them: `values` itself, or a
     /// copy out of the blocked layout. Cost: none, or one pass.
