@@ -44,6 +44,18 @@ static inline __mmask64 q8_mask64(size_t r) {
  * the rate (row-major layout with the prefetch: 22-24 GB/s). */
 #define Q8_BLK_CHAINS 2
 
+/* Rows i0 ... i0 + R - 1 of a: their quantized values, scales and offsets. */
+static inline __attribute__((always_inline)) void q8_row_pointers(int R, const ck_q8_rows *a, size_t i0,
+                                                                  const uint8_t *arow[4], const float *srow[4],
+                                                                  const float *orow[4]) {
+    CK_UNROLL_FULL
+    for (int r = 0; r < R; r++) {
+        arow[r] = a->q + (i0 + (size_t)r) * a->ldq;
+        srow[r] = a->scale + (i0 + (size_t)r) * a->lds;
+        orow[r] = a->offset + (i0 + (size_t)r) * a->lds;
+    }
+}
+
 /* Lanes 0-7: v[0], lanes 8-15: v[1] (0 when only one group remains). */
 static inline __m512 q8_pair(const float *v, int two) {
     const __m512 x = _mm512_maskz_loadu_ps(two ? 3 : 1, v);
@@ -73,12 +85,7 @@ static inline __attribute__((always_inline)) void q8_tile_vnni(int R, int C, con
     const uint8_t *arow[4];
     const float *srow[4], *orow[4];
     const int8_t *qrow[4];
-    CK_UNROLL_FULL
-    for (int r = 0; r < R; r++) {
-        arow[r] = a->q + (i0 + (size_t)r) * a->ldq;
-        srow[r] = a->scale + (i0 + (size_t)r) * a->lds;
-        orow[r] = a->offset + (i0 + (size_t)r) * a->lds;
-    }
+    q8_row_pointers(R, a, i0, arow, srow, orow);
     CK_UNROLL_FULL
     for (int cc = 0; cc < C; cc++) qrow[cc] = w->q + (j0 + (size_t)cc) * w->ldq;
     const __m512i ones = _mm512_set1_epi8(1);
@@ -169,12 +176,7 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_gemv(int R, int C, const ck_q8_rows
     const size_t k = w->k, groups = (k + 31) / 32;
     const uint8_t *arow[4];
     const float *srow[4], *orow[4];
-    CK_UNROLL_FULL
-    for (int r = 0; r < R; r++) {
-        arow[r] = a->q + (i0 + (size_t)r) * a->ldq;
-        srow[r] = a->scale + (i0 + (size_t)r) * a->lds;
-        orow[r] = a->offset + (i0 + (size_t)r) * a->lds;
-    }
+    q8_row_pointers(R, a, i0, arow, srow, orow);
     const __m512i ones = _mm512_set1_epi8(1);
     /* step s of a block takes groups 2s (lanes 0-7) and 2s + 1 (lanes 8-15) */
     const __m512i pair0 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -301,12 +303,7 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_blocked(int R, int C, const ck_q8_r
     const size_t k = w->k, groups = (k + 31) / 32;
     const uint8_t *arow[4];
     const float *srow[4], *orow[4];
-    CK_UNROLL_FULL
-    for (int r = 0; r < R; r++) {
-        arow[r] = a->q + (i0 + (size_t)r) * a->ldq;
-        srow[r] = a->scale + (i0 + (size_t)r) * a->lds;
-        orow[r] = a->offset + (i0 + (size_t)r) * a->lds;
-    }
+    q8_row_pointers(R, a, i0, arow, srow, orow);
     const __m512i ones = _mm512_set1_epi8(1);
     const int pass = R <= 2 ? 1 : 2; /* weight rows per pass */
     __m512 fa[4][4];

@@ -16,7 +16,7 @@ let q8GEMVMaxRows = gemvMaxRows
 /// `ck_q8_gemv` split over output features (each thread streams its rows of the weight once);
 /// more rows, `ck_q8_gemm` over blocks of 64 rows x about 32 KiB of weight rows, spread over
 /// the threads. Every output is computed by one call whatever the split, so results do not
-/// depend on the thread count. A blocked weight (``QuantizedWeight/blocked``) gets its rows
+/// depend on the thread count. A blocked weight (`QuantizedWeight.blocked`) gets its rows
 /// rearranged into the blocked layout after quantization (one more pass over `m * k` bytes).
 /// Cost: `2 m n k` multiply-adds; `m * ceil(k/64)*64` bytes of quantized rows (twice that for
 /// a blocked weight) and `8 m ceil(k/32)` of scales and offsets.
