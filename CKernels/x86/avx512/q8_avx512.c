@@ -155,6 +155,21 @@ static inline __m512 q8_reduce4(const __m512 v[4]) {
     return _mm512_add_ps(d, _mm512_shuffle_ps(d, d, 0xB1));
 }
 
+/* out[r][c] = the sum of fa[r][c]'s lanes, r < R, c < C (four weight rows reduced together). */
+static inline __attribute__((always_inline)) void q8_reduce_tile(int R, int C, __m512 fa[4][4], float out[4][4]) {
+    CK_UNROLL_FULL
+    for (int r = 0; r < R; r++) {
+        if (C == 4) {
+            float t[16];
+            _mm512_storeu_ps(t, q8_reduce4(fa[r]));
+            CK_UNROLL_FULL
+            for (int cc = 0; cc < 4; cc++) out[r][cc] = t[4 * cc];
+        } else
+            CK_UNROLL_FULL
+            for (int cc = 0; cc < C; cc++) out[r][cc] = _mm512_reduce_add_ps(fa[r][cc]);
+    }
+}
+
 /* The GEMV tile (offsets' share included) on C weight rows one after another (each streamed
  * whole, as one row per tile streams; the C accumulators are reduced together at the end).
  * Per block of 16 groups (eight 64-byte steps) a row's factors are formed once for the 16
@@ -244,20 +259,12 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_gemv(int R, int C, const ck_q8_rows
         q8_tile_vnni_own_g32(R, C, a, i0, w, j0, out, f16);
         return;
     }
-    CK_UNROLL_FULL
-    for (int r = 0; r < R; r++) {
-        if (C == 4) {
-            float t[16];
-            _mm512_storeu_ps(t, q8_reduce4(fa[r]));
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < 4; cc++) out[r][cc] = t[4 * cc];
-        } else
-            CK_UNROLL_FULL
-            for (int cc = 0; cc < C; cc++) out[r][cc] = _mm512_reduce_add_ps(fa[r][cc]);
-        if (!grouped)
+    q8_reduce_tile(R, C, fa, out);
+    if (!grouped)
+        CK_UNROLL_FULL
+        for (int r = 0; r < R; r++)
             CK_UNROLL_FULL
             for (int cc = 0; cc < C; cc++) out[r][cc] *= ck_q8_scale(w, j0 + (size_t)cc, 0);
-    }
 }
 
 static inline __attribute__((always_inline)) void q8_tile_vnni_gsum(int R, int C, const ck_q8_rows *a, size_t i0,
@@ -401,18 +408,7 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_blocked(int R, int C, const ck_q8_r
         q8_tile_blocked_portable(R, C, a, i0, w, j0, out);
         return;
     }
-    if (pass == 1)
-        CK_UNROLL_FULL
-        for (int r = 0; r < R; r++) {
-            if (C == 4) {
-                float t[16];
-                _mm512_storeu_ps(t, q8_reduce4(fa[r]));
-                CK_UNROLL_FULL
-                for (int cc = 0; cc < 4; cc++) out[r][cc] = t[4 * cc];
-            } else
-                CK_UNROLL_FULL
-                for (int cc = 0; cc < C; cc++) out[r][cc] = _mm512_reduce_add_ps(fa[r][cc]);
-        }
+    if (pass == 1) q8_reduce_tile(R, C, fa, out);
     if (!grouped)
         CK_UNROLL_FULL
         for (int r = 0; r < R; r++)
