@@ -105,6 +105,10 @@ void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst
             const size_t nb = G - 16 * b < 16 ? G - 16 * b : 16;
             for (size_t l = 0; l < nb; l++) {
                 const size_t p0 = 32 * (16 * b + l);
+                if (p0 + 32 <= k) { /* a whole group: eight dwords */
+                    for (size_t st = 0; st < 8; st++) memcpy(d + 512 * b + 4 * nb * st + 4 * l, s + p0 + 4 * st, 4);
+                    continue;
+                }
                 for (size_t st = 0; st < 8; st++)
                     for (size_t t = 0; t < 4; t++) {
                         const size_t p = p0 + 4 * st + t;
