@@ -471,8 +471,9 @@ void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst
  * (AVX-512 VNNI), 0 when they take it only through the portable loop. */
 int ck_q8_prefers_blocked(const struct ck_kernels *k);
 
-/** F(j, g) of every row and group of w (the ck_q8_weight contract) into gsum (row stride
- * ldg >= ceil(k / 32)); w->gsum is not read. Cost: one pass over the n * k bytes. */
+/** F(j, g) of every row and group of w (the ck_q8_weight contract; row-major, w->blocked == 0)
+ * into gsum (row stride ldg >= ceil(k / 32)); w->gsum is not read. Cost: one pass over the
+ * n * k bytes. */
 void ck_q8_group_sums(const ck_q8_weight *w, float *gsum, size_t ldg);
 
 /**
