@@ -14,8 +14,10 @@ extension Bench {
     /// - the golden tiny T5 (Tests/TransformerTests/Fixtures/t5): greedy ids of its two
     ///   sources (10 new tokens) from the quantized folder against the float32 folder's.
     /// - decoding with a t5-small-shaped model (random weights): 64 greedy tokens after a
-    ///   512-token source, float32 and int8 (both schemes) in interleaved rounds, the median
-    ///   ms per decoded token (and range) and the speed-up over float32, on 1 and --threads.
+    ///   512-token source, float32 and int8 (both schemes, with the value projections float16
+    ///   as `--keep-float auto` leaves them, and all int8 as `none`) in interleaved rounds,
+    ///   the median ms per decoded token (and range) and the speed-up over float32, on 1 and
+    ///   --threads.
     func quantized() {
         let fm = FileManager.default
         let tmp = fm.temporaryDirectory.appendingPathComponent("attend-bench-int8-\(getpid())")
@@ -84,10 +86,16 @@ extension Bench {
         }
         // Decoding speed, t5-small shape.
         let sourceLength = 512, newTokens = options.quick ? 16 : 64
-        progress("quantized: building t5-small-shaped models (float32, int8-channel, int8-group32)...")
+        progress("quantized: building t5-small-shaped models (float32, int8-channel, int8-group32; value projections float16 or int8)...")
+        // "auto": as `attend quantize`'s default rule leaves them (the value projections
+        // float16: random weights have no outlier matrix for the error threshold); "none":
+        // every matrix int8.
         let models: [(String, Seq2SeqModel)] = [
-            ("float32", randomT5Small(seed: 91)), ("int8-channel", randomT5Small(seed: 91, int8: .channel)),
-            ("int8-group32", randomT5Small(seed: 91, int8: .group32)),
+            ("float32", randomT5Small(seed: 91)),
+            ("int8-channel auto", randomT5Small(seed: 91, int8: .channel, valueFloat16: true)),
+            ("int8-group32 auto", randomT5Small(seed: 91, int8: .group32, valueFloat16: true)),
+            ("int8-channel none", randomT5Small(seed: 91, int8: .channel)),
+            ("int8-group32 none", randomT5Small(seed: 91, int8: .group32)),
         ]
         var rng = SplitMix64(state: 92)
         let source = (0..<sourceLength).map { _ in Int.random(in: 2..<32128, using: &rng) }
@@ -118,7 +126,7 @@ extension Bench {
                 let m = median(perToken[mi]), lo = perToken[mi].min() ?? 0, hi = perToken[mi].max() ?? 0
                 emit(
                     [("name", "int8 decode t5-small"), ("weights", name), ("threads", t), ("ms_per_token", m), ("min_ms", lo), ("max_ms", hi), ("speedup", base / m), ("rounds", rounds), ("ms", m)],
-                    row: String(format: "decode %-13@ threads %d: %7.2f ms/token [%.2f-%.2f], %.2fx float32", name, t, m, lo, hi, base / m))
+                    row: String(format: "decode %-17@ threads %d: %7.2f ms/token [%.2f-%.2f], %.2fx float32", name, t, m, lo, hi, base / m))
             }
         }
     }

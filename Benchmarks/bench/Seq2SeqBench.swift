@@ -22,11 +22,13 @@ private func t5Linear(_ input: Int, _ output: Int, seed: UInt64, precision: Weig
 
 private func t5Norm() -> Norm { .rms(RMSNorm(weight: Tensor(repeating: 1, shape: [t5Dim]), eps: 1e-6)) }
 
-private func t5Attention(seed: UInt64, _ p: WeightPrecision, int8: Int8Scheme?) -> MultiHeadAttention {
+/// With `int8` and `valueFloat16`, the value projection stays float16 (as `attend quantize`'s
+/// default `--keep-float auto` leaves it).
+private func t5Attention(seed: UInt64, _ p: WeightPrecision, int8: Int8Scheme?, valueFloat16: Bool = false) -> MultiHeadAttention {
     MultiHeadAttention(
         heads: t5Heads, query: t5Linear(t5Dim, t5Dim, seed: seed, precision: p, int8: int8),
         key: t5Linear(t5Dim, t5Dim, seed: seed &+ 1, precision: p, int8: int8),
-        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2, precision: p, int8: int8),
+        value: t5Linear(t5Dim, t5Dim, seed: seed &+ 2, precision: valueFloat16 && int8 != nil ? .float16 : p, int8: valueFloat16 ? nil : int8),
         out: t5Linear(t5Dim, t5Dim, seed: seed &+ 3, precision: p, int8: int8), scale: 1)
 }
 
@@ -51,19 +53,19 @@ private let t5DecodeWeightFloats = t5Layers * (6 * t5Dim * t5Dim + 2 * t5Dim * t
 /// A t5-small-shaped T5 with random weights, built as the T5 loader builds a checkpoint, its
 /// weight matrices held in `precision`; with `int8`, every block projection and the head
 /// quantized as `attend quantize` writes them.
-func randomT5Small(seed: UInt64, precision: WeightPrecision = .float32, int8: Int8Scheme? = nil) -> Seq2SeqModel {
+func randomT5Small(seed: UInt64, precision: WeightPrecision = .float32, int8: Int8Scheme? = nil, valueFloat16: Bool = false) -> Seq2SeqModel {
     let p = precision
     let encoderLayers = (0..<t5Layers).map { i -> EncoderLayer in
         let s = seed &+ UInt64(i) * 100
         return EncoderLayer(
-            selfAttention: t5Attention(seed: s, p, int8: int8), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10, p, int8: int8),
+            selfAttention: t5Attention(seed: s, p, int8: int8, valueFloat16: valueFloat16), attentionNorm: t5Norm(), feedForward: t5FeedForward(seed: s &+ 10, p, int8: int8),
             feedForwardNorm: t5Norm(), placement: .pre)
     }
     let decoderLayers = (0..<t5Layers).map { i -> DecoderLayer in
         let s = seed &+ 5000 &+ UInt64(i) * 100
         return DecoderLayer(
-            selfAttention: t5Attention(seed: s, p, int8: int8), selfAttentionNorm: t5Norm(),
-            crossAttention: t5Attention(seed: s &+ 20, p, int8: int8), crossAttentionNorm: t5Norm(),
+            selfAttention: t5Attention(seed: s, p, int8: int8, valueFloat16: valueFloat16), selfAttentionNorm: t5Norm(),
+            crossAttention: t5Attention(seed: s &+ 20, p, int8: int8, valueFloat16: valueFloat16), crossAttentionNorm: t5Norm(),
             feedForward: t5FeedForward(seed: s &+ 10, p, int8: int8), feedForwardNorm: t5Norm(), placement: .pre)
     }
     let shared = Embedding(weight: randomTensor([t5Vocabulary, t5Dim], seed: seed &+ 1), precision: p)

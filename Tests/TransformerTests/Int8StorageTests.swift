@@ -92,9 +92,9 @@ struct Int8StorageTests {
         #expect(mha.inProjection.weightFormat == .int8Group32)
         #expect(mha.inProjection.weightByteCount == 3 * int8Bytes(.group32, n: d, k: d))
         #expect(mha.inProjection.weight.scalars == parts.flatMap(\.weight.scalars))
-        // Mixed parts fall back to float32 (the dequantized rows).
-        let mixed = Linear.concatenatingRows([parts[0], Linear(weight: randomTensor([d, d], seed: 31), bias: nil)])
-        #expect(mixed.weightFormat == .float32 && mixed.weight.scalars.prefix(d * d).elementsEqual(parts[0].weight.scalars))
+        // Parts of float formats alone still make one matrix.
+        let floats = Linear.concatenatingRows([Linear(weight: randomTensor([d, d], seed: 33), bias: nil), Linear(weight: randomTensor([d, d], seed: 34), bias: nil, precision: .float16)])
+        #expect(floats.weightFormat == .float32)
 
         let q = try #require(parts[1].quantized)
         let table = Embedding(storage: .int8(q))
@@ -102,6 +102,45 @@ struct Int8StorageTests {
         let rows = table([5, 0, 63, 5], scale: 0.5).scalars
         for (r, id) in [5, 0, 63, 5].enumerated() {
             #expect(Array(rows[(r * d)..<((r + 1) * d)]) == full.scalars[(id * d)..<((id + 1) * d)].map { $0 * 0.5 })
+        }
+    }
+
+    @Test("int8 parts beside a 16-bit part stay as held (.mixed): bytes, weight and bias joined, every product equals its parts' products on every backend")
+    func mixedParts() throws {
+        let d = 72
+        let int8s = try (0..<2).map { try Linear(weight: randomTensor([d, d], seed: UInt64(40 + $0)), bias: nil).quantizedToInt8(.group32) }
+        let half = Linear(weight: randomTensor([d, d], seed: 42), bias: randomTensor([d], seed: 43), precision: .float16)
+        let mixed = Linear.concatenatingRows([int8s[0], int8s[1], half])
+        #expect(mixed.weightFormat == .mixed && mixed.storage.holdsInt8 && mixed.weightShape == [3 * d, d])
+        #expect(mixed.weightByteCount == 2 * int8Bytes(.group32, n: d, k: d) + d * d * 2, "no copy: the parts' own bytes")
+        #expect(mixed.weight.scalars == int8s[0].weight.scalars + int8s[1].weight.scalars + half.weight.scalars)
+        #expect(mixed.bias?.scalars == [Float](repeating: 0, count: 2 * d) + half.bias!.scalars)
+        #expect(Linear.concatenatingRows([mixed]).weightFormat == .mixed, "never nested")
+        #expect(mixed.converted(to: .bfloat16).weightFormat == .mixed)
+        let mha = MultiHeadAttention(heads: 4, query: int8s[0], key: int8s[1], value: half, out: int8s[0])
+        #expect(mha.inProjection.weightFormat == .mixed)
+
+        let parts = [int8s[0], int8s[1], half]
+        let backends: [Backend] = [.swiftSIMD] + KernelVariant.supported.map { .native($0) }
+        for backend in backends {
+            let compute = Compute(backend: backend, threads: 2)
+            for rows in [1, 2, 5] {
+                let x = randomTensor([rows, d], seed: UInt64(50 + rows))
+                // Every part's product alone, bias included.
+                let each = parts.map { $0.forward(x, compute: compute).scalars }
+                for outputs in [0..<(3 * d), (d - 7)..<(2 * d + 9), (2 * d + 3)..<(3 * d), 10..<20, (d - 1)..<(d + 1)] {
+                    let residual = randomTensor([rows, outputs.count], seed: UInt64(60 + outputs.count))
+                    let y = mixed.forward(x, outputs: outputs, activation: .relu, residual: residual, compute: compute).scalars
+                    var differs = 0
+                    for i in 0..<rows {
+                        for (c, j) in outputs.enumerated() {
+                            let expected = max(0, each[j / d][i * d + j % d]) + residual.scalars[i * outputs.count + c]
+                            if abs(y[i * outputs.count + c] - expected) > 1e-6 * max(1, abs(expected)) { differs += 1 }
+                        }
+                    }
+                    #expect(differs == 0, "\(backend) rows \(rows) outputs \(outputs): \(differs) outputs differ from the parts' products")
+                }
+            }
         }
     }
 

@@ -16,6 +16,24 @@ struct QuantizeTests {
         return url
     }
 
+    /// The golden T5's two sources (t5.io) and the greedy ids transformers made for them
+    /// (10 new tokens).
+    func goldenT5Greedy() throws -> (sources: [[Int]], expected: [[Int]]) {
+        let io = try fixture("t5.io")
+        let ids = try io.integers("in.input_ids"), mask = try io.integers("in.attention_mask")
+        let width = ids.count / 2
+        let sources = (0..<2).map { r in (0..<width).filter { mask[r * width + $0] != 0 }.map { ids[r * width + $0] } }
+        return (sources, idRows(try io.integers("out.greedy_ids"), rows: 2))
+    }
+
+    /// Greedy ids of `model` for `sources`, 10 new tokens.
+    func greedy(_ model: Seq2SeqModel, _ sources: [[Int]]) throws -> [[Int]] {
+        var config = model.generationDefaults
+        config.maxNewTokens = 10
+        config.minNewTokens = 10
+        return try model.generate(sources: sources, config: config).sequences
+    }
+
     @Test("T5: the folder holds int8 block projections and head, loads, a layer stays within the bound, greedy ids equal float32's", arguments: Int8Scheme.allCases)
     func t5RoundTrip(_ scheme: Int8Scheme) throws {
         let source = try fixtureFolder("t5")
@@ -78,17 +96,10 @@ struct QuantizeTests {
         }
 
         // The model: loads, and greedy ids equal the float32 folder's on the golden sources.
-        let fModel = try Seq2SeqModel(directory: source), qModel = try Seq2SeqModel(directory: out)
-        let io = try fixture("t5.io")
-        let ids = try io.integers("in.input_ids"), mask = try io.integers("in.attention_mask")
-        let width = ids.count / 2
-        let sources = (0..<2).map { r in (0..<width).filter { mask[r * width + $0] != 0 }.map { ids[r * width + $0] } }
-        var greedy = fModel.generationDefaults
-        greedy.maxNewTokens = 10
-        greedy.minNewTokens = 10
-        let expected = try fModel.generate(sources: sources, config: greedy).sequences
-        #expect(try qModel.generate(sources: sources, config: greedy).sequences == expected)
-        #expect(expected == idRows(try io.integers("out.greedy_ids"), rows: 2))
+        let golden = try goldenT5Greedy()
+        let expected = try greedy(try Seq2SeqModel(directory: source), golden.sources)
+        #expect(try greedy(try Seq2SeqModel(directory: out), golden.sources) == expected)
+        #expect(expected == golden.expected)
     }
 
     @Test("matrices kept 16-bit: by name and by relative error; listed in config.json, stored F16, loaded 16-bit; greedy ids equal float32's", arguments: Int8Scheme.allCases)
@@ -113,14 +124,8 @@ struct QuantizeTests {
         #expect(layer.weightFormat == .float16)
         #expect(layer.weight.scalars == w.scalars.map { HalfType.f16.float(HalfType.halfBits($0)) })
         // The model loads and decodes as the float32 folder does.
-        let io = try fixture("t5.io")
-        let ids = try io.integers("in.input_ids"), mask = try io.integers("in.attention_mask")
-        let width = ids.count / 2
-        let sources = (0..<2).map { r in (0..<width).filter { mask[r * width + $0] != 0 }.map { ids[r * width + $0] } }
-        var greedy = try Seq2SeqModel(directory: source).generationDefaults
-        greedy.maxNewTokens = 10
-        greedy.minNewTokens = 10
-        #expect(try Seq2SeqModel(directory: out).generate(sources: sources, config: greedy).sequences == idRows(try io.integers("out.greedy_ids"), rows: 2))
+        let golden = try goldenT5Greedy()
+        #expect(try greedy(try Seq2SeqModel(directory: out), golden.sources) == golden.expected)
 
         // By relative error: exactly the matrices above the threshold stay 16-bit, and each
         // error is ‖W − Q(W)‖ / ‖W‖ of the int8 weight as written (naive oracle).
@@ -198,8 +203,36 @@ struct QuantizeTests {
             defer { try? FileManager.default.removeItem(at: out) }
             let report = try ModelQuantization.quantize(model: source, out: out, scheme: .group32)
             #expect(report.quantized.count > 0, "\(folder)")
+            // The default rule: the value projections, and matrices above 0.01 relative error.
+            let values = report.relativeErrors.keys.filter(KeepFloatRule.isValueProjection).map { String($0.dropLast(".weight".count)) }
+            let above = report.relativeErrors.filter { $0.value > 0.01 }.keys.map { String($0.dropLast(".weight".count)) }
+            #expect(!values.isEmpty && Set(report.kept) == Set(values).union(above), "\(folder): kept \(report.kept)")
             try load(out)
         }
+    }
+
+    @Test("the default rule keeps T5's value projections 16-bit: its attention projections load .mixed, greedy ids equal float32's", arguments: Int8Scheme.allCases)
+    func defaultRuleKeepsValues(_ scheme: Int8Scheme) throws {
+        #expect(KeepFloatRule.isValueProjection("encoder.layer.0.attention.self.value.weight"))
+        #expect(KeepFloatRule.isValueProjection("decoder.block.2.layer.1.EncDecAttention.v.weight"))
+        #expect(KeepFloatRule.isValueProjection("model.layers.3.self_attn.v_proj.weight"))
+        #expect(!KeepFloatRule.isValueProjection("model.layers.3.self_attn.v_proj.bias"))
+        #expect(!KeepFloatRule.isValueProjection("encoder.block.0.layer.0.SelfAttention.o.weight"))
+        #expect(!KeepFloatRule.isValueProjection("weight"))
+        let source = try fixtureFolder("t5")
+        let out = temporaryFolder("t5-default-\(scheme.rawValue)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let report = try ModelQuantization.quantize(model: source, out: out, scheme: scheme)
+        let original = try SafeTensorsCheckpoint(directory: source)
+        let values = original.tensorNames.filter { ModelQuantization.isBlockProjection($0) && KeepFloatRule.isValueProjection($0) }
+        #expect(values.count == 6, "2 encoder and 2 decoder layers: 2 + 2 self-attention and 2 cross-attention values")
+        #expect(Set(values.map { String($0.dropLast(".weight".count)) }).isSubset(of: Set(report.kept)))
+        let config = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        #expect(config.contains("\"keep_float_value_projections\": true"))
+        let model = try Seq2SeqModel(directory: out)
+        #expect(model.encoder.layers[0].selfAttention.inProjection.weightFormat == .mixed)
+        let golden = try goldenT5Greedy()
+        #expect(try greedy(model, golden.sources) == golden.expected)
     }
 
     @Test("bad folders and bad int8 tensors are thrown errors")

@@ -33,8 +33,23 @@ package struct QuantizationReport: Sendable {
 }
 
 /// Which matrices `attend quantize` leaves 16-bit (float16; BF16 and F16 as stored) instead
-/// of int8: those whose relative error under the scheme, `‖W − Q(W)‖ / ‖W‖` (Frobenius
-/// norms), is above `maxRelativeError`, and those named in `modules`. The relative error is
+/// of int8: the attention value projections when `valueProjections` (see
+/// ``isValueProjection(_:)``), those whose relative error under the scheme,
+/// `‖W − Q(W)‖ / ‖W‖` (Frobenius norms), is above `maxRelativeError`, and those named in
+/// `modules`.
+///
+/// Value projections: a value's error reaches the attention output unweakened (each output
+/// is a weighted mean of values; errors in queries and keys only shift the softmax weights),
+/// and with few tokens nothing averages it out. On all-MiniLM-L6-v2 (BENCHMARKS.md) the six
+/// value matrices, 8% of the covered weights, carry about half of the int8 error of its
+/// worst text (the empty one, two tokens): keeping them 16-bit takes its cosine to float32
+/// from 0.99893 to about 0.9996 per 32 inputs, and per channel (with the six FFN output
+/// matrices) from 0.99900 to about 0.9994. llama.cpp's mixed quantizations give `attn_v`
+/// more bits for the same reason. The fused QKV projection then holds int8 query and key
+/// rows beside 16-bit value rows (``WeightFormat/mixed``); decoding reads the value rows at
+/// two bytes a weight (t5-small: about 4% more bytes per token).
+///
+/// The relative error is
 /// the relative output error `‖(W − Q(W)) x‖ / ‖W x‖` expected for inputs `x` with
 /// uncorrelated components of equal variance; a row of Gaussian weights gives about
 /// `(max|w| / rms(w)) / 440` per channel (3 to 3.5 times the rms for 384 to 1536 inputs:
@@ -48,16 +63,28 @@ package struct KeepFloatRule: Sendable, Equatable {
     package var maxRelativeError: Double?
     /// Modules (`encoder.layer.2.output.dense`, without `.weight`) kept 16-bit regardless.
     package var modules: Set<String>
+    /// Whether the attention value projections stay 16-bit.
+    package var valueProjections: Bool
 
-    package init(maxRelativeError: Double?, modules: Set<String> = []) {
+    package init(maxRelativeError: Double?, modules: Set<String> = [], valueProjections: Bool = false) {
         self.maxRelativeError = maxRelativeError
         self.modules = modules
+        self.valueProjections = valueProjections
     }
 
-    /// The default rule: relative error above 0.01.
-    package static let `default` = KeepFloatRule(maxRelativeError: 0.01)
+    /// The default rule (`--keep-float auto`): the value projections, and relative error
+    /// above 0.01.
+    package static let `default` = KeepFloatRule(maxRelativeError: 0.01, valueProjections: true)
     /// Every covered matrix int8.
     package static let none = KeepFloatRule(maxRelativeError: nil)
+
+    /// Whether `name` (a weight, `….weight`) is an attention value projection: its last
+    /// module is `value` (BERT), `v` (T5) or `v_proj` (Marian, Llama, Mistral, Qwen2).
+    package static func isValueProjection(_ name: String) -> Bool {
+        let parts = name.split(separator: ".")
+        guard parts.count >= 2, parts.last == "weight" else { return false }
+        return ["value", "v", "v_proj"].contains(parts[parts.count - 2])
+    }
 }
 
 /// Quantizes model folders to int8 weights (see ``quantize(model:out:scheme:keep:)``).
@@ -166,7 +193,11 @@ package enum ModelQuantization {
             let error = relativeError(weight, q)
             report.relativeErrors[name] = error
             let module = String(name.dropLast(".weight".count))
-            if keep.modules.contains(module) || keep.maxRelativeError.map({ error > $0 }) == true { return nil }
+            if keep.modules.contains(module) || keep.maxRelativeError.map({ error > $0 }) == true
+                || (keep.valueProjections && KeepFloatRule.isValueProjection(sourceName))
+            {
+                return nil
+            }
             report.quantized.append(name)
             report.bytesBefore += info.elementCount * info.dtype.byteSize
             report.bytesAfter += q.storedByteCount
@@ -223,7 +254,8 @@ package enum ModelQuantization {
             + "\"group_size\": \(scheme == .group32 ? "32" : "null"), \"scale_dtype\": \"\(scalesF16 ? "float16" : "float32")\", "
             + "\"scale_suffix\": \"\(scaleSuffix)\", \"activations\": \"dynamic uint8 per 32 inputs with scale and offset\", "
             + "\"quantized_tensors\": \(report.quantized.count), \"modules_to_not_convert\": \(keptList), "
-            + "\"keep_float_max_relative_error\": \(keep.maxRelativeError.map { "\($0)" } ?? "null")}"
+            + "\"keep_float_max_relative_error\": \(keep.maxRelativeError.map { "\($0)" } ?? "null"), "
+            + "\"keep_float_value_projections\": \(keep.valueProjections)}"
         let newConfig = head + (head.hasSuffix("{") ? "\n  " : ",\n  ") + entry + "\n}\n"
         do {
             try Data(newConfig.utf8).write(to: out.appendingPathComponent("config.json"), options: .atomic)

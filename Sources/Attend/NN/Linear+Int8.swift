@@ -10,12 +10,21 @@ extension Linear {
     }
 
     /// The rows of several layers one after another (a fused QKV projection), biases joined
-    /// (zeros for a layer without). int8 when every part is int8 of one scheme, else as the
-    /// parts are held (16-bit when all three are 16-bit of one type, else float32).
+    /// (zeros for a layer without). int8 when every part is int8 of one scheme; when some
+    /// part is int8 and the others are not (a value projection `attend quantize` kept
+    /// 16-bit beside int8 query and key), the parts themselves, each product running per
+    /// part (``weightFormat`` `.mixed`); else one matrix (16-bit when all are 16-bit of one
+    /// type, else float32). Cost: one copy of the weights, none for `.mixed`.
     static func concatenatingRows(_ parts: [Linear]) -> Linear {
         let hasBias = parts.contains { $0.bias != nil }
         let bias = hasBias ? Tensor.concatenateRows(parts.map { $0.bias ?? Tensor.zeros([$0.outFeatures]) }) : nil
-        return Linear(storage: WeightStorage.concatenateRows(parts.map(\.storage)), bias: bias)
+        let flat = parts.flatMap { p -> [Linear] in if case .parts(let ps) = p.storage { return ps } else { return [p] } }
+        if flat.contains(where: { $0.storage.holdsInt8 }) {
+            let int8s = flat.compactMap(\.quantized)
+            if int8s.count == flat.count, let q = QuantizedWeight.concatenatingRows(int8s) { return Linear(storage: .int8(q), bias: bias) }
+            return Linear(storage: .parts(flat), bias: bias)
+        }
+        return Linear(storage: WeightStorage.concatenateRows(flat.map(\.storage)), bias: bias)
     }
 }
 

@@ -115,6 +115,7 @@ public struct Linear: Sendable {
     /// a 16-bit weight, or when already packed), so the first product does not pay for it.
     /// Cost: one read and write of the weight; memory: one packed copy.
     func prepack(for compute: Compute) {
+        if case .parts(let parts) = storage { parts.forEach { $0.prepack(for: compute) } }
         if case .native(let variant) = compute.backend, case .float32(let weight) = storage {
             _ = packed.packed(weight, variant: variant, threads: compute.threads)
         }

@@ -314,7 +314,7 @@ public struct MultiHeadAttention: Sendable {
 
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
-    /// repack them). With int8 weights (``Linear/weightFormat``) they are also rounded to
+    /// repack them). With int8 weights (``Linear/weightFormat``, some of them for `.mixed`) they are also rounded to
     /// bfloat16 (`HalfKeysValues`), and every attention over them reads those: half the
     /// bytes per decoding step, where the memory is the largest read besides the weights
     /// (nothing is packed then). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K
@@ -329,7 +329,7 @@ public struct MultiHeadAttention: Sendable {
         } else {
             kv.append(projected, steps: s)
         }
-        if inProjection.weightFormat.isInt8, s > 0 {
+        if inProjection.storage.holdsInt8, s > 0 {
             kv.half = HalfKeysValues(projected, batch: b, seqK: s, heads: heads, headDim: headDim)
             return kv
         }

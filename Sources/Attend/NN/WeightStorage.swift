@@ -200,6 +200,11 @@ enum WeightStorage: @unchecked Sendable {
     case float32(Tensor)
     case half(HalfMatrix)
     case int8(QuantizedWeight)
+    /// Row blocks held in different formats, one layer each (a fused QKV projection whose
+    /// value rows stayed 16-bit beside int8 query and key rows, `attend quantize`'s default
+    /// rule): a product runs each block's own product on its rows of the output. Made by
+    /// `Linear.concatenatingRows`; never nested.
+    case parts([Linear])
 
     /// `[rows, cols]`.
     var shape: [Int] {
@@ -207,14 +212,15 @@ enum WeightStorage: @unchecked Sendable {
         case .float32(let t): return t.shape
         case .half(let h): return [h.rows, h.cols]
         case .int8(let q): return q.shape
+        case .parts(let ps): return [ps.reduce(0) { $0 + $1.outFeatures }, ps.first?.inFeatures ?? 0]
         }
     }
 
     /// The float element type of the weight; float32 for int8 (what its products compute
-    /// in and what ``float32`` gives).
+    /// in and what ``float32`` gives) and for blocks of different formats.
     var precision: WeightPrecision {
         switch self {
-        case .float32, .int8: return .float32
+        case .float32, .int8, .parts: return .float32
         case .half(let h): return h.type.precision
         }
     }
@@ -225,6 +231,16 @@ enum WeightStorage: @unchecked Sendable {
         case .float32: return .float32
         case .half(let h): return h.type == .f16 ? .float16 : .bfloat16
         case .int8(let q): return q.scheme == .channel ? .int8Channel : .int8Group32
+        case .parts: return .mixed
+        }
+    }
+
+    /// Whether any of the values are int8 (an int8 weight, or blocks of which one is).
+    var holdsInt8: Bool {
+        switch self {
+        case .int8: return true
+        case .parts(let ps): return ps.contains { $0.storage.holdsInt8 }
+        case .float32, .half: return false
         }
     }
 
@@ -234,6 +250,7 @@ enum WeightStorage: @unchecked Sendable {
         case .float32(let t): return t.count * 4
         case .half(let h): return h.bytes
         case .int8(let q): return q.byteCount
+        case .parts(let ps): return ps.reduce(0) { $0 + $1.weightByteCount }
         }
     }
 
@@ -244,13 +261,15 @@ enum WeightStorage: @unchecked Sendable {
         case .float32(let t): return t
         case .half(let h): return h.widened()
         case .int8(let q): return q.dequantized()
+        case .parts(let ps): return Tensor.concatenateRows(ps.map(\.weight))
         }
     }
 
     /// The same weight in `precision` (self when it already is). An int8 weight stays int8:
-    /// the precisions are those of float weights.
+    /// the precisions are those of float weights; blocks convert one by one.
     func converted(to precision: WeightPrecision) -> WeightStorage {
         if case .int8 = self { return self }
+        if case .parts(let ps) = self { return .parts(ps.map { Linear(storage: $0.storage.converted(to: precision), bias: $0.bias) }) }
         switch (self, precision.halfType) {
         case (.half(let h), nil): return .float32(h.widened())
         case (.float32(let t), let type?): return .half(HalfMatrix(rounding: t, to: type))
@@ -282,6 +301,8 @@ enum WeightStorage: @unchecked Sendable {
                 for (r, id) in ids.enumerated() { q.dequantizeRows(id..<(id + 1), scale: scale, into: o.baseAddress! + r * q.k) }
             }
             return out
+        case .parts:
+            return float32.gatherRows(ids, scale: scale)
         }
     }
 
@@ -313,6 +334,7 @@ enum WeightStorage: @unchecked Sendable {
         case .float32(let t): return .float32(t.transposed2D())
         case .half(let h): return .half(h.transposed())
         case .int8(let q): return .float32(q.dequantized().transposed2D())  // scales run along rows: no int8 transpose
+        case .parts: return .float32(float32.transposed2D())
         }
     }
 }
@@ -330,10 +352,13 @@ public enum WeightFormat: String, Sendable, Hashable, CaseIterable, CustomString
     /// int8 with a binary16 (or float32) scale per 32 inputs of a row: 1 byte per weight
     /// plus 2 (or 4) per 32.
     case int8Group32 = "int8-group32"
+    /// Blocks of rows in different formats: a fused query-key-value projection of an
+    /// `attend quantize` folder whose value rows stayed 16-bit beside int8 query and key rows.
+    case mixed
 
     /// Whether the values are int8.
     public var isInt8: Bool { self == .int8Channel || self == .int8Group32 }
 
-    /// The name (`float32`, `float16`, `bfloat16`, `int8-channel`, `int8-group32`).
+    /// The name (`float32`, `float16`, `bfloat16`, `int8-channel`, `int8-group32`, `mixed`).
     public var description: String { rawValue }
 }

@@ -169,6 +169,9 @@ func linearForward(
             residual.count == rows * n && residual.shape.last == n,
             "Linear: residual \(residual.shape) must hold \(rows) rows of \(n) (output \(outShape))")
     }
+    if case .parts(let parts) = storage {
+        return linearForwardParts(x, parts: parts, outputs: outputs, activation: activation, residual: residual, compute: compute)
+    }
     var out = Tensor.uninitialized(outShape)
     if rows == 0 || n == 0 { return out }
     if case .float32(let weight) = storage, case .native(let variant) = compute.backend, rows > gemvMaxRows,
@@ -214,6 +217,8 @@ func linearForward(
                 halfWeightGEMM(
                     a: xp.baseAddress ?? UnsafePointer(ob), lda: max(k, 1), m: rows, weight: h, columns: outputs,
                     c: ob, ldc: n, beta: bias == nil ? 0 : 1, compute: compute)
+            case .parts:
+                preconditionFailure("linearForward: a weight in blocks of rows runs linearForwardParts")
             case .int8(let q):
                 // (Native variants run int8 weights on the int8 kernels, Linear.forward.) Blocks
                 // of rows dequantized into about 256 KiB at a time: the float weight never
@@ -230,6 +235,45 @@ func linearForward(
                         MatrixOperand(rows: k, cols: j1 - j0, ld: max(k, 1), transposed: true),
                         beta: bias == nil ? 0 : 1, c: UnsafeMutableBufferPointer(rebasing: o[j0...]), ldc: n, compute: compute)
                 }
+            }
+        }
+    }
+    if let activation { out.apply(activation, compute: compute) }
+    if let residual { out += residual.reshaped(outShape) }
+    return out
+}
+
+/// `activation(x Wᵀ + b) + residual` over a weight held in blocks of rows of different
+/// formats (`WeightStorage.parts`): each block's own product (its bias included, on its
+/// format's kernels) over the rows of `outputs` it holds, written into its columns of the
+/// output; one block's outputs alone run its product with the activation and residual
+/// fused. `[..., in]` to `[..., outputs.count]`. Cost: the blocks' products
+/// (`2 * rows * in * outputs.count` flops in all) plus one copy of the output when more than
+/// one block takes part.
+func linearForwardParts(
+    _ x: Tensor, parts: [Linear], outputs: Range<Int>, activation: Activation?, residual: Tensor?, compute: Compute
+) -> Tensor {
+    var spans: [(part: Linear, rows: Range<Int>, column: Int)] = []
+    var start = 0
+    for part in parts {
+        let end = start + part.outFeatures
+        let lo = max(start, outputs.lowerBound), hi = min(end, outputs.upperBound)
+        if lo < hi { spans.append((part, (lo - start)..<(hi - start), lo - outputs.lowerBound)) }
+        start = end
+    }
+    if spans.count == 1 {
+        return spans[0].part.forward(x, outputs: spans[0].rows, activation: activation, residual: residual, compute: compute)
+    }
+    let n = outputs.count
+    let outShape = Array(x.shape.dropLast()) + [n]
+    var out = Tensor.uninitialized(outShape)
+    let rows = outShape.dropLast().reduce(1, *)
+    out.withUnsafeMutableBufferPointer { o in
+        for span in spans {
+            let piece = span.part.forward(x, outputs: span.rows, compute: compute)
+            let w = span.rows.count
+            piece.withUnsafeBufferPointer { p in
+                for r in 0..<rows { (o.baseAddress! + r * n + span.column).update(from: p.baseAddress! + r * w, count: w) }
             }
         }
     }

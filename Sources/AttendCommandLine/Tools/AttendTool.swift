@@ -308,7 +308,7 @@ package enum AttendCommandLine {
                 Flag(
                     "--keep-float", .nonEmptyString, "RULE",
                     help:
-                        "which matrices stay 16-bit instead of int8: auto (default): those whose relative error ||W - Q(W)|| / ||W|| under the scheme is above 0.01; a number R: above R; none; or module names NAME[,NAME...] (e.g. encoder.layer.2.output.dense)"
+                        "which matrices stay 16-bit instead of int8: auto (default): the attention value projections (value, v, v_proj) and the matrices whose relative error ||W - Q(W)|| / ||W|| under the scheme is above 0.01; a number R: only the matrices above R; none; or module names NAME[,NAME...] (e.g. encoder.layer.2.output.dense)"
                 ),
                 json,
             ],
@@ -319,8 +319,8 @@ package enum AttendCommandLine {
                 Each scale is the clip of the block's largest magnitude (100% down to 50% in steps of 1%) with the least squared
                 error. The matrices --keep-float keeps are written float16 (16-bit ones as stored) and listed in the config's
                 "modules_to_not_convert"; the loaders hold them 16-bit.
-                Products with one or two rows (decoding) keep float activations; longer ones quantize each row of activations to
-                int8 on the fly. quantize prints one line: the tensors quantized, those kept 16-bit and the bytes before and after
+                Every product quantizes its rows of activations on the fly (uint8 per 32 inputs, with the group's minimum as offset)
+                and runs integer dot products, decoding's included. quantize prints one line: the tensors quantized, those kept 16-bit and the bytes before and after
                 (with --json one object {"out", "scheme", "quantized", "kept", "kept_bytes", "bytes_before", "bytes_after",
                 "file_bytes"}).
                 """),
