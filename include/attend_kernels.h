@@ -467,6 +467,20 @@ size_t ck_q8_blocked_offset(size_t k, size_t p);
  * ck_q8_blocked_stride(k) untouched); int8 or uint8 alike. Cost: one pass. */
 void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst, size_t ldd);
 
+/** Bytes ahead of the current step the AVX-512 VNNI blocked kernels prefetch each weight row
+ * (0: no software prefetch, the hardware prefetcher alone; scales per 32 inputs are
+ * prefetched a quarter of that ahead): ATTEND_Q8_PREFETCH when set to 0 ... 16384
+ * (rounded down to a multiple of 64), else 2048 on AMD family 1Ah (Zen 5) and later, else 0.
+ * Measured on Zen 5, one thread, over a t5-small-shaped decoding step's int8-group32 weights
+ * (37 products, 38 MB, larger than L3; medians of 5, three interleaved rounds): none
+ * 0.91-1.10 ms, weights 2 KiB ahead 0.85-0.88, weights 2 KiB and scales 512 B ahead
+ * 0.81-0.85; the bench's t5-small decode (1 thread, two interleaved runs) int8-group32
+ * 2.64-3.02 ms/token without, 1.67-1.81 with both; per channel 1.25-1.53 without and
+ * 1.46-1.65 with in such runs, but 2.32-2.44 without in a build whose code differed only in
+ * how the (untaken) prefetch was compiled out, and 1.36-1.65 with in every build. On Zen 4 a weight prefetch cost 20-30% over repeated weights of one shape (the
+ * decoding sequence not measured there). Read once, then cached. */
+int ck_q8_blocked_prefetch_bytes(void);
+
 /** 1 when this table's q8_gemv and q8_gemm have kernels on the blocked layout on this CPU
  * (AVX-512 VNNI), 0 when they take it only through the portable loop. */
 int ck_q8_prefers_blocked(const struct ck_kernels *k);

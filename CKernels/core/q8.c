@@ -9,6 +9,7 @@
 #include "attend_kernels_testing.h"
 
 #include <float.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdatomic.h>
 
@@ -175,6 +176,34 @@ static int ck_q8_feature_bits(void) {
 }
 
 int ck_q8_cpu_has_avx512_vnni(void) { return ck_q8_feature_bits() & 1; }
+
+static atomic_int ck_q8_prefetch = -1;
+
+static int ck_q8_prefetch_detect(void) {
+    const char *env = getenv("ATTEND_Q8_PREFETCH");
+    if (env && *env) {
+        char *end = NULL;
+        const long v = strtol(env, &end, 10);
+        if (end && *end == 0 && v >= 0 && v <= 16384) return (int)(v / 64 * 64);
+    }
+#if defined(__x86_64__) || defined(_M_X64)
+    unsigned a, b, c, d;
+    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u /* "AuthenticAMD" */ && __get_cpuid(1, &a, &b, &c, &d)) {
+        const unsigned base = (a >> 8) & 0xf, family = base + (base == 0xf ? (a >> 20) & 0xff : 0);
+        if (family >= 0x1a) return 2048; /* Zen 5 and later */
+    }
+#endif
+    return 0;
+}
+
+int ck_q8_blocked_prefetch_bytes(void) {
+    int v = atomic_load_explicit(&ck_q8_prefetch, memory_order_relaxed);
+    if (v < 0) {
+        v = ck_q8_prefetch_detect();
+        atomic_store_explicit(&ck_q8_prefetch, v, memory_order_relaxed);
+    }
+    return v;
+}
 int ck_q8_cpu_has_dotprod(void) { return (ck_q8_feature_bits() >> 1) & 1; }
 
 int ck_q8_prefers_blocked(const ck_kernels *k) {

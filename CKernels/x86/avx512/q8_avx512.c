@@ -37,11 +37,13 @@ static inline __mmask64 q8_mask64(size_t r) {
 /* Bytes ahead of the current step each weight row is prefetched (measured on Zen 4 over a
  * t5-small-shaped set of weights larger than L3: 2 KiB ahead beat none, 1, 4 and 8 KiB). */
 #define Q8_PREFETCH 2048
-/* The blocked GEMV tile (q8_tile_vnni_blocked): accumulator chains per row, no software
- * prefetch. Measured on Zen 4, 1 thread, 40 weights of 2048 x 512 and 512 x 2048 on huge
- * pages (larger than L3): 1 chain 28-29 GB/s, 2 chains 29-31, 4 chains 27-29; each prefetch
- * distance tried (512 B - 4 KiB) cost 20-30%, and two or four weight rows interleaved halved
- * the rate (row-major layout with the prefetch: 22-24 GB/s). */
+/* The blocked GEMV tile (q8_tile_vnni_blocked): accumulator chains per row; a software
+ * prefetch of each weight row ck_q8_blocked_prefetch_bytes() ahead and (per 32 inputs) of its
+ * group scales a quarter of that ahead (none on Zen 4, 2 KiB and 512 B on Zen 5:
+ * attend_kernels.h). Measured on Zen 4, 1 thread, 40 weights of 2048 x 512 and
+ * 512 x 2048 on huge pages (larger than L3): 1 chain 28-29 GB/s, 2 chains 29-31, 4 chains
+ * 27-29; each prefetch distance tried (512 B - 4 KiB) cost 20-30%, and two or four weight rows
+ * interleaved halved the rate (row-major layout with the prefetch: 22-24 GB/s). */
 #define Q8_BLK_CHAINS 2
 
 /* Rows i0 ... i0 + R - 1 of a: their quantized values, scales and offsets. */
@@ -308,6 +310,10 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_blocked(int R, int C, const ck_q8_r
                                                                        const ck_q8_weight *w, size_t j0,
                                                                        float out[4][4], int grouped, int f16) {
     const size_t k = w->k, groups = (k + 31) / 32;
+    /* Bytes ahead each weight row is prefetched (0: none), and (per 32 inputs) its group
+     * scales a quarter of that ahead: a second stream, 1/16 of the bytes, whose loads stalled
+     * without it. */
+    const size_t prefetch = (size_t)ck_q8_blocked_prefetch_bytes(), sprefetch = prefetch / 4;
     const uint8_t *arow[4];
     const float *srow[4], *orow[4];
     q8_row_pointers(R, a, i0, arow, srow, orow);
@@ -343,6 +349,7 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_blocked(int R, int C, const ck_q8_r
         __m512i wv[4];                                                                             \
         CK_UNROLL_FULL                                                                             \
         for (int cc = 0; cc < cn; cc++) {                                                          \
+            if (prefetch) _mm_prefetch((const char *)(qrow[cc] + base + (off) + prefetch), _MM_HINT_T0); \
             wv[cc] = MASKED ? _mm512_maskz_loadu_epi8(mk, qrow[cc] + base + (off))                 \
                             : _mm512_loadu_si512((const void *)(qrow[cc] + base + (off)));         \
             is[h][cc] = _mm512_dpbusd_epi32(is[h][cc], ones, wv[cc]);                              \
@@ -382,6 +389,7 @@ static Q8_GEMV_TILE_INLINE void q8_tile_vnni_blocked(int R, int C, const ck_q8_r
                     const size_t j = j0 + (size_t)(c0 + cc);
                     const void *ws = f16 ? (const void *)((const uint16_t *)w->scales + j * w->lds + g0)
                                          : (const void *)((const float *)w->scales + j * w->lds + g0);
+                    if (sprefetch) _mm_prefetch((const char *)ws + sprefetch, _MM_HINT_T0);
                     sw = f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, ws)) : _mm512_maskz_loadu_ps(gm, ws);
                 }
                 const __m512 sums = _mm512_cvtepi32_ps(is[0][cc]);
