@@ -44,8 +44,9 @@ package struct QuantizationReport: Sendable {
 /// value matrices, 8% of the covered weights, carry about half of the int8 error of its
 /// worst text (the empty one, two tokens): keeping them 16-bit takes its cosine to float32
 /// from 0.99893 to about 0.9996 per 32 inputs, and per channel (with the six FFN output
-/// matrices) from 0.99900 to about 0.9995 (`Benchmarks/scripts/int8_error_model.py`). llama.cpp's mixed quantizations give `attn_v`
-/// more bits for the same reason. The fused QKV projection then holds int8 query and key
+/// matrices) from 0.99900 to about 0.9995 (`Benchmarks/scripts/int8_error_model.py`).
+/// llama.cpp's mixed quantizations give `attn_v` more bits for the same reason. The fused
+/// QKV projection then holds int8 query and key
 /// rows beside 16-bit value rows (``WeightFormat/mixed``); decoding reads the value rows at
 /// two bytes a weight (t5-small: about 4% more bytes per token).
 ///

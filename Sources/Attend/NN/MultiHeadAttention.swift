@@ -314,7 +314,8 @@ public struct MultiHeadAttention: Sendable {
 
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
-    /// repack them). With int8 weights (``Linear/weightFormat``, some of them for `.mixed`) they are also rounded to
+    /// repack them). With int8 weights (``Linear/weightFormat``; for `.mixed`, some of the
+    /// rows) they are also rounded to
     /// bfloat16 (`HalfKeysValues`), and every attention over them reads those: half the
     /// bytes per decoding step, where the memory is the largest read besides the weights
     /// (nothing is packed then). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K
