@@ -205,7 +205,7 @@ typedef void (*ck_f32_softmax_rows_fn)(size_t rows, size_t n, const float *x, si
  * Matrix-vector product against a row-major weight (a PyTorch Linear weight [n, k]):
  *   y[j] = alpha * sum_p x[p] * w[j*ldw + p] + beta * y[j],  j < n   (beta == 0: y not read)
  * The decode path (one token at a time), where packing the weight for a GEMM would cost more
- * than the product: memory-bound, one pass over w. Rows of at most 1024 floats are read one
+ * than the product: memory-bound, one pass over w. Rows of at most 8192 floats are read one
  * at a time (one sequential stream the prefetcher follows), longer rows four at a time
  * (each load of x shared by four rows); each y[j] is one dot product in a fixed order either
  * way: vector lanes in order, then the lanes summed as a halving tree (a few shuffles; an
@@ -393,7 +393,7 @@ typedef void (*ck_w16_widen_fn)(int dtype, size_t n, const uint16_t *src, float 
  * in an F16 or BF16 checkpoint):
  *   y_r[j] = alpha * sum_p x_r[p] * widen(w[j*ldw + p]) + beta * y_r[j],  j < n, r < rows
  * with x_r at x + r*ldx, y_r at y + r*ldy (beta == 0: y not read; y must not alias x or w).
- * Rows of at most 2 KiB (k <= 1024) are read one at a time with four vector accumulators,
+ * Rows of at most 16 KiB (k <= 8192) are read one at a time with four vector accumulators,
  * longer rows four at a time with one each, each y_r[j] one in-order dot product: for
  * every k the very sums ck_f32_gemv computes on the widened weight (bit for bit its result on
  * a float32 copy of w; it switches from one row to four at the same k), and every row
@@ -480,6 +480,17 @@ void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst
  * how the (untaken) prefetch was compiled out, and 1.36-1.65 with in every build. On Zen 4 a weight prefetch cost 20-30% over repeated weights of one shape (the
  * decoding sequence not measured there). Read once, then cached. */
 int ck_q8_blocked_prefetch_bytes(void);
+
+/** Bytes ahead ck_w16_gemv prefetches a 16-bit weight's rows of up to 8192 values in
+ * software (0: none, the hardware prefetcher alone): ATTEND_W16_PREFETCH when set to 0 ...
+ * 16384 (rounded down to a multiple of 64), else 8192 on AMD family 1Ah (Zen 5) and later,
+ * else 0. Measured on Zen 5, one thread, over the BF16 weights of one decoding step (best of
+ * 7): t5-small's shape 38.7-39.0 GB/s without, 47.1-49.1 with 8 KiB (4 KiB: 42-44); GPT-2
+ * small's 36.4-37.3 vs 40.9-41.7; TinyLlama's 36.0 (3 layers) vs 39.3-39.6. A float32
+ * weight's stream gained nothing (t5-small 45 GB/s either way, TinyLlama 38-42 without, 34-37
+ * with 2 KiB), so ck_f32_gemv does not prefetch. Not measured on other CPUs. Read once, then
+ * cached. */
+int ck_w16_gemv_prefetch_bytes(void);
 
 /** 1 when this table's q8_gemv and q8_gemm have kernels on the blocked layout on this CPU
  * (AVX-512 VNNI), 0 when they take it only through the portable loop. */

@@ -177,10 +177,10 @@ static int ck_q8_feature_bits(void) {
 
 int ck_q8_cpu_has_avx512_vnni(void) { return ck_q8_feature_bits() & 1; }
 
-static atomic_int ck_q8_prefetch = -1;
-
-static int ck_q8_prefetch_detect(void) {
-    const char *env = getenv("ATTEND_Q8_PREFETCH");
+/* A prefetch distance in bytes: the environment variable `env` when set to 0 ... 16384
+ * (rounded down to a multiple of 64), else `zen5` on AMD family 1Ah (Zen 5) and later, else 0. */
+static int ck_prefetch_detect(const char *env_name, int zen5) {
+    const char *env = getenv(env_name);
     if (env && *env) {
         char *end = NULL;
         const long v = strtol(env, &end, 10);
@@ -190,20 +190,35 @@ static int ck_q8_prefetch_detect(void) {
     unsigned a, b, c, d;
     if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u /* "AuthenticAMD" */ && __get_cpuid(1, &a, &b, &c, &d)) {
         const unsigned base = (a >> 8) & 0xf, family = base + (base == 0xf ? (a >> 20) & 0xff : 0);
-        if (family >= 0x1a) return 2048; /* Zen 5 and later */
+        if (family >= 0x1a) return zen5; /* Zen 5 and later */
     }
+#else
+    (void)zen5;
 #endif
     return 0;
 }
 
-int ck_q8_blocked_prefetch_bytes(void) {
-    int v = atomic_load_explicit(&ck_q8_prefetch, memory_order_relaxed);
+/* ck_prefetch_detect's answer, read once into `cell` (-1: not yet) and then cached. */
+static int ck_prefetch_cached(atomic_int *cell, const char *env_name, int zen5) {
+    int v = atomic_load_explicit(cell, memory_order_relaxed);
     if (v < 0) {
-        v = ck_q8_prefetch_detect();
-        atomic_store_explicit(&ck_q8_prefetch, v, memory_order_relaxed);
+        v = ck_prefetch_detect(env_name, zen5);
+        atomic_store_explicit(cell, v, memory_order_relaxed);
     }
     return v;
 }
+
+static atomic_int ck_q8_prefetch = -1, ck_w16_prefetch = -1;
+
+int ck_q8_blocked_prefetch_bytes(void) {
+    return ck_prefetch_cached(&ck_q8_prefetch, "ATTEND_Q8_PREFETCH", 2048);
+}
+
+/* (The 16-bit GEMV's distance lives here, beside the int8 one, for the shared detection.) */
+int ck_w16_gemv_prefetch_bytes(void) {
+    return ck_prefetch_cached(&ck_w16_prefetch, "ATTEND_W16_PREFETCH", 8192);
+}
+
 int ck_q8_cpu_has_dotprod(void) { return (ck_q8_feature_bits() >> 1) & 1; }
 
 int ck_q8_prefers_blocked(const ck_kernels *k) {

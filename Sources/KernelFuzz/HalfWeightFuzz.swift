@@ -37,7 +37,7 @@ final class GuardedHalfMatrix {
 
 /// `w16_gemv` and `gemv_rows`: 1 to 8 rows (rows of x at stride ldx, of y at ldy: both sides
 /// of every variant's row group), n and k at the vector and unroll edges and both sides of the
-/// short-row switches (512, 1024), F16, BF16 and float32 weights, alpha/beta including 0,
+/// short-row switch (8192), F16, BF16 and float32 weights, alpha/beta including 0,
 /// y_old NaN when beta == 0.
 struct W16GEMVFuzz: FuzzKernel {
     let name = "w16-gemv"
@@ -57,7 +57,10 @@ struct W16GEMVFuzz: FuzzKernel {
         c.f32 = rng.chance(0.3)
         c.rows = rng.chance(0.3) ? rng.pick([1, 2]) : rng.int(1...8)
         c.n = boundarySize(&rng, edges: [1, 3, 4, 5, 8, 12, table.nr], small: 16, maxLarge: 100)
-        c.k = rng.chance(0.15) ? rng.pick([511, 512, 513, 520, 1023, 1024, 1025]) : boundarySize(&rng, edges: [1, 4, 8, 16, 32, 64, table.nr], small: 40, maxLarge: 1100)
+        c.k =
+            rng.chance(0.15)
+            ? rng.pick([511, 512, 513, 520, 1023, 1024, 1025, 8191, 8192, 8193])
+            : boundarySize(&rng, edges: [1, 4, 8, 16, 32, 64, table.nr], small: 40, maxLarge: 1100)
         c.alpha = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(alphaChoices)
         c.beta = rng.chance(0.15) ? rng.float(-4, 4) : rng.pick(betaChoices)
         c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .nonFinite, .tiny])

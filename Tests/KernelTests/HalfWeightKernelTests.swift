@@ -66,7 +66,10 @@ struct HalfWeightKernelTests {
     @Test("w16_gemv, 1 to 8 rows: bitwise ck_f32_gemv on the widened weight (every k), within the float32 bound of the Double oracle; strides untouched")
     func gemv() {
         var rng = SplitMix64(state: 7177)
-        let shapes = [(1, 1), (7, 5), (16, 3), (64, 300), (127, 33), (512, 257), (513, 100), (700, 129), (1024, 9), (1025, 13), (2048, 70), (0, 4)]
+        let shapes = [
+            (1, 1), (7, 5), (16, 3), (64, 300), (127, 33), (512, 257), (513, 100), (700, 129), (1024, 9), (1025, 13), (2048, 70), (8192, 3),
+            (8193, 5), (0, 4),
+        ]
         for (name, kern) in tables {
             for bf in [false, true] {
                 for (k, n) in shapes {
@@ -103,7 +106,7 @@ struct HalfWeightKernelTests {
                                 }
                             }
                             let what = "\(name) \(bf ? "bf16" : "f16") k \(k) n \(n) rows \(rows) alpha \(alpha) beta \(beta)"
-                            // The same sum order as ck_f32_gemv for every k (both switch to four rows at a time past 1024).
+                            // The same sum order as ck_f32_gemv for every k (both switch to four rows at a time past 8192).
                             #expect(y.map(\.bitPattern) == ref.map(\.bitPattern), "\(what): differs from ck_f32_gemv on the widened weight")
                             for r in 0..<rows {
                                 for j in 0..<n {

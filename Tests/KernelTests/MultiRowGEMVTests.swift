@@ -1,7 +1,7 @@
 // Products of a few rows against a weight (decoding two rows, or two beams) run as
 // matrix-vector products that share one pass over the weight: every row's bits must equal the
 // same row multiplied alone, on every native variant and thread count, for row widths on both
-// sides of the kernel's short-row switch (1024) and weights spanning several 16 KiB blocks.
+// sides of the kernel's short-row switch (8192) and weights spanning several 16 KiB blocks.
 import CKernels
 import Foundation
 import Testing
@@ -15,7 +15,7 @@ struct MultiRowGEMVTests {
     func rowsEqualAlone() throws {
         var rng = SplitMix64(state: 2024)
         for variant in KernelVariant.supported {
-            for (k, n) in [(7, 5), (64, 300), (512, 257), (513, 100), (768, 129), (1024, 33), (1025, 40), (2048, 70)] {
+            for (k, n) in [(7, 5), (64, 300), (512, 257), (513, 100), (768, 129), (1024, 33), (1025, 40), (2048, 70), (8192, 3), (8193, 5)] {
                 let weight = Tensor(shape: [n, k], scalars: (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) })
                 let bias = Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -1...1, using: &rng) })
                 let layer = Linear(weight: weight, bias: bias)
@@ -49,7 +49,11 @@ struct MultiRowGEMVTests {
         var rng = SplitMix64(state: 2025)
         for variant in KernelVariant.supported {
             let kern = variant.kernels
-            for (k, n) in [(1, 1), (7, 5), (16, 3), (64, 300), (127, 33), (512, 257), (513, 100), (1024, 33), (1025, 40), (2048, 70), (0, 4)] {
+            let shapes = [
+                (1, 1), (7, 5), (16, 3), (64, 300), (127, 33), (512, 257), (513, 100), (1024, 33), (1025, 40), (2048, 70), (8192, 3), (8193, 5),
+                (0, 4),
+            ]
+            for (k, n) in shapes {
                 for rows in [1, 2, 3, 4, 5, 7, 8] {
                     for (alpha, beta): (Float, Float) in [(1, 0), (-2, 0.25)] {
                         let ldx = k + 5, ldy = n + 2
