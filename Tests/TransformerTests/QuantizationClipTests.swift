@@ -104,4 +104,28 @@ struct QuantizationClipTests {
             #expect(zip(d[8..<12], [2, -2, 2, -2] as [Float]).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(scheme): \(d)")
         }
     }
+
+    @Test("level(w, s) is round-to-nearest-even of w / s clamped to ±127: ties, halves near the clamp, huge, tiny and NaN quotients")
+    func levelRounding() {
+        var rng = SeededRNG(seed: 99)
+        var cases: [(Float, Float)] = []
+        for t in stride(from: Float(-130), through: 130, by: 0.5) { cases.append((t, 1)) }  // every tie up to the clamp
+        for t: Float in [126.49, 126.5, 126.51, 127.49, 127.5, 128, 128.5, 1e7, 4_194_304.5, 8_388_609, 1e30, .infinity] {
+            cases += [(t, 1), (-t, 1)]
+        }
+        cases += [(1, .leastNonzeroMagnitude), (-1, .leastNonzeroMagnitude), (1e-45, 3), (.nan, 1), (0.3, 0), (-0.3, 1)]
+        for _ in 0..<20_000 {
+            let w = Float.random(in: -3...3, using: &rng), s = Float.random(in: 1e-4...0.05, using: &rng)
+            cases.append((w, s))
+        }
+        var bad = 0
+        for (w, s) in cases {
+            let expected: Float = (w / s).isNaN ? 0 : naiveLevel(w, s)
+            if QuantizedWeight.level(w, s) != expected {
+                bad += 1
+                if bad <= 5 { Issue.record("level(\(w), \(s)) = \(QuantizedWeight.level(w, s)), expected \(expected)") }
+            }
+        }
+        #expect(bad == 0)
+    }
 }
