@@ -583,6 +583,7 @@ const char *ck_q8_gemm_instructions(const struct ck_kernels *k);
 
 struct ck_attention_grad_head; /* attend_attention_backward.h */
 struct ck_attention_rows;      /* below (attention on unpacked K/V) */
+struct ck_gemm_epilogue;       /* below (the packed GEMM's epilogue) */
 #include "attend_kernels_backward.h" /* the training kernels' types (slots at the end) */
 
 /** One variant's kernel table. Every slot is non-NULL. */
@@ -635,6 +636,14 @@ typedef struct ck_kernels {
     /* The per-ISA body of ck_f32_attention_short (called by it with the workspace 64-byte
      * aligned, seq_q > 0). */
     void (*attn_short)(const struct ck_attention_rows *h, float *workspace);
+    /* The GEMM epilogue (ck_gemm_epilogue, below) on rows x cols of C at c (row stride ldc),
+     * the block's first element being the product's (row0, col0): c = act(c + bias[col0 +
+     * j]) + residual[(row0 + i) * ldr + col0 + j], one pass per row in the variant's vectors,
+     * the same bits as an add, the activation kernel and an add. Called per micro-tile by
+     * the packed GEMM right after the tile's last k block. Cost: one read and write of the
+     * block (plus bias and residual reads), one activation per element. */
+    void (*gemm_epilogue)(const struct ck_gemm_epilogue *ep, size_t row0, size_t col0,
+                          size_t rows, size_t cols, float *c, size_t ldc);
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */
@@ -702,6 +711,15 @@ void ck_f32_pack_b(const ck_kernels *k, int trans_b, size_t n, size_t kdim, cons
 size_t ck_f32_packed_a_size(const ck_kernels *k, size_t m, size_t kdim);
 void ck_f32_pack_a(const ck_kernels *k, size_t m, size_t kdim, const float *a, size_t lda,
                    float *packed);
+
+/**
+ * Rows [row0, row1) of ck_f32_pack_a's layout (row1 clamped to m; row0 rounded down to a
+ * multiple of mr, so each call fills whole mr-row panels, the last one zero-padded): the same bytes as
+ * ck_f32_pack_a writes for those rows, so threads can pack disjoint row ranges of one A.
+ * Cost: one read and one write of (row1 - row0) x kdim floats.
+ */
+void ck_f32_pack_a_rows(const ck_kernels *k, size_t m, size_t kdim, const float *a, size_t lda,
+                        size_t row0, size_t row1, float *packed);
 
 /**
  * A GEMM epilogue, applied to each tile of C right after its last k block (while in L1):

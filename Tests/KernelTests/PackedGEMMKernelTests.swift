@@ -363,6 +363,38 @@ struct PackedGEMMKernelTests {
         }
     }
 
+    @Test("ck_f32_pack_a_rows over row ranges writes exactly ck_f32_pack_a's bytes", arguments: TestedBackend.nativeOnly)
+    func packARowsEqualsPackA(_ table: TestedBackend) {
+        // Threads pack disjoint row ranges of one A (PackedGEMM.swift): the pieces together
+        // must be ck_f32_pack_a's layout bit for bit, zero padding included, with nothing
+        // written past the buffer. A row0 inside a panel is rounded down to the panel.
+        let kern = table.kernels!
+        let g = kern.pointee.gemm
+        let mr = Int(g.mr), kc = Int(g.kc)
+        for (m, k, lda) in [(1, 3, 3), (mr, kc, kc + 1), (3 * mr + 5, kc + 9, kc + 16), (7 * mr - 1, 2 * kc + 1, 2 * kc + 1)] {
+            var rng = SeededRNG(seed: caseSeed(m, k, lda, 91))
+            let a = rng.floats(m * lda)
+            let whole = AlignedGuarded(ck_f32_packed_a_size(kern, m, k))
+            let size = ck_f32_packed_a_size(kern, m, k)
+            let tiles = (m + mr - 1) / mr
+            a.withUnsafeBufferPointer { ap in
+                ck_f32_pack_a(kern, m, k, ap.baseAddress!, lda, whole.base)
+                for parts in [1, 2, 3, tiles] {
+                    let pieces = AlignedGuarded(size)
+                    pieces.base.update(repeating: .nan, count: size)
+                    for part in (0..<parts).reversed() {
+                        let r0 = part * tiles / parts * mr, r1 = (part + 1) * tiles / parts * mr
+                        // A row0 one past the panel start must still fill the whole panel.
+                        ck_f32_pack_a_rows(kern, m, k, ap.baseAddress!, lda, r0 + (r1 > r0 + 1 ? 1 : 0), r1, pieces.base)
+                    }
+                    #expect(pieces.guardIntact, "\(table) m=\(m) k=\(k) parts=\(parts): ck_f32_pack_a_rows wrote past the buffer")
+                    let same = (0..<size).allSatisfy { whole.base[$0].bitPattern == pieces.base[$0].bitPattern }
+                    #expect(same, "\(table) m=\(m) k=\(k) lda=\(lda) parts=\(parts): the pieces differ from ck_f32_pack_a")
+                }
+            }
+        }
+    }
+
     @Test("gemv_t against the Double reference, each column independent of the block", arguments: TestedBackend.nativeOnly)
     func gemvT(_ table: TestedBackend) {
         let kern = table.kernels!

@@ -299,7 +299,7 @@ static void test_dispatch(void) {
         check(s,
               k->gemm_ukr && k->gemm_ukr_name && k->fma_peak && k->exp && k->softmax_rows &&
                   k->attn_softmax_step && k->gemv && k->gemv_t && k->activation && k->norm_rows &&
-                      k->w16_widen && k->w16_gemv && k->gemv_rows && k->attn_ukr && k->attn_short,
+                      k->w16_widen && k->w16_gemv && k->gemv_rows && k->attn_ukr && k->attn_short && k->gemm_epilogue,
               0, 0, "table %s has a NULL slot", k->name);
         const ck_gemm_blocking *g = &k->gemm;
         check(s,

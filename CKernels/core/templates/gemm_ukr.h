@@ -55,9 +55,12 @@ CK_CAT(CK_T_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const 
         for (int j = 0; j < CK_T_NV; j++) acc[i][j] = (CK_VEC){0};
     }
     const CK_VEC *bv = (const CK_VEC *)__builtin_assume_aligned(b, sizeof(CK_VEC));
-    /* The C tile is read back only after the k loop: start fetching its lines now so the
-     * write-back does not stall on a cache miss (C is re-read once per kc block). */
-    if (beta != 0.0f) {
+    /* The C tile is written (and with beta, read) only after the k loop: start fetching its
+     * lines now so the write-back does not stall on cache misses, and the packed GEMM's
+     * epilogue, which reads the tile right after, finds it in L1. Also with beta == 0: in
+     * GPT-2 small's 2-thread prefill the epilogue's share of the samples fell from 4.3% to
+     * 2.3% (perf, timer sampling). */
+    {
         CK_UNROLL_FULL
         for (int i = 0; i < CK_T_MR; i++) {
             __builtin_prefetch(c + (size_t)i * ldc, 1);

@@ -62,6 +62,7 @@ _Static_assert(CK_ANV == CK_NV, "without its own attention tile, a query panel i
 #include "w16.h"
 #include "gemv.h"
 #include "activation.h"
+#include "epilogue.h"
 #include "norm.h"
 #include "attn_backward.h"
 #include "optimizer.h"
@@ -123,6 +124,7 @@ const ck_kernels CK_TABLE = {
     .attn_mr = CK_ATTN_MR,
     .attn_nr = CK_ANV * CK_VL,
     .attn_short = CK_FN(ck_f32_attn_short),
+    .gemm_epilogue = CK_FN(ck_f32_gemm_epilogue),
 };
 
 #undef CK_VFMA

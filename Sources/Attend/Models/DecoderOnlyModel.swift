@@ -274,7 +274,7 @@ public struct DecoderOnlyModel: CausalLanguageModel {
         let dh = headDim, q = heads * dh, kvw = kvHeads * dh, w = q + 2 * kvw
         var qkv = layer.qkv.forward(layer.attentionNorm(x, compute: compute), compute: compute)  // [r*n, w]
         if let rotary { rotary.rotate(&qkv, columns: 0, heads: heads + kvHeads, positions: positions) }
-        kv.append(qkv.columns(q..<w), steps: n)
+        kv.append(qkv, columns: q..<w, steps: n, threads: compute.threads)  // read in place
         var context = Tensor.uninitialized([r * n, q])
         var (kl, vl) = kv.layouts(headDim: dh)
         kl.headGroup = heads / kvHeads

@@ -59,15 +59,25 @@ public struct AttentionKV: Sendable {
     public var capacity: Int { storage.shape[1] }
 
     /// Appends `steps` positions from a K/V projection `[batch * steps, 2 * modelDim]` (rows
-    /// ordered batch-major).
-    mutating func append(_ kv: Tensor, steps: Int) {
+    /// ordered batch-major), or from its `columns` (`2 * modelDim` of them) of a wider matrix
+    /// such as a fused QKV projection, read in place. A head-by-head cache copies from there
+    /// directly, over `threads` when the copy is large (a prefill); a position-by-position one
+    /// takes the columns out first.
+    mutating func append(_ kv: Tensor, columns: Range<Int>? = nil, steps: Int, threads: Int = 1) {
         let w = 2 * modelDim
-        precondition(kv.shape == [batch * steps, w], "AttentionKV.append: got \(kv.shape), expected [\(batch * steps), \(w)]")
+        let cols = columns ?? 0..<w
+        precondition(
+            kv.rank == 2 && kv.shape[0] == batch * steps && cols.count == w && cols.lowerBound >= 0 && cols.upperBound <= kv.shape[1],
+            "AttentionKV.append: columns \(cols) of \(kv.shape), expected \(w) columns of [\(batch * steps), >= \(w)]")
         precondition(headMajorHeadDim == 0, "AttentionKV.append: a fixed memory's keys/values (stored head by head) take no appends")
         packed = nil
         half = nil
         if appendHeadDim != 0 {
-            appendHeadMajor(kv, steps: steps)
+            appendHeadMajor(kv, column0: cols.lowerBound, steps: steps, threads: threads)
+            return
+        }
+        if kv.shape[1] != w {
+            append(kv.columns(cols), steps: steps)
             return
         }
         if count + steps > capacity {
@@ -88,8 +98,8 @@ public struct AttentionKV: Sendable {
 
     /// ``append(_:steps:)`` into head-by-head storage (`appendHeadDim`): blocks of `headDim`
     /// columns (keys of each head, then values) go to their head's run of positions.
-    private mutating func appendHeadMajor(_ kv: Tensor, steps: Int) {
-        let w = 2 * modelDim, dh = appendHeadDim, blocks = w / dh
+    private mutating func appendHeadMajor(_ kv: Tensor, column0: Int, steps: Int, threads: Int) {
+        let w = 2 * modelDim, dh = appendHeadDim, blocks = w / dh, ld = kv.shape[1]
         if count + steps > capacity {
             let oldCap = capacity, newCap = max(2 * capacity, count + steps), filled = count
             var grown = Tensor.zeros([batch, newCap, w])
@@ -108,12 +118,15 @@ public struct AttentionKV: Sendable {
         let cap = capacity, start = count
         kv.withUnsafeBufferPointer { src in
             storage.withUnsafeMutableBufferPointer { dst in
-                for b in 0..<batch {
-                    for block in 0..<blocks {
-                        let to = dst.baseAddress! + b * cap * w + block * cap * dh + start * dh
-                        let from = src.baseAddress! + b * steps * w + block * dh
-                        for t in 0..<steps { (to + t * dh).update(from: from + t * w, count: dh) }
-                    }
+                let s = src.baseAddress!, d = dst.baseAddress!
+                // One item per (row, head block): disjoint destinations. A prefill's copy
+                // (512 positions of GPT-2 small: 3 MB) is worth the threads; a step's is not.
+                let items = batch * blocks
+                parallelFor(items, threads: steps * w >= 1 << 16 ? threads : 1) { item in
+                    let b = item / blocks, block = item % blocks
+                    let to = d + b * cap * w + block * cap * dh + start * dh
+                    let from = s + b * steps * ld + column0 + block * dh
+                    for t in 0..<steps { (to + t * dh).update(from: from + t * ld, count: dh) }
                 }
             }
         }

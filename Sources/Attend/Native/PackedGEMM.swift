@@ -86,9 +86,9 @@ struct GEMMEpilogue {
 /// The split: work is cut into row blocks (mc) x groups of weight micro-panels, so a short A
 /// still uses every thread. The C driver reads full row tiles of A in place; where it cannot
 /// (a row stride of a multiple of 4 KiB) and several items share a row block, all of A is
-/// packed once up front (`ck_f32_pack_a`) instead of by every item. Each C element is summed
-/// by one thread in the same order whatever the split. Cost: `2 m n k` flops (plus one
-/// packing of A for such strides).
+/// packed once up front (`ck_f32_pack_a_rows`, split over the threads) instead of by every
+/// item. Each C element is summed by one thread in the same order whatever the split.
+/// Cost: `2 m n k` flops (plus one packing of A for such strides).
 func packedGEMM(
     a: UnsafePointer<Float>, lda: Int, m: Int, weight w: PackedWeight, columns: Range<Int>,
     c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float, epilogue: GEMMEpilogue = GEMMEpilogue(),
@@ -117,7 +117,14 @@ func packedGEMM(
     if nChunks > 1 && k > 0 && ck_f32_gemm_packed_reads_a_in_place(lda) == 0 {
         let count = ck_f32_packed_a_size(kern, m, k)
         sharedA = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
-        ck_f32_pack_a(kern, m, k, a, lda, sharedA!)
+        // Packed by all the product's threads, in whole mr-row panels (a serial pack left
+        // the other threads waiting ~1.5% of a 2-thread prefill).
+        let mr = Int(g.mr), tiles = (m + mr - 1) / mr
+        let parts = min(tiles, 2 * useThreads), dst = sharedA!
+        parallelFor(parts, threads: useThreads) { part in
+            let t0 = part * tiles / parts, t1 = (part + 1) * tiles / parts
+            ck_f32_pack_a_rows(kern, m, k, a, lda, t0 * mr, t1 * mr, dst)
+        }
     }
     defer { sharedA.map { UnsafeMutableRawPointer($0).deallocate() } }
     var args = ck_gemm_packed(
