@@ -199,14 +199,14 @@ CK_FN(ck_gemv_rows_body)(const int kind, const size_t short_k, size_t rows, size
 }
 
 /* Rows of up to 8192 values (32 KiB of float32: every d_model, and d_ff up to TinyLlama's
- * 5632; Llama-7B's 11008-wide down projection still goes four rows at a time) go one weight
- * row at a time: the weight is read as one sequential stream, which the hardware prefetcher
- * follows better than four interleaved streams that each end after a row, and a few rows of
- * x re-read each weight row from L1. Measured on Zen 5 (1 thread): TinyLlama's decode (rows of 2048 and 5632) 1.2x
- * faster in float32 and 1.55x in BF16 than four rows at a time (bench --only lm, interleaved;
- * 16-bit rows four at a time streamed 21 GB/s, one at a time 36 GB/s); a 32128 x 512 weight
- * 9.5 vs 7.6 GB/s; Zen 4, GPT-2 small's 768-wide layers: 1.4x. Longer rows go four at a time.
- * The 16-bit kernels switch at the same k (CK_W16_SHORT_ROW), so ck_w16_gemv sums exactly as
+ * 5632) go one weight row at a time: the weight is read as one sequential stream, which the
+ * hardware prefetcher follows better than four interleaved streams that each end after a
+ * row, and a few rows of x re-read each weight row from L1. Longer rows (Llama-7B's
+ * 11008-wide down projection) go four at a time. Measured on Zen 5 (1 thread): TinyLlama's
+ * decode (rows of 2048 and 5632) 1.2x faster in float32 and 1.55x in BF16 than four rows at
+ * a time (bench --only lm, interleaved; 16-bit rows four at a time streamed 21 GB/s, one at
+ * a time 36 GB/s); a 32128 x 512 weight 9.5 vs 7.6 GB/s; Zen 4, GPT-2 small's 768-wide
+ * layers: 1.4x. The 16-bit kernels switch at the same k (CK_W16_SHORT_ROW), so ck_w16_gemv sums exactly as
  * ck_f32_gemv does for every k. */
 #define CK_GEMV_F32_SHORT_ROW 8192
 

@@ -179,19 +179,18 @@ struct QuantizedWeight: @unchecked Sendable {
             let qv = out.bindMemory(to: Int8.self)
             weight.withUnsafeBufferPointer { w in
                 scaleValues.withUnsafeMutableBufferPointer { sv in
-                    // Rows are independent: blocks of rows on the default thread count (the
-                    // same scales and values whatever the split).
+                    // Block b (row b / per, inputs p0 ..< p1): its scale, then its levels.
+                    func quantizeBlock(_ b: Int) {
+                        let row = b / per * k, p0 = b % per * span, p1 = min(k, p0 + span)
+                        let s = minimumErrorScale(UnsafeBufferPointer(rebasing: w[(row + p0)..<(row + p1)]), scalesF16: scalesF16)
+                        sv[b] = s
+                        for p in (row + p0)..<(row + p1) { qv[p] = Int8(level(w[p], s)) }
+                    }
+                    // Blocks are independent: runs of whole rows on the default thread count
+                    // (the same scales and values whatever the split).
                     let parts = max(1, min(4 * Compute.default.threads, n))
                     parallelFor(parts) { part in
-                        for j in (part * n / parts)..<((part + 1) * n / parts) {
-                            for g in 0..<per {
-                                let p0 = g * span, p1 = min(k, p0 + span)
-                                let block = UnsafeBufferPointer(rebasing: w[(j * k + p0)..<(j * k + p1)])
-                                let s = minimumErrorScale(block, scalesF16: scalesF16)
-                                sv[j * per + g] = s
-                                for p in p0..<p1 { qv[j * k + p] = Int8(level(w[j * k + p], s)) }
-                            }
-                        }
+                        for b in (part * n / parts * per)..<((part + 1) * n / parts * per) { quantizeBlock(b) }
                     }
                 }
             }
