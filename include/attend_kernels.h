@@ -194,6 +194,7 @@ typedef void (*ck_f32_exp_fn)(size_t n, const float *x, float *y);
  * 64 vectors (at most 64 blocks), keeping a running max and a running sum rescaled by
  * exp(old max - new max) when a block raises the max, and writes exp(t - running max) to y;
  * pass 2 scales each block of y by exp(block's max - row max) / sum (in L1/L2 for rows <= 8K).
+ * The max pass prefetches x 8 KiB ahead (never past the last row's end).
  * Accuracy: each y_j within about 16 u + (n - 1) u (the sum's worst case) + 5 u per rescale of
  * the sum, plus u |t_j - max| from the arguments (u = 2^-24).
  */

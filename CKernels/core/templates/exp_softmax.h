@@ -50,6 +50,12 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_softmax_terms)(cons
  * work. At most CK_SM_BLOCKS blocks per row (longer rows get longer blocks), their maxes on
  * the stack. */
 #define CK_SM_BLOCKS 64
+/* The max pass fetches x this many floats ahead (8 KiB: two of a 4096-row's blocks, into the
+ * next row when rows are packed), so the load of x from memory overlaps the exp work of the
+ * blocks before it instead of waiting on the hardware prefetcher at each block's max pass
+ * (4096 x 4096 on Zen 5: 5.25 -> 3.79 ms on 1 thread; 1024 floats ahead measured slower, 4096
+ * the same). */
+#define CK_SM_PREFETCH 2048
 #define CK_SM_MIN_BLOCK 64 /* vectors: few enough blocks that the per-block max, rescale and
                               * horizontal reductions stay small next to the exp work (16: 4-5%
                               * slower on Zen 4), 4 KiB of x re-read from L1 on AVX-512 */
@@ -65,6 +71,7 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
     /* Without a mask and with 0 < scale < inf, max(x * scale) = max(x) * scale exactly
      * (rounding is monotone), so the max pass reads x alone, without a multiply. */
     const int raw_max = !mask && scale > 0.0f && scale <= 3.40282347e38f;
+    const float *xend = rows ? x + (rows - 1) * ldx + n : x;
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * ldx;
         float *yr = y + r * ldy;
@@ -79,9 +86,13 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
             const size_t i1 = n - i0 < blen ? n : i0 + blen;
             CK_VEC bmax = vninf;
             float hb;
+            /* Prefetch only where every target of the block lies before the last row's end
+             * (the final 8 KiB of x are not fetched ahead). */
+            const int pf = (size_t)(xend - (xr + i1)) >= CK_SM_PREFETCH;
             if (raw_max) {
                 size_t i = i0;
                 for (; i + CK_VL <= i1; i += CK_VL) {
+                    if (pf) __builtin_prefetch(xr + i + CK_SM_PREFETCH, 0, 3);
                     const CK_VEC t = CK_FN(ck_vload)(xr + i);
                     nan |= t != t;
                     bmax = CK_FN(ck_vmax)(bmax, t);
@@ -94,6 +105,7 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
                 hb = CK_FN(ck_hmax)(bmax) * scale;
             } else {
                 for (size_t i = i0; i < i1; i += CK_VL) {
+                    if (pf) __builtin_prefetch(xr + i + CK_SM_PREFETCH, 0, 3);
                     const CK_VEC t = CK_FN(ck_softmax_terms)(xr, mr, i, n, vscale);
                     nan |= t != t;
                     bmax = CK_FN(ck_vmax)(bmax, t);
@@ -144,6 +156,7 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
 }
 #undef CK_SM_BLOCKS
 #undef CK_SM_MIN_BLOCK
+#undef CK_SM_PREFETCH
 
 /* The online-softmax step of the fused attention (contract in attend_kernels.h). The tile
  * has CK_NQ = CK_ANV vectors of queries per key row. */
