@@ -85,6 +85,8 @@ struct OwnedMemoryTests {
         let count = LargeBufferRecycler.defaultMinimumBytes / 4 + 2_053
         #expect(OwnedMemory.usesHugePages(bytes: count * 4) == OwnedMemory.usesHugePages(bytes: 1 << 30))
         var token: LargeBufferRecycler.Token? = LargeBufferRecycler.Token()
+        var once: Tensor? = Tensor(repeating: 0, shape: [count])  // a size's first request: not kept
+        once = nil
         var first: Tensor? = Tensor(repeating: 1, shape: [count])
         let address = first!.storage.base
         first = nil
@@ -100,7 +102,7 @@ struct OwnedMemoryTests {
         token = nil
         let third = Tensor(repeating: 3, shape: [count])
         #expect(third[count - 1] == 3)
-        withExtendedLifetime((token, third)) {}
+        withExtendedLifetime((token, third, once)) {}
     }
 
     @Test func smallWeightsShareHugePageChunks() {

@@ -3,14 +3,18 @@ import Testing
 
 @testable import Attend
 
-// Large step buffers are recycled while a trainable model lives (LargeBufferRecycler): the same
-// size is handed back instead of mapped afresh, and small buffers are never kept.
+// Large buffers are recycled while a model lives (LargeBufferRecycler): a recurring size is
+// handed back instead of mapped afresh; one-off sizes and small buffers are never kept; kept
+// buffers go oldest first past the byte limit and when not asked for again.
 
 @Suite struct BufferRecyclingTests {
     @Test func aFreedLargeBufferIsHandedBackForTheSameSizeWhileAModelLives() {
         // An unusual size, so no other test running meanwhile asks for it.
         let count = LargeBufferRecycler.defaultMinimumBytes / 4 + 4_099
         let token = LargeBufferRecycler.Token()
+        // The first request of a size is a one-off: freed, not kept. The second makes it recur.
+        var once: Tensor? = Tensor(repeating: 0, shape: [count])
+        once = nil
         var first: Tensor? = Tensor(repeating: 1, shape: [count])
         let address = first!.storage.base
         first = nil
@@ -19,15 +23,72 @@ import Testing
         // A different size does not get it.
         let other = Tensor.uninitialized([count + 16])
         #expect(other.storage.base != address)
-        withExtendedLifetime((token, second, other)) {}
+        withExtendedLifetime((token, second, other, once)) {}
     }
 
     @Test func smallBuffersAreNeverKept() {
-        let token = LargeBufferRecycler.Token()
+        let recycler = LargeBufferRecycler()
+        let token = LargeBufferRecycler.Token(recycler)
         let p = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: TensorStorage.alignment)
-        #expect(!LargeBufferRecycler.shared.keep(p, bytes: 4096))
+        _ = (recycler.take(bytes: 4096), recycler.take(bytes: 4096))  // a recurring size, but small
+        #expect(!recycler.keep(p, bytes: 4096))
         p.deallocate()
-        #expect(LargeBufferRecycler.shared.take(bytes: 4096) == nil)
+        #expect(recycler.take(bytes: 4096) == nil)
+        withExtendedLifetime(token) {}
+    }
+
+    @Test func aSizeRequestedOnceIsNotKept() {
+        let recycler = LargeBufferRecycler()  // its own: no other test's requests or limits
+        let bytes = LargeBufferRecycler.defaultMinimumBytes + 64
+        let p = OwnedMemory.allocate(bytes: bytes)
+        #expect(recycler.take(bytes: bytes) == nil)
+        #expect(!recycler.keep(p, bytes: bytes))  // no model alive
+        var token: LargeBufferRecycler.Token? = LargeBufferRecycler.Token(recycler)
+        #expect(!recycler.keep(p, bytes: bytes))  // one request so far: freed by the caller
+        #expect(recycler.take(bytes: bytes) == nil)
+        #expect(recycler.keep(p, bytes: bytes))  // the size recurred
+        #expect(recycler.keptByteCount == bytes)
+        #expect(recycler.take(bytes: bytes + 64) == nil)  // another size does not get it
+        let back = recycler.take(bytes: bytes)
+        #expect(back == p)
+        guard let back else { return }
+        #expect(recycler.keep(back, bytes: bytes))
+        withExtendedLifetime(token) {}
+        // The last token gone, the kept buffer was freed (with the allocator's own free: glibc
+        // aborts on a mismatched one, ASan reports it) and the sizes forgotten.
+        token = nil
+        #expect(recycler.keptByteCount == 0)
+        #expect(recycler.take(bytes: bytes) == nil)
+    }
+
+    @Test func keptBuffersGoOldestFirstPastTheLimitAndWhenNotAskedForAgain() {
+        let recycler = LargeBufferRecycler()
+        let token = LargeBufferRecycler.Token(recycler)
+        let sizes = (1...3).map { LargeBufferRecycler.defaultMinimumBytes + 64 * $0 }
+        for b in sizes { _ = (recycler.take(bytes: b), recycler.take(bytes: b)) }
+        // Room for two of the three: keeping the third frees the first.
+        recycler.maximumBytes = sizes[1] + sizes[2]
+        let ps = sizes.map { OwnedMemory.allocate(bytes: $0) }
+        for (p, b) in zip(ps, sizes) { #expect(recycler.keep(p, bytes: b)) }
+        #expect(recycler.keptByteCount == sizes[1] + sizes[2])
+        #expect(recycler.take(bytes: sizes[0]) == nil)
+        let second = recycler.take(bytes: sizes[1])
+        #expect(second == ps[1])
+        if let second { OwnedMemory.deallocate(second, bytes: sizes[1]) }
+        // The third, not asked for during maximumAge large requests of another size, is freed.
+        let other = LargeBufferRecycler.defaultMinimumBytes + 64 * 9
+        // Eight large requests so far (two per size, two above): kept for maximumAge more from its
+        // keep at the sixth.
+        for _ in 0..<(LargeBufferRecycler.maximumAge - 8) { _ = recycler.take(bytes: other) }
+        #expect(recycler.keptByteCount == sizes[2])
+        for _ in 0...LargeBufferRecycler.maximumAge { _ = recycler.take(bytes: other) }
+        #expect(recycler.keptByteCount == 0)
+        #expect(recycler.take(bytes: sizes[2]) == nil)
+        // A size last requested before the window is one-off again: not kept.
+        let q = OwnedMemory.allocate(bytes: sizes[2])
+        for _ in 0...LargeBufferRecycler.maximumAge { _ = recycler.take(bytes: other) }
+        #expect(!recycler.keep(q, bytes: sizes[2]))
+        OwnedMemory.deallocate(q, bytes: sizes[2])
         withExtendedLifetime(token) {}
     }
 

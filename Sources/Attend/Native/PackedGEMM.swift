@@ -43,10 +43,12 @@ struct PackedWeight: @unchecked Sendable {
 
 /// A weight's packed copies, one per kernel variant, made the first time a product on that
 /// variant needs one and kept for the weight's lifetime (a `Linear` owns one: its weight is
-/// immutable). Thread-safe: concurrent first calls pack once.
+/// immutable). Thread-safe: concurrent first calls pack once. Holds a recycling token: while
+/// any layer lives, large activation buffers of recurring sizes are reused (`LargeBufferRecycler`).
 final class PackedWeightCache: @unchecked Sendable {
     private let lock = NSLock()
     private var packed: [KernelVariant: PackedWeight] = [:]
+    private let recycling = LargeBufferRecycler.Token()
 
     init() {}
 
@@ -114,9 +116,10 @@ func packedGEMM(
     let nChunks = useThreads == 1 ? 1 : max(1, min(panels, (4 * useThreads + mBlocks - 1) / mBlocks))
     let panelsPerChunk = (panels + nChunks - 1) / nChunks
     var sharedA: UnsafeMutablePointer<Float>? = nil
+    var sharedAStorage: TensorStorage? = nil  // owned storage: large ones are recycled, not mapped afresh per call
     if nChunks > 1 && k > 0 && ck_f32_gemm_packed_reads_a_in_place(lda) == 0 {
-        let count = ck_f32_packed_a_size(kern, m, k)
-        sharedA = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+        let storage = TensorStorage(uninitializedCount: ck_f32_packed_a_size(kern, m, k))
+        (sharedAStorage, sharedA) = (storage, storage.base)
         // Packed by all the product's threads, in whole mr-row panels (a serial pack left
         // the other threads waiting ~1.5% of a 2-thread prefill).
         let mr = Int(g.mr), tiles = (m + mr - 1) / mr
@@ -126,7 +129,6 @@ func packedGEMM(
             ck_f32_pack_a_rows(kern, m, k, a, lda, t0 * mr, t1 * mr, dst)
         }
     }
-    defer { sharedA.map { UnsafeMutableRawPointer($0).deallocate() } }
     var args = ck_gemm_packed(
         m: m, n: n, k: k, a: a, lda: lda, packed_a: sharedA.map { UnsafePointer($0) },
         packed_w: UnsafePointer(w.storage.base), weight_n: w.n, weight_col0: columns.lowerBound, c: c, ldc: ldc, beta: beta,
@@ -134,7 +136,7 @@ func packedGEMM(
             bias: epilogue.bias, activation: epilogue.activation?.cKind ?? Int32(CK_ACT_NONE),
             residual: epilogue.residual, ldr: epilogue.ldr), trans_a: 0)
     let wsCount = sharedA == nil ? ck_f32_gemm_packed_workspace(kern, min(m, mc), k) : 1
-    withExtendedLifetime(w.storage) {
+    withExtendedLifetime((w.storage, sharedAStorage)) {
         withUnsafePointer(to: &args) { ap in
             parallelFor(mBlocks * nChunks, threads: useThreads) { item in
                 let mb = item / nChunks, chunk = item % nChunks

@@ -65,29 +65,56 @@ final class TensorStorage: @unchecked Sendable {
     }
 }
 
-/// Large owned buffers kept for reuse while a model is being trained.
+/// Large owned buffers kept for reuse while a model is alive.
 ///
-/// A training step allocates the same large activations and gradients every step (a base
-/// encoder's feed-forward tensors are 32 MiB each, two dozen a step). The C allocator maps
-/// every request of 32 MiB and more afresh and unmaps it on free, so each step faulted in and
-/// zeroed hundreds of thousands of pages again. While at least one trainable model is alive
-/// (each holds a ``Token``), buffers of ``minimumBytes`` and more are kept on free, up to
-/// ``maximumBytes`` in all, and handed back to the next request of the same size; when the last
-/// token goes, every kept buffer is freed. Outside training nothing is kept. A kept buffer's
-/// scalars are whatever its last tensor left: storage made uninitialized is written before it
-/// is read, as with fresh memory.
+/// A forward pass or a training step allocates the same large activations again and again (a
+/// base encoder at 4096 tokens: a 32 MiB feed-forward tensor, a 24 MiB QKV projection and
+/// 8-16 MiB others per layer). Fresh, each is mapped by the C allocator and every page faulted
+/// in and zeroed by the kernel on first touch: 15% of a one-thread base encoder pass at 4096
+/// tokens on Zen 5 went to zeroing pages. So while a model layer is alive (every ``Linear``
+/// holds a ``Token``, so do the trainable models), a freed buffer of ``minimumBytes`` or more
+/// is kept when its size recurs, and handed back to the next request of exactly that size.
+///
+/// What is kept, and for how long:
+/// - only sizes requested at least twice in the last ``maximumAge`` large requests (a forward
+///   pass's per-layer tensors, a training step's); a one-off size (a cache grown once, a first
+///   call's shapes) is freed as before, so the pool does not fill with sizes that never come
+///   back;
+/// - at most ``maximumBytes`` in all (512 MiB): to keep a new buffer past it, the oldest kept
+///   ones are freed;
+/// - a kept buffer not asked for within ``maximumAge`` large requests is freed;
+/// - when the last token goes, every kept buffer is freed.
+/// So memory held beyond what is in use is bounded by ``maximumBytes`` and, in the steady state
+/// of repeated passes, by what the pass itself had in use at its peak. A kept buffer's scalars
+/// are whatever its last tensor left: storage made uninitialized is written before it is read,
+/// as with fresh memory. Cost: a lock and a scan of the (few) kept buffers per large request.
 final class LargeBufferRecycler: @unchecked Sendable {
     static let shared = LargeBufferRecycler()
-    /// The smallest buffer kept by default: the size from which glibc maps each request afresh.
-    static let defaultMinimumBytes = 32 << 20
-    /// The most kept at once (beyond what is in use).
-    static let maximumBytes = 512 << 20
+    /// The smallest buffer kept by default: where owned buffers go to huge pages (smaller ones
+    /// come from the C allocator's heap, whose pages are mostly reused without zeroing).
+    static let defaultMinimumBytes = OwnedMemory.hugePageMinimumBytes
+    /// The most kept at once by default (beyond what is in use).
+    static let defaultMaximumBytes = 512 << 20
+    /// Large requests (of `minimumBytes` or more) after which a kept buffer not handed back, or a
+    /// size not requested again, is forgotten.
+    static let maximumAge = 512
+
+    private struct Kept {
+        var pointer: UnsafeMutableRawPointer
+        var bytes: Int
+        var event: Int
+    }
 
     private let lock = NSLock()
     private var tokens = 0
-    private var kept: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+    private var kept: [Kept] = []
     private var keptBytes = 0
     private var minimum = LargeBufferRecycler.defaultMinimumBytes
+    private var maximum = LargeBufferRecycler.defaultMaximumBytes
+    /// Large requests so far (the clock of the ages).
+    private var event = 0
+    /// Recently requested large sizes: how often, and the last request's event.
+    private var requested: [Int: (count: Int, last: Int)] = [:]
 
     /// The smallest buffer kept (tests lower it to recycle small models' buffers).
     var minimumBytes: Int {
@@ -95,10 +122,22 @@ final class LargeBufferRecycler: @unchecked Sendable {
         set { lock.withLock { minimum = newValue } }
     }
 
-    /// Held by a trainable model for its lifetime: while any is alive, large buffers are recycled.
+    /// The most bytes kept at once (tests lower it to see the oldest go first).
+    var maximumBytes: Int {
+        get { lock.withLock { maximum } }
+        set { lock.withLock { maximum = newValue } }
+    }
+
+    /// Held by a model (a ``Linear`` layer, a trainable model) for its lifetime: while any is
+    /// alive, large buffers of recurring sizes are recycled.
     final class Token: @unchecked Sendable {
-        init() { LargeBufferRecycler.shared.retain() }
-        deinit { LargeBufferRecycler.shared.release() }
+        let recycler: LargeBufferRecycler
+        /// A token of `recycler` (tests use recyclers of their own).
+        init(_ recycler: LargeBufferRecycler = .shared) {
+            self.recycler = recycler
+            recycler.retain()
+        }
+        deinit { recycler.release() }
     }
 
     private func retain() {
@@ -110,30 +149,70 @@ final class LargeBufferRecycler: @unchecked Sendable {
     private func release() {
         lock.lock()
         tokens -= 1
-        var drained: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
-        if tokens == 0 { (drained, kept, keptBytes) = (kept, [], 0) }
+        var drained: [Kept] = []
+        if tokens == 0 { (drained, kept, keptBytes, requested) = (kept, [], 0, [:]) }
         lock.unlock()
         for d in drained { OwnedMemory.deallocate(d.pointer, bytes: d.bytes) }
     }
 
-    /// A kept buffer of exactly `bytes` (made by `OwnedMemory.allocate(bytes:)` for `bytes`), or nil.
-    func take(bytes: Int) -> UnsafeMutableRawPointer? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard bytes >= minimum, let i = kept.lastIndex(where: { $0.bytes == bytes }) else { return nil }
-        keptBytes -= bytes
-        return kept.remove(at: i).pointer
+    /// Removes kept buffers older than `maximumAge` and sizes not requested since; returns the
+    /// buffers for the caller to free outside the lock. Called with the lock held.
+    private func expire() -> [Kept] {
+        let oldest = event - Self.maximumAge
+        var gone: [Kept] = []
+        if let first = kept.first, first.event < oldest {
+            gone = kept.filter { $0.event < oldest }
+            kept.removeAll { $0.event < oldest }
+            keptBytes -= gone.reduce(0) { $0 + $1.bytes }
+        }
+        if requested.count > 64 { requested = requested.filter { $0.value.last >= oldest } }
+        return gone
     }
 
-    /// Keeps `pointer` (from `OwnedMemory.allocate(bytes:)` for this `bytes`) for reuse when
-    /// recycling is on and there is room; false: the caller frees it. Kept buffers are freed
-    /// with `OwnedMemory.deallocate(_:bytes:)` for the same `bytes`.
+    /// A kept buffer of exactly `bytes` (made by `OwnedMemory.allocate(bytes:)` for `bytes`), or
+    /// nil (allocate one). Counts the request toward its size recurring.
+    func take(bytes: Int) -> UnsafeMutableRawPointer? {
+        lock.lock()
+        guard bytes >= minimum else {
+            lock.unlock()
+            return nil
+        }
+        event += 1
+        let r = requested[bytes]
+        requested[bytes] = ((r?.count ?? 0) + 1, event)
+        var found: UnsafeMutableRawPointer? = nil
+        if let i = kept.lastIndex(where: { $0.bytes == bytes }) {
+            keptBytes -= bytes
+            found = kept.remove(at: i).pointer
+        }
+        let gone = expire()
+        lock.unlock()
+        for g in gone { OwnedMemory.deallocate(g.pointer, bytes: g.bytes) }
+        return found
+    }
+
+    /// Keeps `pointer` (from `OwnedMemory.allocate(bytes:)` for this `bytes`) for reuse when a
+    /// model is alive and the size recurs (freeing the oldest kept buffers to stay within
+    /// `maximumBytes`); false: the caller frees it. Kept buffers are freed with
+    /// `OwnedMemory.deallocate(_:bytes:)` for the same `bytes`.
     func keep(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         lock.lock()
-        defer { lock.unlock() }
-        guard bytes >= minimum, tokens > 0, keptBytes + bytes <= Self.maximumBytes else { return false }
-        kept.append((pointer, bytes))
+        guard bytes >= minimum, tokens > 0, bytes <= maximum, let r = requested[bytes], r.count >= 2,
+            r.last >= event - Self.maximumAge
+        else {
+            lock.unlock()
+            return false
+        }
+        var gone = expire()
+        while keptBytes + bytes > maximum, !kept.isEmpty {
+            let k = kept.removeFirst()
+            keptBytes -= k.bytes
+            gone.append(k)
+        }
+        kept.append(Kept(pointer: pointer, bytes: bytes, event: event))
         keptBytes += bytes
+        lock.unlock()
+        for g in gone { OwnedMemory.deallocate(g.pointer, bytes: g.bytes) }
         return true
     }
 
