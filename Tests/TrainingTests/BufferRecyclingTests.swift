@@ -92,6 +92,25 @@ import Testing
         withExtendedLifetime(token) {}
     }
 
+    @Test func aKeptBufferNotHandedBackIsFreedWhenIdle() async throws {
+        let recycler = LargeBufferRecycler()
+        recycler.maximumIdleSeconds = 0.05
+        let token = LargeBufferRecycler.Token(recycler)
+        let bytes = LargeBufferRecycler.defaultMinimumBytes + 64
+        _ = (recycler.take(bytes: bytes), recycler.take(bytes: bytes))
+        #expect(recycler.keep(OwnedMemory.allocate(bytes: bytes), bytes: bytes))
+        #expect(recycler.keptByteCount == bytes)
+        // Freed by the timer, with no further request (a loaded machine may delay it: poll).
+        var waited = 0
+        while recycler.keptByteCount != 0 && waited < 200 {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            waited += 1
+        }
+        #expect(recycler.keptByteCount == 0)
+        #expect(recycler.take(bytes: bytes) == nil)
+        withExtendedLifetime(token) {}
+    }
+
     @Test func trainingStepsGiveTheSameBitsWithRecycledBuffers() throws {
         // Two steps of one model (the second on recycled, uninitialized buffers) against two
         // fresh models' first steps: a kernel that read its output before writing would differ.

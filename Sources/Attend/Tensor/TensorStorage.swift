@@ -82,10 +82,13 @@ final class TensorStorage: @unchecked Sendable {
 ///   back;
 /// - at most ``maximumBytes`` in all (512 MiB): to keep a new buffer past it, the oldest kept
 ///   ones are freed;
-/// - a kept buffer not asked for within ``maximumAge`` large requests is freed;
+/// - a kept buffer not asked for within ``maximumAge`` large requests, or within
+///   ``maximumIdleSeconds`` (one second; a timer on a global queue frees it), is freed: what a
+///   model's loading or a finished pass leaves kept does not stay;
 /// - when the last token goes, every kept buffer is freed.
 /// So memory held beyond what is in use is bounded by ``maximumBytes`` and, in the steady state
-/// of repeated passes, by what the pass itself had in use at its peak. A kept buffer's scalars
+/// of repeated passes, by what the pass itself had in use at its peak, and falls back to what
+/// is in use a second after the last pass. A kept buffer's scalars
 /// are whatever its last tensor left: storage made uninitialized is written before it is read,
 /// as with fresh memory. Cost: a lock and a scan of the (few) kept buffers per large request.
 final class LargeBufferRecycler: @unchecked Sendable {
@@ -98,11 +101,15 @@ final class LargeBufferRecycler: @unchecked Sendable {
     /// Large requests (of `minimumBytes` or more) after which a kept buffer not handed back, or a
     /// size not requested again, is forgotten.
     static let maximumAge = 512
+    /// Seconds a kept buffer stays without being handed back, by default.
+    static let defaultMaximumIdleSeconds = 1.0
 
     private struct Kept {
         var pointer: UnsafeMutableRawPointer
         var bytes: Int
         var event: Int
+        /// When it was kept (`DispatchTime` nanoseconds).
+        var time: UInt64
     }
 
     private let lock = NSLock()
@@ -111,6 +118,9 @@ final class LargeBufferRecycler: @unchecked Sendable {
     private var keptBytes = 0
     private var minimum = LargeBufferRecycler.defaultMinimumBytes
     private var maximum = LargeBufferRecycler.defaultMaximumBytes
+    private var idleNanoseconds = UInt64(LargeBufferRecycler.defaultMaximumIdleSeconds * 1e9)
+    /// Whether a timer to free idle buffers is scheduled.
+    private var timerPending = false
     /// Large requests so far (the clock of the ages).
     private var event = 0
     /// Recently requested large sizes: how often, and the last request's event.
@@ -120,6 +130,12 @@ final class LargeBufferRecycler: @unchecked Sendable {
     var minimumBytes: Int {
         get { lock.withLock { minimum } }
         set { lock.withLock { minimum = newValue } }
+    }
+
+    /// Seconds a kept buffer stays without being handed back (tests shorten it).
+    var maximumIdleSeconds: Double {
+        get { lock.withLock { Double(idleNanoseconds) / 1e9 } }
+        set { lock.withLock { idleNanoseconds = UInt64(max(newValue, 0) * 1e9) } }
     }
 
     /// The most bytes kept at once (tests lower it to see the oldest go first).
@@ -209,11 +225,40 @@ final class LargeBufferRecycler: @unchecked Sendable {
             keptBytes -= k.bytes
             gone.append(k)
         }
-        kept.append(Kept(pointer: pointer, bytes: bytes, event: event))
+        kept.append(Kept(pointer: pointer, bytes: bytes, event: event, time: DispatchTime.now().uptimeNanoseconds))
         keptBytes += bytes
+        let schedule = !timerPending
+        timerPending = true
+        let idle = idleNanoseconds
         lock.unlock()
         for g in gone { OwnedMemory.deallocate(g.pointer, bytes: g.bytes) }
+        if schedule { scheduleIdleRelease(afterNanoseconds: idle) }
         return true
+    }
+
+    /// Frees, from a global queue after `afterNanoseconds`, the kept buffers idle for longer than
+    /// the limit; reschedules itself while any remain.
+    private func scheduleIdleRelease(afterNanoseconds: UInt64) {
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .nanoseconds(Int(min(afterNanoseconds, 1 << 40)) + 1_000_000)) {
+            [weak self] in
+            self?.releaseIdle()
+        }
+    }
+
+    private func releaseIdle() {
+        lock.lock()
+        let now = DispatchTime.now().uptimeNanoseconds, idle = idleNanoseconds
+        let gone = kept.filter { now &- $0.time >= idle }
+        if !gone.isEmpty {
+            kept.removeAll { now &- $0.time >= idle }
+            keptBytes -= gone.reduce(0) { $0 + $1.bytes }
+        }
+        // The next check when the oldest remaining buffer reaches the limit.
+        let next = kept.map { idle &- min(idle, now &- $0.time) }.min()
+        timerPending = next != nil
+        lock.unlock()
+        for g in gone { OwnedMemory.deallocate(g.pointer, bytes: g.bytes) }
+        if let next { scheduleIdleRelease(afterNanoseconds: next) }
     }
 
     /// Bytes kept now (for tests).
