@@ -88,9 +88,9 @@ final class TensorStorage: @unchecked Sendable {
 /// - when the last token goes, every kept buffer is freed.
 /// So memory held beyond what is in use is bounded by ``maximumBytes`` and, in the steady state
 /// of repeated passes, by what the pass itself had in use at its peak, and falls back to what
-/// is in use a second after the last pass. A kept buffer's scalars
-/// are whatever its last tensor left: storage made uninitialized is written before it is read,
-/// as with fresh memory. Cost: a lock and a scan of the (few) kept buffers per large request.
+/// is in use a second after the last pass. A kept buffer's scalars are whatever its last
+/// tensor left: storage made uninitialized is written before it is read, as with fresh memory.
+/// Cost: a lock and a scan of the (few, at most 128) kept buffers per large request.
 final class LargeBufferRecycler: @unchecked Sendable {
     static let shared = LargeBufferRecycler()
     /// The smallest buffer kept by default: where owned buffers go to huge pages (smaller ones
