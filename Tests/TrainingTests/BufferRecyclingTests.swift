@@ -39,6 +39,7 @@ import Testing
 
     @Test func aSizeRequestedOnceIsNotKept() {
         let recycler = LargeBufferRecycler()  // its own: no other test's requests or limits
+        recycler.maximumIdleSeconds = 3600  // a loaded machine's pause must not free it meanwhile
         let bytes = LargeBufferRecycler.defaultMinimumBytes + 64
         let p = OwnedMemory.allocate(bytes: bytes)
         #expect(recycler.take(bytes: bytes) == nil)
@@ -63,6 +64,7 @@ import Testing
 
     @Test func keptBuffersGoOldestFirstPastTheLimitAndWhenNotAskedForAgain() {
         let recycler = LargeBufferRecycler()
+        recycler.maximumIdleSeconds = 3600  // only the request count ages buffers here
         let token = LargeBufferRecycler.Token(recycler)
         let sizes = (1...3).map { LargeBufferRecycler.defaultMinimumBytes + 64 * $0 }
         for b in sizes { _ = (recycler.take(bytes: b), recycler.take(bytes: b)) }

@@ -175,14 +175,19 @@ final class LargeBufferRecycler: @unchecked Sendable {
     /// buffers for the caller to free outside the lock. Called with the lock held.
     private func expire() -> [Kept] {
         let oldest = event - Self.maximumAge
-        var gone: [Kept] = []
-        if let first = kept.first, first.event < oldest {
-            gone = kept.filter { $0.event < oldest }
-            kept.removeAll { $0.event < oldest }
-            keptBytes -= gone.reduce(0) { $0 + $1.bytes }
-        }
         if requested.count > 64 { requested = requested.filter { $0.value.last >= oldest } }
-        return gone
+        return removeKept { $0.event < oldest }
+    }
+
+    /// Removes the kept buffers `gone` selects and returns them (to free outside the lock).
+    /// Called with the lock held.
+    private func removeKept(where gone: (Kept) -> Bool) -> [Kept] {
+        let removed = kept.filter(gone)
+        if !removed.isEmpty {
+            kept.removeAll(where: gone)
+            keptBytes -= removed.reduce(0) { $0 + $1.bytes }
+        }
+        return removed
     }
 
     /// A kept buffer of exactly `bytes` (made by `OwnedMemory.allocate(bytes:)` for `bytes`), or
@@ -248,11 +253,7 @@ final class LargeBufferRecycler: @unchecked Sendable {
     private func releaseIdle() {
         lock.lock()
         let now = DispatchTime.now().uptimeNanoseconds, idle = idleNanoseconds
-        let gone = kept.filter { now &- $0.time >= idle }
-        if !gone.isEmpty {
-            kept.removeAll { now &- $0.time >= idle }
-            keptBytes -= gone.reduce(0) { $0 + $1.bytes }
-        }
+        let gone = removeKept { now &- $0.time >= idle }
         // The next check when the oldest remaining buffer reaches the limit.
         let next = kept.map { idle &- min(idle, now &- $0.time) }.min()
         timerPending = next != nil
