@@ -79,13 +79,14 @@ func memoryReadBandwidth(threads: Int, ordinaryPages: Bool = false) -> Double {
     return tensor.withUnsafeBufferPointer { memoryReadBandwidth($0.baseAddress!, count: count, threads: threads) }
 }
 
-/// GB/s summing `count` floats (64-byte aligned, a multiple of 64) at `base`.
-private func memoryReadBandwidth(_ base: UnsafePointer<Float>, count: Int, threads: Int) -> Double {
+/// GB/s summing `count` floats (64-byte aligned, a multiple of 64) at `base`: the median of
+/// `passes` passes after `warmup` untimed ones.
+private func memoryReadBandwidth(_ base: UnsafePointer<Float>, count: Int, threads: Int, warmup: Int = 1, passes: Int = 5) -> Double {
     precondition(Int(bitPattern: base) % 64 == 0 && count % 64 == 0, "memory bandwidth: unaligned buffer")
     let buffer = UnsafeRawPointer(base).assumingMemoryBound(to: SIMD16<Float>.self)
     let sums = UnsafeMutablePointer<Float>.allocate(capacity: threads)
     defer { sums.deallocate() }
-    let times = measure(warmup: 1, minReps: 5, minSeconds: 0) {
+    let times = measure(warmup: warmup, minReps: passes, minSeconds: 0, maxReps: passes) {
         let per = count / 16 / threads
         parallelFor(threads, threads: threads) { t in
             var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), e = SIMD16<Float>()
@@ -102,13 +103,63 @@ private func memoryReadBandwidth(_ base: UnsafePointer<Float>, count: Int, threa
     return Double(count * 4) / median(times) * 1e-9
 }
 
+/// A read-bandwidth probe to time beside a measured run. On these shared virtual machines the
+/// bandwidth two threads get moves between levels seconds apart (Zen 5, 2 vCPUs: ~50 and
+/// ~80 GB/s, with the FMA peak unchanged: where the host places the vCPUs), so a decoding
+/// run's share of "the" bandwidth means something only against a probe read in the same
+/// moments. Sums a 256 MiB buffer allocated as Attend allocates its weights (huge pages, as
+/// the 1 GiB probe), split over the threads: GB/s, the median of 3 passes (~20 ms).
+final class BandwidthProbe {
+    private let buffer = Tensor(repeating: 1, shape: [1 << 26])
+
+    /// GB/s reading the probe's buffer on `threads` threads.
+    func read(threads: Int) -> Double {
+        buffer.withUnsafeBufferPointer { memoryReadBandwidth($0.baseAddress!, count: $0.count, threads: threads, warmup: 0, passes: 3) }
+    }
+
+    /// Runs `body` between two probe reads; returns its result and the mean of the two reads.
+    func around<T>(threads: Int, _ body: () -> T) -> (T, gbs: Double) {
+        let before = read(threads: threads)
+        let result = body()
+        return (result, (before + read(threads: threads)) / 2)
+    }
+}
+
+/// A run's bytes per second as shares of the bandwidth probed around each of its rounds
+/// (``BandwidthProbe/around(threads:_:)``): median and range over the rounds.
+struct BandwidthShares {
+    private(set) var shares: [Double] = [], probes: [Double] = []
+
+    /// One round: `gbs` read by the run, `probe` the bandwidth read around it.
+    mutating func add(gbs: Double, probe: Double) {
+        shares.append(gbs / probe)
+        probes.append(probe)
+    }
+
+    /// " 85% (80-88)": the median share and its range, in percent, padded to the width of the
+    /// column header "% bandwidth (range)".
+    var text: String {
+        let t = shares.isEmpty ? "n/a" : String(format: "%3.0f%% (%.0f-%.0f)", median(shares) * 100, shares.min()! * 100, shares.max()! * 100)
+        return t.padding(toLength: max(t.count, 19), withPad: " ", startingAt: 0)
+    }
+
+    /// The JSON fields: median probe GB/s, median share, its range.
+    var fields: [(String, Any)] {
+        [
+            ("bandwidth_gbs", probes.isEmpty ? Double.nan : median(probes)), ("bandwidth_share", shares.isEmpty ? Double.nan : median(shares)),
+            ("bandwidth_share_min", shares.min() ?? .nan), ("bandwidth_share_max", shares.max() ?? .nan),
+        ]
+    }
+}
+
 extension Bench {
     /// Decoder-only models with random weights (GPT-2 small's shape, and TinyLlama's with
     /// `--only lm`; `--lm-model` picks one): a
     /// 512-token prompt in one batched prefill pass (tokens/s and GFLOP/s as a share of the
     /// FMA peak measured in this run), then greedy decoding one token per step against the
     /// cache (tokens/s, and the weights read per step per second as a share of the memory read
-    /// bandwidth measured in this run), on 1 thread and on `--threads`; then two rows decoding
+    /// bandwidth probed around each decoding run: median and range over the runs), on 1 thread
+    /// and on `--threads`; then two rows decoding
     /// together from 64-token prompts (a batch or two beams: one pass over the weights per step).
     /// `Benchmarks/scripts/hf_lm_generate.py` runs the same job with transformers.
     func lm() {
@@ -116,6 +167,7 @@ extension Bench {
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
         progress("lm: measuring the memory read bandwidth...")
         let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
+        let probe = BandwidthProbe()
         for t in threadCounts {
             let small = memoryReadBandwidth(threads: t, ordinaryPages: true)
             emit(
@@ -138,7 +190,7 @@ extension Bench {
                     "\n\(shape.name)-shaped decoder (d \(shape.d), \(shape.heads) heads / \(shape.kvHeads) KV, d_ff \(shape.ff), \(shape.layers) layers, vocabulary \(shape.vocabulary), random weights, float32): \(promptLength)-token prefill, then \(newTokens) greedy tokens, \(variantName)"
                 )
                 out(
-                    "name                       threads  prefill ms  prefill tok/s  % FMA peak  decode ms/tok  decode tok/s  weights GB/s  % bandwidth"
+                    "name                       threads  prefill ms  prefill tok/s  % FMA peak  decode ms/tok  decode tok/s  weights GB/s  % bandwidth (range)"
                 )
             }
             let weightBytes = Double(shape.decodeWeightFloats) * 4
@@ -149,7 +201,7 @@ extension Bench {
             let prefillFlops = perToken * Double(promptLength) + attention + 2 * Double(shape.vocabulary * shape.d)
             for t in threadCounts {
                 let compute = Compute.default.with(threads: t)
-                var prefill: [Double] = [], decode: [Double] = []
+                var prefill: [Double] = [], decode: [Double] = [], shares = BandwidthShares(), batchedShares = BandwidthShares()
                 let reps = options.quick ? 1 : (shape.gpt2 ? 3 : 2)
                 for rep in 0...reps {  // rep 0 warms up (and packs the weights)
                     progress("lm: \(shape.name), \(t) thread(s), run \(rep)/\(reps)...")
@@ -157,15 +209,19 @@ extension Bench {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     var logits = model.nextTokenLogits(appending: [prompt], to: &cache, compute: compute)
                     let t1 = DispatchTime.now().uptimeNanoseconds
-                    for _ in 0..<newTokens {
-                        let scores = logits.scalars  // one copy (`scalars` copies on every access)
-                        let next = scores.indices.max { scores[$0] < scores[$1] }!
-                        logits = model.nextTokenLogits(appending: [[next]], to: &cache, compute: compute)
+                    let (seconds, probed) = probe.around(threads: t) { () -> Double in
+                        let d0 = DispatchTime.now().uptimeNanoseconds
+                        for _ in 0..<newTokens {
+                            let scores = logits.scalars  // one copy (`scalars` copies on every access)
+                            let next = scores.indices.max { scores[$0] < scores[$1] }!
+                            logits = model.nextTokenLogits(appending: [[next]], to: &cache, compute: compute)
+                        }
+                        return Double(DispatchTime.now().uptimeNanoseconds - d0) * 1e-9
                     }
-                    let t2 = DispatchTime.now().uptimeNanoseconds
                     if rep == 0 { continue }
                     prefill.append(Double(t1 - t0) * 1e-9)
-                    decode.append(Double(t2 - t1) * 1e-9 / Double(newTokens))
+                    decode.append(seconds / Double(newTokens))
+                    shares.add(gbs: weightBytes / (seconds / Double(newTokens)) * 1e-9, probe: probed)
                 }
                 // Two rows decoding together (a batch, or two beams): one pass over the
                 // weights per step serves both, so tokens/s should be about 2x one row's.
@@ -176,14 +232,19 @@ extension Bench {
                     var cache = model.makeCache(rows: rows, capacity: shortPrompt + newTokens + 1)
                     let prompts = (0..<rows).map { r in Array(prompt[(r * 7)..<(r * 7 + shortPrompt)]) }
                     var logits = model.nextTokenLogits(appending: prompts, to: &cache, compute: compute)
-                    let t1 = DispatchTime.now().uptimeNanoseconds
-                    for _ in 0..<newTokens {
-                        let scores = logits.scalars, v = shape.vocabulary
-                        let next = (0..<rows).map { r in (0..<v).max { scores[r * v + $0] < scores[r * v + $1] }! }
-                        logits = model.nextTokenLogits(appending: next.map { [$0] }, to: &cache, compute: compute)
+                    let (seconds, probed) = probe.around(threads: t) { () -> Double in
+                        let t1 = DispatchTime.now().uptimeNanoseconds
+                        for _ in 0..<newTokens {
+                            let scores = logits.scalars, v = shape.vocabulary
+                            let next = (0..<rows).map { r in (0..<v).max { scores[r * v + $0] < scores[r * v + $1] }! }
+                            logits = model.nextTokenLogits(appending: next.map { [$0] }, to: &cache, compute: compute)
+                        }
+                        return Double(DispatchTime.now().uptimeNanoseconds - t1) * 1e-9
                     }
-                    let t2 = DispatchTime.now().uptimeNanoseconds
-                    if rep > 0 { batched.append(Double(t2 - t1) * 1e-9 / Double(newTokens)) }
+                    if rep > 0 {
+                        batched.append(seconds / Double(newTokens))
+                        batchedShares.add(gbs: weightBytes / (seconds / Double(newTokens)) * 1e-9, probe: probed)
+                    }
                 }
                 let p = median(prefill), dtok = median(decode)
                 let peak = t == 1 ? peak1 : peakN
@@ -195,24 +256,24 @@ extension Bench {
                         ("name", name), ("variant", variantName), ("threads", t), ("prompt", promptLength), ("tokens", newTokens),
                         ("prefill_ms", p * 1e3), ("prefill_tokens_per_s", Double(promptLength) / p), ("prefill_gflops", gflops),
                         ("peak_gflops", peak), ("decode_ms_per_token", dtok * 1e3), ("decode_tokens_per_s", 1 / dtok),
-                        ("decode_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!), ("ms", p * 1e3), ("reps", prefill.count),
-                    ],
+                        ("decode_weight_gbs", gbs), ("bandwidth_1gib_gbs", bandwidth[t]!), ("ms", p * 1e3), ("reps", prefill.count),
+                    ] + shares.fields,
                     row: pad(name, 26)
                         + String(
-                            format: " %7d %11.1f %14.1f %10.1f%% %14.2f %13.2f %13.1f %11.0f%%", t, p * 1e3,
+                            format: " %7d %11.1f %14.1f %10.1f%% %14.2f %13.2f %13.1f  %@", t, p * 1e3,
                             Double(promptLength) / p, peak > 0 ? gflops / peak * 100 : 0, dtok * 1e3, 1 / dtok,
-                            gbs, gbs / bandwidth[t]! * 100))
+                            gbs, shares.text))
                 let bstep = median(batched), bgbs = weightBytes / bstep * 1e-9
                 emit(
                     [
                         ("name", "\(name) \(rows) rows"), ("variant", variantName), ("threads", t), ("rows", rows), ("tokens", newTokens),
                         ("decode_ms_per_step", bstep * 1e3), ("decode_tokens_per_s", Double(rows) / bstep), ("decode_weight_gbs", bgbs),
-                        ("bandwidth_gbs", bandwidth[t]!), ("ms", bstep * 1e3), ("reps", batched.count),
-                    ],
+                        ("bandwidth_1gib_gbs", bandwidth[t]!), ("ms", bstep * 1e3), ("reps", batched.count),
+                    ] + batchedShares.fields,
                     row: pad("\(name) \(rows) rows", 26) + String(format: " %7d", t) + String(repeating: " ", count: 39)
-                        + String(format: " %14.2f %13.2f %13.1f %11.0f%%", bstep * 1e3, Double(rows) / bstep, bgbs, bgbs / bandwidth[t]! * 100))
+                        + String(format: " %14.2f %13.2f %13.1f  %@", bstep * 1e3, Double(rows) / bstep, bgbs, batchedShares.text))
             }
-            bf16Decode(shape, f32: model, prompt: prompt, newTokens: newTokens, threadCounts: threadCounts, bandwidth: bandwidth)
+            bf16Decode(shape, f32: model, prompt: prompt, newTokens: newTokens, threadCounts: threadCounts, probe: probe)
             emit(
                 [("name", "lm \(shape.name) peak rss"), ("rss_mib", peakResidentMiB()), ("ms", 0.0)],
                 row: String(
@@ -227,10 +288,10 @@ extension Bench {
     /// one would be; GPT-2's rounded in memory), decoding greedily from a 64-token prompt,
     /// rounds interleaved with the float32 model (float32, BF16, float32, ...), medians:
     /// tokens/s of each and their ratio, the weight bytes one step reads and as a share of the
-    /// memory bandwidth; then the resident memory the BF16 model added (loading and decoding)
+    /// memory bandwidth probed around each BF16 run (median and range); then the resident memory the BF16 model added (loading and decoding)
     /// against its weights' bytes (the checkpoint file's size).
     fileprivate func bf16Decode(
-        _ shape: LMShape, f32: DecoderOnlyModel, prompt: [Int], newTokens: Int, threadCounts: [Int], bandwidth: [Int: Double]
+        _ shape: LMShape, f32: DecoderOnlyModel, prompt: [Int], newTokens: Int, threadCounts: [Int], probe: BandwidthProbe
     ) {
         let before = currentResidentMiB()
         let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("attend-bench-bf16-\(shape.name)-\(getpid())")
@@ -270,29 +331,33 @@ extension Bench {
         }
         if !options.json {
             out("\nlm \(shape.name): float32 vs BF16 weights (\(source)), greedy decoding from a 64-token prompt, rounds interleaved, medians")
-            out("name                          threads  f32 tok/s  bf16 tok/s  bf16/f32  bf16 MB/token  bf16 GB/s  % bandwidth")
+            out("name                          threads  f32 tok/s  bf16 tok/s  bf16/f32  bf16 MB/token  bf16 GB/s  % bandwidth (range)")
         }
         let rounds = options.quick ? 2 : (shape.gpt2 ? 5 : 3)
         for t in threadCounts {
             let compute = Compute.default.with(threads: t)
-            var a: [Double] = [], b: [Double] = []
+            var a: [Double] = [], b: [Double] = [], shares = BandwidthShares()
+            let bytes = Double(shape.decodeWeightFloats) * 2
             for round in 0...rounds {
                 progress("lm: \(shape.name) float32 / BF16, \(t) thread(s), round \(round)/\(rounds)...")
-                let x = perToken(f32, compute), y = perToken(bf16, compute)
-                if round > 0 { a.append(x); b.append(y) }
+                let x = perToken(f32, compute), (y, probed) = probe.around(threads: t) { perToken(bf16, compute) }
+                if round > 0 {
+                    a.append(x)
+                    b.append(y)
+                    shares.add(gbs: bytes / y * 1e-9, probe: probed)
+                }
             }
             let f = median(a), h = median(b)
-            let bytes = Double(shape.decodeWeightFloats) * 2
             let gbs = bytes / h * 1e-9
             let name = "lm \(shape.name) bf16 decode"
             emit(
                 [
                     ("name", name), ("variant", variantName), ("threads", t), ("f32_tokens_per_s", 1 / f), ("bf16_tokens_per_s", 1 / h),
-                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!),
+                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs),
                     ("ms", h * 1e3), ("reps", a.count),
-                ],
+                ] + shares.fields,
                 row: pad(name, 29)
-                    + String(format: " %7d %10.2f %11.2f %8.2fx %14.1f %10.1f %11.0f%%", t, 1 / f, 1 / h, f / h, bytes / 1e6, gbs, gbs / bandwidth[t]! * 100))
+                    + String(format: " %7d %10.2f %11.2f %8.2fx %14.1f %10.1f  %@", t, 1 / f, 1 / h, f / h, bytes / 1e6, gbs, shares.text))
         }
         let grown = currentResidentMiB() - before, weightsMiB = weightBytes / 1_048_576
         emit(

@@ -156,11 +156,13 @@ extension Bench {
     /// (memory keys/values untimed; the 512-token encoder timed apart: its products widen and
     /// pack the 16-bit weights per call, where float32 ones are packed once), rounds interleaved with the float32 model
     /// (float32, BF16, float32, ...), medians: ms per token of each and the ratio, the weight
-    /// bytes one step reads and as a share of the memory read bandwidth measured here; then
+    /// bytes one step reads and as a share of the memory read bandwidth probed around each BF16
+    /// run (median and range over the rounds); then
     /// the resident memory the BF16 model added against its weights' bytes, once built, 1.2 s later
     /// (past the buffer recycler's idle release) and again after decoding.
     func seq2seqBF16(f32 model: Seq2SeqModel, source: [Int], config: GenerationConfig, threadCounts: [Int]) {
         let newTokens = config.maxNewTokens
+        let probe = BandwidthProbe()  // before the resident-memory baseline: its buffer is not the model's
         let before = currentResidentMiB()
         progress("seq2seq: the same model with BF16 weights...")
         let bf16 = randomT5Small(seed: 91, precision: .bfloat16)
@@ -169,7 +171,6 @@ extension Bench {
         // limit (1 s) and then freed: the resident memory again past it.
         Thread.sleep(forTimeInterval: 1.2)
         let settled = currentResidentMiB() - before
-        let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
         func perToken(_ m: Seq2SeqModel, _ compute: Compute) -> (encode: Double, token: Double) {
             let e0 = DispatchTime.now().uptimeNanoseconds
             guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
@@ -184,36 +185,39 @@ extension Bench {
         if !options.json {
             out("\nt5-small-shaped T5, float32 vs BF16 weights: greedy decoding, \(newTokens) tokens, rounds interleaved, medians, \(variantName)")
             out(
-                "name                                 threads  f32 ms/tok  bf16 ms/tok  bf16/f32 speed  bf16 MB/token  bf16 GB/s  % bandwidth  encoder ms f32 / bf16"
+                "name                                 threads  f32 ms/tok  bf16 ms/tok  bf16/f32 speed  bf16 MB/token  bf16 GB/s  % bandwidth (range)  encoder ms f32 / bf16"
             )
         }
         let rounds = options.quick ? 2 : 7
         for t in threadCounts {
             let compute = Compute.default.with(threads: t)
-            var a: [Double] = [], b: [Double] = [], ea: [Double] = [], eb: [Double] = []
+            var a: [Double] = [], b: [Double] = [], ea: [Double] = [], eb: [Double] = [], shares = BandwidthShares()
+            let bytes = Double(t5DecodeWeightFloats) * 2
             for round in 0...rounds {
                 progress("seq2seq: float32 / BF16, \(t) thread(s), round \(round)/\(rounds)...")
-                let x = perToken(model, compute), y = perToken(bf16, compute)
+                // (The probe reads around the whole BF16 run, its encoder pass included.)
+                let x = perToken(model, compute), (y, probed) = probe.around(threads: t) { perToken(bf16, compute) }
                 if round > 0 {
                     a.append(x.token)
                     b.append(y.token)
                     ea.append(x.encode)
                     eb.append(y.encode)
+                    shares.add(gbs: bytes / y.token * 1e-9, probe: probed)
                 }
             }
             let f = median(a), h = median(b)
-            let bytes = Double(t5DecodeWeightFloats) * 2, gbs = bytes / h * 1e-9
+            let gbs = bytes / h * 1e-9
             let name = "seq2seq t5-small bf16 decode"
             emit(
                 [
                     ("name", name), ("variant", variantName), ("threads", t), ("f32_ms_per_token", f * 1e3), ("bf16_ms_per_token", h * 1e3),
-                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs), ("bandwidth_gbs", bandwidth[t]!),
+                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs),
                     ("f32_encoder_ms", median(ea) * 1e3), ("bf16_encoder_ms", median(eb) * 1e3), ("ms", h * 1e3), ("reps", a.count),
-                ],
+                ] + shares.fields,
                 row: pad(name, 36)
                     + String(
-                        format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f %11.0f%%  %9.1f / %.1f", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs,
-                        gbs / bandwidth[t]! * 100, median(ea) * 1e3, median(eb) * 1e3))
+                        format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f  %@  %9.1f / %.1f", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs,
+                        shares.text, median(ea) * 1e3, median(eb) * 1e3))
         }
         let grown = currentResidentMiB() - before, weightsMiB = Double(t5WeightFloats()) * 2 / 1_048_576
         emit(
