@@ -22,7 +22,7 @@ public struct LayerNorm: Sendable {
 
     /// `(t - mean(t)) / sqrt(var(t) + eps) * weight + bias` with `t = x + residual`, per row.
     public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, compute: Compute = .default) -> Tensor {
-        var out = Tensor.zeros(x.shape)
+        var out = Tensor.uninitialized(x.shape)  // every row written by normRows
         normRows(rms: false, x, residual: residual, gamma: weight, beta: bias, eps: eps, into: &out, compute: compute)
         return out
     }
@@ -47,7 +47,7 @@ public struct RMSNorm: Sendable {
 
     /// The normalized rows of `x + residual`.
     public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, compute: Compute = .default) -> Tensor {
-        var out = Tensor.zeros(x.shape)
+        var out = Tensor.uninitialized(x.shape)  // every row written by normRows
         normRows(rms: true, x, residual: residual, gamma: weight, beta: nil, eps: eps, into: &out, compute: compute)
         return out
     }
