@@ -18,6 +18,12 @@
 
 #define CK_ALIGN 64
 
+/* Transposing copy into panels of w floats (the GEMM's A and B packing, the fused attention's
+ * keys, queries and output): from `rows` rows of a row-major matrix (row r at src + r*ld, kcb
+ * floats each, rows <= w), dst[p*w + r] = src[r*ld + p] for p < kcb, and rows rows..w-1 of
+ * every panel step zero. Exact copies. Cost: w * kcb stores, rows * kcb loads. (gemm.c) */
+void ck_pack_rows(size_t w, size_t rows, size_t kcb, const float *src, size_t ld, float *dst);
+
 #include <string.h>
 
 /* Exact scalar widening of the 16-bit weight types (attend_kernels.h, CK_W16_F16). */

@@ -69,14 +69,12 @@ static inline ck_f4 ck_f4_load(const float *p) {
     return v;
 }
 
-/* One panel of w floats per step from `rows` rows of a row-major matrix (row r at src + r*ld,
- * kcb floats each): dst[p*w + r] = src[r*ld + p], rows rows..w-1 zero. Whole 4 x 4 blocks are
- * transposed in registers (four loads, eight shuffles, four stores for 16 floats); the k range
- * is taken in strips of CK_PACK_STRIP, so each row contributes whole cache lines and the
- * strip's destination (CK_PACK_STRIP * w floats) stays in L1 while it is filled. */
+/* ck_pack_rows (contract in ck_internal.h). Whole 4 x 4 blocks are transposed in registers
+ * (four loads, eight shuffles, four stores for 16 floats); the k range is taken in strips of
+ * CK_PACK_STRIP, so each row contributes whole cache lines and the strip's destination
+ * (CK_PACK_STRIP * w floats) stays in L1 while it is filled. */
 #define CK_PACK_STRIP 16
-static void ck_pack_rows(size_t w, size_t rows, size_t kcb, const float *src, size_t ld,
-                         float *dst) {
+void ck_pack_rows(size_t w, size_t rows, size_t kcb, const float *src, size_t ld, float *dst) {
     const size_t rows4 = rows / 4 * 4;
     for (size_t p0 = 0; p0 < kcb; p0 += CK_PACK_STRIP) {
         const size_t len = ck_min(CK_PACK_STRIP, kcb - p0), len4 = len / 4 * 4;
