@@ -42,6 +42,10 @@ public struct FeedForward: Sendable {
             h.apply(activation, compute: compute)
             h = h * gate(x, compute: compute)
         } else {
+            // Hidden rows of a multiple of 4 KiB: padded, so the down product reads them in place.
+            if let out = paddedFeedForward(x, up: up, down: down, activation: activation, residual: residual, compute: compute) {
+                return out
+            }
             h = up.forward(x, activation: activation, compute: compute)
         }
         return down.forward(h, residual: residual, compute: compute)  // [..., d]

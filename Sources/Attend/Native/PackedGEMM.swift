@@ -290,3 +290,64 @@ func linearForwardParts(
     if let residual { out += residual.reshaped(outShape) }
     return out
 }
+
+/// Floats added to each row of the feed-forward block's hidden activation when its width is a
+/// multiple of 1024 floats (4 KiB): with that stride the rows of a row tile fall into the same
+/// L1 sets, so the down projection's product packs A up front (one more pass over the
+/// activation); 16 floats (64 bytes) more per row spread them over the sets, and the product
+/// reads the rows in place.
+let feedForwardHiddenPadding = 16
+
+/// The plain (non-gated) feed-forward block `down(act(up(x) + b1)) + b2 + residual` as two
+/// packed products around a hidden activation whose rows are padded by
+/// ``feedForwardHiddenPadding`` floats, or nil when that path does not apply: it needs a native
+/// backend, float32 weights, more than ``gemvMaxRows`` rows and a hidden width whose rows
+/// `ck_f32_gemm_packed` would not read in place (a multiple of 4 KiB); otherwise the caller runs
+/// the two ``Linear`` products. Every output element is the same sum, in the same order, as
+/// through the unpadded hidden tensor (only where A's rows are read from changes).
+/// Shapes: `x` `[..., d]`, `residual` (if any) `d` per row, result `[..., d]`. Cost: the two
+/// products, `4 * rows * d * dFF` flops; memory `rows * (dFF + 16)` floats for the hidden rows.
+func paddedFeedForward(_ x: Tensor, up: Linear, down: Linear, activation: Activation, residual: Tensor?, compute: Compute) -> Tensor? {
+    guard case .native(let variant) = compute.backend, case .float32(let upWeight) = up.storage,
+        case .float32(let downWeight) = down.storage
+    else { return nil }
+    let d = up.inFeatures, f = up.outFeatures, e = down.outFeatures
+    precondition(x.rank >= 1 && x.shape.last == d, "Linear: input \(x.shape) does not end in inFeatures \(d) (weight \(up.weightShape))")
+    let rows = d == 0 ? 0 : x.count / d
+    guard rows > gemvMaxRows, d > 0, f > 0, e > 0, ck_f32_gemm_packed_reads_a_in_place(f) == 0 else { return nil }
+    let ld = f + feedForwardHiddenPadding
+    precondition(ck_f32_gemm_packed_reads_a_in_place(ld) != 0, "paddedFeedForward: padded stride \(ld) not read in place")
+    if let residual {
+        precondition(
+            residual.count == rows * e && residual.shape.last == e,
+            "Linear: residual \(residual.shape) must hold \(rows) rows of \(e) (output \(Array(x.shape.dropLast()) + [e]))")
+    }
+    let threads = compute.threads
+    let upPacked = up.packed.packed(upWeight, variant: variant, threads: threads)
+    let downPacked = down.packed.packed(downWeight, variant: variant, threads: threads)
+    let hidden = TensorStorage(uninitializedCount: rows * ld)
+    var out = Tensor.uninitialized(Array(x.shape.dropLast()) + [e])
+    let none = Tensor.zeros([1])
+    withExtendedLifetime(hidden) {
+        x.withUnsafeBufferPointer { xp in
+            (up.bias ?? none).withUnsafeBufferPointer { b1 in
+                packedGEMM(
+                    a: xp.baseAddress!, lda: d, m: rows, weight: upPacked, columns: 0..<f, c: hidden.base, ldc: ld, beta: 0,
+                    epilogue: GEMMEpilogue(bias: up.bias == nil ? nil : b1.baseAddress!, activation: activation), threads: threads)
+            }
+        }
+        (down.bias ?? none).withUnsafeBufferPointer { b2 in
+            (residual ?? none).withUnsafeBufferPointer { rp in
+                out.withUnsafeMutableBufferPointer { op in
+                    packedGEMM(
+                        a: UnsafePointer(hidden.base), lda: ld, m: rows, weight: downPacked, columns: 0..<e, c: op.baseAddress!, ldc: e,
+                        beta: 0,
+                        epilogue: GEMMEpilogue(
+                            bias: down.bias == nil ? nil : b2.baseAddress!, residual: residual == nil ? nil : rp.baseAddress!, ldr: e),
+                        threads: threads)
+                }
+            }
+        }
+    }
+    return out
+}
