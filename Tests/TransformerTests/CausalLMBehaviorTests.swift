@@ -196,4 +196,31 @@ struct CausalLMBehaviorTests {
             try gpt2.generate(prompts: [[Int](repeating: 3, count: 60)], config: GenerationConfig(maxNewTokens: 10))
         }
     }
+
+    @Test("the generic entry points with a caller's cache throw past GPT-2's 64 positions (they used to trap)")
+    func positionLimitWithOwnCache() async throws {
+        let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
+        let prompt = [[Int](repeating: 3, count: 60)]
+        let limit = GenerationError.exceedsPositionLimit(setting: "n_positions", limit: 64, requested: 70)
+        var greedy = GenerationConfig(maxNewTokens: 10)
+        var beams = greedy
+        beams.numBeams = 2
+        #expect(throws: limit) { try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy) }
+        #expect(throws: limit) { try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: beams) }
+        var cache = gpt2.makeCache(rows: 1)
+        #expect(throws: limit) { try gpt2.greedySearch(prompt: prompt, cache: &cache, config: greedy) }
+        #expect(throws: limit) { try gpt2.beamSearch(prompt: prompt, cache: &cache, config: beams) }
+        #expect(cache.length == 0, "nothing was computed")
+        await #expect(throws: limit) {
+            for try await _ in gpt2.greedyStream(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy) {}
+        }
+        let huge = GenerationError.exceedsPositionLimit(setting: "n_positions", limit: 64, requested: .max)
+        greedy.maxNewTokens = .max
+        #expect(throws: huge) { try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy) }
+        // Exactly 64 positions is allowed.
+        greedy.maxNewTokens = 4
+        greedy.minNewTokens = 4
+        let out = try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy)
+        #expect(out.sequences[0].count == 64)
+    }
 }

@@ -92,6 +92,38 @@ struct GenerationMemoryTests {
         #expect(out.sequences[0].count <= 64 && out.sequences[0].last == 2)
     }
 
+    @Test("Marian's position table through the generic entry points with a caller's cache: thrown, not a trap")
+    func positionLimitWithOwnCache() async throws {
+        let model = try Seq2SeqModel(directory: try fixtureFolder("marian"))
+        let encoded = try model.encode([[5, 6, 2]])
+        let start = [[model.decoderStartTokenID]]
+        var config = model.generationDefaults
+        config.maxNewTokens = 64
+        let limit = GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)
+        #expect(model.positionLimit?.limit == 64 && model.positionLimit?.setting == "max_position_embeddings")
+        #expect(throws: limit) { try model.generate(prompt: start, cache: model.makeCache(for: encoded), config: config) }
+        var cache = model.makeCache(for: encoded)
+        var far = config
+        far.maxNewTokens = 100  // would feed positions past the table
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 101)) {
+            try model.greedySearch(prompt: start, cache: &cache, config: far)
+        }
+        #expect(cache.length == 0, "nothing was computed")
+        var beams = config
+        beams.numBeams = 2
+        #expect(throws: limit) { try model.beamSearch(prompt: start, cache: &cache, config: beams) }
+        await #expect(throws: limit) {
+            for try await _ in model.greedyStream(prompt: start, cache: model.makeCache(for: encoded), config: config) {}
+        }
+        // A longer prompt leaves less room: 3 tokens + 62 new ones need 65 positions.
+        config.maxNewTokens = 62
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)) {
+            try model.generate(prompt: [start[0] + [5, 6]], cache: model.makeCache(for: encoded), config: config)
+        }
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        #expect(t5.positionLimit == nil)
+    }
+
     @Test("requests the model cannot take throw GenerationError instead of trapping")
     func badRequests() throws {
         let model = try Seq2SeqModel(directory: try fixtureFolder("marian"))
