@@ -183,6 +183,45 @@ struct CausalLMBehaviorTests {
         #expect(!DecoderOnlyModel.handles(directory: t5) && DecoderOnlyModel.handles(directory: qwen2))
     }
 
+    @Test("a CausalLMConfig edited in code is validated before the build: CheckpointError.invalidConfig, never a trap")
+    func editedConfig() throws {
+        func config(_ folder: String) throws -> CausalLMConfig {
+            try CausalLMConfig(contentsOf: try lmFolder(folder).appendingPathComponent("config.json"))
+        }
+        func weights(_ folder: String) throws -> TensorSource { try SafeTensorsCheckpoint(directory: try lmFolder(folder)) }
+        for folder in ["gpt2", "llama", "qwen2"] {
+            try config(folder).validate()
+            _ = try DecoderOnlyModel(config: try config(folder), weights: try weights(folder))
+        }
+        let edits: [(String, String, (inout CausalLMConfig) -> Void)] = [
+            ("gpt2", "learnedPositions", { $0.learnedPositions = nil }),
+            ("gpt2", "heads", { $0.heads = 5; $0.kvHeads = 5 }),
+            ("gpt2", "kvHeads", { $0.kvHeads = 2 }),
+            ("gpt2", "rotary", { $0.rotary = RotaryFrequencies(dim: $0.headDim, base: 10000) }),
+            ("gpt2", "slidingWindowLayers", { $0.slidingWindowLayers = [] }),
+            ("gpt2", "normEpsilon", { $0.normEpsilon = -1 }),
+            ("gpt2", "layers", { $0.layers = 0; $0.slidingWindowLayers = [] }),
+            ("llama", "slidingWindowLayers", { $0.slidingWindowLayers = [] }),
+            ("llama", "slidingWindow", { $0.slidingWindow = 0; $0.slidingWindowLayers = [Bool](repeating: true, count: $0.layers) }),
+            ("llama", "kvHeads", { $0.kvHeads = 4 }),
+            ("llama", "rotary", { $0.rotary = nil }),
+            ("llama", "rotary dim", { $0.rotary = RotaryFrequencies(dim: $0.headDim + 2, base: 10000) }),
+            ("llama", "learnedPositions", { $0.learnedPositions = 64 }),
+            ("qwen2", "vocabSize", { $0.vocabSize = 0 }),
+            ("qwen2", "headDim", { $0.headDim = -4 }),
+        ]
+        for (folder, field, edit) in edits {
+            var c = try config(folder)
+            edit(&c)
+            do {
+                _ = try DecoderOnlyModel(config: c, weights: try weights(folder))
+                Issue.record("\(folder) with \(field) edited: built")
+            } catch let CheckpointError.invalidConfig(message) {
+                #expect(message.contains(field.split(separator: " ")[0]), "\(folder), \(field): \(message)")
+            }
+        }
+    }
+
     @Test("bad prompts and lengths throw GenerationError")
     func badPrompts() throws {
         let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
