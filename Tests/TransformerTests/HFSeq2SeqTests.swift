@@ -209,6 +209,59 @@ struct HFSeq2SeqTests {
         #expect(!beams.generationDefaults.doSample && beams.ignoredGenerationSettings.count == 1, "\(beams.ignoredGenerationSettings)")
     }
 
+    @Test("init(t5:) / init(marian:) with settings built in code: thrown errors, never a trap")
+    func codeBuiltSettings() throws {
+        let t5 = try fixtureFolder("t5"), marian = try fixtureFolder("marian")
+        let t5Config = try T5Config(contentsOf: t5.appendingPathComponent("config.json"))
+        let marianConfig = try MarianConfig(contentsOf: marian.appendingPathComponent("config.json"))
+        func buildT5(_ c: T5Config, _ g: GenerationConfig? = nil) throws {
+            _ = try Seq2SeqModel(t5: c, weights: try SafeTensorsCheckpoint(directory: t5), generation: g)
+        }
+        func buildMarian(_ c: MarianConfig, _ g: GenerationConfig? = nil) throws {
+            _ = try Seq2SeqModel(marian: c, weights: try SafeTensorsCheckpoint(directory: marian), generation: g)
+        }
+        try buildT5(t5Config)
+        try buildMarian(marianConfig)
+        // Generation settings out of range: the validation's GenerationError.
+        #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) { try buildT5(t5Config, GenerationConfig(maxNewTokens: 0)) }
+        #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) {
+            try buildMarian(marianConfig, GenerationConfig(maxNewTokens: 0))
+        }
+        #expect(throws: GenerationError.self) { try buildT5(t5Config, GenerationConfig(maxNewTokens: 5, eosTokenID: 64)) }
+        // Special tokens and sizes out of range: CheckpointError.invalidConfig naming the setting.
+        func expectInvalid(_ field: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                Issue.record("\(field): built")
+            } catch CheckpointError.invalidConfig(let message) {
+                #expect(message.contains(field), "\(field): \(message)")
+            } catch {
+                Issue.record("\(field): \(error)")
+            }
+        }
+        var c = t5Config
+        c.padTokenID = 64
+        expectInvalid("padTokenID") { try buildT5(c) }
+        c = t5Config
+        c.decoderStartTokenID = -1
+        expectInvalid("decoderStartTokenID") { try buildT5(c) }
+        c = t5Config
+        c.numHeads = 0
+        expectInvalid("numHeads") { try buildT5(c) }
+        var m = marianConfig
+        m.padTokenID = 64
+        expectInvalid("padTokenID") { try buildMarian(m) }
+        m = marianConfig
+        m.decoderStartTokenID = 1000
+        expectInvalid("decoderStartTokenID") { try buildMarian(m) }
+        m = marianConfig
+        m.decoderVocabSize = 65
+        expectInvalid("decoderVocabSize") { try buildMarian(m) }
+        m = marianConfig
+        m.encoderAttentionHeads = 3
+        expectInvalid("encoderAttentionHeads") { try buildMarian(m) }
+    }
+
     @Test("bad folders throw errors that name the file and what is wrong")
     func badFolders() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")
