@@ -73,6 +73,26 @@ struct GenerationMemoryTests {
         }
     }
 
+    @Test("an end token repeated millions of times with 4096 beams: candidates stay within beams x vocabulary, the ids of one end token")
+    func repeatedEndTokens() throws {
+        let model = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        var one = model.generationDefaults
+        one.eosTokenIDs = [1]
+        one.numBeams = 4
+        one.maxNewTokens = 6
+        var repeated = one
+        repeated.eosTokenIDs = [Int](repeating: 1, count: 1 << 22)
+        // As many candidates as distinct end tokens call for: the same hypotheses and scores.
+        #expect(try model.generate(sources: [[5, 6, 1]], config: repeated) == model.generate(sources: [[5, 6, 1]], config: one))
+        // 4096 beams x (1 + 4M) candidates would reserve 275 GB per step.
+        repeated.numBeams = GenerationConfig.maxBeams
+        repeated.maxNewTokens = 1
+        #expect(try model.generate(sources: [[5, 6, 1]], config: repeated).sequences.count == 1)
+        // The selection itself: at most beams x V candidates, whatever `keep` asks.
+        let top = topCandidates([0, -1, -2, -3], rowOffset: 0, beams: 1, vocabulary: 4, runningScores: [0], keep: 1 << 50)
+        #expect(top.map(\.index) == [0, 1, 2, 3])
+    }
+
     @Test("Marian's position table: a longer request throws up front, naming max_position_embeddings")
     func positionLimit() throws {
         let model = try Seq2SeqModel(directory: try fixtureFolder("marian"))

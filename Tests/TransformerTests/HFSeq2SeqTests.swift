@@ -188,6 +188,15 @@ struct HFSeq2SeqTests {
         let out = try model.generate(sources: [[3, 4, 5]])
         #expect(out.sequences.count == 1 && !out.sequences[0].contains(7))
 
+        // A list of end tokens keeps each id once, in first-seen order; 200000 repeats with
+        // 1024 beams generate as the short list does.
+        let repeated = "[5, 1" + String(repeating: ", 1, 5", count: 100_000) + "]"
+        try Data(#"{"decoder_start_token_id": 0, "eos_token_id": \#(repeated), "num_beams": 1024, "max_new_tokens": 2}"#.utf8)
+            .write(to: folder.appendingPathComponent("generation_config.json"))
+        let many = try Seq2SeqModel(directory: folder)
+        #expect(many.generationDefaults.eosTokenIDs == [5, 1])
+        #expect(try many.generate(sources: [[3, 4, 5]]).sequences.count == 1)
+
         // Sampling and repetition settings are read, checked, and used.
         let sampling =
             #"{"decoder_start_token_id": 0, "eos_token_id": 1, "do_sample": true, "temperature": 0.7, "top_k": 0, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.2, "no_repeat_ngram_size": 2}"#

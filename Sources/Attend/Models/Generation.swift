@@ -311,7 +311,9 @@ extension AutoregressiveDecoder {
         let maxLength = config.maxLength(promptLength: promptLength)
         try checkPositionLimit(maxLength)
         let eos = Set(config.eosTokenIDs)
-        let keep = max(2, 1 + config.eosTokenIDs.count) * beams  // candidates kept per step
+        // Candidates kept per step: as transformers, one more beam's worth per end token
+        // (distinct ones: a repeated id adds no hit), never more than there are continuations.
+        let keep = min(max(2, 1 + eos.count) * beams, beams * v)
         let lp = config.lengthPenalty
         let sentinel: Float = -1.0e9
         let byLength = { (length: Int) -> Float in Float(pow(Double(length), Double(lp))) }
@@ -586,7 +588,7 @@ func topCandidates(
     runningScores: [Float], keep: Int
 ) -> [(score: Float, index: Int)] {
     var top: [(score: Float, index: Int)] = []
-    top.reserveCapacity(keep + 1)
+    top.reserveCapacity(min(keep, beams * v) + 1)
     for j in 0..<beams {
         let base = (rowOffset + j) * v
         let running = runningScores[j]
