@@ -222,6 +222,53 @@ struct CausalLMBehaviorTests {
         }
     }
 
+    @Test("misused caches through generation: another model's, one prepared for other prompts, zero rows: thrown, not a trap")
+    func misusedCaches() async throws {
+        let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
+        let llama = try DecoderOnlyModel(directory: try lmFolder("llama"))
+        let config = Self.greedy(gpt2, 3)
+        func expectInvalidInput(_ what: String, _ words: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                Issue.record("\(what): no error")
+            } catch GenerationError.invalidInput(let message) {
+                #expect(message.contains(words), "\(what): \(message)")
+            } catch {
+                Issue.record("\(what): \(error)")
+            }
+        }
+        // A cache of another model: other layer count and width, or the right layers of another width.
+        expectInvalidInput("llama's cache", "another model") { _ = try gpt2.generate(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config) }
+        expectInvalidInput("a cache of other width", "another model") {
+            _ = try gpt2.generate(prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: 7), config: config)
+        }
+        var beams = config
+        beams.numBeams = 2
+        expectInvalidInput("llama's cache, beams", "another model") {
+            var cache = llama.makeCache(rows: 1)
+            _ = try gpt2.beamSearch(prompt: [[1, 2]], cache: &cache, config: beams)
+        }
+        await #expect(throws: GenerationError.self) {
+            for try await _ in gpt2.greedyStream(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config) {}
+        }
+        // A cache whose own kind (position by position, the public initializer) fits: it generates.
+        let plain = try gpt2.generate(prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: gpt2.kvHeads * gpt2.headDim), config: config)
+        #expect(plain == (try gpt2.generate(prompt: [[1, 2]], cache: gpt2.makeCache(rows: 1), config: config)))
+        // A cache prepared for left-padded prompts of width 3, used with prompts of width 2.
+        let (_, prepared) = try gpt2.prepare(prompts: [[1, 2, 3], [4]], config: config)
+        expectInvalidInput("a prepared cache reused", "prepared for 3 new tokens") {
+            _ = try gpt2.generate(prompt: [[1, 2], [3, 4]], cache: prepared, config: config)
+        }
+        // Zero or negative rows: a one-row cache; generation throws for other row counts.
+        for rows in [0, -3] {
+            let cache = gpt2.makeCache(rows: rows, capacity: -1)
+            #expect(cache.rows == 1)
+            #expect(throws: GenerationError.self) { try gpt2.generate(prompt: [], cache: cache, config: config) }
+            #expect(throws: GenerationError.self) { try gpt2.generate(prompt: [[1], [2]], cache: cache, config: config) }
+            #expect(try gpt2.generate(prompt: [[1, 2]], cache: cache, config: config).sequences[0].count == 5)
+        }
+    }
+
     @Test("bad prompts and lengths throw GenerationError")
     func badPrompts() throws {
         let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))

@@ -40,12 +40,21 @@ public protocol AutoregressiveDecoder: Sendable {
     /// ``GenerationError/exceedsPositionLimit(setting:limit:requested:)`` for a prompt plus
     /// `maxNewTokens` past it, before any work.
     var positionLimit: (limit: Int, setting: String)? { get }
+    /// Throws ``GenerationError/invalidInput(_:)`` when `cache` cannot take the next
+    /// `appending` tokens per row: a cache another model made (other layer count or widths),
+    /// or one prepared for other prompts. Generation calls it before any work, so that such
+    /// a cache is a thrown error rather than a precondition failure in
+    /// ``nextTokenLogits(appending:to:compute:)``. The default accepts every cache. Cost: O(layers + rows).
+    func checkCache(_ cache: Cache, appending: Int) throws
 }
 
 extension AutoregressiveDecoder {
     /// No position limit: a decoder without a stored position table (RoPE, relative
     /// positions, sinusoids computed on demand).
     public var positionLimit: (limit: Int, setting: String)? { nil }
+
+    /// Accepts every cache (a decoder whose caches cannot disagree with it).
+    public func checkCache(_ cache: Cache, appending: Int) throws {}
 }
 
 /// When beam search stops (Hugging Face's `early_stopping`).
@@ -461,12 +470,14 @@ extension AutoregressiveDecoder {
 
     /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
     /// prompt has one row per cache row, all of one length >= 1 and longer than what the
-    /// cache holds, with ids in the vocabulary.
+    /// cache holds, with ids in the vocabulary, and the cache fits the model
+    /// (``checkCache(_:appending:)``).
     private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
         let n = try checkTokenRows(prompt, count: cache.rows, what: "prompt", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
         guard n > cache.length else {
             throw GenerationError.invalidInput("prompt rows of \(n) tokens add nothing to a cache of \(cache.length) positions")
         }
+        try checkCache(cache, appending: n - cache.length)
         return n
     }
 
