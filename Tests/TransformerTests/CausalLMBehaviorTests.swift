@@ -195,14 +195,14 @@ struct CausalLMBehaviorTests {
         }
         let edits: [(String, String, (inout CausalLMConfig) -> Void)] = [
             ("gpt2", "learnedPositions", { $0.learnedPositions = nil }),
-            ("gpt2", "heads", { $0.heads = 5; $0.kvHeads = 5 }),
+            ("gpt2", "heads", { ($0.heads, $0.kvHeads) = (5, 5) }),
             ("gpt2", "kvHeads", { $0.kvHeads = 2 }),
             ("gpt2", "rotary", { $0.rotary = RotaryFrequencies(dim: $0.headDim, base: 10000) }),
             ("gpt2", "slidingWindowLayers", { $0.slidingWindowLayers = [] }),
             ("gpt2", "normEpsilon", { $0.normEpsilon = -1 }),
-            ("gpt2", "layers", { $0.layers = 0; $0.slidingWindowLayers = [] }),
+            ("gpt2", "layers", { ($0.layers, $0.slidingWindowLayers) = (0, []) }),
             ("llama", "slidingWindowLayers", { $0.slidingWindowLayers = [] }),
-            ("llama", "slidingWindow", { $0.slidingWindow = 0; $0.slidingWindowLayers = [Bool](repeating: true, count: $0.layers) }),
+            ("llama", "slidingWindow", { ($0.slidingWindow, $0.slidingWindowLayers) = (0, [Bool](repeating: true, count: $0.layers)) }),
             ("llama", "kvHeads", { $0.kvHeads = 4 }),
             ("llama", "rotary", { $0.rotary = nil }),
             ("llama", "rotary dim", { $0.rotary = RotaryFrequencies(dim: $0.headDim + 2, base: 10000) }),
@@ -238,7 +238,9 @@ struct CausalLMBehaviorTests {
             }
         }
         // A cache of another model: other layer count and width, or the right layers of another width.
-        expectInvalidInput("llama's cache", "another model") { _ = try gpt2.generate(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config) }
+        expectInvalidInput("llama's cache", "another model") {
+            _ = try gpt2.generate(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config)
+        }
         expectInvalidInput("a cache of other width", "another model") {
             _ = try gpt2.generate(prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: 7), config: config)
         }
@@ -252,7 +254,8 @@ struct CausalLMBehaviorTests {
             for try await _ in gpt2.greedyStream(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config) {}
         }
         // A cache whose own kind (position by position, the public initializer) fits: it generates.
-        let plain = try gpt2.generate(prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: gpt2.kvHeads * gpt2.headDim), config: config)
+        let plain = try gpt2.generate(
+            prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: gpt2.kvHeads * gpt2.headDim), config: config)
         #expect(plain == (try gpt2.generate(prompt: [[1, 2]], cache: gpt2.makeCache(rows: 1), config: config)))
         // A cache prepared for left-padded prompts of width 3, used with prompts of width 2.
         let (_, prepared) = try gpt2.prepare(prompts: [[1, 2, 3], [4]], config: config)

@@ -232,7 +232,9 @@ struct HFSeq2SeqTests {
         try buildT5(t5Config)
         try buildMarian(marianConfig)
         // Generation settings out of range: the validation's GenerationError.
-        #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) { try buildT5(t5Config, GenerationConfig(maxNewTokens: 0)) }
+        #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) {
+            try buildT5(t5Config, GenerationConfig(maxNewTokens: 0))
+        }
         #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) {
             try buildMarian(marianConfig, GenerationConfig(maxNewTokens: 0))
         }

@@ -193,7 +193,8 @@ package enum ModelQuantization {
             tied && !names.contains("lm_head.weight") ? tiedHeadSource(modelType: config["model_type"] as? String, names: names) : nil
         if let table = tiedTable, let info = checkpoint.info(table), !(info.shape.count == 2 && [.F32, .F16, .BF16].contains(info.dtype)) {
             throw CheckpointError.invalidConfig(
-                "the tied output head's table '\(table)' is \(info.dtype.rawValue) of shape \(info.shape), not a float32 or 16-bit matrix [vocabulary, d]")
+                "the tied output head's table '\(table)' is \(info.dtype.rawValue) of shape \(info.shape), not a float32 or 16-bit matrix [vocabulary, d]"
+            )
         }
         var report = QuantizationReport()
         var tensors: [StoredTensor] = []

@@ -176,7 +176,9 @@ public struct CausalLMConfig: Sendable, Equatable {
             try check(kvHeads == heads, "kvHeads \(kvHeads) must equal heads \(heads) for GPT-2")
             try check(
                 heads * headDim == hiddenSize, "heads \(heads) x headDim \(headDim) must equal hiddenSize \(hiddenSize) for GPT-2")
-            guard let n = learnedPositions else { throw CheckpointError.invalidConfig("learnedPositions is nil; GPT-2 needs its table size (n_positions)") }
+            guard let n = learnedPositions else {
+                throw CheckpointError.invalidConfig("learnedPositions is nil; GPT-2 needs its table size (n_positions)")
+            }
             try check((1...big).contains(n), "learnedPositions \(n) out of range 1...\(big)")
             try check(rotary == nil, "rotary must be nil for GPT-2 (learned positions)")
             try check(slidingWindow == nil, "slidingWindow must be nil for GPT-2")

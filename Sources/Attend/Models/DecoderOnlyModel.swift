@@ -167,7 +167,9 @@ public struct DecoderOnlyModel: CausalLanguageModel {
     public func checkCache(_ cache: CausalLMCache, appending: Int) throws {
         let width = kvHeads * headDim
         guard cache.layers.count == layers.count,
-            cache.layers.allSatisfy({ $0.modelDim == width && $0.batch == cache.rows && [0, headDim].contains($0.appendHeadDim) && $0.headMajorHeadDim == 0 })
+            cache.layers.allSatisfy({
+                $0.modelDim == width && $0.batch == cache.rows && [0, headDim].contains($0.appendHeadDim) && $0.headMajorHeadDim == 0
+            })
         else {
             throw GenerationError.invalidInput(
                 "the cache has \(cache.layers.count) layers of key/value width \(cache.layers.first.map { String($0.modelDim) } ?? "-"); this model has \(layers.count) layers of width \(width) (a cache of another model?)"
