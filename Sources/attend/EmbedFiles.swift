@@ -66,7 +66,9 @@ func embedToFile(folder: URL, _ args: Arguments) throws {
 
     let progress = EmbedProgress(total: total, done: kept)
     let batchSize = args.batchSize
-    let window = batchSize * 16
+    // 16 batches per window, saturating: --batch-size may be as large as an Int holds.
+    let (product, overflow) = batchSize.multipliedReportingOverflow(by: 16)
+    let window = overflow ? Int.max : product
     var tokens = 0
     while true {
         var texts: [String] = []

@@ -30,7 +30,8 @@ func generateCausal(folder: URL, _ args: Arguments) throws {
     var config = model.generationDefaults(promptLength: width)
     try args.apply(to: &config)
     try args.applyStops(to: &config, folder: folder, tokenizer: tokenizer)
-    if let (limit, setting) = model.positionLimit, width + config.maxNewTokens > limit {
+    // Compared without the sum: --max-new-tokens may be as large as an Int holds.
+    if let (limit, setting) = model.positionLimit, config.maxNewTokens > limit - width {
         guard width < limit else {
             throw UsageError(
                 description: "\(flag): a prompt of \(width) tokens leaves no room in the model's \(limit) positions (\(setting) in config.json)")

@@ -263,6 +263,22 @@ struct EmbedFilesCLITests {
         #expect(peaks[1].summary < 200, "\(peaks)")
     }
 
+    @Test("--batch-size as large as an Int holds: one window, the same rows as the default batches (no overflow)")
+    func hugeBatchSize() async throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.txt")
+        try Self.write(Self.texts(40), to: input)
+        let huge = dir.appendingPathComponent("huge.npy"), usual = dir.appendingPathComponent("usual.npy")
+        let a = try await Self.run(
+            ["embed", "--model", Self.model, "--input", input.path, "--output", huge.path, "--batch-size", "9223372036854775807"])
+        #expect(a.status == 0 && a.stderr.contains("attend: embedded 40 texts"), "\(a)")
+        let b = try await Self.run(["embed", "--model", Self.model, "--input", input.path, "--output", usual.path])
+        #expect(b.status == 0, "\(b)")
+        let (x, y) = (try Self.readNPY(huge), try Self.readNPY(usual))
+        #expect(x.rows == 40 && y.rows == 40 && Self.maxDifference(x.values, y.values) <= 1e-5)
+    }
+
     @Test("--max-length N cuts texts to N tokens on embed and similarity; too small a limit is an error")
     func maxLength() async throws {
         let text = "w1 w2 w3 w4 w5 w6"

@@ -183,6 +183,95 @@ struct CausalLMBehaviorTests {
         #expect(!DecoderOnlyModel.handles(directory: t5) && DecoderOnlyModel.handles(directory: qwen2))
     }
 
+    @Test("a CausalLMConfig edited in code is validated before the build: CheckpointError.invalidConfig, never a trap")
+    func editedConfig() throws {
+        func config(_ folder: String) throws -> CausalLMConfig {
+            try CausalLMConfig(contentsOf: try lmFolder(folder).appendingPathComponent("config.json"))
+        }
+        func weights(_ folder: String) throws -> TensorSource { try SafeTensorsCheckpoint(directory: try lmFolder(folder)) }
+        for folder in ["gpt2", "llama", "qwen2"] {
+            try config(folder).validate()
+            _ = try DecoderOnlyModel(config: try config(folder), weights: try weights(folder))
+        }
+        let edits: [(String, String, (inout CausalLMConfig) -> Void)] = [
+            ("gpt2", "learnedPositions", { $0.learnedPositions = nil }),
+            ("gpt2", "heads", { ($0.heads, $0.kvHeads) = (5, 5) }),
+            ("gpt2", "kvHeads", { $0.kvHeads = 2 }),
+            ("gpt2", "rotary", { $0.rotary = RotaryFrequencies(dim: $0.headDim, base: 10000) }),
+            ("gpt2", "slidingWindowLayers", { $0.slidingWindowLayers = [] }),
+            ("gpt2", "normEpsilon", { $0.normEpsilon = -1 }),
+            ("gpt2", "layers", { ($0.layers, $0.slidingWindowLayers) = (0, []) }),
+            ("llama", "slidingWindowLayers", { $0.slidingWindowLayers = [] }),
+            ("llama", "slidingWindow", { ($0.slidingWindow, $0.slidingWindowLayers) = (0, [Bool](repeating: true, count: $0.layers)) }),
+            ("llama", "kvHeads", { $0.kvHeads = 4 }),
+            ("llama", "rotary", { $0.rotary = nil }),
+            ("llama", "rotary dim", { $0.rotary = RotaryFrequencies(dim: $0.headDim + 2, base: 10000) }),
+            ("llama", "learnedPositions", { $0.learnedPositions = 64 }),
+            ("qwen2", "vocabSize", { $0.vocabSize = 0 }),
+            ("qwen2", "headDim", { $0.headDim = -4 }),
+        ]
+        for (folder, field, edit) in edits {
+            var c = try config(folder)
+            edit(&c)
+            do {
+                _ = try DecoderOnlyModel(config: c, weights: try weights(folder))
+                Issue.record("\(folder) with \(field) edited: built")
+            } catch let CheckpointError.invalidConfig(message) {
+                #expect(message.contains(field.split(separator: " ")[0]), "\(folder), \(field): \(message)")
+            }
+        }
+    }
+
+    @Test("misused caches through generation: another model's, one prepared for other prompts, zero rows: thrown, not a trap")
+    func misusedCaches() async throws {
+        let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
+        let llama = try DecoderOnlyModel(directory: try lmFolder("llama"))
+        let config = Self.greedy(gpt2, 3)
+        func expectInvalidInput(_ what: String, _ words: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                Issue.record("\(what): no error")
+            } catch GenerationError.invalidInput(let message) {
+                #expect(message.contains(words), "\(what): \(message)")
+            } catch {
+                Issue.record("\(what): \(error)")
+            }
+        }
+        // A cache of another model: other layer count and width, or the right layers of another width.
+        expectInvalidInput("llama's cache", "another model") {
+            _ = try gpt2.generate(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config)
+        }
+        expectInvalidInput("a cache of other width", "another model") {
+            _ = try gpt2.generate(prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: 7), config: config)
+        }
+        var beams = config
+        beams.numBeams = 2
+        expectInvalidInput("llama's cache, beams", "another model") {
+            var cache = llama.makeCache(rows: 1)
+            _ = try gpt2.beamSearch(prompt: [[1, 2]], cache: &cache, config: beams)
+        }
+        await #expect(throws: GenerationError.self) {
+            for try await _ in gpt2.greedyStream(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config) {}
+        }
+        // A cache whose own kind (position by position, the public initializer) fits: it generates.
+        let plain = try gpt2.generate(
+            prompt: [[1, 2]], cache: CausalLMCache(layers: gpt2.layers.count, rows: 1, kvWidth: gpt2.kvHeads * gpt2.headDim), config: config)
+        #expect(plain == (try gpt2.generate(prompt: [[1, 2]], cache: gpt2.makeCache(rows: 1), config: config)))
+        // A cache prepared for left-padded prompts of width 3, used with prompts of width 2.
+        let (_, prepared) = try gpt2.prepare(prompts: [[1, 2, 3], [4]], config: config)
+        expectInvalidInput("a prepared cache reused", "prepared for 3 new tokens") {
+            _ = try gpt2.generate(prompt: [[1, 2], [3, 4]], cache: prepared, config: config)
+        }
+        // Zero or negative rows: a one-row cache; generation throws for other row counts.
+        for rows in [0, -3] {
+            let cache = gpt2.makeCache(rows: rows, capacity: -1)
+            #expect(cache.rows == 1)
+            #expect(throws: GenerationError.self) { try gpt2.generate(prompt: [], cache: cache, config: config) }
+            #expect(throws: GenerationError.self) { try gpt2.generate(prompt: [[1], [2]], cache: cache, config: config) }
+            #expect(try gpt2.generate(prompt: [[1, 2]], cache: cache, config: config).sequences[0].count == 5)
+        }
+    }
+
     @Test("bad prompts and lengths throw GenerationError")
     func badPrompts() throws {
         let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
@@ -195,5 +284,32 @@ struct CausalLMBehaviorTests {
         #expect(throws: GenerationError.exceedsPositionLimit(setting: "n_positions", limit: 64, requested: 70)) {
             try gpt2.generate(prompts: [[Int](repeating: 3, count: 60)], config: GenerationConfig(maxNewTokens: 10))
         }
+    }
+
+    @Test("the generic entry points with a caller's cache throw past GPT-2's 64 positions (they used to trap)")
+    func positionLimitWithOwnCache() async throws {
+        let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
+        let prompt = [[Int](repeating: 3, count: 60)]
+        let limit = GenerationError.exceedsPositionLimit(setting: "n_positions", limit: 64, requested: 70)
+        var greedy = GenerationConfig(maxNewTokens: 10)
+        var beams = greedy
+        beams.numBeams = 2
+        #expect(throws: limit) { try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy) }
+        #expect(throws: limit) { try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: beams) }
+        var cache = gpt2.makeCache(rows: 1)
+        #expect(throws: limit) { try gpt2.greedySearch(prompt: prompt, cache: &cache, config: greedy) }
+        #expect(throws: limit) { try gpt2.beamSearch(prompt: prompt, cache: &cache, config: beams) }
+        #expect(cache.length == 0, "nothing was computed")
+        await #expect(throws: limit) {
+            for try await _ in gpt2.greedyStream(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy) {}
+        }
+        let huge = GenerationError.exceedsPositionLimit(setting: "n_positions", limit: 64, requested: .max)
+        greedy.maxNewTokens = .max
+        #expect(throws: huge) { try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy) }
+        // Exactly 64 positions is allowed.
+        greedy.maxNewTokens = 4
+        greedy.minNewTokens = 4
+        let out = try gpt2.generate(prompt: prompt, cache: gpt2.makeCache(rows: 1), config: greedy)
+        #expect(out.sequences[0].count == 64)
     }
 }

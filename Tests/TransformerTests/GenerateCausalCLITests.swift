@@ -109,4 +109,16 @@ struct GenerateCausalCLITests {
         let (s3, _, e3) = try GenerateCLITests.run(["generate", "--model", try fixtureFolder("t5").path, "--prompt", "hi"])
         #expect(s3 != 0 && e3.contains("decoder-only"), "\(e3)")
     }
+
+    @Test("--max-new-tokens as large as an Int holds on GPT-2 (n_positions 64): a warning and 63 new tokens, no overflow")
+    func hugeMaxNewTokens() throws {
+        let gpt2 = try lmFolder("gpt2").path
+        let (status, out, err) = try GenerateCLITests.run([
+            "generate", "--model", gpt2, "--ids", "1", "--max-new-tokens", "9223372036854775807", "--min-new-tokens", "63", "--json",
+        ])
+        #expect(status == 0, "\(err)")
+        #expect(err.contains("attend: warning:") && err.contains("at most 63 tokens"), "\(err)")
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "\(out)")
+        #expect((line["ids"] as? [Any])?.count == 64, "\(out)")
+    }
 }

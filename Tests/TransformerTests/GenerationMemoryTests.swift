@@ -73,6 +73,26 @@ struct GenerationMemoryTests {
         }
     }
 
+    @Test("an end token repeated millions of times with 4096 beams: candidates stay within beams x vocabulary, the ids of one end token")
+    func repeatedEndTokens() throws {
+        let model = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        var one = model.generationDefaults
+        one.eosTokenIDs = [1]
+        one.numBeams = 4
+        one.maxNewTokens = 6
+        var repeated = one
+        repeated.eosTokenIDs = [Int](repeating: 1, count: 1 << 22)
+        // As many candidates as distinct end tokens call for: the same hypotheses and scores.
+        #expect(try model.generate(sources: [[5, 6, 1]], config: repeated) == model.generate(sources: [[5, 6, 1]], config: one))
+        // 4096 beams x (1 + 4M) candidates would reserve 275 GB per step.
+        repeated.numBeams = GenerationConfig.maxBeams
+        repeated.maxNewTokens = 1
+        #expect(try model.generate(sources: [[5, 6, 1]], config: repeated).sequences.count == 1)
+        // The selection itself: at most beams x V candidates, whatever `keep` asks.
+        let top = topCandidates([0, -1, -2, -3], rowOffset: 0, beams: 1, vocabulary: 4, runningScores: [0], keep: 1 << 50)
+        #expect(top.map(\.index) == [0, 1, 2, 3])
+    }
+
     @Test("Marian's position table: a longer request throws up front, naming max_position_embeddings")
     func positionLimit() throws {
         let model = try Seq2SeqModel(directory: try fixtureFolder("marian"))
@@ -90,6 +110,38 @@ struct GenerationMemoryTests {
         config.maxNewTokens = 63  // the start token plus 63 fill the table exactly
         let out = try model.generate(sources: [[5, 6, 2]], config: config)
         #expect(out.sequences[0].count <= 64 && out.sequences[0].last == 2)
+    }
+
+    @Test("Marian's position table through the generic entry points with a caller's cache: thrown, not a trap")
+    func positionLimitWithOwnCache() async throws {
+        let model = try Seq2SeqModel(directory: try fixtureFolder("marian"))
+        let encoded = try model.encode([[5, 6, 2]])
+        let start = [[model.decoderStartTokenID]]
+        var config = model.generationDefaults
+        config.maxNewTokens = 64
+        let limit = GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)
+        #expect(model.positionLimit?.limit == 64 && model.positionLimit?.setting == "max_position_embeddings")
+        #expect(throws: limit) { try model.generate(prompt: start, cache: model.makeCache(for: encoded), config: config) }
+        var cache = model.makeCache(for: encoded)
+        var far = config
+        far.maxNewTokens = 100  // would feed positions past the table
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 101)) {
+            try model.greedySearch(prompt: start, cache: &cache, config: far)
+        }
+        #expect(cache.length == 0, "nothing was computed")
+        var beams = config
+        beams.numBeams = 2
+        #expect(throws: limit) { try model.beamSearch(prompt: start, cache: &cache, config: beams) }
+        await #expect(throws: limit) {
+            for try await _ in model.greedyStream(prompt: start, cache: model.makeCache(for: encoded), config: config) {}
+        }
+        // A longer prompt leaves less room: 3 tokens + 62 new ones need 65 positions.
+        config.maxNewTokens = 62
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)) {
+            try model.generate(prompt: [start[0] + [5, 6]], cache: model.makeCache(for: encoded), config: config)
+        }
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        #expect(t5.positionLimit == nil)
     }
 
     @Test("requests the model cannot take throw GenerationError instead of trapping")

@@ -188,6 +188,15 @@ struct HFSeq2SeqTests {
         let out = try model.generate(sources: [[3, 4, 5]])
         #expect(out.sequences.count == 1 && !out.sequences[0].contains(7))
 
+        // A list of end tokens keeps each id once, in first-seen order; 200000 repeats with
+        // 1024 beams generate as the short list does.
+        let repeated = "[5, 1" + String(repeating: ", 1, 5", count: 100_000) + "]"
+        try Data(#"{"decoder_start_token_id": 0, "eos_token_id": \#(repeated), "num_beams": 1024, "max_new_tokens": 2}"#.utf8)
+            .write(to: folder.appendingPathComponent("generation_config.json"))
+        let many = try Seq2SeqModel(directory: folder)
+        #expect(many.generationDefaults.eosTokenIDs == [5, 1])
+        #expect(try many.generate(sources: [[3, 4, 5]]).sequences.count == 1)
+
         // Sampling and repetition settings are read, checked, and used.
         let sampling =
             #"{"decoder_start_token_id": 0, "eos_token_id": 1, "do_sample": true, "temperature": 0.7, "top_k": 0, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.2, "no_repeat_ngram_size": 2}"#
@@ -207,6 +216,61 @@ struct HFSeq2SeqTests {
         try Data(#"{"do_sample": true, "num_beams": 3}"#.utf8).write(to: folder.appendingPathComponent("generation_config.json"))
         let beams = try Seq2SeqModel(directory: folder)
         #expect(!beams.generationDefaults.doSample && beams.ignoredGenerationSettings.count == 1, "\(beams.ignoredGenerationSettings)")
+    }
+
+    @Test("init(t5:) / init(marian:) with settings built in code: thrown errors, never a trap")
+    func codeBuiltSettings() throws {
+        let t5 = try fixtureFolder("t5"), marian = try fixtureFolder("marian")
+        let t5Config = try T5Config(contentsOf: t5.appendingPathComponent("config.json"))
+        let marianConfig = try MarianConfig(contentsOf: marian.appendingPathComponent("config.json"))
+        func buildT5(_ c: T5Config, _ g: GenerationConfig? = nil) throws {
+            _ = try Seq2SeqModel(t5: c, weights: try SafeTensorsCheckpoint(directory: t5), generation: g)
+        }
+        func buildMarian(_ c: MarianConfig, _ g: GenerationConfig? = nil) throws {
+            _ = try Seq2SeqModel(marian: c, weights: try SafeTensorsCheckpoint(directory: marian), generation: g)
+        }
+        try buildT5(t5Config)
+        try buildMarian(marianConfig)
+        // Generation settings out of range: the validation's GenerationError.
+        #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) {
+            try buildT5(t5Config, GenerationConfig(maxNewTokens: 0))
+        }
+        #expect(throws: GenerationError.invalidConfig("maxNewTokens 0 must be at least 1")) {
+            try buildMarian(marianConfig, GenerationConfig(maxNewTokens: 0))
+        }
+        #expect(throws: GenerationError.self) { try buildT5(t5Config, GenerationConfig(maxNewTokens: 5, eosTokenID: 64)) }
+        // Special tokens and sizes out of range: CheckpointError.invalidConfig naming the setting.
+        func expectInvalid(_ field: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                Issue.record("\(field): built")
+            } catch CheckpointError.invalidConfig(let message) {
+                #expect(message.contains(field), "\(field): \(message)")
+            } catch {
+                Issue.record("\(field): \(error)")
+            }
+        }
+        var c = t5Config
+        c.padTokenID = 64
+        expectInvalid("padTokenID") { try buildT5(c) }
+        c = t5Config
+        c.decoderStartTokenID = -1
+        expectInvalid("decoderStartTokenID") { try buildT5(c) }
+        c = t5Config
+        c.numHeads = 0
+        expectInvalid("numHeads") { try buildT5(c) }
+        var m = marianConfig
+        m.padTokenID = 64
+        expectInvalid("padTokenID") { try buildMarian(m) }
+        m = marianConfig
+        m.decoderStartTokenID = 1000
+        expectInvalid("decoderStartTokenID") { try buildMarian(m) }
+        m = marianConfig
+        m.decoderVocabSize = 65
+        expectInvalid("decoderVocabSize") { try buildMarian(m) }
+        m = marianConfig
+        m.encoderAttentionHeads = 3
+        expectInvalid("encoderAttentionHeads") { try buildMarian(m) }
     }
 
     @Test("bad folders throw errors that name the file and what is wrong")

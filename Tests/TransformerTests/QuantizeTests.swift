@@ -235,6 +235,33 @@ struct QuantizeTests {
         #expect(try greedy(model, golden.sources) == golden.expected)
     }
 
+    @Test("a tied head's table that is no float matrix (rank 1, integers) is a thrown error naming it, not a trap")
+    func tiedTableNotAMatrix() throws {
+        let fm = FileManager.default
+        func bytes(_ count: Int) -> RawBytes { RawBytes(count: count) { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        let cases: [(type: String, table: String, tensor: StoredTensor)] = [
+            ("llama", "model.embed_tokens.weight", StoredTensor(name: "model.embed_tokens.weight", dtype: .F32, shape: [8], bytes: bytes(32))),
+            ("t5", "shared.weight", StoredTensor(name: "shared.weight", dtype: .F32, shape: [8], bytes: bytes(32))),
+            ("qwen2", "model.embed_tokens.weight", StoredTensor(name: "model.embed_tokens.weight", dtype: .I32, shape: [4, 2], bytes: bytes(32))),
+        ]
+        for (i, c) in cases.enumerated() {
+            let source = temporaryFolder("tied-\(i)"), out = temporaryFolder("tied-\(i)-out")
+            defer {
+                try? fm.removeItem(at: source)
+                try? fm.removeItem(at: out)
+            }
+            try fm.createDirectory(at: source, withIntermediateDirectories: true)
+            try Data("{\"model_type\": \"\(c.type)\", \"tie_word_embeddings\": true}".utf8).write(to: source.appendingPathComponent("config.json"))
+            try SafeTensorsWriter.writeStored([c.tensor], to: source.appendingPathComponent("model.safetensors"))
+            do {
+                _ = try ModelQuantization.quantize(model: source, out: out, scheme: .channel)
+                Issue.record("\(c.type): a tied table \(c.tensor.dtype) \(c.tensor.shape) was quantized")
+            } catch let CheckpointError.invalidConfig(message) {
+                #expect(message.contains("'\(c.table)'") && message.contains("\(c.tensor.shape)"), "\(message)")
+            }
+        }
+    }
+
     @Test("bad folders and bad int8 tensors are thrown errors")
     func errors() throws {
         let source = try fixtureFolder("t5")

@@ -48,7 +48,7 @@ struct HFGenerationSettings {
 
     /// Reads the keys from `generation` when that file exists, else from `config` (as
     /// `transformers` does; only `decoder_start_token_id` falls back to `config`); ids must
-    /// lie in `0..<vocabularySize`. With `decoderOnly`, `max_length` and `min_length` count the
+    /// lie in `0..<vocabularySize`; a list of end tokens keeps each id once. With `decoderOnly`, `max_length` and `min_length` count the
     /// prompt (the first is kept in ``maxLength``; the second is reported as ignored).
     /// Throws `ModelFileError.invalidValue` naming the file and key.
     init(config: JSONFields, generation: JSONFields?, vocabularySize v: Int, decoderOnly: Bool = false) throws {
@@ -56,11 +56,14 @@ struct HFGenerationSettings {
         let id = 0...(v - 1)
         var eos: [Int] = []
         if case .array(let list)? = g.raw("eos_token_id") {
+            // Each id once, in first-seen order (the first is the pad fallback): a repeated id
+            // changes nothing but beam search's candidate count.
+            var seen = Set<Int>()
             for (i, item) in list.enumerated() {
                 guard let e = item.intValue, id.contains(e) else {
                     throw g.fail("eos_token_id", "entry \(i) is not a token id in 0..<\(v)")
                 }
-                eos.append(e)
+                if seen.insert(e).inserted { eos.append(e) }
             }
         } else if let e = try g.int("eos_token_id", in: id) {
             eos = [e]

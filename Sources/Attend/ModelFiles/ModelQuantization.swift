@@ -133,9 +133,11 @@ package enum ModelQuantization {
     /// Throws `ModelFileError` / `SafeTensorsError` naming the file at fault: a missing or
     /// unreadable folder, config.json or weights, a folder already quantized, `out` that is
     /// `model` itself, a file, or a non-empty folder, or a module of `keep` that is no
-    /// covered matrix. Cost: the scale search's 51 passes over each covered weight (under a
-    /// second per 10 M weights on one core; rows split over `Compute.default.threads`), one
-    /// more for its relative error; memory about a quarter of
+    /// covered matrix; `CheckpointError.invalidConfig` naming a tensor that cannot be
+    /// quantized (a non-finite element, more inputs than the int8 kernels take, a tied head's
+    /// table that is no float matrix). Cost: the scale search's 51 passes over each covered
+    /// weight (under a second per 10 M weights on one core; rows split over
+    /// `Compute.default.threads`), one more for its relative error; memory about a quarter of
     /// the quantized weights' float32 size plus one float32 matrix.
     package static func quantize(model: URL, out: URL, scheme: Int8Scheme, keep: KeepFloatRule = .default) throws -> QuantizationReport {
         let fm = FileManager.default
@@ -184,6 +186,16 @@ package enum ModelQuantization {
 
         let checkpoint = try SafeTensorsCheckpoint(directory: source)
         let names = Set(checkpoint.tensorNames)
+        // A tied head's table is read as the head's [vocabulary, d] weight: a float matrix, or
+        // an error naming it (checked before any work).
+        let tied = (config["tie_word_embeddings"] as? Bool) ?? true
+        let tiedTable =
+            tied && !names.contains("lm_head.weight") ? tiedHeadSource(modelType: config["model_type"] as? String, names: names) : nil
+        if let table = tiedTable, let info = checkpoint.info(table), !(info.shape.count == 2 && [.F32, .F16, .BF16].contains(info.dtype)) {
+            throw CheckpointError.invalidConfig(
+                "the tied output head's table '\(table)' is \(info.dtype.rawValue) of shape \(info.shape), not a float32 or 16-bit matrix [vocabulary, d]"
+            )
+        }
         var report = QuantizationReport()
         var tensors: [StoredTensor] = []
         let scalesF16 = scheme == .group32
@@ -226,10 +238,7 @@ package enum ModelQuantization {
                 tensors.append(StoredTensor(name: name, dtype: stored.info.dtype, shape: stored.info.shape, bytes: stored.bytes))
             }
         }
-        let tied = (config["tie_word_embeddings"] as? Bool) ?? true
-        if tied && !names.contains("lm_head.weight"),
-            let table = tiedHeadSource(modelType: config["model_type"] as? String, names: names)
-        {
+        if let table = tiedTable {
             covered.insert("lm_head")
             // A head the rule keeps float is not added: the tied table serves as it does.
             if let q = try quantized("lm_head.weight", from: table) {

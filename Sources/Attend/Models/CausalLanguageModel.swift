@@ -147,10 +147,7 @@ extension CausalLanguageModel {
     }
 
     private func checkLimit(_ length: Int, config: GenerationConfig) throws {
-        if let (limit, setting) = positionLimit {
-            let needed = config.maxLength(promptLength: length)
-            if needed > limit { throw GenerationError.exceedsPositionLimit(setting: setting, limit: limit, requested: needed) }
-        }
+        try checkPositionLimit(config.maxLength(promptLength: length))
     }
 
     /// Generates from each prompt as transformers' `model.generate(input_ids, attention_mask)`

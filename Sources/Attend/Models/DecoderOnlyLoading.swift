@@ -150,6 +150,45 @@ public struct CausalLMConfig: Sendable, Equatable {
         }
     }
 
+    /// Checks what building a ``DecoderOnlyModel`` relies on, for a configuration built or
+    /// edited in code (``init(contentsOf:)`` gives only valid ones): sizes in range, query
+    /// heads a multiple of the key/value heads, GPT-2's heads x head size = width with a
+    /// position table and no RoPE or window, the Llama family's RoPE over the whole head
+    /// without a position table, a window of at least 1 and one window flag per layer.
+    /// Throws `CheckpointError.invalidConfig` naming the first setting at fault. Cost: O(1).
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: @autoclosure () -> String) throws { if !ok { throw CheckpointError.invalidConfig(what()) } }
+        let big = 1 << 24
+        try check((1...big).contains(vocabSize), "vocabSize \(vocabSize) out of range 1...\(big)")
+        try check((1...big).contains(hiddenSize), "hiddenSize \(hiddenSize) out of range 1...\(big)")
+        try check((1...(4 * big)).contains(intermediateSize), "intermediateSize \(intermediateSize) out of range 1...\(4 * big)")
+        try check((1...4096).contains(layers), "layers \(layers) out of range 1...4096")
+        try check((1...4096).contains(heads), "heads \(heads) out of range 1...4096")
+        try check(
+            (1...heads).contains(kvHeads) && heads % kvHeads == 0, "kvHeads \(kvHeads) must divide heads \(heads)")
+        try check((1...big).contains(headDim), "headDim \(headDim) out of range 1...\(big)")
+        try check(normEpsilon > 0 && normEpsilon.isFinite, "normEpsilon \(normEpsilon) must be a positive number")
+        try check(
+            slidingWindowLayers.count == layers,
+            "slidingWindowLayers has \(slidingWindowLayers.count) flags for \(layers) layers")
+        if let w = slidingWindow { try check(w >= 1, "slidingWindow \(w) must be at least 1 (nil for none)") }
+        if architecture == .gpt2 {
+            try check(kvHeads == heads, "kvHeads \(kvHeads) must equal heads \(heads) for GPT-2")
+            try check(
+                heads * headDim == hiddenSize, "heads \(heads) x headDim \(headDim) must equal hiddenSize \(hiddenSize) for GPT-2")
+            guard let n = learnedPositions else {
+                throw CheckpointError.invalidConfig("learnedPositions is nil; GPT-2 needs its table size (n_positions)")
+            }
+            try check((1...big).contains(n), "learnedPositions \(n) out of range 1...\(big)")
+            try check(rotary == nil, "rotary must be nil for GPT-2 (learned positions)")
+            try check(slidingWindow == nil, "slidingWindow must be nil for GPT-2")
+        } else {
+            try check(learnedPositions == nil, "learnedPositions must be nil for \(architecture.rawValue) (RoPE positions)")
+            guard let r = rotary else { throw CheckpointError.invalidConfig("rotary is nil; \(architecture.rawValue) needs RoPE frequencies") }
+            try check(r.dim == headDim, "rotary dim \(r.dim) must equal headDim \(headDim)")
+        }
+    }
+
     /// Qwen2's windowed layers as `Qwen2Config` derives them: none without a window; else
     /// `layer_types` when given ("sliding_attention" or "full_attention", legacy "attention",
     /// one per layer), else the layers `i >= max_window_layers`.
@@ -267,7 +306,8 @@ extension DecoderOnlyModel {
     /// Builds a model from `config` and weights named as transformers names them
     /// (`transformer.h.{i}.*` for GPT-2, with or without the `transformer.` prefix;
     /// `model.layers.{i}.*` for the Llama family). Throws `CheckpointError` naming a missing,
-    /// misshapen or unused tensor.
+    /// misshapen or unused tensor, or a setting of `config` out of range
+    /// (``CausalLMConfig/validate()``, checked first).
     public init(config: CausalLMConfig, weights: TensorSource, generation: GenerationConfig? = nil) throws {
         try self.init(config: config, weights: weights, generation: generation, weightPrecision: nil)
     }
@@ -288,6 +328,7 @@ extension DecoderOnlyModel {
     }
 
     init(config c: CausalLMConfig, weights: TensorSource, generation: HFGenerationSettings) throws {
+        try c.validate()
         let d = c.hiddenSize, dh = c.headDim, q = c.heads * dh, kv = c.kvHeads * dh, f = c.intermediateSize
         let layers: [CausalDecoderLayer]
         let embedding: Embedding, positions: Embedding?, finalNorm: Norm

@@ -153,9 +153,33 @@ public struct DecoderOnlyModel: CausalLanguageModel {
     }
 
     /// A fresh cache for `rows` sequences (kv heads only, stored head by head so that each
-    /// decoding step reads every head's keys and values sequentially).
+    /// decoding step reads every head's keys and values sequentially). `rows` and `capacity`
+    /// below 1 count as 1 (generation then throws for prompts of another row count).
     public func makeCache(rows: Int, capacity: Int = 32) -> CausalLMCache {
-        CausalLMCache(layers: layers.count, rows: rows, kvWidth: kvHeads * headDim, headDim: headDim, capacity: capacity)
+        CausalLMCache(layers: layers.count, rows: max(rows, 1), kvWidth: kvHeads * headDim, headDim: headDim, capacity: capacity)
+    }
+
+    /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` has this model's layer
+    /// count and key/value width (``makeCache(rows:capacity:)`` or
+    /// ``CausalLMCache/init(layers:rows:kvWidth:capacity:)`` with `layers.count` and
+    /// `kvHeads * headDim`), stores its heads as this model reads them, and, when prepared for
+    /// left-padded prompts, for `appending` new tokens per row. Cost: O(layers + rows).
+    public func checkCache(_ cache: CausalLMCache, appending: Int) throws {
+        let width = kvHeads * headDim
+        guard cache.layers.count == layers.count,
+            cache.layers.allSatisfy({
+                $0.modelDim == width && $0.batch == cache.rows && [0, headDim].contains($0.appendHeadDim) && $0.headMajorHeadDim == 0
+            })
+        else {
+            throw GenerationError.invalidInput(
+                "the cache has \(cache.layers.count) layers of key/value width \(cache.layers.first.map { String($0.modelDim) } ?? "-"); this model has \(layers.count) layers of width \(width) (a cache of another model?)"
+            )
+        }
+        if let marks = cache.pendingReal, let bad = marks.firstIndex(where: { $0.count != appending }) {
+            throw GenerationError.invalidInput(
+                "the cache was prepared for \(marks[bad].count) new tokens per row (left-padded prompts), not \(appending): prepare it for these prompts"
+            )
+        }
     }
 
     /// The generation defaults for prompts of `promptLength` tokens: when the checkpoint sets

@@ -97,6 +97,10 @@ public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCach
 }
 
 extension EncoderDecoderModel {
+    /// ``maxPositions`` as generation's limit on a decoder row (the start token and the
+    /// generated tokens), named `max_position_embeddings`; nil when unlimited.
+    public var positionLimit: (limit: Int, setting: String)? { maxPositions.map { ($0, "max_position_embeddings") } }
+
     /// Throws ``GenerationError/invalidInput(_:)`` unless there is at least one source, each
     /// of at least one token, with ids in `0..<sourceVocabularySize`, none longer than
     /// ``maxPositions``: what ``encode(_:compute:)`` requires.
@@ -147,10 +151,7 @@ extension EncoderDecoderModel {
         }
         try config.validate(vocabularySize: vocabularySize)
         try checkSources(sources)
-        if let limit = maxPositions {
-            let needed = config.maxLength(promptLength: 1)
-            if needed > limit { throw GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: limit, requested: needed) }
-        }
+        try checkPositionLimit(config.maxLength(promptLength: 1))
         let encoded = try encode(sources, compute: compute)
         let capacity = min(initialGenerationCacheCapacity, config.maxLength(promptLength: 1))
         return (sources.map { _ in [startTokenID] }, makeCache(for: encoded, capacity: capacity, compute: compute))

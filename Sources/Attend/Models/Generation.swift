@@ -34,6 +34,27 @@ public protocol AutoregressiveDecoder: Sendable {
     /// vocabulary and the positions within the model's limit (generation checks both before
     /// it calls this; a direct caller must too: anything else is a precondition failure).
     func nextTokenLogits(appending tokens: [[Int]], to cache: inout Cache, compute: Compute) -> Tensor
+    /// The most positions a row may hold, prompt and generated tokens together (a stored
+    /// position table: GPT-2's `n_positions`, Marian's `max_position_embeddings`), with the
+    /// configuration key that sets it; nil when unlimited (the default). Generation throws
+    /// ``GenerationError/exceedsPositionLimit(setting:limit:requested:)`` for a prompt plus
+    /// `maxNewTokens` past it, before any work.
+    var positionLimit: (limit: Int, setting: String)? { get }
+    /// Throws ``GenerationError/invalidInput(_:)`` when `cache` cannot take the next
+    /// `appending` tokens per row: a cache another model made (other layer count or widths),
+    /// or one prepared for other prompts. Generation calls it before any work, so that such
+    /// a cache is a thrown error rather than a precondition failure in
+    /// ``nextTokenLogits(appending:to:compute:)``. The default accepts every cache. Cost: O(layers + rows).
+    func checkCache(_ cache: Cache, appending: Int) throws
+}
+
+extension AutoregressiveDecoder {
+    /// No position limit: a decoder without a stored position table (RoPE, relative
+    /// positions, sinusoids computed on demand).
+    public var positionLimit: (limit: Int, setting: String)? { nil }
+
+    /// Accepts every cache (a decoder whose caches cannot disagree with it).
+    public func checkCache(_ cache: Cache, appending: Int) throws {}
 }
 
 /// When beam search stops (Hugging Face's `early_stopping`).
@@ -219,7 +240,8 @@ extension AutoregressiveDecoder {
     /// all of one length; for an encoder-decoder model the decoder start token) using `cache`,
     /// which must hold `prompt.count` rows (beam search expands it). Throws
     /// `CancellationError` when the surrounding task is cancelled (checked every step).
-    /// Throws ``GenerationError`` for settings or a prompt out of range.
+    /// Throws ``GenerationError`` for settings or a prompt out of range, or a prompt plus
+    /// `maxNewTokens` past ``positionLimit``.
     /// Cost: `maxNewTokens` decoder steps of `rows` (x beams) tokens each at most; memory
     /// grows with the tokens actually generated, never with `maxNewTokens`.
     public func generate(prompt: [[Int]], cache: Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
@@ -234,7 +256,8 @@ extension AutoregressiveDecoder {
     /// its own generator seeded by `config.seed` and r); a row that produced end-of-sequence
     /// (or completed one of `config.stopStrings`) continues with the pad token; stops when every row has ended or `maxNewTokens` tokens
     /// are generated. `onStep` receives each step's tokens (one per row). Returns the rows,
-    /// prompt included. Throws ``GenerationError`` for settings or a prompt out of range (or
+    /// prompt included. Throws ``GenerationError`` for settings or a prompt out of range, a
+    /// prompt plus `maxNewTokens` past ``positionLimit`` (or
     /// a sampling step with every token forbidden), `CancellationError` when the task is
     /// cancelled, or what `onStep` throws.
     public func greedySearch(
@@ -245,6 +268,7 @@ extension AutoregressiveDecoder {
         try config.validate(vocabularySize: v)
         let promptLength = try checkPrompt(prompt, cache: cache)
         let maxLength = config.maxLength(promptLength: promptLength)
+        try checkPositionLimit(maxLength)
         let eos = Set(config.eosTokenIDs)
         var sequences = prompt
         var unfinished = [Bool](repeating: true, count: prompt.count)
@@ -284,7 +308,8 @@ extension AutoregressiveDecoder {
     /// length, or when no continuation is possible. Scores are float32 with the reference's
     /// -1e9 sentinels; ties keep the lower index. Returns the best `numReturnSequences`
     /// finished hypotheses per input, best first, padded to one length.
-    /// Throws `CancellationError` when the task is cancelled.
+    /// Throws ``GenerationError`` for settings or a prompt out of range, or a prompt plus
+    /// `maxNewTokens` past ``positionLimit``; `CancellationError` when the task is cancelled.
     /// Cost: `maxNewTokens` steps of `inputs * numBeams` tokens, plus per step a copy of the
     /// self-attention cache to reorder the beams and O(numBeams * V) selection per input.
     public func beamSearch(prompt: [[Int]], cache: inout Cache, config: GenerationConfig, compute: Compute = .default) throws -> GenerationOutput {
@@ -293,8 +318,11 @@ extension AutoregressiveDecoder {
         let promptLength = try checkPrompt(prompt, cache: cache)
         let batch = prompt.count, beams = config.numBeams
         let maxLength = config.maxLength(promptLength: promptLength)
+        try checkPositionLimit(maxLength)
         let eos = Set(config.eosTokenIDs)
-        let keep = max(2, 1 + config.eosTokenIDs.count) * beams  // candidates kept per step
+        // Candidates kept per step: as transformers, one more beam's worth per end token
+        // (distinct ones: a repeated id adds no hit), never more than there are continuations.
+        let keep = min(max(2, 1 + eos.count) * beams, beams * v)
         let lp = config.lengthPenalty
         let sentinel: Float = -1.0e9
         let byLength = { (length: Int) -> Float in Float(pow(Double(length), Double(lp))) }
@@ -418,7 +446,8 @@ extension AutoregressiveDecoder {
     /// detached task that checks for cancellation before every step: cancelling the consuming
     /// task, breaking out of the loop or dropping the stream stops the work at the next step
     /// (tokens computed before that are still delivered, then the iteration ends). The stream
-    /// finishes after the last step.
+    /// finishes after the last step, or with the error ``greedySearch(prompt:cache:config:compute:onStep:)``
+    /// throws (a ``GenerationError`` before the first step).
     public func greedyStream(
         prompt: [[Int]], cache: Cache, config: GenerationConfig,
         compute: Compute = .default
@@ -441,13 +470,23 @@ extension AutoregressiveDecoder {
 
     /// The common prompt length; throws ``GenerationError/invalidInput(_:)`` unless the
     /// prompt has one row per cache row, all of one length >= 1 and longer than what the
-    /// cache holds, with ids in the vocabulary.
+    /// cache holds, with ids in the vocabulary, and the cache fits the model
+    /// (``checkCache(_:appending:)``).
     private func checkPrompt(_ prompt: [[Int]], cache: Cache) throws -> Int {
         let n = try checkTokenRows(prompt, count: cache.rows, what: "prompt", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
         guard n > cache.length else {
             throw GenerationError.invalidInput("prompt rows of \(n) tokens add nothing to a cache of \(cache.length) positions")
         }
+        try checkCache(cache, appending: n - cache.length)
         return n
+    }
+
+    /// Throws ``GenerationError/exceedsPositionLimit(setting:limit:requested:)`` when rows of
+    /// `maxLength` tokens (prompt plus `maxNewTokens`, saturated) pass ``positionLimit``.
+    func checkPositionLimit(_ maxLength: Int) throws {
+        if let (limit, setting) = positionLimit, maxLength > limit {
+            throw GenerationError.exceedsPositionLimit(setting: setting, limit: limit, requested: maxLength)
+        }
     }
 }
 
@@ -560,7 +599,7 @@ func topCandidates(
     runningScores: [Float], keep: Int
 ) -> [(score: Float, index: Int)] {
     var top: [(score: Float, index: Int)] = []
-    top.reserveCapacity(keep + 1)
+    top.reserveCapacity(min(keep, beams * v) + 1)
     for j in 0..<beams {
         let base = (rowOffset + j) * v
         let running = runningScores[j]

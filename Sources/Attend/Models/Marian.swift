@@ -115,6 +115,35 @@ public struct MarianConfig: Sendable, Equatable {
         m.forcedEOSTokenID = c.raw("forced_eos_token_id") == nil ? nil : try c.int("forced_eos_token_id", in: ids)
         self = m
     }
+
+    /// Checks what building a Marian ``Seq2SeqModel`` relies on, for a configuration built or
+    /// edited in code (``init(contentsOf:)`` gives only valid ones): sizes in range, heads
+    /// that divide `dModel`, equal vocabularies when the embeddings are shared, and the pad,
+    /// start, end and forced end tokens in both vocabularies. Throws
+    /// `CheckpointError.invalidConfig` naming the first setting at fault. Cost: O(1).
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: @autoclosure () -> String) throws { if !ok { throw CheckpointError.invalidConfig(what()) } }
+        let big = 1 << 24
+        let sizes = [
+            ("vocabSize", vocabSize), ("decoderVocabSize", decoderVocabSize), ("dModel", dModel), ("encoderFFNDim", encoderFFNDim),
+            ("decoderFFNDim", decoderFFNDim), ("maxPositionEmbeddings", maxPositionEmbeddings),
+        ]
+        for (name, value) in sizes { try check((1...big).contains(value), "\(name) \(value) out of range 1...\(big)") }
+        for (name, value) in [("encoderLayers", encoderLayers), ("decoderLayers", decoderLayers)] {
+            try check((1...4096).contains(value), "\(name) \(value) out of range 1...4096")
+        }
+        for (name, heads) in [("encoderAttentionHeads", encoderAttentionHeads), ("decoderAttentionHeads", decoderAttentionHeads)] {
+            try check((1...4096).contains(heads) && dModel % heads == 0, "\(name) \(heads) must divide dModel \(dModel)")
+        }
+        try check(
+            !shareEncoderDecoderEmbeddings || vocabSize == decoderVocabSize,
+            "decoderVocabSize \(decoderVocabSize) differs from vocabSize \(vocabSize) while the embeddings are shared")
+        let ids = 0..<min(vocabSize, decoderVocabSize)
+        let special = [("padTokenID", padTokenID), ("decoderStartTokenID", decoderStartTokenID), ("eosTokenID", eosTokenID)]
+        for (name, id) in special + (forcedEOSTokenID.map { [("forcedEOSTokenID", $0)] } ?? []) {
+            try check(ids.contains(id), "\(name) \(id) is outside the vocabularies (\(ids.count) ids in both)")
+        }
+    }
 }
 
 extension Seq2SeqModel {
@@ -125,7 +154,9 @@ extension Seq2SeqModel {
     /// does) unless the checkpoint stores them (`model.{encoder,decoder}.embed_positions.weight`),
     /// in which case the stored ones are used. `generation` defaults to the config's special
     /// tokens with `transformers`' defaults (max_length 20, greedy, forced EOS).
-    /// Throws `CheckpointError` naming a missing, misshapen or unused tensor.
+    /// Throws `CheckpointError` naming a missing, misshapen or unused tensor or a setting out
+    /// of range (``MarianConfig/validate()``, checked first, or a start token outside the target
+    /// vocabulary), and ``GenerationError/invalidConfig(_:)`` for `generation` out of range.
     public init(marian config: MarianConfig, weights: TensorSource, generation: GenerationConfig? = nil) throws {
         try self.init(marian: config, weights: weights, generation: generation, weightPrecision: nil)
     }
@@ -155,6 +186,7 @@ extension Seq2SeqModel {
     }
 
     init(marian c: MarianConfig, weights: TensorSource, generation: HFGenerationSettings) throws {
+        try c.validate()
         let p = ParameterLoader(weights)
         let d = c.dModel
         // transformers ties the stack embeddings to `model.shared` (when shared) and lm_head to
@@ -209,6 +241,10 @@ extension Seq2SeqModel {
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }
+        let start = g.decoderStartTokenID ?? c.decoderStartTokenID
+        try Self.checkSettings(
+            decoderStartTokenID: start, padTokenID: c.padTokenID, generation: g.config, sourceVocabulary: sourceTable.count,
+            targetVocabulary: head.outFeatures)
         self.init(
             architecture: .marian, encoderEmbedding: sourceTable, decoderEmbedding: targetTable,
             embeddingScale: c.scaleEmbedding ? Float(Double(d).squareRoot()) : 1,
@@ -216,7 +252,7 @@ extension Seq2SeqModel {
             encoder: TransformerEncoder(layers: encoderLayers, finalNorm: nil),
             decoder: TransformerDecoder(layers: decoderLayers, finalNorm: nil),
             outputScale: 1, lmHead: head,
-            decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
+            decoderStartTokenID: start, padTokenID: c.padTokenID,
             maxPositions: c.maxPositionEmbeddings, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
     }
 }

@@ -122,6 +122,23 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         self.ignoredGenerationSettings = ignoredGenerationSettings
     }
 
+    /// Throws what the initializer from parts would stop at (a precondition) for the
+    /// settings a loader takes from its caller:
+    /// `CheckpointError.invalidConfig` for a start token outside the `targetVocabulary` or a
+    /// pad token outside the `sourceVocabulary`, ``GenerationError/invalidConfig(_:)`` for
+    /// `generation` out of range for the head's `targetVocabulary` tokens. Cost: O(settings).
+    static func checkSettings(
+        decoderStartTokenID start: Int, padTokenID pad: Int, generation: GenerationConfig, sourceVocabulary: Int, targetVocabulary: Int
+    ) throws {
+        guard (0..<targetVocabulary).contains(start) else {
+            throw CheckpointError.invalidConfig("decoder start token \(start) is outside the target vocabulary of \(targetVocabulary)")
+        }
+        guard (0..<sourceVocabulary).contains(pad) else {
+            throw CheckpointError.invalidConfig("pad token \(pad) is outside the source vocabulary of \(sourceVocabulary)")
+        }
+        try generation.validate(vocabularySize: targetVocabulary)
+    }
+
     /// Loads a Hugging Face model folder: `config.json` (its `model_type` picks T5 or
     /// Marian), `generation_config.json` when present, and the weights, `model.safetensors`
     /// or a sharded checkpoint (`model.safetensors.index.json`). Float32 weights are

@@ -119,6 +119,31 @@ public struct T5Config: Sendable, Equatable {
         t.eosTokenID = try c.int("eos_token_id", in: 0...(t.vocabSize - 1)) ?? min(1, t.vocabSize - 1)
         self = t
     }
+
+    /// Checks what building a T5 ``Seq2SeqModel`` relies on, for a configuration built or
+    /// edited in code (``init(contentsOf:)`` gives only valid ones): sizes in range, at least
+    /// 2 relative buckets, a positive epsilon, and the pad, start and end tokens in the
+    /// vocabulary. Throws `CheckpointError.invalidConfig` naming the first setting at fault.
+    /// Cost: O(1).
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: @autoclosure () -> String) throws { if !ok { throw CheckpointError.invalidConfig(what()) } }
+        let big = 1 << 24
+        for (name, value) in [("vocabSize", vocabSize), ("dModel", dModel), ("dKV", dKV), ("dFF", dFF)] {
+            try check((1...big).contains(value), "\(name) \(value) out of range 1...\(big)")
+        }
+        for (name, value) in [("numLayers", numLayers), ("numDecoderLayers", numDecoderLayers), ("numHeads", numHeads)] {
+            try check((1...4096).contains(value), "\(name) \(value) out of range 1...4096")
+        }
+        try check(
+            (2...big).contains(relativeAttentionNumBuckets), "relativeAttentionNumBuckets \(relativeAttentionNumBuckets) out of range 2...\(big)")
+        try check(
+            (1...big).contains(relativeAttentionMaxDistance),
+            "relativeAttentionMaxDistance \(relativeAttentionMaxDistance) out of range 1...\(big)")
+        try check(layerNormEpsilon > 0 && layerNormEpsilon.isFinite, "layerNormEpsilon \(layerNormEpsilon) must be a positive number")
+        for (name, id) in [("padTokenID", padTokenID), ("decoderStartTokenID", decoderStartTokenID), ("eosTokenID", eosTokenID)] {
+            try check((0..<vocabSize).contains(id), "\(name) \(id) is outside the vocabulary of \(vocabSize)")
+        }
+    }
 }
 
 extension Seq2SeqModel {
@@ -128,7 +153,9 @@ extension Seq2SeqModel {
     /// `decoder.embed_tokens.weight` and `lm_head.weight` are used when stored and are the
     /// shared embedding otherwise. `generation` defaults
     /// to the config's special tokens with `transformers`' defaults (max_length 20, greedy).
-    /// Throws `CheckpointError` naming a missing, misshapen or unused tensor.
+    /// Throws `CheckpointError` naming a missing, misshapen or unused tensor or a setting out
+    /// of range (``T5Config/validate()``, checked first, or a start token outside the target
+    /// vocabulary), and ``GenerationError/invalidConfig(_:)`` for `generation` out of range.
     public init(t5 config: T5Config, weights: TensorSource, generation: GenerationConfig? = nil) throws {
         try self.init(t5: config, weights: weights, generation: generation, weightPrecision: nil)
     }
@@ -149,6 +176,7 @@ extension Seq2SeqModel {
     }
 
     init(t5 c: T5Config, weights: TensorSource, generation: HFGenerationSettings) throws {
+        try c.validate()
         let p = ParameterLoader(weights)
         let d = c.dModel, inner = c.numHeads * c.dKV, eps = c.layerNormEpsilon
         // transformers ties encoder.embed_tokens, decoder.embed_tokens and lm_head to `shared`
@@ -209,11 +237,15 @@ extension Seq2SeqModel {
         try p.finish()
         var g = generation
         if g.config.padTokenID == nil { g.config.padTokenID = c.padTokenID }
+        let start = g.decoderStartTokenID ?? c.decoderStartTokenID
+        try Self.checkSettings(
+            decoderStartTokenID: start, padTokenID: c.padTokenID, generation: g.config, sourceVocabulary: encoderTable.count,
+            targetVocabulary: head.outFeatures)
         self.init(
             architecture: .t5, encoderEmbedding: encoderTable, decoderEmbedding: decoderTable, embeddingScale: 1,
             encoderPositions: .none, decoderPositions: .none, encoder: encoder, decoder: decoder,
             outputScale: c.scaleDecoderOutputs ? Float(pow(Double(d), -0.5)) : 1, lmHead: head,
-            decoderStartTokenID: g.decoderStartTokenID ?? c.decoderStartTokenID, padTokenID: c.padTokenID,
+            decoderStartTokenID: start, padTokenID: c.padTokenID,
             maxPositions: nil, generationDefaults: g.config, ignoredGenerationSettings: g.ignored)
     }
 }
