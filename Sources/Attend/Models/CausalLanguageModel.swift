@@ -125,7 +125,7 @@ extension CausalLanguageModel {
         guard !prompts.isEmpty else { throw GenerationError.invalidInput("no prompts given") }
         try checkTokens(prompts, what: "prompt")
         let width = prompts.map(\.count).max()!
-        try checkLimit(width, config: config)
+        try checkPositionLimit(config.maxLength(promptLength: width))
         let pad = config.pad ?? 0
         let padded = prompts.map { [Int](repeating: pad, count: width - $0.count) + $0 }
         var cache = makeCache(
@@ -144,10 +144,6 @@ extension CausalLanguageModel {
                 throw GenerationError.invalidInput("\(what) \(i), item \(bad): token id \(row[bad]) is outside the vocabulary of \(v)")
             }
         }
-    }
-
-    private func checkLimit(_ length: Int, config: GenerationConfig) throws {
-        try checkPositionLimit(config.maxLength(promptLength: length))
     }
 
     /// Generates from each prompt as transformers' `model.generate(input_ids, attention_mask)`
@@ -203,7 +199,7 @@ extension CausalLanguageModel {
         guard turn.count == history.count else { throw GenerationError.invalidInput("\(turn.count) turns for \(history.count) rows") }
         try checkTokens(turn, what: "turn")
         let width = turn.map(\.count).max()!
-        try checkLimit(h + width, config: config)
+        try checkPositionLimit(config.maxLength(promptLength: h + width))
         let pad = config.pad ?? 0
         let rows = zip(history, turn).map { $0 + [Int](repeating: pad, count: width - $1.count) + $1 }
         let uncached = h - cache.length  // the last token of a greedy call was never fed
