@@ -24,7 +24,8 @@ package enum Int8Scheme: String, Sendable, CaseIterable {
 
 /// A `[n, k]` weight held as int8 (values in [-127, 127]) with float32 or binary16 scales:
 /// `w(j, p) = scale(j, p) * q[j, p]`. Immutable. The values are kept in the layout the
-/// process's best kernel variant reads fastest (`ck_q8_prefers_blocked`): row-major as stored
+/// process's kernel variant (``Compute/default``'s: `ATTEND_VARIANT`, else the best) reads
+/// fastest (`ck_q8_prefers_blocked`): row-major as stored
 /// (borrowed from a mapped file, or owned), or copied once at init into the blocked layout of
 /// attend_kernels.h (AVX-512 VNNI: 16 groups of 32 inputs per 512-byte block, so the GEMV sums
 /// a group's products in one integer lane; the mapped file's pages are then released). Every
@@ -57,14 +58,18 @@ struct QuantizedWeight: @unchecked Sendable {
     /// Bytes a checkpoint stores (values and scales; the group sums are derived at load).
     var storedByteCount: Int { n * k + scales.count }
 
-    /// Whether new weights take the blocked layout: the best kernel variant on this CPU reads
-    /// it fastest (AVX-512 VNNI). `ATTEND_INT8_LAYOUT=rows` or `=blocked` in the environment
-    /// overrides it (for comparisons; both layouts compute on every variant).
+    /// Whether new weights take the blocked layout: the variant the process starts with
+    /// (``KernelVariant/initial``, as ``Compute/default`` uses) reads it fastest (AVX-512
+    /// VNNI). Not the CPU's best when `ATTEND_VARIANT` names another: the AVX2 kernels take
+    /// the blocked layout only through the portable loop (on Zen 5, a 1-row product against
+    /// a [2048, 512] weight 1.16 ms that way against ~0.04 ms on rows). `ATTEND_INT8_LAYOUT=rows`
+    /// or `=blocked` in the environment overrides it (for comparisons; both layouts compute on
+    /// every variant).
     static let blockedByDefault: Bool = {
         switch ProcessInfo.processInfo.environment["ATTEND_INT8_LAYOUT"] {
         case "rows": return false
         case "blocked": return true
-        default: return ck_q8_prefers_blocked(KernelVariant.best.kernels) != 0
+        default: return ck_q8_prefers_blocked(KernelVariant.initial.variant.kernels) != 0
         }
     }()
 
