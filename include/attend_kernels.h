@@ -645,6 +645,9 @@ typedef struct ck_kernels {
      * block (plus bias and residual reads), one activation per element. */
     void (*gemm_epilogue)(const struct ck_gemm_epilogue *ep, size_t row0, size_t col0,
                           size_t rows, size_t cols, float *c, size_t ldc);
+    /* Rows gemv_rows takes in one pass over the weight (its group: 2 on scalar and AVX2, 4
+     * on AVX-512 and NEON). */
+    int gemv_group;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */

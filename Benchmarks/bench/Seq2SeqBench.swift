@@ -274,14 +274,15 @@ extension Bench {
     }
 
     /// Linear products of a few rows (1, 2, 4, 8: beams, a small batch) against t5-small's
-    /// weights ([2048, 512], [512, 2048], the [32128, 512] head), float32 and BF16, medians
-    /// of interleaved repetitions in microseconds. The path (GEMV or GEMM) follows
+    /// weights ([2048, 512], [512, 2048], the [32128, 512] head), float32, BF16 and int8
+    /// (per channel, as `attend quantize --scheme int8-channel` writes it), medians of
+    /// interleaved repetitions in microseconds. The path (GEMV or GEMM) follows
     /// `ATTEND_GEMV_MAX_ROWS` when set.
     func gemvShapedProducts(threadCounts: [Int]) {
         let shapes = [(512, 2048), (2048, 512), (512, 32128)]
         if !options.json {
             out("\nLinear products of a few rows against t5-small's weights, medians, \(variantName)")
-            out("name                                 threads  rows  in     out     f32 us   bf16 us")
+            out("name                                 threads  rows  in     out     f32 us   bf16 us   int8 us")
         }
         let reps = options.quick ? 3 : 15
         for t in threadCounts {
@@ -289,6 +290,7 @@ extension Bench {
             for (k, n) in shapes {
                 let w = randomTensor([n, k], seed: 7) * (1 / Float(k).squareRoot())
                 let f32 = Linear(weight: w, bias: nil), bf16 = Linear(weight: w, bias: nil, precision: .bfloat16)
+                let int8 = int8Layer(f32, .channel)
                 for rows in [1, 2, 4, 8] {
                     let x = randomTensor([rows, k], seed: 8)
                     func micros(_ l: Linear) -> Double {
@@ -296,14 +298,15 @@ extension Bench {
                         _ = l(x, compute: compute)
                         return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-3
                     }
-                    let (a, b, count) = interleavedMedians(rounds: reps, { micros(f32) }, { micros(bf16) })
+                    let (ms, count) = interleavedMedians(rounds: reps, [{ micros(f32) }, { micros(bf16) }, { micros(int8) }])
+                    let (a, b, c) = (ms[0], ms[1], ms[2])
                     let name = "linear few rows"
                     emit(
                         [
                             ("name", name), ("variant", variantName), ("threads", t), ("rows", rows), ("in", k), ("out", n),
-                            ("f32_us", a), ("bf16_us", b), ("ms", b * 1e-3), ("reps", count),
+                            ("f32_us", a), ("bf16_us", b), ("int8_us", c), ("ms", b * 1e-3), ("reps", count),
                         ],
-                        row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f", t, rows, k, n, a, b))
+                        row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f %9.1f", t, rows, k, n, a, b, c))
                 }
             }
         }
@@ -313,13 +316,24 @@ extension Bench {
 /// Runs `a` and `b` alternately (a, b, a, b, ...) for a warm-up round and `rounds` more, and
 /// returns the medians of their results over the rounds after the warm-up, and that count.
 func interleavedMedians(rounds: Int, _ a: () -> Double, _ b: () -> Double) -> (Double, Double, Int) {
-    var xs: [Double] = [], ys: [Double] = []
-    for round in 0...rounds {
-        let x = a(), y = b()
-        if round > 0 {
-            xs.append(x)
-            ys.append(y)
+    withoutActuallyEscaping(a) { a in
+        withoutActuallyEscaping(b) { b in
+            let (ms, count) = interleavedMedians(rounds: rounds, [a, b])
+            return (ms[0], ms[1], count)
         }
     }
-    return (median(xs), median(ys), xs.count)
+}
+
+/// Runs each of `runs` in turn (first, second, ..., first, ...) for a warm-up round and
+/// `rounds` more, and returns the median of each one's results over the rounds after the
+/// warm-up, and that count.
+func interleavedMedians(rounds: Int, _ runs: [() -> Double]) -> ([Double], Int) {
+    var results = [[Double]](repeating: [], count: runs.count)
+    for round in 0...rounds {
+        for (i, run) in runs.enumerated() {
+            let x = run()
+            if round > 0 { results[i].append(x) }
+        }
+    }
+    return (results.map { median($0) }, rounds)
 }

@@ -214,7 +214,8 @@ struct HalfWeightLayerTests {
                             // output starts as the bias rows, then GEMV / SGEMM with beta 1, as Linear does.
                             // Rows the 16-bit GEMV takes (more than the float32 GEMV does) are compared with
                             // each row's one-row float32 product: the GEMV gives every row its one-row bits.
-                            let rowByRow = backend != .swiftSIMD && rows > gemvMaxRows && rows <= halfGEMVMaxRows
+                            let f32GEMVRows: Int = { if case .native(let v) = backend { return gemvMaxRows(v.kernels) } else { return 0 } }()
+                            let rowByRow = backend != .swiftSIMD && rows > f32GEMVRows && rows <= halfGEMVMaxRows
                             var refOut = [Float]((0..<rows).flatMap { _ in bias.scalars })
                             x.withUnsafeBufferPointer { xp in
                                 widened.withUnsafeBufferPointer { wp in

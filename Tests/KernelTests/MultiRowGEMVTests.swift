@@ -21,7 +21,7 @@ struct MultiRowGEMVTests {
                 let layer = Linear(weight: weight, bias: bias)
                 for threads in [1, 2] {
                     let compute = Compute(backend: .native(variant), threads: threads)
-                    for rows in Array(2...gemvMaxRows) {
+                    for rows in Array(2...max(2, gemvMaxRows(variant.kernels))) {
                         let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -1...1, using: &rng) })
                         let together = layer.forward(x, compute: compute).scalars
                         let xs = x.scalars, w = weight.scalars, b = bias.scalars

@@ -125,6 +125,7 @@ const ck_kernels CK_TABLE = {
     .attn_nr = CK_ANV * CK_VL,
     .attn_short = CK_FN(ck_f32_attn_short),
     .gemm_epilogue = CK_FN(ck_f32_gemm_epilogue),
+    .gemv_group = CK_GEMV_GROUP,
 };
 
 #undef CK_VFMA

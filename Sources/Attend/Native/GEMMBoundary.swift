@@ -71,15 +71,21 @@ func gemm(
 /// Stands in for the address of an empty operand, which no kernel reads.
 nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 1))
 
-/// Products with at most this many rows of A against a transposed B run as matrix-vector
-/// products (`ck_f32_gemv_rows`) that share one pass over the weight from memory; more rows
-/// run the packed GEMM (a ``Linear``'s float32 weight packed once, ahead). Two is measured
-/// (Zen 4, t5-small's weights, 1 thread): at 4 and 8 rows the multi-row GEMV wins on rows of
-/// 2048 inputs (1.8-3x) but loses at 8 rows on rows of 512 (2x slower: each row's accumulators
-/// are reduced per weight row, where the packed micro-kernel keeps whole tiles in registers),
-/// and beam-4 decoding was no faster, so more rows go packed. `ATTEND_GEMV_MAX_ROWS` (0 to 8,
-/// read once) overrides it and ``halfGEMVMaxRows``, so the benchmark can compare both paths.
-let gemvMaxRows = gemvRowsOverride ?? 2
+/// Products with at most this many rows of A against a transposed B run, with `kernels`, as
+/// matrix-vector products (`ck_f32_gemv_rows`) that share one pass over the weight from
+/// memory; more rows run the packed GEMM (a ``Linear``'s float32 weight packed once, ahead).
+/// The variant's GEMV group: 4 where one pass serves 4 rows (AVX-512, NEON), else 2.
+/// Measured on Zen 5 (`bench --only seq2seq`, products of a few rows against t5-small's
+/// weights, 1 thread): at 4 rows the GEMV took 55-68 us against the packed GEMM's 115-126 on
+/// the [2048, 512] and [512, 2048] weights, 1.96 ms against 2.5-2.6 on the [32128, 512] head,
+/// and beam-4 decoding 9.1 ms per step against 10.9; at 8 rows it was no faster (2x slower on
+/// rows of 2048 inputs). AVX2 reads 4 rows in two passes: mixed there (0.8-1.4x), so 2.
+/// (Zen 4 had the multi-row GEMV win at 4 rows on rows of 2048 inputs and beam-4 decoding no
+/// faster.) `ATTEND_GEMV_MAX_ROWS` (0 to 8, read once) overrides it and
+/// ``halfGEMVMaxRows``, so the benchmark can compare both paths.
+func gemvMaxRows(_ kernels: UnsafePointer<ck_kernels>) -> Int {
+    gemvRowsOverride ?? (kernels.pointee.gemv_group >= 4 ? 4 : 2)
+}
 
 /// The same switch for a 16-bit weight (``halfWeightGEMM``): up to this many rows run
 /// `ck_w16_gemv` (one pass over the 16-bit weight, widened in registers once per group of
@@ -89,7 +95,7 @@ let gemvMaxRows = gemvRowsOverride ?? 2
 let halfGEMVMaxRows = gemvRowsOverride ?? 8
 
 /// `ATTEND_GEMV_MAX_ROWS` when it is set to a whole number in 0...8 (else nil).
-private let gemvRowsOverride: Int? = {
+let gemvRowsOverride: Int? = {
     guard let s = ProcessInfo.processInfo.environment["ATTEND_GEMV_MAX_ROWS"], let v = Int(s), (0...8).contains(v) else { return nil }
     return v
 }()
@@ -149,7 +155,7 @@ func nativeGEMM(
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
 ) {
     let flops = 2 * m * n * max(k, 1)
-    if m <= gemvMaxRows && !transA && transB && k > 0 && alpha != 0 {
+    if m <= gemvMaxRows(kernels) && !transA && transB && k > 0 && alpha != 0 {
         // A few rows against a [n, k] weight (decoding: one token, beams, a small batch): a
         // direct pass over the weight beats packing it. The kernel reads each weight vector
         // once for a group of rows, and gives every row its one-row bits.

@@ -157,7 +157,7 @@ let int8DequantizedBlockScalars = 1 << 16
 /// `act(x W[outputs]ᵀ + b[outputs]) + residual` for `x` `[..., in]`: the forward pass of a
 /// ``Linear``, as `[..., outputs.count]`.
 ///
-/// Path: on a native backend with more than ``gemvMaxRows`` rows, a float32 weight and
+/// Path: on a native backend with more than ``gemvMaxRows(_:)`` rows, a float32 weight and
 /// `outputs` starting at a multiple of the variant's nr, the product runs on the weight packed
 /// once per variant (`cache`) with the bias, activation and residual fused into its epilogue;
 /// a 16-bit weight runs the 16-bit GEMV or GEMM (``halfWeightGEMM``: the weight stays 16-bit,
@@ -183,7 +183,7 @@ func linearForward(
     }
     var out = Tensor.uninitialized(outShape)
     if rows == 0 || n == 0 { return out }
-    if case .float32(let weight) = storage, case .native(let variant) = compute.backend, rows > gemvMaxRows,
+    if case .float32(let weight) = storage, case .native(let variant) = compute.backend, rows > gemvMaxRows(variant.kernels),
         outputs.lowerBound % Int(variant.kernels.pointee.gemm.nr) == 0
     {
         let packed = cache.packed(weight, variant: variant, threads: compute.threads)
@@ -301,7 +301,7 @@ let feedForwardHiddenPadding = 16
 /// The plain (non-gated) feed-forward block `down(act(up(x) + b1)) + b2 + residual` as two
 /// packed products around a hidden activation whose rows are padded by
 /// ``feedForwardHiddenPadding`` floats, or nil when that path does not apply: it needs a native
-/// backend, float32 weights, more than ``gemvMaxRows`` rows and a hidden width whose rows
+/// backend, float32 weights, more than ``gemvMaxRows(_:)`` rows and a hidden width whose rows
 /// `ck_f32_gemm_packed` would not read in place (a multiple of 4 KiB); otherwise the caller runs
 /// the two ``Linear`` products. Every output element is the same sum, in the same order, as
 /// through the unpadded hidden tensor (only where A's rows are read from changes).
@@ -314,7 +314,7 @@ func paddedFeedForward(_ x: Tensor, up: Linear, down: Linear, activation: Activa
     let d = up.inFeatures, f = up.outFeatures, e = down.outFeatures
     precondition(x.rank >= 1 && x.shape.last == d, "Linear: input \(x.shape) does not end in inFeatures \(d) (weight \(up.weightShape))")
     let rows = d == 0 ? 0 : x.count / d
-    guard rows > gemvMaxRows, d > 0, f > 0, e > 0, ck_f32_gemm_packed_reads_a_in_place(f) == 0 else { return nil }
+    guard rows > gemvMaxRows(variant.kernels), d > 0, f > 0, e > 0, ck_f32_gemm_packed_reads_a_in_place(f) == 0 else { return nil }
     let ld = f + feedForwardHiddenPadding
     precondition(ck_f32_gemm_packed_reads_a_in_place(ld) != 0, "paddedFeedForward: padded stride \(ld) not read in place")
     if let residual {

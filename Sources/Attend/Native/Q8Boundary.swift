@@ -6,8 +6,10 @@ internal import CKernels
 
 /// Rows of activations a product with an int8 weight runs as `ck_q8_gemv` (one pass over the
 /// weight per two rows, split over output features); above it, `ck_q8_gemm` over tiles of
-/// rows: decoding's one or two rows, as for float32 weights (``gemvMaxRows``).
-let q8GEMVMaxRows = gemvMaxRows
+/// rows: decoding's one or two rows. (At 4 rows the two paths measured alike on Zen 5, 35-45
+/// us against t5-small's [2048, 512] and [512, 2048] weights and ~0.9 ms against its head:
+/// the integer GEMM reads the weight once too.) `ATTEND_GEMV_MAX_ROWS` overrides it.
+let q8GEMVMaxRows = gemvRowsOverride ?? 2
 
 /// `out = x W[outputs]ᵀ + bias[outputs]` for `m` rows of `x` (row stride `k`) with an int8
 /// weight on a native kernel variant; `out` is `[m, outputs.count]`. The rows are quantized
