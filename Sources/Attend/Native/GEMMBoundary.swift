@@ -80,6 +80,7 @@ nonisolated(unsafe) private let emptyOperand = UnsafePointer(UnsafeMutablePointe
 /// the [2048, 512] and [512, 2048] weights, 1.96 ms against 2.5-2.6 on the [32128, 512] head,
 /// and beam-4 decoding 9.1 ms per step against 10.9; at 8 rows it was no faster (2x slower on
 /// rows of 2048 inputs). AVX2 reads 4 rows in two passes: mixed there (0.8-1.4x), so 2.
+/// NEON's group is 4 as well; it takes 4 rows unmeasured (no ARM machine here).
 /// (Zen 4 had the multi-row GEMV win at 4 rows on rows of 2048 inputs and beam-4 decoding no
 /// faster.) `ATTEND_GEMV_MAX_ROWS` (0 to 8, read once) overrides it and
 /// ``halfGEMVMaxRows``, so the benchmark can compare both paths.
