@@ -227,16 +227,6 @@ struct CausalLMBehaviorTests {
         let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
         let llama = try DecoderOnlyModel(directory: try lmFolder("llama"))
         let config = Self.greedy(gpt2, 3)
-        func expectInvalidInput(_ what: String, _ words: String, _ body: () throws -> Void) {
-            do {
-                try body()
-                Issue.record("\(what): no error")
-            } catch GenerationError.invalidInput(let message) {
-                #expect(message.contains(words), "\(what): \(message)")
-            } catch {
-                Issue.record("\(what): \(error)")
-            }
-        }
         // A cache of another model: other layer count and width, or the right layers of another width.
         expectInvalidInput("llama's cache", "another model") {
             _ = try gpt2.generate(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config)

@@ -273,6 +273,55 @@ struct HFSeq2SeqTests {
         expectInvalid("encoderAttentionHeads") { try buildMarian(m) }
     }
 
+    @Test("a cache another model or decoder stack made: thrown GenerationError.invalidInput, not a trap")
+    func misusedCaches() async throws {
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))  // 2 decoder layers, 4 heads of 8
+        let sources = [[5, 6, 7], [8, 9]]
+        let encoded = try t5.encode(sources)
+        let prompt = sources.map { _ in [t5.decoderStartTokenID] }
+        let config = GenerationConfig(maxNewTokens: 3)
+        var beams = config
+        beams.numBeams = 2
+        // Caches of other models, made for sources of the same count: other widths.
+        for name in ["marian_split", "t5_gated"] {
+            let other = try Seq2SeqModel(directory: try fixtureFolder(name))
+            let cache = other.makeCache(for: try other.encode(sources))
+            expectInvalidInput("\(name)'s cache", "another model") { _ = try t5.generate(prompt: prompt, cache: cache, config: config) }
+            expectInvalidInput("\(name)'s cache, beams", "another model") {
+                var c = cache
+                _ = try t5.beamSearch(prompt: prompt, cache: &c, config: beams)
+            }
+        }
+        // Decoder stacks built in code over t5's own memory (width 32): one layer too few,
+        // the right layers with heads of another size, no cross-attention at all.
+        var rng = SeededRNG(seed: caseSeed(97))
+        func stack(layers: Int, heads: Int, cross: Bool) -> TransformerDecoder {
+            TransformerDecoder(
+                layers: (0..<layers).map { _ in StackTests.randomLayer(32, heads: heads, ff: 16, cross: cross, &rng) }, finalNorm: nil)
+        }
+        let oneLayer = stack(layers: 1, heads: 4, cross: true).makeCache(memory: encoded.memory, memoryPadding: encoded.padding)
+        expectInvalidInput("a one-layer stack's cache", "1 decoder layer,") { _ = try t5.generate(prompt: prompt, cache: oneLayer, config: config) }
+        let otherHeads = stack(layers: 2, heads: 2, cross: true).makeCache(memory: encoded.memory, memoryPadding: encoded.padding)
+        expectInvalidInput("a cache of heads of 16", "heads of 16") { _ = try t5.generate(prompt: prompt, cache: otherHeads, config: config) }
+        let noMemory = stack(layers: 2, heads: 4, cross: false).makeCache(memory: nil, rows: 2)
+        expectInvalidInput("a decoder-only stack's cache", "no encoder memory") {
+            _ = try t5.generate(prompt: prompt, cache: noMemory, config: config)
+        }
+        await #expect(throws: GenerationError.self) {
+            for try await _ in t5.greedyStream(prompt: prompt, cache: oneLayer, config: config) {}
+        }
+        // The paper's model (width 64) with t5's cache, and t5 with the paper model's.
+        let paper = Seq2Seq.model
+        let paperCache = paper.makeCache(for: try paper.encode(sources))
+        expectInvalidInput("the paper model's cache", "another model") { _ = try t5.generate(prompt: prompt, cache: paperCache, config: config) }
+        expectInvalidInput("t5's cache in the paper model", "another model") {
+            _ = try paper.generate(prompt: [[1], [1]], cache: t5.makeCache(for: encoded), config: config)
+        }
+        // The model's own cache still generates what generate(sources:) does.
+        let own = try t5.generate(prompt: prompt, cache: t5.makeCache(for: encoded), config: config)
+        #expect(own == (try t5.generate(sources: sources, config: config)))
+    }
+
     @Test("bad folders throw errors that name the file and what is wrong")
     func badFolders() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")

@@ -80,3 +80,54 @@ extension AttentionKV {
         return out
     }
 }
+
+extension TransformerDecoder {
+    /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` is one this stack can
+    /// extend: as many layers, self-attention keys/values of each layer's inner width for
+    /// ``KVCache/rows`` rows, and, for a stack with cross-attention, an encoder memory (keys
+    /// and values of each layer's cross-attention width for ``KVCache/sources`` sources,
+    /// stored in heads of the size the layer reads) — what
+    /// ``makeCache(memory:memoryPadding:rows:capacity:compute:)`` makes. A cache another
+    /// model or stack made fails here instead of at a precondition of the layers.
+    /// Cost: O(layers).
+    func checkCache(_ cache: KVCache) throws {
+        let another = "(a cache of another model?)"
+        func layerCount(_ n: Int) -> String { "\(n) decoder layer\(n == 1 ? "" : "s")" }
+        guard cache.selfAttention.count == layers.count else {
+            throw GenerationError.invalidInput(
+                "the cache holds keys/values for \(layerCount(cache.selfAttention.count)), this model has \(layers.count) \(another)")
+        }
+        for (l, (kv, layer)) in zip(cache.selfAttention, layers).enumerated() {
+            let inner = layer.selfAttention.innerDim
+            guard kv.modelDim == inner && kv.batch == cache.rows && kv.appendHeadDim == 0 && kv.headMajorHeadDim == 0 else {
+                throw GenerationError.invalidInput(
+                    "the cache's layer \(l) holds self-attention keys/values of width \(kv.modelDim) for \(kv.batch) rows; this model's layer \(l) has attention width \(inner) \(another)"
+                )
+            }
+        }
+        guard hasCrossAttention else {
+            if cache.crossAttention != nil {
+                throw GenerationError.invalidInput("the cache holds an encoder memory; this decoder has no cross-attention \(another)")
+            }
+            return
+        }
+        guard let memory = cache.crossAttention, memory.count == layers.count else {
+            throw GenerationError.invalidInput(
+                "the cache holds no encoder memory (a decoder-only stack's cache?); this model attends to its encoder's output: make the cache with makeCache(for:)"
+            )
+        }
+        for (l, (kv, layer)) in zip(memory, layers).enumerated() {
+            let attention = layer.crossAttention!
+            guard kv.modelDim == attention.innerDim && kv.batch == cache.sources && kv.appendHeadDim == 0 else {
+                throw GenerationError.invalidInput(
+                    "the cache's layer \(l) holds encoder-memory keys/values of width \(kv.modelDim) for \(kv.batch) sources; this model's layer \(l) has cross-attention width \(attention.innerDim) \(another)"
+                )
+            }
+            guard [0, attention.headDim].contains(kv.headMajorHeadDim) else {
+                throw GenerationError.invalidInput(
+                    "the cache's layer \(l) stores its encoder memory in heads of \(kv.headMajorHeadDim); this model's layer \(l) reads heads of \(attention.headDim) \(another)"
+                )
+            }
+        }
+    }
+}

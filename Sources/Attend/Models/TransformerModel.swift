@@ -248,6 +248,20 @@ public struct TransformerModel: EncoderDecoderModel {
         decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
     }
 
+    /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` fits this model's decoder
+    /// (``AutoregressiveDecoder/checkCache(_:appending:)``): as many layers, self-attention
+    /// keys/values of the decoder's width for ``KVCache/rows`` rows, and an encoder memory
+    /// whose keys/values have the cross-attention width, one per ``KVCache/sources`` source,
+    /// stored in heads of this model's head size — what ``makeCache(for:capacity:compute:)``
+    /// makes. Generation calls it before any work, so that a cache another model (or a
+    /// decoder stack built in code) made is a thrown error naming what differs, not a
+    /// precondition failure. A cache of a model with the same layer count and widths cannot
+    /// be told apart and is accepted. `appending` is not needed (a ``KVCache`` takes any
+    /// number of new tokens). Cost: O(layers).
+    public func checkCache(_ cache: KVCache, appending: Int) throws {
+        try decoder.checkCache(cache)
+    }
+
     /// One decoding step (``AutoregressiveDecoder``): embeds `tokens` at positions
     /// `cache.length ..<`, runs the decoder against the cache, and returns the generator's
     /// logits for each row's last new position, `[cache.rows, V]`.
