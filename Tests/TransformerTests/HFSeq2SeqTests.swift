@@ -322,6 +322,43 @@ struct HFSeq2SeqTests {
         #expect(own == (try t5.generate(sources: sources, config: config)))
     }
 
+    @Test("encoder outputs another model made, or built in code to a wrong shape: thrown GenerationError.invalidInput, not a trap")
+    func misusedEncoderOutputs() throws {
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))  // d = 32
+        let split = try Seq2SeqModel(directory: try fixtureFolder("marian_split"))  // d = 24
+        let sources = [[5, 6, 7], [8, 9]]
+        let foreign = try split.encode(sources)
+        let prompt = [[0], [0]], config = GenerationConfig(maxNewTokens: 2)
+        expectInvalidInput("marian_split's memory, makeCache", "width 24") {
+            _ = try t5.generate(prompt: prompt, cache: t5.makeCache(for: foreign), config: config)
+        }
+        expectInvalidInput("marian_split's memory, decode", "width 24") { _ = try t5.decode([[0, 5], [0, 6]], encoded: foreign) }
+        let paper = Seq2Seq.model  // d = 64
+        expectInvalidInput("t5's memory in the paper model", "width 32") {
+            var cache = paper.makeCache(for: try t5.encode(sources))
+            _ = try paper.beamSearch(prompt: [[1], [1]], cache: &cache, config: GenerationConfig(maxNewTokens: 2, numBeams: 2))
+        }
+        expectInvalidInput("t5's memory in the paper model, decode", "width 32") {
+            _ = try paper.decode([[1, 5], [1, 6]], encoded: try t5.encode(sources))
+        }
+        // EncodedSource built in code: lengths, padding and memory must agree.
+        let memory = Tensor.zeros([2, 3, 32])
+        expectInvalidInput("a source longer than the memory", "lengths") { _ = try EncodedSource(memory: memory, padding: nil, lengths: [3, 4]) }
+        expectInvalidInput("no rows", "no rows") { _ = try EncodedSource(memory: Tensor.zeros([0, 3, 32]), padding: nil, lengths: []) }
+        expectInvalidInput("lengths for 1 of 2 rows", "lengths") { _ = try EncodedSource(memory: memory, padding: nil, lengths: [3]) }
+        expectInvalidInput("a memory of rank 2", "memory") { _ = try EncodedSource(memory: Tensor.zeros([2, 32]), padding: nil, lengths: [1, 1]) }
+        expectInvalidInput("padding of 2 positions", "padding") {
+            _ = try EncodedSource(memory: memory, padding: [[true, true], [true, false]], lengths: [3, 1])
+        }
+        // A well-formed one decodes as the model's own encoding does.
+        let own = try t5.encode(sources)
+        let rebuilt = try EncodedSource(memory: own.memory, padding: own.padding, lengths: own.lengths)
+        var cache = t5.makeCache(for: rebuilt)
+        #expect(
+            t5.nextTokenLogits(appending: [[0], [0]], to: &cache).scalars
+                == (try t5.decode([[0], [0]], encoded: own)).scalars)
+    }
+
     @Test("bad folders throw errors that name the file and what is wrong")
     func badFolders() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")

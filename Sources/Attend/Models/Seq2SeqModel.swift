@@ -190,16 +190,18 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         let batch = PaddedSources(sources, pad: padTokenID, caller: "Seq2SeqModel.encode")
         let x = embed(batch.ids, table: encoderEmbedding, scale: embeddingScale, positions: encoderPositions, offset: 0)  // [b, S, d]
         let memory = encoder(x, keyPadding: batch.padding, compute: compute)  // [b, S, d]
-        return EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
+        return EncodedSource(encoded: memory, padding: batch.padding, lengths: batch.lengths)
     }
 
     /// Teacher forcing: the logits after every target position, `[batch, T, V]`, for
     /// `targets` `[batch][T]` (equal lengths, starting with the decoder start token; position
     /// t sees targets 0...t and the whole source), as `transformers`' forward pass with
     /// `decoder_input_ids` returns them. Throws ``GenerationError/invalidInput(_:)`` for
-    /// targets ``EncoderDecoderModel/checkTargets(_:encoded:)`` rejects.
+    /// targets ``EncoderDecoderModel/checkTargets(_:encoded:)`` rejects, or an `encoded` of
+    /// another width than the decoder's (another model's encoding).
     public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) throws -> Tensor {
         try checkTargets(targets, encoded: encoded)
+        try decoder.checkMemory(encoded)
         let y = embed(targets, table: decoderEmbedding, scale: embeddingScale, positions: decoderPositions, offset: 0)  // [b, T, d]
         var h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, compute: compute)  // [b, T, d]
         if outputScale != 1 { h = h * outputScale }
@@ -228,7 +230,7 @@ public struct Seq2SeqModel: EncoderDecoderModel {
         let batch = PaddedSources(sources, pad: padTokenID, caller: "Seq2SeqModel.forward")
         let x = embed(batch.ids, table: encoderEmbedding, scale: embeddingScale, positions: encoderPositions, offset: 0)  // [b, S, d]
         let (memory, encoderMaps) = encoder.forward(x, keyPadding: batch.padding, outputAttentions: outputEncoderAttentions, compute: compute)
-        let encoded = EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
+        let encoded = EncodedSource(encoded: memory, padding: batch.padding, lengths: batch.lengths)
         try checkTargets(targets, encoded: encoded)
         let y = embed(targets, table: decoderEmbedding, scale: embeddingScale, positions: decoderPositions, offset: 0)  // [b, T, d]
         var (h, decoderMaps, crossMaps) = decoder.forward(
@@ -242,8 +244,12 @@ public struct Seq2SeqModel: EncoderDecoderModel {
 
     /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
     /// here, once per decoder layer. Cost: `4 * batch * S * d * i` flops per layer.
+    /// An `encoded` of another width than the decoder's (another model's encoding) gives a
+    /// cache that holds only that reason: generation from it throws
+    /// ``GenerationError/invalidInput(_:)`` (``checkCache(_:appending:)``).
     public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) -> KVCache {
-        decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
+        if let unusable = decoder.unusableCache(for: encoded) { return unusable }
+        return decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
     }
 
     /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` fits this model's decoder
