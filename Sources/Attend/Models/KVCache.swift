@@ -32,7 +32,7 @@ public struct KVCache: Sendable {
 
     init(layers: Int, sources: Int, modelDim: Int, cross: [AttentionKV]?, memoryPadding: [[Bool]]?, capacity: Int) {
         precondition(layers >= 1 && sources >= 1, "KVCache: \(layers) layers, \(sources) sources must be positive")
-        self.selfAttention = (0..<layers).map { _ in AttentionKV(batch: sources, modelDim: modelDim, capacity: max(capacity, 1)) }
+        self.selfAttention = (0..<layers).map { _ in AttentionKV(rows: sources, width: modelDim, capacity: max(capacity, 1)) }
         self.crossAttention = cross
         self.memoryPadding = memoryPadding
         self.sources = sources
@@ -70,7 +70,7 @@ extension AttentionKV {
     /// Cost: O(indices.count * count * 2 * modelDim).
     func selectingRows(_ indices: [Int]) -> AttentionKV {
         if appendHeadDim != 0 { return selectingHeadMajorRows(indices) }
-        var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
+        var out = AttentionKV(rows: indices.count, width: modelDim, capacity: capacity)
         if count == 0 { return out }
         precondition(headMajorHeadDim == 0, "AttentionKV.selectingRows: a fixed memory's keys/values are shared, never selected")
         let w = 2 * modelDim, n = count, cap = capacity
