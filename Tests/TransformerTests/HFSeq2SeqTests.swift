@@ -359,6 +359,29 @@ struct HFSeq2SeqTests {
                 == (try t5.decode([[0], [0]], encoded: own)).scalars)
     }
 
+    @Test("checkedNextTokenLogits: bad tokens, another model's cache, a length past max_position_embeddings throw")
+    func checkedSteps() throws {
+        let marian = try Seq2SeqModel(directory: try fixtureFolder("marian"))  // V = 64, max_position_embeddings = 64
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        let encoded = try marian.encode([[5, 6, 7]])
+        var cache = marian.makeCache(for: encoded)
+        let start = marian.decoderStartTokenID
+        var reference = cache
+        #expect(
+            try marian.checkedNextTokenLogits(appending: [[start]], to: &cache).scalars
+                == marian.nextTokenLogits(appending: [[start]], to: &reference).scalars)
+        expectInvalidInput("an id past the vocabulary", "token id 64") { _ = try marian.checkedNextTokenLogits(appending: [[64]], to: &cache) }
+        expectInvalidInput("two rows for one", "2 token rows") { _ = try marian.checkedNextTokenLogits(appending: [[1], [2]], to: &cache) }
+        var foreign = t5.makeCache(for: try t5.encode([[5, 6, 7], [8]]))
+        expectInvalidInput("a cache of two rows", "2 rows") { _ = try marian.checkedNextTokenLogits(appending: [[1]], to: &foreign) }
+        var paper = Seq2Seq.model.makeCache(for: try Seq2Seq.model.encode([[5, 6]]))
+        expectInvalidInput("the paper model's cache", "another model") { _ = try marian.checkedNextTokenLogits(appending: [[1]], to: &paper) }
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)) {
+            _ = try marian.checkedNextTokenLogits(appending: [[Int](repeating: 3, count: 64)], to: &cache)
+        }
+        #expect(cache.length == 1)
+    }
+
     @Test("bad folders throw errors that name the file and what is wrong")
     func badFolders() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")

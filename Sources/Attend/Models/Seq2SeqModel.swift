@@ -270,6 +270,10 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// `cache.length ..<`, runs the decoder against the cache (T5's causal bias measured from
     /// the cache position), and returns the logits of each row's last new position,
     /// `[cache.rows, V]`.
+    /// Token ids outside the vocabulary, rows that do not match the cache, another model's
+    /// cache or a length past ``positionLimit`` are precondition failures (generation checks
+    /// them first); for tokens or a cache handed in, call
+    /// ``AutoregressiveDecoder/checkedNextTokenLogits(appending:to:compute:)``, which throws.
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
         precondition(
             tokens.count == cache.rows && !tokens[0].isEmpty,

@@ -271,6 +271,10 @@ public struct TransformerModel: EncoderDecoderModel {
     /// One decoding step (``AutoregressiveDecoder``): embeds `tokens` at positions
     /// `cache.length ..<`, runs the decoder against the cache, and returns the generator's
     /// logits for each row's last new position, `[cache.rows, V]`.
+    /// Token ids outside the vocabulary, rows that do not match the cache, another model's
+    /// cache or a length past ``positionLimit`` are precondition failures (generation checks
+    /// them first); for tokens or a cache handed in, call
+    /// ``AutoregressiveDecoder/checkedNextTokenLogits(appending:to:compute:)``, which throws.
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
         precondition(
             tokens.count == cache.rows && !tokens[0].isEmpty,
