@@ -382,6 +382,21 @@ struct HFSeq2SeqTests {
         #expect(cache.length == 1)
     }
 
+    @Test("KVCache.selectRows with indices that are not rows of the row's source throws, the cache unchanged")
+    func badRowSelections() throws {
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        var cache = t5.makeCache(for: try t5.encode([[5, 6, 7], [8, 9]]))  // 2 sources, 1 row each
+        _ = try t5.checkedNextTokenLogits(appending: [[0], [0]], to: &cache)
+        expectInvalidInput("no rows", "0 rows") { try cache.selectRows([]) }
+        expectInvalidInput("3 rows over 2 sources", "3 rows") { try cache.selectRows([0, 0, 1]) }
+        expectInvalidInput("sources swapped", "not a row of source 0") { try cache.selectRows([1, 0]) }
+        expectInvalidInput("a row past the cache", "old row 2") { try cache.selectRows([0, 2]) }
+        expectInvalidInput("a negative row", "old row -1") { try cache.selectRows([-1, 1]) }
+        #expect(cache.rows == 2 && cache.rowsPerSource == 1 && cache.length == 1)
+        try cache.selectRows([0, 0, 1, 1])  // two beams per source
+        #expect(cache.rows == 4 && cache.rowsPerSource == 2)
+    }
+
     @Test("bad folders throw errors that name the file and what is wrong")
     func badFolders() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")

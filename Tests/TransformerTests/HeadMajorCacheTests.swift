@@ -33,6 +33,19 @@ struct HeadMajorCacheTests {
         #expect(cache.rows == 3 && cache.layers.count == 2 && cache.layers[0].capacity == 1)
     }
 
+    @Test("selectRows with indices that are not rows of the cache throws, the cache unchanged")
+    func badRowSelections() throws {
+        let model = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
+        var cache = model.makeCache(rows: 2)
+        _ = try model.checkedNextTokenLogits(appending: [[1, 2], [3, 4]], to: &cache)
+        for bad in [[], [2], [-1, 0], [0, 1, 5]] {
+            expectInvalidInput("selectRows(\(bad))", "2 rows") { try cache.selectRows(bad) }
+        }
+        #expect(cache.rows == 2 && cache.length == 2)
+        try cache.selectRows([1, 1, 0])
+        #expect(cache.rows == 3 && cache.nextPosition == [2, 2, 2])
+    }
+
     @Test("logits equal the position-major cache's bit for bit; storage is its transpose", arguments: ["gpt2", "llama"])
     func sameLogits(_ folder: String) throws {
         let model = try DecoderOnlyModel(directory: try lmFolder(folder))
@@ -46,8 +59,8 @@ struct HeadMajorCacheTests {
             var a = headMajor, b = positionMajor
             for (i, tokens) in steps.enumerated() {
                 if i == 2 {
-                    a.selectRows([1, 1])  // beam-style: both rows continue old row 1
-                    b.selectRows([1, 1])
+                    try a.selectRows([1, 1])  // beam-style: both rows continue old row 1
+                    try b.selectRows([1, 1])
                 }
                 let x = model.nextTokenLogits(appending: tokens, to: &a, compute: compute).scalars
                 let y = model.nextTokenLogits(appending: tokens, to: &b, compute: compute).scalars

@@ -60,12 +60,14 @@ public struct CausalLMCache: DecodingCache {
     public var length: Int { layers[0].count }
 
     /// Keeps, as new row `i`, old row `indices[i]` (beam expansion and reordering; any rows).
-    /// Cost: one copy of the cache (`layers * rows * length * 2 * kvWidth` floats) unless
-    /// `indices` is the identity.
-    public mutating func selectRows(_ indices: [Int]) {
-        precondition(
-            !indices.isEmpty && indices.allSatisfy { $0 >= 0 && $0 < rows },
-            "CausalLMCache.selectRows: indices \(indices.prefix(8)) out of range for \(rows) rows")
+    /// Throws ``GenerationError/invalidInput(_:)`` (the cache unchanged) for an empty
+    /// `indices` or an index outside `0..<rows`. Cost: one copy of the cache
+    /// (`layers * rows * length * 2 * kvWidth` floats) unless `indices` is the identity.
+    public mutating func selectRows(_ indices: [Int]) throws {
+        guard !indices.isEmpty else { throw GenerationError.invalidInput("CausalLMCache.selectRows: no rows selected (the cache has \(rows) rows)") }
+        if let bad = indices.firstIndex(where: { $0 < 0 || $0 >= rows }) {
+            throw GenerationError.invalidInput("CausalLMCache.selectRows: new row \(bad) takes old row \(indices[bad]), outside the cache's \(rows) rows")
+        }
         if indices.count == rows && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
         for l in layers.indices { layers[l] = layers[l].selectingRows(indices) }
         realPositions = indices.map { realPositions[$0] }

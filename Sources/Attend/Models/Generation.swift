@@ -15,8 +15,10 @@ public protocol DecodingCache: Sendable {
     var length: Int { get }
     /// Keeps, as new row `i`, old row `indices[i]`. Generation calls it to expand a batch into
     /// beams (`[0, 0, 0, 1, 1, 1]` for 2 inputs x 3 beams) and to reorder beams after each
-    /// step; every index it passes keeps a row within its input's group of beams.
-    mutating func selectRows(_ indices: [Int])
+    /// step; every index it passes keeps a row within its input's group of beams. Throws
+    /// (``GenerationError/invalidInput(_:)`` for Attend's caches) for indices that are not rows
+    /// of the cache, leaving it unchanged.
+    mutating func selectRows(_ indices: [Int]) throws
 }
 
 extension KVCache: DecodingCache {}
@@ -346,7 +348,7 @@ extension AutoregressiveDecoder {
         let sentinel: Float = -1.0e9
         let byLength = { (length: Int) -> Float in Float(pow(Double(length), Double(lp))) }
 
-        cache.selectRows((0..<(batch * beams)).map { $0 / beams })
+        try cache.selectRows((0..<(batch * beams)).map { $0 / beams })
         var running = prompt.map { p in [[Int]](repeating: p, count: beams) }  // [batch][beams][len]
         var runningScores = [[Float]](repeating: [0] + [Float](repeating: sentinel, count: beams - 1), count: batch)
         var finished = running  // [batch][beams][len]: hypotheses that ended
@@ -409,7 +411,7 @@ extension AutoregressiveDecoder {
                 }
             }
             // g. Reorder the cache to the surviving beams; decide whether to go on.
-            cache.selectRows(reorder)
+            try cache.selectRows(reorder)
             length += 1
             for b in 0..<batch {
                 let bestLength = config.earlyStopping == .never && lp > 0 ? maxLength - promptLength : length - promptLength

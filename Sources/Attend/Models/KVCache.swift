@@ -46,17 +46,19 @@ public struct KVCache: Sendable {
     /// Keeps, as new row `i`, old row `indices[i]`: expands rows for beam search
     /// (`[0, 0, 0, 1, 1, 1]`) or reorders beams after a step. Each new row must continue a row
     /// of the same source (`indices[i] / rowsPerSource == i / newRowsPerSource`), so the
-    /// memory keys/values are shared, never copied. Cost: one copy of the self-attention
-    /// cache (`layers * rows * length * 2d` floats); nothing when `indices` is the identity.
-    public mutating func selectRows(_ indices: [Int]) {
-        precondition(
-            !indices.isEmpty && indices.count % sources == 0,
-            "KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
+    /// memory keys/values are shared, never copied. Throws ``GenerationError/invalidInput(_:)``
+    /// (the cache unchanged) for an empty `indices`, a count that is not a multiple of
+    /// ``sources``, or an index that is not a row of its new row's source. Cost: one copy of
+    /// the self-attention cache (`layers * rows * length * 2d` floats); nothing when `indices`
+    /// is the identity.
+    public mutating func selectRows(_ indices: [Int]) throws {
+        guard !indices.isEmpty && indices.count % sources == 0 else {
+            throw GenerationError.invalidInput("KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
+        }
         let newPer = indices.count / sources
-        for (i, r) in indices.enumerated() {
-            precondition(
-                r >= 0 && r < rows && r / rowsPerSource == i / newPer,
-                "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after)"
+        for (i, r) in indices.enumerated() where !(r >= 0 && r < rows && r / rowsPerSource == i / newPer) {
+            throw GenerationError.invalidInput(
+                "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after; \(rows) rows)"
             )
         }
         if newPer == rowsPerSource && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
