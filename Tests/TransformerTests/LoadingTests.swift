@@ -94,7 +94,7 @@ struct LoadingTests {
         if case .invalidConfig = loadError(try DictionarySource(try fixture("seq2seq")), c) {} else { Issue.record("zero decoder layers accepted") }
     }
 
-    @Test("misuse: a decoder input of the wrong width traps (the stack's precondition); rows of another source and a prompt for another batch throw")
+    @Test("misuse: a decoder input of the wrong width, or an unchecked step on a cache made for another model's encoding, traps naming it; rows of another source and a prompt for another batch throw")
     func misuse() async throws {
         let r1 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let m = Seq2Seq.model
@@ -102,6 +102,14 @@ struct LoadingTests {
             _ = m.decoder(Tensor.zeros([1, 1, 32]), cache: &cache)
         }
         #expect(r1.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("[1, 1, 32]") } == true)
+        // A cache made for an encoding of another width holds only the reason: generation
+        // throws it (HFSeq2SeqTests), the unchecked step stops naming it.
+        let r2 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let m = Seq2Seq.model
+            var cache = m.makeCache(for: try EncodedSource(memory: Tensor.zeros([1, 2, 32]), padding: nil, lengths: [2]))
+            _ = m.nextTokenLogits(appending: [[1]], to: &cache)
+        }
+        #expect(r2.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("has width 32") } == true)
         // Rows of another source and a prompt for another batch are the caller's input: they throw.
         let m = Seq2Seq.model
         var cache = m.makeCache(for: try m.encode([[1, 2], [3]]))
