@@ -17,10 +17,8 @@ struct HeadMajorCacheTests {
             do {
                 _ = try AttentionKV(batch: batch, modelDim: width)
                 Issue.record("AttentionKV(batch: \(batch), modelDim: \(width)): no error")
-            } catch let error as ModelInputError {
-                #expect(error.message.contains(words), "\(error)")
             } catch {
-                Issue.record("AttentionKV(batch: \(batch), modelDim: \(width)): \(error)")
+                #expect(error.message.contains(words), "\(error)")  // typed: ModelInputError
             }
         }
         #expect(try AttentionKV(batch: 2, modelDim: 8, capacity: 0).capacity == 1)
