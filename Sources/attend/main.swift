@@ -91,7 +91,7 @@ do {
     case .similarity:
         let embedder = try loadEmbedder(folder: folder, args)
         let encodings = texts.map { embedder.encode($0) }
-        let sims = cosineSimilarityMatrix(try embedder.embed(encodings: encodings, batchSize: args.batchSize))
+        let sims = try cosineSimilarityMatrix(try embedder.embed(encodings: encodings, batchSize: args.batchSize))
         let n = texts.count
         let all = sims.scalars
         if args.json {

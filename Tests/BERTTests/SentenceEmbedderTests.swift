@@ -93,7 +93,7 @@ struct SentenceEmbedderTests {
             #expect(abs(Double(v[192 + j]) - sum / Double(n).squareRoot()) <= 1e-5)
             #expect(v[256 + j] == h[0, n - 1, j])
         }
-        let sims = cosineSimilarityMatrix(try e.embed(["w1 w2", "w1 w2", "w9"]))
+        let sims = try cosineSimilarityMatrix(e.embed(["w1 w2", "w1 w2", "w9"]))
         #expect(abs(sims[0, 1] - 1) < 1e-6 && abs(sims[0, 0] - 1) < 1e-6 && sims[0, 2] < 1)
     }
 
@@ -134,5 +134,16 @@ struct SentenceEmbedderTests {
         let e = thrownError { _ = try SentenceEmbedder(directory: big.url) }
         #expect((e as? CheckpointError)?.description.contains("vocabulary") == true)
         #expect((thrownError { _ = try SentenceEmbedder(directory: big.url.appendingPathComponent("none")) } as? ModelFileError) != nil)
+    }
+
+    @Test("cosineSimilarityMatrix: vectors that are not [n, dim] throw ModelInputError naming the shape, not a trap")
+    func similarityOfBadShapes() throws {
+        for shape in [[3], [2, 3, 4], []] {
+            #expect(throws: ModelInputError("cosineSimilarityMatrix: vectors \(shape) must be [n, dim]")) {
+                _ = try cosineSimilarityMatrix(Tensor.zeros(shape))
+            }
+        }
+        let sims = try cosineSimilarityMatrix(Tensor(shape: [2, 2], scalars: [1, 0, 1, 1]))
+        #expect(sims.shape == [2, 2] && abs(sims.scalars[1] - Float(1 / 2.0.squareRoot())) < 1e-6)
     }
 }

@@ -227,16 +227,6 @@ struct CausalLMBehaviorTests {
         let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))
         let llama = try DecoderOnlyModel(directory: try lmFolder("llama"))
         let config = Self.greedy(gpt2, 3)
-        func expectInvalidInput(_ what: String, _ words: String, _ body: () throws -> Void) {
-            do {
-                try body()
-                Issue.record("\(what): no error")
-            } catch GenerationError.invalidInput(let message) {
-                #expect(message.contains(words), "\(what): \(message)")
-            } catch {
-                Issue.record("\(what): \(error)")
-            }
-        }
         // A cache of another model: other layer count and width, or the right layers of another width.
         expectInvalidInput("llama's cache", "another model") {
             _ = try gpt2.generate(prompt: [[1, 2]], cache: llama.makeCache(rows: 1), config: config)
@@ -270,6 +260,33 @@ struct CausalLMBehaviorTests {
             #expect(throws: GenerationError.self) { try gpt2.generate(prompt: [[1], [2]], cache: cache, config: config) }
             #expect(try gpt2.generate(prompt: [[1, 2]], cache: cache, config: config).sequences[0].count == 5)
         }
+    }
+
+    @Test("checkedNextTokenLogits: bad tokens, another model's cache, a length past the position table throw, cache unchanged")
+    func checkedSteps() throws {
+        let gpt2 = try DecoderOnlyModel(directory: try lmFolder("gpt2"))  // V = 211, n_positions = 64
+        let llama = try DecoderOnlyModel(directory: try lmFolder("llama"))
+        var cache = gpt2.makeCache(rows: 2)
+        let first = try gpt2.checkedNextTokenLogits(appending: [[1, 2], [3, 4]], to: &cache)
+        var reference = gpt2.makeCache(rows: 2)
+        #expect(first.scalars == gpt2.nextTokenLogits(appending: [[1, 2], [3, 4]], to: &reference).scalars)
+        expectInvalidInput("an id past the vocabulary", "row 1, item 0: token id 211") {
+            _ = try gpt2.checkedNextTokenLogits(appending: [[5], [211]], to: &cache)
+        }
+        expectInvalidInput("a negative id", "token id -1") { _ = try gpt2.checkedNextTokenLogits(appending: [[-1], [5]], to: &cache) }
+        expectInvalidInput("ragged rows", "one length") { _ = try gpt2.checkedNextTokenLogits(appending: [[5, 6], [7]], to: &cache) }
+        expectInvalidInput("one row for two", "1 token rows") { _ = try gpt2.checkedNextTokenLogits(appending: [[5]], to: &cache) }
+        expectInvalidInput("no tokens", "one length") { _ = try gpt2.checkedNextTokenLogits(appending: [[], []], to: &cache) }
+        var foreign = llama.makeCache(rows: 2)
+        expectInvalidInput("llama's cache", "another model") { _ = try gpt2.checkedNextTokenLogits(appending: [[5], [6]], to: &foreign) }
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "n_positions", limit: 64, requested: 65)) {
+            _ = try gpt2.checkedNextTokenLogits(appending: [[Int]](repeating: [Int](repeating: 7, count: 63), count: 2), to: &cache)
+        }
+        #expect(cache.length == 2 && foreign.length == 0, "a throwing step leaves the cache as it was")
+        // Up to the limit it steps, as the unchecked call does.
+        let last = try gpt2.checkedNextTokenLogits(appending: [[Int]](repeating: [Int](repeating: 7, count: 62), count: 2), to: &cache)
+        #expect(last.scalars == gpt2.nextTokenLogits(appending: [[Int]](repeating: [Int](repeating: 7, count: 62), count: 2), to: &reference).scalars)
+        #expect(cache.length == 64)
     }
 
     @Test("bad prompts and lengths throw GenerationError")

@@ -196,9 +196,9 @@ struct GenerationTests {
         var cache = m.makeCache(for: try m.encode([[3, 4, 5], [7, 8]]))
         _ = m.nextTokenLogits(appending: [[1, 9], [1, 4]], to: &cache)
         let before = cache.selfAttention[1].storage.scalars
-        cache.selectRows([0, 0, 0, 1, 1, 1])
+        try cache.selectRows([0, 0, 0, 1, 1, 1])
         #expect(cache.rows == 6 && cache.rowsPerSource == 3 && cache.sources == 2)
-        cache.selectRows([2, 1, 1, 5, 3, 4])
+        try cache.selectRows([2, 1, 1, 5, 3, 4])
         let after = cache.selfAttention[1].storage.scalars
         let w = 2 * m.modelDim, cap = cache.selfAttention[1].capacity, oldCap = 64
         for (newRow, oldSource) in [0, 0, 0, 1, 1, 1].enumerated() {

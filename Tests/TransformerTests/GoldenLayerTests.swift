@@ -71,7 +71,7 @@ struct GoldenLayerTests {
 
         // Incremental: 11 single steps against the cache give the same rows.
         let (b, t, d) = (tgt.shape[0], tgt.shape[1], tgt.shape[2])
-        var cache = AttentionKV(batch: b, modelDim: d, capacity: 4)  // grows twice on the way
+        var cache = try AttentionKV(batch: b, modelDim: d, capacity: 4)  // grows twice on the way
         let memoryKV = layer.crossAttention!.keysValues(of: memory)
         let all = tgt.scalars
         var rows = [[Float]](repeating: [], count: b)

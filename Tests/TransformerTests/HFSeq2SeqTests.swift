@@ -273,6 +273,130 @@ struct HFSeq2SeqTests {
         expectInvalid("encoderAttentionHeads") { try buildMarian(m) }
     }
 
+    @Test("a cache another model or decoder stack made: thrown GenerationError.invalidInput, not a trap")
+    func misusedCaches() async throws {
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))  // 2 decoder layers, 4 heads of 8
+        let sources = [[5, 6, 7], [8, 9]]
+        let encoded = try t5.encode(sources)
+        let prompt = sources.map { _ in [t5.decoderStartTokenID] }
+        let config = GenerationConfig(maxNewTokens: 3)
+        var beams = config
+        beams.numBeams = 2
+        // Caches of other models, made for sources of the same count: other widths.
+        for name in ["marian_split", "t5_gated"] {
+            let other = try Seq2SeqModel(directory: try fixtureFolder(name))
+            let cache = other.makeCache(for: try other.encode(sources))
+            expectInvalidInput("\(name)'s cache", "another model") { _ = try t5.generate(prompt: prompt, cache: cache, config: config) }
+            expectInvalidInput("\(name)'s cache, beams", "another model") {
+                var c = cache
+                _ = try t5.beamSearch(prompt: prompt, cache: &c, config: beams)
+            }
+        }
+        // Decoder stacks built in code over t5's own memory (width 32): one layer too few,
+        // the right layers with heads of another size, no cross-attention at all.
+        var rng = SeededRNG(seed: caseSeed(97))
+        func stack(layers: Int, heads: Int, cross: Bool) -> TransformerDecoder {
+            TransformerDecoder(
+                layers: (0..<layers).map { _ in StackTests.randomLayer(32, heads: heads, ff: 16, cross: cross, &rng) }, finalNorm: nil)
+        }
+        let oneLayer = stack(layers: 1, heads: 4, cross: true).makeCache(memory: encoded.memory, memoryPadding: encoded.padding)
+        expectInvalidInput("a one-layer stack's cache", "1 decoder layer,") { _ = try t5.generate(prompt: prompt, cache: oneLayer, config: config) }
+        let otherHeads = stack(layers: 2, heads: 2, cross: true).makeCache(memory: encoded.memory, memoryPadding: encoded.padding)
+        expectInvalidInput("a cache of heads of 16", "heads of 16") { _ = try t5.generate(prompt: prompt, cache: otherHeads, config: config) }
+        let noMemory = stack(layers: 2, heads: 4, cross: false).makeCache(memory: nil, rows: 2)
+        expectInvalidInput("a decoder-only stack's cache", "no encoder memory") {
+            _ = try t5.generate(prompt: prompt, cache: noMemory, config: config)
+        }
+        await #expect(throws: GenerationError.self) {
+            for try await _ in t5.greedyStream(prompt: prompt, cache: oneLayer, config: config) {}
+        }
+        // The paper's model (width 64) with t5's cache, and t5 with the paper model's.
+        let paper = Seq2Seq.model
+        let paperCache = paper.makeCache(for: try paper.encode(sources))
+        expectInvalidInput("the paper model's cache", "another model") { _ = try t5.generate(prompt: prompt, cache: paperCache, config: config) }
+        expectInvalidInput("t5's cache in the paper model", "another model") {
+            _ = try paper.generate(prompt: [[1], [1]], cache: t5.makeCache(for: encoded), config: config)
+        }
+        // The model's own cache still generates what generate(sources:) does.
+        let own = try t5.generate(prompt: prompt, cache: t5.makeCache(for: encoded), config: config)
+        #expect(own == (try t5.generate(sources: sources, config: config)))
+    }
+
+    @Test("encoder outputs another model made, or built in code to a wrong shape: thrown GenerationError.invalidInput, not a trap")
+    func misusedEncoderOutputs() throws {
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))  // d = 32
+        let split = try Seq2SeqModel(directory: try fixtureFolder("marian_split"))  // d = 24
+        let sources = [[5, 6, 7], [8, 9]]
+        let foreign = try split.encode(sources)
+        let prompt = [[0], [0]], config = GenerationConfig(maxNewTokens: 2)
+        expectInvalidInput("marian_split's memory, makeCache", "width 24") {
+            _ = try t5.generate(prompt: prompt, cache: t5.makeCache(for: foreign), config: config)
+        }
+        expectInvalidInput("marian_split's memory, decode", "width 24") { _ = try t5.decode([[0, 5], [0, 6]], encoded: foreign) }
+        let paper = Seq2Seq.model  // d = 64
+        expectInvalidInput("t5's memory in the paper model", "width 32") {
+            var cache = paper.makeCache(for: try t5.encode(sources))
+            _ = try paper.beamSearch(prompt: [[1], [1]], cache: &cache, config: GenerationConfig(maxNewTokens: 2, numBeams: 2))
+        }
+        expectInvalidInput("t5's memory in the paper model, decode", "width 32") {
+            _ = try paper.decode([[1, 5], [1, 6]], encoded: try t5.encode(sources))
+        }
+        // EncodedSource built in code: lengths, padding and memory must agree.
+        let memory = Tensor.zeros([2, 3, 32])
+        expectInvalidInput("a source longer than the memory", "lengths") { _ = try EncodedSource(memory: memory, padding: nil, lengths: [3, 4]) }
+        expectInvalidInput("no rows", "no rows") { _ = try EncodedSource(memory: Tensor.zeros([0, 3, 32]), padding: nil, lengths: []) }
+        expectInvalidInput("lengths for 1 of 2 rows", "lengths") { _ = try EncodedSource(memory: memory, padding: nil, lengths: [3]) }
+        expectInvalidInput("a memory of rank 2", "memory") { _ = try EncodedSource(memory: Tensor.zeros([2, 32]), padding: nil, lengths: [1, 1]) }
+        expectInvalidInput("padding of 2 positions", "padding") {
+            _ = try EncodedSource(memory: memory, padding: [[true, true], [true, false]], lengths: [3, 1])
+        }
+        // A well-formed one decodes as the model's own encoding does.
+        let own = try t5.encode(sources)
+        let rebuilt = try EncodedSource(memory: own.memory, padding: own.padding, lengths: own.lengths)
+        var cache = t5.makeCache(for: rebuilt)
+        #expect(
+            t5.nextTokenLogits(appending: [[0], [0]], to: &cache).scalars
+                == (try t5.decode([[0], [0]], encoded: own)).scalars)
+    }
+
+    @Test("checkedNextTokenLogits: bad tokens, another model's cache, a length past max_position_embeddings throw")
+    func checkedSteps() throws {
+        let marian = try Seq2SeqModel(directory: try fixtureFolder("marian"))  // V = 64, max_position_embeddings = 64
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        let encoded = try marian.encode([[5, 6, 7]])
+        var cache = marian.makeCache(for: encoded)
+        let start = marian.decoderStartTokenID
+        var reference = cache
+        #expect(
+            try marian.checkedNextTokenLogits(appending: [[start]], to: &cache).scalars
+                == marian.nextTokenLogits(appending: [[start]], to: &reference).scalars)
+        expectInvalidInput("an id past the vocabulary", "token id 64") { _ = try marian.checkedNextTokenLogits(appending: [[64]], to: &cache) }
+        expectInvalidInput("two rows for one", "2 token rows") { _ = try marian.checkedNextTokenLogits(appending: [[1], [2]], to: &cache) }
+        var foreign = t5.makeCache(for: try t5.encode([[5, 6, 7], [8]]))
+        expectInvalidInput("a cache of two rows", "2 rows") { _ = try marian.checkedNextTokenLogits(appending: [[1]], to: &foreign) }
+        var paper = Seq2Seq.model.makeCache(for: try Seq2Seq.model.encode([[5, 6]]))
+        expectInvalidInput("the paper model's cache", "another model") { _ = try marian.checkedNextTokenLogits(appending: [[1]], to: &paper) }
+        #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)) {
+            _ = try marian.checkedNextTokenLogits(appending: [[Int](repeating: 3, count: 64)], to: &cache)
+        }
+        #expect(cache.length == 1)
+    }
+
+    @Test("KVCache.selectRows with indices that are not rows of the row's source throws, the cache unchanged")
+    func badRowSelections() throws {
+        let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
+        var cache = t5.makeCache(for: try t5.encode([[5, 6, 7], [8, 9]]))  // 2 sources, 1 row each
+        _ = try t5.checkedNextTokenLogits(appending: [[0], [0]], to: &cache)
+        expectInvalidInput("no rows", "0 rows") { try cache.selectRows([]) }
+        expectInvalidInput("3 rows over 2 sources", "3 rows") { try cache.selectRows([0, 0, 1]) }
+        expectInvalidInput("sources swapped", "not a row of source 0") { try cache.selectRows([1, 0]) }
+        expectInvalidInput("a row past the cache", "old row 2") { try cache.selectRows([0, 2]) }
+        expectInvalidInput("a negative row", "old row -1") { try cache.selectRows([-1, 1]) }
+        #expect(cache.rows == 2 && cache.rowsPerSource == 1 && cache.length == 1)
+        try cache.selectRows([0, 0, 1, 1])  // two beams per source
+        #expect(cache.rows == 4 && cache.rowsPerSource == 2)
+    }
+
     @Test("bad folders throw errors that name the file and what is wrong")
     func badFolders() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-bad-\(UUID().uuidString)")

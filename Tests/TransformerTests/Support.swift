@@ -51,3 +51,18 @@ func idRows(_ values: [Int], rows: Int) -> [[Int]] {
 func randomTensor(_ shape: [Int], _ rng: inout SeededRNG, scale: Float = 1) -> Tensor {
     Tensor(shape: shape, generating: { _ in rng.nextFloat(in: -1...1) * scale })
 }
+
+/// Records an issue unless `body` throws ``GenerationError/invalidInput(_:)`` with a message
+/// containing `words`; `what` names the case in the issue.
+func expectInvalidInput(
+    _ what: String, _ words: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) {
+    do {
+        try body()
+        Issue.record("\(what): no error", sourceLocation: sourceLocation)
+    } catch GenerationError.invalidInput(let message) {
+        #expect(message.contains(words), "\(what): \(message)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("\(what): \(error)", sourceLocation: sourceLocation)
+    }
+}

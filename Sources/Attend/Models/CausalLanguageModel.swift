@@ -26,8 +26,15 @@ public struct CausalLMCache: DecodingCache {
     var pendingReal: [[Bool]]? = nil
 
     /// An empty cache for `rows` rows of a model with `layers` layers and `kvWidth` =
-    /// kvHeads x headDim, with room for `capacity` positions before it grows.
-    public init(layers: Int, rows: Int, kvWidth: Int, capacity: Int = 32) {
+    /// kvHeads x headDim, with room for `capacity` positions before it grows (below 1 counts
+    /// as 1). Throws ``GenerationError/invalidInput(_:)`` naming a `layers`, `rows` or
+    /// `kvWidth` below 1. Generation checks that the sizes are the model's
+    /// (``CausalLanguageModel``'s `checkCache(_:appending:)`). Cost: `layers * rows * capacity
+    /// * 2 * kvWidth` zeroed floats.
+    public init(layers: Int, rows: Int, kvWidth: Int, capacity: Int = 32) throws {
+        guard layers >= 1 && rows >= 1 && kvWidth >= 1 else {
+            throw GenerationError.invalidInput("CausalLMCache: layers \(layers), rows \(rows) and kvWidth \(kvWidth) must be at least 1")
+        }
         self.init(layers: layers, rows: rows, kvWidth: kvWidth, headDim: 0, capacity: capacity)
     }
 
@@ -41,7 +48,7 @@ public struct CausalLMCache: DecodingCache {
         self.layers = (0..<layers).map { _ in
             headDim > 0
                 ? AttentionKV(batch: rows, modelDim: kvWidth, capacity: cap, appendingHeadMajor: headDim)
-                : AttentionKV(batch: rows, modelDim: kvWidth, capacity: cap)
+                : AttentionKV(rows: rows, width: kvWidth, capacity: cap)
         }
         self.realPositions = [[Bool]](repeating: [], count: rows)
         self.nextPosition = [Int](repeating: 0, count: rows)
@@ -53,12 +60,14 @@ public struct CausalLMCache: DecodingCache {
     public var length: Int { layers[0].count }
 
     /// Keeps, as new row `i`, old row `indices[i]` (beam expansion and reordering; any rows).
-    /// Cost: one copy of the cache (`layers * rows * length * 2 * kvWidth` floats) unless
-    /// `indices` is the identity.
-    public mutating func selectRows(_ indices: [Int]) {
-        precondition(
-            !indices.isEmpty && indices.allSatisfy { $0 >= 0 && $0 < rows },
-            "CausalLMCache.selectRows: indices \(indices.prefix(8)) out of range for \(rows) rows")
+    /// Throws ``GenerationError/invalidInput(_:)`` (the cache unchanged) for an empty
+    /// `indices` or an index outside `0..<rows`. Cost: one copy of the cache
+    /// (`layers * rows * length * 2 * kvWidth` floats) unless `indices` is the identity.
+    public mutating func selectRows(_ indices: [Int]) throws {
+        guard !indices.isEmpty else { throw GenerationError.invalidInput("CausalLMCache.selectRows: no rows selected (the cache has \(rows) rows)") }
+        if let bad = indices.firstIndex(where: { $0 < 0 || $0 >= rows }) {
+            throw GenerationError.invalidInput("CausalLMCache.selectRows: new row \(bad) takes old row \(indices[bad]), outside the cache's \(rows) rows")
+        }
         if indices.count == rows && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
         for l in layers.indices { layers[l] = layers[l].selectingRows(indices) }
         realPositions = indices.map { realPositions[$0] }

@@ -194,6 +194,10 @@ public struct DecoderOnlyModel: CausalLanguageModel {
     /// ids) at the cache's positions (n > 1 is a batched prefill pass), and returns the logits
     /// of each row's last new position, `[rows, V]`. Positions follow the cache's padding
     /// marks (a left-padded row's first real token is at position 0).
+    /// Token ids outside the vocabulary, rows that do not match the cache, another model's
+    /// cache or a length past ``positionLimit`` are precondition failures (generation checks
+    /// them first); for tokens or a cache handed in, call
+    /// ``AutoregressiveDecoder/checkedNextTokenLogits(appending:to:compute:)``, which throws.
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout CausalLMCache, compute: Compute = .default) -> Tensor {
         let r = tokens.count, n = tokens.first?.count ?? 0, v = vocabularySize
         precondition(

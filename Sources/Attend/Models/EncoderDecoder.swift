@@ -13,16 +13,38 @@ public struct EncodedSource: Sendable {
     /// Each source's length.
     public let lengths: [Int]
 
-    /// An encoded batch from its parts (`padding`, when given, is `[batch][maxLength]`).
-    public init(memory: Tensor, padding: [[Bool]]?, lengths: [Int]) {
-        precondition(
-            memory.rank == 3 && lengths.count == memory.shape[0] && lengths.allSatisfy { $0 >= 1 && $0 <= memory.shape[1] },
-            "EncodedSource: memory \(memory.shape) does not fit source lengths \(lengths)")
-        if let padding {
-            precondition(
-                padding.count == lengths.count && padding.allSatisfy { $0.count == memory.shape[1] },
-                "EncodedSource: padding of \(padding.count) rows of \(padding.map(\.count)) does not fit memory \(memory.shape)")
+    /// An encoded batch from its parts: `memory` `[batch >= 1, maxLength, d]`, one length in
+    /// `1...maxLength` per batch row, and `padding`, when given, `[batch][maxLength]`. Throws
+    /// ``GenerationError/invalidInput(_:)`` naming the part that does not fit the others
+    /// (a model's `decode` and generation from its ``EncoderDecoderModel/makeCache(for:capacity:compute:)``
+    /// then also check that `d` is the decoder's width). Cost: O(batch * maxLength) for the padding.
+    public init(memory: Tensor, padding: [[Bool]]?, lengths: [Int]) throws {
+        guard memory.rank == 3 else {
+            throw GenerationError.invalidInput("EncodedSource: memory \(memory.shape) must be [batch, maxLength, d]")
         }
+        let (batch, s) = (memory.shape[0], memory.shape[1])
+        guard batch >= 1 else { throw GenerationError.invalidInput("EncodedSource: memory \(memory.shape) has no rows") }
+        guard lengths.count == batch else {
+            throw GenerationError.invalidInput("EncodedSource: \(lengths.count) lengths for a memory of \(batch) rows \(memory.shape)")
+        }
+        if let bad = lengths.firstIndex(where: { $0 < 1 || $0 > s }) {
+            throw GenerationError.invalidInput(
+                "EncodedSource: lengths[\(bad)] = \(lengths[bad]) is outside 1...\(s), the positions of memory \(memory.shape)")
+        }
+        if let padding, let bad = padding.count == batch ? padding.firstIndex(where: { $0.count != s }) : padding.count {
+            throw GenerationError.invalidInput(
+                "EncodedSource: padding of \(padding.count) rows of lengths \(padding.map(\.count).prefix(8)) (row \(bad) is off) for memory \(memory.shape)"
+            )
+        }
+        self.init(encoded: memory, padding: padding, lengths: lengths)
+    }
+
+    /// An encoder's own output (Attend's invariant: the parts agree).
+    init(encoded memory: Tensor, padding: [[Bool]]?, lengths: [Int]) {
+        precondition(
+            memory.rank == 3 && lengths.count == memory.shape[0] && lengths.allSatisfy { $0 >= 1 && $0 <= memory.shape[1] }
+                && (padding.map { $0.count == lengths.count && $0.allSatisfy { $0.count == memory.shape[1] } } ?? true),
+            "EncodedSource: memory \(memory.shape) does not fit source lengths \(lengths) and padding")
         self.memory = memory
         self.padding = padding
         self.lengths = lengths
@@ -88,6 +110,9 @@ public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCach
     func encode(_ sources: [[Int]], compute: Compute) throws -> EncodedSource
     /// A fresh decoding cache for `encoded` (the memory's keys and values computed once per
     /// layer), with room for `capacity` positions before it grows (it doubles as needed).
+    /// For an `encoded` this model cannot read (another model's encoding, of another width)
+    /// the cache holds no keys and values but the reason, and generation throws it
+    /// (``AutoregressiveDecoder/checkCache(_:appending:)``).
     func makeCache(for encoded: EncodedSource, capacity: Int, compute: Compute) -> KVCache
     /// Source vocabulary size (ids a source may hold: `0..<sourceVocabularySize`).
     var sourceVocabularySize: Int { get }

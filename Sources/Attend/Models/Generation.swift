@@ -15,8 +15,10 @@ public protocol DecodingCache: Sendable {
     var length: Int { get }
     /// Keeps, as new row `i`, old row `indices[i]`. Generation calls it to expand a batch into
     /// beams (`[0, 0, 0, 1, 1, 1]` for 2 inputs x 3 beams) and to reorder beams after each
-    /// step; every index it passes keeps a row within its input's group of beams.
-    mutating func selectRows(_ indices: [Int])
+    /// step; every index it passes keeps a row within its input's group of beams. Throws
+    /// (``GenerationError/invalidInput(_:)`` for Attend's caches) for indices that are not rows
+    /// of the cache, leaving it unchanged.
+    mutating func selectRows(_ indices: [Int]) throws
 }
 
 extension KVCache: DecodingCache {}
@@ -31,8 +33,10 @@ public protocol AutoregressiveDecoder: Sendable {
     /// Appends `tokens` (`cache.rows` rows of n >= 1 ids each, the same n for every row) to
     /// the cache at positions `cache.length ..< cache.length + n` and returns the logits of
     /// the last new position of each row: `[cache.rows, V]`. The ids must lie in the
-    /// vocabulary and the positions within the model's limit (generation checks both before
-    /// it calls this; a direct caller must too: anything else is a precondition failure).
+    /// vocabulary, the positions within the model's limit and the cache must be this model's
+    /// (generation checks all of them before it calls this; anything else is a precondition
+    /// failure): a caller stepping with tokens or a cache it was handed calls
+    /// ``checkedNextTokenLogits(appending:to:compute:)``, which checks them and throws.
     func nextTokenLogits(appending tokens: [[Int]], to cache: inout Cache, compute: Compute) -> Tensor
     /// The most positions a row may hold, prompt and generated tokens together (a stored
     /// position table: GPT-2's `n_positions`, Marian's `max_position_embeddings`), with the
@@ -236,6 +240,23 @@ public struct GenerationOutput: Sendable, Equatable {
 }
 
 extension AutoregressiveDecoder {
+    /// One step as ``nextTokenLogits(appending:to:compute:)`` takes it (`tokens`:
+    /// `cache.rows` rows of n >= 1 ids; returns the logits of each row's last new position,
+    /// `[cache.rows, V]`), for tokens and a cache a caller was handed: throws
+    /// ``GenerationError/invalidInput(_:)`` unless there is one row per cache row, all of one
+    /// length n >= 1, with ids in `0..<vocabularySize`, and the cache fits the model
+    /// (``checkCache(_:appending:)``); throws
+    /// ``GenerationError/exceedsPositionLimit(setting:limit:requested:)`` when
+    /// `cache.length + n` passes ``positionLimit``. All is checked before any work: after a
+    /// throw the cache is as it was. Cost: the step's, plus O(n * rows + layers) for the checks.
+    public func checkedNextTokenLogits(appending tokens: [[Int]], to cache: inout Cache, compute: Compute = .default) throws -> Tensor {
+        let n = try checkTokenRows(tokens, count: cache.rows, what: "token", against: "a cache of \(cache.rows) rows", vocabulary: vocabularySize)
+        try checkCache(cache, appending: n)
+        let (end, overflow) = cache.length.addingReportingOverflow(n)
+        try checkPositionLimit(overflow ? .max : end)
+        return nextTokenLogits(appending: tokens, to: &cache, compute: compute)
+    }
+
     /// Greedy search or beam search (`config.numBeams > 1`) from `prompt` (one row per input,
     /// all of one length; for an encoder-decoder model the decoder start token) using `cache`,
     /// which must hold `prompt.count` rows (beam search expands it). Throws
@@ -327,7 +348,7 @@ extension AutoregressiveDecoder {
         let sentinel: Float = -1.0e9
         let byLength = { (length: Int) -> Float in Float(pow(Double(length), Double(lp))) }
 
-        cache.selectRows((0..<(batch * beams)).map { $0 / beams })
+        try cache.selectRows((0..<(batch * beams)).map { $0 / beams })
         var running = prompt.map { p in [[Int]](repeating: p, count: beams) }  // [batch][beams][len]
         var runningScores = [[Float]](repeating: [0] + [Float](repeating: sentinel, count: beams - 1), count: batch)
         var finished = running  // [batch][beams][len]: hypotheses that ended
@@ -390,7 +411,7 @@ extension AutoregressiveDecoder {
                 }
             }
             // g. Reorder the cache to the surviving beams; decide whether to go on.
-            cache.selectRows(reorder)
+            try cache.selectRows(reorder)
             length += 1
             for b in 0..<batch {
                 let bestLength = config.earlyStopping == .never && lp > 0 ? maxLength - promptLength : length - promptLength

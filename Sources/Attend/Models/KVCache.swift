@@ -26,10 +26,13 @@ public struct KVCache: Sendable {
     /// Width of each cached key (and value): the attention's inner width, heads x head size
     /// (the model width d in most models).
     public let modelDim: Int
+    /// Why the cache cannot be decoded from (a model's `makeCache(for:)` given another model's
+    /// encoding); nil for a usable cache. Generation throws it.
+    var unusable: String? = nil
 
     init(layers: Int, sources: Int, modelDim: Int, cross: [AttentionKV]?, memoryPadding: [[Bool]]?, capacity: Int) {
         precondition(layers >= 1 && sources >= 1, "KVCache: \(layers) layers, \(sources) sources must be positive")
-        self.selfAttention = (0..<layers).map { _ in AttentionKV(batch: sources, modelDim: modelDim, capacity: max(capacity, 1)) }
+        self.selfAttention = (0..<layers).map { _ in AttentionKV(rows: sources, width: modelDim, capacity: max(capacity, 1)) }
         self.crossAttention = cross
         self.memoryPadding = memoryPadding
         self.sources = sources
@@ -43,17 +46,19 @@ public struct KVCache: Sendable {
     /// Keeps, as new row `i`, old row `indices[i]`: expands rows for beam search
     /// (`[0, 0, 0, 1, 1, 1]`) or reorders beams after a step. Each new row must continue a row
     /// of the same source (`indices[i] / rowsPerSource == i / newRowsPerSource`), so the
-    /// memory keys/values are shared, never copied. Cost: one copy of the self-attention
-    /// cache (`layers * rows * length * 2d` floats); nothing when `indices` is the identity.
-    public mutating func selectRows(_ indices: [Int]) {
-        precondition(
-            !indices.isEmpty && indices.count % sources == 0,
-            "KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
+    /// memory keys/values are shared, never copied. Throws ``GenerationError/invalidInput(_:)``
+    /// (the cache unchanged) for an empty `indices`, a count that is not a multiple of
+    /// ``sources``, or an index that is not a row of its new row's source. Cost: one copy of
+    /// the self-attention cache (`layers * rows * length * 2d` floats); nothing when `indices`
+    /// is the identity.
+    public mutating func selectRows(_ indices: [Int]) throws {
+        guard !indices.isEmpty && indices.count % sources == 0 else {
+            throw GenerationError.invalidInput("KVCache.selectRows: \(indices.count) rows cannot be split over \(sources) sources")
+        }
         let newPer = indices.count / sources
-        for (i, r) in indices.enumerated() {
-            precondition(
-                r >= 0 && r < rows && r / rowsPerSource == i / newPer,
-                "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after)"
+        for (i, r) in indices.enumerated() where !(r >= 0 && r < rows && r / rowsPerSource == i / newPer) {
+            throw GenerationError.invalidInput(
+                "KVCache.selectRows: new row \(i) takes old row \(r), which is not a row of source \(i / newPer) (rows per source: \(rowsPerSource) before, \(newPer) after; \(rows) rows)"
             )
         }
         if newPer == rowsPerSource && indices.enumerated().allSatisfy({ $0.offset == $0.element }) { return }
@@ -67,7 +72,7 @@ extension AttentionKV {
     /// Cost: O(indices.count * count * 2 * modelDim).
     func selectingRows(_ indices: [Int]) -> AttentionKV {
         if appendHeadDim != 0 { return selectingHeadMajorRows(indices) }
-        var out = AttentionKV(batch: indices.count, modelDim: modelDim, capacity: capacity)
+        var out = AttentionKV(rows: indices.count, width: modelDim, capacity: capacity)
         if count == 0 { return out }
         precondition(headMajorHeadDim == 0, "AttentionKV.selectingRows: a fixed memory's keys/values are shared, never selected")
         let w = 2 * modelDim, n = count, cap = capacity
@@ -78,5 +83,85 @@ extension AttentionKV {
         let rows = storage.reshaped([batch * cap, w]).gatherRows(indices.flatMap { r in (0..<n).map { r * cap + $0 } })
         out.append(rows, steps: n)
         return out
+    }
+}
+
+extension TransformerDecoder {
+    /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` is one this stack can
+    /// extend: as many layers, self-attention keys/values of each layer's inner width for
+    /// ``KVCache/rows`` rows, and, for a stack with cross-attention, an encoder memory (keys
+    /// and values of each layer's cross-attention width for ``KVCache/sources`` sources,
+    /// stored in heads of the size the layer reads) — what
+    /// ``makeCache(memory:memoryPadding:rows:capacity:compute:)`` makes. A cache another
+    /// model or stack made fails here instead of at a precondition of the layers.
+    /// Cost: O(layers).
+    func checkCache(_ cache: KVCache) throws {
+        if let unusable = cache.unusable { throw GenerationError.invalidInput("the cache was made for an encoding this model cannot read: \(unusable)") }
+        let another = "(a cache of another model?)"
+        func layerCount(_ n: Int) -> String { "\(n) decoder layer\(n == 1 ? "" : "s")" }
+        guard cache.selfAttention.count == layers.count else {
+            throw GenerationError.invalidInput(
+                "the cache holds keys/values for \(layerCount(cache.selfAttention.count)), this model has \(layers.count) \(another)")
+        }
+        for (l, (kv, layer)) in zip(cache.selfAttention, layers).enumerated() {
+            let inner = layer.selfAttention.innerDim
+            guard kv.modelDim == inner && kv.batch == cache.rows && kv.appendHeadDim == 0 && kv.headMajorHeadDim == 0 else {
+                throw GenerationError.invalidInput(
+                    "the cache's layer \(l) holds self-attention keys/values of width \(kv.modelDim) for \(kv.batch) rows; this model's layer \(l) has attention width \(inner) \(another)"
+                )
+            }
+        }
+        guard hasCrossAttention else {
+            if cache.crossAttention != nil {
+                throw GenerationError.invalidInput("the cache holds an encoder memory; this decoder has no cross-attention \(another)")
+            }
+            return
+        }
+        guard let memory = cache.crossAttention, memory.count == layers.count else {
+            throw GenerationError.invalidInput(
+                "the cache holds no encoder memory (a decoder-only stack's cache?); this model attends to its encoder's output: make the cache with makeCache(for:)"
+            )
+        }
+        for (l, (kv, layer)) in zip(memory, layers).enumerated() {
+            let attention = layer.crossAttention!
+            guard kv.modelDim == attention.innerDim && kv.batch == cache.sources && kv.appendHeadDim == 0 else {
+                throw GenerationError.invalidInput(
+                    "the cache's layer \(l) holds encoder-memory keys/values of width \(kv.modelDim) for \(kv.batch) sources; this model's layer \(l) has cross-attention width \(attention.innerDim) \(another)"
+                )
+            }
+            guard [0, attention.headDim].contains(kv.headMajorHeadDim) else {
+                throw GenerationError.invalidInput(
+                    "the cache's layer \(l) stores its encoder memory in heads of \(kv.headMajorHeadDim); this model's layer \(l) reads heads of \(attention.headDim) \(another)"
+                )
+            }
+        }
+    }
+}
+
+extension TransformerDecoder {
+    /// Why this stack cannot read `encoded`, or nil when it can: a stack with cross-attention
+    /// reads a memory of its width d (the width of the encoder that goes with it; another
+    /// model's encoding can have another). Cost: O(1).
+    func memoryMismatch(_ encoded: EncodedSource) -> String? {
+        let width = encoded.memory.shape[2]
+        if !hasCrossAttention || width == modelDim { return nil }
+        return "the encoder output \(encoded.memory.shape) has width \(width); this model's decoder reads width \(modelDim) (another model's encoding?)"
+    }
+
+    /// Throws ``GenerationError/invalidInput(_:)`` with ``memoryMismatch(_:)``'s reason.
+    func checkMemory(_ encoded: EncodedSource) throws {
+        if let reason = memoryMismatch(encoded) { throw GenerationError.invalidInput(reason) }
+    }
+
+    /// For an `encoded` this stack cannot read (``memoryMismatch(_:)``), a cache that holds
+    /// no keys and values of the memory, only the reason, which ``checkCache(_:)`` throws;
+    /// nil when it can read it.
+    func unusableCache(for encoded: EncodedSource) -> KVCache? {
+        guard let reason = memoryMismatch(encoded) else { return nil }
+        var cache = KVCache(
+            layers: layers.count, sources: encoded.memory.shape[0], modelDim: layers[0].selfAttention.innerDim, cross: nil,
+            memoryPadding: nil, capacity: 1)
+        cache.unusable = reason
+        return cache
     }
 }

@@ -277,9 +277,10 @@ public struct SentenceEmbedder: Sendable {
 }
 
 /// Cosine similarity of every pair of rows of `vectors` `[n, dim]`: `[n, n]`, in Double then
-/// rounded. A zero row has similarity 0 with everything. Cost: O(n² dim).
-public func cosineSimilarityMatrix(_ vectors: Tensor) -> Tensor {
-    precondition(vectors.rank == 2, "cosineSimilarityMatrix: vectors \(vectors.shape) must be [n, dim]")
+/// rounded. A zero row has similarity 0 with everything. Throws ``ModelInputError`` naming the
+/// shape when `vectors` is not of rank 2. Cost: O(n² dim).
+public func cosineSimilarityMatrix(_ vectors: Tensor) throws(ModelInputError) -> Tensor {
+    guard vectors.rank == 2 else { throw ModelInputError("cosineSimilarityMatrix: vectors \(vectors.shape) must be [n, dim]") }
     let n = vectors.shape[0], d = vectors.shape[1]
     let v = vectors.scalars
     var norms = [Double](repeating: 0, count: n)

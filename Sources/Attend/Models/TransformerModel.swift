@@ -191,15 +191,17 @@ public struct TransformerModel: EncoderDecoderModel {
         let batch = PaddedSources(sources, pad: config.sourcePadTokenID, caller: "TransformerModel.encode")
         let x = embed(batch.ids, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, s, d]
         let memory = encoder(x, keyPadding: batch.padding, compute: compute)  // [b, s, d]
-        return EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
+        return EncodedSource(encoded: memory, padding: batch.padding, lengths: batch.lengths)
     }
 
     /// Teacher forcing: the logits after every target position, `[batch, T, V]`, for targets
     /// `[batch][T]` (equal lengths; position t sees targets 0...t and the whole source).
     /// Throws ``GenerationError/invalidInput(_:)`` for targets
-    /// ``EncoderDecoderModel/checkTargets(_:encoded:)`` rejects.
+    /// ``EncoderDecoderModel/checkTargets(_:encoded:)`` rejects, or an `encoded` of another
+    /// width than the decoder's (another model's encoding).
     public func decode(_ targets: [[Int]], encoded: EncodedSource, compute: Compute = .default) throws -> Tensor {
         try checkTargets(targets, encoded: encoded)
+        try decoder.checkMemory(encoded)
         let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
         let h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, compute: compute)  // [b, T, d]
         return generator(h, compute: compute)  // [b, T, V]
@@ -231,7 +233,7 @@ public struct TransformerModel: EncoderDecoderModel {
         let batch = PaddedSources(sources, pad: config.sourcePadTokenID, caller: "TransformerModel.forward")
         let x = embed(batch.ids, table: sourceEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, S, d]
         let (memory, encoderMaps) = encoder.forward(x, keyPadding: batch.padding, outputAttentions: outputEncoderAttentions, compute: compute)
-        let encoded = EncodedSource(memory: memory, padding: batch.padding, lengths: batch.lengths)
+        let encoded = EncodedSource(encoded: memory, padding: batch.padding, lengths: batch.lengths)
         try checkTargets(targets, encoded: encoded)
         let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
         let (h, decoderMaps, crossMaps) = decoder.forward(
@@ -244,13 +246,35 @@ public struct TransformerModel: EncoderDecoderModel {
 
     /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
     /// here, once per layer. `capacity`: positions to reserve. Cost: `4 * batch * S * d²` flops per layer.
+    /// An `encoded` of another width than the decoder's (another model's encoding) gives a
+    /// cache that holds only that reason: generation from it throws
+    /// ``GenerationError/invalidInput(_:)`` (``checkCache(_:appending:)``).
     public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) -> KVCache {
-        decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
+        if let unusable = decoder.unusableCache(for: encoded) { return unusable }
+        return decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
+    }
+
+    /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` fits this model's decoder
+    /// (``AutoregressiveDecoder/checkCache(_:appending:)``): as many layers, self-attention
+    /// keys/values of the decoder's width for ``KVCache/rows`` rows, and an encoder memory
+    /// whose keys/values have the cross-attention width, one per ``KVCache/sources`` source,
+    /// stored in heads of this model's head size — what ``makeCache(for:capacity:compute:)``
+    /// makes. Generation calls it before any work, so that a cache another model (or a
+    /// decoder stack built in code) made is a thrown error naming what differs, not a
+    /// precondition failure. A cache of a model with the same layer count and widths cannot
+    /// be told apart and is accepted. `appending` is not needed (a ``KVCache`` takes any
+    /// number of new tokens). Cost: O(layers).
+    public func checkCache(_ cache: KVCache, appending: Int) throws {
+        try decoder.checkCache(cache)
     }
 
     /// One decoding step (``AutoregressiveDecoder``): embeds `tokens` at positions
     /// `cache.length ..<`, runs the decoder against the cache, and returns the generator's
     /// logits for each row's last new position, `[cache.rows, V]`.
+    /// Token ids outside the vocabulary, rows that do not match the cache, another model's
+    /// cache or a length past ``positionLimit`` are precondition failures (generation checks
+    /// them first); for tokens or a cache handed in, call
+    /// ``AutoregressiveDecoder/checkedNextTokenLogits(appending:to:compute:)``, which throws.
     public func nextTokenLogits(appending tokens: [[Int]], to cache: inout KVCache, compute: Compute = .default) -> Tensor {
         precondition(
             tokens.count == cache.rows && !tokens[0].isEmpty,

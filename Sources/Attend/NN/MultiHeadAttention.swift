@@ -33,8 +33,20 @@ public struct AttentionKV: Sendable {
     /// model's cache, `init(batch:modelDim:capacity:appendingHeadMajor:)`), else 0.
     private(set) var appendHeadDim = 0
 
-    /// An empty cache with room for `capacity` positions.
-    public init(batch: Int, modelDim: Int, capacity: Int = 64) {
+    /// An empty cache of `batch` rows of keys and values `modelDim` wide (the attention's
+    /// inner width, heads x head size) with room for `capacity` positions before it grows
+    /// (below 1 counts as 1). Throws ``ModelInputError`` naming a `batch` or `modelDim` below 1.
+    /// Cost: `batch * capacity * 2 * modelDim` zeroed floats.
+    public init(batch: Int, modelDim: Int, capacity: Int = 64) throws(ModelInputError) {
+        guard batch >= 1 && modelDim >= 1 else {
+            throw ModelInputError("AttentionKV: batch \(batch) and modelDim \(modelDim) must be at least 1")
+        }
+        self.init(rows: batch, width: modelDim, capacity: max(capacity, 1))
+    }
+
+    /// ``init(batch:modelDim:capacity:)`` for Attend's own caches, whose sizes come from a
+    /// model (Attend's invariant: all positive).
+    init(rows batch: Int, width modelDim: Int, capacity: Int) {
         precondition(
             batch >= 1 && modelDim >= 1 && capacity >= 1, "AttentionKV: batch \(batch), modelDim \(modelDim), capacity \(capacity) must be positive")
         self.batch = batch
@@ -51,7 +63,7 @@ public struct AttentionKV: Sendable {
     /// head and position); growing copies each head's filled block.
     init(batch: Int, modelDim: Int, capacity: Int, appendingHeadMajor headDim: Int) {
         precondition(headDim >= 1 && modelDim % headDim == 0, "AttentionKV: heads of \(headDim) do not divide width \(modelDim)")
-        self.init(batch: batch, modelDim: modelDim, capacity: capacity)
+        self.init(rows: batch, width: modelDim, capacity: capacity)
         appendHeadDim = headDim
     }
 
@@ -336,7 +348,7 @@ public struct MultiHeadAttention: Sendable {
     public func keysValues(of memory: Tensor, compute: Compute = .default) -> AttentionKV {
         let (b, s) = checkInput(memory, "memory")
         let inner = innerDim
-        var kv = AttentionKV(batch: b, modelDim: inner, capacity: max(s, 1))
+        var kv = AttentionKV(rows: b, width: inner, capacity: max(s, 1))
         let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: inner..<(3 * inner), compute: compute)
         if case .native = compute.backend, s > 0 {
             kv.setHeadMajor(projected, heads: heads, headDim: headDim)  // each head's rows contiguous for the decoding steps
