@@ -19,7 +19,7 @@ func tokenize(folder: URL, texts: [String], _ args: Arguments) throws {
     for text in texts {
         let ids: [Int]
         if let wordPiece = tokenizer as? WordPieceTokenizer {
-            ids = wordPiece.encode(text, maxLength: maxLength).ids
+            ids = try wordPiece.encode(text, maxLength: maxLength).ids
         } else {
             ids = tokenizer.encode(text).ids
         }

@@ -114,7 +114,7 @@ struct TokenizerFuzzRegressionTests {
             case 0:
                 if loadError(rest) == nil {
                     let t = try WordPieceTokenizer(tokenizerJSONBytes: rest)
-                    let e = t.encode("a [CLS] b", pair: "c")
+                    let e = try t.encode("a [CLS] b", pair: "c")
                     #expect(e.ids.allSatisfy { $0 >= 0 && $0 < t.idLimit }, "\(name)")
                 }
             case 1:

@@ -79,7 +79,8 @@ struct TokenizerTests {
     @Test("the reference's ids, token types, special mask and decoding", arguments: TokenizerCase.all)
     func reference(_ c: TokenizerCase) throws {
         let tok = try #require(FixtureTokenizers.byName[c.tokenizer])
-        let e = c.pair.map { tok.encode(c.text, pair: $0, maxLength: c.maxLength) } ?? tok.encode(c.text, maxLength: c.maxLength)
+        let e = try c.pair.map { p throws(ModelInputError) in try tok.encode(c.text, pair: p, maxLength: c.maxLength) }
+            ?? tok.encode(c.text, maxLength: c.maxLength)
         #expect(e.ids == c.ids)
         #expect(e.tokenTypeIDs == c.typeIDs)
         #expect(e.specialTokensMask == c.specialMask)
@@ -98,7 +99,7 @@ struct TokenizerTests {
         #expect(cases.count == 12)
         for c in cases {
             let text = c["text"] as! String
-            let e = FixtureTokenizers.minilm.encode(text, maxLength: 256)
+            let e = try FixtureTokenizers.minilm.encode(text, maxLength: 256)
             #expect(e.ids == c["input_ids"] as! [Int], "\(text)")
             #expect(FixtureTokenizers.minilm.tokens(for: e.ids).map { $0! } == c["tokens"] as! [String], "\(text)")
         }
@@ -151,26 +152,40 @@ struct TokenizerTests {
     }
 
     @Test("batches: padding to the longest with [PAD], mask 0 and type 0")
-    func batches() {
+    func batches() throws {
         let t = FixtureTokenizers.minilm
-        let es = t.encode(["a b c", "a", ""], maxLength: 256, padding: .longest)
+        let es = try t.encode(["a b c", "a", ""], maxLength: 256, padding: .longest)
         #expect(es.map(\.count) == [5, 5, 5])
         #expect(es[1].ids == [101, 1037, 102, 0, 0])
         #expect(es[1].attentionMask == [1, 1, 1, 0, 0])
         #expect(es[2].attentionMask == [1, 1, 0, 0, 0] && es[2].length == 2)
         #expect(es[1].tokenTypeIDs == [0, 0, 0, 0, 0])
-        let fixed = t.encode(["a"], padding: .fixed(8))
+        let fixed = try t.encode(["a"], padding: .fixed(8))
         #expect(fixed[0].count == 8)
-        let none = t.encode(["a b", "a"], padding: .none)
+        let none = try t.encode(["a b", "a"], padding: .none)
         #expect(none.map(\.count) == [4, 3])
     }
 
     @Test("truncation keeps the specials")
-    func truncation() {
+    func truncation() throws {
         let t = FixtureTokenizers.minilm
-        let e = t.encode("one two three four five", maxLength: 4)
+        let e = try t.encode("one two three four five", maxLength: 4)
         #expect(e.ids == [101, 2028, 2048, 102])
-        #expect(t.encode("one two", maxLength: 2).ids == [101, 102])
+        #expect(try t.encode("one two", maxLength: 2).ids == [101, 102])
+        #expect(try t.encode("one", pair: "two", maxLength: 3).ids == [101, 102, 102])
+    }
+
+    @Test("a maxLength that leaves no room for the special tokens throws ModelInputError (was a precondition)")
+    func truncationTooShort() {
+        let t = FixtureTokenizers.minilm
+        for (maxLength, pair) in [(1, false), (0, false), (-5, false), (2, true), (Int.min, true)] {
+            let error = thrownError { () throws(ModelInputError) in
+                if pair { _ = try t.encode("one", pair: "two", maxLength: maxLength) } else { _ = try t.encode("one two", maxLength: maxLength) }
+            }
+            #expect((error as? ModelInputError)?.message.contains("leaves no room for the \(pair ? 3 : 2) special tokens") == true, "maxLength \(maxLength), pair \(pair): \(String(describing: error))")
+        }
+        let error = thrownError { () throws(ModelInputError) in _ = try t.encode(["a", "b"], maxLength: 1) }
+        #expect(error is ModelInputError)
     }
 
     @Test("vocab.txt gives the same tokenizer as tokenizer.json (BertTokenizerFast's conversion)")
@@ -184,7 +199,7 @@ struct TokenizerTests {
         try Data((tokens.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("vocab.txt"))
         let txt = try WordPieceTokenizer(directory: dir)
         for c in TokenizerCase.all where c.tokenizer == "minilm_tokenizer" && c.pair == nil {
-            #expect(txt.encode(c.text, maxLength: c.maxLength).ids == c.ids, "\(c.testDescription)")
+            #expect(try txt.encode(c.text, maxLength: c.maxLength).ids == c.ids, "\(c.testDescription)")
         }
         #expect(txt.decode(txt.encode("Hello, world!").ids) == "hello, world!")
     }
@@ -232,15 +247,15 @@ struct TokenizerTests {
     }
 
     @Test("random text never crashes: encode, pairs, truncation and decode round")
-    func fuzzText() {
+    func fuzzText() throws {
         var rng = SeededRNG(seed: caseSeed(42))
         let t = FixtureTokenizers.minilm
         for _ in 0..<300 {
             let bytes = (0..<Int(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             let text = String(decoding: bytes, as: UTF8.self)
-            let e = t.encode(text, maxLength: 8)
+            let e = try t.encode(text, maxLength: 8)
             #expect(e.count <= 8 && e.ids.first == 101 && e.ids.last == 102)
-            _ = t.decode(t.encode(text, pair: text, maxLength: 5).ids, skipSpecialTokens: false)
+            _ = t.decode(try t.encode(text, pair: text, maxLength: 5).ids, skipSpecialTokens: false)
         }
     }
 

@@ -179,7 +179,10 @@ public struct SentenceEmbedder: Sendable {
     /// The encoding of one text as the embedder tokenizes it (lowercased if configured,
     /// truncated to ``maxLength``).
     public func encode(_ text: String) -> Encoding {
-        tokenizer.encode(lowercasesInput ? text.lowercased() : text, maxLength: maxLength)
+        // The init checked that maxLength leaves room for the special tokens.
+        do { return try tokenizer.encode(lowercasesInput ? text.lowercased() : text, maxLength: maxLength) } catch {
+            preconditionFailure("SentenceEmbedder: \(error)")
+        }
     }
 
     /// The sentence vector of `text` (``dimension`` floats, unit length when normalizing).

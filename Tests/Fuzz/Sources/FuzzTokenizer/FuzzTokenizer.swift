@@ -64,14 +64,20 @@ func checkEncoding(_ e: Encoding, _ t: WordPieceTokenizer, pair: Bool, maxLength
     _ = t.decode(e.ids, skipSpecialTokens: false)
 }
 
+/// `body`'s encoding; a thrown error is an invariant failure here (every maxLength passed
+/// leaves room for the special tokens).
+func encoded<T>(_ body: () throws(ModelInputError) -> T) -> T {
+    do { return try body() } catch { fail("encode threw for a maxLength that leaves room for the specials: \(error)") }
+}
+
 func exercise(_ t: WordPieceTokenizer, _ text: String, pair: String?, maxLength: Int?, strict: Bool) {
     let single = maxLength.map { max($0, t.specialTokenCount(pair: false)) }
-    checkEncoding(t.encode(text, maxLength: single), t, pair: false, maxLength: single, strict: strict)
+    checkEncoding(encoded { () throws(ModelInputError) in try t.encode(text, maxLength: single) }, t, pair: false, maxLength: single, strict: strict)
     _ = t.tokenize(text)
     if let pair {
         let m = maxLength.map { max($0, t.specialTokenCount(pair: true)) }
-        checkEncoding(t.encode(text, pair: pair, maxLength: m), t, pair: true, maxLength: m, strict: strict)
-        var batch = t.encode([text, pair], maxLength: single)
+        checkEncoding(encoded { () throws(ModelInputError) in try t.encode(text, pair: pair, maxLength: m) }, t, pair: true, maxLength: m, strict: strict)
+        var batch = encoded { () throws(ModelInputError) in try t.encode([text, pair], maxLength: single) }
         guard batch.count == 2, batch[0].count == batch[1].count else { fail("batch not padded to one length") }
         t.pad(&batch, .fixed(batch[0].count + 3))
         guard batch.allSatisfy({ $0.count == batch[0].count }) else { fail("fixed padding") }

@@ -91,16 +91,26 @@ public struct WordPieceTokenizer: Sendable {
         pieceIDs(text).map { token(for: $0) ?? unknownToken }
     }
 
+    /// The pieces' budget under `maxLength`: `maxLength` less the template's special tokens
+    /// (one text or a pair). Throws ``ModelInputError`` when `maxLength` leaves no room for
+    /// them (Hugging Face's truncation refuses such a length too).
+    func truncationBudget(_ maxLength: Int, pair: Bool) throws(ModelInputError) -> Int {
+        let specials = template.addedCount(pair: pair)
+        guard maxLength >= specials else {
+            throw ModelInputError(
+                "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(specials) special tokens\(pair ? " of a pair" : "")")
+        }
+        return maxLength - specials
+    }
+
     /// `text` encoded as the model sees it: `[CLS] pieces [SEP]`. With `maxLength`, the pieces
     /// are cut (from the end) so that the whole encoding, specials included, has at most
-    /// `maxLength` tokens; `maxLength` must leave room for the specials.
-    public func encode(_ text: String, maxLength: Int? = nil) -> Encoding {
+    /// `maxLength` tokens. Throws ``ModelInputError`` when `maxLength` leaves no room for the
+    /// special tokens (``specialTokenCount(pair:)``). Cost: O(text length), as ``pieceIDs(_:)``.
+    public func encode(_ text: String, maxLength: Int? = nil) throws(ModelInputError) -> Encoding {
         var a = pieceIDs(text)
         if let maxLength {
-            let budget = maxLength - template.addedCount(pair: false)
-            precondition(
-                budget >= 0,
-                "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(template.addedCount(pair: false)) special tokens")
+            let budget = try truncationBudget(maxLength, pair: false)
             if a.count > budget { a.removeLast(a.count - budget) }
         }
         return template.apply(a, nil)
@@ -108,14 +118,12 @@ public struct WordPieceTokenizer: Sendable {
 
     /// A pair of texts encoded as `[CLS] A [SEP] B [SEP]`, token type 0 for the first part
     /// and 1 for the second. With `maxLength`, the longer text is cut first (Hugging Face's
-    /// `longest_first` truncation).
-    public func encode(_ text: String, pair: String, maxLength: Int? = nil) -> Encoding {
+    /// `longest_first` truncation). Throws ``ModelInputError`` when `maxLength` leaves no room
+    /// for the pair's special tokens. Cost: O(length of both texts).
+    public func encode(_ text: String, pair: String, maxLength: Int? = nil) throws(ModelInputError) -> Encoding {
         var a = pieceIDs(text), b = pieceIDs(pair)
         if let maxLength {
-            let budget = maxLength - template.addedCount(pair: true)
-            precondition(
-                budget >= 0,
-                "WordPieceTokenizer.encode: maxLength \(maxLength) leaves no room for the \(template.addedCount(pair: true)) special tokens")
+            let budget = try truncationBudget(maxLength, pair: true)
             if a.count + b.count > budget {
                 // The reference's rule: keep the shorter whole if the longer can absorb the cut,
                 // else split the budget evenly (the second text gets the odd token).
@@ -136,9 +144,13 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// Several texts encoded (each as by ``encode(_:maxLength:)``) and padded together, with
-    /// ``padID``, attention mask 0 and token type 0 at the padding.
-    public func encode(_ texts: [String], maxLength: Int? = nil, padding: Padding = .longest) -> [Encoding] {
-        var out = texts.map { encode($0, maxLength: maxLength) }
+    /// ``padID``, attention mask 0 and token type 0 at the padding. Throws ``ModelInputError``
+    /// when `maxLength` leaves no room for the special tokens (before encoding any text).
+    public func encode(_ texts: [String], maxLength: Int? = nil, padding: Padding = .longest) throws(ModelInputError) -> [Encoding] {
+        if let maxLength { _ = try truncationBudget(maxLength, pair: false) }
+        var out: [Encoding] = []
+        out.reserveCapacity(texts.count)
+        for text in texts { out.append(try encode(text, maxLength: maxLength)) }
         pad(&out, padding)
         return out
     }
@@ -248,12 +260,12 @@ public struct WordPieceTokenizer: Sendable {
 extension WordPieceTokenizer: Tokenizer {
     /// `text` as `[CLS] pieces [SEP]` (or just the pieces without `addSpecialTokens`).
     public func encode(_ text: String, addSpecialTokens: Bool) -> Encoding {
-        addSpecialTokens ? encode(text, maxLength: nil) : PostProcessorTemplate.none.apply(pieceIDs(text), nil)
+        (addSpecialTokens ? template : PostProcessorTemplate.none).apply(pieceIDs(text), nil)
     }
 
     /// A pair as `[CLS] A [SEP] B [SEP]` (or both texts' pieces without `addSpecialTokens`).
     public func encode(_ text: String, pair: String, addSpecialTokens: Bool) -> Encoding {
-        addSpecialTokens ? encode(text, pair: pair, maxLength: nil) : PostProcessorTemplate.none.apply(pieceIDs(text), pieceIDs(pair))
+        (addSpecialTokens ? template : PostProcessorTemplate.none).apply(pieceIDs(text), pieceIDs(pair))
     }
 
     /// Whether `id` is a special added token (`[CLS]`, `[SEP]`, ...).
