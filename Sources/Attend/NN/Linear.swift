@@ -2,17 +2,18 @@
 ///
 /// Shapes: `weight` `[out, in]`, `bias` `[out]`; input `[..., in]`, output `[..., out]`.
 /// Cost: `2 * rows * in * out` flops. On a native kernel variant a float32 layer packs its
-/// weight once, the first time a product of more than two rows runs on that variant (one copy
+/// weight once, the first time a product of more than a few rows (more than 4 on AVX-512 and
+/// NEON, 2 on AVX2 and scalar) runs on that variant (one copy
 /// of the weight per variant used, kept for the layer's lifetime and shared by its copies), and
-/// every later product streams the packed weight with the bias added in the same pass; a row
-/// or two (decoding) read the weight as stored, once per product, through matrix-vector
+/// every later product streams the packed weight with the bias added in the same pass; that
+/// few rows (decoding) read the weight as stored, once per product, through matrix-vector
 /// products.
 ///
 /// The weight may be kept in 16 bits (``weightPrecision`` `.float16` or `.bfloat16`: loaded
 /// so from an F16 or BF16 checkpoint, or rounded by ``init(weight:bias:precision:)``). It is
 /// then never widened in memory: the products widen it in registers (the float32 product of
 /// the widened weight, exactly), decoding reads half the bytes, and the weight is not packed
-/// ahead (products of more than two rows widen and pack it block by block per call).
+/// ahead (products of more than 8 rows widen and pack it block by block per call).
 ///
 /// A layer loaded from an `attend quantize` folder holds its weight as int8 values and scales
 /// only (``weightFormat`` `.int8Channel` or `.int8Group32`, borrowed from the mapped file): native
