@@ -94,7 +94,8 @@ static inline __attribute__((always_inline)) float CK_FN(ck_hsum_tree)(CK_VEC v)
  */
 /* short: a degree-5 polynomial (exp(r) = 1 + r + r^2 (c2 + c3 r + c4 r^2 + c5 r^3), fitted to
  * the relative error on [-ln2/2, ln2/2]) for the fused attention's probabilities: <= 4 ulp
- * against 2 (2.1e-7 vs 1.2e-7 relative over [-87, 0]), two FMAs fewer per vector. */
+ * against 2 (2.1e-7 vs 1.2e-7 relative over [-87, 0]), two FMAs fewer per vector. Variants
+ * with CK_VSCALEF and CK_VPERM16 (AVX-512) use ck_vexp_table below for every exp instead. */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_poly_n)(CK_VEC xc, CK_IVEC *k,
                                                                           int short_poly) {
     const CK_VEC magic = CK_VSPLAT(12582912.0f); /* 1.5 * 2^23 */
@@ -122,7 +123,45 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_poly)(CK_VEC x
     return CK_FN(ck_vexp_poly_n)(xc, k, 0);
 }
 
+#if defined(CK_VSCALEF) && defined(CK_VPERM16)
+/*
+ * exp(x) from a 16-entry table of 2^(j/16) held in one register (AVX-512 vpermps), where a
+ * vector has 16 lanes. x / ln2 is rounded to a multiple of 1/16 by the 1.5*2^19 trick:
+ * k16 = q + j/16, and the low 4 mantissa bits of the rounded sum are j (vpermps reads only
+ * those bits, so no mask). r = x - k16 ln2 (Cody-Waite, both products exact for
+ * |k16| <= 150) lies in [-ln2/32, ln2/32], where the cubic 1 + r + r^2/2 + r^3/6 is within
+ * 1e-8 of exp(r). exp(x) = 2^q * (T_j + T_j * expm1(r)), the 2^q by vscalefps, which takes
+ * floor(k16) = q itself, rounds a subnormal result once, gives 0 below and +inf above.
+ * 7 multiply-adds, a subtract, a max, a permute and a scale per vector against the degree-6
+ * polynomial's 10 (1.24 vs 1.78 ns a vector in cache on Zen 5), and <= 1.1 ulp against its
+ * 1.3 (a sweep of [-104, 0] to normal results), so every exp of this variant maps here.
+ * Clamped to [-104, 88.7229] (exp rounds to +0 below, and overflows to +inf at the top, as
+ * in ck_vexp); NaN fails both compares and stays NaN. clamp_hi = 0 when x <= 0 is known.
+ */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_table)(CK_VEC x, int clamp_hi) {
+    const CK_VEC table = {1.000000000e+00f, 1.044273734e+00f, 1.090507746e+00f, 1.138788581e+00f,
+                          1.189207077e+00f, 1.241857767e+00f, 1.296839595e+00f, 1.354255557e+00f,
+                          1.414213538e+00f, 1.476826191e+00f, 1.542210817e+00f, 1.610490322e+00f,
+                          1.681792855e+00f, 1.756252170e+00f, 1.834008098e+00f, 1.915206552e+00f};
+    const CK_VEC lo = CK_VSPLAT(-104.0f), hi = CK_VSPLAT(88.7229f);
+    const CK_VEC magic = CK_VSPLAT(786432.0f); /* 1.5 * 2^19 */
+    CK_VEC xc = CK_VSELECT(lo > x, lo, x);
+    if (clamp_hi) xc = CK_VSELECT(xc > hi, hi, xc);
+    const CK_VEC t = CK_VFMA2(xc, CK_VSPLAT(1.44269504088896341f), magic);
+    const CK_VEC k16 = t - magic;
+    CK_VEC r = CK_VFMA2(k16, CK_VSPLAT(-0.693359375f), xc);
+    r = CK_VFMA2(k16, CK_VSPLAT(2.12194440e-4f), r);
+    const CK_VEC q = CK_VFMA2(r, CK_VSPLAT(0.16666667163f), CK_VSPLAT(0.5f));
+    const CK_VEC em1 = CK_VFMA2(q, r * r, r);
+    const CK_VEC tj = CK_VPERM16(t, table);
+    return CK_VSCALEF(CK_VFMA2(tj, em1, tj), k16);
+}
+#endif
+
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
+#if defined(CK_VSCALEF) && defined(CK_VPERM16)
+    return CK_FN(ck_vexp_table)(x, 1);
+#else
     const CK_VEC hi = CK_VSPLAT(88.7229f), lo = CK_VSPLAT(-104.0f);
     CK_VEC xc = CK_VSELECT(x > hi, hi, x);
     xc = CK_VSELECT(xc < lo, lo, xc);
@@ -130,7 +169,9 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
     CK_VEC p = CK_FN(ck_vexp_poly)(xc, &k);
     CK_IVEC k1 = k >> 1, k2 = k - k1;
     return p * (CK_VEC)((k1 + 127) << 23) * (CK_VEC)((k2 + 127) << 23);
+#endif
 }
+
 
 /*
  * exp(x) for x <= 0 where results below 2^-126 may be flushed to 0: the softmax and attention
@@ -139,16 +180,9 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
  */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_nonpos_n)(CK_VEC x,
                                                                             int short_poly) {
-#ifdef CK_VSCALEF
-    /* p * 2^k in one instruction that rounds a subnormal result once and gives 0 below
-     * (AVX-512 vscalefps): no integer k, no exponent arithmetic, no flush mask. Clamped at
-     * -104 (exp rounds to +0 there, as 2^-150 * p does); NaN fails the compare and stays. */
-    const CK_VEC lo = CK_VSPLAT(-104.0f);
-    CK_IVEC k;
-    const CK_VEC xc = CK_VSELECT(lo > x, lo, x);
-    const CK_VEC p = CK_FN(ck_vexp_poly_n)(xc, &k, short_poly);
-    const CK_VEC magic = CK_VSPLAT(12582912.0f);
-    return CK_VSCALEF(p, CK_VFMA2(xc, CK_VSPLAT(1.44269504088896341f), magic) - magic);
+#if defined(CK_VSCALEF) && defined(CK_VPERM16)
+    (void)short_poly;
+    return CK_FN(ck_vexp_table)(x, 0);
 #else
     const CK_VEC lo = CK_VSPLAT(-87.0f);
     CK_IVEC tiny = x < lo;

@@ -52,6 +52,8 @@ typedef int ck_v16i __attribute__((vector_size(64)));
 #define CK_NC 3072
 #define CK_PEAK_CHAINS 24
 #define CK_VSCALEF(p, k) ((ck_v16f)_mm512_scalef_ps((__m512)(p), (__m512)(k))) /* p * 2^floor(k) */
+/* table[low 4 bits of idx's bits], lane-wise: vpermps reads only those bits */
+#define CK_VPERM16(idx, table) ((ck_v16f)_mm512_permutexvar_ps((__m512i)(idx), (__m512)(table)))
 #define CK_VRCP(x) ((ck_v16f)_mm512_rcp14_ps((__m512)(x))) /* 1/x, relative error < 2^-14 */
 #define CK_ATTN_UKR_NAME ck_f32_attn_ukr_8x48__avx512
 #define CK_ATTN_MR 8
