@@ -117,7 +117,9 @@ extension Bench {
                     preconditionFailure("seq2seq bench: the source does not fit the model")
                 }
                 let t1 = DispatchTime.now().uptimeNanoseconds
-                var cache = model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+                guard var cache = try? model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute) else {
+                    preconditionFailure("seq2seq bench: the model's decoder does not read its own encoding")
+                }
                 let t2 = DispatchTime.now().uptimeNanoseconds
                 let out = try? model.greedySearch(prompt: [[model.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
                 let t3 = DispatchTime.now().uptimeNanoseconds
@@ -175,7 +177,9 @@ extension Bench {
             let e0 = DispatchTime.now().uptimeNanoseconds
             guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
             let e1 = DispatchTime.now().uptimeNanoseconds
-            var cache = m.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+            guard var cache = try? m.makeCache(for: encoded, capacity: newTokens + 1, compute: compute) else {
+                preconditionFailure("seq2seq bench: the model's decoder does not read its own encoding")
+            }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try? m.greedySearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
             let t1 = DispatchTime.now().uptimeNanoseconds
@@ -246,8 +250,9 @@ extension Bench {
         config.numBeams = beams
         let switchNote = ProcessInfo.processInfo.environment["ATTEND_GEMV_MAX_ROWS"].map { "ATTEND_GEMV_MAX_ROWS=\($0)" } ?? "default path switch"
         func perStep(_ m: Seq2SeqModel, _ compute: Compute) -> Double {
-            guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
-            var cache = m.makeCache(for: encoded, capacity: steps + 1, compute: compute)
+            guard let encoded = try? m.encode([source], compute: compute),
+                var cache = try? m.makeCache(for: encoded, capacity: steps + 1, compute: compute)
+            else { preconditionFailure("seq2seq bench: bad source") }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try? m.beamSearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
             let t1 = DispatchTime.now().uptimeNanoseconds
