@@ -267,7 +267,8 @@ extension Bench {
         for t in threadCounts {
             let compute = Compute.default.with(threads: t)
             progress("seq2seq: beams, \(t) thread(s), \(rounds) rounds...")
-            let (f, h, count) = interleavedMedians(rounds: rounds, { perStep(model, compute) }, { perStep(bf16, compute) })
+            let (ms, count) = interleavedMedians(rounds: rounds, [{ perStep(model, compute) }, { perStep(bf16, compute) }])
+            let (f, h) = (ms[0], ms[1])
             let name = "seq2seq t5-small beam4 decode"
             emit(
                 [
@@ -314,17 +315,6 @@ extension Bench {
                         row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f %9.1f", t, rows, k, n, a, b, c))
                 }
             }
-        }
-    }
-}
-
-/// Runs `a` and `b` alternately (a, b, a, b, ...) for a warm-up round and `rounds` more, and
-/// returns the medians of their results over the rounds after the warm-up, and that count.
-func interleavedMedians(rounds: Int, _ a: () -> Double, _ b: () -> Double) -> (Double, Double, Int) {
-    withoutActuallyEscaping(a) { a in
-        withoutActuallyEscaping(b) { b in
-            let (ms, count) = interleavedMedians(rounds: rounds, [a, b])
-            return (ms[0], ms[1], count)
         }
     }
 }
