@@ -53,7 +53,8 @@ public struct WordPieceTokenizer: Sendable {
     public func typeIDLimit(pair: Bool = false) -> Int { template.maxTypeID(pair: pair) + 1 }
 
     /// How many tokens the template adds around one text (`pair: false`; `[CLS]` and
-    /// `[SEP]` for BERT: 2) or a pair (3). A `maxLength` below this is a programming error.
+    /// `[SEP]` for BERT: 2) or a pair (3). `encode` with a `maxLength` below this throws
+    /// ``ModelInputError``.
     public func specialTokenCount(pair: Bool = false) -> Int { template.addedCount(pair: pair) }
 
     // MARK: Vocabulary
