@@ -112,8 +112,9 @@ extension Bench {
             for round in 0...rounds {  // round 0 warms up
                 for (mi, (name, model)) in models.enumerated() {
                     progress("quantized: \(t) thread(s), round \(round)/\(rounds), \(name)...")
-                    guard let encoded = try? model.encode([source], compute: compute) else { preconditionFailure("quantized bench: source does not fit") }
-                    var cache = model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+                    guard let encoded = try? model.encode([source], compute: compute),
+                        var cache = try? model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+                    else { preconditionFailure("quantized bench: source does not fit") }
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     let got = try? model.greedySearch(prompt: [[model.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
                     let t1 = DispatchTime.now().uptimeNanoseconds

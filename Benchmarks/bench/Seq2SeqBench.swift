@@ -117,7 +117,9 @@ extension Bench {
                     preconditionFailure("seq2seq bench: the source does not fit the model")
                 }
                 let t1 = DispatchTime.now().uptimeNanoseconds
-                var cache = model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+                guard var cache = try? model.makeCache(for: encoded, capacity: newTokens + 1, compute: compute) else {
+                    preconditionFailure("seq2seq bench: the model's decoder does not read its own encoding")
+                }
                 let t2 = DispatchTime.now().uptimeNanoseconds
                 let out = try? model.greedySearch(prompt: [[model.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
                 let t3 = DispatchTime.now().uptimeNanoseconds
@@ -175,7 +177,9 @@ extension Bench {
             let e0 = DispatchTime.now().uptimeNanoseconds
             guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
             let e1 = DispatchTime.now().uptimeNanoseconds
-            var cache = m.makeCache(for: encoded, capacity: newTokens + 1, compute: compute)
+            guard var cache = try? m.makeCache(for: encoded, capacity: newTokens + 1, compute: compute) else {
+                preconditionFailure("seq2seq bench: the model's decoder does not read its own encoding")
+            }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try? m.greedySearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
             let t1 = DispatchTime.now().uptimeNanoseconds
@@ -246,8 +250,9 @@ extension Bench {
         config.numBeams = beams
         let switchNote = ProcessInfo.processInfo.environment["ATTEND_GEMV_MAX_ROWS"].map { "ATTEND_GEMV_MAX_ROWS=\($0)" } ?? "default path switch"
         func perStep(_ m: Seq2SeqModel, _ compute: Compute) -> Double {
-            guard let encoded = try? m.encode([source], compute: compute) else { preconditionFailure("seq2seq bench: bad source") }
-            var cache = m.makeCache(for: encoded, capacity: steps + 1, compute: compute)
+            guard let encoded = try? m.encode([source], compute: compute),
+                var cache = try? m.makeCache(for: encoded, capacity: steps + 1, compute: compute)
+            else { preconditionFailure("seq2seq bench: bad source") }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try? m.beamSearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: config, compute: compute)
             let t1 = DispatchTime.now().uptimeNanoseconds
@@ -262,7 +267,8 @@ extension Bench {
         for t in threadCounts {
             let compute = Compute.default.with(threads: t)
             progress("seq2seq: beams, \(t) thread(s), \(rounds) rounds...")
-            let (f, h, count) = interleavedMedians(rounds: rounds, { perStep(model, compute) }, { perStep(bf16, compute) })
+            let (ms, count) = interleavedMedians(rounds: rounds, [{ perStep(model, compute) }, { perStep(bf16, compute) }])
+            let (f, h) = (ms[0], ms[1])
             let name = "seq2seq t5-small beam4 decode"
             emit(
                 [
@@ -309,17 +315,6 @@ extension Bench {
                         row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f %9.1f", t, rows, k, n, a, b, c))
                 }
             }
-        }
-    }
-}
-
-/// Runs `a` and `b` alternately (a, b, a, b, ...) for a warm-up round and `rounds` more, and
-/// returns the medians of their results over the rounds after the warm-up, and that count.
-func interleavedMedians(rounds: Int, _ a: () -> Double, _ b: () -> Double) -> (Double, Double, Int) {
-    withoutActuallyEscaping(a) { a in
-        withoutActuallyEscaping(b) { b in
-            let (ms, count) = interleavedMedians(rounds: rounds, [a, b])
-            return (ms[0], ms[1], count)
         }
     }
 }

@@ -122,7 +122,7 @@ struct GenerationMemoryTests {
         let limit = GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)
         #expect(model.positionLimit?.limit == 64 && model.positionLimit?.setting == "max_position_embeddings")
         #expect(throws: limit) { try model.generate(prompt: start, cache: model.makeCache(for: encoded), config: config) }
-        var cache = model.makeCache(for: encoded)
+        var cache = try model.makeCache(for: encoded)
         var far = config
         far.maxNewTokens = 100  // would feed positions past the table
         #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 101)) {
@@ -133,7 +133,7 @@ struct GenerationMemoryTests {
         beams.numBeams = 2
         #expect(throws: limit) { try model.beamSearch(prompt: start, cache: &cache, config: beams) }
         await #expect(throws: limit) {
-            for try await _ in model.greedyStream(prompt: start, cache: model.makeCache(for: encoded), config: config) {}
+            for try await _ in try model.greedyStream(prompt: start, cache: model.makeCache(for: encoded), config: config) {}
         }
         // A longer prompt leaves less room: 3 tokens + 62 new ones need 65 positions.
         config.maxNewTokens = 62
@@ -190,7 +190,7 @@ struct GenerationMemoryTests {
         #expect(throws: GenerationError.self) { try Seq2Seq.model(sources: [[1, 40]], targets: [[1]]) }
         #expect(throws: GenerationError.self) { try Seq2Seq.model(sources: [[1]], targets: [[1, 40]]) }
         // A prompt that does not fit its cache, or holds ids past the vocabulary.
-        var cache = model.makeCache(for: try model.encode([[1, 2], [3]]))
+        var cache = try model.makeCache(for: model.encode([[1, 2], [3]]))
         #expect(throws: GenerationError.self) { try model.greedySearch(prompt: [[1]], cache: &cache, config: ok) }
         #expect(throws: GenerationError.self) { try model.beamSearch(prompt: [[1], [99]], cache: &cache, config: ok) }
     }

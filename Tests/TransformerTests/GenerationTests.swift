@@ -193,7 +193,7 @@ struct GenerationTests {
     @Test("KVCache.selectRows expands and reorders the self-attention rows of one source")
     func cacheRowSelection() throws {
         let m = Seq2Seq.model
-        var cache = m.makeCache(for: try m.encode([[3, 4, 5], [7, 8]]))
+        var cache = try m.makeCache(for: m.encode([[3, 4, 5], [7, 8]]))
         _ = m.nextTokenLogits(appending: [[1, 9], [1, 4]], to: &cache)
         let before = cache.selfAttention[1].storage.scalars
         try cache.selectRows([0, 0, 0, 1, 1, 1])

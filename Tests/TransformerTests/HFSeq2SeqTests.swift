@@ -153,7 +153,7 @@ struct HFSeq2SeqTests {
         let targets = idRows(try io.integers("in.decoder_input_ids"), rows: 2)
         let encoded = try model.encode(sources)
         let full = try model.decode(targets, encoded: encoded)  // [2, T, V]
-        var cache = model.makeCache(for: encoded)
+        var cache = try model.makeCache(for: encoded)
         let v = model.vocabularySize, t = targets[0].count
         for step in 0..<t {
             let logits = model.nextTokenLogits(appending: targets.map { [$0[step]] }, to: &cache)  // [2, V]
@@ -285,7 +285,7 @@ struct HFSeq2SeqTests {
         // Caches of other models, made for sources of the same count: other widths.
         for name in ["marian_split", "t5_gated"] {
             let other = try Seq2SeqModel(directory: try fixtureFolder(name))
-            let cache = other.makeCache(for: try other.encode(sources))
+            let cache = try other.makeCache(for: other.encode(sources))
             expectInvalidInput("\(name)'s cache", "another model") { _ = try t5.generate(prompt: prompt, cache: cache, config: config) }
             expectInvalidInput("\(name)'s cache, beams", "another model") {
                 var c = cache
@@ -312,7 +312,7 @@ struct HFSeq2SeqTests {
         }
         // The paper's model (width 64) with t5's cache, and t5 with the paper model's.
         let paper = Seq2Seq.model
-        let paperCache = paper.makeCache(for: try paper.encode(sources))
+        let paperCache = try paper.makeCache(for: paper.encode(sources))
         expectInvalidInput("the paper model's cache", "another model") { _ = try t5.generate(prompt: prompt, cache: paperCache, config: config) }
         expectInvalidInput("t5's cache in the paper model", "another model") {
             _ = try paper.generate(prompt: [[1], [1]], cache: t5.makeCache(for: encoded), config: config)
@@ -328,18 +328,17 @@ struct HFSeq2SeqTests {
         let split = try Seq2SeqModel(directory: try fixtureFolder("marian_split"))  // d = 24
         let sources = [[5, 6, 7], [8, 9]]
         let foreign = try split.encode(sources)
-        let prompt = [[0], [0]], config = GenerationConfig(maxNewTokens: 2)
-        expectInvalidInput("marian_split's memory, makeCache", "width 24") {
-            _ = try t5.generate(prompt: prompt, cache: t5.makeCache(for: foreign), config: config)
+        #expect(throws: GenerationError.invalidInput("the encoder output [2, 3, 24] has width 24; this model's decoder reads width 32 (another model's encoding?)")) {
+            _ = try t5.makeCache(for: foreign)
         }
         expectInvalidInput("marian_split's memory, decode", "width 24") { _ = try t5.decode([[0, 5], [0, 6]], encoded: foreign) }
         let paper = Seq2Seq.model  // d = 64
-        expectInvalidInput("t5's memory in the paper model", "width 32") {
-            var cache = paper.makeCache(for: try t5.encode(sources))
-            _ = try paper.beamSearch(prompt: [[1], [1]], cache: &cache, config: GenerationConfig(maxNewTokens: 2, numBeams: 2))
+        let t5Encoded = try t5.encode(sources)
+        expectInvalidInput("t5's memory in the paper model, makeCache", "has width 32; this model's decoder reads width 64") {
+            _ = try paper.makeCache(for: t5Encoded)
         }
         expectInvalidInput("t5's memory in the paper model, decode", "width 32") {
-            _ = try paper.decode([[1, 5], [1, 6]], encoded: try t5.encode(sources))
+            _ = try paper.decode([[1, 5], [1, 6]], encoded: t5Encoded)
         }
         // EncodedSource built in code: lengths, padding and memory must agree.
         let memory = Tensor.zeros([2, 3, 32])
@@ -353,7 +352,7 @@ struct HFSeq2SeqTests {
         // A well-formed one decodes as the model's own encoding does.
         let own = try t5.encode(sources)
         let rebuilt = try EncodedSource(memory: own.memory, padding: own.padding, lengths: own.lengths)
-        var cache = t5.makeCache(for: rebuilt)
+        var cache = try t5.makeCache(for: rebuilt)
         #expect(
             t5.nextTokenLogits(appending: [[0], [0]], to: &cache).scalars
                 == (try t5.decode([[0], [0]], encoded: own)).scalars)
@@ -364,7 +363,7 @@ struct HFSeq2SeqTests {
         let marian = try Seq2SeqModel(directory: try fixtureFolder("marian"))  // V = 64, max_position_embeddings = 64
         let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
         let encoded = try marian.encode([[5, 6, 7]])
-        var cache = marian.makeCache(for: encoded)
+        var cache = try marian.makeCache(for: encoded)
         let start = marian.decoderStartTokenID
         var reference = cache
         #expect(
@@ -372,9 +371,9 @@ struct HFSeq2SeqTests {
                 == marian.nextTokenLogits(appending: [[start]], to: &reference).scalars)
         expectInvalidInput("an id past the vocabulary", "token id 64") { _ = try marian.checkedNextTokenLogits(appending: [[64]], to: &cache) }
         expectInvalidInput("two rows for one", "2 token rows") { _ = try marian.checkedNextTokenLogits(appending: [[1], [2]], to: &cache) }
-        var foreign = t5.makeCache(for: try t5.encode([[5, 6, 7], [8]]))
+        var foreign = try t5.makeCache(for: t5.encode([[5, 6, 7], [8]]))
         expectInvalidInput("a cache of two rows", "2 rows") { _ = try marian.checkedNextTokenLogits(appending: [[1]], to: &foreign) }
-        var paper = Seq2Seq.model.makeCache(for: try Seq2Seq.model.encode([[5, 6]]))
+        var paper = try Seq2Seq.model.makeCache(for: Seq2Seq.model.encode([[5, 6]]))
         expectInvalidInput("the paper model's cache", "another model") { _ = try marian.checkedNextTokenLogits(appending: [[1]], to: &paper) }
         #expect(throws: GenerationError.exceedsPositionLimit(setting: "max_position_embeddings", limit: 64, requested: 65)) {
             _ = try marian.checkedNextTokenLogits(appending: [[Int](repeating: 3, count: 64)], to: &cache)
@@ -385,7 +384,7 @@ struct HFSeq2SeqTests {
     @Test("KVCache.selectRows with indices that are not rows of the row's source throws, the cache unchanged")
     func badRowSelections() throws {
         let t5 = try Seq2SeqModel(directory: try fixtureFolder("t5"))
-        var cache = t5.makeCache(for: try t5.encode([[5, 6, 7], [8, 9]]))  // 2 sources, 1 row each
+        var cache = try t5.makeCache(for: t5.encode([[5, 6, 7], [8, 9]]))  // 2 sources, 1 row each
         _ = try t5.checkedNextTokenLogits(appending: [[0], [0]], to: &cache)
         expectInvalidInput("no rows", "0 rows") { try cache.selectRows([]) }
         expectInvalidInput("3 rows over 2 sources", "3 rows") { try cache.selectRows([0, 0, 1]) }

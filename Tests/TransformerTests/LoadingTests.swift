@@ -94,28 +94,25 @@ struct LoadingTests {
         if case .invalidConfig = loadError(try DictionarySource(try fixture("seq2seq")), c) {} else { Issue.record("zero decoder layers accepted") }
     }
 
-    @Test("misuse: a decoder input of the wrong width, or an unchecked step on a cache made for another model's encoding, traps naming it; rows of another source and a prompt for another batch throw")
+    @Test("misuse: a decoder input of the wrong width traps naming it; a cache for another model's encoding, rows of another source and a prompt for another batch throw")
     func misuse() async throws {
         let r1 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let m = Seq2Seq.model
-            var cache = m.makeCache(for: try m.encode([[1, 2]]))
+            var cache = try m.makeCache(for: m.encode([[1, 2]]))
             _ = m.decoder(Tensor.zeros([1, 1, 32]), cache: &cache)
         }
         #expect(r1.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("[1, 1, 32]") } == true)
-        // A cache made for an encoding of another width holds only the reason: generation
-        // throws it (HFSeq2SeqTests), the unchecked step stops naming it.
-        let r2 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            let m = Seq2Seq.model
-            var cache = m.makeCache(for: try EncodedSource(memory: Tensor.zeros([1, 2, 32]), padding: nil, lengths: [2]))
-            _ = m.nextTokenLogits(appending: [[1]], to: &cache)
-        }
-        #expect(r2.map { String(decoding: $0.standardErrorContent, as: UTF8.self).contains("has width 32") } == true)
-        // Rows of another source and a prompt for another batch are the caller's input: they throw.
+        // An encoding of another width (the model's d is 64) gets no cache: makeCache throws,
+        // naming both widths.
         let m = Seq2Seq.model
-        var cache = m.makeCache(for: try m.encode([[1, 2], [3]]))
+        #expect(throws: GenerationError.invalidInput("the encoder output [1, 2, 32] has width 32; this model's decoder reads width 64 (another model's encoding?)")) {
+            _ = try m.makeCache(for: EncodedSource(memory: Tensor.zeros([1, 2, 32]), padding: nil, lengths: [2]))
+        }
+        // Rows of another source and a prompt for another batch are the caller's input: they throw.
+        var cache = try m.makeCache(for: m.encode([[1, 2], [3]]))
         expectInvalidInput("rows of another source", "not a row of source 0") { try cache.selectRows([1, 0]) }
         #expect(throws: GenerationError.invalidInput("1 prompt rows for a cache of 2 rows")) {
-            try m.generate(prompt: [[1]], cache: m.makeCache(for: try m.encode([[1, 2], [3]])), config: GenerationConfig(maxNewTokens: 2))
+            try m.generate(prompt: [[1]], cache: m.makeCache(for: m.encode([[1, 2], [3]])), config: GenerationConfig(maxNewTokens: 2))
         }
     }
 }

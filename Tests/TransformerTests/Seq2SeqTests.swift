@@ -77,7 +77,7 @@ struct Seq2SeqTests {
         #expect(out.sequences == io.greedy)
         #expect(out.scores == nil)
         // Step logits, through the cache, one step at a time.
-        var cache = m.makeCache(for: try m.encode(io.src))
+        var cache = try m.makeCache(for: m.encode(io.src))
         var tokens = io.src.map { _ in [1] }
         var steps: [[Float]] = [[], []]
         for i in 0..<12 {
@@ -96,12 +96,12 @@ struct Seq2SeqTests {
         let m = Seq2Seq.model, io = Seq2Seq.io
         let steps = 14
         let (expectedIDs, expectedLogits) = try greedyByRecomputation(m, sources: io.src, start: 1, steps: steps)
-        var cache = m.makeCache(for: try m.encode(io.src), capacity: 1)  // grows as it goes
+        var cache = try m.makeCache(for: m.encode(io.src), capacity: 1)  // grows as it goes
         var worst = 0.0
         let ids = try m.greedySearch(prompt: [[1], [1]], cache: &cache, config: GenerationConfig(maxNewTokens: steps)) { _ in }
         #expect(ids == expectedIDs)
         // Logits along the recomputed ids, through a fresh cache.
-        var c2 = m.makeCache(for: try m.encode(io.src))
+        var c2 = try m.makeCache(for: m.encode(io.src))
         for i in 0..<steps {
             let got = m.nextTokenLogits(appending: expectedIDs.map { [$0[i]] }, to: &c2).scalars
             for r in 0..<2 {
@@ -111,9 +111,9 @@ struct Seq2SeqTests {
         print("cached vs recomputed logits over \(steps) steps: max abs \(worst)")
         #expect(worst <= 1e-5)
         // A multi-token prompt (prefill) gives the same last logits as feeding it token by token.
-        var prefill = m.makeCache(for: try m.encode(io.src))
+        var prefill = try m.makeCache(for: m.encode(io.src))
         let a = m.nextTokenLogits(appending: io.tgt, to: &prefill)
-        var byStep = m.makeCache(for: try m.encode(io.src))
+        var byStep = try m.makeCache(for: m.encode(io.src))
         var b = Tensor.zeros([2, 40])
         for i in 0..<io.tgt[0].count { b = m.nextTokenLogits(appending: io.tgt.map { [$0[i]] }, to: &byStep) }
         #expect(deviation(a, b).maxAbs <= 1e-5)

@@ -16,7 +16,7 @@ public struct EncodedSource: Sendable {
     /// An encoded batch from its parts: `memory` `[batch >= 1, maxLength, d]`, one length in
     /// `1...maxLength` per batch row, and `padding`, when given, `[batch][maxLength]`. Throws
     /// ``GenerationError/invalidInput(_:)`` naming the part that does not fit the others
-    /// (a model's `decode` and generation from its ``EncoderDecoderModel/makeCache(for:capacity:compute:)``
+    /// (a model's `decode` and its ``EncoderDecoderModel/makeCache(for:capacity:compute:)``
     /// then also check that `d` is the decoder's width). Cost: O(batch * maxLength) for the padding.
     public init(memory: Tensor, padding: [[Bool]]?, lengths: [Int]) throws {
         guard memory.rank == 3 else {
@@ -110,10 +110,9 @@ public protocol EncoderDecoderModel: AutoregressiveDecoder where Cache == KVCach
     func encode(_ sources: [[Int]], compute: Compute) throws -> EncodedSource
     /// A fresh decoding cache for `encoded` (the memory's keys and values computed once per
     /// layer), with room for `capacity` positions before it grows (it doubles as needed).
-    /// For an `encoded` this model cannot read (another model's encoding, of another width)
-    /// the cache holds no keys and values but the reason, and generation throws it
-    /// (``AutoregressiveDecoder/checkCache(_:appending:)``).
-    func makeCache(for encoded: EncodedSource, capacity: Int, compute: Compute) -> KVCache
+    /// Throws ``GenerationError/invalidInput(_:)``, naming what differs, for an `encoded` this
+    /// model cannot read (another model's encoding, of another width).
+    func makeCache(for encoded: EncodedSource, capacity: Int, compute: Compute) throws -> KVCache
     /// Source vocabulary size (ids a source may hold: `0..<sourceVocabularySize`).
     var sourceVocabularySize: Int { get }
     /// The longest source, and the most decoder positions, the model can take (a stored
@@ -179,7 +178,7 @@ extension EncoderDecoderModel {
         try checkPositionLimit(config.maxLength(promptLength: 1))
         let encoded = try encode(sources, compute: compute)
         let capacity = min(initialGenerationCacheCapacity, config.maxLength(promptLength: 1))
-        return (sources.map { _ in [startTokenID] }, makeCache(for: encoded, capacity: capacity, compute: compute))
+        return (sources.map { _ in [startTokenID] }, try makeCache(for: encoded, capacity: capacity, compute: compute))
     }
 
     /// Generates from each source, starting the decoder at `startTokenID`: greedy search, or

@@ -26,9 +26,6 @@ public struct KVCache: Sendable {
     /// Width of each cached key (and value): the attention's inner width, heads x head size
     /// (the model width d in most models).
     public let modelDim: Int
-    /// Why the cache cannot be decoded from (a model's `makeCache(for:)` given another model's
-    /// encoding); nil for a usable cache. Generation throws it.
-    var unusable: String? = nil
 
     init(layers: Int, sources: Int, modelDim: Int, cross: [AttentionKV]?, memoryPadding: [[Bool]]?, capacity: Int) {
         precondition(layers >= 1 && sources >= 1, "KVCache: \(layers) layers, \(sources) sources must be positive")
@@ -96,7 +93,6 @@ extension TransformerDecoder {
     /// model or stack made fails here instead of at a precondition of the layers.
     /// Cost: O(layers).
     func checkCache(_ cache: KVCache) throws {
-        if let unusable = cache.unusable { throw GenerationError.invalidInput("the cache was made for an encoding this model cannot read: \(unusable)") }
         let another = "(a cache of another model?)"
         func layerCount(_ n: Int) -> String { "\(n) decoder layer\(n == 1 ? "" : "s")" }
         guard cache.selfAttention.count == layers.count else {
@@ -139,29 +135,14 @@ extension TransformerDecoder {
 }
 
 extension TransformerDecoder {
-    /// Why this stack cannot read `encoded`, or nil when it can: a stack with cross-attention
-    /// reads a memory of its width d (the width of the encoder that goes with it; another
-    /// model's encoding can have another). Cost: O(1).
-    func memoryMismatch(_ encoded: EncodedSource) -> String? {
-        let width = encoded.memory.shape[2]
-        if !hasCrossAttention || width == modelDim { return nil }
-        return "the encoder output \(encoded.memory.shape) has width \(width); this model's decoder reads width \(modelDim) (another model's encoding?)"
-    }
-
-    /// Throws ``GenerationError/invalidInput(_:)`` with ``memoryMismatch(_:)``'s reason.
+    /// Throws ``GenerationError/invalidInput(_:)`` naming both widths unless this stack can
+    /// read `encoded`: a stack with cross-attention reads a memory of its width d (the width
+    /// of the encoder that goes with it; another model's encoding can have another).
+    /// Cost: O(1).
     func checkMemory(_ encoded: EncodedSource) throws {
-        if let reason = memoryMismatch(encoded) { throw GenerationError.invalidInput(reason) }
-    }
-
-    /// For an `encoded` this stack cannot read (``memoryMismatch(_:)``), a cache that holds
-    /// no keys and values of the memory, only the reason, which ``checkCache(_:)`` throws;
-    /// nil when it can read it.
-    func unusableCache(for encoded: EncodedSource) -> KVCache? {
-        guard let reason = memoryMismatch(encoded) else { return nil }
-        var cache = KVCache(
-            layers: layers.count, sources: encoded.memory.shape[0], modelDim: layers[0].selfAttention.innerDim, cross: nil,
-            memoryPadding: nil, capacity: 1)
-        cache.unusable = reason
-        return cache
+        let width = encoded.memory.shape[2]
+        if !hasCrossAttention || width == modelDim { return }
+        throw GenerationError.invalidInput(
+            "the encoder output \(encoded.memory.shape) has width \(width); this model's decoder reads width \(modelDim) (another model's encoding?)")
     }
 }

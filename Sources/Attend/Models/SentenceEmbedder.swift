@@ -180,9 +180,7 @@ public struct SentenceEmbedder: Sendable {
     /// truncated to ``maxLength``).
     public func encode(_ text: String) -> Encoding {
         // The init checked that maxLength leaves room for the special tokens.
-        do { return try tokenizer.encode(lowercasesInput ? text.lowercased() : text, maxLength: maxLength) } catch {
-            preconditionFailure("SentenceEmbedder: \(error)")
-        }
+        tokenizer.encode(lowercasesInput ? text.lowercased() : text, checkedMaxLength: maxLength)
     }
 
     /// The sentence vector of `text` (``dimension`` floats, unit length when normalizing).

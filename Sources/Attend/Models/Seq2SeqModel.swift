@@ -244,11 +244,11 @@ public struct Seq2SeqModel: EncoderDecoderModel {
 
     /// A fresh cache for decoding from `encoded`: the memory's keys and values are computed
     /// here, once per decoder layer. Cost: `4 * batch * S * d * i` flops per layer.
-    /// An `encoded` of another width than the decoder's (another model's encoding) gives a
-    /// cache that holds only that reason: generation from it throws
-    /// ``GenerationError/invalidInput(_:)`` (``checkCache(_:appending:)``).
-    public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) -> KVCache {
-        if let unusable = decoder.unusableCache(for: encoded) { return unusable }
+    /// Throws ``GenerationError/invalidInput(_:)`` naming both widths, before any work, for an
+    /// `encoded` of another width d than the decoder's (another model's encoding), as
+    /// ``decode(_:encoded:compute:)`` does.
+    public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) throws -> KVCache {
+        try decoder.checkMemory(encoded)
         return decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
     }
 

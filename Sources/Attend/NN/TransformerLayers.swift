@@ -535,7 +535,6 @@ public struct TransformerDecoder: Sendable {
     /// Cost per token: the layers' projections and feed-forward (constant) plus attention
     /// over `cache.length` cached and `seqMemory` memory positions.
     public func callAsFunction(_ x: Tensor, cache: inout KVCache, compute: Compute = .default) -> Tensor {
-        if let unusable = cache.unusable { preconditionFailure("TransformerDecoder: the cache holds no keys and values: \(unusable)") }
         precondition(
             cache.selfAttention.count == layers.count && cache.modelDim == layers[0].selfAttention.innerDim,
             "TransformerDecoder: cache for \(cache.selfAttention.count) layers of width \(cache.modelDim), stack has \(layers.count) of attention width \(layers[0].selfAttention.innerDim)"

@@ -53,7 +53,8 @@ public struct WordPieceTokenizer: Sendable {
     public func typeIDLimit(pair: Bool = false) -> Int { template.maxTypeID(pair: pair) + 1 }
 
     /// How many tokens the template adds around one text (`pair: false`; `[CLS]` and
-    /// `[SEP]` for BERT: 2) or a pair (3). A `maxLength` below this is a programming error.
+    /// `[SEP]` for BERT: 2) or a pair (3). `encode` with a `maxLength` below this throws
+    /// ``ModelInputError``.
     public func specialTokenCount(pair: Bool = false) -> Int { template.addedCount(pair: pair) }
 
     // MARK: Vocabulary
@@ -108,11 +109,19 @@ public struct WordPieceTokenizer: Sendable {
     /// `maxLength` tokens. Throws ``ModelInputError`` when `maxLength` leaves no room for the
     /// special tokens (``specialTokenCount(pair:)``). Cost: O(text length), as ``pieceIDs(_:)``.
     public func encode(_ text: String, maxLength: Int? = nil) throws(ModelInputError) -> Encoding {
+        guard let maxLength else { return template.apply(pieceIDs(text), nil) }
+        _ = try truncationBudget(maxLength, pair: false)
+        return encode(text, checkedMaxLength: maxLength)
+    }
+
+    /// ``encode(_:maxLength:)`` for a `maxLength` already known to leave room for the special
+    /// tokens (at least ``specialTokenCount(pair:)``): the public form checks it first, a
+    /// ``SentenceEmbedder`` in its init. The same encoding, without a check that cannot fail.
+    /// Cost: O(text length), as ``pieceIDs(_:)``.
+    func encode(_ text: String, checkedMaxLength maxLength: Int) -> Encoding {
         var a = pieceIDs(text)
-        if let maxLength {
-            let budget = try truncationBudget(maxLength, pair: false)
-            if a.count > budget { a.removeLast(a.count - budget) }
-        }
+        let budget = maxLength - template.addedCount(pair: false)
+        if a.count > budget { a.removeLast(a.count - budget) }
         return template.apply(a, nil)
     }
 
