@@ -222,7 +222,7 @@ void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, f
     }
     /* Pass 2: p = exp(s - m), in place (this tile is the next GEMM's packed B panel), with
      * the short polynomial: the exp was ~10% of the kernel's time at head size 64 (AVX-512
-     * takes its table exp, shorter still and as exact as the long polynomial). */
+     * and AVX2 take their table exps, as short and as exact as the long polynomial). */
     for (size_t r = 0; r < rows; r++) {
         float *row = s + r * CK_NQ;
         for (int j = 0; j < CK_ANV; j++) {

@@ -95,7 +95,8 @@ static inline __attribute__((always_inline)) float CK_FN(ck_hsum_tree)(CK_VEC v)
 /* short: a degree-5 polynomial (exp(r) = 1 + r + r^2 (c2 + c3 r + c4 r^2 + c5 r^3), fitted to
  * the relative error on [-ln2/2, ln2/2]) for the fused attention's probabilities: <= 4 ulp
  * against 2 (2.1e-7 vs 1.2e-7 relative over [-87, 0]), two FMAs fewer per vector. Variants
- * with CK_VSCALEF and CK_VPERM16 (AVX-512) use ck_vexp_table below for every exp instead. */
+ * with CK_VSCALEF and CK_VPERM16 (AVX-512) use ck_vexp_table below for every exp instead,
+ * those with CK_VPERM8 (AVX2) ck_vexp_table8: NEON and the scalar variant keep these. */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_poly_n)(CK_VEC xc, CK_IVEC *k,
                                                                           int short_poly) {
     const CK_VEC magic = CK_VSPLAT(12582912.0f); /* 1.5 * 2^23 */
@@ -158,9 +159,47 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_table)(CK_VEC 
 }
 #endif
 
+#if !(defined(CK_VSCALEF) && defined(CK_VPERM16)) && defined(CK_VPERM8)
+/*
+ * exp(x) from an 8-entry table of 2^(j/8) in one register (AVX2 vpermps), where a vector has
+ * 8 lanes: x / ln2 rounded to a multiple of 1/8 by the 1.5*2^20 trick, k8 = q + j/8, j the
+ * low 3 mantissa bits of the rounded sum (vpermps reads only those) and q the bits above
+ * (an arithmetic shift: floor(k8)). r = x - k8 ln2 (Cody-Waite) lies in [-ln2/16, ln2/16],
+ * where 1 + r + r^2/2 + r^3/6 + r^4/24 is within 1.3e-9 of exp(r). exp(x) =
+ * 2^q * (T_j + T_j * expm1(r)), 2^q from its exponent bits: the caller's kind of scaling
+ * (ck_vexp: two factors, so a subnormal result is rounded once; ck_vexp_nonpos: one, with
+ * the results below 2^-126 flushed). 8 multiply-adds against the degree-6 polynomial's 10 and
+ * its add (1.63 vs 2.0 ns a vector in cache on Zen 5, 256-bit), and <= 0.9 ulp against its
+ * 1.3 (a sweep of [-87, 0] to normal results). Returns 2^(j/8) exp(r) and sets *q.
+ */
+static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_table8)(CK_VEC xc, CK_IVEC *q) {
+    const CK_VEC table = {1.000000000e+00f, 1.090507746e+00f, 1.189207077e+00f, 1.296839595e+00f,
+                          1.414213538e+00f, 1.542210817e+00f, 1.681792855e+00f, 1.834008098e+00f};
+    const CK_VEC magic = CK_VSPLAT(1572864.0f); /* 1.5 * 2^20 */
+    const CK_VEC t = CK_VFMA2(xc, CK_VSPLAT(1.44269504088896341f), magic);
+    const CK_VEC k8 = t - magic;
+    *q = (((CK_IVEC)t) - (CK_IVEC)magic) >> 3;
+    CK_VEC r = CK_VFMA2(k8, CK_VSPLAT(-0.693359375f), xc);
+    r = CK_VFMA2(k8, CK_VSPLAT(2.12194440e-4f), r);
+    CK_VEC c = CK_VFMA2(r, CK_VSPLAT(0.0416666679f), CK_VSPLAT(0.16666667163f));
+    c = CK_VFMA2(c, r, CK_VSPLAT(0.5f));
+    const CK_VEC em1 = CK_VFMA2(c, r * r, r);
+    const CK_VEC tj = CK_VPERM8(t, table);
+    return CK_VFMA2(tj, em1, tj);
+}
+#endif
+
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
 #if defined(CK_VSCALEF) && defined(CK_VPERM16)
     return CK_FN(ck_vexp_table)(x, 1);
+#elif defined(CK_VPERM8)
+    const CK_VEC hi = CK_VSPLAT(88.7229f), lo = CK_VSPLAT(-104.0f);
+    CK_VEC xc = CK_VSELECT(x > hi, hi, x);
+    xc = CK_VSELECT(xc < lo, lo, xc);
+    CK_IVEC k;
+    const CK_VEC p = CK_FN(ck_vexp_table8)(xc, &k);
+    const CK_IVEC k1 = k >> 1, k2 = k - k1;
+    return p * (CK_VEC)((k1 + 127) << 23) * (CK_VEC)((k2 + 127) << 23);
 #else
     const CK_VEC hi = CK_VSPLAT(88.7229f), lo = CK_VSPLAT(-104.0f);
     CK_VEC xc = CK_VSELECT(x > hi, hi, x);
@@ -183,6 +222,14 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_nonpos_n)(CK_V
 #if defined(CK_VSCALEF) && defined(CK_VPERM16)
     (void)short_poly;
     return CK_FN(ck_vexp_table)(x, 0);
+#elif defined(CK_VPERM8)
+    (void)short_poly;
+    const CK_VEC lo = CK_VSPLAT(-87.0f);
+    const CK_IVEC tiny = x < lo;
+    CK_IVEC k;
+    const CK_VEC p = CK_FN(ck_vexp_table8)(CK_VSELECT(tiny, lo, x), &k);
+    const CK_VEC y = p * (CK_VEC)((k + 127) << 23);
+    return (CK_VEC)((CK_IVEC)y & ~tiny);
 #else
     const CK_VEC lo = CK_VSPLAT(-87.0f);
     CK_IVEC tiny = x < lo;

@@ -56,6 +56,8 @@ typedef int ck_v8i __attribute__((vector_size(32)));
 #define CK_ATTN_QUERY_PANELS 2 /* 32 queries: Q panels 2 x 64 x 16 floats = 8 KiB */
 #define CK_ATTN_KEY_BLOCK                                                                          \
     384 /* score tile 384 x 32 floats = 48 KiB (L1/L2); measured best of 48..1152 */
+/* table[low 3 bits of idx's bits], lane-wise: vpermps reads only those bits */
+#define CK_VPERM8(idx, table) ((ck_v8f)_mm256_permutevar8x32_ps((__m256)(table), (__m256i)(idx)))
 #define CK_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define CK_TABLE ck_kernels_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
