@@ -281,14 +281,15 @@ extension Bench {
 
     /// Linear products of a few rows (1, 2, 4, 8: beams, a small batch) against t5-small's
     /// weights ([2048, 512], [512, 2048], the [32128, 512] head), float32, BF16 and int8
-    /// (per channel, as `attend quantize --scheme int8-channel` writes it), medians of
+    /// (per channel and per 32 inputs, as `attend quantize --scheme int8-channel` and
+    /// `int8-group32` write them), medians of
     /// interleaved repetitions in microseconds. The path (GEMV or GEMM) follows
     /// `ATTEND_GEMV_MAX_ROWS` when set.
     func gemvShapedProducts(threadCounts: [Int]) {
         let shapes = [(512, 2048), (2048, 512), (512, 32128)]
         if !options.json {
             out("\nLinear products of a few rows against t5-small's weights, medians, \(variantName)")
-            out("name                                 threads  rows  in     out     f32 us   bf16 us   int8 us")
+            out("name                                 threads  rows  in     out     f32 us   bf16 us   int8 us  int8/32 us")
         }
         let reps = options.quick ? 3 : 15
         for t in threadCounts {
@@ -296,7 +297,7 @@ extension Bench {
             for (k, n) in shapes {
                 let w = randomTensor([n, k], seed: 7) * (1 / Float(k).squareRoot())
                 let f32 = Linear(weight: w, bias: nil), bf16 = Linear(weight: w, bias: nil, precision: .bfloat16)
-                let int8 = int8Layer(f32, .channel)
+                let int8 = int8Layer(f32, .channel), int8g = int8Layer(f32, .group32)
                 for rows in [1, 2, 4, 8] {
                     let x = randomTensor([rows, k], seed: 8)
                     func micros(_ l: Linear) -> Double {
@@ -304,15 +305,15 @@ extension Bench {
                         _ = l(x, compute: compute)
                         return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-3
                     }
-                    let (ms, count) = interleavedMedians(rounds: reps, [{ micros(f32) }, { micros(bf16) }, { micros(int8) }])
-                    let (a, b, c) = (ms[0], ms[1], ms[2])
+                    let (ms, count) = interleavedMedians(rounds: reps, [{ micros(f32) }, { micros(bf16) }, { micros(int8) }, { micros(int8g) }])
+                    let (a, b, c, d) = (ms[0], ms[1], ms[2], ms[3])
                     let name = "linear few rows"
                     emit(
                         [
                             ("name", name), ("variant", variantName), ("threads", t), ("rows", rows), ("in", k), ("out", n),
-                            ("f32_us", a), ("bf16_us", b), ("int8_us", c), ("ms", b * 1e-3), ("reps", count),
+                            ("f32_us", a), ("bf16_us", b), ("int8_us", c), ("int8_group32_us", d), ("ms", b * 1e-3), ("reps", count),
                         ],
-                        row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f %9.1f", t, rows, k, n, a, b, c))
+                        row: pad(name, 36) + String(format: " %7d %5d %5d %6d %9.1f %9.1f %9.1f %11.1f", t, rows, k, n, a, b, c, d))
                 }
             }
         }
