@@ -176,7 +176,9 @@ typedef double (*ck_fma_peak_fn)(size_t iters);
 /**
  * y[i] = exp(x[i]) for i < n (x == y allowed). Vectorized: range reduction x = k*ln2 + r,
  * |r| <= ln2/2, a degree-6 minimax polynomial for exp(r) and an exact two-step scaling by 2^k,
- * so subnormal results are rounded once. Accuracy: at most 2 ulp from the correctly rounded
+ * so subnormal results are rounded once (AVX-512 and AVX2: x = (q + j/16) ln2 + r, resp.
+ * j/8, a table of 2^(j/16) resp. 2^(j/8) and a cubic resp. quartic for exp(r), AVX-512
+ * scaling by vscalefps). Accuracy: at most 2 ulp from the correctly rounded
  * result over the whole float range (tests check it against double-precision exp);
  * exp(-inf) = 0, exp(+inf) = +inf, x >= 88.72284 (above ln FLT_MAX) gives +inf (the floats just
  * below it have finite results, within 1 ulp), x < -103.98 gives 0, NaN gives NaN. Subnormal
