@@ -2,8 +2,9 @@
  * Test-only table (attend_kernels_testing.h): the AVX-512 variant's exact template
  * parameters (14 x 32 micro-tile with 16-lane vectors, its blocking and attention tiling)
  * compiled for AVX2: the compiler splits each 64-byte vector into two ymm halves. Slow (it
- * spills), but it runs the same packing, tile shape and arithmetic as the AVX-512 variant, so
- * tests on a CPU without AVX-512 still check that code path's logic.
+ * spills), but it runs the same packing, tile shape and arithmetic as the AVX-512 variant (its
+ * exp too, through the emulated vscalefps and vpermps below), so tests on a CPU without
+ * AVX-512 still check that code path's logic.
  */
 #include "../../core/ck_internal.h"
 
@@ -15,6 +16,38 @@
 
 typedef float ck_v16f_on_avx2 __attribute__((vector_size(64)));
 typedef int ck_v16i_on_avx2 __attribute__((vector_size(64)));
+
+/* The AVX-512 variant's two exp instructions, emulated lane by lane (slow; test-only), so
+ * that its table exp (vector_ops.h, CK_VSCALEF and CK_VPERM16) is what this table runs too:
+ * vpermps (table[low 4 bits of idx]) and vscalefps (p * 2^floor(k), rounded once: the
+ * product formed in double, where it is exact, then rounded to float; NaN stays NaN). */
+static inline __attribute__((always_inline)) ck_v16f_on_avx2 ck_perm16_on_avx2(ck_v16f_on_avx2 idx,
+                                                                             ck_v16f_on_avx2 table) {
+    const ck_v16i_on_avx2 i = (ck_v16i_on_avx2)idx & 15;
+    ck_v16f_on_avx2 out;
+    for (int l = 0; l < 16; l++) out[l] = table[i[l]];
+    return out;
+}
+static inline __attribute__((always_inline)) ck_v16f_on_avx2 ck_scalef_on_avx2(ck_v16f_on_avx2 p,
+                                                                             ck_v16f_on_avx2 k) {
+    ck_v16f_on_avx2 out;
+    for (int l = 0; l < 16; l++) {
+        const float kl = k[l];
+        if (kl != kl || p[l] != p[l]) {
+            out[l] = p[l] + kl;
+            continue;
+        }
+        float f = __builtin_floorf(kl);
+        f = f < -1000.0f ? -1000.0f : f > 1000.0f ? 1000.0f : f;
+        const uint64_t bits = (uint64_t)((int64_t)f + 1023) << 52;
+        double scale;
+        memcpy(&scale, &bits, sizeof scale);
+        out[l] = (float)((double)p[l] * scale);
+    }
+    return out;
+}
+#define CK_VSCALEF(p, k) ck_scalef_on_avx2((p), (k))
+#define CK_VPERM16(idx, table) ck_perm16_on_avx2((idx), (table))
 
 #define CK_VEC ck_v16f_on_avx2
 #define CK_IVEC ck_v16i_on_avx2
