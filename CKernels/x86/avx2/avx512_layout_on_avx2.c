@@ -66,6 +66,7 @@ static inline __attribute__((always_inline)) ck_v16f_on_avx2 ck_scalef_on_avx2(c
 #define CK_ATTN_MR 8
 #define CK_ATTN_QUERY_PANELS 1
 #define CK_ATTN_KEY_BLOCK 384
+#define CK_GEMV_GROUP 4 /* as the AVX-512 variant: its 4-row GEMV pass */
 #define CK_TABLE ck_kernels_avx512_layout_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
 #define CK_VARIANT_NAME "avx512-layout-on-avx2"
