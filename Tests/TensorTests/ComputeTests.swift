@@ -70,7 +70,7 @@ struct ComputeTests {
         #expect(empty.variant == KernelVariant.best && empty.environmentNote == nil, "empty ATTEND_VARIANT: \(empty)")
     }
 
-    @Test func defaultComputeRoundTrips() {
+    @Test func defaultComputeRoundTrips() throws {
         let original = Compute.default
         // As initialized: the start-up variant on all cores, or ATTEND_THREADS.
         #expect(original.backend == .native(KernelVariant.initial.variant))
@@ -83,14 +83,14 @@ struct ComputeTests {
         // may use the default, and the thread count does not change any result (the native
         // and Swift SIMD backends are bitwise independent of it), the backend would.
         defer { Compute.default = original }
-        for value in [original.with(threads: 1), original.with(threads: 3), original.with(threads: 2)] {
+        for value in [try original.with(threads: 1), try original.with(threads: 3), try original.with(threads: 2)] {
             Compute.default = value
             #expect(Compute.default == value)
         }
         Compute.default = original
         #expect(Compute.default == original)
         // Concurrent writers and readers: every read sees one of the written values whole.
-        let values = [original.with(threads: 1), original.with(threads: 2)]
+        let values = [try original.with(threads: 1), try original.with(threads: 2)]
         let torn = Counter()
         DispatchQueue.concurrentPerform(iterations: 4) { w in
             for i in 0..<2000 {
@@ -106,13 +106,13 @@ struct ComputeTests {
         #expect(Compute.default == original)
     }
 
-    @Test func computeValues() {
-        let c = Compute(backend: .native(.scalar), threads: 2)
+    @Test func computeValues() throws {
+        let c = try Compute(backend: .native(.scalar), threads: 2)
         #expect(c.backend == .native(.scalar) && c.threads == 2)
-        #expect(c.with(threads: 5) == Compute(backend: .native(.scalar), threads: 5))
-        #expect(c.with(backend: .swiftSIMD) == Compute(backend: .swiftSIMD, threads: 2))
-        #expect(c != c.with(threads: 1))
-        #expect(Set([c, c.with(threads: 2), c.with(backend: .swiftSIMD)]).count == 2)
+        #expect(try c.with(threads: 5) == Compute(backend: .native(.scalar), threads: 5))
+        #expect(try c.with(backend: .swiftSIMD) == Compute(backend: .swiftSIMD, threads: 2))
+        #expect(try c != c.with(threads: 1))
+        #expect(Set([c, try c.with(threads: 2), try c.with(backend: .swiftSIMD)]).count == 2)
         #expect(Backend.native(.avx2).description == "native(avx2)")
         #expect(Backend.swiftSIMD.description == "swiftSIMD")
         #expect(Backend.native(.scalar) != Backend.native(.avx2))
