@@ -118,6 +118,57 @@ struct ComputeTests {
         #expect(Backend.native(.scalar) != Backend.native(.avx2))
     }
 
+    /// A thread count below 1 throws ModelInputError naming the count and the allowed range,
+    /// from the initializer (either backend) and from `with(threads:)`; nothing stops.
+    @Test("threads below 1 throw, naming the count", arguments: [0, -1, Int.min])
+    func threadsBelowOneThrow(_ threads: Int) throws {
+        let valid = try Compute(backend: .native(.scalar), threads: 2)
+        let attempts: [(String, () throws(ModelInputError) -> Compute)] = [
+            ("init, native", { () throws(ModelInputError) in try Compute(backend: .native(.scalar), threads: threads) }),
+            ("init, swiftSIMD", { () throws(ModelInputError) in try Compute(backend: .swiftSIMD, threads: threads) }),
+            ("with(threads:)", { () throws(ModelInputError) in try valid.with(threads: threads) }),
+            ("Compute.default.with(threads:)", { () throws(ModelInputError) in try Compute.default.with(threads: threads) }),
+        ]
+        for (what, attempt) in attempts {
+            let error = #expect(throws: ModelInputError.self, "\(what)") { _ = try attempt() }
+            #expect(error?.message == "Compute: threads must be at least 1, got \(threads)", "\(what): \(error?.message ?? "no error")")
+        }
+    }
+
+    /// A native variant this CPU cannot run throws ModelInputError naming it and listing the
+    /// supported ones, from the initializer and from `with(backend:)`; nothing stops.
+    @Test func unsupportedVariantThrows() throws {
+        #if arch(x86_64)
+            let never = KernelVariant.neon
+        #else
+            let never = KernelVariant.avx2
+        #endif
+        let unsupported = KernelVariant.allCases.filter { !$0.isSupported }
+        #expect(unsupported.contains(never) && !KernelVariant.supported.contains(never))
+        let valid = try Compute(backend: .swiftSIMD, threads: 3)
+        let list = KernelVariant.supported.map(\.rawValue).joined(separator: ", ")
+        for v in unsupported {
+            let attempts: [(String, () throws(ModelInputError) -> Compute)] = [
+                ("init", { () throws(ModelInputError) in try Compute(backend: .native(v), threads: 1) }),
+                ("with(backend:)", { () throws(ModelInputError) in try valid.with(backend: .native(v)) }),
+            ]
+            for (what, attempt) in attempts {
+                let error = #expect(throws: ModelInputError.self, "\(v) \(what)") { _ = try attempt() }
+                #expect(
+                    error?.message == "Compute: variant \(v) is not supported on this CPU (supported: \(list))",
+                    "\(v) \(what): \(error?.message ?? "no error")")
+            }
+        }
+        // Both wrong: the thread count is named first.
+        let both = #expect(throws: ModelInputError.self) { try Compute(backend: .native(never), threads: 0) }
+        #expect(both?.message.contains("got 0") == true)
+        // Every supported variant and Swift SIMD are taken, as is any positive count.
+        for backend in KernelVariant.supported.map(Backend.native) + [.swiftSIMD] {
+            #expect(try valid.with(backend: backend) == Compute(backend: backend, threads: 3))
+            #expect(try Compute(backend: backend, threads: Int.max).threads == Int.max)
+        }
+    }
+
     /// `swift test` builds debug (C at -O0); `swift test -c release` optimizes the C.
     @Test func kernelsOptimizedMatchesBuildConfiguration() {
         #if DEBUG
