@@ -23,10 +23,12 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
 /// not depend on `threads` beyond float reassociation: work is split over output tiles and
 /// each tile is computed by one thread in a fixed order.
 public struct Compute: Sendable, Hashable {
-    /// The kernel implementation.
-    public var backend: Backend
+    /// The kernel implementation: Swift SIMD or a native variant this CPU runs. Read-only;
+    /// ``with(backend:)`` makes a copy with another one, checked.
+    public private(set) var backend: Backend
     /// Threads used by parallel operations (the caller's thread included); at least 1.
-    public var threads: Int
+    /// Read-only; ``with(threads:)`` makes a copy with another count, checked.
+    public private(set) var threads: Int
 
     /// A configuration of `backend` on `threads` threads.
     ///
