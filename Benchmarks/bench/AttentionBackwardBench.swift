@@ -25,7 +25,7 @@ extension Bench {
                 batch: b, heads: heads, kvHeads: heads, headDim: dh, seqQ: s, seqK: s, mask: AttentionMask(causal: causal))
             let pairs = Double(b * heads) * (causal ? Double(s) * Double(s + 1) / 2 : Double(s) * Double(s))
             for threads in threadCounts {
-                let compute = Compute.default.with(threads: threads)
+                let compute = benchCompute(threads: threads)
                 let peak = threads == 1 ? peak1 : peakN
                 var saved: (out: Tensor, lse: Tensor)?
                 for pass in ["forward+lse", "backward"] {

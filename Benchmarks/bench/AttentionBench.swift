@@ -41,7 +41,7 @@ extension Bench {
             for t in threadCounts {
                 let name = "attention fused\(causal ? " causal" : "") seq \(s)"
                 progress("\(name), \(t) thread(s)...")
-                let compute = Compute.default.with(threads: t)
+                let compute = benchCompute(threads: t)
                 let times = measure(warmup: big ? 0 : 1, minReps: big ? 1 : 3, minSeconds: big ? 0 : 1.0) {
                     _ = scaledDotProductAttention(query: q, key: k, value: v, mask: causal ? .causal : .none, compute: compute)
                 }
@@ -71,7 +71,7 @@ extension Bench {
         for t in threadCounts {
             let name = "attention fused causal window \(w) seq \(s)"
             progress("\(name), \(t) thread(s)...")
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             let mask = AttentionMask(causal: true, window: w)
             let times = measure(warmup: big ? 0 : 1, minReps: big ? 1 : 3, minSeconds: big ? 0 : 1.0) {
                 _ = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: compute)
@@ -110,7 +110,7 @@ extension Bench {
             let t = options.threads
             let name = "attention materialized\(causal ? " causal" : "") seq \(s)"
             progress("\(name)...")
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             let times = measure(warmup: 1, minReps: 2, minSeconds: 0.5) {
                 _ = materializedAttention(query: q, key: k, value: v, causal: causal, compute: compute)
             }
@@ -146,7 +146,7 @@ extension Bench {
             [("name", "memcpy 64 MiB"), ("threads", 1), ("gbs", copyGBs), ("ms", median(copyTimes) * 1e3)],
             row: String(format: "memcpy (1 thread): %.1f GB/s", copyGBs))
         for t in options.threads > 1 ? [1, options.threads] : [1] {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             let times = measure(warmup: 2, minReps: 10, minSeconds: 0.5) { x.softmax(into: &y, compute: compute) }
             let gbs = bytes / median(times) * 1e-9
             emit(

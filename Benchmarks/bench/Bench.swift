@@ -2,6 +2,12 @@ import Attend
 import AttendCommandLine
 import Foundation
 
+/// `Compute.default` on `threads` threads. The bench asks only for 1 and `--threads`, which
+/// its table limits to 1...Int.max, so Compute never refuses; if it did, the bench stops.
+func benchCompute(threads: Int) -> Compute {
+    do { return try Compute.default.with(threads: threads) } catch { fatalError("bench: \(error)") }
+}
+
 /// Wall-clock seconds of `body`, repeated: `warmup` uncounted runs, then at least `minReps`
 /// runs and at least `minSeconds` in total (capped at `maxReps`). Returns every counted time.
 func measure(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000, _ body: () -> Void) -> [Double] {
@@ -226,7 +232,7 @@ struct Bench {
             let a = randomTensor([m, k], seed: 1), b = randomTensor([n, k], seed: 2)
             var c = Tensor.zeros([m, n])
             for t in threadCounts {
-                let compute = Compute.default.with(threads: t)
+                let compute = benchCompute(threads: t)
                 let flops = 2.0 * Double(m) * Double(n) * Double(k)
                 let times = measure(warmup: 1, minReps: options.quick ? 2 : 5, minSeconds: options.quick ? 0.2 : 1.0) {
                     c.gemm(a, b, transposeB: true, compute: compute)

@@ -139,7 +139,7 @@ extension Bench {
         let short = "The quick brown fox jumps over the lazy dog."
         let shortTokens = embedder.encode(short).count
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             progress("bert: one short sentence, \(t) thread(s)...")
             let times = measure(warmup: 5, minReps: 20, minSeconds: options.quick ? 0.3 : 1.5) {
                 _ = try! embedder.embed(short, compute: compute)  // the bench's own sentences: valid input
@@ -170,7 +170,7 @@ extension Bench {
                     meanTokens, lengths.min() ?? 0, lengths.max() ?? 0, work * 1e-9))
         }
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             progress("bert: 256 sentences at batch 32, \(t) thread(s)...")
             let times = measure(warmup: 1, minReps: options.quick ? 2 : 4, minSeconds: options.quick ? 0.5 : 3) {
                 _ = try! embedder.embed(sentences, batchSize: 32, compute: compute)  // valid input

@@ -200,7 +200,7 @@ extension Bench {
             let attention = Double(shape.layers) * 4 * Double(shape.heads * shape.headDim) * Double(promptLength * promptLength) / 2
             let prefillFlops = perToken * Double(promptLength) + attention + 2 * Double(shape.vocabulary * shape.d)
             for t in threadCounts {
-                let compute = Compute.default.with(threads: t)
+                let compute = benchCompute(threads: t)
                 var prefill: [Double] = [], decode: [Double] = [], shares = BandwidthShares(), batchedShares = BandwidthShares()
                 let reps = options.quick ? 1 : (shape.gpt2 ? 3 : 2)
                 for rep in 0...reps {  // rep 0 warms up (and packs the weights)
@@ -335,7 +335,7 @@ extension Bench {
         }
         let rounds = options.quick ? 2 : (shape.gpt2 ? 5 : 3)
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             var a: [Double] = [], b: [Double] = [], shares = BandwidthShares()
             let bytes = Double(shape.decodeWeightFloats) * 2
             for round in 0...rounds {

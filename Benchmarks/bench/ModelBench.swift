@@ -81,7 +81,7 @@ extension Bench {
         for t in threadCounts {
             let name = "encoder base seq \(n)"
             progress("\(name), \(t) thread(s)...")
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             let (times, cpu) = measureWithCPU(warmup: 1, minReps: big ? (t == 1 ? 1 : 3) : 3, minSeconds: big ? 0 : 1.0) {
                 _ = encoder(x, compute: compute)
             }
@@ -119,7 +119,7 @@ extension Bench {
         progress("decoder: building the base decoder with random weights...")
         let model = baseModel(seed: 77)
         let memory = randomTensor([1, n, d], seed: 78)
-        let compute = Compute.default.with(threads: options.threads)
+        let compute = benchCompute(threads: options.threads)
         let reps = options.quick ? 1 : 3
         var perStep = [[Double]](repeating: [], count: steps)
         var setup: [Double] = []

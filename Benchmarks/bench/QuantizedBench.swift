@@ -107,7 +107,7 @@ extension Bench {
         }
         let rounds = options.quick ? 2 : 5
         for t in options.threads > 1 ? [1, options.threads] : [1] {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             var perToken = [[Double]](repeating: [], count: models.count)
             for round in 0...rounds {  // round 0 warms up
                 for (mi, (name, model)) in models.enumerated() {

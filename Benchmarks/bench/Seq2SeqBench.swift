@@ -108,7 +108,7 @@ extension Bench {
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
         let reps = options.quick ? 2 : 5
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             var total: [Double] = [], encode: [Double] = [], memoryKV: [Double] = [], perToken: [Double] = []
             for rep in 0...reps {  // rep 0 warms up
                 progress("seq2seq: \(t) thread(s), run \(rep)/\(reps)...")
@@ -194,7 +194,7 @@ extension Bench {
         }
         let rounds = options.quick ? 2 : 7
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             var a: [Double] = [], b: [Double] = [], ea: [Double] = [], eb: [Double] = [], shares = BandwidthShares()
             let bytes = Double(t5DecodeWeightFloats) * 2
             for round in 0...rounds {
@@ -265,7 +265,7 @@ extension Bench {
         }
         let rounds = options.quick ? 2 : 5
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             progress("seq2seq: beams, \(t) thread(s), \(rounds) rounds...")
             let (ms, count) = interleavedMedians(rounds: rounds, [{ perStep(model, compute) }, { perStep(bf16, compute) }])
             let (f, h) = (ms[0], ms[1])
@@ -293,7 +293,7 @@ extension Bench {
         }
         let reps = options.quick ? 3 : 15
         for t in threadCounts {
-            let compute = Compute.default.with(threads: t)
+            let compute = benchCompute(threads: t)
             for (k, n) in shapes {
                 let w = randomTensor([n, k], seed: 7) * (1 / Float(k).squareRoot())
                 let f32 = Linear(weight: w, bias: nil), bf16 = Linear(weight: w, bias: nil, precision: .bfloat16)

@@ -96,7 +96,7 @@ enum TrainChild {
     }
 
     static func run(_ job: TrainJob, threads: Int, quick: Bool) throws -> [String: Any] {
-        let compute = Compute.default.with(threads: threads)
+        let compute = try Compute.default.with(threads: threads)
         var optimizer = try AdamW(learningRate: 1e-4, weightDecay: 0.01)
         optimizer.compute = compute
         var losses: [Float] = []

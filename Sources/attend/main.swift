@@ -49,7 +49,10 @@ if args.command == .download {
     exit(0)
 }
 
-if let t = args.threads { Compute.default = Compute.default.with(threads: t) }
+if let t = args.threads {
+    // The grammar takes 1...Int.max; Compute checks again, and a refusal is a usage error.
+    do { Compute.default = try Compute.default.with(threads: t) } catch { fail("--threads: \(error)", status: 2) }
+}
 let folder = modelFolder(args.model)
 let texts: [String]
 do {

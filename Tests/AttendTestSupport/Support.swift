@@ -4,6 +4,15 @@
 import Attend
 import Foundation
 
+// MARK: - Compute
+
+/// `Compute(backend:threads:)` for a configuration the test built to be valid (Swift SIMD or a
+/// variant from `KernelVariant.supported`, at least 1 thread), for helpers and static data
+/// that cannot throw. A refusal is a bug in the test: it stops the run with Compute's message.
+public func testCompute(_ backend: Backend, threads: Int) -> Compute {
+    do { return try Compute(backend: backend, threads: threads) } catch { fatalError("test configuration: \(error)") }
+}
+
 // MARK: - Seeded randomness
 
 /// SplitMix64 (Steele, Lea and Flood, 2014): a tiny, fast, well-mixed 64-bit generator.

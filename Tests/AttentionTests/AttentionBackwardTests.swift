@@ -209,12 +209,12 @@ struct AttentionBackwardNativeTests {
     /// entry stays ~1e-6 on these sizes (measured: at most 1.2e-6 over every variant and case); 1e-5 leaves a margin and
     /// still catches any missing or misplaced term (errors of 1e-2 and more).
     @Test(arguments: arguments)
-    func matchesReference(_ variant: KernelVariant, _ c: BackwardCase) {
+    func matchesReference(_ variant: KernelVariant, _ c: BackwardCase) throws {
         let (t, dOut) = c.make(seed: 0x5EED + UInt64(c.kind.rawValue.count), scaleUp: 2)
         let ref = SwiftSIMDKernels.attentionTraining(t, dOut: dOut, threads: 1)
         var first: AttentionGradients?
         for threads in [1, 2] {
-            let compute = Compute(backend: .native(variant), threads: threads)
+            let compute = try Compute(backend: .native(variant), threads: threads)
             let (out, lse) = attentionForwardTraining(t, compute: compute)
             #expect(Self.error(out.scalars, ref.out.scalars) < 1e-5, "\(variant) \(c.testDescription) out")
             let lseGot = lse.scalars, lseWant = ref.lse.scalars
@@ -261,13 +261,13 @@ struct AttentionBackwardNativeTests {
 
     /// The `.swiftSIMD` backend is the reference itself; the native forward feeding the
     /// native backward (the training path end to end) stays within the same bound.
-    @Test func nativeEndToEnd() {
+    @Test func nativeEndToEnd() throws {
         let c = Self.cases.first { $0.kind == .fused }!
         let (t, dOut) = c.make(seed: 7)
         let ref = attentionBackward(
             t, out: Tensor.zeros(t.outputShape), lse: Tensor.zeros([t.batch, t.heads, t.seqQ]), dOut: dOut,
-            compute: Compute(backend: .swiftSIMD, threads: 1))
-        let compute = Compute(backend: .native(.best), threads: 2)
+            compute: try Compute(backend: .swiftSIMD, threads: 1))
+        let compute = try Compute(backend: .native(.best), threads: 2)
         let (out, lse) = attentionForwardTraining(t, compute: compute)
         let g = attentionBackward(t, out: out, lse: lse, dOut: dOut, compute: compute)
         #expect(Self.error(g.query.tensor.scalars, ref.query.tensor.scalars) < 1e-5)
@@ -279,7 +279,7 @@ struct AttentionBackwardRelativeTests {
     /// The training forward with `relative` equals the inference path's materialized
     /// `relativeSelfAttention` (the definition), and the distance-table gradient has the
     /// shape of the table, zero outside the distances the sequence uses.
-    @Test func matchesInferenceForward() {
+    @Test func matchesInferenceForward() throws {
         var c = BackwardCase(kind: .bertRelative)
         (c.seqQ, c.seqK, c.headDim, c.heads, c.kvHeads) = (70, 70, 9, 3, 3)
         let (t, dOut) = c.make(seed: 99)
@@ -292,9 +292,9 @@ struct AttentionBackwardRelativeTests {
                     return t.q.tensor.scalars[(i / w) * t.q.tensor.shape[1] + i % w]
                 }), batch: t.batch, seq: t.seqQ, heads: t.heads, headDim: t.headDim, distance: rel.distance,
             maxPositions: rel.maxPositions, keyQuery: false, keyPadding: t.mask.keyPadding, scale: t.scale,
-            compute: Compute(backend: .swiftSIMD, threads: 1))
+            compute: try Compute(backend: .swiftSIMD, threads: 1))
         for variant in KernelVariant.supported {
-            let compute = Compute(backend: .native(variant), threads: 2)
+            let compute = try Compute(backend: .native(variant), threads: 2)
             let (out, lse) = attentionForwardTraining(t, compute: compute)
             #expect(AttentionBackwardNativeTests.error(out.scalars, want.scalars) < 1e-5, "\(variant)")
             let g = attentionBackward(t, out: out, lse: lse, dOut: dOut, compute: compute)

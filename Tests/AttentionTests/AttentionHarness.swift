@@ -73,7 +73,7 @@ enum KernelTable: Sendable, Hashable, CustomStringConvertible, CustomTestStringC
         case .native(let v):
             return scaledDotProductAttention(
                 query: inp.q, key: inp.k, value: inp.v, mask: inp.mask, bias: inp.bias, scale: inp.scale,
-                layout: inp.layout, compute: Compute(backend: .native(v), threads: threads))
+                layout: inp.layout, compute: testCompute(.native(v), threads: threads))
         case .avx512LayoutOnAVX2:
             return fusedAttentionOnTable(kernels, inp, threads: threads)
         }
@@ -529,7 +529,7 @@ func checkAttentionCase(_ table: KernelTable, _ c: AttentionCase, oracleCache: T
         oracleCache
         ?? scaledDotProductAttention(
             query: inp.q, key: inp.k, value: inp.v, mask: inp.mask, bias: inp.bias, scale: inp.scale,
-            layout: inp.layout, compute: Compute(backend: .swiftSIMD, threads: 2))
+            layout: inp.layout, compute: testCompute(.swiftSIMD, threads: 2))
     let tol = AttentionTolerance(c, inp)
     let one = table.attention(inp, threads: 1)
     let two = table.attention(inp, threads: 2)
@@ -545,7 +545,7 @@ func checkAttentionCase(_ table: KernelTable, _ c: AttentionCase, oracleCache: T
     if c.materializable, case .native(let v) = table {
         let mat = materializedAttention(
             query: inp.q, key: inp.k, value: inp.v, causal: c.causal, queryStart: c.queryStart, window: c.window, scale: inp.scale,
-            layout: c.layout, compute: Compute(backend: .native(v), threads: 1))
+            layout: c.layout, compute: testCompute(.native(v), threads: 1))
         if let m = firstAttentionMismatch(mat, oracle, c, inp, tol) {
             Issue.record("\(table) materialized vs oracle, \(c): \(m)")
         }

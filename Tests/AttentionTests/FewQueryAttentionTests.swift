@@ -17,7 +17,7 @@ struct FewQueryAttentionTests {
     }
 
     @Test("matches the Swift SIMD oracle for 1 and 2 queries with masks and biases", arguments: KernelVariant.supported)
-    func oracle(_ variant: KernelVariant) {
+    func oracle(_ variant: KernelVariant) throws {
         let heads = 3, batch = 2
         var worst: Float = 0
         var cases = 0
@@ -46,11 +46,11 @@ struct FewQueryAttentionTests {
                             for bias in biases {
                                 let expected = scaledDotProductAttention(
                                     query: q, key: k, value: v, mask: mask, bias: bias, layout: layout,
-                                    compute: Compute(backend: .swiftSIMD, threads: 1))
+                                    compute: try Compute(backend: .swiftSIMD, threads: 1))
                                 for threads in [1, 2] {
                                     let got = scaledDotProductAttention(
                                         query: q, key: k, value: v, mask: mask, bias: bias, layout: layout,
-                                        compute: Compute(backend: .native(variant), threads: threads))
+                                        compute: try Compute(backend: .native(variant), threads: threads))
                                     let e = zip(got.scalars, expected.scalars).map { abs($0 - $1) }.max() ?? 0
                                     worst = max(worst, e)
                                     cases += 1
@@ -72,7 +72,7 @@ struct FewQueryAttentionTests {
     /// the Swift SIMD backend (position-major rows) on the same weights, with and without memory
     /// padding, beams grouped per source.
     @Test("cross-attention of 1, 2 and 5 queries over a packed, head-major memory matches the oracle", arguments: KernelVariant.supported)
-    func packedMemory(_ variant: KernelVariant) {
+    func packedMemory(_ variant: KernelVariant) throws {
         let d = 24, heads = 3, sources = 2
         func linear(_ o: Int, _ i: Int, _ seed: UInt64) -> Linear {
             Linear(weight: Self.random([o, i], seed: seed) * 0.3, bias: Self.random([o], seed: seed + 1) * 0.1)
@@ -86,10 +86,10 @@ struct FewQueryAttentionTests {
             for seqQ in [1, 2, 5] {  // 5: the fused kernel over the packed copy
                 let x = Self.random([sources, seqQ, d], seed: UInt64(100 + seqK * 3 + seqQ))
                 for mask in [AttentionMask.none, AttentionMask(keyPadding: padding)] {
-                    let oracle = Compute(backend: .swiftSIMD, threads: 1)
+                    let oracle = try Compute(backend: .swiftSIMD, threads: 1)
                     let expected = mha(x, keysValues: mha.keysValues(of: memory, compute: oracle), mask: mask, compute: oracle)
                     for threads in [1, 2] {
-                        let c = Compute(backend: .native(variant), threads: threads)
+                        let c = try Compute(backend: .native(variant), threads: threads)
                         let kv = mha.keysValues(of: memory, compute: c)
                         #expect(kv.packed != nil, "the native memory keys/values are packed")
                         #expect(kv.layouts(headDim: d / heads).k.rowStride == d / heads, "the native memory is stored head by head")

@@ -227,7 +227,7 @@ struct FusedAttentionTests {
     /// at the end of a 400-key cache with a window of 10 matches the oracle, on the fused
     /// kernel (20 queries, 400 keys) and on the few-query path (the last 2 queries alone).
     @Test("sliding window: keys left of the window are never read", arguments: KernelVariant.supported)
-    func windowSkipsKeys(_ variant: KernelVariant) {
+    func windowSkipsKeys(_ variant: KernelVariant) throws {
         let (seqK, d, w) = (400, 8, 10)
         var rng = SeededRNG(seed: caseSeed(400, 10, 8))
         let keys = (0..<seqK * d).map { $0 < 336 * d ? Float.nan : rng.nextFloat(in: -1...1) }
@@ -236,8 +236,8 @@ struct FusedAttentionTests {
         for seqQ in [20, 2] {
             let q = Tensor(shape: [1, seqQ, 1, d], scalars: rng.floats(seqQ * d, in: -1...1))
             let mask = AttentionMask(causal: true, queryStart: seqK - seqQ, window: w)
-            let got = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: Compute(backend: .native(variant), threads: 2))
-            let want = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+            let got = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: try Compute(backend: .native(variant), threads: 2))
+            let want = scaledDotProductAttention(query: q, key: k, value: v, mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 1))
             let worst = zip(got.scalars, want.scalars).map { abs(Double($0) - Double($1)) }.max() ?? .nan
             #expect(worst <= 1e-5, "\(variant) \(seqQ) queries, window \(w): max |fused - oracle| = \(worst) (NaN: a key left of the window was read)")
         }
@@ -260,6 +260,6 @@ struct FusedAttentionTests {
         let inp = longCase.makeInputs()
         return scaledDotProductAttention(
             query: inp.q, key: inp.k, value: inp.v, mask: inp.mask, scale: inp.scale, layout: inp.layout,
-            compute: Compute(backend: .swiftSIMD, threads: 2))
+            compute: testCompute(.swiftSIMD, threads: 2))
     }()
 }

@@ -36,7 +36,7 @@ enum SDPABackend: Sendable, Hashable, CustomTestStringConvertible {
         case .swiftSIMD:
             return scaledDotProductAttention(
                 query: inp.q, key: inp.k, value: inp.v, mask: inp.mask, bias: inp.bias, scale: inp.scale,
-                layout: inp.layout, compute: Compute(backend: .swiftSIMD, threads: 2))
+                layout: inp.layout, compute: testCompute(.swiftSIMD, threads: 2))
         }
     }
 }
@@ -80,7 +80,7 @@ struct GoldenTests {
                         "materialized",
                         materializedAttention(
                             query: q, key: k, value: v, causal: mask.causal, scale: sc, layout: .bhsd,
-                            compute: Compute(backend: .native(variant), threads: 2))
+                            compute: try Compute(backend: .native(variant), threads: 2))
                     ))
             }
             let e = expected.scalars

@@ -53,7 +53,7 @@ struct GroupedQueryAttentionTests {
     }
 
     @Test("every native path and the oracle equal attention over K/V expanded per query head", arguments: KernelVariant.supported)
-    func matchesExpanded(_ variant: KernelVariant) {
+    func matchesExpanded(_ variant: KernelVariant) throws {
         let batch = 2, dh = 8
         var cases = 0, worst: Float = 0
         // (seqQ, seqK): decoding (few-query), a sentence (short), long (fused).
@@ -71,10 +71,10 @@ struct GroupedQueryAttentionTests {
                 ] {
                     let reference = scaledDotProductAttention(
                         query: q, key: Self.expand(k, group: group), value: Self.expand(v, group: group),
-                        mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
-                    var results = [("oracle", Self.grouped(q, k, v, group: group, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 2)))]
+                        mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 1))
+                    var results = [("oracle", Self.grouped(q, k, v, group: group, mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 2)))]
                     for threads in [1, 2] {
-                        let c = Compute(backend: .native(variant), threads: threads)
+                        let c = try Compute(backend: .native(variant), threads: threads)
                         results.append(("native \(threads)t", Self.grouped(q, k, v, group: group, mask: mask, compute: c)))
                         results.append(("prepacked \(threads)t", Self.grouped(q, k, v, group: group, mask: mask, compute: c, prepack: true)))
                     }
@@ -91,16 +91,16 @@ struct GroupedQueryAttentionTests {
     }
 
     @Test("a wrong mapping is caught: group 2 read as group 1 differs")
-    func mutationCaught() {
+    func mutationCaught() throws {
         let q = Self.random([1, 3, 4, 8], seed: 1), k = Self.random([1, 6, 2, 8], seed: 2), v = Self.random([1, 6, 2, 8], seed: 3)
         let reference = scaledDotProductAttention(
             query: q, key: Self.expand(k, group: 2), value: Self.expand(v, group: 2),
-            compute: Compute(backend: .swiftSIMD, threads: 1))
+            compute: try Compute(backend: .swiftSIMD, threads: 1))
         // Heads 0,1 -> kv 0 and 2,3 -> kv 1; the interleaved mapping (h % kvHeads) differs.
         let wrong = scaledDotProductAttention(
             query: q, key: Self.expand(k, group: 2, interleaved: true),
             value: Self.expand(v, group: 2, interleaved: true),
-            compute: Compute(backend: .swiftSIMD, threads: 1))
+            compute: try Compute(backend: .swiftSIMD, threads: 1))
         let got = Self.grouped(q, k, v, group: 2, mask: .none, compute: .default)
         #expect(zip(got.scalars, reference.scalars).allSatisfy { abs($0 - $1) <= 2e-5 })
         #expect(zip(wrong.scalars, reference.scalars).contains { abs($0 - $1) > 1e-3 })

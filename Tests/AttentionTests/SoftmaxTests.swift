@@ -14,7 +14,7 @@ extension KernelTable {
     func softmax(_ x: Tensor, scale: Float, mask: Tensor?, threads: Int, into: Bool = false) -> Tensor {
         switch self {
         case .native(let v):
-            let compute = Compute(backend: .native(v), threads: threads)
+            let compute = testCompute(.native(v), threads: threads)
             if into {
                 var out = Tensor(repeating: .nan, shape: x.shape)
                 x.softmax(scale: scale, mask: mask, into: &out, compute: compute)
@@ -119,7 +119,7 @@ struct SoftmaxTests {
     /// mask (entries uniform in [-3, 3], 20% -inf). Also: 1 and 2 threads agree bitwise, and
     /// the returning and `into:` forms agree bitwise.
     @Test("random rows against the Double oracle", arguments: KernelTable.all)
-    func randomRows(_ table: KernelTable) {
+    func randomRows(_ table: KernelTable) throws {
         var budget = IssueBudget()
         defer { budget.finish("\(table) random rows") }
         for n in Self.lengths {
@@ -137,7 +137,7 @@ struct SoftmaxTests {
                     mask = Tensor(shape: [n], scalars: rng.floats(n, in: -3...3, specials: [-.infinity], probability: 0.2))
                 }
                 let what = "\(table) n \(n) rows \(rows) scale \(scale) \(kind), \(rng.description)"
-                let oracle = x.softmax(scale: scale, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+                let oracle = x.softmax(scale: scale, mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 1))
                 let got = table.softmax(x, scale: scale, mask: mask, threads: 1)
                 if let msg = firstSoftmaxMismatch(got: got, expected: oracle, x: x, scale: scale, mask: mask) {
                     budget.record("\(what): \(msg)")
@@ -154,7 +154,7 @@ struct SoftmaxTests {
     /// multiple of the vector width make the kernel pad its last vector, and the padding
     /// must not take part (it must stay at -inf after scaling, never +inf or NaN).
     @Test("negative and zero scales, lengths with a vector tail", arguments: KernelTable.all)
-    func negativeAndZeroScales(_ table: KernelTable) {
+    func negativeAndZeroScales(_ table: KernelTable) throws {
         var budget = IssueBudget()
         defer { budget.finish("\(table) negative and zero scales") }
         for n in [1, 7, 8, 9, 17, 33, 100] {
@@ -164,7 +164,7 @@ struct SoftmaxTests {
                     let x = Tensor(shape: [3, n], scalars: rng.floats(3 * n, in: -8...8))
                     let mask = withMask ? Tensor(shape: [n], scalars: rng.floats(n, in: -3...3)) : nil
                     let what = "\(table) n \(n) rows 3 scale \(scale) \(withMask ? "[n] row mask" : "no mask"), \(rng.description)"
-                    let oracle = x.softmax(scale: scale, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+                    let oracle = x.softmax(scale: scale, mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 1))
                     let got = table.softmax(x, scale: scale, mask: mask, threads: 1)
                     if let msg = firstSoftmaxMismatch(got: got, expected: oracle, x: x, scale: scale, mask: mask) {
                         budget.record("\(what): \(msg)")
@@ -180,7 +180,7 @@ struct SoftmaxTests {
     /// last position) makes its row NaN and only its row; 1e30 and -1e30 do not overflow;
     /// -inf mixed with finite terms gives exact zeros there and the oracle elsewhere.
     @Test("special rows: all -inf, NaN, huge magnitudes, mixed -inf", arguments: KernelTable.all)
-    func specialRows(_ table: KernelTable) {
+    func specialRows(_ table: KernelTable) throws {
         var budget = IssueBudget()
         defer { budget.finish("\(table) special rows") }
         for n in [1, 7, 17, 33] {
@@ -239,7 +239,7 @@ struct SoftmaxTests {
             let x = Tensor(shape: [rows, n], scalars: rowsX.flatMap { $0 })
             let mask = Tensor(shape: [rows, n], scalars: rowsM.flatMap { $0 })
             let what = "\(table) special rows, n \(n), \(rng.description)"
-            let oracle = x.softmax(mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+            let oracle = x.softmax(mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 1))
             for threads in [1, 2] {
                 let got = table.softmax(x, scale: 1, mask: mask, threads: threads, into: threads == 2)
                 if let msg = firstSoftmaxMismatch(got: got, expected: oracle, x: x, scale: 1, mask: mask) {
@@ -267,11 +267,11 @@ struct SoftmaxTests {
 
     /// Higher-rank tensors are rows of their last axis, with a `[n]` mask shared by every row.
     @Test("rank-3 input with a shared row mask", arguments: KernelTable.all)
-    func rank3(_ table: KernelTable) {
+    func rank3(_ table: KernelTable) throws {
         var rng = SeededRNG(seed: caseSeed(0x5033))
         let x = Tensor(shape: [2, 3, 19], scalars: rng.floats(2 * 3 * 19, in: -6...6))
         let mask = Tensor(shape: [19], scalars: rng.floats(19, in: -2...2, specials: [-.infinity], probability: 0.3))
-        let oracle = x.softmax(scale: 0.5, mask: mask, compute: Compute(backend: .swiftSIMD, threads: 1))
+        let oracle = x.softmax(scale: 0.5, mask: mask, compute: try Compute(backend: .swiftSIMD, threads: 1))
         let got = table.softmax(x, scale: 0.5, mask: mask, threads: 2)
         #expect(got.shape == [2, 3, 19])
         if let msg = firstSoftmaxMismatch(got: got, expected: oracle, x: x, scale: 0.5, mask: mask) {

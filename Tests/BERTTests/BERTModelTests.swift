@@ -20,8 +20,8 @@ struct MemorySource: TensorSource {
 
 /// Every backend the tests run the model on: each supported native variant and Swift SIMD.
 let allBackends: [Compute] =
-    KernelVariant.supported.map { Compute(backend: .native($0), threads: 2) }
-    + [Compute(backend: .swiftSIMD, threads: 2)]
+    KernelVariant.supported.map { testCompute(.native($0), threads: 2) }
+    + [testCompute(.swiftSIMD, threads: 2)]
 
 enum PretrainingGolden {
     static let weights = try! SafeTensorsFile(contentsOf: Fixtures.url("bert_pretraining.safetensors"))

@@ -82,16 +82,17 @@ struct PackedGEMMTests {
     }
 
     @Test("Linear packs its weight once per variant and agrees with the general GEMM")
-    func projectionAgrees() {
+    func projectionAgrees() throws {
         var rng = SeededRNG(seed: 99)
         let layer = Linear(weight: Tensor(shape: [70, 40], scalars: rng.floats(2800)), bias: Tensor(shape: [70], scalars: rng.floats(70)))
         let x = Tensor(shape: [9, 40], scalars: rng.floats(360))
         let residual = Tensor(shape: [9, 70], scalars: rng.floats(630))
         for v in KernelVariant.supported {
-            let compute = Compute(backend: .native(v), threads: 2)
+            let compute = try Compute(backend: .native(v), threads: 2)
             let p = layer.forward(x, activation: .relu, residual: residual, compute: compute)
-            var g = x.matmul(layer.weight, transposeOther: true, compute: compute.with(threads: 1))
-            g = (g + Tensor(shape: [9, 70], generating: { layer.bias![$0 % 70] })).applying(.relu, compute: .init(backend: .swiftSIMD, threads: 1))
+            var g = x.matmul(layer.weight, transposeOther: true, compute: try compute.with(threads: 1))
+            let simd = try Compute(backend: .swiftSIMD, threads: 1)
+            g = (g + Tensor(shape: [9, 70], generating: { layer.bias![$0 % 70] })).applying(.relu, compute: simd)
             g += residual
             #expect(layer.packed.variants.contains(v), "\(v): the layer packed its weight")
             #expect(p.shape == [9, 70] && maxAbsDiff(p, g) <= 1e-5, "\(v): packed projection differs from the general GEMM")

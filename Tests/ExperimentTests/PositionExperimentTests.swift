@@ -88,7 +88,7 @@ struct PositionExperimentTests {
 
     @Test("every encoding trains (its loss falls) and runs at lengths beyond the trained one", arguments: PositionEncoding.allCases)
     func encodingTrains(_ encoding: PositionEncoding) throws {
-        let compute = Compute.default.with(threads: 1)
+        let compute = try Compute.default.with(threads: 1)
         let model = PositionModel(encoding: encoding, vocabularySize: PositionTask.copy.vocabularySize, config: Self.tinyConfig, seed: 5, compute: compute)
         let before = model.parameters
         var settings = TrainingSettings()

@@ -63,16 +63,16 @@ enum TestedBackend: Sendable, Hashable, CustomStringConvertible, CustomTestStrin
         alpha: Float, a: UnsafeBufferPointer<Float>, _ opA: MatrixOperand,
         b: UnsafeBufferPointer<Float>, _ opB: MatrixOperand,
         beta: Float, c: UnsafeMutableBufferPointer<Float>, ldc: Int, threads: Int
-    ) {
+    ) throws {
         switch self {
         case .native(let v):
             gemm(
                 alpha: alpha, a: a, opA, b: b, opB, beta: beta, c: c, ldc: ldc,
-                compute: Compute(backend: .native(v), threads: threads))
+                compute: try Compute(backend: .native(v), threads: threads))
         case .swiftSIMD:
             gemm(
                 alpha: alpha, a: a, opA, b: b, opB, beta: beta, c: c, ldc: ldc,
-                compute: Compute(backend: .swiftSIMD, threads: threads))
+                compute: try Compute(backend: .swiftSIMD, threads: threads))
         case .avx512LayoutOnAVX2:
             // nativeGEMM trusts its arguments; these are validated the same way as gemm() does.
             precondition(opA.cols == opB.rows)
@@ -219,15 +219,15 @@ struct GEMMData {
 
     /// C after running `backend` on a fresh copy of the operands. Also checks (recording an
     /// issue) that A and B were not written and that C's padding kept its sentinel.
-    func run(_ backend: TestedBackend, _ tc: GEMMCase, threads: Int, sourceLocation: SourceLocation = #_sourceLocation) -> StridedMatrix {
+    func run(_ backend: TestedBackend, _ tc: GEMMCase, threads: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> StridedMatrix {
         var out = c
         let aBefore = independentCopy(a.storage), bBefore = independentCopy(b.storage)
         let opA = MatrixOperand(rows: tc.m, cols: tc.k, ld: tc.lda, transposed: tc.transA)
         let opB = MatrixOperand(rows: tc.k, cols: tc.n, ld: tc.ldb, transposed: tc.transB)
-        a.storage.withUnsafeBufferPointer { pa in
-            b.storage.withUnsafeBufferPointer { pb in
-                out.storage.withUnsafeMutableBufferPointer { pc in
-                    backend.run(
+        try a.storage.withUnsafeBufferPointer { pa in
+            try b.storage.withUnsafeBufferPointer { pb in
+                try out.storage.withUnsafeMutableBufferPointer { pc in
+                    try backend.run(
                         alpha: tc.alpha, a: UnsafeBufferPointer(rebasing: pa[tc.offA...]), opA,
                         b: UnsafeBufferPointer(rebasing: pb[tc.offB...]), opB, beta: tc.beta,
                         c: UnsafeMutableBufferPointer(rebasing: pc[tc.offC...]), ldc: tc.ldc, threads: threads)
@@ -281,10 +281,10 @@ struct FailureBudget {
 func check(
     _ backend: TestedBackend, _ tc: GEMMCase, threads: [Int] = [1], budget: inout FailureBudget,
     sourceLocation: SourceLocation = #_sourceLocation
-) -> StridedMatrix? {
+) throws -> StridedMatrix? {
     let data = GEMMData(tc)
     let ref = data.reference(tc)
-    let got = data.run(backend, tc, threads: threads[0], sourceLocation: sourceLocation)
+    let got = try data.run(backend, tc, threads: threads[0], sourceLocation: sourceLocation)
     let what = "\(backend) threads=\(threads[0]) \(tc)"
     if tc.m == 0 || tc.n == 0 {
         // Nothing to compute: C must be bitwise what it was.
@@ -297,7 +297,7 @@ func check(
         budget.record("\(what) vs Double reference: \(bad)", sourceLocation: sourceLocation)
     }
     if backend.isNative {
-        let oracle = data.run(.swiftSIMD, tc, threads: 1, sourceLocation: sourceLocation)
+        let oracle = try data.run(.swiftSIMD, tc, threads: 1, sourceLocation: sourceLocation)
         let doubled = { (idx: Int) in
             gemmTolerance(k: tc.k, alpha: tc.alpha, bound: ref.bound[idx], scaledC: ref.scaledC[idx])
         }
@@ -310,7 +310,7 @@ func check(
         }
     }
     for t in threads.dropFirst() {
-        let other = data.run(backend, tc, threads: t, sourceLocation: sourceLocation)
+        let other = try data.run(backend, tc, threads: t, sourceLocation: sourceLocation)
         if let idx = firstBitwiseDifference(other.storage, got.storage) {
             budget.record(
                 "\(backend) \(tc): threads=\(t) differs bitwise from threads=\(threads[0]) at first bad index (i, j) = (\((idx - tc.offC) / tc.ldc), \((idx - tc.offC) % tc.ldc)): got \(other.storage[idx]), expected \(got.storage[idx])",

@@ -76,10 +76,10 @@ func freivaldsMismatch(
 
 /// Runs `tc` on `backend` with every thread count in `threads`, checks that the results are
 /// bitwise equal, that C's padding is intact, and checks the first with Freivalds' trick.
-func checkLarge(_ backend: TestedBackend, _ tc: GEMMCase, threads: [Int], sourceLocation: SourceLocation = #_sourceLocation) {
+func checkLarge(_ backend: TestedBackend, _ tc: GEMMCase, threads: [Int], sourceLocation: SourceLocation = #_sourceLocation) throws {
     let data = GEMMData(tc)
     var results: [StridedMatrix] = []
-    for t in threads { results.append(data.run(backend, tc, threads: t, sourceLocation: sourceLocation)) }
+    for t in threads { results.append(try data.run(backend, tc, threads: t, sourceLocation: sourceLocation)) }
     let first = results[0]
     for (t, r) in zip(threads, results).dropFirst() {
         if let idx = firstBitwiseDifference(r.storage, first.storage) {
@@ -102,7 +102,7 @@ struct GEMMLargeTests {
     /// threads must be bitwise identical. The Swift SIMD backend (rows independent, each in a
     /// fixed order) must be bitwise identical across thread counts as well.
     @Test("1 and 2 threads give bitwise identical results", arguments: TestedBackend.all)
-    func threadCountsAgreeBitwise(_ backend: TestedBackend) {
+    func threadCountsAgreeBitwise(_ backend: TestedBackend) throws {
         let g = backend.blocking
         let (mr, nr) = (Int(g.mr), Int(g.nr))
         var shapes: [(Int, Int, Int)]
@@ -128,7 +128,7 @@ struct GEMMLargeTests {
                     alpha: nonzeroAlphas[index % 3], beta: betas[index % 3],
                     padA: paddings[index % 4], padB: 1, padC: paddings[(index + 1) % 4], offA: index % 4, offB: (index + 1) % 4,
                     offC: (index + 2) % 4, nanInC: index % 3 == 0)
-                checkLarge(backend, tc, threads: [1, 2])
+                try checkLarge(backend, tc, threads: [1, 2])
             }
         }
     }
@@ -137,31 +137,31 @@ struct GEMMLargeTests {
     /// scalar table m, n and k all exceed MC, NC and KC), checked with Freivalds' trick and
     /// for bitwise equality across 1 and 2 threads.
     @Test("large products, Freivalds check", arguments: TestedBackend.nativeOnly)
-    func largeProducts(_ backend: TestedBackend) {
+    func largeProducts(_ backend: TestedBackend) throws {
         let cases = [
             GEMMCase(m: 520, n: 1030, k: 300, alpha: 1, beta: 0, padA: 3, padB: 0, padC: 5, offC: 1, nanInC: true),
             GEMMCase(m: 1030, n: 515, k: 260, transA: true, transB: true, alpha: -0.5, beta: -1.5, padA: 0, padB: 7, padC: 1, offA: 3, offB: 1),
             GEMMCase(m: 777, n: 600, k: 257, transA: false, transB: true, alpha: 2.5, beta: 1, padA: 1, padB: 1, padC: 0, offA: 2, offB: 2, offC: 2),
         ]
-        for tc in cases { checkLarge(backend, tc, threads: [2, 1]) }
+        for tc in cases { try checkLarge(backend, tc, threads: [2, 1]) }
     }
 
     /// The Swift SIMD backend on a 512-sized product (kept thin in k: debug Swift is slow).
     @Test("large product on the Swift SIMD backend, Freivalds check")
-    func largeSwiftSIMD() {
+    func largeSwiftSIMD() throws {
         let tc = GEMMCase(m: 512, n: 520, k: 16, transA: true, transB: false, alpha: -0.5, beta: 1, padA: 2, padB: 0, padC: 3, offA: 1, offC: 2)
-        checkLarge(.swiftSIMD, tc, threads: [2])
+        try checkLarge(.swiftSIMD, tc, threads: [2])
         let tc2 = GEMMCase(m: 515, n: 512, k: 12, transA: false, transB: true, alpha: 2.5, beta: 0, padC: 1, nanInC: true)
-        checkLarge(.swiftSIMD, tc2, threads: [2])
+        try checkLarge(.swiftSIMD, tc2, threads: [2])
     }
 
     /// The Freivalds check itself must fail on a wrong result (else the tests above prove
     /// nothing): one element of a correct product is perturbed by a modest amount.
     @Test("Freivalds check detects a single wrong element")
-    func freivaldsDetects() {
+    func freivaldsDetects() throws {
         let tc = GEMMCase(m: 64, n: 48, k: 40, alpha: 1, beta: 0)
         let data = GEMMData(tc)
-        var got = data.run(.native(.scalar), tc, threads: 1)
+        var got = try data.run(.native(.scalar), tc, threads: 1)
         #expect(freivaldsMismatch(tc, data, got: got, vectors: 2) == nil)
         got.storage[tc.offC + 5 * tc.ldc + 7] += 1
         #expect(freivaldsMismatch(tc, data, got: got, vectors: 2) != nil)

@@ -17,7 +17,7 @@ struct GEMMPropertyTests {
     /// and primes, times every transpose pair and the short reductions; alpha, beta and the
     /// row-stride paddings cycle through their values.
     @Test("tile edges: m, n around MR/NR, small and prime, all transposes, short k", arguments: TestedBackend.all)
-    func tileEdges(_ backend: TestedBackend) {
+    func tileEdges(_ backend: TestedBackend) throws {
         let g = backend.blocking
         let ms = edgeSizes(Int(g.mr), includeZero: true)
         let ns = edgeSizes(Int(g.nr), includeZero: true)
@@ -36,7 +36,7 @@ struct GEMMPropertyTests {
                             padA: paddings[(index / 12) % 4], padB: paddings[(index / 5) % 4],
                             padC: paddings[(index / 7) % 4], offA: (index / 3) % 4, offB: (index / 11) % 4, offC: (index / 2) % 4,
                             nanInC: beta == 0 && index % 2 == 1)
-                        check(backend, tc, budget: &budget)
+                        try check(backend, tc, budget: &budget)
                     }
                 }
             }
@@ -48,7 +48,7 @@ struct GEMMPropertyTests {
     /// ones that run several KC blocks (1000, 4096), on a 1 x 1 product, on one full tile plus
     /// an edge row and column (MR+1 x NR+1) and on a prime shape; every transpose pair.
     @Test("reduction lengths: k from 0 to 4096 across the KC boundary", arguments: TestedBackend.all)
-    func reductionLengths(_ backend: TestedBackend) {
+    func reductionLengths(_ backend: TestedBackend) throws {
         let g = backend.blocking
         let kc = Int(g.kc)
         let ks = Array(Set([0, 1, 2, 3, 5, 7, 16, 17, 255, 256, 257, kc - 1, kc, kc + 1, 1000, 4096])).sorted()
@@ -68,7 +68,7 @@ struct GEMMPropertyTests {
                         padA: paddings[index % 4], padB: paddings[(index / 2) % 4], padC: paddings[(index / 3) % 4],
                         offA: (index / 4) % 4, offB: (index / 5) % 4, offC: (index / 7) % 4,
                         nanInC: beta == 0)
-                    check(backend, tc, budget: &budget)
+                    try check(backend, tc, budget: &budget)
                 }
             }
         }
@@ -79,7 +79,7 @@ struct GEMMPropertyTests {
     /// on a shape with full and edge tiles and a short k and on a long thin one with k just
     /// past KC. With beta == 0 the old C is all NaN (it must not be read).
     @Test("alpha and beta: all combinations; beta == 0 ignores NaN in C", arguments: TestedBackend.all)
-    func alphaBeta(_ backend: TestedBackend) {
+    func alphaBeta(_ backend: TestedBackend) throws {
         let g = backend.blocking
         let shapes = [(Int(g.mr) + 1, Int(g.nr) - 1, 17), (2, 2 * Int(g.nr) + 3, Int(g.kc) + 1)]
         var budget = FailureBudget()
@@ -93,7 +93,7 @@ struct GEMMPropertyTests {
                             m: m, n: n, k: k, transA: t & 1 != 0, transB: t & 2 != 0, alpha: alpha, beta: beta,
                             padA: paddings[index % 4], padB: paddings[(index + 1) % 4], padC: paddings[(index + 2) % 4],
                             offA: (index / 4) % 4, offB: (index / 2) % 4, offC: (index / 3) % 4, nanInC: beta == 0)
-                        check(backend, tc, budget: &budget)
+                        try check(backend, tc, budget: &budget)
                     }
                 }
             }
@@ -105,7 +105,7 @@ struct GEMMPropertyTests {
     /// beta == 1, zeros for beta == 0), and A and B are not used at all: NaN and inf there must
     /// not leak into C.
     @Test("alpha == 0 gives exactly beta * C, whatever A and B hold", arguments: TestedBackend.all)
-    func alphaZero(_ backend: TestedBackend) {
+    func alphaZero(_ backend: TestedBackend) throws {
         let g = backend.blocking
         var budget = FailureBudget()
         for (m, n, k) in [(Int(g.mr) + 1, Int(g.nr) + 1, 9), (3, 5, 0), (1, Int(g.nr), 300)] {
@@ -115,7 +115,7 @@ struct GEMMPropertyTests {
                         m: m, n: n, k: k, transA: t & 1 != 0, transB: t & 2 != 0, alpha: 0, beta: beta,
                         padA: 1, padC: 2, offA: 1, offB: 2, offC: 3, fill: .nonFinite)
                     let data = GEMMData(tc)
-                    let got = data.run(backend, tc, threads: 1)
+                    let got = try data.run(backend, tc, threads: 1)
                     for i in 0..<m {
                         for j in 0..<n {
                             let old = data.c.at(i, j)
@@ -139,7 +139,7 @@ struct GEMMPropertyTests {
     /// Subnormal inputs must not be flushed (DAZ) and subnormal results must not be flushed
     /// (FTZ): the tolerance's absolute term is (k+1) * 2^-148, far below those values.
     @Test("special values: ±0, subnormals, ±inf, NaN; no flush to zero", arguments: TestedBackend.all)
-    func specialValues(_ backend: TestedBackend) {
+    func specialValues(_ backend: TestedBackend) throws {
         let g = backend.blocking
         let (mr, nr) = (Int(g.mr), Int(g.nr))
         var budget = FailureBudget()
@@ -156,7 +156,7 @@ struct GEMMPropertyTests {
                         m: m, n: n, k: k, transA: t & 1 != 0, transB: t & 2 != 0, alpha: alpha, beta: beta,
                         padA: paddings[index % 4], padB: paddings[(index / 4) % 4], padC: 1, offA: index % 3, offC: (index / 3) % 4,
                         fill: fill, nanInC: beta == 0 && index % 2 == 0)
-                    check(backend, tc, budget: &budget)
+                    try check(backend, tc, budget: &budget)
                 }
             }
         }
@@ -167,7 +167,7 @@ struct GEMMPropertyTests {
     /// up to 300, any transposes, paddings, offsets, alpha, beta and fill. Catches interactions
     /// that the structured sweeps pair off differently. The sequence of cases is seeded.
     @Test("random combinations of sizes, layouts, scalars and fills", arguments: TestedBackend.all)
-    func randomCombinations(_ backend: TestedBackend) {
+    func randomCombinations(_ backend: TestedBackend) throws {
         let g = backend.blocking
         var rng = SeededRNG(seed: caseSeed(777))
         var budget = FailureBudget()
@@ -188,7 +188,7 @@ struct GEMMPropertyTests {
             tc.fill = fills[draw(fills.count)]
             tc.nanInC = tc.beta == 0 && draw(2) == 1
             tc.tag = index
-            check(backend, tc, budget: &budget)
+            try check(backend, tc, budget: &budget)
         }
         budget.finish()
     }
@@ -196,7 +196,7 @@ struct GEMMPropertyTests {
     /// Cache-block edges: m around MC and past 2*MC (several A blocks), n past NC (several B
     /// blocks), each with a reduction inside and past KC. Only the C backends have blocks.
     @Test("cache blocks: m around MC and past 2*MC, n past NC, k past KC", arguments: TestedBackend.nativeOnly)
-    func cacheBlocks(_ backend: TestedBackend) {
+    func cacheBlocks(_ backend: TestedBackend) throws {
         let g = backend.blocking
         let (mr, nr, mc, kc, nc) = (Int(g.mr), Int(g.nr), Int(g.mc), Int(g.kc), Int(g.nc))
         var budget = FailureBudget()
@@ -221,7 +221,7 @@ struct GEMMPropertyTests {
                     alpha: nonzeroAlphas[index % 3], beta: betas[index % 3],
                     padA: paddings[index % 4], padB: paddings[(index + 1) % 4], padC: paddings[(index + 2) % 4],
                     offA: (index / 2) % 4, offB: (index / 3) % 4, offC: index % 4, nanInC: index % 3 == 0)
-                check(backend, tc, budget: &budget)
+                try check(backend, tc, budget: &budget)
             }
         }
         budget.finish()

@@ -194,7 +194,7 @@ struct HalfWeightKernelTests {
 @Suite("16-bit Linear and Embedding")
 struct HalfWeightLayerTests {
     @Test("a Linear held in F16 / BF16 equals the float32 Linear over the widened weight, bitwise, for 1 to 40 rows on every backend and thread count")
-    func linearMatchesWidened() {
+    func linearMatchesWidened() throws {
         var rng = SplitMix64(state: 4411)
         for (k, n) in [(7, 5), (64, 300), (1100, 100), (96, 129)] {
             let weight = Tensor(shape: [n, k], scalars: (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) })
@@ -208,7 +208,7 @@ struct HalfWeightLayerTests {
                     let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -1...1, using: &rng) })
                     for backend in KernelVariant.supported.map(Backend.native) + [.swiftSIMD] {
                         for threads in [1, 2] {
-                            let compute = Compute(backend: backend, threads: threads)
+                            let compute = try Compute(backend: backend, threads: threads)
                             let got = half(x, compute: compute).scalars
                             // The float32 reference without the packed path (which sums in another order): the
                             // output starts as the bias rows, then GEMV / SGEMM with beta 1, as Linear does.

@@ -20,7 +20,7 @@ struct MultiRowGEMVTests {
                 let bias = Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -1...1, using: &rng) })
                 let layer = Linear(weight: weight, bias: bias)
                 for threads in [1, 2] {
-                    let compute = Compute(backend: .native(variant), threads: threads)
+                    let compute = try Compute(backend: .native(variant), threads: threads)
                     for rows in Array(2...max(2, gemvMaxRows(variant.kernels))) {
                         let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -1...1, using: &rng) })
                         let together = layer.forward(x, compute: compute).scalars

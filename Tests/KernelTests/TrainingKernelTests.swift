@@ -83,7 +83,7 @@ extension SeededRNG {
 @Suite("Training kernels: optimizers")
 struct OptimizerKernelTests {
     @Test("AdamW reproduces torch.optim.AdamW step by step", arguments: trainingBackends)
-    func adamWTorch(_ backend: Backend) {
+    func adamWTorch(_ backend: Backend) throws {
         for (ci, c) in TrainingFixtures.cases("adamw").enumerated() {
             let hyper = TrainingKernels.AdamW(
                 lr: double(c["lr"]), beta1: double(c["beta1"]), beta2: double(c["beta2"]), eps: double(c["eps"]),
@@ -96,7 +96,7 @@ struct OptimizerKernelTests {
                 let g = floats(step["grad"])
                 TrainingKernels.adamW(
                     param: &param, grad: Tensor(shape: [g.count]) { g[$0] }, m: &m, v: &v, step: s + 1, hyper: hyper,
-                    compute: Compute(backend: backend, threads: 1 + s % 2))
+                    compute: try Compute(backend: backend, threads: 1 + s % 2))
                 for i in g.indices { gAbs[i] = max(gAbs[i], Double(g[i].magnitude)) }
                 let wantP = floats(step["param"]), wantM = floats(step["m"]), wantV = floats(step["v"])
                 if fusesLikeTorch(backend) {
@@ -128,7 +128,7 @@ struct OptimizerKernelTests {
     }
 
     @Test("AdamW: every variant against the oracle, odd sizes, 1 and 2 threads", arguments: KernelVariant.supported)
-    func adamWVariants(_ variant: KernelVariant) {
+    func adamWVariants(_ variant: KernelVariant) throws {
         for n in [0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1000, TrainingKernels.elementChunk + 5] {
             for (hi, hyper) in [TrainingKernels.AdamW(), TrainingKernels.AdamW(lr: 0.1, beta1: 0.2, beta2: 0.9, eps: 1e-3, weightDecay: 0)]
                 .enumerated()
@@ -148,13 +148,14 @@ struct OptimizerKernelTests {
                 }
                 for threads in [1, 2] {
                     var got = (p0, m0, v0)
+                    let compute = try Compute(backend: .native(variant), threads: threads)
                     got.0.withUnsafeMutableBufferPointer { p in
                         got.1.withUnsafeMutableBufferPointer { m in
                             got.2.withUnsafeMutableBufferPointer { v in
                                 guard n > 0 else { return }
                                 TrainingKernels.adamW(
                                     param: p.baseAddress!, grad: g, m: m.baseAddress!, v: v.baseAddress!, count: n, step: 7, hyper: hyper,
-                                    compute: Compute(backend: .native(variant), threads: threads))
+                                    compute: compute)
                             }
                         }
                     }
@@ -208,7 +209,7 @@ struct OptimizerKernelTests {
     }
 
     @Test("SGD reproduces torch.optim.SGD (momentum, dampening, Nesterov, decay)", arguments: trainingBackends)
-    func sgdTorch(_ backend: Backend) {
+    func sgdTorch(_ backend: Backend) throws {
         for (ci, c) in TrainingFixtures.cases("sgd").enumerated() {
             let hyper = TrainingKernels.SGD(
                 lr: double(c["lr"]), momentum: double(c["momentum"]), dampening: double(c["dampening"]),
@@ -218,11 +219,12 @@ struct OptimizerKernelTests {
             var buf = [Float](repeating: 0, count: n)
             for (s, step) in (c["steps"] as! [[String: Any]]).enumerated() {
                 let g = floats(step["grad"])
+                let compute = try Compute(backend: backend, threads: 2)
                 param.withUnsafeMutableBufferPointer { p in
                     buf.withUnsafeMutableBufferPointer { b in
                         TrainingKernels.sgd(
                             param: p.baseAddress!, grad: g, buffer: hyper.momentum == 0 ? nil : b.baseAddress!, count: n, firstStep: s == 0,
-                            hyper: hyper, compute: Compute(backend: backend, threads: 2))
+                            hyper: hyper, compute: compute)
                     }
                 }
                 let wantP = floats(step["param"])
@@ -249,7 +251,7 @@ struct OptimizerKernelTests {
     }
 
     @Test("SGD: every variant against the oracle, odd sizes, 1 and 2 threads", arguments: KernelVariant.supported)
-    func sgdVariants(_ variant: KernelVariant) {
+    func sgdVariants(_ variant: KernelVariant) throws {
         let hypers = [
             TrainingKernels.SGD(lr: 0.1), TrainingKernels.SGD(lr: 0.05, momentum: 0.9, dampening: 0.3, weightDecay: 0.01),
             TrainingKernels.SGD(lr: 0.01, momentum: 0.7, weightDecay: 1e-3, nesterov: true),
@@ -271,11 +273,12 @@ struct OptimizerKernelTests {
                     }
                     for threads in [1, 2] {
                         var p = p0, b = b0
+                        let compute = try Compute(backend: .native(variant), threads: threads)
                         p.withUnsafeMutableBufferPointer { pb in
                             b.withUnsafeMutableBufferPointer { bb in
                                 TrainingKernels.sgd(
                                     param: pb.baseAddress!, grad: g, buffer: bb.baseAddress!, count: n, firstStep: first, hyper: hyper,
-                                    compute: Compute(backend: .native(variant), threads: threads))
+                                    compute: compute)
                             }
                         }
                         // Bit-exact: the oracle rounds exactly where the variant does.
@@ -293,8 +296,8 @@ struct OptimizerKernelTests {
     }
 
     @Test("sum of squares and clipping reproduce torch.nn.utils.clip_grad_norm_", arguments: trainingBackends)
-    func clipTorch(_ backend: Backend) {
-        let compute = Compute(backend: backend, threads: 2)
+    func clipTorch(_ backend: Backend) throws {
+        let compute = try Compute(backend: backend, threads: 2)
         for (ci, c) in TrainingFixtures.cases("clip").enumerated() {
             var grads = (c["grads"] as! [Any]).map { floats($0) }
             var total = 0.0
@@ -315,19 +318,20 @@ struct OptimizerKernelTests {
     }
 
     @Test("sum of squares: every variant against Double, any thread count gives the same bits", arguments: KernelVariant.supported)
-    func sumOfSquaresVariants(_ variant: KernelVariant) {
+    func sumOfSquaresVariants(_ variant: KernelVariant) throws {
         for n in [0, 1, 2, 15, 31, 32, 33, 1001, TrainingKernels.elementChunk * 3 + 17] {
             var rng = SeededRNG(seed: caseSeed(n, 5))
             let x = randomFloats(&rng, n, -10, 10)
             let want = x.reduce(0.0) { $0 + Double($1) * Double($1) }
-            let one = TrainingKernels.sumOfSquares(x, count: n, compute: Compute(backend: .native(variant), threads: 1))
-            let two = TrainingKernels.sumOfSquares(x, count: n, compute: Compute(backend: .native(variant), threads: 2))
+            let one = TrainingKernels.sumOfSquares(x, count: n, compute: try Compute(backend: .native(variant), threads: 1))
+            let two = TrainingKernels.sumOfSquares(x, count: n, compute: try Compute(backend: .native(variant), threads: 2))
             #expect(one.bitPattern == two.bitPattern, "\(variant) n=\(n): 1 thread \(one), 2 threads \(two)")
             #expect(abs(one - want) <= Double(n) * 0x1p-52 * want, "\(variant) n=\(n): \(one) vs \(want)")
             var y = x
+            let compute = try Compute(backend: .native(variant), threads: 2)
             y.withUnsafeMutableBufferPointer { b in
                 guard n > 0 else { return }
-                TrainingKernels.scale(b.baseAddress!, count: n, by: 0.37, compute: Compute(backend: .native(variant), threads: 2))
+                TrainingKernels.scale(b.baseAddress!, count: n, by: 0.37, compute: compute)
             }
             #expect(y == x.map { $0 * 0.37 }, "\(variant) n=\(n): scale")
         }
@@ -383,15 +387,16 @@ struct CrossEntropyKernelTests {
     }
 
     @Test("reproduces F.cross_entropy (mean, ignore_index, label_smoothing) and its gradient", arguments: trainingBackends)
-    func torch(_ backend: Backend) {
+    func torch(_ backend: Backend) throws {
         for (ci, c) in TrainingFixtures.cases("cross_entropy").enumerated() {
             let rows = int(c["rows"]), vocab = int(c["vocab"])
             let logits = floats(c["logits"]), targets = (c["targets"] as! [Any]).map { Int32(int($0)) }
             var d = [Float](repeating: .nan, count: rows * vocab)
+            let compute = try Compute(backend: backend, threads: 2)
             let result = d.withUnsafeMutableBufferPointer { db in
                 TrainingKernels.crossEntropy(
                     logits: logits, rows: rows, vocab: vocab, ld: vocab, targets: targets, labelSmoothing: Float(double(c["label_smoothing"])),
-                    dlogits: db.baseAddress!, ldd: vocab, compute: Compute(backend: backend, threads: 2))
+                    dlogits: db.baseAddress!, ldd: vocab, compute: compute)
             }
             if let want = c["loss"] as? NSNumber {
                 #expect(
@@ -409,7 +414,7 @@ struct CrossEntropyKernelTests {
 
     @Test(
         "every variant against the oracle: odd vocabularies, ignored rows, smoothing, in place, 1 and 2 threads", arguments: KernelVariant.supported)
-    func variants(_ variant: KernelVariant) {
+    func variants(_ variant: KernelVariant) throws {
         for vocab in [1, 2, 7, 17, 100, 2047, 2049, 5003] {
             for (si, smoothing) in [Float(0), 0.1].enumerated() {
                 for inPlace in [false, true] {
@@ -428,13 +433,14 @@ struct CrossEntropyKernelTests {
                     for threads in [1, 2] {
                         var d = inPlace ? logits : [Float](repeating: .nan, count: rows * ld)
                         var rowLoss = [Float](repeating: .nan, count: rows)
+                        let compute = try Compute(backend: .native(variant), threads: threads)
                         let sum = d.withUnsafeMutableBufferPointer { db in
                             rowLoss.withUnsafeMutableBufferPointer { lb in
                                 TrainingKernels.crossEntropy(
                                     logits: inPlace ? UnsafePointer(db.baseAddress!) : logits.withUnsafeBufferPointer { $0.baseAddress! }, rows: rows,
                                     vocab: vocab, ld: ld, targets: targets, labelSmoothing: smoothing, upstream: 1.5, dlogits: db.baseAddress!,
                                     ldd: ld,
-                                    rowLoss: lb.baseAddress!, compute: Compute(backend: .native(variant), threads: threads))
+                                    rowLoss: lb.baseAddress!, compute: compute)
                             }
                         }
                         #expect(sum.count == count)
@@ -498,8 +504,8 @@ struct NormKernelTests {
     }
 
     @Test("reproduces LayerNorm and T5's RMS norm forward and backward", arguments: trainingBackends)
-    func torch(_ backend: Backend) {
-        let compute = Compute(backend: backend, threads: 2)
+    func torch(_ backend: Backend) throws {
+        let compute = try Compute(backend: backend, threads: 2)
         for (ci, c) in TrainingFixtures.cases("norm").enumerated() {
             let rms = c["rms"] as! Bool, rows = int(c["rows"]), n = int(c["n"]), eps = Float(double(c["eps"]))
             let x = floats(c["x"]), res = floats(c["residual"]), gamma = floats(c["gamma"]), beta = floats(c["beta"]), dy = floats(c["dy"])
@@ -527,7 +533,7 @@ struct NormKernelTests {
     @Test(
         "every variant against the oracle: odd rows and widths, residual, t in place, accumulate, 1 and 2 threads", arguments: KernelVariant.supported
     )
-    func variants(_ variant: KernelVariant) {
+    func variants(_ variant: KernelVariant) throws {
         for n in [1, 3, 8, 17, 33, 100, 769] {
             for rows in [1, 5, 40] {
                 for rms in [false, true] {
@@ -539,7 +545,7 @@ struct NormKernelTests {
                     let dx0 = randomFloats(&rng, rows * ld), dg0 = randomFloats(&rng, n), db0 = randomFloats(&rng, n)
                     var outs: [[Float]] = []
                     for threads in [1, 2] {
-                        let compute = Compute(backend: .native(variant), threads: threads)
+                        let compute = try Compute(backend: .native(variant), threads: threads)
                         // t written in place over a copy of x (the residual stream).
                         var t = x, y = [Float](repeating: .nan, count: rows * ld), mean = [Float](repeating: .nan, count: rows), rstd = mean
                         t.withUnsafeMutableBufferPointer { tb in
@@ -658,8 +664,8 @@ struct ActivationBackwardKernelTests {
     }
 
     @Test("reproduces torch's gelu, gelu tanh, relu, silu and gated-unit gradients", arguments: trainingBackends)
-    func torch(_ backend: Backend) {
-        let compute = Compute(backend: backend, threads: 2)
+    func torch(_ backend: Backend) throws {
+        let compute = try Compute(backend: backend, threads: 2)
         for c in TrainingFixtures.cases("activation") {
             let kind = Activation(rawValue: c["kind"] as! String)!
             let x = floats(c["x"]), dy = floats(c["dy"]), want = floats(c["dx"])
@@ -683,7 +689,7 @@ struct ActivationBackwardKernelTests {
     }
 
     @Test("every variant against the oracle: every kind, odd sizes, tails, in place, 1 and 2 threads", arguments: KernelVariant.supported)
-    func variants(_ variant: KernelVariant) {
+    func variants(_ variant: KernelVariant) throws {
         for kind in Activation.allCases {
             for n in [1, 3, 15, 16, 17, 63, 1001, TrainingKernels.elementChunk + 9] {
                 var rng = SeededRNG(seed: caseSeed(n, kind.hashValue & 0xff, 505))
@@ -692,7 +698,7 @@ struct ActivationBackwardKernelTests {
                 let dy = randomFloats(&rng, n, -2, 2), b = randomFloats(&rng, n, -2, 2)
                 var outs: [[Float]] = []
                 for threads in [1, 2] {
-                    let compute = Compute(backend: .native(variant), threads: threads)
+                    let compute = try Compute(backend: .native(variant), threads: threads)
                     var dx = dy  // in place over dy
                     dx.withUnsafeMutableBufferPointer { p in
                         TrainingKernels.activationBackward(kind, x: x, dy: p.baseAddress!, dx: p.baseAddress!, count: n, compute: compute)
@@ -741,14 +747,14 @@ func activationTolerance(_ kind: Activation, _ x: Float) -> Double {
 @Suite("Training kernels: embedding backward")
 struct EmbeddingBackwardKernelTests {
     @Test("reproduces F.embedding's gradient (with a padding index)", arguments: trainingBackends)
-    func torch(_ backend: Backend) {
+    func torch(_ backend: Backend) throws {
         for (ci, c) in TrainingFixtures.cases("embedding").enumerated() {
             let rows = int(c["rows"]), vocab = int(c["vocab"]), dim = int(c["dim"]), pad = int(c["padding"])
             let ids = (c["ids"] as! [Any]).map { Int32(int($0)) }, dout = floats(c["dout"])
             var table = [Float](repeating: 0, count: vocab * dim)
             TrainingKernels.embeddingBackward(
                 ids: ids, rows: rows, dout: dout, ldo: dim, dtable: &table, vocab: vocab, dim: dim, ldt: dim,
-                paddingID: pad >= 0 ? Int32(pad) : nil, compute: Compute(backend: backend, threads: 2))
+                paddingID: pad >= 0 ? Int32(pad) : nil, compute: try Compute(backend: backend, threads: 2))
             let want = floats(c["dtable"])
             // Sums of the same terms in possibly another order.
             let bad = firstOutside(table, want, k: Double(rows) * 2) { _ in 4 }
@@ -757,7 +763,7 @@ struct EmbeddingBackwardKernelTests {
     }
 
     @Test("every variant against the oracle bit for bit: repeated ids, padding, odd widths, 1 and 2 threads", arguments: KernelVariant.supported)
-    func variants(_ variant: KernelVariant) {
+    func variants(_ variant: KernelVariant) throws {
         for dim in [1, 7, 16, 33, 300, 1000] {
             for pad in [Int32(-1), 2] {
                 var rng = SeededRNG(seed: caseSeed(dim, Int(pad), 606))
@@ -770,7 +776,7 @@ struct EmbeddingBackwardKernelTests {
                     var table = t0
                     TrainingKernels.embeddingBackward(
                         ids: ids, rows: rows, dout: dout, ldo: ldo, dtable: &table, vocab: vocab, dim: dim, ldt: ldt,
-                        paddingID: pad >= 0 ? pad : nil, compute: Compute(backend: .native(variant), threads: threads))
+                        paddingID: pad >= 0 ? pad : nil, compute: try Compute(backend: .native(variant), threads: threads))
                     #expect(
                         bitwiseEqual(table, want),
                         "\(variant) dim \(dim) pad \(pad) threads \(threads): first difference at \(firstBitwiseDifference(table, want) ?? -1)")

@@ -70,7 +70,7 @@ struct ComputeTests {
         #expect(empty.variant == KernelVariant.best && empty.environmentNote == nil, "empty ATTEND_VARIANT: \(empty)")
     }
 
-    @Test func defaultComputeRoundTrips() {
+    @Test func defaultComputeRoundTrips() throws {
         let original = Compute.default
         // As initialized: the start-up variant on all cores, or ATTEND_THREADS.
         #expect(original.backend == .native(KernelVariant.initial.variant))
@@ -83,14 +83,14 @@ struct ComputeTests {
         // may use the default, and the thread count does not change any result (the native
         // and Swift SIMD backends are bitwise independent of it), the backend would.
         defer { Compute.default = original }
-        for value in [original.with(threads: 1), original.with(threads: 3), original.with(threads: 2)] {
+        for value in [try original.with(threads: 1), try original.with(threads: 3), try original.with(threads: 2)] {
             Compute.default = value
             #expect(Compute.default == value)
         }
         Compute.default = original
         #expect(Compute.default == original)
         // Concurrent writers and readers: every read sees one of the written values whole.
-        let values = [original.with(threads: 1), original.with(threads: 2)]
+        let values = [try original.with(threads: 1), try original.with(threads: 2)]
         let torn = Counter()
         DispatchQueue.concurrentPerform(iterations: 4) { w in
             for i in 0..<2000 {
@@ -106,16 +106,67 @@ struct ComputeTests {
         #expect(Compute.default == original)
     }
 
-    @Test func computeValues() {
-        let c = Compute(backend: .native(.scalar), threads: 2)
+    @Test func computeValues() throws {
+        let c = try Compute(backend: .native(.scalar), threads: 2)
         #expect(c.backend == .native(.scalar) && c.threads == 2)
-        #expect(c.with(threads: 5) == Compute(backend: .native(.scalar), threads: 5))
-        #expect(c.with(backend: .swiftSIMD) == Compute(backend: .swiftSIMD, threads: 2))
-        #expect(c != c.with(threads: 1))
-        #expect(Set([c, c.with(threads: 2), c.with(backend: .swiftSIMD)]).count == 2)
+        #expect(try c.with(threads: 5) == Compute(backend: .native(.scalar), threads: 5))
+        #expect(try c.with(backend: .swiftSIMD) == Compute(backend: .swiftSIMD, threads: 2))
+        #expect(try c != c.with(threads: 1))
+        #expect(Set([c, try c.with(threads: 2), try c.with(backend: .swiftSIMD)]).count == 2)
         #expect(Backend.native(.avx2).description == "native(avx2)")
         #expect(Backend.swiftSIMD.description == "swiftSIMD")
         #expect(Backend.native(.scalar) != Backend.native(.avx2))
+    }
+
+    /// A thread count below 1 throws ModelInputError naming the count and the allowed range,
+    /// from the initializer (either backend) and from `with(threads:)`; nothing stops.
+    @Test("threads below 1 throw, naming the count", arguments: [0, -1, Int.min])
+    func threadsBelowOneThrow(_ threads: Int) throws {
+        let valid = try Compute(backend: .native(.scalar), threads: 2)
+        let attempts: [(String, () throws(ModelInputError) -> Compute)] = [
+            ("init, native", { () throws(ModelInputError) in try Compute(backend: .native(.scalar), threads: threads) }),
+            ("init, swiftSIMD", { () throws(ModelInputError) in try Compute(backend: .swiftSIMD, threads: threads) }),
+            ("with(threads:)", { () throws(ModelInputError) in try valid.with(threads: threads) }),
+            ("Compute.default.with(threads:)", { () throws(ModelInputError) in try Compute.default.with(threads: threads) }),
+        ]
+        for (what, attempt) in attempts {
+            let error = #expect(throws: ModelInputError.self, "\(what)") { _ = try attempt() }
+            #expect(error?.message == "Compute: threads must be at least 1, got \(threads)", "\(what): \(error?.message ?? "no error")")
+        }
+    }
+
+    /// A native variant this CPU cannot run throws ModelInputError naming it and listing the
+    /// supported ones, from the initializer and from `with(backend:)`; nothing stops.
+    @Test func unsupportedVariantThrows() throws {
+        #if arch(x86_64)
+            let never = KernelVariant.neon
+        #else
+            let never = KernelVariant.avx2
+        #endif
+        let unsupported = KernelVariant.allCases.filter { !$0.isSupported }
+        #expect(unsupported.contains(never) && !KernelVariant.supported.contains(never))
+        let valid = try Compute(backend: .swiftSIMD, threads: 3)
+        let list = KernelVariant.supported.map(\.rawValue).joined(separator: ", ")
+        for v in unsupported {
+            let attempts: [(String, () throws(ModelInputError) -> Compute)] = [
+                ("init", { () throws(ModelInputError) in try Compute(backend: .native(v), threads: 1) }),
+                ("with(backend:)", { () throws(ModelInputError) in try valid.with(backend: .native(v)) }),
+            ]
+            for (what, attempt) in attempts {
+                let error = #expect(throws: ModelInputError.self, "\(v) \(what)") { _ = try attempt() }
+                #expect(
+                    error?.message == "Compute: variant \(v) is not supported on this CPU (supported: \(list))",
+                    "\(v) \(what): \(error?.message ?? "no error")")
+            }
+        }
+        // Both wrong: the thread count is named first.
+        let both = #expect(throws: ModelInputError.self) { try Compute(backend: .native(never), threads: 0) }
+        #expect(both?.message.contains("got 0") == true)
+        // Every supported variant and Swift SIMD are taken, as is any positive count.
+        for backend in KernelVariant.supported.map(Backend.native) + [.swiftSIMD] {
+            #expect(try valid.with(backend: backend) == Compute(backend: backend, threads: 3))
+            #expect(try Compute(backend: backend, threads: Int.max).threads == Int.max)
+        }
     }
 
     /// `swift test` builds debug (C at -O0); `swift test -c release` optimizes the C.

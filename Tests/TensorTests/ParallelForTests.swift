@@ -152,15 +152,15 @@ struct ParallelForTests {
     }
 
     @Test("a GEMM inside a parallelFor body (nested regions through the kernels)")
-    func gemmInsideParallelFor() {
+    func gemmInsideParallelFor() throws {
         let a = Tensor(shape: [40, 30], generating: { Float($0 % 7) - 3 })
         let b = Tensor(shape: [30, 20], generating: { Float($0 % 5) - 2 })
-        let expected = a.matmul(b, compute: Compute(backend: .native(.scalar), threads: 1))
+        let expected = a.matmul(b, compute: try Compute(backend: .native(.scalar), threads: 1))
         let outputs = (0..<6).map { _ in TensorBox() }
+        let native = try Compute(backend: .native(KernelVariant.best), threads: 2), simd = try Compute(backend: .swiftSIMD, threads: 2)
         let ok = finishesInTime {
             parallelFor(6, threads: 3) { i in
-                let backend: Backend = i % 2 == 0 ? .native(KernelVariant.best) : .swiftSIMD
-                outputs[i].value = a.matmul(b, compute: Compute(backend: backend, threads: 2))
+                outputs[i].value = a.matmul(b, compute: i % 2 == 0 ? native : simd)
             }
         }
         #expect(ok, "GEMM inside parallelFor did not finish within 60 s (deadlock?)")

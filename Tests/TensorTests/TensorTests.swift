@@ -9,7 +9,7 @@ import AttendTestSupport
 
 /// Every backend a `Compute` can name on this machine, with 1 and 2 threads.
 let allComputes: [Compute] = (KernelVariant.supported.map { Backend.native($0) } + [.swiftSIMD]).flatMap {
-    [Compute(backend: $0, threads: 1), Compute(backend: $0, threads: 2)]
+    [testCompute($0, threads: 1), testCompute($0, threads: 2)]
 }
 
 extension Compute: CustomTestStringConvertible {
@@ -145,7 +145,7 @@ struct TensorValueSemanticsTests {
         #expect(b.scalars == [1, 2, 3] && a.scalars == [1, 2, -3])
     }
 
-    @Test func everyMutatingOperationCopiesSharedStorage() {
+    @Test func everyMutatingOperationCopiesSharedStorage() throws {
         let base = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4] as [Float])
         let other = Tensor(shape: [2, 2], scalars: [10, 20, 30, 40] as [Float])
 
@@ -162,7 +162,7 @@ struct TensorValueSemanticsTests {
         #expect(base.scalars == [1, 2, 3, 4] && c3.scalars == [1, 2, 3, 0])
 
         var c4 = base
-        c4.gemm(base, base, compute: Compute(backend: .swiftSIMD, threads: 1))
+        c4.gemm(base, base, compute: try Compute(backend: .swiftSIMD, threads: 1))
         #expect(base.scalars == [1, 2, 3, 4] && c4.scalars == [7, 10, 15, 22])
 
         // A reshaped view shares storage until written; writes on either side stay there.

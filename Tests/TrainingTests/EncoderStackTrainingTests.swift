@@ -88,7 +88,7 @@ import Testing
         let x = Tensor(shape: [4, 160, 64], generating: { _ in Float.random(in: -1...1, using: &rng) })
         let t = Tensor(shape: [4, 160, 64], generating: { _ in Float.random(in: -1...1, using: &rng) })
         func run(threads: Int) throws -> (loss: Float, grads: ParameterSet, trained: ParameterSet) {
-            let compute = Compute.default.with(threads: threads)
+            let compute = try Compute.default.with(threads: threads)
             let m = try EncoderStackTraining(layers: 2, config: config, seed: 10, compute: compute)
             var optimizer = try AdamW(learningRate: 1e-3, weightDecay: 0.01)
             optimizer.compute = compute

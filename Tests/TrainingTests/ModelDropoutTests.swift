@@ -33,7 +33,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let run = try GoldenTrainingRun(fixture)
         func step(threads: Int, dropout: TrainingDropout) throws -> (Float, ParameterSet) {
-            let model = try TrainableModels.load(directory: dir, compute: Compute(backend: Compute.default.backend, threads: threads))
+            let model = try TrainableModels.load(directory: dir, compute: try Compute(backend: Compute.default.backend, threads: threads))
             model.dropout = dropout
             let loss = try model.loss(run.batches[0])
             return (loss, try model.backward())
@@ -66,7 +66,7 @@ import Testing
         let dir = try Self.folder(fixture, settings)
         defer { try? FileManager.default.removeItem(at: dir) }
         let run = try GoldenTrainingRun(fixture)
-        let model = try TrainableModels.load(directory: dir, compute: Compute(backend: Compute.default.backend, threads: 1))
+        let model = try TrainableModels.load(directory: dir, compute: try Compute(backend: Compute.default.backend, threads: 1))
         let batch = run.batches[0]
         let start = model.parameters
         model.dropout = TrainingDropout(seed: 3)

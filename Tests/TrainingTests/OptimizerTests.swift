@@ -379,8 +379,8 @@ func expectClose(
 
 @Suite struct OptimizerKernelTests {
     static var computes: [Compute] {
-        [Compute(backend: .swiftSIMD, threads: 1)]
-            + KernelVariant.supported.flatMap { v in [1, 2].map { Compute(backend: .native(v), threads: $0) } }
+        [testCompute(.swiftSIMD, threads: 1)]
+            + KernelVariant.supported.flatMap { v in [1, 2].map { testCompute(.native(v), threads: $0) } }
     }
 
     /// A set with a tensor of several kernel chunks (70001 scalars: vector bodies, a tail, a

@@ -104,8 +104,8 @@ struct CausalLMBehaviorTests {
         config.topP = 0.95
         config.repetitionPenalty = 1.2
         config.seed = 7
-        let one = try model.generate(prompts: Self.prompts, config: config, compute: Compute.default.with(threads: 1)).sequences
-        let two = try model.generate(prompts: Self.prompts, config: config, compute: Compute.default.with(threads: 2)).sequences
+        let one = try model.generate(prompts: Self.prompts, config: config, compute: try Compute.default.with(threads: 1)).sequences
+        let two = try model.generate(prompts: Self.prompts, config: config, compute: try Compute.default.with(threads: 2)).sequences
         #expect(one == two)
         config.seed = 8
         let other = try model.generate(prompts: Self.prompts, config: config).sequences

@@ -80,7 +80,7 @@ struct CausalLMTests {
             for t in prompt { stepped = model.nextTokenLogits(appending: [[t]], to: &stepCache, compute: .default).scalars }
             #expect(maxAbs(stepped, expected) <= 1e-4, "\(c.folder) stepped \(prompt): \(maxAbs(stepped, expected))")
             var oracleCache = model.makeCache(rows: 1, capacity: 4)
-            let oracle = model.nextTokenLogits(appending: [prompt], to: &oracleCache, compute: Compute(backend: .swiftSIMD, threads: 2)).scalars
+            let oracle = model.nextTokenLogits(appending: [prompt], to: &oracleCache, compute: try Compute(backend: .swiftSIMD, threads: 2)).scalars
             #expect(maxAbs(oracle, expected) <= 1e-4, "\(c.folder) Swift SIMD backend \(prompt): \(maxAbs(oracle, expected))")
         }
     }
@@ -112,7 +112,7 @@ struct CausalLMTests {
         beam.eosTokenIDs = eos
         beam.earlyStopping = .whenBeamsFinished
         for threads in [1, 2] {
-            let compute = Compute.default.with(threads: threads)
+            let compute = try Compute.default.with(threads: threads)
             if c.batched {
                 #expect(try model.generate(prompts: c.prompts, config: greedy, compute: compute).sequences == c.greedy, "\(c.folder) greedy batch")
                 #expect(try model.generate(prompts: c.prompts, config: beam, compute: compute).sequences == c.beam3, "\(c.folder) beam batch")

@@ -17,7 +17,7 @@ struct FeedForwardPaddingTests {
     }
 
     @Test("hidden width a multiple of 1024 floats: the padded path, bit for bit the unpadded products")
-    func paddedEqualsUnpadded() {
+    func paddedEqualsUnpadded() throws {
         var rng = SeededRNG(seed: caseSeed(71))
         let d = 40
         for variant in KernelVariant.supported {
@@ -31,7 +31,7 @@ struct FeedForwardPaddingTests {
                 let x = randomTensor([rows, d], &rng)
                 let residual = withResidual ? randomTensor([rows, d], &rng) : nil
                 for threads in [1, 2] {
-                    let compute = Compute(backend: .native(variant), threads: threads)
+                    let compute = try Compute(backend: .native(variant), threads: threads)
                     let padded = paddedFeedForward(x, up: ffn.up, down: ffn.down, activation: activation, residual: residual, compute: compute)
                     #expect(padded != nil, "ff \(ff), \(rows) rows on \(variant): the padded path should apply")
                     let hidden = ffn.up.forward(x, activation: activation, compute: compute)
@@ -48,10 +48,10 @@ struct FeedForwardPaddingTests {
     }
 
     @Test("other widths, few rows, a gate or the Swift SIMD backend: not taken")
-    func notTaken() {
+    func notTaken() throws {
         var rng = SeededRNG(seed: caseSeed(72))
         let d = 32
-        let native = Compute(backend: .native(KernelVariant.supported.last!), threads: 2)
+        let native = try Compute(backend: .native(KernelVariant.supported.last!), threads: 2)
         let odd = Self.block(d: d, ff: 1000, activation: .relu, bias: true, &rng)
         let x = randomTensor([9, d], &rng)
         #expect(paddedFeedForward(x, up: odd.up, down: odd.down, activation: .relu, residual: nil, compute: native) == nil)
@@ -61,7 +61,7 @@ struct FeedForwardPaddingTests {
         guard case .native(let variant) = native.backend else { return }
         let few = randomTensor([gemvMaxRows(variant.kernels), d], &rng)
         #expect(paddedFeedForward(few, up: even.up, down: even.down, activation: .relu, residual: nil, compute: native) == nil)
-        let simd = Compute(backend: .swiftSIMD, threads: 1)
+        let simd = try Compute(backend: .swiftSIMD, threads: 1)
         #expect(paddedFeedForward(x, up: even.up, down: even.down, activation: .relu, residual: nil, compute: simd) == nil)
     }
 }

@@ -69,7 +69,7 @@ struct HalfMemoryAttentionTests {
         let expected = oracle(query: query, kv: kv, b: b, s: s, heads: heads, dh: dh, padding: padding, scale: scale)
         for backend in backends {
             for threads in [1, 3] {
-                let compute = Compute(backend: backend, threads: threads)
+                let compute = try Compute(backend: backend, threads: threads)
                 var out = Tensor.zeros(query.shape)
                 halfMemoryAttention(query: query, memory: half, keyPadding: padding, scale: scale, into: &out, compute: compute)
                 let got = out.scalars
@@ -101,7 +101,7 @@ struct HalfMemoryAttentionTests {
         let memory = randomTensor([b, s, d], seed: 5), x = randomTensor([b, 3, d], seed: 6)
         let padding: [[Bool]] = [[Bool](repeating: true, count: s), (0..<s).map { $0 < 6 }]
         for backend in backends {
-            let compute = Compute(backend: backend, threads: 2)
+            let compute = try Compute(backend: backend, threads: 2)
             #expect(f32.keysValues(of: memory, compute: compute).half == nil, "\(backend): float32 weights keep float32 keys/values")
             let kv = q8.keysValues(of: memory, compute: compute)
             let half = try #require(kv.half, "\(backend): int8 weights keep a bfloat16 memory")

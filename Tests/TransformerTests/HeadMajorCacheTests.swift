@@ -53,7 +53,7 @@ struct HeadMajorCacheTests {
         #expect(headMajor.layers[0].appendHeadDim == model.headDim && positionMajor.layers[0].appendHeadDim == 0)
         let steps: [[[Int]]] = [[[13, 34, 70], [105, 77, 23]], [[9], [41]], [[3], [8]], [[200], [17]]]
         for threads in [1, 2] {
-            let compute = Compute.default.with(threads: threads)
+            let compute = try Compute.default.with(threads: threads)
             var a = headMajor, b = positionMajor
             for (i, tokens) in steps.enumerated() {
                 if i == 2 {

@@ -49,7 +49,7 @@ struct Int8StorageTests {
             let x = randomTensor([rows, k], seed: UInt64(10 + rows))
             let xs = x.scalars
             for backend in backends {
-                let compute = Compute(backend: backend, threads: 2)
+                let compute = try Compute(backend: backend, threads: 2)
                 let y = layer(x, compute: compute).scalars, r = reference(x, compute: compute).scalars
                 let part = layer(x, outputs: 100..<260, compute: compute).scalars
                 var worst = "", partDiffers = 0
@@ -123,7 +123,7 @@ struct Int8StorageTests {
         let parts = [int8s[0], int8s[1], half]
         let backends: [Backend] = [.swiftSIMD] + KernelVariant.supported.map { .native($0) }
         for backend in backends {
-            let compute = Compute(backend: backend, threads: 2)
+            let compute = try Compute(backend: backend, threads: 2)
             for rows in [1, 2, 5] {
                 let x = randomTensor([rows, d], seed: UInt64(50 + rows))
                 // Every part's product alone, bias included.

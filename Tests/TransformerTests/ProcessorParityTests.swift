@@ -126,8 +126,8 @@ struct ProcessorParityTests {
         config.temperature = 1.5
         config.topK = 0
         config.seed = 42
-        let one = try model.generate(sources: sources, config: config, compute: Compute.default.with(threads: 1)).sequences
-        let two = try model.generate(sources: sources, config: config, compute: Compute.default.with(threads: 2)).sequences
+        let one = try model.generate(sources: sources, config: config, compute: try Compute.default.with(threads: 1)).sequences
+        let two = try model.generate(sources: sources, config: config, compute: try Compute.default.with(threads: 2)).sequences
         #expect(one == two, "seed 42: 1 thread \(one), 2 threads \(two)")
         // The greedy path of this model repeats itself; hot sampling must not.
         var greedy = config

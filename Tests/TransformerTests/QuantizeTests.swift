@@ -74,7 +74,7 @@ struct QuantizeTests {
         for rows in [1, 2, 5] {
             let x = Tensor(shape: [rows, k], scalars: (0..<(rows * k)).map { _ in Float.random(in: -2...2, using: &rng) })
             for variant in KernelVariant.supported {
-                let y = layer(x, compute: Compute(backend: .native(variant), threads: 1)).scalars
+                let y = layer(x, compute: try Compute(backend: .native(variant), threads: 1)).scalars
                 let xs = x.scalars, ws = w.scalars, span = scheme == .channel ? k : 32
                 for i in 0..<rows {
                     for j in 0..<n {

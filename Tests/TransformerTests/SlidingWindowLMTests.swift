@@ -101,7 +101,7 @@ struct SlidingWindowLMTests {
         }
         let long = c.greedy[1]
         #expect(long.count == 44)
-        for compute in [Compute.default, Compute(backend: .swiftSIMD, threads: 2)] {
+        for compute in [Compute.default, try Compute(backend: .swiftSIMD, threads: 2)] {
             var cache = model.makeCache(rows: 1, capacity: 4)
             let got = model.nextTokenLogits(appending: [long], to: &cache, compute: compute).scalars
             #expect(maxAbs(got, c.longLogits) <= 1e-4, "\(c.folder) \(long.count) tokens in one pass (\(compute.backend)): \(maxAbs(got, c.longLogits))")
@@ -139,7 +139,7 @@ struct SlidingWindowLMTests {
         beam.eosTokenIDs = eos
         beam.earlyStopping = .whenBeamsFinished
         for threads in [1, 2] {
-            let compute = Compute.default.with(threads: threads)
+            let compute = try Compute.default.with(threads: threads)
             for (i, prompt) in c.prompts.enumerated() {
                 #expect(try model.generate(prompts: [prompt], config: greedy, compute: compute).sequences == [c.greedy[i]], "\(c.folder) greedy \(i)")
                 #expect(try model.generate(prompts: [prompt], config: beam, compute: compute).sequences == [c.beam3[i]], "\(c.folder) beam \(i)")

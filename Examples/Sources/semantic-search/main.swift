@@ -59,7 +59,7 @@ runCommand(spec) { args in
     if file == "-" && args.positionals.isEmpty {
         throw ExampleError("--file - reads the passages from standard input, so give the queries as arguments", usage: true)
     }
-    let compute = Compute.default.with(threads: threads)
+    let compute = try Compute.default.with(threads: threads)
 
     let embedder = try SentenceEmbedder(directory: folder)
     let passages = try readLines(path: file).map { Passage(line: $0.line, text: $0.text) }

@@ -137,7 +137,7 @@ runCommand(spec) { args in
     guard let learningRate = Float(lrText), learningRate.isFinite, learningRate > 0 else {
         throw ExampleError("--lr needs a positive number, got '\(lrText)'", usage: true)
     }
-    Compute.default = Compute.default.with(threads: threads)
+    Compute.default = try Compute.default.with(threads: threads)
     let output = args.value("--output").map { URL(fileURLWithPath: $0) }
         ?? FileManager.default.temporaryDirectory.appendingPathComponent("tiny-training-\(UUID().uuidString)")
     let initial = output.appendingPathComponent("initial"), trained = output.appendingPathComponent("trained")

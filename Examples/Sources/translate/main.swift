@@ -40,7 +40,7 @@ runCommand(spec) { args in
     let threads = try args.integer("--threads", default: Compute.default.threads, in: 1...1024)
     let stream = args.has("--stream")
     let showIDs = args.has("--ids")
-    let compute = Compute.default.with(threads: threads)
+    let compute = try Compute.default.with(threads: threads)
 
     let model = try Seq2SeqModel(directory: folder)
     let tokenizer = try loadTokenizer(directory: tokenizerFolder)

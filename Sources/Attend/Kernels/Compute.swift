@@ -23,17 +23,30 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
 /// not depend on `threads` beyond float reassociation: work is split over output tiles and
 /// each tile is computed by one thread in a fixed order.
 public struct Compute: Sendable, Hashable {
-    /// The kernel implementation.
-    public var backend: Backend
+    /// The kernel implementation: Swift SIMD or a native variant this CPU runs. Read-only;
+    /// ``with(backend:)`` makes a copy with another one, checked.
+    public private(set) var backend: Backend
     /// Threads used by parallel operations (the caller's thread included); at least 1.
-    public var threads: Int
+    /// Read-only; ``with(threads:)`` makes a copy with another count, checked.
+    public private(set) var threads: Int
 
-    /// A configuration; `backend` must be supported on this CPU, `threads` at least 1.
-    public init(backend: Backend, threads: Int) {
-        precondition(threads >= 1, "Compute: threads must be at least 1, got \(threads)")
-        if case .native(let v) = backend {
-            precondition(v.isSupported, "Compute: variant \(v) is not supported on this CPU (supported: \(KernelVariant.supported))")
+    /// A configuration of `backend` on `threads` threads.
+    ///
+    /// - Throws: ``ModelInputError`` naming the value when `threads` is below 1, or when
+    ///   `backend` is a native variant this CPU cannot run (the message lists
+    ///   ``KernelVariant/supported``).
+    public init(backend: Backend, threads: Int) throws(ModelInputError) {
+        guard threads >= 1 else { throw ModelInputError("Compute: threads must be at least 1, got \(threads)") }
+        if case .native(let v) = backend, !v.isSupported {
+            let supported = KernelVariant.supported.map(\.rawValue).joined(separator: ", ")
+            throw ModelInputError("Compute: variant \(v) is not supported on this CPU (supported: \(supported))")
         }
+        self.init(valid: backend, threads: threads)
+    }
+
+    /// A configuration the caller knows to be valid (`threads >= 1`, a native variant this
+    /// CPU runs): not checked again.
+    private init(valid backend: Backend, threads: Int) {
         self.backend = backend
         self.threads = threads
     }
@@ -48,7 +61,7 @@ public struct Compute: Sendable, Hashable {
         if let s = ProcessInfo.processInfo.environment["ATTEND_THREADS"], let t = Int(s), t >= 1 {
             threads = t
         }
-        return Compute(backend: .native(KernelVariant.initial.variant), threads: max(1, threads))
+        return Compute(valid: .native(KernelVariant.initial.variant), threads: max(1, threads))
     }()
 
     /// The process-wide default used when a call names no `Compute`: the best supported
@@ -60,10 +73,18 @@ public struct Compute: Sendable, Hashable {
     }
 
     /// `self` with another thread count.
-    public func with(threads: Int) -> Compute { Compute(backend: backend, threads: threads) }
+    ///
+    /// - Throws: ``ModelInputError`` naming the value when `threads` is below 1.
+    public func with(threads: Int) throws(ModelInputError) -> Compute { try Compute(backend: backend, threads: threads) }
 
     /// `self` with another backend.
-    public func with(backend: Backend) -> Compute { Compute(backend: backend, threads: threads) }
+    ///
+    /// - Throws: ``ModelInputError`` when `backend` is a native variant this CPU cannot run
+    ///   (the message lists ``KernelVariant/supported``).
+    public func with(backend: Backend) throws(ModelInputError) -> Compute { try Compute(backend: backend, threads: threads) }
+
+    /// `self` on one thread: for work that is split over the threads one level up.
+    var serial: Compute { Compute(valid: backend, threads: 1) }
 }
 
 /// Parallel regions that could not use the worker pool because it was running another region
@@ -102,8 +123,8 @@ extension Compute {
     /// pool runs one region at a time: when two tasks call models at once, each region of the
     /// one that comes second while the other holds the pool runs with one thread. Results are
     /// the same; only speed suffers. A rising `concurrentRegions` says calls overlap: give
-    /// each caller `Compute.default.with(threads: 1)` and run one call per core, or queue the
-    /// calls so each gets every thread. See <doc:Concurrency>. Cost: two atomic loads.
+    /// each caller `try Compute.default.with(threads: 1)` and run one call per core, or queue
+    /// the calls so each gets every thread. See <doc:Concurrency>. Cost: two atomic loads.
     public static var workerPoolContention: WorkerPoolContention {
         let c = WorkerPool.shared.contention
         return WorkerPoolContention(concurrentRegions: c.concurrent, nestedRegions: c.nested)

@@ -95,7 +95,7 @@ func halfMemoryAttention(
     // Key padding as an additive row per batch row (0 or -inf), read by the softmax.
     let keyBias: [Float]? = keyPadding.map { rows in rows.flatMap { $0.map { $0 ? 0 : -.infinity } } }
     let group = max(1, halfGEMVMaxRows)
-    let one = Compute(backend: compute.backend, threads: 1)
+    let one = compute.serial
     let work = 4 * seqQ * seqK * dh * items
     let parts = max(1, min(compute.threads, items, work / minimumGEMVFlopsPerThread))
     let perPart = (items + parts - 1) / parts

@@ -28,7 +28,7 @@ func relativeSelfAttention(
         "relativeSelfAttention: distance table \(distance.shape) must be [\(2 * maxPositions - 1), \(headDim)] and seq \(seq) <= \(maxPositions)")
     var out = Tensor.zeros([batch * seq, d])
     if batch == 0 || seq == 0 { return out }
-    let serial = compute.with(threads: 1)
+    let serial = compute.serial
     let w = 2 * s - 1  // relative distances -(s-1) ... s-1
     qkv.withUnsafeBufferPointer { qp in
         distance.withUnsafeBufferPointer { ep in
