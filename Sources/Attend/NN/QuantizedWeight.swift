@@ -242,7 +242,8 @@ struct QuantizedWeight: @unchecked Sendable {
         return max(-127, min(127, r))
     }
 
-    /// `sum (w - s * level(w, s))^2` over `block`, in Double. Cost: one pass.
+    /// `sum (w - s * level(w, s))^2` over `block`, in Double, summed in element order (the
+    /// scalar reference of `squaredErrors(_:scales:)`). Cost: one pass.
     static func squaredError(_ block: UnsafeBufferPointer<Float>, scale s: Float) -> Double {
         var e = 0.0
         for x in block {
@@ -252,10 +253,85 @@ struct QuantizedWeight: @unchecked Sendable {
         return e
     }
 
+    /// `level(w, s[i])` in each lane i: the same float32 quotient, clamp and rounding, so
+    /// lane i is bitwise `level(w, s[i])`. Cost: O(1), 8 divisions.
+    @inline(__always)
+    static func levels(_ w: Float, _ s: SIMD8<Float>) -> SIMD8<Float> {
+        var t = SIMD8<Float>(repeating: w) / s
+        t.replace(with: 0, where: s .== 0 .| t .!= t)  // s == 0 or a NaN quotient: level 0
+        t.replace(with: -128, where: t .< -128)
+        t.replace(with: 128, where: t .> 128)
+        var r = (t + 0x1.8p23) - 0x1.8p23  // a zero of either sign gives +0, as in `level`
+        r.replace(with: -127, where: r .< -127)
+        r.replace(with: 127, where: r .> 127)
+        return r
+    }
+
+    /// `squaredError(block, scale: s[i])` in each lane i, bit for bit: each lane sums the same
+    /// Double terms in element order (no reassociation; the lanes are 8 candidate scales, not
+    /// 8 elements). Cost: one pass over `block` for 8 scales.
+    static func squaredErrors(_ block: UnsafeBufferPointer<Float>, scales s: SIMD8<Float>) -> SIMD8<Double> {
+        let sd = SIMD8<Double>(s)
+        var e = SIMD8<Double>(repeating: 0)
+        for x in block {
+            let d = SIMD8<Double>(repeating: Double(x)) - sd * SIMD8<Double>(levels(x, s))
+            e += d * d
+        }
+        return e
+    }
+
+    /// The distinct candidate scales of a block with absolute maximum `amax`: the scale of each
+    /// of `clipRatios` in order (`scale(amax:ratio:scalesF16:)`), one equal to the previous
+    /// one left out (absmax's first, then smaller ones), written to `out` (room for
+    /// `clipRatios.count`). Returns how many. Cost: O(`clipRatios.count`).
+    static func candidateScales(amax: Float, scalesF16: Bool, into out: UnsafeMutableBufferPointer<Float>) -> Int {
+        var count = 0
+        for r in clipRatios {
+            let s = scale(amax: amax, ratio: r, scalesF16: scalesF16)
+            if count > 0 && s == out[count - 1] { continue }
+            out[count] = s
+            count += 1
+        }
+        return count
+    }
+
     /// The scale of `clipRatios` (as `scale(amax:ratio:scalesF16:)` stores it) with the least
-    /// `squaredError` over `block`; the first (largest) of equal ones. Cost: one pass per
-    /// distinct candidate scale.
+    /// `squaredError` over `block`; the first (largest) of equal ones. The same scale as
+    /// `minimumErrorScaleScalar` for every block: the errors of 8 distinct candidates at a time
+    /// (`squaredErrors(_:scales:)`, each bitwise the scalar one), compared in candidate order.
+    /// Cost: one pass over `block` per 8 distinct candidate scales (at most 7 passes).
     static func minimumErrorScale(_ block: UnsafeBufferPointer<Float>, scalesF16: Bool) -> Float {
+        var amax: Float = 0
+        for x in block { amax = max(amax, abs(x)) }
+        let first = scale(amax: amax, ratio: 1, scalesF16: scalesF16)
+        guard amax > 0, amax.isFinite else { return first }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: clipRatios.count) { candidates in
+            let count = candidateScales(amax: amax, scalesF16: scalesF16, into: candidates)
+            var best = first, bestError = 0.0
+            var i = 0
+            while i < count {
+                let lanes = min(8, count - i)
+                var s = SIMD8<Float>(repeating: candidates[i])  // unused lanes repeat a candidate
+                for l in 1..<lanes { s[l] = candidates[i + l] }
+                let e = squaredErrors(block, scales: s)
+                for l in 0..<lanes {
+                    if i + l == 0 {
+                        bestError = e[0]
+                    } else if e[l] < bestError {
+                        (best, bestError) = (s[l], e[l])
+                    }
+                }
+                i += 8
+            }
+            return best
+        }
+    }
+
+    /// The scale of `clipRatios` with the least `squaredError` over `block`, the first
+    /// (largest) of equal ones, one candidate at a time: the scalar reference that
+    /// `minimumErrorScale` must match bit for bit (the tests' oracle). Cost: one pass per
+    /// distinct candidate scale (up to 51).
+    static func minimumErrorScaleScalar(_ block: UnsafeBufferPointer<Float>, scalesF16: Bool) -> Float {
         var amax: Float = 0
         for x in block { amax = max(amax, abs(x)) }
         var best = scale(amax: amax, ratio: 1, scalesF16: scalesF16)
