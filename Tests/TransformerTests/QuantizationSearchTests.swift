@@ -162,21 +162,25 @@ struct QuantizationSearchTests {
             let least = candidates.map(\.error).min()!
             let tied = candidates.indices.filter { candidates[$0].error == least }
             // The construction holds: exactly two scales tie, absmax's or the next two.
-            #expect(tied == (later ? [1, 2] : [0, 1]), "a \(a) u: scales \(candidates.map { $0.scale / unit }) u, errors \(candidates.map(\.error))")
+            #expect(
+                tied == (later ? [1, 2] : [0, 1]), "a \(a) u: scales \(candidates.map { $0.scale / unit }) u, errors \(candidates.map(\.error))")
             let expected = candidates[tied[0]].scale.bitPattern
             let (fast, scalar) = searches(block, f16: f16)
             if fast != expected || scalar != expected {
                 bad += 1
                 if bad <= 5 {
                     Issue.record(
-                        "a \(a) u, \(block.count) elements: tied scales \(tied.map { candidates[$0].scale / unit }) u, got \(Float(bitPattern: fast) / unit), scalar \(Float(bitPattern: scalar) / unit)")
+                        "a \(a) u, \(block.count) elements: tied scales \(tied.map { candidates[$0].scale / unit }) u, got \(Float(bitPattern: fast) / unit), scalar \(Float(bitPattern: scalar) / unit)"
+                    )
                 }
             }
         }
         #expect(bad == 0)
     }
 
-    @Test("squaredErrors lanes equal squaredError (or, stopped by the bound, all exceed it), levels equal level: zero, infinite and subnormal scales, NaN quotients")
+    @Test(
+        "squaredErrors lanes equal squaredError (or, stopped by the bound, all exceed it), levels equal level: zero, infinite and subnormal scales, NaN quotients"
+    )
     func lanes() {
         var rng = SeededRNG(seed: 63)
         let special: [Float] = [0, .infinity, .leastNonzeroMagnitude, 0x1p-24, 1e-30, 1, 3e38, .greatestFiniteMagnitude]
@@ -186,7 +190,8 @@ struct QuantizationSearchTests {
             var s = SIMD8<Float>()
             let amax = block.map { abs($0) }.max()!
             for l in 0..<8 {
-                s[l] = Int.random(in: 0..<4, using: &rng) == 0
+                s[l] =
+                    Int.random(in: 0..<4, using: &rng) == 0
                     ? special.randomElement(using: &rng)! : amax * Float.random(in: 0.3...1.2, using: &rng) / 127
             }
             let e = block.withUnsafeBufferPointer { QuantizedWeight.squaredErrors($0, scales: s, bound: .infinity) }
@@ -217,7 +222,9 @@ struct QuantizationSearchTests {
         #expect(bad == 0)
     }
 
-    @Test("quantize's scales and values equal a quantization with the scalar search: k not a multiple of 32, F16 and F32 scales", arguments: Int8Scheme.allCases)
+    @Test(
+        "quantize's scales and values equal a quantization with the scalar search: k not a multiple of 32, F16 and F32 scales",
+        arguments: Int8Scheme.allCases)
     func wholeWeights(_ scheme: Int8Scheme) throws {
         var rng = SeededRNG(seed: 64 + UInt64(scheme.group))
         for k in [1, 5, 31, 32, 33, 63, 100, 389] {
