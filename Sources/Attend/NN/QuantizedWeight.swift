@@ -161,8 +161,11 @@ struct QuantizedWeight: @unchecked Sendable {
     /// absmax (`ratio 1`) does not beat keeps it); an all-zero block has s = 0. Elements
     /// with `|w| <= 127 s` are off by at most half a step, `s / 2` (plus the clamp of a
     /// binary16 scale rounded down, under 2^-11 of a step); larger ones are clipped to
-    /// `±127 s`. The block's squared error is never above absmax's. Cost: one pass per
-    /// clip ratio (51) over the weight, in Double, rows split over `Compute.default.threads`.
+    /// `±127 s`. The block's squared error is never above absmax's. Cost: per block, passes
+    /// for its absmax, absmax's error and the levels, and an 8-lane pass per 8 clip ratios not
+    /// already ruled out by the absmax element's own clip error (`minimumErrorScale`: usually
+    /// none or one, at most 7, each left once all 8 are worse than the best so far), in
+    /// Double; rows split over `Compute.default.threads`.
     /// Throws `CheckpointError.invalidConfig` naming `name` for a weight with an infinite or
     /// NaN element (no finite scale represents it) or more inputs than the int8 kernels take.
     /// `blocked`: the layout the values are kept in (see the type).
@@ -242,7 +245,8 @@ struct QuantizedWeight: @unchecked Sendable {
         return max(-127, min(127, r))
     }
 
-    /// `sum (w - s * level(w, s))^2` over `block`, in Double. Cost: one pass.
+    /// `sum (w - s * level(w, s))^2` over `block`, in Double, summed in element order (the
+    /// scalar reference of `squaredErrors(_:scales:bound:)`). Cost: one pass.
     static func squaredError(_ block: UnsafeBufferPointer<Float>, scale s: Float) -> Double {
         var e = 0.0
         for x in block {
@@ -252,10 +256,93 @@ struct QuantizedWeight: @unchecked Sendable {
         return e
     }
 
+    /// `level(w, s[i])` in each lane i: the same float32 quotient, clamp and rounding, so
+    /// lane i is bitwise `level(w, s[i])`. Cost: O(1), 8 divisions.
+    @inline(__always)
+    static func levels(_ w: Float, _ s: SIMD8<Float>) -> SIMD8<Float> {
+        var t = SIMD8<Float>(repeating: w) / s
+        t.replace(with: 0, where: s .== 0 .| t .!= t)  // s == 0 or a NaN quotient: level 0
+        t.replace(with: -128, where: t .< -128)
+        t.replace(with: 128, where: t .> 128)
+        var r = (t + 0x1.8p23) - 0x1.8p23  // a zero of either sign gives +0, as in `level`
+        r.replace(with: -127, where: r .< -127)
+        r.replace(with: 127, where: r .> 127)
+        return r
+    }
+
+    /// `squaredError(block, scale: s[i])` in each lane i, bit for bit: each lane sums the same
+    /// Double terms in element order (no reassociation; the lanes are 8 candidate scales, not
+    /// 8 elements). Stops early when every lane's partial sum is above `bound` (checked every
+    /// 8 elements): the lanes are then those partial sums, each at most its full sum (the
+    /// terms are >= 0), so a lane's result is above `bound` exactly when its full sum is, and
+    /// otherwise is the full sum (`bound` infinite or NaN: always the full sums). Cost: one
+    /// pass over `block` (or its first part) for 8 scales.
+    static func squaredErrors(_ block: UnsafeBufferPointer<Float>, scales s: SIMD8<Float>, bound: Double) -> SIMD8<Double> {
+        let sd = SIMD8<Double>(s), limit = SIMD8<Double>(repeating: bound)
+        var e = SIMD8<Double>(repeating: 0)
+        var p = 0
+        while p < block.count {
+            for x in block[p..<min(block.count, p + 8)] {
+                let d = SIMD8<Double>(repeating: Double(x)) - sd * SIMD8<Double>(levels(x, s))
+                e += d * d
+            }
+            if all(e .> limit) { break }
+            p += 8
+        }
+        return e
+    }
+
     /// The scale of `clipRatios` (as `scale(amax:ratio:scalesF16:)` stores it) with the least
-    /// `squaredError` over `block`; the first (largest) of equal ones. Cost: one pass per
-    /// distinct candidate scale.
+    /// `squaredError` over `block`; the first (largest) of equal ones: the same scale as
+    /// `minimumErrorScaleScalar` for every block, with less work. Absmax's error is summed
+    /// first. A later candidate whose absmax element's own term (a lower bound of its error:
+    /// the sum of terms >= 0 only grows) is already above the best error so far cannot win,
+    /// nor can any smaller clipping scale (`127 s <= amax`), so the search ends there. The
+    /// others go 8 at a time through `squaredErrors(_:scales:bound:)` (each lane bitwise the
+    /// scalar error, or above the bound when all 8 are worse than the best so far) and are
+    /// compared in candidate order. Cost: two scalar passes over `block` (absmax, its error),
+    /// then at most one 8-lane pass per 8 surviving candidates (up to 7; usually none or one:
+    /// the absmax element's clip error soon outweighs the rounding error a smaller step saves).
     static func minimumErrorScale(_ block: UnsafeBufferPointer<Float>, scalesF16: Bool) -> Float {
+        var amax: Float = 0
+        for x in block { amax = max(amax, abs(x)) }
+        var best = scale(amax: amax, ratio: 1, scalesF16: scalesF16)
+        guard amax > 0, amax.isFinite else { return best }
+        var bestError = squaredError(block, scale: best), last = best
+        var batch = SIMD8<Float>(), lanes = 0
+        // The batch's errors, compared with the best in candidate order.
+        func run() {
+            for l in lanes..<8 { batch[l] = batch[0] }  // unused lanes repeat a candidate
+            let e = squaredErrors(block, scales: batch, bound: bestError)
+            for l in 0..<lanes where e[l] < bestError { (best, bestError) = (batch[l], e[l]) }
+            lanes = 0
+        }
+        for r in clipRatios.dropFirst() {
+            let s = scale(amax: amax, ratio: r, scalesF16: scalesF16)
+            if s == last { continue }
+            last = s
+            // The term of the absmax element (computed as squaredError computes it).
+            let d = Double(amax) - Double(s) * Double(level(amax, s))
+            if d * d > bestError {
+                // Clipped (level 127), the term only grows as s shrinks. Every candidate after
+                // absmax's is (it is below absmax's, the nearest stored value to amax / 127);
+                // an unclipped one would only be skipped.
+                if Double(s) * 127 <= Double(amax) { break }
+                continue
+            }
+            batch[lanes] = s
+            lanes += 1
+            if lanes == 8 { run() }
+        }
+        if lanes > 0 { run() }
+        return best
+    }
+
+    /// The scale of `clipRatios` with the least `squaredError` over `block`, the first
+    /// (largest) of equal ones, one candidate at a time: the scalar reference that
+    /// `minimumErrorScale` must match bit for bit (the tests' oracle). Cost: one pass per
+    /// distinct candidate scale (up to 51).
+    static func minimumErrorScaleScalar(_ block: UnsafeBufferPointer<Float>, scalesF16: Bool) -> Float {
         var amax: Float = 0
         for x in block { amax = max(amax, abs(x)) }
         var best = scale(amax: amax, ratio: 1, scalesF16: scalesF16)
