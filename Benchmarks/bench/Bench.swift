@@ -8,6 +8,11 @@ func benchCompute(threads: Int) -> Compute {
     do { return try Compute.default.with(threads: threads) } catch { fatalError("bench: \(error)") }
 }
 
+/// `parallelFor` over the bench's own counts (`--threads` is at least 1).
+func benchParallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+    do { try parallelFor(count: count, threads: threads, body) } catch { fatalError("bench: \(error)") }
+}
+
 /// Wall-clock seconds of `body`, repeated: `warmup` uncounted runs, then at least `minReps`
 /// runs and at least `minSeconds` in total (capped at `maxReps`). Returns every counted time.
 func measure(warmup: Int = 1, minReps: Int = 3, minSeconds: Double = 0.3, maxReps: Int = 1000, _ body: () -> Void) -> [Double] {
@@ -110,8 +115,11 @@ struct Bench {
         }
         if case .native(let v) = variant {
             progress("measuring the FMA peak...")
-            peak1 = v.measureFMAPeak(threads: 1)
-            let measuredN = v.measureFMAPeak(threads: options.threads)
+            var measuredN = 0.0
+            do {
+                peak1 = try v.measureFMAPeak(threads: 1)
+                measuredN = try v.measureFMAPeak(threads: options.threads)
+            } catch { fatalError("bench: \(error)") }
             // Cores are identical: a multi-thread peak below threads x the 1-thread peak means
             // another process took a core while it was measured. Compare against the larger
             // of the two, so a disturbed measurement cannot inflate "% of peak".
@@ -191,7 +199,7 @@ struct Bench {
     func parallelRegion() {
         let threads = options.threads
         guard threads > 1 else { return }
-        let warmEmpty = measure(warmup: 100, minReps: 2000, minSeconds: 0.1) { parallelFor(threads, threads: threads) { _ in } }
+        let warmEmpty = measure(warmup: 100, minReps: 2000, minSeconds: 0.1) { benchParallelFor(threads, threads: threads) { _ in } }
         let counter = Rendezvous()
         let rendezvous = { counter.run(threads: threads) }
         let warmJoin = measure(warmup: 100, minReps: 2000, minSeconds: 0.1, rendezvous)
@@ -264,7 +272,7 @@ final class Rendezvous: @unchecked Sendable {
 
     func run(threads: Int) {
         lock.withLock { arrived = 0 }
-        parallelFor(threads, threads: threads) { _ in
+        benchParallelFor(threads, threads: threads) { _ in
             self.lock.withLock { self.arrived += 1 }
             let start = DispatchTime.now().uptimeNanoseconds
             while self.lock.withLock({ self.arrived }) < threads {

@@ -88,7 +88,7 @@ private func memoryReadBandwidth(_ base: UnsafePointer<Float>, count: Int, threa
     defer { sums.deallocate() }
     let times = measure(warmup: warmup, minReps: passes, minSeconds: 0, maxReps: passes) {
         let per = count / 16 / threads
-        parallelFor(threads, threads: threads) { t in
+        benchParallelFor(threads, threads: threads) { t in
             var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), e = SIMD16<Float>()
             var p = buffer + t * per
             let end = p + per

@@ -115,6 +115,9 @@ struct ToolGrammarTests {
         #expect(lm.string("--lm-model") == "gpt2-small")
         #expect(refusal(BenchCommandLine.tool, ["--lm-model", "gpt3"]).hasPrefix("--lm-model needs gpt2-small or tinyllama"))
         #expect(refusal(BenchCommandLine.tool, ["--gemm-sizes", "512,0"]).hasPrefix("--gemm-sizes: item 2 ('0')"))
+        // Compute.maximumThreads: a larger count is refused here, not by a Compute later.
+        #expect(refusal(BenchCommandLine.tool, ["--threads", "1025"]).contains("--threads needs an integer in 1...1024, got '1025'"))
+        #expect(try run(BenchCommandLine.tool, ["--threads", "1024"]).int("--threads") == 1024)
 
         #expect(try run(Self.kernelFuzz, ["--seconds", "90"]).double("--seconds") == 90)
         let sanitizer = try run(Self.kernelFuzz, ["--seconds", "20", "--seed", "12345"])

@@ -75,7 +75,7 @@ struct ComputeTests {
         // As initialized: the start-up variant on all cores, or ATTEND_THREADS.
         #expect(original.backend == .native(KernelVariant.initial.variant))
         var threads = ProcessInfo.processInfo.activeProcessorCount
-        if let s = ProcessInfo.processInfo.environment["ATTEND_THREADS"], let t = Int(s), t >= 1 { threads = t }
+        if let s = ProcessInfo.processInfo.environment["ATTEND_THREADS"], let t = Int(s), (1...1024).contains(t) { threads = t }
         #expect(original.threads == max(1, threads))
         #expect(Compute.activeCores == ProcessInfo.processInfo.activeProcessorCount)
 
@@ -118,10 +118,10 @@ struct ComputeTests {
         #expect(Backend.native(.scalar) != Backend.native(.avx2))
     }
 
-    /// A thread count below 1 throws ModelInputError naming the count and the allowed range,
-    /// from the initializer (either backend) and from `with(threads:)`; nothing stops.
-    @Test("threads below 1 throw, naming the count", arguments: [0, -1, Int.min])
-    func threadsBelowOneThrow(_ threads: Int) throws {
+    /// A thread count outside 1...1024 throws ModelInputError naming the count and the allowed
+    /// range, from the initializer (either backend) and from `with(threads:)`; nothing stops.
+    @Test("threads outside 1...1024 throw, naming the count", arguments: [0, -1, Int.min, 1025, 1 << 40, Int.max])
+    func threadsOutOfRangeThrow(_ threads: Int) throws {
         let valid = try Compute(backend: .native(.scalar), threads: 2)
         let attempts: [(String, () throws(ModelInputError) -> Compute)] = [
             ("init, native", { () throws(ModelInputError) in try Compute(backend: .native(.scalar), threads: threads) }),
@@ -131,8 +131,27 @@ struct ComputeTests {
         ]
         for (what, attempt) in attempts {
             let error = #expect(throws: ModelInputError.self, "\(what)") { _ = try attempt() }
-            #expect(error?.message == "Compute: threads must be at least 1, got \(threads)", "\(what): \(error?.message ?? "no error")")
+            #expect(error?.message == "Compute: threads must be in 1...1024, got \(threads)", "\(what): \(error?.message ?? "no error")")
         }
+    }
+
+    /// measureFMAPeak's arguments out of range throw ModelInputError naming the argument; a
+    /// short valid run gives a positive peak.
+    @Test func measureFMAPeakArgumentsThrow() throws {
+        let v = KernelVariant.scalar
+        let cases: [(Int, Double, Int, String)] = [
+            (0, 0.01, 1, "measureFMAPeak: threads must be in 1...1024, got 0"),
+            (1025, 0.01, 1, "measureFMAPeak: threads must be in 1...1024, got 1025"),
+            (1, 0, 1, "measureFMAPeak: seconds must be in (0, 3600], got 0.0"),
+            (1, .nan, 1, "measureFMAPeak: seconds must be in (0, 3600], got nan"),
+            (1, 1e9, 1, "measureFMAPeak: seconds must be in (0, 3600], got 1000000000.0"),
+            (1, 0.01, 0, "measureFMAPeak: trials must be in 1...1000, got 0"),
+        ]
+        for (threads, seconds, trials, want) in cases {
+            let error = #expect(throws: ModelInputError.self) { _ = try v.measureFMAPeak(threads: threads, seconds: seconds, trials: trials) }
+            #expect(error?.message == want)
+        }
+        #expect(try v.measureFMAPeak(threads: 1, seconds: 0.002, trials: 1) > 0)
     }
 
     /// A native variant this CPU cannot run throws ModelInputError naming it and listing the
@@ -162,10 +181,10 @@ struct ComputeTests {
         // Both wrong: the thread count is named first.
         let both = #expect(throws: ModelInputError.self) { try Compute(backend: .native(never), threads: 0) }
         #expect(both?.message.contains("got 0") == true)
-        // Every supported variant and Swift SIMD are taken, as is any positive count.
+        // Every supported variant and Swift SIMD are taken, as is any count in 1...1024.
         for backend in KernelVariant.supported.map(Backend.native) + [.swiftSIMD] {
             #expect(try valid.with(backend: backend) == Compute(backend: backend, threads: 3))
-            #expect(try Compute(backend: backend, threads: Int.max).threads == Int.max)
+            #expect(try Compute(backend: backend, threads: Compute.maximumThreads).threads == 1024)
         }
     }
 

@@ -135,15 +135,6 @@ struct MisuseTests {
         #expect(stderrContains(r4, "needs 10 scalars, buffer has 9"))
     }
 
-    @Test func parallelForArguments() async {
-        let r1 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            parallelFor(-1, threads: 1) { _ in }
-        }
-        #expect(stderrContains(r1, "negative count -1"))
-        let r2 = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            parallelFor(3, threads: 0) { _ in }
-        }
-        #expect(stderrContains(r2, "threads must be at least 1, got 0"))
-        // Compute's own arguments throw instead: ComputeTests.invalidArgumentsThrow.
-    }
+    // parallelFor's and Compute's arguments throw instead: ParallelForTests.badArgumentsThrow,
+    // ComputeTests.threadsOutOfRangeThrow and unsupportedVariantThrows.
 }

@@ -1,5 +1,6 @@
 // parallelFor: every index exactly once for every count and thread count, nested regions,
-// and concurrent regions from several threads and Swift tasks (no deadlock, right results).
+// and concurrent regions from several threads and Swift tasks (no deadlock, right results);
+// the public form throws for a count or thread count out of range.
 import CKernels
 import Dispatch
 import Foundation
@@ -51,15 +52,43 @@ func finishesInTime(seconds: Double = 60, _ body: @escaping @Sendable () -> Void
 @Suite("parallelFor")
 struct ParallelForTests {
     @Test("every index is visited exactly once", arguments: [0, 1, 2, 3, 100, 10_000], 1...4)
-    func everyIndexOnce(count: Int, threads: Int) {
-        // Repeat: a race in claiming items shows up only now and then.
+    func everyIndexOnce(count: Int, threads: Int) throws {
+        // Repeat: a race in claiming items shows up only now and then. The public form, which
+        // checks the arguments and runs the internal one.
         for round in 0..<(count <= 100 ? 50 : 5) {
             let visits = VisitCounts(count)
-            parallelFor(count, threads: threads) { visits.visit($0) }
+            try parallelFor(count: count, threads: threads) { visits.visit($0) }
             if let bad = visits.firstWrong() {
                 Issue.record("parallelFor(\(count), threads: \(threads)) round \(round): index \(bad.index) visited \(bad.visits) times")
                 return
             }
+        }
+    }
+
+    /// A count outside 0..<2^31 or a thread count outside 1...1024 throws ModelInputError naming the
+    /// value (the count first), before any item runs; nothing stops. A thread count in range but
+    /// above the count is taken.
+    @Test(
+        "a count or thread count out of range throws, naming the value",
+        arguments: [(-1, 1), (Int.min, 4), (1 << 31, 2), (Int.max, 1), (-1, 0), (3, 0), (3, -1), (0, Int.min), (1, 0), (5, 1025), (0, Int.max)])
+    func badArgumentsThrow(count: Int, threads: Int) {
+        let visits = VisitCounts(1)
+        let error = #expect(throws: ModelInputError.self) {
+            try parallelFor(count: count, threads: threads) { _ in visits.visit(0) }
+        }
+        let want =
+            count < 0 || count >= 1 << 31
+            ? "parallelFor: count must be in 0...2147483647, got \(count)"
+            : "parallelFor: threads must be in 1...1024, got \(threads)"
+        #expect(error?.message == want, "count \(count), threads \(threads): \(error?.message ?? "no error")")
+        #expect(visits.firstWrong()?.visits == 0, "an item ran")
+    }
+
+    @Test func threadsAboveCountAndEdgeCountsRun() throws {
+        for (count, threads) in [(5, 1024), (0, 1), (0, 1024), (1, 1024), (3, 7)] {
+            let visits = VisitCounts(count)
+            try parallelFor(count: count, threads: threads) { visits.visit($0) }
+            #expect(visits.firstWrong() == nil, "count \(count), threads \(threads)")
         }
     }
 

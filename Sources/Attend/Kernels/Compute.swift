@@ -36,7 +36,9 @@ public struct Compute: Sendable, Hashable {
     ///   `backend` is a native variant this CPU cannot run (the message lists
     ///   ``KernelVariant/supported``).
     public init(backend: Backend, threads: Int) throws(ModelInputError) {
-        guard threads >= 1 else { throw ModelInputError("Compute: threads must be at least 1, got \(threads)") }
+        guard (1...Compute.maximumThreads).contains(threads) else {
+            throw ModelInputError("Compute: threads must be in 1...\(Compute.maximumThreads), got \(threads)")
+        }
         if case .native(let v) = backend, !v.isSupported {
             let supported = KernelVariant.supported.map(\.rawValue).joined(separator: ", ")
             throw ModelInputError("Compute: variant \(v) is not supported on this CPU (supported: \(supported))")
@@ -51,17 +53,23 @@ public struct Compute: Sendable, Hashable {
         self.threads = threads
     }
 
+    /// The most threads a `Compute` (and ``parallelFor(count:threads:_:)``) takes: 1024. Each
+    /// thread of a region is a kept worker thread, so a larger count would only create idle
+    /// threads (a host app could run out of them) on any machine that exists.
+    public static let maximumThreads = 1024
+
     /// The number of active processor cores, the default thread count (overridden by the
-    /// environment variable `ATTEND_THREADS` when it holds a positive integer).
+    /// environment variable `ATTEND_THREADS` when it holds an integer in 1...1024; another
+    /// value is ignored).
     public static var activeCores: Int { ProcessInfo.processInfo.activeProcessorCount }
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var current: Compute = {
         var threads = ProcessInfo.processInfo.activeProcessorCount
-        if let s = ProcessInfo.processInfo.environment["ATTEND_THREADS"], let t = Int(s), t >= 1 {
+        if let s = ProcessInfo.processInfo.environment["ATTEND_THREADS"], let t = Int(s), (1...maximumThreads).contains(t) {
             threads = t
         }
-        return Compute(valid: .native(KernelVariant.initial.variant), threads: max(1, threads))
+        return Compute(valid: .native(KernelVariant.initial.variant), threads: min(max(1, threads), maximumThreads))
     }()
 
     /// The process-wide default used when a call names no `Compute`: the best supported

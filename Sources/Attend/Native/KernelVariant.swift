@@ -81,9 +81,17 @@ extension KernelVariant {
     /// a register-only loop of independent vector FMAs for about `seconds`; the best of
     /// `trials` runs is returned. This is the ceiling GEMM and attention are compared against.
     /// Cost: about `seconds * trials` of wall time.
-    public func measureFMAPeak(threads: Int = 1, seconds: Double = 0.05, trials: Int = 5) -> Double {
-        precondition(
-            threads >= 1 && seconds > 0 && trials >= 1, "measureFMAPeak: threads \(threads), seconds \(seconds), trials \(trials) must be positive")
+    ///
+    /// - Throws: ``ModelInputError`` naming the argument when `threads` is outside 1...``Compute/maximumThreads``,
+    ///   `seconds` is not a finite number in (0, 3600] or `trials` is outside 1...1000.
+    public func measureFMAPeak(threads: Int = 1, seconds: Double = 0.05, trials: Int = 5) throws(ModelInputError) -> Double {
+        guard (1...Compute.maximumThreads).contains(threads) else {
+            throw ModelInputError("measureFMAPeak: threads must be in 1...\(Compute.maximumThreads), got \(threads)")
+        }
+        guard seconds.isFinite && seconds > 0 && seconds <= 3600 else {
+            throw ModelInputError("measureFMAPeak: seconds must be in (0, 3600], got \(seconds)")
+        }
+        guard (1...1000).contains(trials) else { throw ModelInputError("measureFMAPeak: trials must be in 1...1000, got \(trials)") }
         let probe = kernels.pointee.fma_peak!
         // Calibrate the iteration count on one thread.
         var iters = 1 << 16

@@ -17,8 +17,29 @@ import Foundation
 /// alone). Both finish with the same results; the second is slower. Such regions are counted
 /// in ``Compute/workerPoolContention``. See <doc:Concurrency>.
 ///
+/// `body` cannot throw: an item that can fail records its error in its own output slot, and
+/// the caller looks at the slots after the call returns. Only the arguments are checked, before
+/// any item runs.
+///
 /// Cost: `count` calls of `body` plus about one cache-line round trip per item.
-public func parallelFor(_ count: Int, threads: Int = Compute.default.threads, _ body: (Int) -> Void) {
+///
+/// - Throws: ``ModelInputError`` naming the value when `count` is outside
+///   `0...2147483647` (0..<2^31) or `threads` is outside 1...``Compute/maximumThreads``; `body`
+///   is then not called.
+public func parallelFor(count: Int, threads: Int = Compute.default.threads, _ body: (Int) -> Void) throws(ModelInputError) {
+    guard count >= 0 && count < 1 << 31 else {
+        throw ModelInputError("parallelFor: count must be in 0...2147483647, got \(count)")
+    }
+    guard (1...Compute.maximumThreads).contains(threads) else {
+        throw ModelInputError("parallelFor: threads must be in 1...\(Compute.maximumThreads), got \(threads)")
+    }
+    parallelFor(count, threads: threads, body)
+}
+
+/// ``parallelFor(count:threads:_:)`` for Attend's own callers, whose counts and thread counts
+/// are its invariants (a `Compute`'s `threads` is at least 1, counts are sizes of work): not
+/// thrown, checked by preconditions.
+func parallelFor(_ count: Int, threads: Int = Compute.default.threads, _ body: (Int) -> Void) {
     precondition(count >= 0, "parallelFor: negative count \(count)")
     precondition(threads >= 1, "parallelFor: threads must be at least 1, got \(threads)")
     if count == 0 { return }

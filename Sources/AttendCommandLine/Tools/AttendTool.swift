@@ -12,7 +12,7 @@ package enum AttendCommandLine {
         help:
             "the model folder: config.json, model.safetensors (or a sharded index) and the tokenizer files (tokenizer.json, vocab.txt, spiece.model, ...) as Hugging Face saves them; also a Hub cache folder models--ORG--NAME, or ORG/NAME itself when no such path exists and the Hub cache holds it (attend download)")
     static let json = Flag.switch("--json", help: "one JSON object per line on stdout")
-    static let threads = Flag("--threads", .int(1...Int.max), "N", help: "threads for the model (default: all active cores)")
+    static let threads = Flag("--threads", .int(1...1024), "N", help: "threads for the model (default: all active cores)")
     static let precision = Flag(
         "--precision", .choice(precisionNames),
         help:

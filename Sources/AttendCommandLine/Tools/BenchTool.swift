@@ -26,7 +26,7 @@ package enum BenchCommandLine {
                         "--only", .list(.choice(sections)), "S[,S...]", repeatable: true,
                         help: "run only these sections: \(sections.joined(separator: ", "))"),
                     Flag.switch("--json", help: "one JSON object per line on stdout (progress stays on stderr); non-finite numbers are null"),
-                    Flag("--threads", .int(1...Int.max), "N", help: "the multi-threaded rows use N threads (default: the active cores)"),
+                    Flag("--threads", .int(1...1024), "N", help: "the multi-threaded rows use N threads (default: the active cores)"),
                     Flag.switch("--quick", help: "fewer repetitions and sizes (a smoke run)"),
                     Flag(
                         "--gemm-sizes", .list(.int(1...16384)), "N[,N...]",

@@ -26,7 +26,7 @@ package enum ExperimentCommandLine {
                         Flag(
                             "--out", .nonEmptyString, "DIR",
                             help: "write the table (positions.md), the numbers (positions.json) and the charts into DIR (default experiment-results)"),
-                        Flag("--threads", .int(1...Int.max), "N", help: "runs trained at once, one thread each (default: the active cores)"),
+                        Flag("--threads", .int(1...1024), "N", help: "runs trained at once, one thread each (default: the active cores)"),
                         Flag.switch("--quiet", help: "no progress line per finished run"),
                     ],
                     details: "positions prints the table on stdout, then one line per file written (\"wrote PATH\").")
