@@ -151,7 +151,9 @@ func writeSafeTensors(
     }
     header += "}"
     while (header.utf8.count + 8) % 8 != 0 { header += " " }
-    FileManager.default.createFile(atPath: url.path, contents: nil)
+    guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+    }
     let handle = try FileHandle(forWritingTo: url)
     defer { try? handle.close() }
     var length = UInt64(header.utf8.count).littleEndian
