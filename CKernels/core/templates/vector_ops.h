@@ -198,25 +198,20 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_table8)(CK_VEC
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp)(CK_VEC x) {
 #if defined(CK_VSCALEF) && defined(CK_VPERM16)
     return CK_FN(ck_vexp_table)(x, 1);
-#elif defined(CK_VPERM8)
-    const CK_VEC hi = CK_VSPLAT(88.7229f), lo = CK_VSPLAT(-104.0f);
-    CK_VEC xc = CK_VSELECT(x > hi, hi, x);
-    xc = CK_VSELECT(xc < lo, lo, xc);
-    CK_IVEC k;
-    const CK_VEC p = CK_FN(ck_vexp_table8)(xc, &k);
-    const CK_IVEC k1 = k >> 1, k2 = k - k1;
-    return p * (CK_VEC)((k1 + 127) << 23) * (CK_VEC)((k2 + 127) << 23);
 #else
     const CK_VEC hi = CK_VSPLAT(88.7229f), lo = CK_VSPLAT(-104.0f);
     CK_VEC xc = CK_VSELECT(x > hi, hi, x);
     xc = CK_VSELECT(xc < lo, lo, xc);
     CK_IVEC k;
-    CK_VEC p = CK_FN(ck_vexp_poly)(xc, &k);
-    CK_IVEC k1 = k >> 1, k2 = k - k1;
+#if defined(CK_VPERM8)
+    const CK_VEC p = CK_FN(ck_vexp_table8)(xc, &k);
+#else
+    const CK_VEC p = CK_FN(ck_vexp_poly)(xc, &k);
+#endif
+    const CK_IVEC k1 = k >> 1, k2 = k - k1;
     return p * (CK_VEC)((k1 + 127) << 23) * (CK_VEC)((k2 + 127) << 23);
 #endif
 }
-
 
 /*
  * exp(x) for x <= 0 where results below 2^-126 may be flushed to 0: the softmax and attention
