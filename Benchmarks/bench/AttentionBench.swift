@@ -68,7 +68,7 @@ extension Bench {
         // A sliding window of seq / 8 (Mistral's sliding_window): key blocks left of a query
         // block's window are skipped, so the cost is about seq * window, not seq^2 / 2.
         let w = max(1, s / 8)
-        for t in threadCounts {
+        for t in threadCounts where !options.fusedOnly {
             let name = "attention fused causal window \(w) seq \(s)"
             progress("\(name), \(t) thread(s)...")
             let compute = benchCompute(threads: t)

@@ -81,8 +81,8 @@ struct OwnedMemoryTests {
 
     @Test func aRecycledHugeBufferIsHandedBackAlignedAndFreedByTheRecycler() {
         // Above the recycler's default minimum (and the huge-page threshold), a size no other
-        // test asks for.
-        let count = LargeBufferRecycler.defaultMinimumBytes / 4 + 2_053
+        // test asks for, nor one up to an eighth smaller (such a request may be handed it).
+        let count = (30 << 20) / 4 + 2_053
         #expect(OwnedMemory.usesHugePages(bytes: count * 4) == OwnedMemory.usesHugePages(bytes: 1 << 30))
         var token: LargeBufferRecycler.Token? = LargeBufferRecycler.Token()
         var once: Tensor? = Tensor(repeating: 0, shape: [count])  // a size's first request: not kept

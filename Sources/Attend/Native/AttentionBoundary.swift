@@ -81,7 +81,6 @@ func fusedAttention(
     let shawStride = p.seqQ * shawWidth  // per head: q . a^K for every query and bucket
     let perHead = (headStride + shawStride) * 4
     let wave = prepacked != nil ? heads : max(1, min(heads, attentionPackBudgetBytes / max(1, perHead)))
-    let packedKV = prepacked?.storage ?? TensorStorage(uninitializedCount: wave * headStride)
     let shawQK = TensorStorage(uninitializedCount: max(1, wave * shawStride))
     let shawKeys = shaw?.keys ?? Tensor.zeros([1]), shawValues = shaw?.values ?? Tensor.zeros([1])
 
@@ -91,72 +90,84 @@ func fusedAttention(
     let block = ck_f32_attention_query_block(kern)
     let blocks = (p.seqQ + block - 1) / block
     let wsCount = ck_f32_attention_workspace(kern, p.headDim, shaw?.clip ?? 0)
-    query.withUnsafeBufferPointer { q in
-        key.withUnsafeBufferPointer { k in
-            value.withUnsafeBufferPointer { v in
-                output.withUnsafeMutableBufferPointer { o in
-                    withExtendedLifetime((packedKV, keyBias, relBias, shawQK, shawKeys, shawValues)) {
-                        let qb = q.baseAddress!, ob = o.baseAddress!
-                        // An empty key sequence has no K/V scalars to pack (and nothing to see).
-                        let kbase = k.baseAddress ?? UnsafePointer(qb), vbase = v.baseAddress ?? UnsafePointer(qb)
-                        for first in stride(from: 0, to: heads, by: wave) {
-                            let count = min(wave, heads - first)
-                            if p.seqK > 0 && prepacked == nil {
-                                parallelFor(count, threads: threads) { w in
-                                    let unit = first + w, b = unit / kvHeads, h = (unit % kvHeads) * group
-                                    ck_f32_attention_pack_kv(
-                                        kern, p.seqK, p.headDim, kbase + p.k.offset(b, h), p.k.rowStride,
-                                        vbase + p.v.offset(b, h), p.v.rowStride, packedKV.base + w * headStride)
-                                }
-                            }
-                            if shaw != nil {
-                                // (Shaw positions come with group 1: a wave item is a query head.)
-                                // Shaw key term per head: qk[i][c] = scale * q_i . a^K_c (a small GEMM).
-                                shawKeys.withUnsafeBufferPointer { ak in
+    // The packed K/V of a wave: the prepacked heads, or the shared packing buffer (kept between
+    // calls, so a repeated call does not map and fault in fresh pages: 16 MiB at seq 4096 with
+    // 8 heads, 2.4% of a one-thread standalone call went to the kernel zeroing them).
+    func withPackedKV(_ body: (UnsafeMutablePointer<Float>) -> Void) {
+        if let prepacked {
+            withExtendedLifetime(prepacked.storage) { body(prepacked.storage.base) }
+        } else {
+            SharedPackingBuffer.shared.withBuffer(floats: wave * headStride, body)
+        }
+    }
+    withPackedKV { packedBase in
+        query.withUnsafeBufferPointer { q in
+            key.withUnsafeBufferPointer { k in
+                value.withUnsafeBufferPointer { v in
+                    output.withUnsafeMutableBufferPointer { o in
+                        withExtendedLifetime((keyBias, relBias, shawQK, shawKeys, shawValues)) {
+                            let qb = q.baseAddress!, ob = o.baseAddress!
+                            // An empty key sequence has no K/V scalars to pack (and nothing to see).
+                            let kbase = k.baseAddress ?? UnsafePointer(qb), vbase = v.baseAddress ?? UnsafePointer(qb)
+                            for first in stride(from: 0, to: heads, by: wave) {
+                                let count = min(wave, heads - first)
+                                if p.seqK > 0 && prepacked == nil {
                                     parallelFor(count, threads: threads) { w in
-                                        let bh = first + w, b = bh / p.heads, h = bh % p.heads
-                                        nativeGEMM(
-                                            kernels: kern, m: p.seqQ, n: shawWidth, k: p.headDim, alpha: p.scale,
-                                            a: qb + p.q.offset(b, h), lda: p.q.rowStride, transA: false,
-                                            b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
-                                            c: shawQK.base + w * shawStride, ldc: shawWidth, threads: 1)
+                                        let unit = first + w, b = unit / kvHeads, h = (unit % kvHeads) * group
+                                        ck_f32_attention_pack_kv(
+                                            kern, p.seqK, p.headDim, kbase + p.k.offset(b, h), p.k.rowStride,
+                                            vbase + p.v.offset(b, h), p.v.rowStride, packedBase + w * headStride)
                                     }
                                 }
-                            }
-                            parallelFor(count * group * blocks, threads: threads) { item in
-                                let w = item / (group * blocks), blk = item % blocks
-                                let unit = first + w, b = unit / kvHeads, h = (unit % kvHeads) * group + (item / blocks) % group
-                                let ws = UnsafeMutableRawPointer.allocate(byteCount: wsCount * 4, alignment: 64)
-                                    .bindMemory(to: Float.self, capacity: wsCount)
-                                defer { ws.deallocate() }
-                                var head = ck_attention_head(
-                                    seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
-                                    q: qb + p.q.offset(b, h), ldq: p.q.rowStride,
-                                    packed_kv: packedKV.base + w * headStride,
-                                    o: ob + p.o.offset(b, h), ldo: p.o.rowStride, scale: p.scale,
-                                    causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
-                                    key_bias: keyBias.map { UnsafePointer($0.base + b * p.seqK) },
-                                    rel_bias: relBias.map { UnsafePointer($0.base + h * relLength) },
-                                    rel_bias_zero: relZero,
-                                    shaw_clip: shaw?.clip ?? 0,
-                                    shaw_qk: shaw == nil ? nil : UnsafePointer(shawQK.base + w * shawStride),
-                                    shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base), dropout: nil,
-                                    window: p.mask.window)
-                                let q0 = blk * block
-                                var drop =
-                                    dropout?.kernelHead(batch: b, head: h, heads: p.heads, seqQ: p.seqQ, seqK: p.seqK) ?? ck_attention_dropout()
-                                if let lse, dropout != nil {
-                                    withUnsafePointer(to: &drop) { d in
-                                        head.dropout = d
+                                if shaw != nil {
+                                    // (Shaw positions come with group 1: a wave item is a query head.)
+                                    // Shaw key term per head: qk[i][c] = scale * q_i . a^K_c (a small GEMM).
+                                    shawKeys.withUnsafeBufferPointer { ak in
+                                        parallelFor(count, threads: threads) { w in
+                                            let bh = first + w, b = bh / p.heads, h = bh % p.heads
+                                            nativeGEMM(
+                                                kernels: kern, m: p.seqQ, n: shawWidth, k: p.headDim, alpha: p.scale,
+                                                a: qb + p.q.offset(b, h), lda: p.q.rowStride, transA: false,
+                                                b: ak.baseAddress!, ldb: p.headDim, transB: true, beta: 0,
+                                                c: shawQK.base + w * shawStride, ldc: shawWidth, threads: 1)
+                                        }
+                                    }
+                                }
+                                parallelFor(count * group * blocks, threads: threads) { item in
+                                    let w = item / (group * blocks), blk = item % blocks
+                                    let unit = first + w, b = unit / kvHeads, h = (unit % kvHeads) * group + (item / blocks) % group
+                                    let ws = UnsafeMutableRawPointer.allocate(byteCount: wsCount * 4, alignment: 64)
+                                        .bindMemory(to: Float.self, capacity: wsCount)
+                                    defer { ws.deallocate() }
+                                    var head = ck_attention_head(
+                                        seq_q: p.seqQ, seq_k: p.seqK, head_dim: p.headDim,
+                                        q: qb + p.q.offset(b, h), ldq: p.q.rowStride,
+                                        packed_kv: packedBase + w * headStride,
+                                        o: ob + p.o.offset(b, h), ldo: p.o.rowStride, scale: p.scale,
+                                        causal: p.mask.causal ? 1 : 0, causal_offset: p.mask.queryStart,
+                                        key_bias: keyBias.map { UnsafePointer($0.base + b * p.seqK) },
+                                        rel_bias: relBias.map { UnsafePointer($0.base + h * relLength) },
+                                        rel_bias_zero: relZero,
+                                        shaw_clip: shaw?.clip ?? 0,
+                                        shaw_qk: shaw == nil ? nil : UnsafePointer(shawQK.base + w * shawStride),
+                                        shaw_v: shaw == nil ? nil : UnsafePointer(shawValues.storage.base), dropout: nil,
+                                        window: p.mask.window)
+                                    let q0 = blk * block
+                                    var drop =
+                                        dropout?.kernelHead(batch: b, head: h, heads: p.heads, seqQ: p.seqQ, seqK: p.seqK) ?? ck_attention_dropout()
+                                    if let lse, dropout != nil {
+                                        withUnsafePointer(to: &drop) { d in
+                                            head.dropout = d
+                                            ck_f32_attention_block_lse(
+                                                kern, &head, q0, min(block, p.seqQ - q0), ws, lse + (b * p.heads + h) * p.seqQ)
+                                        }
+                                    } else if let lse {
+                                        // Training: also each query's log-sum-exp, [batch, heads, seqQ].
                                         ck_f32_attention_block_lse(
                                             kern, &head, q0, min(block, p.seqQ - q0), ws, lse + (b * p.heads + h) * p.seqQ)
+                                    } else {
+                                        ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
                                     }
-                                } else if let lse {
-                                    // Training: also each query's log-sum-exp, [batch, heads, seqQ].
-                                    ck_f32_attention_block_lse(
-                                        kern, &head, q0, min(block, p.seqQ - q0), ws, lse + (b * p.heads + h) * p.seqQ)
-                                } else {
-                                    ck_f32_attention_block(kern, &head, q0, min(block, p.seqQ - q0), ws)
                                 }
                             }
                         }

@@ -193,7 +193,7 @@ func nativeGEMM(
 /// run in the order of `ck_f32_gemm` (kc blocks in order, the same micro-kernel arithmetic,
 /// edge tiles merged the same way), so the result is bitwise a one-thread product's.
 /// Memory: the packed B (`ck_f32_packed_weight_size` floats, kept between calls up to
-/// ``SharedPackedB/keptFloats``) and one A block per thread.
+/// ``SharedPackingBuffer/keptFloats``) and one A block per thread.
 func sharedPackedGEMM(
     kernels: UnsafePointer<ck_kernels>, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transA: Bool,
     b: UnsafePointer<Float>, ldb: Int, transB: Bool, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int
@@ -202,7 +202,7 @@ func sharedPackedGEMM(
     let mr = Int(g.mr), nr = Int(g.nr)
     let panels = (n + nr - 1) / nr
     let size = ck_f32_packed_weight_size(kernels, n, k)
-    SharedPackedB.shared.withBuffer(floats: size) { packed in
+    SharedPackingBuffer.shared.withBuffer(floats: size) { packed in
         let packParts = min(panels, 4 * threads)
         let panelsPerPart = (panels + packParts - 1) / packParts
         parallelFor(packParts, threads: threads) { part in
@@ -230,12 +230,15 @@ func sharedPackedGEMM(
     }
 }
 
-/// The packed right operand of ``sharedPackedGEMM(kernels:m:n:k:a:lda:transA:b:ldb:transB:beta:c:ldc:threads:)``,
-/// kept between products so that a training step's many products do not map and fault in
-/// fresh pages each time. One product at a time uses it; another one meanwhile (a nested or
-/// concurrent caller) gets a buffer of its own.
-final class SharedPackedB: @unchecked Sendable {
-    static let shared = SharedPackedB()
+/// Packing scratch kept between calls: the packed right operand of
+/// ``sharedPackedGEMM(kernels:m:n:k:a:lda:transA:b:ldb:transB:beta:c:ldc:threads:)`` and the
+/// packed keys and values of `fusedAttention` (when not prepacked), so that a training step's
+/// many products, or repeated attention calls outside a model, do not map and fault in fresh
+/// pages each time. One caller at a time uses it; another one meanwhile (a nested or
+/// concurrent caller) gets a buffer of its own. Memory: at most ``keptFloats`` floats, held
+/// for the life of the process once the largest request below that size was made.
+final class SharedPackingBuffer: @unchecked Sendable {
+    static let shared = SharedPackingBuffer()
     /// The largest buffer kept between calls (64 MiB); larger ones are allocated per call.
     static let keptFloats = 1 << 24
 

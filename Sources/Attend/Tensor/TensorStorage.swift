@@ -14,6 +14,9 @@ final class TensorStorage: @unchecked Sendable {
 
     let count: Int
     let base: UnsafeMutablePointer<Float>
+    /// Bytes of the owned allocation behind `base`: the request's, or a little more when the
+    /// recycler handed back a kept buffer of a nearby size (0 for borrowed storage).
+    private let allocatedBytes: Int
     /// The object whose lifetime keeps borrowed scalars valid; nil for owned storage.
     /// Borrowed storage is never written: `Tensor` copies it before its first mutation.
     let owner: AnyObject?
@@ -23,6 +26,7 @@ final class TensorStorage: @unchecked Sendable {
         self.count = count
         self.base = UnsafeMutablePointer(mutating: base)
         self.owner = owner
+        self.allocatedBytes = 0
     }
 
     /// Uninitialized storage for `count` scalars (callers initialize before reading).
@@ -31,8 +35,8 @@ final class TensorStorage: @unchecked Sendable {
         self.count = count
         self.owner = nil
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        let raw = LargeBufferRecycler.shared.take(bytes: bytes)
-            ?? OwnedMemory.allocate(bytes: bytes)
+        let (raw, allocated) = LargeBufferRecycler.shared.take(bytes: bytes) ?? (OwnedMemory.allocate(bytes: bytes), bytes)
+        allocatedBytes = allocated
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -60,8 +64,7 @@ final class TensorStorage: @unchecked Sendable {
     deinit {
         guard owner == nil else { return }
         let raw = UnsafeMutableRawPointer(base)
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        if !LargeBufferRecycler.shared.keep(raw, bytes: bytes) { OwnedMemory.deallocate(raw, bytes: bytes) }
+        if !LargeBufferRecycler.shared.keep(raw, bytes: allocatedBytes) { OwnedMemory.deallocate(raw, bytes: allocatedBytes) }
     }
 }
 
@@ -73,10 +76,14 @@ final class TensorStorage: @unchecked Sendable {
 /// in and zeroed by the kernel on first touch: 15% of a one-thread base encoder pass at 4096
 /// tokens on Zen 5 went to zeroing pages. So while a model layer is alive (every ``Linear``
 /// holds a ``Token``, so do the trainable models), a freed buffer of ``minimumBytes`` or more
-/// is kept when its size recurs, and handed back to the next request of exactly that size.
+/// is kept when its size recurs, and handed back to the next request of that size or a little
+/// less (see ``nearbyBytes(_:)``: batches of sentences of varying length ask for activations of
+/// varying size; all-MiniLM-L6-v2 from strings spent 2% of a pass zeroing fresh pages when only
+/// exact sizes were handed back).
 ///
 /// What is kept, and for how long:
-/// - only sizes requested at least twice in the last ``maximumAge`` large requests (a forward
+/// - only sizes whose class (``sizeClass(_:)``, 8 per doubling) was requested at least twice
+///   in the last ``maximumAge`` large requests (a forward
 ///   pass's per-layer tensors, a training step's); a one-off size (a cache grown once, a first
 ///   call's shapes) is freed as before, so the pool does not fill with sizes that never come
 ///   back;
@@ -190,21 +197,41 @@ final class LargeBufferRecycler: @unchecked Sendable {
         return removed
     }
 
-    /// A kept buffer of exactly `bytes` (made by `OwnedMemory.allocate(bytes:)` for `bytes`), or
-    /// nil (allocate one). Counts the request toward its size recurring.
-    func take(bytes: Int) -> UnsafeMutableRawPointer? {
+    /// The class of a large size for counting recurrences: `bytes` rounded up to a multiple of
+    /// an eighth of the power of two at or below it (4 MiB + 1 and 4.5 MiB share a class, 4.5 MiB
+    /// + 1 starts the next), so sizes that differ by a few rows count as one.
+    static func sizeClass(_ bytes: Int) -> Int {
+        let step = max(1, (1 << (Int.bitWidth - 1 - bytes.leadingZeroBitCount)) / 8)
+        return (bytes + step - 1) / step * step
+    }
+
+    /// The largest kept buffer handed to a request of `bytes`: an eighth more (the unused tail
+    /// of a recycled buffer is memory already in use, never touched again by the new tensor).
+    static func nearbyBytes(_ bytes: Int) -> Int { bytes + bytes / 8 }
+
+    /// A kept buffer (made by `OwnedMemory.allocate(bytes:)` for the `bytes` returned with it,
+    /// which the caller frees or keeps with that count) of `bytes` up to ``nearbyBytes(_:)``,
+    /// the smallest such, or nil (allocate one). Counts the request toward its class recurring.
+    func take(bytes: Int) -> (pointer: UnsafeMutableRawPointer, bytes: Int)? {
         lock.lock()
         guard bytes >= minimum else {
             lock.unlock()
             return nil
         }
         event += 1
-        let r = requested[bytes]
-        requested[bytes] = ((r?.count ?? 0) + 1, event)
-        var found: UnsafeMutableRawPointer? = nil
-        if let i = kept.lastIndex(where: { $0.bytes == bytes }) {
-            keptBytes -= bytes
-            found = kept.remove(at: i).pointer
+        let key = Self.sizeClass(bytes)
+        let r = requested[key]
+        requested[key] = ((r?.count ?? 0) + 1, event)
+        var found: (pointer: UnsafeMutableRawPointer, bytes: Int)? = nil
+        let limit = Self.nearbyBytes(bytes)
+        var best: Int? = nil
+        for (i, k) in kept.enumerated() where k.bytes >= bytes && k.bytes <= limit {
+            if best == nil || k.bytes <= kept[best!].bytes { best = i }  // the smallest; the latest of equals
+        }
+        if let i = best {
+            let k = kept.remove(at: i)
+            keptBytes -= k.bytes
+            found = (k.pointer, k.bytes)
         }
         let gone = expire()
         lock.unlock()
@@ -213,12 +240,12 @@ final class LargeBufferRecycler: @unchecked Sendable {
     }
 
     /// Keeps `pointer` (from `OwnedMemory.allocate(bytes:)` for this `bytes`) for reuse when a
-    /// model is alive and the size recurs (freeing the oldest kept buffers to stay within
+    /// model is alive and its size class recurs (freeing the oldest kept buffers to stay within
     /// `maximumBytes`); false: the caller frees it. Kept buffers are freed with
     /// `OwnedMemory.deallocate(_:bytes:)` for the same `bytes`.
     func keep(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         lock.lock()
-        guard bytes >= minimum, tokens > 0, bytes <= maximum, let r = requested[bytes], r.count >= 2,
+        guard bytes >= minimum, tokens > 0, bytes <= maximum, let r = requested[Self.sizeClass(bytes)], r.count >= 2,
             r.last >= event - Self.maximumAge
         else {
             lock.unlock()
