@@ -243,6 +243,32 @@ struct FusedAttentionTests {
         }
     }
 
+    /// The fused kernel packs K/V into a buffer kept between calls. Filled with NaN first (what
+    /// a previous, larger call could leave there is anything), it must give the bits of a call
+    /// on a buffer of its own (made while the kept one is held): every packed scalar the kernel
+    /// reads, padding included, is written by this call's packing. Sizes not multiples of any
+    /// tile, above the short-sequence path's 128, on 1 and 2 threads.
+    @Test("the kept K/V packing buffer: stale contents never reach the output", arguments: KernelVariant.supported)
+    func keptPackingBuffer(_ variant: KernelVariant) throws {
+        let (seqQ, seqK, heads, d) = (131, 197, 3, 20)
+        var rng = SeededRNG(seed: caseSeed(131, 197, 20))
+        let q = Tensor(shape: [1, seqQ, heads, d], scalars: rng.floats(seqQ * heads * d, in: -1...1))
+        let k = Tensor(shape: [1, seqK, heads, d], scalars: rng.floats(seqK * heads * d, in: -1...1))
+        let v = Tensor(shape: [1, seqK, heads, d], scalars: rng.floats(seqK * heads * d, in: -1...1))
+        for threads in [1, 2] {
+            let compute = try Compute(backend: .native(variant), threads: threads)
+            let poison = 1 << 20
+            SharedPackingBuffer.shared.withBuffer(floats: poison) { p in p.update(repeating: .nan, count: poison) }
+            let shared = scaledDotProductAttention(query: q, key: k, value: v, compute: compute)
+            var own: Tensor? = nil
+            SharedPackingBuffer.shared.withBuffer(floats: 1) { _ in
+                own = scaledDotProductAttention(query: q, key: k, value: v, compute: compute)
+            }
+            #expect(shared.scalars.allSatisfy { $0.isFinite }, "\(variant), \(threads) thread(s): NaN from the kept buffer")
+            #expect(shared.scalars == own?.scalars, "\(variant), \(threads) thread(s): kept and own buffers differ")
+        }
+    }
+
     /// A long causal sequence (600 queries and keys, several query and key blocks on every
     /// table): the fused kernel, which skips the key blocks a causal query block cannot see
     /// and never holds more than one score tile, gives what the materialized seq x seq path
