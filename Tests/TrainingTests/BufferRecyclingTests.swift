@@ -72,7 +72,10 @@ private func keptAddress(count: Int) -> UnsafeMutablePointer<Float> {
         let recycler = LargeBufferRecycler()
         recycler.maximumIdleSeconds = 3600
         var token: LargeBufferRecycler.Token? = LargeBufferRecycler.Token(recycler)
-        let big = LargeBufferRecycler.defaultMinimumBytes + (1 << 19)  // 4.5 MiB
+        // 9 MiB: a quarter less is still above the recycler's minimum, so only the nearby
+        // window can refuse it.
+        let big = 2 * LargeBufferRecycler.defaultMinimumBytes + (1 << 20)
+        #expect(big - big / 4 >= LargeBufferRecycler.defaultMinimumBytes)
         let bigger = big + 4096
         #expect(LargeBufferRecycler.sizeClass(big) == big && LargeBufferRecycler.sizeClass(big + 1) > big)
         #expect(LargeBufferRecycler.sizeClass(bigger) == LargeBufferRecycler.sizeClass(big + 1))
