@@ -70,6 +70,17 @@ typedef void (*ck_f32_gemm_ukr_fn)(size_t kc, const float *a, const float *b, fl
                                    float alpha, float beta);
 
 /**
+ * The fused attention's micro-kernel accumulating into a C scaled per column:
+ * C[i][j] = C[i][j] * colscale[j] + (Apanel * Bpanel)[i][j], one rounding per element (a fused
+ * multiply-add where the variant has one), a full attn_mr x attn_nr tile; a, b and c as for
+ * ck_f32_gemm_ukr_fn, colscale attn_nr floats (any alignment). colscale[j] == 1 gives the
+ * bits of the plain micro-kernel with alpha = beta = 1. C is read (NaN/Inf in C propagate).
+ * Cost: as the micro-kernel, plus one multiply-add per element of C.
+ */
+typedef void (*ck_f32_attn_ukr_scaled_fn)(size_t kc, const float *a, const float *b, float *c,
+                                          size_t ldc, const float *colscale);
+
+/**
  * The same micro-kernel with A read in place from mr rows of a row-major matrix (row i at
  * a + i*lda, kc floats each) instead of a packed micro-panel: the packed-weight GEMM uses it
  * for full row tiles, so activations are not packed. b, c, alpha, beta as ck_f32_gemm_ukr_fn.
@@ -650,6 +661,9 @@ typedef struct ck_kernels {
     /* Rows gemv_rows takes in one pass over the weight (its group: 2 on scalar and AVX2, 4
      * on AVX-512 and NEON). */
     int gemv_group;
+    /* attn_ukr accumulating into a C scaled per column (ck_f32_attn_ukr_scaled_fn): the fused
+     * attention's O^T update with the online softmax's rescale in its write-back. */
+    ck_f32_attn_ukr_scaled_fn attn_ukr_scaled;
 } ck_kernels;
 
 /** The kernel table for a variant, or NULL when the variant is unknown or unsupported here. */

@@ -238,16 +238,13 @@ static void ck_attention_block(const ck_kernels *k, const ck_attention_head *h, 
                         b[ck_shaw_bucket(h, qi, kb + r)] += s[r * nr + j];
                 }
             }
-            /* Rescale the output where a query's running max moved (corr != 1). */
-            int moved = 0;
-            for (size_t j = 0; j < nr; j++) moved |= c[j] != 1.0f;
-            if (moved) {
-                for (size_t d = 0; d < dp; d++)
-                    for (size_t j = 0; j < nr; j++) o[d * nr + j] *= c[j];
-            }
-            /* O^T += V_blk^T * P^T. kb is a multiple of mr, so V^T columns start at kb. */
+            /* O^T = O^T * corr + V_blk^T * P^T: the rescale where a query's running max moved
+             * (corr != 1; 0 on its first visible block) in the micro-kernel's write-back (a
+             * pass of its own over O^T, scalar here, was 1% of the kernel's time at head size
+             * 64 on Zen 3: the max moves in most blocks of 16 queries). kb is a multiple of
+             * mr, so V^T columns start at kb. */
             for (size_t dq = 0; dq < dp / mr; dq++)
-                ukr(rows, pvt + (dq * skp + kb) * mr, s, o + dq * mr * nr, nr, 1.0f, 1.0f);
+                k->attn_ukr_scaled(rows, pvt + (dq * skp + kb) * mr, s, o + dq * mr * nr, nr, c);
         }
     }
     /* o_i = O^T[:, i] / l_i (0 for a query that saw no key). O^T's columns are transposed into

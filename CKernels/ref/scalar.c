@@ -38,6 +38,24 @@ void ck_f32_gemm_ukr_rows_4x4__scalar(size_t kc, const float *a, size_t lda, con
     ck_ukr_4x4_scalar(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
 
+/* The attention's O^T update, C = C * colscale[j] + A * B, on the same 4 x 4 tile (the
+ * attention uses the GEMM's tile here). */
+void ck_f32_attn_ukr_scaled__scalar(size_t kc, const float *a, const float *b, float *c,
+                                    size_t ldc, const float *colscale) {
+    float acc[REF_MR][REF_NR] = {{0}};
+    for (size_t p = 0; p < kc; p++) {
+        for (int i = 0; i < REF_MR; i++) {
+            for (int j = 0; j < REF_NR; j++) acc[i][j] += a[i] * b[j];
+        }
+        a += REF_MR;
+        b += REF_NR;
+    }
+    for (int i = 0; i < REF_MR; i++) {
+        float *row = c + (size_t)i * ldc;
+        for (int j = 0; j < REF_NR; j++) row[j] = row[j] * colscale[j] + acc[i][j];
+    }
+}
+
 double ck_f32_fma_peak__scalar(size_t iters) {
     enum { CHAINS = 8 };
     float acc[CHAINS];

@@ -185,6 +185,7 @@ public enum FuzzRegistry {
         AnyFuzzKernel(GEMMFuzz()),
         AnyFuzzKernel(MicroKernelFuzz()),
         AnyFuzzKernel(MicroKernelFuzz(attention: true)),
+        AnyFuzzKernel(ScaledMicroKernelFuzz()),
         AnyFuzzKernel(GEMVFuzz()),
         AnyFuzzKernel(GEMMPackedFuzz()),
         AnyFuzzKernel(GEMVTFuzz()),

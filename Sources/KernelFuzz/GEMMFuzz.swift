@@ -1,6 +1,7 @@
 // GEMM, its micro-kernel and GEMV against KernelOracle.gemm.
 import Attend
 import CKernels
+import Foundation
 
 /// The allowed |got - oracle| of one element of a float32 product, twice the bound each of
 /// the two (C kernel, Double oracle) keeps from the exact value (see the GEMM tests):
@@ -172,6 +173,26 @@ struct GEMMFuzz: FuzzKernel {
 
 // MARK: - the micro-kernel
 
+/// A packed A micro-panel (kc columns of mr, misaligned) and B micro-panel (kc rows of nr,
+/// 64-byte aligned as the contract demands), filled from `mix`.
+func packedPanels(_ rng: inout FuzzRNG, kc: Int, mr: Int, nr: Int, mix: ValueMix) -> (a: GuardedMatrix, b: GuardedMatrix) {
+    let a = GuardedMatrix(rows: 1, cols: kc * mr, ld: max(1, kc * mr), misalign: rng.below(16), sentinel: inputSentinel)
+    let b = GuardedMatrix(rows: 1, cols: kc * nr, ld: max(1, kc * nr), misalign: 0, sentinel: inputSentinel)
+    a.fill { _, _ in mix.value(&rng) }
+    b.fill { _, _ in mix.value(&rng) }
+    return (a, b)
+}
+
+/// The panels as the oracle's operands: packed A is op(A) transposed (kc x mr, lda = mr),
+/// packed B is op(B) (kc x nr, ldb = nr).
+func unpackedPanels(a: GuardedMatrix, b: GuardedMatrix, kc: Int, mr: Int, nr: Int) -> (aT: GuardedMatrix, bM: GuardedMatrix) {
+    let aT = GuardedMatrix(rows: max(kc, 1), cols: mr, ld: mr, sentinel: 0)
+    let bM = GuardedMatrix(rows: max(kc, 1), cols: nr, ld: nr, sentinel: 0)
+    for p in 0..<kc { for i in 0..<mr { aT[p, i] = a.base[p * mr + i] } }
+    for p in 0..<kc { for j in 0..<nr { bM[p, j] = b.base[p * nr + j] } }
+    return (aT, bM)
+}
+
 /// The table's GEMM micro-kernel alone: `C[0:mr, 0:nr] = alpha * Apanel * Bpanel + beta * C`
 /// on packed panels of kc (0 included, block edges included), B 64-byte aligned as the
 /// contract demands, A and C misaligned, ldc >= nr with guarded gaps. With `attention`, the
@@ -200,11 +221,7 @@ struct MicroKernelFuzz: FuzzKernel {
         c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .tiny, .nonFinite])
         if c.alpha == 0 && c.mix == .nonFinite { c.mix = .finiteSpecials }  // 0 * inf: the formula says NaN
         let (mr, nr) = tile(table)
-        c.a = GuardedMatrix(rows: 1, cols: c.kc * mr, ld: max(1, c.kc * mr), misalign: rng.below(16), sentinel: inputSentinel)
-        c.b = GuardedMatrix(rows: 1, cols: c.kc * nr, ld: max(1, c.kc * nr), misalign: 0, sentinel: inputSentinel)
-        let mix = c.mix
-        c.a.fill { _, _ in mix.value(&rng) }
-        c.b.fill { _, _ in mix.value(&rng) }
+        (c.a, c.b) = packedPanels(&rng, kc: c.kc, mr: mr, nr: nr, mix: c.mix)
         c.c = GuardedMatrix(rows: mr, cols: nr, ld: nr + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
         c.cNaN = c.beta == 0 && rng.chance(0.4)
         c.c.fill { _, _ in c.cNaN ? .nan : rng.float(-1, 1) }
@@ -225,11 +242,7 @@ struct MicroKernelFuzz: FuzzKernel {
         if let bad = r.out.damagedPadding("the C tile") { return bad }
         if !c.a.unchanged(since: r.aSnap) || !c.b.unchanged(since: r.bSnap) { return "the micro-kernel wrote into a packed panel" }
         let (mr, nr) = tile(table)
-        // Packed A is op(A) transposed with lda = mr; packed B is op(B) with ldb = nr.
-        let aT = GuardedMatrix(rows: max(c.kc, 1), cols: mr, ld: mr, sentinel: 0)
-        let bM = GuardedMatrix(rows: max(c.kc, 1), cols: nr, ld: nr, sentinel: 0)
-        for p in 0..<c.kc { for i in 0..<mr { aT[p, i] = c.a.base[p * mr + i] } }
-        for p in 0..<c.kc { for j in 0..<nr { bM[p, j] = c.b.base[p * nr + j] } }
+        let (aT, bM) = unpackedPanels(a: c.a, b: c.b, kc: c.kc, mr: mr, nr: nr)
         let oracle = c.c.copy()
         // kc == 0 with the contract's formula: C = alpha * 0 + beta * C (0 when beta == 0).
         KernelOracle.gemm(
@@ -237,6 +250,90 @@ struct MicroKernelFuzz: FuzzKernel {
             transB: false, beta: c.beta, c: oracle.base, ldc: oracle.ld)
         let bound = productBound(m: mr, n: nr, k: c.kc, a: aT, transA: true, b: bM, transB: false)
         return checkProduct(m: mr, n: nr, k: c.kc, alpha: c.alpha, beta: c.beta, got: r.out, oracle: oracle, bound: bound, oldC: c.c)
+    }
+}
+
+/// The fused attention's column-scaled micro-kernel (`attn_ukr_scaled`, an attn_mr x attn_nr
+/// tile): `C[i][j] = C[i][j] * colscale[j] + (Apanel * Bpanel)[i][j]` on packed panels of kc
+/// (0 included), B 64-byte aligned, A, C and colscale misaligned, ldc >= nr with guarded gaps.
+/// colscale mixes 1 (a query whose running max held: the plain accumulate's bits), 0 (its
+/// first visible block), factors in (0, 1] as exp(m_old - m_new) gives, and other values.
+struct ScaledMicroKernelFuzz: FuzzKernel {
+    let name = "attn-ukr-scaled"
+
+    final class Case: CustomStringConvertible {
+        var kc = 0, mix = ValueMix.uniform, scaleKind = ""
+        var a: GuardedMatrix!, b: GuardedMatrix!, c: GuardedMatrix!, colscale: GuardedMatrix!
+        var description: String {
+            "kc=\(kc) tile \(c.rows)x\(c.cols) ldc=\(c.ld) misalign(A,C,colscale)=(\(a.offset - 16),\(c.offset - 16),\(colscale.offset - 16)) values \(mix), colscale \(scaleKind)"
+        }
+    }
+
+    func makeCase(_ rng: inout FuzzRNG, table: FuzzTable) -> Case {
+        let c = Case()
+        c.kc = boundarySize(&rng, edges: [1, 2, 4, 8, 16, 64, 384], small: 40, maxLarge: 400)
+        c.mix = rng.pick([.uniform, .uniform, .finiteSpecials, .integers, .tiny, .nonFinite])
+        let (mr, nr) = (table.attnMr, table.attnNr)
+        (c.a, c.b) = packedPanels(&rng, kc: c.kc, mr: mr, nr: nr, mix: c.mix)
+        c.c = GuardedMatrix(rows: mr, cols: nr, ld: nr + rowPadding(&rng), misalign: rng.below(16), sentinel: outputSentinel)
+        let cMix: ValueMix = c.mix == .nonFinite && rng.chance(0.5) ? .nonFinite : .uniform
+        c.c.fill { _, _ in cMix == .uniform ? rng.float(-1, 1) : cMix.value(&rng) }
+        c.scaleKind = rng.pick(["ones", "ones", "zeros", "softmax", "mixed", "any"])
+        let kind = c.scaleKind
+        c.colscale = GuardedMatrix(rows: 1, cols: nr, ld: nr, misalign: rng.below(16), sentinel: inputSentinel)
+        c.colscale.fill { _, _ in
+            switch kind {
+            case "ones": return 1
+            case "zeros": return 0
+            case "softmax": return Float(exp(-Double(rng.float(0, 30))))
+            case "mixed": return rng.pick([1, 1, 0, 0.5, Float(exp(-Double(rng.float(0, 90))))])
+            default: return rng.chance(0.1) ? rng.pick([.infinity, -.infinity, .nan]) : rng.float(-4, 4)
+            }
+        }
+        return c
+    }
+
+    struct Run { let out: GuardedMatrix, plain: GuardedMatrix, aSnap: [UInt32], bSnap: [UInt32], sSnap: [UInt32] }
+
+    func run(_ c: Case, on table: FuzzTable) -> Run {
+        let aSnap = c.a.snapshot(), bSnap = c.b.snapshot(), sSnap = c.colscale.snapshot()
+        let out = c.c.copy(), plain = c.c.copy()
+        table.kernels.pointee.attn_ukr_scaled(c.kc, c.a.base, c.b.base, out.base, out.ld, c.colscale.base)
+        table.kernels.pointee.attn_ukr(c.kc, c.a.base, c.b.base, plain.base, plain.ld, 1, 1)
+        return Run(out: out, plain: plain, aSnap: aSnap, bSnap: bSnap, sSnap: sSnap)
+    }
+
+    func check(_ c: Case, _ r: Run, table: FuzzTable) -> String? {
+        if let bad = r.out.damagedPadding("the C tile") { return bad }
+        if !c.a.unchanged(since: r.aSnap) || !c.b.unchanged(since: r.bSnap) || !c.colscale.unchanged(since: r.sSnap) {
+            return "the micro-kernel wrote into a packed panel or colscale"
+        }
+        let (mr, nr) = (table.attnMr, table.attnNr)
+        let (aT, bM) = unpackedPanels(a: c.a, b: c.b, kc: c.kc, mr: mr, nr: nr)
+        // The product alone (beta = 0), then C * colscale + AB in Double.
+        let ab = GuardedMatrix(rows: mr, cols: nr, ld: nr, sentinel: 0)
+        KernelOracle.gemm(
+            m: mr, n: nr, k: c.kc, alpha: 1, a: aT.base, lda: mr, transA: true, b: bM.base, ldb: nr,
+            transB: false, beta: 0, c: ab.base, ldc: ab.ld)
+        let bound = productBound(m: mr, n: nr, k: c.kc, a: aT, transA: true, b: bM, transB: false)
+        for i in 0..<mr {
+            for j in 0..<nr {
+                let scaledC = Double(c.c[i, j]) * Double(c.colscale[0, j])
+                let e = scaledC + Double(ab[i, j])
+                let tol = gemmTolerance(k: c.kc, alpha: 1, bound: Double(bound[i, j]), scaledC: abs(scaledC))
+                if !matches(r.out[i, j], e, tolerance: tol.isNaN ? 0 : tol) {
+                    return "first bad element (i, j) = (\(i), \(j)) of \(mr) x \(nr): \(mismatchText(r.out[i, j], e, tol)); C_old \(c.c[i, j]), colscale \(c.colscale[0, j]), sum|a||b| \(bound[i, j])"
+                }
+                // A factor of 1 gives the plain accumulate's bits (attn_ukr, alpha = beta = 1).
+                if c.colscale[0, j] == 1 {
+                    let g = r.out[i, j], p = r.plain[i, j]
+                    if g.isNaN ? !p.isNaN : g.bitPattern != p.bitPattern {
+                        return "element (\(i), \(j)) with colscale 1: got \(g) (bits 0x\(String(g.bitPattern, radix: 16))), attn_ukr with alpha = beta = 1 gave \(p) (bits 0x\(String(p.bitPattern, radix: 16)))"
+                    }
+                }
+            }
+        }
+        return nil
     }
 }
 

@@ -10,6 +10,9 @@
  *   CK_T_NAME    function name, e.g. ck_f32_gemm_ukr_6x16__avx2
  *   CK_T_ROWS_NAME  (optional) the same kernel reading A rows in place, e.g.
  *                ck_f32_gemm_ukr_rows_6x16__avx2
+ *   CK_T_SCALED_NAME  (optional) the same kernel accumulating into C scaled per column,
+ *                C = C * colscale[j] + A * B (the fused attention's O^T update, its online
+ *                softmax's rescale folded into the write-back), e.g. ck_f32_attn_ukr_scaled__avx2
  *   CK_VEC       vector type, float __attribute__((vector_size(4*CK_VL)))
  *   CK_VL        lanes per vector
  *   CK_T_MR      rows of the tile (broadcast from packed A)
@@ -42,12 +45,14 @@
  * it turns -0.0 into +0.0.) */
 #define CK_SPLAT(x) (-(CK_VEC){0} + (x))
 
-/* The one body of both entry points: element (i, p) of the A sliver is a[i*si + p*sp], so the
- * packed panel is (si, sp) = (1, MR) and rows read in place are (lda, 1). Always inlined with
- * the constants, so the packed kernel compiles exactly as if written for its layout. */
+/* The one body of every entry point: element (i, p) of the A sliver is a[i*si + p*sp], so the
+ * packed panel is (si, sp) = (1, MR) and rows read in place are (lda, 1); colscale NULL gives
+ * C = alpha*AB + beta*C, else C = C * colscale[j] + AB (one rounding: a fused multiply-add).
+ * Always inlined with the constants, so each kernel compiles exactly as if written for its
+ * layout. */
 static inline __attribute__((always_inline)) void
 CK_CAT(CK_T_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const float *b,
-                           float *c, size_t ldc, float alpha, float beta) {
+                           float *c, size_t ldc, float alpha, float beta, const float *colscale) {
     CK_VEC acc[CK_T_MR][CK_T_NV];
     CK_UNROLL_FULL
     for (int i = 0; i < CK_T_MR; i++) {
@@ -80,8 +85,24 @@ CK_CAT(CK_T_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const 
         a += sp;
         bv += CK_T_NV;
     }
-    /* Write back: C = alpha*acc + beta*C (beta == 0: C not read). Unaligned row access. */
-    if (beta == 0.0f) {
+    /* Write back: C = alpha*acc + beta*C (beta == 0: C not read), or C * colscale + acc.
+     * Unaligned row access. */
+    if (colscale) {
+        CK_VEC cs[CK_T_NV];
+        CK_UNROLL_FULL
+        for (int j = 0; j < CK_T_NV; j++) __builtin_memcpy(&cs[j], colscale + (size_t)j * CK_VL, sizeof cs[j]);
+        CK_UNROLL_FULL
+        for (int i = 0; i < CK_T_MR; i++) {
+            CK_UNROLL_FULL
+            for (int j = 0; j < CK_T_NV; j++) {
+                CK_VEC old;
+                float *cp = c + (size_t)i * ldc + (size_t)j * CK_VL;
+                __builtin_memcpy(&old, cp, sizeof old);
+                CK_VEC v = CK_VFMA(old, cs[j], acc[i][j]);
+                __builtin_memcpy(cp, &v, sizeof v);
+            }
+        }
+    } else if (beta == 0.0f) {
         CK_UNROLL_FULL
         for (int i = 0; i < CK_T_MR; i++) {
             CK_UNROLL_FULL
@@ -108,14 +129,22 @@ CK_CAT(CK_T_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const 
 /* A from a packed micro-panel: a[p*MR + i]. */
 void CK_T_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
                  float beta) {
-    CK_CAT(CK_T_NAME, _body)(kc, a, 1, CK_T_MR, b, c, ldc, alpha, beta);
+    CK_CAT(CK_T_NAME, _body)(kc, a, 1, CK_T_MR, b, c, ldc, alpha, beta, NULL);
 }
 
 #ifdef CK_T_ROWS_NAME
 /* A read in place from MR rows of a row-major matrix: a[i*lda + p] (ck_f32_gemm_ukr_rows_fn). */
 void CK_T_ROWS_NAME(size_t kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
                     float alpha, float beta) {
-    CK_CAT(CK_T_NAME, _body)(kc, a, lda, 1, b, c, ldc, alpha, beta);
+    CK_CAT(CK_T_NAME, _body)(kc, a, lda, 1, b, c, ldc, alpha, beta, NULL);
+}
+#endif
+
+#ifdef CK_T_SCALED_NAME
+/* A from a packed micro-panel, C = C * colscale[j] + A * B (ck_f32_attn_ukr_scaled_fn). */
+void CK_T_SCALED_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                      const float *colscale) {
+    CK_CAT(CK_T_NAME, _body)(kc, a, 1, CK_T_MR, b, c, ldc, 1.0f, 1.0f, colscale);
 }
 #endif
 

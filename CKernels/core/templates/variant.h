@@ -13,7 +13,9 @@
  *   CK_ANV                      query vectors per attention panel (query panel = CK_ANV*CK_VL)
  *   CK_ATTN_QUERY_PANELS, CK_ATTN_KEY_BLOCK   fused attention tiling (key block % attn mr == 0)
  *   CK_ATTN_UKR_NAME, CK_ATTN_MR  (optional) the fused attention's own micro-kernel,
- *                               CK_ATTN_MR x CK_ANV vectors (default: the GEMM's, CK_ANV == CK_NV)
+ *                               CK_ATTN_MR x CK_ANV vectors (default: the GEMM's, CK_ANV == CK_NV);
+ *                               its column-scaled twin is CK_FN(ck_f32_attn_ukr_scaled), from
+ *                               the same template (a CK_CUSTOM_UKR file writes it itself)
  *   CK_TABLE, CK_VARIANT_ID, CK_VARIANT_NAME  the table's symbol, enum value and name
  *   CK_LOAD_F16(p)              (optional) CK_VL binary16 values widened (see w16.h)
  *   CK_GEMV_GROUP               (optional, 1-4, default 2) rows of x per pass of the multi-row
@@ -28,11 +30,15 @@
 #ifndef CK_CUSTOM_UKR
 #define CK_T_NAME CK_UKR_NAME
 #define CK_T_ROWS_NAME CK_UKR_ROWS_NAME
+#ifndef CK_ATTN_UKR_NAME
+#define CK_T_SCALED_NAME CK_FN(ck_f32_attn_ukr_scaled)
+#endif
 #define CK_T_MR CK_MR
 #define CK_T_NV CK_NV
 #include "gemm_ukr.h"
 #undef CK_T_NAME
 #undef CK_T_ROWS_NAME
+#undef CK_T_SCALED_NAME
 #undef CK_T_MR
 #undef CK_T_NV
 #endif
@@ -40,10 +46,12 @@
  * of queries; the GEMM's micro-kernel unless the ISA file names its own (CK_ATTN_UKR_NAME). */
 #ifdef CK_ATTN_UKR_NAME
 #define CK_T_NAME CK_ATTN_UKR_NAME
+#define CK_T_SCALED_NAME CK_FN(ck_f32_attn_ukr_scaled)
 #define CK_T_MR CK_ATTN_MR
 #define CK_T_NV CK_ANV
 #include "gemm_ukr.h"
 #undef CK_T_NAME
+#undef CK_T_SCALED_NAME
 #undef CK_T_MR
 #undef CK_T_NV
 #else
@@ -126,6 +134,7 @@ const ck_kernels CK_TABLE = {
     .attn_short = CK_FN(ck_f32_attn_short),
     .gemm_epilogue = CK_FN(ck_f32_gemm_epilogue),
     .gemv_group = CK_GEMV_GROUP,
+    .attn_ukr_scaled = CK_FN(ck_f32_attn_ukr_scaled),
 };
 
 #undef CK_VFMA
