@@ -174,19 +174,36 @@ void CK_FN(ck_f32_attn_softmax_step)(size_t rows, size_t valid_rows, float *s, f
             qidx[j][lane] = (int)(query0 + (size_t)(j * CK_VL + lane));
     }
     const int masked = h->key_bias || h->rel_bias || h->causal || h->window;
-    /* Pass 1: biases and masks (in place), block max per query. */
-    for (size_t r = 0; r < rows; r++) {
+    /* Pass 1: biases and masks (in place), block max per query. Unmasked (every block of a
+     * full attention, and the causal blocks below the diagonal): the valid rows' max, two
+     * rows at a time into two sets of maxima, without a branch per row (the loop below, a
+     * test per row, was 2% of the kernel's time at head size 64 on Zen 3), then the padding
+     * rows set to -inf. */
+    if (!masked) {
+        CK_VEC bmax2[CK_ANV];
+        for (int j = 0; j < CK_ANV; j++) bmax2[j] = vninf;
+        size_t r = 0;
+        for (; r + 2 <= valid_rows; r += 2) {
+            const float *row = s + r * CK_NQ;
+            for (int j = 0; j < CK_ANV; j++) {
+                bmax[j] = CK_FN(ck_vmax)(bmax[j], CK_FN(ck_vload)(row + j * CK_VL));
+                bmax2[j] = CK_FN(ck_vmax)(bmax2[j], CK_FN(ck_vload)(row + CK_NQ + j * CK_VL));
+            }
+        }
+        for (; r < valid_rows; r++)
+            for (int j = 0; j < CK_ANV; j++)
+                bmax[j] = CK_FN(ck_vmax)(bmax[j], CK_FN(ck_vload)(s + r * CK_NQ + j * CK_VL));
+        for (int j = 0; j < CK_ANV; j++) bmax[j] = CK_FN(ck_vmax)(bmax[j], bmax2[j]);
+        for (; r < rows; r++)
+            for (int j = 0; j < CK_ANV; j++) CK_FN(ck_vstore)(s + r * CK_NQ + j * CK_VL, vninf);
+    }
+    for (size_t r = 0; masked && r < rows; r++) {
         float *row = s + r * CK_NQ;
         if (r >= valid_rows) {
             for (int j = 0; j < CK_ANV; j++) CK_FN(ck_vstore)(row + j * CK_VL, vninf);
             continue;
         }
         const size_t key = key0 + r;
-        if (!masked) {
-            for (int j = 0; j < CK_ANV; j++)
-                bmax[j] = CK_FN(ck_vmax)(bmax[j], CK_FN(ck_vload)(row + j * CK_VL));
-            continue;
-        }
         const float kb = h->key_bias ? h->key_bias[key] : 0.0f;
         /* rel_bias[(i - key) + zero] for the lanes' queries i: contiguous in i. */
         const float *rel =
