@@ -42,6 +42,28 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_softmax_terms)(cons
     return t;
 }
 
+/* exp(x * scale + mask - base) for the whole vectors of [i0, i1) of a row into y, summed
+ * into *vs in order; returns the first index not done. The terms as ck_softmax_terms forms
+ * them (the same bits). Always inlined and called with mask NULL as a constant, so that loop
+ * has no mask or bounds test: with them (and the row's pointers reloaded from the stack) the
+ * loop ran ~35 instructions a vector around an exp of ~20, and the 4096 x 4096 softmax in
+ * cache took 0.66 ns an element on one Zen 3 core (0.54 without). */
+static inline __attribute__((always_inline)) size_t CK_FN(ck_softmax_exp_run)(
+    const float *xr, const float *mr, size_t i0, size_t i1, float *yr, CK_VEC vscale, CK_VEC vb,
+    CK_VEC *vs) {
+    CK_VEC acc = *vs;
+    size_t i = i0;
+    for (; i + CK_VL <= i1; i += CK_VL) {
+        CK_VEC t = CK_FN(ck_vload)(xr + i) * vscale;
+        if (mr) t = t + CK_FN(ck_vload)(mr + i);
+        const CK_VEC e = CK_FN(ck_vexp_nonpos)(t - vb);
+        CK_FN(ck_vstore)(yr + i, e);
+        acc += e;
+    }
+    *vs = acc;
+    return i;
+}
+
 /* Online softmax, two passes over each row. Pass 1 reads the terms once, block by block:
  * a block's max raises the running max m (the sum so far is rescaled by exp(m_old - m_new),
  * exactly 1 when the max did not grow), then its terms' exp(t - m) are written to y and
@@ -116,12 +138,8 @@ void CK_FN(ck_f32_softmax_rows)(size_t rows, size_t n, const float *x, size_t ld
             const float base = mnew == ninf ? 0.0f : mnew;
             if (mnew != m) vs *= CK_FN(ck_vexp_nonpos)(CK_VSPLAT(m - base));
             const CK_VEC vb = CK_VSPLAT(base);
-            size_t i = i0;
-            for (; i + CK_VL <= i1; i += CK_VL) {
-                const CK_VEC e = CK_FN(ck_vexp_nonpos)(CK_FN(ck_softmax_terms)(xr, mr, i, n, vscale) - vb);
-                CK_FN(ck_vstore)(yr + i, e);
-                vs += e;
-            }
+            size_t i = mr ? CK_FN(ck_softmax_exp_run)(xr, mr, i0, i1, yr, vscale, vb, &vs)
+                          : CK_FN(ck_softmax_exp_run)(xr, NULL, i0, i1, yr, vscale, vb, &vs);
             if (i < i1) {
                 CK_VEC e = CK_FN(ck_vexp_nonpos)(CK_FN(ck_softmax_terms)(xr, mr, i, n, vscale) - vb);
                 for (size_t j = i; j < i1; j++) yr[j] = e[j - i];
