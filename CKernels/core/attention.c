@@ -8,7 +8,9 @@
  *
  *   S^T (Bc x Br)  = K_blk (Bc x D) * (scale Q_blk)^T      micro-kernel, kc = D
  *   online softmax over S^T's rows, vectors across queries  (m, l per query; corr rescales O)
- *   O^T (D x Br)  += V_blk^T (D x Bc) * P^T (Bc x Br)       micro-kernel, kc = Bc
+ *   O^T (D x Br)   = O^T * corr + V_blk^T (D x Bc) * P^T    micro-kernel with the rescale in
+ *                                                           its write-back (attn_ukr_scaled),
+ *                                                           kc = Bc
  *
  * Transposing the problem makes every operand land in the micro-kernel's packed layouts
  * without a copy: the packed keys are "A" panels (mr keys x D), the scaled queries are "B"
