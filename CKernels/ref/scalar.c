@@ -9,10 +9,11 @@
 enum { REF_MR = 4, REF_NR = 4 };
 
 /* The 4 x 4 tile with A element (i, p) at a[i*si + p*sp]: packed panels (1, MR) and rows read
- * in place (lda, 1) share it. */
+ * in place (lda, 1) share it. colscale NULL: C = alpha*AB + beta*C; else the attention's O^T
+ * update, C = C * colscale[j] + AB. */
 static inline void ck_ukr_4x4_scalar(size_t kc, const float *a, size_t si, size_t sp,
                                      const float *b, float *c, size_t ldc, float alpha,
-                                     float beta) {
+                                     float beta, const float *colscale) {
     float acc[REF_MR][REF_NR] = {{0}};
     for (size_t p = 0; p < kc; p++) {
         for (int i = 0; i < REF_MR; i++) {
@@ -24,36 +25,27 @@ static inline void ck_ukr_4x4_scalar(size_t kc, const float *a, size_t si, size_
     for (int i = 0; i < REF_MR; i++) {
         float *row = c + (size_t)i * ldc;
         for (int j = 0; j < REF_NR; j++)
-            row[j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * row[j];
+            row[j] = colscale      ? row[j] * colscale[j] + acc[i][j]
+                     : beta == 0.0f ? alpha * acc[i][j]
+                                    : alpha * acc[i][j] + beta * row[j];
     }
 }
 
 void ck_f32_gemm_ukr_4x4__scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                  float alpha, float beta) {
-    ck_ukr_4x4_scalar(kc, a, 1, REF_MR, b, c, ldc, alpha, beta);
+    ck_ukr_4x4_scalar(kc, a, 1, REF_MR, b, c, ldc, alpha, beta, NULL);
 }
 
 void ck_f32_gemm_ukr_rows_4x4__scalar(size_t kc, const float *a, size_t lda, const float *b,
                                       float *c, size_t ldc, float alpha, float beta) {
-    ck_ukr_4x4_scalar(kc, a, lda, 1, b, c, ldc, alpha, beta);
+    ck_ukr_4x4_scalar(kc, a, lda, 1, b, c, ldc, alpha, beta, NULL);
 }
 
 /* The attention's O^T update, C = C * colscale[j] + A * B, on the same 4 x 4 tile (the
  * attention uses the GEMM's tile here). */
 void ck_f32_attn_ukr_scaled__scalar(size_t kc, const float *a, const float *b, float *c,
                                     size_t ldc, const float *colscale) {
-    float acc[REF_MR][REF_NR] = {{0}};
-    for (size_t p = 0; p < kc; p++) {
-        for (int i = 0; i < REF_MR; i++) {
-            for (int j = 0; j < REF_NR; j++) acc[i][j] += a[i] * b[j];
-        }
-        a += REF_MR;
-        b += REF_NR;
-    }
-    for (int i = 0; i < REF_MR; i++) {
-        float *row = c + (size_t)i * ldc;
-        for (int j = 0; j < REF_NR; j++) row[j] = row[j] * colscale[j] + acc[i][j];
-    }
+    ck_ukr_4x4_scalar(kc, a, 1, REF_MR, b, c, ldc, 1.0f, 1.0f, colscale);
 }
 
 double ck_f32_fma_peak__scalar(size_t iters) {

@@ -86,7 +86,10 @@ CK_CAT(CK_T_NAME, _body)(size_t kc, const float *a, size_t si, size_t sp, const 
         bv += CK_T_NV;
     }
     /* Write back: C = alpha*acc + beta*C (beta == 0: C not read), or C * colscale + acc.
-     * Unaligned row access. */
+     * Unaligned row access. The colscale and beta loops stay apart: written as one loop that
+     * picks the multiply-add per element (the pick folds away per entry point), clang 21
+     * allocated the AVX-512 rows kernel's k loop differently (a stack frame, two register
+     * moves a step). */
     if (colscale) {
         CK_VEC cs[CK_T_NV];
         CK_UNROLL_FULL
@@ -144,6 +147,7 @@ void CK_T_ROWS_NAME(size_t kc, const float *a, size_t lda, const float *b, float
 /* A from a packed micro-panel, C = C * colscale[j] + A * B (ck_f32_attn_ukr_scaled_fn). */
 void CK_T_SCALED_NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                       const float *colscale) {
+    __builtin_assume(colscale != NULL); /* the contract; drops the alpha/beta write-back */
     CK_CAT(CK_T_NAME, _body)(kc, a, 1, CK_T_MR, b, c, ldc, 1.0f, 1.0f, colscale);
 }
 #endif
