@@ -4,7 +4,9 @@
  * variant.h. The includer may define
  *   CK_LOAD_F16(p)   CK_VL binary16 values at p (any alignment) widened to a CK_VEC (F16C's
  *                    vcvtph2ps, NEON's fcvtl); without it, lane by lane in scalar code.
- * BF16 is widened the same way on every ISA: zero-extend to 32 bits, shift left by 16.
+ *   CK_LOAD_BF16(p)  CK_VL bfloat16 values at p (any alignment) widened to a CK_VEC in the
+ *                    lanes and bits of the portable form below; without it, zero-extend to
+ *                    32 bits and shift left by 16.
  */
 
 /* Rows of at most 8192 values go one at a time, as ck_f32_gemv's do (CK_GEMV_F32_SHORT_ROW:
@@ -22,6 +24,9 @@ typedef uint32_t CK_FN(ck_u32v) __attribute__((vector_size(CK_VL * 4)));
 
 /* CK_VL bfloat16 values at p, widened. */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload_bf16)(const uint16_t *p) {
+#if defined(CK_LOAD_BF16)
+    return (CK_VEC)CK_LOAD_BF16(p);
+#endif
     CK_FN(ck_h16v) h;
     memcpy(&h, p, sizeof h);
     const CK_FN(ck_u32v) u = __builtin_convertvector(h, CK_FN(ck_u32v)) << 16;

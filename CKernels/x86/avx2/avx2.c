@@ -59,6 +59,15 @@ typedef int ck_v8i __attribute__((vector_size(32)));
 /* table[low 3 bits of idx's bits], lane-wise: vpermps reads only those bits */
 #define CK_VPERM8(idx, table) ((ck_v8f)_mm256_permutevar8x32_ps((__m256)(table), (__m256i)(idx)))
 #define CK_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+/* BF16 in one shuffle: the 8 values loaded into both 128-bit lanes (vbroadcasti128, a load
+ * alone), then vpshufb puts each lane's 4 values into the high halves of its dwords and zeroes
+ * the low halves: the lanes and bits of zero-extend + shift (vpmovzxwd + vpslld), with one
+ * shuffle-pipe instruction where those took two (Zen 3 runs both on the same two pipes). */
+#define CK_LOAD_BF16(p)                                                                            \
+    ((ck_v8f)_mm256_shuffle_epi8(                                                                  \
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p))),          \
+        _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1, 8, 9, -1,  \
+                         -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15)))
 #define CK_TABLE ck_kernels_avx2
 #define CK_VARIANT_ID CK_VARIANT_AVX2
 #define CK_VARIANT_NAME "avx2"
