@@ -16,7 +16,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+/* F16C comes with every AVX2 CPU; dispatch.c checks its cpuid bit for this variant. */
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
 /* Bytes ahead of the current step each weight row is prefetched (as the AVX-512 kernels). */
 #define Q8_PREFETCH 2048
@@ -63,7 +64,7 @@ static inline __attribute__((always_inline)) void q8_tile_avx2(int R, int C, con
             const __m256i wh = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qrow[cc] + p + 16)));
             const size_t sidx = (j0 + (size_t)cc) * w->lds + g;
             const float sw = !grouped ? 1.0f
-                             : f16    ? ck_f16_to_f32(((const uint16_t *)w->scales)[sidx])
+                             : f16    ? _cvtsh_ss(((const uint16_t *)w->scales)[sidx])
                                       : ((const float *)w->scales)[sidx];
             CK_UNROLL_FULL
             for (int r = 0; r < R; r++) {
