@@ -9,7 +9,7 @@
  *   Q8_NAME(x)                         a unique name for this inclusion's functions
  *   Q8_GEMV, Q8_GEMM                   the two entry points' names
  *   Q8_GEMM_ROWS                       rows per GEMM strip (2 or 4)
- *   Q8_GEMV_COLS                       weight rows per GEMV tile (1 or 4)
+ *   Q8_GEMV_COLS                       weight rows per GEMV tile (1, 2 or 4)
  *   Q8_OFFSET_SHIFT                    0, or 128 when the tile's I_g are on q - 128 (NEON's
  *                                      sdot): the offset becomes o + 128 sa
  *   Q8_GEMV_TILE (optional)            the GEMV's tile when it differs: out[r][c] then holds
