@@ -26,13 +26,14 @@ typedef uint32_t CK_FN(ck_u32v) __attribute__((vector_size(CK_VL * 4)));
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vload_bf16)(const uint16_t *p) {
 #if defined(CK_LOAD_BF16)
     return (CK_VEC)CK_LOAD_BF16(p);
-#endif
+#else
     CK_FN(ck_h16v) h;
     memcpy(&h, p, sizeof h);
     const CK_FN(ck_u32v) u = __builtin_convertvector(h, CK_FN(ck_u32v)) << 16;
     CK_VEC v;
     memcpy(&v, &u, sizeof v);
     return v;
+#endif
 }
 
 /* CK_VL binary16 values at p, widened. */
