@@ -153,6 +153,10 @@ struct Bench {
             charts.section = "gemm"
             gemm()
         }
+        if options.wants("gemv") {
+            charts.section = "gemv"
+            gemv()
+        }
         if options.wants("softmax") {
             charts.section = "softmax"
             softmaxBandwidth()

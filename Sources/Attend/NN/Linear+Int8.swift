@@ -123,4 +123,14 @@ extension Linear {
     package func quantizedToInt8(_ scheme: Int8Scheme) throws -> Linear {
         Linear(quantized: try QuantizedWeight.quantize(weight, scheme: scheme, scalesF16: scheme == .group32), bias: bias)
     }
+
+    /// This layer's rows `copies` times over, in new memory: weight `[copies * out, in]` in the
+    /// same format (float32, 16-bit or int8 with its scales), bias repeated likewise. For
+    /// benchmarks that must read a weight from memory rather than cache: cycling through the
+    /// copies (`outputs: c * out ..< (c + 1) * out`) reads fresh bytes every call. Cost: one
+    /// copy of the weight per copy.
+    package func repeatingRows(_ copies: Int) -> Linear {
+        precondition(copies >= 1, "Linear.repeatingRows: \(copies) copies")
+        return Linear.concatenatingRows(Array(repeating: self, count: copies))
+    }
 }

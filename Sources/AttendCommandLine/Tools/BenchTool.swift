@@ -4,7 +4,7 @@
 package enum BenchCommandLine {
     /// The sections `--only` selects, in the order they run.
     package static let sections = [
-        "peak", "parallel", "gemm", "softmax", "attention", "attention-backward", "encoder", "decoder", "bert", "seq2seq", "quantized", "tokenizers", "lm",
+        "peak", "parallel", "gemm", "gemv", "softmax", "attention", "attention-backward", "encoder", "decoder", "bert", "seq2seq", "quantized", "tokenizers", "lm",
         "train",
     ]
 
