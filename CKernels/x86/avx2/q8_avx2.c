@@ -93,12 +93,15 @@ static inline __attribute__((always_inline)) void q8_tile_avx2(int R, int C, con
 #define Q8_GEMV ck_q8_gemv__avx2
 #define Q8_GEMM ck_q8_gemm__avx2
 #define Q8_GEMM_ROWS 2
-/* Two weight rows per GEMV tile: the activations' widening (two vpmovzxbw a group) serves
- * both, and two streams still read well; four read worse. A C harness on Zen 3 (1 thread, 6
- * alternated runs, min / median): 8192 x 2048 channel 731 / 1087 -> 561 / 879 us, 512 x 2048
- * 46 / 68 -> 31 / 51 us, 2048 x 512 group32 56 / 87 -> 49 / 78 us. */
+/* One weight row per GEMV tile: one sequential stream over the weight, which the hardware
+ * prefetcher follows; two rows a tile (the activations' widening shared) are faster when the
+ * weight sits in cache but read memory worse, as two 16-bit GEMV rows a pass do (Zen 3, 1
+ * thread, `bench --only gemv`, runs alternated): in cache 2048 x 512 channel 42 -> 54 us; from
+ * memory 2048 x 512 channel 75-77 -> 59-60 us (20 GB/s, the probed bandwidth), 32128 x 512
+ * 1125-1220 -> 895-906 us; `bench --only quantized` t5-small int8-channel decode, 1 thread
+ * 3.21-3.37 -> 2.90-2.98 ms per token. */
 #ifndef Q8_GEMV_COLS
-#define Q8_GEMV_COLS 2
+#define Q8_GEMV_COLS 1
 #endif
 #define Q8_OFFSET_SHIFT 0
 #include "../../core/templates/q8_driver.h"
