@@ -171,4 +171,21 @@ struct Int8StorageTests {
         #expect(throws: TrainingError.self) { try T5ForConditionalGeneration(directory: out) }
         #expect(throws: TrainingError.self) { try TrainableModels.load(directory: out) }
     }
+
+    @Test("repeatingRows copies a layer's rows in its own format: each copy's outputs are the layer's, bit for bit")
+    func repeatingRows() throws {
+        let (n, k) = (70, 96)
+        let base = Linear(weight: randomTensor([n, k], seed: 11), bias: randomTensor([n], seed: 12))
+        let x = randomTensor([2, k], seed: 13)
+        let layers = [base, base.converted(to: .float16), base.converted(to: .bfloat16)] + (try Int8Scheme.allCases.map { try base.quantizedToInt8($0) })
+        for layer in layers {
+            let copies = layer.repeatingRows(3)
+            #expect(copies.weightFormat == layer.weightFormat && copies.outFeatures == 3 * n && copies.inFeatures == k, "\(layer.weightFormat)")
+            #expect(copies.weightByteCount == 3 * layer.weightByteCount, "\(layer.weightFormat)")
+            let one = layer(x).scalars.map(\.bitPattern)
+            for c in 0..<3 {
+                #expect(copies(x, outputs: (c * n)..<((c + 1) * n)).scalars.map(\.bitPattern) == one, "\(layer.weightFormat) copy \(c)")
+            }
+        }
+    }
 }
