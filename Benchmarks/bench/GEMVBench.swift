@@ -59,11 +59,11 @@ extension Bench {
                 out("gemv: \(shape.name): int8 quantization failed: \(error)")
             }
             let x = randomTensor([1, k], seed: 173)
-            var regimes: [(name: String, copies: [Int])] = [
-                // From memory: enough copies of each format's weight to pass 2x the last-level cache.
-                ("memory", formats.map { max(2, (2 * lastLevel + $0.layer.weightByteCount - 1) / max(1, $0.layer.weightByteCount)) })
+            // From memory: enough copies of each format's weight to pass 2x the last-level cache.
+            var regimes: [(name: String, fromMemory: Bool, copies: [Int])] = [
+                ("memory", true, formats.map { max(2, (2 * lastLevel + $0.layer.weightByteCount - 1) / max(1, $0.layer.weightByteCount)) })
             ]
-            if shape.inCache { regimes.insert(("cache", formats.map { _ in 1 }), at: 0) }
+            if shape.inCache { regimes.insert(("cache", false, formats.map { _ in 1 }), at: 0) }
             for regime in regimes {
                 let layers = zip(formats, regime.copies).map { f, c in c == 1 ? f.layer : f.layer.repeatingRows(c) }
                 for t in threadCounts {
@@ -84,11 +84,11 @@ extension Bench {
                                 }
                             }
                             // In cache, no probe: its 256 MiB read would evict the weight.
-                            let (callTimes, gbs) = regime.name == "memory" ? probe.around(threads: t, calls) : (calls(), Double.nan)
+                            let (callTimes, gbs) = regime.fromMemory ? probe.around(threads: t, calls) : (calls(), Double.nan)
                             let s = median(callTimes)
                             roundTimes[f] = s
                             times[f].append(s)
-                            if regime.name == "memory" { shares[f].add(gbs: Double(formats[f].layer.weightByteCount) / s * 1e-9, probe: gbs) }
+                            if regime.fromMemory { shares[f].add(gbs: Double(formats[f].layer.weightByteCount) / s * 1e-9, probe: gbs) }
                         }
                         for f in formats.indices { ratios[f].append(roundTimes[0] / roundTimes[f]) }
                     }
@@ -102,14 +102,14 @@ extension Bench {
                             ("speedup_vs_float32", ratio), ("speedup_min", ratios[f].min()!), ("speedup_max", ratios[f].max()!),
                             ("rounds", rounds), ("ms", s * 1e3),
                         ]
-                        if regime.name == "memory" { fields += shares[f].fields }
+                        if regime.fromMemory { fields += shares[f].fields }
                         let range = String(format: "%.1f (%.1f-%.1f)", s * 1e6, times[f].min()! * 1e6, times[f].max()! * 1e6)
                         let speedup = String(format: "%.2fx (%.2f-%.2f)", ratio, ratios[f].min()!, ratios[f].max()!)
                         emit(
                             fields,
                             row: pad("\(shape.name) [\(n), \(k)]", 30) + " " + pad(regime.name, 7) + String(format: " %7d  ", t) + pad(format.name, 16)
                                 + "  " + pad(range, 24) + String(format: " %10.1f", bytes / s * 1e-9) + "  " + pad(speedup, 19) + " "
-                                + (regime.name == "memory" ? shares[f].text : "-"))
+                                + (regime.fromMemory ? shares[f].text : "-"))
                     }
                 }
             }

@@ -1,7 +1,8 @@
 // int8 weights held as int8: a quantized Linear keeps only its int8 values and scales (no
 // float32 copy), its products match a float32 layer over the dequantized weight on every
 // backend, fused QKV parts stay int8, a loaded int8 folder holds exactly the bytes `attend
-// quantize` wrote, and training an int8 folder is a thrown TrainingError.
+// quantize` wrote, training an int8 folder is a thrown TrainingError, and the benchmarks'
+// `repeatingRows` copies a layer (int8 or not) in its own format.
 import Foundation
 import Testing
 
