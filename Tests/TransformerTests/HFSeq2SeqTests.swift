@@ -145,6 +145,47 @@ struct HFSeq2SeqTests {
         }
     }
 
+    @Test("memoryPrecision .bfloat16: the memory rounded once, decoding steps equal teacher forcing, close to float32; .automatic keeps float32 for 16-bit weights")
+    func bfloat16Memory() throws {
+        let io = try fixture("t5_bf16.io")
+        let sources = try Self.sources(io)
+        let targets = idRows(try io.integers("in.decoder_input_ids"), rows: 2)
+        var model = try Seq2SeqModel(directory: try fixtureFolder("t5_bf16"))
+        #expect(model.memoryPrecision == .automatic)
+        let encoded = try model.encode(sources)
+        #expect(try model.makeCache(for: encoded).crossAttention?.allSatisfy { $0.half == nil } == true, "16-bit weights keep a float32 memory by default")
+        let exact = try model.decode(targets, encoded: encoded)
+        model.memoryPrecision = .bfloat16
+        let cache0 = try model.makeCache(for: encoded)
+        #expect(cache0.crossAttention?.allSatisfy { $0.half != nil && $0.packed == nil } == true, "every layer's memory held in bfloat16")
+        let rounded = try model.decode(targets, encoded: encoded)
+        // The rounding moves the logits (so the bfloat16 path ran) by about what 8 significant
+        // bits of every key and value give, far less than the logits' spread.
+        let moved = maxAbsDifference(rounded.scalars, exact.scalars)
+        print("t5_bf16 with a bfloat16 memory: logits moved by at most \(moved)")
+        #expect(moved > 0 && moved <= 0.05, "\(moved)")
+        let expected = try io.tensor("out.logits")
+        #expect(deviation(exact, expected).maxAbs <= 1e-4)
+        // One token at a time over the cache equals teacher forcing on the same bfloat16 memory.
+        var cache = cache0
+        let v = model.vocabularySize, t = targets[0].count
+        for step in 0..<t {
+            let logits = model.nextTokenLogits(appending: targets.map { [$0[step]] }, to: &cache)  // [2, V]
+            for r in 0..<2 {
+                let want = Array(rounded.scalars[((r * t + step) * v)..<((r * t + step + 1) * v)])
+                let got = Array(logits.scalars[(r * v)..<((r + 1) * v)])
+                let worst = zip(got, want).map { abs($0 - $1) }.max()!
+                #expect(worst <= 1e-5, "step \(step), row \(r): \(worst)")
+            }
+        }
+        // On the golden sources the greedy ids stay transformers' (beam search, which compares
+        // close sums of log-probabilities, may not).
+        var greedy = model.generationDefaults
+        greedy.maxNewTokens = 10
+        greedy.minNewTokens = 10
+        #expect(try model.generate(sources: sources, config: greedy).sequences == idRows(try io.integers("out.greedy_ids"), rows: 2))
+    }
+
     @Test("the decoder's cached steps equal teacher forcing (T5's causal bias at the cache offset)")
     func cachedSteps() throws {
         let model = try Seq2SeqModel(directory: try fixtureFolder("t5_gated"))

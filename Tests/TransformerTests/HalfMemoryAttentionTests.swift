@@ -90,7 +90,7 @@ struct HalfMemoryAttentionTests {
         }
     }
 
-    @Test("an int8 attention keeps its memory in bfloat16 and reads it; a float32 one does not", arguments: Int8Scheme.allCases)
+    @Test("an int8 attention keeps its memory in bfloat16 and reads it; a float32 one does not unless asked (MemoryPrecision)", arguments: Int8Scheme.allCases)
     func layerPath(_ scheme: Int8Scheme) throws {
         let (d, heads, s, b) = (64, 4, 9, 2)
         let linear = { (seed: UInt64) in Linear(weight: self.randomTensor([d, d], seed: seed, range: -0.2...0.2), bias: nil) }
@@ -103,6 +103,11 @@ struct HalfMemoryAttentionTests {
         for backend in backends {
             let compute = try Compute(backend: backend, threads: 2)
             #expect(f32.keysValues(of: memory, compute: compute).half == nil, "\(backend): float32 weights keep float32 keys/values")
+            #expect(q8.keysValues(of: memory, precision: .float32, compute: compute).half == nil, "\(backend): asked for float32")
+            // Asked for bfloat16, a float32 attention holds the same rounding of its own projection.
+            let f32Half = try #require(f32.keysValues(of: memory, precision: .bfloat16, compute: compute).half)
+            let f32Projected = f32.inProjection(memory.reshaped([b * s, d]), outputs: d..<(3 * d), compute: compute).scalars
+            #expect(f32Half.head(1, 2).keys.base[3 * (d / heads) + 5] == HalfType.bfloat16Bits(f32Projected[(s + 3) * 2 * d + 2 * (d / heads) + 5]))
             let kv = q8.keysValues(of: memory, compute: compute)
             let half = try #require(kv.half, "\(backend): int8 weights keep a bfloat16 memory")
             #expect(kv.packed == nil, "\(backend): nothing packed for the float32 kernel")

@@ -98,8 +98,15 @@ struct QuantizeTests {
         // The model: loads, and greedy ids equal the float32 folder's on the golden sources.
         let golden = try goldenT5Greedy()
         let expected = try greedy(try Seq2SeqModel(directory: source), golden.sources)
-        #expect(try greedy(try Seq2SeqModel(directory: out), golden.sources) == expected)
+        var loaded = try Seq2SeqModel(directory: out)
+        #expect(try greedy(loaded, golden.sources) == expected)
         #expect(expected == golden.expected)
+        // Its memory's keys and values are held in bfloat16 unless asked for float32.
+        let encoded = try loaded.encode(golden.sources)
+        #expect(try loaded.makeCache(for: encoded).crossAttention?.allSatisfy { $0.half != nil } == true)
+        loaded.memoryPrecision = .float32
+        #expect(try loaded.makeCache(for: encoded).crossAttention?.allSatisfy { $0.half == nil && $0.packed != nil } == true)
+        #expect(try greedy(loaded, golden.sources) == expected)
     }
 
     @Test("matrices kept 16-bit: by name and by relative error; listed in config.json, stored F16, loaded 16-bit; greedy ids equal float32's", arguments: Int8Scheme.allCases)

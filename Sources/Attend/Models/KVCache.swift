@@ -3,7 +3,7 @@
 /// The keys and values a ``TransformerDecoder`` keeps while generating: per layer, the
 /// self-attention keys/values of every position generated so far (appended one step at a
 /// time), and the cross-attention keys/values of the encoder memory (computed once per
-/// source by ``TransformerDecoder/makeCache(memory:memoryPadding:rows:capacity:compute:)``).
+/// source by ``TransformerDecoder/makeCache(memory:memoryPadding:rows:capacity:memoryPrecision:compute:)``).
 ///
 /// A value the caller owns: copy it to branch a generation, discard it when done. Rows are
 /// grouped by source: rows `s * rowsPerSource ..< (s + 1) * rowsPerSource` continue source `s`
@@ -89,7 +89,7 @@ extension TransformerDecoder {
     /// ``KVCache/rows`` rows, and, for a stack with cross-attention, an encoder memory (keys
     /// and values of each layer's cross-attention width for ``KVCache/sources`` sources,
     /// stored in heads of the size the layer reads) — what
-    /// ``makeCache(memory:memoryPadding:rows:capacity:compute:)`` makes. A cache another
+    /// ``makeCache(memory:memoryPadding:rows:capacity:memoryPrecision:compute:)`` makes. A cache another
     /// model or stack made fails here instead of at a precondition of the layers.
     /// Cost: O(layers).
     func checkCache(_ cache: KVCache) throws {

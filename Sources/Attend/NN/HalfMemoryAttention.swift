@@ -4,6 +4,24 @@
 // weights), so an int8 model keeps them at half the bytes, laid out so that both products are
 // 16-bit matrix-vector products (`ck_w16_gemv`) reading one head's block in one sequential run.
 
+/// How a decoder keeps an encoder memory's cross-attention keys and values while it decodes
+/// (``MultiHeadAttention/keysValues(of:precision:compute:)``, ``Seq2SeqModel/memoryPrecision``).
+/// At t5-small's shape with a 512-token source those keys and values are 12.6 MB of float32 a
+/// decoding step reads beside the weights (76.9 MB in BF16, 38.5 MB in int8), so their width
+/// shows in the decoding speed of a model with narrow weights.
+public enum MemoryPrecision: Sendable, Equatable {
+    /// bfloat16 when the attention's in-projection holds int8 weights (an approximation
+    /// already), else float32: a float32 or 16-bit model then matches transformers on the same
+    /// weights in float32 (1e-4), and an int8 one reads half the memory bytes.
+    case automatic
+    /// float32 whatever the weights.
+    case float32
+    /// Rounded to bfloat16 (to nearest even) once, read as such by every decoding step:
+    /// half the bytes, about 3 significant digits per key and value (a relative error up to
+    /// 2^-9 before the scores' softmax), with float32's exponent range.
+    case bfloat16
+}
+
 /// A fixed memory's keys and values rounded to bfloat16 (to nearest, ties to even), head by
 /// head: per batch row `b` and head `h`, the keys `[seqK, headDim]` (block `b * heads + h` of
 /// ``keys``) and the values transposed, `[headDim, seqK]` (block `b * heads + h` of

@@ -7,7 +7,7 @@
 /// of each row and the values in the rest (the layout the fused K/V projection writes), so
 /// appending a step is one row copy per batch row and the attention kernel reads keys and
 /// values in place. A fixed memory's keys and values on a native backend
-/// (``MultiHeadAttention/keysValues(of:compute:)``) are stored head by head instead (same
+/// (``MultiHeadAttention/keysValues(of:precision:compute:)``) are stored head by head instead (same
 /// size; see `setHeadMajor`), and so are a decoder-only model's appended ones
 /// (`init(batch:modelDim:capacity:appendingHeadMajor:)`). Capacity doubles as needed. Cost of an append: O(batch * steps * d), plus
 /// an occasional O(filled) copy when growing.
@@ -20,11 +20,11 @@ public struct AttentionKV: Sendable {
     public private(set) var count: Int
     var storage: Tensor  // [batch, capacity, 2 * modelDim]
     /// The keys and values packed for the fused kernel (a fixed memory's, made once by
-    /// ``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
+    /// ``MultiHeadAttention/keysValues(of:precision:compute:)``); cleared by any append.
     var packed: PackedKeysValues? = nil
     /// The same keys and values in bfloat16, head by head (`HalfKeysValues`): a fixed
-    /// memory of an attention with int8 weights, which reads these instead of `storage`
-    /// (``MultiHeadAttention/keysValues(of:compute:)``); cleared by any append.
+    /// memory held in bfloat16 (``MemoryPrecision``), which the attention reads instead of `storage`
+    /// (``MultiHeadAttention/keysValues(of:precision:compute:)``); cleared by any append.
     var half: HalfKeysValues? = nil
     /// Head size when `storage` holds a fixed memory head by head (``setHeadMajor(_:heads:headDim:)``),
     /// else 0 (position by position).
@@ -339,13 +339,13 @@ public struct MultiHeadAttention: Sendable {
 
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
-    /// repack them). With int8 weights (``Linear/weightFormat``; for `.mixed`, some of the
-    /// rows) they are also rounded to
+    /// repack them). With `precision` `.bfloat16`, or `.automatic` and int8 weights
+    /// (``Linear/weightFormat``; for `.mixed`, some of the rows), they are also rounded to
     /// bfloat16 (`HalfKeysValues`), and every attention over them reads those: half the
     /// bytes per decoding step, where the memory is the largest read besides the weights
     /// (nothing is packed then). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K
-    /// and V (and one 16-bit copy with int8 weights).
-    public func keysValues(of memory: Tensor, compute: Compute = .default) -> AttentionKV {
+    /// and V (and one 16-bit copy when rounded).
+    public func keysValues(of memory: Tensor, precision: MemoryPrecision = .automatic, compute: Compute = .default) -> AttentionKV {
         let (b, s) = checkInput(memory, "memory")
         let inner = innerDim
         var kv = AttentionKV(rows: b, width: inner, capacity: max(s, 1))
@@ -355,7 +355,13 @@ public struct MultiHeadAttention: Sendable {
         } else {
             kv.append(projected, steps: s)
         }
-        if inProjection.storage.holdsInt8, s > 0 {
+        let rounded: Bool
+        switch precision {
+        case .automatic: rounded = inProjection.storage.holdsInt8
+        case .float32: rounded = false
+        case .bfloat16: rounded = true
+        }
+        if rounded, s > 0 {
             kv.half = HalfKeysValues(projected, batch: b, seqK: s, heads: heads, headDim: headDim)
             return kv
         }
@@ -371,7 +377,7 @@ public struct MultiHeadAttention: Sendable {
 
     /// Attention of `x` `[batch, seqQ, d]` over stored keys and values (cross-attention over
     /// an encoder memory, or a cache). `mask` applies to the stored positions. Keys and values
-    /// held in bfloat16 (int8 weights, see ``keysValues(of:compute:)``) are read as such when
+    /// held in bfloat16 (see ``keysValues(of:precision:compute:)``) are read as such when
     /// the mask is key padding alone and there is no bias (cross-attention), through
     /// `halfMemoryAttention`.
     public func callAsFunction(

@@ -187,7 +187,7 @@ struct TokenRows {
 /// give the same numbers. Shapes: input and output `[rows, steps, d]`. Cost per call: the
 /// self-attention's `8 * tokens * d²` flops plus `4 * rows * steps * visible * d`, the
 /// cross-attention's `4 * tokens * d²` (its keys and values are computed once per source, by
-/// ``TransformerDecoder/makeCache(memory:memoryPadding:rows:capacity:compute:)``) plus
+/// ``TransformerDecoder/makeCache(memory:memoryPadding:rows:capacity:memoryPrecision:compute:)``) plus
 /// `4 * tokens * seqMemory * d`, and the feed-forward's `4 * tokens * d * dFF`.
 /// PyTorch `nn.TransformerDecoderLayer` names: `self_attn`, `norm1`, `multihead_attn`,
 /// `norm2`, `linear1`, `linear2`, `norm3`.
@@ -238,25 +238,27 @@ public struct DecoderLayer: Sendable {
     /// Teacher forcing: every position of `x` `[batch, seq, d]` attends causally to itself
     /// and its predecessors, then (with cross-attention) to the encoder memory `[batch,
     /// seqMemory, d]`. `memoryPadding` (`[batch][seqMemory]`, true = real token) hides padded
-    /// memory; `targetPadding` (`[batch][seq]`) hides padded target keys. Returns `[batch, seq, d]`.
+    /// memory; `targetPadding` (`[batch][seq]`) hides padded target keys; `memoryPrecision`
+    /// is the precision the memory's keys and values are held in, as decoding holds them
+    /// (``MultiHeadAttention/keysValues(of:precision:compute:)``). Returns `[batch, seq, d]`.
     public func callAsFunction(
         _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
         targetPadding: [[Bool]]? = nil, selfAttentionBias: AttentionBias = .none,
-        compute: Compute = .default
+        memoryPrecision: MemoryPrecision = .automatic, compute: Compute = .default
     ) -> Tensor {
         forward(
             x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentionBias: selfAttentionBias,
-            selfAttentions: false, crossAttentions: false, compute: compute
+            selfAttentions: false, crossAttentions: false, memoryPrecision: memoryPrecision, compute: compute
         ).output
     }
 
-    /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:selfAttentionBias:compute:)``,
+    /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:selfAttentionBias:memoryPrecision:compute:)``,
     /// also returning, when asked, the causal self-attention probabilities `[batch, heads, seq,
     /// seq]` and the cross-attention probabilities `[batch, heads, seq, seqMemory]`, recomputed
     /// from the inputs the fused calls read (the output is the same bits either way).
     func forward(
         _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]?, targetPadding: [[Bool]]?, selfAttentionBias: AttentionBias,
-        selfAttentions: Bool, crossAttentions: Bool, compute: Compute
+        selfAttentions: Bool, crossAttentions: Bool, memoryPrecision: MemoryPrecision = .automatic, compute: Compute
     ) -> (output: Tensor, selfAttention: Tensor?, crossAttention: Tensor?) {
         precondition(x.rank == 3 && x.shape[2] == modelDim, "DecoderLayer: input \(x.shape) must be [batch, seq, \(modelDim)]")
         let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
@@ -266,7 +268,7 @@ public struct DecoderLayer: Sendable {
             precondition(
                 memory.rank == 3 && memory.shape[0] == b,
                 "DecoderLayer: memory \(memory.shape) must be [batch = \(b), seqMemory, \(modelDim)]")
-            memoryKV = crossAttention.keysValues(of: memory, compute: compute)
+            memoryKV = crossAttention.keysValues(of: memory, precision: memoryPrecision, compute: compute)
         }
         let mask = AttentionMask(causal: true, keyPadding: targetPadding)
         var selfProbabilities: Tensor? = nil, crossProbabilities: Tensor? = nil
@@ -463,32 +465,35 @@ public struct TransformerDecoder: Sendable {
 
     /// Teacher forcing: `x` `[batch, seq, d]` (embedded target tokens plus positions), each
     /// position seeing itself and earlier ones, over `memory` `[batch, seqMemory, d]` (nil for
-    /// a decoder-only stack). Padding masks as in ``DecoderLayer``. Returns `[batch, seq, d]`.
+    /// a decoder-only stack). Padding masks and `memoryPrecision` as in ``DecoderLayer``.
+    /// Returns `[batch, seq, d]`.
     public func callAsFunction(
         _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]? = nil,
-        targetPadding: [[Bool]]? = nil, compute: Compute = .default
+        targetPadding: [[Bool]]? = nil, memoryPrecision: MemoryPrecision = .automatic, compute: Compute = .default
     ) -> Tensor {
         forward(
-            x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentions: [], crossAttentions: [], compute: compute
+            x, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentions: [], crossAttentions: [],
+            memoryPrecision: memoryPrecision, compute: compute
         )
         .output
     }
 
-    /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:compute:)``,
+    /// Teacher forcing as ``callAsFunction(_:memory:memoryPadding:targetPadding:memoryPrecision:compute:)``,
     /// also returning the causal self-attention probabilities `[batch, heads, seq, seq]` of the
     /// layers in `selfAttentions` and the cross-attention probabilities `[batch, heads, seq,
     /// seqMemory]` of those in `crossAttentions` (indices already checked); the output is the
     /// same bits whatever is asked.
     func forward(
         _ x: Tensor, memory: Tensor?, memoryPadding: [[Bool]]?, targetPadding: [[Bool]]? = nil,
-        selfAttentions: Set<Int>, crossAttentions: Set<Int>, compute: Compute
+        selfAttentions: Set<Int>, crossAttentions: Set<Int>, memoryPrecision: MemoryPrecision = .automatic, compute: Compute
     ) -> (output: Tensor, selfAttentions: [Int: Tensor], crossAttentions: [Int: Tensor]) {
         var h = x  // [b, t, d]
         var selfMaps: [Int: Tensor] = [:], crossMaps: [Int: Tensor] = [:]
         for (i, (layer, bias)) in zip(layers, selfAttentionBiases).enumerated() {
             let r = layer.forward(
                 h, memory: memory, memoryPadding: memoryPadding, targetPadding: targetPadding, selfAttentionBias: bias,
-                selfAttentions: selfAttentions.contains(i), crossAttentions: crossAttentions.contains(i), compute: compute)
+                selfAttentions: selfAttentions.contains(i), crossAttentions: crossAttentions.contains(i), memoryPrecision: memoryPrecision,
+                compute: compute)
             h = r.output  // [b, t, d]
             selfMaps[i] = r.selfAttention
             crossMaps[i] = r.crossAttention
@@ -499,12 +504,13 @@ public struct TransformerDecoder: Sendable {
 
     /// An empty cache for generating from `memory` `[sources, seqMemory, d]` (the encoder's
     /// output; nil for a decoder-only stack, then `rows` gives the batch): the keys and values
-    /// of the memory are computed here, once per layer, and never again. `capacity` is the
-    /// number of positions to reserve (the cache grows past it as needed).
+    /// of the memory are computed here, once per layer, and never again, held in
+    /// `memoryPrecision` (``MultiHeadAttention/keysValues(of:precision:compute:)``). `capacity`
+    /// is the number of positions to reserve (the cache grows past it as needed).
     /// Cost: `4 * sources * seqMemory * d²` flops per layer.
     public func makeCache(
         memory: Tensor?, memoryPadding: [[Bool]]? = nil, rows: Int? = nil, capacity: Int = 64,
-        compute: Compute = .default
+        memoryPrecision: MemoryPrecision = .automatic, compute: Compute = .default
     ) -> KVCache {
         if hasCrossAttention {
             guard let memory else { preconditionFailure("TransformerDecoder.makeCache: the stack has cross-attention; give the encoder memory") }
@@ -518,7 +524,7 @@ public struct TransformerDecoder: Sendable {
                     "TransformerDecoder.makeCache: memoryPadding must be [\(sources)][\(memory.shape[1])], got \(memoryPadding.count) rows of \(memoryPadding.map(\.count))"
                 )
             }
-            let cross = layers.map { $0.crossAttention!.keysValues(of: memory, compute: compute) }
+            let cross = layers.map { $0.crossAttention!.keysValues(of: memory, precision: memoryPrecision, compute: compute) }
             return KVCache(
                 layers: layers.count, sources: sources, modelDim: layers[0].selfAttention.innerDim, cross: cross,
                 memoryPadding: memoryPadding, capacity: capacity)
