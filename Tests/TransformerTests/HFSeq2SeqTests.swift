@@ -167,17 +167,7 @@ struct HFSeq2SeqTests {
         let expected = try io.tensor("out.logits")
         #expect(deviation(exact, expected).maxAbs <= 1e-4)
         // One token at a time over the cache equals teacher forcing on the same bfloat16 memory.
-        var cache = cache0
-        let v = model.vocabularySize, t = targets[0].count
-        for step in 0..<t {
-            let logits = model.nextTokenLogits(appending: targets.map { [$0[step]] }, to: &cache)  // [2, V]
-            for r in 0..<2 {
-                let want = Array(rounded.scalars[((r * t + step) * v)..<((r * t + step + 1) * v)])
-                let got = Array(logits.scalars[(r * v)..<((r + 1) * v)])
-                let worst = zip(got, want).map { abs($0 - $1) }.max()!
-                #expect(worst <= 1e-5, "step \(step), row \(r): \(worst)")
-            }
-        }
+        Self.expectStepsEqual(rounded, model: model, targets: targets, cache: cache0)
         // On the golden sources the greedy ids stay transformers' (beam search, which compares
         // close sums of log-probabilities, may not).
         var greedy = model.generationDefaults
@@ -194,7 +184,13 @@ struct HFSeq2SeqTests {
         let targets = idRows(try io.integers("in.decoder_input_ids"), rows: 2)
         let encoded = try model.encode(sources)
         let full = try model.decode(targets, encoded: encoded)  // [2, T, V]
-        var cache = try model.makeCache(for: encoded)
+        Self.expectStepsEqual(full, model: model, targets: targets, cache: try model.makeCache(for: encoded))
+    }
+
+    /// Feeds `targets` (2 rows) one token at a time through `cache` and expects each step's
+    /// logits within 1e-5 of the teacher-forced `full` `[2, T, V]`.
+    static func expectStepsEqual(_ full: Tensor, model: Seq2SeqModel, targets: [[Int]], cache: KVCache) {
+        var cache = cache
         let v = model.vocabularySize, t = targets[0].count
         for step in 0..<t {
             let logits = model.nextTokenLogits(appending: targets.map { [$0[step]] }, to: &cache)  // [2, V]
