@@ -157,9 +157,12 @@ extension Bench {
     /// held so (half the bytes), greedy decoding of 64 tokens from the 512-token source
     /// (memory keys/values untimed; the 512-token encoder timed apart: its products widen and
     /// pack the 16-bit weights per call, where float32 ones are packed once), rounds interleaved with the float32 model
-    /// (float32, BF16, float32, ...), medians: ms per token of each and the ratio, the weight
-    /// bytes one step reads and as a share of the memory read bandwidth probed around each BF16
-    /// run (median and range over the rounds); then
+    /// (float32, BF16, BF16 with its memory's keys and values in bfloat16, float32, ...),
+    /// medians: ms per token of each and the ratio, the weight bytes one step reads and as a
+    /// share of the memory read bandwidth probed around each BF16 run (median and range over
+    /// the rounds); the second row is the same model with `memoryPrecision = .bfloat16`
+    /// (the 512-token memory's keys and values, 12.6 MB of float32 a token, read at half the
+    /// bytes; not the default: it rounds them); then
     /// the resident memory the BF16 model added against its weights' bytes, once built, 1.2 s later
     /// (past the buffer recycler's idle release) and again after decoding.
     func seq2seqBF16(f32 model: Seq2SeqModel, source: [Int], config: GenerationConfig, threadCounts: [Int]) {
@@ -168,6 +171,8 @@ extension Bench {
         let before = currentResidentMiB()
         progress("seq2seq: the same model with BF16 weights...")
         let bf16 = randomT5Small(seed: 91, precision: .bfloat16)
+        var bf16Memory = bf16  // the same weights (shared storage)
+        bf16Memory.memoryPrecision = .bfloat16
         let loaded = currentResidentMiB() - before
         // The random build's float32 temporaries are kept for reuse up to the recycler's idle
         // limit (1 s) and then freed: the resident memory again past it.
@@ -187,7 +192,9 @@ extension Bench {
             return (Double(e1 - e0) * 1e-9, Double(t1 - t0) * 1e-9 / Double(newTokens))
         }
         if !options.json {
-            out("\nt5-small-shaped T5, float32 vs BF16 weights: greedy decoding, \(newTokens) tokens, rounds interleaved, medians, \(variantName)")
+            out(
+                "\nt5-small-shaped T5, float32 vs BF16 weights (kv-bf16: also the memory's keys and values, memoryPrecision .bfloat16): greedy decoding, \(newTokens) tokens, rounds interleaved, medians, \(variantName); MB/token and GB/s count the weights"
+            )
             out(
                 "name                                 threads  f32 ms/tok  bf16 ms/tok  bf16/f32 speed  bf16 MB/token  bf16 GB/s  % bandwidth (range)  encoder ms f32 / bf16"
             )
@@ -195,33 +202,38 @@ extension Bench {
         let rounds = options.quick ? 2 : 7
         for t in threadCounts {
             let compute = benchCompute(threads: t)
-            var a: [Double] = [], b: [Double] = [], ea: [Double] = [], eb: [Double] = [], shares = BandwidthShares()
+            var a: [Double] = [], b: [Double] = [], c: [Double] = [], ea: [Double] = [], eb: [Double] = [], shares = BandwidthShares()
+            var sharesMemory = BandwidthShares()
             let bytes = Double(t5DecodeWeightFloats) * 2
             for round in 0...rounds {
                 progress("seq2seq: float32 / BF16, \(t) thread(s), round \(round)/\(rounds)...")
                 // (The probe reads around the whole BF16 run, its encoder pass included.)
                 let x = perToken(model, compute), (y, probed) = probe.around(threads: t) { perToken(bf16, compute) }
+                let (z, probedMemory) = probe.around(threads: t) { perToken(bf16Memory, compute) }
                 if round > 0 {
                     a.append(x.token)
                     b.append(y.token)
+                    c.append(z.token)
                     ea.append(x.encode)
                     eb.append(y.encode)
                     shares.add(gbs: bytes / y.token * 1e-9, probe: probed)
+                    sharesMemory.add(gbs: bytes / z.token * 1e-9, probe: probedMemory)
                 }
             }
-            let f = median(a), h = median(b)
-            let gbs = bytes / h * 1e-9
-            let name = "seq2seq t5-small bf16 decode"
-            emit(
-                [
-                    ("name", name), ("variant", variantName), ("threads", t), ("f32_ms_per_token", f * 1e3), ("bf16_ms_per_token", h * 1e3),
-                    ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs),
-                    ("f32_encoder_ms", median(ea) * 1e3), ("bf16_encoder_ms", median(eb) * 1e3), ("ms", h * 1e3), ("reps", a.count),
-                ] + shares.fields,
-                row: pad(name, 36)
-                    + String(
-                        format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f  %@  %9.1f / %.1f", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs,
-                        shares.text, median(ea) * 1e3, median(eb) * 1e3))
+            let f = median(a)
+            for (name, times, rowShares) in [("seq2seq t5-small bf16 decode", b, shares), ("seq2seq t5-small bf16 kv-bf16 decode", c, sharesMemory)] {
+                let h = median(times), gbs = bytes / h * 1e-9
+                emit(
+                    [
+                        ("name", name), ("variant", variantName), ("threads", t), ("f32_ms_per_token", f * 1e3), ("bf16_ms_per_token", h * 1e3),
+                        ("ratio", f / h), ("bf16_weight_bytes_per_token", bytes), ("bf16_weight_gbs", gbs),
+                        ("f32_encoder_ms", median(ea) * 1e3), ("bf16_encoder_ms", median(eb) * 1e3), ("ms", h * 1e3), ("reps", a.count),
+                    ] + rowShares.fields,
+                    row: pad(name, 36)
+                        + String(
+                            format: " %7d %11.3f %12.3f %14.2fx %14.1f %10.1f  %@  %9.1f / %.1f", t, f * 1e3, h * 1e3, f / h, bytes / 1e6, gbs,
+                            rowShares.text, median(ea) * 1e3, median(eb) * 1e3))
+            }
         }
         let grown = currentResidentMiB() - before, weightsMiB = Double(t5WeightFloats()) * 2 / 1_048_576
         emit(
