@@ -77,6 +77,8 @@ struct Arguments {
     /// `--precision` of the commands that load a model: nil (`stored`, the default) keeps
     /// each weight as the folder stores it.
     var precision: WeightPrecision? = nil
+    /// `--memory-precision` of generate and translate (T5, Marian); nil when not given.
+    var memoryPrecision: MemoryPrecision? = nil
 
     /// The rule of `--keep-float`: `auto`, `none`, a relative error above 0, or module names.
     static func keepFloat(_ spec: String) throws -> KeepFloatRule {
@@ -159,6 +161,7 @@ struct Arguments {
             return
         }
         generation = GenerateOptions(r)
+        memoryPrecision = try Arguments.memoryPrecision(r.string("--memory-precision"))
         let generating = command == .generate || command == .translate
         if task != nil && (!ids.isEmpty || !prompts.isEmpty) {
             throw UsageError("--task belongs to generate/translate with source texts (--text, --input)")
@@ -186,6 +189,20 @@ extension Arguments {
             throw UsageError(description: "--precision takes \(AttendCommandLine.precisionNames.joined(separator: ", ")), not '\(value)'")
         }
         return p
+    }
+
+    /// The memory precision a `--memory-precision` value names: nil when no flag. Throws
+    /// `UsageError` for another value (the grammar refuses those first).
+    static func memoryPrecision(_ value: String?) throws -> MemoryPrecision? {
+        switch value {
+        case nil: return nil
+        case "auto": return .automatic
+        case "float32": return .float32
+        case "bfloat16": return .bfloat16
+        case let other?:
+            throw UsageError(
+                description: "--memory-precision takes \(AttendCommandLine.memoryPrecisionNames.joined(separator: ", ")), not '\(other)'")
+        }
     }
 
     /// The checks of context and attention-map that relate their flags. Throws `UsageError`.

@@ -12,7 +12,8 @@ func generate(folder: URL, _ args: Arguments) throws {
     if !args.prompts.isEmpty {
         throw UsageError(description: "--prompt is for decoder-only models (GPT-2, Llama, Mistral, Qwen2); give a T5 or Marian model --ids")
     }
-    let model = try Seq2SeqModel(directory: folder, weightPrecision: args.precision)
+    var model = try Seq2SeqModel(directory: folder, weightPrecision: args.precision)
+    model.memoryPrecision = args.memoryPrecision ?? .automatic
     noteIgnored(model.ignoredGenerationSettings)
     for (n, source) in args.ids.enumerated() {
         if source.isEmpty { throw UsageError(description: "--ids #\(n + 1) is empty") }

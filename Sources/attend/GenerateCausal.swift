@@ -13,6 +13,9 @@ import Foundation
 /// (see the usage text). Throws `UsageError` for prompts the model cannot take, and the
 /// loader's and tokenizer's errors for a bad folder.
 func generateCausal(folder: URL, _ args: Arguments) throws {
+    if args.memoryPrecision != nil {
+        throw UsageError(description: "--memory-precision is for T5 and Marian models (an encoder memory); a decoder-only model has none")
+    }
     let model = try DecoderOnlyModel(directory: folder, weightPrecision: args.precision)
     noteIgnored(model.ignoredGenerationSettings)
     let tokenizer = args.prompts.isEmpty ? nil : try loadTokenizer(directory: folder)

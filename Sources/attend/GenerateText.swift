@@ -10,7 +10,8 @@ import Foundation
 func generateText(folder: URL, _ args: Arguments) throws {
     var texts = args.generateTexts.isEmpty ? try readTextInputs(args) : args.generateTexts
     guard !texts.isEmpty else { throw UsageError(description: "\(args.command.rawValue): no source texts in the input") }
-    let m = try TextToTextModel(directory: folder, weightPrecision: args.precision)
+    var m = try TextToTextModel(directory: folder, weightPrecision: args.precision)
+    m.memoryPrecision = args.memoryPrecision ?? .automatic
     for note in m.model.ignoredGenerationSettings {
         FileHandle.standardError.write(
             Data("attend: note: generation_config.json sets \(note), which this library does not implement; it is ignored\n".utf8))

@@ -104,6 +104,36 @@ struct GenerateCLITests {
         #expect(status == 2 && lines.first?.hasPrefix("attend: ") == true && lines.first?.contains("--precision") == true && lines.count == 3, "\(err)")
     }
 
+    @Test("--memory-precision: bfloat16 and float32 print the library's ids with that memory, auto is the default; refused for a decoder-only model and for a bad value")
+    func memoryPrecision() throws {
+        let folder = try fixtureFolder("t5_bf16")
+        let sources = try HFSeq2SeqTests.sources(try fixture("t5_bf16.io"))
+        let idArgs = sources.flatMap { ["--ids", $0.map(String.init).joined(separator: ",")] }
+        var outputs: [String: String] = [:]
+        for (value, precision) in [("", MemoryPrecision.automatic), ("auto", .automatic), ("float32", .float32), ("bfloat16", .bfloat16)] {
+            let flag = value.isEmpty ? [] : ["--memory-precision", value]
+            let (status, out, err) = try Self.run(["generate", "--model", folder.path, "--max-new-tokens", "6", "--beams", "3", "--json"] + flag + idArgs)
+            #expect(status == 0, "\(value): \(err)")
+            var model = try Seq2SeqModel(directory: folder)
+            model.memoryPrecision = precision
+            var config = model.generationDefaults
+            config.maxNewTokens = 6
+            config.numBeams = 3
+            let want = try model.generate(sources: sources, config: config).sequences
+            #expect(out.split(separator: "\n").map(String.init) == want.map { "{\"ids\": [\($0.map(String.init).joined(separator: ", "))]}" }, "\(value): \(out)")
+            outputs[value] = out
+        }
+        #expect(outputs["auto"] == outputs[""] && outputs["float32"] == outputs[""], "auto keeps a BF16 model's memory float32")
+        for (args, words) in [
+            (["generate", "--model", try fixtureFolder("lm/gpt2").path, "--ids", "1,2", "--memory-precision", "bfloat16"], "decoder-only"),
+            (["generate", "--model", folder.path, "--ids", "1,2", "--memory-precision", "half"], "--memory-precision"),
+        ] {
+            let (status, _, err) = try Self.run(args)
+            let lines = err.split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(status == 2 && lines.first?.hasPrefix("attend: ") == true && lines.first?.contains(words) == true && lines.count == 3, "\(err)")
+        }
+    }
+
     @Test("--repetition-penalty, --no-repeat-ngram-size and --beams print transformers' ids")
     func processorFlags() throws {
         let root = try #require(try jsonFixture("processors") as? [String: Any])

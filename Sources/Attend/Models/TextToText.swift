@@ -34,12 +34,18 @@ public enum TextToTextError: Error, CustomStringConvertible, Equatable {
 
 /// A sequence-to-sequence model (T5, Marian) with its folder's tokenizer: text in, text out,
 /// as transformers' `tokenizer(text)` -> `model.generate` -> `tokenizer.decode(...,
-/// skip_special_tokens=True)`. Immutable and `Sendable`.
+/// skip_special_tokens=True)`. `Sendable`; only ``memoryPrecision`` can change.
 public struct TextToTextModel: Sendable {
     /// The model.
-    public let model: Seq2SeqModel
+    public private(set) var model: Seq2SeqModel
     /// The tokenizer that reads the source and writes the output (Marian: `MarianTokenizer`).
     public let tokenizer: any Tokenizer
+    /// The model's ``Seq2SeqModel/memoryPrecision``: how decoding holds the encoder memory's
+    /// cross-attention keys and values.
+    public var memoryPrecision: MemoryPrecision {
+        get { model.memoryPrecision }
+        set { model.memoryPrecision = newValue }
+    }
 
     /// Loads a model folder and its tokenizer (``loadTokenizer(directory:)``). Throws the
     /// loaders' errors. Cost: the model's load plus the tokenizer's.

@@ -20,6 +20,13 @@ package enum AttendCommandLine {
     )
     /// The `--precision` values: the weight precisions' names and `stored`.
     package static let precisionNames = ["float32", "float16", "bfloat16", "stored"]
+    static let memoryPrecision = Flag(
+        "--memory-precision", .choice(memoryPrecisionNames),
+        help:
+            "(T5, Marian) the precision the encoder memory's cross-attention keys and values are held in while decoding: auto (default) bfloat16 for int8 weights, else float32 (a float32 or 16-bit model then matches transformers on its weights in float32); bfloat16 halves the bytes each token reads beside the weights (faster decoding of long sources with 16-bit weights) for a rounding of every key and value; float32 also for int8 weights"
+    )
+    /// The `--memory-precision` values.
+    package static let memoryPrecisionNames = ["auto", "float32", "bfloat16"]
     static let input = Flag(
         "--input", .string, "FILE|-",
         help: "read the texts from FILE, - for standard input (default when no texts are given: standard input)")
@@ -179,7 +186,7 @@ package enum AttendCommandLine {
                     help:
                         "(decoder-only) a prompt as text, encoded by the folder's tokenizer; the continuation is printed as text, streamed for one prompt. Several --prompt make one batch"
                 ),
-                input, inputFormat, json, threads,
+                input, inputFormat, json, threads, memoryPrecision,
             ] + generation,
             details: """
                 One kind of source: --ids, texts (--text, --input) or --prompt. generate prints, per source, the generated ids (up to
@@ -193,7 +200,7 @@ package enum AttendCommandLine {
         CommandSpec(
             "translate",
             summary: "generate --text for a translation folder (Marian, or T5 with --task translation_en_to_de and the like)",
-            flags: [model, generateTexts, input, inputFormat, json, threads, precision] + generation,
+            flags: [model, generateTexts, input, inputFormat, json, threads, precision, memoryPrecision] + generation,
             details: "translate takes source texts (--text, --input); its output is generate's for texts."),
         CommandSpec(
             "fill-mask",
