@@ -120,6 +120,32 @@ struct Seq2SeqTests {
         #expect(prefill.length == byStep.length)
     }
 
+    @Test("memoryPrecision .bfloat16: the cache holds the rounded memory; cached decoding equals recomputation over it")
+    func bfloat16Memory() throws {
+        var m = Seq2Seq.model
+        let io = Seq2Seq.io
+        m.memoryPrecision = .bfloat16
+        let cache0 = try m.makeCache(for: m.encode(io.src))
+        #expect(cache0.crossAttention?.allSatisfy { $0.half != nil } == true)
+        let steps = 10
+        let (expectedIDs, expectedLogits) = try greedyByRecomputation(m, sources: io.src, start: 1, steps: steps)
+        var cache = cache0
+        var worst = 0.0, moved = 0.0
+        let (_, exactLogits) = try greedyByRecomputation(Seq2Seq.model, sources: io.src, start: 1, steps: 1)
+        for i in 0..<steps {
+            let got = m.nextTokenLogits(appending: expectedIDs.map { [$0[i]] }, to: &cache).scalars
+            for r in 0..<2 {
+                for j in 0..<40 {
+                    worst = max(worst, abs(Double(got[r * 40 + j]) - Double(expectedLogits[r][i][j])))
+                    if i == 0 { moved = max(moved, abs(Double(got[r * 40 + j]) - Double(exactLogits[r][0][j]))) }
+                }
+            }
+        }
+        print("bfloat16 memory: cached vs recomputed max abs \(worst); first step moved by \(moved) from float32's")
+        #expect(worst <= 1e-5)
+        #expect(moved > 0 && moved < 0.05)
+    }
+
     @Test("a padded batch equals its sources one by one (memory, logits, greedy and beam ids)")
     func batchedEqualsOneByOne() throws {
         let m = Seq2Seq.model, io = Seq2Seq.io

@@ -96,6 +96,10 @@ public struct TransformerModel: EncoderDecoderModel {
     public let decoder: TransformerDecoder
     /// `d -> targetVocabularySize` logits.
     public let generator: Linear
+    /// How decoding and teacher forcing hold the encoder memory's cross-attention keys and
+    /// values (``Seq2SeqModel/memoryPrecision``): `.automatic` (bfloat16 with int8 weights,
+    /// else float32) unless set.
+    public var memoryPrecision: MemoryPrecision = .automatic
 
     /// Model width d.
     public var modelDim: Int { encoder.modelDim }
@@ -203,7 +207,7 @@ public struct TransformerModel: EncoderDecoderModel {
         try checkTargets(targets, encoded: encoded)
         try decoder.checkMemory(encoded)
         let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
-        let h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, compute: compute)  // [b, T, d]
+        let h = decoder(y, memory: encoded.memory, memoryPadding: encoded.padding, memoryPrecision: memoryPrecision, compute: compute)  // [b, T, d]
         return generator(h, compute: compute)  // [b, T, V]
     }
 
@@ -238,7 +242,7 @@ public struct TransformerModel: EncoderDecoderModel {
         let y = embed(targets, table: targetEmbedding, scale: embeddingScale, positions: positions, offset: 0)  // [b, T, d]
         let (h, decoderMaps, crossMaps) = decoder.forward(
             y, memory: memory, memoryPadding: batch.padding, selfAttentions: outputDecoderAttentions,
-            crossAttentions: outputCrossAttentions, compute: compute)  // [b, T, d]
+            crossAttentions: outputCrossAttentions, memoryPrecision: memoryPrecision, compute: compute)  // [b, T, d]
         return EncoderDecoderOutput(
             logits: generator(h, compute: compute), encoderLastHiddenState: memory, encoderAttentions: encoderMaps,
             decoderAttentions: decoderMaps, crossAttentions: crossMaps)
@@ -251,7 +255,8 @@ public struct TransformerModel: EncoderDecoderModel {
     /// ``decode(_:encoded:compute:)`` does.
     public func makeCache(for encoded: EncodedSource, capacity: Int = 64, compute: Compute = .default) throws -> KVCache {
         try decoder.checkMemory(encoded)
-        return decoder.makeCache(memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, compute: compute)
+        return decoder.makeCache(
+            memory: encoded.memory, memoryPadding: encoded.padding, capacity: capacity, memoryPrecision: memoryPrecision, compute: compute)
     }
 
     /// Throws ``GenerationError/invalidInput(_:)`` unless `cache` fits this model's decoder
