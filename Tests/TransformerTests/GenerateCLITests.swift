@@ -78,6 +78,15 @@ struct GenerateCLITests {
         }
     }
 
+    /// The `--json` lines generate prints for what `model` generates from `sources` with at
+    /// most 6 new tokens and `edit`'s other settings.
+    static func libraryLines(_ model: Seq2SeqModel, _ sources: [[Int]], _ edit: (inout GenerationConfig) -> Void) throws -> [String] {
+        var config = model.generationDefaults
+        config.maxNewTokens = 6
+        edit(&config)
+        return try model.generate(sources: sources, config: config).sequences.map { "{\"ids\": [\($0.map(String.init).joined(separator: ", "))]}" }
+    }
+
     @Test("--precision: stored (the default) and each precision print the library's ids for that precision; a bad value is a one-line usage error")
     func precision() throws {
         // t5_bf16 stores BF16: stored keeps it, float32 widens it, float16 converts it.
@@ -91,11 +100,8 @@ struct GenerateCLITests {
             #expect(status == 0, "\(value): \(err)")
             let model = try Seq2SeqModel(directory: folder, weightPrecision: value == "stored" || value.isEmpty ? nil : WeightPrecision(rawValue: value)!)
             #expect(model.lmHead.weightPrecision == (value == "float32" ? .float32 : value == "float16" ? .float16 : .bfloat16))
-            var config = model.generationDefaults
-            config.maxNewTokens = 6
-            config.minNewTokens = 6
-            let want = try model.generate(sources: sources, config: config).sequences
-            #expect(out.split(separator: "\n").map(String.init) == want.map { "{\"ids\": [\($0.map(String.init).joined(separator: ", "))]}" }, "\(value): \(out)")
+            let want = try Self.libraryLines(model, sources) { $0.minNewTokens = 6 }
+            #expect(out.split(separator: "\n").map(String.init) == want, "\(value): \(out)")
             outputs[value] = out
         }
         #expect(outputs["stored"] == outputs[""] && outputs["bfloat16"] == outputs[""], "stored is the default and the folder's own type")
@@ -116,11 +122,8 @@ struct GenerateCLITests {
             #expect(status == 0, "\(value): \(err)")
             var model = try Seq2SeqModel(directory: folder)
             model.memoryPrecision = precision
-            var config = model.generationDefaults
-            config.maxNewTokens = 6
-            config.numBeams = 3
-            let want = try model.generate(sources: sources, config: config).sequences
-            #expect(out.split(separator: "\n").map(String.init) == want.map { "{\"ids\": [\($0.map(String.init).joined(separator: ", "))]}" }, "\(value): \(out)")
+            let want = try Self.libraryLines(model, sources) { $0.numBeams = 3 }
+            #expect(out.split(separator: "\n").map(String.init) == want, "\(value): \(out)")
             outputs[value] = out
         }
         #expect(outputs["auto"] == outputs[""] && outputs["float32"] == outputs[""], "auto keeps a BF16 model's memory float32")
