@@ -83,7 +83,8 @@ public struct Seq2SeqModel: EncoderDecoderModel {
     /// float32 or 16-bit checkpoint matches transformers on its weights in float32.
     /// `.bfloat16` halves the memory's bytes every decoding step reads (12.6 MB a token at
     /// t5-small's shape with a 512-token source, beside 76.9 MB of BF16 weights) for a
-    /// rounding of every key and value to 8 significant bits.
+    /// rounding of every key and value to 8 significant bits. Training computes over a
+    /// float32 memory whatever this says.
     public var memoryPrecision: MemoryPrecision = .automatic
 
     /// Model width d.

@@ -1,7 +1,8 @@
 // Cross-attention of an int8-weight model over its encoder memory kept in bfloat16: the
 // memory's keys and values are the one large read of a decoding step besides the weights (at
 // t5-small's shape, 512 keys x 6 layers: 12.6 MB of float32 per token against 38.5 MB of int8
-// weights), so an int8 model keeps them at half the bytes, laid out so that both products are
+// weights), so an int8 model keeps them at half the bytes (any model when asked,
+// `MemoryPrecision.bfloat16`), laid out so that both products are
 // 16-bit matrix-vector products (`ck_w16_gemv`) reading one head's block in one sequential run.
 
 /// How a decoder keeps an encoder memory's cross-attention keys and values while it decodes
