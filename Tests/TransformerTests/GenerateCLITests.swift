@@ -79,7 +79,7 @@ struct GenerateCLITests {
     }
 
     /// The `--json` lines generate prints for what `model` generates from `sources` with at
-    /// most 6 new tokens and `edit`'s other settings.
+    /// most 6 new tokens (unless `edit` says otherwise) and `edit`'s other settings.
     static func libraryLines(_ model: Seq2SeqModel, _ sources: [[Int]], _ edit: (inout GenerationConfig) -> Void) throws -> [String] {
         var config = model.generationDefaults
         config.maxNewTokens = 6
@@ -113,20 +113,28 @@ struct GenerateCLITests {
     @Test("--memory-precision: bfloat16 and float32 print the library's ids with that memory, auto is the default; refused for a decoder-only model and for a bad value")
     func memoryPrecision() throws {
         let folder = try fixtureFolder("t5_bf16")
-        let sources = try HFSeq2SeqTests.sources(try fixture("t5_bf16.io"))
-        let idArgs = sources.flatMap { ["--ids", $0.map(String.init).joined(separator: ",")] }
-        var outputs: [String: String] = [:]
-        for (value, precision) in [("", MemoryPrecision.automatic), ("auto", .automatic), ("float32", .float32), ("bfloat16", .bfloat16)] {
-            let flag = value.isEmpty ? [] : ["--memory-precision", value]
-            let (status, out, err) = try Self.run(["generate", "--model", folder.path, "--max-new-tokens", "6", "--beams", "3", "--json"] + flag + idArgs)
-            #expect(status == 0, "\(value): \(err)")
-            var model = try Seq2SeqModel(directory: folder)
-            model.memoryPrecision = precision
-            let want = try Self.libraryLines(model, sources) { $0.numBeams = 3 }
-            #expect(out.split(separator: "\n").map(String.init) == want, "\(value): \(out)")
-            outputs[value] = out
+        // A source whose 3-beam ids (8 new tokens) differ between the two memories, so the
+        // flag is seen to reach the model; and the golden sources as a padded batch.
+        let sourceSets = [[[6, 12, 12, 18, 35, 62, 12]], try HFSeq2SeqTests.sources(try fixture("t5_bf16.io"))]
+        for (set, sources) in sourceSets.enumerated() {
+            let idArgs = sources.flatMap { ["--ids", $0.map(String.init).joined(separator: ",")] }
+            var outputs: [String: String] = [:]
+            for (value, precision) in [("", MemoryPrecision.automatic), ("auto", .automatic), ("float32", .float32), ("bfloat16", .bfloat16)] {
+                let flag = value.isEmpty ? [] : ["--memory-precision", value]
+                let (status, out, err) = try Self.run(["generate", "--model", folder.path, "--max-new-tokens", "8", "--beams", "3", "--json"] + flag + idArgs)
+                #expect(status == 0, "\(value): \(err)")
+                var model = try Seq2SeqModel(directory: folder)
+                model.memoryPrecision = precision
+                let want = try Self.libraryLines(model, sources) {
+                    $0.numBeams = 3
+                    $0.maxNewTokens = 8
+                }
+                #expect(out.split(separator: "\n").map(String.init) == want, "\(value): \(out)")
+                outputs[value] = out
+            }
+            #expect(outputs["auto"] == outputs[""] && outputs["float32"] == outputs[""], "auto keeps a BF16 model's memory float32")
+            if set == 0 { #expect(outputs["bfloat16"] != outputs["float32"], "the rounded memory changes this source's beams: \(outputs)") }
         }
-        #expect(outputs["auto"] == outputs[""] && outputs["float32"] == outputs[""], "auto keeps a BF16 model's memory float32")
         for (args, words) in [
             (["generate", "--model", try fixtureFolder("lm/gpt2").path, "--ids", "1,2", "--memory-precision", "bfloat16"], "decoder-only"),
             (["generate", "--model", folder.path, "--ids", "1,2", "--memory-precision", "half"], "--memory-precision"),
