@@ -152,6 +152,29 @@ int ck_gemm_blocking_constants(int variant, ck_gemm_blocking *out) {
  * rule so its blocking stays the AVX-512 variant's. State: 0 not made, 1 being made, 2 ready.
  */
 static ck_kernels ck_tuned[CK_VARIANT_COUNT + 1];
+
+/* ATTEND_GEMM_BLOCKING=mc,kc,nc (a tuning knob for sweeps): replaces the derived blocks when
+ * all three parse and lie in the derive rule's bounds; mc is rounded down to a multiple of mr
+ * and nc of nr (at least one tile each), kc to a multiple of 8. Anything else leaves the
+ * derived blocks. Read once per table, before any weight is packed with it. */
+static void ck_gemm_blocking_from_env(ck_gemm_blocking *g) {
+    const char *env = getenv("ATTEND_GEMM_BLOCKING");
+    if (!env || !*env) return;
+    long v[3];
+    const char *p = env;
+    for (int i = 0; i < 3; i++) {
+        char *end = NULL;
+        v[i] = strtol(p, &end, 10);
+        if (end == p || (i < 2 && *end != ',') || (i == 2 && *end != 0)) return;
+        p = end + 1;
+    }
+    if (v[0] < g->mr || v[0] > CK_BLOCK_MC_MAX || v[1] < CK_BLOCK_KC_MIN || v[1] > CK_BLOCK_KC_MAX ||
+        v[2] < g->nr || v[2] > CK_BLOCK_NC_MAX)
+        return;
+    g->mc = (int)(v[0] / g->mr * g->mr);
+    g->kc = (int)(v[1] / 8 * 8);
+    g->nc = (int)(v[2] / g->nr * g->nr);
+}
 static atomic_int ck_tuned_state[CK_VARIANT_COUNT + 1];
 
 static const ck_kernels *ck_kernels_tuned(int slot, const ck_kernels *compiled) {
@@ -160,6 +183,7 @@ static const ck_kernels *ck_kernels_tuned(int slot, const ck_kernels *compiled) 
         if (atomic_compare_exchange_strong(&ck_tuned_state[slot], &expected, 1)) {
             ck_kernels t = *compiled;
             t.gemm = ck_gemm_blocking_derive(&compiled->gemm, ck_cache_info_get());
+            ck_gemm_blocking_from_env(&t.gemm);
             ck_tuned[slot] = t;
             atomic_store_explicit(&ck_tuned_state[slot], 2, memory_order_release);
         } else {

@@ -246,6 +246,20 @@ extension Bench {
                 format:
                     "BF16 model resident: built %.0f MiB = %.3f x its weights (%.0f MiB), 1.2 s later %.0f MiB = %.3f x (the build's float32 temporaries released); after decoding with it (caches, encoder activations, buffers) %.0f MiB = %.3f x",
                 loaded, loaded / weightsMiB, weightsMiB, settled, settled / weightsMiB, grown, grown / weightsMiB))
+        // What the decoding cache holds for the 512-token memory, per memory precision.
+        let one = benchCompute(threads: 1)
+        func memoryMiB(_ m: Seq2SeqModel) -> Double {
+            guard let encoded = try? m.encode([source], compute: one), let cache = try? m.makeCache(for: encoded, capacity: 1, compute: one) else {
+                preconditionFailure("seq2seq bench: bad source")
+            }
+            return Double(cache.memoryBytes) / 1_048_576
+        }
+        let (f32MemoryMiB, halfMemoryMiB) = (memoryMiB(bf16), memoryMiB(bf16Memory))
+        emit(
+            [("name", "seq2seq memory kv"), ("source", source.count), ("float32_mib", f32MemoryMiB), ("bfloat16_mib", halfMemoryMiB), ("ms", 0.0)],
+            row: String(
+                format: "the %d-token memory's keys and values held by the decoding cache: float32 %.1f MiB (with the copy packed for the fused kernel), bfloat16 %.1f MiB",
+                source.count, f32MemoryMiB, halfMemoryMiB))
         seq2seqBeams(f32: model, bf16: bf16, source: source, threadCounts: threadCounts)
         gemvShapedProducts(threadCounts: threadCounts)
     }

@@ -50,6 +50,10 @@ if kernels.isEmpty || tables.isEmpty { fail("no kernel or no variant selected") 
 if list {
     print("kernels: \(FuzzRegistry.kernels.map(\.name).joined(separator: ", "))")
     print("variants this CPU runs: \(FuzzTable.available.map(\.name).joined(separator: ", "))")
+    for t in FuzzTable.available {
+        let g = t.gemm
+        print("gemm blocking \(t.name): mr \(g.mr) nr \(g.nr) mc \(g.mc) kc \(g.kc) nc \(g.nc)")
+    }
     exit(0)
 }
 

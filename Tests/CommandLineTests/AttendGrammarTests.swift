@@ -15,7 +15,7 @@ func attendBase(_ command: CommandSpec) -> [String] {
 
 /// Runs a built product (`attend`, `bench`, `kernel-fuzz`, `experiment`, beside the test bundle) and returns
 /// its exit status, stdout and stderr.
-func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var candidates = [dir.appendingPathComponent(name)]
     // swift test on Linux runs <build>/debug/<Package>PackageTests.xctest; on macOS the bundle's
@@ -27,6 +27,7 @@ func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32,
     let process = Process()
     process.executableURL = tool
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -106,5 +107,33 @@ struct AttendGrammarTests {
         #expect(text.status == 1 && text.stdout.isEmpty && text.stderr.hasPrefix("attend: "), "\(text)")
         let none = try runProduct("attend", [])
         #expect(none.status == 2 && none.stderr.contains("no command given"))
+    }
+
+    /// kernel-fuzz --list's "gemm blocking NAME: mr . nr . mc . kc . nc ." lines, by table name.
+    func listedBlocking(_ environment: [String: String]) throws -> [String: [String: Int]] {
+        let r = try runProduct("kernel-fuzz", ["--list"], environment: environment)
+        #expect(r.status == 0, "\(r.stderr)")
+        var tables: [String: [String: Int]] = [:]
+        for line in r.stdout.split(separator: "\n") where line.hasPrefix("gemm blocking ") {
+            let parts = line.dropFirst("gemm blocking ".count).split(separator: ":")
+            let words = parts[1].split(separator: " ")
+            tables[String(parts[0])] = Dictionary(uniqueKeysWithValues: stride(from: 0, to: words.count - 1, by: 2).map { (String(words[$0]), Int(words[$0 + 1])!) })
+        }
+        return tables
+    }
+
+    @Test("ATTEND_GEMM_BLOCKING=mc,kc,nc sets every table's cache blocks (rounded to whole tiles); a malformed or out-of-bounds value leaves the derived ones")
+    func gemmBlockingFromEnvironment() throws {
+        let derived = try listedBlocking([:])
+        #expect(!derived.isEmpty && derived.keys.contains("scalar"))
+        let set = try listedBlocking(["ATTEND_GEMM_BLOCKING": "100,260,200"])
+        #expect(Set(set.keys) == Set(derived.keys))
+        for (name, g) in set {
+            let (mr, nr) = (g["mr"]!, g["nr"]!)
+            #expect(g["mc"] == 100 / mr * mr && g["kc"] == 256 && g["nc"] == 200 / nr * nr, "\(name): \(g)")
+        }
+        for bad in ["100,260", "100,260,200,1", "100;260;200", "100,32,200", "100,260,999999", "0,260,200", " "] {
+            #expect(try listedBlocking(["ATTEND_GEMM_BLOCKING": bad]) == derived, "'\(bad)'")
+        }
     }
 }

@@ -125,4 +125,38 @@ struct HalfMemoryAttentionTests {
             #expect(v0.base[5 * s + 3] == HalfType.bfloat16Bits(projected[(s + 3) * 2 * d + d + 2 * (d / heads) + 5]))
         }
     }
+
+    @Test("a bfloat16 memory holds no float32 copy; a causal or windowed mask reads its rounded values widened, as the float32 path would read them")
+    func noFloatCopy() throws {
+        let (d, heads, s, b) = (64, 4, 9, 2)
+        let dh = d / heads
+        let linear = { (seed: UInt64) in Linear(weight: self.randomTensor([d, d], seed: seed, range: -0.2...0.2), bias: nil) }
+        let attention = MultiHeadAttention(heads: heads, query: linear(1), key: linear(2), value: linear(3), out: linear(4), scale: 0.5)
+        let memory = randomTensor([b, s, d], seed: 5), x = randomTensor([b, 4, d], seed: 6)
+        for backend in backends {
+            let compute = try Compute(backend: backend, threads: 2)
+            let kv = attention.keysValues(of: memory, precision: .bfloat16, compute: compute)
+            #expect(kv.half != nil && kv.storage.count == 0 && kv.count == s && kv.capacity == s, "\(backend): no float32 beside the bfloat16 keys/values")
+            // The float32 cache the same rounded projection makes, in the same layout.
+            let rounded = attention.inProjection(memory.reshaped([b * s, d]), outputs: d..<(3 * d), compute: compute)
+                .scalars.map { HalfType.bf16.float(HalfType.bfloat16Bits($0)) }
+            var reference = AttentionKV(rows: b, width: d, capacity: s)
+            if case .native = backend {
+                reference.setHeadMajor(Tensor(shape: [b * s, 2 * d], scalars: rounded), heads: heads, headDim: dh)
+            } else {
+                reference.append(Tensor(shape: [b * s, 2 * d], scalars: rounded), steps: s)
+            }
+            #expect(bitwiseEqual(kv.floatStorage().scalars, reference.storage.scalars), "\(backend): widened layout")
+            #expect(bitwiseEqual(reference.floatStorage().scalars, reference.storage.scalars), "\(backend): a float32 cache is its storage")
+            for mask in [AttentionMask(causal: true, queryStart: 3), AttentionMask(window: 2)] {
+                let got = attention(x, keysValues: kv, mask: mask, compute: compute)
+                let want = attention(x, keysValues: reference, mask: mask, compute: compute)
+                #expect(bitwiseEqual(got.scalars, want.scalars), "\(backend), \(mask)")
+            }
+            // Key padding alone still reads the 16-bit memory: within bfloat16 sums of the same values.
+            let padded = attention(x, keysValues: kv, compute: compute).scalars
+            let widened = attention(x, keysValues: reference, compute: compute).scalars
+            #expect(zip(padded, widened).map { abs($0 - $1) }.max()! <= 1e-5, "\(backend)")
+        }
+    }
 }

@@ -8,8 +8,10 @@
 /// A value the caller owns: copy it to branch a generation, discard it when done. Rows are
 /// grouped by source: rows `s * rowsPerSource ..< (s + 1) * rowsPerSource` continue source `s`
 /// (the beams of one input), and all of them read that source's single copy of the memory
-/// keys/values. Memory: `layers * rows * capacity * 2 * inner` floats for self-attention plus
-/// `layers * sources * seqMemory * 2 * inner` for the memory (inner = heads x head size).
+/// keys/values. Memory (``bytes``): `layers * rows * capacity * 2 * inner` floats for
+/// self-attention plus, for the memory, `layers * sources * seqMemory * 2 * inner` floats and
+/// their copy packed for the fused kernel on a native backend, or as many bfloat16 values alone
+/// when held in bfloat16 (inner = heads x head size).
 public struct KVCache: Sendable {
     /// Per layer: self-attention keys/values, batch = ``rows``.
     public internal(set) var selfAttention: [AttentionKV]
@@ -39,6 +41,15 @@ public struct KVCache: Sendable {
 
     /// Rows the cache holds: `sources * rowsPerSource`.
     public var rows: Int { sources * rowsPerSource }
+
+    /// Bytes held for the encoder memory's keys and values (``AttentionKV/bytes`` over the
+    /// layers; 0 for a decoder-only stack): float32 plus its copy packed for the fused kernel,
+    /// or bfloat16 alone (``MemoryPrecision``). Cost: O(layers).
+    public var memoryBytes: Int { crossAttention?.reduce(0) { $0 + $1.bytes } ?? 0 }
+
+    /// Bytes held in all: ``memoryBytes`` plus every layer's self-attention keys and values
+    /// (their capacity, grown as needed). Cost: O(layers).
+    public var bytes: Int { memoryBytes + selfAttention.reduce(0) { $0 + $1.bytes } }
 
     /// Keeps, as new row `i`, old row `indices[i]`: expands rows for beam search
     /// (`[0, 0, 0, 1, 1, 1]`) or reorders beams after a step. Each new row must continue a row

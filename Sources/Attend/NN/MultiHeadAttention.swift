@@ -22,10 +22,11 @@ public struct AttentionKV: Sendable {
     /// The keys and values packed for the fused kernel (a fixed memory's, made once by
     /// ``MultiHeadAttention/keysValues(of:precision:compute:)``); cleared by any append.
     var packed: PackedKeysValues? = nil
-    /// The same keys and values in bfloat16, head by head (`HalfKeysValues`): a fixed
-    /// memory held in bfloat16 (``MemoryPrecision``), which the attention reads instead of `storage`
-    /// (``MultiHeadAttention/keysValues(of:precision:compute:)``); cleared by any append.
-    var half: HalfKeysValues? = nil
+    /// The keys and values in bfloat16, head by head (`HalfKeysValues`): a fixed memory held
+    /// in bfloat16 (``MemoryPrecision``, ``MultiHeadAttention/keysValues(of:precision:compute:)``).
+    /// Then `storage` holds no floats (shape `[batch, count, 0]`): the attention reads these,
+    /// and a path that needs float32 widens them (``floatStorage()``).
+    private(set) var half: HalfKeysValues? = nil
     /// Head size when `storage` holds a fixed memory head by head (``setHeadMajor(_:heads:headDim:)``),
     /// else 0 (position by position).
     private(set) var headMajorHeadDim = 0
@@ -70,6 +71,13 @@ public struct AttentionKV: Sendable {
     /// Positions the storage can hold before it grows.
     public var capacity: Int { storage.shape[1] }
 
+    /// Bytes this cache holds: its float32 keys and values (for `capacity` positions), the
+    /// copy packed for the fused kernel (a fixed memory's, float32) and the bfloat16 one (a
+    /// memory held in bfloat16, which then has no float32 storage), whichever it has. Cost: O(1).
+    public var bytes: Int {
+        storage.count * 4 + (packed?.storage.count ?? 0) * 4 + (half.map { ($0.keys.count + $0.valuesT.count) * 2 } ?? 0)
+    }
+
     /// Appends `steps` positions from a K/V projection `[batch * steps, 2 * modelDim]` (rows
     /// ordered batch-major), or from its `columns` (`2 * modelDim` of them) of a wider matrix
     /// such as a fused QKV projection, read in place. A head-by-head cache copies from there
@@ -81,9 +89,9 @@ public struct AttentionKV: Sendable {
         precondition(
             kv.rank == 2 && kv.shape[0] == batch * steps && cols.count == w && cols.lowerBound >= 0 && cols.upperBound <= kv.shape[1],
             "AttentionKV.append: columns \(cols) of \(kv.shape), expected \(w) columns of [\(batch * steps), >= \(w)]")
-        precondition(headMajorHeadDim == 0, "AttentionKV.append: a fixed memory's keys/values (stored head by head) take no appends")
+        precondition(
+            headMajorHeadDim == 0 && half == nil, "AttentionKV.append: a fixed memory's keys/values (head by head, or in bfloat16) take no appends")
         packed = nil
-        half = nil
         if appendHeadDim != 0 {
             appendHeadMajor(kv, column0: cols.lowerBound, steps: steps, threads: threads)
             return
@@ -192,6 +200,54 @@ public struct AttentionKV: Sendable {
         }
         count = steps
         headMajorHeadDim = headDim
+    }
+
+    /// Holds a fixed memory's keys and values only in bfloat16: `half` (made from the same
+    /// projection) replaces the float32 storage, which is released, so the memory takes half
+    /// the bytes of float32 instead of one and a half times. `headMajor`: the float32 layout
+    /// ``floatStorage()`` rebuilds is head by head (as ``setHeadMajor(_:heads:headDim:)``
+    /// stores it), else position by position. Only on an empty cache.
+    mutating func setHalf(_ half: HalfKeysValues, headMajor: Bool) {
+        precondition(
+            count == 0 && half.batch == batch && half.heads * half.headDim == modelDim && appendHeadDim == 0,
+            "AttentionKV.setHalf: \(half.batch) x \(half.heads) heads of \(half.headDim) into an empty cache of \(batch) x \(modelDim)")
+        packed = nil
+        storage = Tensor.zeros([batch, half.seqK, 0])
+        count = half.seqK
+        headMajorHeadDim = headMajor ? half.headDim : 0
+        self.half = half
+    }
+
+    /// The keys and values as float32 in the layout ``layouts(headDim:)`` describes: `storage`
+    /// itself, or, for a memory held only in bfloat16, those rounded values widened (exact).
+    /// Cost: nothing, or one pass writing `batch * count * 2 * modelDim` floats.
+    func floatStorage() -> Tensor {
+        guard let half, storage.shape[2] == 0 else { return storage }
+        let (dh, heads, n, inner, w) = (half.headDim, half.heads, half.seqK, modelDim, 2 * modelDim)
+        let keys = half.keys.widened(), valuesT = half.valuesT.widened()  // [batch * heads * n, dh], [batch * heads * dh, n]
+        var out = Tensor.uninitialized([batch, n, w])
+        keys.withUnsafeBufferPointer { kp in
+            valuesT.withUnsafeBufferPointer { vp in
+                out.withUnsafeMutableBufferPointer { dst in
+                    let (k, v, o) = (kp.baseAddress!, vp.baseAddress!, dst.baseAddress!)
+                    for b in 0..<batch {
+                        for h in 0..<heads {
+                            let block = b * heads + h
+                            // Head by head: block (part, h) of row b is [n, dh]; else row t holds every head.
+                            let (keyAt, valueAt, step) =
+                                headMajorHeadDim != 0
+                                ? (b * n * w + h * n * dh, b * n * w + n * inner + h * n * dh, dh)
+                                : (b * n * w + h * dh, b * n * w + inner + h * dh, w)
+                            for t in 0..<n {
+                                (o + keyAt + t * step).update(from: k + (block * n + t) * dh, count: dh)
+                                for c in 0..<dh { o[valueAt + t * step + c] = v[(block * dh + c) * n + t] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// Layouts of the keys and values for the attention kernel.
@@ -340,30 +396,35 @@ public struct MultiHeadAttention: Sendable {
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
     /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
     /// repack them). With `precision` `.bfloat16`, or `.automatic` and int8 weights
-    /// (``Linear/weightFormat``; for `.mixed`, some of the rows), they are also rounded to
-    /// bfloat16 (`HalfKeysValues`), and every attention over them reads those: half the
-    /// bytes per decoding step, where the memory is the largest read besides the weights
-    /// (nothing is packed then). Cost: `4 * batch * seqK * d * inner` flops plus one copy of K
-    /// and V (and one 16-bit copy when rounded).
+    /// (``Linear/weightFormat``; for `.mixed`, some of the rows), they are instead rounded to
+    /// bfloat16 (`HalfKeysValues`) and held only so: half the bytes in memory and per
+    /// decoding step, where the memory is the largest read besides the weights (nothing is
+    /// packed then; an attention over them under a mask other than key padding, or with a
+    /// bias, widens the rounded values for its call). Cost: `4 * batch * seqK * d * inner`
+    /// flops plus one copy of K and V (float32, or 16-bit when rounded).
     public func keysValues(of memory: Tensor, precision: MemoryPrecision = .automatic, compute: Compute = .default) -> AttentionKV {
         let (b, s) = checkInput(memory, "memory")
         let inner = innerDim
-        var kv = AttentionKV(rows: b, width: inner, capacity: max(s, 1))
         let projected = inProjection(memory.reshaped([b * s, modelDim]), outputs: inner..<(3 * inner), compute: compute)
-        if case .native = compute.backend, s > 0 {
-            kv.setHeadMajor(projected, heads: heads, headDim: headDim)  // each head's rows contiguous for the decoding steps
-        } else {
-            kv.append(projected, steps: s)
-        }
         let rounded: Bool
         switch precision {
         case .automatic: rounded = inProjection.storage.holdsInt8
         case .float32: rounded = false
         case .bfloat16: rounded = true
         }
+        let native: Bool
+        if case .native = compute.backend { native = true } else { native = false }
         if rounded, s > 0 {
-            kv.half = HalfKeysValues(projected, batch: b, seqK: s, heads: heads, headDim: headDim)
+            // Held in bfloat16 alone: no float32 copy beside it.
+            var kv = AttentionKV(rows: b, width: inner, capacity: 1)
+            kv.setHalf(HalfKeysValues(projected, batch: b, seqK: s, heads: heads, headDim: headDim), headMajor: native)
             return kv
+        }
+        var kv = AttentionKV(rows: b, width: inner, capacity: max(s, 1))
+        if native, s > 0 {
+            kv.setHeadMajor(projected, heads: heads, headDim: headDim)  // each head's rows contiguous for the decoding steps
+        } else {
+            kv.append(projected, steps: s)
         }
         if case .native(let variant) = compute.backend, s > 0 {
             // Pack once for the fused kernel: every decoding step attends to these same keys.
@@ -379,7 +440,7 @@ public struct MultiHeadAttention: Sendable {
     /// an encoder memory, or a cache). `mask` applies to the stored positions. Keys and values
     /// held in bfloat16 (see ``keysValues(of:precision:compute:)``) are read as such when
     /// the mask is key padding alone and there is no bias (cross-attention), through
-    /// `halfMemoryAttention`.
+    /// `halfMemoryAttention`; otherwise widened (exactly) to float32 for this call.
     public func callAsFunction(
         _ x: Tensor, keysValues kv: AttentionKV, mask: AttentionMask = .none, bias: AttentionBias = .none, compute: Compute = .default
     ) -> Tensor {
@@ -398,10 +459,11 @@ public struct MultiHeadAttention: Sendable {
         var out = Tensor.zeros([b, s, d])
         let (kl, vl) = kv.layouts(headDim: dh)
         let ql = HeadLayout(.bshd, seq: s, heads: heads, headDim: dh)
+        let stored = kv.floatStorage()  // a bfloat16 memory under a mask or bias: its rounded values widened
         let p = AttentionProblem(
             batch: b, seqQ: s, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl, o: ql,
-            counts: (q.count, kv.storage.count, kv.storage.count, out.count), mask: mask, bias: bias, scale: scale)
-        attention(p, query: q, key: kv.storage, value: kv.storage, into: &out, compute: compute, prepacked: kv.packed)
+            counts: (q.count, stored.count, stored.count, out.count), mask: mask, bias: bias, scale: scale)
+        attention(p, query: q, key: stored, value: stored, into: &out, compute: compute, prepacked: kv.packed)
         return outProjection(out, compute: compute)
     }
 

@@ -25,7 +25,7 @@ package enum KernelFuzzCommandLine {
                             "--variant", .list(.choice(variants + ["all"])), "V[,V...]",
                             help: "the variants: \(variants.joined(separator: ", ")) or all (default: every one this CPU runs; one it cannot run is a usage error)"),
                         Flag("--threads", .int(1...256), "T", help: "worker threads, round-robin over kernel x variant pairs (default 1)"),
-                        Flag.switch("--list", help: "list the kernels and the variants this CPU runs, then exit"),
+                        Flag.switch("--list", help: "list the kernels, the variants this CPU runs and their GEMM blocking, then exit"),
                     ]),
             ],
             failureMeaning: "mismatches found (each printed with the command line that reproduces it)")
