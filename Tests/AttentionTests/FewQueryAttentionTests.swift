@@ -91,9 +91,14 @@ struct FewQueryAttentionTests {
                     for threads in [1, 2] {
                         let c = try Compute(backend: .native(variant), threads: threads)
                         let kv = mha.keysValues(of: memory, compute: c)
-                        #expect(kv.packed != nil, "the native memory keys/values are packed")
+                        #expect(kv.packer != nil && kv.packed == nil, "the native memory keys/values are packed on demand, not yet")
                         #expect(kv.layouts(headDim: d / heads).k.rowStride == d / heads, "the native memory is stored head by head")
+                        let stored = kv.bytes
+                        #expect(stored == sources * seqK * 2 * d * 4, "the float32 keys and values alone")
                         let got = mha(x, keysValues: kv, mask: mask, compute: c)
+                        // One or two queries read the stored rows in place; more pack the copy for the fused kernel once.
+                        #expect((kv.packed != nil) == (seqQ > fewQueryAttentionLimit), "seqQ \(seqQ): packed \(kv.packed != nil)")
+                        #expect((kv.bytes > stored) == (seqQ > fewQueryAttentionLimit), "seqQ \(seqQ): \(kv.bytes) bytes held")
                         let e = zip(got.scalars, expected.scalars).map { abs($0 - $1) }.max() ?? .infinity
                         worst = max(worst, e)
                         #expect(e <= 2e-5, "\(variant) seqK \(seqK) seqQ \(seqQ) \(mask) threads \(threads): \(e)")

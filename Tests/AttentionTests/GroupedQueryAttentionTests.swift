@@ -48,7 +48,7 @@ struct GroupedQueryAttentionTests {
                 variant: variant, threads: compute.threads)
             #expect(packed!.fits(p, variant: variant))
         }
-        attention(p, query: q, key: k, value: v, into: &out, compute: compute, prepacked: packed)
+        attention(p, query: q, key: k, value: v, into: &out, compute: compute, prepacked: packed.map { made in LazyPackedKeysValues { made } })
         return out
     }
 

@@ -105,7 +105,7 @@ struct QuantizeTests {
         let encoded = try loaded.encode(golden.sources)
         #expect(try loaded.makeCache(for: encoded).crossAttention?.allSatisfy { $0.half != nil } == true)
         loaded.memoryPrecision = .float32
-        #expect(try loaded.makeCache(for: encoded).crossAttention?.allSatisfy { $0.half == nil && $0.packed != nil } == true)
+        #expect(try loaded.makeCache(for: encoded).crossAttention?.allSatisfy { $0.half == nil && $0.packer != nil } == true)
         #expect(try greedy(loaded, golden.sources) == expected)
     }
 

@@ -202,14 +202,15 @@ public func scaledDotProductAttention(
 }
 
 /// Attention over operands whose layouts `p` describes (they may be one fused projection
-/// output, or a KV cache), written into `out` at `p.o`. Dispatches to the backend.
+/// output, or a KV cache), written into `out` at `p.o`. Dispatches to the backend. `prepacked`:
+/// the keys and values already packed for the fused kernel (a fixed memory's), packed on
+/// demand: only the paths that read packed keys and values ask for them.
 func attention(
     _ p: AttentionProblem, query: Tensor, key: Tensor, value: Tensor, into out: inout Tensor, compute: Compute,
-    prepacked: PackedKeysValues? = nil
+    prepacked: LazyPackedKeysValues? = nil
 ) {
     switch compute.backend {
     case .native(let variant):
-        let usable = prepacked.flatMap { $0.fits(p, variant: variant) ? $0 : nil }
         if fewQueryAttentionApplies(p) {
             // Decoding: one or two queries per head, against a cache or an encoder memory (packed
             // or not; its rows are still stored). Matrix-vector products over K and V read in
@@ -218,6 +219,7 @@ func attention(
             fewQueryAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)
             return
         }
+        let usable = prepacked.flatMap { $0.packed.fits(p, variant: variant) ? $0.packed : nil }
         if usable == nil && shortAttentionApplies(p) {
             // A sentence: the whole (short) score matrix per head on the GEMM micro-kernel.
             shortAttention(p, query: query, key: key, value: value, output: &out, variant: variant, threads: compute.threads)

@@ -9,9 +9,10 @@
 /// grouped by source: rows `s * rowsPerSource ..< (s + 1) * rowsPerSource` continue source `s`
 /// (the beams of one input), and all of them read that source's single copy of the memory
 /// keys/values. Memory (``bytes``): `layers * rows * capacity * 2 * inner` floats for
-/// self-attention plus, for the memory, `layers * sources * seqMemory * 2 * inner` floats and
-/// their copy packed for the fused kernel on a native backend, or as many bfloat16 values alone
-/// when held in bfloat16 (inner = heads x head size).
+/// self-attention plus, for the memory, `layers * sources * seqMemory * 2 * inner` floats (and,
+/// on a native backend, their copy packed for the fused kernel once a step of three or more
+/// queries per source has needed it: beams, teacher forcing; greedy decoding never does), or
+/// as many bfloat16 values alone when held in bfloat16 (inner = heads x head size).
 public struct KVCache: Sendable {
     /// Per layer: self-attention keys/values, batch = ``rows``.
     public internal(set) var selfAttention: [AttentionKV]
@@ -43,8 +44,9 @@ public struct KVCache: Sendable {
     public var rows: Int { sources * rowsPerSource }
 
     /// Bytes held for the encoder memory's keys and values (``AttentionKV/bytes`` over the
-    /// layers; 0 for a decoder-only stack): float32 plus its copy packed for the fused kernel,
-    /// or bfloat16 alone (``MemoryPrecision``). Cost: O(layers).
+    /// layers; 0 for a decoder-only stack): float32, plus its copy packed for the fused kernel
+    /// once beams or teacher forcing needed it, or bfloat16 alone (``MemoryPrecision``).
+    /// Cost: O(layers).
     public var memoryBytes: Int { crossAttention?.reduce(0) { $0 + $1.bytes } ?? 0 }
 
     /// Bytes held in all: ``memoryBytes`` plus every layer's self-attention keys and values

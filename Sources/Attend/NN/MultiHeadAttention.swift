@@ -19,9 +19,12 @@ public struct AttentionKV: Sendable {
     /// Positions filled so far.
     public private(set) var count: Int
     var storage: Tensor  // [batch, capacity, 2 * modelDim]
-    /// The keys and values packed for the fused kernel (a fixed memory's, made once by
-    /// ``MultiHeadAttention/keysValues(of:precision:compute:)``); cleared by any append.
-    var packed: PackedKeysValues? = nil
+    /// A fixed float32 memory's keys and values packed for the fused kernel on first use
+    /// (``MultiHeadAttention/keysValues(of:precision:compute:)``; decoding one or two queries
+    /// at a time never packs them); cleared by any append.
+    var packer: LazyPackedKeysValues? = nil
+    /// The packed keys and values if an attention has made them, else nil.
+    var packed: PackedKeysValues? { packer?.packedIfMade }
     /// The keys and values in bfloat16, head by head (`HalfKeysValues`): a fixed memory held
     /// in bfloat16 (``MemoryPrecision``, ``MultiHeadAttention/keysValues(of:precision:compute:)``).
     /// Then `storage` holds no floats (shape `[batch, count, 0]`): the attention reads these,
@@ -71,9 +74,10 @@ public struct AttentionKV: Sendable {
     /// Positions the storage can hold before it grows.
     public var capacity: Int { storage.shape[1] }
 
-    /// Bytes this cache holds: its float32 keys and values (for `capacity` positions), the
-    /// copy packed for the fused kernel (a fixed memory's, float32) and the bfloat16 one (a
-    /// memory held in bfloat16, which then has no float32 storage), whichever it has. Cost: O(1).
+    /// Bytes this cache holds: its float32 keys and values (for `capacity` positions), their
+    /// copy packed for the fused kernel (a fixed float32 memory's, once an attention of three
+    /// or more queries per head has packed it) and the bfloat16 keys and values (a memory held
+    /// in bfloat16, which then has no float32 storage), whichever it has. Cost: O(1).
     public var bytes: Int {
         storage.count * 4 + (packed?.storage.count ?? 0) * 4 + (half.map { ($0.keys.count + $0.valuesT.count) * 2 } ?? 0)
     }
@@ -91,7 +95,7 @@ public struct AttentionKV: Sendable {
             "AttentionKV.append: columns \(cols) of \(kv.shape), expected \(w) columns of [\(batch * steps), >= \(w)]")
         precondition(
             headMajorHeadDim == 0 && half == nil, "AttentionKV.append: a fixed memory's keys/values (head by head, or in bfloat16) take no appends")
-        packed = nil
+        packer = nil
         if appendHeadDim != 0 {
             appendHeadMajor(kv, column0: cols.lowerBound, steps: steps, threads: threads)
             return
@@ -184,7 +188,7 @@ public struct AttentionKV: Sendable {
         precondition(
             count == 0 && heads * headDim == modelDim && kv.shape == [batch * steps, w],
             "AttentionKV.setHeadMajor: \(kv.shape) into an empty cache of \(batch) x \(steps) x \(w) (\(heads) heads of \(headDim))")
-        packed = nil
+        packer = nil
         kv.withUnsafeBufferPointer { src in
             storage.withUnsafeMutableBufferPointer { dst in
                 for b in 0..<batch {
@@ -211,7 +215,7 @@ public struct AttentionKV: Sendable {
         precondition(
             count == 0 && half.batch == batch && half.heads * half.headDim == modelDim && appendHeadDim == 0,
             "AttentionKV.setHalf: \(half.batch) x \(half.heads) heads of \(half.headDim) into an empty cache of \(batch) x \(modelDim)")
-        packed = nil
+        packer = nil
         storage = Tensor.zeros([batch, half.seqK, 0])
         count = half.seqK
         headMajorHeadDim = headMajor ? half.headDim : 0
@@ -427,11 +431,14 @@ public struct MultiHeadAttention: Sendable {
             kv.append(projected, steps: s)
         }
         if case .native(let variant) = compute.backend, s > 0 {
-            // Pack once for the fused kernel: every decoding step attends to these same keys.
+            // Packed once for the fused kernel, at its first use: every step attends to these
+            // same keys, and one or two queries a step read them in place (never packed).
             let (kl, vl) = kv.layouts(headDim: headDim)
-            kv.packed = PackedKeysValues(
-                key: kv.storage, value: kv.storage, k: kl, v: vl, batch: b, heads: heads, seqK: s,
-                headDim: headDim, variant: variant, threads: compute.threads)
+            let (stored, dh, h, threads) = (kv.storage, headDim, heads, compute.threads)
+            kv.packer = LazyPackedKeysValues {
+                PackedKeysValues(
+                    key: stored, value: stored, k: kl, v: vl, batch: b, heads: h, seqK: s, headDim: dh, variant: variant, threads: threads)
+            }
         }
         return kv
     }
@@ -463,7 +470,7 @@ public struct MultiHeadAttention: Sendable {
         let p = AttentionProblem(
             batch: b, seqQ: s, seqK: kv.count, heads: heads, headDim: dh, q: ql, k: kl, v: vl, o: ql,
             counts: (q.count, stored.count, stored.count, out.count), mask: mask, bias: bias, scale: scale)
-        attention(p, query: q, key: stored, value: stored, into: &out, compute: compute, prepacked: kv.packed)
+        attention(p, query: q, key: stored, value: stored, into: &out, compute: compute, prepacked: kv.packer)
         return outProjection(out, compute: compute)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 internal import CKernels
 
 /// Packed K/V kept alive at once: heads are processed in waves whose packed copies fit in
@@ -53,6 +54,35 @@ struct PackedKeysValues: Sendable {
     func fits(_ p: AttentionProblem, variant: KernelVariant) -> Bool {
         self.variant == variant && batch == p.batch && heads == p.heads && group == p.headGroup && seqK == p.seqK && headDim == p.headDim
     }
+}
+
+/// A fixed memory's keys and values packed for the fused kernel on first use
+/// (``packed``): decoding one or two queries at a time reads them in place
+/// (`fewQueryAttention`) and never needs the packed copy, so greedy decoding holds the memory
+/// once instead of twice; beams, batches of queries and teacher forcing pack it at their first
+/// call and reuse it. Shared by the copies of the `AttentionKV` that made it (a cache copied
+/// to branch a generation packs once); safe to use from several threads.
+final class LazyPackedKeysValues: @unchecked Sendable {
+    private let lock = NSLock()
+    private var made: PackedKeysValues? = nil
+    private let make: @Sendable () -> PackedKeysValues
+
+    /// `make` packs the keys and values (called at most once, under the lock).
+    init(_ make: @escaping @Sendable () -> PackedKeysValues) { self.make = make }
+
+    /// The packed keys and values, made on the first call. Cost: one packing (one read and
+    /// one write of K and V) the first time, a lock after.
+    var packed: PackedKeysValues {
+        lock.withLock {
+            if let made { return made }
+            let p = make()
+            made = p
+            return p
+        }
+    }
+
+    /// The packed keys and values if a call has made them, else nil (nothing is packed).
+    var packedIfMade: PackedKeysValues? { lock.withLock { made } }
 }
 
 /// Runs the fused C attention kernel. Stored K/V heads go in waves (see
