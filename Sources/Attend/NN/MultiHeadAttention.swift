@@ -398,8 +398,9 @@ public struct MultiHeadAttention: Sendable {
     }
 
     /// Keys and values of `memory` `[batch, seqK, d]` for cross-attention, computed once (and,
-    /// with a native `compute`, packed once for the fused kernel, so decoding steps do not
-    /// repack them). With `precision` `.bfloat16`, or `.automatic` and int8 weights
+    /// with a native `compute`, packed once for the fused kernel at the first attention with
+    /// more than two queries per head, so steps do not repack them; one or two queries read
+    /// them in place). With `precision` `.bfloat16`, or `.automatic` and int8 weights
     /// (``Linear/weightFormat``; for `.mixed`, some of the rows), they are instead rounded to
     /// bfloat16 (`HalfKeysValues`) and held only so: half the bytes in memory and per
     /// decoding step, where the memory is the largest read besides the weights (nothing is
