@@ -146,6 +146,28 @@ struct Seq2SeqTests {
         #expect(moved > 0 && moved < 0.05)
     }
 
+    @Test("the cache holds the memory once while one query per source decodes, packs a copy at the first step of 3 beams, and holds bfloat16 alone")
+    func memoryBytes() throws {
+        let io = Seq2Seq.io
+        let encoded = try Seq2Seq.model.encode(io.src)
+        let layers = 2, sources = io.src.count, keys = encoded.lengths.max()!, d = Seq2Seq.model.modelDim
+        let float32Bytes = layers * sources * keys * 2 * d * 4
+        for variant in KernelVariant.supported {
+            let compute = try Compute(backend: .native(variant), threads: 2)
+            var cache = try Seq2Seq.model.makeCache(for: encoded, compute: compute)
+            #expect(cache.memoryBytes == float32Bytes, "\(variant): the float32 keys and values alone")
+            for i in 0..<3 { _ = Seq2Seq.model.nextTokenLogits(appending: io.tgt.map { [$0[i]] }, to: &cache, compute: compute) }
+            #expect(cache.memoryBytes == float32Bytes, "\(variant): greedy steps read the memory in place, nothing packed")
+            #expect(cache.bytes == float32Bytes + cache.selfAttention.reduce(0) { $0 + $1.storage.count * 4 })
+            try cache.selectRows([0, 0, 0, 1, 1, 1])
+            _ = Seq2Seq.model.nextTokenLogits(appending: [[4], [5], [6], [4], [5], [6]], to: &cache, compute: compute)
+            #expect(cache.memoryBytes > float32Bytes + float32Bytes / 2, "\(variant): 3 queries per source pack the copy: \(cache.memoryBytes)")
+            var m = Seq2Seq.model
+            m.memoryPrecision = .bfloat16
+            #expect(try m.makeCache(for: encoded, compute: compute).memoryBytes == float32Bytes / 2, "\(variant): bfloat16 alone")
+        }
+    }
+
     @Test("a padded batch equals its sources one by one (memory, logits, greedy and beam ids)")
     func batchedEqualsOneByOne() throws {
         let m = Seq2Seq.model, io = Seq2Seq.io
