@@ -145,6 +145,39 @@ struct GenerateCLITests {
         }
     }
 
+    @Test("translate --memory-precision: each value prints the library's translation (TextToTextModel.memoryPrecision); bfloat16 changes a text's beams")
+    func translateMemoryPrecision() throws {
+        // The BF16 golden T5 with a tokenizer of its vocabulary's size: text in, text out.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attend-t5-bf16-text-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: try fixtureFolder("t5_bf16"), to: folder)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for file in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(
+                at: try fixtureFolder("t5_text_tokenizer").appendingPathComponent(file), to: folder.appendingPathComponent(file))
+        }
+        // "d smateaniiteat": its 3-beam ids (8 new tokens) differ between the two memories
+        // (found by search over random texts of the tokenizer's pieces); the others do not.
+        let texts = ["d smateaniiteat", "the house is wonderful"]
+        var outputs: [String: [[Int]]] = [:]
+        for (value, precision) in [("float32", MemoryPrecision.float32), ("bfloat16", .bfloat16), ("auto", .automatic)] {
+            var library = try TextToTextModel(directory: folder)
+            library.memoryPrecision = precision
+            var config = library.model.generationDefaults
+            (config.numBeams, config.maxNewTokens) = (3, 8)
+            for text in texts {
+                let (status, out, err) = try Self.run(
+                    ["translate", "--model", folder.path, "--text", text, "--beams", "3", "--max-new-tokens", "8", "--memory-precision", value, "--json"])
+                #expect(status == 0, "\(value): \(err)")
+                let line = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+                let ids = try #require(line?["output_ids"] as? [Int], "\(value): \(out)")
+                #expect(ids == (try library.generate([text], config: config))[0].outputIDs, "\(value), '\(text)'")
+                outputs[value, default: []].append(ids)
+            }
+        }
+        #expect(outputs["auto"] == outputs["float32"], "auto keeps a BF16 model's memory float32")
+        #expect(outputs["bfloat16"]?[0] != outputs["float32"]?[0], "the rounded memory changes the first text's beams: \(outputs)")
+    }
+
     @Test("--repetition-penalty, --no-repeat-ngram-size and --beams print transformers' ids")
     func processorFlags() throws {
         let root = try #require(try jsonFixture("processors") as? [String: Any])
