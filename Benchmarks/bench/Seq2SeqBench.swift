@@ -252,10 +252,12 @@ extension Bench {
         (beamConfig.maxNewTokens, beamConfig.minNewTokens, beamConfig.numBeams) = (2, 2, 4)
         // MiB held for the memory once made, and after a 4-beam search over the same cache.
         func memoryMiB(_ m: Seq2SeqModel) -> (made: Double, beams: Double) {
-            guard let encoded = try? m.encode([source], compute: one), var cache = try? m.makeCache(for: encoded, capacity: 4, compute: one),
-                (try? m.beamSearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: beamConfig, compute: one)) != nil
+            guard let encoded = try? m.encode([source], compute: one), var cache = try? m.makeCache(for: encoded, capacity: 4, compute: one)
             else { preconditionFailure("seq2seq bench: bad source") }
-            let made = (try? m.makeCache(for: encoded, capacity: 1, compute: one))?.memoryBytes ?? 0
+            let made = cache.memoryBytes
+            guard (try? m.beamSearch(prompt: [[m.decoderStartTokenID]], cache: &cache, config: beamConfig, compute: one)) != nil else {
+                preconditionFailure("seq2seq bench: beam search failed")
+            }
             return (Double(made) / 1_048_576, Double(cache.memoryBytes) / 1_048_576)
         }
         let (f32Memory, halfMemory) = (memoryMiB(bf16), memoryMiB(bf16Memory))

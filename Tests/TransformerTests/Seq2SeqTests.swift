@@ -158,7 +158,8 @@ struct Seq2SeqTests {
             #expect(cache.memoryBytes == float32Bytes, "\(variant): the float32 keys and values alone")
             for i in 0..<3 { _ = Seq2Seq.model.nextTokenLogits(appending: io.tgt.map { [$0[i]] }, to: &cache, compute: compute) }
             #expect(cache.memoryBytes == float32Bytes, "\(variant): greedy steps read the memory in place, nothing packed")
-            #expect(cache.bytes == float32Bytes + cache.selfAttention.reduce(0) { $0 + $1.storage.count * 4 })
+            let selfBytes = layers * sources * cache.selfAttention[0].capacity * 2 * d * 4  // KVCache's documented self-attention size
+            #expect(cache.bytes == float32Bytes + selfBytes)
             try cache.selectRows([0, 0, 0, 1, 1, 1])
             _ = Seq2Seq.model.nextTokenLogits(appending: [[4], [5], [6], [4], [5], [6]], to: &cache, compute: compute)
             #expect(cache.memoryBytes > float32Bytes + float32Bytes / 2, "\(variant): 3 queries per source pack the copy: \(cache.memoryBytes)")
