@@ -18,12 +18,12 @@ struct PackedCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { "\(variant) m \(m) n \(n) k \(k)\(epilogue ? " bias+gelu" : "") threads \(threads)" }
 
     static let all: [PackedCase] = {
-        let shapes = [(1, 1, 1), (5, 17, 300), (6, 16, 256), (13, 40, 1100), (100, 33, 70), (50, 100, 2100), (12, 384, 384)]
+        let shapes = [(1, 1, 1), (5, 17, 300), (6, 16, 256), (13, 40, 1100), (100, 33, 70), (50, 100, 2100), (12, 384, 384), (301, 48, 96)]
         var out: [PackedCase] = []
         for v in KernelVariant.supported {
             for (m, n, k) in shapes {
                 for epilogue in [false, true] {
-                    for threads in [1, 2] { out.append(PackedCase(variant: v, m: m, n: n, k: k, epilogue: epilogue, threads: threads)) }
+                    for threads in [1, 2, 3] { out.append(PackedCase(variant: v, m: m, n: n, k: k, epilogue: epilogue, threads: threads)) }
                 }
             }
         }
@@ -77,6 +77,63 @@ struct PackedGEMMTests {
                 let got = Double(out[i * c.n + j])
                 #expect(abs(got - s) <= tol, "\(c.testDescription): C[\(i)][\(j)] = \(got), expected \(s)")
                 if abs(got - s) > tol { return }
+            }
+        }
+    }
+
+    @Test("Row blocks: even whole tiles, cover the rows in order, at most mc rows when cut by mc")
+    func rowBlocks() {
+        for m in [1, 5, 6, 7, 126, 127, 512, 1150, 1151] {
+            for (mr, mc) in [(6, 126), (14, 252), (8, 48), (4, 4)] {
+                let byMC = PackedGEMMRowBlocks(m: m, mr: mr, mc: mc)
+                let tiles = (m + mr - 1) / mr
+                #expect(byMC.count == (tiles + mc / mr - 1) / (mc / mr), "m \(m) mr \(mr) mc \(mc): the fewest blocks")
+                for count in [byMC.count, byMC.count + 1, 2 * byMC.count, tiles + 3] {
+                    let blocks = count == byMC.count ? byMC : PackedGEMMRowBlocks(m: m, mr: mr, count: count)
+                    #expect(blocks.count == min(count, tiles))
+                    var next = 0, sizes: [Int] = []
+                    for b in 0..<blocks.count {
+                        let (i0, i1) = blocks.rows(b)
+                        #expect(i0 == next && i1 > i0, "m \(m) mr \(mr) count \(count): block \(b) is [\(i0), \(i1))")
+                        #expect(i0 % mr == 0, "block \(b) starts inside a tile")
+                        if count >= byMC.count { #expect(i1 - i0 <= max(mc, mr), "block \(b): \(i1 - i0) rows > mc \(mc)") }
+                        sizes.append((i1 - i0 + mr - 1) / mr)
+                        next = i1
+                    }
+                    #expect(next == m, "m \(m) mr \(mr) count \(count): blocks end at \(next)")
+                    // Even: tile counts differ by at most one.
+                    #expect((sizes.max() ?? 0) - (sizes.min() ?? 0) <= 1, "m \(m) mr \(mr) count \(count): tiles per block \(sizes)")
+                }
+            }
+        }
+        // The case that moved the split: 1150 rows at mc 126 were nine blocks of 126 and one of 16.
+        let minilm = PackedGEMMRowBlocks(m: 1150, mr: 6, mc: 126)
+        #expect(minilm.count == 10 && (0..<10).allSatisfy { minilm.rows($0).1 - minilm.rows($0).0 >= 108 })
+    }
+
+    @Test("The same bits on 1, 2 and 3 threads: the split does not change a sum")
+    func splitInvariant() throws {
+        for v in KernelVariant.supported {
+            for (m, n, k) in [(301, 64, 128), (1150, 48, 32), (20, 512, 256)] {
+                var rng = SeededRNG(seed: caseSeed(m, n, k, 7))
+                let a = rng.floats(m * k), w = rng.floats(n * k)
+                let packed = PackedWeight(Tensor(shape: [n, k], scalars: w), variant: v, threads: 1)
+                var outs: [[Float]] = []
+                for threads in [1, 2, 3] {
+                    var out = [Float](repeating: .nan, count: m * n)
+                    a.withUnsafeBufferPointer { ap in
+                        out.withUnsafeMutableBufferPointer { op in
+                            packedGEMM(
+                                a: ap.baseAddress!, lda: k, m: m, weight: packed, columns: 0..<n, c: op.baseAddress!, ldc: n,
+                                beta: 0, threads: threads)
+                        }
+                    }
+                    outs.append(out)
+                }
+                for t in 1..<outs.count {
+                    let same = zip(outs[0], outs[t]).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    #expect(same, "\(v) m \(m) n \(n) k \(k): \(t + 1) threads differ from 1")
+                }
             }
         }
     }

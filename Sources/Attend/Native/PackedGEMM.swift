@@ -81,11 +81,43 @@ struct GEMMEpilogue {
     var ldr: Int = 0
 }
 
+/// The row blocks of one packed product: the rows' `mr`-row tiles dealt out evenly over
+/// `count` blocks (so every block but the last is a whole number of tiles, as
+/// `ck_f32_gemm_packed` needs with a packed A). Cut at every `mc` rows instead, 1150 rows at
+/// mc 126 made nine blocks of 126 and one of 16, and on 2 threads one thread was left with a
+/// whole block while the other waited (4.5-5.5% of a 2-thread MiniLM pass spinning at the
+/// end of the products, 2.1-3.7% with even blocks; MiniLM's FFN products of 1150 rows on
+/// 2 threads 175-177 -> 184-189 GFLOP/s on Zen 3). Cost: none beyond the division per block.
+struct PackedGEMMRowBlocks {
+    let m: Int, mr: Int, tiles: Int, count: Int
+
+    /// `count` (at least 1, at most the tile count) even blocks of `m` rows.
+    init(m: Int, mr: Int, count: Int) {
+        self.m = m
+        self.mr = mr
+        tiles = (m + mr - 1) / mr
+        self.count = max(1, min(count, tiles))
+    }
+
+    /// The fewest even blocks of at most `mc` rows.
+    init(m: Int, mr: Int, mc: Int) {
+        let tiles = (m + mr - 1) / mr, perBlock = max(1, mc / mr)
+        self.init(m: m, mr: mr, count: (tiles + perBlock - 1) / perBlock)
+    }
+
+    /// Rows `[i0, i1)` of block `b` (`0 ..< count`).
+    func rows(_ b: Int) -> (Int, Int) {
+        let t0 = b * tiles / count, t1 = (b + 1) * tiles / count
+        return (min(m, t0 * mr), min(m, t1 * mr))
+    }
+}
+
 /// `C = act(beta * C + A · W[columns]ᵀ + bias) + residual`, A `[m, k]` (row stride `lda`),
 /// W the packed weight, `columns` the weight rows used (its lower bound a multiple of the
 /// variant's nr), C `[m, columns.count]` (row stride `ldc`).
 ///
-/// The split: work is cut into row blocks (mc) x groups of weight micro-panels, so a short A
+/// The split: work is cut into even row blocks of at most mc rows (``PackedGEMMRowBlocks``,
+/// as many items as a multiple of the threads) x groups of weight micro-panels, so a short A
 /// still uses every thread. The C driver reads full row tiles of A in place; where it cannot
 /// (a row stride of a multiple of 4 KiB) and several items share a row block, all of A is
 /// packed once up front (`ck_f32_pack_a_rows`, split over the threads) instead of by every
@@ -108,12 +140,17 @@ func packedGEMM(
         "packedGEMM: lda \(lda) < k \(k), ldc \(ldc) or ldr \(epilogue.ldr) < n \(n)")
     if m == 0 || n == 0 { return }
     let panels = (n + nr - 1) / nr
-    let mBlocks = (m + mc - 1) / mc
     let flops = 2 * m * n * max(k, 1)
     // No B packing to amortize, so smaller products are worth splitting than in nativeGEMM.
     let useThreads = max(1, min(threads, flops / (1 << 20)))
+    var blocks = PackedGEMMRowBlocks(m: m, mr: Int(g.mr), mc: mc)
     // Enough items for every thread (a few per thread for balance), never splitting a panel.
-    let nChunks = useThreads == 1 ? 1 : max(1, min(panels, (4 * useThreads + mBlocks - 1) / mBlocks))
+    let nChunks = useThreads == 1 ? 1 : max(1, min(panels, (4 * useThreads + blocks.count - 1) / blocks.count))
+    if (blocks.count * nChunks) % useThreads != 0 {
+        // Items in a multiple of the threads (even blocks, each at most mc rows).
+        blocks = PackedGEMMRowBlocks(m: m, mr: Int(g.mr), count: (blocks.count + useThreads - 1) / useThreads * useThreads)
+    }
+    let mBlocks = blocks.count
     let panelsPerChunk = (panels + nChunks - 1) / nChunks
     var sharedA: UnsafeMutablePointer<Float>? = nil
     var sharedAStorage: TensorStorage? = nil  // owned storage: large ones are recycled, not mapped afresh per call
@@ -140,7 +177,7 @@ func packedGEMM(
         withUnsafePointer(to: &args) { ap in
             parallelFor(mBlocks * nChunks, threads: useThreads) { item in
                 let mb = item / nChunks, chunk = item % nChunks
-                let i0 = mb * mc, i1 = min(m, i0 + mc)
+                let (i0, i1) = blocks.rows(mb)
                 let j0 = chunk * panelsPerChunk, j1 = min(panels, j0 + panelsPerChunk)
                 if j0 >= j1 { return }
                 let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
