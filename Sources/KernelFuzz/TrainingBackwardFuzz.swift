@@ -550,7 +550,7 @@ struct ActivationBackwardFuzz: FuzzKernel {
     /// terms that cancel where f' crosses 0, so the bound is on the terms' magnitudes, not on
     /// f' itself:
     ///  - gelu: cdf + x * pdf. The erfc half e = erfc(|x|/sqrt 2)/2 errs by 1.2e-7 relative
-    ///    (the rational erfc) plus u(16 + 2x^2) (its inner exp's argument is rounded at
+    ///    (the fitted erfc, as in the forward's bound) plus u(16 + 2x^2) (its exp's argument is rounded at
     ///    magnitude x^2/2); cdf = 1 - e adds u; pdf = exp(-x^2/2)/sqrt(2 pi) has its argument
     ///    rounded (u x^2/2 absolute) and the exp's 4u, the product with x and the fma 3u:
     ///    u(8 + x^2) on |x pdf|;
