@@ -259,7 +259,8 @@ typedef void (*ck_f32_gemv_t_fn)(size_t n, size_t k, float alpha, const float *x
  *                     through erfc on the side where it does not cancel: relative error
  *                     about 1e-6 for |x| <= 3 (erfc as t Q(t) exp(-z^2), Q a fitted
  *                     polynomial, 6.4e-8, times this library's exp), growing like x^2 * 6e-8 in the
- *                     negative tail (5.6e-6 at x = -8, 1.5e-5 at -12.8, where y ~ 1e-33)
+ *                     negative tail (5.6e-6 at x = -8, 1.5e-5 at -12.8, where y ~ 1e-33);
+ *                     below x = -13.19 (|y| < 2^-126) y is 0, except on AVX-512 (rounded)
  *   CK_ACT_GELU_TANH  x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  *   CK_ACT_SILU       x * sigmoid(x) (swish)
  * Cost: one pass, one exp per element for the last three. (CK_ACT_NONE is only an epilogue

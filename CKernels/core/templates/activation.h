@@ -12,8 +12,9 @@
  * it runs beside the division and the polynomial instead of after them: on one Zen 3 core
  * (AVX2, in cache) 1.51 -> 0.98 ns an element, the dependency chain (~86 cycles a vector,
  * more than the reorder window holds) having been the limit, not the operation count.
- * ck_vexp_nonpos: -z^2 <= 0; AVX-512's rounds results below 2^-126 once, AVX2's and NEON's
- * flush them (|x| > 13, where GELU(x) is below 2^-122, inside the bound's |x| 2^-51). With
+ * ck_vexp_nonpos: -z^2 <= 0; AVX-512's rounds results below 2^-126 once, the other variants'
+ * flush them (z > 9.33, |x| > 13.19, where |GELU(x)| < 2^-126: inside the bound's |x| 2^-51;
+ * the two-step exp before kept these subnormal results on every variant). With
  * CK_VRCP (an approximate reciprocal, AVX-512's 14-bit one) t takes one Newton step instead
  * of a division (relative error ~2^-28 before rounding). */
 static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_verfc_nonneg)(CK_VEC z) {
