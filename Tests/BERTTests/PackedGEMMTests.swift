@@ -97,6 +97,7 @@ struct PackedGEMMTests {
                         #expect(i0 == next && i1 > i0, "m \(m) mr \(mr) count \(count): block \(b) is [\(i0), \(i1))")
                         #expect(i0 % mr == 0, "block \(b) starts inside a tile")
                         if count >= byMC.count { #expect(i1 - i0 <= max(mc, mr), "block \(b): \(i1 - i0) rows > mc \(mc)") }
+                        #expect(i1 - i0 <= blocks.maxRows, "block \(b): \(i1 - i0) rows > maxRows \(blocks.maxRows)")
                         sizes.append((i1 - i0 + mr - 1) / mr)
                         next = i1
                     }
@@ -130,6 +131,7 @@ struct PackedGEMMTests {
                     }
                     outs.append(out)
                 }
+                #expect(!outs[0].contains { $0.isNaN }, "\(v) m \(m) n \(n) k \(k): an element not written")
                 for t in 1..<outs.count {
                     let same = zip(outs[0], outs[t]).allSatisfy { $0.bitPattern == $1.bitPattern }
                     #expect(same, "\(v) m \(m) n \(n) k \(k): \(t + 1) threads differ from 1")

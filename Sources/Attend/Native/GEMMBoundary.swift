@@ -216,12 +216,11 @@ func sharedPackedGEMM(
         // threads where the tiles allow: 74 tiles (m = 1024) as 8 items of 9 or 10 tiles run
         // 37 + 37 on 2 threads; items of ceil(74 / 8) = 10 tiles, the last of 4, ended 40 + 34
         // (the claims alternate), 8% of the product on one thread alone.
-        let tiles = (m + mr - 1) / mr
-        let items = min(tiles, 4 * threads)
-        let wsCount = ck_f32_gemm_packed_workspace(kernels, min(m, (tiles + items - 1) / items * mr), k)
+        let items = PackedGEMMRowBlocks(m: m, mr: mr, count: 4 * threads)
+        let wsCount = ck_f32_gemm_packed_workspace(kernels, items.maxRows, k)
         withUnsafePointer(to: &args) { ap in
-            parallelFor(items, threads: threads) { item in
-                let i0 = item * tiles / items * mr, i1 = min(m, (item + 1) * tiles / items * mr)
+            parallelFor(items.count, threads: threads) { item in
+                let (i0, i1) = items.rows(item)
                 let ws = UnsafeMutablePointer<Float>.allocate(capacity: wsCount)
                 defer { ws.deallocate() }
                 ck_f32_gemm_packed(kernels, ap, i0, i1, 0, panels, ws)

@@ -81,8 +81,9 @@ struct GEMMEpilogue {
     var ldr: Int = 0
 }
 
-/// The row blocks of one packed product: the rows' `mr`-row tiles dealt out evenly over
-/// `count` blocks (so every block but the last is a whole number of tiles, as
+/// The row blocks of one packed product (``packedGEMM``, and the items of
+/// ``sharedPackedGEMM(kernels:m:n:k:a:lda:transA:b:ldb:transB:beta:c:ldc:threads:)``): the
+/// rows' `mr`-row tiles dealt out evenly over `count` blocks (so every block but the last is a whole number of tiles, as
 /// `ck_f32_gemm_packed` needs with a packed A). Cut at every `mc` rows instead, 1150 rows at
 /// mc 126 made nine blocks of 126 and one of 16, and on 2 threads one thread was left with a
 /// whole block while the other waited (4.5-5.5% of a 2-thread MiniLM pass spinning at the
@@ -104,6 +105,9 @@ struct PackedGEMMRowBlocks {
         let tiles = (m + mr - 1) / mr, perBlock = max(1, mc / mr)
         self.init(m: m, mr: mr, count: (tiles + perBlock - 1) / perBlock)
     }
+
+    /// The rows of the largest block.
+    var maxRows: Int { min(m, (tiles + count - 1) / count * mr) }
 
     /// Rows `[i0, i1)` of block `b` (`0 ..< count`).
     func rows(_ b: Int) -> (Int, Int) {
@@ -130,7 +134,7 @@ func packedGEMM(
 ) {
     let kern = w.variant.kernels
     let g = kern.pointee.gemm
-    let nr = Int(g.nr), mc = Int(g.mc)
+    let nr = Int(g.nr), mr = Int(g.mr), mc = Int(g.mc)
     let n = columns.count, k = w.k
     precondition(
         columns.lowerBound >= 0 && columns.upperBound <= w.n && columns.lowerBound % nr == 0,
@@ -143,12 +147,12 @@ func packedGEMM(
     let flops = 2 * m * n * max(k, 1)
     // No B packing to amortize, so smaller products are worth splitting than in nativeGEMM.
     let useThreads = max(1, min(threads, flops / (1 << 20)))
-    var blocks = PackedGEMMRowBlocks(m: m, mr: Int(g.mr), mc: mc)
+    var blocks = PackedGEMMRowBlocks(m: m, mr: mr, mc: mc)
     // Enough items for every thread (a few per thread for balance), never splitting a panel.
     let nChunks = useThreads == 1 ? 1 : max(1, min(panels, (4 * useThreads + blocks.count - 1) / blocks.count))
     if (blocks.count * nChunks) % useThreads != 0 {
         // Items in a multiple of the threads (even blocks, each at most mc rows).
-        blocks = PackedGEMMRowBlocks(m: m, mr: Int(g.mr), count: (blocks.count + useThreads - 1) / useThreads * useThreads)
+        blocks = PackedGEMMRowBlocks(m: m, mr: mr, count: (blocks.count + useThreads - 1) / useThreads * useThreads)
     }
     let mBlocks = blocks.count
     let panelsPerChunk = (panels + nChunks - 1) / nChunks
@@ -159,7 +163,7 @@ func packedGEMM(
         (sharedAStorage, sharedA) = (storage, storage.base)
         // Packed by all the product's threads, in whole mr-row panels (a serial pack left
         // the other threads waiting ~1.5% of a 2-thread prefill).
-        let mr = Int(g.mr), tiles = (m + mr - 1) / mr
+        let tiles = blocks.tiles
         let parts = min(tiles, 2 * useThreads), dst = sharedA!
         parallelFor(parts, threads: useThreads) { part in
             let t0 = part * tiles / parts, t1 = (part + 1) * tiles / parts
