@@ -499,7 +499,7 @@ int ck_q8_blocked_prefetch_bytes(void);
 /** Bytes ahead ck_w16_gemv prefetches a 16-bit weight's rows of up to 8192 values in
  * software (0: none, the hardware prefetcher alone): ATTEND_W16_PREFETCH when set to 0 ...
  * 16384 (rounded down to a multiple of 64), else 8192 on AMD family 1Ah (Zen 5) and later,
- * 1024 on Zen 3, else 0. Measured on Zen 5, one thread, over the BF16 weights of one decoding
+ * 1024 on Zen 3 and on Zen / Zen+ (family 17h, models below 30h), else 0. Measured on Zen 5, one thread, over the BF16 weights of one decoding
  * step (best of 7): t5-small's shape 38.7-39.0 GB/s without, 47.1-49.1 with 8 KiB (4 KiB:
  * 42-44); GPT-2 small's 36.4-37.3 vs 40.9-41.7; TinyLlama's 36.0 (3 layers) vs 39.3-39.6. A
  * float32 weight's stream gained nothing (t5-small 45 GB/s either way, TinyLlama 38-42
@@ -509,8 +509,12 @@ int ck_q8_blocked_prefetch_bytes(void);
  * thread, 1.75-1.88x float32's speed against 1.63-1.67x; TinyLlama's 5632 x 2048 1.83-1.98x
  * against 1.67-1.72x; `bench --only seq2seq` t5-small BF16 decode, 1 thread, 1.69-1.77x
  * float32 against 1.52-1.61x, 2 threads unchanged at 1.65-1.79x); 2 KiB was mixed and 4 KiB
- * worse than none (the 2-8 KiB distances tried earlier on Zen 3 lowered 2048-wide rows). Not
- * measured on Zen 4 or other CPUs. Read once, then cached. */
+ * worse than none (the 2-8 KiB distances tried earlier on Zen 3 lowered 2048-wide rows). On
+ * Zen 1 (EPYC 7xx1, family 17h model 01h; `bench --only seq2seq,lm`, 0 and 1 KiB alternated,
+ * 3 rounds): t5-small BF16 decode 1.57-1.60x float32's speed -> 1.89-1.99x on 1 thread,
+ * 1.58-1.70x -> 1.82-1.88x on 2; GPT-2 small's 1.68-1.70x -> 1.84-2.20x on 1 thread; `bench
+ * --only gemv`, 2 and 4 KiB read like 1 KiB. A float32 weight's stream: no difference at 1 or
+ * 2 KiB on Zen 1 either. Not measured on Zen 2 or Zen 4. Read once, then cached. */
 int ck_w16_gemv_prefetch_bytes(void);
 
 /** 1 when this table's q8_gemv and q8_gemm have kernels on the blocked layout on this CPU
