@@ -102,6 +102,10 @@ struct PackedGEMMTests {
                         next = i1
                     }
                     #expect(next == m, "m \(m) mr \(mr) count \(count): blocks end at \(next)")
+                    // maxRows is tight: under one tile more than the largest block (the last block,
+                    // when it is the largest, may end inside its last tile).
+                    let largest = (0..<blocks.count).map { blocks.rows($0).1 - blocks.rows($0).0 }.max() ?? 0
+                    #expect(blocks.maxRows >= largest && blocks.maxRows - largest < mr, "m \(m) mr \(mr) count \(count): maxRows \(blocks.maxRows), largest block \(largest)")
                     // Even: tile counts differ by at most one.
                     #expect((sizes.max() ?? 0) - (sizes.min() ?? 0) <= 1, "m \(m) mr \(mr) count \(count): tiles per block \(sizes)")
                 }
