@@ -84,6 +84,27 @@ struct Q8KernelTests {
         }
     }
 
+    @Test(
+        "one row alone has the bits it has beside a second row (a beam decoded alone or in a batch), on every variant, row-major",
+        arguments: [(100, 24), (512, 40), (1100, 17), (8200, 5)])
+    func oneRowAsInTwo(k: Int, n: Int) throws {
+        let (w, b, x) = data(n: n, k: k, rows: 2, seed: caseSeed(2, k, n))
+        let row0 = Tensor(shape: [1, k], scalars: Array(x.scalars[0..<k]))
+        let row1 = Tensor(shape: [1, k], scalars: Array(x.scalars[k..<(2 * k)]))
+        for scheme in Int8Scheme.allCases {
+            for f16 in [false, true] {
+                let q = try QuantizedWeight.quantize(w, scheme: scheme, scalesF16: f16, blocked: false)
+                for variant in KernelVariant.supported where variant != .scalar || k <= 512 {
+                    let both = run(q, x, bias: b, outputs: 0..<n, variant: variant, threads: 1)
+                    let alone = run(q, row0, bias: b, outputs: 0..<n, variant: variant, threads: 1)
+                        + run(q, row1, bias: b, outputs: 0..<n, variant: variant, threads: 1)
+                    #expect(both.allSatisfy { $0.isFinite })
+                    #expect(alone.map(\.bitPattern) == both.map(\.bitPattern), "\(variant) \(scheme) f16 \(f16) k \(k): a row alone differs from the same row in two")
+                }
+            }
+        }
+    }
+
     @Test("quantizing: within half a step of the weight or clipped to 127 steps, no -128, scales a clip of max|w| / 127 (binary16 exact when asked)")
     func quantizer() throws {
         let (w, _, _) = data(n: 37, k: 100, rows: 1, seed: 7)
