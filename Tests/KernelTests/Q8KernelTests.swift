@@ -86,8 +86,10 @@ struct Q8KernelTests {
 
     @Test(
         "one row alone has the bits it has beside a second row (a beam decoded alone or in a batch), on every variant, row-major",
-        arguments: [(100, 24), (512, 40), (1100, 17), (8200, 5)])
+        arguments: [(100, 24), (512, 40), (1100, 17), (5000, 6), (8200, 5)])
     func oneRowAsInTwo(k: Int, n: Int) throws {
+        // AVX2 widens one row of up to 8192 inputs, or two of up to 4096, once per call and
+        // otherwise runs the tile: k 5000 holds the widened row to the tile's bits.
         let (w, b, x) = data(n: n, k: k, rows: 2, seed: caseSeed(2, k, n))
         let row0 = Tensor(shape: [1, k], scalars: Array(x.scalars[0..<k]))
         let row1 = Tensor(shape: [1, k], scalars: Array(x.scalars[k..<(2 * k)]))

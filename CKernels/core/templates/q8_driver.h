@@ -12,10 +12,11 @@
  *   Q8_GEMV_COLS                       weight rows per GEMV tile (1, 2 or 4)
  *   Q8_OFFSET_SHIFT                    0, or 128 when the tile's I_g are on q - 128 (NEON's
  *                                      sdot): the offset becomes o + 128 sa
- *   Q8_GEMV1 (optional)                int Q8_GEMV1(a, w, bias, c, offsets): the whole one-row
- *                                      GEMV (row-major weight) with the same bits as the
- *                                      tiles, offsets = this file's Q8_NAME(offsets); returns
- *                                      0 when it declines (then the tiles run)
+ *   Q8_GEMV_SMALL (optional)           int Q8_GEMV_SMALL(m, a, w, bias, c, ldc, offsets): the
+ *                                      whole GEMV of a few rows (row-major weight) with the
+ *                                      same bits as the tiles, offsets = this file's
+ *                                      Q8_NAME(offsets); returns 0 when it declines (then the
+ *                                      tiles run)
  *   Q8_GEMV_TILE (optional)            the GEMV's tile when it differs: out[r][c] then holds
  *                                      the offsets' share too (the AVX-512 VNNI GEMV forms it
  *                                      from the weight bytes and does not read w->gsum)
@@ -120,8 +121,8 @@ void Q8_GEMV(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *
         Q8_NAME(blocked)(m, a, w, bias, c, ldc);
         return;
     }
-#if defined(Q8_GEMV1)
-    if (m == 1 && Q8_GEMV1(a, w, bias, c, Q8_NAME(offsets))) return;
+#if defined(Q8_GEMV_SMALL)
+    if (Q8_GEMV_SMALL(m, a, w, bias, c, ldc, Q8_NAME(offsets))) return;
 #endif
     size_t i = 0;
     for (; i + 2 <= m; i += 2) Q8_NAME(strip)(2, Q8_GEMV_COLS, a, i, w, bias, c, ldc, 1, 0);
