@@ -239,12 +239,13 @@ struct AttentionBackwardFuzz: FuzzKernel {
         for (m, what) in guards { if let bad = m.damagedPadding(what) { return bad } }
         // Error model: dS_ij = P_ij (dP_ij - D_i) cancels (exactly 0 when one key is visible),
         // so bounds come from the terms' magnitudes, not the results: with
-        // A_ij = P_ij (sum_c |dO_ic| (|v_jc| + |a^V|) + |D_i|) + |dS_ij| (what dS_ij is made of),
+        // A_ij = P_ij (Z_ij sum_c |dO_ic| (|v_jc| + |a^V|) + |D_i|) + |dS_ij| (what dS_ij is made of),
         // every gradient entry is a sum over at most seq_q + seq_k + d float terms with a few ulp
         // each (exp within 2 ulp, the given lse and O rounded once, scores of size S carrying
         // S * u into P), so |err| <= (16 (seq_q + seq_k + d) + 4 S) u * B, B the largest of:
         //   dQ_i: |scale| sum_j A_ij (|k_j| + |a^K|)   dK_j: |scale| sum_i A_ij |q_i|
-        //   dV_j: sum_i P_ij |dO_i|    shaw_ds: sum_j A_ij   shaw_p: sum_j P_ij   d rel: sum of all A.
+        //   dV_j: sum_i P_ij Z_ij |dO_i|    shaw_ds: sum_j A_ij   shaw_p: sum_j P_ij   d rel: sum of all A
+        // (Z_ij the dropout's factor, 1 without; the dP_ij term of A_ij carries it too).
         var maxScore = 1.0
         for ref in r.refs { for l in ref.lse where l.isFinite { maxScore = max(maxScore, abs(l)) } }
         let factor = (16 * Double(c.seqQ + c.seqK + c.d) + 4 * maxScore) * u
@@ -260,12 +261,15 @@ struct AttentionBackwardFuzz: FuzzKernel {
                 var rowQ = 0.0, rowA = 0.0, rowP = 0.0
                 for j in 0..<c.seqK {
                     let p = ref.p[i * c.seqK + j]
-                    let a = p * (Double(c.d) * dOMax * (vMax[j] + aV) + delta) + abs(ref.ds[i * c.seqK + j])
+                    // With dropout the probability is used as Z P (Z = 0 or 1 / (1 - p)): in dV,
+                    // and in dP = Z (dO . v).
+                    let z = c.dropout.map { Double($0.factor(counter: c.counter0 &+ UInt64(h * c.seqQ * c.seqK + i * c.seqK + j))) } ?? 1
+                    let a = p * (z * Double(c.d) * dOMax * (vMax[j] + aV) + delta) + abs(ref.ds[i * c.seqK + j])
                     rowQ += a * (kMax[j] + aK)
                     rowA += a
                     rowP += p
                     boundK[j] += a * qMax
-                    boundV[j] += p * dOMax
+                    boundV[j] += p * z * dOMax
                 }
                 boundQ = max(boundQ, rowQ * Double(abs(c.scale)))
                 boundA = max(boundA, rowA)
