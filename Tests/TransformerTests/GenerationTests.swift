@@ -225,10 +225,13 @@ final class StepCounter: @unchecked Sendable {
 }
 
 /// A Markov decoder that counts its steps and takes a little time per step. With
-/// `holdAfter`, the step after that many waits (up to five minutes) until its task is
+/// `holdAfter`, the step after that many waits (up to twenty minutes) until its task is
 /// cancelled: the stream's producer runs on a thread of its own, so this does not block the
 /// consumer, and a test of cancellation no longer depends on how soon a machine busy with
-/// other tests schedules the consumer.
+/// other tests schedules the consumer. (Five minutes were once not enough: a full test run on
+/// 2 cores with a second one beside it saw the hold run out and the producer run all its
+/// steps, most likely the consumer's task waiting that long for a thread of the cooperative
+/// pool while other tests held both.)
 struct CountingDecoder: AutoregressiveDecoder {
     let inner: MarkovDecoder
     let counter: StepCounter
@@ -238,7 +241,7 @@ struct CountingDecoder: AutoregressiveDecoder {
         counter.increment()
         usleep(200)
         if let h = holdAfter, counter.value == h + 1 {
-            let deadline = Date().addingTimeInterval(300)
+            let deadline = Date().addingTimeInterval(1200)
             while !Task.isCancelled && Date() < deadline { usleep(1000) }
         }
         var c = cache
