@@ -29,11 +29,15 @@ static inline float q8_hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* grouped, f16: the weight's scale layout and type (constants after inlining). */
+/* grouped, f16: the weight's scale layout and type (constants after inlining). a16: NULL (a
+ * constant), or the rows i0 ... i0 + R - 1 of a already widened to int16 (row r at a16 + r *
+ * lda16, 32-byte aligned), read instead of widening a's bytes again for every weight row:
+ * the same integers, so the same bits. */
 static inline __attribute__((always_inline)) void q8_tile_avx2(int R, int C, const ck_q8_rows *a,
                                                                size_t i0, const ck_q8_weight *w,
                                                                size_t j0, float out[4][4],
-                                                               int grouped, int f16) {
+                                                               int grouped, int f16,
+                                                               const int16_t *a16, size_t lda16) {
     const size_t k = w->k, k32 = k / 32 * 32;
     const uint8_t *arow[2];
     const float *srow[2];
@@ -54,8 +58,13 @@ static inline __attribute__((always_inline)) void q8_tile_avx2(int R, int C, con
         __m256i al[2], ah[2];
         CK_UNROLL_FULL
         for (int r = 0; r < R; r++) {
-            al[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(arow[r] + p)));
-            ah[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(arow[r] + p + 16)));
+            if (a16) {
+                al[r] = _mm256_load_si256((const __m256i *)(a16 + (size_t)r * lda16 + p));
+                ah[r] = _mm256_load_si256((const __m256i *)(a16 + (size_t)r * lda16 + p + 16));
+            } else {
+                al[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(arow[r] + p)));
+                ah[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(arow[r] + p + 16)));
+            }
         }
         CK_UNROLL_FULL
         for (int cc = 0; cc < C; cc++) {
@@ -88,95 +97,64 @@ static inline __attribute__((always_inline)) void q8_tile_avx2(int R, int C, con
         }
 }
 
-/* R (1 or 2) activation rows already widened to int16 (row r at a16 + r * lda16) against
- * weight row j, into v[r]: the same integers, the same float steps in the same order as
- * q8_tile_avx2(R, 1, ...) (its bits), without the two vpmovzxbw per row and step that widen
- * the activations again for every weight row. Zen 1, `vpmaddwd` on one pipe, one row:
- * 2048 x 512 channel in cache 4.18 -> 3.26 ns per 32 bytes, 32128 x 512 from memory 4.63 ->
- * 3.94 (C harness, old and new alternated, best of 500 / 30). */
-static inline __attribute__((always_inline)) void q8_rows_a16_avx2(int R, const int16_t *a16, size_t lda16,
-                                                                   const ck_q8_rows *a, const ck_q8_weight *w,
-                                                                   size_t j, float v[2], int grouped, int f16) {
-    const size_t k = w->k, k32 = k / 32 * 32;
-    const int8_t *q = w->q + j * w->ldq;
-    const float *sa[2] = {a->scale, a->scale + a->lds};
-    __m256 f[2];
-    CK_UNROLL_FULL
-    for (int r = 0; r < R; r++) f[r] = _mm256_setzero_ps();
-    for (size_t p = 0, g = 0; p < k32; p += 32, g++) {
-        _mm_prefetch((const char *)(q + p + Q8_PREFETCH), _MM_HINT_T0);
-        const __m256i wl = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + p)));
-        const __m256i wh = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + p + 16)));
-        const size_t sidx = j * w->lds + g;
-        const float sw = !grouped ? 1.0f
-                         : f16    ? _cvtsh_ss(((const uint16_t *)w->scales)[sidx])
-                                  : ((const float *)w->scales)[sidx];
-        CK_UNROLL_FULL
-        for (int r = 0; r < R; r++) {
-            const int16_t *ar = a16 + (size_t)r * lda16;
-            const __m256i d = _mm256_add_epi32(_mm256_madd_epi16(_mm256_load_si256((const __m256i *)(ar + p)), wl),
-                                               _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(ar + p + 16)), wh));
-            const __m256 s = _mm256_set1_ps(grouped ? sa[r][g] * sw : sa[r][g]);
-            f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, f[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        float t = q8_hsum_ps(f[r]);
-        if (k32 < k) { /* the last, partial group */
-            const int16_t *ar = a16 + (size_t)r * lda16;
-            int32_t d = 0;
-            for (size_t p = k32; p < k; p++) d += (int32_t)ar[p] * (int32_t)q[p];
-            const float s = sa[r][k32 / 32];
-            t += (float)d * (grouped ? s * ck_q8_scale(w, j, k32 / 32) : s);
-        }
-        v[r] = grouped ? t : t * ck_q8_scale(w, j, 0);
-    }
-}
-
 /* int16 values the small GEMV widens on the stack (16 KiB): one row of up to 8192 inputs or
  * two of up to 4096; longer rows take the tile. */
 #define Q8_A16_MAX 8192
 
+/* Every weight row against R rows already widened to int16 (a16, row stride lda16): the
+ * tile on them, then the offsets' share and the bias as the driver's strip adds them (the
+ * same bits as the strip on a's bytes). */
+typedef float (*q8_offsets_fn)(const float *, const float *, const float *, size_t);
+static inline __attribute__((always_inline)) void q8_rows_a16_avx2(int R, const int16_t *a16, size_t lda16,
+                                                                   const ck_q8_rows *a, const ck_q8_weight *w,
+                                                                   const float *bias, float *c, size_t ldc,
+                                                                   q8_offsets_fn offsets, int grouped, int f16) {
+    const size_t G = (w->k + 31) / 32;
+    for (size_t j = 0; j < w->n; j++) {
+        float out[4][4];
+        q8_tile_avx2(R, 1, a, 0, w, j, out, grouped, f16, a16, lda16);
+        for (int r = 0; r < R; r++) {
+            const float o = offsets(a->offset + (size_t)r * a->lds, a->scale + (size_t)r * a->lds, w->gsum + j * w->ldg, G);
+            c[(size_t)r * ldc + j] = ck_q8_finish(out[r][0] + o, bias, j);
+        }
+    }
+}
+
 /* The GEMV of one or two rows (Q8_GEMV_SMALL of q8_driver.h): the rows of a widened to int16
  * once, then every weight row against them. Returns 0 (nothing done) when m > 2 or the rows
- * do not fit Q8_A16_MAX. */
+ * do not fit Q8_A16_MAX. Zen 1 (`vpmaddwd` on one pipe), C harness, old and new alternated,
+ * ns per 32-byte step of the weight: one row 2048 x 512 channel in cache 4.18 -> 3.26, 32128
+ * x 512 from memory 4.63 -> 3.94; two rows 6.9 -> 5.5 and 7.2 -> 5.8. */
 static int q8_gemv_small_avx2(size_t m, const ck_q8_rows *a, const ck_q8_weight *w, const float *bias,
-                              float *c, size_t ldc,
-                              float (*offsets)(const float *, const float *, const float *, size_t)) {
-    const size_t k = w->k, G = (k + 31) / 32, lda16 = (k + 15) / 16 * 16;
+                              float *c, size_t ldc, q8_offsets_fn offsets) {
+    const size_t k = w->k, lda16 = (k + 15) / 16 * 16;
     if (m < 1 || m > 2 || m * lda16 > Q8_A16_MAX) return 0;
     int16_t a16[Q8_A16_MAX] __attribute__((aligned(32)));
     for (size_t r = 0; r < m; r++)
         for (size_t p = 0; p < k; p++) a16[r * lda16 + p] = (int16_t)a->q[r * a->ldq + p];
-#define Q8_ROWS_A16(R, GROUPED, F16)                                                               \
-    for (size_t j = 0; j < w->n; j++) {                                                            \
-        float v[2];                                                                                \
-        q8_rows_a16_avx2(R, a16, lda16, a, w, j, v, GROUPED, F16);                                 \
-        for (int r = 0; r < R; r++) {                                                              \
-            const float o = offsets(a->offset + (size_t)r * a->lds, a->scale + (size_t)r * a->lds, \
-                                    w->gsum + j * w->ldg, G);                                      \
-            c[(size_t)r * ldc + j] = ck_q8_finish(v[r] + o, bias, j);                              \
-        }                                                                                          \
-    }
-#define Q8_ROWS_A16_R(R)                                                                           \
+    /* The weight's scale layout chosen once per call, so each loop over the rows has it as
+     * a constant (chosen per weight row, the path ran ~5% slower). */
+#define Q8_ROWS_A16(R)                                                                             \
     do {                                                                                           \
         if (!w->group)                                                                             \
-            Q8_ROWS_A16(R, 0, 0)                                                                   \
+            q8_rows_a16_avx2(R, a16, lda16, a, w, bias, c, ldc, offsets, 0, 0);                    \
         else if (w->scales_f16)                                                                    \
-            Q8_ROWS_A16(R, 1, 1)                                                                   \
+            q8_rows_a16_avx2(R, a16, lda16, a, w, bias, c, ldc, offsets, 1, 1);                    \
         else                                                                                       \
-            Q8_ROWS_A16(R, 1, 0)                                                                   \
+            q8_rows_a16_avx2(R, a16, lda16, a, w, bias, c, ldc, offsets, 1, 0);                    \
     } while (0)
     if (m == 1)
-        Q8_ROWS_A16_R(1);
+        Q8_ROWS_A16(1);
     else
-        Q8_ROWS_A16_R(2);
-#undef Q8_ROWS_A16_R
+        Q8_ROWS_A16(2);
 #undef Q8_ROWS_A16
     return 1;
 }
 
-#define Q8_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_avx2, R, C, a, i0, w, j0, out)
+/* The tile on a's bytes, as CK_Q8_TILE_BY_LAYOUT calls it (grouped, f16 appended). */
+#define q8_tile_avx2_bytes(R, C, a, i0, w, j0, out, grouped, f16)                                  \
+    q8_tile_avx2(R, C, a, i0, w, j0, out, grouped, f16, NULL, 0)
+#define Q8_TILE(R, C, a, i0, w, j0, out) CK_Q8_TILE_BY_LAYOUT(q8_tile_avx2_bytes, R, C, a, i0, w, j0, out)
 #define Q8_GEMV_SMALL q8_gemv_small_avx2
 #define Q8_NAME(x) q8_##x##__avx2
 #define Q8_GEMV ck_q8_gemv__avx2
