@@ -485,25 +485,29 @@ void ck_q8_to_blocked(size_t m, size_t k, const void *src, size_t lds, void *dst
 /** Bytes ahead of the current step the AVX-512 VNNI blocked kernels prefetch each weight row
  * (0: no software prefetch, the hardware prefetcher alone; scales per 32 inputs are
  * prefetched a quarter of that ahead): ATTEND_Q8_PREFETCH when set to 0 ... 16384
- * (rounded down to a multiple of 64), else 2048 on AMD family 1Ah (Zen 5) and later, else 0.
- * Measured on Zen 5, one thread, over a t5-small-shaped decoding step's int8-group32 weights
+ * (rounded down to a multiple of 64), else 2048 on AMD family 1Ah (Zen 5) and later and on
+ * Intel Xeon Sapphire / Emerald Rapids (family 6, models 8Fh and CFh), else 0. Measured on Zen 5, one thread, over a t5-small-shaped decoding step's int8-group32 weights
  * (37 products, 38 MB, larger than L3; medians of 5, three interleaved rounds): none
  * 0.91-1.10 ms, weights 2 KiB ahead 0.85-0.88, weights 2 KiB and scales 512 B ahead
  * 0.81-0.85; the bench's t5-small decode (1 thread, two interleaved runs) int8-group32
  * 2.64-3.02 ms/token without, 1.67-1.81 with both; per channel 1.25-1.53 without and
  * 1.46-1.65 with in such runs, but 2.32-2.44 without in a build whose code differed only in
  * how the (untaken) prefetch was compiled out, and 1.36-1.65 with in every build. On Zen 4 a weight prefetch cost 20-30% over repeated weights of one shape (the
- * decoding sequence not measured there). Read once, then cached. */
+ * decoding sequence not measured there). On Emerald Rapids (Xeon, family 6 model CFh, 2 vCPUs;
+ * `bench --only gemv --threads 2` from memory, 0 / 2 / 4 KiB alternated, 2 rounds) the int8
+ * rows read at 89-107% of the probed bandwidth without, 103-128% with 2 KiB, 101-139% with 4
+ * KiB. Read once, then cached. */
 int ck_q8_blocked_prefetch_bytes(void);
 
 /** Bytes ahead ck_w16_gemv prefetches a 16-bit weight's rows of up to 8192 values in
  * software (0: none, the hardware prefetcher alone): ATTEND_W16_PREFETCH when set to 0 ...
  * 16384 (rounded down to a multiple of 64), else 8192 on AMD family 1Ah (Zen 5) and later,
- * 1024 on Zen 3 and on Zen / Zen+ (family 17h, models below 30h), else 0. Measured on Zen 5, one thread, over the BF16 weights of one decoding
+ * 4096 on Intel Xeon Sapphire / Emerald Rapids (family 6, models 8Fh and CFh), 1024 on Zen 3
+ * and on Zen / Zen+ (family 17h, models below 30h), else 0. Measured on Zen 5, one thread, over the BF16 weights of one decoding
  * step (best of 7): t5-small's shape 38.7-39.0 GB/s without, 47.1-49.1 with 8 KiB (4 KiB:
  * 42-44); GPT-2 small's 36.4-37.3 vs 40.9-41.7; TinyLlama's 36.0 (3 layers) vs 39.3-39.6. A
  * float32 weight's stream gained nothing (t5-small 45 GB/s either way, TinyLlama 38-42
- * without, 34-37 with 2 KiB), so ck_f32_gemv does not prefetch. On Zen 3 (EPYC 7xx3, 1 and 2
+ * without, 34-37 with 2 KiB), so ck_f32_gemv does not prefetch there. On Zen 3 (EPYC 7xx3, 1 and 2
  * threads, `bench --only gemv` from memory, BF16 and F16, runs alternated): 1 KiB ahead read
  * at 88-112% of the probed bandwidth against 78-103% without (t5-small FFN 2048 x 512 BF16, 1
  * thread, 1.75-1.88x float32's speed against 1.63-1.67x; TinyLlama's 5632 x 2048 1.83-1.98x
@@ -514,8 +518,25 @@ int ck_q8_blocked_prefetch_bytes(void);
  * 3 rounds): t5-small BF16 decode 1.57-1.60x float32's speed -> 1.89-1.99x on 1 thread,
  * 1.58-1.70x -> 1.82-1.88x on 2; GPT-2 small's 1.68-1.70x -> 1.84-2.20x on 1 thread; `bench
  * --only gemv`, 2 and 4 KiB read like 1 KiB. A float32 weight's stream: no difference at 1 or
- * 2 KiB on Zen 1 either. Not measured on Zen 2 or Zen 4. Read once, then cached. */
+ * 2 KiB on Zen 1 either. On Emerald Rapids (Xeon, family 6 model CFh, 2 vCPUs, one thread,
+ * BF16 and float32 weights of one shape alternated over 100 copies): 3072 x 768 BF16 read at
+ * 0.63-0.64 of float32's bytes per second without, 0.83 with 1 KiB, 0.87-0.97 with 2, 0.91-1.00
+ * with 4 and 8; 2048 x 5632 0.64-0.65 without, 0.93-1.03 with 4 KiB; `bench --only gemv
+ * --threads 2` from memory (0 and 4 KiB for both kinds alternated, 2 rounds): F16 / BF16
+ * 1.26-1.59x float32's speed -> 1.51-2.11x (most 1.8-1.9x). Not measured on Zen 2 or Zen 4.
+ * Read once, then cached. */
 int ck_w16_gemv_prefetch_bytes(void);
+
+/** Bytes ahead ck_f32_gemv / ck_f32_gemv_rows prefetch a float32 weight's rows of up to 8192
+ * values in software (0: none, the hardware prefetcher alone): ATTEND_F32_PREFETCH when set to
+ * 0 ... 16384 (rounded down to a multiple of 64), else 4096 on Intel Xeon Sapphire / Emerald
+ * Rapids (family 6, models 8Fh and CFh), else 0 (the AMD cores measured gained nothing: see
+ * ck_w16_gemv_prefetch_bytes). On Emerald Rapids (model CFh, 2 vCPUs; `bench --only gemv
+ * --threads 2` from memory, 0 and 4 KiB alternated, 2 rounds) float32 rows read at 101-115% of
+ * the probed bandwidth without, 117-134% with 4 KiB; one thread over 100 copies of a 3072 x
+ * 768 weight, 4 KiB read 1.14-1.21x the bytes per second of none, 2048 x 5632 1.06-1.12x (8
+ * KiB about the same). Read once, then cached. */
+int ck_f32_gemv_prefetch_bytes(void);
 
 /** 1 when this table's q8_gemv and q8_gemm have kernels on the blocked layout on this CPU
  * (AVX-512 VNNI), 0 when they take it only through the portable loop. */

@@ -180,8 +180,10 @@ int ck_q8_cpu_has_avx512_vnni(void) { return ck_q8_feature_bits() & 1; }
 /* A prefetch distance in bytes: the environment variable `env` when set to 0 ... 16384
  * (rounded down to a multiple of 64), else `zen5` on AMD family 1Ah (Zen 5) and later, `zen3`
  * on Zen 3 (family 19h, models 00h-0Fh and 20h-5Fh; not Zen 4's 10h-1Fh, 60h-7Fh, A0h-AFh),
- * `zen1` on Zen and Zen+ (family 17h, models 00h-2Fh; not Zen 2's 30h and later), else 0. */
-static int ck_prefetch_detect(const char *env_name, int zen1, int zen3, int zen5) {
+ * `zen1` on Zen and Zen+ (family 17h, models 00h-2Fh; not Zen 2's 30h and later), `xeon` on
+ * Intel Xeon Sapphire Rapids and Emerald Rapids (family 6, models 8Fh and CFh; measured on
+ * CFh, 8Fh has the same cores and mesh), else 0. */
+static int ck_prefetch_detect(const char *env_name, int zen1, int zen3, int zen5, int xeon) {
     const char *env = getenv(env_name);
     if (env && *env) {
         char *end = NULL;
@@ -197,34 +199,44 @@ static int ck_prefetch_detect(const char *env_name, int zen1, int zen3, int zen5
         if (family == 0x19 && (model < 0x10 || (model >= 0x20 && model < 0x60))) return zen3;
         if (family == 0x17 && model < 0x30) return zen1;
     }
+    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u /* "GenuineIntel" */ && __get_cpuid(1, &a, &b, &c, &d)) {
+        const unsigned base = (a >> 8) & 0xf;
+        const unsigned model = ((a >> 4) & 0xf) | ((base == 0x6 || base == 0xf) ? ((a >> 16) & 0xf) << 4 : 0);
+        if (base == 0x6 && (model == 0x8f || model == 0xcf)) return xeon; /* Sapphire / Emerald Rapids */
+    }
 #else
     (void)zen1;
     (void)zen3;
     (void)zen5;
+    (void)xeon;
 #endif
     return 0;
 }
 
 /* ck_prefetch_detect's answer, read once into `cell` (-1: not yet) and then cached. */
 static int ck_prefetch_cached(atomic_int *cell, const char *env_name, int zen1, int zen3,
-                              int zen5) {
+                              int zen5, int xeon) {
     int v = atomic_load_explicit(cell, memory_order_relaxed);
     if (v < 0) {
-        v = ck_prefetch_detect(env_name, zen1, zen3, zen5);
+        v = ck_prefetch_detect(env_name, zen1, zen3, zen5, xeon);
         atomic_store_explicit(cell, v, memory_order_relaxed);
     }
     return v;
 }
 
-static atomic_int ck_q8_prefetch = -1, ck_w16_prefetch = -1;
+static atomic_int ck_q8_prefetch = -1, ck_w16_prefetch = -1, ck_f32_prefetch = -1;
 
 int ck_q8_blocked_prefetch_bytes(void) {
-    return ck_prefetch_cached(&ck_q8_prefetch, "ATTEND_Q8_PREFETCH", 0, 0, 2048);
+    return ck_prefetch_cached(&ck_q8_prefetch, "ATTEND_Q8_PREFETCH", 0, 0, 2048, 2048);
 }
 
 /* (The 16-bit GEMV's distance lives here, beside the int8 one, for the shared detection.) */
 int ck_w16_gemv_prefetch_bytes(void) {
-    return ck_prefetch_cached(&ck_w16_prefetch, "ATTEND_W16_PREFETCH", 1024, 1024, 8192);
+    return ck_prefetch_cached(&ck_w16_prefetch, "ATTEND_W16_PREFETCH", 1024, 1024, 8192, 4096);
+}
+
+int ck_f32_gemv_prefetch_bytes(void) {
+    return ck_prefetch_cached(&ck_f32_prefetch, "ATTEND_F32_PREFETCH", 0, 0, 0, 4096);
 }
 
 int ck_q8_cpu_has_dotprod(void) { return (ck_q8_feature_bits() >> 1) & 1; }

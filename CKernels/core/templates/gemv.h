@@ -156,15 +156,16 @@ CK_FN(ck_gemv_long_rows)(const int kind, const int R, const int V, size_t k, flo
  * y_r = alpha * W x_r + beta * y_r for `rows` rows of x against a weight of kind `kind`.
  * Short rows (k <= short_k) go weight row by weight row, each read from memory once (one
  * sequential stream the prefetcher follows) and from L1 by the row groups after the first;
- * long rows four weight rows at a time. A 16-bit weight's short rows are also prefetched in
- * software ck_w16_gemv_prefetch_bytes() ahead (0: not).
+ * long rows four weight rows at a time. Short rows are also prefetched in software,
+ * ck_f32_gemv_prefetch_bytes() (float32) or ck_w16_gemv_prefetch_bytes() (16-bit) ahead
+ * (0: not).
  */
 static inline __attribute__((always_inline)) void
 CK_FN(ck_gemv_rows_body)(const int kind, const size_t short_k, size_t rows, size_t n, size_t k,
                          float alpha, const float *x, size_t ldx, const void *w, size_t ldw,
                          float beta, float *y, size_t ldy) {
     size_t j = 0;
-    const size_t pf = kind == CK_GEMV_F32 ? 0 : (size_t)ck_w16_gemv_prefetch_bytes();
+    const size_t pf = (size_t)(kind == CK_GEMV_F32 ? ck_f32_gemv_prefetch_bytes() : ck_w16_gemv_prefetch_bytes());
     if (k <= short_k) {
         for (; j < n; j++)
             for (size_t r0 = 0; r0 < rows; r0 += CK_GEMV_GROUP) {
