@@ -125,38 +125,74 @@ final class BandwidthProbe {
     }
 }
 
-/// A run's bytes per second as shares of the bandwidth probed around each of its rounds
-/// (``BandwidthProbe/around(threads:_:)``): median and range over the rounds.
-struct BandwidthShares {
+/// An FMA-peak probe to time beside a measured run, as ``BandwidthProbe`` is for bandwidth.
+/// On these shared virtual machines the clock moves with the host's load (Intel Xeon, 2
+/// vCPUs: the same packed GEMM ran at 100 and at 160 GFLOP/s minutes apart, the FMA peak
+/// with it), so a run's share of a peak measured once at the start of the bench is off by as
+/// much; against a peak measured in the same moments it means something. Each read: the
+/// variant's FMA loop on `threads` threads, best of 3 trials of ~10 ms.
+struct PeakProbe {
+    let variant: KernelVariant
+
+    /// GFLOP/s of the FMA loop on `threads` threads.
+    func read(threads: Int) -> Double {
+        do { return try variant.measureFMAPeak(threads: threads, seconds: 0.01, trials: 3) } catch { fatalError("bench: \(error)") }
+    }
+
+    /// Runs `body` between two peak reads; returns its result and the mean of the two reads.
+    func around<T>(threads: Int, _ body: () -> T) -> (T, gflops: Double) {
+        let before = read(threads: threads)
+        let result = body()
+        return (result, (before + read(threads: threads)) / 2)
+    }
+}
+
+/// A run's rate as shares of a ceiling probed around each of its rounds (memory bandwidth by
+/// ``BandwidthProbe/around(threads:_:)``, FMA peak by ``PeakProbe/around(threads:_:)``):
+/// median and range over the rounds.
+struct ProbedShares {
+    /// The JSON fields' prefix: "bandwidth" gives bandwidth_gbs, bandwidth_share, ...
+    var key = "bandwidth"
+    /// The probe's unit in the JSON field names ("gbs", "gflops").
+    var unit = "gbs"
     private(set) var shares: [Double] = [], probes: [Double] = []
 
-    /// One round: `gbs` read by the run, `probe` the bandwidth read around it.
-    mutating func add(gbs: Double, probe: Double) {
-        shares.append(gbs / probe)
+    /// One round: `rate` reached by the run, `probe` the ceiling read around it (same unit).
+    mutating func add(_ rate: Double, probe: Double) {
+        shares.append(rate / probe)
         probes.append(probe)
     }
 
-    /// " 85% (80-88)": the median share and its range, in percent, padded to the width of the
-    /// column header "% bandwidth (range)".
-    var text: String {
+    /// One round of bytes per second: `gbs` read by the run, `probe` the bandwidth read around it.
+    mutating func add(gbs: Double, probe: Double) { add(gbs, probe: probe) }
+
+    /// " 85% (80-88)": the median share and its range, in percent, padded to `width` (the
+    /// width of the column header "% bandwidth (range)" by default).
+    func text(width: Int = 19) -> String {
         let t = shares.isEmpty ? "n/a" : String(format: "%3.0f%% (%.0f-%.0f)", median(shares) * 100, shares.min()! * 100, shares.max()! * 100)
-        return t.padding(toLength: max(t.count, 19), withPad: " ", startingAt: 0)
+        return t.padding(toLength: max(t.count, width), withPad: " ", startingAt: 0)
     }
 
-    /// The JSON fields: median probe GB/s, median share, its range.
+    /// " 85% (80-88)" padded to the width of "% bandwidth (range)".
+    var text: String { text() }
+
+    /// The JSON fields: median probe, median share, its range.
     var fields: [(String, Any)] {
         [
-            ("bandwidth_gbs", probes.isEmpty ? Double.nan : median(probes)), ("bandwidth_share", shares.isEmpty ? Double.nan : median(shares)),
-            ("bandwidth_share_min", shares.min() ?? .nan), ("bandwidth_share_max", shares.max() ?? .nan),
+            ("\(key)_\(unit)", probes.isEmpty ? Double.nan : median(probes)), ("\(key)_share", shares.isEmpty ? Double.nan : median(shares)),
+            ("\(key)_share_min", shares.min() ?? .nan), ("\(key)_share_max", shares.max() ?? .nan),
         ]
     }
 }
+
+/// Shares of the memory read bandwidth probed around each round.
+typealias BandwidthShares = ProbedShares
 
 extension Bench {
     /// Decoder-only models with random weights (GPT-2 small's shape, and TinyLlama's with
     /// `--only lm`; `--lm-model` picks one): a
     /// 512-token prompt in one batched prefill pass (tokens/s and GFLOP/s as a share of the
-    /// FMA peak measured in this run), then greedy decoding one token per step against the
+    /// FMA peak probed around each prefill run: median and range over the runs), then greedy decoding one token per step against the
     /// cache (tokens/s, and the weights read per step per second as a share of the memory read
     /// bandwidth probed around each decoding run: median and range over the runs), on 1 thread
     /// and on `--threads`; then two rows decoding
@@ -168,6 +204,10 @@ extension Bench {
         progress("lm: measuring the memory read bandwidth...")
         let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
         let probe = BandwidthProbe()
+        // The FMA peak read around each prefill (the clock moves on shared hosts); nil for the
+        // portable Swift path, which has no FMA loop: its rows use the start-of-run peak.
+        var peakProbe: PeakProbe? = nil
+        if case .native(let v) = variant { peakProbe = PeakProbe(variant: v) }
         for t in threadCounts {
             let small = memoryReadBandwidth(threads: t, ordinaryPages: true)
             emit(
@@ -190,7 +230,7 @@ extension Bench {
                     "\n\(shape.name)-shaped decoder (d \(shape.d), \(shape.heads) heads / \(shape.kvHeads) KV, d_ff \(shape.ff), \(shape.layers) layers, vocabulary \(shape.vocabulary), random weights, float32): \(promptLength)-token prefill, then \(newTokens) greedy tokens, \(variantName)"
                 )
                 out(
-                    "name                       threads  prefill ms  prefill tok/s  % FMA peak  decode ms/tok  decode tok/s  weights GB/s  % bandwidth (range)"
+                    "name                       threads  prefill ms  prefill tok/s  % FMA peak (range)  decode ms/tok  decode tok/s  weights GB/s  % bandwidth (range)"
                 )
             }
             let weightBytes = Double(shape.decodeWeightFloats) * 4
@@ -202,13 +242,22 @@ extension Bench {
             for t in threadCounts {
                 let compute = benchCompute(threads: t)
                 var prefill: [Double] = [], decode: [Double] = [], shares = BandwidthShares(), batchedShares = BandwidthShares()
+                var peakShares = ProbedShares(key: "prefill_peak", unit: "gflops")
                 let reps = options.quick ? 1 : (shape.gpt2 ? 3 : 2)
                 for rep in 0...reps {  // rep 0 warms up (and packs the weights)
                     progress("lm: \(shape.name), \(t) thread(s), run \(rep)/\(reps)...")
                     var cache = model.makeCache(rows: 1, capacity: promptLength + newTokens + 1)
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    var logits = model.nextTokenLogits(appending: [prompt], to: &cache, compute: compute)
-                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    let prefillRun = { () -> (Tensor, Double) in
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        let l = model.nextTokenLogits(appending: [prompt], to: &cache, compute: compute)
+                        return (l, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                    }
+                    var logits: Tensor, prefillSeconds: Double, probedPeak = Double.nan
+                    if let peakProbe, rep > 0 {
+                        ((logits, prefillSeconds), probedPeak) = peakProbe.around(threads: t, prefillRun)
+                    } else {
+                        (logits, prefillSeconds) = prefillRun()
+                    }
                     let (seconds, probed) = probe.around(threads: t) { () -> Double in
                         let d0 = DispatchTime.now().uptimeNanoseconds
                         for _ in 0..<newTokens {
@@ -219,7 +268,8 @@ extension Bench {
                         return Double(DispatchTime.now().uptimeNanoseconds - d0) * 1e-9
                     }
                     if rep == 0 { continue }
-                    prefill.append(Double(t1 - t0) * 1e-9)
+                    prefill.append(prefillSeconds)
+                    if probedPeak.isFinite { peakShares.add(prefillFlops / prefillSeconds * 1e-9, probe: probedPeak) }
                     decode.append(seconds / Double(newTokens))
                     shares.add(gbs: weightBytes / (seconds / Double(newTokens)) * 1e-9, probe: probed)
                 }
@@ -257,12 +307,13 @@ extension Bench {
                         ("prefill_ms", p * 1e3), ("prefill_tokens_per_s", Double(promptLength) / p), ("prefill_gflops", gflops),
                         ("peak_gflops", peak), ("decode_ms_per_token", dtok * 1e3), ("decode_tokens_per_s", 1 / dtok),
                         ("decode_weight_gbs", gbs), ("bandwidth_1gib_gbs", bandwidth[t]!), ("ms", p * 1e3), ("reps", prefill.count),
-                    ] + shares.fields,
+                    ] + shares.fields + peakShares.fields,
                     row: pad(name, 26)
-                        + String(
-                            format: " %7d %11.1f %14.1f %10.1f%% %14.2f %13.2f %13.1f  %@", t, p * 1e3,
-                            Double(promptLength) / p, peak > 0 ? gflops / peak * 100 : 0, dtok * 1e3, 1 / dtok,
-                            gbs, shares.text))
+                        + String(format: " %7d %11.1f %14.1f  ", t, p * 1e3, Double(promptLength) / p)
+                        + (peakShares.shares.isEmpty
+                            ? String(format: "%3.0f%%", peak > 0 ? gflops / peak * 100 : 0).padding(toLength: 18, withPad: " ", startingAt: 0)
+                            : peakShares.text(width: 18))
+                        + String(format: " %14.2f %13.2f %13.1f  %@", dtok * 1e3, 1 / dtok, gbs, shares.text))
                 let bstep = median(batched), bgbs = weightBytes / bstep * 1e-9
                 emit(
                     [
@@ -270,7 +321,7 @@ extension Bench {
                         ("decode_ms_per_step", bstep * 1e3), ("decode_tokens_per_s", Double(rows) / bstep), ("decode_weight_gbs", bgbs),
                         ("bandwidth_1gib_gbs", bandwidth[t]!), ("ms", bstep * 1e3), ("reps", batched.count),
                     ] + batchedShares.fields,
-                    row: pad("\(name) \(rows) rows", 26) + String(format: " %7d", t) + String(repeating: " ", count: 39)
+                    row: pad("\(name) \(rows) rows", 26) + String(format: " %7d", t) + String(repeating: " ", count: 47)
                         + String(format: " %14.2f %13.2f %13.1f  %@", bstep * 1e3, Double(rows) / bstep, bgbs, batchedShares.text))
             }
             bf16Decode(shape, f32: model, prompt: prompt, newTokens: newTokens, threadCounts: threadCounts, probe: probe)
