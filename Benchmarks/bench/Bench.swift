@@ -246,7 +246,7 @@ struct Bench {
         if !options.gemmSizes.isEmpty { shapes = options.gemmSizes.map { ("gemm \($0)^3", $0, $0, $0) } }
         if !options.json {
             out("\nSGEMM C = A·Bᵀ (B stored [N, K] like a PyTorch weight), float32, \(variantName)")
-            out("name                                 threads        ms    GFLOP/s  % of peak")
+            out("name                                 threads        ms    GFLOP/s  % of peak  % probed")
         }
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
         for (name, m, n, k) in shapes {
@@ -256,8 +256,10 @@ struct Bench {
             for t in threadCounts {
                 let compute = benchCompute(threads: t)
                 let flops = 2.0 * Double(m) * Double(n) * Double(k)
-                let times = measure(warmup: 1, minReps: options.quick ? 2 : 5, minSeconds: options.quick ? 0.2 : 1.0) {
-                    c.gemm(a, b, transposeB: true, compute: compute)
+                let (times, probed) = aroundPeak(threads: t) {
+                    measure(warmup: 1, minReps: options.quick ? 2 : 5, minSeconds: options.quick ? 0.2 : 1.0) {
+                        c.gemm(a, b, transposeB: true, compute: compute)
+                    }
                 }
                 let s = median(times)
                 let gf = flops / s * 1e-9
@@ -265,9 +267,11 @@ struct Bench {
                 emit(
                     [
                         ("name", name), ("variant", variantName), ("threads", t), ("m", m), ("n", n), ("k", k), ("ms", s * 1e3),
-                        ("gflops", gf), ("peak_gflops", peak), ("reps", times.count),
+                        ("gflops", gf), ("peak_gflops", peak), ("probed_peak_gflops", probed), ("probed_peak_share", gf / probed),
+                        ("reps", times.count),
                     ],
-                    row: pad(name, 36) + String(format: " %7d %9.2f %10.1f %9.1f%%", t, s * 1e3, gf, peak > 0 ? gf / peak * 100 : 0))
+                    row: pad(name, 36) + String(format: " %7d %9.2f %10.1f %9.1f%%", t, s * 1e3, gf, peak > 0 ? gf / peak * 100 : 0)
+                        + " " + probedPercent(gf, probed))
             }
         }
     }

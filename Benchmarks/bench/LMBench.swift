@@ -103,25 +103,35 @@ private func memoryReadBandwidth(_ base: UnsafePointer<Float>, count: Int, threa
     return Double(count * 4) / median(times) * 1e-9
 }
 
+/// A ceiling of this machine (read bandwidth, FMA peak) read just before and just after a
+/// measured run, so the run's share of it is taken against the ceiling of the same moments.
+protocol CeilingProbe {
+    /// The ceiling on `threads` threads, in the probe's unit (GB/s, GFLOP/s).
+    func read(threads: Int) -> Double
+}
+
+extension CeilingProbe {
+    /// Runs `body` between two reads of the probe; returns its result and the mean of the two
+    /// reads. Cost: the body plus two reads.
+    func around<T>(threads: Int, _ body: () -> T) -> (T, Double) {
+        let before = read(threads: threads)
+        let result = body()
+        return (result, (before + read(threads: threads)) / 2)
+    }
+}
+
 /// A read-bandwidth probe to time beside a measured run. On these shared virtual machines the
 /// bandwidth two threads get moves between levels seconds apart (Zen 5, 2 vCPUs: ~50 and
 /// ~80 GB/s, with the FMA peak unchanged: where the host places the vCPUs), so a decoding
 /// run's share of "the" bandwidth means something only against a probe read in the same
 /// moments. Sums a 256 MiB buffer allocated as Attend allocates its weights (huge pages, as
 /// the 1 GiB probe), split over the threads: GB/s, the median of 3 passes (~20 ms).
-final class BandwidthProbe {
+final class BandwidthProbe: CeilingProbe {
     private let buffer = Tensor(repeating: 1, shape: [1 << 26])
 
     /// GB/s reading the probe's buffer on `threads` threads.
     func read(threads: Int) -> Double {
         buffer.withUnsafeBufferPointer { memoryReadBandwidth($0.baseAddress!, count: $0.count, threads: threads, warmup: 0, passes: 3) }
-    }
-
-    /// Runs `body` between two probe reads; returns its result and the mean of the two reads.
-    func around<T>(threads: Int, _ body: () -> T) -> (T, gbs: Double) {
-        let before = read(threads: threads)
-        let result = body()
-        return (result, (before + read(threads: threads)) / 2)
     }
 }
 
@@ -131,20 +141,30 @@ final class BandwidthProbe {
 /// with it), so a run's share of a peak measured once at the start of the bench is off by as
 /// much; against a peak measured in the same moments it means something. Each read: the
 /// variant's FMA loop on `threads` threads, best of 3 trials of ~10 ms.
-struct PeakProbe {
+struct PeakProbe: CeilingProbe {
     let variant: KernelVariant
 
     /// GFLOP/s of the FMA loop on `threads` threads.
     func read(threads: Int) -> Double {
         do { return try variant.measureFMAPeak(threads: threads, seconds: 0.01, trials: 3) } catch { fatalError("bench: \(error)") }
     }
+}
 
-    /// Runs `body` between two peak reads; returns its result and the mean of the two reads.
-    func around<T>(threads: Int, _ body: () -> T) -> (T, gflops: Double) {
-        let before = read(threads: threads)
-        let result = body()
-        return (result, (before + read(threads: threads)) / 2)
+extension Bench {
+    /// Runs `body` (a section's whole timed measurement) between two reads of the FMA peak on
+    /// `threads` threads (``PeakProbe``: the variant's FMA loop, best of 3 x 10 ms each) and
+    /// returns its result and the mean of the two reads in GFLOP/s; NaN for the portable Swift
+    /// path, which has no FMA loop. Cost: the body plus ~60 ms.
+    func aroundPeak<T>(threads: Int, _ body: () -> T) -> (T, Double) {
+        guard case .native(let v) = variant else { return (body(), .nan) }
+        return PeakProbe(variant: v).around(threads: threads, body)
     }
+}
+
+/// `gflops` as a percentage of `probed` for a "% probed" column ("n/a" without a probe),
+/// right-aligned in 9 characters.
+func probedPercent(_ gflops: Double, _ probed: Double) -> String {
+    probed.isFinite && probed > 0 ? String(format: "%8.1f%%", gflops / probed * 100) : "      n/a"
 }
 
 /// A run's rate as shares of a ceiling probed around each of its rounds (memory bandwidth by

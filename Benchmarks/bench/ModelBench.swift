@@ -61,7 +61,8 @@ private func baseModel(seed: UInt64) -> TransformerModel {
 extension Bench {
     /// The paper's base encoder (6 layers, d 512, 8 heads, d_ff 2048, post-LN, ReLU, random
     /// weights) on one sequence of `--seq` embedded tokens: latency, tokens/s, GFLOP/s, % of the
-    /// FMA peak and peak resident memory, on 1 thread and on `--threads`.
+    /// FMA peak (read at the start; "% probed": read just before and after the timed runs) and
+    /// peak resident memory, on 1 thread and on `--threads`.
     /// Flops per layer: `8 N d² + 4 N d d_ff` (projections, FFN) `+ 4 N² d` (attention).
     func encoder() {
         let n = options.seq, d = baseDim
@@ -74,7 +75,7 @@ extension Bench {
             out(
                 "\nBase encoder (6 layers, d 512, 8 heads, d_ff 2048, post-LN) on one sequence of \(n) tokens, \(variantName), \(String(format: "%.1f", flops * 1e-9)) GFLOP"
             )
-            out("name                                 threads        ms   tokens/s    GFLOP/s  % of peak")
+            out("name                                 threads        ms   tokens/s    GFLOP/s  % of peak  % probed")
         }
         let big = flops > 100e9
         let threadCounts = options.threads > 1 ? [1, options.threads] : [1]
@@ -82,8 +83,10 @@ extension Bench {
             let name = "encoder base seq \(n)"
             progress("\(name), \(t) thread(s)...")
             let compute = benchCompute(threads: t)
-            let (times, cpu) = measureWithCPU(warmup: 1, minReps: big ? (t == 1 ? 1 : 3) : 3, minSeconds: big ? 0 : 1.0) {
-                _ = encoder(x, compute: compute)
+            let ((times, cpu), probed) = aroundPeak(threads: t) {
+                measureWithCPU(warmup: 1, minReps: big ? (t == 1 ? 1 : 3) : 3, minSeconds: big ? 0 : 1.0) {
+                    _ = encoder(x, compute: compute)
+                }
             }
             let sec = median(times)
             let cpuMS = median(cpu) * 1e3  // process CPU time: robust to other load on 1 thread
@@ -93,12 +96,12 @@ extension Bench {
                 [
                     ("name", name), ("variant", variantName), ("threads", t), ("seq", n), ("layers", baseLayers), ("d_model", d),
                     ("ms", sec * 1e3), ("cpu_ms", cpuMS), ("tokens_per_s", Double(n) / sec), ("gflops", gf), ("peak_gflops", peak),
-                    ("reps", times.count),
+                    ("probed_peak_gflops", probed), ("probed_peak_share", gf / probed), ("reps", times.count),
                 ],
                 row: pad(name, 36)
                     + String(
                         format: " %7d %9.1f %10.0f %10.1f %9.1f%%", t, sec * 1e3, Double(n) / sec, gf,
-                        peak > 0 ? gf / peak * 100 : 0))
+                        peak > 0 ? gf / peak * 100 : 0) + " " + probedPercent(gf, probed))
         }
         let rss = peakResidentMiB()
         let weights = Double(baseLayers * (4 * d * d + 2 * d * baseFF)) * 4 / 1048576
