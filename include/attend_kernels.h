@@ -525,9 +525,10 @@ int ck_q8_blocked_prefetch_bytes(void);
  * --threads 2` from memory (0 and 4 KiB for both kinds alternated, 2 rounds): F16 / BF16
  * 1.26-1.59x float32's speed -> 1.51-2.11x (most 1.8-1.9x). On Zen 4 (EPYC 9xx4, family 19h
  * model 11h, 2 vCPUs; `bench --only gemv --threads 2` from memory, all three distances set
- * alike to 0, 1, 2, 4 and 8 KiB in turn, 3 rounds) every distance read fewer bytes per second
- * than none, for 16-bit, float32 and int8 rows alike (BF16 TinyLlama FFN, 1 thread: 19.6 GB/s
- * without, 11.0-13.8 with), so Zen 4 keeps 0 for all three. Not measured on Zen 2.
+ * alike to 0, 1, 2, 4 and 8 KiB in turn, 3 rounds) 29 of the 30 shape x threads x format rows
+ * read the most bytes per second without prefetch, 16-bit, float32 and int8 alike (BF16
+ * TinyLlama FFN, 1 thread: 19.6 GB/s without, 11.0-13.8 with), so Zen 4 keeps 0 for all three.
+ * Not measured on Zen 2.
  * Read once, then cached. */
 int ck_w16_gemv_prefetch_bytes(void);
 

@@ -168,7 +168,7 @@ func probedPercent(_ gflops: Double, _ probed: Double) -> String {
 }
 
 /// A run's rate as shares of a ceiling probed around each of its rounds (memory bandwidth by
-/// ``BandwidthProbe/around(threads:_:)``, FMA peak by ``PeakProbe/around(threads:_:)``):
+/// ``BandwidthProbe``, FMA peak by ``PeakProbe``, each through ``CeilingProbe/around(threads:_:)``):
 /// median and range over the rounds.
 struct ProbedShares {
     /// The JSON fields' prefix: "bandwidth" gives bandwidth_gbs, bandwidth_share, ...
