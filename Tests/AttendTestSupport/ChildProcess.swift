@@ -47,10 +47,12 @@ public struct ChildResult: Sendable, CustomStringConvertible {
 /// Runs `executable` with `arguments`, standard input from `stdin` (nil: /dev/null), and
 /// waits for it at most `timeout` seconds (then kills it with SIGKILL and reports
 /// `timedOut`). `environment` entries are added to the current environment.
+/// `workingDirectory` (nil: this process's) is the child's current directory, so a child
+/// handed generated relative paths (`--out 3`) writes under it, not into the package.
 /// Throws when the process cannot be started.
 public func runChild(
     _ executable: String, _ arguments: [String], stdin: Data? = nil, timeout: Double = 120,
-    environment: [String: String] = [:]
+    environment: [String: String] = [:], workingDirectory: String? = nil
 ) throws -> ChildResult {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attend-child-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -66,6 +68,15 @@ public func runChild(
     posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : inPath, O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if let workingDirectory {
+        guard let addChdir = spawnAddChdir else {
+            throw NSError(domain: "runChild", code: Int(ENOSYS), userInfo: [NSLocalizedDescriptionKey: "this C library cannot set a spawned child's directory"])
+        }
+        let rc = addChdir(&actions, workingDirectory)
+        guard rc == 0 else {
+            throw NSError(domain: "runChild", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot run in \(workingDirectory): \(String(cString: strerror(rc)))"])
+        }
+    }
 
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
@@ -108,6 +119,18 @@ public func runChild(
         status: signal == 0 ? (status >> 8) & 0xFF : nil, signal: signal == 0 ? nil : signal,
         timedOut: timedOut, stdout: read(outPath), stderr: read(errPath), peakRSSKiB: peakKiB)
 }
+
+/// posix_spawn_file_actions_addchdir_np (glibc 2.29+, macOS 10.15+), looked up at run time:
+/// glibc declares it only under _GNU_SOURCE, which Swift's Glibc module does not set.
+private let spawnAddChdir: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32)? = {
+    #if canImport(Glibc)
+        let defaultHandle: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
+    #else
+        let defaultHandle = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
+    #endif
+    guard let symbol = dlsym(defaultHandle, "posix_spawn_file_actions_addchdir_np") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32).self)
+}()
 
 /// VmHWM of process `pid` in KiB from /proc/PID/status, or nil when it cannot be read (the
 /// process is gone, or it is a zombie whose address space is released).

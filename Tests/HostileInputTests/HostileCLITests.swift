@@ -267,6 +267,20 @@ struct HostileCLITests {
         #expect(!Self.problems(result(0, "", rss: ceiling + 1), ceilingKiB: ceiling).isEmpty)
     }
 
+    @Test("a child runs in the working directory it is given, and a relative file it writes lands there")
+    func childWorkingDirectory() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("attend-cwd-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let r = try runChild("/bin/sh", ["-c", "pwd -P; echo x > written-here"], timeout: 30, workingDirectory: dir.path)
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == dir.resolvingSymlinksInPath().path, "\(r.stdout)")
+        #expect(fm.fileExists(atPath: dir.appendingPathComponent("written-here").path))
+        #expect(!fm.fileExists(atPath: fm.currentDirectoryPath + "/written-here"))
+        #expect(throws: (any Error).self) { try runChild("/bin/sh", ["-c", "true"], workingDirectory: dir.appendingPathComponent("missing").path) }
+    }
+
     @Test("generated hostile command lines and folders: exit 0, 1 or 2, one-line errors, bounded memory")
     func hostileCommandLines() throws {
         let tool = builtProduct("attend", besides: Bundle.module)
@@ -313,10 +327,10 @@ struct HostileCLITests {
         let config = try String(contentsOf: configURL, encoding: .utf8).replacingOccurrences(
             of: "\"max_position_embeddings\": 64", with: "\"max_position_embeddings\": 1")
         try config.write(to: configURL, atomically: true, encoding: .utf8)
-        let one = try runChild(tool, ["generate", "--model", tiny.path, "--ids", "5"], timeout: 60)
+        let one = try runChild(tool, ["generate", "--model", tiny.path, "--ids", "5"], timeout: 60, workingDirectory: scratch.path)
         #expect(one.status == 1 && one.stderr.contains("max_position_embeddings = 1"), "\(one)")
         for (i, args) in regressions.enumerated() {
-            let r = try runChild(tool, args, timeout: 60)
+            let r = try runChild(tool, args, timeout: 60, workingDirectory: scratch.path)
             let wrong = Self.problems(r, ceilingKiB: 1 << 20) + (r.timedOut ? ["did not finish in 60 s"] : [])
             #expect(wrong.isEmpty, "regression \(i): \(wrong.joined(separator: "; ")). \(r)\nattend \(args.joined(separator: " "))")
         }
@@ -334,7 +348,9 @@ struct HostileCLITests {
             let c = try generator.next(index: index)
             // `download` with an id from the pool: the Hub cache only (an empty one), no network.
             let offline = ["HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": scratch.appendingPathComponent("hub").path, "HF_ENDPOINT": "http://127.0.0.1:9"]
-            let r = try runChild(tool, c.arguments, stdin: c.stdin, timeout: timeout, environment: offline)
+            // In the scratch folder: generated relative paths (`--out 3`) are written there, not
+            // into the package.
+            let r = try runChild(tool, c.arguments, stdin: c.stdin, timeout: timeout, environment: offline, workingDirectory: scratch.path)
             if r.timedOut { timedOut += 1 }
             if let s = r.status { statuses[s, default: 0] += 1 }
             worstRSS = max(worstRSS, r.peakRSSKiB)
