@@ -224,10 +224,6 @@ extension Bench {
         progress("lm: measuring the memory read bandwidth...")
         let bandwidth = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, memoryReadBandwidth(threads: $0)) })
         let probe = BandwidthProbe()
-        // The FMA peak read around each prefill (the clock moves on shared hosts); nil for the
-        // portable Swift path, which has no FMA loop: its rows use the start-of-run peak.
-        var peakProbe: PeakProbe? = nil
-        if case .native(let v) = variant { peakProbe = PeakProbe(variant: v) }
         for t in threadCounts {
             let small = memoryReadBandwidth(threads: t, ordinaryPages: true)
             emit(
@@ -273,8 +269,10 @@ extension Bench {
                         return (l, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
                     }
                     var logits: Tensor, prefillSeconds: Double, probedPeak = Double.nan
-                    if let peakProbe, rep > 0 {
-                        ((logits, prefillSeconds), probedPeak) = peakProbe.around(threads: t, prefillRun)
+                    // The FMA peak read around each timed prefill (the clock moves on shared
+                    // hosts); NaN on the portable Swift path, whose rows use the start-of-run peak.
+                    if rep > 0 {
+                        ((logits, prefillSeconds), probedPeak) = aroundPeak(threads: t, prefillRun)
                     } else {
                         (logits, prefillSeconds) = prefillRun()
                     }

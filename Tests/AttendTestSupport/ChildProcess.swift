@@ -122,14 +122,15 @@ public func runChild(
 
 /// posix_spawn_file_actions_addchdir_np (glibc 2.29+, macOS 10.15+), looked up at run time:
 /// glibc declares it only under _GNU_SOURCE, which Swift's Glibc module does not set.
-private let spawnAddChdir: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32)? = {
+private typealias SpawnAddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+private let spawnAddChdir: SpawnAddChdir? = {
     #if canImport(Glibc)
         let defaultHandle: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
     #else
         let defaultHandle = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
     #endif
     guard let symbol = dlsym(defaultHandle, "posix_spawn_file_actions_addchdir_np") else { return nil }
-    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32).self)
+    return unsafeBitCast(symbol, to: SpawnAddChdir.self)
 }()
 
 /// VmHWM of process `pid` in KiB from /proc/PID/status, or nil when it cannot be read (the
