@@ -180,7 +180,9 @@ static inline __attribute__((always_inline)) void CK_FN(ck_vexp_table8_parts)(CK
     const CK_VEC magic = CK_VSPLAT(1572864.0f); /* 1.5 * 2^20 */
     const CK_VEC t = CK_VFMA2(xc, CK_VSPLAT(1.44269504088896341f), magic);
     const CK_VEC k8 = t - magic;
-    *q = (((CK_IVEC)t) - (CK_IVEC)magic) >> 3;
+    /* (t - magic) >> 3 with no 32-bit overflow for any t (magic's low 3 bits are 0): t may
+     * be anything when ck_vexp_nonpos passes an unclamped x. */
+    *q = (((CK_IVEC)t) >> 3) - (((CK_IVEC)magic) >> 3);
     CK_VEC r = CK_VFMA2(k8, CK_VSPLAT(-0.693359375f), xc);
     r = CK_VFMA2(k8, CK_VSPLAT(2.12194440e-4f), r);
     CK_VEC c = CK_VFMA2(r, CK_VSPLAT(0.0416666679f), CK_VSPLAT(0.16666667163f));
@@ -225,12 +227,17 @@ static inline __attribute__((always_inline)) CK_VEC CK_FN(ck_vexp_nonpos_n)(CK_V
     return CK_FN(ck_vexp_table)(x, 0);
 #elif defined(CK_VPERM8)
     (void)short_poly;
-    const CK_VEC lo = CK_VSPLAT(-87.0f);
-    const CK_IVEC tiny = x < lo;
+    /* x goes in unclamped: the lanes below -87 (and -inf) come out of the table exp as
+     * anything, NaN included, and are zeroed by the mask below; every other lane, NaN
+     * included, is computed exactly as from a clamped x. One instruction fewer: the row
+     * softmax 4% faster in cache on Zen 3, whose exp loop is bound by its instruction count
+     * (unrolling it with two sums gained nothing; each multiply-add removed ~0.4 cycle). */
+    const CK_IVEC tiny = x < CK_VSPLAT(-87.0f);
     CK_IVEC k;
     CK_VEC tj, em1;
-    CK_FN(ck_vexp_table8_parts)(CK_VSELECT(tiny, lo, x), &k, &tj, &em1);
-    /* 2^k T_j by adding k to T_j's exponent (T_j in [1, 2), k >= -126: a normal float), an
+    CK_FN(ck_vexp_table8_parts)(x, &k, &tj, &em1);
+    /* 2^k T_j by adding k to T_j's exponent (T_j in [1, 2), k >= -126 in every lane the
+     * mask keeps: a normal float; vector integer arithmetic wraps in the others), an
      * integer add where the float multiply by 2^k competed with the multiply-adds (1.53 vs
      * 1.63 ns a vector in cache on Zen 5). */
     const CK_VEC tk = (CK_VEC)((CK_IVEC)tj + (k << 23));
