@@ -33,9 +33,11 @@ The comparisons (shapes as bench measures them; the peer scripts next to this on
   train      one training step (forward, backward, AdamW) of the base encoder on [8, 512, 512]
              and of BERT-mini's MLM on [8, 128]: `bench --only train` against PyTorch
              (torch_train_step.py, one process per model and thread count).
-  lm         a GPT-2-small-shaped decoder with random weights: 512-token prefill, then 32
-             greedy tokens (time per token): `bench --only lm --lm-model gpt2-small` against
-             transformers on PyTorch (hf_lm_generate.py).
+  lm         decoder-only models of --lm-models' shapes (default gpt2-small; tinyllama:
+             TinyLlama's shape, ~5 minutes a round on 2 cores) with random weights: 512-token
+             prefill, then 32 greedy tokens (time per token): `bench --only lm --lm-model M`
+             against transformers on PyTorch (hf_lm_generate.py --model M), one comparison per
+             model.
 
 The peers run in a virtual environment this script makes (python3 -m venv; default
 .build/compare-venv under the package root) and fills with pip (numpy, onnx, onnxruntime,
@@ -67,6 +69,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 # Where the peer scripts are (the self-test points this at fakes).
 SCRIPTS = HERE
 SECTIONS = ["gemm", "encoder", "attention", "minilm", "train", "lm"]
+LM_MODELS = ["gpt2-small", "tinyllama"]  # the shapes both bench --lm-model and hf_lm_generate.py know
 # What each comparison's peer imports, and the pip package that provides it.
 NEEDS = {
     "gemm": ["numpy"],
@@ -118,6 +121,17 @@ def section_list(text):
     return [s for s in SECTIONS if s in names]  # run in the documented order
 
 
+def lm_model_list(text):
+    """"gpt2-small,tinyllama" -> the names, each one of LM_MODELS, distinct, in the order given."""
+    names = [s.strip() for s in text.split(",")]
+    for n in names:
+        if n not in LM_MODELS:
+            raise argparse.ArgumentTypeError(f"'{n}' is not one of {', '.join(LM_MODELS)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"lists a model twice: '{text}'")
+    return names
+
+
 def parser():
     ap = argparse.ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -134,6 +148,8 @@ def parser():
     ap.add_argument("--encoder-seqs", type=int_list, default=[512, 4096], metavar="N[,N...]",
                     help="base encoder sequence lengths (default 512,4096)")
     ap.add_argument("--attention-seq", type=positive_int, default=4096, metavar="N", help="attention sequence length (default 4096)")
+    ap.add_argument("--lm-models", type=lm_model_list, default=["gpt2-small"], metavar="M[,M...]",
+                    help=f"decoder shapes for the lm comparison: {','.join(LM_MODELS)} (default gpt2-small)")
     venv = ap.add_mutually_exclusive_group()
     venv.add_argument("--no-venv", action="store_true", help="run the peers with this interpreter (packages already installed)")
     venv.add_argument("--venv", metavar="DIR", help="virtual environment for the peers (default: .build/compare-venv)")
@@ -338,26 +354,27 @@ def make_jobs(args, py, work):
                         lambda ts: [([py, script("torch_train_step.py"), "--model", m, "--threads", str(t)], {})
                                     for m in ("base", "bert-mini") for t in ts],
                         ours, peer))
-    if "lm" in args.only:
-        def ours(rows, keep):
+    for model in (args.lm_models if "lm" in args.only else []):
+        def ours(rows, keep, model=model):
             out = {}
-            for t, ms in rows_named(rows, "lm gpt2-small", keep, "prefill_ms").items():
-                out[("gpt2-small prefill 512", t)] = ms
-            for t, ms in rows_named(rows, "lm gpt2-small", keep, "decode_ms_per_token").items():
-                out[("gpt2-small decode, ms/token", t)] = ms
+            for t, ms in rows_named(rows, f"lm {model}", keep, "prefill_ms").items():
+                out[(f"{model} prefill 512", t)] = ms
+            for t, ms in rows_named(rows, f"lm {model}", keep, "decode_ms_per_token").items():
+                out[(f"{model} decode, ms/token", t)] = ms
             return out
 
-        def peer(text):
+        def peer(text, model=model):
             out = {}
             for t, (p, d) in parse_hf_lm(text).items():
-                out[("gpt2-small prefill 512", t)] = p
-                out[("gpt2-small decode, ms/token", t)] = d
+                out[(f"{model} prefill 512", t)] = p
+                out[(f"{model} decode, ms/token", t)] = d
             return out
 
-        jobs.append(Job("lm", "decoder-only LM, GPT-2 small's shape, random weights: 512-token prefill, 32 greedy tokens",
-                        "transformers (PyTorch)", ["--only", "lm", "--lm-model", "gpt2-small"],
-                        lambda ts: [([py, script("hf_lm_generate.py"), "--model", "gpt2-small", "--threads",
-                                      ",".join(map(str, ts))], {})],
+        shape = {"gpt2-small": "GPT-2 small's shape", "tinyllama": "TinyLlama's shape"}[model]
+        jobs.append(Job("lm", f"decoder-only LM, {shape}, random weights: 512-token prefill, 32 greedy tokens",
+                        "transformers (PyTorch)", ["--only", "lm", "--lm-model", model],
+                        lambda ts, model=model: [([py, script("hf_lm_generate.py"), "--model", model, "--threads",
+                                                   ",".join(map(str, ts))], {})],
                         ours, peer))
     return jobs
 
@@ -634,6 +651,8 @@ def self_test():
             a = parse_args([])
             self.assertEqual((a.rounds, a.threads, a.only), (5, [1, 2], SECTIONS))
             self.assertEqual((a.gemm_sizes, a.encoder_seqs, a.attention_seq), ([512, 1024, 2048, 4096], [512, 4096], 4096))
+            self.assertEqual(a.lm_models, ["gpt2-small"])
+            self.assertEqual(parse_args(["--lm-models", "tinyllama, gpt2-small"]).lm_models, ["tinyllama", "gpt2-small"])
             self.assertFalse(a.no_venv)
 
         def test_values(self):
@@ -643,7 +662,7 @@ def self_test():
         def test_refusals(self):
             for bad in (["--rounds", "0"], ["--threads", "1,0"], ["--threads", "x"], ["--threads", "1,1"],
                         ["--only", "gemm,softmax"], ["--no-venv", "--venv", "v"], ["--minilm", "/no/such/folder"],
-                        ["--gemm-sizes", ""]):
+                        ["--gemm-sizes", ""], ["--lm-models", "gpt3"], ["--lm-models", "tinyllama,tinyllama"]):
                 with self.assertRaises(SystemExit, msg=bad) as e:
                     with open(os.devnull, "w") as devnull:
                         stderr, sys.stderr = sys.stderr, devnull
@@ -687,13 +706,38 @@ def self_test():
         """compare.py against a fake bench (Attend: 10 ms per thread count's share) and a fake
         numpy_gemm.py (twice as slow): every ratio is 2."""
 
-        def test_gemm_with_fakes(self):
+        def run_with_fakes(self, bench_body, peers, argv):
+            """Writes a fake bench (`bench_body`, a Python script) and fake peer scripts
+            ({file name: source}) into a scratch folder, runs main(argv) against them with JSON
+            out, asserts it exits 0 and returns the JSON document."""
             global SCRIPTS
             tmp = tempfile.mkdtemp(prefix="compare_selftest_")
             try:
                 bench = os.path.join(tmp, "bench")
                 with open(bench, "w") as f:
-                    f.write(f"#!{sys.executable}\n" + '''import json, sys
+                    f.write(f"#!{sys.executable}\n" + bench_body)
+                os.chmod(bench, 0o755)
+                for name, source in peers.items():
+                    with open(os.path.join(tmp, name), "w") as f:
+                        f.write(source)
+                out_json = os.path.join(tmp, "out.json")
+                saved, SCRIPTS = SCRIPTS, tmp
+                stdout = sys.stdout
+                try:
+                    with open(os.path.join(tmp, "stdout.txt"), "w") as sink:
+                        sys.stdout = sink
+                        rc = main(["--bench", bench, "--no-venv"] + argv +
+                                  ["--json", out_json, "--out", os.path.join(tmp, "logs")])
+                finally:
+                    sys.stdout = stdout
+                    SCRIPTS = saved
+                self.assertEqual(rc, 0, open(os.path.join(tmp, "stdout.txt")).read())
+                return json.load(open(out_json))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        def test_gemm_with_fakes(self):
+            doc = self.run_with_fakes('''import json, sys
 a = sys.argv[1:]
 t = int(a[a.index("--threads") + 1])
 print(json.dumps({"name": "fma peak", "variant": "fake", "threads": 1, "gflops": 100.0, "ms": 0.0}))
@@ -701,39 +745,51 @@ if "--gemm-sizes" in a:
     for n in map(int, a[a.index("--gemm-sizes") + 1].split(",")):
         for th in sorted({1, t}):
             print(json.dumps({"name": f"gemm {n}^3", "threads": th, "m": n, "n": n, "k": n, "ms": n / 10 / th}))
-''')
-                os.chmod(bench, 0o755)
-                with open(os.path.join(tmp, "numpy_gemm.py"), "w") as f:
-                    f.write('''import json, os, sys
+''', {"numpy_gemm.py": '''import json, os, sys
 a = sys.argv[1:]
 t = int(os.environ["OPENBLAS_NUM_THREADS"])
 for n in map(int, a[a.index("--sizes") + 1].split(",")):
     print(json.dumps({"peer": "numpy", "m": n, "n": n, "k": n, "threads": t, "ms_median": 2 * n / 10 / t}))
-''')
-                out_json = os.path.join(tmp, "out.json")
-                saved, SCRIPTS = SCRIPTS, tmp
-                stdout = sys.stdout
-                try:
-                    with open(os.path.join(tmp, "stdout.txt"), "w") as sink:
-                        sys.stdout = sink
-                        rc = main(["--bench", bench, "--no-venv", "--only", "gemm", "--rounds", "2", "--threads", "1,2",
-                                   "--gemm-sizes", "64,128", "--json", out_json, "--out", os.path.join(tmp, "logs")])
-                finally:
-                    sys.stdout = stdout
-                    SCRIPTS = saved
-                self.assertEqual(rc, 0, open(os.path.join(tmp, "stdout.txt")).read())
-                doc = json.load(open(out_json))
-                got = {(c["case"], c["threads"]): c for c in doc["comparisons"]}
-                self.assertEqual(set(got), {(f"SGEMM {n}^3", t) for n in (64, 128) for t in (1, 2)})
-                for (case, t), c in got.items():
-                    self.assertEqual(c["rounds"], 2)
-                    self.assertAlmostEqual(c["ratio_median"], 2.0)
-                    self.assertAlmostEqual(c["attend_ms_median"], int(case.split()[1].split("^")[0]) / 10 / t)
-                    self.assertAlmostEqual(c["peer_ms_median"], 2 * c["attend_ms_median"])
-                self.assertEqual(doc["attend_variant"], "fake")
-                self.assertEqual(doc["problems"], [])
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+'''}, ["--only", "gemm", "--rounds", "2", "--threads", "1,2", "--gemm-sizes", "64,128"])
+            got = {(c["case"], c["threads"]): c for c in doc["comparisons"]}
+            self.assertEqual(set(got), {(f"SGEMM {n}^3", t) for n in (64, 128) for t in (1, 2)})
+            for (case, t), c in got.items():
+                self.assertEqual(c["rounds"], 2)
+                self.assertAlmostEqual(c["ratio_median"], 2.0)
+                self.assertAlmostEqual(c["attend_ms_median"], int(case.split()[1].split("^")[0]) / 10 / t)
+                self.assertAlmostEqual(c["peer_ms_median"], 2 * c["attend_ms_median"])
+            self.assertEqual(doc["attend_variant"], "fake")
+            self.assertEqual(doc["problems"], [])
+
+        def test_lm_models_with_fakes(self):
+            """Both decoder shapes in one run, TinyLlama's ten times slower on both sides:
+            prefill ratios 3, decode 2, each model's cases read from its own rows."""
+            doc = self.run_with_fakes('''import json, sys
+a = sys.argv[1:]
+t = int(a[a.index("--threads") + 1])
+print(json.dumps({"name": "fma peak", "variant": "fake", "threads": 1, "gflops": 100.0, "ms": 0.0}))
+m = a[a.index("--lm-model") + 1] if "--lm-model" in a else None  # None: the --only peak probe
+scale = {"gpt2-small": 1.0, "tinyllama": 10.0}.get(m, 0)
+for th in (sorted({1, t}) if m else []):
+    print(json.dumps({"name": f"lm {m}", "threads": th, "prefill_ms": 100 * scale / th,
+                      "decode_ms_per_token": 10 * scale / th}))
+    print(json.dumps({"name": f"lm {m} 2 rows", "threads": th, "decode_ms_per_token": 1.0}))
+''', {"hf_lm_generate.py": '''import sys
+a = sys.argv[1:]
+scale = {"gpt2-small": 1.0, "tinyllama": 10.0}[a[a.index("--model") + 1]]
+for t in map(int, a[a.index("--threads") + 1].split(",")):
+    p, d = 300 * scale / t, 20 * scale / t
+    print(f"threads {t}: prefill {p:10.1f} ms = {512000 / p:7.1f} tok/s; decode {d:7.2f} ms/token = {1000 / d:6.2f} tok/s")
+'''}, ["--only", "lm", "--lm-models", "gpt2-small,tinyllama", "--rounds", "2", "--threads", "1,2"])
+            got = {(c["case"], c["threads"]): c for c in doc["comparisons"]}
+            cases = {f"{m} {kind}" for m in ("gpt2-small", "tinyllama") for kind in ("prefill 512", "decode, ms/token")}
+            self.assertEqual(set(got), {(c, t) for c in cases for t in (1, 2)})
+            for (case, t), c in got.items():
+                self.assertEqual(c["rounds"], 2)
+                self.assertAlmostEqual(c["ratio_median"], 3.0 if "prefill" in case else 2.0)
+                scale = 10.0 if case.startswith("tinyllama") else 1.0
+                self.assertAlmostEqual(c["attend_ms_median"], (100 if "prefill" in case else 10) * scale / t)
+            self.assertEqual(doc["problems"], [])
 
         def test_missing_peer_side_fails(self):
             global SCRIPTS
