@@ -703,8 +703,9 @@ def self_test():
             self.assertEqual(parse_hf_lm(text), {1: (512.5, 31.25), 2: (300.0, 20.0)})
 
     class EndToEndTests(unittest.TestCase):
-        """compare.py against a fake bench (Attend: 10 ms per thread count's share) and a fake
-        numpy_gemm.py (twice as slow): every ratio is 2."""
+        """compare.py end to end against a fake bench and fake peers: numpy_gemm.py twice as
+        slow as the fake SGEMM rows (every ratio 2), hf_lm_generate.py 3x the prefill and 2x the
+        decode of the fake lm rows."""
 
         def run_with_fakes(self, bench_body, peers, argv):
             """Writes a fake bench (`bench_body`, a Python script) and fake peer scripts
