@@ -69,7 +69,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 # Where the peer scripts are (the self-test points this at fakes).
 SCRIPTS = HERE
 SECTIONS = ["gemm", "encoder", "attention", "minilm", "train", "lm"]
-LM_MODELS = ["gpt2-small", "tinyllama"]  # the shapes both bench --lm-model and hf_lm_generate.py know
+# The shapes both bench --lm-model and hf_lm_generate.py know, and how the tables name them.
+LM_MODELS = {"gpt2-small": "GPT-2 small's shape", "tinyllama": "TinyLlama's shape"}
 # What each comparison's peer imports, and the pip package that provides it.
 NEEDS = {
     "gemm": ["numpy"],
@@ -370,8 +371,7 @@ def make_jobs(args, py, work):
                 out[(f"{model} decode, ms/token", t)] = d
             return out
 
-        shape = {"gpt2-small": "GPT-2 small's shape", "tinyllama": "TinyLlama's shape"}[model]
-        jobs.append(Job("lm", f"decoder-only LM, {shape}, random weights: 512-token prefill, 32 greedy tokens",
+        jobs.append(Job("lm", f"decoder-only LM, {LM_MODELS[model]}, random weights: 512-token prefill, 32 greedy tokens",
                         "transformers (PyTorch)", ["--only", "lm", "--lm-model", model],
                         lambda ts, model=model: [([py, script("hf_lm_generate.py"), "--model", model, "--threads",
                                                    ",".join(map(str, ts))], {})],
